@@ -1,0 +1,98 @@
+/*
+ * storage/journal.h: the durable, ordered journal of command entries, with group
+ * commit.
+ *
+ * Every change of state is an entry (opaque bytes here; the server encodes them
+ * as protocol/entry.proto). The lws loop thread proposes entries with
+ * journal_append(); one writer thread takes every pending entry, gives each the
+ * next position, runs the apply function for it into one shared transaction
+ * (store.h), records `applied_pos` in the same batch, and writes the batch with
+ * sync=true: one fsync serves every entry of the batch. Completions go back to
+ * the proposing thread through a queue: the writer calls `wake` (the server
+ * passes a function that calls lws_cancel_service()), and that thread calls
+ * journal_poll(), which runs the `on_done` callbacks.
+ *
+ *   loop thread                         writer thread
+ *   journal_append(entry, on_done) -->  [pending] -> batch: pos, apply, ...
+ *                                       WriteBatch(sync=true)
+ *   journal_poll(): on_done(...)   <--  [done] + wake()
+ *
+ * On a single node the journal keeps no entries beyond their batch: RocksDB's
+ * synced WAL is its durability.
+ */
+#ifndef STORAGE_JOURNAL_H
+#define STORAGE_JOURNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+#include "storage/store.h"
+
+/* The state machine. Runs on the writer thread for one entry at position `pos`
+ * (strictly increasing, starting at 1). It must be a pure function of the store
+ * state seen through `txn`, `pos` and the entry: no clock, no randomness, no I/O
+ * beyond `txn`. It may append bytes for the proposer to `result` (effects to
+ * deliver, the response body). Returns 0 to keep its writes, or a negative status
+ * to reject the entry: the writes it made are rolled back, the position is still
+ * consumed, and on_done receives that status. */
+typedef int (*journal_apply_fn)(void *ctx, struct store_txn *txn, uint64_t pos,
+                                const uint8_t *entry, size_t entry_len, struct buf *result);
+
+/* Runs on the thread that calls journal_poll(). `status` is 0 when the entry was
+ * applied and is durable, the apply function's status when it rejected the entry
+ * (also durable: its position is used), STATUS_UNAVAILABLE when the write was
+ * refused (disk reserve, shutting down) or STATUS_IO when it failed; in the last
+ * two cases nothing of the entry was stored. `result` is borrowed for the call. */
+typedef void (*journal_done_fn)(void *ctx, uint64_t pos, int status, const uint8_t *result,
+                                size_t result_len);
+
+struct journal_config {
+    struct store *store;       /* required, borrowed; outlives the journal */
+    journal_apply_fn apply;    /* required */
+    void *apply_ctx;
+    void (*wake)(void *ctx);   /* called on the writer thread after each batch */
+    void *wake_ctx;
+    size_t max_batch_entries;  /* 0: 256 */
+    size_t max_pending;        /* entries waiting; beyond it append answers
+                                  STATUS_UNAVAILABLE. 0: 65536 */
+};
+
+struct journal_stats {
+    uint64_t batches;
+    uint64_t entries;
+    uint64_t applied_pos;
+    /* Histograms with cumulative counts per upper bound, Prometheus-style. */
+    uint64_t batch_size_buckets[8]; /* <=1, 2, 4, 8, 16, 32, 64, +Inf */
+    uint64_t fsync_us_buckets[10];  /* <=100, 250, 500, 1000, 2500, 5000, 10000, 25000,
+                                       100000 us, +Inf */
+    uint64_t fsync_us_sum;
+};
+
+struct journal;
+
+/* Starts the writer thread. Reads `applied_pos` from the store so positions
+ * continue across restarts. Returns 0 and *out, or STATUS_IO. */
+int journal_open(const struct journal_config *cfg, struct journal **out);
+
+/* Queues a copy of `entry`; `on_done(done_ctx, ...)` runs later from
+ * journal_poll(). Returns 0, or STATUS_UNAVAILABLE (closing, queue full, disk
+ * reserve reached): then on_done is never called. */
+int journal_append(struct journal *j, const uint8_t *entry, size_t entry_len,
+                   journal_done_fn on_done, void *done_ctx);
+
+/* Runs on_done for every completed entry, in position order. Call it from the
+ * proposing thread after `wake`. Returns the number of callbacks run. */
+size_t journal_poll(struct journal *j);
+
+/* The last position written (durable). */
+uint64_t journal_applied_pos(struct journal *j);
+
+void journal_get_stats(struct journal *j, struct journal_stats *out);
+
+/* Stops accepting entries, writes everything already appended, runs the
+ * remaining on_done callbacks on the calling thread, stops the writer and frees
+ * the journal. Accepts NULL. */
+void journal_close(struct journal *j);
+
+#endif

@@ -1,0 +1,124 @@
+/*
+ * storage/store.h: CareChat's RocksDB database, its column families, and the
+ * transaction API through which apply writes.
+ *
+ * One `struct store` per data directory: RocksDB in DIR/db with one column family
+ * per record kind, and the key store (keystore.h) with the master key in the key
+ * directory (DIR/keys by default, another volume in production). Every value is
+ * sealed at rest (seal.h): AES-256-GCM under the data key of the record's owner,
+ * with the column family and the record key as additional data, so a value moved
+ * under another key or into another column family fails to open.
+ *
+ * Keys never contain personal data: they are built from random ids and integers
+ * (keys.h). Lookups by email go through a keyed hash (store_blind_index()).
+ *
+ * Threads: store_open/close on the main thread; reads (store_get, store_scan)
+ * from any thread, usually the lws loop thread; writes only through a
+ * `struct store_txn`, which only the journal's writer thread holds (journal.h).
+ */
+#ifndef STORAGE_STORE_H
+#define STORAGE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+#include "base/rand.h"
+
+/* Column families, one per record kind. The order is part of the on-disk format
+ * only through the names (store_cf_name()); values may be appended. */
+enum store_cf {
+    CF_META = 0,    /* server metadata: applied position, schema version, server id */
+    CF_ACCOUNTS,    /* account id -> account record */
+    CF_EMAIL_INDEX, /* blind index of an email -> account id */
+    CF_DEVICES,     /* account id | device id -> device record and keys */
+    CF_SESSIONS,    /* hash of a session token -> session record */
+    CF_INVITES,     /* hash of an invitation code -> invitation */
+    CF_CONVERSATIONS,
+    CF_MEMBERS,  /* conversation id | account id -> membership */
+    CF_MESSAGES, /* conversation id | seq -> message */
+    CF_INBOXES,  /* device id | position -> delivery entry */
+    CF_RECEIPTS, /* conversation id | message id | account id -> receipt */
+    CF_IDEMPOTENCY, /* account id | client message id -> first result */
+    CF_FILES,       /* file id -> file metadata */
+    CF_CHUNKS,      /* file id | chunk index -> ciphertext chunk (blob files) */
+    CF_OUTBOX,      /* notification jobs */
+    CF_AUDIT,       /* audit index -> hash-chained audit record */
+    CF_COUNT
+};
+
+/* The column family's stable on-disk name ("meta", "accounts", ...). */
+const char *store_cf_name(enum store_cf cf);
+
+struct store_config {
+    const char *data_dir;        /* required: records live in DATA_DIR/db */
+    const char *key_dir;         /* NULL: DATA_DIR/keys */
+    const char *master_key_path; /* NULL: KEY_DIR/master.key, generated on first
+                                    open (mode 0600) with a warning */
+    uint64_t min_free_bytes;     /* writes are refused (STATUS_UNAVAILABLE) while the
+                                    data volume has less free space; 0 disables */
+    size_t cache_bytes;          /* RocksDB block cache; 0 for the default */
+};
+
+struct store;
+
+/* Opens (creating when missing) the database and the key store described by
+ * `cfg`. On success stores the handle in *out (close it with store_close()) and
+ * returns 0; otherwise returns STATUS_IO (unreadable or locked directory, logged
+ * with the reason), STATUS_CORRUPT (a master key that does not open the key
+ * store), or STATUS_BAD_REQUEST (bad configuration). */
+int store_open(const struct store_config *cfg, struct store **out);
+
+/* Flushes and closes everything. Accepts NULL. The caller must have closed the
+ * journal first. */
+void store_close(struct store *s);
+
+/* Reads the value under `key` in `cf` and opens its seal into `out` (replacing
+ * its contents). Returns 0, STATUS_NOT_FOUND, STATUS_CORRUPT (the seal does not
+ * open: tampered, moved, or its data key was destroyed; logged once with the cf
+ * and a key digest), or STATUS_IO. */
+int store_get(struct store *s, enum store_cf cf, const void *key, size_t key_len, struct buf *out);
+
+/* Called by store_scan() for each record in key order; returns true to go on. */
+typedef bool (*store_scan_fn)(void *ctx, const uint8_t *key, size_t key_len,
+                              const uint8_t *value, size_t value_len);
+
+/* Visits, in key order, at most `limit` records of `cf` whose key starts with
+ * `prefix` and is greater than `after` (NULL/0: from the start of the prefix).
+ * Values are opened before the callback sees them. Returns the number visited
+ * (>= 0), or a negative status as store_get(). */
+int store_scan(struct store *s, enum store_cf cf, const void *prefix, size_t prefix_len,
+               const void *after, size_t after_len, size_t limit, store_scan_fn fn, void *ctx);
+
+/* Writes the keyed hash (HMAC-SHA256 under a server secret kept in the key store)
+ * of `data` into out[32]: the "blind index" used to look records up by email
+ * without storing the email in a key. Normalising the input (lower case, trimmed)
+ * is the caller's job. */
+void store_blind_index(struct store *s, const void *data, size_t len, uint8_t out[32]);
+
+/* Bytes of live data in the database (RocksDB's estimate), for /metrics. */
+uint64_t store_size_bytes(struct store *s);
+
+/*
+ * Transactions. A `struct store_txn` is one RocksDB write batch that can read its
+ * own writes. Only the journal's writer thread creates them; apply receives one.
+ */
+struct store_txn;
+
+/* Reads through the transaction: its own earlier writes win over the database.
+ * Same returns as store_get(). */
+int txn_get(struct store_txn *t, enum store_cf cf, const void *key, size_t key_len,
+            struct buf *out);
+
+/* Seals `value` under the data key of `owner` (NULL: the server's own data key;
+ * a patient's records use the patient's id so purge can destroy their key) and
+ * stages it under `key`. The data key is created durably in the key store on
+ * first use. Returns 0 or STATUS_IO. */
+int txn_put(struct store_txn *t, enum store_cf cf, const void *key, size_t key_len,
+            const struct id *owner, const void *value, size_t value_len);
+
+/* Stages a deletion of `key`. Returns 0. */
+int txn_delete(struct store_txn *t, enum store_cf cf, const void *key, size_t key_len);
+
+#endif
