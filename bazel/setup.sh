@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# bazel/setup.sh: installs everything CareChat needs to build, run and test on
+# Debian 12. Idempotent and quick when nothing is missing; safe to run twice.
+# Needs root (or sudo) only when a Debian package is missing.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+
+packages=(
+    bazel-bootstrap build-essential pkg-config
+    libwebsockets-dev libsodium-dev librocksdb-dev
+    libprotobuf-c-dev protobuf-c-compiler
+    libcurl4-openssl-dev libssl-dev openssl libcmocka-dev
+    clang libclang-rt-14-dev
+    ca-certificates
+)
+
+missing=()
+for p in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+        missing+=("$p")
+    fi
+done
+# Node.js (for test peers): any node >= 18 on PATH will do; else Debian's.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    missing+=(nodejs npm)
+fi
+
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]}" >&2
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get update -q
+    $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# npm test peers, pinned by tests/package-lock.json; reinstalled when the lock changes.
+if [ -f "$root/tests/package-lock.json" ]; then
+    stamp="$root/tests/node_modules/.carechat-lock.sha256"
+    want=$(sha256sum "$root/tests/package-lock.json" | cut -d' ' -f1)
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+        echo "setup: npm ci in tests/" >&2
+        (cd "$root/tests" && npm ci --no-audit --no-fund --loglevel=error)
+        echo "$want" >"$stamp"
+    fi
+fi
