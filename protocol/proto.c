@@ -1,0 +1,397 @@
+/*
+ * protocol/proto.c: decoding and encoding of frames and entries with protobuf-c.
+ *
+ * Every decode runs protobuf-c's unpacker with a counting allocator whose budget
+ * is proportional to the input, then walks the unpacked message through its
+ * descriptors (generically: no per-message code) to refuse what protobuf-c lets
+ * through: unknown fields, undefined enum numbers, strings that are not UTF-8 or
+ * hold a NUL, and oversized strings or repeated fields.
+ *
+ * Invariant: every block protobuf-c gets from us carries a header with its size
+ * and a magic number, so frees can be counted and a string's true length (which
+ * protobuf-c's NUL-terminated char * loses) can be read back: protobuf-c 1.4.1
+ * allocates each unpacked string separately with exactly its length plus one.
+ * proto_test.c pins that behaviour (an embedded NUL must be refused).
+ *
+ * Reentrant; no global state. Runs on whichever thread calls it.
+ */
+#include "protocol/proto.h"
+
+#include <stdalign.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/check.h"
+#include "base/status.h"
+
+#define ALLOC_MAGIC 0x70726f746f616c63ull /* "protoalc" */
+
+struct alloc_hdr {
+    size_t size;
+    uint64_t magic;
+};
+
+_Static_assert(sizeof(struct alloc_hdr) % alignof(max_align_t) == 0,
+               "the header keeps blocks aligned for any type");
+
+/* The per-decode budget. `used` counts headers too, so the figure is close to
+ * what the process really pays. */
+struct budget {
+    size_t used;
+    size_t peak;
+    size_t limit;
+    bool refused; /* an allocation was refused: the decode fails with TOO_LARGE */
+};
+
+static void *budget_alloc(void *data, size_t size) {
+    struct budget *b = data;
+    size_t total = size + sizeof(struct alloc_hdr);
+    if (total < size)
+        return NULL;
+    if (b) {
+        if (total > b->limit - b->used) {
+            b->refused = true;
+            return NULL;
+        }
+        b->used += total;
+        if (b->used > b->peak)
+            b->peak = b->used;
+    }
+    struct alloc_hdr *h = xmalloc(total);
+    h->size = size;
+    h->magic = ALLOC_MAGIC;
+    return h + 1;
+}
+
+static void budget_free(void *data, void *ptr) {
+    if (!ptr)
+        return;
+    struct budget *b = data;
+    struct alloc_hdr *h = (struct alloc_hdr *)ptr - 1;
+    CHECK(h->magic == ALLOC_MAGIC);
+    if (b) {
+        CHECK(b->used >= h->size + sizeof(struct alloc_hdr));
+        b->used -= h->size + sizeof(struct alloc_hdr);
+    }
+    h->magic = 0;
+    free(h);
+}
+
+/* Frees messages after the decode that made them; counts nothing. */
+static ProtobufCAllocator free_allocator = {
+    .alloc = budget_alloc,
+    .free = budget_free,
+    .allocator_data = NULL,
+};
+
+/* The size protobuf-c asked for when it allocated `p` (one of our blocks). */
+static size_t block_size(const void *p) {
+    const struct alloc_hdr *h = (const struct alloc_hdr *)p - 1;
+    CHECK(h->magic == ALLOC_MAGIC);
+    return h->size;
+}
+
+static struct proto_limits resolve_limits(const struct proto_limits *lim) {
+    struct proto_limits r = {0};
+    if (lim)
+        r = *lim;
+    if (!r.max_frame_bytes)
+        r.max_frame_bytes = PROTO_DEFAULT_MAX_FRAME;
+    if (!r.max_repeated)
+        r.max_repeated = PROTO_DEFAULT_MAX_REPEATED;
+    if (!r.max_string_bytes)
+        r.max_string_bytes = PROTO_DEFAULT_MAX_STRING;
+    if (!r.memory_factor)
+        r.memory_factor = PROTO_DEFAULT_MEMORY_FACTOR;
+    if (!r.memory_slack)
+        r.memory_slack = PROTO_DEFAULT_MEMORY_SLACK;
+    return r;
+}
+
+/* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above
+ * U+10FFFF. */
+static bool utf8_valid(const uint8_t *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        uint8_t c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t extra;
+        uint32_t cp;
+        uint32_t min;
+        if (c >= 0xc2 && c <= 0xdf) {
+            extra = 1;
+            cp = c & 0x1f;
+            min = 0x80;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            extra = 2;
+            cp = c & 0x0f;
+            min = 0x800;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            extra = 3;
+            cp = c & 0x07;
+            min = 0x10000;
+        } else {
+            return false;
+        }
+        if (n - i - 1 < extra)
+            return false;
+        for (size_t k = 1; k <= extra; k++) {
+            uint8_t cc = s[i + k];
+            if ((cc & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (cc & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        i += extra + 1;
+    }
+    return true;
+}
+
+/* Bytes one element of a repeated field of `type` takes in its array. */
+static size_t element_size(ProtobufCType type) {
+    switch (type) {
+    case PROTOBUF_C_TYPE_INT32:
+    case PROTOBUF_C_TYPE_SINT32:
+    case PROTOBUF_C_TYPE_SFIXED32:
+    case PROTOBUF_C_TYPE_UINT32:
+    case PROTOBUF_C_TYPE_FIXED32:
+        return sizeof(uint32_t);
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_SFIXED64:
+    case PROTOBUF_C_TYPE_UINT64:
+    case PROTOBUF_C_TYPE_FIXED64:
+        return sizeof(uint64_t);
+    case PROTOBUF_C_TYPE_FLOAT:
+        return sizeof(float);
+    case PROTOBUF_C_TYPE_DOUBLE:
+        return sizeof(double);
+    case PROTOBUF_C_TYPE_BOOL:
+        return sizeof(protobuf_c_boolean);
+    case PROTOBUF_C_TYPE_ENUM:
+        return sizeof(int);
+    case PROTOBUF_C_TYPE_STRING:
+        return sizeof(char *);
+    case PROTOBUF_C_TYPE_BYTES:
+        return sizeof(ProtobufCBinaryData);
+    case PROTOBUF_C_TYPE_MESSAGE:
+        return sizeof(ProtobufCMessage *);
+    }
+    CHECK(!"unknown protobuf-c field type");
+    return 0;
+}
+
+static int check_message(const ProtobufCMessage *msg, const struct proto_limits *lim);
+
+static int check_string(const ProtobufCFieldDescriptor *f, const char *s,
+                        const struct proto_limits *lim) {
+    /* Fields absent from the input point at the shared empty default. */
+    if (!s || s == protobuf_c_empty_string || s == f->default_value)
+        return 0;
+    size_t n = block_size(s) - 1;
+    if (n > lim->max_string_bytes)
+        return STATUS_TOO_LARGE;
+    if (memchr(s, '\0', n))
+        return STATUS_BAD_REQUEST;
+    if (!utf8_valid((const uint8_t *)s, n))
+        return STATUS_BAD_REQUEST;
+    return 0;
+}
+
+/* Checks one value of field `f` stored at `elem`. */
+static int check_value(const ProtobufCFieldDescriptor *f, const void *elem,
+                       const struct proto_limits *lim) {
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_ENUM: {
+        int v;
+        memcpy(&v, elem, sizeof v);
+        if (!protobuf_c_enum_descriptor_get_value(f->descriptor, v))
+            return STATUS_BAD_REQUEST;
+        return 0;
+    }
+    case PROTOBUF_C_TYPE_STRING: {
+        const char *s;
+        memcpy(&s, elem, sizeof s);
+        return check_string(f, s, lim);
+    }
+    case PROTOBUF_C_TYPE_MESSAGE: {
+        const ProtobufCMessage *m;
+        memcpy(&m, elem, sizeof m);
+        return m ? check_message(m, lim) : 0;
+    }
+    default:
+        return 0;
+    }
+}
+
+/* The recursive walk. The schema has no recursive messages, so the depth is
+ * bounded by the schema, not by the input. */
+static int check_message(const ProtobufCMessage *msg, const struct proto_limits *lim) {
+    const ProtobufCMessageDescriptor *desc = msg->descriptor;
+    const char *base = (const char *)msg;
+    if (msg->n_unknown_fields > 0)
+        return STATUS_BAD_REQUEST;
+    for (unsigned i = 0; i < desc->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &desc->fields[i];
+        const char *member = base + f->offset;
+        if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+            uint32_t which;
+            memcpy(&which, base + f->quantifier_offset, sizeof which);
+            if (which != f->id)
+                continue;
+        }
+        int rc;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n;
+            const char *arr;
+            memcpy(&n, base + f->quantifier_offset, sizeof n);
+            memcpy(&arr, member, sizeof arr);
+            if (n > lim->max_repeated)
+                return STATUS_TOO_LARGE;
+            size_t step = element_size(f->type);
+            for (size_t k = 0; k < n; k++) {
+                rc = check_value(f, arr + k * step, lim);
+                if (rc)
+                    return rc;
+            }
+        } else {
+            rc = check_value(f, member, lim);
+            if (rc)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+/* Unpacks `desc` from the input within the budget and checks it. On success
+ * the message is in *out; on failure nothing stays allocated. */
+static int decode_checked(const ProtobufCMessageDescriptor *desc, const struct proto_limits *lim_in,
+                          const uint8_t *data, size_t len, ProtobufCMessage **out,
+                          size_t *peak_bytes) {
+    struct proto_limits lim = resolve_limits(lim_in);
+    struct budget b = {0};
+    if (peak_bytes)
+        *peak_bytes = 0;
+    if (len > lim.max_frame_bytes)
+        return STATUS_TOO_LARGE;
+    if (len > 0 && !data)
+        return STATUS_BAD_REQUEST;
+
+    /* len <= max_frame_bytes, so only absurd limits could overflow: saturate. */
+    if (lim.memory_factor > (SIZE_MAX - lim.memory_slack) / (len ? len : 1))
+        b.limit = SIZE_MAX;
+    else
+        b.limit = lim.memory_factor * len + lim.memory_slack;
+    ProtobufCAllocator alloc = {
+        .alloc = budget_alloc,
+        .free = budget_free,
+        .allocator_data = &b,
+    };
+    ProtobufCMessage *msg = protobuf_c_message_unpack(desc, &alloc, len, data);
+    if (peak_bytes)
+        *peak_bytes = b.peak;
+    if (!msg)
+        return b.refused ? STATUS_TOO_LARGE : STATUS_BAD_REQUEST;
+    int rc = check_message(msg, &lim);
+    if (rc) {
+        protobuf_c_message_free_unpacked(msg, &alloc);
+        return rc;
+    }
+    *out = msg;
+    return 0;
+}
+
+static void encode_message(const ProtobufCMessage *msg, struct buf *out) {
+    size_t n = protobuf_c_message_get_packed_size(msg);
+    buf_reserve(out, n);
+    size_t written = protobuf_c_message_pack(msg, out->data + out->len);
+    CHECK(written == n);
+    out->len += n;
+    out->data[out->len] = '\0';
+}
+
+int proto_decode_measured(const struct proto_limits *lim, const uint8_t *data, size_t len,
+                          Carechat__V1__Frame **out, size_t *peak_bytes) {
+    ProtobufCMessage *msg = NULL;
+    int rc = decode_checked(&carechat__v1__frame__descriptor, lim, data, len, &msg, peak_bytes);
+    if (rc)
+        return rc;
+    Carechat__V1__Frame *frame = (Carechat__V1__Frame *)msg;
+    if (frame->body_case == CARECHAT__V1__FRAME__BODY__NOT_SET || frame->request_id == 0) {
+        proto_free(frame);
+        return STATUS_BAD_REQUEST;
+    }
+    *out = frame;
+    return 0;
+}
+
+int proto_decode(const struct proto_limits *lim, const uint8_t *data, size_t len,
+                 Carechat__V1__Frame **out) {
+    return proto_decode_measured(lim, data, len, out, NULL);
+}
+
+void proto_free(Carechat__V1__Frame *frame) {
+    if (frame)
+        protobuf_c_message_free_unpacked(&frame->base, &free_allocator);
+}
+
+int proto_encode(const Carechat__V1__Frame *frame, struct buf *out) {
+    if (frame->body_case == CARECHAT__V1__FRAME__BODY__NOT_SET || frame->request_id == 0)
+        return STATUS_BAD_REQUEST;
+    encode_message(&frame->base, out);
+    return 0;
+}
+
+void proto_response_frame(Carechat__V1__Frame *frame, Carechat__V1__Response *resp,
+                          uint64_t request_id, int status, const char *detail) {
+    carechat__v1__frame__init(frame);
+    carechat__v1__response__init(resp);
+    resp->status = (Carechat__V1__Status)status_wire(status);
+    /* protobuf-c's structs are not const-correct; the encoder only reads. */
+    resp->detail = (char *)(detail ? detail : "");
+    frame->request_id = request_id;
+    frame->body_case = CARECHAT__V1__FRAME__BODY_RESPONSE;
+    frame->response = resp;
+}
+
+const char *proto_body_name(const Carechat__V1__Frame *frame) {
+    if (!frame || frame->body_case == CARECHAT__V1__FRAME__BODY__NOT_SET)
+        return "none";
+    const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(
+        &carechat__v1__frame__descriptor, (unsigned)frame->body_case);
+    return f ? f->name : "none";
+}
+
+int proto_entry_decode(const struct proto_limits *lim, const uint8_t *data, size_t len,
+                       Carechat__Entry__V1__Entry **out) {
+    ProtobufCMessage *msg = NULL;
+    int rc = decode_checked(&carechat__entry__v1__entry__descriptor, lim, data, len, &msg, NULL);
+    if (rc)
+        return rc;
+    Carechat__Entry__V1__Entry *entry = (Carechat__Entry__V1__Entry *)msg;
+    if (entry->kind_case == CARECHAT__ENTRY__V1__ENTRY__KIND__NOT_SET) {
+        proto_entry_free(entry);
+        return STATUS_BAD_REQUEST;
+    }
+    *out = entry;
+    return 0;
+}
+
+void proto_entry_free(Carechat__Entry__V1__Entry *entry) {
+    if (entry)
+        protobuf_c_message_free_unpacked(&entry->base, &free_allocator);
+}
+
+int proto_entry_encode(const Carechat__Entry__V1__Entry *entry, struct buf *out) {
+    if (entry->kind_case == CARECHAT__ENTRY__V1__ENTRY__KIND__NOT_SET)
+        return STATUS_BAD_REQUEST;
+    encode_message(&entry->base, out);
+    return 0;
+}
