@@ -1,0 +1,320 @@
+/*
+ * client/envelope.c: message envelope crypto and device keys (layouts in
+ * envelope.h). libsodium for Ed25519, SHA-256 and XChaCha20-Poly1305;
+ * client/hpke.h for the per-device wraps.
+ */
+#include "client/envelope.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "base/alloc.h"
+#include "base/check.h"
+#include "base/clock.h"
+#include "base/status.h"
+#include "client/hpke.h"
+
+static const char device_key_context[] = "carechat.v1 device key";
+static const char wrap_context[] = "carechat.v1 wrap";
+static const char transcript_context[] = "carechat.v1 envelope";
+
+#define STATEMENT_LEN (sizeof device_key_context - 1 + 2 * ID_LEN + 8 + ENVELOPE_ENC_PK_LEN)
+#define WRAP_INFO_LEN (sizeof wrap_context - 1 + 2 * ID_LEN)
+#define BODY_KEY_LEN crypto_aead_xchacha20poly1305_ietf_KEYBYTES
+
+struct envelope_identity {
+    uint8_t sk[crypto_sign_SECRETKEYBYTES];
+    uint8_t pk[crypto_sign_PUBLICKEYBYTES];
+};
+
+struct envelope_enc_key {
+    uint8_t sk[HPKE_SK_LEN];
+    struct envelope_device_key pub;
+};
+
+static void sodium_ready(void) {
+    CHECK(sodium_init() >= 0);
+}
+
+/* sodium_malloc that aborts like xmalloc: out of memory is not recoverable. */
+static void *secret_alloc(size_t n) {
+    sodium_ready();
+    void *p = sodium_malloc(n);
+    CHECK(p != NULL);
+    return p;
+}
+
+static void put_u64(uint8_t *p, uint64_t v) {
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+/* ---- device keys ---- */
+
+int envelope_identity_new(struct envelope_identity **out) {
+    struct envelope_identity *identity = secret_alloc(sizeof *identity);
+    uint8_t seed[crypto_sign_SEEDBYTES];
+    rand_bytes(seed, sizeof seed);
+    CHECK(crypto_sign_seed_keypair(identity->pk, identity->sk, seed) == 0);
+    sodium_memzero(seed, sizeof seed);
+    *out = identity;
+    return 0;
+}
+
+void envelope_identity_public(const struct envelope_identity *identity,
+                              uint8_t pk[ENVELOPE_SIGN_PK_LEN]) {
+    memcpy(pk, identity->pk, ENVELOPE_SIGN_PK_LEN);
+}
+
+void envelope_identity_free(struct envelope_identity *identity) {
+    sodium_free(identity);
+}
+
+static void device_key_statement(const struct envelope_device_key *key,
+                                 uint8_t out[STATEMENT_LEN]) {
+    uint8_t *p = out;
+    memcpy(p, device_key_context, sizeof device_key_context - 1);
+    p += sizeof device_key_context - 1;
+    memcpy(p, key->device_id.b, ID_LEN);
+    p += ID_LEN;
+    memcpy(p, key->key_id.b, ID_LEN);
+    p += ID_LEN;
+    put_u64(p, (uint64_t)key->expires_at_ms);
+    p += 8;
+    memcpy(p, key->pk, ENVELOPE_ENC_PK_LEN);
+}
+
+int envelope_device_key_verify(const struct envelope_device_key *key,
+                               const uint8_t identity_pk[ENVELOPE_SIGN_PK_LEN], int64_t now_ms) {
+    uint8_t statement[STATEMENT_LEN];
+    device_key_statement(key, statement);
+    sodium_ready();
+    if (crypto_sign_verify_detached(key->sig, statement, sizeof statement, identity_pk) != 0)
+        return STATUS_CORRUPT;
+    if (now_ms >= key->expires_at_ms)
+        return STATUS_CONFLICT;
+    return 0;
+}
+
+int envelope_enc_key_new(const struct envelope_identity *identity, const struct id *device_id,
+                         int64_t expires_at_ms, struct envelope_enc_key **out) {
+    if (expires_at_ms <= clock_now())
+        return STATUS_BAD_REQUEST;
+    struct envelope_enc_key *key = secret_alloc(sizeof *key);
+    memset(&key->pub, 0, sizeof key->pub);
+    key->pub.device_id = *device_id;
+    key->pub.key_id = id_new();
+    key->pub.expires_at_ms = expires_at_ms;
+    hpke_keypair(key->pub.pk, key->sk);
+    uint8_t statement[STATEMENT_LEN];
+    device_key_statement(&key->pub, statement);
+    CHECK(crypto_sign_detached(key->pub.sig, NULL, statement, sizeof statement, identity->sk) == 0);
+    *out = key;
+    return 0;
+}
+
+const struct envelope_device_key *envelope_enc_key_public(const struct envelope_enc_key *key) {
+    return &key->pub;
+}
+
+void envelope_enc_key_free(struct envelope_enc_key *key) {
+    sodium_free(key);
+}
+
+/* ---- messages ---- */
+
+static void encode_header(const struct envelope_header *h, uint8_t out[ENVELOPE_HEADER_LEN]) {
+    uint8_t *p = out;
+    *p++ = ENVELOPE_VERSION;
+    const struct id *ids[] = {&h->conversation_id, &h->message_id, &h->sender_account_id,
+                              &h->sender_device_id};
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+        memcpy(p, ids[i]->b, ID_LEN);
+        p += ID_LEN;
+    }
+    put_u64(p, (uint64_t)h->sent_at_ms);
+}
+
+static void wrap_info(const struct id *device_id, const struct id *key_id,
+                      uint8_t out[WRAP_INFO_LEN]) {
+    memcpy(out, wrap_context, sizeof wrap_context - 1);
+    memcpy(out + sizeof wrap_context - 1, device_id->b, ID_LEN);
+    memcpy(out + sizeof wrap_context - 1 + ID_LEN, key_id->b, ID_LEN);
+}
+
+/* The signed transcript of `env` (layout in envelope.h), appended to `t`. */
+static void build_transcript(const struct envelope *env, const uint8_t h[ENVELOPE_HEADER_LEN],
+                             struct buf *t) {
+    uint8_t body_hash[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256_state st;
+    crypto_hash_sha256_init(&st);
+    crypto_hash_sha256_update(&st, env->nonce, sizeof env->nonce);
+    crypto_hash_sha256_update(&st, env->body, env->body_len);
+    crypto_hash_sha256_final(&st, body_hash);
+
+    buf_reserve(t, sizeof transcript_context - 1 + ENVELOPE_HEADER_LEN + sizeof body_hash + 4 +
+                       env->n_wraps * sizeof(struct envelope_wrap));
+    buf_append(t, transcript_context, sizeof transcript_context - 1);
+    buf_append(t, h, ENVELOPE_HEADER_LEN);
+    buf_append(t, body_hash, sizeof body_hash);
+    uint8_t count[4] = {(uint8_t)(env->n_wraps >> 24), (uint8_t)(env->n_wraps >> 16),
+                        (uint8_t)(env->n_wraps >> 8), (uint8_t)env->n_wraps};
+    buf_append(t, count, sizeof count);
+    for (size_t i = 0; i < env->n_wraps; i++) {
+        const struct envelope_wrap *w = &env->wraps[i];
+        buf_append(t, w->device_id.b, ID_LEN);
+        buf_append(t, w->key_id.b, ID_LEN);
+        buf_append(t, w->enc, sizeof w->enc);
+        buf_append(t, w->wrapped_key, sizeof w->wrapped_key);
+    }
+}
+
+static int compare_wraps(const void *a, const void *b) {
+    const struct envelope_wrap *x = a, *y = b;
+    return memcmp(x->device_id.b, y->device_id.b, ID_LEN);
+}
+
+/* 0 when the wraps are strictly ascending by device id (which also rules out a
+ * device listed twice). */
+static int check_wrap_order(const struct envelope_wrap *wraps, size_t n) {
+    for (size_t i = 1; i < n; i++)
+        if (compare_wraps(&wraps[i - 1], &wraps[i]) >= 0)
+            return STATUS_BAD_REQUEST;
+    return 0;
+}
+
+int envelope_seal(const struct envelope_header *header, const uint8_t *body, size_t body_len,
+                  const struct envelope_recipient *recipients, size_t n_recipients,
+                  const struct envelope_identity *sender, struct envelope *out) {
+    if (n_recipients == 0 || n_recipients > ENVELOPE_MAX_WRAPS)
+        return STATUS_BAD_REQUEST;
+    if (body_len > ENVELOPE_MAX_BODY_LEN)
+        return STATUS_TOO_LARGE;
+    const int64_t now = clock_now();
+    for (size_t i = 0; i < n_recipients; i++) {
+        int rc = envelope_device_key_verify(recipients[i].key, recipients[i].identity_pk, now);
+        if (rc != 0)
+            return rc;
+    }
+
+    int rc = 0;
+    struct envelope env;
+    memset(&env, 0, sizeof env);
+    uint8_t *body_key = secret_alloc(BODY_KEY_LEN);
+    struct buf transcript;
+    buf_init(&transcript);
+
+    env.header = *header;
+    uint8_t h[ENVELOPE_HEADER_LEN];
+    encode_header(header, h);
+
+    rand_bytes(body_key, BODY_KEY_LEN);
+    rand_bytes(env.nonce, sizeof env.nonce);
+    env.body_len = body_len + ENVELOPE_TAG_LEN;
+    env.body = xmalloc(env.body_len);
+    crypto_aead_xchacha20poly1305_ietf_encrypt(env.body, NULL, body, body_len, h, sizeof h, NULL,
+                                               env.nonce, body_key);
+
+    env.n_wraps = n_recipients;
+    env.wraps = xcalloc(n_recipients, sizeof *env.wraps);
+    for (size_t i = 0; i < n_recipients; i++) {
+        const struct envelope_device_key *k = recipients[i].key;
+        struct envelope_wrap *w = &env.wraps[i];
+        w->device_id = k->device_id;
+        w->key_id = k->key_id;
+        uint8_t info[WRAP_INFO_LEN];
+        wrap_info(&k->device_id, &k->key_id, info);
+        rc = hpke_seal(k->pk, info, sizeof info, h, sizeof h, body_key, BODY_KEY_LEN, w->enc,
+                       w->wrapped_key);
+        if (rc != 0)
+            goto fail;
+    }
+    qsort(env.wraps, env.n_wraps, sizeof *env.wraps, compare_wraps);
+    rc = check_wrap_order(env.wraps, env.n_wraps);
+    if (rc != 0)
+        goto fail;
+
+    build_transcript(&env, h, &transcript);
+    CHECK(crypto_sign_detached(env.sig, NULL, transcript.data, transcript.len, sender->sk) == 0);
+
+    buf_cleanup(&transcript);
+    sodium_free(body_key);
+    *out = env;
+    return 0;
+
+fail:
+    buf_cleanup(&transcript);
+    sodium_free(body_key);
+    envelope_cleanup(&env);
+    return rc;
+}
+
+static const struct envelope_wrap *find_wrap(const struct envelope *env, const struct id *device) {
+    struct envelope_wrap probe;
+    probe.device_id = *device;
+    return bsearch(&probe, env->wraps, env->n_wraps, sizeof *env->wraps, compare_wraps);
+}
+
+int envelope_open(const struct envelope *env, const uint8_t sender_pk[ENVELOPE_SIGN_PK_LEN],
+                  const struct envelope_enc_key *key, struct buf *body_out) {
+    buf_wipe(body_out);
+    if (env->n_wraps > ENVELOPE_MAX_WRAPS ||
+        env->body_len > ENVELOPE_MAX_BODY_LEN + ENVELOPE_TAG_LEN)
+        return STATUS_TOO_LARGE;
+    if (env->n_wraps == 0 || env->body_len < ENVELOPE_TAG_LEN)
+        return STATUS_BAD_REQUEST;
+    int rc = check_wrap_order(env->wraps, env->n_wraps);
+    if (rc != 0)
+        return rc;
+
+    uint8_t h[ENVELOPE_HEADER_LEN];
+    encode_header(&env->header, h);
+    struct buf transcript;
+    buf_init(&transcript);
+    build_transcript(env, h, &transcript);
+    sodium_ready();
+    rc = crypto_sign_verify_detached(env->sig, transcript.data, transcript.len, sender_pk);
+    buf_cleanup(&transcript);
+    if (rc != 0)
+        return STATUS_CORRUPT;
+
+    const struct envelope_wrap *w = find_wrap(env, &key->pub.device_id);
+    if (w == NULL)
+        return STATUS_NOT_FOUND;
+    if (sodium_memcmp(w->key_id.b, key->pub.key_id.b, ID_LEN) != 0)
+        return STATUS_CONFLICT;
+
+    uint8_t info[WRAP_INFO_LEN];
+    wrap_info(&w->device_id, &w->key_id, info);
+    uint8_t *body_key = secret_alloc(BODY_KEY_LEN);
+    rc = hpke_open(key->sk, w->enc, info, sizeof info, h, sizeof h, w->wrapped_key,
+                   sizeof w->wrapped_key, body_key);
+    if (rc == 0) {
+        size_t pt_len = env->body_len - ENVELOPE_TAG_LEN;
+        buf_reserve(body_out, pt_len);
+        if (crypto_aead_xchacha20poly1305_ietf_decrypt(body_out->data, NULL, NULL, env->body,
+                                                       env->body_len, h, sizeof h, env->nonce,
+                                                       body_key) == 0) {
+            body_out->len = pt_len;
+            body_out->data[pt_len] = '\0';
+        } else {
+            rc = STATUS_CORRUPT;
+            buf_wipe(body_out);
+        }
+    }
+    sodium_free(body_key);
+    return rc;
+}
+
+void envelope_cleanup(struct envelope *env) {
+    if (!env)
+        return;
+    free(env->body);
+    free(env->wraps);
+    env->body = NULL;
+    env->body_len = 0;
+    env->wraps = NULL;
+    env->n_wraps = 0;
+}

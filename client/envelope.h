@@ -1,0 +1,202 @@
+/*
+ * client/envelope.h: the end-to-end crypto of one message (DESIGN.md "End-to-end
+ * encryption"), and the device keys it needs.
+ *
+ * Keys of a device:
+ *   - an Ed25519 identity key (struct envelope_identity), which signs;
+ *   - a medium-term X25519 encryption key (struct envelope_enc_key) with a random
+ *     key id and an expiry, whose public half travels as a struct
+ *     envelope_device_key signed by the identity key.
+ *
+ * A message: the body is encrypted once with XChaCha20-Poly1305 under a fresh
+ * random 32-byte body key; the body key is wrapped for every recipient device
+ * with HPKE base mode (client/hpke.h); the sender's identity key signs the
+ * header, a hash of the encrypted body and every wrap. The server can check which
+ * devices a message is wrapped for but never sees the body key.
+ *
+ * Byte layouts. Integers are big-endian; ids (struct id) are their 16 bytes;
+ * strings are ASCII without a NUL.
+ *
+ *   Device key statement (signed with Ed25519 by the device's identity key;
+ *   envelope_device_key.sig is the detached signature), 94 bytes:
+ *     "carechat.v1 device key"  22 bytes
+ *     device_id                 16
+ *     key_id                    16
+ *     expires_at_ms             8   (int64 as two's complement)
+ *     X25519 public key         32
+ *
+ *   Header encoding H, 73 bytes:
+ *     version                   1   (ENVELOPE_VERSION)
+ *     conversation_id           16
+ *     message_id                16
+ *     sender_account_id         16
+ *     sender_device_id          16
+ *     sent_at_ms                8   (int64 as two's complement)
+ *
+ *   Body: XChaCha20-Poly1305-IETF(key = body key, nonce = envelope.nonce,
+ *     additional data = H); body ciphertext = plaintext length + 16 bytes.
+ *
+ *   Wrap for a device: HPKE base mode single-shot seal of the 32-byte body key to
+ *     the device's X25519 key with
+ *       info = "carechat.v1 wrap" (16 bytes) | device_id (16) | key_id (16)
+ *       aad  = H
+ *     giving enc (32 bytes) and the wrapped key (48 bytes).
+ *
+ *   Transcript the sender signs (Ed25519, detached; envelope.sig):
+ *     "carechat.v1 envelope"    20 bytes
+ *     H                         73
+ *     body hash                 32  SHA-256(nonce (24) | body ciphertext)
+ *     wrap count                4   (uint32)
+ *     for each wrap, in strictly ascending bytewise order of device_id:
+ *       device_id 16 | key_id 16 | enc 32 | wrapped key 48
+ *
+ * Secrets (identity and encryption private keys, body keys) live in
+ * sodium_malloc memory or are wiped on every path. Time comes from clock_now()
+ * (base/clock.h) and randomness from rand_bytes() (base/rand.h). No global state:
+ * safe from any thread; a key object may be shared by threads that only read it.
+ */
+#ifndef CLIENT_ENVELOPE_H
+#define CLIENT_ENVELOPE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+#include "base/rand.h"
+
+#define ENVELOPE_VERSION 1
+#define ENVELOPE_SIGN_PK_LEN 32     /* Ed25519 public key */
+#define ENVELOPE_SIG_LEN 64         /* Ed25519 signature */
+#define ENVELOPE_ENC_PK_LEN 32      /* X25519 public key */
+#define ENVELOPE_ENC_LEN 32         /* HPKE enc */
+#define ENVELOPE_WRAPPED_KEY_LEN 48 /* body key + Poly1305 tag */
+#define ENVELOPE_NONCE_LEN 24       /* XChaCha20 nonce */
+#define ENVELOPE_TAG_LEN 16
+#define ENVELOPE_HEADER_LEN 73
+#define ENVELOPE_MAX_BODY_LEN (1 << 20) /* plaintext bytes; files use secretstream */
+#define ENVELOPE_MAX_WRAPS 1024
+
+/* ---- device keys ---- */
+
+/* A device's Ed25519 identity key pair (private half in sodium_malloc memory). */
+struct envelope_identity;
+
+/* A fresh identity key pair from rand_bytes(). Stores it in *out (free with
+ * envelope_identity_free()) and returns 0. */
+int envelope_identity_new(struct envelope_identity **out);
+
+/* Copies the public key. */
+void envelope_identity_public(const struct envelope_identity *identity,
+                              uint8_t pk[ENVELOPE_SIGN_PK_LEN]);
+
+/* Wipes and frees. Accepts NULL. */
+void envelope_identity_free(struct envelope_identity *identity);
+
+/* The public, signed statement of a device's encryption key (layout above). */
+struct envelope_device_key {
+    struct id device_id;
+    struct id key_id;
+    int64_t expires_at_ms; /* Unix milliseconds; unusable from then on */
+    uint8_t pk[ENVELOPE_ENC_PK_LEN];
+    uint8_t sig[ENVELOPE_SIG_LEN];
+};
+
+/* Checks that `key` is signed by the identity key `identity_pk` and has not
+ * expired at `now_ms`. Returns 0; STATUS_CORRUPT when the signature does not
+ * verify (wrong identity, or any field changed); STATUS_CONFLICT when
+ * `now_ms` >= expires_at_ms. */
+int envelope_device_key_verify(const struct envelope_device_key *key,
+                               const uint8_t identity_pk[ENVELOPE_SIGN_PK_LEN], int64_t now_ms);
+
+/* A device's X25519 encryption key: the private half (sodium_malloc memory) and
+ * its signed public statement. */
+struct envelope_enc_key;
+
+/* Makes a fresh encryption key for `device_id` with a random key id, expiring at
+ * `expires_at_ms`, and signs its statement with `identity`. Stores it in *out
+ * (free with envelope_enc_key_free()) and returns 0, or returns
+ * STATUS_BAD_REQUEST when `expires_at_ms` is not after clock_now(). */
+int envelope_enc_key_new(const struct envelope_identity *identity, const struct id *device_id,
+                         int64_t expires_at_ms, struct envelope_enc_key **out);
+
+/* The signed public statement, owned by `key` and valid until it is freed. */
+const struct envelope_device_key *envelope_enc_key_public(const struct envelope_enc_key *key);
+
+/* Wipes and frees. Accepts NULL. */
+void envelope_enc_key_free(struct envelope_enc_key *key);
+
+/* ---- messages ---- */
+
+/* What the transcript binds besides the body (encoding H above). */
+struct envelope_header {
+    struct id conversation_id;
+    struct id message_id; /* the sender's random client message id */
+    struct id sender_account_id;
+    struct id sender_device_id;
+    int64_t sent_at_ms;
+};
+
+/* The body key wrapped for one device. */
+struct envelope_wrap {
+    struct id device_id;
+    struct id key_id; /* which encryption key of the device it is wrapped to */
+    uint8_t enc[ENVELOPE_ENC_LEN];
+    uint8_t wrapped_key[ENVELOPE_WRAPPED_KEY_LEN];
+};
+
+/* An encrypted message, embedded by value. `body` and `wraps` are heap memory
+ * (malloc) owned by the struct and released by envelope_cleanup(); whoever fills
+ * one in by hand (a decoder) allocates them with malloc too. */
+struct envelope {
+    struct envelope_header header;
+    uint8_t nonce[ENVELOPE_NONCE_LEN];
+    uint8_t *body; /* ciphertext: plaintext length + ENVELOPE_TAG_LEN */
+    size_t body_len;
+    struct envelope_wrap *wraps; /* strictly ascending by device_id */
+    size_t n_wraps;
+    uint8_t sig[ENVELOPE_SIG_LEN];
+};
+
+/* One device to wrap the body key for: its signed encryption key and the
+ * identity key that must have signed it (from the account's device list, which
+ * the caller has verified). */
+struct envelope_recipient {
+    const struct envelope_device_key *key;
+    uint8_t identity_pk[ENVELOPE_SIGN_PK_LEN];
+};
+
+/* Encrypts `body` (`body_len` bytes) for `recipients` and signs the result with
+ * `sender`. Every recipient's key is checked with envelope_device_key_verify()
+ * at clock_now() first. On success fills *out (release with envelope_cleanup())
+ * with the wraps sorted by device id, and returns 0. Otherwise writes nothing to
+ * *out and returns STATUS_BAD_REQUEST (no recipients, more than
+ * ENVELOPE_MAX_WRAPS, the same device twice, or a low-order X25519 key),
+ * STATUS_TOO_LARGE (`body_len` above ENVELOPE_MAX_BODY_LEN), STATUS_CORRUPT (a
+ * recipient key not signed by its identity key) or STATUS_CONFLICT (a recipient
+ * key expired). */
+int envelope_seal(const struct envelope_header *header, const uint8_t *body, size_t body_len,
+                  const struct envelope_recipient *recipients, size_t n_recipients,
+                  const struct envelope_identity *sender, struct envelope *out);
+
+/* Verifies `env` against the sender's identity key `sender_pk` (the one the
+ * sender's device list names for header.sender_device_id), finds the wrap for
+ * the device and key of `key`, unwraps the body key and decrypts the body into
+ * `body_out`, replacing its contents. Returns 0, or (leaving `body_out` empty):
+ *   STATUS_BAD_REQUEST  malformed: no wraps, wraps not strictly ascending, or a
+ *                       body shorter than its tag;
+ *   STATUS_TOO_LARGE    more than ENVELOPE_MAX_WRAPS wraps or a body above
+ *                       ENVELOPE_MAX_BODY_LEN;
+ *   STATUS_CORRUPT      the signature does not verify (tampered header, body,
+ *                       wrap or signature, or another sender), or the wrap or
+ *                       the body does not decrypt with this key;
+ *   STATUS_NOT_FOUND    no wrap for key's device;
+ *   STATUS_CONFLICT     the device's wrap is for another key id (e.g. a key
+ *                       rotated away; the wrap's key_id says which).
+ * The body is plaintext a user wrote: the caller wipes `body_out` when done. */
+int envelope_open(const struct envelope *env, const uint8_t sender_pk[ENVELOPE_SIGN_PK_LEN],
+                  const struct envelope_enc_key *key, struct buf *body_out);
+
+/* Frees body and wraps and leaves `env` empty. Accepts NULL. */
+void envelope_cleanup(struct envelope *env);
+
+#endif

@@ -1,0 +1,532 @@
+/*
+ * client/envelope_test.c: the message envelope and device keys: round trips to
+ * several devices, every kind of tampering, missing and wrong keys, and the byte
+ * layouts documented in envelope.h (rebuilt here by hand from the comment).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+
+#include "base/alloc.h"
+#include "base/buf.h"
+#include "base/clock.h"
+#include "base/rand.h"
+#include "base/status.h"
+#include "client/envelope.h"
+#include "client/hpke.h"
+
+#define NOW_MS INT64_C(1800000000000)
+#define DAY_MS INT64_C(86400000)
+
+/* A device as a test sees it: identity, encryption key, and its ids. */
+struct device {
+    struct id account_id;
+    struct id device_id;
+    struct envelope_identity *identity;
+    uint8_t identity_pk[ENVELOPE_SIGN_PK_LEN];
+    struct envelope_enc_key *key;
+};
+
+static void device_init(struct device *d, const struct id *account_id) {
+    d->account_id = *account_id;
+    d->device_id = id_new();
+    assert_int_equal(envelope_identity_new(&d->identity), 0);
+    envelope_identity_public(d->identity, d->identity_pk);
+    assert_int_equal(
+        envelope_enc_key_new(d->identity, &d->device_id, NOW_MS + 30 * DAY_MS, &d->key), 0);
+}
+
+static void device_cleanup(struct device *d) {
+    envelope_enc_key_free(d->key);
+    envelope_identity_free(d->identity);
+}
+
+static struct envelope_recipient recipient_of(const struct device *d) {
+    struct envelope_recipient r;
+    r.key = envelope_enc_key_public(d->key);
+    memcpy(r.identity_pk, d->identity_pk, sizeof r.identity_pk);
+    return r;
+}
+
+static struct envelope_header header_from(const struct device *sender) {
+    struct envelope_header h;
+    h.conversation_id = id_new();
+    h.message_id = id_new();
+    h.sender_account_id = sender->account_id;
+    h.sender_device_id = sender->device_id;
+    h.sent_at_ms = NOW_MS;
+    return h;
+}
+
+/* A deep copy, so a test can tamper with one and keep the original. */
+static void envelope_copy(const struct envelope *src, struct envelope *dst) {
+    *dst = *src;
+    dst->body = xmemdup(src->body, src->body_len);
+    dst->wraps = xmemdup(src->wraps, src->n_wraps * sizeof *src->wraps);
+}
+
+static void assert_opens_to(const struct envelope *env, const struct device *sender,
+                            const struct device *d, const uint8_t *body, size_t body_len) {
+    struct buf out;
+    buf_init(&out);
+    assert_int_equal(envelope_open(env, sender->identity_pk, d->key, &out), 0);
+    assert_int_equal(out.len, body_len);
+    if (body_len > 0)
+        assert_memory_equal(out.data, body, body_len);
+    buf_wipe(&out);
+    buf_cleanup(&out);
+}
+
+static int open_status(const struct envelope *env, const struct device *sender,
+                       const struct device *d) {
+    struct buf out;
+    buf_init(&out);
+    buf_append(&out, "stale", 5);
+    int rc = envelope_open(env, sender->identity_pk, d->key, &out);
+    if (rc != 0)
+        assert_int_equal(out.len, 0); /* nothing of the body on failure */
+    buf_wipe(&out);
+    buf_cleanup(&out);
+    return rc;
+}
+
+static int setup_clock(void **state) {
+    clock_set_manual(NOW_MS);
+    return 0;
+}
+
+static int reset_clock(void **state) {
+    clock_reset();
+    return 0;
+}
+
+/* Sender S (account 1) writes to patient P (account 2, two devices) and S's own
+ * second device: three wraps, each device reads the same body. */
+static void test_envelope_round_trip_to_three_devices(void **state) {
+    struct id acct1 = id_new(), acct2 = id_new();
+    struct device s, s2, p1, p2;
+    device_init(&s, &acct1);
+    device_init(&s2, &acct1);
+    device_init(&p1, &acct2);
+    device_init(&p2, &acct2);
+    struct envelope_recipient to[3] = {recipient_of(&p1), recipient_of(&p2), recipient_of(&s2)};
+    struct envelope_header h = header_from(&s);
+
+    static const size_t sizes[] = {0, 1, 300, ENVELOPE_MAX_BODY_LEN};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        uint8_t *body = xmalloc(sizes[i]);
+        rand_bytes(body, sizes[i]);
+        struct envelope env;
+        assert_int_equal(envelope_seal(&h, body, sizes[i], to, 3, s.identity, &env), 0);
+        assert_int_equal(env.n_wraps, 3);
+        assert_int_equal(env.body_len, sizes[i] + ENVELOPE_TAG_LEN);
+        assert_memory_equal(&env.header, &h, sizeof h);
+        for (size_t w = 1; w < env.n_wraps; w++)
+            assert_true(memcmp(env.wraps[w - 1].device_id.b, env.wraps[w].device_id.b, ID_LEN) < 0);
+        assert_opens_to(&env, &s, &p1, body, sizes[i]);
+        assert_opens_to(&env, &s, &p2, body, sizes[i]);
+        assert_opens_to(&env, &s, &s2, body, sizes[i]);
+        envelope_cleanup(&env);
+        free(body);
+    }
+    device_cleanup(&s);
+    device_cleanup(&s2);
+    device_cleanup(&p1);
+    device_cleanup(&p2);
+}
+
+static void test_envelope_tampering_fails_to_open(void **state) {
+    struct id acct = id_new();
+    struct device s, a, b, c;
+    device_init(&s, &acct);
+    device_init(&a, &acct);
+    device_init(&b, &acct);
+    device_init(&c, &acct);
+    struct envelope_recipient to[3] = {recipient_of(&a), recipient_of(&b), recipient_of(&c)};
+    struct envelope_header h = header_from(&s);
+    const uint8_t body[] = "lab results are in; please call the clinic";
+    struct envelope env;
+    assert_int_equal(envelope_seal(&h, body, sizeof body, to, 3, s.identity, &env), 0);
+    assert_opens_to(&env, &s, &a, body, sizeof body);
+
+    struct envelope t;
+    /* every header field */
+    for (int field = 0; field < 5; field++) {
+        envelope_copy(&env, &t);
+        switch (field) {
+        case 0:
+            t.header.conversation_id.b[3] ^= 1;
+            break;
+        case 1:
+            t.header.message_id.b[0] ^= 1;
+            break;
+        case 2:
+            t.header.sender_account_id.b[15] ^= 1;
+            break;
+        case 3:
+            t.header.sender_device_id.b[7] ^= 1;
+            break;
+        default:
+            t.header.sent_at_ms += 1;
+            break;
+        }
+        assert_int_equal(open_status(&t, &s, &a), STATUS_CORRUPT);
+        envelope_cleanup(&t);
+    }
+    /* the body: first, middle and last byte, and the nonce */
+    size_t positions[] = {0, env.body_len / 2, env.body_len - 1};
+    for (size_t i = 0; i < 3; i++) {
+        envelope_copy(&env, &t);
+        t.body[positions[i]] ^= 0x80;
+        assert_int_equal(open_status(&t, &s, &a), STATUS_CORRUPT);
+        envelope_cleanup(&t);
+    }
+    envelope_copy(&env, &t);
+    t.nonce[23] ^= 1;
+    assert_int_equal(open_status(&t, &s, &a), STATUS_CORRUPT);
+    envelope_cleanup(&t);
+    /* a truncated body */
+    envelope_copy(&env, &t);
+    t.body_len--;
+    assert_int_equal(open_status(&t, &s, &a), STATUS_CORRUPT);
+    envelope_cleanup(&t);
+    /* every wrap: its key id, enc and wrapped key, also another device's wrap
+     * (the signature covers them all) */
+    for (size_t w = 0; w < env.n_wraps; w++) {
+        for (int part = 0; part < 3; part++) {
+            envelope_copy(&env, &t);
+            if (part == 0)
+                t.wraps[w].key_id.b[0] ^= 1;
+            else if (part == 1)
+                t.wraps[w].enc[5] ^= 1;
+            else
+                t.wraps[w].wrapped_key[40] ^= 1;
+            assert_int_equal(open_status(&t, &s, &a), STATUS_CORRUPT);
+            envelope_cleanup(&t);
+        }
+    }
+    /* a wrap dropped */
+    envelope_copy(&env, &t);
+    t.n_wraps--;
+    assert_int_equal(open_status(&t, &s, &a), STATUS_CORRUPT);
+    envelope_cleanup(&t);
+    /* the signature */
+    envelope_copy(&env, &t);
+    t.sig[10] ^= 1;
+    assert_int_equal(open_status(&t, &s, &a), STATUS_CORRUPT);
+    envelope_cleanup(&t);
+    /* another sender's identity key */
+    assert_int_equal(open_status(&env, &b, &a), STATUS_CORRUPT);
+    /* and the original still opens */
+    assert_opens_to(&env, &s, &a, body, sizeof body);
+
+    envelope_cleanup(&env);
+    device_cleanup(&s);
+    device_cleanup(&a);
+    device_cleanup(&b);
+    device_cleanup(&c);
+}
+
+static void test_envelope_device_without_wrap_is_not_found(void **state) {
+    struct id acct = id_new();
+    struct device s, a, outsider;
+    device_init(&s, &acct);
+    device_init(&a, &acct);
+    device_init(&outsider, &acct);
+    struct envelope_recipient to[1] = {recipient_of(&a)};
+    struct envelope_header h = header_from(&s);
+    struct envelope env;
+    assert_int_equal(envelope_seal(&h, (const uint8_t *)"hi", 2, to, 1, s.identity, &env), 0);
+    assert_int_equal(open_status(&env, &s, &outsider), STATUS_NOT_FOUND);
+    assert_int_equal(open_status(&env, &s, &s), STATUS_NOT_FOUND);
+    envelope_cleanup(&env);
+    device_cleanup(&s);
+    device_cleanup(&a);
+    device_cleanup(&outsider);
+}
+
+/* A device opening with a key other than the one its wrap names: a rotated-away
+ * key gets CONFLICT (the wrap's key id says which key it needs). */
+static void test_envelope_wrong_recipient_key_id_is_conflict(void **state) {
+    struct id acct = id_new();
+    struct device s, a;
+    device_init(&s, &acct);
+    device_init(&a, &acct);
+    struct envelope_enc_key *old_key = a.key;
+    assert_int_equal(envelope_enc_key_new(a.identity, &a.device_id, NOW_MS + DAY_MS, &a.key), 0);
+    struct envelope_recipient to[1] = {recipient_of(&a)};
+    struct envelope_header h = header_from(&s);
+    struct envelope env;
+    assert_int_equal(envelope_seal(&h, (const uint8_t *)"rotated", 7, to, 1, s.identity, &env), 0);
+    assert_opens_to(&env, &s, &a, (const uint8_t *)"rotated", 7);
+
+    struct envelope_enc_key *new_key = a.key;
+    a.key = old_key;
+    assert_int_equal(open_status(&env, &s, &a), STATUS_CONFLICT);
+    a.key = new_key;
+    envelope_enc_key_free(old_key);
+    envelope_cleanup(&env);
+    device_cleanup(&s);
+    device_cleanup(&a);
+}
+
+/* The device key statement, built by hand from the layout in envelope.h and
+ * signed with a raw Ed25519 key. */
+static void sign_statement_by_hand(struct envelope_device_key *k, const uint8_t ed_sk[64]) {
+    uint8_t st[94];
+    memcpy(st, "carechat.v1 device key", 22);
+    memcpy(st + 22, k->device_id.b, 16);
+    memcpy(st + 38, k->key_id.b, 16);
+    uint64_t e = (uint64_t)k->expires_at_ms;
+    for (int i = 0; i < 8; i++)
+        st[54 + i] = (uint8_t)(e >> (56 - 8 * i));
+    memcpy(st + 62, k->pk, 32);
+    assert_int_equal(crypto_sign_detached(k->sig, NULL, st, sizeof st, ed_sk), 0);
+}
+
+/* A sender fooled into wrapping for a key that carries A's device and key id but
+ * is not A's: A cannot unwrap it (CORRUPT), though the signature is fine. */
+static void test_envelope_wrap_to_wrong_key_fails(void **state) {
+    struct id acct = id_new();
+    struct device s, a;
+    device_init(&s, &acct);
+    device_init(&a, &acct);
+    uint8_t ed_pk[32], ed_sk[64], x_sk[32];
+    crypto_sign_keypair(ed_pk, ed_sk);
+    struct envelope_device_key forged = *envelope_enc_key_public(a.key);
+    hpke_keypair(forged.pk, x_sk);
+    sign_statement_by_hand(&forged, ed_sk);
+    struct envelope_recipient to[1];
+    to[0].key = &forged;
+    memcpy(to[0].identity_pk, ed_pk, 32);
+    struct envelope_header h = header_from(&s);
+    struct envelope env;
+    assert_int_equal(envelope_seal(&h, (const uint8_t *)"x", 1, to, 1, s.identity, &env), 0);
+    assert_int_equal(open_status(&env, &s, &a), STATUS_CORRUPT);
+    envelope_cleanup(&env);
+    device_cleanup(&s);
+    device_cleanup(&a);
+}
+
+/* Rebuilds the signed transcript, the wrap's HPKE info and aad and the body's
+ * aad from the layout comment alone, and checks them against what seal made. */
+static void test_envelope_byte_layout_matches_header_comment(void **state) {
+    struct id acct = id_new();
+    struct device s;
+    device_init(&s, &acct);
+    /* a recipient whose private keys the test holds */
+    uint8_t ed_pk[32], ed_sk[64], x_sk[32];
+    crypto_sign_keypair(ed_pk, ed_sk);
+    struct envelope_device_key dk;
+    dk.device_id = id_new();
+    dk.key_id = id_new();
+    dk.expires_at_ms = NOW_MS + DAY_MS;
+    hpke_keypair(dk.pk, x_sk);
+    sign_statement_by_hand(&dk, ed_sk);
+    assert_int_equal(envelope_device_key_verify(&dk, ed_pk, NOW_MS), 0);
+
+    struct envelope_recipient to[1];
+    to[0].key = &dk;
+    memcpy(to[0].identity_pk, ed_pk, 32);
+    struct envelope_header h = header_from(&s);
+    h.sent_at_ms = INT64_C(0x0102030405060708);
+    const uint8_t body[] = "layout check";
+    struct envelope env;
+    assert_int_equal(envelope_seal(&h, body, sizeof body, to, 1, s.identity, &env), 0);
+
+    uint8_t H[73];
+    H[0] = 1;
+    memcpy(H + 1, h.conversation_id.b, 16);
+    memcpy(H + 17, h.message_id.b, 16);
+    memcpy(H + 33, h.sender_account_id.b, 16);
+    memcpy(H + 49, h.sender_device_id.b, 16);
+    const uint8_t sent_at[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    memcpy(H + 65, sent_at, 8);
+
+    struct buf t;
+    buf_init(&t);
+    buf_append(&t, "carechat.v1 envelope", 20);
+    buf_append(&t, H, sizeof H);
+    struct buf hashed;
+    buf_init(&hashed);
+    buf_append(&hashed, env.nonce, 24);
+    buf_append(&hashed, env.body, env.body_len);
+    uint8_t body_hash[32];
+    crypto_hash_sha256(body_hash, hashed.data, hashed.len);
+    buf_append(&t, body_hash, 32);
+    const uint8_t count[4] = {0, 0, 0, 1};
+    buf_append(&t, count, 4);
+    buf_append(&t, env.wraps[0].device_id.b, 16);
+    buf_append(&t, env.wraps[0].key_id.b, 16);
+    buf_append(&t, env.wraps[0].enc, 32);
+    buf_append(&t, env.wraps[0].wrapped_key, 48);
+    assert_int_equal(t.len, 20 + 73 + 32 + 4 + 112);
+    assert_int_equal(crypto_sign_verify_detached(env.sig, t.data, t.len, s.identity_pk), 0);
+
+    uint8_t info[48];
+    memcpy(info, "carechat.v1 wrap", 16);
+    memcpy(info + 16, dk.device_id.b, 16);
+    memcpy(info + 32, dk.key_id.b, 16);
+    uint8_t body_key[32];
+    assert_int_equal(hpke_open(x_sk, env.wraps[0].enc, info, sizeof info, H, sizeof H,
+                               env.wraps[0].wrapped_key, 48, body_key),
+                     0);
+    uint8_t plain[sizeof body];
+    assert_int_equal(crypto_aead_xchacha20poly1305_ietf_decrypt(plain, NULL, NULL, env.body,
+                                                                env.body_len, H, sizeof H,
+                                                                env.nonce, body_key),
+                     0);
+    assert_memory_equal(plain, body, sizeof body);
+
+    buf_cleanup(&t);
+    buf_cleanup(&hashed);
+    envelope_cleanup(&env);
+    device_cleanup(&s);
+}
+
+static void test_envelope_device_key_verify(void **state) {
+    struct id acct = id_new();
+    struct device a, b;
+    device_init(&a, &acct);
+    device_init(&b, &acct);
+    const struct envelope_device_key *pub = envelope_enc_key_public(a.key);
+    assert_true(memcmp(pub->device_id.b, a.device_id.b, ID_LEN) == 0);
+    assert_int_equal(envelope_device_key_verify(pub, a.identity_pk, NOW_MS), 0);
+    /* signed by another identity */
+    assert_int_equal(envelope_device_key_verify(pub, b.identity_pk, NOW_MS), STATUS_CORRUPT);
+    /* any field changed */
+    for (int field = 0; field < 5; field++) {
+        struct envelope_device_key k = *pub;
+        switch (field) {
+        case 0:
+            k.device_id.b[0] ^= 1;
+            break;
+        case 1:
+            k.key_id.b[9] ^= 1;
+            break;
+        case 2:
+            k.expires_at_ms += DAY_MS;
+            break;
+        case 3:
+            k.pk[31] ^= 1;
+            break;
+        default:
+            k.sig[0] ^= 1;
+            break;
+        }
+        assert_int_equal(envelope_device_key_verify(&k, a.identity_pk, NOW_MS), STATUS_CORRUPT);
+    }
+    /* expired at and after its expiry */
+    assert_int_equal(envelope_device_key_verify(pub, a.identity_pk, pub->expires_at_ms - 1), 0);
+    assert_int_equal(envelope_device_key_verify(pub, a.identity_pk, pub->expires_at_ms),
+                     STATUS_CONFLICT);
+    /* a key must expire in the future */
+    struct envelope_enc_key *k = NULL;
+    assert_int_equal(envelope_enc_key_new(a.identity, &a.device_id, NOW_MS, &k),
+                     STATUS_BAD_REQUEST);
+    assert_null(k);
+    device_cleanup(&a);
+    device_cleanup(&b);
+}
+
+static void test_envelope_seal_refuses_bad_recipients(void **state) {
+    struct id acct = id_new();
+    struct device s, a, b;
+    device_init(&s, &acct);
+    device_init(&a, &acct);
+    device_init(&b, &acct);
+    struct envelope_header h = header_from(&s);
+    struct envelope env;
+    memset(&env, 0, sizeof env);
+    const uint8_t body[] = "x";
+
+    assert_int_equal(envelope_seal(&h, body, 1, NULL, 0, s.identity, &env), STATUS_BAD_REQUEST);
+    struct envelope_recipient twice[2] = {recipient_of(&a), recipient_of(&a)};
+    assert_int_equal(envelope_seal(&h, body, 1, twice, 2, s.identity, &env), STATUS_BAD_REQUEST);
+    /* a key not signed by the identity the device list names */
+    struct envelope_recipient wrong_identity = recipient_of(&a);
+    memcpy(wrong_identity.identity_pk, b.identity_pk, 32);
+    assert_int_equal(envelope_seal(&h, body, 1, &wrong_identity, 1, s.identity, &env),
+                     STATUS_CORRUPT);
+    /* too large */
+    struct envelope_recipient ok = recipient_of(&a);
+    uint8_t *big = xcalloc(ENVELOPE_MAX_BODY_LEN + 1, 1);
+    assert_int_equal(envelope_seal(&h, big, ENVELOPE_MAX_BODY_LEN + 1, &ok, 1, s.identity, &env),
+                     STATUS_TOO_LARGE);
+    free(big);
+    /* an expired key */
+    clock_set_manual(NOW_MS + 31 * DAY_MS);
+    assert_int_equal(envelope_seal(&h, body, 1, &ok, 1, s.identity, &env), STATUS_CONFLICT);
+    clock_set_manual(NOW_MS);
+    /* nothing was written on any failure */
+    assert_null(env.body);
+    assert_null(env.wraps);
+
+    device_cleanup(&s);
+    device_cleanup(&a);
+    device_cleanup(&b);
+}
+
+static void test_envelope_open_refuses_malformed(void **state) {
+    struct id acct = id_new();
+    struct device s, a, b;
+    device_init(&s, &acct);
+    device_init(&a, &acct);
+    device_init(&b, &acct);
+    struct envelope_recipient to[2] = {recipient_of(&a), recipient_of(&b)};
+    struct envelope_header h = header_from(&s);
+    struct envelope env, t;
+    assert_int_equal(envelope_seal(&h, (const uint8_t *)"m", 1, to, 2, s.identity, &env), 0);
+
+    /* wraps out of order (swapped) or a device listed twice */
+    envelope_copy(&env, &t);
+    struct envelope_wrap w0 = t.wraps[0];
+    t.wraps[0] = t.wraps[1];
+    t.wraps[1] = w0;
+    assert_int_equal(open_status(&t, &s, &a), STATUS_BAD_REQUEST);
+    t.wraps[1] = t.wraps[0];
+    assert_int_equal(open_status(&t, &s, &a), STATUS_BAD_REQUEST);
+    envelope_cleanup(&t);
+    /* no wraps; a body shorter than its tag; too many wraps; too long a body */
+    envelope_copy(&env, &t);
+    t.n_wraps = 0;
+    assert_int_equal(open_status(&t, &s, &a), STATUS_BAD_REQUEST);
+    t.n_wraps = env.n_wraps;
+    t.body_len = ENVELOPE_TAG_LEN - 1;
+    assert_int_equal(open_status(&t, &s, &a), STATUS_BAD_REQUEST);
+    t.body_len = env.body_len;
+    t.n_wraps = ENVELOPE_MAX_WRAPS + 1; /* refused before the array is read */
+    assert_int_equal(open_status(&t, &s, &a), STATUS_TOO_LARGE);
+    t.n_wraps = env.n_wraps;
+    t.body_len = ENVELOPE_MAX_BODY_LEN + ENVELOPE_TAG_LEN + 1; /* likewise */
+    assert_int_equal(open_status(&t, &s, &a), STATUS_TOO_LARGE);
+    t.body_len = env.body_len;
+    envelope_cleanup(&t);
+
+    envelope_cleanup(&env);
+    envelope_cleanup(NULL);
+    device_cleanup(&s);
+    device_cleanup(&a);
+    device_cleanup(&b);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_envelope_round_trip_to_three_devices),
+        cmocka_unit_test(test_envelope_tampering_fails_to_open),
+        cmocka_unit_test(test_envelope_device_without_wrap_is_not_found),
+        cmocka_unit_test(test_envelope_wrong_recipient_key_id_is_conflict),
+        cmocka_unit_test(test_envelope_wrap_to_wrong_key_fails),
+        cmocka_unit_test(test_envelope_byte_layout_matches_header_comment),
+        cmocka_unit_test(test_envelope_device_key_verify),
+        cmocka_unit_test(test_envelope_seal_refuses_bad_recipients),
+        cmocka_unit_test(test_envelope_open_refuses_malformed),
+    };
+    return cmocka_run_group_tests(tests, setup_clock, reset_clock);
+}

@@ -1,0 +1,62 @@
+/* client/hex_test.c: unit tests for hex text. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "base/buf.h"
+#include "base/status.h"
+#include "client/hex.h"
+
+static void test_hex_encode_every_byte_round_trips(void **state) {
+    uint8_t all[256];
+    for (int i = 0; i < 256; i++)
+        all[i] = (uint8_t)i;
+    struct buf text, back;
+    buf_init(&text);
+    buf_init(&back);
+    hex_encode(all, sizeof all, &text);
+    assert_int_equal(text.len, 512);
+    assert_memory_equal(text.data, "000102", 6);
+    assert_string_equal((char *)text.data + 500, "fafbfcfdfeff");
+    assert_int_equal(hex_decode((char *)text.data, text.len, &back), 0);
+    assert_int_equal(back.len, 256);
+    assert_memory_equal(back.data, all, sizeof all);
+    buf_cleanup(&text);
+    buf_cleanup(&back);
+}
+
+static void test_hex_encode_empty_is_a_string(void **state) {
+    struct buf text;
+    buf_init(&text);
+    hex_encode(NULL, 0, &text);
+    assert_non_null(text.data);
+    assert_string_equal((char *)text.data, "");
+    buf_cleanup(&text);
+}
+
+static void test_hex_decode_accepts_upper_case_and_rejects_junk(void **state) {
+    struct buf out;
+    buf_init(&out);
+    assert_int_equal(hex_decode("ABcd", 4, &out), 0);
+    assert_int_equal(out.len, 2);
+    assert_int_equal(out.data[0], 0xab);
+    assert_int_equal(out.data[1], 0xcd);
+    assert_int_equal(hex_decode("abc", 3, &out), STATUS_BAD_REQUEST);
+    assert_int_equal(hex_decode("zz", 2, &out), STATUS_BAD_REQUEST);
+    assert_int_equal(hex_decode("00g0", 4, &out), STATUS_BAD_REQUEST);
+    assert_int_equal(out.len, 2); /* failures appended nothing */
+    buf_cleanup(&out);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_hex_encode_every_byte_round_trips),
+        cmocka_unit_test(test_hex_encode_empty_is_a_string),
+        cmocka_unit_test(test_hex_decode_accepts_upper_case_and_rejects_junk),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
