@@ -1,0 +1,176 @@
+/*
+ * tests/interop/hpke_tool.c: libcarechat's HPKE (client/hpke.h) behind a line
+ * protocol, so a peer we did not write (hpke_interop.mjs with @hpke/core) can
+ * seal to us and open what we seal.
+ *
+ * One request per line on stdin, one JSON object per line on stdout, in order.
+ * Byte strings are lower-case hex; "-" stands for an empty string.
+ *
+ *   keygen                      -> {"pk":HEX,"sk":HEX}
+ *   seal PK INFO AAD PT         -> {"enc":HEX,"ct":HEX}
+ *   open SK INFO AAD ENC CT     -> {"pt":HEX}
+ *
+ * A request that fails answers {"error":"<status_str>"} ("corrupt data" for a
+ * ciphertext that does not open) and the tool goes on with the next line. It
+ * exits 0 at the end of its input, 2 for a line over MAX_LINE bytes. A test
+ * tool: the private keys it prints are for throwaway test keys only.
+ * Single-threaded.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/buf.h"
+#include "base/status.h"
+#include "client/hex.h"
+#include "client/hpke.h"
+
+#define MAX_LINE (8 << 20) /* room for a 4 MiB message in hex */
+#define MAX_FIELDS 6
+
+static void print_error(int status) {
+    printf("{\"error\":\"%s\"}\n", status_str(status));
+}
+
+static void print_field(const char *name, const uint8_t *p, size_t n, int first) {
+    struct buf text;
+    buf_init(&text);
+    hex_encode(p, n, &text);
+    printf("%s\"%s\":\"%s\"", first ? "{" : ",", name, (char *)text.data);
+    buf_cleanup(&text);
+}
+
+/* Decodes field `s` ("-" or hex) into `out`; returns 0 or STATUS_BAD_REQUEST. */
+static int field_bytes(const char *s, struct buf *out) {
+    buf_reset(out);
+    buf_append(out, "", 0);
+    if (strcmp(s, "-") == 0)
+        return 0;
+    return hex_decode(s, strlen(s), out);
+}
+
+/* Decodes a field that must be exactly n bytes into out[n]. */
+static int field_fixed(const char *s, uint8_t *out, size_t n) {
+    struct buf b;
+    buf_init(&b);
+    int rc = field_bytes(s, &b);
+    if (rc == 0 && b.len != n)
+        rc = STATUS_BAD_REQUEST;
+    if (rc == 0)
+        memcpy(out, b.data, n);
+    buf_cleanup(&b);
+    return rc;
+}
+
+static void do_keygen(void) {
+    uint8_t pk[HPKE_PK_LEN], sk[HPKE_SK_LEN];
+    hpke_keypair(pk, sk);
+    print_field("pk", pk, sizeof pk, 1);
+    print_field("sk", sk, sizeof sk, 0);
+    printf("}\n");
+}
+
+static int do_seal(char **f) {
+    uint8_t pk[HPKE_PK_LEN], enc[HPKE_ENC_LEN];
+    struct buf info, aad, pt, ct;
+    buf_init(&info);
+    buf_init(&aad);
+    buf_init(&pt);
+    buf_init(&ct);
+    int rc = field_fixed(f[1], pk, sizeof pk);
+    if (rc == 0)
+        rc = field_bytes(f[2], &info);
+    if (rc == 0)
+        rc = field_bytes(f[3], &aad);
+    if (rc == 0)
+        rc = field_bytes(f[4], &pt);
+    if (rc == 0) {
+        buf_reserve(&ct, pt.len + HPKE_TAG_LEN);
+        rc = hpke_seal(pk, info.data, info.len, aad.data, aad.len, pt.data, pt.len, enc, ct.data);
+    }
+    if (rc == 0) {
+        print_field("enc", enc, sizeof enc, 1);
+        print_field("ct", ct.data, pt.len + HPKE_TAG_LEN, 0);
+        printf("}\n");
+    }
+    buf_cleanup(&info);
+    buf_cleanup(&aad);
+    buf_cleanup(&pt);
+    buf_cleanup(&ct);
+    return rc;
+}
+
+static int do_open(char **f) {
+    uint8_t sk[HPKE_SK_LEN], enc[HPKE_ENC_LEN];
+    struct buf info, aad, ct, pt;
+    buf_init(&info);
+    buf_init(&aad);
+    buf_init(&ct);
+    buf_init(&pt);
+    int rc = field_fixed(f[1], sk, sizeof sk);
+    if (rc == 0)
+        rc = field_bytes(f[2], &info);
+    if (rc == 0)
+        rc = field_bytes(f[3], &aad);
+    if (rc == 0)
+        rc = field_fixed(f[4], enc, sizeof enc);
+    if (rc == 0)
+        rc = field_bytes(f[5], &ct);
+    if (rc == 0) {
+        size_t pt_len = ct.len >= HPKE_TAG_LEN ? ct.len - HPKE_TAG_LEN : 0;
+        buf_reserve(&pt, pt_len);
+        rc = hpke_open(sk, enc, info.data, info.len, aad.data, aad.len, ct.data, ct.len, pt.data);
+        if (rc == 0) {
+            print_field("pt", pt.data, pt_len, 1);
+            printf("}\n");
+        }
+    }
+    buf_cleanup(&info);
+    buf_cleanup(&aad);
+    buf_cleanup(&ct);
+    buf_cleanup(&pt);
+    return rc;
+}
+
+/* Splits `line` in place at spaces; returns the number of fields (at most max). */
+static int split(char *line, char **fields, int max) {
+    int n = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(line, " ", &save); tok != NULL; tok = strtok_r(NULL, " ", &save)) {
+        if (n == max)
+            return max + 1;
+        fields[n++] = tok;
+    }
+    return n;
+}
+
+int main(void) {
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    while ((len = getline(&line, &cap, stdin)) >= 0) {
+        if (len > MAX_LINE) {
+            fprintf(stderr, "hpke_tool: line over %d bytes\n", MAX_LINE);
+            free(line);
+            return 2;
+        }
+        if (len > 0 && line[len - 1] == '\n')
+            line[len - 1] = '\0';
+        char *f[MAX_FIELDS];
+        int n = split(line, f, MAX_FIELDS);
+        int rc = STATUS_BAD_REQUEST;
+        if (n == 1 && strcmp(f[0], "keygen") == 0) {
+            do_keygen();
+            rc = 0;
+        } else if (n == 5 && strcmp(f[0], "seal") == 0) {
+            rc = do_seal(f);
+        } else if (n == 6 && strcmp(f[0], "open") == 0) {
+            rc = do_open(f);
+        }
+        if (rc != 0)
+            print_error(rc);
+        fflush(stdout);
+    }
+    free(line);
+    return 0;
+}
