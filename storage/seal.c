@@ -1,0 +1,207 @@
+/*
+ * storage/seal.c: AES-256-GCM sealing of stored values (format in seal.h).
+ *
+ * Invariants: both implementations take the same key, nonce and additional data
+ * and write ciphertext followed by the 16-byte tag, so either opens the other's
+ * output; nothing is written to `out` unless the tag verified. Any thread.
+ */
+#include "storage/seal.h"
+
+#include <limits.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+#include <sodium.h>
+
+#include "base/log.h"
+#include "base/status.h"
+#include "storage/keys.h"
+
+#define SEAL_MAX_RKEY 65535
+
+int seal_init(void) {
+    if (sodium_init() < 0) {
+        log_error("storage", "libsodium failed to initialise");
+        return STATUS_INTERNAL;
+    }
+    return 0;
+}
+
+bool seal_sodium_available(void) {
+    return sodium_init() >= 0 && crypto_aead_aes256gcm_is_available();
+}
+
+static int pick_impl(enum seal_impl impl, enum seal_impl *out) {
+    if (impl == SEAL_AUTO) {
+        *out = seal_sodium_available() ? SEAL_SODIUM : SEAL_OPENSSL;
+        return 0;
+    }
+    if (impl == SEAL_SODIUM && !seal_sodium_available())
+        return STATUS_UNAVAILABLE;
+    *out = impl;
+    return 0;
+}
+
+static void write_header(uint8_t h[SEAL_HEADER_LEN], const struct seal_key_id *kid) {
+    h[0] = SEAL_VERSION;
+    memcpy(h + 1, kid->owner.b, ID_LEN);
+    key_put_u32(h + 1 + ID_LEN, kid->version);
+    randombytes_buf(h + 1 + ID_LEN + 4, SEAL_NONCE_LEN);
+}
+
+/* The additional data: cf name, record key and header, each length-prefixed
+ * where their length varies so that no two (cf, key) pairs share an encoding. */
+static int build_ad(struct buf *ad, const char *cf_name, const void *rkey, size_t rkey_len,
+                    const uint8_t header[SEAL_HEADER_LEN]) {
+    size_t cf_len = strlen(cf_name);
+    if (cf_len > 255 || rkey_len > SEAL_MAX_RKEY)
+        return STATUS_TOO_LARGE;
+    uint8_t len4[4];
+    key_put_u32(len4, (uint32_t)rkey_len);
+    buf_reserve(ad, 1 + cf_len + 4 + rkey_len + SEAL_HEADER_LEN);
+    buf_append_u8(ad, (uint8_t)cf_len);
+    buf_append(ad, cf_name, cf_len);
+    buf_append(ad, len4, sizeof len4);
+    buf_append(ad, rkey, rkey_len);
+    buf_append(ad, header, SEAL_HEADER_LEN);
+    return 0;
+}
+
+static int openssl_encrypt(const uint8_t *key, const uint8_t *nonce, const struct buf *ad,
+                           const uint8_t *plain, size_t plain_len, uint8_t *ct, uint8_t *tag) {
+    int ok = 0, n = 0;
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    if (ctx && EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) == 1 &&
+        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, SEAL_NONCE_LEN, NULL) == 1 &&
+        EVP_EncryptInit_ex(ctx, NULL, NULL, key, nonce) == 1 &&
+        EVP_EncryptUpdate(ctx, NULL, &n, ad->data, (int)ad->len) == 1 &&
+        EVP_EncryptUpdate(ctx, ct, &n, plain, (int)plain_len) == 1 &&
+        EVP_EncryptFinal_ex(ctx, ct + n, &n) == 1 &&
+        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, SEAL_TAG_LEN, tag) == 1)
+        ok = 1;
+    EVP_CIPHER_CTX_free(ctx);
+    if (!ok) {
+        log_error("storage", "OpenSSL AES-256-GCM encryption failed");
+        return STATUS_INTERNAL;
+    }
+    return 0;
+}
+
+/* Returns 0, STATUS_CORRUPT when the tag does not verify, STATUS_INTERNAL. */
+static int openssl_decrypt(const uint8_t *key, const uint8_t *nonce, const struct buf *ad,
+                           const uint8_t *ct, size_t ct_len, const uint8_t *tag, uint8_t *plain) {
+    int n = 0, rc = STATUS_INTERNAL;
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    if (!ctx || EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
+        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, SEAL_NONCE_LEN, NULL) != 1 ||
+        EVP_DecryptInit_ex(ctx, NULL, NULL, key, nonce) != 1 ||
+        EVP_DecryptUpdate(ctx, NULL, &n, ad->data, (int)ad->len) != 1 ||
+        EVP_DecryptUpdate(ctx, plain, &n, ct, (int)ct_len) != 1 ||
+        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, SEAL_TAG_LEN, (void *)tag) != 1) {
+        log_error("storage", "OpenSSL AES-256-GCM decryption could not start");
+        goto out;
+    }
+    rc = EVP_DecryptFinal_ex(ctx, plain + n, &n) == 1 ? 0 : STATUS_CORRUPT;
+out:
+    EVP_CIPHER_CTX_free(ctx);
+    return rc;
+}
+
+int seal_value(enum seal_impl impl, const uint8_t key[SEAL_KEY_LEN], const struct seal_key_id *kid,
+               const char *cf_name, const void *rkey, size_t rkey_len, const void *plain,
+               size_t plain_len, struct buf *out) {
+    enum seal_impl use;
+    int rc = pick_impl(impl, &use);
+    if (rc < 0)
+        return rc;
+    if (plain_len > SEAL_MAX_PLAIN)
+        return STATUS_TOO_LARGE;
+    uint8_t header[SEAL_HEADER_LEN];
+    write_header(header, kid);
+    struct buf ad;
+    buf_init(&ad);
+    rc = build_ad(&ad, cf_name, rkey, rkey_len, header);
+    if (rc < 0)
+        goto out;
+    buf_reset(out);
+    buf_reserve(out, SEAL_OVERHEAD + plain_len);
+    memcpy(out->data, header, SEAL_HEADER_LEN);
+    uint8_t *ct = out->data + SEAL_HEADER_LEN;
+    const uint8_t *nonce = header + 1 + ID_LEN + 4;
+    if (use == SEAL_SODIUM) {
+        unsigned long long clen = 0;
+        if (crypto_aead_aes256gcm_encrypt(ct, &clen, plain, plain_len, ad.data, ad.len, NULL, nonce,
+                                          key) != 0 ||
+            clen != plain_len + SEAL_TAG_LEN) {
+            log_error("storage", "libsodium AES-256-GCM encryption failed");
+            rc = STATUS_INTERNAL;
+            goto out;
+        }
+    } else {
+        rc = openssl_encrypt(key, nonce, &ad, plain, plain_len, ct, ct + plain_len);
+        if (rc < 0)
+            goto out;
+    }
+    out->len = SEAL_OVERHEAD + plain_len;
+    out->data[out->len] = '\0';
+out:
+    buf_cleanup(&ad);
+    if (rc < 0)
+        buf_reset(out);
+    return rc;
+}
+
+int seal_key_id_of(const void *sealed, size_t sealed_len, struct seal_key_id *out) {
+    const uint8_t *p = sealed;
+    if (sealed_len < SEAL_OVERHEAD || p[0] != SEAL_VERSION)
+        return STATUS_CORRUPT;
+    memcpy(out->owner.b, p + 1, ID_LEN);
+    out->version = key_get_u32(p + 1 + ID_LEN);
+    return 0;
+}
+
+int seal_open(enum seal_impl impl, const uint8_t key[SEAL_KEY_LEN], const char *cf_name,
+              const void *rkey, size_t rkey_len, const void *sealed, size_t sealed_len,
+              struct buf *out) {
+    buf_reset(out);
+    enum seal_impl use;
+    int rc = pick_impl(impl, &use);
+    if (rc < 0)
+        return rc;
+    struct seal_key_id kid;
+    if (seal_key_id_of(sealed, sealed_len, &kid) < 0)
+        return STATUS_CORRUPT;
+    if (sealed_len - SEAL_OVERHEAD > SEAL_MAX_PLAIN)
+        return STATUS_CORRUPT;
+    const uint8_t *header = sealed;
+    const uint8_t *nonce = header + 1 + ID_LEN + 4;
+    const uint8_t *ct = header + SEAL_HEADER_LEN;
+    size_t plain_len = sealed_len - SEAL_OVERHEAD;
+    struct buf ad;
+    buf_init(&ad);
+    rc = build_ad(&ad, cf_name, rkey, rkey_len, header);
+    if (rc < 0)
+        goto out;
+    buf_reserve(out, plain_len);
+    if (use == SEAL_SODIUM) {
+        unsigned long long mlen = 0;
+        if (crypto_aead_aes256gcm_decrypt(out->data, &mlen, NULL, ct, plain_len + SEAL_TAG_LEN,
+                                          ad.data, ad.len, nonce, key) != 0 ||
+            mlen != plain_len)
+            rc = STATUS_CORRUPT;
+    } else {
+        rc = openssl_decrypt(key, nonce, &ad, ct, plain_len, ct + plain_len, out->data);
+    }
+    if (rc < 0)
+        goto out;
+    out->len = plain_len;
+    out->data[out->len] = '\0';
+out:
+    buf_cleanup(&ad);
+    if (rc < 0 && out->data) {
+        /* OpenSSL writes plaintext before it checks the tag: never leave it. */
+        sodium_memzero(out->data, out->cap);
+        buf_reset(out);
+    }
+    return rc;
+}

@@ -1,0 +1,88 @@
+/*
+ * storage/seal.h: AES-256-GCM sealing of one stored value.
+ *
+ * Every value CareChat writes to RocksDB is sealed under the data key of the
+ * record's owner (keystore.h). A sealed value is
+ *
+ *   version (1) | key id: owner id (16) | key version (4, big-endian)
+ *               | nonce (12, random) | ciphertext (= plaintext length) | tag (16)
+ *
+ * and its additional data is
+ *
+ *   len(cf name) (1) | cf name | len(record key) (4, big-endian) | record key
+ *   | the 33 header bytes above
+ *
+ * so a value copied under another key or into another column family, or with its
+ * header edited, fails to open. Two implementations produce the same format:
+ * libsodium's crypto_aead_aes256gcm (AES-NI) and OpenSSL's EVP aes-256-gcm, the
+ * fallback on CPUs libsodium cannot serve; SEAL_AUTO picks the first available.
+ * Nonces come from libsodium's CSPRNG, never from the base/rand.h test seam, so
+ * a deterministic test source can never make a nonce repeat. A data key must seal
+ * far fewer than 2^32 values (rotate it, keystore_rotate_owner()).
+ *
+ * Thread-safe: no state besides libsodium's, initialised by seal_init().
+ */
+#ifndef STORAGE_SEAL_H
+#define STORAGE_SEAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+#include "base/rand.h"
+
+#define SEAL_VERSION 1
+#define SEAL_KEY_LEN 32
+#define SEAL_NONCE_LEN 12
+#define SEAL_TAG_LEN 16
+#define SEAL_HEADER_LEN (1 + ID_LEN + 4 + SEAL_NONCE_LEN)
+#define SEAL_OVERHEAD (SEAL_HEADER_LEN + SEAL_TAG_LEN)
+/* Largest plaintext accepted: far above any record or file chunk. */
+#define SEAL_MAX_PLAIN (64u * 1024 * 1024)
+
+/* Which data key sealed a value: the owner (a patient's id, or the all-zero id
+ * for the server) and the version of that owner's key. */
+struct seal_key_id {
+    struct id owner;
+    uint32_t version;
+};
+
+enum seal_impl {
+    SEAL_AUTO = 0, /* libsodium when the CPU supports it, else OpenSSL */
+    SEAL_SODIUM,
+    SEAL_OPENSSL,
+};
+
+/* Initialises libsodium. Call once before anything else here (store_open() and
+ * keystore_open() do); later calls do nothing. Returns 0, or STATUS_INTERNAL when
+ * libsodium cannot start (logged). */
+int seal_init(void);
+
+/* True when libsodium's AES-256-GCM can run on this CPU. */
+bool seal_sodium_available(void);
+
+/* Seals `plain` for the record `rkey` in the column family named `cf_name`
+ * under `key` (identified by `kid`), replacing the contents of `out`. Returns 0,
+ * STATUS_TOO_LARGE (plain_len above SEAL_MAX_PLAIN, or cf_name longer than 255),
+ * STATUS_UNAVAILABLE (SEAL_SODIUM asked for on a CPU without AES-NI), or
+ * STATUS_INTERNAL (the crypto library failed; logged). */
+int seal_value(enum seal_impl impl, const uint8_t key[SEAL_KEY_LEN], const struct seal_key_id *kid,
+               const char *cf_name, const void *rkey, size_t rkey_len, const void *plain,
+               size_t plain_len, struct buf *out);
+
+/* Reads the key id from a sealed value's header without opening it. Returns 0,
+ * or STATUS_CORRUPT when the value is too short or of an unknown version. */
+int seal_key_id_of(const void *sealed, size_t sealed_len, struct seal_key_id *out);
+
+/* Opens a value sealed by seal_value() (with either implementation) into `out`,
+ * replacing its contents. Returns 0; STATUS_CORRUPT when it does not open: a
+ * wrong key, another cf or record key, a changed bit, a truncated value or an
+ * unknown version (not logged here: the caller knows which record it was);
+ * STATUS_UNAVAILABLE or STATUS_INTERNAL as seal_value(). On failure `out` is
+ * left empty. */
+int seal_open(enum seal_impl impl, const uint8_t key[SEAL_KEY_LEN], const char *cf_name,
+              const void *rkey, size_t rkey_len, const void *sealed, size_t sealed_len,
+              struct buf *out);
+
+#endif

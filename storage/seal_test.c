@@ -1,0 +1,206 @@
+/* storage/seal_test.c: sealing round trips, tamper detection, libsodium/OpenSSL interop. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "base/buf.h"
+#include "base/status.h"
+#include "storage/seal.h"
+
+static const uint8_t KEY_A[SEAL_KEY_LEN] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11,
+                                            12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22,
+                                            23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
+static const uint8_t KEY_B[SEAL_KEY_LEN] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11,
+                                            12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22,
+                                            23, 24, 25, 26, 27, 28, 29, 30, 31, 33};
+static const char RKEY[] = "\x01\x02record-key";
+
+static struct seal_key_id test_kid(void) {
+    struct seal_key_id kid;
+    memset(kid.owner.b, 0x5a, ID_LEN);
+    kid.version = 3;
+    return kid;
+}
+
+static int setup(void **state) {
+    return seal_init();
+}
+
+static void require_sodium(void) {
+    if (!seal_sodium_available())
+        skip();
+}
+
+static void round_trip(enum seal_impl seal_with, enum seal_impl open_with) {
+    static const size_t sizes[] = {0, 1, 15, 16, 17, 255, 4096, 100000};
+    struct seal_key_id kid = test_kid();
+    struct buf plain, sealed, opened;
+    buf_init(&plain);
+    buf_init(&sealed);
+    buf_init(&opened);
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        buf_reset(&plain);
+        for (size_t j = 0; j < sizes[i]; j++)
+            buf_append_u8(&plain, (uint8_t)(j * 31 + i));
+        assert_int_equal(seal_value(seal_with, KEY_A, &kid, "messages", RKEY, sizeof RKEY,
+                                    plain.data, plain.len, &sealed),
+                         0);
+        assert_int_equal(sealed.len, plain.len + SEAL_OVERHEAD);
+        assert_int_equal(sealed.data[0], SEAL_VERSION);
+        if (plain.len >= 16) /* the ciphertext is not the plaintext */
+            assert_memory_not_equal(sealed.data + SEAL_HEADER_LEN, plain.data, 16);
+        assert_int_equal(seal_open(open_with, KEY_A, "messages", RKEY, sizeof RKEY, sealed.data,
+                                   sealed.len, &opened),
+                         0);
+        assert_int_equal(opened.len, plain.len);
+        if (plain.len)
+            assert_memory_equal(opened.data, plain.data, plain.len);
+    }
+    buf_cleanup(&plain);
+    buf_cleanup(&sealed);
+    buf_cleanup(&opened);
+}
+
+static void test_seal_round_trip_openssl(void **state) {
+    round_trip(SEAL_OPENSSL, SEAL_OPENSSL);
+}
+
+static void test_seal_round_trip_sodium(void **state) {
+    require_sodium();
+    round_trip(SEAL_SODIUM, SEAL_SODIUM);
+    round_trip(SEAL_AUTO, SEAL_AUTO);
+}
+
+static void test_seal_sodium_and_openssl_open_each_other(void **state) {
+    require_sodium();
+    round_trip(SEAL_SODIUM, SEAL_OPENSSL);
+    round_trip(SEAL_OPENSSL, SEAL_SODIUM);
+}
+
+static void test_seal_header_carries_key_id(void **state) {
+    struct seal_key_id kid = test_kid(), got;
+    struct buf sealed;
+    buf_init(&sealed);
+    assert_int_equal(seal_value(SEAL_OPENSSL, KEY_A, &kid, "meta", "k", 1, "v", 1, &sealed), 0);
+    assert_int_equal(seal_key_id_of(sealed.data, sealed.len, &got), 0);
+    assert_memory_equal(got.owner.b, kid.owner.b, ID_LEN);
+    assert_int_equal(got.version, 3);
+    assert_int_equal(seal_key_id_of(sealed.data, SEAL_OVERHEAD - 1, &got), STATUS_CORRUPT);
+    sealed.data[0] = 2;
+    assert_int_equal(seal_key_id_of(sealed.data, sealed.len, &got), STATUS_CORRUPT);
+    buf_cleanup(&sealed);
+}
+
+static void test_seal_nonces_differ(void **state) {
+    struct seal_key_id kid = test_kid();
+    struct buf a, b;
+    buf_init(&a);
+    buf_init(&b);
+    assert_int_equal(seal_value(SEAL_AUTO, KEY_A, &kid, "meta", "k", 1, "same", 4, &a), 0);
+    assert_int_equal(seal_value(SEAL_AUTO, KEY_A, &kid, "meta", "k", 1, "same", 4, &b), 0);
+    assert_int_equal(a.len, b.len);
+    assert_memory_not_equal(a.data + 21, b.data + 21, SEAL_NONCE_LEN);
+    assert_memory_not_equal(a.data + SEAL_HEADER_LEN, b.data + SEAL_HEADER_LEN, a.len - 33);
+    buf_cleanup(&a);
+    buf_cleanup(&b);
+}
+
+static void expect_corrupt(enum seal_impl impl, const uint8_t *key, const char *cf,
+                           const void *rkey, size_t rkey_len, const struct buf *sealed) {
+    struct buf opened;
+    buf_init(&opened);
+    assert_int_equal(seal_open(impl, key, cf, rkey, rkey_len, sealed->data, sealed->len, &opened),
+                     STATUS_CORRUPT);
+    assert_int_equal(opened.len, 0);
+    buf_cleanup(&opened);
+}
+
+static void wrong_context(enum seal_impl impl) {
+    struct seal_key_id kid = test_kid();
+    struct buf sealed;
+    buf_init(&sealed);
+    assert_int_equal(
+        seal_value(impl, KEY_A, &kid, "messages", RKEY, sizeof RKEY, "secret", 6, &sealed), 0);
+    expect_corrupt(impl, KEY_B, "messages", RKEY, sizeof RKEY, &sealed);     /* wrong key */
+    expect_corrupt(impl, KEY_A, "inboxes", RKEY, sizeof RKEY, &sealed);      /* other cf */
+    expect_corrupt(impl, KEY_A, "messages", RKEY, sizeof RKEY - 1, &sealed); /* other key */
+    expect_corrupt(impl, KEY_A, "messages", "other", 5, &sealed);
+    /* the boundary between cf name and key is bound too: "messag"+"es..." differs */
+    assert_int_equal(seal_value(impl, KEY_A, &kid, "ab", "c", 1, "x", 1, &sealed), 0);
+    expect_corrupt(impl, KEY_A, "a", "bc", 2, &sealed);
+    buf_cleanup(&sealed);
+}
+
+static void test_seal_wrong_key_or_context_is_corrupt(void **state) {
+    wrong_context(SEAL_OPENSSL);
+    if (seal_sodium_available())
+        wrong_context(SEAL_SODIUM);
+}
+
+static void flips_and_truncations(enum seal_impl impl) {
+    struct seal_key_id kid = test_kid();
+    struct buf sealed, copy;
+    buf_init(&sealed);
+    buf_init(&copy);
+    assert_int_equal(seal_value(impl, KEY_A, &kid, "files", RKEY, sizeof RKEY,
+                                "patient data 0123456789", 23, &sealed),
+                     0);
+    /* every single bit of header, ciphertext and tag */
+    for (size_t bit = 0; bit < sealed.len * 8; bit++) {
+        buf_reset(&copy);
+        buf_append(&copy, sealed.data, sealed.len);
+        copy.data[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+        expect_corrupt(impl, KEY_A, "files", RKEY, sizeof RKEY, &copy);
+    }
+    for (size_t len = 0; len < sealed.len; len++) {
+        buf_reset(&copy);
+        buf_append(&copy, sealed.data, len);
+        expect_corrupt(impl, KEY_A, "files", RKEY, sizeof RKEY, &copy);
+    }
+    buf_reset(&copy);
+    buf_append(&copy, sealed.data, sealed.len);
+    buf_append_u8(&copy, 0);
+    expect_corrupt(impl, KEY_A, "files", RKEY, sizeof RKEY, &copy);
+    buf_cleanup(&sealed);
+    buf_cleanup(&copy);
+}
+
+static void test_seal_bit_flips_and_truncation_are_corrupt(void **state) {
+    flips_and_truncations(SEAL_OPENSSL);
+    if (seal_sodium_available())
+        flips_and_truncations(SEAL_SODIUM);
+}
+
+static void test_seal_rejects_oversized_input(void **state) {
+    struct seal_key_id kid = test_kid();
+    struct buf sealed;
+    buf_init(&sealed);
+    char long_cf[300];
+    memset(long_cf, 'c', sizeof long_cf - 1);
+    long_cf[sizeof long_cf - 1] = '\0';
+    assert_int_equal(seal_value(SEAL_AUTO, KEY_A, &kid, long_cf, "k", 1, "v", 1, &sealed),
+                     STATUS_TOO_LARGE);
+    static const uint8_t big = 0;
+    assert_int_equal(seal_value(SEAL_AUTO, KEY_A, &kid, "meta", "k", 1, &big,
+                                (size_t)SEAL_MAX_PLAIN + 1, &sealed),
+                     STATUS_TOO_LARGE);
+    buf_cleanup(&sealed);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_seal_round_trip_openssl),
+        cmocka_unit_test(test_seal_round_trip_sodium),
+        cmocka_unit_test(test_seal_sodium_and_openssl_open_each_other),
+        cmocka_unit_test(test_seal_header_carries_key_id),
+        cmocka_unit_test(test_seal_nonces_differ),
+        cmocka_unit_test(test_seal_wrong_key_or_context_is_corrupt),
+        cmocka_unit_test(test_seal_bit_flips_and_truncation_are_corrupt),
+        cmocka_unit_test(test_seal_rejects_oversized_input),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}
