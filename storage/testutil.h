@@ -1,0 +1,54 @@
+/*
+ * storage/testutil.h: helpers shared by the storage tests (testonly): fresh
+ * directories under $TEST_TMPDIR, searching raw files for plaintext, copying a
+ * directory tree, capturing the log (stderr), and a completion counter that the
+ * journal's `wake` can signal. Single-threaded unless said otherwise.
+ */
+#ifndef STORAGE_TESTUTIL_H
+#define STORAGE_TESTUTIL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* A new empty directory $TEST_TMPDIR/<name>-<n> (or under /tmp). Free with free(). */
+char *testutil_fresh_dir(const char *name);
+
+/* "<dir>/<name>"; free with free(). */
+char *testutil_path(const char *dir, const char *name);
+
+/* True when any regular file under `dir` (recursively) contains `needle`. */
+bool testutil_tree_contains(const char *dir, const void *needle, size_t len);
+
+/* Copies the tree at `from` into the new directory `to`. Returns 0 or -1. */
+int testutil_copy_tree(const char *from, const char *to);
+
+/* Writes `len` bytes to a new file with `mode`. Returns 0 or -1. */
+int testutil_write_file(const char *path, const void *data, size_t len, unsigned mode);
+
+/* Reads a whole file; free with free(). NULL when it cannot be read. */
+uint8_t *testutil_read_file(const char *path, size_t *len);
+
+/* Redirects stderr (the log) into a temporary file until testutil_capture_end(),
+ * which returns what was written (NUL-terminated; free with free()). */
+void testutil_capture_begin(void);
+char *testutil_capture_end(void);
+
+/* A counter of wake-ups, safe from any thread. */
+struct testutil_waker {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    uint64_t wakes;
+};
+void testutil_waker_init(struct testutil_waker *w);
+void testutil_waker_cleanup(struct testutil_waker *w);
+/* A journal/bus `wake` function: ctx is a struct testutil_waker. */
+void testutil_wake(void *ctx);
+/* Waits until wakes > seen or timeout_ms passes; returns the current count. */
+uint64_t testutil_waker_wait(struct testutil_waker *w, uint64_t seen, int timeout_ms);
+
+/* Milliseconds on a monotonic clock. */
+int64_t testutil_now_ms(void);
+
+#endif
