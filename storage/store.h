@@ -12,6 +12,16 @@
  * Keys never contain personal data: they are built from random ids and integers
  * (keys.h). Lookups by email go through a keyed hash (store_blind_index()).
  *
+ * Options chosen here (store.c): WAL recovery in point-in-time mode, so that
+ * after a crash the database is a consistent prefix of the committed batches (a
+ * torn tail can only be a batch that was never acknowledged, since every
+ * acknowledged batch was synced); no compression (every value is ciphertext);
+ * CF_CHUNKS keeps values of 16 KiB and more in blob files with blob GC.
+ *
+ * Free-space guard: while the data volume has less than `min_free_bytes` free,
+ * commits are refused with STATUS_UNAVAILABLE (a full disk makes this RocksDB
+ * abort instead of returning an error, NOTES.md).
+ *
  * Threads: store_open/close on the main thread; reads (store_get, store_scan)
  * from any thread, usually the lws loop thread; writes only through a
  * `struct store_txn`, which only the journal's writer thread holds (journal.h).
@@ -26,6 +36,8 @@
 #include "base/buf.h"
 #include "base/rand.h"
 
+struct keystore;
+
 /* Column families, one per record kind. The order is part of the on-disk format
  * only through the names (store_cf_name()); values may be appended. */
 enum store_cf {
@@ -36,10 +48,10 @@ enum store_cf {
     CF_SESSIONS,    /* hash of a session token -> session record */
     CF_INVITES,     /* hash of an invitation code -> invitation */
     CF_CONVERSATIONS,
-    CF_MEMBERS,  /* conversation id | account id -> membership */
-    CF_MESSAGES, /* conversation id | seq -> message */
-    CF_INBOXES,  /* device id | position -> delivery entry */
-    CF_RECEIPTS, /* conversation id | message id | account id -> receipt */
+    CF_MEMBERS,     /* conversation id | account id -> membership */
+    CF_MESSAGES,    /* conversation id | seq -> message */
+    CF_INBOXES,     /* device id | position -> delivery entry */
+    CF_RECEIPTS,    /* conversation id | message id | account id -> receipt */
     CF_IDEMPOTENCY, /* account id | client message id -> first result */
     CF_FILES,       /* file id -> file metadata */
     CF_CHUNKS,      /* file id | chunk index -> ciphertext chunk (blob files) */
@@ -52,13 +64,16 @@ enum store_cf {
 const char *store_cf_name(enum store_cf cf);
 
 struct store_config {
-    const char *data_dir;        /* required: records live in DATA_DIR/db */
-    const char *key_dir;         /* NULL: DATA_DIR/keys */
-    const char *master_key_path; /* NULL: KEY_DIR/master.key, generated on first
-                                    open (mode 0600) with a warning */
-    uint64_t min_free_bytes;     /* writes are refused (STATUS_UNAVAILABLE) while the
-                                    data volume has less free space; 0 disables */
-    size_t cache_bytes;          /* RocksDB block cache; 0 for the default */
+    const char *data_dir;            /* required: records live in DATA_DIR/db */
+    const char *key_dir;             /* NULL: DATA_DIR/keys */
+    const char *master_key_path;     /* NULL: KEY_DIR/master.key, generated on first
+                                        open (mode 0600) with a warning */
+    const char *old_master_key_path; /* NULL; the previous master key, to finish an
+                                        interrupted rotation (keystore.h) */
+    size_t key_cache_entries;        /* unwrapped data keys cached; 0: 1024 */
+    uint64_t min_free_bytes;         /* writes are refused (STATUS_UNAVAILABLE) while the
+                                        data volume has less free space; 0 disables */
+    size_t cache_bytes;              /* RocksDB block cache; 0 for the default */
 };
 
 struct store;
@@ -67,27 +82,34 @@ struct store;
  * `cfg`. On success stores the handle in *out (close it with store_close()) and
  * returns 0; otherwise returns STATUS_IO (unreadable or locked directory, logged
  * with the reason), STATUS_CORRUPT (a master key that does not open the key
- * store), or STATUS_BAD_REQUEST (bad configuration). */
+ * store, or a key store that does not belong to this database: a sealed check
+ * record in CF_META must open), or STATUS_BAD_REQUEST (bad configuration, or a
+ * master key file readable by group or others). */
 int store_open(const struct store_config *cfg, struct store **out);
 
-/* Flushes and closes everything. Accepts NULL. The caller must have closed the
- * journal first. */
+/* Flushes the memtables (unless the free-space guard is tripped), closes the
+ * database and wipes the keys from memory. Accepts NULL. The caller must have
+ * closed the journal first. */
 void store_close(struct store *s);
 
 /* Reads the value under `key` in `cf` and opens its seal into `out` (replacing
- * its contents). Returns 0, STATUS_NOT_FOUND, STATUS_CORRUPT (the seal does not
- * open: tampered, moved, or its data key was destroyed; logged once with the cf
- * and a key digest), or STATUS_IO. */
+ * its contents). Returns 0; STATUS_NOT_FOUND when there is no such record or its
+ * owner's data key was destroyed (a purged record reads as absent); STATUS_CORRUPT
+ * when the seal does not open (tampered, or moved under another key or cf;
+ * logged once with the cf and a key digest) or its data key is missing from the
+ * key store; or STATUS_IO. */
 int store_get(struct store *s, enum store_cf cf, const void *key, size_t key_len, struct buf *out);
 
 /* Called by store_scan() for each record in key order; returns true to go on. */
-typedef bool (*store_scan_fn)(void *ctx, const uint8_t *key, size_t key_len,
-                              const uint8_t *value, size_t value_len);
+typedef bool (*store_scan_fn)(void *ctx, const uint8_t *key, size_t key_len, const uint8_t *value,
+                              size_t value_len);
 
 /* Visits, in key order, at most `limit` records of `cf` whose key starts with
  * `prefix` and is greater than `after` (NULL/0: from the start of the prefix).
- * Values are opened before the callback sees them. Returns the number visited
- * (>= 0), or a negative status as store_get(). */
+ * Values are opened before the callback sees them; key and value are borrowed
+ * for the call. Records whose owner's data key was destroyed are skipped.
+ * Returns the number visited (>= 0), or a negative status as store_get() (the
+ * scan stops at the first record that fails to open). */
 int store_scan(struct store *s, enum store_cf cf, const void *prefix, size_t prefix_len,
                const void *after, size_t after_len, size_t limit, store_scan_fn fn, void *ctx);
 
@@ -97,8 +119,13 @@ int store_scan(struct store *s, enum store_cf cf, const void *prefix, size_t pre
  * is the caller's job. */
 void store_blind_index(struct store *s, const void *data, size_t len, uint8_t out[32]);
 
-/* Bytes of live data in the database (RocksDB's estimate), for /metrics. */
+/* Bytes of live data in the database (RocksDB's estimate: SST files, blob
+ * files and memtables), for /metrics. */
 uint64_t store_size_bytes(struct store *s);
+
+/* The store's key store (borrowed; lives until store_close()), for purge
+ * (keystore_destroy()) and master key rotation (keystore_rotate_master()). */
+struct keystore *store_keystore(struct store *s);
 
 /*
  * Transactions. A `struct store_txn` is one RocksDB write batch that can read its
@@ -114,11 +141,14 @@ int txn_get(struct store_txn *t, enum store_cf cf, const void *key, size_t key_l
 /* Seals `value` under the data key of `owner` (NULL: the server's own data key;
  * a patient's records use the patient's id so purge can destroy their key) and
  * stages it under `key`. The data key is created durably in the key store on
- * first use. Returns 0 or STATUS_IO. */
+ * first use. Returns 0; STATUS_NOT_FOUND when the owner's key was destroyed
+ * (nothing is written for a purged owner); STATUS_TOO_LARGE (value above
+ * SEAL_MAX_PLAIN, 64 MiB); STATUS_CORRUPT or STATUS_IO from the key store. */
 int txn_put(struct store_txn *t, enum store_cf cf, const void *key, size_t key_len,
             const struct id *owner, const void *value, size_t value_len);
 
-/* Stages a deletion of `key`. Returns 0. */
+/* Stages a deletion of `key`. Returns 0 (the signature leaves room for a
+ * replicated implementation that can fail). */
 int txn_delete(struct store_txn *t, enum store_cf cf, const void *key, size_t key_len);
 
 #endif

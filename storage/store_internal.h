@@ -1,0 +1,50 @@
+/*
+ * storage/store_internal.h: the part of the store only storage/ uses: creating,
+ * committing and freeing transactions (the journal's writer thread), savepoints
+ * for rejected entries, the free-space guard, and a flush for tests.
+ *
+ * Bazel keeps it inside storage/ (the `store_internal` target is private).
+ */
+#ifndef STORAGE_STORE_INTERNAL_H
+#define STORAGE_STORE_INTERNAL_H
+
+#include <stdint.h>
+
+#include "storage/store.h"
+
+/* A new, empty transaction on `s` (a write batch with index). Free it with
+ * store_txn_free(). Returns 0. */
+int store_txn_begin(struct store *s, struct store_txn **out);
+
+/* Marks the current state of the batch; store_txn_rollback() returns to it.
+ * Savepoints nest. */
+void store_txn_savepoint(struct store_txn *t);
+
+/* Drops every write staged since the most recent savepoint, and that savepoint.
+ * Calling it without a savepoint is a bug (CHECK). */
+void store_txn_rollback(struct store_txn *t);
+
+/* Number of writes (puts and deletes) staged. */
+int store_txn_count(struct store_txn *t);
+
+/* Writes the batch atomically with sync=true. Returns 0; STATUS_UNAVAILABLE when
+ * the free-space guard refuses it (nothing written); STATUS_IO or STATUS_CORRUPT
+ * when RocksDB fails (logged once). The transaction stays valid and unchanged
+ * either way; free it afterwards. */
+int store_txn_commit(struct store_txn *t);
+
+/* Frees a transaction without writing what it did not commit. Accepts NULL. */
+void store_txn_free(struct store_txn *t);
+
+/* Returns 0 while the data volume has at least min_free_bytes free, else
+ * STATUS_UNAVAILABLE (logged once per transition). Any thread. */
+int store_check_space(struct store *s);
+
+/* Changes the free-space reserve (0 disables the guard). Any thread. */
+void store_set_min_free_bytes(struct store *s, uint64_t bytes);
+
+/* Flushes every column family's memtable to SST (and blob) files and waits.
+ * Returns 0 or STATUS_IO. For tests and maintenance. */
+int store_flush(struct store *s);
+
+#endif

@@ -1,0 +1,428 @@
+/*
+ * storage/store_test.c: the store against real RocksDB in $TEST_TMPDIR: round
+ * trips through transactions, scans, tamper and move detection on the raw
+ * database, no plaintext on disk, the free-space guard, reopening.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <rocksdb/c.h>
+
+#include "base/buf.h"
+#include "base/status.h"
+#include "storage/keys.h"
+#include "storage/keystore.h"
+#include "storage/store.h"
+#include "storage/store_internal.h"
+#include "storage/testutil.h"
+
+static struct store *open_store(const char *dir) {
+    struct store_config cfg = {.data_dir = dir};
+    struct store *s = NULL;
+    assert_int_equal(store_open(&cfg, &s), 0);
+    return s;
+}
+
+static struct id make_id(uint8_t fill) {
+    struct id id;
+    memset(id.b, fill, ID_LEN);
+    return id;
+}
+
+static void put_one(struct store *s, enum store_cf cf, const void *key, size_t key_len,
+                    const struct id *owner, const char *value) {
+    struct store_txn *t = NULL;
+    assert_int_equal(store_txn_begin(s, &t), 0);
+    assert_int_equal(txn_put(t, cf, key, key_len, owner, value, strlen(value)), 0);
+    assert_int_equal(store_txn_commit(t), 0);
+    store_txn_free(t);
+}
+
+static void expect_stored(struct store *s, enum store_cf cf, const void *key, size_t key_len,
+                          const char *want) {
+    struct buf v;
+    buf_init(&v);
+    assert_int_equal(store_get(s, cf, key, key_len, &v), 0);
+    assert_int_equal(v.len, strlen(want));
+    assert_memory_equal(v.data, want, v.len);
+    buf_cleanup(&v);
+}
+
+static int get_status(struct store *s, enum store_cf cf, const void *key, size_t key_len) {
+    struct buf v;
+    buf_init(&v);
+    int rc = store_get(s, cf, key, key_len, &v);
+    buf_cleanup(&v);
+    return rc;
+}
+
+static void test_store_cf_names_are_stable(void **state) {
+    assert_string_equal(store_cf_name(CF_META), "meta");
+    assert_string_equal(store_cf_name(CF_MESSAGES), "messages");
+    assert_string_equal(store_cf_name(CF_CHUNKS), "chunks");
+    assert_string_equal(store_cf_name(CF_AUDIT), "audit");
+    for (int i = 0; i < CF_COUNT; i++)
+        for (int j = i + 1; j < CF_COUNT; j++)
+            assert_string_not_equal(store_cf_name((enum store_cf)i),
+                                    store_cf_name((enum store_cf)j));
+}
+
+static void test_store_txn_reads_its_own_writes(void **state) {
+    char *dir = testutil_fresh_dir("store-own-writes");
+    struct store *s = open_store(dir);
+    struct id patient = make_id(7);
+    struct store_txn *t = NULL;
+    struct buf v;
+    buf_init(&v);
+    assert_int_equal(store_txn_begin(s, &t), 0);
+    assert_int_equal(txn_put(t, CF_ACCOUNTS, "a", 1, &patient, "one", 3), 0);
+    assert_int_equal(txn_get(t, CF_ACCOUNTS, "a", 1, &v), 0);
+    assert_memory_equal(v.data, "one", 3);
+    /* not visible outside the transaction before commit */
+    assert_int_equal(get_status(s, CF_ACCOUNTS, "a", 1), STATUS_NOT_FOUND);
+    /* a second write of the same key wins; a savepoint brings the first back */
+    store_txn_savepoint(t);
+    assert_int_equal(txn_put(t, CF_ACCOUNTS, "a", 1, &patient, "two", 3), 0);
+    assert_int_equal(txn_put(t, CF_DEVICES, "d", 1, NULL, "dev", 3), 0);
+    assert_int_equal(txn_get(t, CF_ACCOUNTS, "a", 1, &v), 0);
+    assert_memory_equal(v.data, "two", 3);
+    store_txn_rollback(t);
+    assert_int_equal(txn_get(t, CF_ACCOUNTS, "a", 1, &v), 0);
+    assert_memory_equal(v.data, "one", 3);
+    assert_int_equal(txn_get(t, CF_DEVICES, "d", 1, &v), STATUS_NOT_FOUND);
+    /* deletes are visible too */
+    assert_int_equal(txn_put(t, CF_ACCOUNTS, "b", 1, NULL, "bee", 3), 0);
+    assert_int_equal(txn_delete(t, CF_ACCOUNTS, "b", 1), 0);
+    assert_int_equal(txn_get(t, CF_ACCOUNTS, "b", 1, &v), STATUS_NOT_FOUND);
+    assert_int_equal(store_txn_commit(t), 0);
+    store_txn_free(t);
+    expect_stored(s, CF_ACCOUNTS, "a", 1, "one");
+    assert_int_equal(get_status(s, CF_ACCOUNTS, "b", 1), STATUS_NOT_FOUND);
+    assert_int_equal(get_status(s, CF_DEVICES, "d", 1), STATUS_NOT_FOUND);
+    /* a committed value read through a new transaction */
+    assert_int_equal(store_txn_begin(s, &t), 0);
+    assert_int_equal(txn_get(t, CF_ACCOUNTS, "a", 1, &v), 0);
+    assert_memory_equal(v.data, "one", 3);
+    store_txn_free(t);
+    buf_cleanup(&v);
+    store_close(s);
+    free(dir);
+}
+
+struct collected {
+    int n;
+    uint64_t seqs[64];
+    int stop_after; /* 0: never stop */
+};
+
+static bool collect(void *ctx, const uint8_t *key, size_t key_len, const uint8_t *value,
+                    size_t value_len) {
+    struct collected *c = ctx;
+    uint64_t seq = 0;
+    assert_int_equal(key_read_u64(key, key_len, ID_LEN, &seq), 0);
+    char want[32];
+    snprintf(want, sizeof want, "message %llu", (unsigned long long)seq);
+    assert_int_equal(value_len, strlen(want));
+    assert_memory_equal(value, want, value_len);
+    c->seqs[c->n++] = seq;
+    return c->stop_after == 0 || c->n < c->stop_after;
+}
+
+static void test_store_scan_prefix_after_and_limit(void **state) {
+    char *dir = testutil_fresh_dir("store-scan");
+    struct store *s = open_store(dir);
+    struct id conv_a = make_id(0x11), conv_b = make_id(0x11);
+    conv_b.b[ID_LEN - 1] = 0x12; /* sorts right after conv_a's range */
+    struct store_txn *t = NULL;
+    assert_int_equal(store_txn_begin(s, &t), 0);
+    for (uint64_t seq = 1; seq <= 50; seq++) {
+        char value[32];
+        struct key k;
+        key_id_u64(&k, &conv_a, seq * 1000); /* not contiguous: clients never assume +1 */
+        snprintf(value, sizeof value, "message %llu", (unsigned long long)seq * 1000);
+        assert_int_equal(txn_put(t, CF_MESSAGES, k.b, k.len, NULL, value, strlen(value)), 0);
+        if (seq <= 10) {
+            key_id_u64(&k, &conv_b, seq);
+            snprintf(value, sizeof value, "message %llu", (unsigned long long)seq);
+            assert_int_equal(txn_put(t, CF_MESSAGES, k.b, k.len, NULL, value, strlen(value)), 0);
+        }
+    }
+    assert_int_equal(store_txn_commit(t), 0);
+    store_txn_free(t);
+
+    struct collected c = {0};
+    assert_int_equal(store_scan(s, CF_MESSAGES, conv_a.b, ID_LEN, NULL, 0, 20, collect, &c), 20);
+    assert_int_equal(c.n, 20);
+    for (int i = 0; i < 20; i++)
+        assert_true(c.seqs[i] == (uint64_t)(i + 1) * 1000);
+    /* next page: after the last key seen */
+    struct key after;
+    key_id_u64(&after, &conv_a, 20000);
+    memset(&c, 0, sizeof c);
+    assert_int_equal(
+        store_scan(s, CF_MESSAGES, conv_a.b, ID_LEN, after.b, after.len, 64, collect, &c), 30);
+    assert_true(c.seqs[0] == 21000);
+    assert_true(c.seqs[29] == 50000);
+    /* a key between stored ones also works as `after` */
+    key_id_u64(&after, &conv_a, 49999);
+    memset(&c, 0, sizeof c);
+    assert_int_equal(
+        store_scan(s, CF_MESSAGES, conv_a.b, ID_LEN, after.b, after.len, 64, collect, &c), 1);
+    /* the callback can stop the scan */
+    memset(&c, 0, sizeof c);
+    c.stop_after = 3;
+    assert_int_equal(store_scan(s, CF_MESSAGES, conv_b.b, ID_LEN, NULL, 0, 64, collect, &c), 3);
+    /* other prefixes do not leak into the range */
+    memset(&c, 0, sizeof c);
+    assert_int_equal(store_scan(s, CF_MESSAGES, conv_b.b, ID_LEN, NULL, 0, 64, collect, &c), 10);
+    assert_true(c.seqs[9] == 10);
+    struct id none = make_id(0x11);
+    none.b[ID_LEN - 1] = 0x13;
+    memset(&c, 0, sizeof c);
+    assert_int_equal(store_scan(s, CF_MESSAGES, none.b, ID_LEN, NULL, 0, 64, collect, &c), 0);
+    assert_int_equal(store_scan(s, CF_MESSAGES, conv_a.b, ID_LEN, NULL, 0, 0, collect, &c), 0);
+    store_close(s);
+    free(dir);
+}
+
+/* Opens the raw RocksDB under DIR/db with every column family. */
+static rocksdb_t *raw_open(const char *dir, rocksdb_column_family_handle_t **cfs,
+                           rocksdb_options_t **opts) {
+    char *path = testutil_path(dir, "db");
+    const char *names[CF_COUNT + 1];
+    const rocksdb_options_t *cf_opts[CF_COUNT + 1];
+    *opts = rocksdb_options_create();
+    names[0] = "default";
+    cf_opts[0] = *opts;
+    for (int i = 0; i < CF_COUNT; i++) {
+        names[i + 1] = store_cf_name((enum store_cf)i);
+        cf_opts[i + 1] = *opts;
+    }
+    char *err = NULL;
+    rocksdb_t *db =
+        rocksdb_open_column_families(*opts, path, CF_COUNT + 1, names, cf_opts, cfs, &err);
+    assert_null(err);
+    free(path);
+    return db;
+}
+
+static void raw_close(rocksdb_t *db, rocksdb_column_family_handle_t **cfs,
+                      rocksdb_options_t *opts) {
+    for (int i = 0; i <= CF_COUNT; i++)
+        rocksdb_column_family_handle_destroy(cfs[i]);
+    rocksdb_close(db);
+    rocksdb_options_destroy(opts);
+}
+
+static void test_store_moved_or_tampered_record_is_corrupt_and_logged(void **state) {
+    char *dir = testutil_fresh_dir("store-moved");
+    struct store *s = open_store(dir);
+    struct id patient = make_id(0x42);
+    put_one(s, CF_MESSAGES, "key-1", 5, &patient, "sealed ciphertext of a message");
+    store_close(s);
+
+    /* someone with access to the files copies the value elsewhere, flips a bit */
+    rocksdb_column_family_handle_t *cfs[CF_COUNT + 1];
+    rocksdb_options_t *opts;
+    rocksdb_t *db = raw_open(dir, cfs, &opts);
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+    char *err = NULL;
+    size_t len = 0;
+    char *v = rocksdb_get_cf(db, ro, cfs[CF_MESSAGES + 1], "key-1", 5, &len, &err);
+    assert_non_null(v);
+    /* the raw value is a seal, not the plaintext */
+    assert_null(memmem(v, len, "ciphertext of", 13));
+    rocksdb_put_cf(db, wo, cfs[CF_MESSAGES + 1], "key-2", 5, v, len, &err);
+    rocksdb_put_cf(db, wo, cfs[CF_INBOXES + 1], "key-1", 5, v, len, &err);
+    v[len - 1] ^= 0x01;
+    rocksdb_put_cf(db, wo, cfs[CF_MESSAGES + 1], "key-3", 5, v, len, &err);
+    assert_null(err);
+    rocksdb_free(v);
+    rocksdb_readoptions_destroy(ro);
+    rocksdb_writeoptions_destroy(wo);
+    raw_close(db, cfs, opts);
+
+    s = open_store(dir);
+    expect_stored(s, CF_MESSAGES, "key-1", 5, "sealed ciphertext of a message");
+    testutil_capture_begin();
+    int moved_key = get_status(s, CF_MESSAGES, "key-2", 5);
+    int moved_cf = get_status(s, CF_INBOXES, "key-1", 5);
+    int flipped = get_status(s, CF_MESSAGES, "key-3", 5);
+    struct collected c = {0};
+    int scanned = store_scan(s, CF_INBOXES, NULL, 0, NULL, 0, 10, collect, &c);
+    char *log = testutil_capture_end();
+    assert_int_equal(moved_key, STATUS_CORRUPT);
+    assert_int_equal(moved_cf, STATUS_CORRUPT);
+    assert_int_equal(flipped, STATUS_CORRUPT);
+    assert_int_equal(scanned, STATUS_CORRUPT);
+    assert_int_equal(c.n, 0);
+    assert_non_null(strstr(log, "record messages/"));
+    assert_non_null(strstr(log, "record inboxes/"));
+    assert_non_null(strstr(log, "does not open"));
+    free(log);
+    store_close(s);
+    free(dir);
+}
+
+static void test_store_plaintext_never_reaches_the_disk(void **state) {
+    static const char marker[] = "Jane Doe, born 1984-02-29, HIV positive";
+    char *dir = testutil_fresh_dir("store-plaintext");
+    /* the search itself finds plaintext when it is there */
+    char *control = testutil_path(dir, "control.txt");
+    assert_int_equal(testutil_write_file(control, marker, sizeof marker - 1, 0600), 0);
+    assert_true(testutil_tree_contains(dir, marker, sizeof marker - 1));
+    unlink(control);
+    free(control);
+
+    struct store *s = open_store(dir);
+    struct id patient = make_id(0x77);
+    struct buf big;
+    buf_init(&big);
+    for (int i = 0; i < 1000; i++) /* large enough for a blob file */
+        buf_append(&big, marker, sizeof marker - 1);
+    struct store_txn *t = NULL;
+    assert_int_equal(store_txn_begin(s, &t), 0);
+    assert_int_equal(txn_put(t, CF_ACCOUNTS, "acct", 4, &patient, marker, sizeof marker - 1), 0);
+    assert_int_equal(txn_put(t, CF_MESSAGES, "msg", 3, &patient, marker, sizeof marker - 1), 0);
+    assert_int_equal(txn_put(t, CF_CHUNKS, "chunk", 5, &patient, big.data, big.len), 0);
+    assert_int_equal(store_txn_commit(t), 0);
+    store_txn_free(t);
+    /* in the WAL only */
+    assert_false(testutil_tree_contains(dir, marker, sizeof marker - 1));
+    assert_int_equal(store_flush(s), 0);
+    /* in SST and blob files */
+    assert_false(testutil_tree_contains(dir, marker, sizeof marker - 1));
+    store_close(s);
+    assert_false(testutil_tree_contains(dir, marker, sizeof marker - 1));
+    /* and it is all still there */
+    s = open_store(dir);
+    expect_stored(s, CF_ACCOUNTS, "acct", 4, marker);
+    struct buf v;
+    buf_init(&v);
+    assert_int_equal(store_get(s, CF_CHUNKS, "chunk", 5, &v), 0);
+    assert_int_equal(v.len, big.len);
+    assert_memory_equal(v.data, big.data, big.len);
+    buf_cleanup(&v);
+    buf_cleanup(&big);
+    store_close(s);
+    free(dir);
+}
+
+static void test_store_reopen_keeps_values(void **state) {
+    char *dir = testutil_fresh_dir("store-reopen");
+    struct store *s = open_store(dir);
+    struct id patient = make_id(3);
+    put_one(s, CF_AUDIT, "a1", 2, NULL, "audit one");
+    put_one(s, CF_FILES, "f1", 2, &patient, "file meta");
+    uint8_t bi1[32], bi2[32], bi3[32];
+    store_blind_index(s, "jane@example.org", 16, bi1);
+    store_blind_index(s, "john@example.org", 16, bi2);
+    assert_memory_not_equal(bi1, bi2, 32);
+    assert_true(store_size_bytes(s) > 0);
+    store_close(s);
+    s = open_store(dir);
+    expect_stored(s, CF_AUDIT, "a1", 2, "audit one");
+    expect_stored(s, CF_FILES, "f1", 2, "file meta");
+    store_blind_index(s, "jane@example.org", 16, bi3);
+    assert_memory_equal(bi1, bi3, 32); /* the secret persists */
+    store_close(s);
+    /* another store has another secret */
+    char *other = testutil_fresh_dir("store-reopen-other");
+    s = open_store(other);
+    store_blind_index(s, "jane@example.org", 16, bi3);
+    assert_memory_not_equal(bi1, bi3, 32);
+    store_close(s);
+    free(other);
+    free(dir);
+}
+
+static void test_store_refuses_a_foreign_key_store(void **state) {
+    char *dir = testutil_fresh_dir("store-foreign");
+    struct store *s = open_store(dir);
+    put_one(s, CF_ACCOUNTS, "a", 1, NULL, "x");
+    store_close(s);
+    /* an empty key directory: the database's check record cannot open */
+    char *keys = testutil_fresh_dir("store-foreign-keys");
+    struct store_config cfg = {.data_dir = dir, .key_dir = keys};
+    s = NULL;
+    testutil_capture_begin();
+    int rc = store_open(&cfg, &s);
+    char *log = testutil_capture_end();
+    assert_int_equal(rc, STATUS_CORRUPT);
+    assert_null(s);
+    assert_non_null(strstr(log, "does not belong to this database"));
+    free(log);
+    /* another master key over the right key directory */
+    char *master = testutil_path(keys, "other.key");
+    static const uint8_t other_master[32] = {9};
+    assert_int_equal(testutil_write_file(master, other_master, 32, 0600), 0);
+    struct store_config cfg2 = {.data_dir = dir, .master_key_path = master};
+    testutil_capture_begin();
+    rc = store_open(&cfg2, &s);
+    log = testutil_capture_end();
+    assert_int_equal(rc, STATUS_CORRUPT);
+    assert_non_null(strstr(log, "wrapped by master key"));
+    free(log);
+    /* the original configuration still works */
+    s = open_store(dir);
+    expect_stored(s, CF_ACCOUNTS, "a", 1, "x");
+    store_close(s);
+    free(master);
+    free(keys);
+    free(dir);
+}
+
+static void test_store_free_space_guard_refuses_commits(void **state) {
+    char *dir = testutil_fresh_dir("store-space");
+    struct store *s = open_store(dir);
+    assert_int_equal(store_check_space(s), 0);
+    store_set_min_free_bytes(s, UINT64_MAX); /* more than any volume has */
+    assert_int_equal(store_check_space(s), STATUS_UNAVAILABLE);
+    struct store_txn *t = NULL;
+    assert_int_equal(store_txn_begin(s, &t), 0);
+    assert_int_equal(txn_put(t, CF_ACCOUNTS, "a", 1, NULL, "x", 1), 0);
+    assert_int_equal(store_txn_commit(t), STATUS_UNAVAILABLE);
+    assert_int_equal(get_status(s, CF_ACCOUNTS, "a", 1), STATUS_NOT_FOUND);
+    /* with room again the same transaction commits */
+    store_set_min_free_bytes(s, 1);
+    assert_int_equal(store_txn_commit(t), 0);
+    store_txn_free(t);
+    expect_stored(s, CF_ACCOUNTS, "a", 1, "x");
+    store_close(s);
+    free(dir);
+}
+
+static void test_store_rejects_bad_config(void **state) {
+    struct store *s = NULL;
+    struct store_config empty = {0};
+    assert_int_equal(store_open(&empty, &s), STATUS_BAD_REQUEST);
+    assert_int_equal(store_open(NULL, &s), STATUS_BAD_REQUEST);
+    struct store_config unwritable = {.data_dir = "/proc/carechat-cannot-exist"};
+    assert_int_equal(store_open(&unwritable, &s), STATUS_IO);
+    assert_null(s);
+    store_close(NULL);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_store_cf_names_are_stable),
+        cmocka_unit_test(test_store_txn_reads_its_own_writes),
+        cmocka_unit_test(test_store_scan_prefix_after_and_limit),
+        cmocka_unit_test(test_store_moved_or_tampered_record_is_corrupt_and_logged),
+        cmocka_unit_test(test_store_plaintext_never_reaches_the_disk),
+        cmocka_unit_test(test_store_reopen_keeps_values),
+        cmocka_unit_test(test_store_refuses_a_foreign_key_store),
+        cmocka_unit_test(test_store_free_space_guard_refuses_commits),
+        cmocka_unit_test(test_store_rejects_bad_config),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
