@@ -1,0 +1,104 @@
+/*
+ * server/apply.c: apply_entry() and the ServerInit kind.
+ *
+ * Runs on the journal's writer thread (apply_entry) or the main thread
+ * (apply_read_server_info, apply_encode_server_init at startup). apply_entry
+ * must stay a pure function of (store state, position, entry): it reads no
+ * clock and draws no random numbers.
+ */
+#include "server/apply.h"
+
+#include <string.h>
+
+#include "base/log.h"
+#include "base/status.h"
+#include "protocol/proto.h"
+#include "storage/keys.h"
+
+#define META_KEY(k) (k), (sizeof(k) - 1)
+
+static int apply_server_init(struct store_txn *txn, const Carechat__Entry__V1__ServerInit *init) {
+    if (!init || init->server_id.len != ID_LEN || init->created_at <= 0)
+        return STATUS_BAD_REQUEST;
+    struct buf existing;
+    buf_init(&existing);
+    int rc = txn_get(txn, CF_META, META_KEY(APPLY_META_SERVER_ID), &existing);
+    buf_cleanup(&existing);
+    if (rc == 0)
+        return STATUS_CONFLICT;
+    if (rc != STATUS_NOT_FOUND)
+        return rc;
+    uint8_t created[8];
+    key_put_u64(created, (uint64_t)init->created_at);
+    rc = txn_put(txn, CF_META, META_KEY(APPLY_META_SERVER_ID), NULL, init->server_id.data,
+                 init->server_id.len);
+    if (rc != 0)
+        return rc;
+    return txn_put(txn, CF_META, META_KEY(APPLY_META_CREATED_AT), NULL, created, sizeof created);
+}
+
+int apply_entry(void *ctx, struct store_txn *txn, uint64_t pos, const uint8_t *entry,
+                size_t entry_len, struct buf *result) {
+    Carechat__Entry__V1__Entry *e = NULL;
+    int rc = proto_entry_decode(NULL, entry, entry_len, &e);
+    if (rc != 0) {
+        log_error("apply", "entry at position %llu does not decode (%s)", (unsigned long long)pos,
+                  status_str(rc));
+        return STATUS_BAD_REQUEST;
+    }
+    if (e->version != PROTO_ENTRY_VERSION) {
+        log_error("apply", "entry at position %llu has version %u, expected %u",
+                  (unsigned long long)pos, e->version, PROTO_ENTRY_VERSION);
+        rc = STATUS_BAD_REQUEST;
+        goto out;
+    }
+    switch (e->kind_case) {
+    case CARECHAT__ENTRY__V1__ENTRY__KIND_SERVER_INIT:
+        rc = apply_server_init(txn, e->server_init);
+        break;
+    default:
+        rc = STATUS_BAD_REQUEST;
+        break;
+    }
+out:
+    proto_entry_free(e);
+    return rc;
+}
+
+int apply_read_server_info(struct store *s, struct id *server_id, int64_t *created_at_ms) {
+    struct buf v;
+    buf_init(&v);
+    int rc = store_get(s, CF_META, META_KEY(APPLY_META_SERVER_ID), &v);
+    if (rc != 0)
+        goto out;
+    if (id_from_bytes(v.data, v.len, server_id) != 0) {
+        rc = STATUS_CORRUPT;
+        goto out;
+    }
+    rc = store_get(s, CF_META, META_KEY(APPLY_META_CREATED_AT), &v);
+    if (rc != 0)
+        goto out;
+    if (v.len != 8) {
+        rc = STATUS_CORRUPT;
+        goto out;
+    }
+    *created_at_ms = (int64_t)key_get_u64(v.data);
+out:
+    buf_cleanup(&v);
+    return rc;
+}
+
+int apply_encode_server_init(const struct id *server_id, int64_t now_ms, struct buf *out) {
+    Carechat__Entry__V1__ServerInit init;
+    carechat__entry__v1__server_init__init(&init);
+    init.server_id.data = (uint8_t *)server_id->b;
+    init.server_id.len = ID_LEN;
+    init.created_at = now_ms;
+    Carechat__Entry__V1__Entry e;
+    carechat__entry__v1__entry__init(&e);
+    e.version = PROTO_ENTRY_VERSION;
+    e.time = now_ms;
+    e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_SERVER_INIT;
+    e.server_init = &init;
+    return proto_entry_encode(&e, out);
+}

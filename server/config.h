@@ -1,0 +1,93 @@
+/*
+ * server/config.h: carechatd's configuration, built in four steps.
+ *
+ *   1. defaults        CONFIG_DEFAULTS below (designated initialisers)
+ *   2. config file     --config FILE: lines "key = value", keys named like the
+ *                      long options without their dashes, '#' starts a comment
+ *   3. command line    --key VALUE or --key=VALUE, later ones win
+ *   4. validation      every value in range, TLS for any non-loopback listener
+ *
+ * A failed step leaves a one-line message that names the option (and FILE:LINE
+ * for the file) for main() to print before exiting with status 2.
+ *
+ * Ownership: string values point either at string literals (defaults), into the
+ * argv array given to config_load() (which must outlive the config), or at
+ * copies of file values that the config owns and config_cleanup() frees.
+ *
+ * Runs on the main thread before anything else starts; the result is read-only
+ * afterwards and may be shared by every thread.
+ */
+#ifndef SERVER_CONFIG_H
+#define SERVER_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/log.h"
+
+#define CONFIG_MAX_ORIGINS 16
+#define CONFIG_HOST_MAX 64
+
+struct config_strings;
+
+struct server_config {
+    char listen_host[CONFIG_HOST_MAX]; /* an IPv4 or IPv6 literal, without brackets */
+    int listen_port;                   /* 0..65535; 0 lets the kernel pick a free port */
+    const char *data_dir;              /* records in DATA_DIR/db */
+    const char *key_dir;               /* NULL: DATA_DIR/keys */
+    const char *master_key;            /* NULL: KEY_DIR/master.key */
+    const char *tls_cert;              /* PEM certificate chain; NULL: no TLS */
+    const char *tls_key;               /* PEM private key; given together with tls_cert */
+    bool insecure_no_tls;              /* allow plaintext on a non-loopback address */
+    /* Browser origins allowed to open a WebSocket. A request without an Origin
+     * header (native apps) is always allowed; one with an Origin must match an
+     * entry exactly. No entries: every request with an Origin is refused. */
+    const char *allowed_origins[CONFIG_MAX_ORIGINS];
+    size_t n_allowed_origins;
+    uint64_t max_frame;        /* largest WebSocket message, bytes */
+    unsigned auth_timeout_s;   /* a connection must authenticate within this */
+    unsigned ping_interval_s;  /* idle seconds before the server sends a ping */
+    unsigned idle_timeout_s;   /* idle seconds before the server hangs up */
+    unsigned max_conns_per_ip; /* open TCP connections from one address */
+    uint64_t min_free_bytes;   /* disk reserve: writes refused below it */
+    enum log_level log_level;
+    int64_t clock_offset_ms;      /* added to the clock; for tests only */
+    const char *config_file;      /* the --config given, or NULL */
+    struct config_strings *owned; /* private: copies of the file's values */
+};
+
+/* The defaults: ws://127.0.0.1:8080 with data in ./carechat-data. Ping every
+ * 25 s and hang up after 60 s of silence keep mobile NAT mappings alive (most
+ * expire idle TCP after 30 s or more) without waking radios often. */
+#define CONFIG_DEFAULTS                                                                            \
+    {                                                                                              \
+        .listen_host = "127.0.0.1", .listen_port = 8080, .data_dir = "./carechat-data",            \
+        .max_frame = 256 * 1024, .auth_timeout_s = 10, .ping_interval_s = 25,                      \
+        .idle_timeout_s = 60, .max_conns_per_ip = 64, .min_free_bytes = 256ull * 1024 * 1024,      \
+        .log_level = LOG_INFO,                                                                     \
+    }
+
+/* Builds the configuration from the defaults, the --config file and argv (argv[0]
+ * is the program name and is skipped) into *cfg. Returns 0 when carechatd
+ * should run with *cfg (release it with config_cleanup()); sets *help to true
+ * when --help was given (then *cfg holds the defaults and must still be cleaned
+ * up). Returns STATUS_BAD_REQUEST with a one-line message in err (at most
+ * err_len bytes, NUL-terminated) for an unknown option, a missing or bad value,
+ * an unreadable or malformed file, or a configuration that fails validation;
+ * *cfg then needs no cleanup. */
+int config_load(int argc, char **argv, struct server_config *cfg, bool *help, char *err,
+                size_t err_len);
+
+/* Frees the copies of file values. Accepts NULL. */
+void config_cleanup(struct server_config *cfg);
+
+/* The --help text: every option, its argument and its default. Never NULL. */
+const char *config_usage(void);
+
+/* True when `host` (an IP literal) is a loopback address: 127.0.0.0/8 or ::1
+ * (also written as ::ffff:127.x.y.z). Anything else, including 0.0.0.0 and ::,
+ * is not. */
+bool config_host_is_loopback(const char *host);
+
+#endif

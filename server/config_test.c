@@ -1,0 +1,215 @@
+/* server/config_test.c: unit tests for defaults, the config file, flags and validation. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "server/config.h"
+
+#define ARGC(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+static char err[512];
+
+static int load(int argc, char **argv, struct server_config *cfg) {
+    bool help;
+    int rc = config_load(argc, argv, cfg, &help, err, sizeof err);
+    assert_false(help);
+    return rc;
+}
+
+static const char *write_file(const char *name, const char *text) {
+    static char path[512];
+    const char *dir = getenv("TEST_TMPDIR");
+    snprintf(path, sizeof path, "%s/%s", dir ? dir : "/tmp", name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+static void test_config_defaults(void **state) {
+    char *argv[] = {"carechatd"};
+    struct server_config cfg;
+    assert_int_equal(load(ARGC(argv), argv, &cfg), 0);
+    assert_string_equal(cfg.listen_host, "127.0.0.1");
+    assert_int_equal(cfg.listen_port, 8080);
+    assert_string_equal(cfg.data_dir, "./carechat-data");
+    assert_null(cfg.key_dir);
+    assert_null(cfg.tls_cert);
+    assert_int_equal(cfg.max_frame, 256 * 1024);
+    assert_int_equal(cfg.auth_timeout_s, 10);
+    assert_true(cfg.ping_interval_s < cfg.idle_timeout_s);
+    assert_int_equal(cfg.max_conns_per_ip, 64);
+    assert_int_equal(cfg.min_free_bytes, 256ull << 20);
+    assert_int_equal(cfg.n_allowed_origins, 0);
+    assert_int_equal(cfg.log_level, LOG_INFO);
+    config_cleanup(&cfg);
+}
+
+static void test_config_flags_override(void **state) {
+    char *argv[] = {"carechatd",
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--data=/tmp/x",
+                    "--max-frame",
+                    "1m",
+                    "--auth-timeout",
+                    "2",
+                    "--allowed-origin",
+                    "https://a.example",
+                    "--allowed-origin=https://b.example",
+                    "--log-level",
+                    "debug",
+                    "--clock-offset",
+                    "-5000"};
+    struct server_config cfg;
+    assert_int_equal(load(ARGC(argv), argv, &cfg), 0);
+    assert_int_equal(cfg.listen_port, 0);
+    assert_string_equal(cfg.data_dir, "/tmp/x");
+    assert_int_equal(cfg.max_frame, 1 << 20);
+    assert_int_equal(cfg.auth_timeout_s, 2);
+    assert_int_equal(cfg.n_allowed_origins, 2);
+    assert_string_equal(cfg.allowed_origins[1], "https://b.example");
+    assert_int_equal(cfg.log_level, LOG_DEBUG);
+    assert_int_equal(cfg.clock_offset_ms, -5000);
+    config_cleanup(&cfg);
+}
+
+static void test_config_file_then_flags(void **state) {
+    const char *path = write_file("carechatd.conf", "# comment\n"
+                                                    "listen = 127.0.0.1:9001\n"
+                                                    "data = /srv/carechat   # trailing comment\n"
+                                                    "\n"
+                                                    "ping-interval = 20\n"
+                                                    "allowed-origin = https://file.example\n"
+                                                    "insecure-no-tls = false\n");
+    char *argv[] = {"carechatd", "--ping-interval", "5", "--config", (char *)path};
+    struct server_config cfg;
+    assert_int_equal(load(ARGC(argv), argv, &cfg), 0);
+    assert_int_equal(cfg.listen_port, 9001);
+    assert_string_equal(cfg.data_dir, "/srv/carechat");
+    assert_int_equal(cfg.ping_interval_s, 5); /* the command line wins */
+    assert_int_equal(cfg.n_allowed_origins, 1);
+    assert_string_equal(cfg.allowed_origins[0], "https://file.example");
+    assert_string_equal(cfg.config_file, path);
+    config_cleanup(&cfg);
+}
+
+static void test_config_file_errors_name_the_line(void **state) {
+    const char *path = write_file("bad.conf", "listen = 127.0.0.1:9001\nno-such-key = 1\n");
+    char *argv[] = {"carechatd", "--config", (char *)path};
+    struct server_config cfg;
+    assert_int_equal(load(ARGC(argv), argv, &cfg), -1);
+    assert_non_null(strstr(err, "bad.conf:2"));
+    assert_non_null(strstr(err, "no-such-key"));
+
+    path = write_file("bad2.conf", "max-frame\n");
+    char *argv2[] = {"carechatd", "--config", (char *)path};
+    assert_int_equal(load(ARGC(argv2), argv2, &cfg), -1);
+    assert_non_null(strstr(err, "bad2.conf:1"));
+
+    char *argv3[] = {"carechatd", "--config", "/nonexistent/carechatd.conf"};
+    assert_int_equal(load(ARGC(argv3), argv3, &cfg), -1);
+    assert_non_null(strstr(err, "/nonexistent/carechatd.conf"));
+}
+
+static void test_config_rejects_bad_values(void **state) {
+    struct server_config cfg;
+    char *unknown[] = {"carechatd", "--frobnicate"};
+    assert_int_equal(load(ARGC(unknown), unknown, &cfg), -1);
+    assert_non_null(strstr(err, "--frobnicate"));
+    char *missing[] = {"carechatd", "--data"};
+    assert_int_equal(load(ARGC(missing), missing, &cfg), -1);
+    assert_non_null(strstr(err, "needs a value"));
+    char *port[] = {"carechatd", "--listen", "127.0.0.1:70000"};
+    assert_int_equal(load(ARGC(port), port, &cfg), -1);
+    assert_non_null(strstr(err, "port"));
+    char *host[] = {"carechatd", "--listen", "localhost:80"};
+    assert_int_equal(load(ARGC(host), host, &cfg), -1);
+    char *frame[] = {"carechatd", "--max-frame", "10"};
+    assert_int_equal(load(ARGC(frame), frame, &cfg), -1);
+    assert_non_null(strstr(err, "max-frame"));
+    char *level[] = {"carechatd", "--log-level", "loud"};
+    assert_int_equal(load(ARGC(level), level, &cfg), -1);
+    char *origin[] = {"carechatd", "--allowed-origin", "example.org"};
+    assert_int_equal(load(ARGC(origin), origin, &cfg), -1);
+    char *ping[] = {"carechatd", "--ping-interval", "60", "--idle-timeout", "30"};
+    assert_int_equal(load(ARGC(ping), ping, &cfg), -1);
+    assert_non_null(strstr(err, "--idle-timeout"));
+    char *positional[] = {"carechatd", "serve"};
+    assert_int_equal(load(ARGC(positional), positional, &cfg), -1);
+}
+
+static void test_config_non_loopback_needs_tls(void **state) {
+    struct server_config cfg;
+    char *any[] = {"carechatd", "--listen", "0.0.0.0:8443"};
+    assert_int_equal(load(ARGC(any), any, &cfg), -1);
+    assert_non_null(strstr(err, "without TLS"));
+    assert_non_null(strstr(err, "--insecure-no-tls"));
+    char *any6[] = {"carechatd", "--listen", "[::]:8443"};
+    assert_int_equal(load(ARGC(any6), any6, &cfg), -1);
+    char *insecure[] = {"carechatd", "--listen", "0.0.0.0:8443", "--insecure-no-tls"};
+    assert_int_equal(load(ARGC(insecure), insecure, &cfg), 0);
+    assert_true(cfg.insecure_no_tls);
+    config_cleanup(&cfg);
+    char *lo2[] = {"carechatd", "--listen", "127.0.0.2:0"};
+    assert_int_equal(load(ARGC(lo2), lo2, &cfg), 0);
+    config_cleanup(&cfg);
+    char *lo6[] = {"carechatd", "--listen", "[::1]:0"};
+    assert_int_equal(load(ARGC(lo6), lo6, &cfg), 0);
+    assert_string_equal(cfg.listen_host, "::1");
+    config_cleanup(&cfg);
+    /* TLS files must come in pairs and exist. */
+    char *half[] = {"carechatd", "--tls-cert", "/etc/hostname"};
+    assert_int_equal(load(ARGC(half), half, &cfg), -1);
+    assert_non_null(strstr(err, "together"));
+    char *gone[] = {"carechatd", "--tls-cert", "/nonexistent.pem", "--tls-key", "/nonexistent.key"};
+    assert_int_equal(load(ARGC(gone), gone, &cfg), -1);
+    assert_non_null(strstr(err, "/nonexistent.pem"));
+}
+
+static void test_config_loopback_detection(void **state) {
+    assert_true(config_host_is_loopback("127.0.0.1"));
+    assert_true(config_host_is_loopback("127.255.0.9"));
+    assert_true(config_host_is_loopback("::1"));
+    assert_true(config_host_is_loopback("::ffff:127.0.0.1"));
+    assert_false(config_host_is_loopback("0.0.0.0"));
+    assert_false(config_host_is_loopback("::"));
+    assert_false(config_host_is_loopback("128.0.0.1"));
+    assert_false(config_host_is_loopback("10.0.0.1"));
+    assert_false(config_host_is_loopback("::2"));
+    assert_false(config_host_is_loopback("localhost"));
+}
+
+static void test_config_help(void **state) {
+    char *argv[] = {"carechatd", "--listen", "0.0.0.0:1", "--help"};
+    struct server_config cfg;
+    bool help = false;
+    assert_int_equal(config_load(ARGC(argv), argv, &cfg, &help, err, sizeof err), 0);
+    assert_true(help);
+    config_cleanup(&cfg);
+    const char *usage = config_usage();
+    assert_non_null(strstr(usage, "--listen HOST:PORT"));
+    assert_non_null(strstr(usage, "--clock-offset MS"));
+    assert_non_null(strstr(usage, "--insecure-no-tls"));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_config_defaults),
+        cmocka_unit_test(test_config_flags_override),
+        cmocka_unit_test(test_config_file_then_flags),
+        cmocka_unit_test(test_config_file_errors_name_the_line),
+        cmocka_unit_test(test_config_rejects_bad_values),
+        cmocka_unit_test(test_config_non_loopback_needs_tls),
+        cmocka_unit_test(test_config_loopback_detection),
+        cmocka_unit_test(test_config_help),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,102 @@
+/*
+ * server/conn.h: the state of one WebSocket session, free of libwebsockets.
+ *
+ * ws.c creates one `struct conn` per upgraded connection and feeds it every
+ * complete binary message; the conn decodes it (protocol/proto.h), answers
+ * every request with exactly one Response, and tells ws.c what to send and when
+ * to close through the callbacks in `struct conn_io`. Nothing here touches a
+ * socket, so conn_test.c drives it directly.
+ *
+ *                     Login / Authenticate / Register succeed
+ *                     (conn_authenticated())
+ *   AWAITING_AUTH --------------------------------------> AUTHENTICATED
+ *     |   |                                                  |     |
+ *     |   | auth deadline (conn_on_auth_timeout): 1008       |     |
+ *     |   | CONN_MAX_BAD_FRAMES undecodable in a row: 1002   |     |
+ *     |   | server shutdown (conn_on_shutdown): 1001          |     |
+ *     v   v                                                  v     v
+ *   CLOSING  <------------------------------------------------------
+ *   (terminal: input ignored, nothing more is sent after the close)
+ *
+ * In AWAITING_AUTH only Login, Authenticate and Register are served; any other
+ * request is answered UNAUTHENTICATED. Requests whose handlers do not exist yet
+ * are answered UNAVAILABLE with detail "not implemented yet". A Response from
+ * the client (to a server request) is accepted without a reply; a server-side
+ * request body (Delivery, ...) sent by the client is BAD_REQUEST.
+ *
+ * A message that does not decode is answered BAD_REQUEST (TOO_LARGE when it
+ * broke a codec limit) when its request id can still be read from it, and the
+ * connection stays open. When no request id can be read there is nothing to
+ * address: carechat.v1 forbids request_id 0 and the codec will not encode it,
+ * so such a message gets no Response. Either way it counts as a bad frame; the
+ * CONN_MAX_BAD_FRAMES-th in a row (a frame that decodes resets the count)
+ * closes the connection with 1002 (protocol error: the peer is not speaking
+ * carechat.v1) after its answer.
+ *
+ * Thread: the lws loop thread only.
+ */
+#ifndef SERVER_CONN_H
+#define SERVER_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "server/metrics.h"
+
+#define CONN_MAX_BAD_FRAMES 10
+
+/* WebSocket close codes the conn asks for (RFC 6455 section 7.4.1). */
+#define CONN_CLOSE_GOING_AWAY 1001
+#define CONN_CLOSE_PROTOCOL_ERROR 1002
+#define CONN_CLOSE_POLICY 1008
+
+enum conn_state {
+    CONN_AWAITING_AUTH = 0,
+    CONN_AUTHENTICATED,
+    CONN_CLOSING,
+};
+
+struct conn_io {
+    /* Queues one encoded Frame for the peer, in order. `frame` is borrowed for
+     * the call. */
+    void (*send)(void *ctx, const uint8_t *frame, size_t len);
+    /* Closes the WebSocket with `code` and a short constant `reason` after the
+     * frames already queued. Called at most once per conn. */
+    void (*close)(void *ctx, int code, const char *reason);
+    void *ctx;
+};
+
+struct conn_config {
+    struct conn_io io;       /* required */
+    struct metrics *metrics; /* required, borrowed; counts frames, responses, closes */
+    size_t max_frame;        /* decode limit in bytes; 0: the codec's default */
+};
+
+struct conn;
+
+/* Creates a session in AWAITING_AUTH. Returns 0 and *out (free with
+ * conn_free()). `cfg` is copied. */
+int conn_new(const struct conn_config *cfg, struct conn **out);
+/* Accepts NULL. Sends nothing. */
+void conn_free(struct conn *c);
+
+enum conn_state conn_state(const struct conn *c);
+
+/* Handles one complete binary message of `len` bytes (borrowed). Every
+ * request in it is answered through io.send before this returns. Ignored in
+ * CLOSING. */
+void conn_on_message(struct conn *c, const uint8_t *data, size_t len);
+
+/* Moves the session to AUTHENTICATED (the session handlers call it once a
+ * Login, Authenticate or Register succeeded). Returns 0, or STATUS_CONFLICT
+ * when the session is not AWAITING_AUTH. */
+int conn_authenticated(struct conn *c);
+
+/* The authentication deadline passed: closes with 1008 when the session is
+ * still AWAITING_AUTH; otherwise does nothing. */
+void conn_on_auth_timeout(struct conn *c);
+
+/* The server is stopping: closes with 1001 unless already CLOSING. */
+void conn_on_shutdown(struct conn *c);
+
+#endif

@@ -1,0 +1,302 @@
+/*
+ * server/server.c: start-up, the main loop and clean shutdown of carechatd
+ * (the sequence is in server.h).
+ *
+ * Threads: the main thread runs everything here and is the lws loop thread;
+ * the journal's writer thread calls server_wake(); the signal thread waits in
+ * sigwait() and only sets `stop` and wakes the loop. SIGTERM and SIGINT are
+ * blocked in every thread (the mask is set before any thread starts), so they
+ * are only ever consumed by sigwait().
+ */
+#include "server/server.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "base/alloc.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/rand.h"
+#include "base/status.h"
+#include "protocol/proto.h"
+#include "server/apply.h"
+#include "server/metrics.h"
+#include "server/ws.h"
+#include "storage/journal.h"
+#include "storage/store.h"
+
+/* How long start-up waits for ServerInit to become durable. */
+#define INIT_DEADLINE_MS 30000
+/* How long a stop waits for WebSockets to take their close frames. */
+#define DRAIN_DEADLINE_MS 2000
+
+struct server {
+    const struct server_config *cfg;
+    struct store *store;
+    struct journal *journal;
+    struct metrics *metrics;
+    struct ws *ws;
+    struct id server_id;
+    char server_id_hex[ID_HEX_LEN + 1];
+
+    pthread_mutex_t wake_lock; /* guards woken and ws (read by the writer thread) */
+    pthread_cond_t wake_cond;
+    bool woken;
+
+    pthread_t signal_thread;
+    bool signal_thread_started;
+    _Atomic int stop; /* the signal that asked us to stop, or 0 */
+
+    bool init_done; /* ServerInit's on_done ran */
+    int init_status;
+};
+
+/* Writer thread (after each batch) or signal thread. */
+static void server_wake(void *ctx) {
+    struct server *s = ctx;
+    pthread_mutex_lock(&s->wake_lock);
+    s->woken = true;
+    pthread_cond_signal(&s->wake_cond);
+    if (s->ws)
+        ws_wake(s->ws);
+    pthread_mutex_unlock(&s->wake_lock);
+}
+
+/* Loop thread, from EVENT_WAIT_CANCELLED. */
+static void server_on_wake(void *ctx) {
+    struct server *s = ctx;
+    journal_poll(s->journal);
+}
+
+static void *signal_main(void *arg) {
+    struct server *s = arg;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    int sig = 0;
+    if (sigwait(&set, &sig) == 0) {
+        atomic_store(&s->stop, sig);
+        server_wake(s);
+    }
+    return NULL;
+}
+
+static int start_signal_thread(struct server *s) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    int rc = pthread_sigmask(SIG_BLOCK, &set, NULL);
+    if (rc == 0)
+        rc = pthread_create(&s->signal_thread, NULL, signal_main, s);
+    if (rc != 0) {
+        log_error("server", "cannot start the signal thread: %s", strerror(rc));
+        return STATUS_IO;
+    }
+    s->signal_thread_started = true;
+    return STATUS_OK;
+}
+
+static const char *body_name(unsigned number) {
+    /* proto_body_name() reads only body_case. */
+    Carechat__V1__Frame frame;
+    carechat__v1__frame__init(&frame);
+    frame.body_case = (Carechat__V1__Frame__BodyCase)number;
+    const char *name = proto_body_name(&frame);
+    return strcmp(name, "none") == 0 ? NULL : name;
+}
+
+static void render_health(void *ctx, struct buf *out) {
+    struct server *s = ctx;
+    buf_printf(out, "{\"status\":\"%s\",\"server_id\":\"%s\",\"applied_pos\":%" PRIu64 "}\n",
+               atomic_load(&s->stop) ? "stopping" : "ok", s->server_id_hex,
+               journal_applied_pos(s->journal));
+}
+
+static void render_metrics(void *ctx, struct buf *out) {
+    struct server *s = ctx;
+    struct journal_stats js;
+    journal_get_stats(s->journal, &js);
+    metrics_render(s->metrics, &js, store_size_bytes(s->store), out);
+}
+
+static void init_done(void *ctx, uint64_t pos, int status, const uint8_t *result,
+                      size_t result_len) {
+    struct server *s = ctx;
+    s->init_done = true;
+    s->init_status = status;
+}
+
+/* On a new data directory: proposes ServerInit and waits until it is durable. */
+static int ensure_server_init(struct server *s) {
+    int64_t created_at;
+    int rc = apply_read_server_info(s->store, &s->server_id, &created_at);
+    if (rc != STATUS_NOT_FOUND)
+        return rc;
+    struct id id = id_new();
+    struct buf entry;
+    buf_init(&entry);
+    rc = apply_encode_server_init(&id, clock_now(), &entry);
+    if (rc == 0)
+        rc = journal_append(s->journal, entry.data, entry.len, init_done, s);
+    buf_cleanup(&entry);
+    if (rc != 0) {
+        log_error("server", "cannot propose ServerInit: %s", status_str(rc));
+        return rc;
+    }
+    int64_t deadline = clock_monotonic_ms() + INIT_DEADLINE_MS;
+    while (!s->init_done && clock_monotonic_ms() < deadline) {
+        pthread_mutex_lock(&s->wake_lock);
+        if (!s->woken) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 100 * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&s->wake_cond, &s->wake_lock, &ts);
+        }
+        s->woken = false;
+        pthread_mutex_unlock(&s->wake_lock);
+        journal_poll(s->journal);
+    }
+    if (!s->init_done) {
+        log_error("server", "ServerInit was not written within %d ms", INIT_DEADLINE_MS);
+        return STATUS_IO;
+    }
+    if (s->init_status != 0) {
+        log_error("server", "ServerInit refused: %s", status_str(s->init_status));
+        return s->init_status;
+    }
+    rc = apply_read_server_info(s->store, &s->server_id, &created_at);
+    if (rc == 0)
+        log_info("server", "initialised a new data directory");
+    return rc;
+}
+
+int server_open(const struct server_config *cfg, struct server **out) {
+    struct server *s = xcalloc(1, sizeof *s);
+    s->cfg = cfg;
+    pthread_mutex_init(&s->wake_lock, NULL);
+    pthread_cond_init(&s->wake_cond, NULL);
+    int rc;
+
+    if (cfg->clock_offset_ms != 0) {
+        log_warn("server", "clock offset of %" PRId64 " ms (--clock-offset is for tests only)",
+                 cfg->clock_offset_ms);
+        clock_set_offset(cfg->clock_offset_ms);
+    }
+    rc = start_signal_thread(s);
+    if (rc != 0)
+        goto fail;
+    if (mkdir(cfg->data_dir, 0700) != 0 && errno != EEXIST) {
+        log_error("server", "cannot create the data directory: %s", strerror(errno));
+        rc = STATUS_IO;
+        goto fail;
+    }
+    struct store_config sc = {
+        .data_dir = cfg->data_dir,
+        .key_dir = cfg->key_dir,
+        .master_key_path = cfg->master_key,
+        .min_free_bytes = cfg->min_free_bytes,
+    };
+    rc = store_open(&sc, &s->store);
+    if (rc != 0)
+        goto fail;
+    struct journal_config jc = {
+        .store = s->store,
+        .apply = apply_entry,
+        .wake = server_wake,
+        .wake_ctx = s,
+    };
+    rc = journal_open(&jc, &s->journal);
+    if (rc != 0)
+        goto fail;
+    rc = ensure_server_init(s);
+    if (rc != 0)
+        goto fail;
+    id_to_hex(&s->server_id, s->server_id_hex);
+    log_info("server", "server %s at journal position %" PRIu64, s->server_id_hex,
+             journal_applied_pos(s->journal));
+
+    rc = metrics_new(&(struct metrics_config){.body_name = body_name}, &s->metrics);
+    if (rc != 0)
+        goto fail;
+    struct ws_config wc = {
+        .config = cfg,
+        .metrics = s->metrics,
+        .on_wake = server_on_wake,
+        .render_health = render_health,
+        .render_metrics = render_metrics,
+        .ctx = s,
+    };
+    struct ws *ws;
+    rc = ws_open(&wc, &ws);
+    if (rc != 0)
+        goto fail;
+    pthread_mutex_lock(&s->wake_lock);
+    s->ws = ws;
+    pthread_mutex_unlock(&s->wake_lock);
+    *out = s;
+    return STATUS_OK;
+
+fail:
+    server_close(s);
+    return rc;
+}
+
+int server_run(struct server *s) {
+    int rc = STATUS_OK;
+    while (!atomic_load(&s->stop)) {
+        rc = ws_service(s->ws);
+        if (rc != 0) {
+            log_error("server", "event loop failed");
+            break;
+        }
+    }
+    int sig = atomic_load(&s->stop);
+    if (sig)
+        log_info("server", "stopping on %s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    ws_shutdown_begin(s->ws);
+    int64_t deadline = clock_monotonic_ms() + DRAIN_DEADLINE_MS;
+    while (ws_open_count(s->ws) > 0 && clock_monotonic_ms() < deadline) {
+        if (ws_service(s->ws) != 0)
+            break;
+    }
+    return rc;
+}
+
+void server_close(struct server *s) {
+    if (!s)
+        return;
+    /* Writes what was appended and runs its callbacks while the listener still
+     * exists, then the listener, then RocksDB (which needs the journal gone). */
+    journal_close(s->journal);
+    s->journal = NULL;
+    pthread_mutex_lock(&s->wake_lock);
+    struct ws *ws = s->ws;
+    s->ws = NULL;
+    pthread_mutex_unlock(&s->wake_lock);
+    ws_close(ws);
+    store_close(s->store);
+    metrics_free(s->metrics);
+    if (s->signal_thread_started) {
+        /* Still in sigwait() when the stop did not come from a signal. */
+        if (!atomic_load(&s->stop))
+            pthread_kill(s->signal_thread, SIGTERM);
+        pthread_join(s->signal_thread, NULL);
+    }
+    pthread_cond_destroy(&s->wake_cond);
+    pthread_mutex_destroy(&s->wake_lock);
+    log_info("server", "stopped");
+    free(s);
+}

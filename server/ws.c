@@ -1,0 +1,636 @@
+/*
+ * server/ws.c: the libwebsockets glue: the only file with lws callbacks.
+ *
+ * Two protocols on one vhost:
+ *   protocols[0] "http": GET /healthz, GET /metrics, 404 otherwise; it also
+ *     sees every connection's birth and death (NEW_CLIENT_INSTANTIATED,
+ *     WSI_DESTROY), which is where the per-address cap is kept, and the
+ *     EVENT_WAIT_CANCELLED wake-ups. A WebSocket upgrade that lands here (no
+ *     subprotocol, or "http") is refused.
+ *   protocols[1] "carechat.v1": WebSocket sessions; each has a struct session
+ *     (lws's per-session data) holding its conn, the message being reassembled
+ *     and the queue of frames waiting for WRITEABLE.
+ *
+ * Invariants:
+ *   - every open TCP connection that passed the cap holds one reference on its
+ *     address's `struct peer` (lws opaque user data), dropped in WSI_DESTROY;
+ *   - s->msg never holds more than max_frame bytes: the size is checked against
+ *     the bytes received plus those lws announces for the current frame before
+ *     anything is appended;
+ *   - frames are written only in SERVER_WRITEABLE, one lws_write per callback;
+ *     a pending close is sent after the queue drains;
+ *   - a session's conn exists from ESTABLISHED to CLOSED.
+ *
+ * lws 4.1.6 facts this relies on (NOTES.md): no per-peer limits, no message
+ * size cap, no Origin check; the IPv6-enabled bind would misread an IPv4
+ * address in `iface`, so IPv4 listeners disable IPv6.
+ *
+ * Thread: the loop thread (the caller of ws_open/ws_service), except ws_wake().
+ */
+#include "server/ws.h"
+
+#include <arpa/inet.h>
+#include <libwebsockets.h>
+#include <netinet/in.h>
+#include <openssl/ssl.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include "base/alloc.h"
+#include "base/check.h"
+#include "base/log.h"
+#include "base/status.h"
+#include "server/conn.h"
+
+#define WS_SUBPROTOCOL "carechat.v1"
+#define WS_VHOST "carechat"
+#define PEER_BUCKETS 256
+#define HTTP_CHUNK 4096
+/* Reassembly buffers larger than this are released after each message, so
+ * idle sessions hold little memory. */
+#define MSG_KEEP_CAP (64 * 1024)
+/* Outgoing bytes queued for one session beyond which it is closed (1008):
+ * a peer that does not read its responses must not grow our memory. */
+#define OUT_QUEUE_MIN (8u << 20)
+
+/* TLS 1.2 suites: forward secrecy (ECDHE) and AEAD only. TLS 1.3 suites are all
+ * (EC)DHE; we list the AEADs we accept. */
+#define TLS12_CIPHERS                                                                              \
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                                   \
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"                                   \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256"
+#define TLS13_CIPHERS "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256"
+
+/* Open connections from one client address. */
+struct peer {
+    struct peer *next;
+    uint8_t addr[16]; /* IPv6, or IPv4-mapped IPv6 */
+    unsigned count;
+    struct ws *ws;
+};
+
+struct out_frame {
+    struct out_frame *next;
+    size_t len;
+    uint8_t data[]; /* LWS_PRE bytes of headroom, then len bytes */
+};
+
+/* lws's per-session data of a carechat.v1 connection (zeroed by lws). */
+struct session {
+    struct ws *ws;
+    struct lws *wsi;
+    struct conn *conn;
+    struct session *prev, *next;
+    struct buf msg;
+    struct out_frame *out_head, *out_tail;
+    size_t out_bytes;
+    int close_code; /* non-zero: close after the queue drains */
+    const char *close_reason;
+};
+
+/* lws's per-transaction data of an HTTP request. */
+struct http_session {
+    struct buf body;
+    size_t sent;
+};
+
+struct ws {
+    struct ws_config cfg;
+    const struct server_config *config;
+    struct lws_context *context;
+    struct lws_vhost *vhost;
+    lws_retry_bo_t retry;
+    struct lws_protocols protocols[3];
+    int port;
+    bool stopping;
+    lws_sorted_usec_list_t tick; /* while stopping: makes ws_service() return */
+    size_t open_count;
+    struct session *sessions;
+    struct peer *peers[PEER_BUCKETS];
+};
+
+static struct ws *ws_of(struct lws *wsi) {
+    return lws_context_user(lws_get_context(wsi));
+}
+
+/* ---- logging ------------------------------------------------------------ */
+
+static void lws_log_emit(int level, const char *line) {
+    enum log_level l = LOG_DEBUG;
+    if (level & LLL_ERR)
+        l = LOG_ERROR;
+    else if (level & LLL_WARN)
+        l = LOG_WARN;
+    else if (level & LLL_USER)
+        l = LOG_INFO;
+    log_msg(l, "lws", "%s", line);
+}
+
+void ws_route_lws_logs(enum log_level level) {
+    /* lws's notices may quote peer input (a requested subprotocol, a hexdump
+     * of a bad frame): they only appear at debug level. */
+    int mask = LLL_ERR;
+    if (level >= LOG_WARN)
+        mask |= LLL_WARN;
+    if (level >= LOG_INFO)
+        mask |= LLL_USER;
+    if (level >= LOG_DEBUG)
+        mask |= LLL_NOTICE | LLL_INFO;
+    lws_set_log_level(mask, lws_log_emit);
+}
+
+/* ---- per-address connection cap ---------------------------------------- */
+
+static bool peer_address(struct lws *wsi, uint8_t addr[16]) {
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getpeername(lws_get_socket_fd(wsi), (struct sockaddr *)&ss, &len) != 0)
+        return false;
+    if (ss.ss_family == AF_INET6) {
+        memcpy(addr, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+        return true;
+    }
+    if (ss.ss_family == AF_INET) {
+        memset(addr, 0, 10);
+        addr[10] = addr[11] = 0xff;
+        memcpy(addr + 12, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+        return true;
+    }
+    return false;
+}
+
+static unsigned peer_bucket(const uint8_t addr[16]) {
+    uint32_t h = 2166136261u;
+    for (int i = 0; i < 16; i++)
+        h = (h ^ addr[i]) * 16777619u;
+    return h % PEER_BUCKETS;
+}
+
+/* Takes a reference for a new connection from `addr`; NULL when the address
+ * already has max_conns_per_ip. */
+static struct peer *peer_acquire(struct ws *ws, const uint8_t addr[16]) {
+    struct peer **head = &ws->peers[peer_bucket(addr)];
+    struct peer *p = *head;
+    while (p && memcmp(p->addr, addr, 16) != 0)
+        p = p->next;
+    if (!p) {
+        p = xcalloc(1, sizeof *p);
+        memcpy(p->addr, addr, 16);
+        p->ws = ws;
+        p->next = *head;
+        *head = p;
+    }
+    if (p->count >= ws->config->max_conns_per_ip)
+        return NULL;
+    p->count++;
+    return p;
+}
+
+static void peer_release(struct peer *p) {
+    struct ws *ws = p->ws;
+    CHECK(p->count > 0);
+    if (--p->count > 0)
+        return;
+    struct peer **pp = &ws->peers[peer_bucket(p->addr)];
+    while (*pp != p)
+        pp = &(*pp)->next;
+    *pp = p->next;
+    free(p);
+}
+
+/* ---- HTTP ---------------------------------------------------------------- */
+
+static int http_respond(struct lws *wsi, struct http_session *h, const char *type) {
+    uint8_t headers[LWS_PRE + 512];
+    uint8_t *start = headers + LWS_PRE, *p = start, *end = headers + sizeof headers - 1;
+    if (lws_add_http_common_headers(wsi, HTTP_STATUS_OK, type, h->body.len, &p, end) ||
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
+                                     (const unsigned char *)"no-store", 8, &p, end) ||
+        lws_finalize_write_http_header(wsi, start, &p, end))
+        return -1;
+    h->sent = 0;
+    lws_callback_on_writable(wsi);
+    return 0;
+}
+
+static int http_request(struct ws *ws, struct lws *wsi, struct http_session *h, const char *path) {
+    bool get = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0;
+    buf_cleanup(&h->body);
+    if (get && strcmp(path, "/healthz") == 0) {
+        ws->cfg.render_health(ws->cfg.ctx, &h->body);
+        return http_respond(wsi, h, "application/json");
+    }
+    if (get && strcmp(path, "/metrics") == 0) {
+        ws->cfg.render_metrics(ws->cfg.ctx, &h->body);
+        return http_respond(wsi, h, "text/plain; version=0.0.4");
+    }
+    if (lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL))
+        return -1;
+    /* A request with a body (not a GET) is not worth reading: hang up. */
+    if (!get)
+        return -1;
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+static int http_writeable(struct lws *wsi, struct http_session *h) {
+    uint8_t chunk[LWS_PRE + HTTP_CHUNK];
+    size_t left = h->body.len - h->sent;
+    size_t n = left < HTTP_CHUNK ? left : HTTP_CHUNK;
+    bool last = n == left;
+    if (n)
+        memcpy(chunk + LWS_PRE, h->body.data + h->sent, n);
+    if (lws_write(wsi, chunk + LWS_PRE, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) != (int)n)
+        return -1;
+    h->sent += n;
+    if (!last) {
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    buf_cleanup(&h->body);
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+static int callback_http(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                         size_t len) {
+    struct ws *ws = ws_of(wsi);
+    struct http_session *h = user;
+    uint8_t addr[16];
+    struct peer *p;
+
+    switch (reason) {
+    case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
+        if (ws->stopping) {
+            metrics_conn_rejected(ws->cfg.metrics, METRICS_REJECT_SHUTDOWN);
+            return -1;
+        }
+        if (!peer_address(wsi, addr))
+            return -1;
+        p = peer_acquire(ws, addr);
+        if (!p) {
+            metrics_conn_rejected(ws->cfg.metrics, METRICS_REJECT_PER_IP);
+            log_warn("ws", "connection refused: %u open from one address (--max-conns-per-ip)",
+                     ws->config->max_conns_per_ip);
+            return -1;
+        }
+        lws_set_opaque_user_data(wsi, p);
+        ws->open_count++;
+        metrics_conn_opened(ws->cfg.metrics);
+        return 0;
+
+    case LWS_CALLBACK_WSI_DESTROY:
+        p = lws_get_opaque_user_data(wsi);
+        if (p) {
+            lws_set_opaque_user_data(wsi, NULL);
+            peer_release(p);
+            ws->open_count--;
+            metrics_conn_closed(ws->cfg.metrics);
+        }
+        return 0;
+
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        /* An upgrade bound to this protocol asked for no subprotocol or for
+         * "http": only carechat.v1 is spoken. */
+        metrics_conn_rejected(ws->cfg.metrics, METRICS_REJECT_PROTOCOL);
+        return -1;
+
+    case LWS_CALLBACK_HTTP:
+        return http_request(ws, wsi, h, in ? (const char *)in : "");
+
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        if (!h || !h->body.data)
+            return 0;
+        return http_writeable(wsi, h);
+
+    case LWS_CALLBACK_CLOSED_HTTP:
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+        if (h)
+            buf_cleanup(&h->body);
+        return 0;
+
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        if (ws && ws->cfg.on_wake)
+            ws->cfg.on_wake(ws->cfg.ctx);
+        return 0;
+
+    default:
+        break;
+    }
+    return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+/* ---- WebSocket sessions ---------------------------------------------- */
+
+static void session_close(struct session *s, int code, const char *reason) {
+    if (s->close_code)
+        return;
+    s->close_code = code;
+    s->close_reason = reason;
+    lws_callback_on_writable(s->wsi);
+}
+
+static void io_send(void *ctx, const uint8_t *frame, size_t len) {
+    struct session *s = ctx;
+    if (s->close_code)
+        return;
+    size_t limit = OUT_QUEUE_MIN;
+    if (limit < 2 * s->ws->config->max_frame)
+        limit = 2 * s->ws->config->max_frame;
+    if (s->out_bytes + len > limit) {
+        metrics_ws_closed_by_server(s->ws->cfg.metrics, METRICS_CLOSE_SEND_QUEUE);
+        log_warn("ws", "closing a session whose peer does not read (%zu bytes queued)",
+                 s->out_bytes);
+        session_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "send queue full");
+        return;
+    }
+    struct out_frame *f = xmalloc(sizeof *f + LWS_PRE + len);
+    f->next = NULL;
+    f->len = len;
+    memcpy(f->data + LWS_PRE, frame, len);
+    if (s->out_tail)
+        s->out_tail->next = f;
+    else
+        s->out_head = f;
+    s->out_tail = f;
+    s->out_bytes += len;
+    lws_callback_on_writable(s->wsi);
+}
+
+static void io_close(void *ctx, int code, const char *reason) {
+    session_close(ctx, code, reason);
+}
+
+/* Refuses the upgrade unless the Origin header is absent or allowed. */
+static bool origin_allowed(struct ws *ws, struct lws *wsi) {
+    int n = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN);
+    if (n <= 0)
+        return true;
+    char origin[256];
+    if (n >= (int)sizeof origin || lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) < 0)
+        return false;
+    for (size_t i = 0; i < ws->config->n_allowed_origins; i++) {
+        /* Origins are serialised in lower case (RFC 6454); compare without case. */
+        if (strcasecmp(origin, ws->config->allowed_origins[i]) == 0)
+            return true;
+    }
+    return false;
+}
+
+static int session_established(struct ws *ws, struct lws *wsi, struct session *s) {
+    memset(s, 0, sizeof *s);
+    s->ws = ws;
+    s->wsi = wsi;
+    buf_init(&s->msg);
+    struct conn_config cc = {
+        .io = {.send = io_send, .close = io_close, .ctx = s},
+        .metrics = ws->cfg.metrics,
+    };
+    if (conn_new(&cc, &s->conn) != 0)
+        return -1;
+    s->next = ws->sessions;
+    if (ws->sessions)
+        ws->sessions->prev = s;
+    ws->sessions = s;
+    metrics_ws_opened(ws->cfg.metrics);
+    lws_set_timer_usecs(wsi, (lws_usec_t)ws->config->auth_timeout_s * LWS_USEC_PER_SEC);
+    return 0;
+}
+
+static void session_closed(struct ws *ws, struct session *s) {
+    if (!s->conn)
+        return;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        ws->sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    conn_free(s->conn);
+    s->conn = NULL;
+    buf_cleanup(&s->msg);
+    struct out_frame *f = s->out_head;
+    while (f) {
+        struct out_frame *next = f->next;
+        free(f);
+        f = next;
+    }
+    s->out_head = s->out_tail = NULL;
+    metrics_ws_closed(ws->cfg.metrics);
+}
+
+static int session_receive(struct ws *ws, struct lws *wsi, struct session *s, const uint8_t *in,
+                           size_t len) {
+    /* Input after we decided to close is read and dropped. */
+    if (s->close_code || !s->conn)
+        return 0;
+    if (!lws_frame_is_binary(wsi)) {
+        metrics_ws_closed_by_server(ws->cfg.metrics, METRICS_CLOSE_TEXT);
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE,
+                         (unsigned char *)"binary frames only", 18);
+        return -1;
+    }
+    size_t remaining = lws_remaining_packet_payload(wsi);
+    uint64_t max = ws->config->max_frame;
+    if ((uint64_t)len + remaining > max - s->msg.len) {
+        metrics_ws_closed_by_server(ws->cfg.metrics, METRICS_CLOSE_TOO_LARGE);
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
+                         (unsigned char *)"message too large", 17);
+        return -1;
+    }
+    buf_append(&s->msg, in, len);
+    if (!lws_is_final_fragment(wsi) || remaining != 0)
+        return 0;
+    conn_on_message(s->conn, s->msg.data, s->msg.len);
+    if (s->msg.cap > MSG_KEEP_CAP)
+        buf_cleanup(&s->msg);
+    else
+        buf_reset(&s->msg);
+    return 0;
+}
+
+static int session_writeable(struct lws *wsi, struct session *s) {
+    struct out_frame *f = s->out_head;
+    if (f) {
+        int n = lws_write(wsi, f->data + LWS_PRE, f->len, LWS_WRITE_BINARY);
+        if (n < (int)f->len)
+            return -1;
+        s->out_head = f->next;
+        if (!s->out_head)
+            s->out_tail = NULL;
+        s->out_bytes -= f->len;
+        free(f);
+        if (s->out_head || s->close_code)
+            lws_callback_on_writable(wsi);
+        return 0;
+    }
+    if (s->close_code) {
+        lws_close_reason(wsi, (enum lws_close_status)s->close_code,
+                         (unsigned char *)s->close_reason, strlen(s->close_reason));
+        return -1;
+    }
+    return 0;
+}
+
+static int callback_carechat(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                             void *in, size_t len) {
+    struct ws *ws = ws_of(wsi);
+    struct session *s = user;
+
+    switch (reason) {
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        if (ws->stopping) {
+            metrics_conn_rejected(ws->cfg.metrics, METRICS_REJECT_SHUTDOWN);
+            return -1;
+        }
+        if (!origin_allowed(ws, wsi)) {
+            metrics_conn_rejected(ws->cfg.metrics, METRICS_REJECT_ORIGIN);
+            log_info("ws", "WebSocket refused: Origin not in --allowed-origin");
+            return -1;
+        }
+        return 0;
+
+    case LWS_CALLBACK_ESTABLISHED:
+        return session_established(ws, wsi, s);
+
+    case LWS_CALLBACK_RECEIVE:
+        return session_receive(ws, wsi, s, in, len);
+
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return session_writeable(wsi, s);
+
+    case LWS_CALLBACK_TIMER:
+        if (s->conn)
+            conn_on_auth_timeout(s->conn);
+        return 0;
+
+    case LWS_CALLBACK_CLOSED:
+        session_closed(ws, s);
+        return 0;
+
+    default:
+        break;
+    }
+    return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+/* ---- lifecycle ----------------------------------------------------------- */
+
+int ws_open(const struct ws_config *cfg, struct ws **out) {
+    const struct server_config *config = cfg->config;
+    struct ws *ws = xcalloc(1, sizeof *ws);
+    ws->cfg = *cfg;
+    ws->config = config;
+
+    ws_route_lws_logs(config->log_level);
+
+    ws->retry = (lws_retry_bo_t){
+        .secs_since_valid_ping = (uint16_t)config->ping_interval_s,
+        .secs_since_valid_hangup = (uint16_t)config->idle_timeout_s,
+    };
+    ws->protocols[0] = (struct lws_protocols){
+        .name = "http",
+        .callback = callback_http,
+        .per_session_data_size = sizeof(struct http_session),
+    };
+    ws->protocols[1] = (struct lws_protocols){
+        .name = WS_SUBPROTOCOL,
+        .callback = callback_carechat,
+        .per_session_data_size = sizeof(struct session),
+        .rx_buffer_size = 64 * 1024,
+    };
+
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.vhost_name = WS_VHOST;
+    info.iface = config->listen_host;
+    info.port = config->listen_port;
+    info.protocols = ws->protocols;
+    info.user = ws;
+    info.server_string = "carechatd";
+    info.retry_and_idle_policy = &ws->retry;
+    info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 |
+                   LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
+    if (!strchr(config->listen_host, ':'))
+        info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+    if (config->tls_cert) {
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = config->tls_cert;
+        info.ssl_private_key_filepath = config->tls_key;
+        info.ssl_cipher_list = TLS12_CIPHERS;
+        info.tls1_3_plus_cipher_list = TLS13_CIPHERS;
+        info.ssl_options_set = SSL_OP_NO_SSLv2 | SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 |
+                               SSL_OP_NO_TLSv1_1 | SSL_OP_NO_COMPRESSION |
+                               SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION;
+        /* HTTP/1.1 only: WebSockets over HTTP/2 are not part of carechat.v1. */
+        info.alpn = "http/1.1";
+    }
+
+    ws->context = lws_create_context(&info);
+    if (!ws->context) {
+        log_error("ws", "cannot listen on %s:%d%s (address in use, not local, or bad TLS files)",
+                  config->listen_host, config->listen_port, config->tls_cert ? " with TLS" : "");
+        free(ws);
+        return STATUS_IO;
+    }
+    ws->vhost = lws_get_vhost_by_name(ws->context, WS_VHOST);
+    ws->port = ws->vhost ? lws_get_vhost_listen_port(ws->vhost) : -1;
+    if (ws->port <= 0) {
+        log_error("ws", "cannot listen on %s:%d", config->listen_host, config->listen_port);
+        lws_context_destroy(ws->context);
+        free(ws);
+        return STATUS_IO;
+    }
+    bool v6 = strchr(config->listen_host, ':') != NULL;
+    log_info("ws", "listening on %s%s%s:%d (%s)", v6 ? "[" : "", config->listen_host, v6 ? "]" : "",
+             ws->port, config->tls_cert ? "wss, TLS 1.2+" : "ws, no TLS");
+    *out = ws;
+    return STATUS_OK;
+}
+
+int ws_port(const struct ws *ws) {
+    return ws->port;
+}
+
+int ws_service(struct ws *ws) {
+    return lws_service(ws->context, 0) < 0 ? STATUS_IO : STATUS_OK;
+}
+
+void ws_wake(struct ws *ws) {
+    lws_cancel_service(ws->context);
+}
+
+/* While stopping, a tick every 50 ms bounds how long one ws_service() waits,
+ * so the caller's drain deadline holds even when no socket is active. */
+static void shutdown_tick(lws_sorted_usec_list_t *sul) {
+    struct ws *ws = lws_container_of(sul, struct ws, tick);
+    lws_sul_schedule(ws->context, 0, &ws->tick, shutdown_tick, 50 * LWS_US_PER_MS);
+}
+
+void ws_shutdown_begin(struct ws *ws) {
+    ws->stopping = true;
+    shutdown_tick(&ws->tick);
+    for (struct session *s = ws->sessions; s; s = s->next)
+        conn_on_shutdown(s->conn);
+}
+
+size_t ws_open_count(const struct ws *ws) {
+    return ws->open_count;
+}
+
+void ws_close(struct ws *ws) {
+    if (!ws)
+        return;
+    lws_sul_cancel(&ws->tick);
+    lws_context_destroy(ws->context);
+    for (int i = 0; i < PEER_BUCKETS; i++) {
+        struct peer *p = ws->peers[i];
+        while (p) {
+            struct peer *next = p->next;
+            free(p);
+            p = next;
+        }
+    }
+    free(ws);
+}

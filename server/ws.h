@@ -1,0 +1,73 @@
+/*
+ * server/ws.h: carechatd's listener: libwebsockets (the only file with lws
+ * callbacks is ws.c), HTTP endpoints and WebSocket sessions.
+ *
+ * One lws context with one vhost on config->listen_host:listen_port, speaking
+ *   - HTTP/1.1: GET /healthz (application/json) and GET /metrics (Prometheus
+ *     text); everything else 404;
+ *   - WebSocket with subprotocol "carechat.v1" only (no subprotocol or another
+ *     one gets no 101), binary messages of at most config->max_frame bytes,
+ *     each handed to a `struct conn` (conn.h).
+ * Limits enforced here: the Origin allow-list, open connections per client
+ * address, message size (1009), text messages (1003), the authentication
+ * deadline (1008), ping/hang-up on idle, a bound on queued outgoing bytes.
+ * TLS (1.2 and 1.3, ECDHE with AES-GCM or ChaCha20-Poly1305) when
+ * config->tls_cert is set.
+ *
+ * Thread: everything here runs on the thread that calls ws_open() (the loop
+ * thread), except ws_wake(), which any thread may call.
+ */
+#ifndef SERVER_WS_H
+#define SERVER_WS_H
+
+#include <stddef.h>
+
+#include "base/buf.h"
+#include "server/config.h"
+#include "server/metrics.h"
+
+struct ws_config {
+    const struct server_config *config; /* required, borrowed; outlives the ws */
+    struct metrics *metrics;            /* required, borrowed */
+    /* Runs on the loop thread after ws_wake() was called (from any thread). */
+    void (*on_wake)(void *ctx);
+    /* Append the body of GET /healthz (JSON) and GET /metrics (Prometheus text). */
+    void (*render_health)(void *ctx, struct buf *out);
+    void (*render_metrics)(void *ctx, struct buf *out);
+    void *ctx;
+};
+
+struct ws;
+
+/* Routes libwebsockets' own log lines into base/log.h (module "lws") at
+ * `level`. Called by ws_open(); exposed so that main can set it before anything
+ * else logs. */
+void ws_route_lws_logs(enum log_level level);
+
+/* Creates the lws context, binds the listener and logs "listening on HOST:PORT"
+ * with the real port. Returns 0 and *out (close with ws_close()), or STATUS_IO
+ * when the address cannot be bound or the TLS files do not load (logged). */
+int ws_open(const struct ws_config *cfg, struct ws **out);
+
+/* The port the listener is bound to (the real one when 0 was configured). */
+int ws_port(const struct ws *ws);
+
+/* Runs one iteration of the event loop (waits for I/O, timers or ws_wake()).
+ * Returns 0, or STATUS_IO when lws reports a fatal error. */
+int ws_service(struct ws *ws);
+
+/* Makes the loop thread run cfg->on_wake soon. Safe from any thread. */
+void ws_wake(struct ws *ws);
+
+/* Starts shutting down: new connections are refused and every WebSocket is
+ * closed with 1001 after its queued frames. Keep calling ws_service() until
+ * ws_open_count() is 0 or a deadline passes. */
+void ws_shutdown_begin(struct ws *ws);
+
+/* Open TCP connections (HTTP and WebSocket). */
+size_t ws_open_count(const struct ws *ws);
+
+/* Closes every connection and the listener and frees the ws. Accepts NULL. */
+void ws_close(struct ws *ws);
+
+#endif

@@ -1,0 +1,321 @@
+/*
+ * tests/harness.c: fork/exec of the real carechatd, its log, its port, and its
+ * end (see harness.h).
+ *
+ * Invariants: h->pid is 0 exactly when no child is running; every loop that
+ * waits for the child polls with a short sleep and stops at a monotonic
+ * deadline. Test thread only.
+ */
+#include "tests/harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/alloc.h"
+#include "base/clock.h"
+#include "base/status.h"
+
+#define POLL_MS 10
+
+static void sleep_ms(int ms) {
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static const char *binary_path(void) {
+    static char path[PATH_MAX];
+    const char *env = getenv("CARECHATD");
+    if (env && *env)
+        return env;
+    const char *srcdir = getenv("TEST_SRCDIR");
+    const char *ws = getenv("TEST_WORKSPACE");
+    if (srcdir && ws) {
+        snprintf(path, sizeof path, "%s/%s/server/carechatd", srcdir, ws);
+        if (access(path, X_OK) == 0)
+            return path;
+    }
+    return "server/carechatd";
+}
+
+void harness_tmpdir(const char *prefix, char *out) {
+    const char *base = getenv("TEST_TMPDIR");
+    snprintf(out, PATH_MAX, "%s/%s-XXXXXX", base && *base ? base : "/tmp", prefix);
+    if (!mkdtemp(out)) {
+        perror("mkdtemp");
+        abort();
+    }
+}
+
+static int exit_code(int wstatus) {
+    if (WIFEXITED(wstatus))
+        return WEXITSTATUS(wstatus);
+    if (WIFSIGNALED(wstatus))
+        return 128 + WTERMSIG(wstatus);
+    return 255;
+}
+
+/* Waits for `pid` until the deadline; returns true and the status when it ended. */
+static bool wait_exit(pid_t pid, int64_t deadline, int *exit_status) {
+    for (;;) {
+        int ws;
+        pid_t r = waitpid(pid, &ws, WNOHANG);
+        if (r == pid) {
+            *exit_status = exit_code(ws);
+            return true;
+        }
+        if (r < 0 && errno != EINTR)
+            return false;
+        if (clock_monotonic_ms() >= deadline)
+            return false;
+        sleep_ms(POLL_MS);
+    }
+}
+
+/* Forks carechatd with argv, stdout+stderr into log_fd, in cwd. */
+static pid_t spawn(char *const *argv, int log_fd, const char *cwd) {
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        perror("fork");
+        return -1;
+    }
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        dup2(log_fd, STDOUT_FILENO);
+        dup2(log_fd, STDERR_FILENO);
+        if (cwd && chdir(cwd) != 0)
+            _exit(126);
+        execv(argv[0], argv);
+        fprintf(stderr, "harness: cannot exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    return pid;
+}
+
+static void read_file(const char *path, struct buf *out) {
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        buf_append(out, chunk, n);
+    fclose(f);
+    buf_append(out, "", 0);
+}
+
+bool harness_log_contains(const struct harness *h, const char *text) {
+    struct buf log;
+    buf_init(&log);
+    read_file(h->log_path, &log);
+    bool found = log.data && strstr((const char *)log.data, text) != NULL;
+    buf_cleanup(&log);
+    return found;
+}
+
+/* Finds "listening on HOST:PORT" in the log; returns the port or 0. */
+static int port_from_log(const struct harness *h) {
+    struct buf log;
+    buf_init(&log);
+    read_file(h->log_path, &log);
+    int port = 0;
+    const char *p = log.data ? strstr((const char *)log.data, "listening on ") : NULL;
+    if (p) {
+        const char *eol = strchr(p, '\n');
+        const char *space = strchr(p + 13, ' ');
+        const char *end = space && (!eol || space < eol) ? space : eol;
+        if (end) {
+            const char *colon = end;
+            while (colon > p && *colon != ':')
+                colon--;
+            if (*colon == ':')
+                port = atoi(colon + 1);
+        }
+    }
+    buf_cleanup(&log);
+    return port;
+}
+
+static void dump_log(const struct harness *h) {
+    struct buf log;
+    buf_init(&log);
+    read_file(h->log_path, &log);
+    fprintf(stderr, "---- %s ----\n%s---- end ----\n", h->log_path,
+            log.data ? (const char *)log.data : "(empty)\n");
+    buf_cleanup(&log);
+}
+
+static int launch(struct harness *h) {
+    char *argv[HARNESS_MAX_ARGS + 8];
+    int n = 0;
+    char listen[96];
+    argv[n++] = (char *)binary_path();
+    bool has_listen = false;
+    for (int i = 0; i < h->n_args; i++)
+        has_listen |= strcmp(h->args[i], "--listen") == 0;
+    if (!has_listen) {
+        snprintf(listen, sizeof listen, "127.0.0.1:0");
+        argv[n++] = "--listen";
+        argv[n++] = listen;
+    }
+    argv[n++] = "--data";
+    argv[n++] = h->data_dir;
+    for (int i = 0; i < h->n_args; i++)
+        argv[n++] = h->args[i];
+    argv[n] = NULL;
+
+    h->starts++;
+    const char *outdir = getenv("TEST_UNDECLARED_OUTPUTS_DIR");
+    struct buf path;
+    buf_init(&path);
+    if (outdir && *outdir)
+        buf_printf(&path, "%s/carechatd-%s-%d.log", outdir, strrchr(h->data_dir, '/') + 1,
+                   h->starts);
+    else
+        buf_printf(&path, "%s.%d.log", h->data_dir, h->starts);
+    if (path.len >= sizeof h->log_path) {
+        fprintf(stderr, "harness: log path too long\n");
+        abort();
+    }
+    memcpy(h->log_path, path.data, path.len + 1);
+    buf_cleanup(&path);
+    int fd = open(h->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        perror(h->log_path);
+        return STATUS_IO;
+    }
+    pid_t pid = spawn(argv, fd, NULL);
+    close(fd);
+    if (pid < 0)
+        return STATUS_IO;
+    h->pid = pid;
+
+    int64_t deadline = clock_monotonic_ms() + HARNESS_START_DEADLINE_MS;
+    for (;;) {
+        h->port = port_from_log(h);
+        if (h->port > 0)
+            return STATUS_OK;
+        int status;
+        if (wait_exit(pid, 0, &status)) {
+            h->pid = 0;
+            fprintf(stderr, "harness: carechatd exited with %d before listening\n", status);
+            dump_log(h);
+            return STATUS_IO;
+        }
+        if (clock_monotonic_ms() >= deadline)
+            break;
+        sleep_ms(POLL_MS);
+    }
+    fprintf(stderr, "harness: carechatd did not listen within %d ms\n", HARNESS_START_DEADLINE_MS);
+    dump_log(h);
+    harness_kill9(h);
+    return STATUS_IO;
+}
+
+int harness_start(const char *const *args, struct harness **out) {
+    struct harness *h = xcalloc(1, sizeof *h);
+    harness_tmpdir("carechat", h->data_dir);
+    snprintf(h->host, sizeof h->host, "127.0.0.1");
+    for (int i = 0; args && args[i]; i++) {
+        if (h->n_args == HARNESS_MAX_ARGS) {
+            fprintf(stderr, "harness: too many arguments\n");
+            abort();
+        }
+        h->args[h->n_args++] = xstrdup(args[i]);
+        if (strcmp(args[i], "--listen") == 0 && args[i + 1]) {
+            /* Keep the host for clients: "127.0.0.2:0" -> "127.0.0.2". */
+            snprintf(h->host, sizeof h->host, "%s", args[i + 1]);
+            char *colon = strrchr(h->host, ':');
+            if (colon)
+                *colon = '\0';
+        }
+    }
+    int rc = launch(h);
+    if (rc != 0) {
+        harness_free(h);
+        return rc;
+    }
+    *out = h;
+    return STATUS_OK;
+}
+
+int harness_stop(struct harness *h, int *exit_status) {
+    if (h->pid == 0) {
+        *exit_status = 0;
+        return STATUS_OK;
+    }
+    kill(h->pid, SIGTERM);
+    bool ended = wait_exit(h->pid, clock_monotonic_ms() + HARNESS_STOP_DEADLINE_MS, exit_status);
+    if (!ended) {
+        fprintf(stderr, "harness: carechatd ignored SIGTERM for %d ms\n", HARNESS_STOP_DEADLINE_MS);
+        dump_log(h);
+        harness_kill9(h);
+        return STATUS_UNAVAILABLE;
+    }
+    h->pid = 0;
+    h->port = 0;
+    return STATUS_OK;
+}
+
+void harness_kill9(struct harness *h) {
+    if (h->pid == 0)
+        return;
+    kill(h->pid, SIGKILL);
+    int status;
+    wait_exit(h->pid, clock_monotonic_ms() + HARNESS_STOP_DEADLINE_MS, &status);
+    h->pid = 0;
+    h->port = 0;
+}
+
+int harness_restart(struct harness *h) {
+    if (h->pid != 0)
+        return STATUS_CONFLICT;
+    return launch(h);
+}
+
+void harness_free(struct harness *h) {
+    if (!h)
+        return;
+    harness_kill9(h);
+    for (int i = 0; i < h->n_args; i++)
+        free(h->args[i]);
+    free(h);
+}
+
+int harness_run(const char *const *args, const char *cwd, int deadline_ms, int *exit_status,
+                struct buf *output) {
+    char *argv[HARNESS_MAX_ARGS + 2];
+    int n = 0;
+    argv[n++] = (char *)binary_path();
+    for (int i = 0; args && args[i] && n < HARNESS_MAX_ARGS; i++)
+        argv[n++] = (char *)args[i];
+    argv[n] = NULL;
+    char dir[PATH_MAX], log_path[PATH_MAX + 16];
+    harness_tmpdir("run", dir);
+    snprintf(log_path, sizeof log_path, "%s/output", dir);
+    int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return STATUS_IO;
+    pid_t pid = spawn(argv, fd, cwd);
+    close(fd);
+    if (pid < 0)
+        return STATUS_IO;
+    int rc = STATUS_OK;
+    if (!wait_exit(pid, clock_monotonic_ms() + deadline_ms, exit_status)) {
+        kill(pid, SIGKILL);
+        int ignored;
+        wait_exit(pid, clock_monotonic_ms() + HARNESS_STOP_DEADLINE_MS, &ignored);
+        rc = STATUS_UNAVAILABLE;
+    }
+    read_file(log_path, output);
+    return rc;
+}
