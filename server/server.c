@@ -199,7 +199,8 @@ int server_open(const struct server_config *cfg, struct server **out) {
     if (rc != 0)
         goto fail;
     if (mkdir(cfg->data_dir, 0700) != 0 && errno != EEXIST) {
-        log_error("server", "cannot create the data directory: %s", strerror(errno));
+        log_error("server", "cannot create the data directory %s: %s", cfg->data_dir,
+                  strerror(errno));
         rc = STATUS_IO;
         goto fail;
     }

@@ -409,6 +409,28 @@ static void test_server_default_auth_deadline_is_10s(void **state) {
     harness_free(h);
 }
 
+static void test_server_pings_and_hangs_up_on_silent_peers(void **state) {
+    const char *args[] = {"--ping-interval", "1", "--idle-timeout", "3", NULL};
+    struct harness *h;
+    assert_int_equal(harness_start(args, &h), 0);
+    /* A peer that answers pings (wsc_recv does) outlives the idle timeout. */
+    struct wsc *live = open_session(h);
+    /* A peer that never reads, so never answers a ping, is hung up on. */
+    struct wsc *silent = open_session(h);
+    int64_t t0 = clock_monotonic_ms();
+    expect_silence(live, 4500);
+    send_request(live, 8, CARECHAT__V1__FRAME__BODY_LOGIN);
+    expect_response(live, 8, STATUS_UNAVAILABLE, NULL, 0);
+    int code = 0;
+    /* The silent one was closed meanwhile: its close (or EOF) is already there. */
+    assert_int_equal(wsc_wait_close(silent, 1000, &code), 0);
+    assert_int_equal(code, WSC_CLOSE_ABNORMAL); /* dropped: the peer is presumed gone */
+    assert_true(clock_monotonic_ms() - t0 < 8000);
+    wsc_free(silent);
+    wsc_free(live);
+    harness_free(h);
+}
+
 /* ---- per-address cap ------------------------------------------------------------ */
 
 static void test_server_per_ip_cap(void **state) {
@@ -548,6 +570,7 @@ int main(void) {
     };
     const struct CMUnitTest own_server_tests[] = {
         cmocka_unit_test(test_server_default_auth_deadline_is_10s),
+        cmocka_unit_test(test_server_pings_and_hangs_up_on_silent_peers),
         cmocka_unit_test(test_server_per_ip_cap),
         cmocka_unit_test(test_server_sigterm_then_restart_keeps_identity),
         cmocka_unit_test(test_server_refuses_plaintext_off_loopback),
