@@ -74,7 +74,7 @@ void metrics_frame_out(struct metrics *m, unsigned number);
  * Status); anything else is counted as INTERNAL. */
 void metrics_response(struct metrics *m, int wire_status);
 
-/* Current values, for tests and /healthz. */
+/* Current values of two counters (the unit tests read them). */
 uint64_t metrics_frames_in(struct metrics *m, unsigned number);
 uint64_t metrics_connections_open(struct metrics *m);
 
