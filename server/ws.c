@@ -386,6 +386,7 @@ static int session_established(struct ws *ws, struct lws *wsi, struct session *s
     struct conn_config cc = {
         .io = {.send = io_send, .close = io_close, .ctx = s},
         .metrics = ws->cfg.metrics,
+        .max_frame = ws->config->max_frame,
     };
     if (conn_new(&cc, &s->conn) != 0)
         return -1;
