@@ -72,6 +72,32 @@ void envelope_identity_free(struct envelope_identity *identity) {
     sodium_free(identity);
 }
 
+void envelope_identity_export(const struct envelope_identity *identity,
+                              uint8_t seed[ENVELOPE_IDENTITY_SEED_LEN]) {
+    CHECK(crypto_sign_ed25519_sk_to_seed(seed, identity->sk) == 0);
+}
+
+int envelope_identity_import(const uint8_t seed[ENVELOPE_IDENTITY_SEED_LEN],
+                             struct envelope_identity **out) {
+    struct envelope_identity *identity = secret_alloc(sizeof *identity);
+    CHECK(crypto_sign_seed_keypair(identity->pk, identity->sk, seed) == 0);
+    *out = identity;
+    return 0;
+}
+
+void envelope_identity_sign(const struct envelope_identity *identity, const uint8_t *msg,
+                            size_t len, uint8_t sig[ENVELOPE_SIG_LEN]) {
+    CHECK(crypto_sign_detached(sig, NULL, msg, len, identity->sk) == 0);
+}
+
+int envelope_signature_verify(const uint8_t pk[ENVELOPE_SIGN_PK_LEN], const uint8_t *msg,
+                              size_t len, const uint8_t sig[ENVELOPE_SIG_LEN]) {
+    sodium_ready();
+    if (crypto_sign_verify_detached(sig, msg, len, pk) != 0)
+        return STATUS_CORRUPT;
+    return 0;
+}
+
 static void device_key_statement(const struct envelope_device_key *key,
                                  uint8_t out[STATEMENT_LEN]) {
     uint8_t *p = out;

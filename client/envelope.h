@@ -92,6 +92,32 @@ void envelope_identity_public(const struct envelope_identity *identity,
 /* Wipes and frees. Accepts NULL. */
 void envelope_identity_free(struct envelope_identity *identity);
 
+/* Length of an identity key's export: its Ed25519 seed, from which the whole
+ * key pair is derived again. */
+#define ENVELOPE_IDENTITY_SEED_LEN 32
+
+/* Writes the secret seed of `identity` to `seed`, for a device's key file. The
+ * caller keeps `seed` in sodium_malloc memory or wipes it. */
+void envelope_identity_export(const struct envelope_identity *identity,
+                              uint8_t seed[ENVELOPE_IDENTITY_SEED_LEN]);
+
+/* The identity key pair derived from `seed` (borrowed; from
+ * envelope_identity_export()). Stores it in *out (free with
+ * envelope_identity_free()) and returns 0. */
+int envelope_identity_import(const uint8_t seed[ENVELOPE_IDENTITY_SEED_LEN],
+                             struct envelope_identity **out);
+
+/* Signs the `len` bytes at `msg` (a protocol statement: a device key, a device
+ * list) with `identity`; writes the detached Ed25519 signature to `sig`. */
+void envelope_identity_sign(const struct envelope_identity *identity, const uint8_t *msg,
+                            size_t len, uint8_t sig[ENVELOPE_SIG_LEN]);
+
+/* Verifies the detached Ed25519 signature `sig` over the `len` bytes at `msg`
+ * by the identity key `pk`. Returns 0, or STATUS_CORRUPT when it does not
+ * verify. */
+int envelope_signature_verify(const uint8_t pk[ENVELOPE_SIGN_PK_LEN], const uint8_t *msg,
+                              size_t len, const uint8_t sig[ENVELOPE_SIG_LEN]);
+
 /* The public, signed statement of a device's encryption key (layout above). */
 struct envelope_device_key {
     struct id device_id;

@@ -516,6 +516,42 @@ static void test_envelope_open_refuses_malformed(void **state) {
     device_cleanup(&b);
 }
 
+/* An exported identity imports to the same key pair: signatures made by the
+ * import verify under the original's public key, and a changed message or a
+ * different key does not verify. */
+static void test_envelope_identity_export_import_sign(void **state) {
+    (void)state;
+    struct envelope_identity *a = NULL, *b = NULL, *other = NULL;
+    assert_int_equal(envelope_identity_new(&a), 0);
+    assert_int_equal(envelope_identity_new(&other), 0);
+    uint8_t seed[ENVELOPE_IDENTITY_SEED_LEN];
+    envelope_identity_export(a, seed);
+    assert_int_equal(envelope_identity_import(seed, &b), 0);
+    sodium_memzero(seed, sizeof seed);
+
+    uint8_t pk_a[ENVELOPE_SIGN_PK_LEN], pk_b[ENVELOPE_SIGN_PK_LEN], pk_o[ENVELOPE_SIGN_PK_LEN];
+    envelope_identity_public(a, pk_a);
+    envelope_identity_public(b, pk_b);
+    envelope_identity_public(other, pk_o);
+    assert_memory_equal(pk_a, pk_b, sizeof pk_a);
+
+    const uint8_t msg[] = "carechat.v1 device list and some bytes";
+    uint8_t sig[ENVELOPE_SIG_LEN];
+    envelope_identity_sign(b, msg, sizeof msg, sig);
+    assert_int_equal(envelope_signature_verify(pk_a, msg, sizeof msg, sig), 0);
+    assert_int_equal(envelope_signature_verify(pk_o, msg, sizeof msg, sig), STATUS_CORRUPT);
+    uint8_t changed[sizeof msg];
+    memcpy(changed, msg, sizeof msg);
+    changed[3] ^= 1;
+    assert_int_equal(envelope_signature_verify(pk_a, changed, sizeof changed, sig), STATUS_CORRUPT);
+    sig[0] ^= 1;
+    assert_int_equal(envelope_signature_verify(pk_a, msg, sizeof msg, sig), STATUS_CORRUPT);
+
+    envelope_identity_free(a);
+    envelope_identity_free(b);
+    envelope_identity_free(other);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_envelope_round_trip_to_three_devices),
@@ -527,6 +563,7 @@ int main(void) {
         cmocka_unit_test(test_envelope_device_key_verify),
         cmocka_unit_test(test_envelope_seal_refuses_bad_recipients),
         cmocka_unit_test(test_envelope_open_refuses_malformed),
+        cmocka_unit_test(test_envelope_identity_export_import_sign),
     };
     return cmocka_run_group_tests(tests, setup_clock, reset_clock);
 }

@@ -1,0 +1,1008 @@
+/*
+ * client/carechat.c: libcarechat's request/response core and its account,
+ * session and device calls (carechat.h).
+ *
+ * Session states of a handle:
+ *
+ *   [no session] --login/register OK--> [authenticated]
+ *        ^   ^                               |  new handle or reconnect:
+ *        |   |                               v
+ *        |   +--UNAUTHENTICATED------- [stored] --Authenticate OK--> [authenticated]
+ *        |                                                               |
+ *        +------------logout, SessionRevoked------------------------------+
+ *
+ * Invariants: `authenticated` implies an open transport whose session was
+ * established by this handle; the profile on disk is rewritten whenever the
+ * ids, the published version or the session change; every request gets a
+ * request id one above the previous on its connection. Runs on the caller's
+ * thread only.
+ */
+#include "client/carechat.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "base/alloc.h"
+#include "base/buf.h"
+#include "base/check.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/status.h"
+#include "client/envelope.h"
+#include "client/hpke.h"
+#include "client/profile.h"
+#include "client/statement.h"
+#include "client/transport.h"
+#include "protocol/proto.h"
+
+#define MOD "carechat"
+#define DEFAULT_LABEL "carechat CLI"
+#define MAX_DETAIL 256
+
+struct carechat {
+    char *server_url;
+    char *profile_dir;
+    char *ca_file;
+    char *device_label;
+    int connect_timeout_ms;
+    int request_timeout_ms;
+
+    struct profile *profile; /* sodium_malloc memory */
+    struct transport *t;     /* NULL until the first call that needs it */
+    uint64_t last_request_id;
+    bool authenticated;
+    bool have_info;
+    struct carechat_session_info info;
+
+    struct carechat_event events[CARECHAT_MAX_EVENTS];
+    size_t event_head, event_count;
+
+    int err_status;
+    enum carechat_error_kind err_kind;
+    char err[640];
+};
+
+static const char *const role_names[] = {"unspecified", "patient", "provider", "admin", "sysadmin"};
+
+const char *carechat_role_name(enum carechat_role role) {
+    if (role < CARECHAT_ROLE_UNSPECIFIED || role > CARECHAT_ROLE_SYSADMIN)
+        return role_names[0];
+    return role_names[role];
+}
+
+int carechat_role_parse(const char *name, enum carechat_role *out) {
+    for (int r = CARECHAT_ROLE_PATIENT; r <= CARECHAT_ROLE_SYSADMIN; r++) {
+        if (strcmp(name, role_names[r]) == 0) {
+            *out = (enum carechat_role)r;
+            return 0;
+        }
+    }
+    return STATUS_BAD_REQUEST;
+}
+
+/* ---- errors ---- */
+
+static int fail(struct carechat *c, int status, enum carechat_error_kind kind, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int fail(struct carechat *c, int status, enum carechat_error_kind kind, const char *fmt,
+                ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->err, sizeof c->err, fmt, ap);
+    va_end(ap);
+    c->err_status = status;
+    c->err_kind = kind;
+    return status;
+}
+
+static void clear_error(struct carechat *c) {
+    c->err[0] = '\0';
+    c->err_status = 0;
+    c->err_kind = CARECHAT_ERROR_NONE;
+}
+
+const char *carechat_error(const struct carechat *c) {
+    return c->err;
+}
+
+enum carechat_error_kind carechat_error_kind(const struct carechat *c) {
+    return c->err_kind;
+}
+
+/* The server's detail text, reduced to printable ASCII so that it cannot drive a
+ * terminal. */
+static void clean_detail(const char *in, char out[MAX_DETAIL + 1]) {
+    size_t n = 0;
+    for (; in != NULL && in[n] != '\0' && n < MAX_DETAIL; n++)
+        out[n] = (in[n] >= 0x20 && in[n] < 0x7f) ? in[n] : '?';
+    out[n] = '\0';
+}
+
+/* Records a refusal by the server: `what` says what was refused, `hint` (may be
+ * NULL) what it means for the user. Returns the status. */
+static int refused(struct carechat *c, const Carechat__V1__Response *r, const char *what,
+                   const char *hint) {
+    char detail[MAX_DETAIL + 1];
+    clean_detail(r->detail, detail);
+    int status = -(int)r->status;
+    return fail(c, status, CARECHAT_ERROR_SERVER, "%s: %s (server: %s%s%s)", what,
+                hint != NULL ? hint : "refused", status_str(status), detail[0] ? ", " : "", detail);
+}
+
+/* ---- profile ---- */
+
+static int save_profile(struct carechat *c) {
+    int rc = profile_save(c->profile_dir, c->profile);
+    if (rc == STATUS_FORBIDDEN)
+        return fail(c, rc, CARECHAT_ERROR_PROFILE,
+                    "profile %s is accessible by other users (it must be mode 0700)",
+                    c->profile_dir);
+    if (rc != 0)
+        return fail(c, rc, CARECHAT_ERROR_PROFILE, "cannot write the profile in %s",
+                    c->profile_dir);
+    return 0;
+}
+
+static int drop_session(struct carechat *c) {
+    c->authenticated = false;
+    c->have_info = false;
+    if (!c->profile->has_session)
+        return 0;
+    c->profile->has_session = false;
+    sodium_memzero(c->profile->session_token, sizeof c->profile->session_token);
+    c->profile->session_expires_at = 0;
+    return profile_save(c->profile_dir, c->profile);
+}
+
+/* Generates the device's keys if the profile has none, and saves them before
+ * any server learns of them. */
+static int ensure_keys(struct carechat *c) {
+    struct profile *p = c->profile;
+    if (p->has_keys)
+        return 0;
+    struct envelope_identity *identity = NULL;
+    CHECK(envelope_identity_new(&identity) == 0);
+    envelope_identity_export(identity, p->identity_seed);
+    envelope_identity_free(identity);
+    uint8_t pk[HPKE_PK_LEN];
+    hpke_keypair(pk, p->encryption_secret);
+    p->encryption_key_id = 1;
+    p->encryption_key_expires_at = clock_now() + CARECHAT_ENCRYPTION_KEY_LIFETIME_MS;
+    p->has_keys = true;
+    return save_profile(c);
+}
+
+/* The public keys of this device, signed as carechat.proto's DeviceKeys. */
+struct own_keys {
+    uint8_t identity_pk[ENVELOPE_SIGN_PK_LEN];
+    uint8_t encryption_pk[CARECHAT_KEY_LEN];
+    uint8_t signature[ENVELOPE_SIG_LEN];
+};
+
+static void own_keys(const struct profile *p, struct own_keys *out,
+                     struct envelope_identity **identity_out) {
+    struct envelope_identity *identity = NULL;
+    CHECK(envelope_identity_import(p->identity_seed, &identity) == 0);
+    envelope_identity_public(identity, out->identity_pk);
+    CHECK(crypto_scalarmult_base(out->encryption_pk, p->encryption_secret) == 0);
+    uint8_t statement[STATEMENT_ENCRYPTION_KEY_LEN];
+    statement_encryption_key(out->encryption_pk, p->encryption_key_id, p->encryption_key_expires_at,
+                             statement);
+    envelope_identity_sign(identity, statement, sizeof statement, out->signature);
+    if (identity_out != NULL)
+        *identity_out = identity;
+    else
+        envelope_identity_free(identity);
+}
+
+/* ---- connection and the request/response core ---- */
+
+static int connection_failed(struct carechat *c, int rc, const char *what) {
+    if (rc == STATUS_UNAVAILABLE)
+        return fail(c, rc, CARECHAT_ERROR_CONNECTION, "%s: no answer from %s in time", what,
+                    c->server_url);
+    if (rc == STATUS_TOO_LARGE)
+        return fail(c, STATUS_IO, CARECHAT_ERROR_CONNECTION,
+                    "%s: the server sent a message over the frame limit", what);
+    int code = c->t != NULL ? transport_close_code(c->t) : 0;
+    if (code != 0)
+        return fail(c, STATUS_IO, CARECHAT_ERROR_CONNECTION,
+                    "%s: the connection to %s was closed (code %d)", what, c->server_url, code);
+    return fail(c, STATUS_IO, CARECHAT_ERROR_CONNECTION, "%s: connection to %s failed", what,
+                c->server_url);
+}
+
+static void disconnect(struct carechat *c, int linger_ms) {
+    transport_close(c->t, linger_ms);
+    c->t = NULL;
+    c->authenticated = false;
+}
+
+static int ensure_connected(struct carechat *c) {
+    if (c->t != NULL && transport_is_open(c->t))
+        return 0;
+    disconnect(c, 0);
+    c->last_request_id = 0;
+    struct transport_config tc = {
+        .url = c->server_url,
+        .ca_file = c->ca_file,
+        .deadline_ms = clock_monotonic_ms() + c->connect_timeout_ms,
+    };
+    int rc = transport_open(&tc, &c->t);
+    if (rc == STATUS_UNAVAILABLE)
+        return fail(c, rc, CARECHAT_ERROR_CONNECTION, "cannot connect to %s: timed out",
+                    c->server_url);
+    if (rc != 0)
+        return fail(c, STATUS_IO, CARECHAT_ERROR_CONNECTION,
+                    "cannot connect to %s (refused, unreachable, or not a carechat.v1 server)",
+                    c->server_url);
+    return 0;
+}
+
+static void push_event(struct carechat *c, const struct carechat_event *e) {
+    if (c->event_count == CARECHAT_MAX_EVENTS) {
+        c->event_head = (c->event_head + 1) % CARECHAT_MAX_EVENTS;
+        c->event_count--;
+    }
+    c->events[(c->event_head + c->event_count) % CARECHAT_MAX_EVENTS] = *e;
+    c->event_count++;
+}
+
+int carechat_next_event(struct carechat *c, struct carechat_event *out) {
+    if (c->event_count == 0)
+        return STATUS_NOT_FOUND;
+    *out = c->events[c->event_head];
+    c->event_head = (c->event_head + 1) % CARECHAT_MAX_EVENTS;
+    c->event_count--;
+    return 0;
+}
+
+static int send_frame(struct carechat *c, const Carechat__V1__Frame *f, int64_t deadline) {
+    struct buf wire;
+    buf_init(&wire);
+    CHECK(proto_encode(f, &wire) == 0);
+    int rc = transport_send(c->t, wire.data, wire.len, deadline);
+    buf_wipe(&wire);
+    buf_cleanup(&wire);
+    return rc;
+}
+
+/* Answers a request the server made and records what the application should
+ * know. */
+static void answer_server(struct carechat *c, const Carechat__V1__Frame *f, int64_t deadline) {
+    Carechat__V1__Frame frame;
+    Carechat__V1__Response resp;
+    struct carechat_event e = {0};
+    switch (f->body_case) {
+    case CARECHAT__V1__FRAME__BODY_SESSION_REVOKED:
+        proto_response_frame(&frame, &resp, f->request_id, 0, NULL);
+        e.kind = CARECHAT_EVENT_SESSION_REVOKED;
+        e.revoke_reason = (int)f->session_revoked->reason;
+        push_event(c, &e);
+        if (drop_session(c) != 0)
+            log_warn(MOD, "could not remove the revoked session from the profile");
+        break;
+    case CARECHAT__V1__FRAME__BODY_REPLACED_ELSEWHERE:
+        proto_response_frame(&frame, &resp, f->request_id, 0, NULL);
+        e.kind = CARECHAT_EVENT_REPLACED_ELSEWHERE;
+        push_event(c, &e);
+        c->authenticated = false;
+        break;
+    default:
+        log_warn(MOD, "server request %s not handled by this client", proto_body_name(f));
+        proto_response_frame(&frame, &resp, f->request_id, STATUS_BAD_REQUEST,
+                             "not handled by this client");
+        break;
+    }
+    (void)send_frame(c, &frame, deadline);
+}
+
+/* Sends `req` with the next request id and waits for its response, answering
+ * server requests meanwhile. On success stores the response frame in *out
+ * (free with proto_free()) and returns 0; otherwise records a connection
+ * failure for `what` and returns its status. */
+static int call(struct carechat *c, Carechat__V1__Frame *req, const char *what,
+                Carechat__V1__Frame **out) {
+    const int64_t deadline = clock_monotonic_ms() + c->request_timeout_ms;
+    req->request_id = ++c->last_request_id;
+    int rc = send_frame(c, req, deadline);
+    struct buf wire;
+    buf_init(&wire);
+    while (rc == 0) {
+        rc = transport_recv(c->t, deadline, &wire);
+        if (rc != 0)
+            break;
+        Carechat__V1__Frame *f = NULL;
+        int drc = proto_decode(NULL, wire.data, wire.len, &f);
+        buf_wipe(&wire);
+        if (drc != 0) {
+            log_warn(MOD, "undecodable frame from the server (%s)", status_str(drc));
+            continue;
+        }
+        if (f->body_case == CARECHAT__V1__FRAME__BODY_RESPONSE) {
+            if (f->request_id == req->request_id) {
+                *out = f;
+                break;
+            }
+            log_warn(MOD, "response to unknown request %" PRIu64, f->request_id);
+        } else {
+            answer_server(c, f, deadline);
+        }
+        proto_free(f);
+    }
+    buf_cleanup(&wire);
+    if (rc != 0) {
+        connection_failed(c, rc, what);
+        disconnect(c, 0);
+        return c->err_status;
+    }
+    return 0;
+}
+
+/* 0 when `f` answers OK with a result of `result_case`; otherwise records the
+ * failure (the server's refusal, or a malformed answer) and returns it. */
+static int expect(struct carechat *c, const Carechat__V1__Frame *f,
+                  Carechat__V1__Response__ResultCase result_case, const char *what,
+                  const char *hint) {
+    const Carechat__V1__Response *r = f->response;
+    if (r->status != CARECHAT__V1__STATUS__OK)
+        return refused(c, r, what, hint);
+    if (r->result_case != result_case)
+        return fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
+                    "%s: malformed answer from the server", what);
+    return 0;
+}
+
+/* Frees a response frame after wiping the session token it may carry. */
+static void free_response(Carechat__V1__Frame *f) {
+    if (f != NULL && f->body_case == CARECHAT__V1__FRAME__BODY_RESPONSE &&
+        f->response->result_case == CARECHAT__V1__RESPONSE__RESULT_SESSION) {
+        ProtobufCBinaryData *tok = &f->response->session->session_token;
+        if (tok->data != NULL)
+            sodium_memzero(tok->data, tok->len);
+    }
+    proto_free(f);
+}
+
+static size_t copy_text(char *out, size_t cap, const char *in) {
+    size_t n = in != NULL ? strlen(in) : 0;
+    if (n >= cap)
+        n = cap - 1;
+    /* Cut at a UTF-8 character boundary. */
+    while (n > 0 && in[n] != '\0' && ((unsigned char)in[n] & 0xc0) == 0x80)
+        n--;
+    if (n > 0)
+        memcpy(out, in, n);
+    out[n] = '\0';
+    return n;
+}
+
+/* Takes the session from a SessionResult: ids, role, name, expiry, and (after
+ * Login or Register) the token, and saves the profile. */
+static int take_session(struct carechat *c, const Carechat__V1__SessionResult *s, bool new_token,
+                        const char *what) {
+    struct profile *p = c->profile;
+    struct carechat_session_info info;
+    memset(&info, 0, sizeof info);
+    if (id_from_bytes(s->account_id.data, s->account_id.len, &info.account_id) != 0 ||
+        id_from_bytes(s->device_id.data, s->device_id.len, &info.device_id) != 0 ||
+        (new_token && s->session_token.len != PROFILE_TOKEN_LEN))
+        return fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
+                    "%s: malformed session from the server", what);
+    if (p->has_device && memcmp(info.device_id.b, p->device_id.b, ID_LEN) != 0)
+        return fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
+                    "%s: the server answered for another device", what);
+    info.role = s->role >= CARECHAT__V1__ROLE__PATIENT && s->role <= CARECHAT__V1__ROLE__SYSADMIN
+                    ? (enum carechat_role)s->role
+                    : CARECHAT_ROLE_UNSPECIFIED;
+    copy_text(info.display_name, sizeof info.display_name, s->display_name);
+    info.expires_at = s->expires_at;
+    info.idle_expires_at = s->idle_expires_at;
+    c->info = info;
+    c->have_info = true;
+    c->authenticated = true;
+    if (!new_token)
+        return 0;
+    if (!p->has_device) {
+        p->has_device = true;
+        p->account_id = info.account_id;
+        p->device_id = info.device_id;
+        p->device_list_version = 0;
+    }
+    memcpy(p->session_token, s->session_token.data, PROFILE_TOKEN_LEN);
+    p->session_expires_at = s->expires_at;
+    p->has_session = true;
+    return save_profile(c);
+}
+
+/* ---- device lists ---- */
+
+/* Checks an account's signed list: its account, shape, signer and signature
+ * over carechat.proto's layout. Copies its entries to `entries` (room for
+ * STATEMENT_MAX_DEVICES) and their count to *n. */
+static int verify_list(struct carechat *c, const struct id *account,
+                       const Carechat__V1__DeviceList *list, struct statement_device *entries,
+                       size_t *n) {
+    *n = 0;
+    if (list == NULL || list->version == 0)
+        return 0;
+    if (list->account_id.len != ID_LEN || memcmp(list->account_id.data, account->b, ID_LEN) != 0 ||
+        list->n_devices == 0 || list->n_devices > STATEMENT_MAX_DEVICES ||
+        list->signature.len != ENVELOPE_SIG_LEN || list->signer_device_id.len != ID_LEN)
+        return fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
+                    "the account's device list is malformed");
+    const uint8_t *signer_pk = NULL;
+    for (size_t i = 0; i < list->n_devices; i++) {
+        const Carechat__V1__DeviceListEntry *e = list->devices[i];
+        if (id_from_bytes(e->device_id.data, e->device_id.len, &entries[i].device_id) != 0 ||
+            e->identity_key.len != STATEMENT_KEY_LEN)
+            return fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
+                        "the account's device list is malformed");
+        memcpy(entries[i].identity_key, e->identity_key.data, STATEMENT_KEY_LEN);
+        if (memcmp(e->device_id.data, list->signer_device_id.data, ID_LEN) == 0)
+            signer_pk = entries[i].identity_key;
+    }
+    struct buf statement;
+    buf_init(&statement);
+    int rc = statement_device_list(account, list->version, entries, list->n_devices, &statement);
+    if (rc == 0 && signer_pk == NULL)
+        rc = STATUS_CORRUPT;
+    if (rc == 0)
+        rc = envelope_signature_verify(signer_pk, statement.data, statement.len,
+                                       list->signature.data);
+    buf_cleanup(&statement);
+    if (rc != 0)
+        return fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
+                    "the account's device list (version %" PRIu64 ") does not verify: "
+                    "do not trust this server's device data",
+                    list->version);
+    *n = list->n_devices;
+    return 0;
+}
+
+/* Asks for the caller's own account's devices; on success *out is the
+ * response frame (free_response()) and *acct points into it. */
+static int list_own_devices(struct carechat *c, const char *what, Carechat__V1__Frame **out,
+                            const Carechat__V1__AccountDevices **acct) {
+    ProtobufCBinaryData ids[1] = {{ID_LEN, c->profile->account_id.b}};
+    Carechat__V1__ListDevices ld;
+    carechat__v1__list_devices__init(&ld);
+    ld.n_account_ids = 1;
+    ld.account_ids = ids;
+    Carechat__V1__Frame req;
+    carechat__v1__frame__init(&req);
+    req.body_case = CARECHAT__V1__FRAME__BODY_LIST_DEVICES;
+    req.list_devices = &ld;
+    Carechat__V1__Frame *resp = NULL;
+    int rc = call(c, &req, what, &resp);
+    if (rc == 0)
+        rc = expect(c, resp, CARECHAT__V1__RESPONSE__RESULT_DEVICE_BUNDLES, what, NULL);
+    if (rc == 0) {
+        const Carechat__V1__DeviceBundles *b = resp->response->device_bundles;
+        *acct = NULL;
+        for (size_t i = 0; i < b->n_accounts; i++)
+            if (b->accounts[i]->account_id.len == ID_LEN &&
+                memcmp(b->accounts[i]->account_id.data, c->profile->account_id.b, ID_LEN) == 0)
+                *acct = b->accounts[i];
+        if (*acct == NULL)
+            rc = fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
+                      "%s: the server did not list this account", what);
+    }
+    if (rc != 0) {
+        free_response(resp);
+        return rc;
+    }
+    *out = resp;
+    return 0;
+}
+
+/* Makes sure this device is in the account's published device list: reads
+ * the current list, verifies it, and publishes it with this device added at
+ * version + 1. Records the version in the profile. */
+static int ensure_published(struct carechat *c) {
+    const char *what = "publishing the device list";
+    struct profile *p = c->profile;
+    Carechat__V1__Frame *resp = NULL;
+    const Carechat__V1__AccountDevices *acct = NULL;
+    int rc = list_own_devices(c, what, &resp, &acct);
+    if (rc != 0)
+        return rc;
+    struct statement_device entries[STATEMENT_MAX_DEVICES + 1];
+    size_t n = 0;
+    rc = verify_list(c, &p->account_id, acct->list, entries, &n);
+    uint64_t version = acct->list != NULL ? acct->list->version : 0;
+    free_response(resp);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        if (memcmp(entries[i].device_id.b, p->device_id.b, ID_LEN) == 0) {
+            p->device_list_version = version;
+            return save_profile(c);
+        }
+    }
+    if (n == STATEMENT_MAX_DEVICES)
+        return fail(c, STATUS_TOO_LARGE, CARECHAT_ERROR_SERVER,
+                    "%s: the account already has %d devices; remove one first", what,
+                    STATEMENT_MAX_DEVICES);
+
+    struct own_keys keys;
+    struct envelope_identity *identity = NULL;
+    own_keys(p, &keys, &identity);
+    entries[n].device_id = p->device_id;
+    memcpy(entries[n].identity_key, keys.identity_pk, STATEMENT_KEY_LEN);
+    n++;
+    struct buf statement;
+    buf_init(&statement);
+    CHECK(statement_device_list(&p->account_id, version + 1, entries, n, &statement) == 0);
+    uint8_t sig[ENVELOPE_SIG_LEN];
+    envelope_identity_sign(identity, statement.data, statement.len, sig);
+    envelope_identity_free(identity);
+    buf_cleanup(&statement);
+
+    Carechat__V1__DeviceListEntry list_entries[STATEMENT_MAX_DEVICES];
+    Carechat__V1__DeviceListEntry *entry_ptrs[STATEMENT_MAX_DEVICES];
+    for (size_t i = 0; i < n; i++) {
+        carechat__v1__device_list_entry__init(&list_entries[i]);
+        list_entries[i].device_id = (ProtobufCBinaryData){ID_LEN, entries[i].device_id.b};
+        list_entries[i].identity_key =
+            (ProtobufCBinaryData){STATEMENT_KEY_LEN, entries[i].identity_key};
+        entry_ptrs[i] = &list_entries[i];
+    }
+    Carechat__V1__DeviceList list;
+    carechat__v1__device_list__init(&list);
+    list.account_id = (ProtobufCBinaryData){ID_LEN, p->account_id.b};
+    list.version = version + 1;
+    list.n_devices = n;
+    list.devices = entry_ptrs;
+    list.signer_device_id = (ProtobufCBinaryData){ID_LEN, p->device_id.b};
+    list.signature = (ProtobufCBinaryData){sizeof sig, sig};
+    Carechat__V1__PublishDeviceList pub;
+    carechat__v1__publish_device_list__init(&pub);
+    pub.list = &list;
+    Carechat__V1__Frame req;
+    carechat__v1__frame__init(&req);
+    req.body_case = CARECHAT__V1__FRAME__BODY_PUBLISH_DEVICE_LIST;
+    req.publish_device_list = &pub;
+    rc = call(c, &req, what, &resp);
+    if (rc == 0)
+        rc = expect(c, resp, CARECHAT__V1__RESPONSE__RESULT_DEVICE_LIST, what, NULL);
+    if (rc == 0) {
+        const Carechat__V1__DeviceList *stored = resp->response->device_list->list;
+        if (stored == NULL || stored->version != version + 1)
+            rc = fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
+                      "%s: the server stored another version", what);
+    }
+    free_response(resp);
+    if (rc != 0)
+        return rc;
+    p->device_list_version = version + 1;
+    return save_profile(c);
+}
+
+/* Resumes the stored session on this connection if it is not authenticated
+ * yet (and finishes a device list publish an earlier login could not do). */
+static int ensure_session(struct carechat *c) {
+    struct profile *p = c->profile;
+    if (c->authenticated && c->t != NULL && transport_is_open(c->t))
+        return 0;
+    c->authenticated = false;
+    if (!p->has_session)
+        return fail(c, STATUS_UNAUTHENTICATED, CARECHAT_ERROR_SESSION,
+                    "not logged in: run carechat login");
+    if (p->session_expires_at != 0 && p->session_expires_at <= clock_now()) {
+        (void)drop_session(c);
+        return fail(c, STATUS_UNAUTHENTICATED, CARECHAT_ERROR_SESSION,
+                    "session expired: run carechat login");
+    }
+    int rc = ensure_connected(c);
+    if (rc != 0)
+        return rc;
+    Carechat__V1__Authenticate auth;
+    carechat__v1__authenticate__init(&auth);
+    auth.session_token = (ProtobufCBinaryData){PROFILE_TOKEN_LEN, p->session_token};
+    auth.device_id = (ProtobufCBinaryData){ID_LEN, p->device_id.b};
+    Carechat__V1__Frame req;
+    carechat__v1__frame__init(&req);
+    req.body_case = CARECHAT__V1__FRAME__BODY_AUTHENTICATE;
+    req.authenticate = &auth;
+    Carechat__V1__Frame *resp = NULL;
+    rc = call(c, &req, "resuming the session", &resp);
+    if (rc != 0)
+        return rc;
+    if (resp->response->status == CARECHAT__V1__STATUS__UNAUTHENTICATED) {
+        free_response(resp);
+        (void)drop_session(c);
+        return fail(c, STATUS_UNAUTHENTICATED, CARECHAT_ERROR_SESSION,
+                    "session expired or ended: run carechat login");
+    }
+    rc = expect(c, resp, CARECHAT__V1__RESPONSE__RESULT_SESSION, "resuming the session", NULL);
+    if (rc == 0)
+        rc = take_session(c, resp->response->session, false, "resuming the session");
+    free_response(resp);
+    if (rc == 0 && p->device_list_version == 0)
+        rc = ensure_published(c);
+    return rc;
+}
+
+/* ---- the API ---- */
+
+int carechat_open(const struct carechat_config *cfg, struct carechat **out) {
+    if (cfg->profile_dir == NULL || cfg->profile_dir[0] == '\0')
+        return STATUS_BAD_REQUEST;
+    const char *url = cfg->server_url != NULL ? cfg->server_url : CARECHAT_DEFAULT_URL;
+    struct transport_url parsed;
+    if (transport_parse_url(url, &parsed) != 0)
+        return STATUS_BAD_REQUEST;
+    struct profile *p = NULL;
+    int rc = profile_load(cfg->profile_dir, &p);
+    if (rc == STATUS_NOT_FOUND)
+        rc = profile_new(&p);
+    if (rc != 0)
+        return rc;
+    struct carechat *c = xcalloc(1, sizeof *c);
+    c->server_url = xstrdup(url);
+    c->profile_dir = xstrdup(cfg->profile_dir);
+    c->ca_file = cfg->ca_file != NULL ? xstrdup(cfg->ca_file) : NULL;
+    c->device_label = xstrdup(cfg->device_label != NULL ? cfg->device_label : DEFAULT_LABEL);
+    c->connect_timeout_ms =
+        cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : CARECHAT_DEFAULT_CONNECT_TIMEOUT_MS;
+    c->request_timeout_ms =
+        cfg->request_timeout_ms > 0 ? cfg->request_timeout_ms : CARECHAT_DEFAULT_REQUEST_TIMEOUT_MS;
+    c->profile = p;
+    *out = c;
+    return 0;
+}
+
+void carechat_close(struct carechat *c) {
+    if (c == NULL)
+        return;
+    disconnect(c, 1000);
+    profile_free(c->profile);
+    free(c->server_url);
+    free(c->profile_dir);
+    free(c->ca_file);
+    free(c->device_label);
+    free(c);
+}
+
+int carechat_session(const struct carechat *c, struct carechat_session_info *out) {
+    if (!c->have_info)
+        return STATUS_UNAUTHENTICATED;
+    *out = c->info;
+    return 0;
+}
+
+/* A DeviceRegistration of this device's keys, built in `reg` and `keys_msg`
+ * (which point into `keys`). */
+static void device_registration(struct carechat *c, struct own_keys *keys,
+                                Carechat__V1__DeviceKeys *keys_msg,
+                                Carechat__V1__DeviceRegistration *reg) {
+    own_keys(c->profile, keys, NULL);
+    carechat__v1__device_keys__init(keys_msg);
+    keys_msg->identity_key = (ProtobufCBinaryData){ENVELOPE_SIGN_PK_LEN, keys->identity_pk};
+    keys_msg->encryption_key = (ProtobufCBinaryData){CARECHAT_KEY_LEN, keys->encryption_pk};
+    keys_msg->encryption_key_id = c->profile->encryption_key_id;
+    keys_msg->encryption_key_expires_at = c->profile->encryption_key_expires_at;
+    keys_msg->signature = (ProtobufCBinaryData){ENVELOPE_SIG_LEN, keys->signature};
+    carechat__v1__device_registration__init(reg);
+    reg->keys = keys_msg;
+    reg->label = c->device_label;
+}
+
+/* Login and Register start on a connection of their own. */
+static int fresh_connection(struct carechat *c) {
+    if (c->t != NULL)
+        disconnect(c, 1000);
+    return ensure_connected(c);
+}
+
+int carechat_login(struct carechat *c, const char *email, const char *password) {
+    clear_error(c);
+    if (email == NULL || password == NULL)
+        return fail(c, STATUS_BAD_REQUEST, CARECHAT_ERROR_ARGUMENT,
+                    "login: email and password are required");
+    int rc = ensure_keys(c);
+    if (rc == 0)
+        rc = fresh_connection(c);
+    if (rc != 0)
+        return rc;
+    struct profile *p = c->profile;
+    const bool existing = p->has_device;
+    struct own_keys keys;
+    Carechat__V1__DeviceKeys keys_msg;
+    Carechat__V1__DeviceRegistration reg;
+    Carechat__V1__Login login;
+    carechat__v1__login__init(&login);
+    login.email = (char *)email;
+    login.password = (char *)password;
+    if (existing) {
+        login.device_case = CARECHAT__V1__LOGIN__DEVICE_DEVICE_ID;
+        login.device_id = (ProtobufCBinaryData){ID_LEN, p->device_id.b};
+    } else {
+        device_registration(c, &keys, &keys_msg, &reg);
+        login.device_case = CARECHAT__V1__LOGIN__DEVICE_NEW_DEVICE;
+        login.new_device = &reg;
+    }
+    Carechat__V1__Frame req;
+    carechat__v1__frame__init(&req);
+    req.body_case = CARECHAT__V1__FRAME__BODY_LOGIN;
+    req.login = &login;
+    Carechat__V1__Frame *resp = NULL;
+    rc = call(c, &req, "login", &resp);
+    if (rc != 0)
+        return rc;
+    const Carechat__V1__Status st = resp->response->status;
+    const char *hint = NULL;
+    if (st == CARECHAT__V1__STATUS__UNAUTHENTICATED)
+        hint = "wrong email or password (or the account is deactivated)";
+    else if (st == CARECHAT__V1__STATUS__NOT_FOUND && existing)
+        hint = "this profile's device is not a device of that account (removed, or another "
+               "account's profile): use a fresh --profile";
+    rc = expect(c, resp, CARECHAT__V1__RESPONSE__RESULT_SESSION, "login", hint);
+    if (rc == 0)
+        rc = take_session(c, resp->response->session, true, "login");
+    free_response(resp);
+    if (rc == 0)
+        rc = ensure_published(c);
+    return rc;
+}
+
+int carechat_register(struct carechat *c, const char *code, const char *email, const char *password,
+                      const char *birthdate, const char *display_name) {
+    clear_error(c);
+    if (code == NULL || email == NULL || password == NULL || birthdate == NULL ||
+        display_name == NULL)
+        return fail(c, STATUS_BAD_REQUEST, CARECHAT_ERROR_ARGUMENT,
+                    "register: code, email, password, birthdate and name are required");
+    if (c->profile->has_device)
+        return fail(c, STATUS_CONFLICT, CARECHAT_ERROR_PROFILE,
+                    "register: this profile already holds a device of an account; "
+                    "use another --profile");
+    int rc = ensure_keys(c);
+    if (rc == 0)
+        rc = fresh_connection(c);
+    if (rc != 0)
+        return rc;
+    struct own_keys keys;
+    Carechat__V1__DeviceKeys keys_msg;
+    Carechat__V1__DeviceRegistration reg;
+    device_registration(c, &keys, &keys_msg, &reg);
+    Carechat__V1__Register r;
+    carechat__v1__register__init(&r);
+    r.code = (char *)code;
+    r.email = (char *)email;
+    r.password = (char *)password;
+    r.birth_date = (char *)birthdate;
+    r.display_name = (char *)display_name;
+    r.device = &reg;
+    Carechat__V1__Frame req;
+    carechat__v1__frame__init(&req);
+    req.body_case = CARECHAT__V1__FRAME__BODY_REGISTER;
+    req.register_ = &r;
+    Carechat__V1__Frame *resp = NULL;
+    rc = call(c, &req, "register", &resp);
+    if (rc != 0)
+        return rc;
+    const char *hint = NULL;
+    switch (resp->response->status) {
+    case CARECHAT__V1__STATUS__FORBIDDEN:
+        hint = "refused: you must be at least 13 years old to register";
+        break;
+    case CARECHAT__V1__STATUS__NOT_FOUND:
+        hint = "unknown, used or expired invitation code, or not the invited email";
+        break;
+    case CARECHAT__V1__STATUS__BAD_REQUEST:
+        hint = "invalid input (password 8..1024 bytes, birthdate YYYY-MM-DD, name 1..128 bytes)";
+        break;
+    default:
+        break;
+    }
+    rc = expect(c, resp, CARECHAT__V1__RESPONSE__RESULT_SESSION, "register", hint);
+    if (rc == 0)
+        rc = take_session(c, resp->response->session, true, "register");
+    free_response(resp);
+    if (rc == 0)
+        rc = ensure_published(c);
+    return rc;
+}
+
+int carechat_invite(struct carechat *c, const char *email, enum carechat_role role,
+                    char code_out[CARECHAT_MAX_CODE + 1], int64_t *expires_at) {
+    clear_error(c);
+    if (email == NULL || role < CARECHAT_ROLE_PATIENT || role > CARECHAT_ROLE_SYSADMIN)
+        return fail(c, STATUS_BAD_REQUEST, CARECHAT_ERROR_ARGUMENT,
+                    "invite: an email and a role are required");
+    int rc = ensure_session(c);
+    if (rc != 0)
+        return rc;
+    Carechat__V1__Invite inv;
+    carechat__v1__invite__init(&inv);
+    inv.email = (char *)email;
+    inv.role = (Carechat__V1__Role)role;
+    Carechat__V1__Frame req;
+    carechat__v1__frame__init(&req);
+    req.body_case = CARECHAT__V1__FRAME__BODY_INVITE;
+    req.invite = &inv;
+    Carechat__V1__Frame *resp = NULL;
+    rc = call(c, &req, "invite", &resp);
+    if (rc != 0)
+        return rc;
+    const char *hint = NULL;
+    if (resp->response->status == CARECHAT__V1__STATUS__FORBIDDEN)
+        hint = "your role may not invite this role";
+    else if (resp->response->status == CARECHAT__V1__STATUS__CONFLICT)
+        hint = "an account with this email already exists";
+    rc = expect(c, resp, CARECHAT__V1__RESPONSE__RESULT_INVITE, "invite", hint);
+    if (rc == 0) {
+        const Carechat__V1__InviteResult *ir = resp->response->invite;
+        size_t n = ir->code != NULL ? strlen(ir->code) : 0;
+        bool ok = n >= 16 && n <= CARECHAT_MAX_CODE;
+        for (size_t i = 0; ok && i < n; i++)
+            ok = ir->code[i] > 0x20 && ir->code[i] < 0x7f;
+        if (!ok) {
+            rc = fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
+                      "invite: malformed code from the server");
+        } else {
+            memcpy(code_out, ir->code, n + 1);
+            if (expires_at != NULL)
+                *expires_at = ir->expires_at;
+        }
+    }
+    free_response(resp);
+    return rc;
+}
+
+static bool key_valid(const Carechat__V1__DeviceKeys *k, int64_t now) {
+    uint8_t statement[STATEMENT_ENCRYPTION_KEY_LEN];
+    statement_encryption_key(k->encryption_key.data, k->encryption_key_id,
+                             k->encryption_key_expires_at, statement);
+    return envelope_signature_verify(k->identity_key.data, statement, sizeof statement,
+                                     k->signature.data) == 0 &&
+           k->encryption_key_expires_at > now && k->encryption_key_id != 0;
+}
+
+int carechat_devices(struct carechat *c, struct carechat_devices **out) {
+    clear_error(c);
+    int rc = ensure_session(c);
+    if (rc != 0)
+        return rc;
+    const char *what = "listing devices";
+    Carechat__V1__Frame *resp = NULL;
+    const Carechat__V1__AccountDevices *acct = NULL;
+    rc = list_own_devices(c, what, &resp, &acct);
+    if (rc != 0)
+        return rc;
+    struct statement_device entries[STATEMENT_MAX_DEVICES];
+    size_t n_entries = 0;
+    rc = verify_list(c, &c->profile->account_id, acct->list, entries, &n_entries);
+    if (rc == 0 && acct->n_devices > STATEMENT_MAX_DEVICES)
+        rc = fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL, "%s: too many devices in the answer",
+                  what);
+    if (rc != 0) {
+        free_response(resp);
+        return rc;
+    }
+    struct carechat_devices *d = xcalloc(1, sizeof *d);
+    d->list_version = acct->list != NULL ? acct->list->version : 0;
+    d->devices = xcalloc(acct->n_devices + 1, sizeof *d->devices);
+    const int64_t now = clock_now();
+    for (size_t i = 0; i < acct->n_devices; i++) {
+        const Carechat__V1__DeviceInfo *info = acct->devices[i];
+        const Carechat__V1__DeviceKeys *k = info->keys;
+        struct carechat_device *dev = &d->devices[d->n];
+        if (k == NULL || id_from_bytes(k->device_id.data, k->device_id.len, &dev->device_id) != 0 ||
+            k->identity_key.len != CARECHAT_KEY_LEN || k->encryption_key.len != CARECHAT_KEY_LEN ||
+            k->signature.len != ENVELOPE_SIG_LEN) {
+            rc = fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
+                      "%s: malformed device keys from the server", what);
+            break;
+        }
+        memcpy(dev->identity_key, k->identity_key.data, CARECHAT_KEY_LEN);
+        memcpy(dev->encryption_key, k->encryption_key.data, CARECHAT_KEY_LEN);
+        dev->encryption_key_id = k->encryption_key_id;
+        dev->encryption_key_expires_at = k->encryption_key_expires_at;
+        dev->created_at = info->created_at;
+        copy_text(dev->label, sizeof dev->label, info->label);
+        dev->this_device = memcmp(dev->device_id.b, c->profile->device_id.b, ID_LEN) == 0;
+        for (size_t j = 0; j < n_entries; j++)
+            if (memcmp(entries[j].device_id.b, dev->device_id.b, ID_LEN) == 0 &&
+                memcmp(entries[j].identity_key, dev->identity_key, CARECHAT_KEY_LEN) == 0)
+                dev->listed = true;
+        dev->key_valid = key_valid(k, now);
+        d->n++;
+    }
+    free_response(resp);
+    if (rc != 0) {
+        carechat_devices_free(d);
+        return rc;
+    }
+    *out = d;
+    return 0;
+}
+
+void carechat_devices_free(struct carechat_devices *d) {
+    if (d == NULL)
+        return;
+    free(d->devices);
+    free(d);
+}
+
+int carechat_lookup(struct carechat *c, const char *email, struct carechat_account *out) {
+    clear_error(c);
+    if (email == NULL)
+        return fail(c, STATUS_BAD_REQUEST, CARECHAT_ERROR_ARGUMENT, "lookup: an email is required");
+    int rc = ensure_session(c);
+    if (rc != 0)
+        return rc;
+    Carechat__V1__LookupAccount la;
+    carechat__v1__lookup_account__init(&la);
+    la.email = (char *)email;
+    Carechat__V1__Frame req;
+    carechat__v1__frame__init(&req);
+    req.body_case = CARECHAT__V1__FRAME__BODY_LOOKUP_ACCOUNT;
+    req.lookup_account = &la;
+    Carechat__V1__Frame *resp = NULL;
+    rc = call(c, &req, "lookup", &resp);
+    if (rc != 0)
+        return rc;
+    const char *hint = resp->response->status == CARECHAT__V1__STATUS__NOT_FOUND
+                           ? "no account you may contact has this email"
+                           : NULL;
+    rc = expect(c, resp, CARECHAT__V1__RESPONSE__RESULT_ACCOUNT, "lookup", hint);
+    if (rc == 0) {
+        const Carechat__V1__AccountSummary *a = resp->response->account;
+        struct carechat_account acc;
+        memset(&acc, 0, sizeof acc);
+        if (id_from_bytes(a->account_id.data, a->account_id.len, &acc.account_id) != 0) {
+            rc = fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
+                      "lookup: malformed account from the server");
+        } else {
+            acc.role =
+                a->role >= CARECHAT__V1__ROLE__PATIENT && a->role <= CARECHAT__V1__ROLE__SYSADMIN
+                    ? (enum carechat_role)a->role
+                    : CARECHAT_ROLE_UNSPECIFIED;
+            copy_text(acc.display_name, sizeof acc.display_name, a->display_name);
+            copy_text(acc.email, sizeof acc.email, a->email);
+            acc.active = a->active;
+            *out = acc;
+        }
+    }
+    free_response(resp);
+    return rc;
+}
+
+int carechat_logout(struct carechat *c) {
+    clear_error(c);
+    int rc = ensure_session(c);
+    if (rc != 0)
+        return rc;
+    Carechat__V1__Logout lo;
+    carechat__v1__logout__init(&lo);
+    Carechat__V1__Frame req;
+    carechat__v1__frame__init(&req);
+    req.body_case = CARECHAT__V1__FRAME__BODY_LOGOUT;
+    req.logout = &lo;
+    Carechat__V1__Frame *resp = NULL;
+    rc = call(c, &req, "logout", &resp);
+    if (rc != 0)
+        return rc;
+    const Carechat__V1__Status st = resp->response->status;
+    if (st == CARECHAT__V1__STATUS__OK || st == CARECHAT__V1__STATUS__UNAUTHENTICATED) {
+        int drc = drop_session(c);
+        if (drc != 0)
+            rc = fail(c, drc, CARECHAT_ERROR_PROFILE,
+                      "logout: could not remove the session from %s", c->profile_dir);
+    }
+    if (st != CARECHAT__V1__STATUS__OK)
+        rc = refused(c, resp->response, "logout", NULL);
+    free_response(resp);
+    /* The server closes the connection after answering (PROTOCOL.md). */
+    disconnect(c, 1000);
+    return rc;
+}

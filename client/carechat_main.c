@@ -1,0 +1,256 @@
+/*
+ * client/carechat_main.c: the `carechat` command-line tool over libcarechat.
+ *
+ * One command per run: parse (client/cli.h), open the profile, do the call,
+ * print the result (text, or one JSON object per line with --json) on stdout
+ * and any failure as one line on stderr, exit with the code cli.h names.
+ * Passwords are read from files into a buffer that is wiped before exit.
+ * Single-threaded.
+ */
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/buf.h"
+#include "base/log.h"
+#include "base/status.h"
+#include "client/carechat.h"
+#include "client/cli.h"
+#include "client/hex.h"
+
+static int exit_for_kind(enum carechat_error_kind kind) {
+    switch (kind) {
+    case CARECHAT_ERROR_NONE:
+        return CLI_EXIT_OK;
+    case CARECHAT_ERROR_ARGUMENT:
+        return CLI_EXIT_USAGE;
+    case CARECHAT_ERROR_SERVER:
+        return CLI_EXIT_REFUSED;
+    case CARECHAT_ERROR_CONNECTION:
+        return CLI_EXIT_CONNECTION;
+    case CARECHAT_ERROR_SESSION:
+        return CLI_EXIT_SESSION;
+    case CARECHAT_ERROR_PROFILE:
+        return CLI_EXIT_PROFILE;
+    case CARECHAT_ERROR_PROTOCOL:
+        return CLI_EXIT_PROTOCOL;
+    }
+    return CLI_EXIT_PROTOCOL;
+}
+
+static const char *command_name(enum cli_command cmd) {
+    switch (cmd) {
+    case CLI_LOGIN:
+        return "login";
+    case CLI_INVITE:
+        return "invite";
+    case CLI_REGISTER:
+        return "register";
+    case CLI_DEVICES:
+        return "devices";
+    case CLI_LOGOUT:
+        return "logout";
+    case CLI_NONE:
+        break;
+    }
+    return "carechat";
+}
+
+static void print_line(struct buf *line) {
+    buf_append_u8(line, '\n');
+    fwrite(line->data, 1, line->len, stdout);
+    buf_reset(line);
+}
+
+static void print_session(struct carechat *c, bool json, const char *verb) {
+    struct carechat_session_info s;
+    if (carechat_session(c, &s) != 0)
+        return;
+    char account[ID_HEX_LEN + 1], device[ID_HEX_LEN + 1];
+    id_to_hex(&s.account_id, account);
+    id_to_hex(&s.device_id, device);
+    struct buf line;
+    buf_init(&line);
+    if (json) {
+        buf_printf(&line,
+                   "{\"account_id\": \"%s\", \"device_id\": \"%s\", \"role\": \"%s\", "
+                   "\"display_name\": ",
+                   account, device, carechat_role_name(s.role));
+        cli_json_string(&line, s.display_name);
+        buf_printf(&line, ", \"expires_at\": %" PRId64 "}", s.expires_at);
+    } else {
+        buf_printf(&line, "%s as %s (%s); account %s, device %s", verb, s.display_name,
+                   carechat_role_name(s.role), account, device);
+    }
+    print_line(&line);
+    buf_cleanup(&line);
+}
+
+static void print_devices(const struct carechat_devices *d, bool json) {
+    struct buf line;
+    buf_init(&line);
+    if (!json) {
+        buf_printf(&line, "device list version %" PRIu64 ", %zu device%s", d->list_version, d->n,
+                   d->n == 1 ? "" : "s");
+        print_line(&line);
+    }
+    for (size_t i = 0; i < d->n; i++) {
+        const struct carechat_device *dev = &d->devices[i];
+        char id[ID_HEX_LEN + 1];
+        id_to_hex(&dev->device_id, id);
+        struct buf fp;
+        buf_init(&fp);
+        hex_encode(dev->identity_key, sizeof dev->identity_key, &fp);
+        if (json) {
+            buf_printf(&line, "{\"device_id\": \"%s\", \"label\": ", id);
+            cli_json_string(&line, dev->label);
+            buf_printf(&line,
+                       ", \"identity_key\": \"%s\", \"encryption_key_id\": %" PRIu32
+                       ", \"encryption_key_expires_at\": %" PRId64 ", \"created_at\": %" PRId64
+                       ", \"this_device\": %s, \"listed\": %s, \"key_valid\": %s, "
+                       "\"list_version\": %" PRIu64 "}",
+                       (const char *)fp.data, dev->encryption_key_id,
+                       dev->encryption_key_expires_at, dev->created_at,
+                       dev->this_device ? "true" : "false", dev->listed ? "true" : "false",
+                       dev->key_valid ? "true" : "false", d->list_version);
+        } else {
+            buf_printf(&line, "%s  %-20s identity %.16s...%s%s%s", id, dev->label,
+                       (const char *)fp.data, dev->this_device ? "  (this device)" : "",
+                       dev->listed ? "" : "  NOT IN SIGNED LIST",
+                       dev->key_valid ? "" : "  KEY INVALID OR EXPIRED");
+        }
+        buf_cleanup(&fp);
+        print_line(&line);
+    }
+    buf_cleanup(&line);
+}
+
+static int run(struct carechat *c, const struct cli_args *a) {
+    struct buf password;
+    buf_init(&password);
+    char err[512];
+    int rc = 0;
+    if (a->password_file != NULL) {
+        rc = cli_read_password(a->password_file, &password, err, sizeof err);
+        if (rc != 0) {
+            fprintf(stderr, "carechat %s: %s\n", command_name(a->command), err);
+            buf_cleanup(&password);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    const char *pw = (const char *)password.data;
+    struct buf line;
+    buf_init(&line);
+    switch (a->command) {
+    case CLI_LOGIN:
+        rc = carechat_login(c, a->email, pw);
+        if (rc == 0)
+            print_session(c, a->json, "logged in");
+        break;
+    case CLI_REGISTER:
+        rc = carechat_register(c, a->code, a->email, pw, a->birthdate, a->name);
+        if (rc == 0)
+            print_session(c, a->json, "registered");
+        break;
+    case CLI_INVITE: {
+        enum carechat_role role = CARECHAT_ROLE_UNSPECIFIED;
+        (void)carechat_role_parse(a->role, &role);
+        char code[CARECHAT_MAX_CODE + 1];
+        int64_t expires_at = 0;
+        rc = carechat_invite(c, a->email, role, code, &expires_at);
+        if (rc == 0) {
+            if (a->json) {
+                buf_append(&line, "{\"code\": ", 9);
+                cli_json_string(&line, code);
+                buf_printf(&line, ", \"expires_at\": %" PRId64 "}", expires_at);
+            } else {
+                buf_printf(&line, "%s", code);
+            }
+            print_line(&line);
+        }
+        break;
+    }
+    case CLI_DEVICES: {
+        struct carechat_devices *d = NULL;
+        rc = carechat_devices(c, &d);
+        if (rc == 0)
+            print_devices(d, a->json);
+        carechat_devices_free(d);
+        break;
+    }
+    case CLI_LOGOUT:
+        rc = carechat_logout(c);
+        if (rc == 0) {
+            buf_printf(&line, "%s", a->json ? "{\"logged_out\": true}" : "logged out");
+            print_line(&line);
+        }
+        break;
+    case CLI_NONE:
+        break;
+    }
+    buf_cleanup(&line);
+    buf_wipe(&password);
+    buf_cleanup(&password);
+    if (rc != 0) {
+        fprintf(stderr, "carechat: %s\n", carechat_error(c));
+        return exit_for_kind(carechat_error_kind(c));
+    }
+    return CLI_EXIT_OK;
+}
+
+int main(int argc, char **argv) {
+    log_set_level(LOG_ERROR);
+    struct cli_args a;
+    char err[512];
+    if (cli_parse(argc, argv, &a, err, sizeof err) != 0) {
+        fprintf(stderr, "carechat: %s\n", err);
+        return CLI_EXIT_USAGE;
+    }
+    if (a.help) {
+        fputs(cli_usage(), stdout);
+        return CLI_EXIT_OK;
+    }
+    char profile[PATH_MAX];
+    if (a.profile != NULL) {
+        snprintf(profile, sizeof profile, "%s", a.profile);
+    } else {
+        const char *home = getenv("HOME");
+        if (home == NULL || home[0] == '\0') {
+            fprintf(stderr, "carechat: HOME is not set: pass --profile DIR\n");
+            return CLI_EXIT_USAGE;
+        }
+        snprintf(profile, sizeof profile, "%s/.carechat", home);
+    }
+    struct carechat_config cfg = {
+        .server_url = a.server,
+        .profile_dir = profile,
+        .ca_file = a.ca_file,
+    };
+    struct carechat *c = NULL;
+    int rc = carechat_open(&cfg, &c);
+    switch (rc) {
+    case 0:
+        break;
+    case STATUS_BAD_REQUEST:
+        fprintf(stderr, "carechat: --server must be ws://HOST[:PORT][/PATH] or wss://...\n");
+        return CLI_EXIT_USAGE;
+    case STATUS_FORBIDDEN:
+        fprintf(stderr,
+                "carechat: profile %s is accessible by other users or owned by another "
+                "(chmod 700 the directory, 600 its files)\n",
+                profile);
+        return CLI_EXIT_PROFILE;
+    case STATUS_CORRUPT:
+        fprintf(stderr, "carechat: profile %s is damaged (%s/profile does not parse)\n", profile,
+                profile);
+        return CLI_EXIT_PROFILE;
+    default:
+        fprintf(stderr, "carechat: cannot read profile %s\n", profile);
+        return CLI_EXIT_PROFILE;
+    }
+    int code = run(c, &a);
+    carechat_close(c);
+    return code;
+}

@@ -1,0 +1,298 @@
+/*
+ * client/cli.c: argument parsing, password files and JSON strings for the
+ * carechat CLI (cli.h).
+ */
+#include "client/cli.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "base/status.h"
+#include "client/carechat.h"
+
+enum opt {
+    O_SERVER,
+    O_PROFILE,
+    O_CA_FILE,
+    O_JSON,
+    O_HELP,
+    O_EMAIL,
+    O_PASSWORD_FILE,
+    O_ROLE,
+    O_CODE,
+    O_BIRTHDATE,
+    O_NAME,
+    O_COUNT,
+};
+
+struct option_def {
+    const char *name;
+    bool has_value;
+    bool global;
+};
+
+static const struct option_def options[O_COUNT] = {
+    [O_SERVER] = {"server", true, true},
+    [O_PROFILE] = {"profile", true, true},
+    [O_CA_FILE] = {"ca-file", true, true},
+    [O_JSON] = {"json", false, true},
+    [O_HELP] = {"help", false, true},
+    [O_EMAIL] = {"email", true, false},
+    [O_PASSWORD_FILE] = {"password-file", true, false},
+    [O_ROLE] = {"role", true, false},
+    [O_CODE] = {"code", true, false},
+    [O_BIRTHDATE] = {"birthdate", true, false},
+    [O_NAME] = {"name", true, false},
+};
+
+struct command_def {
+    const char *name;
+    enum cli_command command;
+    /* Options the command requires; it takes no others. */
+    enum opt required[5];
+    size_t n_required;
+};
+
+static const struct command_def commands[] = {
+    {"login", CLI_LOGIN, {O_EMAIL, O_PASSWORD_FILE}, 2},
+    {"invite", CLI_INVITE, {O_EMAIL, O_ROLE}, 2},
+    {"register", CLI_REGISTER, {O_CODE, O_EMAIL, O_PASSWORD_FILE, O_BIRTHDATE, O_NAME}, 5},
+    {"devices", CLI_DEVICES, {0}, 0},
+    {"logout", CLI_LOGOUT, {0}, 0},
+};
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+static int usage_error(char *err, size_t err_len, const char *fmt, const char *arg) {
+    snprintf(err, err_len, fmt, arg);
+    return STATUS_BAD_REQUEST;
+}
+
+static bool is_date_shape(const char *s) {
+    if (strlen(s) != 10 || s[4] != '-' || s[7] != '-')
+        return false;
+    for (int i = 0; i < 10; i++)
+        if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9'))
+            return false;
+    return true;
+}
+
+int cli_parse(int argc, char **argv, struct cli_args *out, char *err, size_t err_len) {
+    struct cli_args a;
+    memset(&a, 0, sizeof a);
+    const char *values[O_COUNT] = {NULL};
+    bool seen[O_COUNT] = {false};
+    const struct command_def *cmd = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strncmp(arg, "--", 2) != 0) {
+            if (cmd != NULL)
+                return usage_error(err, err_len, "unexpected argument '%s'", arg);
+            for (size_t c = 0; c < N_COMMANDS && cmd == NULL; c++)
+                if (strcmp(commands[c].name, arg) == 0)
+                    cmd = &commands[c];
+            if (cmd == NULL)
+                return usage_error(err, err_len, "unknown command '%s' (see --help)", arg);
+            continue;
+        }
+        const char *name = arg + 2;
+        const char *eq = strchr(name, '=');
+        size_t name_len = eq != NULL ? (size_t)(eq - name) : strlen(name);
+        if (name_len == 8 && strncmp(name, "password", 8) == 0)
+            return usage_error(err, err_len, "%s",
+                               "--password is not accepted: put the password in a file "
+                               "(mode 0600) and pass --password-file FILE");
+        int o = 0;
+        while (o < O_COUNT && !(strlen(options[o].name) == name_len &&
+                                strncmp(options[o].name, name, name_len) == 0))
+            o++;
+        if (o == O_COUNT)
+            return usage_error(err, err_len, "unknown option '%s' (see --help)", arg);
+        if (seen[o])
+            return usage_error(err, err_len, "--%s given twice", options[o].name);
+        seen[o] = true;
+        if (!options[o].has_value) {
+            if (eq != NULL)
+                return usage_error(err, err_len, "--%s takes no value", options[o].name);
+            continue;
+        }
+        if (eq != NULL) {
+            values[o] = eq + 1;
+        } else {
+            if (i + 1 >= argc)
+                return usage_error(err, err_len, "--%s needs a value", options[o].name);
+            values[o] = argv[++i];
+        }
+        if (values[o][0] == '\0')
+            return usage_error(err, err_len, "--%s needs a non-empty value", options[o].name);
+    }
+    a.help = seen[O_HELP];
+    if (a.help) {
+        *out = a;
+        return 0;
+    }
+    if (cmd == NULL)
+        return usage_error(err, err_len, "%s", "no command given (see --help)");
+    for (int o = 0; o < O_COUNT; o++) {
+        if (!seen[o] || options[o].global)
+            continue;
+        bool takes = false;
+        for (size_t r = 0; r < cmd->n_required; r++)
+            takes |= cmd->required[r] == (enum opt)o;
+        if (!takes) {
+            snprintf(err, err_len, "'%s' does not take --%s", cmd->name, options[o].name);
+            return STATUS_BAD_REQUEST;
+        }
+    }
+    for (size_t r = 0; r < cmd->n_required; r++) {
+        if (!seen[cmd->required[r]]) {
+            snprintf(err, err_len, "'%s' needs --%s", cmd->name, options[cmd->required[r]].name);
+            return STATUS_BAD_REQUEST;
+        }
+    }
+    enum carechat_role role;
+    if (values[O_ROLE] != NULL && carechat_role_parse(values[O_ROLE], &role) != 0)
+        return usage_error(err, err_len,
+                           "--role must be patient, provider, admin or sysadmin, not '%s'",
+                           values[O_ROLE]);
+    if (values[O_BIRTHDATE] != NULL && !is_date_shape(values[O_BIRTHDATE]))
+        return usage_error(err, err_len, "--birthdate must be YYYY-MM-DD, not '%s'",
+                           values[O_BIRTHDATE]);
+    a.command = cmd->command;
+    a.server = values[O_SERVER];
+    a.profile = values[O_PROFILE];
+    a.ca_file = values[O_CA_FILE];
+    a.json = seen[O_JSON];
+    a.email = values[O_EMAIL];
+    a.password_file = values[O_PASSWORD_FILE];
+    a.role = values[O_ROLE];
+    a.code = values[O_CODE];
+    a.birthdate = values[O_BIRTHDATE];
+    a.name = values[O_NAME];
+    *out = a;
+    return 0;
+}
+
+const char *cli_usage(void) {
+    return "usage: carechat [--server URL] [--profile DIR] [--ca-file FILE] [--json] COMMAND "
+           "[OPTIONS]\n"
+           "\n"
+           "global options:\n"
+           "  --server URL     ws:// (loopback) or wss:// server (default " CARECHAT_DEFAULT_URL
+           ")\n"
+           "  --profile DIR    this device's keys and session (default ~/.carechat, mode 0700)\n"
+           "  --ca-file FILE   PEM file of CAs trusted for wss:// (default: system store)\n"
+           "  --json           print results as one JSON object per line\n"
+           "\n"
+           "commands:\n"
+           "  login --email E --password-file F\n"
+           "      log in (as a new device on a fresh profile) and publish the device list\n"
+           "  invite --email E --role patient|provider|admin|sysadmin\n"
+           "      create an invitation and print its code\n"
+           "  register --code C --email E --password-file F --birthdate YYYY-MM-DD --name N\n"
+           "      create an account from an invitation, with this profile as its device\n"
+           "  devices\n"
+           "      list the devices of your account\n"
+           "  logout\n"
+           "      end this device's session\n"
+           "\n"
+           "Passwords are read only from files (one line; never from the command line).\n"
+           "\n"
+           "exit codes:\n"
+           "  0  success\n"
+           "  1  usage: bad arguments, unreadable password file\n"
+           "  2  the server refused the request (wrong password, not allowed, ...)\n"
+           "  3  connection: cannot connect, connection lost, no answer in time\n"
+           "  4  session: not logged in, or the session expired or ended (run carechat login)\n"
+           "  5  profile: the profile directory is unusable (permissions, corrupt, unwritable)\n"
+           "  6  protocol: a malformed answer, or signed data that does not verify\n";
+}
+
+int cli_read_password(const char *path, struct buf *out, char *err, size_t err_len) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, err_len, "cannot read password file %s: %s", path, strerror(errno));
+        return errno == ENOENT ? STATUS_NOT_FOUND : STATUS_IO;
+    }
+    /* One byte more than allowed plus a "\r\n", to tell "too long" apart. */
+    unsigned char pw[CLI_MAX_PASSWORD + 3];
+    size_t len = 0;
+    int rc = 0;
+    for (;;) {
+        ssize_t n = read(fd, pw + len, sizeof pw - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            snprintf(err, err_len, "cannot read password file %s: %s", path, strerror(errno));
+            rc = STATUS_IO;
+            break;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+        if (len == sizeof pw) {
+            char extra;
+            n = read(fd, &extra, 1);
+            if (n != 0) {
+                snprintf(err, err_len, "password in %s is longer than %d bytes", path,
+                         CLI_MAX_PASSWORD);
+                rc = STATUS_TOO_LARGE;
+            }
+            break;
+        }
+    }
+    close(fd);
+    if (rc == 0 && len > 0 && pw[len - 1] == '\n')
+        len--;
+    if (rc == 0 && len > 0 && pw[len - 1] == '\r')
+        len--;
+    if (rc == 0 && len > CLI_MAX_PASSWORD) {
+        snprintf(err, err_len, "password in %s is longer than %d bytes", path, CLI_MAX_PASSWORD);
+        rc = STATUS_TOO_LARGE;
+    }
+    if (rc == 0 && len == 0) {
+        snprintf(err, err_len, "password file %s is empty", path);
+        rc = STATUS_BAD_REQUEST;
+    }
+    if (rc == 0 && (memchr(pw, '\0', len) != NULL || memchr(pw, '\n', len) != NULL)) {
+        snprintf(err, err_len, "password file %s must hold one line of text", path);
+        rc = STATUS_BAD_REQUEST;
+    }
+    if (rc == 0)
+        buf_append(out, pw, len);
+    sodium_memzero(pw, sizeof pw);
+    return rc;
+}
+
+void cli_json_string(struct buf *out, const char *s) {
+    buf_append_u8(out, '"');
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+        switch (*p) {
+        case '"':
+            buf_append(out, "\\\"", 2);
+            break;
+        case '\\':
+            buf_append(out, "\\\\", 2);
+            break;
+        case '\n':
+            buf_append(out, "\\n", 2);
+            break;
+        case '\r':
+            buf_append(out, "\\r", 2);
+            break;
+        case '\t':
+            buf_append(out, "\\t", 2);
+            break;
+        default:
+            if (*p < 0x20 || *p == 0x7f)
+                buf_printf(out, "\\u%04x", *p);
+            else
+                buf_append_u8(out, *p);
+        }
+    }
+    buf_append_u8(out, '"');
+}

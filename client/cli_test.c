@@ -1,0 +1,288 @@
+/*
+ * client/cli_test.c: the carechat CLI's argument parsing, password files and
+ * JSON strings, the transport's URL parsing, and libcarechat's failures that
+ * need no server (no session, nothing listening, bad profile).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "base/buf.h"
+#include "base/clock.h"
+#include "base/status.h"
+#include "client/carechat.h"
+#include "client/cli.h"
+#include "client/transport.h"
+
+static int parse(const char *const *args, struct cli_args *out, char *err, size_t n) {
+    char *argv[32];
+    int argc = 0;
+    argv[argc++] = (char *)"carechat";
+    for (size_t i = 0; args[i] != NULL; i++)
+        argv[argc++] = (char *)args[i];
+    argv[argc] = NULL;
+    return cli_parse(argc, argv, out, err, n);
+}
+
+static void test_cli_parse_commands(void **state) {
+    (void)state;
+    struct cli_args a;
+    char err[256];
+    const char *login[] = {
+        "--server", "ws://127.0.0.1:9", "login", "--email=a@b.c", "--password-file",
+        "/p",       "--json",           NULL};
+    assert_int_equal(parse(login, &a, err, sizeof err), 0);
+    assert_int_equal(a.command, CLI_LOGIN);
+    assert_string_equal(a.server, "ws://127.0.0.1:9");
+    assert_string_equal(a.email, "a@b.c");
+    assert_string_equal(a.password_file, "/p");
+    assert_true(a.json);
+    assert_null(a.profile);
+
+    const char *reg[] = {"register",        "--code",    "C",           "--email",    "e",
+                         "--password-file", "f",         "--birthdate", "2001-02-03", "--name",
+                         "Anna B",          "--profile", "/d",          NULL};
+    assert_int_equal(parse(reg, &a, err, sizeof err), 0);
+    assert_int_equal(a.command, CLI_REGISTER);
+    assert_string_equal(a.name, "Anna B");
+    assert_string_equal(a.birthdate, "2001-02-03");
+    assert_string_equal(a.profile, "/d");
+
+    const char *inv[] = {"invite", "--email", "x@y", "--role", "provider", NULL};
+    assert_int_equal(parse(inv, &a, err, sizeof err), 0);
+    assert_int_equal(a.command, CLI_INVITE);
+    assert_string_equal(a.role, "provider");
+
+    const char *devices[] = {"devices", NULL};
+    assert_int_equal(parse(devices, &a, err, sizeof err), 0);
+    assert_int_equal(a.command, CLI_DEVICES);
+    const char *help[] = {"--help", NULL};
+    assert_int_equal(parse(help, &a, err, sizeof err), 0);
+    assert_true(a.help);
+    assert_non_null(strstr(cli_usage(), "exit codes"));
+}
+
+static void expect_usage_error(const char *const *args, const char *needle) {
+    struct cli_args a;
+    char err[256] = "";
+    assert_int_equal(parse(args, &a, err, sizeof err), STATUS_BAD_REQUEST);
+    if (strstr(err, needle) == NULL)
+        fail_msg("error '%s' does not mention '%s'", err, needle);
+}
+
+static void test_cli_parse_refuses_bad_arguments(void **state) {
+    (void)state;
+    const char *none[] = {NULL};
+    expect_usage_error(none, "no command");
+    const char *unknown[] = {"frobnicate", NULL};
+    expect_usage_error(unknown, "unknown command");
+    const char *password[] = {"login", "--email", "e", "--password", "hunter22", NULL};
+    expect_usage_error(password, "--password-file");
+    const char *password_eq[] = {"login", "--email", "e", "--password=hunter22", NULL};
+    expect_usage_error(password_eq, "--password-file");
+    const char *missing[] = {"login", "--email", "e", NULL};
+    expect_usage_error(missing, "needs --password-file");
+    const char *no_value[] = {"login", "--email", NULL};
+    expect_usage_error(no_value, "needs a value");
+    const char *wrong_cmd_opt[] = {"devices", "--email", "e", NULL};
+    expect_usage_error(wrong_cmd_opt, "does not take --email");
+    const char *role[] = {"invite", "--email", "e", "--role", "king", NULL};
+    expect_usage_error(role, "--role must be");
+    const char *date[] = {"register", "--code",      "c",        "--email", "e", "--password-file",
+                          "f",        "--birthdate", "3/4/2001", "--name",  "n", NULL};
+    expect_usage_error(date, "YYYY-MM-DD");
+    const char *twice[] = {"--json", "devices", "--json", NULL};
+    expect_usage_error(twice, "twice");
+    const char *extra[] = {"devices", "logout", NULL};
+    expect_usage_error(extra, "unexpected argument");
+    const char *json_value[] = {"--json=yes", "devices", NULL};
+    expect_usage_error(json_value, "takes no value");
+}
+
+static void test_cli_json_string_escapes(void **state) {
+    (void)state;
+    struct buf b;
+    buf_init(&b);
+    cli_json_string(&b, "a\"b\\c\nd\te\x01\x1f\x7f \xc3\xa9");
+    assert_string_equal((const char *)b.data,
+                        "\"a\\\"b\\\\c\\nd\\te\\u0001\\u001f\\u007f \xc3\xa9\"");
+    buf_reset(&b);
+    cli_json_string(&b, "");
+    assert_string_equal((const char *)b.data, "\"\"");
+    buf_cleanup(&b);
+}
+
+static void write_text(const char *path, const void *data, size_t len) {
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, len, f), len);
+    fclose(f);
+}
+
+static void test_cli_read_password_file(void **state) {
+    (void)state;
+    char path[400];
+    snprintf(path, sizeof path, "%s/pw-%d", getenv("TEST_TMPDIR"), (int)getpid());
+    struct buf pw;
+    buf_init(&pw);
+    char err[256];
+
+    write_text(path, "correct horse\n", 14);
+    assert_int_equal(cli_read_password(path, &pw, err, sizeof err), 0);
+    assert_int_equal(pw.len, 13);
+    assert_memory_equal(pw.data, "correct horse", 13);
+    buf_wipe(&pw);
+
+    write_text(path, "crlf-pass\r\n", 11);
+    assert_int_equal(cli_read_password(path, &pw, err, sizeof err), 0);
+    assert_string_equal((const char *)pw.data, "crlf-pass");
+    buf_wipe(&pw);
+
+    write_text(path, "\n", 1);
+    assert_int_equal(cli_read_password(path, &pw, err, sizeof err), STATUS_BAD_REQUEST);
+    write_text(path, "two\nlines\n", 10);
+    assert_int_equal(cli_read_password(path, &pw, err, sizeof err), STATUS_BAD_REQUEST);
+
+    char big[CLI_MAX_PASSWORD + 2];
+    memset(big, 'x', sizeof big);
+    write_text(path, big, CLI_MAX_PASSWORD);
+    assert_int_equal(cli_read_password(path, &pw, err, sizeof err), 0);
+    assert_int_equal(pw.len, CLI_MAX_PASSWORD);
+    buf_wipe(&pw);
+    write_text(path, big, CLI_MAX_PASSWORD + 1);
+    assert_int_equal(cli_read_password(path, &pw, err, sizeof err), STATUS_TOO_LARGE);
+    assert_int_equal(pw.len, 0);
+
+    unlink(path);
+    assert_int_equal(cli_read_password(path, &pw, err, sizeof err), STATUS_NOT_FOUND);
+    assert_non_null(strstr(err, path));
+    buf_cleanup(&pw);
+}
+
+static void test_transport_parse_url(void **state) {
+    (void)state;
+    struct transport_url u;
+    assert_int_equal(transport_parse_url("ws://127.0.0.1:8080", &u), 0);
+    assert_false(u.tls);
+    assert_string_equal(u.host, "127.0.0.1");
+    assert_int_equal(u.port, 8080);
+    assert_string_equal(u.path, "/");
+    assert_int_equal(transport_parse_url("wss://chat.example.org/v1/ws", &u), 0);
+    assert_true(u.tls);
+    assert_int_equal(u.port, 443);
+    assert_string_equal(u.path, "/v1/ws");
+    assert_int_equal(transport_parse_url("ws://[::1]:9/", &u), 0);
+    assert_string_equal(u.host, "::1");
+    assert_int_equal(u.port, 9);
+    const char *bad[] = {"http://h", "ws://",     "ws://h:0",  "ws://h:65536",   "ws://h:x",
+                         "ws://u@h", "ws://h/?q", "ws://[::1", "127.0.0.1:8080", NULL};
+    for (size_t i = 0; bad[i] != NULL; i++)
+        if (transport_parse_url(bad[i], &u) != STATUS_BAD_REQUEST)
+            fail_msg("accepted %s", bad[i]);
+}
+
+/* A port on 127.0.0.1 with nothing listening: bound, then closed. */
+static int closed_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    socklen_t len = sizeof sa;
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+static void test_carechat_fails_cleanly_without_server(void **state) {
+    (void)state;
+    char dir[400], url[64];
+    snprintf(dir, sizeof dir, "%s/offline-%d", getenv("TEST_TMPDIR"), (int)getpid());
+    snprintf(url, sizeof url, "ws://127.0.0.1:%d", closed_port());
+    struct carechat_config cfg = {
+        .server_url = url, .profile_dir = dir, .connect_timeout_ms = 3000};
+    struct carechat *c = NULL;
+    assert_int_equal(carechat_open(&cfg, &c), 0);
+
+    /* No session: refused locally, before any connection. */
+    struct carechat_devices *d = NULL;
+    assert_int_equal(carechat_devices(c, &d), STATUS_UNAUTHENTICATED);
+    assert_int_equal(carechat_error_kind(c), CARECHAT_ERROR_SESSION);
+    assert_non_null(strstr(carechat_error(c), "carechat login"));
+    assert_null(d);
+
+    /* Nothing listening: a connection failure, quickly. */
+    int64_t t0 = clock_monotonic_ms();
+    assert_int_equal(carechat_login(c, "a@example.org", "password1"), STATUS_IO);
+    assert_int_equal(carechat_error_kind(c), CARECHAT_ERROR_CONNECTION);
+    assert_non_null(strstr(carechat_error(c), url));
+    assert_true(clock_monotonic_ms() - t0 < 3000);
+    carechat_close(c);
+
+    /* The keys were generated and saved privately before the attempt. */
+    struct stat st;
+    char path[512];
+    snprintf(path, sizeof path, "%s/profile", dir);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+
+    /* A profile others can read is refused at open. */
+    assert_int_equal(chmod(dir, 0755), 0);
+    assert_int_equal(carechat_open(&cfg, &c), STATUS_FORBIDDEN);
+    assert_int_equal(chmod(dir, 0700), 0);
+
+    struct carechat_config bad_url = {.server_url = "http://x", .profile_dir = dir};
+    assert_int_equal(carechat_open(&bad_url, &c), STATUS_BAD_REQUEST);
+}
+
+/* A server that accepts TCP but never answers the upgrade: the connect
+ * deadline holds. */
+static void test_carechat_connect_deadline(void **state) {
+    (void)state;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(fd, 4), 0);
+    socklen_t len = sizeof sa;
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    char dir[400], url[64];
+    snprintf(dir, sizeof dir, "%s/silent-%d", getenv("TEST_TMPDIR"), (int)getpid());
+    snprintf(url, sizeof url, "ws://127.0.0.1:%d", ntohs(sa.sin_port));
+    struct carechat_config cfg = {.server_url = url, .profile_dir = dir, .connect_timeout_ms = 700};
+    struct carechat *c = NULL;
+    assert_int_equal(carechat_open(&cfg, &c), 0);
+    int64_t t0 = clock_monotonic_ms();
+    assert_int_equal(carechat_login(c, "a@example.org", "password1"), STATUS_UNAVAILABLE);
+    int64_t took = clock_monotonic_ms() - t0;
+    assert_int_equal(carechat_error_kind(c), CARECHAT_ERROR_CONNECTION);
+    assert_true(took >= 600);
+    assert_true(took < 5000);
+    carechat_close(c);
+    close(fd);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cli_parse_commands),
+        cmocka_unit_test(test_cli_parse_refuses_bad_arguments),
+        cmocka_unit_test(test_cli_json_string_escapes),
+        cmocka_unit_test(test_cli_read_password_file),
+        cmocka_unit_test(test_transport_parse_url),
+        cmocka_unit_test(test_carechat_fails_cleanly_without_server),
+        cmocka_unit_test(test_carechat_connect_deadline),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,337 @@
+/*
+ * client/profile.c: the profile directory (profile.h): a small "name value"
+ * text file written atomically with owner-only permissions.
+ */
+#include "client/profile.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "base/buf.h"
+#include "base/check.h"
+#include "base/status.h"
+#include "client/hex.h"
+
+#define HEADER "carechat-profile 1"
+/* A valid profile is well under 1 KiB; anything much larger is not ours. */
+#define MAX_FILE_BYTES 8192
+
+int profile_new(struct profile **out) {
+    CHECK(sodium_init() >= 0);
+    struct profile *p = sodium_malloc(sizeof *p);
+    CHECK(p != NULL);
+    sodium_memzero(p, sizeof *p);
+    *out = p;
+    return 0;
+}
+
+void profile_free(struct profile *p) {
+    sodium_free(p);
+}
+
+/* 0 when `st` is owned by us and closed to group and others. */
+static int check_private(const struct stat *st) {
+    if (st->st_uid != geteuid() || (st->st_mode & 077) != 0)
+        return STATUS_FORBIDDEN;
+    return 0;
+}
+
+static int file_path(const char *dir, const char *name, char out[PATH_MAX]) {
+    int n = snprintf(out, PATH_MAX, "%s/%s", dir, name);
+    return n < 0 || n >= PATH_MAX ? STATUS_BAD_REQUEST : 0;
+}
+
+/* Reads the whole file at `fd` (at most MAX_FILE_BYTES) into `out`. */
+static int read_all(int fd, struct buf *out) {
+    uint8_t chunk[1024];
+    for (;;) {
+        ssize_t n = read(fd, chunk, sizeof chunk);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            sodium_memzero(chunk, sizeof chunk);
+            return STATUS_IO;
+        }
+        if (n == 0)
+            break;
+        if (out->len + (size_t)n > MAX_FILE_BYTES) {
+            sodium_memzero(chunk, sizeof chunk);
+            return STATUS_CORRUPT;
+        }
+        buf_append(out, chunk, (size_t)n);
+    }
+    sodium_memzero(chunk, sizeof chunk);
+    return 0;
+}
+
+static int parse_hex_exact(const char *v, uint8_t *out, size_t n) {
+    struct buf b;
+    buf_init(&b);
+    int rc = hex_decode(v, strlen(v), &b);
+    if (rc == 0 && b.len == n)
+        memcpy(out, b.data, n);
+    else
+        rc = STATUS_CORRUPT;
+    buf_wipe(&b);
+    buf_cleanup(&b);
+    return rc;
+}
+
+static int parse_u64(const char *v, uint64_t max, uint64_t *out) {
+    if (*v < '0' || *v > '9')
+        return STATUS_CORRUPT;
+    errno = 0;
+    char *end;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (errno != 0 || *end != '\0' || x > max)
+        return STATUS_CORRUPT;
+    *out = x;
+    return 0;
+}
+
+enum field {
+    F_IDENTITY_SEED,
+    F_ENCRYPTION_SECRET,
+    F_ENCRYPTION_KEY_ID,
+    F_ENCRYPTION_KEY_EXPIRES_AT,
+    F_ACCOUNT_ID,
+    F_DEVICE_ID,
+    F_DEVICE_LIST_VERSION,
+    F_SESSION_TOKEN,
+    F_SESSION_EXPIRES_AT,
+    F_COUNT,
+};
+
+static const char *const field_names[F_COUNT] = {
+    "identity_seed",      "encryption_secret", "encryption_key_id",   "encryption_key_expires_at",
+    "account_id",         "device_id",         "device_list_version", "session_token",
+    "session_expires_at",
+};
+
+static int parse_field(struct profile *p, enum field f, const char *v) {
+    uint64_t x = 0;
+    int rc;
+    switch (f) {
+    case F_IDENTITY_SEED:
+        return parse_hex_exact(v, p->identity_seed, PROFILE_SECRET_LEN);
+    case F_ENCRYPTION_SECRET:
+        return parse_hex_exact(v, p->encryption_secret, PROFILE_SECRET_LEN);
+    case F_ENCRYPTION_KEY_ID:
+        rc = parse_u64(v, UINT32_MAX, &x);
+        if (rc == 0 && x == 0)
+            rc = STATUS_CORRUPT;
+        p->encryption_key_id = (uint32_t)x;
+        return rc;
+    case F_ENCRYPTION_KEY_EXPIRES_AT:
+        rc = parse_u64(v, INT64_MAX, &x);
+        p->encryption_key_expires_at = (int64_t)x;
+        return rc;
+    case F_ACCOUNT_ID:
+        return parse_hex_exact(v, p->account_id.b, ID_LEN);
+    case F_DEVICE_ID:
+        return parse_hex_exact(v, p->device_id.b, ID_LEN);
+    case F_DEVICE_LIST_VERSION:
+        return parse_u64(v, UINT64_MAX, &p->device_list_version);
+    case F_SESSION_TOKEN:
+        return parse_hex_exact(v, p->session_token, PROFILE_TOKEN_LEN);
+    case F_SESSION_EXPIRES_AT:
+        rc = parse_u64(v, INT64_MAX, &x);
+        p->session_expires_at = (int64_t)x;
+        return rc;
+    case F_COUNT:
+        break;
+    }
+    return STATUS_CORRUPT;
+}
+
+/* Parses the NUL-terminated text `s` (modified in place) into `p`. Each group
+ * of values is all there or all absent. */
+static int parse(char *s, struct profile *p) {
+    bool seen[F_COUNT] = {false};
+    char *save = NULL;
+    char *line = strtok_r(s, "\n", &save);
+    if (line == NULL || strcmp(line, HEADER) != 0)
+        return STATUS_CORRUPT;
+    while ((line = strtok_r(NULL, "\n", &save)) != NULL) {
+        char *sp = strchr(line, ' ');
+        if (sp == NULL)
+            return STATUS_CORRUPT;
+        *sp = '\0';
+        int f = 0;
+        while (f < F_COUNT && strcmp(field_names[f], line) != 0)
+            f++;
+        if (f == F_COUNT || seen[f])
+            return STATUS_CORRUPT;
+        seen[f] = true;
+        int rc = parse_field(p, (enum field)f, sp + 1);
+        if (rc != 0)
+            return rc;
+    }
+    static const enum field groups[3][4] = {
+        {F_IDENTITY_SEED, F_ENCRYPTION_SECRET, F_ENCRYPTION_KEY_ID, F_ENCRYPTION_KEY_EXPIRES_AT},
+        {F_ACCOUNT_ID, F_DEVICE_ID, F_DEVICE_LIST_VERSION, F_DEVICE_LIST_VERSION},
+        {F_SESSION_TOKEN, F_SESSION_EXPIRES_AT, F_SESSION_TOKEN, F_SESSION_TOKEN},
+    };
+    bool present[3];
+    for (int g = 0; g < 3; g++) {
+        present[g] = seen[groups[g][0]];
+        for (int i = 1; i < 4; i++)
+            if (seen[groups[g][i]] != present[g])
+                return STATUS_CORRUPT;
+    }
+    p->has_keys = present[0];
+    p->has_device = present[1];
+    p->has_session = present[2];
+    /* A device needs its keys, and a session its device. */
+    if ((p->has_device && !p->has_keys) || (p->has_session && !p->has_device))
+        return STATUS_CORRUPT;
+    return 0;
+}
+
+int profile_load(const char *dir, struct profile **out) {
+    char path[PATH_MAX];
+    if (file_path(dir, PROFILE_FILE, path) != 0)
+        return STATUS_BAD_REQUEST;
+    struct stat st;
+    if (stat(dir, &st) != 0)
+        return errno == ENOENT ? STATUS_NOT_FOUND : STATUS_IO;
+    if (!S_ISDIR(st.st_mode))
+        return STATUS_IO;
+    int rc = check_private(&st);
+    if (rc != 0)
+        return rc;
+
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return errno == ENOENT ? STATUS_NOT_FOUND : STATUS_IO;
+    struct profile *p = NULL;
+    struct buf text;
+    buf_init(&text);
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        rc = STATUS_IO;
+        goto fail;
+    }
+    rc = check_private(&st);
+    if (rc != 0)
+        goto fail;
+    rc = read_all(fd, &text);
+    if (rc != 0)
+        goto fail;
+    if (text.len == 0 || memchr(text.data, '\0', text.len) != NULL) {
+        rc = STATUS_CORRUPT;
+        goto fail;
+    }
+    profile_new(&p);
+    rc = parse((char *)text.data, p);
+    if (rc != 0)
+        goto fail;
+    buf_wipe(&text);
+    buf_cleanup(&text);
+    close(fd);
+    *out = p;
+    return 0;
+fail:
+    profile_free(p);
+    buf_wipe(&text);
+    buf_cleanup(&text);
+    close(fd);
+    return rc;
+}
+
+static void put_hex(struct buf *b, const char *name, const uint8_t *v, size_t n) {
+    buf_printf(b, "%s ", name);
+    hex_encode(v, n, b);
+    buf_append_u8(b, '\n');
+}
+
+static int write_all(int fd, const uint8_t *data, size_t len) {
+    while (len > 0) {
+        ssize_t n = write(fd, data, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return STATUS_IO;
+        data += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Makes sure `dir` exists, is a directory and is private. */
+static int prepare_dir(const char *dir) {
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return STATUS_IO;
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return STATUS_IO;
+    return check_private(&st);
+}
+
+int profile_save(const char *dir, const struct profile *p) {
+    char path[PATH_MAX], tmp[PATH_MAX];
+    if (file_path(dir, PROFILE_FILE, path) != 0 || file_path(dir, PROFILE_FILE ".tmp", tmp) != 0)
+        return STATUS_BAD_REQUEST;
+    int rc = prepare_dir(dir);
+    if (rc != 0)
+        return rc;
+
+    struct buf text;
+    buf_init(&text);
+    buf_printf(&text, "%s\n", HEADER);
+    if (p->has_keys) {
+        put_hex(&text, field_names[F_IDENTITY_SEED], p->identity_seed, PROFILE_SECRET_LEN);
+        put_hex(&text, field_names[F_ENCRYPTION_SECRET], p->encryption_secret, PROFILE_SECRET_LEN);
+        buf_printf(&text, "%s %" PRIu32 "\n%s %" PRId64 "\n", field_names[F_ENCRYPTION_KEY_ID],
+                   p->encryption_key_id, field_names[F_ENCRYPTION_KEY_EXPIRES_AT],
+                   p->encryption_key_expires_at);
+    }
+    if (p->has_device) {
+        put_hex(&text, field_names[F_ACCOUNT_ID], p->account_id.b, ID_LEN);
+        put_hex(&text, field_names[F_DEVICE_ID], p->device_id.b, ID_LEN);
+        buf_printf(&text, "%s %" PRIu64 "\n", field_names[F_DEVICE_LIST_VERSION],
+                   p->device_list_version);
+    }
+    if (p->has_session) {
+        put_hex(&text, field_names[F_SESSION_TOKEN], p->session_token, PROFILE_TOKEN_LEN);
+        buf_printf(&text, "%s %" PRId64 "\n", field_names[F_SESSION_EXPIRES_AT],
+                   p->session_expires_at);
+    }
+
+    (void)unlink(tmp);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        rc = STATUS_IO;
+        goto out;
+    }
+    rc = write_all(fd, text.data, text.len);
+    if (rc == 0 && fsync(fd) != 0)
+        rc = STATUS_IO;
+    if (close(fd) != 0 && rc == 0)
+        rc = STATUS_IO;
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = STATUS_IO;
+    if (rc != 0) {
+        (void)unlink(tmp);
+        goto out;
+    }
+    /* The rename is durable once the directory is synced. */
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        if (fsync(dfd) != 0)
+            rc = STATUS_IO;
+        close(dfd);
+    }
+out:
+    buf_wipe(&text);
+    buf_cleanup(&text);
+    return rc;
+}

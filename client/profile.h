@@ -1,0 +1,86 @@
+/*
+ * client/profile.h: a device's profile directory, where the CLI and libcarechat
+ * keep what makes this device this device between runs.
+ *
+ * Contents (one text file DIR/profile, "name value" lines after a version line):
+ *   identity_seed               the Ed25519 identity key (its 32-byte seed, hex)
+ *   encryption_secret           the X25519 encryption private key (hex)
+ *   encryption_key_id           its id (DeviceKeys.encryption_key_id)
+ *   encryption_key_expires_at   its expiry, Unix milliseconds
+ *   account_id, device_id       assigned by the server at Login/Register
+ *   device_list_version         the device list version this device last saw
+ *                               published with itself in it (0: not yet)
+ *   session_token               the 32-byte session token (hex)
+ *   session_expires_at          its absolute expiry
+ * Public keys are derived from the secrets; signatures are made again when
+ * needed (Ed25519 is deterministic).
+ *
+ * Invariants: the directory is mode 0700 and the file 0600, both owned by the
+ * user; a profile that another user could read or change is refused rather than
+ * used. The file is replaced atomically (a temporary file, fsync, rename), so a
+ * crash leaves either the old or the new profile. A struct profile lives in
+ * sodium_malloc memory and is wiped when freed; file contents are wiped after
+ * parsing.
+ *
+ * Threads: no global state; a struct profile belongs to one thread at a time.
+ * Two processes writing one profile at once is not supported (the last rename
+ * wins).
+ */
+#ifndef CLIENT_PROFILE_H
+#define CLIENT_PROFILE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/rand.h"
+
+#define PROFILE_SECRET_LEN 32
+#define PROFILE_TOKEN_LEN 32
+/* The file's name inside the profile directory. */
+#define PROFILE_FILE "profile"
+
+struct profile {
+    /* The device's keys, once generated. */
+    bool has_keys;
+    uint8_t identity_seed[PROFILE_SECRET_LEN];
+    uint8_t encryption_secret[PROFILE_SECRET_LEN];
+    uint32_t encryption_key_id; /* non-zero when has_keys */
+    int64_t encryption_key_expires_at;
+
+    /* The server's ids for this device, after the first Login or Register. */
+    bool has_device;
+    struct id account_id;
+    struct id device_id;
+    uint64_t device_list_version;
+
+    /* The session, between Login/Register and Logout (or expiry). */
+    bool has_session;
+    uint8_t session_token[PROFILE_TOKEN_LEN];
+    int64_t session_expires_at;
+};
+
+/* An empty profile (nothing set) in sodium_malloc memory. Stores it in *out
+ * (free with profile_free()) and returns 0. */
+int profile_new(struct profile **out);
+
+/* Wipes and frees. Accepts NULL. */
+void profile_free(struct profile *p);
+
+/* Reads DIR/profile. Returns 0 and *out (free with profile_free()), or:
+ *   STATUS_NOT_FOUND   the directory or the file does not exist (a fresh
+ *                      profile: nothing to load);
+ *   STATUS_FORBIDDEN   the directory or file is not owned by the user, or
+ *                      group or others have any access to it;
+ *   STATUS_CORRUPT     the file does not parse (unknown version or name, bad
+ *                      value, a line twice, an incomplete group of values);
+ *   STATUS_IO          it could not be read.
+ * *out is written only on success. */
+int profile_load(const char *dir, struct profile **out);
+
+/* Writes `p` to DIR/profile, creating DIR with mode 0700 when it does not
+ * exist (its parent must). Returns 0; STATUS_FORBIDDEN when DIR exists with
+ * access for group or others or another owner; STATUS_IO when it cannot be
+ * created or written (the old file, if any, is then unchanged). */
+int profile_save(const char *dir, const struct profile *p);
+
+#endif
