@@ -13,6 +13,7 @@
 #include "base/log.h"
 #include "base/status.h"
 #include "protocol/proto.h"
+#include "server/apply_internal.h"
 #include "storage/keys.h"
 
 #define META_KEY(k) (k), (sizeof(k) - 1)
@@ -56,8 +57,11 @@ int apply_entry(void *ctx, struct store_txn *txn, uint64_t pos, const uint8_t *e
     case CARECHAT__ENTRY__V1__ENTRY__KIND_SERVER_INIT:
         rc = apply_server_init(txn, e->server_init);
         break;
-    default:
+    case CARECHAT__ENTRY__V1__ENTRY__KIND__NOT_SET:
         rc = STATUS_BAD_REQUEST;
+        break;
+    default:
+        rc = apply_account_kind(txn, e);
         break;
     }
 out:

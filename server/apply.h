@@ -12,6 +12,10 @@
  *   ServerInit  stores the server id and creation time in CF_META under
  *               APPLY_META_SERVER_ID (16 bytes) and APPLY_META_CREATED_AT
  *               (8 bytes, big-endian milliseconds); a second one is CONFLICT.
+ *   the account kinds (Bootstrap, InviteCreate, Register, RegisterRefused,
+ *               Login, SessionTouch, SessionEnd, DeviceRemove, KeyRotate,
+ *               DeviceListPublish): apply_accounts.c writes the records of
+ *               server/records.h; each kind's refusals are in entry.proto.
  */
 #ifndef SERVER_APPLY_H
 #define SERVER_APPLY_H
@@ -31,7 +35,8 @@
  * applied; STATUS_BAD_REQUEST for an entry that does not decode, has a version
  * other than PROTO_ENTRY_VERSION or invalid fields; STATUS_CONFLICT for a
  * ServerInit on a store that already has a server id; or the status of a
- * failed store read or write. Appends nothing to `result` for ServerInit. */
+ * failed store read or write; for the account kinds, the refusal statuses
+ * that entry.proto names per kind. Appends nothing to `result`. */
 int apply_entry(void *ctx, struct store_txn *txn, uint64_t pos, const uint8_t *entry,
                 size_t entry_len, struct buf *result);
 

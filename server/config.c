@@ -84,6 +84,25 @@ static const struct opt options[] = {
      "refuse writes when the data volume has less free space (default 256m; 0 disables)"},
     {"log-level", OPT_LOG_LEVEL, FIELD(log_level), 0, 0, "LEVEL",
      "error, warn, info or debug (default info)"},
+    {"invite-ttl", OPT_SECONDS, FIELD(invite_ttl_s), 60, 90u * 24 * 3600, "SECONDS",
+     "invitations expire after this (default 604800: 7 days)"},
+    {"session-idle", OPT_SECONDS, FIELD(session_idle_s), 1, 7u * 24 * 3600, "SECONDS",
+     "sessions end after this long without a request (default 900)"},
+    {"session-max", OPT_SECONDS, FIELD(session_max_s), 1, 90u * 24 * 3600, "SECONDS",
+     "sessions end this long after login (default 43200)"},
+    {"pwhash-ops", OPT_COUNT, FIELD(pwhash_ops), 2, 64, "N",
+     "Argon2id passes for password hashes (default 2, at least 2)"},
+    {"pwhash-mem", OPT_SIZE, FIELD(pwhash_mem), 19ull << 20, 4ull << 30, "BYTES",
+     "Argon2id memory for password hashes (default 19m, at least 19m)"},
+    {"password-min-length", OPT_COUNT, FIELD(password_min), 8, 1024, "N",
+     "shortest password accepted at registration (default 10)"},
+    {"login-burst", OPT_COUNT, FIELD(login_burst), 1, 100000, "N",
+     "login and registration attempts per email within --login-window (default 5)"},
+    {"login-burst-per-ip", OPT_COUNT, FIELD(login_burst_per_ip), 1, 1000000, "N",
+     "login, registration and resume attempts per client address within --login-window "
+     "(default 30)"},
+    {"login-window", OPT_SECONDS, FIELD(login_window_s), 1, 86400, "SECONDS",
+     "time in which spent attempts come back (default 300)"},
     {"clock-offset", OPT_MS, FIELD(clock_offset_ms), 0, 0, "MS",
      "FOR TESTS ONLY: add MS milliseconds (may be negative) to the clock, to run "
      "time-dependent scenarios without waiting"},
@@ -353,6 +372,9 @@ static int validate(const struct server_config *cfg, char *err, size_t err_len) 
                     "refusing to listen on %s without TLS: give --tls-cert and --tls-key, or "
                     "--insecure-no-tls to accept plaintext on a non-loopback address",
                     cfg->listen_host);
+    if (cfg->session_idle_s > cfg->session_max_s)
+        return fail(err, err_len, "--session-idle (%u) must not exceed --session-max (%u)",
+                    cfg->session_idle_s, cfg->session_max_s);
     if (cfg->ping_interval_s >= cfg->idle_timeout_s)
         return fail(err, err_len, "--ping-interval (%u) must be less than --idle-timeout (%u)",
                     cfg->ping_interval_s, cfg->idle_timeout_s);
@@ -452,7 +474,7 @@ void config_cleanup(struct server_config *cfg) {
 }
 
 const char *config_usage(void) {
-    static char text[4096];
+    static char text[8192];
     if (text[0])
         return text;
     size_t used = (size_t)snprintf(text, sizeof text,

@@ -52,6 +52,15 @@ struct server_config {
     unsigned max_conns_per_ip; /* open TCP connections from one address */
     uint64_t min_free_bytes;   /* disk reserve: writes refused below it */
     enum log_level log_level;
+    unsigned invite_ttl_s;        /* invitations expire after this */
+    unsigned session_idle_s;      /* sessions end after this long unused */
+    unsigned session_max_s;       /* sessions end this long after login */
+    unsigned pwhash_ops;          /* Argon2id passes (>= 2) */
+    uint64_t pwhash_mem;          /* Argon2id memory in bytes (>= 19 MiB) */
+    unsigned password_min;        /* shortest password accepted at registration */
+    unsigned login_burst;         /* login/registration attempts per email ... */
+    unsigned login_burst_per_ip;  /* ... and per client address ... */
+    unsigned login_window_s;      /* ... refilled over this many seconds */
     int64_t clock_offset_ms;      /* added to the clock; for tests only */
     const char *config_file;      /* the --config given, or NULL */
     struct config_strings *owned; /* private: copies of the file's values */
@@ -65,7 +74,9 @@ struct server_config {
         .listen_host = "127.0.0.1", .listen_port = 8080, .data_dir = "./carechat-data",            \
         .max_frame = 256 * 1024, .auth_timeout_s = 10, .ping_interval_s = 25,                      \
         .idle_timeout_s = 60, .max_conns_per_ip = 64, .min_free_bytes = 256ull * 1024 * 1024,      \
-        .log_level = LOG_INFO,                                                                     \
+        .log_level = LOG_INFO, .invite_ttl_s = 7 * 24 * 3600, .session_idle_s = 15 * 60,           \
+        .session_max_s = 12 * 3600, .pwhash_ops = 2, .pwhash_mem = 19ull << 20,                    \
+        .password_min = 10, .login_burst = 5, .login_burst_per_ip = 30, .login_window_s = 300,     \
     }
 
 /* Builds the configuration from the defaults, the --config file and argv (argv[0]

@@ -1,10 +1,10 @@
 /*
  * server/conn.c: one WebSocket session's state machine (drawn in conn.h).
  *
- * Invariants: every decoded request is answered exactly once, before
- * conn_on_message() returns; nothing is sent once the state is CLOSING; the
- * decoded frame is freed before returning (protocol/proto.h lifetime rule).
- * Loop thread only.
+ * Invariants: every decoded request is answered exactly once: by the conn
+ * before conn_on_message() returns, or by the handler that took it; nothing is sent once the state
+ * is CLOSING; the decoded frame is freed before returning (protocol/proto.h lifetime rule). Loop
+ * thread only.
  */
 #include "server/conn.h"
 
@@ -22,6 +22,8 @@ struct conn {
     struct proto_limits limits;
     enum conn_state state;
     unsigned bad_frames; /* undecodable messages in a row */
+    uint64_t next_request_id;
+    void *handler_state;
 };
 
 int conn_new(const struct conn_config *cfg, struct conn **out) {
@@ -29,11 +31,17 @@ int conn_new(const struct conn_config *cfg, struct conn **out) {
     c->cfg = *cfg;
     c->limits = (struct proto_limits){.max_frame_bytes = cfg->max_frame};
     c->state = CONN_AWAITING_AUTH;
+    if (cfg->handler.attach)
+        c->handler_state = cfg->handler.attach(cfg->handler.ctx, c);
     *out = c;
     return STATUS_OK;
 }
 
 void conn_free(struct conn *c) {
+    if (!c)
+        return;
+    if (c->cfg.handler.detach)
+        c->cfg.handler.detach(c->cfg.handler.ctx, c->handler_state);
     free(c);
 }
 
@@ -41,7 +49,7 @@ enum conn_state conn_state(const struct conn *c) {
     return c->state;
 }
 
-static void close_with(struct conn *c, int code, const char *reason, enum metrics_close why) {
+void conn_close(struct conn *c, int code, const char *reason, enum metrics_close why) {
     if (c->state == CONN_CLOSING)
         return;
     c->state = CONN_CLOSING;
@@ -49,18 +57,34 @@ static void close_with(struct conn *c, int code, const char *reason, enum metric
     c->cfg.io.close(c->cfg.io.ctx, code, reason);
 }
 
-static void respond(struct conn *c, uint64_t request_id, int status, const char *detail) {
+void conn_send(struct conn *c, const Carechat__V1__Frame *frame) {
+    if (c->state == CONN_CLOSING)
+        return;
+    struct buf out;
+    buf_init(&out);
+    if (proto_encode(frame, &out) == 0) {
+        c->cfg.io.send(c->cfg.io.ctx, out.data, out.len);
+        metrics_frame_out(c->cfg.metrics, (unsigned)frame->body_case);
+        if (frame->body_case == CARECHAT__V1__FRAME__BODY_RESPONSE)
+            metrics_response(c->cfg.metrics, (int)frame->response->status);
+    }
+    buf_wipe(&out);
+    buf_cleanup(&out);
+}
+
+void conn_respond(struct conn *c, uint64_t request_id, int status, const char *detail) {
     Carechat__V1__Frame frame;
     Carechat__V1__Response resp;
     proto_response_frame(&frame, &resp, request_id, status, detail);
-    struct buf out;
-    buf_init(&out);
-    if (proto_encode(&frame, &out) == 0) {
-        c->cfg.io.send(c->cfg.io.ctx, out.data, out.len);
-        metrics_frame_out(c->cfg.metrics, CARECHAT__V1__FRAME__BODY_RESPONSE);
-        metrics_response(c->cfg.metrics, status_wire(status));
-    }
-    buf_cleanup(&out);
+    conn_send(c, &frame);
+}
+
+uint64_t conn_next_request_id(struct conn *c) {
+    return ++c->next_request_id;
+}
+
+const uint8_t *conn_peer_addr(const struct conn *c) {
+    return c->cfg.peer_addr;
 }
 
 /* Reads field 1 (request_id, a varint) from the top level of an undecodable
@@ -104,11 +128,11 @@ static void on_bad_frame(struct conn *c, const uint8_t *data, size_t len, int st
     metrics_frame_in(c->cfg.metrics, METRICS_BODY_UNDECODABLE);
     uint64_t id = salvage_request_id(data, len);
     if (id != 0)
-        respond(c, id, status,
-                status == STATUS_TOO_LARGE ? "frame exceeds a size limit" : "malformed frame");
+        conn_respond(c, id, status,
+                     status == STATUS_TOO_LARGE ? "frame exceeds a size limit" : "malformed frame");
     if (++c->bad_frames >= CONN_MAX_BAD_FRAMES) {
         log_debug("conn", "closing: %u malformed frames in a row", c->bad_frames);
-        close_with(c, CONN_CLOSE_PROTOCOL_ERROR, "too many malformed frames",
+        conn_close(c, CONN_CLOSE_PROTOCOL_ERROR, "too many malformed frames",
                    METRICS_CLOSE_BAD_FRAMES);
     }
 }
@@ -124,14 +148,21 @@ static void dispatch(struct conn *c, const Carechat__V1__Frame *frame) {
     if (body == CARECHAT__V1__FRAME__BODY_RESPONSE)
         return; /* the answer to a server request: nothing to reply */
     if (body >= CARECHAT__V1__FRAME__BODY_DELIVERY) {
-        respond(c, frame->request_id, STATUS_BAD_REQUEST, "not a client request");
+        conn_respond(c, frame->request_id, STATUS_BAD_REQUEST, "not a client request");
         return;
     }
     if (c->state == CONN_AWAITING_AUTH && !allowed_before_auth(body)) {
-        respond(c, frame->request_id, STATUS_UNAUTHENTICATED, "authenticate first");
+        conn_respond(c, frame->request_id, STATUS_UNAUTHENTICATED, "authenticate first");
         return;
     }
-    respond(c, frame->request_id, STATUS_UNAVAILABLE, "not implemented yet");
+    if (c->state == CONN_AUTHENTICATED && allowed_before_auth(body)) {
+        conn_respond(c, frame->request_id, STATUS_CONFLICT, "already authenticated");
+        return;
+    }
+    if (c->cfg.handler.dispatch &&
+        c->cfg.handler.dispatch(c->cfg.handler.ctx, c->handler_state, frame))
+        return;
+    conn_respond(c, frame->request_id, STATUS_UNAVAILABLE, "not implemented yet");
 }
 
 void conn_on_message(struct conn *c, const uint8_t *data, size_t len) {
@@ -163,9 +194,9 @@ void conn_on_auth_timeout(struct conn *c) {
     if (c->state != CONN_AWAITING_AUTH)
         return;
     log_debug("conn", "closing: not authenticated within the deadline");
-    close_with(c, CONN_CLOSE_POLICY, "authentication timeout", METRICS_CLOSE_AUTH_TIMEOUT);
+    conn_close(c, CONN_CLOSE_POLICY, "authentication timeout", METRICS_CLOSE_AUTH_TIMEOUT);
 }
 
 void conn_on_shutdown(struct conn *c) {
-    close_with(c, CONN_CLOSE_GOING_AWAY, "server shutting down", METRICS_CLOSE_SHUTDOWN);
+    conn_close(c, CONN_CLOSE_GOING_AWAY, "server shutting down", METRICS_CLOSE_SHUTDOWN);
 }

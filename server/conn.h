@@ -19,8 +19,12 @@
  *   (terminal: input ignored, nothing more is sent after the close)
  *
  * In AWAITING_AUTH only Login, Authenticate and Register are served; any other
- * request is answered UNAUTHENTICATED. Requests whose handlers do not exist yet
- * are answered UNAVAILABLE with detail "not implemented yet". A Response from
+ * request is answered UNAUTHENTICATED; in AUTHENTICATED those three are
+ * answered CONFLICT ("already authenticated"). Every other request goes to the
+ * handler (struct conn_handler, server/handlers.h), which answers it exactly
+ * once, now or later (after the journal or the password worker), through
+ * conn_respond()/conn_send(); requests the handler does not take are answered
+ * UNAVAILABLE with detail "not implemented yet". A Response from
  * the client (to a server request) is accepted without a reply; a server-side
  * request body (Delivery, ...) sent by the client is BAD_REQUEST.
  *
@@ -38,14 +42,17 @@
 #ifndef SERVER_CONN_H
 #define SERVER_CONN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "protocol/proto.h"
 #include "server/metrics.h"
 
 #define CONN_MAX_BAD_FRAMES 10
 
 /* WebSocket close codes the conn asks for (RFC 6455 section 7.4.1). */
+#define CONN_CLOSE_NORMAL 1000
 #define CONN_CLOSE_GOING_AWAY 1001
 #define CONN_CLOSE_PROTOCOL_ERROR 1002
 #define CONN_CLOSE_POLICY 1008
@@ -66,13 +73,30 @@ struct conn_io {
     void *ctx;
 };
 
+struct conn;
+
+/* The request handlers (server/handlers.h). All optional: without dispatch
+ * every request the conn does not answer itself gets "not implemented yet". */
+struct conn_handler {
+    /* Called by conn_new(); returns the per-connection state handed back to
+     * dispatch and detach. */
+    void *(*attach)(void *ctx, struct conn *c);
+    /* Called by conn_free(): the conn is gone; the state must not use it again. */
+    void (*detach)(void *ctx, void *state);
+    /* Returns true when it took the request (and will answer it exactly once);
+     * false to have it answered "not implemented yet". `frame` is borrowed for
+     * the call. */
+    bool (*dispatch)(void *ctx, void *state, const Carechat__V1__Frame *frame);
+    void *ctx;
+};
+
 struct conn_config {
-    struct conn_io io;       /* required */
+    struct conn_io io; /* required */
+    struct conn_handler handler;
+    uint8_t peer_addr[16];   /* the client's address (IPv6 or IPv4-mapped), for rate limits */
     struct metrics *metrics; /* required, borrowed; counts frames, responses, closes */
     size_t max_frame;        /* decode limit in bytes; 0: the codec's default */
 };
-
-struct conn;
 
 /* Creates a session in AWAITING_AUTH. Returns 0 and *out (free with
  * conn_free()). `cfg` is copied. */
@@ -91,6 +115,25 @@ void conn_on_message(struct conn *c, const uint8_t *data, size_t len);
  * Login, Authenticate or Register succeeded). Returns 0, or STATUS_CONFLICT
  * when the session is not AWAITING_AUTH. */
 int conn_authenticated(struct conn *c);
+
+/* Sends a Response to `request_id` with `status` (0 or a negative STATUS_*) and
+ * `detail` (a constant text free of personal data, or NULL). Nothing is sent
+ * in CLOSING. */
+void conn_respond(struct conn *c, uint64_t request_id, int status, const char *detail);
+
+/* Encodes and sends `frame` (borrowed; a Response with a result, or a server
+ * request numbered with conn_next_request_id()). Nothing is sent in CLOSING. */
+void conn_send(struct conn *c, const Carechat__V1__Frame *frame);
+
+/* The next id for a request the server sends on this connection. */
+uint64_t conn_next_request_id(struct conn *c);
+
+/* Closes with `code` and `reason` after the frames already sent, counting
+ * `why`; does nothing in CLOSING. */
+void conn_close(struct conn *c, int code, const char *reason, enum metrics_close why);
+
+/* The client's address given in the config (16 bytes). */
+const uint8_t *conn_peer_addr(const struct conn *c);
 
 /* The authentication deadline passed: closes with 1008 when the session is
  * still AWAITING_AUTH; otherwise does nothing. */

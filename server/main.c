@@ -2,7 +2,8 @@
  * server/main.c: the carechatd executable.
  *
  * With no arguments it serves ws://127.0.0.1:8080 with its data in
- * ./carechat-data. Exit status: 0 after --help or a clean stop on
+ * ./carechat-data. `carechatd bootstrap ...` creates the first system
+ * administrator instead (server/bootstrap.h). Exit status: 0 after --help or a clean stop on
  * SIGTERM/SIGINT, 2 for a bad configuration (message on stderr), 1 when
  * start-up or the event loop fails (logged). Main thread.
  */
@@ -10,11 +11,16 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include <string.h>
+
 #include "base/log.h"
+#include "server/bootstrap.h"
 #include "server/config.h"
 #include "server/server.h"
 
 int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "bootstrap") == 0)
+        return bootstrap_main(argc - 1, argv + 1);
     struct server_config cfg;
     bool help;
     char err[512];

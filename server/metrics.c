@@ -36,9 +36,15 @@ static const char *const reject_names[METRICS_REJECT_COUNT] = {
 };
 
 static const char *const close_names[METRICS_CLOSE_COUNT] = {
-    [METRICS_CLOSE_TOO_LARGE] = "message_too_large", [METRICS_CLOSE_TEXT] = "text_message",
-    [METRICS_CLOSE_AUTH_TIMEOUT] = "auth_timeout",   [METRICS_CLOSE_BAD_FRAMES] = "bad_frames",
-    [METRICS_CLOSE_SEND_QUEUE] = "send_queue_full",  [METRICS_CLOSE_SHUTDOWN] = "shutdown",
+    [METRICS_CLOSE_TOO_LARGE] = "message_too_large",
+    [METRICS_CLOSE_TEXT] = "text_message",
+    [METRICS_CLOSE_AUTH_TIMEOUT] = "auth_timeout",
+    [METRICS_CLOSE_BAD_FRAMES] = "bad_frames",
+    [METRICS_CLOSE_SEND_QUEUE] = "send_queue_full",
+    [METRICS_CLOSE_SHUTDOWN] = "shutdown",
+    [METRICS_CLOSE_LOGOUT] = "logout",
+    [METRICS_CLOSE_REPLACED] = "replaced",
+    [METRICS_CLOSE_REVOKED] = "session_revoked",
 };
 
 /* Lower-case wire status names, in carechat.proto's order. */

@@ -40,6 +40,9 @@ enum metrics_close {
     METRICS_CLOSE_BAD_FRAMES,    /* too many undecodable frames in a row (1002) */
     METRICS_CLOSE_SEND_QUEUE,    /* the peer does not read its responses (1008) */
     METRICS_CLOSE_SHUTDOWN,      /* server stopping (1001) */
+    METRICS_CLOSE_LOGOUT,        /* after Logout (1000) */
+    METRICS_CLOSE_REPLACED,      /* the same device connected again (1000) */
+    METRICS_CLOSE_REVOKED,       /* the session ended: expired, device removed (1008) */
     METRICS_CLOSE_COUNT
 };
 

@@ -27,6 +27,7 @@
 #include "base/status.h"
 #include "protocol/proto.h"
 #include "server/apply.h"
+#include "server/handlers.h"
 #include "server/metrics.h"
 #include "server/ws.h"
 #include "storage/journal.h"
@@ -42,6 +43,7 @@ struct server {
     struct store *store;
     struct journal *journal;
     struct metrics *metrics;
+    struct handlers *handlers;
     struct ws *ws;
     struct id server_id;
     char server_id_hex[ID_HEX_LEN + 1];
@@ -73,6 +75,7 @@ static void server_wake(void *ctx) {
 static void server_on_wake(void *ctx) {
     struct server *s = ctx;
     journal_poll(s->journal);
+    handlers_poll(s->handlers);
 }
 
 static void *signal_main(void *arg) {
@@ -232,6 +235,18 @@ int server_open(const struct server_config *cfg, struct server **out) {
     rc = metrics_new(&(struct metrics_config){.body_name = body_name}, &s->metrics);
     if (rc != 0)
         goto fail;
+    struct handlers_config hc = {
+        .config = cfg,
+        .store = s->store,
+        .journal = s->journal,
+        .wake = server_wake,
+        .wake_ctx = s,
+    };
+    rc = handlers_new(&hc, &s->handlers);
+    if (rc != 0) {
+        log_error("server", "cannot start the request handlers: %s", status_str(rc));
+        goto fail;
+    }
     struct ws_config wc = {
         .config = cfg,
         .metrics = s->metrics,
@@ -240,6 +255,7 @@ int server_open(const struct server_config *cfg, struct server **out) {
         .render_metrics = render_metrics,
         .ctx = s,
     };
+    handlers_conn_handler(s->handlers, &wc.handler);
     struct ws *ws;
     rc = ws_open(&wc, &ws);
     if (rc != 0)
@@ -288,6 +304,8 @@ void server_close(struct server *s) {
     s->ws = NULL;
     pthread_mutex_unlock(&s->wake_lock);
     ws_close(ws);
+    /* After the connections are gone: drops password work still queued. */
+    handlers_free(s->handlers);
     store_close(s->store);
     metrics_free(s->metrics);
     if (s->signal_thread_started) {

@@ -385,9 +385,12 @@ static int session_established(struct ws *ws, struct lws *wsi, struct session *s
     buf_init(&s->msg);
     struct conn_config cc = {
         .io = {.send = io_send, .close = io_close, .ctx = s},
+        .handler = ws->cfg.handler,
         .metrics = ws->cfg.metrics,
         .max_frame = ws->config->max_frame,
     };
+    if (!peer_address(wsi, cc.peer_addr))
+        return -1;
     if (conn_new(&cc, &s->conn) != 0)
         return -1;
     s->next = ws->sessions;

@@ -24,11 +24,14 @@
 
 #include "base/buf.h"
 #include "server/config.h"
+#include "server/conn.h"
 #include "server/metrics.h"
 
 struct ws_config {
     const struct server_config *config; /* required, borrowed; outlives the ws */
     struct metrics *metrics;            /* required, borrowed */
+    /* Copied into every session's conn_config (server/handlers.h). */
+    struct conn_handler handler;
     /* Runs on the loop thread after ws_wake() was called (from any thread). */
     void (*on_wake)(void *ctx);
     /* Append the body of GET /healthz (JSON) and GET /metrics (Prometheus text). */

@@ -1,0 +1,592 @@
+/*
+ * server/apply_accounts.c: apply for the account kinds of entry.proto
+ * (Bootstrap, InviteCreate, Register, RegisterRefused, Login, SessionTouch,
+ * SessionEnd, DeviceRemove, KeyRotate, DeviceListPublish).
+ *
+ * Each kind re-checks what its proposer checked against the state seen through
+ * the transaction and the entry's own time, then writes the typed records of
+ * server/records.h. Records of an account are sealed under the account's own
+ * data key (its id is the owner), so purging a patient shreds them; the
+ * invitation and audit records under the server's key.
+ *
+ * Pure: no clock, no randomness, no I/O beyond the transaction. Writer thread.
+ */
+#include <string.h>
+
+#include "base/buf.h"
+#include "base/log.h"
+#include "base/status.h"
+#include "server/apply.h"
+#include "server/apply_internal.h"
+#include "server/records.h"
+#include "server/rules.h"
+#include "storage/keys.h"
+
+#define META_KEY(k) (k), (sizeof(k) - 1)
+
+static bool get_id_field(ProtobufCBinaryData b, struct id *out) {
+    return id_from_bytes(b.data, b.len, out) == 0;
+}
+
+static bool is_hash(ProtobufCBinaryData b) {
+    return b.len == REC_HASH_LEN;
+}
+
+static int read_account(struct store_txn *txn, const struct id *id, struct rec_account *out) {
+    struct buf v;
+    buf_init(&v);
+    int rc = txn_get(txn, CF_ACCOUNTS, id->b, ID_LEN, &v);
+    if (rc == 0)
+        rc = rec_account_decode(v.data, v.len, out);
+    buf_cleanup(&v);
+    return rc;
+}
+
+static int write_account(struct store_txn *txn, const struct id *id, const struct rec_account *a) {
+    struct buf v;
+    buf_init(&v);
+    rec_account_encode(a, &v);
+    int rc = txn_put(txn, CF_ACCOUNTS, id->b, ID_LEN, id, v.data, v.len);
+    buf_wipe(&v);
+    buf_cleanup(&v);
+    return rc;
+}
+
+/* 0 when present, STATUS_NOT_FOUND when absent, or the store's status. */
+static int exists(struct store_txn *txn, enum store_cf cf, const void *key, size_t len) {
+    struct buf v;
+    buf_init(&v);
+    int rc = txn_get(txn, cf, key, len, &v);
+    buf_cleanup(&v);
+    return rc;
+}
+
+static int read_device(struct store_txn *txn, const struct id *account, const struct id *device,
+                       struct rec_device *out) {
+    struct key k;
+    key_id_id(&k, account, device);
+    struct buf v;
+    buf_init(&v);
+    int rc = txn_get(txn, CF_DEVICES, k.b, k.len, &v);
+    if (rc == 0)
+        rc = rec_device_decode(v.data, v.len, out);
+    buf_cleanup(&v);
+    return rc;
+}
+
+static int write_device(struct store_txn *txn, const struct id *account, const struct id *device,
+                        const struct rec_device *d) {
+    struct key k;
+    key_id_id(&k, account, device);
+    struct buf v;
+    buf_init(&v);
+    rec_device_encode(d, &v);
+    int rc = txn_put(txn, CF_DEVICES, k.b, k.len, account, v.data, v.len);
+    buf_cleanup(&v);
+    return rc;
+}
+
+/* Appends an audit record at the next index (CF_META REC_META_AUDIT_NEXT). */
+static int audit(struct store_txn *txn, int64_t time, uint32_t action, uint32_t outcome,
+                 const struct id *actor) {
+    struct buf v;
+    buf_init(&v);
+    uint64_t index = 1;
+    int rc = txn_get(txn, CF_META, META_KEY(REC_META_AUDIT_NEXT), &v);
+    if (rc == 0 && v.len == 8)
+        index = key_get_u64(v.data);
+    else if (rc == 0)
+        rc = STATUS_CORRUPT;
+    else if (rc == STATUS_NOT_FOUND)
+        rc = 0;
+    if (rc != 0)
+        goto out;
+    struct rec_audit a = {.index = index, .time = time, .action = action, .outcome = outcome};
+    if (actor)
+        a.actor = *actor;
+    buf_reset(&v);
+    rec_audit_encode(&a, &v);
+    uint8_t k[8];
+    key_put_u64(k, index);
+    rc = txn_put(txn, CF_AUDIT, k, sizeof k, NULL, v.data, v.len);
+    if (rc != 0)
+        goto out;
+    key_put_u64(k, index + 1);
+    rc = txn_put(txn, CF_META, META_KEY(REC_META_AUDIT_NEXT), NULL, k, sizeof k);
+out:
+    buf_cleanup(&v);
+    return rc;
+}
+
+/* Checks a DeviceNew and turns it into a device record. */
+static int device_from_entry(const Carechat__Entry__V1__DeviceNew *d, int64_t time,
+                             struct id *device_id, struct rec_device *out) {
+    memset(out, 0, sizeof *out);
+    if (!d || !get_id_field(d->device_id, device_id) || d->identity_key.len != REC_KEY_LEN ||
+        d->encryption_key.len != REC_KEY_LEN || d->signature.len != REC_SIG_LEN ||
+        d->encryption_key_id == 0 || d->encryption_key_expires_at <= time ||
+        strlen(d->label) > RULES_LABEL_MAX)
+        return STATUS_BAD_REQUEST;
+    if (rules_verify_key_signature(d->identity_key.data, d->encryption_key.data,
+                                   d->encryption_key_id, d->encryption_key_expires_at,
+                                   d->signature.data) != 0)
+        return STATUS_BAD_REQUEST;
+    memcpy(out->identity_key, d->identity_key.data, REC_KEY_LEN);
+    memcpy(out->encryption_key, d->encryption_key.data, REC_KEY_LEN);
+    out->encryption_key_id = d->encryption_key_id;
+    out->encryption_key_expires_at = d->encryption_key_expires_at;
+    memcpy(out->signature, d->signature.data, REC_SIG_LEN);
+    out->label = (char *)d->label; /* borrowed: never cleaned up */
+    out->created_at = time;
+    return STATUS_OK;
+}
+
+static int write_session(struct store_txn *txn, const Carechat__Entry__V1__SessionNew *s,
+                         const struct id *account, const struct id *device, int64_t time) {
+    if (!s || !is_hash(s->token_hash) || s->expires_at <= time || s->idle_expires_at <= time ||
+        s->idle_expires_at > s->expires_at)
+        return STATUS_BAD_REQUEST;
+    int rc = exists(txn, CF_SESSIONS, s->token_hash.data, s->token_hash.len);
+    if (rc == 0)
+        return STATUS_CONFLICT;
+    if (rc != STATUS_NOT_FOUND)
+        return rc;
+    struct rec_session r = {
+        .account_id = *account,
+        .device_id = *device,
+        .created_at = time,
+        .expires_at = s->expires_at,
+        .idle_expires_at = s->idle_expires_at,
+    };
+    struct buf v;
+    buf_init(&v);
+    rec_session_encode(&r, &v);
+    rc = txn_put(txn, CF_SESSIONS, s->token_hash.data, s->token_hash.len, account, v.data, v.len);
+    buf_cleanup(&v);
+    return rc;
+}
+
+/* The email must be free: STATUS_CONFLICT when an account has it. */
+static int email_free(struct store_txn *txn, ProtobufCBinaryData index) {
+    int rc = exists(txn, CF_EMAIL_INDEX, index.data, index.len);
+    if (rc == 0)
+        return STATUS_CONFLICT;
+    return rc == STATUS_NOT_FOUND ? STATUS_OK : rc;
+}
+
+static int create_account(struct store_txn *txn, const struct id *id, ProtobufCBinaryData index,
+                          const struct rec_account *a) {
+    int rc = exists(txn, CF_ACCOUNTS, id->b, ID_LEN);
+    if (rc == 0)
+        return STATUS_CONFLICT;
+    if (rc != STATUS_NOT_FOUND)
+        return rc;
+    rc = write_account(txn, id, a);
+    if (rc == 0)
+        rc = txn_put(txn, CF_EMAIL_INDEX, index.data, index.len, id, id->b, ID_LEN);
+    return rc;
+}
+
+static int apply_bootstrap(struct store_txn *txn, const Carechat__Entry__V1__Entry *e) {
+    const Carechat__Entry__V1__Bootstrap *b = e->bootstrap;
+    struct id id;
+    char email[RULES_EMAIL_MAX + 1];
+    if (!b || !get_id_field(b->account_id, &id) || !is_hash(b->email_index) ||
+        b->password_hash[0] == '\0' || rules_normalize_email(b->email, email) != 0 ||
+        strcmp(email, b->email) != 0)
+        return STATUS_BAD_REQUEST;
+    int rc = exists(txn, CF_META, META_KEY(REC_META_SYSADMIN));
+    if (rc == 0)
+        return STATUS_CONFLICT;
+    if (rc != STATUS_NOT_FOUND)
+        return rc;
+    if ((rc = email_free(txn, b->email_index)) != 0)
+        return rc;
+    struct rec_account a = {
+        .role = REC_ROLE_SYSADMIN,
+        .active = true,
+        .created_at = e->time,
+        .email = b->email,
+        .display_name = b->display_name,
+        .birth_date = "",
+        .password_hash = b->password_hash,
+    };
+    rc = create_account(txn, &id, b->email_index, &a);
+    if (rc == 0)
+        rc = txn_put(txn, CF_META, META_KEY(REC_META_SYSADMIN), NULL, id.b, ID_LEN);
+    if (rc == 0)
+        rc = audit(txn, e->time, REC_AUDIT_BOOTSTRAP, 0, &id);
+    return rc;
+}
+
+/* The actor account, which must exist and be active (else UNAUTHENTICATED). */
+static int actor_account(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struct id *id,
+                         struct rec_account *a) {
+    if (!get_id_field(e->actor_account_id, id))
+        return STATUS_BAD_REQUEST;
+    int rc = read_account(txn, id, a);
+    if (rc == STATUS_NOT_FOUND)
+        return STATUS_UNAUTHENTICATED;
+    if (rc != 0)
+        return rc;
+    if (!a->active) {
+        rec_account_cleanup(a);
+        return STATUS_UNAUTHENTICATED;
+    }
+    return STATUS_OK;
+}
+
+static int apply_invite(struct store_txn *txn, const Carechat__Entry__V1__Entry *e) {
+    const Carechat__Entry__V1__InviteCreate *in = e->invite_create;
+    char email[RULES_EMAIL_MAX + 1];
+    if (!in || !is_hash(in->code_hash) || !is_hash(in->email_index) ||
+        rules_normalize_email(in->email, email) != 0 || strcmp(email, in->email) != 0 ||
+        in->expires_at <= e->time || !rules_role_valid(in->role))
+        return STATUS_BAD_REQUEST;
+    struct id inviter;
+    struct rec_account a;
+    int rc = actor_account(txn, e, &inviter, &a);
+    if (rc != 0)
+        return rc;
+    bool allowed = rules_may_invite(a.role, in->role);
+    rec_account_cleanup(&a);
+    if (!allowed)
+        return STATUS_FORBIDDEN;
+    if ((rc = email_free(txn, in->email_index)) != 0)
+        return rc;
+    rc = exists(txn, CF_INVITES, in->code_hash.data, in->code_hash.len);
+    if (rc == 0)
+        return STATUS_CONFLICT;
+    if (rc != STATUS_NOT_FOUND)
+        return rc;
+    struct rec_invite r = {
+        .role = in->role,
+        .inviter = inviter,
+        .email = in->email,
+        .created_at = e->time,
+        .expires_at = in->expires_at,
+    };
+    memcpy(r.email_index, in->email_index.data, REC_HASH_LEN);
+    struct buf v;
+    buf_init(&v);
+    rec_invite_encode(&r, &v);
+    rc = txn_put(txn, CF_INVITES, in->code_hash.data, in->code_hash.len, NULL, v.data, v.len);
+    buf_cleanup(&v);
+    if (rc == 0)
+        rc = audit(txn, e->time, REC_AUDIT_INVITE, 0, &inviter);
+    return rc;
+}
+
+static int apply_register(struct store_txn *txn, const Carechat__Entry__V1__Entry *e) {
+    const Carechat__Entry__V1__Register *r = e->register_;
+    struct id account, device;
+    struct rec_device dev;
+    char email[RULES_EMAIL_MAX + 1];
+    int y, m, d;
+    if (!r || !get_id_field(r->account_id, &account) || !is_hash(r->code_hash) ||
+        !is_hash(r->email_index) || r->password_hash[0] == '\0' ||
+        rules_normalize_email(r->email, email) != 0 || strcmp(email, r->email) != 0 ||
+        rules_parse_date(r->birth_date, &y, &m, &d) != 0 || r->display_name[0] == '\0' ||
+        strlen(r->display_name) > RULES_DISPLAY_NAME_MAX)
+        return STATUS_BAD_REQUEST;
+    int rc = device_from_entry(r->device, e->time, &device, &dev);
+    if (rc != 0)
+        return rc;
+    if (rules_age_at(y, m, d, e->time) < RULES_MIN_AGE)
+        return STATUS_FORBIDDEN;
+
+    struct buf v;
+    buf_init(&v);
+    struct rec_invite inv;
+    rc = txn_get(txn, CF_INVITES, r->code_hash.data, r->code_hash.len, &v);
+    if (rc == 0)
+        rc = rec_invite_decode(v.data, v.len, &inv);
+    buf_cleanup(&v);
+    if (rc != 0)
+        return rc;
+    bool valid =
+        inv.expires_at > e->time && memcmp(inv.email_index, r->email_index.data, REC_HASH_LEN) == 0;
+    uint32_t role = inv.role;
+    rec_invite_cleanup(&inv);
+    if (!valid)
+        return STATUS_NOT_FOUND;
+    if ((rc = email_free(txn, r->email_index)) != 0)
+        return rc;
+    struct rec_account a = {
+        .role = role,
+        .active = true,
+        .created_at = e->time,
+        .n_devices = 1,
+        .email = r->email,
+        .display_name = r->display_name,
+        .birth_date = r->birth_date,
+        .password_hash = r->password_hash,
+    };
+    if ((rc = create_account(txn, &account, r->email_index, &a)) != 0)
+        return rc;
+    if ((rc = write_device(txn, &account, &device, &dev)) != 0)
+        return rc;
+    if ((rc = write_session(txn, r->session, &account, &device, e->time)) != 0)
+        return rc;
+    if ((rc = txn_delete(txn, CF_INVITES, r->code_hash.data, r->code_hash.len)) != 0)
+        return rc;
+    return audit(txn, e->time, REC_AUDIT_REGISTER, 0, &account);
+}
+
+static int apply_register_refused(struct store_txn *txn, const Carechat__Entry__V1__Entry *e) {
+    if (!e->register_refused || e->register_refused->reason != 1)
+        return STATUS_BAD_REQUEST;
+    return audit(txn, e->time, REC_AUDIT_REGISTER_UNDER_AGE,
+                 (uint32_t)status_wire(STATUS_FORBIDDEN), NULL);
+}
+
+static int apply_login(struct store_txn *txn, const Carechat__Entry__V1__Entry *e) {
+    const Carechat__Entry__V1__Login *l = e->login;
+    if (!l)
+        return STATUS_BAD_REQUEST;
+    struct id account, device;
+    struct rec_account a;
+    int rc = actor_account(txn, e, &account, &a);
+    if (rc != 0)
+        return rc;
+    if (l->device_case == CARECHAT__ENTRY__V1__LOGIN__DEVICE_DEVICE_ID) {
+        struct rec_device dev;
+        if (!get_id_field(l->device_id, &device)) {
+            rc = STATUS_BAD_REQUEST;
+            goto out;
+        }
+        rc = read_device(txn, &account, &device, &dev);
+        if (rc != 0)
+            goto out;
+        rec_device_cleanup(&dev);
+    } else if (l->device_case == CARECHAT__ENTRY__V1__LOGIN__DEVICE_NEW_DEVICE) {
+        struct rec_device dev;
+        rc = device_from_entry(l->new_device, e->time, &device, &dev);
+        if (rc != 0)
+            goto out;
+        if (a.n_devices >= REC_MAX_DEVICES) {
+            rc = STATUS_TOO_LARGE;
+            goto out;
+        }
+        struct key k;
+        key_id_id(&k, &account, &device);
+        rc = exists(txn, CF_DEVICES, k.b, k.len);
+        if (rc == 0) {
+            rc = STATUS_CONFLICT;
+            goto out;
+        }
+        if (rc != STATUS_NOT_FOUND)
+            goto out;
+        if ((rc = write_device(txn, &account, &device, &dev)) != 0)
+            goto out;
+        a.n_devices++;
+        if ((rc = write_account(txn, &account, &a)) != 0)
+            goto out;
+    } else {
+        rc = STATUS_BAD_REQUEST;
+        goto out;
+    }
+    rc = write_session(txn, l->session, &account, &device, e->time);
+    if (rc == 0)
+        rc = audit(txn, e->time, REC_AUDIT_LOGIN, 0, &account);
+out:
+    rec_account_cleanup(&a);
+    return rc;
+}
+
+static int read_session(struct store_txn *txn, ProtobufCBinaryData hash, struct rec_session *out) {
+    if (!is_hash(hash))
+        return STATUS_BAD_REQUEST;
+    struct buf v;
+    buf_init(&v);
+    int rc = txn_get(txn, CF_SESSIONS, hash.data, hash.len, &v);
+    if (rc == 0)
+        rc = rec_session_decode(v.data, v.len, out);
+    buf_cleanup(&v);
+    return rc;
+}
+
+static int apply_session_touch(struct store_txn *txn, const Carechat__Entry__V1__Entry *e) {
+    const Carechat__Entry__V1__SessionTouch *t = e->session_touch;
+    if (!t)
+        return STATUS_BAD_REQUEST;
+    struct rec_session s;
+    int rc = read_session(txn, t->token_hash, &s);
+    if (rc != 0)
+        return rc;
+    if (s.expires_at <= e->time || s.idle_expires_at <= e->time)
+        return STATUS_UNAUTHENTICATED;
+    int64_t idle = t->idle_expires_at < s.expires_at ? t->idle_expires_at : s.expires_at;
+    if (idle > s.idle_expires_at)
+        s.idle_expires_at = idle;
+    struct buf v;
+    buf_init(&v);
+    rec_session_encode(&s, &v);
+    rc = txn_put(txn, CF_SESSIONS, t->token_hash.data, t->token_hash.len, &s.account_id, v.data,
+                 v.len);
+    buf_cleanup(&v);
+    return rc;
+}
+
+static int apply_session_end(struct store_txn *txn, const Carechat__Entry__V1__Entry *e) {
+    const Carechat__Entry__V1__SessionEnd *end = e->session_end;
+    if (!end)
+        return STATUS_BAD_REQUEST;
+    struct rec_session s;
+    int rc = read_session(txn, end->token_hash, &s);
+    if (rc != 0)
+        return rc;
+    rc = txn_delete(txn, CF_SESSIONS, end->token_hash.data, end->token_hash.len);
+    if (rc == 0)
+        rc = audit(txn, e->time, REC_AUDIT_LOGOUT, 0, &s.account_id);
+    return rc;
+}
+
+static int apply_device_remove(struct store_txn *txn, const Carechat__Entry__V1__Entry *e) {
+    const Carechat__Entry__V1__DeviceRemove *r = e->device_remove;
+    struct id account, device;
+    if (!r || !get_id_field(r->device_id, &device))
+        return STATUS_BAD_REQUEST;
+    struct rec_account a;
+    int rc = actor_account(txn, e, &account, &a);
+    if (rc != 0)
+        return rc;
+    struct rec_device dev;
+    rc = read_device(txn, &account, &device, &dev);
+    if (rc != 0)
+        goto out;
+    rec_device_cleanup(&dev);
+    if (a.n_devices <= 1) {
+        rc = STATUS_CONFLICT;
+        goto out;
+    }
+    struct key k;
+    key_id_id(&k, &account, &device);
+    if ((rc = txn_delete(txn, CF_DEVICES, k.b, k.len)) != 0)
+        goto out;
+    a.n_devices--;
+    if ((rc = write_account(txn, &account, &a)) != 0)
+        goto out;
+    rc = audit(txn, e->time, REC_AUDIT_DEVICE_REMOVE, 0, &account);
+out:
+    rec_account_cleanup(&a);
+    return rc;
+}
+
+static int apply_key_rotate(struct store_txn *txn, const Carechat__Entry__V1__Entry *e) {
+    const Carechat__Entry__V1__KeyRotate *r = e->key_rotate;
+    struct id account, device;
+    if (!r || !get_id_field(e->actor_account_id, &account) ||
+        !get_id_field(e->actor_device_id, &device) || r->encryption_key.len != REC_KEY_LEN ||
+        r->signature.len != REC_SIG_LEN || r->encryption_key_expires_at <= e->time)
+        return STATUS_BAD_REQUEST;
+    struct rec_device dev;
+    int rc = read_device(txn, &account, &device, &dev);
+    if (rc != 0)
+        return rc;
+    if (r->encryption_key_id <= dev.encryption_key_id ||
+        rules_verify_key_signature(dev.identity_key, r->encryption_key.data, r->encryption_key_id,
+                                   r->encryption_key_expires_at, r->signature.data) != 0) {
+        rc = STATUS_BAD_REQUEST;
+        goto out;
+    }
+    memcpy(dev.encryption_key, r->encryption_key.data, REC_KEY_LEN);
+    dev.encryption_key_id = r->encryption_key_id;
+    dev.encryption_key_expires_at = r->encryption_key_expires_at;
+    memcpy(dev.signature, r->signature.data, REC_SIG_LEN);
+    rc = write_device(txn, &account, &device, &dev);
+out:
+    rec_device_cleanup(&dev);
+    return rc;
+}
+
+static int apply_device_list(struct store_txn *txn, const Carechat__Entry__V1__Entry *e) {
+    const Carechat__Entry__V1__DeviceListPublish *p = e->device_list_publish;
+    struct id account, actor_device, signer;
+    if (!p || !get_id_field(e->actor_device_id, &actor_device) ||
+        !get_id_field(p->signer_device_id, &signer) || p->signature.len != REC_SIG_LEN)
+        return STATUS_BAD_REQUEST;
+    if (p->n_devices > REC_LIST_MAX)
+        return STATUS_TOO_LARGE;
+    if (memcmp(signer.b, actor_device.b, ID_LEN) != 0)
+        return STATUS_FORBIDDEN;
+    struct rec_account a;
+    int rc = actor_account(txn, e, &account, &a);
+    if (rc != 0)
+        return rc;
+    struct rec_list_item items[REC_LIST_MAX];
+    const uint8_t *signer_key = NULL;
+    if (p->version != a.list_version + 1 || p->n_devices != a.n_devices) {
+        rc = STATUS_CONFLICT;
+        goto out;
+    }
+    for (size_t i = 0; i < p->n_devices; i++) {
+        const Carechat__Entry__V1__DeviceListItem *it = p->devices[i];
+        if (!get_id_field(it->device_id, &items[i].device_id) ||
+            it->identity_key.len != REC_KEY_LEN) {
+            rc = STATUS_BAD_REQUEST;
+            goto out;
+        }
+        memcpy(items[i].identity_key, it->identity_key.data, REC_KEY_LEN);
+        struct rec_device dev;
+        rc = read_device(txn, &account, &items[i].device_id, &dev);
+        if (rc == STATUS_NOT_FOUND) {
+            rc = STATUS_CONFLICT;
+            goto out;
+        }
+        if (rc != 0)
+            goto out;
+        bool same = memcmp(dev.identity_key, items[i].identity_key, REC_KEY_LEN) == 0;
+        rec_device_cleanup(&dev);
+        if (!same) {
+            rc = STATUS_CONFLICT;
+            goto out;
+        }
+        if (memcmp(items[i].device_id.b, signer.b, ID_LEN) == 0)
+            signer_key = items[i].identity_key;
+    }
+    if (!signer_key) {
+        rc = STATUS_FORBIDDEN;
+        goto out;
+    }
+    rc = rules_verify_device_list(&account, p->version, items, p->n_devices, signer_key,
+                                  p->signature.data);
+    if (rc != 0)
+        goto out;
+    a.list_version = p->version;
+    a.list_signer = signer;
+    memcpy(a.list_signature, p->signature.data, REC_SIG_LEN);
+    a.n_list = (uint32_t)p->n_devices;
+    memcpy(a.list, items, p->n_devices * sizeof items[0]);
+    rc = write_account(txn, &account, &a);
+out:
+    rec_account_cleanup(&a);
+    return rc;
+}
+
+int apply_account_kind(struct store_txn *txn, const Carechat__Entry__V1__Entry *e) {
+    switch (e->kind_case) {
+    case CARECHAT__ENTRY__V1__ENTRY__KIND_BOOTSTRAP:
+        return apply_bootstrap(txn, e);
+    case CARECHAT__ENTRY__V1__ENTRY__KIND_INVITE_CREATE:
+        return apply_invite(txn, e);
+    case CARECHAT__ENTRY__V1__ENTRY__KIND_REGISTER:
+        return apply_register(txn, e);
+    case CARECHAT__ENTRY__V1__ENTRY__KIND_REGISTER_REFUSED:
+        return apply_register_refused(txn, e);
+    case CARECHAT__ENTRY__V1__ENTRY__KIND_LOGIN:
+        return apply_login(txn, e);
+    case CARECHAT__ENTRY__V1__ENTRY__KIND_SESSION_TOUCH:
+        return apply_session_touch(txn, e);
+    case CARECHAT__ENTRY__V1__ENTRY__KIND_SESSION_END:
+        return apply_session_end(txn, e);
+    case CARECHAT__ENTRY__V1__ENTRY__KIND_DEVICE_REMOVE:
+        return apply_device_remove(txn, e);
+    case CARECHAT__ENTRY__V1__ENTRY__KIND_KEY_ROTATE:
+        return apply_key_rotate(txn, e);
+    case CARECHAT__ENTRY__V1__ENTRY__KIND_DEVICE_LIST_PUBLISH:
+        return apply_device_list(txn, e);
+    default:
+        return STATUS_BAD_REQUEST;
+    }
+}

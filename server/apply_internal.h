@@ -1,0 +1,16 @@
+/*
+ * server/apply_internal.h: the account, invitation, device and session kinds
+ * of apply (apply_accounts.c), called by apply_entry() in apply.c. Private to
+ * the apply library. Writer thread only; pure like apply_entry().
+ */
+#ifndef SERVER_APPLY_INTERNAL_H
+#define SERVER_APPLY_INTERNAL_H
+
+#include "protocol/proto.h"
+#include "storage/store.h"
+
+/* Applies one decoded entry of an account kind (its kind is one of them).
+ * Returns 0 or the refusal status documented per kind in entry.proto. */
+int apply_account_kind(struct store_txn *txn, const Carechat__Entry__V1__Entry *e);
+
+#endif

@@ -1,0 +1,429 @@
+/*
+ * server/devices.c: PublishDeviceList, ListDevices, RemoveDevice,
+ * RotateEncryptionKey and LookupAccount.
+ *
+ * Writes (publish, remove, rotate) check the request here (signatures with
+ * rules.h, against the records in the store) and propose an entry that apply
+ * re-checks; the answer is the account's stored device list (DeviceListResult)
+ * read after apply. Reads are bounded: ListDevices takes at most 64 accounts
+ * of at most REC_MAX_DEVICES devices each. Visibility follows rules_may_see():
+ * an account the caller may not see is answered exactly like an unknown one
+ * (NOT_FOUND). Loop thread.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/clock.h"
+#include "base/status.h"
+#include "server/handlers_internal.h"
+#include "storage/keys.h"
+
+#define LIST_DEVICES_MAX_ACCOUNTS 64
+
+/* ---- building DeviceList / DeviceInfo messages ----------------------------- */
+
+/* Storage for one account's DeviceList message; borrows from the record. */
+struct list_msg {
+    Carechat__V1__DeviceList list;
+    Carechat__V1__DeviceListEntry entries[REC_LIST_MAX];
+    Carechat__V1__DeviceListEntry *ptrs[REC_LIST_MAX];
+};
+
+static void list_from_record(const struct id *account, const struct rec_account *a,
+                             struct list_msg *m) {
+    carechat__v1__device_list__init(&m->list);
+    m->list.account_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)account->b};
+    m->list.version = a->list_version;
+    for (uint32_t i = 0; i < a->n_list; i++) {
+        carechat__v1__device_list_entry__init(&m->entries[i]);
+        m->entries[i].device_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)a->list[i].device_id.b};
+        m->entries[i].identity_key =
+            (ProtobufCBinaryData){REC_KEY_LEN, (uint8_t *)a->list[i].identity_key};
+        m->ptrs[i] = &m->entries[i];
+    }
+    m->list.n_devices = a->n_list;
+    m->list.devices = m->ptrs;
+    if (a->list_version > 0) {
+        m->list.signer_device_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)a->list_signer.b};
+        m->list.signature = (ProtobufCBinaryData){REC_SIG_LEN, (uint8_t *)a->list_signature};
+    }
+}
+
+/* Answers with the account's stored device list. */
+static void respond_device_list(struct handlers *h, struct conn *c, uint64_t rid,
+                                const struct id *account) {
+    struct rec_account a;
+    int rc = read_account(h, account, &a);
+    if (rc != 0) {
+        conn_respond(c, rid, STATUS_INTERNAL, "cannot read the account");
+        return;
+    }
+    struct list_msg *m = xmalloc(sizeof *m);
+    list_from_record(account, &a, m);
+    Carechat__V1__Frame frame;
+    Carechat__V1__Response resp;
+    Carechat__V1__DeviceListResult r;
+    proto_response_frame(&frame, &resp, rid, STATUS_OK, NULL);
+    carechat__v1__device_list_result__init(&r);
+    r.list = &m->list;
+    resp.result_case = CARECHAT__V1__RESPONSE__RESULT_DEVICE_LIST;
+    resp.device_list = &r;
+    conn_send(c, &frame);
+    free(m);
+    rec_account_cleanup(&a);
+}
+
+void devices_entry_done(struct op *op, int status) {
+    if (!op_live(op))
+        return;
+    struct conn *c = op->hc->conn;
+    if (status != 0) {
+        const char *detail = "refused";
+        switch (status) {
+        case STATUS_CONFLICT:
+            detail = op->kind == OP_REMOVE_DEVICE
+                         ? "cannot remove the last device"
+                         : "version is not the next one, or the list is not the account's devices";
+            break;
+        case STATUS_NOT_FOUND:
+            detail = "no such device";
+            break;
+        case STATUS_BAD_REQUEST:
+            detail = "bad signature, key id or expiry";
+            break;
+        case STATUS_FORBIDDEN:
+            detail = "the signer must be the calling device";
+            break;
+        default:
+            break;
+        }
+        conn_respond(c, op->request_id, status == STATUS_IO ? STATUS_UNAVAILABLE : status, detail);
+        return;
+    }
+    if (op->kind == OP_REMOVE_DEVICE)
+        revoke_device(op->hc->h, &op->device, CARECHAT__V1__REVOKE_REASON__DEVICE_REMOVED, NULL);
+    respond_device_list(op->hc->h, c, op->request_id, &op->account);
+}
+
+/* ---- PublishDeviceList -------------------------------------------------------- */
+
+void handle_publish_device_list(struct hconn *hc, uint64_t rid,
+                                const Carechat__V1__PublishDeviceList *m) {
+    struct handlers *h = hc->h;
+    struct conn *c = hc->conn;
+    const Carechat__V1__DeviceList *l = m->list;
+    struct id account, signer;
+    if (!l || id_from_bytes(l->account_id.data, l->account_id.len, &account) != 0 ||
+        id_from_bytes(l->signer_device_id.data, l->signer_device_id.len, &signer) != 0 ||
+        l->signature.len != REC_SIG_LEN || l->version == 0) {
+        conn_respond(c, rid, STATUS_BAD_REQUEST, "malformed device list");
+        return;
+    }
+    if (l->n_devices > REC_LIST_MAX) {
+        conn_respond(c, rid, STATUS_TOO_LARGE, "at most 32 devices");
+        return;
+    }
+    if (memcmp(account.b, hc->account.b, ID_LEN) != 0 ||
+        memcmp(signer.b, hc->device.b, ID_LEN) != 0) {
+        conn_respond(c, rid, STATUS_FORBIDDEN, "sign your own account's list with this device");
+        return;
+    }
+    struct rec_list_item items[REC_LIST_MAX];
+    const uint8_t *signer_key = NULL;
+    for (size_t i = 0; i < l->n_devices; i++) {
+        const Carechat__V1__DeviceListEntry *en = l->devices[i];
+        if (id_from_bytes(en->device_id.data, en->device_id.len, &items[i].device_id) != 0 ||
+            en->identity_key.len != REC_KEY_LEN) {
+            conn_respond(c, rid, STATUS_BAD_REQUEST, "malformed device list entry");
+            return;
+        }
+        memcpy(items[i].identity_key, en->identity_key.data, REC_KEY_LEN);
+        if (memcmp(items[i].device_id.b, signer.b, ID_LEN) == 0)
+            signer_key = items[i].identity_key;
+    }
+    if (!signer_key) {
+        conn_respond(c, rid, STATUS_FORBIDDEN, "the signer must be in the list");
+        return;
+    }
+    int rc = rules_verify_device_list(&account, l->version, items, l->n_devices, signer_key,
+                                      l->signature.data);
+    if (rc != 0) {
+        conn_respond(c, rid, rc, "bad device list signature or duplicate devices");
+        return;
+    }
+    struct op *op = op_new(hc, OP_DEVICE_LIST, rid);
+    op->account = hc->account;
+    op->device = hc->device;
+    Carechat__Entry__V1__Entry e;
+    Carechat__Entry__V1__DeviceListPublish p;
+    Carechat__Entry__V1__DeviceListItem its[REC_LIST_MAX], *ptrs[REC_LIST_MAX];
+    entry_init(&e, clock_now(), &hc->account, &hc->device);
+    carechat__entry__v1__device_list_publish__init(&p);
+    for (size_t i = 0; i < l->n_devices; i++) {
+        carechat__entry__v1__device_list_item__init(&its[i]);
+        its[i].device_id = (ProtobufCBinaryData){ID_LEN, items[i].device_id.b};
+        its[i].identity_key = (ProtobufCBinaryData){REC_KEY_LEN, items[i].identity_key};
+        ptrs[i] = &its[i];
+    }
+    p.version = l->version;
+    p.n_devices = l->n_devices;
+    p.devices = ptrs;
+    p.signer_device_id = l->signer_device_id;
+    p.signature = l->signature;
+    e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_DEVICE_LIST_PUBLISH;
+    e.device_list_publish = &p;
+    propose(h, op, &e);
+}
+
+/* ---- RemoveDevice ---------------------------------------------------------------- */
+
+void handle_remove_device(struct hconn *hc, uint64_t rid, const Carechat__V1__RemoveDevice *m) {
+    struct id device;
+    if (id_from_bytes(m->device_id.data, m->device_id.len, &device) != 0) {
+        conn_respond(hc->conn, rid, STATUS_BAD_REQUEST, "device_id must be 16 bytes");
+        return;
+    }
+    if (memcmp(device.b, hc->device.b, ID_LEN) == 0) {
+        conn_respond(hc->conn, rid, STATUS_BAD_REQUEST,
+                     "remove a device from another device (use Logout here)");
+        return;
+    }
+    struct op *op = op_new(hc, OP_REMOVE_DEVICE, rid);
+    op->account = hc->account;
+    op->device = device;
+    Carechat__Entry__V1__Entry e;
+    Carechat__Entry__V1__DeviceRemove r;
+    entry_init(&e, clock_now(), &hc->account, &hc->device);
+    carechat__entry__v1__device_remove__init(&r);
+    r.device_id = (ProtobufCBinaryData){ID_LEN, op->device.b};
+    e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_DEVICE_REMOVE;
+    e.device_remove = &r;
+    propose(hc->h, op, &e);
+}
+
+/* ---- RotateEncryptionKey ------------------------------------------------------------ */
+
+void handle_rotate_key(struct hconn *hc, uint64_t rid, const Carechat__V1__RotateEncryptionKey *m) {
+    struct handlers *h = hc->h;
+    struct conn *c = hc->conn;
+    const Carechat__V1__DeviceKeys *k = m->keys;
+    int64_t now = clock_now();
+    struct id device;
+    if (!k || id_from_bytes(k->device_id.data, k->device_id.len, &device) != 0 ||
+        k->identity_key.len != REC_KEY_LEN || k->encryption_key.len != REC_KEY_LEN ||
+        k->signature.len != REC_SIG_LEN) {
+        conn_respond(c, rid, STATUS_BAD_REQUEST, "malformed keys");
+        return;
+    }
+    if (memcmp(device.b, hc->device.b, ID_LEN) != 0) {
+        conn_respond(c, rid, STATUS_FORBIDDEN, "keys of another device");
+        return;
+    }
+    struct rec_device dev;
+    int rc = read_device(h, &hc->account, &hc->device, &dev);
+    if (rc != 0) {
+        conn_respond(c, rid, STATUS_INTERNAL, "cannot read the device");
+        return;
+    }
+    bool ok =
+        memcmp(dev.identity_key, k->identity_key.data, REC_KEY_LEN) == 0 &&
+        k->encryption_key_id > dev.encryption_key_id && k->encryption_key_expires_at > now &&
+        rules_verify_key_signature(dev.identity_key, k->encryption_key.data, k->encryption_key_id,
+                                   k->encryption_key_expires_at, k->signature.data) == 0;
+    rec_device_cleanup(&dev);
+    if (!ok) {
+        conn_respond(c, rid, STATUS_BAD_REQUEST,
+                     "bad signature, identity key, key id not higher, or expired");
+        return;
+    }
+    struct op *op = op_new(hc, OP_DEVICE_LIST, rid);
+    op->account = hc->account;
+    op->device = hc->device;
+    Carechat__Entry__V1__Entry e;
+    Carechat__Entry__V1__KeyRotate r;
+    entry_init(&e, now, &hc->account, &hc->device);
+    carechat__entry__v1__key_rotate__init(&r);
+    r.encryption_key = k->encryption_key;
+    r.encryption_key_id = k->encryption_key_id;
+    r.encryption_key_expires_at = k->encryption_key_expires_at;
+    r.signature = k->signature;
+    e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_KEY_ROTATE;
+    e.key_rotate = &r;
+    propose(h, op, &e);
+}
+
+/* ---- ListDevices ---------------------------------------------------------------------- */
+
+struct device_collect {
+    const struct id *account;
+    bool own;
+    size_t n;
+    Carechat__V1__DeviceInfo infos[REC_MAX_DEVICES];
+    Carechat__V1__DeviceKeys keys[REC_MAX_DEVICES];
+    Carechat__V1__DeviceInfo *ptrs[REC_MAX_DEVICES];
+    struct rec_device recs[REC_MAX_DEVICES];
+    struct id ids[REC_MAX_DEVICES];
+    bool bad;
+};
+
+static bool collect_device(void *ctx, const uint8_t *key, size_t key_len, const uint8_t *value,
+                           size_t value_len) {
+    struct device_collect *dc = ctx;
+    if (dc->n >= REC_MAX_DEVICES)
+        return false;
+    size_t i = dc->n;
+    if (key_read_id(key, key_len, ID_LEN, &dc->ids[i]) != 0 ||
+        rec_device_decode(value, value_len, &dc->recs[i]) != 0) {
+        dc->bad = true;
+        return false;
+    }
+    const struct rec_device *d = &dc->recs[i];
+    Carechat__V1__DeviceKeys *k = &dc->keys[i];
+    carechat__v1__device_keys__init(k);
+    k->device_id = (ProtobufCBinaryData){ID_LEN, dc->ids[i].b};
+    k->identity_key = (ProtobufCBinaryData){REC_KEY_LEN, (uint8_t *)d->identity_key};
+    k->encryption_key = (ProtobufCBinaryData){REC_KEY_LEN, (uint8_t *)d->encryption_key};
+    k->encryption_key_id = d->encryption_key_id;
+    k->encryption_key_expires_at = d->encryption_key_expires_at;
+    k->signature = (ProtobufCBinaryData){REC_SIG_LEN, (uint8_t *)d->signature};
+    Carechat__V1__DeviceInfo *info = &dc->infos[i];
+    carechat__v1__device_info__init(info);
+    info->keys = k;
+    info->label = dc->own ? d->label : "";
+    info->created_at = d->created_at;
+    dc->ptrs[i] = info;
+    dc->n++;
+    return true;
+}
+
+void handle_list_devices(struct hconn *hc, uint64_t rid, const Carechat__V1__ListDevices *m) {
+    struct handlers *h = hc->h;
+    struct conn *c = hc->conn;
+    if (m->n_account_ids > LIST_DEVICES_MAX_ACCOUNTS) {
+        conn_respond(c, rid, STATUS_TOO_LARGE, "at most 64 accounts");
+        return;
+    }
+    size_t n = m->n_account_ids;
+    struct id *ids = xcalloc(n ? n : 1, sizeof *ids);
+    struct rec_account *accts = xcalloc(n ? n : 1, sizeof *accts);
+    struct list_msg *lists = xcalloc(n ? n : 1, sizeof *lists);
+    struct device_collect *dcs = xcalloc(n ? n : 1, sizeof *dcs);
+    Carechat__V1__AccountDevices *ads = xcalloc(n ? n : 1, sizeof *ads);
+    Carechat__V1__AccountDevices **adp = xcalloc(n ? n : 1, sizeof *adp);
+    size_t loaded = 0;
+    int status = STATUS_OK;
+    const char *detail = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (id_from_bytes(m->account_ids[i].data, m->account_ids[i].len, &ids[i]) != 0) {
+            status = STATUS_BAD_REQUEST;
+            detail = "account ids must be 16 bytes";
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        int rc = read_account(h, &ids[i], &accts[i]);
+        if (rc != 0) {
+            status = rc == STATUS_NOT_FOUND ? rc : STATUS_INTERNAL;
+            detail = "unknown account";
+            goto out;
+        }
+        loaded++;
+        bool own = memcmp(ids[i].b, hc->account.b, ID_LEN) == 0;
+        if (!rules_may_see(hc->role, accts[i].role, own)) {
+            status = STATUS_NOT_FOUND;
+            detail = "unknown account";
+            goto out;
+        }
+        list_from_record(&ids[i], &accts[i], &lists[i]);
+        dcs[i].account = &ids[i];
+        dcs[i].own = own;
+        rc = store_scan(h->store, CF_DEVICES, ids[i].b, ID_LEN, NULL, 0, REC_MAX_DEVICES,
+                        collect_device, &dcs[i]);
+        if (rc < 0 || dcs[i].bad) {
+            status = STATUS_INTERNAL;
+            detail = "cannot read devices";
+            goto out;
+        }
+        carechat__v1__account_devices__init(&ads[i]);
+        ads[i].account_id = (ProtobufCBinaryData){ID_LEN, ids[i].b};
+        ads[i].list = &lists[i].list;
+        ads[i].n_devices = dcs[i].n;
+        ads[i].devices = dcs[i].ptrs;
+        adp[i] = &ads[i];
+    }
+    Carechat__V1__Frame frame;
+    Carechat__V1__Response resp;
+    Carechat__V1__DeviceBundles bundles;
+    proto_response_frame(&frame, &resp, rid, STATUS_OK, NULL);
+    carechat__v1__device_bundles__init(&bundles);
+    bundles.n_accounts = n;
+    bundles.accounts = adp;
+    resp.result_case = CARECHAT__V1__RESPONSE__RESULT_DEVICE_BUNDLES;
+    resp.device_bundles = &bundles;
+    conn_send(c, &frame);
+out:
+    if (status != STATUS_OK)
+        conn_respond(c, rid, status, detail);
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = 0; j < dcs[i].n; j++)
+            rec_device_cleanup(&dcs[i].recs[j]);
+    }
+    for (size_t i = 0; i < loaded; i++)
+        rec_account_cleanup(&accts[i]);
+    free(adp);
+    free(ads);
+    free(dcs);
+    free(lists);
+    free(accts);
+    free(ids);
+}
+
+/* ---- LookupAccount ------------------------------------------------------------------------ */
+
+void handle_lookup_account(struct hconn *hc, uint64_t rid, const Carechat__V1__LookupAccount *m) {
+    struct handlers *h = hc->h;
+    struct conn *c = hc->conn;
+    char email[RULES_EMAIL_MAX + 1];
+    if (rules_normalize_email(m->email, email) != 0) {
+        conn_respond(c, rid, STATUS_BAD_REQUEST, "malformed email");
+        return;
+    }
+    if (!ratelimit_take(h->rl_lookup, hc->account.b, ID_LEN, clock_monotonic_ms())) {
+        conn_respond(c, rid, STATUS_RATE_LIMITED, "too many lookups, retry later");
+        return;
+    }
+    uint8_t index[REC_HASH_LEN];
+    store_blind_index(h->store, email, strlen(email), index);
+    struct id id;
+    struct rec_account a;
+    int rc = find_email(h, index, &id);
+    if (rc == 0)
+        rc = read_account(h, &id, &a);
+    if (rc != 0) {
+        conn_respond(c, rid, rc == STATUS_NOT_FOUND ? rc : STATUS_INTERNAL, "no such account");
+        return;
+    }
+    bool self = memcmp(id.b, hc->account.b, ID_LEN) == 0;
+    if (!rules_may_see(hc->role, a.role, self)) {
+        rec_account_cleanup(&a);
+        conn_respond(c, rid, STATUS_NOT_FOUND, "no such account");
+        return;
+    }
+    Carechat__V1__Frame frame;
+    Carechat__V1__Response resp;
+    Carechat__V1__AccountSummary s;
+    proto_response_frame(&frame, &resp, rid, STATUS_OK, NULL);
+    carechat__v1__account_summary__init(&s);
+    s.account_id = (ProtobufCBinaryData){ID_LEN, id.b};
+    s.role = (Carechat__V1__Role)a.role;
+    s.display_name = a.display_name;
+    s.active = a.active;
+    if (hc->role == REC_ROLE_ADMIN || hc->role == REC_ROLE_SYSADMIN)
+        s.email = a.email;
+    s.created_at = a.created_at;
+    resp.result_case = CARECHAT__V1__RESPONSE__RESULT_ACCOUNT;
+    resp.account = &s;
+    conn_send(c, &frame);
+    rec_account_cleanup(&a);
+}

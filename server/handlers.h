@@ -1,0 +1,66 @@
+/*
+ * server/handlers.h: carechatd's request handlers for accounts, invitations,
+ * sessions and devices, and the registry of authenticated connections.
+ *
+ * Each connection (server/conn.h) gets per-connection state through the
+ * struct conn_handler that handlers_conn_handler() fills in. A request that
+ * changes state is decoded, authenticated, authorized and validated here, on
+ * the lws loop thread; then it becomes an entry (protocol/entry.proto, with
+ * every id, token, hash and the time chosen here) that goes through
+ * journal_append(); apply (server/apply.h) re-checks it and writes the
+ * records; the journal's on_done answers the request. Password hashing and
+ * verification go to the password worker (server/pwhash.h) first. Reads
+ * (LookupAccount, ListDevices) go straight to the store, bounded.
+ *
+ * Sessions: a Login, Register or Authenticate that succeeds moves the
+ * connection to AUTHENTICATED and replaces any other connection of the same
+ * device (ReplacedElsewhere, close 1000). Every authenticated request first
+ * checks the session's absolute and idle expiry (expired: UNAUTHENTICATED,
+ * SessionRevoked EXPIRED, close 1008) and pushes the idle expiry forward (made
+ * durable with a SessionTouch entry at most once a minute). Logout ends the
+ * session durably, answers OK and closes with 1000; RemoveDevice closes the
+ * removed device's connections (SessionRevoked DEVICE_REMOVED, 1008).
+ *
+ * Threads: everything on the lws loop thread, except that handlers_new and
+ * handlers_free run on the main thread (which is the loop thread in carechatd).
+ */
+#ifndef SERVER_HANDLERS_H
+#define SERVER_HANDLERS_H
+
+#include <stdint.h>
+
+#include "server/config.h"
+#include "server/conn.h"
+#include "storage/journal.h"
+#include "storage/store.h"
+
+struct handlers_config {
+    const struct server_config *config; /* required, borrowed: limits and expiries */
+    struct store *store;                /* required, borrowed */
+    struct journal *journal;            /* required, borrowed */
+    /* Wakes the loop thread (any thread may call it); the loop thread then
+     * calls handlers_poll(). */
+    void (*wake)(void *ctx);
+    void *wake_ctx;
+};
+
+struct handlers;
+
+/* Starts the password worker and the rate limiters. Returns 0 and *out (free
+ * with handlers_free()), STATUS_BAD_REQUEST for Argon2 limits below the floor,
+ * or STATUS_INTERNAL. */
+int handlers_new(const struct handlers_config *cfg, struct handlers **out);
+
+/* Stops the password worker, drops the operations still waiting for it (their
+ * requests get no answer: call it after the connections are closed) and
+ * frees. Accepts NULL. */
+void handlers_free(struct handlers *h);
+
+/* Fills in the conn_handler to put into each connection's conn_config. */
+void handlers_conn_handler(struct handlers *h, struct conn_handler *out);
+
+/* Runs the continuations of finished password operations. Loop thread, after
+ * a wake. */
+void handlers_poll(struct handlers *h);
+
+#endif

@@ -1,0 +1,161 @@
+/*
+ * server/handlers_internal.h: what handlers.c (core: connection registry,
+ * dispatch, session checks, proposing entries), sessions.c (Login, Register,
+ * Authenticate, Logout, Invite) and devices.c (PublishDeviceList, ListDevices,
+ * RemoveDevice, RotateEncryptionKey, LookupAccount) share. Private to the
+ * handlers library. Loop thread only.
+ *
+ * Lifetimes: a `struct hconn` is referenced by its conn (until detach) and by
+ * every `struct op` in flight for it; it is freed when the last reference
+ * goes. An op answers through hc->conn only while that is non-NULL.
+ */
+#ifndef SERVER_HANDLERS_INTERNAL_H
+#define SERVER_HANDLERS_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/rand.h"
+#include "protocol/proto.h"
+#include "server/handlers.h"
+#include "server/pwhash.h"
+#include "server/ratelimit.h"
+#include "server/records.h"
+#include "server/rules.h"
+
+struct handlers {
+    struct handlers_config cfg;
+    struct store *store;
+    struct journal *journal;
+    struct pwhash *pw;
+    struct ratelimit *rl_account; /* Login/Register attempts per email */
+    struct ratelimit *rl_address; /* Login/Register/Authenticate attempts per address */
+    struct ratelimit *rl_lookup;  /* LookupAccount per caller account */
+    int64_t invite_ttl_ms, session_idle_ms, session_max_ms;
+    unsigned password_min;
+    bool closing;
+    struct hconn *conns; /* attached connections */
+};
+
+struct hconn {
+    struct handlers *h;
+    struct conn *conn; /* NULL once detached */
+    unsigned refs;
+    struct hconn *prev, *next;
+    bool auth_busy; /* a Login/Register/Authenticate is in flight */
+    bool authenticated;
+    struct id account, device;
+    uint32_t role;
+    uint8_t token_hash[REC_HASH_LEN];
+    int64_t expires_at, idle_expires_at;
+    int64_t stored_idle_expires_at; /* the idle expiry last made durable */
+};
+
+/* A new device as proposed (copied out of a DeviceRegistration). */
+struct dev_new {
+    struct id id;
+    uint8_t identity_key[REC_KEY_LEN];
+    uint8_t encryption_key[REC_KEY_LEN];
+    uint32_t key_id;
+    int64_t expires_at;
+    uint8_t signature[REC_SIG_LEN];
+    char label[RULES_LABEL_MAX + 1];
+};
+
+enum op_kind {
+    OP_LOGIN = 1,
+    OP_REGISTER,
+    OP_REGISTER_REFUSED,
+    OP_AUTHENTICATE,
+    OP_LOGOUT,
+    OP_INVITE,
+    OP_REMOVE_DEVICE,
+    OP_DEVICE_LIST, /* PublishDeviceList and RotateEncryptionKey */
+};
+
+/* One request in flight. Secrets (token) are wiped by op_release(). */
+struct op {
+    enum op_kind kind;
+    struct hconn *hc;
+    uint64_t request_id;
+    struct id account, device;
+    uint32_t role;
+    bool found;      /* Login: the email belongs to an active account */
+    bool new_device; /* Login/Register: dev is to be created */
+    struct dev_new dev;
+    uint8_t token[32];
+    uint8_t token_hash[REC_HASH_LEN];
+    int64_t expires_at, idle_expires_at;
+    char email[RULES_EMAIL_MAX + 1];
+    uint8_t email_index[REC_HASH_LEN];
+    uint8_t code_hash[REC_HASH_LEN];
+    char code[64];
+    char birth_date[11];
+    char display_name[RULES_DISPLAY_NAME_MAX + 1];
+};
+
+/* ---- handlers.c ---------------------------------------------------------- */
+
+/* A new op for a request on `hc` (takes a reference on hc). */
+struct op *op_new(struct hconn *hc, enum op_kind kind, uint64_t request_id);
+/* Drops the op's reference and wipes and frees it. */
+void op_release(struct op *op);
+/* True when the op's connection is still there to be answered. */
+bool op_live(const struct op *op);
+
+/* Fills the common fields of an entry (version, time, actor ids: NULL for
+ * none). */
+void entry_init(Carechat__Entry__V1__Entry *e, int64_t time, const struct id *account,
+                const struct id *device);
+/* Encodes `e` and appends it with handlers_entry_done as on_done for `op`.
+ * On failure answers the request with the status and releases the op. */
+void propose(struct handlers *h, struct op *op, const Carechat__Entry__V1__Entry *e);
+
+/* Marks `hc` authenticated with the op's account, device and session, and
+ * replaces every other connection of the same device. */
+void session_established(struct hconn *hc, const struct op *op);
+/* Sends SessionRevoked(reason) and closes (1008) every authenticated
+ * connection of `device` except `except` (may be NULL). */
+void revoke_device(struct handlers *h, const struct id *device, Carechat__V1__RevokeReason reason,
+                   const struct hconn *except);
+
+/* Answers with a SessionResult built from the op. */
+void respond_session(struct op *op, bool with_token);
+
+/* Reads an account / device record from the store (loop thread). Same returns
+ * as store_get(), or STATUS_CORRUPT. */
+int read_account(struct handlers *h, const struct id *id, struct rec_account *out);
+int read_device(struct handlers *h, const struct id *account, const struct id *device,
+                struct rec_device *out);
+/* Looks up the account id of a normalised email through the blind index. */
+int find_email(struct handlers *h, const uint8_t index[REC_HASH_LEN], struct id *out);
+
+/* Checks and copies a DeviceRegistration (keys, signature, unexpired at `now`,
+ * label), choosing a new device id. Returns 0 or STATUS_BAD_REQUEST. */
+int dev_from_registration(const Carechat__V1__DeviceRegistration *r, int64_t now,
+                          struct dev_new *out);
+/* Points a DeviceNew entry message at `d` (which must outlive it). */
+void dev_to_entry(const struct dev_new *d, Carechat__Entry__V1__DeviceNew *out);
+
+/* ---- sessions.c ---------------------------------------------------------- */
+
+void handle_login(struct hconn *hc, uint64_t rid, const Carechat__V1__Login *m);
+void handle_register(struct hconn *hc, uint64_t rid, const Carechat__V1__Register *m);
+void handle_authenticate(struct hconn *hc, uint64_t rid, const Carechat__V1__Authenticate *m);
+void handle_logout(struct hconn *hc, uint64_t rid);
+void handle_invite(struct hconn *hc, uint64_t rid, const Carechat__V1__Invite *m);
+/* on_done of the session kinds: answers and updates the connection. */
+void sessions_entry_done(struct op *op, int status);
+
+/* ---- devices.c ----------------------------------------------------------- */
+
+void handle_publish_device_list(struct hconn *hc, uint64_t rid,
+                                const Carechat__V1__PublishDeviceList *m);
+void handle_list_devices(struct hconn *hc, uint64_t rid, const Carechat__V1__ListDevices *m);
+void handle_remove_device(struct hconn *hc, uint64_t rid, const Carechat__V1__RemoveDevice *m);
+void handle_rotate_key(struct hconn *hc, uint64_t rid, const Carechat__V1__RotateEncryptionKey *m);
+void handle_lookup_account(struct hconn *hc, uint64_t rid, const Carechat__V1__LookupAccount *m);
+/* on_done of the device kinds. */
+void devices_entry_done(struct op *op, int status);
+
+#endif

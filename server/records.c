@@ -1,0 +1,309 @@
+/*
+ * server/records.c: byte encodings of the account, invitation, device, session
+ * and audit records (layout rules in records.h). Pure, any thread.
+ */
+#include "server/records.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/status.h"
+#include "storage/keys.h"
+
+/* Longest byte string a record field may hold (a crypto_pwhash_str string is
+ * 128 bytes; emails 254; labels 64; names 128). */
+#define FIELD_MAX 4096
+
+static void put_u8(struct buf *b, uint8_t v) {
+    buf_append_u8(b, v);
+}
+
+static void put_u32(struct buf *b, uint32_t v) {
+    uint8_t x[4];
+    key_put_u32(x, v);
+    buf_append(b, x, 4);
+}
+
+static void put_u64(struct buf *b, uint64_t v) {
+    uint8_t x[8];
+    key_put_u64(x, v);
+    buf_append(b, x, 8);
+}
+
+static void put_bytes(struct buf *b, const void *p, size_t n) {
+    put_u32(b, (uint32_t)n);
+    if (n)
+        buf_append(b, p, n);
+}
+
+static void put_str(struct buf *b, const char *s) {
+    put_bytes(b, s ? s : "", s ? strlen(s) : 0);
+}
+
+struct reader {
+    const uint8_t *p, *end;
+    bool bad;
+};
+
+/* True when the record ended before this field (trailing fields default to 0). */
+static bool at_end(const struct reader *r) {
+    return r->p == r->end;
+}
+
+static void get_raw(struct reader *r, void *out, size_t n) {
+    if (r->bad || at_end(r)) {
+        memset(out, 0, n);
+        return;
+    }
+    if ((size_t)(r->end - r->p) < n) {
+        r->bad = true;
+        memset(out, 0, n);
+        return;
+    }
+    memcpy(out, r->p, n);
+    r->p += n;
+}
+
+static uint8_t get_u8(struct reader *r) {
+    uint8_t v;
+    get_raw(r, &v, 1);
+    return v;
+}
+
+static uint32_t get_u32(struct reader *r) {
+    uint8_t x[4];
+    get_raw(r, x, 4);
+    return key_get_u32(x);
+}
+
+static uint64_t get_u64(struct reader *r) {
+    uint8_t x[8];
+    get_raw(r, x, 8);
+    return key_get_u64(x);
+}
+
+/* A length-prefixed field of exactly `n` bytes (or empty when the record ended). */
+static void get_fixed(struct reader *r, void *out, size_t n) {
+    if (r->bad || at_end(r)) {
+        memset(out, 0, n);
+        return;
+    }
+    uint32_t len = get_u32(r);
+    if (len != n) {
+        r->bad = true;
+        memset(out, 0, n);
+        return;
+    }
+    get_raw(r, out, n);
+}
+
+/* A length-prefixed string, copied NUL-terminated ("" when the record ended). */
+static char *get_str(struct reader *r) {
+    uint32_t len = 0;
+    if (!r->bad && !at_end(r))
+        len = get_u32(r);
+    if (r->bad || len > FIELD_MAX || (size_t)(r->end - r->p) < len || memchr(r->p, 0, len)) {
+        r->bad = true;
+        return xstrdup("");
+    }
+    char *s = xmalloc(len + 1);
+    memcpy(s, r->p, len);
+    s[len] = '\0';
+    r->p += len;
+    return s;
+}
+
+static void put_id(struct buf *b, const struct id *id) {
+    buf_append(b, id->b, ID_LEN);
+}
+
+static void get_id(struct reader *r, struct id *id) {
+    get_raw(r, id->b, ID_LEN);
+}
+
+static bool reader_start(struct reader *r, const uint8_t *data, size_t len) {
+    r->p = data;
+    r->end = data + len;
+    r->bad = false;
+    return len >= 1 && get_u8(r) == REC_FORMAT;
+}
+
+void rec_account_encode(const struct rec_account *a, struct buf *out) {
+    put_u8(out, REC_FORMAT);
+    put_u32(out, a->role);
+    put_u8(out, a->active ? 1 : 0);
+    put_u64(out, (uint64_t)a->created_at);
+    put_u32(out, a->n_devices);
+    put_str(out, a->email);
+    put_str(out, a->display_name);
+    put_str(out, a->birth_date);
+    put_str(out, a->password_hash);
+    put_u64(out, a->list_version);
+    put_id(out, &a->list_signer);
+    buf_append(out, a->list_signature, REC_SIG_LEN);
+    put_u32(out, a->n_list);
+    for (uint32_t i = 0; i < a->n_list; i++) {
+        put_id(out, &a->list[i].device_id);
+        buf_append(out, a->list[i].identity_key, REC_KEY_LEN);
+    }
+}
+
+int rec_account_decode(const uint8_t *data, size_t len, struct rec_account *out) {
+    memset(out, 0, sizeof *out);
+    struct reader r;
+    if (!reader_start(&r, data, len))
+        return STATUS_CORRUPT;
+    out->role = get_u32(&r);
+    out->active = get_u8(&r) != 0;
+    out->created_at = (int64_t)get_u64(&r);
+    out->n_devices = get_u32(&r);
+    out->email = get_str(&r);
+    out->display_name = get_str(&r);
+    out->birth_date = get_str(&r);
+    out->password_hash = get_str(&r);
+    out->list_version = get_u64(&r);
+    get_id(&r, &out->list_signer);
+    get_raw(&r, out->list_signature, REC_SIG_LEN);
+    out->n_list = get_u32(&r);
+    if (out->n_list > REC_LIST_MAX)
+        r.bad = true;
+    for (uint32_t i = 0; !r.bad && i < out->n_list; i++) {
+        get_id(&r, &out->list[i].device_id);
+        get_raw(&r, out->list[i].identity_key, REC_KEY_LEN);
+    }
+    if (r.bad || r.p != r.end) {
+        rec_account_cleanup(out);
+        return STATUS_CORRUPT;
+    }
+    return STATUS_OK;
+}
+
+void rec_account_cleanup(struct rec_account *a) {
+    if (!a)
+        return;
+    free(a->email);
+    free(a->display_name);
+    free(a->birth_date);
+    if (a->password_hash) {
+        memset(a->password_hash, 0, strlen(a->password_hash));
+        free(a->password_hash);
+    }
+    a->email = a->display_name = a->birth_date = a->password_hash = NULL;
+}
+
+void rec_invite_encode(const struct rec_invite *i, struct buf *out) {
+    put_u8(out, REC_FORMAT);
+    put_u32(out, i->role);
+    put_id(out, &i->inviter);
+    put_bytes(out, i->email_index, REC_HASH_LEN);
+    put_str(out, i->email);
+    put_u64(out, (uint64_t)i->created_at);
+    put_u64(out, (uint64_t)i->expires_at);
+}
+
+int rec_invite_decode(const uint8_t *data, size_t len, struct rec_invite *out) {
+    memset(out, 0, sizeof *out);
+    struct reader r;
+    if (!reader_start(&r, data, len))
+        return STATUS_CORRUPT;
+    out->role = get_u32(&r);
+    get_id(&r, &out->inviter);
+    get_fixed(&r, out->email_index, REC_HASH_LEN);
+    out->email = get_str(&r);
+    out->created_at = (int64_t)get_u64(&r);
+    out->expires_at = (int64_t)get_u64(&r);
+    if (r.bad || r.p != r.end) {
+        rec_invite_cleanup(out);
+        return STATUS_CORRUPT;
+    }
+    return STATUS_OK;
+}
+
+void rec_invite_cleanup(struct rec_invite *i) {
+    if (!i)
+        return;
+    free(i->email);
+    i->email = NULL;
+}
+
+void rec_device_encode(const struct rec_device *d, struct buf *out) {
+    put_u8(out, REC_FORMAT);
+    buf_append(out, d->identity_key, REC_KEY_LEN);
+    buf_append(out, d->encryption_key, REC_KEY_LEN);
+    put_u32(out, d->encryption_key_id);
+    put_u64(out, (uint64_t)d->encryption_key_expires_at);
+    buf_append(out, d->signature, REC_SIG_LEN);
+    put_str(out, d->label);
+    put_u64(out, (uint64_t)d->created_at);
+}
+
+int rec_device_decode(const uint8_t *data, size_t len, struct rec_device *out) {
+    memset(out, 0, sizeof *out);
+    struct reader r;
+    if (!reader_start(&r, data, len))
+        return STATUS_CORRUPT;
+    get_raw(&r, out->identity_key, REC_KEY_LEN);
+    get_raw(&r, out->encryption_key, REC_KEY_LEN);
+    out->encryption_key_id = get_u32(&r);
+    out->encryption_key_expires_at = (int64_t)get_u64(&r);
+    get_raw(&r, out->signature, REC_SIG_LEN);
+    out->label = get_str(&r);
+    out->created_at = (int64_t)get_u64(&r);
+    if (r.bad || r.p != r.end) {
+        rec_device_cleanup(out);
+        return STATUS_CORRUPT;
+    }
+    return STATUS_OK;
+}
+
+void rec_device_cleanup(struct rec_device *d) {
+    if (!d)
+        return;
+    free(d->label);
+    d->label = NULL;
+}
+
+void rec_session_encode(const struct rec_session *s, struct buf *out) {
+    put_u8(out, REC_FORMAT);
+    put_id(out, &s->account_id);
+    put_id(out, &s->device_id);
+    put_u64(out, (uint64_t)s->created_at);
+    put_u64(out, (uint64_t)s->expires_at);
+    put_u64(out, (uint64_t)s->idle_expires_at);
+}
+
+int rec_session_decode(const uint8_t *data, size_t len, struct rec_session *out) {
+    memset(out, 0, sizeof *out);
+    struct reader r;
+    if (!reader_start(&r, data, len))
+        return STATUS_CORRUPT;
+    get_id(&r, &out->account_id);
+    get_id(&r, &out->device_id);
+    out->created_at = (int64_t)get_u64(&r);
+    out->expires_at = (int64_t)get_u64(&r);
+    out->idle_expires_at = (int64_t)get_u64(&r);
+    return r.bad || r.p != r.end ? STATUS_CORRUPT : STATUS_OK;
+}
+
+void rec_audit_encode(const struct rec_audit *a, struct buf *out) {
+    put_u8(out, REC_FORMAT);
+    put_u64(out, a->index);
+    put_u64(out, (uint64_t)a->time);
+    put_u32(out, a->action);
+    put_u32(out, a->outcome);
+    put_id(out, &a->actor);
+}
+
+int rec_audit_decode(const uint8_t *data, size_t len, struct rec_audit *out) {
+    memset(out, 0, sizeof *out);
+    struct reader r;
+    if (!reader_start(&r, data, len))
+        return STATUS_CORRUPT;
+    out->index = get_u64(&r);
+    out->time = (int64_t)get_u64(&r);
+    out->action = get_u32(&r);
+    out->outcome = get_u32(&r);
+    get_id(&r, &out->actor);
+    return r.bad || r.p != r.end ? STATUS_CORRUPT : STATUS_OK;
+}

@@ -1,0 +1,143 @@
+/*
+ * server/records.h: the typed records that apply writes for accounts,
+ * invitations, devices, sessions and audit, and their byte encodings.
+ *
+ * Every record is one value in its column family (storage/store.h seals it):
+ *
+ *   CF_ACCOUNTS     account id (16)                  -> struct rec_account
+ *   CF_EMAIL_INDEX  blind index of the email (32)    -> account id (16 bytes)
+ *   CF_INVITES      SHA-256 of the invitation code   -> struct rec_invite
+ *   CF_DEVICES      account id (16) | device id (16) -> struct rec_device
+ *   CF_SESSIONS     SHA-256 of the session token     -> struct rec_session
+ *   CF_AUDIT        index (8, big-endian)            -> struct rec_audit
+ *   CF_META         REC_META_SYSADMIN                -> account id of the first sysadmin
+ *                   REC_META_AUDIT_NEXT              -> next audit index (8, big-endian)
+ *
+ * Encoding: a format byte (REC_FORMAT) then the fields in a fixed order,
+ * integers big-endian at fixed width, byte strings as a 4-byte length and the
+ * bytes. A record is extended by appending fields: a decoder that meets a
+ * shorter record of the same format leaves the missing trailing fields zero.
+ * Decoders copy everything they return (rec_*_cleanup frees).
+ *
+ * Pure functions, any thread.
+ */
+#ifndef SERVER_RECORDS_H
+#define SERVER_RECORDS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+#include "base/rand.h"
+
+#define REC_FORMAT 1
+
+#define REC_META_SYSADMIN "sysadmin"
+#define REC_META_AUDIT_NEXT "audit_next"
+
+#define REC_HASH_LEN 32   /* SHA-256 and blind index */
+#define REC_KEY_LEN 32    /* Ed25519 / X25519 public keys */
+#define REC_SIG_LEN 64    /* Ed25519 signatures */
+#define REC_LIST_MAX 32   /* devices in a signed device list */
+#define REC_MAX_DEVICES 6 /* devices per account */
+
+/* Roles, numbered as carechat.v1 Role. */
+enum rec_role {
+    REC_ROLE_PATIENT = 1,
+    REC_ROLE_PROVIDER = 2,
+    REC_ROLE_ADMIN = 3,
+    REC_ROLE_SYSADMIN = 4,
+};
+
+struct rec_list_item {
+    struct id device_id;
+    uint8_t identity_key[REC_KEY_LEN];
+};
+
+struct rec_account {
+    uint32_t role;
+    bool active;
+    int64_t created_at;
+    uint32_t n_devices;
+    char *email;         /* normalised; owned */
+    char *display_name;  /* owned */
+    char *birth_date;    /* "YYYY-MM-DD", or "" for the bootstrap sysadmin; owned */
+    char *password_hash; /* crypto_pwhash_str() output; owned */
+    /* The latest signed device list (version 0, no items before the first). */
+    uint64_t list_version;
+    struct id list_signer;
+    uint8_t list_signature[REC_SIG_LEN];
+    uint32_t n_list;
+    struct rec_list_item list[REC_LIST_MAX];
+};
+
+struct rec_invite {
+    uint32_t role;
+    struct id inviter;
+    uint8_t email_index[REC_HASH_LEN];
+    char *email; /* owned */
+    int64_t created_at;
+    int64_t expires_at;
+};
+
+struct rec_device {
+    uint8_t identity_key[REC_KEY_LEN];
+    uint8_t encryption_key[REC_KEY_LEN];
+    uint32_t encryption_key_id;
+    int64_t encryption_key_expires_at;
+    uint8_t signature[REC_SIG_LEN];
+    char *label; /* owned */
+    int64_t created_at;
+};
+
+struct rec_session {
+    struct id account_id;
+    struct id device_id;
+    int64_t created_at;
+    int64_t expires_at;
+    int64_t idle_expires_at;
+};
+
+/* Audit actions and outcomes (the hash-chained audit log extends this record
+ * later by appending fields). */
+enum rec_audit_action {
+    REC_AUDIT_BOOTSTRAP = 1,
+    REC_AUDIT_INVITE = 2,
+    REC_AUDIT_REGISTER = 3,
+    REC_AUDIT_REGISTER_UNDER_AGE = 4,
+    REC_AUDIT_LOGIN = 5,
+    REC_AUDIT_LOGOUT = 6,
+    REC_AUDIT_DEVICE_REMOVE = 7,
+};
+
+struct rec_audit {
+    uint64_t index;
+    int64_t time;
+    uint32_t action;
+    uint32_t outcome; /* 0: done; otherwise the wire status of the refusal */
+    struct id actor;  /* all zero: none */
+};
+
+/* Encoders append the record to `out`. */
+void rec_account_encode(const struct rec_account *a, struct buf *out);
+void rec_invite_encode(const struct rec_invite *i, struct buf *out);
+void rec_device_encode(const struct rec_device *d, struct buf *out);
+void rec_session_encode(const struct rec_session *s, struct buf *out);
+void rec_audit_encode(const struct rec_audit *a, struct buf *out);
+
+/* Decoders fill *out (zeroed first; free the strings with rec_*_cleanup()).
+ * Return 0, or STATUS_CORRUPT for another format byte, a truncated field or a
+ * field of the wrong size (nothing then needs cleanup). */
+int rec_account_decode(const uint8_t *data, size_t len, struct rec_account *out);
+int rec_invite_decode(const uint8_t *data, size_t len, struct rec_invite *out);
+int rec_device_decode(const uint8_t *data, size_t len, struct rec_device *out);
+int rec_session_decode(const uint8_t *data, size_t len, struct rec_session *out);
+int rec_audit_decode(const uint8_t *data, size_t len, struct rec_audit *out);
+
+/* Free the strings of a decoded (or filled-in) record. Accept NULL. */
+void rec_account_cleanup(struct rec_account *a);
+void rec_invite_cleanup(struct rec_invite *i);
+void rec_device_cleanup(struct rec_device *d);
+
+#endif

@@ -1,0 +1,165 @@
+/*
+ * server/rules.c: the account and device rules (contracts in rules.h). Pure,
+ * any thread.
+ */
+#include "server/rules.h"
+
+#include <ctype.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/status.h"
+#include "storage/keys.h"
+
+#define KEY_CONTEXT "carechat.v1 encryption key"
+#define LIST_CONTEXT "carechat.v1 device list"
+
+int rules_normalize_email(const char *email, char out[RULES_EMAIL_MAX + 1]) {
+    while (*email == ' ' || *email == '\t' || *email == '\r' || *email == '\n')
+        email++;
+    size_t n = strlen(email);
+    while (n > 0 && (email[n - 1] == ' ' || email[n - 1] == '\t' || email[n - 1] == '\r' ||
+                     email[n - 1] == '\n'))
+        n--;
+    if (n == 0 || n > RULES_EMAIL_MAX)
+        return STATUS_BAD_REQUEST;
+    const char *at = memchr(email, '@', n);
+    if (!at || at == email || at == email + n - 1)
+        return STATUS_BAD_REQUEST;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)email[i];
+        if (c <= 0x20 || c == 0x7f)
+            return STATUS_BAD_REQUEST;
+        out[i] = (char)(c < 0x80 ? tolower(c) : c);
+    }
+    out[n] = '\0';
+    return STATUS_OK;
+}
+
+static bool leap(int y) {
+    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+int rules_parse_date(const char *text, int *year, int *month, int *day) {
+    if (strlen(text) != 10 || text[4] != '-' || text[7] != '-')
+        return STATUS_BAD_REQUEST;
+    for (int i = 0; i < 10; i++) {
+        if (i != 4 && i != 7 && !isdigit((unsigned char)text[i]))
+            return STATUS_BAD_REQUEST;
+    }
+    int y = atoi(text), m = atoi(text + 5), d = atoi(text + 8);
+    static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (y < 1900 || m < 1 || m > 12 || d < 1)
+        return STATUS_BAD_REQUEST;
+    int max = days[m - 1] + (m == 2 && leap(y) ? 1 : 0);
+    if (d > max)
+        return STATUS_BAD_REQUEST;
+    *year = y;
+    *month = m;
+    *day = d;
+    return STATUS_OK;
+}
+
+int rules_age_at(int year, int month, int day, int64_t time_ms) {
+    time_t t = (time_t)(time_ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    int y = tm.tm_year + 1900, m = tm.tm_mon + 1, d = tm.tm_mday;
+    int age = y - year;
+    if (m < month || (m == month && d < day))
+        age--;
+    return age;
+}
+
+void rules_sha256(const void *data, size_t len, uint8_t out[REC_HASH_LEN]) {
+    crypto_hash_sha256(out, data, len);
+}
+
+int rules_verify_key_signature(const uint8_t identity_key[REC_KEY_LEN],
+                               const uint8_t encryption_key[REC_KEY_LEN], uint32_t key_id,
+                               int64_t expires_at, const uint8_t signature[REC_SIG_LEN]) {
+    uint8_t msg[sizeof KEY_CONTEXT - 1 + REC_KEY_LEN + 4 + 8];
+    size_t n = sizeof KEY_CONTEXT - 1;
+    memcpy(msg, KEY_CONTEXT, n);
+    memcpy(msg + n, encryption_key, REC_KEY_LEN);
+    n += REC_KEY_LEN;
+    key_put_u32(msg + n, key_id);
+    n += 4;
+    key_put_u64(msg + n, (uint64_t)expires_at);
+    n += 8;
+    return crypto_sign_verify_detached(signature, msg, n, identity_key) == 0 ? STATUS_OK
+                                                                             : STATUS_BAD_REQUEST;
+}
+
+static int item_cmp(const void *a, const void *b) {
+    return memcmp(((const struct rec_list_item *)a)->device_id.b,
+                  ((const struct rec_list_item *)b)->device_id.b, ID_LEN);
+}
+
+void rules_device_list_message(const struct id *account_id, uint64_t version,
+                               const struct rec_list_item *items, size_t n, struct buf *out) {
+    struct rec_list_item sorted[REC_LIST_MAX];
+    size_t count = n < REC_LIST_MAX ? n : REC_LIST_MAX;
+    memcpy(sorted, items, count * sizeof *items);
+    qsort(sorted, count, sizeof *sorted, item_cmp);
+    buf_append(out, LIST_CONTEXT, sizeof LIST_CONTEXT - 1);
+    buf_append(out, account_id->b, ID_LEN);
+    uint8_t x[8];
+    key_put_u64(x, version);
+    buf_append(out, x, 8);
+    key_put_u32(x, (uint32_t)count);
+    buf_append(out, x, 4);
+    for (size_t i = 0; i < count; i++) {
+        buf_append(out, sorted[i].device_id.b, ID_LEN);
+        buf_append(out, sorted[i].identity_key, REC_KEY_LEN);
+    }
+}
+
+int rules_verify_device_list(const struct id *account_id, uint64_t version,
+                             const struct rec_list_item *items, size_t n,
+                             const uint8_t signer_key[REC_KEY_LEN],
+                             const uint8_t signature[REC_SIG_LEN]) {
+    if (n > REC_LIST_MAX)
+        return STATUS_TOO_LARGE;
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = i + 1; j < n; j++) {
+            if (memcmp(items[i].device_id.b, items[j].device_id.b, ID_LEN) == 0)
+                return STATUS_BAD_REQUEST;
+        }
+    }
+    struct buf msg;
+    buf_init(&msg);
+    rules_device_list_message(account_id, version, items, n, &msg);
+    int ok = crypto_sign_verify_detached(signature, msg.data, msg.len, signer_key);
+    buf_cleanup(&msg);
+    return ok == 0 ? STATUS_OK : STATUS_BAD_REQUEST;
+}
+
+bool rules_role_valid(uint32_t role) {
+    return role >= REC_ROLE_PATIENT && role <= REC_ROLE_SYSADMIN;
+}
+
+bool rules_may_invite(uint32_t inviter_role, uint32_t invited_role) {
+    if (!rules_role_valid(invited_role))
+        return false;
+    switch (inviter_role) {
+    case REC_ROLE_PROVIDER:
+        return invited_role == REC_ROLE_PATIENT;
+    case REC_ROLE_ADMIN:
+        return invited_role != REC_ROLE_SYSADMIN;
+    case REC_ROLE_SYSADMIN:
+        return true;
+    default:
+        return false;
+    }
+}
+
+bool rules_may_see(uint32_t caller_role, uint32_t target_role, bool self) {
+    if (self)
+        return true;
+    if (caller_role == REC_ROLE_PATIENT)
+        return target_role != REC_ROLE_PATIENT;
+    return rules_role_valid(caller_role);
+}

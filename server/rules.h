@@ -1,0 +1,80 @@
+/*
+ * server/rules.h: the account and device rules shared by the handlers (which
+ * check a request before proposing an entry) and apply (which re-checks the
+ * entry): email normalisation, birth dates and the minimum age, who may invite
+ * whom and see whom, and the signed byte layouts of carechat.proto (DeviceKeys
+ * and DeviceList) with their Ed25519 verification.
+ *
+ * Visibility (LookupAccount, ListDevices): staff (provider, admin, sysadmin)
+ * may see every account; a patient may see staff accounts and its own, never
+ * another patient's, so a patient cannot probe which emails are patients here.
+ *
+ * Pure functions (libsodium for hashing and signatures), any thread.
+ */
+#ifndef SERVER_RULES_H
+#define SERVER_RULES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+#include "base/rand.h"
+#include "server/records.h"
+
+#define RULES_EMAIL_MAX 254
+#define RULES_MIN_AGE 13
+#define RULES_DISPLAY_NAME_MAX 128
+#define RULES_LABEL_MAX 64
+#define RULES_PASSWORD_MAX 1024
+
+/* Writes the normalised form of `email` (surrounding white space removed,
+ * ASCII letters in lower case) into out[RULES_EMAIL_MAX + 1]. Returns 0, or
+ * STATUS_BAD_REQUEST when it is empty, longer than RULES_EMAIL_MAX, has no '@'
+ * with text on both sides, or contains white space or control characters. */
+int rules_normalize_email(const char *email, char out[RULES_EMAIL_MAX + 1]);
+
+/* Parses "YYYY-MM-DD" (a real calendar date, year 1900 or later). Returns 0
+ * with the parts, or STATUS_BAD_REQUEST. */
+int rules_parse_date(const char *text, int *year, int *month, int *day);
+
+/* Full years of age on the UTC date of `time_ms` of someone born on the given
+ * date; negative when the date is after that day. */
+int rules_age_at(int year, int month, int day, int64_t time_ms);
+
+/* SHA-256 of `len` bytes into out[32]. */
+void rules_sha256(const void *data, size_t len, uint8_t out[REC_HASH_LEN]);
+
+/* Checks the DeviceKeys signature: Ed25519 by `identity_key` over
+ * "carechat.v1 encryption key" || encryption_key || key_id (4, BE) ||
+ * expires_at (8, BE). Returns 0 or STATUS_BAD_REQUEST. */
+int rules_verify_key_signature(const uint8_t identity_key[REC_KEY_LEN],
+                               const uint8_t encryption_key[REC_KEY_LEN], uint32_t key_id,
+                               int64_t expires_at, const uint8_t signature[REC_SIG_LEN]);
+
+/* Appends the signed bytes of a DeviceList to `out`: "carechat.v1 device
+ * list" || account_id || version (8, BE) || count (4, BE) || for each item
+ * sorted by device id: device_id || identity_key. `items` is not modified. */
+void rules_device_list_message(const struct id *account_id, uint64_t version,
+                               const struct rec_list_item *items, size_t n, struct buf *out);
+
+/* Checks a device list: at most REC_LIST_MAX items, no duplicate device ids,
+ * and an Ed25519 signature by `signer_key` over rules_device_list_message().
+ * Returns 0, STATUS_TOO_LARGE (too many items) or STATUS_BAD_REQUEST. */
+int rules_verify_device_list(const struct id *account_id, uint64_t version,
+                             const struct rec_list_item *items, size_t n,
+                             const uint8_t signer_key[REC_KEY_LEN],
+                             const uint8_t signature[REC_SIG_LEN]);
+
+/* True when a valid role (REC_ROLE_*). */
+bool rules_role_valid(uint32_t role);
+
+/* Who may invite whom: provider -> patient; admin -> patient, provider, admin;
+ * sysadmin -> any role. */
+bool rules_may_invite(uint32_t inviter_role, uint32_t invited_role);
+
+/* Whether a caller of `caller_role` may see an account of `target_role`
+ * (`self`: the caller's own account); the rule is at the top of this file. */
+bool rules_may_see(uint32_t caller_role, uint32_t target_role, bool self);
+
+#endif
