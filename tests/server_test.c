@@ -208,18 +208,18 @@ static void test_server_metrics_count_frames(void **state) {
     buf_cleanup(&body);
 
     const char *login = "carechat_frames_received_total{body=\"login\"}";
-    const char *unavailable = "carechat_responses_total{status=\"unavailable\"}";
+    const char *bad_request = "carechat_responses_total{status=\"bad_request\"}";
     long long logins = metric(shared, login);
-    long long unavail = metric(shared, unavailable);
+    long long bad_requests = metric(shared, bad_request);
     if (logins < 0)
         logins = 0; /* not yet rendered: no login received so far */
     struct wsc *c = open_session(shared);
     for (uint64_t id = 1; id <= 3; id++) {
         send_request(c, id, CARECHAT__V1__FRAME__BODY_LOGIN);
-        expect_response(c, id, STATUS_UNAVAILABLE, NULL, 0);
+        expect_response(c, id, STATUS_BAD_REQUEST, NULL, 0);
     }
     assert_int_equal(metric(shared, login), logins + 3);
-    assert_int_equal(metric(shared, unavailable), unavail + 3);
+    assert_int_equal(metric(shared, bad_request), bad_requests + 3);
     assert_true(metric(shared, "carechat_websockets_open") >= 1);
     wsc_free(c);
 }
@@ -292,7 +292,7 @@ static void test_server_oversized_message_closes_1009(void **state) {
     /* The server still serves others. */
     c = open_session(shared);
     send_request(c, 5, CARECHAT__V1__FRAME__BODY_LOGIN);
-    expect_response(c, 5, STATUS_UNAVAILABLE, NULL, 0);
+    expect_response(c, 5, STATUS_BAD_REQUEST, NULL, 0);
     wsc_free(c);
 }
 
@@ -312,7 +312,7 @@ static void test_server_fragmented_message_within_limit_is_served(void **state) 
     assert_int_equal(wsc_send_frame(c, WSC_OP_BINARY, false, true, out.data, 1), 0);
     assert_int_equal(wsc_send_frame(c, WSC_OP_CONTINUATION, true, true, out.data + 1, out.len - 1),
                      0);
-    expect_response(c, 44, STATUS_UNAVAILABLE, NULL, 0);
+    expect_response(c, 44, STATUS_BAD_REQUEST, NULL, 0);
     buf_cleanup(&out);
     wsc_free(c);
 }
@@ -330,8 +330,8 @@ static void test_server_login_gets_a_clear_status(void **state) {
     struct wsc *c = open_session(shared);
     char detail[300];
     send_request(c, 1, CARECHAT__V1__FRAME__BODY_LOGIN);
-    expect_response(c, 1, STATUS_UNAVAILABLE, detail, sizeof detail);
-    assert_string_equal(detail, "not implemented yet");
+    expect_response(c, 1, STATUS_BAD_REQUEST, detail, sizeof detail);
+    assert_string_equal(detail, "email, password and device required");
     wsc_free(c);
 }
 
@@ -353,7 +353,7 @@ static void test_server_garbage_gets_bad_request_and_no_crash(void **state) {
     assert_int_equal(wsc_send_binary(c, noise, sizeof noise), 0);
     expect_silence(c, 300);
     send_request(c, 32, CARECHAT__V1__FRAME__BODY_LOGIN);
-    expect_response(c, 32, STATUS_UNAVAILABLE, NULL, 0);
+    expect_response(c, 32, STATUS_BAD_REQUEST, NULL, 0);
     /* An unmasked frame (lws accepts it) that is garbage too. */
     assert_int_equal(wsc_send_frame(c, WSC_OP_BINARY, true, false, readable_id, sizeof readable_id),
                      0);
@@ -384,7 +384,7 @@ static void test_server_closes_unauthenticated_at_deadline(void **state) {
     int64_t t0 = clock_monotonic_ms();
     /* A request does not extend the deadline. */
     send_request(c, 2, CARECHAT__V1__FRAME__BODY_LOGIN);
-    expect_response(c, 2, STATUS_UNAVAILABLE, NULL, 0);
+    expect_response(c, 2, STATUS_BAD_REQUEST, NULL, 0);
     int code = 0;
     assert_int_equal(wsc_wait_close(c, 6000, &code), 0);
     int64_t elapsed = clock_monotonic_ms() - t0;
@@ -420,7 +420,7 @@ static void test_server_pings_and_hangs_up_on_silent_peers(void **state) {
     int64_t t0 = clock_monotonic_ms();
     expect_silence(live, 4500);
     send_request(live, 8, CARECHAT__V1__FRAME__BODY_LOGIN);
-    expect_response(live, 8, STATUS_UNAVAILABLE, NULL, 0);
+    expect_response(live, 8, STATUS_BAD_REQUEST, NULL, 0);
     int code = 0;
     /* The silent one was closed meanwhile: its close (or EOF) is already there. */
     assert_int_equal(wsc_wait_close(silent, 1000, &code), 0);
@@ -446,7 +446,7 @@ static void test_server_per_ip_cap(void **state) {
     assert_null(extra);
     /* The open sessions still work. */
     send_request(c[0], 3, CARECHAT__V1__FRAME__BODY_LOGIN);
-    expect_response(c[0], 3, STATUS_UNAVAILABLE, NULL, 0);
+    expect_response(c[0], 3, STATUS_BAD_REQUEST, NULL, 0);
     /* Closing one frees a place (the server notices the close asynchronously). */
     wsc_free(c[2]);
     int rc = 0;
