@@ -1,0 +1,127 @@
+/* server/rules_test.c: emails, dates and ages, roles, and the signed layouts. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+
+#include "base/status.h"
+#include "server/rules.h"
+#include "storage/keys.h"
+
+static void test_rules_normalize_email(void **state) {
+    char out[RULES_EMAIL_MAX + 1];
+    assert_int_equal(rules_normalize_email("  Anna.B@Clinic.EXAMPLE \n", out), 0);
+    assert_string_equal(out, "anna.b@clinic.example");
+    assert_int_equal(rules_normalize_email("", out), STATUS_BAD_REQUEST);
+    assert_int_equal(rules_normalize_email("no-at-sign", out), STATUS_BAD_REQUEST);
+    assert_int_equal(rules_normalize_email("@x", out), STATUS_BAD_REQUEST);
+    assert_int_equal(rules_normalize_email("x@", out), STATUS_BAD_REQUEST);
+    assert_int_equal(rules_normalize_email("a b@x", out), STATUS_BAD_REQUEST);
+    char long_email[300];
+    memset(long_email, 'a', sizeof long_email);
+    memcpy(long_email + 250, "@x.yz", 6);
+    assert_int_equal(rules_normalize_email(long_email, out), STATUS_BAD_REQUEST);
+}
+
+/* Milliseconds at 12:00 UTC of a date. */
+static int64_t at(int y, int m, int d) {
+    struct tm tm = {.tm_year = y - 1900, .tm_mon = m - 1, .tm_mday = d, .tm_hour = 12};
+    return (int64_t)timegm(&tm) * 1000;
+}
+
+static void test_rules_dates_and_age(void **state) {
+    int y, m, d;
+    assert_int_equal(rules_parse_date("2012-02-29", &y, &m, &d), 0);
+    assert_int_equal(y * 10000 + m * 100 + d, 20120229);
+    assert_int_equal(rules_parse_date("2013-02-29", &y, &m, &d), STATUS_BAD_REQUEST);
+    assert_int_equal(rules_parse_date("2013-13-01", &y, &m, &d), STATUS_BAD_REQUEST);
+    assert_int_equal(rules_parse_date("2013-1-01", &y, &m, &d), STATUS_BAD_REQUEST);
+    assert_int_equal(rules_parse_date("1899-12-31", &y, &m, &d), STATUS_BAD_REQUEST);
+    /* The 13th birthday is the first day of age 13. */
+    assert_int_equal(rules_age_at(2010, 6, 15, at(2023, 6, 14)), 12);
+    assert_int_equal(rules_age_at(2010, 6, 15, at(2023, 6, 15)), 13);
+    assert_int_equal(rules_age_at(2010, 6, 15, at(2009, 1, 1)), -2);
+}
+
+static void test_rules_key_signature(void **state) {
+    uint8_t pk[32], sk[64], ek[32], sig[64];
+    crypto_sign_keypair(pk, sk);
+    randombytes_buf(ek, sizeof ek);
+    uint8_t msg[26 + 32 + 12];
+    memcpy(msg, "carechat.v1 encryption key", 26);
+    memcpy(msg + 26, ek, 32);
+    key_put_u32(msg + 58, 7);
+    key_put_u64(msg + 62, 123456789);
+    crypto_sign_detached(sig, NULL, msg, sizeof msg, sk);
+    assert_int_equal(rules_verify_key_signature(pk, ek, 7, 123456789, sig), 0);
+    assert_int_equal(rules_verify_key_signature(pk, ek, 8, 123456789, sig), STATUS_BAD_REQUEST);
+    assert_int_equal(rules_verify_key_signature(pk, ek, 7, 123456788, sig), STATUS_BAD_REQUEST);
+    ek[0] ^= 1;
+    assert_int_equal(rules_verify_key_signature(pk, ek, 7, 123456789, sig), STATUS_BAD_REQUEST);
+}
+
+static void test_rules_device_list_signature(void **state) {
+    uint8_t pk[32], sk[64];
+    crypto_sign_keypair(pk, sk);
+    struct id account;
+    memset(account.b, 0xaa, ID_LEN);
+    struct rec_list_item items[2];
+    memset(items[0].device_id.b, 0x20, ID_LEN);
+    memset(items[1].device_id.b, 0x10, ID_LEN);
+    memcpy(items[0].identity_key, pk, 32);
+    memset(items[1].identity_key, 5, 32);
+    /* The signed bytes by hand: entries sorted by device id (0x10.. first). */
+    uint8_t msg[23 + 16 + 8 + 4 + 96];
+    memcpy(msg, "carechat.v1 device list", 23);
+    memcpy(msg + 23, account.b, 16);
+    key_put_u64(msg + 39, 4);
+    key_put_u32(msg + 47, 2);
+    memcpy(msg + 51, items[1].device_id.b, 16);
+    memcpy(msg + 67, items[1].identity_key, 32);
+    memcpy(msg + 99, items[0].device_id.b, 16);
+    memcpy(msg + 115, items[0].identity_key, 32);
+    uint8_t sig[64];
+    crypto_sign_detached(sig, NULL, msg, sizeof msg, sk);
+    assert_int_equal(rules_verify_device_list(&account, 4, items, 2, pk, sig), 0);
+    assert_int_equal(rules_verify_device_list(&account, 5, items, 2, pk, sig), STATUS_BAD_REQUEST);
+    assert_int_equal(rules_verify_device_list(&account, 4, items, 1, pk, sig), STATUS_BAD_REQUEST);
+    items[1].device_id = items[0].device_id;
+    assert_int_equal(rules_verify_device_list(&account, 4, items, 2, pk, sig), STATUS_BAD_REQUEST);
+    struct rec_list_item many[REC_LIST_MAX + 1];
+    memset(many, 0, sizeof many);
+    assert_int_equal(rules_verify_device_list(&account, 4, many, REC_LIST_MAX + 1, pk, sig),
+                     STATUS_TOO_LARGE);
+}
+
+static void test_rules_invite_and_visibility(void **state) {
+    assert_true(rules_may_invite(REC_ROLE_PROVIDER, REC_ROLE_PATIENT));
+    assert_false(rules_may_invite(REC_ROLE_PROVIDER, REC_ROLE_PROVIDER));
+    assert_false(rules_may_invite(REC_ROLE_PATIENT, REC_ROLE_PATIENT));
+    assert_false(rules_may_invite(REC_ROLE_PATIENT, REC_ROLE_PROVIDER));
+    assert_true(rules_may_invite(REC_ROLE_ADMIN, REC_ROLE_ADMIN));
+    assert_false(rules_may_invite(REC_ROLE_ADMIN, REC_ROLE_SYSADMIN));
+    assert_true(rules_may_invite(REC_ROLE_SYSADMIN, REC_ROLE_SYSADMIN));
+    assert_false(rules_may_invite(REC_ROLE_SYSADMIN, 0));
+    assert_true(rules_may_see(REC_ROLE_PATIENT, REC_ROLE_PROVIDER, false));
+    assert_false(rules_may_see(REC_ROLE_PATIENT, REC_ROLE_PATIENT, false));
+    assert_true(rules_may_see(REC_ROLE_PATIENT, REC_ROLE_PATIENT, true));
+    assert_true(rules_may_see(REC_ROLE_PROVIDER, REC_ROLE_PATIENT, false));
+}
+
+int main(void) {
+    if (sodium_init() < 0)
+        return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rules_normalize_email),
+        cmocka_unit_test(test_rules_dates_and_age),
+        cmocka_unit_test(test_rules_key_signature),
+        cmocka_unit_test(test_rules_device_list_signature),
+        cmocka_unit_test(test_rules_invite_and_visibility),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
