@@ -60,6 +60,7 @@ struct carechat {
     struct carechat_session_info info;
 
     struct carechat_event events[CARECHAT_MAX_EVENTS];
+    int server_said; /* the kind of the last event pushed during the current call */
     size_t event_head, event_count;
 
     int err_status;
@@ -252,6 +253,7 @@ static void push_event(struct carechat *c, const struct carechat_event *e) {
     }
     c->events[(c->event_head + c->event_count) % CARECHAT_MAX_EVENTS] = *e;
     c->event_count++;
+    c->server_said = (int)e->kind;
 }
 
 int carechat_next_event(struct carechat *c, struct carechat_event *out) {
@@ -311,13 +313,21 @@ static int call(struct carechat *c, Carechat__V1__Frame *req, const char *what,
                 Carechat__V1__Frame **out) {
     const int64_t deadline = clock_monotonic_ms() + c->request_timeout_ms;
     req->request_id = ++c->last_request_id;
+    c->server_said = 0;
     int rc = send_frame(c, req, deadline);
+    /* When the send failed, still read what the server had sent before the
+     * connection ended (a ReplacedElsewhere, a SessionRevoked), without
+     * waiting for more. */
+    const bool sent = rc == 0;
     struct buf wire;
     buf_init(&wire);
-    while (rc == 0) {
-        rc = transport_recv(c->t, deadline, &wire);
-        if (rc != 0)
+    for (;;) {
+        int rrc = transport_recv(c->t, sent ? deadline : 0, &wire);
+        if (rrc != 0) {
+            if (sent)
+                rc = rrc;
             break;
+        }
         Carechat__V1__Frame *f = NULL;
         int drc = proto_decode(NULL, wire.data, wire.len, &f);
         buf_wipe(&wire);
@@ -326,7 +336,7 @@ static int call(struct carechat *c, Carechat__V1__Frame *req, const char *what,
             continue;
         }
         if (f->body_case == CARECHAT__V1__FRAME__BODY_RESPONSE) {
-            if (f->request_id == req->request_id) {
+            if (sent && f->request_id == req->request_id) {
                 *out = f;
                 break;
             }
@@ -337,12 +347,20 @@ static int call(struct carechat *c, Carechat__V1__Frame *req, const char *what,
         proto_free(f);
     }
     buf_cleanup(&wire);
-    if (rc != 0) {
-        connection_failed(c, rc, what);
-        disconnect(c, 0);
-        return c->err_status;
-    }
-    return 0;
+    if (rc == 0)
+        return 0;
+    if (c->server_said == CARECHAT_EVENT_REPLACED_ELSEWHERE)
+        rc = fail(c, STATUS_IO, CARECHAT_ERROR_CONNECTION,
+                  "%s: this device connected to the server elsewhere, which closed this "
+                  "connection",
+                  what);
+    else if (c->server_said == CARECHAT_EVENT_SESSION_REVOKED)
+        rc = fail(c, STATUS_UNAUTHENTICATED, CARECHAT_ERROR_SESSION,
+                  "%s: the server ended the session: run carechat login", what);
+    else
+        rc = connection_failed(c, rc, what);
+    disconnect(c, 0);
+    return rc;
 }
 
 /* 0 when `f` answers OK with a result of `result_case`; otherwise records the
