@@ -145,8 +145,12 @@ static bool allowed_before_auth(Carechat__V1__Frame__BodyCase body) {
 
 static void dispatch(struct conn *c, const Carechat__V1__Frame *frame) {
     Carechat__V1__Frame__BodyCase body = frame->body_case;
-    if (body == CARECHAT__V1__FRAME__BODY_RESPONSE)
-        return; /* the answer to a server request: nothing to reply */
+    if (body == CARECHAT__V1__FRAME__BODY_RESPONSE) {
+        /* The answer to a server request: nothing to reply. */
+        if (c->state == CONN_AUTHENTICATED && c->cfg.handler.response)
+            c->cfg.handler.response(c->cfg.handler.ctx, c->handler_state, frame);
+        return;
+    }
     if (body >= CARECHAT__V1__FRAME__BODY_DELIVERY) {
         conn_respond(c, frame->request_id, STATUS_BAD_REQUEST, "not a client request");
         return;

@@ -25,7 +25,8 @@
  * once, now or later (after the journal or the password worker), through
  * conn_respond()/conn_send(); requests the handler does not take are answered
  * UNAVAILABLE with detail "not implemented yet". A Response from
- * the client (to a server request) is accepted without a reply; a server-side
+ * the client (to a server request) is accepted without a reply and handed to
+ * the handler's `response` callback when it has one; a server-side
  * request body (Delivery, ...) sent by the client is BAD_REQUEST.
  *
  * A message that does not decode is answered BAD_REQUEST (TOO_LARGE when it
@@ -87,6 +88,9 @@ struct conn_handler {
      * false to have it answered "not implemented yet". `frame` is borrowed for
      * the call. */
     bool (*dispatch)(void *ctx, void *state, const Carechat__V1__Frame *frame);
+    /* Optional: a Response from the client to a server request (no reply is
+     * sent for it). `frame` is borrowed for the call. */
+    void (*response)(void *ctx, void *state, const Carechat__V1__Frame *frame);
     void *ctx;
 };
 
