@@ -103,6 +103,13 @@ static const struct opt options[] = {
      "(default 30)"},
     {"login-window", OPT_SECONDS, FIELD(login_window_s), 1, 86400, "SECONDS",
      "time in which spent attempts come back (default 300)"},
+    {"send-burst", OPT_COUNT, FIELD(send_burst), 1, 1000000, "N",
+     "messages one account may send at once before --send-window paces it (default 60)"},
+    {"send-window", OPT_SECONDS, FIELD(send_window_s), 1, 86400, "SECONDS",
+     "time in which a spent --send-burst comes back (default 60: one message a second)"},
+    {"inbox-max", OPT_COUNT, FIELD(inbox_max), 1, 10000000, "N",
+     "undelivered entries one device's inbox may hold; sends beyond it are refused "
+     "(default 10000)"},
     {"clock-offset", OPT_MS, FIELD(clock_offset_ms), 0, 0, "MS",
      "FOR TESTS ONLY: add MS milliseconds (may be negative) to the clock, to run "
      "time-dependent scenarios without waiting"},

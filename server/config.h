@@ -61,6 +61,9 @@ struct server_config {
     unsigned login_burst;         /* login/registration attempts per email ... */
     unsigned login_burst_per_ip;  /* ... and per client address ... */
     unsigned login_window_s;      /* ... refilled over this many seconds */
+    unsigned send_burst;          /* messages an account may send at once ... */
+    unsigned send_window_s;       /* ... refilled over this many seconds */
+    unsigned inbox_max;           /* undelivered entries per device inbox */
     int64_t clock_offset_ms;      /* added to the clock; for tests only */
     const char *config_file;      /* the --config given, or NULL */
     struct config_strings *owned; /* private: copies of the file's values */
@@ -77,6 +80,7 @@ struct server_config {
         .log_level = LOG_INFO, .invite_ttl_s = 7 * 24 * 3600, .session_idle_s = 15 * 60,           \
         .session_max_s = 12 * 3600, .pwhash_ops = 2, .pwhash_mem = 19ull << 20,                    \
         .password_min = 10, .login_burst = 5, .login_burst_per_ip = 30, .login_window_s = 300,     \
+        .send_burst = 60, .send_window_s = 60, .inbox_max = 10000,                                 \
     }
 
 /* Builds the configuration from the defaults, the --config file and argv (argv[0]
