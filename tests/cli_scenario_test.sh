@@ -1,0 +1,196 @@
+#!/bin/bash
+# tests/cli_scenario_test.sh: the `carechat` CLI (libcarechat) against the real carechatd.
+#
+# A fresh data directory gets its first system administrator from
+# `carechatd bootstrap`; then, through the CLI only, each person with a profile
+# directory of their own: the sysadmin logs in and invites a provider (--json),
+# the provider registers and logs in again (same device, then a second device),
+# invites a patient, who registers; an under-13 registration fails with exit 2
+# and a clear message; `carechat devices` lists the signed devices; wrong
+# passwords, forbidden invitations, a dead server and --password are refused
+# with their documented exit codes; after `carechat logout`, `carechat devices`
+# fails with an authentication error (exit 4), and so does a copy of the
+# profile whose session ended on the server. Everything runs on 127.0.0.1
+# under `timeout`.
+set -euo pipefail
+
+fail() {
+    echo "FAIL: $*" >&2
+    echo "  last exit: ${RC:-}  stdout: ${OUT:-}  stderr: ${ERR:-}" >&2
+    [ -f "$T/carechatd.log" ] && sed 's/^/  carechatd: /' "$T/carechatd.log" | tail -40 >&2
+    exit 1
+}
+
+RUNFILES="${TEST_SRCDIR:-.}/${TEST_WORKSPACE:-carechat}"
+SERVER="${CARECHATD:-$RUNFILES/server/carechatd}"
+CLI="${CARECHAT:-$RUNFILES/client/carechat}"
+[ -x "$SERVER" ] || SERVER="server/carechatd"
+[ -x "$CLI" ] || CLI="client/carechat"
+T=$(mktemp -d "${TEST_TMPDIR:-/tmp}/cli.XXXXXX")
+PID=""
+cleanup() {
+    if [ -n "$PID" ]; then kill -9 "$PID" 2>/dev/null || true; fi
+}
+trap cleanup EXIT
+
+password_file() { # NAME PASSWORD
+    printf '%s\n' "$2" >"$T/$1.pw"
+    chmod 600 "$T/$1.pw"
+}
+
+# Runs the CLI against the server with the profile $T/$1; sets OUT, ERR, RC.
+cli() {
+    local profile=$1
+    shift
+    RC=0
+    timeout 60 "$CLI" --server "ws://127.0.0.1:$PORT" --profile "$T/$profile" "$@" \
+        >"$T/out" 2>"$T/err" || RC=$?
+    OUT=$(cat "$T/out")
+    ERR=$(cat "$T/err")
+}
+
+expect_rc() { # CODE WHAT
+    [ "$RC" -eq "$1" ] || fail "$2: exit $RC, expected $1"
+}
+
+expect_err() { # TEXT WHAT
+    grep -qF -- "$1" "$T/err" || fail "$2: stderr does not say '$1'"
+}
+
+# The value of "code" in a one-line --json invite answer.
+invite_code() {
+    [ "$(wc -l <"$T/out")" -eq 1 ] || fail "invite --json: not one line"
+    sed -n 's/^{"code": "\([!-~]*\)", "expires_at": [0-9]*}$/\1/p' "$T/out"
+}
+
+password_file root 'root-secret-passphrase'
+password_file doc 'doctor-secret-passphrase'
+password_file pat 'patient-secret-passphrase'
+password_file kid 'kid-secret-passphrase'
+password_file wrong 'not-the-password'
+
+# --- bootstrap and start -----------------------------------------------------
+timeout 60 "$SERVER" bootstrap --data "$T/data" --email root@clinic.example \
+    --password-file "$T/root.pw" >"$T/bootstrap.log" 2>&1 ||
+    { cat "$T/bootstrap.log" >&2; fail "carechatd bootstrap"; }
+"$SERVER" --listen 127.0.0.1:0 --data "$T/data" >"$T/carechatd.log" 2>&1 &
+PID=$!
+PORT=""
+for _ in $(seq 200); do
+    PORT=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$T/carechatd.log" 2>/dev/null | head -1 |
+        sed 's/.*://') || true
+    [ -n "$PORT" ] && break
+    sleep 0.1
+done
+[ -n "$PORT" ] || fail "carechatd did not listen within 20 s"
+
+# --- sysadmin ------------------------------------------------------------------
+cli root login --email root@clinic.example --password-file "$T/wrong.pw"
+expect_rc 2 "login with a wrong password"
+expect_err "wrong email or password" "login with a wrong password"
+
+cli root login --email root@clinic.example --password-file "$T/root.pw"
+expect_rc 0 "sysadmin login"
+grep -q "logged in as .*(sysadmin)" "$T/out" || fail "sysadmin login: no role in '$OUT'"
+[ "$(stat -c %a "$T/root")" = 700 ] || fail "profile directory is not 0700"
+[ "$(stat -c %a "$T/root/profile")" = 600 ] || fail "profile file is not 0600"
+if grep -q "root-secret-passphrase" "$T/root/profile"; then fail "password stored in profile"; fi
+
+cli root --json invite --email doc@clinic.example --role provider
+expect_rc 0 "sysadmin invites a provider"
+DOC_CODE=$(invite_code)
+[ -n "$DOC_CODE" ] || fail "invite --json: no code in '$OUT'"
+
+# --- provider ------------------------------------------------------------------
+cli doc register --code "$DOC_CODE" --email doc@clinic.example --password-file "$T/doc.pw" \
+    --birthdate 1980-05-06 --name "Dr Ada"
+expect_rc 0 "provider registers"
+grep -q "registered as Dr Ada (provider)" "$T/out" || fail "provider register: '$OUT'"
+
+cli doc register --code "$DOC_CODE" --email doc@clinic.example --password-file "$T/doc.pw" \
+    --birthdate 1980-05-06 --name "Dr Ada"
+expect_rc 5 "second register on a profile that holds a device"
+
+cli doc2 register --code "$DOC_CODE" --email doc@clinic.example --password-file "$T/doc.pw" \
+    --birthdate 1980-05-06 --name "Dr Ada"
+expect_rc 2 "reusing an invitation code"
+expect_err "invitation code" "reusing an invitation code"
+
+cli doc login --email doc@clinic.example --password-file "$T/doc.pw"
+expect_rc 0 "provider logs in again on the same device"
+cli doc2 --json login --email doc@clinic.example --password-file "$T/doc.pw"
+expect_rc 0 "provider logs in from a second device"
+grep -q '"role": "provider"' "$T/out" || fail "login --json: '$OUT'"
+
+cli doc --json devices
+expect_rc 0 "provider devices"
+[ "$(wc -l <"$T/out")" -eq 2 ] || fail "provider devices: expected 2 lines, got '$OUT'"
+[ "$(grep -c '"listed": true, "key_valid": true, "list_version": 2}' "$T/out")" -eq 2 ] ||
+    fail "provider devices: both devices listed and valid at version 2: '$OUT'"
+[ "$(grep -c '"this_device": true' "$T/out")" -eq 1 ] || fail "provider devices: this device"
+
+cli doc --json invite --email pat@clinic.example --role patient
+expect_rc 0 "provider invites a patient"
+PAT_CODE=$(invite_code)
+[ -n "$PAT_CODE" ] || fail "no patient code"
+
+cli doc invite --email other@clinic.example --role admin
+expect_rc 2 "provider invites an admin"
+expect_err "may not invite" "provider invites an admin"
+
+# --- patient -------------------------------------------------------------------
+cli pat register --code "$PAT_CODE" --email pat@clinic.example --password-file "$T/pat.pw" \
+    --birthdate 2000-01-31 --name "Pat Q"
+expect_rc 0 "patient registers"
+grep -q "(patient)" "$T/out" || fail "patient register: '$OUT'"
+
+cli doc invite --email kid@clinic.example --role patient
+expect_rc 0 "provider invites a child"
+KID_CODE=$OUT
+KID_BIRTH=$(date -u -d '5 years ago' +%F)
+cli kid register --code "$KID_CODE" --email kid@clinic.example --password-file "$T/kid.pw" \
+    --birthdate "$KID_BIRTH" --name "Kid"
+expect_rc 2 "under-13 registration"
+expect_err "at least 13 years old" "under-13 registration"
+[ -z "$OUT" ] || fail "under-13 registration printed '$OUT'"
+
+cli pat invite --email x@clinic.example --role patient
+expect_rc 2 "patient invites"
+
+cli pat devices
+expect_rc 0 "patient devices"
+grep -q "device list version 1, 1 device" "$T/out" || fail "patient devices: '$OUT'"
+grep -q "(this device)" "$T/out" || fail "patient devices: this device: '$OUT'"
+if grep -q "NOT IN SIGNED LIST\|KEY INVALID" "$T/out"; then fail "patient devices: '$OUT'"; fi
+
+# --- logout --------------------------------------------------------------------
+cp -a "$T/pat" "$T/pat-copy"
+cli pat logout
+expect_rc 0 "patient logout"
+cli pat devices
+expect_rc 4 "devices after logout"
+expect_err "not logged in" "devices after logout"
+cli pat-copy devices
+expect_rc 4 "devices with a session that ended on the server"
+expect_err "run carechat login" "devices with an ended session"
+cli pat login --email pat@clinic.example --password-file "$T/pat.pw"
+expect_rc 0 "patient logs in again after logout"
+
+# --- local refusals ----------------------------------------------------------
+RC=0
+timeout 30 "$CLI" --server ws://127.0.0.1:1 --profile "$T/pat" devices >"$T/out" 2>"$T/err" || RC=$?
+expect_rc 3 "a server that is not there"
+RC=0
+timeout 30 "$CLI" --profile "$T/x" login --email a@b.c --password hunter2 >"$T/out" 2>"$T/err" ||
+    RC=$?
+expect_rc 1 "--password on the command line"
+expect_err "--password-file" "--password on the command line"
+chmod 755 "$T/pat"
+cli pat devices
+expect_rc 5 "a profile open to others"
+expect_err "chmod 700" "a profile open to others"
+
+kill -TERM "$PID"
+wait "$PID" || fail "carechatd exited with $?"
+PID=""
+echo "PASS"
