@@ -307,6 +307,7 @@ static int apply_register(struct store_txn *txn, const Carechat__Entry__V1__Entr
     bool valid =
         inv.expires_at > e->time && memcmp(inv.email_index, r->email_index.data, REC_HASH_LEN) == 0;
     uint32_t role = inv.role;
+    struct id inviter = inv.inviter;
     rec_invite_cleanup(&inv);
     if (!valid)
         return STATUS_NOT_FOUND;
@@ -321,6 +322,7 @@ static int apply_register(struct store_txn *txn, const Carechat__Entry__V1__Entr
         .display_name = r->display_name,
         .birth_date = r->birth_date,
         .password_hash = r->password_hash,
+        .inviter = inviter,
     };
     if ((rc = create_account(txn, &account, r->email_index, &a)) != 0)
         return rc;

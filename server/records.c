@@ -147,6 +147,7 @@ void rec_account_encode(const struct rec_account *a, struct buf *out) {
         put_id(out, &a->list[i].device_id);
         buf_append(out, a->list[i].identity_key, REC_KEY_LEN);
     }
+    put_id(out, &a->inviter);
 }
 
 int rec_account_decode(const uint8_t *data, size_t len, struct rec_account *out) {
@@ -172,6 +173,7 @@ int rec_account_decode(const uint8_t *data, size_t len, struct rec_account *out)
         get_id(&r, &out->list[i].device_id);
         get_raw(&r, out->list[i].identity_key, REC_KEY_LEN);
     }
+    get_id(&r, &out->inviter);
     if (r.bad || r.p != r.end) {
         rec_account_cleanup(out);
         return STATUS_CORRUPT;

@@ -70,6 +70,9 @@ struct rec_account {
     uint8_t list_signature[REC_SIG_LEN];
     uint32_t n_list;
     struct rec_list_item list[REC_LIST_MAX];
+    /* Who invited the account (all zero for the bootstrap sysadmin): a patient
+     * may open a direct conversation with the staff member who invited them. */
+    struct id inviter;
 };
 
 struct rec_invite {
