@@ -1,0 +1,372 @@
+/*
+ * server/msgrec.c: byte encodings of the messaging records and cursors
+ * (layouts in msgrec.h). Pure, any thread.
+ */
+#include "server/msgrec.h"
+
+#include <string.h>
+
+#include "base/status.h"
+
+/* A wrap on disk: device id, key id, enc, wrapped key. */
+#define WRAP_SIZE (ID_LEN + 4 + MSGREC_ENC_LEN + MSGREC_WRAPPED_LEN)
+/* The largest byte string field (a body; the codec's frame limit bounds it
+ * further). */
+#define FIELD_MAX (64u << 20)
+
+/* ---- keys ------------------------------------------------------------------- */
+
+void msgrec_key_account_conv(struct key *k, const struct id *account, const struct id *conv) {
+    static const uint8_t tag = 0x01;
+    key_init(k);
+    key_add_bytes(k, &tag, 1);
+    key_add_id(k, account);
+    key_add_id(k, conv);
+}
+
+void msgrec_key_pair(struct key *k, const struct id *a, const struct id *b) {
+    static const uint8_t tag = 0x02;
+    bool a_first = memcmp(a->b, b->b, ID_LEN) < 0;
+    key_init(k);
+    key_add_bytes(k, &tag, 1);
+    key_add_id(k, a_first ? a : b);
+    key_add_id(k, a_first ? b : a);
+}
+
+void msgrec_key_idem(struct key *k, const struct id *conv, const struct id *sender,
+                     const struct id *client_msg_id) {
+    key_init(k);
+    key_add_id(k, conv);
+    key_add_id(k, sender);
+    key_add_id(k, client_msg_id);
+}
+
+void msgrec_key_receipt(struct key *k, const struct id *conv, const struct id *message,
+                        const struct id *account) {
+    key_init(k);
+    key_add_id(k, conv);
+    key_add_id(k, message);
+    if (account)
+        key_add_id(k, account);
+}
+
+/* ---- writer and reader ---------------------------------------------------------- */
+
+static void put_u8(struct buf *b, uint8_t v) {
+    buf_append_u8(b, v);
+}
+
+static void put_u32(struct buf *b, uint32_t v) {
+    uint8_t x[4];
+    key_put_u32(x, v);
+    buf_append(b, x, 4);
+}
+
+static void put_u64(struct buf *b, uint64_t v) {
+    uint8_t x[8];
+    key_put_u64(x, v);
+    buf_append(b, x, 8);
+}
+
+static void put_id(struct buf *b, const struct id *id) {
+    buf_append(b, id->b, ID_LEN);
+}
+
+static void put_bytes(struct buf *b, struct msgrec_bytes v) {
+    put_u32(b, (uint32_t)v.len);
+    if (v.len)
+        buf_append(b, v.data, v.len);
+}
+
+struct reader {
+    const uint8_t *p, *end;
+    bool bad;
+};
+
+static const uint8_t *take(struct reader *r, size_t n) {
+    if (r->bad || (size_t)(r->end - r->p) < n) {
+        r->bad = true;
+        return NULL;
+    }
+    const uint8_t *p = r->p;
+    r->p += n;
+    return p;
+}
+
+static uint8_t get_u8(struct reader *r) {
+    const uint8_t *p = take(r, 1);
+    return p ? p[0] : 0;
+}
+
+static uint32_t get_u32(struct reader *r) {
+    const uint8_t *p = take(r, 4);
+    return p ? key_get_u32(p) : 0;
+}
+
+static uint64_t get_u64(struct reader *r) {
+    const uint8_t *p = take(r, 8);
+    return p ? key_get_u64(p) : 0;
+}
+
+static void get_id(struct reader *r, struct id *id) {
+    const uint8_t *p = take(r, ID_LEN);
+    if (p)
+        memcpy(id->b, p, ID_LEN);
+    else
+        memset(id->b, 0, ID_LEN);
+}
+
+static struct msgrec_bytes get_bytes(struct reader *r) {
+    uint32_t n = get_u32(r);
+    if (n > FIELD_MAX)
+        r->bad = true;
+    const uint8_t *p = r->bad ? NULL : take(r, n);
+    return (struct msgrec_bytes){p, p ? n : 0};
+}
+
+static bool start(struct reader *r, const uint8_t *data, size_t len) {
+    r->p = data;
+    r->end = data + len;
+    r->bad = false;
+    return len >= 1 && get_u8(r) == MSGREC_FORMAT;
+}
+
+static int finish(const struct reader *r) {
+    return r->bad || r->p != r->end ? STATUS_CORRUPT : STATUS_OK;
+}
+
+/* ---- records ----------------------------------------------------------------------- */
+
+void msgrec_conv_encode(const struct msgrec_conv *c, struct buf *out) {
+    put_u8(out, MSGREC_FORMAT);
+    put_u32(out, c->kind);
+    put_u64(out, (uint64_t)c->created_at);
+    put_u64(out, c->last_seq);
+    put_u8(out, c->has_owner ? 1 : 0);
+    put_id(out, &c->owner);
+    put_u32(out, c->n_members);
+    for (uint32_t i = 0; i < c->n_members; i++)
+        put_id(out, &c->members[i]);
+}
+
+int msgrec_conv_decode(const uint8_t *data, size_t len, struct msgrec_conv *out) {
+    memset(out, 0, sizeof *out);
+    struct reader r;
+    if (!start(&r, data, len))
+        return STATUS_CORRUPT;
+    out->kind = get_u32(&r);
+    out->created_at = (int64_t)get_u64(&r);
+    out->last_seq = get_u64(&r);
+    out->has_owner = get_u8(&r) != 0;
+    get_id(&r, &out->owner);
+    out->n_members = get_u32(&r);
+    if (out->n_members > MSGREC_DIRECT_MEMBERS)
+        return STATUS_CORRUPT;
+    for (uint32_t i = 0; i < out->n_members; i++)
+        get_id(&r, &out->members[i]);
+    return finish(&r);
+}
+
+void msgrec_member_encode(const struct msgrec_member *m, struct buf *out) {
+    put_u8(out, MSGREC_FORMAT);
+    put_u32(out, m->role);
+    put_u32(out, m->state);
+    put_u64(out, (uint64_t)m->joined_at);
+    put_u64(out, (uint64_t)m->left_at);
+}
+
+int msgrec_member_decode(const uint8_t *data, size_t len, struct msgrec_member *out) {
+    memset(out, 0, sizeof *out);
+    struct reader r;
+    if (!start(&r, data, len))
+        return STATUS_CORRUPT;
+    out->role = get_u32(&r);
+    out->state = get_u32(&r);
+    out->joined_at = (int64_t)get_u64(&r);
+    out->left_at = (int64_t)get_u64(&r);
+    return finish(&r);
+}
+
+void msgrec_message_encode(const struct msgrec_message *m, struct buf *out) {
+    put_u8(out, MSGREC_FORMAT);
+    put_id(out, &m->message_id);
+    put_id(out, &m->sender_account);
+    put_id(out, &m->sender_device);
+    put_u64(out, (uint64_t)m->sent_at);
+    put_u8(out, m->urgent ? 1 : 0);
+    put_id(out, &m->client_msg_id);
+    put_u32(out, m->envelope_version);
+    put_bytes(out, m->header);
+    put_bytes(out, m->body);
+    put_bytes(out, m->body_nonce);
+    put_bytes(out, m->signature);
+    put_u32(out, m->n_wraps);
+    for (uint32_t i = 0; i < m->n_wraps; i++) {
+        const struct msgrec_wrap *w = &m->wraps[i];
+        put_id(out, &w->device_id);
+        put_u32(out, w->key_id);
+        buf_append(out, w->enc, MSGREC_ENC_LEN);
+        buf_append(out, w->wrapped_key, MSGREC_WRAPPED_LEN);
+    }
+}
+
+int msgrec_message_decode(const uint8_t *data, size_t len, struct msgrec_message *out) {
+    memset(out, 0, sizeof *out);
+    struct reader r;
+    if (!start(&r, data, len))
+        return STATUS_CORRUPT;
+    get_id(&r, &out->message_id);
+    get_id(&r, &out->sender_account);
+    get_id(&r, &out->sender_device);
+    out->sent_at = (int64_t)get_u64(&r);
+    out->urgent = get_u8(&r) != 0;
+    get_id(&r, &out->client_msg_id);
+    out->envelope_version = get_u32(&r);
+    out->header = get_bytes(&r);
+    out->body = get_bytes(&r);
+    out->body_nonce = get_bytes(&r);
+    out->signature = get_bytes(&r);
+    out->n_wraps = get_u32(&r);
+    if (out->n_wraps > MSGREC_WRAPS_MAX)
+        return STATUS_CORRUPT;
+    out->wraps_raw = take(&r, (size_t)out->n_wraps * WRAP_SIZE);
+    return finish(&r);
+}
+
+void msgrec_message_wrap(const struct msgrec_message *m, uint32_t i, struct msgrec_wrap *out) {
+    const uint8_t *p = m->wraps_raw + (size_t)i * WRAP_SIZE;
+    memcpy(out->device_id.b, p, ID_LEN);
+    out->key_id = key_get_u32(p + ID_LEN);
+    memcpy(out->enc, p + ID_LEN + 4, MSGREC_ENC_LEN);
+    memcpy(out->wrapped_key, p + ID_LEN + 4 + MSGREC_ENC_LEN, MSGREC_WRAPPED_LEN);
+}
+
+void msgrec_msgref_encode(const struct msgrec_msgref *m, struct buf *out) {
+    put_u8(out, MSGREC_FORMAT);
+    put_u64(out, m->seq);
+    put_id(out, &m->sender_account);
+}
+
+int msgrec_msgref_decode(const uint8_t *data, size_t len, struct msgrec_msgref *out) {
+    memset(out, 0, sizeof *out);
+    struct reader r;
+    if (!start(&r, data, len))
+        return STATUS_CORRUPT;
+    out->seq = get_u64(&r);
+    get_id(&r, &out->sender_account);
+    return finish(&r);
+}
+
+void msgrec_receipt_encode(const struct msgrec_receipt *m, struct buf *out) {
+    put_u8(out, MSGREC_FORMAT);
+    put_u64(out, (uint64_t)m->delivered_at);
+    put_u64(out, (uint64_t)m->read_at);
+}
+
+int msgrec_receipt_decode(const uint8_t *data, size_t len, struct msgrec_receipt *out) {
+    memset(out, 0, sizeof *out);
+    struct reader r;
+    if (!start(&r, data, len))
+        return STATUS_CORRUPT;
+    out->delivered_at = (int64_t)get_u64(&r);
+    out->read_at = (int64_t)get_u64(&r);
+    return finish(&r);
+}
+
+void msgrec_sent_encode(const struct msgrec_sent *s, struct buf *out) {
+    put_u8(out, MSGREC_FORMAT);
+    put_id(out, &s->message_id);
+    put_u64(out, s->seq);
+    put_u64(out, (uint64_t)s->sent_at);
+}
+
+int msgrec_sent_decode(const uint8_t *data, size_t len, struct msgrec_sent *out) {
+    memset(out, 0, sizeof *out);
+    struct reader r;
+    if (!start(&r, data, len))
+        return STATUS_CORRUPT;
+    get_id(&r, &out->message_id);
+    out->seq = get_u64(&r);
+    out->sent_at = (int64_t)get_u64(&r);
+    return finish(&r);
+}
+
+void msgrec_inbox_encode(const struct msgrec_inbox *i, struct buf *out) {
+    put_u8(out, MSGREC_FORMAT);
+    put_u64(out, i->last);
+    put_u64(out, i->acked);
+}
+
+int msgrec_inbox_decode(const uint8_t *data, size_t len, struct msgrec_inbox *out) {
+    memset(out, 0, sizeof *out);
+    struct reader r;
+    if (!start(&r, data, len))
+        return STATUS_CORRUPT;
+    out->last = get_u64(&r);
+    out->acked = get_u64(&r);
+    if (out->acked > out->last)
+        return STATUS_CORRUPT;
+    return finish(&r);
+}
+
+void msgrec_item_encode(const struct msgrec_item *i, struct buf *out) {
+    put_u8(out, MSGREC_FORMAT);
+    put_u32(out, i->kind);
+    put_id(out, &i->conversation_id);
+    put_u64(out, i->seq);
+    put_id(out, &i->message_id);
+    put_id(out, &i->account_id);
+    put_u32(out, i->receipt_kind);
+    put_u64(out, (uint64_t)i->at);
+}
+
+int msgrec_item_decode(const uint8_t *data, size_t len, struct msgrec_item *out) {
+    memset(out, 0, sizeof *out);
+    struct reader r;
+    if (!start(&r, data, len))
+        return STATUS_CORRUPT;
+    out->kind = get_u32(&r);
+    get_id(&r, &out->conversation_id);
+    out->seq = get_u64(&r);
+    get_id(&r, &out->message_id);
+    get_id(&r, &out->account_id);
+    out->receipt_kind = get_u32(&r);
+    out->at = (int64_t)get_u64(&r);
+    return finish(&r);
+}
+
+/* ---- cursors --------------------------------------------------------------------------- */
+
+size_t msgrec_cursor_encode(uint64_t pos, uint8_t out[10]) {
+    size_t n = 0;
+    do {
+        uint8_t byte = pos & 0x7f;
+        pos >>= 7;
+        out[n++] = pos ? (uint8_t)(byte | 0x80) : byte;
+    } while (pos);
+    return n;
+}
+
+int msgrec_cursor_decode(const uint8_t *data, size_t len, uint64_t *pos) {
+    if (len == 0) {
+        *pos = 0;
+        return STATUS_OK;
+    }
+    if (len > 10)
+        return STATUS_BAD_REQUEST;
+    uint64_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        uint64_t bits = data[i] & 0x7f;
+        bool last = (data[i] & 0x80) == 0;
+        if (last != (i == len - 1))
+            return STATUS_BAD_REQUEST;
+        if (i == 9 && bits > 1)
+            return STATUS_BAD_REQUEST;
+        v |= bits << (7 * i);
+    }
+    /* Minimal: no trailing zero group (except the single byte 0). */
+    if (len > 1 && data[len - 1] == 0)
+        return STATUS_BAD_REQUEST;
+    *pos = v;
+    return STATUS_OK;
+}

@@ -1,0 +1,180 @@
+/*
+ * server/msgrec.h: the typed records of conversations, messages, device
+ * inboxes, receipts and send idempotency, their keys and byte encodings.
+ *
+ * Every record is one value in its column family (storage/store.h seals it
+ * under the conversation's owner: the patient member's account id when a
+ * patient is a member, so purging the patient shreds it; the server's key
+ * otherwise). Ids are 16 bytes, integers big-endian at fixed width:
+ *
+ *   CF_CONVERSATIONS  conversation id (16)                 -> struct msgrec_conv
+ *                     0x01 | account id | conversation id  -> created_at (8): the
+ *                                                             account's conversations
+ *                     0x02 | lower id | higher id (33)     -> conversation id (16):
+ *                                                             the direct pair index
+ *   CF_MEMBERS        conversation id | account id (32)    -> struct msgrec_member
+ *   CF_MESSAGES       conversation id | seq (24)           -> struct msgrec_message
+ *   CF_RECEIPTS       conversation id | message id (32)    -> struct msgrec_msgref
+ *                     conversation id | message id | account id (48)
+ *                                                          -> struct msgrec_receipt
+ *   CF_IDEMPOTENCY    conversation id | sender account id | client_msg_id (48)
+ *                                                          -> struct msgrec_sent
+ *   CF_INBOXES        device id (16)                       -> struct msgrec_inbox
+ *                     device id | position (24)            -> struct msgrec_item
+ *
+ * A device's inbox holds exactly the positions (acked, last]: positions are
+ * assigned one after the other by apply, and acknowledgements drop a prefix.
+ * Clients never rely on that (cursors are opaque, positions not contiguous).
+ *
+ * Encoding: a format byte (MSGREC_FORMAT), then the fields in a fixed order;
+ * byte strings as a 4-byte length and the bytes. Decoders copy nothing: the
+ * byte strings they return point into the encoded value, which must outlive
+ * the decoded record. Pure functions, any thread.
+ */
+#ifndef SERVER_MSGREC_H
+#define SERVER_MSGREC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+#include "base/rand.h"
+#include "storage/keys.h"
+
+#define MSGREC_FORMAT 1
+
+#define MSGREC_ENC_LEN 32     /* HPKE encapsulated key */
+#define MSGREC_WRAPPED_LEN 48 /* sealed 32-byte message key */
+#define MSGREC_NONCE_LEN 24   /* XChaCha20-Poly1305 */
+#define MSGREC_SIG_LEN 64     /* Ed25519 */
+#define MSGREC_HEADER_MAX 1024
+#define MSGREC_WRAPS_MAX 512
+#define MSGREC_DIRECT_MEMBERS 2
+
+/* Conversation kinds and member states, numbered as carechat.v1. */
+enum msgrec_kind { MSGREC_DIRECT = 1, MSGREC_CARE_TEAM = 2 };
+enum msgrec_state { MSGREC_ACTIVE = 1, MSGREC_PENDING = 2, MSGREC_LEFT = 3, MSGREC_REMOVED = 4 };
+
+/* Inbox item kinds. */
+enum msgrec_item_kind { MSGREC_ITEM_MESSAGE = 1, MSGREC_ITEM_RECEIPT = 2 };
+
+struct msgrec_conv {
+    uint32_t kind;
+    int64_t created_at;
+    uint64_t last_seq; /* 0 while empty */
+    bool has_owner;
+    struct id owner; /* the patient member; meaningful when has_owner */
+    uint32_t n_members;
+    struct id members[MSGREC_DIRECT_MEMBERS];
+};
+
+struct msgrec_member {
+    uint32_t role; /* REC_ROLE_* at the time of joining */
+    uint32_t state;
+    int64_t joined_at;
+    int64_t left_at;
+};
+
+struct msgrec_wrap {
+    struct id device_id;
+    uint32_t key_id;
+    uint8_t enc[MSGREC_ENC_LEN];
+    uint8_t wrapped_key[MSGREC_WRAPPED_LEN];
+};
+
+/* Borrowed byte string. */
+struct msgrec_bytes {
+    const uint8_t *data;
+    size_t len;
+};
+
+struct msgrec_message {
+    struct id message_id;
+    struct id sender_account;
+    struct id sender_device;
+    int64_t sent_at;
+    bool urgent;
+    struct id client_msg_id;
+    uint32_t envelope_version;
+    struct msgrec_bytes header, body, body_nonce, signature;
+    uint32_t n_wraps;
+    /* Encoding: the wraps themselves. Decoding: points into the value, read
+     * each with msgrec_message_wrap(). */
+    const struct msgrec_wrap *wraps;
+    const uint8_t *wraps_raw;
+};
+
+struct msgrec_msgref {
+    uint64_t seq;
+    struct id sender_account;
+};
+
+struct msgrec_receipt {
+    int64_t delivered_at; /* 0: none */
+    int64_t read_at;      /* 0: none */
+};
+
+struct msgrec_sent {
+    struct id message_id;
+    uint64_t seq;
+    int64_t sent_at;
+};
+
+struct msgrec_inbox {
+    uint64_t last;  /* the last position assigned (0: none yet) */
+    uint64_t acked; /* every position up to this one was acknowledged */
+};
+
+struct msgrec_item {
+    uint32_t kind; /* enum msgrec_item_kind */
+    struct id conversation_id;
+    /* MESSAGE */
+    uint64_t seq;
+    /* RECEIPT */
+    struct id message_id;
+    struct id account_id;
+    uint32_t receipt_kind; /* 1 delivered, 2 read */
+    int64_t at;
+};
+
+/* Keys (each resets k). */
+void msgrec_key_account_conv(struct key *k, const struct id *account, const struct id *conv);
+void msgrec_key_pair(struct key *k, const struct id *a, const struct id *b);
+void msgrec_key_idem(struct key *k, const struct id *conv, const struct id *sender,
+                     const struct id *client_msg_id);
+void msgrec_key_receipt(struct key *k, const struct id *conv, const struct id *message,
+                        const struct id *account);
+
+/* Encoders append to `out`. */
+void msgrec_conv_encode(const struct msgrec_conv *c, struct buf *out);
+void msgrec_member_encode(const struct msgrec_member *m, struct buf *out);
+void msgrec_message_encode(const struct msgrec_message *m, struct buf *out);
+void msgrec_msgref_encode(const struct msgrec_msgref *r, struct buf *out);
+void msgrec_receipt_encode(const struct msgrec_receipt *r, struct buf *out);
+void msgrec_sent_encode(const struct msgrec_sent *s, struct buf *out);
+void msgrec_inbox_encode(const struct msgrec_inbox *i, struct buf *out);
+void msgrec_item_encode(const struct msgrec_item *i, struct buf *out);
+
+/* Decoders fill *out (zeroed first). Return 0, or STATUS_CORRUPT for another
+ * format byte, a truncated or oversized field. */
+int msgrec_conv_decode(const uint8_t *data, size_t len, struct msgrec_conv *out);
+int msgrec_member_decode(const uint8_t *data, size_t len, struct msgrec_member *out);
+int msgrec_message_decode(const uint8_t *data, size_t len, struct msgrec_message *out);
+int msgrec_msgref_decode(const uint8_t *data, size_t len, struct msgrec_msgref *out);
+int msgrec_receipt_decode(const uint8_t *data, size_t len, struct msgrec_receipt *out);
+int msgrec_sent_decode(const uint8_t *data, size_t len, struct msgrec_sent *out);
+int msgrec_inbox_decode(const uint8_t *data, size_t len, struct msgrec_inbox *out);
+int msgrec_item_decode(const uint8_t *data, size_t len, struct msgrec_item *out);
+
+/* The i-th wrap (i < m->n_wraps) of a decoded message. */
+void msgrec_message_wrap(const struct msgrec_message *m, uint32_t i, struct msgrec_wrap *out);
+
+/* Cursors: v1 encodes an inbox position as one unsigned LEB128 varint.
+ * msgrec_cursor_encode writes it into out[10] and returns its length;
+ * msgrec_cursor_decode returns 0 with *pos (an empty cursor is position 0),
+ * or STATUS_BAD_REQUEST for anything but one minimal varint. */
+size_t msgrec_cursor_encode(uint64_t pos, uint8_t out[10]);
+int msgrec_cursor_decode(const uint8_t *data, size_t len, uint64_t *pos);
+
+#endif
