@@ -187,6 +187,36 @@ static void test_config_loopback_detection(void **state) {
     assert_false(config_host_is_loopback("localhost"));
 }
 
+static void test_config_account_options(void **state) {
+    struct server_config cfg;
+    char *defaults[] = {"carechatd"};
+    assert_int_equal(load(ARGC(defaults), defaults, &cfg), 0);
+    assert_int_equal(cfg.invite_ttl_s, 7 * 24 * 3600);
+    assert_int_equal(cfg.session_idle_s, 15 * 60);
+    assert_int_equal(cfg.session_max_s, 12 * 3600);
+    assert_int_equal(cfg.pwhash_ops, 2);
+    assert_int_equal(cfg.pwhash_mem, 19ull << 20);
+    assert_int_equal(cfg.password_min, 10);
+    config_cleanup(&cfg);
+    char *set[] = {"carechatd", "--invite-ttl", "3600", "--session-idle", "60", "--session-max",
+                   "120",       "--pwhash-mem", "64m",  "--login-burst",  "9"};
+    assert_int_equal(load(ARGC(set), set, &cfg), 0);
+    assert_int_equal(cfg.invite_ttl_s, 3600);
+    assert_int_equal(cfg.session_idle_s, 60);
+    assert_int_equal(cfg.session_max_s, 120);
+    assert_int_equal(cfg.pwhash_mem, 64ull << 20);
+    assert_int_equal(cfg.login_burst, 9);
+    config_cleanup(&cfg);
+    /* Never below the Argon2id floor; idle expiry within the absolute one. */
+    char *weak_ops[] = {"carechatd", "--pwhash-ops", "1"};
+    assert_int_equal(load(ARGC(weak_ops), weak_ops, &cfg), -1);
+    char *weak_mem[] = {"carechatd", "--pwhash-mem", "8m"};
+    assert_int_equal(load(ARGC(weak_mem), weak_mem, &cfg), -1);
+    char *idle[] = {"carechatd", "--session-idle", "100", "--session-max", "50"};
+    assert_int_equal(load(ARGC(idle), idle, &cfg), -1);
+    assert_non_null(strstr(err, "--session-idle"));
+}
+
 static void test_config_help(void **state) {
     char *argv[] = {"carechatd", "--listen", "0.0.0.0:1", "--help"};
     struct server_config cfg;
@@ -209,6 +239,7 @@ int main(void) {
         cmocka_unit_test(test_config_rejects_bad_values),
         cmocka_unit_test(test_config_non_loopback_needs_tls),
         cmocka_unit_test(test_config_loopback_detection),
+        cmocka_unit_test(test_config_account_options),
         cmocka_unit_test(test_config_help),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
