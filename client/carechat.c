@@ -650,12 +650,18 @@ static int ensure_session(struct carechat *c) {
 
 /* ---- the API ---- */
 
+/* Plaintext ws:// carries passwords and tokens: only to this machine. */
+static bool is_loopback(const char *host) {
+    return strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 ||
+           strcmp(host, "localhost") == 0;
+}
+
 int carechat_open(const struct carechat_config *cfg, struct carechat **out) {
     if (cfg->profile_dir == NULL || cfg->profile_dir[0] == '\0')
         return STATUS_BAD_REQUEST;
     const char *url = cfg->server_url != NULL ? cfg->server_url : CARECHAT_DEFAULT_URL;
     struct transport_url parsed;
-    if (transport_parse_url(url, &parsed) != 0)
+    if (transport_parse_url(url, &parsed) != 0 || (!parsed.tls && !is_loopback(parsed.host)))
         return STATUS_BAD_REQUEST;
     struct profile *p = NULL;
     int rc = profile_load(cfg->profile_dir, &p);

@@ -85,7 +85,7 @@ const char *carechat_role_name(enum carechat_role role);
 int carechat_role_parse(const char *name, enum carechat_role *out);
 
 struct carechat_config {
-    const char *server_url;   /* ws:// or wss://; NULL: CARECHAT_DEFAULT_URL */
+    const char *server_url; /* wss://, or ws:// to a loopback address; NULL: CARECHAT_DEFAULT_URL */
     const char *profile_dir;  /* required; created (0700) on the first login */
     const char *ca_file;      /* wss: PEM file of trusted CAs; NULL: system store */
     const char *device_label; /* label of a new device; NULL: "carechat CLI" */
@@ -97,7 +97,9 @@ struct carechat;
 
 /* Reads the profile (nothing when it does not exist yet) and stores a handle in
  * *out (close with carechat_close()). Does not connect. Returns 0, or
- * STATUS_BAD_REQUEST (no profile_dir, or a bad server_url), STATUS_FORBIDDEN
+ * STATUS_BAD_REQUEST (no profile_dir, or a bad server_url: not ws:// or
+ * wss://, or ws:// to a host other than 127.x.x.x, ::1 or localhost, which
+ * would carry passwords in plaintext), STATUS_FORBIDDEN
  * (the profile directory or file is open to other users or owned by another),
  * STATUS_CORRUPT (the profile does not parse), STATUS_IO (unreadable). */
 int carechat_open(const struct carechat_config *cfg, struct carechat **out);

@@ -234,7 +234,8 @@ int main(int argc, char **argv) {
     case 0:
         break;
     case STATUS_BAD_REQUEST:
-        fprintf(stderr, "carechat: --server must be ws://HOST[:PORT][/PATH] or wss://...\n");
+        fprintf(stderr, "carechat: --server must be wss://HOST[:PORT][/PATH], or ws:// to "
+                        "127.0.0.1, ::1 or localhost (no plaintext passwords over a network)\n");
         return CLI_EXIT_USAGE;
     case STATUS_FORBIDDEN:
         fprintf(stderr,

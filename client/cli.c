@@ -182,8 +182,8 @@ const char *cli_usage(void) {
            "[OPTIONS]\n"
            "\n"
            "global options:\n"
-           "  --server URL     ws:// (loopback) or wss:// server (default " CARECHAT_DEFAULT_URL
-           ")\n"
+           "  --server URL     wss://HOST[:PORT], or ws:// on loopback "
+           "(default " CARECHAT_DEFAULT_URL ")\n"
            "  --profile DIR    this device's keys and session (default ~/.carechat, mode 0700)\n"
            "  --ca-file FILE   PEM file of CAs trusted for wss:// (default: system store)\n"
            "  --json           print results as one JSON object per line\n"

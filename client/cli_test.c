@@ -244,6 +244,12 @@ static void test_carechat_fails_cleanly_without_server(void **state) {
 
     struct carechat_config bad_url = {.server_url = "http://x", .profile_dir = dir};
     assert_int_equal(carechat_open(&bad_url, &c), STATUS_BAD_REQUEST);
+    /* Passwords never go in plaintext to another machine. */
+    struct carechat_config remote = {.server_url = "ws://chat.example.org", .profile_dir = dir};
+    assert_int_equal(carechat_open(&remote, &c), STATUS_BAD_REQUEST);
+    remote.server_url = "wss://chat.example.org";
+    assert_int_equal(carechat_open(&remote, &c), 0);
+    carechat_close(c);
 }
 
 /* A server that accepts TCP but never answers the upgrade: the connect
