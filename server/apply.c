@@ -57,6 +57,12 @@ int apply_entry(void *ctx, struct store_txn *txn, uint64_t pos, const uint8_t *e
     case CARECHAT__ENTRY__V1__ENTRY__KIND_SERVER_INIT:
         rc = apply_server_init(txn, e->server_init);
         break;
+    case CARECHAT__ENTRY__V1__ENTRY__KIND_DIRECT_CREATE:
+    case CARECHAT__ENTRY__V1__ENTRY__KIND_MESSAGE_SEND:
+    case CARECHAT__ENTRY__V1__ENTRY__KIND_INBOX_ACK:
+    case CARECHAT__ENTRY__V1__ENTRY__KIND_RECEIPT_RECORD:
+        rc = apply_message_kind(txn, e, result);
+        break;
     case CARECHAT__ENTRY__V1__ENTRY__KIND__NOT_SET:
         rc = STATUS_BAD_REQUEST;
         break;

@@ -16,6 +16,9 @@
  *               Login, SessionTouch, SessionEnd, DeviceRemove, KeyRotate,
  *               DeviceListPublish): apply_accounts.c writes the records of
  *               server/records.h; each kind's refusals are in entry.proto.
+ *   the conversation and message kinds (DirectCreate, MessageSend, InboxAck,
+ *               ReceiptRecord): apply_messages.c writes the records of
+ *               server/msgrec.h and appends the results described there.
  */
 #ifndef SERVER_APPLY_H
 #define SERVER_APPLY_H
@@ -36,7 +39,8 @@
  * other than PROTO_ENTRY_VERSION or invalid fields; STATUS_CONFLICT for a
  * ServerInit on a store that already has a server id; or the status of a
  * failed store read or write; for the account kinds, the refusal statuses
- * that entry.proto names per kind. Appends nothing to `result`. */
+ * that entry.proto names per kind. Appends to `result` only for the message
+ * kinds (server/msgrec.h). */
 int apply_entry(void *ctx, struct store_txn *txn, uint64_t pos, const uint8_t *entry,
                 size_t entry_len, struct buf *result);
 

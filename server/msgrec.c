@@ -335,6 +335,36 @@ int msgrec_item_decode(const uint8_t *data, size_t len, struct msgrec_item *out)
     return finish(&r);
 }
 
+/* ---- results ------------------------------------------------------------------------- */
+
+void msgrec_delivery_add(struct buf *list, const struct id *device, uint64_t pos) {
+    put_id(list, device);
+    put_u64(list, pos);
+}
+
+void msgrec_deliveries_finish(const struct buf *list, struct buf *out) {
+    put_u32(out, (uint32_t)(list->len / MSGREC_DELIVERY_SIZE));
+    if (list->len)
+        buf_append(out, list->data, list->len);
+}
+
+int msgrec_deliveries_read(const uint8_t *data, size_t len, uint32_t *n, const uint8_t **entries) {
+    if (len < 4)
+        return STATUS_CORRUPT;
+    uint32_t count = key_get_u32(data);
+    if ((len - 4) / MSGREC_DELIVERY_SIZE < count)
+        return STATUS_CORRUPT;
+    *n = count;
+    *entries = data + 4;
+    return STATUS_OK;
+}
+
+void msgrec_delivery_get(const uint8_t *entries, uint32_t i, struct id *device, uint64_t *pos) {
+    const uint8_t *p = entries + (size_t)i * MSGREC_DELIVERY_SIZE;
+    memcpy(device->b, p, ID_LEN);
+    *pos = key_get_u64(p + ID_LEN);
+}
+
 /* ---- cursors --------------------------------------------------------------------------- */
 
 size_t msgrec_cursor_encode(uint64_t pos, uint8_t out[10]) {

@@ -170,6 +170,30 @@ int msgrec_item_decode(const uint8_t *data, size_t len, struct msgrec_item *out)
 /* The i-th wrap (i < m->n_wraps) of a decoded message. */
 void msgrec_message_wrap(const struct msgrec_message *m, uint32_t i, struct msgrec_wrap *out);
 
+/*
+ * Results that apply appends for the proposer (journal on_done):
+ *   DirectCreate  the conversation id (16): the new one, or the pair's existing one
+ *   MessageSend   OK: struct msgrec_sent, then a delivery list (empty for a retry
+ *                 answered from the idempotency record); CONFLICT: three id lists
+ *                 (missing, extra, stale devices), each a u32 count and the ids
+ *   ReceiptRecord a delivery list
+ * A delivery list is a u32 count, then per entry device id (16) | position (8):
+ * the inbox entries the entry created, for live delivery.
+ */
+#define MSGREC_DELIVERY_SIZE (ID_LEN + 8)
+#define MSGREC_SENT_SIZE (1 + ID_LEN + 8 + 8)
+
+/* Appends one delivery (device, position) to `list` (the entries only; the
+ * count is written by msgrec_deliveries_finish). */
+void msgrec_delivery_add(struct buf *list, const struct id *device, uint64_t pos);
+/* Appends the count and the entries collected in `list` to `out`. */
+void msgrec_deliveries_finish(const struct buf *list, struct buf *out);
+/* Reads a delivery list at the start of data[len]: returns 0 with *n and
+ * *entries (borrowed, MSGREC_DELIVERY_SIZE bytes each), or STATUS_CORRUPT. */
+int msgrec_deliveries_read(const uint8_t *data, size_t len, uint32_t *n, const uint8_t **entries);
+/* The i-th entry of a delivery list. */
+void msgrec_delivery_get(const uint8_t *entries, uint32_t i, struct id *device, uint64_t *pos);
+
 /* Cursors: v1 encodes an inbox position as one unsigned LEB128 varint.
  * msgrec_cursor_encode writes it into out[10] and returns its length;
  * msgrec_cursor_decode returns 0 with *pos (an empty cursor is position 0),

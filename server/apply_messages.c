@@ -1,0 +1,639 @@
+/*
+ * server/apply_messages.c: apply for the conversation and message kinds of
+ * entry.proto (DirectCreate, MessageSend, InboxAck, ReceiptRecord), writing
+ * the records of server/msgrec.h.
+ *
+ * Invariants kept here, and only here: a conversation's seq grows by one per
+ * stored message; a device's inbox positions grow by one per entry, and the
+ * inbox holds exactly the positions (acked, last]; a (conversation, sender,
+ * client_msg_id) is stored at most once. The entry's own time is the only
+ * time used.
+ *
+ * Pure: no clock, no randomness, no I/O beyond the transaction. Writer thread.
+ */
+#include <string.h>
+
+#include "base/buf.h"
+#include "base/status.h"
+#include "server/apply_internal.h"
+#include "server/msgrec.h"
+#include "server/records.h"
+#include "storage/keys.h"
+
+/* Envelope.body limit (carechat.proto: 64 KiB). */
+#define BODY_MAX (64u * 1024u)
+#define RECEIPT_IDS_MAX 100
+
+static bool get_id_field(ProtobufCBinaryData b, struct id *out) {
+    return id_from_bytes(b.data, b.len, out) == 0;
+}
+
+static bool is_staff(uint32_t role) {
+    return role == REC_ROLE_PROVIDER || role == REC_ROLE_ADMIN || role == REC_ROLE_SYSADMIN;
+}
+
+static int read_account(struct store_txn *txn, const struct id *id, struct rec_account *out) {
+    struct buf v;
+    buf_init(&v);
+    int rc = txn_get(txn, CF_ACCOUNTS, id->b, ID_LEN, &v);
+    if (rc == 0)
+        rc = rec_account_decode(v.data, v.len, out);
+    buf_wipe(&v);
+    buf_cleanup(&v);
+    return rc;
+}
+
+/* Reads a device's current key id and expiry. Same returns as txn_get(). */
+static int read_device_key(struct store_txn *txn, const struct id *account, const struct id *device,
+                           uint32_t *key_id, int64_t *expires_at) {
+    struct key k;
+    key_id_id(&k, account, device);
+    struct buf v;
+    buf_init(&v);
+    int rc = txn_get(txn, CF_DEVICES, k.b, k.len, &v);
+    struct rec_device d;
+    if (rc == 0)
+        rc = rec_device_decode(v.data, v.len, &d);
+    if (rc == 0) {
+        *key_id = d.encryption_key_id;
+        *expires_at = d.encryption_key_expires_at;
+        rec_device_cleanup(&d);
+    }
+    buf_cleanup(&v);
+    return rc;
+}
+
+static int put_record(struct store_txn *txn, enum store_cf cf, const struct key *k,
+                      const struct id *owner, const struct buf *v) {
+    return txn_put(txn, cf, k->b, k->len, owner, v->data, v->len);
+}
+
+static int read_conv(struct store_txn *txn, const struct id *conv, struct msgrec_conv *out) {
+    struct buf v;
+    buf_init(&v);
+    int rc = txn_get(txn, CF_CONVERSATIONS, conv->b, ID_LEN, &v);
+    if (rc == 0)
+        rc = msgrec_conv_decode(v.data, v.len, out);
+    buf_cleanup(&v);
+    return rc;
+}
+
+static int write_conv(struct store_txn *txn, const struct id *conv, const struct msgrec_conv *c) {
+    struct buf v;
+    buf_init(&v);
+    msgrec_conv_encode(c, &v);
+    int rc = txn_put(txn, CF_CONVERSATIONS, conv->b, ID_LEN, c->has_owner ? &c->owner : NULL,
+                     v.data, v.len);
+    buf_cleanup(&v);
+    return rc;
+}
+
+static int read_member(struct store_txn *txn, const struct id *conv, const struct id *account,
+                       struct msgrec_member *out) {
+    struct key k;
+    key_id_id(&k, conv, account);
+    struct buf v;
+    buf_init(&v);
+    int rc = txn_get(txn, CF_MEMBERS, k.b, k.len, &v);
+    if (rc == 0)
+        rc = msgrec_member_decode(v.data, v.len, out);
+    buf_cleanup(&v);
+    return rc;
+}
+
+/* ---- DirectCreate ------------------------------------------------------------ */
+
+/* Whether two accounts may have a direct conversation: staff with staff; a
+ * patient with the staff member who invited them; never two patients. This
+ * is the hook where care-team channels add "shares a care team with". */
+static bool may_talk(const struct id *a_id, const struct rec_account *a, const struct id *b_id,
+                     const struct rec_account *b) {
+    if (is_staff(a->role) && is_staff(b->role))
+        return true;
+    if (a->role == REC_ROLE_PATIENT && is_staff(b->role))
+        return memcmp(a->inviter.b, b_id->b, ID_LEN) == 0;
+    if (b->role == REC_ROLE_PATIENT && is_staff(a->role))
+        return memcmp(b->inviter.b, a_id->b, ID_LEN) == 0;
+    return false;
+}
+
+static int apply_direct_create(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                               struct buf *result) {
+    const Carechat__Entry__V1__DirectCreate *d = e->direct_create;
+    struct id conv, actor, peer;
+    if (!d || !get_id_field(d->conversation_id, &conv) ||
+        !get_id_field(e->actor_account_id, &actor) || !get_id_field(d->peer_account_id, &peer))
+        return STATUS_BAD_REQUEST;
+    if (memcmp(actor.b, peer.b, ID_LEN) == 0)
+        return STATUS_BAD_REQUEST;
+    struct rec_account a, b;
+    int rc = read_account(txn, &actor, &a);
+    if (rc == STATUS_NOT_FOUND)
+        return STATUS_UNAUTHENTICATED;
+    if (rc != 0)
+        return rc;
+    rc = read_account(txn, &peer, &b);
+    if (rc != 0) {
+        rec_account_cleanup(&a);
+        return rc;
+    }
+    bool allowed = a.active && may_talk(&actor, &a, &peer, &b);
+    bool peer_active = b.active;
+    uint32_t roles[2] = {a.role, b.role};
+    rec_account_cleanup(&a);
+    rec_account_cleanup(&b);
+    if (!allowed)
+        return STATUS_NOT_FOUND;
+    if (!peer_active)
+        return STATUS_FORBIDDEN;
+
+    struct key k;
+    msgrec_key_pair(&k, &actor, &peer);
+    struct buf v;
+    buf_init(&v);
+    rc = txn_get(txn, CF_CONVERSATIONS, k.b, k.len, &v);
+    if (rc == 0) {
+        if (v.len == ID_LEN)
+            buf_append(result, v.data, ID_LEN);
+        else
+            rc = STATUS_CORRUPT;
+        goto out;
+    }
+    if (rc != STATUS_NOT_FOUND)
+        goto out;
+    rc = txn_get(txn, CF_CONVERSATIONS, conv.b, ID_LEN, &v);
+    if (rc == 0) {
+        rc = STATUS_CONFLICT; /* the proposer's random id is taken */
+        goto out;
+    }
+    if (rc != STATUS_NOT_FOUND)
+        goto out;
+    struct msgrec_conv c = {
+        .kind = MSGREC_DIRECT,
+        .created_at = e->time,
+        .n_members = 2,
+        .members = {actor, peer},
+    };
+    if (roles[0] == REC_ROLE_PATIENT || roles[1] == REC_ROLE_PATIENT) {
+        c.has_owner = true;
+        c.owner = roles[0] == REC_ROLE_PATIENT ? actor : peer;
+    }
+    const struct id *owner = c.has_owner ? &c.owner : NULL;
+    if ((rc = write_conv(txn, &conv, &c)) != 0)
+        goto out;
+    rc = txn_put(txn, CF_CONVERSATIONS, k.b, k.len, owner, conv.b, ID_LEN);
+    for (int i = 0; rc == 0 && i < 2; i++) {
+        struct msgrec_member m = {.role = roles[i], .state = MSGREC_ACTIVE, .joined_at = e->time};
+        buf_reset(&v);
+        msgrec_member_encode(&m, &v);
+        key_id_id(&k, &conv, &c.members[i]);
+        rc = put_record(txn, CF_MEMBERS, &k, owner, &v);
+        if (rc != 0)
+            break;
+        uint8_t created[8];
+        key_put_u64(created, (uint64_t)e->time);
+        msgrec_key_account_conv(&k, &c.members[i], &conv);
+        rc = txn_put(txn, CF_CONVERSATIONS, k.b, k.len, owner, created, sizeof created);
+    }
+    if (rc == 0)
+        buf_append(result, conv.b, ID_LEN);
+out:
+    buf_cleanup(&v);
+    return rc;
+}
+
+/* ---- inboxes ------------------------------------------------------------------- */
+
+static int read_inbox(struct store_txn *txn, const struct id *device, struct msgrec_inbox *out) {
+    struct buf v;
+    buf_init(&v);
+    int rc = txn_get(txn, CF_INBOXES, device->b, ID_LEN, &v);
+    if (rc == 0)
+        rc = msgrec_inbox_decode(v.data, v.len, out);
+    else if (rc == STATUS_NOT_FOUND) {
+        memset(out, 0, sizeof *out);
+        rc = STATUS_OK;
+    }
+    buf_cleanup(&v);
+    return rc;
+}
+
+/* UNAVAILABLE when the device's inbox holds `limit` undelivered entries. */
+static int inbox_room(struct store_txn *txn, const struct id *device, uint32_t limit) {
+    struct msgrec_inbox in;
+    int rc = read_inbox(txn, device, &in);
+    if (rc != 0)
+        return rc;
+    return in.last - in.acked >= limit ? STATUS_UNAVAILABLE : STATUS_OK;
+}
+
+/* Appends `item` at the device's next position; records it in `deliveries`. */
+static int inbox_append(struct store_txn *txn, const struct id *device,
+                        const struct msgrec_item *item, const struct id *owner,
+                        struct buf *deliveries) {
+    struct msgrec_inbox in;
+    int rc = read_inbox(txn, device, &in);
+    if (rc != 0)
+        return rc;
+    in.last++;
+    struct buf v;
+    buf_init(&v);
+    msgrec_item_encode(item, &v);
+    struct key k;
+    key_id_u64(&k, device, in.last);
+    rc = put_record(txn, CF_INBOXES, &k, owner, &v);
+    if (rc == 0) {
+        buf_reset(&v);
+        msgrec_inbox_encode(&in, &v);
+        rc = txn_put(txn, CF_INBOXES, device->b, ID_LEN, NULL, v.data, v.len);
+    }
+    buf_cleanup(&v);
+    if (rc == 0)
+        msgrec_delivery_add(deliveries, device, in.last);
+    return rc;
+}
+
+static int apply_inbox_ack(struct store_txn *txn, const Carechat__Entry__V1__Entry *e) {
+    struct id device;
+    if (!e->inbox_ack || !get_id_field(e->actor_device_id, &device))
+        return STATUS_BAD_REQUEST;
+    struct msgrec_inbox in;
+    int rc = read_inbox(txn, &device, &in);
+    if (rc != 0)
+        return rc;
+    uint64_t pos = e->inbox_ack->position;
+    if (pos > in.last)
+        return STATUS_CONFLICT;
+    if (pos <= in.acked)
+        return STATUS_OK;
+    for (uint64_t p = in.acked + 1; p <= pos; p++) {
+        struct key k;
+        key_id_u64(&k, &device, p);
+        if ((rc = txn_delete(txn, CF_INBOXES, k.b, k.len)) != 0)
+            return rc;
+    }
+    in.acked = pos;
+    struct buf v;
+    buf_init(&v);
+    msgrec_inbox_encode(&in, &v);
+    rc = txn_put(txn, CF_INBOXES, device.b, ID_LEN, NULL, v.data, v.len);
+    buf_cleanup(&v);
+    return rc;
+}
+
+/* ---- MessageSend ------------------------------------------------------------------ */
+
+struct member_view {
+    struct id account;
+    uint32_t n_devices;  /* per the account record */
+    uint32_t n_expected; /* of the entry's member_device_ids that exist */
+};
+
+static void append_ids(struct buf *out, const struct id *ids, uint32_t n) {
+    uint8_t c[4];
+    key_put_u32(c, n);
+    buf_append(out, c, 4);
+    for (uint32_t i = 0; i < n; i++)
+        buf_append(out, ids[i].b, ID_LEN);
+}
+
+/* Checks the envelope's shape and copies its wraps into out[]. */
+static int check_shape(const Carechat__Entry__V1__MessageSend *m, struct msgrec_wrap *out) {
+    if (m->envelope_version != 1 || m->header.len > MSGREC_HEADER_MAX ||
+        m->body_nonce.len != MSGREC_NONCE_LEN || m->signature.len != MSGREC_SIG_LEN ||
+        m->n_wraps == 0)
+        return STATUS_BAD_REQUEST;
+    if (m->body.len > BODY_MAX || m->n_wraps > MSGREC_WRAPS_MAX ||
+        m->n_member_device_ids > 2 * REC_MAX_DEVICES)
+        return STATUS_TOO_LARGE;
+    for (size_t i = 0; i < m->n_wraps; i++) {
+        const Carechat__Entry__V1__WrapItem *w = m->wraps[i];
+        if (!get_id_field(w->device_id, &out[i].device_id) || w->enc.len != MSGREC_ENC_LEN ||
+            w->wrapped_key.len != MSGREC_WRAPPED_LEN)
+            return STATUS_BAD_REQUEST;
+        for (size_t j = 0; j < i; j++)
+            if (memcmp(out[j].device_id.b, out[i].device_id.b, ID_LEN) == 0)
+                return STATUS_BAD_REQUEST;
+        out[i].key_id = w->key_id;
+        memcpy(out[i].enc, w->enc.data, MSGREC_ENC_LEN);
+        memcpy(out[i].wrapped_key, w->wrapped_key.data, MSGREC_WRAPPED_LEN);
+    }
+    return STATUS_OK;
+}
+
+/* The send's idempotency record: 0 with *out when this message was stored
+ * before, STATUS_NOT_FOUND when not, or the store's status. */
+static int read_sent(struct store_txn *txn, const struct key *k, struct msgrec_sent *out) {
+    struct buf v;
+    buf_init(&v);
+    int rc = txn_get(txn, CF_IDEMPOTENCY, k->b, k->len, &v);
+    if (rc == 0)
+        rc = msgrec_sent_decode(v.data, v.len, out);
+    buf_cleanup(&v);
+    return rc;
+}
+
+/* Compares the wraps with the members' current devices. Returns 0 when they
+ * cover exactly the current devices of every member (the sending device's own
+ * wrap allowed, not required), STATUS_CONFLICT with the mismatch appended to
+ * `result`, or the store's status. Sets recipient[i] for the wraps to deliver. */
+static int check_devices(struct store_txn *txn, const Carechat__Entry__V1__MessageSend *m,
+                         int64_t time, const struct id *sender_device, struct member_view *members,
+                         uint32_t n_members, const struct msgrec_wrap *wraps, bool *recipient,
+                         struct buf *result) {
+    struct id extra[MSGREC_WRAPS_MAX], stale[MSGREC_WRAPS_MAX];
+    struct id missing[2 * REC_MAX_DEVICES];
+    uint32_t n_extra = 0, n_stale = 0, n_missing = 0;
+    bool view_current = true;
+    uint32_t key_id;
+    int64_t expires_at;
+    int rc;
+
+    /* The proposer's view of the device set: every listed device must still
+     * exist, and each member must have no other (by count). */
+    for (size_t i = 0; i < m->n_member_device_ids; i++) {
+        struct id dev;
+        if (!get_id_field(m->member_device_ids[i], &dev))
+            return STATUS_BAD_REQUEST;
+        bool found = false;
+        for (uint32_t j = 0; j < n_members && !found; j++) {
+            rc = read_device_key(txn, &members[j].account, &dev, &key_id, &expires_at);
+            if (rc == 0) {
+                members[j].n_expected++;
+                found = true;
+            } else if (rc != STATUS_NOT_FOUND)
+                return rc;
+        }
+        if (!found)
+            view_current = false;
+        else if (memcmp(dev.b, sender_device->b, ID_LEN) != 0) {
+            bool covered = false;
+            for (size_t w = 0; w < m->n_wraps && !covered; w++)
+                covered = memcmp(wraps[w].device_id.b, dev.b, ID_LEN) == 0;
+            if (!covered)
+                missing[n_missing++] = dev;
+        }
+    }
+    for (uint32_t j = 0; j < n_members; j++)
+        if (members[j].n_expected != members[j].n_devices)
+            view_current = false;
+
+    for (size_t w = 0; w < m->n_wraps; w++) {
+        recipient[w] = false;
+        bool found = false;
+        for (uint32_t j = 0; j < n_members && !found; j++) {
+            rc = read_device_key(txn, &members[j].account, &wraps[w].device_id, &key_id,
+                                 &expires_at);
+            if (rc == 0)
+                found = true;
+            else if (rc != STATUS_NOT_FOUND)
+                return rc;
+        }
+        if (!found)
+            extra[n_extra++] = wraps[w].device_id;
+        else if (key_id != wraps[w].key_id || expires_at <= time)
+            stale[n_stale++] = wraps[w].device_id;
+        else
+            recipient[w] = memcmp(wraps[w].device_id.b, sender_device->b, ID_LEN) != 0;
+    }
+    if (view_current && n_missing == 0 && n_extra == 0 && n_stale == 0)
+        return STATUS_OK;
+    append_ids(result, missing, n_missing);
+    append_ids(result, extra, n_extra);
+    append_ids(result, stale, n_stale);
+    return STATUS_CONFLICT;
+}
+
+static int apply_send(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                      struct buf *result) {
+    const Carechat__Entry__V1__MessageSend *m = e->message_send;
+    struct id conv, message_id, cmid, sender, sender_device, env_device;
+    if (!m || !get_id_field(m->conversation_id, &conv) ||
+        !get_id_field(m->message_id, &message_id) || !get_id_field(m->client_msg_id, &cmid) ||
+        !get_id_field(e->actor_account_id, &sender) ||
+        !get_id_field(e->actor_device_id, &sender_device) ||
+        !get_id_field(m->sender_device_id, &env_device) ||
+        memcmp(env_device.b, sender_device.b, ID_LEN) != 0 || m->inbox_limit == 0)
+        return STATUS_BAD_REQUEST;
+    if (m->n_wraps > MSGREC_WRAPS_MAX)
+        return STATUS_TOO_LARGE;
+    struct msgrec_wrap wraps[MSGREC_WRAPS_MAX];
+    bool recipient[MSGREC_WRAPS_MAX];
+    int rc = check_shape(m, wraps);
+    if (rc != 0)
+        return rc;
+
+    struct key idem;
+    msgrec_key_idem(&idem, &conv, &sender, &cmid);
+    struct msgrec_sent sent;
+    rc = read_sent(txn, &idem, &sent);
+    if (rc == 0) {
+        struct buf none;
+        buf_init(&none);
+        msgrec_sent_encode(&sent, result);
+        msgrec_deliveries_finish(&none, result);
+        return STATUS_OK;
+    }
+    if (rc != STATUS_NOT_FOUND)
+        return rc;
+
+    struct msgrec_conv c;
+    rc = read_conv(txn, &conv, &c);
+    if (rc != 0)
+        return rc;
+    struct msgrec_member me;
+    rc = read_member(txn, &conv, &sender, &me);
+    if (rc == STATUS_NOT_FOUND)
+        return STATUS_NOT_FOUND;
+    if (rc != 0)
+        return rc;
+    if (me.state != MSGREC_ACTIVE)
+        return STATUS_FORBIDDEN;
+
+    struct member_view members[MSGREC_DIRECT_MEMBERS];
+    for (uint32_t j = 0; j < c.n_members; j++) {
+        struct rec_account a;
+        if ((rc = read_account(txn, &c.members[j], &a)) != 0)
+            return rc;
+        bool sender_inactive = !a.active && memcmp(c.members[j].b, sender.b, ID_LEN) == 0;
+        members[j] = (struct member_view){.account = c.members[j], .n_devices = a.n_devices};
+        rec_account_cleanup(&a);
+        if (sender_inactive)
+            return STATUS_FORBIDDEN;
+    }
+    rc = check_devices(txn, m, e->time, &sender_device, members, c.n_members, wraps, recipient,
+                       result);
+    if (rc != 0)
+        return rc;
+    for (size_t w = 0; w < m->n_wraps; w++)
+        if (recipient[w] && (rc = inbox_room(txn, &wraps[w].device_id, m->inbox_limit)) != 0)
+            return rc;
+
+    const struct id *owner = c.has_owner ? &c.owner : NULL;
+    c.last_seq++;
+    if ((rc = write_conv(txn, &conv, &c)) != 0)
+        return rc;
+    struct msgrec_message msg = {
+        .message_id = message_id,
+        .sender_account = sender,
+        .sender_device = sender_device,
+        .sent_at = e->time,
+        .urgent = m->urgent,
+        .client_msg_id = cmid,
+        .envelope_version = m->envelope_version,
+        .header = {m->header.data, m->header.len},
+        .body = {m->body.data, m->body.len},
+        .body_nonce = {m->body_nonce.data, m->body_nonce.len},
+        .signature = {m->signature.data, m->signature.len},
+        .n_wraps = (uint32_t)m->n_wraps,
+        .wraps = wraps,
+    };
+    struct buf v, deliveries;
+    buf_init(&v);
+    buf_init(&deliveries);
+    struct key k;
+    msgrec_message_encode(&msg, &v);
+    key_id_u64(&k, &conv, c.last_seq);
+    if ((rc = put_record(txn, CF_MESSAGES, &k, owner, &v)) != 0)
+        goto out;
+    struct msgrec_msgref ref = {.seq = c.last_seq, .sender_account = sender};
+    buf_reset(&v);
+    msgrec_msgref_encode(&ref, &v);
+    msgrec_key_receipt(&k, &conv, &message_id, NULL);
+    if ((rc = txn_get(txn, CF_RECEIPTS, k.b, k.len, &deliveries)) == 0) {
+        rc = STATUS_CONFLICT; /* the proposer's random message id is taken */
+        goto out;
+    }
+    buf_reset(&deliveries);
+    if (rc != STATUS_NOT_FOUND || (rc = put_record(txn, CF_RECEIPTS, &k, owner, &v)) != 0)
+        goto out;
+    sent = (struct msgrec_sent){.message_id = message_id, .seq = c.last_seq, .sent_at = e->time};
+    buf_reset(&v);
+    msgrec_sent_encode(&sent, &v);
+    if ((rc = put_record(txn, CF_IDEMPOTENCY, &idem, owner, &v)) != 0)
+        goto out;
+    struct msgrec_item item = {
+        .kind = MSGREC_ITEM_MESSAGE, .conversation_id = conv, .seq = c.last_seq};
+    for (size_t w = 0; w < m->n_wraps; w++)
+        if (recipient[w] &&
+            (rc = inbox_append(txn, &wraps[w].device_id, &item, owner, &deliveries)) != 0)
+            goto out;
+    buf_append(result, v.data, v.len);
+    msgrec_deliveries_finish(&deliveries, result);
+out:
+    buf_cleanup(&deliveries);
+    buf_cleanup(&v);
+    return rc;
+}
+
+/* ---- ReceiptRecord ------------------------------------------------------------------ */
+
+static int apply_receipt(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                         struct buf *result) {
+    const Carechat__Entry__V1__ReceiptRecord *r = e->receipt_record;
+    struct id conv, actor;
+    if (!r || !get_id_field(r->conversation_id, &conv) ||
+        !get_id_field(e->actor_account_id, &actor) || (r->kind != 1 && r->kind != 2) ||
+        r->n_message_ids == 0 || r->inbox_limit == 0)
+        return STATUS_BAD_REQUEST;
+    if (r->n_message_ids > RECEIPT_IDS_MAX || r->n_sender_devices > MSGREC_DIRECT_MEMBERS)
+        return STATUS_TOO_LARGE;
+    struct msgrec_conv c;
+    int rc = read_conv(txn, &conv, &c);
+    if (rc != 0)
+        return rc;
+    struct msgrec_member me;
+    rc = read_member(txn, &conv, &actor, &me);
+    if (rc != 0)
+        return rc;
+    const struct id *owner = c.has_owner ? &c.owner : NULL;
+    struct buf v, deliveries;
+    buf_init(&v);
+    buf_init(&deliveries);
+    for (size_t i = 0; i < r->n_message_ids; i++) {
+        struct id mid;
+        struct key k;
+        struct msgrec_msgref ref;
+        if (!get_id_field(r->message_ids[i], &mid)) {
+            rc = STATUS_BAD_REQUEST;
+            goto out;
+        }
+        msgrec_key_receipt(&k, &conv, &mid, NULL);
+        if ((rc = txn_get(txn, CF_RECEIPTS, k.b, k.len, &v)) != 0 ||
+            (rc = msgrec_msgref_decode(v.data, v.len, &ref)) != 0)
+            goto out;
+        if (memcmp(ref.sender_account.b, actor.b, ID_LEN) == 0)
+            continue;
+        struct msgrec_receipt rec = {0};
+        msgrec_key_receipt(&k, &conv, &mid, &actor);
+        rc = txn_get(txn, CF_RECEIPTS, k.b, k.len, &v);
+        if (rc == 0)
+            rc = msgrec_receipt_decode(v.data, v.len, &rec);
+        else if (rc == STATUS_NOT_FOUND)
+            rc = STATUS_OK;
+        if (rc != 0)
+            goto out;
+        int64_t *at = r->kind == 1 ? &rec.delivered_at : &rec.read_at;
+        if (*at != 0)
+            continue;
+        *at = e->time;
+        buf_reset(&v);
+        msgrec_receipt_encode(&rec, &v);
+        if ((rc = put_record(txn, CF_RECEIPTS, &k, owner, &v)) != 0)
+            goto out;
+        struct msgrec_item item = {
+            .kind = MSGREC_ITEM_RECEIPT,
+            .conversation_id = conv,
+            .message_id = mid,
+            .account_id = actor,
+            .receipt_kind = r->kind,
+            .at = e->time,
+        };
+        for (size_t s = 0; s < r->n_sender_devices; s++) {
+            const Carechat__Entry__V1__AccountDeviceIds *ad = r->sender_devices[s];
+            struct id acc;
+            if (!get_id_field(ad->account_id, &acc) || ad->n_device_ids > REC_LIST_MAX) {
+                rc = STATUS_BAD_REQUEST;
+                goto out;
+            }
+            if (memcmp(acc.b, ref.sender_account.b, ID_LEN) != 0)
+                continue;
+            for (size_t d = 0; d < ad->n_device_ids; d++) {
+                struct id dev;
+                uint32_t key_id;
+                int64_t expires_at;
+                if (!get_id_field(ad->device_ids[d], &dev)) {
+                    rc = STATUS_BAD_REQUEST;
+                    goto out;
+                }
+                rc = read_device_key(txn, &acc, &dev, &key_id, &expires_at);
+                if (rc == STATUS_NOT_FOUND)
+                    continue;
+                if (rc != 0 || (rc = inbox_room(txn, &dev, r->inbox_limit)) != 0 ||
+                    (rc = inbox_append(txn, &dev, &item, owner, &deliveries)) != 0)
+                    goto out;
+            }
+        }
+    }
+    msgrec_deliveries_finish(&deliveries, result);
+out:
+    buf_cleanup(&deliveries);
+    buf_cleanup(&v);
+    return rc;
+}
+
+int apply_message_kind(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                       struct buf *result) {
+    switch (e->kind_case) {
+    case CARECHAT__ENTRY__V1__ENTRY__KIND_DIRECT_CREATE:
+        return apply_direct_create(txn, e, result);
+    case CARECHAT__ENTRY__V1__ENTRY__KIND_MESSAGE_SEND:
+        return apply_send(txn, e, result);
+    case CARECHAT__ENTRY__V1__ENTRY__KIND_INBOX_ACK:
+        return apply_inbox_ack(txn, e);
+    case CARECHAT__ENTRY__V1__ENTRY__KIND_RECEIPT_RECORD:
+        return apply_receipt(txn, e, result);
+    default:
+        return STATUS_BAD_REQUEST;
+    }
+}
