@@ -235,14 +235,18 @@ static int ensure_connected(struct carechat *c) {
         .ca_file = c->ca_file,
         .deadline_ms = clock_monotonic_ms() + c->connect_timeout_ms,
     };
-    int rc = transport_open(&tc, &c->t);
+    char reason[160];
+    int rc = transport_open(&tc, &c->t, reason, sizeof reason);
     if (rc == STATUS_UNAVAILABLE)
         return fail(c, rc, CARECHAT_ERROR_CONNECTION, "cannot connect to %s: timed out",
                     c->server_url);
     if (rc != 0)
-        return fail(c, STATUS_IO, CARECHAT_ERROR_CONNECTION,
-                    "cannot connect to %s (refused, unreachable, or not a carechat.v1 server)",
-                    c->server_url);
+        return fail(c, STATUS_IO, CARECHAT_ERROR_CONNECTION, "cannot connect to %s: %s%s",
+                    c->server_url,
+                    reason[0] ? reason : "refused, unreachable, or not a carechat.v1 server",
+                    strstr(reason, "SSL") != NULL || strstr(reason, "tls") != NULL
+                        ? " (is the server's certificate trusted? see ca_file / --ca-file)"
+                        : "");
     return 0;
 }
 

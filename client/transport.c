@@ -52,6 +52,7 @@ struct transport {
     bool closing;    /* transport_close asked for a close handshake */
     bool over_limit; /* we closed it: a message broke a limit */
     int close_code;
+    char reason[160]; /* why the connection failed, from lws */
     size_t max_frame;
     struct buf partial; /* the message being reassembled */
     struct queue rx;
@@ -222,6 +223,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         break;
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
         log_debug(MOD, "connection failed: %s", in != NULL ? (const char *)in : "(no reason)");
+        if (in != NULL)
+            snprintf(t->reason, sizeof t->reason, "%s", (const char *)in);
         t->closed = true;
         t->close_code = LWS_CLOSE_STATUS_ABNORMAL_CLOSE;
         t->wsi = NULL;
@@ -307,7 +310,10 @@ static bool is_closed(const struct transport *t) {
     return t->closed;
 }
 
-int transport_open(const struct transport_config *cfg, struct transport **out) {
+int transport_open(const struct transport_config *cfg, struct transport **out, char *reason,
+                   size_t reason_len) {
+    if (reason_len > 0)
+        reason[0] = '\0';
     struct transport_url url;
     if (transport_parse_url(cfg->url, &url) != 0)
         return STATUS_BAD_REQUEST;
@@ -351,8 +357,11 @@ int transport_open(const struct transport_config *cfg, struct transport **out) {
         t->close_code = LWS_CLOSE_STATUS_ABNORMAL_CLOSE;
     }
     rc = service_until(t, is_established, cfg->deadline_ms);
-    if (rc != 0)
+    if (rc != 0) {
+        if (rc == STATUS_IO && reason_len > 0)
+            snprintf(reason, reason_len, "%s", t->reason);
         goto fail;
+    }
     *out = t;
     return 0;
 fail:

@@ -59,8 +59,11 @@ struct transport;
 /* Connects and completes the WebSocket upgrade. Returns 0 and *out (close with
  * transport_close()), or STATUS_BAD_REQUEST (bad URL), STATUS_IO (the
  * connection or the upgrade failed: refused, TLS, no "carechat.v1"), or
- * STATUS_UNAVAILABLE (the deadline passed). */
-int transport_open(const struct transport_config *cfg, struct transport **out);
+ * STATUS_UNAVAILABLE (the deadline passed). On STATUS_IO, libwebsockets'
+ * reason (e.g. a certificate that does not verify) is copied to `reason`
+ * (`reason_len` bytes, NUL-terminated; "" when it gave none). */
+int transport_open(const struct transport_config *cfg, struct transport **out, char *reason,
+                   size_t reason_len);
 
 /* Sends the `len` bytes at `data` (borrowed) as one binary message, servicing
  * the connection until lws has taken them. Returns 0; STATUS_IO when the

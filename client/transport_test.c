@@ -225,7 +225,7 @@ static struct transport *connect_to(const struct server *s, size_t max_frame) {
     struct transport_config cfg = {
         .url = url, .max_frame_bytes = max_frame, .deadline_ms = clock_monotonic_ms() + 5000};
     struct transport *t = NULL;
-    assert_int_equal(transport_open(&cfg, &t), 0);
+    assert_int_equal(transport_open(&cfg, &t, NULL, 0), 0);
     assert_true(transport_is_open(t));
     return t;
 }

@@ -10,8 +10,9 @@
 # passwords, forbidden invitations, a dead server and --password are refused
 # with their documented exit codes; after `carechat logout`, `carechat devices`
 # fails with an authentication error (exit 4), and so does a copy of the
-# profile whose session ended on the server. Everything runs on 127.0.0.1
-# under `timeout`.
+# profile whose session ended on the server. After a restart with TLS the
+# stored session is resumed over wss:// (and refused without the CA).
+# Everything runs on 127.0.0.1 under `timeout`.
 set -euo pipefail
 
 fail() {
@@ -43,7 +44,7 @@ cli() {
     local profile=$1
     shift
     RC=0
-    timeout 60 "$CLI" --server "ws://127.0.0.1:$PORT" --profile "$T/$profile" "$@" \
+    timeout 60 "$CLI" --server "$URL" --profile "$T/$profile" "$@" \
         >"$T/out" 2>"$T/err" || RC=$?
     OUT=$(cat "$T/out")
     ERR=$(cat "$T/err")
@@ -73,16 +74,28 @@ password_file wrong 'not-the-password'
 timeout 60 "$SERVER" bootstrap --data "$T/data" --email root@clinic.example \
     --password-file "$T/root.pw" >"$T/bootstrap.log" 2>&1 ||
     { cat "$T/bootstrap.log" >&2; fail "carechatd bootstrap"; }
-"$SERVER" --listen 127.0.0.1:0 --data "$T/data" >"$T/carechatd.log" 2>&1 &
-PID=$!
-PORT=""
-for _ in $(seq 200); do
-    PORT=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$T/carechatd.log" 2>/dev/null | head -1 |
-        sed 's/.*://') || true
-    [ -n "$PORT" ] && break
-    sleep 0.1
-done
-[ -n "$PORT" ] || fail "carechatd did not listen within 20 s"
+# Starts carechatd on the data directory with extra flags; sets PID and PORT.
+start_server() {
+    "$SERVER" --listen 127.0.0.1:0 --data "$T/data" "$@" >"$T/carechatd.log" 2>&1 &
+    PID=$!
+    PORT=""
+    for _ in $(seq 200); do
+        PORT=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$T/carechatd.log" 2>/dev/null |
+            head -1 | sed 's/.*://') || true
+        [ -n "$PORT" ] && break
+        sleep 0.1
+    done
+    [ -n "$PORT" ] || fail "carechatd did not listen within 20 s"
+}
+
+stop_server() {
+    kill -TERM "$PID"
+    wait "$PID" || fail "carechatd exited with $?"
+    PID=""
+}
+
+start_server
+URL="ws://127.0.0.1:$PORT"
 
 # --- sysadmin ------------------------------------------------------------------
 cli root login --email root@clinic.example --password-file "$T/wrong.pw"
@@ -190,7 +203,24 @@ cli pat devices
 expect_rc 5 "a profile open to others"
 expect_err "chmod 700" "a profile open to others"
 
-kill -TERM "$PID"
-wait "$PID" || fail "carechatd exited with $?"
-PID=""
+chmod 700 "$T/pat"
+
+# --- wss:// after a restart -------------------------------------------------------
+# The stored session survives the restart and is resumed over TLS with the
+# server's certificate as the only trusted CA; without it the CLI refuses.
+stop_server
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -keyout "$T/key.pem" -out "$T/cert.pem" -days 2 -subj /CN=localhost \
+    -addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1 || fail "openssl req"
+chmod 600 "$T/key.pem"
+start_server --tls-cert "$T/cert.pem" --tls-key "$T/key.pem"
+URL="wss://127.0.0.1:$PORT"
+cli doc --ca-file "$T/cert.pem" devices
+expect_rc 0 "devices over wss:// with the server's CA"
+grep -q "device list version 2, 2 devices" "$T/out" || fail "devices over wss://: '$OUT'"
+cli doc devices
+expect_rc 3 "wss:// to a server whose certificate is not trusted"
+expect_err "certificate trusted" "wss:// with an untrusted certificate"
+
+stop_server
 echo "PASS"
