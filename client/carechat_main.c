@@ -58,6 +58,14 @@ static const char *command_name(enum cli_command cmd) {
     return "carechat";
 }
 
+/* Appends text another person chose (a display name, a device label) for a
+ * terminal: control characters become '?', so it cannot move the cursor or
+ * change colours. */
+static void append_printable(struct buf *out, const char *s) {
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++)
+        buf_append_u8(out, *p < 0x20 || *p == 0x7f ? '?' : *p);
+}
+
 static void print_line(struct buf *line) {
     buf_append_u8(line, '\n');
     fwrite(line->data, 1, line->len, stdout);
@@ -81,8 +89,10 @@ static void print_session(struct carechat *c, bool json, const char *verb) {
         cli_json_string(&line, s.display_name);
         buf_printf(&line, ", \"expires_at\": %" PRId64 "}", s.expires_at);
     } else {
-        buf_printf(&line, "%s as %s (%s); account %s, device %s", verb, s.display_name,
-                   carechat_role_name(s.role), account, device);
+        buf_printf(&line, "%s as ", verb);
+        append_printable(&line, s.display_name);
+        buf_printf(&line, " (%s); account %s, device %s", carechat_role_name(s.role), account,
+                   device);
     }
     print_line(&line);
     buf_cleanup(&line);
@@ -116,8 +126,10 @@ static void print_devices(const struct carechat_devices *d, bool json) {
                        dev->this_device ? "true" : "false", dev->listed ? "true" : "false",
                        dev->key_valid ? "true" : "false", d->list_version);
         } else {
-            buf_printf(&line, "%s  %-20s identity %.16s...%s%s%s", id, dev->label,
-                       (const char *)fp.data, dev->this_device ? "  (this device)" : "",
+            buf_printf(&line, "%s  ", id);
+            append_printable(&line, dev->label);
+            buf_printf(&line, "  identity %.16s...%s%s%s", (const char *)fp.data,
+                       dev->this_device ? "  (this device)" : "",
                        dev->listed ? "" : "  NOT IN SIGNED LIST",
                        dev->key_valid ? "" : "  KEY INVALID OR EXPIRED");
         }

@@ -152,10 +152,11 @@ expect_rc 2 "provider invites an admin"
 expect_err "may not invite" "provider invites an admin"
 
 # --- patient -------------------------------------------------------------------
+# A name with a terminal escape sequence is printed with '?' for the control byte.
 cli pat register --code "$PAT_CODE" --email pat@clinic.example --password-file "$T/pat.pw" \
-    --birthdate 2000-01-31 --name "Pat Q"
+    --birthdate 2000-01-31 --name $'Pat \e[2J Q'
 expect_rc 0 "patient registers"
-grep -q "(patient)" "$T/out" || fail "patient register: '$OUT'"
+grep -qF "registered as Pat ?[2J Q (patient)" "$T/out" || fail "patient register: '$OUT'"
 
 cli doc invite --email kid@clinic.example --role patient
 expect_rc 0 "provider invites a child"
