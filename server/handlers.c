@@ -228,6 +228,12 @@ static void entry_done(void *ctx, uint64_t pos, int status, const uint8_t *resul
     case OP_DEVICE_LIST:
         devices_entry_done(op, status);
         break;
+    case OP_CREATE_DIRECT:
+    case OP_SEND:
+    case OP_ACK:
+    case OP_RECEIPT:
+        messaging_entry_done(op, pos, status, result, len);
+        break;
     }
     op_release(op);
 }
@@ -343,6 +349,14 @@ static bool on_dispatch(void *ctx, void *state, const Carechat__V1__Frame *f) {
     case CARECHAT__V1__FRAME__BODY_REMOVE_DEVICE:
     case CARECHAT__V1__FRAME__BODY_ROTATE_ENCRYPTION_KEY:
     case CARECHAT__V1__FRAME__BODY_LOOKUP_ACCOUNT:
+    case CARECHAT__V1__FRAME__BODY_CREATE_DIRECT:
+    case CARECHAT__V1__FRAME__BODY_GET_CONVERSATION:
+    case CARECHAT__V1__FRAME__BODY_HISTORY:
+    case CARECHAT__V1__FRAME__BODY_SEND:
+    case CARECHAT__V1__FRAME__BODY_ACK:
+    case CARECHAT__V1__FRAME__BODY_SYNC:
+    case CARECHAT__V1__FRAME__BODY_SEND_RECEIPT:
+    case CARECHAT__V1__FRAME__BODY_TYPING:
         break;
     default:
         /* Later features: still checks the session, so an expired one ends. */
@@ -378,10 +392,40 @@ static bool on_dispatch(void *ctx, void *state, const Carechat__V1__Frame *f) {
     case CARECHAT__V1__FRAME__BODY_LOOKUP_ACCOUNT:
         handle_lookup_account(hc, rid, f->lookup_account);
         break;
+    case CARECHAT__V1__FRAME__BODY_CREATE_DIRECT:
+        handle_create_direct(hc, rid, f->create_direct);
+        break;
+    case CARECHAT__V1__FRAME__BODY_GET_CONVERSATION:
+        handle_get_conversation(hc, rid, f->get_conversation);
+        break;
+    case CARECHAT__V1__FRAME__BODY_HISTORY:
+        handle_history(hc, rid, f->history);
+        break;
+    case CARECHAT__V1__FRAME__BODY_SEND:
+        handle_send(hc, rid, f->send);
+        break;
+    case CARECHAT__V1__FRAME__BODY_ACK:
+        handle_ack(hc, rid, f->ack);
+        break;
+    case CARECHAT__V1__FRAME__BODY_SYNC:
+        handle_sync(hc, rid, f->sync);
+        break;
+    case CARECHAT__V1__FRAME__BODY_SEND_RECEIPT:
+        handle_send_receipt(hc, rid, f->send_receipt);
+        break;
+    case CARECHAT__V1__FRAME__BODY_TYPING:
+        handle_typing(hc, rid, f->typing);
+        break;
     default:
         break;
     }
     return true;
+}
+
+static void on_response(void *ctx, void *state, const Carechat__V1__Frame *f) {
+    struct hconn *hc = state;
+    if (hc->authenticated)
+        messaging_on_response(hc, f);
 }
 
 /* ---- lifecycle ----------------------------------------------------------------- */
@@ -415,6 +459,8 @@ int handlers_new(const struct handlers_config *cfg, struct handlers **out) {
     if (rc == 0)
         rc = ratelimit_new(&(struct ratelimit_config){.burst = 60, .window_ms = 60000},
                            &h->rl_lookup);
+    if (rc == 0)
+        rc = messaging_new(h, &h->msg);
     if (rc != 0) {
         handlers_free(h);
         return rc;
@@ -431,6 +477,7 @@ void handlers_free(struct handlers *h) {
     ratelimit_free(h->rl_account);
     ratelimit_free(h->rl_address);
     ratelimit_free(h->rl_lookup);
+    messaging_free(h->msg);
     free(h);
 }
 
@@ -439,10 +486,12 @@ void handlers_conn_handler(struct handlers *h, struct conn_handler *out) {
         .attach = on_attach,
         .detach = on_detach,
         .dispatch = on_dispatch,
+        .response = on_response,
         .ctx = h,
     };
 }
 
 void handlers_poll(struct handlers *h) {
     pwhash_poll(h->pw);
+    messaging_poll(h->msg);
 }

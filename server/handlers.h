@@ -1,6 +1,7 @@
 /*
  * server/handlers.h: carechatd's request handlers for accounts, invitations,
- * sessions and devices, and the registry of authenticated connections.
+ * sessions, devices, conversations, messages and their delivery, and the
+ * registry of authenticated connections.
  *
  * Each connection (server/conn.h) gets per-connection state through the
  * struct conn_handler that handlers_conn_handler() fills in. A request that
@@ -59,8 +60,8 @@ void handlers_free(struct handlers *h);
 /* Fills in the conn_handler to put into each connection's conn_config. */
 void handlers_conn_handler(struct handlers *h, struct conn_handler *out);
 
-/* Runs the continuations of finished password operations. Loop thread, after
- * a wake. */
+/* Runs the continuations of finished password operations and delivers the
+ * typing hints waiting on the bus. Loop thread, after a wake. */
 void handlers_poll(struct handlers *h);
 
 #endif

@@ -1,8 +1,9 @@
 /*
  * server/handlers_internal.h: what handlers.c (core: connection registry,
  * dispatch, session checks, proposing entries), sessions.c (Login, Register,
- * Authenticate, Logout, Invite) and devices.c (PublishDeviceList, ListDevices,
- * RemoveDevice, RotateEncryptionKey, LookupAccount) share. Private to the
+ * Authenticate, Logout, Invite), devices.c (PublishDeviceList, ListDevices,
+ * RemoveDevice, RotateEncryptionKey, LookupAccount) and messaging.c
+ * (conversations, messages, delivery, receipts, typing) share. Private to the
  * handlers library. Loop thread only.
  *
  * Lifetimes: a `struct hconn` is referenced by its conn (until detach) and by
@@ -23,6 +24,8 @@
 #include "server/records.h"
 #include "server/rules.h"
 
+struct messaging;
+
 struct handlers {
     struct handlers_config cfg;
     struct store *store;
@@ -31,6 +34,7 @@ struct handlers {
     struct ratelimit *rl_account; /* Login/Register attempts per email */
     struct ratelimit *rl_address; /* Login/Register/Authenticate attempts per address */
     struct ratelimit *rl_lookup;  /* LookupAccount per caller account */
+    struct messaging *msg;        /* conversations, messages, delivery (messaging.c) */
     int64_t invite_ttl_ms, session_idle_ms, session_max_ms;
     unsigned password_min;
     bool closing;
@@ -49,6 +53,11 @@ struct hconn {
     uint8_t token_hash[REC_HASH_LEN];
     int64_t expires_at, idle_expires_at;
     int64_t stored_idle_expires_at; /* the idle expiry last made durable */
+    /* Delivery of the device's inbox (messaging.c): OFF until Sync, REPLAY
+     * while pages of the inbox are sent, LIVE after QueueEmpty. */
+    enum { DELIVERY_OFF = 0, DELIVERY_REPLAY, DELIVERY_LIVE } delivery;
+    uint64_t delivered_pos; /* the last inbox position sent on this connection */
+    unsigned unanswered;    /* server requests of messaging.c without a Response yet */
 };
 
 /* A new device as proposed (copied out of a DeviceRegistration). */
@@ -71,6 +80,10 @@ enum op_kind {
     OP_INVITE,
     OP_REMOVE_DEVICE,
     OP_DEVICE_LIST, /* PublishDeviceList and RotateEncryptionKey */
+    OP_CREATE_DIRECT,
+    OP_SEND,
+    OP_ACK,
+    OP_RECEIPT,
 };
 
 /* One request in flight. Secrets (token) are wiped by op_release(). */
@@ -92,6 +105,7 @@ struct op {
     char code[64];
     char birth_date[11];
     char display_name[RULES_DISPLAY_NAME_MAX + 1];
+    struct id conversation; /* messaging ops */
 };
 
 /* ---- handlers.c ---------------------------------------------------------- */
@@ -157,5 +171,32 @@ void handle_rotate_key(struct hconn *hc, uint64_t rid, const Carechat__V1__Rotat
 void handle_lookup_account(struct hconn *hc, uint64_t rid, const Carechat__V1__LookupAccount *m);
 /* on_done of the device kinds. */
 void devices_entry_done(struct op *op, int status);
+
+/* ---- messaging.c --------------------------------------------------------- */
+
+/* Creates the messaging state (send rate limiter, typing bus) for `h`.
+ * Returns 0 and *out (free with messaging_free()), or STATUS_BAD_REQUEST for a
+ * bad limit in the configuration. */
+int messaging_new(struct handlers *h, struct messaging **out);
+/* Accepts NULL. */
+void messaging_free(struct messaging *m);
+/* Delivers the typing hints waiting on the bus. Loop thread, after a wake. */
+void messaging_poll(struct messaging *m);
+
+void handle_create_direct(struct hconn *hc, uint64_t rid, const Carechat__V1__CreateDirect *m);
+void handle_get_conversation(struct hconn *hc, uint64_t rid,
+                             const Carechat__V1__GetConversation *m);
+void handle_history(struct hconn *hc, uint64_t rid, const Carechat__V1__History *m);
+void handle_send(struct hconn *hc, uint64_t rid, const Carechat__V1__Send *m);
+void handle_ack(struct hconn *hc, uint64_t rid, const Carechat__V1__Ack *m);
+void handle_sync(struct hconn *hc, uint64_t rid, const Carechat__V1__Sync *m);
+void handle_send_receipt(struct hconn *hc, uint64_t rid, const Carechat__V1__SendReceipt *m);
+void handle_typing(struct hconn *hc, uint64_t rid, const Carechat__V1__Typing *m);
+/* A Response from the client to a server request of this connection. */
+void messaging_on_response(struct hconn *hc, const Carechat__V1__Frame *f);
+/* on_done of the messaging kinds: answers and delivers the new inbox entries
+ * to the devices' open connections. */
+void messaging_entry_done(struct op *op, uint64_t pos, int status, const uint8_t *result,
+                          size_t len);
 
 #endif

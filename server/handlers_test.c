@@ -249,11 +249,11 @@ static void test_handlers_login_resume_replace_expire_logout(void **state) {
     io_reset(&io2);
 
     /* A request for a later feature: not implemented yet. */
-    Carechat__V1__Sync sync;
+    Carechat__V1__GetNotificationSettings gns;
     carechat__v1__frame__init(&fr);
-    carechat__v1__sync__init(&sync);
-    fr.body_case = CARECHAT__V1__FRAME__BODY_SYNC;
-    fr.sync = &sync;
+    carechat__v1__get_notification_settings__init(&gns);
+    fr.body_case = CARECHAT__V1__FRAME__BODY_GET_NOTIFICATION_SETTINGS;
+    fr.get_notification_settings = &gns;
     send_frame(c2, &fr, 2);
     assert_int_equal(io2.n, 1);
     assert_int_equal(response(&io2, 0, 2)->status, CARECHAT__V1__STATUS__UNAVAILABLE);

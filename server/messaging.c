@@ -1,0 +1,1125 @@
+/*
+ * server/messaging.c: direct conversations, end-to-end encrypted messages,
+ * delivery of device inboxes, receipts and typing: CreateDirect,
+ * GetConversation, History, Send, Ack, Sync, SendReceipt, Typing.
+ *
+ * Writes (CreateDirect, Send, Ack, SendReceipt) are checked here against the
+ * store, proposed as entries (entry.proto) and re-checked by apply
+ * (apply_messages.c), which alone assigns sequences and inbox positions; the
+ * answer waits for the journal's on_done, that is for the synced write.
+ * Reads (GetConversation, History, inbox pages) go to the store, bounded.
+ *
+ * Delivery of one connection (fields of struct hconn):
+ *
+ *            Sync{after}                   inbox exhausted: QueueEmpty
+ *   OFF --------------------> REPLAY --------------------------------> LIVE
+ *                              |  ^  page of <= PAGE deliveries;
+ *                              +--+  next page once every delivery of the
+ *                                    page is answered, or on an Ack
+ *
+ * A connection's `delivered_pos` is the last inbox position it was sent; an
+ * inbox entry created later (on_done of Send/SendReceipt) goes to LIVE
+ * connections of its device only when above it, so an entry read by a replay
+ * page and then announced by its on_done is not sent twice on one connection.
+ * Entries created while a connection is in REPLAY are picked up by the
+ * replay, which reads the store after they were committed. Each delivery
+ * carries only the receiving device's own KeyWrap.
+ *
+ * Typing hints go through the bus (storage/bus.h) and reach only the open
+ * connections of the other members' accounts; nothing of them is stored.
+ *
+ * Thread: the lws loop thread.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/status.h"
+#include "server/handlers_internal.h"
+#include "server/msgrec.h"
+#include "storage/bus.h"
+#include "storage/keys.h"
+
+/* Deliveries sent before waiting for their Responses (SyncResult.page_size). */
+#define PAGE 64
+#define HISTORY_DEFAULT 50
+#define HISTORY_MAX 100
+#define RECEIPT_IDS_MAX 100
+#define BODY_MAX (64u * 1024u)
+/* Room left in a History response for everything but the messages. */
+#define HISTORY_SLACK (8u * 1024u)
+#define TYPING_TOPIC "typing"
+/* conversation id, account id, typing flag, recipient account ids */
+#define TYPING_MSG_MAX (ID_LEN * 2 + 1 + ID_LEN * MSGREC_DIRECT_MEMBERS)
+
+struct messaging {
+    struct handlers *h;
+    struct ratelimit *rl_send; /* Send per account */
+    struct bus *bus;
+    uint64_t typing_sub;
+};
+
+/* ---- helpers ------------------------------------------------------------------ */
+
+static bool get_id(ProtobufCBinaryData b, struct id *out) {
+    return id_from_bytes(b.data, b.len, out) == 0;
+}
+
+static bool same_id(const struct id *a, const struct id *b) {
+    return memcmp(a->b, b->b, ID_LEN) == 0;
+}
+
+static void send_request(struct hconn *hc, Carechat__V1__Frame *frame) {
+    frame->request_id = conn_next_request_id(hc->conn);
+    conn_send(hc->conn, frame);
+    hc->unanswered++;
+}
+
+static int read_conv(struct handlers *h, const struct id *conv, struct msgrec_conv *out) {
+    struct buf v;
+    buf_init(&v);
+    int rc = store_get(h->store, CF_CONVERSATIONS, conv->b, ID_LEN, &v);
+    if (rc == 0)
+        rc = msgrec_conv_decode(v.data, v.len, out);
+    buf_cleanup(&v);
+    return rc;
+}
+
+static int read_member(struct handlers *h, const struct id *conv, const struct id *account,
+                       struct msgrec_member *out) {
+    struct key k;
+    key_id_id(&k, conv, account);
+    struct buf v;
+    buf_init(&v);
+    int rc = store_get(h->store, CF_MEMBERS, k.b, k.len, &v);
+    if (rc == 0)
+        rc = msgrec_member_decode(v.data, v.len, out);
+    buf_cleanup(&v);
+    return rc;
+}
+
+/* The conversation if the caller is a member of it: 0, or STATUS_NOT_FOUND
+ * (unknown or not a member: deliberately the same), or the store's status. */
+static int member_conv(struct hconn *hc, const struct id *conv, struct msgrec_conv *c,
+                       struct msgrec_member *me) {
+    int rc = read_conv(hc->h, conv, c);
+    if (rc == 0)
+        rc = read_member(hc->h, conv, &hc->account, me);
+    return rc;
+}
+
+static void respond_error(struct conn *c, uint64_t rid, int rc, const char *detail) {
+    if (rc == STATUS_CORRUPT || rc == STATUS_IO)
+        conn_respond(c, rid, STATUS_INTERNAL, "cannot read the store");
+    else
+        conn_respond(c, rid, rc, detail);
+}
+
+/* ---- devices of accounts ----------------------------------------------------------- */
+
+struct dev_key {
+    struct id id;
+    uint32_t key_id;
+    int64_t expires_at;
+};
+
+struct dev_scan {
+    struct dev_key devs[REC_MAX_DEVICES];
+    size_t n;
+    bool bad;
+};
+
+static bool collect_dev(void *ctx, const uint8_t *key, size_t key_len, const uint8_t *value,
+                        size_t value_len) {
+    struct dev_scan *s = ctx;
+    struct rec_device d;
+    if (s->n >= REC_MAX_DEVICES || key_read_id(key, key_len, ID_LEN, &s->devs[s->n].id) != 0 ||
+        rec_device_decode(value, value_len, &d) != 0) {
+        s->bad = true;
+        return false;
+    }
+    s->devs[s->n].key_id = d.encryption_key_id;
+    s->devs[s->n].expires_at = d.encryption_key_expires_at;
+    rec_device_cleanup(&d);
+    s->n++;
+    return true;
+}
+
+/* The current devices of `account`. Returns 0 or a store status. */
+static int account_devices(struct handlers *h, const struct id *account, struct dev_scan *out) {
+    memset(out, 0, sizeof *out);
+    int rc = store_scan(h->store, CF_DEVICES, account->b, ID_LEN, NULL, 0, REC_MAX_DEVICES,
+                        collect_dev, out);
+    if (rc < 0)
+        return rc;
+    return out->bad ? STATUS_CORRUPT : STATUS_OK;
+}
+
+/* ---- building conversations and messages --------------------------------------------- */
+
+/* Answers with the Conversation `conv` (the caller is a member). */
+static void respond_conversation(struct hconn *hc, uint64_t rid, const struct id *conv) {
+    struct handlers *h = hc->h;
+    struct msgrec_conv c;
+    int rc = read_conv(h, conv, &c);
+    if (rc != 0) {
+        respond_error(hc->conn, rid, rc, "no such conversation");
+        return;
+    }
+    Carechat__V1__Member mem[MSGREC_DIRECT_MEMBERS], *memp[MSGREC_DIRECT_MEMBERS];
+    struct rec_account accts[MSGREC_DIRECT_MEMBERS];
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < c.n_members; i++) {
+        struct msgrec_member m;
+        if ((rc = read_member(h, conv, &c.members[i], &m)) != 0 ||
+            (rc = read_account(h, &c.members[i], &accts[n])) != 0)
+            goto out;
+        carechat__v1__member__init(&mem[n]);
+        mem[n].account_id = (ProtobufCBinaryData){ID_LEN, c.members[i].b};
+        mem[n].role = (Carechat__V1__Role)m.role;
+        mem[n].state = (Carechat__V1__MemberState)m.state;
+        mem[n].joined_at = m.joined_at;
+        mem[n].left_at = m.left_at;
+        mem[n].display_name = accts[n].display_name;
+        memp[n] = &mem[n];
+        n++;
+    }
+    Carechat__V1__Frame frame;
+    Carechat__V1__Response resp;
+    Carechat__V1__Conversation cv;
+    proto_response_frame(&frame, &resp, rid, STATUS_OK, NULL);
+    carechat__v1__conversation__init(&cv);
+    cv.conversation_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)conv->b};
+    cv.kind = (Carechat__V1__ConversationKind)c.kind;
+    cv.created_at = c.created_at;
+    cv.last_seq = c.last_seq;
+    cv.n_members = n;
+    cv.members = memp;
+    resp.result_case = CARECHAT__V1__RESPONSE__RESULT_CONVERSATION;
+    resp.conversation = &cv;
+    conn_send(hc->conn, &frame);
+out:
+    if (rc != 0)
+        respond_error(hc->conn, rid, rc, "no such conversation");
+    for (uint32_t i = 0; i < n; i++)
+        rec_account_cleanup(&accts[i]);
+}
+
+/* A StoredMessage as `device` sees it, borrowing from `m` and `w`. */
+struct stored {
+    Carechat__V1__StoredMessage sm;
+    Carechat__V1__Envelope env;
+    Carechat__V1__KeyWrap wrap;
+    Carechat__V1__KeyWrap *wrapp;
+    struct msgrec_wrap w;
+    struct id conv;
+};
+
+static void stored_build(struct stored *s, const struct id *conv, uint64_t seq,
+                         const struct msgrec_message *m, const struct id *device) {
+    s->conv = *conv;
+    carechat__v1__stored_message__init(&s->sm);
+    carechat__v1__envelope__init(&s->env);
+    s->sm.message_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)m->message_id.b};
+    s->sm.conversation_id = (ProtobufCBinaryData){ID_LEN, s->conv.b};
+    s->sm.seq = seq;
+    s->sm.sender_account_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)m->sender_account.b};
+    s->sm.sent_at = m->sent_at;
+    s->sm.urgent = m->urgent;
+    s->sm.client_msg_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)m->client_msg_id.b};
+    s->env.version = m->envelope_version;
+    s->env.sender_device_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)m->sender_device.b};
+    s->env.header = (ProtobufCBinaryData){m->header.len, (uint8_t *)m->header.data};
+    s->env.body = (ProtobufCBinaryData){m->body.len, (uint8_t *)m->body.data};
+    s->env.body_nonce = (ProtobufCBinaryData){m->body_nonce.len, (uint8_t *)m->body_nonce.data};
+    s->env.signature = (ProtobufCBinaryData){m->signature.len, (uint8_t *)m->signature.data};
+    for (uint32_t i = 0; i < m->n_wraps; i++) {
+        msgrec_message_wrap(m, i, &s->w);
+        if (!same_id(&s->w.device_id, device))
+            continue;
+        carechat__v1__key_wrap__init(&s->wrap);
+        s->wrap.device_id = (ProtobufCBinaryData){ID_LEN, s->w.device_id.b};
+        s->wrap.key_id = s->w.key_id;
+        s->wrap.enc = (ProtobufCBinaryData){MSGREC_ENC_LEN, s->w.enc};
+        s->wrap.wrapped_key = (ProtobufCBinaryData){MSGREC_WRAPPED_LEN, s->w.wrapped_key};
+        s->wrapp = &s->wrap;
+        s->env.n_wraps = 1;
+        s->env.wraps = &s->wrapp;
+        break;
+    }
+    s->sm.envelope = &s->env;
+}
+
+/* Reads message `seq` of `conv` into `v` (its bytes) and *m (borrowing v). */
+static int read_message(struct handlers *h, const struct id *conv, uint64_t seq, struct buf *v,
+                        struct msgrec_message *m) {
+    struct key k;
+    key_id_u64(&k, conv, seq);
+    int rc = store_get(h->store, CF_MESSAGES, k.b, k.len, v);
+    if (rc == 0)
+        rc = msgrec_message_decode(v->data, v->len, m);
+    return rc;
+}
+
+/* ---- delivery ---------------------------------------------------------------------------- */
+
+/* Sends the inbox entry `item` at `pos` to `hc` as a Delivery. An entry whose
+ * message is gone (purged) is skipped. */
+static void deliver_item(struct hconn *hc, uint64_t pos, const struct msgrec_item *item) {
+    Carechat__V1__Frame frame;
+    Carechat__V1__Delivery d;
+    uint8_t cursor[10];
+    carechat__v1__frame__init(&frame);
+    carechat__v1__delivery__init(&d);
+    d.cursor = (ProtobufCBinaryData){msgrec_cursor_encode(pos, cursor), cursor};
+    frame.body_case = CARECHAT__V1__FRAME__BODY_DELIVERY;
+    frame.delivery = &d;
+    hc->delivered_pos = pos;
+    if (item->kind == MSGREC_ITEM_MESSAGE) {
+        struct buf v;
+        struct msgrec_message m;
+        struct stored *s = xcalloc(1, sizeof *s);
+        buf_init(&v);
+        int rc = read_message(hc->h, &item->conversation_id, item->seq, &v, &m);
+        if (rc == 0) {
+            stored_build(s, &item->conversation_id, item->seq, &m, &hc->device);
+            d.item_case = CARECHAT__V1__DELIVERY__ITEM_MESSAGE;
+            d.message = &s->sm;
+            send_request(hc, &frame);
+        } else
+            log_warn("messaging", "inbox entry %llu names an unreadable message (%s)",
+                     (unsigned long long)pos, status_str(rc));
+        free(s);
+        buf_cleanup(&v);
+    } else if (item->kind == MSGREC_ITEM_RECEIPT) {
+        Carechat__V1__ReceiptEvent ev;
+        carechat__v1__receipt_event__init(&ev);
+        ev.conversation_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)item->conversation_id.b};
+        ev.message_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)item->message_id.b};
+        ev.account_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)item->account_id.b};
+        ev.kind = (Carechat__V1__ReceiptKind)item->receipt_kind;
+        ev.at = item->at;
+        d.item_case = CARECHAT__V1__DELIVERY__ITEM_RECEIPT;
+        d.receipt = &ev;
+        send_request(hc, &frame);
+    }
+}
+
+struct page {
+    uint64_t pos[PAGE];
+    struct msgrec_item items[PAGE];
+    size_t n;
+    bool bad;
+};
+
+static bool collect_item(void *ctx, const uint8_t *key, size_t key_len, const uint8_t *value,
+                         size_t value_len) {
+    struct page *p = ctx;
+    if (p->n >= PAGE || key_read_u64(key, key_len, ID_LEN, &p->pos[p->n]) != 0 ||
+        msgrec_item_decode(value, value_len, &p->items[p->n]) != 0) {
+        p->bad = true;
+        return false;
+    }
+    p->n++;
+    return true;
+}
+
+static void send_queue_empty(struct hconn *hc) {
+    Carechat__V1__Frame frame;
+    Carechat__V1__QueueEmpty q;
+    uint8_t cursor[10];
+    carechat__v1__frame__init(&frame);
+    carechat__v1__queue_empty__init(&q);
+    q.cursor = (ProtobufCBinaryData){msgrec_cursor_encode(hc->delivered_pos, cursor), cursor};
+    frame.body_case = CARECHAT__V1__FRAME__BODY_QUEUE_EMPTY;
+    frame.queue_empty = &q;
+    send_request(hc, &frame);
+    hc->delivery = DELIVERY_LIVE;
+}
+
+/* Sends the next page of the replay, or QueueEmpty once the inbox is
+ * exhausted. Only when every delivery sent so far was answered. */
+static void replay_page(struct hconn *hc) {
+    if (hc->delivery != DELIVERY_REPLAY || hc->unanswered > 0 || !hc->conn)
+        return;
+    struct page *p = xcalloc(1, sizeof *p);
+    struct key after;
+    key_id_u64(&after, &hc->device, hc->delivered_pos);
+    int rc = store_scan(hc->h->store, CF_INBOXES, hc->device.b, ID_LEN, after.b, after.len, PAGE,
+                        collect_item, p);
+    if (rc < 0 || p->bad) {
+        log_error("messaging", "cannot read an inbox page (%s)",
+                  status_str(rc < 0 ? rc : STATUS_CORRUPT));
+        free(p);
+        conn_close(hc->conn, CONN_CLOSE_GOING_AWAY, "cannot read the inbox",
+                   METRICS_CLOSE_SHUTDOWN);
+        return;
+    }
+    for (size_t i = 0; i < p->n; i++)
+        deliver_item(hc, p->pos[i], &p->items[i]);
+    bool last = p->n < PAGE;
+    free(p);
+    if (last)
+        send_queue_empty(hc);
+    else if (hc->unanswered == 0)
+        replay_page(hc); /* a page of skipped entries: go on */
+}
+
+/* Sends inbox entry (device, pos), created by an entry just applied, to the
+ * device's LIVE connections that have not had it. */
+static void deliver_live(struct handlers *h, const struct id *device, uint64_t pos) {
+    for (struct hconn *x = h->conns; x; x = x->next) {
+        if (!x->authenticated || !x->conn || x->delivery != DELIVERY_LIVE ||
+            !same_id(&x->device, device) || pos <= x->delivered_pos)
+            continue;
+        struct key k;
+        key_id_u64(&k, device, pos);
+        struct buf v;
+        struct msgrec_item item;
+        buf_init(&v);
+        int rc = store_get(h->store, CF_INBOXES, k.b, k.len, &v);
+        if (rc == 0)
+            rc = msgrec_item_decode(v.data, v.len, &item);
+        buf_cleanup(&v);
+        if (rc == 0)
+            deliver_item(x, pos, &item);
+        else if (rc != STATUS_NOT_FOUND) /* already acknowledged by another connection */
+            log_warn("messaging", "cannot read a new inbox entry (%s)", status_str(rc));
+    }
+}
+
+static void deliver_list(struct handlers *h, const uint8_t *data, size_t len) {
+    uint32_t n;
+    const uint8_t *entries;
+    if (msgrec_deliveries_read(data, len, &n, &entries) != 0) {
+        log_error("messaging", "apply returned a malformed delivery list");
+        return;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        struct id device;
+        uint64_t pos;
+        msgrec_delivery_get(entries, i, &device, &pos);
+        deliver_live(h, &device, pos);
+    }
+}
+
+void messaging_on_response(struct hconn *hc, const Carechat__V1__Frame *f) {
+    (void)f;
+    if (hc->unanswered > 0)
+        hc->unanswered--;
+    replay_page(hc);
+}
+
+void handle_sync(struct hconn *hc, uint64_t rid, const Carechat__V1__Sync *m) {
+    uint64_t pos;
+    if (msgrec_cursor_decode(m->after_cursor.data, m->after_cursor.len, &pos) != 0) {
+        conn_respond(hc->conn, rid, STATUS_BAD_REQUEST, "malformed cursor");
+        return;
+    }
+    Carechat__V1__Frame frame;
+    Carechat__V1__Response resp;
+    Carechat__V1__SyncResult sr;
+    proto_response_frame(&frame, &resp, rid, STATUS_OK, NULL);
+    carechat__v1__sync_result__init(&sr);
+    sr.page_size = PAGE;
+    resp.result_case = CARECHAT__V1__RESPONSE__RESULT_SYNC;
+    resp.sync = &sr;
+    conn_send(hc->conn, &frame);
+    hc->delivery = DELIVERY_REPLAY;
+    hc->delivered_pos = pos;
+    hc->unanswered = 0;
+    replay_page(hc);
+}
+
+void handle_ack(struct hconn *hc, uint64_t rid, const Carechat__V1__Ack *m) {
+    uint64_t pos;
+    if (m->cursor.len == 0 || msgrec_cursor_decode(m->cursor.data, m->cursor.len, &pos) != 0) {
+        conn_respond(hc->conn, rid, STATUS_BAD_REQUEST, "malformed cursor");
+        return;
+    }
+    Carechat__Entry__V1__Entry e;
+    Carechat__Entry__V1__InboxAck a;
+    entry_init(&e, clock_now(), &hc->account, &hc->device);
+    carechat__entry__v1__inbox_ack__init(&a);
+    a.position = pos;
+    e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_INBOX_ACK;
+    e.inbox_ack = &a;
+    propose(hc->h, op_new(hc, OP_ACK, rid), &e);
+}
+
+/* ---- conversations ---------------------------------------------------------------------- */
+
+void handle_create_direct(struct hconn *hc, uint64_t rid, const Carechat__V1__CreateDirect *m) {
+    struct id peer;
+    if (!get_id(m->peer_account_id, &peer) || same_id(&peer, &hc->account)) {
+        conn_respond(hc->conn, rid, STATUS_BAD_REQUEST, "bad peer");
+        return;
+    }
+    struct rec_account a;
+    int rc = read_account(hc->h, &peer, &a);
+    if (rc != 0) {
+        respond_error(hc->conn, rid, rc, "no such account");
+        return;
+    }
+    rec_account_cleanup(&a);
+    struct op *op = op_new(hc, OP_CREATE_DIRECT, rid);
+    op->conversation = id_new();
+    Carechat__Entry__V1__Entry e;
+    Carechat__Entry__V1__DirectCreate d;
+    entry_init(&e, clock_now(), &hc->account, &hc->device);
+    carechat__entry__v1__direct_create__init(&d);
+    d.conversation_id = (ProtobufCBinaryData){ID_LEN, op->conversation.b};
+    d.peer_account_id = (ProtobufCBinaryData){ID_LEN, peer.b};
+    e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_DIRECT_CREATE;
+    e.direct_create = &d;
+    propose(hc->h, op, &e);
+}
+
+void handle_get_conversation(struct hconn *hc, uint64_t rid,
+                             const Carechat__V1__GetConversation *m) {
+    struct id conv;
+    struct msgrec_conv c;
+    struct msgrec_member me;
+    if (!get_id(m->conversation_id, &conv)) {
+        conn_respond(hc->conn, rid, STATUS_BAD_REQUEST, "bad conversation id");
+        return;
+    }
+    int rc = member_conv(hc, &conv, &c, &me);
+    if (rc != 0) {
+        respond_error(hc->conn, rid, rc, "no such conversation");
+        return;
+    }
+    respond_conversation(hc, rid, &conv);
+}
+
+struct hist {
+    struct handlers *h;
+    uint64_t hi; /* highest seq wanted */
+    size_t limit;
+    struct buf values[HISTORY_MAX + 1];
+    uint64_t seqs[HISTORY_MAX + 1];
+    size_t n;
+    bool bad;
+};
+
+static bool collect_message(void *ctx, const uint8_t *key, size_t key_len, const uint8_t *value,
+                            size_t value_len) {
+    struct hist *hs = ctx;
+    uint64_t seq;
+    if (key_read_u64(key, key_len, ID_LEN, &seq) != 0) {
+        hs->bad = true;
+        return false;
+    }
+    if (seq > hs->hi || hs->n > HISTORY_MAX)
+        return false;
+    buf_init(&hs->values[hs->n]);
+    buf_append(&hs->values[hs->n], value, value_len);
+    hs->seqs[hs->n++] = seq;
+    return true;
+}
+
+void handle_history(struct hconn *hc, uint64_t rid, const Carechat__V1__History *m) {
+    struct handlers *h = hc->h;
+    struct id conv;
+    struct msgrec_conv c;
+    struct msgrec_member me;
+    if (!get_id(m->conversation_id, &conv) || (m->before_seq && m->after_seq) ||
+        m->limit > HISTORY_MAX) {
+        conn_respond(hc->conn, rid, STATUS_BAD_REQUEST, "bad history request");
+        return;
+    }
+    int rc = member_conv(hc, &conv, &c, &me);
+    if (rc != 0) {
+        respond_error(hc->conn, rid, rc, "no such conversation");
+        return;
+    }
+    size_t limit = m->limit ? m->limit : HISTORY_DEFAULT;
+    bool newest_first = m->after_seq == 0;
+    struct hist *hs = xcalloc(1, sizeof *hs);
+    hs->h = h;
+    uint64_t from; /* scan after this seq */
+    if (newest_first) {
+        hs->hi = m->before_seq ? m->before_seq - 1 : c.last_seq;
+        if (hs->hi > c.last_seq)
+            hs->hi = c.last_seq;
+        from = hs->hi > limit ? hs->hi - limit : 0;
+        /* one more below the page tells whether there is more */
+        if (from > 0)
+            from--;
+    } else {
+        hs->hi = UINT64_MAX;
+        from = m->after_seq;
+    }
+    struct key after;
+    key_id_u64(&after, &conv, from);
+    rc = store_scan(h->store, CF_MESSAGES, conv.b, ID_LEN, after.b, after.len, limit + 1,
+                    collect_message, hs);
+    Carechat__V1__StoredMessage **ptrs = NULL;
+    struct stored *st = NULL;
+    if (rc < 0 || hs->bad) {
+        respond_error(hc->conn, rid, rc < 0 ? rc : STATUS_CORRUPT, "cannot read history");
+        goto out;
+    }
+    /* The page: the `limit` highest (newest first) or lowest (oldest first)
+     * of those read, within the frame budget. */
+    size_t first = 0, count = hs->n;
+    bool more = false;
+    if (count > limit) {
+        more = true;
+        if (newest_first)
+            first = count - limit;
+        count = limit;
+    }
+    ptrs = xcalloc(count ? count : 1, sizeof *ptrs);
+    st = xcalloc(count ? count : 1, sizeof *st);
+    size_t budget = h->cfg.config->max_frame > 2 * HISTORY_SLACK
+                        ? h->cfg.config->max_frame - HISTORY_SLACK
+                        : HISTORY_SLACK;
+    size_t used = 0, n = 0;
+    for (size_t i = 0; i < count; i++) {
+        size_t idx = newest_first ? first + count - 1 - i : first + i;
+        struct msgrec_message msg;
+        if (msgrec_message_decode(hs->values[idx].data, hs->values[idx].len, &msg) != 0) {
+            respond_error(hc->conn, rid, STATUS_CORRUPT, NULL);
+            goto out;
+        }
+        size_t size = msg.header.len + msg.body.len + 512;
+        if (n > 0 && used + size > budget) {
+            more = true;
+            break;
+        }
+        used += size;
+        stored_build(&st[n], &conv, hs->seqs[idx], &msg, &hc->device);
+        ptrs[n] = &st[n].sm;
+        n++;
+    }
+    Carechat__V1__Frame frame;
+    Carechat__V1__Response resp;
+    Carechat__V1__HistoryPage page;
+    proto_response_frame(&frame, &resp, rid, STATUS_OK, NULL);
+    carechat__v1__history_page__init(&page);
+    page.n_messages = n;
+    page.messages = ptrs;
+    page.more = more;
+    resp.result_case = CARECHAT__V1__RESPONSE__RESULT_HISTORY_PAGE;
+    resp.history_page = &page;
+    conn_send(hc->conn, &frame);
+out:
+    free(st);
+    free(ptrs);
+    for (size_t i = 0; i < hs->n; i++)
+        buf_cleanup(&hs->values[i]);
+    free(hs);
+}
+
+/* ---- Send ------------------------------------------------------------------------------------ */
+
+static void respond_sent(struct conn *c, uint64_t rid, const struct msgrec_sent *s) {
+    Carechat__V1__Frame frame;
+    Carechat__V1__Response resp;
+    Carechat__V1__SendResult r;
+    proto_response_frame(&frame, &resp, rid, STATUS_OK, NULL);
+    carechat__v1__send_result__init(&r);
+    r.message_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)s->message_id.b};
+    r.seq = s->seq;
+    r.sent_at = s->sent_at;
+    resp.result_case = CARECHAT__V1__RESPONSE__RESULT_SEND;
+    resp.send = &r;
+    conn_send(c, &frame);
+}
+
+/* Answers CONFLICT with the DeviceMismatch of the three id lists. */
+static void respond_mismatch(struct conn *c, uint64_t rid, const struct id *lists[3],
+                             const size_t counts[3]) {
+    ProtobufCBinaryData *bins[3];
+    for (int l = 0; l < 3; l++) {
+        bins[l] = xcalloc(counts[l] ? counts[l] : 1, sizeof *bins[l]);
+        for (size_t i = 0; i < counts[l]; i++)
+            bins[l][i] = (ProtobufCBinaryData){ID_LEN, (uint8_t *)lists[l][i].b};
+    }
+    Carechat__V1__Frame frame;
+    Carechat__V1__Response resp;
+    Carechat__V1__DeviceMismatch dm;
+    proto_response_frame(&frame, &resp, rid, STATUS_CONFLICT, "device set changed");
+    carechat__v1__device_mismatch__init(&dm);
+    dm.n_missing_device_ids = counts[0];
+    dm.missing_device_ids = bins[0];
+    dm.n_extra_device_ids = counts[1];
+    dm.extra_device_ids = bins[1];
+    dm.n_stale_device_ids = counts[2];
+    dm.stale_device_ids = bins[2];
+    resp.result_case = CARECHAT__V1__RESPONSE__RESULT_DEVICE_MISMATCH;
+    resp.device_mismatch = &dm;
+    conn_send(c, &frame);
+    for (int l = 0; l < 3; l++)
+        free(bins[l]);
+}
+
+/* Checks the envelope's shape (before anything is allocated for it). */
+static int check_envelope(const struct hconn *hc, const Carechat__V1__Send *m,
+                          const char **detail) {
+    const Carechat__V1__Envelope *env = m->envelope;
+    *detail = "malformed envelope";
+    if (!env || env->version != 1 || env->signature.len != MSGREC_SIG_LEN ||
+        env->body_nonce.len != MSGREC_NONCE_LEN || env->n_wraps == 0)
+        return STATUS_BAD_REQUEST;
+    *detail = "envelope too large";
+    if (env->header.len > MSGREC_HEADER_MAX || env->body.len > BODY_MAX ||
+        env->n_wraps > MSGREC_WRAPS_MAX)
+        return STATUS_TOO_LARGE;
+    *detail = "sender device is not the caller";
+    if (env->sender_device_id.len != ID_LEN ||
+        memcmp(env->sender_device_id.data, hc->device.b, ID_LEN) != 0)
+        return STATUS_BAD_REQUEST;
+    *detail = "malformed key wrap";
+    for (size_t i = 0; i < env->n_wraps; i++) {
+        const Carechat__V1__KeyWrap *w = env->wraps[i];
+        if (w->device_id.len != ID_LEN || w->enc.len != MSGREC_ENC_LEN ||
+            w->wrapped_key.len != MSGREC_WRAPPED_LEN)
+            return STATUS_BAD_REQUEST;
+        for (size_t j = 0; j < i; j++)
+            if (memcmp(env->wraps[j]->device_id.data, w->device_id.data, ID_LEN) == 0)
+                return STATUS_BAD_REQUEST;
+    }
+    *detail = NULL;
+    return STATUS_OK;
+}
+
+/* The members' current devices and the device-set check of a Send. */
+struct send_check {
+    struct dev_scan members[MSGREC_DIRECT_MEMBERS];
+    struct id member_ids[MSGREC_DIRECT_MEMBERS];
+    uint32_t n_members;
+    struct id lists[3][MSGREC_WRAPS_MAX]; /* missing, extra, stale */
+    size_t counts[3];
+};
+
+static const struct dev_key *find_dev(const struct send_check *sc, const uint8_t *id) {
+    for (uint32_t j = 0; j < sc->n_members; j++)
+        for (size_t i = 0; i < sc->members[j].n; i++)
+            if (memcmp(sc->members[j].devs[i].id.b, id, ID_LEN) == 0)
+                return &sc->members[j].devs[i];
+    return NULL;
+}
+
+/* Returns true when the wraps cover exactly the members' current devices. */
+static bool check_wraps(struct send_check *sc, const Carechat__V1__Envelope *env,
+                        const struct id *sender_device, int64_t now) {
+    for (uint32_t j = 0; j < sc->n_members; j++)
+        for (size_t i = 0; i < sc->members[j].n; i++) {
+            const struct dev_key *d = &sc->members[j].devs[i];
+            if (same_id(&d->id, sender_device))
+                continue;
+            bool covered = false;
+            for (size_t w = 0; w < env->n_wraps && !covered; w++)
+                covered = memcmp(env->wraps[w]->device_id.data, d->id.b, ID_LEN) == 0;
+            if (!covered)
+                sc->lists[0][sc->counts[0]++] = d->id;
+        }
+    for (size_t w = 0; w < env->n_wraps; w++) {
+        const Carechat__V1__KeyWrap *kw = env->wraps[w];
+        const struct dev_key *d = find_dev(sc, kw->device_id.data);
+        struct id id;
+        memcpy(id.b, kw->device_id.data, ID_LEN);
+        if (!d)
+            sc->lists[1][sc->counts[1]++] = id;
+        else if (d->key_id != kw->key_id || d->expires_at <= now)
+            sc->lists[2][sc->counts[2]++] = id;
+    }
+    return sc->counts[0] == 0 && sc->counts[1] == 0 && sc->counts[2] == 0;
+}
+
+static int read_inbox(struct handlers *h, const struct id *device, struct msgrec_inbox *out) {
+    struct buf v;
+    buf_init(&v);
+    int rc = store_get(h->store, CF_INBOXES, device->b, ID_LEN, &v);
+    if (rc == 0)
+        rc = msgrec_inbox_decode(v.data, v.len, out);
+    else if (rc == STATUS_NOT_FOUND) {
+        memset(out, 0, sizeof *out);
+        rc = STATUS_OK;
+    }
+    buf_cleanup(&v);
+    return rc;
+}
+
+void handle_send(struct hconn *hc, uint64_t rid, const Carechat__V1__Send *m) {
+    struct handlers *h = hc->h;
+    struct id conv, cmid;
+    const char *detail;
+    if (!get_id(m->conversation_id, &conv) || !get_id(m->client_msg_id, &cmid)) {
+        conn_respond(hc->conn, rid, STATUS_BAD_REQUEST, "bad ids");
+        return;
+    }
+    int rc = check_envelope(hc, m, &detail);
+    if (rc != 0) {
+        conn_respond(hc->conn, rid, rc, detail);
+        return;
+    }
+    const Carechat__V1__Envelope *env = m->envelope;
+
+    /* A retry of a stored message gets the first result, whatever changed. */
+    struct key idem;
+    msgrec_key_idem(&idem, &conv, &hc->account, &cmid);
+    struct buf v;
+    buf_init(&v);
+    rc = store_get(h->store, CF_IDEMPOTENCY, idem.b, idem.len, &v);
+    if (rc == 0) {
+        struct msgrec_sent sent;
+        rc = msgrec_sent_decode(v.data, v.len, &sent);
+        buf_cleanup(&v);
+        if (rc == 0)
+            respond_sent(hc->conn, rid, &sent);
+        else
+            respond_error(hc->conn, rid, rc, NULL);
+        return;
+    }
+    buf_cleanup(&v);
+    if (rc != STATUS_NOT_FOUND) {
+        respond_error(hc->conn, rid, rc, NULL);
+        return;
+    }
+    if (!ratelimit_take(h->msg->rl_send, hc->account.b, ID_LEN, clock_now())) {
+        conn_respond(hc->conn, rid, STATUS_RATE_LIMITED, "too many messages");
+        return;
+    }
+    struct msgrec_conv c;
+    struct msgrec_member me;
+    rc = member_conv(hc, &conv, &c, &me);
+    if (rc != 0) {
+        respond_error(hc->conn, rid, rc, "no such conversation");
+        return;
+    }
+    if (me.state != MSGREC_ACTIVE) {
+        conn_respond(hc->conn, rid, STATUS_FORBIDDEN, "not an active member");
+        return;
+    }
+    struct send_check *sc = xcalloc(1, sizeof *sc);
+    struct op *op = NULL;
+    Carechat__Entry__V1__WrapItem *items = NULL, **itemp = NULL;
+    ProtobufCBinaryData *devs = NULL;
+    sc->n_members = c.n_members;
+    for (uint32_t j = 0; j < c.n_members; j++) {
+        sc->member_ids[j] = c.members[j];
+        if ((rc = account_devices(h, &c.members[j], &sc->members[j])) != 0) {
+            respond_error(hc->conn, rid, rc, NULL);
+            goto out;
+        }
+    }
+    int64_t now = clock_now();
+    if (!check_wraps(sc, env, &hc->device, now)) {
+        const struct id *lists[3] = {sc->lists[0], sc->lists[1], sc->lists[2]};
+        respond_mismatch(hc->conn, rid, lists, sc->counts);
+        goto out;
+    }
+    size_t n_devs = 0;
+    devs = xcalloc(MSGREC_DIRECT_MEMBERS * REC_MAX_DEVICES, sizeof *devs);
+    for (uint32_t j = 0; j < sc->n_members; j++)
+        for (size_t i = 0; i < sc->members[j].n; i++) {
+            const struct id *d = &sc->members[j].devs[i].id;
+            devs[n_devs++] = (ProtobufCBinaryData){ID_LEN, (uint8_t *)d->b};
+            struct msgrec_inbox in;
+            if (same_id(d, &hc->device))
+                continue;
+            if ((rc = read_inbox(h, d, &in)) != 0) {
+                respond_error(hc->conn, rid, rc, NULL);
+                goto out;
+            }
+            if (in.last - in.acked >= h->cfg.config->inbox_max) {
+                conn_respond(hc->conn, rid, STATUS_UNAVAILABLE, "recipient inbox full");
+                goto out;
+            }
+        }
+
+    op = op_new(hc, OP_SEND, rid);
+    op->conversation = conv;
+    struct id message_id = id_new();
+    items = xcalloc(env->n_wraps, sizeof *items);
+    itemp = xcalloc(env->n_wraps, sizeof *itemp);
+    for (size_t w = 0; w < env->n_wraps; w++) {
+        carechat__entry__v1__wrap_item__init(&items[w]);
+        items[w].device_id = env->wraps[w]->device_id;
+        items[w].key_id = env->wraps[w]->key_id;
+        items[w].enc = env->wraps[w]->enc;
+        items[w].wrapped_key = env->wraps[w]->wrapped_key;
+        itemp[w] = &items[w];
+    }
+    Carechat__Entry__V1__Entry e;
+    Carechat__Entry__V1__MessageSend ms;
+    entry_init(&e, now, &hc->account, &hc->device);
+    e.idempotency_key = m->client_msg_id;
+    carechat__entry__v1__message_send__init(&ms);
+    ms.conversation_id = m->conversation_id;
+    ms.message_id = (ProtobufCBinaryData){ID_LEN, message_id.b};
+    ms.client_msg_id = m->client_msg_id;
+    ms.urgent = m->urgent;
+    ms.envelope_version = env->version;
+    ms.sender_device_id = env->sender_device_id;
+    ms.header = env->header;
+    ms.body = env->body;
+    ms.body_nonce = env->body_nonce;
+    ms.n_wraps = env->n_wraps;
+    ms.wraps = itemp;
+    ms.signature = env->signature;
+    ms.n_member_device_ids = n_devs;
+    ms.member_device_ids = devs;
+    ms.inbox_limit = h->cfg.config->inbox_max;
+    e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_MESSAGE_SEND;
+    e.message_send = &ms;
+    propose(h, op, &e);
+out:
+    free(devs);
+    free(itemp);
+    free(items);
+    free(sc);
+}
+
+/* Reads the three id lists of a CONFLICT result and answers with them. */
+static void respond_mismatch_result(struct conn *c, uint64_t rid, const uint8_t *data, size_t len) {
+    struct id *lists[3] = {NULL, NULL, NULL};
+    size_t counts[3] = {0, 0, 0};
+    size_t off = 0;
+    bool ok = true;
+    for (int l = 0; l < 3 && ok; l++) {
+        ok = len - off >= 4;
+        if (!ok)
+            break;
+        uint32_t n = key_get_u32(data + off);
+        off += 4;
+        ok = n <= MSGREC_WRAPS_MAX && (len - off) / ID_LEN >= n;
+        if (!ok)
+            break;
+        lists[l] = xcalloc(n ? n : 1, sizeof *lists[l]);
+        for (uint32_t i = 0; i < n; i++, off += ID_LEN)
+            memcpy(lists[l][i].b, data + off, ID_LEN);
+        counts[l] = n;
+    }
+    if (ok) {
+        const struct id *cl[3] = {lists[0], lists[1], lists[2]};
+        respond_mismatch(c, rid, cl, counts);
+    } else
+        conn_respond(c, rid, STATUS_CONFLICT, "device set changed");
+    for (int l = 0; l < 3; l++)
+        free(lists[l]);
+}
+
+/* ---- receipts and typing ------------------------------------------------------------------- */
+
+void handle_send_receipt(struct hconn *hc, uint64_t rid, const Carechat__V1__SendReceipt *m) {
+    struct handlers *h = hc->h;
+    struct id conv, mid;
+    struct msgrec_conv c;
+    struct msgrec_member me;
+    if (!get_id(m->conversation_id, &conv) || m->n_message_ids == 0 ||
+        (m->kind != CARECHAT__V1__RECEIPT_KIND__DELIVERED &&
+         m->kind != CARECHAT__V1__RECEIPT_KIND__READ)) {
+        conn_respond(hc->conn, rid, STATUS_BAD_REQUEST, "bad receipt");
+        return;
+    }
+    if (m->n_message_ids > RECEIPT_IDS_MAX) {
+        conn_respond(hc->conn, rid, STATUS_TOO_LARGE, "too many message ids");
+        return;
+    }
+    for (size_t i = 0; i < m->n_message_ids; i++)
+        if (!get_id(m->message_ids[i], &mid)) {
+            conn_respond(hc->conn, rid, STATUS_BAD_REQUEST, "bad message id");
+            return;
+        }
+    int rc = member_conv(hc, &conv, &c, &me);
+    if (rc != 0) {
+        respond_error(hc->conn, rid, rc, "no such conversation");
+        return;
+    }
+    /* The other members' devices: the senders of the receipted messages. */
+    struct dev_scan *scans = xcalloc(MSGREC_DIRECT_MEMBERS, sizeof *scans);
+    Carechat__Entry__V1__AccountDeviceIds ad[MSGREC_DIRECT_MEMBERS], *adp[MSGREC_DIRECT_MEMBERS];
+    ProtobufCBinaryData ids[MSGREC_DIRECT_MEMBERS][REC_MAX_DEVICES];
+    size_t n = 0;
+    for (uint32_t j = 0; j < c.n_members; j++) {
+        if (same_id(&c.members[j], &hc->account))
+            continue;
+        if ((rc = account_devices(h, &c.members[j], &scans[n])) != 0) {
+            respond_error(hc->conn, rid, rc, NULL);
+            free(scans);
+            return;
+        }
+        carechat__entry__v1__account_device_ids__init(&ad[n]);
+        ad[n].account_id = (ProtobufCBinaryData){ID_LEN, c.members[j].b};
+        for (size_t i = 0; i < scans[n].n; i++)
+            ids[n][i] = (ProtobufCBinaryData){ID_LEN, scans[n].devs[i].id.b};
+        ad[n].n_device_ids = scans[n].n;
+        ad[n].device_ids = ids[n];
+        adp[n] = &ad[n];
+        n++;
+    }
+    Carechat__Entry__V1__Entry e;
+    Carechat__Entry__V1__ReceiptRecord r;
+    entry_init(&e, clock_now(), &hc->account, &hc->device);
+    carechat__entry__v1__receipt_record__init(&r);
+    r.conversation_id = m->conversation_id;
+    r.kind = (uint32_t)m->kind;
+    r.n_message_ids = m->n_message_ids;
+    r.message_ids = m->message_ids;
+    r.n_sender_devices = n;
+    r.sender_devices = adp;
+    r.inbox_limit = h->cfg.config->inbox_max;
+    e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_RECEIPT_RECORD;
+    e.receipt_record = &r;
+    propose(h, op_new(hc, OP_RECEIPT, rid), &e);
+    free(scans);
+}
+
+void handle_typing(struct hconn *hc, uint64_t rid, const Carechat__V1__Typing *m) {
+    struct id conv;
+    struct msgrec_conv c;
+    struct msgrec_member me;
+    if (!get_id(m->conversation_id, &conv)) {
+        conn_respond(hc->conn, rid, STATUS_BAD_REQUEST, "bad conversation id");
+        return;
+    }
+    int rc = member_conv(hc, &conv, &c, &me);
+    if (rc == 0 && me.state != MSGREC_ACTIVE)
+        rc = STATUS_NOT_FOUND;
+    if (rc != 0) {
+        respond_error(hc->conn, rid, rc, "no such conversation");
+        return;
+    }
+    uint8_t msg[TYPING_MSG_MAX];
+    size_t len = 0;
+    memcpy(msg, conv.b, ID_LEN);
+    memcpy(msg + ID_LEN, hc->account.b, ID_LEN);
+    msg[2 * ID_LEN] = m->typing ? 1 : 0;
+    len = 2 * ID_LEN + 1;
+    for (uint32_t j = 0; j < c.n_members; j++)
+        if (!same_id(&c.members[j], &hc->account)) {
+            memcpy(msg + len, c.members[j].b, ID_LEN);
+            len += ID_LEN;
+        }
+    /* Best effort: a full bus drops the hint, which typing allows. */
+    (void)bus_publish(hc->h->msg->bus, TYPING_TOPIC, sizeof TYPING_TOPIC - 1, msg, len);
+    conn_respond(hc->conn, rid, STATUS_OK, NULL);
+}
+
+/* Bus callback: forwards a typing hint to the recipients' open connections. */
+static void on_typing(void *ctx, const uint8_t *topic, size_t topic_len, const uint8_t *msg,
+                      size_t len) {
+    struct messaging *mg = ctx;
+    (void)topic;
+    (void)topic_len;
+    if (len < 2 * ID_LEN + 1 || (len - 2 * ID_LEN - 1) % ID_LEN != 0)
+        return;
+    Carechat__V1__Frame frame;
+    Carechat__V1__TypingEvent ev;
+    carechat__v1__frame__init(&frame);
+    carechat__v1__typing_event__init(&ev);
+    ev.conversation_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)msg};
+    ev.account_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)msg + ID_LEN};
+    ev.typing = msg[2 * ID_LEN] != 0;
+    frame.body_case = CARECHAT__V1__FRAME__BODY_TYPING_EVENT;
+    frame.typing_event = &ev;
+    for (struct hconn *x = mg->h->conns; x; x = x->next) {
+        if (!x->authenticated || !x->conn)
+            continue;
+        for (size_t off = 2 * ID_LEN + 1; off < len; off += ID_LEN)
+            if (memcmp(x->account.b, msg + off, ID_LEN) == 0) {
+                send_request(x, &frame);
+                break;
+            }
+    }
+}
+
+/* ---- on_done ----------------------------------------------------------------------------------
+ */
+
+void messaging_entry_done(struct op *op, uint64_t pos, int status, const uint8_t *result,
+                          size_t len) {
+    struct handlers *h = op->hc->h;
+    struct conn *c = op_live(op) ? op->hc->conn : NULL;
+    switch (op->kind) {
+    case OP_CREATE_DIRECT:
+        if (!c)
+            return;
+        if (status == 0 && len == ID_LEN) {
+            struct id conv;
+            memcpy(conv.b, result, ID_LEN);
+            respond_conversation(op->hc, op->request_id, &conv);
+        } else
+            conn_respond(c, op->request_id, status ? status : STATUS_INTERNAL,
+                         status == STATUS_NOT_FOUND ? "peer unknown or not contactable" : NULL);
+        return;
+    case OP_SEND:
+        if (status == 0) {
+            struct msgrec_sent sent;
+            if (len < MSGREC_SENT_SIZE ||
+                msgrec_sent_decode(result, MSGREC_SENT_SIZE, &sent) != 0) {
+                if (c)
+                    conn_respond(c, op->request_id, STATUS_INTERNAL, NULL);
+                return;
+            }
+            if (c)
+                respond_sent(c, op->request_id, &sent);
+            deliver_list(h, result + MSGREC_SENT_SIZE, len - MSGREC_SENT_SIZE);
+        } else if (c && status == STATUS_CONFLICT && len > 0)
+            respond_mismatch_result(c, op->request_id, result, len);
+        else if (c)
+            conn_respond(c, op->request_id, status,
+                         status == STATUS_UNAVAILABLE && pos != 0 ? "recipient inbox full" : NULL);
+        return;
+    case OP_ACK:
+        if (c)
+            conn_respond(c, op->request_id, status,
+                         status == STATUS_CONFLICT ? "cursor never delivered" : NULL);
+        if (op->hc->conn && op->hc->delivery == DELIVERY_REPLAY) {
+            op->hc->unanswered = 0;
+            replay_page(op->hc);
+        }
+        return;
+    case OP_RECEIPT:
+        if (c)
+            conn_respond(c, op->request_id, status, NULL);
+        if (status == 0)
+            deliver_list(h, result, len);
+        return;
+    default:
+        return;
+    }
+}
+
+/* ---- lifecycle ------------------------------------------------------------------------------- */
+
+int messaging_new(struct handlers *h, struct messaging **out) {
+    const struct server_config *sc = h->cfg.config;
+    struct messaging *m = xcalloc(1, sizeof *m);
+    m->h = h;
+    int rc =
+        ratelimit_new(&(struct ratelimit_config){.burst = sc->send_burst,
+                                                 .window_ms = (int64_t)sc->send_window_s * 1000},
+                      &m->rl_send);
+    if (rc == 0)
+        rc = bus_new(&(struct bus_config){.wake = h->cfg.wake, .wake_ctx = h->cfg.wake_ctx},
+                     &m->bus);
+    if (rc == 0)
+        rc = bus_subscribe(m->bus, TYPING_TOPIC, sizeof TYPING_TOPIC - 1, on_typing, m,
+                           &m->typing_sub);
+    if (rc != 0) {
+        messaging_free(m);
+        return rc;
+    }
+    *out = m;
+    return STATUS_OK;
+}
+
+void messaging_free(struct messaging *m) {
+    if (!m)
+        return;
+    bus_free(m->bus);
+    ratelimit_free(m->rl_send);
+    free(m);
+}
+
+void messaging_poll(struct messaging *m) {
+    if (m)
+        bus_poll(m->bus);
+}
