@@ -1,0 +1,867 @@
+/*
+ * tests/messaging_test.c: direct conversations, end-to-end encrypted messages
+ * and their durable delivery against the real carechatd: delivery to an
+ * offline provider after login (Sync), all three devices of an account
+ * receiving (each with only its own KeyWrap), live delivery, replay after
+ * reconnect of exactly what was not acknowledged then QueueEmpty, idempotent
+ * resend, the device-set CONFLICT with missing/extra/stale ids, receipts, the
+ * send rate limit and the inbox cap (nothing stored), patient-to-patient
+ * refused, typing delivered live and never stored.
+ *
+ * One server (tests/harness.h, 127.0.0.1, fresh data directory) serves the
+ * group; the limits test starts its own with small limits. Clients speak the
+ * protocol with the raw WebSocket client and the codec; envelopes hold
+ * well-formed dummy ciphertext (the server never opens them). Every wait has
+ * a deadline.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+
+#include "base/buf.h"
+#include "base/clock.h"
+#include "base/status.h"
+#include "protocol/proto.h"
+#include "storage/keys.h"
+#include "tests/harness.h"
+#include "tests/wsclient.h"
+
+#define TIMEOUT_MS 10000
+#define SUBPROTOCOL "carechat.v1"
+#define ADMIN_EMAIL "root@clinic.example"
+#define PASSWORD "correct horse battery"
+#define MAX_QUEUED 256
+
+/* ---- devices and clients ----------------------------------------------------- */
+
+struct device {
+    uint8_t ipk[crypto_sign_PUBLICKEYBYTES], isk[crypto_sign_SECRETKEYBYTES];
+    uint8_t epk[32];
+    uint32_t key_id;
+    int64_t expires_at;
+    uint8_t sig[64];
+    uint8_t id[16]; /* assigned by the server */
+};
+
+static void device_make(struct device *d) {
+    memset(d, 0, sizeof *d);
+    crypto_sign_keypair(d->ipk, d->isk);
+    randombytes_buf(d->epk, sizeof d->epk);
+    d->key_id = 1;
+    d->expires_at = clock_now() + 30LL * 24 * 3600 * 1000;
+    uint8_t msg[26 + 32 + 4 + 8];
+    memcpy(msg, "carechat.v1 encryption key", 26);
+    memcpy(msg + 26, d->epk, 32);
+    key_put_u32(msg + 58, d->key_id);
+    key_put_u64(msg + 62, (uint64_t)d->expires_at);
+    crypto_sign_detached(d->sig, NULL, msg, sizeof msg, d->isk);
+}
+
+/* A connection; server requests that arrive while waiting for a Response are
+ * answered OK at once and kept in `queued` for the test to look at. */
+struct client {
+    struct wsc *ws;
+    uint64_t next_id;
+    Carechat__V1__Frame *queued[MAX_QUEUED];
+    size_t n_queued;
+};
+
+struct user {
+    uint8_t account[16];
+    char email[64];
+    struct device dev[3];
+    int n_dev;
+};
+
+static struct harness *g_h;
+static int g_counter;
+
+static struct client *client_open(struct harness *h) {
+    struct client *c = calloc(1, sizeof *c);
+    struct wsc_options o = {.host = h->host, .subprotocol = SUBPROTOCOL};
+    char status[128];
+    assert_int_equal(wsc_connect(h->port, &o, status, sizeof status, &c->ws), 101);
+    return c;
+}
+
+static void client_free(struct client *c) {
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->n_queued; i++)
+        proto_free(c->queued[i]);
+    wsc_free(c->ws);
+    free(c);
+}
+
+static void send_frame(struct client *c, const Carechat__V1__Frame *f) {
+    struct buf out;
+    buf_init(&out);
+    assert_int_equal(proto_encode(f, &out), 0);
+    assert_int_equal(wsc_send_binary(c->ws, out.data, out.len), 0);
+    buf_cleanup(&out);
+}
+
+/* The next frame, or NULL when none came within timeout_ms. */
+static Carechat__V1__Frame *recv_frame(struct client *c, int timeout_ms) {
+    int op, close_code;
+    struct buf payload;
+    buf_init(&payload);
+    int rc = wsc_recv(c->ws, timeout_ms, &op, &payload, &close_code);
+    if (rc == STATUS_UNAVAILABLE) {
+        buf_cleanup(&payload);
+        return NULL;
+    }
+    if (rc != 0 || op != WSC_OP_BINARY)
+        fail_msg("expected a frame, got rc %d op %d close %d", rc, op, close_code);
+    Carechat__V1__Frame *f = NULL;
+    assert_int_equal(proto_decode(NULL, payload.data, payload.len, &f), 0);
+    buf_cleanup(&payload);
+    return f;
+}
+
+static void answer_ok(struct client *c, uint64_t request_id) {
+    Carechat__V1__Frame f;
+    Carechat__V1__Response r;
+    proto_response_frame(&f, &r, request_id, STATUS_OK, NULL);
+    send_frame(c, &f);
+}
+
+/* Answers and queues a server request. */
+static void take_request(struct client *c, Carechat__V1__Frame *f) {
+    answer_ok(c, f->request_id);
+    assert_true(c->n_queued < MAX_QUEUED);
+    c->queued[c->n_queued++] = f;
+}
+
+/* Sends `f` with a fresh request id and returns the Response to it. */
+static Carechat__V1__Frame *rpc(struct client *c, Carechat__V1__Frame *f) {
+    f->request_id = ++c->next_id;
+    send_frame(c, f);
+    int64_t deadline = clock_monotonic_ms() + TIMEOUT_MS;
+    for (;;) {
+        int64_t left = deadline - clock_monotonic_ms();
+        if (left <= 0)
+            fail_msg("no response to request %llu", (unsigned long long)f->request_id);
+        Carechat__V1__Frame *r = recv_frame(c, (int)left);
+        if (!r)
+            continue;
+        if (r->body_case != CARECHAT__V1__FRAME__BODY_RESPONSE) {
+            take_request(c, r);
+            continue;
+        }
+        assert_true(r->request_id == f->request_id);
+        return r;
+    }
+}
+
+/* The next server request (queued or arriving within timeout_ms, answered
+ * OK), or NULL. Caller frees. */
+static Carechat__V1__Frame *next_request(struct client *c, int timeout_ms) {
+    if (c->n_queued == 0) {
+        Carechat__V1__Frame *f = recv_frame(c, timeout_ms);
+        if (!f)
+            return NULL;
+        assert_int_not_equal(f->body_case, CARECHAT__V1__FRAME__BODY_RESPONSE);
+        take_request(c, f);
+    }
+    Carechat__V1__Frame *f = c->queued[0];
+    memmove(c->queued, c->queued + 1, (c->n_queued - 1) * sizeof c->queued[0]);
+    c->n_queued--;
+    return f;
+}
+
+static void expect_status(Carechat__V1__Frame *r, int status) {
+    if (r->response->status != (Carechat__V1__Status)status_wire(status))
+        fail_msg("expected status %d, got %d (%s)", status_wire(status), r->response->status,
+                 r->response->detail);
+}
+
+/* ---- sessions and accounts ------------------------------------------------------- */
+
+static void fill_registration(Carechat__V1__DeviceRegistration *reg, Carechat__V1__DeviceKeys *k,
+                              struct device *d) {
+    carechat__v1__device_registration__init(reg);
+    carechat__v1__device_keys__init(k);
+    k->identity_key = (ProtobufCBinaryData){32, d->ipk};
+    k->encryption_key = (ProtobufCBinaryData){32, d->epk};
+    k->encryption_key_id = d->key_id;
+    k->encryption_key_expires_at = d->expires_at;
+    k->signature = (ProtobufCBinaryData){64, d->sig};
+    reg->keys = k;
+    reg->label = "test device";
+}
+
+/* Logs in with device `d` (registering it when it has no id yet). */
+static struct client *login(struct harness *h, const char *email, struct device *d,
+                            uint8_t *account) {
+    struct client *c = client_open(h);
+    Carechat__V1__Frame f;
+    Carechat__V1__Login l;
+    Carechat__V1__DeviceRegistration reg;
+    Carechat__V1__DeviceKeys k;
+    static const uint8_t zero[16];
+    carechat__v1__frame__init(&f);
+    carechat__v1__login__init(&l);
+    l.email = (char *)email;
+    l.password = PASSWORD;
+    if (memcmp(d->id, zero, 16) != 0) {
+        l.device_case = CARECHAT__V1__LOGIN__DEVICE_DEVICE_ID;
+        l.device_id = (ProtobufCBinaryData){16, d->id};
+    } else {
+        fill_registration(&reg, &k, d);
+        l.device_case = CARECHAT__V1__LOGIN__DEVICE_NEW_DEVICE;
+        l.new_device = &reg;
+    }
+    f.body_case = CARECHAT__V1__FRAME__BODY_LOGIN;
+    f.login = &l;
+    Carechat__V1__Frame *r = rpc(c, &f);
+    expect_status(r, STATUS_OK);
+    memcpy(d->id, r->response->session->device_id.data, 16);
+    if (account)
+        memcpy(account, r->response->session->account_id.data, 16);
+    proto_free(r);
+    return c;
+}
+
+/* The inviter invites a new account of `role`, which registers with one
+ * device (connection closed). */
+static void make_user(struct harness *h, struct client *inviter, Carechat__V1__Role role,
+                      struct user *u) {
+    memset(u, 0, sizeof *u);
+    snprintf(u->email, sizeof u->email, "user%d@clinic.example", ++g_counter);
+    Carechat__V1__Frame f;
+    Carechat__V1__Invite in;
+    carechat__v1__frame__init(&f);
+    carechat__v1__invite__init(&in);
+    in.email = u->email;
+    in.role = role;
+    f.body_case = CARECHAT__V1__FRAME__BODY_INVITE;
+    f.invite = &in;
+    Carechat__V1__Frame *r = rpc(inviter, &f);
+    expect_status(r, STATUS_OK);
+    char code[65];
+    snprintf(code, sizeof code, "%s", r->response->invite->code);
+    proto_free(r);
+
+    struct client *c = client_open(h);
+    Carechat__V1__Register rg;
+    Carechat__V1__DeviceRegistration reg;
+    Carechat__V1__DeviceKeys k;
+    device_make(&u->dev[0]);
+    carechat__v1__frame__init(&f);
+    carechat__v1__register__init(&rg);
+    rg.code = code;
+    rg.email = u->email;
+    rg.password = PASSWORD;
+    rg.birth_date = "1980-02-03";
+    rg.display_name = "Someone";
+    fill_registration(&reg, &k, &u->dev[0]);
+    rg.device = &reg;
+    f.body_case = CARECHAT__V1__FRAME__BODY_REGISTER;
+    f.register_ = &rg;
+    r = rpc(c, &f);
+    expect_status(r, STATUS_OK);
+    memcpy(u->dev[0].id, r->response->session->device_id.data, 16);
+    memcpy(u->account, r->response->session->account_id.data, 16);
+    proto_free(r);
+    u->n_dev = 1;
+    client_free(c);
+}
+
+/* Adds a device to `u` (a Login with a new device; connection closed). */
+static void add_device(struct harness *h, struct user *u) {
+    device_make(&u->dev[u->n_dev]);
+    client_free(login(h, u->email, &u->dev[u->n_dev], NULL));
+    u->n_dev++;
+}
+
+/* A provider P (invited by the admin) and a patient A invited by P. */
+struct world {
+    struct client *admin;
+    struct user provider, patient;
+};
+
+static void world_make(struct harness *h, struct world *w) {
+    struct device admin_dev;
+    device_make(&admin_dev);
+    w->admin = login(h, ADMIN_EMAIL, &admin_dev, NULL);
+    make_user(h, w->admin, CARECHAT__V1__ROLE__PROVIDER, &w->provider);
+    struct client *p = login(h, w->provider.email, &w->provider.dev[0], NULL);
+    make_user(h, p, CARECHAT__V1__ROLE__PATIENT, &w->patient);
+    client_free(p);
+}
+
+static void world_free(struct world *w) {
+    client_free(w->admin);
+}
+
+/* ---- conversations and messages ------------------------------------------------------- */
+
+static Carechat__V1__Frame *create_direct(struct client *c, const uint8_t peer[16]) {
+    Carechat__V1__Frame f;
+    Carechat__V1__CreateDirect cd;
+    carechat__v1__frame__init(&f);
+    carechat__v1__create_direct__init(&cd);
+    cd.peer_account_id = (ProtobufCBinaryData){16, (uint8_t *)peer};
+    f.body_case = CARECHAT__V1__FRAME__BODY_CREATE_DIRECT;
+    f.create_direct = &cd;
+    return rpc(c, &f);
+}
+
+static void create_direct_ok(struct client *c, const uint8_t peer[16], uint8_t conv[16]) {
+    Carechat__V1__Frame *r = create_direct(c, peer);
+    expect_status(r, STATUS_OK);
+    assert_int_equal(r->response->result_case, CARECHAT__V1__RESPONSE__RESULT_CONVERSATION);
+    assert_int_equal(r->response->conversation->n_members, 2);
+    memcpy(conv, r->response->conversation->conversation_id.data, 16);
+    proto_free(r);
+}
+
+struct wrap_to {
+    const uint8_t *device_id;
+    uint32_t key_id;
+};
+
+/* Sends a message whose body is `text` (dummy ciphertext) wrapped for the
+ * given devices. Returns the response (caller frees). */
+static Carechat__V1__Frame *send_msg(struct client *c, const uint8_t conv[16],
+                                     const uint8_t cmid[16], const uint8_t sender_device[16],
+                                     const struct wrap_to *to, size_t n_to, const char *text) {
+    uint8_t nonce[24], sig[64], enc[8][32], wk[8][48];
+    Carechat__V1__KeyWrap wraps[8], *wp[8];
+    assert_true(n_to <= 8);
+    randombytes_buf(nonce, sizeof nonce);
+    randombytes_buf(sig, sizeof sig);
+    for (size_t i = 0; i < n_to; i++) {
+        randombytes_buf(enc[i], 32);
+        randombytes_buf(wk[i], 48);
+        carechat__v1__key_wrap__init(&wraps[i]);
+        wraps[i].device_id = (ProtobufCBinaryData){16, (uint8_t *)to[i].device_id};
+        wraps[i].key_id = to[i].key_id;
+        wraps[i].enc = (ProtobufCBinaryData){32, enc[i]};
+        wraps[i].wrapped_key = (ProtobufCBinaryData){48, wk[i]};
+        wp[i] = &wraps[i];
+    }
+    Carechat__V1__Frame f;
+    Carechat__V1__Send s;
+    Carechat__V1__Envelope env;
+    carechat__v1__frame__init(&f);
+    carechat__v1__send__init(&s);
+    carechat__v1__envelope__init(&env);
+    env.version = 1;
+    env.sender_device_id = (ProtobufCBinaryData){16, (uint8_t *)sender_device};
+    env.body = (ProtobufCBinaryData){strlen(text), (uint8_t *)text};
+    env.body_nonce = (ProtobufCBinaryData){24, nonce};
+    env.n_wraps = n_to;
+    env.wraps = wp;
+    env.signature = (ProtobufCBinaryData){64, sig};
+    s.conversation_id = (ProtobufCBinaryData){16, (uint8_t *)conv};
+    s.client_msg_id = (ProtobufCBinaryData){16, (uint8_t *)cmid};
+    s.envelope = &env;
+    f.body_case = CARECHAT__V1__FRAME__BODY_SEND;
+    f.send = &s;
+    return rpc(c, &f);
+}
+
+/* Sends `text` from the patient to every device of the provider; returns its
+ * seq and writes its message id into mid[16] (may be NULL). */
+static uint64_t send_to_provider(struct client *c, struct world *w, const uint8_t conv[16],
+                                 const char *text, uint8_t *mid) {
+    struct wrap_to to[3];
+    for (int i = 0; i < w->provider.n_dev; i++)
+        to[i] = (struct wrap_to){w->provider.dev[i].id, 1};
+    uint8_t cmid[16];
+    randombytes_buf(cmid, sizeof cmid);
+    Carechat__V1__Frame *r =
+        send_msg(c, conv, cmid, w->patient.dev[0].id, to, (size_t)w->provider.n_dev, text);
+    expect_status(r, STATUS_OK);
+    assert_int_equal(r->response->result_case, CARECHAT__V1__RESPONSE__RESULT_SEND);
+    uint64_t seq = r->response->send->seq;
+    if (mid)
+        memcpy(mid, r->response->send->message_id.data, 16);
+    proto_free(r);
+    return seq;
+}
+
+static uint64_t last_seq(struct client *c, const uint8_t conv[16]) {
+    Carechat__V1__Frame f;
+    Carechat__V1__GetConversation g;
+    carechat__v1__frame__init(&f);
+    carechat__v1__get_conversation__init(&g);
+    g.conversation_id = (ProtobufCBinaryData){16, (uint8_t *)conv};
+    f.body_case = CARECHAT__V1__FRAME__BODY_GET_CONVERSATION;
+    f.get_conversation = &g;
+    Carechat__V1__Frame *r = rpc(c, &f);
+    expect_status(r, STATUS_OK);
+    uint64_t seq = r->response->conversation->last_seq;
+    proto_free(r);
+    return seq;
+}
+
+/* Number of messages History returns (newest page of up to 100). */
+static size_t history_count(struct client *c, const uint8_t conv[16]) {
+    Carechat__V1__Frame f;
+    Carechat__V1__History hi;
+    carechat__v1__frame__init(&f);
+    carechat__v1__history__init(&hi);
+    hi.conversation_id = (ProtobufCBinaryData){16, (uint8_t *)conv};
+    hi.limit = 100;
+    f.body_case = CARECHAT__V1__FRAME__BODY_HISTORY;
+    f.history = &hi;
+    Carechat__V1__Frame *r = rpc(c, &f);
+    expect_status(r, STATUS_OK);
+    size_t n = r->response->history_page->n_messages;
+    proto_free(r);
+    return n;
+}
+
+/* ---- delivery ---------------------------------------------------------------------------- */
+
+struct got {
+    size_t n;
+    char text[64][32];      /* bodies of delivered messages */
+    uint8_t cursor[64][10]; /* each delivery's cursor */
+    size_t cursor_len[64];
+    uint8_t end_cursor[10]; /* QueueEmpty's cursor */
+    size_t end_len;
+    size_t receipts;
+};
+
+/* Records one Delivery of a message, checking that it carries exactly the
+ * receiving device's wrap. */
+static void record_delivery(struct got *g, const Carechat__V1__Delivery *d,
+                            const uint8_t device[16]) {
+    assert_true(g->n < 64);
+    assert_true(d->cursor.len > 0 && d->cursor.len <= 10);
+    memcpy(g->cursor[g->n], d->cursor.data, d->cursor.len);
+    g->cursor_len[g->n] = d->cursor.len;
+    if (d->item_case == CARECHAT__V1__DELIVERY__ITEM_RECEIPT) {
+        g->receipts++;
+        g->text[g->n][0] = '\0';
+        g->n++;
+        return;
+    }
+    assert_int_equal(d->item_case, CARECHAT__V1__DELIVERY__ITEM_MESSAGE);
+    const Carechat__V1__Envelope *env = d->message->envelope;
+    assert_non_null(env);
+    assert_int_equal(env->n_wraps, 1);
+    assert_memory_equal(env->wraps[0]->device_id.data, device, 16);
+    assert_true(env->body.len < sizeof g->text[0]);
+    memcpy(g->text[g->n], env->body.data, env->body.len);
+    g->text[g->n][env->body.len] = '\0';
+    g->n++;
+}
+
+/* Sends Sync{after} and collects the replay up to QueueEmpty. */
+static void sync_all(struct client *c, const uint8_t *after, size_t after_len,
+                     const uint8_t device[16], struct got *g) {
+    memset(g, 0, sizeof *g);
+    Carechat__V1__Frame f;
+    Carechat__V1__Sync s;
+    carechat__v1__frame__init(&f);
+    carechat__v1__sync__init(&s);
+    s.after_cursor = (ProtobufCBinaryData){after_len, (uint8_t *)after};
+    f.body_case = CARECHAT__V1__FRAME__BODY_SYNC;
+    f.sync = &s;
+    Carechat__V1__Frame *r = rpc(c, &f);
+    expect_status(r, STATUS_OK);
+    assert_true(r->response->sync->page_size > 0);
+    proto_free(r);
+    for (int i = 0; i < 200; i++) {
+        Carechat__V1__Frame *q = next_request(c, TIMEOUT_MS);
+        assert_non_null(q);
+        if (q->body_case == CARECHAT__V1__FRAME__BODY_QUEUE_EMPTY) {
+            memcpy(g->end_cursor, q->queue_empty->cursor.data, q->queue_empty->cursor.len);
+            g->end_len = q->queue_empty->cursor.len;
+            proto_free(q);
+            return;
+        }
+        assert_int_equal(q->body_case, CARECHAT__V1__FRAME__BODY_DELIVERY);
+        record_delivery(g, q->delivery, device);
+        proto_free(q);
+    }
+    fail_msg("no QueueEmpty");
+}
+
+static void ack(struct client *c, const uint8_t *cursor, size_t len, int status) {
+    Carechat__V1__Frame f;
+    Carechat__V1__Ack a;
+    carechat__v1__frame__init(&f);
+    carechat__v1__ack__init(&a);
+    a.cursor = (ProtobufCBinaryData){len, (uint8_t *)cursor};
+    f.body_case = CARECHAT__V1__FRAME__BODY_ACK;
+    f.ack = &a;
+    Carechat__V1__Frame *r = rpc(c, &f);
+    expect_status(r, status);
+    proto_free(r);
+}
+
+/* ---- fixtures -------------------------------------------------------------------------------- */
+
+static struct harness *start_server(const char *const *extra) {
+    const char *args[16] = {"--login-burst", "100000", "--login-burst-per-ip", "1000000", NULL};
+    int n = 4;
+    for (int i = 0; extra && extra[i] && n < 15; i++)
+        args[n++] = extra[i];
+    args[n] = NULL;
+    struct harness *h;
+    assert_int_equal(harness_start(args, &h), 0);
+    int status = -1;
+    assert_int_equal(harness_stop(h, &status), 0);
+    char dir[PATH_MAX], pw[PATH_MAX + 16];
+    harness_tmpdir("pw", dir);
+    snprintf(pw, sizeof pw, "%s/password", dir);
+    FILE *fp = fopen(pw, "w");
+    assert_non_null(fp);
+    fprintf(fp, "%s\n", PASSWORD);
+    fclose(fp);
+    const char *bargs[] = {"bootstrap", "--data",          h->data_dir, "--email",
+                           ADMIN_EMAIL, "--password-file", pw,          NULL};
+    struct buf out;
+    buf_init(&out);
+    assert_int_equal(harness_run(bargs, NULL, 60000, &status, &out), 0);
+    assert_int_equal(status, 0);
+    buf_cleanup(&out);
+    assert_int_equal(harness_restart(h), 0);
+    return h;
+}
+
+static int group_setup(void **state) {
+    (void)state;
+    g_h = start_server(NULL);
+    return 0;
+}
+
+static int group_teardown(void **state) {
+    (void)state;
+    int status = -1;
+    int rc = harness_stop(g_h, &status);
+    harness_free(g_h);
+    return rc == 0 && status == 0 ? 0 : -1;
+}
+
+/* ---- tests --------------------------------------------------------------------------------------
+ */
+
+/* A message to an offline provider with three devices reaches each device
+ * after login, with only its own wrap; live delivery once synced; a read
+ * receipt goes back to the patient. */
+static void test_messaging_offline_three_devices_live_and_receipt(void **state) {
+    (void)state;
+    struct world w;
+    world_make(g_h, &w);
+    add_device(g_h, &w.provider);
+    add_device(g_h, &w.provider);
+    struct client *a = login(g_h, w.patient.email, &w.patient.dev[0], NULL);
+    uint8_t conv[16], conv2[16], mid[16];
+    create_direct_ok(a, w.provider.account, conv);
+    create_direct_ok(a, w.provider.account, conv2);
+    assert_memory_equal(conv, conv2, 16); /* same pair, same conversation */
+    assert_int_equal(send_to_provider(a, &w, conv, "hello doctor", mid), 1);
+
+    struct client *p[3];
+    for (int i = 0; i < 3; i++) {
+        p[i] = login(g_h, w.provider.email, &w.provider.dev[i], NULL);
+        struct got g;
+        sync_all(p[i], NULL, 0, w.provider.dev[i].id, &g);
+        assert_int_equal(g.n, 1);
+        assert_string_equal(g.text[0], "hello doctor");
+        assert_int_equal(g.end_len, g.cursor_len[0]);
+        assert_memory_equal(g.end_cursor, g.cursor[0], g.end_len);
+    }
+    /* Live: every synced device gets the next message at once. */
+    assert_int_equal(send_to_provider(a, &w, conv, "second", NULL), 2);
+    for (int i = 0; i < 3; i++) {
+        Carechat__V1__Frame *q = next_request(p[i], TIMEOUT_MS);
+        assert_non_null(q);
+        assert_int_equal(q->body_case, CARECHAT__V1__FRAME__BODY_DELIVERY);
+        struct got g = {0};
+        record_delivery(&g, q->delivery, w.provider.dev[i].id);
+        assert_string_equal(g.text[0], "second");
+        proto_free(q);
+    }
+    /* A read receipt from the provider reaches the patient's device. */
+    Carechat__V1__Frame f;
+    Carechat__V1__SendReceipt sr;
+    ProtobufCBinaryData ids[1] = {{16, mid}};
+    carechat__v1__frame__init(&f);
+    carechat__v1__send_receipt__init(&sr);
+    sr.conversation_id = (ProtobufCBinaryData){16, conv};
+    sr.kind = CARECHAT__V1__RECEIPT_KIND__READ;
+    sr.n_message_ids = 1;
+    sr.message_ids = ids;
+    f.body_case = CARECHAT__V1__FRAME__BODY_SEND_RECEIPT;
+    f.send_receipt = &sr;
+    Carechat__V1__Frame *r = rpc(p[0], &f);
+    expect_status(r, STATUS_OK);
+    proto_free(r);
+    r = rpc(p[1], &f); /* the same account again: ignored */
+    expect_status(r, STATUS_OK);
+    proto_free(r);
+    struct got g;
+    sync_all(a, NULL, 0, w.patient.dev[0].id, &g);
+    assert_int_equal(g.n, 1);
+    assert_int_equal(g.receipts, 1);
+    for (int i = 0; i < 3; i++)
+        client_free(p[i]);
+    client_free(a);
+    world_free(&w);
+}
+
+/* Reconnecting with the last acknowledged cursor replays exactly the rest. */
+static void test_messaging_reconnect_replays_unacknowledged(void **state) {
+    (void)state;
+    struct world w;
+    world_make(g_h, &w);
+    struct client *a = login(g_h, w.patient.email, &w.patient.dev[0], NULL);
+    uint8_t conv[16];
+    create_direct_ok(a, w.provider.account, conv);
+    const char *texts[5] = {"m1", "m2", "m3", "m4", "m5"};
+    for (int i = 0; i < 5; i++)
+        send_to_provider(a, &w, conv, texts[i], NULL);
+
+    struct client *p = login(g_h, w.provider.email, &w.provider.dev[0], NULL);
+    struct got g;
+    sync_all(p, NULL, 0, w.provider.dev[0].id, &g);
+    assert_int_equal(g.n, 5);
+    for (int i = 0; i < 5; i++)
+        assert_string_equal(g.text[i], texts[i]);
+    ack(p, g.cursor[1], g.cursor_len[1], STATUS_OK); /* processed m1, m2 */
+    uint8_t acked[10];
+    size_t acked_len = g.cursor_len[1];
+    memcpy(acked, g.cursor[1], acked_len);
+    uint8_t last[10];
+    size_t last_len = g.cursor_len[4];
+    memcpy(last, g.cursor[4], last_len);
+    client_free(p);
+
+    p = login(g_h, w.provider.email, &w.provider.dev[0], NULL);
+    sync_all(p, acked, acked_len, w.provider.dev[0].id, &g);
+    assert_int_equal(g.n, 3);
+    assert_string_equal(g.text[0], "m3");
+    assert_string_equal(g.text[1], "m4");
+    assert_string_equal(g.text[2], "m5");
+    assert_int_equal(g.end_len, last_len);
+    assert_memory_equal(g.end_cursor, last, last_len);
+    /* The acknowledged entries are gone: from the start only m3..m5 remain. */
+    sync_all(p, NULL, 0, w.provider.dev[0].id, &g);
+    assert_int_equal(g.n, 3);
+    assert_string_equal(g.text[0], "m3");
+    /* Acknowledging everything leaves an empty inbox; a cursor never
+     * delivered is CONFLICT. */
+    ack(p, last, last_len, STATUS_OK);
+    uint8_t future[1] = {0x7f};
+    ack(p, future, 1, STATUS_CONFLICT);
+    client_free(p);
+    p = login(g_h, w.provider.email, &w.provider.dev[0], NULL);
+    sync_all(p, NULL, 0, w.provider.dev[0].id, &g);
+    assert_int_equal(g.n, 0);
+    client_free(p);
+    client_free(a);
+    world_free(&w);
+}
+
+/* The same client_msg_id stores one message and answers the first result. */
+static void test_messaging_resend_same_client_msg_id_stores_once(void **state) {
+    (void)state;
+    struct world w;
+    world_make(g_h, &w);
+    struct client *a = login(g_h, w.patient.email, &w.patient.dev[0], NULL);
+    uint8_t conv[16], cmid[16];
+    create_direct_ok(a, w.provider.account, conv);
+    randombytes_buf(cmid, sizeof cmid);
+    struct wrap_to to[1] = {{w.provider.dev[0].id, 1}};
+    Carechat__V1__Frame *r1 = send_msg(a, conv, cmid, w.patient.dev[0].id, to, 1, "once");
+    expect_status(r1, STATUS_OK);
+    Carechat__V1__Frame *r2 = send_msg(a, conv, cmid, w.patient.dev[0].id, to, 1, "once");
+    expect_status(r2, STATUS_OK);
+    assert_memory_equal(r1->response->send->message_id.data, r2->response->send->message_id.data,
+                        16);
+    assert_true(r1->response->send->seq == r2->response->send->seq);
+    assert_true(r1->response->send->sent_at == r2->response->send->sent_at);
+    proto_free(r1);
+    proto_free(r2);
+    assert_int_equal(last_seq(a, conv), 1);
+    assert_int_equal(history_count(a, conv), 1);
+    struct client *p = login(g_h, w.provider.email, &w.provider.dev[0], NULL);
+    struct got g;
+    sync_all(p, NULL, 0, w.provider.dev[0].id, &g);
+    assert_int_equal(g.n, 1);
+    client_free(p);
+    client_free(a);
+    world_free(&w);
+}
+
+/* Wraps that do not match the current devices: CONFLICT with the ids. */
+static void test_messaging_wrong_device_set_conflict(void **state) {
+    (void)state;
+    struct world w;
+    world_make(g_h, &w);
+    add_device(g_h, &w.provider);
+    add_device(g_h, &w.provider);
+    add_device(g_h, &w.patient); /* the sender's other device must be covered too */
+    struct client *a = login(g_h, w.patient.email, &w.patient.dev[0], NULL);
+    uint8_t conv[16], cmid[16], stranger[16];
+    create_direct_ok(a, w.provider.account, conv);
+    randombytes_buf(cmid, sizeof cmid);
+    randombytes_buf(stranger, sizeof stranger);
+    struct wrap_to to[4] = {
+        {w.provider.dev[0].id, 1}, /* fine */
+        {w.provider.dev[2].id, 9}, /* stale key id */
+        {stranger, 1},             /* extra */
+        {w.patient.dev[0].id, 1},  /* the sending device itself: allowed */
+    };
+    Carechat__V1__Frame *r = send_msg(a, conv, cmid, w.patient.dev[0].id, to, 4, "x");
+    expect_status(r, STATUS_CONFLICT);
+    assert_int_equal(r->response->result_case, CARECHAT__V1__RESPONSE__RESULT_DEVICE_MISMATCH);
+    const Carechat__V1__DeviceMismatch *dm = r->response->device_mismatch;
+    assert_int_equal(dm->n_missing_device_ids, 2);
+    bool seen_p1 = false, seen_a1 = false;
+    for (size_t i = 0; i < 2; i++) {
+        seen_p1 |= memcmp(dm->missing_device_ids[i].data, w.provider.dev[1].id, 16) == 0;
+        seen_a1 |= memcmp(dm->missing_device_ids[i].data, w.patient.dev[1].id, 16) == 0;
+    }
+    assert_true(seen_p1 && seen_a1);
+    assert_int_equal(dm->n_extra_device_ids, 1);
+    assert_memory_equal(dm->extra_device_ids[0].data, stranger, 16);
+    assert_int_equal(dm->n_stale_device_ids, 1);
+    assert_memory_equal(dm->stale_device_ids[0].data, w.provider.dev[2].id, 16);
+    proto_free(r);
+    assert_int_equal(last_seq(a, conv), 0);
+    /* Fixed up, the same client_msg_id goes through. */
+    struct wrap_to ok[4] = {{w.provider.dev[0].id, 1},
+                            {w.provider.dev[1].id, 1},
+                            {w.provider.dev[2].id, 1},
+                            {w.patient.dev[1].id, 1}};
+    r = send_msg(a, conv, cmid, w.patient.dev[0].id, ok, 4, "x");
+    expect_status(r, STATUS_OK);
+    proto_free(r);
+    assert_int_equal(last_seq(a, conv), 1);
+    client_free(a);
+    world_free(&w);
+}
+
+/* A patient never reaches another patient, nor staff who did not invite them. */
+static void test_messaging_patient_to_patient_refused(void **state) {
+    (void)state;
+    struct world w;
+    world_make(g_h, &w);
+    struct client *p = login(g_h, w.provider.email, &w.provider.dev[0], NULL);
+    struct user other, stranger_provider;
+    make_user(g_h, p, CARECHAT__V1__ROLE__PATIENT, &other);
+    make_user(g_h, w.admin, CARECHAT__V1__ROLE__PROVIDER, &stranger_provider);
+    struct client *a = login(g_h, w.patient.email, &w.patient.dev[0], NULL);
+    Carechat__V1__Frame *r = create_direct(a, other.account);
+    expect_status(r, STATUS_NOT_FOUND);
+    proto_free(r);
+    r = create_direct(a, stranger_provider.account);
+    expect_status(r, STATUS_NOT_FOUND);
+    proto_free(r);
+    r = create_direct(a, w.patient.account);
+    expect_status(r, STATUS_BAD_REQUEST);
+    proto_free(r);
+    /* Staff with staff is fine; the provider may open one with its patient. */
+    uint8_t conv[16];
+    create_direct_ok(p, stranger_provider.account, conv);
+    create_direct_ok(p, other.account, conv);
+    client_free(a);
+    client_free(p);
+    world_free(&w);
+}
+
+/* Typing reaches the other member's open connection and is never stored. */
+static void test_messaging_typing_live_not_stored(void **state) {
+    (void)state;
+    struct world w;
+    world_make(g_h, &w);
+    struct client *a = login(g_h, w.patient.email, &w.patient.dev[0], NULL);
+    uint8_t conv[16];
+    create_direct_ok(a, w.provider.account, conv);
+    struct client *p = login(g_h, w.provider.email, &w.provider.dev[0], NULL);
+    Carechat__V1__Frame f;
+    Carechat__V1__Typing t;
+    carechat__v1__frame__init(&f);
+    carechat__v1__typing__init(&t);
+    t.conversation_id = (ProtobufCBinaryData){16, conv};
+    t.typing = true;
+    f.body_case = CARECHAT__V1__FRAME__BODY_TYPING;
+    f.typing = &t;
+    Carechat__V1__Frame *r = rpc(a, &f);
+    expect_status(r, STATUS_OK);
+    proto_free(r);
+    Carechat__V1__Frame *q = next_request(p, TIMEOUT_MS);
+    assert_non_null(q);
+    assert_int_equal(q->body_case, CARECHAT__V1__FRAME__BODY_TYPING_EVENT);
+    assert_memory_equal(q->typing_event->account_id.data, w.patient.account, 16);
+    assert_memory_equal(q->typing_event->conversation_id.data, conv, 16);
+    assert_true(q->typing_event->typing);
+    proto_free(q);
+    /* The sender's own connection gets nothing. */
+    assert_null(next_request(a, 300));
+    /* Nothing stored: no inbox entry, no message. */
+    struct got g;
+    sync_all(p, NULL, 0, w.provider.dev[0].id, &g);
+    assert_int_equal(g.n, 0);
+    assert_int_equal(last_seq(p, conv), 0);
+    assert_int_equal(history_count(p, conv), 0);
+    client_free(p);
+    client_free(a);
+    world_free(&w);
+}
+
+/* Send rate limit and inbox cap: refused with nothing stored. */
+static void test_messaging_rate_limit_and_inbox_cap(void **state) {
+    (void)state;
+    const char *args[] = {"--send-burst", "4", "--send-window", "3600", "--inbox-max", "3", NULL};
+    struct harness *h = start_server(args);
+    struct world w;
+    world_make(h, &w);
+    struct client *a = login(h, w.patient.email, &w.patient.dev[0], NULL);
+    uint8_t conv[16];
+    create_direct_ok(a, w.provider.account, conv);
+    for (int i = 0; i < 3; i++)
+        send_to_provider(a, &w, conv, "fills the inbox", NULL);
+    uint8_t cmid[16];
+    randombytes_buf(cmid, sizeof cmid);
+    struct wrap_to to[1] = {{w.provider.dev[0].id, 1}};
+    Carechat__V1__Frame *r = send_msg(a, conv, cmid, w.patient.dev[0].id, to, 1, "full");
+    expect_status(r, STATUS_UNAVAILABLE);
+    assert_string_equal(r->response->detail, "recipient inbox full");
+    proto_free(r);
+    assert_int_equal(last_seq(a, conv), 3);
+    /* The burst of 4 is spent (the refused send took a token): limited. */
+    randombytes_buf(cmid, sizeof cmid);
+    r = send_msg(a, conv, cmid, w.patient.dev[0].id, to, 1, "too many");
+    expect_status(r, STATUS_RATE_LIMITED);
+    proto_free(r);
+    assert_int_equal(last_seq(a, conv), 3);
+    assert_int_equal(history_count(a, conv), 3);
+    client_free(a);
+    world_free(&w);
+    int status = -1;
+    assert_int_equal(harness_stop(h, &status), 0);
+    assert_int_equal(status, 0);
+    harness_free(h);
+}
+
+int main(void) {
+    if (sodium_init() < 0)
+        return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_messaging_offline_three_devices_live_and_receipt),
+        cmocka_unit_test(test_messaging_reconnect_replays_unacknowledged),
+        cmocka_unit_test(test_messaging_resend_same_client_msg_id_stores_once),
+        cmocka_unit_test(test_messaging_wrong_device_set_conflict),
+        cmocka_unit_test(test_messaging_patient_to_patient_refused),
+        cmocka_unit_test(test_messaging_typing_live_not_stored),
+        cmocka_unit_test(test_messaging_rate_limit_and_inbox_cap),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
