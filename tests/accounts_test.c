@@ -275,7 +275,8 @@ static void expect_server_request_and_close(struct client *c, Carechat__V1__Fram
 /* ---- server with a bootstrapped administrator -------------------------------- */
 
 static void write_password_file(const char *dir, char *path, const char *password) {
-    snprintf(path, PATH_MAX, "%s/password", dir);
+    int n = snprintf(path, PATH_MAX, "%.*s/password", PATH_MAX - 16, dir);
+    assert_true(n > 0 && n < PATH_MAX);
     FILE *f = fopen(path, "w");
     assert_non_null(f);
     fprintf(f, "%s\n", password);
