@@ -220,7 +220,8 @@ int carechat_lookup(struct carechat *c, const char *email, struct carechat_accou
  * no session (the local copy is dropped too); or a local failure. */
 int carechat_logout(struct carechat *c);
 
-/* Requests the server made that the application should know about. */
+/* Requests the server made (and delivery items that are not messages) that
+ * the application should know about. */
 enum carechat_event_kind {
     /* The session ended (reason in `revoke_reason`, carechat.proto
      * RevokeReason numbers); the profile no longer holds it. */
@@ -228,11 +229,31 @@ enum carechat_event_kind {
     /* The same device connected elsewhere; this connection was closed. Do not
      * reconnect automatically. */
     CARECHAT_EVENT_REPLACED_ELSEWHERE = 2,
+    /* Another member recorded a receipt for a message this account sent
+     * (conversation_id, message_id, account_id, receipt, at). */
+    CARECHAT_EVENT_RECEIPT = 3,
+    /* Another member is (typing true) or stopped (false) typing
+     * (conversation_id, account_id, typing). Ephemeral, may be lost. */
+    CARECHAT_EVENT_TYPING = 4,
+    /* The sender recalled a message (conversation_id, message_id, at). */
+    CARECHAT_EVENT_RECALL = 5,
+};
+
+/* Numbers as on the wire (carechat.proto ReceiptKind). */
+enum carechat_receipt {
+    CARECHAT_RECEIPT_DELIVERED = 1, /* the device decrypted the message */
+    CARECHAT_RECEIPT_READ = 2,      /* the user saw it */
 };
 
 struct carechat_event {
     enum carechat_event_kind kind;
     int revoke_reason;
+    struct id conversation_id;
+    struct id message_id;
+    struct id account_id;
+    enum carechat_receipt receipt;
+    bool typing;
+    int64_t at; /* Unix ms, when the server says */
 };
 
 /* Most events kept; older ones are dropped first. */
@@ -242,5 +263,204 @@ struct carechat_event {
  * STATUS_NOT_FOUND when none is queued. Events arrive only while a call is
  * talking to the server. */
 int carechat_next_event(struct carechat *c, struct carechat_event *out);
+
+/* ---- end-to-end encrypted messaging ----
+ *
+ * Encryption (DESIGN.md "End-to-end encryption", client/envelope.h): a body is
+ * encrypted once with XChaCha20-Poly1305 under a fresh key, which is wrapped
+ * with HPKE for every current device of every member (the sender's own devices
+ * included, this one too, so that History can show what it sent), and signed
+ * with this device's identity key. Device lists are fetched with ListDevices,
+ * their signatures and every device's signed encryption key verified, and kept
+ * in the handle; a list whose version goes down is refused (STATUS_CORRUPT).
+ * The server never sees plaintext; neither does the log.
+ *
+ * Delivery (PROTOCOL.md section 4): the first carechat_recv() (or
+ * carechat_sync()) on a connection sends Sync after the last cursor this
+ * device acknowledged (kept in the profile); the server replays the inbox,
+ * sends QueueEmpty, then delivers live. Deliveries that arrive during any
+ * call are answered at once and queued in the handle (at most
+ * CARECHAT_MAX_QUEUED; beyond that the connection is closed and the server
+ * replays the rest after the next Sync, so nothing is lost). Delivery is at
+ * least once: the handle skips message ids it has already returned (the last
+ * CARECHAT_DEDUP_IDS of them), and carechat_ack() makes the server drop what was
+ * processed. */
+
+/* Largest message body in bytes (the server's 64 KiB envelope body limit less
+ * the 16-byte tag). */
+#define CARECHAT_MAX_MESSAGE (64 * 1024 - 16)
+#define CARECHAT_MAX_QUEUED 1024
+#define CARECHAT_DEDUP_IDS 4096
+
+/* Numbers as on the wire (carechat.proto ConversationKind). */
+enum carechat_conversation_kind {
+    CARECHAT_CONVERSATION_DIRECT = 1,
+    CARECHAT_CONVERSATION_CARE_TEAM = 2,
+};
+
+struct carechat_member {
+    struct id account_id;
+    enum carechat_role role;
+    int state; /* carechat.proto MemberState: 1 active, 2 pending, 3 left, 4 removed */
+    char display_name[CARECHAT_MAX_NAME + 1];
+};
+
+struct carechat_conversation {
+    struct id conversation_id;
+    enum carechat_conversation_kind kind;
+    char name[CARECHAT_MAX_NAME + 1]; /* care-team channels; "" for direct */
+    int64_t created_at;
+    uint64_t last_seq; /* highest sequence so far, 0 when empty */
+    size_t n_members;
+    struct carechat_member *members; /* n_members entries, owned (malloc) */
+};
+
+/* Frees the members of `conv` and leaves it empty. Accepts NULL. */
+void carechat_conversation_cleanup(struct carechat_conversation *conv);
+
+/* The direct conversation with the account whose email is `peer_email`
+ * (borrowed; looked up with carechat_lookup()), created if it does not exist
+ * yet. Fills *out (release with carechat_conversation_cleanup()) and returns
+ * 0; from the server NOT_FOUND (no contactable account with this email),
+ * FORBIDDEN (peer deactivated), BAD_REQUEST (the peer is the caller); or a
+ * local failure. *out is written only on success. */
+int carechat_open_direct(struct carechat *c, const char *peer_email,
+                         struct carechat_conversation *out);
+
+/* As carechat_open_direct(), with the peer's account id. */
+int carechat_open_direct_id(struct carechat *c, const struct id *peer_account_id,
+                            struct carechat_conversation *out);
+
+/* The conversation `conversation_id` with its members. Fills *out (release
+ * with carechat_conversation_cleanup()) and returns 0; NOT_FOUND (unknown or
+ * not a member); or a local failure. */
+int carechat_get_conversation(struct carechat *c, const struct id *conversation_id,
+                              struct carechat_conversation *out);
+
+struct carechat_conversations {
+    size_t n;
+    struct carechat_conversation *items; /* most recently active first */
+};
+
+/* The caller's conversations (every page, at most 10000). Stores them in *out
+ * (free with carechat_conversations_free()) and returns 0, or a server status
+ * or a local failure. */
+int carechat_conversations(struct carechat *c, struct carechat_conversations **out);
+
+/* Frees a result of carechat_conversations(). Accepts NULL. */
+void carechat_conversations_free(struct carechat_conversations *list);
+
+/* What Send answered. */
+struct carechat_sent {
+    struct id message_id;
+    struct id client_msg_id; /* the idempotency key used (given or random) */
+    uint64_t seq;
+    int64_t sent_at; /* server time, Unix ms */
+    /* How many times the server answered CONFLICT (device set changed) before
+     * the message was accepted: 0, or 1 after refreshing the device lists. */
+    int device_conflicts;
+};
+
+/* Encrypts the `len` bytes at `body` (borrowed; 1..CARECHAT_MAX_MESSAGE,
+ * any bytes: the CLI sends UTF-8 text) for every current device of every
+ * active member of `conversation_id` and sends it. `client_msg_id` is the
+ * idempotency key: NULL means a fresh random one; giving the id of an earlier
+ * send (from carechat_sent.client_msg_id, after a lost answer or a crash)
+ * returns that first result and stores nothing twice.
+ * The members' device lists come from the handle's cache, fetched and verified
+ * when missing; when the server answers CONFLICT (DeviceMismatch), the lists
+ * are fetched again and the message is wrapped and sent once more with the
+ * same client_msg_id; when the connection is lost before the answer, the
+ * handle reconnects and sends once more with the same client_msg_id.
+ * Fills *out (may be NULL) and returns 0; STATUS_BAD_REQUEST (empty or NULL
+ * body); STATUS_TOO_LARGE (over CARECHAT_MAX_MESSAGE); STATUS_CORRUPT (a
+ * member's device list or key does not verify, or its version went down);
+ * STATUS_CONFLICT (from the server: the device set changed again after the
+ * refresh); from the server FORBIDDEN (not an active member), NOT_FOUND,
+ * RATE_LIMITED, UNAVAILABLE; or a local failure. */
+int carechat_send(struct carechat *c, const struct id *conversation_id, const uint8_t *body,
+                  size_t len, const struct id *client_msg_id, struct carechat_sent *out);
+
+/* A message as this device received it (carechat_recv(), carechat_history()). */
+enum carechat_message_state {
+    CARECHAT_MESSAGE_OK = 0,       /* verified and decrypted: body holds the plaintext */
+    CARECHAT_MESSAGE_RECALLED = 1, /* the sender recalled it: no body */
+    CARECHAT_MESSAGE_NO_KEY = 2,   /* no key for this device (sent before it joined) */
+    CARECHAT_MESSAGE_INVALID = 3,  /* signature, wrap or body does not verify: no body */
+};
+
+struct carechat_message {
+    struct id message_id;
+    struct id conversation_id;
+    struct id client_msg_id;
+    struct id sender_account_id;
+    struct id sender_device_id;
+    uint64_t seq;
+    int64_t sent_at; /* server time, Unix ms */
+    bool urgent;
+    enum carechat_message_state state;
+    uint8_t *body; /* plaintext, len bytes plus a NUL; owned (malloc); NULL unless OK */
+    size_t len;
+};
+
+/* Wipes and frees the body of `m`. Accepts NULL. */
+void carechat_message_cleanup(struct carechat_message *m);
+
+/* Starts delivery on this connection if it has not started: Sync after the
+ * last acknowledged cursor in the profile (connecting and authenticating
+ * first). Does not wait for the replay. Returns 0, or a server status or a
+ * local failure. Calling it again on the same connection restarts the replay
+ * from the last acknowledged cursor. */
+int carechat_sync(struct carechat *c);
+
+/* Takes the next message for this device into *m (release with
+ * carechat_message_cleanup()): from the queue if one is there, else waiting
+ * for the server. Starts delivery first if needed (carechat_sync()). Messages
+ * that do not verify or that this device has no key for are returned too
+ * (state says so), never silently dropped; other delivery items become
+ * events (carechat_next_event()); repeated message ids are skipped.
+ * Returns 0 with a message; STATUS_NOT_FOUND when the server has said the
+ * replay is complete (QueueEmpty) and nothing more arrived for `wait_ms`
+ * milliseconds after that (0: do not wait); STATUS_UNAVAILABLE when the replay
+ * did not complete within request_timeout_ms + wait_ms; or a local failure
+ * (the connection was lost: call again to reconnect and resume from the last
+ * acknowledged cursor). *m is written only on success. */
+int carechat_recv(struct carechat *c, int wait_ms, struct carechat_message *m);
+
+/* Acknowledges (cumulatively) every delivery carechat_recv() has taken so far
+ * on this connection, including the items it turned into events or skipped,
+ * and stores the cursor in the profile, so a later Sync starts after it.
+ * Call it once what carechat_recv() returned is processed. Returns 0 (also
+ * when there is nothing new to acknowledge); from the server BAD_REQUEST or
+ * CONFLICT (a cursor it never delivered); or a local failure. */
+int carechat_ack(struct carechat *c);
+
+struct carechat_messages {
+    size_t n;
+    struct carechat_message *items; /* oldest first */
+    bool more;                      /* older messages exist */
+};
+
+/* The newest `limit` messages (1..100; 0 means 50) of `conversation_id`
+ * with seq below `before_seq` (0: the newest), decrypted as carechat_recv()
+ * does. Stores them in *out (free with carechat_messages_free()) and returns
+ * 0; from the server NOT_FOUND (unknown or not a member), FORBIDDEN
+ * (lifecycle); or a local failure. */
+int carechat_history(struct carechat *c, const struct id *conversation_id, uint64_t before_seq,
+                     unsigned limit, struct carechat_messages **out);
+
+/* Frees a result of carechat_history(), wiping the bodies. Accepts NULL. */
+void carechat_messages_free(struct carechat_messages *list);
+
+/* Records `kind` receipts for the `n` messages at `message_ids` (1..100) of
+ * `conversation_id`. Returns 0; from the server NOT_FOUND, BAD_REQUEST; or a
+ * local failure. */
+int carechat_send_receipt(struct carechat *c, const struct id *conversation_id,
+                          enum carechat_receipt kind, const struct id *message_ids, size_t n);
+
+/* Tells the other members' connected devices that this user is (or stopped)
+ * typing in `conversation_id`. Returns 0; from the server NOT_FOUND,
+ * RATE_LIMITED; or a local failure. */
+int carechat_typing(struct carechat *c, const struct id *conversation_id, bool typing);
 
 #endif
