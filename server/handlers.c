@@ -495,3 +495,11 @@ void handlers_poll(struct handlers *h) {
     pwhash_poll(h->pw);
     messaging_poll(h->msg);
 }
+
+void handlers_tick(struct handlers *h) {
+    int64_t now = clock_now();
+    for (struct hconn *x = h->conns; x; x = x->next) {
+        if (x->authenticated && x->conn && (now >= x->expires_at || now >= x->idle_expires_at))
+            revoke_device(h, &x->device, CARECHAT__V1__REVOKE_REASON__EXPIRED, NULL);
+    }
+}

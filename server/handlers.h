@@ -18,7 +18,8 @@
  * device (ReplacedElsewhere, close 1000). Every authenticated request first
  * checks the session's absolute and idle expiry (expired: UNAUTHENTICATED,
  * SessionRevoked EXPIRED, close 1008) and pushes the idle expiry forward (made
- * durable with a SessionTouch entry at most once a minute). Logout ends the
+ * durable with a SessionTouch entry at most once a minute); handlers_tick()
+ * logs idle connections off when their session ends. Logout ends the
  * session durably, answers OK and closes with 1000; RemoveDevice closes the
  * removed device's connections (SessionRevoked DEVICE_REMOVED, 1008).
  *
@@ -63,5 +64,11 @@ void handlers_conn_handler(struct handlers *h, struct conn_handler *out);
 /* Runs the continuations of finished password operations and delivers the
  * typing hints waiting on the bus. Loop thread, after a wake. */
 void handlers_poll(struct handlers *h);
+
+/* Ends the sessions of authenticated connections whose absolute or idle expiry
+ * has passed (SessionRevoked EXPIRED, close 1008), so an idle connection is
+ * logged off without waiting for its next request. Loop thread, about once a
+ * second. */
+void handlers_tick(struct handlers *h);
 
 #endif

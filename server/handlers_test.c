@@ -2,7 +2,8 @@
  * server/handlers_test.c: the request handlers behind real conns (fake I/O),
  * with a real store, journal, apply and password worker: login (wrong and
  * right password), resume on a second connection replacing the first,
- * expiry of an idle session, requests not implemented yet, and logout.
+ * expiry of an idle session (by the sweep and on a request), requests not
+ * implemented yet, and logout.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -278,8 +279,16 @@ static void test_handlers_login_resume_replace_expire_logout(void **state) {
     conn_free(c3);
     io_reset(&io3);
 
-    /* Sixteen idle minutes later the session has ended. */
+    /* Another device logs in; then sixteen idle minutes pass. */
+    struct io io4 = {0};
+    struct conn *c4 = open_conn(f, &io4);
+    send_login(c4, 1, PASSWORD);
+    pump_until(f, &io4, 1);
+    assert_int_equal(response(&io4, 0, 1)->status, CARECHAT__V1__STATUS__OK);
+    io_reset(&io4);
     clock_set_manual(clock_now() + 16 * 60 * 1000);
+
+    /* A request on an expired session is refused; the session ends. */
     send_frame(c2, &fr, 3);
     assert_int_equal(io2.n, 2);
     assert_int_equal(response(&io2, 0, 3)->status, CARECHAT__V1__STATUS__UNAUTHENTICATED);
@@ -288,6 +297,14 @@ static void test_handlers_login_resume_replace_expire_logout(void **state) {
     assert_int_equal(io2.close_code, CONN_CLOSE_POLICY);
     conn_free(c2);
     io_reset(&io2);
+
+    /* The once-a-second sweep logs the other, idle connection off by itself. */
+    handlers_tick(f->handlers);
+    assert_int_equal(io4.n, 1);
+    assert_int_equal(io4.frames[0]->body_case, CARECHAT__V1__FRAME__BODY_SESSION_REVOKED);
+    assert_int_equal(io4.close_code, CONN_CLOSE_POLICY);
+    conn_free(c4);
+    io_reset(&io4);
 }
 
 int main(void) {

@@ -78,6 +78,12 @@ static void server_on_wake(void *ctx) {
     handlers_poll(s->handlers);
 }
 
+/* Loop thread, once a second. */
+static void server_on_tick(void *ctx) {
+    struct server *s = ctx;
+    handlers_tick(s->handlers);
+}
+
 static void *signal_main(void *arg) {
     struct server *s = arg;
     sigset_t set;
@@ -251,6 +257,7 @@ int server_open(const struct server_config *cfg, struct server **out) {
         .config = cfg,
         .metrics = s->metrics,
         .on_wake = server_on_wake,
+        .on_tick = server_on_tick,
         .render_health = render_health,
         .render_metrics = render_metrics,
         .ctx = s,

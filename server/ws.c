@@ -106,7 +106,8 @@ struct ws {
     struct lws_protocols protocols[3];
     int port;
     bool stopping;
-    lws_sorted_usec_list_t tick; /* while stopping: makes ws_service() return */
+    lws_sorted_usec_list_t tick;   /* while stopping: makes ws_service() return */
+    lws_sorted_usec_list_t second; /* cfg.on_tick, once a second */
     size_t open_count;
     struct session *sessions;
     struct peer *peers[PEER_BUCKETS];
@@ -521,6 +522,8 @@ static int callback_carechat(struct lws *wsi, enum lws_callback_reasons reason, 
 
 /* ---- lifecycle ----------------------------------------------------------- */
 
+static void second_tick(lws_sorted_usec_list_t *sul);
+
 int ws_open(const struct ws_config *cfg, struct ws **out) {
     const struct server_config *config = cfg->config;
     struct ws *ws = xcalloc(1, sizeof *ws);
@@ -586,6 +589,8 @@ int ws_open(const struct ws_config *cfg, struct ws **out) {
         free(ws);
         return STATUS_IO;
     }
+    if (ws->cfg.on_tick)
+        lws_sul_schedule(ws->context, 0, &ws->second, second_tick, LWS_US_PER_SEC);
     bool v6 = strchr(config->listen_host, ':') != NULL;
     log_info("ws", "listening on %s%s%s:%d (%s)", v6 ? "[" : "", config->listen_host, v6 ? "]" : "",
              ws->port, config->tls_cert ? "wss, TLS 1.2+" : "ws, no TLS");
@@ -603,6 +608,12 @@ int ws_service(struct ws *ws) {
 
 void ws_wake(struct ws *ws) {
     lws_cancel_service(ws->context);
+}
+
+static void second_tick(lws_sorted_usec_list_t *sul) {
+    struct ws *ws = lws_container_of(sul, struct ws, second);
+    ws->cfg.on_tick(ws->cfg.ctx);
+    lws_sul_schedule(ws->context, 0, &ws->second, second_tick, LWS_US_PER_SEC);
 }
 
 /* While stopping, a tick every 50 ms bounds how long one ws_service() waits,
@@ -627,6 +638,7 @@ void ws_close(struct ws *ws) {
     if (!ws)
         return;
     lws_sul_cancel(&ws->tick);
+    lws_sul_cancel(&ws->second);
     lws_context_destroy(ws->context);
     for (int i = 0; i < PEER_BUCKETS; i++) {
         struct peer *p = ws->peers[i];

@@ -34,6 +34,8 @@ struct ws_config {
     struct conn_handler handler;
     /* Runs on the loop thread after ws_wake() was called (from any thread). */
     void (*on_wake)(void *ctx);
+    /* Optional: runs on the loop thread about once a second (session expiry). */
+    void (*on_tick)(void *ctx);
     /* Append the body of GET /healthz (JSON) and GET /metrics (Prometheus text). */
     void (*render_health)(void *ctx, struct buf *out);
     void (*render_metrics)(void *ctx, struct buf *out);
