@@ -460,6 +460,9 @@ int handlers_new(const struct handlers_config *cfg, struct handlers **out) {
         rc = ratelimit_new(&(struct ratelimit_config){.burst = 60, .window_ms = 60000},
                            &h->rl_lookup);
     if (rc == 0)
+        rc = ratelimit_new(&(struct ratelimit_config){.burst = 30, .window_ms = 3600000},
+                           &h->rl_invite);
+    if (rc == 0)
         rc = messaging_new(h, &h->msg);
     if (rc != 0) {
         handlers_free(h);
@@ -477,6 +480,7 @@ void handlers_free(struct handlers *h) {
     ratelimit_free(h->rl_account);
     ratelimit_free(h->rl_address);
     ratelimit_free(h->rl_lookup);
+    ratelimit_free(h->rl_invite);
     messaging_free(h->msg);
     free(h);
 }

@@ -34,6 +34,7 @@ struct handlers {
     struct ratelimit *rl_account; /* Login/Register attempts per email */
     struct ratelimit *rl_address; /* Login/Register/Authenticate attempts per address */
     struct ratelimit *rl_lookup;  /* LookupAccount per caller account */
+    struct ratelimit *rl_invite;  /* Invite per caller account */
     struct messaging *msg;        /* conversations, messages, delivery (messaging.c) */
     int64_t invite_ttl_ms, session_idle_ms, session_max_ms;
     unsigned password_min;

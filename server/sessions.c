@@ -392,6 +392,10 @@ void handle_invite(struct hconn *hc, uint64_t rid, const Carechat__V1__Invite *m
         conn_respond(c, rid, STATUS_FORBIDDEN, "your role may not invite this role");
         return;
     }
+    if (!ratelimit_take(h->rl_invite, hc->account.b, ID_LEN, clock_monotonic_ms())) {
+        conn_respond(c, rid, STATUS_RATE_LIMITED, "too many invitations, retry later");
+        return;
+    }
     struct op *op = op_new(hc, OP_INVITE, rid);
     store_blind_index(h->store, email, strlen(email), op->email_index);
     struct id existing;
