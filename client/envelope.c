@@ -15,13 +15,12 @@
 #include "base/clock.h"
 #include "base/status.h"
 #include "client/hpke.h"
+#include "client/statement.h"
 
-static const char device_key_context[] = "carechat.v1 device key";
 static const char wrap_context[] = "carechat.v1 wrap";
 static const char transcript_context[] = "carechat.v1 envelope";
 
-#define STATEMENT_LEN (sizeof device_key_context - 1 + 2 * ID_LEN + 8 + ENVELOPE_ENC_PK_LEN)
-#define WRAP_INFO_LEN (sizeof wrap_context - 1 + 2 * ID_LEN)
+#define WRAP_INFO_LEN (sizeof wrap_context - 1 + ID_LEN + 4)
 #define BODY_KEY_LEN crypto_aead_xchacha20poly1305_ietf_KEYBYTES
 
 struct envelope_identity {
@@ -46,9 +45,9 @@ static void *secret_alloc(size_t n) {
     return p;
 }
 
-static void put_u64(uint8_t *p, uint64_t v) {
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (56 - 8 * i));
+static void put_u32(uint8_t *p, uint32_t v) {
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (24 - 8 * i));
 }
 
 /* ---- device keys ---- */
@@ -99,22 +98,13 @@ int envelope_signature_verify(const uint8_t pk[ENVELOPE_SIGN_PK_LEN], const uint
 }
 
 static void device_key_statement(const struct envelope_device_key *key,
-                                 uint8_t out[STATEMENT_LEN]) {
-    uint8_t *p = out;
-    memcpy(p, device_key_context, sizeof device_key_context - 1);
-    p += sizeof device_key_context - 1;
-    memcpy(p, key->device_id.b, ID_LEN);
-    p += ID_LEN;
-    memcpy(p, key->key_id.b, ID_LEN);
-    p += ID_LEN;
-    put_u64(p, (uint64_t)key->expires_at_ms);
-    p += 8;
-    memcpy(p, key->pk, ENVELOPE_ENC_PK_LEN);
+                                 uint8_t out[STATEMENT_ENCRYPTION_KEY_LEN]) {
+    statement_encryption_key(key->pk, key->key_id, key->expires_at_ms, out);
 }
 
 int envelope_device_key_verify(const struct envelope_device_key *key,
                                const uint8_t identity_pk[ENVELOPE_SIGN_PK_LEN], int64_t now_ms) {
-    uint8_t statement[STATEMENT_LEN];
+    uint8_t statement[STATEMENT_ENCRYPTION_KEY_LEN];
     device_key_statement(key, statement);
     sodium_ready();
     if (crypto_sign_verify_detached(key->sig, statement, sizeof statement, identity_pk) != 0)
@@ -124,19 +114,39 @@ int envelope_device_key_verify(const struct envelope_device_key *key,
     return 0;
 }
 
-int envelope_enc_key_new(const struct envelope_identity *identity, const struct id *device_id,
-                         int64_t expires_at_ms, struct envelope_enc_key **out) {
-    if (expires_at_ms <= clock_now())
-        return STATUS_BAD_REQUEST;
-    struct envelope_enc_key *key = secret_alloc(sizeof *key);
+/* Fills in the public statement of `key` (whose sk is set) and signs it. */
+static void sign_enc_key(const struct envelope_identity *identity, const struct id *device_id,
+                         uint32_t key_id, int64_t expires_at_ms, struct envelope_enc_key *key) {
     memset(&key->pub, 0, sizeof key->pub);
     key->pub.device_id = *device_id;
-    key->pub.key_id = id_new();
+    key->pub.key_id = key_id;
     key->pub.expires_at_ms = expires_at_ms;
-    hpke_keypair(key->pub.pk, key->sk);
-    uint8_t statement[STATEMENT_LEN];
+    CHECK(crypto_scalarmult_base(key->pub.pk, key->sk) == 0);
+    uint8_t statement[STATEMENT_ENCRYPTION_KEY_LEN];
     device_key_statement(&key->pub, statement);
     CHECK(crypto_sign_detached(key->pub.sig, NULL, statement, sizeof statement, identity->sk) == 0);
+}
+
+int envelope_enc_key_new(const struct envelope_identity *identity, const struct id *device_id,
+                         uint32_t key_id, int64_t expires_at_ms, struct envelope_enc_key **out) {
+    if (key_id == 0 || expires_at_ms <= clock_now())
+        return STATUS_BAD_REQUEST;
+    struct envelope_enc_key *key = secret_alloc(sizeof *key);
+    uint8_t pk[HPKE_PK_LEN];
+    hpke_keypair(pk, key->sk);
+    sign_enc_key(identity, device_id, key_id, expires_at_ms, key);
+    *out = key;
+    return 0;
+}
+
+int envelope_enc_key_import(const struct envelope_identity *identity, const struct id *device_id,
+                            uint32_t key_id, int64_t expires_at_ms,
+                            const uint8_t sk[ENVELOPE_ENC_PK_LEN], struct envelope_enc_key **out) {
+    if (key_id == 0)
+        return STATUS_BAD_REQUEST;
+    struct envelope_enc_key *key = secret_alloc(sizeof *key);
+    memcpy(key->sk, sk, HPKE_SK_LEN);
+    sign_enc_key(identity, device_id, key_id, expires_at_ms, key);
     *out = key;
     return 0;
 }
@@ -151,28 +161,25 @@ void envelope_enc_key_free(struct envelope_enc_key *key) {
 
 /* ---- messages ---- */
 
-static void encode_header(const struct envelope_header *h, uint8_t out[ENVELOPE_HEADER_LEN]) {
-    uint8_t *p = out;
-    *p++ = ENVELOPE_VERSION;
-    const struct id *ids[] = {&h->conversation_id, &h->message_id, &h->sender_account_id,
-                              &h->sender_device_id};
-    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
-        memcpy(p, ids[i]->b, ID_LEN);
-        p += ID_LEN;
-    }
-    put_u64(p, (uint64_t)h->sent_at_ms);
+/* Binding B (layout in envelope.h). */
+static void encode_binding(uint32_t version, const struct envelope_header *h,
+                           uint8_t out[ENVELOPE_BINDING_LEN]) {
+    put_u32(out, version);
+    memcpy(out + 4, h->conversation_id.b, ID_LEN);
+    memcpy(out + 4 + ID_LEN, h->client_msg_id.b, ID_LEN);
+    memcpy(out + 4 + 2 * ID_LEN, h->sender_device_id.b, ID_LEN);
 }
 
-static void wrap_info(const struct id *device_id, const struct id *key_id,
-                      uint8_t out[WRAP_INFO_LEN]) {
+static void wrap_info(const struct id *device_id, uint32_t key_id, uint8_t out[WRAP_INFO_LEN]) {
     memcpy(out, wrap_context, sizeof wrap_context - 1);
     memcpy(out + sizeof wrap_context - 1, device_id->b, ID_LEN);
-    memcpy(out + sizeof wrap_context - 1 + ID_LEN, key_id->b, ID_LEN);
+    put_u32(out + sizeof wrap_context - 1 + ID_LEN, key_id);
 }
 
 /* The signed transcript of `env` (layout in envelope.h), appended to `t`. */
-static void build_transcript(const struct envelope *env, const uint8_t h[ENVELOPE_HEADER_LEN],
-                             struct buf *t) {
+static void build_transcript(const struct envelope *env, struct buf *t) {
+    uint8_t header_hash[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256(header_hash, env->opaque_header, env->opaque_header_len);
     uint8_t body_hash[crypto_hash_sha256_BYTES];
     crypto_hash_sha256_state st;
     crypto_hash_sha256_init(&st);
@@ -180,18 +187,22 @@ static void build_transcript(const struct envelope *env, const uint8_t h[ENVELOP
     crypto_hash_sha256_update(&st, env->body, env->body_len);
     crypto_hash_sha256_final(&st, body_hash);
 
-    buf_reserve(t, sizeof transcript_context - 1 + ENVELOPE_HEADER_LEN + sizeof body_hash + 4 +
-                       env->n_wraps * sizeof(struct envelope_wrap));
+    buf_reserve(t, sizeof transcript_context - 1 + ENVELOPE_BINDING_LEN + 2 * sizeof body_hash + 4 +
+                       env->n_wraps * (ID_LEN + 4 + ENVELOPE_ENC_LEN + ENVELOPE_WRAPPED_KEY_LEN));
+    uint8_t b[ENVELOPE_BINDING_LEN];
+    encode_binding(env->version, &env->header, b);
     buf_append(t, transcript_context, sizeof transcript_context - 1);
-    buf_append(t, h, ENVELOPE_HEADER_LEN);
+    buf_append(t, b, sizeof b);
+    buf_append(t, header_hash, sizeof header_hash);
     buf_append(t, body_hash, sizeof body_hash);
-    uint8_t count[4] = {(uint8_t)(env->n_wraps >> 24), (uint8_t)(env->n_wraps >> 16),
-                        (uint8_t)(env->n_wraps >> 8), (uint8_t)env->n_wraps};
-    buf_append(t, count, sizeof count);
+    uint8_t u32[4];
+    put_u32(u32, (uint32_t)env->n_wraps);
+    buf_append(t, u32, sizeof u32);
     for (size_t i = 0; i < env->n_wraps; i++) {
         const struct envelope_wrap *w = &env->wraps[i];
         buf_append(t, w->device_id.b, ID_LEN);
-        buf_append(t, w->key_id.b, ID_LEN);
+        put_u32(u32, w->key_id);
+        buf_append(t, u32, sizeof u32);
         buf_append(t, w->enc, sizeof w->enc);
         buf_append(t, w->wrapped_key, sizeof w->wrapped_key);
     }
@@ -216,7 +227,7 @@ int envelope_seal(const struct envelope_header *header, const uint8_t *body, siz
                   const struct envelope_identity *sender, struct envelope *out) {
     if (n_recipients == 0 || n_recipients > ENVELOPE_MAX_WRAPS)
         return STATUS_BAD_REQUEST;
-    if (body_len > ENVELOPE_MAX_BODY_LEN)
+    if (body_len > ENVELOPE_MAX_BODY_LEN - ENVELOPE_TAG_LEN)
         return STATUS_TOO_LARGE;
     const int64_t now = clock_now();
     for (size_t i = 0; i < n_recipients; i++) {
@@ -232,9 +243,10 @@ int envelope_seal(const struct envelope_header *header, const uint8_t *body, siz
     struct buf transcript;
     buf_init(&transcript);
 
+    env.version = ENVELOPE_VERSION;
     env.header = *header;
-    uint8_t h[ENVELOPE_HEADER_LEN];
-    encode_header(header, h);
+    uint8_t h[ENVELOPE_BINDING_LEN];
+    encode_binding(env.version, header, h);
 
     rand_bytes(body_key, BODY_KEY_LEN);
     rand_bytes(env.nonce, sizeof env.nonce);
@@ -251,7 +263,7 @@ int envelope_seal(const struct envelope_header *header, const uint8_t *body, siz
         w->device_id = k->device_id;
         w->key_id = k->key_id;
         uint8_t info[WRAP_INFO_LEN];
-        wrap_info(&k->device_id, &k->key_id, info);
+        wrap_info(&k->device_id, k->key_id, info);
         rc = hpke_seal(k->pk, info, sizeof info, h, sizeof h, body_key, BODY_KEY_LEN, w->enc,
                        w->wrapped_key);
         if (rc != 0)
@@ -262,7 +274,7 @@ int envelope_seal(const struct envelope_header *header, const uint8_t *body, siz
     if (rc != 0)
         goto fail;
 
-    build_transcript(&env, h, &transcript);
+    build_transcript(&env, &transcript);
     CHECK(crypto_sign_detached(env.sig, NULL, transcript.data, transcript.len, sender->sk) == 0);
 
     buf_cleanup(&transcript);
@@ -286,20 +298,20 @@ static const struct envelope_wrap *find_wrap(const struct envelope *env, const s
 int envelope_open(const struct envelope *env, const uint8_t sender_pk[ENVELOPE_SIGN_PK_LEN],
                   const struct envelope_enc_key *key, struct buf *body_out) {
     buf_wipe(body_out);
-    if (env->n_wraps > ENVELOPE_MAX_WRAPS ||
-        env->body_len > ENVELOPE_MAX_BODY_LEN + ENVELOPE_TAG_LEN)
+    if (env->n_wraps > ENVELOPE_MAX_WRAPS || env->body_len > ENVELOPE_MAX_BODY_LEN ||
+        env->opaque_header_len > ENVELOPE_MAX_HEADER_LEN)
         return STATUS_TOO_LARGE;
-    if (env->n_wraps == 0 || env->body_len < ENVELOPE_TAG_LEN)
+    if (env->version != ENVELOPE_VERSION || env->n_wraps == 0 || env->body_len < ENVELOPE_TAG_LEN)
         return STATUS_BAD_REQUEST;
     int rc = check_wrap_order(env->wraps, env->n_wraps);
     if (rc != 0)
         return rc;
 
-    uint8_t h[ENVELOPE_HEADER_LEN];
-    encode_header(&env->header, h);
+    uint8_t h[ENVELOPE_BINDING_LEN];
+    encode_binding(env->version, &env->header, h);
     struct buf transcript;
     buf_init(&transcript);
-    build_transcript(env, h, &transcript);
+    build_transcript(env, &transcript);
     sodium_ready();
     rc = crypto_sign_verify_detached(env->sig, transcript.data, transcript.len, sender_pk);
     buf_cleanup(&transcript);
@@ -309,11 +321,11 @@ int envelope_open(const struct envelope *env, const uint8_t sender_pk[ENVELOPE_S
     const struct envelope_wrap *w = find_wrap(env, &key->pub.device_id);
     if (w == NULL)
         return STATUS_NOT_FOUND;
-    if (sodium_memcmp(w->key_id.b, key->pub.key_id.b, ID_LEN) != 0)
+    if (w->key_id != key->pub.key_id)
         return STATUS_CONFLICT;
 
     uint8_t info[WRAP_INFO_LEN];
-    wrap_info(&w->device_id, &w->key_id, info);
+    wrap_info(&w->device_id, w->key_id, info);
     uint8_t *body_key = secret_alloc(BODY_KEY_LEN);
     rc = hpke_open(key->sk, w->enc, info, sizeof info, h, sizeof h, w->wrapped_key,
                    sizeof w->wrapped_key, body_key);
@@ -337,8 +349,11 @@ int envelope_open(const struct envelope *env, const uint8_t sender_pk[ENVELOPE_S
 void envelope_cleanup(struct envelope *env) {
     if (!env)
         return;
+    free(env->opaque_header);
     free(env->body);
     free(env->wraps);
+    env->opaque_header = NULL;
+    env->opaque_header_len = 0;
     env->body = NULL;
     env->body_len = 0;
     env->wraps = NULL;

@@ -14,41 +14,45 @@
  * header, a hash of the encrypted body and every wrap. The server can check which
  * devices a message is wrapped for but never sees the body key.
  *
- * Byte layouts. Integers are big-endian; ids (struct id) are their 16 bytes;
- * strings are ASCII without a NUL.
+ * Byte layouts: the signed ones are exactly protocol/carechat.proto's
+ * (DeviceKeys.signature, Envelope.signature); the rest (marked "client") is
+ * what every carechat client must agree on. Integers are big-endian; ids
+ * (struct id) are their 16 bytes; strings are ASCII without a NUL.
  *
- *   Device key statement (signed with Ed25519 by the device's identity key;
- *   envelope_device_key.sig is the detached signature), 94 bytes:
- *     "carechat.v1 device key"  22 bytes
- *     device_id                 16
- *     key_id                    16
- *     expires_at_ms             8   (int64 as two's complement)
- *     X25519 public key         32
+ *   Encryption key statement (DeviceKeys.signature; client/statement.h), 70 bytes:
+ *     "carechat.v1 encryption key"  26 bytes
+ *     X25519 public key             32
+ *     key_id                        4   (uint32, DeviceKeys.encryption_key_id)
+ *     expires_at_ms                 8   (int64 as two's complement)
  *
- *   Header encoding H, 73 bytes:
- *     version                   1   (ENVELOPE_VERSION)
+ *   Binding B (client), 52 bytes:
+ *     version                   4   (ENVELOPE_VERSION, Envelope.version)
  *     conversation_id           16
- *     message_id                16
- *     sender_account_id         16
- *     sender_device_id          16
- *     sent_at_ms                8   (int64 as two's complement)
+ *     client_msg_id             16  (Send.client_msg_id)
+ *     sender_device_id          16  (Envelope.sender_device_id)
  *
- *   Body: XChaCha20-Poly1305-IETF(key = body key, nonce = envelope.nonce,
- *     additional data = H); body ciphertext = plaintext length + 16 bytes.
+ *   Body (client): XChaCha20-Poly1305-IETF(key = body key, nonce =
+ *     Envelope.body_nonce, additional data = B); Envelope.body = plaintext
+ *     length + 16 bytes.
  *
- *   Wrap for a device: HPKE base mode single-shot seal of the 32-byte body key to
- *     the device's X25519 key with
- *       info = "carechat.v1 wrap" (16 bytes) | device_id (16) | key_id (16)
- *       aad  = H
- *     giving enc (32 bytes) and the wrapped key (48 bytes).
+ *   Wrap for a device (client; KeyWrap): HPKE base mode single-shot seal of the
+ *     32-byte body key to the device's X25519 key with
+ *       info = "carechat.v1 wrap" (16 bytes) | device_id (16) | key_id (4)
+ *       aad  = B
+ *     giving KeyWrap.enc (32 bytes) and KeyWrap.wrapped_key (48 bytes).
  *
- *   Transcript the sender signs (Ed25519, detached; envelope.sig):
+ *   Transcript the sender signs (Envelope.signature, Ed25519, detached):
  *     "carechat.v1 envelope"    20 bytes
- *     H                         73
- *     body hash                 32  SHA-256(nonce (24) | body ciphertext)
+ *     version                   4
+ *     conversation_id           16
+ *     client_msg_id             16
+ *     sender_device_id          16
+ *     SHA-256(Envelope.header)  32  (the opaque client header; empty from
+ *                                    envelope_seal())
+ *     SHA-256(body_nonce (24) | body)  32
  *     wrap count                4   (uint32)
  *     for each wrap, in strictly ascending bytewise order of device_id:
- *       device_id 16 | key_id 16 | enc 32 | wrapped key 48
+ *       device_id 16 | key_id 4 | enc 32 | wrapped key 48
  *
  * Secrets (identity and encryption private keys, body keys) live in
  * sodium_malloc memory or are wiped on every path. Time comes from clock_now()
@@ -72,9 +76,10 @@
 #define ENVELOPE_WRAPPED_KEY_LEN 48 /* body key + Poly1305 tag */
 #define ENVELOPE_NONCE_LEN 24       /* XChaCha20 nonce */
 #define ENVELOPE_TAG_LEN 16
-#define ENVELOPE_HEADER_LEN 73
-#define ENVELOPE_MAX_BODY_LEN (1 << 20) /* plaintext bytes; files use secretstream */
-#define ENVELOPE_MAX_WRAPS 1024
+#define ENVELOPE_BINDING_LEN 52
+#define ENVELOPE_MAX_HEADER_LEN 1024      /* Envelope.header */
+#define ENVELOPE_MAX_BODY_LEN (64 * 1024) /* Envelope.body (ciphertext); files use secretstream */
+#define ENVELOPE_MAX_WRAPS 512
 
 /* ---- device keys ---- */
 
@@ -118,10 +123,11 @@ void envelope_identity_sign(const struct envelope_identity *identity, const uint
 int envelope_signature_verify(const uint8_t pk[ENVELOPE_SIGN_PK_LEN], const uint8_t *msg,
                               size_t len, const uint8_t sig[ENVELOPE_SIG_LEN]);
 
-/* The public, signed statement of a device's encryption key (layout above). */
+/* The public, signed statement of a device's encryption key (layout above;
+ * device_id is not part of what is signed: DeviceKeys carries it beside). */
 struct envelope_device_key {
     struct id device_id;
-    struct id key_id;
+    uint32_t key_id;       /* non-zero */
     int64_t expires_at_ms; /* Unix milliseconds; unusable from then on */
     uint8_t pk[ENVELOPE_ENC_PK_LEN];
     uint8_t sig[ENVELOPE_SIG_LEN];
@@ -138,12 +144,21 @@ int envelope_device_key_verify(const struct envelope_device_key *key,
  * its signed public statement. */
 struct envelope_enc_key;
 
-/* Makes a fresh encryption key for `device_id` with a random key id, expiring at
+/* Makes a fresh encryption key for `device_id` with id `key_id`, expiring at
  * `expires_at_ms`, and signs its statement with `identity`. Stores it in *out
  * (free with envelope_enc_key_free()) and returns 0, or returns
- * STATUS_BAD_REQUEST when `expires_at_ms` is not after clock_now(). */
+ * STATUS_BAD_REQUEST when `key_id` is 0 or `expires_at_ms` is not after
+ * clock_now(). */
 int envelope_enc_key_new(const struct envelope_identity *identity, const struct id *device_id,
-                         int64_t expires_at_ms, struct envelope_enc_key **out);
+                         uint32_t key_id, int64_t expires_at_ms, struct envelope_enc_key **out);
+
+/* As envelope_enc_key_new(), with the X25519 private key `sk` (borrowed; from
+ * a device's profile) instead of a fresh one, and no expiry check (a device
+ * still opens what was wrapped to its key before it expired). Returns 0, or
+ * STATUS_BAD_REQUEST when `key_id` is 0. */
+int envelope_enc_key_import(const struct envelope_identity *identity, const struct id *device_id,
+                            uint32_t key_id, int64_t expires_at_ms,
+                            const uint8_t sk[ENVELOPE_ENC_PK_LEN], struct envelope_enc_key **out);
 
 /* The signed public statement, owned by `key` and valid until it is freed. */
 const struct envelope_device_key *envelope_enc_key_public(const struct envelope_enc_key *key);
@@ -153,28 +168,31 @@ void envelope_enc_key_free(struct envelope_enc_key *key);
 
 /* ---- messages ---- */
 
-/* What the transcript binds besides the body (encoding H above). */
+/* What binding B (above) holds besides the version. */
 struct envelope_header {
     struct id conversation_id;
-    struct id message_id; /* the sender's random client message id */
-    struct id sender_account_id;
+    struct id client_msg_id; /* the sender's random idempotency key */
     struct id sender_device_id;
-    int64_t sent_at_ms;
 };
 
-/* The body key wrapped for one device. */
+/* The body key wrapped for one device (carechat.proto KeyWrap). */
 struct envelope_wrap {
     struct id device_id;
-    struct id key_id; /* which encryption key of the device it is wrapped to */
+    uint32_t key_id; /* which encryption key of the device it is wrapped to */
     uint8_t enc[ENVELOPE_ENC_LEN];
     uint8_t wrapped_key[ENVELOPE_WRAPPED_KEY_LEN];
 };
 
-/* An encrypted message, embedded by value. `body` and `wraps` are heap memory
- * (malloc) owned by the struct and released by envelope_cleanup(); whoever fills
- * one in by hand (a decoder) allocates them with malloc too. */
+/* An encrypted message (carechat.proto Envelope plus the conversation and
+ * client_msg_id of its Send), embedded by value. `opaque_header`, `body` and
+ * `wraps` are heap memory (malloc; may be NULL when their length is 0) owned
+ * by the struct and released by envelope_cleanup(); whoever fills one in by
+ * hand (a decoder) allocates them with malloc too. */
 struct envelope {
+    uint32_t version; /* ENVELOPE_VERSION */
     struct envelope_header header;
+    uint8_t *opaque_header; /* Envelope.header: client-defined bytes, signed */
+    size_t opaque_header_len;
     uint8_t nonce[ENVELOPE_NONCE_LEN];
     uint8_t *body; /* ciphertext: plaintext length + ENVELOPE_TAG_LEN */
     size_t body_len;
@@ -197,7 +215,7 @@ struct envelope_recipient {
  * with the wraps sorted by device id, and returns 0. Otherwise writes nothing to
  * *out and returns STATUS_BAD_REQUEST (no recipients, more than
  * ENVELOPE_MAX_WRAPS, the same device twice, or a low-order X25519 key),
- * STATUS_TOO_LARGE (`body_len` above ENVELOPE_MAX_BODY_LEN), STATUS_CORRUPT (a
+ * STATUS_TOO_LARGE (`body_len` + ENVELOPE_TAG_LEN above ENVELOPE_MAX_BODY_LEN), STATUS_CORRUPT (a
  * recipient key not signed by its identity key) or STATUS_CONFLICT (a recipient
  * key expired). */
 int envelope_seal(const struct envelope_header *header, const uint8_t *body, size_t body_len,
@@ -208,10 +226,11 @@ int envelope_seal(const struct envelope_header *header, const uint8_t *body, siz
  * sender's device list names for header.sender_device_id), finds the wrap for
  * the device and key of `key`, unwraps the body key and decrypts the body into
  * `body_out`, replacing its contents. Returns 0, or (leaving `body_out` empty):
- *   STATUS_BAD_REQUEST  malformed: no wraps, wraps not strictly ascending, or a
- *                       body shorter than its tag;
- *   STATUS_TOO_LARGE    more than ENVELOPE_MAX_WRAPS wraps or a body above
- *                       ENVELOPE_MAX_BODY_LEN;
+ *   STATUS_BAD_REQUEST  malformed: another version, no wraps, wraps not
+ *                       strictly ascending, or a body shorter than its tag;
+ *   STATUS_TOO_LARGE    more than ENVELOPE_MAX_WRAPS wraps, a body above
+ *                       ENVELOPE_MAX_BODY_LEN or a header above
+ *                       ENVELOPE_MAX_HEADER_LEN;
  *   STATUS_CORRUPT      the signature does not verify (tampered header, body,
  *                       wrap or signature, or another sender), or the wrap or
  *                       the body does not decrypt with this key;

@@ -1,7 +1,8 @@
 /*
  * client/envelope_test.c: the message envelope and device keys: round trips to
  * several devices, every kind of tampering, missing and wrong keys, and the byte
- * layouts documented in envelope.h (rebuilt here by hand from the comment).
+ * layouts documented in envelope.h, which are carechat.proto's DeviceKeys and
+ * Envelope signatures (rebuilt here by hand from the proto's comments).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -39,7 +40,7 @@ static void device_init(struct device *d, const struct id *account_id) {
     assert_int_equal(envelope_identity_new(&d->identity), 0);
     envelope_identity_public(d->identity, d->identity_pk);
     assert_int_equal(
-        envelope_enc_key_new(d->identity, &d->device_id, NOW_MS + 30 * DAY_MS, &d->key), 0);
+        envelope_enc_key_new(d->identity, &d->device_id, 7, NOW_MS + 30 * DAY_MS, &d->key), 0);
 }
 
 static void device_cleanup(struct device *d) {
@@ -57,16 +58,16 @@ static struct envelope_recipient recipient_of(const struct device *d) {
 static struct envelope_header header_from(const struct device *sender) {
     struct envelope_header h;
     h.conversation_id = id_new();
-    h.message_id = id_new();
-    h.sender_account_id = sender->account_id;
+    h.client_msg_id = id_new();
     h.sender_device_id = sender->device_id;
-    h.sent_at_ms = NOW_MS;
     return h;
 }
 
 /* A deep copy, so a test can tamper with one and keep the original. */
 static void envelope_copy(const struct envelope *src, struct envelope *dst) {
     *dst = *src;
+    dst->opaque_header =
+        src->opaque_header_len > 0 ? xmemdup(src->opaque_header, src->opaque_header_len) : NULL;
     dst->body = xmemdup(src->body, src->body_len);
     dst->wraps = xmemdup(src->wraps, src->n_wraps * sizeof *src->wraps);
 }
@@ -118,7 +119,7 @@ static void test_envelope_round_trip_to_three_devices(void **state) {
     struct envelope_recipient to[3] = {recipient_of(&p1), recipient_of(&p2), recipient_of(&s2)};
     struct envelope_header h = header_from(&s);
 
-    static const size_t sizes[] = {0, 1, 300, ENVELOPE_MAX_BODY_LEN};
+    static const size_t sizes[] = {0, 1, 300, ENVELOPE_MAX_BODY_LEN - ENVELOPE_TAG_LEN};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         uint8_t *body = xmalloc(sizes[i]);
         rand_bytes(body, sizes[i]);
@@ -127,6 +128,8 @@ static void test_envelope_round_trip_to_three_devices(void **state) {
         assert_int_equal(env.n_wraps, 3);
         assert_int_equal(env.body_len, sizes[i] + ENVELOPE_TAG_LEN);
         assert_memory_equal(&env.header, &h, sizeof h);
+        assert_int_equal(env.version, ENVELOPE_VERSION);
+        assert_int_equal(env.opaque_header_len, 0);
         for (size_t w = 1; w < env.n_wraps; w++)
             assert_true(memcmp(env.wraps[w - 1].device_id.b, env.wraps[w].device_id.b, ID_LEN) < 0);
         assert_opens_to(&env, &s, &p1, body, sizes[i]);
@@ -156,29 +159,32 @@ static void test_envelope_tampering_fails_to_open(void **state) {
     assert_opens_to(&env, &s, &a, body, sizeof body);
 
     struct envelope t;
-    /* every header field */
-    for (int field = 0; field < 5; field++) {
+    /* every bound field, and the opaque header */
+    for (int field = 0; field < 4; field++) {
         envelope_copy(&env, &t);
         switch (field) {
         case 0:
             t.header.conversation_id.b[3] ^= 1;
             break;
         case 1:
-            t.header.message_id.b[0] ^= 1;
+            t.header.client_msg_id.b[0] ^= 1;
             break;
         case 2:
-            t.header.sender_account_id.b[15] ^= 1;
-            break;
-        case 3:
             t.header.sender_device_id.b[7] ^= 1;
             break;
         default:
-            t.header.sent_at_ms += 1;
+            t.opaque_header = xmemdup("x", 1);
+            t.opaque_header_len = 1;
             break;
         }
         assert_int_equal(open_status(&t, &s, &a), STATUS_CORRUPT);
         envelope_cleanup(&t);
     }
+    /* another version */
+    envelope_copy(&env, &t);
+    t.version = 2;
+    assert_int_equal(open_status(&t, &s, &a), STATUS_BAD_REQUEST);
+    envelope_cleanup(&t);
     /* the body: first, middle and last byte, and the nonce */
     size_t positions[] = {0, env.body_len / 2, env.body_len - 1};
     for (size_t i = 0; i < 3; i++) {
@@ -202,7 +208,7 @@ static void test_envelope_tampering_fails_to_open(void **state) {
         for (int part = 0; part < 3; part++) {
             envelope_copy(&env, &t);
             if (part == 0)
-                t.wraps[w].key_id.b[0] ^= 1;
+                t.wraps[w].key_id ^= 1;
             else if (part == 1)
                 t.wraps[w].enc[5] ^= 1;
             else
@@ -259,7 +265,7 @@ static void test_envelope_wrong_recipient_key_id_is_conflict(void **state) {
     device_init(&s, &acct);
     device_init(&a, &acct);
     struct envelope_enc_key *old_key = a.key;
-    assert_int_equal(envelope_enc_key_new(a.identity, &a.device_id, NOW_MS + DAY_MS, &a.key), 0);
+    assert_int_equal(envelope_enc_key_new(a.identity, &a.device_id, 8, NOW_MS + DAY_MS, &a.key), 0);
     struct envelope_recipient to[1] = {recipient_of(&a)};
     struct envelope_header h = header_from(&s);
     struct envelope env;
@@ -276,17 +282,17 @@ static void test_envelope_wrong_recipient_key_id_is_conflict(void **state) {
     device_cleanup(&a);
 }
 
-/* The device key statement, built by hand from the layout in envelope.h and
- * signed with a raw Ed25519 key. */
+/* The encryption key statement, built by hand from carechat.proto's
+ * DeviceKeys.signature comment and signed with a raw Ed25519 key. */
 static void sign_statement_by_hand(struct envelope_device_key *k, const uint8_t ed_sk[64]) {
-    uint8_t st[94];
-    memcpy(st, "carechat.v1 device key", 22);
-    memcpy(st + 22, k->device_id.b, 16);
-    memcpy(st + 38, k->key_id.b, 16);
+    uint8_t st[70];
+    memcpy(st, "carechat.v1 encryption key", 26);
+    memcpy(st + 26, k->pk, 32);
+    for (int i = 0; i < 4; i++)
+        st[58 + i] = (uint8_t)(k->key_id >> (24 - 8 * i));
     uint64_t e = (uint64_t)k->expires_at_ms;
     for (int i = 0; i < 8; i++)
-        st[54 + i] = (uint8_t)(e >> (56 - 8 * i));
-    memcpy(st + 62, k->pk, 32);
+        st[62 + i] = (uint8_t)(e >> (56 - 8 * i));
     assert_int_equal(crypto_sign_detached(k->sig, NULL, st, sizeof st, ed_sk), 0);
 }
 
@@ -325,7 +331,7 @@ static void test_envelope_byte_layout_matches_header_comment(void **state) {
     crypto_sign_keypair(ed_pk, ed_sk);
     struct envelope_device_key dk;
     dk.device_id = id_new();
-    dk.key_id = id_new();
+    dk.key_id = 0x01020304;
     dk.expires_at_ms = NOW_MS + DAY_MS;
     hpke_keypair(dk.pk, x_sk);
     sign_statement_by_hand(&dk, ed_sk);
@@ -335,24 +341,24 @@ static void test_envelope_byte_layout_matches_header_comment(void **state) {
     to[0].key = &dk;
     memcpy(to[0].identity_pk, ed_pk, 32);
     struct envelope_header h = header_from(&s);
-    h.sent_at_ms = INT64_C(0x0102030405060708);
     const uint8_t body[] = "layout check";
     struct envelope env;
     assert_int_equal(envelope_seal(&h, body, sizeof body, to, 1, s.identity, &env), 0);
 
-    uint8_t H[73];
-    H[0] = 1;
-    memcpy(H + 1, h.conversation_id.b, 16);
-    memcpy(H + 17, h.message_id.b, 16);
-    memcpy(H + 33, h.sender_account_id.b, 16);
-    memcpy(H + 49, h.sender_device_id.b, 16);
-    const uint8_t sent_at[8] = {1, 2, 3, 4, 5, 6, 7, 8};
-    memcpy(H + 65, sent_at, 8);
+    /* binding B: version, conversation, client_msg_id, sender device */
+    uint8_t H[52] = {0, 0, 0, 1};
+    memcpy(H + 4, h.conversation_id.b, 16);
+    memcpy(H + 20, h.client_msg_id.b, 16);
+    memcpy(H + 36, h.sender_device_id.b, 16);
 
+    /* carechat.proto Envelope.signature */
     struct buf t;
     buf_init(&t);
     buf_append(&t, "carechat.v1 envelope", 20);
     buf_append(&t, H, sizeof H);
+    uint8_t header_hash[32];
+    crypto_hash_sha256(header_hash, NULL, 0);
+    buf_append(&t, header_hash, 32);
     struct buf hashed;
     buf_init(&hashed);
     buf_append(&hashed, env.nonce, 24);
@@ -363,16 +369,17 @@ static void test_envelope_byte_layout_matches_header_comment(void **state) {
     const uint8_t count[4] = {0, 0, 0, 1};
     buf_append(&t, count, 4);
     buf_append(&t, env.wraps[0].device_id.b, 16);
-    buf_append(&t, env.wraps[0].key_id.b, 16);
+    const uint8_t key_id[4] = {1, 2, 3, 4};
+    buf_append(&t, key_id, 4);
     buf_append(&t, env.wraps[0].enc, 32);
     buf_append(&t, env.wraps[0].wrapped_key, 48);
-    assert_int_equal(t.len, 20 + 73 + 32 + 4 + 112);
+    assert_int_equal(t.len, 20 + 4 + 48 + 32 + 32 + 4 + 100);
     assert_int_equal(crypto_sign_verify_detached(env.sig, t.data, t.len, s.identity_pk), 0);
 
-    uint8_t info[48];
+    uint8_t info[36];
     memcpy(info, "carechat.v1 wrap", 16);
     memcpy(info + 16, dk.device_id.b, 16);
-    memcpy(info + 32, dk.key_id.b, 16);
+    memcpy(info + 32, key_id, 4);
     uint8_t body_key[32];
     assert_int_equal(hpke_open(x_sk, env.wraps[0].enc, info, sizeof info, H, sizeof H,
                                env.wraps[0].wrapped_key, 48, body_key),
@@ -401,14 +408,11 @@ static void test_envelope_device_key_verify(void **state) {
     /* signed by another identity */
     assert_int_equal(envelope_device_key_verify(pub, b.identity_pk, NOW_MS), STATUS_CORRUPT);
     /* any field changed */
-    for (int field = 0; field < 5; field++) {
+    for (int field = 1; field < 5; field++) {
         struct envelope_device_key k = *pub;
         switch (field) {
-        case 0:
-            k.device_id.b[0] ^= 1;
-            break;
         case 1:
-            k.key_id.b[9] ^= 1;
+            k.key_id ^= 1;
             break;
         case 2:
             k.expires_at_ms += DAY_MS;
@@ -428,9 +432,22 @@ static void test_envelope_device_key_verify(void **state) {
                      STATUS_CONFLICT);
     /* a key must expire in the future */
     struct envelope_enc_key *k = NULL;
-    assert_int_equal(envelope_enc_key_new(a.identity, &a.device_id, NOW_MS, &k),
+    assert_int_equal(envelope_enc_key_new(a.identity, &a.device_id, 1, NOW_MS, &k),
                      STATUS_BAD_REQUEST);
     assert_null(k);
+    /* key id 0 is not a key id */
+    assert_int_equal(envelope_enc_key_new(a.identity, &a.device_id, 0, NOW_MS + DAY_MS, &k),
+                     STATUS_BAD_REQUEST);
+    assert_null(k);
+    /* an imported private key signs the same public statement */
+    uint8_t pk[32], sk[32];
+    hpke_keypair(pk, sk);
+    assert_int_equal(envelope_enc_key_import(a.identity, &a.device_id, 9, NOW_MS + DAY_MS, sk, &k),
+                     0);
+    assert_memory_equal(envelope_enc_key_public(k)->pk, pk, 32);
+    assert_int_equal(envelope_device_key_verify(envelope_enc_key_public(k), a.identity_pk, NOW_MS),
+                     0);
+    envelope_enc_key_free(k);
     device_cleanup(&a);
     device_cleanup(&b);
 }
@@ -456,8 +473,9 @@ static void test_envelope_seal_refuses_bad_recipients(void **state) {
                      STATUS_CORRUPT);
     /* too large */
     struct envelope_recipient ok = recipient_of(&a);
-    uint8_t *big = xcalloc(ENVELOPE_MAX_BODY_LEN + 1, 1);
-    assert_int_equal(envelope_seal(&h, big, ENVELOPE_MAX_BODY_LEN + 1, &ok, 1, s.identity, &env),
+    uint8_t *big = xcalloc(ENVELOPE_MAX_BODY_LEN, 1);
+    assert_int_equal(envelope_seal(&h, big, ENVELOPE_MAX_BODY_LEN - ENVELOPE_TAG_LEN + 1, &ok, 1,
+                                   s.identity, &env),
                      STATUS_TOO_LARGE);
     free(big);
     /* an expired key */
@@ -504,7 +522,7 @@ static void test_envelope_open_refuses_malformed(void **state) {
     t.n_wraps = ENVELOPE_MAX_WRAPS + 1; /* refused before the array is read */
     assert_int_equal(open_status(&t, &s, &a), STATUS_TOO_LARGE);
     t.n_wraps = env.n_wraps;
-    t.body_len = ENVELOPE_MAX_BODY_LEN + ENVELOPE_TAG_LEN + 1; /* likewise */
+    t.body_len = ENVELOPE_MAX_BODY_LEN + 1; /* likewise */
     assert_int_equal(open_status(&t, &s, &a), STATUS_TOO_LARGE);
     t.body_len = env.body_len;
     envelope_cleanup(&t);
