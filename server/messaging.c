@@ -207,30 +207,35 @@ out:
         rec_account_cleanup(&accts[i]);
 }
 
-/* A StoredMessage as `device` sees it, borrowing from `m` and `w`. */
+/* A StoredMessage as `device` sees it: ids copied, byte strings borrowed
+ * from the encoded record that `m` was decoded from. */
 struct stored {
     Carechat__V1__StoredMessage sm;
     Carechat__V1__Envelope env;
     Carechat__V1__KeyWrap wrap;
     Carechat__V1__KeyWrap *wrapp;
     struct msgrec_wrap w;
-    struct id conv;
+    struct id conv, message_id, sender_account, sender_device, client_msg_id;
 };
 
 static void stored_build(struct stored *s, const struct id *conv, uint64_t seq,
                          const struct msgrec_message *m, const struct id *device) {
     s->conv = *conv;
+    s->message_id = m->message_id;
+    s->sender_account = m->sender_account;
+    s->sender_device = m->sender_device;
+    s->client_msg_id = m->client_msg_id;
     carechat__v1__stored_message__init(&s->sm);
     carechat__v1__envelope__init(&s->env);
-    s->sm.message_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)m->message_id.b};
+    s->sm.message_id = (ProtobufCBinaryData){ID_LEN, s->message_id.b};
     s->sm.conversation_id = (ProtobufCBinaryData){ID_LEN, s->conv.b};
     s->sm.seq = seq;
-    s->sm.sender_account_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)m->sender_account.b};
+    s->sm.sender_account_id = (ProtobufCBinaryData){ID_LEN, s->sender_account.b};
     s->sm.sent_at = m->sent_at;
     s->sm.urgent = m->urgent;
-    s->sm.client_msg_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)m->client_msg_id.b};
+    s->sm.client_msg_id = (ProtobufCBinaryData){ID_LEN, s->client_msg_id.b};
     s->env.version = m->envelope_version;
-    s->env.sender_device_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)m->sender_device.b};
+    s->env.sender_device_id = (ProtobufCBinaryData){ID_LEN, s->sender_device.b};
     s->env.header = (ProtobufCBinaryData){m->header.len, (uint8_t *)m->header.data};
     s->env.body = (ProtobufCBinaryData){m->body.len, (uint8_t *)m->body.data};
     s->env.body_nonce = (ProtobufCBinaryData){m->body_nonce.len, (uint8_t *)m->body_nonce.data};
