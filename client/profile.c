@@ -108,13 +108,14 @@ enum field {
     F_DEVICE_LIST_VERSION,
     F_SESSION_TOKEN,
     F_SESSION_EXPIRES_AT,
+    F_ACK_CURSOR,
     F_COUNT,
 };
 
 static const char *const field_names[F_COUNT] = {
     "identity_seed",      "encryption_secret", "encryption_key_id",   "encryption_key_expires_at",
     "account_id",         "device_id",         "device_list_version", "session_token",
-    "session_expires_at",
+    "session_expires_at", "ack_cursor",
 };
 
 static int parse_field(struct profile *p, enum field f, const char *v) {
@@ -147,6 +148,19 @@ static int parse_field(struct profile *p, enum field f, const char *v) {
         rc = parse_u64(v, INT64_MAX, &x);
         p->session_expires_at = (int64_t)x;
         return rc;
+    case F_ACK_CURSOR: {
+        struct buf b;
+        buf_init(&b);
+        rc = hex_decode(v, strlen(v), &b);
+        if (rc == 0 && (b.len == 0 || b.len > PROFILE_MAX_CURSOR))
+            rc = STATUS_CORRUPT;
+        if (rc == 0) {
+            memcpy(p->ack_cursor, b.data, b.len);
+            p->ack_cursor_len = b.len;
+        }
+        buf_cleanup(&b);
+        return rc == 0 ? 0 : STATUS_CORRUPT;
+    }
     case F_COUNT:
         break;
     }
@@ -192,7 +206,8 @@ static int parse(char *s, struct profile *p) {
     p->has_device = present[1];
     p->has_session = present[2];
     /* A device needs its keys, and a session its device. */
-    if ((p->has_device && !p->has_keys) || (p->has_session && !p->has_device))
+    if ((p->has_device && !p->has_keys) || (p->has_session && !p->has_device) ||
+        (seen[F_ACK_CURSOR] && !p->has_device))
         return STATUS_CORRUPT;
     return 0;
 }
@@ -299,6 +314,8 @@ int profile_save(const char *dir, const struct profile *p) {
         put_hex(&text, field_names[F_DEVICE_ID], p->device_id.b, ID_LEN);
         buf_printf(&text, "%s %" PRIu64 "\n", field_names[F_DEVICE_LIST_VERSION],
                    p->device_list_version);
+        if (p->ack_cursor_len > 0)
+            put_hex(&text, field_names[F_ACK_CURSOR], p->ack_cursor, p->ack_cursor_len);
     }
     if (p->has_session) {
         put_hex(&text, field_names[F_SESSION_TOKEN], p->session_token, PROFILE_TOKEN_LEN);

@@ -12,6 +12,8 @@
  *                               published with itself in it (0: not yet)
  *   session_token               the 32-byte session token (hex)
  *   session_expires_at          its absolute expiry
+ *   ack_cursor                  the last delivery cursor this device
+ *                               acknowledged (hex, opaque; absent: none yet)
  * Public keys are derived from the secrets; signatures are made again when
  * needed (Ed25519 is deterministic).
  *
@@ -36,6 +38,7 @@
 
 #define PROFILE_SECRET_LEN 32
 #define PROFILE_TOKEN_LEN 32
+#define PROFILE_MAX_CURSOR 32
 /* The file's name inside the profile directory. */
 #define PROFILE_FILE "profile"
 
@@ -52,6 +55,9 @@ struct profile {
     struct id account_id;
     struct id device_id;
     uint64_t device_list_version;
+    /* Where delivery resumes (Sync.after_cursor); length 0: from the start. */
+    uint8_t ack_cursor[PROFILE_MAX_CURSOR];
+    size_t ack_cursor_len;
 
     /* The session, between Login/Register and Logout (or expiry). */
     bool has_session;

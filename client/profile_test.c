@@ -46,6 +46,8 @@ static struct profile *full_profile(void) {
     p->account_id = id_new();
     p->device_id = id_new();
     p->device_list_version = 7;
+    p->ack_cursor_len = 3;
+    memcpy(p->ack_cursor, "\x81\x02\x03", 3);
     p->has_session = true;
     rand_bytes(p->session_token, sizeof p->session_token);
     p->session_expires_at = 1800000000000LL;
@@ -77,6 +79,8 @@ static void test_profile_round_trip_private_modes(void **state) {
     assert_memory_equal(q->account_id.b, p->account_id.b, ID_LEN);
     assert_memory_equal(q->device_id.b, p->device_id.b, ID_LEN);
     assert_int_equal(q->device_list_version, 7);
+    assert_int_equal(q->ack_cursor_len, 3);
+    assert_memory_equal(q->ack_cursor, "\x81\x02\x03", 3);
     assert_memory_equal(q->session_token, p->session_token, PROFILE_TOKEN_LEN);
     assert_int_equal(q->session_expires_at, p->session_expires_at);
 
@@ -157,6 +161,18 @@ static void test_profile_refuses_damaged_files(void **state) {
     write_file(dir, text, 0600);
     assert_int_equal(profile_load(dir, &p), STATUS_CORRUPT);
     snprintf(text, sizeof text, "carechat-profile 1\n%sencryption_key_id 2\n", keys);
+    write_file(dir, text, 0600);
+    assert_int_equal(profile_load(dir, &p), STATUS_CORRUPT);
+    /* a cursor without a device, an empty one, and one too long */
+    snprintf(text, sizeof text, "carechat-profile 1\n%sack_cursor 01\n", keys);
+    write_file(dir, text, 0600);
+    assert_int_equal(profile_load(dir, &p), STATUS_CORRUPT);
+    const char *device = "account_id 000102030405060708090a0b0c0d0e0f\n"
+                         "device_id 000102030405060708090a0b0c0d0e0f\ndevice_list_version 1\n";
+    snprintf(text, sizeof text, "carechat-profile 1\n%s%sack_cursor \n", keys, device);
+    write_file(dir, text, 0600);
+    assert_int_equal(profile_load(dir, &p), STATUS_CORRUPT);
+    snprintf(text, sizeof text, "carechat-profile 1\n%s%sack_cursor %066d\n", keys, device, 0);
     write_file(dir, text, 0600);
     assert_int_equal(profile_load(dir, &p), STATUS_CORRUPT);
     snprintf(text, sizeof text, "carechat-profile 1\n%s", keys);
