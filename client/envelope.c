@@ -19,6 +19,7 @@
 
 static const char wrap_context[] = "carechat.v1 wrap";
 static const char transcript_context[] = "carechat.v1 envelope";
+static const char inner_context[] = "carechat.v1 message";
 
 #define WRAP_INFO_LEN (sizeof wrap_context - 1 + ID_LEN + 4)
 #define BODY_KEY_LEN crypto_aead_xchacha20poly1305_ietf_KEYBYTES
@@ -208,6 +209,16 @@ static void build_transcript(const struct envelope *env, struct buf *t) {
     }
 }
 
+/* The inner signature's statement (layout in envelope.h). */
+static void inner_statement(const struct envelope *env, const uint8_t *msg, size_t msg_len,
+                            uint8_t out[sizeof inner_context - 1 + ENVELOPE_BINDING_LEN + 64]) {
+    memcpy(out, inner_context, sizeof inner_context - 1);
+    encode_binding(env->version, &env->header, out + sizeof inner_context - 1);
+    uint8_t *p = out + sizeof inner_context - 1 + ENVELOPE_BINDING_LEN;
+    crypto_hash_sha256(p, env->opaque_header, env->opaque_header_len);
+    crypto_hash_sha256(p + 32, msg, msg_len);
+}
+
 static int compare_wraps(const void *a, const void *b) {
     const struct envelope_wrap *x = a, *y = b;
     return memcmp(x->device_id.b, y->device_id.b, ID_LEN);
@@ -227,7 +238,7 @@ int envelope_seal(const struct envelope_header *header, const uint8_t *body, siz
                   const struct envelope_identity *sender, struct envelope *out) {
     if (n_recipients == 0 || n_recipients > ENVELOPE_MAX_WRAPS)
         return STATUS_BAD_REQUEST;
-    if (body_len > ENVELOPE_MAX_BODY_LEN - ENVELOPE_TAG_LEN)
+    if (body_len > ENVELOPE_MAX_MESSAGE_LEN)
         return STATUS_TOO_LARGE;
     const int64_t now = clock_now();
     for (size_t i = 0; i < n_recipients; i++) {
@@ -248,12 +259,21 @@ int envelope_seal(const struct envelope_header *header, const uint8_t *body, siz
     uint8_t h[ENVELOPE_BINDING_LEN];
     encode_binding(env.version, header, h);
 
+    /* plaintext: inner signature || message */
+    uint8_t st[sizeof inner_context - 1 + ENVELOPE_BINDING_LEN + 64];
+    inner_statement(&env, body, body_len, st);
+    const size_t pt_len = ENVELOPE_SIG_LEN + body_len;
+    uint8_t *pt = secret_alloc(pt_len + 1);
+    CHECK(crypto_sign_detached(pt, NULL, st, sizeof st, sender->sk) == 0);
+    if (body_len > 0)
+        memcpy(pt + ENVELOPE_SIG_LEN, body, body_len);
     rand_bytes(body_key, BODY_KEY_LEN);
     rand_bytes(env.nonce, sizeof env.nonce);
-    env.body_len = body_len + ENVELOPE_TAG_LEN;
+    env.body_len = pt_len + ENVELOPE_TAG_LEN;
     env.body = xmalloc(env.body_len);
-    crypto_aead_xchacha20poly1305_ietf_encrypt(env.body, NULL, body, body_len, h, sizeof h, NULL,
+    crypto_aead_xchacha20poly1305_ietf_encrypt(env.body, NULL, pt, pt_len, h, sizeof h, NULL,
                                                env.nonce, body_key);
+    sodium_free(pt);
 
     env.n_wraps = n_recipients;
     env.wraps = xcalloc(n_recipients, sizeof *env.wraps);
@@ -295,55 +315,72 @@ static const struct envelope_wrap *find_wrap(const struct envelope *env, const s
     return bsearch(&probe, env->wraps, env->n_wraps, sizeof *env->wraps, compare_wraps);
 }
 
-int envelope_open(const struct envelope *env, const uint8_t sender_pk[ENVELOPE_SIGN_PK_LEN],
-                  const struct envelope_enc_key *key, struct buf *body_out) {
-    buf_wipe(body_out);
+/* Shape checks shared by envelope_verify() and envelope_open(). */
+static int check_shape(const struct envelope *env) {
     if (env->n_wraps > ENVELOPE_MAX_WRAPS || env->body_len > ENVELOPE_MAX_BODY_LEN ||
         env->opaque_header_len > ENVELOPE_MAX_HEADER_LEN)
         return STATUS_TOO_LARGE;
-    if (env->version != ENVELOPE_VERSION || env->n_wraps == 0 || env->body_len < ENVELOPE_TAG_LEN)
+    if (env->version != ENVELOPE_VERSION || env->n_wraps == 0 ||
+        env->body_len < ENVELOPE_SIG_LEN + ENVELOPE_TAG_LEN)
         return STATUS_BAD_REQUEST;
-    int rc = check_wrap_order(env->wraps, env->n_wraps);
+    return check_wrap_order(env->wraps, env->n_wraps);
+}
+
+int envelope_verify(const struct envelope *env, const uint8_t sender_pk[ENVELOPE_SIGN_PK_LEN]) {
+    int rc = check_shape(env);
     if (rc != 0)
         return rc;
-
-    uint8_t h[ENVELOPE_BINDING_LEN];
-    encode_binding(env->version, &env->header, h);
     struct buf transcript;
     buf_init(&transcript);
     build_transcript(env, &transcript);
     sodium_ready();
     rc = crypto_sign_verify_detached(env->sig, transcript.data, transcript.len, sender_pk);
     buf_cleanup(&transcript);
-    if (rc != 0)
-        return STATUS_CORRUPT;
+    return rc != 0 ? STATUS_CORRUPT : 0;
+}
 
+int envelope_open(const struct envelope *env, const uint8_t sender_pk[ENVELOPE_SIGN_PK_LEN],
+                  const struct envelope_enc_key *key, struct buf *body_out) {
+    buf_wipe(body_out);
+    int rc = check_shape(env);
+    if (rc != 0)
+        return rc;
     const struct envelope_wrap *w = find_wrap(env, &key->pub.device_id);
     if (w == NULL)
         return STATUS_NOT_FOUND;
     if (w->key_id != key->pub.key_id)
         return STATUS_CONFLICT;
 
+    uint8_t h[ENVELOPE_BINDING_LEN];
+    encode_binding(env->version, &env->header, h);
     uint8_t info[WRAP_INFO_LEN];
     wrap_info(&w->device_id, w->key_id, info);
     uint8_t *body_key = secret_alloc(BODY_KEY_LEN);
+    const size_t pt_len = env->body_len - ENVELOPE_TAG_LEN;
+    uint8_t *pt = secret_alloc(pt_len);
     rc = hpke_open(key->sk, w->enc, info, sizeof info, h, sizeof h, w->wrapped_key,
                    sizeof w->wrapped_key, body_key);
+    if (rc == 0 &&
+        crypto_aead_xchacha20poly1305_ietf_decrypt(pt, NULL, NULL, env->body, env->body_len, h,
+                                                   sizeof h, env->nonce, body_key) != 0)
+        rc = STATUS_CORRUPT;
     if (rc == 0) {
-        size_t pt_len = env->body_len - ENVELOPE_TAG_LEN;
-        buf_reserve(body_out, pt_len);
-        if (crypto_aead_xchacha20poly1305_ietf_decrypt(body_out->data, NULL, NULL, env->body,
-                                                       env->body_len, h, sizeof h, env->nonce,
-                                                       body_key) == 0) {
-            body_out->len = pt_len;
-            body_out->data[pt_len] = '\0';
-        } else {
+        const size_t msg_len = pt_len - ENVELOPE_SIG_LEN;
+        uint8_t st[sizeof inner_context - 1 + ENVELOPE_BINDING_LEN + 64];
+        inner_statement(env, pt + ENVELOPE_SIG_LEN, msg_len, st);
+        if (crypto_sign_verify_detached(pt, st, sizeof st, sender_pk) != 0) {
             rc = STATUS_CORRUPT;
-            buf_wipe(body_out);
+        } else {
+            buf_reserve(body_out, msg_len + 1);
+            if (msg_len > 0)
+                memcpy(body_out->data, pt + ENVELOPE_SIG_LEN, msg_len);
+            body_out->len = msg_len;
+            body_out->data[msg_len] = '\0';
         }
     }
+    sodium_free(pt);
     sodium_free(body_key);
-    return rc;
+    return rc != 0 ? STATUS_CORRUPT : 0;
 }
 
 void envelope_cleanup(struct envelope *env) {

@@ -31,9 +31,23 @@
  *     client_msg_id             16  (Send.client_msg_id)
  *     sender_device_id          16  (Envelope.sender_device_id)
  *
+ *   Inner signature (client; Ed25519 by the sender's identity key, detached)
+ *   over, 135 bytes:
+ *     "carechat.v1 message"     19 bytes
+ *     B                         52
+ *     SHA-256(Envelope.header)  32
+ *     SHA-256(message)          32
+ *
  *   Body (client): XChaCha20-Poly1305-IETF(key = body key, nonce =
- *     Envelope.body_nonce, additional data = B); Envelope.body = plaintext
- *     length + 16 bytes.
+ *     Envelope.body_nonce, additional data = B) of the plaintext
+ *     inner signature (64) | message; Envelope.body = message length + 80.
+ *
+ *   Why two signatures: the server hands each device the envelope with only
+ *   that device's KeyWrap (carechat.proto StoredMessage), so a recipient cannot
+ *   rebuild Envelope.signature's transcript, which covers every wrap. The
+ *   inner signature, inside the ciphertext, is what a recipient verifies; the
+ *   outer one (carechat.proto's layout) binds the complete wrap set for
+ *   whoever holds the whole envelope (envelope_verify()).
  *
  *   Wrap for a device (client; KeyWrap): HPKE base mode single-shot seal of the
  *     32-byte body key to the device's X25519 key with
@@ -80,6 +94,8 @@
 #define ENVELOPE_MAX_HEADER_LEN 1024      /* Envelope.header */
 #define ENVELOPE_MAX_BODY_LEN (64 * 1024) /* Envelope.body (ciphertext); files use secretstream */
 #define ENVELOPE_MAX_WRAPS 512
+/* Largest message: the body limit less the inner signature and the tag. */
+#define ENVELOPE_MAX_MESSAGE_LEN (ENVELOPE_MAX_BODY_LEN - ENVELOPE_SIG_LEN - ENVELOPE_TAG_LEN)
 
 /* ---- device keys ---- */
 
@@ -194,7 +210,7 @@ struct envelope {
     uint8_t *opaque_header; /* Envelope.header: client-defined bytes, signed */
     size_t opaque_header_len;
     uint8_t nonce[ENVELOPE_NONCE_LEN];
-    uint8_t *body; /* ciphertext: plaintext length + ENVELOPE_TAG_LEN */
+    uint8_t *body; /* ciphertext: message length + ENVELOPE_SIG_LEN + ENVELOPE_TAG_LEN */
     size_t body_len;
     struct envelope_wrap *wraps; /* strictly ascending by device_id */
     size_t n_wraps;
@@ -215,25 +231,36 @@ struct envelope_recipient {
  * with the wraps sorted by device id, and returns 0. Otherwise writes nothing to
  * *out and returns STATUS_BAD_REQUEST (no recipients, more than
  * ENVELOPE_MAX_WRAPS, the same device twice, or a low-order X25519 key),
- * STATUS_TOO_LARGE (`body_len` + ENVELOPE_TAG_LEN above ENVELOPE_MAX_BODY_LEN), STATUS_CORRUPT (a
+ * STATUS_TOO_LARGE (`body_len` above ENVELOPE_MAX_MESSAGE_LEN), STATUS_CORRUPT (a
  * recipient key not signed by its identity key) or STATUS_CONFLICT (a recipient
  * key expired). */
 int envelope_seal(const struct envelope_header *header, const uint8_t *body, size_t body_len,
                   const struct envelope_recipient *recipients, size_t n_recipients,
                   const struct envelope_identity *sender, struct envelope *out);
 
-/* Verifies `env` against the sender's identity key `sender_pk` (the one the
- * sender's device list names for header.sender_device_id), finds the wrap for
- * the device and key of `key`, unwraps the body key and decrypts the body into
- * `body_out`, replacing its contents. Returns 0, or (leaving `body_out` empty):
+/* Verifies Envelope.signature (the transcript over every wrap) of the whole
+ * envelope `env` against the sender's identity key `sender_pk`. Returns 0;
+ * STATUS_CORRUPT when it does not verify (any bound field, the header, body,
+ * nonce, any wrap, the wrap count or the signature changed, or another
+ * sender); or the shape errors of envelope_open(). */
+int envelope_verify(const struct envelope *env, const uint8_t sender_pk[ENVELOPE_SIGN_PK_LEN]);
+
+/* Finds the wrap for the device and key of `key` in `env` (which may carry
+ * only that wrap, as a recipient receives it), unwraps the body key, decrypts
+ * the body and verifies the inner signature against the sender's identity key
+ * `sender_pk` (the one the sender's device list names for
+ * header.sender_device_id); writes the message into `body_out`, replacing its
+ * contents (NUL-terminated beyond len). Returns 0, or (leaving `body_out`
+ * empty):
  *   STATUS_BAD_REQUEST  malformed: another version, no wraps, wraps not
- *                       strictly ascending, or a body shorter than its tag;
+ *                       strictly ascending, or a body shorter than the inner
+ *                       signature and tag;
  *   STATUS_TOO_LARGE    more than ENVELOPE_MAX_WRAPS wraps, a body above
  *                       ENVELOPE_MAX_BODY_LEN or a header above
  *                       ENVELOPE_MAX_HEADER_LEN;
- *   STATUS_CORRUPT      the signature does not verify (tampered header, body,
- *                       wrap or signature, or another sender), or the wrap or
- *                       the body does not decrypt with this key;
+ *   STATUS_CORRUPT      the wrap or the body does not decrypt (tampered wrap,
+ *                       body, nonce or bound field) or the inner signature
+ *                       does not verify (tampered header, another sender);
  *   STATUS_NOT_FOUND    no wrap for key's device;
  *   STATUS_CONFLICT     the device's wrap is for another key id (e.g. a key
  *                       rotated away; the wrap's key_id says which).

@@ -6,6 +6,7 @@
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -119,14 +120,15 @@ static void test_envelope_round_trip_to_three_devices(void **state) {
     struct envelope_recipient to[3] = {recipient_of(&p1), recipient_of(&p2), recipient_of(&s2)};
     struct envelope_header h = header_from(&s);
 
-    static const size_t sizes[] = {0, 1, 300, ENVELOPE_MAX_BODY_LEN - ENVELOPE_TAG_LEN};
+    static const size_t sizes[] = {0, 1, 300, ENVELOPE_MAX_MESSAGE_LEN};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         uint8_t *body = xmalloc(sizes[i]);
         rand_bytes(body, sizes[i]);
         struct envelope env;
         assert_int_equal(envelope_seal(&h, body, sizes[i], to, 3, s.identity, &env), 0);
         assert_int_equal(env.n_wraps, 3);
-        assert_int_equal(env.body_len, sizes[i] + ENVELOPE_TAG_LEN);
+        assert_int_equal(env.body_len, sizes[i] + ENVELOPE_SIG_LEN + ENVELOPE_TAG_LEN);
+        assert_int_equal(envelope_verify(&env, s.identity_pk), 0);
         assert_memory_equal(&env.header, &h, sizeof h);
         assert_int_equal(env.version, ENVELOPE_VERSION);
         assert_int_equal(env.opaque_header_len, 0);
@@ -159,7 +161,8 @@ static void test_envelope_tampering_fails_to_open(void **state) {
     assert_opens_to(&env, &s, &a, body, sizeof body);
 
     struct envelope t;
-    /* every bound field, and the opaque header */
+    assert_int_equal(envelope_verify(&env, s.identity_pk), 0);
+    /* every bound field, and the opaque header: neither signature holds */
     for (int field = 0; field < 4; field++) {
         envelope_copy(&env, &t);
         switch (field) {
@@ -178,6 +181,7 @@ static void test_envelope_tampering_fails_to_open(void **state) {
             break;
         }
         assert_int_equal(open_status(&t, &s, &a), STATUS_CORRUPT);
+        assert_int_equal(envelope_verify(&t, s.identity_pk), STATUS_CORRUPT);
         envelope_cleanup(&t);
     }
     /* another version */
@@ -191,20 +195,23 @@ static void test_envelope_tampering_fails_to_open(void **state) {
         envelope_copy(&env, &t);
         t.body[positions[i]] ^= 0x80;
         assert_int_equal(open_status(&t, &s, &a), STATUS_CORRUPT);
+        assert_int_equal(envelope_verify(&t, s.identity_pk), STATUS_CORRUPT);
         envelope_cleanup(&t);
     }
     envelope_copy(&env, &t);
     t.nonce[23] ^= 1;
     assert_int_equal(open_status(&t, &s, &a), STATUS_CORRUPT);
+    assert_int_equal(envelope_verify(&t, s.identity_pk), STATUS_CORRUPT);
     envelope_cleanup(&t);
     /* a truncated body */
     envelope_copy(&env, &t);
     t.body_len--;
     assert_int_equal(open_status(&t, &s, &a), STATUS_CORRUPT);
     envelope_cleanup(&t);
-    /* every wrap: its key id, enc and wrapped key, also another device's wrap
-     * (the signature covers them all) */
+    /* every wrap: its key id, enc and wrapped key. The outer signature covers
+     * them all; the recipient whose wrap it is cannot open it. */
     for (size_t w = 0; w < env.n_wraps; w++) {
+        const bool own = memcmp(env.wraps[w].device_id.b, a.device_id.b, ID_LEN) == 0;
         for (int part = 0; part < 3; part++) {
             envelope_copy(&env, &t);
             if (part == 0)
@@ -213,22 +220,37 @@ static void test_envelope_tampering_fails_to_open(void **state) {
                 t.wraps[w].enc[5] ^= 1;
             else
                 t.wraps[w].wrapped_key[40] ^= 1;
-            assert_int_equal(open_status(&t, &s, &a), STATUS_CORRUPT);
+            assert_int_equal(envelope_verify(&t, s.identity_pk), STATUS_CORRUPT);
+            if (own)
+                assert_int_equal(open_status(&t, &s, &a),
+                                 part == 0 ? STATUS_CONFLICT : STATUS_CORRUPT);
             envelope_cleanup(&t);
         }
     }
-    /* a wrap dropped */
+    /* a wrap dropped: the outer signature breaks; a recipient given only its
+     * own wrap (as the server delivers) still opens it */
     envelope_copy(&env, &t);
     t.n_wraps--;
+    assert_int_equal(envelope_verify(&t, s.identity_pk), STATUS_CORRUPT);
+    envelope_cleanup(&t);
+    envelope_copy(&env, &t);
+    for (size_t w = 0; w < env.n_wraps; w++)
+        if (memcmp(env.wraps[w].device_id.b, a.device_id.b, ID_LEN) == 0)
+            t.wraps[0] = env.wraps[w];
+    t.n_wraps = 1;
+    assert_opens_to(&t, &s, &a, body, sizeof body);
+    /* ... but not when the single wrap is someone else's key for this device */
+    t.wraps[0].wrapped_key[0] ^= 1;
     assert_int_equal(open_status(&t, &s, &a), STATUS_CORRUPT);
     envelope_cleanup(&t);
-    /* the signature */
+    /* the outer signature */
     envelope_copy(&env, &t);
     t.sig[10] ^= 1;
-    assert_int_equal(open_status(&t, &s, &a), STATUS_CORRUPT);
+    assert_int_equal(envelope_verify(&t, s.identity_pk), STATUS_CORRUPT);
     envelope_cleanup(&t);
-    /* another sender's identity key */
+    /* another sender's identity key: neither signature verifies */
     assert_int_equal(open_status(&env, &b, &a), STATUS_CORRUPT);
+    assert_int_equal(envelope_verify(&env, b.identity_pk), STATUS_CORRUPT);
     /* and the original still opens */
     assert_opens_to(&env, &s, &a, body, sizeof body);
 
@@ -375,6 +397,7 @@ static void test_envelope_byte_layout_matches_header_comment(void **state) {
     buf_append(&t, env.wraps[0].wrapped_key, 48);
     assert_int_equal(t.len, 20 + 4 + 48 + 32 + 32 + 4 + 100);
     assert_int_equal(crypto_sign_verify_detached(env.sig, t.data, t.len, s.identity_pk), 0);
+    assert_int_equal(envelope_verify(&env, s.identity_pk), 0);
 
     uint8_t info[36];
     memcpy(info, "carechat.v1 wrap", 16);
@@ -384,12 +407,20 @@ static void test_envelope_byte_layout_matches_header_comment(void **state) {
     assert_int_equal(hpke_open(x_sk, env.wraps[0].enc, info, sizeof info, H, sizeof H,
                                env.wraps[0].wrapped_key, 48, body_key),
                      0);
-    uint8_t plain[sizeof body];
+    uint8_t plain[64 + sizeof body];
+    assert_int_equal(env.body_len, sizeof plain + 16);
     assert_int_equal(crypto_aead_xchacha20poly1305_ietf_decrypt(plain, NULL, NULL, env.body,
                                                                 env.body_len, H, sizeof H,
                                                                 env.nonce, body_key),
                      0);
-    assert_memory_equal(plain, body, sizeof body);
+    assert_memory_equal(plain + 64, body, sizeof body);
+    /* the inner signature: "carechat.v1 message" | B | SHA-256(header) | SHA-256(message) */
+    uint8_t inner[19 + 52 + 32 + 32];
+    memcpy(inner, "carechat.v1 message", 19);
+    memcpy(inner + 19, H, 52);
+    crypto_hash_sha256(inner + 71, NULL, 0);
+    crypto_hash_sha256(inner + 103, body, sizeof body);
+    assert_int_equal(crypto_sign_verify_detached(plain, inner, sizeof inner, s.identity_pk), 0);
 
     buf_cleanup(&t);
     buf_cleanup(&hashed);
@@ -474,8 +505,7 @@ static void test_envelope_seal_refuses_bad_recipients(void **state) {
     /* too large */
     struct envelope_recipient ok = recipient_of(&a);
     uint8_t *big = xcalloc(ENVELOPE_MAX_BODY_LEN, 1);
-    assert_int_equal(envelope_seal(&h, big, ENVELOPE_MAX_BODY_LEN - ENVELOPE_TAG_LEN + 1, &ok, 1,
-                                   s.identity, &env),
+    assert_int_equal(envelope_seal(&h, big, ENVELOPE_MAX_MESSAGE_LEN + 1, &ok, 1, s.identity, &env),
                      STATUS_TOO_LARGE);
     free(big);
     /* an expired key */
@@ -516,7 +546,7 @@ static void test_envelope_open_refuses_malformed(void **state) {
     t.n_wraps = 0;
     assert_int_equal(open_status(&t, &s, &a), STATUS_BAD_REQUEST);
     t.n_wraps = env.n_wraps;
-    t.body_len = ENVELOPE_TAG_LEN - 1;
+    t.body_len = ENVELOPE_SIG_LEN + ENVELOPE_TAG_LEN - 1;
     assert_int_equal(open_status(&t, &s, &a), STATUS_BAD_REQUEST);
     t.body_len = env.body_len;
     t.n_wraps = ENVELOPE_MAX_WRAPS + 1; /* refused before the array is read */
