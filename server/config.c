@@ -99,7 +99,8 @@ static const struct opt options[] = {
     {"login-burst", OPT_COUNT, FIELD(login_burst), 1, 100000, "N",
      "login and registration attempts per email within --login-window (default 5)"},
     {"login-burst-per-ip", OPT_COUNT, FIELD(login_burst_per_ip), 1, 1000000, "N",
-     "login, registration and resume attempts per client address within --login-window "
+     "login and registration attempts, and failed resumes, per client address within "
+     "--login-window "
      "(default 30)"},
     {"login-window", OPT_SECONDS, FIELD(login_window_s), 1, 86400, "SECONDS",
      "time in which spent attempts come back (default 300)"},

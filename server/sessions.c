@@ -8,8 +8,9 @@
  *   Register:  validate -> rate limits -> under 13: RegisterRefused entry
  *              (audit only) -> FORBIDDEN; else check the invitation -> hash the
  *              password on the worker -> Register entry -> SessionResult
- *   Authenticate: rate limit (address) -> session by token hash -> checks
- *              -> SessionTouch entry -> SessionResult without token
+ *   Authenticate: session by token hash -> checks (a failure spends one of
+ *              the address's attempts) -> SessionTouch entry -> SessionResult
+ *              without token
  *   Logout:    SessionEnd entry -> OK, close 1000 (and the device's other sockets)
  *   Invite:    role check -> email free -> InviteCreate entry -> InviteResult
  *
@@ -306,10 +307,6 @@ void handle_authenticate(struct hconn *hc, uint64_t rid, const Carechat__V1__Aut
         conn_respond(c, rid, STATUS_BAD_REQUEST, "token of 32 bytes and device_id required");
         return;
     }
-    if (!rate_ok(hc, NULL)) {
-        conn_respond(c, rid, STATUS_RATE_LIMITED, DETAIL_RATE);
-        return;
-    }
     int64_t now = clock_now();
     struct op *op = op_new(hc, OP_AUTHENTICATE, rid);
     rules_sha256(m->session_token.data, 32, op->token_hash);
@@ -336,7 +333,12 @@ void handle_authenticate(struct hconn *hc, uint64_t rid, const Carechat__V1__Aut
         rc = STATUS_UNAUTHENTICATED;
     if (rc != 0) {
         rec_account_cleanup(&a);
-        conn_respond(c, rid, STATUS_UNAUTHENTICATED, "unknown, expired or revoked session");
+        /* Only failures spend the address's attempts, so the reconnects of
+         * many devices behind one address are not throttled. */
+        if (!rate_ok(hc, NULL))
+            conn_respond(c, rid, STATUS_RATE_LIMITED, DETAIL_RATE);
+        else
+            conn_respond(c, rid, STATUS_UNAUTHENTICATED, "unknown, expired or revoked session");
         op_release(op);
         return;
     }
