@@ -101,6 +101,36 @@ static int read_member(struct store_txn *txn, const struct id *conv, const struc
     return rc;
 }
 
+/* Moves the conversation to `time` in every member's activity index. */
+static int touch_activity(struct store_txn *txn, const struct id *conv, const struct msgrec_conv *c,
+                          int64_t time) {
+    const struct id *owner = c->has_owner ? &c->owner : NULL;
+    struct buf v;
+    buf_init(&v);
+    int rc = 0;
+    for (uint32_t i = 0; rc == 0 && i < c->n_members; i++) {
+        struct msgrec_member m;
+        struct key k;
+        if ((rc = read_member(txn, conv, &c->members[i], &m)) != 0)
+            break;
+        if (m.last_active == time)
+            continue;
+        msgrec_key_activity(&k, &c->members[i], m.last_active, conv);
+        if ((rc = txn_delete(txn, CF_CONVERSATIONS, k.b, k.len)) != 0)
+            break;
+        m.last_active = time;
+        msgrec_key_activity(&k, &c->members[i], time, conv);
+        if ((rc = txn_put(txn, CF_CONVERSATIONS, k.b, k.len, owner, conv->b, ID_LEN)) != 0)
+            break;
+        buf_reset(&v);
+        msgrec_member_encode(&m, &v);
+        key_id_id(&k, conv, &c->members[i]);
+        rc = put_record(txn, CF_MEMBERS, &k, owner, &v);
+    }
+    buf_cleanup(&v);
+    return rc;
+}
+
 /* ---- DirectCreate ------------------------------------------------------------ */
 
 /* Whether two accounts may have a direct conversation: staff with staff; a
@@ -183,17 +213,16 @@ static int apply_direct_create(struct store_txn *txn, const Carechat__Entry__V1_
         goto out;
     rc = txn_put(txn, CF_CONVERSATIONS, k.b, k.len, owner, conv.b, ID_LEN);
     for (int i = 0; rc == 0 && i < 2; i++) {
-        struct msgrec_member m = {.role = roles[i], .state = MSGREC_ACTIVE, .joined_at = e->time};
+        struct msgrec_member m = {
+            .role = roles[i], .state = MSGREC_ACTIVE, .joined_at = e->time, .last_active = e->time};
         buf_reset(&v);
         msgrec_member_encode(&m, &v);
         key_id_id(&k, &conv, &c.members[i]);
         rc = put_record(txn, CF_MEMBERS, &k, owner, &v);
         if (rc != 0)
             break;
-        uint8_t created[8];
-        key_put_u64(created, (uint64_t)e->time);
-        msgrec_key_account_conv(&k, &c.members[i], &conv);
-        rc = txn_put(txn, CF_CONVERSATIONS, k.b, k.len, owner, created, sizeof created);
+        msgrec_key_activity(&k, &c.members[i], e->time, &conv);
+        rc = txn_put(txn, CF_CONVERSATIONS, k.b, k.len, owner, conv.b, ID_LEN);
     }
     if (rc == 0)
         buf_append(result, conv.b, ID_LEN);
@@ -471,7 +500,8 @@ static int apply_send(struct store_txn *txn, const Carechat__Entry__V1__Entry *e
 
     const struct id *owner = c.has_owner ? &c.owner : NULL;
     c.last_seq++;
-    if ((rc = write_conv(txn, &conv, &c)) != 0)
+    if ((rc = write_conv(txn, &conv, &c)) != 0 ||
+        (rc = touch_activity(txn, &conv, &c, e->time)) != 0)
         return rc;
     struct msgrec_message msg = {
         .message_id = message_id,

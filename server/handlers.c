@@ -350,6 +350,7 @@ static bool on_dispatch(void *ctx, void *state, const Carechat__V1__Frame *f) {
     case CARECHAT__V1__FRAME__BODY_ROTATE_ENCRYPTION_KEY:
     case CARECHAT__V1__FRAME__BODY_LOOKUP_ACCOUNT:
     case CARECHAT__V1__FRAME__BODY_CREATE_DIRECT:
+    case CARECHAT__V1__FRAME__BODY_LIST_CONVERSATIONS:
     case CARECHAT__V1__FRAME__BODY_GET_CONVERSATION:
     case CARECHAT__V1__FRAME__BODY_HISTORY:
     case CARECHAT__V1__FRAME__BODY_SEND:
@@ -394,6 +395,9 @@ static bool on_dispatch(void *ctx, void *state, const Carechat__V1__Frame *f) {
         break;
     case CARECHAT__V1__FRAME__BODY_CREATE_DIRECT:
         handle_create_direct(hc, rid, f->create_direct);
+        break;
+    case CARECHAT__V1__FRAME__BODY_LIST_CONVERSATIONS:
+        handle_list_conversations(hc, rid, f->list_conversations);
         break;
     case CARECHAT__V1__FRAME__BODY_GET_CONVERSATION:
         handle_get_conversation(hc, rid, f->get_conversation);

@@ -185,6 +185,8 @@ void messaging_free(struct messaging *m);
 void messaging_poll(struct messaging *m);
 
 void handle_create_direct(struct hconn *hc, uint64_t rid, const Carechat__V1__CreateDirect *m);
+void handle_list_conversations(struct hconn *hc, uint64_t rid,
+                               const Carechat__V1__ListConversations *m);
 void handle_get_conversation(struct hconn *hc, uint64_t rid,
                              const Carechat__V1__GetConversation *m);
 void handle_history(struct hconn *hc, uint64_t rid, const Carechat__V1__History *m);

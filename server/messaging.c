@@ -1,13 +1,15 @@
 /*
  * server/messaging.c: direct conversations, end-to-end encrypted messages,
  * delivery of device inboxes, receipts and typing: CreateDirect,
- * GetConversation, History, Send, Ack, Sync, SendReceipt, Typing.
+ * ListConversations, GetConversation, History, Send, Ack, Sync, SendReceipt,
+ * Typing.
  *
  * Writes (CreateDirect, Send, Ack, SendReceipt) are checked here against the
  * store, proposed as entries (entry.proto) and re-checked by apply
  * (apply_messages.c), which alone assigns sequences and inbox positions; the
  * answer waits for the journal's on_done, that is for the synced write.
- * Reads (GetConversation, History, inbox pages) go to the store, bounded.
+ * Reads (ListConversations through each account's activity index,
+ * GetConversation, History, inbox pages) go to the store, bounded.
  *
  * Delivery of one connection (fields of struct hconn):
  *
@@ -159,52 +161,76 @@ static int account_devices(struct handlers *h, const struct id *account, struct 
 
 /* ---- building conversations and messages --------------------------------------------- */
 
-/* Answers with the Conversation `conv` (the caller is a member). */
-static void respond_conversation(struct hconn *hc, uint64_t rid, const struct id *conv) {
-    struct handlers *h = hc->h;
-    struct msgrec_conv c;
-    int rc = read_conv(h, conv, &c);
-    if (rc != 0) {
-        respond_error(hc->conn, rid, rc, "no such conversation");
-        return;
-    }
+/* A Conversation message with its members, borrowing from itself. */
+struct conv_msg {
+    Carechat__V1__Conversation cv;
     Carechat__V1__Member mem[MSGREC_DIRECT_MEMBERS], *memp[MSGREC_DIRECT_MEMBERS];
     struct rec_account accts[MSGREC_DIRECT_MEMBERS];
-    uint32_t n = 0;
+    uint32_t n;
+    struct id conv, members[MSGREC_DIRECT_MEMBERS];
+};
+
+static void conv_msg_cleanup(struct conv_msg *m) {
+    for (uint32_t i = 0; i < m->n; i++)
+        rec_account_cleanup(&m->accts[i]);
+    m->n = 0;
+}
+
+/* Reads conversation `conv` and its members into *out. Returns 0 (free with
+ * conv_msg_cleanup) or a store status. */
+static int conv_build(struct handlers *h, const struct id *conv, struct conv_msg *out) {
+    memset(out, 0, sizeof *out);
+    struct msgrec_conv c;
+    int rc = read_conv(h, conv, &c);
+    if (rc != 0)
+        return rc;
+    out->conv = *conv;
     for (uint32_t i = 0; i < c.n_members; i++) {
         struct msgrec_member m;
+        out->members[i] = c.members[i];
         if ((rc = read_member(h, conv, &c.members[i], &m)) != 0 ||
-            (rc = read_account(h, &c.members[i], &accts[n])) != 0)
-            goto out;
-        carechat__v1__member__init(&mem[n]);
-        mem[n].account_id = (ProtobufCBinaryData){ID_LEN, c.members[i].b};
-        mem[n].role = (Carechat__V1__Role)m.role;
-        mem[n].state = (Carechat__V1__MemberState)m.state;
-        mem[n].joined_at = m.joined_at;
-        mem[n].left_at = m.left_at;
-        mem[n].display_name = accts[n].display_name;
-        memp[n] = &mem[n];
-        n++;
+            (rc = read_account(h, &c.members[i], &out->accts[i])) != 0) {
+            conv_msg_cleanup(out);
+            return rc;
+        }
+        out->n++;
+        Carechat__V1__Member *mm = &out->mem[i];
+        carechat__v1__member__init(mm);
+        mm->account_id = (ProtobufCBinaryData){ID_LEN, out->members[i].b};
+        mm->role = (Carechat__V1__Role)m.role;
+        mm->state = (Carechat__V1__MemberState)m.state;
+        mm->joined_at = m.joined_at;
+        mm->left_at = m.left_at;
+        mm->display_name = out->accts[i].display_name;
+        out->memp[i] = mm;
+    }
+    carechat__v1__conversation__init(&out->cv);
+    out->cv.conversation_id = (ProtobufCBinaryData){ID_LEN, out->conv.b};
+    out->cv.kind = (Carechat__V1__ConversationKind)c.kind;
+    out->cv.created_at = c.created_at;
+    out->cv.last_seq = c.last_seq;
+    out->cv.n_members = out->n;
+    out->cv.members = out->memp;
+    return STATUS_OK;
+}
+
+/* Answers with the Conversation `conv` (the caller is a member). */
+static void respond_conversation(struct hconn *hc, uint64_t rid, const struct id *conv) {
+    struct conv_msg *cm = xmalloc(sizeof *cm);
+    int rc = conv_build(hc->h, conv, cm);
+    if (rc != 0) {
+        respond_error(hc->conn, rid, rc, "no such conversation");
+        free(cm);
+        return;
     }
     Carechat__V1__Frame frame;
     Carechat__V1__Response resp;
-    Carechat__V1__Conversation cv;
     proto_response_frame(&frame, &resp, rid, STATUS_OK, NULL);
-    carechat__v1__conversation__init(&cv);
-    cv.conversation_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)conv->b};
-    cv.kind = (Carechat__V1__ConversationKind)c.kind;
-    cv.created_at = c.created_at;
-    cv.last_seq = c.last_seq;
-    cv.n_members = n;
-    cv.members = memp;
     resp.result_case = CARECHAT__V1__RESPONSE__RESULT_CONVERSATION;
-    resp.conversation = &cv;
+    resp.conversation = &cm->cv;
     conn_send(hc->conn, &frame);
-out:
-    if (rc != 0)
-        respond_error(hc->conn, rid, rc, "no such conversation");
-    for (uint32_t i = 0; i < n; i++)
-        rec_account_cleanup(&accts[i]);
+    conv_msg_cleanup(cm);
+    free(cm);
 }
 
 /* A StoredMessage as `device` sees it: ids copied, byte strings borrowed
@@ -497,6 +523,85 @@ void handle_get_conversation(struct hconn *hc, uint64_t rid,
         return;
     }
     respond_conversation(hc, rid, &conv);
+}
+
+/* Page tokens of ListConversations: the activity key's suffix after the
+ * account (~last_active (8) | conversation id (16)). */
+#define LIST_TOKEN_LEN (8 + ID_LEN)
+#define LIST_DEFAULT 50
+#define LIST_MAX 100
+
+struct conv_page {
+    struct id convs[LIST_MAX + 1];
+    uint8_t tokens[LIST_MAX + 1][LIST_TOKEN_LEN];
+    size_t n;
+    bool bad;
+};
+
+static bool collect_conv(void *ctx, const uint8_t *key, size_t key_len, const uint8_t *value,
+                         size_t value_len) {
+    struct conv_page *p = ctx;
+    if (p->n > LIST_MAX || key_len != 1 + ID_LEN + LIST_TOKEN_LEN ||
+        id_from_bytes(value, value_len, &p->convs[p->n]) != 0) {
+        p->bad = true;
+        return false;
+    }
+    memcpy(p->tokens[p->n], key + 1 + ID_LEN, LIST_TOKEN_LEN);
+    p->n++;
+    return true;
+}
+
+void handle_list_conversations(struct hconn *hc, uint64_t rid,
+                               const Carechat__V1__ListConversations *m) {
+    if (m->limit > LIST_MAX || (m->page_token.len != 0 && m->page_token.len != LIST_TOKEN_LEN)) {
+        conn_respond(hc->conn, rid, STATUS_BAD_REQUEST, "bad page token or limit");
+        return;
+    }
+    size_t limit = m->limit ? m->limit : LIST_DEFAULT;
+    struct key prefix, after;
+    msgrec_key_activity_prefix(&prefix, &hc->account);
+    after = prefix;
+    if (m->page_token.len)
+        key_add_bytes(&after, m->page_token.data, LIST_TOKEN_LEN);
+    struct conv_page *p = xcalloc(1, sizeof *p);
+    struct conv_msg *cms = NULL;
+    Carechat__V1__Conversation **ptrs = NULL;
+    size_t built = 0;
+    int rc = store_scan(hc->h->store, CF_CONVERSATIONS, prefix.b, prefix.len,
+                        m->page_token.len ? after.b : NULL, m->page_token.len ? after.len : 0,
+                        limit + 1, collect_conv, p);
+    if (rc < 0 || p->bad) {
+        respond_error(hc->conn, rid, rc < 0 ? rc : STATUS_CORRUPT, NULL);
+        goto out;
+    }
+    size_t n = p->n > limit ? limit : p->n;
+    cms = xcalloc(n ? n : 1, sizeof *cms);
+    ptrs = xcalloc(n ? n : 1, sizeof *ptrs);
+    for (; built < n; built++) {
+        if ((rc = conv_build(hc->h, &p->convs[built], &cms[built])) != 0) {
+            respond_error(hc->conn, rid, rc, NULL);
+            goto out;
+        }
+        ptrs[built] = &cms[built].cv;
+    }
+    Carechat__V1__Frame frame;
+    Carechat__V1__Response resp;
+    Carechat__V1__ConversationPage page;
+    proto_response_frame(&frame, &resp, rid, STATUS_OK, NULL);
+    carechat__v1__conversation_page__init(&page);
+    page.n_conversations = n;
+    page.conversations = ptrs;
+    if (p->n > limit)
+        page.next_page_token = (ProtobufCBinaryData){LIST_TOKEN_LEN, p->tokens[n - 1]};
+    resp.result_case = CARECHAT__V1__RESPONSE__RESULT_CONVERSATION_PAGE;
+    resp.conversation_page = &page;
+    conn_send(hc->conn, &frame);
+out:
+    for (size_t i = 0; i < built; i++)
+        conv_msg_cleanup(&cms[i]);
+    free(ptrs);
+    free(cms);
+    free(p);
 }
 
 struct hist {

@@ -16,11 +16,17 @@
 
 /* ---- keys ------------------------------------------------------------------- */
 
-void msgrec_key_account_conv(struct key *k, const struct id *account, const struct id *conv) {
+void msgrec_key_activity_prefix(struct key *k, const struct id *account) {
     static const uint8_t tag = 0x01;
     key_init(k);
     key_add_bytes(k, &tag, 1);
     key_add_id(k, account);
+}
+
+void msgrec_key_activity(struct key *k, const struct id *account, int64_t last_active,
+                         const struct id *conv) {
+    msgrec_key_activity_prefix(k, account);
+    key_add_u64(k, UINT64_MAX - (uint64_t)last_active);
     key_add_id(k, conv);
 }
 
@@ -173,6 +179,7 @@ void msgrec_member_encode(const struct msgrec_member *m, struct buf *out) {
     put_u32(out, m->state);
     put_u64(out, (uint64_t)m->joined_at);
     put_u64(out, (uint64_t)m->left_at);
+    put_u64(out, (uint64_t)m->last_active);
 }
 
 int msgrec_member_decode(const uint8_t *data, size_t len, struct msgrec_member *out) {
@@ -184,6 +191,7 @@ int msgrec_member_decode(const uint8_t *data, size_t len, struct msgrec_member *
     out->state = get_u32(&r);
     out->joined_at = (int64_t)get_u64(&r);
     out->left_at = (int64_t)get_u64(&r);
+    out->last_active = (int64_t)get_u64(&r);
     return finish(&r);
 }
 

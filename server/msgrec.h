@@ -8,8 +8,10 @@
  * otherwise). Ids are 16 bytes, integers big-endian at fixed width:
  *
  *   CF_CONVERSATIONS  conversation id (16)                 -> struct msgrec_conv
- *                     0x01 | account id | conversation id  -> created_at (8): the
- *                                                             account's conversations
+ *                     0x01 | account id | ~last_active (8) | conversation id
+ *                                                          -> conversation id: the
+ *                          account's conversations, most recently active first
+ *                          (~ is UINT64_MAX minus the time, so newer sorts first)
  *                     0x02 | lower id | higher id (33)     -> conversation id (16):
  *                                                             the direct pair index
  *   CF_MEMBERS        conversation id | account id (32)    -> struct msgrec_member
@@ -74,6 +76,8 @@ struct msgrec_member {
     uint32_t state;
     int64_t joined_at;
     int64_t left_at;
+    int64_t last_active; /* time of the last message (or the creation); keys the
+                            account's activity index */
 };
 
 struct msgrec_wrap {
@@ -139,7 +143,10 @@ struct msgrec_item {
 };
 
 /* Keys (each resets k). */
-void msgrec_key_account_conv(struct key *k, const struct id *account, const struct id *conv);
+void msgrec_key_activity(struct key *k, const struct id *account, int64_t last_active,
+                         const struct id *conv);
+/* The prefix of an account's activity index (0x01 | account id). */
+void msgrec_key_activity_prefix(struct key *k, const struct id *account);
 void msgrec_key_pair(struct key *k, const struct id *a, const struct id *b);
 void msgrec_key_idem(struct key *k, const struct id *conv, const struct id *sender,
                      const struct id *client_msg_id);

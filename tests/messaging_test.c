@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 #include <sodium.h>
@@ -867,6 +868,73 @@ static void test_messaging_patient_to_patient_refused(void **state) {
     world_free(&w);
 }
 
+static Carechat__V1__Frame *list_conversations(struct client *c, uint32_t limit,
+                                               const ProtobufCBinaryData *token) {
+    Carechat__V1__Frame f;
+    Carechat__V1__ListConversations l;
+    carechat__v1__frame__init(&f);
+    carechat__v1__list_conversations__init(&l);
+    l.limit = limit;
+    if (token)
+        l.page_token = *token;
+    f.body_case = CARECHAT__V1__FRAME__BODY_LIST_CONVERSATIONS;
+    f.list_conversations = &l;
+    Carechat__V1__Frame *r = rpc(c, &f);
+    expect_status(r, STATUS_OK);
+    assert_int_equal(r->response->result_case, CARECHAT__V1__RESPONSE__RESULT_CONVERSATION_PAGE);
+    return r;
+}
+
+/* ListConversations: the caller's conversations, most recently active first,
+ * in pages. */
+static void test_messaging_list_conversations_most_recent_first(void **state) {
+    (void)state;
+    struct world w;
+    world_make(g_h, &w);
+    struct client *p = login(g_h, w.provider.email, &w.provider.dev[0], NULL);
+    struct user other, colleague;
+    make_user(g_h, p, CARECHAT__V1__ROLE__PATIENT, &other);
+    make_user(g_h, w.admin, CARECHAT__V1__ROLE__PROVIDER, &colleague);
+    uint8_t convs[3][16];
+    create_direct_ok(p, w.patient.account, convs[0]);
+    create_direct_ok(p, other.account, convs[1]);
+    create_direct_ok(p, colleague.account, convs[2]);
+    nanosleep(&(struct timespec){.tv_nsec = 20 * 1000000L}, NULL);
+    /* A message makes the oldest conversation the most recent. */
+    struct client *a = login(g_h, w.patient.email, &w.patient.dev[0], NULL);
+    send_to_provider(a, &w, convs[0], "bump", NULL);
+    Carechat__V1__Frame *r1 = list_conversations(p, 2, NULL);
+    const Carechat__V1__ConversationPage *pg = r1->response->conversation_page;
+    assert_int_equal(pg->n_conversations, 2);
+    assert_memory_equal(pg->conversations[0]->conversation_id.data, convs[0], 16);
+    assert_int_equal(pg->conversations[0]->last_seq, 1);
+    assert_int_equal(pg->conversations[0]->n_members, 2);
+    assert_true(pg->next_page_token.len > 0);
+    Carechat__V1__Frame *r2 = list_conversations(p, 2, &pg->next_page_token);
+    const Carechat__V1__ConversationPage *pg2 = r2->response->conversation_page;
+    assert_int_equal(pg2->n_conversations, 1);
+    assert_int_equal(pg2->next_page_token.len, 0);
+    /* Every conversation exactly once. */
+    const uint8_t *seen[3] = {pg->conversations[0]->conversation_id.data,
+                              pg->conversations[1]->conversation_id.data,
+                              pg2->conversations[0]->conversation_id.data};
+    for (int i = 0; i < 3; i++) {
+        int found = 0;
+        for (int j = 0; j < 3; j++)
+            found += memcmp(seen[j], convs[i], 16) == 0;
+        assert_int_equal(found, 1);
+    }
+    proto_free(r1);
+    proto_free(r2);
+    /* The patient sees only its own conversation. */
+    Carechat__V1__Frame *r3 = list_conversations(a, 0, NULL);
+    assert_int_equal(r3->response->conversation_page->n_conversations, 1);
+    proto_free(r3);
+    client_free(a);
+    client_free(p);
+    world_free(&w);
+}
+
 /* Typing reaches the other member's open connection and is never stored. */
 static void test_messaging_typing_live_not_stored(void **state) {
     (void)state;
@@ -952,6 +1020,7 @@ int main(void) {
         cmocka_unit_test(test_messaging_resend_same_client_msg_id_stores_once),
         cmocka_unit_test(test_messaging_wrong_device_set_conflict),
         cmocka_unit_test(test_messaging_patient_to_patient_refused),
+        cmocka_unit_test(test_messaging_list_conversations_most_recent_first),
         cmocka_unit_test(test_messaging_typing_live_not_stored),
         cmocka_unit_test(test_messaging_rate_limit_and_inbox_cap),
     };
