@@ -366,19 +366,6 @@ static bool tree_contains(const char *dir, const char *needle) {
 
 /* ---- tests ------------------------------------------------------------------------- */
 
-static void test_accounts_bootstrap_refused_when_admin_exists(void **state) {
-    struct harness *h = start_with_admin(NULL);
-    stop(h);
-    struct buf out;
-    buf_init(&out);
-    int status = run_bootstrap(h, "other@clinic.example", &out);
-    assert_int_not_equal(status, 0);
-    buf_append_u8(&out, 0);
-    assert_non_null(strstr((char *)out.data, "already exists"));
-    buf_cleanup(&out);
-    harness_free(h);
-}
-
 static void test_accounts_invite_register_login_roles(void **state) {
     const char *args[] = {"--login-burst", "50", NULL};
     struct harness *h = start_with_admin(args);
@@ -547,7 +534,7 @@ static void test_accounts_invite_register_login_roles(void **state) {
     harness_free(h);
 }
 
-static void test_accounts_under_13_keeps_only_audit(void **state) {
+static void test_accounts_under_13_keeps_only_audit_and_bootstrap_once(void **state) {
     struct harness *h = start_with_admin(NULL);
     struct device admin_dev, kid_dev;
     device_make(&admin_dev);
@@ -581,6 +568,14 @@ static void test_accounts_under_13_keeps_only_audit(void **state) {
     /* bootstrap, login, invite, refused registration */
     assert_int_equal(count_records(s, CF_AUDIT), 4);
     store_close(s);
+
+    /* A second bootstrap is refused with a clear message. */
+    struct buf out;
+    buf_init(&out);
+    assert_int_not_equal(run_bootstrap(h, "other@clinic.example", &out), 0);
+    buf_append_u8(&out, 0);
+    assert_non_null(strstr((char *)out.data, "already exists"));
+    buf_cleanup(&out);
     harness_free(h);
 }
 
@@ -604,28 +599,7 @@ static void test_accounts_login_throttled(void **state) {
     harness_free(h);
 }
 
-static void test_accounts_seventh_device_too_large(void **state) {
-    const char *args[] = {"--login-burst", "50", NULL};
-    struct harness *h = start_with_admin(args);
-    struct client *c = client_open(h);
-    struct device d[7];
-    for (int i = 0; i < 7; i++)
-        device_make(&d[i]);
-    for (int i = 0; i < 6; i++) {
-        /* A device's session replaces nothing here: each login is a new device. */
-        struct client *ci = client_open(h);
-        login_ok(ci, ADMIN_EMAIL, &d[i], NULL);
-        client_free(ci);
-    }
-    Carechat__V1__Frame *r = login(c, ADMIN_EMAIL, PASSWORD, &d[6]);
-    expect_status(r, STATUS_TOO_LARGE);
-    proto_free(r);
-    client_free(c);
-    stop(h);
-    harness_free(h);
-}
-
-static void test_accounts_device_list_publish_and_list(void **state) {
+static void test_accounts_device_list_rotation_and_device_cap(void **state) {
     const char *args[] = {"--login-burst", "50", NULL};
     struct harness *h = start_with_admin(args);
     struct device a, b;
@@ -738,6 +712,17 @@ static void test_accounts_device_list_publish_and_list(void **state) {
     expect_status(r, STATUS_FORBIDDEN);
     proto_free(r);
 
+    /* Four more devices make six; a seventh is TOO_LARGE. */
+    struct device more[5];
+    for (int i = 0; i < 5; i++) {
+        device_make(&more[i]);
+        struct client *ci = client_open(h);
+        r = login(ci, ADMIN_EMAIL, PASSWORD, &more[i]);
+        expect_status(r, i < 4 ? STATUS_OK : STATUS_TOO_LARGE);
+        proto_free(r);
+        client_free(ci);
+    }
+
     client_free(ca);
     client_free(cb);
     stop(h);
@@ -770,12 +755,10 @@ int main(void) {
     if (sodium_init() < 0)
         return 1;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_accounts_bootstrap_refused_when_admin_exists),
         cmocka_unit_test(test_accounts_invite_register_login_roles),
-        cmocka_unit_test(test_accounts_under_13_keeps_only_audit),
+        cmocka_unit_test(test_accounts_under_13_keeps_only_audit_and_bootstrap_once),
         cmocka_unit_test(test_accounts_login_throttled),
-        cmocka_unit_test(test_accounts_seventh_device_too_large),
-        cmocka_unit_test(test_accounts_device_list_publish_and_list),
+        cmocka_unit_test(test_accounts_device_list_rotation_and_device_cap),
         cmocka_unit_test(test_accounts_expired_session_unauthenticated),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
