@@ -261,8 +261,77 @@ static void test_conn_frame_over_limit_is_too_large(void **state) {
     assert_response(f, 0, 12, STATUS_TOO_LARGE, NULL);
 }
 
+/* A handler that takes ListConversations (answering later) and records
+ * attach/detach. */
+struct fake_handler {
+    int attached, detached, taken;
+    struct conn *conn;
+    uint64_t pending;
+};
+
+static void *fake_attach(void *ctx, struct conn *c) {
+    struct fake_handler *h = ctx;
+    h->attached++;
+    h->conn = c;
+    return h;
+}
+
+static void fake_detach(void *ctx, void *state) {
+    ((struct fake_handler *)ctx)->detached++;
+}
+
+static bool fake_dispatch(void *ctx, void *state, const Carechat__V1__Frame *frame) {
+    struct fake_handler *h = state;
+    if (frame->body_case != CARECHAT__V1__FRAME__BODY_LIST_CONVERSATIONS)
+        return false;
+    h->taken++;
+    h->pending = frame->request_id;
+    return true;
+}
+
+static void test_conn_handler_answers_later_and_sees_detach(void **state) {
+    struct fixture *f = calloc(1, sizeof *f);
+    struct fake_handler h = {0};
+    assert_int_equal(metrics_new(&(struct metrics_config){.body_name = no_name}, &f->metrics), 0);
+    struct conn_config cfg = {
+        .io = {.send = wire_send, .close = wire_close, .ctx = &f->wire},
+        .handler = {.attach = fake_attach,
+                    .detach = fake_detach,
+                    .dispatch = fake_dispatch,
+                    .ctx = &h},
+        .metrics = f->metrics,
+    };
+    assert_int_equal(conn_new(&cfg, &f->conn), 0);
+    assert_int_equal(h.attached, 1);
+    assert_true(h.conn == f->conn);
+    assert_int_equal(conn_authenticated(f->conn), 0);
+
+    /* Taken by the handler: nothing is sent until it answers. */
+    send_request(f, 5, CARECHAT__V1__FRAME__BODY_LIST_CONVERSATIONS);
+    assert_int_equal(h.taken, 1);
+    assert_int_equal(f->wire.n_sent, 0);
+    conn_respond(f->conn, h.pending, STATUS_NOT_FOUND, "later");
+    assert_response(f, 0, 5, STATUS_NOT_FOUND, "later");
+
+    /* Once authenticated, Login is a conflict. */
+    send_request(f, 6, CARECHAT__V1__FRAME__BODY_LOGIN);
+    assert_response(f, 1, 6, STATUS_CONFLICT, "already authenticated");
+
+    /* Server requests are numbered by the conn; a close stops all output. */
+    assert_true(conn_next_request_id(f->conn) == 1);
+    assert_true(conn_next_request_id(f->conn) == 2);
+    conn_close(f->conn, CONN_CLOSE_NORMAL, "bye", METRICS_CLOSE_LOGOUT);
+    assert_int_equal(f->wire.close_code, CONN_CLOSE_NORMAL);
+    conn_respond(f->conn, 7, STATUS_OK, NULL);
+    assert_int_equal(f->wire.n_sent, 2);
+
+    teardown((void **)&f);
+    assert_int_equal(h.detached, 1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_conn_handler_answers_later_and_sees_detach),
         cmocka_unit_test_setup_teardown(test_conn_login_before_auth_gets_a_status, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conn_request_before_auth_is_unauthenticated, setup,
                                         teardown),
