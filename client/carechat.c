@@ -34,6 +34,7 @@
 #include "base/log.h"
 #include "base/status.h"
 #include "client/envelope.h"
+#include "client/carechat_internal.h"
 #include "client/hpke.h"
 #include "client/profile.h"
 #include "client/statement.h"
@@ -43,30 +44,6 @@
 #define MOD "carechat"
 #define DEFAULT_LABEL "carechat CLI"
 #define MAX_DETAIL 256
-
-struct carechat {
-    char *server_url;
-    char *profile_dir;
-    char *ca_file;
-    char *device_label;
-    int connect_timeout_ms;
-    int request_timeout_ms;
-
-    struct profile *profile; /* sodium_malloc memory */
-    struct transport *t;     /* NULL until the first call that needs it */
-    uint64_t last_request_id;
-    bool authenticated;
-    bool have_info;
-    struct carechat_session_info info;
-
-    struct carechat_event events[CARECHAT_MAX_EVENTS];
-    int server_said; /* the kind of the last event pushed during the current call */
-    size_t event_head, event_count;
-
-    int err_status;
-    enum carechat_error_kind err_kind;
-    char err[640];
-};
 
 static const char *const role_names[] = {"unspecified", "patient", "provider", "admin", "sysadmin"};
 
@@ -88,11 +65,7 @@ int carechat_role_parse(const char *name, enum carechat_role *out) {
 
 /* ---- errors ---- */
 
-static int fail(struct carechat *c, int status, enum carechat_error_kind kind, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(struct carechat *c, int status, enum carechat_error_kind kind, const char *fmt,
-                ...) {
+int cc_fail(struct carechat *c, int status, enum carechat_error_kind kind, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(c->err, sizeof c->err, fmt, ap);
@@ -102,7 +75,7 @@ static int fail(struct carechat *c, int status, enum carechat_error_kind kind, c
     return status;
 }
 
-static void clear_error(struct carechat *c) {
+void cc_clear_error(struct carechat *c) {
     c->err[0] = '\0';
     c->err_status = 0;
     c->err_kind = CARECHAT_ERROR_NONE;
@@ -127,26 +100,27 @@ static void clean_detail(const char *in, char out[MAX_DETAIL + 1]) {
 
 /* Records a refusal by the server: `what` says what was refused, `hint` (may be
  * NULL) what it means for the user. Returns the status. */
-static int refused(struct carechat *c, const Carechat__V1__Response *r, const char *what,
-                   const char *hint) {
+int cc_refused(struct carechat *c, const Carechat__V1__Response *r, const char *what,
+               const char *hint) {
     char detail[MAX_DETAIL + 1];
     clean_detail(r->detail, detail);
     int status = -(int)r->status;
-    return fail(c, status, CARECHAT_ERROR_SERVER, "%s: %s (server: %s%s%s)", what,
-                hint != NULL ? hint : "refused", status_str(status), detail[0] ? ", " : "", detail);
+    return cc_fail(c, status, CARECHAT_ERROR_SERVER, "%s: %s (server: %s%s%s)", what,
+                   hint != NULL ? hint : "refused", status_str(status), detail[0] ? ", " : "",
+                   detail);
 }
 
 /* ---- profile ---- */
 
-static int save_profile(struct carechat *c) {
+int cc_save_profile(struct carechat *c) {
     int rc = profile_save(c->profile_dir, c->profile);
     if (rc == STATUS_FORBIDDEN)
-        return fail(c, rc, CARECHAT_ERROR_PROFILE,
-                    "profile %s is accessible by other users (it must be mode 0700)",
-                    c->profile_dir);
+        return cc_fail(c, rc, CARECHAT_ERROR_PROFILE,
+                       "profile %s is accessible by other users (it must be mode 0700)",
+                       c->profile_dir);
     if (rc != 0)
-        return fail(c, rc, CARECHAT_ERROR_PROFILE, "cannot write the profile in %s",
-                    c->profile_dir);
+        return cc_fail(c, rc, CARECHAT_ERROR_PROFILE, "cannot write the profile in %s",
+                       c->profile_dir);
     return 0;
 }
 
@@ -176,7 +150,7 @@ static int ensure_keys(struct carechat *c) {
     p->encryption_key_id = 1;
     p->encryption_key_expires_at = clock_now() + CARECHAT_ENCRYPTION_KEY_LIFETIME_MS;
     p->has_keys = true;
-    return save_profile(c);
+    return cc_save_profile(c);
 }
 
 /* The public keys of this device, signed as carechat.proto's DeviceKeys. */
@@ -206,29 +180,30 @@ static void own_keys(const struct profile *p, struct own_keys *out,
 
 static int connection_failed(struct carechat *c, int rc, const char *what) {
     if (rc == STATUS_UNAVAILABLE)
-        return fail(c, rc, CARECHAT_ERROR_CONNECTION, "%s: no answer from %s in time", what,
-                    c->server_url);
+        return cc_fail(c, rc, CARECHAT_ERROR_CONNECTION, "%s: no answer from %s in time", what,
+                       c->server_url);
     if (rc == STATUS_TOO_LARGE)
-        return fail(c, STATUS_IO, CARECHAT_ERROR_CONNECTION,
-                    "%s: the server sent a message over the frame limit", what);
+        return cc_fail(c, STATUS_IO, CARECHAT_ERROR_CONNECTION,
+                       "%s: the server sent a message over the frame limit", what);
     int code = c->t != NULL ? transport_close_code(c->t) : 0;
     if (code != 0)
-        return fail(c, STATUS_IO, CARECHAT_ERROR_CONNECTION,
-                    "%s: the connection to %s was closed (code %d)", what, c->server_url, code);
-    return fail(c, STATUS_IO, CARECHAT_ERROR_CONNECTION, "%s: connection to %s failed", what,
-                c->server_url);
+        return cc_fail(c, STATUS_IO, CARECHAT_ERROR_CONNECTION,
+                       "%s: the connection to %s was closed (code %d)", what, c->server_url, code);
+    return cc_fail(c, STATUS_IO, CARECHAT_ERROR_CONNECTION, "%s: connection to %s failed", what,
+                   c->server_url);
 }
 
-static void disconnect(struct carechat *c, int linger_ms) {
+void cc_disconnect(struct carechat *c, int linger_ms) {
     transport_close(c->t, linger_ms);
     c->t = NULL;
     c->authenticated = false;
+    cc_msg_connection_closed(c);
 }
 
 static int ensure_connected(struct carechat *c) {
     if (c->t != NULL && transport_is_open(c->t))
         return 0;
-    disconnect(c, 0);
+    cc_disconnect(c, 0);
     c->last_request_id = 0;
     struct transport_config tc = {
         .url = c->server_url,
@@ -238,19 +213,19 @@ static int ensure_connected(struct carechat *c) {
     char reason[160];
     int rc = transport_open(&tc, &c->t, reason, sizeof reason);
     if (rc == STATUS_UNAVAILABLE)
-        return fail(c, rc, CARECHAT_ERROR_CONNECTION, "cannot connect to %s: timed out",
-                    c->server_url);
+        return cc_fail(c, rc, CARECHAT_ERROR_CONNECTION, "cannot connect to %s: timed out",
+                       c->server_url);
     if (rc != 0)
-        return fail(c, STATUS_IO, CARECHAT_ERROR_CONNECTION, "cannot connect to %s: %s%s",
-                    c->server_url,
-                    reason[0] ? reason : "refused, unreachable, or not a carechat.v1 server",
-                    strstr(reason, "SSL") != NULL || strstr(reason, "tls") != NULL
-                        ? " (is the server's certificate trusted? see ca_file / --ca-file)"
-                        : "");
+        return cc_fail(c, STATUS_IO, CARECHAT_ERROR_CONNECTION, "cannot connect to %s: %s%s",
+                       c->server_url,
+                       reason[0] ? reason : "refused, unreachable, or not a carechat.v1 server",
+                       strstr(reason, "SSL") != NULL || strstr(reason, "tls") != NULL
+                           ? " (is the server's certificate trusted? see ca_file / --ca-file)"
+                           : "");
     return 0;
 }
 
-static void push_event(struct carechat *c, const struct carechat_event *e) {
+void cc_push_event(struct carechat *c, const struct carechat_event *e) {
     if (c->event_count == CARECHAT_MAX_EVENTS) {
         c->event_head = (c->event_head + 1) % CARECHAT_MAX_EVENTS;
         c->event_count--;
@@ -280,26 +255,34 @@ static int send_frame(struct carechat *c, const Carechat__V1__Frame *f, int64_t 
 }
 
 /* Answers a request the server made and records what the application should
- * know. */
-static void answer_server(struct carechat *c, const Carechat__V1__Frame *f, int64_t deadline) {
+ * know. Takes ownership of `f`. */
+static void answer_server(struct carechat *c, Carechat__V1__Frame *f, int64_t deadline) {
     Carechat__V1__Frame frame;
     Carechat__V1__Response resp;
-    struct carechat_event e = {0};
+    struct carechat_event e;
+    memset(&e, 0, sizeof e);
     switch (f->body_case) {
     case CARECHAT__V1__FRAME__BODY_SESSION_REVOKED:
         proto_response_frame(&frame, &resp, f->request_id, 0, NULL);
         e.kind = CARECHAT_EVENT_SESSION_REVOKED;
         e.revoke_reason = (int)f->session_revoked->reason;
-        push_event(c, &e);
+        cc_push_event(c, &e);
         if (drop_session(c) != 0)
             log_warn(MOD, "could not remove the revoked session from the profile");
         break;
     case CARECHAT__V1__FRAME__BODY_REPLACED_ELSEWHERE:
         proto_response_frame(&frame, &resp, f->request_id, 0, NULL);
         e.kind = CARECHAT_EVENT_REPLACED_ELSEWHERE;
-        push_event(c, &e);
+        cc_push_event(c, &e);
         c->authenticated = false;
         break;
+    case CARECHAT__V1__FRAME__BODY_DELIVERY:
+    case CARECHAT__V1__FRAME__BODY_QUEUE_EMPTY:
+    case CARECHAT__V1__FRAME__BODY_TYPING_EVENT:
+        proto_response_frame(&frame, &resp, f->request_id, 0, NULL);
+        (void)send_frame(c, &frame, deadline);
+        cc_msg_on_request(c, f);
+        return;
     default:
         log_warn(MOD, "server request %s not handled by this client", proto_body_name(f));
         proto_response_frame(&frame, &resp, f->request_id, STATUS_BAD_REQUEST,
@@ -307,82 +290,107 @@ static void answer_server(struct carechat *c, const Carechat__V1__Frame *f, int6
         break;
     }
     (void)send_frame(c, &frame, deadline);
+    proto_free(f);
 }
 
-/* Sends `req` with the next request id and waits for its response, answering
- * server requests meanwhile. On success stores the response frame in *out
- * (free with proto_free()) and returns 0; otherwise records a connection
- * failure for `what` and returns its status. */
-static int call(struct carechat *c, Carechat__V1__Frame *req, const char *what,
-                Carechat__V1__Frame **out) {
+/* Receives and decodes one frame; handles it unless it is the response to
+ * `want` (non-zero), which is stored in *out. Returns 0 (a frame was
+ * handled, or *out set), or the transport's status. */
+static int receive_one(struct carechat *c, int64_t deadline, uint64_t want,
+                       Carechat__V1__Frame **out) {
+    struct buf wire;
+    buf_init(&wire);
+    int rc = transport_recv(c->t, deadline, &wire);
+    if (rc != 0) {
+        buf_cleanup(&wire);
+        return rc;
+    }
+    Carechat__V1__Frame *f = NULL;
+    int drc = proto_decode(NULL, wire.data, wire.len, &f);
+    buf_wipe(&wire);
+    buf_cleanup(&wire);
+    if (drc != 0) {
+        log_warn(MOD, "undecodable frame from the server (%s)", status_str(drc));
+        return 0;
+    }
+    if (f->body_case == CARECHAT__V1__FRAME__BODY_RESPONSE) {
+        if (want != 0 && f->request_id == want) {
+            *out = f;
+            return 0;
+        }
+        log_warn(MOD, "response to unknown request %" PRIu64, f->request_id);
+        proto_free(f);
+        return 0;
+    }
+    answer_server(c, f, deadline);
+    return 0;
+}
+
+/* Records why the connection failed during `what`, closes it, returns the
+ * status. */
+static int lost(struct carechat *c, int rc, const char *what) {
+    if (c->server_said == CARECHAT_EVENT_REPLACED_ELSEWHERE)
+        rc = cc_fail(c, STATUS_IO, CARECHAT_ERROR_CONNECTION,
+                     "%s: this device connected to the server elsewhere, which closed this "
+                     "connection",
+                     what);
+    else if (c->server_said == CARECHAT_EVENT_SESSION_REVOKED)
+        rc = cc_fail(c, STATUS_UNAUTHENTICATED, CARECHAT_ERROR_SESSION,
+                     "%s: the server ended the session: run carechat login", what);
+    else
+        rc = connection_failed(c, rc, what);
+    cc_disconnect(c, 0);
+    return rc;
+}
+
+int cc_call(struct carechat *c, Carechat__V1__Frame *req, const char *what,
+            Carechat__V1__Frame **out) {
     const int64_t deadline = clock_monotonic_ms() + c->request_timeout_ms;
     req->request_id = ++c->last_request_id;
     c->server_said = 0;
     int rc = send_frame(c, req, deadline);
-    /* When the send failed, still read what the server had sent before the
-     * connection ended (a ReplacedElsewhere, a SessionRevoked), without
-     * waiting for more. */
-    const bool sent = rc == 0;
-    struct buf wire;
-    buf_init(&wire);
-    for (;;) {
-        int rrc = transport_recv(c->t, sent ? deadline : 0, &wire);
-        if (rrc != 0) {
-            if (sent)
-                rc = rrc;
-            break;
-        }
-        Carechat__V1__Frame *f = NULL;
-        int drc = proto_decode(NULL, wire.data, wire.len, &f);
-        buf_wipe(&wire);
-        if (drc != 0) {
-            log_warn(MOD, "undecodable frame from the server (%s)", status_str(drc));
-            continue;
-        }
-        if (f->body_case == CARECHAT__V1__FRAME__BODY_RESPONSE) {
-            if (sent && f->request_id == req->request_id) {
-                *out = f;
-                break;
-            }
-            log_warn(MOD, "response to unknown request %" PRIu64, f->request_id);
-        } else {
-            answer_server(c, f, deadline);
-        }
-        proto_free(f);
+    if (rc != 0) {
+        /* Still read what the server had sent before the connection ended (a
+         * ReplacedElsewhere, a SessionRevoked), without waiting for more. */
+        for (int i = 0; i < TRANSPORT_MAX_QUEUED && receive_one(c, 0, 0, NULL) == 0; i++)
+            ;
+        return lost(c, rc, what);
     }
-    buf_cleanup(&wire);
-    if (rc == 0)
-        return 0;
-    if (c->server_said == CARECHAT_EVENT_REPLACED_ELSEWHERE)
-        rc = fail(c, STATUS_IO, CARECHAT_ERROR_CONNECTION,
-                  "%s: this device connected to the server elsewhere, which closed this "
-                  "connection",
-                  what);
-    else if (c->server_said == CARECHAT_EVENT_SESSION_REVOKED)
-        rc = fail(c, STATUS_UNAUTHENTICATED, CARECHAT_ERROR_SESSION,
-                  "%s: the server ended the session: run carechat login", what);
-    else
-        rc = connection_failed(c, rc, what);
-    disconnect(c, 0);
-    return rc;
+    Carechat__V1__Frame *resp = NULL;
+    while (resp == NULL) {
+        rc = receive_one(c, deadline, req->request_id, &resp);
+        if (rc != 0)
+            return lost(c, rc, what);
+    }
+    *out = resp;
+    return 0;
+}
+
+int cc_pump(struct carechat *c, int64_t deadline) {
+    c->server_said = 0;
+    int rc = receive_one(c, deadline, 0, NULL);
+    if (rc == STATUS_UNAVAILABLE && transport_is_open(c->t))
+        return rc;
+    if (rc != 0)
+        return lost(c, rc, "receiving");
+    return 0;
 }
 
 /* 0 when `f` answers OK with a result of `result_case`; otherwise records the
  * failure (the server's refusal, or a malformed answer) and returns it. */
-static int expect(struct carechat *c, const Carechat__V1__Frame *f,
-                  Carechat__V1__Response__ResultCase result_case, const char *what,
-                  const char *hint) {
+int cc_expect(struct carechat *c, const Carechat__V1__Frame *f,
+              Carechat__V1__Response__ResultCase result_case, const char *what, const char *hint) {
     const Carechat__V1__Response *r = f->response;
     if (r->status != CARECHAT__V1__STATUS__OK)
-        return refused(c, r, what, hint);
+        return cc_refused(c, r, what, hint);
     if (r->result_case != result_case)
-        return fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
-                    "%s: malformed answer from the server", what);
+        return cc_fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
+                       "%s: malformed answer from the server", what);
     return 0;
 }
 
 /* Frees a response frame after wiping the session token it may carry. */
-static void free_response(Carechat__V1__Frame *f) {
+void cc_free_response(Carechat__V1__Frame *f) {
     if (f != NULL && f->body_case == CARECHAT__V1__FRAME__BODY_RESPONSE &&
         f->response->result_case == CARECHAT__V1__RESPONSE__RESULT_SESSION) {
         ProtobufCBinaryData *tok = &f->response->session->session_token;
@@ -392,7 +400,7 @@ static void free_response(Carechat__V1__Frame *f) {
     proto_free(f);
 }
 
-static size_t copy_text(char *out, size_t cap, const char *in) {
+size_t cc_copy_text(char *out, size_t cap, const char *in) {
     size_t n = in != NULL ? strlen(in) : 0;
     if (n >= cap)
         n = cap - 1;
@@ -415,15 +423,15 @@ static int take_session(struct carechat *c, const Carechat__V1__SessionResult *s
     if (id_from_bytes(s->account_id.data, s->account_id.len, &info.account_id) != 0 ||
         id_from_bytes(s->device_id.data, s->device_id.len, &info.device_id) != 0 ||
         (new_token && s->session_token.len != PROFILE_TOKEN_LEN))
-        return fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
-                    "%s: malformed session from the server", what);
+        return cc_fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
+                       "%s: malformed session from the server", what);
     if (p->has_device && memcmp(info.device_id.b, p->device_id.b, ID_LEN) != 0)
-        return fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
-                    "%s: the server answered for another device", what);
+        return cc_fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
+                       "%s: the server answered for another device", what);
     info.role = s->role >= CARECHAT__V1__ROLE__PATIENT && s->role <= CARECHAT__V1__ROLE__SYSADMIN
                     ? (enum carechat_role)s->role
                     : CARECHAT_ROLE_UNSPECIFIED;
-    copy_text(info.display_name, sizeof info.display_name, s->display_name);
+    cc_copy_text(info.display_name, sizeof info.display_name, s->display_name);
     info.expires_at = s->expires_at;
     info.idle_expires_at = s->idle_expires_at;
     c->info = info;
@@ -440,7 +448,7 @@ static int take_session(struct carechat *c, const Carechat__V1__SessionResult *s
     memcpy(p->session_token, s->session_token.data, PROFILE_TOKEN_LEN);
     p->session_expires_at = s->expires_at;
     p->has_session = true;
-    return save_profile(c);
+    return cc_save_profile(c);
 }
 
 /* ---- device lists ---- */
@@ -448,24 +456,24 @@ static int take_session(struct carechat *c, const Carechat__V1__SessionResult *s
 /* Checks an account's signed list: its account, shape, signer and signature
  * over carechat.proto's layout. Copies its entries to `entries` (room for
  * STATEMENT_MAX_DEVICES) and their count to *n. */
-static int verify_list(struct carechat *c, const struct id *account,
-                       const Carechat__V1__DeviceList *list, struct statement_device *entries,
-                       size_t *n) {
+int cc_verify_list(struct carechat *c, const struct id *account,
+                   const Carechat__V1__DeviceList *list, struct statement_device *entries,
+                   size_t *n) {
     *n = 0;
     if (list == NULL || list->version == 0)
         return 0;
     if (list->account_id.len != ID_LEN || memcmp(list->account_id.data, account->b, ID_LEN) != 0 ||
         list->n_devices == 0 || list->n_devices > STATEMENT_MAX_DEVICES ||
         list->signature.len != ENVELOPE_SIG_LEN || list->signer_device_id.len != ID_LEN)
-        return fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
-                    "the account's device list is malformed");
+        return cc_fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
+                       "the account's device list is malformed");
     const uint8_t *signer_pk = NULL;
     for (size_t i = 0; i < list->n_devices; i++) {
         const Carechat__V1__DeviceListEntry *e = list->devices[i];
         if (id_from_bytes(e->device_id.data, e->device_id.len, &entries[i].device_id) != 0 ||
             e->identity_key.len != STATEMENT_KEY_LEN)
-            return fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
-                        "the account's device list is malformed");
+            return cc_fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
+                           "the account's device list is malformed");
         memcpy(entries[i].identity_key, e->identity_key.data, STATEMENT_KEY_LEN);
         if (memcmp(e->device_id.data, list->signer_device_id.data, ID_LEN) == 0)
             signer_pk = entries[i].identity_key;
@@ -480,16 +488,16 @@ static int verify_list(struct carechat *c, const struct id *account,
                                        list->signature.data);
     buf_cleanup(&statement);
     if (rc != 0)
-        return fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
-                    "the account's device list (version %" PRIu64 ") does not verify: "
-                    "do not trust this server's device data",
-                    list->version);
+        return cc_fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
+                       "the account's device list (version %" PRIu64 ") does not verify: "
+                       "do not trust this server's device data",
+                       list->version);
     *n = list->n_devices;
     return 0;
 }
 
 /* Asks for the caller's own account's devices; on success *out is the
- * response frame (free_response()) and *acct points into it. */
+ * response frame (cc_free_response()) and *acct points into it. */
 static int list_own_devices(struct carechat *c, const char *what, Carechat__V1__Frame **out,
                             const Carechat__V1__AccountDevices **acct) {
     ProtobufCBinaryData ids[1] = {{ID_LEN, c->profile->account_id.b}};
@@ -502,9 +510,9 @@ static int list_own_devices(struct carechat *c, const char *what, Carechat__V1__
     req.body_case = CARECHAT__V1__FRAME__BODY_LIST_DEVICES;
     req.list_devices = &ld;
     Carechat__V1__Frame *resp = NULL;
-    int rc = call(c, &req, what, &resp);
+    int rc = cc_call(c, &req, what, &resp);
     if (rc == 0)
-        rc = expect(c, resp, CARECHAT__V1__RESPONSE__RESULT_DEVICE_BUNDLES, what, NULL);
+        rc = cc_expect(c, resp, CARECHAT__V1__RESPONSE__RESULT_DEVICE_BUNDLES, what, NULL);
     if (rc == 0) {
         const Carechat__V1__DeviceBundles *b = resp->response->device_bundles;
         *acct = NULL;
@@ -513,11 +521,11 @@ static int list_own_devices(struct carechat *c, const char *what, Carechat__V1__
                 memcmp(b->accounts[i]->account_id.data, c->profile->account_id.b, ID_LEN) == 0)
                 *acct = b->accounts[i];
         if (*acct == NULL)
-            rc = fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
-                      "%s: the server did not list this account", what);
+            rc = cc_fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
+                         "%s: the server did not list this account", what);
     }
     if (rc != 0) {
-        free_response(resp);
+        cc_free_response(resp);
         return rc;
     }
     *out = resp;
@@ -537,21 +545,21 @@ static int ensure_published(struct carechat *c) {
         return rc;
     struct statement_device entries[STATEMENT_MAX_DEVICES + 1];
     size_t n = 0;
-    rc = verify_list(c, &p->account_id, acct->list, entries, &n);
+    rc = cc_verify_list(c, &p->account_id, acct->list, entries, &n);
     uint64_t version = acct->list != NULL ? acct->list->version : 0;
-    free_response(resp);
+    cc_free_response(resp);
     if (rc != 0)
         return rc;
     for (size_t i = 0; i < n; i++) {
         if (memcmp(entries[i].device_id.b, p->device_id.b, ID_LEN) == 0) {
             p->device_list_version = version;
-            return save_profile(c);
+            return cc_save_profile(c);
         }
     }
     if (n == STATEMENT_MAX_DEVICES)
-        return fail(c, STATUS_TOO_LARGE, CARECHAT_ERROR_SERVER,
-                    "%s: the account already has %d devices; remove one first", what,
-                    STATEMENT_MAX_DEVICES);
+        return cc_fail(c, STATUS_TOO_LARGE, CARECHAT_ERROR_SERVER,
+                       "%s: the account already has %d devices; remove one first", what,
+                       STATEMENT_MAX_DEVICES);
 
     struct own_keys keys;
     struct envelope_identity *identity = NULL;
@@ -591,36 +599,36 @@ static int ensure_published(struct carechat *c) {
     carechat__v1__frame__init(&req);
     req.body_case = CARECHAT__V1__FRAME__BODY_PUBLISH_DEVICE_LIST;
     req.publish_device_list = &pub;
-    rc = call(c, &req, what, &resp);
+    rc = cc_call(c, &req, what, &resp);
     if (rc == 0)
-        rc = expect(c, resp, CARECHAT__V1__RESPONSE__RESULT_DEVICE_LIST, what, NULL);
+        rc = cc_expect(c, resp, CARECHAT__V1__RESPONSE__RESULT_DEVICE_LIST, what, NULL);
     if (rc == 0) {
         const Carechat__V1__DeviceList *stored = resp->response->device_list->list;
         if (stored == NULL || stored->version != version + 1)
-            rc = fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
-                      "%s: the server stored another version", what);
+            rc = cc_fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
+                         "%s: the server stored another version", what);
     }
-    free_response(resp);
+    cc_free_response(resp);
     if (rc != 0)
         return rc;
     p->device_list_version = version + 1;
-    return save_profile(c);
+    return cc_save_profile(c);
 }
 
 /* Resumes the stored session on this connection if it is not authenticated
  * yet (and finishes a device list publish an earlier login could not do). */
-static int ensure_session(struct carechat *c) {
+int cc_ensure_session(struct carechat *c) {
     struct profile *p = c->profile;
     if (c->authenticated && c->t != NULL && transport_is_open(c->t))
         return 0;
     c->authenticated = false;
     if (!p->has_session)
-        return fail(c, STATUS_UNAUTHENTICATED, CARECHAT_ERROR_SESSION,
-                    "not logged in: run carechat login");
+        return cc_fail(c, STATUS_UNAUTHENTICATED, CARECHAT_ERROR_SESSION,
+                       "not logged in: run carechat login");
     if (p->session_expires_at != 0 && p->session_expires_at <= clock_now()) {
         (void)drop_session(c);
-        return fail(c, STATUS_UNAUTHENTICATED, CARECHAT_ERROR_SESSION,
-                    "session expired: run carechat login");
+        return cc_fail(c, STATUS_UNAUTHENTICATED, CARECHAT_ERROR_SESSION,
+                       "session expired: run carechat login");
     }
     int rc = ensure_connected(c);
     if (rc != 0)
@@ -634,19 +642,19 @@ static int ensure_session(struct carechat *c) {
     req.body_case = CARECHAT__V1__FRAME__BODY_AUTHENTICATE;
     req.authenticate = &auth;
     Carechat__V1__Frame *resp = NULL;
-    rc = call(c, &req, "resuming the session", &resp);
+    rc = cc_call(c, &req, "resuming the session", &resp);
     if (rc != 0)
         return rc;
     if (resp->response->status == CARECHAT__V1__STATUS__UNAUTHENTICATED) {
-        free_response(resp);
+        cc_free_response(resp);
         (void)drop_session(c);
-        return fail(c, STATUS_UNAUTHENTICATED, CARECHAT_ERROR_SESSION,
-                    "session expired or ended: run carechat login");
+        return cc_fail(c, STATUS_UNAUTHENTICATED, CARECHAT_ERROR_SESSION,
+                       "session expired or ended: run carechat login");
     }
-    rc = expect(c, resp, CARECHAT__V1__RESPONSE__RESULT_SESSION, "resuming the session", NULL);
+    rc = cc_expect(c, resp, CARECHAT__V1__RESPONSE__RESULT_SESSION, "resuming the session", NULL);
     if (rc == 0)
         rc = take_session(c, resp->response->session, false, "resuming the session");
-    free_response(resp);
+    cc_free_response(resp);
     if (rc == 0 && p->device_list_version == 0)
         rc = ensure_published(c);
     return rc;
@@ -690,7 +698,8 @@ int carechat_open(const struct carechat_config *cfg, struct carechat **out) {
 void carechat_close(struct carechat *c) {
     if (c == NULL)
         return;
-    disconnect(c, 1000);
+    cc_disconnect(c, 1000);
+    cc_msg_free(c->msg);
     profile_free(c->profile);
     free(c->server_url);
     free(c->profile_dir);
@@ -726,15 +735,15 @@ static void device_registration(struct carechat *c, struct own_keys *keys,
 /* Login and Register start on a connection of their own. */
 static int fresh_connection(struct carechat *c) {
     if (c->t != NULL)
-        disconnect(c, 1000);
+        cc_disconnect(c, 1000);
     return ensure_connected(c);
 }
 
 int carechat_login(struct carechat *c, const char *email, const char *password) {
-    clear_error(c);
+    cc_clear_error(c);
     if (email == NULL || password == NULL)
-        return fail(c, STATUS_BAD_REQUEST, CARECHAT_ERROR_ARGUMENT,
-                    "login: email and password are required");
+        return cc_fail(c, STATUS_BAD_REQUEST, CARECHAT_ERROR_ARGUMENT,
+                       "login: email and password are required");
     int rc = ensure_keys(c);
     if (rc == 0)
         rc = fresh_connection(c);
@@ -762,7 +771,7 @@ int carechat_login(struct carechat *c, const char *email, const char *password) 
     req.body_case = CARECHAT__V1__FRAME__BODY_LOGIN;
     req.login = &login;
     Carechat__V1__Frame *resp = NULL;
-    rc = call(c, &req, "login", &resp);
+    rc = cc_call(c, &req, "login", &resp);
     if (rc != 0)
         return rc;
     const Carechat__V1__Status st = resp->response->status;
@@ -772,10 +781,10 @@ int carechat_login(struct carechat *c, const char *email, const char *password) 
     else if (st == CARECHAT__V1__STATUS__NOT_FOUND && existing)
         hint = "this profile's device is not a device of that account (removed, or another "
                "account's profile): use a fresh --profile";
-    rc = expect(c, resp, CARECHAT__V1__RESPONSE__RESULT_SESSION, "login", hint);
+    rc = cc_expect(c, resp, CARECHAT__V1__RESPONSE__RESULT_SESSION, "login", hint);
     if (rc == 0)
         rc = take_session(c, resp->response->session, true, "login");
-    free_response(resp);
+    cc_free_response(resp);
     if (rc == 0)
         rc = ensure_published(c);
     return rc;
@@ -783,15 +792,15 @@ int carechat_login(struct carechat *c, const char *email, const char *password) 
 
 int carechat_register(struct carechat *c, const char *code, const char *email, const char *password,
                       const char *birthdate, const char *display_name) {
-    clear_error(c);
+    cc_clear_error(c);
     if (code == NULL || email == NULL || password == NULL || birthdate == NULL ||
         display_name == NULL)
-        return fail(c, STATUS_BAD_REQUEST, CARECHAT_ERROR_ARGUMENT,
-                    "register: code, email, password, birthdate and name are required");
+        return cc_fail(c, STATUS_BAD_REQUEST, CARECHAT_ERROR_ARGUMENT,
+                       "register: code, email, password, birthdate and name are required");
     if (c->profile->has_device)
-        return fail(c, STATUS_CONFLICT, CARECHAT_ERROR_PROFILE,
-                    "register: this profile already holds a device of an account; "
-                    "use another --profile");
+        return cc_fail(c, STATUS_CONFLICT, CARECHAT_ERROR_PROFILE,
+                       "register: this profile already holds a device of an account; "
+                       "use another --profile");
     int rc = ensure_keys(c);
     if (rc == 0)
         rc = fresh_connection(c);
@@ -814,7 +823,7 @@ int carechat_register(struct carechat *c, const char *code, const char *email, c
     req.body_case = CARECHAT__V1__FRAME__BODY_REGISTER;
     req.register_ = &r;
     Carechat__V1__Frame *resp = NULL;
-    rc = call(c, &req, "register", &resp);
+    rc = cc_call(c, &req, "register", &resp);
     if (rc != 0)
         return rc;
     const char *hint = NULL;
@@ -831,10 +840,10 @@ int carechat_register(struct carechat *c, const char *code, const char *email, c
     default:
         break;
     }
-    rc = expect(c, resp, CARECHAT__V1__RESPONSE__RESULT_SESSION, "register", hint);
+    rc = cc_expect(c, resp, CARECHAT__V1__RESPONSE__RESULT_SESSION, "register", hint);
     if (rc == 0)
         rc = take_session(c, resp->response->session, true, "register");
-    free_response(resp);
+    cc_free_response(resp);
     if (rc == 0)
         rc = ensure_published(c);
     return rc;
@@ -842,11 +851,11 @@ int carechat_register(struct carechat *c, const char *code, const char *email, c
 
 int carechat_invite(struct carechat *c, const char *email, enum carechat_role role,
                     char code_out[CARECHAT_MAX_CODE + 1], int64_t *expires_at) {
-    clear_error(c);
+    cc_clear_error(c);
     if (email == NULL || role < CARECHAT_ROLE_PATIENT || role > CARECHAT_ROLE_SYSADMIN)
-        return fail(c, STATUS_BAD_REQUEST, CARECHAT_ERROR_ARGUMENT,
-                    "invite: an email and a role are required");
-    int rc = ensure_session(c);
+        return cc_fail(c, STATUS_BAD_REQUEST, CARECHAT_ERROR_ARGUMENT,
+                       "invite: an email and a role are required");
+    int rc = cc_ensure_session(c);
     if (rc != 0)
         return rc;
     Carechat__V1__Invite inv;
@@ -858,7 +867,7 @@ int carechat_invite(struct carechat *c, const char *email, enum carechat_role ro
     req.body_case = CARECHAT__V1__FRAME__BODY_INVITE;
     req.invite = &inv;
     Carechat__V1__Frame *resp = NULL;
-    rc = call(c, &req, "invite", &resp);
+    rc = cc_call(c, &req, "invite", &resp);
     if (rc != 0)
         return rc;
     const char *hint = NULL;
@@ -866,7 +875,7 @@ int carechat_invite(struct carechat *c, const char *email, enum carechat_role ro
         hint = "your role may not invite this role";
     else if (resp->response->status == CARECHAT__V1__STATUS__CONFLICT)
         hint = "an account with this email already exists";
-    rc = expect(c, resp, CARECHAT__V1__RESPONSE__RESULT_INVITE, "invite", hint);
+    rc = cc_expect(c, resp, CARECHAT__V1__RESPONSE__RESULT_INVITE, "invite", hint);
     if (rc == 0) {
         const Carechat__V1__InviteResult *ir = resp->response->invite;
         size_t n = ir->code != NULL ? strlen(ir->code) : 0;
@@ -874,15 +883,15 @@ int carechat_invite(struct carechat *c, const char *email, enum carechat_role ro
         for (size_t i = 0; ok && i < n; i++)
             ok = ir->code[i] > 0x20 && ir->code[i] < 0x7f;
         if (!ok) {
-            rc = fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
-                      "invite: malformed code from the server");
+            rc = cc_fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
+                         "invite: malformed code from the server");
         } else {
             memcpy(code_out, ir->code, n + 1);
             if (expires_at != NULL)
                 *expires_at = ir->expires_at;
         }
     }
-    free_response(resp);
+    cc_free_response(resp);
     return rc;
 }
 
@@ -896,8 +905,8 @@ static bool key_valid(const Carechat__V1__DeviceKeys *k, int64_t now) {
 }
 
 int carechat_devices(struct carechat *c, struct carechat_devices **out) {
-    clear_error(c);
-    int rc = ensure_session(c);
+    cc_clear_error(c);
+    int rc = cc_ensure_session(c);
     if (rc != 0)
         return rc;
     const char *what = "listing devices";
@@ -908,12 +917,12 @@ int carechat_devices(struct carechat *c, struct carechat_devices **out) {
         return rc;
     struct statement_device entries[STATEMENT_MAX_DEVICES];
     size_t n_entries = 0;
-    rc = verify_list(c, &c->profile->account_id, acct->list, entries, &n_entries);
+    rc = cc_verify_list(c, &c->profile->account_id, acct->list, entries, &n_entries);
     if (rc == 0 && acct->n_devices > STATEMENT_MAX_DEVICES)
-        rc = fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL, "%s: too many devices in the answer",
-                  what);
+        rc = cc_fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
+                     "%s: too many devices in the answer", what);
     if (rc != 0) {
-        free_response(resp);
+        cc_free_response(resp);
         return rc;
     }
     struct carechat_devices *d = xcalloc(1, sizeof *d);
@@ -927,8 +936,8 @@ int carechat_devices(struct carechat *c, struct carechat_devices **out) {
         if (k == NULL || id_from_bytes(k->device_id.data, k->device_id.len, &dev->device_id) != 0 ||
             k->identity_key.len != CARECHAT_KEY_LEN || k->encryption_key.len != CARECHAT_KEY_LEN ||
             k->signature.len != ENVELOPE_SIG_LEN) {
-            rc = fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
-                      "%s: malformed device keys from the server", what);
+            rc = cc_fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
+                         "%s: malformed device keys from the server", what);
             break;
         }
         memcpy(dev->identity_key, k->identity_key.data, CARECHAT_KEY_LEN);
@@ -936,7 +945,7 @@ int carechat_devices(struct carechat *c, struct carechat_devices **out) {
         dev->encryption_key_id = k->encryption_key_id;
         dev->encryption_key_expires_at = k->encryption_key_expires_at;
         dev->created_at = info->created_at;
-        copy_text(dev->label, sizeof dev->label, info->label);
+        cc_copy_text(dev->label, sizeof dev->label, info->label);
         dev->this_device = memcmp(dev->device_id.b, c->profile->device_id.b, ID_LEN) == 0;
         for (size_t j = 0; j < n_entries; j++)
             if (memcmp(entries[j].device_id.b, dev->device_id.b, ID_LEN) == 0 &&
@@ -945,7 +954,7 @@ int carechat_devices(struct carechat *c, struct carechat_devices **out) {
         dev->key_valid = key_valid(k, now);
         d->n++;
     }
-    free_response(resp);
+    cc_free_response(resp);
     if (rc != 0) {
         carechat_devices_free(d);
         return rc;
@@ -962,10 +971,11 @@ void carechat_devices_free(struct carechat_devices *d) {
 }
 
 int carechat_lookup(struct carechat *c, const char *email, struct carechat_account *out) {
-    clear_error(c);
+    cc_clear_error(c);
     if (email == NULL)
-        return fail(c, STATUS_BAD_REQUEST, CARECHAT_ERROR_ARGUMENT, "lookup: an email is required");
-    int rc = ensure_session(c);
+        return cc_fail(c, STATUS_BAD_REQUEST, CARECHAT_ERROR_ARGUMENT,
+                       "lookup: an email is required");
+    int rc = cc_ensure_session(c);
     if (rc != 0)
         return rc;
     Carechat__V1__LookupAccount la;
@@ -976,38 +986,38 @@ int carechat_lookup(struct carechat *c, const char *email, struct carechat_accou
     req.body_case = CARECHAT__V1__FRAME__BODY_LOOKUP_ACCOUNT;
     req.lookup_account = &la;
     Carechat__V1__Frame *resp = NULL;
-    rc = call(c, &req, "lookup", &resp);
+    rc = cc_call(c, &req, "lookup", &resp);
     if (rc != 0)
         return rc;
     const char *hint = resp->response->status == CARECHAT__V1__STATUS__NOT_FOUND
                            ? "no account you may contact has this email"
                            : NULL;
-    rc = expect(c, resp, CARECHAT__V1__RESPONSE__RESULT_ACCOUNT, "lookup", hint);
+    rc = cc_expect(c, resp, CARECHAT__V1__RESPONSE__RESULT_ACCOUNT, "lookup", hint);
     if (rc == 0) {
         const Carechat__V1__AccountSummary *a = resp->response->account;
         struct carechat_account acc;
         memset(&acc, 0, sizeof acc);
         if (id_from_bytes(a->account_id.data, a->account_id.len, &acc.account_id) != 0) {
-            rc = fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
-                      "lookup: malformed account from the server");
+            rc = cc_fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
+                         "lookup: malformed account from the server");
         } else {
             acc.role =
                 a->role >= CARECHAT__V1__ROLE__PATIENT && a->role <= CARECHAT__V1__ROLE__SYSADMIN
                     ? (enum carechat_role)a->role
                     : CARECHAT_ROLE_UNSPECIFIED;
-            copy_text(acc.display_name, sizeof acc.display_name, a->display_name);
-            copy_text(acc.email, sizeof acc.email, a->email);
+            cc_copy_text(acc.display_name, sizeof acc.display_name, a->display_name);
+            cc_copy_text(acc.email, sizeof acc.email, a->email);
             acc.active = a->active;
             *out = acc;
         }
     }
-    free_response(resp);
+    cc_free_response(resp);
     return rc;
 }
 
 int carechat_logout(struct carechat *c) {
-    clear_error(c);
-    int rc = ensure_session(c);
+    cc_clear_error(c);
+    int rc = cc_ensure_session(c);
     if (rc != 0)
         return rc;
     Carechat__V1__Logout lo;
@@ -1017,20 +1027,20 @@ int carechat_logout(struct carechat *c) {
     req.body_case = CARECHAT__V1__FRAME__BODY_LOGOUT;
     req.logout = &lo;
     Carechat__V1__Frame *resp = NULL;
-    rc = call(c, &req, "logout", &resp);
+    rc = cc_call(c, &req, "logout", &resp);
     if (rc != 0)
         return rc;
     const Carechat__V1__Status st = resp->response->status;
     if (st == CARECHAT__V1__STATUS__OK || st == CARECHAT__V1__STATUS__UNAUTHENTICATED) {
         int drc = drop_session(c);
         if (drc != 0)
-            rc = fail(c, drc, CARECHAT_ERROR_PROFILE,
-                      "logout: could not remove the session from %s", c->profile_dir);
+            rc = cc_fail(c, drc, CARECHAT_ERROR_PROFILE,
+                         "logout: could not remove the session from %s", c->profile_dir);
     }
     if (st != CARECHAT__V1__STATUS__OK)
-        rc = refused(c, resp->response, "logout", NULL);
-    free_response(resp);
+        rc = cc_refused(c, resp->response, "logout", NULL);
+    cc_free_response(resp);
     /* The server closes the connection after answering (PROTOCOL.md). */
-    disconnect(c, 1000);
+    cc_disconnect(c, 1000);
     return rc;
 }

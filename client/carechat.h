@@ -287,8 +287,8 @@ int carechat_next_event(struct carechat *c, struct carechat_event *out);
  * processed. */
 
 /* Largest message body in bytes (the server's 64 KiB envelope body limit less
- * the 16-byte tag). */
-#define CARECHAT_MAX_MESSAGE (64 * 1024 - 16)
+ * the inner signature and the tag: client/envelope.h). */
+#define CARECHAT_MAX_MESSAGE (64 * 1024 - 80)
 #define CARECHAT_MAX_QUEUED 1024
 #define CARECHAT_DEDUP_IDS 4096
 

@@ -1,0 +1,1162 @@
+/*
+ * client/messaging.c: libcarechat's conversations, end-to-end encrypted
+ * messages and delivery (carechat.h "end-to-end encrypted messaging").
+ *
+ * State of a handle (struct cc_msg, created on first use):
+ *   - a cache of verified device lists per account: the devices of the
+ *     latest signed list, each with its encryption key when that key's
+ *     signature verifies under the listed identity key and it has not
+ *     expired. A list whose version goes below the cached one is refused.
+ *     Refreshed when a Send is answered CONFLICT, when a DeviceListEvent
+ *     arrives, and when a message names a sender device the cache lacks;
+ *   - a cache of the active members of conversations (for Send);
+ *   - the delivery queue of the current connection: Delivery frames the core
+ *     answered OK and handed here, in arrival (= cursor) order, at most
+ *     CARECHAT_MAX_QUEUED; beyond that the rest of the connection's
+ *     deliveries are dropped and, once the queue is drained, acknowledged up
+ *     to what was taken and replayed with a new Sync (so nothing is lost and
+ *     the cumulative Ack never covers a dropped entry);
+ *   - `taken`: the cursor of the last delivery carechat_recv() took, which
+ *     carechat_ack() acknowledges and stores in the profile;
+ *   - a ring of the last CARECHAT_DEDUP_IDS message ids returned.
+ *
+ *   connection: [not synced] --Sync--> [replaying] --QueueEmpty--> [live]
+ *   any --connection closed--> [not synced] (queue dropped, `taken` kept)
+ *
+ * Plaintext never reaches the log. Runs on the caller's thread only.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "base/alloc.h"
+#include "base/check.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/status.h"
+#include "client/carechat_internal.h"
+#include "client/envelope.h"
+
+#define MOD "carechat"
+/* Accounts per ListDevices (carechat.proto: at most 64). */
+#define LIST_DEVICES_MAX 64
+/* Cached device lists and conversations; the caches start over beyond. */
+#define MAX_CACHED 1024
+#define MAX_MEMBERS 256
+#define MAX_CONVERSATIONS 10000
+#define PAGE_LIMIT 100
+
+struct dev_entry {
+    struct id device_id;
+    uint8_t identity_pk[ENVELOPE_SIGN_PK_LEN];
+    bool has_key; /* key verified under identity_pk and not expired when fetched */
+    struct envelope_device_key key;
+};
+
+struct acct_devs {
+    struct id account_id;
+    uint64_t version;
+    size_t n;
+    struct dev_entry devs[STATEMENT_MAX_DEVICES];
+};
+
+struct conv_entry {
+    struct id conversation_id;
+    size_t n;
+    struct id *members; /* active members */
+};
+
+struct cc_msg {
+    struct acct_devs *accts;
+    size_t n_accts;
+    struct conv_entry *convs;
+    size_t n_convs;
+
+    Carechat__V1__Frame *queue[CARECHAT_MAX_QUEUED];
+    size_t head, count;
+    bool synced, queue_empty, overflowed;
+    int64_t queue_empty_at; /* clock_monotonic_ms() */
+
+    uint8_t taken[PROFILE_MAX_CURSOR];
+    size_t taken_len;
+
+    struct id seen[CARECHAT_DEDUP_IDS];
+    size_t seen_next, seen_n;
+
+    struct envelope_enc_key *own_key; /* from the profile, on first use */
+};
+
+static struct cc_msg *state(struct carechat *c) {
+    if (c->msg == NULL)
+        c->msg = xcalloc(1, sizeof *c->msg);
+    return c->msg;
+}
+
+static void drop_queue(struct cc_msg *m) {
+    for (size_t i = 0; i < m->count; i++)
+        proto_free(m->queue[(m->head + i) % CARECHAT_MAX_QUEUED]);
+    m->head = m->count = 0;
+}
+
+static void clear_caches(struct cc_msg *m) {
+    free(m->accts);
+    m->accts = NULL;
+    m->n_accts = 0;
+    for (size_t i = 0; i < m->n_convs; i++)
+        free(m->convs[i].members);
+    free(m->convs);
+    m->convs = NULL;
+    m->n_convs = 0;
+}
+
+void cc_msg_free(struct cc_msg *m) {
+    if (m == NULL)
+        return;
+    drop_queue(m);
+    clear_caches(m);
+    envelope_enc_key_free(m->own_key);
+    free(m);
+}
+
+void cc_msg_connection_closed(struct carechat *c) {
+    if (c->msg == NULL)
+        return;
+    drop_queue(c->msg);
+    c->msg->synced = c->msg->queue_empty = c->msg->overflowed = false;
+}
+
+static bool same(const struct id *a, const uint8_t *b) {
+    return memcmp(a->b, b, ID_LEN) == 0;
+}
+
+static bool get_id(ProtobufCBinaryData b, struct id *out) {
+    return id_from_bytes(b.data, b.len, out) == 0;
+}
+
+void cc_msg_on_request(struct carechat *c, Carechat__V1__Frame *f) {
+    struct cc_msg *m = state(c);
+    if (f->body_case == CARECHAT__V1__FRAME__BODY_TYPING_EVENT) {
+        struct carechat_event e;
+        memset(&e, 0, sizeof e);
+        e.kind = CARECHAT_EVENT_TYPING;
+        if (get_id(f->typing_event->conversation_id, &e.conversation_id) &&
+            get_id(f->typing_event->account_id, &e.account_id)) {
+            e.typing = f->typing_event->typing;
+            cc_push_event(c, &e);
+        }
+        proto_free(f);
+        return;
+    }
+    if (f->body_case == CARECHAT__V1__FRAME__BODY_QUEUE_EMPTY) {
+        if (!m->overflowed) {
+            m->queue_empty = true;
+            m->queue_empty_at = clock_monotonic_ms();
+        }
+        proto_free(f);
+        return;
+    }
+    /* a Delivery */
+    if (m->overflowed || !m->synced) {
+        proto_free(f);
+        return;
+    }
+    if (m->count == CARECHAT_MAX_QUEUED) {
+        log_warn(MOD, "delivery queue full: the rest comes again after a new Sync");
+        m->overflowed = true;
+        m->queue_empty = false;
+        proto_free(f);
+        return;
+    }
+    m->queue[(m->head + m->count) % CARECHAT_MAX_QUEUED] = f;
+    m->count++;
+}
+
+/* ---- device lists ---- */
+
+static struct acct_devs *find_acct(struct cc_msg *m, const struct id *account) {
+    for (size_t i = 0; i < m->n_accts; i++)
+        if (same(&m->accts[i].account_id, account->b))
+            return &m->accts[i];
+    return NULL;
+}
+
+static void forget_acct(struct cc_msg *m, const struct id *account) {
+    struct acct_devs *a = find_acct(m, account);
+    if (a == NULL)
+        return;
+    *a = m->accts[m->n_accts - 1];
+    m->n_accts--;
+}
+
+/* Takes one account's answer into the cache after verifying it. */
+static int take_devices(struct carechat *c, const struct id *account,
+                        const Carechat__V1__AccountDevices *ad, const char *what) {
+    struct cc_msg *m = c->msg;
+    struct statement_device entries[STATEMENT_MAX_DEVICES];
+    size_t n = 0;
+    int rc = cc_verify_list(c, account, ad->list, entries, &n);
+    if (rc != 0)
+        return rc;
+    const uint64_t version = ad->list != NULL ? ad->list->version : 0;
+    struct acct_devs *old = find_acct(m, account);
+    if (old != NULL && version < old->version)
+        return cc_fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
+                       "%s: the server sent an older device list (version %" PRIu64
+                       " after %" PRIu64 "): do not trust this server's device data",
+                       what, version, old->version);
+    struct acct_devs fresh;
+    memset(&fresh, 0, sizeof fresh);
+    fresh.account_id = *account;
+    fresh.version = version;
+    const int64_t now = clock_now();
+    for (size_t i = 0; i < n; i++) {
+        struct dev_entry *d = &fresh.devs[fresh.n++];
+        d->device_id = entries[i].device_id;
+        memcpy(d->identity_pk, entries[i].identity_key, ENVELOPE_SIGN_PK_LEN);
+        for (size_t j = 0; j < ad->n_devices; j++) {
+            const Carechat__V1__DeviceKeys *k = ad->devices[j]->keys;
+            if (k == NULL || k->device_id.len != ID_LEN || !same(&d->device_id, k->device_id.data))
+                continue;
+            if (k->identity_key.len != ENVELOPE_SIGN_PK_LEN ||
+                memcmp(k->identity_key.data, d->identity_pk, ENVELOPE_SIGN_PK_LEN) != 0 ||
+                k->encryption_key.len != ENVELOPE_ENC_PK_LEN ||
+                k->signature.len != ENVELOPE_SIG_LEN || k->encryption_key_id == 0)
+                break;
+            d->key.device_id = d->device_id;
+            d->key.key_id = k->encryption_key_id;
+            d->key.expires_at_ms = k->encryption_key_expires_at;
+            memcpy(d->key.pk, k->encryption_key.data, ENVELOPE_ENC_PK_LEN);
+            memcpy(d->key.sig, k->signature.data, ENVELOPE_SIG_LEN);
+            d->has_key = envelope_device_key_verify(&d->key, d->identity_pk, now) == 0;
+            if (!d->has_key)
+                log_warn(MOD, "a listed device's encryption key does not verify or has expired");
+            break;
+        }
+    }
+    if (old != NULL) {
+        *old = fresh;
+        return 0;
+    }
+    if (m->n_accts == MAX_CACHED) {
+        free(m->accts);
+        m->accts = NULL;
+        m->n_accts = 0;
+    }
+    m->accts = xrealloc(m->accts, (m->n_accts + 1) * sizeof *m->accts);
+    m->accts[m->n_accts++] = fresh;
+    return 0;
+}
+
+/* Fetches and verifies the device lists of the `n` accounts at `accounts`
+ * (all of them when `force`, else only those not cached). */
+static int fetch_devices(struct carechat *c, const struct id *accounts, size_t n, bool force,
+                         const char *what) {
+    struct cc_msg *m = state(c);
+    ProtobufCBinaryData ids[LIST_DEVICES_MAX];
+    size_t i = 0;
+    while (i < n) {
+        size_t k = 0;
+        for (; i < n && k < LIST_DEVICES_MAX; i++)
+            if (force || find_acct(m, &accounts[i]) == NULL)
+                ids[k++] = (ProtobufCBinaryData){ID_LEN, (uint8_t *)accounts[i].b};
+        if (k == 0)
+            continue;
+        Carechat__V1__ListDevices ld;
+        carechat__v1__list_devices__init(&ld);
+        ld.n_account_ids = k;
+        ld.account_ids = ids;
+        Carechat__V1__Frame req;
+        carechat__v1__frame__init(&req);
+        req.body_case = CARECHAT__V1__FRAME__BODY_LIST_DEVICES;
+        req.list_devices = &ld;
+        Carechat__V1__Frame *resp = NULL;
+        int rc = cc_call(c, &req, what, &resp);
+        if (rc == 0)
+            rc = cc_expect(c, resp, CARECHAT__V1__RESPONSE__RESULT_DEVICE_BUNDLES, what, NULL);
+        for (size_t j = 0; rc == 0 && j < k; j++) {
+            const Carechat__V1__DeviceBundles *b = resp->response->device_bundles;
+            const Carechat__V1__AccountDevices *ad = NULL;
+            for (size_t x = 0; x < b->n_accounts; x++)
+                if (b->accounts[x]->account_id.len == ID_LEN &&
+                    memcmp(b->accounts[x]->account_id.data, ids[j].data, ID_LEN) == 0)
+                    ad = b->accounts[x];
+            struct id account;
+            memcpy(account.b, ids[j].data, ID_LEN);
+            if (ad == NULL)
+                rc = cc_fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
+                             "%s: the server left an account out of its answer", what);
+            else
+                rc = take_devices(c, &account, ad, what);
+        }
+        cc_free_response(resp);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* The identity key the sender's signed list names for `device`, fetching the
+ * list when the cache does not have the device. *found false: not listed. */
+static int sender_identity(struct carechat *c, const struct id *account, const struct id *device,
+                           uint8_t pk[ENVELOPE_SIGN_PK_LEN], bool *found) {
+    *found = false;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (attempt == 1 || find_acct(c->msg, account) == NULL) {
+            int rc = fetch_devices(c, account, 1, true, "fetching the sender's device list");
+            if (rc != 0)
+                return rc;
+            attempt = 1;
+        }
+        const struct acct_devs *a = find_acct(c->msg, account);
+        for (size_t i = 0; a != NULL && i < a->n; i++) {
+            if (same(&a->devs[i].device_id, device->b)) {
+                memcpy(pk, a->devs[i].identity_pk, ENVELOPE_SIGN_PK_LEN);
+                *found = true;
+                return 0;
+            }
+        }
+    }
+    return 0;
+}
+
+/* ---- conversations ---- */
+
+void carechat_conversation_cleanup(struct carechat_conversation *conv) {
+    if (conv == NULL)
+        return;
+    free(conv->members);
+    conv->members = NULL;
+    conv->n_members = 0;
+}
+
+/* Remembers the active members of a conversation for Send. */
+static void cache_members(struct carechat *c, const struct carechat_conversation *conv) {
+    struct cc_msg *m = state(c);
+    struct conv_entry *e = NULL;
+    for (size_t i = 0; i < m->n_convs && e == NULL; i++)
+        if (same(&m->convs[i].conversation_id, conv->conversation_id.b))
+            e = &m->convs[i];
+    if (e == NULL) {
+        if (m->n_convs == MAX_CACHED) {
+            for (size_t i = 0; i < m->n_convs; i++)
+                free(m->convs[i].members);
+            m->n_convs = 0;
+        }
+        m->convs = xrealloc(m->convs, (m->n_convs + 1) * sizeof *m->convs);
+        e = &m->convs[m->n_convs++];
+        e->conversation_id = conv->conversation_id;
+        e->members = NULL;
+    }
+    free(e->members);
+    e->members = xcalloc(conv->n_members + 1, sizeof *e->members);
+    e->n = 0;
+    for (size_t i = 0; i < conv->n_members; i++)
+        if (conv->members[i].state == CARECHAT__V1__MEMBER_STATE__MEMBER_ACTIVE)
+            e->members[e->n++] = conv->members[i].account_id;
+}
+
+static void forget_members(struct carechat *c, const struct id *conv) {
+    struct cc_msg *m = state(c);
+    for (size_t i = 0; i < m->n_convs; i++) {
+        if (same(&m->convs[i].conversation_id, conv->b)) {
+            free(m->convs[i].members);
+            m->convs[i] = m->convs[m->n_convs - 1];
+            m->n_convs--;
+            return;
+        }
+    }
+}
+
+/* Copies a Conversation from the server into *out. */
+static int take_conversation(struct carechat *c, const Carechat__V1__Conversation *cv,
+                             struct carechat_conversation *out, const char *what) {
+    struct carechat_conversation conv;
+    memset(&conv, 0, sizeof conv);
+    if (cv == NULL || !get_id(cv->conversation_id, &conv.conversation_id) ||
+        cv->n_members > MAX_MEMBERS)
+        return cc_fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
+                       "%s: malformed conversation from the server", what);
+    conv.kind = (enum carechat_conversation_kind)cv->kind;
+    cc_copy_text(conv.name, sizeof conv.name, cv->name);
+    conv.created_at = cv->created_at;
+    conv.last_seq = cv->last_seq;
+    conv.members = xcalloc(cv->n_members + 1, sizeof *conv.members);
+    for (size_t i = 0; i < cv->n_members; i++) {
+        const Carechat__V1__Member *mb = cv->members[i];
+        struct carechat_member *dst = &conv.members[conv.n_members];
+        if (!get_id(mb->account_id, &dst->account_id)) {
+            carechat_conversation_cleanup(&conv);
+            return cc_fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
+                           "%s: malformed member from the server", what);
+        }
+        dst->role =
+            mb->role >= CARECHAT__V1__ROLE__PATIENT && mb->role <= CARECHAT__V1__ROLE__SYSADMIN
+                ? (enum carechat_role)mb->role
+                : CARECHAT_ROLE_UNSPECIFIED;
+        dst->state = (int)mb->state;
+        cc_copy_text(dst->display_name, sizeof dst->display_name, mb->display_name);
+        conv.n_members++;
+    }
+    cache_members(c, &conv);
+    *out = conv;
+    return 0;
+}
+
+/* Sends a request answered by a Conversation. */
+static int conversation_call(struct carechat *c, Carechat__V1__Frame *req, const char *what,
+                             const char *not_found_hint, struct carechat_conversation *out) {
+    Carechat__V1__Frame *resp = NULL;
+    int rc = cc_call(c, req, what, &resp);
+    if (rc != 0)
+        return rc;
+    const char *hint = NULL;
+    if (resp->response->status == CARECHAT__V1__STATUS__NOT_FOUND)
+        hint = not_found_hint;
+    else if (resp->response->status == CARECHAT__V1__STATUS__FORBIDDEN)
+        hint = "not allowed (the account is deactivated, or the record is not visible)";
+    rc = cc_expect(c, resp, CARECHAT__V1__RESPONSE__RESULT_CONVERSATION, what, hint);
+    if (rc == 0)
+        rc = take_conversation(c, resp->response->conversation, out, what);
+    cc_free_response(resp);
+    return rc;
+}
+
+int carechat_open_direct_id(struct carechat *c, const struct id *peer_account_id,
+                            struct carechat_conversation *out) {
+    cc_clear_error(c);
+    if (peer_account_id == NULL || out == NULL)
+        return cc_fail(c, STATUS_BAD_REQUEST, CARECHAT_ERROR_ARGUMENT,
+                       "open direct: a peer account is required");
+    int rc = cc_ensure_session(c);
+    if (rc != 0)
+        return rc;
+    Carechat__V1__CreateDirect cd;
+    carechat__v1__create_direct__init(&cd);
+    cd.peer_account_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)peer_account_id->b};
+    Carechat__V1__Frame req;
+    carechat__v1__frame__init(&req);
+    req.body_case = CARECHAT__V1__FRAME__BODY_CREATE_DIRECT;
+    req.create_direct = &cd;
+    return conversation_call(c, &req, "opening the direct conversation",
+                             "no account you may contact", out);
+}
+
+int carechat_open_direct(struct carechat *c, const char *peer_email,
+                         struct carechat_conversation *out) {
+    if (peer_email == NULL) {
+        cc_clear_error(c);
+        return cc_fail(c, STATUS_BAD_REQUEST, CARECHAT_ERROR_ARGUMENT,
+                       "open direct: an email is required");
+    }
+    struct carechat_account acc;
+    int rc = carechat_lookup(c, peer_email, &acc);
+    if (rc != 0)
+        return rc;
+    if (c->have_info && memcmp(acc.account_id.b, c->info.account_id.b, ID_LEN) == 0)
+        return cc_fail(c, STATUS_BAD_REQUEST, CARECHAT_ERROR_ARGUMENT,
+                       "open direct: that is your own account");
+    return carechat_open_direct_id(c, &acc.account_id, out);
+}
+
+int carechat_get_conversation(struct carechat *c, const struct id *conversation_id,
+                              struct carechat_conversation *out) {
+    cc_clear_error(c);
+    if (conversation_id == NULL || out == NULL)
+        return cc_fail(c, STATUS_BAD_REQUEST, CARECHAT_ERROR_ARGUMENT,
+                       "conversation: an id is required");
+    int rc = cc_ensure_session(c);
+    if (rc != 0)
+        return rc;
+    Carechat__V1__GetConversation gc;
+    carechat__v1__get_conversation__init(&gc);
+    gc.conversation_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)conversation_id->b};
+    Carechat__V1__Frame req;
+    carechat__v1__frame__init(&req);
+    req.body_case = CARECHAT__V1__FRAME__BODY_GET_CONVERSATION;
+    req.get_conversation = &gc;
+    return conversation_call(c, &req, "reading the conversation",
+                             "no such conversation, or you are not a member", out);
+}
+
+void carechat_conversations_free(struct carechat_conversations *list) {
+    if (list == NULL)
+        return;
+    for (size_t i = 0; i < list->n; i++)
+        carechat_conversation_cleanup(&list->items[i]);
+    free(list->items);
+    free(list);
+}
+
+int carechat_conversations(struct carechat *c, struct carechat_conversations **out) {
+    cc_clear_error(c);
+    if (out == NULL)
+        return cc_fail(c, STATUS_BAD_REQUEST, CARECHAT_ERROR_ARGUMENT,
+                       "conversations: no result pointer");
+    int rc = cc_ensure_session(c);
+    if (rc != 0)
+        return rc;
+    const char *what = "listing conversations";
+    struct carechat_conversations *list = xcalloc(1, sizeof *list);
+    struct buf token;
+    buf_init(&token);
+    for (int page = 0; page < MAX_CONVERSATIONS / PAGE_LIMIT; page++) {
+        Carechat__V1__ListConversations lc;
+        carechat__v1__list_conversations__init(&lc);
+        lc.page_token = (ProtobufCBinaryData){token.len, token.data};
+        lc.limit = PAGE_LIMIT;
+        Carechat__V1__Frame req;
+        carechat__v1__frame__init(&req);
+        req.body_case = CARECHAT__V1__FRAME__BODY_LIST_CONVERSATIONS;
+        req.list_conversations = &lc;
+        Carechat__V1__Frame *resp = NULL;
+        rc = cc_call(c, &req, what, &resp);
+        if (rc != 0)
+            break;
+        rc = cc_expect(c, resp, CARECHAT__V1__RESPONSE__RESULT_CONVERSATION_PAGE, what, NULL);
+        const Carechat__V1__ConversationPage *p =
+            rc == 0 ? resp->response->conversation_page : NULL;
+        if (rc == 0 && p->n_conversations > PAGE_LIMIT)
+            rc = cc_fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
+                         "%s: the server sent a page over the limit", what);
+        if (rc == 0) {
+            list->items =
+                xrealloc(list->items, (list->n + p->n_conversations + 1) * sizeof *list->items);
+            for (size_t i = 0; rc == 0 && i < p->n_conversations; i++) {
+                rc = take_conversation(c, p->conversations[i], &list->items[list->n], what);
+                if (rc == 0)
+                    list->n++;
+            }
+        }
+        bool more = rc == 0 && p->next_page_token.len > 0;
+        if (more) {
+            buf_reset(&token);
+            buf_append(&token, p->next_page_token.data, p->next_page_token.len);
+        }
+        cc_free_response(resp);
+        if (!more)
+            break;
+    }
+    buf_cleanup(&token);
+    if (rc != 0) {
+        carechat_conversations_free(list);
+        return rc;
+    }
+    *out = list;
+    return 0;
+}
+
+/* The active members of `conv`, from the cache or GetConversation. */
+static int members_of(struct carechat *c, const struct id *conv, const struct conv_entry **out) {
+    struct cc_msg *m = state(c);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        for (size_t i = 0; i < m->n_convs; i++) {
+            if (same(&m->convs[i].conversation_id, conv->b)) {
+                *out = &m->convs[i];
+                return 0;
+            }
+        }
+        if (attempt == 1)
+            break;
+        struct carechat_conversation cv;
+        int rc = carechat_get_conversation(c, conv, &cv);
+        if (rc != 0)
+            return rc;
+        carechat_conversation_cleanup(&cv);
+    }
+    return cc_fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL, "the conversation has no members");
+}
+
+/* ---- sending ---- */
+
+/* Seals `body` for every device with a valid key of every account at
+ * `accounts` (cached lists) and sends it; *resp gets the response frame. */
+static int seal_and_send(struct carechat *c, const struct id *conv, const struct id *cmid,
+                         const struct id *accounts, size_t n_accounts, const uint8_t *body,
+                         size_t len, Carechat__V1__Frame **resp) {
+    struct cc_msg *m = c->msg;
+    const char *what = "sending the message";
+    struct envelope_recipient *to = xcalloc(n_accounts * STATEMENT_MAX_DEVICES + 1, sizeof *to);
+    size_t n_to = 0;
+    for (size_t i = 0; i < n_accounts; i++) {
+        const struct acct_devs *a = find_acct(m, &accounts[i]);
+        for (size_t j = 0; a != NULL && j < a->n; j++) {
+            if (!a->devs[j].has_key)
+                continue;
+            to[n_to].key = &a->devs[j].key;
+            memcpy(to[n_to].identity_pk, a->devs[j].identity_pk, ENVELOPE_SIGN_PK_LEN);
+            n_to++;
+        }
+    }
+    struct envelope_identity *identity = NULL;
+    CHECK(envelope_identity_import(c->profile->identity_seed, &identity) == 0);
+    struct envelope_header h = {
+        .conversation_id = *conv,
+        .client_msg_id = *cmid,
+        .sender_device_id = c->profile->device_id,
+    };
+    struct envelope env;
+    int rc = envelope_seal(&h, body, len, to, n_to, identity, &env);
+    envelope_identity_free(identity);
+    free(to);
+    if (rc == STATUS_BAD_REQUEST)
+        return cc_fail(c, rc, CARECHAT_ERROR_PROTOCOL,
+                       "%s: no member device has a valid encryption key", what);
+    if (rc != 0)
+        return cc_fail(c, rc, CARECHAT_ERROR_PROTOCOL,
+                       "%s: a member device's key does not verify or has expired", what);
+
+    Carechat__V1__KeyWrap *wraps = xcalloc(env.n_wraps, sizeof *wraps);
+    Carechat__V1__KeyWrap **wrapp = xcalloc(env.n_wraps, sizeof *wrapp);
+    for (size_t i = 0; i < env.n_wraps; i++) {
+        carechat__v1__key_wrap__init(&wraps[i]);
+        wraps[i].device_id = (ProtobufCBinaryData){ID_LEN, env.wraps[i].device_id.b};
+        wraps[i].key_id = env.wraps[i].key_id;
+        wraps[i].enc = (ProtobufCBinaryData){ENVELOPE_ENC_LEN, env.wraps[i].enc};
+        wraps[i].wrapped_key =
+            (ProtobufCBinaryData){ENVELOPE_WRAPPED_KEY_LEN, env.wraps[i].wrapped_key};
+        wrapp[i] = &wraps[i];
+    }
+    Carechat__V1__Envelope pe;
+    carechat__v1__envelope__init(&pe);
+    pe.version = env.version;
+    pe.sender_device_id = (ProtobufCBinaryData){ID_LEN, env.header.sender_device_id.b};
+    pe.header = (ProtobufCBinaryData){env.opaque_header_len, env.opaque_header};
+    pe.body = (ProtobufCBinaryData){env.body_len, env.body};
+    pe.body_nonce = (ProtobufCBinaryData){ENVELOPE_NONCE_LEN, env.nonce};
+    pe.n_wraps = env.n_wraps;
+    pe.wraps = wrapp;
+    pe.signature = (ProtobufCBinaryData){ENVELOPE_SIG_LEN, env.sig};
+    Carechat__V1__Send send;
+    carechat__v1__send__init(&send);
+    send.conversation_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)conv->b};
+    send.client_msg_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)cmid->b};
+    send.envelope = &pe;
+    Carechat__V1__Frame req;
+    carechat__v1__frame__init(&req);
+    req.body_case = CARECHAT__V1__FRAME__BODY_SEND;
+    req.send = &send;
+    rc = cc_call(c, &req, what, resp);
+    free(wrapp);
+    free(wraps);
+    envelope_cleanup(&env);
+    return rc;
+}
+
+int carechat_send(struct carechat *c, const struct id *conversation_id, const uint8_t *body,
+                  size_t len, const struct id *client_msg_id, struct carechat_sent *out) {
+    cc_clear_error(c);
+    const char *what = "sending the message";
+    if (conversation_id == NULL || body == NULL || len == 0)
+        return cc_fail(c, STATUS_BAD_REQUEST, CARECHAT_ERROR_ARGUMENT,
+                       "send: a conversation and a non-empty message are required");
+    if (len > CARECHAT_MAX_MESSAGE)
+        return cc_fail(c, STATUS_TOO_LARGE, CARECHAT_ERROR_ARGUMENT,
+                       "send: the message is over %d bytes", CARECHAT_MAX_MESSAGE);
+    int rc = cc_ensure_session(c);
+    if (rc != 0)
+        return rc;
+    const struct conv_entry *ce = NULL;
+    rc = members_of(c, conversation_id, &ce);
+    if (rc != 0)
+        return rc;
+    const size_t n_members = ce->n;
+    struct id *members = xmemdup(ce->members, (n_members + 1) * sizeof *members);
+    const struct id cmid = client_msg_id != NULL ? *client_msg_id : id_new();
+    rc = fetch_devices(c, members, n_members, false, what);
+    int conflicts = 0;
+    bool resent = false;
+    Carechat__V1__Frame *resp = NULL;
+    while (rc == 0) {
+        rc = seal_and_send(c, conversation_id, &cmid, members, n_members, body, len, &resp);
+        if (rc != 0 && c->err_kind == CARECHAT_ERROR_CONNECTION && !resent) {
+            /* The answer was lost: the same client_msg_id again. */
+            resent = true;
+            rc = cc_ensure_session(c);
+            continue;
+        }
+        if (rc != 0)
+            break;
+        const Carechat__V1__Response *r = resp->response;
+        if (r->status == CARECHAT__V1__STATUS__CONFLICT &&
+            r->result_case == CARECHAT__V1__RESPONSE__RESULT_DEVICE_MISMATCH && conflicts == 0) {
+            conflicts++;
+            cc_free_response(resp);
+            resp = NULL;
+            log_info(MOD, "device set changed: refreshing the members' device lists");
+            rc = fetch_devices(c, members, n_members, true, what);
+            continue;
+        }
+        const char *hint = NULL;
+        if (r->status == CARECHAT__V1__STATUS__CONFLICT)
+            hint = "the members' devices changed again, or the server wants a device that is not "
+                   "in an account's signed device list";
+        else if (r->status == CARECHAT__V1__STATUS__FORBIDDEN)
+            hint = "you are not an active member of this conversation";
+        else if (r->status == CARECHAT__V1__STATUS__NOT_FOUND)
+            hint = "no such conversation";
+        rc = cc_expect(c, resp, CARECHAT__V1__RESPONSE__RESULT_SEND, what, hint);
+        if (rc == 0) {
+            const Carechat__V1__SendResult *sr = resp->response->send;
+            struct carechat_sent sent;
+            memset(&sent, 0, sizeof sent);
+            if (!get_id(sr->message_id, &sent.message_id)) {
+                rc = cc_fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
+                             "%s: malformed answer from the server", what);
+            } else {
+                sent.client_msg_id = cmid;
+                sent.seq = sr->seq;
+                sent.sent_at = sr->sent_at;
+                sent.device_conflicts = conflicts;
+                if (out != NULL)
+                    *out = sent;
+            }
+        }
+        break;
+    }
+    cc_free_response(resp);
+    free(members);
+    return rc;
+}
+
+/* ---- receiving ---- */
+
+void carechat_message_cleanup(struct carechat_message *msg) {
+    if (msg == NULL)
+        return;
+    if (msg->body != NULL) {
+        sodium_memzero(msg->body, msg->len);
+        free(msg->body);
+    }
+    msg->body = NULL;
+    msg->len = 0;
+}
+
+static int own_key(struct carechat *c, struct envelope_enc_key **out) {
+    struct cc_msg *m = state(c);
+    if (m->own_key == NULL) {
+        const struct profile *p = c->profile;
+        struct envelope_identity *identity = NULL;
+        CHECK(envelope_identity_import(p->identity_seed, &identity) == 0);
+        int rc = envelope_enc_key_import(identity, &p->device_id, p->encryption_key_id,
+                                         p->encryption_key_expires_at, p->encryption_secret,
+                                         &m->own_key);
+        envelope_identity_free(identity);
+        if (rc != 0)
+            return cc_fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROFILE,
+                           "the profile's encryption key is unusable");
+    }
+    *out = m->own_key;
+    return 0;
+}
+
+/* Turns a StoredMessage into *out: verified and decrypted, or with a state
+ * saying why not. Returns 0, or a failure (malformed ids, network). */
+static int open_stored(struct carechat *c, const Carechat__V1__StoredMessage *sm,
+                       struct carechat_message *out) {
+    struct carechat_message msg;
+    memset(&msg, 0, sizeof msg);
+    if (sm == NULL || !get_id(sm->message_id, &msg.message_id) ||
+        !get_id(sm->conversation_id, &msg.conversation_id) ||
+        !get_id(sm->sender_account_id, &msg.sender_account_id))
+        return cc_fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
+                       "malformed message from the server");
+    (void)get_id(sm->client_msg_id, &msg.client_msg_id);
+    msg.seq = sm->seq;
+    msg.sent_at = sm->sent_at;
+    msg.urgent = sm->urgent;
+    const Carechat__V1__Envelope *pe = sm->envelope;
+    if (sm->recalled_at != 0 || pe == NULL) {
+        msg.state = CARECHAT_MESSAGE_RECALLED;
+        *out = msg;
+        return 0;
+    }
+    msg.state = CARECHAT_MESSAGE_INVALID;
+    if (!get_id(pe->sender_device_id, &msg.sender_device_id) ||
+        !get_id(sm->client_msg_id, &msg.client_msg_id) ||
+        pe->body_nonce.len != ENVELOPE_NONCE_LEN || pe->signature.len != ENVELOPE_SIG_LEN ||
+        pe->n_wraps > ENVELOPE_MAX_WRAPS) {
+        *out = msg;
+        return 0;
+    }
+    if (pe->n_wraps == 0) {
+        msg.state = CARECHAT_MESSAGE_NO_KEY;
+        *out = msg;
+        return 0;
+    }
+    uint8_t sender_pk[ENVELOPE_SIGN_PK_LEN];
+    bool listed = false;
+    int rc = sender_identity(c, &msg.sender_account_id, &msg.sender_device_id, sender_pk, &listed);
+    if (rc != 0)
+        return rc;
+    if (!listed) {
+        log_warn(MOD, "a message from a device not in its account's signed device list");
+        *out = msg;
+        return 0;
+    }
+    struct envelope_enc_key *key = NULL;
+    rc = own_key(c, &key);
+    if (rc != 0)
+        return rc;
+
+    struct envelope env;
+    memset(&env, 0, sizeof env);
+    env.version = pe->version;
+    env.header.conversation_id = msg.conversation_id;
+    env.header.client_msg_id = msg.client_msg_id;
+    env.header.sender_device_id = msg.sender_device_id;
+    env.opaque_header = pe->header.data;
+    env.opaque_header_len = pe->header.len;
+    memcpy(env.nonce, pe->body_nonce.data, ENVELOPE_NONCE_LEN);
+    env.body = pe->body.data;
+    env.body_len = pe->body.len;
+    memcpy(env.sig, pe->signature.data, ENVELOPE_SIG_LEN);
+    env.wraps = xcalloc(pe->n_wraps, sizeof *env.wraps);
+    bool shaped = true;
+    for (size_t i = 0; i < pe->n_wraps; i++) {
+        const Carechat__V1__KeyWrap *w = pe->wraps[i];
+        if (!get_id(w->device_id, &env.wraps[i].device_id) || w->enc.len != ENVELOPE_ENC_LEN ||
+            w->wrapped_key.len != ENVELOPE_WRAPPED_KEY_LEN) {
+            shaped = false;
+            break;
+        }
+        env.wraps[i].key_id = w->key_id;
+        memcpy(env.wraps[i].enc, w->enc.data, ENVELOPE_ENC_LEN);
+        memcpy(env.wraps[i].wrapped_key, w->wrapped_key.data, ENVELOPE_WRAPPED_KEY_LEN);
+    }
+    env.n_wraps = pe->n_wraps;
+    struct buf plain;
+    buf_init(&plain);
+    int orc = shaped ? envelope_open(&env, sender_pk, key, &plain) : STATUS_BAD_REQUEST;
+    free(env.wraps);
+    if (orc == 0) {
+        msg.state = CARECHAT_MESSAGE_OK;
+        msg.len = plain.len;
+        msg.body = xmalloc(plain.len + 1);
+        if (plain.len > 0)
+            memcpy(msg.body, plain.data, plain.len);
+        msg.body[plain.len] = '\0';
+    } else if (orc == STATUS_NOT_FOUND || orc == STATUS_CONFLICT) {
+        msg.state = CARECHAT_MESSAGE_NO_KEY;
+    } else {
+        log_warn(MOD, "a message that does not verify or decrypt (%s)", status_str(orc));
+    }
+    buf_wipe(&plain);
+    buf_cleanup(&plain);
+    *out = msg;
+    return 0;
+}
+
+int carechat_sync(struct carechat *c) {
+    cc_clear_error(c);
+    int rc = cc_ensure_session(c);
+    if (rc != 0)
+        return rc;
+    struct cc_msg *m = state(c);
+    drop_queue(m);
+    m->queue_empty = m->overflowed = false;
+    m->synced = true; /* deliveries may come before the answer */
+    Carechat__V1__Sync sy;
+    carechat__v1__sync__init(&sy);
+    sy.after_cursor = (ProtobufCBinaryData){c->profile->ack_cursor_len, c->profile->ack_cursor};
+    Carechat__V1__Frame req;
+    carechat__v1__frame__init(&req);
+    req.body_case = CARECHAT__V1__FRAME__BODY_SYNC;
+    req.sync = &sy;
+    Carechat__V1__Frame *resp = NULL;
+    rc = cc_call(c, &req, "starting delivery", &resp);
+    if (rc == 0)
+        rc = cc_expect(c, resp, CARECHAT__V1__RESPONSE__RESULT_SYNC, "starting delivery", NULL);
+    cc_free_response(resp);
+    if (rc != 0 && c->msg != NULL)
+        c->msg->synced = false;
+    return rc;
+}
+
+static bool seen_before(struct cc_msg *m, const struct id *id) {
+    for (size_t i = 0; i < m->seen_n; i++)
+        if (same(&m->seen[i], id->b))
+            return true;
+    return false;
+}
+
+static void remember(struct cc_msg *m, const struct id *id) {
+    m->seen[m->seen_next] = *id;
+    m->seen_next = (m->seen_next + 1) % CARECHAT_DEDUP_IDS;
+    if (m->seen_n < CARECHAT_DEDUP_IDS)
+        m->seen_n++;
+}
+
+/* Handles one taken delivery. *got is set when it produced a message. */
+static int process(struct carechat *c, const Carechat__V1__Delivery *d,
+                   struct carechat_message *msg, bool *got) {
+    struct cc_msg *m = c->msg;
+    struct carechat_event e;
+    memset(&e, 0, sizeof e);
+    struct id account;
+    switch (d->item_case) {
+    case CARECHAT__V1__DELIVERY__ITEM_MESSAGE: {
+        struct id mid;
+        if (d->message != NULL && get_id(d->message->message_id, &mid) && seen_before(m, &mid))
+            return 0;
+        int rc = open_stored(c, d->message, msg);
+        if (rc != 0)
+            return rc;
+        remember(m, &msg->message_id);
+        *got = true;
+        return 0;
+    }
+    case CARECHAT__V1__DELIVERY__ITEM_RECEIPT:
+        e.kind = CARECHAT_EVENT_RECEIPT;
+        if (get_id(d->receipt->conversation_id, &e.conversation_id) &&
+            get_id(d->receipt->message_id, &e.message_id) &&
+            get_id(d->receipt->account_id, &e.account_id)) {
+            e.receipt = (enum carechat_receipt)d->receipt->kind;
+            e.at = d->receipt->at;
+            cc_push_event(c, &e);
+        }
+        return 0;
+    case CARECHAT__V1__DELIVERY__ITEM_RECALL:
+        e.kind = CARECHAT_EVENT_RECALL;
+        if (get_id(d->recall->conversation_id, &e.conversation_id) &&
+            get_id(d->recall->message_id, &e.message_id)) {
+            e.at = d->recall->recalled_at;
+            cc_push_event(c, &e);
+        }
+        return 0;
+    case CARECHAT__V1__DELIVERY__ITEM_MEMBERSHIP:
+        if (get_id(d->membership->conversation_id, &e.conversation_id))
+            forget_members(c, &e.conversation_id);
+        return 0;
+    case CARECHAT__V1__DELIVERY__ITEM_DEVICE_LIST:
+        /* Fetched again (and its version checked) before the next use. */
+        if (get_id(d->device_list->account_id, &account)) {
+            const struct acct_devs *a = find_acct(m, &account);
+            if (a != NULL && d->device_list->version > a->version)
+                forget_acct(m, &account);
+        }
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+int carechat_recv(struct carechat *c, int wait_ms, struct carechat_message *out) {
+    cc_clear_error(c);
+    if (out == NULL || wait_ms < 0)
+        return cc_fail(c, STATUS_BAD_REQUEST, CARECHAT_ERROR_ARGUMENT,
+                       "recv: a message pointer and a wait of 0 or more are required");
+    struct cc_msg *m = state(c);
+    const int64_t start = clock_monotonic_ms();
+    const int64_t replay_deadline = start + c->request_timeout_ms + wait_ms;
+    /* Bounded: every round takes a delivery, receives a frame, or ends. */
+    for (;;) {
+        if (!m->synced || c->t == NULL || !transport_is_open(c->t)) {
+            int rc = carechat_sync(c);
+            if (rc != 0)
+                return rc;
+        }
+        while (m->count > 0) {
+            Carechat__V1__Frame *f = m->queue[m->head];
+            m->head = (m->head + 1) % CARECHAT_MAX_QUEUED;
+            m->count--;
+            const Carechat__V1__Delivery *d = f->delivery;
+            int rc = 0;
+            if (d->cursor.len == 0 || d->cursor.len > PROFILE_MAX_CURSOR) {
+                rc = cc_fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
+                             "a delivery with a malformed cursor");
+            } else {
+                memcpy(m->taken, d->cursor.data, d->cursor.len);
+                m->taken_len = d->cursor.len;
+            }
+            bool got = false;
+            struct carechat_message msg;
+            memset(&msg, 0, sizeof msg);
+            if (rc == 0)
+                rc = process(c, d, &msg, &got);
+            proto_free(f);
+            if (rc != 0)
+                return rc;
+            if (got) {
+                *out = msg;
+                return 0;
+            }
+        }
+        if (m->overflowed) {
+            int rc = carechat_ack(c);
+            if (rc == 0)
+                rc = carechat_sync(c);
+            if (rc != 0)
+                return rc;
+            continue;
+        }
+        int64_t deadline = replay_deadline;
+        if (m->queue_empty)
+            deadline = (m->queue_empty_at > start ? m->queue_empty_at : start) + wait_ms;
+        if (clock_monotonic_ms() >= deadline) {
+            if (m->queue_empty)
+                return STATUS_NOT_FOUND;
+            return cc_fail(c, STATUS_UNAVAILABLE, CARECHAT_ERROR_CONNECTION,
+                           "receiving: the server did not finish its replay in time");
+        }
+        int rc = cc_pump(c, deadline);
+        if (rc != 0 && rc != STATUS_UNAVAILABLE)
+            return rc;
+    }
+}
+
+int carechat_ack(struct carechat *c) {
+    cc_clear_error(c);
+    struct cc_msg *m = state(c);
+    struct profile *p = c->profile;
+    if (m->taken_len == 0 ||
+        (m->taken_len == p->ack_cursor_len && memcmp(m->taken, p->ack_cursor, m->taken_len) == 0))
+        return 0;
+    int rc = cc_ensure_session(c);
+    if (rc != 0)
+        return rc;
+    Carechat__V1__Ack ack;
+    carechat__v1__ack__init(&ack);
+    ack.cursor = (ProtobufCBinaryData){m->taken_len, m->taken};
+    Carechat__V1__Frame req;
+    carechat__v1__frame__init(&req);
+    req.body_case = CARECHAT__V1__FRAME__BODY_ACK;
+    req.ack = &ack;
+    Carechat__V1__Frame *resp = NULL;
+    rc = cc_call(c, &req, "acknowledging deliveries", &resp);
+    if (rc == 0)
+        rc = cc_expect(c, resp, CARECHAT__V1__RESPONSE__RESULT__NOT_SET, "acknowledging deliveries",
+                       NULL);
+    cc_free_response(resp);
+    if (rc != 0)
+        return rc;
+    memcpy(p->ack_cursor, m->taken, m->taken_len);
+    p->ack_cursor_len = m->taken_len;
+    return cc_save_profile(c);
+}
+
+/* ---- history, receipts, typing ---- */
+
+void carechat_messages_free(struct carechat_messages *list) {
+    if (list == NULL)
+        return;
+    for (size_t i = 0; i < list->n; i++)
+        carechat_message_cleanup(&list->items[i]);
+    free(list->items);
+    free(list);
+}
+
+static int by_seq(const void *a, const void *b) {
+    const struct carechat_message *x = a, *y = b;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+int carechat_history(struct carechat *c, const struct id *conversation_id, uint64_t before_seq,
+                     unsigned limit, struct carechat_messages **out) {
+    cc_clear_error(c);
+    const char *what = "reading the history";
+    if (conversation_id == NULL || out == NULL || limit > PAGE_LIMIT)
+        return cc_fail(c, STATUS_BAD_REQUEST, CARECHAT_ERROR_ARGUMENT,
+                       "history: a conversation and a limit of 0..100 are required");
+    int rc = cc_ensure_session(c);
+    if (rc != 0)
+        return rc;
+    state(c);
+    Carechat__V1__History hi;
+    carechat__v1__history__init(&hi);
+    hi.conversation_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)conversation_id->b};
+    hi.before_seq = before_seq;
+    hi.limit = limit;
+    Carechat__V1__Frame req;
+    carechat__v1__frame__init(&req);
+    req.body_case = CARECHAT__V1__FRAME__BODY_HISTORY;
+    req.history = &hi;
+    Carechat__V1__Frame *resp = NULL;
+    rc = cc_call(c, &req, what, &resp);
+    if (rc != 0)
+        return rc;
+    const char *hint = resp->response->status == CARECHAT__V1__STATUS__NOT_FOUND
+                           ? "no such conversation, or you are not a member"
+                           : NULL;
+    rc = cc_expect(c, resp, CARECHAT__V1__RESPONSE__RESULT_HISTORY_PAGE, what, hint);
+    const Carechat__V1__HistoryPage *page = rc == 0 ? resp->response->history_page : NULL;
+    if (rc == 0 && page->n_messages > PAGE_LIMIT)
+        rc = cc_fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
+                     "%s: the server sent a page over the limit", what);
+    struct carechat_messages *list = NULL;
+    if (rc == 0) {
+        list = xcalloc(1, sizeof *list);
+        list->items = xcalloc(page->n_messages + 1, sizeof *list->items);
+        list->more = page->more;
+        for (size_t i = 0; rc == 0 && i < page->n_messages; i++) {
+            rc = open_stored(c, page->messages[i], &list->items[list->n]);
+            if (rc == 0)
+                list->n++;
+        }
+    }
+    cc_free_response(resp);
+    if (rc != 0) {
+        carechat_messages_free(list);
+        return rc;
+    }
+    qsort(list->items, list->n, sizeof *list->items, by_seq);
+    *out = list;
+    return 0;
+}
+
+/* Sends a request that has no result. */
+static int simple_call(struct carechat *c, Carechat__V1__Frame *req, const char *what) {
+    int rc = cc_ensure_session(c);
+    if (rc != 0)
+        return rc;
+    Carechat__V1__Frame *resp = NULL;
+    rc = cc_call(c, req, what, &resp);
+    if (rc != 0)
+        return rc;
+    const char *hint = resp->response->status == CARECHAT__V1__STATUS__NOT_FOUND
+                           ? "no such conversation or message"
+                           : NULL;
+    rc = cc_expect(c, resp, CARECHAT__V1__RESPONSE__RESULT__NOT_SET, what, hint);
+    cc_free_response(resp);
+    return rc;
+}
+
+int carechat_send_receipt(struct carechat *c, const struct id *conversation_id,
+                          enum carechat_receipt kind, const struct id *message_ids, size_t n) {
+    cc_clear_error(c);
+    if (conversation_id == NULL || message_ids == NULL || n == 0 || n > 100 ||
+        (kind != CARECHAT_RECEIPT_DELIVERED && kind != CARECHAT_RECEIPT_READ))
+        return cc_fail(c, STATUS_BAD_REQUEST, CARECHAT_ERROR_ARGUMENT,
+                       "receipt: a conversation, a kind and 1..100 message ids are required");
+    ProtobufCBinaryData ids[100];
+    for (size_t i = 0; i < n; i++)
+        ids[i] = (ProtobufCBinaryData){ID_LEN, (uint8_t *)message_ids[i].b};
+    Carechat__V1__SendReceipt sr;
+    carechat__v1__send_receipt__init(&sr);
+    sr.conversation_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)conversation_id->b};
+    sr.kind = (Carechat__V1__ReceiptKind)kind;
+    sr.n_message_ids = n;
+    sr.message_ids = ids;
+    Carechat__V1__Frame req;
+    carechat__v1__frame__init(&req);
+    req.body_case = CARECHAT__V1__FRAME__BODY_SEND_RECEIPT;
+    req.send_receipt = &sr;
+    return simple_call(c, &req, "sending receipts");
+}
+
+int carechat_typing(struct carechat *c, const struct id *conversation_id, bool typing) {
+    cc_clear_error(c);
+    if (conversation_id == NULL)
+        return cc_fail(c, STATUS_BAD_REQUEST, CARECHAT_ERROR_ARGUMENT,
+                       "typing: a conversation is required");
+    Carechat__V1__Typing ty;
+    carechat__v1__typing__init(&ty);
+    ty.conversation_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)conversation_id->b};
+    ty.typing = typing;
+    Carechat__V1__Frame req;
+    carechat__v1__frame__init(&req);
+    req.body_case = CARECHAT__V1__FRAME__BODY_TYPING;
+    req.typing = &ty;
+    return simple_call(c, &req, "sending a typing hint");
+}
