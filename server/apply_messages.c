@@ -478,6 +478,14 @@ static int apply_send(struct store_txn *txn, const Carechat__Entry__V1__Entry *e
         return rc;
     if (me.state != MSGREC_ACTIVE)
         return STATUS_FORBIDDEN;
+    /* The sending device must still be the sender's (not removed meanwhile). */
+    uint32_t sender_key_id;
+    int64_t sender_key_expiry;
+    rc = read_device_key(txn, &sender, &sender_device, &sender_key_id, &sender_key_expiry);
+    if (rc == STATUS_NOT_FOUND)
+        return STATUS_UNAUTHENTICATED;
+    if (rc != 0)
+        return rc;
 
     struct member_view members[MSGREC_DIRECT_MEMBERS];
     for (uint32_t j = 0; j < c.n_members; j++) {

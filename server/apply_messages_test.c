@@ -508,6 +508,11 @@ static void run_scenario(struct db *db) {
                      STATUS_UNAVAILABLE);
     assert_int_equal(conv_last_seq(db, &conv), 2);
     assert_int_equal(count_prefix(db, CF_MESSAGES, conv.b, 16), 2);
+    /* A sending device that does not exist (removed meanwhile). */
+    struct dev gone;
+    dev_make(&gone, 9);
+    assert_int_equal(send_msg(db, &pat, &gone, &conv, 5, 5, to_prov, 2, members, 3, 100),
+                     STATUS_UNAUTHENTICATED);
     /* A non-member cannot send into the conversation. */
     const struct dev *with_b[3] = {&a1, &p1, &p2};
     assert_int_equal(send_msg(db, &pat2, &b1, &conv, 4, 4, to_prov, 2, with_b, 3, 100),

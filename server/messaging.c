@@ -1157,7 +1157,9 @@ void messaging_entry_done(struct op *op, uint64_t pos, int status, const uint8_t
             respond_conversation(op->hc, op->request_id, &conv);
         } else
             conn_respond(c, op->request_id, status ? status : STATUS_INTERNAL,
-                         status == STATUS_NOT_FOUND ? "peer unknown or not contactable" : NULL);
+                         status == STATUS_NOT_FOUND   ? "peer unknown or not contactable"
+                         : status == STATUS_FORBIDDEN ? "peer deactivated"
+                                                      : NULL);
         return;
     case OP_SEND:
         if (status == 0) {
