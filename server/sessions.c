@@ -445,8 +445,6 @@ static const char *detail_for(enum op_kind kind, int status) {
         return kind == OP_REGISTER ? DETAIL_UNDER_AGE : "not allowed";
     case STATUS_UNAUTHENTICATED:
         return "session ended";
-    case STATUS_UNAVAILABLE:
-        return "cannot write now";
     default:
         return "refused";
     }
@@ -461,10 +459,18 @@ void sessions_entry_done(struct op *op, int status) {
                      status == 0 ? DETAIL_UNDER_AGE : "cannot write now");
         return;
     }
+    if (status == STATUS_IO || status == STATUS_UNAVAILABLE) {
+        conn_respond(c, op->request_id, STATUS_UNAVAILABLE, "cannot write now");
+        return;
+    }
+    if (status != 0 && (op->kind == OP_AUTHENTICATE || op->kind == OP_LOGOUT)) {
+        /* The session ended meanwhile (logged out elsewhere, expired). */
+        conn_respond(c, op->request_id, STATUS_UNAUTHENTICATED,
+                     "unknown, expired or revoked session");
+        return;
+    }
     if (status != 0) {
-        conn_respond(c, op->request_id, status == STATUS_IO ? STATUS_UNAVAILABLE : status,
-                     op->kind == OP_AUTHENTICATE ? "unknown, expired or revoked session"
-                                                 : detail_for(op->kind, status));
+        conn_respond(c, op->request_id, status, detail_for(op->kind, status));
         return;
     }
     switch (op->kind) {
