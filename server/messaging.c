@@ -53,12 +53,16 @@
 /* Room left in a History response for everything but the messages. */
 #define HISTORY_SLACK (8u * 1024u)
 #define TYPING_TOPIC "typing"
+/* Typing hints one account may send: a burst, refilled over the window. */
+#define TYPING_BURST 20
+#define TYPING_WINDOW_MS 10000
 /* conversation id, account id, typing flag, recipient account ids */
 #define TYPING_MSG_MAX (ID_LEN * 2 + 1 + ID_LEN * MSGREC_DIRECT_MEMBERS)
 
 struct messaging {
     struct handlers *h;
-    struct ratelimit *rl_send; /* Send per account */
+    struct ratelimit *rl_send;   /* Send per account */
+    struct ratelimit *rl_typing; /* Typing per account */
     struct bus *bus;
     uint64_t typing_sub;
 };
@@ -1096,6 +1100,10 @@ void handle_typing(struct hconn *hc, uint64_t rid, const Carechat__V1__Typing *m
         respond_error(hc->conn, rid, rc, "no such conversation");
         return;
     }
+    if (!ratelimit_take(hc->h->msg->rl_typing, hc->account.b, ID_LEN, clock_now())) {
+        conn_respond(hc->conn, rid, STATUS_RATE_LIMITED, "too many typing hints");
+        return;
+    }
     uint8_t msg[TYPING_MSG_MAX];
     size_t len = 0;
     memcpy(msg, conv.b, ID_LEN);
@@ -1210,6 +1218,10 @@ int messaging_new(struct handlers *h, struct messaging **out) {
                                                  .window_ms = (int64_t)sc->send_window_s * 1000},
                       &m->rl_send);
     if (rc == 0)
+        rc = ratelimit_new(
+            &(struct ratelimit_config){.burst = TYPING_BURST, .window_ms = TYPING_WINDOW_MS},
+            &m->rl_typing);
+    if (rc == 0)
         rc = bus_new(&(struct bus_config){.wake = h->cfg.wake, .wake_ctx = h->cfg.wake_ctx},
                      &m->bus);
     if (rc == 0)
@@ -1228,6 +1240,7 @@ void messaging_free(struct messaging *m) {
         return;
     bus_free(m->bus);
     ratelimit_free(m->rl_send);
+    ratelimit_free(m->rl_typing);
     free(m);
 }
 
