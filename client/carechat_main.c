@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "base/buf.h"
+#include "base/check.h"
 #include "base/log.h"
 #include "base/status.h"
 #include "client/carechat.h"
@@ -52,6 +53,14 @@ static const char *command_name(enum cli_command cmd) {
         return "devices";
     case CLI_LOGOUT:
         return "logout";
+    case CLI_SEND:
+        return "send";
+    case CLI_RECV:
+        return "recv";
+    case CLI_HISTORY:
+        return "history";
+    case CLI_CONVERSATIONS:
+        return "conversations";
     case CLI_NONE:
         break;
     }
@@ -139,6 +148,174 @@ static void print_devices(const struct carechat_devices *d, bool json) {
     buf_cleanup(&line);
 }
 
+static const char *state_name(enum carechat_message_state st) {
+    switch (st) {
+    case CARECHAT_MESSAGE_OK:
+        return "ok";
+    case CARECHAT_MESSAGE_RECALLED:
+        return "recalled";
+    case CARECHAT_MESSAGE_NO_KEY:
+        return "no_key";
+    case CARECHAT_MESSAGE_INVALID:
+        return "invalid";
+    }
+    return "invalid";
+}
+
+/* One message: JSON, or "[conversation #seq] sender: text" with the text made
+ * printable (someone else wrote it). */
+static void print_message(const struct carechat_message *m, bool json) {
+    char conv[ID_HEX_LEN + 1], mid[ID_HEX_LEN + 1], sender[ID_HEX_LEN + 1], device[ID_HEX_LEN + 1];
+    id_to_hex(&m->conversation_id, conv);
+    id_to_hex(&m->message_id, mid);
+    id_to_hex(&m->sender_account_id, sender);
+    id_to_hex(&m->sender_device_id, device);
+    const char *text = m->state == CARECHAT_MESSAGE_OK ? (const char *)m->body : "";
+    struct buf line;
+    buf_init(&line);
+    if (json) {
+        buf_printf(&line,
+                   "{\"conversation\": \"%s\", \"seq\": %" PRIu64
+                   ", \"message_id\": \"%s\", \"sender\": \"%s\", \"sender_device\": \"%s\", "
+                   "\"sent_at\": %" PRId64 ", \"urgent\": %s, \"state\": \"%s\", \"text\": ",
+                   conv, m->seq, mid, sender, device, m->sent_at, m->urgent ? "true" : "false",
+                   state_name(m->state));
+        cli_json_string(&line, text);
+        buf_append_u8(&line, '}');
+    } else {
+        buf_printf(&line, "[%s #%" PRIu64 "] %s: ", conv, m->seq, sender);
+        if (m->state == CARECHAT_MESSAGE_OK)
+            append_printable(&line, text);
+        else
+            buf_printf(&line, "(%s)", state_name(m->state));
+    }
+    print_line(&line);
+    buf_wipe(&line);
+    buf_cleanup(&line);
+}
+
+static void print_conversation(const struct carechat_conversation *cv, bool json) {
+    char id[ID_HEX_LEN + 1];
+    id_to_hex(&cv->conversation_id, id);
+    const char *kind = cv->kind == CARECHAT_CONVERSATION_DIRECT      ? "direct"
+                       : cv->kind == CARECHAT_CONVERSATION_CARE_TEAM ? "care_team"
+                                                                     : "unknown";
+    struct buf line;
+    buf_init(&line);
+    if (json) {
+        buf_printf(&line, "{\"conversation\": \"%s\", \"kind\": \"%s\", \"name\": ", id, kind);
+        cli_json_string(&line, cv->name);
+        buf_printf(&line,
+                   ", \"last_seq\": %" PRIu64 ", \"created_at\": %" PRId64 ", \"members\": [",
+                   cv->last_seq, cv->created_at);
+        for (size_t i = 0; i < cv->n_members; i++) {
+            char acct[ID_HEX_LEN + 1];
+            id_to_hex(&cv->members[i].account_id, acct);
+            buf_printf(&line, "%s{\"account_id\": \"%s\", \"role\": \"%s\", \"display_name\": ",
+                       i > 0 ? ", " : "", acct, carechat_role_name(cv->members[i].role));
+            cli_json_string(&line, cv->members[i].display_name);
+            buf_append_u8(&line, '}');
+        }
+        buf_append(&line, "]}", 2);
+    } else {
+        buf_printf(&line, "%s  %s  last seq %" PRIu64 "  with", id, kind, cv->last_seq);
+        for (size_t i = 0; i < cv->n_members; i++) {
+            buf_append(&line, i > 0 ? ", " : " ", i > 0 ? 2 : 1);
+            append_printable(&line, cv->members[i].display_name);
+        }
+    }
+    print_line(&line);
+    buf_cleanup(&line);
+}
+
+static int run_send(struct carechat *c, const struct cli_args *a) {
+    struct id conv, cmid;
+    if (a->to != NULL) {
+        struct carechat_conversation cv;
+        int rc = carechat_open_direct(c, a->to, &cv);
+        if (rc != 0)
+            return rc;
+        conv = cv.conversation_id;
+        carechat_conversation_cleanup(&cv);
+    } else {
+        CHECK(id_from_hex(a->conversation, &conv) == 0);
+    }
+    if (a->client_id != NULL)
+        CHECK(id_from_hex(a->client_id, &cmid) == 0);
+    struct carechat_sent sent;
+    int rc = carechat_send(c, &conv, (const uint8_t *)a->text, strlen(a->text),
+                           a->client_id != NULL ? &cmid : NULL, &sent);
+    if (rc != 0)
+        return rc;
+    char cid[ID_HEX_LEN + 1], mid[ID_HEX_LEN + 1], client[ID_HEX_LEN + 1];
+    id_to_hex(&conv, cid);
+    id_to_hex(&sent.message_id, mid);
+    id_to_hex(&sent.client_msg_id, client);
+    struct buf line;
+    buf_init(&line);
+    if (a->json)
+        buf_printf(&line,
+                   "{\"conversation\": \"%s\", \"seq\": %" PRIu64
+                   ", \"message_id\": \"%s\", \"client_id\": \"%s\", \"sent_at\": %" PRId64
+                   ", \"device_conflicts\": %d}",
+                   cid, sent.seq, mid, client, sent.sent_at, sent.device_conflicts);
+    else
+        buf_printf(&line, "sent: conversation %s seq %" PRIu64 " message %s client id %s", cid,
+                   sent.seq, mid, client);
+    print_line(&line);
+    buf_cleanup(&line);
+    return 0;
+}
+
+/* Prints what arrives until the queue is empty and the wait has passed,
+ * acknowledging what was printed (every 64 messages and at the end). */
+static int run_recv(struct carechat *c, const struct cli_args *a) {
+    int rc = 0;
+    size_t unacked = 0;
+    for (;;) {
+        struct carechat_message m;
+        rc = carechat_recv(c, a->wait_s * 1000, &m);
+        if (rc != 0)
+            break;
+        print_message(&m, a->json);
+        carechat_message_cleanup(&m);
+        fflush(stdout);
+        if (++unacked == 64) {
+            rc = carechat_ack(c);
+            if (rc != 0)
+                return rc;
+            unacked = 0;
+        }
+    }
+    if (rc != STATUS_NOT_FOUND)
+        return rc;
+    return carechat_ack(c);
+}
+
+static int run_history(struct carechat *c, const struct cli_args *a) {
+    struct id conv;
+    CHECK(id_from_hex(a->conversation, &conv) == 0);
+    struct carechat_messages *list = NULL;
+    int rc = carechat_history(c, &conv, 0, a->limit, &list);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < list->n; i++)
+        print_message(&list->items[i], a->json);
+    carechat_messages_free(list);
+    return 0;
+}
+
+static int run_conversations(struct carechat *c, const struct cli_args *a) {
+    struct carechat_conversations *list = NULL;
+    int rc = carechat_conversations(c, &list);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < list->n; i++)
+        print_conversation(&list->items[i], a->json);
+    carechat_conversations_free(list);
+    return 0;
+}
+
 static int run(struct carechat *c, const struct cli_args *a) {
     struct buf password;
     buf_init(&password);
@@ -198,6 +375,18 @@ static int run(struct carechat *c, const struct cli_args *a) {
             buf_printf(&line, "%s", a->json ? "{\"logged_out\": true}" : "logged out");
             print_line(&line);
         }
+        break;
+    case CLI_SEND:
+        rc = run_send(c, a);
+        break;
+    case CLI_RECV:
+        rc = run_recv(c, a);
+        break;
+    case CLI_HISTORY:
+        rc = run_history(c, a);
+        break;
+    case CLI_CONVERSATIONS:
+        rc = run_conversations(c, a);
         break;
     case CLI_NONE:
         break;

@@ -12,6 +12,7 @@
 
 #include <sodium.h>
 
+#include "base/rand.h"
 #include "base/status.h"
 #include "client/carechat.h"
 
@@ -27,6 +28,12 @@ enum opt {
     O_CODE,
     O_BIRTHDATE,
     O_NAME,
+    O_TO,
+    O_CONVERSATION,
+    O_TEXT,
+    O_CLIENT_ID,
+    O_WAIT,
+    O_LIMIT,
     O_COUNT,
 };
 
@@ -48,6 +55,12 @@ static const struct option_def options[O_COUNT] = {
     [O_CODE] = {"code", true, false},
     [O_BIRTHDATE] = {"birthdate", true, false},
     [O_NAME] = {"name", true, false},
+    [O_TO] = {"to", true, false},
+    [O_CONVERSATION] = {"conversation", true, false},
+    [O_TEXT] = {"text", true, false},
+    [O_CLIENT_ID] = {"client-id", true, false},
+    [O_WAIT] = {"wait", true, false},
+    [O_LIMIT] = {"limit", true, false},
 };
 
 struct command_def {
@@ -56,14 +69,21 @@ struct command_def {
     /* Options the command requires; it takes no others. */
     enum opt required[5];
     size_t n_required;
+    /* Options it also accepts. */
+    enum opt optional[4];
+    size_t n_optional;
 };
 
 static const struct command_def commands[] = {
-    {"login", CLI_LOGIN, {O_EMAIL, O_PASSWORD_FILE}, 2},
-    {"invite", CLI_INVITE, {O_EMAIL, O_ROLE}, 2},
-    {"register", CLI_REGISTER, {O_CODE, O_EMAIL, O_PASSWORD_FILE, O_BIRTHDATE, O_NAME}, 5},
-    {"devices", CLI_DEVICES, {0}, 0},
-    {"logout", CLI_LOGOUT, {0}, 0},
+    {"login", CLI_LOGIN, {O_EMAIL, O_PASSWORD_FILE}, 2, {0}, 0},
+    {"invite", CLI_INVITE, {O_EMAIL, O_ROLE}, 2, {0}, 0},
+    {"register", CLI_REGISTER, {O_CODE, O_EMAIL, O_PASSWORD_FILE, O_BIRTHDATE, O_NAME}, 5, {0}, 0},
+    {"devices", CLI_DEVICES, {0}, 0, {0}, 0},
+    {"logout", CLI_LOGOUT, {0}, 0, {0}, 0},
+    {"send", CLI_SEND, {O_TEXT}, 1, {O_TO, O_CONVERSATION, O_CLIENT_ID}, 3},
+    {"recv", CLI_RECV, {0}, 0, {O_WAIT}, 1},
+    {"history", CLI_HISTORY, {O_CONVERSATION}, 1, {O_LIMIT}, 1},
+    {"conversations", CLI_CONVERSATIONS, {0}, 0, {0}, 0},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -78,6 +98,22 @@ static bool is_date_shape(const char *s) {
     for (int i = 0; i < 10; i++)
         if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9'))
             return false;
+    return true;
+}
+
+/* Decimal digits only, at most `max`. */
+static bool parse_number(const char *s, unsigned long max, unsigned long *out) {
+    unsigned long v = 0;
+    if (*s == '\0' || strlen(s) > 9)
+        return false;
+    for (; *s != '\0'; s++) {
+        if (*s < '0' || *s > '9')
+            return false;
+        v = v * 10 + (unsigned long)(*s - '0');
+    }
+    if (v > max)
+        return false;
+    *out = v;
     return true;
 }
 
@@ -143,6 +179,8 @@ int cli_parse(int argc, char **argv, struct cli_args *out, char *err, size_t err
         bool takes = false;
         for (size_t r = 0; r < cmd->n_required; r++)
             takes |= cmd->required[r] == (enum opt)o;
+        for (size_t r = 0; r < cmd->n_optional; r++)
+            takes |= cmd->optional[r] == (enum opt)o;
         if (!takes) {
             snprintf(err, err_len, "'%s' does not take --%s", cmd->name, options[o].name);
             return STATUS_BAD_REQUEST;
@@ -162,6 +200,32 @@ int cli_parse(int argc, char **argv, struct cli_args *out, char *err, size_t err
     if (values[O_BIRTHDATE] != NULL && !is_date_shape(values[O_BIRTHDATE]))
         return usage_error(err, err_len, "--birthdate must be YYYY-MM-DD, not '%s'",
                            values[O_BIRTHDATE]);
+    if (cmd->command == CLI_SEND && seen[O_TO] == seen[O_CONVERSATION])
+        return usage_error(err, err_len, "%s",
+                           "'send' needs exactly one of --to and --conversation");
+    struct id id;
+    if (values[O_CONVERSATION] != NULL && id_from_hex(values[O_CONVERSATION], &id) != 0)
+        return usage_error(err, err_len, "--conversation must be 32 hex digits, not '%s'",
+                           values[O_CONVERSATION]);
+    if (values[O_CLIENT_ID] != NULL && id_from_hex(values[O_CLIENT_ID], &id) != 0)
+        return usage_error(err, err_len, "--client-id must be 32 hex digits, not '%s'",
+                           values[O_CLIENT_ID]);
+    unsigned long n = 0;
+    if (values[O_WAIT] != NULL) {
+        if (!parse_number(values[O_WAIT], CLI_MAX_WAIT_S, &n))
+            return usage_error(err, err_len, "--wait must be 0..3600 seconds, not '%s'",
+                               values[O_WAIT]);
+        a.wait_s = (int)n;
+    }
+    if (values[O_LIMIT] != NULL) {
+        if (!parse_number(values[O_LIMIT], 100, &n) || n == 0)
+            return usage_error(err, err_len, "--limit must be 1..100, not '%s'", values[O_LIMIT]);
+        a.limit = (unsigned)n;
+    }
+    a.to = values[O_TO];
+    a.conversation = values[O_CONVERSATION];
+    a.text = values[O_TEXT];
+    a.client_id = values[O_CLIENT_ID];
     a.command = cmd->command;
     a.server = values[O_SERVER];
     a.profile = values[O_PROFILE];
@@ -199,6 +263,19 @@ const char *cli_usage(void) {
            "      list the devices of your account\n"
            "  logout\n"
            "      end this device's session\n"
+           "  send (--to EMAIL | --conversation ID) --text TEXT [--client-id ID]\n"
+           "      encrypt TEXT for every device of both members and send it (--to opens the\n"
+           "      direct conversation with EMAIL); a retry with the same --client-id (32 hex\n"
+           "      digits) stores the message once; prints conversation, seq, message and\n"
+           "      client ids\n"
+           "  recv [--wait SECONDS]\n"
+           "      print and acknowledge what arrived for this device, then wait SECONDS\n"
+           "      (default 0) after the server's queue is empty; JSON fields: conversation,\n"
+           "      seq, message_id, sender, sender_device, sent_at, state, text\n"
+           "  history --conversation ID [--limit N]\n"
+           "      the newest N (1..100, default 50) messages, decrypted, oldest first\n"
+           "  conversations\n"
+           "      your conversations, most recently active first\n"
            "\n"
            "Passwords are read only from files (one line; never from the command line).\n"
            "\n"

@@ -31,7 +31,13 @@ enum cli_command {
     CLI_REGISTER,
     CLI_DEVICES,
     CLI_LOGOUT,
+    CLI_SEND,
+    CLI_RECV,
+    CLI_HISTORY,
+    CLI_CONVERSATIONS,
 };
+
+#define CLI_MAX_WAIT_S 3600
 
 #define CLI_MAX_PASSWORD 1024
 
@@ -49,6 +55,12 @@ struct cli_args {
     const char *code;
     const char *birthdate;
     const char *name;
+    const char *to;           /* send: the peer's email */
+    const char *conversation; /* send, history: 32 hex digits (checked) */
+    const char *text;         /* send */
+    const char *client_id;    /* send: 32 hex digits (checked), or NULL */
+    int wait_s;               /* recv: 0..CLI_MAX_WAIT_S (default 0) */
+    unsigned limit;           /* history: 1..100 (default 0: the server's 50) */
 };
 
 /* Parses argv[1..argc-1]: global options (--server URL, --profile DIR,
@@ -57,7 +69,9 @@ struct cli_args {
  * out->help set, nothing else need be valid), or STATUS_BAD_REQUEST with one
  * line for the user in `err` (an unknown command or option, a missing value or
  * required option, an option the command does not take, a role that is not
- * patient/provider/admin/sysadmin, a birthdate not shaped YYYY-MM-DD, or
+ * patient/provider/admin/sysadmin, a birthdate not shaped YYYY-MM-DD, send
+ * without exactly one of --to and --conversation, an id that is not 32 hex
+ * digits, a --wait outside 0..CLI_MAX_WAIT_S or a --limit outside 1..100, or
  * --password, which is refused: passwords come only from files). */
 int cli_parse(int argc, char **argv, struct cli_args *out, char *err, size_t err_len);
 
