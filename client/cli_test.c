@@ -67,6 +67,35 @@ static void test_cli_parse_commands(void **state) {
     const char *devices[] = {"devices", NULL};
     assert_int_equal(parse(devices, &a, err, sizeof err), 0);
     assert_int_equal(a.command, CLI_DEVICES);
+    const char *send_to[] = {"send", "--to", "p@x", "--text", "hello there", NULL};
+    assert_int_equal(parse(send_to, &a, err, sizeof err), 0);
+    assert_int_equal(a.command, CLI_SEND);
+    assert_string_equal(a.to, "p@x");
+    assert_string_equal(a.text, "hello there");
+    assert_null(a.conversation);
+    assert_null(a.client_id);
+    const char *send_conv[] = {
+        "send", "--conversation", "000102030405060708090a0b0c0d0e0f", "--text",
+        "t",    "--client-id",    "ffeeddccbbaa99887766554433221100", NULL};
+    assert_int_equal(parse(send_conv, &a, err, sizeof err), 0);
+    assert_string_equal(a.conversation, "000102030405060708090a0b0c0d0e0f");
+    assert_string_equal(a.client_id, "ffeeddccbbaa99887766554433221100");
+    const char *recv[] = {"recv", "--wait", "15", NULL};
+    assert_int_equal(parse(recv, &a, err, sizeof err), 0);
+    assert_int_equal(a.command, CLI_RECV);
+    assert_int_equal(a.wait_s, 15);
+    const char *recv0[] = {"recv", NULL};
+    assert_int_equal(parse(recv0, &a, err, sizeof err), 0);
+    assert_int_equal(a.wait_s, 0);
+    const char *hist[] = {
+        "history", "--conversation", "000102030405060708090a0b0c0d0e0f", "--limit", "100", NULL};
+    assert_int_equal(parse(hist, &a, err, sizeof err), 0);
+    assert_int_equal(a.command, CLI_HISTORY);
+    assert_int_equal(a.limit, 100);
+    const char *convs[] = {"conversations", NULL};
+    assert_int_equal(parse(convs, &a, err, sizeof err), 0);
+    assert_int_equal(a.command, CLI_CONVERSATIONS);
+
     const char *help[] = {"--help", NULL};
     assert_int_equal(parse(help, &a, err, sizeof err), 0);
     assert_true(a.help);
@@ -108,6 +137,27 @@ static void test_cli_parse_refuses_bad_arguments(void **state) {
     expect_usage_error(extra, "unexpected argument");
     const char *json_value[] = {"--json=yes", "devices", NULL};
     expect_usage_error(json_value, "takes no value");
+    const char *send_both[] = {
+        "send",   "--to", "a@b", "--conversation", "000102030405060708090a0b0c0d0e0f",
+        "--text", "t",    NULL};
+    expect_usage_error(send_both, "exactly one of --to and --conversation");
+    const char *send_neither[] = {"send", "--text", "t", NULL};
+    expect_usage_error(send_neither, "exactly one of --to and --conversation");
+    const char *send_no_text[] = {"send", "--to", "a@b", NULL};
+    expect_usage_error(send_no_text, "needs --text");
+    const char *bad_conv[] = {"history", "--conversation", "00ff", NULL};
+    expect_usage_error(bad_conv, "32 hex digits");
+    const char *bad_cid[] = {"send", "--to", "a@b", "--text", "t", "--client-id", "zz", NULL};
+    expect_usage_error(bad_cid, "--client-id must be 32 hex digits");
+    const char *bad_wait[] = {"recv", "--wait", "3601", NULL};
+    expect_usage_error(bad_wait, "--wait must be");
+    const char *neg_wait[] = {"recv", "--wait", "-1", NULL};
+    expect_usage_error(neg_wait, "--wait must be");
+    const char *zero_limit[] = {
+        "history", "--conversation", "000102030405060708090a0b0c0d0e0f", "--limit", "0", NULL};
+    expect_usage_error(zero_limit, "--limit must be 1..100");
+    const char *recv_text[] = {"recv", "--text", "t", NULL};
+    expect_usage_error(recv_text, "does not take --text");
 }
 
 static void test_cli_json_string_escapes(void **state) {
