@@ -25,9 +25,10 @@
  * WebSocket to carechatd (opened on first use, client/transport.h), each with
  * a fresh request id; the call blocks until the response with that id arrives
  * or request_timeout_ms passes. Requests the server makes meanwhile (session
- * revoked, replaced elsewhere) are answered at once and queued as events for
- * carechat_next_event(). A call that loses its connection fails; the next call
- * connects again.
+ * revoked, replaced elsewhere, typing hints) are answered at once and queued as
+ * events for carechat_next_event(); deliveries are answered at once and queued
+ * for carechat_recv() (see "end-to-end encrypted messaging" below). A call that loses its
+ * connection fails; the next call connects again.
  *
  * Errors: every function returns 0 or a negative STATUS_* (base/status.h). A
  * status the server answered is the wire status's STATUS_* (UNAUTHENTICATED,

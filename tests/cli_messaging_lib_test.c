@@ -5,7 +5,7 @@
  * device of the recipient appeared) gets CONFLICT and recovers with one
  * refresh; a reconnect replays exactly what was not acknowledged; a resend
  * with the same client_msg_id stores one message; a read receipt reaches the
- * sender as an event. The command-line scenarios are in
+ * sender and a typing hint the other member as events. The command-line scenarios are in
  * cli_messaging_test.sh.
  *
  * One server for the group (bootstrapped like cli_test.c); every test uses
@@ -301,12 +301,43 @@ static void test_msg_read_receipt_is_an_event(void **state) {
     carechat_close(b);
 }
 
+/* A typing hint reaches the other member's connected device as an event and
+ * is stored nowhere (it does not come again after a new Sync). */
+static void test_msg_typing_is_an_event(void **state) {
+    struct carechat *a, *b;
+    char b_addr[64], b_dir[DIR_LEN];
+    struct id conv;
+    two_providers("typing", &a, &b, b_addr, b_dir, &conv);
+    ASSERT_OK(b, carechat_sync(b));
+    ASSERT_OK(a, carechat_typing(a, &conv, true));
+    struct carechat_event e;
+    bool found = false;
+    for (int i = 0; i < 20 && !found; i++) {
+        expect_nothing(b);
+        while (!found && carechat_next_event(b, &e) == 0)
+            found = e.kind == CARECHAT_EVENT_TYPING;
+    }
+    assert_true(found);
+    assert_true(e.typing);
+    assert_memory_equal(e.conversation_id.b, conv.b, ID_LEN);
+    struct carechat_session_info info;
+    ASSERT_OK(a, carechat_session(a, &info));
+    assert_memory_equal(e.account_id.b, info.account_id.b, ID_LEN);
+    carechat_close(b);
+    b = open_profile(b_dir);
+    expect_nothing(b);
+    assert_int_equal(carechat_next_event(b, &e), STATUS_NOT_FOUND);
+    carechat_close(a);
+    carechat_close(b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_msg_stale_device_list_conflict),
         cmocka_unit_test(test_msg_reconnect_replays_unacknowledged),
         cmocka_unit_test(test_msg_resend_same_client_id_stores_once),
         cmocka_unit_test(test_msg_read_receipt_is_an_event),
+        cmocka_unit_test(test_msg_typing_is_an_event),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
