@@ -16,8 +16,10 @@
  *     deliveries are dropped and, once the queue is drained, acknowledged up
  *     to what was taken and replayed with a new Sync (so nothing is lost and
  *     the cumulative Ack never covers a dropped entry);
- *   - `taken`: the cursor of the last delivery carechat_recv() took, which
- *     carechat_ack() acknowledges and stores in the profile;
+ *   - `taken`: the cursor of the last delivery carechat_recv() took and
+ *     processed, which carechat_ack() acknowledges and stores in the profile
+ *     (a delivery whose processing failed, e.g. the sender's device list could
+ *     not be fetched, is not taken: delivery restarts with a new Sync);
  *   - a ring of the last CARECHAT_DEDUP_IDS message ids returned.
  *
  *   connection: [not synced] --Sync--> [replaying] --QueueEmpty--> [live]
@@ -962,6 +964,9 @@ int carechat_recv(struct carechat *c, int wait_ms, struct carechat_message *out)
             m->head = (m->head + 1) % CARECHAT_MAX_QUEUED;
             m->count--;
             const Carechat__V1__Delivery *d = f->delivery;
+            uint8_t prev[PROFILE_MAX_CURSOR];
+            const size_t prev_len = m->taken_len;
+            memcpy(prev, m->taken, prev_len);
             int rc = 0;
             if (d->cursor.len == 0 || d->cursor.len > PROFILE_MAX_CURSOR) {
                 rc = cc_fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
@@ -976,8 +981,14 @@ int carechat_recv(struct carechat *c, int wait_ms, struct carechat_message *out)
             if (rc == 0)
                 rc = process(c, d, &msg, &got);
             proto_free(f);
-            if (rc != 0)
+            if (rc != 0) {
+                /* Not processed: not to be acknowledged either. The next call
+                 * syncs again and the server replays it. */
+                memcpy(m->taken, prev, prev_len);
+                m->taken_len = prev_len;
+                m->synced = false;
                 return rc;
+            }
             if (got) {
                 *out = msg;
                 return 0;
