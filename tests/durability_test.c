@@ -7,8 +7,9 @@
  * raised. SENDERS providers each write to one recipient in their direct
  * conversation. Then ROUNDS rounds of: the senders send as fast as they can
  * through libcarechat, each on its own thread, each recording the
- * client_msg_id and message id of every send answered OK; after a random delay
- * the server is killed with SIGKILL in the middle of that burst; it is started
+ * client_msg_id and message id of every send answered OK; once every sender
+ * has had one answer, and after a further random delay, the server is killed
+ * with SIGKILL in the middle of that burst; it is started
  * again on the same data directory; the recipient syncs and must receive every
  * message that was acknowledged (by message id, with the client_msg_id and the
  * body that was sent), then acknowledges them. Messages that were written but
@@ -34,6 +35,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -61,10 +63,12 @@
  * last if the kill does not end it. */
 #define MAX_SENDS_PER_ROUND 2000
 #define BURST_DEADLINE_MS 10000
-/* The kill comes this long after the senders start: at least KILL_MIN_MS,
- * so that sends are in flight, plus a random part. */
-#define KILL_MIN_MS 40
-#define KILL_SPREAD_MS 260
+/* The kill comes once every sender has had a send acknowledged in this
+ * round (so that the burst is under way, however slow the build), after a
+ * random delay below KILL_SPREAD_MS; waiting for that first answer gives up
+ * after WARM_DEADLINE_MS. */
+#define KILL_SPREAD_MS 250
+#define WARM_DEADLINE_MS 20000
 /* Deliveries the recipient may take after one restart. */
 #define MAX_DELIVERIES_PER_ROUND (SENDERS * MAX_SENDS_PER_ROUND + 100)
 #define TEST_DEADLINE_MS 240000
@@ -98,6 +102,8 @@ static char recipient_dir[DIR_LEN];
 static pthread_mutex_t go_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t go_cond = PTHREAD_COND_INITIALIZER;
 static bool go;
+/* Senders with an acknowledged send in this round. */
+static atomic_int warmed;
 
 #define ASSERT_OK(c, call)                                                                         \
     do {                                                                                           \
@@ -244,6 +250,8 @@ static void *sender_main(void *arg) {
         a->client_msg_id = cmid;
         a->sender = (uint32_t)s->index;
         a->number = number;
+        if (s->n_acked == 1)
+            atomic_fetch_add(&warmed, 1);
     }
     return NULL;
 }
@@ -257,15 +265,20 @@ static bool id_eq(const struct id *a, const struct id *b) {
 static void round_trip(int round, int *acked_total, int *found_total) {
     pthread_t threads[SENDERS];
     go = false;
+    atomic_store(&warmed, 0);
     for (int i = 0; i < SENDERS; i++)
         assert_int_equal(pthread_create(&threads[i], NULL, sender_main, &senders[i]), 0);
     uint32_t r;
     rand_bytes(&r, sizeof r);
-    int delay = KILL_MIN_MS + (int)(r % KILL_SPREAD_MS);
+    int delay = (int)(r % KILL_SPREAD_MS);
     pthread_mutex_lock(&go_lock);
     go = true;
     pthread_cond_broadcast(&go_cond);
     pthread_mutex_unlock(&go_lock);
+    const int64_t warm_deadline = clock_monotonic_ms() + WARM_DEADLINE_MS;
+    while (atomic_load(&warmed) < SENDERS && clock_monotonic_ms() < warm_deadline)
+        sleep_ms(1);
+    bool all_warm = atomic_load(&warmed) == SENDERS;
     sleep_ms(delay);
     harness_kill9(server);
     for (int i = 0; i < SENDERS; i++)
@@ -281,6 +294,9 @@ static void round_trip(int round, int *acked_total, int *found_total) {
     carechat_close(recipient);
     recipient = open_profile(recipient_dir);
 
+    if (!all_warm)
+        fail_msg("round %d: not every sender had a send acknowledged within %d ms", round,
+                 WARM_DEADLINE_MS);
     int acked = 0;
     for (int i = 0; i < SENDERS; i++) {
         acked += senders[i].n_acked;
@@ -318,8 +334,8 @@ static void round_trip(int round, int *acked_total, int *found_total) {
         carechat_message_cleanup(&m);
     }
     ASSERT_OK(recipient, carechat_ack(recipient));
-    printf("round %2d: kill after %3d ms: %4d acknowledged, %4d found, %4d delivered\n", round,
-           delay, acked, n_found, deliveries);
+    printf("round %2d: kill %3d ms into the burst: %4d acknowledged, %4d found, %4d delivered\n",
+           round, delay, acked, n_found, deliveries);
     fflush(stdout);
     for (int i = 0; i < SENDERS; i++)
         for (int j = 0; j < senders[i].n_acked; j++)
