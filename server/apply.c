@@ -63,6 +63,9 @@ int apply_entry(void *ctx, struct store_txn *txn, uint64_t pos, const uint8_t *e
     case CARECHAT__ENTRY__V1__ENTRY__KIND_RECEIPT_RECORD:
         rc = apply_message_kind(txn, e, result);
         break;
+    case CARECHAT__ENTRY__V1__ENTRY__KIND_AUDIT_APPEND:
+        rc = apply_audit_kind(txn, e);
+        break;
     case CARECHAT__ENTRY__V1__ENTRY__KIND__NOT_SET:
         rc = STATUS_BAD_REQUEST;
         break;

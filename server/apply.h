@@ -19,6 +19,8 @@
  *   the conversation and message kinds (DirectCreate, MessageSend, InboxAck,
  *               ReceiptRecord): apply_messages.c writes the records of
  *               server/msgrec.h and appends the results described there.
+ *   AuditAppend  one link of the audit chain (server/audit.h); the account
+ *               kinds append theirs in the same batch as their change.
  */
 #ifndef SERVER_APPLY_H
 #define SERVER_APPLY_H

@@ -86,38 +86,6 @@ static int write_device(struct store_txn *txn, const struct id *account, const s
     return rc;
 }
 
-/* Appends an audit record at the next index (CF_META REC_META_AUDIT_NEXT). */
-static int audit(struct store_txn *txn, int64_t time, uint32_t action, uint32_t outcome,
-                 const struct id *actor) {
-    struct buf v;
-    buf_init(&v);
-    uint64_t index = 1;
-    int rc = txn_get(txn, CF_META, META_KEY(REC_META_AUDIT_NEXT), &v);
-    if (rc == 0 && v.len == 8)
-        index = key_get_u64(v.data);
-    else if (rc == 0)
-        rc = STATUS_CORRUPT;
-    else if (rc == STATUS_NOT_FOUND)
-        rc = 0;
-    if (rc != 0)
-        goto out;
-    struct rec_audit a = {.index = index, .time = time, .action = action, .outcome = outcome};
-    if (actor)
-        a.actor = *actor;
-    buf_reset(&v);
-    rec_audit_encode(&a, &v);
-    uint8_t k[8];
-    key_put_u64(k, index);
-    rc = txn_put(txn, CF_AUDIT, k, sizeof k, NULL, v.data, v.len);
-    if (rc != 0)
-        goto out;
-    key_put_u64(k, index + 1);
-    rc = txn_put(txn, CF_META, META_KEY(REC_META_AUDIT_NEXT), NULL, k, sizeof k);
-out:
-    buf_cleanup(&v);
-    return rc;
-}
-
 /* Checks a DeviceNew and turns it into a device record. */
 static int device_from_entry(const Carechat__Entry__V1__DeviceNew *d, int64_t time,
                              struct id *device_id, struct rec_device *out) {
@@ -215,7 +183,7 @@ static int apply_bootstrap(struct store_txn *txn, const Carechat__Entry__V1__Ent
     if (rc == 0)
         rc = txn_put(txn, CF_META, META_KEY(REC_META_SYSADMIN), NULL, id.b, ID_LEN);
     if (rc == 0)
-        rc = audit(txn, e->time, REC_AUDIT_BOOTSTRAP, 0, &id);
+        rc = apply_audit(txn, e, REC_AUDIT_BOOTSTRAP, 0, &id, id.b, ID_LEN, NULL);
     return rc;
 }
 
@@ -273,7 +241,8 @@ static int apply_invite(struct store_txn *txn, const Carechat__Entry__V1__Entry 
     rc = txn_put(txn, CF_INVITES, in->code_hash.data, in->code_hash.len, NULL, v.data, v.len);
     buf_cleanup(&v);
     if (rc == 0)
-        rc = audit(txn, e->time, REC_AUDIT_INVITE, 0, &inviter);
+        rc = apply_audit(txn, e, REC_AUDIT_INVITE, 0, &inviter, in->code_hash.data,
+                         in->code_hash.len, NULL);
     return rc;
 }
 
@@ -332,14 +301,15 @@ static int apply_register(struct store_txn *txn, const Carechat__Entry__V1__Entr
         return rc;
     if ((rc = txn_delete(txn, CF_INVITES, r->code_hash.data, r->code_hash.len)) != 0)
         return rc;
-    return audit(txn, e->time, REC_AUDIT_REGISTER, 0, &account);
+    return apply_audit(txn, e, REC_AUDIT_REGISTER, 0, &account, account.b, ID_LEN,
+                       role == REC_ROLE_PATIENT ? &account : NULL);
 }
 
 static int apply_register_refused(struct store_txn *txn, const Carechat__Entry__V1__Entry *e) {
     if (!e->register_refused || e->register_refused->reason != 1)
         return STATUS_BAD_REQUEST;
-    return audit(txn, e->time, REC_AUDIT_REGISTER_UNDER_AGE,
-                 (uint32_t)status_wire(STATUS_FORBIDDEN), NULL);
+    return apply_audit(txn, e, REC_AUDIT_REGISTER_UNDER_AGE,
+                       (uint32_t)status_wire(STATUS_FORBIDDEN), NULL, NULL, 0, NULL);
 }
 
 static int apply_login(struct store_txn *txn, const Carechat__Entry__V1__Entry *e) {
@@ -390,7 +360,7 @@ static int apply_login(struct store_txn *txn, const Carechat__Entry__V1__Entry *
     }
     rc = write_session(txn, l->session, &account, &device, e->time);
     if (rc == 0)
-        rc = audit(txn, e->time, REC_AUDIT_LOGIN, 0, &account);
+        rc = apply_audit(txn, e, REC_AUDIT_LOGIN, 0, &account, device.b, ID_LEN, NULL);
 out:
     rec_account_cleanup(&a);
     return rc;
@@ -440,7 +410,7 @@ static int apply_session_end(struct store_txn *txn, const Carechat__Entry__V1__E
         return rc;
     rc = txn_delete(txn, CF_SESSIONS, end->token_hash.data, end->token_hash.len);
     if (rc == 0)
-        rc = audit(txn, e->time, REC_AUDIT_LOGOUT, 0, &s.account_id);
+        rc = apply_audit(txn, e, REC_AUDIT_LOGOUT, 0, &s.account_id, s.device_id.b, ID_LEN, NULL);
     return rc;
 }
 
@@ -469,7 +439,7 @@ static int apply_device_remove(struct store_txn *txn, const Carechat__Entry__V1_
     a.n_devices--;
     if ((rc = write_account(txn, &account, &a)) != 0)
         goto out;
-    rc = audit(txn, e->time, REC_AUDIT_DEVICE_REMOVE, 0, &account);
+    rc = apply_audit(txn, e, REC_AUDIT_DEVICE_REMOVE, 0, &account, device.b, ID_LEN, NULL);
 out:
     rec_account_cleanup(&a);
     return rc;

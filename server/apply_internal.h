@@ -1,7 +1,8 @@
 /*
  * server/apply_internal.h: the account, invitation, device and session kinds
  * of apply (apply_accounts.c) and the conversation and message kinds
- * (apply_messages.c), called by apply_entry() in apply.c. Private to
+ * (apply_messages.c) and the audit records (apply_audit.c), called by
+ * apply_entry() in apply.c. Private to
  * the apply library. Writer thread only; pure like apply_entry().
  */
 #ifndef SERVER_APPLY_INTERNAL_H
@@ -20,5 +21,17 @@ int apply_account_kind(struct store_txn *txn, const Carechat__Entry__V1__Entry *
  * status documented per kind in entry.proto. */
 int apply_message_kind(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
                        struct buf *result);
+
+/* Appends the audit record of entry `e` (apply_audit.c): its time, its actor
+ * device and source address, the actor `actor` (NULL: the entry's actor),
+ * `object` (at most REC_AUDIT_OBJECT_MAX bytes; NULL/0: none) and `patient`
+ * (NULL: none). Returns 0 or the status of audit_append() (server/audit.h). */
+int apply_audit(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, uint32_t action,
+                uint32_t outcome, const struct id *actor, const void *object, size_t object_len,
+                const struct id *patient);
+
+/* Applies an AuditAppend entry. Returns 0, STATUS_BAD_REQUEST (entry.proto),
+ * or the status of apply_audit(). */
+int apply_audit_kind(struct store_txn *txn, const Carechat__Entry__V1__Entry *e);
 
 #endif

@@ -288,13 +288,23 @@ int rec_session_decode(const uint8_t *data, size_t len, struct rec_session *out)
     return r.bad || r.p != r.end ? STATUS_CORRUPT : STATUS_OK;
 }
 
-void rec_audit_encode(const struct rec_audit *a, struct buf *out) {
+void rec_audit_canonical(const struct rec_audit *a, struct buf *out) {
     put_u8(out, REC_FORMAT);
     put_u64(out, a->index);
     put_u64(out, (uint64_t)a->time);
     put_u32(out, a->action);
     put_u32(out, a->outcome);
     put_id(out, &a->actor);
+    put_id(out, &a->device);
+    put_bytes(out, a->object, a->object_len <= REC_AUDIT_OBJECT_MAX ? a->object_len : 0);
+    put_id(out, &a->patient);
+    put_str(out, a->source);
+    put_bytes(out, a->prev_hash, REC_HASH_LEN);
+}
+
+void rec_audit_encode(const struct rec_audit *a, struct buf *out) {
+    rec_audit_canonical(a, out);
+    put_bytes(out, a->hash, REC_HASH_LEN);
 }
 
 int rec_audit_decode(const uint8_t *data, size_t len, struct rec_audit *out) {
@@ -307,5 +317,24 @@ int rec_audit_decode(const uint8_t *data, size_t len, struct rec_audit *out) {
     out->action = get_u32(&r);
     out->outcome = get_u32(&r);
     get_id(&r, &out->actor);
+    get_id(&r, &out->device);
+    if (!r.bad && !at_end(&r)) {
+        uint32_t n = get_u32(&r);
+        if (n > REC_AUDIT_OBJECT_MAX)
+            r.bad = true;
+        else {
+            get_raw(&r, out->object, n);
+            out->object_len = n;
+        }
+    }
+    get_id(&r, &out->patient);
+    char *src = get_str(&r);
+    if (strlen(src) > REC_AUDIT_SOURCE_MAX)
+        r.bad = true;
+    else
+        memcpy(out->source, src, strlen(src) + 1);
+    free(src);
+    get_fixed(&r, out->prev_hash, REC_HASH_LEN);
+    get_fixed(&r, out->hash, REC_HASH_LEN);
     return r.bad || r.p != r.end ? STATUS_CORRUPT : STATUS_OK;
 }

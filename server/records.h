@@ -102,8 +102,7 @@ struct rec_session {
     int64_t idle_expires_at;
 };
 
-/* Audit actions and outcomes (the hash-chained audit log extends this record
- * later by appending fields). */
+/* Audit actions (server/audit.h names them and defines the chain). */
 enum rec_audit_action {
     REC_AUDIT_BOOTSTRAP = 1,
     REC_AUDIT_INVITE = 2,
@@ -112,14 +111,42 @@ enum rec_audit_action {
     REC_AUDIT_LOGIN = 5,
     REC_AUDIT_LOGOUT = 6,
     REC_AUDIT_DEVICE_REMOVE = 7,
+    REC_AUDIT_AUTHENTICATE = 8,
+    REC_AUDIT_SESSION_EXPIRE = 9,
+    REC_AUDIT_HISTORY = 10,
+    REC_AUDIT_CONVERSATION_READ = 11,
+    REC_AUDIT_CONVERSATION_CREATE = 12,
+    REC_AUDIT_MESSAGE_SEND = 13,
+    REC_AUDIT_RECEIPT = 14,
+    REC_AUDIT_DEVICE_LIST = 15,
+    REC_AUDIT_LOOKUP = 16,
+    REC_AUDIT_QUERY = 17,
+    REC_AUDIT_VERIFY = 18,
+    REC_AUDIT_REQUEST = 19, /* any other request refused */
+    REC_AUDIT_ACTION_MAX = 19,
 };
 
+#define REC_AUDIT_OBJECT_MAX 32 /* an id (16) or a hash (32) */
+#define REC_AUDIT_SOURCE_MAX 45 /* INET6_ADDRSTRLEN - 1 */
+
+/* One link of the audit chain. Encoding (after the format byte): index,
+ * time, action, outcome, actor, then the fields this record grew with:
+ * device, object, patient, source, prev_hash, hash. Everything but `hash` is
+ * the record's canonical encoding (rec_audit_canonical()), and
+ * hash = SHA-256(canonical): prev_hash is part of what the hash covers. */
 struct rec_audit {
     uint64_t index;
     int64_t time;
     uint32_t action;
     uint32_t outcome; /* 0: done; otherwise the wire status of the refusal */
     struct id actor;  /* all zero: none */
+    struct id device; /* the actor's device; all zero: none */
+    uint32_t object_len;
+    uint8_t object[REC_AUDIT_OBJECT_MAX];  /* the id acted on; object_len 0: none */
+    struct id patient;                     /* whose data was touched; all zero: none */
+    char source[REC_AUDIT_SOURCE_MAX + 1]; /* the peer's address as text; "" for none */
+    uint8_t prev_hash[REC_HASH_LEN];
+    uint8_t hash[REC_HASH_LEN];
 };
 
 /* Encoders append the record to `out`. */
@@ -128,6 +155,8 @@ void rec_invite_encode(const struct rec_invite *i, struct buf *out);
 void rec_device_encode(const struct rec_device *d, struct buf *out);
 void rec_session_encode(const struct rec_session *s, struct buf *out);
 void rec_audit_encode(const struct rec_audit *a, struct buf *out);
+/* Appends the canonical encoding of `a`: rec_audit_encode() without `hash`. */
+void rec_audit_canonical(const struct rec_audit *a, struct buf *out);
 
 /* Decoders fill *out (zeroed first; free the strings with rec_*_cleanup()).
  * Return 0, or STATUS_CORRUPT for another format byte, a truncated field or a

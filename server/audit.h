@@ -1,0 +1,119 @@
+/*
+ * server/audit.h: the tamper-evident audit log: appending a link to the hash
+ * chain (apply, the only writer), walking and verifying the chain, querying
+ * it with filters, and logging anchors of its head.
+ *
+ * Records live in CF_AUDIT under their index (8 bytes, big-endian), sealed
+ * with the server's data key; indexes run 1, 2, 3, ... without gaps. CF_META
+ * holds the next index (REC_META_AUDIT_NEXT, 8 bytes big-endian) and the hash
+ * of the last record (AUDIT_META_HEAD, 32 bytes).
+ *
+ * The chain: record i has prev_hash = hash of record i-1 (32 zero bytes for
+ * i = 1) and hash = SHA-256(canonical(i)), where canonical(i) is this byte
+ * layout (integers big-endian, ids raw 16 bytes, zero for none):
+ *
+ *   u8  format (1)        u64 index          u64 time (ms since the epoch)
+ *   u32 action            u32 outcome (wire status, 0 when done)
+ *   16  actor account     16  actor device
+ *   u32 object length, object bytes (0..32: an id or a hash)
+ *   16  patient account
+ *   u32 source length, source address text (0..45 bytes)
+ *   u32 32, prev_hash (32 bytes)
+ *
+ * and the stored value is canonical(i) followed by u32 32 and the hash
+ * (server/records.h rec_audit_encode()). Records carry ids, statuses and
+ * addresses only: no content, names or email addresses.
+ *
+ * Verification walks indexes from 1 to next-1: a record that is missing
+ * (deleted: a gap), fails to open (its sealed value was edited or moved under
+ * another key) or fails to decode, holds another index, a prev_hash other
+ * than the running hash, or a hash other than SHA-256 of its canonical
+ * encoding, is bad; the first bad index is reported.
+ *
+ * Threads: audit_append() on the journal's writer thread (inside apply, pure:
+ * no clock, no I/O beyond the transaction); the rest on any thread that may
+ * read the store (the lws loop thread in carechatd).
+ */
+#ifndef SERVER_AUDIT_H
+#define SERVER_AUDIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "server/records.h"
+#include "storage/store.h"
+
+#define AUDIT_META_HEAD "audit_head"
+
+/* The dotted name of an action ("session.login"); "unknown" for a number
+ * that names none. */
+const char *audit_action_name(uint32_t action);
+
+/* Apply side: sets a->index and a->prev_hash from the chain head seen through
+ * `txn`, computes a->hash, stages the record and the new head. The caller
+ * fills the other fields. Returns 0; STATUS_BAD_REQUEST for an action out of
+ * range, an object above REC_AUDIT_OBJECT_MAX or a source above
+ * REC_AUDIT_SOURCE_MAX bytes; STATUS_CORRUPT for a head of the wrong size; or
+ * the status of txn_get/txn_put. */
+int audit_append(struct store_txn *txn, struct rec_audit *a);
+
+/* Computes SHA-256 of the canonical encoding of `a` into out. */
+void audit_hash(const struct rec_audit *a, uint8_t out[REC_HASH_LEN]);
+
+/* The head: the index of the last record (0 when there is none) and its hash
+ * (zero when none). Returns 0, STATUS_CORRUPT for a head of the wrong size,
+ * or the store's status. */
+int audit_head(struct store *s, uint64_t *index, uint8_t hash[REC_HASH_LEN]);
+
+/* Reads record `index`. Returns 0; STATUS_NOT_FOUND; STATUS_CORRUPT when its
+ * value does not open or decode; or STATUS_IO. */
+int audit_read(struct store *s, uint64_t index, struct rec_audit *out);
+
+/* A verification in progress (plain data, caller-owned). */
+struct audit_verify {
+    uint64_t next;                 /* the index to check next (starts at 1) */
+    uint64_t end;                  /* one past the last index to check */
+    uint8_t running[REC_HASH_LEN]; /* hash of record next-1 */
+    uint64_t checked;              /* records that verified */
+    bool done;
+    bool ok;            /* meaningful when done */
+    uint64_t first_bad; /* meaningful when done && !ok */
+};
+
+/* Starts a verification of records 1 .. head index. Returns 0 or the status
+ * of audit_head(). */
+int audit_verify_begin(struct store *s, struct audit_verify *v);
+
+/* Checks at most `max_records` more records (a bounded step). Returns 0
+ * (v->done tells whether the walk ended; a bad record ends it with ok false
+ * and first_bad set), or STATUS_IO when the store cannot be read (the walk
+ * can be retried). */
+int audit_verify_step(struct store *s, struct audit_verify *v, size_t max_records);
+
+struct audit_filter {
+    int64_t since, until; /* time >= since, time < until; 0: no bound */
+    bool has_actor, has_patient;
+    struct id actor, patient;
+};
+
+/* True when `a` matches every filter that is set. */
+bool audit_matches(const struct audit_filter *f, const struct rec_audit *a);
+
+/* One page of a query: examines records with index > `after` in order, at
+ * most `max_examined` of them, and copies those that match into out[0..limit)
+ * (*n_out of them). *last is the last index examined (the page token of the
+ * next page) and *more is true when records after it exist. Returns 0, or
+ * STATUS_CORRUPT / STATUS_IO for a record that cannot be read (verify the
+ * chain). */
+int audit_query(struct store *s, const struct audit_filter *f, uint64_t after, size_t limit,
+                size_t max_examined, struct rec_audit *out, size_t *n_out, uint64_t *last,
+                bool *more);
+
+/* Logs "audit anchor index=N hash=HEX" at info level for the current head
+ * when it is at least `every` records past *anchored (every 0: always, as at
+ * shutdown; never for an empty chain), and then sets *anchored to it. Returns 0 or the status of
+ * audit_head(). */
+int audit_anchor(struct store *s, uint64_t every, uint64_t *anchored);
+
+#endif
