@@ -58,6 +58,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -742,6 +743,34 @@ static double percentile(const double *sorted, size_t n, double q) {
     return sorted[i < n ? i : n - 1];
 }
 
+/* CPU seconds (user + system) `pid` has used, or -1. */
+static double process_cpu_s(pid_t pid) {
+    char path[64], line[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    double cpu = -1;
+    if (fgets(line, sizeof line, f)) {
+        /* Fields after the command name (which may hold spaces): state is
+         * field 3, utime 14, stime 15. */
+        const char *p = strrchr(line, ')');
+        unsigned long ut, st;
+        if (p &&
+            sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
+            cpu = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+    }
+    fclose(f);
+    return cpu;
+}
+
+static double self_cpu_s(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
 /* Prints VmRSS and VmHWM of `pid`. */
 static void print_rss(pid_t pid) {
     char path[64], line[256];
@@ -857,6 +886,7 @@ int main(int argc, char **argv) {
     fflush(stdout);
 
     struct journal_figures before = read_journal(&srv);
+    double server_cpu0 = srv.pid ? process_cpu_s(srv.pid) : -1, self_cpu0 = self_cpu_s();
     for (int i = 0; i < n; i++) {
         if (pthread_create(&threads[started], NULL, sender_main, &pairs[i]) != 0)
             abort();
@@ -874,6 +904,8 @@ int main(int argc, char **argv) {
         pthread_join(threads[i], NULL);
     started = 0;
     struct journal_figures after = read_journal(&srv);
+    double server_cpu = srv.pid ? process_cpu_s(srv.pid) - server_cpu0 : -1;
+    double self_cpu = self_cpu_s() - self_cpu0;
 
     size_t sent = 0, received = 0, bad = 0, errors = 0;
     int64_t last_answer = go_ms, last_delivery = go_ms;
@@ -912,10 +944,14 @@ int main(int argc, char **argv) {
     printf("deliveries to online recipients: %zu of %d in %.2f s: %.0f deliveries/s%s\n", received,
            n * opt.messages, recv_s, recv_rate, bad ? " (some did not verify)" : "");
     free(lat);
-    if (srv.pid)
+    if (srv.pid) {
         print_rss(srv.pid);
-    else
+        printf("CPU during the run: server %.2f s, bench clients (encryption, decryption) %.2f s, "
+               "%ld cores\n",
+               server_cpu, self_cpu, sysconf(_SC_NPROCESSORS_ONLN));
+    } else {
         printf("server RSS: not measured (server not started here)\n");
+    }
     print_batches(&before, &after);
     if (errors == 0 && bad == 0 && sent == (size_t)n * (size_t)opt.messages && received == sent) {
         printf("send_ack_msgs_per_s=%.0f p50_ms=%.2f p99_ms=%.2f deliveries_per_s=%.0f\n",
