@@ -63,6 +63,15 @@ int apply_entry(void *ctx, struct store_txn *txn, uint64_t pos, const uint8_t *e
     case CARECHAT__ENTRY__V1__ENTRY__KIND_RECEIPT_RECORD:
         rc = apply_message_kind(txn, e, result);
         break;
+    case CARECHAT__ENTRY__V1__ENTRY__KIND_CHANNEL_CREATE:
+    case CARECHAT__ENTRY__V1__ENTRY__KIND_MEMBER_ADD:
+    case CARECHAT__ENTRY__V1__ENTRY__KIND_MEMBER_REMOVE:
+    case CARECHAT__ENTRY__V1__ENTRY__KIND_MEMBER_APPROVE:
+    case CARECHAT__ENTRY__V1__ENTRY__KIND_CONVERSATION_LEAVE:
+    case CARECHAT__ENTRY__V1__ENTRY__KIND_MESSAGE_RECALL:
+    case CARECHAT__ENTRY__V1__ENTRY__KIND_URGENT_ACK:
+        rc = apply_channel_kind(txn, e, result);
+        break;
     case CARECHAT__ENTRY__V1__ENTRY__KIND_AUDIT_APPEND:
         rc = apply_audit_kind(txn, e);
         break;

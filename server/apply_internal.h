@@ -8,7 +8,11 @@
 #ifndef SERVER_APPLY_INTERNAL_H
 #define SERVER_APPLY_INTERNAL_H
 
+#include <stdbool.h>
+
 #include "protocol/proto.h"
+#include "server/msgrec.h"
+#include "server/records.h"
 #include "storage/store.h"
 
 /* Applies one decoded entry of an account kind (its kind is one of them).
@@ -33,5 +37,33 @@ int apply_audit(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, uint
 /* Applies an AuditAppend entry. Returns 0, STATUS_BAD_REQUEST (entry.proto),
  * or the status of apply_audit(). */
 int apply_audit_kind(struct store_txn *txn, const Carechat__Entry__V1__Entry *e);
+
+/* Applies one decoded entry of a care-team channel, recall or urgent kind
+ * (ChannelCreate, MemberAdd, MemberRemove, MemberApprove, ConversationLeave,
+ * MessageRecall, UrgentAck: apply_channels.c), appending the result that
+ * server/msgrec.h describes. Returns 0 or the refusal status documented per
+ * kind in entry.proto. */
+int apply_channel_kind(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                       struct buf *result);
+
+/* Record helpers of apply_messages.c shared with apply_channels.c. Each
+ * returns 0, STATUS_NOT_FOUND for a missing record, STATUS_CORRUPT for one
+ * that does not decode, or the store's status. */
+int apply_read_account(struct store_txn *txn, const struct id *id, struct rec_account *out);
+int apply_read_device_key(struct store_txn *txn, const struct id *account, const struct id *device,
+                          uint32_t *key_id, int64_t *expires_at);
+int apply_read_conv(struct store_txn *txn, const struct id *conv, struct msgrec_conv *out);
+int apply_write_conv(struct store_txn *txn, const struct id *conv, const struct msgrec_conv *c);
+int apply_read_member(struct store_txn *txn, const struct id *conv, const struct id *account,
+                      struct msgrec_member *out);
+/* Appends `item` at the device's next inbox position and the (device,
+ * position) to `deliveries`. */
+int apply_inbox_append(struct store_txn *txn, const struct id *device,
+                       const struct msgrec_item *item, const struct id *owner,
+                       struct buf *deliveries);
+/* Whether `patient` and `staff` are both active in some care-team channel
+ * (apply_channels.c). Returns 0 with *out, or the store's status. */
+int apply_share_care_team(struct store_txn *txn, const struct id *patient, const struct id *staff,
+                          bool *out);
 
 #endif

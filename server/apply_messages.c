@@ -32,7 +32,7 @@ static bool is_staff(uint32_t role) {
     return role == REC_ROLE_PROVIDER || role == REC_ROLE_ADMIN || role == REC_ROLE_SYSADMIN;
 }
 
-static int read_account(struct store_txn *txn, const struct id *id, struct rec_account *out) {
+int apply_read_account(struct store_txn *txn, const struct id *id, struct rec_account *out) {
     struct buf v;
     buf_init(&v);
     int rc = txn_get(txn, CF_ACCOUNTS, id->b, ID_LEN, &v);
@@ -44,8 +44,8 @@ static int read_account(struct store_txn *txn, const struct id *id, struct rec_a
 }
 
 /* Reads a device's current key id and expiry. Same returns as txn_get(). */
-static int read_device_key(struct store_txn *txn, const struct id *account, const struct id *device,
-                           uint32_t *key_id, int64_t *expires_at) {
+int apply_read_device_key(struct store_txn *txn, const struct id *account, const struct id *device,
+                          uint32_t *key_id, int64_t *expires_at) {
     struct key k;
     key_id_id(&k, account, device);
     struct buf v;
@@ -68,7 +68,7 @@ static int put_record(struct store_txn *txn, enum store_cf cf, const struct key 
     return txn_put(txn, cf, k->b, k->len, owner, v->data, v->len);
 }
 
-static int read_conv(struct store_txn *txn, const struct id *conv, struct msgrec_conv *out) {
+int apply_read_conv(struct store_txn *txn, const struct id *conv, struct msgrec_conv *out) {
     struct buf v;
     buf_init(&v);
     int rc = txn_get(txn, CF_CONVERSATIONS, conv->b, ID_LEN, &v);
@@ -78,7 +78,7 @@ static int read_conv(struct store_txn *txn, const struct id *conv, struct msgrec
     return rc;
 }
 
-static int write_conv(struct store_txn *txn, const struct id *conv, const struct msgrec_conv *c) {
+int apply_write_conv(struct store_txn *txn, const struct id *conv, const struct msgrec_conv *c) {
     struct buf v;
     buf_init(&v);
     msgrec_conv_encode(c, &v);
@@ -88,8 +88,8 @@ static int write_conv(struct store_txn *txn, const struct id *conv, const struct
     return rc;
 }
 
-static int read_member(struct store_txn *txn, const struct id *conv, const struct id *account,
-                       struct msgrec_member *out) {
+int apply_read_member(struct store_txn *txn, const struct id *conv, const struct id *account,
+                      struct msgrec_member *out) {
     struct key k;
     key_id_id(&k, conv, account);
     struct buf v;
@@ -101,7 +101,7 @@ static int read_member(struct store_txn *txn, const struct id *conv, const struc
     return rc;
 }
 
-/* Moves the conversation to `time` in every member's activity index. */
+/* Moves the conversation to `time` in every active member's activity index. */
 static int touch_activity(struct store_txn *txn, const struct id *conv, const struct msgrec_conv *c,
                           int64_t time) {
     const struct id *owner = c->has_owner ? &c->owner : NULL;
@@ -111,10 +111,10 @@ static int touch_activity(struct store_txn *txn, const struct id *conv, const st
     for (uint32_t i = 0; rc == 0 && i < c->n_members; i++) {
         struct msgrec_member m;
         struct key k;
-        if ((rc = read_member(txn, conv, &c->members[i], &m)) != 0)
+        if ((rc = apply_read_member(txn, conv, &c->members[i], &m)) != 0)
             break;
-        if (m.last_active == time)
-            continue;
+        if (m.state != MSGREC_ACTIVE || m.last_active == time)
+            continue; /* only active members have an activity entry */
         msgrec_key_activity(&k, &c->members[i], m.last_active, conv);
         if ((rc = txn_delete(txn, CF_CONVERSATIONS, k.b, k.len)) != 0)
             break;
@@ -134,17 +134,28 @@ static int touch_activity(struct store_txn *txn, const struct id *conv, const st
 /* ---- DirectCreate ------------------------------------------------------------ */
 
 /* Whether two accounts may have a direct conversation: staff with staff; a
- * patient with the staff member who invited them; never two patients. This
- * is the hook where care-team channels add "shares a care team with". */
-static bool may_talk(const struct id *a_id, const struct rec_account *a, const struct id *b_id,
-                     const struct rec_account *b) {
-    if (is_staff(a->role) && is_staff(b->role))
-        return true;
-    if (a->role == REC_ROLE_PATIENT && is_staff(b->role))
-        return memcmp(a->inviter.b, b_id->b, ID_LEN) == 0;
-    if (b->role == REC_ROLE_PATIENT && is_staff(a->role))
-        return memcmp(b->inviter.b, a_id->b, ID_LEN) == 0;
-    return false;
+ * patient with the staff member who invited them or with whom they share a
+ * care team (apply_channels.c keeps that index); never two patients. */
+static int may_talk(struct store_txn *txn, const struct id *a_id, const struct rec_account *a,
+                    const struct id *b_id, const struct rec_account *b, bool *out) {
+    *out = false;
+    if (is_staff(a->role) && is_staff(b->role)) {
+        *out = true;
+        return STATUS_OK;
+    }
+    const struct id *patient_id = a_id, *staff_id = b_id;
+    const struct rec_account *patient = a;
+    if (b->role == REC_ROLE_PATIENT && is_staff(a->role)) {
+        patient_id = b_id;
+        staff_id = a_id;
+        patient = b;
+    } else if (!(a->role == REC_ROLE_PATIENT && is_staff(b->role)))
+        return STATUS_OK;
+    if (memcmp(patient->inviter.b, staff_id->b, ID_LEN) == 0) {
+        *out = true;
+        return STATUS_OK;
+    }
+    return apply_share_care_team(txn, patient_id, staff_id, out);
 }
 
 static int apply_direct_create(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
@@ -157,21 +168,25 @@ static int apply_direct_create(struct store_txn *txn, const Carechat__Entry__V1_
     if (memcmp(actor.b, peer.b, ID_LEN) == 0)
         return STATUS_BAD_REQUEST;
     struct rec_account a, b;
-    int rc = read_account(txn, &actor, &a);
+    int rc = apply_read_account(txn, &actor, &a);
     if (rc == STATUS_NOT_FOUND)
         return STATUS_UNAUTHENTICATED;
     if (rc != 0)
         return rc;
-    rc = read_account(txn, &peer, &b);
+    rc = apply_read_account(txn, &peer, &b);
     if (rc != 0) {
         rec_account_cleanup(&a);
         return rc;
     }
-    bool allowed = a.active && may_talk(&actor, &a, &peer, &b);
+    bool allowed = false;
+    rc = may_talk(txn, &actor, &a, &peer, &b, &allowed);
+    allowed = allowed && a.active;
     bool peer_active = b.active;
     uint32_t roles[2] = {a.role, b.role};
     rec_account_cleanup(&a);
     rec_account_cleanup(&b);
+    if (rc != 0)
+        return rc;
     if (!allowed)
         return STATUS_NOT_FOUND;
     if (!peer_active)
@@ -209,7 +224,7 @@ static int apply_direct_create(struct store_txn *txn, const Carechat__Entry__V1_
         c.owner = roles[0] == REC_ROLE_PATIENT ? actor : peer;
     }
     const struct id *owner = c.has_owner ? &c.owner : NULL;
-    if ((rc = write_conv(txn, &conv, &c)) != 0)
+    if ((rc = apply_write_conv(txn, &conv, &c)) != 0)
         goto out;
     rc = txn_put(txn, CF_CONVERSATIONS, k.b, k.len, owner, conv.b, ID_LEN);
     for (int i = 0; rc == 0 && i < 2; i++) {
@@ -257,9 +272,9 @@ static int inbox_room(struct store_txn *txn, const struct id *device, uint32_t l
 }
 
 /* Appends `item` at the device's next position; records it in `deliveries`. */
-static int inbox_append(struct store_txn *txn, const struct id *device,
-                        const struct msgrec_item *item, const struct id *owner,
-                        struct buf *deliveries) {
+int apply_inbox_append(struct store_txn *txn, const struct id *device,
+                       const struct msgrec_item *item, const struct id *owner,
+                       struct buf *deliveries) {
     struct msgrec_inbox in;
     int rc = read_inbox(txn, device, &in);
     if (rc != 0)
@@ -333,7 +348,7 @@ static int check_shape(const Carechat__Entry__V1__MessageSend *m, struct msgrec_
         m->n_wraps == 0)
         return STATUS_BAD_REQUEST;
     if (m->body.len > BODY_MAX || m->n_wraps > MSGREC_WRAPS_MAX ||
-        m->n_member_device_ids > 2 * REC_MAX_DEVICES)
+        m->n_member_device_ids > MSGREC_WRAPS_MAX + 1)
         return STATUS_TOO_LARGE;
     for (size_t i = 0; i < m->n_wraps; i++) {
         const Carechat__Entry__V1__WrapItem *w = m->wraps[i];
@@ -371,7 +386,7 @@ static int check_devices(struct store_txn *txn, const Carechat__Entry__V1__Messa
                          uint32_t n_members, const struct msgrec_wrap *wraps, bool *recipient,
                          struct buf *result) {
     struct id extra[MSGREC_WRAPS_MAX], stale[MSGREC_WRAPS_MAX];
-    struct id missing[2 * REC_MAX_DEVICES];
+    struct id missing[MSGREC_WRAPS_MAX + 1];
     uint32_t n_extra = 0, n_stale = 0, n_missing = 0;
     bool view_current = true;
     uint32_t key_id;
@@ -386,7 +401,7 @@ static int check_devices(struct store_txn *txn, const Carechat__Entry__V1__Messa
             return STATUS_BAD_REQUEST;
         bool found = false;
         for (uint32_t j = 0; j < n_members && !found; j++) {
-            rc = read_device_key(txn, &members[j].account, &dev, &key_id, &expires_at);
+            rc = apply_read_device_key(txn, &members[j].account, &dev, &key_id, &expires_at);
             if (rc == 0) {
                 members[j].n_expected++;
                 found = true;
@@ -411,8 +426,8 @@ static int check_devices(struct store_txn *txn, const Carechat__Entry__V1__Messa
         recipient[w] = false;
         bool found = false;
         for (uint32_t j = 0; j < n_members && !found; j++) {
-            rc = read_device_key(txn, &members[j].account, &wraps[w].device_id, &key_id,
-                                 &expires_at);
+            rc = apply_read_device_key(txn, &members[j].account, &wraps[w].device_id, &key_id,
+                                       &expires_at);
             if (rc == 0)
                 found = true;
             else if (rc != STATUS_NOT_FOUND)
@@ -467,11 +482,11 @@ static int apply_send(struct store_txn *txn, const Carechat__Entry__V1__Entry *e
         return rc;
 
     struct msgrec_conv c;
-    rc = read_conv(txn, &conv, &c);
+    rc = apply_read_conv(txn, &conv, &c);
     if (rc != 0)
         return rc;
     struct msgrec_member me;
-    rc = read_member(txn, &conv, &sender, &me);
+    rc = apply_read_member(txn, &conv, &sender, &me);
     if (rc == STATUS_NOT_FOUND)
         return STATUS_NOT_FOUND;
     if (rc != 0)
@@ -481,25 +496,34 @@ static int apply_send(struct store_txn *txn, const Carechat__Entry__V1__Entry *e
     /* The sending device must still be the sender's (not removed meanwhile). */
     uint32_t sender_key_id;
     int64_t sender_key_expiry;
-    rc = read_device_key(txn, &sender, &sender_device, &sender_key_id, &sender_key_expiry);
+    rc = apply_read_device_key(txn, &sender, &sender_device, &sender_key_id, &sender_key_expiry);
     if (rc == STATUS_NOT_FOUND)
         return STATUS_UNAUTHENTICATED;
     if (rc != 0)
         return rc;
 
-    struct member_view members[MSGREC_DIRECT_MEMBERS];
+    /* The recipients are the active members (pending, departed and removed
+     * ones receive nothing). */
+    struct member_view members[MSGREC_MEMBERS_MAX];
+    uint32_t n_active = 0;
     for (uint32_t j = 0; j < c.n_members; j++) {
+        struct msgrec_member mm;
         struct rec_account a;
-        if ((rc = read_account(txn, &c.members[j], &a)) != 0)
+        if ((rc = apply_read_member(txn, &conv, &c.members[j], &mm)) != 0)
+            return rc;
+        if (mm.state != MSGREC_ACTIVE)
+            continue;
+        if ((rc = apply_read_account(txn, &c.members[j], &a)) != 0)
             return rc;
         bool sender_inactive = !a.active && memcmp(c.members[j].b, sender.b, ID_LEN) == 0;
-        members[j] = (struct member_view){.account = c.members[j], .n_devices = a.n_devices};
+        members[n_active++] =
+            (struct member_view){.account = c.members[j], .n_devices = a.n_devices};
         rec_account_cleanup(&a);
         if (sender_inactive)
             return STATUS_FORBIDDEN;
     }
-    rc = check_devices(txn, m, e->time, &sender_device, members, c.n_members, wraps, recipient,
-                       result);
+    rc =
+        check_devices(txn, m, e->time, &sender_device, members, n_active, wraps, recipient, result);
     if (rc != 0)
         return rc;
     for (size_t w = 0; w < m->n_wraps; w++)
@@ -508,7 +532,7 @@ static int apply_send(struct store_txn *txn, const Carechat__Entry__V1__Entry *e
 
     const struct id *owner = c.has_owner ? &c.owner : NULL;
     c.last_seq++;
-    if ((rc = write_conv(txn, &conv, &c)) != 0 ||
+    if ((rc = apply_write_conv(txn, &conv, &c)) != 0 ||
         (rc = touch_activity(txn, &conv, &c, e->time)) != 0)
         return rc;
     struct msgrec_message msg = {
@@ -550,11 +574,25 @@ static int apply_send(struct store_txn *txn, const Carechat__Entry__V1__Entry *e
     msgrec_sent_encode(&sent, &v);
     if ((rc = put_record(txn, CF_IDEMPOTENCY, &idem, owner, &v)) != 0)
         goto out;
+    /* An urgent message waits for an acknowledgement of every recipient. */
+    for (uint32_t j = 0; m->urgent && j < n_active; j++) {
+        if (memcmp(members[j].account.b, sender.b, ID_LEN) == 0)
+            continue;
+        struct msgrec_urgent u = {0};
+        struct buf uv;
+        buf_init(&uv);
+        msgrec_urgent_encode(&u, &uv);
+        msgrec_key_urgent(&k, &conv, &message_id, &members[j].account);
+        rc = put_record(txn, CF_RECEIPTS, &k, owner, &uv);
+        buf_cleanup(&uv);
+        if (rc != 0)
+            goto out;
+    }
     struct msgrec_item item = {
         .kind = MSGREC_ITEM_MESSAGE, .conversation_id = conv, .seq = c.last_seq};
     for (size_t w = 0; w < m->n_wraps; w++)
         if (recipient[w] &&
-            (rc = inbox_append(txn, &wraps[w].device_id, &item, owner, &deliveries)) != 0)
+            (rc = apply_inbox_append(txn, &wraps[w].device_id, &item, owner, &deliveries)) != 0)
             goto out;
     buf_append(result, v.data, v.len);
     msgrec_deliveries_finish(&deliveries, result);
@@ -574,14 +612,14 @@ static int apply_receipt(struct store_txn *txn, const Carechat__Entry__V1__Entry
         !get_id_field(e->actor_account_id, &actor) || (r->kind != 1 && r->kind != 2) ||
         r->n_message_ids == 0 || r->inbox_limit == 0)
         return STATUS_BAD_REQUEST;
-    if (r->n_message_ids > RECEIPT_IDS_MAX || r->n_sender_devices > MSGREC_DIRECT_MEMBERS)
+    if (r->n_message_ids > RECEIPT_IDS_MAX || r->n_sender_devices > MSGREC_MEMBERS_MAX)
         return STATUS_TOO_LARGE;
     struct msgrec_conv c;
-    int rc = read_conv(txn, &conv, &c);
+    int rc = apply_read_conv(txn, &conv, &c);
     if (rc != 0)
         return rc;
     struct msgrec_member me;
-    rc = read_member(txn, &conv, &actor, &me);
+    rc = apply_read_member(txn, &conv, &actor, &me);
     if (rc != 0)
         return rc;
     const struct id *owner = c.has_owner ? &c.owner : NULL;
@@ -644,11 +682,11 @@ static int apply_receipt(struct store_txn *txn, const Carechat__Entry__V1__Entry
                     rc = STATUS_BAD_REQUEST;
                     goto out;
                 }
-                rc = read_device_key(txn, &acc, &dev, &key_id, &expires_at);
+                rc = apply_read_device_key(txn, &acc, &dev, &key_id, &expires_at);
                 if (rc == STATUS_NOT_FOUND)
                     continue;
                 if (rc != 0 || (rc = inbox_room(txn, &dev, r->inbox_limit)) != 0 ||
-                    (rc = inbox_append(txn, &dev, &item, owner, &deliveries)) != 0)
+                    (rc = apply_inbox_append(txn, &dev, &item, owner, &deliveries)) != 0)
                     goto out;
             }
         }

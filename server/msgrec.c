@@ -56,6 +56,31 @@ void msgrec_key_receipt(struct key *k, const struct id *conv, const struct id *m
         key_add_id(k, account);
 }
 
+void msgrec_key_channel(struct key *k, const struct id *conv) {
+    static const uint8_t tag = 0x03;
+    key_init(k);
+    key_add_bytes(k, &tag, 1);
+    key_add_id(k, conv);
+}
+
+void msgrec_key_care_pair(struct key *k, const struct id *patient, const struct id *staff) {
+    static const uint8_t tag = 0x04;
+    key_init(k);
+    key_add_bytes(k, &tag, 1);
+    key_add_id(k, patient);
+    key_add_id(k, staff);
+}
+
+void msgrec_key_urgent(struct key *k, const struct id *conv, const struct id *message,
+                       const struct id *account) {
+    static const uint8_t tag = MSGREC_URGENT_TAG;
+    key_init(k);
+    key_add_id(k, conv);
+    key_add_id(k, message);
+    key_add_bytes(k, &tag, 1);
+    key_add_id(k, account);
+}
+
 /* ---- writer and reader ---------------------------------------------------------- */
 
 static void put_u8(struct buf *b, uint8_t v) {
@@ -166,7 +191,7 @@ int msgrec_conv_decode(const uint8_t *data, size_t len, struct msgrec_conv *out)
     out->has_owner = get_u8(&r) != 0;
     get_id(&r, &out->owner);
     out->n_members = get_u32(&r);
-    if (out->n_members > MSGREC_DIRECT_MEMBERS)
+    if (out->n_members > MSGREC_MEMBERS_MAX)
         return STATUS_CORRUPT;
     for (uint32_t i = 0; i < out->n_members; i++)
         get_id(&r, &out->members[i]);
@@ -180,6 +205,8 @@ void msgrec_member_encode(const struct msgrec_member *m, struct buf *out) {
     put_u64(out, (uint64_t)m->joined_at);
     put_u64(out, (uint64_t)m->left_at);
     put_u64(out, (uint64_t)m->last_active);
+    if (m->joined_seq)
+        put_u64(out, m->joined_seq);
 }
 
 int msgrec_member_decode(const uint8_t *data, size_t len, struct msgrec_member *out) {
@@ -192,6 +219,8 @@ int msgrec_member_decode(const uint8_t *data, size_t len, struct msgrec_member *
     out->joined_at = (int64_t)get_u64(&r);
     out->left_at = (int64_t)get_u64(&r);
     out->last_active = (int64_t)get_u64(&r);
+    if (r.p != r.end)
+        out->joined_seq = get_u64(&r);
     return finish(&r);
 }
 
@@ -216,6 +245,8 @@ void msgrec_message_encode(const struct msgrec_message *m, struct buf *out) {
         buf_append(out, w->enc, MSGREC_ENC_LEN);
         buf_append(out, w->wrapped_key, MSGREC_WRAPPED_LEN);
     }
+    if (m->recalled_at)
+        put_u64(out, (uint64_t)m->recalled_at);
 }
 
 int msgrec_message_decode(const uint8_t *data, size_t len, struct msgrec_message *out) {
@@ -238,6 +269,8 @@ int msgrec_message_decode(const uint8_t *data, size_t len, struct msgrec_message
     if (out->n_wraps > MSGREC_WRAPS_MAX)
         return STATUS_CORRUPT;
     out->wraps_raw = take(&r, (size_t)out->n_wraps * WRAP_SIZE);
+    if (!r.bad && r.p != r.end)
+        out->recalled_at = (int64_t)get_u64(&r);
     return finish(&r);
 }
 
@@ -340,6 +373,36 @@ int msgrec_item_decode(const uint8_t *data, size_t len, struct msgrec_item *out)
     get_id(&r, &out->account_id);
     out->receipt_kind = get_u32(&r);
     out->at = (int64_t)get_u64(&r);
+    return finish(&r);
+}
+
+void msgrec_channel_encode(const struct msgrec_channel *c, struct buf *out) {
+    put_u8(out, MSGREC_FORMAT);
+    put_bytes(out, c->name);
+}
+
+int msgrec_channel_decode(const uint8_t *data, size_t len, struct msgrec_channel *out) {
+    memset(out, 0, sizeof *out);
+    struct reader r;
+    if (!start(&r, data, len))
+        return STATUS_CORRUPT;
+    out->name = get_bytes(&r);
+    if (out->name.len > MSGREC_CHANNEL_NAME_MAX)
+        return STATUS_CORRUPT;
+    return finish(&r);
+}
+
+void msgrec_urgent_encode(const struct msgrec_urgent *u, struct buf *out) {
+    put_u8(out, MSGREC_FORMAT);
+    put_u64(out, (uint64_t)u->acked_at);
+}
+
+int msgrec_urgent_decode(const uint8_t *data, size_t len, struct msgrec_urgent *out) {
+    memset(out, 0, sizeof *out);
+    struct reader r;
+    if (!start(&r, data, len))
+        return STATUS_CORRUPT;
+    out->acked_at = (int64_t)get_u64(&r);
     return finish(&r);
 }
 

@@ -14,11 +14,18 @@
  *                          (~ is UINT64_MAX minus the time, so newer sorts first)
  *                     0x02 | lower id | higher id (33)     -> conversation id (16):
  *                                                             the direct pair index
+ *                     0x03 | conversation id (17)          -> struct msgrec_channel:
+ *                                                             a care-team channel's name
+ *                     0x04 | patient id | staff id (33)    -> u32 count (4): the care
+ *                          teams (channels where both are active) the two share
  *   CF_MEMBERS        conversation id | account id (32)    -> struct msgrec_member
  *   CF_MESSAGES       conversation id | seq (24)           -> struct msgrec_message
  *   CF_RECEIPTS       conversation id | message id (32)    -> struct msgrec_msgref
  *                     conversation id | message id | account id (48)
  *                                                          -> struct msgrec_receipt
+ *                     conversation id | message id | 0x55 | account id (49)
+ *                                                          -> struct msgrec_urgent: one
+ *                          per recipient account of an urgent message
  *   CF_IDEMPOTENCY    conversation id | sender account id | client_msg_id (48)
  *                                                          -> struct msgrec_sent
  *   CF_INBOXES        device id (16)                       -> struct msgrec_inbox
@@ -53,22 +60,43 @@
 #define MSGREC_HEADER_MAX 1024
 #define MSGREC_WRAPS_MAX 512
 #define MSGREC_DIRECT_MEMBERS 2
+#define MSGREC_MEMBERS_MAX 256 /* every account ever a member of a channel */
+#define MSGREC_CHANNEL_NAME_MAX 128
 
 /* Conversation kinds and member states, numbered as carechat.v1. */
 enum msgrec_kind { MSGREC_DIRECT = 1, MSGREC_CARE_TEAM = 2 };
 enum msgrec_state { MSGREC_ACTIVE = 1, MSGREC_PENDING = 2, MSGREC_LEFT = 3, MSGREC_REMOVED = 4 };
 
 /* Inbox item kinds. */
-enum msgrec_item_kind { MSGREC_ITEM_MESSAGE = 1, MSGREC_ITEM_RECEIPT = 2 };
+enum msgrec_item_kind {
+    MSGREC_ITEM_MESSAGE = 1,
+    MSGREC_ITEM_RECEIPT = 2,
+    MSGREC_ITEM_RECALL = 3,    /* conversation_id, message_id, seq, at */
+    MSGREC_ITEM_URGENT_ACK = 4 /* conversation_id, message_id, account_id, at */
+};
+
+/* Borrowed byte string. */
+struct msgrec_bytes {
+    const uint8_t *data;
+    size_t len;
+};
 
 struct msgrec_conv {
     uint32_t kind;
     int64_t created_at;
     uint64_t last_seq; /* 0 while empty */
     bool has_owner;
-    struct id owner; /* the patient member; meaningful when has_owner */
-    uint32_t n_members;
-    struct id members[MSGREC_DIRECT_MEMBERS];
+    struct id owner;    /* the patient member; meaningful when has_owner */
+    uint32_t n_members; /* every account ever a member; state in CF_MEMBERS */
+    struct id members[MSGREC_MEMBERS_MAX];
+};
+
+struct msgrec_channel {
+    struct msgrec_bytes name; /* 1..MSGREC_CHANNEL_NAME_MAX bytes, personal data */
+};
+
+struct msgrec_urgent {
+    int64_t acked_at; /* 0 while not acknowledged */
 };
 
 struct msgrec_member {
@@ -78,6 +106,8 @@ struct msgrec_member {
     int64_t left_at;
     int64_t last_active; /* time of the last message (or the creation); keys the
                             account's activity index */
+    uint64_t joined_seq; /* the first seq the member may read (history and
+                            deliveries start there); encoded only when not 0 */
 };
 
 struct msgrec_wrap {
@@ -85,12 +115,6 @@ struct msgrec_wrap {
     uint32_t key_id;
     uint8_t enc[MSGREC_ENC_LEN];
     uint8_t wrapped_key[MSGREC_WRAPPED_LEN];
-};
-
-/* Borrowed byte string. */
-struct msgrec_bytes {
-    const uint8_t *data;
-    size_t len;
 };
 
 struct msgrec_message {
@@ -107,6 +131,9 @@ struct msgrec_message {
      * each with msgrec_message_wrap(). */
     const struct msgrec_wrap *wraps;
     const uint8_t *wraps_raw;
+    /* Set by a recall, which also empties header, body, nonce, signature and
+     * wraps; encoded only when not 0. */
+    int64_t recalled_at;
 };
 
 struct msgrec_msgref {
@@ -152,6 +179,11 @@ void msgrec_key_idem(struct key *k, const struct id *conv, const struct id *send
                      const struct id *client_msg_id);
 void msgrec_key_receipt(struct key *k, const struct id *conv, const struct id *message,
                         const struct id *account);
+void msgrec_key_channel(struct key *k, const struct id *conv);
+void msgrec_key_care_pair(struct key *k, const struct id *patient, const struct id *staff);
+void msgrec_key_urgent(struct key *k, const struct id *conv, const struct id *message,
+                       const struct id *account);
+#define MSGREC_URGENT_TAG 0x55
 
 /* Encoders append to `out`. */
 void msgrec_conv_encode(const struct msgrec_conv *c, struct buf *out);
@@ -162,6 +194,8 @@ void msgrec_receipt_encode(const struct msgrec_receipt *r, struct buf *out);
 void msgrec_sent_encode(const struct msgrec_sent *s, struct buf *out);
 void msgrec_inbox_encode(const struct msgrec_inbox *i, struct buf *out);
 void msgrec_item_encode(const struct msgrec_item *i, struct buf *out);
+void msgrec_channel_encode(const struct msgrec_channel *c, struct buf *out);
+void msgrec_urgent_encode(const struct msgrec_urgent *u, struct buf *out);
 
 /* Decoders fill *out (zeroed first). Return 0, or STATUS_CORRUPT for another
  * format byte, a truncated or oversized field. */
@@ -173,6 +207,8 @@ int msgrec_receipt_decode(const uint8_t *data, size_t len, struct msgrec_receipt
 int msgrec_sent_decode(const uint8_t *data, size_t len, struct msgrec_sent *out);
 int msgrec_inbox_decode(const uint8_t *data, size_t len, struct msgrec_inbox *out);
 int msgrec_item_decode(const uint8_t *data, size_t len, struct msgrec_item *out);
+int msgrec_channel_decode(const uint8_t *data, size_t len, struct msgrec_channel *out);
+int msgrec_urgent_decode(const uint8_t *data, size_t len, struct msgrec_urgent *out);
 
 /* The i-th wrap (i < m->n_wraps) of a decoded message. */
 void msgrec_message_wrap(const struct msgrec_message *m, uint32_t i, struct msgrec_wrap *out);
@@ -184,6 +220,9 @@ void msgrec_message_wrap(const struct msgrec_message *m, uint32_t i, struct msgr
  *                 answered from the idempotency record); CONFLICT: three id lists
  *                 (missing, extra, stale devices), each a u32 count and the ids
  *   ReceiptRecord a delivery list
+ *   ChannelCreate the conversation id (16)
+ *   MemberAdd, MemberRemove, MemberApprove, ConversationLeave: nothing
+ *   MessageRecall, UrgentAck: a delivery list
  * A delivery list is a u32 count, then per entry device id (16) | position (8):
  * the inbox entries the entry created, for live delivery.
  */

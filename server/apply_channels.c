@@ -1,0 +1,663 @@
+/*
+ * server/apply_channels.c: apply for the care-team channel, recall and urgent
+ * kinds of entry.proto (ChannelCreate, MemberAdd, MemberRemove, MemberApprove,
+ * ConversationLeave, MessageRecall, UrgentAck), writing the records of
+ * server/msgrec.h.
+ *
+ * Invariants kept here: a channel's conversation record lists every account
+ * that was ever a member (at most MSGREC_MEMBERS_MAX), their state lives in
+ * CF_MEMBERS; only ACTIVE members have an entry in the activity index; a
+ * member's joined_seq is the conversation's last seq + 1 when they became
+ * active, so history and deliveries start there; the care-pair count of
+ * (channel patient, staff member) is the number of channels in which both
+ * are ACTIVE (the "shares a care team" contact rule of DirectCreate); a
+ * recalled message keeps its metadata and nothing of its envelope.
+ *
+ * Pure: no clock, no randomness, no I/O beyond the transaction. Writer thread.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/buf.h"
+#include "base/status.h"
+#include "server/apply_internal.h"
+#include "server/msgrec.h"
+#include "server/records.h"
+#include "storage/keys.h"
+
+#define CHANNEL_EXTRA_MAX 64
+
+static bool get_id_field(ProtobufCBinaryData b, struct id *out) {
+    return id_from_bytes(b.data, b.len, out) == 0;
+}
+
+static bool same(const struct id *a, const struct id *b) {
+    return memcmp(a->b, b->b, ID_LEN) == 0;
+}
+
+static bool is_staff(uint32_t role) {
+    return role == REC_ROLE_PROVIDER || role == REC_ROLE_ADMIN || role == REC_ROLE_SYSADMIN;
+}
+
+static bool is_present(uint32_t state) {
+    return state == MSGREC_ACTIVE || state == MSGREC_PENDING;
+}
+
+/* The account's role and whether it is active. Same returns as
+ * apply_read_account(). */
+static int account_role(struct store_txn *txn, const struct id *id, uint32_t *role, bool *active) {
+    struct rec_account a;
+    int rc = apply_read_account(txn, id, &a);
+    if (rc != 0)
+        return rc;
+    *role = a.role;
+    *active = a.active;
+    rec_account_cleanup(&a);
+    return STATUS_OK;
+}
+
+static int write_member(struct store_txn *txn, const struct id *conv, const struct id *account,
+                        const struct msgrec_member *m, const struct id *owner) {
+    struct key k;
+    key_id_id(&k, conv, account);
+    struct buf v;
+    buf_init(&v);
+    msgrec_member_encode(m, &v);
+    int rc = txn_put(txn, CF_MEMBERS, k.b, k.len, owner, v.data, v.len);
+    buf_cleanup(&v);
+    return rc;
+}
+
+static int activity_put(struct store_txn *txn, const struct id *account, int64_t time,
+                        const struct id *conv, const struct id *owner) {
+    struct key k;
+    msgrec_key_activity(&k, account, time, conv);
+    return txn_put(txn, CF_CONVERSATIONS, k.b, k.len, owner, conv->b, ID_LEN);
+}
+
+static int activity_del(struct store_txn *txn, const struct id *account, int64_t time,
+                        const struct id *conv) {
+    struct key k;
+    msgrec_key_activity(&k, account, time, conv);
+    return txn_delete(txn, CF_CONVERSATIONS, k.b, k.len);
+}
+
+/* Adds `delta` (+1 / -1) to the care-pair count of (patient, staff). */
+static int pair_adjust(struct store_txn *txn, const struct id *patient, const struct id *staff,
+                       int delta) {
+    struct key k;
+    msgrec_key_care_pair(&k, patient, staff);
+    struct buf v;
+    buf_init(&v);
+    uint32_t count = 0;
+    int rc = txn_get(txn, CF_CONVERSATIONS, k.b, k.len, &v);
+    if (rc == 0) {
+        if (v.len != 4)
+            rc = STATUS_CORRUPT;
+        else
+            count = key_get_u32(v.data);
+    } else if (rc == STATUS_NOT_FOUND)
+        rc = STATUS_OK;
+    if (rc == 0) {
+        count = delta > 0 ? count + 1 : (count > 0 ? count - 1 : 0);
+        if (count == 0)
+            rc = txn_delete(txn, CF_CONVERSATIONS, k.b, k.len);
+        else {
+            uint8_t c[4];
+            key_put_u32(c, count);
+            rc = txn_put(txn, CF_CONVERSATIONS, k.b, k.len, patient, c, sizeof c);
+        }
+    }
+    buf_cleanup(&v);
+    return rc;
+}
+
+int apply_share_care_team(struct store_txn *txn, const struct id *patient, const struct id *staff,
+                          bool *out) {
+    struct key k;
+    msgrec_key_care_pair(&k, patient, staff);
+    struct buf v;
+    buf_init(&v);
+    int rc = txn_get(txn, CF_CONVERSATIONS, k.b, k.len, &v);
+    *out = rc == 0 && v.len == 4 && key_get_u32(v.data) > 0;
+    buf_cleanup(&v);
+    return rc == STATUS_NOT_FOUND ? STATUS_OK : rc;
+}
+
+/* Adjusts the care pair of the channel's patient with every ACTIVE staff
+ * member of `c` (the patient joined again or left). */
+static int pairs_of_patient(struct store_txn *txn, const struct id *conv,
+                            const struct msgrec_conv *c, int delta) {
+    for (uint32_t i = 0; i < c->n_members; i++) {
+        struct msgrec_member m;
+        int rc = apply_read_member(txn, conv, &c->members[i], &m);
+        if (rc != 0)
+            return rc;
+        if (m.state == MSGREC_ACTIVE && is_staff(m.role) &&
+            (rc = pair_adjust(txn, &c->owner, &c->members[i], delta)) != 0)
+            return rc;
+    }
+    return STATUS_OK;
+}
+
+/* A staff member became (delta +1) or stopped being (-1) active: adjusts
+ * their care pair with the channel's patient if the patient is active. */
+static int pair_of_staff(struct store_txn *txn, const struct id *conv, const struct msgrec_conv *c,
+                         const struct id *staff, int delta) {
+    struct msgrec_member p;
+    int rc = apply_read_member(txn, conv, &c->owner, &p);
+    if (rc != 0)
+        return rc;
+    return p.state == MSGREC_ACTIVE ? pair_adjust(txn, &c->owner, staff, delta) : STATUS_OK;
+}
+
+/* A channel `conv` (BAD_REQUEST for a direct conversation). */
+static int read_channel(struct store_txn *txn, const struct id *conv, struct msgrec_conv *c) {
+    int rc = apply_read_conv(txn, conv, c);
+    if (rc == 0 && (c->kind != MSGREC_CARE_TEAM || !c->has_owner))
+        rc = STATUS_BAD_REQUEST;
+    return rc;
+}
+
+/* Whether the actor may add and remove members: an active ADMIN account, or
+ * an active staff account that is an ACTIVE member. FORBIDDEN for other
+ * members (a patient), NOT_FOUND for other accounts. */
+static int may_manage(struct store_txn *txn, const struct id *conv, const struct id *actor) {
+    uint32_t role;
+    bool active;
+    int rc = account_role(txn, actor, &role, &active);
+    if (rc == STATUS_NOT_FOUND)
+        return STATUS_UNAUTHENTICATED;
+    if (rc != 0)
+        return rc;
+    if (!active)
+        return STATUS_FORBIDDEN;
+    if (role == REC_ROLE_ADMIN)
+        return STATUS_OK;
+    struct msgrec_member me;
+    rc = apply_read_member(txn, conv, actor, &me);
+    if (rc != 0)
+        return rc;
+    if (me.state != MSGREC_ACTIVE)
+        return STATUS_NOT_FOUND;
+    return is_staff(role) ? STATUS_OK : STATUS_FORBIDDEN;
+}
+
+/* ---- ChannelCreate --------------------------------------------------------------- */
+
+static int apply_channel_create(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                                struct buf *result) {
+    const Carechat__Entry__V1__ChannelCreate *cc = e->channel_create;
+    struct id conv, actor, patient;
+    if (!cc || !get_id_field(cc->conversation_id, &conv) ||
+        !get_id_field(e->actor_account_id, &actor) ||
+        !get_id_field(cc->patient_account_id, &patient) || !cc->name)
+        return STATUS_BAD_REQUEST;
+    size_t name_len = strlen(cc->name);
+    if (name_len == 0 || name_len > MSGREC_CHANNEL_NAME_MAX)
+        return STATUS_BAD_REQUEST;
+    if (cc->n_member_account_ids > CHANNEL_EXTRA_MAX)
+        return STATUS_TOO_LARGE;
+    uint32_t role;
+    bool active;
+    int rc = account_role(txn, &actor, &role, &active);
+    if (rc == STATUS_NOT_FOUND)
+        return STATUS_UNAUTHENTICATED;
+    if (rc != 0)
+        return rc;
+    if (!active || (role != REC_ROLE_PROVIDER && role != REC_ROLE_ADMIN))
+        return STATUS_FORBIDDEN;
+    uint32_t roles[2 + CHANNEL_EXTRA_MAX];
+    roles[0] = role;
+    if ((rc = account_role(txn, &patient, &roles[1], &active)) != 0)
+        return rc;
+    if (roles[1] != REC_ROLE_PATIENT || !active)
+        return STATUS_NOT_FOUND;
+
+    struct msgrec_conv c = {
+        .kind = MSGREC_CARE_TEAM,
+        .created_at = e->time,
+        .has_owner = true,
+        .owner = patient,
+        .n_members = 2,
+    };
+    c.members[0] = actor;
+    c.members[1] = patient;
+    for (size_t i = 0; i < cc->n_member_account_ids; i++) {
+        struct id s;
+        if (!get_id_field(cc->member_account_ids[i], &s))
+            return STATUS_BAD_REQUEST;
+        for (uint32_t j = 0; j < c.n_members; j++)
+            if (same(&c.members[j], &s))
+                return STATUS_BAD_REQUEST;
+        if ((rc = account_role(txn, &s, &roles[c.n_members], &active)) != 0)
+            return rc;
+        if (!is_staff(roles[c.n_members]) || !active)
+            return STATUS_NOT_FOUND;
+        c.members[c.n_members++] = s;
+    }
+    struct msgrec_conv existing;
+    rc = apply_read_conv(txn, &conv, &existing);
+    if (rc == 0)
+        return STATUS_CONFLICT; /* the proposer's random id is taken */
+    if (rc != STATUS_NOT_FOUND)
+        return rc;
+    if ((rc = apply_write_conv(txn, &conv, &c)) != 0)
+        return rc;
+    struct msgrec_channel ch = {.name = {(const uint8_t *)cc->name, name_len}};
+    struct buf v;
+    buf_init(&v);
+    msgrec_channel_encode(&ch, &v);
+    struct key k;
+    msgrec_key_channel(&k, &conv);
+    rc = txn_put(txn, CF_CONVERSATIONS, k.b, k.len, &patient, v.data, v.len);
+    buf_wipe(&v);
+    buf_cleanup(&v);
+    for (uint32_t i = 0; rc == 0 && i < c.n_members; i++) {
+        struct msgrec_member m = {.role = roles[i],
+                                  .state = MSGREC_ACTIVE,
+                                  .joined_at = e->time,
+                                  .last_active = e->time,
+                                  .joined_seq = 1};
+        if ((rc = write_member(txn, &conv, &c.members[i], &m, &patient)) != 0 ||
+            (rc = activity_put(txn, &c.members[i], e->time, &conv, &patient)) != 0)
+            break;
+        if (i != 1)
+            rc = pair_adjust(txn, &patient, &c.members[i], +1);
+    }
+    if (rc == 0)
+        buf_append(result, conv.b, ID_LEN);
+    return rc;
+}
+
+/* ---- MemberAdd, MemberApprove, MemberRemove, ConversationLeave ------------------- */
+
+/* Makes `account` an ACTIVE member from now on (joined_seq after the
+ * conversation's last message). */
+static int activate(struct store_txn *txn, const struct id *conv, const struct msgrec_conv *c,
+                    const struct id *account, struct msgrec_member *m, int64_t time) {
+    m->state = MSGREC_ACTIVE;
+    m->joined_at = time;
+    m->left_at = 0;
+    m->last_active = time;
+    m->joined_seq = c->last_seq + 1;
+    int rc = write_member(txn, conv, account, m, &c->owner);
+    if (rc == 0)
+        rc = activity_put(txn, account, time, conv, &c->owner);
+    if (rc == 0 && same(account, &c->owner))
+        rc = pairs_of_patient(txn, conv, c, +1);
+    else if (rc == 0 && is_staff(m->role))
+        rc = pair_of_staff(txn, conv, c, account, +1);
+    return rc;
+}
+
+/* Ends the membership of `account` (state LEFT or REMOVED). */
+static int deactivate(struct store_txn *txn, const struct id *conv, const struct msgrec_conv *c,
+                      const struct id *account, struct msgrec_member *m, uint32_t state,
+                      int64_t time) {
+    int rc = STATUS_OK;
+    if (m->state == MSGREC_ACTIVE) {
+        rc = activity_del(txn, account, m->last_active, conv);
+        if (rc == 0 && same(account, &c->owner))
+            rc = pairs_of_patient(txn, conv, c, -1);
+        else if (rc == 0 && is_staff(m->role))
+            rc = pair_of_staff(txn, conv, c, account, -1);
+    }
+    if (rc != 0)
+        return rc;
+    m->state = state;
+    m->left_at = time;
+    return write_member(txn, conv, account, m, &c->owner);
+}
+
+struct member_target {
+    struct id conv, actor, account;
+    struct msgrec_conv c;
+};
+
+static int read_target(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                       ProtobufCBinaryData conv, ProtobufCBinaryData account,
+                       struct member_target *t) {
+    if (!get_id_field(conv, &t->conv) || !get_id_field(e->actor_account_id, &t->actor) ||
+        !get_id_field(account, &t->account))
+        return STATUS_BAD_REQUEST;
+    return read_channel(txn, &t->conv, &t->c);
+}
+
+static int apply_member_add(struct store_txn *txn, const Carechat__Entry__V1__Entry *e) {
+    const Carechat__Entry__V1__MemberAdd *a = e->member_add;
+    if (!a)
+        return STATUS_BAD_REQUEST;
+    struct member_target *t = xcalloc(1, sizeof *t);
+    int rc = read_target(txn, e, a->conversation_id, a->account_id, t);
+    if (rc == 0)
+        rc = may_manage(txn, &t->conv, &t->actor);
+    uint32_t role = 0;
+    bool active = false;
+    if (rc == 0)
+        rc = account_role(txn, &t->account, &role, &active);
+    if (rc == 0 && !active)
+        rc = STATUS_FORBIDDEN;
+    struct msgrec_member m = {.role = role};
+    bool listed = false;
+    if (rc == 0) {
+        rc = apply_read_member(txn, &t->conv, &t->account, &m);
+        if (rc == 0) {
+            listed = true;
+            m.role = role;
+            if (is_present(m.state))
+                rc = STATUS_CONFLICT;
+        } else if (rc == STATUS_NOT_FOUND)
+            rc = STATUS_OK;
+    }
+    if (rc == 0 && !listed) {
+        if (t->c.n_members >= MSGREC_MEMBERS_MAX)
+            rc = STATUS_TOO_LARGE;
+        else {
+            t->c.members[t->c.n_members++] = t->account;
+            rc = apply_write_conv(txn, &t->conv, &t->c);
+        }
+    }
+    if (rc == 0) {
+        if (is_staff(role) || same(&t->account, &t->c.owner))
+            rc = activate(txn, &t->conv, &t->c, &t->account, &m, e->time);
+        else {
+            /* Not staff (a family member acting for the patient): pending
+             * until the patient approves; receives nothing meanwhile. */
+            m.state = MSGREC_PENDING;
+            m.joined_at = e->time;
+            m.left_at = 0;
+            m.last_active = e->time;
+            m.joined_seq = t->c.last_seq + 1;
+            rc = write_member(txn, &t->conv, &t->account, &m, &t->c.owner);
+        }
+    }
+    free(t);
+    return rc;
+}
+
+static int apply_member_approve(struct store_txn *txn, const Carechat__Entry__V1__Entry *e) {
+    const Carechat__Entry__V1__MemberApprove *a = e->member_approve;
+    if (!a)
+        return STATUS_BAD_REQUEST;
+    struct member_target *t = xcalloc(1, sizeof *t);
+    struct msgrec_member me, m;
+    int rc = read_target(txn, e, a->conversation_id, a->account_id, t);
+    if (rc == 0) {
+        rc = apply_read_member(txn, &t->conv, &t->actor, &me);
+        if (rc == 0 && me.state != MSGREC_ACTIVE)
+            rc = STATUS_NOT_FOUND;
+    }
+    if (rc == 0 && !same(&t->actor, &t->c.owner))
+        rc = STATUS_FORBIDDEN; /* only the patient approves */
+    if (rc == 0)
+        rc = apply_read_member(txn, &t->conv, &t->account, &m);
+    if (rc == 0 && m.state != MSGREC_PENDING)
+        rc = STATUS_CONFLICT;
+    if (rc == 0)
+        rc = activate(txn, &t->conv, &t->c, &t->account, &m, e->time);
+    free(t);
+    return rc;
+}
+
+static int apply_member_remove(struct store_txn *txn, const Carechat__Entry__V1__Entry *e) {
+    const Carechat__Entry__V1__MemberRemove *r = e->member_remove;
+    if (!r)
+        return STATUS_BAD_REQUEST;
+    struct member_target *t = xcalloc(1, sizeof *t);
+    struct msgrec_member m;
+    int rc = read_target(txn, e, r->conversation_id, r->account_id, t);
+    if (rc == 0)
+        rc = may_manage(txn, &t->conv, &t->actor);
+    if (rc == 0 && same(&t->account, &t->c.owner))
+        rc = STATUS_FORBIDDEN; /* the channel is about the patient */
+    if (rc == 0)
+        rc = apply_read_member(txn, &t->conv, &t->account, &m);
+    if (rc == 0 && !is_present(m.state))
+        rc = STATUS_NOT_FOUND;
+    if (rc == 0)
+        rc = deactivate(txn, &t->conv, &t->c, &t->account, &m, MSGREC_REMOVED, e->time);
+    free(t);
+    return rc;
+}
+
+static int apply_leave(struct store_txn *txn, const Carechat__Entry__V1__Entry *e) {
+    const Carechat__Entry__V1__ConversationLeave *l = e->conversation_leave;
+    if (!l)
+        return STATUS_BAD_REQUEST;
+    struct member_target *t = xcalloc(1, sizeof *t);
+    struct msgrec_member m;
+    int rc = read_target(txn, e, l->conversation_id, e->actor_account_id, t);
+    if (rc == STATUS_BAD_REQUEST && get_id_field(l->conversation_id, &t->conv))
+        rc = STATUS_FORBIDDEN; /* a direct conversation cannot be left */
+    if (rc == 0)
+        rc = apply_read_member(txn, &t->conv, &t->actor, &m);
+    if (rc == 0 && !is_present(m.state))
+        rc = STATUS_NOT_FOUND;
+    if (rc == 0)
+        rc = deactivate(txn, &t->conv, &t->c, &t->actor, &m, MSGREC_LEFT, e->time);
+    free(t);
+    return rc;
+}
+
+/* ---- MessageRecall, UrgentAck ------------------------------------------------------ */
+
+/* The message `mid` of `conv`: its seq and sender (msgref). */
+static int read_ref(struct store_txn *txn, const struct id *conv, const struct id *mid,
+                    struct msgrec_msgref *ref) {
+    struct key k;
+    msgrec_key_receipt(&k, conv, mid, NULL);
+    struct buf v;
+    buf_init(&v);
+    int rc = txn_get(txn, CF_RECEIPTS, k.b, k.len, &v);
+    if (rc == 0)
+        rc = msgrec_msgref_decode(v.data, v.len, ref);
+    buf_cleanup(&v);
+    return rc;
+}
+
+/* Appends `item` to every listed device of `lists` that exists; with
+ * `only_account`, only to that account's devices, otherwise only to ACTIVE
+ * members of `conv`. */
+static int fan_out(struct store_txn *txn, const struct id *conv, const struct id *owner,
+                   Carechat__Entry__V1__AccountDeviceIds *const *lists, size_t n_lists,
+                   const struct id *only_account, const struct msgrec_item *item,
+                   struct buf *deliveries) {
+    if (n_lists > MSGREC_MEMBERS_MAX)
+        return STATUS_TOO_LARGE;
+    for (size_t s = 0; s < n_lists; s++) {
+        const Carechat__Entry__V1__AccountDeviceIds *ad = lists[s];
+        struct id acc;
+        if (!get_id_field(ad->account_id, &acc) || ad->n_device_ids > REC_LIST_MAX)
+            return STATUS_BAD_REQUEST;
+        for (size_t p = 0; p < s; p++)
+            if (lists[p]->account_id.len == ID_LEN &&
+                memcmp(lists[p]->account_id.data, acc.b, ID_LEN) == 0)
+                return STATUS_BAD_REQUEST;
+        if (only_account && !same(&acc, only_account))
+            continue;
+        if (!only_account) {
+            struct msgrec_member m;
+            int rc = apply_read_member(txn, conv, &acc, &m);
+            if (rc == STATUS_NOT_FOUND || (rc == 0 && m.state != MSGREC_ACTIVE))
+                continue;
+            if (rc != 0)
+                return rc;
+        }
+        for (size_t d = 0; d < ad->n_device_ids; d++) {
+            struct id dev;
+            uint32_t key_id;
+            int64_t expires_at;
+            if (!get_id_field(ad->device_ids[d], &dev))
+                return STATUS_BAD_REQUEST;
+            int rc = apply_read_device_key(txn, &acc, &dev, &key_id, &expires_at);
+            if (rc == STATUS_NOT_FOUND)
+                continue;
+            if (rc != 0 || (rc = apply_inbox_append(txn, &dev, item, owner, deliveries)) != 0)
+                return rc;
+        }
+    }
+    return STATUS_OK;
+}
+
+static int apply_recall(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                        struct buf *result) {
+    const Carechat__Entry__V1__MessageRecall *r = e->message_recall;
+    struct id conv, mid, actor;
+    if (!r || !get_id_field(r->conversation_id, &conv) || !get_id_field(r->message_id, &mid) ||
+        !get_id_field(e->actor_account_id, &actor))
+        return STATUS_BAD_REQUEST;
+    struct msgrec_conv *c = xcalloc(1, sizeof *c);
+    struct msgrec_msgref ref = {0};
+    struct msgrec_member me;
+    uint32_t role = 0;
+    bool active = false;
+    struct buf v, deliveries;
+    buf_init(&v);
+    buf_init(&deliveries);
+    int rc = apply_read_conv(txn, &conv, c);
+    if (rc == 0)
+        rc = account_role(txn, &actor, &role, &active);
+    if (rc == 0 && !active)
+        rc = STATUS_FORBIDDEN;
+    bool admin = role == REC_ROLE_ADMIN;
+    if (rc == 0 && !admin) {
+        rc = apply_read_member(txn, &conv, &actor, &me);
+        if (rc == 0 && me.state != MSGREC_ACTIVE)
+            rc = STATUS_NOT_FOUND;
+    }
+    if (rc == 0)
+        rc = read_ref(txn, &conv, &mid, &ref);
+    if (rc == 0 && !admin && !same(&ref.sender_account, &actor))
+        rc = STATUS_FORBIDDEN;
+    struct key k;
+    key_id_u64(&k, &conv, ref.seq);
+    struct msgrec_message m;
+    if (rc == 0)
+        rc = txn_get(txn, CF_MESSAGES, k.b, k.len, &v);
+    if (rc == 0)
+        rc = msgrec_message_decode(v.data, v.len, &m);
+    if (rc == 0 && m.recalled_at != 0)
+        rc = STATUS_CONFLICT;
+    if (rc != 0)
+        goto out;
+    /* The tombstone: the metadata stays, the envelope goes. */
+    struct msgrec_message tomb = {
+        .message_id = m.message_id,
+        .sender_account = m.sender_account,
+        .sender_device = m.sender_device,
+        .sent_at = m.sent_at,
+        .urgent = m.urgent,
+        .client_msg_id = m.client_msg_id,
+        .envelope_version = m.envelope_version,
+        .recalled_at = e->time,
+    };
+    struct buf t;
+    buf_init(&t);
+    msgrec_message_encode(&tomb, &t);
+    buf_wipe(&v);
+    const struct id *owner = c->has_owner ? &c->owner : NULL;
+    rc = txn_put(txn, CF_MESSAGES, k.b, k.len, owner, t.data, t.len);
+    buf_cleanup(&t);
+    if (rc != 0)
+        goto out;
+    struct msgrec_item item = {
+        .kind = MSGREC_ITEM_RECALL,
+        .conversation_id = conv,
+        .seq = ref.seq,
+        .message_id = mid,
+        .at = e->time,
+    };
+    rc = fan_out(txn, &conv, owner, r->member_devices, r->n_member_devices, NULL, &item,
+                 &deliveries);
+    if (rc == 0)
+        msgrec_deliveries_finish(&deliveries, result);
+out:
+    buf_cleanup(&deliveries);
+    buf_cleanup(&v);
+    free(c);
+    return rc;
+}
+
+static int apply_urgent_ack(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                            struct buf *result) {
+    const Carechat__Entry__V1__UrgentAck *u = e->urgent_ack;
+    struct id conv, mid, actor;
+    if (!u || !get_id_field(u->conversation_id, &conv) || !get_id_field(u->message_id, &mid) ||
+        !get_id_field(e->actor_account_id, &actor))
+        return STATUS_BAD_REQUEST;
+    struct msgrec_conv *c = xcalloc(1, sizeof *c);
+    struct msgrec_msgref ref;
+    struct msgrec_message m;
+    struct msgrec_urgent rec;
+    struct buf v, deliveries;
+    buf_init(&v);
+    buf_init(&deliveries);
+    struct key k;
+    int rc = apply_read_conv(txn, &conv, c);
+    if (rc == 0)
+        rc = read_ref(txn, &conv, &mid, &ref);
+    if (rc == 0) {
+        key_id_u64(&k, &conv, ref.seq);
+        rc = txn_get(txn, CF_MESSAGES, k.b, k.len, &v);
+    }
+    if (rc == 0)
+        rc = msgrec_message_decode(v.data, v.len, &m);
+    if (rc == 0 && !m.urgent)
+        rc = STATUS_CONFLICT;
+    if (rc == 0) {
+        msgrec_key_urgent(&k, &conv, &mid, &actor);
+        rc = txn_get(txn, CF_RECEIPTS, k.b, k.len, &v); /* NOT_FOUND: not a recipient */
+    }
+    if (rc == 0)
+        rc = msgrec_urgent_decode(v.data, v.len, &rec);
+    if (rc != 0)
+        goto out;
+    if (rec.acked_at == 0) {
+        rec.acked_at = e->time;
+        buf_reset(&v);
+        msgrec_urgent_encode(&rec, &v);
+        const struct id *owner = c->has_owner ? &c->owner : NULL;
+        if ((rc = txn_put(txn, CF_RECEIPTS, k.b, k.len, owner, v.data, v.len)) != 0)
+            goto out;
+        struct msgrec_item item = {
+            .kind = MSGREC_ITEM_URGENT_ACK,
+            .conversation_id = conv,
+            .message_id = mid,
+            .account_id = actor,
+            .at = e->time,
+        };
+        rc = fan_out(txn, &conv, owner, u->sender_devices, u->n_sender_devices, &ref.sender_account,
+                     &item, &deliveries);
+    }
+    if (rc == 0)
+        msgrec_deliveries_finish(&deliveries, result);
+out:
+    buf_cleanup(&deliveries);
+    buf_cleanup(&v);
+    free(c);
+    return rc;
+}
+
+int apply_channel_kind(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                       struct buf *result) {
+    switch (e->kind_case) {
+    case CARECHAT__ENTRY__V1__ENTRY__KIND_CHANNEL_CREATE:
+        return apply_channel_create(txn, e, result);
+    case CARECHAT__ENTRY__V1__ENTRY__KIND_MEMBER_ADD:
+        return apply_member_add(txn, e);
+    case CARECHAT__ENTRY__V1__ENTRY__KIND_MEMBER_REMOVE:
+        return apply_member_remove(txn, e);
+    case CARECHAT__ENTRY__V1__ENTRY__KIND_MEMBER_APPROVE:
+        return apply_member_approve(txn, e);
+    case CARECHAT__ENTRY__V1__ENTRY__KIND_CONVERSATION_LEAVE:
+        return apply_leave(txn, e);
+    case CARECHAT__ENTRY__V1__ENTRY__KIND_MESSAGE_RECALL:
+        return apply_recall(txn, e, result);
+    case CARECHAT__ENTRY__V1__ENTRY__KIND_URGENT_ACK:
+        return apply_urgent_ack(txn, e, result);
+    default:
+        return STATUS_BAD_REQUEST;
+    }
+}
