@@ -397,6 +397,9 @@ static int apply_session_touch(struct store_txn *txn, const Carechat__Entry__V1_
     rc = txn_put(txn, CF_SESSIONS, t->token_hash.data, t->token_hash.len, &s.account_id, v.data,
                  v.len);
     buf_cleanup(&v);
+    if (rc == 0 && t->authenticate)
+        rc = apply_audit(txn, e, REC_AUDIT_AUTHENTICATE, 0, &s.account_id, s.device_id.b, ID_LEN,
+                         NULL);
     return rc;
 }
 

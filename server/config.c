@@ -94,6 +94,8 @@ static const struct opt options[] = {
      "Argon2id passes for password hashes (default 2, at least 2)"},
     {"pwhash-mem", OPT_SIZE, FIELD(pwhash_mem), 19ull << 20, 4ull << 30, "BYTES",
      "Argon2id memory for password hashes (default 19m, at least 19m)"},
+    {"audit-anchor-every", OPT_COUNT, FIELD(audit_anchor_every), 1, 100000000, "N",
+     "log the audit chain's head (index and hash) every N records (default 1000)"},
     {"password-min-length", OPT_COUNT, FIELD(password_min), 8, 1024, "N",
      "shortest password accepted at registration (default 10)"},
     {"login-burst", OPT_COUNT, FIELD(login_burst), 1, 100000, "N",

@@ -126,7 +126,8 @@ void handle_publish_device_list(struct hconn *hc, uint64_t rid,
     }
     if (memcmp(account.b, hc->account.b, ID_LEN) != 0 ||
         memcmp(signer.b, hc->device.b, ID_LEN) != 0) {
-        conn_respond(c, rid, STATUS_FORBIDDEN, "sign your own account's list with this device");
+        deny(hc, rid, STATUS_FORBIDDEN, "sign your own account's list with this device",
+             REC_AUDIT_DEVICE_LIST, NULL, 0);
         return;
     }
     struct rec_list_item items[REC_LIST_MAX];
@@ -143,7 +144,8 @@ void handle_publish_device_list(struct hconn *hc, uint64_t rid,
             signer_key = items[i].identity_key;
     }
     if (!signer_key) {
-        conn_respond(c, rid, STATUS_FORBIDDEN, "the signer must be in the list");
+        deny(hc, rid, STATUS_FORBIDDEN, "the signer must be in the list", REC_AUDIT_DEVICE_LIST,
+             NULL, 0);
         return;
     }
     int rc = rules_verify_device_list(&account, l->version, items, l->n_devices, signer_key,
@@ -217,7 +219,7 @@ void handle_rotate_key(struct hconn *hc, uint64_t rid, const Carechat__V1__Rotat
         return;
     }
     if (memcmp(device.b, hc->device.b, ID_LEN) != 0) {
-        conn_respond(c, rid, STATUS_FORBIDDEN, "keys of another device");
+        deny(hc, rid, STATUS_FORBIDDEN, "keys of another device", REC_AUDIT_DEVICE_LIST, NULL, 0);
         return;
     }
     struct rec_device dev;

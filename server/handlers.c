@@ -22,6 +22,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/status.h"
+#include "server/audit.h"
 #include "server/handlers_internal.h"
 #include "storage/keys.h"
 
@@ -85,6 +86,7 @@ void op_release(struct op *op) {
     if (op->kind == OP_LOGIN || op->kind == OP_REGISTER || op->kind == OP_REGISTER_REFUSED ||
         op->kind == OP_AUTHENTICATE)
         hc->auth_busy = false;
+    buf_cleanup(&op->frame);
     sodium_free(op);
     hconn_unref(hc);
 }
@@ -173,6 +175,8 @@ static bool session_check(struct hconn *hc, uint64_t rid) {
     int64_t now = clock_now();
     if (now >= hc->expires_at || now >= hc->idle_expires_at) {
         conn_respond(hc->conn, rid, STATUS_UNAUTHENTICATED, "session expired");
+        audit_propose(hc, &hc->account, &hc->device, REC_AUDIT_SESSION_EXPIRE,
+                      STATUS_UNAUTHENTICATED, hc->device.b, ID_LEN, NULL, NULL, NULL);
         revoke_device(h, &hc->device, CARECHAT__V1__REVOKE_REASON__EXPIRED, NULL);
         return false;
     }
@@ -213,9 +217,12 @@ void entry_init(Carechat__Entry__V1__Entry *e, int64_t time, const struct id *ac
         e->actor_device_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)device->b};
 }
 
-static void entry_done(void *ctx, uint64_t pos, int status, const uint8_t *result, size_t len) {
+void handlers_entry_done(void *ctx, uint64_t pos, int status, const uint8_t *result, size_t len) {
     struct op *op = ctx;
     switch (op->kind) {
+    case OP_AUDITED:
+        audited_done(op, status);
+        break;
     case OP_LOGIN:
     case OP_REGISTER:
     case OP_REGISTER_REFUSED:
@@ -235,15 +242,20 @@ static void entry_done(void *ctx, uint64_t pos, int status, const uint8_t *resul
         messaging_entry_done(op, pos, status, result, len);
         break;
     }
+    audit_refusal(op, status);
     op_release(op);
 }
 
 void propose(struct handlers *h, struct op *op, const Carechat__Entry__V1__Entry *e) {
+    Carechat__Entry__V1__Entry copy = *e;
+    char src[REC_AUDIT_SOURCE_MAX + 1];
+    audit_source(op->hc, src);
+    copy.source_address = src;
     struct buf b;
     buf_init(&b);
-    int rc = proto_entry_encode(e, &b);
+    int rc = proto_entry_encode(&copy, &b);
     if (rc == 0)
-        rc = journal_append(h->journal, b.data, b.len, entry_done, op);
+        rc = journal_append(h->journal, b.data, b.len, handlers_entry_done, op);
     buf_wipe(&b);
     buf_cleanup(&b);
     if (rc != 0) {
@@ -358,6 +370,8 @@ static bool on_dispatch(void *ctx, void *state, const Carechat__V1__Frame *f) {
     case CARECHAT__V1__FRAME__BODY_SYNC:
     case CARECHAT__V1__FRAME__BODY_SEND_RECEIPT:
     case CARECHAT__V1__FRAME__BODY_TYPING:
+    case CARECHAT__V1__FRAME__BODY_QUERY_AUDIT:
+    case CARECHAT__V1__FRAME__BODY_VERIFY_AUDIT:
         break;
     default:
         /* Later features: still checks the session, so an expired one ends. */
@@ -420,6 +434,12 @@ static bool on_dispatch(void *ctx, void *state, const Carechat__V1__Frame *f) {
     case CARECHAT__V1__FRAME__BODY_TYPING:
         handle_typing(hc, rid, f->typing);
         break;
+    case CARECHAT__V1__FRAME__BODY_QUERY_AUDIT:
+        handle_query_audit(hc, rid, f->query_audit);
+        break;
+    case CARECHAT__V1__FRAME__BODY_VERIFY_AUDIT:
+        handle_verify_audit(hc, rid);
+        break;
     default:
         break;
     }
@@ -468,6 +488,9 @@ int handlers_new(const struct handlers_config *cfg, struct handlers **out) {
                            &h->rl_invite);
     if (rc == 0)
         rc = messaging_new(h, &h->msg);
+    uint8_t head_hash[REC_HASH_LEN];
+    if (rc == 0)
+        rc = audit_head(h->store, &h->audit_anchored, head_hash);
     if (rc != 0) {
         handlers_free(h);
         return rc;
@@ -480,6 +503,8 @@ void handlers_free(struct handlers *h) {
     if (!h)
         return;
     h->closing = true;
+    /* The anchor at a clean shutdown. */
+    audit_anchor(h->store, 0, &h->audit_anchored);
     pwhash_free(h->pw);
     ratelimit_free(h->rl_account);
     ratelimit_free(h->rl_address);
@@ -507,7 +532,11 @@ void handlers_poll(struct handlers *h) {
 void handlers_tick(struct handlers *h) {
     int64_t now = clock_now();
     for (struct hconn *x = h->conns; x; x = x->next) {
-        if (x->authenticated && x->conn && (now >= x->expires_at || now >= x->idle_expires_at))
+        if (x->authenticated && x->conn && (now >= x->expires_at || now >= x->idle_expires_at)) {
+            audit_propose(x, &x->account, &x->device, REC_AUDIT_SESSION_EXPIRE,
+                          STATUS_UNAUTHENTICATED, x->device.b, ID_LEN, NULL, NULL, NULL);
             revoke_device(h, &x->device, CARECHAT__V1__REVOKE_REASON__EXPIRED, NULL);
+        }
     }
+    audit_anchor(h->store, h->cfg.config->audit_anchor_every, &h->audit_anchored);
 }

@@ -39,7 +39,8 @@ struct handlers {
     int64_t invite_ttl_ms, session_idle_ms, session_max_ms;
     unsigned password_min;
     bool closing;
-    struct hconn *conns; /* attached connections */
+    struct hconn *conns;     /* attached connections */
+    uint64_t audit_anchored; /* the audit chain head last logged as an anchor */
 };
 
 struct hconn {
@@ -85,7 +86,12 @@ enum op_kind {
     OP_SEND,
     OP_ACK,
     OP_RECEIPT,
+    OP_AUDITED, /* a read answered once its audit record is durable (handlers_audit.c) */
 };
+
+/* Answers a request (`f`, decoded again from op->frame) once its audit
+ * record is durable. */
+typedef void (*audited_fn)(struct hconn *hc, uint64_t rid, const Carechat__V1__Frame *f);
 
 /* One request in flight. Secrets (token) are wiped by op_release(). */
 struct op {
@@ -107,6 +113,8 @@ struct op {
     char birth_date[11];
     char display_name[RULES_DISPLAY_NAME_MAX + 1];
     struct id conversation; /* messaging ops */
+    struct buf frame;       /* OP_AUDITED: the encoded request */
+    audited_fn answer;      /* OP_AUDITED */
 };
 
 /* ---- handlers.c ---------------------------------------------------------- */
@@ -122,7 +130,11 @@ bool op_live(const struct op *op);
  * none). */
 void entry_init(Carechat__Entry__V1__Entry *e, int64_t time, const struct id *account,
                 const struct id *device);
-/* Encodes `e` and appends it with handlers_entry_done as on_done for `op`.
+/* The journal on_done of every op (ctx: the op): answers, then appends the
+ * audit record of a denial (audit_refusal()) and releases the op. */
+void handlers_entry_done(void *ctx, uint64_t pos, int status, const uint8_t *result, size_t len);
+/* Encodes `e` (with the client's address as source_address) and appends it
+ * with handlers_entry_done as on_done for `op`.
  * On failure answers the request with the status and releases the op. */
 void propose(struct handlers *h, struct op *op, const Carechat__Entry__V1__Entry *e);
 
@@ -151,6 +163,36 @@ int dev_from_registration(const Carechat__V1__DeviceRegistration *r, int64_t now
                           struct dev_new *out);
 /* Points a DeviceNew entry message at `d` (which must outlive it). */
 void dev_to_entry(const struct dev_new *d, Carechat__Entry__V1__DeviceNew *out);
+
+/* ---- handlers_audit.c ------------------------------------------------------ */
+
+/* The client's address as text ("" once detached) into out. */
+void audit_source(const struct hconn *hc, char out[REC_AUDIT_SOURCE_MAX + 1]);
+/* Proposes an AuditAppend entry (actor: `actor`/`device`, NULL for none;
+ * source: hc's address) with `done(ctx, ...)` as on_done (NULL: none).
+ * `status` is 0 or the negative STATUS_* the request ended with. Returns 0
+ * or the status of journal_append() (then done is never called). */
+int audit_propose(struct hconn *hc, const struct id *actor, const struct id *device,
+                  uint32_t action, int status, const void *object, size_t object_len,
+                  const struct id *patient, journal_done_fn done, void *ctx);
+/* Answers `rid` with a refusal and appends its audit record (actor: the
+ * connection's account and device when authenticated). */
+void deny(struct hconn *hc, uint64_t rid, int status, const char *detail, uint32_t action,
+          const void *object, size_t object_len);
+/* Fail-closed read: appends the audit record of the read `f` (request
+ * `rid`) and runs answer(hc, rid, f) once it is durable; answers UNAVAILABLE
+ * when it cannot be written. */
+void audited_read(struct hconn *hc, uint64_t rid, uint32_t action, const void *object,
+                  size_t object_len, const struct id *patient, const Carechat__V1__Frame *f,
+                  audited_fn answer);
+/* on_done of OP_AUDITED. */
+void audited_done(struct op *op, int status);
+/* After a state-changing op was refused with `status` by apply: appends the
+ * refusal's audit record when it is a denial (FORBIDDEN, NOT_FOUND,
+ * UNAUTHENTICATED). */
+void audit_refusal(struct op *op, int status);
+void handle_query_audit(struct hconn *hc, uint64_t rid, const Carechat__V1__QueryAudit *m);
+void handle_verify_audit(struct hconn *hc, uint64_t rid);
 
 /* ---- sessions.c ---------------------------------------------------------- */
 

@@ -634,8 +634,11 @@ static bool collect_message(void *ctx, const uint8_t *key, size_t key_len, const
     return true;
 }
 
+static void history_answer(struct hconn *hc, uint64_t rid, const Carechat__V1__Frame *f);
+
+/* History is a read of a patient's data: checked here, answered by
+ * history_answer() once its audit record is durable (fail closed). */
 void handle_history(struct hconn *hc, uint64_t rid, const Carechat__V1__History *m) {
-    struct handlers *h = hc->h;
     struct id conv;
     struct msgrec_conv c;
     struct msgrec_member me;
@@ -644,6 +647,35 @@ void handle_history(struct hconn *hc, uint64_t rid, const Carechat__V1__History 
         conn_respond(hc->conn, rid, STATUS_BAD_REQUEST, "bad history request");
         return;
     }
+    int rc = member_conv(hc, &conv, &c, &me);
+    if (rc == STATUS_NOT_FOUND || rc == STATUS_FORBIDDEN) {
+        deny(hc, rid, rc, "no such conversation", REC_AUDIT_HISTORY, conv.b, ID_LEN);
+        return;
+    }
+    if (rc != 0) {
+        respond_error(hc->conn, rid, rc, "no such conversation");
+        return;
+    }
+    Carechat__V1__Frame f;
+    carechat__v1__frame__init(&f);
+    f.request_id = rid;
+    f.body_case = CARECHAT__V1__FRAME__BODY_HISTORY;
+    f.history = (Carechat__V1__History *)m;
+    audited_read(hc, rid, REC_AUDIT_HISTORY, conv.b, ID_LEN, c.has_owner ? &c.owner : NULL, &f,
+                 history_answer);
+}
+
+static void history_answer(struct hconn *hc, uint64_t rid, const Carechat__V1__Frame *f) {
+    const Carechat__V1__History *m = f->history;
+    struct handlers *h = hc->h;
+    struct id conv;
+    struct msgrec_conv c;
+    struct msgrec_member me;
+    if (!get_id(m->conversation_id, &conv)) {
+        conn_respond(hc->conn, rid, STATUS_BAD_REQUEST, "bad history request");
+        return;
+    }
+    /* Membership may have ended while the audit record was written. */
     int rc = member_conv(hc, &conv, &c, &me);
     if (rc != 0) {
         respond_error(hc->conn, rid, rc, "no such conversation");

@@ -69,6 +69,10 @@ static void login_verified(void *ctx, bool ok, const char *hash) {
     struct conn *c = op->hc->conn;
     if (!ok || !op->found) {
         conn_respond(c, op->request_id, STATUS_UNAUTHENTICATED, DETAIL_BAD_LOGIN);
+        static const struct id none;
+        bool known = memcmp(op->account.b, none.b, ID_LEN) != 0;
+        audit_propose(op->hc, known ? &op->account : NULL, NULL, REC_AUDIT_LOGIN,
+                      STATUS_UNAUTHENTICATED, NULL, 0, NULL, NULL, NULL);
         op_release(op);
         return;
     }
@@ -79,6 +83,9 @@ static void login_verified(void *ctx, bool ok, const char *hash) {
         if (rc != 0) {
             conn_respond(c, op->request_id, rc == STATUS_NOT_FOUND ? rc : STATUS_INTERNAL,
                          rc == STATUS_NOT_FOUND ? "no such device" : "cannot read the device");
+            if (rc == STATUS_NOT_FOUND)
+                audit_propose(op->hc, &op->account, NULL, REC_AUDIT_LOGIN, rc, op->device.b, ID_LEN,
+                              NULL, NULL, NULL);
             op_release(op);
             return;
         }
@@ -283,6 +290,8 @@ void handle_register(struct hconn *hc, uint64_t rid, const Carechat__V1__Registe
     if (rc != 0) {
         conn_respond(c, rid, rc == STATUS_NOT_FOUND ? rc : STATUS_INTERNAL,
                      rc == STATUS_NOT_FOUND ? DETAIL_BAD_INVITE : "cannot read the invitation");
+        if (rc == STATUS_NOT_FOUND)
+            audit_propose(hc, NULL, NULL, REC_AUDIT_REGISTER, rc, NULL, 0, NULL, NULL, NULL);
         op_release(op);
         return;
     }
@@ -339,6 +348,8 @@ void handle_authenticate(struct hconn *hc, uint64_t rid, const Carechat__V1__Aut
             conn_respond(c, rid, STATUS_RATE_LIMITED, DETAIL_RATE);
         else
             conn_respond(c, rid, STATUS_UNAUTHENTICATED, "unknown, expired or revoked session");
+        audit_propose(hc, NULL, NULL, REC_AUDIT_AUTHENTICATE, STATUS_UNAUTHENTICATED, device.b,
+                      ID_LEN, NULL, NULL, NULL);
         op_release(op);
         return;
     }
@@ -358,6 +369,7 @@ void handle_authenticate(struct hconn *hc, uint64_t rid, const Carechat__V1__Aut
     carechat__entry__v1__session_touch__init(&t);
     t.token_hash = (ProtobufCBinaryData){REC_HASH_LEN, op->token_hash};
     t.idle_expires_at = op->idle_expires_at;
+    t.authenticate = true;
     e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_SESSION_TOUCH;
     e.session_touch = &t;
     propose(h, op, &e);
@@ -391,7 +403,8 @@ void handle_invite(struct hconn *hc, uint64_t rid, const Carechat__V1__Invite *m
         return;
     }
     if (!rules_may_invite(hc->role, (uint32_t)m->role)) {
-        conn_respond(c, rid, STATUS_FORBIDDEN, "your role may not invite this role");
+        deny(hc, rid, STATUS_FORBIDDEN, "your role may not invite this role", REC_AUDIT_INVITE,
+             NULL, 0);
         return;
     }
     if (!ratelimit_take(h->rl_invite, hc->account.b, ID_LEN, clock_monotonic_ms())) {

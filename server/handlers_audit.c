@@ -1,0 +1,293 @@
+/*
+ * server/handlers_audit.c: the request side of the audit log
+ * (server/audit.h): proposing AuditAppend entries for reads, denials and
+ * authentication events decided here, the fail-closed read (answered only
+ * once its audit record is durable), and the QueryAudit and VerifyAudit
+ * requests of administrators.
+ *
+ * Every record names ids, statuses and the peer's address, never content,
+ * names or email addresses.
+ *
+ * Thread: the lws loop thread.
+ */
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/status.h"
+#include "server/audit.h"
+#include "server/handlers_internal.h"
+#include "storage/keys.h"
+
+#define QUERY_DEFAULT 100
+#define QUERY_MAX 500
+/* Records a query examines per page, matching or not. */
+#define QUERY_EXAMINE 10000
+/* Records a verification step reads before the next step. */
+#define VERIFY_STEP 1000
+
+void audit_source(const struct hconn *hc, char out[REC_AUDIT_SOURCE_MAX + 1]) {
+    out[0] = '\0';
+    if (!hc->conn)
+        return;
+    const uint8_t *a = conn_peer_addr(hc->conn);
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    char text[INET6_ADDRSTRLEN];
+    const char *r = memcmp(a, mapped, 12) == 0 ? inet_ntop(AF_INET, a + 12, text, sizeof text)
+                                               : inet_ntop(AF_INET6, a, text, sizeof text);
+    if (r && strlen(text) <= REC_AUDIT_SOURCE_MAX)
+        memcpy(out, text, strlen(text) + 1);
+}
+
+int audit_propose(struct hconn *hc, const struct id *actor, const struct id *device,
+                  uint32_t action, int status, const void *object, size_t object_len,
+                  const struct id *patient, journal_done_fn done, void *ctx) {
+    char src[REC_AUDIT_SOURCE_MAX + 1];
+    audit_source(hc, src);
+    Carechat__Entry__V1__Entry e;
+    Carechat__Entry__V1__AuditAppend a;
+    entry_init(&e, clock_now(), actor, device);
+    e.source_address = src;
+    carechat__entry__v1__audit_append__init(&a);
+    a.action = action;
+    a.outcome = (uint32_t)status_wire(status);
+    a.object_id = (ProtobufCBinaryData){object_len, (uint8_t *)object};
+    if (patient)
+        a.patient_account_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)patient->b};
+    e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_AUDIT_APPEND;
+    e.audit_append = &a;
+    struct buf b;
+    buf_init(&b);
+    int rc = proto_entry_encode(&e, &b);
+    if (rc == 0)
+        rc = journal_append(hc->h->journal, b.data, b.len, done, ctx);
+    buf_cleanup(&b);
+    if (rc != 0)
+        log_warn("audit", "cannot append the audit record of %s (%s)", audit_action_name(action),
+                 status_str(rc));
+    return rc;
+}
+
+void deny(struct hconn *hc, uint64_t rid, int status, const char *detail, uint32_t action,
+          const void *object, size_t object_len) {
+    conn_respond(hc->conn, rid, status, detail);
+    bool who = hc->authenticated;
+    audit_propose(hc, who ? &hc->account : NULL, who ? &hc->device : NULL, action, status, object,
+                  object_len, NULL, NULL, NULL);
+}
+
+void audited_read(struct hconn *hc, uint64_t rid, uint32_t action, const void *object,
+                  size_t object_len, const struct id *patient, const Carechat__V1__Frame *f,
+                  audited_fn answer) {
+    struct op *op = op_new(hc, OP_AUDITED, rid);
+    op->answer = answer;
+    buf_init(&op->frame);
+    int rc = proto_encode(f, &op->frame);
+    if (rc == 0)
+        rc = audit_propose(hc, &hc->account, &hc->device, action, 0, object, object_len, patient,
+                           handlers_entry_done, op);
+    if (rc != 0) {
+        conn_respond(hc->conn, rid, STATUS_UNAVAILABLE, "cannot write the audit record");
+        op_release(op);
+    }
+}
+
+void audited_done(struct op *op, int status) {
+    if (!op_live(op) || !op->hc->authenticated)
+        return;
+    if (status != 0) {
+        conn_respond(op->hc->conn, op->request_id, STATUS_UNAVAILABLE,
+                     "cannot write the audit record");
+        return;
+    }
+    Carechat__V1__Frame *f = NULL;
+    if (proto_decode(NULL, op->frame.data, op->frame.len, &f) != 0) {
+        conn_respond(op->hc->conn, op->request_id, STATUS_INTERNAL, NULL);
+        return;
+    }
+    op->answer(op->hc, op->request_id, f);
+    proto_free(f);
+}
+
+static uint32_t op_action(enum op_kind kind) {
+    switch (kind) {
+    case OP_LOGIN:
+        return REC_AUDIT_LOGIN;
+    case OP_REGISTER:
+        return REC_AUDIT_REGISTER;
+    case OP_AUTHENTICATE:
+        return REC_AUDIT_AUTHENTICATE;
+    case OP_LOGOUT:
+        return REC_AUDIT_LOGOUT;
+    case OP_INVITE:
+        return REC_AUDIT_INVITE;
+    case OP_REMOVE_DEVICE:
+        return REC_AUDIT_DEVICE_REMOVE;
+    case OP_DEVICE_LIST:
+        return REC_AUDIT_DEVICE_LIST;
+    case OP_CREATE_DIRECT:
+        return REC_AUDIT_CONVERSATION_CREATE;
+    case OP_SEND:
+        return REC_AUDIT_MESSAGE_SEND;
+    case OP_RECEIPT:
+        return REC_AUDIT_RECEIPT;
+    default:
+        return REC_AUDIT_REQUEST;
+    }
+}
+
+void audit_refusal(struct op *op, int status) {
+    if (op->kind == OP_AUDITED || op->kind == OP_REGISTER_REFUSED ||
+        (status != STATUS_FORBIDDEN && status != STATUS_NOT_FOUND &&
+         status != STATUS_UNAUTHENTICATED))
+        return;
+    static const struct id none;
+    bool who = memcmp(op->account.b, none.b, ID_LEN) != 0;
+    bool conv = memcmp(op->conversation.b, none.b, ID_LEN) != 0;
+    audit_propose(op->hc, who ? &op->account : NULL, who ? &op->device : NULL, op_action(op->kind),
+                  status, conv ? op->conversation.b : NULL, conv ? ID_LEN : 0, NULL, NULL, NULL);
+}
+
+/* ---- QueryAudit ---------------------------------------------------------------- */
+
+static void query_answer(struct hconn *hc, uint64_t rid, const Carechat__V1__Frame *f) {
+    const Carechat__V1__QueryAudit *m = f->query_audit;
+    struct audit_filter flt = {.since = m->since, .until = m->until};
+    if (m->actor_account_id.len == ID_LEN) {
+        flt.has_actor = true;
+        memcpy(flt.actor.b, m->actor_account_id.data, ID_LEN);
+    }
+    if (m->patient_account_id.len == ID_LEN) {
+        flt.has_patient = true;
+        memcpy(flt.patient.b, m->patient_account_id.data, ID_LEN);
+    }
+    uint64_t after = m->page_token.len == 8 ? key_get_u64(m->page_token.data) : 0;
+    size_t limit = m->limit ? m->limit : QUERY_DEFAULT;
+    struct rec_audit *recs = xcalloc(limit, sizeof *recs);
+    Carechat__V1__AuditRecord *items = xcalloc(limit, sizeof *items);
+    Carechat__V1__AuditRecord **ptrs = xcalloc(limit, sizeof *ptrs);
+    size_t n = 0;
+    uint64_t last = 0;
+    bool more = false;
+    int rc = audit_query(hc->h->store, &flt, after, limit, QUERY_EXAMINE, recs, &n, &last, &more);
+    if (rc != 0) {
+        conn_respond(hc->conn, rid, rc == STATUS_IO ? STATUS_UNAVAILABLE : STATUS_INTERNAL,
+                     "cannot read the audit log (verify it)");
+        goto out;
+    }
+    static const struct id none;
+    for (size_t i = 0; i < n; i++) {
+        struct rec_audit *a = &recs[i];
+        Carechat__V1__AuditRecord *r = &items[i];
+        carechat__v1__audit_record__init(r);
+        r->index = a->index;
+        r->time = a->time;
+        if (memcmp(a->actor.b, none.b, ID_LEN) != 0)
+            r->actor_account_id = (ProtobufCBinaryData){ID_LEN, a->actor.b};
+        if (memcmp(a->device.b, none.b, ID_LEN) != 0)
+            r->actor_device_id = (ProtobufCBinaryData){ID_LEN, a->device.b};
+        r->action = (char *)audit_action_name(a->action);
+        r->object_id = (ProtobufCBinaryData){a->object_len, a->object};
+        r->outcome = (Carechat__V1__Status)a->outcome;
+        r->source_address = a->source;
+        if (memcmp(a->patient.b, none.b, ID_LEN) != 0)
+            r->patient_account_id = (ProtobufCBinaryData){ID_LEN, a->patient.b};
+        r->prev_hash = (ProtobufCBinaryData){REC_HASH_LEN, a->prev_hash};
+        r->hash = (ProtobufCBinaryData){REC_HASH_LEN, a->hash};
+        ptrs[i] = r;
+    }
+    uint8_t token[8];
+    Carechat__V1__Frame frame;
+    Carechat__V1__Response resp;
+    Carechat__V1__AuditPage page;
+    proto_response_frame(&frame, &resp, rid, STATUS_OK, NULL);
+    carechat__v1__audit_page__init(&page);
+    page.n_records = n;
+    page.records = ptrs;
+    if (more) {
+        key_put_u64(token, last);
+        page.next_page_token = (ProtobufCBinaryData){sizeof token, token};
+    }
+    resp.result_case = CARECHAT__V1__RESPONSE__RESULT_AUDIT_PAGE;
+    resp.audit_page = &page;
+    conn_send(hc->conn, &frame);
+out:
+    free(ptrs);
+    free(items);
+    free(recs);
+}
+
+static bool is_auditor(const struct hconn *hc) {
+    return hc->role == REC_ROLE_ADMIN || hc->role == REC_ROLE_SYSADMIN;
+}
+
+void handle_query_audit(struct hconn *hc, uint64_t rid, const Carechat__V1__QueryAudit *m) {
+    if (!is_auditor(hc)) {
+        deny(hc, rid, STATUS_FORBIDDEN, "administrators only", REC_AUDIT_QUERY, NULL, 0);
+        return;
+    }
+    if ((m->actor_account_id.len != 0 && m->actor_account_id.len != ID_LEN) ||
+        (m->patient_account_id.len != 0 && m->patient_account_id.len != ID_LEN) ||
+        (m->page_token.len != 0 && m->page_token.len != 8) || m->limit > QUERY_MAX ||
+        m->since < 0 || m->until < 0 || (m->until && m->since >= m->until)) {
+        conn_respond(hc->conn, rid, STATUS_BAD_REQUEST, "bad audit query");
+        return;
+    }
+    struct id patient;
+    bool has_patient = m->patient_account_id.len == ID_LEN;
+    if (has_patient)
+        memcpy(patient.b, m->patient_account_id.data, ID_LEN);
+    Carechat__V1__Frame f;
+    carechat__v1__frame__init(&f);
+    f.request_id = rid;
+    f.body_case = CARECHAT__V1__FRAME__BODY_QUERY_AUDIT;
+    f.query_audit = (Carechat__V1__QueryAudit *)m;
+    audited_read(hc, rid, REC_AUDIT_QUERY, has_patient ? patient.b : NULL, has_patient ? ID_LEN : 0,
+                 has_patient ? &patient : NULL, &f, query_answer);
+}
+
+/* ---- VerifyAudit ---------------------------------------------------------------- */
+
+static void verify_answer(struct hconn *hc, uint64_t rid, const Carechat__V1__Frame *f) {
+    (void)f;
+    struct audit_verify v;
+    int rc = audit_verify_begin(hc->h->store, &v);
+    /* Bounded steps; each is a bounded number of point reads. */
+    while (rc == 0 && !v.done)
+        rc = audit_verify_step(hc->h->store, &v, VERIFY_STEP);
+    if (rc != 0) {
+        conn_respond(hc->conn, rid, STATUS_UNAVAILABLE, "cannot read the audit log");
+        return;
+    }
+    if (!v.ok)
+        log_warn("audit", "audit chain broken at index=%llu", (unsigned long long)v.first_bad);
+    Carechat__V1__Frame frame;
+    Carechat__V1__Response resp;
+    Carechat__V1__AuditVerifyResult res;
+    proto_response_frame(&frame, &resp, rid, STATUS_OK, NULL);
+    carechat__v1__audit_verify_result__init(&res);
+    res.ok = v.ok;
+    res.first_bad_index = v.ok ? 0 : v.first_bad;
+    res.records_checked = v.checked;
+    resp.result_case = CARECHAT__V1__RESPONSE__RESULT_AUDIT_VERIFY;
+    resp.audit_verify = &res;
+    conn_send(hc->conn, &frame);
+}
+
+void handle_verify_audit(struct hconn *hc, uint64_t rid) {
+    if (!is_auditor(hc)) {
+        deny(hc, rid, STATUS_FORBIDDEN, "administrators only", REC_AUDIT_VERIFY, NULL, 0);
+        return;
+    }
+    Carechat__V1__Frame f;
+    Carechat__V1__VerifyAudit m;
+    carechat__v1__frame__init(&f);
+    carechat__v1__verify_audit__init(&m);
+    f.request_id = rid;
+    f.body_case = CARECHAT__V1__FRAME__BODY_VERIFY_AUDIT;
+    f.verify_audit = &m;
+    audited_read(hc, rid, REC_AUDIT_VERIFY, NULL, 0, NULL, &f, verify_answer);
+}
