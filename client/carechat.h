@@ -464,4 +464,50 @@ int carechat_send_receipt(struct carechat *c, const struct id *conversation_id,
  * RATE_LIMITED; or a local failure. */
 int carechat_typing(struct carechat *c, const struct id *conversation_id, bool typing);
 
+/* ---- Audit log (administrators and system administrators) ---------------- */
+
+/* One record of the server's hash-chained audit log. */
+struct carechat_audit_record {
+    uint64_t index;
+    int64_t time; /* ms since the epoch */
+    bool has_actor, has_device, has_patient;
+    struct id actor, device, patient;
+    char action[64]; /* dotted ("session.login", "message.read") */
+    uint8_t object[32];
+    size_t object_len;
+    int outcome; /* carechat.v1 Status number (0: OK) */
+    char source[64];
+    uint8_t prev_hash[32], hash[32];
+};
+
+struct carechat_audit_records {
+    size_t n;
+    struct carechat_audit_record *items;
+};
+
+/* Filters of carechat_audit_query(); zero / NULL: no filter. */
+struct carechat_audit_filter {
+    int64_t since, until; /* time >= since, time < until (ms) */
+    const struct id *actor;
+    const struct id *patient;
+};
+
+#define CARECHAT_AUDIT_MAX 100000 /* records carechat_audit_query() gathers at most */
+
+/* Every record matching `f`, oldest first, following the server's pages
+ * (at most CARECHAT_AUDIT_MAX records). Stores them in *out (free with
+ * carechat_audit_records_free()) and returns 0; from the server FORBIDDEN
+ * (not an administrator) or BAD_REQUEST; STATUS_TOO_LARGE past the cap; or a
+ * local failure. */
+int carechat_audit_query(struct carechat *c, const struct carechat_audit_filter *f,
+                         struct carechat_audit_records **out);
+
+/* Accepts NULL. */
+void carechat_audit_records_free(struct carechat_audit_records *r);
+
+/* Asks the server to walk the audit chain. Returns 0 with *ok, *first_bad
+ * (when !*ok: the first index that does not verify) and *checked; from the
+ * server FORBIDDEN; or a local failure. */
+int carechat_audit_verify(struct carechat *c, bool *ok, uint64_t *first_bad, uint64_t *checked);
+
 #endif

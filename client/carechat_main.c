@@ -61,6 +61,10 @@ static const char *command_name(enum cli_command cmd) {
         return "history";
     case CLI_CONVERSATIONS:
         return "conversations";
+    case CLI_AUDIT_QUERY:
+        return "audit query";
+    case CLI_AUDIT_VERIFY:
+        return "audit verify";
     case CLI_NONE:
         break;
     }
@@ -316,6 +320,88 @@ static int run_conversations(struct carechat *c, const struct cli_args *a) {
     return 0;
 }
 
+static void json_hex_field(struct buf *line, const char *name, bool has, const uint8_t *p,
+                           size_t n) {
+    buf_printf(line, ", \"%s\": \"", name);
+    if (has)
+        hex_encode(p, n, line);
+    buf_append(line, "\"", 1);
+}
+
+/* One JSON object per record: ids and hashes in hex, "" for none. */
+static void print_audit_record(const struct carechat_audit_record *r) {
+    struct buf line;
+    buf_init(&line);
+    buf_printf(&line, "{\"index\": %" PRIu64 ", \"time\": %" PRId64 ", \"action\": ", r->index,
+               r->time);
+    cli_json_string(&line, r->action);
+    buf_printf(&line, ", \"outcome\": %d", r->outcome);
+    json_hex_field(&line, "actor", r->has_actor, r->actor.b, ID_LEN);
+    json_hex_field(&line, "device", r->has_device, r->device.b, ID_LEN);
+    json_hex_field(&line, "object", r->object_len > 0, r->object, r->object_len);
+    json_hex_field(&line, "patient", r->has_patient, r->patient.b, ID_LEN);
+    buf_append(&line, ", \"source\": ", 12);
+    cli_json_string(&line, r->source);
+    json_hex_field(&line, "prev_hash", true, r->prev_hash, 32);
+    json_hex_field(&line, "hash", true, r->hash, 32);
+    buf_append(&line, "}", 1);
+    print_line(&line);
+    buf_cleanup(&line);
+}
+
+/* Resolves an --actor/--patient email to an account id. */
+static int audit_account(struct carechat *c, const char *email, struct id *out) {
+    struct carechat_account acc;
+    int rc = carechat_lookup(c, email, &acc);
+    if (rc == 0)
+        *out = acc.account_id;
+    return rc;
+}
+
+static int run_audit_query(struct carechat *c, const struct cli_args *a) {
+    struct id actor, patient;
+    struct carechat_audit_filter f = {.since = a->since, .until = a->until};
+    int rc = 0;
+    if (a->actor != NULL && (rc = audit_account(c, a->actor, &actor)) == 0)
+        f.actor = &actor;
+    if (rc == 0 && a->patient != NULL && (rc = audit_account(c, a->patient, &patient)) == 0)
+        f.patient = &patient;
+    struct carechat_audit_records *list = NULL;
+    if (rc == 0)
+        rc = carechat_audit_query(c, &f, &list);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < list->n; i++)
+        print_audit_record(&list->items[i]);
+    carechat_audit_records_free(list);
+    return 0;
+}
+
+/* Returns the library's status; *broken is set when the chain is broken. */
+static int run_audit_verify(struct carechat *c, const struct cli_args *a, bool *broken) {
+    bool ok = false;
+    uint64_t first_bad = 0, checked = 0;
+    int rc = carechat_audit_verify(c, &ok, &first_bad, &checked);
+    if (rc != 0)
+        return rc;
+    struct buf line;
+    buf_init(&line);
+    if (a->json && ok)
+        buf_printf(&line, "{\"ok\": true, \"checked\": %" PRIu64 "}", checked);
+    else if (a->json)
+        buf_printf(&line,
+                   "{\"ok\": false, \"first_bad_index\": %" PRIu64 ", \"checked\": %" PRIu64 "}",
+                   first_bad, checked);
+    else if (ok)
+        buf_printf(&line, "audit chain intact (%" PRIu64 " records)", checked);
+    else
+        buf_printf(&line, "audit chain broken at index %" PRIu64, first_bad);
+    print_line(&line);
+    buf_cleanup(&line);
+    *broken = !ok;
+    return 0;
+}
+
 static int run(struct carechat *c, const struct cli_args *a) {
     struct buf password;
     buf_init(&password);
@@ -332,6 +418,7 @@ static int run(struct carechat *c, const struct cli_args *a) {
     const char *pw = (const char *)password.data;
     struct buf line;
     buf_init(&line);
+    bool broken = false;
     switch (a->command) {
     case CLI_LOGIN:
         rc = carechat_login(c, a->email, pw);
@@ -388,6 +475,12 @@ static int run(struct carechat *c, const struct cli_args *a) {
     case CLI_CONVERSATIONS:
         rc = run_conversations(c, a);
         break;
+    case CLI_AUDIT_QUERY:
+        rc = run_audit_query(c, a);
+        break;
+    case CLI_AUDIT_VERIFY:
+        rc = run_audit_verify(c, a, &broken);
+        break;
     case CLI_NONE:
         break;
     }
@@ -398,7 +491,7 @@ static int run(struct carechat *c, const struct cli_args *a) {
         fprintf(stderr, "carechat: %s\n", carechat_error(c));
         return exit_for_kind(carechat_error_kind(c));
     }
-    return CLI_EXIT_OK;
+    return broken ? CLI_EXIT_AUDIT : CLI_EXIT_OK;
 }
 
 int main(int argc, char **argv) {

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -34,6 +35,10 @@ enum opt {
     O_CLIENT_ID,
     O_WAIT,
     O_LIMIT,
+    O_SINCE,
+    O_UNTIL,
+    O_ACTOR,
+    O_PATIENT,
     O_COUNT,
 };
 
@@ -61,6 +66,10 @@ static const struct option_def options[O_COUNT] = {
     [O_CLIENT_ID] = {"client-id", true, false},
     [O_WAIT] = {"wait", true, false},
     [O_LIMIT] = {"limit", true, false},
+    [O_SINCE] = {"since", true, false},
+    [O_UNTIL] = {"until", true, false},
+    [O_ACTOR] = {"actor", true, false},
+    [O_PATIENT] = {"patient", true, false},
 };
 
 struct command_def {
@@ -84,6 +93,8 @@ static const struct command_def commands[] = {
     {"recv", CLI_RECV, {0}, 0, {O_WAIT}, 1},
     {"history", CLI_HISTORY, {O_CONVERSATION}, 1, {O_LIMIT}, 1},
     {"conversations", CLI_CONVERSATIONS, {0}, 0, {0}, 0},
+    {"audit query", CLI_AUDIT_QUERY, {0}, 0, {O_SINCE, O_UNTIL, O_ACTOR, O_PATIENT}, 4},
+    {"audit verify", CLI_AUDIT_VERIFY, {0}, 0, {0}, 0},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -128,6 +139,19 @@ int cli_parse(int argc, char **argv, struct cli_args *out, char *err, size_t err
         if (strncmp(arg, "--", 2) != 0) {
             if (cmd != NULL)
                 return usage_error(err, err_len, "unexpected argument '%s'", arg);
+            /* "audit" takes a second word: "audit query", "audit verify". */
+            char two[32];
+            if (strcmp(arg, "audit") == 0 && i + 1 < argc && strlen(argv[i + 1]) < 16) {
+                snprintf(two, sizeof two, "audit %s", argv[i + 1]);
+                for (size_t c = 0; c < N_COMMANDS && cmd == NULL; c++)
+                    if (strcmp(commands[c].name, two) == 0)
+                        cmd = &commands[c];
+                if (cmd == NULL)
+                    return usage_error(err, err_len, "unknown command 'audit %s' (see --help)",
+                                       argv[i + 1]);
+                i++;
+                continue;
+            }
             for (size_t c = 0; c < N_COMMANDS && cmd == NULL; c++)
                 if (strcmp(commands[c].name, arg) == 0)
                     cmd = &commands[c];
@@ -222,6 +246,16 @@ int cli_parse(int argc, char **argv, struct cli_args *out, char *err, size_t err
             return usage_error(err, err_len, "--limit must be 1..100, not '%s'", values[O_LIMIT]);
         a.limit = (unsigned)n;
     }
+    if (values[O_SINCE] != NULL && cli_parse_time(values[O_SINCE], &a.since) != 0)
+        return usage_error(err, err_len,
+                           "--since must be milliseconds or YYYY-MM-DDTHH:MM:SSZ, not '%s'",
+                           values[O_SINCE]);
+    if (values[O_UNTIL] != NULL && cli_parse_time(values[O_UNTIL], &a.until) != 0)
+        return usage_error(err, err_len,
+                           "--until must be milliseconds or YYYY-MM-DDTHH:MM:SSZ, not '%s'",
+                           values[O_UNTIL]);
+    a.actor = values[O_ACTOR];
+    a.patient = values[O_PATIENT];
     a.to = values[O_TO];
     a.conversation = values[O_CONVERSATION];
     a.text = values[O_TEXT];
@@ -238,6 +272,42 @@ int cli_parse(int argc, char **argv, struct cli_args *out, char *err, size_t err
     a.birthdate = values[O_BIRTHDATE];
     a.name = values[O_NAME];
     *out = a;
+    return 0;
+}
+
+int cli_parse_time(const char *s, int64_t *ms) {
+    size_t n = strlen(s);
+    if (n > 0 && n <= 15 && strspn(s, "0123456789") == n) {
+        int64_t v = 0;
+        for (size_t i = 0; i < n; i++)
+            v = v * 10 + (s[i] - '0');
+        *ms = v;
+        return 0;
+    }
+    int y, mo, d, h, mi, sec, frac = 0, used = 0;
+    bool got = false;
+    if (n == 20)
+        got = sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2dZ%n", &y, &mo, &d, &h, &mi, &sec, &used) == 6 &&
+              used == 20;
+    else if (n == 24)
+        got = sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ%n", &y, &mo, &d, &h, &mi, &sec, &frac,
+                     &used) == 7 &&
+              used == 24;
+    if (!got)
+        return STATUS_BAD_REQUEST;
+    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60 ||
+        frac < 0 || h < 0 || mi < 0 || sec < 0)
+        return STATUS_BAD_REQUEST;
+    struct tm tm = {.tm_year = y - 1900,
+                    .tm_mon = mo - 1,
+                    .tm_mday = d,
+                    .tm_hour = h,
+                    .tm_min = mi,
+                    .tm_sec = sec};
+    time_t t = timegm(&tm);
+    if (t < 0)
+        return STATUS_BAD_REQUEST;
+    *ms = (int64_t)t * 1000 + frac;
     return 0;
 }
 
@@ -276,6 +346,12 @@ const char *cli_usage(void) {
            "      the newest N (1..100, default 50) messages, decrypted, oldest first\n"
            "  conversations\n"
            "      your conversations, most recently active first\n"
+           "  audit query [--since T] [--until T] [--actor EMAIL] [--patient EMAIL]\n"
+           "      (administrators) audit records matching every filter, oldest first, one\n"
+           "      JSON object per line; T is milliseconds or YYYY-MM-DDTHH:MM:SS[.mmm]Z\n"
+           "  audit verify\n"
+           "      (administrators) walk the audit hash chain; exit 7 naming the first bad\n"
+           "      index when it is broken\n"
            "\n"
            "Passwords are read only from files (one line; never from the command line).\n"
            "\n"
@@ -286,7 +362,8 @@ const char *cli_usage(void) {
            "  3  connection: cannot connect, connection lost, no answer in time\n"
            "  4  session: not logged in, or the session expired or ended (run carechat login)\n"
            "  5  profile: the profile directory is unusable (permissions, corrupt, unwritable)\n"
-           "  6  protocol: a malformed answer, or signed data that does not verify\n";
+           "  6  protocol: a malformed answer, or signed data that does not verify\n"
+           "  7  audit verify: the audit chain is broken\n";
 }
 
 int cli_read_password(const char *path, struct buf *out, char *err, size_t err_len) {

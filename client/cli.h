@@ -22,6 +22,7 @@ enum cli_exit {
     CLI_EXIT_SESSION = 4,    /* not logged in, or the session expired or ended */
     CLI_EXIT_PROFILE = 5,    /* the profile directory is unusable */
     CLI_EXIT_PROTOCOL = 6,   /* a malformed answer or a signature that does not verify */
+    CLI_EXIT_AUDIT = 7,      /* audit verify: the audit chain is broken */
 };
 
 enum cli_command {
@@ -35,6 +36,8 @@ enum cli_command {
     CLI_RECV,
     CLI_HISTORY,
     CLI_CONVERSATIONS,
+    CLI_AUDIT_QUERY,
+    CLI_AUDIT_VERIFY,
 };
 
 #define CLI_MAX_WAIT_S 3600
@@ -61,7 +64,15 @@ struct cli_args {
     const char *client_id;    /* send: 32 hex digits (checked), or NULL */
     int wait_s;               /* recv: 0..CLI_MAX_WAIT_S (default 0) */
     unsigned limit;           /* history: 1..100 (default 0: the server's 50) */
+    int64_t since, until;     /* audit query: ms since the epoch (0: no bound) */
+    const char *actor;        /* audit query: an email, or NULL */
+    const char *patient;      /* audit query: an email, or NULL */
 };
+
+/* Parses a time given as milliseconds since the epoch (digits) or as
+ * ISO-8601 UTC "YYYY-MM-DDTHH:MM:SS[.mmm]Z" into *ms. Returns 0 or
+ * STATUS_BAD_REQUEST. */
+int cli_parse_time(const char *s, int64_t *ms);
 
 /* Parses argv[1..argc-1]: global options (--server URL, --profile DIR,
  * --ca-file FILE, --json, --help) anywhere, one command, and its options, each
@@ -71,7 +82,8 @@ struct cli_args {
  * required option, an option the command does not take, a role that is not
  * patient/provider/admin/sysadmin, a birthdate not shaped YYYY-MM-DD, send
  * without exactly one of --to and --conversation, an id that is not 32 hex
- * digits, a --wait outside 0..CLI_MAX_WAIT_S or a --limit outside 1..100, or
+ * digits, a --wait outside 0..CLI_MAX_WAIT_S or a --limit outside 1..100, a
+ * --since/--until that cli_parse_time() refuses, or
  * --password, which is refused: passwords come only from files). */
 int cli_parse(int argc, char **argv, struct cli_args *out, char *err, size_t err_len);
 
