@@ -243,6 +243,12 @@ void handlers_entry_done(void *ctx, uint64_t pos, int status, const uint8_t *res
     case OP_RECEIPT:
         messaging_entry_done(op, pos, status, result, len);
         break;
+    case OP_CREATE_CHANNEL:
+    case OP_MEMBER:
+    case OP_RECALL:
+    case OP_URGENT_ACK:
+        channels_entry_done(op, pos, status, result, len);
+        break;
     }
     audit_refusal(op, status);
     op_release(op);
@@ -372,6 +378,15 @@ static bool on_dispatch(void *ctx, void *state, const Carechat__V1__Frame *f) {
     case CARECHAT__V1__FRAME__BODY_SYNC:
     case CARECHAT__V1__FRAME__BODY_SEND_RECEIPT:
     case CARECHAT__V1__FRAME__BODY_TYPING:
+    case CARECHAT__V1__FRAME__BODY_CREATE_CHANNEL:
+    case CARECHAT__V1__FRAME__BODY_ADD_MEMBER:
+    case CARECHAT__V1__FRAME__BODY_REMOVE_MEMBER:
+    case CARECHAT__V1__FRAME__BODY_APPROVE_MEMBER:
+    case CARECHAT__V1__FRAME__BODY_LEAVE_CONVERSATION:
+    case CARECHAT__V1__FRAME__BODY_LIST_MEMBERS:
+    case CARECHAT__V1__FRAME__BODY_RECALL:
+    case CARECHAT__V1__FRAME__BODY_ACK_URGENT:
+    case CARECHAT__V1__FRAME__BODY_GET_URGENT_STATUS:
     case CARECHAT__V1__FRAME__BODY_QUERY_AUDIT:
     case CARECHAT__V1__FRAME__BODY_VERIFY_AUDIT:
         break;
@@ -435,6 +450,33 @@ static bool on_dispatch(void *ctx, void *state, const Carechat__V1__Frame *f) {
         break;
     case CARECHAT__V1__FRAME__BODY_TYPING:
         handle_typing(hc, rid, f->typing);
+        break;
+    case CARECHAT__V1__FRAME__BODY_CREATE_CHANNEL:
+        handle_create_channel(hc, rid, f->create_channel);
+        break;
+    case CARECHAT__V1__FRAME__BODY_ADD_MEMBER:
+        handle_add_member(hc, rid, f->add_member);
+        break;
+    case CARECHAT__V1__FRAME__BODY_REMOVE_MEMBER:
+        handle_remove_member(hc, rid, f->remove_member);
+        break;
+    case CARECHAT__V1__FRAME__BODY_APPROVE_MEMBER:
+        handle_approve_member(hc, rid, f->approve_member);
+        break;
+    case CARECHAT__V1__FRAME__BODY_LEAVE_CONVERSATION:
+        handle_leave_conversation(hc, rid, f->leave_conversation);
+        break;
+    case CARECHAT__V1__FRAME__BODY_LIST_MEMBERS:
+        handle_list_members(hc, rid, f->list_members);
+        break;
+    case CARECHAT__V1__FRAME__BODY_RECALL:
+        handle_recall(hc, rid, f->recall);
+        break;
+    case CARECHAT__V1__FRAME__BODY_ACK_URGENT:
+        handle_ack_urgent(hc, rid, f->ack_urgent);
+        break;
+    case CARECHAT__V1__FRAME__BODY_GET_URGENT_STATUS:
+        handle_get_urgent_status(hc, rid, f->get_urgent_status);
         break;
     case CARECHAT__V1__FRAME__BODY_QUERY_AUDIT:
         handle_query_audit(hc, rid, f->query_audit);

@@ -87,6 +87,10 @@ enum op_kind {
     OP_ACK,
     OP_RECEIPT,
     OP_AUDITED, /* a read answered once its audit record is durable (handlers_audit.c) */
+    OP_CREATE_CHANNEL,
+    OP_MEMBER, /* AddMember, RemoveMember, ApproveMember, LeaveConversation */
+    OP_RECALL,
+    OP_URGENT_ACK,
 };
 
 /* Answers a request (`f`, decoded again from op->frame) once its audit
@@ -237,11 +241,34 @@ void handle_ack(struct hconn *hc, uint64_t rid, const Carechat__V1__Ack *m);
 void handle_sync(struct hconn *hc, uint64_t rid, const Carechat__V1__Sync *m);
 void handle_send_receipt(struct hconn *hc, uint64_t rid, const Carechat__V1__SendReceipt *m);
 void handle_typing(struct hconn *hc, uint64_t rid, const Carechat__V1__Typing *m);
+/* Answers `rid` with the Conversation `conv` (or the store's error). */
+void respond_conversation(struct hconn *hc, uint64_t rid, const struct id *conv);
+/* Delivers the inbox entries of a delivery list (server/msgrec.h), created by
+ * an entry just applied, to their devices' open connections. */
+void deliver_list(struct handlers *h, const uint8_t *data, size_t len);
 /* A Response from the client to a server request of this connection. */
 void messaging_on_response(struct hconn *hc, const Carechat__V1__Frame *f);
 /* on_done of the messaging kinds: answers and delivers the new inbox entries
  * to the devices' open connections. */
 void messaging_entry_done(struct op *op, uint64_t pos, int status, const uint8_t *result,
                           size_t len);
+
+/* ---- channels.c ---------------------------------------------------------- */
+
+void handle_create_channel(struct hconn *hc, uint64_t rid, const Carechat__V1__CreateChannel *m);
+void handle_add_member(struct hconn *hc, uint64_t rid, const Carechat__V1__AddMember *m);
+void handle_remove_member(struct hconn *hc, uint64_t rid, const Carechat__V1__RemoveMember *m);
+void handle_approve_member(struct hconn *hc, uint64_t rid, const Carechat__V1__ApproveMember *m);
+void handle_leave_conversation(struct hconn *hc, uint64_t rid,
+                               const Carechat__V1__LeaveConversation *m);
+void handle_list_members(struct hconn *hc, uint64_t rid, const Carechat__V1__ListMembers *m);
+void handle_recall(struct hconn *hc, uint64_t rid, const Carechat__V1__Recall *m);
+void handle_ack_urgent(struct hconn *hc, uint64_t rid, const Carechat__V1__AckUrgent *m);
+void handle_get_urgent_status(struct hconn *hc, uint64_t rid,
+                              const Carechat__V1__GetUrgentStatus *m);
+/* on_done of the channel kinds: answers and delivers tombstones and urgent
+ * acknowledgements to the devices' open connections. */
+void channels_entry_done(struct op *op, uint64_t pos, int status, const uint8_t *result,
+                         size_t len);
 
 #endif

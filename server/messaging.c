@@ -35,6 +35,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/log.h"
@@ -57,7 +59,7 @@
 #define TYPING_BURST 20
 #define TYPING_WINDOW_MS 10000
 /* conversation id, account id, typing flag, recipient account ids */
-#define TYPING_MSG_MAX (ID_LEN * 2 + 1 + ID_LEN * MSGREC_DIRECT_MEMBERS)
+#define TYPING_MSG_MAX (ID_LEN * 2 + 1 + ID_LEN * MSGREC_MEMBERS_MAX)
 
 struct messaging {
     struct handlers *h;
@@ -106,13 +108,16 @@ static int read_member(struct handlers *h, const struct id *conv, const struct i
     return rc;
 }
 
-/* The conversation if the caller is a member of it: 0, or STATUS_NOT_FOUND
- * (unknown or not a member: deliberately the same), or the store's status. */
+/* The conversation if the caller is an active member of it: 0, or
+ * STATUS_NOT_FOUND (unknown, not a member, pending, left or removed:
+ * deliberately the same), or the store's status. */
 static int member_conv(struct hconn *hc, const struct id *conv, struct msgrec_conv *c,
                        struct msgrec_member *me) {
     int rc = read_conv(hc->h, conv, c);
     if (rc == 0)
         rc = read_member(hc->h, conv, &hc->account, me);
+    if (rc == 0 && me->state != MSGREC_ACTIVE)
+        rc = STATUS_NOT_FOUND;
     return rc;
 }
 
@@ -168,32 +173,67 @@ static int account_devices(struct handlers *h, const struct id *account, struct 
 /* A Conversation message with its members, borrowing from itself. */
 struct conv_msg {
     Carechat__V1__Conversation cv;
-    Carechat__V1__Member mem[MSGREC_DIRECT_MEMBERS], *memp[MSGREC_DIRECT_MEMBERS];
-    struct rec_account accts[MSGREC_DIRECT_MEMBERS];
+    Carechat__V1__Member mem[MSGREC_MEMBERS_MAX], *memp[MSGREC_MEMBERS_MAX];
+    struct rec_account accts[MSGREC_MEMBERS_MAX];
     uint32_t n;
-    struct id conv, members[MSGREC_DIRECT_MEMBERS];
+    struct id conv, members[MSGREC_MEMBERS_MAX], patient;
+    struct buf name_value;
+    char name[MSGREC_CHANNEL_NAME_MAX + 1];
 };
 
 static void conv_msg_cleanup(struct conv_msg *m) {
     for (uint32_t i = 0; i < m->n; i++)
         rec_account_cleanup(&m->accts[i]);
     m->n = 0;
+    buf_wipe(&m->name_value);
+    buf_cleanup(&m->name_value);
+    sodium_memzero(m->name, sizeof m->name);
+}
+
+/* A channel's name into out->name. Returns 0 or a store status. */
+static int channel_name(struct handlers *h, const struct id *conv, struct conv_msg *out) {
+    struct key k;
+    msgrec_key_channel(&k, conv);
+    int rc = store_get(h->store, CF_CONVERSATIONS, k.b, k.len, &out->name_value);
+    struct msgrec_channel ch;
+    if (rc == 0)
+        rc = msgrec_channel_decode(out->name_value.data, out->name_value.len, &ch);
+    if (rc == 0) {
+        memcpy(out->name, ch.name.data, ch.name.len);
+        out->name[ch.name.len] = '\0';
+    }
+    return rc;
 }
 
 /* Reads conversation `conv` and its members into *out. Returns 0 (free with
  * conv_msg_cleanup) or a store status. */
 static int conv_build(struct handlers *h, const struct id *conv, struct conv_msg *out) {
     memset(out, 0, sizeof *out);
-    struct msgrec_conv c;
-    int rc = read_conv(h, conv, &c);
-    if (rc != 0)
+    buf_init(&out->name_value);
+    struct msgrec_conv *c = xmalloc(sizeof *c);
+    int rc = read_conv(h, conv, c);
+    if (rc == 0 && c->kind == MSGREC_CARE_TEAM)
+        rc = channel_name(h, conv, out);
+    if (rc != 0) {
+        free(c);
+        conv_msg_cleanup(out);
         return rc;
+    }
     out->conv = *conv;
-    for (uint32_t i = 0; i < c.n_members; i++) {
+    out->patient = c->owner;
+    for (uint32_t j = 0; j < c->n_members; j++) {
         struct msgrec_member m;
-        out->members[i] = c.members[i];
-        if ((rc = read_member(h, conv, &c.members[i], &m)) != 0 ||
-            (rc = read_account(h, &c.members[i], &out->accts[i])) != 0) {
+        uint32_t i = out->n;
+        out->members[i] = c->members[j];
+        if ((rc = read_member(h, conv, &c->members[j], &m)) != 0) {
+            free(c);
+            conv_msg_cleanup(out);
+            return rc;
+        }
+        if (m.state != MSGREC_ACTIVE && m.state != MSGREC_PENDING)
+            continue; /* the Conversation lists active and pending members */
+        if ((rc = read_account(h, &c->members[j], &out->accts[i])) != 0) {
+            free(c);
             conv_msg_cleanup(out);
             return rc;
         }
@@ -210,16 +250,21 @@ static int conv_build(struct handlers *h, const struct id *conv, struct conv_msg
     }
     carechat__v1__conversation__init(&out->cv);
     out->cv.conversation_id = (ProtobufCBinaryData){ID_LEN, out->conv.b};
-    out->cv.kind = (Carechat__V1__ConversationKind)c.kind;
-    out->cv.created_at = c.created_at;
-    out->cv.last_seq = c.last_seq;
+    out->cv.kind = (Carechat__V1__ConversationKind)c->kind;
+    out->cv.created_at = c->created_at;
+    out->cv.last_seq = c->last_seq;
+    if (c->kind == MSGREC_CARE_TEAM) {
+        out->cv.name = out->name;
+        out->cv.patient_account_id = (ProtobufCBinaryData){ID_LEN, out->patient.b};
+    }
+    free(c);
     out->cv.n_members = out->n;
     out->cv.members = out->memp;
     return STATUS_OK;
 }
 
 /* Answers with the Conversation `conv` (the caller is a member). */
-static void respond_conversation(struct hconn *hc, uint64_t rid, const struct id *conv) {
+void respond_conversation(struct hconn *hc, uint64_t rid, const struct id *conv) {
     struct conv_msg *cm = xmalloc(sizeof *cm);
     int rc = conv_build(hc->h, conv, cm);
     if (rc != 0) {
@@ -264,6 +309,10 @@ static void stored_build(struct stored *s, const struct id *conv, uint64_t seq,
     s->sm.sent_at = m->sent_at;
     s->sm.urgent = m->urgent;
     s->sm.client_msg_id = (ProtobufCBinaryData){ID_LEN, s->client_msg_id.b};
+    if (m->recalled_at) {
+        s->sm.recalled_at = m->recalled_at; /* a tombstone: no envelope */
+        return;
+    }
     s->env.version = m->envelope_version;
     s->env.sender_device_id = (ProtobufCBinaryData){ID_LEN, s->sender_device.b};
     s->env.header = (ProtobufCBinaryData){m->header.len, (uint8_t *)m->header.data};
@@ -338,6 +387,26 @@ static void deliver_item(struct hconn *hc, uint64_t pos, const struct msgrec_ite
         ev.at = item->at;
         d.item_case = CARECHAT__V1__DELIVERY__ITEM_RECEIPT;
         d.receipt = &ev;
+        send_request(hc, &frame);
+    } else if (item->kind == MSGREC_ITEM_RECALL) {
+        Carechat__V1__RecallEvent ev;
+        carechat__v1__recall_event__init(&ev);
+        ev.conversation_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)item->conversation_id.b};
+        ev.message_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)item->message_id.b};
+        ev.seq = item->seq;
+        ev.recalled_at = item->at;
+        d.item_case = CARECHAT__V1__DELIVERY__ITEM_RECALL;
+        d.recall = &ev;
+        send_request(hc, &frame);
+    } else if (item->kind == MSGREC_ITEM_URGENT_ACK) {
+        Carechat__V1__UrgentAckEvent ev;
+        carechat__v1__urgent_ack_event__init(&ev);
+        ev.conversation_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)item->conversation_id.b};
+        ev.message_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)item->message_id.b};
+        ev.account_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)item->account_id.b};
+        ev.acknowledged_at = item->at;
+        d.item_case = CARECHAT__V1__DELIVERY__ITEM_URGENT_ACK;
+        d.urgent_ack = &ev;
         send_request(hc, &frame);
     }
 }
@@ -425,7 +494,7 @@ static void deliver_live(struct handlers *h, const struct id *device, uint64_t p
     }
 }
 
-static void deliver_list(struct handlers *h, const uint8_t *data, size_t len) {
+void deliver_list(struct handlers *h, const uint8_t *data, size_t len) {
     uint32_t n;
     const uint8_t *entries;
     if (msgrec_deliveries_read(data, len, &n, &entries) != 0) {
@@ -698,6 +767,9 @@ static void history_answer(struct hconn *hc, uint64_t rid, const Carechat__V1__F
         hs->hi = UINT64_MAX;
         from = m->after_seq;
     }
+    /* A member sees history from the moment of joining. */
+    if (me.joined_seq > 0 && from < me.joined_seq - 1)
+        from = me.joined_seq - 1;
     struct key after;
     key_id_u64(&after, &conv, from);
     rc = store_scan(h->store, CF_MESSAGES, conv.b, ID_LEN, after.b, after.len, limit + 1,
@@ -835,8 +907,8 @@ static int check_envelope(const struct hconn *hc, const Carechat__V1__Send *m,
 
 /* The members' current devices and the device-set check of a Send. */
 struct send_check {
-    struct dev_scan members[MSGREC_DIRECT_MEMBERS];
-    struct id member_ids[MSGREC_DIRECT_MEMBERS];
+    struct dev_scan members[MSGREC_MEMBERS_MAX];
+    struct id member_ids[MSGREC_MEMBERS_MAX];
     uint32_t n_members;
     struct id lists[3][MSGREC_WRAPS_MAX]; /* missing, extra, stale */
     size_t counts[3];
@@ -946,13 +1018,21 @@ void handle_send(struct hconn *hc, uint64_t rid, const Carechat__V1__Send *m) {
     struct op *op = NULL;
     Carechat__Entry__V1__WrapItem *items = NULL, **itemp = NULL;
     ProtobufCBinaryData *devs = NULL;
-    sc->n_members = c.n_members;
+    /* The recipients: every device of every active member. */
     for (uint32_t j = 0; j < c.n_members; j++) {
-        sc->member_ids[j] = c.members[j];
-        if ((rc = account_devices(h, &c.members[j], &sc->members[j])) != 0) {
+        struct msgrec_member mm;
+        if ((rc = read_member(h, &conv, &c.members[j], &mm)) != 0) {
             respond_error(hc->conn, rid, rc, NULL);
             goto out;
         }
+        if (mm.state != MSGREC_ACTIVE)
+            continue;
+        sc->member_ids[sc->n_members] = c.members[j];
+        if ((rc = account_devices(h, &c.members[j], &sc->members[sc->n_members])) != 0) {
+            respond_error(hc->conn, rid, rc, NULL);
+            goto out;
+        }
+        sc->n_members++;
     }
     int64_t now = clock_now();
     if (!check_wraps(sc, env, &hc->device, now)) {
@@ -961,7 +1041,7 @@ void handle_send(struct hconn *hc, uint64_t rid, const Carechat__V1__Send *m) {
         goto out;
     }
     size_t n_devs = 0;
-    devs = xcalloc(MSGREC_DIRECT_MEMBERS * REC_MAX_DEVICES, sizeof *devs);
+    devs = xcalloc(MSGREC_MEMBERS_MAX * REC_MAX_DEVICES, sizeof *devs);
     for (uint32_t j = 0; j < sc->n_members; j++)
         for (size_t i = 0; i < sc->members[j].n; i++) {
             const struct id *d = &sc->members[j].devs[i].id;
@@ -1079,9 +1159,9 @@ void handle_send_receipt(struct hconn *hc, uint64_t rid, const Carechat__V1__Sen
         return;
     }
     /* The other members' devices: the senders of the receipted messages. */
-    struct dev_scan *scans = xcalloc(MSGREC_DIRECT_MEMBERS, sizeof *scans);
-    Carechat__Entry__V1__AccountDeviceIds ad[MSGREC_DIRECT_MEMBERS], *adp[MSGREC_DIRECT_MEMBERS];
-    ProtobufCBinaryData ids[MSGREC_DIRECT_MEMBERS][REC_MAX_DEVICES];
+    struct dev_scan *scans = xcalloc(MSGREC_MEMBERS_MAX, sizeof *scans);
+    Carechat__Entry__V1__AccountDeviceIds ad[MSGREC_MEMBERS_MAX], *adp[MSGREC_MEMBERS_MAX];
+    ProtobufCBinaryData ids[MSGREC_MEMBERS_MAX][REC_MAX_DEVICES];
     size_t n = 0;
     for (uint32_t j = 0; j < c.n_members; j++) {
         if (same_id(&c.members[j], &hc->account))
@@ -1142,11 +1222,14 @@ void handle_typing(struct hconn *hc, uint64_t rid, const Carechat__V1__Typing *m
     memcpy(msg + ID_LEN, hc->account.b, ID_LEN);
     msg[2 * ID_LEN] = m->typing ? 1 : 0;
     len = 2 * ID_LEN + 1;
-    for (uint32_t j = 0; j < c.n_members; j++)
-        if (!same_id(&c.members[j], &hc->account)) {
-            memcpy(msg + len, c.members[j].b, ID_LEN);
-            len += ID_LEN;
-        }
+    for (uint32_t j = 0; j < c.n_members; j++) {
+        struct msgrec_member other;
+        if (same_id(&c.members[j], &hc->account) ||
+            read_member(hc->h, &conv, &c.members[j], &other) != 0 || other.state != MSGREC_ACTIVE)
+            continue; /* only active members see typing */
+        memcpy(msg + len, c.members[j].b, ID_LEN);
+        len += ID_LEN;
+    }
     /* Best effort: a full bus drops the hint, which typing allows. */
     (void)bus_publish(hc->h->msg->bus, TYPING_TOPIC, sizeof TYPING_TOPIC - 1, msg, len);
     conn_respond(hc->conn, rid, STATUS_OK, NULL);

@@ -1,0 +1,541 @@
+/*
+ * server/channels.c: care-team channels, recall and urgent messages:
+ * CreateChannel, AddMember, RemoveMember, ApproveMember, LeaveConversation,
+ * ListMembers, Recall, AckUrgent, GetUrgentStatus.
+ *
+ * Writes are shaped and checked here, proposed as entries (entry.proto:
+ * ChannelCreate, MemberAdd, MemberRemove, MemberApprove, ConversationLeave,
+ * MessageRecall, UrgentAck) and decided by apply (apply_channels.c), which
+ * alone knows the membership rules; the answer waits for the journal's
+ * on_done. The proposer lists the devices that tombstones and urgent
+ * acknowledgements go to; apply keeps only those still current. Reads
+ * (ListMembers, GetUrgentStatus) go to the store, bounded by the member limit.
+ *
+ * A channel's name is personal data: it is never logged.
+ *
+ * Thread: the lws loop thread.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/clock.h"
+#include "base/status.h"
+#include "server/handlers_internal.h"
+#include "server/msgrec.h"
+#include "storage/keys.h"
+
+#define CHANNEL_EXTRA_MAX 64
+
+static bool get_id(ProtobufCBinaryData b, struct id *out) {
+    return id_from_bytes(b.data, b.len, out) == 0;
+}
+
+static void respond_status(struct conn *c, uint64_t rid, int rc, const char *detail) {
+    if (rc == STATUS_CORRUPT || rc == STATUS_IO)
+        conn_respond(c, rid, STATUS_INTERNAL, "cannot read the store");
+    else
+        conn_respond(c, rid, rc, detail);
+}
+
+/* Well-formed UTF-8 without overlong forms, surrogates or code points above
+ * U+10FFFF. */
+static bool utf8_valid(const char *s, size_t n) {
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = p[i];
+        size_t len = c < 0x80           ? 1
+                     : (c >> 5) == 0x6  ? 2
+                     : (c >> 4) == 0xe  ? 3
+                     : (c >> 3) == 0x1e ? 4
+                                        : 0;
+        if (len == 0 || i + len > n)
+            return false;
+        unsigned cp = len == 1 ? c : c & (0x7f >> len);
+        for (size_t k = 1; k < len; k++) {
+            if ((p[i + k] & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (p[i + k] & 0x3f);
+        }
+        static const unsigned min[5] = {0, 0, 0x80, 0x800, 0x10000};
+        if (cp < min[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        i += len;
+    }
+    return true;
+}
+
+static int read_conv(struct handlers *h, const struct id *conv, struct msgrec_conv *out) {
+    struct buf v;
+    buf_init(&v);
+    int rc = store_get(h->store, CF_CONVERSATIONS, conv->b, ID_LEN, &v);
+    if (rc == 0)
+        rc = msgrec_conv_decode(v.data, v.len, out);
+    buf_cleanup(&v);
+    return rc;
+}
+
+static int read_member(struct handlers *h, const struct id *conv, const struct id *account,
+                       struct msgrec_member *out) {
+    struct key k;
+    key_id_id(&k, conv, account);
+    struct buf v;
+    buf_init(&v);
+    int rc = store_get(h->store, CF_MEMBERS, k.b, k.len, &v);
+    if (rc == 0)
+        rc = msgrec_member_decode(v.data, v.len, out);
+    buf_cleanup(&v);
+    return rc;
+}
+
+/* The message `mid` of `conv`: its seq and sender. */
+static int read_ref(struct handlers *h, const struct id *conv, const struct id *mid,
+                    struct msgrec_msgref *ref) {
+    struct key k;
+    msgrec_key_receipt(&k, conv, mid, NULL);
+    struct buf v;
+    buf_init(&v);
+    int rc = store_get(h->store, CF_RECEIPTS, k.b, k.len, &v);
+    if (rc == 0)
+        rc = msgrec_msgref_decode(v.data, v.len, ref);
+    buf_cleanup(&v);
+    return rc;
+}
+
+/* Whether the caller may see the channel's members and reports: an ACTIVE
+ * member, or an ADMIN. 0 or STATUS_NOT_FOUND (or a store status). */
+static int may_read(struct hconn *hc, const struct id *conv) {
+    if (hc->role == REC_ROLE_ADMIN)
+        return STATUS_OK;
+    struct msgrec_member me;
+    int rc = read_member(hc->h, conv, &hc->account, &me);
+    if (rc == 0 && me.state != MSGREC_ACTIVE)
+        rc = STATUS_NOT_FOUND;
+    return rc;
+}
+
+/* ---- device lists for apply ---------------------------------------------------- */
+
+/* The devices of some accounts as AccountDeviceIds, borrowing from itself. */
+struct dev_lists {
+    Carechat__Entry__V1__AccountDeviceIds ad[MSGREC_MEMBERS_MAX], *adp[MSGREC_MEMBERS_MAX];
+    ProtobufCBinaryData ids[MSGREC_MEMBERS_MAX][REC_MAX_DEVICES];
+    struct id accounts[MSGREC_MEMBERS_MAX];
+    struct id devs[MSGREC_MEMBERS_MAX][REC_MAX_DEVICES];
+    size_t n;
+    bool bad;
+};
+
+static bool collect_dev(void *ctx, const uint8_t *key, size_t key_len, const uint8_t *value,
+                        size_t value_len) {
+    struct dev_lists *l = ctx;
+    Carechat__Entry__V1__AccountDeviceIds *ad = &l->ad[l->n];
+    if (ad->n_device_ids >= REC_MAX_DEVICES ||
+        key_read_id(key, key_len, ID_LEN, &l->devs[l->n][ad->n_device_ids]) != 0) {
+        l->bad = true;
+        return false;
+    }
+    l->ids[l->n][ad->n_device_ids] =
+        (ProtobufCBinaryData){ID_LEN, l->devs[l->n][ad->n_device_ids].b};
+    ad->n_device_ids++;
+    return true;
+}
+
+/* Appends the current devices of `account`. Returns 0 or a store status. */
+static int lists_add(struct handlers *h, struct dev_lists *l, const struct id *account) {
+    if (l->n >= MSGREC_MEMBERS_MAX)
+        return STATUS_TOO_LARGE;
+    Carechat__Entry__V1__AccountDeviceIds *ad = &l->ad[l->n];
+    carechat__entry__v1__account_device_ids__init(ad);
+    l->accounts[l->n] = *account;
+    ad->account_id = (ProtobufCBinaryData){ID_LEN, l->accounts[l->n].b};
+    ad->device_ids = l->ids[l->n];
+    int rc = store_scan(h->store, CF_DEVICES, account->b, ID_LEN, NULL, 0, REC_MAX_DEVICES,
+                        collect_dev, l);
+    if (rc < 0)
+        return rc;
+    if (l->bad)
+        return STATUS_CORRUPT;
+    l->adp[l->n] = ad;
+    l->n++;
+    return STATUS_OK;
+}
+
+/* ---- CreateChannel ------------------------------------------------------------------ */
+
+void handle_create_channel(struct hconn *hc, uint64_t rid, const Carechat__V1__CreateChannel *m) {
+    struct id patient, extra;
+    size_t name_len = m->name ? strlen(m->name) : 0;
+    if (!get_id(m->patient_account_id, &patient) || name_len == 0 ||
+        name_len > MSGREC_CHANNEL_NAME_MAX || !utf8_valid(m->name, name_len)) {
+        conn_respond(hc->conn, rid, STATUS_BAD_REQUEST, "bad patient or name");
+        return;
+    }
+    if (m->n_member_account_ids > CHANNEL_EXTRA_MAX) {
+        conn_respond(hc->conn, rid, STATUS_TOO_LARGE, "too many members");
+        return;
+    }
+    for (size_t i = 0; i < m->n_member_account_ids; i++)
+        if (!get_id(m->member_account_ids[i], &extra)) {
+            conn_respond(hc->conn, rid, STATUS_BAD_REQUEST, "bad member id");
+            return;
+        }
+    if (hc->role != REC_ROLE_PROVIDER && hc->role != REC_ROLE_ADMIN) {
+        conn_respond(hc->conn, rid, STATUS_FORBIDDEN, "providers and admins create channels");
+        return;
+    }
+    struct op *op = op_new(hc, OP_CREATE_CHANNEL, rid);
+    op->conversation = id_new();
+    Carechat__Entry__V1__Entry e;
+    Carechat__Entry__V1__ChannelCreate cc;
+    entry_init(&e, clock_now(), &hc->account, &hc->device);
+    carechat__entry__v1__channel_create__init(&cc);
+    cc.conversation_id = (ProtobufCBinaryData){ID_LEN, op->conversation.b};
+    cc.patient_account_id = m->patient_account_id;
+    cc.name = m->name;
+    cc.n_member_account_ids = m->n_member_account_ids;
+    cc.member_account_ids = m->member_account_ids;
+    e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_CHANNEL_CREATE;
+    e.channel_create = &cc;
+    propose(hc->h, op, &e);
+}
+
+/* ---- membership changes ------------------------------------------------------------- */
+
+static void propose_member(struct hconn *hc, uint64_t rid, ProtobufCBinaryData conv_b,
+                           ProtobufCBinaryData account_b,
+                           Carechat__Entry__V1__Entry__KindCase kind) {
+    struct id conv, account;
+    bool leave = kind == CARECHAT__ENTRY__V1__ENTRY__KIND_CONVERSATION_LEAVE;
+    if (!get_id(conv_b, &conv) || (!leave && !get_id(account_b, &account))) {
+        conn_respond(hc->conn, rid, STATUS_BAD_REQUEST, "bad ids");
+        return;
+    }
+    Carechat__Entry__V1__Entry e;
+    Carechat__Entry__V1__MemberAdd add;
+    Carechat__Entry__V1__MemberRemove rem;
+    Carechat__Entry__V1__MemberApprove app;
+    Carechat__Entry__V1__ConversationLeave lv;
+    entry_init(&e, clock_now(), &hc->account, &hc->device);
+    e.kind_case = kind;
+    switch (kind) {
+    case CARECHAT__ENTRY__V1__ENTRY__KIND_MEMBER_ADD:
+        carechat__entry__v1__member_add__init(&add);
+        add.conversation_id = conv_b;
+        add.account_id = account_b;
+        e.member_add = &add;
+        break;
+    case CARECHAT__ENTRY__V1__ENTRY__KIND_MEMBER_REMOVE:
+        carechat__entry__v1__member_remove__init(&rem);
+        rem.conversation_id = conv_b;
+        rem.account_id = account_b;
+        e.member_remove = &rem;
+        break;
+    case CARECHAT__ENTRY__V1__ENTRY__KIND_MEMBER_APPROVE:
+        carechat__entry__v1__member_approve__init(&app);
+        app.conversation_id = conv_b;
+        app.account_id = account_b;
+        e.member_approve = &app;
+        break;
+    default:
+        carechat__entry__v1__conversation_leave__init(&lv);
+        lv.conversation_id = conv_b;
+        e.conversation_leave = &lv;
+        break;
+    }
+    struct op *op = op_new(hc, OP_MEMBER, rid);
+    op->conversation = conv;
+    propose(hc->h, op, &e);
+}
+
+void handle_add_member(struct hconn *hc, uint64_t rid, const Carechat__V1__AddMember *m) {
+    propose_member(hc, rid, m->conversation_id, m->account_id,
+                   CARECHAT__ENTRY__V1__ENTRY__KIND_MEMBER_ADD);
+}
+
+void handle_remove_member(struct hconn *hc, uint64_t rid, const Carechat__V1__RemoveMember *m) {
+    propose_member(hc, rid, m->conversation_id, m->account_id,
+                   CARECHAT__ENTRY__V1__ENTRY__KIND_MEMBER_REMOVE);
+}
+
+void handle_approve_member(struct hconn *hc, uint64_t rid, const Carechat__V1__ApproveMember *m) {
+    propose_member(hc, rid, m->conversation_id, m->account_id,
+                   CARECHAT__ENTRY__V1__ENTRY__KIND_MEMBER_APPROVE);
+}
+
+void handle_leave_conversation(struct hconn *hc, uint64_t rid,
+                               const Carechat__V1__LeaveConversation *m) {
+    propose_member(hc, rid, m->conversation_id, (ProtobufCBinaryData){0, NULL},
+                   CARECHAT__ENTRY__V1__ENTRY__KIND_CONVERSATION_LEAVE);
+}
+
+/* ---- ListMembers ------------------------------------------------------------------------ */
+
+struct member_list {
+    struct msgrec_conv c;
+    Carechat__V1__Member mem[MSGREC_MEMBERS_MAX], *memp[MSGREC_MEMBERS_MAX];
+    struct rec_account accts[MSGREC_MEMBERS_MAX];
+    uint32_t n;
+};
+
+void handle_list_members(struct hconn *hc, uint64_t rid, const Carechat__V1__ListMembers *m) {
+    struct id conv;
+    if (!get_id(m->conversation_id, &conv)) {
+        conn_respond(hc->conn, rid, STATUS_BAD_REQUEST, "bad conversation id");
+        return;
+    }
+    struct member_list *l = xcalloc(1, sizeof *l);
+    int rc = read_conv(hc->h, &conv, &l->c);
+    if (rc == 0)
+        rc = may_read(hc, &conv);
+    for (uint32_t i = 0; rc == 0 && i < l->c.n_members; i++) {
+        struct msgrec_member mm;
+        if ((rc = read_member(hc->h, &conv, &l->c.members[i], &mm)) != 0 ||
+            (rc = read_account(hc->h, &l->c.members[i], &l->accts[i])) != 0)
+            break;
+        l->n++;
+        Carechat__V1__Member *x = &l->mem[i];
+        carechat__v1__member__init(x);
+        x->account_id = (ProtobufCBinaryData){ID_LEN, l->c.members[i].b};
+        x->role = (Carechat__V1__Role)mm.role;
+        x->state = (Carechat__V1__MemberState)mm.state;
+        x->joined_at = mm.joined_at;
+        x->left_at = mm.left_at;
+        x->display_name = l->accts[i].display_name;
+        l->memp[i] = x;
+    }
+    if (rc != 0)
+        respond_status(hc->conn, rid, rc, "no such conversation");
+    else {
+        Carechat__V1__Frame frame;
+        Carechat__V1__Response resp;
+        Carechat__V1__MemberList ml;
+        proto_response_frame(&frame, &resp, rid, STATUS_OK, NULL);
+        carechat__v1__member_list__init(&ml);
+        ml.n_members = l->n;
+        ml.members = l->memp;
+        resp.result_case = CARECHAT__V1__RESPONSE__RESULT_MEMBER_LIST;
+        resp.member_list = &ml;
+        conn_send(hc->conn, &frame);
+    }
+    for (uint32_t i = 0; i < l->n; i++)
+        rec_account_cleanup(&l->accts[i]);
+    free(l);
+}
+
+/* ---- Recall ------------------------------------------------------------------------------ */
+
+void handle_recall(struct hconn *hc, uint64_t rid, const Carechat__V1__Recall *m) {
+    struct handlers *h = hc->h;
+    struct id conv, mid;
+    if (!get_id(m->conversation_id, &conv) || !get_id(m->message_id, &mid)) {
+        conn_respond(hc->conn, rid, STATUS_BAD_REQUEST, "bad ids");
+        return;
+    }
+    struct msgrec_conv *c = xcalloc(1, sizeof *c);
+    struct dev_lists *l = xcalloc(1, sizeof *l);
+    struct msgrec_msgref ref;
+    int rc = read_conv(h, &conv, c);
+    if (rc == 0)
+        rc = may_read(hc, &conv);
+    if (rc == 0)
+        rc = read_ref(h, &conv, &mid, &ref);
+    if (rc == 0 && hc->role != REC_ROLE_ADMIN &&
+        memcmp(ref.sender_account.b, hc->account.b, ID_LEN))
+        rc = STATUS_FORBIDDEN;
+    /* The tombstone goes to every device of every active member. */
+    for (uint32_t i = 0; rc == 0 && i < c->n_members; i++) {
+        struct msgrec_member mm;
+        if ((rc = read_member(h, &conv, &c->members[i], &mm)) == 0 && mm.state == MSGREC_ACTIVE)
+            rc = lists_add(h, l, &c->members[i]);
+    }
+    if (rc != 0) {
+        respond_status(hc->conn, rid, rc,
+                       rc == STATUS_FORBIDDEN ? "only the sender or an admin recalls"
+                                              : "no such message");
+        goto out;
+    }
+    Carechat__Entry__V1__Entry e;
+    Carechat__Entry__V1__MessageRecall r;
+    entry_init(&e, clock_now(), &hc->account, &hc->device);
+    carechat__entry__v1__message_recall__init(&r);
+    r.conversation_id = m->conversation_id;
+    r.message_id = m->message_id;
+    r.n_member_devices = l->n;
+    r.member_devices = l->adp;
+    e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_MESSAGE_RECALL;
+    e.message_recall = &r;
+    struct op *op = op_new(hc, OP_RECALL, rid);
+    op->conversation = conv;
+    propose(h, op, &e);
+out:
+    free(l);
+    free(c);
+}
+
+/* ---- AckUrgent, GetUrgentStatus ----------------------------------------------------------- */
+
+void handle_ack_urgent(struct hconn *hc, uint64_t rid, const Carechat__V1__AckUrgent *m) {
+    struct handlers *h = hc->h;
+    struct id conv, mid;
+    if (!get_id(m->conversation_id, &conv) || !get_id(m->message_id, &mid)) {
+        conn_respond(hc->conn, rid, STATUS_BAD_REQUEST, "bad ids");
+        return;
+    }
+    struct dev_lists *l = xcalloc(1, sizeof *l);
+    struct msgrec_msgref ref;
+    int rc = read_ref(h, &conv, &mid, &ref);
+    if (rc == 0)
+        rc = lists_add(h, l, &ref.sender_account);
+    if (rc != 0) {
+        respond_status(hc->conn, rid, rc, "no such message");
+        free(l);
+        return;
+    }
+    Carechat__Entry__V1__Entry e;
+    Carechat__Entry__V1__UrgentAck u;
+    entry_init(&e, clock_now(), &hc->account, &hc->device);
+    carechat__entry__v1__urgent_ack__init(&u);
+    u.conversation_id = m->conversation_id;
+    u.message_id = m->message_id;
+    u.n_sender_devices = l->n;
+    u.sender_devices = l->adp;
+    e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_URGENT_ACK;
+    e.urgent_ack = &u;
+    struct op *op = op_new(hc, OP_URGENT_ACK, rid);
+    op->conversation = conv;
+    propose(h, op, &e);
+    free(l);
+}
+
+struct urgent_scan {
+    struct id accounts[MSGREC_MEMBERS_MAX];
+    int64_t acked_at[MSGREC_MEMBERS_MAX];
+    Carechat__V1__UrgentRecipient rec[MSGREC_MEMBERS_MAX], *recp[MSGREC_MEMBERS_MAX];
+    size_t n;
+    bool bad;
+};
+
+static bool collect_urgent(void *ctx, const uint8_t *key, size_t key_len, const uint8_t *value,
+                           size_t value_len) {
+    struct urgent_scan *s = ctx;
+    struct msgrec_urgent u;
+    if (s->n >= MSGREC_MEMBERS_MAX ||
+        key_read_id(key, key_len, 2 * ID_LEN + 1, &s->accounts[s->n]) ||
+        msgrec_urgent_decode(value, value_len, &u) != 0) {
+        s->bad = true;
+        return false;
+    }
+    s->acked_at[s->n++] = u.acked_at;
+    return true;
+}
+
+void handle_get_urgent_status(struct hconn *hc, uint64_t rid,
+                              const Carechat__V1__GetUrgentStatus *m) {
+    struct handlers *h = hc->h;
+    struct id conv, mid;
+    if (!get_id(m->conversation_id, &conv) || !get_id(m->message_id, &mid)) {
+        conn_respond(hc->conn, rid, STATUS_BAD_REQUEST, "bad ids");
+        return;
+    }
+    struct msgrec_msgref ref;
+    struct msgrec_message msg;
+    struct buf v;
+    buf_init(&v);
+    struct urgent_scan *s = xcalloc(1, sizeof *s);
+    int rc = may_read(hc, &conv);
+    if (rc == 0)
+        rc = read_ref(h, &conv, &mid, &ref);
+    /* The sender and admins see who has acknowledged. */
+    if (rc == 0 && hc->role != REC_ROLE_ADMIN &&
+        memcmp(ref.sender_account.b, hc->account.b, ID_LEN))
+        rc = STATUS_FORBIDDEN;
+    struct key k;
+    if (rc == 0) {
+        key_id_u64(&k, &conv, ref.seq);
+        rc = store_get(h->store, CF_MESSAGES, k.b, k.len, &v);
+    }
+    if (rc == 0)
+        rc = msgrec_message_decode(v.data, v.len, &msg);
+    if (rc == 0 && !msg.urgent)
+        rc = STATUS_CONFLICT;
+    if (rc == 0) {
+        uint8_t prefix[2 * ID_LEN + 1];
+        memcpy(prefix, conv.b, ID_LEN);
+        memcpy(prefix + ID_LEN, mid.b, ID_LEN);
+        prefix[2 * ID_LEN] = MSGREC_URGENT_TAG;
+        rc = store_scan(h->store, CF_RECEIPTS, prefix, sizeof prefix, NULL, 0, MSGREC_MEMBERS_MAX,
+                        collect_urgent, s);
+        if (rc >= 0)
+            rc = s->bad ? STATUS_CORRUPT : STATUS_OK;
+    }
+    if (rc != 0) {
+        respond_status(hc->conn, rid, rc,
+                       rc == STATUS_CONFLICT    ? "not an urgent message"
+                       : rc == STATUS_FORBIDDEN ? "only the sender or an admin"
+                                                : "no such message");
+        goto out;
+    }
+    for (size_t i = 0; i < s->n; i++) {
+        carechat__v1__urgent_recipient__init(&s->rec[i]);
+        s->rec[i].account_id = (ProtobufCBinaryData){ID_LEN, s->accounts[i].b};
+        s->rec[i].acknowledged = s->acked_at[i] != 0;
+        s->rec[i].acknowledged_at = s->acked_at[i];
+        s->recp[i] = &s->rec[i];
+    }
+    Carechat__V1__Frame frame;
+    Carechat__V1__Response resp;
+    Carechat__V1__UrgentReport report;
+    proto_response_frame(&frame, &resp, rid, STATUS_OK, NULL);
+    carechat__v1__urgent_report__init(&report);
+    report.message_id = m->message_id;
+    report.n_recipients = s->n;
+    report.recipients = s->recp;
+    resp.result_case = CARECHAT__V1__RESPONSE__RESULT_URGENT_REPORT;
+    resp.urgent_report = &report;
+    conn_send(hc->conn, &frame);
+out:
+    free(s);
+    buf_cleanup(&v);
+}
+
+/* ---- on_done ------------------------------------------------------------------------------ */
+
+void channels_entry_done(struct op *op, uint64_t pos, int status, const uint8_t *result,
+                         size_t len) {
+    struct conn *c = op_live(op) ? op->hc->conn : NULL;
+    switch (op->kind) {
+    case OP_CREATE_CHANNEL:
+        if (c && status == 0 && len == ID_LEN)
+            respond_conversation(op->hc, op->request_id, &op->conversation);
+        else if (c)
+            conn_respond(c, op->request_id, status ? status : STATUS_INTERNAL,
+                         status == STATUS_NOT_FOUND   ? "patient or member unknown"
+                         : status == STATUS_FORBIDDEN ? "providers and admins create channels"
+                                                      : NULL);
+        return;
+    case OP_MEMBER:
+        if (c)
+            conn_respond(c, op->request_id, status,
+                         status == STATUS_FORBIDDEN   ? "not allowed to change this membership"
+                         : status == STATUS_CONFLICT  ? "membership already in that state"
+                         : status == STATUS_NOT_FOUND ? "no such conversation or member"
+                                                      : NULL);
+        return;
+    case OP_RECALL:
+    case OP_URGENT_ACK:
+        if (c)
+            conn_respond(
+                c, op->request_id, status,
+                status == STATUS_CONFLICT
+                    ? (op->kind == OP_RECALL ? "already recalled" : "not an urgent message")
+                : status == STATUS_NOT_FOUND ? "no such message"
+                                             : NULL);
+        if (status == 0)
+            deliver_list(op->hc->h, result, len);
+        return;
+    default:
+        return;
+    }
+}
