@@ -38,12 +38,19 @@ static void sodium_ready(void) {
     CHECK(sodium_init() >= 0);
 }
 
-/* sodium_malloc that aborts like xmalloc: out of memory is not recoverable. */
+/* sodium_malloc that aborts like xmalloc: out of memory is not recoverable.
+ * For long-lived keys only: each call costs an mmap and mprotects, so per-message
+ * secrets live on the stack or the plain heap and are wiped (wipe_free()). */
 static void *secret_alloc(size_t n) {
     sodium_ready();
     void *p = sodium_malloc(n);
     CHECK(p != NULL);
     return p;
+}
+
+static void wipe_free(void *p, size_t n) {
+    sodium_memzero(p, n);
+    free(p);
 }
 
 static void put_u32(uint8_t *p, uint32_t v) {
@@ -250,7 +257,7 @@ int envelope_seal(const struct envelope_header *header, const uint8_t *body, siz
     int rc = 0;
     struct envelope env;
     memset(&env, 0, sizeof env);
-    uint8_t *body_key = secret_alloc(BODY_KEY_LEN);
+    uint8_t body_key[BODY_KEY_LEN];
     struct buf transcript;
     buf_init(&transcript);
 
@@ -263,7 +270,7 @@ int envelope_seal(const struct envelope_header *header, const uint8_t *body, siz
     uint8_t st[sizeof inner_context - 1 + ENVELOPE_BINDING_LEN + 64];
     inner_statement(&env, body, body_len, st);
     const size_t pt_len = ENVELOPE_SIG_LEN + body_len;
-    uint8_t *pt = secret_alloc(pt_len + 1);
+    uint8_t *pt = xmalloc(pt_len + 1);
     CHECK(crypto_sign_detached(pt, NULL, st, sizeof st, sender->sk) == 0);
     if (body_len > 0)
         memcpy(pt + ENVELOPE_SIG_LEN, body, body_len);
@@ -273,7 +280,7 @@ int envelope_seal(const struct envelope_header *header, const uint8_t *body, siz
     env.body = xmalloc(env.body_len);
     crypto_aead_xchacha20poly1305_ietf_encrypt(env.body, NULL, pt, pt_len, h, sizeof h, NULL,
                                                env.nonce, body_key);
-    sodium_free(pt);
+    wipe_free(pt, pt_len + 1);
 
     env.n_wraps = n_recipients;
     env.wraps = xcalloc(n_recipients, sizeof *env.wraps);
@@ -298,13 +305,13 @@ int envelope_seal(const struct envelope_header *header, const uint8_t *body, siz
     CHECK(crypto_sign_detached(env.sig, NULL, transcript.data, transcript.len, sender->sk) == 0);
 
     buf_cleanup(&transcript);
-    sodium_free(body_key);
+    sodium_memzero(body_key, sizeof body_key);
     *out = env;
     return 0;
 
 fail:
     buf_cleanup(&transcript);
-    sodium_free(body_key);
+    sodium_memzero(body_key, sizeof body_key);
     envelope_cleanup(&env);
     return rc;
 }
@@ -355,9 +362,9 @@ int envelope_open(const struct envelope *env, const uint8_t sender_pk[ENVELOPE_S
     encode_binding(env->version, &env->header, h);
     uint8_t info[WRAP_INFO_LEN];
     wrap_info(&w->device_id, w->key_id, info);
-    uint8_t *body_key = secret_alloc(BODY_KEY_LEN);
+    uint8_t body_key[BODY_KEY_LEN];
     const size_t pt_len = env->body_len - ENVELOPE_TAG_LEN;
-    uint8_t *pt = secret_alloc(pt_len);
+    uint8_t *pt = xmalloc(pt_len);
     rc = hpke_open(key->sk, w->enc, info, sizeof info, h, sizeof h, w->wrapped_key,
                    sizeof w->wrapped_key, body_key);
     if (rc == 0 &&
@@ -378,8 +385,8 @@ int envelope_open(const struct envelope *env, const uint8_t sender_pk[ENVELOPE_S
             body_out->data[msg_len] = '\0';
         }
     }
-    sodium_free(pt);
-    sodium_free(body_key);
+    wipe_free(pt, pt_len);
+    sodium_memzero(body_key, sizeof body_key);
     return rc != 0 ? STATUS_CORRUPT : 0;
 }
 
