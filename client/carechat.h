@@ -238,6 +238,9 @@ enum carechat_event_kind {
     CARECHAT_EVENT_TYPING = 4,
     /* The sender recalled a message (conversation_id, message_id, at). */
     CARECHAT_EVENT_RECALL = 5,
+    /* A recipient acknowledged an urgent message this account sent
+     * (conversation_id, message_id, account_id, at). */
+    CARECHAT_EVENT_URGENT_ACK = 6,
 };
 
 /* Numbers as on the wire (carechat.proto ReceiptKind). */
@@ -463,6 +466,91 @@ int carechat_send_receipt(struct carechat *c, const struct id *conversation_id,
  * typing in `conversation_id`. Returns 0; from the server NOT_FOUND,
  * RATE_LIMITED; or a local failure. */
 int carechat_typing(struct carechat *c, const struct id *conversation_id, bool typing);
+
+/* As carechat_send(), with the urgent flag: every recipient account must
+ * acknowledge the message (carechat_ack_urgent()); the sender and admins see
+ * who has (carechat_urgent_status()). */
+int carechat_send_urgent(struct carechat *c, const struct id *conversation_id, const uint8_t *body,
+                         size_t len, const struct id *client_msg_id, struct carechat_sent *out);
+
+/* ---- Care-team channels, recall, urgent messages ----
+ *
+ * A channel is a conversation about one patient: its id works wherever a
+ * conversation id does (carechat_send(), carechat_history()). Providers and
+ * admins create channels and add and remove members; staff become active at
+ * once, anyone else (a family member acting for the patient) is pending until
+ * the channel's patient approves and receives nothing until then. A member
+ * sees the history from the moment of joining; a removed member sees nothing
+ * of the channel any more (NOT_FOUND). */
+
+/* Creates a channel named `name` (1..128 bytes of UTF-8; personal data,
+ * never logged) about the patient whose email is `patient_email`; the caller
+ * and the patient are its first members. Fills *out (release with
+ * carechat_conversation_cleanup()) and returns 0; from the server FORBIDDEN
+ * (the caller is not a provider or admin), NOT_FOUND (no such patient),
+ * BAD_REQUEST; or a local failure. */
+int carechat_channel_create(struct carechat *c, const char *patient_email, const char *name,
+                            struct carechat_conversation *out);
+
+/* Membership changes of channel `channel` for the account `account_id`.
+ * Each returns 0; from the server FORBIDDEN (not allowed for the caller: a
+ * patient adds and removes nobody, only the channel's patient approves, the
+ * patient cannot be removed), NOT_FOUND (no such channel or member), CONFLICT
+ * (add: already a member; approve: not pending), TOO_LARGE (member limit);
+ * or a local failure. */
+int carechat_channel_add(struct carechat *c, const struct id *channel, const struct id *account_id);
+int carechat_channel_remove(struct carechat *c, const struct id *channel,
+                            const struct id *account_id);
+int carechat_channel_approve(struct carechat *c, const struct id *channel,
+                             const struct id *account_id);
+/* The caller leaves channel `channel`. Same returns. */
+int carechat_channel_leave(struct carechat *c, const struct id *channel);
+
+struct carechat_members {
+    size_t n;
+    struct carechat_member *items; /* every member, also those who left or were removed */
+};
+
+/* The members of `conversation` (the caller an active member, or an admin).
+ * Stores them in *out (free with carechat_members_free()) and returns 0; from
+ * the server NOT_FOUND; or a local failure. */
+int carechat_members(struct carechat *c, const struct id *conversation,
+                     struct carechat_members **out);
+/* Accepts NULL. */
+void carechat_members_free(struct carechat_members *m);
+
+/* Recalls message `message_id` of `conversation` (the sender, or an admin):
+ * the server deletes its envelope and every device gets a tombstone
+ * (CARECHAT_EVENT_RECALL; history shows CARECHAT_MESSAGE_RECALLED). Returns 0;
+ * from the server FORBIDDEN (not the sender), NOT_FOUND, CONFLICT (already
+ * recalled); or a local failure. */
+int carechat_recall(struct carechat *c, const struct id *conversation, const struct id *message_id);
+
+/* Acknowledges the urgent message `message_id` (the caller a recipient).
+ * Repeats are harmless. Returns 0; from the server NOT_FOUND (no such message
+ * or not a recipient), CONFLICT (not urgent); or a local failure. */
+int carechat_ack_urgent(struct carechat *c, const struct id *conversation,
+                        const struct id *message_id);
+
+struct carechat_urgent_recipient {
+    struct id account_id;
+    bool acknowledged;
+    int64_t acknowledged_at; /* Unix ms; 0 while not acknowledged */
+};
+
+struct carechat_urgent_report {
+    size_t n;
+    struct carechat_urgent_recipient *items; /* every recipient account */
+};
+
+/* Who has and has not acknowledged the urgent message `message_id` (the
+ * sender or an admin). Stores the report in *out (free with
+ * carechat_urgent_report_free()) and returns 0; from the server FORBIDDEN,
+ * NOT_FOUND, CONFLICT (not urgent); or a local failure. */
+int carechat_urgent_status(struct carechat *c, const struct id *conversation,
+                           const struct id *message_id, struct carechat_urgent_report **out);
+/* Accepts NULL. */
+void carechat_urgent_report_free(struct carechat_urgent_report *r);
 
 /* ---- Audit log (administrators and system administrators) ---------------- */
 

@@ -118,4 +118,14 @@ void cc_msg_connection_closed(struct carechat *c);
 /* Frees the messaging state. Accepts NULL. */
 void cc_msg_free(struct cc_msg *m);
 
+/* Sends `req`, answered by a Conversation, and copies it into *out (and the
+ * active members into the handle's cache for Send); `not_found_hint` goes
+ * into the error of a NOT_FOUND answer. Returns 0, the server's status or a
+ * local failure. (messaging.c) */
+int cc_conversation_call(struct carechat *c, Carechat__V1__Frame *req, const char *what,
+                         const char *not_found_hint, struct carechat_conversation *out);
+/* Sends `req`, a request without a result (establishing the session first).
+ * Returns 0, the server's status or a local failure. (messaging.c) */
+int cc_simple_call(struct carechat *c, Carechat__V1__Frame *req, const char *what);
+
 #endif

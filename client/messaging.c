@@ -406,9 +406,8 @@ static int take_conversation(struct carechat *c, const Carechat__V1__Conversatio
     return 0;
 }
 
-/* Sends a request answered by a Conversation. */
-static int conversation_call(struct carechat *c, Carechat__V1__Frame *req, const char *what,
-                             const char *not_found_hint, struct carechat_conversation *out) {
+int cc_conversation_call(struct carechat *c, Carechat__V1__Frame *req, const char *what,
+                         const char *not_found_hint, struct carechat_conversation *out) {
     Carechat__V1__Frame *resp = NULL;
     int rc = cc_call(c, req, what, &resp);
     if (rc != 0)
@@ -441,8 +440,8 @@ int carechat_open_direct_id(struct carechat *c, const struct id *peer_account_id
     carechat__v1__frame__init(&req);
     req.body_case = CARECHAT__V1__FRAME__BODY_CREATE_DIRECT;
     req.create_direct = &cd;
-    return conversation_call(c, &req, "opening the direct conversation",
-                             "no account you may contact", out);
+    return cc_conversation_call(c, &req, "opening the direct conversation",
+                                "no account you may contact", out);
 }
 
 int carechat_open_direct(struct carechat *c, const char *peer_email,
@@ -478,8 +477,8 @@ int carechat_get_conversation(struct carechat *c, const struct id *conversation_
     carechat__v1__frame__init(&req);
     req.body_case = CARECHAT__V1__FRAME__BODY_GET_CONVERSATION;
     req.get_conversation = &gc;
-    return conversation_call(c, &req, "reading the conversation",
-                             "no such conversation, or you are not a member", out);
+    return cc_conversation_call(c, &req, "reading the conversation",
+                                "no such conversation, or you are not a member", out);
 }
 
 void carechat_conversations_free(struct carechat_conversations *list) {
@@ -576,7 +575,7 @@ static int members_of(struct carechat *c, const struct id *conv, const struct co
  * `accounts` (cached lists) and sends it; *resp gets the response frame. */
 static int seal_and_send(struct carechat *c, const struct id *conv, const struct id *cmid,
                          const struct id *accounts, size_t n_accounts, const uint8_t *body,
-                         size_t len, Carechat__V1__Frame **resp) {
+                         size_t len, bool urgent, Carechat__V1__Frame **resp) {
     struct cc_msg *m = c->msg;
     const char *what = "sending the message";
     struct envelope_recipient *to = xcalloc(n_accounts * STATEMENT_MAX_DEVICES + 1, sizeof *to);
@@ -635,6 +634,7 @@ static int seal_and_send(struct carechat *c, const struct id *conv, const struct
     send.conversation_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)conv->b};
     send.client_msg_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)cmid->b};
     send.envelope = &pe;
+    send.urgent = urgent;
     Carechat__V1__Frame req;
     carechat__v1__frame__init(&req);
     req.body_case = CARECHAT__V1__FRAME__BODY_SEND;
@@ -646,8 +646,9 @@ static int seal_and_send(struct carechat *c, const struct id *conv, const struct
     return rc;
 }
 
-int carechat_send(struct carechat *c, const struct id *conversation_id, const uint8_t *body,
-                  size_t len, const struct id *client_msg_id, struct carechat_sent *out) {
+static int send_message(struct carechat *c, const struct id *conversation_id, const uint8_t *body,
+                        size_t len, const struct id *client_msg_id, bool urgent,
+                        struct carechat_sent *out) {
     cc_clear_error(c);
     const char *what = "sending the message";
     if (conversation_id == NULL || body == NULL || len == 0)
@@ -663,7 +664,7 @@ int carechat_send(struct carechat *c, const struct id *conversation_id, const ui
     rc = members_of(c, conversation_id, &ce);
     if (rc != 0)
         return rc;
-    const size_t n_members = ce->n;
+    size_t n_members = ce->n;
     struct id *members = xmemdup(ce->members, (n_members + 1) * sizeof *members);
     const struct id cmid = client_msg_id != NULL ? *client_msg_id : id_new();
     rc = fetch_devices(c, members, n_members, false, what);
@@ -671,7 +672,7 @@ int carechat_send(struct carechat *c, const struct id *conversation_id, const ui
     bool resent = false;
     Carechat__V1__Frame *resp = NULL;
     while (rc == 0) {
-        rc = seal_and_send(c, conversation_id, &cmid, members, n_members, body, len, &resp);
+        rc = seal_and_send(c, conversation_id, &cmid, members, n_members, body, len, urgent, &resp);
         if (rc != 0 && c->err_kind == CARECHAT_ERROR_CONNECTION && !resent) {
             /* The answer was lost: the same client_msg_id again. */
             resent = true;
@@ -686,7 +687,14 @@ int carechat_send(struct carechat *c, const struct id *conversation_id, const ui
             conflicts++;
             cc_free_response(resp);
             resp = NULL;
-            log_info(MOD, "device set changed: refreshing the members' device lists");
+            log_info(MOD, "device set changed: refreshing the members and their device lists");
+            /* A channel's members may have changed too. */
+            forget_members(c, conversation_id);
+            if ((rc = members_of(c, conversation_id, &ce)) != 0)
+                break;
+            free(members);
+            n_members = ce->n;
+            members = xmemdup(ce->members, (n_members + 1) * sizeof *members);
             rc = fetch_devices(c, members, n_members, true, what);
             continue;
         }
@@ -720,6 +728,16 @@ int carechat_send(struct carechat *c, const struct id *conversation_id, const ui
     cc_free_response(resp);
     free(members);
     return rc;
+}
+
+int carechat_send(struct carechat *c, const struct id *conversation_id, const uint8_t *body,
+                  size_t len, const struct id *client_msg_id, struct carechat_sent *out) {
+    return send_message(c, conversation_id, body, len, client_msg_id, false, out);
+}
+
+int carechat_send_urgent(struct carechat *c, const struct id *conversation_id, const uint8_t *body,
+                         size_t len, const struct id *client_msg_id, struct carechat_sent *out) {
+    return send_message(c, conversation_id, body, len, client_msg_id, true, out);
 }
 
 /* ---- receiving ---- */
@@ -927,6 +945,15 @@ static int process(struct carechat *c, const Carechat__V1__Delivery *d,
             cc_push_event(c, &e);
         }
         return 0;
+    case CARECHAT__V1__DELIVERY__ITEM_URGENT_ACK:
+        e.kind = CARECHAT_EVENT_URGENT_ACK;
+        if (get_id(d->urgent_ack->conversation_id, &e.conversation_id) &&
+            get_id(d->urgent_ack->message_id, &e.message_id) &&
+            get_id(d->urgent_ack->account_id, &e.account_id)) {
+            e.at = d->urgent_ack->acknowledged_at;
+            cc_push_event(c, &e);
+        }
+        return 0;
     case CARECHAT__V1__DELIVERY__ITEM_MEMBERSHIP:
         if (get_id(d->membership->conversation_id, &e.conversation_id))
             forget_members(c, &e.conversation_id);
@@ -1116,8 +1143,7 @@ int carechat_history(struct carechat *c, const struct id *conversation_id, uint6
     return 0;
 }
 
-/* Sends a request that has no result. */
-static int simple_call(struct carechat *c, Carechat__V1__Frame *req, const char *what) {
+int cc_simple_call(struct carechat *c, Carechat__V1__Frame *req, const char *what) {
     int rc = cc_ensure_session(c);
     if (rc != 0)
         return rc;
@@ -1153,7 +1179,7 @@ int carechat_send_receipt(struct carechat *c, const struct id *conversation_id,
     carechat__v1__frame__init(&req);
     req.body_case = CARECHAT__V1__FRAME__BODY_SEND_RECEIPT;
     req.send_receipt = &sr;
-    return simple_call(c, &req, "sending receipts");
+    return cc_simple_call(c, &req, "sending receipts");
 }
 
 int carechat_typing(struct carechat *c, const struct id *conversation_id, bool typing) {
@@ -1169,5 +1195,5 @@ int carechat_typing(struct carechat *c, const struct id *conversation_id, bool t
     carechat__v1__frame__init(&req);
     req.body_case = CARECHAT__V1__FRAME__BODY_TYPING;
     req.typing = &ty;
-    return simple_call(c, &req, "sending a typing hint");
+    return cc_simple_call(c, &req, "sending a typing hint");
 }
