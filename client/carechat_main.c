@@ -65,6 +65,26 @@ static const char *command_name(enum cli_command cmd) {
         return "audit query";
     case CLI_AUDIT_VERIFY:
         return "audit verify";
+    case CLI_CHANNEL_CREATE:
+        return "channel create";
+    case CLI_CHANNEL_ADD:
+        return "channel add";
+    case CLI_CHANNEL_REMOVE:
+        return "channel remove";
+    case CLI_CHANNEL_APPROVE:
+        return "channel approve";
+    case CLI_CHANNEL_LEAVE:
+        return "channel leave";
+    case CLI_CHANNEL_LIST:
+        return "channel list";
+    case CLI_CHANNEL_MEMBERS:
+        return "channel members";
+    case CLI_RECALL:
+        return "recall";
+    case CLI_URGENT_ACK:
+        return "urgent ack";
+    case CLI_URGENT_STATUS:
+        return "urgent status";
     case CLI_NONE:
         break;
     }
@@ -247,8 +267,9 @@ static int run_send(struct carechat *c, const struct cli_args *a) {
     if (a->client_id != NULL)
         CHECK(id_from_hex(a->client_id, &cmid) == 0);
     struct carechat_sent sent;
-    int rc = carechat_send(c, &conv, (const uint8_t *)a->text, strlen(a->text),
-                           a->client_id != NULL ? &cmid : NULL, &sent);
+    int rc = (a->urgent ? carechat_send_urgent
+                        : carechat_send)(c, &conv, (const uint8_t *)a->text, strlen(a->text),
+                                         a->client_id != NULL ? &cmid : NULL, &sent);
     if (rc != 0)
         return rc;
     char cid[ID_HEX_LEN + 1], mid[ID_HEX_LEN + 1], client[ID_HEX_LEN + 1];
@@ -317,6 +338,188 @@ static int run_conversations(struct carechat *c, const struct cli_args *a) {
     for (size_t i = 0; i < list->n; i++)
         print_conversation(&list->items[i], a->json);
     carechat_conversations_free(list);
+    return 0;
+}
+
+/* ---- channels, recall, urgent ---- */
+
+static const char *member_state_name(int state) {
+    switch (state) {
+    case 1:
+        return "active";
+    case 2:
+        return "pending";
+    case 3:
+        return "left";
+    case 4:
+        return "removed";
+    default:
+        return "unknown";
+    }
+}
+
+/* --member: 32 hex digits name an account; anything else is an email. */
+static int member_account(struct carechat *c, const char *member, struct id *out) {
+    if (id_from_hex(member, out) == 0)
+        return 0;
+    struct carechat_account acc;
+    int rc = carechat_lookup(c, member, &acc);
+    if (rc == 0)
+        *out = acc.account_id;
+    return rc;
+}
+
+static int run_channel_create(struct carechat *c, const struct cli_args *a) {
+    struct carechat_conversation cv;
+    int rc = carechat_channel_create(c, a->patient, a->name, &cv);
+    if (rc != 0)
+        return rc;
+    char id[ID_HEX_LEN + 1];
+    id_to_hex(&cv.conversation_id, id);
+    carechat_conversation_cleanup(&cv);
+    struct buf line;
+    buf_init(&line);
+    if (a->json)
+        buf_printf(&line, "{\"channel\": \"%s\"}", id);
+    else
+        buf_printf(&line, "%s", id);
+    print_line(&line);
+    buf_cleanup(&line);
+    return 0;
+}
+
+static int run_channel_member(struct carechat *c, const struct cli_args *a) {
+    struct id channel, account;
+    CHECK(id_from_hex(a->conversation, &channel) == 0);
+    int rc = 0;
+    const char *done = "left";
+    if (a->command != CLI_CHANNEL_LEAVE && (rc = member_account(c, a->member, &account)) != 0)
+        return rc;
+    switch (a->command) {
+    case CLI_CHANNEL_ADD:
+        rc = carechat_channel_add(c, &channel, &account);
+        done = "added";
+        break;
+    case CLI_CHANNEL_REMOVE:
+        rc = carechat_channel_remove(c, &channel, &account);
+        done = "removed";
+        break;
+    case CLI_CHANNEL_APPROVE:
+        rc = carechat_channel_approve(c, &channel, &account);
+        done = "approved";
+        break;
+    default:
+        rc = carechat_channel_leave(c, &channel);
+        break;
+    }
+    if (rc != 0)
+        return rc;
+    struct buf line;
+    buf_init(&line);
+    if (a->json)
+        buf_printf(&line, "{\"channel\": \"%s\", \"done\": \"%s\"}", a->conversation, done);
+    else
+        buf_printf(&line, "%s", done);
+    print_line(&line);
+    buf_cleanup(&line);
+    return 0;
+}
+
+static int run_channel_list(struct carechat *c, const struct cli_args *a) {
+    struct carechat_conversations *list = NULL;
+    int rc = carechat_conversations(c, &list);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < list->n; i++)
+        if (list->items[i].kind == CARECHAT_CONVERSATION_CARE_TEAM)
+            print_conversation(&list->items[i], a->json);
+    carechat_conversations_free(list);
+    return 0;
+}
+
+static int run_channel_members(struct carechat *c, const struct cli_args *a) {
+    struct id channel;
+    CHECK(id_from_hex(a->conversation, &channel) == 0);
+    struct carechat_members *list = NULL;
+    int rc = carechat_members(c, &channel, &list);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < list->n; i++) {
+        const struct carechat_member *m = &list->items[i];
+        char acct[ID_HEX_LEN + 1];
+        id_to_hex(&m->account_id, acct);
+        struct buf line;
+        buf_init(&line);
+        if (a->json) {
+            buf_printf(&line,
+                       "{\"account_id\": \"%s\", \"role\": \"%s\", \"state\": \"%s\", "
+                       "\"display_name\": ",
+                       acct, carechat_role_name(m->role), member_state_name(m->state));
+            cli_json_string(&line, m->display_name);
+            buf_append_u8(&line, '}');
+        } else {
+            buf_printf(&line, "%s  %s  %s  ", acct, carechat_role_name(m->role),
+                       member_state_name(m->state));
+            append_printable(&line, m->display_name);
+        }
+        print_line(&line);
+        buf_cleanup(&line);
+    }
+    carechat_members_free(list);
+    return 0;
+}
+
+static int run_message_op(struct carechat *c, const struct cli_args *a) {
+    struct id conv, mid;
+    CHECK(id_from_hex(a->conversation, &conv) == 0);
+    CHECK(id_from_hex(a->message, &mid) == 0);
+    struct buf line;
+    buf_init(&line);
+    int rc;
+    if (a->command == CLI_RECALL || a->command == CLI_URGENT_ACK) {
+        bool recall = a->command == CLI_RECALL;
+        rc = recall ? carechat_recall(c, &conv, &mid) : carechat_ack_urgent(c, &conv, &mid);
+        if (rc == 0) {
+            if (a->json)
+                buf_printf(&line, "{\"%s\": \"%s\"}", recall ? "recalled" : "acknowledged",
+                           a->message);
+            else
+                buf_printf(&line, "%s %s", recall ? "recalled" : "acknowledged", a->message);
+            print_line(&line);
+        }
+        buf_cleanup(&line);
+        return rc;
+    }
+    struct carechat_urgent_report *rep = NULL;
+    rc = carechat_urgent_status(c, &conv, &mid, &rep);
+    if (rc != 0) {
+        buf_cleanup(&line);
+        return rc;
+    }
+    if (a->json)
+        buf_printf(&line, "{\"message_id\": \"%s\", \"recipients\": [", a->message);
+    for (size_t i = 0; i < rep->n; i++) {
+        char acct[ID_HEX_LEN + 1];
+        id_to_hex(&rep->items[i].account_id, acct);
+        if (a->json) {
+            buf_printf(&line,
+                       "%s{\"account_id\": \"%s\", \"acknowledged\": %s, "
+                       "\"acknowledged_at\": %" PRId64 "}",
+                       i > 0 ? ", " : "", acct, rep->items[i].acknowledged ? "true" : "false",
+                       rep->items[i].acknowledged_at);
+        } else {
+            buf_printf(&line, "%s  %s", acct,
+                       rep->items[i].acknowledged ? "acknowledged" : "not acknowledged");
+            print_line(&line);
+            buf_reset(&line);
+        }
+    }
+    if (a->json) {
+        buf_append(&line, "]}", 2);
+        print_line(&line);
+    }
+    carechat_urgent_report_free(rep);
+    buf_cleanup(&line);
     return 0;
 }
 
@@ -480,6 +683,26 @@ static int run(struct carechat *c, const struct cli_args *a) {
         break;
     case CLI_AUDIT_VERIFY:
         rc = run_audit_verify(c, a, &broken);
+        break;
+    case CLI_CHANNEL_CREATE:
+        rc = run_channel_create(c, a);
+        break;
+    case CLI_CHANNEL_ADD:
+    case CLI_CHANNEL_REMOVE:
+    case CLI_CHANNEL_APPROVE:
+    case CLI_CHANNEL_LEAVE:
+        rc = run_channel_member(c, a);
+        break;
+    case CLI_CHANNEL_LIST:
+        rc = run_channel_list(c, a);
+        break;
+    case CLI_CHANNEL_MEMBERS:
+        rc = run_channel_members(c, a);
+        break;
+    case CLI_RECALL:
+    case CLI_URGENT_ACK:
+    case CLI_URGENT_STATUS:
+        rc = run_message_op(c, a);
         break;
     case CLI_NONE:
         break;

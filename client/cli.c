@@ -39,6 +39,10 @@ enum opt {
     O_UNTIL,
     O_ACTOR,
     O_PATIENT,
+    O_CHANNEL,
+    O_MEMBER,
+    O_MESSAGE,
+    O_URGENT,
     O_COUNT,
 };
 
@@ -70,6 +74,10 @@ static const struct option_def options[O_COUNT] = {
     [O_UNTIL] = {"until", true, false},
     [O_ACTOR] = {"actor", true, false},
     [O_PATIENT] = {"patient", true, false},
+    [O_CHANNEL] = {"channel", true, false},
+    [O_MEMBER] = {"member", true, false},
+    [O_MESSAGE] = {"message", true, false},
+    [O_URGENT] = {"urgent", false, false},
 };
 
 struct command_def {
@@ -79,7 +87,7 @@ struct command_def {
     enum opt required[5];
     size_t n_required;
     /* Options it also accepts. */
-    enum opt optional[4];
+    enum opt optional[5];
     size_t n_optional;
 };
 
@@ -89,12 +97,22 @@ static const struct command_def commands[] = {
     {"register", CLI_REGISTER, {O_CODE, O_EMAIL, O_PASSWORD_FILE, O_BIRTHDATE, O_NAME}, 5, {0}, 0},
     {"devices", CLI_DEVICES, {0}, 0, {0}, 0},
     {"logout", CLI_LOGOUT, {0}, 0, {0}, 0},
-    {"send", CLI_SEND, {O_TEXT}, 1, {O_TO, O_CONVERSATION, O_CLIENT_ID}, 3},
+    {"send", CLI_SEND, {O_TEXT}, 1, {O_TO, O_CONVERSATION, O_CHANNEL, O_CLIENT_ID, O_URGENT}, 5},
     {"recv", CLI_RECV, {0}, 0, {O_WAIT}, 1},
     {"history", CLI_HISTORY, {O_CONVERSATION}, 1, {O_LIMIT}, 1},
     {"conversations", CLI_CONVERSATIONS, {0}, 0, {0}, 0},
     {"audit query", CLI_AUDIT_QUERY, {0}, 0, {O_SINCE, O_UNTIL, O_ACTOR, O_PATIENT}, 4},
     {"audit verify", CLI_AUDIT_VERIFY, {0}, 0, {0}, 0},
+    {"channel create", CLI_CHANNEL_CREATE, {O_PATIENT, O_NAME}, 2, {0}, 0},
+    {"channel add", CLI_CHANNEL_ADD, {O_CHANNEL, O_MEMBER}, 2, {0}, 0},
+    {"channel remove", CLI_CHANNEL_REMOVE, {O_CHANNEL, O_MEMBER}, 2, {0}, 0},
+    {"channel approve", CLI_CHANNEL_APPROVE, {O_CHANNEL, O_MEMBER}, 2, {0}, 0},
+    {"channel leave", CLI_CHANNEL_LEAVE, {O_CHANNEL}, 1, {0}, 0},
+    {"channel list", CLI_CHANNEL_LIST, {0}, 0, {0}, 0},
+    {"channel members", CLI_CHANNEL_MEMBERS, {O_CHANNEL}, 1, {0}, 0},
+    {"recall", CLI_RECALL, {O_MESSAGE}, 1, {O_CONVERSATION, O_CHANNEL}, 2},
+    {"urgent ack", CLI_URGENT_ACK, {O_MESSAGE}, 1, {O_CONVERSATION, O_CHANNEL}, 2},
+    {"urgent status", CLI_URGENT_STATUS, {O_MESSAGE}, 1, {O_CONVERSATION, O_CHANNEL}, 2},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -139,16 +157,18 @@ int cli_parse(int argc, char **argv, struct cli_args *out, char *err, size_t err
         if (strncmp(arg, "--", 2) != 0) {
             if (cmd != NULL)
                 return usage_error(err, err_len, "unexpected argument '%s'", arg);
-            /* "audit" takes a second word: "audit query", "audit verify". */
+            /* "audit", "channel" and "urgent" take a second word ("audit query",
+             * "channel create", "urgent ack"). */
             char two[32];
-            if (strcmp(arg, "audit") == 0 && i + 1 < argc && strlen(argv[i + 1]) < 16) {
-                snprintf(two, sizeof two, "audit %s", argv[i + 1]);
+            if ((strcmp(arg, "audit") == 0 || strcmp(arg, "channel") == 0 ||
+                 strcmp(arg, "urgent") == 0) &&
+                i + 1 < argc && strlen(argv[i + 1]) < 16) {
+                snprintf(two, sizeof two, "%s %s", arg, argv[i + 1]);
                 for (size_t c = 0; c < N_COMMANDS && cmd == NULL; c++)
                     if (strcmp(commands[c].name, two) == 0)
                         cmd = &commands[c];
                 if (cmd == NULL)
-                    return usage_error(err, err_len, "unknown command 'audit %s' (see --help)",
-                                       argv[i + 1]);
+                    return usage_error(err, err_len, "unknown command '%s' (see --help)", two);
                 i++;
                 continue;
             }
@@ -224,10 +244,21 @@ int cli_parse(int argc, char **argv, struct cli_args *out, char *err, size_t err
     if (values[O_BIRTHDATE] != NULL && !is_date_shape(values[O_BIRTHDATE]))
         return usage_error(err, err_len, "--birthdate must be YYYY-MM-DD, not '%s'",
                            values[O_BIRTHDATE]);
-    if (cmd->command == CLI_SEND && seen[O_TO] == seen[O_CONVERSATION])
+    if (cmd->command == CLI_SEND && (int)seen[O_TO] + seen[O_CONVERSATION] + seen[O_CHANNEL] != 1)
         return usage_error(err, err_len, "%s",
-                           "'send' needs exactly one of --to and --conversation");
+                           "'send' needs exactly one of --to, --conversation and --channel");
+    if ((cmd->command == CLI_RECALL || cmd->command == CLI_URGENT_ACK ||
+         cmd->command == CLI_URGENT_STATUS) &&
+        seen[O_CONVERSATION] == seen[O_CHANNEL])
+        return usage_error(err, err_len, "'%s' needs exactly one of --conversation and --channel",
+                           cmd->name);
     struct id id;
+    if (values[O_CHANNEL] != NULL && id_from_hex(values[O_CHANNEL], &id) != 0)
+        return usage_error(err, err_len, "--channel must be 32 hex digits, not '%s'",
+                           values[O_CHANNEL]);
+    if (values[O_MESSAGE] != NULL && id_from_hex(values[O_MESSAGE], &id) != 0)
+        return usage_error(err, err_len, "--message must be 32 hex digits, not '%s'",
+                           values[O_MESSAGE]);
     if (values[O_CONVERSATION] != NULL && id_from_hex(values[O_CONVERSATION], &id) != 0)
         return usage_error(err, err_len, "--conversation must be 32 hex digits, not '%s'",
                            values[O_CONVERSATION]);
@@ -257,7 +288,10 @@ int cli_parse(int argc, char **argv, struct cli_args *out, char *err, size_t err
     a.actor = values[O_ACTOR];
     a.patient = values[O_PATIENT];
     a.to = values[O_TO];
-    a.conversation = values[O_CONVERSATION];
+    a.conversation = values[O_CONVERSATION] != NULL ? values[O_CONVERSATION] : values[O_CHANNEL];
+    a.member = values[O_MEMBER];
+    a.message = values[O_MESSAGE];
+    a.urgent = seen[O_URGENT];
     a.text = values[O_TEXT];
     a.client_id = values[O_CLIENT_ID];
     a.command = cmd->command;
@@ -333,11 +367,12 @@ const char *cli_usage(void) {
            "      list the devices of your account\n"
            "  logout\n"
            "      end this device's session\n"
-           "  send (--to EMAIL | --conversation ID) --text TEXT [--client-id ID]\n"
-           "      encrypt TEXT for every device of both members and send it (--to opens the\n"
-           "      direct conversation with EMAIL); a retry with the same --client-id (32 hex\n"
-           "      digits) stores the message once; prints conversation, seq, message and\n"
-           "      client ids\n"
+           "  send (--to EMAIL | --conversation ID | --channel ID) --text TEXT [--client-id ID]\n"
+           "       [--urgent]\n"
+           "      encrypt TEXT for every device of every active member and send it (--to\n"
+           "      opens the direct conversation with EMAIL); a retry with the same --client-id\n"
+           "      (32 hex digits) stores the message once; --urgent asks every recipient to\n"
+           "      acknowledge; prints conversation, seq, message and client ids\n"
            "  recv [--wait SECONDS]\n"
            "      print and acknowledge what arrived for this device, then wait SECONDS\n"
            "      (default 0) after the server's queue is empty; JSON fields: conversation,\n"
@@ -346,6 +381,22 @@ const char *cli_usage(void) {
            "      the newest N (1..100, default 50) messages, decrypted, oldest first\n"
            "  conversations\n"
            "      your conversations, most recently active first\n"
+           "  channel create --patient EMAIL --name NAME\n"
+           "      (providers, admins) a care-team channel about the patient; prints its id\n"
+           "  channel add|remove|approve --channel ID --member EMAIL|ACCOUNT_ID\n"
+           "      staff add and remove members; a non-staff member is pending until the\n"
+           "      channel's patient approves\n"
+           "  channel leave --channel ID\n"
+           "      leave the channel\n"
+           "  channel list\n"
+           "      your care-team channels\n"
+           "  channel members --channel ID\n"
+           "      every member with role and state (active, pending, left, removed)\n"
+           "  recall (--conversation ID | --channel ID) --message ID\n"
+           "      (the sender, admins) delete a message's ciphertext on the server\n"
+           "  urgent ack|status (--conversation ID | --channel ID) --message ID\n"
+           "      acknowledge an urgent message; or (its sender, admins) who has and who\n"
+           "      has not acknowledged it\n"
            "  audit query [--since T] [--until T] [--actor EMAIL] [--patient EMAIL]\n"
            "      (administrators) audit records matching every filter, oldest first, one\n"
            "      JSON object per line; T is milliseconds or YYYY-MM-DDTHH:MM:SS[.mmm]Z\n"

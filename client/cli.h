@@ -38,6 +38,16 @@ enum cli_command {
     CLI_CONVERSATIONS,
     CLI_AUDIT_QUERY,
     CLI_AUDIT_VERIFY,
+    CLI_CHANNEL_CREATE,
+    CLI_CHANNEL_ADD,
+    CLI_CHANNEL_REMOVE,
+    CLI_CHANNEL_APPROVE,
+    CLI_CHANNEL_LEAVE,
+    CLI_CHANNEL_LIST,
+    CLI_CHANNEL_MEMBERS,
+    CLI_RECALL,
+    CLI_URGENT_ACK,
+    CLI_URGENT_STATUS,
 };
 
 #define CLI_MAX_WAIT_S 3600
@@ -59,14 +69,18 @@ struct cli_args {
     const char *birthdate;
     const char *name;
     const char *to;           /* send: the peer's email */
-    const char *conversation; /* send, history: 32 hex digits (checked) */
+    const char *conversation; /* send, history, recall, urgent: 32 hex digits (checked);
+                                 --channel ID sets it too */
     const char *text;         /* send */
     const char *client_id;    /* send: 32 hex digits (checked), or NULL */
     int wait_s;               /* recv: 0..CLI_MAX_WAIT_S (default 0) */
     unsigned limit;           /* history: 1..100 (default 0: the server's 50) */
     int64_t since, until;     /* audit query: ms since the epoch (0: no bound) */
     const char *actor;        /* audit query: an email, or NULL */
-    const char *patient;      /* audit query: an email, or NULL */
+    const char *patient;      /* audit query, channel create: an email, or NULL */
+    const char *member;       /* channel add/remove/approve: an email or a 32-hex account id */
+    const char *message;      /* recall, urgent ack/status: 32 hex digits (checked) */
+    bool urgent;              /* send --urgent */
 };
 
 /* Parses a time given as milliseconds since the epoch (digits) or as
@@ -81,7 +95,8 @@ int cli_parse_time(const char *s, int64_t *ms);
  * line for the user in `err` (an unknown command or option, a missing value or
  * required option, an option the command does not take, a role that is not
  * patient/provider/admin/sysadmin, a birthdate not shaped YYYY-MM-DD, send
- * without exactly one of --to and --conversation, an id that is not 32 hex
+ * without exactly one of --to, --conversation and --channel, recall and urgent
+ * without exactly one of --conversation and --channel, an id that is not 32 hex
  * digits, a --wait outside 0..CLI_MAX_WAIT_S or a --limit outside 1..100, a
  * --since/--until that cli_parse_time() refuses, or
  * --password, which is refused: passwords come only from files). */

@@ -96,6 +96,34 @@ static void test_cli_parse_commands(void **state) {
     assert_int_equal(parse(convs, &a, err, sizeof err), 0);
     assert_int_equal(a.command, CLI_CONVERSATIONS);
 
+    const char *ch_create[] = {"channel", "create", "--patient", "p@x", "--name", "Cardio", NULL};
+    assert_int_equal(parse(ch_create, &a, err, sizeof err), 0);
+    assert_int_equal(a.command, CLI_CHANNEL_CREATE);
+    assert_string_equal(a.patient, "p@x");
+    assert_string_equal(a.name, "Cardio");
+    const char *ch_add[] = {"channel",  "add", "--channel", "000102030405060708090a0b0c0d0e0f",
+                            "--member", "f@x", NULL};
+    assert_int_equal(parse(ch_add, &a, err, sizeof err), 0);
+    assert_int_equal(a.command, CLI_CHANNEL_ADD);
+    assert_string_equal(a.conversation, "000102030405060708090a0b0c0d0e0f");
+    assert_string_equal(a.member, "f@x");
+    const char *ch_list[] = {"channel", "list", NULL};
+    assert_int_equal(parse(ch_list, &a, err, sizeof err), 0);
+    assert_int_equal(a.command, CLI_CHANNEL_LIST);
+    const char *send_ch[] = {
+        "send", "--channel", "000102030405060708090a0b0c0d0e0f", "--text", "t", "--urgent", NULL};
+    assert_int_equal(parse(send_ch, &a, err, sizeof err), 0);
+    assert_int_equal(a.command, CLI_SEND);
+    assert_string_equal(a.conversation, "000102030405060708090a0b0c0d0e0f");
+    assert_true(a.urgent);
+    const char *status[] = {"urgent",    "status",
+                            "--channel", "000102030405060708090a0b0c0d0e0f",
+                            "--message", "ffeeddccbbaa99887766554433221100",
+                            NULL};
+    assert_int_equal(parse(status, &a, err, sizeof err), 0);
+    assert_int_equal(a.command, CLI_URGENT_STATUS);
+    assert_string_equal(a.message, "ffeeddccbbaa99887766554433221100");
+
     const char *help[] = {"--help", NULL};
     assert_int_equal(parse(help, &a, err, sizeof err), 0);
     assert_true(a.help);
@@ -126,6 +154,14 @@ static void test_cli_parse_refuses_bad_arguments(void **state) {
     expect_usage_error(no_value, "needs a value");
     const char *wrong_cmd_opt[] = {"devices", "--email", "e", NULL};
     expect_usage_error(wrong_cmd_opt, "does not take --email");
+    const char *ch_unknown[] = {"channel", "explode", NULL};
+    expect_usage_error(ch_unknown, "unknown command 'channel explode'");
+    const char *ch_bad_id[] = {"channel", "members", "--channel", "xyz", NULL};
+    expect_usage_error(ch_bad_id, "--channel must be 32 hex digits");
+    const char *recall_none[] = {"recall", "--message", "ffeeddccbbaa99887766554433221100", NULL};
+    expect_usage_error(recall_none, "exactly one of --conversation and --channel");
+    const char *urgent_flag_value[] = {"send", "--to", "p@x", "--text", "t", "--urgent=yes", NULL};
+    expect_usage_error(urgent_flag_value, "--urgent takes no value");
     const char *role[] = {"invite", "--email", "e", "--role", "king", NULL};
     expect_usage_error(role, "--role must be");
     const char *date[] = {"register", "--code",      "c",        "--email", "e", "--password-file",
@@ -140,9 +176,9 @@ static void test_cli_parse_refuses_bad_arguments(void **state) {
     const char *send_both[] = {
         "send",   "--to", "a@b", "--conversation", "000102030405060708090a0b0c0d0e0f",
         "--text", "t",    NULL};
-    expect_usage_error(send_both, "exactly one of --to and --conversation");
+    expect_usage_error(send_both, "exactly one of --to, --conversation and --channel");
     const char *send_neither[] = {"send", "--text", "t", NULL};
-    expect_usage_error(send_neither, "exactly one of --to and --conversation");
+    expect_usage_error(send_neither, "exactly one of --to, --conversation and --channel");
     const char *send_no_text[] = {"send", "--to", "a@b", NULL};
     expect_usage_error(send_no_text, "needs --text");
     const char *bad_conv[] = {"history", "--conversation", "00ff", NULL};
