@@ -115,6 +115,34 @@ static int may_read(struct hconn *hc, const struct id *conv) {
     return rc;
 }
 
+/* ---- who sees whom -------------------------------------------------------------- */
+
+struct share_scan {
+    struct handlers *h;
+    const struct id *other;
+    bool found;
+};
+
+static bool share_one(void *ctx, const uint8_t *key, size_t key_len, const uint8_t *value,
+                      size_t value_len) {
+    struct share_scan *s = ctx;
+    struct id conv;
+    struct msgrec_member m;
+    if (id_from_bytes(value, value_len, &conv) != 0 || read_member(s->h, &conv, s->other, &m) != 0)
+        return true;
+    s->found = m.state == MSGREC_ACTIVE || m.state == MSGREC_PENDING;
+    return !s->found;
+}
+
+bool channels_share(struct handlers *h, const struct id *account, const struct id *other) {
+    struct key prefix;
+    msgrec_key_activity_prefix(&prefix, account);
+    struct share_scan s = {.h = h, .other = other};
+    int rc = store_scan(h->store, CF_CONVERSATIONS, prefix.b, prefix.len, NULL, 0,
+                        CHANNELS_SHARE_SCAN, share_one, &s);
+    return rc >= 0 && s.found;
+}
+
 /* ---- device lists for apply ---------------------------------------------------- */
 
 /* The devices of some accounts as AccountDeviceIds, borrowing from itself. */

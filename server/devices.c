@@ -6,7 +6,8 @@
  * rules.h, against the records in the store) and propose an entry that apply
  * re-checks; the answer is the account's stored device list (DeviceListResult)
  * read after apply. Reads are bounded: ListDevices takes at most 64 accounts
- * of at most REC_MAX_DEVICES devices each. Visibility follows rules_may_see():
+ * of at most REC_MAX_DEVICES devices each. Visibility follows rules_may_see()
+ * (and members of a conversation see each other: channels_share()):
  * an account the caller may not see is answered exactly like an unknown one
  * (NOT_FOUND). Loop thread.
  */
@@ -332,7 +333,8 @@ void handle_list_devices(struct hconn *hc, uint64_t rid, const Carechat__V1__Lis
         }
         loaded++;
         bool own = memcmp(ids[i].b, hc->account.b, ID_LEN) == 0;
-        if (!rules_may_see(hc->role, accts[i].role, own)) {
+        if (!rules_may_see(hc->role, accts[i].role, own) &&
+            !channels_share(h, &hc->account, &ids[i])) {
             status = STATUS_NOT_FOUND;
             detail = "unknown account";
             goto out;
@@ -407,7 +409,7 @@ void handle_lookup_account(struct hconn *hc, uint64_t rid, const Carechat__V1__L
         return;
     }
     bool self = memcmp(id.b, hc->account.b, ID_LEN) == 0;
-    if (!rules_may_see(hc->role, a.role, self)) {
+    if (!rules_may_see(hc->role, a.role, self) && !channels_share(h, &hc->account, &id)) {
         rec_account_cleanup(&a);
         conn_respond(c, rid, STATUS_NOT_FOUND, "no such account");
         return;

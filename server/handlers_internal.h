@@ -266,6 +266,12 @@ void handle_recall(struct hconn *hc, uint64_t rid, const Carechat__V1__Recall *m
 void handle_ack_urgent(struct hconn *hc, uint64_t rid, const Carechat__V1__AckUrgent *m);
 void handle_get_urgent_status(struct hconn *hc, uint64_t rid,
                               const Carechat__V1__GetUrgentStatus *m);
+/* Whether `other` is an active or pending member of a conversation in which
+ * `account` is active (the first CHANNELS_SHARE_SCAN of its conversations,
+ * most recently active first): members see each other's accounts and device
+ * lists whatever their roles (a patient and a family member in one channel). */
+#define CHANNELS_SHARE_SCAN 1000
+bool channels_share(struct handlers *h, const struct id *account, const struct id *other);
 /* on_done of the channel kinds: answers and delivers tombstones and urgent
  * acknowledgements to the devices' open connections. */
 void channels_entry_done(struct op *op, uint64_t pos, int status, const uint8_t *result,

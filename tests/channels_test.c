@@ -1,0 +1,411 @@
+/*
+ * tests/channels_test.c: care-team channels, recall and urgent messages
+ * through libcarechat (client/carechat.h) against the real carechatd: a
+ * channel message reaches every device of every active member and nobody
+ * else; a pending family member receives nothing until the patient approves
+ * and then sees history only from joining; a patient cannot remove staff;
+ * a removed member receives nothing new and the channel is NOT_FOUND for
+ * them; sharing a care team makes patient and provider contacts; a recall
+ * sends a tombstone to every device and leaves no envelope in the store
+ * (read with the server stopped); the urgent report names who has and has
+ * not acknowledged. The channel's name never reaches the log.
+ *
+ * One server (bootstrapped like cli_messaging_lib_test.c); every wait has a
+ * deadline; everything is on 127.0.0.1.
+ */
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "base/buf.h"
+#include "base/rand.h"
+#include "base/status.h"
+#include "client/carechat.h"
+#include "server/msgrec.h"
+#include "storage/store.h"
+#include "tests/harness.h"
+
+#define ROOT_EMAIL "root@clinic.example"
+#define ROOT_PASSWORD "root-secret-passphrase"
+#define PASSWORD "member-secret-passphrase"
+#define DIR_LEN (PATH_MAX + 16)
+#define WAIT_MS 700
+#define MAX_TEXTS 16
+
+static struct harness *server;
+static struct carechat *root;
+static char url[96];
+
+static int group_setup(void **state) {
+    int status = -1;
+    if (harness_start(NULL, &server) != 0 || harness_stop(server, &status) != 0)
+        return -1;
+    char dir[PATH_MAX], pw[PATH_MAX + 8];
+    harness_tmpdir("pw", dir);
+    snprintf(pw, sizeof pw, "%s/root", dir);
+    FILE *f = fopen(pw, "w");
+    if (f == NULL)
+        return -1;
+    fprintf(f, "%s\n", ROOT_PASSWORD);
+    fclose(f);
+    const char *args[] = {"bootstrap", "--data",   server->data_dir,
+                          "--email",   ROOT_EMAIL, "--password-file",
+                          pw,          NULL};
+    struct buf out;
+    buf_init(&out);
+    int rc = harness_run(args, NULL, 60000, &status, &out);
+    buf_cleanup(&out);
+    if (rc != 0 || status != 0 || harness_restart(server) != 0)
+        return -1;
+    snprintf(url, sizeof url, "ws://127.0.0.1:%d", server->port);
+    return 0;
+}
+
+static int group_teardown(void **state) {
+    carechat_close(root);
+    int status = 0, rc = 0;
+    if (server->pid != 0)
+        rc = harness_stop(server, &status);
+    harness_free(server);
+    return rc == 0 && status == 0 ? 0 : -1;
+}
+
+#define ASSERT_OK(c, call)                                                                         \
+    do {                                                                                           \
+        int rc_ = (call);                                                                          \
+        if (rc_ != 0)                                                                              \
+            fail_msg("%s: %s", #call, carechat_error(c));                                          \
+    } while (0)
+
+static struct carechat *open_profile(const char *profile) {
+    struct carechat_config cfg = {.server_url = url, .profile_dir = profile};
+    struct carechat *c = NULL;
+    assert_int_equal(carechat_open(&cfg, &c), 0);
+    return c;
+}
+
+/* A handle on a fresh profile directory, whose path goes to profile_out
+ * (may be NULL). */
+static struct carechat *open_fresh(const char *name, char *profile_out) {
+    char dir[PATH_MAX], profile[DIR_LEN];
+    harness_tmpdir(name, dir);
+    snprintf(profile, sizeof profile, "%s/profile", dir);
+    if (profile_out != NULL)
+        memcpy(profile_out, profile, sizeof profile);
+    struct carechat_config cfg = {.server_url = url, .profile_dir = profile};
+    struct carechat *c = NULL;
+    assert_int_equal(carechat_open(&cfg, &c), 0);
+    return c;
+}
+
+struct person {
+    char email[64];
+    struct id id;
+    struct carechat *dev[2]; /* one handle per device */
+    char profile[2][DIR_LEN];
+};
+
+/* `inviter` (NULL: the sysadmin) invites `p` as `role`; p registers a first
+ * device and, with `two_devices`, logs in a second one. */
+static void make_person(struct person *p, const char *who, enum carechat_role role,
+                        struct carechat *inviter, bool two_devices) {
+    if (root == NULL) {
+        root = open_fresh("root", NULL);
+        ASSERT_OK(root, carechat_login(root, ROOT_EMAIL, ROOT_PASSWORD));
+    }
+    if (inviter == NULL)
+        inviter = root;
+    memset(p, 0, sizeof *p);
+    struct id r = id_new();
+    snprintf(p->email, sizeof p->email, "%s-%02x%02x%02x@clinic.example", who, r.b[0], r.b[1],
+             r.b[2]);
+    char code[CARECHAT_MAX_CODE + 1];
+    int64_t expires_at = 0;
+    ASSERT_OK(inviter, carechat_invite(inviter, p->email, role, code, &expires_at));
+    p->dev[0] = open_fresh(who, p->profile[0]);
+    ASSERT_OK(p->dev[0], carechat_register(p->dev[0], code, p->email, PASSWORD, "1970-02-03", who));
+    struct carechat_account acc;
+    ASSERT_OK(root, carechat_lookup(root, p->email, &acc));
+    p->id = acc.account_id;
+    if (two_devices) {
+        p->dev[1] = open_fresh(who, p->profile[1]);
+        ASSERT_OK(p->dev[1], carechat_login(p->dev[1], p->email, PASSWORD));
+    }
+}
+
+static void drop_person(struct person *p) {
+    carechat_close(p->dev[0]);
+    carechat_close(p->dev[1]);
+}
+
+/* Everything that arrived for the device: the texts of readable messages
+ * (acknowledged), the recalled-message and urgent-ack events counted. */
+struct inbox {
+    size_t n;
+    char texts[MAX_TEXTS][64];
+    struct id ids[MAX_TEXTS];
+    bool urgent[MAX_TEXTS];
+    int recalls, urgent_acks;
+    int recalled; /* messages that arrived as tombstones (no body) */
+};
+
+static void drain(struct carechat *c, struct inbox *in) {
+    memset(in, 0, sizeof *in);
+    for (int guard = 0; guard < 100; guard++) {
+        struct carechat_message m;
+        int rc = carechat_recv(c, WAIT_MS, &m);
+        if (rc == STATUS_NOT_FOUND)
+            break;
+        if (rc != 0)
+            fail_msg("recv: %s", carechat_error(c));
+        if (m.state == CARECHAT_MESSAGE_RECALLED) {
+            assert_null(m.body);
+            in->recalled++;
+            carechat_message_cleanup(&m);
+            continue;
+        }
+        assert_int_equal(m.state, CARECHAT_MESSAGE_OK);
+        assert_true(in->n < MAX_TEXTS);
+        snprintf(in->texts[in->n], sizeof in->texts[0], "%s", (const char *)m.body);
+        in->ids[in->n] = m.message_id;
+        in->urgent[in->n] = m.urgent;
+        in->n++;
+        carechat_message_cleanup(&m);
+    }
+    ASSERT_OK(c, carechat_ack(c));
+    struct carechat_event e;
+    while (carechat_next_event(c, &e) == 0) {
+        if (e.kind == CARECHAT_EVENT_RECALL)
+            in->recalls++;
+        else if (e.kind == CARECHAT_EVENT_URGENT_ACK)
+            in->urgent_acks++;
+    }
+}
+
+static bool has_text(const struct inbox *in, const char *text) {
+    for (size_t i = 0; i < in->n; i++)
+        if (strcmp(in->texts[i], text) == 0)
+            return true;
+    return false;
+}
+
+static struct carechat_sent send_text(struct carechat *c, const struct id *conv, const char *text,
+                                      bool urgent) {
+    struct carechat_sent sent;
+    int rc = urgent
+                 ? carechat_send_urgent(c, conv, (const uint8_t *)text, strlen(text), NULL, &sent)
+                 : carechat_send(c, conv, (const uint8_t *)text, strlen(text), NULL, &sent);
+    if (rc != 0)
+        fail_msg("send '%s': %s", text, carechat_error(c));
+    return sent;
+}
+
+static int member_state(struct carechat *c, const struct id *conv, const struct id *who) {
+    struct carechat_members *list = NULL;
+    ASSERT_OK(c, carechat_members(c, conv, &list));
+    int state = 0;
+    for (size_t i = 0; i < list->n; i++)
+        if (memcmp(list->items[i].account_id.b, who->b, ID_LEN) == 0)
+            state = list->items[i].state;
+    carechat_members_free(list);
+    return state;
+}
+
+static void test_channels_end_to_end(void **state) {
+    struct person doc, nurse, pat, fam;
+    make_person(&doc, "doc", CARECHAT_ROLE_PROVIDER, NULL, true);
+    make_person(&nurse, "nurse", CARECHAT_ROLE_PROVIDER, NULL, false);
+    make_person(&pat, "pat", CARECHAT_ROLE_PATIENT, doc.dev[0], true);
+    make_person(&fam, "fam", CARECHAT_ROLE_PATIENT, doc.dev[0], false);
+    struct inbox in;
+    /* Start every device's delivery with an empty inbox. */
+    struct carechat *devices[] = {doc.dev[1], nurse.dev[0], pat.dev[0], pat.dev[1], fam.dev[0]};
+    for (size_t i = 0; i < sizeof devices / sizeof devices[0]; i++)
+        drain(devices[i], &in);
+
+    /* A patient creates no channel; a provider does, named with a canary. */
+    char name[64];
+    struct id r = id_new();
+    snprintf(name, sizeof name, "Cardio-canary-%02x%02x%02x%02x", r.b[0], r.b[1], r.b[2], r.b[3]);
+    struct carechat_conversation cv;
+    assert_int_equal(carechat_channel_create(pat.dev[0], doc.email, name, &cv), STATUS_FORBIDDEN);
+    ASSERT_OK(doc.dev[0], carechat_channel_create(doc.dev[0], pat.email, name, &cv));
+    assert_int_equal(cv.kind, CARECHAT_CONVERSATION_CARE_TEAM);
+    assert_string_equal(cv.name, name);
+    assert_int_equal(cv.n_members, 2);
+    const struct id ch = cv.conversation_id;
+    carechat_conversation_cleanup(&cv);
+
+    /* The nurse and the patient are no contacts until they share the team. */
+    assert_int_equal(carechat_open_direct_id(pat.dev[0], &nurse.id, &cv), STATUS_NOT_FOUND);
+    ASSERT_OK(doc.dev[0], carechat_channel_add(doc.dev[0], &ch, &nurse.id));
+    ASSERT_OK(pat.dev[0], carechat_open_direct_id(pat.dev[0], &nurse.id, &cv));
+    carechat_conversation_cleanup(&cv);
+    /* The family member (role patient) is pending; a patient adds nobody. */
+    assert_int_equal(carechat_channel_add(pat.dev[0], &ch, &fam.id), STATUS_FORBIDDEN);
+    ASSERT_OK(doc.dev[0], carechat_channel_add(doc.dev[0], &ch, &fam.id));
+    assert_int_equal(member_state(doc.dev[0], &ch, &fam.id), 2);
+    assert_int_equal(member_state(doc.dev[0], &ch, &nurse.id), 1);
+
+    /* Fan-out: every device of every active member; the pending one nothing. */
+    send_text(doc.dev[0], &ch, "team message one", false);
+    struct carechat *receivers[] = {doc.dev[1], nurse.dev[0], pat.dev[0], pat.dev[1]};
+    for (size_t i = 0; i < 4; i++) {
+        drain(receivers[i], &in);
+        assert_int_equal(in.n, 1);
+        assert_string_equal(in.texts[0], "team message one");
+    }
+    drain(fam.dev[0], &in);
+    assert_int_equal(in.n, 0);
+    struct carechat_messages *hist = NULL;
+    assert_int_equal(carechat_history(fam.dev[0], &ch, 0, 0, &hist), STATUS_NOT_FOUND);
+
+    /* Only the channel's patient approves; then history starts at joining. */
+    assert_int_equal(carechat_channel_approve(nurse.dev[0], &ch, &fam.id), STATUS_FORBIDDEN);
+    ASSERT_OK(pat.dev[0], carechat_channel_approve(pat.dev[0], &ch, &fam.id));
+    assert_int_equal(member_state(doc.dev[0], &ch, &fam.id), 1);
+    struct carechat_sent s2 = send_text(doc.dev[0], &ch, "team message two", false);
+    /* The doctor's handle had the old member set: one refresh. */
+    assert_int_equal(s2.device_conflicts, 1);
+    drain(fam.dev[0], &in);
+    assert_int_equal(in.n, 1);
+    assert_string_equal(in.texts[0], "team message two");
+    ASSERT_OK(fam.dev[0], carechat_history(fam.dev[0], &ch, 0, 0, &hist));
+    assert_int_equal(hist->n, 1);
+    assert_int_equal(hist->items[0].seq, s2.seq);
+    carechat_messages_free(hist);
+
+    /* A patient cannot remove staff; a provider removes the nurse. */
+    assert_int_equal(carechat_channel_remove(pat.dev[0], &ch, &nurse.id), STATUS_FORBIDDEN);
+    assert_int_equal(carechat_channel_remove(doc.dev[0], &ch, &pat.id), STATUS_FORBIDDEN);
+    ASSERT_OK(doc.dev[0], carechat_channel_remove(doc.dev[0], &ch, &nurse.id));
+    drain(nurse.dev[0], &in); /* message two, before the removal */
+    assert_true(has_text(&in, "team message two"));
+    send_text(pat.dev[0], &ch, "after the removal", false);
+    drain(nurse.dev[0], &in);
+    assert_int_equal(in.n, 0);
+    assert_int_equal(carechat_history(nurse.dev[0], &ch, 0, 0, &hist), STATUS_NOT_FOUND);
+    assert_int_equal(carechat_send(nurse.dev[0], &ch, (const uint8_t *)"x", 1, NULL, NULL),
+                     STATUS_NOT_FOUND);
+    drain(doc.dev[0], &in);
+    assert_true(has_text(&in, "after the removal"));
+
+    /* Recall: not by another member; by the sender: a tombstone for every
+     * device. The patient's second device is offline meanwhile. */
+    struct carechat *members_now[] = {doc.dev[0], doc.dev[1], pat.dev[0], pat.dev[1], fam.dev[0]};
+    for (size_t i = 0; i < 5; i++)
+        drain(members_now[i], &in);
+    carechat_close(pat.dev[1]);
+    struct carechat_sent rec = send_text(doc.dev[0], &ch, "recall me please", false);
+    assert_int_equal(carechat_recall(pat.dev[0], &ch, &rec.message_id), STATUS_FORBIDDEN);
+    ASSERT_OK(doc.dev[0], carechat_recall(doc.dev[0], &ch, &rec.message_id));
+    assert_int_equal(carechat_recall(doc.dev[0], &ch, &rec.message_id), STATUS_CONFLICT);
+    pat.dev[1] = members_now[3] = open_profile(pat.profile[1]);
+    for (size_t i = 0; i < 5; i++) {
+        drain(members_now[i], &in);
+        assert_int_equal(in.recalls, 1);
+        if (i == 3) {
+            /* The offline device never gets the text: its inbox entry now
+             * names a tombstone. */
+            assert_false(has_text(&in, "recall me please"));
+            assert_int_equal(in.recalled, 1);
+        }
+    }
+    ASSERT_OK(pat.dev[1], carechat_history(pat.dev[1], &ch, 0, 0, &hist));
+    bool saw_tombstone = false;
+    for (size_t i = 0; i < hist->n; i++)
+        if (hist->items[i].seq == rec.seq) {
+            assert_int_equal(hist->items[i].state, CARECHAT_MESSAGE_RECALLED);
+            assert_null(hist->items[i].body);
+            saw_tombstone = true;
+        }
+    assert_true(saw_tombstone);
+    carechat_messages_free(hist);
+
+    /* Urgent: who has and has not acknowledged, for the sender only. */
+    struct carechat_sent urg = send_text(doc.dev[0], &ch, "urgent: call the ward", true);
+    drain(pat.dev[0], &in);
+    assert_int_equal(in.n, 1);
+    assert_true(in.urgent[0]);
+    ASSERT_OK(pat.dev[0], carechat_ack_urgent(pat.dev[0], &ch, &urg.message_id));
+    ASSERT_OK(pat.dev[0], carechat_ack_urgent(pat.dev[0], &ch, &urg.message_id));
+    struct carechat_urgent_report *rep = NULL;
+    assert_int_equal(carechat_urgent_status(fam.dev[0], &ch, &urg.message_id, &rep),
+                     STATUS_FORBIDDEN);
+    ASSERT_OK(doc.dev[0], carechat_urgent_status(doc.dev[0], &ch, &urg.message_id, &rep));
+    assert_int_equal(rep->n, 2); /* the patient and the family member */
+    int acked = 0, pending = 0;
+    for (size_t i = 0; i < rep->n; i++) {
+        if (memcmp(rep->items[i].account_id.b, pat.id.b, ID_LEN) == 0) {
+            assert_true(rep->items[i].acknowledged);
+            assert_true(rep->items[i].acknowledged_at > 0);
+            acked++;
+        } else if (memcmp(rep->items[i].account_id.b, fam.id.b, ID_LEN) == 0) {
+            assert_false(rep->items[i].acknowledged);
+            pending++;
+        }
+    }
+    assert_int_equal(acked, 1);
+    assert_int_equal(pending, 1);
+    carechat_urgent_report_free(rep);
+    drain(doc.dev[1], &in);
+    assert_int_equal(in.urgent_acks, 1); /* once, though acknowledged twice */
+    assert_int_equal(carechat_ack_urgent(doc.dev[0], &ch, &rec.message_id), STATUS_CONFLICT);
+
+    /* The channel's name is personal data: never in the log. */
+    assert_false(harness_log_contains(server, name));
+
+    /* With the server stopped: the recalled message's record holds no envelope;
+     * the others keep theirs. */
+    int status = -1;
+    assert_int_equal(harness_stop(server, &status), 0);
+    assert_int_equal(status, 0);
+    struct store *s = NULL;
+    struct store_config sc = {.data_dir = server->data_dir};
+    assert_int_equal(store_open(&sc, &s), 0);
+    int found = 0;
+    for (uint64_t seq = 1; seq <= urg.seq; seq++) {
+        struct key k;
+        key_id_u64(&k, &ch, seq);
+        struct buf v;
+        buf_init(&v);
+        assert_int_equal(store_get(s, CF_MESSAGES, k.b, k.len, &v), 0);
+        struct msgrec_message m;
+        assert_int_equal(msgrec_message_decode(v.data, v.len, &m), 0);
+        if (seq == rec.seq) {
+            assert_true(m.recalled_at > 0);
+            assert_int_equal(m.body.len, 0);
+            assert_int_equal(m.header.len, 0);
+            assert_int_equal(m.signature.len, 0);
+            assert_int_equal(m.n_wraps, 0);
+            found++;
+        } else {
+            assert_int_equal(m.recalled_at, 0);
+            assert_true(m.body.len > 0);
+            assert_true(m.n_wraps > 0);
+        }
+        buf_cleanup(&v);
+    }
+    assert_int_equal(found, 1);
+    store_close(s);
+    assert_int_equal(harness_restart(server), 0);
+
+    drop_person(&doc);
+    drop_person(&nurse);
+    drop_person(&pat);
+    drop_person(&fam);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_channels_end_to_end),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
