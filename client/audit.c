@@ -31,7 +31,8 @@ static int copy_record(struct carechat *c, const Carechat__V1__AuditRecord *r,
     copy_id(r->actor_device_id, &out->has_device, &out->device);
     copy_id(r->patient_account_id, &out->has_patient, &out->patient);
     cc_copy_text(out->action, sizeof out->action, r->action);
-    memcpy(out->object, r->object_id.data, r->object_id.len);
+    if (r->object_id.len > 0)
+        memcpy(out->object, r->object_id.data, r->object_id.len);
     out->object_len = r->object_id.len;
     out->outcome = (int)r->outcome;
     cc_copy_text(out->source, sizeof out->source, r->source_address);

@@ -3,8 +3,9 @@
  *
  * With no arguments it serves ws://127.0.0.1:8080 with its data in
  * ./carechat-data. `carechatd bootstrap ...` creates the first system
- * administrator instead (server/bootstrap.h). Exit status: 0 after --help or a clean stop on
- * SIGTERM/SIGINT, 2 for a bad configuration (message on stderr), 1 when
+ * administrator instead (server/bootstrap.h); `carechatd audit-verify ...`
+ * checks the audit chain of a stopped server offline (server/audit_tool.h). Exit status: 0 after
+ * --help or a clean stop on SIGTERM/SIGINT, 2 for a bad configuration (message on stderr), 1 when
  * start-up or the event loop fails (logged). Main thread.
  */
 #include <signal.h>
@@ -14,6 +15,7 @@
 #include <string.h>
 
 #include "base/log.h"
+#include "server/audit_tool.h"
 #include "server/bootstrap.h"
 #include "server/config.h"
 #include "server/server.h"
@@ -21,6 +23,8 @@
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "bootstrap") == 0)
         return bootstrap_main(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "audit-verify") == 0)
+        return audit_tool_main(argc - 1, argv + 1);
     struct server_config cfg;
     bool help;
     char err[512];

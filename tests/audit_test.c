@@ -5,7 +5,7 @@
  * built by apply (AuditAppend entries through the real journal and store);
  * 150 random tampering trials through storage's own API (an edited record
  * re-sealed, an edited record with its own hash recomputed, a deleted
- * record, two swapped records) and 20 through raw RocksDB (a byte of the
+ * record, two swapped records) and 10 through raw RocksDB (a byte of the
  * sealed value flipped), each undone afterwards: the verifier must name
  * exactly the first bad index every time, and the intact chain again after
  * the undo.
@@ -15,8 +15,9 @@
  * provider's History leaves one `message.read` record naming the
  * conversation and the patient; the query filters (actor, patient, since,
  * until) hold; a non-administrator is refused (and that refusal is
- * recorded); with the server stopped a record is deleted from CF_AUDIT and
- * after a restart VerifyAudit names its index; the log has the anchor line.
+ * recorded); with the server stopped a record is deleted from CF_AUDIT, and
+ * `carechatd audit-verify` offline and VerifyAudit after a restart both name
+ * its index; the log has the anchor lines (periodic and at shutdown).
  *
  * Every wait has a deadline; everything is on 127.0.0.1.
  */
@@ -51,7 +52,7 @@
 #define DEADLINE_MS 20000
 #define N_RECORDS 300
 #define API_TRIALS 150
-#define RAW_TRIALS 20
+#define RAW_TRIALS 10
 
 /* ---- chain group: a store, a journal whose apply can tamper ------------- */
 
@@ -462,7 +463,7 @@ static void raw_flip(const char *dir, uint64_t index, size_t at) {
     rocksdb_options_destroy(opts);
 }
 
-/* 20 raw edits of sealed bytes (the store closed meanwhile): the seal no
+/* 10 raw edits of sealed bytes (the store closed meanwhile): the seal no
  * longer opens, so that index is the first bad one. Undone through the API. */
 static void test_audit_tamper_trials_raw_bytes(void **state) {
     struct db db = {0};
@@ -766,6 +767,18 @@ static void test_audit_verify_after_tamper_on_disk(void **state) {
     run_command(&db);
     clear_saved(&db.t);
     db_close(&db);
+
+    /* Offline, the subcommand names it too (exit 3). */
+    const char *args[] = {"audit-verify", "--data", server->data_dir, NULL};
+    struct buf out;
+    buf_init(&out);
+    assert_int_equal(harness_run(args, NULL, DEADLINE_MS, &status, &out), 0);
+    buf_append_u8(&out, 0);
+    char want[64];
+    snprintf(want, sizeof want, "audit chain broken at index %llu ", (unsigned long long)victim);
+    if (status != 3 || strstr((const char *)out.data, want) == NULL)
+        fail_msg("audit-verify exited %d: %s", status, (const char *)out.data);
+    buf_cleanup(&out);
 
     assert_int_equal(harness_restart(server), 0);
     snprintf(url, sizeof url, "ws://127.0.0.1:%d", server->port);
