@@ -581,6 +581,23 @@ void handle_create_direct(struct hconn *hc, uint64_t rid, const Carechat__V1__Cr
     propose(hc->h, op, &e);
 }
 
+/* Answers GetConversation once its audit record is durable; membership is
+ * checked again, since it may have ended meanwhile. */
+static void get_conversation_answer(struct hconn *hc, uint64_t rid, const Carechat__V1__Frame *f) {
+    struct id conv;
+    struct msgrec_conv c;
+    struct msgrec_member me;
+    int rc = get_id(f->get_conversation->conversation_id, &conv) ? member_conv(hc, &conv, &c, &me)
+                                                                 : STATUS_BAD_REQUEST;
+    if (rc != 0) {
+        respond_error(hc->conn, rid, rc, "no such conversation");
+        return;
+    }
+    respond_conversation(hc, rid, &conv);
+}
+
+/* The member list is a read of the conversation's (patient's) data: audited,
+ * fail closed. */
 void handle_get_conversation(struct hconn *hc, uint64_t rid,
                              const Carechat__V1__GetConversation *m) {
     struct id conv;
@@ -591,11 +608,21 @@ void handle_get_conversation(struct hconn *hc, uint64_t rid,
         return;
     }
     int rc = member_conv(hc, &conv, &c, &me);
+    if (rc == STATUS_NOT_FOUND || rc == STATUS_FORBIDDEN) {
+        deny(hc, rid, rc, "no such conversation", REC_AUDIT_CONVERSATION_READ, conv.b, ID_LEN);
+        return;
+    }
     if (rc != 0) {
         respond_error(hc->conn, rid, rc, "no such conversation");
         return;
     }
-    respond_conversation(hc, rid, &conv);
+    Carechat__V1__Frame f;
+    carechat__v1__frame__init(&f);
+    f.request_id = rid;
+    f.body_case = CARECHAT__V1__FRAME__BODY_GET_CONVERSATION;
+    f.get_conversation = (Carechat__V1__GetConversation *)m;
+    audited_read(hc, rid, REC_AUDIT_CONVERSATION_READ, conv.b, ID_LEN,
+                 c.has_owner ? &c.owner : NULL, &f, get_conversation_answer);
 }
 
 /* Page tokens of ListConversations: the activity key's suffix after the

@@ -12,9 +12,9 @@
  *
  * Server group (the real carechatd, libcarechat): a patient who tries to
  * invite a provider leaves exactly one `account.invite` FORBIDDEN record; a
- * provider's History leaves one `message.read` record naming the
- * conversation and the patient; the query filters (actor, patient, since,
- * until) hold; a non-administrator is refused (and that refusal is
+ * provider's History leaves one `message.read` record and GetConversation
+ * one `conversation.read` record, naming the conversation and the patient; the query filters
+ * (actor, patient, since, until) hold; a non-administrator is refused (and that refusal is
  * recorded); with the server stopped a record is deleted from CF_AUDIT, and
  * `carechatd audit-verify` offline and VerifyAudit after a restart both name
  * its index; the log has the anchor lines (periodic and at shutdown).
@@ -666,16 +666,20 @@ static void test_audit_history_is_an_access_record(void **state) {
     ASSERT_OK(doc, carechat_history(doc, &conv, 0, 10, &list));
     assert_int_equal(list->n, 1);
     carechat_messages_free(list);
+    /* the member list is an access too */
+    ASSERT_OK(doc, carechat_get_conversation(doc, &conv, &cv));
+    carechat_conversation_cleanup(&cv);
 
     struct carechat_audit_filter f = {.actor = &doc_id, .patient = &pat_id};
     struct carechat_audit_records *r = query(&f);
     assert_int_equal(count_action(r, "message.read"), 1);
+    assert_int_equal(count_action(r, "conversation.read"), 1);
     for (size_t i = 0; i < r->n; i++) {
         const struct carechat_audit_record *a = &r->items[i];
         assert_memory_equal(a->actor.b, doc_id.b, ID_LEN);
         assert_true(a->has_patient);
         assert_memory_equal(a->patient.b, pat_id.b, ID_LEN);
-        if (strcmp(a->action, "message.read") == 0) {
+        if (strcmp(a->action, "message.read") == 0 || strcmp(a->action, "conversation.read") == 0) {
             assert_int_equal(a->outcome, 0);
             assert_int_equal(a->object_len, ID_LEN);
             assert_memory_equal(a->object, conv.b, ID_LEN);
