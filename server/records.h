@@ -12,6 +12,7 @@
  *   CF_AUDIT        index (8, big-endian)            -> struct rec_audit
  *   CF_META         REC_META_SYSADMIN                -> account id of the first sysadmin
  *                   REC_META_AUDIT_NEXT              -> next audit index (8, big-endian)
+ *                   AUDIT_META_HEAD (server/audit.h) -> hash of the last audit record (32)
  *
  * Encoding: a format byte (REC_FORMAT) then the fields in a fixed order,
  * integers big-endian at fixed width, byte strings as a 4-byte length and the
