@@ -19,6 +19,9 @@
  *   the conversation and message kinds (DirectCreate, MessageSend, InboxAck,
  *               ReceiptRecord): apply_messages.c writes the records of
  *               server/msgrec.h and appends the results described there.
+ *   the channel, recall and urgent kinds (ChannelCreate, MemberAdd,
+ *               MemberRemove, MemberApprove, ConversationLeave, MessageRecall,
+ *               UrgentAck): apply_channels.c, same records and results.
  *   AuditAppend  one link of the audit chain (server/audit.h); the account
  *               kinds append theirs in the same batch as their change.
  */
