@@ -1037,10 +1037,6 @@ void handle_send(struct hconn *hc, uint64_t rid, const Carechat__V1__Send *m) {
         respond_error(hc->conn, rid, rc, "no such conversation");
         return;
     }
-    if (me.state != MSGREC_ACTIVE) {
-        conn_respond(hc->conn, rid, STATUS_FORBIDDEN, "not an active member");
-        return;
-    }
     struct send_check *sc = xcalloc(1, sizeof *sc);
     struct op *op = NULL;
     Carechat__Entry__V1__WrapItem *items = NULL, **itemp = NULL;
@@ -1233,8 +1229,6 @@ void handle_typing(struct hconn *hc, uint64_t rid, const Carechat__V1__Typing *m
         return;
     }
     int rc = member_conv(hc, &conv, &c, &me);
-    if (rc == 0 && me.state != MSGREC_ACTIVE)
-        rc = STATUS_NOT_FOUND;
     if (rc != 0) {
         respond_error(hc->conn, rid, rc, "no such conversation");
         return;
