@@ -572,6 +572,8 @@ static int apply_recall(struct store_txn *txn, const Carechat__Entry__V1__Entry 
     rc = fan_out(txn, &conv, owner, r->member_devices, r->n_member_devices, NULL, &item,
                  &deliveries);
     if (rc == 0)
+        rc = apply_audit(txn, e, REC_AUDIT_MESSAGE_RECALL, 0, NULL, mid.b, ID_LEN, owner);
+    if (rc == 0)
         msgrec_deliveries_finish(&deliveries, result);
 out:
     buf_cleanup(&deliveries);

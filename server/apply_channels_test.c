@@ -28,6 +28,7 @@
 #include "protocol/proto.h"
 #include "server/apply.h"
 #include "server/msgrec.h"
+#include "server/records.h"
 #include "storage/journal.h"
 #include "storage/keys.h"
 #include "storage/store.h"
@@ -490,6 +491,20 @@ static struct msgrec_item inbox_item(struct db *db, const struct dev *d, uint64_
     return it;
 }
 
+/* The newest audit record (the one with the highest index). */
+static bool keep_last(void *ctx, const uint8_t *key, size_t key_len, const uint8_t *value,
+                      size_t value_len) {
+    assert_int_equal(rec_audit_decode(value, value_len, ctx), 0);
+    return true;
+}
+
+static struct rec_audit last_audit(struct db *db) {
+    struct rec_audit a;
+    memset(&a, 0, sizeof a);
+    assert_true(store_scan(db->store, CF_AUDIT, NULL, 0, NULL, 0, 100000, keep_last, &a) > 0);
+    return a;
+}
+
 static uint32_t deliveries(size_t skip) {
     uint32_t n;
     const uint8_t *entries;
@@ -695,6 +710,14 @@ static void run_scenario(struct db *db) {
     assert_int_equal(recall(db, &doc, &ch, 99, all, 3), STATUS_NOT_FOUND);
     uint64_t a1_before = inbox_last(db, &a1);
     assert_int_equal(recall(db, &doc, &ch, 5, all, 3), 0);
+    /* The recall is audited: actor, message id and the channel's patient. */
+    struct rec_audit ra = last_audit(db);
+    assert_int_equal(ra.action, REC_AUDIT_MESSAGE_RECALL);
+    assert_memory_equal(ra.actor.b, doc.id.b, 16);
+    assert_int_equal(ra.object_len, 16);
+    assert_int_equal(ra.object[0], 0xe0);
+    assert_int_equal(ra.object[15], 5);
+    assert_memory_equal(ra.patient.b, pat.id.b, 16);
     /* A tombstone for every device of every active member (the removed
      * nurse's device is left out), the sender's own included. */
     assert_int_equal(deliveries(0), 4);

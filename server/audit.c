@@ -40,6 +40,7 @@ static const char *const action_names[REC_AUDIT_ACTION_MAX + 1] = {
     [REC_AUDIT_QUERY] = "audit.query",
     [REC_AUDIT_VERIFY] = "audit.verify",
     [REC_AUDIT_REQUEST] = "request",
+    [REC_AUDIT_MESSAGE_RECALL] = "message.recall",
 };
 
 const char *audit_action_name(uint32_t action) {

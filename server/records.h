@@ -124,7 +124,8 @@ enum rec_audit_action {
     REC_AUDIT_QUERY = 17,
     REC_AUDIT_VERIFY = 18,
     REC_AUDIT_REQUEST = 19, /* any other request refused */
-    REC_AUDIT_ACTION_MAX = 19,
+    REC_AUDIT_MESSAGE_RECALL = 20,
+    REC_AUDIT_ACTION_MAX = 20,
 };
 
 #define REC_AUDIT_OBJECT_MAX 32 /* an id (16) or a hash (32) */
