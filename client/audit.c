@@ -66,20 +66,21 @@ int carechat_audit_query(struct carechat *c, const struct carechat_audit_filter 
         carechat__v1__frame__init(&req);
         req.body_case = CARECHAT__V1__FRAME__BODY_QUERY_AUDIT;
         req.query_audit = &q;
+        const struct cc_hint hints[] = {
+            {CARECHAT__V1__STATUS__FORBIDDEN, "only administrators may read the audit log"},
+            {CARECHAT__V1__STATUS__OK, NULL},
+        };
         Carechat__V1__Frame *resp = NULL;
-        rc = cc_call(c, &req, "audit query", &resp);
+        rc = cc_request(c, &req, CARECHAT__V1__RESPONSE__RESULT_AUDIT_PAGE, "audit query", hints,
+                        &resp);
         if (rc != 0)
             break;
-        rc = cc_expect(c, resp, CARECHAT__V1__RESPONSE__RESULT_AUDIT_PAGE, "audit query",
-                       resp->response->status == CARECHAT__V1__STATUS__FORBIDDEN
-                           ? "only administrators may read the audit log"
-                           : NULL);
-        const Carechat__V1__AuditPage *p = rc == 0 ? resp->response->audit_page : NULL;
-        if (p && res->n + p->n_records > CARECHAT_AUDIT_MAX)
+        const Carechat__V1__AuditPage *p = resp->response->audit_page;
+        if (res->n + p->n_records > CARECHAT_AUDIT_MAX)
             rc = cc_fail(c, STATUS_TOO_LARGE, CARECHAT_ERROR_ARGUMENT,
                          "audit query: more than %d records; narrow the filters",
                          CARECHAT_AUDIT_MAX);
-        if (p && rc == 0 && p->n_records > 0) {
+        if (rc == 0 && p->n_records > 0) {
             if (res->n + p->n_records > cap) {
                 cap = (res->n + p->n_records) * 2;
                 res->items = xrealloc(res->items, cap * sizeof *res->items);
@@ -89,7 +90,7 @@ int carechat_audit_query(struct carechat *c, const struct carechat_audit_filter 
             if (rc == 0)
                 res->n += p->n_records;
         }
-        bool more = p && rc == 0 && p->next_page_token.len > 0;
+        bool more = rc == 0 && p->next_page_token.len > 0;
         if (more && p->next_page_token.len != sizeof token)
             rc = cc_fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
                          "audit query: malformed page token from the server");
@@ -126,19 +127,18 @@ int carechat_audit_verify(struct carechat *c, bool *ok, uint64_t *first_bad, uin
     carechat__v1__frame__init(&req);
     req.body_case = CARECHAT__V1__FRAME__BODY_VERIFY_AUDIT;
     req.verify_audit = &v;
+    const struct cc_hint hints[] = {
+        {CARECHAT__V1__STATUS__FORBIDDEN, "only administrators may verify the audit log"},
+        {CARECHAT__V1__STATUS__OK, NULL},
+    };
     Carechat__V1__Frame *resp = NULL;
-    rc = cc_call(c, &req, "audit verify", &resp);
+    rc = cc_request(c, &req, CARECHAT__V1__RESPONSE__RESULT_AUDIT_VERIFY, "audit verify", hints,
+                    &resp);
     if (rc != 0)
         return rc;
-    rc = cc_expect(c, resp, CARECHAT__V1__RESPONSE__RESULT_AUDIT_VERIFY, "audit verify",
-                   resp->response->status == CARECHAT__V1__STATUS__FORBIDDEN
-                       ? "only administrators may verify the audit log"
-                       : NULL);
-    if (rc == 0) {
-        *ok = resp->response->audit_verify->ok;
-        *first_bad = resp->response->audit_verify->first_bad_index;
-        *checked = resp->response->audit_verify->records_checked;
-    }
+    *ok = resp->response->audit_verify->ok;
+    *first_bad = resp->response->audit_verify->first_bad_index;
+    *checked = resp->response->audit_verify->records_checked;
     cc_free_response(resp);
-    return rc;
+    return 0;
 }

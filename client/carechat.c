@@ -389,6 +389,30 @@ int cc_expect(struct carechat *c, const Carechat__V1__Frame *f,
     return 0;
 }
 
+int cc_request(struct carechat *c, Carechat__V1__Frame *req,
+               Carechat__V1__Response__ResultCase result_case, const char *what,
+               const struct cc_hint *hints, Carechat__V1__Frame **out) {
+    Carechat__V1__Frame *resp = NULL;
+    int rc = cc_call(c, req, what, &resp);
+    if (rc != 0)
+        return rc;
+    const Carechat__V1__Status st = resp->response->status;
+    const char *hint = NULL;
+    if (hints != NULL) {
+        size_t i = 0;
+        while (hints[i].status != CARECHAT__V1__STATUS__OK && hints[i].status != st)
+            i++;
+        hint = hints[i].text;
+    }
+    rc = cc_expect(c, resp, result_case, what, hint);
+    if (rc != 0) {
+        cc_free_response(resp);
+        return rc;
+    }
+    *out = resp;
+    return 0;
+}
+
 /* Frees a response frame after wiping the session token it may carry. */
 void cc_free_response(Carechat__V1__Frame *f) {
     if (f != NULL && f->body_case == CARECHAT__V1__FRAME__BODY_RESPONSE &&
@@ -510,9 +534,7 @@ static int list_own_devices(struct carechat *c, const char *what, Carechat__V1__
     req.body_case = CARECHAT__V1__FRAME__BODY_LIST_DEVICES;
     req.list_devices = &ld;
     Carechat__V1__Frame *resp = NULL;
-    int rc = cc_call(c, &req, what, &resp);
-    if (rc == 0)
-        rc = cc_expect(c, resp, CARECHAT__V1__RESPONSE__RESULT_DEVICE_BUNDLES, what, NULL);
+    int rc = cc_request(c, &req, CARECHAT__V1__RESPONSE__RESULT_DEVICE_BUNDLES, what, NULL, &resp);
     if (rc == 0) {
         const Carechat__V1__DeviceBundles *b = resp->response->device_bundles;
         *acct = NULL;
@@ -599,9 +621,7 @@ static int ensure_published(struct carechat *c) {
     carechat__v1__frame__init(&req);
     req.body_case = CARECHAT__V1__FRAME__BODY_PUBLISH_DEVICE_LIST;
     req.publish_device_list = &pub;
-    rc = cc_call(c, &req, what, &resp);
-    if (rc == 0)
-        rc = cc_expect(c, resp, CARECHAT__V1__RESPONSE__RESULT_DEVICE_LIST, what, NULL);
+    rc = cc_request(c, &req, CARECHAT__V1__RESPONSE__RESULT_DEVICE_LIST, what, NULL, &resp);
     if (rc == 0) {
         const Carechat__V1__DeviceList *stored = resp->response->device_list->list;
         if (stored == NULL || stored->version != version + 1)
@@ -770,20 +790,20 @@ int carechat_login(struct carechat *c, const char *email, const char *password) 
     carechat__v1__frame__init(&req);
     req.body_case = CARECHAT__V1__FRAME__BODY_LOGIN;
     req.login = &login;
+    const struct cc_hint hints[] = {
+        {CARECHAT__V1__STATUS__UNAUTHENTICATED,
+         "wrong email or password (or the account is deactivated)"},
+        {CARECHAT__V1__STATUS__NOT_FOUND,
+         existing ? "this profile's device is not a device of that account (removed, or "
+                    "another account's profile): use a fresh --profile"
+                  : NULL},
+        {CARECHAT__V1__STATUS__OK, NULL},
+    };
     Carechat__V1__Frame *resp = NULL;
-    rc = cc_call(c, &req, "login", &resp);
+    rc = cc_request(c, &req, CARECHAT__V1__RESPONSE__RESULT_SESSION, "login", hints, &resp);
     if (rc != 0)
         return rc;
-    const Carechat__V1__Status st = resp->response->status;
-    const char *hint = NULL;
-    if (st == CARECHAT__V1__STATUS__UNAUTHENTICATED)
-        hint = "wrong email or password (or the account is deactivated)";
-    else if (st == CARECHAT__V1__STATUS__NOT_FOUND && existing)
-        hint = "this profile's device is not a device of that account (removed, or another "
-               "account's profile): use a fresh --profile";
-    rc = cc_expect(c, resp, CARECHAT__V1__RESPONSE__RESULT_SESSION, "login", hint);
-    if (rc == 0)
-        rc = take_session(c, resp->response->session, true, "login");
+    rc = take_session(c, resp->response->session, true, "login");
     cc_free_response(resp);
     if (rc == 0)
         rc = ensure_published(c);
@@ -822,27 +842,19 @@ int carechat_register(struct carechat *c, const char *code, const char *email, c
     carechat__v1__frame__init(&req);
     req.body_case = CARECHAT__V1__FRAME__BODY_REGISTER;
     req.register_ = &r;
+    const struct cc_hint hints[] = {
+        {CARECHAT__V1__STATUS__FORBIDDEN, "refused: you must be at least 13 years old to register"},
+        {CARECHAT__V1__STATUS__NOT_FOUND,
+         "unknown, used or expired invitation code, or not the invited email"},
+        {CARECHAT__V1__STATUS__BAD_REQUEST,
+         "invalid input (password 8..1024 bytes, birthdate YYYY-MM-DD, name 1..128 bytes)"},
+        {CARECHAT__V1__STATUS__OK, NULL},
+    };
     Carechat__V1__Frame *resp = NULL;
-    rc = cc_call(c, &req, "register", &resp);
+    rc = cc_request(c, &req, CARECHAT__V1__RESPONSE__RESULT_SESSION, "register", hints, &resp);
     if (rc != 0)
         return rc;
-    const char *hint = NULL;
-    switch (resp->response->status) {
-    case CARECHAT__V1__STATUS__FORBIDDEN:
-        hint = "refused: you must be at least 13 years old to register";
-        break;
-    case CARECHAT__V1__STATUS__NOT_FOUND:
-        hint = "unknown, used or expired invitation code, or not the invited email";
-        break;
-    case CARECHAT__V1__STATUS__BAD_REQUEST:
-        hint = "invalid input (password 8..1024 bytes, birthdate YYYY-MM-DD, name 1..128 bytes)";
-        break;
-    default:
-        break;
-    }
-    rc = cc_expect(c, resp, CARECHAT__V1__RESPONSE__RESULT_SESSION, "register", hint);
-    if (rc == 0)
-        rc = take_session(c, resp->response->session, true, "register");
+    rc = take_session(c, resp->response->session, true, "register");
     cc_free_response(resp);
     if (rc == 0)
         rc = ensure_published(c);
@@ -866,30 +878,27 @@ int carechat_invite(struct carechat *c, const char *email, enum carechat_role ro
     carechat__v1__frame__init(&req);
     req.body_case = CARECHAT__V1__FRAME__BODY_INVITE;
     req.invite = &inv;
+    const struct cc_hint hints[] = {
+        {CARECHAT__V1__STATUS__FORBIDDEN, "your role may not invite this role"},
+        {CARECHAT__V1__STATUS__CONFLICT, "an account with this email already exists"},
+        {CARECHAT__V1__STATUS__OK, NULL},
+    };
     Carechat__V1__Frame *resp = NULL;
-    rc = cc_call(c, &req, "invite", &resp);
+    rc = cc_request(c, &req, CARECHAT__V1__RESPONSE__RESULT_INVITE, "invite", hints, &resp);
     if (rc != 0)
         return rc;
-    const char *hint = NULL;
-    if (resp->response->status == CARECHAT__V1__STATUS__FORBIDDEN)
-        hint = "your role may not invite this role";
-    else if (resp->response->status == CARECHAT__V1__STATUS__CONFLICT)
-        hint = "an account with this email already exists";
-    rc = cc_expect(c, resp, CARECHAT__V1__RESPONSE__RESULT_INVITE, "invite", hint);
-    if (rc == 0) {
-        const Carechat__V1__InviteResult *ir = resp->response->invite;
-        size_t n = ir->code != NULL ? strlen(ir->code) : 0;
-        bool ok = n >= 16 && n <= CARECHAT_MAX_CODE;
-        for (size_t i = 0; ok && i < n; i++)
-            ok = ir->code[i] > 0x20 && ir->code[i] < 0x7f;
-        if (!ok) {
-            rc = cc_fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
-                         "invite: malformed code from the server");
-        } else {
-            memcpy(code_out, ir->code, n + 1);
-            if (expires_at != NULL)
-                *expires_at = ir->expires_at;
-        }
+    const Carechat__V1__InviteResult *ir = resp->response->invite;
+    size_t n = ir->code != NULL ? strlen(ir->code) : 0;
+    bool ok = n >= 16 && n <= CARECHAT_MAX_CODE;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = ir->code[i] > 0x20 && ir->code[i] < 0x7f;
+    if (!ok) {
+        rc = cc_fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
+                     "invite: malformed code from the server");
+    } else {
+        memcpy(code_out, ir->code, n + 1);
+        if (expires_at != NULL)
+            *expires_at = ir->expires_at;
     }
     cc_free_response(resp);
     return rc;
@@ -985,31 +994,28 @@ int carechat_lookup(struct carechat *c, const char *email, struct carechat_accou
     carechat__v1__frame__init(&req);
     req.body_case = CARECHAT__V1__FRAME__BODY_LOOKUP_ACCOUNT;
     req.lookup_account = &la;
+    const struct cc_hint hints[] = {
+        {CARECHAT__V1__STATUS__NOT_FOUND, "no account you may contact has this email"},
+        {CARECHAT__V1__STATUS__OK, NULL},
+    };
     Carechat__V1__Frame *resp = NULL;
-    rc = cc_call(c, &req, "lookup", &resp);
+    rc = cc_request(c, &req, CARECHAT__V1__RESPONSE__RESULT_ACCOUNT, "lookup", hints, &resp);
     if (rc != 0)
         return rc;
-    const char *hint = resp->response->status == CARECHAT__V1__STATUS__NOT_FOUND
-                           ? "no account you may contact has this email"
-                           : NULL;
-    rc = cc_expect(c, resp, CARECHAT__V1__RESPONSE__RESULT_ACCOUNT, "lookup", hint);
-    if (rc == 0) {
-        const Carechat__V1__AccountSummary *a = resp->response->account;
-        struct carechat_account acc;
-        memset(&acc, 0, sizeof acc);
-        if (id_from_bytes(a->account_id.data, a->account_id.len, &acc.account_id) != 0) {
-            rc = cc_fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
-                         "lookup: malformed account from the server");
-        } else {
-            acc.role =
-                a->role >= CARECHAT__V1__ROLE__PATIENT && a->role <= CARECHAT__V1__ROLE__SYSADMIN
-                    ? (enum carechat_role)a->role
-                    : CARECHAT_ROLE_UNSPECIFIED;
-            cc_copy_text(acc.display_name, sizeof acc.display_name, a->display_name);
-            cc_copy_text(acc.email, sizeof acc.email, a->email);
-            acc.active = a->active;
-            *out = acc;
-        }
+    const Carechat__V1__AccountSummary *a = resp->response->account;
+    struct carechat_account acc;
+    memset(&acc, 0, sizeof acc);
+    if (id_from_bytes(a->account_id.data, a->account_id.len, &acc.account_id) != 0) {
+        rc = cc_fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
+                     "lookup: malformed account from the server");
+    } else {
+        acc.role = a->role >= CARECHAT__V1__ROLE__PATIENT && a->role <= CARECHAT__V1__ROLE__SYSADMIN
+                       ? (enum carechat_role)a->role
+                       : CARECHAT_ROLE_UNSPECIFIED;
+        cc_copy_text(acc.display_name, sizeof acc.display_name, a->display_name);
+        cc_copy_text(acc.email, sizeof acc.email, a->email);
+        acc.active = a->active;
+        *out = acc;
     }
     cc_free_response(resp);
     return rc;

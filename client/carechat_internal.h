@@ -90,6 +90,23 @@ int cc_pump(struct carechat *c, int64_t deadline);
 int cc_expect(struct carechat *c, const Carechat__V1__Frame *f,
               Carechat__V1__Response__ResultCase result_case, const char *what, const char *hint);
 
+/* What a refusal means for the user, by the status the server answered. A
+ * list of these ends with an entry of status OK, whose text (may be NULL) is
+ * the hint for any other refusal. */
+struct cc_hint {
+    Carechat__V1__Status status;
+    const char *text;
+};
+
+/* Sends `req` (cc_call()) and checks its answer (cc_expect()), with the text
+ * of the first entry of `hints` (NULL: none) matching the server's status as
+ * the hint. Stores the response frame in *out (free with cc_free_response())
+ * and returns 0; otherwise leaves *out alone and returns the recorded
+ * failure. */
+int cc_request(struct carechat *c, Carechat__V1__Frame *req,
+               Carechat__V1__Response__ResultCase result_case, const char *what,
+               const struct cc_hint *hints, Carechat__V1__Frame **out);
+
 /* Frees a response frame (wiping a session token in it). Accepts NULL. */
 void cc_free_response(Carechat__V1__Frame *f);
 

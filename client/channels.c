@@ -138,13 +138,15 @@ int carechat_members(struct carechat *c, const struct id *conversation,
     carechat__v1__frame__init(&req);
     req.body_case = CARECHAT__V1__FRAME__BODY_LIST_MEMBERS;
     req.list_members = &lm;
+    const struct cc_hint hints[] = {
+        {CARECHAT__V1__STATUS__OK, "no such conversation, or you are not a member"},
+    };
     Carechat__V1__Frame *resp = NULL;
-    if ((rc = cc_call(c, &req, what, &resp)) != 0)
+    rc = cc_request(c, &req, CARECHAT__V1__RESPONSE__RESULT_MEMBER_LIST, what, hints, &resp);
+    if (rc != 0)
         return rc;
-    rc = cc_expect(c, resp, CARECHAT__V1__RESPONSE__RESULT_MEMBER_LIST, what,
-                   "no such conversation, or you are not a member");
-    const Carechat__V1__MemberList *ml = rc == 0 ? resp->response->member_list : NULL;
-    if (rc == 0 && (ml == NULL || ml->n_members > MEMBERS_MAX))
+    const Carechat__V1__MemberList *ml = resp->response->member_list;
+    if (ml == NULL || ml->n_members > MEMBERS_MAX)
         rc = cc_fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
                      "%s: malformed answer from the server", what);
     struct carechat_members *list = NULL;
@@ -240,12 +242,13 @@ int carechat_urgent_status(struct carechat *c, const struct id *conversation,
     carechat__v1__frame__init(&req);
     req.body_case = CARECHAT__V1__FRAME__BODY_GET_URGENT_STATUS;
     req.get_urgent_status = &g;
+    const struct cc_hint hints[] = {{CARECHAT__V1__STATUS__OK, "no such message"}};
     Carechat__V1__Frame *resp = NULL;
-    if ((rc = cc_call(c, &req, what, &resp)) != 0)
+    rc = cc_request(c, &req, CARECHAT__V1__RESPONSE__RESULT_URGENT_REPORT, what, hints, &resp);
+    if (rc != 0)
         return rc;
-    rc = cc_expect(c, resp, CARECHAT__V1__RESPONSE__RESULT_URGENT_REPORT, what, "no such message");
-    const Carechat__V1__UrgentReport *ur = rc == 0 ? resp->response->urgent_report : NULL;
-    if (rc == 0 && (ur == NULL || ur->n_recipients > MEMBERS_MAX))
+    const Carechat__V1__UrgentReport *ur = resp->response->urgent_report;
+    if (ur == NULL || ur->n_recipients > MEMBERS_MAX)
         rc = cc_fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
                      "%s: malformed answer from the server", what);
     struct carechat_urgent_report *rep = NULL;

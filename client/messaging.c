@@ -274,9 +274,8 @@ static int fetch_devices(struct carechat *c, const struct id *accounts, size_t n
         req.body_case = CARECHAT__V1__FRAME__BODY_LIST_DEVICES;
         req.list_devices = &ld;
         Carechat__V1__Frame *resp = NULL;
-        int rc = cc_call(c, &req, what, &resp);
-        if (rc == 0)
-            rc = cc_expect(c, resp, CARECHAT__V1__RESPONSE__RESULT_DEVICE_BUNDLES, what, NULL);
+        int rc =
+            cc_request(c, &req, CARECHAT__V1__RESPONSE__RESULT_DEVICE_BUNDLES, what, NULL, &resp);
         for (size_t j = 0; rc == 0 && j < k; j++) {
             const Carechat__V1__DeviceBundles *b = resp->response->device_bundles;
             const Carechat__V1__AccountDevices *ad = NULL;
@@ -408,18 +407,17 @@ static int take_conversation(struct carechat *c, const Carechat__V1__Conversatio
 
 int cc_conversation_call(struct carechat *c, Carechat__V1__Frame *req, const char *what,
                          const char *not_found_hint, struct carechat_conversation *out) {
+    const struct cc_hint hints[] = {
+        {CARECHAT__V1__STATUS__NOT_FOUND, not_found_hint},
+        {CARECHAT__V1__STATUS__FORBIDDEN,
+         "not allowed (the account is deactivated, or the record is not visible)"},
+        {CARECHAT__V1__STATUS__OK, NULL},
+    };
     Carechat__V1__Frame *resp = NULL;
-    int rc = cc_call(c, req, what, &resp);
+    int rc = cc_request(c, req, CARECHAT__V1__RESPONSE__RESULT_CONVERSATION, what, hints, &resp);
     if (rc != 0)
         return rc;
-    const char *hint = NULL;
-    if (resp->response->status == CARECHAT__V1__STATUS__NOT_FOUND)
-        hint = not_found_hint;
-    else if (resp->response->status == CARECHAT__V1__STATUS__FORBIDDEN)
-        hint = "not allowed (the account is deactivated, or the record is not visible)";
-    rc = cc_expect(c, resp, CARECHAT__V1__RESPONSE__RESULT_CONVERSATION, what, hint);
-    if (rc == 0)
-        rc = take_conversation(c, resp->response->conversation, out, what);
+    rc = take_conversation(c, resp->response->conversation, out, what);
     cc_free_response(resp);
     return rc;
 }
@@ -512,13 +510,12 @@ int carechat_conversations(struct carechat *c, struct carechat_conversations **o
         req.body_case = CARECHAT__V1__FRAME__BODY_LIST_CONVERSATIONS;
         req.list_conversations = &lc;
         Carechat__V1__Frame *resp = NULL;
-        rc = cc_call(c, &req, what, &resp);
+        rc = cc_request(c, &req, CARECHAT__V1__RESPONSE__RESULT_CONVERSATION_PAGE, what, NULL,
+                        &resp);
         if (rc != 0)
             break;
-        rc = cc_expect(c, resp, CARECHAT__V1__RESPONSE__RESULT_CONVERSATION_PAGE, what, NULL);
-        const Carechat__V1__ConversationPage *p =
-            rc == 0 ? resp->response->conversation_page : NULL;
-        if (rc == 0 && p->n_conversations > PAGE_LIMIT)
+        const Carechat__V1__ConversationPage *p = resp->response->conversation_page;
+        if (p->n_conversations > PAGE_LIMIT)
             rc = cc_fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
                          "%s: the server sent a page over the limit", what);
         if (rc == 0) {
@@ -885,9 +882,7 @@ int carechat_sync(struct carechat *c) {
     req.body_case = CARECHAT__V1__FRAME__BODY_SYNC;
     req.sync = &sy;
     Carechat__V1__Frame *resp = NULL;
-    rc = cc_call(c, &req, "starting delivery", &resp);
-    if (rc == 0)
-        rc = cc_expect(c, resp, CARECHAT__V1__RESPONSE__RESULT_SYNC, "starting delivery", NULL);
+    rc = cc_request(c, &req, CARECHAT__V1__RESPONSE__RESULT_SYNC, "starting delivery", NULL, &resp);
     cc_free_response(resp);
     if (rc != 0 && c->msg != NULL)
         c->msg->synced = false;
@@ -1062,10 +1057,8 @@ int carechat_ack(struct carechat *c) {
     req.body_case = CARECHAT__V1__FRAME__BODY_ACK;
     req.ack = &ack;
     Carechat__V1__Frame *resp = NULL;
-    rc = cc_call(c, &req, "acknowledging deliveries", &resp);
-    if (rc == 0)
-        rc = cc_expect(c, resp, CARECHAT__V1__RESPONSE__RESULT__NOT_SET, "acknowledging deliveries",
-                       NULL);
+    rc = cc_request(c, &req, CARECHAT__V1__RESPONSE__RESULT__NOT_SET, "acknowledging deliveries",
+                    NULL, &resp);
     cc_free_response(resp);
     if (rc != 0)
         return rc;
@@ -1110,16 +1103,16 @@ int carechat_history(struct carechat *c, const struct id *conversation_id, uint6
     carechat__v1__frame__init(&req);
     req.body_case = CARECHAT__V1__FRAME__BODY_HISTORY;
     req.history = &hi;
+    const struct cc_hint hints[] = {
+        {CARECHAT__V1__STATUS__NOT_FOUND, "no such conversation, or you are not a member"},
+        {CARECHAT__V1__STATUS__OK, NULL},
+    };
     Carechat__V1__Frame *resp = NULL;
-    rc = cc_call(c, &req, what, &resp);
+    rc = cc_request(c, &req, CARECHAT__V1__RESPONSE__RESULT_HISTORY_PAGE, what, hints, &resp);
     if (rc != 0)
         return rc;
-    const char *hint = resp->response->status == CARECHAT__V1__STATUS__NOT_FOUND
-                           ? "no such conversation, or you are not a member"
-                           : NULL;
-    rc = cc_expect(c, resp, CARECHAT__V1__RESPONSE__RESULT_HISTORY_PAGE, what, hint);
-    const Carechat__V1__HistoryPage *page = rc == 0 ? resp->response->history_page : NULL;
-    if (rc == 0 && page->n_messages > PAGE_LIMIT)
+    const Carechat__V1__HistoryPage *page = resp->response->history_page;
+    if (page->n_messages > PAGE_LIMIT)
         rc = cc_fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
                      "%s: the server sent a page over the limit", what);
     struct carechat_messages *list = NULL;
@@ -1147,14 +1140,12 @@ int cc_simple_call(struct carechat *c, Carechat__V1__Frame *req, const char *wha
     int rc = cc_ensure_session(c);
     if (rc != 0)
         return rc;
+    const struct cc_hint hints[] = {
+        {CARECHAT__V1__STATUS__NOT_FOUND, "no such conversation or message"},
+        {CARECHAT__V1__STATUS__OK, NULL},
+    };
     Carechat__V1__Frame *resp = NULL;
-    rc = cc_call(c, req, what, &resp);
-    if (rc != 0)
-        return rc;
-    const char *hint = resp->response->status == CARECHAT__V1__STATUS__NOT_FOUND
-                           ? "no such conversation or message"
-                           : NULL;
-    rc = cc_expect(c, resp, CARECHAT__V1__RESPONSE__RESULT__NOT_SET, what, hint);
+    rc = cc_request(c, req, CARECHAT__V1__RESPONSE__RESULT__NOT_SET, what, hints, &resp);
     cc_free_response(resp);
     return rc;
 }
