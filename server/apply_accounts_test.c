@@ -22,79 +22,15 @@
 #include "base/status.h"
 #include "protocol/proto.h"
 #include "server/apply.h"
+#include "server/apply_fixture.h"
 #include "server/records.h"
 #include "server/rules.h"
 #include "storage/journal.h"
 #include "storage/keys.h"
 #include "storage/store.h"
 
-#define DEADLINE_MS 10000
-#define T0 1790000000000LL /* entry times */
-#define DAY (24LL * 3600 * 1000)
-#define MAX_LOG 64
-
-struct db {
-    char dir[512];
-    struct store *store;
-    struct journal *journal;
-};
-
-/* Every entry proposed, to replay. */
-static struct buf log_entries[MAX_LOG];
-static size_t n_log;
-
-static void db_open(struct db *db) {
-    const char *tmp = getenv("TEST_TMPDIR");
-    snprintf(db->dir, sizeof db->dir, "%s/apply-acc-XXXXXX", tmp ? tmp : "/tmp");
-    assert_non_null(mkdtemp(db->dir));
-    struct store_config sc = {.data_dir = db->dir};
-    assert_int_equal(store_open(&sc, &db->store), 0);
-    struct journal_config jc = {.store = db->store, .apply = apply_entry};
-    assert_int_equal(journal_open(&jc, &db->journal), 0);
-}
-
-static void db_close(struct db *db) {
-    journal_close(db->journal);
-    store_close(db->store);
-}
-
-struct done {
-    bool called;
-    int status;
-};
-
-static void on_done(void *ctx, uint64_t pos, int status, const uint8_t *r, size_t len) {
-    struct done *d = ctx;
-    d->called = true;
-    d->status = status;
-}
-
-static int append_raw(struct db *db, const uint8_t *data, size_t len) {
-    struct done d = {0};
-    assert_int_equal(journal_append(db->journal, data, len, on_done, &d), 0);
-    int64_t deadline = clock_monotonic_ms() + DEADLINE_MS;
-    while (!d.called && clock_monotonic_ms() < deadline) {
-        journal_poll(db->journal);
-        if (!d.called)
-            nanosleep(&(struct timespec){.tv_nsec = 1000000L}, NULL);
-    }
-    assert_true(d.called);
-    return d.status;
-}
-
-/* Encodes, records for replay and applies `e`. */
-static int propose(struct db *db, Carechat__Entry__V1__Entry *e) {
-    e->version = PROTO_ENTRY_VERSION;
-    assert_true(n_log < MAX_LOG);
-    struct buf *b = &log_entries[n_log++];
-    buf_init(b);
-    assert_int_equal(proto_entry_encode(e, b), 0);
-    return append_raw(db, b->data, b->len);
-}
-
-static ProtobufCBinaryData bin(const void *p, size_t n) {
-    return (ProtobufCBinaryData){n, (uint8_t *)p};
-}
+#define T0 FIXTURE_T0
+#define DAY FIXTURE_DAY
 
 /* ---- fixtures: people and devices -------------------------------------- */
 
@@ -137,50 +73,50 @@ static void dev(struct dev *d) {
 
 static void dev_entry(struct dev *d, Carechat__Entry__V1__DeviceNew *out) {
     carechat__entry__v1__device_new__init(out);
-    out->device_id = bin(d->id.b, 16);
-    out->identity_key = bin(d->pk, 32);
-    out->encryption_key = bin(d->ek, 32);
+    out->device_id = fixture_bin(d->id.b, 16);
+    out->identity_key = fixture_bin(d->pk, 32);
+    out->encryption_key = fixture_bin(d->ek, 32);
     out->encryption_key_id = d->key_id;
     out->encryption_key_expires_at = d->expires;
-    out->signature = bin(d->sig, 64);
+    out->signature = fixture_bin(d->sig, 64);
     out->label = "phone";
 }
 
-static int bootstrap(struct db *db, struct person *p, int64_t t) {
+static int bootstrap(struct fixture_db *db, struct person *p, int64_t t) {
     Carechat__Entry__V1__Entry e;
     Carechat__Entry__V1__Bootstrap b;
     carechat__entry__v1__entry__init(&e);
     carechat__entry__v1__bootstrap__init(&b);
-    b.account_id = bin(p->id.b, 16);
+    b.account_id = fixture_bin(p->id.b, 16);
     b.email = p->email;
-    b.email_index = bin(p->index, 32);
+    b.email_index = fixture_bin(p->index, 32);
     b.password_hash = "$argon2id$fake";
     b.display_name = "Admin";
     e.time = t;
     e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_BOOTSTRAP;
     e.bootstrap = &b;
-    return propose(db, &e);
+    return fixture_propose(db, &e);
 }
 
-static int invite(struct db *db, const struct person *by, const struct person *to, uint32_t role,
-                  const uint8_t code_hash[32], int64_t t) {
+static int invite(struct fixture_db *db, const struct person *by, const struct person *to,
+                  uint32_t role, const uint8_t code_hash[32], int64_t t) {
     Carechat__Entry__V1__Entry e;
     Carechat__Entry__V1__InviteCreate in;
     carechat__entry__v1__entry__init(&e);
     carechat__entry__v1__invite_create__init(&in);
     e.time = t;
-    e.actor_account_id = bin(by->id.b, 16);
-    in.code_hash = bin(code_hash, 32);
+    e.actor_account_id = fixture_bin(by->id.b, 16);
+    in.code_hash = fixture_bin(code_hash, 32);
     in.email = (char *)to->email;
-    in.email_index = bin(to->index, 32);
+    in.email_index = fixture_bin(to->index, 32);
     in.role = role;
     in.expires_at = t + 7 * DAY;
     e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_INVITE_CREATE;
     e.invite_create = &in;
-    return propose(db, &e);
+    return fixture_propose(db, &e);
 }
 
-static int reg(struct db *db, const struct person *p, const uint8_t code_hash[32],
+static int reg(struct fixture_db *db, const struct person *p, const uint8_t code_hash[32],
                const char *birth, struct dev *d, const uint8_t token_hash[32], int64_t t) {
     Carechat__Entry__V1__Entry e;
     Carechat__Entry__V1__Register r;
@@ -190,25 +126,26 @@ static int reg(struct db *db, const struct person *p, const uint8_t code_hash[32
     carechat__entry__v1__register__init(&r);
     carechat__entry__v1__session_new__init(&sn);
     e.time = t;
-    r.account_id = bin(p->id.b, 16);
-    r.code_hash = bin(code_hash, 32);
+    r.account_id = fixture_bin(p->id.b, 16);
+    r.code_hash = fixture_bin(code_hash, 32);
     r.email = (char *)p->email;
-    r.email_index = bin(p->index, 32);
+    r.email_index = fixture_bin(p->index, 32);
     r.password_hash = "$argon2id$fake2";
     r.birth_date = (char *)birth;
     r.display_name = "Someone";
     dev_entry(d, &dn);
     r.device = &dn;
-    sn.token_hash = bin(token_hash, 32);
+    sn.token_hash = fixture_bin(token_hash, 32);
     sn.expires_at = t + DAY;
     sn.idle_expires_at = t + 900000;
     r.session = &sn;
     e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_REGISTER;
     e.register_ = &r;
-    return propose(db, &e);
+    return fixture_propose(db, &e);
 }
 
-static int login_new_device(struct db *db, const struct person *p, struct dev *d, int64_t t) {
+static int login_new_device(struct fixture_db *db, const struct person *p, struct dev *d,
+                            int64_t t) {
     Carechat__Entry__V1__Entry e;
     Carechat__Entry__V1__Login l;
     Carechat__Entry__V1__DeviceNew dn;
@@ -219,17 +156,17 @@ static int login_new_device(struct db *db, const struct person *p, struct dev *d
     carechat__entry__v1__login__init(&l);
     carechat__entry__v1__session_new__init(&sn);
     e.time = t;
-    e.actor_account_id = bin(p->id.b, 16);
+    e.actor_account_id = fixture_bin(p->id.b, 16);
     dev_entry(d, &dn);
     l.device_case = CARECHAT__ENTRY__V1__LOGIN__DEVICE_NEW_DEVICE;
     l.new_device = &dn;
-    sn.token_hash = bin(token_hash, 32);
+    sn.token_hash = fixture_bin(token_hash, 32);
     sn.expires_at = t + DAY;
     sn.idle_expires_at = t + 900000;
     l.session = &sn;
     e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_LOGIN;
     e.login = &l;
-    return propose(db, &e);
+    return fixture_propose(db, &e);
 }
 
 static bool count_one(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl) {
@@ -237,13 +174,13 @@ static bool count_one(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, 
     return true;
 }
 
-static int count(struct db *db, enum store_cf cf) {
+static int count(struct fixture_db *db, enum store_cf cf) {
     int n = 0;
     assert_true(store_scan(db->store, cf, NULL, 0, NULL, 0, 1000, count_one, &n) >= 0);
     return n;
 }
 
-static void read_account(struct db *db, const struct person *p, struct rec_account *a) {
+static void read_account(struct fixture_db *db, const struct person *p, struct rec_account *a) {
     struct buf v;
     buf_init(&v);
     assert_int_equal(store_get(db->store, CF_ACCOUNTS, p->id.b, 16, &v), 0);
@@ -253,7 +190,7 @@ static void read_account(struct db *db, const struct person *p, struct rec_accou
 
 /* ---- the scenario --------------------------------------------------------- */
 
-static void run_scenario(struct db *db) {
+static void run_scenario(struct fixture_db *db) {
     struct person admin, prov, pat, kid;
     person(&admin, "admin@x.example");
     person(&prov, "doc@x.example");
@@ -313,7 +250,7 @@ static void run_scenario(struct db *db) {
     e.time = T0 + 11;
     e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_REGISTER_REFUSED;
     e.register_refused = &rr;
-    assert_int_equal(propose(db, &e), 0);
+    assert_int_equal(fixture_propose(db, &e), 0);
     assert_int_equal(count(db, CF_AUDIT), audits + 1);
     assert_int_equal(count(db, CF_ACCOUNTS), accounts);
     uint8_t k[8];
@@ -337,12 +274,12 @@ static void run_scenario(struct db *db) {
     carechat__entry__v1__entry__init(&e);
     carechat__entry__v1__device_remove__init(&rm);
     e.time = T0 + 31;
-    e.actor_account_id = bin(prov.id.b, 16);
-    rm.device_id = bin(d[6].id.b, 16);
+    e.actor_account_id = fixture_bin(prov.id.b, 16);
+    rm.device_id = fixture_bin(d[6].id.b, 16);
     e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_DEVICE_REMOVE;
     e.device_remove = &rm;
-    assert_int_equal(propose(db, &e), 0);
-    assert_int_equal(propose(db, &e), STATUS_NOT_FOUND);
+    assert_int_equal(fixture_propose(db, &e), 0);
+    assert_int_equal(fixture_propose(db, &e), STATUS_NOT_FOUND);
 
     struct rec_list_item items[5];
     Carechat__Entry__V1__DeviceListItem its[5], *ptrs[5];
@@ -351,8 +288,8 @@ static void run_scenario(struct db *db) {
         items[i].device_id = d[idx[i]].id;
         memcpy(items[i].identity_key, d[idx[i]].pk, 32);
         carechat__entry__v1__device_list_item__init(&its[i]);
-        its[i].device_id = bin(items[i].device_id.b, 16);
-        its[i].identity_key = bin(items[i].identity_key, 32);
+        its[i].device_id = fixture_bin(items[i].device_id.b, 16);
+        its[i].identity_key = fixture_bin(items[i].identity_key, 32);
         ptrs[i] = &its[i];
     }
     struct buf msg;
@@ -365,19 +302,19 @@ static void run_scenario(struct db *db) {
     carechat__entry__v1__entry__init(&e);
     carechat__entry__v1__device_list_publish__init(&pub);
     e.time = T0 + 32;
-    e.actor_account_id = bin(prov.id.b, 16);
-    e.actor_device_id = bin(d[0].id.b, 16);
+    e.actor_account_id = fixture_bin(prov.id.b, 16);
+    e.actor_device_id = fixture_bin(d[0].id.b, 16);
     pub.version = 1;
     pub.devices = ptrs;
-    pub.signer_device_id = bin(d[0].id.b, 16);
-    pub.signature = bin(sig, 64);
+    pub.signer_device_id = fixture_bin(d[0].id.b, 16);
+    pub.signature = fixture_bin(sig, 64);
     e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_DEVICE_LIST_PUBLISH;
     e.device_list_publish = &pub;
     pub.n_devices = 4; /* not every device */
-    assert_int_equal(propose(db, &e), STATUS_CONFLICT);
+    assert_int_equal(fixture_propose(db, &e), STATUS_CONFLICT);
     pub.n_devices = 5;
-    assert_int_equal(propose(db, &e), 0);
-    assert_int_equal(propose(db, &e), STATUS_CONFLICT); /* version must be the next one */
+    assert_int_equal(fixture_propose(db, &e), 0);
+    assert_int_equal(fixture_propose(db, &e), STATUS_CONFLICT); /* version must be the next one */
     read_account(db, &prov, &a);
     assert_int_equal(a.list_version, 1);
     assert_int_equal(a.n_list, 5);
@@ -392,27 +329,27 @@ static void run_scenario(struct db *db) {
     carechat__entry__v1__entry__init(&e);
     carechat__entry__v1__key_rotate__init(&kr);
     e.time = T0 + 33;
-    e.actor_account_id = bin(prov.id.b, 16);
-    e.actor_device_id = bin(d[0].id.b, 16);
-    kr.encryption_key = bin(d[0].ek, 32);
+    e.actor_account_id = fixture_bin(prov.id.b, 16);
+    e.actor_device_id = fixture_bin(d[0].id.b, 16);
+    kr.encryption_key = fixture_bin(d[0].ek, 32);
     kr.encryption_key_id = 2;
     kr.encryption_key_expires_at = d[0].expires;
-    kr.signature = bin(d[0].sig, 64);
+    kr.signature = fixture_bin(d[0].sig, 64);
     e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_KEY_ROTATE;
     e.key_rotate = &kr;
-    assert_int_equal(propose(db, &e), 0);
-    assert_int_equal(propose(db, &e), STATUS_BAD_REQUEST); /* key id not higher */
+    assert_int_equal(fixture_propose(db, &e), 0);
+    assert_int_equal(fixture_propose(db, &e), STATUS_BAD_REQUEST); /* key id not higher */
 
     /* Sessions: touch moves the idle expiry, end deletes. */
     Carechat__Entry__V1__SessionTouch st;
     carechat__entry__v1__entry__init(&e);
     carechat__entry__v1__session_touch__init(&st);
     e.time = T0 + 34;
-    st.token_hash = bin(tok, 32);
+    st.token_hash = fixture_bin(tok, 32);
     st.idle_expires_at = T0 + 2000000;
     e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_SESSION_TOUCH;
     e.session_touch = &st;
-    assert_int_equal(propose(db, &e), 0);
+    assert_int_equal(fixture_propose(db, &e), 0);
     buf_init(&v);
     assert_int_equal(store_get(db->store, CF_SESSIONS, tok, 32, &v), 0);
     struct rec_session s;
@@ -420,69 +357,57 @@ static void run_scenario(struct db *db) {
     assert_true(s.idle_expires_at == T0 + 2000000);
     buf_cleanup(&v);
     e.time = T0 + 3000000; /* after the idle expiry: too late */
-    assert_int_equal(propose(db, &e), STATUS_UNAUTHENTICATED);
+    assert_int_equal(fixture_propose(db, &e), STATUS_UNAUTHENTICATED);
     Carechat__Entry__V1__SessionEnd se;
     carechat__entry__v1__entry__init(&e);
     carechat__entry__v1__session_end__init(&se);
     e.time = T0 + 35;
-    se.token_hash = bin(tok, 32);
+    se.token_hash = fixture_bin(tok, 32);
     e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_SESSION_END;
     e.session_end = &se;
-    assert_int_equal(propose(db, &e), 0);
-    assert_int_equal(propose(db, &e), STATUS_NOT_FOUND);
+    assert_int_equal(fixture_propose(db, &e), 0);
+    assert_int_equal(fixture_propose(db, &e), STATUS_NOT_FOUND);
 }
 
 static void test_apply_accounts_scenario(void **state) {
-    n_log = 0;
-    struct db db;
-    db_open(&db);
+    fixture_log_reset();
+    struct fixture_db db;
+    fixture_open(&db, "apply-acc");
     run_scenario(&db);
-    db_close(&db);
-    for (size_t i = 0; i < n_log; i++)
-        buf_cleanup(&log_entries[i]);
+    fixture_close(&db);
+    fixture_log_cleanup();
 }
 
-/* Appends every record of `cf` (key length, key, value length, value). */
-static bool dump_one(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl) {
-    struct buf *b = ctx;
-    buf_append_varint(b, kl);
-    buf_append(b, k, kl);
-    buf_append_varint(b, vl);
-    buf_append(b, v, vl);
-    return true;
-}
-
-static void dump(struct db *db, struct buf *out) {
-    for (int cf = CF_ACCOUNTS; cf < CF_COUNT; cf++)
-        assert_true(
-            store_scan(db->store, (enum store_cf)cf, NULL, 0, NULL, 0, 100000, dump_one, out) >= 0);
+/* Appends every record but those of CF_META, then the CF_META records apply
+ * keeps, as fixture_dump() does. */
+static void dump(struct fixture_db *db, struct buf *out) {
+    fixture_dump(db, CF_ACCOUNTS, CF_COUNT - 1, out);
     static const char *const meta[] = {REC_META_SYSADMIN, REC_META_AUDIT_NEXT, "applied_pos"};
     struct buf v;
     buf_init(&v);
     for (size_t i = 0; i < 3; i++) {
         assert_int_equal(store_get(db->store, CF_META, meta[i], strlen(meta[i]), &v), 0);
-        dump_one(out, (const uint8_t *)meta[i], strlen(meta[i]), v.data, v.len);
+        fixture_dump_one(out, (const uint8_t *)meta[i], strlen(meta[i]), v.data, v.len);
     }
     buf_cleanup(&v);
 }
 
 static void test_apply_accounts_replay_is_deterministic(void **state) {
-    n_log = 0;
-    struct db first;
-    db_open(&first);
+    fixture_log_reset();
+    struct fixture_db first;
+    fixture_open(&first, "apply-acc");
     run_scenario(&first);
     struct buf dumps[3];
     buf_init(&dumps[0]);
     dump(&first, &dumps[0]);
-    db_close(&first);
+    fixture_close(&first);
     for (int r = 1; r < 3; r++) {
-        struct db db;
-        db_open(&db);
-        for (size_t i = 0; i < n_log; i++)
-            append_raw(&db, log_entries[i].data, log_entries[i].len);
+        struct fixture_db db;
+        fixture_open(&db, "apply-acc");
+        fixture_replay(&db);
         buf_init(&dumps[r]);
         dump(&db, &dumps[r]);
-        db_close(&db);
+        fixture_close(&db);
     }
     assert_true(dumps[0].len > 1000);
     for (int r = 1; r < 3; r++) {
@@ -491,8 +416,7 @@ static void test_apply_accounts_replay_is_deterministic(void **state) {
         buf_cleanup(&dumps[r]);
     }
     buf_cleanup(&dumps[0]);
-    for (size_t i = 0; i < n_log; i++)
-        buf_cleanup(&log_entries[i]);
+    fixture_log_cleanup();
 }
 
 int main(void) {

@@ -27,279 +27,55 @@
 #include "base/status.h"
 #include "protocol/proto.h"
 #include "server/apply.h"
+#include "server/apply_fixture.h"
 #include "server/msgrec.h"
 #include "server/records.h"
 #include "storage/journal.h"
 #include "storage/keys.h"
 #include "storage/store.h"
 
-#define DEADLINE_MS 10000
-#define T0 1790000000000LL
-#define DAY (24LL * 3600 * 1000)
-#define MAX_LOG 128
-
-struct db {
-    char dir[512];
-    struct store *store;
-    struct journal *journal;
-};
-
-static struct buf log_entries[MAX_LOG];
-static size_t n_log;
-
-static void db_open(struct db *db) {
-    const char *tmp = getenv("TEST_TMPDIR");
-    snprintf(db->dir, sizeof db->dir, "%s/apply-chan-XXXXXX", tmp ? tmp : "/tmp");
-    assert_non_null(mkdtemp(db->dir));
-    struct store_config sc = {.data_dir = db->dir};
-    assert_int_equal(store_open(&sc, &db->store), 0);
-    struct journal_config jc = {.store = db->store, .apply = apply_entry};
-    assert_int_equal(journal_open(&jc, &db->journal), 0);
-}
-
-static void db_close(struct db *db) {
-    journal_close(db->journal);
-    store_close(db->store);
-}
-
-struct done {
-    bool called;
-    int status;
-    struct buf result;
-};
-
-static void on_done(void *ctx, uint64_t pos, int status, const uint8_t *r, size_t len) {
-    struct done *d = ctx;
-    d->called = true;
-    d->status = status;
-    buf_reset(&d->result);
-    if (len)
-        buf_append(&d->result, r, len);
-}
-
-/* The result of the last entry applied. */
-static struct buf last_result;
-
-static int append_raw(struct db *db, const uint8_t *data, size_t len) {
-    struct done d = {0};
-    buf_init(&d.result);
-    assert_int_equal(journal_append(db->journal, data, len, on_done, &d), 0);
-    int64_t deadline = clock_monotonic_ms() + DEADLINE_MS;
-    while (!d.called && clock_monotonic_ms() < deadline) {
-        journal_poll(db->journal);
-        if (!d.called)
-            nanosleep(&(struct timespec){.tv_nsec = 1000000L}, NULL);
-    }
-    assert_true(d.called);
-    buf_reset(&last_result);
-    buf_append(&last_result, d.result.data, d.result.len);
-    buf_cleanup(&d.result);
-    return d.status;
-}
-
-static int propose(struct db *db, Carechat__Entry__V1__Entry *e) {
-    e->version = PROTO_ENTRY_VERSION;
-    assert_true(n_log < MAX_LOG);
-    struct buf *b = &log_entries[n_log++];
-    buf_init(b);
-    assert_int_equal(proto_entry_encode(e, b), 0);
-    return append_raw(db, b->data, b->len);
-}
-
-static ProtobufCBinaryData bin(const void *p, size_t n) {
-    return (ProtobufCBinaryData){n, (uint8_t *)p};
-}
-
-/* ---- accounts and devices (through the account kinds) ------------------------- */
-
-struct dev {
-    struct id id;
-    uint8_t pk[32], sk[64], ek[32], sig[64];
-};
-
-static void dev_make(struct dev *d, int n) {
-    /* Deterministic ids, so that the replay test can compare two runs' logs
-     * only through the entries. */
-    memset(d, 0, sizeof *d);
-    d->id.b[0] = 0xd0;
-    d->id.b[15] = (uint8_t)n;
-    crypto_sign_keypair(d->pk, d->sk);
-    randombytes_buf(d->ek, 32);
-    uint8_t msg[70];
-    memcpy(msg, "carechat.v1 encryption key", 26);
-    memcpy(msg + 26, d->ek, 32);
-    key_put_u32(msg + 58, 1);
-    key_put_u64(msg + 62, (uint64_t)(T0 + 30 * DAY));
-    crypto_sign_detached(d->sig, NULL, msg, sizeof msg, d->sk);
-}
-
-static void dev_entry(struct dev *d, Carechat__Entry__V1__DeviceNew *out) {
-    carechat__entry__v1__device_new__init(out);
-    out->device_id = bin(d->id.b, 16);
-    out->identity_key = bin(d->pk, 32);
-    out->encryption_key = bin(d->ek, 32);
-    out->encryption_key_id = 1;
-    out->encryption_key_expires_at = T0 + 30 * DAY;
-    out->signature = bin(d->sig, 64);
-    out->label = "phone";
-}
-
-struct person {
-    struct id id;
-    char email[64];
-    uint8_t index[32];
-};
-
-static void person(struct person *p, const char *email, uint8_t n) {
-    memset(p, 0, sizeof *p);
-    p->id.b[0] = 0xa0;
-    p->id.b[15] = n;
-    snprintf(p->email, sizeof p->email, "%s", email);
-    crypto_hash_sha256(p->index, (const uint8_t *)email, strlen(email));
-}
-
-static void bootstrap(struct db *db, struct person *p) {
-    Carechat__Entry__V1__Entry e;
-    Carechat__Entry__V1__Bootstrap b;
-    carechat__entry__v1__entry__init(&e);
-    carechat__entry__v1__bootstrap__init(&b);
-    b.account_id = bin(p->id.b, 16);
-    b.email = p->email;
-    b.email_index = bin(p->index, 32);
-    b.password_hash = "$argon2id$fake";
-    b.display_name = "Admin";
-    e.time = T0;
-    e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_BOOTSTRAP;
-    e.bootstrap = &b;
-    assert_int_equal(propose(db, &e), 0);
-}
-
-/* `by` invites `p` as `role`; `p` registers with device `d`. */
-static void join(struct db *db, const struct person *by, struct person *p, uint32_t role,
-                 struct dev *d) {
-    uint8_t code_hash[32], token_hash[32];
-    crypto_hash_sha256(code_hash, (const uint8_t *)p->email, strlen(p->email) - 1);
-    crypto_hash_sha256(token_hash, (const uint8_t *)p->email, strlen(p->email) - 2);
-    Carechat__Entry__V1__Entry e;
-    Carechat__Entry__V1__InviteCreate in;
-    carechat__entry__v1__entry__init(&e);
-    carechat__entry__v1__invite_create__init(&in);
-    e.time = T0 + 1;
-    e.actor_account_id = bin(by->id.b, 16);
-    in.code_hash = bin(code_hash, 32);
-    in.email = p->email;
-    in.email_index = bin(p->index, 32);
-    in.role = role;
-    in.expires_at = T0 + 7 * DAY;
-    e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_INVITE_CREATE;
-    e.invite_create = &in;
-    assert_int_equal(propose(db, &e), 0);
-
-    Carechat__Entry__V1__Register r;
-    Carechat__Entry__V1__DeviceNew dn;
-    Carechat__Entry__V1__SessionNew sn;
-    carechat__entry__v1__entry__init(&e);
-    carechat__entry__v1__register__init(&r);
-    carechat__entry__v1__session_new__init(&sn);
-    e.time = T0 + 2;
-    r.account_id = bin(p->id.b, 16);
-    r.code_hash = bin(code_hash, 32);
-    r.email = p->email;
-    r.email_index = bin(p->index, 32);
-    r.password_hash = "$argon2id$fake2";
-    r.birth_date = "1980-01-01";
-    r.display_name = "Someone";
-    dev_entry(d, &dn);
-    r.device = &dn;
-    sn.token_hash = bin(token_hash, 32);
-    sn.expires_at = T0 + DAY;
-    sn.idle_expires_at = T0 + 900000;
-    r.session = &sn;
-    e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_REGISTER;
-    e.register_ = &r;
-    assert_int_equal(propose(db, &e), 0);
-}
-
-static void add_device(struct db *db, const struct person *p, struct dev *d) {
-    uint8_t token_hash[32];
-    memset(token_hash, 0, sizeof token_hash);
-    memcpy(token_hash, d->id.b, 16);
-    Carechat__Entry__V1__Entry e;
-    Carechat__Entry__V1__Login l;
-    Carechat__Entry__V1__DeviceNew dn;
-    Carechat__Entry__V1__SessionNew sn;
-    carechat__entry__v1__entry__init(&e);
-    carechat__entry__v1__login__init(&l);
-    carechat__entry__v1__session_new__init(&sn);
-    e.time = T0 + 3;
-    e.actor_account_id = bin(p->id.b, 16);
-    dev_entry(d, &dn);
-    l.device_case = CARECHAT__ENTRY__V1__LOGIN__DEVICE_NEW_DEVICE;
-    l.new_device = &dn;
-    sn.token_hash = bin(token_hash, 32);
-    sn.expires_at = T0 + DAY;
-    sn.idle_expires_at = T0 + 900000;
-    l.session = &sn;
-    e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_LOGIN;
-    e.login = &l;
-    assert_int_equal(propose(db, &e), 0);
-}
-
-/* ---- the messaging kinds ------------------------------------------------------------ */
-
-static int direct(struct db *db, const struct person *from, const struct person *to,
-                  const struct id *conv) {
-    Carechat__Entry__V1__Entry e;
-    Carechat__Entry__V1__DirectCreate d;
-    carechat__entry__v1__entry__init(&e);
-    carechat__entry__v1__direct_create__init(&d);
-    e.time = T0 + 10;
-    e.actor_account_id = bin(from->id.b, 16);
-    d.conversation_id = bin(conv->b, 16);
-    d.peer_account_id = bin(to->id.b, 16);
-    e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_DIRECT_CREATE;
-    e.direct_create = &d;
-    return propose(db, &e);
-}
+#define T0 FIXTURE_T0
+#define DAY FIXTURE_DAY
 
 /* ---- the channel kinds -------------------------------------------------------------- */
 
 static int64_t now_ms = T0 + 1000;
 
-static void entry_start(Carechat__Entry__V1__Entry *e, const struct person *actor,
-                        const struct dev *d) {
+static void entry_start(Carechat__Entry__V1__Entry *e, const struct fixture_person *actor,
+                        const struct fixture_dev *d) {
     carechat__entry__v1__entry__init(e);
     e->time = ++now_ms;
-    e->actor_account_id = bin(actor->id.b, 16);
+    e->actor_account_id = fixture_bin(actor->id.b, 16);
     if (d)
-        e->actor_device_id = bin(d->id.b, 16);
+        e->actor_device_id = fixture_bin(d->id.b, 16);
 }
 
-static int create_channel(struct db *db, const struct person *actor, const struct person *patient,
-                          const struct id *conv, const char *name,
-                          const struct person *const *extra, size_t n_extra) {
+static int create_channel(struct fixture_db *db, const struct fixture_person *actor,
+                          const struct fixture_person *patient, const struct id *conv,
+                          const char *name, const struct fixture_person *const *extra,
+                          size_t n_extra) {
     ProtobufCBinaryData ids[4];
     assert_true(n_extra <= 4);
     for (size_t i = 0; i < n_extra; i++)
-        ids[i] = bin(extra[i]->id.b, 16);
+        ids[i] = fixture_bin(extra[i]->id.b, 16);
     Carechat__Entry__V1__Entry e;
     Carechat__Entry__V1__ChannelCreate c;
     entry_start(&e, actor, NULL);
     carechat__entry__v1__channel_create__init(&c);
-    c.conversation_id = bin(conv->b, 16);
-    c.patient_account_id = bin(patient->id.b, 16);
+    c.conversation_id = fixture_bin(conv->b, 16);
+    c.patient_account_id = fixture_bin(patient->id.b, 16);
     c.name = (char *)name;
     c.n_member_account_ids = n_extra;
     c.member_account_ids = ids;
     e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_CHANNEL_CREATE;
     e.channel_create = &c;
-    return propose(db, &e);
+    return fixture_propose(db, &e);
 }
 
 enum member_op { OP_ADD, OP_REMOVE, OP_APPROVE };
 
-static int member_op(struct db *db, enum member_op op, const struct person *actor,
-                     const struct id *conv, const struct person *who) {
+static int member_op(struct fixture_db *db, enum member_op op, const struct fixture_person *actor,
+                     const struct id *conv, const struct fixture_person *who) {
     Carechat__Entry__V1__Entry e;
     Carechat__Entry__V1__MemberAdd a;
     Carechat__Entry__V1__MemberRemove r;
@@ -307,35 +83,35 @@ static int member_op(struct db *db, enum member_op op, const struct person *acto
     entry_start(&e, actor, NULL);
     if (op == OP_ADD) {
         carechat__entry__v1__member_add__init(&a);
-        a.conversation_id = bin(conv->b, 16);
-        a.account_id = bin(who->id.b, 16);
+        a.conversation_id = fixture_bin(conv->b, 16);
+        a.account_id = fixture_bin(who->id.b, 16);
         e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_MEMBER_ADD;
         e.member_add = &a;
     } else if (op == OP_REMOVE) {
         carechat__entry__v1__member_remove__init(&r);
-        r.conversation_id = bin(conv->b, 16);
-        r.account_id = bin(who->id.b, 16);
+        r.conversation_id = fixture_bin(conv->b, 16);
+        r.account_id = fixture_bin(who->id.b, 16);
         e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_MEMBER_REMOVE;
         e.member_remove = &r;
     } else {
         carechat__entry__v1__member_approve__init(&p);
-        p.conversation_id = bin(conv->b, 16);
-        p.account_id = bin(who->id.b, 16);
+        p.conversation_id = fixture_bin(conv->b, 16);
+        p.account_id = fixture_bin(who->id.b, 16);
         e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_MEMBER_APPROVE;
         e.member_approve = &p;
     }
-    return propose(db, &e);
+    return fixture_propose(db, &e);
 }
 
-static int leave(struct db *db, const struct person *actor, const struct id *conv) {
+static int leave(struct fixture_db *db, const struct fixture_person *actor, const struct id *conv) {
     Carechat__Entry__V1__Entry e;
     Carechat__Entry__V1__ConversationLeave l;
     entry_start(&e, actor, NULL);
     carechat__entry__v1__conversation_leave__init(&l);
-    l.conversation_id = bin(conv->b, 16);
+    l.conversation_id = fixture_bin(conv->b, 16);
     e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_CONVERSATION_LEAVE;
     e.conversation_leave = &l;
-    return propose(db, &e);
+    return fixture_propose(db, &e);
 }
 
 #define MAX_DEVS 8
@@ -343,10 +119,10 @@ static int leave(struct db *db, const struct person *actor, const struct id *con
 /* Sends message number n (client_msg_id and message id end in n) from
  * `from_dev`, wrapped for `to` (key id 1), with the proposer's view `view`
  * of the members' devices. */
-static int csend(struct db *db, const struct person *from, const struct dev *from_dev,
-                 const struct id *conv, uint8_t n, bool urgent, const char *body,
-                 const struct dev *const *to, size_t n_to, const struct dev *const *view,
-                 size_t n_view) {
+static int csend(struct fixture_db *db, const struct fixture_person *from,
+                 const struct fixture_dev *from_dev, const struct id *conv, uint8_t n, bool urgent,
+                 const char *body, const struct fixture_dev *const *to, size_t n_to,
+                 const struct fixture_dev *const *view, size_t n_view) {
     static uint8_t enc[32], wk[48], nonce[24], sig[64];
     uint8_t cmid[16] = {0xc0}, mid[16] = {0xe0};
     cmid[15] = n;
@@ -356,29 +132,29 @@ static int csend(struct db *db, const struct person *from, const struct dev *fro
     assert_true(n_to <= MAX_DEVS && n_view <= MAX_DEVS);
     for (size_t i = 0; i < n_to; i++) {
         carechat__entry__v1__wrap_item__init(&items[i]);
-        items[i].device_id = bin(to[i]->id.b, 16);
+        items[i].device_id = fixture_bin(to[i]->id.b, 16);
         items[i].key_id = 1;
-        items[i].enc = bin(enc, 32);
-        items[i].wrapped_key = bin(wk, 48);
+        items[i].enc = fixture_bin(enc, 32);
+        items[i].wrapped_key = fixture_bin(wk, 48);
         ip[i] = &items[i];
     }
     for (size_t i = 0; i < n_view; i++)
-        mem[i] = bin(view[i]->id.b, 16);
+        mem[i] = fixture_bin(view[i]->id.b, 16);
     Carechat__Entry__V1__Entry e;
     Carechat__Entry__V1__MessageSend m;
     entry_start(&e, from, from_dev);
     carechat__entry__v1__message_send__init(&m);
-    e.idempotency_key = bin(cmid, 16);
-    m.conversation_id = bin(conv->b, 16);
-    m.message_id = bin(mid, 16);
-    m.client_msg_id = bin(cmid, 16);
+    e.idempotency_key = fixture_bin(cmid, 16);
+    m.conversation_id = fixture_bin(conv->b, 16);
+    m.message_id = fixture_bin(mid, 16);
+    m.client_msg_id = fixture_bin(cmid, 16);
     m.urgent = urgent;
     m.envelope_version = 1;
-    m.sender_device_id = bin(from_dev->id.b, 16);
-    m.header = bin("hdr-canary", 10);
-    m.body = bin(body, strlen(body));
-    m.body_nonce = bin(nonce, 24);
-    m.signature = bin(sig, 64);
+    m.sender_device_id = fixture_bin(from_dev->id.b, 16);
+    m.header = fixture_bin("hdr-canary", 10);
+    m.body = fixture_bin(body, strlen(body));
+    m.body_nonce = fixture_bin(nonce, 24);
+    m.signature = fixture_bin(sig, 64);
     m.n_wraps = n_to;
     m.wraps = ip;
     m.n_member_device_ids = n_view;
@@ -386,13 +162,13 @@ static int csend(struct db *db, const struct person *from, const struct dev *fro
     m.inbox_limit = 100;
     e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_MESSAGE_SEND;
     e.message_send = &m;
-    return propose(db, &e);
+    return fixture_propose(db, &e);
 }
 
 /* One account's devices, as a proposer lists them. */
 struct acct_devs {
-    const struct person *p;
-    const struct dev *d[3];
+    const struct fixture_person *p;
+    const struct fixture_dev *d[3];
     size_t n;
 };
 
@@ -405,17 +181,17 @@ static void lists_fill(struct lists *l, const struct acct_devs *a, size_t n) {
     assert_true(n <= 6);
     for (size_t i = 0; i < n; i++) {
         carechat__entry__v1__account_device_ids__init(&l->ad[i]);
-        l->ad[i].account_id = bin(a[i].p->id.b, 16);
+        l->ad[i].account_id = fixture_bin(a[i].p->id.b, 16);
         for (size_t j = 0; j < a[i].n; j++)
-            l->ids[i][j] = bin(a[i].d[j]->id.b, 16);
+            l->ids[i][j] = fixture_bin(a[i].d[j]->id.b, 16);
         l->ad[i].n_device_ids = a[i].n;
         l->ad[i].device_ids = l->ids[i];
         l->adp[i] = &l->ad[i];
     }
 }
 
-static int recall(struct db *db, const struct person *actor, const struct id *conv, uint8_t n,
-                  const struct acct_devs *a, size_t n_a) {
+static int recall(struct fixture_db *db, const struct fixture_person *actor, const struct id *conv,
+                  uint8_t n, const struct acct_devs *a, size_t n_a) {
     uint8_t mid[16] = {0xe0};
     mid[15] = n;
     struct lists l;
@@ -424,17 +200,17 @@ static int recall(struct db *db, const struct person *actor, const struct id *co
     Carechat__Entry__V1__MessageRecall r;
     entry_start(&e, actor, NULL);
     carechat__entry__v1__message_recall__init(&r);
-    r.conversation_id = bin(conv->b, 16);
-    r.message_id = bin(mid, 16);
+    r.conversation_id = fixture_bin(conv->b, 16);
+    r.message_id = fixture_bin(mid, 16);
     r.n_member_devices = n_a;
     r.member_devices = l.adp;
     e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_MESSAGE_RECALL;
     e.message_recall = &r;
-    return propose(db, &e);
+    return fixture_propose(db, &e);
 }
 
-static int urgent_ack(struct db *db, const struct person *actor, const struct id *conv, uint8_t n,
-                      const struct acct_devs *sender) {
+static int urgent_ack(struct fixture_db *db, const struct fixture_person *actor,
+                      const struct id *conv, uint8_t n, const struct acct_devs *sender) {
     uint8_t mid[16] = {0xe0};
     mid[15] = n;
     struct lists l;
@@ -443,19 +219,19 @@ static int urgent_ack(struct db *db, const struct person *actor, const struct id
     Carechat__Entry__V1__UrgentAck u;
     entry_start(&e, actor, NULL);
     carechat__entry__v1__urgent_ack__init(&u);
-    u.conversation_id = bin(conv->b, 16);
-    u.message_id = bin(mid, 16);
+    u.conversation_id = fixture_bin(conv->b, 16);
+    u.message_id = fixture_bin(mid, 16);
     u.n_sender_devices = 1;
     u.sender_devices = l.adp;
     e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_URGENT_ACK;
     e.urgent_ack = &u;
-    return propose(db, &e);
+    return fixture_propose(db, &e);
 }
 
 /* ---- reading back ----------------------------------------------------------------------- */
 
-static struct msgrec_member member_of(struct db *db, const struct id *conv,
-                                      const struct person *p) {
+static struct msgrec_member member_of(struct fixture_db *db, const struct id *conv,
+                                      const struct fixture_person *p) {
     struct key k;
     key_id_id(&k, conv, &p->id);
     struct buf v;
@@ -468,7 +244,7 @@ static struct msgrec_member member_of(struct db *db, const struct id *conv,
 }
 
 /* The last position of the device's inbox (0: nothing ever queued). */
-static uint64_t inbox_last(struct db *db, const struct dev *d) {
+static uint64_t inbox_last(struct fixture_db *db, const struct fixture_dev *d) {
     struct buf v;
     buf_init(&v);
     struct msgrec_inbox in = {0};
@@ -481,8 +257,8 @@ static uint64_t inbox_last(struct db *db, const struct dev *d) {
     return in.last;
 }
 
-static struct msgrec_item inbox_item(struct db *db, const struct dev *d, uint64_t pos,
-                                     struct buf *v) {
+static struct msgrec_item inbox_item(struct fixture_db *db, const struct fixture_dev *d,
+                                     uint64_t pos, struct buf *v) {
     struct key k;
     key_id_u64(&k, &d->id, pos);
     struct msgrec_item it;
@@ -498,7 +274,7 @@ static bool keep_last(void *ctx, const uint8_t *key, size_t key_len, const uint8
     return true;
 }
 
-static struct rec_audit last_audit(struct db *db) {
+static struct rec_audit last_audit(struct fixture_db *db) {
     struct rec_audit a;
     memset(&a, 0, sizeof a);
     assert_true(store_scan(db->store, CF_AUDIT, NULL, 0, NULL, 0, 100000, keep_last, &a) > 0);
@@ -508,9 +284,10 @@ static struct rec_audit last_audit(struct db *db) {
 static uint32_t deliveries(size_t skip) {
     uint32_t n;
     const uint8_t *entries;
-    assert_true(last_result.len >= skip);
-    assert_int_equal(
-        msgrec_deliveries_read(last_result.data + skip, last_result.len - skip, &n, &entries), 0);
+    assert_true(fixture_last_result()->len >= skip);
+    assert_int_equal(msgrec_deliveries_read(fixture_last_result()->data + skip,
+                                            fixture_last_result()->len - skip, &n, &entries),
+                     0);
     return n;
 }
 
@@ -532,14 +309,14 @@ static bool find_in(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, si
 }
 
 /* How many records of `cf` hold `needle` in their (opened) value. */
-static size_t records_holding(struct db *db, enum store_cf cf, const char *needle) {
+static size_t records_holding(struct fixture_db *db, enum store_cf cf, const char *needle) {
     struct find f = {.needle = needle};
     assert_true(store_scan(db->store, cf, NULL, 0, NULL, 0, 100000, find_in, &f) >= 0);
     return f.hits;
 }
 
-static int urgent_acked_at(struct db *db, const struct id *conv, uint8_t n, const struct person *p,
-                           int64_t *at) {
+static int urgent_acked_at(struct fixture_db *db, const struct id *conv, uint8_t n,
+                           const struct fixture_person *p, int64_t *at) {
     uint8_t mid[16] = {0xe0};
     mid[15] = n;
     struct id m;
@@ -560,50 +337,50 @@ static int urgent_acked_at(struct db *db, const struct id *conv, uint8_t n, cons
 
 /* ---- the scenario -------------------------------------------------------------------------- */
 
-static void run_scenario(struct db *db) {
-    struct person sysadmin, admin, doc, nurse, pat, family, other;
-    struct dev ad1, d1, d2, n1, a1, a2, f1, o1;
-    person(&sysadmin, "sysadmin@x.example", 9);
-    person(&admin, "admin@x.example", 1);
-    person(&doc, "doc@x.example", 2);
-    person(&nurse, "nurse@x.example", 3);
-    person(&pat, "pat@x.example", 4);
-    person(&family, "family@x.example", 5);
-    person(&other, "other@x.example", 6);
-    dev_make(&ad1, 1);
-    dev_make(&d1, 2);
-    dev_make(&d2, 3);
-    dev_make(&n1, 4);
-    dev_make(&a1, 5);
-    dev_make(&a2, 6);
-    dev_make(&f1, 7);
-    dev_make(&o1, 8);
-    bootstrap(db, &sysadmin);
-    join(db, &sysadmin, &admin, 3, &ad1);
-    join(db, &admin, &doc, 2, &d1);
-    add_device(db, &doc, &d2);
-    join(db, &admin, &nurse, 2, &n1);
-    join(db, &doc, &pat, 1, &a1);
-    add_device(db, &pat, &a2);
-    join(db, &doc, &family, 1, &f1);
-    join(db, &nurse, &other, 1, &o1);
+static void run_scenario(struct fixture_db *db) {
+    struct fixture_person sysadmin, admin, doc, nurse, pat, family, other;
+    struct fixture_dev ad1, d1, d2, n1, a1, a2, f1, o1;
+    fixture_person(&sysadmin, "sysadmin@x.example", 9);
+    fixture_person(&admin, "admin@x.example", 1);
+    fixture_person(&doc, "doc@x.example", 2);
+    fixture_person(&nurse, "nurse@x.example", 3);
+    fixture_person(&pat, "pat@x.example", 4);
+    fixture_person(&family, "family@x.example", 5);
+    fixture_person(&other, "other@x.example", 6);
+    fixture_dev_make(&ad1, 1);
+    fixture_dev_make(&d1, 2);
+    fixture_dev_make(&d2, 3);
+    fixture_dev_make(&n1, 4);
+    fixture_dev_make(&a1, 5);
+    fixture_dev_make(&a2, 6);
+    fixture_dev_make(&f1, 7);
+    fixture_dev_make(&o1, 8);
+    fixture_bootstrap(db, &sysadmin);
+    fixture_join(db, &sysadmin, &admin, 3, &ad1);
+    fixture_join(db, &admin, &doc, 2, &d1);
+    fixture_add_device(db, &doc, &d2);
+    fixture_join(db, &admin, &nurse, 2, &n1);
+    fixture_join(db, &doc, &pat, 1, &a1);
+    fixture_add_device(db, &pat, &a2);
+    fixture_join(db, &doc, &family, 1, &f1);
+    fixture_join(db, &nurse, &other, 1, &o1);
 
     struct id ch = {{0xca, 1}}, ch2 = {{0xca, 2}}, dm = {{0xdd, 1}}, dm2 = {{0xdd, 2}};
     /* Not contacts before they share a channel. */
-    assert_int_equal(direct(db, &other, &doc, &dm2), STATUS_NOT_FOUND);
-    const struct person *with_nurse[1] = {&nurse};
+    assert_int_equal(fixture_direct(db, &other, &doc, &dm2), STATUS_NOT_FOUND);
+    const struct fixture_person *with_nurse[1] = {&nurse};
 
     /* Creation: only staff; about an active patient; a name of 1..128 bytes. */
     assert_int_equal(create_channel(db, &pat, &pat, &ch, "Cardiology", NULL, 0), STATUS_FORBIDDEN);
     assert_int_equal(create_channel(db, &doc, &nurse, &ch, "Cardiology", NULL, 0),
                      STATUS_NOT_FOUND);
     assert_int_equal(create_channel(db, &doc, &pat, &ch, "", NULL, 0), STATUS_BAD_REQUEST);
-    const struct person *not_staff[1] = {&family};
+    const struct fixture_person *not_staff[1] = {&family};
     assert_int_equal(create_channel(db, &doc, &pat, &ch, "Cardiology", not_staff, 1),
                      STATUS_NOT_FOUND);
     assert_int_equal(create_channel(db, &doc, &pat, &ch, "Cardiology", NULL, 0), 0);
-    assert_int_equal(last_result.len, 16);
-    assert_memory_equal(last_result.data, ch.b, 16);
+    assert_int_equal(fixture_last_result()->len, 16);
+    assert_memory_equal(fixture_last_result()->data, ch.b, 16);
     assert_int_equal(create_channel(db, &doc, &pat, &ch, "Again", NULL, 0), STATUS_CONFLICT);
     assert_int_equal(member_of(db, &ch, &doc).state, MSGREC_ACTIVE);
     assert_int_equal(member_of(db, &ch, &pat).state, MSGREC_ACTIVE);
@@ -611,7 +388,7 @@ static void run_scenario(struct db *db) {
     assert_int_equal(records_holding(db, CF_CONVERSATIONS, "Cardiology"), 1);
 
     /* The patient and the nurse are no contacts yet: nurse did not invite her. */
-    assert_int_equal(direct(db, &pat, &nurse, &dm), STATUS_NOT_FOUND);
+    assert_int_equal(fixture_direct(db, &pat, &nurse, &dm), STATUS_NOT_FOUND);
 
     /* Members: staff add staff (active at once); a patient adds nobody. */
     assert_int_equal(member_op(db, OP_ADD, &pat, &ch, &nurse), STATUS_FORBIDDEN);
@@ -620,20 +397,20 @@ static void run_scenario(struct db *db) {
     assert_int_equal(member_of(db, &ch, &nurse).state, MSGREC_ACTIVE);
     assert_int_equal(member_op(db, OP_ADD, &doc, &ch, &nurse), STATUS_CONFLICT);
     /* Sharing the care team makes patient and nurse contacts. */
-    assert_int_equal(direct(db, &pat, &nurse, &dm), 0);
+    assert_int_equal(fixture_direct(db, &pat, &nurse, &dm), 0);
 
     /* A family member (role patient) is pending until the patient approves. */
     assert_int_equal(member_op(db, OP_ADD, &nurse, &ch, &family), 0);
     assert_int_equal(member_of(db, &ch, &family).state, MSGREC_PENDING);
-    const struct dev *everyone[6] = {&d1, &d2, &n1, &a1, &a2, &f1};
-    const struct dev *to_active[4] = {&d2, &n1, &a1, &a2};
+    const struct fixture_dev *everyone[6] = {&d1, &d2, &n1, &a1, &a2, &f1};
+    const struct fixture_dev *to_active[4] = {&d2, &n1, &a1, &a2};
     /* The pending member's device is not a recipient: wrapping for it is extra. */
     assert_int_equal(csend(db, &doc, &d1, &ch, 1, false, "m1", everyone + 1, 5, everyone, 6),
                      STATUS_CONFLICT);
     uint64_t f_before = inbox_last(db, &f1);
     assert_int_equal(csend(db, &doc, &d1, &ch, 1, false, "m1", to_active, 4, everyone, 5), 0);
     struct msgrec_sent sent;
-    assert_int_equal(msgrec_sent_decode(last_result.data, MSGREC_SENT_SIZE, &sent), 0);
+    assert_int_equal(msgrec_sent_decode(fixture_last_result()->data, MSGREC_SENT_SIZE, &sent), 0);
     assert_int_equal(sent.seq, 1);
     /* Every device of every active member but the sending one; the pending
      * member nothing. */
@@ -653,7 +430,7 @@ static void run_scenario(struct db *db) {
     /* Now the family member's device must be covered. */
     assert_int_equal(csend(db, &doc, &d1, &ch, 2, false, "m2", to_active, 4, everyone, 6),
                      STATUS_CONFLICT);
-    const struct dev *to_all[5] = {&d2, &n1, &a1, &a2, &f1};
+    const struct fixture_dev *to_all[5] = {&d2, &n1, &a1, &a2, &f1};
     assert_int_equal(csend(db, &doc, &d1, &ch, 2, false, "m2", to_all, 5, everyone, 6), 0);
     assert_int_equal(deliveries(MSGREC_SENT_SIZE), 5);
     assert_int_equal(inbox_last(db, &f1), f_before + 1);
@@ -666,17 +443,17 @@ static void run_scenario(struct db *db) {
     assert_int_equal(member_op(db, OP_REMOVE, &doc, &ch, &nurse), STATUS_NOT_FOUND);
     /* The removed nurse receives nothing new and cannot send. */
     uint64_t n_before = inbox_last(db, &n1);
-    const struct dev *without_nurse[5] = {&d1, &d2, &a1, &a2, &f1};
-    const struct dev *to_rest[4] = {&d2, &a1, &a2, &f1};
+    const struct fixture_dev *without_nurse[5] = {&d1, &d2, &a1, &a2, &f1};
+    const struct fixture_dev *to_rest[4] = {&d2, &a1, &a2, &f1};
     assert_int_equal(csend(db, &doc, &d1, &ch, 3, false, "m3", to_all, 5, without_nurse, 5),
                      STATUS_CONFLICT);
     assert_int_equal(csend(db, &doc, &d1, &ch, 3, false, "m3", to_rest, 4, without_nurse, 5), 0);
     assert_int_equal(inbox_last(db, &n1), n_before);
-    const struct dev *to_doc[2] = {&d1, &d2};
+    const struct fixture_dev *to_doc[2] = {&d1, &d2};
     assert_int_equal(csend(db, &nurse, &n1, &ch, 4, false, "m4", to_doc, 2, without_nurse, 5),
                      STATUS_FORBIDDEN);
     /* The care team no longer joins patient and nurse. */
-    assert_int_equal(direct(db, &pat, &nurse, &dm2), STATUS_NOT_FOUND);
+    assert_int_equal(fixture_direct(db, &pat, &nurse, &dm2), STATUS_NOT_FOUND);
 
     /* An admin manages any channel (a system administrator does not);
      * re-adding starts history afresh. */
@@ -697,11 +474,11 @@ static void run_scenario(struct db *db) {
     assert_int_equal(create_channel(db, &doc, &other, &ch2, "Team two", with_nurse, 1), 0);
     assert_int_equal(member_of(db, &ch2, &nurse).state, MSGREC_ACTIVE);
     struct id dm3 = {{0xdd, 3}};
-    assert_int_equal(direct(db, &other, &doc, &dm3), 0);
+    assert_int_equal(fixture_direct(db, &other, &doc, &dm3), 0);
 
     /* Recall: only the sender (or an admin); the envelope leaves CF_MESSAGES. */
-    const struct dev *members_now[4] = {&d1, &d2, &a1, &a2};
-    const struct dev *to_pat[3] = {&d2, &a1, &a2};
+    const struct fixture_dev *members_now[4] = {&d1, &d2, &a1, &a2};
+    const struct fixture_dev *to_pat[3] = {&d2, &a1, &a2};
     assert_int_equal(
         csend(db, &doc, &d1, &ch, 5, false, "CANARY-ciphertext-5", to_pat, 3, members_now, 4), 0);
     assert_int_equal(records_holding(db, CF_MESSAGES, "CANARY-ciphertext-5"), 1);
@@ -749,7 +526,7 @@ static void run_scenario(struct db *db) {
     assert_int_equal(
         csend(db, &pat, &a1, &ch, 6, false, "CANARY-ciphertext-6", to_doc, 2, members_now, 4),
         STATUS_CONFLICT); /* a2 missing */
-    const struct dev *to_doc_a2[3] = {&d1, &d2, &a2};
+    const struct fixture_dev *to_doc_a2[3] = {&d1, &d2, &a2};
     assert_int_equal(
         csend(db, &pat, &a1, &ch, 6, false, "CANARY-ciphertext-6", to_doc_a2, 3, members_now, 4),
         0);
@@ -758,8 +535,8 @@ static void run_scenario(struct db *db) {
 
     /* Urgent: each recipient account must acknowledge; the sender hears it once. */
     assert_int_equal(member_op(db, OP_ADD, &doc, &ch, &nurse), 0);
-    const struct dev *view3[5] = {&d1, &d2, &a1, &a2, &n1};
-    const struct dev *to_u[4] = {&d2, &a1, &a2, &n1};
+    const struct fixture_dev *view3[5] = {&d1, &d2, &a1, &a2, &n1};
+    const struct fixture_dev *to_u[4] = {&d2, &a1, &a2, &n1};
     assert_int_equal(csend(db, &doc, &d1, &ch, 7, true, "urgent", to_u, 4, view3, 5), 0);
     int64_t at = -1;
     assert_int_equal(urgent_acked_at(db, &ch, 7, &pat, &at), 0);
@@ -790,59 +567,37 @@ static void run_scenario(struct db *db) {
 }
 
 static void test_apply_channels_scenario(void **state) {
-    n_log = 0;
+    fixture_log_reset();
     now_ms = T0 + 1000;
-    buf_init(&last_result);
-    struct db db;
-    db_open(&db);
+    struct fixture_db db;
+    fixture_open(&db, "apply-chan");
     run_scenario(&db);
-    db_close(&db);
-    for (size_t i = 0; i < n_log; i++)
-        buf_cleanup(&log_entries[i]);
-    buf_cleanup(&last_result);
-}
-
-static bool dump_one(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl) {
-    struct buf *b = ctx;
-    buf_append_varint(b, kl);
-    buf_append(b, k, kl);
-    buf_append_varint(b, vl);
-    buf_append(b, v, vl);
-    return true;
-}
-
-static void dump(struct db *db, struct buf *out) {
-    for (int cf = CF_CONVERSATIONS; cf <= CF_IDEMPOTENCY; cf++)
-        assert_true(
-            store_scan(db->store, (enum store_cf)cf, NULL, 0, NULL, 0, 100000, dump_one, out) >= 0);
+    fixture_close(&db);
+    fixture_log_cleanup();
 }
 
 static void test_apply_channels_replay_is_deterministic(void **state) {
-    n_log = 0;
+    fixture_log_reset();
     now_ms = T0 + 1000;
-    buf_init(&last_result);
-    struct db first;
-    db_open(&first);
+    struct fixture_db first;
+    fixture_open(&first, "apply-chan");
     run_scenario(&first);
     struct buf dumps[2];
     buf_init(&dumps[0]);
-    dump(&first, &dumps[0]);
-    db_close(&first);
-    struct db db;
-    db_open(&db);
-    for (size_t i = 0; i < n_log; i++)
-        append_raw(&db, log_entries[i].data, log_entries[i].len);
+    fixture_dump(&first, CF_CONVERSATIONS, CF_IDEMPOTENCY, &dumps[0]);
+    fixture_close(&first);
+    struct fixture_db db;
+    fixture_open(&db, "apply-chan");
+    fixture_replay(&db);
     buf_init(&dumps[1]);
-    dump(&db, &dumps[1]);
-    db_close(&db);
+    fixture_dump(&db, CF_CONVERSATIONS, CF_IDEMPOTENCY, &dumps[1]);
+    fixture_close(&db);
     assert_true(dumps[0].len > 1000);
     assert_int_equal(dumps[1].len, dumps[0].len);
     assert_memory_equal(dumps[1].data, dumps[0].data, dumps[0].len);
     buf_cleanup(&dumps[0]);
     buf_cleanup(&dumps[1]);
-    for (size_t i = 0; i < n_log; i++)
-        buf_cleanup(&log_entries[i]);
-    buf_cleanup(&last_result);
+    fixture_log_cleanup();
 }
 
 int main(void) {

@@ -1,0 +1,115 @@
+/*
+ * server/apply_fixture.h: the test fixture shared by the apply tests: a store
+ * and journal in a fresh directory under $TEST_TMPDIR, with apply_entry() as
+ * the journal's apply function; proposing an entry records its encoding so
+ * that a test can replay the same entries on another empty store; people and
+ * devices created through the account kinds with deterministic ids.
+ *
+ * Test code only (cmocka): every failure is a cmocka assertion, so nothing
+ * here returns an error of its own. The recorded entries and the last result
+ * are process-wide; run on the test's thread only, one test at a time.
+ */
+#ifndef CARECHAT_SERVER_APPLY_FIXTURE_H
+#define CARECHAT_SERVER_APPLY_FIXTURE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+#include "base/rand.h"
+#include "protocol/proto.h"
+#include "storage/journal.h"
+#include "storage/store.h"
+
+/* Entry times start here; a day in milliseconds. */
+#define FIXTURE_T0 1790000000000LL
+#define FIXTURE_DAY (24LL * 3600 * 1000)
+
+struct fixture_db {
+    char dir[512];
+    struct store *store;
+    struct journal *journal;
+};
+
+/* Opens a store and journal in a new directory $TEST_TMPDIR/<name>-XXXXXX
+ * (/tmp if TEST_TMPDIR is unset). Asserts on any failure. */
+void fixture_open(struct fixture_db *db, const char *name);
+
+/* Closes the journal and the store; the directory stays for inspection. */
+void fixture_close(struct fixture_db *db);
+
+/* Forgets every recorded entry (without freeing them: call
+ * fixture_log_cleanup() first if any were recorded) and empties the last
+ * result. Call at the start of every test that proposes. */
+void fixture_log_reset(void);
+
+/* Frees every recorded entry and the last result. */
+void fixture_log_cleanup(void);
+
+/* Appends the encoded entry `data` to the journal and polls it until the
+ * entry is applied (asserting it is, within 10 s). Keeps a copy of the apply
+ * result for fixture_last_result(). Returns the apply status: 0 or a negative
+ * STATUS_*. Does not record the entry. */
+int fixture_append(struct fixture_db *db, const uint8_t *data, size_t len);
+
+/* Sets the entry version, encodes `e`, records the encoding for
+ * fixture_replay() (at most 128 per test) and appends it with
+ * fixture_append(). Returns the apply status. */
+int fixture_propose(struct fixture_db *db, Carechat__Entry__V1__Entry *e);
+
+/* Appends every recorded entry, in order, to `db`, ignoring their statuses. */
+void fixture_replay(struct fixture_db *db);
+
+/* The result of the last entry applied; owned by the fixture, valid until the
+ * next append or fixture_log_cleanup(). */
+const struct buf *fixture_last_result(void);
+
+/* `n` bytes at `p` as protobuf bytes (not copied: `p` must outlive the use). */
+ProtobufCBinaryData fixture_bin(const void *p, size_t n);
+
+/* A store_scan callback: appends the record to the struct buf `ctx` as key
+ * length, key, value length, value (varint lengths). Returns true. */
+bool fixture_dump_one(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl);
+
+/* Appends every record of the column families `from` to `to` (inclusive) to
+ * `out` in key order, as fixture_dump_one() does. */
+void fixture_dump(struct fixture_db *db, enum store_cf from, enum store_cf to, struct buf *out);
+
+/* A device: id 0xd0 ... n, a fresh signing key pair, a random encryption key
+ * (key id 1, expiring at T0 + 30 days) and its signature. */
+struct fixture_dev {
+    struct id id;
+    uint8_t pk[32], sk[64], ek[32], sig[64];
+};
+
+void fixture_dev_make(struct fixture_dev *d, int n);
+
+/* Fills `out` to register `d` (label "phone"); `out` points into `d`. */
+void fixture_dev_entry(struct fixture_dev *d, Carechat__Entry__V1__DeviceNew *out);
+
+/* A person: id 0xa0 ... n, `email` and its blind index (SHA-256). */
+struct fixture_person {
+    struct id id;
+    char email[64];
+    uint8_t index[32];
+};
+
+void fixture_person(struct fixture_person *p, const char *email, uint8_t n);
+
+/* Proposes the bootstrap of `p` as the first sysadmin at T0; asserts it applies. */
+void fixture_bootstrap(struct fixture_db *db, struct fixture_person *p);
+
+/* `by` invites `p` as `role`; `p` registers with device `d`. Asserts both apply. */
+void fixture_join(struct fixture_db *db, const struct fixture_person *by, struct fixture_person *p,
+                  uint32_t role, struct fixture_dev *d);
+
+/* `p` logs in with the new device `d`. Asserts it applies. */
+void fixture_add_device(struct fixture_db *db, const struct fixture_person *p,
+                        struct fixture_dev *d);
+
+/* `from` opens the direct conversation `conv` with `to` at T0 + 10. Returns the
+ * apply status. */
+int fixture_direct(struct fixture_db *db, const struct fixture_person *from,
+                   const struct fixture_person *to, const struct id *conv);
+
+#endif
