@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "base/status.h"
+#include "server/wire.h"
 
 /* A wrap on disk: device id, key id, enc, wrapped key. */
 #define WRAP_SIZE (ID_LEN + 4 + MSGREC_ENC_LEN + MSGREC_WRAPPED_LEN)
@@ -81,196 +82,130 @@ void msgrec_key_urgent(struct key *k, const struct id *conv, const struct id *me
     key_add_id(k, account);
 }
 
-/* ---- writer and reader ---------------------------------------------------------- */
+/* ---- reader ------------------------------------------------------------------------ */
 
-static void put_u8(struct buf *b, uint8_t v) {
-    buf_append_u8(b, v);
-}
-
-static void put_u32(struct buf *b, uint32_t v) {
-    uint8_t x[4];
-    key_put_u32(x, v);
-    buf_append(b, x, 4);
-}
-
-static void put_u64(struct buf *b, uint64_t v) {
-    uint8_t x[8];
-    key_put_u64(x, v);
-    buf_append(b, x, 8);
-}
-
-static void put_id(struct buf *b, const struct id *id) {
-    buf_append(b, id->b, ID_LEN);
-}
-
-static void put_bytes(struct buf *b, struct msgrec_bytes v) {
-    put_u32(b, (uint32_t)v.len);
-    if (v.len)
-        buf_append(b, v.data, v.len);
-}
-
-struct reader {
-    const uint8_t *p, *end;
-    bool bad;
-};
-
-static const uint8_t *take(struct reader *r, size_t n) {
-    if (r->bad || (size_t)(r->end - r->p) < n) {
-        r->bad = true;
-        return NULL;
-    }
-    const uint8_t *p = r->p;
-    r->p += n;
-    return p;
-}
-
-static uint8_t get_u8(struct reader *r) {
-    const uint8_t *p = take(r, 1);
-    return p ? p[0] : 0;
-}
-
-static uint32_t get_u32(struct reader *r) {
-    const uint8_t *p = take(r, 4);
-    return p ? key_get_u32(p) : 0;
-}
-
-static uint64_t get_u64(struct reader *r) {
-    const uint8_t *p = take(r, 8);
-    return p ? key_get_u64(p) : 0;
-}
-
-static void get_id(struct reader *r, struct id *id) {
-    const uint8_t *p = take(r, ID_LEN);
-    if (p)
-        memcpy(id->b, p, ID_LEN);
-    else
-        memset(id->b, 0, ID_LEN);
-}
-
-static struct msgrec_bytes get_bytes(struct reader *r) {
-    uint32_t n = get_u32(r);
+static struct msgrec_bytes get_bytes(struct wire_reader *r) {
+    uint32_t n = wire_get_u32(r);
     if (n > FIELD_MAX)
         r->bad = true;
-    const uint8_t *p = r->bad ? NULL : take(r, n);
+    const uint8_t *p = r->bad ? NULL : wire_take(r, n);
     return (struct msgrec_bytes){p, p ? n : 0};
 }
 
-static bool start(struct reader *r, const uint8_t *data, size_t len) {
-    r->p = data;
-    r->end = data + len;
-    r->bad = false;
-    return len >= 1 && get_u8(r) == MSGREC_FORMAT;
+static bool start(struct wire_reader *r, const uint8_t *data, size_t len) {
+    wire_reader_init(r, data, len);
+    return len >= 1 && wire_get_u8(r) == MSGREC_FORMAT;
 }
 
-static int finish(const struct reader *r) {
+static int finish(const struct wire_reader *r) {
     return r->bad || r->p != r->end ? STATUS_CORRUPT : STATUS_OK;
 }
 
 /* ---- records ----------------------------------------------------------------------- */
 
 void msgrec_conv_encode(const struct msgrec_conv *c, struct buf *out) {
-    put_u8(out, MSGREC_FORMAT);
-    put_u32(out, c->kind);
-    put_u64(out, (uint64_t)c->created_at);
-    put_u64(out, c->last_seq);
-    put_u8(out, c->has_owner ? 1 : 0);
-    put_id(out, &c->owner);
-    put_u32(out, c->n_members);
+    wire_put_u8(out, MSGREC_FORMAT);
+    wire_put_u32(out, c->kind);
+    wire_put_u64(out, (uint64_t)c->created_at);
+    wire_put_u64(out, c->last_seq);
+    wire_put_u8(out, c->has_owner ? 1 : 0);
+    wire_put_id(out, &c->owner);
+    wire_put_u32(out, c->n_members);
     for (uint32_t i = 0; i < c->n_members; i++)
-        put_id(out, &c->members[i]);
+        wire_put_id(out, &c->members[i]);
 }
 
 int msgrec_conv_decode(const uint8_t *data, size_t len, struct msgrec_conv *out) {
     memset(out, 0, sizeof *out);
-    struct reader r;
+    struct wire_reader r;
     if (!start(&r, data, len))
         return STATUS_CORRUPT;
-    out->kind = get_u32(&r);
-    out->created_at = (int64_t)get_u64(&r);
-    out->last_seq = get_u64(&r);
-    out->has_owner = get_u8(&r) != 0;
-    get_id(&r, &out->owner);
-    out->n_members = get_u32(&r);
+    out->kind = wire_get_u32(&r);
+    out->created_at = (int64_t)wire_get_u64(&r);
+    out->last_seq = wire_get_u64(&r);
+    out->has_owner = wire_get_u8(&r) != 0;
+    wire_get_id(&r, &out->owner);
+    out->n_members = wire_get_u32(&r);
     if (out->n_members > MSGREC_MEMBERS_MAX)
         return STATUS_CORRUPT;
     for (uint32_t i = 0; i < out->n_members; i++)
-        get_id(&r, &out->members[i]);
+        wire_get_id(&r, &out->members[i]);
     return finish(&r);
 }
 
 void msgrec_member_encode(const struct msgrec_member *m, struct buf *out) {
-    put_u8(out, MSGREC_FORMAT);
-    put_u32(out, m->role);
-    put_u32(out, m->state);
-    put_u64(out, (uint64_t)m->joined_at);
-    put_u64(out, (uint64_t)m->left_at);
-    put_u64(out, (uint64_t)m->last_active);
+    wire_put_u8(out, MSGREC_FORMAT);
+    wire_put_u32(out, m->role);
+    wire_put_u32(out, m->state);
+    wire_put_u64(out, (uint64_t)m->joined_at);
+    wire_put_u64(out, (uint64_t)m->left_at);
+    wire_put_u64(out, (uint64_t)m->last_active);
     if (m->joined_seq)
-        put_u64(out, m->joined_seq);
+        wire_put_u64(out, m->joined_seq);
 }
 
 int msgrec_member_decode(const uint8_t *data, size_t len, struct msgrec_member *out) {
     memset(out, 0, sizeof *out);
-    struct reader r;
+    struct wire_reader r;
     if (!start(&r, data, len))
         return STATUS_CORRUPT;
-    out->role = get_u32(&r);
-    out->state = get_u32(&r);
-    out->joined_at = (int64_t)get_u64(&r);
-    out->left_at = (int64_t)get_u64(&r);
-    out->last_active = (int64_t)get_u64(&r);
+    out->role = wire_get_u32(&r);
+    out->state = wire_get_u32(&r);
+    out->joined_at = (int64_t)wire_get_u64(&r);
+    out->left_at = (int64_t)wire_get_u64(&r);
+    out->last_active = (int64_t)wire_get_u64(&r);
     if (r.p != r.end)
-        out->joined_seq = get_u64(&r);
+        out->joined_seq = wire_get_u64(&r);
     return finish(&r);
 }
 
 void msgrec_message_encode(const struct msgrec_message *m, struct buf *out) {
-    put_u8(out, MSGREC_FORMAT);
-    put_id(out, &m->message_id);
-    put_id(out, &m->sender_account);
-    put_id(out, &m->sender_device);
-    put_u64(out, (uint64_t)m->sent_at);
-    put_u8(out, m->urgent ? 1 : 0);
-    put_id(out, &m->client_msg_id);
-    put_u32(out, m->envelope_version);
-    put_bytes(out, m->header);
-    put_bytes(out, m->body);
-    put_bytes(out, m->body_nonce);
-    put_bytes(out, m->signature);
-    put_u32(out, m->n_wraps);
+    wire_put_u8(out, MSGREC_FORMAT);
+    wire_put_id(out, &m->message_id);
+    wire_put_id(out, &m->sender_account);
+    wire_put_id(out, &m->sender_device);
+    wire_put_u64(out, (uint64_t)m->sent_at);
+    wire_put_u8(out, m->urgent ? 1 : 0);
+    wire_put_id(out, &m->client_msg_id);
+    wire_put_u32(out, m->envelope_version);
+    wire_put_bytes(out, m->header.data, m->header.len);
+    wire_put_bytes(out, m->body.data, m->body.len);
+    wire_put_bytes(out, m->body_nonce.data, m->body_nonce.len);
+    wire_put_bytes(out, m->signature.data, m->signature.len);
+    wire_put_u32(out, m->n_wraps);
     for (uint32_t i = 0; i < m->n_wraps; i++) {
         const struct msgrec_wrap *w = &m->wraps[i];
-        put_id(out, &w->device_id);
-        put_u32(out, w->key_id);
+        wire_put_id(out, &w->device_id);
+        wire_put_u32(out, w->key_id);
         buf_append(out, w->enc, MSGREC_ENC_LEN);
         buf_append(out, w->wrapped_key, MSGREC_WRAPPED_LEN);
     }
     if (m->recalled_at)
-        put_u64(out, (uint64_t)m->recalled_at);
+        wire_put_u64(out, (uint64_t)m->recalled_at);
 }
 
 int msgrec_message_decode(const uint8_t *data, size_t len, struct msgrec_message *out) {
     memset(out, 0, sizeof *out);
-    struct reader r;
+    struct wire_reader r;
     if (!start(&r, data, len))
         return STATUS_CORRUPT;
-    get_id(&r, &out->message_id);
-    get_id(&r, &out->sender_account);
-    get_id(&r, &out->sender_device);
-    out->sent_at = (int64_t)get_u64(&r);
-    out->urgent = get_u8(&r) != 0;
-    get_id(&r, &out->client_msg_id);
-    out->envelope_version = get_u32(&r);
+    wire_get_id(&r, &out->message_id);
+    wire_get_id(&r, &out->sender_account);
+    wire_get_id(&r, &out->sender_device);
+    out->sent_at = (int64_t)wire_get_u64(&r);
+    out->urgent = wire_get_u8(&r) != 0;
+    wire_get_id(&r, &out->client_msg_id);
+    out->envelope_version = wire_get_u32(&r);
     out->header = get_bytes(&r);
     out->body = get_bytes(&r);
     out->body_nonce = get_bytes(&r);
     out->signature = get_bytes(&r);
-    out->n_wraps = get_u32(&r);
+    out->n_wraps = wire_get_u32(&r);
     if (out->n_wraps > MSGREC_WRAPS_MAX)
         return STATUS_CORRUPT;
-    out->wraps_raw = take(&r, (size_t)out->n_wraps * WRAP_SIZE);
+    out->wraps_raw = wire_take(&r, (size_t)out->n_wraps * WRAP_SIZE);
     if (!r.bad && r.p != r.end)
-        out->recalled_at = (int64_t)get_u64(&r);
+        out->recalled_at = (int64_t)wire_get_u64(&r);
     return finish(&r);
 }
 
@@ -283,107 +218,107 @@ void msgrec_message_wrap(const struct msgrec_message *m, uint32_t i, struct msgr
 }
 
 void msgrec_msgref_encode(const struct msgrec_msgref *m, struct buf *out) {
-    put_u8(out, MSGREC_FORMAT);
-    put_u64(out, m->seq);
-    put_id(out, &m->sender_account);
+    wire_put_u8(out, MSGREC_FORMAT);
+    wire_put_u64(out, m->seq);
+    wire_put_id(out, &m->sender_account);
 }
 
 int msgrec_msgref_decode(const uint8_t *data, size_t len, struct msgrec_msgref *out) {
     memset(out, 0, sizeof *out);
-    struct reader r;
+    struct wire_reader r;
     if (!start(&r, data, len))
         return STATUS_CORRUPT;
-    out->seq = get_u64(&r);
-    get_id(&r, &out->sender_account);
+    out->seq = wire_get_u64(&r);
+    wire_get_id(&r, &out->sender_account);
     return finish(&r);
 }
 
 void msgrec_receipt_encode(const struct msgrec_receipt *m, struct buf *out) {
-    put_u8(out, MSGREC_FORMAT);
-    put_u64(out, (uint64_t)m->delivered_at);
-    put_u64(out, (uint64_t)m->read_at);
+    wire_put_u8(out, MSGREC_FORMAT);
+    wire_put_u64(out, (uint64_t)m->delivered_at);
+    wire_put_u64(out, (uint64_t)m->read_at);
 }
 
 int msgrec_receipt_decode(const uint8_t *data, size_t len, struct msgrec_receipt *out) {
     memset(out, 0, sizeof *out);
-    struct reader r;
+    struct wire_reader r;
     if (!start(&r, data, len))
         return STATUS_CORRUPT;
-    out->delivered_at = (int64_t)get_u64(&r);
-    out->read_at = (int64_t)get_u64(&r);
+    out->delivered_at = (int64_t)wire_get_u64(&r);
+    out->read_at = (int64_t)wire_get_u64(&r);
     return finish(&r);
 }
 
 void msgrec_sent_encode(const struct msgrec_sent *s, struct buf *out) {
-    put_u8(out, MSGREC_FORMAT);
-    put_id(out, &s->message_id);
-    put_u64(out, s->seq);
-    put_u64(out, (uint64_t)s->sent_at);
+    wire_put_u8(out, MSGREC_FORMAT);
+    wire_put_id(out, &s->message_id);
+    wire_put_u64(out, s->seq);
+    wire_put_u64(out, (uint64_t)s->sent_at);
 }
 
 int msgrec_sent_decode(const uint8_t *data, size_t len, struct msgrec_sent *out) {
     memset(out, 0, sizeof *out);
-    struct reader r;
+    struct wire_reader r;
     if (!start(&r, data, len))
         return STATUS_CORRUPT;
-    get_id(&r, &out->message_id);
-    out->seq = get_u64(&r);
-    out->sent_at = (int64_t)get_u64(&r);
+    wire_get_id(&r, &out->message_id);
+    out->seq = wire_get_u64(&r);
+    out->sent_at = (int64_t)wire_get_u64(&r);
     return finish(&r);
 }
 
 void msgrec_inbox_encode(const struct msgrec_inbox *i, struct buf *out) {
-    put_u8(out, MSGREC_FORMAT);
-    put_u64(out, i->last);
-    put_u64(out, i->acked);
+    wire_put_u8(out, MSGREC_FORMAT);
+    wire_put_u64(out, i->last);
+    wire_put_u64(out, i->acked);
 }
 
 int msgrec_inbox_decode(const uint8_t *data, size_t len, struct msgrec_inbox *out) {
     memset(out, 0, sizeof *out);
-    struct reader r;
+    struct wire_reader r;
     if (!start(&r, data, len))
         return STATUS_CORRUPT;
-    out->last = get_u64(&r);
-    out->acked = get_u64(&r);
+    out->last = wire_get_u64(&r);
+    out->acked = wire_get_u64(&r);
     if (out->acked > out->last)
         return STATUS_CORRUPT;
     return finish(&r);
 }
 
 void msgrec_item_encode(const struct msgrec_item *i, struct buf *out) {
-    put_u8(out, MSGREC_FORMAT);
-    put_u32(out, i->kind);
-    put_id(out, &i->conversation_id);
-    put_u64(out, i->seq);
-    put_id(out, &i->message_id);
-    put_id(out, &i->account_id);
-    put_u32(out, i->receipt_kind);
-    put_u64(out, (uint64_t)i->at);
+    wire_put_u8(out, MSGREC_FORMAT);
+    wire_put_u32(out, i->kind);
+    wire_put_id(out, &i->conversation_id);
+    wire_put_u64(out, i->seq);
+    wire_put_id(out, &i->message_id);
+    wire_put_id(out, &i->account_id);
+    wire_put_u32(out, i->receipt_kind);
+    wire_put_u64(out, (uint64_t)i->at);
 }
 
 int msgrec_item_decode(const uint8_t *data, size_t len, struct msgrec_item *out) {
     memset(out, 0, sizeof *out);
-    struct reader r;
+    struct wire_reader r;
     if (!start(&r, data, len))
         return STATUS_CORRUPT;
-    out->kind = get_u32(&r);
-    get_id(&r, &out->conversation_id);
-    out->seq = get_u64(&r);
-    get_id(&r, &out->message_id);
-    get_id(&r, &out->account_id);
-    out->receipt_kind = get_u32(&r);
-    out->at = (int64_t)get_u64(&r);
+    out->kind = wire_get_u32(&r);
+    wire_get_id(&r, &out->conversation_id);
+    out->seq = wire_get_u64(&r);
+    wire_get_id(&r, &out->message_id);
+    wire_get_id(&r, &out->account_id);
+    out->receipt_kind = wire_get_u32(&r);
+    out->at = (int64_t)wire_get_u64(&r);
     return finish(&r);
 }
 
 void msgrec_channel_encode(const struct msgrec_channel *c, struct buf *out) {
-    put_u8(out, MSGREC_FORMAT);
-    put_bytes(out, c->name);
+    wire_put_u8(out, MSGREC_FORMAT);
+    wire_put_bytes(out, c->name.data, c->name.len);
 }
 
 int msgrec_channel_decode(const uint8_t *data, size_t len, struct msgrec_channel *out) {
     memset(out, 0, sizeof *out);
-    struct reader r;
+    struct wire_reader r;
     if (!start(&r, data, len))
         return STATUS_CORRUPT;
     out->name = get_bytes(&r);
@@ -393,28 +328,28 @@ int msgrec_channel_decode(const uint8_t *data, size_t len, struct msgrec_channel
 }
 
 void msgrec_urgent_encode(const struct msgrec_urgent *u, struct buf *out) {
-    put_u8(out, MSGREC_FORMAT);
-    put_u64(out, (uint64_t)u->acked_at);
+    wire_put_u8(out, MSGREC_FORMAT);
+    wire_put_u64(out, (uint64_t)u->acked_at);
 }
 
 int msgrec_urgent_decode(const uint8_t *data, size_t len, struct msgrec_urgent *out) {
     memset(out, 0, sizeof *out);
-    struct reader r;
+    struct wire_reader r;
     if (!start(&r, data, len))
         return STATUS_CORRUPT;
-    out->acked_at = (int64_t)get_u64(&r);
+    out->acked_at = (int64_t)wire_get_u64(&r);
     return finish(&r);
 }
 
 /* ---- results ------------------------------------------------------------------------- */
 
 void msgrec_delivery_add(struct buf *list, const struct id *device, uint64_t pos) {
-    put_id(list, device);
-    put_u64(list, pos);
+    wire_put_id(list, device);
+    wire_put_u64(list, pos);
 }
 
 void msgrec_deliveries_finish(const struct buf *list, struct buf *out) {
-    put_u32(out, (uint32_t)(list->len / MSGREC_DELIVERY_SIZE));
+    wire_put_u32(out, (uint32_t)(list->len / MSGREC_DELIVERY_SIZE));
     if (list->len)
         buf_append(out, list->data, list->len);
 }

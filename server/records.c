@@ -9,82 +9,45 @@
 
 #include "base/alloc.h"
 #include "base/status.h"
+#include "server/wire.h"
 #include "storage/keys.h"
 
 /* Longest byte string a record field may hold (a crypto_pwhash_str string is
  * 128 bytes; emails 254; labels 64; names 128). */
 #define FIELD_MAX 4096
 
-static void put_u8(struct buf *b, uint8_t v) {
-    buf_append_u8(b, v);
-}
-
-static void put_u32(struct buf *b, uint32_t v) {
-    uint8_t x[4];
-    key_put_u32(x, v);
-    buf_append(b, x, 4);
-}
-
-static void put_u64(struct buf *b, uint64_t v) {
-    uint8_t x[8];
-    key_put_u64(x, v);
-    buf_append(b, x, 8);
-}
-
-static void put_bytes(struct buf *b, const void *p, size_t n) {
-    put_u32(b, (uint32_t)n);
-    if (n)
-        buf_append(b, p, n);
-}
-
 static void put_str(struct buf *b, const char *s) {
-    put_bytes(b, s ? s : "", s ? strlen(s) : 0);
+    wire_put_bytes(b, s ? s : "", s ? strlen(s) : 0);
 }
-
-struct reader {
-    const uint8_t *p, *end;
-    bool bad;
-};
 
 /* True when the record ended before this field (trailing fields default to 0). */
-static bool at_end(const struct reader *r) {
+static bool at_end(const struct wire_reader *r) {
     return r->p == r->end;
 }
 
-static void get_raw(struct reader *r, void *out, size_t n) {
-    if (r->bad || at_end(r)) {
+/* The fields below read as zero when the record ended before them. */
+static void get_raw(struct wire_reader *r, void *out, size_t n) {
+    const uint8_t *p = r->bad || at_end(r) ? NULL : wire_take(r, n);
+    if (p)
+        memcpy(out, p, n);
+    else
         memset(out, 0, n);
-        return;
-    }
-    if ((size_t)(r->end - r->p) < n) {
-        r->bad = true;
-        memset(out, 0, n);
-        return;
-    }
-    memcpy(out, r->p, n);
-    r->p += n;
 }
 
-static uint8_t get_u8(struct reader *r) {
-    uint8_t v;
-    get_raw(r, &v, 1);
-    return v;
+static uint8_t get_u8(struct wire_reader *r) {
+    return at_end(r) ? 0 : wire_get_u8(r);
 }
 
-static uint32_t get_u32(struct reader *r) {
-    uint8_t x[4];
-    get_raw(r, x, 4);
-    return key_get_u32(x);
+static uint32_t get_u32(struct wire_reader *r) {
+    return at_end(r) ? 0 : wire_get_u32(r);
 }
 
-static uint64_t get_u64(struct reader *r) {
-    uint8_t x[8];
-    get_raw(r, x, 8);
-    return key_get_u64(x);
+static uint64_t get_u64(struct wire_reader *r) {
+    return at_end(r) ? 0 : wire_get_u64(r);
 }
 
 /* A length-prefixed field of exactly `n` bytes (or empty when the record ended). */
-static void get_fixed(struct reader *r, void *out, size_t n) {
+static void get_fixed(struct wire_reader *r, void *out, size_t n) {
     if (r->bad || at_end(r)) {
         memset(out, 0, n);
         return;
@@ -99,7 +62,7 @@ static void get_fixed(struct reader *r, void *out, size_t n) {
 }
 
 /* A length-prefixed string, copied NUL-terminated ("" when the record ended). */
-static char *get_str(struct reader *r) {
+static char *get_str(struct wire_reader *r) {
     uint32_t len = 0;
     if (!r->bad && !at_end(r))
         len = get_u32(r);
@@ -114,45 +77,39 @@ static char *get_str(struct reader *r) {
     return s;
 }
 
-static void put_id(struct buf *b, const struct id *id) {
-    buf_append(b, id->b, ID_LEN);
-}
-
-static void get_id(struct reader *r, struct id *id) {
+static void get_id(struct wire_reader *r, struct id *id) {
     get_raw(r, id->b, ID_LEN);
 }
 
-static bool reader_start(struct reader *r, const uint8_t *data, size_t len) {
-    r->p = data;
-    r->end = data + len;
-    r->bad = false;
+static bool reader_start(struct wire_reader *r, const uint8_t *data, size_t len) {
+    wire_reader_init(r, data, len);
     return len >= 1 && get_u8(r) == REC_FORMAT;
 }
 
 void rec_account_encode(const struct rec_account *a, struct buf *out) {
-    put_u8(out, REC_FORMAT);
-    put_u32(out, a->role);
-    put_u8(out, a->active ? 1 : 0);
-    put_u64(out, (uint64_t)a->created_at);
-    put_u32(out, a->n_devices);
+    wire_put_u8(out, REC_FORMAT);
+    wire_put_u32(out, a->role);
+    wire_put_u8(out, a->active ? 1 : 0);
+    wire_put_u64(out, (uint64_t)a->created_at);
+    wire_put_u32(out, a->n_devices);
     put_str(out, a->email);
     put_str(out, a->display_name);
     put_str(out, a->birth_date);
     put_str(out, a->password_hash);
-    put_u64(out, a->list_version);
-    put_id(out, &a->list_signer);
+    wire_put_u64(out, a->list_version);
+    wire_put_id(out, &a->list_signer);
     buf_append(out, a->list_signature, REC_SIG_LEN);
-    put_u32(out, a->n_list);
+    wire_put_u32(out, a->n_list);
     for (uint32_t i = 0; i < a->n_list; i++) {
-        put_id(out, &a->list[i].device_id);
+        wire_put_id(out, &a->list[i].device_id);
         buf_append(out, a->list[i].identity_key, REC_KEY_LEN);
     }
-    put_id(out, &a->inviter);
+    wire_put_id(out, &a->inviter);
 }
 
 int rec_account_decode(const uint8_t *data, size_t len, struct rec_account *out) {
     memset(out, 0, sizeof *out);
-    struct reader r;
+    struct wire_reader r;
     if (!reader_start(&r, data, len))
         return STATUS_CORRUPT;
     out->role = get_u32(&r);
@@ -195,18 +152,18 @@ void rec_account_cleanup(struct rec_account *a) {
 }
 
 void rec_invite_encode(const struct rec_invite *i, struct buf *out) {
-    put_u8(out, REC_FORMAT);
-    put_u32(out, i->role);
-    put_id(out, &i->inviter);
-    put_bytes(out, i->email_index, REC_HASH_LEN);
+    wire_put_u8(out, REC_FORMAT);
+    wire_put_u32(out, i->role);
+    wire_put_id(out, &i->inviter);
+    wire_put_bytes(out, i->email_index, REC_HASH_LEN);
     put_str(out, i->email);
-    put_u64(out, (uint64_t)i->created_at);
-    put_u64(out, (uint64_t)i->expires_at);
+    wire_put_u64(out, (uint64_t)i->created_at);
+    wire_put_u64(out, (uint64_t)i->expires_at);
 }
 
 int rec_invite_decode(const uint8_t *data, size_t len, struct rec_invite *out) {
     memset(out, 0, sizeof *out);
-    struct reader r;
+    struct wire_reader r;
     if (!reader_start(&r, data, len))
         return STATUS_CORRUPT;
     out->role = get_u32(&r);
@@ -230,19 +187,19 @@ void rec_invite_cleanup(struct rec_invite *i) {
 }
 
 void rec_device_encode(const struct rec_device *d, struct buf *out) {
-    put_u8(out, REC_FORMAT);
+    wire_put_u8(out, REC_FORMAT);
     buf_append(out, d->identity_key, REC_KEY_LEN);
     buf_append(out, d->encryption_key, REC_KEY_LEN);
-    put_u32(out, d->encryption_key_id);
-    put_u64(out, (uint64_t)d->encryption_key_expires_at);
+    wire_put_u32(out, d->encryption_key_id);
+    wire_put_u64(out, (uint64_t)d->encryption_key_expires_at);
     buf_append(out, d->signature, REC_SIG_LEN);
     put_str(out, d->label);
-    put_u64(out, (uint64_t)d->created_at);
+    wire_put_u64(out, (uint64_t)d->created_at);
 }
 
 int rec_device_decode(const uint8_t *data, size_t len, struct rec_device *out) {
     memset(out, 0, sizeof *out);
-    struct reader r;
+    struct wire_reader r;
     if (!reader_start(&r, data, len))
         return STATUS_CORRUPT;
     get_raw(&r, out->identity_key, REC_KEY_LEN);
@@ -267,17 +224,17 @@ void rec_device_cleanup(struct rec_device *d) {
 }
 
 void rec_session_encode(const struct rec_session *s, struct buf *out) {
-    put_u8(out, REC_FORMAT);
-    put_id(out, &s->account_id);
-    put_id(out, &s->device_id);
-    put_u64(out, (uint64_t)s->created_at);
-    put_u64(out, (uint64_t)s->expires_at);
-    put_u64(out, (uint64_t)s->idle_expires_at);
+    wire_put_u8(out, REC_FORMAT);
+    wire_put_id(out, &s->account_id);
+    wire_put_id(out, &s->device_id);
+    wire_put_u64(out, (uint64_t)s->created_at);
+    wire_put_u64(out, (uint64_t)s->expires_at);
+    wire_put_u64(out, (uint64_t)s->idle_expires_at);
 }
 
 int rec_session_decode(const uint8_t *data, size_t len, struct rec_session *out) {
     memset(out, 0, sizeof *out);
-    struct reader r;
+    struct wire_reader r;
     if (!reader_start(&r, data, len))
         return STATUS_CORRUPT;
     get_id(&r, &out->account_id);
@@ -289,27 +246,27 @@ int rec_session_decode(const uint8_t *data, size_t len, struct rec_session *out)
 }
 
 void rec_audit_canonical(const struct rec_audit *a, struct buf *out) {
-    put_u8(out, REC_FORMAT);
-    put_u64(out, a->index);
-    put_u64(out, (uint64_t)a->time);
-    put_u32(out, a->action);
-    put_u32(out, a->outcome);
-    put_id(out, &a->actor);
-    put_id(out, &a->device);
-    put_bytes(out, a->object, a->object_len <= REC_AUDIT_OBJECT_MAX ? a->object_len : 0);
-    put_id(out, &a->patient);
+    wire_put_u8(out, REC_FORMAT);
+    wire_put_u64(out, a->index);
+    wire_put_u64(out, (uint64_t)a->time);
+    wire_put_u32(out, a->action);
+    wire_put_u32(out, a->outcome);
+    wire_put_id(out, &a->actor);
+    wire_put_id(out, &a->device);
+    wire_put_bytes(out, a->object, a->object_len <= REC_AUDIT_OBJECT_MAX ? a->object_len : 0);
+    wire_put_id(out, &a->patient);
     put_str(out, a->source);
-    put_bytes(out, a->prev_hash, REC_HASH_LEN);
+    wire_put_bytes(out, a->prev_hash, REC_HASH_LEN);
 }
 
 void rec_audit_encode(const struct rec_audit *a, struct buf *out) {
     rec_audit_canonical(a, out);
-    put_bytes(out, a->hash, REC_HASH_LEN);
+    wire_put_bytes(out, a->hash, REC_HASH_LEN);
 }
 
 int rec_audit_decode(const uint8_t *data, size_t len, struct rec_audit *out) {
     memset(out, 0, sizeof *out);
-    struct reader r;
+    struct wire_reader r;
     if (!reader_start(&r, data, len))
         return STATUS_CORRUPT;
     out->index = get_u64(&r);
