@@ -47,6 +47,7 @@
 #include "storage/journal.h"
 #include "storage/keys.h"
 #include "storage/store.h"
+#include "tests/fixture.h"
 #include "tests/harness.h"
 
 #define DEADLINE_MS 20000
@@ -499,39 +500,18 @@ static void test_audit_tamper_trials_raw_bytes(void **state) {
 
 /* ---- server group: the real carechatd ------------------------------------ */
 
-#define ROOT_EMAIL "root@clinic.example"
-#define ROOT_PASSWORD "root-secret-passphrase"
 #define PASSWORD "a-long-enough-passphrase"
-#define DIR_LEN (PATH_MAX + 16)
 #define WIRE_FORBIDDEN 3
 
 static struct harness *server;
 static struct carechat *root;
-static char url[96];
+static char url[FIXTURE_URL_LEN];
 
 static int server_setup(void **state) {
-    int status = -1;
     const char *args[] = {"--audit-anchor-every", "5", NULL};
-    if (harness_start(args, &server) != 0 || harness_stop(server, &status) != 0)
+    if (fixture_start_bootstrapped(args, &server) != 0)
         return -1;
-    char dir[PATH_MAX], pw[PATH_MAX + 8];
-    harness_tmpdir("pw", dir);
-    snprintf(pw, sizeof pw, "%s/root", dir);
-    FILE *f = fopen(pw, "w");
-    if (f == NULL)
-        return -1;
-    fprintf(f, "%s\n", ROOT_PASSWORD);
-    fclose(f);
-    const char *bargs[] = {"bootstrap", "--data",   server->data_dir,
-                           "--email",   ROOT_EMAIL, "--password-file",
-                           pw,          NULL};
-    struct buf out;
-    buf_init(&out);
-    int rc = harness_run(bargs, NULL, 60000, &status, &out);
-    buf_cleanup(&out);
-    if (rc != 0 || status != 0 || harness_restart(server) != 0)
-        return -1;
-    snprintf(url, sizeof url, "ws://127.0.0.1:%d", server->port);
+    fixture_url(server, url);
     return 0;
 }
 
@@ -543,32 +523,16 @@ static int server_teardown(void **state) {
     return rc == 0 && status == 0 ? 0 : -1;
 }
 
-#define ASSERT_OK(c, call)                                                                         \
-    do {                                                                                           \
-        int rc_ = (call);                                                                          \
-        if (rc_ != 0)                                                                              \
-            fail_msg("%s: %s", #call, carechat_error(c));                                          \
-    } while (0)
-
 static struct carechat *open_fresh(const char *name) {
-    char dir[PATH_MAX], prof[DIR_LEN];
-    harness_tmpdir(name, dir);
-    snprintf(prof, sizeof prof, "%s/profile", dir);
-    struct carechat_config cfg = {.server_url = url, .profile_dir = prof};
-    struct carechat *c = NULL;
-    assert_int_equal(carechat_open(&cfg, &c), 0);
-    return c;
-}
-
-static void email(const char *who, char out[64]) {
-    struct id id = id_new();
-    snprintf(out, 64, "%s-%02x%02x%02x@clinic.example", who, id.b[0], id.b[1], id.b[2]);
+    char prof[FIXTURE_DIR_LEN];
+    fixture_fresh_profile(name, prof);
+    return fixture_open(url, prof);
 }
 
 static struct carechat *the_root(void) {
     if (root == NULL) {
         root = open_fresh("root");
-        ASSERT_OK(root, carechat_login(root, ROOT_EMAIL, ROOT_PASSWORD));
+        FIXTURE_ASSERT_OK(root, carechat_login(root, FIXTURE_ROOT_EMAIL, FIXTURE_ROOT_PASSWORD));
     }
     return root;
 }
@@ -578,21 +542,21 @@ static struct carechat *invited(struct carechat *inviter, const char *addr, enum
                                 const char *name) {
     char code[CARECHAT_MAX_CODE + 1];
     int64_t expires_at = 0;
-    ASSERT_OK(inviter, carechat_invite(inviter, addr, role, code, &expires_at));
+    FIXTURE_ASSERT_OK(inviter, carechat_invite(inviter, addr, role, code, &expires_at));
     struct carechat *c = open_fresh(name);
-    ASSERT_OK(c, carechat_register(c, code, addr, PASSWORD, "1980-05-06", name));
+    FIXTURE_ASSERT_OK(c, carechat_register(c, code, addr, PASSWORD, "1980-05-06", name));
     return c;
 }
 
 static struct id account_of(const char *addr) {
     struct carechat_account acc;
-    ASSERT_OK(the_root(), carechat_lookup(the_root(), addr, &acc));
+    FIXTURE_ASSERT_OK(the_root(), carechat_lookup(the_root(), addr, &acc));
     return acc.account_id;
 }
 
 static struct carechat_audit_records *query(const struct carechat_audit_filter *f) {
     struct carechat_audit_records *r = NULL;
-    ASSERT_OK(the_root(), carechat_audit_query(the_root(), f, &r));
+    FIXTURE_ASSERT_OK(the_root(), carechat_audit_query(the_root(), f, &r));
     return r;
 }
 
@@ -608,10 +572,10 @@ static void provider_and_patient(const char *tag, struct carechat **doc, char do
                                  struct carechat **pat, char pat_addr[64]) {
     char name[32];
     snprintf(name, sizeof name, "%s-doc", tag);
-    email(name, doc_addr);
+    fixture_email(name, doc_addr);
     *doc = invited(the_root(), doc_addr, CARECHAT_ROLE_PROVIDER, name);
     snprintf(name, sizeof name, "%s-pat", tag);
-    email(name, pat_addr);
+    fixture_email(name, pat_addr);
     *pat = invited(*doc, pat_addr, CARECHAT_ROLE_PATIENT, name);
 }
 
@@ -623,7 +587,7 @@ static void test_audit_denial_is_one_record(void **state) {
     char doc_addr[64], pat_addr[64], victim[64];
     provider_and_patient("deny", &doc, doc_addr, &pat, pat_addr);
     struct id pat_id = account_of(pat_addr);
-    email("victim", victim);
+    fixture_email("victim", victim);
     char code[CARECHAT_MAX_CODE + 1];
     int64_t expires_at = 0;
     assert_int_equal(carechat_invite(pat, victim, CARECHAT_ROLE_PROVIDER, code, &expires_at),
@@ -657,17 +621,17 @@ static void test_audit_history_is_an_access_record(void **state) {
     provider_and_patient("hist", &doc, doc_addr, &pat, pat_addr);
     struct id doc_id = account_of(doc_addr), pat_id = account_of(pat_addr);
     struct carechat_conversation cv;
-    ASSERT_OK(doc, carechat_open_direct(doc, pat_addr, &cv));
+    FIXTURE_ASSERT_OK(doc, carechat_open_direct(doc, pat_addr, &cv));
     struct id conv = cv.conversation_id;
     carechat_conversation_cleanup(&cv);
     struct carechat_sent sent;
-    ASSERT_OK(doc, carechat_send(doc, &conv, (const uint8_t *)"hello", 5, NULL, &sent));
+    FIXTURE_ASSERT_OK(doc, carechat_send(doc, &conv, (const uint8_t *)"hello", 5, NULL, &sent));
     struct carechat_messages *list = NULL;
-    ASSERT_OK(doc, carechat_history(doc, &conv, 0, 10, &list));
+    FIXTURE_ASSERT_OK(doc, carechat_history(doc, &conv, 0, 10, &list));
     assert_int_equal(list->n, 1);
     carechat_messages_free(list);
     /* the member list is an access too */
-    ASSERT_OK(doc, carechat_get_conversation(doc, &conv, &cv));
+    FIXTURE_ASSERT_OK(doc, carechat_get_conversation(doc, &conv, &cv));
     carechat_conversation_cleanup(&cv);
 
     struct carechat_audit_filter f = {.actor = &doc_id, .patient = &pat_id};
@@ -721,7 +685,7 @@ static void test_audit_query_filters_and_refusal(void **state) {
     carechat_audit_records_free(all);
 
     char doc_addr[64];
-    email("nosy", doc_addr);
+    fixture_email("nosy", doc_addr);
     struct carechat *doc = invited(the_root(), doc_addr, CARECHAT_ROLE_PROVIDER, "nosy");
     struct id doc_id = account_of(doc_addr);
     struct carechat_audit_records *none = NULL;
@@ -745,7 +709,7 @@ static void test_audit_query_filters_and_refusal(void **state) {
 static void test_audit_verify_after_tamper_on_disk(void **state) {
     bool ok;
     uint64_t bad, checked;
-    ASSERT_OK(the_root(), carechat_audit_verify(the_root(), &ok, &bad, &checked));
+    FIXTURE_ASSERT_OK(the_root(), carechat_audit_verify(the_root(), &ok, &bad, &checked));
     assert_true(ok);
     assert_true(checked >= 10);
     /* --audit-anchor-every 5: the once-a-second tick logs the head. */
@@ -785,10 +749,10 @@ static void test_audit_verify_after_tamper_on_disk(void **state) {
     buf_cleanup(&out);
 
     assert_int_equal(harness_restart(server), 0);
-    snprintf(url, sizeof url, "ws://127.0.0.1:%d", server->port);
+    fixture_url(server, url);
     carechat_close(root);
     root = NULL;
-    ASSERT_OK(the_root(), carechat_audit_verify(the_root(), &ok, &bad, &checked));
+    FIXTURE_ASSERT_OK(the_root(), carechat_audit_verify(the_root(), &ok, &bad, &checked));
     assert_false(ok);
     assert_int_equal(bad, victim);
     assert_int_equal(checked, victim - 1);

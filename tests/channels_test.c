@@ -30,41 +30,21 @@
 #include "client/carechat.h"
 #include "server/msgrec.h"
 #include "storage/store.h"
+#include "tests/fixture.h"
 #include "tests/harness.h"
 
-#define ROOT_EMAIL "root@clinic.example"
-#define ROOT_PASSWORD "root-secret-passphrase"
 #define PASSWORD "member-secret-passphrase"
-#define DIR_LEN (PATH_MAX + 16)
 #define WAIT_MS 700
 #define MAX_TEXTS 16
 
 static struct harness *server;
 static struct carechat *root;
-static char url[96];
+static char url[FIXTURE_URL_LEN];
 
 static int group_setup(void **state) {
-    int status = -1;
-    if (harness_start(NULL, &server) != 0 || harness_stop(server, &status) != 0)
+    if (fixture_start_bootstrapped(NULL, &server) != 0)
         return -1;
-    char dir[PATH_MAX], pw[PATH_MAX + 8];
-    harness_tmpdir("pw", dir);
-    snprintf(pw, sizeof pw, "%s/root", dir);
-    FILE *f = fopen(pw, "w");
-    if (f == NULL)
-        return -1;
-    fprintf(f, "%s\n", ROOT_PASSWORD);
-    fclose(f);
-    const char *args[] = {"bootstrap", "--data",   server->data_dir,
-                          "--email",   ROOT_EMAIL, "--password-file",
-                          pw,          NULL};
-    struct buf out;
-    buf_init(&out);
-    int rc = harness_run(args, NULL, 60000, &status, &out);
-    buf_cleanup(&out);
-    if (rc != 0 || status != 0 || harness_restart(server) != 0)
-        return -1;
-    snprintf(url, sizeof url, "ws://127.0.0.1:%d", server->port);
+    fixture_url(server, url);
     return 0;
 }
 
@@ -77,39 +57,21 @@ static int group_teardown(void **state) {
     return rc == 0 && status == 0 ? 0 : -1;
 }
 
-#define ASSERT_OK(c, call)                                                                         \
-    do {                                                                                           \
-        int rc_ = (call);                                                                          \
-        if (rc_ != 0)                                                                              \
-            fail_msg("%s: %s", #call, carechat_error(c));                                          \
-    } while (0)
-
-static struct carechat *open_profile(const char *profile) {
-    struct carechat_config cfg = {.server_url = url, .profile_dir = profile};
-    struct carechat *c = NULL;
-    assert_int_equal(carechat_open(&cfg, &c), 0);
-    return c;
-}
-
 /* A handle on a fresh profile directory, whose path goes to profile_out
  * (may be NULL). */
 static struct carechat *open_fresh(const char *name, char *profile_out) {
-    char dir[PATH_MAX], profile[DIR_LEN];
-    harness_tmpdir(name, dir);
-    snprintf(profile, sizeof profile, "%s/profile", dir);
+    char profile[FIXTURE_DIR_LEN];
+    fixture_fresh_profile(name, profile);
     if (profile_out != NULL)
         memcpy(profile_out, profile, sizeof profile);
-    struct carechat_config cfg = {.server_url = url, .profile_dir = profile};
-    struct carechat *c = NULL;
-    assert_int_equal(carechat_open(&cfg, &c), 0);
-    return c;
+    return fixture_open(url, profile);
 }
 
 struct person {
     char email[64];
     struct id id;
     struct carechat *dev[2]; /* one handle per device */
-    char profile[2][DIR_LEN];
+    char profile[2][FIXTURE_DIR_LEN];
 };
 
 /* `inviter` (NULL: the sysadmin) invites `p` as `role`; p registers a first
@@ -118,25 +80,24 @@ static void make_person(struct person *p, const char *who, enum carechat_role ro
                         struct carechat *inviter, bool two_devices) {
     if (root == NULL) {
         root = open_fresh("root", NULL);
-        ASSERT_OK(root, carechat_login(root, ROOT_EMAIL, ROOT_PASSWORD));
+        FIXTURE_ASSERT_OK(root, carechat_login(root, FIXTURE_ROOT_EMAIL, FIXTURE_ROOT_PASSWORD));
     }
     if (inviter == NULL)
         inviter = root;
     memset(p, 0, sizeof *p);
-    struct id r = id_new();
-    snprintf(p->email, sizeof p->email, "%s-%02x%02x%02x@clinic.example", who, r.b[0], r.b[1],
-             r.b[2]);
+    fixture_email(who, p->email);
     char code[CARECHAT_MAX_CODE + 1];
     int64_t expires_at = 0;
-    ASSERT_OK(inviter, carechat_invite(inviter, p->email, role, code, &expires_at));
+    FIXTURE_ASSERT_OK(inviter, carechat_invite(inviter, p->email, role, code, &expires_at));
     p->dev[0] = open_fresh(who, p->profile[0]);
-    ASSERT_OK(p->dev[0], carechat_register(p->dev[0], code, p->email, PASSWORD, "1970-02-03", who));
+    FIXTURE_ASSERT_OK(p->dev[0],
+                      carechat_register(p->dev[0], code, p->email, PASSWORD, "1970-02-03", who));
     struct carechat_account acc;
-    ASSERT_OK(root, carechat_lookup(root, p->email, &acc));
+    FIXTURE_ASSERT_OK(root, carechat_lookup(root, p->email, &acc));
     p->id = acc.account_id;
     if (two_devices) {
         p->dev[1] = open_fresh(who, p->profile[1]);
-        ASSERT_OK(p->dev[1], carechat_login(p->dev[1], p->email, PASSWORD));
+        FIXTURE_ASSERT_OK(p->dev[1], carechat_login(p->dev[1], p->email, PASSWORD));
     }
 }
 
@@ -179,7 +140,7 @@ static void drain(struct carechat *c, struct inbox *in) {
         in->n++;
         carechat_message_cleanup(&m);
     }
-    ASSERT_OK(c, carechat_ack(c));
+    FIXTURE_ASSERT_OK(c, carechat_ack(c));
     struct carechat_event e;
     while (carechat_next_event(c, &e) == 0) {
         if (e.kind == CARECHAT_EVENT_RECALL)
@@ -209,7 +170,7 @@ static struct carechat_sent send_text(struct carechat *c, const struct id *conv,
 
 static int member_state(struct carechat *c, const struct id *conv, const struct id *who) {
     struct carechat_members *list = NULL;
-    ASSERT_OK(c, carechat_members(c, conv, &list));
+    FIXTURE_ASSERT_OK(c, carechat_members(c, conv, &list));
     int state = 0;
     for (size_t i = 0; i < list->n; i++)
         if (memcmp(list->items[i].account_id.b, who->b, ID_LEN) == 0)
@@ -236,7 +197,7 @@ static void test_channels_end_to_end(void **state) {
     snprintf(name, sizeof name, "Cardio-canary-%02x%02x%02x%02x", r.b[0], r.b[1], r.b[2], r.b[3]);
     struct carechat_conversation cv;
     assert_int_equal(carechat_channel_create(pat.dev[0], doc.email, name, &cv), STATUS_FORBIDDEN);
-    ASSERT_OK(doc.dev[0], carechat_channel_create(doc.dev[0], pat.email, name, &cv));
+    FIXTURE_ASSERT_OK(doc.dev[0], carechat_channel_create(doc.dev[0], pat.email, name, &cv));
     assert_int_equal(cv.kind, CARECHAT_CONVERSATION_CARE_TEAM);
     assert_string_equal(cv.name, name);
     assert_int_equal(cv.n_members, 2);
@@ -245,12 +206,12 @@ static void test_channels_end_to_end(void **state) {
 
     /* The nurse and the patient are no contacts until they share the team. */
     assert_int_equal(carechat_open_direct_id(pat.dev[0], &nurse.id, &cv), STATUS_NOT_FOUND);
-    ASSERT_OK(doc.dev[0], carechat_channel_add(doc.dev[0], &ch, &nurse.id));
-    ASSERT_OK(pat.dev[0], carechat_open_direct_id(pat.dev[0], &nurse.id, &cv));
+    FIXTURE_ASSERT_OK(doc.dev[0], carechat_channel_add(doc.dev[0], &ch, &nurse.id));
+    FIXTURE_ASSERT_OK(pat.dev[0], carechat_open_direct_id(pat.dev[0], &nurse.id, &cv));
     carechat_conversation_cleanup(&cv);
     /* The family member (role patient) is pending; a patient adds nobody. */
     assert_int_equal(carechat_channel_add(pat.dev[0], &ch, &fam.id), STATUS_FORBIDDEN);
-    ASSERT_OK(doc.dev[0], carechat_channel_add(doc.dev[0], &ch, &fam.id));
+    FIXTURE_ASSERT_OK(doc.dev[0], carechat_channel_add(doc.dev[0], &ch, &fam.id));
     assert_int_equal(member_state(doc.dev[0], &ch, &fam.id), 2);
     assert_int_equal(member_state(doc.dev[0], &ch, &nurse.id), 1);
 
@@ -269,7 +230,7 @@ static void test_channels_end_to_end(void **state) {
 
     /* Only the channel's patient approves; then history starts at joining. */
     assert_int_equal(carechat_channel_approve(nurse.dev[0], &ch, &fam.id), STATUS_FORBIDDEN);
-    ASSERT_OK(pat.dev[0], carechat_channel_approve(pat.dev[0], &ch, &fam.id));
+    FIXTURE_ASSERT_OK(pat.dev[0], carechat_channel_approve(pat.dev[0], &ch, &fam.id));
     assert_int_equal(member_state(doc.dev[0], &ch, &fam.id), 1);
     struct carechat_sent s2 = send_text(doc.dev[0], &ch, "team message two", false);
     /* The doctor's handle had the old member set: one refresh. */
@@ -277,7 +238,7 @@ static void test_channels_end_to_end(void **state) {
     drain(fam.dev[0], &in);
     assert_int_equal(in.n, 1);
     assert_string_equal(in.texts[0], "team message two");
-    ASSERT_OK(fam.dev[0], carechat_history(fam.dev[0], &ch, 0, 0, &hist));
+    FIXTURE_ASSERT_OK(fam.dev[0], carechat_history(fam.dev[0], &ch, 0, 0, &hist));
     assert_int_equal(hist->n, 1);
     assert_int_equal(hist->items[0].seq, s2.seq);
     carechat_messages_free(hist);
@@ -285,7 +246,7 @@ static void test_channels_end_to_end(void **state) {
     /* A patient cannot remove staff; a provider removes the nurse. */
     assert_int_equal(carechat_channel_remove(pat.dev[0], &ch, &nurse.id), STATUS_FORBIDDEN);
     assert_int_equal(carechat_channel_remove(doc.dev[0], &ch, &pat.id), STATUS_FORBIDDEN);
-    ASSERT_OK(doc.dev[0], carechat_channel_remove(doc.dev[0], &ch, &nurse.id));
+    FIXTURE_ASSERT_OK(doc.dev[0], carechat_channel_remove(doc.dev[0], &ch, &nurse.id));
     drain(nurse.dev[0], &in); /* message two, before the removal */
     assert_true(has_text(&in, "team message two"));
     send_text(pat.dev[0], &ch, "after the removal", false);
@@ -305,9 +266,9 @@ static void test_channels_end_to_end(void **state) {
     carechat_close(pat.dev[1]);
     struct carechat_sent rec = send_text(doc.dev[0], &ch, "recall me please", false);
     assert_int_equal(carechat_recall(pat.dev[0], &ch, &rec.message_id), STATUS_FORBIDDEN);
-    ASSERT_OK(doc.dev[0], carechat_recall(doc.dev[0], &ch, &rec.message_id));
+    FIXTURE_ASSERT_OK(doc.dev[0], carechat_recall(doc.dev[0], &ch, &rec.message_id));
     assert_int_equal(carechat_recall(doc.dev[0], &ch, &rec.message_id), STATUS_CONFLICT);
-    pat.dev[1] = members_now[3] = open_profile(pat.profile[1]);
+    pat.dev[1] = members_now[3] = fixture_open(url, pat.profile[1]);
     for (size_t i = 0; i < 5; i++) {
         drain(members_now[i], &in);
         assert_int_equal(in.recalls, 1);
@@ -318,7 +279,7 @@ static void test_channels_end_to_end(void **state) {
             assert_int_equal(in.recalled, 1);
         }
     }
-    ASSERT_OK(pat.dev[1], carechat_history(pat.dev[1], &ch, 0, 0, &hist));
+    FIXTURE_ASSERT_OK(pat.dev[1], carechat_history(pat.dev[1], &ch, 0, 0, &hist));
     bool saw_tombstone = false;
     for (size_t i = 0; i < hist->n; i++)
         if (hist->items[i].seq == rec.seq) {
@@ -334,12 +295,12 @@ static void test_channels_end_to_end(void **state) {
     drain(pat.dev[0], &in);
     assert_int_equal(in.n, 1);
     assert_true(in.urgent[0]);
-    ASSERT_OK(pat.dev[0], carechat_ack_urgent(pat.dev[0], &ch, &urg.message_id));
-    ASSERT_OK(pat.dev[0], carechat_ack_urgent(pat.dev[0], &ch, &urg.message_id));
+    FIXTURE_ASSERT_OK(pat.dev[0], carechat_ack_urgent(pat.dev[0], &ch, &urg.message_id));
+    FIXTURE_ASSERT_OK(pat.dev[0], carechat_ack_urgent(pat.dev[0], &ch, &urg.message_id));
     struct carechat_urgent_report *rep = NULL;
     assert_int_equal(carechat_urgent_status(fam.dev[0], &ch, &urg.message_id, &rep),
                      STATUS_FORBIDDEN);
-    ASSERT_OK(doc.dev[0], carechat_urgent_status(doc.dev[0], &ch, &urg.message_id, &rep));
+    FIXTURE_ASSERT_OK(doc.dev[0], carechat_urgent_status(doc.dev[0], &ch, &urg.message_id, &rep));
     assert_int_equal(rep->n, 2); /* the patient and the family member */
     int acked = 0, pending = 0;
     for (size_t i = 0; i < rep->n; i++) {

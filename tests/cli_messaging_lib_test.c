@@ -27,44 +27,20 @@
 #include "base/rand.h"
 #include "base/status.h"
 #include "client/carechat.h"
+#include "tests/fixture.h"
 #include "tests/harness.h"
 
-#define ROOT_EMAIL "root@clinic.example"
-#define ROOT_PASSWORD "root-secret-passphrase"
 #define DOC_PASSWORD "doctor-secret-passphrase"
-/* A profile directory: a fresh harness directory plus "/profile". */
-#define DIR_LEN (PATH_MAX + 16)
 
 static struct harness *server;
 /* The sysadmin, logged in once for the group (logins are rate limited). */
 static struct carechat *root;
-static char url[96];
+static char url[FIXTURE_URL_LEN];
 
 static int group_setup(void **state) {
-    int status = -1;
-    if (harness_start(NULL, &server) != 0 || harness_stop(server, &status) != 0)
+    if (fixture_start_bootstrapped(NULL, &server) != 0)
         return -1;
-    char dir[PATH_MAX], pw[PATH_MAX + 8];
-    harness_tmpdir("pw", dir);
-    snprintf(pw, sizeof pw, "%s/root", dir);
-    FILE *f = fopen(pw, "w");
-    if (f == NULL)
-        return -1;
-    fprintf(f, "%s\n", ROOT_PASSWORD);
-    fclose(f);
-    const char *args[] = {"bootstrap", "--data",   server->data_dir,
-                          "--email",   ROOT_EMAIL, "--password-file",
-                          pw,          NULL};
-    struct buf out;
-    buf_init(&out);
-    int rc = harness_run(args, NULL, 60000, &status, &out);
-    if (rc != 0 || status != 0)
-        fprintf(stderr, "bootstrap failed (%d):\n%s\n", status,
-                out.data ? (const char *)out.data : "");
-    buf_cleanup(&out);
-    if (rc != 0 || status != 0 || harness_restart(server) != 0)
-        return -1;
-    snprintf(url, sizeof url, "ws://127.0.0.1:%d", server->port);
+    fixture_url(server, url);
     return 0;
 }
 
@@ -76,66 +52,39 @@ static int group_teardown(void **state) {
     return rc == 0 && status == 0 ? 0 : -1;
 }
 
-static struct carechat *open_profile(const char *dir) {
-    struct carechat_config cfg = {.server_url = url, .profile_dir = dir};
-    struct carechat *c = NULL;
-    assert_int_equal(carechat_open(&cfg, &c), 0);
-    return c;
-}
-
-static void fresh_profile(const char *name, char out[DIR_LEN]) {
-    char dir[PATH_MAX];
-    harness_tmpdir(name, dir);
-    snprintf(out, DIR_LEN, "%s/profile", dir);
-}
-
-#define ASSERT_OK(c, call)                                                                         \
-    do {                                                                                           \
-        int rc_ = (call);                                                                          \
-        if (rc_ != 0)                                                                              \
-            fail_msg("%s: %s", #call, carechat_error(c));                                          \
-    } while (0)
-
-/* A unique email for this test run. */
-static void email(const char *who, char out[64]) {
-    struct id id = id_new();
-    snprintf(out, 64, "%s-%02x%02x%02x@clinic.example", who, id.b[0], id.b[1], id.b[2]);
-}
-
-/* Logs the sysadmin in with a fresh profile, invites `addr` as a provider and
- * registers them with another fresh profile (`doc_dir`). Returns the
- * provider's handle. */
-/* Invites `addr` as a provider and registers them with a fresh profile
- * (`doc_dir`). Returns the provider's handle. */
-static struct carechat *make_provider(const char *addr, const char *name, char doc_dir[DIR_LEN]) {
+/* Logs the sysadmin in once for the group; invites `addr` as a provider and
+ * registers them with a fresh profile (`doc_dir`). Returns the provider's
+ * handle. */
+static struct carechat *make_provider(const char *addr, const char *name,
+                                      char doc_dir[FIXTURE_DIR_LEN]) {
     if (root == NULL) {
-        char root_dir[DIR_LEN];
-        fresh_profile("root", root_dir);
-        root = open_profile(root_dir);
-        ASSERT_OK(root, carechat_login(root, ROOT_EMAIL, ROOT_PASSWORD));
+        char root_dir[FIXTURE_DIR_LEN];
+        fixture_fresh_profile("root", root_dir);
+        root = fixture_open(url, root_dir);
+        FIXTURE_ASSERT_OK(root, carechat_login(root, FIXTURE_ROOT_EMAIL, FIXTURE_ROOT_PASSWORD));
     }
     char code[CARECHAT_MAX_CODE + 1];
     int64_t expires_at = 0;
-    ASSERT_OK(root, carechat_invite(root, addr, CARECHAT_ROLE_PROVIDER, code, &expires_at));
-    fresh_profile("doc", doc_dir);
-    struct carechat *doc = open_profile(doc_dir);
-    ASSERT_OK(doc, carechat_register(doc, code, addr, DOC_PASSWORD, "1980-05-06", name));
+    FIXTURE_ASSERT_OK(root, carechat_invite(root, addr, CARECHAT_ROLE_PROVIDER, code, &expires_at));
+    fixture_fresh_profile("doc", doc_dir);
+    struct carechat *doc = fixture_open(url, doc_dir);
+    FIXTURE_ASSERT_OK(doc, carechat_register(doc, code, addr, DOC_PASSWORD, "1980-05-06", name));
     return doc;
 }
 
 /* Two providers who may write to each other, and their direct conversation,
  * opened by `a`. */
 static void two_providers(const char *tag, struct carechat **a, struct carechat **b,
-                          char b_addr[64], char b_dir[DIR_LEN], struct id *conv) {
-    char a_addr[64], a_dir[DIR_LEN], name[32];
+                          char b_addr[64], char b_dir[FIXTURE_DIR_LEN], struct id *conv) {
+    char a_addr[64], a_dir[FIXTURE_DIR_LEN], name[32];
     snprintf(name, sizeof name, "%s-a", tag);
-    email(name, a_addr);
+    fixture_email(name, a_addr);
     snprintf(name, sizeof name, "%s-b", tag);
-    email(name, b_addr);
+    fixture_email(name, b_addr);
     *a = make_provider(a_addr, "Dr A", a_dir);
     *b = make_provider(b_addr, "Dr B", b_dir);
     struct carechat_conversation cv;
-    ASSERT_OK(*a, carechat_open_direct(*a, b_addr, &cv));
+    FIXTURE_ASSERT_OK(*a, carechat_open_direct(*a, b_addr, &cv));
     assert_int_equal(cv.kind, CARECHAT_CONVERSATION_DIRECT);
     assert_int_equal(cv.n_members, 2);
     *conv = cv.conversation_id;
@@ -144,7 +93,7 @@ static void two_providers(const char *tag, struct carechat **a, struct carechat 
 
 static void send_text(struct carechat *c, const struct id *conv, const char *text,
                       struct carechat_sent *sent) {
-    ASSERT_OK(c, carechat_send(c, conv, (const uint8_t *)text, strlen(text), NULL, sent));
+    FIXTURE_ASSERT_OK(c, carechat_send(c, conv, (const uint8_t *)text, strlen(text), NULL, sent));
 }
 
 /* Receives the next message (waiting at most 5 s) and checks its text. */
@@ -173,17 +122,17 @@ static void expect_nothing(struct carechat *c) {
  * the library refreshes once and succeeds, and both devices read it. */
 static void test_msg_stale_device_list_conflict(void **state) {
     struct carechat *a, *b;
-    char b_addr[64], b_dir[DIR_LEN];
+    char b_addr[64], b_dir[FIXTURE_DIR_LEN];
     struct id conv;
     two_providers("stale", &a, &b, b_addr, b_dir, &conv);
     struct carechat_sent s1, s2;
     send_text(a, &conv, "before the new device", &s1);
     assert_int_equal(s1.device_conflicts, 0);
 
-    char b2_dir[DIR_LEN];
-    fresh_profile("b2", b2_dir);
-    struct carechat *b2 = open_profile(b2_dir);
-    ASSERT_OK(b2, carechat_login(b2, b_addr, DOC_PASSWORD));
+    char b2_dir[FIXTURE_DIR_LEN];
+    fixture_fresh_profile("b2", b2_dir);
+    struct carechat *b2 = fixture_open(url, b2_dir);
+    FIXTURE_ASSERT_OK(b2, carechat_login(b2, b_addr, DOC_PASSWORD));
 
     send_text(a, &conv, "after the new device", &s2);
     assert_int_equal(s2.device_conflicts, 1);
@@ -191,7 +140,7 @@ static void test_msg_stale_device_list_conflict(void **state) {
 
     expect_text(b, "before the new device");
     expect_text(b, "after the new device");
-    ASSERT_OK(b, carechat_ack(b));
+    FIXTURE_ASSERT_OK(b, carechat_ack(b));
     /* the new device has no key for the first message, and reads the second */
     expect_text(b2, "after the new device");
     expect_nothing(b2);
@@ -206,7 +155,7 @@ static void test_msg_stale_device_list_conflict(void **state) {
  * nothing more. */
 static void test_msg_reconnect_replays_unacknowledged(void **state) {
     struct carechat *a, *b;
-    char b_addr[64], b_dir[DIR_LEN];
+    char b_addr[64], b_dir[FIXTURE_DIR_LEN];
     struct id conv;
     two_providers("replay", &a, &b, b_addr, b_dir, &conv);
     struct carechat_sent s;
@@ -215,18 +164,18 @@ static void test_msg_reconnect_replays_unacknowledged(void **state) {
     send_text(a, &conv, "three", &s);
 
     expect_text(b, "one");
-    ASSERT_OK(b, carechat_ack(b));
+    FIXTURE_ASSERT_OK(b, carechat_ack(b));
     expect_text(b, "two");
     carechat_close(b);
 
-    b = open_profile(b_dir);
+    b = fixture_open(url, b_dir);
     expect_text(b, "two");
     expect_text(b, "three");
     expect_nothing(b);
-    ASSERT_OK(b, carechat_ack(b));
+    FIXTURE_ASSERT_OK(b, carechat_ack(b));
     carechat_close(b);
 
-    b = open_profile(b_dir);
+    b = fixture_open(url, b_dir);
     expect_nothing(b);
     send_text(a, &conv, "four", &s);
     expect_text(b, "four");
@@ -239,27 +188,27 @@ static void test_msg_reconnect_replays_unacknowledged(void **state) {
  * result; the history holds the message once. */
 static void test_msg_resend_same_client_id_stores_once(void **state) {
     struct carechat *a, *b;
-    char b_addr[64], b_dir[DIR_LEN];
+    char b_addr[64], b_dir[FIXTURE_DIR_LEN];
     struct id conv;
     two_providers("resend", &a, &b, b_addr, b_dir, &conv);
     const struct id cmid = id_new();
     const char *text = "resent once";
     struct carechat_sent s1, s2;
-    ASSERT_OK(a, carechat_send(a, &conv, (const uint8_t *)text, strlen(text), &cmid, &s1));
-    ASSERT_OK(a, carechat_send(a, &conv, (const uint8_t *)text, strlen(text), &cmid, &s2));
+    FIXTURE_ASSERT_OK(a, carechat_send(a, &conv, (const uint8_t *)text, strlen(text), &cmid, &s1));
+    FIXTURE_ASSERT_OK(a, carechat_send(a, &conv, (const uint8_t *)text, strlen(text), &cmid, &s2));
     assert_memory_equal(s1.message_id.b, s2.message_id.b, ID_LEN);
     assert_int_equal(s1.seq, s2.seq);
     assert_memory_equal(s2.client_msg_id.b, cmid.b, ID_LEN);
 
     struct carechat_messages *h = NULL;
-    ASSERT_OK(b, carechat_history(b, &conv, 0, 0, &h));
+    FIXTURE_ASSERT_OK(b, carechat_history(b, &conv, 0, 0, &h));
     assert_int_equal(h->n, 1);
     assert_int_equal(h->items[0].state, CARECHAT_MESSAGE_OK);
     assert_string_equal((const char *)h->items[0].body, text);
     assert_memory_equal(h->items[0].client_msg_id.b, cmid.b, ID_LEN);
     carechat_messages_free(h);
     /* the sender's own device reads its message in the history too */
-    ASSERT_OK(a, carechat_history(a, &conv, 0, 0, &h));
+    FIXTURE_ASSERT_OK(a, carechat_history(a, &conv, 0, 0, &h));
     assert_int_equal(h->n, 1);
     assert_string_equal((const char *)h->items[0].body, text);
     carechat_messages_free(h);
@@ -272,14 +221,14 @@ static void test_msg_resend_same_client_id_stores_once(void **state) {
 /* The recipient's read receipt reaches the sender as an event. */
 static void test_msg_read_receipt_is_an_event(void **state) {
     struct carechat *a, *b;
-    char b_addr[64], b_dir[DIR_LEN];
+    char b_addr[64], b_dir[FIXTURE_DIR_LEN];
     struct id conv;
     two_providers("receipt", &a, &b, b_addr, b_dir, &conv);
     struct carechat_sent s;
     send_text(a, &conv, "please confirm", &s);
     struct carechat_message m;
-    ASSERT_OK(b, carechat_recv(b, 5000, &m));
-    ASSERT_OK(b, carechat_send_receipt(b, &conv, CARECHAT_RECEIPT_READ, &m.message_id, 1));
+    FIXTURE_ASSERT_OK(b, carechat_recv(b, 5000, &m));
+    FIXTURE_ASSERT_OK(b, carechat_send_receipt(b, &conv, CARECHAT_RECEIPT_READ, &m.message_id, 1));
     carechat_message_cleanup(&m);
 
     struct carechat_event e;
@@ -305,11 +254,11 @@ static void test_msg_read_receipt_is_an_event(void **state) {
  * is stored nowhere (it does not come again after a new Sync). */
 static void test_msg_typing_is_an_event(void **state) {
     struct carechat *a, *b;
-    char b_addr[64], b_dir[DIR_LEN];
+    char b_addr[64], b_dir[FIXTURE_DIR_LEN];
     struct id conv;
     two_providers("typing", &a, &b, b_addr, b_dir, &conv);
-    ASSERT_OK(b, carechat_sync(b));
-    ASSERT_OK(a, carechat_typing(a, &conv, true));
+    FIXTURE_ASSERT_OK(b, carechat_sync(b));
+    FIXTURE_ASSERT_OK(a, carechat_typing(a, &conv, true));
     struct carechat_event e;
     bool found = false;
     for (int i = 0; i < 20 && !found; i++) {
@@ -321,10 +270,10 @@ static void test_msg_typing_is_an_event(void **state) {
     assert_true(e.typing);
     assert_memory_equal(e.conversation_id.b, conv.b, ID_LEN);
     struct carechat_session_info info;
-    ASSERT_OK(a, carechat_session(a, &info));
+    FIXTURE_ASSERT_OK(a, carechat_session(a, &info));
     assert_memory_equal(e.account_id.b, info.account_id.b, ID_LEN);
     carechat_close(b);
-    b = open_profile(b_dir);
+    b = fixture_open(url, b_dir);
     expect_nothing(b);
     assert_int_equal(carechat_next_event(b, &e), STATUS_NOT_FOUND);
     carechat_close(a);

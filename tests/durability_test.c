@@ -51,12 +51,10 @@
 #include "base/rand.h"
 #include "base/status.h"
 #include "client/carechat.h"
+#include "tests/fixture.h"
 #include "tests/harness.h"
 
-#define ROOT_EMAIL "root@clinic.example"
-#define ROOT_PASSWORD "root-secret-passphrase"
 #define DOC_PASSWORD "doctor-secret-passphrase"
-#define DIR_LEN (PATH_MAX + 16)
 #define SENDERS 6
 #define ROUNDS 20
 /* Sends one sender may make in one round, and how long a round's burst may
@@ -83,7 +81,7 @@ struct acked {
 
 struct sender {
     int index;
-    char dir[DIR_LEN];
+    char dir[FIXTURE_DIR_LEN];
     char email[64];
     struct carechat *c;
     struct id conv;
@@ -95,72 +93,27 @@ struct sender {
 };
 
 static struct harness *server;
-static char url[96];
+static char url[FIXTURE_URL_LEN];
 static struct sender senders[SENDERS];
 static struct carechat *recipient;
-static char recipient_dir[DIR_LEN];
+static char recipient_dir[FIXTURE_DIR_LEN];
 static pthread_mutex_t go_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t go_cond = PTHREAD_COND_INITIALIZER;
 static bool go;
 /* Senders with an acknowledged send in this round. */
 static atomic_int warmed;
 
-#define ASSERT_OK(c, call)                                                                         \
-    do {                                                                                           \
-        int rc_ = (call);                                                                          \
-        if (rc_ != 0)                                                                              \
-            fail_msg("%s: %s", #call, carechat_error(c));                                          \
-    } while (0)
-
 static void sleep_ms(int ms) {
     struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
 }
 
-static struct carechat *open_profile(const char *dir) {
-    struct carechat_config cfg = {.server_url = url, .profile_dir = dir};
-    struct carechat *c = NULL;
-    assert_int_equal(carechat_open(&cfg, &c), 0);
-    return c;
-}
-
-static void fresh_profile(const char *name, char out[DIR_LEN]) {
-    char dir[PATH_MAX];
-    harness_tmpdir(name, dir);
-    snprintf(out, DIR_LEN, "%s/profile", dir);
-}
-
-static void set_url(void) {
-    snprintf(url, sizeof url, "ws://127.0.0.1:%d", server->port);
-}
-
 static int group_setup(void **state) {
-    int status = -1;
     const char *args[] = {"--send-burst", "1000000", "--send-window", "1", "--inbox-max",
                           "1000000",      NULL};
-    if (harness_start(args, &server) != 0 || harness_stop(server, &status) != 0)
+    if (fixture_start_bootstrapped(args, &server) != 0)
         return -1;
-    char dir[PATH_MAX], pw[PATH_MAX + 8];
-    harness_tmpdir("pw", dir);
-    snprintf(pw, sizeof pw, "%s/root", dir);
-    FILE *f = fopen(pw, "w");
-    if (f == NULL)
-        return -1;
-    fprintf(f, "%s\n", ROOT_PASSWORD);
-    fclose(f);
-    const char *boot[] = {"bootstrap", "--data",   server->data_dir,
-                          "--email",   ROOT_EMAIL, "--password-file",
-                          pw,          NULL};
-    struct buf out;
-    buf_init(&out);
-    int rc = harness_run(boot, NULL, 60000, &status, &out);
-    if (rc != 0 || status != 0)
-        fprintf(stderr, "bootstrap failed (%d):\n%s\n", status,
-                out.data ? (const char *)out.data : "");
-    buf_cleanup(&out);
-    if (rc != 0 || status != 0 || harness_restart(server) != 0)
-        return -1;
-    set_url();
+    fixture_url(server, url);
     return 0;
 }
 
@@ -180,33 +133,34 @@ static int group_teardown(void **state) {
  * profile in `dir`. */
 static struct carechat *make_provider(struct carechat *root, const char *addr, const char *dir) {
     char code[CARECHAT_MAX_CODE + 1];
-    ASSERT_OK(root, carechat_invite(root, addr, CARECHAT_ROLE_PROVIDER, code, NULL));
-    struct carechat *c = open_profile(dir);
-    ASSERT_OK(c, carechat_register(c, code, addr, DOC_PASSWORD, "1980-05-06", "Dr Durable"));
+    FIXTURE_ASSERT_OK(root, carechat_invite(root, addr, CARECHAT_ROLE_PROVIDER, code, NULL));
+    struct carechat *c = fixture_open(url, dir);
+    FIXTURE_ASSERT_OK(c,
+                      carechat_register(c, code, addr, DOC_PASSWORD, "1980-05-06", "Dr Durable"));
     return c;
 }
 
 static void make_accounts(void) {
     struct id run = id_new();
-    char root_dir[DIR_LEN], addr[64];
-    fresh_profile("root", root_dir);
-    struct carechat *root = open_profile(root_dir);
-    ASSERT_OK(root, carechat_login(root, ROOT_EMAIL, ROOT_PASSWORD));
+    char root_dir[FIXTURE_DIR_LEN], addr[64];
+    fixture_fresh_profile("root", root_dir);
+    struct carechat *root = fixture_open(url, root_dir);
+    FIXTURE_ASSERT_OK(root, carechat_login(root, FIXTURE_ROOT_EMAIL, FIXTURE_ROOT_PASSWORD));
     snprintf(addr, sizeof addr, "recipient-%02x%02x@clinic.example", run.b[0], run.b[1]);
-    fresh_profile("recipient", recipient_dir);
+    fixture_fresh_profile("recipient", recipient_dir);
     recipient = make_provider(root, addr, recipient_dir);
     struct carechat_session_info info;
-    ASSERT_OK(recipient, carechat_session(recipient, &info));
+    FIXTURE_ASSERT_OK(recipient, carechat_session(recipient, &info));
     for (int i = 0; i < SENDERS; i++) {
         struct sender *s = &senders[i];
         s->index = i;
         s->acked = xcalloc(MAX_SENDS_PER_ROUND, sizeof *s->acked);
         snprintf(s->email, sizeof s->email, "sender%d-%02x%02x@clinic.example", i, run.b[0],
                  run.b[1]);
-        fresh_profile("sender", s->dir);
+        fixture_fresh_profile("sender", s->dir);
         s->c = make_provider(root, s->email, s->dir);
         struct carechat_conversation conv;
-        ASSERT_OK(s->c, carechat_open_direct_id(s->c, &info.account_id, &conv));
+        FIXTURE_ASSERT_OK(s->c, carechat_open_direct_id(s->c, &info.account_id, &conv));
         s->conv = conv.conversation_id;
         carechat_conversation_cleanup(&conv);
     }
@@ -285,14 +239,14 @@ static void round_trip(int round, int *acked_total, int *found_total) {
         pthread_join(threads[i], NULL);
 
     assert_int_equal(harness_restart(server), 0);
-    set_url();
+    fixture_url(server, url);
     /* The port changed: new handles on the same profiles resume their sessions. */
     for (int i = 0; i < SENDERS; i++) {
         carechat_close(senders[i].c);
-        senders[i].c = open_profile(senders[i].dir);
+        senders[i].c = fixture_open(url, senders[i].dir);
     }
     carechat_close(recipient);
-    recipient = open_profile(recipient_dir);
+    recipient = fixture_open(url, recipient_dir);
 
     if (!all_warm)
         fail_msg("round %d: not every sender had a send acknowledged within %d ms", round,
@@ -333,7 +287,7 @@ static void round_trip(int round, int *acked_total, int *found_total) {
         }
         carechat_message_cleanup(&m);
     }
-    ASSERT_OK(recipient, carechat_ack(recipient));
+    FIXTURE_ASSERT_OK(recipient, carechat_ack(recipient));
     printf("round %2d: kill %3d ms into the burst: %4d acknowledged, %4d found, %4d delivered\n",
            round, delay, acked, n_found, deliveries);
     fflush(stdout);
