@@ -11,77 +11,16 @@
 # appears in the server's log. Everything runs on 127.0.0.1 under `timeout`.
 set -euo pipefail
 
-fail() {
-    echo "FAIL: $*" >&2
-    echo "  last exit: ${RC:-}  stdout: ${OUT:-}  stderr: ${ERR:-}" >&2
-    [ -f "$T/carechatd.log" ] && sed 's/^/  carechatd: /' "$T/carechatd.log" | tail -40 >&2
-    exit 1
-}
-
-RUNFILES="${TEST_SRCDIR:-.}/${TEST_WORKSPACE:-carechat}"
-SERVER="${CARECHATD:-$RUNFILES/server/carechatd}"
-CLI="${CARECHAT:-$RUNFILES/client/carechat}"
-[ -x "$SERVER" ] || SERVER="server/carechatd"
-[ -x "$CLI" ] || CLI="client/carechat"
-T=$(mktemp -d "${TEST_TMPDIR:-/tmp}/channels.XXXXXX")
-PID=""
-cleanup() {
-    if [ -n "$PID" ]; then kill -9 "$PID" 2>/dev/null || true; fi
-}
-trap cleanup EXIT
-
-password_file() { # NAME PASSWORD
-    printf '%s\n' "$2" >"$T/$1.pw"
-    chmod 600 "$T/$1.pw"
-}
-
-# Runs the CLI against the server with the profile $T/$1; sets OUT, ERR, RC.
-cli() {
-    local profile=$1
-    shift
-    RC=0
-    timeout 60 "$CLI" --server "$URL" --profile "$T/$profile" "$@" \
-        >"$T/out" 2>"$T/err" || RC=$?
-    OUT=$(cat "$T/out")
-    ERR=$(cat "$T/err")
-}
-
-expect_rc() { # CODE WHAT
-    [ "$RC" -eq "$1" ] || fail "$2: exit $RC, expected $1"
-}
-
-expect_err() { # TEXT WHAT
-    grep -qF -- "$1" "$T/err" || fail "$2: stderr does not say '$1'"
-}
-
-# The string value of "$1" in the one JSON object on line $2 (default 1) of $T/out.
-field() {
-    sed -n "${2:-1}p" "$T/out" | grep -o "\"$1\": \"[^\"]*\"" | head -1 | sed 's/.*: "\(.*\)"/\1/'
-}
-
-lines() {
-    if [ -s "$T/out" ]; then wc -l <"$T/out"; else echo 0; fi
-}
-
-invite_code() {
-    sed -n 's/^{"code": "\([!-~]*\)", "expires_at": [0-9]*}$/\1/p' "$T/out"
-}
+LIB="${TEST_SRCDIR:-.}/${TEST_WORKSPACE:-carechat}/tests/lib.sh"
+[ -f "$LIB" ] || LIB="$(dirname "$0")/lib.sh"
+# shellcheck source=tests/lib.sh
+. "$LIB"
+lib_init channels
 
 for who in root doc nurse pat fam; do password_file "$who" "$who-secret-passphrase"; done
 
-timeout 60 "$SERVER" bootstrap --data "$T/data" --email root@clinic.example \
-    --password-file "$T/root.pw" >"$T/bootstrap.log" 2>&1 ||
-    { cat "$T/bootstrap.log" >&2; fail "carechatd bootstrap"; }
-"$SERVER" --listen 127.0.0.1:0 --data "$T/data" >"$T/carechatd.log" 2>&1 &
-PID=$!
-PORT=""
-for _ in $(seq 200); do
-    PORT=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$T/carechatd.log" 2>/dev/null |
-        head -1 | sed 's/.*://') || true
-    [ -n "$PORT" ] && break
-    sleep 0.1
-done
-[ -n "$PORT" ] || fail "carechatd did not listen within 20 s"
+bootstrap_root
+start_server
 URL="ws://127.0.0.1:$PORT"
 
 # The channel's name is personal data: it must never reach the log.

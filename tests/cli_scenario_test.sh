@@ -15,50 +15,13 @@
 # Everything runs on 127.0.0.1 under `timeout`.
 set -euo pipefail
 
-fail() {
-    echo "FAIL: $*" >&2
-    echo "  last exit: ${RC:-}  stdout: ${OUT:-}  stderr: ${ERR:-}" >&2
-    [ -f "$T/carechatd.log" ] && sed 's/^/  carechatd: /' "$T/carechatd.log" | tail -40 >&2
-    exit 1
-}
+LIB="${TEST_SRCDIR:-.}/${TEST_WORKSPACE:-carechat}/tests/lib.sh"
+[ -f "$LIB" ] || LIB="$(dirname "$0")/lib.sh"
+# shellcheck source=tests/lib.sh
+. "$LIB"
+lib_init cli
 
-RUNFILES="${TEST_SRCDIR:-.}/${TEST_WORKSPACE:-carechat}"
-SERVER="${CARECHATD:-$RUNFILES/server/carechatd}"
-CLI="${CARECHAT:-$RUNFILES/client/carechat}"
-[ -x "$SERVER" ] || SERVER="server/carechatd"
-[ -x "$CLI" ] || CLI="client/carechat"
-T=$(mktemp -d "${TEST_TMPDIR:-/tmp}/cli.XXXXXX")
-PID=""
-cleanup() {
-    if [ -n "$PID" ]; then kill -9 "$PID" 2>/dev/null || true; fi
-}
-trap cleanup EXIT
-
-password_file() { # NAME PASSWORD
-    printf '%s\n' "$2" >"$T/$1.pw"
-    chmod 600 "$T/$1.pw"
-}
-
-# Runs the CLI against the server with the profile $T/$1; sets OUT, ERR, RC.
-cli() {
-    local profile=$1
-    shift
-    RC=0
-    timeout 60 "$CLI" --server "$URL" --profile "$T/$profile" "$@" \
-        >"$T/out" 2>"$T/err" || RC=$?
-    OUT=$(cat "$T/out")
-    ERR=$(cat "$T/err")
-}
-
-expect_rc() { # CODE WHAT
-    [ "$RC" -eq "$1" ] || fail "$2: exit $RC, expected $1"
-}
-
-expect_err() { # TEXT WHAT
-    grep -qF -- "$1" "$T/err" || fail "$2: stderr does not say '$1'"
-}
-
-# The value of "code" in a one-line --json invite answer.
+# lib.sh's invite_code, and the answer must be one line.
 invite_code() {
     [ "$(wc -l <"$T/out")" -eq 1 ] || fail "invite --json: not one line"
     sed -n 's/^{"code": "\([!-~]*\)", "expires_at": [0-9]*}$/\1/p' "$T/out"
@@ -71,29 +34,7 @@ password_file kid 'kid-secret-passphrase'
 password_file wrong 'not-the-password'
 
 # --- bootstrap and start -----------------------------------------------------
-timeout 60 "$SERVER" bootstrap --data "$T/data" --email root@clinic.example \
-    --password-file "$T/root.pw" >"$T/bootstrap.log" 2>&1 ||
-    { cat "$T/bootstrap.log" >&2; fail "carechatd bootstrap"; }
-# Starts carechatd on the data directory with extra flags; sets PID and PORT.
-start_server() {
-    "$SERVER" --listen 127.0.0.1:0 --data "$T/data" "$@" >"$T/carechatd.log" 2>&1 &
-    PID=$!
-    PORT=""
-    for _ in $(seq 200); do
-        PORT=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$T/carechatd.log" 2>/dev/null |
-            head -1 | sed 's/.*://') || true
-        [ -n "$PORT" ] && break
-        sleep 0.1
-    done
-    [ -n "$PORT" ] || fail "carechatd did not listen within 20 s"
-}
-
-stop_server() {
-    kill -TERM "$PID"
-    wait "$PID" || fail "carechatd exited with $?"
-    PID=""
-}
-
+bootstrap_root
 start_server
 URL="ws://127.0.0.1:$PORT"
 
