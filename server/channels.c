@@ -31,13 +31,6 @@ static bool get_id(ProtobufCBinaryData b, struct id *out) {
     return id_from_bytes(b.data, b.len, out) == 0;
 }
 
-static void respond_status(struct conn *c, uint64_t rid, int rc, const char *detail) {
-    if (rc == STATUS_CORRUPT || rc == STATUS_IO)
-        conn_respond(c, rid, STATUS_INTERNAL, "cannot read the store");
-    else
-        conn_respond(c, rid, rc, detail);
-}
-
 /* Well-formed UTF-8 without overlong forms, surrogates or code points above
  * U+10FFFF. */
 static bool utf8_valid(const char *s, size_t n) {
@@ -64,29 +57,6 @@ static bool utf8_valid(const char *s, size_t n) {
         i += len;
     }
     return true;
-}
-
-static int read_conv(struct handlers *h, const struct id *conv, struct msgrec_conv *out) {
-    struct buf v;
-    buf_init(&v);
-    int rc = store_get(h->store, CF_CONVERSATIONS, conv->b, ID_LEN, &v);
-    if (rc == 0)
-        rc = msgrec_conv_decode(v.data, v.len, out);
-    buf_cleanup(&v);
-    return rc;
-}
-
-static int read_member(struct handlers *h, const struct id *conv, const struct id *account,
-                       struct msgrec_member *out) {
-    struct key k;
-    key_id_id(&k, conv, account);
-    struct buf v;
-    buf_init(&v);
-    int rc = store_get(h->store, CF_MEMBERS, k.b, k.len, &v);
-    if (rc == 0)
-        rc = msgrec_member_decode(v.data, v.len, out);
-    buf_cleanup(&v);
-    return rc;
 }
 
 /* The message `mid` of `conv`: its seq and sender. */
@@ -334,7 +304,7 @@ void handle_list_members(struct hconn *hc, uint64_t rid, const Carechat__V1__Lis
         l->memp[i] = x;
     }
     if (rc != 0)
-        respond_status(hc->conn, rid, rc, "no such conversation");
+        respond_error(hc->conn, rid, rc, "no such conversation");
     else {
         Carechat__V1__Frame frame;
         Carechat__V1__Response resp;
@@ -379,9 +349,9 @@ void handle_recall(struct hconn *hc, uint64_t rid, const Carechat__V1__Recall *m
             rc = lists_add(h, l, &c->members[i]);
     }
     if (rc != 0) {
-        respond_status(hc->conn, rid, rc,
-                       rc == STATUS_FORBIDDEN ? "only the sender or an admin recalls"
-                                              : "no such message");
+        respond_error(hc->conn, rid, rc,
+                      rc == STATUS_FORBIDDEN ? "only the sender or an admin recalls"
+                                             : "no such message");
         goto out;
     }
     Carechat__Entry__V1__Entry e;
@@ -417,7 +387,7 @@ void handle_ack_urgent(struct hconn *hc, uint64_t rid, const Carechat__V1__AckUr
     if (rc == 0)
         rc = lists_add(h, l, &ref.sender_account);
     if (rc != 0) {
-        respond_status(hc->conn, rid, rc, "no such message");
+        respond_error(hc->conn, rid, rc, "no such message");
         free(l);
         return;
     }
@@ -499,10 +469,10 @@ void handle_get_urgent_status(struct hconn *hc, uint64_t rid,
             rc = s->bad ? STATUS_CORRUPT : STATUS_OK;
     }
     if (rc != 0) {
-        respond_status(hc->conn, rid, rc,
-                       rc == STATUS_CONFLICT    ? "not an urgent message"
-                       : rc == STATUS_FORBIDDEN ? "only the sender or an admin"
-                                                : "no such message");
+        respond_error(hc->conn, rid, rc,
+                      rc == STATUS_CONFLICT    ? "not an urgent message"
+                      : rc == STATUS_FORBIDDEN ? "only the sender or an admin"
+                                               : "no such message");
         goto out;
     }
     for (size_t i = 0; i < s->n; i++) {

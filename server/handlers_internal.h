@@ -19,6 +19,7 @@
 #include "base/rand.h"
 #include "protocol/proto.h"
 #include "server/handlers.h"
+#include "server/msgrec.h"
 #include "server/pwhash.h"
 #include "server/ratelimit.h"
 #include "server/records.h"
@@ -160,6 +161,14 @@ int read_device(struct handlers *h, const struct id *account, const struct id *d
                 struct rec_device *out);
 /* Looks up the account id of a normalised email through the blind index. */
 int find_email(struct handlers *h, const uint8_t index[REC_HASH_LEN], struct id *out);
+/* Reads a conversation / the membership of `account` in `conv` (loop thread).
+ * Same returns as store_get(), or STATUS_CORRUPT. */
+int read_conv(struct handlers *h, const struct id *conv, struct msgrec_conv *out);
+int read_member(struct handlers *h, const struct id *conv, const struct id *account,
+                struct msgrec_member *out);
+/* Answers request `rid` with `rc` and `detail`, except that a store failure
+ * (STATUS_CORRUPT, STATUS_IO) is answered STATUS_INTERNAL without detail. */
+void respond_error(struct conn *c, uint64_t rid, int rc, const char *detail);
 
 /* Checks and copies a DeviceRegistration (keys, signature, unexpired at `now`,
  * label), choosing a new device id. Returns 0 or STATUS_BAD_REQUEST. */

@@ -85,7 +85,7 @@ static void send_request(struct hconn *hc, Carechat__V1__Frame *frame) {
     hc->unanswered++;
 }
 
-static int read_conv(struct handlers *h, const struct id *conv, struct msgrec_conv *out) {
+int read_conv(struct handlers *h, const struct id *conv, struct msgrec_conv *out) {
     struct buf v;
     buf_init(&v);
     int rc = store_get(h->store, CF_CONVERSATIONS, conv->b, ID_LEN, &v);
@@ -95,8 +95,8 @@ static int read_conv(struct handlers *h, const struct id *conv, struct msgrec_co
     return rc;
 }
 
-static int read_member(struct handlers *h, const struct id *conv, const struct id *account,
-                       struct msgrec_member *out) {
+int read_member(struct handlers *h, const struct id *conv, const struct id *account,
+                struct msgrec_member *out) {
     struct key k;
     key_id_id(&k, conv, account);
     struct buf v;
@@ -121,11 +121,27 @@ static int member_conv(struct hconn *hc, const struct id *conv, struct msgrec_co
     return rc;
 }
 
-static void respond_error(struct conn *c, uint64_t rid, int rc, const char *detail) {
+void respond_error(struct conn *c, uint64_t rid, int rc, const char *detail) {
     if (rc == STATUS_CORRUPT || rc == STATUS_IO)
         conn_respond(c, rid, STATUS_INTERNAL, "cannot read the store");
     else
         conn_respond(c, rid, rc, detail);
+}
+
+/* member_conv() for request `rid`: true when the caller is an active member;
+ * otherwise answers "no such conversation" (audited as a refused `action` when
+ * it is not a store failure and `action` is not 0) and returns false. */
+static bool member_conv_or_answer(struct hconn *hc, uint64_t rid, const struct id *conv,
+                                  struct msgrec_conv *c, struct msgrec_member *me,
+                                  uint32_t action) {
+    int rc = member_conv(hc, conv, c, me);
+    if (rc == 0)
+        return true;
+    if (action && (rc == STATUS_NOT_FOUND || rc == STATUS_FORBIDDEN))
+        deny(hc, rid, rc, "no such conversation", action, conv->b, ID_LEN);
+    else
+        respond_error(hc->conn, rid, rc, "no such conversation");
+    return false;
 }
 
 /* ---- devices of accounts ----------------------------------------------------------- */
@@ -607,15 +623,8 @@ void handle_get_conversation(struct hconn *hc, uint64_t rid,
         conn_respond(hc->conn, rid, STATUS_BAD_REQUEST, "bad conversation id");
         return;
     }
-    int rc = member_conv(hc, &conv, &c, &me);
-    if (rc == STATUS_NOT_FOUND || rc == STATUS_FORBIDDEN) {
-        deny(hc, rid, rc, "no such conversation", REC_AUDIT_CONVERSATION_READ, conv.b, ID_LEN);
+    if (!member_conv_or_answer(hc, rid, &conv, &c, &me, REC_AUDIT_CONVERSATION_READ))
         return;
-    }
-    if (rc != 0) {
-        respond_error(hc->conn, rid, rc, "no such conversation");
-        return;
-    }
     Carechat__V1__Frame f;
     carechat__v1__frame__init(&f);
     f.request_id = rid;
@@ -743,15 +752,8 @@ void handle_history(struct hconn *hc, uint64_t rid, const Carechat__V1__History 
         conn_respond(hc->conn, rid, STATUS_BAD_REQUEST, "bad history request");
         return;
     }
-    int rc = member_conv(hc, &conv, &c, &me);
-    if (rc == STATUS_NOT_FOUND || rc == STATUS_FORBIDDEN) {
-        deny(hc, rid, rc, "no such conversation", REC_AUDIT_HISTORY, conv.b, ID_LEN);
+    if (!member_conv_or_answer(hc, rid, &conv, &c, &me, REC_AUDIT_HISTORY))
         return;
-    }
-    if (rc != 0) {
-        respond_error(hc->conn, rid, rc, "no such conversation");
-        return;
-    }
     Carechat__V1__Frame f;
     carechat__v1__frame__init(&f);
     f.request_id = rid;
@@ -772,11 +774,8 @@ static void history_answer(struct hconn *hc, uint64_t rid, const Carechat__V1__F
         return;
     }
     /* Membership may have ended while the audit record was written. */
-    int rc = member_conv(hc, &conv, &c, &me);
-    if (rc != 0) {
-        respond_error(hc->conn, rid, rc, "no such conversation");
+    if (!member_conv_or_answer(hc, rid, &conv, &c, &me, 0))
         return;
-    }
     size_t limit = m->limit ? m->limit : HISTORY_DEFAULT;
     bool newest_first = m->after_seq == 0;
     struct hist *hs = xcalloc(1, sizeof *hs);
@@ -799,8 +798,8 @@ static void history_answer(struct hconn *hc, uint64_t rid, const Carechat__V1__F
         from = me.joined_seq - 1;
     struct key after;
     key_id_u64(&after, &conv, from);
-    rc = store_scan(h->store, CF_MESSAGES, conv.b, ID_LEN, after.b, after.len, limit + 1,
-                    collect_message, hs);
+    int rc = store_scan(h->store, CF_MESSAGES, conv.b, ID_LEN, after.b, after.len, limit + 1,
+                        collect_message, hs);
     Carechat__V1__StoredMessage **ptrs = NULL;
     struct stored *st = NULL;
     if (rc < 0 || hs->bad) {
@@ -1032,11 +1031,8 @@ void handle_send(struct hconn *hc, uint64_t rid, const Carechat__V1__Send *m) {
     }
     struct msgrec_conv c;
     struct msgrec_member me;
-    rc = member_conv(hc, &conv, &c, &me);
-    if (rc != 0) {
-        respond_error(hc->conn, rid, rc, "no such conversation");
+    if (!member_conv_or_answer(hc, rid, &conv, &c, &me, 0))
         return;
-    }
     struct send_check *sc = xcalloc(1, sizeof *sc);
     struct op *op = NULL;
     Carechat__Entry__V1__WrapItem *items = NULL, **itemp = NULL;
@@ -1176,16 +1172,14 @@ void handle_send_receipt(struct hconn *hc, uint64_t rid, const Carechat__V1__Sen
             conn_respond(hc->conn, rid, STATUS_BAD_REQUEST, "bad message id");
             return;
         }
-    int rc = member_conv(hc, &conv, &c, &me);
-    if (rc != 0) {
-        respond_error(hc->conn, rid, rc, "no such conversation");
+    if (!member_conv_or_answer(hc, rid, &conv, &c, &me, 0))
         return;
-    }
     /* The other members' devices: the senders of the receipted messages. */
     struct dev_scan *scans = xcalloc(MSGREC_MEMBERS_MAX, sizeof *scans);
     Carechat__Entry__V1__AccountDeviceIds ad[MSGREC_MEMBERS_MAX], *adp[MSGREC_MEMBERS_MAX];
     ProtobufCBinaryData ids[MSGREC_MEMBERS_MAX][REC_MAX_DEVICES];
     size_t n = 0;
+    int rc;
     for (uint32_t j = 0; j < c.n_members; j++) {
         if (same_id(&c.members[j], &hc->account))
             continue;
@@ -1228,11 +1222,8 @@ void handle_typing(struct hconn *hc, uint64_t rid, const Carechat__V1__Typing *m
         conn_respond(hc->conn, rid, STATUS_BAD_REQUEST, "bad conversation id");
         return;
     }
-    int rc = member_conv(hc, &conv, &c, &me);
-    if (rc != 0) {
-        respond_error(hc->conn, rid, rc, "no such conversation");
+    if (!member_conv_or_answer(hc, rid, &conv, &c, &me, 0))
         return;
-    }
     if (!ratelimit_take(hc->h->msg->rl_typing, hc->account.b, ID_LEN, clock_now())) {
         conn_respond(hc->conn, rid, STATUS_RATE_LIMITED, "too many typing hints");
         return;
