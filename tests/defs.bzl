@@ -1,0 +1,41 @@
+"""Macros for tests/BUILD: the integration tests against the real carechatd."""
+
+load("@rules_cc//cc:defs.bzl", "cc_test")
+load("//bazel:copts.bzl", "TEST_COPTS")
+
+def integration_test(name, srcs, deps = [], size = "medium", **kwargs):
+    """A cmocka test that starts the real carechatd through tests/harness.
+
+    Adds TEST_COPTS, carechatd to the runfiles, and the harness, //base and
+    cmocka to `deps`; other attributes (timeout, ...) pass through.
+    """
+    cc_test(
+        name = name,
+        size = size,
+        srcs = srcs,
+        copts = TEST_COPTS,
+        data = ["//server:carechatd"],
+        deps = [
+            ":harness",
+            "//base",
+            "//bazel:cmocka",
+        ] + deps,
+        **kwargs
+    )
+
+def cli_sh_test(name, srcs, **kwargs):
+    """A shell test of the carechat CLI against the real carechatd.
+
+    It sources tests/lib.sh; carechat and carechatd are in its runfiles.
+    """
+    native.sh_test(
+        name = name,
+        size = "medium",
+        srcs = srcs,
+        data = [
+            "lib.sh",
+            "//client:carechat",
+            "//server:carechatd",
+        ],
+        **kwargs
+    )
