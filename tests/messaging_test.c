@@ -330,6 +330,16 @@ static void create_direct_ok(struct client *c, const uint8_t peer[16], uint8_t c
     proto_free(r);
 }
 
+/* Makes a fresh world on the group's server; logs its patient in on the first
+ * device (returned) and opens the direct conversation with its provider (its
+ * id in conv). */
+static struct client *patient_in_direct(struct world *w, uint8_t conv[16]) {
+    world_make(g_h, w);
+    struct client *a = login(g_h, w->patient.email, &w->patient.dev[0], NULL);
+    create_direct_ok(a, w->provider.account, conv);
+    return a;
+}
+
 struct wrap_to {
     const uint8_t *device_id;
     uint32_t key_id;
@@ -627,10 +637,8 @@ static void test_messaging_offline_three_devices_live_and_receipt(void **state) 
 static void test_messaging_reconnect_replays_unacknowledged(void **state) {
     (void)state;
     struct world w;
-    world_make(g_h, &w);
-    struct client *a = login(g_h, w.patient.email, &w.patient.dev[0], NULL);
     uint8_t conv[16];
-    create_direct_ok(a, w.provider.account, conv);
+    struct client *a = patient_in_direct(&w, conv);
     const char *texts[5] = {"m1", "m2", "m3", "m4", "m5"};
     for (int i = 0; i < 5; i++)
         send_to_provider(a, &w, conv, texts[i], NULL);
@@ -707,10 +715,8 @@ static size_t recv_unanswered(struct client *c, size_t want, int quiet_ms, struc
 static void test_messaging_replay_in_pages(void **state) {
     (void)state;
     struct world w;
-    world_make(g_h, &w);
-    struct client *a = login(g_h, w.patient.email, &w.patient.dev[0], NULL);
     uint8_t conv[16];
-    create_direct_ok(a, w.provider.account, conv);
+    struct client *a = patient_in_direct(&w, conv);
     char text[16];
     for (int i = 0; i < 150; i++) {
         snprintf(text, sizeof text, "n%d", i);
@@ -764,10 +770,8 @@ static void test_messaging_replay_in_pages(void **state) {
 static void test_messaging_resend_same_client_msg_id_stores_once(void **state) {
     (void)state;
     struct world w;
-    world_make(g_h, &w);
-    struct client *a = login(g_h, w.patient.email, &w.patient.dev[0], NULL);
     uint8_t conv[16], cmid[16];
-    create_direct_ok(a, w.provider.account, conv);
+    struct client *a = patient_in_direct(&w, conv);
     randombytes_buf(cmid, sizeof cmid);
     struct wrap_to to[1] = {{w.provider.dev[0].id, 1}};
     Carechat__V1__Frame *r1 = send_msg(a, conv, cmid, w.patient.dev[0].id, to, 1, "once");
@@ -939,10 +943,8 @@ static void test_messaging_list_conversations_most_recent_first(void **state) {
 static void test_messaging_typing_live_not_stored(void **state) {
     (void)state;
     struct world w;
-    world_make(g_h, &w);
-    struct client *a = login(g_h, w.patient.email, &w.patient.dev[0], NULL);
     uint8_t conv[16];
-    create_direct_ok(a, w.provider.account, conv);
+    struct client *a = patient_in_direct(&w, conv);
     struct client *p = login(g_h, w.provider.email, &w.provider.dev[0], NULL);
     Carechat__V1__Frame f;
     Carechat__V1__Typing t;
