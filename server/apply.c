@@ -18,6 +18,14 @@
 
 #define META_KEY(k) (k), (sizeof(k) - 1)
 
+bool apply_id_field(ProtobufCBinaryData b, struct id *out) {
+    return id_from_bytes(b.data, b.len, out) == 0;
+}
+
+bool apply_is_staff(uint32_t role) {
+    return role == REC_ROLE_PROVIDER || role == REC_ROLE_ADMIN || role == REC_ROLE_SYSADMIN;
+}
+
 static int apply_server_init(struct store_txn *txn, const Carechat__Entry__V1__ServerInit *init) {
     if (!init || init->server_id.len != ID_LEN || init->created_at <= 0)
         return STATUS_BAD_REQUEST;

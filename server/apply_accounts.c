@@ -24,10 +24,6 @@
 
 #define META_KEY(k) (k), (sizeof(k) - 1)
 
-static bool get_id_field(ProtobufCBinaryData b, struct id *out) {
-    return id_from_bytes(b.data, b.len, out) == 0;
-}
-
 static bool is_hash(ProtobufCBinaryData b) {
     return b.len == REC_HASH_LEN;
 }
@@ -90,7 +86,7 @@ static int write_device(struct store_txn *txn, const struct id *account, const s
 static int device_from_entry(const Carechat__Entry__V1__DeviceNew *d, int64_t time,
                              struct id *device_id, struct rec_device *out) {
     memset(out, 0, sizeof *out);
-    if (!d || !get_id_field(d->device_id, device_id) || d->identity_key.len != REC_KEY_LEN ||
+    if (!d || !apply_id_field(d->device_id, device_id) || d->identity_key.len != REC_KEY_LEN ||
         d->encryption_key.len != REC_KEY_LEN || d->signature.len != REC_SIG_LEN ||
         d->encryption_key_id == 0 || d->encryption_key_expires_at <= time ||
         strlen(d->label) > RULES_LABEL_MAX)
@@ -159,7 +155,7 @@ static int apply_bootstrap(struct store_txn *txn, const Carechat__Entry__V1__Ent
     const Carechat__Entry__V1__Bootstrap *b = e->bootstrap;
     struct id id;
     char email[RULES_EMAIL_MAX + 1];
-    if (!b || !get_id_field(b->account_id, &id) || !is_hash(b->email_index) ||
+    if (!b || !apply_id_field(b->account_id, &id) || !is_hash(b->email_index) ||
         b->password_hash[0] == '\0' || rules_normalize_email(b->email, email) != 0 ||
         strcmp(email, b->email) != 0)
         return STATUS_BAD_REQUEST;
@@ -190,7 +186,7 @@ static int apply_bootstrap(struct store_txn *txn, const Carechat__Entry__V1__Ent
 /* The actor account, which must exist and be active (else UNAUTHENTICATED). */
 static int actor_account(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struct id *id,
                          struct rec_account *a) {
-    if (!get_id_field(e->actor_account_id, id))
+    if (!apply_id_field(e->actor_account_id, id))
         return STATUS_BAD_REQUEST;
     int rc = read_account(txn, id, a);
     if (rc == STATUS_NOT_FOUND)
@@ -252,7 +248,7 @@ static int apply_register(struct store_txn *txn, const Carechat__Entry__V1__Entr
     struct rec_device dev;
     char email[RULES_EMAIL_MAX + 1];
     int y, m, d;
-    if (!r || !get_id_field(r->account_id, &account) || !is_hash(r->code_hash) ||
+    if (!r || !apply_id_field(r->account_id, &account) || !is_hash(r->code_hash) ||
         !is_hash(r->email_index) || r->password_hash[0] == '\0' ||
         rules_normalize_email(r->email, email) != 0 || strcmp(email, r->email) != 0 ||
         rules_parse_date(r->birth_date, &y, &m, &d) != 0 || r->display_name[0] == '\0' ||
@@ -323,7 +319,7 @@ static int apply_login(struct store_txn *txn, const Carechat__Entry__V1__Entry *
         return rc;
     if (l->device_case == CARECHAT__ENTRY__V1__LOGIN__DEVICE_DEVICE_ID) {
         struct rec_device dev;
-        if (!get_id_field(l->device_id, &device)) {
+        if (!apply_id_field(l->device_id, &device)) {
             rc = STATUS_BAD_REQUEST;
             goto out;
         }
@@ -420,7 +416,7 @@ static int apply_session_end(struct store_txn *txn, const Carechat__Entry__V1__E
 static int apply_device_remove(struct store_txn *txn, const Carechat__Entry__V1__Entry *e) {
     const Carechat__Entry__V1__DeviceRemove *r = e->device_remove;
     struct id account, device;
-    if (!r || !get_id_field(r->device_id, &device))
+    if (!r || !apply_id_field(r->device_id, &device))
         return STATUS_BAD_REQUEST;
     struct rec_account a;
     int rc = actor_account(txn, e, &account, &a);
@@ -451,8 +447,8 @@ out:
 static int apply_key_rotate(struct store_txn *txn, const Carechat__Entry__V1__Entry *e) {
     const Carechat__Entry__V1__KeyRotate *r = e->key_rotate;
     struct id account, device;
-    if (!r || !get_id_field(e->actor_account_id, &account) ||
-        !get_id_field(e->actor_device_id, &device) || r->encryption_key.len != REC_KEY_LEN ||
+    if (!r || !apply_id_field(e->actor_account_id, &account) ||
+        !apply_id_field(e->actor_device_id, &device) || r->encryption_key.len != REC_KEY_LEN ||
         r->signature.len != REC_SIG_LEN || r->encryption_key_expires_at <= e->time)
         return STATUS_BAD_REQUEST;
     struct rec_device dev;
@@ -478,8 +474,8 @@ out:
 static int apply_device_list(struct store_txn *txn, const Carechat__Entry__V1__Entry *e) {
     const Carechat__Entry__V1__DeviceListPublish *p = e->device_list_publish;
     struct id account, actor_device, signer;
-    if (!p || !get_id_field(e->actor_device_id, &actor_device) ||
-        !get_id_field(p->signer_device_id, &signer) || p->signature.len != REC_SIG_LEN)
+    if (!p || !apply_id_field(e->actor_device_id, &actor_device) ||
+        !apply_id_field(p->signer_device_id, &signer) || p->signature.len != REC_SIG_LEN)
         return STATUS_BAD_REQUEST;
     if (p->n_devices > REC_LIST_MAX)
         return STATUS_TOO_LARGE;
@@ -497,7 +493,7 @@ static int apply_device_list(struct store_txn *txn, const Carechat__Entry__V1__E
     }
     for (size_t i = 0; i < p->n_devices; i++) {
         const Carechat__Entry__V1__DeviceListItem *it = p->devices[i];
-        if (!get_id_field(it->device_id, &items[i].device_id) ||
+        if (!apply_id_field(it->device_id, &items[i].device_id) ||
             it->identity_key.len != REC_KEY_LEN) {
             rc = STATUS_BAD_REQUEST;
             goto out;

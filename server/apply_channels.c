@@ -28,16 +28,8 @@
 
 #define CHANNEL_EXTRA_MAX 64
 
-static bool get_id_field(ProtobufCBinaryData b, struct id *out) {
-    return id_from_bytes(b.data, b.len, out) == 0;
-}
-
 static bool same(const struct id *a, const struct id *b) {
     return memcmp(a->b, b->b, ID_LEN) == 0;
-}
-
-static bool is_staff(uint32_t role) {
-    return role == REC_ROLE_PROVIDER || role == REC_ROLE_ADMIN || role == REC_ROLE_SYSADMIN;
 }
 
 static bool is_present(uint32_t state) {
@@ -134,7 +126,7 @@ static int pairs_of_patient(struct store_txn *txn, const struct id *conv,
         int rc = apply_read_member(txn, conv, &c->members[i], &m);
         if (rc != 0)
             return rc;
-        if (m.state == MSGREC_ACTIVE && is_staff(m.role) &&
+        if (m.state == MSGREC_ACTIVE && apply_is_staff(m.role) &&
             (rc = pair_adjust(txn, &c->owner, &c->members[i], delta)) != 0)
             return rc;
     }
@@ -181,7 +173,7 @@ static int may_manage(struct store_txn *txn, const struct id *conv, const struct
         return rc;
     if (me.state != MSGREC_ACTIVE)
         return STATUS_NOT_FOUND;
-    return is_staff(role) ? STATUS_OK : STATUS_FORBIDDEN;
+    return apply_is_staff(role) ? STATUS_OK : STATUS_FORBIDDEN;
 }
 
 /* ---- ChannelCreate --------------------------------------------------------------- */
@@ -190,9 +182,9 @@ static int apply_channel_create(struct store_txn *txn, const Carechat__Entry__V1
                                 struct buf *result) {
     const Carechat__Entry__V1__ChannelCreate *cc = e->channel_create;
     struct id conv, actor, patient;
-    if (!cc || !get_id_field(cc->conversation_id, &conv) ||
-        !get_id_field(e->actor_account_id, &actor) ||
-        !get_id_field(cc->patient_account_id, &patient) || !cc->name)
+    if (!cc || !apply_id_field(cc->conversation_id, &conv) ||
+        !apply_id_field(e->actor_account_id, &actor) ||
+        !apply_id_field(cc->patient_account_id, &patient) || !cc->name)
         return STATUS_BAD_REQUEST;
     size_t name_len = strlen(cc->name);
     if (name_len == 0 || name_len > MSGREC_CHANNEL_NAME_MAX)
@@ -226,14 +218,14 @@ static int apply_channel_create(struct store_txn *txn, const Carechat__Entry__V1
     c.members[1] = patient;
     for (size_t i = 0; i < cc->n_member_account_ids; i++) {
         struct id s;
-        if (!get_id_field(cc->member_account_ids[i], &s))
+        if (!apply_id_field(cc->member_account_ids[i], &s))
             return STATUS_BAD_REQUEST;
         for (uint32_t j = 0; j < c.n_members; j++)
             if (same(&c.members[j], &s))
                 return STATUS_BAD_REQUEST;
         if ((rc = account_role(txn, &s, &roles[c.n_members], &active)) != 0)
             return rc;
-        if (!is_staff(roles[c.n_members]) || !active)
+        if (!apply_is_staff(roles[c.n_members]) || !active)
             return STATUS_NOT_FOUND;
         c.members[c.n_members++] = s;
     }
@@ -287,7 +279,7 @@ static int activate(struct store_txn *txn, const struct id *conv, const struct m
         rc = activity_put(txn, account, time, conv, &c->owner);
     if (rc == 0 && same(account, &c->owner))
         rc = pairs_of_patient(txn, conv, c, +1);
-    else if (rc == 0 && is_staff(m->role))
+    else if (rc == 0 && apply_is_staff(m->role))
         rc = pair_of_staff(txn, conv, c, account, +1);
     return rc;
 }
@@ -301,7 +293,7 @@ static int deactivate(struct store_txn *txn, const struct id *conv, const struct
         rc = activity_del(txn, account, m->last_active, conv);
         if (rc == 0 && same(account, &c->owner))
             rc = pairs_of_patient(txn, conv, c, -1);
-        else if (rc == 0 && is_staff(m->role))
+        else if (rc == 0 && apply_is_staff(m->role))
             rc = pair_of_staff(txn, conv, c, account, -1);
     }
     if (rc != 0)
@@ -319,8 +311,8 @@ struct member_target {
 static int read_target(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
                        ProtobufCBinaryData conv, ProtobufCBinaryData account,
                        struct member_target *t) {
-    if (!get_id_field(conv, &t->conv) || !get_id_field(e->actor_account_id, &t->actor) ||
-        !get_id_field(account, &t->account))
+    if (!apply_id_field(conv, &t->conv) || !apply_id_field(e->actor_account_id, &t->actor) ||
+        !apply_id_field(account, &t->account))
         return STATUS_BAD_REQUEST;
     return read_channel(txn, &t->conv, &t->c);
 }
@@ -360,7 +352,7 @@ static int apply_member_add(struct store_txn *txn, const Carechat__Entry__V1__En
         }
     }
     if (rc == 0) {
-        if (is_staff(role) || same(&t->account, &t->c.owner))
+        if (apply_is_staff(role) || same(&t->account, &t->c.owner))
             rc = activate(txn, &t->conv, &t->c, &t->account, &m, e->time);
         else {
             /* Not staff (a family member acting for the patient): pending
@@ -429,7 +421,7 @@ static int apply_leave(struct store_txn *txn, const Carechat__Entry__V1__Entry *
     struct member_target *t = xcalloc(1, sizeof *t);
     struct msgrec_member m;
     int rc = read_target(txn, e, l->conversation_id, e->actor_account_id, t);
-    if (rc == STATUS_BAD_REQUEST && get_id_field(l->conversation_id, &t->conv))
+    if (rc == STATUS_BAD_REQUEST && apply_id_field(l->conversation_id, &t->conv))
         rc = STATUS_FORBIDDEN; /* a direct conversation cannot be left */
     if (rc == 0)
         rc = apply_read_member(txn, &t->conv, &t->actor, &m);
@@ -469,7 +461,7 @@ static int fan_out(struct store_txn *txn, const struct id *conv, const struct id
     for (size_t s = 0; s < n_lists; s++) {
         const Carechat__Entry__V1__AccountDeviceIds *ad = lists[s];
         struct id acc;
-        if (!get_id_field(ad->account_id, &acc) || ad->n_device_ids > REC_LIST_MAX)
+        if (!apply_id_field(ad->account_id, &acc) || ad->n_device_ids > REC_LIST_MAX)
             return STATUS_BAD_REQUEST;
         for (size_t p = 0; p < s; p++)
             if (lists[p]->account_id.len == ID_LEN &&
@@ -489,7 +481,7 @@ static int fan_out(struct store_txn *txn, const struct id *conv, const struct id
             struct id dev;
             uint32_t key_id;
             int64_t expires_at;
-            if (!get_id_field(ad->device_ids[d], &dev))
+            if (!apply_id_field(ad->device_ids[d], &dev))
                 return STATUS_BAD_REQUEST;
             int rc = apply_read_device_key(txn, &acc, &dev, &key_id, &expires_at);
             if (rc == STATUS_NOT_FOUND)
@@ -505,8 +497,8 @@ static int apply_recall(struct store_txn *txn, const Carechat__Entry__V1__Entry 
                         struct buf *result) {
     const Carechat__Entry__V1__MessageRecall *r = e->message_recall;
     struct id conv, mid, actor;
-    if (!r || !get_id_field(r->conversation_id, &conv) || !get_id_field(r->message_id, &mid) ||
-        !get_id_field(e->actor_account_id, &actor))
+    if (!r || !apply_id_field(r->conversation_id, &conv) || !apply_id_field(r->message_id, &mid) ||
+        !apply_id_field(e->actor_account_id, &actor))
         return STATUS_BAD_REQUEST;
     struct msgrec_conv *c = xcalloc(1, sizeof *c);
     struct msgrec_msgref ref = {0};
@@ -586,8 +578,8 @@ static int apply_urgent_ack(struct store_txn *txn, const Carechat__Entry__V1__En
                             struct buf *result) {
     const Carechat__Entry__V1__UrgentAck *u = e->urgent_ack;
     struct id conv, mid, actor;
-    if (!u || !get_id_field(u->conversation_id, &conv) || !get_id_field(u->message_id, &mid) ||
-        !get_id_field(e->actor_account_id, &actor))
+    if (!u || !apply_id_field(u->conversation_id, &conv) || !apply_id_field(u->message_id, &mid) ||
+        !apply_id_field(e->actor_account_id, &actor))
         return STATUS_BAD_REQUEST;
     struct msgrec_conv *c = xcalloc(1, sizeof *c);
     struct msgrec_msgref ref;

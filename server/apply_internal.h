@@ -46,6 +46,11 @@ int apply_audit_kind(struct store_txn *txn, const Carechat__Entry__V1__Entry *e)
 int apply_channel_kind(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
                        struct buf *result);
 
+/* True when `b` is a 16-byte id, copied to `out` (apply.c). */
+bool apply_id_field(ProtobufCBinaryData b, struct id *out);
+/* True for the staff roles: provider, admin, sysadmin (apply.c). */
+bool apply_is_staff(uint32_t role);
+
 /* Record helpers of apply_messages.c shared with apply_channels.c. Each
  * returns 0, STATUS_NOT_FOUND for a missing record, STATUS_CORRUPT for one
  * that does not decode, or the store's status. */

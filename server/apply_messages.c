@@ -24,14 +24,6 @@
 #define BODY_MAX (64u * 1024u)
 #define RECEIPT_IDS_MAX 100
 
-static bool get_id_field(ProtobufCBinaryData b, struct id *out) {
-    return id_from_bytes(b.data, b.len, out) == 0;
-}
-
-static bool is_staff(uint32_t role) {
-    return role == REC_ROLE_PROVIDER || role == REC_ROLE_ADMIN || role == REC_ROLE_SYSADMIN;
-}
-
 int apply_read_account(struct store_txn *txn, const struct id *id, struct rec_account *out) {
     struct buf v;
     buf_init(&v);
@@ -139,17 +131,17 @@ static int touch_activity(struct store_txn *txn, const struct id *conv, const st
 static int may_talk(struct store_txn *txn, const struct id *a_id, const struct rec_account *a,
                     const struct id *b_id, const struct rec_account *b, bool *out) {
     *out = false;
-    if (is_staff(a->role) && is_staff(b->role)) {
+    if (apply_is_staff(a->role) && apply_is_staff(b->role)) {
         *out = true;
         return STATUS_OK;
     }
     const struct id *patient_id = a_id, *staff_id = b_id;
     const struct rec_account *patient = a;
-    if (b->role == REC_ROLE_PATIENT && is_staff(a->role)) {
+    if (b->role == REC_ROLE_PATIENT && apply_is_staff(a->role)) {
         patient_id = b_id;
         staff_id = a_id;
         patient = b;
-    } else if (!(a->role == REC_ROLE_PATIENT && is_staff(b->role)))
+    } else if (!(a->role == REC_ROLE_PATIENT && apply_is_staff(b->role)))
         return STATUS_OK;
     if (memcmp(patient->inviter.b, staff_id->b, ID_LEN) == 0) {
         *out = true;
@@ -162,8 +154,8 @@ static int apply_direct_create(struct store_txn *txn, const Carechat__Entry__V1_
                                struct buf *result) {
     const Carechat__Entry__V1__DirectCreate *d = e->direct_create;
     struct id conv, actor, peer;
-    if (!d || !get_id_field(d->conversation_id, &conv) ||
-        !get_id_field(e->actor_account_id, &actor) || !get_id_field(d->peer_account_id, &peer))
+    if (!d || !apply_id_field(d->conversation_id, &conv) ||
+        !apply_id_field(e->actor_account_id, &actor) || !apply_id_field(d->peer_account_id, &peer))
         return STATUS_BAD_REQUEST;
     if (memcmp(actor.b, peer.b, ID_LEN) == 0)
         return STATUS_BAD_REQUEST;
@@ -299,7 +291,7 @@ int apply_inbox_append(struct store_txn *txn, const struct id *device,
 
 static int apply_inbox_ack(struct store_txn *txn, const Carechat__Entry__V1__Entry *e) {
     struct id device;
-    if (!e->inbox_ack || !get_id_field(e->actor_device_id, &device))
+    if (!e->inbox_ack || !apply_id_field(e->actor_device_id, &device))
         return STATUS_BAD_REQUEST;
     struct msgrec_inbox in;
     int rc = read_inbox(txn, &device, &in);
@@ -352,7 +344,7 @@ static int check_shape(const Carechat__Entry__V1__MessageSend *m, struct msgrec_
         return STATUS_TOO_LARGE;
     for (size_t i = 0; i < m->n_wraps; i++) {
         const Carechat__Entry__V1__WrapItem *w = m->wraps[i];
-        if (!get_id_field(w->device_id, &out[i].device_id) || w->enc.len != MSGREC_ENC_LEN ||
+        if (!apply_id_field(w->device_id, &out[i].device_id) || w->enc.len != MSGREC_ENC_LEN ||
             w->wrapped_key.len != MSGREC_WRAPPED_LEN)
             return STATUS_BAD_REQUEST;
         for (size_t j = 0; j < i; j++)
@@ -397,7 +389,7 @@ static int check_devices(struct store_txn *txn, const Carechat__Entry__V1__Messa
      * exist, and each member must have no other (by count). */
     for (size_t i = 0; i < m->n_member_device_ids; i++) {
         struct id dev;
-        if (!get_id_field(m->member_device_ids[i], &dev))
+        if (!apply_id_field(m->member_device_ids[i], &dev))
             return STATUS_BAD_REQUEST;
         bool found = false;
         for (uint32_t j = 0; j < n_members && !found; j++) {
@@ -452,11 +444,11 @@ static int apply_send(struct store_txn *txn, const Carechat__Entry__V1__Entry *e
                       struct buf *result) {
     const Carechat__Entry__V1__MessageSend *m = e->message_send;
     struct id conv, message_id, cmid, sender, sender_device, env_device;
-    if (!m || !get_id_field(m->conversation_id, &conv) ||
-        !get_id_field(m->message_id, &message_id) || !get_id_field(m->client_msg_id, &cmid) ||
-        !get_id_field(e->actor_account_id, &sender) ||
-        !get_id_field(e->actor_device_id, &sender_device) ||
-        !get_id_field(m->sender_device_id, &env_device) ||
+    if (!m || !apply_id_field(m->conversation_id, &conv) ||
+        !apply_id_field(m->message_id, &message_id) || !apply_id_field(m->client_msg_id, &cmid) ||
+        !apply_id_field(e->actor_account_id, &sender) ||
+        !apply_id_field(e->actor_device_id, &sender_device) ||
+        !apply_id_field(m->sender_device_id, &env_device) ||
         memcmp(env_device.b, sender_device.b, ID_LEN) != 0 || m->inbox_limit == 0)
         return STATUS_BAD_REQUEST;
     if (m->n_wraps > MSGREC_WRAPS_MAX)
@@ -608,8 +600,8 @@ static int apply_receipt(struct store_txn *txn, const Carechat__Entry__V1__Entry
                          struct buf *result) {
     const Carechat__Entry__V1__ReceiptRecord *r = e->receipt_record;
     struct id conv, actor;
-    if (!r || !get_id_field(r->conversation_id, &conv) ||
-        !get_id_field(e->actor_account_id, &actor) || (r->kind != 1 && r->kind != 2) ||
+    if (!r || !apply_id_field(r->conversation_id, &conv) ||
+        !apply_id_field(e->actor_account_id, &actor) || (r->kind != 1 && r->kind != 2) ||
         r->n_message_ids == 0 || r->inbox_limit == 0)
         return STATUS_BAD_REQUEST;
     if (r->n_message_ids > RECEIPT_IDS_MAX || r->n_sender_devices > MSGREC_MEMBERS_MAX)
@@ -630,7 +622,7 @@ static int apply_receipt(struct store_txn *txn, const Carechat__Entry__V1__Entry
         struct id mid;
         struct key k;
         struct msgrec_msgref ref;
-        if (!get_id_field(r->message_ids[i], &mid)) {
+        if (!apply_id_field(r->message_ids[i], &mid)) {
             rc = STATUS_BAD_REQUEST;
             goto out;
         }
@@ -668,7 +660,7 @@ static int apply_receipt(struct store_txn *txn, const Carechat__Entry__V1__Entry
         for (size_t s = 0; s < r->n_sender_devices; s++) {
             const Carechat__Entry__V1__AccountDeviceIds *ad = r->sender_devices[s];
             struct id acc;
-            if (!get_id_field(ad->account_id, &acc) || ad->n_device_ids > REC_LIST_MAX) {
+            if (!apply_id_field(ad->account_id, &acc) || ad->n_device_ids > REC_LIST_MAX) {
                 rc = STATUS_BAD_REQUEST;
                 goto out;
             }
@@ -678,7 +670,7 @@ static int apply_receipt(struct store_txn *txn, const Carechat__Entry__V1__Entry
                 struct id dev;
                 uint32_t key_id;
                 int64_t expires_at;
-                if (!get_id_field(ad->device_ids[d], &dev)) {
+                if (!apply_id_field(ad->device_ids[d], &dev)) {
                     rc = STATUS_BAD_REQUEST;
                     goto out;
                 }
