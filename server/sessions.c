@@ -41,6 +41,18 @@ static bool rate_ok(struct hconn *hc, const uint8_t *email_index) {
     return ok;
 }
 
+/* Sets op->email_index to the blind index of `email` and takes the address
+ * and account rate limits (Login, Register). True when both allow the
+ * request; otherwise answers RATE_LIMITED, releases `op` and returns false. */
+static bool email_rate_ok(struct hconn *hc, struct op *op, const char *email) {
+    store_blind_index(hc->h->store, email, strlen(email), op->email_index);
+    if (rate_ok(hc, op->email_index))
+        return true;
+    conn_respond(hc->conn, op->request_id, STATUS_RATE_LIMITED, DETAIL_RATE);
+    op_release(op);
+    return false;
+}
+
 static void new_session(struct handlers *h, struct op *op, int64_t now) {
     randombytes_buf(op->token, sizeof op->token);
     rules_sha256(op->token, sizeof op->token, op->token_hash);
@@ -138,12 +150,8 @@ void handle_login(struct hconn *hc, uint64_t rid, const Carechat__V1__Login *m) 
         op_release(op);
         return;
     }
-    store_blind_index(h->store, email, strlen(email), op->email_index);
-    if (!rate_ok(hc, op->email_index)) {
-        conn_respond(c, rid, STATUS_RATE_LIMITED, DETAIL_RATE);
-        op_release(op);
+    if (!email_rate_ok(hc, op, email))
         return;
-    }
     hc->auth_busy = true;
     const char *stored_hash = NULL;
     struct rec_account a;
@@ -260,12 +268,8 @@ void handle_register(struct hconn *hc, uint64_t rid, const Carechat__V1__Registe
         op_release(op);
         return;
     }
-    store_blind_index(h->store, email, strlen(email), op->email_index);
-    if (!rate_ok(hc, op->email_index)) {
-        conn_respond(c, rid, STATUS_RATE_LIMITED, DETAIL_RATE);
-        op_release(op);
+    if (!email_rate_ok(hc, op, email))
         return;
-    }
     if (rules_age_at(y, mo, d, now) < RULES_MIN_AGE) {
         op_release(op);
         register_refuse(hc, rid, now);
