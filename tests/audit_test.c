@@ -517,10 +517,7 @@ static int server_setup(void **state) {
 
 static int server_teardown(void **state) {
     carechat_close(root);
-    int status = -1;
-    int rc = harness_stop(server, &status);
-    harness_free(server);
-    return rc == 0 && status == 0 ? 0 : -1;
+    return fixture_stop(server);
 }
 
 static struct carechat *open_fresh(const char *name) {

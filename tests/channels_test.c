@@ -50,11 +50,7 @@ static int group_setup(void **state) {
 
 static int group_teardown(void **state) {
     carechat_close(root);
-    int status = 0, rc = 0;
-    if (server->pid != 0)
-        rc = harness_stop(server, &status);
-    harness_free(server);
-    return rc == 0 && status == 0 ? 0 : -1;
+    return fixture_stop(server);
 }
 
 /* A handle on a fresh profile directory, whose path goes to profile_out

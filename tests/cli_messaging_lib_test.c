@@ -46,10 +46,7 @@ static int group_setup(void **state) {
 
 static int group_teardown(void **state) {
     carechat_close(root);
-    int status = -1;
-    int rc = harness_stop(server, &status);
-    harness_free(server);
-    return rc == 0 && status == 0 ? 0 : -1;
+    return fixture_stop(server);
 }
 
 /* Logs the sysadmin in once for the group; invites `addr` as a provider and

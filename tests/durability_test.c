@@ -123,10 +123,7 @@ static int group_teardown(void **state) {
         free(senders[i].acked);
     }
     carechat_close(recipient);
-    int status = -1;
-    int rc = harness_stop(server, &status);
-    harness_free(server);
-    return rc == 0 && status == 0 ? 0 : -1;
+    return fixture_stop(server);
 }
 
 /* Invites `addr` as a provider (by `root`) and registers them with the

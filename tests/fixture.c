@@ -53,6 +53,15 @@ fail:
     return STATUS_IO;
 }
 
+int fixture_stop(struct harness *h) {
+    if (h == NULL)
+        return 0;
+    int status = -1;
+    int rc = harness_stop(h, &status);
+    harness_free(h);
+    return rc == 0 && status == 0 ? 0 : STATUS_IO;
+}
+
 void fixture_url(const struct harness *h, char out[FIXTURE_URL_LEN]) {
     snprintf(out, FIXTURE_URL_LEN, "ws://127.0.0.1:%d", h->port);
 }

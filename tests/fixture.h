@@ -52,6 +52,11 @@
  * server is freed and *out left alone). */
 int fixture_start_bootstrapped(const char *const *args, struct harness **out);
 
+/* Stops `h` with SIGTERM when it is running (harness_stop()) and frees it.
+ * Returns 0 when it was not running or exited with status 0; STATUS_IO when it
+ * exited otherwise or had to be killed. Accepts NULL (returns 0). */
+int fixture_stop(struct harness *h);
+
 /* Writes "ws://127.0.0.1:PORT" for the running server `h` to out. */
 void fixture_url(const struct harness *h, char out[FIXTURE_URL_LEN]);
 
