@@ -179,7 +179,6 @@ int audit_verify_step(struct store *s, struct audit_verify *v, size_t max_record
             return 0;
         }
         memcpy(v->running, a.hash, REC_HASH_LEN);
-        v->checked++;
         v->next = i + 1;
         if (v->next == v->end) {
             /* The last record must be the head that CF_META names. */
@@ -194,6 +193,8 @@ int audit_verify_step(struct store *s, struct audit_verify *v, size_t max_record
             }
             v->done = true;
         }
+        /* Counted only now: the last record verifies only together with the head. */
+        v->checked++;
     }
     return 0;
 }

@@ -75,7 +75,7 @@ struct audit_verify {
     uint64_t next;                 /* the index to check next (starts at 1) */
     uint64_t end;                  /* one past the last index to check */
     uint8_t running[REC_HASH_LEN]; /* hash of record next-1 */
-    uint64_t checked;              /* records that verified */
+    uint64_t checked;              /* records that verified (all before first_bad) */
     bool done;
     bool ok;            /* meaningful when done */
     uint64_t first_bad; /* meaningful when done && !ok */
