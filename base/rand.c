@@ -6,7 +6,9 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "base/buf.h"
 #include "base/check.h"
+#include "base/hex.h"
 #include "base/status.h"
 
 static pthread_mutex_t rand_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -49,36 +51,23 @@ struct id id_new(void) {
 }
 
 void id_to_hex(const struct id *id, char out[ID_HEX_LEN + 1]) {
-    static const char digits[] = "0123456789abcdef";
-    for (int i = 0; i < ID_LEN; i++) {
-        out[2 * i] = digits[id->b[i] >> 4];
-        out[2 * i + 1] = digits[id->b[i] & 15];
-    }
-    out[ID_HEX_LEN] = '\0';
-}
-
-static int hex_value(char c) {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
+    struct buf b;
+    buf_init(&b);
+    hex_encode(id->b, ID_LEN, &b);
+    memcpy(out, b.data, ID_HEX_LEN + 1);
+    buf_cleanup(&b);
 }
 
 int id_from_hex(const char *hex, struct id *out) {
     if (strlen(hex) != ID_HEX_LEN)
         return STATUS_BAD_REQUEST;
-    struct id id;
-    for (int i = 0; i < ID_LEN; i++) {
-        int hi = hex_value(hex[2 * i]), lo = hex_value(hex[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return STATUS_BAD_REQUEST;
-        id.b[i] = (uint8_t)(hi << 4 | lo);
-    }
-    *out = id;
-    return STATUS_OK;
+    struct buf b;
+    buf_init(&b);
+    int rc = hex_decode(hex, ID_HEX_LEN, &b);
+    if (rc == 0)
+        memcpy(out->b, b.data, ID_LEN);
+    buf_cleanup(&b);
+    return rc;
 }
 
 int id_from_bytes(const uint8_t *bytes, size_t len, struct id *out) {

@@ -19,7 +19,7 @@
 #include "base/status.h"
 #include "client/carechat.h"
 #include "client/cli.h"
-#include "client/hex.h"
+#include "base/hex.h"
 
 static int exit_for_kind(enum carechat_error_kind kind) {
     switch (kind) {

@@ -12,7 +12,7 @@
 
 #include "base/buf.h"
 #include "base/status.h"
-#include "client/hex.h"
+#include "base/hex.h"
 #include "client/hkdf.h"
 
 /* One appendix A case, as the RFC prints it (hex). */

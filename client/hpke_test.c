@@ -17,7 +17,7 @@
 #include "base/buf.h"
 #include "base/rand.h"
 #include "base/status.h"
-#include "client/hex.h"
+#include "base/hex.h"
 #include "client/hpke.h"
 #include "client/hpke_internal.h"
 

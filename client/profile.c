@@ -19,7 +19,7 @@
 #include "base/buf.h"
 #include "base/check.h"
 #include "base/status.h"
-#include "client/hex.h"
+#include "base/hex.h"
 
 #define HEADER "carechat-profile 1"
 /* A valid profile is well under 1 KiB; anything much larger is not ours. */

@@ -22,7 +22,7 @@
 
 #include "base/buf.h"
 #include "base/status.h"
-#include "client/hex.h"
+#include "base/hex.h"
 #include "client/hpke.h"
 
 #define MAX_LINE (8 << 20) /* room for a 4 MiB message in hex */

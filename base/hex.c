@@ -1,5 +1,5 @@
-/* client/hex.c: lower-case hexadecimal text for bytes, both ways. */
-#include "client/hex.h"
+/* base/hex.c: lower-case hexadecimal text for bytes, both ways. */
+#include "base/hex.h"
 
 #include "base/status.h"
 

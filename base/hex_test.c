@@ -1,4 +1,4 @@
-/* client/hex_test.c: unit tests for hex text. */
+/* base/hex_test.c: unit tests for hex text. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,7 +9,7 @@
 
 #include "base/buf.h"
 #include "base/status.h"
-#include "client/hex.h"
+#include "base/hex.h"
 
 static void test_hex_encode_every_byte_round_trips(void **state) {
     uint8_t all[256];

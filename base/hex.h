@@ -1,14 +1,14 @@
 /*
- * client/hex.h: lower-case hexadecimal text for bytes, both ways.
+ * base/hex.h: lower-case hexadecimal text for bytes, both ways.
  *
- * For people and test tools: key fingerprints in the CLI, the interop tool's
+ * For people and tools: ids in logs, key fingerprints in the CLI, the interop tool's
  * JSON lines, known-answer vectors in tests. Appends to a caller-owned
  * struct buf (base/buf.h), whose trailing NUL makes encoded text a C string.
  * Bytes that were secret must be wiped from the buffer by the caller. No global
  * state: safe from any thread.
  */
-#ifndef CLIENT_HEX_H
-#define CLIENT_HEX_H
+#ifndef BASE_HEX_H
+#define BASE_HEX_H
 
 #include <stddef.h>
 #include <stdint.h>
