@@ -43,9 +43,9 @@
 #include "base/check.h"
 #include "base/log.h"
 #include "base/status.h"
+#include "protocol/proto.h"
 #include "server/conn.h"
 
-#define WS_SUBPROTOCOL "carechat.v1"
 #define WS_VHOST "carechat"
 #define PEER_BUCKETS 256
 #define HTTP_CHUNK 4096
@@ -542,7 +542,7 @@ int ws_open(const struct ws_config *cfg, struct ws **out) {
         .per_session_data_size = sizeof(struct http_session),
     };
     ws->protocols[1] = (struct lws_protocols){
-        .name = WS_SUBPROTOCOL,
+        .name = PROTO_SUBPROTOCOL,
         .callback = callback_carechat,
         .per_session_data_size = sizeof(struct session),
         .rx_buffer_size = 64 * 1024,
