@@ -32,41 +32,13 @@
 #include "storage/keys.h"
 #include "storage/store.h"
 #include "tests/harness.h"
+#include "tests/rawproto.h"
 #include "tests/wsclient.h"
 
 #define TIMEOUT_MS 10000
 #define SUBPROTOCOL "carechat.v1"
 #define ADMIN_EMAIL "root@clinic.example"
 #define PASSWORD "correct horse battery"
-
-/* ---- device keys, as a client makes them ---------------------------------- */
-
-struct device {
-    uint8_t ipk[crypto_sign_PUBLICKEYBYTES], isk[crypto_sign_SECRETKEYBYTES];
-    uint8_t epk[32];
-    uint32_t key_id;
-    int64_t expires_at;
-    uint8_t sig[64];
-    uint8_t id[16]; /* assigned by the server */
-};
-
-static void sign_key(struct device *d) {
-    uint8_t msg[26 + 32 + 4 + 8];
-    memcpy(msg, "carechat.v1 encryption key", 26);
-    memcpy(msg + 26, d->epk, 32);
-    key_put_u32(msg + 58, d->key_id);
-    key_put_u64(msg + 62, (uint64_t)d->expires_at);
-    crypto_sign_detached(d->sig, NULL, msg, sizeof msg, d->isk);
-}
-
-static void device_make(struct device *d) {
-    memset(d, 0, sizeof *d);
-    crypto_sign_keypair(d->ipk, d->isk);
-    randombytes_buf(d->epk, sizeof d->epk);
-    d->key_id = 1;
-    d->expires_at = clock_now() + 30LL * 24 * 3600 * 1000;
-    sign_key(d);
-}
 
 /* ---- a client connection ---------------------------------------------------- */
 
@@ -118,29 +90,10 @@ static Carechat__V1__Frame *rpc(struct client *c, Carechat__V1__Frame *f) {
     return r;
 }
 
-static void expect_status(Carechat__V1__Frame *r, int status) {
-    if (r->response->status != (Carechat__V1__Status)status_wire(status))
-        fail_msg("expected status %d, got %d (%s)", status_wire(status), r->response->status,
-                 r->response->detail);
-}
-
-static void fill_registration(Carechat__V1__DeviceRegistration *reg, Carechat__V1__DeviceKeys *k,
-                              struct device *d) {
-    carechat__v1__device_registration__init(reg);
-    carechat__v1__device_keys__init(k);
-    k->identity_key = (ProtobufCBinaryData){32, d->ipk};
-    k->encryption_key = (ProtobufCBinaryData){32, d->epk};
-    k->encryption_key_id = d->key_id;
-    k->encryption_key_expires_at = d->expires_at;
-    k->signature = (ProtobufCBinaryData){64, d->sig};
-    reg->keys = k;
-    reg->label = "test device";
-}
-
 /* Login with a new device `d` (its id is filled in on OK) or, when `d` has an
  * id already, with that device. Returns the response (caller frees). */
 static Carechat__V1__Frame *login(struct client *c, const char *email, const char *password,
-                                  struct device *d) {
+                                  struct raw_device *d) {
     Carechat__V1__Frame f;
     Carechat__V1__Login l;
     Carechat__V1__DeviceRegistration reg;
@@ -154,7 +107,7 @@ static Carechat__V1__Frame *login(struct client *c, const char *email, const cha
         l.device_case = CARECHAT__V1__LOGIN__DEVICE_DEVICE_ID;
         l.device_id = (ProtobufCBinaryData){16, d->id};
     } else {
-        fill_registration(&reg, &k, d);
+        raw_registration(&reg, &k, d);
         l.device_case = CARECHAT__V1__LOGIN__DEVICE_NEW_DEVICE;
         l.new_device = &reg;
     }
@@ -170,9 +123,9 @@ static Carechat__V1__Frame *login(struct client *c, const char *email, const cha
 }
 
 /* Logs in and expects OK; copies the token into token[32] when given. */
-static void login_ok(struct client *c, const char *email, struct device *d, uint8_t *token) {
+static void login_ok(struct client *c, const char *email, struct raw_device *d, uint8_t *token) {
     Carechat__V1__Frame *r = login(c, email, PASSWORD, d);
-    expect_status(r, STATUS_OK);
+    raw_expect_status(r, STATUS_OK);
     if (token) {
         assert_int_equal(r->response->session->session_token.len, 32);
         memcpy(token, r->response->session->session_token.data, 32);
@@ -204,7 +157,7 @@ static int invite(struct client *c, const char *email, Carechat__V1__Role role, 
 
 static Carechat__V1__Frame *register_account(struct client *c, const char *code, const char *email,
                                              const char *birth, const char *name,
-                                             struct device *d) {
+                                             struct raw_device *d) {
     Carechat__V1__Frame f;
     Carechat__V1__Register rg;
     Carechat__V1__DeviceRegistration reg;
@@ -216,7 +169,7 @@ static Carechat__V1__Frame *register_account(struct client *c, const char *code,
     rg.password = PASSWORD;
     rg.birth_date = (char *)birth;
     rg.display_name = (char *)name;
-    fill_registration(&reg, &k, d);
+    raw_registration(&reg, &k, d);
     rg.device = &reg;
     f.body_case = CARECHAT__V1__FRAME__BODY_REGISTER;
     f.register_ = &rg;
@@ -369,16 +322,16 @@ static bool tree_contains(const char *dir, const char *needle) {
 static void test_accounts_invite_register_login_roles(void **state) {
     const char *args[] = {"--login-burst", "50", NULL};
     struct harness *h = start_with_admin(args);
-    struct device admin_dev, prov_dev, prov_dev2, pat_dev;
-    device_make(&admin_dev);
-    device_make(&prov_dev);
-    device_make(&prov_dev2);
-    device_make(&pat_dev);
+    struct raw_device admin_dev, prov_dev, prov_dev2, pat_dev;
+    raw_device_make(&admin_dev);
+    raw_device_make(&prov_dev);
+    raw_device_make(&prov_dev2);
+    raw_device_make(&pat_dev);
 
     /* The sysadmin logs in (the email is matched case-insensitively). */
     struct client *admin = client_open(h);
     Carechat__V1__Frame *r = login(admin, "ROOT@clinic.example", PASSWORD, &admin_dev);
-    expect_status(r, STATUS_OK);
+    raw_expect_status(r, STATUS_OK);
     assert_int_equal(r->response->session->role, CARECHAT__V1__ROLE__SYSADMIN);
     assert_int_equal(r->response->session->session_token.len, 32);
     assert_true(r->response->session->idle_expires_at <= r->response->session->expires_at);
@@ -387,12 +340,12 @@ static void test_accounts_invite_register_login_roles(void **state) {
     /* Wrong password and unknown email: the same answer. */
     struct client *c = client_open(h);
     r = login(c, ADMIN_EMAIL, "wrong password!", &prov_dev);
-    expect_status(r, STATUS_UNAUTHENTICATED);
+    raw_expect_status(r, STATUS_UNAUTHENTICATED);
     char detail1[256];
     snprintf(detail1, sizeof detail1, "%s", r->response->detail);
     proto_free(r);
     r = login(c, "nobody@clinic.example", PASSWORD, &prov_dev);
-    expect_status(r, STATUS_UNAUTHENTICATED);
+    raw_expect_status(r, STATUS_UNAUTHENTICATED);
     assert_string_equal(r->response->detail, detail1);
     proto_free(r);
     /* ... and takes similar time: an unknown email is verified against a
@@ -402,7 +355,7 @@ static void test_accounts_invite_register_login_roles(void **state) {
         int64_t t0 = clock_monotonic_ms();
         r = login(c, i % 2 ? "nobody@clinic.example" : ADMIN_EMAIL, "wrong password!", &prov_dev);
         int64_t took = clock_monotonic_ms() - t0;
-        expect_status(r, STATUS_UNAUTHENTICATED);
+        raw_expect_status(r, STATUS_UNAUTHENTICATED);
         proto_free(r);
         if (took < best[i % 2])
             best[i % 2] = took;
@@ -422,13 +375,13 @@ static void test_accounts_invite_register_login_roles(void **state) {
     char adult[32];
     birth_date(40, 0, adult);
     r = register_account(c, code, "doc@clinic.example", adult, "Dr Who", &prov_dev);
-    expect_status(r, STATUS_OK);
+    raw_expect_status(r, STATUS_OK);
     assert_int_equal(r->response->session->role, CARECHAT__V1__ROLE__PROVIDER);
     assert_string_equal(r->response->session->display_name, "Dr Who");
     proto_free(r);
     struct client *c2 = client_open(h);
     r = register_account(c2, code, "doc@clinic.example", adult, "Dr Who", &prov_dev2);
-    expect_status(r, STATUS_NOT_FOUND);
+    raw_expect_status(r, STATUS_NOT_FOUND);
     proto_free(r);
     client_free(c2);
 
@@ -445,7 +398,7 @@ static void test_accounts_invite_register_login_roles(void **state) {
     struct client *pat = client_open(h);
     birth_date(13, -1, adult);
     r = register_account(pat, pcode, "pat@home.example", adult, "Pat", &pat_dev);
-    expect_status(r, STATUS_OK);
+    raw_expect_status(r, STATUS_OK);
     assert_int_equal(r->response->session->role, CARECHAT__V1__ROLE__PATIENT);
     uint8_t pat_token[32];
     memcpy(pat_token, r->response->session->session_token.data, 32);
@@ -455,30 +408,30 @@ static void test_accounts_invite_register_login_roles(void **state) {
 
     /* Lookup: a patient sees staff, not other patients; staff see anyone. */
     r = lookup(pat, "DOC@clinic.example");
-    expect_status(r, STATUS_OK);
+    raw_expect_status(r, STATUS_OK);
     assert_int_equal(r->response->account->role, CARECHAT__V1__ROLE__PROVIDER);
     assert_string_equal(r->response->account->email, "");
     proto_free(r);
     r = lookup(pat, "pat@home.example");
-    expect_status(r, STATUS_OK);
+    raw_expect_status(r, STATUS_OK);
     proto_free(r);
     r = lookup(c, "pat@home.example");
-    expect_status(r, STATUS_OK);
+    raw_expect_status(r, STATUS_OK);
     assert_string_equal(r->response->account->display_name, "Pat");
     proto_free(r);
     r = lookup(admin, "pat@home.example");
-    expect_status(r, STATUS_OK);
+    raw_expect_status(r, STATUS_OK);
     assert_string_equal(r->response->account->email, "pat@home.example");
     proto_free(r);
     r = lookup(c, "ghost@home.example");
-    expect_status(r, STATUS_NOT_FOUND);
+    raw_expect_status(r, STATUS_NOT_FOUND);
     proto_free(r);
 
     /* The patient resumes on a new connection with the token; the old
      * connection of that device is replaced. */
     struct client *pat2 = client_open(h);
     r = authenticate(pat2, pat_token, pat_dev.id);
-    expect_status(r, STATUS_OK);
+    raw_expect_status(r, STATUS_OK);
     assert_int_equal(r->response->session->session_token.len, 0);
     assert_int_equal(r->response->session->role, CARECHAT__V1__ROLE__PATIENT);
     proto_free(r);
@@ -494,7 +447,7 @@ static void test_accounts_invite_register_login_roles(void **state) {
     f.logout = &lo;
     int64_t t0 = clock_monotonic_ms();
     r = rpc(pat2, &f);
-    expect_status(r, STATUS_OK);
+    raw_expect_status(r, STATUS_OK);
     proto_free(r);
     int code_got = 0;
     assert_int_equal(wsc_wait_close(pat2->ws, 1000, &code_got), 0);
@@ -503,7 +456,7 @@ static void test_accounts_invite_register_login_roles(void **state) {
     client_free(pat2);
     struct client *pat3 = client_open(h);
     r = authenticate(pat3, pat_token, pat_dev.id);
-    expect_status(r, STATUS_UNAUTHENTICATED);
+    raw_expect_status(r, STATUS_UNAUTHENTICATED);
     proto_free(r);
     client_free(pat3);
 
@@ -516,7 +469,7 @@ static void test_accounts_invite_register_login_roles(void **state) {
     f.body_case = CARECHAT__V1__FRAME__BODY_REMOVE_DEVICE;
     f.remove_device = &rd;
     r = rpc(c, &f);
-    expect_status(r, STATUS_OK);
+    raw_expect_status(r, STATUS_OK);
     assert_int_equal(r->response->result_case, CARECHAT__V1__RESPONSE__RESULT_DEVICE_LIST);
     proto_free(r);
     expect_server_request_and_close(prov2, CARECHAT__V1__FRAME__BODY_SESSION_REVOKED, 1008, 1000);
@@ -536,9 +489,9 @@ static void test_accounts_invite_register_login_roles(void **state) {
 
 static void test_accounts_under_13_keeps_only_audit_and_bootstrap_once(void **state) {
     struct harness *h = start_with_admin(NULL);
-    struct device admin_dev, kid_dev;
-    device_make(&admin_dev);
-    device_make(&kid_dev);
+    struct raw_device admin_dev, kid_dev;
+    raw_device_make(&admin_dev);
+    raw_device_make(&kid_dev);
     struct client *admin = client_open(h);
     login_ok(admin, ADMIN_EMAIL, &admin_dev, NULL);
     char code[65];
@@ -548,7 +501,7 @@ static void test_accounts_under_13_keeps_only_audit_and_bootstrap_once(void **st
     birth_date(13, 1, born); /* 13 tomorrow */
     Carechat__V1__Frame *r =
         register_account(kid, code, "kid@home.example", born, "Kiddo Zyxwvut", &kid_dev);
-    expect_status(r, STATUS_FORBIDDEN);
+    raw_expect_status(r, STATUS_FORBIDDEN);
     assert_string_equal(r->response->detail, "registration requires age 13 or older");
     proto_free(r);
     client_free(kid);
@@ -583,16 +536,16 @@ static void test_accounts_login_throttled(void **state) {
     struct harness *h;
     assert_int_equal(harness_start(NULL, &h), 0);
     struct client *c = client_open(h);
-    struct device d;
-    device_make(&d);
+    struct raw_device d;
+    raw_device_make(&d);
     /* The default allows 5 attempts per email, then RATE_LIMITED. */
     for (int i = 0; i < 5; i++) {
         Carechat__V1__Frame *r = login(c, "victim@clinic.example", "guess number x", &d);
-        expect_status(r, STATUS_UNAUTHENTICATED);
+        raw_expect_status(r, STATUS_UNAUTHENTICATED);
         proto_free(r);
     }
     Carechat__V1__Frame *r = login(c, "victim@clinic.example", "guess number x", &d);
-    expect_status(r, STATUS_RATE_LIMITED);
+    raw_expect_status(r, STATUS_RATE_LIMITED);
     proto_free(r);
     client_free(c);
     stop(h);
@@ -602,20 +555,20 @@ static void test_accounts_login_throttled(void **state) {
 static void test_accounts_device_list_rotation_and_device_cap(void **state) {
     const char *args[] = {"--login-burst", "50", NULL};
     struct harness *h = start_with_admin(args);
-    struct device a, b;
-    device_make(&a);
-    device_make(&b);
+    struct raw_device a, b;
+    raw_device_make(&a);
+    raw_device_make(&b);
     struct client *cb = client_open(h);
     login_ok(cb, ADMIN_EMAIL, &b, NULL);
     struct client *ca = client_open(h);
     Carechat__V1__Frame *r = login(ca, ADMIN_EMAIL, PASSWORD, &a);
-    expect_status(r, STATUS_OK);
+    raw_expect_status(r, STATUS_OK);
     uint8_t account[16];
     memcpy(account, r->response->session->account_id.data, 16);
     proto_free(r);
 
     /* Sign version 1 over both devices, sorted by id, with device a. */
-    struct device *sorted[2] = {&a, &b};
+    struct raw_device *sorted[2] = {&a, &b};
     if (memcmp(a.id, b.id, 16) > 0) {
         sorted[0] = &b;
         sorted[1] = &a;
@@ -661,7 +614,7 @@ static void test_accounts_device_list_rotation_and_device_cap(void **state) {
         f.publish_device_list = &p;
         r = rpc(ca, &f);
         /* Version 1 is accepted once; the same version again is CONFLICT. */
-        expect_status(r, version == 1 ? STATUS_OK : STATUS_CONFLICT);
+        raw_expect_status(r, version == 1 ? STATUS_OK : STATUS_CONFLICT);
         if (version == 1) {
             assert_int_equal(r->response->device_list->list->version, 1);
             assert_int_equal(r->response->device_list->list->n_devices, 2);
@@ -680,7 +633,7 @@ static void test_accounts_device_list_rotation_and_device_cap(void **state) {
     f.body_case = CARECHAT__V1__FRAME__BODY_LIST_DEVICES;
     f.list_devices = &ld;
     r = rpc(cb, &f);
-    expect_status(r, STATUS_OK);
+    raw_expect_status(r, STATUS_OK);
     Carechat__V1__DeviceBundles *bundles = r->response->device_bundles;
     assert_int_equal(bundles->n_accounts, 1);
     assert_int_equal(bundles->accounts[0]->list->version, 1);
@@ -690,7 +643,7 @@ static void test_accounts_device_list_rotation_and_device_cap(void **state) {
     /* Rotating b's encryption key: a higher key id, signed by b. */
     randombytes_buf(b.epk, 32);
     b.key_id = 2;
-    sign_key(&b);
+    raw_device_sign_key(&b);
     Carechat__V1__RotateEncryptionKey rk;
     Carechat__V1__DeviceKeys k;
     carechat__v1__frame__init(&f);
@@ -706,19 +659,19 @@ static void test_accounts_device_list_rotation_and_device_cap(void **state) {
     f.body_case = CARECHAT__V1__FRAME__BODY_ROTATE_ENCRYPTION_KEY;
     f.rotate_encryption_key = &rk;
     r = rpc(cb, &f);
-    expect_status(r, STATUS_OK);
+    raw_expect_status(r, STATUS_OK);
     proto_free(r);
     r = rpc(ca, &f); /* keys of another device */
-    expect_status(r, STATUS_FORBIDDEN);
+    raw_expect_status(r, STATUS_FORBIDDEN);
     proto_free(r);
 
     /* Four more devices make six; a seventh is TOO_LARGE. */
-    struct device more[5];
+    struct raw_device more[5];
     for (int i = 0; i < 5; i++) {
-        device_make(&more[i]);
+        raw_device_make(&more[i]);
         struct client *ci = client_open(h);
         r = login(ci, ADMIN_EMAIL, PASSWORD, &more[i]);
-        expect_status(r, i < 4 ? STATUS_OK : STATUS_TOO_LARGE);
+        raw_expect_status(r, i < 4 ? STATUS_OK : STATUS_TOO_LARGE);
         proto_free(r);
         client_free(ci);
     }
@@ -732,8 +685,8 @@ static void test_accounts_device_list_rotation_and_device_cap(void **state) {
 static void test_accounts_expired_session_unauthenticated(void **state) {
     const char *args[] = {"--session-idle", "1", "--session-max", "60", NULL};
     struct harness *h = start_with_admin(args);
-    struct device d;
-    device_make(&d);
+    struct raw_device d;
+    raw_device_make(&d);
     struct client *c = client_open(h);
     uint8_t token[32];
     login_ok(c, ADMIN_EMAIL, &d, token);
@@ -744,7 +697,7 @@ static void test_accounts_expired_session_unauthenticated(void **state) {
     /* And the token no longer resumes. */
     c = client_open(h);
     Carechat__V1__Frame *r = authenticate(c, token, d.id);
-    expect_status(r, STATUS_UNAUTHENTICATED);
+    raw_expect_status(r, STATUS_UNAUTHENTICATED);
     proto_free(r);
     client_free(c);
     stop(h);

@@ -32,6 +32,7 @@
 #include "protocol/proto.h"
 #include "storage/keys.h"
 #include "tests/harness.h"
+#include "tests/rawproto.h"
 #include "tests/wsclient.h"
 
 #define TIMEOUT_MS 10000
@@ -41,29 +42,6 @@
 #define MAX_QUEUED 256
 
 /* ---- devices and clients ----------------------------------------------------- */
-
-struct device {
-    uint8_t ipk[crypto_sign_PUBLICKEYBYTES], isk[crypto_sign_SECRETKEYBYTES];
-    uint8_t epk[32];
-    uint32_t key_id;
-    int64_t expires_at;
-    uint8_t sig[64];
-    uint8_t id[16]; /* assigned by the server */
-};
-
-static void device_make(struct device *d) {
-    memset(d, 0, sizeof *d);
-    crypto_sign_keypair(d->ipk, d->isk);
-    randombytes_buf(d->epk, sizeof d->epk);
-    d->key_id = 1;
-    d->expires_at = clock_now() + 30LL * 24 * 3600 * 1000;
-    uint8_t msg[26 + 32 + 4 + 8];
-    memcpy(msg, "carechat.v1 encryption key", 26);
-    memcpy(msg + 26, d->epk, 32);
-    key_put_u32(msg + 58, d->key_id);
-    key_put_u64(msg + 62, (uint64_t)d->expires_at);
-    crypto_sign_detached(d->sig, NULL, msg, sizeof msg, d->isk);
-}
 
 /* A connection; server requests that arrive while waiting for a Response are
  * answered OK at once and kept in `queued` for the test to look at. */
@@ -77,7 +55,7 @@ struct client {
 struct user {
     uint8_t account[16];
     char email[64];
-    struct device dev[3];
+    struct raw_device dev[3];
     int n_dev;
 };
 
@@ -178,29 +156,10 @@ static Carechat__V1__Frame *next_request(struct client *c, int timeout_ms) {
     return f;
 }
 
-static void expect_status(Carechat__V1__Frame *r, int status) {
-    if (r->response->status != (Carechat__V1__Status)status_wire(status))
-        fail_msg("expected status %d, got %d (%s)", status_wire(status), r->response->status,
-                 r->response->detail);
-}
-
 /* ---- sessions and accounts ------------------------------------------------------- */
 
-static void fill_registration(Carechat__V1__DeviceRegistration *reg, Carechat__V1__DeviceKeys *k,
-                              struct device *d) {
-    carechat__v1__device_registration__init(reg);
-    carechat__v1__device_keys__init(k);
-    k->identity_key = (ProtobufCBinaryData){32, d->ipk};
-    k->encryption_key = (ProtobufCBinaryData){32, d->epk};
-    k->encryption_key_id = d->key_id;
-    k->encryption_key_expires_at = d->expires_at;
-    k->signature = (ProtobufCBinaryData){64, d->sig};
-    reg->keys = k;
-    reg->label = "test device";
-}
-
 /* Logs in with device `d` (registering it when it has no id yet). */
-static struct client *login(struct harness *h, const char *email, struct device *d,
+static struct client *login(struct harness *h, const char *email, struct raw_device *d,
                             uint8_t *account) {
     struct client *c = client_open(h);
     Carechat__V1__Frame f;
@@ -216,14 +175,14 @@ static struct client *login(struct harness *h, const char *email, struct device 
         l.device_case = CARECHAT__V1__LOGIN__DEVICE_DEVICE_ID;
         l.device_id = (ProtobufCBinaryData){16, d->id};
     } else {
-        fill_registration(&reg, &k, d);
+        raw_registration(&reg, &k, d);
         l.device_case = CARECHAT__V1__LOGIN__DEVICE_NEW_DEVICE;
         l.new_device = &reg;
     }
     f.body_case = CARECHAT__V1__FRAME__BODY_LOGIN;
     f.login = &l;
     Carechat__V1__Frame *r = rpc(c, &f);
-    expect_status(r, STATUS_OK);
+    raw_expect_status(r, STATUS_OK);
     memcpy(d->id, r->response->session->device_id.data, 16);
     if (account)
         memcpy(account, r->response->session->account_id.data, 16);
@@ -246,7 +205,7 @@ static void make_user(struct harness *h, struct client *inviter, Carechat__V1__R
     f.body_case = CARECHAT__V1__FRAME__BODY_INVITE;
     f.invite = &in;
     Carechat__V1__Frame *r = rpc(inviter, &f);
-    expect_status(r, STATUS_OK);
+    raw_expect_status(r, STATUS_OK);
     char code[65];
     snprintf(code, sizeof code, "%s", r->response->invite->code);
     proto_free(r);
@@ -255,7 +214,7 @@ static void make_user(struct harness *h, struct client *inviter, Carechat__V1__R
     Carechat__V1__Register rg;
     Carechat__V1__DeviceRegistration reg;
     Carechat__V1__DeviceKeys k;
-    device_make(&u->dev[0]);
+    raw_device_make(&u->dev[0]);
     carechat__v1__frame__init(&f);
     carechat__v1__register__init(&rg);
     rg.code = code;
@@ -263,12 +222,12 @@ static void make_user(struct harness *h, struct client *inviter, Carechat__V1__R
     rg.password = PASSWORD;
     rg.birth_date = "1980-02-03";
     rg.display_name = "Someone";
-    fill_registration(&reg, &k, &u->dev[0]);
+    raw_registration(&reg, &k, &u->dev[0]);
     rg.device = &reg;
     f.body_case = CARECHAT__V1__FRAME__BODY_REGISTER;
     f.register_ = &rg;
     r = rpc(c, &f);
-    expect_status(r, STATUS_OK);
+    raw_expect_status(r, STATUS_OK);
     memcpy(u->dev[0].id, r->response->session->device_id.data, 16);
     memcpy(u->account, r->response->session->account_id.data, 16);
     proto_free(r);
@@ -278,7 +237,7 @@ static void make_user(struct harness *h, struct client *inviter, Carechat__V1__R
 
 /* Adds a device to `u` (a Login with a new device; connection closed). */
 static void add_device(struct harness *h, struct user *u) {
-    device_make(&u->dev[u->n_dev]);
+    raw_device_make(&u->dev[u->n_dev]);
     client_free(login(h, u->email, &u->dev[u->n_dev], NULL));
     u->n_dev++;
 }
@@ -292,9 +251,9 @@ struct world {
 static void world_make(struct harness *h, struct world *w) {
     /* One administrator device per server: an account has at most 6. */
     static struct harness *admin_h;
-    static struct device admin_dev;
+    static struct raw_device admin_dev;
     if (admin_h != h) {
-        device_make(&admin_dev);
+        raw_device_make(&admin_dev);
         admin_h = h;
     }
     w->admin = login(h, ADMIN_EMAIL, &admin_dev, NULL);
@@ -323,7 +282,7 @@ static Carechat__V1__Frame *create_direct(struct client *c, const uint8_t peer[1
 
 static void create_direct_ok(struct client *c, const uint8_t peer[16], uint8_t conv[16]) {
     Carechat__V1__Frame *r = create_direct(c, peer);
-    expect_status(r, STATUS_OK);
+    raw_expect_status(r, STATUS_OK);
     assert_int_equal(r->response->result_case, CARECHAT__V1__RESPONSE__RESULT_CONVERSATION);
     assert_int_equal(r->response->conversation->n_members, 2);
     memcpy(conv, r->response->conversation->conversation_id.data, 16);
@@ -397,7 +356,7 @@ static uint64_t send_to_provider(struct client *c, struct world *w, const uint8_
     randombytes_buf(cmid, sizeof cmid);
     Carechat__V1__Frame *r =
         send_msg(c, conv, cmid, w->patient.dev[0].id, to, (size_t)w->provider.n_dev, text);
-    expect_status(r, STATUS_OK);
+    raw_expect_status(r, STATUS_OK);
     assert_int_equal(r->response->result_case, CARECHAT__V1__RESPONSE__RESULT_SEND);
     uint64_t seq = r->response->send->seq;
     if (mid)
@@ -415,7 +374,7 @@ static uint64_t last_seq(struct client *c, const uint8_t conv[16]) {
     f.body_case = CARECHAT__V1__FRAME__BODY_GET_CONVERSATION;
     f.get_conversation = &g;
     Carechat__V1__Frame *r = rpc(c, &f);
-    expect_status(r, STATUS_OK);
+    raw_expect_status(r, STATUS_OK);
     uint64_t seq = r->response->conversation->last_seq;
     proto_free(r);
     return seq;
@@ -432,7 +391,7 @@ static size_t history_count(struct client *c, const uint8_t conv[16]) {
     f.body_case = CARECHAT__V1__FRAME__BODY_HISTORY;
     f.history = &hi;
     Carechat__V1__Frame *r = rpc(c, &f);
-    expect_status(r, STATUS_OK);
+    raw_expect_status(r, STATUS_OK);
     size_t n = r->response->history_page->n_messages;
     proto_free(r);
     return n;
@@ -488,7 +447,7 @@ static void sync_all(struct client *c, const uint8_t *after, size_t after_len,
     f.body_case = CARECHAT__V1__FRAME__BODY_SYNC;
     f.sync = &s;
     Carechat__V1__Frame *r = rpc(c, &f);
-    expect_status(r, STATUS_OK);
+    raw_expect_status(r, STATUS_OK);
     assert_true(r->response->sync->page_size > 0);
     proto_free(r);
     for (int i = 0; i < 200; i++) {
@@ -516,7 +475,7 @@ static void ack(struct client *c, const uint8_t *cursor, size_t len, int status)
     f.body_case = CARECHAT__V1__FRAME__BODY_ACK;
     f.ack = &a;
     Carechat__V1__Frame *r = rpc(c, &f);
-    expect_status(r, status);
+    raw_expect_status(r, status);
     proto_free(r);
 }
 
@@ -618,10 +577,10 @@ static void test_messaging_offline_three_devices_live_and_receipt(void **state) 
     f.body_case = CARECHAT__V1__FRAME__BODY_SEND_RECEIPT;
     f.send_receipt = &sr;
     Carechat__V1__Frame *r = rpc(p[0], &f);
-    expect_status(r, STATUS_OK);
+    raw_expect_status(r, STATUS_OK);
     proto_free(r);
     r = rpc(p[1], &f); /* the same account again: ignored */
-    expect_status(r, STATUS_OK);
+    raw_expect_status(r, STATUS_OK);
     proto_free(r);
     struct got g;
     sync_all(a, NULL, 0, w.patient.dev[0].id, &g);
@@ -775,9 +734,9 @@ static void test_messaging_resend_same_client_msg_id_stores_once(void **state) {
     randombytes_buf(cmid, sizeof cmid);
     struct wrap_to to[1] = {{w.provider.dev[0].id, 1}};
     Carechat__V1__Frame *r1 = send_msg(a, conv, cmid, w.patient.dev[0].id, to, 1, "once");
-    expect_status(r1, STATUS_OK);
+    raw_expect_status(r1, STATUS_OK);
     Carechat__V1__Frame *r2 = send_msg(a, conv, cmid, w.patient.dev[0].id, to, 1, "once");
-    expect_status(r2, STATUS_OK);
+    raw_expect_status(r2, STATUS_OK);
     assert_memory_equal(r1->response->send->message_id.data, r2->response->send->message_id.data,
                         16);
     assert_true(r1->response->send->seq == r2->response->send->seq);
@@ -815,7 +774,7 @@ static void test_messaging_wrong_device_set_conflict(void **state) {
         {w.patient.dev[0].id, 1},  /* the sending device itself: allowed */
     };
     Carechat__V1__Frame *r = send_msg(a, conv, cmid, w.patient.dev[0].id, to, 4, "x");
-    expect_status(r, STATUS_CONFLICT);
+    raw_expect_status(r, STATUS_CONFLICT);
     assert_int_equal(r->response->result_case, CARECHAT__V1__RESPONSE__RESULT_DEVICE_MISMATCH);
     const Carechat__V1__DeviceMismatch *dm = r->response->device_mismatch;
     assert_int_equal(dm->n_missing_device_ids, 2);
@@ -837,7 +796,7 @@ static void test_messaging_wrong_device_set_conflict(void **state) {
                             {w.provider.dev[2].id, 1},
                             {w.patient.dev[1].id, 1}};
     r = send_msg(a, conv, cmid, w.patient.dev[0].id, ok, 4, "x");
-    expect_status(r, STATUS_OK);
+    raw_expect_status(r, STATUS_OK);
     proto_free(r);
     assert_int_equal(last_seq(a, conv), 1);
     client_free(a);
@@ -855,13 +814,13 @@ static void test_messaging_patient_to_patient_refused(void **state) {
     make_user(g_h, w.admin, CARECHAT__V1__ROLE__PROVIDER, &stranger_provider);
     struct client *a = login(g_h, w.patient.email, &w.patient.dev[0], NULL);
     Carechat__V1__Frame *r = create_direct(a, other.account);
-    expect_status(r, STATUS_NOT_FOUND);
+    raw_expect_status(r, STATUS_NOT_FOUND);
     proto_free(r);
     r = create_direct(a, stranger_provider.account);
-    expect_status(r, STATUS_NOT_FOUND);
+    raw_expect_status(r, STATUS_NOT_FOUND);
     proto_free(r);
     r = create_direct(a, w.patient.account);
-    expect_status(r, STATUS_BAD_REQUEST);
+    raw_expect_status(r, STATUS_BAD_REQUEST);
     proto_free(r);
     /* Staff with staff is fine; the provider may open one with its patient. */
     uint8_t conv[16];
@@ -884,7 +843,7 @@ static Carechat__V1__Frame *list_conversations(struct client *c, uint32_t limit,
     f.body_case = CARECHAT__V1__FRAME__BODY_LIST_CONVERSATIONS;
     f.list_conversations = &l;
     Carechat__V1__Frame *r = rpc(c, &f);
-    expect_status(r, STATUS_OK);
+    raw_expect_status(r, STATUS_OK);
     assert_int_equal(r->response->result_case, CARECHAT__V1__RESPONSE__RESULT_CONVERSATION_PAGE);
     return r;
 }
@@ -955,7 +914,7 @@ static void test_messaging_typing_live_not_stored(void **state) {
     f.body_case = CARECHAT__V1__FRAME__BODY_TYPING;
     f.typing = &t;
     Carechat__V1__Frame *r = rpc(a, &f);
-    expect_status(r, STATUS_OK);
+    raw_expect_status(r, STATUS_OK);
     proto_free(r);
     Carechat__V1__Frame *q = next_request(p, TIMEOUT_MS);
     assert_non_null(q);
@@ -993,14 +952,14 @@ static void test_messaging_rate_limit_and_inbox_cap(void **state) {
     randombytes_buf(cmid, sizeof cmid);
     struct wrap_to to[1] = {{w.provider.dev[0].id, 1}};
     Carechat__V1__Frame *r = send_msg(a, conv, cmid, w.patient.dev[0].id, to, 1, "full");
-    expect_status(r, STATUS_UNAVAILABLE);
+    raw_expect_status(r, STATUS_UNAVAILABLE);
     assert_string_equal(r->response->detail, "recipient inbox full");
     proto_free(r);
     assert_int_equal(last_seq(a, conv), 3);
     /* The burst of 4 is spent (the refused send took a token): limited. */
     randombytes_buf(cmid, sizeof cmid);
     r = send_msg(a, conv, cmid, w.patient.dev[0].id, to, 1, "too many");
-    expect_status(r, STATUS_RATE_LIMITED);
+    raw_expect_status(r, STATUS_RATE_LIMITED);
     proto_free(r);
     assert_int_equal(last_seq(a, conv), 3);
     assert_int_equal(history_count(a, conv), 3);
