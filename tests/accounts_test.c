@@ -32,167 +32,39 @@
 #include "storage/keys.h"
 #include "storage/store.h"
 #include "tests/harness.h"
+#include "tests/rawclient.h"
 #include "tests/rawproto.h"
 #include "tests/wsclient.h"
 
 #define TIMEOUT_MS 10000
-#define SUBPROTOCOL "carechat.v1"
 #define ADMIN_EMAIL "root@clinic.example"
 #define PASSWORD "correct horse battery"
 
-/* ---- a client connection ---------------------------------------------------- */
-
-struct client {
-    struct wsc *ws;
-    uint64_t next_id;
-};
-
-static struct client *client_open(struct harness *h) {
-    struct client *c = calloc(1, sizeof *c);
-    struct wsc_options o = {.host = h->host, .subprotocol = SUBPROTOCOL};
-    char status[128];
-    assert_int_equal(wsc_connect(h->port, &o, status, sizeof status, &c->ws), 101);
-    return c;
-}
-
-static void client_free(struct client *c) {
-    if (!c)
-        return;
-    wsc_free(c->ws);
-    free(c);
-}
-
-/* Receives the next frame (decoded; free with proto_free). */
-static Carechat__V1__Frame *recv_frame(struct client *c, int timeout_ms) {
-    int op, close_code;
-    struct buf payload;
-    buf_init(&payload);
-    int rc = wsc_recv(c->ws, timeout_ms, &op, &payload, &close_code);
-    if (rc != 0 || op != WSC_OP_BINARY)
-        fail_msg("expected a frame, got rc %d op %d close %d", rc, op, close_code);
-    Carechat__V1__Frame *f = NULL;
-    assert_int_equal(proto_decode(NULL, payload.data, payload.len, &f), 0);
-    buf_cleanup(&payload);
-    return f;
-}
-
-/* Sends `f` with a fresh request id and returns the Response to it. */
-static Carechat__V1__Frame *rpc(struct client *c, Carechat__V1__Frame *f) {
-    f->request_id = ++c->next_id;
-    struct buf out;
-    buf_init(&out);
-    assert_int_equal(proto_encode(f, &out), 0);
-    assert_int_equal(wsc_send_binary(c->ws, out.data, out.len), 0);
-    buf_cleanup(&out);
-    Carechat__V1__Frame *r = recv_frame(c, TIMEOUT_MS);
-    assert_int_equal(r->body_case, CARECHAT__V1__FRAME__BODY_RESPONSE);
-    assert_true(r->request_id == f->request_id);
-    return r;
-}
-
-/* Login with a new device `d` (its id is filled in on OK) or, when `d` has an
- * id already, with that device. Returns the response (caller frees). */
-static Carechat__V1__Frame *login(struct client *c, const char *email, const char *password,
-                                  struct raw_device *d) {
-    Carechat__V1__Frame f;
-    Carechat__V1__Login l;
-    Carechat__V1__DeviceRegistration reg;
-    Carechat__V1__DeviceKeys k;
-    static const uint8_t zero[16];
-    carechat__v1__frame__init(&f);
-    carechat__v1__login__init(&l);
-    l.email = (char *)email;
-    l.password = (char *)password;
-    if (memcmp(d->id, zero, 16) != 0) {
-        l.device_case = CARECHAT__V1__LOGIN__DEVICE_DEVICE_ID;
-        l.device_id = (ProtobufCBinaryData){16, d->id};
-    } else {
-        raw_registration(&reg, &k, d);
-        l.device_case = CARECHAT__V1__LOGIN__DEVICE_NEW_DEVICE;
-        l.new_device = &reg;
-    }
-    f.body_case = CARECHAT__V1__FRAME__BODY_LOGIN;
-    f.login = &l;
-    Carechat__V1__Frame *r = rpc(c, &f);
-    if (r->response->status == CARECHAT__V1__STATUS__OK) {
-        assert_int_equal(r->response->result_case, CARECHAT__V1__RESPONSE__RESULT_SESSION);
-        assert_int_equal(r->response->session->device_id.len, 16);
-        memcpy(d->id, r->response->session->device_id.data, 16);
-    }
-    return r;
-}
+/* ---- sessions and invitations (tests/rawclient.h) ------------------------------ */
 
 /* Logs in and expects OK; copies the token into token[32] when given. */
-static void login_ok(struct client *c, const char *email, struct raw_device *d, uint8_t *token) {
-    Carechat__V1__Frame *r = login(c, email, PASSWORD, d);
-    raw_expect_status(r, STATUS_OK);
-    if (token) {
-        assert_int_equal(r->response->session->session_token.len, 32);
-        memcpy(token, r->response->session->session_token.data, 32);
-    }
-    proto_free(r);
+static void login_ok(struct rawc *c, const char *email, struct raw_device *d, uint8_t *token) {
+    rawc_login_ok(c, email, PASSWORD, d, NULL, token);
 }
 
 /* Invites `email` as `role`; returns the status and the code in code[65]. */
-static int invite(struct client *c, const char *email, Carechat__V1__Role role, char *code) {
-    Carechat__V1__Frame f;
-    Carechat__V1__Invite in;
-    carechat__v1__frame__init(&f);
-    carechat__v1__invite__init(&in);
-    in.email = (char *)email;
-    in.role = role;
-    f.body_case = CARECHAT__V1__FRAME__BODY_INVITE;
-    f.invite = &in;
-    Carechat__V1__Frame *r = rpc(c, &f);
-    int wire = (int)r->response->status;
+static int invite(struct rawc *c, const char *email, Carechat__V1__Role role, char *code) {
+    int64_t expires_at = 0;
+    int wire = rawc_invite(c, email, role, code, &expires_at);
     if (wire == 0) {
-        assert_int_equal(r->response->result_case, CARECHAT__V1__RESPONSE__RESULT_INVITE);
-        assert_true(strlen(r->response->invite->code) >= 32);
-        assert_true(r->response->invite->expires_at > clock_now() + 6LL * 24 * 3600 * 1000);
-        snprintf(code, 65, "%s", r->response->invite->code);
+        assert_true(strlen(code) >= 32);
+        assert_true(expires_at > clock_now() + 6LL * 24 * 3600 * 1000);
     }
-    proto_free(r);
     return wire;
 }
 
-static Carechat__V1__Frame *register_account(struct client *c, const char *code, const char *email,
+static Carechat__V1__Frame *register_account(struct rawc *c, const char *code, const char *email,
                                              const char *birth, const char *name,
                                              struct raw_device *d) {
-    Carechat__V1__Frame f;
-    Carechat__V1__Register rg;
-    Carechat__V1__DeviceRegistration reg;
-    Carechat__V1__DeviceKeys k;
-    carechat__v1__frame__init(&f);
-    carechat__v1__register__init(&rg);
-    rg.code = (char *)code;
-    rg.email = (char *)email;
-    rg.password = PASSWORD;
-    rg.birth_date = (char *)birth;
-    rg.display_name = (char *)name;
-    raw_registration(&reg, &k, d);
-    rg.device = &reg;
-    f.body_case = CARECHAT__V1__FRAME__BODY_REGISTER;
-    f.register_ = &rg;
-    Carechat__V1__Frame *r = rpc(c, &f);
-    if (r->response->status == CARECHAT__V1__STATUS__OK)
-        memcpy(d->id, r->response->session->device_id.data, 16);
-    return r;
+    return rawc_register(c, code, email, PASSWORD, birth, name, d);
 }
 
-static Carechat__V1__Frame *authenticate(struct client *c, const uint8_t token[32],
-                                         const uint8_t device_id[16]) {
-    Carechat__V1__Frame f;
-    Carechat__V1__Authenticate a;
-    carechat__v1__frame__init(&f);
-    carechat__v1__authenticate__init(&a);
-    a.session_token = (ProtobufCBinaryData){32, (uint8_t *)token};
-    a.device_id = (ProtobufCBinaryData){16, (uint8_t *)device_id};
-    f.body_case = CARECHAT__V1__FRAME__BODY_AUTHENTICATE;
-    f.authenticate = &a;
-    return rpc(c, &f);
-}
-
-static Carechat__V1__Frame *lookup(struct client *c, const char *email) {
+static Carechat__V1__Frame *lookup(struct rawc *c, const char *email) {
     Carechat__V1__Frame f;
     Carechat__V1__LookupAccount l;
     carechat__v1__frame__init(&f);
@@ -200,7 +72,7 @@ static Carechat__V1__Frame *lookup(struct client *c, const char *email) {
     l.email = (char *)email;
     f.body_case = CARECHAT__V1__FRAME__BODY_LOOKUP_ACCOUNT;
     f.lookup_account = &l;
-    return rpc(c, &f);
+    return rawc_rpc(c, &f);
 }
 
 /* A birth date `years` years before today (UTC), minus or plus a day. */
@@ -213,10 +85,11 @@ static void birth_date(int years, int day_shift, char out[32]) {
 }
 
 /* Server-side request (ReplacedElsewhere, SessionRevoked) then the close. */
-static void expect_server_request_and_close(struct client *c, Carechat__V1__Frame__BodyCase body,
+static void expect_server_request_and_close(struct rawc *c, Carechat__V1__Frame__BodyCase body,
                                             int code, int within_ms) {
     int64_t start = clock_monotonic_ms();
-    Carechat__V1__Frame *f = recv_frame(c, within_ms);
+    Carechat__V1__Frame *f = rawc_recv(c, within_ms);
+    assert_non_null(f);
     assert_int_equal(f->body_case, body);
     proto_free(f);
     int got = 0;
@@ -329,8 +202,8 @@ static void test_accounts_invite_register_login_roles(void **state) {
     raw_device_make(&pat_dev);
 
     /* The sysadmin logs in (the email is matched case-insensitively). */
-    struct client *admin = client_open(h);
-    Carechat__V1__Frame *r = login(admin, "ROOT@clinic.example", PASSWORD, &admin_dev);
+    struct rawc *admin = rawc_open(h);
+    Carechat__V1__Frame *r = rawc_login(admin, "ROOT@clinic.example", PASSWORD, &admin_dev);
     raw_expect_status(r, STATUS_OK);
     assert_int_equal(r->response->session->role, CARECHAT__V1__ROLE__SYSADMIN);
     assert_int_equal(r->response->session->session_token.len, 32);
@@ -338,13 +211,13 @@ static void test_accounts_invite_register_login_roles(void **state) {
     proto_free(r);
 
     /* Wrong password and unknown email: the same answer. */
-    struct client *c = client_open(h);
-    r = login(c, ADMIN_EMAIL, "wrong password!", &prov_dev);
+    struct rawc *c = rawc_open(h);
+    r = rawc_login(c, ADMIN_EMAIL, "wrong password!", &prov_dev);
     raw_expect_status(r, STATUS_UNAUTHENTICATED);
     char detail1[256];
     snprintf(detail1, sizeof detail1, "%s", r->response->detail);
     proto_free(r);
-    r = login(c, "nobody@clinic.example", PASSWORD, &prov_dev);
+    r = rawc_login(c, "nobody@clinic.example", PASSWORD, &prov_dev);
     raw_expect_status(r, STATUS_UNAUTHENTICATED);
     assert_string_equal(r->response->detail, detail1);
     proto_free(r);
@@ -353,7 +226,8 @@ static void test_accounts_invite_register_login_roles(void **state) {
     int64_t best[2] = {INT64_MAX, INT64_MAX};
     for (int i = 0; i < 6; i++) {
         int64_t t0 = clock_monotonic_ms();
-        r = login(c, i % 2 ? "nobody@clinic.example" : ADMIN_EMAIL, "wrong password!", &prov_dev);
+        r = rawc_login(c, i % 2 ? "nobody@clinic.example" : ADMIN_EMAIL, "wrong password!",
+                       &prov_dev);
         int64_t took = clock_monotonic_ms() - t0;
         raw_expect_status(r, STATUS_UNAUTHENTICATED);
         proto_free(r);
@@ -379,14 +253,14 @@ static void test_accounts_invite_register_login_roles(void **state) {
     assert_int_equal(r->response->session->role, CARECHAT__V1__ROLE__PROVIDER);
     assert_string_equal(r->response->session->display_name, "Dr Who");
     proto_free(r);
-    struct client *c2 = client_open(h);
+    struct rawc *c2 = rawc_open(h);
     r = register_account(c2, code, "doc@clinic.example", adult, "Dr Who", &prov_dev2);
     raw_expect_status(r, STATUS_NOT_FOUND);
     proto_free(r);
-    client_free(c2);
+    rawc_free(c2);
 
     /* The provider logs in again with a second device. */
-    struct client *prov2 = client_open(h);
+    struct rawc *prov2 = rawc_open(h);
     login_ok(prov2, "doc@clinic.example", &prov_dev2, NULL);
 
     /* The provider invites a patient, who registers; the patient may not
@@ -395,7 +269,7 @@ static void test_accounts_invite_register_login_roles(void **state) {
     assert_int_equal(invite(c, "pat@home.example", CARECHAT__V1__ROLE__PATIENT, pcode), 0);
     assert_int_equal(invite(c, "doc2@clinic.example", CARECHAT__V1__ROLE__PROVIDER, code),
                      status_wire(STATUS_FORBIDDEN));
-    struct client *pat = client_open(h);
+    struct rawc *pat = rawc_open(h);
     birth_date(13, -1, adult);
     r = register_account(pat, pcode, "pat@home.example", adult, "Pat", &pat_dev);
     raw_expect_status(r, STATUS_OK);
@@ -429,14 +303,14 @@ static void test_accounts_invite_register_login_roles(void **state) {
 
     /* The patient resumes on a new connection with the token; the old
      * connection of that device is replaced. */
-    struct client *pat2 = client_open(h);
-    r = authenticate(pat2, pat_token, pat_dev.id);
+    struct rawc *pat2 = rawc_open(h);
+    r = rawc_authenticate(pat2, pat_token, pat_dev.id);
     raw_expect_status(r, STATUS_OK);
     assert_int_equal(r->response->session->session_token.len, 0);
     assert_int_equal(r->response->session->role, CARECHAT__V1__ROLE__PATIENT);
     proto_free(r);
     expect_server_request_and_close(pat, CARECHAT__V1__FRAME__BODY_REPLACED_ELSEWHERE, 1000, 1000);
-    client_free(pat);
+    rawc_free(pat);
 
     /* Logout: OK, the connection closes (1000) and the token stops working. */
     Carechat__V1__Frame f;
@@ -446,19 +320,19 @@ static void test_accounts_invite_register_login_roles(void **state) {
     f.body_case = CARECHAT__V1__FRAME__BODY_LOGOUT;
     f.logout = &lo;
     int64_t t0 = clock_monotonic_ms();
-    r = rpc(pat2, &f);
+    r = rawc_rpc(pat2, &f);
     raw_expect_status(r, STATUS_OK);
     proto_free(r);
     int code_got = 0;
     assert_int_equal(wsc_wait_close(pat2->ws, 1000, &code_got), 0);
     assert_int_equal(code_got, 1000);
     assert_true(clock_monotonic_ms() - t0 <= 1000);
-    client_free(pat2);
-    struct client *pat3 = client_open(h);
-    r = authenticate(pat3, pat_token, pat_dev.id);
+    rawc_free(pat2);
+    struct rawc *pat3 = rawc_open(h);
+    r = rawc_authenticate(pat3, pat_token, pat_dev.id);
     raw_expect_status(r, STATUS_UNAUTHENTICATED);
     proto_free(r);
-    client_free(pat3);
+    rawc_free(pat3);
 
     /* Removing the provider's second device from the first closes its socket
      * within a second. */
@@ -468,21 +342,21 @@ static void test_accounts_invite_register_login_roles(void **state) {
     rd.device_id = (ProtobufCBinaryData){16, prov_dev2.id};
     f.body_case = CARECHAT__V1__FRAME__BODY_REMOVE_DEVICE;
     f.remove_device = &rd;
-    r = rpc(c, &f);
+    r = rawc_rpc(c, &f);
     raw_expect_status(r, STATUS_OK);
     assert_int_equal(r->response->result_case, CARECHAT__V1__RESPONSE__RESULT_DEVICE_LIST);
     proto_free(r);
     expect_server_request_and_close(prov2, CARECHAT__V1__FRAME__BODY_SESSION_REVOKED, 1008, 1000);
-    client_free(prov2);
+    rawc_free(prov2);
 
     /* Accounts survive a restart. */
-    client_free(c);
-    client_free(admin);
+    rawc_free(c);
+    rawc_free(admin);
     stop(h);
     assert_int_equal(harness_restart(h), 0);
-    c = client_open(h);
+    c = rawc_open(h);
     login_ok(c, "doc@clinic.example", &prov_dev, NULL);
-    client_free(c);
+    rawc_free(c);
     stop(h);
     harness_free(h);
 }
@@ -492,11 +366,11 @@ static void test_accounts_under_13_keeps_only_audit_and_bootstrap_once(void **st
     struct raw_device admin_dev, kid_dev;
     raw_device_make(&admin_dev);
     raw_device_make(&kid_dev);
-    struct client *admin = client_open(h);
+    struct rawc *admin = rawc_open(h);
     login_ok(admin, ADMIN_EMAIL, &admin_dev, NULL);
     char code[65];
     assert_int_equal(invite(admin, "kid@home.example", CARECHAT__V1__ROLE__PATIENT, code), 0);
-    struct client *kid = client_open(h);
+    struct rawc *kid = rawc_open(h);
     char born[32];
     birth_date(13, 1, born); /* 13 tomorrow */
     Carechat__V1__Frame *r =
@@ -504,8 +378,8 @@ static void test_accounts_under_13_keeps_only_audit_and_bootstrap_once(void **st
     raw_expect_status(r, STATUS_FORBIDDEN);
     assert_string_equal(r->response->detail, "registration requires age 13 or older");
     proto_free(r);
-    client_free(kid);
-    client_free(admin);
+    rawc_free(kid);
+    rawc_free(admin);
     stop(h);
 
     assert_false(tree_contains(h->data_dir, "kid@home.example"));
@@ -535,19 +409,19 @@ static void test_accounts_under_13_keeps_only_audit_and_bootstrap_once(void **st
 static void test_accounts_login_throttled(void **state) {
     struct harness *h;
     assert_int_equal(harness_start(NULL, &h), 0);
-    struct client *c = client_open(h);
+    struct rawc *c = rawc_open(h);
     struct raw_device d;
     raw_device_make(&d);
     /* The default allows 5 attempts per email, then RATE_LIMITED. */
     for (int i = 0; i < 5; i++) {
-        Carechat__V1__Frame *r = login(c, "victim@clinic.example", "guess number x", &d);
+        Carechat__V1__Frame *r = rawc_login(c, "victim@clinic.example", "guess number x", &d);
         raw_expect_status(r, STATUS_UNAUTHENTICATED);
         proto_free(r);
     }
-    Carechat__V1__Frame *r = login(c, "victim@clinic.example", "guess number x", &d);
+    Carechat__V1__Frame *r = rawc_login(c, "victim@clinic.example", "guess number x", &d);
     raw_expect_status(r, STATUS_RATE_LIMITED);
     proto_free(r);
-    client_free(c);
+    rawc_free(c);
     stop(h);
     harness_free(h);
 }
@@ -558,10 +432,10 @@ static void test_accounts_device_list_rotation_and_device_cap(void **state) {
     struct raw_device a, b;
     raw_device_make(&a);
     raw_device_make(&b);
-    struct client *cb = client_open(h);
+    struct rawc *cb = rawc_open(h);
     login_ok(cb, ADMIN_EMAIL, &b, NULL);
-    struct client *ca = client_open(h);
-    Carechat__V1__Frame *r = login(ca, ADMIN_EMAIL, PASSWORD, &a);
+    struct rawc *ca = rawc_open(h);
+    Carechat__V1__Frame *r = rawc_login(ca, ADMIN_EMAIL, PASSWORD, &a);
     raw_expect_status(r, STATUS_OK);
     uint8_t account[16];
     memcpy(account, r->response->session->account_id.data, 16);
@@ -612,7 +486,7 @@ static void test_accounts_device_list_rotation_and_device_cap(void **state) {
         p.list = &l;
         f.body_case = CARECHAT__V1__FRAME__BODY_PUBLISH_DEVICE_LIST;
         f.publish_device_list = &p;
-        r = rpc(ca, &f);
+        r = rawc_rpc(ca, &f);
         /* Version 1 is accepted once; the same version again is CONFLICT. */
         raw_expect_status(r, version == 1 ? STATUS_OK : STATUS_CONFLICT);
         if (version == 1) {
@@ -632,7 +506,7 @@ static void test_accounts_device_list_rotation_and_device_cap(void **state) {
     ld.account_ids = ids;
     f.body_case = CARECHAT__V1__FRAME__BODY_LIST_DEVICES;
     f.list_devices = &ld;
-    r = rpc(cb, &f);
+    r = rawc_rpc(cb, &f);
     raw_expect_status(r, STATUS_OK);
     Carechat__V1__DeviceBundles *bundles = r->response->device_bundles;
     assert_int_equal(bundles->n_accounts, 1);
@@ -658,10 +532,10 @@ static void test_accounts_device_list_rotation_and_device_cap(void **state) {
     rk.keys = &k;
     f.body_case = CARECHAT__V1__FRAME__BODY_ROTATE_ENCRYPTION_KEY;
     f.rotate_encryption_key = &rk;
-    r = rpc(cb, &f);
+    r = rawc_rpc(cb, &f);
     raw_expect_status(r, STATUS_OK);
     proto_free(r);
-    r = rpc(ca, &f); /* keys of another device */
+    r = rawc_rpc(ca, &f); /* keys of another device */
     raw_expect_status(r, STATUS_FORBIDDEN);
     proto_free(r);
 
@@ -669,15 +543,15 @@ static void test_accounts_device_list_rotation_and_device_cap(void **state) {
     struct raw_device more[5];
     for (int i = 0; i < 5; i++) {
         raw_device_make(&more[i]);
-        struct client *ci = client_open(h);
-        r = login(ci, ADMIN_EMAIL, PASSWORD, &more[i]);
+        struct rawc *ci = rawc_open(h);
+        r = rawc_login(ci, ADMIN_EMAIL, PASSWORD, &more[i]);
         raw_expect_status(r, i < 4 ? STATUS_OK : STATUS_TOO_LARGE);
         proto_free(r);
-        client_free(ci);
+        rawc_free(ci);
     }
 
-    client_free(ca);
-    client_free(cb);
+    rawc_free(ca);
+    rawc_free(cb);
     stop(h);
     harness_free(h);
 }
@@ -687,19 +561,19 @@ static void test_accounts_expired_session_unauthenticated(void **state) {
     struct harness *h = start_with_admin(args);
     struct raw_device d;
     raw_device_make(&d);
-    struct client *c = client_open(h);
+    struct rawc *c = rawc_open(h);
     uint8_t token[32];
     login_ok(c, ADMIN_EMAIL, &d, token);
     /* Idle for a second: the server logs the connection off by itself
      * (its sweep runs every second). */
     expect_server_request_and_close(c, CARECHAT__V1__FRAME__BODY_SESSION_REVOKED, 1008, 3000);
-    client_free(c);
+    rawc_free(c);
     /* And the token no longer resumes. */
-    c = client_open(h);
-    Carechat__V1__Frame *r = authenticate(c, token, d.id);
+    c = rawc_open(h);
+    Carechat__V1__Frame *r = rawc_authenticate(c, token, d.id);
     raw_expect_status(r, STATUS_UNAUTHENTICATED);
     proto_free(r);
-    client_free(c);
+    rawc_free(c);
     stop(h);
     harness_free(h);
 }

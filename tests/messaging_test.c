@@ -32,220 +32,39 @@
 #include "protocol/proto.h"
 #include "storage/keys.h"
 #include "tests/harness.h"
+#include "tests/rawclient.h"
 #include "tests/rawproto.h"
-#include "tests/wsclient.h"
 
 #define TIMEOUT_MS 10000
-#define SUBPROTOCOL "carechat.v1"
 #define ADMIN_EMAIL "root@clinic.example"
 #define PASSWORD "correct horse battery"
-#define MAX_QUEUED 256
-
-/* ---- devices and clients ----------------------------------------------------- */
-
-/* A connection; server requests that arrive while waiting for a Response are
- * answered OK at once and kept in `queued` for the test to look at. */
-struct client {
-    struct wsc *ws;
-    uint64_t next_id;
-    Carechat__V1__Frame *queued[MAX_QUEUED];
-    size_t n_queued;
-};
-
-struct user {
-    uint8_t account[16];
-    char email[64];
-    struct raw_device dev[3];
-    int n_dev;
-};
 
 static struct harness *g_h;
-static int g_counter;
-
-static struct client *client_open(struct harness *h) {
-    struct client *c = calloc(1, sizeof *c);
-    struct wsc_options o = {.host = h->host, .subprotocol = SUBPROTOCOL};
-    char status[128];
-    assert_int_equal(wsc_connect(h->port, &o, status, sizeof status, &c->ws), 101);
-    return c;
-}
-
-static void client_free(struct client *c) {
-    if (!c)
-        return;
-    for (size_t i = 0; i < c->n_queued; i++)
-        proto_free(c->queued[i]);
-    wsc_free(c->ws);
-    free(c);
-}
-
-static void send_frame(struct client *c, const Carechat__V1__Frame *f) {
-    struct buf out;
-    buf_init(&out);
-    assert_int_equal(proto_encode(f, &out), 0);
-    assert_int_equal(wsc_send_binary(c->ws, out.data, out.len), 0);
-    buf_cleanup(&out);
-}
-
-/* The next frame, or NULL when none came within timeout_ms. */
-static Carechat__V1__Frame *recv_frame(struct client *c, int timeout_ms) {
-    int op, close_code;
-    struct buf payload;
-    buf_init(&payload);
-    int rc = wsc_recv(c->ws, timeout_ms, &op, &payload, &close_code);
-    if (rc == STATUS_UNAVAILABLE) {
-        buf_cleanup(&payload);
-        return NULL;
-    }
-    if (rc != 0 || op != WSC_OP_BINARY)
-        fail_msg("expected a frame, got rc %d op %d close %d", rc, op, close_code);
-    Carechat__V1__Frame *f = NULL;
-    assert_int_equal(proto_decode(NULL, payload.data, payload.len, &f), 0);
-    buf_cleanup(&payload);
-    return f;
-}
-
-static void answer_ok(struct client *c, uint64_t request_id) {
-    Carechat__V1__Frame f;
-    Carechat__V1__Response r;
-    proto_response_frame(&f, &r, request_id, STATUS_OK, NULL);
-    send_frame(c, &f);
-}
-
-/* Answers and queues a server request. */
-static void take_request(struct client *c, Carechat__V1__Frame *f) {
-    answer_ok(c, f->request_id);
-    assert_true(c->n_queued < MAX_QUEUED);
-    c->queued[c->n_queued++] = f;
-}
-
-/* Sends `f` with a fresh request id and returns the Response to it. */
-static Carechat__V1__Frame *rpc(struct client *c, Carechat__V1__Frame *f) {
-    f->request_id = ++c->next_id;
-    send_frame(c, f);
-    int64_t deadline = clock_monotonic_ms() + TIMEOUT_MS;
-    for (;;) {
-        int64_t left = deadline - clock_monotonic_ms();
-        if (left <= 0)
-            fail_msg("no response to request %llu", (unsigned long long)f->request_id);
-        Carechat__V1__Frame *r = recv_frame(c, (int)left);
-        if (!r)
-            continue;
-        if (r->body_case != CARECHAT__V1__FRAME__BODY_RESPONSE) {
-            take_request(c, r);
-            continue;
-        }
-        assert_true(r->request_id == f->request_id);
-        return r;
-    }
-}
-
-/* The next server request (queued or arriving within timeout_ms, answered
- * OK), or NULL. Caller frees. */
-static Carechat__V1__Frame *next_request(struct client *c, int timeout_ms) {
-    if (c->n_queued == 0) {
-        Carechat__V1__Frame *f = recv_frame(c, timeout_ms);
-        if (!f)
-            return NULL;
-        assert_int_not_equal(f->body_case, CARECHAT__V1__FRAME__BODY_RESPONSE);
-        take_request(c, f);
-    }
-    Carechat__V1__Frame *f = c->queued[0];
-    memmove(c->queued, c->queued + 1, (c->n_queued - 1) * sizeof c->queued[0]);
-    c->n_queued--;
-    return f;
-}
 
 /* ---- sessions and accounts ------------------------------------------------------- */
 
 /* Logs in with device `d` (registering it when it has no id yet). */
-static struct client *login(struct harness *h, const char *email, struct raw_device *d,
-                            uint8_t *account) {
-    struct client *c = client_open(h);
-    Carechat__V1__Frame f;
-    Carechat__V1__Login l;
-    Carechat__V1__DeviceRegistration reg;
-    Carechat__V1__DeviceKeys k;
-    static const uint8_t zero[16];
-    carechat__v1__frame__init(&f);
-    carechat__v1__login__init(&l);
-    l.email = (char *)email;
-    l.password = PASSWORD;
-    if (memcmp(d->id, zero, 16) != 0) {
-        l.device_case = CARECHAT__V1__LOGIN__DEVICE_DEVICE_ID;
-        l.device_id = (ProtobufCBinaryData){16, d->id};
-    } else {
-        raw_registration(&reg, &k, d);
-        l.device_case = CARECHAT__V1__LOGIN__DEVICE_NEW_DEVICE;
-        l.new_device = &reg;
-    }
-    f.body_case = CARECHAT__V1__FRAME__BODY_LOGIN;
-    f.login = &l;
-    Carechat__V1__Frame *r = rpc(c, &f);
-    raw_expect_status(r, STATUS_OK);
-    memcpy(d->id, r->response->session->device_id.data, 16);
-    if (account)
-        memcpy(account, r->response->session->account_id.data, 16);
-    proto_free(r);
-    return c;
+static struct rawc *login(struct harness *h, const char *email, struct raw_device *d,
+                          uint8_t *account) {
+    return rawc_open_login(h, email, PASSWORD, d, account);
 }
 
 /* The inviter invites a new account of `role`, which registers with one
  * device (connection closed). */
-static void make_user(struct harness *h, struct client *inviter, Carechat__V1__Role role,
-                      struct user *u) {
-    memset(u, 0, sizeof *u);
-    snprintf(u->email, sizeof u->email, "user%d@clinic.example", ++g_counter);
-    Carechat__V1__Frame f;
-    Carechat__V1__Invite in;
-    carechat__v1__frame__init(&f);
-    carechat__v1__invite__init(&in);
-    in.email = u->email;
-    in.role = role;
-    f.body_case = CARECHAT__V1__FRAME__BODY_INVITE;
-    f.invite = &in;
-    Carechat__V1__Frame *r = rpc(inviter, &f);
-    raw_expect_status(r, STATUS_OK);
-    char code[65];
-    snprintf(code, sizeof code, "%s", r->response->invite->code);
-    proto_free(r);
-
-    struct client *c = client_open(h);
-    Carechat__V1__Register rg;
-    Carechat__V1__DeviceRegistration reg;
-    Carechat__V1__DeviceKeys k;
-    raw_device_make(&u->dev[0]);
-    carechat__v1__frame__init(&f);
-    carechat__v1__register__init(&rg);
-    rg.code = code;
-    rg.email = u->email;
-    rg.password = PASSWORD;
-    rg.birth_date = "1980-02-03";
-    rg.display_name = "Someone";
-    raw_registration(&reg, &k, &u->dev[0]);
-    rg.device = &reg;
-    f.body_case = CARECHAT__V1__FRAME__BODY_REGISTER;
-    f.register_ = &rg;
-    r = rpc(c, &f);
-    raw_expect_status(r, STATUS_OK);
-    memcpy(u->dev[0].id, r->response->session->device_id.data, 16);
-    memcpy(u->account, r->response->session->account_id.data, 16);
-    proto_free(r);
-    u->n_dev = 1;
-    client_free(c);
+static void make_user(struct harness *h, struct rawc *inviter, Carechat__V1__Role role,
+                      struct rawc_user *u) {
+    rawc_make_user(h, inviter, role, PASSWORD, u);
 }
 
 /* Adds a device to `u` (a Login with a new device; connection closed). */
-static void add_device(struct harness *h, struct user *u) {
-    raw_device_make(&u->dev[u->n_dev]);
-    client_free(login(h, u->email, &u->dev[u->n_dev], NULL));
-    u->n_dev++;
+static void add_device(struct harness *h, struct rawc_user *u) {
+    rawc_add_device(h, u, PASSWORD);
 }
 
 /* A provider P (invited by the admin) and a patient A invited by P. */
 struct world {
-    struct client *admin;
-    struct user provider, patient;
+    struct rawc *admin;
+    struct rawc_user provider, patient;
 };
 
 static void world_make(struct harness *h, struct world *w) {
@@ -258,18 +77,18 @@ static void world_make(struct harness *h, struct world *w) {
     }
     w->admin = login(h, ADMIN_EMAIL, &admin_dev, NULL);
     make_user(h, w->admin, CARECHAT__V1__ROLE__PROVIDER, &w->provider);
-    struct client *p = login(h, w->provider.email, &w->provider.dev[0], NULL);
+    struct rawc *p = login(h, w->provider.email, &w->provider.dev[0], NULL);
     make_user(h, p, CARECHAT__V1__ROLE__PATIENT, &w->patient);
-    client_free(p);
+    rawc_free(p);
 }
 
 static void world_free(struct world *w) {
-    client_free(w->admin);
+    rawc_free(w->admin);
 }
 
 /* ---- conversations and messages ------------------------------------------------------- */
 
-static Carechat__V1__Frame *create_direct(struct client *c, const uint8_t peer[16]) {
+static Carechat__V1__Frame *create_direct(struct rawc *c, const uint8_t peer[16]) {
     Carechat__V1__Frame f;
     Carechat__V1__CreateDirect cd;
     carechat__v1__frame__init(&f);
@@ -277,10 +96,10 @@ static Carechat__V1__Frame *create_direct(struct client *c, const uint8_t peer[1
     cd.peer_account_id = (ProtobufCBinaryData){16, (uint8_t *)peer};
     f.body_case = CARECHAT__V1__FRAME__BODY_CREATE_DIRECT;
     f.create_direct = &cd;
-    return rpc(c, &f);
+    return rawc_rpc(c, &f);
 }
 
-static void create_direct_ok(struct client *c, const uint8_t peer[16], uint8_t conv[16]) {
+static void create_direct_ok(struct rawc *c, const uint8_t peer[16], uint8_t conv[16]) {
     Carechat__V1__Frame *r = create_direct(c, peer);
     raw_expect_status(r, STATUS_OK);
     assert_int_equal(r->response->result_case, CARECHAT__V1__RESPONSE__RESULT_CONVERSATION);
@@ -292,70 +111,24 @@ static void create_direct_ok(struct client *c, const uint8_t peer[16], uint8_t c
 /* Makes a fresh world on the group's server; logs its patient in on the first
  * device (returned) and opens the direct conversation with its provider (its
  * id in conv). */
-static struct client *patient_in_direct(struct world *w, uint8_t conv[16]) {
+static struct rawc *patient_in_direct(struct world *w, uint8_t conv[16]) {
     world_make(g_h, w);
-    struct client *a = login(g_h, w->patient.email, &w->patient.dev[0], NULL);
+    struct rawc *a = login(g_h, w->patient.email, &w->patient.dev[0], NULL);
     create_direct_ok(a, w->provider.account, conv);
     return a;
 }
 
-struct wrap_to {
-    const uint8_t *device_id;
-    uint32_t key_id;
-};
-
-/* Sends a message whose body is `text` (dummy ciphertext) wrapped for the
- * given devices. Returns the response (caller frees). */
-static Carechat__V1__Frame *send_msg(struct client *c, const uint8_t conv[16],
-                                     const uint8_t cmid[16], const uint8_t sender_device[16],
-                                     const struct wrap_to *to, size_t n_to, const char *text) {
-    uint8_t nonce[24], sig[64], enc[8][32], wk[8][48];
-    Carechat__V1__KeyWrap wraps[8], *wp[8];
-    assert_true(n_to <= 8);
-    randombytes_buf(nonce, sizeof nonce);
-    randombytes_buf(sig, sizeof sig);
-    for (size_t i = 0; i < n_to; i++) {
-        randombytes_buf(enc[i], 32);
-        randombytes_buf(wk[i], 48);
-        carechat__v1__key_wrap__init(&wraps[i]);
-        wraps[i].device_id = (ProtobufCBinaryData){16, (uint8_t *)to[i].device_id};
-        wraps[i].key_id = to[i].key_id;
-        wraps[i].enc = (ProtobufCBinaryData){32, enc[i]};
-        wraps[i].wrapped_key = (ProtobufCBinaryData){48, wk[i]};
-        wp[i] = &wraps[i];
-    }
-    Carechat__V1__Frame f;
-    Carechat__V1__Send s;
-    Carechat__V1__Envelope env;
-    carechat__v1__frame__init(&f);
-    carechat__v1__send__init(&s);
-    carechat__v1__envelope__init(&env);
-    env.version = 1;
-    env.sender_device_id = (ProtobufCBinaryData){16, (uint8_t *)sender_device};
-    env.body = (ProtobufCBinaryData){strlen(text), (uint8_t *)text};
-    env.body_nonce = (ProtobufCBinaryData){24, nonce};
-    env.n_wraps = n_to;
-    env.wraps = wp;
-    env.signature = (ProtobufCBinaryData){64, sig};
-    s.conversation_id = (ProtobufCBinaryData){16, (uint8_t *)conv};
-    s.client_msg_id = (ProtobufCBinaryData){16, (uint8_t *)cmid};
-    s.envelope = &env;
-    f.body_case = CARECHAT__V1__FRAME__BODY_SEND;
-    f.send = &s;
-    return rpc(c, &f);
-}
-
 /* Sends `text` from the patient to every device of the provider; returns its
  * seq and writes its message id into mid[16] (may be NULL). */
-static uint64_t send_to_provider(struct client *c, struct world *w, const uint8_t conv[16],
+static uint64_t send_to_provider(struct rawc *c, struct world *w, const uint8_t conv[16],
                                  const char *text, uint8_t *mid) {
-    struct wrap_to to[3];
+    struct rawc_wrap_to to[3];
     for (int i = 0; i < w->provider.n_dev; i++)
-        to[i] = (struct wrap_to){w->provider.dev[i].id, 1};
+        to[i] = (struct rawc_wrap_to){w->provider.dev[i].id, 1};
     uint8_t cmid[16];
     randombytes_buf(cmid, sizeof cmid);
-    Carechat__V1__Frame *r =
-        send_msg(c, conv, cmid, w->patient.dev[0].id, to, (size_t)w->provider.n_dev, text);
+    Carechat__V1__Frame *r = rawc_send_msg(c, conv, cmid, w->patient.dev[0].id, to,
+                                           (size_t)w->provider.n_dev, text, false);
     raw_expect_status(r, STATUS_OK);
     assert_int_equal(r->response->result_case, CARECHAT__V1__RESPONSE__RESULT_SEND);
     uint64_t seq = r->response->send->seq;
@@ -365,7 +138,7 @@ static uint64_t send_to_provider(struct client *c, struct world *w, const uint8_
     return seq;
 }
 
-static uint64_t last_seq(struct client *c, const uint8_t conv[16]) {
+static uint64_t last_seq(struct rawc *c, const uint8_t conv[16]) {
     Carechat__V1__Frame f;
     Carechat__V1__GetConversation g;
     carechat__v1__frame__init(&f);
@@ -373,7 +146,7 @@ static uint64_t last_seq(struct client *c, const uint8_t conv[16]) {
     g.conversation_id = (ProtobufCBinaryData){16, (uint8_t *)conv};
     f.body_case = CARECHAT__V1__FRAME__BODY_GET_CONVERSATION;
     f.get_conversation = &g;
-    Carechat__V1__Frame *r = rpc(c, &f);
+    Carechat__V1__Frame *r = rawc_rpc(c, &f);
     raw_expect_status(r, STATUS_OK);
     uint64_t seq = r->response->conversation->last_seq;
     proto_free(r);
@@ -381,7 +154,7 @@ static uint64_t last_seq(struct client *c, const uint8_t conv[16]) {
 }
 
 /* Number of messages History returns (newest page of up to 100). */
-static size_t history_count(struct client *c, const uint8_t conv[16]) {
+static size_t history_count(struct rawc *c, const uint8_t conv[16]) {
     Carechat__V1__Frame f;
     Carechat__V1__History hi;
     carechat__v1__frame__init(&f);
@@ -390,7 +163,7 @@ static size_t history_count(struct client *c, const uint8_t conv[16]) {
     hi.limit = 100;
     f.body_case = CARECHAT__V1__FRAME__BODY_HISTORY;
     f.history = &hi;
-    Carechat__V1__Frame *r = rpc(c, &f);
+    Carechat__V1__Frame *r = rawc_rpc(c, &f);
     raw_expect_status(r, STATUS_OK);
     size_t n = r->response->history_page->n_messages;
     proto_free(r);
@@ -436,7 +209,7 @@ static void record_delivery(struct got *g, const Carechat__V1__Delivery *d,
 }
 
 /* Sends Sync{after} and collects the replay up to QueueEmpty. */
-static void sync_all(struct client *c, const uint8_t *after, size_t after_len,
+static void sync_all(struct rawc *c, const uint8_t *after, size_t after_len,
                      const uint8_t device[16], struct got *g) {
     memset(g, 0, sizeof *g);
     Carechat__V1__Frame f;
@@ -446,12 +219,12 @@ static void sync_all(struct client *c, const uint8_t *after, size_t after_len,
     s.after_cursor = (ProtobufCBinaryData){after_len, (uint8_t *)after};
     f.body_case = CARECHAT__V1__FRAME__BODY_SYNC;
     f.sync = &s;
-    Carechat__V1__Frame *r = rpc(c, &f);
+    Carechat__V1__Frame *r = rawc_rpc(c, &f);
     raw_expect_status(r, STATUS_OK);
     assert_true(r->response->sync->page_size > 0);
     proto_free(r);
     for (int i = 0; i < 200; i++) {
-        Carechat__V1__Frame *q = next_request(c, TIMEOUT_MS);
+        Carechat__V1__Frame *q = rawc_next_request(c, TIMEOUT_MS);
         assert_non_null(q);
         if (q->body_case == CARECHAT__V1__FRAME__BODY_QUEUE_EMPTY) {
             memcpy(g->end_cursor, q->queue_empty->cursor.data, q->queue_empty->cursor.len);
@@ -466,7 +239,7 @@ static void sync_all(struct client *c, const uint8_t *after, size_t after_len,
     fail_msg("no QueueEmpty");
 }
 
-static void ack(struct client *c, const uint8_t *cursor, size_t len, int status) {
+static void ack(struct rawc *c, const uint8_t *cursor, size_t len, int status) {
     Carechat__V1__Frame f;
     Carechat__V1__Ack a;
     carechat__v1__frame__init(&f);
@@ -474,7 +247,7 @@ static void ack(struct client *c, const uint8_t *cursor, size_t len, int status)
     a.cursor = (ProtobufCBinaryData){len, (uint8_t *)cursor};
     f.body_case = CARECHAT__V1__FRAME__BODY_ACK;
     f.ack = &a;
-    Carechat__V1__Frame *r = rpc(c, &f);
+    Carechat__V1__Frame *r = rawc_rpc(c, &f);
     raw_expect_status(r, status);
     proto_free(r);
 }
@@ -536,14 +309,14 @@ static void test_messaging_offline_three_devices_live_and_receipt(void **state) 
     world_make(g_h, &w);
     add_device(g_h, &w.provider);
     add_device(g_h, &w.provider);
-    struct client *a = login(g_h, w.patient.email, &w.patient.dev[0], NULL);
+    struct rawc *a = login(g_h, w.patient.email, &w.patient.dev[0], NULL);
     uint8_t conv[16], conv2[16], mid[16];
     create_direct_ok(a, w.provider.account, conv);
     create_direct_ok(a, w.provider.account, conv2);
     assert_memory_equal(conv, conv2, 16); /* same pair, same conversation */
     assert_int_equal(send_to_provider(a, &w, conv, "hello doctor", mid), 1);
 
-    struct client *p[3];
+    struct rawc *p[3];
     for (int i = 0; i < 3; i++) {
         p[i] = login(g_h, w.provider.email, &w.provider.dev[i], NULL);
         struct got g;
@@ -556,7 +329,7 @@ static void test_messaging_offline_three_devices_live_and_receipt(void **state) 
     /* Live: every synced device gets the next message at once. */
     assert_int_equal(send_to_provider(a, &w, conv, "second", NULL), 2);
     for (int i = 0; i < 3; i++) {
-        Carechat__V1__Frame *q = next_request(p[i], TIMEOUT_MS);
+        Carechat__V1__Frame *q = rawc_next_request(p[i], TIMEOUT_MS);
         assert_non_null(q);
         assert_int_equal(q->body_case, CARECHAT__V1__FRAME__BODY_DELIVERY);
         struct got g = {0};
@@ -576,10 +349,10 @@ static void test_messaging_offline_three_devices_live_and_receipt(void **state) 
     sr.message_ids = ids;
     f.body_case = CARECHAT__V1__FRAME__BODY_SEND_RECEIPT;
     f.send_receipt = &sr;
-    Carechat__V1__Frame *r = rpc(p[0], &f);
+    Carechat__V1__Frame *r = rawc_rpc(p[0], &f);
     raw_expect_status(r, STATUS_OK);
     proto_free(r);
-    r = rpc(p[1], &f); /* the same account again: ignored */
+    r = rawc_rpc(p[1], &f); /* the same account again: ignored */
     raw_expect_status(r, STATUS_OK);
     proto_free(r);
     struct got g;
@@ -587,8 +360,8 @@ static void test_messaging_offline_three_devices_live_and_receipt(void **state) 
     assert_int_equal(g.n, 1);
     assert_int_equal(g.receipts, 1);
     for (int i = 0; i < 3; i++)
-        client_free(p[i]);
-    client_free(a);
+        rawc_free(p[i]);
+    rawc_free(a);
     world_free(&w);
 }
 
@@ -597,12 +370,12 @@ static void test_messaging_reconnect_replays_unacknowledged(void **state) {
     (void)state;
     struct world w;
     uint8_t conv[16];
-    struct client *a = patient_in_direct(&w, conv);
+    struct rawc *a = patient_in_direct(&w, conv);
     const char *texts[5] = {"m1", "m2", "m3", "m4", "m5"};
     for (int i = 0; i < 5; i++)
         send_to_provider(a, &w, conv, texts[i], NULL);
 
-    struct client *p = login(g_h, w.provider.email, &w.provider.dev[0], NULL);
+    struct rawc *p = login(g_h, w.provider.email, &w.provider.dev[0], NULL);
     struct got g;
     sync_all(p, NULL, 0, w.provider.dev[0].id, &g);
     assert_int_equal(g.n, 5);
@@ -615,7 +388,7 @@ static void test_messaging_reconnect_replays_unacknowledged(void **state) {
     uint8_t last[10];
     size_t last_len = g.cursor_len[4];
     memcpy(last, g.cursor[4], last_len);
-    client_free(p);
+    rawc_free(p);
 
     p = login(g_h, w.provider.email, &w.provider.dev[0], NULL);
     sync_all(p, acked, acked_len, w.provider.dev[0].id, &g);
@@ -634,23 +407,23 @@ static void test_messaging_reconnect_replays_unacknowledged(void **state) {
     ack(p, last, last_len, STATUS_OK);
     uint8_t future[1] = {0x7f};
     ack(p, future, 1, STATUS_CONFLICT);
-    client_free(p);
+    rawc_free(p);
     p = login(g_h, w.provider.email, &w.provider.dev[0], NULL);
     sync_all(p, NULL, 0, w.provider.dev[0].id, &g);
     assert_int_equal(g.n, 0);
-    client_free(p);
-    client_free(a);
+    rawc_free(p);
+    rawc_free(a);
     world_free(&w);
 }
 
 /* Receives server requests without answering them until `want` came or
  * nothing more comes within quiet_ms; returns how many came, storing the
  * Deliveries' bodies and cursors in `g` and noting a QueueEmpty. */
-static size_t recv_unanswered(struct client *c, size_t want, int quiet_ms, struct got *g,
+static size_t recv_unanswered(struct rawc *c, size_t want, int quiet_ms, struct got *g,
                               uint64_t *ids, bool *queue_empty) {
     size_t n = 0;
     while (n < want + 1) {
-        Carechat__V1__Frame *f = recv_frame(c, n < want ? TIMEOUT_MS : quiet_ms);
+        Carechat__V1__Frame *f = rawc_recv(c, n < want ? TIMEOUT_MS : quiet_ms);
         if (!f)
             break;
         if (f->body_case == CARECHAT__V1__FRAME__BODY_RESPONSE) {
@@ -675,21 +448,20 @@ static void test_messaging_replay_in_pages(void **state) {
     (void)state;
     struct world w;
     uint8_t conv[16];
-    struct client *a = patient_in_direct(&w, conv);
+    struct rawc *a = patient_in_direct(&w, conv);
     char text[16];
     for (int i = 0; i < 150; i++) {
         snprintf(text, sizeof text, "n%d", i);
         send_to_provider(a, &w, conv, text, NULL);
     }
-    struct client *p = login(g_h, w.provider.email, &w.provider.dev[0], NULL);
+    struct rawc *p = login(g_h, w.provider.email, &w.provider.dev[0], NULL);
     Carechat__V1__Frame f;
     Carechat__V1__Sync s;
     carechat__v1__frame__init(&f);
     carechat__v1__sync__init(&s);
     f.body_case = CARECHAT__V1__FRAME__BODY_SYNC;
     f.sync = &s;
-    f.request_id = ++p->next_id;
-    send_frame(p, &f);
+    rawc_send_request(p, &f);
     struct got *g = calloc(3, sizeof *g);
     uint64_t ids[80];
     bool done = false;
@@ -697,7 +469,7 @@ static void test_messaging_replay_in_pages(void **state) {
     assert_int_equal(recv_unanswered(p, 64, 500, &g[0], ids, &done), 64);
     assert_false(done);
     for (size_t i = 0; i < 64; i++)
-        answer_ok(p, ids[i]);
+        rawc_answer_ok(p, ids[i]);
     /* Page 2: left unanswered, but acknowledged. */
     assert_int_equal(recv_unanswered(p, 64, 500, &g[1], ids, &done), 64);
     assert_false(done);
@@ -707,8 +479,7 @@ static void test_messaging_replay_in_pages(void **state) {
     ak.cursor = (ProtobufCBinaryData){g[1].cursor_len[63], g[1].cursor[63]};
     f.body_case = CARECHAT__V1__FRAME__BODY_ACK;
     f.ack = &ak;
-    f.request_id = ++p->next_id;
-    send_frame(p, &f);
+    rawc_send_request(p, &f);
     /* Page 3: the last 22, then QueueEmpty. */
     assert_int_equal(recv_unanswered(p, 23, 500, &g[2], ids, &done), 23);
     assert_true(done);
@@ -720,8 +491,8 @@ static void test_messaging_replay_in_pages(void **state) {
         }
     assert_int_equal(k, 150);
     free(g);
-    client_free(p);
-    client_free(a);
+    rawc_free(p);
+    rawc_free(a);
     world_free(&w);
 }
 
@@ -730,12 +501,14 @@ static void test_messaging_resend_same_client_msg_id_stores_once(void **state) {
     (void)state;
     struct world w;
     uint8_t conv[16], cmid[16];
-    struct client *a = patient_in_direct(&w, conv);
+    struct rawc *a = patient_in_direct(&w, conv);
     randombytes_buf(cmid, sizeof cmid);
-    struct wrap_to to[1] = {{w.provider.dev[0].id, 1}};
-    Carechat__V1__Frame *r1 = send_msg(a, conv, cmid, w.patient.dev[0].id, to, 1, "once");
+    struct rawc_wrap_to to[1] = {{w.provider.dev[0].id, 1}};
+    Carechat__V1__Frame *r1 =
+        rawc_send_msg(a, conv, cmid, w.patient.dev[0].id, to, 1, "once", false);
     raw_expect_status(r1, STATUS_OK);
-    Carechat__V1__Frame *r2 = send_msg(a, conv, cmid, w.patient.dev[0].id, to, 1, "once");
+    Carechat__V1__Frame *r2 =
+        rawc_send_msg(a, conv, cmid, w.patient.dev[0].id, to, 1, "once", false);
     raw_expect_status(r2, STATUS_OK);
     assert_memory_equal(r1->response->send->message_id.data, r2->response->send->message_id.data,
                         16);
@@ -745,12 +518,12 @@ static void test_messaging_resend_same_client_msg_id_stores_once(void **state) {
     proto_free(r2);
     assert_int_equal(last_seq(a, conv), 1);
     assert_int_equal(history_count(a, conv), 1);
-    struct client *p = login(g_h, w.provider.email, &w.provider.dev[0], NULL);
+    struct rawc *p = login(g_h, w.provider.email, &w.provider.dev[0], NULL);
     struct got g;
     sync_all(p, NULL, 0, w.provider.dev[0].id, &g);
     assert_int_equal(g.n, 1);
-    client_free(p);
-    client_free(a);
+    rawc_free(p);
+    rawc_free(a);
     world_free(&w);
 }
 
@@ -762,18 +535,18 @@ static void test_messaging_wrong_device_set_conflict(void **state) {
     add_device(g_h, &w.provider);
     add_device(g_h, &w.provider);
     add_device(g_h, &w.patient); /* the sender's other device must be covered too */
-    struct client *a = login(g_h, w.patient.email, &w.patient.dev[0], NULL);
+    struct rawc *a = login(g_h, w.patient.email, &w.patient.dev[0], NULL);
     uint8_t conv[16], cmid[16], stranger[16];
     create_direct_ok(a, w.provider.account, conv);
     randombytes_buf(cmid, sizeof cmid);
     randombytes_buf(stranger, sizeof stranger);
-    struct wrap_to to[4] = {
+    struct rawc_wrap_to to[4] = {
         {w.provider.dev[0].id, 1}, /* fine */
         {w.provider.dev[2].id, 9}, /* stale key id */
         {stranger, 1},             /* extra */
         {w.patient.dev[0].id, 1},  /* the sending device itself: allowed */
     };
-    Carechat__V1__Frame *r = send_msg(a, conv, cmid, w.patient.dev[0].id, to, 4, "x");
+    Carechat__V1__Frame *r = rawc_send_msg(a, conv, cmid, w.patient.dev[0].id, to, 4, "x", false);
     raw_expect_status(r, STATUS_CONFLICT);
     assert_int_equal(r->response->result_case, CARECHAT__V1__RESPONSE__RESULT_DEVICE_MISMATCH);
     const Carechat__V1__DeviceMismatch *dm = r->response->device_mismatch;
@@ -791,15 +564,15 @@ static void test_messaging_wrong_device_set_conflict(void **state) {
     proto_free(r);
     assert_int_equal(last_seq(a, conv), 0);
     /* Fixed up, the same client_msg_id goes through. */
-    struct wrap_to ok[4] = {{w.provider.dev[0].id, 1},
-                            {w.provider.dev[1].id, 1},
-                            {w.provider.dev[2].id, 1},
-                            {w.patient.dev[1].id, 1}};
-    r = send_msg(a, conv, cmid, w.patient.dev[0].id, ok, 4, "x");
+    struct rawc_wrap_to ok[4] = {{w.provider.dev[0].id, 1},
+                                 {w.provider.dev[1].id, 1},
+                                 {w.provider.dev[2].id, 1},
+                                 {w.patient.dev[1].id, 1}};
+    r = rawc_send_msg(a, conv, cmid, w.patient.dev[0].id, ok, 4, "x", false);
     raw_expect_status(r, STATUS_OK);
     proto_free(r);
     assert_int_equal(last_seq(a, conv), 1);
-    client_free(a);
+    rawc_free(a);
     world_free(&w);
 }
 
@@ -808,11 +581,11 @@ static void test_messaging_patient_to_patient_refused(void **state) {
     (void)state;
     struct world w;
     world_make(g_h, &w);
-    struct client *p = login(g_h, w.provider.email, &w.provider.dev[0], NULL);
-    struct user other, stranger_provider;
+    struct rawc *p = login(g_h, w.provider.email, &w.provider.dev[0], NULL);
+    struct rawc_user other, stranger_provider;
     make_user(g_h, p, CARECHAT__V1__ROLE__PATIENT, &other);
     make_user(g_h, w.admin, CARECHAT__V1__ROLE__PROVIDER, &stranger_provider);
-    struct client *a = login(g_h, w.patient.email, &w.patient.dev[0], NULL);
+    struct rawc *a = login(g_h, w.patient.email, &w.patient.dev[0], NULL);
     Carechat__V1__Frame *r = create_direct(a, other.account);
     raw_expect_status(r, STATUS_NOT_FOUND);
     proto_free(r);
@@ -826,12 +599,12 @@ static void test_messaging_patient_to_patient_refused(void **state) {
     uint8_t conv[16];
     create_direct_ok(p, stranger_provider.account, conv);
     create_direct_ok(p, other.account, conv);
-    client_free(a);
-    client_free(p);
+    rawc_free(a);
+    rawc_free(p);
     world_free(&w);
 }
 
-static Carechat__V1__Frame *list_conversations(struct client *c, uint32_t limit,
+static Carechat__V1__Frame *list_conversations(struct rawc *c, uint32_t limit,
                                                const ProtobufCBinaryData *token) {
     Carechat__V1__Frame f;
     Carechat__V1__ListConversations l;
@@ -842,7 +615,7 @@ static Carechat__V1__Frame *list_conversations(struct client *c, uint32_t limit,
         l.page_token = *token;
     f.body_case = CARECHAT__V1__FRAME__BODY_LIST_CONVERSATIONS;
     f.list_conversations = &l;
-    Carechat__V1__Frame *r = rpc(c, &f);
+    Carechat__V1__Frame *r = rawc_rpc(c, &f);
     raw_expect_status(r, STATUS_OK);
     assert_int_equal(r->response->result_case, CARECHAT__V1__RESPONSE__RESULT_CONVERSATION_PAGE);
     return r;
@@ -854,8 +627,8 @@ static void test_messaging_list_conversations_most_recent_first(void **state) {
     (void)state;
     struct world w;
     world_make(g_h, &w);
-    struct client *p = login(g_h, w.provider.email, &w.provider.dev[0], NULL);
-    struct user other, colleague;
+    struct rawc *p = login(g_h, w.provider.email, &w.provider.dev[0], NULL);
+    struct rawc_user other, colleague;
     make_user(g_h, p, CARECHAT__V1__ROLE__PATIENT, &other);
     make_user(g_h, w.admin, CARECHAT__V1__ROLE__PROVIDER, &colleague);
     uint8_t convs[3][16];
@@ -864,7 +637,7 @@ static void test_messaging_list_conversations_most_recent_first(void **state) {
     create_direct_ok(p, colleague.account, convs[2]);
     nanosleep(&(struct timespec){.tv_nsec = 20 * 1000000L}, NULL);
     /* A message makes the oldest conversation the most recent. */
-    struct client *a = login(g_h, w.patient.email, &w.patient.dev[0], NULL);
+    struct rawc *a = login(g_h, w.patient.email, &w.patient.dev[0], NULL);
     send_to_provider(a, &w, convs[0], "bump", NULL);
     Carechat__V1__Frame *r1 = list_conversations(p, 2, NULL);
     const Carechat__V1__ConversationPage *pg = r1->response->conversation_page;
@@ -893,8 +666,8 @@ static void test_messaging_list_conversations_most_recent_first(void **state) {
     Carechat__V1__Frame *r3 = list_conversations(a, 0, NULL);
     assert_int_equal(r3->response->conversation_page->n_conversations, 1);
     proto_free(r3);
-    client_free(a);
-    client_free(p);
+    rawc_free(a);
+    rawc_free(p);
     world_free(&w);
 }
 
@@ -903,8 +676,8 @@ static void test_messaging_typing_live_not_stored(void **state) {
     (void)state;
     struct world w;
     uint8_t conv[16];
-    struct client *a = patient_in_direct(&w, conv);
-    struct client *p = login(g_h, w.provider.email, &w.provider.dev[0], NULL);
+    struct rawc *a = patient_in_direct(&w, conv);
+    struct rawc *p = login(g_h, w.provider.email, &w.provider.dev[0], NULL);
     Carechat__V1__Frame f;
     Carechat__V1__Typing t;
     carechat__v1__frame__init(&f);
@@ -913,10 +686,10 @@ static void test_messaging_typing_live_not_stored(void **state) {
     t.typing = true;
     f.body_case = CARECHAT__V1__FRAME__BODY_TYPING;
     f.typing = &t;
-    Carechat__V1__Frame *r = rpc(a, &f);
+    Carechat__V1__Frame *r = rawc_rpc(a, &f);
     raw_expect_status(r, STATUS_OK);
     proto_free(r);
-    Carechat__V1__Frame *q = next_request(p, TIMEOUT_MS);
+    Carechat__V1__Frame *q = rawc_next_request(p, TIMEOUT_MS);
     assert_non_null(q);
     assert_int_equal(q->body_case, CARECHAT__V1__FRAME__BODY_TYPING_EVENT);
     assert_memory_equal(q->typing_event->account_id.data, w.patient.account, 16);
@@ -924,15 +697,15 @@ static void test_messaging_typing_live_not_stored(void **state) {
     assert_true(q->typing_event->typing);
     proto_free(q);
     /* The sender's own connection gets nothing. */
-    assert_null(next_request(a, 300));
+    assert_null(rawc_next_request(a, 300));
     /* Nothing stored: no inbox entry, no message. */
     struct got g;
     sync_all(p, NULL, 0, w.provider.dev[0].id, &g);
     assert_int_equal(g.n, 0);
     assert_int_equal(last_seq(p, conv), 0);
     assert_int_equal(history_count(p, conv), 0);
-    client_free(p);
-    client_free(a);
+    rawc_free(p);
+    rawc_free(a);
     world_free(&w);
 }
 
@@ -943,27 +716,28 @@ static void test_messaging_rate_limit_and_inbox_cap(void **state) {
     struct harness *h = start_server(args);
     struct world w;
     world_make(h, &w);
-    struct client *a = login(h, w.patient.email, &w.patient.dev[0], NULL);
+    struct rawc *a = login(h, w.patient.email, &w.patient.dev[0], NULL);
     uint8_t conv[16];
     create_direct_ok(a, w.provider.account, conv);
     for (int i = 0; i < 3; i++)
         send_to_provider(a, &w, conv, "fills the inbox", NULL);
     uint8_t cmid[16];
     randombytes_buf(cmid, sizeof cmid);
-    struct wrap_to to[1] = {{w.provider.dev[0].id, 1}};
-    Carechat__V1__Frame *r = send_msg(a, conv, cmid, w.patient.dev[0].id, to, 1, "full");
+    struct rawc_wrap_to to[1] = {{w.provider.dev[0].id, 1}};
+    Carechat__V1__Frame *r =
+        rawc_send_msg(a, conv, cmid, w.patient.dev[0].id, to, 1, "full", false);
     raw_expect_status(r, STATUS_UNAVAILABLE);
     assert_string_equal(r->response->detail, "recipient inbox full");
     proto_free(r);
     assert_int_equal(last_seq(a, conv), 3);
     /* The burst of 4 is spent (the refused send took a token): limited. */
     randombytes_buf(cmid, sizeof cmid);
-    r = send_msg(a, conv, cmid, w.patient.dev[0].id, to, 1, "too many");
+    r = rawc_send_msg(a, conv, cmid, w.patient.dev[0].id, to, 1, "too many", false);
     raw_expect_status(r, STATUS_RATE_LIMITED);
     proto_free(r);
     assert_int_equal(last_seq(a, conv), 3);
     assert_int_equal(history_count(a, conv), 3);
-    client_free(a);
+    rawc_free(a);
     world_free(&w);
     int status = -1;
     assert_int_equal(harness_stop(h, &status), 0);
