@@ -369,6 +369,25 @@ const char *proto_body_name(const Carechat__V1__Frame *frame) {
     return f ? f->name : "none";
 }
 
+bool proto_body_bytes(const Carechat__V1__Frame *frame, const char *name,
+                      ProtobufCBinaryData *out) {
+    if (!frame || frame->body_case == CARECHAT__V1__FRAME__BODY__NOT_SET)
+        return false;
+    const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(
+        &carechat__v1__frame__descriptor, (unsigned)frame->body_case);
+    if (!f || f->type != PROTOBUF_C_TYPE_MESSAGE)
+        return false;
+    const ProtobufCMessage *body = *(ProtobufCMessage *const *)((const char *)frame + f->offset);
+    if (!body)
+        return false;
+    const ProtobufCFieldDescriptor *b =
+        protobuf_c_message_descriptor_get_field_by_name(body->descriptor, name);
+    if (!b || b->type != PROTOBUF_C_TYPE_BYTES || b->label == PROTOBUF_C_LABEL_REPEATED)
+        return false;
+    *out = *(const ProtobufCBinaryData *)((const char *)body + b->offset);
+    return true;
+}
+
 int proto_entry_decode(const struct proto_limits *lim, const uint8_t *data, size_t len,
                        Carechat__Entry__V1__Entry **out) {
     ProtobufCMessage *msg = NULL;

@@ -34,6 +34,7 @@
 #ifndef PROTOCOL_PROTO_H
 #define PROTOCOL_PROTO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -110,6 +111,11 @@ void proto_response_frame(Carechat__V1__Frame *frame, Carechat__V1__Response *re
 /* The schema name of the frame's body ("send", "delivery", ...), or "none" when
  * it has none. A constant string, for logs and metrics. */
 const char *proto_body_name(const Carechat__V1__Frame *frame);
+
+/* The bytes field `name` (e.g. "conversation_id") of the frame's body message:
+ * true with *out pointing into `frame` (borrowed), false when the body has no
+ * bytes field of that name (or the frame no body). */
+bool proto_body_bytes(const Carechat__V1__Frame *frame, const char *name, ProtobufCBinaryData *out);
 
 /* Entries: the same contract as proto_decode()/proto_free()/proto_encode(), for
  * protocol/entry.proto. An entry must have a kind; its version is apply's to

@@ -679,6 +679,35 @@ static void test_proto_request_id_zero_and_missing_body_rejected(void **state) {
     buf_cleanup(&inner);
 }
 
+static void test_proto_body_bytes_finds_named_field(void **state) {
+    (void)state;
+    uint8_t conv[16] = {1, 2, 3};
+    Carechat__V1__History h = CARECHAT__V1__HISTORY__INIT;
+    h.conversation_id = (ProtobufCBinaryData){sizeof conv, conv};
+    Carechat__V1__Frame frame = CARECHAT__V1__FRAME__INIT;
+    frame.request_id = 1;
+    frame.body_case = CARECHAT__V1__FRAME__BODY_HISTORY;
+    frame.history = &h;
+    ProtobufCBinaryData got = {0, NULL};
+    assert_true(proto_body_bytes(&frame, "conversation_id", &got));
+    assert_ptr_equal(got.data, conv);
+    assert_int_equal(got.len, sizeof conv);
+    /* A field of another type, an unknown name, a body without it. */
+    assert_false(proto_body_bytes(&frame, "limit", &got));
+    assert_false(proto_body_bytes(&frame, "no_such_field", &got));
+    Carechat__V1__Logout logout = CARECHAT__V1__LOGOUT__INIT;
+    frame.body_case = CARECHAT__V1__FRAME__BODY_LOGOUT;
+    frame.logout = &logout;
+    assert_false(proto_body_bytes(&frame, "conversation_id", &got));
+    /* Repeated bytes fields are not single values. */
+    Carechat__V1__SendReceipt r = CARECHAT__V1__SEND_RECEIPT__INIT;
+    frame.body_case = CARECHAT__V1__FRAME__BODY_SEND_RECEIPT;
+    frame.send_receipt = &r;
+    assert_false(proto_body_bytes(&frame, "message_ids", &got));
+    frame.body_case = CARECHAT__V1__FRAME__BODY__NOT_SET;
+    assert_false(proto_body_bytes(&frame, "conversation_id", &got));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_proto_round_trip_send),
@@ -692,6 +721,7 @@ int main(void) {
         cmocka_unit_test(test_proto_memory_budget_holds_for_hostile_frames),
         cmocka_unit_test(test_proto_truncated_input_rejected),
         cmocka_unit_test(test_proto_request_id_zero_and_missing_body_rejected),
+        cmocka_unit_test(test_proto_body_bytes_finds_named_field),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
