@@ -46,6 +46,28 @@ static int apply_server_init(struct store_txn *txn, const Carechat__Entry__V1__S
     return txn_put(txn, CF_META, META_KEY(APPLY_META_CREATED_AT), NULL, created, sizeof created);
 }
 
+/* An entry whose actor account has been deactivated since it was proposed is
+ * refused (UNAUTHENTICATED), whatever its kind: the proposer checked the
+ * session, apply re-checks in journal order. Audit records and session ends
+ * are still written; an actor that does not exist yet (Register, Bootstrap)
+ * is the kind's to judge. */
+static int actor_active(struct store_txn *txn, const Carechat__Entry__V1__Entry *e) {
+    struct id actor;
+    if (e->kind_case == CARECHAT__ENTRY__V1__ENTRY__KIND_AUDIT_APPEND ||
+        e->kind_case == CARECHAT__ENTRY__V1__ENTRY__KIND_SESSION_END ||
+        !apply_id_field(e->actor_account_id, &actor))
+        return STATUS_OK;
+    struct rec_account a;
+    int rc = apply_read_account(txn, &actor, &a);
+    if (rc == STATUS_NOT_FOUND)
+        return STATUS_OK;
+    if (rc != 0)
+        return rc;
+    bool active = a.active;
+    rec_account_cleanup(&a);
+    return active ? STATUS_OK : STATUS_UNAUTHENTICATED;
+}
+
 int apply_entry(void *ctx, struct store_txn *txn, uint64_t pos, const uint8_t *entry,
                 size_t entry_len, struct buf *result) {
     Carechat__Entry__V1__Entry *e = NULL;
@@ -61,6 +83,8 @@ int apply_entry(void *ctx, struct store_txn *txn, uint64_t pos, const uint8_t *e
         rc = STATUS_BAD_REQUEST;
         goto out;
     }
+    if ((rc = actor_active(txn, e)) != 0)
+        goto out;
     switch (e->kind_case) {
     case CARECHAT__ENTRY__V1__ENTRY__KIND_SERVER_INIT:
         rc = apply_server_init(txn, e->server_init);

@@ -13,7 +13,7 @@
  *               APPLY_META_SERVER_ID (16 bytes) and APPLY_META_CREATED_AT
  *               (8 bytes, big-endian milliseconds); a second one is CONFLICT.
  *   the account kinds (Bootstrap, InviteCreate, Register, RegisterRefused,
- *               Login, SessionTouch, SessionEnd, DeviceRemove, KeyRotate,
+ *               AccountDeactivate, Login, SessionTouch, SessionEnd, DeviceRemove, KeyRotate,
  *               DeviceListPublish): apply_accounts.c writes the records of
  *               server/records.h; each kind's refusals are in entry.proto.
  *   the conversation and message kinds (DirectCreate, MessageSend, InboxAck,
@@ -24,6 +24,8 @@
  *               UrgentAck): apply_channels.c, same records and results.
  *   AuditAppend  one link of the audit chain (server/audit.h); the account
  *               kinds append theirs in the same batch as their change.
+ * Every kind but AuditAppend and SessionEnd is refused UNAUTHENTICATED when its
+ * actor account exists and is deactivated.
  */
 #ifndef SERVER_APPLY_H
 #define SERVER_APPLY_H

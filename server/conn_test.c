@@ -144,11 +144,23 @@ static void test_conn_login_before_auth_gets_a_status(void **state) {
     assert_int_equal(f->wire.n_closes, 0);
 }
 
-static void test_conn_request_before_auth_is_unauthenticated(void **state) {
+/* Requests that need a session go to the handler (whose authorization check
+ * refuses them); the CONN_MAX_BAD_FRAMES-th closes the connection. */
+static void test_conn_requests_before_auth_are_bounded(void **state) {
     struct fixture *f = *state;
-    send_request(f, 1, CARECHAT__V1__FRAME__BODY_LIST_CONVERSATIONS);
-    assert_int_equal(f->wire.n_sent, 1);
-    assert_response(f, 0, 1, STATUS_UNAUTHENTICATED, NULL);
+    for (unsigned i = 1; i < CONN_MAX_BAD_FRAMES; i++) {
+        send_request(f, i, CARECHAT__V1__FRAME__BODY_LIST_CONVERSATIONS);
+        assert_int_equal(f->wire.n_sent, i);
+        assert_response(f, i - 1, i, STATUS_UNAVAILABLE, "not implemented yet");
+        assert_int_equal(f->wire.n_closes, 0);
+    }
+    /* Login, Authenticate and Register do not count. */
+    send_request(f, 100, CARECHAT__V1__FRAME__BODY_LOGIN);
+    assert_int_equal(f->wire.n_closes, 0);
+    send_request(f, 101, CARECHAT__V1__FRAME__BODY_LIST_CONVERSATIONS);
+    assert_int_equal(f->wire.n_closes, 1);
+    assert_int_equal(f->wire.close_code, CONN_CLOSE_POLICY);
+    assert_int_equal(conn_state(f->conn), CONN_CLOSING);
 }
 
 static void test_conn_authenticated_serves_other_requests(void **state) {
@@ -333,7 +345,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conn_handler_answers_later_and_sees_detach),
         cmocka_unit_test_setup_teardown(test_conn_login_before_auth_gets_a_status, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_conn_request_before_auth_is_unauthenticated, setup,
+        cmocka_unit_test_setup_teardown(test_conn_requests_before_auth_are_bounded, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_conn_authenticated_serves_other_requests, setup,
                                         teardown),

@@ -103,7 +103,7 @@ void devices_entry_done(struct op *op, int status) {
         return;
     }
     if (op->kind == OP_REMOVE_DEVICE)
-        revoke_device(op->hc->h, &op->device, CARECHAT__V1__REVOKE_REASON__DEVICE_REMOVED, NULL);
+        revoke(op->hc->h, NULL, &op->device, CARECHAT__V1__REVOKE_REASON__DEVICE_REMOVED, NULL);
     respond_device_list(op->hc->h, c, op->request_id, &op->account);
 }
 
@@ -127,8 +127,7 @@ void handle_publish_device_list(struct hconn *hc, uint64_t rid,
     }
     if (memcmp(account.b, hc->account.b, ID_LEN) != 0 ||
         memcmp(signer.b, hc->device.b, ID_LEN) != 0) {
-        deny(hc, rid, STATUS_FORBIDDEN, "sign your own account's list with this device",
-             REC_AUDIT_DEVICE_LIST, NULL, 0);
+        deny(hc, rid, STATUS_FORBIDDEN, "sign your own account's list with this device", NULL, 0);
         return;
     }
     struct rec_list_item items[REC_LIST_MAX];
@@ -145,8 +144,7 @@ void handle_publish_device_list(struct hconn *hc, uint64_t rid,
             signer_key = items[i].identity_key;
     }
     if (!signer_key) {
-        deny(hc, rid, STATUS_FORBIDDEN, "the signer must be in the list", REC_AUDIT_DEVICE_LIST,
-             NULL, 0);
+        deny(hc, rid, STATUS_FORBIDDEN, "the signer must be in the list", NULL, 0);
         return;
     }
     int rc = rules_verify_device_list(&account, l->version, items, l->n_devices, signer_key,
@@ -220,7 +218,7 @@ void handle_rotate_key(struct hconn *hc, uint64_t rid, const Carechat__V1__Rotat
         return;
     }
     if (memcmp(device.b, hc->device.b, ID_LEN) != 0) {
-        deny(hc, rid, STATUS_FORBIDDEN, "keys of another device", REC_AUDIT_DEVICE_LIST, NULL, 0);
+        deny(hc, rid, STATUS_FORBIDDEN, "keys of another device", NULL, 0);
         return;
     }
     struct rec_device dev;
@@ -327,7 +325,7 @@ void handle_list_devices(struct hconn *hc, uint64_t rid, const Carechat__V1__Lis
     for (size_t i = 0; i < n; i++) {
         int rc = read_account(h, &ids[i], &accts[i]);
         if (rc != 0) {
-            status = rc == STATUS_NOT_FOUND ? rc : STATUS_INTERNAL;
+            status = rc;
             detail = "unknown account";
             goto out;
         }
@@ -368,7 +366,7 @@ void handle_list_devices(struct hconn *hc, uint64_t rid, const Carechat__V1__Lis
     conn_send(c, &frame);
 out:
     if (status != STATUS_OK)
-        conn_respond(c, rid, status, detail);
+        deny(hc, rid, status, detail, NULL, 0);
     for (size_t i = 0; i < n; i++) {
         for (size_t j = 0; j < dcs[i].n; j++)
             rec_device_cleanup(&dcs[i].recs[j]);
@@ -405,13 +403,13 @@ void handle_lookup_account(struct hconn *hc, uint64_t rid, const Carechat__V1__L
     if (rc == 0)
         rc = read_account(h, &id, &a);
     if (rc != 0) {
-        conn_respond(c, rid, rc == STATUS_NOT_FOUND ? rc : STATUS_INTERNAL, "no such account");
+        deny(hc, rid, rc, "no such account", NULL, 0);
         return;
     }
     bool self = memcmp(id.b, hc->account.b, ID_LEN) == 0;
     if (!rules_may_see(hc->role, a.role, self) && !channels_share(h, &hc->account, &id)) {
         rec_account_cleanup(&a);
-        conn_respond(c, rid, STATUS_NOT_FOUND, "no such account");
+        deny(hc, rid, STATUS_NOT_FOUND, "no such account", NULL, 0);
         return;
     }
     Carechat__V1__Frame frame;

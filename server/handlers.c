@@ -23,6 +23,7 @@
 #include "base/log.h"
 #include "base/status.h"
 #include "server/audit.h"
+#include "server/authz.h"
 #include "server/handlers_internal.h"
 #include "storage/keys.h"
 
@@ -75,6 +76,7 @@ struct op *op_new(struct hconn *hc, enum op_kind kind, uint64_t request_id) {
     op->kind = kind;
     op->hc = hc;
     op->request_id = request_id;
+    op->action = hc->action;
     hc->refs++;
     return op;
 }
@@ -104,11 +106,12 @@ static void send_server_request(struct conn *c, Carechat__V1__Frame *frame) {
     conn_send(c, frame);
 }
 
-void revoke_device(struct handlers *h, const struct id *device, Carechat__V1__RevokeReason reason,
-                   const struct hconn *except) {
+void revoke(struct handlers *h, const struct id *account, const struct id *device,
+            Carechat__V1__RevokeReason reason, const struct hconn *except) {
     for (struct hconn *x = h->conns; x; x = x->next) {
         if (x == except || !x->authenticated || !x->conn ||
-            memcmp(x->device.b, device->b, ID_LEN) != 0)
+            (device && memcmp(x->device.b, device->b, ID_LEN) != 0) ||
+            (account && memcmp(x->account.b, account->b, ID_LEN) != 0))
             continue;
         Carechat__V1__Frame frame;
         Carechat__V1__SessionRevoked rev;
@@ -179,7 +182,7 @@ static bool session_check(struct hconn *hc, uint64_t rid) {
         conn_respond(hc->conn, rid, STATUS_UNAUTHENTICATED, "session expired");
         audit_propose(hc, &hc->account, &hc->device, REC_AUDIT_SESSION_EXPIRE,
                       STATUS_UNAUTHENTICATED, hc->device.b, ID_LEN, NULL, NULL, NULL);
-        revoke_device(h, &hc->device, CARECHAT__V1__REVOKE_REASON__EXPIRED, NULL);
+        revoke(h, NULL, &hc->device, CARECHAT__V1__REVOKE_REASON__EXPIRED, NULL);
         return false;
     }
     int64_t idle = now + h->session_idle_ms;
@@ -248,6 +251,9 @@ void handlers_entry_done(void *ctx, uint64_t pos, int status, const uint8_t *res
     case OP_RECALL:
     case OP_URGENT_ACK:
         channels_entry_done(op, pos, status, result, len);
+        break;
+    case OP_DEACTIVATE:
+        admin_entry_done(op, status);
         break;
     }
     audit_refusal(op, status);
@@ -344,13 +350,66 @@ void dev_to_entry(const struct dev_new *d, Carechat__Entry__V1__DeviceNew *out) 
 
 /* ---- dispatch ---------------------------------------------------------------- */
 
+/* The caller's relation to the conversation the request `f` names (none
+ * named, unknown, or not an ACTIVE member: AUTHZ_STRANGER). *rc is set to a
+ * store failure, else left alone. */
+static enum authz_relation relation(struct hconn *hc, const Carechat__V1__Frame *f, int *rc) {
+    ProtobufCBinaryData b;
+    struct id conv;
+    struct msgrec_conv c;
+    struct msgrec_member me;
+    if (!proto_body_bytes(f, "conversation_id", &b) || id_from_bytes(b.data, b.len, &conv) != 0)
+        return AUTHZ_STRANGER;
+    int r = read_conv(hc->h, &conv, &c);
+    if (r == 0)
+        r = read_member(hc->h, &conv, &hc->account, &me);
+    if (r == STATUS_NOT_FOUND || (r == 0 && me.state != MSGREC_ACTIVE))
+        return AUTHZ_STRANGER;
+    if (r != 0) {
+        *rc = r;
+        return AUTHZ_STRANGER;
+    }
+    return c.has_owner && c.kind == MSGREC_CARE_TEAM &&
+                   memcmp(c.owner.b, hc->account.b, ID_LEN) == 0
+               ? AUTHZ_OWNER
+               : AUTHZ_ACTIVE_MEMBER;
+}
+
+/* The authorization check of every request (server/authz.h), after the
+ * session check. Returns true when `f` may go to its handler; otherwise it was
+ * answered (and a denial audited once). */
+static bool authorize(struct hconn *hc, const Carechat__V1__Frame *f, const struct authz_rule *r) {
+    struct authz_caller who = {.authenticated = hc->authenticated, .role = hc->role};
+    int store_rc = 0;
+    enum authz_relation rel = AUTHZ_STRANGER;
+    if (hc->authenticated && authz_needs_relation(r) && (r->roles & (1u << hc->role)))
+        rel = relation(hc, f, &store_rc);
+    if (store_rc != 0) {
+        respond_error(hc->conn, f->request_id, store_rc, NULL);
+        return false;
+    }
+    int rc = authz_decide(r, &who, rel);
+    if (rc == 0)
+        return true;
+    ProtobufCBinaryData object = {0, NULL};
+    if (!proto_body_bytes(f, "conversation_id", &object) || object.len != ID_LEN)
+        object = (ProtobufCBinaryData){0, NULL};
+    deny(hc, f->request_id, rc,
+         rc == STATUS_UNAUTHENTICATED ? "authenticate first"
+         : rc == STATUS_FORBIDDEN     ? "not allowed for your role"
+                                      : "no such conversation",
+         object.data, object.len);
+    return false;
+}
+
 static bool on_dispatch(void *ctx, void *state, const Carechat__V1__Frame *f) {
     struct hconn *hc = state;
     uint64_t rid = f->request_id;
-    switch (f->body_case) {
-    case CARECHAT__V1__FRAME__BODY_LOGIN:
-    case CARECHAT__V1__FRAME__BODY_REGISTER:
-    case CARECHAT__V1__FRAME__BODY_AUTHENTICATE:
+    const struct authz_rule *rule = authz_rule((uint32_t)f->body_case);
+    if (!rule)
+        return false;
+    hc->action = rule->action;
+    if (rule->scope == AUTHZ_OPEN) {
         if (hc->auth_busy) {
             conn_respond(hc->conn, rid, STATUS_CONFLICT, "authentication in progress");
             return true;
@@ -362,45 +421,10 @@ static bool on_dispatch(void *ctx, void *state, const Carechat__V1__Frame *f) {
         else
             handle_authenticate(hc, rid, f->authenticate);
         return true;
-    case CARECHAT__V1__FRAME__BODY_LOGOUT:
-    case CARECHAT__V1__FRAME__BODY_INVITE:
-    case CARECHAT__V1__FRAME__BODY_PUBLISH_DEVICE_LIST:
-    case CARECHAT__V1__FRAME__BODY_LIST_DEVICES:
-    case CARECHAT__V1__FRAME__BODY_REMOVE_DEVICE:
-    case CARECHAT__V1__FRAME__BODY_ROTATE_ENCRYPTION_KEY:
-    case CARECHAT__V1__FRAME__BODY_LOOKUP_ACCOUNT:
-    case CARECHAT__V1__FRAME__BODY_CREATE_DIRECT:
-    case CARECHAT__V1__FRAME__BODY_LIST_CONVERSATIONS:
-    case CARECHAT__V1__FRAME__BODY_GET_CONVERSATION:
-    case CARECHAT__V1__FRAME__BODY_HISTORY:
-    case CARECHAT__V1__FRAME__BODY_SEND:
-    case CARECHAT__V1__FRAME__BODY_ACK:
-    case CARECHAT__V1__FRAME__BODY_SYNC:
-    case CARECHAT__V1__FRAME__BODY_SEND_RECEIPT:
-    case CARECHAT__V1__FRAME__BODY_TYPING:
-    case CARECHAT__V1__FRAME__BODY_CREATE_CHANNEL:
-    case CARECHAT__V1__FRAME__BODY_ADD_MEMBER:
-    case CARECHAT__V1__FRAME__BODY_REMOVE_MEMBER:
-    case CARECHAT__V1__FRAME__BODY_APPROVE_MEMBER:
-    case CARECHAT__V1__FRAME__BODY_LEAVE_CONVERSATION:
-    case CARECHAT__V1__FRAME__BODY_LIST_MEMBERS:
-    case CARECHAT__V1__FRAME__BODY_RECALL:
-    case CARECHAT__V1__FRAME__BODY_ACK_URGENT:
-    case CARECHAT__V1__FRAME__BODY_GET_URGENT_STATUS:
-    case CARECHAT__V1__FRAME__BODY_QUERY_AUDIT:
-    case CARECHAT__V1__FRAME__BODY_VERIFY_AUDIT:
-        break;
-    default:
-        /* Later features: still checks the session, so an expired one ends. */
-        if (hc->authenticated && !session_check(hc, rid))
-            return true;
-        return false;
     }
-    if (!hc->authenticated) {
-        conn_respond(hc->conn, rid, STATUS_UNAUTHENTICATED, "authenticate first");
+    if (hc->authenticated && !session_check(hc, rid))
         return true;
-    }
-    if (!session_check(hc, rid))
+    if (!authorize(hc, f, rule))
         return true;
     switch (f->body_case) {
     case CARECHAT__V1__FRAME__BODY_LOGOUT:
@@ -484,8 +508,11 @@ static bool on_dispatch(void *ctx, void *state, const Carechat__V1__Frame *f) {
     case CARECHAT__V1__FRAME__BODY_VERIFY_AUDIT:
         handle_verify_audit(hc, rid);
         break;
-    default:
+    case CARECHAT__V1__FRAME__BODY_DEACTIVATE_ACCOUNT:
+        handle_deactivate_account(hc, rid, f->deactivate_account);
         break;
+    default:
+        return false; /* a later feature: "not implemented yet" */
     }
     return true;
 }
@@ -579,7 +606,7 @@ void handlers_tick(struct handlers *h) {
         if (x->authenticated && x->conn && (now >= x->expires_at || now >= x->idle_expires_at)) {
             audit_propose(x, &x->account, &x->device, REC_AUDIT_SESSION_EXPIRE,
                           STATUS_UNAUTHENTICATED, x->device.b, ID_LEN, NULL, NULL, NULL);
-            revoke_device(h, &x->device, CARECHAT__V1__REVOKE_REASON__EXPIRED, NULL);
+            revoke(h, NULL, &x->device, CARECHAT__V1__REVOKE_REASON__EXPIRED, NULL);
         }
     }
     audit_anchor(h->store, h->cfg.config->audit_anchor_every, &h->audit_anchored);

@@ -71,12 +71,19 @@ int audit_propose(struct hconn *hc, const struct id *actor, const struct id *dev
     return rc;
 }
 
-void deny(struct hconn *hc, uint64_t rid, int status, const char *detail, uint32_t action,
-          const void *object, size_t object_len) {
-    conn_respond(hc->conn, rid, status, detail);
+static bool is_denial(int status) {
+    return status == STATUS_FORBIDDEN || status == STATUS_NOT_FOUND ||
+           status == STATUS_UNAUTHENTICATED;
+}
+
+void deny(struct hconn *hc, uint64_t rid, int status, const char *detail, const void *object,
+          size_t object_len) {
+    respond_error(hc->conn, rid, status, detail);
+    if (!is_denial(status))
+        return;
     bool who = hc->authenticated;
-    audit_propose(hc, who ? &hc->account : NULL, who ? &hc->device : NULL, action, status, object,
-                  object_len, NULL, NULL, NULL);
+    audit_propose(hc, who ? &hc->account : NULL, who ? &hc->device : NULL, hc->action, status,
+                  object, object_len, NULL, NULL, NULL);
 }
 
 void audited_read(struct hconn *hc, uint64_t rid, uint32_t action, const void *object,
@@ -112,43 +119,14 @@ void audited_done(struct op *op, int status) {
     proto_free(f);
 }
 
-static uint32_t op_action(enum op_kind kind) {
-    switch (kind) {
-    case OP_LOGIN:
-        return REC_AUDIT_LOGIN;
-    case OP_REGISTER:
-        return REC_AUDIT_REGISTER;
-    case OP_AUTHENTICATE:
-        return REC_AUDIT_AUTHENTICATE;
-    case OP_LOGOUT:
-        return REC_AUDIT_LOGOUT;
-    case OP_INVITE:
-        return REC_AUDIT_INVITE;
-    case OP_REMOVE_DEVICE:
-        return REC_AUDIT_DEVICE_REMOVE;
-    case OP_DEVICE_LIST:
-        return REC_AUDIT_DEVICE_LIST;
-    case OP_CREATE_DIRECT:
-        return REC_AUDIT_CONVERSATION_CREATE;
-    case OP_SEND:
-        return REC_AUDIT_MESSAGE_SEND;
-    case OP_RECEIPT:
-        return REC_AUDIT_RECEIPT;
-    default:
-        return REC_AUDIT_REQUEST;
-    }
-}
-
 void audit_refusal(struct op *op, int status) {
-    if (op->kind == OP_AUDITED || op->kind == OP_REGISTER_REFUSED ||
-        (status != STATUS_FORBIDDEN && status != STATUS_NOT_FOUND &&
-         status != STATUS_UNAUTHENTICATED))
+    if (op->kind == OP_AUDITED || op->kind == OP_REGISTER_REFUSED || !is_denial(status))
         return;
     static const struct id none;
     bool who = memcmp(op->account.b, none.b, ID_LEN) != 0;
     bool conv = memcmp(op->conversation.b, none.b, ID_LEN) != 0;
-    audit_propose(op->hc, who ? &op->account : NULL, who ? &op->device : NULL, op_action(op->kind),
-                  status, conv ? op->conversation.b : NULL, conv ? ID_LEN : 0, NULL, NULL, NULL);
+    audit_propose(op->hc, who ? &op->account : NULL, who ? &op->device : NULL, op->action, status,
+                  conv ? op->conversation.b : NULL, conv ? ID_LEN : 0, NULL, NULL, NULL);
 }
 
 /* ---- QueryAudit ---------------------------------------------------------------- */
@@ -220,15 +198,7 @@ out:
     free(recs);
 }
 
-static bool is_auditor(const struct hconn *hc) {
-    return hc->role == REC_ROLE_ADMIN || hc->role == REC_ROLE_SYSADMIN;
-}
-
 void handle_query_audit(struct hconn *hc, uint64_t rid, const Carechat__V1__QueryAudit *m) {
-    if (!is_auditor(hc)) {
-        deny(hc, rid, STATUS_FORBIDDEN, "administrators only", REC_AUDIT_QUERY, NULL, 0);
-        return;
-    }
     if ((m->actor_account_id.len != 0 && m->actor_account_id.len != ID_LEN) ||
         (m->patient_account_id.len != 0 && m->patient_account_id.len != ID_LEN) ||
         (m->page_token.len != 0 && m->page_token.len != 8) || m->limit > QUERY_MAX ||
@@ -278,10 +248,6 @@ static void verify_answer(struct hconn *hc, uint64_t rid, const Carechat__V1__Fr
 }
 
 void handle_verify_audit(struct hconn *hc, uint64_t rid) {
-    if (!is_auditor(hc)) {
-        deny(hc, rid, STATUS_FORBIDDEN, "administrators only", REC_AUDIT_VERIFY, NULL, 0);
-        return;
-    }
     Carechat__V1__Frame f;
     Carechat__V1__VerifyAudit m;
     carechat__v1__frame__init(&f);

@@ -2,8 +2,9 @@
  * server/handlers_internal.h: what handlers.c (core: connection registry,
  * dispatch, session checks, proposing entries), sessions.c (Login, Register,
  * Authenticate, Logout, Invite), devices.c (PublishDeviceList, ListDevices,
- * RemoveDevice, RotateEncryptionKey, LookupAccount) and messaging.c
- * (conversations, messages, delivery, receipts, typing) share. Private to the
+ * RemoveDevice, RotateEncryptionKey, LookupAccount), messaging.c
+ * (conversations, messages, delivery, receipts, typing), channels.c,
+ * handlers_audit.c and admin.c (DeactivateAccount) share. Private to the
  * handlers library. Loop thread only.
  *
  * Lifetimes: a `struct hconn` is referenced by its conn (until detach) and by
@@ -53,6 +54,7 @@ struct hconn {
     bool authenticated;
     struct id account, device;
     uint32_t role;
+    uint32_t action; /* the audit action of the request being dispatched (authz.h) */
     uint8_t token_hash[REC_HASH_LEN];
     int64_t expires_at, idle_expires_at;
     int64_t stored_idle_expires_at; /* the idle expiry last made durable */
@@ -92,6 +94,7 @@ enum op_kind {
     OP_MEMBER, /* AddMember, RemoveMember, ApproveMember, LeaveConversation */
     OP_RECALL,
     OP_URGENT_ACK,
+    OP_DEACTIVATE,
 };
 
 /* Answers a request (`f`, decoded again from op->frame) once its audit
@@ -103,6 +106,7 @@ struct op {
     enum op_kind kind;
     struct hconn *hc;
     uint64_t request_id;
+    uint32_t action; /* the audit action of its request (hc->action at op_new) */
     struct id account, device;
     uint32_t role;
     bool found;      /* Login: the email belongs to an active account */
@@ -118,13 +122,16 @@ struct op {
     char birth_date[11];
     char display_name[RULES_DISPLAY_NAME_MAX + 1];
     struct id conversation; /* messaging ops */
+    struct id target;       /* OP_DEACTIVATE: the account */
+    int64_t time;           /* OP_DEACTIVATE: the entry's time */
     struct buf frame;       /* OP_AUDITED: the encoded request */
     audited_fn answer;      /* OP_AUDITED */
 };
 
 /* ---- handlers.c ---------------------------------------------------------- */
 
-/* A new op for a request on `hc` (takes a reference on hc). */
+/* A new op for the request being dispatched on `hc` (takes a reference on
+ * hc; its action is hc->action). */
 struct op *op_new(struct hconn *hc, enum op_kind kind, uint64_t request_id);
 /* Drops the op's reference and wipes and frees it. */
 void op_release(struct op *op);
@@ -147,9 +154,10 @@ void propose(struct handlers *h, struct op *op, const Carechat__Entry__V1__Entry
  * replaces every other connection of the same device. */
 void session_established(struct hconn *hc, const struct op *op);
 /* Sends SessionRevoked(reason) and closes (1008) every authenticated
- * connection of `device` except `except` (may be NULL). */
-void revoke_device(struct handlers *h, const struct id *device, Carechat__V1__RevokeReason reason,
-                   const struct hconn *except);
+ * connection of `account` (NULL: any) and `device` (NULL: any) except
+ * `except` (may be NULL); they are unauthenticated from then on. */
+void revoke(struct handlers *h, const struct id *account, const struct id *device,
+            Carechat__V1__RevokeReason reason, const struct hconn *except);
 
 /* Answers with a SessionResult built from the op. */
 void respond_session(struct op *op, bool with_token);
@@ -188,10 +196,15 @@ void audit_source(const struct hconn *hc, char out[REC_AUDIT_SOURCE_MAX + 1]);
 int audit_propose(struct hconn *hc, const struct id *actor, const struct id *device,
                   uint32_t action, int status, const void *object, size_t object_len,
                   const struct id *patient, journal_done_fn done, void *ctx);
-/* Answers `rid` with a refusal and appends its audit record (actor: the
- * connection's account and device when authenticated). */
-void deny(struct hconn *hc, uint64_t rid, int status, const char *detail, uint32_t action,
-          const void *object, size_t object_len);
+/* Answers `rid`, the request being dispatched (not from an on_done: see
+ * audit_refusal()), with the failure `status` as respond_error() does, and
+ * when it is a denial (FORBIDDEN, NOT_FOUND, UNAUTHENTICATED) appends its
+ * audit record: action hc->action, outcome `status`, actor the connection's
+ * account and device when authenticated (none otherwise), object `object`
+ * (NULL/0 for none). Every refusal of a request by role, membership, account
+ * state or target goes through here, once. */
+void deny(struct hconn *hc, uint64_t rid, int status, const char *detail, const void *object,
+          size_t object_len);
 /* Fail-closed read: appends the audit record of the read `f` (request
  * `rid`) and runs answer(hc, rid, f) once it is durable; answers UNAVAILABLE
  * when it cannot be written. */
@@ -201,8 +214,8 @@ void audited_read(struct hconn *hc, uint64_t rid, uint32_t action, const void *o
 /* on_done of OP_AUDITED. */
 void audited_done(struct op *op, int status);
 /* After a state-changing op was refused with `status` by apply: appends the
- * refusal's audit record when it is a denial (FORBIDDEN, NOT_FOUND,
- * UNAUTHENTICATED). */
+ * refusal's audit record (action op->action) when it is a denial (FORBIDDEN,
+ * NOT_FOUND, UNAUTHENTICATED). */
 void audit_refusal(struct op *op, int status);
 void handle_query_audit(struct hconn *hc, uint64_t rid, const Carechat__V1__QueryAudit *m);
 void handle_verify_audit(struct hconn *hc, uint64_t rid);
@@ -285,5 +298,13 @@ bool channels_share(struct handlers *h, const struct id *account, const struct i
  * acknowledgements to the devices' open connections. */
 void channels_entry_done(struct op *op, uint64_t pos, int status, const uint8_t *result,
                          size_t len);
+
+/* ---- admin.c -------------------------------------------------------------- */
+
+void handle_deactivate_account(struct hconn *hc, uint64_t rid,
+                               const Carechat__V1__DeactivateAccount *m);
+/* on_done of OP_DEACTIVATE: answers RetentionInfo and revokes the account's
+ * live sessions. */
+void admin_entry_done(struct op *op, int status);
 
 #endif

@@ -129,16 +129,16 @@ void respond_error(struct conn *c, uint64_t rid, int rc, const char *detail) {
 }
 
 /* member_conv() for request `rid`: true when the caller is an active member;
- * otherwise answers "no such conversation" (audited as a refused `action` when
- * it is not a store failure and `action` is not 0) and returns false. */
+ * otherwise answers "no such conversation" (a denial, audited, unless the
+ * store failed) and returns false. authorize() in handlers.c checked the
+ * membership already; this read also fetches the records. */
 static bool member_conv_or_answer(struct hconn *hc, uint64_t rid, const struct id *conv,
-                                  struct msgrec_conv *c, struct msgrec_member *me,
-                                  uint32_t action) {
+                                  struct msgrec_conv *c, struct msgrec_member *me) {
     int rc = member_conv(hc, conv, c, me);
     if (rc == 0)
         return true;
-    if (action && (rc == STATUS_NOT_FOUND || rc == STATUS_FORBIDDEN))
-        deny(hc, rid, rc, "no such conversation", action, conv->b, ID_LEN);
+    if (rc == STATUS_NOT_FOUND || rc == STATUS_FORBIDDEN)
+        deny(hc, rid, rc, "no such conversation", conv->b, ID_LEN);
     else
         respond_error(hc->conn, rid, rc, "no such conversation");
     return false;
@@ -580,7 +580,7 @@ void handle_create_direct(struct hconn *hc, uint64_t rid, const Carechat__V1__Cr
     struct rec_account a;
     int rc = read_account(hc->h, &peer, &a);
     if (rc != 0) {
-        respond_error(hc->conn, rid, rc, "no such account");
+        deny(hc, rid, rc, "no such account", peer.b, ID_LEN);
         return;
     }
     rec_account_cleanup(&a);
@@ -623,7 +623,7 @@ void handle_get_conversation(struct hconn *hc, uint64_t rid,
         conn_respond(hc->conn, rid, STATUS_BAD_REQUEST, "bad conversation id");
         return;
     }
-    if (!member_conv_or_answer(hc, rid, &conv, &c, &me, REC_AUDIT_CONVERSATION_READ))
+    if (!member_conv_or_answer(hc, rid, &conv, &c, &me))
         return;
     Carechat__V1__Frame f;
     carechat__v1__frame__init(&f);
@@ -752,7 +752,7 @@ void handle_history(struct hconn *hc, uint64_t rid, const Carechat__V1__History 
         conn_respond(hc->conn, rid, STATUS_BAD_REQUEST, "bad history request");
         return;
     }
-    if (!member_conv_or_answer(hc, rid, &conv, &c, &me, REC_AUDIT_HISTORY))
+    if (!member_conv_or_answer(hc, rid, &conv, &c, &me))
         return;
     Carechat__V1__Frame f;
     carechat__v1__frame__init(&f);
@@ -774,7 +774,7 @@ static void history_answer(struct hconn *hc, uint64_t rid, const Carechat__V1__F
         return;
     }
     /* Membership may have ended while the audit record was written. */
-    if (!member_conv_or_answer(hc, rid, &conv, &c, &me, 0))
+    if (!member_conv_or_answer(hc, rid, &conv, &c, &me))
         return;
     size_t limit = m->limit ? m->limit : HISTORY_DEFAULT;
     bool newest_first = m->after_seq == 0;
@@ -1031,7 +1031,7 @@ void handle_send(struct hconn *hc, uint64_t rid, const Carechat__V1__Send *m) {
     }
     struct msgrec_conv c;
     struct msgrec_member me;
-    if (!member_conv_or_answer(hc, rid, &conv, &c, &me, 0))
+    if (!member_conv_or_answer(hc, rid, &conv, &c, &me))
         return;
     struct send_check *sc = xcalloc(1, sizeof *sc);
     struct op *op = NULL;
@@ -1172,7 +1172,7 @@ void handle_send_receipt(struct hconn *hc, uint64_t rid, const Carechat__V1__Sen
             conn_respond(hc->conn, rid, STATUS_BAD_REQUEST, "bad message id");
             return;
         }
-    if (!member_conv_or_answer(hc, rid, &conv, &c, &me, 0))
+    if (!member_conv_or_answer(hc, rid, &conv, &c, &me))
         return;
     /* The other members' devices: the senders of the receipted messages. */
     struct dev_scan *scans = xcalloc(MSGREC_MEMBERS_MAX, sizeof *scans);
@@ -1222,7 +1222,7 @@ void handle_typing(struct hconn *hc, uint64_t rid, const Carechat__V1__Typing *m
         conn_respond(hc->conn, rid, STATUS_BAD_REQUEST, "bad conversation id");
         return;
     }
-    if (!member_conv_or_answer(hc, rid, &conv, &c, &me, 0))
+    if (!member_conv_or_answer(hc, rid, &conv, &c, &me))
         return;
     if (!ratelimit_take(hc->h->msg->rl_typing, hc->account.b, ID_LEN, clock_now())) {
         conn_respond(hc->conn, rid, STATUS_RATE_LIMITED, "too many typing hints");

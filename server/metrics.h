@@ -36,7 +36,7 @@ enum metrics_reject {
 enum metrics_close {
     METRICS_CLOSE_TOO_LARGE = 0, /* message over --max-frame (1009) */
     METRICS_CLOSE_TEXT,          /* a text message (1003) */
-    METRICS_CLOSE_AUTH_TIMEOUT,  /* not authenticated in time (1008) */
+    METRICS_CLOSE_AUTH_TIMEOUT,  /* not authenticated in time, or too many requests before (1008) */
     METRICS_CLOSE_BAD_FRAMES,    /* too many undecodable frames in a row (1002) */
     METRICS_CLOSE_SEND_QUEUE,    /* the peer does not read its responses (1008) */
     METRICS_CLOSE_SHUTDOWN,      /* server stopping (1001) */

@@ -105,6 +105,7 @@ void rec_account_encode(const struct rec_account *a, struct buf *out) {
         buf_append(out, a->list[i].identity_key, REC_KEY_LEN);
     }
     wire_put_id(out, &a->inviter);
+    wire_put_u64(out, (uint64_t)a->deactivated_at);
 }
 
 int rec_account_decode(const uint8_t *data, size_t len, struct rec_account *out) {
@@ -131,6 +132,8 @@ int rec_account_decode(const uint8_t *data, size_t len, struct rec_account *out)
         get_raw(&r, out->list[i].identity_key, REC_KEY_LEN);
     }
     get_id(&r, &out->inviter);
+    if (!r.bad && !at_end(&r)) /* absent in records written before 0.2 */
+        out->deactivated_at = (int64_t)get_u64(&r);
     if (r.bad || r.p != r.end) {
         rec_account_cleanup(out);
         return STATUS_CORRUPT;

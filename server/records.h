@@ -74,6 +74,8 @@ struct rec_account {
     /* Who invited the account (all zero for the bootstrap sysadmin): a patient
      * may open a direct conversation with the staff member who invited them. */
     struct id inviter;
+    /* When the account was deactivated (entered REVIEW); 0 while active. */
+    int64_t deactivated_at;
 };
 
 struct rec_invite {
@@ -119,13 +121,40 @@ enum rec_audit_action {
     REC_AUDIT_CONVERSATION_CREATE = 12,
     REC_AUDIT_MESSAGE_SEND = 13,
     REC_AUDIT_RECEIPT = 14,
-    REC_AUDIT_DEVICE_LIST = 15,
+    REC_AUDIT_DEVICE_PUBLISH = 15,
     REC_AUDIT_LOOKUP = 16,
     REC_AUDIT_QUERY = 17,
     REC_AUDIT_VERIFY = 18,
-    REC_AUDIT_REQUEST = 19, /* any other request refused */
+    /* 19 was "request" (any other refused request), no longer written. */
     REC_AUDIT_MESSAGE_RECALL = 20,
-    REC_AUDIT_ACTION_MAX = 20,
+    REC_AUDIT_DEVICE_ROTATE_KEY = 21,
+    REC_AUDIT_DEVICE_READ = 22,
+    REC_AUDIT_CONVERSATION_LIST = 23,
+    REC_AUDIT_CHANNEL_CREATE = 24,
+    REC_AUDIT_MEMBER_ADD = 25,
+    REC_AUDIT_MEMBER_REMOVE = 26,
+    REC_AUDIT_MEMBER_APPROVE = 27,
+    REC_AUDIT_CONVERSATION_LEAVE = 28,
+    REC_AUDIT_MEMBER_LIST = 29,
+    REC_AUDIT_MESSAGE_ACK = 30,
+    REC_AUDIT_MESSAGE_SYNC = 31,
+    REC_AUDIT_MESSAGE_TYPING = 32,
+    REC_AUDIT_URGENT_ACK = 33,
+    REC_AUDIT_URGENT_STATUS = 34,
+    REC_AUDIT_FILE_UPLOAD = 35,
+    REC_AUDIT_FILE_DOWNLOAD = 36,
+    REC_AUDIT_NOTIFY_READ = 37,
+    REC_AUDIT_NOTIFY_WRITE = 38,
+    REC_AUDIT_PUSH_REGISTER = 39,
+    REC_AUDIT_PUSH_UNREGISTER = 40,
+    REC_AUDIT_ACCOUNT_LIST = 41,
+    REC_AUDIT_ACCOUNT_DEACTIVATE = 42,
+    REC_AUDIT_ACCOUNT_REACTIVATE = 43,
+    REC_AUDIT_LEGAL_HOLD = 44,
+    REC_AUDIT_RETENTION_READ = 45,
+    REC_AUDIT_FILE_RESTORE = 46,
+    REC_AUDIT_BREACH_START = 47,
+    REC_AUDIT_ACTION_MAX = 47,
 };
 
 #define REC_AUDIT_OBJECT_MAX 32 /* an id (16) or a hash (32) */

@@ -23,6 +23,7 @@ static void test_records_account_round_trip(void **state) {
         .password_hash = "$argon2id$v=19$m=19456,t=2,p=1$x$y",
         .list_version = 3,
         .n_list = 2,
+        .deactivated_at = 1790000000123,
     };
     memset(a.list_signer.b, 7, ID_LEN);
     memset(a.list_signature, 9, REC_SIG_LEN);
@@ -46,6 +47,11 @@ static void test_records_account_round_trip(void **state) {
     assert_memory_equal(d.list_signer.b, a.list_signer.b, ID_LEN);
     assert_memory_equal(d.list_signature, a.list_signature, REC_SIG_LEN);
     assert_memory_equal(d.list, a.list, 2 * sizeof a.list[0]);
+    assert_true(d.deactivated_at == a.deactivated_at);
+    rec_account_cleanup(&d);
+    /* A record of 0.1 (without deactivated_at) still reads, as never deactivated. */
+    assert_int_equal(rec_account_decode(b.data, b.len - 8, &d), 0);
+    assert_true(d.deactivated_at == 0);
     rec_account_cleanup(&d);
 
     /* Any truncation inside a field, a wrong format byte or trailing bytes. */

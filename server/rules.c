@@ -141,6 +141,19 @@ bool rules_role_valid(uint32_t role) {
     return role >= REC_ROLE_PATIENT && role <= REC_ROLE_SYSADMIN;
 }
 
+bool rules_may_deactivate(uint32_t actor_role, uint32_t target_role, bool own_patient) {
+    switch (actor_role) {
+    case REC_ROLE_PROVIDER:
+        return target_role == REC_ROLE_PATIENT && own_patient;
+    case REC_ROLE_ADMIN:
+        return target_role == REC_ROLE_PATIENT || target_role == REC_ROLE_PROVIDER;
+    case REC_ROLE_SYSADMIN:
+        return rules_role_valid(target_role);
+    default:
+        return false;
+    }
+}
+
 bool rules_may_invite(uint32_t inviter_role, uint32_t invited_role) {
     if (!rules_role_valid(invited_role))
         return false;

@@ -73,6 +73,17 @@ bool rules_role_valid(uint32_t role);
  * sysadmin -> any role. */
 bool rules_may_invite(uint32_t inviter_role, uint32_t invited_role);
 
+/* Who may deactivate whom (the caller is never the target): a provider a
+ * patient of their own (`own_patient`: invited by them, or sharing an active
+ * care-team channel with them); an admin a patient or a provider; a sysadmin
+ * anyone. */
+bool rules_may_deactivate(uint32_t actor_role, uint32_t target_role, bool own_patient);
+
+/* The retention windows of the clinic's privacy promise (DESIGN.md): after
+ * deactivation, REVIEW for 30 days, then RESTRICTED for a year, then purge. */
+#define RULES_REVIEW_MS (30LL * 24 * 3600 * 1000)
+#define RULES_RESTRICTED_MS (365LL * 24 * 3600 * 1000)
+
 /* Whether a caller of `caller_role` may see an account of `target_role`
  * (`self`: the caller's own account); the rule is at the top of this file. */
 bool rules_may_see(uint32_t caller_role, uint32_t target_role, bool self);

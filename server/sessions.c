@@ -407,8 +407,7 @@ void handle_invite(struct hconn *hc, uint64_t rid, const Carechat__V1__Invite *m
         return;
     }
     if (!rules_may_invite(hc->role, (uint32_t)m->role)) {
-        deny(hc, rid, STATUS_FORBIDDEN, "your role may not invite this role", REC_AUDIT_INVITE,
-             NULL, 0);
+        deny(hc, rid, STATUS_FORBIDDEN, "your role may not invite this role", NULL, 0);
         return;
     }
     if (!ratelimit_take(h->rl_invite, hc->account.b, ID_LEN, clock_monotonic_ms())) {
@@ -503,7 +502,7 @@ void sessions_entry_done(struct op *op, int status) {
         conn_respond(c, op->request_id, STATUS_OK, NULL);
         op->hc->authenticated = false;
         conn_close(c, CONN_CLOSE_NORMAL, "logged out", METRICS_CLOSE_LOGOUT);
-        revoke_device(op->hc->h, &op->device, CARECHAT__V1__REVOKE_REASON__LOGGED_OUT, op->hc);
+        revoke(op->hc->h, NULL, &op->device, CARECHAT__V1__REVOKE_REASON__LOGGED_OUT, op->hc);
         break;
     case OP_INVITE: {
         Carechat__V1__Frame frame;

@@ -1,0 +1,88 @@
+/*
+ * server/authz.h: who may do what. One table names, for every request a
+ * client may send, the roles that may send it, what the caller must be to the
+ * conversation the request names, and the audit action that records it; one
+ * decision applies it. handlers.c runs the decision for every request before
+ * the request's handler, and answers and audits every refusal the same way
+ * (server/handlers_audit.c deny()). PROTOCOL.md prints the same table.
+ *
+ * The decision, in this order:
+ *   1. Requests of scope AUTHZ_OPEN (Login, Register, Authenticate) need no
+ *      session. Any other request needs an authenticated session:
+ *      UNAUTHENTICATED otherwise. Sessions carry the account state: Login and
+ *      Authenticate refuse a deactivated account, deactivating an account
+ *      revokes its live sessions at once, and apply refuses every entry of an
+ *      actor deactivated after it was proposed (server/apply.h).
+ *   2. The caller's role must be in the row's roles: FORBIDDEN otherwise. This
+ *      is decided before the object is looked at, so it reveals nothing about
+ *      the object.
+ *   3. The caller's relation to the conversation named by the request's
+ *      `conversation_id` must satisfy the row's scope: NOT_FOUND otherwise,
+ *      exactly like an unknown conversation, so ids cannot be probed.
+ *
+ * What depends on the request's target rather than on the caller (whom a role
+ * may invite, contact, see or deactivate; whether the caller sent the message
+ * it recalls) is decided by the handlers and re-checked by apply with
+ * server/rules.h; those refusals are answered and audited the same way.
+ *
+ * Pure: no state, any thread.
+ */
+#ifndef SERVER_AUTHZ_H
+#define SERVER_AUTHZ_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "server/records.h"
+
+/* Role bits of a row (REC_ROLE_* as bit numbers). */
+#define AUTHZ_PATIENT (1u << REC_ROLE_PATIENT)
+#define AUTHZ_PROVIDER (1u << REC_ROLE_PROVIDER)
+#define AUTHZ_ADMIN (1u << REC_ROLE_ADMIN)
+#define AUTHZ_SYSADMIN (1u << REC_ROLE_SYSADMIN)
+#define AUTHZ_STAFF (AUTHZ_PROVIDER | AUTHZ_ADMIN | AUTHZ_SYSADMIN)
+#define AUTHZ_ANYONE (AUTHZ_PATIENT | AUTHZ_STAFF)
+
+/* What the caller must be. */
+enum authz_scope {
+    AUTHZ_OPEN = 1,        /* nothing: allowed before authentication */
+    AUTHZ_SESSION,         /* an authenticated session */
+    AUTHZ_MEMBER,          /* ... that is an ACTIVE member of the conversation */
+    AUTHZ_MEMBER_OR_ADMIN, /* ... an ACTIVE member, or of the ADMIN role */
+    AUTHZ_CHANNEL_PATIENT, /* ... the care-team channel's patient, ACTIVE in it */
+};
+
+/* The caller's relation to the conversation a request names. */
+enum authz_relation {
+    AUTHZ_STRANGER = 0,  /* unknown conversation, or not an ACTIVE member of it */
+    AUTHZ_ACTIVE_MEMBER, /* an ACTIVE member */
+    AUTHZ_OWNER,         /* an ACTIVE member and the channel's patient */
+};
+
+struct authz_rule {
+    uint32_t roles; /* AUTHZ_* role bits; unused for AUTHZ_OPEN */
+    enum authz_scope scope;
+    uint32_t action; /* the REC_AUDIT_* action that records the request */
+};
+
+/* The caller as the connection knows it. */
+struct authz_caller {
+    bool authenticated; /* the connection has a live session */
+    uint32_t role;      /* REC_ROLE_* */
+};
+
+/* The row of a client request, by its Frame body case
+ * (CARECHAT__V1__FRAME__BODY_*), or NULL for a body that is not a client
+ * request (a Response, a server request, or no body). The result is static. */
+const struct authz_rule *authz_rule(uint32_t body_case);
+
+/* Whether the row needs the caller's relation to the request's conversation
+ * (its scope is AUTHZ_MEMBER, AUTHZ_MEMBER_OR_ADMIN or AUTHZ_CHANNEL_PATIENT). */
+bool authz_needs_relation(const struct authz_rule *r);
+
+/* The decision at the top of this file. `rel` is only read when
+ * authz_needs_relation(r). Returns 0 (allowed), STATUS_UNAUTHENTICATED,
+ * STATUS_FORBIDDEN or STATUS_NOT_FOUND. */
+int authz_decide(const struct authz_rule *r, const struct authz_caller *c, enum authz_relation rel);
+
+#endif
