@@ -7,7 +7,8 @@
  * member and to nobody else; history from the joined seq; sharing a care team
  * makes a patient and a provider contacts; recall leaves no ciphertext in
  * CF_MESSAGES and queues a tombstone for every device; urgent
- * acknowledgements; replaying the same entries gives identical contents.
+ * acknowledgements; replaying the same entries gives identical contents;
+ * who may deactivate whom, and a deactivated actor's entries refused.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -600,12 +601,129 @@ static void test_apply_channels_replay_is_deterministic(void **state) {
     fixture_log_cleanup();
 }
 
+/* ---- AccountDeactivate ------------------------------------------------------------------- */
+
+static int deactivate(struct fixture_db *db, const struct fixture_person *actor,
+                      const struct fixture_person *target) {
+    Carechat__Entry__V1__Entry e;
+    Carechat__Entry__V1__AccountDeactivate d;
+    entry_start(&e, actor, NULL);
+    carechat__entry__v1__account_deactivate__init(&d);
+    d.account_id = fixture_bin(target->id.b, 16);
+    e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_ACCOUNT_DEACTIVATE;
+    e.account_deactivate = &d;
+    return fixture_propose(db, &e);
+}
+
+static struct rec_account account_of(struct fixture_db *db, const struct fixture_person *p) {
+    struct buf v;
+    buf_init(&v);
+    assert_int_equal(store_get(db->store, CF_ACCOUNTS, p->id.b, ID_LEN, &v), 0);
+    struct rec_account a;
+    assert_int_equal(rec_account_decode(v.data, v.len, &a), 0);
+    buf_cleanup(&v);
+    return a;
+}
+
+/* Who may deactivate whom (a provider only their own patients: invited by
+ * them or sharing a channel), what it stores, and that a deactivated actor's
+ * later entries are refused while its audit records are still written. */
+static void test_apply_deactivate_rules_and_effect(void **state) {
+    (void)state;
+    fixture_log_reset();
+    now_ms = T0 + 1000;
+    struct fixture_db db;
+    fixture_open(&db, "apply-deact");
+    struct fixture_person sys, admin, doc, nurse, pat, pat2, pat3, other;
+    struct fixture_dev d[8];
+    fixture_person(&sys, "sys@x.example", 9);
+    fixture_person(&admin, "admin@x.example", 1);
+    fixture_person(&doc, "doc@x.example", 2);
+    fixture_person(&nurse, "nurse@x.example", 3);
+    fixture_person(&pat, "pat@x.example", 4);
+    fixture_person(&pat2, "pat2@x.example", 5);
+    fixture_person(&pat3, "pat3@x.example", 6);
+    fixture_person(&other, "other@x.example", 7);
+    for (int i = 0; i < 8; i++)
+        fixture_dev_make(&d[i], i + 1);
+    fixture_bootstrap(&db, &sys);
+    fixture_join(&db, &sys, &admin, REC_ROLE_ADMIN, &d[0]);
+    fixture_join(&db, &admin, &doc, REC_ROLE_PROVIDER, &d[1]);
+    fixture_join(&db, &admin, &nurse, REC_ROLE_PROVIDER, &d[2]);
+    fixture_join(&db, &doc, &pat, REC_ROLE_PATIENT, &d[3]);
+    fixture_join(&db, &doc, &pat2, REC_ROLE_PATIENT, &d[4]);
+    fixture_join(&db, &doc, &pat3, REC_ROLE_PATIENT, &d[5]);
+    fixture_join(&db, &admin, &other, REC_ROLE_PROVIDER, &d[6]);
+    struct id ch = {{0xca, 9}};
+    const struct fixture_person *with_nurse[1] = {&nurse};
+    assert_int_equal(create_channel(&db, &doc, &pat2, &ch, "Team", with_nurse, 1), 0);
+
+    /* A patient deactivates nobody; nobody deactivates themselves; unknown. */
+    assert_int_equal(deactivate(&db, &pat, &pat3), STATUS_FORBIDDEN);
+    assert_int_equal(deactivate(&db, &doc, &doc), STATUS_BAD_REQUEST);
+    struct fixture_person ghost;
+    fixture_person(&ghost, "ghost@x.example", 8);
+    assert_int_equal(deactivate(&db, &admin, &ghost), STATUS_NOT_FOUND);
+    /* A provider: not someone else's patient, not staff; their own (invited, or
+     * sharing a channel) yes. */
+    assert_int_equal(deactivate(&db, &nurse, &pat), STATUS_FORBIDDEN);
+    assert_int_equal(deactivate(&db, &doc, &nurse), STATUS_FORBIDDEN);
+    assert_int_equal(deactivate(&db, &nurse, &pat2), 0);
+    uint64_t before = last_audit(&db).index;
+    assert_int_equal(deactivate(&db, &doc, &pat), 0);
+    /* Its audit record, in the same batch: actor, object and patient. */
+    struct rec_audit rec = last_audit(&db);
+    assert_true(rec.index == before + 1);
+    assert_int_equal(rec.action, REC_AUDIT_ACCOUNT_DEACTIVATE);
+    assert_int_equal(rec.outcome, 0);
+    assert_memory_equal(rec.actor.b, doc.id.b, ID_LEN);
+    assert_int_equal(rec.object_len, ID_LEN);
+    assert_memory_equal(rec.object, pat.id.b, ID_LEN);
+    assert_memory_equal(rec.patient.b, pat.id.b, ID_LEN);
+    assert_int_equal(deactivate(&db, &doc, &pat), STATUS_CONFLICT);
+    assert_true(last_audit(&db).index == before + 1); /* a refusal writes nothing here */
+    /* An admin: patients and providers, not the sysadmin; the sysadmin anyone. */
+    assert_int_equal(deactivate(&db, &admin, &sys), STATUS_FORBIDDEN);
+    assert_int_equal(deactivate(&db, &admin, &other), 0);
+    assert_int_equal(deactivate(&db, &sys, &admin), 0);
+
+    struct rec_account a = account_of(&db, &pat);
+    assert_false(a.active);
+    assert_true(a.deactivated_at > T0);
+    rec_account_cleanup(&a);
+    a = account_of(&db, &pat3);
+    assert_true(a.active);
+    assert_true(a.deactivated_at == 0);
+    rec_account_cleanup(&a);
+
+    /* The deactivated admin's next entries are refused; an audit record about
+     * it is still written. */
+    assert_int_equal(deactivate(&db, &admin, &pat3), STATUS_UNAUTHENTICATED);
+    a = account_of(&db, &pat3);
+    assert_true(a.active);
+    rec_account_cleanup(&a);
+    before = last_audit(&db).index;
+    Carechat__Entry__V1__Entry e;
+    Carechat__Entry__V1__AuditAppend au;
+    entry_start(&e, &admin, &d[0]);
+    carechat__entry__v1__audit_append__init(&au);
+    au.action = REC_AUDIT_LOOKUP;
+    au.outcome = 7;
+    e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_AUDIT_APPEND;
+    e.audit_append = &au;
+    assert_int_equal(fixture_propose(&db, &e), 0);
+    assert_true(last_audit(&db).index == before + 1);
+    fixture_close(&db);
+    fixture_log_cleanup();
+}
+
 int main(void) {
     if (sodium_init() < 0)
         return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_apply_channels_scenario),
         cmocka_unit_test(test_apply_channels_replay_is_deterministic),
+        cmocka_unit_test(test_apply_deactivate_rules_and_effect),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
