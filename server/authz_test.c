@@ -8,12 +8,15 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <cmocka.h>
 
 #include "base/status.h"
 #include "protocol/proto.h"
+#include "server/audit.h"
 #include "server/authz.h"
 
 #define CLIENT_FIRST 10 /* carechat.proto: client requests are fields 10..99 */
@@ -159,6 +162,102 @@ static void test_authz_relation_refused_as_not_found(void **state) {
                      STATUS_OK);
 }
 
+/* ---- PROTOCOL.md prints the same table ------------------------------------------- */
+
+static uint32_t roles_of(const char *text) {
+    if (strcmp(text, "anyone") == 0 || strncmp(text, "anyone ", 7) == 0)
+        return AUTHZ_ANYONE;
+    uint32_t bits = 0;
+    if (strstr(text, "patient"))
+        bits |= AUTHZ_PATIENT;
+    if (strstr(text, "provider"))
+        bits |= AUTHZ_PROVIDER;
+    if (strstr(text, "sysadmin"))
+        bits |= AUTHZ_SYSADMIN;
+    /* "admin" alone, not the one inside "sysadmin". */
+    for (const char *p = strstr(text, "admin"); p; p = strstr(p + 1, "admin"))
+        if (p == text || p[-1] != 's')
+            bits |= AUTHZ_ADMIN;
+    return bits;
+}
+
+static enum authz_scope scope_of(const char *text) {
+    if (strcmp(text, "—") == 0)
+        return AUTHZ_OPEN;
+    if (strcmp(text, "session") == 0)
+        return AUTHZ_SESSION;
+    if (strcmp(text, "member") == 0)
+        return AUTHZ_MEMBER;
+    if (strcmp(text, "member or admin") == 0)
+        return AUTHZ_MEMBER_OR_ADMIN;
+    if (strcmp(text, "channel patient") == 0)
+        return AUTHZ_CHANNEL_PATIENT;
+    return 0;
+}
+
+/* Splits a table line "| a | b | ... |" into at most `max` trimmed cells
+ * (modifies `line`). Returns the count. */
+static size_t cells(char *line, char **out, size_t max) {
+    size_t n = 0;
+    char *p = strchr(line, '|');
+    while (p && n < max) {
+        char *end = strchr(p + 1, '|');
+        if (!end)
+            break;
+        *end = '\0';
+        char *c = p + 1;
+        while (*c == ' ' || *c == '`')
+            c++;
+        char *e = c + strlen(c);
+        while (e > c && (e[-1] == ' ' || e[-1] == '`'))
+            *--e = '\0';
+        out[n++] = c;
+        p = end;
+    }
+    return n;
+}
+
+static void test_authz_protocol_md_prints_the_table(void **state) {
+    (void)state;
+    FILE *f = fopen("protocol/PROTOCOL.md", "r");
+    assert_non_null(f);
+    char line[512];
+    unsigned rows = 0, in_code = 0;
+    bool in_table = false;
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "| request (Frame field) | roles | needs |", 41) == 0) {
+            in_table = true;
+            continue;
+        }
+        if (!in_table || strncmp(line, "|---", 4) == 0)
+            continue;
+        if (line[0] != '|')
+            break;
+        char *c[6];
+        assert_int_equal(cells(line, c, 6), 6);
+        const ProtobufCFieldDescriptor *fd =
+            protobuf_c_message_descriptor_get_field_by_name(&carechat__v1__frame__descriptor, c[0]);
+        if (!fd)
+            fail_msg("PROTOCOL.md names %s, which Frame does not have", c[0]);
+        const struct authz_rule *r = authz_rule(fd->id);
+        if (!r)
+            fail_msg("PROTOCOL.md lists %s, which has no row in server/authz.c", c[0]);
+        if (scope_of(c[2]) != r->scope)
+            fail_msg("%s: PROTOCOL.md says needs \"%s\"", c[0], c[2]);
+        if (r->scope != AUTHZ_OPEN && roles_of(c[1]) != r->roles)
+            fail_msg("%s: PROTOCOL.md says roles \"%s\"", c[0], c[1]);
+        if (strcmp(audit_action_name(r->action), c[4]) != 0)
+            fail_msg("%s: PROTOCOL.md says audit action %s, the code %s", c[0], c[4],
+                     audit_action_name(r->action));
+        rows++;
+    }
+    fclose(f);
+    for (unsigned n = CLIENT_FIRST; n <= CLIENT_LAST; n++)
+        if (authz_rule(n))
+            in_code++;
+    assert_int_equal(rows, in_code);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_authz_every_client_request_has_one_row),
@@ -166,6 +265,7 @@ int main(void) {
         cmocka_unit_test(test_authz_session_needed_except_open_requests),
         cmocka_unit_test(test_authz_role_refused_before_relation),
         cmocka_unit_test(test_authz_relation_refused_as_not_found),
+        cmocka_unit_test(test_authz_protocol_md_prints_the_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
