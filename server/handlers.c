@@ -574,6 +574,7 @@ void handlers_free(struct handlers *h) {
     if (!h)
         return;
     h->closing = true;
+    op_release(h->verify_op);
     /* The anchor at a clean shutdown. */
     audit_anchor(h->store, 0, &h->audit_anchored);
     pwhash_free(h->pw);
@@ -598,6 +599,7 @@ void handlers_conn_handler(struct handlers *h, struct conn_handler *out) {
 void handlers_poll(struct handlers *h) {
     pwhash_poll(h->pw);
     messaging_poll(h->msg);
+    audit_verify_poll(h);
 }
 
 void handlers_tick(struct handlers *h) {

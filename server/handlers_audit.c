@@ -221,30 +221,57 @@ void handle_query_audit(struct hconn *hc, uint64_t rid, const Carechat__V1__Quer
 
 /* ---- VerifyAudit ---------------------------------------------------------------- */
 
+/* Answers the verification held by h->verify_op (if its connection is still
+ * there) and drops it. */
+static void verify_finish(struct handlers *h, int rc) {
+    struct op *op = h->verify_op;
+    h->verify_op = NULL;
+    const struct audit_verify *v = &h->verify;
+    if (rc == 0 && !v->ok)
+        log_warn("audit", "audit chain broken at index=%llu", (unsigned long long)v->first_bad);
+    if (op_live(op) && rc != 0)
+        conn_respond(op->hc->conn, op->request_id, STATUS_UNAVAILABLE, "cannot read the audit log");
+    else if (op_live(op)) {
+        Carechat__V1__Frame frame;
+        Carechat__V1__Response resp;
+        Carechat__V1__AuditVerifyResult res;
+        proto_response_frame(&frame, &resp, op->request_id, STATUS_OK, NULL);
+        carechat__v1__audit_verify_result__init(&res);
+        res.ok = v->ok;
+        res.first_bad_index = v->ok ? 0 : v->first_bad;
+        res.records_checked = v->checked;
+        resp.result_case = CARECHAT__V1__RESPONSE__RESULT_AUDIT_VERIFY;
+        resp.audit_verify = &res;
+        conn_send(op->hc->conn, &frame);
+    }
+    op_release(op);
+}
+
+void audit_verify_poll(struct handlers *h) {
+    if (!h->verify_op)
+        return;
+    int rc = audit_verify_step(h->store, &h->verify, VERIFY_STEP);
+    if (rc != 0 || h->verify.done)
+        verify_finish(h, rc);
+    else if (h->cfg.wake)
+        h->cfg.wake(h->cfg.wake_ctx); /* the next step after the loop's other work */
+}
+
+/* Starts the walk once the verification's own audit record is durable; one
+ * runs at a time. */
 static void verify_answer(struct hconn *hc, uint64_t rid, const Carechat__V1__Frame *f) {
     (void)f;
-    struct audit_verify v;
-    int rc = audit_verify_begin(hc->h->store, &v);
-    /* Bounded steps; each is a bounded number of point reads. */
-    while (rc == 0 && !v.done)
-        rc = audit_verify_step(hc->h->store, &v, VERIFY_STEP);
-    if (rc != 0) {
-        conn_respond(hc->conn, rid, STATUS_UNAVAILABLE, "cannot read the audit log");
+    struct handlers *h = hc->h;
+    if (h->verify_op) {
+        conn_respond(hc->conn, rid, STATUS_RATE_LIMITED, "a verification is running, retry later");
         return;
     }
-    if (!v.ok)
-        log_warn("audit", "audit chain broken at index=%llu", (unsigned long long)v.first_bad);
-    Carechat__V1__Frame frame;
-    Carechat__V1__Response resp;
-    Carechat__V1__AuditVerifyResult res;
-    proto_response_frame(&frame, &resp, rid, STATUS_OK, NULL);
-    carechat__v1__audit_verify_result__init(&res);
-    res.ok = v.ok;
-    res.first_bad_index = v.ok ? 0 : v.first_bad;
-    res.records_checked = v.checked;
-    resp.result_case = CARECHAT__V1__RESPONSE__RESULT_AUDIT_VERIFY;
-    resp.audit_verify = &res;
-    conn_send(hc->conn, &frame);
+    int rc = audit_verify_begin(h->store, &h->verify);
+    h->verify_op = op_new(hc, OP_AUDITED, rid);
+    if (rc != 0)
+        verify_finish(h, rc);
+    else
+        audit_verify_poll(h);
 }
 
 void handle_verify_audit(struct hconn *hc, uint64_t rid) {

@@ -24,6 +24,7 @@
 #include "server/pwhash.h"
 #include "server/ratelimit.h"
 #include "server/records.h"
+#include "server/audit.h"
 #include "server/rules.h"
 
 struct messaging;
@@ -43,6 +44,10 @@ struct handlers {
     bool closing;
     struct hconn *conns;     /* attached connections */
     uint64_t audit_anchored; /* the audit chain head last logged as an anchor */
+    /* The VerifyAudit in progress (handlers_audit.c): its op holds the
+     * connection; NULL when none runs. */
+    struct op *verify_op;
+    struct audit_verify verify;
 };
 
 struct hconn {
@@ -218,7 +223,13 @@ void audited_done(struct op *op, int status);
  * NOT_FOUND, UNAUTHENTICATED). */
 void audit_refusal(struct op *op, int status);
 void handle_query_audit(struct hconn *hc, uint64_t rid, const Carechat__V1__QueryAudit *m);
+/* VerifyAudit walks the chain in steps of VERIFY_STEP records, one per loop
+ * wake, so a long log never stalls the loop; one verification at a time
+ * (another gets RATE_LIMITED). */
 void handle_verify_audit(struct hconn *hc, uint64_t rid);
+/* Runs the next step of the verification in progress. Loop thread, from
+ * handlers_poll(). */
+void audit_verify_poll(struct handlers *h);
 
 /* ---- sessions.c ---------------------------------------------------------- */
 
