@@ -265,42 +265,45 @@ void rawc_add_device(const struct harness *h, struct rawc_user *u, const char *p
     u->n_dev++;
 }
 
+void rawc_build_send(Carechat__V1__Frame *f, struct rawc_send_buf *b, const uint8_t conv[16],
+                     const uint8_t cmid[16], const uint8_t sender_device[16],
+                     const struct rawc_wrap_to *to, size_t n_to, const char *text, bool urgent) {
+    assert_true(n_to <= RAWC_MAX_WRAPS);
+    randombytes_buf(b->nonce, sizeof b->nonce);
+    randombytes_buf(b->sig, sizeof b->sig);
+    for (size_t i = 0; i < n_to; i++) {
+        randombytes_buf(b->enc[i], 32);
+        randombytes_buf(b->wk[i], 48);
+        carechat__v1__key_wrap__init(&b->wraps[i]);
+        b->wraps[i].device_id = (ProtobufCBinaryData){16, (uint8_t *)to[i].device_id};
+        b->wraps[i].key_id = to[i].key_id;
+        b->wraps[i].enc = (ProtobufCBinaryData){32, b->enc[i]};
+        b->wraps[i].wrapped_key = (ProtobufCBinaryData){48, b->wk[i]};
+        b->wp[i] = &b->wraps[i];
+    }
+    carechat__v1__frame__init(f);
+    carechat__v1__send__init(&b->send);
+    carechat__v1__envelope__init(&b->env);
+    b->env.version = 1;
+    b->env.sender_device_id = (ProtobufCBinaryData){16, (uint8_t *)sender_device};
+    b->env.body = (ProtobufCBinaryData){strlen(text), (uint8_t *)text};
+    b->env.body_nonce = (ProtobufCBinaryData){24, b->nonce};
+    b->env.n_wraps = n_to;
+    b->env.wraps = b->wp;
+    b->env.signature = (ProtobufCBinaryData){64, b->sig};
+    b->send.conversation_id = (ProtobufCBinaryData){16, (uint8_t *)conv};
+    b->send.client_msg_id = (ProtobufCBinaryData){16, (uint8_t *)cmid};
+    b->send.envelope = &b->env;
+    b->send.urgent = urgent;
+    f->body_case = CARECHAT__V1__FRAME__BODY_SEND;
+    f->send = &b->send;
+}
+
 Carechat__V1__Frame *rawc_send_msg(struct rawc *c, const uint8_t conv[16], const uint8_t cmid[16],
                                    const uint8_t sender_device[16], const struct rawc_wrap_to *to,
                                    size_t n_to, const char *text, bool urgent) {
-    uint8_t nonce[24], sig[64], enc[8][32], wk[8][48];
-    Carechat__V1__KeyWrap wraps[8], *wp[8];
-    assert_true(n_to <= 8);
-    randombytes_buf(nonce, sizeof nonce);
-    randombytes_buf(sig, sizeof sig);
-    for (size_t i = 0; i < n_to; i++) {
-        randombytes_buf(enc[i], 32);
-        randombytes_buf(wk[i], 48);
-        carechat__v1__key_wrap__init(&wraps[i]);
-        wraps[i].device_id = (ProtobufCBinaryData){16, (uint8_t *)to[i].device_id};
-        wraps[i].key_id = to[i].key_id;
-        wraps[i].enc = (ProtobufCBinaryData){32, enc[i]};
-        wraps[i].wrapped_key = (ProtobufCBinaryData){48, wk[i]};
-        wp[i] = &wraps[i];
-    }
     Carechat__V1__Frame f;
-    Carechat__V1__Send s;
-    Carechat__V1__Envelope env;
-    carechat__v1__frame__init(&f);
-    carechat__v1__send__init(&s);
-    carechat__v1__envelope__init(&env);
-    env.version = 1;
-    env.sender_device_id = (ProtobufCBinaryData){16, (uint8_t *)sender_device};
-    env.body = (ProtobufCBinaryData){strlen(text), (uint8_t *)text};
-    env.body_nonce = (ProtobufCBinaryData){24, nonce};
-    env.n_wraps = n_to;
-    env.wraps = wp;
-    env.signature = (ProtobufCBinaryData){64, sig};
-    s.conversation_id = (ProtobufCBinaryData){16, (uint8_t *)conv};
-    s.client_msg_id = (ProtobufCBinaryData){16, (uint8_t *)cmid};
-    s.envelope = &env;
-    s.urgent = urgent;
-    f.body_case = CARECHAT__V1__FRAME__BODY_SEND;
-    f.send = &s;
+    struct rawc_send_buf b;
+    rawc_build_send(&f, &b, conv, cmid, sender_device, to, n_to, text, urgent);
     return rawc_rpc(c, &f);
 }

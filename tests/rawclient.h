@@ -39,6 +39,8 @@
 #define RAWC_MAX_DEVICES 6
 /* An invitation code and its terminator fit. */
 #define RAWC_CODE_LEN 65
+/* KeyWraps in one message built here. */
+#define RAWC_MAX_WRAPS 16
 
 /* A connection. `ws` and `next_id` are there for tests that send frames of
  * their own (rawc_send_request() numbers them); the queue is the client's. */
@@ -143,10 +145,27 @@ void rawc_make_user(const struct harness *h, struct rawc *inviter, Carechat__V1_
  * then closed). */
 void rawc_add_device(const struct harness *h, struct rawc_user *u, const char *password);
 
-/* Sends a message in `conv` whose body is `text` (dummy ciphertext: random
- * nonce, wraps and signature of the right sizes) with one KeyWrap for each of
- * the `n_to` devices in `to` (at most 8), from `sender_device`, with idempotency
- * key `cmid` (16 bytes) and Send.urgent = `urgent`. Returns the Response
+/* The storage a Send frame built by rawc_build_send() points into: keep it
+ * alive (and unmoved) until the frame is sent. */
+struct rawc_send_buf {
+    Carechat__V1__Send send;
+    Carechat__V1__Envelope env;
+    Carechat__V1__KeyWrap wraps[RAWC_MAX_WRAPS];
+    Carechat__V1__KeyWrap *wp[RAWC_MAX_WRAPS];
+    uint8_t nonce[24], sig[64], enc[RAWC_MAX_WRAPS][32], wk[RAWC_MAX_WRAPS][48];
+};
+
+/* Fills `f` (initialised here) with a Send in `conv` whose body is `text`
+ * (dummy ciphertext: random nonce, wraps and signature of the right sizes)
+ * with one KeyWrap for each of the `n_to` devices in `to` (at most
+ * RAWC_MAX_WRAPS), from `sender_device`, with idempotency key `cmid` (16
+ * bytes) and Send.urgent = `urgent`. `f` points into `b` and at the caller's
+ * ids and text, which must outlive it. */
+void rawc_build_send(Carechat__V1__Frame *f, struct rawc_send_buf *b, const uint8_t conv[16],
+                     const uint8_t cmid[16], const uint8_t sender_device[16],
+                     const struct rawc_wrap_to *to, size_t n_to, const char *text, bool urgent);
+
+/* Sends the message rawc_build_send() describes and returns the Response
  * (caller frees). */
 Carechat__V1__Frame *rawc_send_msg(struct rawc *c, const uint8_t conv[16], const uint8_t cmid[16],
                                    const uint8_t sender_device[16], const struct rawc_wrap_to *to,
