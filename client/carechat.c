@@ -53,6 +53,21 @@ const char *carechat_role_name(enum carechat_role role) {
     return role_names[role];
 }
 
+const char *carechat_revoke_reason_name(int reason) {
+    switch (reason) {
+    case CARECHAT_REVOKE_EXPIRED:
+        return "expired";
+    case CARECHAT_REVOKE_LOGGED_OUT:
+        return "logged out";
+    case CARECHAT_REVOKE_DEVICE_REMOVED:
+        return "device removed";
+    case CARECHAT_REVOKE_ACCOUNT_DEACTIVATED:
+        return "account deactivated";
+    default:
+        return "unspecified";
+    }
+}
+
 int carechat_role_parse(const char *name, enum carechat_role *out) {
     for (int r = CARECHAT_ROLE_PATIENT; r <= CARECHAT_ROLE_SYSADMIN; r++) {
         if (strcmp(name, role_names[r]) == 0) {
@@ -205,6 +220,7 @@ static int ensure_connected(struct carechat *c) {
         return 0;
     cc_disconnect(c, 0);
     c->last_request_id = 0;
+    c->ended_by = 0;
     struct transport_config tc = {
         .url = c->server_url,
         .ca_file = c->ca_file,
@@ -232,7 +248,6 @@ void cc_push_event(struct carechat *c, const struct carechat_event *e) {
     }
     c->events[(c->event_head + c->event_count) % CARECHAT_MAX_EVENTS] = *e;
     c->event_count++;
-    c->server_said = (int)e->kind;
 }
 
 int carechat_next_event(struct carechat *c, struct carechat_event *out) {
@@ -267,6 +282,8 @@ static void answer_server(struct carechat *c, Carechat__V1__Frame *f, int64_t de
         e.kind = CARECHAT_EVENT_SESSION_REVOKED;
         e.revoke_reason = (int)f->session_revoked->reason;
         cc_push_event(c, &e);
+        c->ended_by = CARECHAT_EVENT_SESSION_REVOKED;
+        c->revoke_reason = e.revoke_reason;
         if (drop_session(c) != 0)
             log_warn(MOD, "could not remove the revoked session from the profile");
         break;
@@ -274,6 +291,7 @@ static void answer_server(struct carechat *c, Carechat__V1__Frame *f, int64_t de
         proto_response_frame(&frame, &resp, f->request_id, 0, NULL);
         e.kind = CARECHAT_EVENT_REPLACED_ELSEWHERE;
         cc_push_event(c, &e);
+        c->ended_by = CARECHAT_EVENT_REPLACED_ELSEWHERE;
         c->authenticated = false;
         break;
     case CARECHAT__V1__FRAME__BODY_DELIVERY:
@@ -329,14 +347,15 @@ static int receive_one(struct carechat *c, int64_t deadline, uint64_t want,
 /* Records why the connection failed during `what`, closes it, returns the
  * status. */
 static int lost(struct carechat *c, int rc, const char *what) {
-    if (c->server_said == CARECHAT_EVENT_REPLACED_ELSEWHERE)
+    if (c->ended_by == CARECHAT_EVENT_REPLACED_ELSEWHERE)
         rc = cc_fail(c, STATUS_IO, CARECHAT_ERROR_CONNECTION,
                      "%s: this device connected to the server elsewhere, which closed this "
                      "connection",
                      what);
-    else if (c->server_said == CARECHAT_EVENT_SESSION_REVOKED)
+    else if (c->ended_by == CARECHAT_EVENT_SESSION_REVOKED)
         rc = cc_fail(c, STATUS_UNAUTHENTICATED, CARECHAT_ERROR_SESSION,
-                     "%s: the server ended the session: run carechat login", what);
+                     "%s: the server ended the session (%s): run carechat login", what,
+                     carechat_revoke_reason_name(c->revoke_reason));
     else
         rc = connection_failed(c, rc, what);
     cc_disconnect(c, 0);
@@ -347,7 +366,6 @@ int cc_call(struct carechat *c, Carechat__V1__Frame *req, const char *what,
             Carechat__V1__Frame **out) {
     const int64_t deadline = clock_monotonic_ms() + c->request_timeout_ms;
     req->request_id = ++c->last_request_id;
-    c->server_said = 0;
     int rc = send_frame(c, req, deadline);
     if (rc != 0) {
         /* Still read what the server had sent before the connection ended (a
@@ -367,7 +385,6 @@ int cc_call(struct carechat *c, Carechat__V1__Frame *req, const char *what,
 }
 
 int cc_pump(struct carechat *c, int64_t deadline) {
-    c->server_said = 0;
     int rc = receive_one(c, deadline, 0, NULL);
     if (rc == STATUS_UNAVAILABLE && transport_is_open(c->t))
         return rc;
@@ -472,6 +489,7 @@ static int take_session(struct carechat *c, const Carechat__V1__SessionResult *s
     memcpy(p->session_token, s->session_token.data, PROFILE_TOKEN_LEN);
     p->session_expires_at = s->expires_at;
     p->has_session = true;
+    c->revoke_reason = 0;
     return cc_save_profile(c);
 }
 
@@ -642,6 +660,10 @@ int cc_ensure_session(struct carechat *c) {
     if (c->authenticated && c->t != NULL && transport_is_open(c->t))
         return 0;
     c->authenticated = false;
+    if (!p->has_session && c->revoke_reason != 0)
+        return cc_fail(c, STATUS_UNAUTHENTICATED, CARECHAT_ERROR_SESSION,
+                       "the server ended the session (%s): run carechat login",
+                       carechat_revoke_reason_name(c->revoke_reason));
     if (!p->has_session)
         return cc_fail(c, STATUS_UNAUTHENTICATED, CARECHAT_ERROR_SESSION,
                        "not logged in: run carechat login");

@@ -221,11 +221,28 @@ int carechat_lookup(struct carechat *c, const char *email, struct carechat_accou
  * no session (the local copy is dropped too); or a local failure. */
 int carechat_logout(struct carechat *c);
 
+/* Why the server ended a session. Numbers as on the wire (carechat.proto
+ * RevokeReason). */
+enum carechat_revoke_reason {
+    CARECHAT_REVOKE_UNSPECIFIED = 0,
+    CARECHAT_REVOKE_EXPIRED = 1,             /* absolute or idle expiry reached */
+    CARECHAT_REVOKE_LOGGED_OUT = 2,          /* Logout from this device */
+    CARECHAT_REVOKE_DEVICE_REMOVED = 3,      /* the device left the account's device list */
+    CARECHAT_REVOKE_ACCOUNT_DEACTIVATED = 4, /* the account was deactivated (carechat_deactivate) */
+};
+
+/* "expired", "logged out", "device removed", "account deactivated", or
+ * "unspecified" for any other number. The string is static. */
+const char *carechat_revoke_reason_name(int reason);
+
 /* Requests the server made (and delivery items that are not messages) that
  * the application should know about. */
 enum carechat_event_kind {
-    /* The session ended (reason in `revoke_reason`, carechat.proto
-     * RevokeReason numbers); the profile no longer holds it. */
+    /* The session ended (reason in `revoke_reason`, an enum
+     * carechat_revoke_reason: CARECHAT_REVOKE_ACCOUNT_DEACTIVATED when the
+     * account was deactivated); the profile no longer holds it, and a call
+     * that loses the connection to it fails with STATUS_UNAUTHENTICATED
+     * (CARECHAT_ERROR_SESSION) naming the reason. */
     CARECHAT_EVENT_SESSION_REVOKED = 1,
     /* The same device connected elsewhere; this connection was closed. Do not
      * reconnect automatically. */
@@ -251,7 +268,7 @@ enum carechat_receipt {
 
 struct carechat_event {
     enum carechat_event_kind kind;
-    int revoke_reason;
+    int revoke_reason; /* enum carechat_revoke_reason */
     struct id conversation_id;
     struct id message_id;
     struct id account_id;
@@ -551,6 +568,49 @@ int carechat_urgent_status(struct carechat *c, const struct id *conversation,
                            const struct id *message_id, struct carechat_urgent_report **out);
 /* Accepts NULL. */
 void carechat_urgent_report_free(struct carechat_urgent_report *r);
+
+/* ---- Deactivation (providers, administrators, system administrators) ----
+ *
+ * Deactivating an account starts its retention lifecycle (DESIGN.md
+ * "Retention lifecycle"): REVIEW for 30 days (care-team providers and admins
+ * may read), then RESTRICTED for a year (system administrators only), then
+ * PURGED. Every live connection of the account is told SessionRevoked
+ * { ACCOUNT_DEACTIVATED } and closed; its Login and Authenticate are refused
+ * from then on (UNAUTHENTICATED, as for a wrong password). */
+
+/* Numbers as on the wire (carechat.proto RetentionState). */
+enum carechat_retention_state {
+    CARECHAT_RETENTION_UNSPECIFIED = 0,
+    CARECHAT_RETENTION_ACTIVE = 1,
+    CARECHAT_RETENTION_REVIEW = 2,
+    CARECHAT_RETENTION_RESTRICTED = 3,
+    CARECHAT_RETENTION_PURGED = 4,
+};
+
+/* "active", "review", "restricted", "purged", or "unspecified". The string is
+ * static. */
+const char *carechat_retention_state_name(enum carechat_retention_state state);
+
+/* Where an account is in the retention lifecycle. */
+struct carechat_retention {
+    struct id account_id;
+    enum carechat_retention_state state;
+    int64_t deactivated_at; /* entered REVIEW, Unix ms; 0 while ACTIVE */
+    int64_t restricted_at;  /* REVIEW ends and RESTRICTED begins, Unix ms */
+    int64_t purge_at;       /* the records are purged, Unix ms */
+};
+
+/* Deactivates the account with `email` (borrowed; found with
+ * carechat_lookup(), so NOT_FOUND covers an account the caller may not see
+ * too). A provider may deactivate a patient they invited or share an active
+ * care-team channel with; an admin patients and providers; a system
+ * administrator anyone else. Fills *out (written only on success) and returns
+ * 0; from the server FORBIDDEN (not the caller's to deactivate: a patient
+ * deactivates nobody), NOT_FOUND (no such account), CONFLICT (already
+ * deactivated), BAD_REQUEST (the caller's own account); STATUS_CORRUPT when
+ * the answer names another account; or a local failure (STATUS_BAD_REQUEST:
+ * NULL arguments; STATUS_UNAUTHENTICATED: not logged in). */
+int carechat_deactivate(struct carechat *c, const char *email, struct carechat_retention *out);
 
 /* ---- Audit log (administrators and system administrators) ---------------- */
 

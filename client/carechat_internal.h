@@ -36,7 +36,13 @@ struct carechat {
     struct carechat_session_info info;
 
     struct carechat_event events[CARECHAT_MAX_EVENTS];
-    int server_said; /* the kind of the last event pushed during the current call */
+    /* CARECHAT_EVENT_SESSION_REVOKED or CARECHAT_EVENT_REPLACED_ELSEWHERE once
+     * the server has said so on the current connection (it then closes it);
+     * 0 on a new connection. */
+    int ended_by;
+    /* The reason of the last SessionRevoked (enum carechat_revoke_reason); 0
+     * before any, and again after a new login or registration. */
+    int revoke_reason;
     size_t event_head, event_count;
 
     struct cc_msg *msg; /* messaging state (messaging.c); NULL until first used */
