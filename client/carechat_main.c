@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/buf.h"
 #include "base/check.h"
@@ -85,6 +86,8 @@ static const char *command_name(enum cli_command cmd) {
         return "urgent ack";
     case CLI_URGENT_STATUS:
         return "urgent status";
+    case CLI_ACCOUNT_DEACTIVATE:
+        return "account deactivate";
     case CLI_NONE:
         break;
     }
@@ -523,6 +526,44 @@ static int run_message_op(struct carechat *c, const struct cli_args *a) {
     return 0;
 }
 
+/* ---- account deactivate ---- */
+
+/* `ms` since the epoch as ISO-8601 UTC ("2025-03-04T05:06:07Z"). */
+static void iso_time(int64_t ms, char out[32]) {
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    if (gmtime_r(&t, &tm) == NULL || strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(out, 32, "%" PRId64 " ms", ms);
+}
+
+static int run_deactivate(struct carechat *c, const struct cli_args *a) {
+    struct carechat_retention r;
+    int rc = carechat_deactivate(c, a->email, &r);
+    if (rc != 0)
+        return rc;
+    char account[ID_HEX_LEN + 1];
+    id_to_hex(&r.account_id, account);
+    struct buf line;
+    buf_init(&line);
+    if (a->json) {
+        buf_printf(&line,
+                   "{\"account\": \"%s\", \"state\": \"%s\", \"deactivated_at\": %" PRId64
+                   ", \"restricted_at\": %" PRId64 ", \"purge_at\": %" PRId64 "}",
+                   account, carechat_retention_state_name(r.state), r.deactivated_at,
+                   r.restricted_at, r.purge_at);
+    } else {
+        char review_until[32], restricted_until[32];
+        iso_time(r.restricted_at, review_until);
+        iso_time(r.purge_at, restricted_until);
+        buf_append(&line, "deactivated ", 12);
+        append_printable(&line, a->email);
+        buf_printf(&line, ": review until %s, restricted until %s", review_until, restricted_until);
+    }
+    print_line(&line);
+    buf_cleanup(&line);
+    return 0;
+}
+
 static void json_hex_field(struct buf *line, const char *name, bool has, const uint8_t *p,
                            size_t n) {
     buf_printf(line, ", \"%s\": \"", name);
@@ -703,6 +744,9 @@ static int run(struct carechat *c, const struct cli_args *a) {
     case CLI_URGENT_ACK:
     case CLI_URGENT_STATUS:
         rc = run_message_op(c, a);
+        break;
+    case CLI_ACCOUNT_DEACTIVATE:
+        rc = run_deactivate(c, a);
         break;
     case CLI_NONE:
         break;

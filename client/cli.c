@@ -113,6 +113,7 @@ static const struct command_def commands[] = {
     {"recall", CLI_RECALL, {O_MESSAGE}, 1, {O_CONVERSATION, O_CHANNEL}, 2},
     {"urgent ack", CLI_URGENT_ACK, {O_MESSAGE}, 1, {O_CONVERSATION, O_CHANNEL}, 2},
     {"urgent status", CLI_URGENT_STATUS, {O_MESSAGE}, 1, {O_CONVERSATION, O_CHANNEL}, 2},
+    {"account deactivate", CLI_ACCOUNT_DEACTIVATE, {O_EMAIL}, 1, {0}, 0},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -157,11 +158,12 @@ int cli_parse(int argc, char **argv, struct cli_args *out, char *err, size_t err
         if (strncmp(arg, "--", 2) != 0) {
             if (cmd != NULL)
                 return usage_error(err, err_len, "unexpected argument '%s'", arg);
-            /* "audit", "channel" and "urgent" take a second word ("audit query",
-             * "channel create", "urgent ack"). */
+            /* "audit", "channel", "urgent" and "account" take a second word
+             * ("audit query", "channel create", "urgent ack", "account
+             * deactivate"). */
             char two[32];
             if ((strcmp(arg, "audit") == 0 || strcmp(arg, "channel") == 0 ||
-                 strcmp(arg, "urgent") == 0) &&
+                 strcmp(arg, "urgent") == 0 || strcmp(arg, "account") == 0) &&
                 i + 1 < argc && strlen(argv[i + 1]) < 16) {
                 snprintf(two, sizeof two, "%s %s", arg, argv[i + 1]);
                 for (size_t c = 0; c < N_COMMANDS && cmd == NULL; c++)
@@ -397,6 +399,11 @@ const char *cli_usage(void) {
            "  urgent ack|status (--conversation ID | --channel ID) --message ID\n"
            "      acknowledge an urgent message; or (its sender, admins) who has and who\n"
            "      has not acknowledged it\n"
+           "  account deactivate --email EMAIL\n"
+           "      (providers: their own patients; admins: patients and providers; system\n"
+           "      administrators: anyone else) end the account's sessions and start its\n"
+           "      retention: review for 30 days, then restricted for a year, then purged;\n"
+           "      JSON fields: account, state, deactivated_at, restricted_at, purge_at (ms)\n"
            "  audit query [--since T] [--until T] [--actor EMAIL] [--patient EMAIL]\n"
            "      (administrators) audit records matching every filter, oldest first, one\n"
            "      JSON object per line; T is milliseconds or YYYY-MM-DDTHH:MM:SS[.mmm]Z\n"
@@ -409,7 +416,8 @@ const char *cli_usage(void) {
            "exit codes:\n"
            "  0  success\n"
            "  1  usage: bad arguments, unreadable password file\n"
-           "  2  the server refused the request (wrong password, not allowed, ...)\n"
+           "  2  the server refused the request (wrong password, not allowed, no such\n"
+           "     account, already done, ...)\n"
            "  3  connection: cannot connect, connection lost, no answer in time\n"
            "  4  session: not logged in, or the session expired or ended (run carechat login)\n"
            "  5  profile: the profile directory is unusable (permissions, corrupt, unwritable)\n"

@@ -48,6 +48,7 @@ enum cli_command {
     CLI_RECALL,
     CLI_URGENT_ACK,
     CLI_URGENT_STATUS,
+    CLI_ACCOUNT_DEACTIVATE,
 };
 
 #define CLI_MAX_WAIT_S 3600
@@ -62,7 +63,7 @@ struct cli_args {
     bool json;
     bool help;
     enum cli_command command;
-    const char *email;
+    const char *email; /* login, invite, register, account deactivate */
     const char *password_file;
     const char *role;
     const char *code;

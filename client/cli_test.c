@@ -1,7 +1,8 @@
 /*
  * client/cli_test.c: the carechat CLI's argument parsing, password files and
- * JSON strings, the transport's URL parsing, and libcarechat's failures that
- * need no server (no session, nothing listening, bad profile).
+ * JSON strings, the transport's URL parsing, libcarechat's state and reason
+ * names, and its failures that need no server (no session, nothing listening,
+ * bad profile).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -124,10 +125,22 @@ static void test_cli_parse_commands(void **state) {
     assert_int_equal(a.command, CLI_URGENT_STATUS);
     assert_string_equal(a.message, "ffeeddccbbaa99887766554433221100");
 
+    const char *deact[] = {"--json", "account", "deactivate", "--email", "pat@x", NULL};
+    assert_int_equal(parse(deact, &a, err, sizeof err), 0);
+    assert_int_equal(a.command, CLI_ACCOUNT_DEACTIVATE);
+    assert_string_equal(a.email, "pat@x");
+    assert_true(a.json);
+    const char *deact_eq[] = {"account", "deactivate", "--email=p@y", NULL};
+    assert_int_equal(parse(deact_eq, &a, err, sizeof err), 0);
+    assert_int_equal(a.command, CLI_ACCOUNT_DEACTIVATE);
+    assert_string_equal(a.email, "p@y");
+    assert_false(a.json);
+
     const char *help[] = {"--help", NULL};
     assert_int_equal(parse(help, &a, err, sizeof err), 0);
     assert_true(a.help);
     assert_non_null(strstr(cli_usage(), "exit codes"));
+    assert_non_null(strstr(cli_usage(), "account deactivate --email EMAIL"));
 }
 
 static void expect_usage_error(const char *const *args, const char *needle) {
@@ -194,6 +207,36 @@ static void test_cli_parse_refuses_bad_arguments(void **state) {
     expect_usage_error(zero_limit, "--limit must be 1..100");
     const char *recv_text[] = {"recv", "--text", "t", NULL};
     expect_usage_error(recv_text, "does not take --text");
+    const char *acct_unknown[] = {"account", "delete", "--email", "p@x", NULL};
+    expect_usage_error(acct_unknown, "unknown command 'account delete'");
+    const char *acct_alone[] = {"account", NULL};
+    expect_usage_error(acct_alone, "unknown command 'account'");
+    const char *deact_no_email[] = {"account", "deactivate", NULL};
+    expect_usage_error(deact_no_email, "'account deactivate' needs --email");
+    const char *deact_role[] = {"account", "deactivate", "--email", "p@x",
+                                "--role",  "patient",    NULL};
+    expect_usage_error(deact_role, "'account deactivate' does not take --role");
+    const char *deact_twice[] = {"account", "deactivate", "--email", "p@x", "--email", "q@x", NULL};
+    expect_usage_error(deact_twice, "--email given twice");
+}
+
+/* The names the CLI prints for retention states and revocation reasons. */
+static void test_carechat_state_and_reason_names(void **state) {
+    (void)state;
+    assert_string_equal(carechat_retention_state_name(CARECHAT_RETENTION_ACTIVE), "active");
+    assert_string_equal(carechat_retention_state_name(CARECHAT_RETENTION_REVIEW), "review");
+    assert_string_equal(carechat_retention_state_name(CARECHAT_RETENTION_RESTRICTED), "restricted");
+    assert_string_equal(carechat_retention_state_name(CARECHAT_RETENTION_PURGED), "purged");
+    assert_string_equal(carechat_retention_state_name((enum carechat_retention_state)9),
+                        "unspecified");
+    assert_string_equal(carechat_revoke_reason_name(CARECHAT_REVOKE_EXPIRED), "expired");
+    assert_string_equal(carechat_revoke_reason_name(CARECHAT_REVOKE_LOGGED_OUT), "logged out");
+    assert_string_equal(carechat_revoke_reason_name(CARECHAT_REVOKE_DEVICE_REMOVED),
+                        "device removed");
+    assert_string_equal(carechat_revoke_reason_name(CARECHAT_REVOKE_ACCOUNT_DEACTIVATED),
+                        "account deactivated");
+    assert_string_equal(carechat_revoke_reason_name(0), "unspecified");
+    assert_string_equal(carechat_revoke_reason_name(-3), "unspecified");
 }
 
 static void test_cli_json_string_escapes(void **state) {
@@ -302,6 +345,14 @@ static void test_carechat_fails_cleanly_without_server(void **state) {
     assert_int_equal(carechat_open(&cfg, &c), 0);
 
     /* No session: refused locally, before any connection. */
+    struct carechat_retention r;
+    memset(&r, 0x5a, sizeof r);
+    const struct carechat_retention untouched = r;
+    assert_int_equal(carechat_deactivate(c, NULL, &r), STATUS_BAD_REQUEST);
+    assert_int_equal(carechat_error_kind(c), CARECHAT_ERROR_ARGUMENT);
+    assert_int_equal(carechat_deactivate(c, "p@example.org", &r), STATUS_UNAUTHENTICATED);
+    assert_int_equal(carechat_error_kind(c), CARECHAT_ERROR_SESSION);
+    assert_memory_equal(&r, &untouched, sizeof r);
     struct carechat_devices *d = NULL;
     assert_int_equal(carechat_devices(c, &d), STATUS_UNAUTHENTICATED);
     assert_int_equal(carechat_error_kind(c), CARECHAT_ERROR_SESSION);
@@ -371,6 +422,7 @@ int main(void) {
         cmocka_unit_test(test_cli_parse_commands),
         cmocka_unit_test(test_cli_parse_refuses_bad_arguments),
         cmocka_unit_test(test_cli_json_string_escapes),
+        cmocka_unit_test(test_carechat_state_and_reason_names),
         cmocka_unit_test(test_cli_read_password_file),
         cmocka_unit_test(test_transport_parse_url),
         cmocka_unit_test(test_carechat_fails_cleanly_without_server),
