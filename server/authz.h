@@ -20,6 +20,9 @@
  *      `conversation_id` must satisfy the row's scope: NOT_FOUND otherwise,
  *      exactly like an unknown conversation, so ids cannot be probed.
  *
+ * Rows marked `read` are the accesses to patient or account data: each
+ * allowed one is audited before it is answered (struct authz_rule).
+ *
  * What depends on the request's target rather than on the caller (whom a role
  * may invite, contact, see or deactivate; whether the caller sent the message
  * it recalls) is decided by the handlers and re-checked by apply with
@@ -63,6 +66,11 @@ struct authz_rule {
     uint32_t roles; /* AUTHZ_* role bits; unused for AUTHZ_OPEN */
     enum authz_scope scope;
     uint32_t action; /* the REC_AUDIT_* action that records the request */
+    /* A read of a patient's or an account's data: every allowed request
+     * appends an access record (action, the conversation or patient it names,
+     * the conversation's patient) and is answered only once that record is
+     * durable (UNAVAILABLE when it cannot be written: fail closed). */
+    bool read;
 };
 
 /* The caller as the connection knows it. */

@@ -233,8 +233,8 @@ static void test_authz_protocol_md_prints_the_table(void **state) {
             continue;
         if (line[0] != '|')
             break;
-        char *c[6];
-        assert_int_equal(cells(line, c, 6), 6);
+        char *c[7];
+        assert_int_equal(cells(line, c, 7), 7);
         const ProtobufCFieldDescriptor *fd =
             protobuf_c_message_descriptor_get_field_by_name(&carechat__v1__frame__descriptor, c[0]);
         if (!fd)
@@ -246,6 +246,8 @@ static void test_authz_protocol_md_prints_the_table(void **state) {
             fail_msg("%s: PROTOCOL.md says needs \"%s\"", c[0], c[2]);
         if (r->scope != AUTHZ_OPEN && roles_of(c[1]) != r->roles)
             fail_msg("%s: PROTOCOL.md says roles \"%s\"", c[0], c[1]);
+        if (r->read != (strcmp(c[5], "yes") == 0))
+            fail_msg("%s: PROTOCOL.md says read \"%s\"", c[0], c[5]);
         if (strcmp(audit_action_name(r->action), c[4]) != 0)
             fail_msg("%s: PROTOCOL.md says audit action %s, the code %s", c[0], c[4],
                      audit_action_name(r->action));

@@ -163,7 +163,7 @@ static void dispatch(struct conn *c, const Carechat__V1__Frame *frame) {
     bool unauthenticated = c->state == CONN_AWAITING_AUTH && !allowed_before_auth(body);
     if (!c->cfg.handler.dispatch ||
         !c->cfg.handler.dispatch(c->cfg.handler.ctx, c->handler_state, frame))
-        conn_respond(c, frame->request_id, STATUS_UNAVAILABLE, "not implemented yet");
+        conn_respond(c, frame->request_id, STATUS_UNAVAILABLE, CONN_NOT_IMPLEMENTED);
     if (unauthenticated && ++c->unauthenticated >= CONN_MAX_BAD_FRAMES &&
         c->state == CONN_AWAITING_AUTH)
         conn_close(c, CONN_CLOSE_POLICY, "authenticate first", METRICS_CLOSE_AUTH_TIMEOUT);

@@ -56,6 +56,8 @@
 #include "server/metrics.h"
 
 #define CONN_MAX_BAD_FRAMES 10
+/* The detail of requests no handler serves yet (answered UNAVAILABLE). */
+#define CONN_NOT_IMPLEMENTED "not implemented yet"
 
 /* WebSocket close codes the conn asks for (RFC 6455 section 7.4.1). */
 #define CONN_CLOSE_NORMAL 1000

@@ -77,6 +77,9 @@ struct op *op_new(struct hconn *hc, enum op_kind kind, uint64_t request_id) {
     op->hc = hc;
     op->request_id = request_id;
     op->action = hc->action;
+    op->has_actor = hc->authenticated;
+    op->actor = hc->account;
+    op->actor_device = hc->device;
     hc->refs++;
     return op;
 }
@@ -350,19 +353,32 @@ void dev_to_entry(const struct dev_new *d, Carechat__Entry__V1__DeviceNew *out) 
 
 /* ---- dispatch ---------------------------------------------------------------- */
 
-/* The caller's relation to the conversation the request `f` names (none
- * named, unknown, or not an ACTIVE member: AUTHZ_STRANGER). *rc is set to a
- * store failure, else left alone. */
-static enum authz_relation relation(struct hconn *hc, const Carechat__V1__Frame *f, int *rc) {
+/* What the check learns about a request's object: the conversation it names
+ * and that conversation's patient (or the patient a request names). */
+struct target {
+    bool has_conv, has_patient;
+    struct id conv, patient;
+};
+
+/* The id in f's body field `name`, when it has one of 16 bytes. */
+static bool body_id(const Carechat__V1__Frame *f, const char *name, struct id *out) {
     ProtobufCBinaryData b;
-    struct id conv;
+    return proto_body_bytes(f, name, &b) && id_from_bytes(b.data, b.len, out) == 0;
+}
+
+/* The caller's relation to t->conv (unknown, or not an ACTIVE member:
+ * AUTHZ_STRANGER), filling t's patient from the conversation. *rc is set to a
+ * store failure, else left alone. */
+static enum authz_relation relation(struct hconn *hc, struct target *t, int *rc) {
     struct msgrec_conv c;
     struct msgrec_member me;
-    if (!proto_body_bytes(f, "conversation_id", &b) || id_from_bytes(b.data, b.len, &conv) != 0)
-        return AUTHZ_STRANGER;
-    int r = read_conv(hc->h, &conv, &c);
+    int r = read_conv(hc->h, &t->conv, &c);
+    if (r == 0 && c.has_owner) {
+        t->has_patient = true;
+        t->patient = c.owner;
+    }
     if (r == 0)
-        r = read_member(hc->h, &conv, &hc->account, &me);
+        r = read_member(hc->h, &t->conv, &hc->account, &me);
     if (r == STATUS_NOT_FOUND || (r == 0 && me.state != MSGREC_ACTIVE))
         return AUTHZ_STRANGER;
     if (r != 0) {
@@ -376,56 +392,38 @@ static enum authz_relation relation(struct hconn *hc, const Carechat__V1__Frame 
 }
 
 /* The authorization check of every request (server/authz.h), after the
- * session check. Returns true when `f` may go to its handler; otherwise it was
+ * session check. Returns true with *t when `f` may go on; otherwise it was
  * answered (and a denial audited once). */
-static bool authorize(struct hconn *hc, const Carechat__V1__Frame *f, const struct authz_rule *r) {
+static bool authorize(struct hconn *hc, const Carechat__V1__Frame *f, const struct authz_rule *r,
+                      struct target *t) {
     struct authz_caller who = {.authenticated = hc->authenticated, .role = hc->role};
     int store_rc = 0;
     enum authz_relation rel = AUTHZ_STRANGER;
-    if (hc->authenticated && authz_needs_relation(r) && (r->roles & (1u << hc->role)))
-        rel = relation(hc, f, &store_rc);
+    memset(t, 0, sizeof *t);
+    t->has_conv = body_id(f, "conversation_id", &t->conv);
+    if (t->has_conv && hc->authenticated && (r->roles & (1u << hc->role)) &&
+        (authz_needs_relation(r) || r->read))
+        rel = relation(hc, t, &store_rc);
     if (store_rc != 0) {
         respond_error(hc->conn, f->request_id, store_rc, NULL);
         return false;
     }
+    if (!t->has_patient)
+        t->has_patient = body_id(f, "patient_account_id", &t->patient);
     int rc = authz_decide(r, &who, rel);
     if (rc == 0)
         return true;
-    ProtobufCBinaryData object = {0, NULL};
-    if (!proto_body_bytes(f, "conversation_id", &object) || object.len != ID_LEN)
-        object = (ProtobufCBinaryData){0, NULL};
     deny(hc, f->request_id, rc,
          rc == STATUS_UNAUTHENTICATED ? "authenticate first"
          : rc == STATUS_FORBIDDEN     ? "not allowed for your role"
                                       : "no such conversation",
-         object.data, object.len);
+         t->has_conv ? t->conv.b : NULL, t->has_conv ? ID_LEN : 0);
     return false;
 }
 
-static bool on_dispatch(void *ctx, void *state, const Carechat__V1__Frame *f) {
-    struct hconn *hc = state;
-    uint64_t rid = f->request_id;
-    const struct authz_rule *rule = authz_rule((uint32_t)f->body_case);
-    if (!rule)
-        return false;
-    hc->action = rule->action;
-    if (rule->scope == AUTHZ_OPEN) {
-        if (hc->auth_busy) {
-            conn_respond(hc->conn, rid, STATUS_CONFLICT, "authentication in progress");
-            return true;
-        }
-        if (f->body_case == CARECHAT__V1__FRAME__BODY_LOGIN)
-            handle_login(hc, rid, f->login);
-        else if (f->body_case == CARECHAT__V1__FRAME__BODY_REGISTER)
-            handle_register(hc, rid, f->register_);
-        else
-            handle_authenticate(hc, rid, f->authenticate);
-        return true;
-    }
-    if (hc->authenticated && !session_check(hc, rid))
-        return true;
-    if (!authorize(hc, f, rule))
-        return true;
+/* Runs the handler of an authorized request. Returns false for a request no
+ * handler serves yet. */
+static bool run_request(struct hconn *hc, uint64_t rid, const Carechat__V1__Frame *f) {
     switch (f->body_case) {
     case CARECHAT__V1__FRAME__BODY_LOGOUT:
         handle_logout(hc, rid);
@@ -514,6 +512,45 @@ static bool on_dispatch(void *ctx, void *state, const Carechat__V1__Frame *f) {
     default:
         return false; /* a later feature: "not implemented yet" */
     }
+    return true;
+}
+
+/* The audited_fn of reads: runs the handler once the access record is durable. */
+static void run_read(struct hconn *hc, uint64_t rid, const Carechat__V1__Frame *f) {
+    if (!run_request(hc, rid, f))
+        conn_respond(hc->conn, rid, STATUS_UNAVAILABLE, CONN_NOT_IMPLEMENTED);
+}
+
+static bool on_dispatch(void *ctx, void *state, const Carechat__V1__Frame *f) {
+    struct hconn *hc = state;
+    uint64_t rid = f->request_id;
+    const struct authz_rule *rule = authz_rule((uint32_t)f->body_case);
+    if (!rule)
+        return false;
+    hc->action = rule->action;
+    if (rule->scope == AUTHZ_OPEN) {
+        if (hc->auth_busy) {
+            conn_respond(hc->conn, rid, STATUS_CONFLICT, "authentication in progress");
+            return true;
+        }
+        if (f->body_case == CARECHAT__V1__FRAME__BODY_LOGIN)
+            handle_login(hc, rid, f->login);
+        else if (f->body_case == CARECHAT__V1__FRAME__BODY_REGISTER)
+            handle_register(hc, rid, f->register_);
+        else
+            handle_authenticate(hc, rid, f->authenticate);
+        return true;
+    }
+    if (hc->authenticated && !session_check(hc, rid))
+        return true;
+    struct target t;
+    if (!authorize(hc, f, rule, &t))
+        return true;
+    if (!rule->read)
+        return run_request(hc, rid, f);
+    const struct id *object = t.has_conv ? &t.conv : t.has_patient ? &t.patient : NULL;
+    audited_read(hc, rid, object ? object->b : NULL, object ? ID_LEN : 0,
+                 t.has_patient ? &t.patient : NULL, f, run_read);
     return true;
 }
 

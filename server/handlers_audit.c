@@ -86,16 +86,15 @@ void deny(struct hconn *hc, uint64_t rid, int status, const char *detail, const 
                   object, object_len, NULL, NULL, NULL);
 }
 
-void audited_read(struct hconn *hc, uint64_t rid, uint32_t action, const void *object,
-                  size_t object_len, const struct id *patient, const Carechat__V1__Frame *f,
-                  audited_fn answer) {
+void audited_read(struct hconn *hc, uint64_t rid, const void *object, size_t object_len,
+                  const struct id *patient, const Carechat__V1__Frame *f, audited_fn answer) {
     struct op *op = op_new(hc, OP_AUDITED, rid);
     op->answer = answer;
     buf_init(&op->frame);
     int rc = proto_encode(f, &op->frame);
     if (rc == 0)
-        rc = audit_propose(hc, &hc->account, &hc->device, action, 0, object, object_len, patient,
-                           handlers_entry_done, op);
+        rc = audit_propose(hc, &hc->account, &hc->device, hc->action, 0, object, object_len,
+                           patient, handlers_entry_done, op);
     if (rc != 0) {
         conn_respond(hc->conn, rid, STATUS_UNAVAILABLE, "cannot write the audit record");
         op_release(op);
@@ -123,16 +122,24 @@ void audit_refusal(struct op *op, int status) {
     if (op->kind == OP_AUDITED || op->kind == OP_REGISTER_REFUSED || !is_denial(status))
         return;
     static const struct id none;
-    bool who = memcmp(op->account.b, none.b, ID_LEN) != 0;
-    bool conv = memcmp(op->conversation.b, none.b, ID_LEN) != 0;
-    audit_propose(op->hc, who ? &op->account : NULL, who ? &op->device : NULL, op->action, status,
-                  conv ? op->conversation.b : NULL, conv ? ID_LEN : 0, NULL, NULL, NULL);
+    const struct id *actor = NULL, *device = NULL;
+    if (op->has_actor) {
+        actor = &op->actor;
+        device = &op->actor_device;
+    } else if (memcmp(op->account.b, none.b, ID_LEN) != 0) {
+        actor = &op->account; /* Login, Authenticate: the account they were for */
+        device = &op->device;
+    }
+    const struct id *object = memcmp(op->conversation.b, none.b, ID_LEN) != 0 ? &op->conversation
+                              : memcmp(op->target.b, none.b, ID_LEN) != 0     ? &op->target
+                                                                              : NULL;
+    audit_propose(op->hc, actor, device, op->action, status, object ? object->b : NULL,
+                  object ? ID_LEN : 0, NULL, NULL, NULL);
 }
 
 /* ---- QueryAudit ---------------------------------------------------------------- */
 
-static void query_answer(struct hconn *hc, uint64_t rid, const Carechat__V1__Frame *f) {
-    const Carechat__V1__QueryAudit *m = f->query_audit;
+static void query_answer(struct hconn *hc, uint64_t rid, const Carechat__V1__QueryAudit *m) {
     struct audit_filter flt = {.since = m->since, .until = m->until};
     if (m->actor_account_id.len == ID_LEN) {
         flt.has_actor = true;
@@ -206,17 +213,7 @@ void handle_query_audit(struct hconn *hc, uint64_t rid, const Carechat__V1__Quer
         conn_respond(hc->conn, rid, STATUS_BAD_REQUEST, "bad audit query");
         return;
     }
-    struct id patient;
-    bool has_patient = m->patient_account_id.len == ID_LEN;
-    if (has_patient)
-        memcpy(patient.b, m->patient_account_id.data, ID_LEN);
-    Carechat__V1__Frame f;
-    carechat__v1__frame__init(&f);
-    f.request_id = rid;
-    f.body_case = CARECHAT__V1__FRAME__BODY_QUERY_AUDIT;
-    f.query_audit = (Carechat__V1__QueryAudit *)m;
-    audited_read(hc, rid, REC_AUDIT_QUERY, has_patient ? patient.b : NULL, has_patient ? ID_LEN : 0,
-                 has_patient ? &patient : NULL, &f, query_answer);
+    query_answer(hc, rid, m);
 }
 
 /* ---- VerifyAudit ---------------------------------------------------------------- */
@@ -257,10 +254,7 @@ void audit_verify_poll(struct handlers *h) {
         h->cfg.wake(h->cfg.wake_ctx); /* the next step after the loop's other work */
 }
 
-/* Starts the walk once the verification's own audit record is durable; one
- * runs at a time. */
-static void verify_answer(struct hconn *hc, uint64_t rid, const Carechat__V1__Frame *f) {
-    (void)f;
+void handle_verify_audit(struct hconn *hc, uint64_t rid) {
     struct handlers *h = hc->h;
     if (h->verify_op) {
         conn_respond(hc->conn, rid, STATUS_RATE_LIMITED, "a verification is running, retry later");
@@ -272,15 +266,4 @@ static void verify_answer(struct hconn *hc, uint64_t rid, const Carechat__V1__Fr
         verify_finish(h, rc);
     else
         audit_verify_poll(h);
-}
-
-void handle_verify_audit(struct hconn *hc, uint64_t rid) {
-    Carechat__V1__Frame f;
-    Carechat__V1__VerifyAudit m;
-    carechat__v1__frame__init(&f);
-    carechat__v1__verify_audit__init(&m);
-    f.request_id = rid;
-    f.body_case = CARECHAT__V1__FRAME__BODY_VERIFY_AUDIT;
-    f.verify_audit = &m;
-    audited_read(hc, rid, REC_AUDIT_VERIFY, NULL, 0, NULL, &f, verify_answer);
 }

@@ -112,6 +112,10 @@ struct op {
     struct hconn *hc;
     uint64_t request_id;
     uint32_t action; /* the audit action of its request (hc->action at op_new) */
+    /* Who sent it: the connection's session at op_new (has_actor false before
+     * authentication; refusals of Login name op->account instead). */
+    bool has_actor;
+    struct id actor, actor_device;
     struct id account, device;
     uint32_t role;
     bool found;      /* Login: the email belongs to an active account */
@@ -210,12 +214,12 @@ int audit_propose(struct hconn *hc, const struct id *actor, const struct id *dev
  * state or target goes through here, once. */
 void deny(struct hconn *hc, uint64_t rid, int status, const char *detail, const void *object,
           size_t object_len);
-/* Fail-closed read: appends the audit record of the read `f` (request
- * `rid`) and runs answer(hc, rid, f) once it is durable; answers UNAVAILABLE
- * when it cannot be written. */
-void audited_read(struct hconn *hc, uint64_t rid, uint32_t action, const void *object,
-                  size_t object_len, const struct id *patient, const Carechat__V1__Frame *f,
-                  audited_fn answer);
+/* Fail-closed read (the `read` rows of server/authz.c): appends the access
+ * record of `f` (request `rid`, action hc->action, the given object and
+ * patient, NULL for none) and runs answer(hc, rid, f) once it is durable;
+ * answers UNAVAILABLE when it cannot be written. */
+void audited_read(struct hconn *hc, uint64_t rid, const void *object, size_t object_len,
+                  const struct id *patient, const Carechat__V1__Frame *f, audited_fn answer);
 /* on_done of OP_AUDITED. */
 void audited_done(struct op *op, int status);
 /* After a state-changing op was refused with `status` by apply: appends the

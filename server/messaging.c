@@ -597,23 +597,8 @@ void handle_create_direct(struct hconn *hc, uint64_t rid, const Carechat__V1__Cr
     propose(hc->h, op, &e);
 }
 
-/* Answers GetConversation once its audit record is durable; membership is
- * checked again, since it may have ended meanwhile. */
-static void get_conversation_answer(struct hconn *hc, uint64_t rid, const Carechat__V1__Frame *f) {
-    struct id conv;
-    struct msgrec_conv c;
-    struct msgrec_member me;
-    int rc = get_id(f->get_conversation->conversation_id, &conv) ? member_conv(hc, &conv, &c, &me)
-                                                                 : STATUS_BAD_REQUEST;
-    if (rc != 0) {
-        respond_error(hc->conn, rid, rc, "no such conversation");
-        return;
-    }
-    respond_conversation(hc, rid, &conv);
-}
-
-/* The member list is a read of the conversation's (patient's) data: audited,
- * fail closed. */
+/* A read of the conversation's (patient's) data: runs once its access record
+ * is durable (server/authz.c), so membership is checked again here. */
 void handle_get_conversation(struct hconn *hc, uint64_t rid,
                              const Carechat__V1__GetConversation *m) {
     struct id conv;
@@ -623,15 +608,8 @@ void handle_get_conversation(struct hconn *hc, uint64_t rid,
         conn_respond(hc->conn, rid, STATUS_BAD_REQUEST, "bad conversation id");
         return;
     }
-    if (!member_conv_or_answer(hc, rid, &conv, &c, &me))
-        return;
-    Carechat__V1__Frame f;
-    carechat__v1__frame__init(&f);
-    f.request_id = rid;
-    f.body_case = CARECHAT__V1__FRAME__BODY_GET_CONVERSATION;
-    f.get_conversation = (Carechat__V1__GetConversation *)m;
-    audited_read(hc, rid, REC_AUDIT_CONVERSATION_READ, conv.b, ID_LEN,
-                 c.has_owner ? &c.owner : NULL, &f, get_conversation_answer);
+    if (member_conv_or_answer(hc, rid, &conv, &c, &me))
+        respond_conversation(hc, rid, &conv);
 }
 
 /* Page tokens of ListConversations: the activity key's suffix after the
@@ -739,11 +717,10 @@ static bool collect_message(void *ctx, const uint8_t *key, size_t key_len, const
     return true;
 }
 
-static void history_answer(struct hconn *hc, uint64_t rid, const Carechat__V1__Frame *f);
-
-/* History is a read of a patient's data: checked here, answered by
- * history_answer() once its audit record is durable (fail closed). */
+/* History is a read of a patient's data: it runs once its access record is
+ * durable (server/authz.c, fail closed). */
 void handle_history(struct hconn *hc, uint64_t rid, const Carechat__V1__History *m) {
+    struct handlers *h = hc->h;
     struct id conv;
     struct msgrec_conv c;
     struct msgrec_member me;
@@ -752,28 +729,7 @@ void handle_history(struct hconn *hc, uint64_t rid, const Carechat__V1__History 
         conn_respond(hc->conn, rid, STATUS_BAD_REQUEST, "bad history request");
         return;
     }
-    if (!member_conv_or_answer(hc, rid, &conv, &c, &me))
-        return;
-    Carechat__V1__Frame f;
-    carechat__v1__frame__init(&f);
-    f.request_id = rid;
-    f.body_case = CARECHAT__V1__FRAME__BODY_HISTORY;
-    f.history = (Carechat__V1__History *)m;
-    audited_read(hc, rid, REC_AUDIT_HISTORY, conv.b, ID_LEN, c.has_owner ? &c.owner : NULL, &f,
-                 history_answer);
-}
-
-static void history_answer(struct hconn *hc, uint64_t rid, const Carechat__V1__Frame *f) {
-    const Carechat__V1__History *m = f->history;
-    struct handlers *h = hc->h;
-    struct id conv;
-    struct msgrec_conv c;
-    struct msgrec_member me;
-    if (!get_id(m->conversation_id, &conv)) {
-        conn_respond(hc->conn, rid, STATUS_BAD_REQUEST, "bad history request");
-        return;
-    }
-    /* Membership may have ended while the audit record was written. */
+    /* Membership may have ended while the access record was written. */
     if (!member_conv_or_answer(hc, rid, &conv, &c, &me))
         return;
     size_t limit = m->limit ? m->limit : HISTORY_DEFAULT;

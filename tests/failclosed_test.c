@@ -255,13 +255,17 @@ static void test_failclosed_refuses_unaudited_reads(void **state) {
     expect_refused(t.doc, carechat_send(t.doc, &conv, (const uint8_t *)"second", 6, NULL, &sent),
                    "Send", NULL);
     expect_nothing_delivered();
-    /* The connection survives: a read that needs no record is answered on it
-     * (a new connection would need Authenticate, which is a write). */
+    /* Listing conversations (their names are personal data) is a read too. */
     struct carechat_conversations *convs = NULL;
-    FIXTURE_ASSERT_OK(t.doc, carechat_conversations(t.doc, &convs));
-    assert_int_equal(convs->n, 1);
-    assert_memory_equal(convs->items[0].conversation_id.b, conv.b, ID_LEN);
-    carechat_conversations_free(convs);
+    expect_refused(t.doc, carechat_conversations(t.doc, &convs), "ListConversations",
+                   REFUSED_DETAIL);
+    assert_null(convs);
+    /* The connection survives: a request that needs no record is answered on
+     * it (a new connection would need Authenticate, which is a write). */
+    struct carechat_devices *devs = NULL;
+    FIXTURE_ASSERT_OK(t.doc, carechat_devices(t.doc, &devs));
+    assert_int_equal(devs->n, 1);
+    carechat_devices_free(devs);
 
     /* Give the space back. */
     int64_t low_until = clock_now();
