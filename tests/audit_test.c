@@ -539,12 +539,7 @@ static struct carechat *the_root(void) {
 /* `inviter` invites `addr` with `role`; the new account registers. */
 static struct carechat *invited(struct carechat *inviter, const char *addr, enum carechat_role role,
                                 const char *name) {
-    char code[CARECHAT_MAX_CODE + 1];
-    int64_t expires_at = 0;
-    FIXTURE_ASSERT_OK(inviter, carechat_invite(inviter, addr, role, code, &expires_at));
-    struct carechat *c = open_fresh(name);
-    FIXTURE_ASSERT_OK(c, carechat_register(c, code, addr, PASSWORD, "1980-05-06", name));
-    return c;
+    return fixture_invite_register(url, inviter, addr, role, PASSWORD, name, NULL);
 }
 
 static struct id account_of(const char *addr) {

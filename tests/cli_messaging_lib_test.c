@@ -60,13 +60,8 @@ static struct carechat *make_provider(const char *addr, const char *name,
         root = fixture_open(url, root_dir);
         FIXTURE_ASSERT_OK(root, carechat_login(root, FIXTURE_ROOT_EMAIL, FIXTURE_ROOT_PASSWORD));
     }
-    char code[CARECHAT_MAX_CODE + 1];
-    int64_t expires_at = 0;
-    FIXTURE_ASSERT_OK(root, carechat_invite(root, addr, CARECHAT_ROLE_PROVIDER, code, &expires_at));
-    fixture_fresh_profile("doc", doc_dir);
-    struct carechat *doc = fixture_open(url, doc_dir);
-    FIXTURE_ASSERT_OK(doc, carechat_register(doc, code, addr, DOC_PASSWORD, "1980-05-06", name));
-    return doc;
+    return fixture_invite_register(url, root, addr, CARECHAT_ROLE_PROVIDER, DOC_PASSWORD, name,
+                                   doc_dir);
 }
 
 /* Two providers who may write to each other, and their direct conversation,

@@ -54,14 +54,9 @@ static struct carechat *make_provider(const char *addr, const char *name,
     fixture_fresh_profile("root", root_dir);
     struct carechat *root = fixture_open(url, root_dir);
     FIXTURE_ASSERT_OK(root, carechat_login(root, FIXTURE_ROOT_EMAIL, FIXTURE_ROOT_PASSWORD));
-    char code[CARECHAT_MAX_CODE + 1];
-    int64_t expires_at = 0;
-    FIXTURE_ASSERT_OK(root, carechat_invite(root, addr, CARECHAT_ROLE_PROVIDER, code, &expires_at));
-    assert_true(expires_at > 0);
+    struct carechat *doc = fixture_invite_register(url, root, addr, CARECHAT_ROLE_PROVIDER,
+                                                   DOC_PASSWORD, name, doc_dir);
     carechat_close(root);
-    fixture_fresh_profile("doc", doc_dir);
-    struct carechat *doc = fixture_open(url, doc_dir);
-    FIXTURE_ASSERT_OK(doc, carechat_register(doc, code, addr, DOC_PASSWORD, "1980-05-06", name));
     return doc;
 }
 

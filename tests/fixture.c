@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <string.h>
 
 #include <cmocka.h>
 
@@ -76,6 +77,23 @@ struct carechat *fixture_open(const char *url, const char *profile_dir) {
     struct carechat_config cfg = {.server_url = url, .profile_dir = profile_dir};
     struct carechat *c = NULL;
     assert_int_equal(carechat_open(&cfg, &c), 0);
+    return c;
+}
+
+struct carechat *fixture_invite_register(const char *url, struct carechat *inviter,
+                                         const char *email, enum carechat_role role,
+                                         const char *password, const char *name,
+                                         char *profile_out) {
+    char code[CARECHAT_MAX_CODE + 1];
+    int64_t expires_at = 0;
+    FIXTURE_ASSERT_OK(inviter, carechat_invite(inviter, email, role, code, &expires_at));
+    assert_true(expires_at > 0);
+    char profile[FIXTURE_DIR_LEN];
+    fixture_fresh_profile(name, profile);
+    if (profile_out)
+        memcpy(profile_out, profile, sizeof profile);
+    struct carechat *c = fixture_open(url, profile);
+    FIXTURE_ASSERT_OK(c, carechat_register(c, code, email, password, "1980-05-06", name));
     return c;
 }
 

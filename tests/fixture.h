@@ -69,6 +69,14 @@ void fixture_fresh_profile(const char *name, char out[FIXTURE_DIR_LEN]);
  * cmocka test when carechat_open() fails. */
 struct carechat *fixture_open(const char *url, const char *profile_dir);
 
+/* `inviter` invites `email` with `role`; a handle on a fresh profile (named
+ * after `name`; its path into profile_out when not NULL) registers it with
+ * `password`, birth date 1980-05-06 and display name `name`. Returns the new
+ * handle (the caller closes it); fails the running cmocka test on any error. */
+struct carechat *fixture_invite_register(const char *url, struct carechat *inviter,
+                                         const char *email, enum carechat_role role,
+                                         const char *password, const char *name, char *profile_out);
+
 /* Writes "WHO-XXXXXX@clinic.example", unique for this test run, to out. */
 void fixture_email(const char *who, char out[FIXTURE_EMAIL_LEN]);
 
