@@ -11,7 +11,10 @@
  * active, so history and deliveries start there; the care-pair count of
  * (channel patient, staff member) is the number of channels in which both
  * are ACTIVE (the "shares a care team" contact rule of DirectCreate); a
- * recalled message keeps its metadata and nothing of its envelope.
+ * recalled message keeps its metadata and nothing of its envelope; every
+ * membership change (add, approve, remove, leave) with a proposer's device
+ * list queues one membership item per listed device of the accounts ACTIVE
+ * after it, and of the account removed or leaving.
  *
  * Pure: no clock, no randomness, no I/O beyond the transaction. Writer thread.
  */
@@ -265,6 +268,51 @@ static int apply_channel_create(struct store_txn *txn, const Carechat__Entry__V1
 
 /* ---- MemberAdd, MemberApprove, MemberRemove, ConversationLeave ------------------- */
 
+/* Appends `item` to every listed device of `lists` that exists: with
+ * `only_account`, to that account's devices alone; otherwise to the devices of
+ * ACTIVE members of `conv` and of `also_account` (NULL: none) whatever its
+ * state. Lists in the order given, so a replay assigns the same positions. */
+static int fan_out(struct store_txn *txn, const struct id *conv, const struct id *owner,
+                   Carechat__Entry__V1__AccountDeviceIds *const *lists, size_t n_lists,
+                   const struct id *only_account, const struct id *also_account,
+                   const struct msgrec_item *item, struct buf *deliveries) {
+    if (n_lists > MSGREC_MEMBERS_MAX)
+        return STATUS_TOO_LARGE;
+    for (size_t s = 0; s < n_lists; s++) {
+        const Carechat__Entry__V1__AccountDeviceIds *ad = lists[s];
+        struct id acc;
+        if (!apply_id_field(ad->account_id, &acc) || ad->n_device_ids > REC_LIST_MAX)
+            return STATUS_BAD_REQUEST;
+        for (size_t p = 0; p < s; p++)
+            if (lists[p]->account_id.len == ID_LEN &&
+                memcmp(lists[p]->account_id.data, acc.b, ID_LEN) == 0)
+                return STATUS_BAD_REQUEST;
+        if (only_account && !same(&acc, only_account))
+            continue;
+        if (!only_account && !(also_account && same(&acc, also_account))) {
+            struct msgrec_member m;
+            int rc = apply_read_member(txn, conv, &acc, &m);
+            if (rc == STATUS_NOT_FOUND || (rc == 0 && m.state != MSGREC_ACTIVE))
+                continue;
+            if (rc != 0)
+                return rc;
+        }
+        for (size_t d = 0; d < ad->n_device_ids; d++) {
+            struct id dev;
+            uint32_t key_id;
+            int64_t expires_at;
+            if (!apply_id_field(ad->device_ids[d], &dev))
+                return STATUS_BAD_REQUEST;
+            int rc = apply_read_device_key(txn, &acc, &dev, &key_id, &expires_at);
+            if (rc == STATUS_NOT_FOUND)
+                continue;
+            if (rc != 0 || (rc = apply_inbox_append(txn, &dev, item, owner, deliveries)) != 0)
+                return rc;
+        }
+    }
+    return STATUS_OK;
+}
+
 /* Makes `account` an ACTIVE member from now on (joined_seq after the
  * conversation's last message). */
 static int activate(struct store_txn *txn, const struct id *conv, const struct msgrec_conv *c,
@@ -317,7 +365,35 @@ static int read_target(struct store_txn *txn, const Carechat__Entry__V1__Entry *
     return read_channel(txn, &t->conv, &t->c);
 }
 
-static int apply_member_add(struct store_txn *txn, const Carechat__Entry__V1__Entry *e) {
+/* After a membership change of t->account by the entry's actor: queues its
+ * membership item (`change`, at the entry's time) for the listed devices of
+ * every ACTIVE member and, when the change ended the membership, of
+ * t->account too; appends the delivery list to `result`. */
+static int notify_membership(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                             const struct member_target *t, uint32_t change,
+                             Carechat__Entry__V1__AccountDeviceIds *const *lists, size_t n_lists,
+                             struct buf *result) {
+    struct msgrec_item item = {
+        .kind = MSGREC_ITEM_MEMBERSHIP,
+        .conversation_id = t->conv,
+        .account_id = t->account,
+        .by_account = t->actor,
+        .change = change,
+        .at = e->time,
+    };
+    bool ended = change == MSGREC_CHANGE_LEFT || change == MSGREC_CHANGE_REMOVED;
+    struct buf deliveries;
+    buf_init(&deliveries);
+    int rc = fan_out(txn, &t->conv, &t->c.owner, lists, n_lists, NULL, ended ? &t->account : NULL,
+                     &item, &deliveries);
+    if (rc == 0)
+        msgrec_deliveries_finish(&deliveries, result);
+    buf_cleanup(&deliveries);
+    return rc;
+}
+
+static int apply_member_add(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                            struct buf *result) {
     const Carechat__Entry__V1__MemberAdd *a = e->member_add;
     if (!a)
         return STATUS_BAD_REQUEST;
@@ -351,8 +427,9 @@ static int apply_member_add(struct store_txn *txn, const Carechat__Entry__V1__En
             rc = apply_write_conv(txn, &t->conv, &t->c);
         }
     }
+    bool pending = !apply_is_staff(role) && !same(&t->account, &t->c.owner);
     if (rc == 0) {
-        if (apply_is_staff(role) || same(&t->account, &t->c.owner))
+        if (!pending)
             rc = activate(txn, &t->conv, &t->c, &t->account, &m, e->time);
         else {
             /* Not staff (a family member acting for the patient): pending
@@ -365,11 +442,15 @@ static int apply_member_add(struct store_txn *txn, const Carechat__Entry__V1__En
             rc = write_member(txn, &t->conv, &t->account, &m, &t->c.owner);
         }
     }
+    if (rc == 0)
+        rc = notify_membership(txn, e, t, pending ? MSGREC_CHANGE_PENDING : MSGREC_CHANGE_JOINED,
+                               a->member_devices, a->n_member_devices, result);
     free(t);
     return rc;
 }
 
-static int apply_member_approve(struct store_txn *txn, const Carechat__Entry__V1__Entry *e) {
+static int apply_member_approve(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                                struct buf *result) {
     const Carechat__Entry__V1__MemberApprove *a = e->member_approve;
     if (!a)
         return STATUS_BAD_REQUEST;
@@ -389,11 +470,15 @@ static int apply_member_approve(struct store_txn *txn, const Carechat__Entry__V1
         rc = STATUS_CONFLICT;
     if (rc == 0)
         rc = activate(txn, &t->conv, &t->c, &t->account, &m, e->time);
+    if (rc == 0)
+        rc = notify_membership(txn, e, t, MSGREC_CHANGE_JOINED, a->member_devices,
+                               a->n_member_devices, result);
     free(t);
     return rc;
 }
 
-static int apply_member_remove(struct store_txn *txn, const Carechat__Entry__V1__Entry *e) {
+static int apply_member_remove(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                               struct buf *result) {
     const Carechat__Entry__V1__MemberRemove *r = e->member_remove;
     if (!r)
         return STATUS_BAD_REQUEST;
@@ -410,11 +495,15 @@ static int apply_member_remove(struct store_txn *txn, const Carechat__Entry__V1_
         rc = STATUS_NOT_FOUND;
     if (rc == 0)
         rc = deactivate(txn, &t->conv, &t->c, &t->account, &m, MSGREC_REMOVED, e->time);
+    if (rc == 0)
+        rc = notify_membership(txn, e, t, MSGREC_CHANGE_REMOVED, r->member_devices,
+                               r->n_member_devices, result);
     free(t);
     return rc;
 }
 
-static int apply_leave(struct store_txn *txn, const Carechat__Entry__V1__Entry *e) {
+static int apply_leave(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                       struct buf *result) {
     const Carechat__Entry__V1__ConversationLeave *l = e->conversation_leave;
     if (!l)
         return STATUS_BAD_REQUEST;
@@ -429,6 +518,9 @@ static int apply_leave(struct store_txn *txn, const Carechat__Entry__V1__Entry *
         rc = STATUS_NOT_FOUND;
     if (rc == 0)
         rc = deactivate(txn, &t->conv, &t->c, &t->actor, &m, MSGREC_LEFT, e->time);
+    if (rc == 0)
+        rc = notify_membership(txn, e, t, MSGREC_CHANGE_LEFT, l->member_devices,
+                               l->n_member_devices, result);
     free(t);
     return rc;
 }
@@ -447,50 +539,6 @@ static int read_ref(struct store_txn *txn, const struct id *conv, const struct i
         rc = msgrec_msgref_decode(v.data, v.len, ref);
     buf_cleanup(&v);
     return rc;
-}
-
-/* Appends `item` to every listed device of `lists` that exists; with
- * `only_account`, only to that account's devices, otherwise only to ACTIVE
- * members of `conv`. */
-static int fan_out(struct store_txn *txn, const struct id *conv, const struct id *owner,
-                   Carechat__Entry__V1__AccountDeviceIds *const *lists, size_t n_lists,
-                   const struct id *only_account, const struct msgrec_item *item,
-                   struct buf *deliveries) {
-    if (n_lists > MSGREC_MEMBERS_MAX)
-        return STATUS_TOO_LARGE;
-    for (size_t s = 0; s < n_lists; s++) {
-        const Carechat__Entry__V1__AccountDeviceIds *ad = lists[s];
-        struct id acc;
-        if (!apply_id_field(ad->account_id, &acc) || ad->n_device_ids > REC_LIST_MAX)
-            return STATUS_BAD_REQUEST;
-        for (size_t p = 0; p < s; p++)
-            if (lists[p]->account_id.len == ID_LEN &&
-                memcmp(lists[p]->account_id.data, acc.b, ID_LEN) == 0)
-                return STATUS_BAD_REQUEST;
-        if (only_account && !same(&acc, only_account))
-            continue;
-        if (!only_account) {
-            struct msgrec_member m;
-            int rc = apply_read_member(txn, conv, &acc, &m);
-            if (rc == STATUS_NOT_FOUND || (rc == 0 && m.state != MSGREC_ACTIVE))
-                continue;
-            if (rc != 0)
-                return rc;
-        }
-        for (size_t d = 0; d < ad->n_device_ids; d++) {
-            struct id dev;
-            uint32_t key_id;
-            int64_t expires_at;
-            if (!apply_id_field(ad->device_ids[d], &dev))
-                return STATUS_BAD_REQUEST;
-            int rc = apply_read_device_key(txn, &acc, &dev, &key_id, &expires_at);
-            if (rc == STATUS_NOT_FOUND)
-                continue;
-            if (rc != 0 || (rc = apply_inbox_append(txn, &dev, item, owner, deliveries)) != 0)
-                return rc;
-        }
-    }
-    return STATUS_OK;
 }
 
 static int apply_recall(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
@@ -561,7 +609,7 @@ static int apply_recall(struct store_txn *txn, const Carechat__Entry__V1__Entry 
         .message_id = mid,
         .at = e->time,
     };
-    rc = fan_out(txn, &conv, owner, r->member_devices, r->n_member_devices, NULL, &item,
+    rc = fan_out(txn, &conv, owner, r->member_devices, r->n_member_devices, NULL, NULL, &item,
                  &deliveries);
     if (rc == 0)
         rc = apply_audit(txn, e, REC_AUDIT_MESSAGE_RECALL, 0, NULL, mid.b, ID_LEN, owner);
@@ -623,7 +671,7 @@ static int apply_urgent_ack(struct store_txn *txn, const Carechat__Entry__V1__En
             .at = e->time,
         };
         rc = fan_out(txn, &conv, owner, u->sender_devices, u->n_sender_devices, &ref.sender_account,
-                     &item, &deliveries);
+                     NULL, &item, &deliveries);
     }
     if (rc == 0)
         msgrec_deliveries_finish(&deliveries, result);
@@ -640,13 +688,13 @@ int apply_channel_kind(struct store_txn *txn, const Carechat__Entry__V1__Entry *
     case CARECHAT__ENTRY__V1__ENTRY__KIND_CHANNEL_CREATE:
         return apply_channel_create(txn, e, result);
     case CARECHAT__ENTRY__V1__ENTRY__KIND_MEMBER_ADD:
-        return apply_member_add(txn, e);
+        return apply_member_add(txn, e, result);
     case CARECHAT__ENTRY__V1__ENTRY__KIND_MEMBER_REMOVE:
-        return apply_member_remove(txn, e);
+        return apply_member_remove(txn, e, result);
     case CARECHAT__ENTRY__V1__ENTRY__KIND_MEMBER_APPROVE:
-        return apply_member_approve(txn, e);
+        return apply_member_approve(txn, e, result);
     case CARECHAT__ENTRY__V1__ENTRY__KIND_CONVERSATION_LEAVE:
-        return apply_leave(txn, e);
+        return apply_leave(txn, e, result);
     case CARECHAT__ENTRY__V1__ENTRY__KIND_MESSAGE_RECALL:
         return apply_recall(txn, e, result);
     case CARECHAT__ENTRY__V1__ENTRY__KIND_URGENT_ACK:

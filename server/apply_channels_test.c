@@ -7,7 +7,10 @@
  * member and to nobody else; history from the joined seq; sharing a care team
  * makes a patient and a provider contacts; recall leaves no ciphertext in
  * CF_MESSAGES and queues a tombstone for every device; urgent
- * acknowledgements; replaying the same entries gives identical contents;
+ * acknowledgements; membership events (joined, pending, approved, removed,
+ * left) queued for the active members and the departing account, none for a
+ * pending one, and the membership item's encoding beside the older kinds';
+ * replaying the same entries gives identical contents;
  * who may deactivate whom, and a deactivated actor's entries refused.
  */
 #include <setjmp.h>
@@ -70,48 +73,6 @@ static int create_channel(struct fixture_db *db, const struct fixture_person *ac
     c.member_account_ids = ids;
     e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_CHANNEL_CREATE;
     e.channel_create = &c;
-    return fixture_propose(db, &e);
-}
-
-enum member_op { OP_ADD, OP_REMOVE, OP_APPROVE };
-
-static int member_op(struct fixture_db *db, enum member_op op, const struct fixture_person *actor,
-                     const struct id *conv, const struct fixture_person *who) {
-    Carechat__Entry__V1__Entry e;
-    Carechat__Entry__V1__MemberAdd a;
-    Carechat__Entry__V1__MemberRemove r;
-    Carechat__Entry__V1__MemberApprove p;
-    entry_start(&e, actor, NULL);
-    if (op == OP_ADD) {
-        carechat__entry__v1__member_add__init(&a);
-        a.conversation_id = fixture_bin(conv->b, 16);
-        a.account_id = fixture_bin(who->id.b, 16);
-        e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_MEMBER_ADD;
-        e.member_add = &a;
-    } else if (op == OP_REMOVE) {
-        carechat__entry__v1__member_remove__init(&r);
-        r.conversation_id = fixture_bin(conv->b, 16);
-        r.account_id = fixture_bin(who->id.b, 16);
-        e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_MEMBER_REMOVE;
-        e.member_remove = &r;
-    } else {
-        carechat__entry__v1__member_approve__init(&p);
-        p.conversation_id = fixture_bin(conv->b, 16);
-        p.account_id = fixture_bin(who->id.b, 16);
-        e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_MEMBER_APPROVE;
-        e.member_approve = &p;
-    }
-    return fixture_propose(db, &e);
-}
-
-static int leave(struct fixture_db *db, const struct fixture_person *actor, const struct id *conv) {
-    Carechat__Entry__V1__Entry e;
-    Carechat__Entry__V1__ConversationLeave l;
-    entry_start(&e, actor, NULL);
-    carechat__entry__v1__conversation_leave__init(&l);
-    l.conversation_id = fixture_bin(conv->b, 16);
-    e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_CONVERSATION_LEAVE;
-    e.conversation_leave = &l;
     return fixture_propose(db, &e);
 }
 
@@ -189,6 +150,66 @@ static void lists_fill(struct lists *l, const struct acct_devs *a, size_t n) {
         l->ad[i].device_ids = l->ids[i];
         l->adp[i] = &l->ad[i];
     }
+}
+
+enum member_op { OP_ADD, OP_REMOVE, OP_APPROVE, OP_LEAVE };
+
+/* A membership change by `actor` of `who` (OP_LEAVE: of the actor itself),
+ * with the proposer's view `a` of the devices to tell (n_a 0: none, as in an
+ * entry written before member_devices existed). */
+static int member_change(struct fixture_db *db, enum member_op op,
+                         const struct fixture_person *actor, const struct id *conv,
+                         const struct fixture_person *who, const struct acct_devs *a, size_t n_a) {
+    struct lists l;
+    lists_fill(&l, a, n_a);
+    Carechat__Entry__V1__Entry e;
+    Carechat__Entry__V1__MemberAdd add;
+    Carechat__Entry__V1__MemberRemove r;
+    Carechat__Entry__V1__MemberApprove p;
+    Carechat__Entry__V1__ConversationLeave lv;
+    entry_start(&e, actor, NULL);
+    if (op == OP_ADD) {
+        carechat__entry__v1__member_add__init(&add);
+        add.conversation_id = fixture_bin(conv->b, 16);
+        add.account_id = fixture_bin(who->id.b, 16);
+        add.n_member_devices = n_a;
+        add.member_devices = l.adp;
+        e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_MEMBER_ADD;
+        e.member_add = &add;
+    } else if (op == OP_REMOVE) {
+        carechat__entry__v1__member_remove__init(&r);
+        r.conversation_id = fixture_bin(conv->b, 16);
+        r.account_id = fixture_bin(who->id.b, 16);
+        r.n_member_devices = n_a;
+        r.member_devices = l.adp;
+        e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_MEMBER_REMOVE;
+        e.member_remove = &r;
+    } else if (op == OP_APPROVE) {
+        carechat__entry__v1__member_approve__init(&p);
+        p.conversation_id = fixture_bin(conv->b, 16);
+        p.account_id = fixture_bin(who->id.b, 16);
+        p.n_member_devices = n_a;
+        p.member_devices = l.adp;
+        e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_MEMBER_APPROVE;
+        e.member_approve = &p;
+    } else {
+        carechat__entry__v1__conversation_leave__init(&lv);
+        lv.conversation_id = fixture_bin(conv->b, 16);
+        lv.n_member_devices = n_a;
+        lv.member_devices = l.adp;
+        e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_CONVERSATION_LEAVE;
+        e.conversation_leave = &lv;
+    }
+    return fixture_propose(db, &e);
+}
+
+static int member_op(struct fixture_db *db, enum member_op op, const struct fixture_person *actor,
+                     const struct id *conv, const struct fixture_person *who) {
+    return member_change(db, op, actor, conv, who, NULL, 0);
+}
+
+static int leave(struct fixture_db *db, const struct fixture_person *actor, const struct id *conv) {
+    return member_change(db, OP_LEAVE, actor, conv, actor, NULL, 0);
 }
 
 static int recall(struct fixture_db *db, const struct fixture_person *actor, const struct id *conv,
@@ -577,12 +598,15 @@ static void test_apply_channels_scenario(void **state) {
     fixture_log_cleanup();
 }
 
-static void test_apply_channels_replay_is_deterministic(void **state) {
+/* Runs `run` on an empty store, replays the entries it proposed on another
+ * and asserts that both hold the same conversations, members, messages,
+ * inboxes, receipts and idempotency records. */
+static void assert_replay_identical(void (*run)(struct fixture_db *db)) {
     fixture_log_reset();
     now_ms = T0 + 1000;
     struct fixture_db first;
     fixture_open(&first, "apply-chan");
-    run_scenario(&first);
+    run(&first);
     struct buf dumps[2];
     buf_init(&dumps[0]);
     fixture_dump(&first, CF_CONVERSATIONS, CF_IDEMPOTENCY, &dumps[0]);
@@ -599,6 +623,214 @@ static void test_apply_channels_replay_is_deterministic(void **state) {
     buf_cleanup(&dumps[0]);
     buf_cleanup(&dumps[1]);
     fixture_log_cleanup();
+}
+
+static void test_apply_channels_replay_is_deterministic(void **state) {
+    assert_replay_identical(run_scenario);
+}
+
+/* ---- membership events ------------------------------------------------------------------ */
+
+#define WATCHED 5
+
+/* The inboxes a membership scenario watches and their last positions. */
+struct watch {
+    const struct fixture_dev *dev[WATCHED];
+    uint64_t last[WATCHED];
+};
+
+static void watch_start(struct fixture_db *db, struct watch *w) {
+    for (size_t i = 0; i < WATCHED; i++)
+        w->last[i] = inbox_last(db, w->dev[i]);
+}
+
+/* After the last entry: asserts that the devices marked '1' in `want` (one
+ * character per watched device) each got exactly one new inbox entry, the
+ * membership item of `who` in `conv` changed by `by` to `change` at the
+ * entry's time, that the others got nothing, and that the entry's result
+ * lists exactly those (device, position) pairs for live delivery. */
+static void expect_membership(struct fixture_db *db, struct watch *w, const char *want,
+                              const struct id *conv, const struct fixture_person *who,
+                              const struct fixture_person *by, uint32_t change) {
+    assert_int_equal(strlen(want), WATCHED);
+    uint32_t n;
+    const uint8_t *entries;
+    assert_int_equal(msgrec_deliveries_read(fixture_last_result()->data, fixture_last_result()->len,
+                                            &n, &entries),
+                     0);
+    uint32_t wanted = 0;
+    for (size_t i = 0; i < WATCHED; i++) {
+        uint64_t last = inbox_last(db, w->dev[i]);
+        if (want[i] == '0') {
+            assert_true(last == w->last[i]);
+            continue;
+        }
+        wanted++;
+        assert_true(last == w->last[i] + 1);
+        struct buf v;
+        buf_init(&v);
+        struct msgrec_item it = inbox_item(db, w->dev[i], last, &v);
+        assert_int_equal(it.kind, MSGREC_ITEM_MEMBERSHIP);
+        assert_memory_equal(it.conversation_id.b, conv->b, 16);
+        assert_memory_equal(it.account_id.b, who->id.b, 16);
+        assert_memory_equal(it.by_account.b, by->id.b, 16);
+        assert_int_equal(it.change, change);
+        assert_true(it.at == now_ms);
+        buf_cleanup(&v);
+        bool listed = false;
+        for (uint32_t j = 0; j < n; j++) {
+            struct id dev;
+            uint64_t pos;
+            msgrec_delivery_get(entries, j, &dev, &pos);
+            listed = listed || (memcmp(dev.b, w->dev[i]->id.b, 16) == 0 && pos == last);
+        }
+        assert_true(listed);
+        w->last[i] = last;
+    }
+    assert_int_equal(n, wanted);
+}
+
+static void run_membership(struct fixture_db *db) {
+    struct fixture_person sysadmin, admin, doc, nurse, pat, family;
+    struct fixture_dev ad1, d1, d2, n1, a1, f1, gone;
+    fixture_person(&sysadmin, "sysadmin@x.example", 9);
+    fixture_person(&admin, "admin@x.example", 1);
+    fixture_person(&doc, "doc@x.example", 2);
+    fixture_person(&nurse, "nurse@x.example", 3);
+    fixture_person(&pat, "pat@x.example", 4);
+    fixture_person(&family, "family@x.example", 5);
+    fixture_dev_make(&ad1, 1);
+    fixture_dev_make(&d1, 2);
+    fixture_dev_make(&d2, 3);
+    fixture_dev_make(&n1, 4);
+    fixture_dev_make(&a1, 5);
+    fixture_dev_make(&f1, 6);
+    fixture_dev_make(&gone, 7); /* never registered: a stale entry in a proposer's view */
+    fixture_bootstrap(db, &sysadmin);
+    fixture_join(db, &sysadmin, &admin, 3, &ad1);
+    fixture_join(db, &admin, &doc, 2, &d1);
+    fixture_add_device(db, &doc, &d2);
+    fixture_join(db, &admin, &nurse, 2, &n1);
+    fixture_join(db, &doc, &pat, 1, &a1);
+    fixture_join(db, &doc, &family, 1, &f1);
+    struct id ch = {{0xca, 7}};
+    assert_int_equal(create_channel(db, &doc, &pat, &ch, "Membership", NULL, 0), 0);
+
+    struct watch w = {.dev = {&d1, &d2, &a1, &n1, &f1}};
+    watch_start(db, &w);
+    const struct acct_devs doc_v = {&doc, {&d1, &d2, &gone}, 3}, pat_v = {&pat, {&a1}, 1},
+                           nurse_v = {&nurse, {&n1}, 1}, fam_v = {&family, {&f1}, 1};
+    const struct acct_devs view[4] = {doc_v, pat_v, nurse_v, fam_v};
+
+    /* Staff added: JOINED for every device of every active member, the new
+     * one's included; the listed device that does not exist is skipped. */
+    assert_int_equal(member_change(db, OP_ADD, &doc, &ch, &nurse, view, 3), 0);
+    expect_membership(db, &w, "11110", &ch, &nurse, &doc, MSGREC_CHANGE_JOINED);
+    /* A refused change queues nothing. */
+    assert_int_equal(member_change(db, OP_ADD, &doc, &ch, &nurse, view, 3), STATUS_CONFLICT);
+    for (size_t i = 0; i < WATCHED; i++)
+        assert_true(inbox_last(db, w.dev[i]) == w.last[i]);
+
+    /* A family member added: PENDING for the active members, nothing for the
+     * pending member's own device. */
+    assert_int_equal(member_change(db, OP_ADD, &nurse, &ch, &family, view, 4), 0);
+    expect_membership(db, &w, "11110", &ch, &family, &nurse, MSGREC_CHANGE_PENDING);
+
+    /* Approved by the patient: JOINED, now for the family member too. */
+    assert_int_equal(member_change(db, OP_APPROVE, &pat, &ch, &family, view, 4), 0);
+    expect_membership(db, &w, "11111", &ch, &family, &pat, MSGREC_CHANGE_JOINED);
+
+    /* Removed: REMOVED for the active members and the removed nurse's device. */
+    assert_int_equal(member_change(db, OP_REMOVE, &doc, &ch, &nurse, view, 4), 0);
+    expect_membership(db, &w, "11111", &ch, &nurse, &doc, MSGREC_CHANGE_REMOVED);
+
+    /* Leaving: LEFT, by the member itself, for the active members and the
+     * leaver's device; the removed nurse, though still in this stale view,
+     * hears nothing more. */
+    assert_int_equal(member_change(db, OP_LEAVE, &family, &ch, &family, view, 4), 0);
+    expect_membership(db, &w, "11101", &ch, &family, &family, MSGREC_CHANGE_LEFT);
+
+    /* An entry without member_devices (written before they existed) still
+     * applies and tells nobody. */
+    assert_int_equal(member_change(db, OP_ADD, &admin, &ch, &nurse, NULL, 0), 0);
+    assert_int_equal(member_of(db, &ch, &nurse).state, MSGREC_ACTIVE);
+    expect_membership(db, &w, "00000", &ch, &nurse, &admin, MSGREC_CHANGE_JOINED);
+}
+
+static void test_apply_channels_membership_events(void **state) {
+    fixture_log_reset();
+    now_ms = T0 + 1000;
+    struct fixture_db db;
+    fixture_open(&db, "apply-member");
+    run_membership(&db);
+    fixture_close(&db);
+    fixture_log_cleanup();
+}
+
+static void test_apply_channels_membership_replay_is_deterministic(void **state) {
+    assert_replay_identical(run_membership);
+}
+
+/* A membership item survives encoding; an item written before that kind
+ * existed (its layout ends at `at`) still decodes; a membership item cut
+ * before its own fields and another kind with trailing bytes do not. */
+static void test_msgrec_membership_item_round_trip(void **state) {
+    struct msgrec_item in = {
+        .kind = MSGREC_ITEM_MEMBERSHIP,
+        .conversation_id = {{0xca, 1}},
+        .account_id = {{0xa0, 3}},
+        .by_account = {{0xa0, 2}},
+        .change = MSGREC_CHANGE_REMOVED,
+        .at = T0 + 5,
+    };
+    struct buf v;
+    buf_init(&v);
+    msgrec_item_encode(&in, &v);
+    struct msgrec_item out;
+    assert_int_equal(msgrec_item_decode(v.data, v.len, &out), 0);
+    assert_int_equal(out.kind, MSGREC_ITEM_MEMBERSHIP);
+    assert_memory_equal(out.conversation_id.b, in.conversation_id.b, 16);
+    assert_memory_equal(out.account_id.b, in.account_id.b, 16);
+    assert_memory_equal(out.by_account.b, in.by_account.b, 16);
+    assert_int_equal(out.change, MSGREC_CHANGE_REMOVED);
+    assert_true(out.at == T0 + 5);
+    /* Without by_account and change: corrupt. */
+    assert_int_equal(msgrec_item_decode(v.data, v.len - 20, &out), STATUS_CORRUPT);
+    assert_int_equal(msgrec_item_decode(v.data, v.len - 1, &out), STATUS_CORRUPT);
+
+    /* A recall item laid out by hand as the format always was: format byte,
+     * kind, conversation, seq, message, account, receipt kind, at
+     * (big-endian). */
+    uint8_t old[1 + 4 + 16 + 8 + 16 + 16 + 4 + 8];
+    memset(old, 0, sizeof old);
+    uint8_t *p = old;
+    *p++ = MSGREC_FORMAT;
+    key_put_u32(p, MSGREC_ITEM_RECALL);
+    p += 4;
+    memset(p, 0xca, 16);
+    p += 16;
+    key_put_u64(p, 42);
+    p += 8;
+    memset(p, 0xe0, 16);
+    p += 16 + 16 + 4;
+    key_put_u64(p, (uint64_t)(T0 + 9));
+    assert_int_equal(msgrec_item_decode(old, sizeof old, &out), 0);
+    assert_int_equal(out.kind, MSGREC_ITEM_RECALL);
+    assert_int_equal(out.seq, 42);
+    assert_int_equal(out.message_id.b[15], 0xe0);
+    assert_true(out.at == T0 + 9);
+    assert_int_equal(out.change, 0);
+    /* The encoder still writes exactly that layout for the older kinds. */
+    buf_reset(&v);
+    msgrec_item_encode(&out, &v);
+    assert_int_equal(v.len, sizeof old);
+    assert_memory_equal(v.data, old, sizeof old);
+    /* Another kind followed by a membership item's fields: corrupt. */
+    uint8_t longer[sizeof old + 20];
+    memcpy(longer, old, sizeof old);
+    memset(longer + sizeof old, 0, 20);
+    assert_int_equal(msgrec_item_decode(longer, sizeof longer, &out), STATUS_CORRUPT);
+    buf_cleanup(&v);
 }
 
 /* ---- AccountDeactivate ------------------------------------------------------------------- */
@@ -723,6 +955,9 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_apply_channels_scenario),
         cmocka_unit_test(test_apply_channels_replay_is_deterministic),
+        cmocka_unit_test(test_apply_channels_membership_events),
+        cmocka_unit_test(test_apply_channels_membership_replay_is_deterministic),
+        cmocka_unit_test(test_msgrec_membership_item_round_trip),
         cmocka_unit_test(test_apply_deactivate_rules_and_effect),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

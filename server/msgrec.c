@@ -294,6 +294,12 @@ void msgrec_item_encode(const struct msgrec_item *i, struct buf *out) {
     wire_put_id(out, &i->account_id);
     wire_put_u32(out, i->receipt_kind);
     wire_put_u64(out, (uint64_t)i->at);
+    /* Appended for the new kind only, so that items written before it
+     * existed keep their layout. */
+    if (i->kind == MSGREC_ITEM_MEMBERSHIP) {
+        wire_put_id(out, &i->by_account);
+        wire_put_u32(out, i->change);
+    }
 }
 
 int msgrec_item_decode(const uint8_t *data, size_t len, struct msgrec_item *out) {
@@ -308,6 +314,10 @@ int msgrec_item_decode(const uint8_t *data, size_t len, struct msgrec_item *out)
     wire_get_id(&r, &out->account_id);
     out->receipt_kind = wire_get_u32(&r);
     out->at = (int64_t)wire_get_u64(&r);
+    if (out->kind == MSGREC_ITEM_MEMBERSHIP) {
+        wire_get_id(&r, &out->by_account);
+        out->change = wire_get_u32(&r);
+    }
     return finish(&r);
 }
 

@@ -29,7 +29,10 @@
  *   CF_IDEMPOTENCY    conversation id | sender account id | client_msg_id (48)
  *                                                          -> struct msgrec_sent
  *   CF_INBOXES        device id (16)                       -> struct msgrec_inbox
- *                     device id | position (24)            -> struct msgrec_item
+ *                     device id | position (24)            -> struct msgrec_item: kind,
+ *                          conversation, seq, message, account, receipt kind, at;
+ *                          a MEMBERSHIP item then by_account and change (items of
+ *                          the other kinds end at `at`, as they always have)
  *
  * A device's inbox holds exactly the positions (acked, last]: positions are
  * assigned one after the other by apply, and acknowledgements drop a prefix.
@@ -71,8 +74,19 @@ enum msgrec_state { MSGREC_ACTIVE = 1, MSGREC_PENDING = 2, MSGREC_LEFT = 3, MSGR
 enum msgrec_item_kind {
     MSGREC_ITEM_MESSAGE = 1,
     MSGREC_ITEM_RECEIPT = 2,
-    MSGREC_ITEM_RECALL = 3,    /* conversation_id, message_id, seq, at */
-    MSGREC_ITEM_URGENT_ACK = 4 /* conversation_id, message_id, account_id, at */
+    MSGREC_ITEM_RECALL = 3,     /* conversation_id, message_id, seq, at */
+    MSGREC_ITEM_URGENT_ACK = 4, /* conversation_id, message_id, account_id, at */
+    MSGREC_ITEM_MEMBERSHIP = 5  /* conversation_id, account_id (whose membership
+                                   changed), by_account, change, at */
+};
+
+/* Membership changes of a MEMBERSHIP item, numbered as carechat.v1
+ * MembershipChange. */
+enum msgrec_change {
+    MSGREC_CHANGE_JOINED = 1,  /* added as, or approved to, an active member */
+    MSGREC_CHANGE_PENDING = 2, /* added, awaiting the patient's approval */
+    MSGREC_CHANGE_LEFT = 3,
+    MSGREC_CHANGE_REMOVED = 4
 };
 
 /* Borrowed byte string. */
@@ -167,6 +181,10 @@ struct msgrec_item {
     struct id account_id;
     uint32_t receipt_kind; /* 1 delivered, 2 read */
     int64_t at;
+    /* MEMBERSHIP (with account_id): who made the change (the member itself
+     * for LEFT) and the enum msgrec_change. */
+    struct id by_account;
+    uint32_t change;
 };
 
 /* Keys (each resets k). */
@@ -198,7 +216,9 @@ void msgrec_channel_encode(const struct msgrec_channel *c, struct buf *out);
 void msgrec_urgent_encode(const struct msgrec_urgent *u, struct buf *out);
 
 /* Decoders fill *out (zeroed first). Return 0, or STATUS_CORRUPT for another
- * format byte, a truncated or oversized field. */
+ * format byte, a truncated or oversized field (msgrec_item_decode: also a
+ * MEMBERSHIP item without by_account and change, or another kind with bytes
+ * after `at`). */
 int msgrec_conv_decode(const uint8_t *data, size_t len, struct msgrec_conv *out);
 int msgrec_member_decode(const uint8_t *data, size_t len, struct msgrec_member *out);
 int msgrec_message_decode(const uint8_t *data, size_t len, struct msgrec_message *out);
@@ -221,8 +241,8 @@ void msgrec_message_wrap(const struct msgrec_message *m, uint32_t i, struct msgr
  *                 (missing, extra, stale devices), each a u32 count and the ids
  *   ReceiptRecord a delivery list
  *   ChannelCreate the conversation id (16)
- *   MemberAdd, MemberRemove, MemberApprove, ConversationLeave: nothing
- *   MessageRecall, UrgentAck: a delivery list
+ *   MemberAdd, MemberRemove, MemberApprove, ConversationLeave, MessageRecall,
+ *   UrgentAck: a delivery list
  * A delivery list is a u32 count, then per entry device id (16) | position (8):
  * the inbox entries the entry created, for live delivery.
  */
