@@ -7,8 +7,9 @@
  * ChannelCreate, MemberAdd, MemberRemove, MemberApprove, ConversationLeave,
  * MessageRecall, UrgentAck) and decided by apply (apply_channels.c), which
  * alone knows the membership rules; the answer waits for the journal's
- * on_done. The proposer lists the devices that tombstones and urgent
- * acknowledgements go to; apply keeps only those still current. Reads
+ * on_done. The proposer lists the devices that tombstones, urgent
+ * acknowledgements and membership events go to; apply keeps only those still
+ * current, and on_done delivers what it queued to open connections. Reads
  * (ListMembers, GetUrgentStatus) go to the store, bounded by the member limit.
  *
  * A channel's name is personal data: it is never logged.
@@ -185,6 +186,34 @@ void handle_create_channel(struct hconn *hc, uint64_t rid, const Carechat__V1__C
 
 /* ---- membership changes ------------------------------------------------------------- */
 
+/* The devices of every ACTIVE member of `conv` and of `account` (the one
+ * whose membership changes), for the membership event apply queues. An
+ * unknown conversation lists nobody: apply then refuses the entry itself, so
+ * the answer and its audit record stay apply's. Returns 0 or a store status
+ * (STATUS_TOO_LARGE past the member limit). */
+static int member_lists(struct handlers *h, const struct id *conv, const struct id *account,
+                        struct dev_lists *l) {
+    struct msgrec_conv *c = xcalloc(1, sizeof *c);
+    bool listed = false;
+    int rc = read_conv(h, conv, c);
+    if (rc == STATUS_NOT_FOUND) {
+        free(c);
+        return STATUS_OK;
+    }
+    for (uint32_t i = 0; rc == 0 && i < c->n_members; i++) {
+        struct msgrec_member mm;
+        bool target = memcmp(c->members[i].b, account->b, ID_LEN) == 0;
+        if ((rc = read_member(h, conv, &c->members[i], &mm)) == 0 &&
+            (mm.state == MSGREC_ACTIVE || target))
+            rc = lists_add(h, l, &c->members[i]);
+        listed = listed || target;
+    }
+    if (rc == 0 && !listed)
+        rc = lists_add(h, l, account);
+    free(c);
+    return rc;
+}
+
 static void propose_member(struct hconn *hc, uint64_t rid, ProtobufCBinaryData conv_b,
                            ProtobufCBinaryData account_b,
                            Carechat__Entry__V1__Entry__KindCase kind) {
@@ -192,6 +221,15 @@ static void propose_member(struct hconn *hc, uint64_t rid, ProtobufCBinaryData c
     bool leave = kind == CARECHAT__ENTRY__V1__ENTRY__KIND_CONVERSATION_LEAVE;
     if (!get_id(conv_b, &conv) || (!leave && !get_id(account_b, &account))) {
         conn_respond(hc->conn, rid, STATUS_BAD_REQUEST, "bad ids");
+        return;
+    }
+    if (leave)
+        account = hc->account;
+    struct dev_lists *l = xcalloc(1, sizeof *l);
+    int rc = member_lists(hc->h, &conv, &account, l);
+    if (rc != 0) {
+        deny(hc, rid, rc, rc == STATUS_TOO_LARGE ? "too many members" : NULL, conv.b, ID_LEN);
+        free(l);
         return;
     }
     Carechat__Entry__V1__Entry e;
@@ -206,29 +244,38 @@ static void propose_member(struct hconn *hc, uint64_t rid, ProtobufCBinaryData c
         carechat__entry__v1__member_add__init(&add);
         add.conversation_id = conv_b;
         add.account_id = account_b;
+        add.n_member_devices = l->n;
+        add.member_devices = l->adp;
         e.member_add = &add;
         break;
     case CARECHAT__ENTRY__V1__ENTRY__KIND_MEMBER_REMOVE:
         carechat__entry__v1__member_remove__init(&rem);
         rem.conversation_id = conv_b;
         rem.account_id = account_b;
+        rem.n_member_devices = l->n;
+        rem.member_devices = l->adp;
         e.member_remove = &rem;
         break;
     case CARECHAT__ENTRY__V1__ENTRY__KIND_MEMBER_APPROVE:
         carechat__entry__v1__member_approve__init(&app);
         app.conversation_id = conv_b;
         app.account_id = account_b;
+        app.n_member_devices = l->n;
+        app.member_devices = l->adp;
         e.member_approve = &app;
         break;
     default:
         carechat__entry__v1__conversation_leave__init(&lv);
         lv.conversation_id = conv_b;
+        lv.n_member_devices = l->n;
+        lv.member_devices = l->adp;
         e.conversation_leave = &lv;
         break;
     }
     struct op *op = op_new(hc, OP_MEMBER, rid);
     op->conversation = conv;
     propose(hc->h, op, &e);
+    free(l);
 }
 
 void handle_add_member(struct hconn *hc, uint64_t rid, const Carechat__V1__AddMember *m) {
@@ -499,6 +546,8 @@ void channels_entry_done(struct op *op, uint64_t pos, int status, const uint8_t 
                          : status == STATUS_CONFLICT  ? "membership already in that state"
                          : status == STATUS_NOT_FOUND ? "no such conversation or member"
                                                       : NULL);
+        if (status == 0)
+            deliver_list(op->hc->h, result, len);
         return;
     case OP_RECALL:
     case OP_URGENT_ACK:

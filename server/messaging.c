@@ -424,6 +424,17 @@ static void deliver_item(struct hconn *hc, uint64_t pos, const struct msgrec_ite
         d.item_case = CARECHAT__V1__DELIVERY__ITEM_URGENT_ACK;
         d.urgent_ack = &ev;
         send_request(hc, &frame);
+    } else if (item->kind == MSGREC_ITEM_MEMBERSHIP) {
+        Carechat__V1__MembershipEvent ev;
+        carechat__v1__membership_event__init(&ev);
+        ev.conversation_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)item->conversation_id.b};
+        ev.account_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)item->account_id.b};
+        ev.change = (Carechat__V1__MembershipChange)item->change;
+        ev.by_account_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)item->by_account.b};
+        ev.at = item->at;
+        d.item_case = CARECHAT__V1__DELIVERY__ITEM_MEMBERSHIP;
+        d.membership = &ev;
+        send_request(hc, &frame);
     }
 }
 
