@@ -258,6 +258,22 @@ enum carechat_event_kind {
     /* A recipient acknowledged an urgent message this account sent
      * (conversation_id, message_id, account_id, at). */
     CARECHAT_EVENT_URGENT_ACK = 6,
+    /* The membership of account_id in channel conversation_id changed
+     * (membership, by_account_id: who changed it, at). Sent to the devices of
+     * the active members after the change and, for REMOVED and LEFT, to the
+     * departing account's devices. The handle forgets its cached member set of
+     * the conversation, so the next send fetches it (and any new member's
+     * device list) again. */
+    CARECHAT_EVENT_MEMBERSHIP = 7,
+};
+
+/* Numbers as on the wire (carechat.proto MembershipChange). */
+enum carechat_membership_change {
+    CARECHAT_MEMBERSHIP_UNSPECIFIED = 0,
+    CARECHAT_MEMBERSHIP_JOINED = 1,  /* added as, or approved to, an active member */
+    CARECHAT_MEMBERSHIP_PENDING = 2, /* added, awaiting the channel patient's approval */
+    CARECHAT_MEMBERSHIP_LEFT = 3,
+    CARECHAT_MEMBERSHIP_REMOVED = 4,
 };
 
 /* Numbers as on the wire (carechat.proto ReceiptKind). */
@@ -275,6 +291,8 @@ struct carechat_event {
     enum carechat_receipt receipt;
     bool typing;
     int64_t at; /* Unix ms, when the server says */
+    enum carechat_membership_change membership;
+    struct id by_account_id;
 };
 
 /* Most events kept; older ones are dropped first. */

@@ -9,7 +9,8 @@
  *     expired. A list whose version goes below the cached one is refused.
  *     Refreshed when a Send is answered CONFLICT, when a DeviceListEvent
  *     arrives, and when a message names a sender device the cache lacks;
- *   - a cache of the active members of conversations (for Send);
+ *   - a cache of the active members of conversations (for Send), dropped
+ *     for a conversation when a MembershipEvent of it arrives;
  *   - the delivery queue of the current connection: Delivery frames the core
  *     answered OK and handed here, in arrival (= cursor) order, at most
  *     CARECHAT_MAX_QUEUED; beyond that the rest of the connection's
@@ -950,8 +951,20 @@ static int process(struct carechat *c, const Carechat__V1__Delivery *d,
         }
         return 0;
     case CARECHAT__V1__DELIVERY__ITEM_MEMBERSHIP:
-        if (get_id(d->membership->conversation_id, &e.conversation_id))
-            forget_members(c, &e.conversation_id);
+        if (!get_id(d->membership->conversation_id, &e.conversation_id))
+            return 0;
+        /* The member set changed: fetched again before the next send. */
+        forget_members(c, &e.conversation_id);
+        e.kind = CARECHAT_EVENT_MEMBERSHIP;
+        if (get_id(d->membership->account_id, &e.account_id) &&
+            get_id(d->membership->by_account_id, &e.by_account_id)) {
+            e.membership = d->membership->change >= CARECHAT__V1__MEMBERSHIP_CHANGE__JOINED &&
+                                   d->membership->change <= CARECHAT__V1__MEMBERSHIP_CHANGE__REMOVED
+                               ? (enum carechat_membership_change)d->membership->change
+                               : CARECHAT_MEMBERSHIP_UNSPECIFIED;
+            e.at = d->membership->at;
+            cc_push_event(c, &e);
+        }
         return 0;
     case CARECHAT__V1__DELIVERY__ITEM_DEVICE_LIST:
         /* Fetched again (and its version checked) before the next use. */

@@ -8,7 +8,9 @@
  * them; sharing a care team makes patient and provider contacts; a recall
  * sends a tombstone to every device and leaves no envelope in the store
  * (read with the server stopped); the urgent report names who has and has
- * not acknowledged. The channel's name never reaches the log.
+ * not acknowledged; membership changes reach the members' devices (and the
+ * departing member's) as MembershipEvents. The channel's name never reaches
+ * the log.
  *
  * One server (bootstrapped like cli_messaging_lib_test.c); every wait has a
  * deadline; everything is on 127.0.0.1.
@@ -103,7 +105,8 @@ static void drop_person(struct person *p) {
 }
 
 /* Everything that arrived for the device: the texts of readable messages
- * (acknowledged), the recalled-message and urgent-ack events counted. */
+ * (acknowledged), the recalled-message and urgent-ack events counted, the
+ * membership events kept. */
 struct inbox {
     size_t n;
     char texts[MAX_TEXTS][64];
@@ -111,6 +114,8 @@ struct inbox {
     bool urgent[MAX_TEXTS];
     int recalls, urgent_acks;
     int recalled; /* messages that arrived as tombstones (no body) */
+    size_t n_membership;
+    struct carechat_event membership[CARECHAT_MAX_EVENTS];
 };
 
 static void drain(struct carechat *c, struct inbox *in) {
@@ -143,6 +148,8 @@ static void drain(struct carechat *c, struct inbox *in) {
             in->recalls++;
         else if (e.kind == CARECHAT_EVENT_URGENT_ACK)
             in->urgent_acks++;
+        else if (e.kind == CARECHAT_EVENT_MEMBERSHIP && in->n_membership < CARECHAT_MAX_EVENTS)
+            in->membership[in->n_membership++] = e;
     }
 }
 
@@ -360,8 +367,105 @@ static void test_channels_end_to_end(void **state) {
     drop_person(&fam);
 }
 
+/* Asserts that the only membership event `in` holds says that `who`'s
+ * membership of `conv` became `change` by `by`. */
+static void expect_membership(const struct inbox *in, const struct id *conv, const struct id *who,
+                              const struct id *by, enum carechat_membership_change change) {
+    assert_int_equal(in->n_membership, 1);
+    const struct carechat_event *e = &in->membership[0];
+    assert_memory_equal(e->conversation_id.b, conv->b, ID_LEN);
+    assert_memory_equal(e->account_id.b, who->b, ID_LEN);
+    assert_memory_equal(e->by_account_id.b, by->b, ID_LEN);
+    assert_int_equal(e->membership, change);
+    assert_true(e->at > 0);
+}
+
+/* Drains every device of `devs` and asserts each got exactly the membership
+ * event (who, by, change) of `conv`. */
+static void expect_all(struct carechat *const *devs, size_t n, const struct id *conv,
+                       const struct id *who, const struct id *by,
+                       enum carechat_membership_change change) {
+    for (size_t i = 0; i < n; i++) {
+        struct inbox in;
+        drain(devs[i], &in);
+        expect_membership(&in, conv, who, by, change);
+    }
+}
+
+/* Membership changes reach the members' devices as MembershipEvents: every
+ * device of every active member after the change, the departing member's
+ * devices too, a pending member's nothing; a removed member's device gets
+ * its REMOVED and nothing after; a handle that got the event sends without a
+ * device-set conflict. */
+static void test_channels_membership_events(void **state) {
+    struct person doc, nurse, pat, fam;
+    make_person(&doc, "mdoc", CARECHAT_ROLE_PROVIDER, NULL, false);
+    make_person(&nurse, "mnurse", CARECHAT_ROLE_PROVIDER, NULL, false);
+    make_person(&pat, "mpat", CARECHAT_ROLE_PATIENT, doc.dev[0], true);
+    make_person(&fam, "mfam", CARECHAT_ROLE_PATIENT, doc.dev[0], false);
+    struct inbox in;
+    struct carechat *all[] = {doc.dev[0], pat.dev[0], pat.dev[1], nurse.dev[0], fam.dev[0]};
+    for (size_t i = 0; i < 5; i++)
+        drain(all[i], &in);
+    struct carechat_conversation cv;
+    FIXTURE_ASSERT_OK(doc.dev[0], carechat_channel_create(doc.dev[0], pat.email, "Members", &cv));
+    const struct id ch = cv.conversation_id;
+    carechat_conversation_cleanup(&cv);
+
+    /* Staff added: JOINED for the active members, the new one included. */
+    FIXTURE_ASSERT_OK(doc.dev[0], carechat_channel_add(doc.dev[0], &ch, &nurse.id));
+    expect_all(all, 4, &ch, &nurse.id, &doc.id, CARECHAT_MEMBERSHIP_JOINED);
+    drain(fam.dev[0], &in);
+    assert_int_equal(in.n_membership, 0);
+
+    /* A family member added: PENDING for the active members; the pending
+     * member's device hears nothing. */
+    FIXTURE_ASSERT_OK(nurse.dev[0], carechat_channel_add(nurse.dev[0], &ch, &fam.id));
+    expect_all(all, 4, &ch, &fam.id, &nurse.id, CARECHAT_MEMBERSHIP_PENDING);
+    drain(fam.dev[0], &in);
+    assert_int_equal(in.n_membership, 0);
+    /* The doctor's handle now caches the members (the family member pending). */
+    assert_int_equal(send_text(doc.dev[0], &ch, "before approval", false).device_conflicts, 0);
+    for (size_t i = 1; i < 4; i++)
+        drain(all[i], &in);
+
+    /* Approved by the patient: JOINED for everyone, the family member too. */
+    FIXTURE_ASSERT_OK(pat.dev[0], carechat_channel_approve(pat.dev[0], &ch, &fam.id));
+    expect_all(all, 5, &ch, &fam.id, &pat.id, CARECHAT_MEMBERSHIP_JOINED);
+    /* Having had the event, the doctor's handle fetched the members again:
+     * no device-set conflict on the next send. */
+    assert_int_equal(send_text(doc.dev[0], &ch, "after approval", false).device_conflicts, 0);
+    for (size_t i = 1; i < 5; i++) {
+        drain(all[i], &in);
+        assert_true(has_text(&in, "after approval"));
+    }
+
+    /* Removed: REMOVED for the active members and the removed nurse. */
+    FIXTURE_ASSERT_OK(doc.dev[0], carechat_channel_remove(doc.dev[0], &ch, &nurse.id));
+    expect_all(all, 5, &ch, &nurse.id, &doc.id, CARECHAT_MEMBERSHIP_REMOVED);
+
+    /* Leaving: LEFT, by the member itself, for the active members and the
+     * leaver's device; the removed nurse gets nothing of it, nor of a later
+     * message. */
+    FIXTURE_ASSERT_OK(fam.dev[0], carechat_channel_leave(fam.dev[0], &ch));
+    struct carechat *now[] = {doc.dev[0], pat.dev[0], pat.dev[1], fam.dev[0]};
+    expect_all(now, 4, &ch, &fam.id, &fam.id, CARECHAT_MEMBERSHIP_LEFT);
+    send_text(pat.dev[0], &ch, "after the nurse left", false);
+    drain(nurse.dev[0], &in);
+    assert_int_equal(in.n_membership, 0);
+    assert_int_equal(in.n, 0);
+    drain(doc.dev[0], &in);
+    assert_true(has_text(&in, "after the nurse left"));
+
+    drop_person(&doc);
+    drop_person(&nurse);
+    drop_person(&pat);
+    drop_person(&fam);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_channels_membership_events),
         cmocka_unit_test(test_channels_end_to_end),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
