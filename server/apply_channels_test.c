@@ -858,8 +858,9 @@ static struct rec_account account_of(struct fixture_db *db, const struct fixture
 }
 
 /* Who may deactivate whom (a provider only their own patients: invited by
- * them or sharing a channel), what it stores, and that a deactivated actor's
- * later entries are refused while its audit records are still written. */
+ * them or sharing a channel), what it stores, that a deactivated account is
+ * no recipient of its channels any more, and that a deactivated actor's later
+ * entries are refused while its audit records are still written. */
 static void test_apply_deactivate_rules_and_effect(void **state) {
     (void)state;
     fixture_log_reset();
@@ -900,7 +901,16 @@ static void test_apply_deactivate_rules_and_effect(void **state) {
      * sharing a channel) yes. */
     assert_int_equal(deactivate(&db, &nurse, &pat), STATUS_FORBIDDEN);
     assert_int_equal(deactivate(&db, &doc, &nurse), STATUS_FORBIDDEN);
+    /* pat2's device is a recipient of the channel until pat2 is deactivated;
+     * then it is none (a wrap for it is extra). */
+    const struct fixture_dev *to_nurse[1] = {&d[2]}, *view[2] = {&d[1], &d[2]};
+    const struct fixture_dev *to_both[2] = {&d[2], &d[4]}, *view_all[3] = {&d[1], &d[2], &d[4]};
+    assert_int_equal(csend(&db, &doc, &d[1], &ch, 1, false, "m1", to_nurse, 1, view, 2),
+                     STATUS_CONFLICT);
     assert_int_equal(deactivate(&db, &nurse, &pat2), 0);
+    assert_int_equal(csend(&db, &doc, &d[1], &ch, 2, false, "m2", to_both, 2, view_all, 3),
+                     STATUS_CONFLICT);
+    assert_int_equal(csend(&db, &doc, &d[1], &ch, 3, false, "m3", to_nurse, 1, view, 2), 0);
     uint64_t before = last_audit(&db).index;
     assert_int_equal(deactivate(&db, &doc, &pat), 0);
     /* Its audit record, in the same batch: actor, object and patient. */

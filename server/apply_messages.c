@@ -494,8 +494,9 @@ static int apply_send(struct store_txn *txn, const Carechat__Entry__V1__Entry *e
     if (rc != 0)
         return rc;
 
-    /* The recipients are the active members (pending, departed and removed
-     * ones receive nothing). */
+    /* The recipients are the active members whose accounts are active
+     * (pending, departed and removed members and deactivated accounts receive
+     * nothing; apply_entry() refused a deactivated sender already). */
     struct member_view members[MSGREC_MEMBERS_MAX];
     uint32_t n_active = 0;
     for (uint32_t j = 0; j < c.n_members; j++) {
@@ -507,12 +508,10 @@ static int apply_send(struct store_txn *txn, const Carechat__Entry__V1__Entry *e
             continue;
         if ((rc = apply_read_account(txn, &c.members[j], &a)) != 0)
             return rc;
-        bool sender_inactive = !a.active && memcmp(c.members[j].b, sender.b, ID_LEN) == 0;
-        members[n_active++] =
-            (struct member_view){.account = c.members[j], .n_devices = a.n_devices};
+        if (a.active)
+            members[n_active++] =
+                (struct member_view){.account = c.members[j], .n_devices = a.n_devices};
         rec_account_cleanup(&a);
-        if (sender_inactive)
-            return STATUS_FORBIDDEN;
     }
     rc =
         check_devices(txn, m, e->time, &sender_device, members, n_active, wraps, recipient, result);

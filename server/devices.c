@@ -340,8 +340,10 @@ void handle_list_devices(struct hconn *hc, uint64_t rid, const Carechat__V1__Lis
         list_from_record(&ids[i], &accts[i], &lists[i]);
         dcs[i].account = &ids[i];
         dcs[i].own = own;
-        rc = store_scan(h->store, CF_DEVICES, ids[i].b, ID_LEN, NULL, 0, REC_MAX_DEVICES,
-                        collect_device, &dcs[i]);
+        /* A deactivated account is no recipient: no keys to wrap for. */
+        rc = !accts[i].active ? 0
+                              : store_scan(h->store, CF_DEVICES, ids[i].b, ID_LEN, NULL, 0,
+                                           REC_MAX_DEVICES, collect_device, &dcs[i]);
         if (rc < 0 || dcs[i].bad) {
             status = STATUS_INTERNAL;
             detail = "cannot read devices";

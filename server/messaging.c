@@ -1004,14 +1004,21 @@ void handle_send(struct hconn *hc, uint64_t rid, const Carechat__V1__Send *m) {
     struct op *op = NULL;
     Carechat__Entry__V1__WrapItem *items = NULL, **itemp = NULL;
     ProtobufCBinaryData *devs = NULL;
-    /* The recipients: every device of every active member. */
+    /* The recipients: every device of every active member whose account is
+     * active (a deactivated account receives nothing). */
     for (uint32_t j = 0; j < c.n_members; j++) {
         struct msgrec_member mm;
-        if ((rc = read_member(h, &conv, &c.members[j], &mm)) != 0) {
+        struct rec_account a;
+        if ((rc = read_member(h, &conv, &c.members[j], &mm)) != 0 ||
+            (mm.state == MSGREC_ACTIVE && (rc = read_account(h, &c.members[j], &a)) != 0)) {
             respond_error(hc->conn, rid, rc, NULL);
             goto out;
         }
         if (mm.state != MSGREC_ACTIVE)
+            continue;
+        bool active = a.active;
+        rec_account_cleanup(&a);
+        if (!active)
             continue;
         sc->member_ids[sc->n_members] = c.members[j];
         if ((rc = account_devices(h, &c.members[j], &sc->members[sc->n_members])) != 0) {

@@ -10,7 +10,9 @@
 # invited by another provider and sharing no channel with the first, cannot be
 # deactivated by the first provider (forbidden) but can by an admin (text
 # output with ISO dates); a patient may deactivate nobody (forbidden); nobody
-# deactivates themselves (bad request); deactivating twice is a conflict. Every
+# deactivates themselves (bad request); deactivating twice is a conflict; a
+# care-team channel of the deactivated patient goes on without their devices
+# (the other members still send and receive). Every
 # refusal exits 2 as --help documents. The admin's `audit query` shows one
 # successful "account.deactivate" record by the provider with the patient's id
 # as its object and neither patient's email anywhere.
@@ -141,6 +143,14 @@ expect_err "conflict" "deactivating twice"
 expect_err "already deactivated" "deactivating twice"
 
 # --- the other provider's patient: the admin may --------------------------------------
+# Their care-team channel (doc2, pat2, doc) goes on without them afterwards.
+cli doc2 --json channel create --patient pat2@clinic.example --name "Team Two"
+expect_rc 0 "doc2 creates a channel for pat2"
+CH=$(field channel)
+cli doc2 channel add --channel "$CH" --member doc@clinic.example
+expect_rc 0 "doc2 adds doc"
+cli doc2 send --channel "$CH" --text "before"
+expect_rc 0 "a message to the channel while pat2 is active"
 cli adm account deactivate --email pat2@clinic.example
 expect_rc 0 "the admin deactivates the other patient"
 ISO='[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z'
@@ -150,6 +160,13 @@ REVIEW_END=$(date -u -d "@$(($(date +%s) + 30 * 86400))" +%F)
 grep -q "review until ${REVIEW_END}T" "$T/out" || fail "review does not end on $REVIEW_END: '$OUT'"
 cli pat2 account deactivate --email doc@clinic.example
 expect_rc 4 "a deactivated patient has no session left"
+# A deactivated account is no recipient: its devices leave the channel's device
+# set, and the others still get the message.
+cli doc2 send --channel "$CH" --text "after"
+expect_rc 0 "a message to the channel after pat2's deactivation: $ERR"
+cli doc --json recv --wait 5
+expect_rc 0 "doc receives"
+grep -q '"text": "after"' "$T/out" || fail "doc did not receive the message sent after: $OUT"
 
 # --- the audit log: ids, never emails --------------------------------------------------
 cli adm audit query --actor doc@clinic.example
