@@ -467,6 +467,8 @@ static int apply_key_rotate(struct store_txn *txn, const Carechat__Entry__V1__En
     dev.encryption_key_expires_at = r->encryption_key_expires_at;
     memcpy(dev.signature, r->signature.data, REC_SIG_LEN);
     rc = write_device(txn, &account, &device, &dev);
+    if (rc == 0)
+        rc = apply_audit(txn, e, REC_AUDIT_DEVICE_ROTATE_KEY, 0, &account, device.b, ID_LEN, NULL);
 out:
     rec_device_cleanup(&dev);
     return rc;
@@ -531,6 +533,8 @@ static int apply_device_list(struct store_txn *txn, const Carechat__Entry__V1__E
     a.n_list = (uint32_t)p->n_devices;
     memcpy(a.list, items, p->n_devices * sizeof items[0]);
     rc = write_account(txn, &account, &a);
+    if (rc == 0)
+        rc = apply_audit(txn, e, REC_AUDIT_DEVICE_PUBLISH, 0, &account, account.b, ID_LEN, NULL);
 out:
     rec_account_cleanup(&a);
     return rc;

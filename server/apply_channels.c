@@ -262,6 +262,8 @@ static int apply_channel_create(struct store_txn *txn, const Carechat__Entry__V1
             rc = pair_adjust(txn, &patient, &c.members[i], +1);
     }
     if (rc == 0)
+        rc = apply_audit(txn, e, REC_AUDIT_CHANNEL_CREATE, 0, NULL, conv.b, ID_LEN, &patient);
+    if (rc == 0)
         buf_append(result, conv.b, ID_LEN);
     return rc;
 }
@@ -365,14 +367,22 @@ static int read_target(struct store_txn *txn, const Carechat__Entry__V1__Entry *
     return read_channel(txn, &t->conv, &t->c);
 }
 
-/* After a membership change of t->account by the entry's actor: queues its
- * membership item (`change`, at the entry's time) for the listed devices of
- * every ACTIVE member and, when the change ended the membership, of
- * t->account too; appends the delivery list to `result`. */
+/* After a membership change of t->account by the entry's actor: appends its
+ * audit record (`action`, object the conversation id and the account id, the
+ * channel's patient), queues its membership item (`change`, at the entry's
+ * time) for the listed devices of every ACTIVE member and, when the change
+ * ended the membership, of t->account too; appends the delivery list to
+ * `result`. */
 static int notify_membership(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
-                             const struct member_target *t, uint32_t change,
+                             const struct member_target *t, uint32_t action, uint32_t change,
                              Carechat__Entry__V1__AccountDeviceIds *const *lists, size_t n_lists,
                              struct buf *result) {
+    uint8_t object[2 * ID_LEN];
+    memcpy(object, t->conv.b, ID_LEN);
+    memcpy(object + ID_LEN, t->account.b, ID_LEN);
+    int rc = apply_audit(txn, e, action, 0, NULL, object, sizeof object, &t->c.owner);
+    if (rc != 0)
+        return rc;
     struct msgrec_item item = {
         .kind = MSGREC_ITEM_MEMBERSHIP,
         .conversation_id = t->conv,
@@ -384,8 +394,8 @@ static int notify_membership(struct store_txn *txn, const Carechat__Entry__V1__E
     bool ended = change == MSGREC_CHANGE_LEFT || change == MSGREC_CHANGE_REMOVED;
     struct buf deliveries;
     buf_init(&deliveries);
-    int rc = fan_out(txn, &t->conv, &t->c.owner, lists, n_lists, NULL, ended ? &t->account : NULL,
-                     &item, &deliveries);
+    rc = fan_out(txn, &t->conv, &t->c.owner, lists, n_lists, NULL, ended ? &t->account : NULL,
+                 &item, &deliveries);
     if (rc == 0)
         msgrec_deliveries_finish(&deliveries, result);
     buf_cleanup(&deliveries);
@@ -443,7 +453,8 @@ static int apply_member_add(struct store_txn *txn, const Carechat__Entry__V1__En
         }
     }
     if (rc == 0)
-        rc = notify_membership(txn, e, t, pending ? MSGREC_CHANGE_PENDING : MSGREC_CHANGE_JOINED,
+        rc = notify_membership(txn, e, t, REC_AUDIT_MEMBER_ADD,
+                               pending ? MSGREC_CHANGE_PENDING : MSGREC_CHANGE_JOINED,
                                a->member_devices, a->n_member_devices, result);
     free(t);
     return rc;
@@ -471,8 +482,8 @@ static int apply_member_approve(struct store_txn *txn, const Carechat__Entry__V1
     if (rc == 0)
         rc = activate(txn, &t->conv, &t->c, &t->account, &m, e->time);
     if (rc == 0)
-        rc = notify_membership(txn, e, t, MSGREC_CHANGE_JOINED, a->member_devices,
-                               a->n_member_devices, result);
+        rc = notify_membership(txn, e, t, REC_AUDIT_MEMBER_APPROVE, MSGREC_CHANGE_JOINED,
+                               a->member_devices, a->n_member_devices, result);
     free(t);
     return rc;
 }
@@ -496,8 +507,8 @@ static int apply_member_remove(struct store_txn *txn, const Carechat__Entry__V1_
     if (rc == 0)
         rc = deactivate(txn, &t->conv, &t->c, &t->account, &m, MSGREC_REMOVED, e->time);
     if (rc == 0)
-        rc = notify_membership(txn, e, t, MSGREC_CHANGE_REMOVED, r->member_devices,
-                               r->n_member_devices, result);
+        rc = notify_membership(txn, e, t, REC_AUDIT_MEMBER_REMOVE, MSGREC_CHANGE_REMOVED,
+                               r->member_devices, r->n_member_devices, result);
     free(t);
     return rc;
 }
@@ -519,8 +530,8 @@ static int apply_leave(struct store_txn *txn, const Carechat__Entry__V1__Entry *
     if (rc == 0)
         rc = deactivate(txn, &t->conv, &t->c, &t->actor, &m, MSGREC_LEFT, e->time);
     if (rc == 0)
-        rc = notify_membership(txn, e, t, MSGREC_CHANGE_LEFT, l->member_devices,
-                               l->n_member_devices, result);
+        rc = notify_membership(txn, e, t, REC_AUDIT_CONVERSATION_LEAVE, MSGREC_CHANGE_LEFT,
+                               l->member_devices, l->n_member_devices, result);
     free(t);
     return rc;
 }

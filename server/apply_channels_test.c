@@ -401,6 +401,12 @@ static void run_scenario(struct fixture_db *db) {
     assert_int_equal(create_channel(db, &doc, &pat, &ch, "Cardiology", not_staff, 1),
                      STATUS_NOT_FOUND);
     assert_int_equal(create_channel(db, &doc, &pat, &ch, "Cardiology", NULL, 0), 0);
+    struct rec_audit rec = last_audit(db);
+    assert_int_equal(rec.action, REC_AUDIT_CHANNEL_CREATE);
+    assert_memory_equal(rec.actor.b, doc.id.b, ID_LEN);
+    assert_int_equal(rec.object_len, ID_LEN);
+    assert_memory_equal(rec.object, ch.b, ID_LEN);
+    assert_memory_equal(rec.patient.b, pat.id.b, ID_LEN);
     assert_int_equal(fixture_last_result()->len, 16);
     assert_memory_equal(fixture_last_result()->data, ch.b, 16);
     assert_int_equal(create_channel(db, &doc, &pat, &ch, "Again", NULL, 0), STATUS_CONFLICT);
@@ -415,8 +421,18 @@ static void run_scenario(struct fixture_db *db) {
     /* Members: staff add staff (active at once); a patient adds nobody. */
     assert_int_equal(member_op(db, OP_ADD, &pat, &ch, &nurse), STATUS_FORBIDDEN);
     assert_int_equal(member_op(db, OP_ADD, &nurse, &ch, &nurse), STATUS_NOT_FOUND);
+    uint64_t audited = last_audit(db).index;
     assert_int_equal(member_op(db, OP_ADD, &doc, &ch, &nurse), 0);
     assert_int_equal(member_of(db, &ch, &nurse).state, MSGREC_ACTIVE);
+    /* Who changed the patient's care team, and how, is in the audit log. */
+    rec = last_audit(db);
+    assert_true(rec.index == audited + 1);
+    assert_int_equal(rec.action, REC_AUDIT_MEMBER_ADD);
+    assert_memory_equal(rec.actor.b, doc.id.b, ID_LEN);
+    assert_int_equal(rec.object_len, 2 * ID_LEN);
+    assert_memory_equal(rec.object, ch.b, ID_LEN);
+    assert_memory_equal(rec.object + ID_LEN, nurse.id.b, ID_LEN);
+    assert_memory_equal(rec.patient.b, pat.id.b, ID_LEN);
     assert_int_equal(member_op(db, OP_ADD, &doc, &ch, &nurse), STATUS_CONFLICT);
     /* Sharing the care team makes patient and nurse contacts. */
     assert_int_equal(fixture_direct(db, &pat, &nurse, &dm), 0);
