@@ -258,6 +258,8 @@ void handlers_entry_done(void *ctx, uint64_t pos, int status, const uint8_t *res
     case OP_DEACTIVATE:
         admin_entry_done(op, status);
         break;
+    case OP_VERIFY: /* never proposed */
+        break;
     }
     audit_refusal(op, status);
     op_release(op);

@@ -261,7 +261,7 @@ void handle_verify_audit(struct hconn *hc, uint64_t rid) {
         return;
     }
     int rc = audit_verify_begin(h->store, &h->verify);
-    h->verify_op = op_new(hc, OP_AUDITED, rid);
+    h->verify_op = op_new(hc, OP_VERIFY, rid);
     if (rc != 0)
         verify_finish(h, rc);
     else

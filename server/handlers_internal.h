@@ -100,6 +100,7 @@ enum op_kind {
     OP_RECALL,
     OP_URGENT_ACK,
     OP_DEACTIVATE,
+    OP_VERIFY, /* a VerifyAudit walking the chain; never proposed (handlers_audit.c) */
 };
 
 /* Answers a request (`f`, decoded again from op->frame) once its audit
