@@ -29,15 +29,6 @@ CHANNEL_NAME="Cardiology canary $NONCE"
 # --- accounts ------------------------------------------------------------------------
 cli root login --email root@clinic.example --password-file "$T/root.pw"
 expect_rc 0 "sysadmin login"
-register() { # PROFILE INVITER EMAIL ROLE NAME
-    cli "$2" --json invite --email "$3" --role "$4"
-    expect_rc 0 "invite $1"
-    local code
-    code=$(invite_code)
-    cli "$1" --json register --code "$code" --email "$3" --password-file "$T/$1.pw" \
-        --birthdate 1980-05-06 --name "$5"
-    expect_rc 0 "$1 registers"
-}
 register doc root doc@clinic.example provider "Dr Ada"
 register nurse root nurse@clinic.example provider "Nurse Bo"
 register pat doc pat@clinic.example patient "Pat Smith"

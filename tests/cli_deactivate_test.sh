@@ -42,17 +42,6 @@ URL="ws://127.0.0.1:$PORT"
 # --- accounts: an admin, two providers, one patient of each ---------------------------
 cli root login --email root@clinic.example --password-file "$T/root.pw"
 expect_rc 0 "sysadmin login"
-register() { # PROFILE INVITER EMAIL ROLE NAME; sets ID
-    cli "$2" --json invite --email "$3" --role "$4"
-    expect_rc 0 "invite $1"
-    local code
-    code=$(invite_code)
-    cli "$1" --json register --code "$code" --email "$3" --password-file "$T/$1.pw" \
-        --birthdate 1980-05-06 --name "$5"
-    expect_rc 0 "$1 registers"
-    ID=$(field account_id)
-    [[ "$ID" =~ ^[0-9a-f]{32}$ ]] || fail "$1: no account id"
-}
 register adm root adm@clinic.example admin "Admin Al"
 register doc root doc@clinic.example provider "Dr Ada"
 DOC_ID=$ID

@@ -15,6 +15,9 @@
 #                     a 60 s timeout; sets OUT, ERR and RC
 #   expect_rc, expect_err, field, number, lines, invite_code: checks of the
 #                     last cli call
+#   register PROFILE INVITER EMAIL ROLE NAME   INVITER's profile invites EMAIL
+#                     as ROLE and PROFILE registers it (password $T/PROFILE.pw,
+#                     born 1980-05-06); sets ID to the new account's id
 #   fail MESSAGE      prints the last cli call and the log's tail, exits 1
 #
 # Every wait is bounded; everything is on 127.0.0.1.
@@ -109,4 +112,16 @@ lines() {
 # The value of "code" in a --json invite answer.
 invite_code() {
     sed -n 's/^{"code": "\([!-~]*\)", "expires_at": [0-9]*}$/\1/p' "$T/out"
+}
+
+register() { # PROFILE INVITER EMAIL ROLE NAME; sets ID
+    cli "$2" --json invite --email "$3" --role "$4"
+    expect_rc 0 "invite $1"
+    local code
+    code=$(invite_code)
+    cli "$1" --json register --code "$code" --email "$3" --password-file "$T/$1.pw" \
+        --birthdate 1980-05-06 --name "$5"
+    expect_rc 0 "$1 registers"
+    ID=$(field account_id)
+    [[ "$ID" =~ ^[0-9a-f]{32}$ ]] || fail "$1: no account id"
 }
