@@ -5,7 +5,8 @@
  * up to DeactivateAccount, 31 operations x 6 rows = 186 cases, each answered
  * as the table below says; and each denial leaves exactly one audit record
  * (the operation's action, the denial status, the caller as actor or none on
- * an unauthenticated connection), each allowed case none with a denial status.
+ * an unauthenticated connection; a refused Login names the account tried),
+ * each allowed case none with a denial status.
  *
  * The table is written from the specification (the issue and PROTOCOL.md),
  * not from the server's code. The world, made once: S the bootstrap
