@@ -114,6 +114,8 @@ void audited_done(struct op *op, int status) {
         conn_respond(op->hc->conn, op->request_id, STATUS_INTERNAL, NULL);
         return;
     }
+    /* The request is dispatched again: its refusals (deny()) carry its action. */
+    op->hc->action = op->action;
     op->answer(op->hc, op->request_id, f);
     proto_free(f);
 }
