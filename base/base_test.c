@@ -9,6 +9,7 @@
 
 #include "base/buf.h"
 #include "base/clock.h"
+#include "base/id.h"
 #include "base/rand.h"
 #include "base/status.h"
 

@@ -56,7 +56,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "base/rand.h"
+#include "base/id.h"
 
 #define CARECHAT_DEFAULT_URL "ws://127.0.0.1:8080"
 #define CARECHAT_DEFAULT_CONNECT_TIMEOUT_MS 10000

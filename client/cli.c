@@ -13,7 +13,7 @@
 
 #include <sodium.h>
 
-#include "base/rand.h"
+#include "base/id.h"
 #include "base/status.h"
 #include "client/carechat.h"
 

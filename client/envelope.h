@@ -80,6 +80,7 @@
 #include <stdint.h>
 
 #include "base/buf.h"
+#include "base/id.h"
 #include "base/rand.h"
 
 #define ENVELOPE_VERSION 1

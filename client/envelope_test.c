@@ -18,6 +18,7 @@
 #include "base/alloc.h"
 #include "base/buf.h"
 #include "base/clock.h"
+#include "base/id.h"
 #include "base/rand.h"
 #include "base/status.h"
 #include "client/envelope.h"

@@ -34,7 +34,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "base/rand.h"
+#include "base/id.h"
 
 #define PROFILE_SECRET_LEN 32
 #define PROFILE_TOKEN_LEN 32

@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "base/id.h"
 #include "base/rand.h"
 #include "base/status.h"
 #include "client/profile.h"

@@ -25,7 +25,7 @@
 #include <stdint.h>
 
 #include "base/buf.h"
-#include "base/rand.h"
+#include "base/id.h"
 
 #define STATEMENT_KEY_LEN 32 /* Ed25519 and X25519 public keys */
 #define STATEMENT_ENCRYPTION_KEY_LEN 70

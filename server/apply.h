@@ -34,7 +34,7 @@
 #include <stdint.h>
 
 #include "base/buf.h"
-#include "base/rand.h"
+#include "base/id.h"
 #include "storage/store.h"
 
 /* CF_META keys written by apply. */

@@ -16,7 +16,7 @@
 #include <stdint.h>
 
 #include "base/buf.h"
-#include "base/rand.h"
+#include "base/id.h"
 #include "protocol/proto.h"
 #include "storage/journal.h"
 #include "storage/store.h"

@@ -21,7 +21,7 @@
 
 #include "base/buf.h"
 #include "base/clock.h"
-#include "base/rand.h"
+#include "base/id.h"
 #include "base/status.h"
 #include "protocol/proto.h"
 #include "server/apply.h"

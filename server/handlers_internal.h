@@ -17,7 +17,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "base/rand.h"
+#include "base/id.h"
 #include "protocol/proto.h"
 #include "server/handlers.h"
 #include "server/msgrec.h"

@@ -51,7 +51,7 @@
 #include <stdint.h>
 
 #include "base/buf.h"
-#include "base/rand.h"
+#include "base/id.h"
 #include "storage/keys.h"
 
 #define MSGREC_FORMAT 1

@@ -30,7 +30,7 @@
 #include <stdint.h>
 
 #include "base/buf.h"
-#include "base/rand.h"
+#include "base/id.h"
 
 #define REC_FORMAT 1
 

@@ -19,7 +19,7 @@
 #include <stdint.h>
 
 #include "base/buf.h"
-#include "base/rand.h"
+#include "base/id.h"
 #include "server/records.h"
 
 #define RULES_EMAIL_MAX 254

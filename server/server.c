@@ -23,7 +23,7 @@
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/log.h"
-#include "base/rand.h"
+#include "base/id.h"
 #include "base/status.h"
 #include "protocol/proto.h"
 #include "server/apply.h"

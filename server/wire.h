@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 #include "base/buf.h"
-#include "base/rand.h"
+#include "base/id.h"
 
 /* Append one field to `b` (which grows as needed; aborts on out of memory
  * like every struct buf append). */

@@ -18,7 +18,7 @@
 #include <stdint.h>
 
 #include "base/buf.h"
-#include "base/rand.h"
+#include "base/id.h"
 #include "storage/store.h"
 
 /* Largest chunk accepted. The protocol's chunk limit must not exceed it. */

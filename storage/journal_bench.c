@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "base/id.h"
 #include "base/rand.h"
 #include "base/status.h"
 #include "storage/journal.h"

@@ -22,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "base/rand.h"
+#include "base/id.h"
 
 /* Longest key the builders make: four ids or hashes. */
 #define KEY_MAX 64

@@ -40,7 +40,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "base/rand.h"
+#include "base/id.h"
 #include "storage/seal.h"
 
 #define KEYSTORE_MASTER_ID_LEN 8

@@ -21,7 +21,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "base/rand.h"
+#include "base/id.h"
 
 struct presence_info {
     bool online;

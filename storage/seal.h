@@ -30,7 +30,7 @@
 #include <stdint.h>
 
 #include "base/buf.h"
-#include "base/rand.h"
+#include "base/id.h"
 
 #define SEAL_VERSION 1
 #define SEAL_KEY_LEN 32

@@ -37,7 +37,7 @@
 
 #include "base/buf.h"
 #include "base/clock.h"
-#include "base/rand.h"
+#include "base/id.h"
 #include "base/status.h"
 #include "client/carechat.h"
 #include "protocol/proto.h"

@@ -23,7 +23,7 @@
 #include <cmocka.h>
 
 #include "base/buf.h"
-#include "base/rand.h"
+#include "base/id.h"
 #include "base/status.h"
 #include "client/carechat.h"
 #include "tests/fixture.h"

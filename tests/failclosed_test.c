@@ -40,7 +40,7 @@
 #include <cmocka.h>
 
 #include "base/clock.h"
-#include "base/rand.h"
+#include "base/id.h"
 #include "base/status.h"
 #include "client/carechat.h"
 #include "tests/fixture.h"

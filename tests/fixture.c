@@ -13,7 +13,7 @@
 #include <cmocka.h>
 
 #include "base/buf.h"
-#include "base/rand.h"
+#include "base/id.h"
 #include "base/status.h"
 
 /* Runs `carechatd bootstrap` on h's data directory (the server stopped). */

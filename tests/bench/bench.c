@@ -68,6 +68,7 @@
 #include "base/alloc.h"
 #include "base/buf.h"
 #include "base/clock.h"
+#include "base/id.h"
 #include "base/rand.h"
 #include "base/status.h"
 #include "client/carechat.h"
