@@ -18,7 +18,7 @@
  *               server/records.h; each kind's refusals are in entry.proto.
  *   the conversation and message kinds (DirectCreate, MessageSend, InboxAck,
  *               ReceiptRecord): apply_messages.c writes the records of
- *               server/msgrec.h and appends the results described there.
+ *               server/records_messages.h and appends the results described there.
  *   the channel, recall and urgent kinds (ChannelCreate, MemberAdd,
  *               MemberRemove, MemberApprove, ConversationLeave, MessageRecall,
  *               UrgentAck): apply_channels.c, same records and results.
@@ -47,7 +47,7 @@
  * ServerInit on a store that already has a server id; or the status of a
  * failed store read or write; for the account kinds, the refusal statuses
  * that entry.proto names per kind. Appends to `result` only for the message
- * kinds (server/msgrec.h). */
+ * kinds (server/records_messages.h). */
 int apply_entry(void *ctx, struct store_txn *txn, uint64_t pos, const uint8_t *entry,
                 size_t entry_len, struct buf *result);
 

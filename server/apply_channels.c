@@ -2,10 +2,10 @@
  * server/apply_channels.c: apply for the care-team channel, recall and urgent
  * kinds of entry.proto (ChannelCreate, MemberAdd, MemberRemove, MemberApprove,
  * ConversationLeave, MessageRecall, UrgentAck), writing the records of
- * server/msgrec.h.
+ * server/records_messages.h.
  *
  * Invariants kept here: a channel's conversation record lists every account
- * that was ever a member (at most MSGREC_MEMBERS_MAX), their state lives in
+ * that was ever a member (at most REC_MEMBERS_MAX), their state lives in
  * CF_MEMBERS; only ACTIVE members have an entry in the activity index; a
  * member's joined_seq is the conversation's last seq + 1 when they became
  * active, so history and deliveries start there; the care-pair count of
@@ -25,7 +25,7 @@
 #include "base/buf.h"
 #include "base/status.h"
 #include "server/apply_internal.h"
-#include "server/msgrec.h"
+#include "server/records_messages.h"
 #include "server/records.h"
 #include "storage/keys.h"
 
@@ -36,7 +36,7 @@ static bool same(const struct id *a, const struct id *b) {
 }
 
 static bool is_present(uint32_t state) {
-    return state == MSGREC_ACTIVE || state == MSGREC_PENDING;
+    return state == REC_ACTIVE || state == REC_PENDING;
 }
 
 /* The account's role and whether it is active. Same returns as
@@ -53,12 +53,12 @@ static int account_role(struct store_txn *txn, const struct id *id, uint32_t *ro
 }
 
 static int write_member(struct store_txn *txn, const struct id *conv, const struct id *account,
-                        const struct msgrec_member *m, const struct id *owner) {
+                        const struct rec_member *m, const struct id *owner) {
     struct key k;
     key_id_id(&k, conv, account);
     struct buf v;
     buf_init(&v);
-    msgrec_member_encode(m, &v);
+    rec_member_encode(m, &v);
     int rc = txn_put(txn, CF_MEMBERS, k.b, k.len, owner, v.data, v.len);
     buf_cleanup(&v);
     return rc;
@@ -67,14 +67,14 @@ static int write_member(struct store_txn *txn, const struct id *conv, const stru
 static int activity_put(struct store_txn *txn, const struct id *account, int64_t time,
                         const struct id *conv, const struct id *owner) {
     struct key k;
-    msgrec_key_activity(&k, account, time, conv);
+    rec_key_activity(&k, account, time, conv);
     return txn_put(txn, CF_CONVERSATIONS, k.b, k.len, owner, conv->b, ID_LEN);
 }
 
 static int activity_del(struct store_txn *txn, const struct id *account, int64_t time,
                         const struct id *conv) {
     struct key k;
-    msgrec_key_activity(&k, account, time, conv);
+    rec_key_activity(&k, account, time, conv);
     return txn_delete(txn, CF_CONVERSATIONS, k.b, k.len);
 }
 
@@ -82,7 +82,7 @@ static int activity_del(struct store_txn *txn, const struct id *account, int64_t
 static int pair_adjust(struct store_txn *txn, const struct id *patient, const struct id *staff,
                        int delta) {
     struct key k;
-    msgrec_key_care_pair(&k, patient, staff);
+    rec_key_care_pair(&k, patient, staff);
     struct buf v;
     buf_init(&v);
     uint32_t count = 0;
@@ -111,7 +111,7 @@ static int pair_adjust(struct store_txn *txn, const struct id *patient, const st
 int apply_share_care_team(struct store_txn *txn, const struct id *patient, const struct id *staff,
                           bool *out) {
     struct key k;
-    msgrec_key_care_pair(&k, patient, staff);
+    rec_key_care_pair(&k, patient, staff);
     struct buf v;
     buf_init(&v);
     int rc = txn_get(txn, CF_CONVERSATIONS, k.b, k.len, &v);
@@ -122,14 +122,14 @@ int apply_share_care_team(struct store_txn *txn, const struct id *patient, const
 
 /* Adjusts the care pair of the channel's patient with every ACTIVE staff
  * member of `c` (the patient joined again or left). */
-static int pairs_of_patient(struct store_txn *txn, const struct id *conv,
-                            const struct msgrec_conv *c, int delta) {
+static int pairs_of_patient(struct store_txn *txn, const struct id *conv, const struct rec_conv *c,
+                            int delta) {
     for (uint32_t i = 0; i < c->n_members; i++) {
-        struct msgrec_member m;
+        struct rec_member m;
         int rc = apply_read_member(txn, conv, &c->members[i], &m);
         if (rc != 0)
             return rc;
-        if (m.state == MSGREC_ACTIVE && apply_is_staff(m.role) &&
+        if (m.state == REC_ACTIVE && apply_is_staff(m.role) &&
             (rc = pair_adjust(txn, &c->owner, &c->members[i], delta)) != 0)
             return rc;
     }
@@ -138,19 +138,19 @@ static int pairs_of_patient(struct store_txn *txn, const struct id *conv,
 
 /* A staff member became (delta +1) or stopped being (-1) active: adjusts
  * their care pair with the channel's patient if the patient is active. */
-static int pair_of_staff(struct store_txn *txn, const struct id *conv, const struct msgrec_conv *c,
+static int pair_of_staff(struct store_txn *txn, const struct id *conv, const struct rec_conv *c,
                          const struct id *staff, int delta) {
-    struct msgrec_member p;
+    struct rec_member p;
     int rc = apply_read_member(txn, conv, &c->owner, &p);
     if (rc != 0)
         return rc;
-    return p.state == MSGREC_ACTIVE ? pair_adjust(txn, &c->owner, staff, delta) : STATUS_OK;
+    return p.state == REC_ACTIVE ? pair_adjust(txn, &c->owner, staff, delta) : STATUS_OK;
 }
 
 /* A channel `conv` (BAD_REQUEST for a direct conversation). */
-static int read_channel(struct store_txn *txn, const struct id *conv, struct msgrec_conv *c) {
+static int read_channel(struct store_txn *txn, const struct id *conv, struct rec_conv *c) {
     int rc = apply_read_conv(txn, conv, c);
-    if (rc == 0 && (c->kind != MSGREC_CARE_TEAM || !c->has_owner))
+    if (rc == 0 && (c->kind != REC_CARE_TEAM || !c->has_owner))
         rc = STATUS_BAD_REQUEST;
     return rc;
 }
@@ -170,11 +170,11 @@ static int may_manage(struct store_txn *txn, const struct id *conv, const struct
         return STATUS_FORBIDDEN;
     if (role == REC_ROLE_ADMIN)
         return STATUS_OK;
-    struct msgrec_member me;
+    struct rec_member me;
     rc = apply_read_member(txn, conv, actor, &me);
     if (rc != 0)
         return rc;
-    if (me.state != MSGREC_ACTIVE)
+    if (me.state != REC_ACTIVE)
         return STATUS_NOT_FOUND;
     return apply_is_staff(role) ? STATUS_OK : STATUS_FORBIDDEN;
 }
@@ -190,7 +190,7 @@ static int apply_channel_create(struct store_txn *txn, const Carechat__Entry__V1
         !apply_id_field(cc->patient_account_id, &patient) || !cc->name)
         return STATUS_BAD_REQUEST;
     size_t name_len = strlen(cc->name);
-    if (name_len == 0 || name_len > MSGREC_CHANNEL_NAME_MAX)
+    if (name_len == 0 || name_len > REC_CHANNEL_NAME_MAX)
         return STATUS_BAD_REQUEST;
     if (cc->n_member_account_ids > CHANNEL_EXTRA_MAX)
         return STATUS_TOO_LARGE;
@@ -210,8 +210,8 @@ static int apply_channel_create(struct store_txn *txn, const Carechat__Entry__V1
     if (roles[1] != REC_ROLE_PATIENT || !active)
         return STATUS_NOT_FOUND;
 
-    struct msgrec_conv c = {
-        .kind = MSGREC_CARE_TEAM,
+    struct rec_conv c = {
+        .kind = REC_CARE_TEAM,
         .created_at = e->time,
         .has_owner = true,
         .owner = patient,
@@ -232,7 +232,7 @@ static int apply_channel_create(struct store_txn *txn, const Carechat__Entry__V1
             return STATUS_NOT_FOUND;
         c.members[c.n_members++] = s;
     }
-    struct msgrec_conv existing;
+    struct rec_conv existing;
     rc = apply_read_conv(txn, &conv, &existing);
     if (rc == 0)
         return STATUS_CONFLICT; /* the proposer's random id is taken */
@@ -240,21 +240,21 @@ static int apply_channel_create(struct store_txn *txn, const Carechat__Entry__V1
         return rc;
     if ((rc = apply_write_conv(txn, &conv, &c)) != 0)
         return rc;
-    struct msgrec_channel ch = {.name = {(const uint8_t *)cc->name, name_len}};
+    struct rec_channel ch = {.name = {(const uint8_t *)cc->name, name_len}};
     struct buf v;
     buf_init(&v);
-    msgrec_channel_encode(&ch, &v);
+    rec_channel_encode(&ch, &v);
     struct key k;
-    msgrec_key_channel(&k, &conv);
+    rec_key_channel(&k, &conv);
     rc = txn_put(txn, CF_CONVERSATIONS, k.b, k.len, &patient, v.data, v.len);
     buf_wipe(&v);
     buf_cleanup(&v);
     for (uint32_t i = 0; rc == 0 && i < c.n_members; i++) {
-        struct msgrec_member m = {.role = roles[i],
-                                  .state = MSGREC_ACTIVE,
-                                  .joined_at = e->time,
-                                  .last_active = e->time,
-                                  .joined_seq = 1};
+        struct rec_member m = {.role = roles[i],
+                               .state = REC_ACTIVE,
+                               .joined_at = e->time,
+                               .last_active = e->time,
+                               .joined_seq = 1};
         if ((rc = write_member(txn, &conv, &c.members[i], &m, &patient)) != 0 ||
             (rc = activity_put(txn, &c.members[i], e->time, &conv, &patient)) != 0)
             break;
@@ -277,8 +277,8 @@ static int apply_channel_create(struct store_txn *txn, const Carechat__Entry__V1
 static int fan_out(struct store_txn *txn, const struct id *conv, const struct id *owner,
                    Carechat__Entry__V1__AccountDeviceIds *const *lists, size_t n_lists,
                    const struct id *only_account, const struct id *also_account,
-                   const struct msgrec_item *item, struct buf *deliveries) {
-    if (n_lists > MSGREC_MEMBERS_MAX)
+                   const struct rec_item *item, struct buf *deliveries) {
+    if (n_lists > REC_MEMBERS_MAX)
         return STATUS_TOO_LARGE;
     for (size_t s = 0; s < n_lists; s++) {
         const Carechat__Entry__V1__AccountDeviceIds *ad = lists[s];
@@ -292,9 +292,9 @@ static int fan_out(struct store_txn *txn, const struct id *conv, const struct id
         if (only_account && !same(&acc, only_account))
             continue;
         if (!only_account && !(also_account && same(&acc, also_account))) {
-            struct msgrec_member m;
+            struct rec_member m;
             int rc = apply_read_member(txn, conv, &acc, &m);
-            if (rc == STATUS_NOT_FOUND || (rc == 0 && m.state != MSGREC_ACTIVE))
+            if (rc == STATUS_NOT_FOUND || (rc == 0 && m.state != REC_ACTIVE))
                 continue;
             if (rc != 0)
                 return rc;
@@ -317,9 +317,9 @@ static int fan_out(struct store_txn *txn, const struct id *conv, const struct id
 
 /* Makes `account` an ACTIVE member from now on (joined_seq after the
  * conversation's last message). */
-static int activate(struct store_txn *txn, const struct id *conv, const struct msgrec_conv *c,
-                    const struct id *account, struct msgrec_member *m, int64_t time) {
-    m->state = MSGREC_ACTIVE;
+static int activate(struct store_txn *txn, const struct id *conv, const struct rec_conv *c,
+                    const struct id *account, struct rec_member *m, int64_t time) {
+    m->state = REC_ACTIVE;
     m->joined_at = time;
     m->left_at = 0;
     m->last_active = time;
@@ -335,11 +335,11 @@ static int activate(struct store_txn *txn, const struct id *conv, const struct m
 }
 
 /* Ends the membership of `account` (state LEFT or REMOVED). */
-static int deactivate(struct store_txn *txn, const struct id *conv, const struct msgrec_conv *c,
-                      const struct id *account, struct msgrec_member *m, uint32_t state,
+static int deactivate(struct store_txn *txn, const struct id *conv, const struct rec_conv *c,
+                      const struct id *account, struct rec_member *m, uint32_t state,
                       int64_t time) {
     int rc = STATUS_OK;
-    if (m->state == MSGREC_ACTIVE) {
+    if (m->state == REC_ACTIVE) {
         rc = activity_del(txn, account, m->last_active, conv);
         if (rc == 0 && same(account, &c->owner))
             rc = pairs_of_patient(txn, conv, c, -1);
@@ -355,7 +355,7 @@ static int deactivate(struct store_txn *txn, const struct id *conv, const struct
 
 struct member_target {
     struct id conv, actor, account;
-    struct msgrec_conv c;
+    struct rec_conv c;
 };
 
 static int read_target(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
@@ -383,21 +383,21 @@ static int notify_membership(struct store_txn *txn, const Carechat__Entry__V1__E
     int rc = apply_audit(txn, e, action, 0, NULL, object, sizeof object, &t->c.owner);
     if (rc != 0)
         return rc;
-    struct msgrec_item item = {
-        .kind = MSGREC_ITEM_MEMBERSHIP,
+    struct rec_item item = {
+        .kind = REC_ITEM_MEMBERSHIP,
         .conversation_id = t->conv,
         .account_id = t->account,
         .by_account = t->actor,
         .change = change,
         .at = e->time,
     };
-    bool ended = change == MSGREC_CHANGE_LEFT || change == MSGREC_CHANGE_REMOVED;
+    bool ended = change == REC_CHANGE_LEFT || change == REC_CHANGE_REMOVED;
     struct buf deliveries;
     buf_init(&deliveries);
     rc = fan_out(txn, &t->conv, &t->c.owner, lists, n_lists, NULL, ended ? &t->account : NULL,
                  &item, &deliveries);
     if (rc == 0)
-        msgrec_deliveries_finish(&deliveries, result);
+        rec_deliveries_finish(&deliveries, result);
     buf_cleanup(&deliveries);
     return rc;
 }
@@ -417,7 +417,7 @@ static int apply_member_add(struct store_txn *txn, const Carechat__Entry__V1__En
         rc = account_role(txn, &t->account, &role, &active);
     if (rc == 0 && !active)
         rc = STATUS_FORBIDDEN;
-    struct msgrec_member m = {.role = role};
+    struct rec_member m = {.role = role};
     bool listed = false;
     if (rc == 0) {
         rc = apply_read_member(txn, &t->conv, &t->account, &m);
@@ -430,7 +430,7 @@ static int apply_member_add(struct store_txn *txn, const Carechat__Entry__V1__En
             rc = STATUS_OK;
     }
     if (rc == 0 && !listed) {
-        if (t->c.n_members >= MSGREC_MEMBERS_MAX)
+        if (t->c.n_members >= REC_MEMBERS_MAX)
             rc = STATUS_TOO_LARGE;
         else {
             t->c.members[t->c.n_members++] = t->account;
@@ -444,7 +444,7 @@ static int apply_member_add(struct store_txn *txn, const Carechat__Entry__V1__En
         else {
             /* Not staff (a family member acting for the patient): pending
              * until the patient approves; receives nothing meanwhile. */
-            m.state = MSGREC_PENDING;
+            m.state = REC_PENDING;
             m.joined_at = e->time;
             m.left_at = 0;
             m.last_active = e->time;
@@ -454,8 +454,8 @@ static int apply_member_add(struct store_txn *txn, const Carechat__Entry__V1__En
     }
     if (rc == 0)
         rc = notify_membership(txn, e, t, REC_AUDIT_MEMBER_ADD,
-                               pending ? MSGREC_CHANGE_PENDING : MSGREC_CHANGE_JOINED,
-                               a->member_devices, a->n_member_devices, result);
+                               pending ? REC_CHANGE_PENDING : REC_CHANGE_JOINED, a->member_devices,
+                               a->n_member_devices, result);
     free(t);
     return rc;
 }
@@ -466,23 +466,23 @@ static int apply_member_approve(struct store_txn *txn, const Carechat__Entry__V1
     if (!a)
         return STATUS_BAD_REQUEST;
     struct member_target *t = xcalloc(1, sizeof *t);
-    struct msgrec_member me, m;
+    struct rec_member me, m;
     int rc = read_target(txn, e, a->conversation_id, a->account_id, t);
     if (rc == 0) {
         rc = apply_read_member(txn, &t->conv, &t->actor, &me);
-        if (rc == 0 && me.state != MSGREC_ACTIVE)
+        if (rc == 0 && me.state != REC_ACTIVE)
             rc = STATUS_NOT_FOUND;
     }
     if (rc == 0 && !same(&t->actor, &t->c.owner))
         rc = STATUS_FORBIDDEN; /* only the patient approves */
     if (rc == 0)
         rc = apply_read_member(txn, &t->conv, &t->account, &m);
-    if (rc == 0 && m.state != MSGREC_PENDING)
+    if (rc == 0 && m.state != REC_PENDING)
         rc = STATUS_CONFLICT;
     if (rc == 0)
         rc = activate(txn, &t->conv, &t->c, &t->account, &m, e->time);
     if (rc == 0)
-        rc = notify_membership(txn, e, t, REC_AUDIT_MEMBER_APPROVE, MSGREC_CHANGE_JOINED,
+        rc = notify_membership(txn, e, t, REC_AUDIT_MEMBER_APPROVE, REC_CHANGE_JOINED,
                                a->member_devices, a->n_member_devices, result);
     free(t);
     return rc;
@@ -494,7 +494,7 @@ static int apply_member_remove(struct store_txn *txn, const Carechat__Entry__V1_
     if (!r)
         return STATUS_BAD_REQUEST;
     struct member_target *t = xcalloc(1, sizeof *t);
-    struct msgrec_member m;
+    struct rec_member m;
     int rc = read_target(txn, e, r->conversation_id, r->account_id, t);
     if (rc == 0)
         rc = may_manage(txn, &t->conv, &t->actor);
@@ -505,9 +505,9 @@ static int apply_member_remove(struct store_txn *txn, const Carechat__Entry__V1_
     if (rc == 0 && !is_present(m.state))
         rc = STATUS_NOT_FOUND;
     if (rc == 0)
-        rc = deactivate(txn, &t->conv, &t->c, &t->account, &m, MSGREC_REMOVED, e->time);
+        rc = deactivate(txn, &t->conv, &t->c, &t->account, &m, REC_REMOVED, e->time);
     if (rc == 0)
-        rc = notify_membership(txn, e, t, REC_AUDIT_MEMBER_REMOVE, MSGREC_CHANGE_REMOVED,
+        rc = notify_membership(txn, e, t, REC_AUDIT_MEMBER_REMOVE, REC_CHANGE_REMOVED,
                                r->member_devices, r->n_member_devices, result);
     free(t);
     return rc;
@@ -519,7 +519,7 @@ static int apply_leave(struct store_txn *txn, const Carechat__Entry__V1__Entry *
     if (!l)
         return STATUS_BAD_REQUEST;
     struct member_target *t = xcalloc(1, sizeof *t);
-    struct msgrec_member m;
+    struct rec_member m;
     int rc = read_target(txn, e, l->conversation_id, e->actor_account_id, t);
     if (rc == STATUS_BAD_REQUEST && apply_id_field(l->conversation_id, &t->conv))
         rc = STATUS_FORBIDDEN; /* a direct conversation cannot be left */
@@ -528,9 +528,9 @@ static int apply_leave(struct store_txn *txn, const Carechat__Entry__V1__Entry *
     if (rc == 0 && !is_present(m.state))
         rc = STATUS_NOT_FOUND;
     if (rc == 0)
-        rc = deactivate(txn, &t->conv, &t->c, &t->actor, &m, MSGREC_LEFT, e->time);
+        rc = deactivate(txn, &t->conv, &t->c, &t->actor, &m, REC_LEFT, e->time);
     if (rc == 0)
-        rc = notify_membership(txn, e, t, REC_AUDIT_CONVERSATION_LEAVE, MSGREC_CHANGE_LEFT,
+        rc = notify_membership(txn, e, t, REC_AUDIT_CONVERSATION_LEAVE, REC_CHANGE_LEFT,
                                l->member_devices, l->n_member_devices, result);
     free(t);
     return rc;
@@ -540,14 +540,14 @@ static int apply_leave(struct store_txn *txn, const Carechat__Entry__V1__Entry *
 
 /* The message `mid` of `conv`: its seq and sender (msgref). */
 static int read_ref(struct store_txn *txn, const struct id *conv, const struct id *mid,
-                    struct msgrec_msgref *ref) {
+                    struct rec_msgref *ref) {
     struct key k;
-    msgrec_key_receipt(&k, conv, mid, NULL);
+    rec_key_receipt(&k, conv, mid, NULL);
     struct buf v;
     buf_init(&v);
     int rc = txn_get(txn, CF_RECEIPTS, k.b, k.len, &v);
     if (rc == 0)
-        rc = msgrec_msgref_decode(v.data, v.len, ref);
+        rc = rec_msgref_decode(v.data, v.len, ref);
     buf_cleanup(&v);
     return rc;
 }
@@ -559,9 +559,9 @@ static int apply_recall(struct store_txn *txn, const Carechat__Entry__V1__Entry 
     if (!r || !apply_id_field(r->conversation_id, &conv) || !apply_id_field(r->message_id, &mid) ||
         !apply_id_field(e->actor_account_id, &actor))
         return STATUS_BAD_REQUEST;
-    struct msgrec_conv *c = xcalloc(1, sizeof *c);
-    struct msgrec_msgref ref = {0};
-    struct msgrec_member me;
+    struct rec_conv *c = xcalloc(1, sizeof *c);
+    struct rec_msgref ref = {0};
+    struct rec_member me;
     uint32_t role = 0;
     bool active = false;
     struct buf v, deliveries;
@@ -575,7 +575,7 @@ static int apply_recall(struct store_txn *txn, const Carechat__Entry__V1__Entry 
     bool admin = role == REC_ROLE_ADMIN;
     if (rc == 0 && !admin) {
         rc = apply_read_member(txn, &conv, &actor, &me);
-        if (rc == 0 && me.state != MSGREC_ACTIVE)
+        if (rc == 0 && me.state != REC_ACTIVE)
             rc = STATUS_NOT_FOUND;
     }
     if (rc == 0)
@@ -584,17 +584,17 @@ static int apply_recall(struct store_txn *txn, const Carechat__Entry__V1__Entry 
         rc = STATUS_FORBIDDEN;
     struct key k;
     key_id_u64(&k, &conv, ref.seq);
-    struct msgrec_message m;
+    struct rec_message m;
     if (rc == 0)
         rc = txn_get(txn, CF_MESSAGES, k.b, k.len, &v);
     if (rc == 0)
-        rc = msgrec_message_decode(v.data, v.len, &m);
+        rc = rec_message_decode(v.data, v.len, &m);
     if (rc == 0 && m.recalled_at != 0)
         rc = STATUS_CONFLICT;
     if (rc != 0)
         goto out;
     /* The tombstone: the metadata stays, the envelope goes. */
-    struct msgrec_message tomb = {
+    struct rec_message tomb = {
         .message_id = m.message_id,
         .sender_account = m.sender_account,
         .sender_device = m.sender_device,
@@ -606,15 +606,15 @@ static int apply_recall(struct store_txn *txn, const Carechat__Entry__V1__Entry 
     };
     struct buf t;
     buf_init(&t);
-    msgrec_message_encode(&tomb, &t);
+    rec_message_encode(&tomb, &t);
     buf_wipe(&v);
     const struct id *owner = c->has_owner ? &c->owner : NULL;
     rc = txn_put(txn, CF_MESSAGES, k.b, k.len, owner, t.data, t.len);
     buf_cleanup(&t);
     if (rc != 0)
         goto out;
-    struct msgrec_item item = {
-        .kind = MSGREC_ITEM_RECALL,
+    struct rec_item item = {
+        .kind = REC_ITEM_RECALL,
         .conversation_id = conv,
         .seq = ref.seq,
         .message_id = mid,
@@ -625,7 +625,7 @@ static int apply_recall(struct store_txn *txn, const Carechat__Entry__V1__Entry 
     if (rc == 0)
         rc = apply_audit(txn, e, REC_AUDIT_MESSAGE_RECALL, 0, NULL, mid.b, ID_LEN, owner);
     if (rc == 0)
-        msgrec_deliveries_finish(&deliveries, result);
+        rec_deliveries_finish(&deliveries, result);
 out:
     buf_cleanup(&deliveries);
     buf_cleanup(&v);
@@ -640,10 +640,10 @@ static int apply_urgent_ack(struct store_txn *txn, const Carechat__Entry__V1__En
     if (!u || !apply_id_field(u->conversation_id, &conv) || !apply_id_field(u->message_id, &mid) ||
         !apply_id_field(e->actor_account_id, &actor))
         return STATUS_BAD_REQUEST;
-    struct msgrec_conv *c = xcalloc(1, sizeof *c);
-    struct msgrec_msgref ref;
-    struct msgrec_message m;
-    struct msgrec_urgent rec;
+    struct rec_conv *c = xcalloc(1, sizeof *c);
+    struct rec_msgref ref;
+    struct rec_message m;
+    struct rec_urgent rec;
     struct buf v, deliveries;
     buf_init(&v);
     buf_init(&deliveries);
@@ -656,26 +656,26 @@ static int apply_urgent_ack(struct store_txn *txn, const Carechat__Entry__V1__En
         rc = txn_get(txn, CF_MESSAGES, k.b, k.len, &v);
     }
     if (rc == 0)
-        rc = msgrec_message_decode(v.data, v.len, &m);
+        rc = rec_message_decode(v.data, v.len, &m);
     if (rc == 0 && !m.urgent)
         rc = STATUS_CONFLICT;
     if (rc == 0) {
-        msgrec_key_urgent(&k, &conv, &mid, &actor);
+        rec_key_urgent(&k, &conv, &mid, &actor);
         rc = txn_get(txn, CF_RECEIPTS, k.b, k.len, &v); /* NOT_FOUND: not a recipient */
     }
     if (rc == 0)
-        rc = msgrec_urgent_decode(v.data, v.len, &rec);
+        rc = rec_urgent_decode(v.data, v.len, &rec);
     if (rc != 0)
         goto out;
     if (rec.acked_at == 0) {
         rec.acked_at = e->time;
         buf_reset(&v);
-        msgrec_urgent_encode(&rec, &v);
+        rec_urgent_encode(&rec, &v);
         const struct id *owner = c->has_owner ? &c->owner : NULL;
         if ((rc = txn_put(txn, CF_RECEIPTS, k.b, k.len, owner, v.data, v.len)) != 0)
             goto out;
-        struct msgrec_item item = {
-            .kind = MSGREC_ITEM_URGENT_ACK,
+        struct rec_item item = {
+            .kind = REC_ITEM_URGENT_ACK,
             .conversation_id = conv,
             .message_id = mid,
             .account_id = actor,
@@ -685,7 +685,7 @@ static int apply_urgent_ack(struct store_txn *txn, const Carechat__Entry__V1__En
                      NULL, &item, &deliveries);
     }
     if (rc == 0)
-        msgrec_deliveries_finish(&deliveries, result);
+        rec_deliveries_finish(&deliveries, result);
 out:
     buf_cleanup(&deliveries);
     buf_cleanup(&v);

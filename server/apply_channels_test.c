@@ -32,7 +32,7 @@
 #include "protocol/proto.h"
 #include "server/apply.h"
 #include "server/apply_fixture.h"
-#include "server/msgrec.h"
+#include "server/records_messages.h"
 #include "server/records.h"
 #include "storage/journal.h"
 #include "storage/keys.h"
@@ -252,15 +252,15 @@ static int urgent_ack(struct fixture_db *db, const struct fixture_person *actor,
 
 /* ---- reading back ----------------------------------------------------------------------- */
 
-static struct msgrec_member member_of(struct fixture_db *db, const struct id *conv,
-                                      const struct fixture_person *p) {
+static struct rec_member member_of(struct fixture_db *db, const struct id *conv,
+                                   const struct fixture_person *p) {
     struct key k;
     key_id_id(&k, conv, &p->id);
     struct buf v;
     buf_init(&v);
-    struct msgrec_member m;
+    struct rec_member m;
     assert_int_equal(store_get(db->store, CF_MEMBERS, k.b, k.len, &v), 0);
-    assert_int_equal(msgrec_member_decode(v.data, v.len, &m), 0);
+    assert_int_equal(rec_member_decode(v.data, v.len, &m), 0);
     buf_cleanup(&v);
     return m;
 }
@@ -269,23 +269,23 @@ static struct msgrec_member member_of(struct fixture_db *db, const struct id *co
 static uint64_t inbox_last(struct fixture_db *db, const struct fixture_dev *d) {
     struct buf v;
     buf_init(&v);
-    struct msgrec_inbox in = {0};
+    struct rec_inbox in = {0};
     int rc = store_get(db->store, CF_INBOXES, d->id.b, 16, &v);
     if (rc == 0)
-        assert_int_equal(msgrec_inbox_decode(v.data, v.len, &in), 0);
+        assert_int_equal(rec_inbox_decode(v.data, v.len, &in), 0);
     else
         assert_int_equal(rc, STATUS_NOT_FOUND);
     buf_cleanup(&v);
     return in.last;
 }
 
-static struct msgrec_item inbox_item(struct fixture_db *db, const struct fixture_dev *d,
-                                     uint64_t pos, struct buf *v) {
+static struct rec_item inbox_item(struct fixture_db *db, const struct fixture_dev *d, uint64_t pos,
+                                  struct buf *v) {
     struct key k;
     key_id_u64(&k, &d->id, pos);
-    struct msgrec_item it;
+    struct rec_item it;
     assert_int_equal(store_get(db->store, CF_INBOXES, k.b, k.len, v), 0);
-    assert_int_equal(msgrec_item_decode(v->data, v->len, &it), 0);
+    assert_int_equal(rec_item_decode(v->data, v->len, &it), 0);
     return it;
 }
 
@@ -307,8 +307,8 @@ static uint32_t deliveries(size_t skip) {
     uint32_t n;
     const uint8_t *entries;
     assert_true(fixture_last_result()->len >= skip);
-    assert_int_equal(msgrec_deliveries_read(fixture_last_result()->data + skip,
-                                            fixture_last_result()->len - skip, &n, &entries),
+    assert_int_equal(rec_deliveries_read(fixture_last_result()->data + skip,
+                                         fixture_last_result()->len - skip, &n, &entries),
                      0);
     return n;
 }
@@ -344,13 +344,13 @@ static int urgent_acked_at(struct fixture_db *db, const struct id *conv, uint8_t
     struct id m;
     memcpy(m.b, mid, 16);
     struct key k;
-    msgrec_key_urgent(&k, conv, &m, &p->id);
+    rec_key_urgent(&k, conv, &m, &p->id);
     struct buf v;
     buf_init(&v);
     int rc = store_get(db->store, CF_RECEIPTS, k.b, k.len, &v);
-    struct msgrec_urgent u;
+    struct rec_urgent u;
     if (rc == 0) {
-        assert_int_equal(msgrec_urgent_decode(v.data, v.len, &u), 0);
+        assert_int_equal(rec_urgent_decode(v.data, v.len, &u), 0);
         *at = u.acked_at;
     }
     buf_cleanup(&v);
@@ -410,8 +410,8 @@ static void run_scenario(struct fixture_db *db) {
     assert_int_equal(fixture_last_result()->len, 16);
     assert_memory_equal(fixture_last_result()->data, ch.b, 16);
     assert_int_equal(create_channel(db, &doc, &pat, &ch, "Again", NULL, 0), STATUS_CONFLICT);
-    assert_int_equal(member_of(db, &ch, &doc).state, MSGREC_ACTIVE);
-    assert_int_equal(member_of(db, &ch, &pat).state, MSGREC_ACTIVE);
+    assert_int_equal(member_of(db, &ch, &doc).state, REC_ACTIVE);
+    assert_int_equal(member_of(db, &ch, &pat).state, REC_ACTIVE);
     /* The name is sealed: it is stored, under its own key. */
     assert_int_equal(records_holding(db, CF_CONVERSATIONS, "Cardiology"), 1);
 
@@ -423,7 +423,7 @@ static void run_scenario(struct fixture_db *db) {
     assert_int_equal(member_op(db, OP_ADD, &nurse, &ch, &nurse), STATUS_NOT_FOUND);
     uint64_t audited = last_audit(db).index;
     assert_int_equal(member_op(db, OP_ADD, &doc, &ch, &nurse), 0);
-    assert_int_equal(member_of(db, &ch, &nurse).state, MSGREC_ACTIVE);
+    assert_int_equal(member_of(db, &ch, &nurse).state, REC_ACTIVE);
     /* Who changed the patient's care team, and how, is in the audit log. */
     rec = last_audit(db);
     assert_true(rec.index == audited + 1);
@@ -439,7 +439,7 @@ static void run_scenario(struct fixture_db *db) {
 
     /* A family member (role patient) is pending until the patient approves. */
     assert_int_equal(member_op(db, OP_ADD, &nurse, &ch, &family), 0);
-    assert_int_equal(member_of(db, &ch, &family).state, MSGREC_PENDING);
+    assert_int_equal(member_of(db, &ch, &family).state, REC_PENDING);
     const struct fixture_dev *everyone[6] = {&d1, &d2, &n1, &a1, &a2, &f1};
     const struct fixture_dev *to_active[4] = {&d2, &n1, &a1, &a2};
     /* The pending member's device is not a recipient: wrapping for it is extra. */
@@ -447,20 +447,20 @@ static void run_scenario(struct fixture_db *db) {
                      STATUS_CONFLICT);
     uint64_t f_before = inbox_last(db, &f1);
     assert_int_equal(csend(db, &doc, &d1, &ch, 1, false, "m1", to_active, 4, everyone, 5), 0);
-    struct msgrec_sent sent;
-    assert_int_equal(msgrec_sent_decode(fixture_last_result()->data, MSGREC_SENT_SIZE, &sent), 0);
+    struct rec_sent sent;
+    assert_int_equal(rec_sent_decode(fixture_last_result()->data, REC_SENT_SIZE, &sent), 0);
     assert_int_equal(sent.seq, 1);
     /* Every device of every active member but the sending one; the pending
      * member nothing. */
-    assert_int_equal(deliveries(MSGREC_SENT_SIZE), 4);
+    assert_int_equal(deliveries(REC_SENT_SIZE), 4);
     assert_int_equal(inbox_last(db, &f1), f_before);
 
     /* Approval: not by staff, by the patient, once. */
     assert_int_equal(member_op(db, OP_APPROVE, &doc, &ch, &family), STATUS_FORBIDDEN);
     assert_int_equal(member_op(db, OP_APPROVE, &pat, &ch, &nurse), STATUS_CONFLICT);
     assert_int_equal(member_op(db, OP_APPROVE, &pat, &ch, &family), 0);
-    struct msgrec_member fm = member_of(db, &ch, &family);
-    assert_int_equal(fm.state, MSGREC_ACTIVE);
+    struct rec_member fm = member_of(db, &ch, &family);
+    assert_int_equal(fm.state, REC_ACTIVE);
     /* History from the moment of joining: after seq 1. */
     assert_int_equal(fm.joined_seq, 2);
     assert_int_equal(member_op(db, OP_APPROVE, &pat, &ch, &family), STATUS_CONFLICT);
@@ -470,14 +470,14 @@ static void run_scenario(struct fixture_db *db) {
                      STATUS_CONFLICT);
     const struct fixture_dev *to_all[5] = {&d2, &n1, &a1, &a2, &f1};
     assert_int_equal(csend(db, &doc, &d1, &ch, 2, false, "m2", to_all, 5, everyone, 6), 0);
-    assert_int_equal(deliveries(MSGREC_SENT_SIZE), 5);
+    assert_int_equal(deliveries(REC_SENT_SIZE), 5);
     assert_int_equal(inbox_last(db, &f1), f_before + 1);
 
     /* Removal: a patient cannot remove staff; nobody removes the patient. */
     assert_int_equal(member_op(db, OP_REMOVE, &pat, &ch, &nurse), STATUS_FORBIDDEN);
     assert_int_equal(member_op(db, OP_REMOVE, &doc, &ch, &pat), STATUS_FORBIDDEN);
     assert_int_equal(member_op(db, OP_REMOVE, &doc, &ch, &nurse), 0);
-    assert_int_equal(member_of(db, &ch, &nurse).state, MSGREC_REMOVED);
+    assert_int_equal(member_of(db, &ch, &nurse).state, REC_REMOVED);
     assert_int_equal(member_op(db, OP_REMOVE, &doc, &ch, &nurse), STATUS_NOT_FOUND);
     /* The removed nurse receives nothing new and cannot send. */
     uint64_t n_before = inbox_last(db, &n1);
@@ -497,20 +497,20 @@ static void run_scenario(struct fixture_db *db) {
      * re-adding starts history afresh. */
     assert_int_equal(member_op(db, OP_ADD, &sysadmin, &ch, &nurse), STATUS_NOT_FOUND);
     assert_int_equal(member_op(db, OP_ADD, &admin, &ch, &nurse), 0);
-    struct msgrec_member nm = member_of(db, &ch, &nurse);
-    assert_int_equal(nm.state, MSGREC_ACTIVE);
+    struct rec_member nm = member_of(db, &ch, &nurse);
+    assert_int_equal(nm.state, REC_ACTIVE);
     assert_int_equal(nm.joined_seq, 4);
     assert_int_equal(member_op(db, OP_REMOVE, &admin, &ch, &nurse), 0);
 
     /* Leaving: the family member leaves once; a direct conversation cannot be left. */
     assert_int_equal(leave(db, &family, &ch), 0);
-    assert_int_equal(member_of(db, &ch, &family).state, MSGREC_LEFT);
+    assert_int_equal(member_of(db, &ch, &family).state, REC_LEFT);
     assert_int_equal(leave(db, &family, &ch), STATUS_NOT_FOUND);
     assert_int_equal(leave(db, &pat, &dm), STATUS_FORBIDDEN);
 
     /* A second channel with staff listed at creation. */
     assert_int_equal(create_channel(db, &doc, &other, &ch2, "Team two", with_nurse, 1), 0);
-    assert_int_equal(member_of(db, &ch2, &nurse).state, MSGREC_ACTIVE);
+    assert_int_equal(member_of(db, &ch2, &nurse).state, REC_ACTIVE);
     struct id dm3 = {{0xdd, 3}};
     assert_int_equal(fixture_direct(db, &other, &doc, &dm3), 0);
 
@@ -539,8 +539,8 @@ static void run_scenario(struct fixture_db *db) {
     assert_int_equal(inbox_last(db, &a1), a1_before + 1);
     struct buf iv;
     buf_init(&iv);
-    struct msgrec_item it = inbox_item(db, &a1, a1_before + 1, &iv);
-    assert_int_equal(it.kind, MSGREC_ITEM_RECALL);
+    struct rec_item it = inbox_item(db, &a1, a1_before + 1, &iv);
+    assert_int_equal(it.kind, REC_ITEM_RECALL);
     assert_int_equal(it.seq, 4); /* message 4 was refused: 5 is seq 4 */
     buf_cleanup(&iv);
     assert_int_equal(records_holding(db, CF_MESSAGES, "CANARY-ciphertext-5"), 0);
@@ -550,8 +550,8 @@ static void run_scenario(struct fixture_db *db) {
     struct buf v;
     buf_init(&v);
     assert_int_equal(store_get(db->store, CF_MESSAGES, k.b, k.len, &v), 0);
-    struct msgrec_message tomb;
-    assert_int_equal(msgrec_message_decode(v.data, v.len, &tomb), 0);
+    struct rec_message tomb;
+    assert_int_equal(rec_message_decode(v.data, v.len, &tomb), 0);
     assert_true(tomb.recalled_at > 0);
     assert_int_equal(tomb.body.len, 0);
     assert_int_equal(tomb.header.len, 0);
@@ -588,7 +588,7 @@ static void run_scenario(struct fixture_db *db) {
     assert_int_equal(inbox_last(db, &d1), d1_before + 1);
     buf_init(&iv);
     it = inbox_item(db, &d1, d1_before + 1, &iv);
-    assert_int_equal(it.kind, MSGREC_ITEM_URGENT_ACK);
+    assert_int_equal(it.kind, REC_ITEM_URGENT_ACK);
     assert_memory_equal(it.account_id.b, pat.id.b, 16);
     buf_cleanup(&iv);
     assert_int_equal(urgent_acked_at(db, &ch, 7, &pat, &at), 0);
@@ -671,9 +671,9 @@ static void expect_membership(struct fixture_db *db, struct watch *w, const char
     assert_int_equal(strlen(want), WATCHED);
     uint32_t n;
     const uint8_t *entries;
-    assert_int_equal(msgrec_deliveries_read(fixture_last_result()->data, fixture_last_result()->len,
-                                            &n, &entries),
-                     0);
+    assert_int_equal(
+        rec_deliveries_read(fixture_last_result()->data, fixture_last_result()->len, &n, &entries),
+        0);
     uint32_t wanted = 0;
     for (size_t i = 0; i < WATCHED; i++) {
         uint64_t last = inbox_last(db, w->dev[i]);
@@ -685,8 +685,8 @@ static void expect_membership(struct fixture_db *db, struct watch *w, const char
         assert_true(last == w->last[i] + 1);
         struct buf v;
         buf_init(&v);
-        struct msgrec_item it = inbox_item(db, w->dev[i], last, &v);
-        assert_int_equal(it.kind, MSGREC_ITEM_MEMBERSHIP);
+        struct rec_item it = inbox_item(db, w->dev[i], last, &v);
+        assert_int_equal(it.kind, REC_ITEM_MEMBERSHIP);
         assert_memory_equal(it.conversation_id.b, conv->b, 16);
         assert_memory_equal(it.account_id.b, who->id.b, 16);
         assert_memory_equal(it.by_account.b, by->id.b, 16);
@@ -697,7 +697,7 @@ static void expect_membership(struct fixture_db *db, struct watch *w, const char
         for (uint32_t j = 0; j < n; j++) {
             struct id dev;
             uint64_t pos;
-            msgrec_delivery_get(entries, j, &dev, &pos);
+            rec_delivery_get(entries, j, &dev, &pos);
             listed = listed || (memcmp(dev.b, w->dev[i]->id.b, 16) == 0 && pos == last);
         }
         assert_true(listed);
@@ -741,7 +741,7 @@ static void run_membership(struct fixture_db *db) {
     /* Staff added: JOINED for every device of every active member, the new
      * one's included; the listed device that does not exist is skipped. */
     assert_int_equal(member_change(db, OP_ADD, &doc, &ch, &nurse, view, 3), 0);
-    expect_membership(db, &w, "11110", &ch, &nurse, &doc, MSGREC_CHANGE_JOINED);
+    expect_membership(db, &w, "11110", &ch, &nurse, &doc, REC_CHANGE_JOINED);
     /* A refused change queues nothing. */
     assert_int_equal(member_change(db, OP_ADD, &doc, &ch, &nurse, view, 3), STATUS_CONFLICT);
     for (size_t i = 0; i < WATCHED; i++)
@@ -750,27 +750,27 @@ static void run_membership(struct fixture_db *db) {
     /* A family member added: PENDING for the active members, nothing for the
      * pending member's own device. */
     assert_int_equal(member_change(db, OP_ADD, &nurse, &ch, &family, view, 4), 0);
-    expect_membership(db, &w, "11110", &ch, &family, &nurse, MSGREC_CHANGE_PENDING);
+    expect_membership(db, &w, "11110", &ch, &family, &nurse, REC_CHANGE_PENDING);
 
     /* Approved by the patient: JOINED, now for the family member too. */
     assert_int_equal(member_change(db, OP_APPROVE, &pat, &ch, &family, view, 4), 0);
-    expect_membership(db, &w, "11111", &ch, &family, &pat, MSGREC_CHANGE_JOINED);
+    expect_membership(db, &w, "11111", &ch, &family, &pat, REC_CHANGE_JOINED);
 
     /* Removed: REMOVED for the active members and the removed nurse's device. */
     assert_int_equal(member_change(db, OP_REMOVE, &doc, &ch, &nurse, view, 4), 0);
-    expect_membership(db, &w, "11111", &ch, &nurse, &doc, MSGREC_CHANGE_REMOVED);
+    expect_membership(db, &w, "11111", &ch, &nurse, &doc, REC_CHANGE_REMOVED);
 
     /* Leaving: LEFT, by the member itself, for the active members and the
      * leaver's device; the removed nurse, though still in this stale view,
      * hears nothing more. */
     assert_int_equal(member_change(db, OP_LEAVE, &family, &ch, &family, view, 4), 0);
-    expect_membership(db, &w, "11101", &ch, &family, &family, MSGREC_CHANGE_LEFT);
+    expect_membership(db, &w, "11101", &ch, &family, &family, REC_CHANGE_LEFT);
 
     /* An entry without member_devices (written before they existed) still
      * applies and tells nobody. */
     assert_int_equal(member_change(db, OP_ADD, &admin, &ch, &nurse, NULL, 0), 0);
-    assert_int_equal(member_of(db, &ch, &nurse).state, MSGREC_ACTIVE);
-    expect_membership(db, &w, "00000", &ch, &nurse, &admin, MSGREC_CHANGE_JOINED);
+    assert_int_equal(member_of(db, &ch, &nurse).state, REC_ACTIVE);
+    expect_membership(db, &w, "00000", &ch, &nurse, &admin, REC_CHANGE_JOINED);
 }
 
 static void test_apply_channels_membership_events(void **state) {
@@ -791,28 +791,28 @@ static void test_apply_channels_membership_replay_is_deterministic(void **state)
  * existed (its layout ends at `at`) still decodes; a membership item cut
  * before its own fields and another kind with trailing bytes do not. */
 static void test_msgrec_membership_item_round_trip(void **state) {
-    struct msgrec_item in = {
-        .kind = MSGREC_ITEM_MEMBERSHIP,
+    struct rec_item in = {
+        .kind = REC_ITEM_MEMBERSHIP,
         .conversation_id = {{0xca, 1}},
         .account_id = {{0xa0, 3}},
         .by_account = {{0xa0, 2}},
-        .change = MSGREC_CHANGE_REMOVED,
+        .change = REC_CHANGE_REMOVED,
         .at = T0 + 5,
     };
     struct buf v;
     buf_init(&v);
-    msgrec_item_encode(&in, &v);
-    struct msgrec_item out;
-    assert_int_equal(msgrec_item_decode(v.data, v.len, &out), 0);
-    assert_int_equal(out.kind, MSGREC_ITEM_MEMBERSHIP);
+    rec_item_encode(&in, &v);
+    struct rec_item out;
+    assert_int_equal(rec_item_decode(v.data, v.len, &out), 0);
+    assert_int_equal(out.kind, REC_ITEM_MEMBERSHIP);
     assert_memory_equal(out.conversation_id.b, in.conversation_id.b, 16);
     assert_memory_equal(out.account_id.b, in.account_id.b, 16);
     assert_memory_equal(out.by_account.b, in.by_account.b, 16);
-    assert_int_equal(out.change, MSGREC_CHANGE_REMOVED);
+    assert_int_equal(out.change, REC_CHANGE_REMOVED);
     assert_true(out.at == T0 + 5);
     /* Without by_account and change: corrupt. */
-    assert_int_equal(msgrec_item_decode(v.data, v.len - 20, &out), STATUS_CORRUPT);
-    assert_int_equal(msgrec_item_decode(v.data, v.len - 1, &out), STATUS_CORRUPT);
+    assert_int_equal(rec_item_decode(v.data, v.len - 20, &out), STATUS_CORRUPT);
+    assert_int_equal(rec_item_decode(v.data, v.len - 1, &out), STATUS_CORRUPT);
 
     /* A recall item laid out by hand as the format always was: format byte,
      * kind, conversation, seq, message, account, receipt kind, at
@@ -820,8 +820,8 @@ static void test_msgrec_membership_item_round_trip(void **state) {
     uint8_t old[1 + 4 + 16 + 8 + 16 + 16 + 4 + 8];
     memset(old, 0, sizeof old);
     uint8_t *p = old;
-    *p++ = MSGREC_FORMAT;
-    key_put_u32(p, MSGREC_ITEM_RECALL);
+    *p++ = REC_CONV_FORMAT;
+    key_put_u32(p, REC_ITEM_RECALL);
     p += 4;
     memset(p, 0xca, 16);
     p += 16;
@@ -830,22 +830,22 @@ static void test_msgrec_membership_item_round_trip(void **state) {
     memset(p, 0xe0, 16);
     p += 16 + 16 + 4;
     key_put_u64(p, (uint64_t)(T0 + 9));
-    assert_int_equal(msgrec_item_decode(old, sizeof old, &out), 0);
-    assert_int_equal(out.kind, MSGREC_ITEM_RECALL);
+    assert_int_equal(rec_item_decode(old, sizeof old, &out), 0);
+    assert_int_equal(out.kind, REC_ITEM_RECALL);
     assert_int_equal(out.seq, 42);
     assert_int_equal(out.message_id.b[15], 0xe0);
     assert_true(out.at == T0 + 9);
     assert_int_equal(out.change, 0);
     /* The encoder still writes exactly that layout for the older kinds. */
     buf_reset(&v);
-    msgrec_item_encode(&out, &v);
+    rec_item_encode(&out, &v);
     assert_int_equal(v.len, sizeof old);
     assert_memory_equal(v.data, old, sizeof old);
     /* Another kind followed by a membership item's fields: corrupt. */
     uint8_t longer[sizeof old + 20];
     memcpy(longer, old, sizeof old);
     memset(longer + sizeof old, 0, 20);
-    assert_int_equal(msgrec_item_decode(longer, sizeof longer, &out), STATUS_CORRUPT);
+    assert_int_equal(rec_item_decode(longer, sizeof longer, &out), STATUS_CORRUPT);
     buf_cleanup(&v);
 }
 

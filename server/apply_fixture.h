@@ -9,8 +9,8 @@
  * here returns an error of its own. The recorded entries and the last result
  * are process-wide; run on the test's thread only, one test at a time.
  */
-#ifndef CARECHAT_SERVER_APPLY_FIXTURE_H
-#define CARECHAT_SERVER_APPLY_FIXTURE_H
+#ifndef SERVER_APPLY_FIXTURE_H
+#define SERVER_APPLY_FIXTURE_H
 
 #include <stddef.h>
 #include <stdint.h>

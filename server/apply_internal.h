@@ -11,7 +11,7 @@
 #include <stdbool.h>
 
 #include "protocol/proto.h"
-#include "server/msgrec.h"
+#include "server/records_messages.h"
 #include "server/records.h"
 #include "storage/store.h"
 
@@ -21,7 +21,7 @@ int apply_account_kind(struct store_txn *txn, const Carechat__Entry__V1__Entry *
 
 /* Applies one decoded entry of a conversation or message kind (DirectCreate,
  * MessageSend, InboxAck, ReceiptRecord: apply_messages.c), appending the
- * result that server/msgrec.h describes to `result`. Returns 0 or the refusal
+ * result that server/records_messages.h describes to `result`. Returns 0 or the refusal
  * status documented per kind in entry.proto. */
 int apply_message_kind(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
                        struct buf *result);
@@ -41,7 +41,7 @@ int apply_audit_kind(struct store_txn *txn, const Carechat__Entry__V1__Entry *e)
 /* Applies one decoded entry of a care-team channel, recall or urgent kind
  * (ChannelCreate, MemberAdd, MemberRemove, MemberApprove, ConversationLeave,
  * MessageRecall, UrgentAck: apply_channels.c), appending the result that
- * server/msgrec.h describes. Returns 0 or the refusal status documented per
+ * server/records_messages.h describes. Returns 0 or the refusal status documented per
  * kind in entry.proto. */
 int apply_channel_kind(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
                        struct buf *result);
@@ -57,15 +57,14 @@ bool apply_is_staff(uint32_t role);
 int apply_read_account(struct store_txn *txn, const struct id *id, struct rec_account *out);
 int apply_read_device_key(struct store_txn *txn, const struct id *account, const struct id *device,
                           uint32_t *key_id, int64_t *expires_at);
-int apply_read_conv(struct store_txn *txn, const struct id *conv, struct msgrec_conv *out);
-int apply_write_conv(struct store_txn *txn, const struct id *conv, const struct msgrec_conv *c);
+int apply_read_conv(struct store_txn *txn, const struct id *conv, struct rec_conv *out);
+int apply_write_conv(struct store_txn *txn, const struct id *conv, const struct rec_conv *c);
 int apply_read_member(struct store_txn *txn, const struct id *conv, const struct id *account,
-                      struct msgrec_member *out);
+                      struct rec_member *out);
 /* Appends `item` at the device's next inbox position and the (device,
  * position) to `deliveries`. */
-int apply_inbox_append(struct store_txn *txn, const struct id *device,
-                       const struct msgrec_item *item, const struct id *owner,
-                       struct buf *deliveries);
+int apply_inbox_append(struct store_txn *txn, const struct id *device, const struct rec_item *item,
+                       const struct id *owner, struct buf *deliveries);
 /* Whether `patient` and `staff` are both active in some care-team channel
  * (apply_channels.c). Returns 0 with *out, or the store's status. */
 int apply_share_care_team(struct store_txn *txn, const struct id *patient, const struct id *staff,

@@ -1,7 +1,7 @@
 /*
  * server/apply_messages.c: apply for the conversation and message kinds of
  * entry.proto (DirectCreate, MessageSend, InboxAck, ReceiptRecord), writing
- * the records of server/msgrec.h.
+ * the records of server/records_messages.h.
  *
  * Invariants kept here, and only here: a conversation's seq grows by one per
  * stored message; a device's inbox positions grow by one per entry, and the
@@ -16,7 +16,7 @@
 #include "base/buf.h"
 #include "base/status.h"
 #include "server/apply_internal.h"
-#include "server/msgrec.h"
+#include "server/records_messages.h"
 #include "server/records.h"
 #include "storage/keys.h"
 
@@ -60,20 +60,20 @@ static int put_record(struct store_txn *txn, enum store_cf cf, const struct key 
     return txn_put(txn, cf, k->b, k->len, owner, v->data, v->len);
 }
 
-int apply_read_conv(struct store_txn *txn, const struct id *conv, struct msgrec_conv *out) {
+int apply_read_conv(struct store_txn *txn, const struct id *conv, struct rec_conv *out) {
     struct buf v;
     buf_init(&v);
     int rc = txn_get(txn, CF_CONVERSATIONS, conv->b, ID_LEN, &v);
     if (rc == 0)
-        rc = msgrec_conv_decode(v.data, v.len, out);
+        rc = rec_conv_decode(v.data, v.len, out);
     buf_cleanup(&v);
     return rc;
 }
 
-int apply_write_conv(struct store_txn *txn, const struct id *conv, const struct msgrec_conv *c) {
+int apply_write_conv(struct store_txn *txn, const struct id *conv, const struct rec_conv *c) {
     struct buf v;
     buf_init(&v);
-    msgrec_conv_encode(c, &v);
+    rec_conv_encode(c, &v);
     int rc = txn_put(txn, CF_CONVERSATIONS, conv->b, ID_LEN, c->has_owner ? &c->owner : NULL,
                      v.data, v.len);
     buf_cleanup(&v);
@@ -81,41 +81,41 @@ int apply_write_conv(struct store_txn *txn, const struct id *conv, const struct 
 }
 
 int apply_read_member(struct store_txn *txn, const struct id *conv, const struct id *account,
-                      struct msgrec_member *out) {
+                      struct rec_member *out) {
     struct key k;
     key_id_id(&k, conv, account);
     struct buf v;
     buf_init(&v);
     int rc = txn_get(txn, CF_MEMBERS, k.b, k.len, &v);
     if (rc == 0)
-        rc = msgrec_member_decode(v.data, v.len, out);
+        rc = rec_member_decode(v.data, v.len, out);
     buf_cleanup(&v);
     return rc;
 }
 
 /* Moves the conversation to `time` in every active member's activity index. */
-static int touch_activity(struct store_txn *txn, const struct id *conv, const struct msgrec_conv *c,
+static int touch_activity(struct store_txn *txn, const struct id *conv, const struct rec_conv *c,
                           int64_t time) {
     const struct id *owner = c->has_owner ? &c->owner : NULL;
     struct buf v;
     buf_init(&v);
     int rc = 0;
     for (uint32_t i = 0; rc == 0 && i < c->n_members; i++) {
-        struct msgrec_member m;
+        struct rec_member m;
         struct key k;
         if ((rc = apply_read_member(txn, conv, &c->members[i], &m)) != 0)
             break;
-        if (m.state != MSGREC_ACTIVE || m.last_active == time)
+        if (m.state != REC_ACTIVE || m.last_active == time)
             continue; /* only active members have an activity entry */
-        msgrec_key_activity(&k, &c->members[i], m.last_active, conv);
+        rec_key_activity(&k, &c->members[i], m.last_active, conv);
         if ((rc = txn_delete(txn, CF_CONVERSATIONS, k.b, k.len)) != 0)
             break;
         m.last_active = time;
-        msgrec_key_activity(&k, &c->members[i], time, conv);
+        rec_key_activity(&k, &c->members[i], time, conv);
         if ((rc = txn_put(txn, CF_CONVERSATIONS, k.b, k.len, owner, conv->b, ID_LEN)) != 0)
             break;
         buf_reset(&v);
-        msgrec_member_encode(&m, &v);
+        rec_member_encode(&m, &v);
         key_id_id(&k, conv, &c->members[i]);
         rc = put_record(txn, CF_MEMBERS, &k, owner, &v);
     }
@@ -185,7 +185,7 @@ static int apply_direct_create(struct store_txn *txn, const Carechat__Entry__V1_
         return STATUS_FORBIDDEN;
 
     struct key k;
-    msgrec_key_pair(&k, &actor, &peer);
+    rec_key_pair(&k, &actor, &peer);
     struct buf v;
     buf_init(&v);
     rc = txn_get(txn, CF_CONVERSATIONS, k.b, k.len, &v);
@@ -205,8 +205,8 @@ static int apply_direct_create(struct store_txn *txn, const Carechat__Entry__V1_
     }
     if (rc != STATUS_NOT_FOUND)
         goto out;
-    struct msgrec_conv c = {
-        .kind = MSGREC_DIRECT,
+    struct rec_conv c = {
+        .kind = REC_DIRECT,
         .created_at = e->time,
         .n_members = 2,
         .members = {actor, peer},
@@ -220,15 +220,15 @@ static int apply_direct_create(struct store_txn *txn, const Carechat__Entry__V1_
         goto out;
     rc = txn_put(txn, CF_CONVERSATIONS, k.b, k.len, owner, conv.b, ID_LEN);
     for (int i = 0; rc == 0 && i < 2; i++) {
-        struct msgrec_member m = {
-            .role = roles[i], .state = MSGREC_ACTIVE, .joined_at = e->time, .last_active = e->time};
+        struct rec_member m = {
+            .role = roles[i], .state = REC_ACTIVE, .joined_at = e->time, .last_active = e->time};
         buf_reset(&v);
-        msgrec_member_encode(&m, &v);
+        rec_member_encode(&m, &v);
         key_id_id(&k, &conv, &c.members[i]);
         rc = put_record(txn, CF_MEMBERS, &k, owner, &v);
         if (rc != 0)
             break;
-        msgrec_key_activity(&k, &c.members[i], e->time, &conv);
+        rec_key_activity(&k, &c.members[i], e->time, &conv);
         rc = txn_put(txn, CF_CONVERSATIONS, k.b, k.len, owner, conv.b, ID_LEN);
     }
     if (rc == 0)
@@ -240,12 +240,12 @@ out:
 
 /* ---- inboxes ------------------------------------------------------------------- */
 
-static int read_inbox(struct store_txn *txn, const struct id *device, struct msgrec_inbox *out) {
+static int read_inbox(struct store_txn *txn, const struct id *device, struct rec_inbox *out) {
     struct buf v;
     buf_init(&v);
     int rc = txn_get(txn, CF_INBOXES, device->b, ID_LEN, &v);
     if (rc == 0)
-        rc = msgrec_inbox_decode(v.data, v.len, out);
+        rc = rec_inbox_decode(v.data, v.len, out);
     else if (rc == STATUS_NOT_FOUND) {
         memset(out, 0, sizeof *out);
         rc = STATUS_OK;
@@ -256,7 +256,7 @@ static int read_inbox(struct store_txn *txn, const struct id *device, struct msg
 
 /* UNAVAILABLE when the device's inbox holds `limit` undelivered entries. */
 static int inbox_room(struct store_txn *txn, const struct id *device, uint32_t limit) {
-    struct msgrec_inbox in;
+    struct rec_inbox in;
     int rc = read_inbox(txn, device, &in);
     if (rc != 0)
         return rc;
@@ -264,28 +264,27 @@ static int inbox_room(struct store_txn *txn, const struct id *device, uint32_t l
 }
 
 /* Appends `item` at the device's next position; records it in `deliveries`. */
-int apply_inbox_append(struct store_txn *txn, const struct id *device,
-                       const struct msgrec_item *item, const struct id *owner,
-                       struct buf *deliveries) {
-    struct msgrec_inbox in;
+int apply_inbox_append(struct store_txn *txn, const struct id *device, const struct rec_item *item,
+                       const struct id *owner, struct buf *deliveries) {
+    struct rec_inbox in;
     int rc = read_inbox(txn, device, &in);
     if (rc != 0)
         return rc;
     in.last++;
     struct buf v;
     buf_init(&v);
-    msgrec_item_encode(item, &v);
+    rec_item_encode(item, &v);
     struct key k;
     key_id_u64(&k, device, in.last);
     rc = put_record(txn, CF_INBOXES, &k, owner, &v);
     if (rc == 0) {
         buf_reset(&v);
-        msgrec_inbox_encode(&in, &v);
+        rec_inbox_encode(&in, &v);
         rc = txn_put(txn, CF_INBOXES, device->b, ID_LEN, NULL, v.data, v.len);
     }
     buf_cleanup(&v);
     if (rc == 0)
-        msgrec_delivery_add(deliveries, device, in.last);
+        rec_delivery_add(deliveries, device, in.last);
     return rc;
 }
 
@@ -293,7 +292,7 @@ static int apply_inbox_ack(struct store_txn *txn, const Carechat__Entry__V1__Ent
     struct id device;
     if (!e->inbox_ack || !apply_id_field(e->actor_device_id, &device))
         return STATUS_BAD_REQUEST;
-    struct msgrec_inbox in;
+    struct rec_inbox in;
     int rc = read_inbox(txn, &device, &in);
     if (rc != 0)
         return rc;
@@ -311,7 +310,7 @@ static int apply_inbox_ack(struct store_txn *txn, const Carechat__Entry__V1__Ent
     in.acked = pos;
     struct buf v;
     buf_init(&v);
-    msgrec_inbox_encode(&in, &v);
+    rec_inbox_encode(&in, &v);
     rc = txn_put(txn, CF_INBOXES, device.b, ID_LEN, NULL, v.data, v.len);
     buf_cleanup(&v);
     return rc;
@@ -334,37 +333,36 @@ static void append_ids(struct buf *out, const struct id *ids, uint32_t n) {
 }
 
 /* Checks the envelope's shape and copies its wraps into out[]. */
-static int check_shape(const Carechat__Entry__V1__MessageSend *m, struct msgrec_wrap *out) {
-    if (m->envelope_version != 1 || m->header.len > MSGREC_HEADER_MAX ||
-        m->body_nonce.len != MSGREC_NONCE_LEN || m->signature.len != MSGREC_SIG_LEN ||
-        m->n_wraps == 0)
+static int check_shape(const Carechat__Entry__V1__MessageSend *m, struct rec_wrap *out) {
+    if (m->envelope_version != 1 || m->header.len > REC_HEADER_MAX ||
+        m->body_nonce.len != REC_NONCE_LEN || m->signature.len != REC_SIG_LEN || m->n_wraps == 0)
         return STATUS_BAD_REQUEST;
-    if (m->body.len > BODY_MAX || m->n_wraps > MSGREC_WRAPS_MAX ||
-        m->n_member_device_ids > MSGREC_WRAPS_MAX + 1)
+    if (m->body.len > BODY_MAX || m->n_wraps > REC_WRAPS_MAX ||
+        m->n_member_device_ids > REC_WRAPS_MAX + 1)
         return STATUS_TOO_LARGE;
     for (size_t i = 0; i < m->n_wraps; i++) {
         const Carechat__Entry__V1__WrapItem *w = m->wraps[i];
-        if (!apply_id_field(w->device_id, &out[i].device_id) || w->enc.len != MSGREC_ENC_LEN ||
-            w->wrapped_key.len != MSGREC_WRAPPED_LEN)
+        if (!apply_id_field(w->device_id, &out[i].device_id) || w->enc.len != REC_ENC_LEN ||
+            w->wrapped_key.len != REC_WRAPPED_LEN)
             return STATUS_BAD_REQUEST;
         for (size_t j = 0; j < i; j++)
             if (memcmp(out[j].device_id.b, out[i].device_id.b, ID_LEN) == 0)
                 return STATUS_BAD_REQUEST;
         out[i].key_id = w->key_id;
-        memcpy(out[i].enc, w->enc.data, MSGREC_ENC_LEN);
-        memcpy(out[i].wrapped_key, w->wrapped_key.data, MSGREC_WRAPPED_LEN);
+        memcpy(out[i].enc, w->enc.data, REC_ENC_LEN);
+        memcpy(out[i].wrapped_key, w->wrapped_key.data, REC_WRAPPED_LEN);
     }
     return STATUS_OK;
 }
 
 /* The send's idempotency record: 0 with *out when this message was stored
  * before, STATUS_NOT_FOUND when not, or the store's status. */
-static int read_sent(struct store_txn *txn, const struct key *k, struct msgrec_sent *out) {
+static int read_sent(struct store_txn *txn, const struct key *k, struct rec_sent *out) {
     struct buf v;
     buf_init(&v);
     int rc = txn_get(txn, CF_IDEMPOTENCY, k->b, k->len, &v);
     if (rc == 0)
-        rc = msgrec_sent_decode(v.data, v.len, out);
+        rc = rec_sent_decode(v.data, v.len, out);
     buf_cleanup(&v);
     return rc;
 }
@@ -375,10 +373,10 @@ static int read_sent(struct store_txn *txn, const struct key *k, struct msgrec_s
  * `result`, or the store's status. Sets recipient[i] for the wraps to deliver. */
 static int check_devices(struct store_txn *txn, const Carechat__Entry__V1__MessageSend *m,
                          int64_t time, const struct id *sender_device, struct member_view *members,
-                         uint32_t n_members, const struct msgrec_wrap *wraps, bool *recipient,
+                         uint32_t n_members, const struct rec_wrap *wraps, bool *recipient,
                          struct buf *result) {
-    struct id extra[MSGREC_WRAPS_MAX], stale[MSGREC_WRAPS_MAX];
-    struct id missing[MSGREC_WRAPS_MAX + 1];
+    struct id extra[REC_WRAPS_MAX], stale[REC_WRAPS_MAX];
+    struct id missing[REC_WRAPS_MAX + 1];
     uint32_t n_extra = 0, n_stale = 0, n_missing = 0;
     bool view_current = true;
     uint32_t key_id;
@@ -451,39 +449,39 @@ static int apply_send(struct store_txn *txn, const Carechat__Entry__V1__Entry *e
         !apply_id_field(m->sender_device_id, &env_device) ||
         memcmp(env_device.b, sender_device.b, ID_LEN) != 0 || m->inbox_limit == 0)
         return STATUS_BAD_REQUEST;
-    if (m->n_wraps > MSGREC_WRAPS_MAX)
+    if (m->n_wraps > REC_WRAPS_MAX)
         return STATUS_TOO_LARGE;
-    struct msgrec_wrap wraps[MSGREC_WRAPS_MAX];
-    bool recipient[MSGREC_WRAPS_MAX];
+    struct rec_wrap wraps[REC_WRAPS_MAX];
+    bool recipient[REC_WRAPS_MAX];
     int rc = check_shape(m, wraps);
     if (rc != 0)
         return rc;
 
     struct key idem;
-    msgrec_key_idem(&idem, &conv, &sender, &cmid);
-    struct msgrec_sent sent;
+    rec_key_idem(&idem, &conv, &sender, &cmid);
+    struct rec_sent sent;
     rc = read_sent(txn, &idem, &sent);
     if (rc == 0) {
         struct buf none;
         buf_init(&none);
-        msgrec_sent_encode(&sent, result);
-        msgrec_deliveries_finish(&none, result);
+        rec_sent_encode(&sent, result);
+        rec_deliveries_finish(&none, result);
         return STATUS_OK;
     }
     if (rc != STATUS_NOT_FOUND)
         return rc;
 
-    struct msgrec_conv c;
+    struct rec_conv c;
     rc = apply_read_conv(txn, &conv, &c);
     if (rc != 0)
         return rc;
-    struct msgrec_member me;
+    struct rec_member me;
     rc = apply_read_member(txn, &conv, &sender, &me);
     if (rc == STATUS_NOT_FOUND)
         return STATUS_NOT_FOUND;
     if (rc != 0)
         return rc;
-    if (me.state != MSGREC_ACTIVE)
+    if (me.state != REC_ACTIVE)
         return STATUS_FORBIDDEN;
     /* The sending device must still be the sender's (not removed meanwhile). */
     uint32_t sender_key_id;
@@ -497,14 +495,14 @@ static int apply_send(struct store_txn *txn, const Carechat__Entry__V1__Entry *e
     /* The recipients are the active members whose accounts are active
      * (pending, departed and removed members and deactivated accounts receive
      * nothing; apply_entry() refused a deactivated sender already). */
-    struct member_view members[MSGREC_MEMBERS_MAX];
+    struct member_view members[REC_MEMBERS_MAX];
     uint32_t n_active = 0;
     for (uint32_t j = 0; j < c.n_members; j++) {
-        struct msgrec_member mm;
+        struct rec_member mm;
         struct rec_account a;
         if ((rc = apply_read_member(txn, &conv, &c.members[j], &mm)) != 0)
             return rc;
-        if (mm.state != MSGREC_ACTIVE)
+        if (mm.state != REC_ACTIVE)
             continue;
         if ((rc = apply_read_account(txn, &c.members[j], &a)) != 0)
             return rc;
@@ -526,7 +524,7 @@ static int apply_send(struct store_txn *txn, const Carechat__Entry__V1__Entry *e
     if ((rc = apply_write_conv(txn, &conv, &c)) != 0 ||
         (rc = touch_activity(txn, &conv, &c, e->time)) != 0)
         return rc;
-    struct msgrec_message msg = {
+    struct rec_message msg = {
         .message_id = message_id,
         .sender_account = sender,
         .sender_device = sender_device,
@@ -545,14 +543,14 @@ static int apply_send(struct store_txn *txn, const Carechat__Entry__V1__Entry *e
     buf_init(&v);
     buf_init(&deliveries);
     struct key k;
-    msgrec_message_encode(&msg, &v);
+    rec_message_encode(&msg, &v);
     key_id_u64(&k, &conv, c.last_seq);
     if ((rc = put_record(txn, CF_MESSAGES, &k, owner, &v)) != 0)
         goto out;
-    struct msgrec_msgref ref = {.seq = c.last_seq, .sender_account = sender};
+    struct rec_msgref ref = {.seq = c.last_seq, .sender_account = sender};
     buf_reset(&v);
-    msgrec_msgref_encode(&ref, &v);
-    msgrec_key_receipt(&k, &conv, &message_id, NULL);
+    rec_msgref_encode(&ref, &v);
+    rec_key_receipt(&k, &conv, &message_id, NULL);
     if ((rc = txn_get(txn, CF_RECEIPTS, k.b, k.len, &deliveries)) == 0) {
         rc = STATUS_CONFLICT; /* the proposer's random message id is taken */
         goto out;
@@ -560,33 +558,32 @@ static int apply_send(struct store_txn *txn, const Carechat__Entry__V1__Entry *e
     buf_reset(&deliveries);
     if (rc != STATUS_NOT_FOUND || (rc = put_record(txn, CF_RECEIPTS, &k, owner, &v)) != 0)
         goto out;
-    sent = (struct msgrec_sent){.message_id = message_id, .seq = c.last_seq, .sent_at = e->time};
+    sent = (struct rec_sent){.message_id = message_id, .seq = c.last_seq, .sent_at = e->time};
     buf_reset(&v);
-    msgrec_sent_encode(&sent, &v);
+    rec_sent_encode(&sent, &v);
     if ((rc = put_record(txn, CF_IDEMPOTENCY, &idem, owner, &v)) != 0)
         goto out;
     /* An urgent message waits for an acknowledgement of every recipient. */
     for (uint32_t j = 0; m->urgent && j < n_active; j++) {
         if (memcmp(members[j].account.b, sender.b, ID_LEN) == 0)
             continue;
-        struct msgrec_urgent u = {0};
+        struct rec_urgent u = {0};
         struct buf uv;
         buf_init(&uv);
-        msgrec_urgent_encode(&u, &uv);
-        msgrec_key_urgent(&k, &conv, &message_id, &members[j].account);
+        rec_urgent_encode(&u, &uv);
+        rec_key_urgent(&k, &conv, &message_id, &members[j].account);
         rc = put_record(txn, CF_RECEIPTS, &k, owner, &uv);
         buf_cleanup(&uv);
         if (rc != 0)
             goto out;
     }
-    struct msgrec_item item = {
-        .kind = MSGREC_ITEM_MESSAGE, .conversation_id = conv, .seq = c.last_seq};
+    struct rec_item item = {.kind = REC_ITEM_MESSAGE, .conversation_id = conv, .seq = c.last_seq};
     for (size_t w = 0; w < m->n_wraps; w++)
         if (recipient[w] &&
             (rc = apply_inbox_append(txn, &wraps[w].device_id, &item, owner, &deliveries)) != 0)
             goto out;
     buf_append(result, v.data, v.len);
-    msgrec_deliveries_finish(&deliveries, result);
+    rec_deliveries_finish(&deliveries, result);
 out:
     buf_cleanup(&deliveries);
     buf_cleanup(&v);
@@ -603,13 +600,13 @@ static int apply_receipt(struct store_txn *txn, const Carechat__Entry__V1__Entry
         !apply_id_field(e->actor_account_id, &actor) || (r->kind != 1 && r->kind != 2) ||
         r->n_message_ids == 0 || r->inbox_limit == 0)
         return STATUS_BAD_REQUEST;
-    if (r->n_message_ids > RECEIPT_IDS_MAX || r->n_sender_devices > MSGREC_MEMBERS_MAX)
+    if (r->n_message_ids > RECEIPT_IDS_MAX || r->n_sender_devices > REC_MEMBERS_MAX)
         return STATUS_TOO_LARGE;
-    struct msgrec_conv c;
+    struct rec_conv c;
     int rc = apply_read_conv(txn, &conv, &c);
     if (rc != 0)
         return rc;
-    struct msgrec_member me;
+    struct rec_member me;
     rc = apply_read_member(txn, &conv, &actor, &me);
     if (rc != 0)
         return rc;
@@ -620,22 +617,22 @@ static int apply_receipt(struct store_txn *txn, const Carechat__Entry__V1__Entry
     for (size_t i = 0; i < r->n_message_ids; i++) {
         struct id mid;
         struct key k;
-        struct msgrec_msgref ref;
+        struct rec_msgref ref;
         if (!apply_id_field(r->message_ids[i], &mid)) {
             rc = STATUS_BAD_REQUEST;
             goto out;
         }
-        msgrec_key_receipt(&k, &conv, &mid, NULL);
+        rec_key_receipt(&k, &conv, &mid, NULL);
         if ((rc = txn_get(txn, CF_RECEIPTS, k.b, k.len, &v)) != 0 ||
-            (rc = msgrec_msgref_decode(v.data, v.len, &ref)) != 0)
+            (rc = rec_msgref_decode(v.data, v.len, &ref)) != 0)
             goto out;
         if (memcmp(ref.sender_account.b, actor.b, ID_LEN) == 0)
             continue;
-        struct msgrec_receipt rec = {0};
-        msgrec_key_receipt(&k, &conv, &mid, &actor);
+        struct rec_receipt rec = {0};
+        rec_key_receipt(&k, &conv, &mid, &actor);
         rc = txn_get(txn, CF_RECEIPTS, k.b, k.len, &v);
         if (rc == 0)
-            rc = msgrec_receipt_decode(v.data, v.len, &rec);
+            rc = rec_receipt_decode(v.data, v.len, &rec);
         else if (rc == STATUS_NOT_FOUND)
             rc = STATUS_OK;
         if (rc != 0)
@@ -645,11 +642,11 @@ static int apply_receipt(struct store_txn *txn, const Carechat__Entry__V1__Entry
             continue;
         *at = e->time;
         buf_reset(&v);
-        msgrec_receipt_encode(&rec, &v);
+        rec_receipt_encode(&rec, &v);
         if ((rc = put_record(txn, CF_RECEIPTS, &k, owner, &v)) != 0)
             goto out;
-        struct msgrec_item item = {
-            .kind = MSGREC_ITEM_RECEIPT,
+        struct rec_item item = {
+            .kind = REC_ITEM_RECEIPT,
             .conversation_id = conv,
             .message_id = mid,
             .account_id = actor,
@@ -682,7 +679,7 @@ static int apply_receipt(struct store_txn *txn, const Carechat__Entry__V1__Entry
             }
         }
     }
-    msgrec_deliveries_finish(&deliveries, result);
+    rec_deliveries_finish(&deliveries, result);
 out:
     buf_cleanup(&deliveries);
     buf_cleanup(&v);

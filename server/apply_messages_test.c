@@ -26,7 +26,7 @@
 #include "protocol/proto.h"
 #include "server/apply.h"
 #include "server/apply_fixture.h"
-#include "server/msgrec.h"
+#include "server/records_messages.h"
 #include "storage/journal.h"
 #include "storage/keys.h"
 #include "storage/store.h"
@@ -160,9 +160,9 @@ static bool inbox_has(struct fixture_db *db, const struct fixture_dev *d, uint64
 static uint64_t conv_last_seq(struct fixture_db *db, const struct id *conv) {
     struct buf v;
     buf_init(&v);
-    struct msgrec_conv c;
+    struct rec_conv c;
     assert_int_equal(store_get(db->store, CF_CONVERSATIONS, conv->b, 16, &v), 0);
-    assert_int_equal(msgrec_conv_decode(v.data, v.len, &c), 0);
+    assert_int_equal(rec_conv_decode(v.data, v.len, &c), 0);
     buf_cleanup(&v);
     return c.last_seq;
 }
@@ -172,11 +172,11 @@ static uint32_t result_deliveries(size_t skip, struct id *devs, uint64_t *pos) {
     uint32_t n;
     const uint8_t *entries;
     assert_true(fixture_last_result()->len >= skip);
-    assert_int_equal(msgrec_deliveries_read(fixture_last_result()->data + skip,
-                                            fixture_last_result()->len - skip, &n, &entries),
+    assert_int_equal(rec_deliveries_read(fixture_last_result()->data + skip,
+                                         fixture_last_result()->len - skip, &n, &entries),
                      0);
     for (uint32_t i = 0; i < n && devs; i++)
-        msgrec_delivery_get(entries, i, &devs[i], &pos[i]);
+        rec_delivery_get(entries, i, &devs[i], &pos[i]);
     return n;
 }
 
@@ -234,13 +234,13 @@ static void run_scenario(struct fixture_db *db) {
     /* First message: seq 1, one inbox entry per recipient device (not the
      * sending device). */
     assert_int_equal(send_msg(db, &pat, &a1, &conv, 1, 1, to_prov, 2, members, 3, 100), 0);
-    struct msgrec_sent sent;
-    assert_int_equal(msgrec_sent_decode(fixture_last_result()->data, MSGREC_SENT_SIZE, &sent), 0);
+    struct rec_sent sent;
+    assert_int_equal(rec_sent_decode(fixture_last_result()->data, REC_SENT_SIZE, &sent), 0);
     assert_int_equal(sent.seq, 1);
     assert_int_equal(sent.sent_at, T0 + 21);
     struct id devs[4];
     uint64_t pos[4];
-    assert_int_equal(result_deliveries(MSGREC_SENT_SIZE, devs, pos), 2);
+    assert_int_equal(result_deliveries(REC_SENT_SIZE, devs, pos), 2);
     assert_memory_equal(devs[0].b, p1.id.b, 16);
     assert_int_equal(pos[0], 1);
     assert_memory_equal(devs[1].b, p2.id.b, 16);
@@ -250,18 +250,18 @@ static void run_scenario(struct fixture_db *db) {
     /* A retry with the same client_msg_id (and another proposed message id):
      * the first result, nothing stored twice, nothing delivered again. */
     assert_int_equal(send_msg(db, &pat, &a1, &conv, 1, 9, to_prov, 2, members, 3, 100), 0);
-    struct msgrec_sent again;
-    assert_int_equal(msgrec_sent_decode(fixture_last_result()->data, MSGREC_SENT_SIZE, &again), 0);
+    struct rec_sent again;
+    assert_int_equal(rec_sent_decode(fixture_last_result()->data, REC_SENT_SIZE, &again), 0);
     assert_memory_equal(&again, &sent, sizeof sent);
-    assert_int_equal(result_deliveries(MSGREC_SENT_SIZE, NULL, NULL), 0);
+    assert_int_equal(result_deliveries(REC_SENT_SIZE, NULL, NULL), 0);
     assert_int_equal(count_prefix(db, CF_MESSAGES, conv.b, 16), 1);
     assert_false(inbox_has(db, &p1, 2));
 
     /* Second message: seq 2, positions 2. */
     assert_int_equal(send_msg(db, &pat, &a1, &conv, 2, 2, to_prov, 2, members, 3, 100), 0);
-    assert_int_equal(msgrec_sent_decode(fixture_last_result()->data, MSGREC_SENT_SIZE, &sent), 0);
+    assert_int_equal(rec_sent_decode(fixture_last_result()->data, REC_SENT_SIZE, &sent), 0);
     assert_int_equal(sent.seq, 2);
-    assert_int_equal(result_deliveries(MSGREC_SENT_SIZE, devs, pos), 2);
+    assert_int_equal(result_deliveries(REC_SENT_SIZE, devs, pos), 2);
     assert_int_equal(pos[0], 2);
 
     /* Wrong device set: P1 missing, P2 stale (key 5), an unknown device extra. */
@@ -357,16 +357,16 @@ static void test_apply_messages_cursor_encoding(void **state) {
     uint64_t v;
     const uint64_t samples[] = {0, 1, 127, 128, 300, 1ull << 40, UINT64_MAX};
     for (size_t i = 0; i < sizeof samples / sizeof samples[0]; i++) {
-        size_t n = msgrec_cursor_encode(samples[i], c);
-        assert_int_equal(msgrec_cursor_decode(c, n, &v), 0);
+        size_t n = rec_cursor_encode(samples[i], c);
+        assert_int_equal(rec_cursor_decode(c, n, &v), 0);
         assert_true(v == samples[i]);
     }
-    assert_int_equal(msgrec_cursor_decode(NULL, 0, &v), 0);
+    assert_int_equal(rec_cursor_decode(NULL, 0, &v), 0);
     assert_true(v == 0);
     static const uint8_t open_end[] = {0x80}, padded[] = {0x81, 0x00}, early[] = {0x01, 0x01};
-    assert_int_equal(msgrec_cursor_decode(open_end, 1, &v), STATUS_BAD_REQUEST);
-    assert_int_equal(msgrec_cursor_decode(padded, 2, &v), STATUS_BAD_REQUEST);
-    assert_int_equal(msgrec_cursor_decode(early, 2, &v), STATUS_BAD_REQUEST);
+    assert_int_equal(rec_cursor_decode(open_end, 1, &v), STATUS_BAD_REQUEST);
+    assert_int_equal(rec_cursor_decode(padded, 2, &v), STATUS_BAD_REQUEST);
+    assert_int_equal(rec_cursor_decode(early, 2, &v), STATUS_BAD_REQUEST);
 }
 
 int main(void) {

@@ -23,7 +23,7 @@
 #include "base/clock.h"
 #include "base/status.h"
 #include "server/handlers_internal.h"
-#include "server/msgrec.h"
+#include "server/records_messages.h"
 #include "storage/keys.h"
 
 #define CHANNEL_EXTRA_MAX 64
@@ -62,14 +62,14 @@ static bool utf8_valid(const char *s, size_t n) {
 
 /* The message `mid` of `conv`: its seq and sender. */
 static int read_ref(struct handlers *h, const struct id *conv, const struct id *mid,
-                    struct msgrec_msgref *ref) {
+                    struct rec_msgref *ref) {
     struct key k;
-    msgrec_key_receipt(&k, conv, mid, NULL);
+    rec_key_receipt(&k, conv, mid, NULL);
     struct buf v;
     buf_init(&v);
     int rc = store_get(h->store, CF_RECEIPTS, k.b, k.len, &v);
     if (rc == 0)
-        rc = msgrec_msgref_decode(v.data, v.len, ref);
+        rc = rec_msgref_decode(v.data, v.len, ref);
     buf_cleanup(&v);
     return rc;
 }
@@ -86,16 +86,16 @@ static bool share_one(void *ctx, const uint8_t *key, size_t key_len, const uint8
                       size_t value_len) {
     struct share_scan *s = ctx;
     struct id conv;
-    struct msgrec_member m;
+    struct rec_member m;
     if (id_from_bytes(value, value_len, &conv) != 0 || read_member(s->h, &conv, s->other, &m) != 0)
         return true;
-    s->found = m.state == MSGREC_ACTIVE || m.state == MSGREC_PENDING;
+    s->found = m.state == REC_ACTIVE || m.state == REC_PENDING;
     return !s->found;
 }
 
 bool channels_share(struct handlers *h, const struct id *account, const struct id *other) {
     struct key prefix;
-    msgrec_key_activity_prefix(&prefix, account);
+    rec_key_activity_prefix(&prefix, account);
     struct share_scan s = {.h = h, .other = other};
     int rc = store_scan(h->store, CF_CONVERSATIONS, prefix.b, prefix.len, NULL, 0,
                         CHANNELS_SHARE_SCAN, share_one, &s);
@@ -106,10 +106,10 @@ bool channels_share(struct handlers *h, const struct id *account, const struct i
 
 /* The devices of some accounts as AccountDeviceIds, borrowing from itself. */
 struct dev_lists {
-    Carechat__Entry__V1__AccountDeviceIds ad[MSGREC_MEMBERS_MAX], *adp[MSGREC_MEMBERS_MAX];
-    ProtobufCBinaryData ids[MSGREC_MEMBERS_MAX][REC_MAX_DEVICES];
-    struct id accounts[MSGREC_MEMBERS_MAX];
-    struct id devs[MSGREC_MEMBERS_MAX][REC_MAX_DEVICES];
+    Carechat__Entry__V1__AccountDeviceIds ad[REC_MEMBERS_MAX], *adp[REC_MEMBERS_MAX];
+    ProtobufCBinaryData ids[REC_MEMBERS_MAX][REC_MAX_DEVICES];
+    struct id accounts[REC_MEMBERS_MAX];
+    struct id devs[REC_MEMBERS_MAX][REC_MAX_DEVICES];
     size_t n;
     bool bad;
 };
@@ -131,7 +131,7 @@ static bool collect_dev(void *ctx, const uint8_t *key, size_t key_len, const uin
 
 /* Appends the current devices of `account`. Returns 0 or a store status. */
 static int lists_add(struct handlers *h, struct dev_lists *l, const struct id *account) {
-    if (l->n >= MSGREC_MEMBERS_MAX)
+    if (l->n >= REC_MEMBERS_MAX)
         return STATUS_TOO_LARGE;
     Carechat__Entry__V1__AccountDeviceIds *ad = &l->ad[l->n];
     carechat__entry__v1__account_device_ids__init(ad);
@@ -155,7 +155,7 @@ void handle_create_channel(struct hconn *hc, uint64_t rid, const Carechat__V1__C
     struct id patient, extra;
     size_t name_len = m->name ? strlen(m->name) : 0;
     if (!get_id(m->patient_account_id, &patient) || name_len == 0 ||
-        name_len > MSGREC_CHANNEL_NAME_MAX || !utf8_valid(m->name, name_len)) {
+        name_len > REC_CHANNEL_NAME_MAX || !utf8_valid(m->name, name_len)) {
         conn_respond(hc->conn, rid, STATUS_BAD_REQUEST, "bad patient or name");
         return;
     }
@@ -193,7 +193,7 @@ void handle_create_channel(struct hconn *hc, uint64_t rid, const Carechat__V1__C
  * (STATUS_TOO_LARGE past the member limit). */
 static int member_lists(struct handlers *h, const struct id *conv, const struct id *account,
                         struct dev_lists *l) {
-    struct msgrec_conv *c = xcalloc(1, sizeof *c);
+    struct rec_conv *c = xcalloc(1, sizeof *c);
     bool listed = false;
     int rc = read_conv(h, conv, c);
     if (rc == STATUS_NOT_FOUND) {
@@ -201,10 +201,10 @@ static int member_lists(struct handlers *h, const struct id *conv, const struct 
         return STATUS_OK;
     }
     for (uint32_t i = 0; rc == 0 && i < c->n_members; i++) {
-        struct msgrec_member mm;
+        struct rec_member mm;
         bool target = memcmp(c->members[i].b, account->b, ID_LEN) == 0;
         if ((rc = read_member(h, conv, &c->members[i], &mm)) == 0 &&
-            (mm.state == MSGREC_ACTIVE || target))
+            (mm.state == REC_ACTIVE || target))
             rc = lists_add(h, l, &c->members[i]);
         listed = listed || target;
     }
@@ -302,9 +302,9 @@ void handle_leave_conversation(struct hconn *hc, uint64_t rid,
 /* ---- ListMembers ------------------------------------------------------------------------ */
 
 struct member_list {
-    struct msgrec_conv c;
-    Carechat__V1__Member mem[MSGREC_MEMBERS_MAX], *memp[MSGREC_MEMBERS_MAX];
-    struct rec_account accts[MSGREC_MEMBERS_MAX];
+    struct rec_conv c;
+    Carechat__V1__Member mem[REC_MEMBERS_MAX], *memp[REC_MEMBERS_MAX];
+    struct rec_account accts[REC_MEMBERS_MAX];
     uint32_t n;
 };
 
@@ -317,7 +317,7 @@ void handle_list_members(struct hconn *hc, uint64_t rid, const Carechat__V1__Lis
     struct member_list *l = xcalloc(1, sizeof *l);
     int rc = read_conv(hc->h, &conv, &l->c);
     for (uint32_t i = 0; rc == 0 && i < l->c.n_members; i++) {
-        struct msgrec_member mm;
+        struct rec_member mm;
         if ((rc = read_member(hc->h, &conv, &l->c.members[i], &mm)) != 0 ||
             (rc = read_account(hc->h, &l->c.members[i], &l->accts[i])) != 0)
             break;
@@ -360,9 +360,9 @@ void handle_recall(struct hconn *hc, uint64_t rid, const Carechat__V1__Recall *m
         conn_respond(hc->conn, rid, STATUS_BAD_REQUEST, "bad ids");
         return;
     }
-    struct msgrec_conv *c = xcalloc(1, sizeof *c);
+    struct rec_conv *c = xcalloc(1, sizeof *c);
     struct dev_lists *l = xcalloc(1, sizeof *l);
-    struct msgrec_msgref ref;
+    struct rec_msgref ref;
     int rc = read_conv(h, &conv, c);
     if (rc == 0)
         rc = read_ref(h, &conv, &mid, &ref);
@@ -371,8 +371,8 @@ void handle_recall(struct hconn *hc, uint64_t rid, const Carechat__V1__Recall *m
         rc = STATUS_FORBIDDEN;
     /* The tombstone goes to every device of every active member. */
     for (uint32_t i = 0; rc == 0 && i < c->n_members; i++) {
-        struct msgrec_member mm;
-        if ((rc = read_member(h, &conv, &c->members[i], &mm)) == 0 && mm.state == MSGREC_ACTIVE)
+        struct rec_member mm;
+        if ((rc = read_member(h, &conv, &c->members[i], &mm)) == 0 && mm.state == REC_ACTIVE)
             rc = lists_add(h, l, &c->members[i]);
     }
     if (rc != 0) {
@@ -409,7 +409,7 @@ void handle_ack_urgent(struct hconn *hc, uint64_t rid, const Carechat__V1__AckUr
         return;
     }
     struct dev_lists *l = xcalloc(1, sizeof *l);
-    struct msgrec_msgref ref;
+    struct rec_msgref ref;
     int rc = read_ref(h, &conv, &mid, &ref);
     if (rc == 0)
         rc = lists_add(h, l, &ref.sender_account);
@@ -435,9 +435,9 @@ void handle_ack_urgent(struct hconn *hc, uint64_t rid, const Carechat__V1__AckUr
 }
 
 struct urgent_scan {
-    struct id accounts[MSGREC_MEMBERS_MAX];
-    int64_t acked_at[MSGREC_MEMBERS_MAX];
-    Carechat__V1__UrgentRecipient rec[MSGREC_MEMBERS_MAX], *recp[MSGREC_MEMBERS_MAX];
+    struct id accounts[REC_MEMBERS_MAX];
+    int64_t acked_at[REC_MEMBERS_MAX];
+    Carechat__V1__UrgentRecipient rec[REC_MEMBERS_MAX], *recp[REC_MEMBERS_MAX];
     size_t n;
     bool bad;
 };
@@ -445,10 +445,9 @@ struct urgent_scan {
 static bool collect_urgent(void *ctx, const uint8_t *key, size_t key_len, const uint8_t *value,
                            size_t value_len) {
     struct urgent_scan *s = ctx;
-    struct msgrec_urgent u;
-    if (s->n >= MSGREC_MEMBERS_MAX ||
-        key_read_id(key, key_len, 2 * ID_LEN + 1, &s->accounts[s->n]) ||
-        msgrec_urgent_decode(value, value_len, &u) != 0) {
+    struct rec_urgent u;
+    if (s->n >= REC_MEMBERS_MAX || key_read_id(key, key_len, 2 * ID_LEN + 1, &s->accounts[s->n]) ||
+        rec_urgent_decode(value, value_len, &u) != 0) {
         s->bad = true;
         return false;
     }
@@ -464,8 +463,8 @@ void handle_get_urgent_status(struct hconn *hc, uint64_t rid,
         conn_respond(hc->conn, rid, STATUS_BAD_REQUEST, "bad ids");
         return;
     }
-    struct msgrec_msgref ref;
-    struct msgrec_message msg;
+    struct rec_msgref ref;
+    struct rec_message msg;
     struct buf v;
     buf_init(&v);
     struct urgent_scan *s = xcalloc(1, sizeof *s);
@@ -480,15 +479,15 @@ void handle_get_urgent_status(struct hconn *hc, uint64_t rid,
         rc = store_get(h->store, CF_MESSAGES, k.b, k.len, &v);
     }
     if (rc == 0)
-        rc = msgrec_message_decode(v.data, v.len, &msg);
+        rc = rec_message_decode(v.data, v.len, &msg);
     if (rc == 0 && !msg.urgent)
         rc = STATUS_CONFLICT;
     if (rc == 0) {
         uint8_t prefix[2 * ID_LEN + 1];
         memcpy(prefix, conv.b, ID_LEN);
         memcpy(prefix + ID_LEN, mid.b, ID_LEN);
-        prefix[2 * ID_LEN] = MSGREC_URGENT_TAG;
-        rc = store_scan(h->store, CF_RECEIPTS, prefix, sizeof prefix, NULL, 0, MSGREC_MEMBERS_MAX,
+        prefix[2 * ID_LEN] = REC_URGENT_TAG;
+        rc = store_scan(h->store, CF_RECEIPTS, prefix, sizeof prefix, NULL, 0, REC_MEMBERS_MAX,
                         collect_urgent, s);
         if (rc >= 0)
             rc = s->bad ? STATUS_CORRUPT : STATUS_OK;

@@ -372,8 +372,8 @@ static bool body_id(const Carechat__V1__Frame *f, const char *name, struct id *o
  * AUTHZ_STRANGER), filling t's patient from the conversation. *rc is set to a
  * store failure, else left alone. */
 static enum authz_relation relation(struct hconn *hc, struct target *t, int *rc) {
-    struct msgrec_conv c;
-    struct msgrec_member me;
+    struct rec_conv c;
+    struct rec_member me;
     int r = read_conv(hc->h, &t->conv, &c);
     if (r == 0 && c.has_owner) {
         t->has_patient = true;
@@ -381,14 +381,13 @@ static enum authz_relation relation(struct hconn *hc, struct target *t, int *rc)
     }
     if (r == 0)
         r = read_member(hc->h, &t->conv, &hc->account, &me);
-    if (r == STATUS_NOT_FOUND || (r == 0 && me.state != MSGREC_ACTIVE))
+    if (r == STATUS_NOT_FOUND || (r == 0 && me.state != REC_ACTIVE))
         return AUTHZ_STRANGER;
     if (r != 0) {
         *rc = r;
         return AUTHZ_STRANGER;
     }
-    return c.has_owner && c.kind == MSGREC_CARE_TEAM &&
-                   memcmp(c.owner.b, hc->account.b, ID_LEN) == 0
+    return c.has_owner && c.kind == REC_CARE_TEAM && memcmp(c.owner.b, hc->account.b, ID_LEN) == 0
                ? AUTHZ_OWNER
                : AUTHZ_ACTIVE_MEMBER;
 }

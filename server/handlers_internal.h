@@ -20,7 +20,7 @@
 #include "base/id.h"
 #include "protocol/proto.h"
 #include "server/handlers.h"
-#include "server/msgrec.h"
+#include "server/records_messages.h"
 #include "server/pwhash.h"
 #include "server/ratelimit.h"
 #include "server/records.h"
@@ -181,9 +181,9 @@ int read_device(struct handlers *h, const struct id *account, const struct id *d
 int find_email(struct handlers *h, const uint8_t index[REC_HASH_LEN], struct id *out);
 /* Reads a conversation / the membership of `account` in `conv` (loop thread).
  * Same returns as store_get(), or STATUS_CORRUPT. */
-int read_conv(struct handlers *h, const struct id *conv, struct msgrec_conv *out);
+int read_conv(struct handlers *h, const struct id *conv, struct rec_conv *out);
 int read_member(struct handlers *h, const struct id *conv, const struct id *account,
-                struct msgrec_member *out);
+                struct rec_member *out);
 /* Answers request `rid` with `rc` and `detail`, except that a store failure
  * (STATUS_CORRUPT, STATUS_IO) is answered STATUS_INTERNAL without detail. */
 void respond_error(struct conn *c, uint64_t rid, int rc, const char *detail);
@@ -281,7 +281,7 @@ void handle_send_receipt(struct hconn *hc, uint64_t rid, const Carechat__V1__Sen
 void handle_typing(struct hconn *hc, uint64_t rid, const Carechat__V1__Typing *m);
 /* Answers `rid` with the Conversation `conv` (or the store's error). */
 void respond_conversation(struct hconn *hc, uint64_t rid, const struct id *conv);
-/* Delivers the inbox entries of a delivery list (server/msgrec.h), created by
+/* Delivers the inbox entries of a delivery list (server/records_messages.h), created by
  * an entry just applied, to their devices' open connections. */
 void deliver_list(struct handlers *h, const uint8_t *data, size_t len);
 /* A Response from the client to a server request of this connection. */

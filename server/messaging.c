@@ -42,7 +42,7 @@
 #include "base/log.h"
 #include "base/status.h"
 #include "server/handlers_internal.h"
-#include "server/msgrec.h"
+#include "server/records_messages.h"
 #include "storage/bus.h"
 #include "storage/keys.h"
 
@@ -59,7 +59,7 @@
 #define TYPING_BURST 20
 #define TYPING_WINDOW_MS 10000
 /* conversation id, account id, typing flag, recipient account ids */
-#define TYPING_MSG_MAX (ID_LEN * 2 + 1 + ID_LEN * MSGREC_MEMBERS_MAX)
+#define TYPING_MSG_MAX (ID_LEN * 2 + 1 + ID_LEN * REC_MEMBERS_MAX)
 
 struct messaging {
     struct handlers *h;
@@ -85,25 +85,25 @@ static void send_request(struct hconn *hc, Carechat__V1__Frame *frame) {
     hc->unanswered++;
 }
 
-int read_conv(struct handlers *h, const struct id *conv, struct msgrec_conv *out) {
+int read_conv(struct handlers *h, const struct id *conv, struct rec_conv *out) {
     struct buf v;
     buf_init(&v);
     int rc = store_get(h->store, CF_CONVERSATIONS, conv->b, ID_LEN, &v);
     if (rc == 0)
-        rc = msgrec_conv_decode(v.data, v.len, out);
+        rc = rec_conv_decode(v.data, v.len, out);
     buf_cleanup(&v);
     return rc;
 }
 
 int read_member(struct handlers *h, const struct id *conv, const struct id *account,
-                struct msgrec_member *out) {
+                struct rec_member *out) {
     struct key k;
     key_id_id(&k, conv, account);
     struct buf v;
     buf_init(&v);
     int rc = store_get(h->store, CF_MEMBERS, k.b, k.len, &v);
     if (rc == 0)
-        rc = msgrec_member_decode(v.data, v.len, out);
+        rc = rec_member_decode(v.data, v.len, out);
     buf_cleanup(&v);
     return rc;
 }
@@ -111,12 +111,12 @@ int read_member(struct handlers *h, const struct id *conv, const struct id *acco
 /* The conversation if the caller is an active member of it: 0, or
  * STATUS_NOT_FOUND (unknown, not a member, pending, left or removed:
  * deliberately the same), or the store's status. */
-static int member_conv(struct hconn *hc, const struct id *conv, struct msgrec_conv *c,
-                       struct msgrec_member *me) {
+static int member_conv(struct hconn *hc, const struct id *conv, struct rec_conv *c,
+                       struct rec_member *me) {
     int rc = read_conv(hc->h, conv, c);
     if (rc == 0)
         rc = read_member(hc->h, conv, &hc->account, me);
-    if (rc == 0 && me->state != MSGREC_ACTIVE)
+    if (rc == 0 && me->state != REC_ACTIVE)
         rc = STATUS_NOT_FOUND;
     return rc;
 }
@@ -133,7 +133,7 @@ void respond_error(struct conn *c, uint64_t rid, int rc, const char *detail) {
  * store failed) and returns false. authorize() in handlers.c checked the
  * membership already; this read also fetches the records. */
 static bool member_conv_or_answer(struct hconn *hc, uint64_t rid, const struct id *conv,
-                                  struct msgrec_conv *c, struct msgrec_member *me) {
+                                  struct rec_conv *c, struct rec_member *me) {
     int rc = member_conv(hc, conv, c, me);
     if (rc == 0)
         return true;
@@ -189,12 +189,12 @@ static int account_devices(struct handlers *h, const struct id *account, struct 
 /* A Conversation message with its members, borrowing from itself. */
 struct conv_msg {
     Carechat__V1__Conversation cv;
-    Carechat__V1__Member mem[MSGREC_MEMBERS_MAX], *memp[MSGREC_MEMBERS_MAX];
-    struct rec_account accts[MSGREC_MEMBERS_MAX];
+    Carechat__V1__Member mem[REC_MEMBERS_MAX], *memp[REC_MEMBERS_MAX];
+    struct rec_account accts[REC_MEMBERS_MAX];
     uint32_t n;
-    struct id conv, members[MSGREC_MEMBERS_MAX], patient;
+    struct id conv, members[REC_MEMBERS_MAX], patient;
     struct buf name_value;
-    char name[MSGREC_CHANNEL_NAME_MAX + 1];
+    char name[REC_CHANNEL_NAME_MAX + 1];
 };
 
 static void conv_msg_cleanup(struct conv_msg *m) {
@@ -209,11 +209,11 @@ static void conv_msg_cleanup(struct conv_msg *m) {
 /* A channel's name into out->name. Returns 0 or a store status. */
 static int channel_name(struct handlers *h, const struct id *conv, struct conv_msg *out) {
     struct key k;
-    msgrec_key_channel(&k, conv);
+    rec_key_channel(&k, conv);
     int rc = store_get(h->store, CF_CONVERSATIONS, k.b, k.len, &out->name_value);
-    struct msgrec_channel ch;
+    struct rec_channel ch;
     if (rc == 0)
-        rc = msgrec_channel_decode(out->name_value.data, out->name_value.len, &ch);
+        rc = rec_channel_decode(out->name_value.data, out->name_value.len, &ch);
     if (rc == 0) {
         memcpy(out->name, ch.name.data, ch.name.len);
         out->name[ch.name.len] = '\0';
@@ -226,9 +226,9 @@ static int channel_name(struct handlers *h, const struct id *conv, struct conv_m
 static int conv_build(struct handlers *h, const struct id *conv, struct conv_msg *out) {
     memset(out, 0, sizeof *out);
     buf_init(&out->name_value);
-    struct msgrec_conv *c = xmalloc(sizeof *c);
+    struct rec_conv *c = xmalloc(sizeof *c);
     int rc = read_conv(h, conv, c);
-    if (rc == 0 && c->kind == MSGREC_CARE_TEAM)
+    if (rc == 0 && c->kind == REC_CARE_TEAM)
         rc = channel_name(h, conv, out);
     if (rc != 0) {
         free(c);
@@ -238,7 +238,7 @@ static int conv_build(struct handlers *h, const struct id *conv, struct conv_msg
     out->conv = *conv;
     out->patient = c->owner;
     for (uint32_t j = 0; j < c->n_members; j++) {
-        struct msgrec_member m;
+        struct rec_member m;
         uint32_t i = out->n;
         out->members[i] = c->members[j];
         if ((rc = read_member(h, conv, &c->members[j], &m)) != 0) {
@@ -246,7 +246,7 @@ static int conv_build(struct handlers *h, const struct id *conv, struct conv_msg
             conv_msg_cleanup(out);
             return rc;
         }
-        if (m.state != MSGREC_ACTIVE && m.state != MSGREC_PENDING)
+        if (m.state != REC_ACTIVE && m.state != REC_PENDING)
             continue; /* the Conversation lists active and pending members */
         if ((rc = read_account(h, &c->members[j], &out->accts[i])) != 0) {
             free(c);
@@ -269,7 +269,7 @@ static int conv_build(struct handlers *h, const struct id *conv, struct conv_msg
     out->cv.kind = (Carechat__V1__ConversationKind)c->kind;
     out->cv.created_at = c->created_at;
     out->cv.last_seq = c->last_seq;
-    if (c->kind == MSGREC_CARE_TEAM) {
+    if (c->kind == REC_CARE_TEAM) {
         out->cv.name = out->name;
         out->cv.patient_account_id = (ProtobufCBinaryData){ID_LEN, out->patient.b};
     }
@@ -305,12 +305,12 @@ struct stored {
     Carechat__V1__Envelope env;
     Carechat__V1__KeyWrap wrap;
     Carechat__V1__KeyWrap *wrapp;
-    struct msgrec_wrap w;
+    struct rec_wrap w;
     struct id conv, message_id, sender_account, sender_device, client_msg_id;
 };
 
 static void stored_build(struct stored *s, const struct id *conv, uint64_t seq,
-                         const struct msgrec_message *m, const struct id *device) {
+                         const struct rec_message *m, const struct id *device) {
     s->conv = *conv;
     s->message_id = m->message_id;
     s->sender_account = m->sender_account;
@@ -336,14 +336,14 @@ static void stored_build(struct stored *s, const struct id *conv, uint64_t seq,
     s->env.body_nonce = (ProtobufCBinaryData){m->body_nonce.len, (uint8_t *)m->body_nonce.data};
     s->env.signature = (ProtobufCBinaryData){m->signature.len, (uint8_t *)m->signature.data};
     for (uint32_t i = 0; i < m->n_wraps; i++) {
-        msgrec_message_wrap(m, i, &s->w);
+        rec_message_wrap(m, i, &s->w);
         if (!same_id(&s->w.device_id, device))
             continue;
         carechat__v1__key_wrap__init(&s->wrap);
         s->wrap.device_id = (ProtobufCBinaryData){ID_LEN, s->w.device_id.b};
         s->wrap.key_id = s->w.key_id;
-        s->wrap.enc = (ProtobufCBinaryData){MSGREC_ENC_LEN, s->w.enc};
-        s->wrap.wrapped_key = (ProtobufCBinaryData){MSGREC_WRAPPED_LEN, s->w.wrapped_key};
+        s->wrap.enc = (ProtobufCBinaryData){REC_ENC_LEN, s->w.enc};
+        s->wrap.wrapped_key = (ProtobufCBinaryData){REC_WRAPPED_LEN, s->w.wrapped_key};
         s->wrapp = &s->wrap;
         s->env.n_wraps = 1;
         s->env.wraps = &s->wrapp;
@@ -354,12 +354,12 @@ static void stored_build(struct stored *s, const struct id *conv, uint64_t seq,
 
 /* Reads message `seq` of `conv` into `v` (its bytes) and *m (borrowing v). */
 static int read_message(struct handlers *h, const struct id *conv, uint64_t seq, struct buf *v,
-                        struct msgrec_message *m) {
+                        struct rec_message *m) {
     struct key k;
     key_id_u64(&k, conv, seq);
     int rc = store_get(h->store, CF_MESSAGES, k.b, k.len, v);
     if (rc == 0)
-        rc = msgrec_message_decode(v->data, v->len, m);
+        rc = rec_message_decode(v->data, v->len, m);
     return rc;
 }
 
@@ -367,19 +367,19 @@ static int read_message(struct handlers *h, const struct id *conv, uint64_t seq,
 
 /* Sends the inbox entry `item` at `pos` to `hc` as a Delivery. An entry whose
  * message is gone (purged) is skipped. */
-static void deliver_item(struct hconn *hc, uint64_t pos, const struct msgrec_item *item) {
+static void deliver_item(struct hconn *hc, uint64_t pos, const struct rec_item *item) {
     Carechat__V1__Frame frame;
     Carechat__V1__Delivery d;
     uint8_t cursor[10];
     carechat__v1__frame__init(&frame);
     carechat__v1__delivery__init(&d);
-    d.cursor = (ProtobufCBinaryData){msgrec_cursor_encode(pos, cursor), cursor};
+    d.cursor = (ProtobufCBinaryData){rec_cursor_encode(pos, cursor), cursor};
     frame.body_case = CARECHAT__V1__FRAME__BODY_DELIVERY;
     frame.delivery = &d;
     hc->delivered_pos = pos;
-    if (item->kind == MSGREC_ITEM_MESSAGE) {
+    if (item->kind == REC_ITEM_MESSAGE) {
         struct buf v;
-        struct msgrec_message m;
+        struct rec_message m;
         struct stored *s = xcalloc(1, sizeof *s);
         buf_init(&v);
         int rc = read_message(hc->h, &item->conversation_id, item->seq, &v, &m);
@@ -393,7 +393,7 @@ static void deliver_item(struct hconn *hc, uint64_t pos, const struct msgrec_ite
                      (unsigned long long)pos, status_str(rc));
         free(s);
         buf_cleanup(&v);
-    } else if (item->kind == MSGREC_ITEM_RECEIPT) {
+    } else if (item->kind == REC_ITEM_RECEIPT) {
         Carechat__V1__ReceiptEvent ev;
         carechat__v1__receipt_event__init(&ev);
         ev.conversation_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)item->conversation_id.b};
@@ -404,7 +404,7 @@ static void deliver_item(struct hconn *hc, uint64_t pos, const struct msgrec_ite
         d.item_case = CARECHAT__V1__DELIVERY__ITEM_RECEIPT;
         d.receipt = &ev;
         send_request(hc, &frame);
-    } else if (item->kind == MSGREC_ITEM_RECALL) {
+    } else if (item->kind == REC_ITEM_RECALL) {
         Carechat__V1__RecallEvent ev;
         carechat__v1__recall_event__init(&ev);
         ev.conversation_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)item->conversation_id.b};
@@ -414,7 +414,7 @@ static void deliver_item(struct hconn *hc, uint64_t pos, const struct msgrec_ite
         d.item_case = CARECHAT__V1__DELIVERY__ITEM_RECALL;
         d.recall = &ev;
         send_request(hc, &frame);
-    } else if (item->kind == MSGREC_ITEM_URGENT_ACK) {
+    } else if (item->kind == REC_ITEM_URGENT_ACK) {
         Carechat__V1__UrgentAckEvent ev;
         carechat__v1__urgent_ack_event__init(&ev);
         ev.conversation_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)item->conversation_id.b};
@@ -424,7 +424,7 @@ static void deliver_item(struct hconn *hc, uint64_t pos, const struct msgrec_ite
         d.item_case = CARECHAT__V1__DELIVERY__ITEM_URGENT_ACK;
         d.urgent_ack = &ev;
         send_request(hc, &frame);
-    } else if (item->kind == MSGREC_ITEM_MEMBERSHIP) {
+    } else if (item->kind == REC_ITEM_MEMBERSHIP) {
         Carechat__V1__MembershipEvent ev;
         carechat__v1__membership_event__init(&ev);
         ev.conversation_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)item->conversation_id.b};
@@ -440,7 +440,7 @@ static void deliver_item(struct hconn *hc, uint64_t pos, const struct msgrec_ite
 
 struct page {
     uint64_t pos[PAGE];
-    struct msgrec_item items[PAGE];
+    struct rec_item items[PAGE];
     size_t n;
     bool bad;
 };
@@ -449,7 +449,7 @@ static bool collect_item(void *ctx, const uint8_t *key, size_t key_len, const ui
                          size_t value_len) {
     struct page *p = ctx;
     if (p->n >= PAGE || key_read_u64(key, key_len, ID_LEN, &p->pos[p->n]) != 0 ||
-        msgrec_item_decode(value, value_len, &p->items[p->n]) != 0) {
+        rec_item_decode(value, value_len, &p->items[p->n]) != 0) {
         p->bad = true;
         return false;
     }
@@ -463,7 +463,7 @@ static void send_queue_empty(struct hconn *hc) {
     uint8_t cursor[10];
     carechat__v1__frame__init(&frame);
     carechat__v1__queue_empty__init(&q);
-    q.cursor = (ProtobufCBinaryData){msgrec_cursor_encode(hc->delivered_pos, cursor), cursor};
+    q.cursor = (ProtobufCBinaryData){rec_cursor_encode(hc->delivered_pos, cursor), cursor};
     frame.body_case = CARECHAT__V1__FRAME__BODY_QUEUE_EMPTY;
     frame.queue_empty = &q;
     send_request(hc, &frame);
@@ -508,11 +508,11 @@ static void deliver_live(struct handlers *h, const struct id *device, uint64_t p
         struct key k;
         key_id_u64(&k, device, pos);
         struct buf v;
-        struct msgrec_item item;
+        struct rec_item item;
         buf_init(&v);
         int rc = store_get(h->store, CF_INBOXES, k.b, k.len, &v);
         if (rc == 0)
-            rc = msgrec_item_decode(v.data, v.len, &item);
+            rc = rec_item_decode(v.data, v.len, &item);
         buf_cleanup(&v);
         if (rc == 0)
             deliver_item(x, pos, &item);
@@ -524,14 +524,14 @@ static void deliver_live(struct handlers *h, const struct id *device, uint64_t p
 void deliver_list(struct handlers *h, const uint8_t *data, size_t len) {
     uint32_t n;
     const uint8_t *entries;
-    if (msgrec_deliveries_read(data, len, &n, &entries) != 0) {
+    if (rec_deliveries_read(data, len, &n, &entries) != 0) {
         log_error("messaging", "apply returned a malformed delivery list");
         return;
     }
     for (uint32_t i = 0; i < n; i++) {
         struct id device;
         uint64_t pos;
-        msgrec_delivery_get(entries, i, &device, &pos);
+        rec_delivery_get(entries, i, &device, &pos);
         deliver_live(h, &device, pos);
     }
 }
@@ -545,7 +545,7 @@ void messaging_on_response(struct hconn *hc, const Carechat__V1__Frame *f) {
 
 void handle_sync(struct hconn *hc, uint64_t rid, const Carechat__V1__Sync *m) {
     uint64_t pos;
-    if (msgrec_cursor_decode(m->after_cursor.data, m->after_cursor.len, &pos) != 0) {
+    if (rec_cursor_decode(m->after_cursor.data, m->after_cursor.len, &pos) != 0) {
         conn_respond(hc->conn, rid, STATUS_BAD_REQUEST, "malformed cursor");
         return;
     }
@@ -566,7 +566,7 @@ void handle_sync(struct hconn *hc, uint64_t rid, const Carechat__V1__Sync *m) {
 
 void handle_ack(struct hconn *hc, uint64_t rid, const Carechat__V1__Ack *m) {
     uint64_t pos;
-    if (m->cursor.len == 0 || msgrec_cursor_decode(m->cursor.data, m->cursor.len, &pos) != 0) {
+    if (m->cursor.len == 0 || rec_cursor_decode(m->cursor.data, m->cursor.len, &pos) != 0) {
         conn_respond(hc->conn, rid, STATUS_BAD_REQUEST, "malformed cursor");
         return;
     }
@@ -613,8 +613,8 @@ void handle_create_direct(struct hconn *hc, uint64_t rid, const Carechat__V1__Cr
 void handle_get_conversation(struct hconn *hc, uint64_t rid,
                              const Carechat__V1__GetConversation *m) {
     struct id conv;
-    struct msgrec_conv c;
-    struct msgrec_member me;
+    struct rec_conv c;
+    struct rec_member me;
     if (!get_id(m->conversation_id, &conv)) {
         conn_respond(hc->conn, rid, STATUS_BAD_REQUEST, "bad conversation id");
         return;
@@ -657,7 +657,7 @@ void handle_list_conversations(struct hconn *hc, uint64_t rid,
     }
     size_t limit = m->limit ? m->limit : LIST_DEFAULT;
     struct key prefix, after;
-    msgrec_key_activity_prefix(&prefix, &hc->account);
+    rec_key_activity_prefix(&prefix, &hc->account);
     after = prefix;
     if (m->page_token.len)
         key_add_bytes(&after, m->page_token.data, LIST_TOKEN_LEN);
@@ -733,8 +733,8 @@ static bool collect_message(void *ctx, const uint8_t *key, size_t key_len, const
 void handle_history(struct hconn *hc, uint64_t rid, const Carechat__V1__History *m) {
     struct handlers *h = hc->h;
     struct id conv;
-    struct msgrec_conv c;
-    struct msgrec_member me;
+    struct rec_conv c;
+    struct rec_member me;
     if (!get_id(m->conversation_id, &conv) || (m->before_seq && m->after_seq) ||
         m->limit > HISTORY_MAX) {
         conn_respond(hc->conn, rid, STATUS_BAD_REQUEST, "bad history request");
@@ -791,8 +791,8 @@ void handle_history(struct hconn *hc, uint64_t rid, const Carechat__V1__History 
     size_t used = 0, n = 0;
     for (size_t i = 0; i < count; i++) {
         size_t idx = newest_first ? first + count - 1 - i : first + i;
-        struct msgrec_message msg;
-        if (msgrec_message_decode(hs->values[idx].data, hs->values[idx].len, &msg) != 0) {
+        struct rec_message msg;
+        if (rec_message_decode(hs->values[idx].data, hs->values[idx].len, &msg) != 0) {
             respond_error(hc->conn, rid, STATUS_CORRUPT, NULL);
             goto out;
         }
@@ -827,7 +827,7 @@ out:
 
 /* ---- Send ------------------------------------------------------------------------------------ */
 
-static void respond_sent(struct conn *c, uint64_t rid, const struct msgrec_sent *s) {
+static void respond_sent(struct conn *c, uint64_t rid, const struct rec_sent *s) {
     Carechat__V1__Frame frame;
     Carechat__V1__Response resp;
     Carechat__V1__SendResult r;
@@ -873,12 +873,12 @@ static int check_envelope(const struct hconn *hc, const Carechat__V1__Send *m,
                           const char **detail) {
     const Carechat__V1__Envelope *env = m->envelope;
     *detail = "malformed envelope";
-    if (!env || env->version != 1 || env->signature.len != MSGREC_SIG_LEN ||
-        env->body_nonce.len != MSGREC_NONCE_LEN || env->n_wraps == 0)
+    if (!env || env->version != 1 || env->signature.len != REC_SIG_LEN ||
+        env->body_nonce.len != REC_NONCE_LEN || env->n_wraps == 0)
         return STATUS_BAD_REQUEST;
     *detail = "envelope too large";
-    if (env->header.len > MSGREC_HEADER_MAX || env->body.len > BODY_MAX ||
-        env->n_wraps > MSGREC_WRAPS_MAX)
+    if (env->header.len > REC_HEADER_MAX || env->body.len > BODY_MAX ||
+        env->n_wraps > REC_WRAPS_MAX)
         return STATUS_TOO_LARGE;
     *detail = "sender device is not the caller";
     if (env->sender_device_id.len != ID_LEN ||
@@ -887,8 +887,8 @@ static int check_envelope(const struct hconn *hc, const Carechat__V1__Send *m,
     *detail = "malformed key wrap";
     for (size_t i = 0; i < env->n_wraps; i++) {
         const Carechat__V1__KeyWrap *w = env->wraps[i];
-        if (w->device_id.len != ID_LEN || w->enc.len != MSGREC_ENC_LEN ||
-            w->wrapped_key.len != MSGREC_WRAPPED_LEN)
+        if (w->device_id.len != ID_LEN || w->enc.len != REC_ENC_LEN ||
+            w->wrapped_key.len != REC_WRAPPED_LEN)
             return STATUS_BAD_REQUEST;
         for (size_t j = 0; j < i; j++)
             if (memcmp(env->wraps[j]->device_id.data, w->device_id.data, ID_LEN) == 0)
@@ -900,10 +900,10 @@ static int check_envelope(const struct hconn *hc, const Carechat__V1__Send *m,
 
 /* The members' current devices and the device-set check of a Send. */
 struct send_check {
-    struct dev_scan members[MSGREC_MEMBERS_MAX];
-    struct id member_ids[MSGREC_MEMBERS_MAX];
+    struct dev_scan members[REC_MEMBERS_MAX];
+    struct id member_ids[REC_MEMBERS_MAX];
     uint32_t n_members;
-    struct id lists[3][MSGREC_WRAPS_MAX]; /* missing, extra, stale */
+    struct id lists[3][REC_WRAPS_MAX]; /* missing, extra, stale */
     size_t counts[3];
 };
 
@@ -942,12 +942,12 @@ static bool check_wraps(struct send_check *sc, const Carechat__V1__Envelope *env
     return sc->counts[0] == 0 && sc->counts[1] == 0 && sc->counts[2] == 0;
 }
 
-static int read_inbox(struct handlers *h, const struct id *device, struct msgrec_inbox *out) {
+static int read_inbox(struct handlers *h, const struct id *device, struct rec_inbox *out) {
     struct buf v;
     buf_init(&v);
     int rc = store_get(h->store, CF_INBOXES, device->b, ID_LEN, &v);
     if (rc == 0)
-        rc = msgrec_inbox_decode(v.data, v.len, out);
+        rc = rec_inbox_decode(v.data, v.len, out);
     else if (rc == STATUS_NOT_FOUND) {
         memset(out, 0, sizeof *out);
         rc = STATUS_OK;
@@ -973,13 +973,13 @@ void handle_send(struct hconn *hc, uint64_t rid, const Carechat__V1__Send *m) {
 
     /* A retry of a stored message gets the first result, whatever changed. */
     struct key idem;
-    msgrec_key_idem(&idem, &conv, &hc->account, &cmid);
+    rec_key_idem(&idem, &conv, &hc->account, &cmid);
     struct buf v;
     buf_init(&v);
     rc = store_get(h->store, CF_IDEMPOTENCY, idem.b, idem.len, &v);
     if (rc == 0) {
-        struct msgrec_sent sent;
-        rc = msgrec_sent_decode(v.data, v.len, &sent);
+        struct rec_sent sent;
+        rc = rec_sent_decode(v.data, v.len, &sent);
         buf_cleanup(&v);
         if (rc == 0)
             respond_sent(hc->conn, rid, &sent);
@@ -996,8 +996,8 @@ void handle_send(struct hconn *hc, uint64_t rid, const Carechat__V1__Send *m) {
         conn_respond(hc->conn, rid, STATUS_RATE_LIMITED, "too many messages");
         return;
     }
-    struct msgrec_conv c;
-    struct msgrec_member me;
+    struct rec_conv c;
+    struct rec_member me;
     if (!member_conv_or_answer(hc, rid, &conv, &c, &me))
         return;
     struct send_check *sc = xcalloc(1, sizeof *sc);
@@ -1007,14 +1007,14 @@ void handle_send(struct hconn *hc, uint64_t rid, const Carechat__V1__Send *m) {
     /* The recipients: every device of every active member whose account is
      * active (a deactivated account receives nothing). */
     for (uint32_t j = 0; j < c.n_members; j++) {
-        struct msgrec_member mm;
+        struct rec_member mm;
         struct rec_account a;
         if ((rc = read_member(h, &conv, &c.members[j], &mm)) != 0 ||
-            (mm.state == MSGREC_ACTIVE && (rc = read_account(h, &c.members[j], &a)) != 0)) {
+            (mm.state == REC_ACTIVE && (rc = read_account(h, &c.members[j], &a)) != 0)) {
             respond_error(hc->conn, rid, rc, NULL);
             goto out;
         }
-        if (mm.state != MSGREC_ACTIVE)
+        if (mm.state != REC_ACTIVE)
             continue;
         bool active = a.active;
         rec_account_cleanup(&a);
@@ -1034,12 +1034,12 @@ void handle_send(struct hconn *hc, uint64_t rid, const Carechat__V1__Send *m) {
         goto out;
     }
     size_t n_devs = 0;
-    devs = xcalloc(MSGREC_MEMBERS_MAX * REC_MAX_DEVICES, sizeof *devs);
+    devs = xcalloc(REC_MEMBERS_MAX * REC_MAX_DEVICES, sizeof *devs);
     for (uint32_t j = 0; j < sc->n_members; j++)
         for (size_t i = 0; i < sc->members[j].n; i++) {
             const struct id *d = &sc->members[j].devs[i].id;
             devs[n_devs++] = (ProtobufCBinaryData){ID_LEN, (uint8_t *)d->b};
-            struct msgrec_inbox in;
+            struct rec_inbox in;
             if (same_id(d, &hc->device))
                 continue;
             if ((rc = read_inbox(h, d, &in)) != 0) {
@@ -1107,7 +1107,7 @@ static void respond_mismatch_result(struct conn *c, uint64_t rid, const uint8_t 
             break;
         uint32_t n = key_get_u32(data + off);
         off += 4;
-        ok = n <= MSGREC_WRAPS_MAX && (len - off) / ID_LEN >= n;
+        ok = n <= REC_WRAPS_MAX && (len - off) / ID_LEN >= n;
         if (!ok)
             break;
         lists[l] = xcalloc(n ? n : 1, sizeof *lists[l]);
@@ -1129,8 +1129,8 @@ static void respond_mismatch_result(struct conn *c, uint64_t rid, const uint8_t 
 void handle_send_receipt(struct hconn *hc, uint64_t rid, const Carechat__V1__SendReceipt *m) {
     struct handlers *h = hc->h;
     struct id conv, mid;
-    struct msgrec_conv c;
-    struct msgrec_member me;
+    struct rec_conv c;
+    struct rec_member me;
     if (!get_id(m->conversation_id, &conv) || m->n_message_ids == 0 ||
         (m->kind != CARECHAT__V1__RECEIPT_KIND__DELIVERED &&
          m->kind != CARECHAT__V1__RECEIPT_KIND__READ)) {
@@ -1149,9 +1149,9 @@ void handle_send_receipt(struct hconn *hc, uint64_t rid, const Carechat__V1__Sen
     if (!member_conv_or_answer(hc, rid, &conv, &c, &me))
         return;
     /* The other members' devices: the senders of the receipted messages. */
-    struct dev_scan *scans = xcalloc(MSGREC_MEMBERS_MAX, sizeof *scans);
-    Carechat__Entry__V1__AccountDeviceIds ad[MSGREC_MEMBERS_MAX], *adp[MSGREC_MEMBERS_MAX];
-    ProtobufCBinaryData ids[MSGREC_MEMBERS_MAX][REC_MAX_DEVICES];
+    struct dev_scan *scans = xcalloc(REC_MEMBERS_MAX, sizeof *scans);
+    Carechat__Entry__V1__AccountDeviceIds ad[REC_MEMBERS_MAX], *adp[REC_MEMBERS_MAX];
+    ProtobufCBinaryData ids[REC_MEMBERS_MAX][REC_MAX_DEVICES];
     size_t n = 0;
     int rc;
     for (uint32_t j = 0; j < c.n_members; j++) {
@@ -1190,8 +1190,8 @@ void handle_send_receipt(struct hconn *hc, uint64_t rid, const Carechat__V1__Sen
 
 void handle_typing(struct hconn *hc, uint64_t rid, const Carechat__V1__Typing *m) {
     struct id conv;
-    struct msgrec_conv c;
-    struct msgrec_member me;
+    struct rec_conv c;
+    struct rec_member me;
     if (!get_id(m->conversation_id, &conv)) {
         conn_respond(hc->conn, rid, STATUS_BAD_REQUEST, "bad conversation id");
         return;
@@ -1209,9 +1209,9 @@ void handle_typing(struct hconn *hc, uint64_t rid, const Carechat__V1__Typing *m
     msg[2 * ID_LEN] = m->typing ? 1 : 0;
     len = 2 * ID_LEN + 1;
     for (uint32_t j = 0; j < c.n_members; j++) {
-        struct msgrec_member other;
+        struct rec_member other;
         if (same_id(&c.members[j], &hc->account) ||
-            read_member(hc->h, &conv, &c.members[j], &other) != 0 || other.state != MSGREC_ACTIVE)
+            read_member(hc->h, &conv, &c.members[j], &other) != 0 || other.state != REC_ACTIVE)
             continue; /* only active members see typing */
         memcpy(msg + len, c.members[j].b, ID_LEN);
         len += ID_LEN;
@@ -1272,16 +1272,15 @@ void messaging_entry_done(struct op *op, uint64_t pos, int status, const uint8_t
         return;
     case OP_SEND:
         if (status == 0) {
-            struct msgrec_sent sent;
-            if (len < MSGREC_SENT_SIZE ||
-                msgrec_sent_decode(result, MSGREC_SENT_SIZE, &sent) != 0) {
+            struct rec_sent sent;
+            if (len < REC_SENT_SIZE || rec_sent_decode(result, REC_SENT_SIZE, &sent) != 0) {
                 if (c)
                     conn_respond(c, op->request_id, STATUS_INTERNAL, NULL);
                 return;
             }
             if (c)
                 respond_sent(c, op->request_id, &sent);
-            deliver_list(h, result + MSGREC_SENT_SIZE, len - MSGREC_SENT_SIZE);
+            deliver_list(h, result + REC_SENT_SIZE, len - REC_SENT_SIZE);
         } else if (c && status == STATUS_CONFLICT && len > 0)
             respond_mismatch_result(c, op->request_id, result, len);
         else if (c)

@@ -9,7 +9,7 @@
 
 #include "base/alloc.h"
 #include "base/status.h"
-#include "server/wire.h"
+#include "server/record_codec.h"
 #include "storage/keys.h"
 
 /* Longest byte string a record field may hold (a crypto_pwhash_str string is
@@ -17,37 +17,37 @@
 #define FIELD_MAX 4096
 
 static void put_str(struct buf *b, const char *s) {
-    wire_put_bytes(b, s ? s : "", s ? strlen(s) : 0);
+    rec_put_bytes(b, s ? s : "", s ? strlen(s) : 0);
 }
 
 /* True when the record ended before this field (trailing fields default to 0). */
-static bool at_end(const struct wire_reader *r) {
+static bool at_end(const struct rec_reader *r) {
     return r->p == r->end;
 }
 
 /* The fields below read as zero when the record ended before them. */
-static void get_raw(struct wire_reader *r, void *out, size_t n) {
-    const uint8_t *p = r->bad || at_end(r) ? NULL : wire_take(r, n);
+static void get_raw(struct rec_reader *r, void *out, size_t n) {
+    const uint8_t *p = r->bad || at_end(r) ? NULL : rec_take(r, n);
     if (p)
         memcpy(out, p, n);
     else
         memset(out, 0, n);
 }
 
-static uint8_t get_u8(struct wire_reader *r) {
-    return at_end(r) ? 0 : wire_get_u8(r);
+static uint8_t get_u8(struct rec_reader *r) {
+    return at_end(r) ? 0 : rec_get_u8(r);
 }
 
-static uint32_t get_u32(struct wire_reader *r) {
-    return at_end(r) ? 0 : wire_get_u32(r);
+static uint32_t get_u32(struct rec_reader *r) {
+    return at_end(r) ? 0 : rec_get_u32(r);
 }
 
-static uint64_t get_u64(struct wire_reader *r) {
-    return at_end(r) ? 0 : wire_get_u64(r);
+static uint64_t get_u64(struct rec_reader *r) {
+    return at_end(r) ? 0 : rec_get_u64(r);
 }
 
 /* A length-prefixed field of exactly `n` bytes (or empty when the record ended). */
-static void get_fixed(struct wire_reader *r, void *out, size_t n) {
+static void get_fixed(struct rec_reader *r, void *out, size_t n) {
     if (r->bad || at_end(r)) {
         memset(out, 0, n);
         return;
@@ -62,7 +62,7 @@ static void get_fixed(struct wire_reader *r, void *out, size_t n) {
 }
 
 /* A length-prefixed string, copied NUL-terminated ("" when the record ended). */
-static char *get_str(struct wire_reader *r) {
+static char *get_str(struct rec_reader *r) {
     uint32_t len = 0;
     if (!r->bad && !at_end(r))
         len = get_u32(r);
@@ -77,40 +77,40 @@ static char *get_str(struct wire_reader *r) {
     return s;
 }
 
-static void get_id(struct wire_reader *r, struct id *id) {
+static void get_id(struct rec_reader *r, struct id *id) {
     get_raw(r, id->b, ID_LEN);
 }
 
-static bool reader_start(struct wire_reader *r, const uint8_t *data, size_t len) {
-    wire_reader_init(r, data, len);
+static bool reader_start(struct rec_reader *r, const uint8_t *data, size_t len) {
+    rec_reader_init(r, data, len);
     return len >= 1 && get_u8(r) == REC_FORMAT;
 }
 
 void rec_account_encode(const struct rec_account *a, struct buf *out) {
-    wire_put_u8(out, REC_FORMAT);
-    wire_put_u32(out, a->role);
-    wire_put_u8(out, a->active ? 1 : 0);
-    wire_put_u64(out, (uint64_t)a->created_at);
-    wire_put_u32(out, a->n_devices);
+    rec_put_u8(out, REC_FORMAT);
+    rec_put_u32(out, a->role);
+    rec_put_u8(out, a->active ? 1 : 0);
+    rec_put_u64(out, (uint64_t)a->created_at);
+    rec_put_u32(out, a->n_devices);
     put_str(out, a->email);
     put_str(out, a->display_name);
     put_str(out, a->birth_date);
     put_str(out, a->password_hash);
-    wire_put_u64(out, a->list_version);
-    wire_put_id(out, &a->list_signer);
+    rec_put_u64(out, a->list_version);
+    rec_put_id(out, &a->list_signer);
     buf_append(out, a->list_signature, REC_SIG_LEN);
-    wire_put_u32(out, a->n_list);
+    rec_put_u32(out, a->n_list);
     for (uint32_t i = 0; i < a->n_list; i++) {
-        wire_put_id(out, &a->list[i].device_id);
+        rec_put_id(out, &a->list[i].device_id);
         buf_append(out, a->list[i].identity_key, REC_KEY_LEN);
     }
-    wire_put_id(out, &a->inviter);
-    wire_put_u64(out, (uint64_t)a->deactivated_at);
+    rec_put_id(out, &a->inviter);
+    rec_put_u64(out, (uint64_t)a->deactivated_at);
 }
 
 int rec_account_decode(const uint8_t *data, size_t len, struct rec_account *out) {
     memset(out, 0, sizeof *out);
-    struct wire_reader r;
+    struct rec_reader r;
     if (!reader_start(&r, data, len))
         return STATUS_CORRUPT;
     out->role = get_u32(&r);
@@ -155,18 +155,18 @@ void rec_account_cleanup(struct rec_account *a) {
 }
 
 void rec_invite_encode(const struct rec_invite *i, struct buf *out) {
-    wire_put_u8(out, REC_FORMAT);
-    wire_put_u32(out, i->role);
-    wire_put_id(out, &i->inviter);
-    wire_put_bytes(out, i->email_index, REC_HASH_LEN);
+    rec_put_u8(out, REC_FORMAT);
+    rec_put_u32(out, i->role);
+    rec_put_id(out, &i->inviter);
+    rec_put_bytes(out, i->email_index, REC_HASH_LEN);
     put_str(out, i->email);
-    wire_put_u64(out, (uint64_t)i->created_at);
-    wire_put_u64(out, (uint64_t)i->expires_at);
+    rec_put_u64(out, (uint64_t)i->created_at);
+    rec_put_u64(out, (uint64_t)i->expires_at);
 }
 
 int rec_invite_decode(const uint8_t *data, size_t len, struct rec_invite *out) {
     memset(out, 0, sizeof *out);
-    struct wire_reader r;
+    struct rec_reader r;
     if (!reader_start(&r, data, len))
         return STATUS_CORRUPT;
     out->role = get_u32(&r);
@@ -190,19 +190,19 @@ void rec_invite_cleanup(struct rec_invite *i) {
 }
 
 void rec_device_encode(const struct rec_device *d, struct buf *out) {
-    wire_put_u8(out, REC_FORMAT);
+    rec_put_u8(out, REC_FORMAT);
     buf_append(out, d->identity_key, REC_KEY_LEN);
     buf_append(out, d->encryption_key, REC_KEY_LEN);
-    wire_put_u32(out, d->encryption_key_id);
-    wire_put_u64(out, (uint64_t)d->encryption_key_expires_at);
+    rec_put_u32(out, d->encryption_key_id);
+    rec_put_u64(out, (uint64_t)d->encryption_key_expires_at);
     buf_append(out, d->signature, REC_SIG_LEN);
     put_str(out, d->label);
-    wire_put_u64(out, (uint64_t)d->created_at);
+    rec_put_u64(out, (uint64_t)d->created_at);
 }
 
 int rec_device_decode(const uint8_t *data, size_t len, struct rec_device *out) {
     memset(out, 0, sizeof *out);
-    struct wire_reader r;
+    struct rec_reader r;
     if (!reader_start(&r, data, len))
         return STATUS_CORRUPT;
     get_raw(&r, out->identity_key, REC_KEY_LEN);
@@ -227,17 +227,17 @@ void rec_device_cleanup(struct rec_device *d) {
 }
 
 void rec_session_encode(const struct rec_session *s, struct buf *out) {
-    wire_put_u8(out, REC_FORMAT);
-    wire_put_id(out, &s->account_id);
-    wire_put_id(out, &s->device_id);
-    wire_put_u64(out, (uint64_t)s->created_at);
-    wire_put_u64(out, (uint64_t)s->expires_at);
-    wire_put_u64(out, (uint64_t)s->idle_expires_at);
+    rec_put_u8(out, REC_FORMAT);
+    rec_put_id(out, &s->account_id);
+    rec_put_id(out, &s->device_id);
+    rec_put_u64(out, (uint64_t)s->created_at);
+    rec_put_u64(out, (uint64_t)s->expires_at);
+    rec_put_u64(out, (uint64_t)s->idle_expires_at);
 }
 
 int rec_session_decode(const uint8_t *data, size_t len, struct rec_session *out) {
     memset(out, 0, sizeof *out);
-    struct wire_reader r;
+    struct rec_reader r;
     if (!reader_start(&r, data, len))
         return STATUS_CORRUPT;
     get_id(&r, &out->account_id);
@@ -249,27 +249,27 @@ int rec_session_decode(const uint8_t *data, size_t len, struct rec_session *out)
 }
 
 void rec_audit_canonical(const struct rec_audit *a, struct buf *out) {
-    wire_put_u8(out, REC_FORMAT);
-    wire_put_u64(out, a->index);
-    wire_put_u64(out, (uint64_t)a->time);
-    wire_put_u32(out, a->action);
-    wire_put_u32(out, a->outcome);
-    wire_put_id(out, &a->actor);
-    wire_put_id(out, &a->device);
-    wire_put_bytes(out, a->object, a->object_len <= REC_AUDIT_OBJECT_MAX ? a->object_len : 0);
-    wire_put_id(out, &a->patient);
+    rec_put_u8(out, REC_FORMAT);
+    rec_put_u64(out, a->index);
+    rec_put_u64(out, (uint64_t)a->time);
+    rec_put_u32(out, a->action);
+    rec_put_u32(out, a->outcome);
+    rec_put_id(out, &a->actor);
+    rec_put_id(out, &a->device);
+    rec_put_bytes(out, a->object, a->object_len <= REC_AUDIT_OBJECT_MAX ? a->object_len : 0);
+    rec_put_id(out, &a->patient);
     put_str(out, a->source);
-    wire_put_bytes(out, a->prev_hash, REC_HASH_LEN);
+    rec_put_bytes(out, a->prev_hash, REC_HASH_LEN);
 }
 
 void rec_audit_encode(const struct rec_audit *a, struct buf *out) {
     rec_audit_canonical(a, out);
-    wire_put_bytes(out, a->hash, REC_HASH_LEN);
+    rec_put_bytes(out, a->hash, REC_HASH_LEN);
 }
 
 int rec_audit_decode(const uint8_t *data, size_t len, struct rec_audit *out) {
     memset(out, 0, sizeof *out);
-    struct wire_reader r;
+    struct rec_reader r;
     if (!reader_start(&r, data, len))
         return STATUS_CORRUPT;
     out->index = get_u64(&r);

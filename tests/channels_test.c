@@ -30,7 +30,7 @@
 #include "base/id.h"
 #include "base/status.h"
 #include "client/carechat.h"
-#include "server/msgrec.h"
+#include "server/records_messages.h"
 #include "storage/store.h"
 #include "tests/fixture.h"
 #include "tests/harness.h"
@@ -341,8 +341,8 @@ static void test_channels_end_to_end(void **state) {
         struct buf v;
         buf_init(&v);
         assert_int_equal(store_get(s, CF_MESSAGES, k.b, k.len, &v), 0);
-        struct msgrec_message m;
-        assert_int_equal(msgrec_message_decode(v.data, v.len, &m), 0);
+        struct rec_message m;
+        assert_int_equal(rec_message_decode(v.data, v.len, &m), 0);
         if (seq == rec.seq) {
             assert_true(m.recalled_at > 0);
             assert_int_equal(m.body.len, 0);

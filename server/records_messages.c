@@ -1,0 +1,418 @@
+/*
+ * server/records_messages.c: byte encodings of the messaging records and cursors
+ * (layouts in server/records_messages.h). Pure, any thread.
+ */
+#include "server/records_messages.h"
+
+#include <string.h>
+
+#include "base/status.h"
+#include "server/record_codec.h"
+
+/* A wrap on disk: device id, key id, enc, wrapped key. */
+#define WRAP_SIZE (ID_LEN + 4 + REC_ENC_LEN + REC_WRAPPED_LEN)
+/* The largest byte string field (a body; the codec's frame limit bounds it
+ * further). */
+#define FIELD_MAX (64u << 20)
+
+/* ---- keys ------------------------------------------------------------------- */
+
+void rec_key_activity_prefix(struct key *k, const struct id *account) {
+    static const uint8_t tag = 0x01;
+    key_init(k);
+    key_add_bytes(k, &tag, 1);
+    key_add_id(k, account);
+}
+
+void rec_key_activity(struct key *k, const struct id *account, int64_t last_active,
+                      const struct id *conv) {
+    rec_key_activity_prefix(k, account);
+    key_add_u64(k, UINT64_MAX - (uint64_t)last_active);
+    key_add_id(k, conv);
+}
+
+void rec_key_pair(struct key *k, const struct id *a, const struct id *b) {
+    static const uint8_t tag = 0x02;
+    bool a_first = memcmp(a->b, b->b, ID_LEN) < 0;
+    key_init(k);
+    key_add_bytes(k, &tag, 1);
+    key_add_id(k, a_first ? a : b);
+    key_add_id(k, a_first ? b : a);
+}
+
+void rec_key_idem(struct key *k, const struct id *conv, const struct id *sender,
+                  const struct id *client_msg_id) {
+    key_init(k);
+    key_add_id(k, conv);
+    key_add_id(k, sender);
+    key_add_id(k, client_msg_id);
+}
+
+void rec_key_receipt(struct key *k, const struct id *conv, const struct id *message,
+                     const struct id *account) {
+    key_init(k);
+    key_add_id(k, conv);
+    key_add_id(k, message);
+    if (account)
+        key_add_id(k, account);
+}
+
+void rec_key_channel(struct key *k, const struct id *conv) {
+    static const uint8_t tag = 0x03;
+    key_init(k);
+    key_add_bytes(k, &tag, 1);
+    key_add_id(k, conv);
+}
+
+void rec_key_care_pair(struct key *k, const struct id *patient, const struct id *staff) {
+    static const uint8_t tag = 0x04;
+    key_init(k);
+    key_add_bytes(k, &tag, 1);
+    key_add_id(k, patient);
+    key_add_id(k, staff);
+}
+
+void rec_key_urgent(struct key *k, const struct id *conv, const struct id *message,
+                    const struct id *account) {
+    static const uint8_t tag = REC_URGENT_TAG;
+    key_init(k);
+    key_add_id(k, conv);
+    key_add_id(k, message);
+    key_add_bytes(k, &tag, 1);
+    key_add_id(k, account);
+}
+
+/* ---- reader ------------------------------------------------------------------------ */
+
+static struct rec_bytes get_bytes(struct rec_reader *r) {
+    uint32_t n = rec_get_u32(r);
+    if (n > FIELD_MAX)
+        r->bad = true;
+    const uint8_t *p = r->bad ? NULL : rec_take(r, n);
+    return (struct rec_bytes){p, p ? n : 0};
+}
+
+static bool start(struct rec_reader *r, const uint8_t *data, size_t len) {
+    rec_reader_init(r, data, len);
+    return len >= 1 && rec_get_u8(r) == REC_CONV_FORMAT;
+}
+
+static int finish(const struct rec_reader *r) {
+    return r->bad || r->p != r->end ? STATUS_CORRUPT : STATUS_OK;
+}
+
+/* ---- records ----------------------------------------------------------------------- */
+
+void rec_conv_encode(const struct rec_conv *c, struct buf *out) {
+    rec_put_u8(out, REC_CONV_FORMAT);
+    rec_put_u32(out, c->kind);
+    rec_put_u64(out, (uint64_t)c->created_at);
+    rec_put_u64(out, c->last_seq);
+    rec_put_u8(out, c->has_owner ? 1 : 0);
+    rec_put_id(out, &c->owner);
+    rec_put_u32(out, c->n_members);
+    for (uint32_t i = 0; i < c->n_members; i++)
+        rec_put_id(out, &c->members[i]);
+}
+
+int rec_conv_decode(const uint8_t *data, size_t len, struct rec_conv *out) {
+    memset(out, 0, sizeof *out);
+    struct rec_reader r;
+    if (!start(&r, data, len))
+        return STATUS_CORRUPT;
+    out->kind = rec_get_u32(&r);
+    out->created_at = (int64_t)rec_get_u64(&r);
+    out->last_seq = rec_get_u64(&r);
+    out->has_owner = rec_get_u8(&r) != 0;
+    rec_get_id(&r, &out->owner);
+    out->n_members = rec_get_u32(&r);
+    if (out->n_members > REC_MEMBERS_MAX)
+        return STATUS_CORRUPT;
+    for (uint32_t i = 0; i < out->n_members; i++)
+        rec_get_id(&r, &out->members[i]);
+    return finish(&r);
+}
+
+void rec_member_encode(const struct rec_member *m, struct buf *out) {
+    rec_put_u8(out, REC_CONV_FORMAT);
+    rec_put_u32(out, m->role);
+    rec_put_u32(out, m->state);
+    rec_put_u64(out, (uint64_t)m->joined_at);
+    rec_put_u64(out, (uint64_t)m->left_at);
+    rec_put_u64(out, (uint64_t)m->last_active);
+    if (m->joined_seq)
+        rec_put_u64(out, m->joined_seq);
+}
+
+int rec_member_decode(const uint8_t *data, size_t len, struct rec_member *out) {
+    memset(out, 0, sizeof *out);
+    struct rec_reader r;
+    if (!start(&r, data, len))
+        return STATUS_CORRUPT;
+    out->role = rec_get_u32(&r);
+    out->state = rec_get_u32(&r);
+    out->joined_at = (int64_t)rec_get_u64(&r);
+    out->left_at = (int64_t)rec_get_u64(&r);
+    out->last_active = (int64_t)rec_get_u64(&r);
+    if (r.p != r.end)
+        out->joined_seq = rec_get_u64(&r);
+    return finish(&r);
+}
+
+void rec_message_encode(const struct rec_message *m, struct buf *out) {
+    rec_put_u8(out, REC_CONV_FORMAT);
+    rec_put_id(out, &m->message_id);
+    rec_put_id(out, &m->sender_account);
+    rec_put_id(out, &m->sender_device);
+    rec_put_u64(out, (uint64_t)m->sent_at);
+    rec_put_u8(out, m->urgent ? 1 : 0);
+    rec_put_id(out, &m->client_msg_id);
+    rec_put_u32(out, m->envelope_version);
+    rec_put_bytes(out, m->header.data, m->header.len);
+    rec_put_bytes(out, m->body.data, m->body.len);
+    rec_put_bytes(out, m->body_nonce.data, m->body_nonce.len);
+    rec_put_bytes(out, m->signature.data, m->signature.len);
+    rec_put_u32(out, m->n_wraps);
+    for (uint32_t i = 0; i < m->n_wraps; i++) {
+        const struct rec_wrap *w = &m->wraps[i];
+        rec_put_id(out, &w->device_id);
+        rec_put_u32(out, w->key_id);
+        buf_append(out, w->enc, REC_ENC_LEN);
+        buf_append(out, w->wrapped_key, REC_WRAPPED_LEN);
+    }
+    if (m->recalled_at)
+        rec_put_u64(out, (uint64_t)m->recalled_at);
+}
+
+int rec_message_decode(const uint8_t *data, size_t len, struct rec_message *out) {
+    memset(out, 0, sizeof *out);
+    struct rec_reader r;
+    if (!start(&r, data, len))
+        return STATUS_CORRUPT;
+    rec_get_id(&r, &out->message_id);
+    rec_get_id(&r, &out->sender_account);
+    rec_get_id(&r, &out->sender_device);
+    out->sent_at = (int64_t)rec_get_u64(&r);
+    out->urgent = rec_get_u8(&r) != 0;
+    rec_get_id(&r, &out->client_msg_id);
+    out->envelope_version = rec_get_u32(&r);
+    out->header = get_bytes(&r);
+    out->body = get_bytes(&r);
+    out->body_nonce = get_bytes(&r);
+    out->signature = get_bytes(&r);
+    out->n_wraps = rec_get_u32(&r);
+    if (out->n_wraps > REC_WRAPS_MAX)
+        return STATUS_CORRUPT;
+    out->wraps_raw = rec_take(&r, (size_t)out->n_wraps * WRAP_SIZE);
+    if (!r.bad && r.p != r.end)
+        out->recalled_at = (int64_t)rec_get_u64(&r);
+    return finish(&r);
+}
+
+void rec_message_wrap(const struct rec_message *m, uint32_t i, struct rec_wrap *out) {
+    const uint8_t *p = m->wraps_raw + (size_t)i * WRAP_SIZE;
+    memcpy(out->device_id.b, p, ID_LEN);
+    out->key_id = key_get_u32(p + ID_LEN);
+    memcpy(out->enc, p + ID_LEN + 4, REC_ENC_LEN);
+    memcpy(out->wrapped_key, p + ID_LEN + 4 + REC_ENC_LEN, REC_WRAPPED_LEN);
+}
+
+void rec_msgref_encode(const struct rec_msgref *m, struct buf *out) {
+    rec_put_u8(out, REC_CONV_FORMAT);
+    rec_put_u64(out, m->seq);
+    rec_put_id(out, &m->sender_account);
+}
+
+int rec_msgref_decode(const uint8_t *data, size_t len, struct rec_msgref *out) {
+    memset(out, 0, sizeof *out);
+    struct rec_reader r;
+    if (!start(&r, data, len))
+        return STATUS_CORRUPT;
+    out->seq = rec_get_u64(&r);
+    rec_get_id(&r, &out->sender_account);
+    return finish(&r);
+}
+
+void rec_receipt_encode(const struct rec_receipt *m, struct buf *out) {
+    rec_put_u8(out, REC_CONV_FORMAT);
+    rec_put_u64(out, (uint64_t)m->delivered_at);
+    rec_put_u64(out, (uint64_t)m->read_at);
+}
+
+int rec_receipt_decode(const uint8_t *data, size_t len, struct rec_receipt *out) {
+    memset(out, 0, sizeof *out);
+    struct rec_reader r;
+    if (!start(&r, data, len))
+        return STATUS_CORRUPT;
+    out->delivered_at = (int64_t)rec_get_u64(&r);
+    out->read_at = (int64_t)rec_get_u64(&r);
+    return finish(&r);
+}
+
+void rec_sent_encode(const struct rec_sent *s, struct buf *out) {
+    rec_put_u8(out, REC_CONV_FORMAT);
+    rec_put_id(out, &s->message_id);
+    rec_put_u64(out, s->seq);
+    rec_put_u64(out, (uint64_t)s->sent_at);
+}
+
+int rec_sent_decode(const uint8_t *data, size_t len, struct rec_sent *out) {
+    memset(out, 0, sizeof *out);
+    struct rec_reader r;
+    if (!start(&r, data, len))
+        return STATUS_CORRUPT;
+    rec_get_id(&r, &out->message_id);
+    out->seq = rec_get_u64(&r);
+    out->sent_at = (int64_t)rec_get_u64(&r);
+    return finish(&r);
+}
+
+void rec_inbox_encode(const struct rec_inbox *i, struct buf *out) {
+    rec_put_u8(out, REC_CONV_FORMAT);
+    rec_put_u64(out, i->last);
+    rec_put_u64(out, i->acked);
+}
+
+int rec_inbox_decode(const uint8_t *data, size_t len, struct rec_inbox *out) {
+    memset(out, 0, sizeof *out);
+    struct rec_reader r;
+    if (!start(&r, data, len))
+        return STATUS_CORRUPT;
+    out->last = rec_get_u64(&r);
+    out->acked = rec_get_u64(&r);
+    if (out->acked > out->last)
+        return STATUS_CORRUPT;
+    return finish(&r);
+}
+
+void rec_item_encode(const struct rec_item *i, struct buf *out) {
+    rec_put_u8(out, REC_CONV_FORMAT);
+    rec_put_u32(out, i->kind);
+    rec_put_id(out, &i->conversation_id);
+    rec_put_u64(out, i->seq);
+    rec_put_id(out, &i->message_id);
+    rec_put_id(out, &i->account_id);
+    rec_put_u32(out, i->receipt_kind);
+    rec_put_u64(out, (uint64_t)i->at);
+    /* Appended for the new kind only, so that items written before it
+     * existed keep their layout. */
+    if (i->kind == REC_ITEM_MEMBERSHIP) {
+        rec_put_id(out, &i->by_account);
+        rec_put_u32(out, i->change);
+    }
+}
+
+int rec_item_decode(const uint8_t *data, size_t len, struct rec_item *out) {
+    memset(out, 0, sizeof *out);
+    struct rec_reader r;
+    if (!start(&r, data, len))
+        return STATUS_CORRUPT;
+    out->kind = rec_get_u32(&r);
+    rec_get_id(&r, &out->conversation_id);
+    out->seq = rec_get_u64(&r);
+    rec_get_id(&r, &out->message_id);
+    rec_get_id(&r, &out->account_id);
+    out->receipt_kind = rec_get_u32(&r);
+    out->at = (int64_t)rec_get_u64(&r);
+    if (out->kind == REC_ITEM_MEMBERSHIP) {
+        rec_get_id(&r, &out->by_account);
+        out->change = rec_get_u32(&r);
+    }
+    return finish(&r);
+}
+
+void rec_channel_encode(const struct rec_channel *c, struct buf *out) {
+    rec_put_u8(out, REC_CONV_FORMAT);
+    rec_put_bytes(out, c->name.data, c->name.len);
+}
+
+int rec_channel_decode(const uint8_t *data, size_t len, struct rec_channel *out) {
+    memset(out, 0, sizeof *out);
+    struct rec_reader r;
+    if (!start(&r, data, len))
+        return STATUS_CORRUPT;
+    out->name = get_bytes(&r);
+    if (out->name.len > REC_CHANNEL_NAME_MAX)
+        return STATUS_CORRUPT;
+    return finish(&r);
+}
+
+void rec_urgent_encode(const struct rec_urgent *u, struct buf *out) {
+    rec_put_u8(out, REC_CONV_FORMAT);
+    rec_put_u64(out, (uint64_t)u->acked_at);
+}
+
+int rec_urgent_decode(const uint8_t *data, size_t len, struct rec_urgent *out) {
+    memset(out, 0, sizeof *out);
+    struct rec_reader r;
+    if (!start(&r, data, len))
+        return STATUS_CORRUPT;
+    out->acked_at = (int64_t)rec_get_u64(&r);
+    return finish(&r);
+}
+
+/* ---- results ------------------------------------------------------------------------- */
+
+void rec_delivery_add(struct buf *list, const struct id *device, uint64_t pos) {
+    rec_put_id(list, device);
+    rec_put_u64(list, pos);
+}
+
+void rec_deliveries_finish(const struct buf *list, struct buf *out) {
+    rec_put_u32(out, (uint32_t)(list->len / REC_DELIVERY_SIZE));
+    if (list->len)
+        buf_append(out, list->data, list->len);
+}
+
+int rec_deliveries_read(const uint8_t *data, size_t len, uint32_t *n, const uint8_t **entries) {
+    if (len < 4)
+        return STATUS_CORRUPT;
+    uint32_t count = key_get_u32(data);
+    if ((len - 4) / REC_DELIVERY_SIZE < count)
+        return STATUS_CORRUPT;
+    *n = count;
+    *entries = data + 4;
+    return STATUS_OK;
+}
+
+void rec_delivery_get(const uint8_t *entries, uint32_t i, struct id *device, uint64_t *pos) {
+    const uint8_t *p = entries + (size_t)i * REC_DELIVERY_SIZE;
+    memcpy(device->b, p, ID_LEN);
+    *pos = key_get_u64(p + ID_LEN);
+}
+
+/* ---- cursors --------------------------------------------------------------------------- */
+
+size_t rec_cursor_encode(uint64_t pos, uint8_t out[10]) {
+    size_t n = 0;
+    do {
+        uint8_t byte = pos & 0x7f;
+        pos >>= 7;
+        out[n++] = pos ? (uint8_t)(byte | 0x80) : byte;
+    } while (pos);
+    return n;
+}
+
+int rec_cursor_decode(const uint8_t *data, size_t len, uint64_t *pos) {
+    if (len == 0) {
+        *pos = 0;
+        return STATUS_OK;
+    }
+    if (len > 10)
+        return STATUS_BAD_REQUEST;
+    uint64_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        uint64_t bits = data[i] & 0x7f;
+        bool last = (data[i] & 0x80) == 0;
+        if (last != (i == len - 1))
+            return STATUS_BAD_REQUEST;
+        if (i == 9 && bits > 1)
+            return STATUS_BAD_REQUEST;
+        v |= bits << (7 * i);
+    }
+    /* Minimal: no trailing zero group (except the single byte 0). */
+    if (len > 1 && data[len - 1] == 0)
+        return STATUS_BAD_REQUEST;
+    *pos = v;
+    return STATUS_OK;
+}

@@ -1,0 +1,270 @@
+/*
+ * server/records_messages.h: the typed records of conversations, messages, device
+ * inboxes, receipts and send idempotency, their keys and byte encodings.
+ *
+ * Every record is one value in its column family (storage/store.h seals it
+ * under the conversation's owner: the patient member's account id when a
+ * patient is a member, so purging the patient shreds it; the server's key
+ * otherwise). Ids are 16 bytes, integers big-endian at fixed width:
+ *
+ *   CF_CONVERSATIONS  conversation id (16)                 -> struct rec_conv
+ *                     0x01 | account id | ~last_active (8) | conversation id
+ *                                                          -> conversation id: the
+ *                          account's conversations, most recently active first
+ *                          (~ is UINT64_MAX minus the time, so newer sorts first)
+ *                     0x02 | lower id | higher id (33)     -> conversation id (16):
+ *                                                             the direct pair index
+ *                     0x03 | conversation id (17)          -> struct rec_channel:
+ *                                                             a care-team channel's name
+ *                     0x04 | patient id | staff id (33)    -> u32 count (4): the care
+ *                          teams (channels where both are active) the two share
+ *   CF_MEMBERS        conversation id | account id (32)    -> struct rec_member
+ *   CF_MESSAGES       conversation id | seq (24)           -> struct rec_message
+ *   CF_RECEIPTS       conversation id | message id (32)    -> struct rec_msgref
+ *                     conversation id | message id | account id (48)
+ *                                                          -> struct rec_receipt
+ *                     conversation id | message id | 0x55 | account id (49)
+ *                                                          -> struct rec_urgent: one
+ *                          per recipient account of an urgent message
+ *   CF_IDEMPOTENCY    conversation id | sender account id | client_msg_id (48)
+ *                                                          -> struct rec_sent
+ *   CF_INBOXES        device id (16)                       -> struct rec_inbox
+ *                     device id | position (24)            -> struct rec_item: kind,
+ *                          conversation, seq, message, account, receipt kind, at;
+ *                          a MEMBERSHIP item then by_account and change (items of
+ *                          the other kinds end at `at`, as they always have)
+ *
+ * A device's inbox holds exactly the positions (acked, last]: positions are
+ * assigned one after the other by apply, and acknowledgements drop a prefix.
+ * Clients never rely on that (cursors are opaque, positions not contiguous).
+ *
+ * Encoding: a format byte (REC_CONV_FORMAT), then the fields in a fixed order;
+ * byte strings as a 4-byte length and the bytes. Decoders copy nothing: the
+ * byte strings they return point into the encoded value, which must outlive
+ * the decoded record. Pure functions, any thread.
+ */
+#ifndef SERVER_RECORDS_MESSAGES_H
+#define SERVER_RECORDS_MESSAGES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+#include "base/id.h"
+#include "storage/keys.h"
+
+#define REC_CONV_FORMAT 1
+
+#define REC_ENC_LEN 32     /* HPKE encapsulated key */
+#define REC_WRAPPED_LEN 48 /* sealed 32-byte message key */
+#define REC_NONCE_LEN 24   /* XChaCha20-Poly1305 */
+#define REC_SIG_LEN 64     /* Ed25519 */
+#define REC_HEADER_MAX 1024
+#define REC_WRAPS_MAX 512
+#define REC_DIRECT_MEMBERS 2
+#define REC_MEMBERS_MAX 256 /* every account ever a member of a channel */
+#define REC_CHANNEL_NAME_MAX 128
+
+/* Conversation kinds and member states, numbered as carechat.v1. */
+enum rec_kind { REC_DIRECT = 1, REC_CARE_TEAM = 2 };
+enum rec_state { REC_ACTIVE = 1, REC_PENDING = 2, REC_LEFT = 3, REC_REMOVED = 4 };
+
+/* Inbox item kinds. */
+enum rec_item_kind {
+    REC_ITEM_MESSAGE = 1,
+    REC_ITEM_RECEIPT = 2,
+    REC_ITEM_RECALL = 3,     /* conversation_id, message_id, seq, at */
+    REC_ITEM_URGENT_ACK = 4, /* conversation_id, message_id, account_id, at */
+    REC_ITEM_MEMBERSHIP = 5  /* conversation_id, account_id (whose membership
+                                   changed), by_account, change, at */
+};
+
+/* Membership changes of a MEMBERSHIP item, numbered as carechat.v1
+ * MembershipChange. */
+enum rec_change {
+    REC_CHANGE_JOINED = 1,  /* added as, or approved to, an active member */
+    REC_CHANGE_PENDING = 2, /* added, awaiting the patient's approval */
+    REC_CHANGE_LEFT = 3,
+    REC_CHANGE_REMOVED = 4
+};
+
+/* Borrowed byte string. */
+struct rec_bytes {
+    const uint8_t *data;
+    size_t len;
+};
+
+struct rec_conv {
+    uint32_t kind;
+    int64_t created_at;
+    uint64_t last_seq; /* 0 while empty */
+    bool has_owner;
+    struct id owner;    /* the patient member; meaningful when has_owner */
+    uint32_t n_members; /* every account ever a member; state in CF_MEMBERS */
+    struct id members[REC_MEMBERS_MAX];
+};
+
+struct rec_channel {
+    struct rec_bytes name; /* 1..REC_CHANNEL_NAME_MAX bytes, personal data */
+};
+
+struct rec_urgent {
+    int64_t acked_at; /* 0 while not acknowledged */
+};
+
+struct rec_member {
+    uint32_t role; /* REC_ROLE_* at the time of joining */
+    uint32_t state;
+    int64_t joined_at;
+    int64_t left_at;
+    int64_t last_active; /* time of the last message (or the creation); keys the
+                            account's activity index */
+    uint64_t joined_seq; /* the first seq the member may read (history and
+                            deliveries start there); encoded only when not 0 */
+};
+
+struct rec_wrap {
+    struct id device_id;
+    uint32_t key_id;
+    uint8_t enc[REC_ENC_LEN];
+    uint8_t wrapped_key[REC_WRAPPED_LEN];
+};
+
+struct rec_message {
+    struct id message_id;
+    struct id sender_account;
+    struct id sender_device;
+    int64_t sent_at;
+    bool urgent;
+    struct id client_msg_id;
+    uint32_t envelope_version;
+    struct rec_bytes header, body, body_nonce, signature;
+    uint32_t n_wraps;
+    /* Encoding: the wraps themselves. Decoding: points into the value, read
+     * each with rec_message_wrap(). */
+    const struct rec_wrap *wraps;
+    const uint8_t *wraps_raw;
+    /* Set by a recall, which also empties header, body, nonce, signature and
+     * wraps; encoded only when not 0. */
+    int64_t recalled_at;
+};
+
+struct rec_msgref {
+    uint64_t seq;
+    struct id sender_account;
+};
+
+struct rec_receipt {
+    int64_t delivered_at; /* 0: none */
+    int64_t read_at;      /* 0: none */
+};
+
+struct rec_sent {
+    struct id message_id;
+    uint64_t seq;
+    int64_t sent_at;
+};
+
+struct rec_inbox {
+    uint64_t last;  /* the last position assigned (0: none yet) */
+    uint64_t acked; /* every position up to this one was acknowledged */
+};
+
+struct rec_item {
+    uint32_t kind; /* enum rec_item_kind */
+    struct id conversation_id;
+    /* MESSAGE */
+    uint64_t seq;
+    /* RECEIPT */
+    struct id message_id;
+    struct id account_id;
+    uint32_t receipt_kind; /* 1 delivered, 2 read */
+    int64_t at;
+    /* MEMBERSHIP (with account_id): who made the change (the member itself
+     * for LEFT) and the enum rec_change. */
+    struct id by_account;
+    uint32_t change;
+};
+
+/* Keys (each resets k). */
+void rec_key_activity(struct key *k, const struct id *account, int64_t last_active,
+                      const struct id *conv);
+/* The prefix of an account's activity index (0x01 | account id). */
+void rec_key_activity_prefix(struct key *k, const struct id *account);
+void rec_key_pair(struct key *k, const struct id *a, const struct id *b);
+void rec_key_idem(struct key *k, const struct id *conv, const struct id *sender,
+                  const struct id *client_msg_id);
+void rec_key_receipt(struct key *k, const struct id *conv, const struct id *message,
+                     const struct id *account);
+void rec_key_channel(struct key *k, const struct id *conv);
+void rec_key_care_pair(struct key *k, const struct id *patient, const struct id *staff);
+void rec_key_urgent(struct key *k, const struct id *conv, const struct id *message,
+                    const struct id *account);
+#define REC_URGENT_TAG 0x55
+
+/* Encoders append to `out`. */
+void rec_conv_encode(const struct rec_conv *c, struct buf *out);
+void rec_member_encode(const struct rec_member *m, struct buf *out);
+void rec_message_encode(const struct rec_message *m, struct buf *out);
+void rec_msgref_encode(const struct rec_msgref *r, struct buf *out);
+void rec_receipt_encode(const struct rec_receipt *r, struct buf *out);
+void rec_sent_encode(const struct rec_sent *s, struct buf *out);
+void rec_inbox_encode(const struct rec_inbox *i, struct buf *out);
+void rec_item_encode(const struct rec_item *i, struct buf *out);
+void rec_channel_encode(const struct rec_channel *c, struct buf *out);
+void rec_urgent_encode(const struct rec_urgent *u, struct buf *out);
+
+/* Decoders fill *out (zeroed first). Return 0, or STATUS_CORRUPT for another
+ * format byte, a truncated or oversized field (rec_item_decode: also a
+ * MEMBERSHIP item without by_account and change, or another kind with bytes
+ * after `at`). */
+int rec_conv_decode(const uint8_t *data, size_t len, struct rec_conv *out);
+int rec_member_decode(const uint8_t *data, size_t len, struct rec_member *out);
+int rec_message_decode(const uint8_t *data, size_t len, struct rec_message *out);
+int rec_msgref_decode(const uint8_t *data, size_t len, struct rec_msgref *out);
+int rec_receipt_decode(const uint8_t *data, size_t len, struct rec_receipt *out);
+int rec_sent_decode(const uint8_t *data, size_t len, struct rec_sent *out);
+int rec_inbox_decode(const uint8_t *data, size_t len, struct rec_inbox *out);
+int rec_item_decode(const uint8_t *data, size_t len, struct rec_item *out);
+int rec_channel_decode(const uint8_t *data, size_t len, struct rec_channel *out);
+int rec_urgent_decode(const uint8_t *data, size_t len, struct rec_urgent *out);
+
+/* The i-th wrap (i < m->n_wraps) of a decoded message. */
+void rec_message_wrap(const struct rec_message *m, uint32_t i, struct rec_wrap *out);
+
+/*
+ * Results that apply appends for the proposer (journal on_done):
+ *   DirectCreate  the conversation id (16): the new one, or the pair's existing one
+ *   MessageSend   OK: struct rec_sent, then a delivery list (empty for a retry
+ *                 answered from the idempotency record); CONFLICT: three id lists
+ *                 (missing, extra, stale devices), each a u32 count and the ids
+ *   ReceiptRecord a delivery list
+ *   ChannelCreate the conversation id (16)
+ *   MemberAdd, MemberRemove, MemberApprove, ConversationLeave, MessageRecall,
+ *   UrgentAck: a delivery list
+ * A delivery list is a u32 count, then per entry device id (16) | position (8):
+ * the inbox entries the entry created, for live delivery.
+ */
+#define REC_DELIVERY_SIZE (ID_LEN + 8)
+#define REC_SENT_SIZE (1 + ID_LEN + 8 + 8)
+
+/* Appends one delivery (device, position) to `list` (the entries only; the
+ * count is written by rec_deliveries_finish). */
+void rec_delivery_add(struct buf *list, const struct id *device, uint64_t pos);
+/* Appends the count and the entries collected in `list` to `out`. */
+void rec_deliveries_finish(const struct buf *list, struct buf *out);
+/* Reads a delivery list at the start of data[len]: returns 0 with *n and
+ * *entries (borrowed, REC_DELIVERY_SIZE bytes each), or STATUS_CORRUPT. */
+int rec_deliveries_read(const uint8_t *data, size_t len, uint32_t *n, const uint8_t **entries);
+/* The i-th entry of a delivery list. */
+void rec_delivery_get(const uint8_t *entries, uint32_t i, struct id *device, uint64_t *pos);
+
+/* Cursors: v1 encodes an inbox position as one unsigned LEB128 varint.
+ * rec_cursor_encode writes it into out[10] and returns its length;
+ * rec_cursor_decode returns 0 with *pos (an empty cursor is position 0),
+ * or STATUS_BAD_REQUEST for anything but one minimal varint. */
+size_t rec_cursor_encode(uint64_t pos, uint8_t out[10]);
+int rec_cursor_decode(const uint8_t *data, size_t len, uint64_t *pos);
+
+#endif
