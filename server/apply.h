@@ -8,7 +8,7 @@
  * randomness, no I/O beyond the transaction; everything non-deterministic was
  * chosen by the proposer and is in the entry (DESIGN.md).
  *
- * Kinds today:
+ * Kinds (the table in apply.c, one function each in the apply files):
  *   ServerInit  stores the server id and creation time in CF_META under
  *               APPLY_META_SERVER_ID (16 bytes) and APPLY_META_CREATED_AT
  *               (8 bytes, big-endian milliseconds); a second one is CONFLICT.

@@ -29,60 +29,6 @@ static bool is_hash(ProtobufCBinaryData b) {
     return b.len == REC_HASH_LEN;
 }
 
-static int read_account(struct store_txn *txn, const struct id *id, struct rec_account *out) {
-    struct buf v;
-    buf_init(&v);
-    int rc = txn_get(txn, CF_ACCOUNTS, id->b, ID_LEN, &v);
-    if (rc == 0)
-        rc = rec_account_decode(v.data, v.len, out);
-    buf_cleanup(&v);
-    return rc;
-}
-
-static int write_account(struct store_txn *txn, const struct id *id, const struct rec_account *a) {
-    struct buf v;
-    buf_init(&v);
-    rec_account_encode(a, &v);
-    int rc = txn_put(txn, CF_ACCOUNTS, id->b, ID_LEN, id, v.data, v.len);
-    buf_wipe(&v);
-    buf_cleanup(&v);
-    return rc;
-}
-
-/* 0 when present, STATUS_NOT_FOUND when absent, or the store's status. */
-static int exists(struct store_txn *txn, enum store_cf cf, const void *key, size_t len) {
-    struct buf v;
-    buf_init(&v);
-    int rc = txn_get(txn, cf, key, len, &v);
-    buf_cleanup(&v);
-    return rc;
-}
-
-static int read_device(struct store_txn *txn, const struct id *account, const struct id *device,
-                       struct rec_device *out) {
-    struct key k;
-    key_id_id(&k, account, device);
-    struct buf v;
-    buf_init(&v);
-    int rc = txn_get(txn, CF_DEVICES, k.b, k.len, &v);
-    if (rc == 0)
-        rc = rec_device_decode(v.data, v.len, out);
-    buf_cleanup(&v);
-    return rc;
-}
-
-static int write_device(struct store_txn *txn, const struct id *account, const struct id *device,
-                        const struct rec_device *d) {
-    struct key k;
-    key_id_id(&k, account, device);
-    struct buf v;
-    buf_init(&v);
-    rec_device_encode(d, &v);
-    int rc = txn_put(txn, CF_DEVICES, k.b, k.len, account, v.data, v.len);
-    buf_cleanup(&v);
-    return rc;
-}
-
 /* Checks a DeviceNew and turns it into a device record. */
 static int device_from_entry(const Carechat__Entry__V1__DeviceNew *d, int64_t time,
                              struct id *device_id, struct rec_device *out) {
@@ -111,7 +57,7 @@ static int write_session(struct store_txn *txn, const Carechat__Entry__V1__Sessi
     if (!s || !is_hash(s->token_hash) || s->expires_at <= time || s->idle_expires_at <= time ||
         s->idle_expires_at > s->expires_at)
         return STATUS_BAD_REQUEST;
-    int rc = exists(txn, CF_SESSIONS, s->token_hash.data, s->token_hash.len);
+    int rc = apply_exists(txn, CF_SESSIONS, s->token_hash.data, s->token_hash.len);
     if (rc == 0)
         return STATUS_CONFLICT;
     if (rc != STATUS_NOT_FOUND)
@@ -133,7 +79,7 @@ static int write_session(struct store_txn *txn, const Carechat__Entry__V1__Sessi
 
 /* The email must be free: STATUS_CONFLICT when an account has it. */
 static int email_free(struct store_txn *txn, ProtobufCBinaryData index) {
-    int rc = exists(txn, CF_EMAIL_INDEX, index.data, index.len);
+    int rc = apply_exists(txn, CF_EMAIL_INDEX, index.data, index.len);
     if (rc == 0)
         return STATUS_CONFLICT;
     return rc == STATUS_NOT_FOUND ? STATUS_OK : rc;
@@ -141,18 +87,19 @@ static int email_free(struct store_txn *txn, ProtobufCBinaryData index) {
 
 static int create_account(struct store_txn *txn, const struct id *id, ProtobufCBinaryData index,
                           const struct rec_account *a) {
-    int rc = exists(txn, CF_ACCOUNTS, id->b, ID_LEN);
+    int rc = apply_exists(txn, CF_ACCOUNTS, id->b, ID_LEN);
     if (rc == 0)
         return STATUS_CONFLICT;
     if (rc != STATUS_NOT_FOUND)
         return rc;
-    rc = write_account(txn, id, a);
+    rc = apply_write_account(txn, id, a);
     if (rc == 0)
         rc = txn_put(txn, CF_EMAIL_INDEX, index.data, index.len, id, id->b, ID_LEN);
     return rc;
 }
 
-static int apply_bootstrap(struct store_txn *txn, const Carechat__Entry__V1__Entry *e) {
+int apply_bootstrap(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                    struct buf *result) {
     const Carechat__Entry__V1__Bootstrap *b = e->bootstrap;
     struct id id;
     char email[RULES_EMAIL_MAX + 1];
@@ -160,7 +107,7 @@ static int apply_bootstrap(struct store_txn *txn, const Carechat__Entry__V1__Ent
         b->password_hash[0] == '\0' || rules_normalize_email(b->email, email) != 0 ||
         strcmp(email, b->email) != 0)
         return STATUS_BAD_REQUEST;
-    int rc = exists(txn, CF_META, META_KEY(REC_META_SYSADMIN));
+    int rc = apply_exists(txn, CF_META, META_KEY(REC_META_SYSADMIN));
     if (rc == 0)
         return STATUS_CONFLICT;
     if (rc != STATUS_NOT_FOUND)
@@ -189,7 +136,7 @@ static int actor_account(struct store_txn *txn, const Carechat__Entry__V1__Entry
                          struct rec_account *a) {
     if (!apply_id_field(e->actor_account_id, id))
         return STATUS_BAD_REQUEST;
-    int rc = read_account(txn, id, a);
+    int rc = apply_read_account(txn, id, a);
     if (rc == STATUS_NOT_FOUND)
         return STATUS_UNAUTHENTICATED;
     if (rc != 0)
@@ -201,7 +148,7 @@ static int actor_account(struct store_txn *txn, const Carechat__Entry__V1__Entry
     return STATUS_OK;
 }
 
-static int apply_invite(struct store_txn *txn, const Carechat__Entry__V1__Entry *e) {
+int apply_invite(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struct buf *result) {
     const Carechat__Entry__V1__InviteCreate *in = e->invite_create;
     char email[RULES_EMAIL_MAX + 1];
     if (!in || !is_hash(in->code_hash) || !is_hash(in->email_index) ||
@@ -219,7 +166,7 @@ static int apply_invite(struct store_txn *txn, const Carechat__Entry__V1__Entry 
         return STATUS_FORBIDDEN;
     if ((rc = email_free(txn, in->email_index)) != 0)
         return rc;
-    rc = exists(txn, CF_INVITES, in->code_hash.data, in->code_hash.len);
+    rc = apply_exists(txn, CF_INVITES, in->code_hash.data, in->code_hash.len);
     if (rc == 0)
         return STATUS_CONFLICT;
     if (rc != STATUS_NOT_FOUND)
@@ -243,7 +190,7 @@ static int apply_invite(struct store_txn *txn, const Carechat__Entry__V1__Entry 
     return rc;
 }
 
-static int apply_register(struct store_txn *txn, const Carechat__Entry__V1__Entry *e) {
+int apply_register(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struct buf *result) {
     const Carechat__Entry__V1__Register *r = e->register_;
     struct id account, device;
     struct rec_device dev;
@@ -292,7 +239,7 @@ static int apply_register(struct store_txn *txn, const Carechat__Entry__V1__Entr
     };
     if ((rc = create_account(txn, &account, r->email_index, &a)) != 0)
         return rc;
-    if ((rc = write_device(txn, &account, &device, &dev)) != 0)
+    if ((rc = apply_write_device(txn, &account, &device, &dev)) != 0)
         return rc;
     if ((rc = write_session(txn, r->session, &account, &device, e->time)) != 0)
         return rc;
@@ -302,14 +249,15 @@ static int apply_register(struct store_txn *txn, const Carechat__Entry__V1__Entr
                        role == REC_ROLE_PATIENT ? &account : NULL);
 }
 
-static int apply_register_refused(struct store_txn *txn, const Carechat__Entry__V1__Entry *e) {
+int apply_register_refused(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                           struct buf *result) {
     if (!e->register_refused || e->register_refused->reason != 1)
         return STATUS_BAD_REQUEST;
     return apply_audit(txn, e, REC_AUDIT_REGISTER_UNDER_AGE,
                        (uint32_t)status_wire(STATUS_FORBIDDEN), NULL, NULL, 0, NULL);
 }
 
-static int apply_login(struct store_txn *txn, const Carechat__Entry__V1__Entry *e) {
+int apply_login(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struct buf *result) {
     const Carechat__Entry__V1__Login *l = e->login;
     if (!l)
         return STATUS_BAD_REQUEST;
@@ -324,7 +272,7 @@ static int apply_login(struct store_txn *txn, const Carechat__Entry__V1__Entry *
             rc = STATUS_BAD_REQUEST;
             goto out;
         }
-        rc = read_device(txn, &account, &device, &dev);
+        rc = apply_read_device(txn, &account, &device, &dev);
         if (rc != 0)
             goto out;
         rec_device_cleanup(&dev);
@@ -339,17 +287,17 @@ static int apply_login(struct store_txn *txn, const Carechat__Entry__V1__Entry *
         }
         struct key k;
         key_id_id(&k, &account, &device);
-        rc = exists(txn, CF_DEVICES, k.b, k.len);
+        rc = apply_exists(txn, CF_DEVICES, k.b, k.len);
         if (rc == 0) {
             rc = STATUS_CONFLICT;
             goto out;
         }
         if (rc != STATUS_NOT_FOUND)
             goto out;
-        if ((rc = write_device(txn, &account, &device, &dev)) != 0)
+        if ((rc = apply_write_device(txn, &account, &device, &dev)) != 0)
             goto out;
         a.n_devices++;
-        if ((rc = write_account(txn, &account, &a)) != 0)
+        if ((rc = apply_write_account(txn, &account, &a)) != 0)
             goto out;
     } else {
         rc = STATUS_BAD_REQUEST;
@@ -375,7 +323,8 @@ static int read_session(struct store_txn *txn, ProtobufCBinaryData hash, struct 
     return rc;
 }
 
-static int apply_session_touch(struct store_txn *txn, const Carechat__Entry__V1__Entry *e) {
+int apply_session_touch(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                        struct buf *result) {
     const Carechat__Entry__V1__SessionTouch *t = e->session_touch;
     if (!t)
         return STATUS_BAD_REQUEST;
@@ -400,7 +349,8 @@ static int apply_session_touch(struct store_txn *txn, const Carechat__Entry__V1_
     return rc;
 }
 
-static int apply_session_end(struct store_txn *txn, const Carechat__Entry__V1__Entry *e) {
+int apply_session_end(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                      struct buf *result) {
     const Carechat__Entry__V1__SessionEnd *end = e->session_end;
     if (!end)
         return STATUS_BAD_REQUEST;
@@ -414,7 +364,8 @@ static int apply_session_end(struct store_txn *txn, const Carechat__Entry__V1__E
     return rc;
 }
 
-static int apply_device_remove(struct store_txn *txn, const Carechat__Entry__V1__Entry *e) {
+int apply_device_remove(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                        struct buf *result) {
     const Carechat__Entry__V1__DeviceRemove *r = e->device_remove;
     struct id account, device;
     if (!r || !apply_id_field(r->device_id, &device))
@@ -424,7 +375,7 @@ static int apply_device_remove(struct store_txn *txn, const Carechat__Entry__V1_
     if (rc != 0)
         return rc;
     struct rec_device dev;
-    rc = read_device(txn, &account, &device, &dev);
+    rc = apply_read_device(txn, &account, &device, &dev);
     if (rc != 0)
         goto out;
     rec_device_cleanup(&dev);
@@ -437,7 +388,7 @@ static int apply_device_remove(struct store_txn *txn, const Carechat__Entry__V1_
     if ((rc = txn_delete(txn, CF_DEVICES, k.b, k.len)) != 0)
         goto out;
     a.n_devices--;
-    if ((rc = write_account(txn, &account, &a)) != 0)
+    if ((rc = apply_write_account(txn, &account, &a)) != 0)
         goto out;
     rc = apply_audit(txn, e, REC_AUDIT_DEVICE_REMOVE, 0, &account, device.b, ID_LEN, NULL);
 out:
@@ -445,7 +396,8 @@ out:
     return rc;
 }
 
-static int apply_key_rotate(struct store_txn *txn, const Carechat__Entry__V1__Entry *e) {
+int apply_key_rotate(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                     struct buf *result) {
     const Carechat__Entry__V1__KeyRotate *r = e->key_rotate;
     struct id account, device;
     if (!r || !apply_id_field(e->actor_account_id, &account) ||
@@ -453,7 +405,7 @@ static int apply_key_rotate(struct store_txn *txn, const Carechat__Entry__V1__En
         r->signature.len != REC_SIG_LEN || r->encryption_key_expires_at <= e->time)
         return STATUS_BAD_REQUEST;
     struct rec_device dev;
-    int rc = read_device(txn, &account, &device, &dev);
+    int rc = apply_read_device(txn, &account, &device, &dev);
     if (rc != 0)
         return rc;
     if (r->encryption_key_id <= dev.encryption_key_id ||
@@ -466,7 +418,7 @@ static int apply_key_rotate(struct store_txn *txn, const Carechat__Entry__V1__En
     dev.encryption_key_id = r->encryption_key_id;
     dev.encryption_key_expires_at = r->encryption_key_expires_at;
     memcpy(dev.signature, r->signature.data, REC_SIG_LEN);
-    rc = write_device(txn, &account, &device, &dev);
+    rc = apply_write_device(txn, &account, &device, &dev);
     if (rc == 0)
         rc = apply_audit(txn, e, REC_AUDIT_DEVICE_ROTATE_KEY, 0, &account, device.b, ID_LEN, NULL);
 out:
@@ -474,7 +426,8 @@ out:
     return rc;
 }
 
-static int apply_device_list(struct store_txn *txn, const Carechat__Entry__V1__Entry *e) {
+int apply_device_list(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                      struct buf *result) {
     const Carechat__Entry__V1__DeviceListPublish *p = e->device_list_publish;
     struct id account, actor_device, signer;
     if (!p || !apply_id_field(e->actor_device_id, &actor_device) ||
@@ -503,7 +456,7 @@ static int apply_device_list(struct store_txn *txn, const Carechat__Entry__V1__E
         }
         memcpy(items[i].identity_key, it->identity_key.data, REC_KEY_LEN);
         struct rec_device dev;
-        rc = read_device(txn, &account, &items[i].device_id, &dev);
+        rc = apply_read_device(txn, &account, &items[i].device_id, &dev);
         if (rc == STATUS_NOT_FOUND) {
             rc = STATUS_CONFLICT;
             goto out;
@@ -532,7 +485,7 @@ static int apply_device_list(struct store_txn *txn, const Carechat__Entry__V1__E
     memcpy(a.list_signature, p->signature.data, REC_SIG_LEN);
     a.n_list = (uint32_t)p->n_devices;
     memcpy(a.list, items, p->n_devices * sizeof items[0]);
-    rc = write_account(txn, &account, &a);
+    rc = apply_write_account(txn, &account, &a);
     if (rc == 0)
         rc = apply_audit(txn, e, REC_AUDIT_DEVICE_PUBLISH, 0, &account, account.b, ID_LEN, NULL);
 out:
@@ -540,7 +493,8 @@ out:
     return rc;
 }
 
-static int apply_deactivate(struct store_txn *txn, const Carechat__Entry__V1__Entry *e) {
+int apply_deactivate(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                     struct buf *result) {
     const Carechat__Entry__V1__AccountDeactivate *d = e->account_deactivate;
     struct id target, actor;
     if (!d || !apply_id_field(d->account_id, &target))
@@ -553,7 +507,7 @@ static int apply_deactivate(struct store_txn *txn, const Carechat__Entry__V1__En
     rec_account_cleanup(&a);
     if (memcmp(actor.b, target.b, ID_LEN) == 0)
         return STATUS_BAD_REQUEST;
-    if ((rc = read_account(txn, &target, &t)) != 0)
+    if ((rc = apply_read_account(txn, &target, &t)) != 0)
         return rc;
     bool own = memcmp(t.inviter.b, actor.b, ID_LEN) == 0;
     if (!own && actor_role == REC_ROLE_PROVIDER && t.role == REC_ROLE_PATIENT)
@@ -565,40 +519,11 @@ static int apply_deactivate(struct store_txn *txn, const Carechat__Entry__V1__En
     if (rc == 0) {
         t.active = false;
         t.deactivated_at = e->time;
-        rc = write_account(txn, &target, &t);
+        rc = apply_write_account(txn, &target, &t);
     }
     if (rc == 0)
         rc = apply_audit(txn, e, REC_AUDIT_ACCOUNT_DEACTIVATE, 0, &actor, target.b, ID_LEN,
                          t.role == REC_ROLE_PATIENT ? &target : NULL);
     rec_account_cleanup(&t);
     return rc;
-}
-
-int apply_account_kind(struct store_txn *txn, const Carechat__Entry__V1__Entry *e) {
-    switch (e->kind_case) {
-    case CARECHAT__ENTRY__V1__ENTRY__KIND_BOOTSTRAP:
-        return apply_bootstrap(txn, e);
-    case CARECHAT__ENTRY__V1__ENTRY__KIND_INVITE_CREATE:
-        return apply_invite(txn, e);
-    case CARECHAT__ENTRY__V1__ENTRY__KIND_REGISTER:
-        return apply_register(txn, e);
-    case CARECHAT__ENTRY__V1__ENTRY__KIND_REGISTER_REFUSED:
-        return apply_register_refused(txn, e);
-    case CARECHAT__ENTRY__V1__ENTRY__KIND_ACCOUNT_DEACTIVATE:
-        return apply_deactivate(txn, e);
-    case CARECHAT__ENTRY__V1__ENTRY__KIND_LOGIN:
-        return apply_login(txn, e);
-    case CARECHAT__ENTRY__V1__ENTRY__KIND_SESSION_TOUCH:
-        return apply_session_touch(txn, e);
-    case CARECHAT__ENTRY__V1__ENTRY__KIND_SESSION_END:
-        return apply_session_end(txn, e);
-    case CARECHAT__ENTRY__V1__ENTRY__KIND_DEVICE_REMOVE:
-        return apply_device_remove(txn, e);
-    case CARECHAT__ENTRY__V1__ENTRY__KIND_KEY_ROTATE:
-        return apply_key_rotate(txn, e);
-    case CARECHAT__ENTRY__V1__ENTRY__KIND_DEVICE_LIST_PUBLISH:
-        return apply_device_list(txn, e);
-    default:
-        return STATUS_BAD_REQUEST;
-    }
 }

@@ -40,7 +40,8 @@ int apply_audit(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, uint
     return audit_append(txn, &a);
 }
 
-int apply_audit_kind(struct store_txn *txn, const Carechat__Entry__V1__Entry *e) {
+int apply_audit_kind(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                     struct buf *result) {
     const Carechat__Entry__V1__AuditAppend *m = e->audit_append;
     if (!m || m->action == 0 || m->action > REC_AUDIT_ACTION_MAX ||
         m->object_id.len > REC_AUDIT_OBJECT_MAX ||

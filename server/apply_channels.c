@@ -52,18 +52,6 @@ static int account_role(struct store_txn *txn, const struct id *id, uint32_t *ro
     return STATUS_OK;
 }
 
-static int write_member(struct store_txn *txn, const struct id *conv, const struct id *account,
-                        const struct rec_member *m, const struct id *owner) {
-    struct key k;
-    key_id_id(&k, conv, account);
-    struct buf v;
-    buf_init(&v);
-    rec_member_encode(m, &v);
-    int rc = txn_put(txn, CF_MEMBERS, k.b, k.len, owner, v.data, v.len);
-    buf_cleanup(&v);
-    return rc;
-}
-
 static int activity_put(struct store_txn *txn, const struct id *account, int64_t time,
                         const struct id *conv, const struct id *owner) {
     struct key k;
@@ -106,18 +94,6 @@ static int pair_adjust(struct store_txn *txn, const struct id *patient, const st
     }
     buf_cleanup(&v);
     return rc;
-}
-
-int apply_share_care_team(struct store_txn *txn, const struct id *patient, const struct id *staff,
-                          bool *out) {
-    struct key k;
-    rec_key_care_pair(&k, patient, staff);
-    struct buf v;
-    buf_init(&v);
-    int rc = txn_get(txn, CF_CONVERSATIONS, k.b, k.len, &v);
-    *out = rc == 0 && v.len == 4 && key_get_u32(v.data) > 0;
-    buf_cleanup(&v);
-    return rc == STATUS_NOT_FOUND ? STATUS_OK : rc;
 }
 
 /* Adjusts the care pair of the channel's patient with every ACTIVE staff
@@ -181,8 +157,8 @@ static int may_manage(struct store_txn *txn, const struct id *conv, const struct
 
 /* ---- ChannelCreate --------------------------------------------------------------- */
 
-static int apply_channel_create(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
-                                struct buf *result) {
+int apply_channel_create(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                         struct buf *result) {
     const Carechat__Entry__V1__ChannelCreate *cc = e->channel_create;
     struct id conv, actor, patient;
     if (!cc || !apply_id_field(cc->conversation_id, &conv) ||
@@ -255,7 +231,7 @@ static int apply_channel_create(struct store_txn *txn, const Carechat__Entry__V1
                                .joined_at = e->time,
                                .last_active = e->time,
                                .joined_seq = 1};
-        if ((rc = write_member(txn, &conv, &c.members[i], &m, &patient)) != 0 ||
+        if ((rc = apply_write_member(txn, &conv, &c.members[i], &m, &patient)) != 0 ||
             (rc = activity_put(txn, &c.members[i], e->time, &conv, &patient)) != 0)
             break;
         if (i != 1)
@@ -324,7 +300,7 @@ static int activate(struct store_txn *txn, const struct id *conv, const struct r
     m->left_at = 0;
     m->last_active = time;
     m->joined_seq = c->last_seq + 1;
-    int rc = write_member(txn, conv, account, m, &c->owner);
+    int rc = apply_write_member(txn, conv, account, m, &c->owner);
     if (rc == 0)
         rc = activity_put(txn, account, time, conv, &c->owner);
     if (rc == 0 && same(account, &c->owner))
@@ -350,7 +326,7 @@ static int deactivate(struct store_txn *txn, const struct id *conv, const struct
         return rc;
     m->state = state;
     m->left_at = time;
-    return write_member(txn, conv, account, m, &c->owner);
+    return apply_write_member(txn, conv, account, m, &c->owner);
 }
 
 struct member_target {
@@ -402,8 +378,8 @@ static int notify_membership(struct store_txn *txn, const Carechat__Entry__V1__E
     return rc;
 }
 
-static int apply_member_add(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
-                            struct buf *result) {
+int apply_member_add(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                     struct buf *result) {
     const Carechat__Entry__V1__MemberAdd *a = e->member_add;
     if (!a)
         return STATUS_BAD_REQUEST;
@@ -449,7 +425,7 @@ static int apply_member_add(struct store_txn *txn, const Carechat__Entry__V1__En
             m.left_at = 0;
             m.last_active = e->time;
             m.joined_seq = t->c.last_seq + 1;
-            rc = write_member(txn, &t->conv, &t->account, &m, &t->c.owner);
+            rc = apply_write_member(txn, &t->conv, &t->account, &m, &t->c.owner);
         }
     }
     if (rc == 0)
@@ -460,8 +436,8 @@ static int apply_member_add(struct store_txn *txn, const Carechat__Entry__V1__En
     return rc;
 }
 
-static int apply_member_approve(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
-                                struct buf *result) {
+int apply_member_approve(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                         struct buf *result) {
     const Carechat__Entry__V1__MemberApprove *a = e->member_approve;
     if (!a)
         return STATUS_BAD_REQUEST;
@@ -488,8 +464,8 @@ static int apply_member_approve(struct store_txn *txn, const Carechat__Entry__V1
     return rc;
 }
 
-static int apply_member_remove(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
-                               struct buf *result) {
+int apply_member_remove(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                        struct buf *result) {
     const Carechat__Entry__V1__MemberRemove *r = e->member_remove;
     if (!r)
         return STATUS_BAD_REQUEST;
@@ -513,8 +489,7 @@ static int apply_member_remove(struct store_txn *txn, const Carechat__Entry__V1_
     return rc;
 }
 
-static int apply_leave(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
-                       struct buf *result) {
+int apply_leave(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struct buf *result) {
     const Carechat__Entry__V1__ConversationLeave *l = e->conversation_leave;
     if (!l)
         return STATUS_BAD_REQUEST;
@@ -552,8 +527,7 @@ static int read_ref(struct store_txn *txn, const struct id *conv, const struct i
     return rc;
 }
 
-static int apply_recall(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
-                        struct buf *result) {
+int apply_recall(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struct buf *result) {
     const Carechat__Entry__V1__MessageRecall *r = e->message_recall;
     struct id conv, mid, actor;
     if (!r || !apply_id_field(r->conversation_id, &conv) || !apply_id_field(r->message_id, &mid) ||
@@ -633,8 +607,8 @@ out:
     return rc;
 }
 
-static int apply_urgent_ack(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
-                            struct buf *result) {
+int apply_urgent_ack(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                     struct buf *result) {
     const Carechat__Entry__V1__UrgentAck *u = e->urgent_ack;
     struct id conv, mid, actor;
     if (!u || !apply_id_field(u->conversation_id, &conv) || !apply_id_field(u->message_id, &mid) ||
@@ -691,26 +665,4 @@ out:
     buf_cleanup(&v);
     free(c);
     return rc;
-}
-
-int apply_channel_kind(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
-                       struct buf *result) {
-    switch (e->kind_case) {
-    case CARECHAT__ENTRY__V1__ENTRY__KIND_CHANNEL_CREATE:
-        return apply_channel_create(txn, e, result);
-    case CARECHAT__ENTRY__V1__ENTRY__KIND_MEMBER_ADD:
-        return apply_member_add(txn, e, result);
-    case CARECHAT__ENTRY__V1__ENTRY__KIND_MEMBER_REMOVE:
-        return apply_member_remove(txn, e, result);
-    case CARECHAT__ENTRY__V1__ENTRY__KIND_MEMBER_APPROVE:
-        return apply_member_approve(txn, e, result);
-    case CARECHAT__ENTRY__V1__ENTRY__KIND_CONVERSATION_LEAVE:
-        return apply_leave(txn, e, result);
-    case CARECHAT__ENTRY__V1__ENTRY__KIND_MESSAGE_RECALL:
-        return apply_recall(txn, e, result);
-    case CARECHAT__ENTRY__V1__ENTRY__KIND_URGENT_ACK:
-        return apply_urgent_ack(txn, e, result);
-    default:
-        return STATUS_BAD_REQUEST;
-    }
 }

@@ -1,9 +1,19 @@
 /*
- * server/apply_internal.h: the account, invitation, device and session kinds
- * of apply (apply_accounts.c) and the conversation and message kinds
- * (apply_messages.c) and the audit records (apply_audit.c), called by
- * apply_entry() in apply.c. Private to
- * the apply library. Writer thread only; pure like apply_entry().
+ * server/apply_internal.h: what the files of apply share. Private to the
+ * apply library. Writer thread only; pure like apply_entry().
+ *
+ * The files call each other in one direction:
+ *
+ *   apply.c (the kind table, apply_entry)
+ *     -> apply_accounts.c, apply_messages.c, apply_channels.c (one function
+ *        per entry kind), apply_audit.c (AuditAppend)
+ *          -> apply_audit.c (audit records), apply_store.c (typed records
+ *             through the transaction)
+ *
+ * Every kind function has the signature of apply_kind_fn and returns 0 or the
+ * refusal status that entry.proto documents for its kind. Kinds that produce
+ * a result (server/records_messages.h) append it to `result`; the others
+ * leave it alone.
  */
 #ifndef SERVER_APPLY_INTERNAL_H
 #define SERVER_APPLY_INTERNAL_H
@@ -11,63 +21,122 @@
 #include <stdbool.h>
 
 #include "protocol/proto.h"
-#include "server/records_messages.h"
 #include "server/records.h"
+#include "server/records_messages.h"
+#include "storage/keys.h"
 #include "storage/store.h"
 
-/* Applies one decoded entry of an account kind (its kind is one of them).
- * Returns 0 or the refusal status documented per kind in entry.proto. */
-int apply_account_kind(struct store_txn *txn, const Carechat__Entry__V1__Entry *e);
+typedef int (*apply_kind_fn)(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                             struct buf *result);
 
-/* Applies one decoded entry of a conversation or message kind (DirectCreate,
- * MessageSend, InboxAck, ReceiptRecord: apply_messages.c), appending the
- * result that server/records_messages.h describes to `result`. Returns 0 or the refusal
- * status documented per kind in entry.proto. */
-int apply_message_kind(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
-                       struct buf *result);
+/* ---- kinds (apply_accounts.c) ----------------------------------------------------- */
 
-/* Appends the audit record of entry `e` (apply_audit.c): its time, its actor
- * device and source address, the actor `actor` (NULL: the entry's actor),
- * `object` (at most REC_AUDIT_OBJECT_MAX bytes; NULL/0: none) and `patient`
- * (NULL: none). Returns 0 or the status of audit_append() (server/audit.h). */
+int apply_bootstrap(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struct buf *result);
+int apply_invite(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struct buf *result);
+int apply_register(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struct buf *result);
+int apply_register_refused(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                           struct buf *result);
+int apply_login(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struct buf *result);
+int apply_session_touch(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                        struct buf *result);
+int apply_session_end(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                      struct buf *result);
+int apply_device_remove(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                        struct buf *result);
+int apply_key_rotate(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                     struct buf *result);
+int apply_device_list(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                      struct buf *result);
+int apply_deactivate(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                     struct buf *result);
+
+/* ---- kinds (apply_messages.c) ------------------------------------------------------ */
+
+int apply_direct_create(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                        struct buf *result);
+int apply_send(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struct buf *result);
+int apply_inbox_ack(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struct buf *result);
+int apply_receipt(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struct buf *result);
+
+/* ---- kinds (apply_channels.c) ------------------------------------------------------ */
+
+int apply_channel_create(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                         struct buf *result);
+int apply_member_add(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                     struct buf *result);
+int apply_member_remove(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                        struct buf *result);
+int apply_member_approve(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                         struct buf *result);
+int apply_leave(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struct buf *result);
+int apply_recall(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struct buf *result);
+int apply_urgent_ack(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                     struct buf *result);
+
+/* ---- audit records (apply_audit.c) ---------------------------------------------------- */
+
+/* Appends the audit record of entry `e`: its time, its actor device and source
+ * address, the actor `actor` (NULL: the entry's actor), `object` (at most
+ * REC_AUDIT_OBJECT_MAX bytes; NULL/0: none) and `patient` (NULL: none).
+ * Returns 0 or the status of audit_append() (server/audit.h). */
 int apply_audit(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, uint32_t action,
                 uint32_t outcome, const struct id *actor, const void *object, size_t object_len,
                 const struct id *patient);
 
-/* Applies an AuditAppend entry. Returns 0, STATUS_BAD_REQUEST (entry.proto),
- * or the status of apply_audit(). */
-int apply_audit_kind(struct store_txn *txn, const Carechat__Entry__V1__Entry *e);
+/* The AuditAppend kind. Returns 0, STATUS_BAD_REQUEST (entry.proto), or the
+ * status of apply_audit(). */
+int apply_audit_kind(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                     struct buf *result);
 
-/* Applies one decoded entry of a care-team channel, recall or urgent kind
- * (ChannelCreate, MemberAdd, MemberRemove, MemberApprove, ConversationLeave,
- * MessageRecall, UrgentAck: apply_channels.c), appending the result that
- * server/records_messages.h describes. Returns 0 or the refusal status documented per
- * kind in entry.proto. */
-int apply_channel_kind(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
-                       struct buf *result);
+/* ---- typed records through the transaction (apply_store.c) ----------------------------- */
 
-/* True when `b` is a 16-byte id, copied to `out` (apply.c). */
+/* True when `b` is a 16-byte id, copied to `out`. */
 bool apply_id_field(ProtobufCBinaryData b, struct id *out);
-/* True for the staff roles: provider, admin, sysadmin (apply.c). */
+/* True for the staff roles: provider, admin, sysadmin. */
 bool apply_is_staff(uint32_t role);
 
-/* Record helpers of apply_messages.c shared with apply_channels.c. Each
- * returns 0, STATUS_NOT_FOUND for a missing record, STATUS_CORRUPT for one
- * that does not decode, or the store's status. */
+/* 0 when `key` is present in `cf`, STATUS_NOT_FOUND when absent, or the
+ * store's status. */
+int apply_exists(struct store_txn *txn, enum store_cf cf, const void *key, size_t len);
+/* Writes the encoded record `v` at `k`, sealed under `owner` (NULL: the
+ * server's key). Same returns as txn_put(). */
+int apply_put(struct store_txn *txn, enum store_cf cf, const struct key *k, const struct id *owner,
+              const struct buf *v);
+
+/* The reads return 0, STATUS_NOT_FOUND for a missing record, STATUS_CORRUPT
+ * for one that does not decode, or the store's status; the writes 0 or the
+ * store's status. Records of an account are sealed under the account; of a
+ * conversation, under its owner (the patient member), or the server's key. */
 int apply_read_account(struct store_txn *txn, const struct id *id, struct rec_account *out);
+int apply_write_account(struct store_txn *txn, const struct id *id, const struct rec_account *a);
+int apply_read_device(struct store_txn *txn, const struct id *account, const struct id *device,
+                      struct rec_device *out);
+int apply_write_device(struct store_txn *txn, const struct id *account, const struct id *device,
+                       const struct rec_device *d);
+/* A device's current encryption key id and expiry. */
 int apply_read_device_key(struct store_txn *txn, const struct id *account, const struct id *device,
                           uint32_t *key_id, int64_t *expires_at);
 int apply_read_conv(struct store_txn *txn, const struct id *conv, struct rec_conv *out);
 int apply_write_conv(struct store_txn *txn, const struct id *conv, const struct rec_conv *c);
 int apply_read_member(struct store_txn *txn, const struct id *conv, const struct id *account,
                       struct rec_member *out);
-/* Appends `item` at the device's next inbox position and the (device,
- * position) to `deliveries`. */
-int apply_inbox_append(struct store_txn *txn, const struct id *device, const struct rec_item *item,
-                       const struct id *owner, struct buf *deliveries);
+int apply_write_member(struct store_txn *txn, const struct id *conv, const struct id *account,
+                       const struct rec_member *m, const struct id *owner);
+
 /* Whether `patient` and `staff` are both active in some care-team channel
- * (apply_channels.c). Returns 0 with *out, or the store's status. */
+ * (the care-pair index). Returns 0 with *out, or the store's status. */
 int apply_share_care_team(struct store_txn *txn, const struct id *patient, const struct id *staff,
                           bool *out);
+
+/* A device's inbox counters; an inbox never written reads as all zero. */
+int apply_read_inbox(struct store_txn *txn, const struct id *device, struct rec_inbox *out);
+int apply_write_inbox(struct store_txn *txn, const struct id *device, const struct rec_inbox *in);
+/* 0 when the device's inbox holds fewer than `limit` undelivered entries,
+ * STATUS_UNAVAILABLE when it is full, or the store's status. */
+int apply_inbox_room(struct store_txn *txn, const struct id *device, uint32_t limit);
+/* Appends `item` at the device's next inbox position (sealed under `owner`)
+ * and the (device, position) to `deliveries` (rec_delivery_add()). */
+int apply_inbox_append(struct store_txn *txn, const struct id *device, const struct rec_item *item,
+                       const struct id *owner, struct buf *deliveries);
 
 #endif

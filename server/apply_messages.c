@@ -24,75 +24,6 @@
 #define BODY_MAX (64u * 1024u)
 #define RECEIPT_IDS_MAX 100
 
-int apply_read_account(struct store_txn *txn, const struct id *id, struct rec_account *out) {
-    struct buf v;
-    buf_init(&v);
-    int rc = txn_get(txn, CF_ACCOUNTS, id->b, ID_LEN, &v);
-    if (rc == 0)
-        rc = rec_account_decode(v.data, v.len, out);
-    buf_wipe(&v);
-    buf_cleanup(&v);
-    return rc;
-}
-
-/* Reads a device's current key id and expiry. Same returns as txn_get(). */
-int apply_read_device_key(struct store_txn *txn, const struct id *account, const struct id *device,
-                          uint32_t *key_id, int64_t *expires_at) {
-    struct key k;
-    key_id_id(&k, account, device);
-    struct buf v;
-    buf_init(&v);
-    int rc = txn_get(txn, CF_DEVICES, k.b, k.len, &v);
-    struct rec_device d;
-    if (rc == 0)
-        rc = rec_device_decode(v.data, v.len, &d);
-    if (rc == 0) {
-        *key_id = d.encryption_key_id;
-        *expires_at = d.encryption_key_expires_at;
-        rec_device_cleanup(&d);
-    }
-    buf_cleanup(&v);
-    return rc;
-}
-
-static int put_record(struct store_txn *txn, enum store_cf cf, const struct key *k,
-                      const struct id *owner, const struct buf *v) {
-    return txn_put(txn, cf, k->b, k->len, owner, v->data, v->len);
-}
-
-int apply_read_conv(struct store_txn *txn, const struct id *conv, struct rec_conv *out) {
-    struct buf v;
-    buf_init(&v);
-    int rc = txn_get(txn, CF_CONVERSATIONS, conv->b, ID_LEN, &v);
-    if (rc == 0)
-        rc = rec_conv_decode(v.data, v.len, out);
-    buf_cleanup(&v);
-    return rc;
-}
-
-int apply_write_conv(struct store_txn *txn, const struct id *conv, const struct rec_conv *c) {
-    struct buf v;
-    buf_init(&v);
-    rec_conv_encode(c, &v);
-    int rc = txn_put(txn, CF_CONVERSATIONS, conv->b, ID_LEN, c->has_owner ? &c->owner : NULL,
-                     v.data, v.len);
-    buf_cleanup(&v);
-    return rc;
-}
-
-int apply_read_member(struct store_txn *txn, const struct id *conv, const struct id *account,
-                      struct rec_member *out) {
-    struct key k;
-    key_id_id(&k, conv, account);
-    struct buf v;
-    buf_init(&v);
-    int rc = txn_get(txn, CF_MEMBERS, k.b, k.len, &v);
-    if (rc == 0)
-        rc = rec_member_decode(v.data, v.len, out);
-    buf_cleanup(&v);
-    return rc;
-}
-
 /* Moves the conversation to `time` in every active member's activity index. */
 static int touch_activity(struct store_txn *txn, const struct id *conv, const struct rec_conv *c,
                           int64_t time) {
@@ -117,7 +48,7 @@ static int touch_activity(struct store_txn *txn, const struct id *conv, const st
         buf_reset(&v);
         rec_member_encode(&m, &v);
         key_id_id(&k, conv, &c->members[i]);
-        rc = put_record(txn, CF_MEMBERS, &k, owner, &v);
+        rc = apply_put(txn, CF_MEMBERS, &k, owner, &v);
     }
     buf_cleanup(&v);
     return rc;
@@ -150,8 +81,8 @@ static int may_talk(struct store_txn *txn, const struct id *a_id, const struct r
     return apply_share_care_team(txn, patient_id, staff_id, out);
 }
 
-static int apply_direct_create(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
-                               struct buf *result) {
+int apply_direct_create(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                        struct buf *result) {
     const Carechat__Entry__V1__DirectCreate *d = e->direct_create;
     struct id conv, actor, peer;
     if (!d || !apply_id_field(d->conversation_id, &conv) ||
@@ -225,7 +156,7 @@ static int apply_direct_create(struct store_txn *txn, const Carechat__Entry__V1_
         buf_reset(&v);
         rec_member_encode(&m, &v);
         key_id_id(&k, &conv, &c.members[i]);
-        rc = put_record(txn, CF_MEMBERS, &k, owner, &v);
+        rc = apply_put(txn, CF_MEMBERS, &k, owner, &v);
         if (rc != 0)
             break;
         rec_key_activity(&k, &c.members[i], e->time, &conv);
@@ -240,60 +171,13 @@ out:
 
 /* ---- inboxes ------------------------------------------------------------------- */
 
-static int read_inbox(struct store_txn *txn, const struct id *device, struct rec_inbox *out) {
-    struct buf v;
-    buf_init(&v);
-    int rc = txn_get(txn, CF_INBOXES, device->b, ID_LEN, &v);
-    if (rc == 0)
-        rc = rec_inbox_decode(v.data, v.len, out);
-    else if (rc == STATUS_NOT_FOUND) {
-        memset(out, 0, sizeof *out);
-        rc = STATUS_OK;
-    }
-    buf_cleanup(&v);
-    return rc;
-}
-
-/* UNAVAILABLE when the device's inbox holds `limit` undelivered entries. */
-static int inbox_room(struct store_txn *txn, const struct id *device, uint32_t limit) {
-    struct rec_inbox in;
-    int rc = read_inbox(txn, device, &in);
-    if (rc != 0)
-        return rc;
-    return in.last - in.acked >= limit ? STATUS_UNAVAILABLE : STATUS_OK;
-}
-
-/* Appends `item` at the device's next position; records it in `deliveries`. */
-int apply_inbox_append(struct store_txn *txn, const struct id *device, const struct rec_item *item,
-                       const struct id *owner, struct buf *deliveries) {
-    struct rec_inbox in;
-    int rc = read_inbox(txn, device, &in);
-    if (rc != 0)
-        return rc;
-    in.last++;
-    struct buf v;
-    buf_init(&v);
-    rec_item_encode(item, &v);
-    struct key k;
-    key_id_u64(&k, device, in.last);
-    rc = put_record(txn, CF_INBOXES, &k, owner, &v);
-    if (rc == 0) {
-        buf_reset(&v);
-        rec_inbox_encode(&in, &v);
-        rc = txn_put(txn, CF_INBOXES, device->b, ID_LEN, NULL, v.data, v.len);
-    }
-    buf_cleanup(&v);
-    if (rc == 0)
-        rec_delivery_add(deliveries, device, in.last);
-    return rc;
-}
-
-static int apply_inbox_ack(struct store_txn *txn, const Carechat__Entry__V1__Entry *e) {
+int apply_inbox_ack(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                    struct buf *result) {
     struct id device;
     if (!e->inbox_ack || !apply_id_field(e->actor_device_id, &device))
         return STATUS_BAD_REQUEST;
     struct rec_inbox in;
-    int rc = read_inbox(txn, &device, &in);
+    int rc = apply_read_inbox(txn, &device, &in);
     if (rc != 0)
         return rc;
     uint64_t pos = e->inbox_ack->position;
@@ -308,12 +192,7 @@ static int apply_inbox_ack(struct store_txn *txn, const Carechat__Entry__V1__Ent
             return rc;
     }
     in.acked = pos;
-    struct buf v;
-    buf_init(&v);
-    rec_inbox_encode(&in, &v);
-    rc = txn_put(txn, CF_INBOXES, device.b, ID_LEN, NULL, v.data, v.len);
-    buf_cleanup(&v);
-    return rc;
+    return apply_write_inbox(txn, &device, &in);
 }
 
 /* ---- MessageSend ------------------------------------------------------------------ */
@@ -438,8 +317,7 @@ static int check_devices(struct store_txn *txn, const Carechat__Entry__V1__Messa
     return STATUS_CONFLICT;
 }
 
-static int apply_send(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
-                      struct buf *result) {
+int apply_send(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struct buf *result) {
     const Carechat__Entry__V1__MessageSend *m = e->message_send;
     struct id conv, message_id, cmid, sender, sender_device, env_device;
     if (!m || !apply_id_field(m->conversation_id, &conv) ||
@@ -516,7 +394,7 @@ static int apply_send(struct store_txn *txn, const Carechat__Entry__V1__Entry *e
     if (rc != 0)
         return rc;
     for (size_t w = 0; w < m->n_wraps; w++)
-        if (recipient[w] && (rc = inbox_room(txn, &wraps[w].device_id, m->inbox_limit)) != 0)
+        if (recipient[w] && (rc = apply_inbox_room(txn, &wraps[w].device_id, m->inbox_limit)) != 0)
             return rc;
 
     const struct id *owner = c.has_owner ? &c.owner : NULL;
@@ -545,7 +423,7 @@ static int apply_send(struct store_txn *txn, const Carechat__Entry__V1__Entry *e
     struct key k;
     rec_message_encode(&msg, &v);
     key_id_u64(&k, &conv, c.last_seq);
-    if ((rc = put_record(txn, CF_MESSAGES, &k, owner, &v)) != 0)
+    if ((rc = apply_put(txn, CF_MESSAGES, &k, owner, &v)) != 0)
         goto out;
     struct rec_msgref ref = {.seq = c.last_seq, .sender_account = sender};
     buf_reset(&v);
@@ -556,12 +434,12 @@ static int apply_send(struct store_txn *txn, const Carechat__Entry__V1__Entry *e
         goto out;
     }
     buf_reset(&deliveries);
-    if (rc != STATUS_NOT_FOUND || (rc = put_record(txn, CF_RECEIPTS, &k, owner, &v)) != 0)
+    if (rc != STATUS_NOT_FOUND || (rc = apply_put(txn, CF_RECEIPTS, &k, owner, &v)) != 0)
         goto out;
     sent = (struct rec_sent){.message_id = message_id, .seq = c.last_seq, .sent_at = e->time};
     buf_reset(&v);
     rec_sent_encode(&sent, &v);
-    if ((rc = put_record(txn, CF_IDEMPOTENCY, &idem, owner, &v)) != 0)
+    if ((rc = apply_put(txn, CF_IDEMPOTENCY, &idem, owner, &v)) != 0)
         goto out;
     /* An urgent message waits for an acknowledgement of every recipient. */
     for (uint32_t j = 0; m->urgent && j < n_active; j++) {
@@ -572,7 +450,7 @@ static int apply_send(struct store_txn *txn, const Carechat__Entry__V1__Entry *e
         buf_init(&uv);
         rec_urgent_encode(&u, &uv);
         rec_key_urgent(&k, &conv, &message_id, &members[j].account);
-        rc = put_record(txn, CF_RECEIPTS, &k, owner, &uv);
+        rc = apply_put(txn, CF_RECEIPTS, &k, owner, &uv);
         buf_cleanup(&uv);
         if (rc != 0)
             goto out;
@@ -592,8 +470,7 @@ out:
 
 /* ---- ReceiptRecord ------------------------------------------------------------------ */
 
-static int apply_receipt(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
-                         struct buf *result) {
+int apply_receipt(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struct buf *result) {
     const Carechat__Entry__V1__ReceiptRecord *r = e->receipt_record;
     struct id conv, actor;
     if (!r || !apply_id_field(r->conversation_id, &conv) ||
@@ -643,7 +520,7 @@ static int apply_receipt(struct store_txn *txn, const Carechat__Entry__V1__Entry
         *at = e->time;
         buf_reset(&v);
         rec_receipt_encode(&rec, &v);
-        if ((rc = put_record(txn, CF_RECEIPTS, &k, owner, &v)) != 0)
+        if ((rc = apply_put(txn, CF_RECEIPTS, &k, owner, &v)) != 0)
             goto out;
         struct rec_item item = {
             .kind = REC_ITEM_RECEIPT,
@@ -673,7 +550,7 @@ static int apply_receipt(struct store_txn *txn, const Carechat__Entry__V1__Entry
                 rc = apply_read_device_key(txn, &acc, &dev, &key_id, &expires_at);
                 if (rc == STATUS_NOT_FOUND)
                     continue;
-                if (rc != 0 || (rc = inbox_room(txn, &dev, r->inbox_limit)) != 0 ||
+                if (rc != 0 || (rc = apply_inbox_room(txn, &dev, r->inbox_limit)) != 0 ||
                     (rc = apply_inbox_append(txn, &dev, &item, owner, &deliveries)) != 0)
                     goto out;
             }
@@ -684,20 +561,4 @@ out:
     buf_cleanup(&deliveries);
     buf_cleanup(&v);
     return rc;
-}
-
-int apply_message_kind(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
-                       struct buf *result) {
-    switch (e->kind_case) {
-    case CARECHAT__ENTRY__V1__ENTRY__KIND_DIRECT_CREATE:
-        return apply_direct_create(txn, e, result);
-    case CARECHAT__ENTRY__V1__ENTRY__KIND_MESSAGE_SEND:
-        return apply_send(txn, e, result);
-    case CARECHAT__ENTRY__V1__ENTRY__KIND_INBOX_ACK:
-        return apply_inbox_ack(txn, e);
-    case CARECHAT__ENTRY__V1__ENTRY__KIND_RECEIPT_RECORD:
-        return apply_receipt(txn, e, result);
-    default:
-        return STATUS_BAD_REQUEST;
-    }
 }

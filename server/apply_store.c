@@ -1,0 +1,208 @@
+/*
+ * server/apply_store.c: the typed reads and writes of apply through the
+ * batch's transaction (server/apply_internal.h): accounts, devices,
+ * conversations, members, inboxes and the care-pair index, each record
+ * sealed under its owner (storage/store.h).
+ *
+ * Pure: no clock, no randomness, no I/O beyond the transaction. Writer thread.
+ */
+#include <string.h>
+
+#include "base/buf.h"
+#include "base/status.h"
+#include "server/apply_internal.h"
+#include "storage/keys.h"
+
+bool apply_id_field(ProtobufCBinaryData b, struct id *out) {
+    return id_from_bytes(b.data, b.len, out) == 0;
+}
+
+bool apply_is_staff(uint32_t role) {
+    return role == REC_ROLE_PROVIDER || role == REC_ROLE_ADMIN || role == REC_ROLE_SYSADMIN;
+}
+
+int apply_exists(struct store_txn *txn, enum store_cf cf, const void *key, size_t len) {
+    struct buf v;
+    buf_init(&v);
+    int rc = txn_get(txn, cf, key, len, &v);
+    buf_cleanup(&v);
+    return rc;
+}
+
+int apply_put(struct store_txn *txn, enum store_cf cf, const struct key *k, const struct id *owner,
+              const struct buf *v) {
+    return txn_put(txn, cf, k->b, k->len, owner, v->data, v->len);
+}
+
+/* ---- accounts and devices ---------------------------------------------------- */
+
+int apply_read_account(struct store_txn *txn, const struct id *id, struct rec_account *out) {
+    struct buf v;
+    buf_init(&v);
+    int rc = txn_get(txn, CF_ACCOUNTS, id->b, ID_LEN, &v);
+    if (rc == 0)
+        rc = rec_account_decode(v.data, v.len, out);
+    buf_wipe(&v);
+    buf_cleanup(&v);
+    return rc;
+}
+
+int apply_write_account(struct store_txn *txn, const struct id *id, const struct rec_account *a) {
+    struct buf v;
+    buf_init(&v);
+    rec_account_encode(a, &v);
+    int rc = txn_put(txn, CF_ACCOUNTS, id->b, ID_LEN, id, v.data, v.len);
+    buf_wipe(&v);
+    buf_cleanup(&v);
+    return rc;
+}
+
+int apply_read_device(struct store_txn *txn, const struct id *account, const struct id *device,
+                      struct rec_device *out) {
+    struct key k;
+    key_id_id(&k, account, device);
+    struct buf v;
+    buf_init(&v);
+    int rc = txn_get(txn, CF_DEVICES, k.b, k.len, &v);
+    if (rc == 0)
+        rc = rec_device_decode(v.data, v.len, out);
+    buf_cleanup(&v);
+    return rc;
+}
+
+int apply_write_device(struct store_txn *txn, const struct id *account, const struct id *device,
+                       const struct rec_device *d) {
+    struct key k;
+    key_id_id(&k, account, device);
+    struct buf v;
+    buf_init(&v);
+    rec_device_encode(d, &v);
+    int rc = apply_put(txn, CF_DEVICES, &k, account, &v);
+    buf_cleanup(&v);
+    return rc;
+}
+
+int apply_read_device_key(struct store_txn *txn, const struct id *account, const struct id *device,
+                          uint32_t *key_id, int64_t *expires_at) {
+    struct rec_device d;
+    int rc = apply_read_device(txn, account, device, &d);
+    if (rc == 0) {
+        *key_id = d.encryption_key_id;
+        *expires_at = d.encryption_key_expires_at;
+        rec_device_cleanup(&d);
+    }
+    return rc;
+}
+
+/* ---- conversations and members ------------------------------------------------- */
+
+int apply_read_conv(struct store_txn *txn, const struct id *conv, struct rec_conv *out) {
+    struct buf v;
+    buf_init(&v);
+    int rc = txn_get(txn, CF_CONVERSATIONS, conv->b, ID_LEN, &v);
+    if (rc == 0)
+        rc = rec_conv_decode(v.data, v.len, out);
+    buf_cleanup(&v);
+    return rc;
+}
+
+int apply_write_conv(struct store_txn *txn, const struct id *conv, const struct rec_conv *c) {
+    struct buf v;
+    buf_init(&v);
+    rec_conv_encode(c, &v);
+    int rc = txn_put(txn, CF_CONVERSATIONS, conv->b, ID_LEN, c->has_owner ? &c->owner : NULL,
+                     v.data, v.len);
+    buf_cleanup(&v);
+    return rc;
+}
+
+int apply_read_member(struct store_txn *txn, const struct id *conv, const struct id *account,
+                      struct rec_member *out) {
+    struct key k;
+    key_id_id(&k, conv, account);
+    struct buf v;
+    buf_init(&v);
+    int rc = txn_get(txn, CF_MEMBERS, k.b, k.len, &v);
+    if (rc == 0)
+        rc = rec_member_decode(v.data, v.len, out);
+    buf_cleanup(&v);
+    return rc;
+}
+
+int apply_write_member(struct store_txn *txn, const struct id *conv, const struct id *account,
+                       const struct rec_member *m, const struct id *owner) {
+    struct key k;
+    key_id_id(&k, conv, account);
+    struct buf v;
+    buf_init(&v);
+    rec_member_encode(m, &v);
+    int rc = apply_put(txn, CF_MEMBERS, &k, owner, &v);
+    buf_cleanup(&v);
+    return rc;
+}
+
+int apply_share_care_team(struct store_txn *txn, const struct id *patient, const struct id *staff,
+                          bool *out) {
+    struct key k;
+    rec_key_care_pair(&k, patient, staff);
+    struct buf v;
+    buf_init(&v);
+    int rc = txn_get(txn, CF_CONVERSATIONS, k.b, k.len, &v);
+    *out = rc == 0 && v.len == 4 && key_get_u32(v.data) > 0;
+    buf_cleanup(&v);
+    return rc == STATUS_NOT_FOUND ? STATUS_OK : rc;
+}
+
+/* ---- inboxes ------------------------------------------------------------------------ */
+
+int apply_read_inbox(struct store_txn *txn, const struct id *device, struct rec_inbox *out) {
+    struct buf v;
+    buf_init(&v);
+    int rc = txn_get(txn, CF_INBOXES, device->b, ID_LEN, &v);
+    if (rc == 0)
+        rc = rec_inbox_decode(v.data, v.len, out);
+    else if (rc == STATUS_NOT_FOUND) {
+        memset(out, 0, sizeof *out);
+        rc = STATUS_OK;
+    }
+    buf_cleanup(&v);
+    return rc;
+}
+
+int apply_write_inbox(struct store_txn *txn, const struct id *device, const struct rec_inbox *in) {
+    struct buf v;
+    buf_init(&v);
+    rec_inbox_encode(in, &v);
+    int rc = txn_put(txn, CF_INBOXES, device->b, ID_LEN, NULL, v.data, v.len);
+    buf_cleanup(&v);
+    return rc;
+}
+
+int apply_inbox_room(struct store_txn *txn, const struct id *device, uint32_t limit) {
+    struct rec_inbox in;
+    int rc = apply_read_inbox(txn, device, &in);
+    if (rc != 0)
+        return rc;
+    return in.last - in.acked >= limit ? STATUS_UNAVAILABLE : STATUS_OK;
+}
+
+int apply_inbox_append(struct store_txn *txn, const struct id *device, const struct rec_item *item,
+                       const struct id *owner, struct buf *deliveries) {
+    struct rec_inbox in;
+    int rc = apply_read_inbox(txn, device, &in);
+    if (rc != 0)
+        return rc;
+    in.last++;
+    struct buf v;
+    buf_init(&v);
+    rec_item_encode(item, &v);
+    struct key k;
+    key_id_u64(&k, device, in.last);
+    rc = apply_put(txn, CF_INBOXES, &k, owner, &v);
+    buf_cleanup(&v);
+    if (rc == 0)
+        rc = apply_write_inbox(txn, device, &in);
+    if (rc == 0)
+        rec_delivery_add(deliveries, device, in.last);
+    return rc;
+}
