@@ -11,18 +11,17 @@
  *
  * Pure: no clock, no randomness, no I/O beyond the transaction. Writer thread.
  */
+#include <stdlib.h>
 #include <string.h>
 
+#include "base/alloc.h"
 #include "base/buf.h"
 #include "base/status.h"
 #include "server/apply_internal.h"
+#include "server/send_rules.h"
 #include "server/records_messages.h"
 #include "server/records.h"
 #include "storage/keys.h"
-
-/* Envelope.body limit (carechat.proto: 64 KiB). */
-#define BODY_MAX (64u * 1024u)
-#define RECEIPT_IDS_MAX 100
 
 /* Moves the conversation to `time` in every active member's activity index. */
 static int touch_activity(struct store_txn *txn, const struct id *conv, const struct rec_conv *c,
@@ -203,35 +202,28 @@ struct member_view {
     uint32_t n_expected; /* of the entry's member_device_ids that exist */
 };
 
-static void append_ids(struct buf *out, const struct id *ids, uint32_t n) {
-    uint8_t c[4];
-    key_put_u32(c, n);
-    buf_append(out, c, 4);
-    for (uint32_t i = 0; i < n; i++)
-        buf_append(out, ids[i].b, ID_LEN);
-}
-
-/* Checks the envelope's shape and copies its wraps into out[]. */
+/* Checks the envelope's shape (server/send_rules.h) and copies its wraps
+ * into out[]. */
 static int check_shape(const Carechat__Entry__V1__MessageSend *m, struct rec_wrap *out) {
-    if (m->envelope_version != 1 || m->header.len > REC_HEADER_MAX ||
-        m->body_nonce.len != REC_NONCE_LEN || m->signature.len != REC_SIG_LEN || m->n_wraps == 0)
-        return STATUS_BAD_REQUEST;
-    if (m->body.len > BODY_MAX || m->n_wraps > REC_WRAPS_MAX ||
-        m->n_member_device_ids > REC_WRAPS_MAX + 1)
+    const char *detail;
+    struct send_shape shape = {
+        .version = m->envelope_version,
+        .header_len = m->header.len,
+        .body_len = m->body.len,
+        .nonce_len = m->body_nonce.len,
+        .signature_len = m->signature.len,
+        .n_wraps = m->n_wraps,
+    };
+    int rc = send_check_shape(&shape, &detail);
+    if (rc != 0)
+        return rc;
+    if (m->n_member_device_ids > SEND_DEVICES_MAX)
         return STATUS_TOO_LARGE;
-    for (size_t i = 0; i < m->n_wraps; i++) {
+    for (size_t i = 0; i < m->n_wraps && rc == 0; i++) {
         const Carechat__Entry__V1__WrapItem *w = m->wraps[i];
-        if (!apply_id_field(w->device_id, &out[i].device_id) || w->enc.len != REC_ENC_LEN ||
-            w->wrapped_key.len != REC_WRAPPED_LEN)
-            return STATUS_BAD_REQUEST;
-        for (size_t j = 0; j < i; j++)
-            if (memcmp(out[j].device_id.b, out[i].device_id.b, ID_LEN) == 0)
-                return STATUS_BAD_REQUEST;
-        out[i].key_id = w->key_id;
-        memcpy(out[i].enc, w->enc.data, REC_ENC_LEN);
-        memcpy(out[i].wrapped_key, w->wrapped_key.data, REC_WRAPPED_LEN);
+        rc = send_copy_wrap(w->device_id, w->key_id, w->enc, w->wrapped_key, &out[i]);
     }
-    return STATUS_OK;
+    return rc;
 }
 
 /* The send's idempotency record: 0 with *out when this message was stored
@@ -246,75 +238,39 @@ static int read_sent(struct store_txn *txn, const struct key *k, struct rec_sent
     return rc;
 }
 
-/* Compares the wraps with the members' current devices. Returns 0 when they
- * cover exactly the current devices of every member (the sending device's own
- * wrap allowed, not required), STATUS_CONFLICT with the mismatch appended to
- * `result`, or the store's status. Sets recipient[i] for the wraps to deliver. */
-static int check_devices(struct store_txn *txn, const Carechat__Entry__V1__MessageSend *m,
-                         int64_t time, const struct id *sender_device, struct member_view *members,
-                         uint32_t n_members, const struct rec_wrap *wraps, bool *recipient,
-                         struct buf *result) {
-    struct id extra[REC_WRAPS_MAX], stale[REC_WRAPS_MAX];
-    struct id missing[REC_WRAPS_MAX + 1];
-    uint32_t n_extra = 0, n_stale = 0, n_missing = 0;
-    bool view_current = true;
-    uint32_t key_id;
-    int64_t expires_at;
-    int rc;
-
-    /* The proposer's view of the device set: every listed device must still
-     * exist, and each member must have no other (by count). */
+/* The proposer's view of the recipients' devices (the entry's
+ * member_device_ids) as they are now: every listed device must still be a
+ * member's, and each member must have no other (by count), else *current is
+ * false. Fills devs[] with the listed devices that exist. Returns 0 or the
+ * store's status. */
+static int listed_devices(struct store_txn *txn, const Carechat__Entry__V1__MessageSend *m,
+                          struct member_view *members, uint32_t n_members, struct send_device *devs,
+                          size_t *n_devs, bool *current) {
+    *current = true;
+    *n_devs = 0;
     for (size_t i = 0; i < m->n_member_device_ids; i++) {
-        struct id dev;
-        if (!apply_id_field(m->member_device_ids[i], &dev))
+        struct send_device *d = &devs[*n_devs];
+        if (!apply_id_field(m->member_device_ids[i], &d->id))
             return STATUS_BAD_REQUEST;
         bool found = false;
         for (uint32_t j = 0; j < n_members && !found; j++) {
-            rc = apply_read_device_key(txn, &members[j].account, &dev, &key_id, &expires_at);
+            int rc =
+                apply_read_device_key(txn, &members[j].account, &d->id, &d->key_id, &d->expires_at);
             if (rc == 0) {
                 members[j].n_expected++;
                 found = true;
             } else if (rc != STATUS_NOT_FOUND)
                 return rc;
         }
-        if (!found)
-            view_current = false;
-        else if (memcmp(dev.b, sender_device->b, ID_LEN) != 0) {
-            bool covered = false;
-            for (size_t w = 0; w < m->n_wraps && !covered; w++)
-                covered = memcmp(wraps[w].device_id.b, dev.b, ID_LEN) == 0;
-            if (!covered)
-                missing[n_missing++] = dev;
-        }
+        if (found)
+            (*n_devs)++;
+        else
+            *current = false;
     }
     for (uint32_t j = 0; j < n_members; j++)
         if (members[j].n_expected != members[j].n_devices)
-            view_current = false;
-
-    for (size_t w = 0; w < m->n_wraps; w++) {
-        recipient[w] = false;
-        bool found = false;
-        for (uint32_t j = 0; j < n_members && !found; j++) {
-            rc = apply_read_device_key(txn, &members[j].account, &wraps[w].device_id, &key_id,
-                                       &expires_at);
-            if (rc == 0)
-                found = true;
-            else if (rc != STATUS_NOT_FOUND)
-                return rc;
-        }
-        if (!found)
-            extra[n_extra++] = wraps[w].device_id;
-        else if (key_id != wraps[w].key_id || expires_at <= time)
-            stale[n_stale++] = wraps[w].device_id;
-        else
-            recipient[w] = memcmp(wraps[w].device_id.b, sender_device->b, ID_LEN) != 0;
-    }
-    if (view_current && n_missing == 0 && n_extra == 0 && n_stale == 0)
-        return STATUS_OK;
-    append_ids(result, missing, n_missing);
-    append_ids(result, extra, n_extra);
-    append_ids(result, stale, n_stale);
-    return STATUS_CONFLICT;
+            *current = false;
+    return STATUS_OK;
 }
 
 int apply_send(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struct buf *result) {
@@ -327,8 +283,6 @@ int apply_send(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struc
         !apply_id_field(m->sender_device_id, &env_device) ||
         memcmp(env_device.b, sender_device.b, ID_LEN) != 0 || m->inbox_limit == 0)
         return STATUS_BAD_REQUEST;
-    if (m->n_wraps > REC_WRAPS_MAX)
-        return STATUS_TOO_LARGE;
     struct rec_wrap wraps[REC_WRAPS_MAX];
     bool recipient[REC_WRAPS_MAX];
     int rc = check_shape(m, wraps);
@@ -389,8 +343,22 @@ int apply_send(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struc
                 (struct member_view){.account = c.members[j], .n_devices = a.n_devices};
         rec_account_cleanup(&a);
     }
-    rc =
-        check_devices(txn, m, e->time, &sender_device, members, n_active, wraps, recipient, result);
+    /* The device-set check (server/send_rules.h) against the proposer's
+     * view, which must also still be current. */
+    struct send_device *devs = xmalloc(SEND_DEVICES_MAX * sizeof *devs);
+    struct send_mismatch *mm = xmalloc(sizeof *mm);
+    size_t n_devs;
+    bool current;
+    rc = listed_devices(txn, m, members, n_active, devs, &n_devs, &current);
+    if (rc == 0)
+        rc = send_check_devices(devs, n_devs, wraps, m->n_wraps, &sender_device, e->time, mm,
+                                recipient);
+    if (rc == 0 && !current)
+        rc = STATUS_CONFLICT;
+    if (rc == STATUS_CONFLICT)
+        send_mismatch_encode(mm, result);
+    free(mm);
+    free(devs);
     if (rc != 0)
         return rc;
     for (size_t w = 0; w < m->n_wraps; w++)
@@ -477,7 +445,7 @@ int apply_receipt(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, st
         !apply_id_field(e->actor_account_id, &actor) || (r->kind != 1 && r->kind != 2) ||
         r->n_message_ids == 0 || r->inbox_limit == 0)
         return STATUS_BAD_REQUEST;
-    if (r->n_message_ids > RECEIPT_IDS_MAX || r->n_sender_devices > REC_MEMBERS_MAX)
+    if (r->n_message_ids > SEND_RECEIPT_IDS_MAX || r->n_sender_devices > REC_MEMBERS_MAX)
         return STATUS_TOO_LARGE;
     struct rec_conv c;
     int rc = apply_read_conv(txn, &conv, &c);

@@ -43,6 +43,7 @@
 #include "base/status.h"
 #include "server/handlers_internal.h"
 #include "server/records_messages.h"
+#include "server/send_rules.h"
 #include "storage/bus.h"
 #include "storage/keys.h"
 
@@ -50,8 +51,6 @@
 #define PAGE 64
 #define HISTORY_DEFAULT 50
 #define HISTORY_MAX 100
-#define RECEIPT_IDS_MAX 100
-#define BODY_MAX (64u * 1024u)
 /* Room left in a History response for everything but the messages. */
 #define HISTORY_SLACK (8u * 1024u)
 #define TYPING_TOPIC "typing"
@@ -841,105 +840,67 @@ static void respond_sent(struct conn *c, uint64_t rid, const struct rec_sent *s)
     conn_send(c, &frame);
 }
 
-/* Answers CONFLICT with the DeviceMismatch of the three id lists. */
-static void respond_mismatch(struct conn *c, uint64_t rid, const struct id *lists[3],
-                             const size_t counts[3]) {
-    ProtobufCBinaryData *bins[3];
-    for (int l = 0; l < 3; l++) {
-        bins[l] = xcalloc(counts[l] ? counts[l] : 1, sizeof *bins[l]);
-        for (size_t i = 0; i < counts[l]; i++)
-            bins[l][i] = (ProtobufCBinaryData){ID_LEN, (uint8_t *)lists[l][i].b};
-    }
+/* Answers CONFLICT with the DeviceMismatch `m`. */
+static void respond_mismatch(struct conn *c, uint64_t rid, const struct send_mismatch *m) {
+    const struct id *lists[3] = {m->missing, m->extra, m->stale};
+    const uint32_t counts[3] = {m->n_missing, m->n_extra, m->n_stale};
+    ProtobufCBinaryData *bins = xcalloc(3 * SEND_MISMATCH_MAX, sizeof *bins);
+    for (int l = 0; l < 3; l++)
+        for (uint32_t i = 0; i < counts[l]; i++)
+            bins[l * SEND_MISMATCH_MAX + i] =
+                (ProtobufCBinaryData){ID_LEN, (uint8_t *)lists[l][i].b};
     Carechat__V1__Frame frame;
     Carechat__V1__Response resp;
     Carechat__V1__DeviceMismatch dm;
     proto_response_frame(&frame, &resp, rid, STATUS_CONFLICT, "device set changed");
     carechat__v1__device_mismatch__init(&dm);
     dm.n_missing_device_ids = counts[0];
-    dm.missing_device_ids = bins[0];
+    dm.missing_device_ids = bins;
     dm.n_extra_device_ids = counts[1];
-    dm.extra_device_ids = bins[1];
+    dm.extra_device_ids = bins + SEND_MISMATCH_MAX;
     dm.n_stale_device_ids = counts[2];
-    dm.stale_device_ids = bins[2];
+    dm.stale_device_ids = bins + 2 * SEND_MISMATCH_MAX;
     resp.result_case = CARECHAT__V1__RESPONSE__RESULT_DEVICE_MISMATCH;
     resp.device_mismatch = &dm;
     conn_send(c, &frame);
-    for (int l = 0; l < 3; l++)
-        free(bins[l]);
+    free(bins);
 }
 
-/* Checks the envelope's shape (before anything is allocated for it). */
+/* Checks the envelope (server/send_rules.h) and that it is the calling
+ * device's, and copies its wraps into *out (an array of its n_wraps; free()
+ * it when the return is 0). */
 static int check_envelope(const struct hconn *hc, const Carechat__V1__Send *m,
-                          const char **detail) {
+                          struct rec_wrap **out, const char **detail) {
     const Carechat__V1__Envelope *env = m->envelope;
     *detail = "malformed envelope";
-    if (!env || env->version != 1 || env->signature.len != REC_SIG_LEN ||
-        env->body_nonce.len != REC_NONCE_LEN || env->n_wraps == 0)
+    if (!env)
         return STATUS_BAD_REQUEST;
-    *detail = "envelope too large";
-    if (env->header.len > REC_HEADER_MAX || env->body.len > BODY_MAX ||
-        env->n_wraps > REC_WRAPS_MAX)
-        return STATUS_TOO_LARGE;
+    struct send_shape shape = {
+        .version = env->version,
+        .header_len = env->header.len,
+        .body_len = env->body.len,
+        .nonce_len = env->body_nonce.len,
+        .signature_len = env->signature.len,
+        .n_wraps = env->n_wraps,
+    };
+    int rc = send_check_shape(&shape, detail);
+    if (rc != 0)
+        return rc;
     *detail = "sender device is not the caller";
     if (env->sender_device_id.len != ID_LEN ||
         memcmp(env->sender_device_id.data, hc->device.b, ID_LEN) != 0)
         return STATUS_BAD_REQUEST;
     *detail = "malformed key wrap";
-    for (size_t i = 0; i < env->n_wraps; i++) {
+    struct rec_wrap *wraps = xmalloc(env->n_wraps * sizeof *wraps);
+    for (size_t i = 0; i < env->n_wraps && rc == 0; i++) {
         const Carechat__V1__KeyWrap *w = env->wraps[i];
-        if (w->device_id.len != ID_LEN || w->enc.len != REC_ENC_LEN ||
-            w->wrapped_key.len != REC_WRAPPED_LEN)
-            return STATUS_BAD_REQUEST;
-        for (size_t j = 0; j < i; j++)
-            if (memcmp(env->wraps[j]->device_id.data, w->device_id.data, ID_LEN) == 0)
-                return STATUS_BAD_REQUEST;
+        rc = send_copy_wrap(w->device_id, w->key_id, w->enc, w->wrapped_key, &wraps[i]);
     }
-    *detail = NULL;
-    return STATUS_OK;
-}
-
-/* The members' current devices and the device-set check of a Send. */
-struct send_check {
-    struct dev_scan members[REC_MEMBERS_MAX];
-    struct id member_ids[REC_MEMBERS_MAX];
-    uint32_t n_members;
-    struct id lists[3][REC_WRAPS_MAX]; /* missing, extra, stale */
-    size_t counts[3];
-};
-
-static const struct dev_key *find_dev(const struct send_check *sc, const uint8_t *id) {
-    for (uint32_t j = 0; j < sc->n_members; j++)
-        for (size_t i = 0; i < sc->members[j].n; i++)
-            if (memcmp(sc->members[j].devs[i].id.b, id, ID_LEN) == 0)
-                return &sc->members[j].devs[i];
-    return NULL;
-}
-
-/* Returns true when the wraps cover exactly the members' current devices. */
-static bool check_wraps(struct send_check *sc, const Carechat__V1__Envelope *env,
-                        const struct id *sender_device, int64_t now) {
-    for (uint32_t j = 0; j < sc->n_members; j++)
-        for (size_t i = 0; i < sc->members[j].n; i++) {
-            const struct dev_key *d = &sc->members[j].devs[i];
-            if (same_id(&d->id, sender_device))
-                continue;
-            bool covered = false;
-            for (size_t w = 0; w < env->n_wraps && !covered; w++)
-                covered = memcmp(env->wraps[w]->device_id.data, d->id.b, ID_LEN) == 0;
-            if (!covered)
-                sc->lists[0][sc->counts[0]++] = d->id;
-        }
-    for (size_t w = 0; w < env->n_wraps; w++) {
-        const Carechat__V1__KeyWrap *kw = env->wraps[w];
-        const struct dev_key *d = find_dev(sc, kw->device_id.data);
-        struct id id;
-        memcpy(id.b, kw->device_id.data, ID_LEN);
-        if (!d)
-            sc->lists[1][sc->counts[1]++] = id;
-        else if (d->key_id != kw->key_id || d->expires_at <= now)
-            sc->lists[2][sc->counts[2]++] = id;
-    }
-    return sc->counts[0] == 0 && sc->counts[1] == 0 && sc->counts[2] == 0;
+    if (rc == 0)
+        *out = wraps;
+    else
+        free(wraps);
+    return rc;
 }
 
 static int read_inbox(struct handlers *h, const struct id *device, struct rec_inbox *out) {
@@ -964,10 +925,16 @@ void handle_send(struct hconn *hc, uint64_t rid, const Carechat__V1__Send *m) {
         conn_respond(hc->conn, rid, STATUS_BAD_REQUEST, "bad ids");
         return;
     }
-    int rc = check_envelope(hc, m, &detail);
+    struct rec_wrap *wraps = NULL;
+    struct send_device *devs = NULL;
+    struct send_mismatch *mm = NULL;
+    bool *recipient = NULL;
+    ProtobufCBinaryData *dev_ids = NULL;
+    Carechat__Entry__V1__WrapItem *items = NULL, **itemp = NULL;
+    int rc = check_envelope(hc, m, &wraps, &detail);
     if (rc != 0) {
         conn_respond(hc->conn, rid, rc, detail);
-        return;
+        goto out;
     }
     const Carechat__V1__Envelope *env = m->envelope;
 
@@ -985,74 +952,80 @@ void handle_send(struct hconn *hc, uint64_t rid, const Carechat__V1__Send *m) {
             respond_sent(hc->conn, rid, &sent);
         else
             respond_error(hc->conn, rid, rc, NULL);
-        return;
+        goto out;
     }
     buf_cleanup(&v);
     if (rc != STATUS_NOT_FOUND) {
         respond_error(hc->conn, rid, rc, NULL);
-        return;
+        goto out;
     }
     if (!ratelimit_take(h->msg->rl_send, hc->account.b, ID_LEN, clock_now())) {
         conn_respond(hc->conn, rid, STATUS_RATE_LIMITED, "too many messages");
-        return;
+        goto out;
     }
     struct rec_conv c;
     struct rec_member me;
     if (!member_conv_or_answer(hc, rid, &conv, &c, &me))
-        return;
-    struct send_check *sc = xcalloc(1, sizeof *sc);
-    struct op *op = NULL;
-    Carechat__Entry__V1__WrapItem *items = NULL, **itemp = NULL;
-    ProtobufCBinaryData *devs = NULL;
+        goto out;
     /* The recipients: every device of every active member whose account is
      * active (a deactivated account receives nothing). */
+    devs = xmalloc(SEND_DEVICES_MAX * sizeof *devs);
+    size_t n_devs = 0;
     for (uint32_t j = 0; j < c.n_members; j++) {
-        struct rec_member mm;
+        struct rec_member mm_;
         struct rec_account a;
-        if ((rc = read_member(h, &conv, &c.members[j], &mm)) != 0 ||
-            (mm.state == REC_ACTIVE && (rc = read_account(h, &c.members[j], &a)) != 0)) {
+        if ((rc = read_member(h, &conv, &c.members[j], &mm_)) != 0 ||
+            (mm_.state == REC_ACTIVE && (rc = read_account(h, &c.members[j], &a)) != 0)) {
             respond_error(hc->conn, rid, rc, NULL);
             goto out;
         }
-        if (mm.state != REC_ACTIVE)
+        if (mm_.state != REC_ACTIVE)
             continue;
         bool active = a.active;
         rec_account_cleanup(&a);
         if (!active)
             continue;
-        sc->member_ids[sc->n_members] = c.members[j];
-        if ((rc = account_devices(h, &c.members[j], &sc->members[sc->n_members])) != 0) {
+        struct dev_scan scan;
+        if ((rc = account_devices(h, &c.members[j], &scan)) != 0) {
             respond_error(hc->conn, rid, rc, NULL);
             goto out;
         }
-        sc->n_members++;
+        for (size_t i = 0; i < scan.n; i++)
+            devs[n_devs++] = (struct send_device){
+                .id = scan.devs[i].id,
+                .key_id = scan.devs[i].key_id,
+                .expires_at = scan.devs[i].expires_at,
+            };
     }
     int64_t now = clock_now();
-    if (!check_wraps(sc, env, &hc->device, now)) {
-        const struct id *lists[3] = {sc->lists[0], sc->lists[1], sc->lists[2]};
-        respond_mismatch(hc->conn, rid, lists, sc->counts);
+    mm = xmalloc(sizeof *mm);
+    recipient = xmalloc(env->n_wraps * sizeof *recipient);
+    rc = send_check_devices(devs, n_devs, wraps, env->n_wraps, &hc->device, now, mm, recipient);
+    if (rc == STATUS_CONFLICT) {
+        respond_mismatch(hc->conn, rid, mm);
         goto out;
     }
-    size_t n_devs = 0;
-    devs = xcalloc(REC_MEMBERS_MAX * REC_MAX_DEVICES, sizeof *devs);
-    for (uint32_t j = 0; j < sc->n_members; j++)
-        for (size_t i = 0; i < sc->members[j].n; i++) {
-            const struct id *d = &sc->members[j].devs[i].id;
-            devs[n_devs++] = (ProtobufCBinaryData){ID_LEN, (uint8_t *)d->b};
-            struct rec_inbox in;
-            if (same_id(d, &hc->device))
-                continue;
-            if ((rc = read_inbox(h, d, &in)) != 0) {
-                respond_error(hc->conn, rid, rc, NULL);
-                goto out;
-            }
-            if (in.last - in.acked >= h->cfg.config->inbox_max) {
-                conn_respond(hc->conn, rid, STATUS_UNAVAILABLE, "recipient inbox full");
-                goto out;
-            }
+    if (rc != 0) {
+        conn_respond(hc->conn, rid, rc, "two key wraps for one device");
+        goto out;
+    }
+    dev_ids = xcalloc(n_devs ? n_devs : 1, sizeof *dev_ids);
+    for (size_t i = 0; i < n_devs; i++) {
+        dev_ids[i] = (ProtobufCBinaryData){ID_LEN, devs[i].id.b};
+        struct rec_inbox in;
+        if (id_equal(&devs[i].id, &hc->device))
+            continue;
+        if ((rc = read_inbox(h, &devs[i].id, &in)) != 0) {
+            respond_error(hc->conn, rid, rc, NULL);
+            goto out;
         }
+        if (in.last - in.acked >= h->cfg.config->inbox_max) {
+            conn_respond(hc->conn, rid, STATUS_UNAVAILABLE, "recipient inbox full");
+            goto out;
+        }
+    }
 
-    op = op_new(hc, OP_SEND, rid);
+    struct op *op = op_new(hc, OP_SEND, rid);
     op->conversation = conv;
     struct id message_id = id_new();
     items = xcalloc(env->n_wraps, sizeof *items);
@@ -1083,45 +1056,29 @@ void handle_send(struct hconn *hc, uint64_t rid, const Carechat__V1__Send *m) {
     ms.wraps = itemp;
     ms.signature = env->signature;
     ms.n_member_device_ids = n_devs;
-    ms.member_device_ids = devs;
+    ms.member_device_ids = dev_ids;
     ms.inbox_limit = h->cfg.config->inbox_max;
     e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_MESSAGE_SEND;
     e.message_send = &ms;
     propose(h, op, &e);
 out:
-    free(devs);
     free(itemp);
     free(items);
-    free(sc);
+    free(dev_ids);
+    free(recipient);
+    free(mm);
+    free(devs);
+    free(wraps);
 }
 
-/* Reads the three id lists of a CONFLICT result and answers with them. */
+/* Answers the DeviceMismatch of a CONFLICT result of apply. */
 static void respond_mismatch_result(struct conn *c, uint64_t rid, const uint8_t *data, size_t len) {
-    struct id *lists[3] = {NULL, NULL, NULL};
-    size_t counts[3] = {0, 0, 0};
-    size_t off = 0;
-    bool ok = true;
-    for (int l = 0; l < 3 && ok; l++) {
-        ok = len - off >= 4;
-        if (!ok)
-            break;
-        uint32_t n = key_get_u32(data + off);
-        off += 4;
-        ok = n <= REC_WRAPS_MAX && (len - off) / ID_LEN >= n;
-        if (!ok)
-            break;
-        lists[l] = xcalloc(n ? n : 1, sizeof *lists[l]);
-        for (uint32_t i = 0; i < n; i++, off += ID_LEN)
-            memcpy(lists[l][i].b, data + off, ID_LEN);
-        counts[l] = n;
-    }
-    if (ok) {
-        const struct id *cl[3] = {lists[0], lists[1], lists[2]};
-        respond_mismatch(c, rid, cl, counts);
-    } else
+    struct send_mismatch *mm = xcalloc(1, sizeof *mm);
+    if (send_mismatch_decode(data, len, mm) == 0)
+        respond_mismatch(c, rid, mm);
+    else
         conn_respond(c, rid, STATUS_CONFLICT, "device set changed");
-    for (int l = 0; l < 3; l++)
-        free(lists[l]);
+    free(mm);
 }
 
 /* ---- receipts and typing ------------------------------------------------------------------- */
@@ -1137,7 +1094,7 @@ void handle_send_receipt(struct hconn *hc, uint64_t rid, const Carechat__V1__Sen
         conn_respond(hc->conn, rid, STATUS_BAD_REQUEST, "bad receipt");
         return;
     }
-    if (m->n_message_ids > RECEIPT_IDS_MAX) {
+    if (m->n_message_ids > SEND_RECEIPT_IDS_MAX) {
         conn_respond(hc->conn, rid, STATUS_TOO_LARGE, "too many message ids");
         return;
     }
