@@ -23,6 +23,7 @@
 #include "protocol/proto.h"
 #include "server/apply.h"
 #include "server/apply_fixture.h"
+#include "server/audit.h"
 #include "server/records.h"
 #include "server/rules.h"
 #include "storage/journal.h"

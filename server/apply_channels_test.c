@@ -33,6 +33,7 @@
 #include "server/apply.h"
 #include "server/apply_fixture.h"
 #include "server/records_messages.h"
+#include "server/audit.h"
 #include "server/records.h"
 #include "storage/journal.h"
 #include "storage/keys.h"

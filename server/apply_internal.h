@@ -21,6 +21,7 @@
 #include <stdbool.h>
 
 #include "protocol/proto.h"
+#include "server/audit.h"
 #include "server/records.h"
 #include "server/records_messages.h"
 #include "storage/keys.h"

@@ -20,55 +20,14 @@
 
 #define META_KEY(k) (k), (sizeof(k) - 1)
 
-static const char *const action_names[REC_AUDIT_ACTION_MAX + 1] = {
-    [REC_AUDIT_BOOTSTRAP] = "account.bootstrap",
-    [REC_AUDIT_INVITE] = "account.invite",
-    [REC_AUDIT_REGISTER] = "account.register",
-    [REC_AUDIT_REGISTER_UNDER_AGE] = "account.register_refused",
-    [REC_AUDIT_LOGIN] = "session.login",
-    [REC_AUDIT_LOGOUT] = "session.logout",
-    [REC_AUDIT_DEVICE_REMOVE] = "device.remove",
-    [REC_AUDIT_AUTHENTICATE] = "session.authenticate",
-    [REC_AUDIT_SESSION_EXPIRE] = "session.expire",
-    [REC_AUDIT_HISTORY] = "message.read",
-    [REC_AUDIT_CONVERSATION_READ] = "conversation.read",
-    [REC_AUDIT_CONVERSATION_CREATE] = "conversation.create",
-    [REC_AUDIT_MESSAGE_SEND] = "message.send",
-    [REC_AUDIT_RECEIPT] = "message.receipt",
-    [REC_AUDIT_DEVICE_PUBLISH] = "device.publish_list",
-    [REC_AUDIT_LOOKUP] = "account.lookup",
-    [REC_AUDIT_QUERY] = "audit.query",
-    [REC_AUDIT_VERIFY] = "audit.verify",
-    [19] = "request", /* written by 0.1 servers for other refused requests */
-    [REC_AUDIT_MESSAGE_RECALL] = "message.recall",
-    [REC_AUDIT_DEVICE_ROTATE_KEY] = "device.rotate_key",
-    [REC_AUDIT_DEVICE_READ] = "device.read",
-    [REC_AUDIT_CONVERSATION_LIST] = "conversation.list",
-    [REC_AUDIT_CHANNEL_CREATE] = "channel.create",
-    [REC_AUDIT_MEMBER_ADD] = "member.add",
-    [REC_AUDIT_MEMBER_REMOVE] = "member.remove",
-    [REC_AUDIT_MEMBER_APPROVE] = "member.approve",
-    [REC_AUDIT_CONVERSATION_LEAVE] = "conversation.leave",
-    [REC_AUDIT_MEMBER_LIST] = "member.list",
-    [REC_AUDIT_MESSAGE_ACK] = "message.ack",
-    [REC_AUDIT_MESSAGE_SYNC] = "message.sync",
-    [REC_AUDIT_MESSAGE_TYPING] = "message.typing",
-    [REC_AUDIT_URGENT_ACK] = "message.urgent_ack",
-    [REC_AUDIT_URGENT_STATUS] = "message.urgent_status",
-    [REC_AUDIT_FILE_UPLOAD] = "file.upload",
-    [REC_AUDIT_FILE_DOWNLOAD] = "file.download",
-    [REC_AUDIT_NOTIFY_READ] = "notification.settings_read",
-    [REC_AUDIT_NOTIFY_WRITE] = "notification.settings_write",
-    [REC_AUDIT_PUSH_REGISTER] = "push.register",
-    [REC_AUDIT_PUSH_UNREGISTER] = "push.unregister",
-    [REC_AUDIT_ACCOUNT_LIST] = "account.list",
-    [REC_AUDIT_ACCOUNT_DEACTIVATE] = "account.deactivate",
-    [REC_AUDIT_ACCOUNT_REACTIVATE] = "account.reactivate",
-    [REC_AUDIT_LEGAL_HOLD] = "account.legal_hold",
-    [REC_AUDIT_RETENTION_READ] = "account.retention_read",
-    [REC_AUDIT_FILE_RESTORE] = "file.restore",
-    [REC_AUDIT_BREACH_START] = "breach.start",
+static const char *const action_names[] = {
+#define AUDIT_NAME(name, number, text) [number] = text,
+    AUDIT_ACTIONS(AUDIT_NAME)
+#undef AUDIT_NAME
+        [19] = "request",
 };
+_Static_assert(sizeof action_names / sizeof action_names[0] == REC_AUDIT_ACTION_MAX + 1,
+               "REC_AUDIT_ACTION_MAX is the highest number of AUDIT_ACTIONS");
 
 const char *audit_action_name(uint32_t action) {
     if (action == 0 || action > REC_AUDIT_ACTION_MAX || !action_names[action])

@@ -46,6 +46,67 @@
 
 #define AUDIT_META_HEAD "audit_head"
 
+/* The audit actions: the on-disk number of each and its printed name, one
+ * line each. Numbers never change or get reused: records keep them. 19 was
+ * "request" (any refused request), written by 0.1 servers and still printed.
+ * A request names its action in the request table (server/requests.c);
+ * actions without a request (bootstrap, register_refused, session.expire)
+ * are written by apply or the session sweep. */
+#define AUDIT_ACTIONS(X)                                                                           \
+    X(BOOTSTRAP, 1, "account.bootstrap")                                                           \
+    X(INVITE, 2, "account.invite")                                                                 \
+    X(REGISTER, 3, "account.register")                                                             \
+    X(REGISTER_UNDER_AGE, 4, "account.register_refused")                                           \
+    X(LOGIN, 5, "session.login")                                                                   \
+    X(LOGOUT, 6, "session.logout")                                                                 \
+    X(DEVICE_REMOVE, 7, "device.remove")                                                           \
+    X(AUTHENTICATE, 8, "session.authenticate")                                                     \
+    X(SESSION_EXPIRE, 9, "session.expire")                                                         \
+    X(HISTORY, 10, "message.read")                                                                 \
+    X(CONVERSATION_READ, 11, "conversation.read")                                                  \
+    X(CONVERSATION_CREATE, 12, "conversation.create")                                              \
+    X(MESSAGE_SEND, 13, "message.send")                                                            \
+    X(RECEIPT, 14, "message.receipt")                                                              \
+    X(DEVICE_PUBLISH, 15, "device.publish_list")                                                   \
+    X(LOOKUP, 16, "account.lookup")                                                                \
+    X(QUERY, 17, "audit.query")                                                                    \
+    X(VERIFY, 18, "audit.verify")                                                                  \
+    X(MESSAGE_RECALL, 20, "message.recall")                                                        \
+    X(DEVICE_ROTATE_KEY, 21, "device.rotate_key")                                                  \
+    X(DEVICE_READ, 22, "device.read")                                                              \
+    X(CONVERSATION_LIST, 23, "conversation.list")                                                  \
+    X(CHANNEL_CREATE, 24, "channel.create")                                                        \
+    X(MEMBER_ADD, 25, "member.add")                                                                \
+    X(MEMBER_REMOVE, 26, "member.remove")                                                          \
+    X(MEMBER_APPROVE, 27, "member.approve")                                                        \
+    X(CONVERSATION_LEAVE, 28, "conversation.leave")                                                \
+    X(MEMBER_LIST, 29, "member.list")                                                              \
+    X(MESSAGE_ACK, 30, "message.ack")                                                              \
+    X(MESSAGE_SYNC, 31, "message.sync")                                                            \
+    X(MESSAGE_TYPING, 32, "message.typing")                                                        \
+    X(URGENT_ACK, 33, "message.urgent_ack")                                                        \
+    X(URGENT_STATUS, 34, "message.urgent_status")                                                  \
+    X(FILE_UPLOAD, 35, "file.upload")                                                              \
+    X(FILE_DOWNLOAD, 36, "file.download")                                                          \
+    X(NOTIFY_READ, 37, "notification.settings_read")                                               \
+    X(NOTIFY_WRITE, 38, "notification.settings_write")                                             \
+    X(PUSH_REGISTER, 39, "push.register")                                                          \
+    X(PUSH_UNREGISTER, 40, "push.unregister")                                                      \
+    X(ACCOUNT_LIST, 41, "account.list")                                                            \
+    X(ACCOUNT_DEACTIVATE, 42, "account.deactivate")                                                \
+    X(ACCOUNT_REACTIVATE, 43, "account.reactivate")                                                \
+    X(LEGAL_HOLD, 44, "account.legal_hold")                                                        \
+    X(RETENTION_READ, 45, "account.retention_read")                                                \
+    X(FILE_RESTORE, 46, "file.restore")                                                            \
+    X(BREACH_START, 47, "breach.start")
+
+enum rec_audit_action {
+#define AUDIT_ENUM(name, number, text) REC_AUDIT_##name = number,
+    AUDIT_ACTIONS(AUDIT_ENUM)
+#undef AUDIT_ENUM
+        REC_AUDIT_ACTION_MAX = 47, /* the highest number above (checked by audit.c) */
+};
+
 /* The dotted name of an action ("session.login"); "unknown" for a number
  * that names none. */
 const char *audit_action_name(uint32_t action);

@@ -1,10 +1,11 @@
 /*
- * server/authz.h: who may do what. One table names, for every request a
- * client may send, the roles that may send it, what the caller must be to the
- * conversation the request names, and the audit action that records it; one
- * decision applies it. handlers.c runs the decision for every request before
- * the request's handler, and answers and audits every refusal the same way
- * (server/handlers_audit.c deny()). PROTOCOL.md prints the same table.
+ * server/authz.h: who may do what. The request table (server/requests.c)
+ * gives every request a rule: the roles that may send it, what the caller
+ * must be to the conversation the request names, the audit action that
+ * records it, and whether it reads patient or account data; one decision
+ * applies it. handlers.c runs the decision for every request before the
+ * request's handler, and answers and audits every refusal the same way.
+ * PROTOCOL.md prints the table.
  *
  * The decision, in this order:
  *   1. Requests of scope AUTHZ_OPEN (Login, Register, Authenticate) need no
@@ -78,11 +79,6 @@ struct authz_caller {
     bool authenticated; /* the connection has a live session */
     uint32_t role;      /* REC_ROLE_* */
 };
-
-/* The row of a client request, by its Frame body case
- * (CARECHAT__V1__FRAME__BODY_*), or NULL for a body that is not a client
- * request (a Response, a server request, or no body). The result is static. */
-const struct authz_rule *authz_rule(uint32_t body_case);
 
 /* Whether the row needs the caller's relation to the request's conversation
  * (its scope is AUTHZ_MEMBER, AUTHZ_MEMBER_OR_ADMIN or AUTHZ_CHANNEL_PATIENT). */

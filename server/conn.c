@@ -22,7 +22,7 @@ struct conn {
     struct proto_limits limits;
     enum conn_state state;
     unsigned bad_frames;      /* undecodable messages in a row */
-    unsigned unauthenticated; /* requests before authentication other than the three */
+    unsigned unauthenticated; /* requests refused for want of a session */
     uint64_t next_request_id;
     void *handler_state;
 };
@@ -138,12 +138,6 @@ static void on_bad_frame(struct conn *c, const uint8_t *data, size_t len, int st
     }
 }
 
-static bool allowed_before_auth(Carechat__V1__Frame__BodyCase body) {
-    return body == CARECHAT__V1__FRAME__BODY_LOGIN ||
-           body == CARECHAT__V1__FRAME__BODY_AUTHENTICATE ||
-           body == CARECHAT__V1__FRAME__BODY_REGISTER;
-}
-
 static void dispatch(struct conn *c, const Carechat__V1__Frame *frame) {
     Carechat__V1__Frame__BodyCase body = frame->body_case;
     if (body == CARECHAT__V1__FRAME__BODY_RESPONSE) {
@@ -156,16 +150,13 @@ static void dispatch(struct conn *c, const Carechat__V1__Frame *frame) {
         conn_respond(c, frame->request_id, STATUS_BAD_REQUEST, "not a client request");
         return;
     }
-    if (c->state == CONN_AUTHENTICATED && allowed_before_auth(body)) {
-        conn_respond(c, frame->request_id, STATUS_CONFLICT, "already authenticated");
-        return;
-    }
-    bool unauthenticated = c->state == CONN_AWAITING_AUTH && !allowed_before_auth(body);
     if (!c->cfg.handler.dispatch ||
         !c->cfg.handler.dispatch(c->cfg.handler.ctx, c->handler_state, frame))
         conn_respond(c, frame->request_id, STATUS_UNAVAILABLE, CONN_NOT_IMPLEMENTED);
-    if (unauthenticated && ++c->unauthenticated >= CONN_MAX_BAD_FRAMES &&
-        c->state == CONN_AWAITING_AUTH)
+}
+
+void conn_count_unauthenticated(struct conn *c) {
+    if (c->state == CONN_AWAITING_AUTH && ++c->unauthenticated >= CONN_MAX_BAD_FRAMES)
         conn_close(c, CONN_CLOSE_POLICY, "authenticate first", METRICS_CLOSE_AUTH_TIMEOUT);
 }
 

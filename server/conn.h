@@ -13,26 +13,25 @@
  *     |   |                                                  |     |
  *     |   | auth deadline (conn_on_auth_timeout): 1008       |     |
  *     |   | CONN_MAX_BAD_FRAMES undecodable in a row: 1002   |     |
- *     |   | CONN_MAX_BAD_FRAMES requests needing a session:  |     |
- *     |   |   1008                                           |     |
+ *     |   | CONN_MAX_BAD_FRAMES refused for want of a        |     |
+ *     |   |   session (conn_count_unauthenticated): 1008     |     |
  *     |   | server shutdown (conn_on_shutdown): 1001          |     |
  *     v   v                                                  v     v
  *   CLOSING  <------------------------------------------------------
  *   (terminal: input ignored, nothing more is sent after the close)
  *
- * In AWAITING_AUTH any request goes to the handler, whose authorization check
- * (server/authz.h) refuses and audits those that need a session
- * (UNAUTHENTICATED); the CONN_MAX_BAD_FRAMES-th such request closes the
- * connection (1008), which bounds what an unauthenticated peer can append to
- * the audit log. In AUTHENTICATED, Login, Authenticate and Register are
- * answered CONFLICT ("already authenticated"). Every other request goes to the
- * handler (struct conn_handler, server/handlers.h), which answers it exactly
- * once, now or later (after the journal or the password worker), through
- * conn_respond()/conn_send(); requests the handler does not take are answered
- * UNAVAILABLE with detail "not implemented yet". A Response from
- * the client (to a server request) is accepted without a reply and handed to
- * the handler's `response` callback when it has one; a server-side
- * request body (Delivery, ...) sent by the client is BAD_REQUEST.
+ * Every request goes to the handler (struct conn_handler, server/handlers.h),
+ * which answers it exactly once, now or later (after the journal or the
+ * password worker), through conn_respond()/conn_send(); it decides what needs
+ * a session (the request table, server/requests.c) and tells the conn of each
+ * request it refused for want of one (conn_count_unauthenticated()): the
+ * CONN_MAX_BAD_FRAMES-th in AWAITING_AUTH closes the connection (1008), which
+ * bounds what an unauthenticated peer can append to the audit log. Requests
+ * the handler does not take are answered UNAVAILABLE with detail "not
+ * implemented yet". A Response from the client (to a server request) is
+ * accepted without a reply and handed to the handler's `response` callback
+ * when it has one; a server-side request body (Delivery, ...) sent by the
+ * client is BAD_REQUEST.
  *
  * A message that does not decode is answered BAD_REQUEST (TOO_LARGE when it
  * broke a codec limit) when its request id can still be read from it, and the
@@ -145,6 +144,10 @@ void conn_close(struct conn *c, int code, const char *reason, enum metrics_close
 
 /* The client's address given in the config (16 bytes). */
 const uint8_t *conn_peer_addr(const struct conn *c);
+
+/* A request was refused for want of a session (UNAUTHENTICATED): the
+ * CONN_MAX_BAD_FRAMES-th such refusal in AWAITING_AUTH closes with 1008. */
+void conn_count_unauthenticated(struct conn *c);
 
 /* The authentication deadline passed: closes with 1008 when the session is
  * still AWAITING_AUTH; otherwise does nothing. */

@@ -7,20 +7,29 @@
  * re-checks; the answer is the account's stored device list (DeviceListResult)
  * read after apply. Reads are bounded: ListDevices takes at most 64 accounts
  * of at most REC_MAX_DEVICES devices each. Visibility follows rules_may_see()
- * (and members of a conversation see each other: channels_share()):
+ * (and members of a conversation see each other: req_share_conversation()):
  * an account the caller may not see is answered exactly like an unknown one
  * (NOT_FOUND). Loop thread.
  */
+#include "server/devices.h"
+
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/status.h"
-#include "server/handlers_internal.h"
+#include "server/rules.h"
 #include "storage/keys.h"
 
 #define LIST_DEVICES_MAX_ACCOUNTS 64
+
+/* The account and device a device request is about: the answer is the
+ * account's stored list; a removed device's connections are revoked. */
+struct device_op {
+    struct id account, device;
+    bool removed;
+};
 
 /* ---- building DeviceList / DeviceInfo messages ----------------------------- */
 
@@ -51,15 +60,13 @@ static void list_from_record(const struct id *account, const struct rec_account 
     }
 }
 
-/* Answers with the account's stored device list. */
-static void respond_device_list(struct handlers *h, struct conn *c, uint64_t rid,
-                                const struct id *account) {
+/* Answers with the account's stored device list. Returns 0 or a store status. */
+static int respond_device_list(struct handlers *h, struct conn *c, uint64_t rid,
+                               const struct id *account) {
     struct rec_account a;
-    int rc = read_account(h, account, &a);
-    if (rc != 0) {
-        conn_respond(c, rid, STATUS_INTERNAL, "cannot read the account");
-        return;
-    }
+    int rc = req_read_account(h, account, &a);
+    if (rc != 0)
+        return rc;
     struct list_msg *m = xmalloc(sizeof *m);
     list_from_record(account, &a, m);
     Carechat__V1__Frame frame;
@@ -73,17 +80,16 @@ static void respond_device_list(struct handlers *h, struct conn *c, uint64_t rid
     conn_send(c, &frame);
     free(m);
     rec_account_cleanup(&a);
+    return STATUS_OK;
 }
 
-void devices_entry_done(struct op *op, int status) {
-    if (!op_live(op))
-        return;
-    struct conn *c = op->hc->conn;
-    if (status != 0) {
+int devices_done(struct op *op, const struct op_result *res) {
+    struct device_op *d = OP_STATE(op, struct device_op);
+    if (res->status != 0) {
         const char *detail = "refused";
-        switch (status) {
+        switch (res->status) {
         case STATUS_CONFLICT:
-            detail = op->kind == OP_REMOVE_DEVICE
+            detail = d->removed
                          ? "cannot remove the last device"
                          : "version is not the next one, or the list is not the account's devices";
             break;
@@ -99,63 +105,56 @@ void devices_entry_done(struct op *op, int status) {
         default:
             break;
         }
-        conn_respond(c, op->request_id, status == STATUS_IO ? STATUS_UNAVAILABLE : status, detail);
-        return;
+        return op_fail(op, res->status == STATUS_IO ? STATUS_UNAVAILABLE : res->status, detail);
     }
-    if (op->kind == OP_REMOVE_DEVICE)
-        revoke(op->hc->h, NULL, &op->device, CARECHAT__V1__REVOKE_REASON__DEVICE_REMOVED, NULL);
-    respond_device_list(op->hc->h, c, op->request_id, &op->account);
+    if (d->removed)
+        req_revoke(op->hc->h, NULL, &d->device, CARECHAT__V1__REVOKE_REASON__DEVICE_REMOVED, NULL);
+    if (!op_live(op))
+        return STATUS_OK;
+    return respond_device_list(op->hc->h, op->hc->conn, op->request_id, &d->account);
+}
+
+static struct op *device_op_new(struct req *r, const struct id *device, bool removed) {
+    struct op *op = op_new(r, sizeof(struct device_op));
+    struct device_op *d = OP_STATE(op, struct device_op);
+    d->account = r->hc->account;
+    d->device = *device;
+    d->removed = removed;
+    return op;
 }
 
 /* ---- PublishDeviceList -------------------------------------------------------- */
 
-void handle_publish_device_list(struct hconn *hc, uint64_t rid,
-                                const Carechat__V1__PublishDeviceList *m) {
-    struct handlers *h = hc->h;
-    struct conn *c = hc->conn;
-    const Carechat__V1__DeviceList *l = m->list;
+int devices_publish_list(struct req *r) {
+    struct hconn *hc = r->hc;
+    const Carechat__V1__DeviceList *l = r->frame->publish_device_list->list;
     struct id account, signer;
     if (!l || id_from_bytes(l->account_id.data, l->account_id.len, &account) != 0 ||
         id_from_bytes(l->signer_device_id.data, l->signer_device_id.len, &signer) != 0 ||
-        l->signature.len != REC_SIG_LEN || l->version == 0) {
-        conn_respond(c, rid, STATUS_BAD_REQUEST, "malformed device list");
-        return;
-    }
-    if (l->n_devices > REC_LIST_MAX) {
-        conn_respond(c, rid, STATUS_TOO_LARGE, "at most 32 devices");
-        return;
-    }
-    if (memcmp(account.b, hc->account.b, ID_LEN) != 0 ||
-        memcmp(signer.b, hc->device.b, ID_LEN) != 0) {
-        deny(hc, rid, STATUS_FORBIDDEN, "sign your own account's list with this device", NULL, 0);
-        return;
-    }
+        l->signature.len != REC_SIG_LEN || l->version == 0)
+        return req_fail(r, STATUS_BAD_REQUEST, "malformed device list");
+    if (l->n_devices > REC_LIST_MAX)
+        return req_fail(r, STATUS_TOO_LARGE, "at most 32 devices");
+    if (!id_equal(&account, &hc->account) || !id_equal(&signer, &hc->device))
+        return req_deny(r, STATUS_FORBIDDEN, "sign your own account's list with this device", NULL,
+                        0);
     struct rec_list_item items[REC_LIST_MAX];
     const uint8_t *signer_key = NULL;
     for (size_t i = 0; i < l->n_devices; i++) {
         const Carechat__V1__DeviceListEntry *en = l->devices[i];
         if (id_from_bytes(en->device_id.data, en->device_id.len, &items[i].device_id) != 0 ||
-            en->identity_key.len != REC_KEY_LEN) {
-            conn_respond(c, rid, STATUS_BAD_REQUEST, "malformed device list entry");
-            return;
-        }
+            en->identity_key.len != REC_KEY_LEN)
+            return req_fail(r, STATUS_BAD_REQUEST, "malformed device list entry");
         memcpy(items[i].identity_key, en->identity_key.data, REC_KEY_LEN);
-        if (memcmp(items[i].device_id.b, signer.b, ID_LEN) == 0)
+        if (id_equal(&items[i].device_id, &signer))
             signer_key = items[i].identity_key;
     }
-    if (!signer_key) {
-        deny(hc, rid, STATUS_FORBIDDEN, "the signer must be in the list", NULL, 0);
-        return;
-    }
+    if (!signer_key)
+        return req_deny(r, STATUS_FORBIDDEN, "the signer must be in the list", NULL, 0);
     int rc = rules_verify_device_list(&account, l->version, items, l->n_devices, signer_key,
                                       l->signature.data);
-    if (rc != 0) {
-        conn_respond(c, rid, rc, "bad device list signature or duplicate devices");
-        return;
-    }
-    struct op *op = op_new(hc, OP_DEVICE_LIST, rid);
-    op->account = hc->account;
-    op->device = hc->device;
+    if (rc != 0)
+        return req_fail(r, rc, "bad device list signature or duplicate devices");
     Carechat__Entry__V1__Entry e;
     Carechat__Entry__V1__DeviceListPublish p;
     Carechat__Entry__V1__DeviceListItem its[REC_LIST_MAX], *ptrs[REC_LIST_MAX];
@@ -174,84 +173,67 @@ void handle_publish_device_list(struct hconn *hc, uint64_t rid,
     p.signature = l->signature;
     e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_DEVICE_LIST_PUBLISH;
     e.device_list_publish = &p;
-    propose(h, op, &e);
+    return op_propose(device_op_new(r, &hc->device, false), &e);
 }
 
 /* ---- RemoveDevice ---------------------------------------------------------------- */
 
-void handle_remove_device(struct hconn *hc, uint64_t rid, const Carechat__V1__RemoveDevice *m) {
+int devices_remove(struct req *r) {
+    const Carechat__V1__RemoveDevice *m = r->frame->remove_device;
     struct id device;
-    if (id_from_bytes(m->device_id.data, m->device_id.len, &device) != 0) {
-        conn_respond(hc->conn, rid, STATUS_BAD_REQUEST, "device_id must be 16 bytes");
-        return;
-    }
-    if (memcmp(device.b, hc->device.b, ID_LEN) == 0) {
-        conn_respond(hc->conn, rid, STATUS_BAD_REQUEST,
-                     "remove a device from another device (use Logout here)");
-        return;
-    }
-    struct op *op = op_new(hc, OP_REMOVE_DEVICE, rid);
-    op->account = hc->account;
-    op->device = device;
+    if (id_from_bytes(m->device_id.data, m->device_id.len, &device) != 0)
+        return req_fail(r, STATUS_BAD_REQUEST, "device_id must be 16 bytes");
+    if (id_equal(&device, &r->hc->device))
+        return req_fail(r, STATUS_BAD_REQUEST,
+                        "remove a device from another device (use Logout here)");
+    struct op *op = device_op_new(r, &device, true);
     Carechat__Entry__V1__Entry e;
-    Carechat__Entry__V1__DeviceRemove r;
-    entry_init(&e, clock_now(), &hc->account, &hc->device);
-    carechat__entry__v1__device_remove__init(&r);
-    r.device_id = (ProtobufCBinaryData){ID_LEN, op->device.b};
+    Carechat__Entry__V1__DeviceRemove rm;
+    entry_init(&e, clock_now(), &r->hc->account, &r->hc->device);
+    carechat__entry__v1__device_remove__init(&rm);
+    rm.device_id = (ProtobufCBinaryData){ID_LEN, OP_STATE(op, struct device_op)->device.b};
     e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_DEVICE_REMOVE;
-    e.device_remove = &r;
-    propose(hc->h, op, &e);
+    e.device_remove = &rm;
+    return op_propose(op, &e);
 }
 
 /* ---- RotateEncryptionKey ------------------------------------------------------------ */
 
-void handle_rotate_key(struct hconn *hc, uint64_t rid, const Carechat__V1__RotateEncryptionKey *m) {
-    struct handlers *h = hc->h;
-    struct conn *c = hc->conn;
-    const Carechat__V1__DeviceKeys *k = m->keys;
+int devices_rotate_key(struct req *r) {
+    struct hconn *hc = r->hc;
+    const Carechat__V1__DeviceKeys *k = r->frame->rotate_encryption_key->keys;
     int64_t now = clock_now();
     struct id device;
     if (!k || id_from_bytes(k->device_id.data, k->device_id.len, &device) != 0 ||
         k->identity_key.len != REC_KEY_LEN || k->encryption_key.len != REC_KEY_LEN ||
-        k->signature.len != REC_SIG_LEN) {
-        conn_respond(c, rid, STATUS_BAD_REQUEST, "malformed keys");
-        return;
-    }
-    if (memcmp(device.b, hc->device.b, ID_LEN) != 0) {
-        deny(hc, rid, STATUS_FORBIDDEN, "keys of another device", NULL, 0);
-        return;
-    }
+        k->signature.len != REC_SIG_LEN)
+        return req_fail(r, STATUS_BAD_REQUEST, "malformed keys");
+    if (!id_equal(&device, &hc->device))
+        return req_deny(r, STATUS_FORBIDDEN, "keys of another device", NULL, 0);
     struct rec_device dev;
-    int rc = read_device(h, &hc->account, &hc->device, &dev);
-    if (rc != 0) {
-        conn_respond(c, rid, STATUS_INTERNAL, "cannot read the device");
-        return;
-    }
+    int rc = req_read_device(r->h, &hc->account, &hc->device, &dev);
+    if (rc != 0)
+        return req_fail(r, STATUS_INTERNAL, "cannot read the device");
     bool ok =
         memcmp(dev.identity_key, k->identity_key.data, REC_KEY_LEN) == 0 &&
         k->encryption_key_id > dev.encryption_key_id && k->encryption_key_expires_at > now &&
         rules_verify_key_signature(dev.identity_key, k->encryption_key.data, k->encryption_key_id,
                                    k->encryption_key_expires_at, k->signature.data) == 0;
     rec_device_cleanup(&dev);
-    if (!ok) {
-        conn_respond(c, rid, STATUS_BAD_REQUEST,
-                     "bad signature, identity key, key id not higher, or expired");
-        return;
-    }
-    struct op *op = op_new(hc, OP_DEVICE_LIST, rid);
-    op->account = hc->account;
-    op->device = hc->device;
+    if (!ok)
+        return req_fail(r, STATUS_BAD_REQUEST,
+                        "bad signature, identity key, key id not higher, or expired");
     Carechat__Entry__V1__Entry e;
-    Carechat__Entry__V1__KeyRotate r;
+    Carechat__Entry__V1__KeyRotate kr;
     entry_init(&e, now, &hc->account, &hc->device);
-    carechat__entry__v1__key_rotate__init(&r);
-    r.encryption_key = k->encryption_key;
-    r.encryption_key_id = k->encryption_key_id;
-    r.encryption_key_expires_at = k->encryption_key_expires_at;
-    r.signature = k->signature;
+    carechat__entry__v1__key_rotate__init(&kr);
+    kr.encryption_key = k->encryption_key;
+    kr.encryption_key_id = k->encryption_key_id;
+    kr.encryption_key_expires_at = k->encryption_key_expires_at;
+    kr.signature = k->signature;
     e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_KEY_ROTATE;
-    e.key_rotate = &r;
-    propose(h, op, &e);
+    e.key_rotate = &kr;
+    return op_propose(device_op_new(r, &hc->device, false), &e);
 }
 
 /* ---- ListDevices ---------------------------------------------------------------------- */
@@ -298,13 +280,12 @@ static bool collect_device(void *ctx, const uint8_t *key, size_t key_len, const 
     return true;
 }
 
-void handle_list_devices(struct hconn *hc, uint64_t rid, const Carechat__V1__ListDevices *m) {
-    struct handlers *h = hc->h;
-    struct conn *c = hc->conn;
-    if (m->n_account_ids > LIST_DEVICES_MAX_ACCOUNTS) {
-        conn_respond(c, rid, STATUS_TOO_LARGE, "at most 64 accounts");
-        return;
-    }
+int devices_list(struct req *r) {
+    struct handlers *h = r->h;
+    struct hconn *hc = r->hc;
+    const Carechat__V1__ListDevices *m = r->frame->list_devices;
+    if (m->n_account_ids > LIST_DEVICES_MAX_ACCOUNTS)
+        return req_fail(r, STATUS_TOO_LARGE, "at most 64 accounts");
     size_t n = m->n_account_ids;
     struct id *ids = xcalloc(n ? n : 1, sizeof *ids);
     struct rec_account *accts = xcalloc(n ? n : 1, sizeof *accts);
@@ -314,27 +295,23 @@ void handle_list_devices(struct hconn *hc, uint64_t rid, const Carechat__V1__Lis
     Carechat__V1__AccountDevices **adp = xcalloc(n ? n : 1, sizeof *adp);
     size_t loaded = 0;
     int status = STATUS_OK;
-    const char *detail = NULL;
     for (size_t i = 0; i < n; i++) {
         if (id_from_bytes(m->account_ids[i].data, m->account_ids[i].len, &ids[i]) != 0) {
-            status = STATUS_BAD_REQUEST;
-            detail = "account ids must be 16 bytes";
+            status = req_fail(r, STATUS_BAD_REQUEST, "account ids must be 16 bytes");
             goto out;
         }
     }
     for (size_t i = 0; i < n; i++) {
-        int rc = read_account(h, &ids[i], &accts[i]);
+        int rc = req_read_account(h, &ids[i], &accts[i]);
         if (rc != 0) {
-            status = rc;
-            detail = "unknown account";
+            status = req_deny(r, rc, "unknown account", NULL, 0);
             goto out;
         }
         loaded++;
-        bool own = memcmp(ids[i].b, hc->account.b, ID_LEN) == 0;
+        bool own = id_equal(&ids[i], &hc->account);
         if (!rules_may_see(hc->role, accts[i].role, own) &&
-            !channels_share(h, &hc->account, &ids[i])) {
-            status = STATUS_NOT_FOUND;
-            detail = "unknown account";
+            !req_share_conversation(h, &hc->account, &ids[i])) {
+            status = req_deny(r, STATUS_NOT_FOUND, "unknown account", NULL, 0);
             goto out;
         }
         list_from_record(&ids[i], &accts[i], &lists[i]);
@@ -345,8 +322,7 @@ void handle_list_devices(struct hconn *hc, uint64_t rid, const Carechat__V1__Lis
                               : store_scan(h->store, CF_DEVICES, ids[i].b, ID_LEN, NULL, 0,
                                            REC_MAX_DEVICES, collect_device, &dcs[i]);
         if (rc < 0 || dcs[i].bad) {
-            status = STATUS_INTERNAL;
-            detail = "cannot read devices";
+            status = req_fail(r, STATUS_INTERNAL, "cannot read devices");
             goto out;
         }
         carechat__v1__account_devices__init(&ads[i]);
@@ -359,16 +335,14 @@ void handle_list_devices(struct hconn *hc, uint64_t rid, const Carechat__V1__Lis
     Carechat__V1__Frame frame;
     Carechat__V1__Response resp;
     Carechat__V1__DeviceBundles bundles;
-    proto_response_frame(&frame, &resp, rid, STATUS_OK, NULL);
+    proto_response_frame(&frame, &resp, r->id, STATUS_OK, NULL);
     carechat__v1__device_bundles__init(&bundles);
     bundles.n_accounts = n;
     bundles.accounts = adp;
     resp.result_case = CARECHAT__V1__RESPONSE__RESULT_DEVICE_BUNDLES;
     resp.device_bundles = &bundles;
-    conn_send(c, &frame);
+    conn_send(r->conn, &frame);
 out:
-    if (status != STATUS_OK)
-        deny(hc, rid, status, detail, NULL, 0);
     for (size_t i = 0; i < n; i++) {
         for (size_t j = 0; j < dcs[i].n; j++)
             rec_device_cleanup(&dcs[i].recs[j]);
@@ -381,43 +355,37 @@ out:
     free(lists);
     free(accts);
     free(ids);
+    return status;
 }
 
 /* ---- LookupAccount ------------------------------------------------------------------------ */
 
-void handle_lookup_account(struct hconn *hc, uint64_t rid, const Carechat__V1__LookupAccount *m) {
-    struct handlers *h = hc->h;
-    struct conn *c = hc->conn;
+int devices_lookup_account(struct req *r) {
+    struct handlers *h = r->h;
+    struct hconn *hc = r->hc;
     char email[RULES_EMAIL_MAX + 1];
-    if (rules_normalize_email(m->email, email) != 0) {
-        conn_respond(c, rid, STATUS_BAD_REQUEST, "malformed email");
-        return;
-    }
-    if (!ratelimit_take(h->rl_lookup, hc->account.b, ID_LEN, clock_monotonic_ms())) {
-        conn_respond(c, rid, STATUS_RATE_LIMITED, "too many lookups, retry later");
-        return;
-    }
+    if (rules_normalize_email(r->frame->lookup_account->email, email) != 0)
+        return req_fail(r, STATUS_BAD_REQUEST, "malformed email");
+    if (!ratelimit_take(h->rl_lookup, hc->account.b, ID_LEN, clock_monotonic_ms()))
+        return req_fail(r, STATUS_RATE_LIMITED, "too many lookups, retry later");
     uint8_t index[REC_HASH_LEN];
     store_blind_index(h->store, email, strlen(email), index);
     struct id id;
     struct rec_account a;
-    int rc = find_email(h, index, &id);
+    int rc = req_find_email(h, index, &id);
     if (rc == 0)
-        rc = read_account(h, &id, &a);
-    if (rc != 0) {
-        deny(hc, rid, rc, "no such account", NULL, 0);
-        return;
-    }
-    bool self = memcmp(id.b, hc->account.b, ID_LEN) == 0;
-    if (!rules_may_see(hc->role, a.role, self) && !channels_share(h, &hc->account, &id)) {
+        rc = req_read_account(h, &id, &a);
+    if (rc != 0)
+        return req_deny(r, rc, "no such account", NULL, 0);
+    bool self = id_equal(&id, &hc->account);
+    if (!rules_may_see(hc->role, a.role, self) && !req_share_conversation(h, &hc->account, &id)) {
         rec_account_cleanup(&a);
-        deny(hc, rid, STATUS_NOT_FOUND, "no such account", NULL, 0);
-        return;
+        return req_deny(r, STATUS_NOT_FOUND, "no such account", NULL, 0);
     }
     Carechat__V1__Frame frame;
     Carechat__V1__Response resp;
     Carechat__V1__AccountSummary s;
-    proto_response_frame(&frame, &resp, rid, STATUS_OK, NULL);
+    proto_response_frame(&frame, &resp, r->id, STATUS_OK, NULL);
     carechat__v1__account_summary__init(&s);
     s.account_id = (ProtobufCBinaryData){ID_LEN, id.b};
     s.role = (Carechat__V1__Role)a.role;
@@ -428,6 +396,7 @@ void handle_lookup_account(struct hconn *hc, uint64_t rid, const Carechat__V1__L
     s.created_at = a.created_at;
     resp.result_case = CARECHAT__V1__RESPONSE__RESULT_ACCOUNT;
     resp.account = &s;
-    conn_send(c, &frame);
+    conn_send(r->conn, &frame);
     rec_account_cleanup(&a);
+    return STATUS_OK;
 }

@@ -4,14 +4,22 @@
  * registry of authenticated connections.
  *
  * Each connection (server/conn.h) gets per-connection state through the
- * struct conn_handler that handlers_conn_handler() fills in. A request that
- * changes state is decoded, authenticated, authorized and validated here, on
- * the lws loop thread; then it becomes an entry (protocol/entry.proto, with
- * every id, token, hash and the time chosen here) that goes through
- * journal_append(); apply (server/apply.h) re-checks it and writes the
- * records; the journal's on_done answers the request. Password hashing and
- * verification go to the password worker (server/pwhash.h) first. Reads
- * (LookupAccount, ListDevices) go straight to the store, bounded.
+ * struct conn_handler that handlers_conn_handler() fills in. Every request
+ * has one row in the request table (server/requests.c) and runs through the
+ * request core (server/request.h draws the path): authenticated, authorized
+ * and validated here, on the lws loop thread; a request that changes state
+ * then becomes an entry (protocol/entry.proto, with every id, token, hash and
+ * the time chosen here) that goes through journal_append(); apply
+ * (server/apply.h) re-checks it and writes the records; the completion
+ * answers the request. Password hashing and verification go to the password
+ * worker (server/pwhash.h) first. Reads go straight to the store, bounded,
+ * once their access record is durable.
+ *
+ * The files of the handlers library call each other in one direction:
+ *   handlers.c (dispatch, lifecycle) -> requests.c (the table)
+ *     -> the topic files: sessions.c, devices.c, conversations.c,
+ *        messaging.c, channels.c, admin.c, audit_queries.c
+ *       -> delivery.c (inboxes to connections) -> request.c (the core)
  *
  * Sessions: a Login, Register or Authenticate that succeeds moves the
  * connection to AUTHENTICATED and replaces any other connection of the same

@@ -227,6 +227,11 @@ static void test_handlers_login_resume_replace_expire_logout(void **state) {
     uint8_t token[32], device[16];
     memcpy(token, r->session->session_token.data, 32);
     memcpy(device, r->session->device_id.data, 16);
+    /* Once authenticated, Login is a conflict (and no second session). */
+    send_login(c1, 3, PASSWORD);
+    assert_int_equal(io1.n, 3);
+    assert_int_equal(response(&io1, 2, 3)->status, CARECHAT__V1__STATUS__CONFLICT);
+    assert_string_equal(response(&io1, 2, 3)->detail, "already authenticated");
     io_reset(&io1);
 
     /* Resume on a second connection: the first is replaced. */

@@ -19,7 +19,7 @@ struct metrics {
     const char *(*body_name)(unsigned number);
     _Atomic uint64_t conns_open;
     _Atomic uint64_t conns_total;
-    _Atomic uint64_t ws_open;
+    _Atomic uint64_t ws_now_open;
     _Atomic uint64_t ws_total;
     _Atomic uint64_t rejected[METRICS_REJECT_COUNT];
     _Atomic uint64_t closed_by_server[METRICS_CLOSE_COUNT];
@@ -86,12 +86,12 @@ void metrics_conn_closed(struct metrics *m) {
 }
 
 void metrics_ws_opened(struct metrics *m) {
-    inc(&m->ws_open);
+    inc(&m->ws_now_open);
     inc(&m->ws_total);
 }
 
 void metrics_ws_closed(struct metrics *m) {
-    dec(&m->ws_open);
+    dec(&m->ws_now_open);
 }
 
 void metrics_conn_rejected(struct metrics *m, enum metrics_reject reason) {
@@ -193,7 +193,7 @@ void metrics_render(struct metrics *m, const struct journal_stats *journal, uint
         buf_printf(out, "carechat_connections_rejected_total{reason=\"%s\"} %" PRIu64 "\n",
                    reject_names[i], get(&m->rejected[i]));
     family(out, "carechat_websockets_open", "gauge", "Open WebSocket sessions.");
-    sample(out, "carechat_websockets_open", get(&m->ws_open));
+    sample(out, "carechat_websockets_open", get(&m->ws_now_open));
     family(out, "carechat_websockets_total", "counter", "WebSocket sessions opened.");
     sample(out, "carechat_websockets_total", get(&m->ws_total));
     family(out, "carechat_websocket_server_closes_total", "counter",

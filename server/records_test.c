@@ -9,6 +9,7 @@
 
 #include "base/buf.h"
 #include "base/status.h"
+#include "server/audit.h"
 #include "server/records.h"
 
 static void test_records_account_round_trip(void **state) {

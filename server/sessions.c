@@ -17,20 +17,84 @@
  * Tokens and invitation codes are random (256 and 160 bits) and leave the
  * server only in the one response; the store keeps their SHA-256. Loop thread.
  */
+#include "server/sessions.h"
+
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "base/clock.h"
-#include "base/log.h"
 #include "base/status.h"
-#include "server/handlers_internal.h"
+#include "server/rules.h"
 
 #define DETAIL_BAD_LOGIN "wrong email or password"
 #define DETAIL_RATE "too many attempts, retry later"
 #define DETAIL_BAD_INVITE "unknown, used or expired invitation"
 #define DETAIL_UNDER_AGE "registration requires age 13 or older"
 #define INVITE_CODE_BYTES 20
+
+/* A new device as proposed (copied out of a DeviceRegistration). */
+struct dev_new {
+    struct id id;
+    uint8_t identity_key[REC_KEY_LEN];
+    uint8_t encryption_key[REC_KEY_LEN];
+    uint32_t key_id;
+    int64_t expires_at;
+    uint8_t signature[REC_SIG_LEN];
+    char label[RULES_LABEL_MAX + 1];
+};
+
+/* The state of a Login, Register or Authenticate in flight (wiped with the
+ * op: it holds the session token). */
+struct session_op {
+    struct session_info s;
+    uint8_t token[32];
+    bool found;      /* Login: the email belongs to an active account */
+    bool new_device; /* Login/Register: dev is to be created */
+    bool refused;    /* Register: under 13, only the RegisterRefused entry */
+    struct dev_new dev;
+    uint8_t email_index[REC_HASH_LEN];
+    uint8_t code_hash[REC_HASH_LEN];
+    char email[RULES_EMAIL_MAX + 1];
+    char birth_date[11];
+    char display_name[RULES_DISPLAY_NAME_MAX + 1];
+};
+
+/* Checks and copies a DeviceRegistration (keys, signature, unexpired at `now`,
+ * label), choosing a new device id. Returns 0 or STATUS_BAD_REQUEST. */
+static int dev_from_registration(const Carechat__V1__DeviceRegistration *r, int64_t now,
+                                 struct dev_new *out) {
+    const Carechat__V1__DeviceKeys *k = r ? r->keys : NULL;
+    if (!k || k->device_id.len != 0 || k->identity_key.len != REC_KEY_LEN ||
+        k->encryption_key.len != REC_KEY_LEN || k->signature.len != REC_SIG_LEN ||
+        k->encryption_key_id == 0 || k->encryption_key_expires_at <= now ||
+        strlen(r->label) > RULES_LABEL_MAX)
+        return STATUS_BAD_REQUEST;
+    if (rules_verify_key_signature(k->identity_key.data, k->encryption_key.data,
+                                   k->encryption_key_id, k->encryption_key_expires_at,
+                                   k->signature.data) != 0)
+        return STATUS_BAD_REQUEST;
+    out->id = id_new();
+    memcpy(out->identity_key, k->identity_key.data, REC_KEY_LEN);
+    memcpy(out->encryption_key, k->encryption_key.data, REC_KEY_LEN);
+    out->key_id = k->encryption_key_id;
+    out->expires_at = k->encryption_key_expires_at;
+    memcpy(out->signature, k->signature.data, REC_SIG_LEN);
+    memcpy(out->label, r->label, strlen(r->label) + 1);
+    return STATUS_OK;
+}
+
+/* Points a DeviceNew entry message at `d` (which must outlive it). */
+static void dev_to_entry(const struct dev_new *d, Carechat__Entry__V1__DeviceNew *out) {
+    carechat__entry__v1__device_new__init(out);
+    out->device_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)d->id.b};
+    out->identity_key = (ProtobufCBinaryData){REC_KEY_LEN, (uint8_t *)d->identity_key};
+    out->encryption_key = (ProtobufCBinaryData){REC_KEY_LEN, (uint8_t *)d->encryption_key};
+    out->encryption_key_id = d->key_id;
+    out->encryption_key_expires_at = d->expires_at;
+    out->signature = (ProtobufCBinaryData){REC_SIG_LEN, (uint8_t *)d->signature};
+    out->label = (char *)d->label;
+}
 
 static bool rate_ok(struct hconn *hc, const uint8_t *email_index) {
     struct handlers *h = hc->h;
@@ -41,190 +105,178 @@ static bool rate_ok(struct hconn *hc, const uint8_t *email_index) {
     return ok;
 }
 
-/* Sets op->email_index to the blind index of `email` and takes the address
- * and account rate limits (Login, Register). True when both allow the
- * request; otherwise answers RATE_LIMITED, releases `op` and returns false. */
-static bool email_rate_ok(struct hconn *hc, struct op *op, const char *email) {
-    store_blind_index(hc->h->store, email, strlen(email), op->email_index);
-    if (rate_ok(hc, op->email_index))
-        return true;
-    conn_respond(hc->conn, op->request_id, STATUS_RATE_LIMITED, DETAIL_RATE);
-    op_release(op);
-    return false;
+static void new_session(struct handlers *h, struct session_op *so, int64_t now) {
+    randombytes_buf(so->token, sizeof so->token);
+    rules_sha256(so->token, sizeof so->token, so->s.token_hash);
+    so->s.expires_at = now + h->session_max_ms;
+    so->s.idle_expires_at = now + h->session_idle_ms;
+    if (so->s.idle_expires_at > so->s.expires_at)
+        so->s.idle_expires_at = so->s.expires_at;
 }
 
-static void new_session(struct handlers *h, struct op *op, int64_t now) {
-    randombytes_buf(op->token, sizeof op->token);
-    rules_sha256(op->token, sizeof op->token, op->token_hash);
-    op->expires_at = now + h->session_max_ms;
-    op->idle_expires_at = now + h->session_idle_ms;
-    if (op->idle_expires_at > op->expires_at)
-        op->idle_expires_at = op->expires_at;
-}
-
-static void session_to_entry(const struct op *op, Carechat__Entry__V1__SessionNew *s) {
+static void session_to_entry(const struct session_op *so, Carechat__Entry__V1__SessionNew *s) {
     carechat__entry__v1__session_new__init(s);
-    s->token_hash = (ProtobufCBinaryData){REC_HASH_LEN, (uint8_t *)op->token_hash};
-    s->expires_at = op->expires_at;
-    s->idle_expires_at = op->idle_expires_at;
+    s->token_hash = (ProtobufCBinaryData){REC_HASH_LEN, (uint8_t *)so->s.token_hash};
+    s->expires_at = so->s.expires_at;
+    s->idle_expires_at = so->s.idle_expires_at;
 }
 
 /* ---- Login ------------------------------------------------------------------ */
 
-static void login_verified(void *ctx, bool ok, const char *hash) {
-    struct op *op = ctx;
+/* The password was verified: proposes the Login entry. Returns as a handler. */
+static int login_propose(struct op *op, bool ok) {
+    struct session_op *so = OP_STATE(op, struct session_op);
     struct handlers *h = op->hc->h;
-    if (!op_live(op)) {
-        op_release(op);
-        return;
-    }
-    struct conn *c = op->hc->conn;
-    if (!ok || !op->found) {
-        conn_respond(c, op->request_id, STATUS_UNAUTHENTICATED, DETAIL_BAD_LOGIN);
-        static const struct id none;
-        bool known = memcmp(op->account.b, none.b, ID_LEN) != 0;
-        audit_propose(op->hc, known ? &op->account : NULL, NULL, REC_AUDIT_LOGIN,
-                      STATUS_UNAUTHENTICATED, NULL, 0, NULL, NULL, NULL);
-        op_release(op);
-        return;
+    if (!op_live(op))
+        return STATUS_OK;
+    if (!ok || !so->found) {
+        /* The record names the account tried, when the email has one. */
+        bool known = !id_is_zero(&so->s.account);
+        req_audit(op->hc, known ? &so->s.account : NULL, NULL, REC_AUDIT_LOGIN,
+                  STATUS_UNAUTHENTICATED, NULL, 0, NULL, NULL, NULL);
+        return op_fail(op, STATUS_UNAUTHENTICATED, DETAIL_BAD_LOGIN);
     }
     int64_t now = clock_now();
-    if (!op->new_device) {
+    if (!so->new_device) {
         struct rec_device dev;
-        int rc = read_device(h, &op->account, &op->device, &dev);
-        if (rc != 0) {
-            conn_respond(c, op->request_id, rc == STATUS_NOT_FOUND ? rc : STATUS_INTERNAL,
-                         rc == STATUS_NOT_FOUND ? "no such device" : "cannot read the device");
-            if (rc == STATUS_NOT_FOUND)
-                audit_propose(op->hc, &op->account, NULL, REC_AUDIT_LOGIN, rc, op->device.b, ID_LEN,
-                              NULL, NULL, NULL);
-            op_release(op);
-            return;
+        int rc = req_read_device(h, &so->s.account, &so->s.device, &dev);
+        if (rc == STATUS_NOT_FOUND) {
+            req_audit(op->hc, &so->s.account, NULL, REC_AUDIT_LOGIN, rc, so->s.device.b, ID_LEN,
+                      NULL, NULL, NULL);
+            return op_fail(op, rc, "no such device");
         }
+        if (rc != 0)
+            return op_fail(op, STATUS_INTERNAL, "cannot read the device");
         rec_device_cleanup(&dev);
     }
-    new_session(h, op, now);
+    new_session(h, so, now);
+    /* A refusal by apply is recorded against the account tried. */
+    op->has_actor = true;
+    op->actor = so->s.account;
+    op->actor_device = so->s.device;
     Carechat__Entry__V1__Entry e;
     Carechat__Entry__V1__Login l;
     Carechat__Entry__V1__DeviceNew dn;
     Carechat__Entry__V1__SessionNew sn;
-    entry_init(&e, now, &op->account, NULL);
+    entry_init(&e, now, &so->s.account, NULL);
     carechat__entry__v1__login__init(&l);
-    if (op->new_device) {
-        dev_to_entry(&op->dev, &dn);
+    if (so->new_device) {
+        dev_to_entry(&so->dev, &dn);
         l.device_case = CARECHAT__ENTRY__V1__LOGIN__DEVICE_NEW_DEVICE;
         l.new_device = &dn;
     } else {
         l.device_case = CARECHAT__ENTRY__V1__LOGIN__DEVICE_DEVICE_ID;
-        l.device_id = (ProtobufCBinaryData){ID_LEN, op->device.b};
+        l.device_id = (ProtobufCBinaryData){ID_LEN, so->s.device.b};
     }
-    session_to_entry(op, &sn);
+    session_to_entry(so, &sn);
     l.session = &sn;
     e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_LOGIN;
     e.login = &l;
-    propose(h, op, &e);
+    return op_propose(op, &e);
 }
 
-void handle_login(struct hconn *hc, uint64_t rid, const Carechat__V1__Login *m) {
-    struct handlers *h = hc->h;
-    struct conn *c = hc->conn;
+static void login_verified(void *ctx, bool ok, const char *hash) {
+    struct op *op = op_resume(ctx);
+    op_step_done(op, login_propose(op, ok));
+}
+
+/* Sets the op's email index from `email` and takes the address and account
+ * rate limits (Login, Register). Returns 0 or STATUS_RATE_LIMITED. */
+static int email_rate(struct req *r, struct session_op *so, const char *email) {
+    store_blind_index(r->h->store, email, strlen(email), so->email_index);
+    return rate_ok(r->hc, so->email_index) ? STATUS_OK
+                                           : req_fail(r, STATUS_RATE_LIMITED, DETAIL_RATE);
+}
+
+int sessions_login(struct req *r) {
+    struct handlers *h = r->h;
+    const Carechat__V1__Login *m = r->frame->login;
     size_t plen = strlen(m->password);
     char email[RULES_EMAIL_MAX + 1];
     if (rules_normalize_email(m->email, email) != 0 || plen == 0 || plen > RULES_PASSWORD_MAX ||
-        m->device_case == CARECHAT__V1__LOGIN__DEVICE__NOT_SET) {
-        conn_respond(c, rid, STATUS_BAD_REQUEST, "email, password and device required");
-        return;
-    }
-    struct op *op = op_new(hc, OP_LOGIN, rid);
-    int64_t now = clock_now();
+        m->device_case == CARECHAT__V1__LOGIN__DEVICE__NOT_SET)
+        return req_fail(r, STATUS_BAD_REQUEST, "email, password and device required");
+    struct op *op = op_new(r, sizeof(struct session_op));
+    struct session_op *so = OP_STATE(op, struct session_op);
     if (m->device_case == CARECHAT__V1__LOGIN__DEVICE_NEW_DEVICE) {
-        if (dev_from_registration(m->new_device, now, &op->dev) != 0) {
-            conn_respond(c, rid, STATUS_BAD_REQUEST, "bad device keys or signature");
-            op_release(op);
-            return;
-        }
-        op->new_device = true;
-        op->device = op->dev.id;
-    } else if (id_from_bytes(m->device_id.data, m->device_id.len, &op->device) != 0) {
-        conn_respond(c, rid, STATUS_BAD_REQUEST, "device_id must be 16 bytes");
-        op_release(op);
-        return;
-    }
-    if (!email_rate_ok(hc, op, email))
-        return;
-    hc->auth_busy = true;
+        if (dev_from_registration(m->new_device, clock_now(), &so->dev) != 0)
+            return req_fail(r, STATUS_BAD_REQUEST, "bad device keys or signature");
+        so->new_device = true;
+        so->s.device = so->dev.id;
+    } else if (id_from_bytes(m->device_id.data, m->device_id.len, &so->s.device) != 0)
+        return req_fail(r, STATUS_BAD_REQUEST, "device_id must be 16 bytes");
+    int rc = email_rate(r, so, email);
+    if (rc != 0)
+        return rc;
     const char *stored_hash = NULL;
     struct rec_account a;
     memset(&a, 0, sizeof a);
-    if (find_email(h, op->email_index, &op->account) == 0 &&
-        read_account(h, &op->account, &a) == 0) {
-        if (a.active) {
-            op->found = true;
-            op->role = a.role;
-            snprintf(op->display_name, sizeof op->display_name, "%s", a.display_name);
-            stored_hash = a.password_hash;
-        }
+    if (req_find_email(h, so->email_index, &so->s.account) == 0 &&
+        req_read_account(h, &so->s.account, &a) == 0 && a.active) {
+        so->found = true;
+        so->s.role = a.role;
+        snprintf(so->display_name, sizeof so->display_name, "%s", a.display_name);
+        stored_hash = a.password_hash;
     }
-    int rc = pwhash_verify(h->pw, m->password, plen, stored_hash, login_verified, op);
+    rc = pwhash_verify(h->pw, m->password, plen, stored_hash, login_verified, op);
     rec_account_cleanup(&a);
-    if (rc != 0) {
-        conn_respond(c, rid, STATUS_UNAVAILABLE, "busy, retry later");
-        op_release(op);
-    }
+    if (rc != 0)
+        return req_fail(r, STATUS_UNAVAILABLE, "busy, retry later");
+    op_keep(op);
+    return STATUS_OK;
 }
 
 /* ---- Register ------------------------------------------------------------------ */
 
-static void register_hashed(void *ctx, bool ok, const char *hash) {
-    struct op *op = ctx;
-    struct handlers *h = op->hc->h;
-    if (!op_live(op)) {
-        op_release(op);
-        return;
-    }
-    if (!ok) {
-        conn_respond(op->hc->conn, op->request_id, STATUS_UNAVAILABLE, "busy, retry later");
-        op_release(op);
-        return;
-    }
+/* The password was hashed: proposes the Register entry. */
+static int register_propose(struct op *op, bool ok, const char *hash) {
+    struct session_op *so = OP_STATE(op, struct session_op);
+    if (!op_live(op))
+        return STATUS_OK;
+    if (!ok)
+        return op_fail(op, STATUS_UNAVAILABLE, "busy, retry later");
     int64_t now = clock_now();
-    new_session(h, op, now);
-    op->account = id_new();
-    op->device = op->dev.id;
+    new_session(op->hc->h, so, now);
+    so->s.account = id_new();
+    so->s.device = so->dev.id;
     Carechat__Entry__V1__Entry e;
-    Carechat__Entry__V1__Register r;
+    Carechat__Entry__V1__Register reg;
     Carechat__Entry__V1__DeviceNew dn;
     Carechat__Entry__V1__SessionNew sn;
     entry_init(&e, now, NULL, NULL);
-    carechat__entry__v1__register__init(&r);
-    r.account_id = (ProtobufCBinaryData){ID_LEN, op->account.b};
-    r.code_hash = (ProtobufCBinaryData){REC_HASH_LEN, op->code_hash};
-    r.email = op->email;
-    r.email_index = (ProtobufCBinaryData){REC_HASH_LEN, op->email_index};
-    r.password_hash = (char *)hash;
-    r.birth_date = op->birth_date;
-    r.display_name = op->display_name;
-    dev_to_entry(&op->dev, &dn);
-    r.device = &dn;
-    session_to_entry(op, &sn);
-    r.session = &sn;
+    carechat__entry__v1__register__init(&reg);
+    reg.account_id = (ProtobufCBinaryData){ID_LEN, so->s.account.b};
+    reg.code_hash = (ProtobufCBinaryData){REC_HASH_LEN, so->code_hash};
+    reg.email = so->email;
+    reg.email_index = (ProtobufCBinaryData){REC_HASH_LEN, so->email_index};
+    reg.password_hash = (char *)hash;
+    reg.birth_date = so->birth_date;
+    reg.display_name = so->display_name;
+    dev_to_entry(&so->dev, &dn);
+    reg.device = &dn;
+    session_to_entry(so, &sn);
+    reg.session = &sn;
     e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_REGISTER;
-    e.register_ = &r;
-    propose(h, op, &e);
+    e.register_ = &reg;
+    return op_propose(op, &e);
+}
+
+static void register_hashed(void *ctx, bool ok, const char *hash) {
+    struct op *op = op_resume(ctx);
+    op_step_done(op, register_propose(op, ok, hash));
 }
 
 /* Under 13: only an audit record (RegisterRefused), then FORBIDDEN. */
-static void register_refuse(struct hconn *hc, uint64_t rid, int64_t now) {
-    struct op *op = op_new(hc, OP_REGISTER_REFUSED, rid);
-    hc->auth_busy = true;
+static int register_refuse(struct op *op, int64_t now) {
+    OP_STATE(op, struct session_op)->refused = true;
     Carechat__Entry__V1__Entry e;
-    Carechat__Entry__V1__RegisterRefused r;
+    Carechat__Entry__V1__RegisterRefused rr;
     entry_init(&e, now, NULL, NULL);
-    carechat__entry__v1__register_refused__init(&r);
-    r.reason = 1;
+    carechat__entry__v1__register_refused__init(&rr);
+    rr.reason = 1;
     e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_REGISTER_REFUSED;
-    e.register_refused = &r;
-    propose(hc->h, op, &e);
+    e.register_refused = &rr;
+    return op_propose(op, &e);
 }
 
 static bool code_valid(const char *code) {
@@ -238,109 +290,91 @@ static bool code_valid(const char *code) {
     return true;
 }
 
-void handle_register(struct hconn *hc, uint64_t rid, const Carechat__V1__Register *m) {
-    struct handlers *h = hc->h;
-    struct conn *c = hc->conn;
+int sessions_register(struct req *r) {
+    struct handlers *h = r->h;
+    const Carechat__V1__Register *m = r->frame->register_;
     int64_t now = clock_now();
     size_t plen = strlen(m->password);
     char email[RULES_EMAIL_MAX + 1];
     int y, mo, d;
     size_t name_len = strlen(m->display_name);
-    if (!code_valid(m->code) || rules_normalize_email(m->email, email) != 0) {
-        conn_respond(c, rid, STATUS_BAD_REQUEST, "malformed code or email");
-        return;
-    }
-    if (plen < h->password_min || plen > RULES_PASSWORD_MAX) {
-        conn_respond(c, rid, STATUS_BAD_REQUEST, "password too short or too long");
-        return;
-    }
-    if (rules_parse_date(m->birth_date, &y, &mo, &d) != 0 || rules_age_at(y, mo, d, now) < 0) {
-        conn_respond(c, rid, STATUS_BAD_REQUEST, "birth_date must be a past YYYY-MM-DD");
-        return;
-    }
-    if (name_len == 0 || name_len > RULES_DISPLAY_NAME_MAX) {
-        conn_respond(c, rid, STATUS_BAD_REQUEST, "display_name must be 1..128 bytes");
-        return;
-    }
-    struct op *op = op_new(hc, OP_REGISTER, rid);
-    if (dev_from_registration(m->device, now, &op->dev) != 0) {
-        conn_respond(c, rid, STATUS_BAD_REQUEST, "bad device keys or signature");
-        op_release(op);
-        return;
-    }
-    if (!email_rate_ok(hc, op, email))
-        return;
-    if (rules_age_at(y, mo, d, now) < RULES_MIN_AGE) {
-        op_release(op);
-        register_refuse(hc, rid, now);
-        return;
-    }
-    rules_sha256(m->code, strlen(m->code), op->code_hash);
+    if (!code_valid(m->code) || rules_normalize_email(m->email, email) != 0)
+        return req_fail(r, STATUS_BAD_REQUEST, "malformed code or email");
+    if (plen < h->password_min || plen > RULES_PASSWORD_MAX)
+        return req_fail(r, STATUS_BAD_REQUEST, "password too short or too long");
+    if (rules_parse_date(m->birth_date, &y, &mo, &d) != 0 || rules_age_at(y, mo, d, now) < 0)
+        return req_fail(r, STATUS_BAD_REQUEST, "birth_date must be a past YYYY-MM-DD");
+    if (name_len == 0 || name_len > RULES_DISPLAY_NAME_MAX)
+        return req_fail(r, STATUS_BAD_REQUEST, "display_name must be 1..128 bytes");
+    struct op *op = op_new(r, sizeof(struct session_op));
+    struct session_op *so = OP_STATE(op, struct session_op);
+    if (dev_from_registration(m->device, now, &so->dev) != 0)
+        return req_fail(r, STATUS_BAD_REQUEST, "bad device keys or signature");
+    int rc = email_rate(r, so, email);
+    if (rc != 0)
+        return rc;
+    if (rules_age_at(y, mo, d, now) < RULES_MIN_AGE)
+        return register_refuse(op, now);
+    rules_sha256(m->code, strlen(m->code), so->code_hash);
     struct buf v;
     buf_init(&v);
     struct rec_invite inv;
-    int rc = store_get(h->store, CF_INVITES, op->code_hash, REC_HASH_LEN, &v);
+    rc = store_get(h->store, CF_INVITES, so->code_hash, REC_HASH_LEN, &v);
     if (rc == 0)
         rc = rec_invite_decode(v.data, v.len, &inv);
     buf_cleanup(&v);
     if (rc == 0) {
         bool valid =
-            inv.expires_at > now && memcmp(inv.email_index, op->email_index, REC_HASH_LEN) == 0;
-        op->role = inv.role;
+            inv.expires_at > now && memcmp(inv.email_index, so->email_index, REC_HASH_LEN) == 0;
+        so->s.role = inv.role;
         rec_invite_cleanup(&inv);
         if (!valid)
             rc = STATUS_NOT_FOUND;
     }
-    if (rc != 0) {
-        conn_respond(c, rid, rc == STATUS_NOT_FOUND ? rc : STATUS_INTERNAL,
-                     rc == STATUS_NOT_FOUND ? DETAIL_BAD_INVITE : "cannot read the invitation");
-        if (rc == STATUS_NOT_FOUND)
-            audit_propose(hc, NULL, NULL, REC_AUDIT_REGISTER, rc, NULL, 0, NULL, NULL, NULL);
-        op_release(op);
-        return;
-    }
-    memcpy(op->email, email, strlen(email) + 1);
-    memcpy(op->birth_date, m->birth_date, 11);
-    memcpy(op->display_name, m->display_name, name_len + 1);
-    hc->auth_busy = true;
-    if (pwhash_hash(h->pw, m->password, plen, register_hashed, op) != 0) {
-        conn_respond(c, rid, STATUS_UNAVAILABLE, "busy, retry later");
-        op_release(op);
-    }
+    if (rc == STATUS_NOT_FOUND)
+        return req_deny(r, rc, DETAIL_BAD_INVITE, NULL, 0);
+    if (rc != 0)
+        return req_fail(r, STATUS_INTERNAL, "cannot read the invitation");
+    memcpy(so->email, email, strlen(email) + 1);
+    memcpy(so->birth_date, m->birth_date, 11);
+    memcpy(so->display_name, m->display_name, name_len + 1);
+    if (pwhash_hash(h->pw, m->password, plen, register_hashed, op) != 0)
+        return req_fail(r, STATUS_UNAVAILABLE, "busy, retry later");
+    op_keep(op);
+    return STATUS_OK;
 }
 
 /* ---- Authenticate -------------------------------------------------------------------- */
 
-void handle_authenticate(struct hconn *hc, uint64_t rid, const Carechat__V1__Authenticate *m) {
-    struct handlers *h = hc->h;
-    struct conn *c = hc->conn;
+int sessions_authenticate(struct req *r) {
+    struct handlers *h = r->h;
+    const Carechat__V1__Authenticate *m = r->frame->authenticate;
     struct id device;
     if (m->session_token.len != 32 ||
-        id_from_bytes(m->device_id.data, m->device_id.len, &device) != 0) {
-        conn_respond(c, rid, STATUS_BAD_REQUEST, "token of 32 bytes and device_id required");
-        return;
-    }
+        id_from_bytes(m->device_id.data, m->device_id.len, &device) != 0)
+        return req_fail(r, STATUS_BAD_REQUEST, "token of 32 bytes and device_id required");
     int64_t now = clock_now();
-    struct op *op = op_new(hc, OP_AUTHENTICATE, rid);
-    rules_sha256(m->session_token.data, 32, op->token_hash);
+    struct op *op = op_new(r, sizeof(struct session_op));
+    struct session_op *so = OP_STATE(op, struct session_op);
+    rules_sha256(m->session_token.data, 32, so->s.token_hash);
     struct buf v;
     buf_init(&v);
     struct rec_session s;
     struct rec_account a;
     struct rec_device dev;
     memset(&a, 0, sizeof a);
-    int rc = store_get(h->store, CF_SESSIONS, op->token_hash, REC_HASH_LEN, &v);
+    int rc = store_get(h->store, CF_SESSIONS, so->s.token_hash, REC_HASH_LEN, &v);
     if (rc == 0)
         rc = rec_session_decode(v.data, v.len, &s);
     buf_cleanup(&v);
-    if (rc == 0 && (memcmp(s.device_id.b, device.b, ID_LEN) != 0 || now >= s.expires_at ||
-                    now >= s.idle_expires_at))
+    if (rc == 0 &&
+        (!id_equal(&s.device_id, &device) || now >= s.expires_at || now >= s.idle_expires_at))
         rc = STATUS_UNAUTHENTICATED;
     if (rc == 0)
-        rc = read_device(h, &s.account_id, &s.device_id, &dev);
+        rc = req_read_device(h, &s.account_id, &s.device_id, &dev);
     if (rc == 0) {
         rec_device_cleanup(&dev);
-        rc = read_account(h, &s.account_id, &a);
+        rc = req_read_account(h, &s.account_id, &a);
     }
     if (rc == 0 && !a.active)
         rc = STATUS_UNAUTHENTICATED;
@@ -348,117 +382,46 @@ void handle_authenticate(struct hconn *hc, uint64_t rid, const Carechat__V1__Aut
         rec_account_cleanup(&a);
         /* Only failures spend the address's attempts, so the reconnects of
          * many devices behind one address are not throttled. */
-        if (!rate_ok(hc, NULL))
-            conn_respond(c, rid, STATUS_RATE_LIMITED, DETAIL_RATE);
-        else
-            conn_respond(c, rid, STATUS_UNAUTHENTICATED, "unknown, expired or revoked session");
-        audit_propose(hc, NULL, NULL, REC_AUDIT_AUTHENTICATE, STATUS_UNAUTHENTICATED, device.b,
-                      ID_LEN, NULL, NULL, NULL);
-        op_release(op);
-        return;
+        if (rate_ok(r->hc, NULL))
+            return req_deny(r, STATUS_UNAUTHENTICATED, "unknown, expired or revoked session",
+                            m->device_id.data, ID_LEN);
+        req_audit(r->hc, NULL, NULL, REC_AUDIT_AUTHENTICATE, STATUS_UNAUTHENTICATED, device.b,
+                  ID_LEN, NULL, NULL, NULL);
+        return req_fail(r, STATUS_RATE_LIMITED, DETAIL_RATE);
     }
-    op->account = s.account_id;
-    op->device = s.device_id;
-    op->role = a.role;
-    snprintf(op->display_name, sizeof op->display_name, "%s", a.display_name);
+    so->s.account = s.account_id;
+    so->s.device = s.device_id;
+    so->s.role = a.role;
+    snprintf(so->display_name, sizeof so->display_name, "%s", a.display_name);
     rec_account_cleanup(&a);
-    op->expires_at = s.expires_at;
-    op->idle_expires_at = now + h->session_idle_ms;
-    if (op->idle_expires_at > s.expires_at)
-        op->idle_expires_at = s.expires_at;
-    hc->auth_busy = true;
+    so->s.expires_at = s.expires_at;
+    so->s.idle_expires_at = now + h->session_idle_ms;
+    if (so->s.idle_expires_at > s.expires_at)
+        so->s.idle_expires_at = s.expires_at;
     Carechat__Entry__V1__Entry e;
     Carechat__Entry__V1__SessionTouch t;
-    entry_init(&e, now, &op->account, &op->device);
+    entry_init(&e, now, &so->s.account, &so->s.device);
     carechat__entry__v1__session_touch__init(&t);
-    t.token_hash = (ProtobufCBinaryData){REC_HASH_LEN, op->token_hash};
-    t.idle_expires_at = op->idle_expires_at;
+    t.token_hash = (ProtobufCBinaryData){REC_HASH_LEN, so->s.token_hash};
+    t.idle_expires_at = so->s.idle_expires_at;
     t.authenticate = true;
     e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_SESSION_TOUCH;
     e.session_touch = &t;
-    propose(h, op, &e);
+    return op_propose(op, &e);
 }
 
-/* ---- Logout ------------------------------------------------------------------------------ */
+/* ---- the completion of Login, Register and Authenticate ---------------------------- */
 
-void handle_logout(struct hconn *hc, uint64_t rid) {
-    struct op *op = op_new(hc, OP_LOGOUT, rid);
-    op->account = hc->account;
-    op->device = hc->device;
-    memcpy(op->token_hash, hc->token_hash, REC_HASH_LEN);
-    Carechat__Entry__V1__Entry e;
-    Carechat__Entry__V1__SessionEnd s;
-    entry_init(&e, clock_now(), &hc->account, &hc->device);
-    carechat__entry__v1__session_end__init(&s);
-    s.token_hash = (ProtobufCBinaryData){REC_HASH_LEN, op->token_hash};
-    e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_SESSION_END;
-    e.session_end = &s;
-    propose(hc->h, op, &e);
-}
-
-/* ---- Invite ---------------------------------------------------------------------------------- */
-
-void handle_invite(struct hconn *hc, uint64_t rid, const Carechat__V1__Invite *m) {
-    struct handlers *h = hc->h;
-    struct conn *c = hc->conn;
-    char email[RULES_EMAIL_MAX + 1];
-    if (rules_normalize_email(m->email, email) != 0 || !rules_role_valid((uint32_t)m->role)) {
-        conn_respond(c, rid, STATUS_BAD_REQUEST, "email and role required");
-        return;
-    }
-    if (!rules_may_invite(hc->role, (uint32_t)m->role)) {
-        deny(hc, rid, STATUS_FORBIDDEN, "your role may not invite this role", NULL, 0);
-        return;
-    }
-    if (!ratelimit_take(h->rl_invite, hc->account.b, ID_LEN, clock_monotonic_ms())) {
-        conn_respond(c, rid, STATUS_RATE_LIMITED, "too many invitations, retry later");
-        return;
-    }
-    struct op *op = op_new(hc, OP_INVITE, rid);
-    store_blind_index(h->store, email, strlen(email), op->email_index);
-    struct id existing;
-    int rc = find_email(h, op->email_index, &existing);
-    if (rc != STATUS_NOT_FOUND) {
-        conn_respond(c, rid, rc == 0 ? STATUS_CONFLICT : STATUS_INTERNAL,
-                     rc == 0 ? "an account with this email exists" : "cannot read the store");
-        op_release(op);
-        return;
-    }
-    uint8_t raw[INVITE_CODE_BYTES];
-    randombytes_buf(raw, sizeof raw);
-    sodium_bin2hex(op->code, sizeof op->code, raw, sizeof raw);
-    sodium_memzero(raw, sizeof raw);
-    rules_sha256(op->code, strlen(op->code), op->code_hash);
-    int64_t now = clock_now();
-    op->expires_at = now + h->invite_ttl_ms;
-    memcpy(op->email, email, strlen(email) + 1);
-    Carechat__Entry__V1__Entry e;
-    Carechat__Entry__V1__InviteCreate in;
-    entry_init(&e, now, &hc->account, &hc->device);
-    carechat__entry__v1__invite_create__init(&in);
-    in.code_hash = (ProtobufCBinaryData){REC_HASH_LEN, op->code_hash};
-    in.email = op->email;
-    in.email_index = (ProtobufCBinaryData){REC_HASH_LEN, op->email_index};
-    in.role = (uint32_t)m->role;
-    in.expires_at = op->expires_at;
-    e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_INVITE_CREATE;
-    e.invite_create = &in;
-    propose(h, op, &e);
-}
-
-/* ---- completions
- * ---------------------------------------------------------------------------------- */
-
-static const char *detail_for(enum op_kind kind, int status) {
+static const char *refusal_detail(int status, bool registering) {
     switch (status) {
     case STATUS_TOO_LARGE:
         return "too many devices (at most 6)";
     case STATUS_NOT_FOUND:
-        return kind == OP_REGISTER ? DETAIL_BAD_INVITE : "not found";
+        return registering ? DETAIL_BAD_INVITE : "not found";
     case STATUS_CONFLICT:
         return "an account with this email exists";
     case STATUS_FORBIDDEN:
-        return kind == OP_REGISTER ? DETAIL_UNDER_AGE : "not allowed";
+        return registering ? DETAIL_UNDER_AGE : "not allowed";
     case STATUS_UNAUTHENTICATED:
         return "session ended";
     default:
@@ -466,58 +429,154 @@ static const char *detail_for(enum op_kind kind, int status) {
     }
 }
 
-void sessions_entry_done(struct op *op, int status) {
+int sessions_established_done(struct op *op, const struct op_result *res) {
+    struct session_op *so = OP_STATE(op, struct session_op);
+    bool authenticate = op->row->rule.action == REC_AUDIT_AUTHENTICATE;
+    bool registering = op->row->rule.action == REC_AUDIT_REGISTER;
     if (!op_live(op))
-        return;
+        return STATUS_OK;
+    if (so->refused)
+        return res->status == 0 ? op_fail(op, STATUS_FORBIDDEN, DETAIL_UNDER_AGE)
+                                : op_fail(op, res->status, "cannot write now");
+    if (res->status == STATUS_IO || res->status == STATUS_UNAVAILABLE)
+        return op_fail(op, STATUS_UNAVAILABLE, "cannot write now");
+    /* An Authenticate whose session ended meanwhile (logged out, expired). */
+    if (res->status != 0 && authenticate)
+        return op_fail(op, STATUS_UNAUTHENTICATED, "unknown, expired or revoked session");
+    if (res->status != 0)
+        return op_fail(op, res->status, refusal_detail(res->status, registering));
     struct conn *c = op->hc->conn;
-    if (op->kind == OP_REGISTER_REFUSED) {
-        conn_respond(c, op->request_id, status == 0 ? STATUS_FORBIDDEN : status,
-                     status == 0 ? DETAIL_UNDER_AGE : "cannot write now");
-        return;
-    }
-    if (status == STATUS_IO || status == STATUS_UNAVAILABLE) {
-        conn_respond(c, op->request_id, STATUS_UNAVAILABLE, "cannot write now");
-        return;
-    }
-    if (status != 0 && (op->kind == OP_AUTHENTICATE || op->kind == OP_LOGOUT)) {
-        /* The session ended meanwhile (logged out elsewhere, expired). */
-        conn_respond(c, op->request_id, STATUS_UNAUTHENTICATED,
-                     "unknown, expired or revoked session");
-        return;
-    }
-    if (status != 0) {
-        conn_respond(c, op->request_id, status, detail_for(op->kind, status));
-        return;
-    }
-    switch (op->kind) {
-    case OP_LOGIN:
-    case OP_REGISTER:
-    case OP_AUTHENTICATE:
-        if (conn_state(c) != CONN_AWAITING_AUTH)
-            return;
-        session_established(op->hc, op);
-        respond_session(op, op->kind != OP_AUTHENTICATE);
-        break;
-    case OP_LOGOUT:
-        conn_respond(c, op->request_id, STATUS_OK, NULL);
-        op->hc->authenticated = false;
-        conn_close(c, CONN_CLOSE_NORMAL, "logged out", METRICS_CLOSE_LOGOUT);
-        revoke(op->hc->h, NULL, &op->device, CARECHAT__V1__REVOKE_REASON__LOGGED_OUT, op->hc);
-        break;
-    case OP_INVITE: {
-        Carechat__V1__Frame frame;
-        Carechat__V1__Response resp;
-        Carechat__V1__InviteResult ir;
-        proto_response_frame(&frame, &resp, op->request_id, STATUS_OK, NULL);
-        carechat__v1__invite_result__init(&ir);
-        ir.code = op->code;
-        ir.expires_at = op->expires_at;
-        resp.result_case = CARECHAT__V1__RESPONSE__RESULT_INVITE;
-        resp.invite = &ir;
-        conn_send(c, &frame);
-        break;
-    }
-    default:
-        break;
-    }
+    if (conn_state(c) != CONN_AWAITING_AUTH)
+        return STATUS_OK;
+    req_session_established(op->hc, &so->s);
+    Carechat__V1__Frame frame;
+    Carechat__V1__Response resp;
+    Carechat__V1__SessionResult sr;
+    proto_response_frame(&frame, &resp, op->request_id, STATUS_OK, NULL);
+    carechat__v1__session_result__init(&sr);
+    sr.account_id = (ProtobufCBinaryData){ID_LEN, so->s.account.b};
+    sr.device_id = (ProtobufCBinaryData){ID_LEN, so->s.device.b};
+    if (!authenticate)
+        sr.session_token = (ProtobufCBinaryData){sizeof so->token, so->token};
+    sr.expires_at = so->s.expires_at;
+    sr.idle_expires_at = so->s.idle_expires_at;
+    sr.role = (Carechat__V1__Role)so->s.role;
+    sr.display_name = so->display_name;
+    resp.result_case = CARECHAT__V1__RESPONSE__RESULT_SESSION;
+    resp.session = &sr;
+    conn_send(c, &frame);
+    return STATUS_OK;
+}
+
+/* ---- Logout ------------------------------------------------------------------------------ */
+
+/* The session a Logout ends. */
+struct logout_op {
+    struct id device;
+    uint8_t token_hash[REC_HASH_LEN];
+};
+
+int sessions_logout(struct req *r) {
+    struct op *op = op_new(r, sizeof(struct logout_op));
+    struct logout_op *lo = OP_STATE(op, struct logout_op);
+    lo->device = r->hc->device;
+    memcpy(lo->token_hash, r->hc->token_hash, REC_HASH_LEN);
+    Carechat__Entry__V1__Entry e;
+    Carechat__Entry__V1__SessionEnd s;
+    entry_init(&e, clock_now(), &r->hc->account, &r->hc->device);
+    carechat__entry__v1__session_end__init(&s);
+    s.token_hash = (ProtobufCBinaryData){REC_HASH_LEN, lo->token_hash};
+    e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_SESSION_END;
+    e.session_end = &s;
+    return op_propose(op, &e);
+}
+
+int sessions_logout_done(struct op *op, const struct op_result *res) {
+    if (!op_live(op))
+        return STATUS_OK;
+    if (res->status == STATUS_IO || res->status == STATUS_UNAVAILABLE)
+        return op_fail(op, STATUS_UNAVAILABLE, "cannot write now");
+    /* The session ended meanwhile (logged out elsewhere, expired). */
+    if (res->status != 0)
+        return op_fail(op, STATUS_UNAUTHENTICATED, "unknown, expired or revoked session");
+    struct conn *c = op->hc->conn;
+    conn_respond(c, op->request_id, STATUS_OK, NULL);
+    op->hc->authenticated = false;
+    conn_close(c, CONN_CLOSE_NORMAL, "logged out", METRICS_CLOSE_LOGOUT);
+    req_revoke(op->hc->h, NULL, &OP_STATE(op, struct logout_op)->device,
+               CARECHAT__V1__REVOKE_REASON__LOGGED_OUT, op->hc);
+    return STATUS_OK;
+}
+
+/* ---- Invite ---------------------------------------------------------------------------------- */
+
+/* The invitation as proposed: the code leaves the server only in the answer. */
+struct invite_op {
+    char code[64];
+    int64_t expires_at;
+    uint8_t code_hash[REC_HASH_LEN];
+    uint8_t email_index[REC_HASH_LEN];
+    char email[RULES_EMAIL_MAX + 1];
+};
+
+int sessions_invite(struct req *r) {
+    struct handlers *h = r->h;
+    const Carechat__V1__Invite *m = r->frame->invite;
+    char email[RULES_EMAIL_MAX + 1];
+    if (rules_normalize_email(m->email, email) != 0 || !rules_role_valid((uint32_t)m->role))
+        return req_fail(r, STATUS_BAD_REQUEST, "email and role required");
+    if (!rules_may_invite(r->hc->role, (uint32_t)m->role))
+        return req_deny(r, STATUS_FORBIDDEN, "your role may not invite this role", NULL, 0);
+    if (!ratelimit_take(h->rl_invite, r->hc->account.b, ID_LEN, clock_monotonic_ms()))
+        return req_fail(r, STATUS_RATE_LIMITED, "too many invitations, retry later");
+    struct op *op = op_new(r, sizeof(struct invite_op));
+    struct invite_op *io = OP_STATE(op, struct invite_op);
+    store_blind_index(h->store, email, strlen(email), io->email_index);
+    struct id existing;
+    int rc = req_find_email(h, io->email_index, &existing);
+    if (rc == 0)
+        return req_fail(r, STATUS_CONFLICT, "an account with this email exists");
+    if (rc != STATUS_NOT_FOUND)
+        return req_fail(r, STATUS_INTERNAL, "cannot read the store");
+    uint8_t raw[INVITE_CODE_BYTES];
+    randombytes_buf(raw, sizeof raw);
+    sodium_bin2hex(io->code, sizeof io->code, raw, sizeof raw);
+    sodium_memzero(raw, sizeof raw);
+    rules_sha256(io->code, strlen(io->code), io->code_hash);
+    int64_t now = clock_now();
+    io->expires_at = now + h->invite_ttl_ms;
+    memcpy(io->email, email, strlen(email) + 1);
+    Carechat__Entry__V1__Entry e;
+    Carechat__Entry__V1__InviteCreate in;
+    entry_init(&e, now, &r->hc->account, &r->hc->device);
+    carechat__entry__v1__invite_create__init(&in);
+    in.code_hash = (ProtobufCBinaryData){REC_HASH_LEN, io->code_hash};
+    in.email = io->email;
+    in.email_index = (ProtobufCBinaryData){REC_HASH_LEN, io->email_index};
+    in.role = (uint32_t)m->role;
+    in.expires_at = io->expires_at;
+    e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_INVITE_CREATE;
+    e.invite_create = &in;
+    return op_propose(op, &e);
+}
+
+int sessions_invite_done(struct op *op, const struct op_result *res) {
+    struct invite_op *io = OP_STATE(op, struct invite_op);
+    if (!op_live(op))
+        return STATUS_OK;
+    if (res->status == STATUS_IO || res->status == STATUS_UNAVAILABLE)
+        return op_fail(op, STATUS_UNAVAILABLE, "cannot write now");
+    if (res->status != 0)
+        return op_fail(op, res->status, refusal_detail(res->status, false));
+    Carechat__V1__Frame frame;
+    Carechat__V1__Response resp;
+    Carechat__V1__InviteResult ir;
+    proto_response_frame(&frame, &resp, op->request_id, STATUS_OK, NULL);
+    carechat__v1__invite_result__init(&ir);
+    ir.code = io->code;
+    ir.expires_at = io->expires_at;
+    resp.result_case = CARECHAT__V1__RESPONSE__RESULT_INVITE;
+    resp.invite = &ir;
+    conn_send(op->hc->conn, &frame);
+    return STATUS_OK;
 }

@@ -1,9 +1,9 @@
 /*
- * server/authz_test.c: the authorization table covers every client request of
- * carechat.proto with a valid audit action, rows that check membership name a
- * conversation in their request, and the decision applies session, role and
- * relation in that order. tests/authz_test walks the table over the real
- * server.
+ * server/requests_test.c: the request table (server/requests.c) covers every
+ * client request of carechat.proto with a valid audit action, rows that check
+ * membership name a conversation in their request, PROTOCOL.md prints the
+ * table, and the decision (server/authz.h) applies session, role and relation
+ * in that order. tests/authz_test walks the table over the real server.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,6 +18,7 @@
 #include "protocol/proto.h"
 #include "server/audit.h"
 #include "server/authz.h"
+#include "server/request.h"
 
 #define CLIENT_FIRST 10 /* carechat.proto: client requests are fields 10..99 */
 #define CLIENT_LAST 99
@@ -27,11 +28,17 @@ static const ProtobufCFieldDescriptor *frame_field(unsigned n) {
     return protobuf_c_message_descriptor_get_field(&carechat__v1__frame__descriptor, n);
 }
 
-static void test_authz_every_client_request_has_one_row(void **state) {
+/* The rule of a client request's row, or NULL. */
+static const struct authz_rule *rule_of(uint32_t body_case) {
+    const struct request_row *row = request_row(body_case);
+    return row ? &row->rule : NULL;
+}
+
+static void test_requests_every_client_request_has_one_row(void **state) {
     (void)state;
     unsigned rows = 0;
     for (unsigned n = 0; n < 200; n++) {
-        const struct authz_rule *r = authz_rule(n);
+        const struct authz_rule *r = rule_of(n);
         bool client = n >= CLIENT_FIRST && n <= CLIENT_LAST && frame_field(n);
         if (!client) {
             assert_null(r);
@@ -49,11 +56,11 @@ static void test_authz_every_client_request_has_one_row(void **state) {
 
 /* A row that needs the caller's relation must find the conversation in its
  * request, or every caller would be refused. */
-static void test_authz_member_rows_name_a_conversation(void **state) {
+static void test_requests_member_rows_name_a_conversation(void **state) {
     (void)state;
     unsigned checked = 0;
     for (unsigned n = CLIENT_FIRST; n <= CLIENT_LAST; n++) {
-        const struct authz_rule *r = authz_rule(n);
+        const struct authz_rule *r = rule_of(n);
         if (!r || !authz_needs_relation(r))
             continue;
         const ProtobufCFieldDescriptor *fd = frame_field(n);
@@ -75,7 +82,7 @@ static void test_authz_member_rows_name_a_conversation(void **state) {
 }
 
 static const struct authz_rule *row(Carechat__V1__Frame__BodyCase body) {
-    const struct authz_rule *r = authz_rule((uint32_t)body);
+    const struct authz_rule *r = rule_of((uint32_t)body);
     assert_non_null(r);
     return r;
 }
@@ -86,10 +93,10 @@ static int decide(Carechat__V1__Frame__BodyCase body, bool authenticated, uint32
     return authz_decide(row(body), &c, rel);
 }
 
-static void test_authz_session_needed_except_open_requests(void **state) {
+static void test_requests_session_needed_except_open_requests(void **state) {
     (void)state;
     for (unsigned n = CLIENT_FIRST; n <= CLIENT_LAST; n++) {
-        const struct authz_rule *r = authz_rule(n);
+        const struct authz_rule *r = rule_of(n);
         if (!r)
             continue;
         struct authz_caller none = {.authenticated = false, .role = REC_ROLE_SYSADMIN};
@@ -101,7 +108,7 @@ static void test_authz_session_needed_except_open_requests(void **state) {
 }
 
 /* The role is decided before the object: FORBIDDEN whatever the relation. */
-static void test_authz_role_refused_before_relation(void **state) {
+static void test_requests_role_refused_before_relation(void **state) {
     (void)state;
     const enum authz_relation rels[] = {AUTHZ_STRANGER, AUTHZ_ACTIVE_MEMBER, AUTHZ_OWNER};
     for (size_t i = 0; i < 3; i++) {
@@ -128,7 +135,7 @@ static void test_authz_role_refused_before_relation(void **state) {
 /* Not a member reads as an unknown conversation; only ADMIN passes the
  * member-or-admin rows without membership; only the channel's patient
  * approves. */
-static void test_authz_relation_refused_as_not_found(void **state) {
+static void test_requests_relation_refused_as_not_found(void **state) {
     (void)state;
     assert_int_equal(
         decide(CARECHAT__V1__FRAME__BODY_HISTORY, true, REC_ROLE_ADMIN, AUTHZ_STRANGER),
@@ -217,7 +224,7 @@ static size_t cells(char *line, char **out, size_t max) {
     return n;
 }
 
-static void test_authz_protocol_md_prints_the_table(void **state) {
+static void test_requests_protocol_md_prints_the_table(void **state) {
     (void)state;
     FILE *f = fopen("protocol/PROTOCOL.md", "r");
     assert_non_null(f);
@@ -239,9 +246,9 @@ static void test_authz_protocol_md_prints_the_table(void **state) {
             protobuf_c_message_descriptor_get_field_by_name(&carechat__v1__frame__descriptor, c[0]);
         if (!fd)
             fail_msg("PROTOCOL.md names %s, which Frame does not have", c[0]);
-        const struct authz_rule *r = authz_rule(fd->id);
+        const struct authz_rule *r = rule_of(fd->id);
         if (!r)
-            fail_msg("PROTOCOL.md lists %s, which has no row in server/authz.c", c[0]);
+            fail_msg("PROTOCOL.md lists %s, which has no row in server/requests.c", c[0]);
         if (scope_of(c[2]) != r->scope)
             fail_msg("%s: PROTOCOL.md says needs \"%s\"", c[0], c[2]);
         if (r->scope != AUTHZ_OPEN && roles_of(c[1]) != r->roles)
@@ -255,19 +262,19 @@ static void test_authz_protocol_md_prints_the_table(void **state) {
     }
     fclose(f);
     for (unsigned n = CLIENT_FIRST; n <= CLIENT_LAST; n++)
-        if (authz_rule(n))
+        if (rule_of(n))
             in_code++;
     assert_int_equal(rows, in_code);
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_authz_every_client_request_has_one_row),
-        cmocka_unit_test(test_authz_member_rows_name_a_conversation),
-        cmocka_unit_test(test_authz_session_needed_except_open_requests),
-        cmocka_unit_test(test_authz_role_refused_before_relation),
-        cmocka_unit_test(test_authz_relation_refused_as_not_found),
-        cmocka_unit_test(test_authz_protocol_md_prints_the_table),
+        cmocka_unit_test(test_requests_every_client_request_has_one_row),
+        cmocka_unit_test(test_requests_member_rows_name_a_conversation),
+        cmocka_unit_test(test_requests_session_needed_except_open_requests),
+        cmocka_unit_test(test_requests_role_refused_before_relation),
+        cmocka_unit_test(test_requests_relation_refused_as_not_found),
+        cmocka_unit_test(test_requests_protocol_md_prints_the_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,17 @@
+/*
+ * server/admin.h: the administration requests (server/admin.c): handlers and
+ * completions named by the request table (server/requests.c), with the
+ * contract of server/request.h. Loop thread.
+ */
+#ifndef SERVER_ADMIN_H
+#define SERVER_ADMIN_H
+
+#include "server/request.h"
+
+/* DeactivateAccount: an AccountDeactivate entry (apply decides whether the
+ * caller may); answered with the RetentionInfo, the account's live sessions
+ * revoked (ACCOUNT_DEACTIVATED). */
+int admin_deactivate(struct req *r);
+int admin_deactivate_done(struct op *op, const struct op_result *res);
+
+#endif

@@ -1,0 +1,378 @@
+/*
+ * server/conversations.c: CreateDirect, ListConversations, GetConversation
+ * and History, and the Conversation answer that channels.c shares.
+ *
+ * CreateDirect is proposed as a DirectCreate entry and decided by apply
+ * (apply_messages.c: who may talk to whom); the answer waits for the
+ * journal. The reads go to the store, bounded: ListConversations through the
+ * account's activity index, History in pages within the frame budget. They
+ * are `read` rows of the request table: each runs once its access record is
+ * durable, and after authorization was checked again (server/request.h).
+ *
+ * Thread: the lws loop thread.
+ */
+#include "server/conversations.h"
+
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/clock.h"
+#include "base/status.h"
+#include "server/delivery.h"
+#include "storage/keys.h"
+
+#define HISTORY_DEFAULT 50
+#define HISTORY_MAX 100
+/* Room left in a History response for everything but the messages. */
+#define HISTORY_SLACK (8u * 1024u)
+
+/* ---- the Conversation answer ------------------------------------------------------ */
+
+/* A Conversation message with its members, borrowing from itself. */
+struct conv_msg {
+    Carechat__V1__Conversation cv;
+    Carechat__V1__Member mem[REC_MEMBERS_MAX], *memp[REC_MEMBERS_MAX];
+    struct rec_account accts[REC_MEMBERS_MAX];
+    uint32_t n;
+    struct id conv, members[REC_MEMBERS_MAX], patient;
+    struct buf name_value;
+    char name[REC_CHANNEL_NAME_MAX + 1];
+};
+
+static void conv_msg_cleanup(struct conv_msg *m) {
+    for (uint32_t i = 0; i < m->n; i++)
+        rec_account_cleanup(&m->accts[i]);
+    m->n = 0;
+    buf_wipe(&m->name_value);
+    buf_cleanup(&m->name_value);
+    sodium_memzero(m->name, sizeof m->name);
+}
+
+/* A channel's name into out->name. Returns 0 or a store status. */
+static int channel_name(struct handlers *h, const struct id *conv, struct conv_msg *out) {
+    struct key k;
+    rec_key_channel(&k, conv);
+    int rc = store_get(h->store, CF_CONVERSATIONS, k.b, k.len, &out->name_value);
+    struct rec_channel ch;
+    if (rc == 0)
+        rc = rec_channel_decode(out->name_value.data, out->name_value.len, &ch);
+    if (rc == 0) {
+        memcpy(out->name, ch.name.data, ch.name.len);
+        out->name[ch.name.len] = '\0';
+    }
+    return rc;
+}
+
+/* Reads conversation `conv` and its members into *out. Returns 0 (free with
+ * conv_msg_cleanup) or a store status. */
+static int conv_build(struct handlers *h, const struct id *conv, struct conv_msg *out) {
+    memset(out, 0, sizeof *out);
+    buf_init(&out->name_value);
+    struct rec_conv *c = xmalloc(sizeof *c);
+    int rc = req_read_conv(h, conv, c);
+    if (rc == 0 && c->kind == REC_CARE_TEAM)
+        rc = channel_name(h, conv, out);
+    if (rc != 0) {
+        free(c);
+        conv_msg_cleanup(out);
+        return rc;
+    }
+    out->conv = *conv;
+    out->patient = c->owner;
+    for (uint32_t j = 0; j < c->n_members; j++) {
+        struct rec_member m;
+        uint32_t i = out->n;
+        out->members[i] = c->members[j];
+        if ((rc = req_read_member(h, conv, &c->members[j], &m)) != 0) {
+            free(c);
+            conv_msg_cleanup(out);
+            return rc;
+        }
+        if (m.state != REC_ACTIVE && m.state != REC_PENDING)
+            continue; /* the Conversation lists active and pending members */
+        if ((rc = req_read_account(h, &c->members[j], &out->accts[i])) != 0) {
+            free(c);
+            conv_msg_cleanup(out);
+            return rc;
+        }
+        out->n++;
+        Carechat__V1__Member *mm = &out->mem[i];
+        carechat__v1__member__init(mm);
+        mm->account_id = (ProtobufCBinaryData){ID_LEN, out->members[i].b};
+        mm->role = (Carechat__V1__Role)m.role;
+        mm->state = (Carechat__V1__MemberState)m.state;
+        mm->joined_at = m.joined_at;
+        mm->left_at = m.left_at;
+        mm->display_name = out->accts[i].display_name;
+        out->memp[i] = mm;
+    }
+    carechat__v1__conversation__init(&out->cv);
+    out->cv.conversation_id = (ProtobufCBinaryData){ID_LEN, out->conv.b};
+    out->cv.kind = (Carechat__V1__ConversationKind)c->kind;
+    out->cv.created_at = c->created_at;
+    out->cv.last_seq = c->last_seq;
+    if (c->kind == REC_CARE_TEAM) {
+        out->cv.name = out->name;
+        out->cv.patient_account_id = (ProtobufCBinaryData){ID_LEN, out->patient.b};
+    }
+    free(c);
+    out->cv.n_members = out->n;
+    out->cv.members = out->memp;
+    return STATUS_OK;
+}
+
+int conversations_respond(struct handlers *h, struct conn *c, uint64_t rid, const struct id *conv) {
+    struct conv_msg *cm = xmalloc(sizeof *cm);
+    int rc = conv_build(h, conv, cm);
+    if (rc != 0) {
+        free(cm);
+        return rc;
+    }
+    Carechat__V1__Frame frame;
+    Carechat__V1__Response resp;
+    proto_response_frame(&frame, &resp, rid, STATUS_OK, NULL);
+    resp.result_case = CARECHAT__V1__RESPONSE__RESULT_CONVERSATION;
+    resp.conversation = &cm->cv;
+    conn_send(c, &frame);
+    conv_msg_cleanup(cm);
+    free(cm);
+    return STATUS_OK;
+}
+
+/* ---- CreateDirect ------------------------------------------------------------------ */
+
+int conversations_create_direct(struct req *r) {
+    const Carechat__V1__CreateDirect *m = r->frame->create_direct;
+    struct id peer;
+    if (id_from_bytes(m->peer_account_id.data, m->peer_account_id.len, &peer) != 0 ||
+        id_equal(&peer, &r->hc->account))
+        return req_fail(r, STATUS_BAD_REQUEST, "bad peer");
+    struct rec_account a;
+    int rc = req_read_account(r->h, &peer, &a);
+    if (rc != 0)
+        return req_deny(r, rc, "no such account", m->peer_account_id.data, ID_LEN);
+    rec_account_cleanup(&a);
+    struct op *op = op_new(r, 0);
+    op->has_object = true;
+    op->object = id_new(); /* the new conversation's id, if apply creates one */
+    Carechat__Entry__V1__Entry e;
+    Carechat__Entry__V1__DirectCreate d;
+    entry_init(&e, clock_now(), &r->hc->account, &r->hc->device);
+    carechat__entry__v1__direct_create__init(&d);
+    d.conversation_id = (ProtobufCBinaryData){ID_LEN, op->object.b};
+    d.peer_account_id = (ProtobufCBinaryData){ID_LEN, peer.b};
+    e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_DIRECT_CREATE;
+    e.direct_create = &d;
+    return op_propose(op, &e);
+}
+
+int conversations_create_direct_done(struct op *op, const struct op_result *res) {
+    if (!op_live(op))
+        return STATUS_OK;
+    if (res->status != 0)
+        return op_fail(op, res->status,
+                       res->status == STATUS_NOT_FOUND   ? "peer unknown or not contactable"
+                       : res->status == STATUS_FORBIDDEN ? "peer deactivated"
+                                                         : NULL);
+    struct id conv;
+    if (id_from_bytes(res->data, res->len, &conv) != 0)
+        return STATUS_INTERNAL;
+    return conversations_respond(op->hc->h, op->hc->conn, op->request_id, &conv);
+}
+
+/* ---- GetConversation ---------------------------------------------------------------- */
+
+int conversations_get(struct req *r) {
+    return conversations_respond(r->h, r->conn, r->id, &r->conv_id);
+}
+
+/* ---- ListConversations ----------------------------------------------------------------- */
+
+/* Page tokens of ListConversations: the activity key's suffix after the
+ * account (~last_active (8) | conversation id (16)). */
+#define LIST_TOKEN_LEN (8 + ID_LEN)
+#define LIST_DEFAULT 50
+#define LIST_MAX 100
+
+struct conv_page {
+    struct id convs[LIST_MAX + 1];
+    uint8_t tokens[LIST_MAX + 1][LIST_TOKEN_LEN];
+    size_t n;
+    bool bad;
+};
+
+static bool collect_conv(void *ctx, const uint8_t *key, size_t key_len, const uint8_t *value,
+                         size_t value_len) {
+    struct conv_page *p = ctx;
+    if (p->n > LIST_MAX || key_len != 1 + ID_LEN + LIST_TOKEN_LEN ||
+        id_from_bytes(value, value_len, &p->convs[p->n]) != 0) {
+        p->bad = true;
+        return false;
+    }
+    memcpy(p->tokens[p->n], key + 1 + ID_LEN, LIST_TOKEN_LEN);
+    p->n++;
+    return true;
+}
+
+int conversations_list(struct req *r) {
+    const Carechat__V1__ListConversations *m = r->frame->list_conversations;
+    if (m->limit > LIST_MAX || (m->page_token.len != 0 && m->page_token.len != LIST_TOKEN_LEN))
+        return req_fail(r, STATUS_BAD_REQUEST, "bad page token or limit");
+    size_t limit = m->limit ? m->limit : LIST_DEFAULT;
+    struct key prefix, after;
+    rec_key_activity_prefix(&prefix, &r->hc->account);
+    after = prefix;
+    if (m->page_token.len)
+        key_add_bytes(&after, m->page_token.data, LIST_TOKEN_LEN);
+    struct conv_page *p = xcalloc(1, sizeof *p);
+    struct conv_msg *cms = NULL;
+    Carechat__V1__Conversation **ptrs = NULL;
+    size_t built = 0;
+    int rc = store_scan(r->h->store, CF_CONVERSATIONS, prefix.b, prefix.len,
+                        m->page_token.len ? after.b : NULL, m->page_token.len ? after.len : 0,
+                        limit + 1, collect_conv, p);
+    if (rc >= 0)
+        rc = p->bad ? STATUS_CORRUPT : STATUS_OK;
+    if (rc != 0)
+        goto out;
+    size_t n = p->n > limit ? limit : p->n;
+    cms = xcalloc(n ? n : 1, sizeof *cms);
+    ptrs = xcalloc(n ? n : 1, sizeof *ptrs);
+    for (; built < n; built++) {
+        if ((rc = conv_build(r->h, &p->convs[built], &cms[built])) != 0)
+            goto out;
+        ptrs[built] = &cms[built].cv;
+    }
+    Carechat__V1__Frame frame;
+    Carechat__V1__Response resp;
+    Carechat__V1__ConversationPage page;
+    proto_response_frame(&frame, &resp, r->id, STATUS_OK, NULL);
+    carechat__v1__conversation_page__init(&page);
+    page.n_conversations = n;
+    page.conversations = ptrs;
+    if (p->n > limit)
+        page.next_page_token = (ProtobufCBinaryData){LIST_TOKEN_LEN, p->tokens[n - 1]};
+    resp.result_case = CARECHAT__V1__RESPONSE__RESULT_CONVERSATION_PAGE;
+    resp.conversation_page = &page;
+    conn_send(r->conn, &frame);
+out:
+    for (size_t i = 0; i < built; i++)
+        conv_msg_cleanup(&cms[i]);
+    free(ptrs);
+    free(cms);
+    free(p);
+    return rc;
+}
+
+/* ---- History -------------------------------------------------------------------------- */
+
+struct hist {
+    uint64_t hi; /* highest seq wanted */
+    size_t limit;
+    struct buf values[HISTORY_MAX + 1];
+    uint64_t seqs[HISTORY_MAX + 1];
+    size_t n;
+    bool bad;
+};
+
+static bool collect_message(void *ctx, const uint8_t *key, size_t key_len, const uint8_t *value,
+                            size_t value_len) {
+    struct hist *hs = ctx;
+    uint64_t seq;
+    if (key_read_u64(key, key_len, ID_LEN, &seq) != 0) {
+        hs->bad = true;
+        return false;
+    }
+    if (seq > hs->hi || hs->n > HISTORY_MAX)
+        return false;
+    buf_init(&hs->values[hs->n]);
+    buf_append(&hs->values[hs->n], value, value_len);
+    hs->seqs[hs->n++] = seq;
+    return true;
+}
+
+int conversations_history(struct req *r) {
+    const Carechat__V1__History *m = r->frame->history;
+    const struct rec_conv *c = r->conv;
+    if ((m->before_seq && m->after_seq) || m->limit > HISTORY_MAX)
+        return req_fail(r, STATUS_BAD_REQUEST, "bad history request");
+    size_t limit = m->limit ? m->limit : HISTORY_DEFAULT;
+    bool newest_first = m->after_seq == 0;
+    struct hist *hs = xcalloc(1, sizeof *hs);
+    uint64_t from; /* scan after this seq */
+    if (newest_first) {
+        hs->hi = m->before_seq ? m->before_seq - 1 : c->last_seq;
+        if (hs->hi > c->last_seq)
+            hs->hi = c->last_seq;
+        from = hs->hi > limit ? hs->hi - limit : 0;
+        /* one more below the page tells whether there is more */
+        if (from > 0)
+            from--;
+    } else {
+        hs->hi = UINT64_MAX;
+        from = m->after_seq;
+    }
+    /* A member sees history from the moment of joining. */
+    if (r->member->joined_seq > 0 && from < r->member->joined_seq - 1)
+        from = r->member->joined_seq - 1;
+    struct key after;
+    key_id_u64(&after, &r->conv_id, from);
+    int rc = store_scan(r->h->store, CF_MESSAGES, r->conv_id.b, ID_LEN, after.b, after.len,
+                        limit + 1, collect_message, hs);
+    Carechat__V1__StoredMessage **ptrs = NULL;
+    struct delivery_message *st = NULL;
+    if (rc >= 0)
+        rc = hs->bad ? STATUS_CORRUPT : STATUS_OK;
+    if (rc != 0)
+        goto out;
+    /* The page: the `limit` highest (newest first) or lowest (oldest first)
+     * of those read, within the frame budget. */
+    size_t first = 0, count = hs->n;
+    bool more = false;
+    if (count > limit) {
+        more = true;
+        if (newest_first)
+            first = count - limit;
+        count = limit;
+    }
+    ptrs = xcalloc(count ? count : 1, sizeof *ptrs);
+    st = xcalloc(count ? count : 1, sizeof *st);
+    size_t max_frame = r->h->cfg.config->max_frame;
+    size_t budget = max_frame > 2 * HISTORY_SLACK ? max_frame - HISTORY_SLACK : HISTORY_SLACK;
+    size_t used = 0, n = 0;
+    for (size_t i = 0; i < count; i++) {
+        size_t idx = newest_first ? first + count - 1 - i : first + i;
+        struct rec_message msg;
+        if ((rc = rec_message_decode(hs->values[idx].data, hs->values[idx].len, &msg)) != 0)
+            goto out;
+        size_t size = msg.header.len + msg.body.len + 512;
+        if (n > 0 && used + size > budget) {
+            more = true;
+            break;
+        }
+        used += size;
+        delivery_message_build(&st[n], &r->conv_id, hs->seqs[idx], &msg, &r->hc->device);
+        ptrs[n] = &st[n].sm;
+        n++;
+    }
+    Carechat__V1__Frame frame;
+    Carechat__V1__Response resp;
+    Carechat__V1__HistoryPage page;
+    proto_response_frame(&frame, &resp, r->id, STATUS_OK, NULL);
+    carechat__v1__history_page__init(&page);
+    page.n_messages = n;
+    page.messages = ptrs;
+    page.more = more;
+    resp.result_case = CARECHAT__V1__RESPONSE__RESULT_HISTORY_PAGE;
+    resp.history_page = &page;
+    conn_send(r->conn, &frame);
+out:
+    free(st);
+    free(ptrs);
+    for (size_t i = 0; i < hs->n; i++)
+        buf_cleanup(&hs->values[i]);
+    free(hs);
+    return rc;
+}

@@ -1,0 +1,262 @@
+/*
+ * server/delivery.c: the delivery engine (server/delivery.h): Delivery frames
+ * built from inbox entries, the paged replay of a Sync, and live delivery of
+ * the entries an applied entry created.
+ *
+ * Thread: the lws loop thread.
+ */
+#include "server/delivery.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/log.h"
+#include "base/status.h"
+#include "storage/keys.h"
+
+void delivery_message_build(struct delivery_message *s, const struct id *conv, uint64_t seq,
+                            const struct rec_message *m, const struct id *device) {
+    s->conv = *conv;
+    s->message_id = m->message_id;
+    s->sender_account = m->sender_account;
+    s->sender_device = m->sender_device;
+    s->client_msg_id = m->client_msg_id;
+    carechat__v1__stored_message__init(&s->sm);
+    carechat__v1__envelope__init(&s->env);
+    s->sm.message_id = (ProtobufCBinaryData){ID_LEN, s->message_id.b};
+    s->sm.conversation_id = (ProtobufCBinaryData){ID_LEN, s->conv.b};
+    s->sm.seq = seq;
+    s->sm.sender_account_id = (ProtobufCBinaryData){ID_LEN, s->sender_account.b};
+    s->sm.sent_at = m->sent_at;
+    s->sm.urgent = m->urgent;
+    s->sm.client_msg_id = (ProtobufCBinaryData){ID_LEN, s->client_msg_id.b};
+    if (m->recalled_at) {
+        s->sm.recalled_at = m->recalled_at; /* a tombstone: no envelope */
+        return;
+    }
+    s->env.version = m->envelope_version;
+    s->env.sender_device_id = (ProtobufCBinaryData){ID_LEN, s->sender_device.b};
+    s->env.header = (ProtobufCBinaryData){m->header.len, (uint8_t *)m->header.data};
+    s->env.body = (ProtobufCBinaryData){m->body.len, (uint8_t *)m->body.data};
+    s->env.body_nonce = (ProtobufCBinaryData){m->body_nonce.len, (uint8_t *)m->body_nonce.data};
+    s->env.signature = (ProtobufCBinaryData){m->signature.len, (uint8_t *)m->signature.data};
+    for (uint32_t i = 0; i < m->n_wraps; i++) {
+        rec_message_wrap(m, i, &s->w);
+        if (!id_equal(&s->w.device_id, device))
+            continue;
+        carechat__v1__key_wrap__init(&s->wrap);
+        s->wrap.device_id = (ProtobufCBinaryData){ID_LEN, s->w.device_id.b};
+        s->wrap.key_id = s->w.key_id;
+        s->wrap.enc = (ProtobufCBinaryData){REC_ENC_LEN, s->w.enc};
+        s->wrap.wrapped_key = (ProtobufCBinaryData){REC_WRAPPED_LEN, s->w.wrapped_key};
+        s->wrapp = &s->wrap;
+        s->env.n_wraps = 1;
+        s->env.wraps = &s->wrapp;
+        break;
+    }
+    s->sm.envelope = &s->env;
+}
+
+/* Reads message `seq` of `conv` into `v` (its bytes) and *m (borrowing v). */
+static int read_message(struct handlers *h, const struct id *conv, uint64_t seq, struct buf *v,
+                        struct rec_message *m) {
+    struct key k;
+    key_id_u64(&k, conv, seq);
+    int rc = store_get(h->store, CF_MESSAGES, k.b, k.len, v);
+    if (rc == 0)
+        rc = rec_message_decode(v->data, v->len, m);
+    return rc;
+}
+
+/* Reads message `seq` of `conv` into `v` (its bytes) and *m (borrowing v). */
+/* Sends the inbox entry `item` at `pos` to `hc` as a Delivery. An entry whose
+ * message is gone (purged) is skipped. */
+static void deliver_item(struct hconn *hc, uint64_t pos, const struct rec_item *item) {
+    Carechat__V1__Frame frame;
+    Carechat__V1__Delivery d;
+    uint8_t cursor[10];
+    carechat__v1__frame__init(&frame);
+    carechat__v1__delivery__init(&d);
+    d.cursor = (ProtobufCBinaryData){rec_cursor_encode(pos, cursor), cursor};
+    frame.body_case = CARECHAT__V1__FRAME__BODY_DELIVERY;
+    frame.delivery = &d;
+    hc->delivered_pos = pos;
+    if (item->kind == REC_ITEM_MESSAGE) {
+        struct buf v;
+        struct rec_message m;
+        struct delivery_message *s = xcalloc(1, sizeof *s);
+        buf_init(&v);
+        int rc = read_message(hc->h, &item->conversation_id, item->seq, &v, &m);
+        if (rc == 0) {
+            delivery_message_build(s, &item->conversation_id, item->seq, &m, &hc->device);
+            d.item_case = CARECHAT__V1__DELIVERY__ITEM_MESSAGE;
+            d.message = &s->sm;
+            req_send_server_request(hc, &frame);
+        } else
+            log_warn("delivery", "inbox entry %llu names an unreadable message (%s)",
+                     (unsigned long long)pos, status_str(rc));
+        free(s);
+        buf_cleanup(&v);
+    } else if (item->kind == REC_ITEM_RECEIPT) {
+        Carechat__V1__ReceiptEvent ev;
+        carechat__v1__receipt_event__init(&ev);
+        ev.conversation_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)item->conversation_id.b};
+        ev.message_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)item->message_id.b};
+        ev.account_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)item->account_id.b};
+        ev.kind = (Carechat__V1__ReceiptKind)item->receipt_kind;
+        ev.at = item->at;
+        d.item_case = CARECHAT__V1__DELIVERY__ITEM_RECEIPT;
+        d.receipt = &ev;
+        req_send_server_request(hc, &frame);
+    } else if (item->kind == REC_ITEM_RECALL) {
+        Carechat__V1__RecallEvent ev;
+        carechat__v1__recall_event__init(&ev);
+        ev.conversation_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)item->conversation_id.b};
+        ev.message_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)item->message_id.b};
+        ev.seq = item->seq;
+        ev.recalled_at = item->at;
+        d.item_case = CARECHAT__V1__DELIVERY__ITEM_RECALL;
+        d.recall = &ev;
+        req_send_server_request(hc, &frame);
+    } else if (item->kind == REC_ITEM_URGENT_ACK) {
+        Carechat__V1__UrgentAckEvent ev;
+        carechat__v1__urgent_ack_event__init(&ev);
+        ev.conversation_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)item->conversation_id.b};
+        ev.message_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)item->message_id.b};
+        ev.account_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)item->account_id.b};
+        ev.acknowledged_at = item->at;
+        d.item_case = CARECHAT__V1__DELIVERY__ITEM_URGENT_ACK;
+        d.urgent_ack = &ev;
+        req_send_server_request(hc, &frame);
+    } else if (item->kind == REC_ITEM_MEMBERSHIP) {
+        Carechat__V1__MembershipEvent ev;
+        carechat__v1__membership_event__init(&ev);
+        ev.conversation_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)item->conversation_id.b};
+        ev.account_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)item->account_id.b};
+        ev.change = (Carechat__V1__MembershipChange)item->change;
+        ev.by_account_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)item->by_account.b};
+        ev.at = item->at;
+        d.item_case = CARECHAT__V1__DELIVERY__ITEM_MEMBERSHIP;
+        d.membership = &ev;
+        req_send_server_request(hc, &frame);
+    }
+}
+
+struct page {
+    uint64_t pos[DELIVERY_PAGE];
+    struct rec_item items[DELIVERY_PAGE];
+    size_t n;
+    bool bad;
+};
+
+static bool collect_item(void *ctx, const uint8_t *key, size_t key_len, const uint8_t *value,
+                         size_t value_len) {
+    struct page *p = ctx;
+    if (p->n >= DELIVERY_PAGE || key_read_u64(key, key_len, ID_LEN, &p->pos[p->n]) != 0 ||
+        rec_item_decode(value, value_len, &p->items[p->n]) != 0) {
+        p->bad = true;
+        return false;
+    }
+    p->n++;
+    return true;
+}
+
+static void send_queue_empty(struct hconn *hc) {
+    Carechat__V1__Frame frame;
+    Carechat__V1__QueueEmpty q;
+    uint8_t cursor[10];
+    carechat__v1__frame__init(&frame);
+    carechat__v1__queue_empty__init(&q);
+    q.cursor = (ProtobufCBinaryData){rec_cursor_encode(hc->delivered_pos, cursor), cursor};
+    frame.body_case = CARECHAT__V1__FRAME__BODY_QUEUE_EMPTY;
+    frame.queue_empty = &q;
+    req_send_server_request(hc, &frame);
+    hc->delivery = DELIVERY_LIVE;
+}
+
+/* Sends the next page of the replay, or QueueEmpty once the inbox is
+ * exhausted. Only when every delivery sent so far was answered. */
+static void replay_page(struct hconn *hc) {
+    if (hc->delivery != DELIVERY_REPLAY || hc->unanswered > 0 || !hc->conn)
+        return;
+    struct page *p = xcalloc(1, sizeof *p);
+    struct key after;
+    key_id_u64(&after, &hc->device, hc->delivered_pos);
+    int rc = store_scan(hc->h->store, CF_INBOXES, hc->device.b, ID_LEN, after.b, after.len,
+                        DELIVERY_PAGE, collect_item, p);
+    if (rc < 0 || p->bad) {
+        log_error("delivery", "cannot read an inbox page (%s)",
+                  status_str(rc < 0 ? rc : STATUS_CORRUPT));
+        free(p);
+        conn_close(hc->conn, CONN_CLOSE_GOING_AWAY, "cannot read the inbox",
+                   METRICS_CLOSE_SHUTDOWN);
+        return;
+    }
+    for (size_t i = 0; i < p->n; i++)
+        deliver_item(hc, p->pos[i], &p->items[i]);
+    bool last = p->n < DELIVERY_PAGE;
+    free(p);
+    if (last)
+        send_queue_empty(hc);
+    else if (hc->unanswered == 0)
+        replay_page(hc); /* a page of skipped entries: go on */
+}
+
+/* Sends inbox entry (device, pos), created by an entry just applied, to the
+ * device's LIVE connections that have not had it. */
+static void deliver_live(struct handlers *h, const struct id *device, uint64_t pos) {
+    for (struct hconn *x = h->conns; x; x = x->next) {
+        if (!x->authenticated || !x->conn || x->delivery != DELIVERY_LIVE ||
+            !id_equal(&x->device, device) || pos <= x->delivered_pos)
+            continue;
+        struct key k;
+        key_id_u64(&k, device, pos);
+        struct buf v;
+        struct rec_item item;
+        buf_init(&v);
+        int rc = store_get(h->store, CF_INBOXES, k.b, k.len, &v);
+        if (rc == 0)
+            rc = rec_item_decode(v.data, v.len, &item);
+        buf_cleanup(&v);
+        if (rc == 0)
+            deliver_item(x, pos, &item);
+        else if (rc != STATUS_NOT_FOUND) /* already acknowledged by another connection */
+            log_warn("delivery", "cannot read a new inbox entry (%s)", status_str(rc));
+    }
+}
+
+void delivery_list(struct handlers *h, const uint8_t *data, size_t len) {
+    uint32_t n;
+    const uint8_t *entries;
+    if (rec_deliveries_read(data, len, &n, &entries) != 0) {
+        log_error("delivery", "apply returned a malformed delivery list");
+        return;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        struct id device;
+        uint64_t pos;
+        rec_delivery_get(entries, i, &device, &pos);
+        deliver_live(h, &device, pos);
+    }
+}
+
+void delivery_on_response(struct hconn *hc) {
+    if (hc->unanswered > 0)
+        hc->unanswered--;
+    replay_page(hc);
+}
+
+void delivery_on_ack(struct hconn *hc) {
+    if (hc->conn && hc->delivery == DELIVERY_REPLAY) {
+        hc->unanswered = 0;
+        replay_page(hc);
+    }
+}
+
+void delivery_start(struct hconn *hc, uint64_t after) {
+    hc->delivery = DELIVERY_REPLAY;
+    hc->delivered_pos = after;
+    hc->unanswered = 0;
+    replay_page(hc);
+}

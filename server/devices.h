@@ -1,0 +1,28 @@
+/*
+ * server/devices.h: the device and account-lookup requests
+ * (server/devices.c): handlers and completions named by the request table
+ * (server/requests.c), with the contract of server/request.h. Loop thread.
+ */
+#ifndef SERVER_DEVICES_H
+#define SERVER_DEVICES_H
+
+#include "server/request.h"
+
+/* PublishDeviceList: the calling device signs its account's list, version
+ * stored + 1, exactly the account's devices. */
+int devices_publish_list(struct req *r);
+/* RemoveDevice: another device of the caller's account; its connections are
+ * revoked (DEVICE_REMOVED). */
+int devices_remove(struct req *r);
+/* RotateEncryptionKey: the calling device's new encryption key, signed by
+ * its identity key, with a higher key id. */
+int devices_rotate_key(struct req *r);
+/* The completion of the three: the account's stored DeviceList. */
+int devices_done(struct op *op, const struct op_result *res);
+/* ListDevices: the signed lists and current keys of at most 64 accounts the
+ * caller may see (none for a deactivated account). */
+int devices_list(struct req *r);
+/* LookupAccount: an account the caller may see, by email. */
+int devices_lookup_account(struct req *r);
+
+#endif

@@ -1,0 +1,436 @@
+/*
+ * server/request.c: the request core (server/request.h): connections, ops
+ * and their completions, refusals and audit records, sessions on
+ * connections, and the typed reads of the loop thread.
+ *
+ * Invariants: a struct hconn is on the registry list from attach to detach;
+ * its refs count the conn (until detach) and every op in flight; an op is
+ * released exactly once: by the dispatcher or op_step_done() when it was not
+ * handed on, else after its completion ran.
+ *
+ * Thread: the lws loop thread (journal completions run from journal_poll()).
+ */
+#include "server/request.h"
+
+#include <arpa/inet.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/status.h"
+#include "storage/keys.h"
+
+/* ---- connections ---------------------------------------------------------- */
+
+static void hconn_unref(struct hconn *hc) {
+    if (--hc->refs > 0)
+        return;
+    sodium_memzero(hc, sizeof *hc);
+    free(hc);
+}
+
+struct hconn *req_hconn_attach(struct handlers *h, struct conn *c) {
+    struct hconn *hc = xcalloc(1, sizeof *hc);
+    hc->h = h;
+    hc->conn = c;
+    hc->refs = 1;
+    hc->next = h->conns;
+    if (h->conns)
+        h->conns->prev = hc;
+    h->conns = hc;
+    return hc;
+}
+
+void req_hconn_detach(struct hconn *hc) {
+    struct handlers *h = hc->h;
+    if (hc->prev)
+        hc->prev->next = hc->next;
+    else
+        h->conns = hc->next;
+    if (hc->next)
+        hc->next->prev = hc->prev;
+    hc->prev = hc->next = NULL;
+    hc->conn = NULL;
+    hc->authenticated = false;
+    hconn_unref(hc);
+}
+
+void req_send_server_request(struct hconn *hc, Carechat__V1__Frame *frame) {
+    frame->request_id = conn_next_request_id(hc->conn);
+    conn_send(hc->conn, frame);
+    hc->unanswered++;
+}
+
+void req_revoke(struct handlers *h, const struct id *account, const struct id *device,
+                Carechat__V1__RevokeReason reason, const struct hconn *except) {
+    for (struct hconn *x = h->conns; x; x = x->next) {
+        if (x == except || !x->authenticated || !x->conn ||
+            (device && !id_equal(&x->device, device)) ||
+            (account && !id_equal(&x->account, account)))
+            continue;
+        Carechat__V1__Frame frame;
+        Carechat__V1__SessionRevoked rev;
+        carechat__v1__frame__init(&frame);
+        carechat__v1__session_revoked__init(&rev);
+        rev.reason = reason;
+        frame.body_case = CARECHAT__V1__FRAME__BODY_SESSION_REVOKED;
+        frame.session_revoked = &rev;
+        req_send_server_request(x, &frame);
+        x->authenticated = false;
+        conn_close(x->conn, CONN_CLOSE_POLICY, "session revoked", METRICS_CLOSE_REVOKED);
+    }
+}
+
+void req_session_established(struct hconn *hc, const struct session_info *s) {
+    for (struct hconn *x = hc->h->conns; x; x = x->next) {
+        if (x == hc || !x->authenticated || !x->conn || !id_equal(&x->device, &s->device))
+            continue;
+        Carechat__V1__Frame frame;
+        Carechat__V1__ReplacedElsewhere rep;
+        carechat__v1__frame__init(&frame);
+        carechat__v1__replaced_elsewhere__init(&rep);
+        frame.body_case = CARECHAT__V1__FRAME__BODY_REPLACED_ELSEWHERE;
+        frame.replaced_elsewhere = &rep;
+        req_send_server_request(x, &frame);
+        x->authenticated = false;
+        conn_close(x->conn, CONN_CLOSE_NORMAL, "replaced elsewhere", METRICS_CLOSE_REPLACED);
+    }
+    hc->authenticated = true;
+    hc->account = s->account;
+    hc->device = s->device;
+    hc->role = s->role;
+    memcpy(hc->token_hash, s->token_hash, REC_HASH_LEN);
+    hc->expires_at = s->expires_at;
+    hc->idle_expires_at = s->idle_expires_at;
+    hc->stored_idle_expires_at = s->idle_expires_at;
+    conn_authenticated(hc->conn);
+}
+
+/* ---- audit records ---------------------------------------------------------------- */
+
+bool req_is_denial(int status) {
+    return status == STATUS_FORBIDDEN || status == STATUS_NOT_FOUND ||
+           status == STATUS_UNAUTHENTICATED;
+}
+
+void req_source(const struct hconn *hc, char out[REC_AUDIT_SOURCE_MAX + 1]) {
+    out[0] = '\0';
+    if (!hc->conn)
+        return;
+    const uint8_t *a = conn_peer_addr(hc->conn);
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    char text[INET6_ADDRSTRLEN];
+    const char *r = memcmp(a, mapped, 12) == 0 ? inet_ntop(AF_INET, a + 12, text, sizeof text)
+                                               : inet_ntop(AF_INET6, a, text, sizeof text);
+    if (r && strlen(text) <= REC_AUDIT_SOURCE_MAX)
+        memcpy(out, text, strlen(text) + 1);
+}
+
+int req_audit(struct hconn *hc, const struct id *actor, const struct id *device, uint32_t action,
+              int status, const void *object, size_t object_len, const struct id *patient,
+              journal_done_fn done, void *ctx) {
+    char src[REC_AUDIT_SOURCE_MAX + 1];
+    req_source(hc, src);
+    Carechat__Entry__V1__Entry e;
+    Carechat__Entry__V1__AuditAppend a;
+    entry_init(&e, clock_now(), actor, device);
+    e.source_address = src;
+    carechat__entry__v1__audit_append__init(&a);
+    a.action = action;
+    a.outcome = (uint32_t)status_wire(status);
+    a.object_id = (ProtobufCBinaryData){object_len, (uint8_t *)object};
+    if (patient)
+        a.patient_account_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)patient->b};
+    e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_AUDIT_APPEND;
+    e.audit_append = &a;
+    struct buf b;
+    buf_init(&b);
+    int rc = proto_entry_encode(&e, &b);
+    if (rc == 0)
+        rc = journal_append(hc->h->journal, b.data, b.len, done, ctx);
+    buf_cleanup(&b);
+    if (rc != 0)
+        log_warn("audit", "cannot append the audit record of %s (%s)", audit_action_name(action),
+                 status_str(rc));
+    return rc;
+}
+
+/* After a proposed entry was refused with `status` by apply: its audit record
+ * when it is a denial. */
+static void audit_refusal(struct op *op, int status) {
+    if (!op->audit_refusals || !req_is_denial(status))
+        return;
+    req_audit(op->hc, op->has_actor ? &op->actor : NULL, op->has_actor ? &op->actor_device : NULL,
+              op->action, status, op->has_object ? op->object.b : NULL, op->has_object ? ID_LEN : 0,
+              NULL, NULL, NULL);
+}
+
+/* ---- requests and ops -------------------------------------------------------------- */
+
+int req_fail(struct req *r, int status, const char *detail) {
+    r->detail = detail;
+    return status;
+}
+
+int req_deny(struct req *r, int status, const char *detail, const void *object, size_t object_len) {
+    r->object = object;
+    r->object_len = object_len;
+    return req_fail(r, status, detail);
+}
+
+int op_fail(struct op *op, int status, const char *detail) {
+    op->detail = detail;
+    return status;
+}
+
+void req_respond_error(struct conn *c, uint64_t rid, int rc, const char *detail) {
+    if (rc == STATUS_CORRUPT || rc == STATUS_IO)
+        conn_respond(c, rid, STATUS_INTERNAL, "cannot read the store");
+    else
+        conn_respond(c, rid, rc, detail);
+}
+
+struct op *op_new(struct req *r, size_t state_size) {
+    /* Plain heap, wiped on release: sodium_malloc costs an mmap, two mprotects
+     * and a munmap (TLB shootdowns on every core) per request. */
+    struct op *op = xcalloc(1, sizeof *op + state_size);
+    struct hconn *hc = r->hc;
+    op->row = r->row;
+    op->hc = hc;
+    op->request_id = r->id;
+    op->done = r->row->done;
+    op->action = r->row->rule.action;
+    op->audit_refusals = true;
+    op->has_actor = hc->authenticated;
+    op->actor = hc->account;
+    op->actor_device = hc->device;
+    op->req = r;
+    op->size = state_size;
+    if (r->row->rule.scope == AUTHZ_OPEN)
+        hc->auth_busy = true;
+    hc->refs++;
+    r->op = op;
+    return op;
+}
+
+void op_keep(struct op *op) {
+    op->handed = true;
+}
+
+struct op *op_resume(void *ctx) {
+    struct op *op = ctx;
+    op->handed = false;
+    return op;
+}
+
+void op_release(struct op *op) {
+    if (!op)
+        return;
+    struct hconn *hc = op->hc;
+    if (op->row && op->row->rule.scope == AUTHZ_OPEN)
+        hc->auth_busy = false;
+    if (op->req)
+        op->req->op = NULL;
+    sodium_memzero(op, sizeof *op + op->size);
+    free(op);
+    hconn_unref(hc);
+}
+
+bool op_live(const struct op *op) {
+    return op->hc->conn != NULL && !op->hc->h->closing;
+}
+
+void op_journal_done(void *ctx, uint64_t pos, int status, const uint8_t *data, size_t len) {
+    struct op *op = ctx;
+    struct op_result res = {.pos = pos, .status = status, .data = data, .len = len};
+    op->detail = NULL;
+    int rc = op->done(op, &res);
+    if (rc < 0 && op_live(op))
+        req_respond_error(op->hc->conn, op->request_id, rc, op->detail);
+    audit_refusal(op, status);
+    op_release(op);
+}
+
+int op_propose(struct op *op, const Carechat__Entry__V1__Entry *e) {
+    Carechat__Entry__V1__Entry copy = *e;
+    char src[REC_AUDIT_SOURCE_MAX + 1];
+    req_source(op->hc, src);
+    copy.source_address = src;
+    struct buf b;
+    buf_init(&b);
+    int rc = proto_entry_encode(&copy, &b);
+    if (rc == 0)
+        rc = journal_append(op->hc->h->journal, b.data, b.len, op_journal_done, op);
+    buf_wipe(&b);
+    buf_cleanup(&b);
+    if (rc != 0)
+        return op_fail(op, rc, "cannot write now");
+    op->handed = true;
+    return STATUS_OK;
+}
+
+void op_step_done(struct op *op, int status) {
+    if (status < 0 && op_live(op))
+        req_respond_error(op->hc->conn, op->request_id, status, op->detail);
+    if (!op->handed)
+        op_release(op);
+}
+
+void entry_init(Carechat__Entry__V1__Entry *e, int64_t time, const struct id *account,
+                const struct id *device) {
+    carechat__entry__v1__entry__init(e);
+    e->version = PROTO_ENTRY_VERSION;
+    e->time = time;
+    if (account)
+        e->actor_account_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)account->b};
+    if (device)
+        e->actor_device_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)device->b};
+}
+
+/* ---- typed reads -------------------------------------------------------------------- */
+
+int req_read_account(struct handlers *h, const struct id *id, struct rec_account *out) {
+    struct buf v;
+    buf_init(&v);
+    int rc = store_get(h->store, CF_ACCOUNTS, id->b, ID_LEN, &v);
+    if (rc == 0)
+        rc = rec_account_decode(v.data, v.len, out);
+    buf_wipe(&v);
+    buf_cleanup(&v);
+    return rc;
+}
+
+int req_read_device(struct handlers *h, const struct id *account, const struct id *device,
+                    struct rec_device *out) {
+    struct key k;
+    key_id_id(&k, account, device);
+    struct buf v;
+    buf_init(&v);
+    int rc = store_get(h->store, CF_DEVICES, k.b, k.len, &v);
+    if (rc == 0)
+        rc = rec_device_decode(v.data, v.len, out);
+    buf_cleanup(&v);
+    return rc;
+}
+
+int req_find_email(struct handlers *h, const uint8_t index[REC_HASH_LEN], struct id *out) {
+    struct buf v;
+    buf_init(&v);
+    int rc = store_get(h->store, CF_EMAIL_INDEX, index, REC_HASH_LEN, &v);
+    if (rc == 0 && id_from_bytes(v.data, v.len, out) != 0)
+        rc = STATUS_CORRUPT;
+    buf_cleanup(&v);
+    return rc;
+}
+
+int req_read_conv(struct handlers *h, const struct id *conv, struct rec_conv *out) {
+    struct buf v;
+    buf_init(&v);
+    int rc = store_get(h->store, CF_CONVERSATIONS, conv->b, ID_LEN, &v);
+    if (rc == 0)
+        rc = rec_conv_decode(v.data, v.len, out);
+    buf_cleanup(&v);
+    return rc;
+}
+
+int req_read_member(struct handlers *h, const struct id *conv, const struct id *account,
+                    struct rec_member *out) {
+    struct key k;
+    key_id_id(&k, conv, account);
+    struct buf v;
+    buf_init(&v);
+    int rc = store_get(h->store, CF_MEMBERS, k.b, k.len, &v);
+    if (rc == 0)
+        rc = rec_member_decode(v.data, v.len, out);
+    buf_cleanup(&v);
+    return rc;
+}
+
+struct dev_scan {
+    struct id *ids;
+    struct req_device_key *keys;
+    size_t n;
+    bool bad;
+};
+
+static bool collect_dev(void *ctx, const uint8_t *key, size_t key_len, const uint8_t *value,
+                        size_t value_len) {
+    struct dev_scan *s = ctx;
+    if (s->n >= REC_MAX_DEVICES || key_read_id(key, key_len, ID_LEN, &s->ids[s->n]) != 0) {
+        s->bad = true;
+        return false;
+    }
+    if (s->keys) {
+        struct rec_device d;
+        if (rec_device_decode(value, value_len, &d) != 0) {
+            s->bad = true;
+            return false;
+        }
+        s->keys[s->n] = (struct req_device_key){.key_id = d.encryption_key_id,
+                                                .expires_at = d.encryption_key_expires_at};
+        rec_device_cleanup(&d);
+    }
+    s->n++;
+    return true;
+}
+
+int req_account_devices(struct handlers *h, const struct id *account, struct id *ids,
+                        struct req_device_key *keys, size_t *n) {
+    struct dev_scan s = {.ids = ids, .keys = keys};
+    int rc = store_scan(h->store, CF_DEVICES, account->b, ID_LEN, NULL, 0, REC_MAX_DEVICES,
+                        collect_dev, &s);
+    if (rc < 0)
+        return rc;
+    *n = s.n;
+    return s.bad ? STATUS_CORRUPT : STATUS_OK;
+}
+
+int req_device_lists_add(struct handlers *h, struct req_device_lists *l, const struct id *account) {
+    if (l->n >= REC_MEMBERS_MAX)
+        return STATUS_TOO_LARGE;
+    size_t i = l->n, n = 0;
+    int rc = req_account_devices(h, account, l->devs[i], NULL, &n);
+    if (rc != 0)
+        return rc;
+    Carechat__Entry__V1__AccountDeviceIds *ad = &l->ad[i];
+    carechat__entry__v1__account_device_ids__init(ad);
+    l->accounts[i] = *account;
+    ad->account_id = (ProtobufCBinaryData){ID_LEN, l->accounts[i].b};
+    for (size_t d = 0; d < n; d++)
+        l->ids[i][d] = (ProtobufCBinaryData){ID_LEN, l->devs[i][d].b};
+    ad->n_device_ids = n;
+    ad->device_ids = l->ids[i];
+    l->adp[i] = ad;
+    l->n++;
+    return STATUS_OK;
+}
+
+struct share_scan {
+    struct handlers *h;
+    const struct id *other;
+    bool found;
+};
+
+static bool share_one(void *ctx, const uint8_t *key, size_t key_len, const uint8_t *value,
+                      size_t value_len) {
+    struct share_scan *s = ctx;
+    struct id conv;
+    struct rec_member m;
+    if (id_from_bytes(value, value_len, &conv) != 0 ||
+        req_read_member(s->h, &conv, s->other, &m) != 0)
+        return true;
+    s->found = m.state == REC_ACTIVE || m.state == REC_PENDING;
+    return !s->found;
+}
+
+bool req_share_conversation(struct handlers *h, const struct id *account, const struct id *other) {
+    struct key prefix;
+    rec_key_activity_prefix(&prefix, account);
+    struct share_scan s = {.h = h, .other = other};
+    int rc = store_scan(h->store, CF_CONVERSATIONS, prefix.b, prefix.len, NULL, 0, REQ_SHARE_SCAN,
+                        share_one, &s);
+    return rc >= 0 && s.found;
+}

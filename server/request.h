@@ -1,0 +1,303 @@
+/*
+ * server/request.h: the request core that every topic file of the handlers
+ * library builds on: the server-wide handler state, the connections, the
+ * request being dispatched (struct req), requests in flight (struct op), the
+ * typed reads of the loop thread, refusals and audit records, and revoking
+ * sessions. Private to the handlers library. Loop thread only.
+ *
+ * The path of a request (server/handlers.c runs it):
+ *
+ *   frame -> the request's row (server/requests.c) -> session expiry check
+ *         -> authorization (server/authz.h): the conversation the request
+ *            names and the caller's membership are read once, here, and
+ *            handed to the handler in struct req
+ *         -> [a `read` row: its access record first, durable; then the
+ *            check again, since membership may end meanwhile]
+ *         -> row->handle(r): returns 0 when it answered, or handed the
+ *            request on to an op (proposed to the journal, or given to the
+ *            password worker); a negative status that the dispatcher answers
+ *            (with r->detail) and, for a denial (FORBIDDEN, NOT_FOUND,
+ *            UNAUTHENTICATED), audits once (object r->object)
+ *   journal: apply -> row->done(op, result) on the loop thread, which answers
+ *            the same way (0, or a status answered with op->detail); a
+ *            denial by apply is audited once, then the op is released.
+ *
+ * So every request is answered exactly once by construction: by its handler,
+ * by the dispatcher, by its completion, or by the core.
+ *
+ * Lifetimes: a struct hconn is referenced by its conn (until detach) and by
+ * every op in flight for it, and freed with the last reference; an op answers
+ * through hc->conn only while op_live(). An op created during a handler and
+ * not handed on (op_propose(), op_keep()) is released when the handler
+ * returns.
+ */
+#ifndef SERVER_REQUEST_H
+#define SERVER_REQUEST_H
+
+#include <stdalign.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/id.h"
+#include "protocol/proto.h"
+#include "server/audit.h"
+#include "server/authz.h"
+#include "server/conn.h"
+#include "server/handlers.h"
+#include "server/pwhash.h"
+#include "server/ratelimit.h"
+#include "server/records.h"
+#include "server/records_messages.h"
+#include "storage/journal.h"
+#include "storage/store.h"
+
+struct messaging;
+struct req;
+struct op;
+
+/* What the journal reports for a proposed entry (storage/journal.h on_done). */
+struct op_result {
+    uint64_t pos;
+    int status;          /* apply's status: 0 or a refusal */
+    const uint8_t *data; /* apply's result, borrowed for the call */
+    size_t len;
+};
+
+/* A request's handler: see the path at the top. */
+typedef int (*request_fn)(struct req *r);
+/* A proposed entry's completion: see the path at the top. Runs whether or not
+ * the connection is still there (deliveries and revocations happen anyway);
+ * answers only when op_live(). */
+typedef int (*request_done_fn)(struct op *op, const struct op_result *res);
+
+/* One row of the request table (server/requests.c). */
+struct request_row {
+    struct authz_rule rule;
+    request_fn handle;    /* NULL: not served yet ("not implemented yet") */
+    request_done_fn done; /* the completion of what the handler proposes */
+};
+
+/* The row of a Frame body case, or NULL for a body that is not a client
+ * request (requests.c). */
+const struct request_row *request_row(uint32_t body_case);
+
+struct handlers {
+    struct handlers_config cfg;
+    struct store *store;
+    struct journal *journal;
+    struct pwhash *pw;
+    struct ratelimit *rl_account; /* Login/Register attempts per email */
+    struct ratelimit *rl_address; /* Login/Register/Authenticate attempts per address */
+    struct ratelimit *rl_lookup;  /* LookupAccount per caller account */
+    struct ratelimit *rl_invite;  /* Invite per caller account */
+    struct messaging *msg;        /* send and typing limits, typing bus (messaging.c) */
+    int64_t invite_ttl_ms, session_idle_ms, session_max_ms;
+    unsigned password_min;
+    bool closing;
+    struct hconn *conns;     /* attached connections */
+    uint64_t audit_anchored; /* the audit chain head last logged as an anchor */
+    /* The VerifyAudit in progress (audit_queries.c): its op holds the
+     * connection; NULL when none runs. */
+    struct op *verify_op;
+    struct audit_verify verify;
+};
+
+struct hconn {
+    struct handlers *h;
+    struct conn *conn; /* NULL once detached */
+    unsigned refs;
+    struct hconn *prev, *next;
+    bool auth_busy; /* a Login/Register/Authenticate is in flight */
+    bool authenticated;
+    struct id account, device;
+    uint32_t role;
+    uint8_t token_hash[REC_HASH_LEN];
+    int64_t expires_at, idle_expires_at;
+    int64_t stored_idle_expires_at; /* the idle expiry last made durable */
+    /* Delivery of the device's inbox (delivery.c): OFF until Sync, REPLAY
+     * while pages of the inbox are sent, LIVE after QueueEmpty. */
+    enum { DELIVERY_OFF = 0, DELIVERY_REPLAY, DELIVERY_LIVE } delivery;
+    uint64_t delivered_pos; /* the last inbox position sent on this connection */
+    unsigned unanswered;    /* server requests without a Response yet */
+};
+
+/* The request being dispatched; borrowed by the handler for its call. */
+struct req {
+    struct handlers *h;
+    struct hconn *hc;
+    struct conn *conn;
+    uint64_t id; /* the request id */
+    const Carechat__V1__Frame *frame;
+    const struct request_row *row;
+    /* What authorization read: the conversation the request names (conv is
+     * NULL when it names none, or none that exists), and the caller's
+     * membership in it (member is NULL unless ACTIVE); the patient the
+     * request concerns (the channel's owner, or a patient_account_id). */
+    bool has_conv;
+    struct id conv_id;
+    const struct rec_conv *conv;
+    const struct rec_member *member;
+    bool has_patient;
+    struct id patient;
+    /* For the dispatcher's answer when the handler returns a failure. */
+    const char *detail;
+    const void *object; /* what a denial is recorded against */
+    size_t object_len;
+    struct op *op; /* the op made by the handler, until handed on */
+};
+
+/* One request in flight. */
+struct op {
+    const struct request_row *row;
+    struct hconn *hc;
+    uint64_t request_id;
+    request_done_fn done; /* row->done, or the core's own */
+    bool handed;          /* owned by the journal or a worker */
+    /* Who and what a refusal by apply is recorded against: the session's
+     * account and device at op_new (none before authentication; Login sets
+     * the account it tried), and the object (a conversation or account). */
+    uint32_t action;
+    bool audit_refusals; /* false for the core's own ops */
+    bool has_actor, has_object;
+    struct id actor, actor_device, object;
+    const char *detail; /* for the core's answer of a failing step */
+    struct req *req;    /* the dispatch it was made in; NULL after it */
+    size_t size;        /* of state[] */
+    alignas(max_align_t) unsigned char state[];
+};
+
+/* ---- requests and ops (request.c) ------------------------------------------ */
+
+/* Sets r->detail and returns `status`: `return req_fail(r, STATUS_X, "...")`. */
+int req_fail(struct req *r, int status, const char *detail);
+/* As req_fail(), for a denial recorded against `object` (object_len bytes,
+ * borrowed until the handler returns; NULL/0 for none). */
+int req_deny(struct req *r, int status, const char *detail, const void *object, size_t object_len);
+
+/* A new op for the request `r` with `state_size` bytes of zeroed per-request
+ * state (op->state; wiped at release). Takes a reference on the connection;
+ * an op of an open row (Login, Register, Authenticate) marks the connection
+ * auth_busy until it is released. */
+struct op *op_new(struct req *r, size_t state_size);
+/* The op's state, as the type its topic file gave it. */
+#define OP_STATE(op, type) ((type *)(void *)(op)->state)
+/* The handler keeps `op` beyond its return (a worker's continuation, or a
+ * later step, will end it with op_step_done()). */
+void op_keep(struct op *op);
+/* The op a worker hands back to its continuation (ctx): the continuation owns
+ * it again until it hands it on or ends the step with op_step_done(). */
+struct op *op_resume(void *ctx);
+/* Proposes `e` (with the client's address as source) for `op`; op->done runs
+ * once it is applied. Returns 0 (the journal owns the op), or the failure
+ * (the op is still the caller's; op->detail says why). */
+int op_propose(struct op *op, const Carechat__Entry__V1__Entry *e);
+/* The journal's on_done for an op (ctx): runs op->done, answers its failure,
+ * audits a denial by apply, releases the op. op_propose() passes it; the
+ * core's own audited reads too. */
+void op_journal_done(void *ctx, uint64_t pos, int status, const uint8_t *data, size_t len);
+/* Ends a step of `op` that ran outside the dispatcher (a worker's
+ * continuation): when `status` is a failure it is answered with op->detail
+ * (if the connection is still there); then, unless the step handed the op on,
+ * the op is released. */
+void op_step_done(struct op *op, int status);
+/* Drops the op's reference and wipes and frees it. Accepts NULL. */
+void op_release(struct op *op);
+/* True when the op's connection is still there to be answered. */
+bool op_live(const struct op *op);
+/* Sets op->detail and returns `status`, like req_fail(). */
+int op_fail(struct op *op, int status, const char *detail);
+
+/* Fills the common fields of an entry (version, time, actor ids: NULL for
+ * none). */
+void entry_init(Carechat__Entry__V1__Entry *e, int64_t time, const struct id *account,
+                const struct id *device);
+
+/* Answers request `rid` with the failure `rc` and `detail`, except that a
+ * store failure (STATUS_CORRUPT, STATUS_IO) is answered STATUS_INTERNAL
+ * without detail. */
+void req_respond_error(struct conn *c, uint64_t rid, int rc, const char *detail);
+
+/* ---- audit records (request.c) ---------------------------------------------- */
+
+/* Whether `status` is a denial: FORBIDDEN, NOT_FOUND, UNAUTHENTICATED. */
+bool req_is_denial(int status);
+/* The client's address as text ("" once detached) into out. */
+void req_source(const struct hconn *hc, char out[REC_AUDIT_SOURCE_MAX + 1]);
+/* Proposes an AuditAppend entry (actor: `actor`/`device`, NULL for none;
+ * source: hc's address) with `done(ctx, ...)` as on_done (NULL: none).
+ * `status` is 0 or the negative STATUS_* the request ended with. Returns 0
+ * or the status of journal_append() (then done is never called). */
+int req_audit(struct hconn *hc, const struct id *actor, const struct id *device, uint32_t action,
+              int status, const void *object, size_t object_len, const struct id *patient,
+              journal_done_fn done, void *ctx);
+
+/* ---- connections and sessions (request.c) ------------------------------------ */
+
+/* The per-connection state of a new conn (on the registry list, one
+ * reference held by the conn). */
+struct hconn *req_hconn_attach(struct handlers *h, struct conn *c);
+/* The conn is gone: off the list, unauthenticated, its reference dropped. */
+void req_hconn_detach(struct hconn *hc);
+
+/* A session as it is established on a connection. */
+struct session_info {
+    struct id account, device;
+    uint32_t role;
+    uint8_t token_hash[REC_HASH_LEN];
+    int64_t expires_at, idle_expires_at;
+};
+/* Marks `hc` authenticated with the session `s` and replaces every other
+ * connection of the same device (ReplacedElsewhere, close 1000). */
+void req_session_established(struct hconn *hc, const struct session_info *s);
+/* Sends SessionRevoked(reason) and closes (1008) every authenticated
+ * connection of `account` (NULL: any) and `device` (NULL: any) except
+ * `except` (may be NULL); they are unauthenticated from then on. */
+void req_revoke(struct handlers *h, const struct id *account, const struct id *device,
+                Carechat__V1__RevokeReason reason, const struct hconn *except);
+/* Numbers and sends a server request (a Delivery, an event) on `hc`,
+ * counting it in hc->unanswered until its Response. */
+void req_send_server_request(struct hconn *hc, Carechat__V1__Frame *frame);
+
+/* ---- typed reads of the loop thread (request.c) --------------------------------- */
+
+/* Same returns as store_get(), or STATUS_CORRUPT for a record that does not
+ * decode. */
+int req_read_account(struct handlers *h, const struct id *id, struct rec_account *out);
+int req_read_device(struct handlers *h, const struct id *account, const struct id *device,
+                    struct rec_device *out);
+/* The account id of a normalised email, through the blind index. */
+int req_find_email(struct handlers *h, const uint8_t index[REC_HASH_LEN], struct id *out);
+int req_read_conv(struct handlers *h, const struct id *conv, struct rec_conv *out);
+int req_read_member(struct handlers *h, const struct id *conv, const struct id *account,
+                    struct rec_member *out);
+/* The current devices of `account` (at most REC_MAX_DEVICES): ids into
+ * ids[], and their keys into keys[] when not NULL. Returns 0 with *n, or a
+ * store status. */
+struct req_device_key {
+    uint32_t key_id;
+    int64_t expires_at;
+};
+int req_account_devices(struct handlers *h, const struct id *account, struct id *ids,
+                        struct req_device_key *keys, size_t *n);
+/* The current devices of some accounts as the AccountDeviceIds lists of an
+ * entry (the devices apply queues events for), borrowing from itself. Start
+ * from all zero; append with req_device_lists_add(). */
+struct req_device_lists {
+    Carechat__Entry__V1__AccountDeviceIds ad[REC_MEMBERS_MAX], *adp[REC_MEMBERS_MAX];
+    ProtobufCBinaryData ids[REC_MEMBERS_MAX][REC_MAX_DEVICES];
+    struct id accounts[REC_MEMBERS_MAX];
+    struct id devs[REC_MEMBERS_MAX][REC_MAX_DEVICES];
+    size_t n;
+};
+/* Appends the current devices of `account`. Returns 0, STATUS_TOO_LARGE past
+ * REC_MEMBERS_MAX accounts, or a store status. */
+int req_device_lists_add(struct handlers *h, struct req_device_lists *l, const struct id *account);
+/* Whether `other` is an active or pending member of a conversation in which
+ * `account` is active (the first REQ_SHARE_SCAN of its conversations, most
+ * recently active first): members see each other's accounts and device lists
+ * whatever their roles (a patient and a family member in one channel). */
+#define REQ_SHARE_SCAN 1000
+bool req_share_conversation(struct handlers *h, const struct id *account, const struct id *other);
+
+#endif

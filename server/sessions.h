@@ -1,0 +1,32 @@
+/*
+ * server/sessions.h: the session requests (server/sessions.c): handlers and
+ * completions named by the request table (server/requests.c), with the
+ * contract of server/request.h. Loop thread.
+ */
+#ifndef SERVER_SESSIONS_H
+#define SERVER_SESSIONS_H
+
+#include "server/request.h"
+
+/* Login: email and password (verified on the password worker), an existing
+ * or a new device; answered with a SessionResult. */
+int sessions_login(struct req *r);
+/* Register: an invitation code for the email; under 13 only an audit record
+ * and FORBIDDEN; answered with a SessionResult. */
+int sessions_register(struct req *r);
+/* Authenticate: resumes a session by token; answered with a SessionResult
+ * without token. */
+int sessions_authenticate(struct req *r);
+/* The completion of the three: the connection becomes AUTHENTICATED (other
+ * connections of the device are replaced) and the SessionResult is sent. */
+int sessions_established_done(struct op *op, const struct op_result *res);
+/* Logout: ends the session durably, answers OK and closes the device's
+ * connections. */
+int sessions_logout(struct req *r);
+int sessions_logout_done(struct op *op, const struct op_result *res);
+/* Invite: an invitation for an email and role the caller's role may invite;
+ * answered with the code. */
+int sessions_invite(struct req *r);
+int sessions_invite_done(struct op *op, const struct op_result *res);
+
+#endif
