@@ -1,6 +1,7 @@
 /*
  * server/admin.c: the administration requests: DeactivateAccount, which
- * starts an account's retention lifecycle (REVIEW) and ends its sessions.
+ * starts an account's retention lifecycle (REVIEW) and ends its sessions,
+ * and GetRetentionState, where an account stands in it.
  *
  * The handler checks what it can see (the target exists, the caller's role may
  * deactivate the target's role, the target is still active) and proposes an
@@ -22,6 +23,32 @@
 struct deactivate_op {
     int64_t time; /* the entry's time: the start of REVIEW */
 };
+
+/* Answers request `rid` with the RetentionInfo of `account`, deactivated at
+ * `deactivated_at` (0: active) as of `now`. The windows run from the
+ * deactivation: REVIEW for RULES_REVIEW_MS, then RESTRICTED until purge_at.
+ * The purge itself is the retention lifecycle's; until it has happened an
+ * account past purge_at is reported RESTRICTED. */
+static void respond_retention(struct conn *c, uint64_t rid, const struct id *account,
+                              int64_t deactivated_at, int64_t now) {
+    Carechat__V1__Frame frame;
+    Carechat__V1__Response resp;
+    Carechat__V1__RetentionInfo info;
+    proto_response_frame(&frame, &resp, rid, STATUS_OK, NULL);
+    carechat__v1__retention_info__init(&info);
+    info.account_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)account->b};
+    info.state = CARECHAT__V1__RETENTION_STATE__RETENTION_ACTIVE;
+    if (deactivated_at != 0) {
+        info.deactivated_at = deactivated_at;
+        info.restricted_at = deactivated_at + RULES_REVIEW_MS;
+        info.purge_at = info.restricted_at + RULES_RESTRICTED_MS;
+        info.state = now < info.restricted_at ? CARECHAT__V1__RETENTION_STATE__RETENTION_REVIEW
+                                              : CARECHAT__V1__RETENTION_STATE__RETENTION_RESTRICTED;
+    }
+    resp.result_case = CARECHAT__V1__RESPONSE__RESULT_RETENTION;
+    resp.retention = &info;
+    conn_send(c, &frame);
+}
 
 int admin_deactivate(struct req *r) {
     const Carechat__V1__DeactivateAccount *m = r->frame->deactivate_account;
@@ -70,18 +97,21 @@ int admin_deactivate_done(struct op *op, const struct op_result *res) {
     if (!op_live(op))
         return STATUS_OK;
     int64_t time = OP_STATE(op, struct deactivate_op)->time;
-    Carechat__V1__Frame frame;
-    Carechat__V1__Response resp;
-    Carechat__V1__RetentionInfo info;
-    proto_response_frame(&frame, &resp, op->request_id, STATUS_OK, NULL);
-    carechat__v1__retention_info__init(&info);
-    info.account_id = (ProtobufCBinaryData){ID_LEN, op->object.b};
-    info.state = CARECHAT__V1__RETENTION_STATE__RETENTION_REVIEW;
-    info.deactivated_at = time;
-    info.restricted_at = time + RULES_REVIEW_MS;
-    info.purge_at = info.restricted_at + RULES_RESTRICTED_MS;
-    resp.result_case = CARECHAT__V1__RESPONSE__RESULT_RETENTION;
-    resp.retention = &info;
-    conn_send(op->hc->conn, &frame);
+    respond_retention(op->hc->conn, op->request_id, &op->object, time, time);
+    return STATUS_OK;
+}
+
+int admin_retention_state(struct req *r) {
+    const Carechat__V1__GetRetentionState *m = r->frame->get_retention_state;
+    struct id account;
+    if (id_from_bytes(m->account_id.data, m->account_id.len, &account) != 0)
+        return req_fail(r, STATUS_BAD_REQUEST, "account_id must be 16 bytes");
+    struct rec_account a;
+    int rc = req_read_account(r->h, &account, &a);
+    if (rc != 0)
+        return req_deny(r, rc, "no such account", m->account_id.data, ID_LEN);
+    int64_t deactivated_at = a.active ? 0 : a.deactivated_at;
+    rec_account_cleanup(&a);
+    respond_retention(r->conn, r->id, &account, deactivated_at, clock_now());
     return STATUS_OK;
 }

@@ -13,5 +13,8 @@
  * revoked (ACCOUNT_DEACTIVATED). */
 int admin_deactivate(struct req *r);
 int admin_deactivate_done(struct op *op, const struct op_result *res);
+/* GetRetentionState: the RetentionInfo of an account (ACTIVE, or the windows
+ * since its deactivation). */
+int admin_retention_state(struct req *r);
 
 #endif

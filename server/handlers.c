@@ -203,8 +203,8 @@ out:
     return rc;
 }
 
-/* A `read` row: appends its access record (the conversation or patient it
- * names, and the conversation's patient) and runs the request once the record
+/* A `read` row: appends its access record (the conversation, patient or
+ * account it names, and the conversation's patient) and runs the request once the record
  * is durable; UNAVAILABLE when it cannot be written (fail closed). */
 static int audited_read(struct req *r) {
     struct op *op = op_new(r, sizeof(struct audited_op));
@@ -212,7 +212,14 @@ static int audited_read(struct req *r) {
     op->done = audited_done;
     op->audit_refusals = false;
     buf_init(&a->frame);
-    const struct id *object = r->has_conv ? &r->conv_id : r->has_patient ? &r->patient : NULL;
+    /* The record names what was read: the conversation, else the patient,
+     * else the account the request names. */
+    struct id account;
+    bool has_account = body_id(r->frame, "account_id", &account);
+    const struct id *object = r->has_conv      ? &r->conv_id
+                              : r->has_patient ? &r->patient
+                              : has_account    ? &account
+                                               : NULL;
     int rc = proto_encode(r->frame, &a->frame);
     if (rc == 0)
         rc = req_audit(r->hc, &r->hc->account, &r->hc->device, r->row->rule.action, 0,

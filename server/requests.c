@@ -94,7 +94,7 @@ static const struct request_row rows[] = {
     ROW(DEACTIVATE_ACCOUNT,        STAFF,            SESSION, CHANGE, ACCOUNT_DEACTIVATE, admin_deactivate,     admin_deactivate_done),
     ROW(REACTIVATE_ACCOUNT,        ADMIN | SYSADMIN, SESSION, CHANGE, ACCOUNT_REACTIVATE, NULL,                 NULL),
     ROW(SET_LEGAL_HOLD,            SYSADMIN,         SESSION, CHANGE, LEGAL_HOLD,         NULL,                 NULL),
-    ROW(GET_RETENTION_STATE,       ADMIN | SYSADMIN, SESSION, READ,   RETENTION_READ,     NULL,                 NULL),
+    ROW(GET_RETENTION_STATE,       ADMIN | SYSADMIN, SESSION, READ,   RETENTION_READ,     admin_retention_state, NULL),
     ROW(RESTORE_FILE,              SYSADMIN,         SESSION, CHANGE, FILE_RESTORE,       NULL,                 NULL),
     ROW(START_BREACH_NOTIFICATION, SYSADMIN,         SESSION, CHANGE, BREACH_START,       NULL,                 NULL),
     ROW(QUERY_AUDIT,               ADMIN | SYSADMIN, SESSION, READ,   QUERY,              audit_queries_query,  NULL),

@@ -2,7 +2,7 @@
  * tests/authz_test.c: the authorization matrix (issue 4) walked over the real
  * carechatd: every role (patient, provider, admin, sysadmin, a deactivated
  * account, an expired session) against every client operation of carechat.v1
- * up to DeactivateAccount, 31 operations x 6 rows = 186 cases, each answered
+ * up to GetRetentionState, 32 operations x 6 rows = 192 cases, each answered
  * as the table below says; and each denial leaves exactly one audit record
  * (the operation's action, the denial status, the caller as actor or none on
  * an unauthenticated connection; a refused Login names the account tried),
@@ -275,6 +275,7 @@ struct cctx {
         Carechat__V1__QueryAudit query_audit;
         Carechat__V1__VerifyAudit verify_audit;
         Carechat__V1__DeactivateAccount deactivate;
+        Carechat__V1__GetRetentionState retention;
         Carechat__V1__Login login;
     } m;
 };
@@ -585,6 +586,14 @@ static void build_deactivate_stranger_patient(struct cctx *c) {
     build_deactivate(c, &g_v2);
 }
 
+static void build_get_retention_state(struct cctx *c) {
+    frame_init(&c->f, CARECHAT__V1__FRAME__BODY_GET_RETENTION_STATE);
+    carechat__v1__get_retention_state__init(&c->m.retention);
+    memcpy(c->id1, g_p.u.account, 16);
+    c->m.retention.account_id = bin16(c->id1);
+    c->f.get_retention_state = &c->m.retention;
+}
+
 static void build_login(struct cctx *c) {
     frame_init(&c->f, CARECHAT__V1__FRAME__BODY_LOGIN);
     carechat__v1__login__init(&c->m.login);
@@ -650,6 +659,10 @@ static const struct op ops[] = {
      build_get_urgent_status,
      {FB, OK, OK, NF, UA, UA}},
     {"query_audit", "audit.query", build_query_audit, {FB, FB, OK, OK, UA, UA}},
+    {"get_retention_state",
+     "account.retention_read",
+     build_get_retention_state,
+     {FB, FB, OK, OK, UA, UA}},
     {"verify_audit", "audit.verify", build_verify_audit, {FB, FB, OK, OK, UA, UA}},
     {"deactivate_account(own patient)",
      "account.deactivate",
@@ -829,6 +842,11 @@ static void after_ok(struct cctx *c, const struct op *op, const Carechat__V1__Fr
         assert_int_equal(r->response->session->session_token.len, 32);
         assert_memory_equal(r->response->session->device_id.data, me->u.dev[0].id, 16);
         memcpy(me->token, r->response->session->session_token.data, 32);
+    } else if (op->build == build_get_retention_state) {
+        assert_int_equal(r->response->result_case, CARECHAT__V1__RESPONSE__RESULT_RETENTION);
+        assert_memory_equal(r->response->retention->account_id.data, c->id1, 16);
+        assert_int_equal(r->response->retention->state,
+                         CARECHAT__V1__RETENTION_STATE__RETENTION_ACTIVE);
     } else if (op->build == build_deactivate_own_patient ||
                op->build == build_deactivate_stranger_patient) {
         assert_int_equal(r->response->result_case, CARECHAT__V1__RESPONSE__RESULT_RETENTION);
@@ -955,10 +973,27 @@ static void test_authz_deactivate_revokes_open_session(void **state) {
     assert_memory_equal(ri->account_id.data, g_d.u.account, 16);
     assert_int_equal(ri->state, CARECHAT__V1__RETENTION_STATE__RETENTION_REVIEW);
     assert_true(ri->deactivated_at >= t0 - 1000 && ri->deactivated_at <= clock_now() + 1000);
+    int64_t deactivated_at = ri->deactivated_at;
     proto_free(r);
     /* Again: CONFLICT, it is not active any more. */
     r = rawc_rpc(c, &f);
     raw_expect_status(r, STATUS_CONFLICT);
+    proto_free(r);
+    rawc_free(c);
+    /* An admin reads where D stands: REVIEW, with the windows of the policy. */
+    Carechat__V1__GetRetentionState gs;
+    frame_init(&f, CARECHAT__V1__FRAME__BODY_GET_RETENTION_STATE);
+    carechat__v1__get_retention_state__init(&gs);
+    gs.account_id = bin16(g_d.u.account);
+    f.get_retention_state = &gs;
+    c = as(&g_a);
+    r = rawc_rpc(c, &f);
+    raw_expect_status(r, STATUS_OK);
+    ri = r->response->retention;
+    assert_int_equal(ri->state, CARECHAT__V1__RETENTION_STATE__RETENTION_REVIEW);
+    assert_true(ri->deactivated_at == deactivated_at);
+    assert_true(ri->restricted_at == deactivated_at + 30LL * 24 * 3600 * 1000);
+    assert_true(ri->purge_at == ri->restricted_at + 365LL * 24 * 3600 * 1000);
     proto_free(r);
     rawc_free(c);
 
