@@ -76,17 +76,6 @@ static int read_ref(struct handlers *h, const struct id *conv, const struct id *
     return rc;
 }
 
-/* The completion of the entries that queue events for devices: answers OK
- * and hands the new inbox entries to the delivery engine. */
-static int deliver_done(struct op *op, const struct op_result *res) {
-    if (res->status != 0)
-        return res->status;
-    if (op_live(op))
-        conn_respond(op->hc->conn, op->request_id, STATUS_OK, NULL);
-    delivery_list(op->hc->h, res->data, res->len);
-    return STATUS_OK;
-}
-
 /* ---- CreateChannel ------------------------------------------------------------------ */
 
 int channels_create(struct req *r) {
@@ -244,7 +233,7 @@ int channels_member_done(struct op *op, const struct op_result *res) {
                  : res->status == STATUS_CONFLICT  ? "membership already in that state"
                  : res->status == STATUS_NOT_FOUND ? "no such conversation or member"
                                                    : NULL;
-    return deliver_done(op, res);
+    return delivery_done(op, res);
 }
 
 /* ---- ListMembers ------------------------------------------------------------------------ */
@@ -343,7 +332,7 @@ int channels_recall_done(struct op *op, const struct op_result *res) {
     op->detail = res->status == STATUS_CONFLICT    ? "already recalled"
                  : res->status == STATUS_NOT_FOUND ? "no such message"
                                                    : NULL;
-    return deliver_done(op, res);
+    return delivery_done(op, res);
 }
 
 /* ---- AckUrgent, GetUrgentStatus ----------------------------------------------------------- */
@@ -383,7 +372,7 @@ int channels_ack_urgent_done(struct op *op, const struct op_result *res) {
     op->detail = res->status == STATUS_CONFLICT    ? "not an urgent message"
                  : res->status == STATUS_NOT_FOUND ? "no such message"
                                                    : NULL;
-    return deliver_done(op, res);
+    return delivery_done(op, res);
 }
 
 struct urgent_scan {

@@ -260,3 +260,12 @@ void delivery_start(struct hconn *hc, uint64_t after) {
     hc->unanswered = 0;
     replay_page(hc);
 }
+
+int delivery_done(struct op *op, const struct op_result *res) {
+    if (res->status != 0)
+        return res->status;
+    if (op_live(op))
+        conn_respond(op->hc->conn, op->request_id, STATUS_OK, NULL);
+    delivery_list(op->hc->h, res->data, res->len);
+    return STATUS_OK;
+}

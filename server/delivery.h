@@ -62,4 +62,10 @@ void delivery_on_ack(struct hconn *hc);
  * created by an entry just applied, to their devices' LIVE connections. */
 void delivery_list(struct handlers *h, const uint8_t *data, size_t len);
 
+/* The completion of an entry whose result is a delivery list (receipts,
+ * membership events, tombstones, urgent acknowledgements): answers OK and
+ * delivers the new inbox entries; a refusal is returned, with op->detail as
+ * the caller set it (server/request.h). */
+int delivery_done(struct op *op, const struct op_result *res);
+
 #endif

@@ -380,15 +380,6 @@ int messaging_send_receipt(struct req *r) {
     return rc;
 }
 
-int messaging_send_receipt_done(struct op *op, const struct op_result *res) {
-    if (res->status != 0)
-        return res->status;
-    if (op_live(op))
-        conn_respond(op->hc->conn, op->request_id, STATUS_OK, NULL);
-    delivery_list(op->hc->h, res->data, res->len);
-    return STATUS_OK;
-}
-
 /* ---- Typing ------------------------------------------------------------------------------------
  */
 

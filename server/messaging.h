@@ -21,9 +21,9 @@ int messaging_ack_done(struct op *op, const struct op_result *res);
 /* Sync: SyncResult, then the replay of the inbox after the cursor
  * (server/delivery.h). */
 int messaging_sync(struct req *r);
-/* SendReceipt: delivered/read receipts, delivered to the senders' devices. */
+/* SendReceipt: delivered/read receipts, delivered to the senders' devices
+ * (completion: delivery_done()). */
 int messaging_send_receipt(struct req *r);
-int messaging_send_receipt_done(struct op *op, const struct op_result *res);
 /* Typing: a hint to the other active members' open connections, never
  * stored. */
 int messaging_typing(struct req *r);

@@ -23,6 +23,7 @@
 #include "server/audit_queries.h"
 #include "server/channels.h"
 #include "server/conversations.h"
+#include "server/delivery.h"
 #include "server/devices.h"
 #include "server/messaging.h"
 #include "server/sessions.h"
@@ -74,7 +75,7 @@ static const struct request_row rows[] = {
     ROW(SEND,              ANYONE, MEMBER,          CHANGE, MESSAGE_SEND,   messaging_send,             messaging_send_done),
     ROW(ACK,               ANYONE, SESSION,         CHANGE, MESSAGE_ACK,    messaging_ack,              messaging_ack_done),
     ROW(SYNC,              ANYONE, SESSION,         READ,   MESSAGE_SYNC,   messaging_sync,             NULL),
-    ROW(SEND_RECEIPT,      ANYONE, MEMBER,          CHANGE, RECEIPT,        messaging_send_receipt,     messaging_send_receipt_done),
+    ROW(SEND_RECEIPT,      ANYONE, MEMBER,          CHANGE, RECEIPT,        messaging_send_receipt,     delivery_done),
     ROW(TYPING,            ANYONE, MEMBER,          CHANGE, MESSAGE_TYPING, messaging_typing,           NULL),
     ROW(RECALL,            ANYONE, MEMBER_OR_ADMIN, CHANGE, MESSAGE_RECALL, channels_recall,            channels_recall_done),
     ROW(ACK_URGENT,        ANYONE, MEMBER,          CHANGE, URGENT_ACK,     channels_ack_urgent,        channels_ack_urgent_done),
