@@ -299,6 +299,47 @@ size_t journal_poll(struct journal *j) {
     return n;
 }
 
+/* The completion of journal_append_wait(); freed by whoever is last: the waiter,
+ * or on_done when the waiter gave up. */
+struct waiter {
+    bool done, abandoned;
+    int status;
+};
+
+static void waiter_done(void *ctx, uint64_t pos, int status, const uint8_t *result,
+                        size_t result_len) {
+    struct waiter *w = ctx;
+    if (w->abandoned) {
+        free(w);
+        return;
+    }
+    w->done = true;
+    w->status = status;
+}
+
+int journal_append_wait(struct journal *j, const uint8_t *entry, size_t entry_len, int timeout_ms) {
+    struct waiter *w = xcalloc(1, sizeof *w);
+    int rc = journal_append(j, entry, entry_len, waiter_done, w);
+    if (rc < 0) {
+        free(w);
+        return rc;
+    }
+    uint64_t deadline = now_us() + (uint64_t)timeout_ms * 1000u;
+    while (!w->done && now_us() < deadline) {
+        if (journal_poll(j) == 0)
+            nanosleep(&(struct timespec){.tv_nsec = 1000000L}, NULL);
+    }
+    journal_poll(j);
+    if (!w->done) {
+        log_error(MOD, "an entry was not written within %d ms", timeout_ms);
+        w->abandoned = true; /* on_done, run by a later poll, frees it */
+        return STATUS_IO;
+    }
+    rc = w->status;
+    free(w);
+    return rc;
+}
+
 uint64_t journal_applied_pos(struct journal *j) {
     return atomic_load(&j->applied_pos);
 }

@@ -99,6 +99,15 @@ int journal_open(const struct journal_config *cfg, struct journal **out);
 int journal_append(struct journal *j, const uint8_t *entry, size_t entry_len,
                    journal_done_fn on_done, void *done_ctx);
 
+/* For a tool on the main thread that owns the journal (no other thread polls
+ * it, e.g. `carechatd init` or `bootstrap`): appends a copy of `entry` and polls
+ * until it completed or `timeout_ms` passed. Returns what on_done would have
+ * received as status (0: applied and durable; the apply function's rejection;
+ * STATUS_UNAVAILABLE or STATUS_IO: nothing stored), STATUS_UNAVAILABLE when it
+ * could not be appended, or STATUS_IO when it did not complete in time (it may
+ * still be written before journal_close() returns). */
+int journal_append_wait(struct journal *j, const uint8_t *entry, size_t entry_len, int timeout_ms);
+
 /* Runs on_done for every completed entry, in the order the writer finished them
  * (increasing positions; failed entries, with pos 0, in between). Call it after
  * `wake`. Returns the number of entries completed (callbacks run, counting
