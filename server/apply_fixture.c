@@ -37,7 +37,7 @@ void fixture_open(struct fixture_db *db, const char *name) {
     const char *tmp = getenv("TEST_TMPDIR");
     snprintf(db->dir, sizeof db->dir, "%s/%s-XXXXXX", tmp ? tmp : "/tmp", name);
     assert_non_null(mkdtemp(db->dir));
-    struct store_config sc = {.data_dir = db->dir};
+    struct store_config sc = {.data_dir = db->dir, .mode = STORE_CREATE};
     assert_int_equal(store_open(&sc, &db->store), 0);
     struct journal_config jc = {.store = db->store, .apply = apply_entry};
     assert_int_equal(journal_open(&jc, &db->journal), 0);

@@ -41,8 +41,8 @@ static void on_done(void *ctx, uint64_t pos, int status, const uint8_t *result, 
     d->status = status;
 }
 
-static void db_open_at(struct db *db) {
-    struct store_config sc = {.data_dir = db->dir};
+static void db_open_at(struct db *db, enum store_mode mode) {
+    struct store_config sc = {.data_dir = db->dir, .mode = mode};
     assert_int_equal(store_open(&sc, &db->store), 0);
     struct journal_config jc = {.store = db->store, .apply = apply_entry};
     assert_int_equal(journal_open(&jc, &db->journal), 0);
@@ -52,7 +52,7 @@ static void db_open(struct db *db) {
     const char *tmp = getenv("TEST_TMPDIR");
     snprintf(db->dir, sizeof db->dir, "%s/apply-XXXXXX", tmp ? tmp : "/tmp");
     assert_non_null(mkdtemp(db->dir));
-    db_open_at(db);
+    db_open_at(db, STORE_CREATE);
 }
 
 static void db_close(struct db *db) {
@@ -104,7 +104,7 @@ static void test_apply_server_init_stores_identity(void **state) {
 
     /* It survives a restart. */
     db_close(&db);
-    db_open_at(&db);
+    db_open_at(&db, STORE_OPEN);
     memset(&got, 0, sizeof got);
     assert_int_equal(apply_read_server_info(db.store, &got, &at), 0);
     assert_memory_equal(got.b, id.b, ID_LEN);

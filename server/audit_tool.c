@@ -23,15 +23,16 @@ static int run(const struct server_config *cfg) {
         .master_key_path = cfg->master_key,
     };
     struct store *store = NULL;
-    if (store_open(&sc, &store) != 0) {
+    int rc = store_open(&sc, &store);
+    if (rc != 0) {
         fprintf(stderr,
-                "carechatd audit-verify: cannot open the store in %s (is carechatd "
+                "carechatd audit-verify: cannot open the store in %s (see above; is carechatd "
                 "running on it?)\n",
                 cfg->data_dir);
-        return 1;
+        return config_exit_status(rc);
     }
     struct audit_verify v;
-    int rc = audit_verify_begin(store, &v);
+    rc = audit_verify_begin(store, &v);
     while (rc == 0 && !v.done)
         rc = audit_verify_step(store, &v, STEP);
     store_close(store);

@@ -17,8 +17,8 @@
 
 /* Runs the subcommand with the arguments after "audit-verify" (argv[0] is
  * skipped). Returns the process exit status: 0 when the chain is intact, 3
- * when it is broken, 1 when the store cannot be opened or read, 2 for bad
- * arguments. */
+ * when it is broken, 1 when the store cannot be read, 2 for bad arguments or a
+ * refused key file, 4 when there is no complete database (config_exit_status()). */
 int audit_tool_main(int argc, char **argv);
 
 #endif

@@ -10,8 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 
 #include "base/alloc.h"
 #include "base/clock.h"
@@ -28,17 +26,6 @@
 
 #define DEADLINE_MS 30000
 #define DISPLAY_NAME "System administrator"
-
-struct done {
-    bool called;
-    int status;
-};
-
-static void on_done(void *ctx, uint64_t pos, int status, const uint8_t *result, size_t len) {
-    struct done *d = ctx;
-    d->called = true;
-    d->status = status;
-}
 
 /* Reads the first line of `path` into sodium memory. Returns NULL on error. */
 static char *read_password(const char *path, size_t *len) {
@@ -88,24 +75,24 @@ static int run(const struct server_config *cfg, const char *email_arg, const cha
         status = 2;
         goto out;
     }
-    if (mkdir(cfg->data_dir, 0700) != 0 && errno != EEXIST) {
-        fprintf(stderr, "carechatd bootstrap: cannot create %s: %s\n", cfg->data_dir,
-                strerror(errno));
-        goto out;
-    }
     struct store_config sc = {
         .data_dir = cfg->data_dir,
         .key_dir = cfg->key_dir,
         .master_key_path = cfg->master_key,
         .min_free_bytes = cfg->min_free_bytes,
     };
-    if (store_open(&sc, &store) != 0) {
-        fprintf(stderr, "carechatd bootstrap: cannot open the store in %s\n", cfg->data_dir);
+    int rc = store_open(&sc, &store);
+    if (rc != 0) {
+        fprintf(stderr,
+                "carechatd bootstrap: cannot open the database in %s (see above; a new one "
+                "is made with `carechatd init`)\n",
+                cfg->data_dir);
+        status = config_exit_status(rc);
         goto out;
     }
     struct buf v;
     buf_init(&v);
-    int rc = store_get(store, CF_META, REC_META_SYSADMIN, strlen(REC_META_SYSADMIN), &v);
+    rc = store_get(store, CF_META, REC_META_SYSADMIN, strlen(REC_META_SYSADMIN), &v);
     buf_cleanup(&v);
     if (rc == 0) {
         fprintf(stderr, "carechatd bootstrap: refused: a system administrator already exists\n");
@@ -136,20 +123,9 @@ static int run(const struct server_config *cfg, const char *email_arg, const cha
     e.time = clock_now();
     e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_BOOTSTRAP;
     e.bootstrap = &b;
-    struct done d = {0};
     rc = proto_entry_encode(&e, &entry);
     if (rc == 0)
-        rc = journal_append(journal, entry.data, entry.len, on_done, &d);
-    int64_t deadline = clock_monotonic_ms() + DEADLINE_MS;
-    while (rc == 0 && !d.called && clock_monotonic_ms() < deadline) {
-        journal_poll(journal);
-        if (!d.called)
-            nanosleep(&(struct timespec){.tv_nsec = 5 * 1000000L}, NULL);
-    }
-    if (rc == 0 && !d.called)
-        rc = STATUS_IO;
-    if (rc == 0)
-        rc = d.status;
+        rc = journal_append_wait(journal, entry.data, entry.len, DEADLINE_MS);
     if (rc == STATUS_CONFLICT) {
         fprintf(stderr, "carechatd bootstrap: refused: a system administrator already exists or "
                         "the email is taken\n");

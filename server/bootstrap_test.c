@@ -1,5 +1,6 @@
-/* server/bootstrap_test.c: `carechatd bootstrap` as a function: creates the
- * first sysadmin once, refuses the second time and refuses weak input. */
+/* server/bootstrap_test.c: `carechatd bootstrap` as a function: refuses a
+ * data directory `carechatd init` did not create, creates the first sysadmin
+ * once, refuses the second time and refuses weak input. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +14,7 @@
 #include "base/buf.h"
 #include "base/status.h"
 #include "server/bootstrap.h"
+#include "server/init_tool.h"
 #include "server/records.h"
 #include "storage/store.h"
 
@@ -42,7 +44,16 @@ static int run(const char *email, const char *password_file) {
     return bootstrap_main(9, argv);
 }
 
+static int init(void) {
+    char *argv[] = {"init", "--data", data, "--log-level", "error", NULL};
+    return init_tool_main(5, argv);
+}
+
 static void test_bootstrap_once_then_refused(void **state) {
+    /* no database yet: bootstrap does not make one */
+    assert_int_equal(run("root@x.example", pw), 4);
+    assert_int_equal(init(), 0);
+    assert_int_equal(init(), 4);
     assert_int_equal(run("root@x.example", weak), 2);
     assert_int_equal(run("not an email", pw), 2);
     assert_int_equal(run("root@x.example", "/nonexistent/pw"), 1);

@@ -101,6 +101,24 @@ void config_cleanup(struct server_config *cfg);
 /* The --help text: every option, its argument and its default. Never NULL. */
 const char *config_usage(void);
 
+/* Exit statuses shared by carechatd and its subcommands (audit-verify adds 3,
+ * "chain broken"). */
+enum config_exit {
+    CONFIG_EXIT_OK = 0,
+    CONFIG_EXIT_FAILED = 1, /* a step failed (logged) */
+    CONFIG_EXIT_CONFIG = 2, /* configuration refused: an option, a TLS file, the master
+                               key or the key directory (message says which) */
+    CONFIG_EXIT_DATA = 4,   /* the data directory is not as the command needs it:
+                               missing or incomplete (carechatd, bootstrap,
+                               audit-verify), or already holding a database or keys
+                               (init); nothing was changed */
+};
+
+/* The exit status for a start-up that failed with `status`: CONFIG_EXIT_CONFIG
+ * for STATUS_BAD_REQUEST, CONFIG_EXIT_DATA for STATUS_NOT_FOUND and
+ * STATUS_CONFLICT, CONFIG_EXIT_FAILED otherwise (CONFIG_EXIT_OK for 0). */
+int config_exit_status(int status);
+
 /* True when `host` (an IP literal) is a loopback address: 127.0.0.0/8 or ::1
  * (also written as ::ffff:127.x.y.z). Anything else, including 0.0.0.0 and ::,
  * is not. */

@@ -91,7 +91,7 @@ static int setup(void **state) {
     if (!mkdtemp(f->dir))
         return -1;
     f->cfg = (struct server_config)CONFIG_DEFAULTS;
-    struct store_config sc = {.data_dir = f->dir};
+    struct store_config sc = {.data_dir = f->dir, .mode = STORE_CREATE};
     if (store_open(&sc, &f->store) != 0)
         return -1;
     struct journal_config jc = {.store = f->store, .apply = apply_entry};

@@ -1,12 +1,21 @@
 /*
  * server/main.c: the carechatd executable.
  *
- * With no arguments it serves ws://127.0.0.1:8080 with its data in
- * ./carechat-data. `carechatd bootstrap ...` creates the first system
- * administrator instead (server/bootstrap.h); `carechatd audit-verify ...`
- * checks the audit chain of a stopped server offline (server/audit_tool.h). Exit status: 0 after
- * --help or a clean stop on SIGTERM/SIGINT, 2 for a bad configuration (message on stderr), 1 when
- * start-up or the event loop fails (logged). Main thread.
+ *   carechatd [options]              serve (ws://127.0.0.1:8080, data in
+ *                                    ./carechat-data by default)
+ *   carechatd init [options]         create a new data directory (init_tool.h)
+ *   carechatd bootstrap [options]    create the first system administrator
+ *                                    (bootstrap.h)
+ *   carechatd audit-verify [options] check the audit chain of a stopped server
+ *                                    offline (audit_tool.h)
+ *
+ * Serving needs a data directory `init` created: carechatd never creates one,
+ * so a lost or unmounted database is refused rather than replaced by an empty
+ * one. Exit status (enum config_exit): 0 after --help or a clean stop on
+ * SIGTERM/SIGINT; 2 for a refused configuration (message on stderr, or logged
+ * for key and TLS files); 4 when the data directory is missing or incomplete
+ * (logged: what is missing); 1 when start-up or the event loop fails (logged).
+ * Main thread.
  */
 #include <signal.h>
 #include <stdbool.h>
@@ -18,9 +27,12 @@
 #include "server/audit_tool.h"
 #include "server/bootstrap.h"
 #include "server/config.h"
+#include "server/init_tool.h"
 #include "server/server.h"
 
 int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "init") == 0)
+        return init_tool_main(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "bootstrap") == 0)
         return bootstrap_main(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "audit-verify") == 0)
@@ -30,12 +42,12 @@ int main(int argc, char **argv) {
     char err[512];
     if (config_load(argc, argv, &cfg, &help, err, sizeof err) != 0) {
         fprintf(stderr, "carechatd: %s\n", err);
-        return 2;
+        return CONFIG_EXIT_CONFIG;
     }
     if (help) {
         fputs(config_usage(), stdout);
         config_cleanup(&cfg);
-        return 0;
+        return CONFIG_EXIT_OK;
     }
     log_set_level(cfg.log_level);
     /* A peer that vanishes mid-write must not kill the process. */
@@ -46,7 +58,10 @@ int main(int argc, char **argv) {
     if (rc == 0) {
         rc = server_run(s);
         server_close(s);
+        rc = rc == 0 ? CONFIG_EXIT_OK : CONFIG_EXIT_FAILED;
+    } else {
+        rc = config_exit_status(rc);
     }
     config_cleanup(&cfg);
-    return rc == 0 ? 0 : 1;
+    return rc;
 }

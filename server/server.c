@@ -10,7 +10,6 @@
  */
 #include "server/server.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -18,7 +17,6 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "base/alloc.h"
 #include "base/clock.h"
@@ -33,8 +31,6 @@
 #include "storage/journal.h"
 #include "storage/store.h"
 
-/* How long start-up waits for ServerInit to become durable. */
-#define INIT_DEADLINE_MS 30000
 /* How long a stop waits for WebSockets to take their close frames. */
 #define DRAIN_DEADLINE_MS 2000
 
@@ -48,24 +44,17 @@ struct server {
     struct id server_id;
     char server_id_hex[ID_HEX_LEN + 1];
 
-    pthread_mutex_t wake_lock; /* guards woken and ws (read by the writer thread) */
-    pthread_cond_t wake_cond;
-    bool woken;
+    pthread_mutex_t wake_lock; /* guards ws (read by the writer thread) */
 
     pthread_t signal_thread;
     bool signal_thread_started;
     _Atomic int stop; /* the signal that asked us to stop, or 0 */
-
-    bool init_done; /* ServerInit's on_done ran */
-    int init_status;
 };
 
 /* Writer thread (after each batch) or signal thread. */
 static void server_wake(void *ctx) {
     struct server *s = ctx;
     pthread_mutex_lock(&s->wake_lock);
-    s->woken = true;
-    pthread_cond_signal(&s->wake_cond);
     if (s->ws)
         ws_wake(s->ws);
     pthread_mutex_unlock(&s->wake_lock);
@@ -137,66 +126,29 @@ static void render_metrics(void *ctx, struct buf *out) {
     metrics_render(s->metrics, &js, store_size_bytes(s->store), out);
 }
 
-static void init_done(void *ctx, uint64_t pos, int status, const uint8_t *result,
-                      size_t result_len) {
-    struct server *s = ctx;
-    s->init_done = true;
-    s->init_status = status;
-}
-
-/* On a new data directory: proposes ServerInit and waits until it is durable. */
-static int ensure_server_init(struct server *s) {
+/* The identity ServerInit (written by `carechatd init`) gave the database. A
+ * database without it is incomplete: refused like a missing one. */
+static int read_identity(struct server *s) {
     int64_t created_at;
     int rc = apply_read_server_info(s->store, &s->server_id, &created_at);
-    if (rc != STATUS_NOT_FOUND)
-        return rc;
-    struct id id = id_new();
-    struct buf entry;
-    buf_init(&entry);
-    rc = apply_encode_server_init(&id, clock_now(), &entry);
-    if (rc == 0)
-        rc = journal_append(s->journal, entry.data, entry.len, init_done, s);
-    buf_cleanup(&entry);
-    if (rc != 0) {
-        log_error("server", "cannot propose ServerInit: %s", status_str(rc));
-        return rc;
-    }
-    int64_t deadline = clock_monotonic_ms() + INIT_DEADLINE_MS;
-    while (!s->init_done && clock_monotonic_ms() < deadline) {
-        pthread_mutex_lock(&s->wake_lock);
-        if (!s->woken) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 100 * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
-            pthread_cond_timedwait(&s->wake_cond, &s->wake_lock, &ts);
-        }
-        s->woken = false;
-        pthread_mutex_unlock(&s->wake_lock);
-        journal_poll(s->journal);
-    }
-    if (!s->init_done) {
-        log_error("server", "ServerInit was not written within %d ms", INIT_DEADLINE_MS);
-        return STATUS_IO;
-    }
-    if (s->init_status != 0) {
-        log_error("server", "ServerInit refused: %s", status_str(s->init_status));
-        return s->init_status;
-    }
-    rc = apply_read_server_info(s->store, &s->server_id, &created_at);
-    if (rc == 0)
-        log_info("server", "initialised a new data directory");
+    if (rc == STATUS_NOT_FOUND)
+        log_error("server", "the database in %s has no server identity: it is incomplete",
+                  s->cfg->data_dir);
     return rc;
+}
+
+/* Start-up failures past the data directory's checks are no statement about
+ * the data directory or the configuration: keep them from looking like one
+ * (config_exit_status()). */
+static int startup_failure(int rc) {
+    return rc == STATUS_NOT_FOUND || rc == STATUS_CONFLICT || rc == STATUS_BAD_REQUEST ? STATUS_IO
+                                                                                       : rc;
 }
 
 int server_open(const struct server_config *cfg, struct server **out) {
     struct server *s = xcalloc(1, sizeof *s);
     s->cfg = cfg;
     pthread_mutex_init(&s->wake_lock, NULL);
-    pthread_cond_init(&s->wake_cond, NULL);
     int rc;
 
     if (cfg->clock_offset_ms != 0) {
@@ -207,12 +159,6 @@ int server_open(const struct server_config *cfg, struct server **out) {
     rc = start_signal_thread(s);
     if (rc != 0)
         goto fail;
-    if (mkdir(cfg->data_dir, 0700) != 0 && errno != EEXIST) {
-        log_error("server", "cannot create the data directory %s: %s", cfg->data_dir,
-                  strerror(errno));
-        rc = STATUS_IO;
-        goto fail;
-    }
     struct store_config sc = {
         .data_dir = cfg->data_dir,
         .key_dir = cfg->key_dir,
@@ -220,8 +166,14 @@ int server_open(const struct server_config *cfg, struct server **out) {
         .min_free_bytes = cfg->min_free_bytes,
     };
     rc = store_open(&sc, &s->store);
-    if (rc != 0)
+    if (rc == 0)
+        rc = read_identity(s);
+    if (rc != 0) {
+        if (rc == STATUS_NOT_FOUND)
+            log_error("server", "refusing to start without a complete database (see above); "
+                                "`carechatd init` creates a new one, never over existing data");
         goto fail;
+    }
     struct journal_config jc = {
         .store = s->store,
         .apply = apply_entry,
@@ -229,18 +181,19 @@ int server_open(const struct server_config *cfg, struct server **out) {
         .wake_ctx = s,
     };
     rc = journal_open(&jc, &s->journal);
-    if (rc != 0)
+    if (rc != 0) {
+        rc = startup_failure(rc);
         goto fail;
-    rc = ensure_server_init(s);
-    if (rc != 0)
-        goto fail;
+    }
     id_to_hex(&s->server_id, s->server_id_hex);
     log_info("server", "server %s at journal position %" PRIu64, s->server_id_hex,
              journal_applied_pos(s->journal));
 
     rc = metrics_new(&(struct metrics_config){.body_name = body_name}, &s->metrics);
-    if (rc != 0)
+    if (rc != 0) {
+        rc = startup_failure(rc);
         goto fail;
+    }
     struct handlers_config hc = {
         .config = cfg,
         .store = s->store,
@@ -251,6 +204,7 @@ int server_open(const struct server_config *cfg, struct server **out) {
     rc = handlers_new(&hc, &s->handlers);
     if (rc != 0) {
         log_error("server", "cannot start the request handlers: %s", status_str(rc));
+        rc = startup_failure(rc);
         goto fail;
     }
     struct ws_config wc = {
@@ -265,8 +219,10 @@ int server_open(const struct server_config *cfg, struct server **out) {
     handlers_conn_handler(s->handlers, &wc.handler);
     struct ws *ws;
     rc = ws_open(&wc, &ws);
-    if (rc != 0)
+    if (rc != 0) {
+        rc = startup_failure(rc);
         goto fail;
+    }
     pthread_mutex_lock(&s->wake_lock);
     s->ws = ws;
     pthread_mutex_unlock(&s->wake_lock);
@@ -321,7 +277,6 @@ void server_close(struct server *s) {
             pthread_kill(s->signal_thread, SIGTERM);
         pthread_join(s->signal_thread, NULL);
     }
-    pthread_cond_destroy(&s->wake_cond);
     pthread_mutex_destroy(&s->wake_lock);
     log_info("server", "stopped");
     free(s);

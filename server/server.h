@@ -3,11 +3,11 @@
  * listener (ws.h) and the metrics, and runs them from start to clean stop.
  *
  *   server_open:  block SIGTERM/SIGINT (every thread inherits the mask; one
- *                 signal thread waits for them), store_open, journal_open
- *                 (apply = apply_entry, wake = lws_cancel_service through
- *                 ws_wake), on a new data directory propose ServerInit (id from
- *                 id_new(), time from clock_now()) and wait until it is
- *                 durable, then listen
+ *                 signal thread waits for them), store_open of an existing
+ *                 database (STORE_OPEN: never created here, see
+ *                 server/init_tool.h), read the server identity ServerInit
+ *                 left, journal_open (apply = apply_entry, wake =
+ *                 lws_cancel_service through ws_wake), then listen
  *   server_run:   the lws loop until a signal: stop accepting, close every
  *                 WebSocket with 1001 (bounded wait), then return
  *   server_close: journal_close (writes what was appended), close the
@@ -24,9 +24,11 @@ struct server;
 
 /* Starts everything described above with `cfg` (borrowed; outlives the
  * server). Returns 0 and *out, or the status of the step that failed (logged):
- * STATUS_IO / STATUS_CORRUPT / STATUS_BAD_REQUEST from the store,
- * STATUS_IO from the journal or the listener, or the status ServerInit was
- * refused with. */
+ * from the store (storage/store.h): STATUS_NOT_FOUND (the database or key store
+ * is missing or incomplete; also a database without its identity),
+ * STATUS_BAD_REQUEST (a master key or key directory refused), STATUS_CORRUPT or
+ * STATUS_IO; later steps (journal, handlers, listener) fail with STATUS_IO or
+ * STATUS_INTERNAL, never with one of the first two. */
 int server_open(const struct server_config *cfg, struct server **out);
 
 /* Serves until SIGTERM or SIGINT, then stops accepting and closes the

@@ -50,7 +50,7 @@ static void test_blob_chunks_round_trip_into_blob_files(void **state) {
     enum { N = sizeof sizes / sizeof sizes[0] };
     char *dir = testutil_fresh_dir("blob-round-trip");
     char *db = testutil_path(dir, "db");
-    struct store_config cfg = {.data_dir = dir};
+    struct store_config cfg = {.data_dir = dir, .mode = STORE_CREATE};
     struct store *s = NULL;
     assert_int_equal(store_open(&cfg, &s), 0);
     struct id file = make_id(0xf1), patient = make_id(0x91);
@@ -86,6 +86,7 @@ static void test_blob_chunks_round_trip_into_blob_files(void **state) {
     store_close(s);
 
     /* after a restart: still there; then deleted */
+    cfg.mode = STORE_OPEN;
     assert_int_equal(store_open(&cfg, &s), 0);
     fill_chunk(&chunk, sizes[3], 3);
     assert_int_equal(blob_get_chunk(s, &file, 3, &got), 0);
@@ -105,7 +106,7 @@ static void test_blob_chunks_round_trip_into_blob_files(void **state) {
 
 static void test_blob_chunks_are_shredded_with_their_owner(void **state) {
     char *dir = testutil_fresh_dir("blob-shred");
-    struct store_config cfg = {.data_dir = dir};
+    struct store_config cfg = {.data_dir = dir, .mode = STORE_CREATE};
     struct store *s = NULL;
     assert_int_equal(store_open(&cfg, &s), 0);
     struct id file = make_id(0xf3), patient = make_id(0x93);

@@ -109,7 +109,7 @@ static int run(int k, double seconds) {
         perror("mkdtemp");
         return 1;
     }
-    struct store_config sc = {.data_dir = dir};
+    struct store_config sc = {.data_dir = dir, .mode = STORE_CREATE};
     struct store *s = NULL;
     if (store_open(&sc, &s) != 0)
         return 1;

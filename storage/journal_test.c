@@ -192,7 +192,7 @@ static void on_done(void *ctx, uint64_t pos, int status, const uint8_t *result, 
 
 static void run_open(struct run *r, const char *dir, size_t max_batch, size_t max_pending) {
     memset(r, 0, sizeof *r);
-    struct store_config cfg = {.data_dir = dir};
+    struct store_config cfg = {.data_dir = dir, .mode = testutil_store_mode(dir)};
     assert_int_equal(store_open(&cfg, &r->store), 0);
     testutil_waker_init(&r->waker);
     r->ordered = true;

@@ -891,26 +891,94 @@ void keystore_blind_index(struct keystore *ks, const void *data, size_t len, uin
 
 /* ---- open and close ---- */
 
-static bool data_dir_has_keys(const char *dir) {
+static bool dir_has_suffix(const char *dir, const char *suffix) {
     DIR *d = opendir(dir);
     if (!d)
         return false;
     bool found = false;
+    size_t k = strlen(suffix);
     struct dirent *de;
     while (!found && (de = readdir(d)) != NULL) {
         size_t n = strlen(de->d_name);
-        found = n > 4 && strcmp(de->d_name + n - 4, ".key") == 0;
+        found = n > k && strcmp(de->d_name + n - k, suffix) == 0;
     }
     closedir(d);
     return found;
 }
 
+bool keystore_dir_has_keys(const char *key_dir) {
+    char *blind = path_join(key_dir, "blind.key");
+    char *data = path_join(key_dir, "data");
+    bool found =
+        file_exists(blind) || dir_has_suffix(data, ".key") || dir_has_suffix(data, ".destroyed");
+    free(data);
+    free(blind);
+    return found;
+}
+
+/* Refuses a key directory (or its data/) that group or others may enter or read:
+ * the key files are 0600, but their names are owner ids. */
+static int check_private_dir(const char *path) {
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        log_error(MOD, "cannot stat %s: %s", path, strerror(errno));
+        return errno == ENOENT ? STATUS_NOT_FOUND : STATUS_IO;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        log_error(MOD, "%s is not a directory", path);
+        return STATUS_BAD_REQUEST;
+    }
+    if (st.st_mode & 077) {
+        log_error(MOD, "refusing key directory %s: mode %03o lets group or others in; chmod 700 it",
+                  path, (unsigned)(st.st_mode & 0777));
+        return STATUS_BAD_REQUEST;
+    }
+    return 0;
+}
+
+/* A new key store: nothing of another one may be there; creates the directories. */
+static int prepare_new_dir(const char *key_dir, const char *data_dir) {
+    if (keystore_dir_has_keys(key_dir)) {
+        log_error(MOD,
+                  "refusing to create a key store in %s: it holds the keys of another "
+                  "database already",
+                  key_dir);
+        return STATUS_CONFLICT;
+    }
+    int rc = make_dir(key_dir);
+    if (rc == 0)
+        rc = make_dir(data_dir);
+    if (rc == 0)
+        rc = check_private_dir(key_dir);
+    if (rc == 0)
+        rc = check_private_dir(data_dir);
+    return rc;
+}
+
+/* An existing key store: its directories must be there, private, and hold keys. */
+static int check_existing_dir(const char *key_dir, const char *data_dir) {
+    struct stat st;
+    if (stat(key_dir, &st) != 0 && errno == ENOENT) {
+        log_error(MOD, "the key directory %s does not exist (key volume not mounted?)", key_dir);
+        return STATUS_NOT_FOUND;
+    }
+    int rc = check_private_dir(key_dir);
+    if (rc == 0 && !keystore_dir_has_keys(key_dir)) {
+        log_error(MOD, "the key directory %s holds no key store (empty or unmounted key volume?)",
+                  key_dir);
+        rc = STATUS_NOT_FOUND;
+    }
+    if (rc == 0)
+        rc = check_private_dir(data_dir);
+    return rc;
+}
+
 /* Loads blind.key, generating it in a new key store. */
-static int open_blind(struct keystore *ks) {
+static int open_blind(struct keystore *ks, bool create) {
     char *path = path_join(ks->key_dir, "blind.key");
     struct unwrapped u = {0};
     int rc = load_keyfile(ks, path, KIND_BLIND, &SERVER_OWNER, &u);
-    if (rc == STATUS_NOT_FOUND && data_dir_has_keys(ks->data_dir)) {
+    if (rc == STATUS_NOT_FOUND && !create) {
         log_error(MOD, "%s is missing while data keys exist", path);
         rc = STATUS_CORRUPT;
     } else if (rc == STATUS_NOT_FOUND) {
@@ -946,10 +1014,21 @@ int keystore_open(const struct keystore_config *cfg, struct keystore **out) {
     ks->blind = secure_alloc(SEAL_KEY_LEN);
     cache_init(ks, cfg->cache_entries ? cfg->cache_entries : 1024);
     char *default_master = path_join(cfg->key_dir, "master.key");
-    if ((rc = make_dir(ks->key_dir)) < 0 || (rc = make_dir(ks->data_dir)) < 0)
-        goto fail;
     const char *master_path = cfg->master_key_path ? cfg->master_key_path : default_master;
-    rc = load_master(master_path, cfg->master_key_path == NULL, &ks->master);
+    rc = cfg->create ? prepare_new_dir(ks->key_dir, ks->data_dir)
+                     : check_existing_dir(ks->key_dir, ks->data_dir);
+    if (rc < 0)
+        goto fail;
+    if (!cfg->create && !file_exists(master_path)) {
+        /* A new master key would open none of the data keys: never make one here. */
+        log_error(MOD,
+                  "the master key %s is missing while %s holds keys: restore it (or point "
+                  "--master-key at it); a new one would not open them",
+                  master_path, ks->key_dir);
+        rc = STATUS_BAD_REQUEST;
+        goto fail;
+    }
+    rc = load_master(master_path, cfg->create && cfg->master_key_path == NULL, &ks->master);
     if (rc < 0)
         goto fail;
     master_key_id(ks->master, ks->master_id);
@@ -962,7 +1041,7 @@ int keystore_open(const struct keystore_config *cfg, struct keystore **out) {
         if (rc < 0)
             goto fail;
     }
-    rc = open_blind(ks);
+    rc = open_blind(ks, cfg->create);
     if (rc < 0)
         goto fail;
     free(default_master);

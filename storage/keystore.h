@@ -37,6 +37,7 @@
 #ifndef STORAGE_KEYSTORE_H
 #define STORAGE_KEYSTORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -48,10 +49,15 @@
 #define KEYSTORE_MAX_VERSIONS 64
 
 struct keystore_config {
-    const char *key_dir;             /* required; created with mode 0700 when missing */
-    const char *master_key_path;     /* NULL: KEY_DIR/master.key, generated (0600) with a
-                                        warning when missing; a configured path is never
-                                        generated */
+    const char *key_dir;             /* required; see `create` */
+    bool create;                     /* true: a new key store. KEY_DIR is created (0700)
+                                        when missing and must hold no keys yet (no
+                                        blind.key, nothing in data/); a missing default
+                                        master key is generated (0600) with a warning.
+                                        false: an existing one. KEY_DIR, the master key
+                                        and blind.key must exist; nothing is created */
+    const char *master_key_path;     /* NULL: KEY_DIR/master.key; a configured path is
+                                        never generated */
     const char *old_master_key_path; /* NULL; or the previous master key, to finish a
                                         master key rotation that was interrupted:
                                         keystore_open() re-wraps what it still wraps */
@@ -61,13 +67,23 @@ struct keystore_config {
 
 struct keystore;
 
-/* Opens the key store in cfg->key_dir, creating it when new. Returns 0 and
- * *out (close with keystore_close()); STATUS_BAD_REQUEST for a bad configuration
- * or a master key file that is not a 32-byte regular file readable by its owner
- * only (the log says which and why); STATUS_CORRUPT when the store is wrapped by
- * another master key or blind.key is missing while data keys exist (logged with
- * both master key ids); STATUS_IO for file system failures (logged). */
+/* Opens the key store in cfg->key_dir, or creates it (cfg->create). Returns 0
+ * and *out (close with keystore_close()); STATUS_BAD_REQUEST for a bad
+ * configuration, a key directory that group or others may access (mode & 077),
+ * a master key file that is not a 32-byte regular file readable by its owner
+ * only, or a missing master key of an existing store (never replaced by a new
+ * one: that would orphan every data key); STATUS_NOT_FOUND when an existing
+ * store is not there (no KEY_DIR, or no blind.key and no data keys: an empty or
+ * unmounted key volume); STATUS_CONFLICT when a new store was asked for in a
+ * directory that holds keys already; STATUS_CORRUPT when the store is wrapped by
+ * another master key (logged with both master key ids) or blind.key is missing
+ * while data keys exist; STATUS_IO for file system failures. Every refusal is
+ * logged with what is wrong, and nothing is written before it. */
 int keystore_open(const struct keystore_config *cfg, struct keystore **out);
+
+/* True when `key_dir` holds keys of a key store (blind.key, a data key or a
+ * tombstone); a master key alone does not count. */
+bool keystore_dir_has_keys(const char *key_dir);
 
 /* Wipes every key from memory and frees the store. Accepts NULL. */
 void keystore_close(struct keystore *ks);

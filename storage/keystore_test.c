@@ -30,9 +30,12 @@ static struct id make_id(uint8_t fill) {
     return id;
 }
 
+/* Creates the key store when `key_dir` holds none yet, else opens it. */
 static struct keystore *open_ks(const char *key_dir, const char *master, size_t cache) {
-    struct keystore_config cfg = {
-        .key_dir = key_dir, .master_key_path = master, .cache_entries = cache};
+    struct keystore_config cfg = {.key_dir = key_dir,
+                                  .create = !keystore_dir_has_keys(key_dir),
+                                  .master_key_path = master,
+                                  .cache_entries = cache};
     struct keystore *ks = NULL;
     assert_int_equal(keystore_open(&cfg, &ks), 0);
     return ks;
@@ -87,7 +90,7 @@ static void test_keystore_refuses_group_readable_master_key(void **state) {
     char *dir = testutil_fresh_dir("ks-perms");
     char *keys = testutil_path(dir, "keys");
     char *loose = write_master(dir, "loose.key", 1, 0644);
-    struct keystore_config cfg = {.key_dir = keys, .master_key_path = loose};
+    struct keystore_config cfg = {.key_dir = keys, .create = true, .master_key_path = loose};
     struct keystore *ks = NULL;
     testutil_capture_begin();
     int rc = keystore_open(&cfg, &ks);
@@ -104,6 +107,7 @@ static void test_keystore_refuses_group_readable_master_key(void **state) {
     assert_int_equal(keystore_open(&cfg, &ks), 0);
     keystore_close(ks);
     ks = NULL;
+    cfg.create = false;
     /* a generated default key later made readable is refused as well */
     char *keys2 = testutil_path(dir, "keys2");
     keystore_close(open_ks(keys2, NULL, 0));
@@ -122,11 +126,106 @@ static void test_keystore_refuses_group_readable_master_key(void **state) {
     struct stat st;
     assert_int_not_equal(stat(missing, &st), 0);
     assert_null(ks);
+    /* nor the default one of an existing store: a new key would open nothing */
+    assert_int_equal(unlink(generated), 0);
+    testutil_capture_begin();
+    assert_int_equal(keystore_open(&cfg2, &ks), STATUS_BAD_REQUEST);
+    log = testutil_capture_end();
+    assert_non_null(strstr(log, "master key"));
+    assert_non_null(strstr(log, "is missing"));
+    free(log);
+    assert_int_not_equal(stat(generated, &st), 0);
+    assert_null(ks);
     free(missing);
     free(short_key);
     free(generated);
     free(keys2);
     free(loose);
+    free(keys);
+    free(dir);
+}
+
+static void test_keystore_create_and_open_never_mix(void **state) {
+    char *dir = testutil_fresh_dir("ks-modes");
+    char *keys = testutil_path(dir, "keys");
+    struct keystore_config open_cfg = {.key_dir = keys};
+    struct keystore_config create_cfg = {.key_dir = keys, .create = true};
+    struct keystore *ks = NULL;
+    struct stat st;
+    /* nothing there, or an empty directory: no key store to open, nothing made */
+    testutil_capture_begin();
+    assert_int_equal(keystore_open(&open_cfg, &ks), STATUS_NOT_FOUND);
+    char *log = testutil_capture_end();
+    assert_non_null(strstr(log, "does not exist"));
+    free(log);
+    assert_int_not_equal(stat(keys, &st), 0);
+    assert_int_equal(mkdir(keys, 0700), 0);
+    testutil_capture_begin();
+    assert_int_equal(keystore_open(&open_cfg, &ks), STATUS_NOT_FOUND);
+    log = testutil_capture_end();
+    assert_non_null(strstr(log, "holds no key store"));
+    free(log);
+    char *master = testutil_path(keys, "master.key");
+    assert_int_not_equal(stat(master, &st), 0);
+    /* created once; a second creation over its keys is refused */
+    assert_int_equal(keystore_open(&create_cfg, &ks), 0);
+    struct id p = make_id(7);
+    struct seal_key_id kid;
+    uint8_t key[32];
+    assert_int_equal(keystore_current_key(ks, &p, &kid, key), 0);
+    keystore_close(ks);
+    ks = NULL;
+    testutil_capture_begin();
+    assert_int_equal(keystore_open(&create_cfg, &ks), STATUS_CONFLICT);
+    log = testutil_capture_end();
+    assert_non_null(strstr(log, "holds the keys of another database"));
+    free(log);
+    assert_int_equal(keystore_open(&open_cfg, &ks), 0);
+    keystore_close(ks);
+    ks = NULL;
+    free(master);
+    free(keys);
+    free(dir);
+}
+
+static void test_keystore_refuses_a_key_directory_others_may_enter(void **state) {
+    char *dir = testutil_fresh_dir("ks-dir-perms");
+    char *keys = testutil_path(dir, "keys");
+    keystore_close(open_ks(keys, NULL, 0));
+    struct keystore_config cfg = {.key_dir = keys};
+    struct keystore *ks = NULL;
+    static const unsigned modes[] = {0750, 0705, 0701, 0770};
+    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+        assert_int_equal(chmod(keys, modes[i]), 0);
+        testutil_capture_begin();
+        assert_int_equal(keystore_open(&cfg, &ks), STATUS_BAD_REQUEST);
+        char *log = testutil_capture_end();
+        assert_non_null(strstr(log, "chmod 700"));
+        free(log);
+        assert_null(ks);
+    }
+    assert_int_equal(chmod(keys, 0700), 0);
+    /* its data/ directory too */
+    char *data = testutil_path(keys, "data");
+    assert_int_equal(chmod(data, 0755), 0);
+    testutil_capture_begin();
+    assert_int_equal(keystore_open(&cfg, &ks), STATUS_BAD_REQUEST);
+    free(testutil_capture_end());
+    assert_int_equal(chmod(data, 0700), 0);
+    assert_int_equal(keystore_open(&cfg, &ks), 0);
+    keystore_close(ks);
+    /* and a new store in a pre-made directory that is too open */
+    char *loose = testutil_path(dir, "loose");
+    assert_int_equal(mkdir(loose, 0755), 0);
+    assert_int_equal(chmod(loose, 0755), 0);
+    struct keystore_config create_cfg = {.key_dir = loose, .create = true};
+    ks = NULL;
+    testutil_capture_begin();
+    assert_int_equal(keystore_open(&create_cfg, &ks), STATUS_BAD_REQUEST);
+    free(testutil_capture_end());
+    assert_null(ks);
+    free(loose);
+    free(data);
     free(keys);
     free(dir);
 }
@@ -292,9 +391,10 @@ static void test_keystore_master_rotation_rewraps_without_rewriting_records(void
     char *dir = testutil_fresh_dir("ks-rotate");
     char *keys = testutil_path(dir, "keys");
     char *db = testutil_path(dir, "db");
-    struct store_config cfg = {.data_dir = dir};
+    struct store_config cfg = {.data_dir = dir, .mode = STORE_CREATE};
     struct store *s = NULL;
     assert_int_equal(store_open(&cfg, &s), 0);
+    cfg.mode = STORE_OPEN;
     struct id p1 = make_id(1), p2 = make_id(2);
     put_record(s, "m1", &p1, "first patient");
     put_record(s, "m2", &p2, "second patient");
@@ -430,9 +530,10 @@ static void test_keystore_destroy_shreds_owner_records(void **state) {
     char *dir = testutil_fresh_dir("ks-destroy");
     char *backup = testutil_fresh_dir("ks-destroy-backup");
     char *keys = testutil_path(dir, "keys");
-    struct store_config cfg = {.data_dir = dir};
+    struct store_config cfg = {.data_dir = dir, .mode = STORE_CREATE};
     struct store *s = NULL;
     assert_int_equal(store_open(&cfg, &s), 0);
+    cfg.mode = STORE_OPEN;
     struct id purged = make_id(0x0d), kept = make_id(0x0e);
     put_record(s, "p-1", &purged, "purged one");
     put_record(s, "p-2", &purged, "purged two");
@@ -483,6 +584,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_keystore_generates_master_key_0600),
         cmocka_unit_test(test_keystore_refuses_group_readable_master_key),
+        cmocka_unit_test(test_keystore_create_and_open_never_mix),
+        cmocka_unit_test(test_keystore_refuses_a_key_directory_others_may_enter),
         cmocka_unit_test(test_keystore_data_keys_persist_and_rotate),
         cmocka_unit_test(test_keystore_small_cache_evicts_and_reloads),
         cmocka_unit_test(test_keystore_blind_index_is_keyed),

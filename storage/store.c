@@ -9,6 +9,9 @@
  * - RocksDB errors are logged once, here, and become STATUS_IO or STATUS_CORRUPT.
  * - No commit reaches RocksDB while the volume is below the free-space reserve
  *   (except the few bytes of the check record of a brand-new database).
+ * - RocksDB never creates a database except in a DATA_DIR/db this file has just
+ *   made (STORE_CREATE); STORE_OPEN checks DATA_DIR/db/CURRENT before RocksDB
+ *   looks at the directory.
  *
  * Threads: open/close on one thread; reads from any thread (RocksDB and the key
  * store are thread-safe); a transaction is used by one thread at a time.
@@ -393,20 +396,25 @@ static rocksdb_options_t *make_cf_options(struct store *s, int index) {
 }
 
 /* Writes the check record into a new database, or verifies it in an old one. */
-static int check_keystore_matches(struct store *s) {
+static int check_keystore_matches(struct store *s, bool create) {
     static const char key[] = CHECK_KEY;
     struct buf v;
     buf_init(&v);
     int rc = store_get(s, CF_META, key, sizeof key - 1, &v);
     if (rc == 0 && (v.len != sizeof CHECK_VALUE - 1 || memcmp(v.data, CHECK_VALUE, v.len) != 0))
         rc = STATUS_CORRUPT;
-    if (rc == STATUS_NOT_FOUND) {
+    if (rc == STATUS_NOT_FOUND && create) {
         struct store_txn *t = NULL;
         store_txn_begin(s, &t);
         rc = txn_put(t, CF_META, key, sizeof key - 1, NULL, CHECK_VALUE, sizeof CHECK_VALUE - 1);
         if (rc == 0)
             rc = commit(t, false);
         store_txn_free(t);
+    } else if (rc == STATUS_NOT_FOUND) {
+        log_error(MOD,
+                  "the database %s lacks its first record (the key store check): it is "
+                  "incomplete",
+                  s->db_path);
     } else if (rc < 0) {
         log_error(MOD, "the key store does not belong to this database (its check record "
                        "does not open): wrong --key-dir or --master-key?");
@@ -423,23 +431,75 @@ static char *join(const char *a, const char *b) {
     return (char *)buf_steal(&p, NULL);
 }
 
+/* STORE_OPEN: the database must be there. Checked before RocksDB sees the
+ * directory, which it would change even when it then fails to open (it renames
+ * its info LOG), and before the key store, so a missing database is named as
+ * such. */
+static int check_existing_db(const char *data_dir, const char *db_path, const char *key_dir) {
+    struct stat st;
+    if (stat(data_dir, &st) != 0) {
+        int e = errno;
+        log_error(MOD, "cannot open the data directory %s: %s", data_dir, strerror(e));
+        return e == ENOENT ? STATUS_NOT_FOUND : STATUS_IO;
+    }
+    char *current = join(db_path, "CURRENT");
+    int rc = 0;
+    if (stat(current, &st) != 0) {
+        if (keystore_dir_has_keys(key_dir))
+            log_error(MOD,
+                      "%s is missing although the key directory %s holds keys: the database is "
+                      "lost or incomplete (data volume not mounted?)",
+                      current, key_dir);
+        else
+            log_error(MOD, "there is no database in %s (%s is missing)", data_dir, current);
+        rc = STATUS_NOT_FOUND;
+    }
+    free(current);
+    return rc;
+}
+
+/* STORE_CREATE: DATA_DIR may exist (an empty volume), DATA_DIR/db must not, and
+ * the key store must hold no keys (checked here too, before DATA_DIR is made, so
+ * that a refusal leaves nothing behind). */
+static int prepare_new_db(const char *data_dir, const char *db_path, const char *key_dir) {
+    struct stat st;
+    if (stat(db_path, &st) == 0 || errno != ENOENT) {
+        log_error(MOD, "refusing to create a database: %s exists", db_path);
+        return STATUS_CONFLICT;
+    }
+    if (keystore_dir_has_keys(key_dir)) {
+        log_error(MOD,
+                  "refusing to create a database: the key directory %s holds the keys of "
+                  "another database",
+                  key_dir);
+        return STATUS_CONFLICT;
+    }
+    if (mkdir(data_dir, 0700) != 0 && errno != EEXIST) {
+        log_error(MOD, "cannot create %s: %s", data_dir, strerror(errno));
+        return STATUS_IO;
+    }
+    return 0;
+}
+
 int store_open(const struct store_config *cfg, struct store **out) {
     if (!cfg || !cfg->data_dir || !*cfg->data_dir)
         return STATUS_BAD_REQUEST;
     int rc = seal_init();
     if (rc < 0)
         return rc;
-    if (mkdir(cfg->data_dir, 0700) != 0 && errno != EEXIST) {
-        log_error(MOD, "cannot create %s: %s", cfg->data_dir, strerror(errno));
-        return STATUS_IO;
-    }
+    bool create = cfg->mode == STORE_CREATE;
     struct store *s = xcalloc(1, sizeof *s);
     char *key_dir = cfg->key_dir ? xstrdup(cfg->key_dir) : join(cfg->data_dir, "keys");
     s->db_path = join(cfg->data_dir, "db");
     atomic_store(&s->min_free_bytes, cfg->min_free_bytes);
+    rc = create ? prepare_new_db(cfg->data_dir, s->db_path, key_dir)
+                : check_existing_db(cfg->data_dir, s->db_path, key_dir);
+    if (rc < 0)
+        goto fail;
 
     struct keystore_config kc = {
         .key_dir = key_dir,
+        .create = create,
         .master_key_path = cfg->master_key_path,
         .old_master_key_path = cfg->old_master_key_path,
         .cache_entries = cfg->key_cache_entries,
@@ -448,9 +508,20 @@ int store_open(const struct store_config *cfg, struct store **out) {
     rc = keystore_open(&kc, &s->ks);
     if (rc < 0)
         goto fail;
+    if (create && mkdir(s->db_path, 0700) != 0) {
+        int e = errno;
+        log_error(MOD, "cannot create %s: %s", s->db_path, strerror(e));
+        rc = e == EEXIST ? STATUS_CONFLICT : STATUS_IO;
+        goto fail;
+    }
 
     s->db_opts = rocksdb_options_create();
-    rocksdb_options_set_create_if_missing(s->db_opts, 1);
+    /* Only ever in the directory made just above: never over a database whose
+     * CURRENT file is gone (RocksDB would then start afresh and delete the table
+     * files it does not know). */
+    rocksdb_options_set_create_if_missing(s->db_opts, create);
+    rocksdb_options_set_error_if_exists(s->db_opts, create);
+    /* Column families added by a later version are created in an old database. */
     rocksdb_options_set_create_missing_column_families(s->db_opts, 1);
     /* Point-in-time: replay stops at the first bad WAL record, leaving a
      * consistent prefix of committed batches. With sync=true group commit the
@@ -480,11 +551,12 @@ int store_open(const struct store_config *cfg, struct store **out) {
     s->read_opts = rocksdb_readoptions_create();
     s->sync_write = rocksdb_writeoptions_create();
     rocksdb_writeoptions_set_sync(s->sync_write, 1);
-    rc = check_keystore_matches(s);
+    rc = check_keystore_matches(s, create);
     if (rc < 0)
         goto fail;
     free(key_dir);
-    log_info(MOD, "opened %s with %d column families", s->db_path, CF_COUNT);
+    log_info(MOD, "%s %s with %d column families", create ? "created" : "opened", s->db_path,
+             CF_COUNT);
     *out = s;
     return 0;
 fail:

@@ -1,9 +1,11 @@
 /*
  * storage/store_test.c: the store against real RocksDB in $TEST_TMPDIR: round
  * trips through transactions, scans, tamper and move detection on the raw
- * database, no plaintext on disk, the free-space guard, reopening.
+ * database, no plaintext on disk, the free-space guard, reopening, and that
+ * opening never creates (nor creating overwrites) a database.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -25,7 +28,7 @@
 #include "storage/testutil.h"
 
 static struct store *open_store(const char *dir) {
-    struct store_config cfg = {.data_dir = dir};
+    struct store_config cfg = {.data_dir = dir, .mode = testutil_store_mode(dir)};
     struct store *s = NULL;
     assert_int_equal(store_open(&cfg, &s), 0);
     return s;
@@ -350,17 +353,35 @@ static void test_store_refuses_a_foreign_key_store(void **state) {
     struct store *s = open_store(dir);
     put_one(s, CF_ACCOUNTS, "a", 1, NULL, "x");
     store_close(s);
-    /* an empty key directory: the database's check record cannot open */
+    /* an empty key directory is no key store: refused, nothing generated in it */
     char *keys = testutil_fresh_dir("store-foreign-keys");
     struct store_config cfg = {.data_dir = dir, .key_dir = keys};
     s = NULL;
     testutil_capture_begin();
     int rc = store_open(&cfg, &s);
     char *log = testutil_capture_end();
+    assert_int_equal(rc, STATUS_NOT_FOUND);
+    assert_null(s);
+    assert_non_null(strstr(log, "holds no key store"));
+    free(log);
+    char *generated = testutil_path(keys, "master.key");
+    struct stat st;
+    assert_int_not_equal(stat(generated, &st), 0);
+    free(generated);
+    /* the key store of another database: the check record cannot open */
+    char *other = testutil_fresh_dir("store-foreign-other");
+    store_close(open_store(other));
+    char *other_keys = testutil_path(other, "keys");
+    cfg.key_dir = other_keys;
+    testutil_capture_begin();
+    rc = store_open(&cfg, &s);
+    log = testutil_capture_end();
     assert_int_equal(rc, STATUS_CORRUPT);
     assert_null(s);
     assert_non_null(strstr(log, "does not belong to this database"));
     free(log);
+    free(other_keys);
+    free(other);
     /* another master key over the right key directory */
     char *master = testutil_path(keys, "other.key");
     static const uint8_t other_master[32] = {9};
@@ -406,10 +427,110 @@ static void test_store_rejects_bad_config(void **state) {
     struct store_config empty = {0};
     assert_int_equal(store_open(&empty, &s), STATUS_BAD_REQUEST);
     assert_int_equal(store_open(NULL, &s), STATUS_BAD_REQUEST);
-    struct store_config unwritable = {.data_dir = "/proc/carechat-cannot-exist"};
+    struct store_config unwritable = {.data_dir = "/proc/carechat-cannot-exist",
+                                      .mode = STORE_CREATE};
     assert_int_equal(store_open(&unwritable, &s), STATUS_IO);
     assert_null(s);
     store_close(NULL);
+}
+
+/* The names and sizes of the regular files under `dir`, recursively. */
+static void list_files(const char *dir, struct buf *out) {
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        char *p = testutil_path(dir, de->d_name);
+        struct stat st;
+        assert_int_equal(stat(p, &st), 0);
+        if (S_ISDIR(st.st_mode))
+            list_files(p, out);
+        else
+            buf_printf(out, "%s %lld\n", p, (long long)st.st_size);
+        free(p);
+    }
+    closedir(d);
+}
+
+static int open_status(const char *dir, enum store_mode mode, const char *key_dir, char **log) {
+    struct store_config cfg = {.data_dir = dir, .mode = mode, .key_dir = key_dir};
+    struct store *s = NULL;
+    testutil_capture_begin();
+    int rc = store_open(&cfg, &s);
+    *log = testutil_capture_end();
+    store_close(s);
+    return rc;
+}
+
+static void expect_open_status(const char *dir, enum store_mode mode, const char *key_dir,
+                               int status, const char *said) {
+    char *log = NULL;
+    int rc = open_status(dir, mode, key_dir, &log);
+    if (rc != status || strstr(log, said) == NULL)
+        fail_msg("store_open returned %d (expected %d), log: %s", rc, status, log);
+    free(log);
+}
+
+static void test_store_open_never_creates_and_create_never_overwrites(void **state) {
+    char *dir = testutil_fresh_dir("store-modes");
+    char *missing = testutil_path(dir, "missing");
+    struct stat st;
+    /* no directory, or an empty one: refused, and still nothing there */
+    expect_open_status(missing, STORE_OPEN, NULL, STATUS_NOT_FOUND, "No such file");
+    assert_int_not_equal(stat(missing, &st), 0);
+    expect_open_status(dir, STORE_OPEN, NULL, STATUS_NOT_FOUND, "there is no database");
+    char *db = testutil_path(dir, "db"), *keys = testutil_path(dir, "keys");
+    assert_int_not_equal(stat(db, &st), 0);
+    assert_int_not_equal(stat(keys, &st), 0);
+
+    /* a database with flushed records, then CURRENT and the WAL lost */
+    struct store *s = open_store(dir);
+    put_one(s, CF_ACCOUNTS, "a", 1, NULL, "x");
+    assert_int_equal(store_flush(s), 0);
+    put_one(s, CF_ACCOUNTS, "b", 1, NULL, "y");
+    store_close(s);
+    expect_open_status(dir, STORE_CREATE, NULL, STATUS_CONFLICT, "exists");
+    DIR *d = opendir(db);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        size_t n = strlen(de->d_name);
+        if (strcmp(de->d_name, "CURRENT") == 0 || (n > 4 && !strcmp(de->d_name + n - 4, ".log"))) {
+            char *p = testutil_path(db, de->d_name);
+            assert_int_equal(unlink(p), 0);
+            free(p);
+        }
+    }
+    closedir(d);
+    struct buf before, after;
+    buf_init(&before);
+    buf_init(&after);
+    list_files(dir, &before);
+    expect_open_status(dir, STORE_OPEN, NULL, STATUS_NOT_FOUND, "holds keys");
+    expect_open_status(dir, STORE_CREATE, NULL, STATUS_CONFLICT, "exists");
+    list_files(dir, &after);
+    assert_int_equal(after.len, before.len);
+    assert_memory_equal(after.data, before.data, before.len);
+
+    /* the database gone, its keys left: no new database beside them */
+    char *moved = testutil_path(dir, "db-elsewhere");
+    assert_int_equal(rename(db, moved), 0);
+    expect_open_status(dir, STORE_CREATE, NULL, STATUS_CONFLICT, "holds the keys");
+    assert_int_not_equal(stat(db, &st), 0);
+    /* a fresh key directory with a fresh database is fine */
+    char *keys2 = testutil_path(dir, "keys2");
+    char *log = NULL;
+    assert_int_equal(open_status(dir, STORE_CREATE, keys2, &log), 0);
+    free(log);
+    buf_cleanup(&before);
+    buf_cleanup(&after);
+    free(keys2);
+    free(moved);
+    free(keys);
+    free(db);
+    free(missing);
+    free(dir);
 }
 
 int main(void) {
@@ -423,6 +544,7 @@ int main(void) {
         cmocka_unit_test(test_store_refuses_a_foreign_key_store),
         cmocka_unit_test(test_store_free_space_guard_refuses_commits),
         cmocka_unit_test(test_store_rejects_bad_config),
+        cmocka_unit_test(test_store_open_never_creates_and_create_never_overwrites),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -43,6 +43,14 @@ static void remove_tree(const char *path) {
     }
 }
 
+enum store_mode testutil_store_mode(const char *data_dir) {
+    char *db = testutil_path(data_dir, "db");
+    struct stat st;
+    enum store_mode mode = stat(db, &st) == 0 ? STORE_OPEN : STORE_CREATE;
+    free(db);
+    return mode;
+}
+
 char *testutil_fresh_dir(const char *name) {
     const char *base = getenv("TEST_TMPDIR");
     struct buf b;

@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "storage/store.h"
+
 /* A new empty directory $TEST_TMPDIR/<name>-<n> (or under /tmp). Free with free(). */
 char *testutil_fresh_dir(const char *name);
 
@@ -47,6 +49,10 @@ void testutil_waker_cleanup(struct testutil_waker *w);
 void testutil_wake(void *ctx);
 /* Waits until wakes > seen or timeout_ms passes; returns the current count. */
 uint64_t testutil_waker_wait(struct testutil_waker *w, uint64_t seen, int timeout_ms);
+
+/* STORE_CREATE for a data directory without a database (no DIR/db), else
+ * STORE_OPEN: for tests that open the same directory fresh and again. */
+enum store_mode testutil_store_mode(const char *data_dir);
 
 /* Milliseconds on a monotonic clock. */
 int64_t testutil_now_ms(void);

@@ -176,8 +176,8 @@ static void wait_for(struct db *db, struct waiter *w, size_t n) {
     assert_int_equal(w->first_error, 0);
 }
 
-static void db_open_journal(struct db *db) {
-    struct store_config sc = {.data_dir = db->dir};
+static void db_open_journal(struct db *db, enum store_mode mode) {
+    struct store_config sc = {.data_dir = db->dir, .mode = mode};
     assert_int_equal(store_open(&sc, &db->store), 0);
     struct journal_config jc = {.store = db->store, .apply = test_apply, .apply_ctx = db};
     assert_int_equal(journal_open(&jc, &db->journal), 0);
@@ -261,7 +261,7 @@ static void clear_saved(struct tamper *t) {
 
 static void fresh_db(struct db *db, const char *name) {
     harness_tmpdir(name, db->dir);
-    db_open_journal(db);
+    db_open_journal(db, STORE_CREATE);
 }
 
 /* The canonical layout of server/audit.h, byte for byte, and the stored value
@@ -483,7 +483,7 @@ static void test_audit_tamper_trials_raw_bytes(void **state) {
         assert_int_equal(store_get(db.store, CF_AUDIT, k, 8, &orig), 0);
         db_close(&db);
         raw_flip(db.dir, i, (size_t)rand());
-        db_open_journal(&db);
+        db_open_journal(&db, STORE_OPEN);
         bool ok;
         uint64_t bad, checked;
         verify(db.store, &ok, &bad, &checked);
@@ -729,7 +729,7 @@ static void test_audit_verify_after_tamper_on_disk(void **state) {
 
     struct db db = {0};
     snprintf(db.dir, sizeof db.dir, "%s", server->data_dir);
-    db_open_journal(&db);
+    db_open_journal(&db, STORE_OPEN);
     uint64_t head;
     uint8_t hash[32];
     assert_int_equal(audit_head(db.store, &head, hash), 0);

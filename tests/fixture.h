@@ -43,8 +43,8 @@
             fail_msg("%s: %s", #call, carechat_error(c));                                          \
     } while (0)
 
-/* Starts carechatd with `args` (as harness_start()) to create its data
- * directory, stops it, runs `carechatd bootstrap` on that directory with
+/* Starts carechatd with `args` (as harness_start(), which runs `carechatd
+ * init` first), stops it, runs `carechatd bootstrap` on that directory with
  * FIXTURE_ROOT_EMAIL and FIXTURE_ROOT_PASSWORD (the password in a file under
  * $TEST_TMPDIR), and starts it again with the same flags. Returns 0 and *out
  * (the caller frees it with harness_free()) once the server listens;

@@ -221,6 +221,29 @@ static int launch(struct harness *h) {
     return STATUS_IO;
 }
 
+/* `carechatd init --data DIR` with the harness's flags. */
+static int init_data(const struct harness *h) {
+    const char *argv[HARNESS_MAX_ARGS + 4];
+    int n = 0;
+    argv[n++] = "init";
+    argv[n++] = "--data";
+    argv[n++] = h->data_dir;
+    for (int i = 0; i < h->n_args; i++)
+        argv[n++] = h->args[i];
+    argv[n] = NULL;
+    struct buf out;
+    buf_init(&out);
+    int status = -1;
+    int rc = harness_run(argv, NULL, HARNESS_INIT_DEADLINE_MS, &status, &out);
+    if (rc != 0 || status != 0) {
+        fprintf(stderr, "harness: carechatd init exited with %d:\n%s\n", status,
+                out.data ? (const char *)out.data : "");
+        rc = STATUS_IO;
+    }
+    buf_cleanup(&out);
+    return rc;
+}
+
 int harness_start(const char *const *args, struct harness **out) {
     struct harness *h = xcalloc(1, sizeof *h);
     harness_tmpdir("carechat", h->data_dir);
@@ -239,7 +262,9 @@ int harness_start(const char *const *args, struct harness **out) {
                 *colon = '\0';
         }
     }
-    int rc = launch(h);
+    int rc = init_data(h);
+    if (rc == 0)
+        rc = launch(h);
     if (rc != 0) {
         harness_free(h);
         return rc;

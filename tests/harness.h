@@ -33,6 +33,8 @@
 /* How long a start may take to print its "listening on" line (ASan builds are
  * slow) and how long a SIGTERM may take before SIGKILL. */
 #define HARNESS_START_DEADLINE_MS 20000
+/* How long `carechatd init` may take. */
+#define HARNESS_INIT_DEADLINE_MS 60000
 #define HARNESS_STOP_DEADLINE_MS 10000
 
 struct harness {
@@ -46,11 +48,12 @@ struct harness {
     int n_args;
 };
 
-/* Creates a fresh data directory under $TEST_TMPDIR and starts carechatd on it
- * with "--listen 127.0.0.1:0" (unless `args` has its own --listen) and `args`
- * (NULL-terminated, may be NULL). Returns 0 and *out once the server listens;
- * STATUS_IO when it exited or did not listen within the deadline (its log is
- * printed to stderr). */
+/* Creates a fresh data directory under $TEST_TMPDIR with `carechatd init`
+ * (given `args` too, so --key-dir and --master-key apply), and starts carechatd
+ * on it with "--listen 127.0.0.1:0" (unless `args` has its own --listen) and
+ * `args` (NULL-terminated, may be NULL). Returns 0 and *out once the server
+ * listens; STATUS_IO when init failed, or the server exited or did not listen
+ * within the deadline (the output is printed to stderr). */
 int harness_start(const char *const *args, struct harness **out);
 
 /* Sends SIGTERM and waits for the exit. Returns 0 and writes the exit status

@@ -6,8 +6,8 @@
 #                     $CLI (from the runfiles, or $CARECHATD and $CARECHAT),
 #                     and an EXIT trap that kills a server still running
 #   password_file NAME PASSWORD   writes $T/NAME.pw (mode 600)
-#   bootstrap_root    `carechatd bootstrap` of root@clinic.example with
-#                     $T/root.pw on $T/data
+#   bootstrap_root    `carechatd init` of $T/data, then `carechatd bootstrap`
+#                     of root@clinic.example with $T/root.pw
 #   start_server [FLAGS]  carechatd on $T/data and 127.0.0.1:0 (log in
 #                     $T/carechatd.log); sets PID and PORT, or fails after 20 s
 #   stop_server       SIGTERM; fails unless carechatd exits with 0
@@ -50,6 +50,8 @@ password_file() { # NAME PASSWORD
 }
 
 bootstrap_root() {
+    timeout 60 "$SERVER" init --data "$T/data" >"$T/init.log" 2>&1 ||
+        { cat "$T/init.log" >&2; fail "carechatd init"; }
     timeout 60 "$SERVER" bootstrap --data "$T/data" --email root@clinic.example \
         --password-file "$T/root.pw" >"$T/bootstrap.log" 2>&1 ||
         { cat "$T/bootstrap.log" >&2; fail "carechatd bootstrap"; }

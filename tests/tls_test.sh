@@ -64,6 +64,7 @@ handshake "$CONTROL_PORT" -tls1_1 -cipher 'DEFAULT:@SECLEVEL=0' | grep -q "Proto
 exec 3>&-
 
 # --- carechatd with TLS -------------------------------------------------------------------
+timeout 60 "$BIN" init --data "$T/data" >"$T/init.log" 2>&1 || fail "carechatd init: $(cat "$T/init.log")"
 "$BIN" --listen 127.0.0.1:0 --data "$T/data" --tls-cert "$T/cert.pem" --tls-key "$T/key.pem" \
     --auth-timeout 5 >"$T/carechatd.log" 2>&1 &
 SERVER=$!

@@ -6,7 +6,7 @@
  *
  * By default it starts its own carechatd (found with --carechatd, else in the
  * runfiles) on 127.0.0.1, port 0, with a fresh data directory in a temporary
- * directory, bootstrapped with a sysadmin, and with the per-account send rate
+ * directory (`carechatd init`), bootstrapped with a sysadmin, and with the per-account send rate
  * limit, the per-address login limit, the per-address connection cap and the
  * inbox cap raised (printed at the start), so that what is measured is the
  * journal's group commit and the delivery path, not the limits. With --server
@@ -345,8 +345,26 @@ static void print_log(const char *log_path) {
     fclose(f);
 }
 
-/* Bootstraps a fresh data directory under `tmp` with a sysadmin and starts
- * carechatd on it. */
+/* Runs carechatd `argv` (a subcommand) to its end; 0 when it exited with 0. */
+static int run_step(char *const *argv, const char *log_path) {
+    pid_t pid = spawn(argv, log_path);
+    int code = -1;
+    if (pid < 0)
+        return STATUS_IO;
+    if (!wait_exit(pid, clock_monotonic_ms() + BOOTSTRAP_DEADLINE_MS, &code) || code != 0) {
+        if (code < 0) {
+            kill(pid, SIGKILL);
+            wait_exit(pid, clock_monotonic_ms() + STOP_DEADLINE_MS, &code);
+        }
+        fprintf(stderr, "carechat-bench: carechatd %s failed (%d)\n", argv[1], code);
+        print_log(log_path);
+        return STATUS_IO;
+    }
+    return 0;
+}
+
+/* Creates a fresh data directory under `tmp` (`carechatd init`), bootstraps it
+ * with a sysadmin and starts carechatd on it. */
 static int start_server(const struct options *o, const char *tmp, struct server *srv) {
     char bin_buf[PATH_MAX];
     const char *bin = find_carechatd(o, bin_buf);
@@ -370,21 +388,12 @@ static int start_server(const struct options *o, const char *tmp, struct server 
     fprintf(f, "%s\n", srv->admin_password);
     fclose(f);
 
+    char *init[] = {(char *)bin, "init", "--data", data, NULL};
     char *boot[] = {(char *)bin,      "bootstrap",       "--data", data, "--email",
                     srv->admin_email, "--password-file", pw_path,  NULL};
-    pid_t pid = spawn(boot, srv->log_path);
+    if (run_step(init, srv->log_path) != 0 || run_step(boot, srv->log_path) != 0)
+        return STATUS_IO;
     int code = -1;
-    if (pid < 0)
-        return STATUS_IO;
-    if (!wait_exit(pid, clock_monotonic_ms() + BOOTSTRAP_DEADLINE_MS, &code) || code != 0) {
-        if (code < 0) {
-            kill(pid, SIGKILL);
-            wait_exit(pid, clock_monotonic_ms() + STOP_DEADLINE_MS, &code);
-        }
-        fprintf(stderr, "carechat-bench: carechatd bootstrap failed (%d)\n", code);
-        print_log(srv->log_path);
-        return STATUS_IO;
-    }
 
     char *argv[8 + N_RAISED];
     int n = 0;

@@ -1,0 +1,250 @@
+/*
+ * tests/startup_test.c: what carechatd refuses at start (issue 15), each case
+ * run on the real binary with its exit status, its message and what it left
+ * on disk:
+ *   - a data directory that is missing, incomplete (CURRENT and the WAL gone)
+ *     or not mounted (the database gone, the keys there) is refused with exit
+ *     status 4 and a message naming what is missing, and every file that was
+ *     there is still there, byte for byte; `carechatd init` refuses to create a
+ *     database over a database or over a key directory holding keys, and
+ *     `bootstrap` does not create one.
+ *
+ * Every server is started on 127.0.0.1 with a fresh data directory under
+ * $TEST_TMPDIR; every run has a deadline (harness_run()).
+ */
+#include <dirent.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "base/buf.h"
+#include "tests/fixture.h"
+#include "tests/harness.h"
+
+#define RUN_DEADLINE_MS 60000
+#define EXIT_CONFIG 2
+#define EXIT_DATA 4
+
+/* Runs carechatd with `args` to its end; fails the test unless it exits with
+ * `status` and its output contains every string of `said` (NULL-terminated). */
+static void expect_exit(const char *const *args, int status, const char *const *said) {
+    struct buf out;
+    buf_init(&out);
+    int got = -1;
+    assert_int_equal(harness_run(args, NULL, RUN_DEADLINE_MS, &got, &out), 0);
+    buf_append_u8(&out, 0);
+    const char *text = (const char *)out.data;
+    if (got != status)
+        fail_msg("%s exited with %d, expected %d:\n%s", args[0], got, status, text);
+    for (size_t i = 0; said && said[i]; i++) {
+        if (!strstr(text, said[i]))
+            fail_msg("%s: the output does not say \"%s\":\n%s", args[0], said[i], text);
+    }
+    buf_cleanup(&out);
+}
+
+static uint64_t fnv1a(const uint8_t *p, size_t n) {
+    uint64_t h = 14695981039346656037ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
+/* Every file under `dir` (recursively, sorted by readdir order of each
+ * directory, which is stable while nothing changes) with its size and a hash
+ * of its bytes, one per line. */
+static void snapshot(const char *dir, struct buf *out) {
+    struct dirent **names = NULL;
+    int n = scandir(dir, &names, NULL, alphasort);
+    assert_true(n >= 0);
+    for (int i = 0; i < n; i++) {
+        const char *name = names[i]->d_name;
+        if (strcmp(name, ".") != 0 && strcmp(name, "..") != 0) {
+            char path[PATH_MAX];
+            snprintf(path, sizeof path, "%s/%s", dir, name);
+            struct stat st;
+            assert_int_equal(lstat(path, &st), 0);
+            if (S_ISDIR(st.st_mode)) {
+                buf_printf(out, "%s/\n", path);
+                snapshot(path, out);
+            } else {
+                struct buf bytes;
+                buf_init(&bytes);
+                FILE *f = fopen(path, "rb");
+                assert_non_null(f);
+                uint8_t chunk[65536];
+                size_t k;
+                while ((k = fread(chunk, 1, sizeof chunk, f)) > 0)
+                    buf_append(&bytes, chunk, k);
+                fclose(f);
+                buf_printf(out, "%s %zu %016llx\n", path, bytes.len,
+                           (unsigned long long)fnv1a(bytes.data, bytes.len));
+                buf_cleanup(&bytes);
+            }
+        }
+        free(names[i]);
+    }
+    free(names);
+}
+
+static void expect_same(const struct buf *before, const struct buf *after) {
+    if (before->len == after->len && memcmp(before->data, after->data, before->len) == 0)
+        return;
+    fprintf(stderr, "before:\n%.*s\nafter:\n%.*s\n", (int)before->len, (const char *)before->data,
+            (int)after->len, (const char *)after->data);
+    fail_msg("the files on disk changed (listed above)");
+}
+
+/* A data directory with a system administrator in it (init, bootstrap, a
+ * start and a clean stop, so the records are in table files). The caller
+ * frees the harness. */
+static struct harness *stopped_server_with_data(void) {
+    struct harness *h = NULL;
+    assert_int_equal(fixture_start_bootstrapped(NULL, &h), 0);
+    int status = -1;
+    assert_int_equal(harness_stop(h, &status), 0);
+    assert_int_equal(status, 0);
+    return h;
+}
+
+/* Deletes the files of `dir` whose names end in `suffix` (or equal it, for a
+ * suffix without a dot); returns how many. */
+static int delete_files(const char *dir, const char *suffix) {
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    int n = 0;
+    struct dirent *de;
+    size_t k = strlen(suffix);
+    while ((de = readdir(d)) != NULL) {
+        size_t len = strlen(de->d_name);
+        bool match = suffix[0] == '.' ? len > k && strcmp(de->d_name + len - k, suffix) == 0
+                                      : strcmp(de->d_name, suffix) == 0;
+        if (match) {
+            char path[PATH_MAX];
+            snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+            assert_int_equal(unlink(path), 0);
+            n++;
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+static void test_startup_refuses_database_without_current_and_wal(void **state) {
+    struct harness *h = stopped_server_with_data();
+    char db[PATH_MAX + 8];
+    snprintf(db, sizeof db, "%s/db", h->data_dir);
+    assert_int_equal(delete_files(db, "CURRENT"), 1);
+    assert_true(delete_files(db, ".log") >= 1);
+    struct buf before, after;
+    buf_init(&before);
+    buf_init(&after);
+    snapshot(h->data_dir, &before);
+    assert_non_null(strstr((const char *)before.data, ".sst "));
+
+    const char *serve[] = {"--listen", "127.0.0.1:0", "--data", h->data_dir, NULL};
+    const char *said[] = {"CURRENT is missing", "holds keys", "refusing to start", NULL};
+    expect_exit(serve, EXIT_DATA, said);
+    snapshot(h->data_dir, &after);
+    expect_same(&before, &after);
+
+    /* init does not "repair" it either */
+    const char *init[] = {"init", "--data", h->data_dir, NULL};
+    const char *init_said[] = {"refused", "exists", NULL};
+    expect_exit(init, EXIT_DATA, init_said);
+    buf_reset(&after);
+    snapshot(h->data_dir, &after);
+    expect_same(&before, &after);
+    buf_cleanup(&before);
+    buf_cleanup(&after);
+    harness_free(h);
+}
+
+static void test_startup_refuses_unmounted_or_missing_data(void **state) {
+    struct harness *h = stopped_server_with_data();
+    /* the data volume not mounted: its database is elsewhere, the keys are here */
+    char db[PATH_MAX + 8], away[PATH_MAX + 16];
+    snprintf(db, sizeof db, "%s/db", h->data_dir);
+    snprintf(away, sizeof away, "%s/db.away", h->data_dir);
+    assert_int_equal(rename(db, away), 0);
+    struct buf before, after;
+    buf_init(&before);
+    buf_init(&after);
+    snapshot(h->data_dir, &before);
+    const char *serve[] = {"--listen", "127.0.0.1:0", "--data", h->data_dir, NULL};
+    const char *said[] = {"CURRENT is missing", "holds keys", "not mounted?", NULL};
+    expect_exit(serve, EXIT_DATA, said);
+    const char *init[] = {"init", "--data", h->data_dir, NULL};
+    const char *init_said[] = {"holds the keys of another database", NULL};
+    expect_exit(init, EXIT_DATA, init_said);
+    snapshot(h->data_dir, &after);
+    expect_same(&before, &after);
+
+    /* no data directory at all: refused, and nothing is created */
+    char missing[PATH_MAX + 16];
+    snprintf(missing, sizeof missing, "%s/nowhere", h->data_dir);
+    const char *serve_missing[] = {"--listen", "127.0.0.1:0", "--data", missing, NULL};
+    const char *missing_said[] = {"No such file", "carechatd init", NULL};
+    expect_exit(serve_missing, EXIT_DATA, missing_said);
+    struct stat st;
+    assert_int_not_equal(stat(missing, &st), 0);
+    buf_cleanup(&before);
+    buf_cleanup(&after);
+    harness_free(h);
+}
+
+static void test_startup_init_refuses_a_key_directory_with_keys(void **state) {
+    char dir[PATH_MAX], data[PATH_MAX + 8], keys[PATH_MAX + 8], data2[PATH_MAX + 8];
+    harness_tmpdir("init-keys", dir);
+    snprintf(data, sizeof data, "%s/data", dir);
+    snprintf(keys, sizeof keys, "%s/keys", dir);
+    snprintf(data2, sizeof data2, "%s/data2", dir);
+    const char *init[] = {"init", "--data", data, "--key-dir", keys, NULL};
+    const char *ok[] = {"initialised", NULL};
+    expect_exit(init, 0, ok);
+    /* a second database beside the first one's keys (a fresh, empty data
+     * volume with the key volume still holding the old keys) */
+    struct buf before, after;
+    buf_init(&before);
+    buf_init(&after);
+    snapshot(dir, &before);
+    const char *again[] = {"init", "--data", data2, "--key-dir", keys, NULL};
+    const char *said[] = {"holds the keys of another database", NULL};
+    expect_exit(again, EXIT_DATA, said);
+    snapshot(dir, &after);
+    expect_same(&before, &after);
+    /* bootstrap does not create a database either */
+    char pw[PATH_MAX + 8];
+    snprintf(pw, sizeof pw, "%s/pw", dir);
+    FILE *f = fopen(pw, "w");
+    assert_non_null(f);
+    fputs("a long enough password\n", f);
+    fclose(f);
+    const char *boot[] = {
+        "bootstrap",        "--data",          data2, "--key-dir", keys, "--email",
+        "x@clinic.example", "--password-file", pw,    NULL};
+    const char *boot_said[] = {"carechatd init", NULL};
+    expect_exit(boot, EXIT_DATA, boot_said);
+    struct stat st;
+    assert_int_not_equal(stat(data2, &st), 0);
+    buf_cleanup(&before);
+    buf_cleanup(&after);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_startup_refuses_database_without_current_and_wal),
+        cmocka_unit_test(test_startup_refuses_unmounted_or_missing_data),
+        cmocka_unit_test(test_startup_init_refuses_a_key_directory_with_keys),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
