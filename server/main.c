@@ -15,13 +15,19 @@
  * SIGTERM/SIGINT; 2 for a refused configuration (message on stderr, or logged
  * for key and TLS files); 4 when the data directory is missing or incomplete
  * (logged: what is missing); 1 when start-up or the event loop fails (logged).
+ *
+ * Before anything else, for every subcommand: no core dumps (RLIMIT_CORE 0,
+ * soft and hard) and not dumpable (PR_SET_DUMPABLE 0, which also keeps other
+ * processes of the same user from ptrace-attaching), since the memory holds
+ * passwords, session tokens, unwrapped data keys and the master key.
  * Main thread.
  */
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
-
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 
 #include "base/log.h"
 #include "server/audit_tool.h"
@@ -30,7 +36,19 @@
 #include "server/init_tool.h"
 #include "server/server.h"
 
+/* Returns 0, or -1 with a message on stderr. */
+static int forbid_core_dumps(void) {
+    const struct rlimit none = {.rlim_cur = 0, .rlim_max = 0};
+    if (setrlimit(RLIMIT_CORE, &none) != 0 || prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+        perror("carechatd: cannot forbid core dumps");
+        return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (forbid_core_dumps() != 0)
+        return CONFIG_EXIT_FAILED;
     if (argc > 1 && strcmp(argv[1], "init") == 0)
         return init_tool_main(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "bootstrap") == 0)

@@ -31,7 +31,7 @@ static void sleep_ms(int ms) {
     nanosleep(&ts, NULL);
 }
 
-static const char *binary_path(void) {
+const char *harness_binary(void) {
     static char path[PATH_MAX];
     const char *env = getenv("CARECHATD");
     if (env && *env)
@@ -158,7 +158,7 @@ static int launch(struct harness *h) {
     char *argv[HARNESS_MAX_ARGS + 8];
     int n = 0;
     char listen[96];
-    argv[n++] = (char *)binary_path();
+    argv[n++] = (char *)harness_binary();
     bool has_listen = false;
     for (int i = 0; i < h->n_args; i++)
         has_listen |= strcmp(h->args[i], "--listen") == 0;
@@ -320,7 +320,7 @@ int harness_run(const char *const *args, const char *cwd, int deadline_ms, int *
                 struct buf *output) {
     char *argv[HARNESS_MAX_ARGS + 2];
     int n = 0;
-    argv[n++] = (char *)binary_path();
+    argv[n++] = (char *)harness_binary();
     for (int i = 0; args && args[i] && n < HARNESS_MAX_ARGS; i++)
         argv[n++] = (char *)args[i];
     argv[n] = NULL;

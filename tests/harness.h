@@ -84,6 +84,9 @@ bool harness_log_contains(const struct harness *h, const char *text);
 int harness_run(const char *const *args, const char *cwd, int deadline_ms, int *exit_status,
                 struct buf *output);
 
+/* The carechatd binary the harness runs ($CARECHATD, or from the runfiles). */
+const char *harness_binary(void);
+
 /* The absolute path of a fresh directory under $TEST_TMPDIR, in out[PATH_MAX]. */
 void harness_tmpdir(const char *prefix, char *out);
 

@@ -7,12 +7,18 @@
  *     status 4 and a message naming what is missing, and every file that was
  *     there is still there, byte for byte; `carechatd init` refuses to create a
  *     database over a database or over a key directory holding keys, and
- *     `bootstrap` does not create one.
+ *     `bootstrap` does not create one;
+ *   - a running carechatd has a core file size limit of 0 (soft and hard, in
+ *     /proc/PID/limits) and is not dumpable: run without capabilities, its
+ *     /proc/PID/environ cannot be read by a process of the same user without
+ *     capabilities (the kernel's ptrace read check), while a dumpable one's can.
  *
  * Every server is started on 127.0.0.1 with a fresh data directory under
  * $TEST_TMPDIR; every run has a deadline (harness_run()).
  */
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,12 +27,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
+#include <linux/securebits.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "base/buf.h"
+#include "base/clock.h"
 #include "tests/fixture.h"
 #include "tests/harness.h"
 
@@ -240,11 +254,144 @@ static void test_startup_init_refuses_a_key_directory_with_keys(void **state) {
     buf_cleanup(&after);
 }
 
+/* ---- core dumps -------------------------------------------------------------- */
+
+/* Fails unless /proc/PID/limits says the core file size is 0, soft and hard. */
+static void expect_no_core_limit(pid_t pid) {
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/limits", (int)pid);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    bool seen = false;
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "Max core file size", 18) != 0)
+            continue;
+        char soft[32], hard[32];
+        assert_int_equal(sscanf(line + 18, "%31s %31s", soft, hard), 2);
+        if (strcmp(soft, "0") != 0 || strcmp(hard, "0") != 0)
+            fail_msg("core file size limit is %s (soft) / %s (hard), expected 0 / 0", soft, hard);
+        seen = true;
+    }
+    fclose(f);
+    assert_true(seen);
+}
+
+/* Drops every capability of the calling process, and as root first makes sure
+ * an execve() does not give them back (SECBIT_NOROOT). Returns 0 or -1. */
+static int drop_capabilities(void) {
+    if (geteuid() == 0 &&
+        prctl(PR_SET_SECUREBITS, SECBIT_NOROOT | SECBIT_NOROOT_LOCKED, 0, 0, 0) != 0)
+        return -1;
+    struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
+    struct __user_cap_data_struct none[2];
+    memset(none, 0, sizeof none);
+    return (int)syscall(SYS_capset, &hdr, none);
+}
+
+/* Forks `argv` without capabilities (see drop_capabilities()), its output
+ * appended to `log`. */
+static pid_t spawn_without_caps(char *const *argv, const char *log) {
+    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    assert_true(fd >= 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        dup2(fd, STDOUT_FILENO);
+        dup2(fd, STDERR_FILENO);
+        if (drop_capabilities() != 0)
+            _exit(126);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(fd);
+    return pid;
+}
+
+/* Whether a process of the same user, without capabilities like its target,
+ * may read the memory-backed /proc/PID/environ: the kernel's ptrace read
+ * check allows it only while PID is dumpable. Returns 1 (read), 0 (refused) or
+ * -1 (something else went wrong). */
+static int environ_readable(pid_t pid) {
+    fflush(NULL);
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        if (drop_capabilities() != 0)
+            _exit(3);
+        char path[64], byte;
+        snprintf(path, sizeof path, "/proc/%d/environ", (int)pid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd >= 0 ? read(fd, &byte, 1) : -1;
+        _exit(n >= 0 ? 0 : errno == EACCES || errno == EPERM ? 1 : 2);
+    }
+    int ws = 0;
+    assert_int_equal(waitpid(child, &ws, 0), child);
+    if (!WIFEXITED(ws) || WEXITSTATUS(ws) > 1)
+        return -1;
+    return WEXITSTATUS(ws) == 0 ? 1 : 0;
+}
+
+static void wait_for_log(const char *log, const char *text, pid_t pid) {
+    int64_t deadline = clock_monotonic_ms() + HARNESS_START_DEADLINE_MS;
+    for (;;) {
+        struct buf b;
+        buf_init(&b);
+        FILE *f = fopen(log, "r");
+        if (f) {
+            char chunk[4096];
+            size_t n;
+            while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+                buf_append(&b, chunk, n);
+            fclose(f);
+        }
+        buf_append_u8(&b, 0);
+        bool found = strstr((const char *)b.data, text) != NULL;
+        if (!found && (clock_monotonic_ms() >= deadline || waitpid(pid, NULL, WNOHANG) != 0))
+            fail_msg("no \"%s\" from pid %d:\n%s", text, (int)pid, (const char *)b.data);
+        buf_cleanup(&b);
+        if (found)
+            return;
+        nanosleep(&(struct timespec){.tv_nsec = 10 * 1000000L}, NULL);
+    }
+}
+
+static void stop(pid_t pid) {
+    kill(pid, SIGTERM);
+    int ws = 0;
+    assert_int_equal(waitpid(pid, &ws, 0), pid);
+}
+
+static void test_startup_forbids_core_dumps(void **state) {
+    char dir[PATH_MAX], data[PATH_MAX + 8], log[PATH_MAX + 8];
+    harness_tmpdir("dumps", dir);
+    snprintf(data, sizeof data, "%s/data", dir);
+    snprintf(log, sizeof log, "%s/log", dir);
+    const char *init[] = {"init", "--data", data, NULL};
+    expect_exit(init, 0, NULL);
+    /* The control: a dumpable process without capabilities is readable. */
+    char *sleeper[] = {"/bin/sleep", "30", NULL};
+    pid_t control = spawn_without_caps(sleeper, log);
+    nanosleep(&(struct timespec){.tv_nsec = 100 * 1000000L}, NULL);
+    assert_int_equal(environ_readable(control), 1);
+    stop(control);
+
+    char *serve[] = {(char *)harness_binary(), "--listen", "127.0.0.1:0", "--data", data, NULL};
+    pid_t pid = spawn_without_caps(serve, log);
+    wait_for_log(log, "listening on", pid);
+    expect_no_core_limit(pid);
+    if (environ_readable(pid) != 0)
+        fail_msg("carechatd (pid %d) is dumpable: its /proc/PID/environ is readable", (int)pid);
+    stop(pid);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_startup_refuses_database_without_current_and_wal),
         cmocka_unit_test(test_startup_refuses_unmounted_or_missing_data),
         cmocka_unit_test(test_startup_init_refuses_a_key_directory_with_keys),
+        cmocka_unit_test(test_startup_forbids_core_dumps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
