@@ -53,9 +53,10 @@ typedef int (*journal_apply_fn)(void *ctx, struct store_txn *txn, uint64_t pos,
 
 /* Runs on the thread that calls journal_poll(). `status` is 0 when the entry was
  * applied and is durable, the apply function's status when it rejected the entry
- * (also durable: its position is used), STATUS_UNAVAILABLE when the write was
- * refused (disk reserve) or STATUS_IO when it failed; in the last two cases
- * nothing of the entry was stored, `pos` is 0 and `result` is empty. `result`
+ * (also durable: its position is used), STATUS_UNAVAILABLE when the batch was
+ * not written (disk reserve, or RocksDB failed to write it: store_txn_commit())
+ * or STATUS_IO when apply could not read or write the store; in the last two
+ * cases nothing of the entry was stored, `pos` is 0 and `result` is empty. `result`
  * is borrowed for the call (NULL when result_len is 0). */
 typedef void (*journal_done_fn)(void *ctx, uint64_t pos, int status, const uint8_t *result,
                                 size_t result_len);

@@ -42,6 +42,8 @@
 #define CHECK_VALUE "carechat key store check v1"
 #define DEFAULT_CACHE_BYTES (32u * 1024 * 1024)
 #define CHUNK_MIN_BLOB_SIZE (16u * 1024)
+/* rocksdb::InfoLogLevel::FATAL_LEVEL (the C API takes the number). */
+#define RDB_FATAL_LEVEL 4
 
 static const char *const cf_names[CF_COUNT] = {
     [CF_META] = "meta",
@@ -75,6 +77,7 @@ struct store {
     char *db_path;
     _Atomic uint64_t min_free_bytes;
     atomic_bool low_space; /* the guard's last verdict, to log transitions only */
+    atomic_bool failed;    /* a write failed in RocksDB: no more writes until restart */
 };
 
 struct store_txn {
@@ -240,6 +243,8 @@ void store_set_min_free_bytes(struct store *s, uint64_t bytes) {
 }
 
 int store_check_space(struct store *s) {
+    if (atomic_load(&s->failed))
+        return STATUS_UNAVAILABLE;
     uint64_t min = atomic_load(&s->min_free_bytes);
     struct statvfs st;
     bool low;
@@ -301,10 +306,23 @@ static int commit(struct store_txn *t, bool guard) {
         if (rc < 0)
             return rc;
     }
+    if (atomic_load(&t->s->failed))
+        return STATUS_UNAVAILABLE;
     char *err = NULL;
     rocksdb_write_writebatch_wi(t->s->db, t->s->sync_write, t->wb, &err);
-    if (err)
-        return rdb_error("write", err);
+    if (err) {
+        /* RocksDB stops the database after a failed WAL write (and Resume() is
+         * not in the C API); refusing here as well keeps it from appending to
+         * a failed file again, which Debian's build answers with an assertion,
+         * whatever severity it gives the error. Nothing of this batch was
+         * acknowledged, and what was is in the WAL for the next start: to the
+         * client this is "unavailable", like the reserve. */
+        atomic_store(&t->s->failed, true);
+        rdb_error("write", err);
+        log_error(MOD, "refusing every write until carechatd is restarted (free space or fix the "
+                       "data volume first)");
+        return STATUS_UNAVAILABLE;
+    }
     return 0;
 }
 
@@ -529,6 +547,11 @@ int store_open(const struct store_config *cfg, struct store **out) {
      * consistency would refuse to start after such a power cut. */
     rocksdb_options_set_wal_recovery_mode(s->db_opts, rocksdb_point_in_time_recovery);
     rocksdb_options_set_keep_log_file_num(s->db_opts, 5);
+    /* RocksDB's info LOG lives on the data volume; once an append to it fails
+     * (disk full), Debian's build aborts on an assertion at the next line it
+     * logs, e.g. the one reporting the failed write. At FATAL only the header
+     * written at open reaches it, so a full disk returns errors instead. */
+    rocksdb_options_set_info_log_level(s->db_opts, RDB_FATAL_LEVEL);
     s->cache = rocksdb_cache_create_lru(cfg->cache_bytes ? cfg->cache_bytes : DEFAULT_CACHE_BYTES);
     s->table_opts = rocksdb_block_based_options_create();
     rocksdb_block_based_options_set_block_cache(s->table_opts, s->cache);
@@ -569,6 +592,7 @@ void store_close(struct store *s) {
     if (!s)
         return;
     if (s->db) {
+        /* not after a failed write (the WAL holds it all), nor on a full disk */
         if (store_check_space(s) == 0)
             store_flush(s);
         for (int i = 0; i <= CF_COUNT; i++)

@@ -19,8 +19,12 @@
  * CF_CHUNKS keeps values of 16 KiB and more in blob files with blob GC.
  *
  * Free-space guard: while the data volume has less than `min_free_bytes` free,
- * commits are refused with STATUS_UNAVAILABLE (a full disk makes this RocksDB
- * abort instead of returning an error, NOTES.md).
+ * commits are refused with STATUS_UNAVAILABLE, so RocksDB is not the one to find
+ * the disk full. When a write fails in RocksDB nonetheless (the disk filled
+ * between the check and the write, an I/O error), every later commit is refused
+ * with STATUS_UNAVAILABLE until the store is reopened: RocksDB has stopped the
+ * database by then, and a second append to its failed WAL file would abort this
+ * build (NOTES.md). Its info LOG is kept to the header for the same reason.
  *
  * Threads: store_open/close on the main thread; reads (store_get, store_scan)
  * from any thread, usually the lws loop thread; writes only through a

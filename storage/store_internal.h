@@ -27,17 +27,19 @@ void store_txn_rollback(struct store_txn *t);
 /* Number of writes (puts and deletes) staged. */
 int store_txn_count(struct store_txn *t);
 
-/* Writes the batch atomically with sync=true. Returns 0; STATUS_UNAVAILABLE when
- * the free-space guard refuses it (nothing written); STATUS_IO or STATUS_CORRUPT
- * when RocksDB fails (logged once). The transaction stays valid and unchanged
- * either way; free it afterwards. */
+/* Writes the batch atomically with sync=true. Returns 0, or STATUS_UNAVAILABLE
+ * when nothing was written: the free-space guard refused it, RocksDB failed to
+ * write it (logged with RocksDB's error), or an earlier write failed (every
+ * commit after a failed one is refused until the store is reopened). The
+ * transaction stays valid and unchanged either way; free it afterwards. */
 int store_txn_commit(struct store_txn *t);
 
 /* Frees a transaction without writing what it did not commit. Accepts NULL. */
 void store_txn_free(struct store_txn *t);
 
-/* Returns 0 while the data volume has at least min_free_bytes free, else
- * STATUS_UNAVAILABLE (logged once per transition). Any thread. */
+/* Returns 0 while the data volume has at least min_free_bytes free and no
+ * write has failed, else STATUS_UNAVAILABLE (logged once per transition). Any
+ * thread. */
 int store_check_space(struct store *s);
 
 /* Changes the free-space reserve (0 disables the guard). Any thread. */

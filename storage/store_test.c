@@ -7,12 +7,14 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -422,6 +424,55 @@ static void test_store_free_space_guard_refuses_commits(void **state) {
     free(dir);
 }
 
+/* A write that fails in RocksDB (here EFBIG: the WAL may not grow past
+ * RLIMIT_FSIZE, which fails the append as a full disk does) returns an error
+ * instead of aborting, and every later commit is refused without touching
+ * RocksDB; reopened, the store has what was committed before. */
+static void test_store_failed_write_refuses_later_writes(void **state) {
+    char *dir = testutil_fresh_dir("store-failed-write");
+    struct store *s = open_store(dir);
+    put_one(s, CF_ACCOUNTS, "before", 6, NULL, "kept");
+    enum { BIG = 256 * 1024 };
+    char *big = malloc(BIG + 1);
+    memset(big, 'b', BIG);
+    big[BIG] = '\0';
+    struct rlimit old, small = {.rlim_cur = 64 * 1024, .rlim_max = RLIM_INFINITY};
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    small.rlim_max = old.rlim_max;
+    void (*old_handler)(int) = signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+    struct store_txn *t = NULL;
+    assert_int_equal(store_txn_begin(s, &t), 0);
+    assert_int_equal(txn_put(t, CF_ACCOUNTS, "big", 3, NULL, big, BIG), 0);
+    testutil_capture_begin();
+    int rc = store_txn_commit(t);
+    int again = store_txn_commit(t);
+    char *log = testutil_capture_end();
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, old_handler);
+    assert_int_equal(rc, STATUS_UNAVAILABLE);
+    assert_int_equal(again, STATUS_UNAVAILABLE);
+    assert_non_null(strstr(log, "refusing every write"));
+    free(log);
+    store_txn_free(t);
+    /* small writes are refused too, reads go on */
+    assert_int_equal(store_txn_begin(s, &t), 0);
+    assert_int_equal(txn_put(t, CF_ACCOUNTS, "after", 5, NULL, "x", 1), 0);
+    assert_int_equal(store_txn_commit(t), STATUS_UNAVAILABLE);
+    store_txn_free(t);
+    assert_int_equal(store_check_space(s), STATUS_UNAVAILABLE);
+    expect_stored(s, CF_ACCOUNTS, "before", 6, "kept");
+    store_close(s);
+    s = open_store(dir);
+    expect_stored(s, CF_ACCOUNTS, "before", 6, "kept");
+    assert_int_equal(get_status(s, CF_ACCOUNTS, "big", 3), STATUS_NOT_FOUND);
+    assert_int_equal(get_status(s, CF_ACCOUNTS, "after", 5), STATUS_NOT_FOUND);
+    put_one(s, CF_ACCOUNTS, "after", 5, NULL, "y");
+    store_close(s);
+    free(big);
+    free(dir);
+}
+
 static void test_store_rejects_bad_config(void **state) {
     struct store *s = NULL;
     struct store_config empty = {0};
@@ -543,6 +594,7 @@ int main(void) {
         cmocka_unit_test(test_store_reopen_keeps_values),
         cmocka_unit_test(test_store_refuses_a_foreign_key_store),
         cmocka_unit_test(test_store_free_space_guard_refuses_commits),
+        cmocka_unit_test(test_store_failed_write_refuses_later_writes),
         cmocka_unit_test(test_store_rejects_bad_config),
         cmocka_unit_test(test_store_open_never_creates_and_create_never_overwrites),
     };

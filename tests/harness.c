@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -80,8 +81,10 @@ static bool wait_exit(pid_t pid, int64_t deadline, int *exit_status) {
     }
 }
 
-/* Forks carechatd with argv, stdout+stderr into log_fd, in cwd. */
-static pid_t spawn(char *const *argv, int log_fd, const char *cwd) {
+/* Forks carechatd with argv, stdout+stderr into log_fd, in cwd; with
+ * `file_size_limit` (0: none) as its RLIMIT_FSIZE and SIGXFSZ ignored, so a
+ * write past it fails with EFBIG. */
+static pid_t spawn(char *const *argv, int log_fd, const char *cwd, uint64_t file_size_limit) {
     fflush(NULL);
     pid_t pid = fork();
     if (pid < 0) {
@@ -94,6 +97,12 @@ static pid_t spawn(char *const *argv, int log_fd, const char *cwd) {
         dup2(log_fd, STDERR_FILENO);
         if (cwd && chdir(cwd) != 0)
             _exit(126);
+        if (file_size_limit) {
+            struct rlimit lim = {.rlim_cur = file_size_limit, .rlim_max = file_size_limit};
+            signal(SIGXFSZ, SIG_IGN);
+            if (setrlimit(RLIMIT_FSIZE, &lim) != 0)
+                _exit(126);
+        }
         execv(argv[0], argv);
         fprintf(stderr, "harness: cannot exec %s: %s\n", argv[0], strerror(errno));
         _exit(127);
@@ -193,7 +202,7 @@ static int launch(struct harness *h) {
         perror(h->log_path);
         return STATUS_IO;
     }
-    pid_t pid = spawn(argv, fd, NULL);
+    pid_t pid = spawn(argv, fd, NULL, h->file_size_limit);
     close(fd);
     if (pid < 0)
         return STATUS_IO;
@@ -330,7 +339,7 @@ int harness_run(const char *const *args, const char *cwd, int deadline_ms, int *
     int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return STATUS_IO;
-    pid_t pid = spawn(argv, fd, cwd);
+    pid_t pid = spawn(argv, fd, cwd, 0);
     close(fd);
     if (pid < 0)
         return STATUS_IO;

@@ -25,6 +25,7 @@
 
 #include <limits.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "base/buf.h"
@@ -46,6 +47,10 @@ struct harness {
     int starts;
     char *args[HARNESS_MAX_ARGS]; /* extra flags, copied */
     int n_args;
+    /* Set before harness_restart() for fault injection: the RLIMIT_FSIZE of
+     * the next starts (0: none); a write past it fails with EFBIG, as on a
+     * full disk. */
+    uint64_t file_size_limit;
 };
 
 /* Creates a fresh data directory under $TEST_TMPDIR with `carechatd init`
