@@ -17,11 +17,8 @@
 #define STEP 4096
 
 static int run(const struct server_config *cfg) {
-    struct store_config sc = {
-        .data_dir = cfg->data_dir,
-        .key_dir = cfg->key_dir,
-        .master_key_path = cfg->master_key,
-    };
+    struct store_config sc;
+    config_store(cfg, STORE_OPEN, &sc);
     struct store *store = NULL;
     int rc = store_open(&sc, &store);
     if (rc != 0) {

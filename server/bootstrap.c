@@ -75,12 +75,8 @@ static int run(const struct server_config *cfg, const char *email_arg, const cha
         status = 2;
         goto out;
     }
-    struct store_config sc = {
-        .data_dir = cfg->data_dir,
-        .key_dir = cfg->key_dir,
-        .master_key_path = cfg->master_key,
-        .min_free_bytes = cfg->min_free_bytes,
-    };
+    struct store_config sc;
+    config_store(cfg, STORE_OPEN, &sc);
     int rc = store_open(&sc, &store);
     if (rc != 0) {
         fprintf(stderr,

@@ -81,8 +81,14 @@ static const struct opt options[] = {
      "hang up a connection idle this long (default 60)"},
     {"max-conns-per-ip", OPT_COUNT, FIELD(max_conns_per_ip), 1, 1000000, "N",
      "open connections allowed from one address (default 64)"},
-    {"min-free-bytes", OPT_SIZE, FIELD(min_free_bytes), 0, UINT64_MAX, "BYTES",
-     "refuse writes when the data volume has less free space (default 256m; 0 disables)"},
+    {"min-free-bytes", OPT_SIZE, FIELD(min_free_bytes), STORE_MIN_RESERVE, UINT64_MAX, "BYTES",
+     "refuse writes while the data volume has less free space (default 256m); it cannot be "
+     "turned off: RocksDB itself writes up to 128m without asking (a flush of the memtables, "
+     "at most 64m, and the next WAL file's preallocation, at most 64m), so a smaller reserve "
+     "lets the disk fill"},
+    {"min-free-key-bytes", OPT_SIZE, FIELD(min_free_key_bytes), 1ull << 20, UINT64_MAX, "BYTES",
+     "refuse writes while the key directory's volume has less free space (default 16m; a data "
+     "key file is a few KiB, written beside a temporary copy)"},
     {"log-level", OPT_LOG_LEVEL, FIELD(log_level), 0, 0, "LEVEL",
      "error, warn, info or debug (default info)"},
     {"invite-ttl", OPT_SECONDS, FIELD(invite_ttl_s), 60, 90u * 24 * 3600, "SECONDS",
@@ -510,6 +516,17 @@ const char *config_usage(void) {
                  "\nA non-loopback --listen needs --tls-cert/--tls-key (TLS 1.2+ only) "
                  "or --insecure-no-tls.\n");
     return text;
+}
+
+void config_store(const struct server_config *cfg, enum store_mode mode, struct store_config *out) {
+    *out = (struct store_config){
+        .data_dir = cfg->data_dir,
+        .mode = mode,
+        .key_dir = cfg->key_dir,
+        .master_key_path = cfg->master_key,
+        .min_free_bytes = cfg->min_free_bytes,
+        .min_free_key_bytes = cfg->min_free_key_bytes,
+    };
 }
 
 int config_exit_status(int status) {

@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "base/log.h"
+#include "storage/store.h"
 
 #define CONFIG_MAX_ORIGINS 16
 #define CONFIG_HOST_MAX 64
@@ -45,12 +46,13 @@ struct server_config {
      * entry exactly. No entries: every request with an Origin is refused. */
     const char *allowed_origins[CONFIG_MAX_ORIGINS];
     size_t n_allowed_origins;
-    uint64_t max_frame;        /* largest WebSocket message, bytes */
-    unsigned auth_timeout_s;   /* a connection must authenticate within this */
-    unsigned ping_interval_s;  /* idle seconds before the server sends a ping */
-    unsigned idle_timeout_s;   /* idle seconds before the server hangs up */
-    unsigned max_conns_per_ip; /* open TCP connections from one address */
-    uint64_t min_free_bytes;   /* disk reserve: writes refused below it */
+    uint64_t max_frame;          /* largest WebSocket message, bytes */
+    unsigned auth_timeout_s;     /* a connection must authenticate within this */
+    unsigned ping_interval_s;    /* idle seconds before the server sends a ping */
+    unsigned idle_timeout_s;     /* idle seconds before the server hangs up */
+    unsigned max_conns_per_ip;   /* open TCP connections from one address */
+    uint64_t min_free_bytes;     /* disk reserve: writes refused below it */
+    uint64_t min_free_key_bytes; /* the key directory's volume's reserve */
     enum log_level log_level;
     unsigned invite_ttl_s;        /* invitations expire after this */
     unsigned session_idle_s;      /* sessions end after this long unused */
@@ -77,11 +79,12 @@ struct server_config {
     {                                                                                              \
         .listen_host = "127.0.0.1", .listen_port = 8080, .data_dir = "./carechat-data",            \
         .max_frame = 256 * 1024, .auth_timeout_s = 10, .ping_interval_s = 25,                      \
-        .idle_timeout_s = 60, .max_conns_per_ip = 64, .min_free_bytes = 256ull * 1024 * 1024,      \
-        .log_level = LOG_INFO, .invite_ttl_s = 7 * 24 * 3600, .session_idle_s = 15 * 60,           \
-        .session_max_s = 12 * 3600, .pwhash_ops = 2, .pwhash_mem = 19ull << 20,                    \
-        .password_min = 10, .login_burst = 5, .login_burst_per_ip = 30, .login_window_s = 300,     \
-        .send_burst = 60, .send_window_s = 60, .inbox_max = 10000, .audit_anchor_every = 1000,     \
+        .idle_timeout_s = 60, .max_conns_per_ip = 64, .min_free_bytes = 256ull << 20,              \
+        .min_free_key_bytes = 16ull << 20, .log_level = LOG_INFO, .invite_ttl_s = 7 * 24 * 3600,   \
+        .session_idle_s = 15 * 60, .session_max_s = 12 * 3600, .pwhash_ops = 2,                    \
+        .pwhash_mem = 19ull << 20, .password_min = 10, .login_burst = 5, .login_burst_per_ip = 30, \
+        .login_window_s = 300, .send_burst = 60, .send_window_s = 60, .inbox_max = 10000,          \
+        .audit_anchor_every = 1000,                                                                \
     }
 
 /* Builds the configuration from the defaults, the --config file and argv (argv[0]
@@ -100,6 +103,11 @@ void config_cleanup(struct server_config *cfg);
 
 /* The --help text: every option, its argument and its default. Never NULL. */
 const char *config_usage(void);
+
+/* The store settings of `cfg` (data and key directories, master key, the two
+ * free-space reserves) for opening the store in `mode`, into *out. The strings
+ * are borrowed from `cfg`. */
+void config_store(const struct server_config *cfg, enum store_mode mode, struct store_config *out);
 
 /* Exit statuses shared by carechatd and its subcommands (audit-verify adds 3,
  * "chain broken"). */

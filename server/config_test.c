@@ -217,6 +217,35 @@ static void test_config_account_options(void **state) {
     assert_non_null(strstr(err, "--session-idle"));
 }
 
+static void test_config_disk_reserves_have_floors(void **state) {
+    struct server_config cfg;
+    char *defaults[] = {"carechatd"};
+    assert_int_equal(load(ARGC(defaults), defaults, &cfg), 0);
+    assert_true(cfg.min_free_bytes == 256ull << 20);
+    assert_true(cfg.min_free_key_bytes == 16ull << 20);
+    config_cleanup(&cfg);
+    /* the reserve cannot be turned off, nor set below what RocksDB writes unasked */
+    static char *const refused[][3] = {{"carechatd", "--min-free-bytes", "0"},
+                                       {"carechatd", "--min-free-bytes", "127m"},
+                                       {"carechatd", "--min-free-key-bytes", "0"},
+                                       {"carechatd", "--min-free-key-bytes", "1023k"}};
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        char *argv[3] = {refused[i][0], refused[i][1], refused[i][2]};
+        assert_int_equal(load(3, argv, &cfg), -1);
+        assert_non_null(strstr(err, refused[i][1] + 2));
+    }
+    char *floor[] = {"carechatd", "--min-free-bytes", "128m", "--min-free-key-bytes", "1m"};
+    assert_int_equal(load(ARGC(floor), floor, &cfg), 0);
+    assert_true(cfg.min_free_bytes == STORE_MIN_RESERVE);
+    assert_true(cfg.min_free_key_bytes == 1ull << 20);
+    struct store_config sc;
+    config_store(&cfg, STORE_CREATE, &sc);
+    assert_int_equal(sc.mode, STORE_CREATE);
+    assert_true(sc.min_free_bytes == STORE_MIN_RESERVE && sc.min_free_key_bytes == 1ull << 20);
+    assert_string_equal(sc.data_dir, cfg.data_dir);
+    config_cleanup(&cfg);
+}
+
 static void test_config_help(void **state) {
     char *argv[] = {"carechatd", "--listen", "0.0.0.0:1", "--help"};
     struct server_config cfg;
@@ -240,6 +269,7 @@ int main(void) {
         cmocka_unit_test(test_config_non_loopback_needs_tls),
         cmocka_unit_test(test_config_loopback_detection),
         cmocka_unit_test(test_config_account_options),
+        cmocka_unit_test(test_config_disk_reserves_have_floors),
         cmocka_unit_test(test_config_help),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

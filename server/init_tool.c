@@ -20,13 +20,8 @@
 #define DEADLINE_MS 30000
 
 static int run(const struct server_config *cfg) {
-    struct store_config sc = {
-        .data_dir = cfg->data_dir,
-        .mode = STORE_CREATE,
-        .key_dir = cfg->key_dir,
-        .master_key_path = cfg->master_key,
-        .min_free_bytes = cfg->min_free_bytes,
-    };
+    struct store_config sc;
+    config_store(cfg, STORE_CREATE, &sc);
     struct store *store = NULL;
     struct journal *journal = NULL;
     struct buf entry;

@@ -159,12 +159,8 @@ int server_open(const struct server_config *cfg, struct server **out) {
     rc = start_signal_thread(s);
     if (rc != 0)
         goto fail;
-    struct store_config sc = {
-        .data_dir = cfg->data_dir,
-        .key_dir = cfg->key_dir,
-        .master_key_path = cfg->master_key,
-        .min_free_bytes = cfg->min_free_bytes,
-    };
+    struct store_config sc;
+    config_store(cfg, STORE_OPEN, &sc);
     rc = store_open(&sc, &s->store);
     if (rc == 0)
         rc = read_identity(s);

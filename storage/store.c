@@ -75,7 +75,9 @@ struct store {
     rocksdb_writeoptions_t *sync_write;
     struct keystore *ks;
     char *db_path;
+    char *key_dir;
     _Atomic uint64_t min_free_bytes;
+    _Atomic uint64_t min_free_key_bytes;
     atomic_bool low_space; /* the guard's last verdict, to log transitions only */
     atomic_bool failed;    /* a write failed in RocksDB: no more writes until restart */
 };
@@ -242,29 +244,39 @@ void store_set_min_free_bytes(struct store *s, uint64_t bytes) {
     atomic_store(&s->min_free_bytes, bytes);
 }
 
+/* Whether the volume of `path` has fewer than `min` bytes an unprivileged
+ * writer may use (0: never); *avail gets what it has. A volume that cannot be
+ * asked counts as low: the alternative may be an abort in RocksDB. */
+static bool volume_low(const char *path, uint64_t min, uint64_t *avail) {
+    struct statvfs st;
+    *avail = 0;
+    if (min == 0)
+        return false;
+    if (statvfs(path, &st) != 0)
+        return true;
+    *avail = (uint64_t)st.f_bavail * (uint64_t)st.f_frsize;
+    return *avail < min;
+}
+
 int store_check_space(struct store *s) {
     if (atomic_load(&s->failed))
         return STATUS_UNAVAILABLE;
     uint64_t min = atomic_load(&s->min_free_bytes);
-    struct statvfs st;
-    bool low;
+    uint64_t key_min = atomic_load(&s->min_free_key_bytes);
     uint64_t avail = 0;
-    if (min == 0) {
-        low = false; /* guard disabled */
-    } else if (statvfs(s->db_path, &st) != 0) {
-        /* cannot tell: refuse, since the alternative may be an abort in RocksDB */
-        low = true;
-    } else {
-        avail = (uint64_t)st.f_bavail * (uint64_t)st.f_frsize;
-        low = avail < min;
-    }
+    const char *volume = NULL;
+    if (volume_low(s->db_path, min, &avail))
+        volume = "data";
+    else if (volume_low(s->key_dir, key_min, &avail))
+        volume = "key";
+    bool low = volume != NULL;
     bool was = atomic_exchange(&s->low_space, low);
     if (low && !was)
-        log_warn(MOD, "refusing writes: %llu bytes free on the data volume, reserve is %llu",
-                 (unsigned long long)avail, (unsigned long long)min);
+        log_warn(MOD, "refusing writes: %llu bytes free on the %s volume, reserve is %llu",
+                 (unsigned long long)avail, volume,
+                 (unsigned long long)(volume[0] == 'd' ? min : key_min));
     else if (!low && was)
-        log_info(MOD, "accepting writes again (%llu bytes free, reserve %llu)",
-                 (unsigned long long)avail, (unsigned long long)min);
+        log_info(MOD, "accepting writes again (free space above the reserves)");
     return low ? STATUS_UNAVAILABLE : 0;
 }
 
@@ -509,7 +521,9 @@ int store_open(const struct store_config *cfg, struct store **out) {
     struct store *s = xcalloc(1, sizeof *s);
     char *key_dir = cfg->key_dir ? xstrdup(cfg->key_dir) : join(cfg->data_dir, "keys");
     s->db_path = join(cfg->data_dir, "db");
+    s->key_dir = xstrdup(key_dir);
     atomic_store(&s->min_free_bytes, cfg->min_free_bytes);
+    atomic_store(&s->min_free_key_bytes, cfg->min_free_key_bytes);
     rc = create ? prepare_new_db(cfg->data_dir, s->db_path, key_dir)
                 : check_existing_db(cfg->data_dir, s->db_path, key_dir);
     if (rc < 0)
@@ -552,6 +566,8 @@ int store_open(const struct store_config *cfg, struct store **out) {
      * logs, e.g. the one reporting the failed write. At FATAL only the header
      * written at open reaches it, so a full disk returns errors instead. */
     rocksdb_options_set_info_log_level(s->db_opts, RDB_FATAL_LEVEL);
+    /* Bounds a flush and a WAL preallocation, hence STORE_MIN_RESERVE. */
+    rocksdb_options_set_db_write_buffer_size(s->db_opts, STORE_MEMTABLE_BUDGET);
     s->cache = rocksdb_cache_create_lru(cfg->cache_bytes ? cfg->cache_bytes : DEFAULT_CACHE_BYTES);
     s->table_opts = rocksdb_block_based_options_create();
     rocksdb_block_based_options_set_block_cache(s->table_opts, s->cache);
@@ -613,6 +629,7 @@ void store_close(struct store *s) {
     if (s->sync_write)
         rocksdb_writeoptions_destroy(s->sync_write);
     keystore_close(s->ks);
+    free(s->key_dir);
     free(s->db_path);
     free(s);
 }

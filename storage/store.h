@@ -19,12 +19,16 @@
  * CF_CHUNKS keeps values of 16 KiB and more in blob files with blob GC.
  *
  * Free-space guard: while the data volume has less than `min_free_bytes` free,
- * commits are refused with STATUS_UNAVAILABLE, so RocksDB is not the one to find
- * the disk full. When a write fails in RocksDB nonetheless (the disk filled
- * between the check and the write, an I/O error), every later commit is refused
- * with STATUS_UNAVAILABLE until the store is reopened: RocksDB has stopped the
- * database by then, and a second append to its failed WAL file would abort this
- * build (NOTES.md). Its info LOG is kept to the header for the same reason.
+ * or the key directory's volume less than `min_free_key_bytes`, commits are
+ * refused with STATUS_UNAVAILABLE, so neither RocksDB nor the key store is the
+ * one to find the disk full. RocksDB also writes without asking: a memtable
+ * flush (all memtables together are kept under STORE_MEMTABLE_BUDGET) and the
+ * next WAL file's preallocation (at most the same budget), which is why a
+ * reserve below STORE_MIN_RESERVE cannot keep the disk from filling. When a write fails in RocksDB
+ * nonetheless (the disk filled between the check and the write, an I/O error), every later commit
+ * is refused with STATUS_UNAVAILABLE until the store is reopened: RocksDB has stopped the database
+ * by then, and a second append to its failed WAL file would abort this build (NOTES.md). Its info
+ * LOG is kept to the header for the same reason.
  *
  * Threads: store_open/close on the main thread; reads (store_get, store_scan)
  * from any thread, usually the lws loop thread; writes only through a
@@ -41,6 +45,13 @@
 #include "base/id.h"
 
 struct keystore;
+
+/* The memory all memtables may hold together (RocksDB db_write_buffer_size):
+ * it bounds both a flush and a WAL file's preallocated block. */
+#define STORE_MEMTABLE_BUDGET (64ull << 20)
+/* The least free-space reserve that covers what RocksDB writes without a
+ * commit: one flush of every memtable plus the next WAL's preallocation. */
+#define STORE_MIN_RESERVE (2 * STORE_MEMTABLE_BUDGET)
 
 /* Column families, one per record kind. The order is part of the on-disk format
  * only through the names (store_cf_name()); values may be appended. */
@@ -88,7 +99,11 @@ struct store_config {
                                         interrupted rotation (keystore.h) */
     size_t key_cache_entries;        /* unwrapped data keys cached; 0: 1024 */
     uint64_t min_free_bytes;         /* writes are refused (STATUS_UNAVAILABLE) while the
-                                        data volume has less free space; 0 disables */
+                                        data volume has less free space; 0 disables
+                                        (below STORE_MIN_RESERVE it cannot protect) */
+    uint64_t min_free_key_bytes;     /* the same for the key directory's volume (a new
+                                        data key is a small file written durably in
+                                        the same commit); 0 disables */
     size_t cache_bytes;              /* RocksDB block cache; 0 for the default */
 };
 

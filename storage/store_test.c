@@ -424,6 +424,33 @@ static void test_store_free_space_guard_refuses_commits(void **state) {
     free(dir);
 }
 
+static void test_store_key_volume_has_its_own_reserve(void **state) {
+    char *dir = testutil_fresh_dir("store-key-space");
+    store_close(open_store(dir));
+    struct store_config cfg = {.data_dir = dir, .min_free_bytes = 1, .min_free_key_bytes = 1};
+    struct store *s = NULL;
+    assert_int_equal(store_open(&cfg, &s), 0);
+    assert_int_equal(store_check_space(s), 0);
+    store_close(s);
+    cfg.min_free_key_bytes = UINT64_MAX; /* more than any volume has */
+    assert_int_equal(store_open(&cfg, &s), 0);
+    testutil_capture_begin();
+    int rc = store_check_space(s);
+    struct store_txn *t = NULL;
+    assert_int_equal(store_txn_begin(s, &t), 0);
+    assert_int_equal(txn_put(t, CF_ACCOUNTS, "a", 1, NULL, "x", 1), 0);
+    int commit = store_txn_commit(t);
+    char *log = testutil_capture_end();
+    store_txn_free(t);
+    assert_int_equal(rc, STATUS_UNAVAILABLE);
+    assert_int_equal(commit, STATUS_UNAVAILABLE);
+    assert_non_null(strstr(log, "on the key volume"));
+    free(log);
+    assert_int_equal(get_status(s, CF_ACCOUNTS, "a", 1), STATUS_NOT_FOUND);
+    store_close(s);
+    free(dir);
+}
+
 /* A write that fails in RocksDB (here EFBIG: the WAL may not grow past
  * RLIMIT_FSIZE, which fails the append as a full disk does) returns an error
  * instead of aborting, and every later commit is refused without touching
@@ -594,6 +621,7 @@ int main(void) {
         cmocka_unit_test(test_store_reopen_keeps_values),
         cmocka_unit_test(test_store_refuses_a_foreign_key_store),
         cmocka_unit_test(test_store_free_space_guard_refuses_commits),
+        cmocka_unit_test(test_store_key_volume_has_its_own_reserve),
         cmocka_unit_test(test_store_failed_write_refuses_later_writes),
         cmocka_unit_test(test_store_rejects_bad_config),
         cmocka_unit_test(test_store_open_never_creates_and_create_never_overwrites),

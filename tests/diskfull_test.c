@@ -10,6 +10,10 @@
  *     The limit is below the size RocksDB's info LOG reaches at INFO level,
  *     which it cannot then write either: Debian's RocksDB aborts at the line
  *     after a failed append to its LOG (carechatd keeps that LOG at FATAL).
+ *   - the key directory's volume has its own reserve (--min-free-key-bytes):
+ *     with it above what that volume has free, a login (a write) is refused
+ *     UNAVAILABLE although the data volume is above its reserve, and the log
+ *     names the key volume; with the default it works.
  *
  * Every wait has a deadline; everything is on 127.0.0.1.
  */
@@ -21,9 +25,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 #include <cmocka.h>
 
+#include "base/alloc.h"
 #include "base/status.h"
 #include "client/carechat.h"
 #include "tests/fixture.h"
@@ -147,9 +153,43 @@ static void test_diskfull_failed_write_is_refused_not_fatal(void **state) {
     assert_int_equal(status, 0);
 }
 
+static void test_diskfull_key_volume_has_its_own_reserve(void **state) {
+    assert_int_equal(fixture_start_bootstrapped(NULL, &t.server), 0);
+    int status = -1;
+    assert_int_equal(harness_stop(t.server, &status), 0);
+    struct statvfs st;
+    assert_int_equal(statvfs(t.server->data_dir, &st), 0);
+    char reserve[32];
+    snprintf(reserve, sizeof reserve, "%llu",
+             (unsigned long long)st.f_bavail * st.f_frsize + (1ull << 30));
+    t.server->args[t.server->n_args++] = xstrdup("--min-free-key-bytes");
+    t.server->args[t.server->n_args++] = xstrdup(reserve);
+    assert_int_equal(harness_restart(t.server), 0);
+    char url[FIXTURE_URL_LEN], prof[FIXTURE_DIR_LEN];
+    fixture_url(t.server, url);
+    fixture_fresh_profile("root", prof);
+    t.root = fixture_open(url, prof);
+    int rc = carechat_login(t.root, FIXTURE_ROOT_EMAIL, FIXTURE_ROOT_PASSWORD);
+    if (rc != STATUS_UNAVAILABLE || carechat_error_kind(t.root) != CARECHAT_ERROR_SERVER)
+        fail_msg("login with the key volume below its reserve: %d: %s", rc, carechat_error(t.root));
+    assert_true(harness_log_contains(t.server, "free on the key volume"));
+    carechat_close(t.root);
+    t.root = NULL;
+    assert_int_equal(harness_stop(t.server, &status), 0);
+    assert_int_equal(status, 0);
+    /* with the default reserve the same login works */
+    free(t.server->args[--t.server->n_args]);
+    free(t.server->args[--t.server->n_args]);
+    assert_int_equal(harness_restart(t.server), 0);
+    fixture_url(t.server, url);
+    t.root = fixture_open(url, prof);
+    FIXTURE_ASSERT_OK(t.root, carechat_login(t.root, FIXTURE_ROOT_EMAIL, FIXTURE_ROOT_PASSWORD));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_diskfull_failed_write_is_refused_not_fatal, teardown),
+        cmocka_unit_test_teardown(test_diskfull_key_volume_has_its_own_reserve, teardown),
     };
     return cmocka_run_group_tests_name("diskfull", tests, NULL, NULL);
 }

@@ -8,6 +8,8 @@
  *     there is still there, byte for byte; `carechatd init` refuses to create a
  *     database over a database or over a key directory holding keys, and
  *     `bootstrap` does not create one;
+ *   - a disk reserve below its floor (--min-free-bytes 0 or under 128 MiB,
+ *     --min-free-key-bytes under 1 MiB) is refused with exit status 2;
  *   - a running carechatd has a core file size limit of 0 (soft and hard, in
  *     /proc/PID/limits) and is not dumpable: run without capabilities, its
  *     /proc/PID/environ cannot be read by a process of the same user without
@@ -254,6 +256,22 @@ static void test_startup_init_refuses_a_key_directory_with_keys(void **state) {
     buf_cleanup(&after);
 }
 
+static void test_startup_refuses_a_disk_reserve_below_its_floor(void **state) {
+    char dir[PATH_MAX], data[PATH_MAX + 8];
+    harness_tmpdir("reserve", dir);
+    snprintf(data, sizeof data, "%s/data", dir);
+    const char *off[] = {"--data", data, "--min-free-bytes", "0", NULL};
+    const char *off_said[] = {"min-free-bytes", "134217728", NULL};
+    expect_exit(off, EXIT_CONFIG, off_said);
+    const char *small[] = {"--data", data, "--min-free-bytes", "100m", NULL};
+    expect_exit(small, EXIT_CONFIG, off_said);
+    const char *key[] = {"--data", data, "--min-free-key-bytes", "0", NULL};
+    const char *key_said[] = {"min-free-key-bytes", "1048576", NULL};
+    expect_exit(key, EXIT_CONFIG, key_said);
+    struct stat st;
+    assert_int_not_equal(stat(data, &st), 0);
+}
+
 /* ---- core dumps -------------------------------------------------------------- */
 
 /* Fails unless /proc/PID/limits says the core file size is 0, soft and hard. */
@@ -391,6 +409,7 @@ int main(void) {
         cmocka_unit_test(test_startup_refuses_database_without_current_and_wal),
         cmocka_unit_test(test_startup_refuses_unmounted_or_missing_data),
         cmocka_unit_test(test_startup_init_refuses_a_key_directory_with_keys),
+        cmocka_unit_test(test_startup_refuses_a_disk_reserve_below_its_floor),
         cmocka_unit_test(test_startup_forbids_core_dumps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
