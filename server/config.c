@@ -55,9 +55,13 @@ struct opt {
 #define FIELD(f) offsetof(struct server_config, f)
 
 static const struct opt options[] = {
-    {"listen", OPT_LISTEN, 0, 0, 0, "HOST:PORT",
-     "address to listen on (default 127.0.0.1:8080); port 0 picks a free port; IPv6 as "
-     "[::1]:PORT"},
+    {"listen", OPT_LISTEN, FIELD(listen), 0, 0, "HOST:PORT",
+     "address of the WebSocket listener (default 127.0.0.1:8080); port 0 picks a free port "
+     "(the log says \"listening on HOST:PORT\"); IPv6 as [::1]:PORT"},
+    {"metrics-listen", OPT_LISTEN, FIELD(metrics_listen), 0, 0, "HOST:PORT",
+     "address of the listener for GET /metrics and /healthz, which are unauthenticated and "
+     "served nowhere else (default 127.0.0.1:9464); port 0 picks a free port (the log says "
+     "\"metrics listening on HOST:PORT\")"},
     {"data", OPT_PATH, FIELD(data_dir), 0, 0, "DIR",
      "data directory made by `carechatd init` (default ./carechat-data)"},
     {"key-dir", OPT_PATH, FIELD(key_dir), 0, 0, "DIR",
@@ -191,28 +195,28 @@ static int parse_u64(const char *s, bool allow_suffix, uint64_t *out) {
     return STATUS_OK;
 }
 
-/* Accepts "IPV4:PORT" and "[IPV6]:PORT". */
-static int parse_listen(const char *s, struct server_config *cfg, char *err, size_t err_len,
-                        const char *where) {
+/* Accepts "IPV4:PORT" and "[IPV6]:PORT" for option `name`. */
+static int parse_listen(const char *s, struct config_addr *out, const char *name, char *err,
+                        size_t err_len, const char *where) {
     const char *colon;
     char host[CONFIG_HOST_MAX];
     size_t hlen;
     if (s[0] == '[') {
         const char *close = strchr(s, ']');
         if (!close || close[1] != ':')
-            return fail(err, err_len, "%s: listen: expected [IPV6]:PORT, got '%s'", where, s);
+            return fail(err, err_len, "%s: %s: expected [IPV6]:PORT, got '%s'", where, name, s);
         hlen = (size_t)(close - s - 1);
         if (hlen >= sizeof host)
-            return fail(err, err_len, "%s: listen: address too long", where);
+            return fail(err, err_len, "%s: %s: address too long", where, name);
         memcpy(host, s + 1, hlen);
         colon = close + 1;
     } else {
         colon = strrchr(s, ':');
         if (!colon)
-            return fail(err, err_len, "%s: listen: expected HOST:PORT, got '%s'", where, s);
+            return fail(err, err_len, "%s: %s: expected HOST:PORT, got '%s'", where, name, s);
         hlen = (size_t)(colon - s);
         if (hlen >= sizeof host)
-            return fail(err, err_len, "%s: listen: address too long", where);
+            return fail(err, err_len, "%s: %s: address too long", where, name);
         memcpy(host, s, hlen);
     }
     host[hlen] = '\0';
@@ -220,13 +224,14 @@ static int parse_listen(const char *s, struct server_config *cfg, char *err, siz
     bool v6 = s[0] == '[';
     if (inet_pton(v6 ? AF_INET6 : AF_INET, host, addr) != 1)
         return fail(err, err_len,
-                    "%s: listen: '%s' is not an IPv4 address (IPv6 goes in brackets: [::1]:PORT)",
-                    where, host);
+                    "%s: %s: '%s' is not an IPv4 address (IPv6 goes in brackets: [::1]:PORT)",
+                    where, name, host);
     uint64_t port;
     if (parse_u64(colon + 1, false, &port) != 0 || port > 65535)
-        return fail(err, err_len, "%s: listen: port must be 0..65535, got '%s'", where, colon + 1);
-    memcpy(cfg->listen_host, host, hlen + 1);
-    cfg->listen_port = (int)port;
+        return fail(err, err_len, "%s: %s: port must be 0..65535, got '%s'", where, name,
+                    colon + 1);
+    memcpy(out->host, host, hlen + 1);
+    out->port = (int)port;
     return STATUS_OK;
 }
 
@@ -250,7 +255,8 @@ static int set_option(struct server_config *cfg, const struct opt *o, const char
     uint64_t v;
     switch (o->kind) {
     case OPT_LISTEN:
-        return parse_listen(value, cfg, err, err_len, where);
+        return parse_listen(value, (struct config_addr *)(void *)field, o->name, err, err_len,
+                            where);
     case OPT_PATH:
         if (value[0] == '\0')
             return fail(err, err_len, "%s: %s: empty value", where, o->name);
@@ -384,11 +390,15 @@ static int validate(const struct server_config *cfg, char *err, size_t err_len) 
         if (access(cfg->tls_key, R_OK) != 0)
             return fail(err, err_len, "--tls-key %s: %s", cfg->tls_key, strerror(errno));
     }
-    if (!cfg->tls_cert && !cfg->insecure_no_tls && !config_host_is_loopback(cfg->listen_host))
-        return fail(err, err_len,
-                    "refusing to listen on %s without TLS: give --tls-cert and --tls-key, or "
-                    "--insecure-no-tls to accept plaintext on a non-loopback address",
-                    cfg->listen_host);
+    const struct config_addr *listeners[] = {&cfg->listen, &cfg->metrics_listen};
+    for (size_t i = 0; i < 2; i++) {
+        if (!cfg->tls_cert && !cfg->insecure_no_tls && !config_host_is_loopback(listeners[i]->host))
+            return fail(err, err_len,
+                        "refusing to listen on %s without TLS (--%s): give --tls-cert and "
+                        "--tls-key, or --insecure-no-tls to accept plaintext on a non-loopback "
+                        "address",
+                        listeners[i]->host, i == 0 ? "listen" : "metrics-listen");
+    }
     if (cfg->session_idle_s > cfg->session_max_s)
         return fail(err, err_len, "--session-idle (%u) must not exceed --session-max (%u)",
                     cfg->session_idle_s, cfg->session_max_s);
@@ -500,8 +510,8 @@ const char *config_usage(void) {
         "       carechatd init --data DIR [options] create a new data directory (only way)\n"
         "       carechatd bootstrap --email EMAIL --password-file FILE [options]\n"
         "       carechatd audit-verify [options]\n"
-        "Serves CareChat over WebSocket (subprotocol carechat.v1); "
-        "GET /healthz and /metrics on the same listener.\n"
+        "Serves CareChat over WebSocket (subprotocol carechat.v1) on --listen, and "
+        "GET /metrics and /healthz on --metrics-listen only.\n"
         "Exit status: 0 ok, 1 failed (logged), 2 configuration refused, 4 data directory "
         "missing or incomplete (init: already in use); nothing is changed on 2 and 4.\n\n");
     for (size_t i = 0; i < N_OPTIONS && used < sizeof text; i++) {
@@ -513,8 +523,8 @@ const char *config_usage(void) {
     }
     if (used < sizeof text)
         snprintf(text + used, sizeof text - used,
-                 "\nA non-loopback --listen needs --tls-cert/--tls-key (TLS 1.2+ only) "
-                 "or --insecure-no-tls.\n");
+                 "\nA non-loopback --listen or --metrics-listen needs --tls-cert/--tls-key (TLS "
+                 "1.2+ only; both listeners use them) or --insecure-no-tls.\n");
     return text;
 }
 

@@ -6,6 +6,7 @@
  *                      long options without their dashes, '#' starts a comment
  *   3. command line    --key VALUE or --key=VALUE, later ones win
  *   4. validation      every value in range, TLS for any non-loopback listener
+ *                      (the metrics listener included)
  *
  * A failed step leaves a one-line message that names the option (and FILE:LINE
  * for the file) for main() to print before exiting with status 2.
@@ -32,9 +33,16 @@
 
 struct config_strings;
 
+/* A listening address. */
+struct config_addr {
+    char host[CONFIG_HOST_MAX]; /* an IPv4 or IPv6 literal, without brackets */
+    int port;                   /* 0..65535; 0 lets the kernel pick a free port */
+};
+
 struct server_config {
-    char listen_host[CONFIG_HOST_MAX]; /* an IPv4 or IPv6 literal, without brackets */
-    int listen_port;                   /* 0..65535; 0 lets the kernel pick a free port */
+    struct config_addr listen;         /* WebSocket sessions (carechat.v1); no metrics */
+    struct config_addr metrics_listen; /* GET /metrics and /healthz only, unauthenticated:
+                                          keep it on loopback or a private network */
     const char *data_dir;              /* records in DATA_DIR/db */
     const char *key_dir;               /* NULL: DATA_DIR/keys */
     const char *master_key;            /* NULL: KEY_DIR/master.key */
@@ -77,14 +85,14 @@ struct server_config {
  * expire idle TCP after 30 s or more) without waking radios often. */
 #define CONFIG_DEFAULTS                                                                            \
     {                                                                                              \
-        .listen_host = "127.0.0.1", .listen_port = 8080, .data_dir = "./carechat-data",            \
-        .max_frame = 256 * 1024, .auth_timeout_s = 10, .ping_interval_s = 25,                      \
-        .idle_timeout_s = 60, .max_conns_per_ip = 64, .min_free_bytes = 256ull << 20,              \
-        .min_free_key_bytes = 16ull << 20, .log_level = LOG_INFO, .invite_ttl_s = 7 * 24 * 3600,   \
-        .session_idle_s = 15 * 60, .session_max_s = 12 * 3600, .pwhash_ops = 2,                    \
-        .pwhash_mem = 19ull << 20, .password_min = 10, .login_burst = 5, .login_burst_per_ip = 30, \
-        .login_window_s = 300, .send_burst = 60, .send_window_s = 60, .inbox_max = 10000,          \
-        .audit_anchor_every = 1000,                                                                \
+        .listen = {"127.0.0.1", 8080}, .metrics_listen = {"127.0.0.1", 9464},                      \
+        .data_dir = "./carechat-data", .max_frame = 256 * 1024, .auth_timeout_s = 10,              \
+        .ping_interval_s = 25, .idle_timeout_s = 60, .max_conns_per_ip = 64,                       \
+        .min_free_bytes = 256ull << 20, .min_free_key_bytes = 16ull << 20, .log_level = LOG_INFO,  \
+        .invite_ttl_s = 7 * 24 * 3600, .session_idle_s = 15 * 60, .session_max_s = 12 * 3600,      \
+        .pwhash_ops = 2, .pwhash_mem = 19ull << 20, .password_min = 10, .login_burst = 5,          \
+        .login_burst_per_ip = 30, .login_window_s = 300, .send_burst = 60, .send_window_s = 60,    \
+        .inbox_max = 10000, .audit_anchor_every = 1000,                                            \
     }
 
 /* Builds the configuration from the defaults, the --config file and argv (argv[0]

@@ -37,8 +37,10 @@ static void test_config_defaults(void **state) {
     char *argv[] = {"carechatd"};
     struct server_config cfg;
     assert_int_equal(load(ARGC(argv), argv, &cfg), 0);
-    assert_string_equal(cfg.listen_host, "127.0.0.1");
-    assert_int_equal(cfg.listen_port, 8080);
+    assert_string_equal(cfg.listen.host, "127.0.0.1");
+    assert_int_equal(cfg.listen.port, 8080);
+    assert_string_equal(cfg.metrics_listen.host, "127.0.0.1");
+    assert_int_equal(cfg.metrics_listen.port, 9464);
     assert_string_equal(cfg.data_dir, "./carechat-data");
     assert_null(cfg.key_dir);
     assert_null(cfg.tls_cert);
@@ -70,7 +72,7 @@ static void test_config_flags_override(void **state) {
                     "-5000"};
     struct server_config cfg;
     assert_int_equal(load(ARGC(argv), argv, &cfg), 0);
-    assert_int_equal(cfg.listen_port, 0);
+    assert_int_equal(cfg.listen.port, 0);
     assert_string_equal(cfg.data_dir, "/tmp/x");
     assert_int_equal(cfg.max_frame, 1 << 20);
     assert_int_equal(cfg.auth_timeout_s, 2);
@@ -92,7 +94,7 @@ static void test_config_file_then_flags(void **state) {
     char *argv[] = {"carechatd", "--ping-interval", "5", "--config", (char *)path};
     struct server_config cfg;
     assert_int_equal(load(ARGC(argv), argv, &cfg), 0);
-    assert_int_equal(cfg.listen_port, 9001);
+    assert_int_equal(cfg.listen.port, 9001);
     assert_string_equal(cfg.data_dir, "/srv/carechat");
     assert_int_equal(cfg.ping_interval_s, 5); /* the command line wins */
     assert_int_equal(cfg.n_allowed_origins, 1);
@@ -163,8 +165,22 @@ static void test_config_non_loopback_needs_tls(void **state) {
     config_cleanup(&cfg);
     char *lo6[] = {"carechatd", "--listen", "[::1]:0"};
     assert_int_equal(load(ARGC(lo6), lo6, &cfg), 0);
-    assert_string_equal(cfg.listen_host, "::1");
+    assert_string_equal(cfg.listen.host, "::1");
     config_cleanup(&cfg);
+    /* The metrics listener: its own address, the same rule. */
+    char *metrics[] = {"carechatd", "--metrics-listen", "[::1]:0"};
+    assert_int_equal(load(ARGC(metrics), metrics, &cfg), 0);
+    assert_string_equal(cfg.metrics_listen.host, "::1");
+    assert_int_equal(cfg.metrics_listen.port, 0);
+    assert_string_equal(cfg.listen.host, "127.0.0.1");
+    assert_int_equal(cfg.listen.port, 8080);
+    config_cleanup(&cfg);
+    char *metrics_any[] = {"carechatd", "--metrics-listen", "0.0.0.0:9464"};
+    assert_int_equal(load(ARGC(metrics_any), metrics_any, &cfg), -1);
+    assert_non_null(strstr(err, "--metrics-listen"));
+    char *metrics_bad[] = {"carechatd", "--metrics-listen", "9464"};
+    assert_int_equal(load(ARGC(metrics_bad), metrics_bad, &cfg), -1);
+    assert_non_null(strstr(err, "metrics-listen"));
     /* TLS files must come in pairs and exist. */
     char *half[] = {"carechatd", "--tls-cert", "/etc/hostname"};
     assert_int_equal(load(ARGC(half), half, &cfg), -1);

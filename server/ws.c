@@ -1,15 +1,20 @@
 /*
  * server/ws.c: the libwebsockets glue: the only file with lws callbacks.
  *
- * Two protocols on one vhost:
- *   protocols[0] "http": GET /healthz, GET /metrics, 404 otherwise; it also
- *     sees every connection's birth and death (NEW_CLIENT_INSTANTIATED,
- *     WSI_DESTROY), which is where the per-address cap is kept, and the
- *     EVENT_WAIT_CANCELLED wake-ups. A WebSocket upgrade that lands here (no
- *     subprotocol, or "http") is refused.
- *   protocols[1] "carechat.v1": WebSocket sessions; each has a struct session
- *     (lws's per-session data) holding its conn, the message being reassembled
- *     and the queue of frames waiting for WRITEABLE.
+ * One context, two vhosts (LWS_SERVER_OPTION_EXPLICIT_VHOSTS):
+ *   "carechat" on --listen, the public one:
+ *     protocols[0] "http": 404 for every HTTP request; it also sees every
+ *       connection's birth and death (NEW_CLIENT_INSTANTIATED, WSI_DESTROY),
+ *       which is where the per-address cap is kept, and the
+ *       EVENT_WAIT_CANCELLED wake-ups. A WebSocket upgrade that lands here (no
+ *       subprotocol, or "http") is refused.
+ *     protocols[1] "carechat.v1": WebSocket sessions; each has a struct session
+ *       (lws's per-session data) holding its conn, the message being
+ *       reassembled and the queue of frames waiting for WRITEABLE.
+ *   "metrics" on --metrics-listen: GET /metrics and GET /healthz, 404
+ *     otherwise; no WebSocket, no per-address cap. They are unauthenticated
+ *     (a write counter, login and status counts), so they are never served on
+ *     the public listener.
  *
  * Invariants:
  *   - every open TCP connection that passed the cap holds one reference on its
@@ -47,6 +52,7 @@
 #include "server/conn.h"
 
 #define WS_VHOST "carechat"
+#define METRICS_VHOST "metrics"
 #define PEER_BUCKETS 256
 #define HTTP_CHUNK 4096
 /* Reassembly buffers larger than this are released after each message, so
@@ -103,8 +109,9 @@ struct ws {
     struct lws_context *context;
     struct lws_vhost *vhost;
     lws_retry_bo_t retry;
-    struct lws_protocols protocols[3];
-    int port;
+    struct lws_protocols protocols[3];         /* the public vhost's, NULL-terminated */
+    struct lws_protocols metrics_protocols[2]; /* the metrics vhost's */
+    int port, metrics_port;
     bool stopping;
     lws_sorted_usec_list_t tick;   /* while stopping: makes ws_service() return */
     lws_sorted_usec_list_t second; /* cfg.on_tick, once a second */
@@ -217,14 +224,16 @@ static int http_respond(struct lws *wsi, struct http_session *h, const char *typ
     return 0;
 }
 
-static int http_request(struct ws *ws, struct lws *wsi, struct http_session *h, const char *path) {
+/* An HTTP request on either listener; `metrics` tells which. */
+static int http_request(struct ws *ws, struct lws *wsi, struct http_session *h, const char *path,
+                        bool metrics) {
     bool get = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0;
     buf_cleanup(&h->body);
-    if (get && strcmp(path, "/healthz") == 0) {
+    if (metrics && get && strcmp(path, "/healthz") == 0) {
         ws->cfg.render_health(ws->cfg.ctx, &h->body);
         return http_respond(wsi, h, "application/json");
     }
-    if (get && strcmp(path, "/metrics") == 0) {
+    if (metrics && get && strcmp(path, "/metrics") == 0) {
         ws->cfg.render_metrics(ws->cfg.ctx, &h->body);
         return http_respond(wsi, h, "text/plain; version=0.0.4");
     }
@@ -252,6 +261,38 @@ static int http_writeable(struct lws *wsi, struct http_session *h) {
     }
     buf_cleanup(&h->body);
     return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+/* The HTTP transaction callbacks both listeners share. */
+static int http_transaction(struct ws *ws, struct lws *wsi, enum lws_callback_reasons reason,
+                            struct http_session *h, void *in, size_t len, bool metrics) {
+    switch (reason) {
+    case LWS_CALLBACK_HTTP:
+        return http_request(ws, wsi, h, in ? (const char *)in : "", metrics);
+
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        if (!h || !h->body.data)
+            return 0;
+        return http_writeable(wsi, h);
+
+    case LWS_CALLBACK_CLOSED_HTTP:
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+        if (h)
+            buf_cleanup(&h->body);
+        return 0;
+
+    default:
+        break;
+    }
+    return lws_callback_http_dummy(wsi, reason, h, in, len);
+}
+
+/* The metrics listener's only protocol. */
+static int callback_metrics(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                            size_t len) {
+    if (reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED)
+        return 0; /* the public listener's protocol handles wake-ups */
+    return http_transaction(ws_of(wsi), wsi, reason, user, in, len, true);
 }
 
 static int callback_http(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -297,20 +338,6 @@ static int callback_http(struct lws *wsi, enum lws_callback_reasons reason, void
         metrics_conn_rejected(ws->cfg.metrics, METRICS_REJECT_PROTOCOL);
         return -1;
 
-    case LWS_CALLBACK_HTTP:
-        return http_request(ws, wsi, h, in ? (const char *)in : "");
-
-    case LWS_CALLBACK_HTTP_WRITEABLE:
-        if (!h || !h->body.data)
-            return 0;
-        return http_writeable(wsi, h);
-
-    case LWS_CALLBACK_CLOSED_HTTP:
-    case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
-        if (h)
-            buf_cleanup(&h->body);
-        return 0;
-
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
         if (ws && ws->cfg.on_wake)
             ws->cfg.on_wake(ws->cfg.ctx);
@@ -319,7 +346,7 @@ static int callback_http(struct lws *wsi, enum lws_callback_reasons reason, void
     default:
         break;
     }
-    return lws_callback_http_dummy(wsi, reason, user, in, len);
+    return http_transaction(ws, wsi, reason, h, in, len, false);
 }
 
 /* ---- WebSocket sessions ---------------------------------------------- */
@@ -524,6 +551,51 @@ static int callback_carechat(struct lws *wsi, enum lws_callback_reasons reason, 
 
 static void second_tick(lws_sorted_usec_list_t *sul);
 
+static void log_listening(const char *what, const struct config_addr *addr, int port,
+                          const char *how) {
+    bool v6 = strchr(addr->host, ':') != NULL;
+    log_info("ws", "%s %s%s%s:%d (%s)", what, v6 ? "[" : "", addr->host, v6 ? "]" : "", port, how);
+}
+
+/* Creates vhost `name` listening on `addr` with `protocols` (TLS as
+ * configured); writes it and its real port. Returns 0 or STATUS_IO (logged). */
+static int listen_on(struct ws *ws, const char *name, const struct config_addr *addr,
+                     const struct lws_protocols *protocols, struct lws_vhost **vhost, int *port) {
+    const struct server_config *config = ws->config;
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.vhost_name = name;
+    info.iface = addr->host;
+    info.port = addr->port;
+    info.protocols = protocols;
+    info.retry_and_idle_policy = &ws->retry;
+    info.options = LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
+    if (!strchr(addr->host, ':'))
+        info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+    if (config->tls_cert) {
+        /* lws reads it per vhost as "this vhost speaks TLS" */
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = config->tls_cert;
+        info.ssl_private_key_filepath = config->tls_key;
+        info.ssl_cipher_list = TLS12_CIPHERS;
+        info.tls1_3_plus_cipher_list = TLS13_CIPHERS;
+        info.ssl_options_set = SSL_OP_NO_SSLv2 | SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 |
+                               SSL_OP_NO_TLSv1_1 | SSL_OP_NO_COMPRESSION |
+                               SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION;
+        /* HTTP/1.1 only: WebSockets over HTTP/2 are not part of carechat.v1. */
+        info.alpn = "http/1.1";
+    }
+    *vhost = lws_create_vhost(ws->context, &info);
+    *port = *vhost ? lws_get_vhost_listen_port(*vhost) : -1;
+    if (*port <= 0) {
+        log_error("ws",
+                  "cannot listen on %s:%d for %s (address in use, not local, or bad TLS files)",
+                  addr->host, addr->port, name);
+        return STATUS_IO;
+    }
+    return STATUS_OK;
+}
+
 int ws_open(const struct ws_config *cfg, struct ws **out) {
     const struct server_config *config = cfg->config;
     struct ws *ws = xcalloc(1, sizeof *ws);
@@ -548,52 +620,41 @@ int ws_open(const struct ws_config *cfg, struct ws **out) {
         .rx_buffer_size = 64 * 1024,
     };
 
+    ws->metrics_protocols[0] = (struct lws_protocols){
+        .name = "metrics",
+        .callback = callback_metrics,
+        .per_session_data_size = sizeof(struct http_session),
+    };
+
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
-    info.vhost_name = WS_VHOST;
-    info.iface = config->listen_host;
-    info.port = config->listen_port;
-    info.protocols = ws->protocols;
     info.user = ws;
     info.server_string = "carechatd";
-    info.retry_and_idle_policy = &ws->retry;
-    info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 |
-                   LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
-    if (!strchr(config->listen_host, ':'))
-        info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
-    if (config->tls_cert) {
+    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_VALIDATE_UTF8;
+    if (config->tls_cert)
         info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-        info.ssl_cert_filepath = config->tls_cert;
-        info.ssl_private_key_filepath = config->tls_key;
-        info.ssl_cipher_list = TLS12_CIPHERS;
-        info.tls1_3_plus_cipher_list = TLS13_CIPHERS;
-        info.ssl_options_set = SSL_OP_NO_SSLv2 | SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 |
-                               SSL_OP_NO_TLSv1_1 | SSL_OP_NO_COMPRESSION |
-                               SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION;
-        /* HTTP/1.1 only: WebSockets over HTTP/2 are not part of carechat.v1. */
-        info.alpn = "http/1.1";
-    }
-
     ws->context = lws_create_context(&info);
     if (!ws->context) {
-        log_error("ws", "cannot listen on %s:%d%s (address in use, not local, or bad TLS files)",
-                  config->listen_host, config->listen_port, config->tls_cert ? " with TLS" : "");
+        log_error("ws", "cannot create the libwebsockets context");
         free(ws);
         return STATUS_IO;
     }
-    ws->vhost = lws_get_vhost_by_name(ws->context, WS_VHOST);
-    ws->port = ws->vhost ? lws_get_vhost_listen_port(ws->vhost) : -1;
-    if (ws->port <= 0) {
-        log_error("ws", "cannot listen on %s:%d", config->listen_host, config->listen_port);
+    int rc = listen_on(ws, WS_VHOST, &config->listen, ws->protocols, &ws->vhost, &ws->port);
+    struct lws_vhost *metrics = NULL;
+    if (rc == 0)
+        rc = listen_on(ws, METRICS_VHOST, &config->metrics_listen, ws->metrics_protocols, &metrics,
+                       &ws->metrics_port);
+    if (rc != 0) {
         lws_context_destroy(ws->context);
         free(ws);
-        return STATUS_IO;
+        return rc;
     }
     if (ws->cfg.on_tick)
         lws_sul_schedule(ws->context, 0, &ws->second, second_tick, LWS_US_PER_SEC);
-    bool v6 = strchr(config->listen_host, ':') != NULL;
-    log_info("ws", "listening on %s%s%s:%d (%s)", v6 ? "[" : "", config->listen_host, v6 ? "]" : "",
-             ws->port, config->tls_cert ? "wss, TLS 1.2+" : "ws, no TLS");
+    log_listening("listening on", &config->listen, ws->port,
+                  config->tls_cert ? "wss, TLS 1.2+" : "ws, no TLS");
+    log_listening("metrics listening on", &config->metrics_listen, ws->metrics_port,
+                  config->tls_cert ? "https, TLS 1.2+" : "http, no TLS");
     *out = ws;
     return STATUS_OK;
 }

@@ -2,12 +2,13 @@
  * server/ws.h: carechatd's listener: libwebsockets (the only file with lws
  * callbacks is ws.c), HTTP endpoints and WebSocket sessions.
  *
- * One lws context with one vhost on config->listen_host:listen_port, speaking
- *   - HTTP/1.1: GET /healthz (application/json) and GET /metrics (Prometheus
- *     text); everything else 404;
- *   - WebSocket with subprotocol "carechat.v1" only (no subprotocol or another
- *     one gets no 101), binary messages of at most config->max_frame bytes,
- *     each handed to a `struct conn` (conn.h).
+ * One lws context with two listeners (vhosts):
+ *   - config->listen, the public one: WebSocket with subprotocol "carechat.v1"
+ *     only, binary messages of at most config->max_frame bytes, each handed to
+ *     a `struct conn` (conn.h); every plain HTTP request gets 404;
+ *   - config->metrics_listen: HTTP/1.1 GET /healthz (application/json) and
+ *     GET /metrics (Prometheus text), everything else 404. Unauthenticated,
+ *     hence never on the public listener.
  * Limits enforced here: the Origin allow-list, open connections per client
  * address, message size (1009), text messages (1003), the authentication
  * deadline (1008), ping/hang-up on idle, a bound on queued outgoing bytes.
@@ -49,12 +50,14 @@ struct ws;
  * else logs. */
 void ws_route_lws_logs(enum log_level level);
 
-/* Creates the lws context, binds the listener and logs "listening on HOST:PORT"
- * with the real port. Returns 0 and *out (close with ws_close()), or STATUS_IO
- * when the address cannot be bound or the TLS files do not load (logged). */
+/* Creates the lws context, binds both listeners and logs "listening on
+ * HOST:PORT" and "metrics listening on HOST:PORT" with the real ports. Returns
+ * 0 and *out (close with ws_close()), or STATUS_IO when an address cannot be
+ * bound or the TLS files do not load (logged). */
 int ws_open(const struct ws_config *cfg, struct ws **out);
 
-/* The port the listener is bound to (the real one when 0 was configured). */
+/* The port the public listener is bound to (the real one when 0 was
+ * configured). */
 int ws_port(const struct ws *ws);
 
 /* Runs one iteration of the event loop (waits for I/O, timers or ws_wake()).

@@ -131,13 +131,20 @@ bool harness_log_contains(const struct harness *h, const char *text) {
     return found;
 }
 
-/* Finds "listening on HOST:PORT" in the log; returns the port or 0. */
-static int port_from_log(const struct harness *h) {
+/* Finds "listening on HOST:PORT" in the log (with `metrics`, "metrics
+ * listening on HOST:PORT"); returns the port or 0. */
+static int port_from_log(const struct harness *h, bool metrics) {
     struct buf log;
     buf_init(&log);
     read_file(h->log_path, &log);
     int port = 0;
-    const char *p = log.data ? strstr((const char *)log.data, "listening on ") : NULL;
+    const char *p = log.data ? (const char *)log.data : NULL;
+    while (p && (p = strstr(p, "listening on ")) != NULL) {
+        bool is_metrics = p - (const char *)log.data >= 8 && memcmp(p - 8, "metrics ", 8) == 0;
+        if (is_metrics == metrics)
+            break;
+        p += 13;
+    }
     if (p) {
         const char *eol = strchr(p, '\n');
         const char *space = strchr(p + 13, ' ');
@@ -166,15 +173,19 @@ static void dump_log(const struct harness *h) {
 static int launch(struct harness *h) {
     char *argv[HARNESS_MAX_ARGS + 8];
     int n = 0;
-    char listen[96];
     argv[n++] = (char *)harness_binary();
-    bool has_listen = false;
-    for (int i = 0; i < h->n_args; i++)
+    bool has_listen = false, has_metrics = false;
+    for (int i = 0; i < h->n_args; i++) {
         has_listen |= strcmp(h->args[i], "--listen") == 0;
+        has_metrics |= strcmp(h->args[i], "--metrics-listen") == 0;
+    }
     if (!has_listen) {
-        snprintf(listen, sizeof listen, "127.0.0.1:0");
         argv[n++] = "--listen";
-        argv[n++] = listen;
+        argv[n++] = "127.0.0.1:0";
+    }
+    if (!has_metrics) {
+        argv[n++] = "--metrics-listen";
+        argv[n++] = "127.0.0.1:0";
     }
     argv[n++] = "--data";
     argv[n++] = h->data_dir;
@@ -210,8 +221,9 @@ static int launch(struct harness *h) {
 
     int64_t deadline = clock_monotonic_ms() + HARNESS_START_DEADLINE_MS;
     for (;;) {
-        h->port = port_from_log(h);
-        if (h->port > 0)
+        h->port = port_from_log(h, false);
+        h->metrics_port = port_from_log(h, true);
+        if (h->port > 0 && h->metrics_port > 0)
             return STATUS_OK;
         int status;
         if (wait_exit(pid, 0, &status)) {
@@ -257,16 +269,19 @@ int harness_start(const char *const *args, struct harness **out) {
     struct harness *h = xcalloc(1, sizeof *h);
     harness_tmpdir("carechat", h->data_dir);
     snprintf(h->host, sizeof h->host, "127.0.0.1");
+    snprintf(h->metrics_host, sizeof h->metrics_host, "127.0.0.1");
     for (int i = 0; args && args[i]; i++) {
         if (h->n_args == HARNESS_MAX_ARGS) {
             fprintf(stderr, "harness: too many arguments\n");
             abort();
         }
         h->args[h->n_args++] = xstrdup(args[i]);
-        if (strcmp(args[i], "--listen") == 0 && args[i + 1]) {
+        bool metrics = strcmp(args[i], "--metrics-listen") == 0;
+        if ((metrics || strcmp(args[i], "--listen") == 0) && args[i + 1]) {
             /* Keep the host for clients: "127.0.0.2:0" -> "127.0.0.2". */
-            snprintf(h->host, sizeof h->host, "%s", args[i + 1]);
-            char *colon = strrchr(h->host, ':');
+            char *host = metrics ? h->metrics_host : h->host;
+            snprintf(host, sizeof h->host, "%s", args[i + 1]);
+            char *colon = strrchr(host, ':');
             if (colon)
                 *colon = '\0';
         }
@@ -296,7 +311,7 @@ int harness_stop(struct harness *h, int *exit_status) {
         return STATUS_UNAVAILABLE;
     }
     h->pid = 0;
-    h->port = 0;
+    h->port = h->metrics_port = 0;
     return STATUS_OK;
 }
 
@@ -307,7 +322,7 @@ void harness_kill9(struct harness *h) {
     int status;
     wait_exit(h->pid, clock_monotonic_ms() + HARNESS_STOP_DEADLINE_MS, &status);
     h->pid = 0;
-    h->port = 0;
+    h->port = h->metrics_port = 0;
 }
 
 int harness_restart(struct harness *h) {

@@ -13,10 +13,10 @@
  * The binary comes from the runfiles (data dependency //server:carechatd), or from
  * $CARECHATD when set. Each start gets a new log file (its stderr and stdout) in
  * $TEST_UNDECLARED_OUTPUTS_DIR when Bazel provides one (so the logs are kept with
- * the test's outputs), else beside the data directory. The port is learnt from
- * the "listening on HOST:PORT" line. The server always listens on 127.0.0.1 (or
- * the loopback address given with --listen in `args`) and dies with the test
- * process (PR_SET_PDEATHSIG). Every wait here has a deadline.
+ * the test's outputs), else beside the data directory. The ports are learnt from
+ * the "listening on HOST:PORT" and "metrics listening on HOST:PORT" lines. The server always
+ * listens on 127.0.0.1 (or the loopback address given with --listen in `args`) and dies with the
+ * test process (PR_SET_PDEATHSIG). Every wait here has a deadline.
  *
  * Single-threaded test code; not thread-safe.
  */
@@ -39,9 +39,11 @@
 #define HARNESS_STOP_DEADLINE_MS 10000
 
 struct harness {
-    pid_t pid; /* 0 when not running */
-    int port;  /* learnt from the log; 0 when not running */
+    pid_t pid;        /* 0 when not running */
+    int port;         /* the WebSocket listener's, learnt from the log; 0 when not running */
+    int metrics_port; /* the metrics listener's (GET /metrics, /healthz), likewise */
     char host[64];
+    char metrics_host[64];
     char data_dir[PATH_MAX];
     char log_path[PATH_MAX]; /* this start's log */
     int starts;
@@ -55,8 +57,8 @@ struct harness {
 
 /* Creates a fresh data directory under $TEST_TMPDIR with `carechatd init`
  * (given `args` too, so --key-dir and --master-key apply), and starts carechatd
- * on it with "--listen 127.0.0.1:0" (unless `args` has its own --listen) and
- * `args` (NULL-terminated, may be NULL). Returns 0 and *out once the server
+ * on it with "--listen 127.0.0.1:0" and "--metrics-listen 127.0.0.1:0" (unless
+ * `args` has its own) and `args` (NULL-terminated, may be NULL). Returns 0 and *out once the server
  * listens; STATUS_IO when init failed, or the server exited or did not listen
  * within the deadline (the output is printed to stderr). */
 int harness_start(const char *const *args, struct harness **out);

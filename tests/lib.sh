@@ -8,8 +8,10 @@
 #   password_file NAME PASSWORD   writes $T/NAME.pw (mode 600)
 #   bootstrap_root    `carechatd init` of $T/data, then `carechatd bootstrap`
 #                     of root@clinic.example with $T/root.pw
-#   start_server [FLAGS]  carechatd on $T/data and 127.0.0.1:0 (log in
-#                     $T/carechatd.log); sets PID and PORT, or fails after 20 s
+#   start_server [FLAGS]  carechatd on $T/data, listening on 127.0.0.1:0 and
+#                     its metrics on 127.0.0.1:0 (log in $T/carechatd.log);
+#                     sets PID and PORT (the WebSocket listener's), or fails
+#                     after 20 s
 #   stop_server       SIGTERM; fails unless carechatd exits with 0
 #   cli PROFILE ARGS  the CLI against $URL with the profile $T/PROFILE, under
 #                     a 60 s timeout; sets OUT, ERR and RC
@@ -59,12 +61,13 @@ bootstrap_root() {
 
 # Starts carechatd on the data directory with extra flags; sets PID and PORT.
 start_server() {
-    "$SERVER" --listen 127.0.0.1:0 --data "$T/data" "$@" >"$T/carechatd.log" 2>&1 &
+    "$SERVER" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --data "$T/data" "$@" \
+        >"$T/carechatd.log" 2>&1 &
     PID=$!
     PORT=""
     for _ in $(seq 200); do
-        PORT=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$T/carechatd.log" 2>/dev/null |
-            head -1 | sed 's/.*://') || true
+        PORT=$(grep -v 'metrics listening on' "$T/carechatd.log" 2>/dev/null |
+            grep -o 'listening on 127.0.0.1:[0-9]*' | head -1 | sed 's/.*://') || true
         [ -n "$PORT" ] && break
         sleep 0.1
     done

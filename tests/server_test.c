@@ -1,7 +1,7 @@
 /*
  * tests/server_test.c: integration tests against the real carechatd binary:
- * HTTP endpoints, the WebSocket handshake and its limits, the session's answers
- * to requests and garbage, the authentication deadline, the per-address cap,
+ * HTTP endpoints (on the metrics listener only), the WebSocket handshake and its limits, the
+ * session's answers to requests and garbage, the authentication deadline, the per-address cap,
  * clean stop and restart, and the refusal to serve plaintext off loopback.
  * (TLS is covered by tls_test.sh.)
  *
@@ -119,10 +119,19 @@ static void expect_close(struct wsc *c, int code) {
     assert_int_equal(got, code);
 }
 
-static int get(struct harness *h, const char *path, struct buf *headers, struct buf *body) {
+/* GET `path` from the metrics listener (metrics) or the public one. */
+static int get_from(struct harness *h, bool metrics, const char *path, struct buf *headers,
+                    struct buf *body) {
     int status = 0;
-    assert_int_equal(http_get(h->host, h->port, path, TIMEOUT_MS, &status, headers, body), 0);
+    assert_int_equal(http_get(metrics ? h->metrics_host : h->host,
+                              metrics ? h->metrics_port : h->port, path, TIMEOUT_MS, &status,
+                              headers, body),
+                     0);
     return status;
+}
+
+static int get(struct harness *h, const char *path, struct buf *headers, struct buf *body) {
+    return get_from(h, true, path, headers, body);
 }
 
 /* The value of the Prometheus sample `name` (with its labels), or -1. */
@@ -179,6 +188,32 @@ static void test_server_healthz_is_json_with_identity(void **state) {
     assert_int_equal(get(shared, "/nowhere", NULL, &body), 404);
     assert_int_equal(get(shared, "/healthz/x", NULL, NULL), 404);
     buf_cleanup(&body);
+}
+
+/* /metrics and /healthz are unauthenticated: served on the metrics listener
+ * only, the public listener answers them 404 (and everything else too). */
+static void test_server_metrics_only_on_their_listener(void **state) {
+    static const char *const paths[] = {"/metrics", "/healthz", "/"};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        struct buf body;
+        buf_init(&body);
+        int status = get_from(shared, false, paths[i], NULL, &body);
+        if (status != 404)
+            fail_msg("GET %s on the public listener: %d", paths[i], status);
+        assert_null(strstr(body.data ? (const char *)body.data : "", "carechat_"));
+        buf_cleanup(&body);
+    }
+    assert_int_not_equal(shared->port, shared->metrics_port);
+    assert_true(harness_log_contains(shared, "metrics listening on 127.0.0.1:"));
+    struct buf body;
+    buf_init(&body);
+    assert_int_equal(get(shared, "/metrics", NULL, &body), 200);
+    assert_non_null(strstr((const char *)body.data, "# TYPE carechat_responses_total"));
+    buf_reset(&body);
+    assert_int_equal(get(shared, "/healthz", NULL, &body), 200);
+    assert_non_null(strstr((const char *)body.data, "\"server_id\""));
+    buf_cleanup(&body);
+    assert_int_equal(get(shared, "/", NULL, NULL), 404);
 }
 
 static void test_server_metrics_count_frames(void **state) {
@@ -466,7 +501,8 @@ static void test_server_per_ip_cap(void **state) {
         int status = 0;
         struct buf body;
         buf_init(&body);
-        if (http_get(h->host, h->port, "/metrics", TIMEOUT_MS, &status, NULL, &body) == 0 &&
+        if (http_get(h->metrics_host, h->metrics_port, "/metrics", TIMEOUT_MS, &status, NULL,
+                     &body) == 0 &&
             status == 200) {
             const char *p = strstr((const char *)body.data,
                                    "carechat_connections_rejected_total{reason=\"per_ip_limit\"} ");
@@ -549,14 +585,14 @@ static void test_server_insecure_loopback_alias_binds_only_there(void **state) {
     long long pos;
     health(h, id, &pos);
     int status = 0;
-    assert_int_equal(http_get("127.0.0.1", h->port, "/healthz", 2000, &status, NULL, NULL),
-                     STATUS_IO);
+    assert_int_equal(http_get("127.0.0.1", h->port, "/", 2000, &status, NULL, NULL), STATUS_IO);
     harness_free(h);
 }
 
 int main(void) {
     const struct CMUnitTest shared_tests[] = {
         cmocka_unit_test(test_server_healthz_is_json_with_identity),
+        cmocka_unit_test(test_server_metrics_only_on_their_listener),
         cmocka_unit_test(test_server_metrics_count_frames),
         cmocka_unit_test(test_server_handshake_needs_carechat_subprotocol),
         cmocka_unit_test(test_server_origin_allow_list),

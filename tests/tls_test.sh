@@ -1,7 +1,8 @@
 #!/bin/bash
 # tests/tls_test.sh: carechatd with --tls-cert/--tls-key speaks TLS 1.3 and 1.2
 # with ECDHE + AEAD suites only, refuses TLS 1.1 and CBC suites, and serves
-# /healthz and the carechat.v1 upgrade over TLS.
+# the carechat.v1 upgrade over TLS, and /healthz over TLS on the metrics
+# listener (the same certificate) while the public listener answers it 404.
 #
 # A self-signed P-256 certificate is made here with the openssl CLI; every
 # client is `openssl s_client` or curl on 127.0.0.1 under `timeout`. The TLS 1.1
@@ -65,11 +66,12 @@ exec 3>&-
 
 # --- carechatd with TLS -------------------------------------------------------------------
 timeout 60 "$BIN" init --data "$T/data" >"$T/init.log" 2>&1 || fail "carechatd init: $(cat "$T/init.log")"
-"$BIN" --listen 127.0.0.1:0 --data "$T/data" --tls-cert "$T/cert.pem" --tls-key "$T/key.pem" \
+"$BIN" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --data "$T/data" --tls-cert "$T/cert.pem" --tls-key "$T/key.pem" \
     --auth-timeout 5 >"$T/carechatd.log" 2>&1 &
 SERVER=$!
 PIDS+=($SERVER)
-PORT=$(wait_port "$T/carechatd.log" "listening on ") || fail "carechatd did not listen"
+PORT=$(wait_port "$T/carechatd.log" " ws: listening on ") || fail "carechatd did not listen"
+METRICS_PORT=$(wait_port "$T/carechatd.log" "metrics listening on ") || fail "no metrics listener"
 grep -q "wss, TLS" "$T/carechatd.log" || fail "log does not say TLS"
 
 out=$(handshake "$PORT" -tls1_3)
@@ -93,9 +95,12 @@ out=$(handshake "$PORT" -tls1 -cipher 'DEFAULT:@SECLEVEL=0') &&
     echo "$out" | grep -q "Protocol version" && fail "TLS 1.0 accepted: $out"
 
 # --- HTTP and the WebSocket upgrade over TLS ----------------------------------------
-body=$(timeout 10 curl -sS --cacert "$T/cert.pem" "https://127.0.0.1:$PORT/healthz") ||
+body=$(timeout 10 curl -sS --cacert "$T/cert.pem" "https://127.0.0.1:$METRICS_PORT/healthz") ||
     fail "curl https /healthz"
 echo "$body" | grep -q '"server_id":"[0-9a-f]\{32\}"' || fail "healthz over TLS: $body"
+code=$(timeout 10 curl -sS -o /dev/null -w '%{http_code}' --cacert "$T/cert.pem" \
+    "https://127.0.0.1:$PORT/healthz") || fail "curl https /healthz on the public listener"
+[ "$code" = 404 ] || fail "/healthz on the public listener answered $code"
 
 upgrade=$( (printf 'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: carechat.v1\r\n\r\n'
     sleep 1) | timeout 10 openssl s_client -quiet -connect "127.0.0.1:$PORT" 2>/dev/null || true)

@@ -32,7 +32,8 @@
  * Output: the figures, the server's RSS (VmRSS and VmHWM from /proc, only for
  * a server it started), the group-commit batch sizes of the run (the delta of
  * GET /metrics carechat_journal_batch_size and carechat_journal_fsync_seconds
- * around the run) and finally exactly one line
+ * around the run, from the server's --metrics-listen address: its own on port
+ * 0, or --metrics HOST:PORT with --server) and finally exactly one line
  *   send_ack_msgs_per_s=X p50_ms=Y p99_ms=Z deliveries_per_s=W
  * Exit status 0 when every send was answered OK and every message arrived; 1
  * otherwise (no final line then); 2 for bad arguments.
@@ -99,6 +100,7 @@ struct options {
     size_t size;
     const char *server_url; /* NULL: start our own */
     const char *setup_file;
+    const char *metrics; /* with --server: its metrics listener, IPV4:PORT */
     const char *carechatd;
     int timeout_s;
 };
@@ -106,9 +108,10 @@ struct options {
 /* The server this run talks to. */
 struct server {
     pid_t pid; /* 0: not ours, or not running */
-    int port;  /* 0 when unknown (wss:// or no port in the URL) */
+    int port;  /* the WebSocket listener's, for a server we started */
     char url[128];
-    char host[64];
+    char metrics_host[64]; /* the metrics listener (GET /metrics) */
+    int metrics_port;      /* 0 when unknown (--server without --metrics) */
     char admin_email[CARECHAT_MAX_EMAIL + 1];
     char admin_password[256];
     char log_path[PATH_MAX];
@@ -151,7 +154,8 @@ static void sleep_ms(int ms) {
 
 static void usage(FILE *f) {
     fprintf(f, "usage: carechat-bench [--senders N] [--messages M] [--size BYTES]\n"
-               "                      [--carechatd PATH | --server URL --setup FILE]\n"
+               "                      [--carechatd PATH | --server URL --setup FILE\n"
+               "                       [--metrics HOST:PORT]]\n"
                "                      [--timeout SECONDS]\n"
                "  --senders N       concurrent senders, each with its own account, device and\n"
                "                    online recipient (1..256, default 4)\n"
@@ -161,6 +165,8 @@ static void usage(FILE *f) {
                "  --server URL      use a running server instead of starting one\n"
                "  --setup FILE      with --server: a sysadmin's email (line 1) and password\n"
                "                    (line 2), as given to `carechatd bootstrap`\n"
+               "  --metrics HOST:PORT with --server: its --metrics-listen address (IPv4), for\n"
+               "                    the group-commit figures from GET /metrics\n"
                "  --timeout SECONDS deadline for the whole run (default 600)\n");
 }
 
@@ -200,6 +206,8 @@ static int parse_options(int argc, char **argv, struct options *o) {
             o->server_url = v;
         else if (strcmp(a, "--setup") == 0)
             o->setup_file = v;
+        else if (strcmp(a, "--metrics") == 0 && strchr(v, ':'))
+            o->metrics = v;
         else if (strcmp(a, "--carechatd") == 0)
             o->carechatd = v;
         else {
@@ -212,8 +220,8 @@ static int parse_options(int argc, char **argv, struct options *o) {
                         "password)\n");
         return STATUS_BAD_REQUEST;
     }
-    if (!o->server_url && o->setup_file) {
-        fprintf(stderr, "carechat-bench: --setup goes with --server\n");
+    if (!o->server_url && (o->setup_file || o->metrics)) {
+        fprintf(stderr, "carechat-bench: --setup and --metrics go with --server\n");
         return STATUS_BAD_REQUEST;
     }
     return 0;
@@ -312,8 +320,9 @@ static pid_t spawn(char *const *argv, const char *log_path) {
     return pid;
 }
 
-/* The port of the "listening on HOST:PORT" line in the log, or 0. */
-static int port_from_log(const char *log_path) {
+/* The port of the "listening on HOST:PORT" line in the log (with `metrics`, of
+ * the "metrics listening on HOST:PORT" line), or 0. */
+static int port_from_log(const char *log_path, bool metrics) {
     FILE *f = fopen(log_path, "r");
     if (!f)
         return 0;
@@ -321,7 +330,7 @@ static int port_from_log(const char *log_path) {
     int port = 0;
     while (port == 0 && fgets(line, sizeof line, f)) {
         char *p = strstr(line, "listening on ");
-        if (!p)
+        if (!p || (strstr(line, "metrics listening on ") != NULL) != metrics)
             continue;
         char *space = strchr(p + 13, ' ');
         if (space)
@@ -395,10 +404,12 @@ static int start_server(const struct options *o, const char *tmp, struct server 
         return STATUS_IO;
     int code = -1;
 
-    char *argv[8 + N_RAISED];
+    char *argv[10 + N_RAISED];
     int n = 0;
     argv[n++] = (char *)bin;
     argv[n++] = "--listen";
+    argv[n++] = "127.0.0.1:0";
+    argv[n++] = "--metrics-listen";
     argv[n++] = "127.0.0.1:0";
     argv[n++] = "--data";
     argv[n++] = data;
@@ -411,7 +422,8 @@ static int start_server(const struct options *o, const char *tmp, struct server 
         return STATUS_IO;
     }
     int64_t deadline = clock_monotonic_ms() + START_DEADLINE_MS;
-    while ((srv->port = port_from_log(srv->log_path)) == 0) {
+    while ((srv->port = port_from_log(srv->log_path, false)) == 0 ||
+           (srv->metrics_port = port_from_log(srv->log_path, true)) == 0) {
         if (wait_exit(srv->pid, 0, &code) || clock_monotonic_ms() >= deadline) {
             fprintf(stderr, "carechat-bench: carechatd did not start\n");
             print_log(srv->log_path);
@@ -419,7 +431,7 @@ static int start_server(const struct options *o, const char *tmp, struct server 
         }
         sleep_ms(10);
     }
-    snprintf(srv->host, sizeof srv->host, "127.0.0.1");
+    snprintf(srv->metrics_host, sizeof srv->metrics_host, "127.0.0.1");
     snprintf(srv->url, sizeof srv->url, "ws://127.0.0.1:%d", srv->port);
     return 0;
 }
@@ -440,7 +452,7 @@ static void stop_server(struct server *srv) {
     srv->pid = 0;
 }
 
-/* Reads the sysadmin's email and password for --server. */
+/* Reads the sysadmin's email and password for --server, and --metrics. */
 static int external_server(const struct options *o, struct server *srv) {
     snprintf(srv->url, sizeof srv->url, "%s", o->server_url);
     FILE *f = fopen(o->setup_file, "r");
@@ -458,14 +470,12 @@ static int external_server(const struct options *o, struct server *srv) {
                 o->setup_file);
         return STATUS_BAD_REQUEST;
     }
-    /* Metrics over plain HTTP only: ws://HOST:PORT. */
-    const char *hp = strncmp(srv->url, "ws://", 5) == 0 ? srv->url + 5 : NULL;
-    if (hp) {
-        const char *colon = strrchr(hp, ':');
-        if (colon && (size_t)(colon - hp) < sizeof srv->host) {
-            snprintf(srv->host, sizeof srv->host, "%.*s", (int)(colon - hp), hp);
-            srv->port = atoi(colon + 1);
-        }
+    /* Metrics over plain HTTP only, from the --metrics-listen address. */
+    const char *colon = o->metrics ? strrchr(o->metrics, ':') : NULL;
+    if (colon && (size_t)(colon - o->metrics) < sizeof srv->metrics_host) {
+        snprintf(srv->metrics_host, sizeof srv->metrics_host, "%.*s", (int)(colon - o->metrics),
+                 o->metrics);
+        srv->metrics_port = atoi(colon + 1);
     }
     return 0;
 }
@@ -481,10 +491,11 @@ struct journal_figures {
 
 static const char *const batch_le[8] = {"1", "2", "4", "8", "16", "32", "64", "+Inf"};
 
-/* GET http://host:port/path into `out` (the whole response). */
+/* GET http://host:port/path from the metrics listener into `out` (the whole
+ * response). */
 static int http_get(const struct server *srv, const char *path, struct buf *out) {
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)srv->port)};
-    if (srv->port <= 0 || inet_pton(AF_INET, srv->host, &sa.sin_addr) != 1)
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)srv->metrics_port)};
+    if (srv->metrics_port <= 0 || inet_pton(AF_INET, srv->metrics_host, &sa.sin_addr) != 1)
         return STATUS_BAD_REQUEST;
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -497,7 +508,7 @@ static int http_get(const struct server *srv, const char *path, struct buf *out)
         goto out;
     char req[256];
     int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n",
-                     path, srv->host);
+                     path, srv->metrics_host);
     if (send(fd, req, (size_t)n, MSG_NOSIGNAL) != n)
         goto out;
     int64_t deadline = clock_monotonic_ms() + HTTP_DEADLINE_MS;
@@ -803,7 +814,7 @@ static void print_rss(pid_t pid) {
 
 static void print_batches(const struct journal_figures *a, const struct journal_figures *b) {
     if (!a->ok || !b->ok) {
-        printf("journal batches: unavailable (GET /metrics needs a ws:// server URL)\n");
+        printf("journal batches: unavailable (GET /metrics needs --metrics HOST:PORT)\n");
         return;
     }
     double batches = b->batch_count - a->batch_count;
