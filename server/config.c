@@ -22,6 +22,7 @@
 #include "base/alloc.h"
 #include "base/buf.h"
 #include "base/status.h"
+#include "server/tls_files.h"
 
 /* Copies of values read from the config file, freed by config_cleanup(). */
 struct config_strings {
@@ -389,6 +390,9 @@ static int validate(const struct server_config *cfg, char *err, size_t err_len) 
             return fail(err, err_len, "--tls-cert %s: %s", cfg->tls_cert, strerror(errno));
         if (access(cfg->tls_key, R_OK) != 0)
             return fail(err, err_len, "--tls-key %s: %s", cfg->tls_key, strerror(errno));
+        int rc = tls_files_check(cfg->tls_cert, cfg->tls_key, err, err_len);
+        if (rc != 0)
+            return rc;
     }
     const struct config_addr *listeners[] = {&cfg->listen, &cfg->metrics_listen};
     for (size_t i = 0; i < 2; i++) {

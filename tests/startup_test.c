@@ -8,6 +8,11 @@
  *     there is still there, byte for byte; `carechatd init` refuses to create a
  *     database over a database or over a key directory holding keys, and
  *     `bootstrap` does not create one;
+ *   - a TLS key that is not the certificate's, a TLS key file or a key
+ *     directory group or others may read, and a master key missing beside
+ *     existing data keys are refused with exit status 2 and a message naming
+ *     the file, before anything is written (no new master key, no data
+ *     directory);
  *   - a disk reserve below its floor (--min-free-bytes 0 or under 128 MiB,
  *     --min-free-key-bytes under 1 MiB) is refused with exit status 2;
  *   - a running carechatd has a core file size limit of 0 (soft and hard, in
@@ -256,6 +261,86 @@ static void test_startup_init_refuses_a_key_directory_with_keys(void **state) {
     buf_cleanup(&after);
 }
 
+/* Makes a self-signed P-256 certificate and its key (mode 0600) in `dir` as
+ * NAME.pem and NAME.key, with the openssl command. */
+static void make_cert(const char *dir, const char *name) {
+    char cmd[4 * PATH_MAX];
+    snprintf(
+        cmd, sizeof cmd,
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "
+        "'%s/%s.key' -out '%s/%s.pem' -days 2 -subj /CN=localhost >/dev/null 2>&1 && chmod 600 "
+        "'%s/%s.key'",
+        dir, name, dir, name, dir, name);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void test_startup_refuses_bad_tls_files(void **state) {
+    char dir[PATH_MAX], data[PATH_MAX + 8], cert_a[PATH_MAX + 8], key_a[PATH_MAX + 8],
+        key_b[PATH_MAX + 8];
+    harness_tmpdir("tls-files", dir);
+    make_cert(dir, "a");
+    make_cert(dir, "b");
+    snprintf(data, sizeof data, "%s/data", dir);
+    snprintf(cert_a, sizeof cert_a, "%s/a.pem", dir);
+    snprintf(key_a, sizeof key_a, "%s/a.key", dir);
+    snprintf(key_b, sizeof key_b, "%s/b.key", dir);
+    /* the key of another certificate */
+    const char *mismatch[] = {"--data", data, "--tls-cert", cert_a, "--tls-key", key_b, NULL};
+    const char *mismatch_said[] = {"does not match the certificate", "b.key", NULL};
+    expect_exit(mismatch, EXIT_CONFIG, mismatch_said);
+    const char *init[] = {"init", "--data", data, "--tls-cert", cert_a, "--tls-key", key_b, NULL};
+    expect_exit(init, EXIT_CONFIG, mismatch_said);
+    /* a key others may read */
+    assert_int_equal(chmod(key_a, 0640), 0);
+    const char *loose[] = {"--data", data, "--tls-cert", cert_a, "--tls-key", key_a, NULL};
+    const char *loose_said[] = {"a.key", "group or others", "chmod 600", NULL};
+    expect_exit(loose, EXIT_CONFIG, loose_said);
+    assert_int_equal(chmod(key_a, 0604), 0);
+    expect_exit(loose, EXIT_CONFIG, loose_said);
+    /* refused before anything was made */
+    struct stat st;
+    assert_int_not_equal(stat(data, &st), 0);
+    /* the pair as it should be passes the check (then the missing data
+     * directory stops it) */
+    assert_int_equal(chmod(key_a, 0600), 0);
+    const char *missing_said[] = {"No such file", NULL};
+    expect_exit(loose, EXIT_DATA, missing_said);
+}
+
+static void test_startup_refuses_open_key_dir_and_lost_master_key(void **state) {
+    struct harness *h = stopped_server_with_data();
+    char keys[PATH_MAX + 8], master[PATH_MAX + 24];
+    snprintf(keys, sizeof keys, "%s/keys", h->data_dir);
+    snprintf(master, sizeof master, "%s/master.key", keys);
+    const char *serve[] = {"--listen",  "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--data",
+                           h->data_dir, NULL};
+    /* a key directory group or others may enter */
+    assert_int_equal(chmod(keys, 0750), 0);
+    const char *open_said[] = {"refusing key directory", "chmod 700", NULL};
+    expect_exit(serve, EXIT_CONFIG, open_said);
+    assert_int_equal(chmod(keys, 0700), 0);
+    /* the master key gone while the data keys are there: no new one */
+    char saved[PATH_MAX + 32];
+    snprintf(saved, sizeof saved, "%s/master.key.saved", h->data_dir);
+    assert_int_equal(rename(master, saved), 0);
+    struct buf before, after;
+    buf_init(&before);
+    buf_init(&after);
+    snapshot(h->data_dir, &before);
+    const char *lost_said[] = {"master.key is missing", "a new one would not open them", NULL};
+    expect_exit(serve, EXIT_CONFIG, lost_said);
+    const char *audit[] = {"audit-verify", "--data", h->data_dir, NULL};
+    expect_exit(audit, EXIT_CONFIG, lost_said);
+    snapshot(h->data_dir, &after);
+    expect_same(&before, &after);
+    /* put back, it serves again */
+    assert_int_equal(rename(saved, master), 0);
+    assert_int_equal(harness_restart(h), 0);
+    buf_cleanup(&before);
+    buf_cleanup(&after);
+    harness_free(h);
+}
+
 static void test_startup_refuses_a_disk_reserve_below_its_floor(void **state) {
     char dir[PATH_MAX], data[PATH_MAX + 8];
     harness_tmpdir("reserve", dir);
@@ -409,6 +494,8 @@ int main(void) {
         cmocka_unit_test(test_startup_refuses_database_without_current_and_wal),
         cmocka_unit_test(test_startup_refuses_unmounted_or_missing_data),
         cmocka_unit_test(test_startup_init_refuses_a_key_directory_with_keys),
+        cmocka_unit_test(test_startup_refuses_bad_tls_files),
+        cmocka_unit_test(test_startup_refuses_open_key_dir_and_lost_master_key),
         cmocka_unit_test(test_startup_refuses_a_disk_reserve_below_its_floor),
         cmocka_unit_test(test_startup_forbids_core_dumps),
     };
