@@ -29,10 +29,9 @@ struct metrics {
 };
 
 static const char *const reject_names[METRICS_REJECT_COUNT] = {
-    [METRICS_REJECT_PER_IP] = "per_ip_limit",
-    [METRICS_REJECT_ORIGIN] = "origin",
-    [METRICS_REJECT_PROTOCOL] = "subprotocol",
-    [METRICS_REJECT_SHUTDOWN] = "shutting_down",
+    [METRICS_REJECT_PER_IP] = "per_ip_limit",       [METRICS_REJECT_ORIGIN] = "origin",
+    [METRICS_REJECT_PROTOCOL] = "subprotocol",      [METRICS_REJECT_SHUTDOWN] = "shutting_down",
+    [METRICS_REJECT_HEADERS] = "headers_too_large",
 };
 
 static const char *const close_names[METRICS_CLOSE_COUNT] = {
@@ -45,6 +44,7 @@ static const char *const close_names[METRICS_CLOSE_COUNT] = {
     [METRICS_CLOSE_LOGOUT] = "logout",
     [METRICS_CLOSE_REPLACED] = "replaced",
     [METRICS_CLOSE_REVOKED] = "session_revoked",
+    [METRICS_CLOSE_BAD_CLOSE] = "bad_close_frame",
 };
 
 /* Lower-case wire status names, in carechat.proto's order. */

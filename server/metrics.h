@@ -29,6 +29,7 @@ enum metrics_reject {
     METRICS_REJECT_ORIGIN,     /* Origin header not allowed */
     METRICS_REJECT_PROTOCOL,   /* WebSocket upgrade without subprotocol carechat.v1 */
     METRICS_REJECT_SHUTDOWN,   /* the server is stopping */
+    METRICS_REJECT_HEADERS,    /* request headers or URI too large (431, 414) */
     METRICS_REJECT_COUNT
 };
 
@@ -43,6 +44,7 @@ enum metrics_close {
     METRICS_CLOSE_LOGOUT,        /* after Logout (1000) */
     METRICS_CLOSE_REPLACED,      /* the same device connected again (1000) */
     METRICS_CLOSE_REVOKED,       /* the session ended: expired, device removed (1008) */
+    METRICS_CLOSE_BAD_CLOSE,     /* a close frame with a bad code or a 1-byte body (1002) */
     METRICS_CLOSE_COUNT
 };
 

@@ -61,6 +61,17 @@
 /* Outgoing bytes queued for one session beyond which it is closed (1008):
  * a peer that does not read its responses must not grow our memory. */
 #define OUT_QUEUE_MIN (8u << 20)
+/* Request headers. lws keeps every header of a request in one buffer and closes
+ * the connection without a status when it overflows; it calls us only once the
+ * whole request is parsed. So the buffer is made larger than what we accept,
+ * each header lws knows is cut at HEADER_MAX (lws stops storing it there, and
+ * we see it at that length), and we answer 431 (414 for the URI) to a request
+ * with a header that long or with more than HEADERS_MAX bytes of them. Headers
+ * lws does not know are stored whole and only bounded by the buffer, beyond
+ * which lws 4.1.6 still closes without a status. */
+#define HEADER_MAX 4096
+#define HEADERS_MAX (8 * 1024)
+#define HEADER_BUFFER (32 * 1024)
 
 /* TLS 1.2 suites: forward secrecy (ECDHE) and AEAD only. TLS 1.3 suites are all
  * (EC)DHE; we list the AEADs we accept. */
@@ -105,6 +116,7 @@ struct http_session {
 
 struct ws {
     struct ws_config cfg;
+    struct lws_token_limits token_limits; /* HEADER_MAX for every header; lws keeps a pointer */
     const struct server_config *config;
     struct lws_context *context;
     struct lws_vhost *vhost;
@@ -224,11 +236,132 @@ static int http_respond(struct lws *wsi, struct http_session *h, const char *typ
     return 0;
 }
 
+/* Refuses the upgrade unless the Origin header is absent or allowed. */
+static bool origin_allowed(struct ws *ws, struct lws *wsi) {
+    int n = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN);
+    if (n <= 0)
+        return true;
+    char origin[256];
+    if (n >= (int)sizeof origin || lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) < 0)
+        return false;
+    for (size_t i = 0; i < ws->config->n_allowed_origins; i++) {
+        /* Origins are serialised in lower case (RFC 6454); compare without case. */
+        if (strcasecmp(origin, ws->config->allowed_origins[i]) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* 0 when the request's headers are within the limits, else the HTTP status
+ * that refuses it: 414 for a URI of HEADER_MAX or more, 431 for another header
+ * of HEADER_MAX or more (lws cut it there) or more than HEADERS_MAX in all. */
+static int headers_refusal(struct lws *wsi) {
+    size_t total = 0;
+    for (int t = 0; t < WSI_TOKEN_COUNT; t++) {
+        int n = lws_hdr_total_length(wsi, (enum lws_token_indexes)t);
+        if (n <= 0)
+            continue;
+        if (n >= HEADER_MAX)
+            return t == WSI_TOKEN_GET_URI || t == WSI_TOKEN_POST_URI ? HTTP_STATUS_REQ_URI_TOO_LONG
+                                                                     : 431;
+        total += (size_t)n;
+    }
+    return total > HEADERS_MAX ? 431 : 0;
+}
+
+/* Refuses a WebSocket upgrade with an HTTP/1.1 `status` and a one-line
+ * `text` (never peer input), then hangs up. Written by hand: at this point
+ * lws has not looked at the request's HTTP version and would answer
+ * "HTTP/1.0". Returns what HTTP_CONFIRM_UPGRADE returns. */
+static int refuse_upgrade(struct ws *ws, struct lws *wsi, int status, enum metrics_reject why,
+                          const char *text) {
+    static const struct {
+        int status;
+        const char *phrase;
+    } phrases[] = {
+        {HTTP_STATUS_BAD_REQUEST, "Bad Request"},
+        {HTTP_STATUS_FORBIDDEN, "Forbidden"},
+        {HTTP_STATUS_REQ_URI_TOO_LONG, "URI Too Long"},
+        {431, "Request Header Fields Too Large"},
+        {HTTP_STATUS_SERVICE_UNAVAILABLE, "Service Unavailable"},
+    };
+    const char *phrase = "Refused";
+    for (size_t i = 0; i < sizeof phrases / sizeof phrases[0]; i++)
+        if (phrases[i].status == status)
+            phrase = phrases[i].phrase;
+    metrics_conn_rejected(ws->cfg.metrics, why);
+    log_info("ws", "WebSocket upgrade refused with %d: %s", status, text);
+    uint8_t out[LWS_PRE + 512];
+    int n = snprintf((char *)out + LWS_PRE, sizeof out - LWS_PRE,
+                     "HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\ncontent-length: %zu\r\n"
+                     "connection: close\r\n\r\n%s\n",
+                     status, phrase, strlen(text) + 1, text);
+    CHECK(n > 0 && (size_t)n < sizeof out - LWS_PRE);
+    lws_write(wsi, out + LWS_PRE, (size_t)n, LWS_WRITE_HTTP_HEADERS);
+    return -1;
+}
+
+/* True when the Sec-WebSocket-Protocol list names carechat.v1 before any other
+ * protocol of this listener (lws binds the first one it knows). */
+static bool asks_for_carechat(struct ws *ws, struct lws *wsi) {
+    char list[256];
+    int n = lws_hdr_copy(wsi, list, sizeof list, WSI_TOKEN_PROTOCOL);
+    if (n <= 0)
+        return false;
+    for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        tok += strspn(tok, " \t");
+        size_t len = strcspn(tok, " \t");
+        tok[len] = '\0';
+        if (strcmp(tok, PROTO_SUBPROTOCOL) == 0)
+            return true;
+        if (strcmp(tok, ws->protocols[0].name) == 0)
+            return false;
+    }
+    return false;
+}
+
+/* Whether a WebSocket upgrade may go on: 0, or the HTTP status that refuses it
+ * (and the reason, for the metrics and the log). */
+static int upgrade_refusal(struct ws *ws, struct lws *wsi, enum metrics_reject *why,
+                           const char **text) {
+    int status = headers_refusal(wsi);
+    *why = METRICS_REJECT_HEADERS;
+    *text = status == HTTP_STATUS_REQ_URI_TOO_LONG ? "request URI too long"
+                                                   : "request headers too large";
+    if (status)
+        return status;
+    if (ws->stopping) {
+        *why = METRICS_REJECT_SHUTDOWN;
+        *text = "shutting down";
+        return HTTP_STATUS_SERVICE_UNAVAILABLE;
+    }
+    if (!asks_for_carechat(ws, wsi) || lws_hdr_total_length(wsi, WSI_TOKEN_KEY) <= 0) {
+        *why = METRICS_REJECT_PROTOCOL;
+        *text = "a WebSocket upgrade needs Sec-WebSocket-Key and Sec-WebSocket-Protocol "
+                "carechat.v1";
+        return HTTP_STATUS_BAD_REQUEST;
+    }
+    if (!origin_allowed(ws, wsi)) {
+        *why = METRICS_REJECT_ORIGIN;
+        *text = "Origin not allowed";
+        return HTTP_STATUS_FORBIDDEN;
+    }
+    return 0;
+}
+
 /* An HTTP request on either listener; `metrics` tells which. */
 static int http_request(struct ws *ws, struct lws *wsi, struct http_session *h, const char *path,
                         bool metrics) {
     bool get = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0;
     buf_cleanup(&h->body);
+    int too_large = headers_refusal(wsi);
+    if (too_large) {
+        metrics_conn_rejected(ws->cfg.metrics, METRICS_REJECT_HEADERS);
+        if (lws_return_http_status(wsi, (unsigned)too_large, "request headers too large"))
+            return -1;
+        return lws_http_transaction_completed(wsi) ? -1 : 0;
+    }
     if (metrics && get && strcmp(path, "/healthz") == 0) {
         ws->cfg.render_health(ws->cfg.ctx, &h->body);
         return http_respond(wsi, h, "application/json");
@@ -332,9 +465,21 @@ static int callback_http(struct lws *wsi, enum lws_callback_reasons reason, void
         }
         return 0;
 
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: {
+        /* Every check of a WebSocket upgrade, while an HTTP status can still
+         * be answered (lws's own refusals are a bare close). */
+        if (!in || strcasecmp((const char *)in, "websocket") != 0)
+            return 0;
+        enum metrics_reject why;
+        const char *text;
+        int status = upgrade_refusal(ws, wsi, &why, &text);
+        return status == 0 ? 0 : refuse_upgrade(ws, wsi, status, why, text);
+    }
+
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         /* An upgrade bound to this protocol asked for no subprotocol or for
-         * "http": only carechat.v1 is spoken. */
+         * "http": only carechat.v1 is spoken. (HTTP_CONFIRM_UPGRADE refuses
+         * such an upgrade with 400 first.) */
         metrics_conn_rejected(ws->cfg.metrics, METRICS_REJECT_PROTOCOL);
         return -1;
 
@@ -388,22 +533,6 @@ static void io_send(void *ctx, const uint8_t *frame, size_t len) {
 
 static void io_close(void *ctx, int code, const char *reason) {
     session_close(ctx, code, reason);
-}
-
-/* Refuses the upgrade unless the Origin header is absent or allowed. */
-static bool origin_allowed(struct ws *ws, struct lws *wsi) {
-    int n = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN);
-    if (n <= 0)
-        return true;
-    char origin[256];
-    if (n >= (int)sizeof origin || lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) < 0)
-        return false;
-    for (size_t i = 0; i < ws->config->n_allowed_origins; i++) {
-        /* Origins are serialised in lower case (RFC 6454); compare without case. */
-        if (strcasecmp(origin, ws->config->allowed_origins[i]) == 0)
-            return true;
-    }
-    return false;
 }
 
 static int session_established(struct ws *ws, struct lws *wsi, struct session *s) {
@@ -505,23 +634,47 @@ static int session_writeable(struct lws *wsi, struct session *s) {
     return 0;
 }
 
+/* True for the close codes a peer may send (RFC 6455 section 7.4): those RFC
+ * 6455 defines for sending (1000..1003, 1007..1011; lws refuses the later IANA
+ * ones too) and anything in 3000..4999. */
+static bool close_code_allowed(unsigned code) {
+    if (code >= 3000 && code <= 4999)
+        return true;
+    return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1011);
+}
+
+/* A close frame from the peer. lws echoes its body as our close; a body of one
+ * byte, or a code a peer may not send, is answered 1002 instead (lws 4.1.6
+ * rewrites the bad codes below 3000 to 1002 itself, but echoes codes of 5000
+ * and up and a one-byte body). */
+static int peer_close(struct ws *ws, struct lws *wsi, const uint8_t *in, size_t len) {
+    if (len == 0 || (len >= 2 && close_code_allowed((unsigned)in[0] << 8 | in[1])))
+        return 0;
+    metrics_ws_closed_by_server(ws->cfg.metrics, METRICS_CLOSE_BAD_CLOSE);
+    lws_close_reason(wsi, LWS_CLOSE_STATUS_PROTOCOL_ERR, (unsigned char *)"bad close frame", 15);
+    return -1;
+}
+
 static int callback_carechat(struct lws *wsi, enum lws_callback_reasons reason, void *user,
                              void *in, size_t len) {
     struct ws *ws = ws_of(wsi);
     struct session *s = user;
 
     switch (reason) {
-    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-        if (ws->stopping) {
-            metrics_conn_rejected(ws->cfg.metrics, METRICS_REJECT_SHUTDOWN);
-            return -1;
-        }
-        if (!origin_allowed(ws, wsi)) {
-            metrics_conn_rejected(ws->cfg.metrics, METRICS_REJECT_ORIGIN);
-            log_info("ws", "WebSocket refused: Origin not in --allowed-origin");
-            return -1;
-        }
-        return 0;
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
+        /* HTTP_CONFIRM_UPGRADE made the same checks with an HTTP status; this
+         * is the last word for an upgrade that did not pass there (the server
+         * started stopping in between). */
+        enum metrics_reject why;
+        const char *text;
+        if (upgrade_refusal(ws, wsi, &why, &text) == 0)
+            return 0;
+        metrics_conn_rejected(ws->cfg.metrics, why);
+        return -1;
+    }
+
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        return peer_close(ws, wsi, in, len);
 
     case LWS_CALLBACK_ESTABLISHED:
         return session_established(ws, wsi, s);
@@ -628,8 +781,12 @@ int ws_open(const struct ws_config *cfg, struct ws **out) {
 
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
+    for (int t = 0; t < WSI_TOKEN_COUNT; t++)
+        ws->token_limits.token_limit[t] = HEADER_MAX;
     info.user = ws;
     info.server_string = "carechatd";
+    info.max_http_header_data = HEADER_BUFFER;
+    info.token_limits = &ws->token_limits;
     info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_VALIDATE_UTF8;
     if (config->tls_cert)
         info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;

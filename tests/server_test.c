@@ -1,6 +1,7 @@
 /*
  * tests/server_test.c: integration tests against the real carechatd binary:
- * HTTP endpoints (on the metrics listener only), the WebSocket handshake and its limits, the
+ * HTTP endpoints (on the metrics listener only), the WebSocket handshake and its limits
+ * (refusals answered 400, 403, 414 or 431), close frames (bad ones get 1002), the
  * session's answers to requests and garbage, the authentication deadline, the per-address cap,
  * clean stop and restart, and the refusal to serve plaintext off loopback.
  * (TLS is covered by tls_test.sh.)
@@ -269,16 +270,23 @@ static void test_server_handshake_needs_carechat_subprotocol(void **state) {
     assert_string_equal(wsc_subprotocol(c), SUBPROTOCOL);
     wsc_free(c);
 
-    static const char *const refused[] = {NULL, "chat", "http", "carechat.v2"};
+    /* lws binds the first protocol of the list it knows: "http" would be its
+     * HTTP protocol, so carechat.v1 must come first of the two. */
+    static const char *const refused[] = {NULL, "chat", "http", "carechat.v2", "http, carechat.v1",
+                                          ""};
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
         struct wsc_options o = {.subprotocol = refused[i]};
         c = NULL;
         int rc = wsc_connect(shared->port, &o, status, sizeof status, &c);
-        if (rc == 101)
-            fail_msg("subprotocol %s got 101", refused[i] ? refused[i] : "(none)");
-        assert_true(rc >= 0); /* an HTTP error or a closed connection, not a timeout */
+        if (rc != 400)
+            fail_msg("subprotocol %s: %d (%s), expected 400", refused[i] ? refused[i] : "(none)",
+                     rc, status);
         assert_null(c);
     }
+    struct wsc_options second = {.subprotocol = "chat, carechat.v1"};
+    assert_int_equal(wsc_connect(shared->port, &second, status, sizeof status, &c), 101);
+    assert_string_equal(wsc_subprotocol(c), SUBPROTOCOL);
+    wsc_free(c);
 }
 
 static void test_server_origin_allow_list(void **state) {
@@ -299,12 +307,58 @@ static void test_server_origin_allow_list(void **state) {
         struct wsc_options o = {.subprotocol = SUBPROTOCOL, .origin = bad[i]};
         c = NULL;
         int rc = wsc_connect(shared->port, &o, status, sizeof status, &c);
-        if (rc == 101)
-            fail_msg("Origin %s got 101", bad[i]);
+        if (rc != 403)
+            fail_msg("Origin %s: %d (%s), expected 403", bad[i], rc, status);
         assert_null(c);
     }
     assert_int_equal(metric(shared, "carechat_connections_rejected_total{reason=\"origin\"}"),
                      refused + 4);
+}
+
+static void test_server_too_large_headers_get_431(void **state) {
+    long long refused =
+        metric(shared, "carechat_connections_rejected_total{reason=\"headers_too_large\"}");
+    struct buf extra;
+    buf_init(&extra);
+    /* one header of 5000 bytes; three of 3000 (9000 in all) */
+    buf_printf(&extra, "Cookie: ");
+    for (int i = 0; i < 5000; i++)
+        buf_append_u8(&extra, 'a');
+    buf_printf(&extra, "\r\n");
+    buf_append_u8(&extra, 0);
+    struct wsc *c = NULL;
+    char status[128];
+    struct wsc_options big = {.subprotocol = SUBPROTOCOL, .extra = (const char *)extra.data};
+    assert_int_equal(wsc_connect(shared->port, &big, status, sizeof status, &c), 431);
+    assert_null(c);
+    buf_reset(&extra);
+    for (int k = 0; k < 3; k++) {
+        buf_printf(&extra, "Cookie: c%d=", k);
+        for (int i = 0; i < 3000; i++)
+            buf_append_u8(&extra, 'b');
+        buf_printf(&extra, "\r\n");
+    }
+    buf_append_u8(&extra, 0);
+    big.extra = (const char *)extra.data;
+    assert_int_equal(wsc_connect(shared->port, &big, status, sizeof status, &c), 431);
+    assert_null(c);
+    /* a URI of 5000 bytes */
+    buf_reset(&extra);
+    buf_printf(&extra, "/");
+    for (int i = 0; i < 5000; i++)
+        buf_append_u8(&extra, 'u');
+    buf_append_u8(&extra, 0);
+    struct wsc_options long_uri = {.subprotocol = SUBPROTOCOL, .path = (const char *)extra.data};
+    assert_int_equal(wsc_connect(shared->port, &long_uri, status, sizeof status, &c), 414);
+    assert_null(c);
+    buf_cleanup(&extra);
+    /* within the limits it is served */
+    struct wsc_options fine = {.subprotocol = SUBPROTOCOL, .extra = "Cookie: small=1\r\n"};
+    assert_int_equal(wsc_connect(shared->port, &fine, status, sizeof status, &c), 101);
+    wsc_free(c);
+    assert_int_equal(
+        metric(shared, "carechat_connections_rejected_total{reason=\"headers_too_large\"}"),
+        (refused < 0 ? 0 : refused) + 3);
 }
 
 /* ---- message limits -------------------------------------------------------- */
@@ -350,6 +404,38 @@ static void test_server_fragmented_message_within_limit_is_served(void **state) 
     expect_response(c, 44, STATUS_BAD_REQUEST, NULL, 0);
     buf_cleanup(&out);
     wsc_free(c);
+}
+
+/* A close frame the peer may not send (RFC 6455 sections 5.5.1 and 7.4) is
+ * answered with 1002; an allowed one is echoed. */
+static void test_server_bad_close_frames_get_1002(void **state) {
+    static const unsigned bad[] = {0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535};
+    enum { N_BAD = sizeof bad / sizeof bad[0] };
+    for (size_t i = 0; i <= N_BAD; i++) {
+        struct wsc *c = open_session(shared);
+        unsigned code_sent = i < N_BAD ? bad[i] : 1000;
+        uint8_t body[2] = {(uint8_t)(code_sent >> 8), (uint8_t)code_sent};
+        /* the last round: a body of one byte */
+        size_t len = i < N_BAD ? 2 : 1;
+        assert_int_equal(wsc_send_frame(c, WSC_OP_CLOSE, true, true, body, len), 0);
+        int code = 0;
+        assert_int_equal(wsc_wait_close(c, TIMEOUT_MS, &code), 0);
+        if (code != 1002)
+            fail_msg("a close frame %s %u: answered %d, expected 1002",
+                     len == 2 ? "with code" : "of one byte,", len == 2 ? code_sent : body[0], code);
+        wsc_free(c);
+    }
+    static const unsigned good[] = {1000, 1001, 1003, 1007, 1011, 3000, 4999};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        struct wsc *c = open_session(shared);
+        uint8_t body[2] = {(uint8_t)(good[i] >> 8), (uint8_t)good[i]};
+        assert_int_equal(wsc_send_frame(c, WSC_OP_CLOSE, true, true, body, 2), 0);
+        int code = 0;
+        assert_int_equal(wsc_wait_close(c, TIMEOUT_MS, &code), 0);
+        if (code != (int)good[i])
+            fail_msg("a close frame with code %u: answered %d", good[i], code);
+        wsc_free(c);
+    }
 }
 
 static void test_server_text_message_closes_1003(void **state) {
@@ -596,6 +682,8 @@ int main(void) {
         cmocka_unit_test(test_server_metrics_count_frames),
         cmocka_unit_test(test_server_handshake_needs_carechat_subprotocol),
         cmocka_unit_test(test_server_origin_allow_list),
+        cmocka_unit_test(test_server_too_large_headers_get_431),
+        cmocka_unit_test(test_server_bad_close_frames_get_1002),
         cmocka_unit_test(test_server_oversized_message_closes_1009),
         cmocka_unit_test(test_server_fragmented_message_within_limit_is_served),
         cmocka_unit_test(test_server_text_message_closes_1003),

@@ -158,6 +158,8 @@ int wsc_connect(int port, const struct wsc_options *opts, char *status_line, siz
         buf_printf(&req, "Sec-WebSocket-Protocol: %s\r\n", opts->subprotocol);
     if (opts->origin)
         buf_printf(&req, "Origin: %s\r\n", opts->origin);
+    if (opts->extra)
+        buf_printf(&req, "%s", opts->extra);
     buf_printf(&req, "\r\n");
     int rc = write_all(fd, req.data, req.len);
     buf_cleanup(&req);

@@ -36,13 +36,14 @@ struct wsc_options {
     const char *path;        /* NULL: "/" */
     const char *subprotocol; /* NULL: no Sec-WebSocket-Protocol header */
     const char *origin;      /* NULL: no Origin header */
+    const char *extra;       /* NULL, or more header lines, each ending in \r\n */
     int timeout_ms;          /* for the handshake; 0: 5000 */
 };
 
 struct wsc;
 
 /* Opens a TCP connection to host:port and sends the upgrade request. Returns
- * the HTTP status of the answer: 101 (then *out is the connection, and the
+ * the HTTP/1.1 status of the answer: 101 (then *out is the connection, and the
  * Sec-WebSocket-Accept was checked) or another status (no connection kept);
  * 0 when the server closed the connection without sending a status line;
  * STATUS_IO when the TCP connection failed; STATUS_UNAVAILABLE on timeout.
