@@ -54,6 +54,8 @@ struct opt {
 };
 
 #define FIELD(f) offsetof(struct server_config, f)
+/* The environment variable that lets --clock-offset through (tests set it). */
+#define TEST_CLOCK_ENV "CARECHAT_TEST_CLOCK"
 
 static const struct opt options[] = {
     {"listen", OPT_LISTEN, FIELD(listen), 0, 0, "HOST:PORT",
@@ -126,8 +128,9 @@ static const struct opt options[] = {
      "undelivered entries one device's inbox may hold; sends beyond it are refused "
      "(default 10000)"},
     {"clock-offset", OPT_MS, FIELD(clock_offset_ms), 0, 0, "MS",
-     "FOR TESTS ONLY: add MS milliseconds (may be negative) to the clock, to run "
-     "time-dependent scenarios without waiting"},
+     "a test seam: add MS milliseconds (may be negative) to the clock, to run time-dependent "
+     "scenarios without waiting; refused unless the environment has " TEST_CLOCK_ENV "=1, "
+     "which a production server never has"},
     {"config", OPT_CONFIG, 0, 0, 0, "FILE",
      "read options from FILE first (lines 'key = value'; the command line wins)"},
     {"help", OPT_HELP, 0, 0, 0, NULL, "print this help and exit"},
@@ -298,6 +301,11 @@ static int set_option(struct server_config *cfg, const struct opt *o, const char
                         value);
         return STATUS_OK;
     case OPT_MS: {
+        const char *allowed = getenv(TEST_CLOCK_ENV);
+        if (!allowed || strcmp(allowed, "1") != 0)
+            return fail(err, err_len,
+                        "%s: %s is a test seam, refused unless the environment has %s=1", where,
+                        o->name, TEST_CLOCK_ENV);
         char *end;
         errno = 0;
         long long ms = strtoll(value, &end, 10);

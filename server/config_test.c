@@ -71,7 +71,9 @@ static void test_config_flags_override(void **state) {
                     "--clock-offset",
                     "-5000"};
     struct server_config cfg;
+    setenv("CARECHAT_TEST_CLOCK", "1", 1);
     assert_int_equal(load(ARGC(argv), argv, &cfg), 0);
+    unsetenv("CARECHAT_TEST_CLOCK");
     assert_int_equal(cfg.listen.port, 0);
     assert_string_equal(cfg.data_dir, "/tmp/x");
     assert_int_equal(cfg.max_frame, 1 << 20);
@@ -262,6 +264,30 @@ static void test_config_disk_reserves_have_floors(void **state) {
     config_cleanup(&cfg);
 }
 
+static void test_config_clock_offset_only_for_tests(void **state) {
+    struct server_config cfg;
+    char *argv[] = {"carechatd", "--clock-offset", "7200000"};
+    unsetenv("CARECHAT_TEST_CLOCK");
+    assert_int_equal(load(ARGC(argv), argv, &cfg), -1);
+    assert_non_null(strstr(err, "CARECHAT_TEST_CLOCK=1"));
+    /* zero is the option all the same, and only "1" lets it through */
+    char *zero[] = {"carechatd", "--clock-offset", "0"};
+    assert_int_equal(load(ARGC(zero), zero, &cfg), -1);
+    setenv("CARECHAT_TEST_CLOCK", "yes", 1);
+    assert_int_equal(load(ARGC(argv), argv, &cfg), -1);
+    const char *file = write_file("clock.conf", "clock-offset = 1000\n");
+    char *from_file[] = {"carechatd", "--config", (char *)file};
+    assert_int_equal(load(ARGC(from_file), from_file, &cfg), -1);
+    setenv("CARECHAT_TEST_CLOCK", "1", 1);
+    assert_int_equal(load(ARGC(argv), argv, &cfg), 0);
+    assert_true(cfg.clock_offset_ms == 7200000);
+    config_cleanup(&cfg);
+    assert_int_equal(load(ARGC(from_file), from_file, &cfg), 0);
+    assert_true(cfg.clock_offset_ms == 1000);
+    config_cleanup(&cfg);
+    unsetenv("CARECHAT_TEST_CLOCK");
+}
+
 static void test_config_help(void **state) {
     char *argv[] = {"carechatd", "--listen", "0.0.0.0:1", "--help"};
     struct server_config cfg;
@@ -286,6 +312,7 @@ int main(void) {
         cmocka_unit_test(test_config_loopback_detection),
         cmocka_unit_test(test_config_account_options),
         cmocka_unit_test(test_config_disk_reserves_have_floors),
+        cmocka_unit_test(test_config_clock_offset_only_for_tests),
         cmocka_unit_test(test_config_help),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -83,8 +83,10 @@ static bool wait_exit(pid_t pid, int64_t deadline, int *exit_status) {
 
 /* Forks carechatd with argv, stdout+stderr into log_fd, in cwd; with
  * `file_size_limit` (0: none) as its RLIMIT_FSIZE and SIGXFSZ ignored, so a
- * write past it fails with EFBIG. */
-static pid_t spawn(char *const *argv, int log_fd, const char *cwd, uint64_t file_size_limit) {
+ * write past it fails with EFBIG; with `test_clock`, CARECHAT_TEST_CLOCK=1 in
+ * its environment (carechatd takes --clock-offset only then). */
+static pid_t spawn(char *const *argv, int log_fd, const char *cwd, uint64_t file_size_limit,
+                   bool test_clock) {
     fflush(NULL);
     pid_t pid = fork();
     if (pid < 0) {
@@ -97,6 +99,10 @@ static pid_t spawn(char *const *argv, int log_fd, const char *cwd, uint64_t file
         dup2(log_fd, STDERR_FILENO);
         if (cwd && chdir(cwd) != 0)
             _exit(126);
+        if (test_clock)
+            setenv("CARECHAT_TEST_CLOCK", "1", 1);
+        else
+            unsetenv("CARECHAT_TEST_CLOCK");
         if (file_size_limit) {
             struct rlimit lim = {.rlim_cur = file_size_limit, .rlim_max = file_size_limit};
             signal(SIGXFSZ, SIG_IGN);
@@ -213,7 +219,7 @@ static int launch(struct harness *h) {
         perror(h->log_path);
         return STATUS_IO;
     }
-    pid_t pid = spawn(argv, fd, NULL, h->file_size_limit);
+    pid_t pid = spawn(argv, fd, NULL, h->file_size_limit, true);
     close(fd);
     if (pid < 0)
         return STATUS_IO;
@@ -242,6 +248,9 @@ static int launch(struct harness *h) {
     return STATUS_IO;
 }
 
+static int run_to_end(const char *const *args, const char *cwd, int deadline_ms, int *exit_status,
+                      struct buf *output, bool test_clock);
+
 /* `carechatd init --data DIR` with the harness's flags. */
 static int init_data(const struct harness *h) {
     const char *argv[HARNESS_MAX_ARGS + 4];
@@ -255,7 +264,7 @@ static int init_data(const struct harness *h) {
     struct buf out;
     buf_init(&out);
     int status = -1;
-    int rc = harness_run(argv, NULL, HARNESS_INIT_DEADLINE_MS, &status, &out);
+    int rc = run_to_end(argv, NULL, HARNESS_INIT_DEADLINE_MS, &status, &out, true);
     if (rc != 0 || status != 0) {
         fprintf(stderr, "harness: carechatd init exited with %d:\n%s\n", status,
                 out.data ? (const char *)out.data : "");
@@ -340,8 +349,8 @@ void harness_free(struct harness *h) {
     free(h);
 }
 
-int harness_run(const char *const *args, const char *cwd, int deadline_ms, int *exit_status,
-                struct buf *output) {
+static int run_to_end(const char *const *args, const char *cwd, int deadline_ms, int *exit_status,
+                      struct buf *output, bool test_clock) {
     char *argv[HARNESS_MAX_ARGS + 2];
     int n = 0;
     argv[n++] = (char *)harness_binary();
@@ -354,7 +363,7 @@ int harness_run(const char *const *args, const char *cwd, int deadline_ms, int *
     int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return STATUS_IO;
-    pid_t pid = spawn(argv, fd, cwd, 0);
+    pid_t pid = spawn(argv, fd, cwd, 0, test_clock);
     close(fd);
     if (pid < 0)
         return STATUS_IO;
@@ -367,4 +376,9 @@ int harness_run(const char *const *args, const char *cwd, int deadline_ms, int *
     }
     read_file(log_path, output);
     return rc;
+}
+
+int harness_run(const char *const *args, const char *cwd, int deadline_ms, int *exit_status,
+                struct buf *output) {
+    return run_to_end(args, cwd, deadline_ms, exit_status, output, false);
 }

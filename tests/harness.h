@@ -16,7 +16,9 @@
  * the test's outputs), else beside the data directory. The ports are learnt from
  * the "listening on HOST:PORT" and "metrics listening on HOST:PORT" lines. The server always
  * listens on 127.0.0.1 (or the loopback address given with --listen in `args`) and dies with the
- * test process (PR_SET_PDEATHSIG). Every wait here has a deadline.
+ * test process (PR_SET_PDEATHSIG). The servers it starts (and their init) have
+ * CARECHAT_TEST_CLOCK=1 in their environment, so --clock-offset is taken;
+ * harness_run() leaves it out. Every wait here has a deadline.
  *
  * Single-threaded test code; not thread-safe.
  */
@@ -83,10 +85,10 @@ void harness_free(struct harness *h);
 /* True when this start's log contains `text`. */
 bool harness_log_contains(const struct harness *h, const char *text);
 
-/* Runs carechatd with exactly `args` (NULL-terminated, argv[0] excluded) to
- * completion, in `cwd` (NULL: the current directory), capturing stderr and
- * stdout into `output`. Returns 0 and the exit status in *exit_status (as
- * harness_stop), or STATUS_UNAVAILABLE when it did not exit within `deadline_ms`
+/* Runs carechatd with exactly `args` (NULL-terminated, argv[0] excluded), and
+ * without CARECHAT_TEST_CLOCK in its environment, to completion, in `cwd` (NULL: the current
+ * directory), capturing stderr and stdout into `output`. Returns 0 and the exit status in
+ * *exit_status (as harness_stop), or STATUS_UNAVAILABLE when it did not exit within `deadline_ms`
  * (it is then killed). For configurations that must fail before serving. */
 int harness_run(const char *const *args, const char *cwd, int deadline_ms, int *exit_status,
                 struct buf *output);

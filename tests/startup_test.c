@@ -13,6 +13,8 @@
  *     existing data keys are refused with exit status 2 and a message naming
  *     the file, before anything is written (no new master key, no data
  *     directory);
+ *   - --clock-offset (a test seam) is refused with exit status 2 unless the
+ *     environment has CARECHAT_TEST_CLOCK=1, and taken with it;
  *   - a disk reserve below its floor (--min-free-bytes 0 or under 128 MiB,
  *     --min-free-key-bytes under 1 MiB) is refused with exit status 2;
  *   - a running carechatd has a core file size limit of 0 (soft and hard, in
@@ -341,6 +343,26 @@ static void test_startup_refuses_open_key_dir_and_lost_master_key(void **state) 
     harness_free(h);
 }
 
+static void test_startup_clock_offset_needs_the_test_environment(void **state) {
+    /* harness_run() gives carechatd no CARECHAT_TEST_CLOCK */
+    char dir[PATH_MAX], data[PATH_MAX + 8];
+    harness_tmpdir("clock", dir);
+    snprintf(data, sizeof data, "%s/data", dir);
+    const char *serve[] = {"--data", data, "--clock-offset", "3600000", NULL};
+    const char *said[] = {"clock-offset", "CARECHAT_TEST_CLOCK=1", NULL};
+    expect_exit(serve, EXIT_CONFIG, said);
+    const char *init[] = {"init", "--data", data, "--clock-offset", "3600000", NULL};
+    expect_exit(init, EXIT_CONFIG, said);
+    struct stat st;
+    assert_int_not_equal(stat(data, &st), 0);
+    /* the harness's servers have it: the offset is taken (and logged) */
+    const char *args[] = {"--clock-offset", "3600000", NULL};
+    struct harness *h = NULL;
+    assert_int_equal(harness_start(args, &h), 0);
+    assert_true(harness_log_contains(h, "clock offset of 3600000 ms"));
+    harness_free(h);
+}
+
 static void test_startup_refuses_a_disk_reserve_below_its_floor(void **state) {
     char dir[PATH_MAX], data[PATH_MAX + 8];
     harness_tmpdir("reserve", dir);
@@ -496,6 +518,7 @@ int main(void) {
         cmocka_unit_test(test_startup_init_refuses_a_key_directory_with_keys),
         cmocka_unit_test(test_startup_refuses_bad_tls_files),
         cmocka_unit_test(test_startup_refuses_open_key_dir_and_lost_master_key),
+        cmocka_unit_test(test_startup_clock_offset_needs_the_test_environment),
         cmocka_unit_test(test_startup_refuses_a_disk_reserve_below_its_floor),
         cmocka_unit_test(test_startup_forbids_core_dumps),
     };
