@@ -79,54 +79,55 @@ static const struct opt options[] = {
      "browser origin allowed to connect, e.g. https://chat.example.org (repeatable); "
      "requests without Origin (native apps) are always allowed"},
     {"max-frame", OPT_SIZE, FIELD(max_frame), 1024, 64ull << 20, "BYTES",
-     "largest WebSocket message (default 256k; suffixes k, m)"},
+     "largest WebSocket message"},
     {"auth-timeout", OPT_SECONDS, FIELD(auth_timeout_s), 1, 3600, "SECONDS",
-     "close connections not authenticated within this (default 10)"},
+     "close connections not authenticated within this"},
     {"ping-interval", OPT_SECONDS, FIELD(ping_interval_s), 1, 3600, "SECONDS",
-     "ping a connection idle this long (default 25)"},
+     "ping a connection idle this long (less than --idle-timeout)"},
     {"idle-timeout", OPT_SECONDS, FIELD(idle_timeout_s), 2, 65535, "SECONDS",
-     "hang up a connection idle this long (default 60)"},
+     "hang up a connection idle this long"},
     {"max-conns-per-ip", OPT_COUNT, FIELD(max_conns_per_ip), 1, 1000000, "N",
-     "open connections allowed from one address (default 64)"},
+     "open connections allowed from one address"},
     {"min-free-bytes", OPT_SIZE, FIELD(min_free_bytes), STORE_MIN_RESERVE, UINT64_MAX, "BYTES",
-     "refuse writes while the data volume has less free space (default 256m); it cannot be "
-     "turned off: RocksDB itself writes up to 128m without asking (a flush of the memtables, "
-     "at most 64m, and the next WAL file's preallocation, at most 64m), so a smaller reserve "
-     "lets the disk fill"},
+     "refuse writes while the data volume has less free space; it cannot be turned off: "
+     "RocksDB itself writes up to 128m without asking (a flush of the memtables, at most 64m, "
+     "and the next WAL file's preallocation, at most 64m), so a smaller reserve lets the disk "
+     "fill"},
     {"min-free-key-bytes", OPT_SIZE, FIELD(min_free_key_bytes), 1ull << 20, UINT64_MAX, "BYTES",
-     "refuse writes while the key directory's volume has less free space (default 16m; a data "
-     "key file is a few KiB, written beside a temporary copy)"},
+     "refuse writes while the key directory's volume has less free space (a data key file is "
+     "a few KiB, written beside a temporary copy)"},
     {"log-level", OPT_LOG_LEVEL, FIELD(log_level), 0, 0, "LEVEL",
      "error, warn, info or debug (default info)"},
     {"invite-ttl", OPT_SECONDS, FIELD(invite_ttl_s), 60, 90u * 24 * 3600, "SECONDS",
-     "invitations expire after this (default 604800: 7 days)"},
+     "invitations expire after this (the default is 7 days)"},
     {"session-idle", OPT_SECONDS, FIELD(session_idle_s), 1, 7u * 24 * 3600, "SECONDS",
-     "sessions end after this long without a request (default 900)"},
+     "sessions end after this long without a request (at most --session-max)"},
     {"session-max", OPT_SECONDS, FIELD(session_max_s), 1, 90u * 24 * 3600, "SECONDS",
-     "sessions end this long after login (default 43200)"},
-    {"pwhash-ops", OPT_COUNT, FIELD(pwhash_ops), 2, 64, "N",
-     "Argon2id passes for password hashes (default 2, at least 2)"},
+     "sessions end this long after login"},
+    {"pwhash-ops", OPT_COUNT, FIELD(pwhash_ops), 2, 64, "N", "Argon2id passes for password hashes"},
     {"pwhash-mem", OPT_SIZE, FIELD(pwhash_mem), 19ull << 20, 4ull << 30, "BYTES",
-     "Argon2id memory for password hashes (default 19m, at least 19m)"},
+     "Argon2id memory for password hashes"},
     {"audit-anchor-every", OPT_COUNT, FIELD(audit_anchor_every), 1, 100000000, "N",
-     "log the audit chain's head (index and hash) every N records (default 1000)"},
+     "log the audit chain's head (index and hash) every N records"},
     {"password-min-length", OPT_COUNT, FIELD(password_min), 8, 1024, "N",
-     "shortest password accepted at registration (default 10)"},
+     "shortest password accepted at registration"},
     {"login-burst", OPT_COUNT, FIELD(login_burst), 1, 100000, "N",
-     "login and registration attempts per email within --login-window (default 5)"},
+     "login and registration attempts per email within --login-window"},
     {"login-burst-per-ip", OPT_COUNT, FIELD(login_burst_per_ip), 1, 1000000, "N",
      "login and registration attempts, and failed resumes, per client address within "
-     "--login-window "
-     "(default 30)"},
+     "--login-window"},
     {"login-window", OPT_SECONDS, FIELD(login_window_s), 1, 86400, "SECONDS",
-     "time in which spent attempts come back (default 300)"},
+     "time in which spent attempts come back"},
     {"send-burst", OPT_COUNT, FIELD(send_burst), 1, 1000000, "N",
-     "messages one account may send at once before --send-window paces it (default 60)"},
+     "messages one account may send at once before --send-window paces it"},
     {"send-window", OPT_SECONDS, FIELD(send_window_s), 1, 86400, "SECONDS",
-     "time in which a spent --send-burst comes back (default 60: one message a second)"},
+     "time in which a spent --send-burst comes back (by default one message a second)"},
+    {"invite-burst", OPT_COUNT, FIELD(invite_burst), 1, 100000, "N",
+     "invitations one account may send at once before --invite-window paces it"},
+    {"invite-window", OPT_SECONDS, FIELD(invite_window_s), 1, 7u * 24 * 3600, "SECONDS",
+     "time in which a spent --invite-burst comes back"},
     {"inbox-max", OPT_COUNT, FIELD(inbox_max), 1, 10000000, "N",
-     "undelivered entries one device's inbox may hold; sends beyond it are refused "
-     "(default 10000)"},
+     "undelivered entries one device's inbox may hold; sends beyond it are refused"},
     {"clock-offset", OPT_MS, FIELD(clock_offset_ms), 0, 0, "MS",
      "a test seam: add MS milliseconds (may be negative) to the clock, to run time-dependent "
      "scenarios without waiting; refused unless the environment has " TEST_CLOCK_ENV "=1, "
@@ -147,6 +148,45 @@ static int fail(char *err, size_t err_len, const char *fmt, ...) {
     vsnprintf(err, err_len, fmt, ap);
     va_end(ap);
     return STATUS_BAD_REQUEST;
+}
+
+static bool is_numeric(const struct opt *o) {
+    return o->kind == OPT_SIZE || o->kind == OPT_SECONDS || o->kind == OPT_COUNT;
+}
+
+/* `v` as --help and the messages show it: a size with the largest exact
+ * binary suffix (256m), other numbers as they are. */
+static void format_value(const struct opt *o, uint64_t v, char *out, size_t len) {
+    static const char suffix[] = "gmk";
+    for (int i = 0; o->kind == OPT_SIZE && v > 0 && i < 3; i++) {
+        unsigned shift = 30 - 10 * (unsigned)i;
+        if (v % (1ull << shift) == 0) {
+            snprintf(out, len, "%" PRIu64 "%c", v >> shift, suffix[i]);
+            return;
+        }
+    }
+    snprintf(out, len, "%" PRIu64, v);
+}
+
+/* "in MIN..MAX", or "of MIN or more": the range a numeric option accepts,
+ * for --help and for the message that refuses a value outside it. */
+static void format_range(const struct opt *o, char *out, size_t len) {
+    char lo[24], hi[24];
+    format_value(o, o->min, lo, sizeof lo);
+    format_value(o, o->max, hi, sizeof hi);
+    if (o->max == UINT64_MAX)
+        snprintf(out, len, "of %s or more", lo);
+    else
+        snprintf(out, len, "in %s..%s", lo, hi);
+}
+
+/* The default of a numeric option, read from CONFIG_DEFAULTS. */
+static uint64_t default_value(const struct opt *o) {
+    static const struct server_config defaults = CONFIG_DEFAULTS;
+    const char *field = (const char *)&defaults + o->offset;
+    if (o->kind == OPT_SIZE)
+        return *(const uint64_t *)(const void *)field;
+    return *(const unsigned *)(const void *)field;
 }
 
 static const struct opt *find_option(const char *name, size_t len) {
@@ -285,10 +325,13 @@ static int set_option(struct server_config *cfg, const struct opt *o, const char
     case OPT_SIZE:
     case OPT_SECONDS:
     case OPT_COUNT:
-        if (parse_u64(value, o->kind == OPT_SIZE, &v) != 0 || v < o->min || v > o->max)
-            return fail(err, err_len, "%s: %s: expected %s in %" PRIu64 "..%" PRIu64 ", got '%s'",
-                        where, o->name, o->kind == OPT_SIZE ? "a byte count" : "an integer", o->min,
-                        o->max, value);
+        if (parse_u64(value, o->kind == OPT_SIZE, &v) != 0 || v < o->min || v > o->max) {
+            char range[64];
+            format_range(o, range, sizeof range);
+            return fail(err, err_len, "%s: %s: expected %s %s, got '%s'", where, o->name,
+                        o->kind == OPT_SIZE ? "a byte count (suffixes k, m, g)" : "an integer",
+                        range, value);
+        }
         if (o->kind == OPT_SIZE)
             *(uint64_t *)(void *)field = v;
         else
@@ -513,7 +556,7 @@ void config_cleanup(struct server_config *cfg) {
 }
 
 const char *config_usage(void) {
-    static char text[8192];
+    static char text[16384];
     if (text[0])
         return text;
     size_t used = (size_t)snprintf(
@@ -527,16 +570,24 @@ const char *config_usage(void) {
         "Exit status: 0 ok, 1 failed (logged), 2 configuration refused, 4 data directory "
         "missing or incomplete (init: already in use); nothing is changed on 2 and 4.\n\n");
     for (size_t i = 0; i < N_OPTIONS && used < sizeof text; i++) {
-        char left[64];
-        snprintf(left, sizeof left, "--%s%s%s", options[i].name, options[i].arg ? " " : "",
-                 options[i].arg ? options[i].arg : "");
-        used += (size_t)snprintf(text + used, sizeof text - used, "  %-26s %s\n", left,
-                                 options[i].help);
+        const struct opt *o = &options[i];
+        char left[64], range[96] = "", def[24], allowed[64];
+        snprintf(left, sizeof left, "--%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
+        if (is_numeric(o)) {
+            format_range(o, allowed, sizeof allowed);
+            format_value(o, default_value(o), def, sizeof def);
+            snprintf(range, sizeof range, " [default %s; allowed %s]", def, allowed + 3);
+        }
+        used += (size_t)snprintf(text + used, sizeof text - used, "  %-26s %s%s\n", left, o->help,
+                                 range);
     }
     if (used < sizeof text)
         snprintf(text + used, sizeof text - used,
-                 "\nA non-loopback --listen or --metrics-listen needs --tls-cert/--tls-key (TLS "
-                 "1.2+ only; both listeners use them) or --insecure-no-tls.\n");
+                 "\nSizes take the suffixes k, m and g (binary). Besides its range, "
+                 "--ping-interval must be less than --idle-timeout and --session-idle at most "
+                 "--session-max.\nA non-loopback --listen or --metrics-listen needs "
+                 "--tls-cert/--tls-key (TLS 1.2+ only; both listeners use them) or "
+                 "--insecure-no-tls.\n");
     return text;
 }
 

@@ -73,6 +73,8 @@ struct server_config {
     unsigned login_window_s;      /* ... refilled over this many seconds */
     unsigned send_burst;          /* messages an account may send at once ... */
     unsigned send_window_s;       /* ... refilled over this many seconds */
+    unsigned invite_burst;        /* invitations an account may send at once ... */
+    unsigned invite_window_s;     /* ... refilled over this many seconds */
     unsigned inbox_max;           /* undelivered entries per device inbox */
     unsigned audit_anchor_every;  /* log the audit chain head every N records */
     int64_t clock_offset_ms;      /* added to the clock; for tests only */
@@ -92,7 +94,8 @@ struct server_config {
         .invite_ttl_s = 7 * 24 * 3600, .session_idle_s = 15 * 60, .session_max_s = 12 * 3600,      \
         .pwhash_ops = 2, .pwhash_mem = 19ull << 20, .password_min = 10, .login_burst = 5,          \
         .login_burst_per_ip = 30, .login_window_s = 300, .send_burst = 60, .send_window_s = 60,    \
-        .inbox_max = 10000, .audit_anchor_every = 1000,                                            \
+        .invite_burst = 30, .invite_window_s = 3600, .inbox_max = 10000,                           \
+        .audit_anchor_every = 1000,                                                                \
     }
 
 /* Builds the configuration from the defaults, the --config file and argv (argv[0]
@@ -109,7 +112,9 @@ int config_load(int argc, char **argv, struct server_config *cfg, bool *help, ch
 /* Frees the copies of file values. Accepts NULL. */
 void config_cleanup(struct server_config *cfg);
 
-/* The --help text: every option, its argument and its default. Never NULL. */
+/* The --help text: every option and its argument; for each numeric option its
+ * default and the range validation accepts (both from the same table). Never
+ * NULL. */
 const char *config_usage(void);
 
 /* The store settings of `cfg` (data and key directories, master key, the two

@@ -299,6 +299,19 @@ static void test_config_help(void **state) {
     assert_non_null(strstr(usage, "--listen HOST:PORT"));
     assert_non_null(strstr(usage, "--clock-offset MS"));
     assert_non_null(strstr(usage, "--insecure-no-tls"));
+    /* every numeric option with its default and range, as validation has them */
+    assert_non_null(strstr(usage, "[default 30; allowed 1..100000]"));
+    assert_non_null(strstr(usage, "[default 256k; allowed 1k..64m]"));
+    assert_non_null(strstr(usage, "[default 256m; allowed 128m or more]"));
+    char *frame[] = {"carechatd", "--max-frame", "65m"};
+    struct server_config bad;
+    assert_int_equal(load(ARGC(frame), frame, &bad), -1);
+    assert_non_null(strstr(err, "in 1k..64m"));
+    char *invites[] = {"carechatd", "--invite-burst", "3", "--invite-window", "60"};
+    assert_int_equal(load(ARGC(invites), invites, &bad), 0);
+    assert_int_equal(bad.invite_burst, 3);
+    assert_int_equal(bad.invite_window_s, 60);
+    config_cleanup(&bad);
 }
 
 int main(void) {

@@ -310,7 +310,8 @@ int handlers_new(const struct handlers_config *cfg, struct handlers **out) {
         rc = ratelimit_new(&(struct ratelimit_config){.burst = 60, .window_ms = 60000},
                            &h->rl_lookup);
     if (rc == 0)
-        rc = ratelimit_new(&(struct ratelimit_config){.burst = 30, .window_ms = 3600000},
+        rc = ratelimit_new(&(struct ratelimit_config){.burst = sc->invite_burst,
+                                                      .window_ms = sc->invite_window_s * 1000ll},
                            &h->rl_invite);
     if (rc == 0)
         rc = messaging_new(h, &h->msg);

@@ -426,6 +426,37 @@ static void test_accounts_login_throttled(void **state) {
     harness_free(h);
 }
 
+/* --invite-burst and --invite-window pace one account's invitations (the
+ * default is 30 an hour): with a burst of 2 the third is RATE_LIMITED, and
+ * another account is not affected. */
+static void test_accounts_invitations_paced_by_configuration(void **state) {
+    const char *args[] = {"--invite-burst", "2", "--invite-window", "3600", NULL};
+    struct harness *h = start_with_admin(args);
+    struct raw_device d;
+    raw_device_make(&d);
+    struct rawc *admin = rawc_open(h);
+    login_ok(admin, ADMIN_EMAIL, &d, NULL);
+    char code[65], doc_code[65];
+    assert_int_equal(
+        invite(admin, "inv-doc@clinic.example", CARECHAT__V1__ROLE__PROVIDER, doc_code), 0);
+    assert_int_equal(invite(admin, "inv-2@clinic.example", CARECHAT__V1__ROLE__PROVIDER, code), 0);
+    assert_int_equal(invite(admin, "inv-3@clinic.example", CARECHAT__V1__ROLE__PROVIDER, code),
+                     status_wire(STATUS_RATE_LIMITED));
+    /* another account has its own allowance */
+    struct rawc *doc = rawc_open(h);
+    struct raw_device dd;
+    raw_device_make(&dd);
+    Carechat__V1__Frame *r =
+        register_account(doc, doc_code, "inv-doc@clinic.example", "1980-01-02", "Doc", &dd);
+    raw_expect_status(r, STATUS_OK);
+    proto_free(r);
+    assert_int_equal(invite(doc, "inv-pat@home.example", CARECHAT__V1__ROLE__PATIENT, code), 0);
+    rawc_free(doc);
+    rawc_free(admin);
+    stop(h);
+    harness_free(h);
+}
+
 static void test_accounts_device_list_rotation_and_device_cap(void **state) {
     const char *args[] = {"--login-burst", "50", NULL};
     struct harness *h = start_with_admin(args);
@@ -585,6 +616,7 @@ int main(void) {
         cmocka_unit_test(test_accounts_invite_register_login_roles),
         cmocka_unit_test(test_accounts_under_13_keeps_only_audit_and_bootstrap_once),
         cmocka_unit_test(test_accounts_login_throttled),
+        cmocka_unit_test(test_accounts_invitations_paced_by_configuration),
         cmocka_unit_test(test_accounts_device_list_rotation_and_device_cap),
         cmocka_unit_test(test_accounts_expired_session_unauthenticated),
     };

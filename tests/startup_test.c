@@ -15,6 +15,10 @@
  *     directory);
  *   - --clock-offset (a test seam) is refused with exit status 2 unless the
  *     environment has CARECHAT_TEST_CLOCK=1, and taken with it;
+ *   - --help states the default and the allowed range of every numeric option,
+ *     and the binary agrees: both ends are accepted (the run then stops at the
+ *     missing data directory, exit 4), one past either end is refused (exit 2,
+ *     the message naming the option and the same range);
  *   - a disk reserve below its floor (--min-free-bytes 0 or under 128 MiB,
  *     --min-free-key-bytes under 1 MiB) is refused with exit status 2;
  *   - a running carechatd has a core file size limit of 0 (soft and hard, in
@@ -368,15 +372,127 @@ static void test_startup_refuses_a_disk_reserve_below_its_floor(void **state) {
     harness_tmpdir("reserve", dir);
     snprintf(data, sizeof data, "%s/data", dir);
     const char *off[] = {"--data", data, "--min-free-bytes", "0", NULL};
-    const char *off_said[] = {"min-free-bytes", "134217728", NULL};
+    const char *off_said[] = {"min-free-bytes", "128m or more", NULL};
     expect_exit(off, EXIT_CONFIG, off_said);
     const char *small[] = {"--data", data, "--min-free-bytes", "100m", NULL};
     expect_exit(small, EXIT_CONFIG, off_said);
     const char *key[] = {"--data", data, "--min-free-key-bytes", "0", NULL};
-    const char *key_said[] = {"min-free-key-bytes", "1048576", NULL};
+    const char *key_said[] = {"min-free-key-bytes", "1m or more", NULL};
     expect_exit(key, EXIT_CONFIG, key_said);
     struct stat st;
     assert_int_not_equal(stat(data, &st), 0);
+}
+
+/* A number as --help writes it: digits with an optional k, m or g (binary). */
+static uint64_t parse_shown(const char *s) {
+    char *end;
+    uint64_t v = strtoull(s, &end, 10);
+    switch (*end) {
+    case 'k':
+        return v << 10;
+    case 'm':
+        return v << 20;
+    case 'g':
+        return v << 30;
+    default:
+        return v;
+    }
+}
+
+/* Runs carechatd on a missing data directory with `--name value` (and what
+ * the option must be paired with); returns the exit status and the output. */
+static int run_option(const char *name, uint64_t value, struct buf *out) {
+    static const char *const companions[][3] = {
+        {"ping-interval", "--idle-timeout", "65535"},
+        {"idle-timeout", "--ping-interval", "1"},
+        {"session-idle", "--session-max", "7776000"},
+        {"session-max", "--session-idle", "1"},
+    };
+    char dir[PATH_MAX], data[PATH_MAX + 8], flag[64], arg[32];
+    harness_tmpdir("range", dir);
+    snprintf(data, sizeof data, "%s/missing", dir);
+    snprintf(flag, sizeof flag, "--%s", name);
+    snprintf(arg, sizeof arg, "%llu", (unsigned long long)value);
+    const char *args[10] = {"--listen", "127.0.0.1:0", "--data", data};
+    int n = 4;
+    for (size_t i = 0; i < sizeof companions / sizeof companions[0]; i++) {
+        if (strcmp(companions[i][0], name) == 0) {
+            args[n++] = companions[i][1];
+            args[n++] = companions[i][2];
+        }
+    }
+    args[n++] = flag;
+    args[n++] = arg;
+    args[n] = NULL;
+    int status = -1;
+    buf_reset(out);
+    assert_int_equal(harness_run(args, NULL, RUN_DEADLINE_MS, &status, out), 0);
+    buf_append_u8(out, 0);
+    return status;
+}
+
+static void expect_option(const char *name, uint64_t value, bool accepted, const char *range) {
+    struct buf out;
+    buf_init(&out);
+    int status = run_option(name, value, &out);
+    const char *text = (const char *)out.data;
+    if (accepted && status != EXIT_DATA)
+        fail_msg("--%s %llu is in the range --help gives, yet exit %d:\n%s", name,
+                 (unsigned long long)value, status, text);
+    if (!accepted && (status != EXIT_CONFIG || !strstr(text, name) || !strstr(text, range)))
+        fail_msg("--%s %llu is outside %s, yet exit %d:\n%s", name, (unsigned long long)value,
+                 range, status, text);
+    buf_cleanup(&out);
+}
+
+static void test_startup_help_ranges_are_what_is_enforced(void **state) {
+    const char *help[] = {"--help", NULL};
+    struct buf out;
+    buf_init(&out);
+    int status = -1;
+    assert_int_equal(harness_run(help, NULL, RUN_DEADLINE_MS, &status, &out), 0);
+    assert_int_equal(status, 0);
+    buf_append_u8(&out, 0);
+    char *text = (char *)out.data;
+    int numeric = 0;
+    bool invite_burst = false, invite_window = false;
+    for (char *save = NULL, *line = strtok_r(text, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save)) {
+        if (strncmp(line, "  --", 4) != 0)
+            continue;
+        char name[64];
+        assert_int_equal(sscanf(line + 4, "%63s", name), 1);
+        const char *def = strstr(line, "[default ");
+        const char *allowed = strstr(line, "; allowed ");
+        if (!allowed)
+            continue; /* not a numeric option */
+        assert_non_null(def);
+        numeric++;
+        invite_burst |= strcmp(name, "invite-burst") == 0;
+        invite_window |= strcmp(name, "invite-window") == 0;
+        char lo[24] = "", hi[24] = "", range[64];
+        const char *r = allowed + 10;
+        bool open_ended = strstr(r, " or more]") != NULL;
+        if (open_ended) {
+            assert_int_equal(sscanf(r, "%23[0-9kmg] or more]", lo), 1);
+            snprintf(range, sizeof range, "%s or more", lo);
+        } else {
+            assert_int_equal(sscanf(r, "%23[0-9kmg]..%23[0-9kmg]]", lo, hi), 2);
+            snprintf(range, sizeof range, "%s..%s", lo, hi);
+        }
+        uint64_t min = parse_shown(lo);
+        expect_option(name, min, true, range);
+        if (min > 0)
+            expect_option(name, min - 1, false, range);
+        if (!open_ended) {
+            uint64_t max = parse_shown(hi);
+            expect_option(name, max, true, range);
+            expect_option(name, max + 1, false, range);
+        }
+    }
+    assert_true(numeric >= 20);
+    assert_true(invite_burst && invite_window);
+    buf_cleanup(&out);
 }
 
 /* ---- core dumps -------------------------------------------------------------- */
@@ -520,6 +636,7 @@ int main(void) {
         cmocka_unit_test(test_startup_refuses_open_key_dir_and_lost_master_key),
         cmocka_unit_test(test_startup_clock_offset_needs_the_test_environment),
         cmocka_unit_test(test_startup_refuses_a_disk_reserve_below_its_floor),
+        cmocka_unit_test(test_startup_help_ranges_are_what_is_enforced),
         cmocka_unit_test(test_startup_forbids_core_dumps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
