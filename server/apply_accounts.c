@@ -509,9 +509,9 @@ int apply_deactivate(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
         return STATUS_BAD_REQUEST;
     if ((rc = apply_read_account(txn, &target, &t)) != 0)
         return rc;
-    bool own = memcmp(t.inviter.b, actor.b, ID_LEN) == 0;
-    if (!own && actor_role == REC_ROLE_PROVIDER && t.role == REC_ROLE_PATIENT)
-        rc = apply_share_care_team(txn, &target, &actor, &own);
+    bool own = false;
+    if (actor_role == REC_ROLE_PROVIDER && t.role == REC_ROLE_PATIENT)
+        rc = apply_care_relation(txn, &target, &t, &actor, &own);
     if (rc == 0 && !rules_may_deactivate(actor_role, t.role, own))
         rc = STATUS_FORBIDDEN;
     if (rc == 0 && !t.active)

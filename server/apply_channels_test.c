@@ -1,7 +1,8 @@
 /*
  * server/apply_channels_test.c: apply for the care-team channel, recall and
  * urgent kinds of entry.proto through the real journal and RocksDB in
- * $TEST_TMPDIR: who may create a channel and add, approve, remove members;
+ * $TEST_TMPDIR: who may create a channel (a provider only for a patient of
+ * their own) and add, approve, remove members;
  * a pending family member receives nothing until the patient approves; a
  * patient cannot remove staff; fan-out to every device of every active
  * member and to nobody else; history from the joined seq; sharing a care team
@@ -398,6 +399,10 @@ static void run_scenario(struct fixture_db *db) {
     assert_int_equal(create_channel(db, &doc, &nurse, &ch, "Cardiology", NULL, 0),
                      STATUS_NOT_FOUND);
     assert_int_equal(create_channel(db, &doc, &pat, &ch, "", NULL, 0), STATUS_BAD_REQUEST);
+    /* A provider only for a patient they have a care relation with: the
+     * nurse has none with pat (doc invited pat) and cannot make one alone. */
+    struct id ch_n = {{0xca, 9}};
+    assert_int_equal(create_channel(db, &nurse, &pat, &ch_n, "Mine", NULL, 0), STATUS_FORBIDDEN);
     const struct fixture_person *not_staff[1] = {&family};
     assert_int_equal(create_channel(db, &doc, &pat, &ch, "Cardiology", not_staff, 1),
                      STATUS_NOT_FOUND);
@@ -509,9 +514,13 @@ static void run_scenario(struct fixture_db *db) {
     assert_int_equal(leave(db, &family, &ch), STATUS_NOT_FOUND);
     assert_int_equal(leave(db, &pat, &dm), STATUS_FORBIDDEN);
 
-    /* A second channel with staff listed at creation. */
-    assert_int_equal(create_channel(db, &doc, &other, &ch2, "Team two", with_nurse, 1), 0);
-    assert_int_equal(member_of(db, &ch2, &nurse).state, REC_ACTIVE);
+    /* A second channel with staff listed at creation: doc cannot attach
+     * himself to the nurse's patient, the nurse can add him. */
+    const struct fixture_person *with_doc[1] = {&doc};
+    assert_int_equal(create_channel(db, &doc, &other, &ch2, "Team two", with_nurse, 1),
+                     STATUS_FORBIDDEN);
+    assert_int_equal(create_channel(db, &nurse, &other, &ch2, "Team two", with_doc, 1), 0);
+    assert_int_equal(member_of(db, &ch2, &doc).state, REC_ACTIVE);
     struct id dm3 = {{0xdd, 3}};
     assert_int_equal(fixture_direct(db, &other, &doc, &dm3), 0);
 

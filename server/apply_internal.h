@@ -129,6 +129,13 @@ int apply_write_member(struct store_txn *txn, const struct id *conv, const struc
 int apply_share_care_team(struct store_txn *txn, const struct id *patient, const struct id *staff,
                           bool *out);
 
+/* Whether `staff` has a care relation with the patient `patient_id` (its
+ * record `patient`): they invited the patient, or both are active in one of
+ * the patient's care-team channels, which only someone with a relation (or
+ * an admin) can have made. Returns 0 with *out, or the store's status. */
+int apply_care_relation(struct store_txn *txn, const struct id *patient_id,
+                        const struct rec_account *patient, const struct id *staff, bool *out);
+
 /* A device's inbox counters; an inbox never written reads as all zero. */
 int apply_read_inbox(struct store_txn *txn, const struct id *device, struct rec_inbox *out);
 int apply_write_inbox(struct store_txn *txn, const struct id *device, const struct rec_inbox *in);

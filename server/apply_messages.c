@@ -73,11 +73,7 @@ static int may_talk(struct store_txn *txn, const struct id *a_id, const struct r
         patient = b;
     } else if (!(a->role == REC_ROLE_PATIENT && apply_is_staff(b->role)))
         return STATUS_OK;
-    if (memcmp(patient->inviter.b, staff_id->b, ID_LEN) == 0) {
-        *out = true;
-        return STATUS_OK;
-    }
-    return apply_share_care_team(txn, patient_id, staff_id, out);
+    return apply_care_relation(txn, patient_id, patient, staff_id, out);
 }
 
 int apply_direct_create(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,

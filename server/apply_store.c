@@ -153,6 +153,15 @@ int apply_share_care_team(struct store_txn *txn, const struct id *patient, const
     return rc == STATUS_NOT_FOUND ? STATUS_OK : rc;
 }
 
+int apply_care_relation(struct store_txn *txn, const struct id *patient_id,
+                        const struct rec_account *patient, const struct id *staff, bool *out) {
+    if (id_equal(&patient->inviter, staff)) {
+        *out = true;
+        return STATUS_OK;
+    }
+    return apply_share_care_team(txn, patient_id, staff, out);
+}
+
 /* ---- inboxes ------------------------------------------------------------------------ */
 
 int apply_read_inbox(struct store_txn *txn, const struct id *device, struct rec_inbox *out) {

@@ -2,7 +2,7 @@
  * tests/authz_test.c: the authorization matrix (issue 4) walked over the real
  * carechatd: every role (patient, provider, admin, sysadmin, a deactivated
  * account, an expired session) against every client operation of carechat.v1
- * up to GetRetentionState, 32 operations x 6 rows = 192 cases, each answered
+ * up to GetRetentionState, 33 operations x 6 rows = 198 cases, each answered
  * as the table below says; and each denial leaves exactly one audit record
  * (the operation's action, the denial status, the caller as actor or none on
  * an unauthenticated connection; a refused Login names the account tried),
@@ -416,13 +416,24 @@ static void build_history(struct cctx *c) {
     c->f.history = &c->m.history;
 }
 
-static void build_create_channel(struct cctx *c) {
+static void build_channel_of(struct cctx *c, const struct actor *patient) {
     snprintf(c->text, sizeof c->text, "care team %d", ++g_fresh);
     frame_init(&c->f, CARECHAT__V1__FRAME__BODY_CREATE_CHANNEL);
     carechat__v1__create_channel__init(&c->m.create_channel);
-    c->m.create_channel.patient_account_id = bin16(g_p.u.account);
+    c->m.create_channel.patient_account_id = bin16(patient->u.account);
     c->m.create_channel.name = c->text;
     c->f.create_channel = &c->m.create_channel;
+}
+
+/* P's channel: V invited P. */
+static void build_create_channel(struct cctx *c) {
+    build_channel_of(c, &g_p);
+}
+
+/* Q's channel: V2 invited Q, so V has no care relation with Q and cannot
+ * make one alone (and then deactivate Q or talk to Q directly). */
+static void build_create_channel_stranger(struct cctx *c) {
+    build_channel_of(c, &g_q);
 }
 
 /* A fresh channel of P by V (C itself for the rows that never reach a
@@ -639,6 +650,10 @@ static const struct op ops[] = {
     {"get_conversation", "conversation.read", build_get_conversation, {OK, OK, NF, NF, UA, UA}},
     {"history", "message.read", build_history, {OK, OK, NF, NF, UA, UA}},
     {"create_channel", "channel.create", build_create_channel, {FB, OK, OK, FB, UA, UA}},
+    {"create_channel(stranger patient)",
+     "channel.create",
+     build_create_channel_stranger,
+     {FB, FB, OK, FB, UA, UA}},
     {"add_member", "member.add", build_add_member, {FB, OK, OK, FB, UA, UA}},
     {"remove_member", "member.remove", build_remove_member, {FB, OK, OK, FB, UA, UA}},
     {"approve_member", "member.approve", build_approve_member, {OK, FB, FB, FB, UA, UA}},
