@@ -98,13 +98,14 @@
     X(LEGAL_HOLD, 44, "account.legal_hold")                                                        \
     X(RETENTION_READ, 45, "account.retention_read")                                                \
     X(FILE_RESTORE, 46, "file.restore")                                                            \
-    X(BREACH_START, 47, "breach.start")
+    X(BREACH_START, 47, "breach.start")                                                            \
+    X(DEVICE_INBOX_FULL, 48, "device.inbox_full")
 
 enum rec_audit_action {
 #define AUDIT_ENUM(name, number, text) REC_AUDIT_##name = number,
     AUDIT_ACTIONS(AUDIT_ENUM)
 #undef AUDIT_ENUM
-        REC_AUDIT_ACTION_MAX = 47, /* the highest number above (checked by audit.c) */
+        REC_AUDIT_ACTION_MAX = 48, /* the highest number above (checked by audit.c) */
 };
 
 /* The dotted name of an action ("session.login"); "unknown" for a number

@@ -111,8 +111,11 @@ static const struct opt options[] = {
     {"send-window", OPT_SECONDS, FIELD(send_window_s), 1, 86400, "SECONDS",
      "time in which a spent --send-burst comes back (default 60: one message a second)"},
     {"inbox-max", OPT_COUNT, FIELD(inbox_max), 1, 10000000, "N",
-     "undelivered entries one device's inbox may hold; sends beyond it are refused "
-     "(default 10000)"},
+     "undelivered entries one device's inbox may hold; a device at it misses what comes "
+     "(it stays in the conversation's history) until it catches up (default 10000)"},
+    {"inbox-sender-max", OPT_COUNT, FIELD(inbox_sender_max), 1, 10000000, "N",
+     "undelivered messages of one sender one device's inbox may hold, so no member can fill "
+     "another's inbox (default 2500)"},
     {"clock-offset", OPT_MS, FIELD(clock_offset_ms), 0, 0, "MS",
      "FOR TESTS ONLY: add MS milliseconds (may be negative) to the clock, to run "
      "time-dependent scenarios without waiting"},

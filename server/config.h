@@ -64,6 +64,7 @@ struct server_config {
     unsigned send_burst;          /* messages an account may send at once ... */
     unsigned send_window_s;       /* ... refilled over this many seconds */
     unsigned inbox_max;           /* undelivered entries per device inbox */
+    unsigned inbox_sender_max;    /* ... of which undelivered messages of one sender */
     unsigned audit_anchor_every;  /* log the audit chain head every N records */
     int64_t clock_offset_ms;      /* added to the clock; for tests only */
     const char *config_file;      /* the --config given, or NULL */
@@ -81,7 +82,8 @@ struct server_config {
         .log_level = LOG_INFO, .invite_ttl_s = 7 * 24 * 3600, .session_idle_s = 15 * 60,           \
         .session_max_s = 12 * 3600, .pwhash_ops = 2, .pwhash_mem = 19ull << 20,                    \
         .password_min = 10, .login_burst = 5, .login_burst_per_ip = 30, .login_window_s = 300,     \
-        .send_burst = 60, .send_window_s = 60, .inbox_max = 10000, .audit_anchor_every = 1000,     \
+        .send_burst = 60, .send_window_s = 60, .inbox_max = 10000, .inbox_sender_max = 2500,       \
+        .audit_anchor_every = 1000,                                                                \
     }
 
 /* Builds the configuration from the defaults, the --config file and argv (argv[0]

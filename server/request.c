@@ -316,6 +316,20 @@ int req_read_device(struct handlers *h, const struct id *account, const struct i
     return rc;
 }
 
+int req_read_inbox(struct handlers *h, const struct id *device, struct rec_inbox *out) {
+    struct buf v;
+    buf_init(&v);
+    int rc = store_get(h->store, CF_INBOXES, device->b, ID_LEN, &v);
+    if (rc == 0)
+        rc = rec_inbox_decode(v.data, v.len, out);
+    else if (rc == STATUS_NOT_FOUND) {
+        memset(out, 0, sizeof *out);
+        rc = STATUS_OK;
+    }
+    buf_cleanup(&v);
+    return rc;
+}
+
 int req_find_email(struct handlers *h, const uint8_t index[REC_HASH_LEN], struct id *out) {
     struct buf v;
     buf_init(&v);

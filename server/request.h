@@ -266,6 +266,8 @@ void req_send_server_request(struct hconn *hc, Carechat__V1__Frame *frame);
 int req_read_account(struct handlers *h, const struct id *id, struct rec_account *out);
 int req_read_device(struct handlers *h, const struct id *account, const struct id *device,
                     struct rec_device *out);
+/* A device's inbox counters; an inbox never written reads as all zero. */
+int req_read_inbox(struct handlers *h, const struct id *device, struct rec_inbox *out);
 /* The account id of a normalised email, through the blind index. */
 int req_find_email(struct handlers *h, const uint8_t index[REC_HASH_LEN], struct id *out);
 int req_read_conv(struct handlers *h, const struct id *conv, struct rec_conv *out);

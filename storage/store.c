@@ -57,6 +57,7 @@ static const char *const cf_names[CF_COUNT] = {
     [CF_CHUNKS] = "chunks",
     [CF_OUTBOX] = "outbox",
     [CF_AUDIT] = "audit",
+    [CF_INBOX_QUOTAS] = "inbox_quotas",
 };
 
 struct store {

@@ -57,6 +57,7 @@ enum store_cf {
     CF_CHUNKS,      /* file id | chunk index -> ciphertext chunk (blob files) */
     CF_OUTBOX,      /* notification jobs */
     CF_AUDIT,       /* audit index -> hash-chained audit record */
+    CF_INBOX_QUOTAS, /* device id | sender account id -> undelivered messages of the sender */
     CF_COUNT
 };
 
