@@ -94,18 +94,23 @@ static const struct opt options[] = {
      "Argon2id passes for password hashes (default 2, at least 2)"},
     {"pwhash-mem", OPT_SIZE, FIELD(pwhash_mem), 19ull << 20, 4ull << 30, "BYTES",
      "Argon2id memory for password hashes (default 19m, at least 19m)"},
+    {"pwhash-workers", OPT_COUNT, FIELD(pwhash_workers), 1, 16, "N",
+     "password hashes computed at once (default 2); N x --pwhash-mem is their memory budget"},
     {"audit-anchor-every", OPT_COUNT, FIELD(audit_anchor_every), 1, 100000000, "N",
      "log the audit chain's head (index and hash) every N records (default 1000)"},
     {"password-min-length", OPT_COUNT, FIELD(password_min), 8, 1024, "N",
      "shortest password accepted at registration (default 10)"},
     {"login-burst", OPT_COUNT, FIELD(login_burst), 1, 100000, "N",
-     "login and registration attempts per email within --login-window (default 5)"},
+     "failed sign-ins to one account from one network before each further one waits, the "
+     "wait doubling from a second up to 15 minutes (default 5); a correct password clears it"},
     {"login-burst-per-ip", OPT_COUNT, FIELD(login_burst_per_ip), 1, 1000000, "N",
-     "login and registration attempts, and failed resumes, per client address within "
-     "--login-window "
-     "(default 30)"},
+     "failed sign-ins, registrations and resumes from one network (an IPv4 address, an IPv6 "
+     "/64) before each further one waits (default 30)"},
+    {"login-failures-per-account", OPT_COUNT, FIELD(login_failures_per_account), 1, 1000000, "N",
+     "failed sign-ins to one account from anywhere before sign-ins on new devices wait; the "
+     "account's own devices are never held by it (default 20)"},
     {"login-window", OPT_SECONDS, FIELD(login_window_s), 1, 86400, "SECONDS",
-     "time in which spent attempts come back (default 300)"},
+     "how long failed attempts are remembered (default 300)"},
     {"send-burst", OPT_COUNT, FIELD(send_burst), 1, 1000000, "N",
      "messages one account may send at once before --send-window paces it (default 60)"},
     {"send-window", OPT_SECONDS, FIELD(send_window_s), 1, 86400, "SECONDS",

@@ -142,6 +142,16 @@ static int authorize(struct req *r, struct target *t) {
 
 /* ---- running a request ----------------------------------------------------------- */
 
+/* Answers RATE_LIMITED with the seconds to wait. */
+static void respond_retry_after(struct conn *c, uint64_t rid, const char *detail,
+                                uint32_t seconds) {
+    Carechat__V1__Frame frame;
+    Carechat__V1__Response resp;
+    proto_response_frame(&frame, &resp, rid, STATUS_RATE_LIMITED, detail);
+    resp.retry_after_s = seconds;
+    conn_send(c, &frame);
+}
+
 /* Answers the failure `rc` of request `r` and audits it once when it is a
  * denial; releases the op the handler made and did not hand on. */
 static void finish(struct req *r, int rc) {
@@ -149,7 +159,11 @@ static void finish(struct req *r, int rc) {
     if (op)
         op->req = NULL;
     if (rc < 0) {
-        req_respond_error(r->conn, r->id, rc, r->detail ? r->detail : op ? op->detail : NULL);
+        const char *detail = r->detail ? r->detail : op ? op->detail : NULL;
+        if (rc == STATUS_RATE_LIMITED && r->retry_after_s > 0)
+            respond_retry_after(r->conn, r->id, detail, r->retry_after_s);
+        else
+            req_respond_error(r->conn, r->id, rc, detail);
         if (req_is_denial(rc)) {
             bool who = r->hc->authenticated;
             req_audit(r->hc, who ? &r->hc->account : NULL, who ? &r->hc->device : NULL,
@@ -294,18 +308,23 @@ int handlers_new(const struct handlers_config *cfg, struct handlers **out) {
     struct pwhash_config pc = {
         .opslimit = sc->pwhash_ops,
         .memlimit = (size_t)sc->pwhash_mem,
+        .workers = sc->pwhash_workers,
         .wake = cfg->wake,
         .wake_ctx = cfg->wake_ctx,
     };
+    /* After the free failures each further one waits: from a second,
+     * doubling, up to 15 minutes. */
+    struct lockout_config lc = {.base_ms = 1000, .max_ms = 15 * 60 * 1000, .forget_ms = window};
     int rc = pwhash_new(&pc, &h->pw);
+    lc.free_failures = sc->login_burst_per_ip;
     if (rc == 0)
-        rc =
-            ratelimit_new(&(struct ratelimit_config){.burst = sc->login_burst, .window_ms = window},
-                          &h->rl_account);
+        rc = lockout_new(&lc, &h->lo_net);
+    lc.free_failures = sc->login_burst;
     if (rc == 0)
-        rc = ratelimit_new(
-            &(struct ratelimit_config){.burst = sc->login_burst_per_ip, .window_ms = window},
-            &h->rl_address);
+        rc = lockout_new(&lc, &h->lo_account_net);
+    lc.free_failures = sc->login_failures_per_account;
+    if (rc == 0)
+        rc = lockout_new(&lc, &h->lo_account);
     if (rc == 0)
         rc = ratelimit_new(&(struct ratelimit_config){.burst = 60, .window_ms = 60000},
                            &h->rl_lookup);
@@ -333,8 +352,9 @@ void handlers_free(struct handlers *h) {
     /* The anchor at a clean shutdown. */
     audit_anchor(h->store, 0, &h->audit_anchored);
     pwhash_free(h->pw);
-    ratelimit_free(h->rl_account);
-    ratelimit_free(h->rl_address);
+    lockout_free(h->lo_net);
+    lockout_free(h->lo_account_net);
+    lockout_free(h->lo_account);
     ratelimit_free(h->rl_lookup);
     ratelimit_free(h->rl_invite);
     messaging_free(h->msg);

@@ -44,6 +44,7 @@
 #include "server/audit.h"
 #include "server/authz.h"
 #include "server/conn.h"
+#include "server/lockout.h"
 #include "server/handlers.h"
 #include "server/pwhash.h"
 #include "server/ratelimit.h"
@@ -87,11 +88,12 @@ struct handlers {
     struct store *store;
     struct journal *journal;
     struct pwhash *pw;
-    struct ratelimit *rl_account; /* Login/Register attempts per email */
-    struct ratelimit *rl_address; /* Login/Register/Authenticate attempts per address */
-    struct ratelimit *rl_lookup;  /* LookupAccount per caller account */
-    struct ratelimit *rl_invite;  /* Invite per caller account */
-    struct messaging *msg;        /* send and typing limits, typing bus (messaging.c) */
+    /* Failed sign-ins (sessions.c): per network; per account from one
+     * network; per account from anywhere (new devices only). */
+    struct lockout *lo_net, *lo_account_net, *lo_account;
+    struct ratelimit *rl_lookup; /* LookupAccount per caller account */
+    struct ratelimit *rl_invite; /* Invite per caller account */
+    struct messaging *msg;       /* send and typing limits, typing bus (messaging.c) */
     int64_t invite_ttl_ms, session_idle_ms, session_max_ms;
     unsigned password_min;
     bool closing;
@@ -144,7 +146,8 @@ struct req {
     const char *detail;
     const void *object; /* what a denial is recorded against */
     size_t object_len;
-    struct op *op; /* the op made by the handler, until handed on */
+    uint32_t retry_after_s; /* with RATE_LIMITED: when to try again (0: not said) */
+    struct op *op;          /* the op made by the handler, until handed on */
 };
 
 /* One request in flight. */

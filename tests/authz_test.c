@@ -2,7 +2,7 @@
  * tests/authz_test.c: the authorization matrix (issue 4) walked over the real
  * carechatd: every role (patient, provider, admin, sysadmin, a deactivated
  * account, an expired session) against every client operation of carechat.v1
- * up to GetRetentionState, 33 operations x 6 rows = 198 cases, each answered
+ * up to UnlockLogin, 34 operations x 6 rows = 204 cases, each answered
  * as the table below says; and each denial leaves exactly one audit record
  * (the operation's action, the denial status, the caller as actor or none on
  * an unauthenticated connection; a refused Login names the account tried),
@@ -276,6 +276,7 @@ struct cctx {
         Carechat__V1__VerifyAudit verify_audit;
         Carechat__V1__DeactivateAccount deactivate;
         Carechat__V1__GetRetentionState retention;
+        Carechat__V1__UnlockLogin unlock;
         Carechat__V1__Login login;
     } m;
 };
@@ -605,6 +606,13 @@ static void build_get_retention_state(struct cctx *c) {
     c->f.get_retention_state = &c->m.retention;
 }
 
+static void build_unlock_login(struct cctx *c) {
+    frame_init(&c->f, CARECHAT__V1__FRAME__BODY_UNLOCK_LOGIN);
+    carechat__v1__unlock_login__init(&c->m.unlock);
+    c->m.unlock.account_id = bin16(g_p.u.account);
+    c->f.unlock_login = &c->m.unlock;
+}
+
 static void build_login(struct cctx *c) {
     frame_init(&c->f, CARECHAT__V1__FRAME__BODY_LOGIN);
     carechat__v1__login__init(&c->m.login);
@@ -678,6 +686,7 @@ static const struct op ops[] = {
      "account.retention_read",
      build_get_retention_state,
      {FB, FB, OK, OK, UA, UA}},
+    {"unlock_login", "account.unlock", build_unlock_login, {FB, FB, OK, OK, UA, UA}},
     {"verify_audit", "audit.verify", build_verify_audit, {FB, FB, OK, OK, UA, UA}},
     {"deactivate_account(own patient)",
      "account.deactivate",
