@@ -115,6 +115,14 @@ static const struct opt options[] = {
      "messages one account may send at once before --send-window paces it (default 60)"},
     {"send-window", OPT_SECONDS, FIELD(send_window_s), 1, 86400, "SECONDS",
      "time in which a spent --send-burst comes back (default 60: one message a second)"},
+    {"read-burst", OPT_COUNT, FIELD(read_burst), 1, 1000000, "N",
+     "reads of patient or account data one account may make at once before --read-window "
+     "paces them (default 300)"},
+    {"read-window", OPT_SECONDS, FIELD(read_window_s), 1, 86400, "SECONDS",
+     "time in which a spent --read-burst comes back (default 60: five reads a second)"},
+    {"audit-coalesce", OPT_SECONDS, FIELD(audit_coalesce_s), 0, 60, "SECONDS",
+     "a read repeated by the same device within this of its durable access record is answered "
+     "under it, and one more record says how many (default 10; 0: a record per read)"},
     {"inbox-max", OPT_COUNT, FIELD(inbox_max), 1, 10000000, "N",
      "undelivered entries one device's inbox may hold; a device at it misses what comes "
      "(it stays in the conversation's history) until it catches up (default 10000)"},

@@ -65,6 +65,9 @@ struct server_config {
     unsigned login_window_s;             /* how long failures are remembered */
     unsigned send_burst;                 /* messages an account may send at once ... */
     unsigned send_window_s;              /* ... refilled over this many seconds */
+    unsigned read_burst;                 /* reads of patient data an account may make at once */
+    unsigned read_window_s;              /* ... refilled over this many seconds */
+    unsigned audit_coalesce_s;           /* repeated reads share a record within this */
     unsigned inbox_max;                  /* undelivered entries per device inbox */
     unsigned inbox_sender_max;           /* ... of which undelivered messages of one sender */
     unsigned audit_anchor_every;         /* log the audit chain head every N records */
@@ -85,8 +88,8 @@ struct server_config {
         .session_max_s = 12 * 3600, .pwhash_ops = 2, .pwhash_mem = 19ull << 20,                    \
         .password_min = 10, .login_burst = 5, .login_burst_per_ip = 30, .login_window_s = 300,     \
         .login_failures_per_account = 20, .pwhash_workers = 2, .send_burst = 60,                   \
-        .send_window_s = 60, .inbox_max = 10000, .inbox_sender_max = 2500,                         \
-        .audit_anchor_every = 1000,                                                                \
+        .send_window_s = 60, .inbox_max = 10000, .inbox_sender_max = 2500, .read_burst = 300,      \
+        .read_window_s = 60, .audit_coalesce_s = 10, .audit_anchor_every = 1000,                   \
     }
 
 /* Builds the configuration from the defaults, the --config file and argv (argv[0]

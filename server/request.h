@@ -43,6 +43,7 @@
 #include "protocol/proto.h"
 #include "server/audit.h"
 #include "server/authz.h"
+#include "server/coalesce.h"
 #include "server/conn.h"
 #include "server/lockout.h"
 #include "server/handlers.h"
@@ -92,6 +93,8 @@ struct handlers {
      * network; per account from anywhere (new devices only). */
     struct lockout *lo_net, *lo_account_net, *lo_account;
     struct ratelimit *rl_lookup; /* LookupAccount per caller account */
+    struct ratelimit *rl_read;   /* reads of patient or account data per account */
+    struct coalesce *reads;      /* repeated reads under one access record */
     struct ratelimit *rl_invite; /* Invite per caller account */
     struct messaging *msg;       /* send and typing limits, typing bus (messaging.c) */
     int64_t invite_ttl_ms, session_idle_ms, session_max_ms;
@@ -234,6 +237,11 @@ void req_source(const struct hconn *hc, char out[REC_AUDIT_SOURCE_MAX + 1]);
 int req_audit(struct hconn *hc, const struct id *actor, const struct id *device, uint32_t action,
               int status, const void *object, size_t object_len, const struct id *patient,
               journal_done_fn done, void *ctx);
+
+/* The record of the further identical reads a coalescing window stood for
+ * (server/coalesce.h): a coalesce_emit_fn with ctx `h`. Best effort: logged
+ * when it cannot be appended. */
+void req_audit_repeats(struct handlers *h, const struct coalesce_key *k, uint32_t repeated);
 
 /* ---- connections and sessions (request.c) ------------------------------------ */
 

@@ -36,10 +36,6 @@ int store_txn_commit(struct store_txn *t);
 /* Frees a transaction without writing what it did not commit. Accepts NULL. */
 void store_txn_free(struct store_txn *t);
 
-/* Returns 0 while the data volume has at least min_free_bytes free, else
- * STATUS_UNAVAILABLE (logged once per transition). Any thread. */
-int store_check_space(struct store *s);
-
 /* Changes the free-space reserve (0 disables the guard). Any thread. */
 void store_set_min_free_bytes(struct store *s, uint64_t bytes);
 
