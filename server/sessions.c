@@ -5,9 +5,10 @@
  *              -> verify the password on the worker (the dummy hash for an
  *              unknown email, so both failures look and last the same)
  *              -> Login entry (new session, maybe a new device) -> SessionResult
- *   Register:  validate -> rate limits -> under 13: RegisterRefused entry
- *              (audit only) -> FORBIDDEN; else check the invitation -> hash the
- *              password on the worker -> Register entry -> SessionResult
+ *   Register:  validate -> rate limits -> check the invitation -> under 13:
+ *              RegisterRefused entry (an audit record; the invitation is
+ *              deleted) -> FORBIDDEN; else hash the password on the worker
+ *              -> Register entry -> SessionResult
  *   Authenticate: session by token hash -> checks (a failure spends one of
  *              the address's attempts) -> SessionTouch entry -> SessionResult
  *              without token
@@ -314,14 +315,17 @@ static void register_hashed(void *ctx, bool ok, const char *hash) {
     op_step_done(op, register_propose(op, ok, hash));
 }
 
-/* Under 13: only an audit record (RegisterRefused), then FORBIDDEN. */
+/* Under 13: only an audit record (RegisterRefused, which also deletes the
+ * invitation used), then FORBIDDEN. */
 static int register_refuse(struct op *op, int64_t now) {
-    OP_STATE(op, struct session_op)->refused = true;
+    struct session_op *so = OP_STATE(op, struct session_op);
+    so->refused = true;
     Carechat__Entry__V1__Entry e;
     Carechat__Entry__V1__RegisterRefused rr;
     entry_init(&e, now, NULL, NULL);
     carechat__entry__v1__register_refused__init(&rr);
     rr.reason = 1;
+    rr.code_hash = (ProtobufCBinaryData){REC_HASH_LEN, so->code_hash};
     e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_REGISTER_REFUSED;
     e.register_refused = &rr;
     return op_propose(op, &e);
@@ -362,8 +366,6 @@ int sessions_register(struct req *r) {
     int64_t wait = signin_wait(h, so, false);
     if (wait > 0)
         return signin_refused(r, NULL, wait);
-    if (rules_age_at(y, mo, d, now) < RULES_MIN_AGE)
-        return register_refuse(op, now);
     rules_sha256(m->code, strlen(m->code), so->code_hash);
     struct buf v;
     buf_init(&v);
@@ -386,6 +388,8 @@ int sessions_register(struct req *r) {
     }
     if (rc != 0)
         return req_fail(r, STATUS_INTERNAL, "cannot read the invitation");
+    if (rules_age_at(y, mo, d, now) < RULES_MIN_AGE)
+        return register_refuse(op, now);
     memcpy(so->email, email, strlen(email) + 1);
     memcpy(so->birth_date, m->birth_date, 11);
     memcpy(so->display_name, m->display_name, name_len + 1);
