@@ -86,6 +86,13 @@ static bool body_id(const Carechat__V1__Frame *f, const char *name, struct id *o
     return proto_body_bytes(f, name, &b) && id_from_bytes(b.data, b.len, out) == 0;
 }
 
+/* False when f's body has a field `name` that is not a 16-byte id (empty is
+ * allowed when `optional`). */
+static bool id_field_ok(const Carechat__V1__Frame *f, const char *name, bool optional) {
+    ProtobufCBinaryData b;
+    return !proto_body_bytes(f, name, &b) || b.len == ID_LEN || (optional && b.len == 0);
+}
+
 /* The caller's relation to r->conv_id, reading the conversation and the
  * caller's membership into t and pointing r at them. Returns 0 or a store
  * status. */
@@ -121,6 +128,12 @@ static int authorize(struct req *r, struct target *t) {
     struct hconn *hc = r->hc;
     struct authz_caller who = {.authenticated = hc->authenticated, .role = hc->role};
     enum authz_relation rel = AUTHZ_STRANGER;
+    /* Ids are 16 bytes; a request naming a conversation it must be in names
+     * one (BAD_REQUEST, as carechat.proto says, before anything is read). */
+    if (!id_field_ok(r->frame, "conversation_id", !authz_needs_relation(rule)) ||
+        !id_field_ok(r->frame, "patient_account_id", true) ||
+        !id_field_ok(r->frame, "account_id", true))
+        return req_fail(r, STATUS_BAD_REQUEST, "ids must be 16 bytes");
     r->has_conv = body_id(r->frame, "conversation_id", &r->conv_id);
     if (r->has_conv && hc->authenticated && (rule->roles & (1u << hc->role)) &&
         (authz_needs_relation(rule) || rule->read)) {
@@ -309,6 +322,12 @@ static bool on_dispatch(void *ctx, void *state, const Carechat__V1__Frame *f) {
         return false;
     struct req r = {
         .h = hc->h, .hc = hc, .conn = hc->conn, .id = f->request_id, .frame = f, .row = row};
+    /* One answer per request id: a second request with the id of one still
+     * in flight is refused, not run twice. */
+    if (req_in_flight(hc, r.id)) {
+        conn_respond(hc->conn, r.id, STATUS_CONFLICT, "request id in flight");
+        return true;
+    }
     if (row->rule.scope == AUTHZ_OPEN) {
         int rc = hc->authenticated ? req_fail(&r, STATUS_CONFLICT, "already authenticated")
                  : hc->auth_busy   ? req_fail(&r, STATUS_CONFLICT, "authentication in progress")

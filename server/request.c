@@ -228,8 +228,19 @@ struct op *op_new(struct req *r, size_t state_size) {
     if (r->row->rule.scope == AUTHZ_OPEN)
         hc->auth_busy = true;
     hc->refs++;
+    op->next = hc->ops;
+    if (hc->ops)
+        hc->ops->prev = op;
+    hc->ops = op;
     r->op = op;
     return op;
+}
+
+bool req_in_flight(const struct hconn *hc, uint64_t rid) {
+    for (const struct op *op = hc->ops; op; op = op->next)
+        if (op->request_id == rid)
+            return true;
+    return false;
 }
 
 void op_keep(struct op *op) {
@@ -250,6 +261,12 @@ void op_release(struct op *op) {
         hc->auth_busy = false;
     if (op->req)
         op->req->op = NULL;
+    if (op->prev)
+        op->prev->next = op->next;
+    else
+        hc->ops = op->next;
+    if (op->next)
+        op->next->prev = op->prev;
     sodium_memzero(op, sizeof *op + op->size);
     free(op);
     hconn_unref(hc);

@@ -125,6 +125,7 @@ struct hconn {
     enum { DELIVERY_OFF = 0, DELIVERY_REPLAY, DELIVERY_LIVE } delivery;
     uint64_t delivered_pos; /* the last inbox position sent on this connection */
     unsigned unanswered;    /* server requests without a Response yet */
+    struct op *ops;         /* the connection's requests in flight */
 };
 
 /* The request being dispatched; borrowed by the handler for its call. */
@@ -157,6 +158,7 @@ struct req {
 struct op {
     const struct request_row *row;
     struct hconn *hc;
+    struct op *prev, *next; /* on hc->ops */
     uint64_t request_id;
     request_done_fn done; /* row->done, or the core's own */
     bool handed;          /* owned by the journal or a worker */
@@ -175,6 +177,8 @@ struct op {
 
 /* ---- requests and ops (request.c) ------------------------------------------ */
 
+/* Whether request id `rid` is in flight on `hc` (an op holds it). */
+bool req_in_flight(const struct hconn *hc, uint64_t rid);
 /* Sets r->detail and returns `status`: `return req_fail(r, STATUS_X, "...")`. */
 int req_fail(struct req *r, int status, const char *detail);
 /* As req_fail(), for a denial recorded against `object` (object_len bytes,

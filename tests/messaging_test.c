@@ -709,6 +709,56 @@ static void test_messaging_typing_live_not_stored(void **state) {
     world_free(&w);
 }
 
+/* Two requests with one id, the first still in flight when the second comes:
+ * the second is refused (CONFLICT), the message stored once. Ids of the
+ * wrong length are BAD_REQUEST, not NOT_FOUND. */
+static void test_messaging_duplicate_request_id_and_bad_ids(void **state) {
+    (void)state;
+    struct world w;
+    uint8_t conv[16];
+    struct rawc *a = patient_in_direct(&w, conv);
+    struct rawc_wrap_to to[1] = {{w.provider.dev[0].id, 1}};
+    uint8_t c1[16], c2[16];
+    randombytes_buf(c1, sizeof c1);
+    randombytes_buf(c2, sizeof c2);
+    Carechat__V1__Frame f1, f2;
+    struct rawc_send_buf b1, b2;
+    rawc_build_send(&f1, &b1, conv, c1, w.patient.dev[0].id, to, 1, "one", false);
+    rawc_build_send(&f2, &b2, conv, c2, w.patient.dev[0].id, to, 1, "two", false);
+    f1.request_id = f2.request_id = 4242;
+    rawc_send_frame(a, &f1);
+    rawc_send_frame(a, &f2);
+    int ok = 0, conflict = 0;
+    for (int i = 0; i < 2; i++) {
+        Carechat__V1__Frame *r = rawc_recv(a, TIMEOUT_MS);
+        assert_non_null(r);
+        assert_int_equal(r->body_case, CARECHAT__V1__FRAME__BODY_RESPONSE);
+        assert_true(r->request_id == 4242);
+        ok += r->response->status == CARECHAT__V1__STATUS__OK;
+        if (r->response->status == CARECHAT__V1__STATUS__CONFLICT) {
+            assert_string_equal(r->response->detail, "request id in flight");
+            conflict++;
+        }
+        proto_free(r);
+    }
+    assert_int_equal(ok, 1);
+    assert_int_equal(conflict, 1);
+    assert_int_equal(last_seq(a, conv), 1);
+    /* A conversation id of 15 bytes. */
+    Carechat__V1__Frame f;
+    Carechat__V1__GetConversation g;
+    carechat__v1__frame__init(&f);
+    carechat__v1__get_conversation__init(&g);
+    g.conversation_id = (ProtobufCBinaryData){15, conv};
+    f.body_case = CARECHAT__V1__FRAME__BODY_GET_CONVERSATION;
+    f.get_conversation = &g;
+    Carechat__V1__Frame *r = rawc_rpc(a, &f);
+    raw_expect_status(r, STATUS_BAD_REQUEST);
+    proto_free(r);
+    rawc_free(a);
+    world_free(&w);
+}
+
 /* Sends `text` from the provider (its first device) to both devices of the
  * patient; the answer's status. */
 static int send_to_patient(struct rawc *c, struct world *w, const uint8_t conv[16],
@@ -862,6 +912,7 @@ int main(void) {
         cmocka_unit_test(test_messaging_list_conversations_most_recent_first),
         cmocka_unit_test(test_messaging_typing_live_not_stored),
         cmocka_unit_test(test_messaging_silent_device_does_not_block),
+        cmocka_unit_test(test_messaging_duplicate_request_id_and_bad_ids),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
