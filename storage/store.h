@@ -88,6 +88,12 @@ struct store;
  * master key file readable by group or others). */
 int store_open(const struct store_config *cfg, struct store **out);
 
+/* Compacts every column family through the bottommost level, so that the
+ * records of purged owners (whose data keys were destroyed) leave the files,
+ * blob files included. Blocks for as long as it takes: call it from a thread
+ * of its own. Returns 0. Any thread. */
+int store_compact(struct store *s);
+
 /* Whether writes are accepted now: 0 while the data volume has at least the
  * reserve free (or the guard is off), else STATUS_UNAVAILABLE (logged once
  * per transition). One statvfs(2) per call. Any thread. */

@@ -36,6 +36,10 @@ int store_txn_commit(struct store_txn *t);
 /* Frees a transaction without writing what it did not commit. Accepts NULL. */
 void store_txn_free(struct store_txn *t);
 
+/* How many values of `cf` are sealed under `owner`, read from their headers
+ * without opening them (for tests of purge and compaction). */
+size_t store_count_sealed_by(struct store *s, enum store_cf cf, const struct id *owner);
+
 /* Changes the free-space reserve (0 disables the guard). Any thread. */
 void store_set_min_free_bytes(struct store *s, uint64_t bytes);
 
