@@ -251,10 +251,15 @@ int apply_register(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, s
 
 int apply_register_refused(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
                            struct buf *result) {
-    if (!e->register_refused || e->register_refused->reason != 1)
+    const Carechat__Entry__V1__RegisterRefused *rr = e->register_refused;
+    if (!rr || rr->reason != 1 || (rr->code_hash.len != 0 && !is_hash(rr->code_hash)))
         return STATUS_BAD_REQUEST;
-    return apply_audit(txn, e, REC_AUDIT_REGISTER_UNDER_AGE,
-                       (uint32_t)status_wire(STATUS_FORBIDDEN), NULL, NULL, 0, NULL);
+    int rc = rr->code_hash.len ? txn_delete(txn, CF_INVITES, rr->code_hash.data, rr->code_hash.len)
+                               : STATUS_OK;
+    if (rc == 0)
+        rc = apply_audit(txn, e, REC_AUDIT_REGISTER_UNDER_AGE,
+                         (uint32_t)status_wire(STATUS_FORBIDDEN), NULL, NULL, 0, NULL);
+    return rc;
 }
 
 int apply_login(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struct buf *result) {
@@ -509,9 +514,9 @@ int apply_deactivate(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
         return STATUS_BAD_REQUEST;
     if ((rc = apply_read_account(txn, &target, &t)) != 0)
         return rc;
-    bool own = memcmp(t.inviter.b, actor.b, ID_LEN) == 0;
-    if (!own && actor_role == REC_ROLE_PROVIDER && t.role == REC_ROLE_PATIENT)
-        rc = apply_share_care_team(txn, &target, &actor, &own);
+    bool own = false;
+    if (actor_role == REC_ROLE_PROVIDER && t.role == REC_ROLE_PATIENT)
+        rc = apply_care_relation(txn, &target, &t, &actor, &own);
     if (rc == 0 && !rules_may_deactivate(actor_role, t.role, own))
         rc = STATUS_FORBIDDEN;
     if (rc == 0 && !t.active)

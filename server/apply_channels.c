@@ -27,6 +27,7 @@
 #include "server/apply_internal.h"
 #include "server/records_messages.h"
 #include "server/records.h"
+#include "server/rules.h"
 #include "storage/keys.h"
 
 #define CHANNEL_EXTRA_MAX 64
@@ -181,10 +182,21 @@ int apply_channel_create(struct store_txn *txn, const Carechat__Entry__V1__Entry
         return STATUS_FORBIDDEN;
     uint32_t roles[2 + CHANNEL_EXTRA_MAX];
     roles[0] = role;
-    if ((rc = account_role(txn, &patient, &roles[1], &active)) != 0)
+    struct rec_account p;
+    if ((rc = apply_read_account(txn, &patient, &p)) != 0)
         return rc;
-    if (roles[1] != REC_ROLE_PATIENT || !active)
+    roles[1] = p.role;
+    bool relation = false;
+    if (p.role == REC_ROLE_PATIENT && p.active && role == REC_ROLE_PROVIDER)
+        rc = apply_care_relation(txn, &patient, &p, &actor, &relation);
+    bool patient_ok = p.role == REC_ROLE_PATIENT && p.active;
+    rec_account_cleanup(&p);
+    if (rc != 0)
+        return rc;
+    if (!patient_ok)
         return STATUS_NOT_FOUND;
+    if (!rules_may_create_channel(role, relation))
+        return STATUS_FORBIDDEN;
 
     struct rec_conv c = {
         .kind = REC_CARE_TEAM,

@@ -1,7 +1,8 @@
 /*
  * server/apply_channels_test.c: apply for the care-team channel, recall and
  * urgent kinds of entry.proto through the real journal and RocksDB in
- * $TEST_TMPDIR: who may create a channel and add, approve, remove members;
+ * $TEST_TMPDIR: who may create a channel (a provider only for a patient of
+ * their own) and add, approve, remove members;
  * a pending family member receives nothing until the patient approves; a
  * patient cannot remove staff; fan-out to every device of every active
  * member and to nobody else; history from the joined seq; sharing a care team
@@ -290,20 +291,6 @@ static struct rec_item inbox_item(struct fixture_db *db, const struct fixture_de
     return it;
 }
 
-/* The newest audit record (the one with the highest index). */
-static bool keep_last(void *ctx, const uint8_t *key, size_t key_len, const uint8_t *value,
-                      size_t value_len) {
-    assert_int_equal(rec_audit_decode(value, value_len, ctx), 0);
-    return true;
-}
-
-static struct rec_audit last_audit(struct fixture_db *db) {
-    struct rec_audit a;
-    memset(&a, 0, sizeof a);
-    assert_true(store_scan(db->store, CF_AUDIT, NULL, 0, NULL, 0, 100000, keep_last, &a) > 0);
-    return a;
-}
-
 static uint32_t deliveries(size_t skip) {
     uint32_t n;
     const uint8_t *entries;
@@ -398,11 +385,15 @@ static void run_scenario(struct fixture_db *db) {
     assert_int_equal(create_channel(db, &doc, &nurse, &ch, "Cardiology", NULL, 0),
                      STATUS_NOT_FOUND);
     assert_int_equal(create_channel(db, &doc, &pat, &ch, "", NULL, 0), STATUS_BAD_REQUEST);
+    /* A provider only for a patient they have a care relation with: the
+     * nurse has none with pat (doc invited pat) and cannot make one alone. */
+    struct id ch_n = {{0xca, 9}};
+    assert_int_equal(create_channel(db, &nurse, &pat, &ch_n, "Mine", NULL, 0), STATUS_FORBIDDEN);
     const struct fixture_person *not_staff[1] = {&family};
     assert_int_equal(create_channel(db, &doc, &pat, &ch, "Cardiology", not_staff, 1),
                      STATUS_NOT_FOUND);
     assert_int_equal(create_channel(db, &doc, &pat, &ch, "Cardiology", NULL, 0), 0);
-    struct rec_audit rec = last_audit(db);
+    struct rec_audit rec = fixture_last_audit(db);
     assert_int_equal(rec.action, REC_AUDIT_CHANNEL_CREATE);
     assert_memory_equal(rec.actor.b, doc.id.b, ID_LEN);
     assert_int_equal(rec.object_len, ID_LEN);
@@ -422,11 +413,11 @@ static void run_scenario(struct fixture_db *db) {
     /* Members: staff add staff (active at once); a patient adds nobody. */
     assert_int_equal(member_op(db, OP_ADD, &pat, &ch, &nurse), STATUS_FORBIDDEN);
     assert_int_equal(member_op(db, OP_ADD, &nurse, &ch, &nurse), STATUS_NOT_FOUND);
-    uint64_t audited = last_audit(db).index;
+    uint64_t audited = fixture_last_audit(db).index;
     assert_int_equal(member_op(db, OP_ADD, &doc, &ch, &nurse), 0);
     assert_int_equal(member_of(db, &ch, &nurse).state, REC_ACTIVE);
     /* Who changed the patient's care team, and how, is in the audit log. */
-    rec = last_audit(db);
+    rec = fixture_last_audit(db);
     assert_true(rec.index == audited + 1);
     assert_int_equal(rec.action, REC_AUDIT_MEMBER_ADD);
     assert_memory_equal(rec.actor.b, doc.id.b, ID_LEN);
@@ -509,9 +500,13 @@ static void run_scenario(struct fixture_db *db) {
     assert_int_equal(leave(db, &family, &ch), STATUS_NOT_FOUND);
     assert_int_equal(leave(db, &pat, &dm), STATUS_FORBIDDEN);
 
-    /* A second channel with staff listed at creation. */
-    assert_int_equal(create_channel(db, &doc, &other, &ch2, "Team two", with_nurse, 1), 0);
-    assert_int_equal(member_of(db, &ch2, &nurse).state, REC_ACTIVE);
+    /* A second channel with staff listed at creation: doc cannot attach
+     * himself to the nurse's patient, the nurse can add him. */
+    const struct fixture_person *with_doc[1] = {&doc};
+    assert_int_equal(create_channel(db, &doc, &other, &ch2, "Team two", with_nurse, 1),
+                     STATUS_FORBIDDEN);
+    assert_int_equal(create_channel(db, &nurse, &other, &ch2, "Team two", with_doc, 1), 0);
+    assert_int_equal(member_of(db, &ch2, &doc).state, REC_ACTIVE);
     struct id dm3 = {{0xdd, 3}};
     assert_int_equal(fixture_direct(db, &other, &doc, &dm3), 0);
 
@@ -527,7 +522,7 @@ static void run_scenario(struct fixture_db *db) {
     uint64_t a1_before = inbox_last(db, &a1);
     assert_int_equal(recall(db, &doc, &ch, 5, all, 3), 0);
     /* The recall is audited: actor, message id and the channel's patient. */
-    struct rec_audit ra = last_audit(db);
+    struct rec_audit ra = fixture_last_audit(db);
     assert_int_equal(ra.action, REC_AUDIT_MESSAGE_RECALL);
     assert_memory_equal(ra.actor.b, doc.id.b, 16);
     assert_int_equal(ra.object_len, 16);
@@ -928,10 +923,10 @@ static void test_apply_deactivate_rules_and_effect(void **state) {
     assert_int_equal(csend(&db, &doc, &d[1], &ch, 2, false, "m2", to_both, 2, view_all, 3),
                      STATUS_CONFLICT);
     assert_int_equal(csend(&db, &doc, &d[1], &ch, 3, false, "m3", to_nurse, 1, view, 2), 0);
-    uint64_t before = last_audit(&db).index;
+    uint64_t before = fixture_last_audit(&db).index;
     assert_int_equal(deactivate(&db, &doc, &pat), 0);
     /* Its audit record, in the same batch: actor, object and patient. */
-    struct rec_audit rec = last_audit(&db);
+    struct rec_audit rec = fixture_last_audit(&db);
     assert_true(rec.index == before + 1);
     assert_int_equal(rec.action, REC_AUDIT_ACCOUNT_DEACTIVATE);
     assert_int_equal(rec.outcome, 0);
@@ -940,7 +935,7 @@ static void test_apply_deactivate_rules_and_effect(void **state) {
     assert_memory_equal(rec.object, pat.id.b, ID_LEN);
     assert_memory_equal(rec.patient.b, pat.id.b, ID_LEN);
     assert_int_equal(deactivate(&db, &doc, &pat), STATUS_CONFLICT);
-    assert_true(last_audit(&db).index == before + 1); /* a refusal writes nothing here */
+    assert_true(fixture_last_audit(&db).index == before + 1); /* a refusal writes nothing here */
     /* An admin: patients and providers, not the sysadmin; the sysadmin anyone. */
     assert_int_equal(deactivate(&db, &admin, &sys), STATUS_FORBIDDEN);
     assert_int_equal(deactivate(&db, &admin, &other), 0);
@@ -961,7 +956,7 @@ static void test_apply_deactivate_rules_and_effect(void **state) {
     a = account_of(&db, &pat3);
     assert_true(a.active);
     rec_account_cleanup(&a);
-    before = last_audit(&db).index;
+    before = fixture_last_audit(&db).index;
     Carechat__Entry__V1__Entry e;
     Carechat__Entry__V1__AuditAppend au;
     entry_start(&e, &admin, &d[0]);
@@ -971,7 +966,7 @@ static void test_apply_deactivate_rules_and_effect(void **state) {
     e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_AUDIT_APPEND;
     e.audit_append = &au;
     assert_int_equal(fixture_propose(&db, &e), 0);
-    assert_true(last_audit(&db).index == before + 1);
+    assert_true(fixture_last_audit(&db).index == before + 1);
     fixture_close(&db);
     fixture_log_cleanup();
 }

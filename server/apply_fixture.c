@@ -265,3 +265,16 @@ int fixture_direct(struct fixture_db *db, const struct fixture_person *from,
     e.direct_create = &d;
     return fixture_propose(db, &e);
 }
+
+static bool keep_last(void *ctx, const uint8_t *key, size_t key_len, const uint8_t *value,
+                      size_t value_len) {
+    assert_int_equal(rec_audit_decode(value, value_len, ctx), 0);
+    return true;
+}
+
+struct rec_audit fixture_last_audit(struct fixture_db *db) {
+    struct rec_audit a;
+    memset(&a, 0, sizeof a);
+    assert_true(store_scan(db->store, CF_AUDIT, NULL, 0, NULL, 0, 100000, keep_last, &a) > 0);
+    return a;
+}

@@ -19,6 +19,7 @@
 #include "base/id.h"
 #include "protocol/proto.h"
 #include "storage/journal.h"
+#include "server/records.h"
 #include "storage/store.h"
 
 /* Entry times start here; a day in milliseconds. */
@@ -74,6 +75,10 @@ bool fixture_dump_one(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, 
 /* Appends every record of the column families `from` to `to` (inclusive) to
  * `out` in key order, as fixture_dump_one() does. */
 void fixture_dump(struct fixture_db *db, enum store_cf from, enum store_cf to, struct buf *out);
+
+/* The newest audit record (the one with the highest index); fails the test
+ * when there is none. */
+struct rec_audit fixture_last_audit(struct fixture_db *db);
 
 /* A device: id 0xd0 ... n, a fresh signing key pair, a random encryption key
  * (key id 1, expiring at T0 + 30 days) and its signature. */

@@ -129,12 +129,36 @@ int apply_write_member(struct store_txn *txn, const struct id *conv, const struc
 int apply_share_care_team(struct store_txn *txn, const struct id *patient, const struct id *staff,
                           bool *out);
 
+/* Whether `staff` has a care relation with the patient `patient_id` (its
+ * record `patient`): they invited the patient, or both are active in one of
+ * the patient's care-team channels, which only someone with a relation (or
+ * an admin) can have made. Returns 0 with *out, or the store's status. */
+int apply_care_relation(struct store_txn *txn, const struct id *patient_id,
+                        const struct rec_account *patient, const struct id *staff, bool *out);
+
 /* A device's inbox counters; an inbox never written reads as all zero. */
 int apply_read_inbox(struct store_txn *txn, const struct id *device, struct rec_inbox *out);
 int apply_write_inbox(struct store_txn *txn, const struct id *device, const struct rec_inbox *in);
-/* 0 when the device's inbox holds fewer than `limit` undelivered entries,
- * STATUS_UNAVAILABLE when it is full, or the store's status. */
-int apply_inbox_room(struct store_txn *txn, const struct id *device, uint32_t limit);
+/* What a device's inbox takes (the proposer's configuration, carried in the
+ * entry so that a replay decides the same): at most `limit` undelivered
+ * entries, of which at most `sender_quota` MESSAGE items of one sender (0:
+ * no quota). */
+struct inbox_limits {
+    uint32_t limit;
+    uint32_t sender_quota;
+};
+/* Offers `item` (a MESSAGE item names its sender in account_id) to the
+ * device's inbox: appended as apply_inbox_append() does within the limits;
+ * otherwise the device misses it (records_messages.h): the inbox counts the
+ * miss, and the first miss since it last drained sets full_since to `time`
+ * and *first_miss, for the caller's audit record. Returns 0 or the store's
+ * status. */
+int apply_inbox_offer(struct store_txn *txn, const struct id *device, const struct rec_item *item,
+                      const struct id *owner, const struct inbox_limits *lim, int64_t time,
+                      struct buf *deliveries, bool *first_miss);
+/* One MESSAGE item of `sender` left the device's inbox (acknowledged). */
+int apply_inbox_quota_release(struct store_txn *txn, const struct id *device,
+                              const struct id *sender);
 /* Appends `item` at the device's next inbox position (sealed under `owner`)
  * and the (device, position) to `deliveries` (rec_delivery_add()). */
 int apply_inbox_append(struct store_txn *txn, const struct id *device, const struct rec_item *item,

@@ -73,11 +73,7 @@ static int may_talk(struct store_txn *txn, const struct id *a_id, const struct r
         patient = b;
     } else if (!(a->role == REC_ROLE_PATIENT && apply_is_staff(b->role)))
         return STATUS_OK;
-    if (memcmp(patient->inviter.b, staff_id->b, ID_LEN) == 0) {
-        *out = true;
-        return STATUS_OK;
-    }
-    return apply_share_care_team(txn, patient_id, staff_id, out);
+    return apply_care_relation(txn, patient_id, patient, staff_id, out);
 }
 
 int apply_direct_create(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
@@ -184,13 +180,29 @@ int apply_inbox_ack(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
         return STATUS_CONFLICT;
     if (pos <= in.acked)
         return STATUS_OK;
-    for (uint64_t p = in.acked + 1; p <= pos; p++) {
+    struct buf v;
+    buf_init(&v);
+    for (uint64_t p = in.acked + 1; p <= pos && rc == 0; p++) {
         struct key k;
+        struct rec_item item;
         key_id_u64(&k, &device, p);
-        if ((rc = txn_delete(txn, CF_INBOXES, k.b, k.len)) != 0)
-            return rc;
+        if ((rc = txn_get(txn, CF_INBOXES, k.b, k.len, &v)) == 0 &&
+            (rc = rec_item_decode(v.data, v.len, &item)) == 0 && item.kind == REC_ITEM_MESSAGE &&
+            !id_is_zero(&item.account_id))
+            rc = apply_inbox_quota_release(txn, &device, &item.account_id);
+        if (rc == 0)
+            rc = txn_delete(txn, CF_INBOXES, k.b, k.len);
     }
+    buf_cleanup(&v);
+    if (rc != 0)
+        return rc;
     in.acked = pos;
+    /* Drained: the device has seen everything it was sent, and learnt from
+     * QueueEmpty what it missed. */
+    if (in.acked == in.last) {
+        in.missed = 0;
+        in.full_since = 0;
+    }
     return apply_write_inbox(txn, &device, &in);
 }
 
@@ -258,6 +270,7 @@ static int listed_devices(struct store_txn *txn, const Carechat__Entry__V1__Mess
                 apply_read_device_key(txn, &members[j].account, &d->id, &d->key_id, &d->expires_at);
             if (rc == 0) {
                 members[j].n_expected++;
+                d->account = members[j].account;
                 found = true;
             } else if (rc != STATUS_NOT_FOUND)
                 return rc;
@@ -273,6 +286,20 @@ static int listed_devices(struct store_txn *txn, const Carechat__Entry__V1__Mess
     return STATUS_OK;
 }
 
+/* Offers `item` to the inbox of `device` (of `account`) within `lim`; the
+ * first message the device misses since its inbox last drained is an audit
+ * record (device.inbox_full), so that its account and admins learn that it
+ * stopped receiving. */
+static int offer(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                 const struct id *device, const struct id *account, const struct rec_item *item,
+                 const struct id *owner, const struct inbox_limits *lim, struct buf *deliveries) {
+    bool first_miss;
+    int rc = apply_inbox_offer(txn, device, item, owner, lim, e->time, deliveries, &first_miss);
+    if (rc == 0 && first_miss)
+        rc = apply_audit(txn, e, REC_AUDIT_DEVICE_INBOX_FULL, 0, account, device->b, ID_LEN, owner);
+    return rc;
+}
+
 int apply_send(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struct buf *result) {
     const Carechat__Entry__V1__MessageSend *m = e->message_send;
     struct id conv, message_id, cmid, sender, sender_device, env_device;
@@ -284,7 +311,7 @@ int apply_send(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struc
         memcmp(env_device.b, sender_device.b, ID_LEN) != 0 || m->inbox_limit == 0)
         return STATUS_BAD_REQUEST;
     struct rec_wrap wraps[REC_WRAPS_MAX];
-    bool recipient[REC_WRAPS_MAX];
+    const struct send_device *recipient[REC_WRAPS_MAX];
     int rc = check_shape(m, wraps);
     if (rc != 0)
         return rc;
@@ -347,6 +374,9 @@ int apply_send(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struc
      * view, which must also still be current. */
     struct send_device *devs = xmalloc(SEND_DEVICES_MAX * sizeof *devs);
     struct send_mismatch *mm = xmalloc(sizeof *mm);
+    struct buf v, deliveries;
+    buf_init(&v);
+    buf_init(&deliveries);
     size_t n_devs;
     bool current;
     rc = listed_devices(txn, m, members, n_active, devs, &n_devs, &current);
@@ -357,13 +387,8 @@ int apply_send(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struc
         rc = STATUS_CONFLICT;
     if (rc == STATUS_CONFLICT)
         send_mismatch_encode(mm, result);
-    free(mm);
-    free(devs);
     if (rc != 0)
-        return rc;
-    for (size_t w = 0; w < m->n_wraps; w++)
-        if (recipient[w] && (rc = apply_inbox_room(txn, &wraps[w].device_id, m->inbox_limit)) != 0)
-            return rc;
+        goto out;
 
     const struct id *owner = c.has_owner ? &c.owner : NULL;
     c.last_seq++;
@@ -385,9 +410,6 @@ int apply_send(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struc
         .n_wraps = (uint32_t)m->n_wraps,
         .wraps = wraps,
     };
-    struct buf v, deliveries;
-    buf_init(&v);
-    buf_init(&deliveries);
     struct key k;
     rec_message_encode(&msg, &v);
     key_id_u64(&k, &conv, c.last_seq);
@@ -423,16 +445,20 @@ int apply_send(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struc
         if (rc != 0)
             goto out;
     }
-    struct rec_item item = {.kind = REC_ITEM_MESSAGE, .conversation_id = conv, .seq = c.last_seq};
+    struct rec_item item = {
+        .kind = REC_ITEM_MESSAGE, .conversation_id = conv, .seq = c.last_seq, .account_id = sender};
+    struct inbox_limits lim = {.limit = m->inbox_limit, .sender_quota = m->inbox_sender_quota};
     for (size_t w = 0; w < m->n_wraps; w++)
-        if (recipient[w] &&
-            (rc = apply_inbox_append(txn, &wraps[w].device_id, &item, owner, &deliveries)) != 0)
+        if (recipient[w] && (rc = offer(txn, e, &recipient[w]->id, &recipient[w]->account, &item,
+                                        owner, &lim, &deliveries)) != 0)
             goto out;
     buf_append(result, v.data, v.len);
     rec_deliveries_finish(&deliveries, result);
 out:
     buf_cleanup(&deliveries);
     buf_cleanup(&v);
+    free(mm);
+    free(devs);
     return rc;
 }
 
@@ -456,6 +482,7 @@ int apply_receipt(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, st
     if (rc != 0)
         return rc;
     const struct id *owner = c.has_owner ? &c.owner : NULL;
+    const struct inbox_limits lim = {.limit = r->inbox_limit};
     struct buf v, deliveries;
     buf_init(&v);
     buf_init(&deliveries);
@@ -518,8 +545,8 @@ int apply_receipt(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, st
                 rc = apply_read_device_key(txn, &acc, &dev, &key_id, &expires_at);
                 if (rc == STATUS_NOT_FOUND)
                     continue;
-                if (rc != 0 || (rc = apply_inbox_room(txn, &dev, r->inbox_limit)) != 0 ||
-                    (rc = apply_inbox_append(txn, &dev, &item, owner, &deliveries)) != 0)
+                if (rc != 0 ||
+                    (rc = offer(txn, e, &dev, &acc, &item, owner, &lim, &deliveries)) != 0)
                     goto out;
             }
         }

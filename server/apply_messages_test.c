@@ -26,6 +26,7 @@
 #include "protocol/proto.h"
 #include "server/apply.h"
 #include "server/apply_fixture.h"
+#include "server/audit.h"
 #include "server/records_messages.h"
 #include "storage/journal.h"
 #include "storage/keys.h"
@@ -39,6 +40,9 @@ struct wrap_to {
     const uint8_t *raw_id; /* instead of d: a device that does not exist */
     uint32_t key_id;
 };
+
+/* The inbox_sender_quota of the entries send_msg() proposes (0: none). */
+static uint32_t g_sender_quota;
 
 static int send_msg(struct fixture_db *db, const struct fixture_person *from,
                     const struct fixture_dev *from_dev, const struct id *conv, uint8_t cmid_n,
@@ -82,6 +86,7 @@ static int send_msg(struct fixture_db *db, const struct fixture_person *from,
     m.n_member_device_ids = n_members;
     m.member_device_ids = mem;
     m.inbox_limit = inbox_limit;
+    m.inbox_sender_quota = g_sender_quota;
     e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_MESSAGE_SEND;
     e.message_send = &m;
     return fixture_propose(db, &e);
@@ -155,6 +160,16 @@ static bool inbox_has(struct fixture_db *db, const struct fixture_dev *d, uint64
     buf_cleanup(&v);
     assert_true(rc == 0 || rc == STATUS_NOT_FOUND);
     return rc == 0;
+}
+
+static struct rec_inbox inbox_of(struct fixture_db *db, const struct fixture_dev *d) {
+    struct buf v;
+    buf_init(&v);
+    struct rec_inbox in;
+    assert_int_equal(store_get(db->store, CF_INBOXES, d->id.b, 16, &v), 0);
+    assert_int_equal(rec_inbox_decode(v.data, v.len, &in), 0);
+    buf_cleanup(&v);
+    return in;
 }
 
 static uint64_t conv_last_seq(struct fixture_db *db, const struct id *conv) {
@@ -281,11 +296,18 @@ static void run_scenario(struct fixture_db *db) {
     const struct fixture_dev *partial[2] = {&a1, &p1};
     assert_int_equal(send_msg(db, &pat, &a1, &conv, 3, 3, to_prov, 2, partial, 2, 100),
                      STATUS_CONFLICT);
-    /* A full inbox refuses the whole message. */
-    assert_int_equal(send_msg(db, &pat, &a1, &conv, 3, 3, to_prov, 2, members, 3, 2),
-                     STATUS_UNAVAILABLE);
-    assert_int_equal(conv_last_seq(db, &conv), 2);
-    assert_int_equal(count_prefix(db, CF_MESSAGES, conv.b, 16), 2);
+    /* Full inboxes (limit 2): the message is stored, the full devices miss
+     * it (counted, and flagged once by an audit record); nobody waits. */
+    assert_int_equal(send_msg(db, &pat, &a1, &conv, 3, 3, to_prov, 2, members, 3, 2), 0);
+    assert_int_equal(result_deliveries(REC_SENT_SIZE, NULL, NULL), 0);
+    assert_int_equal(conv_last_seq(db, &conv), 3);
+    assert_int_equal(count_prefix(db, CF_MESSAGES, conv.b, 16), 3);
+    struct rec_inbox in = inbox_of(db, &p1);
+    assert_true(in.last == 2 && in.missed == 1 && in.full_since == T0 + 23);
+    struct rec_audit full = fixture_last_audit(db);
+    assert_int_equal(full.action, REC_AUDIT_DEVICE_INBOX_FULL);
+    assert_memory_equal(full.actor.b, prov.id.b, 16);
+    assert_memory_equal(full.object, p2.id.b, 16);
     /* A sending device that does not exist (removed meanwhile). */
     struct fixture_dev gone;
     fixture_dev_make(&gone, 9);
@@ -304,6 +326,11 @@ static void run_scenario(struct fixture_db *db) {
     assert_int_equal(inbox_ack(db, &prov, &p1, 1), 0);
     assert_int_equal(inbox_ack(db, &prov, &p1, 3), STATUS_CONFLICT);
     assert_true(inbox_has(db, &p1, 2));
+    /* Drained: what it missed was reported (QueueEmpty); the count clears. */
+    assert_int_equal(inbox_of(db, &p1).missed, 1);
+    assert_int_equal(inbox_ack(db, &prov, &p1, 2), 0);
+    in = inbox_of(db, &p1);
+    assert_true(in.missed == 0 && in.full_since == 0 && in.acked == 2);
 
     /* A read receipt: recorded once, queued for the sender's device. */
     assert_int_equal(receipt(db, &prov, &p1, &conv, 1, &pat, &a1), 0);
@@ -352,6 +379,50 @@ static void test_apply_messages_replay_is_deterministic(void **state) {
     fixture_log_cleanup();
 }
 
+/* One sender holds at most its quota of a device's inbox; another sender's
+ * messages still arrive; acknowledging frees the quota. */
+static void test_apply_messages_sender_quota(void **state) {
+    fixture_log_reset();
+    struct fixture_db db;
+    fixture_open(&db, "apply-quota");
+    struct fixture_person admin, prov, pat;
+    struct fixture_dev p1, p2, a1;
+    fixture_person(&admin, "admin@x.example", 1);
+    fixture_person(&prov, "doc@x.example", 2);
+    fixture_person(&pat, "pat@x.example", 3);
+    fixture_dev_make(&p1, 1);
+    fixture_dev_make(&p2, 2);
+    fixture_dev_make(&a1, 3);
+    fixture_bootstrap(&db, &admin);
+    fixture_join(&db, &admin, &prov, 2, &p1);
+    fixture_add_device(&db, &prov, &p2);
+    fixture_join(&db, &prov, &pat, 1, &a1);
+    struct id conv = {{0xcc, 1}};
+    assert_int_equal(fixture_direct(&db, &pat, &prov, &conv), 0);
+    const struct fixture_dev *members[3] = {&a1, &p1, &p2};
+    struct wrap_to to_p1[2] = {{&p1, NULL, 1}, {&a1, NULL, 1}};
+    struct wrap_to to_prov[2] = {{&p1, NULL, 1}, {&p2, NULL, 1}};
+    g_sender_quota = 2;
+    for (uint8_t n = 1; n <= 3; n++)
+        assert_int_equal(send_msg(&db, &pat, &a1, &conv, n, n, to_prov, 2, members, 3, 100), 0);
+    struct rec_inbox in = inbox_of(&db, &p1);
+    assert_true(in.last == 2 && in.missed == 1);
+    /* The provider's other device sends: a second sender, queued for p1. */
+    assert_int_equal(send_msg(&db, &prov, &p2, &conv, 4, 4, to_p1, 2, members, 3, 100), 0);
+    in = inbox_of(&db, &p1);
+    assert_true(in.last == 3 && in.missed == 1);
+    assert_true(inbox_has(&db, &p1, 3));
+    /* Acknowledged: the patient's share is free again. */
+    assert_int_equal(inbox_ack(&db, &prov, &p1, 3), 0);
+    assert_int_equal(count_prefix(&db, CF_INBOX_QUOTAS, p1.id.b, 16), 0);
+    assert_int_equal(send_msg(&db, &pat, &a1, &conv, 5, 5, to_prov, 2, members, 3, 100), 0);
+    assert_true(inbox_has(&db, &p1, 4));
+    assert_int_equal(count_prefix(&db, CF_INBOX_QUOTAS, p1.id.b, 16), 1);
+    g_sender_quota = 0;
+    fixture_close(&db);
+    fixture_log_cleanup();
+}
+
 static void test_apply_messages_cursor_encoding(void **state) {
     uint8_t c[10];
     uint64_t v;
@@ -375,6 +446,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_apply_messages_scenario),
         cmocka_unit_test(test_apply_messages_replay_is_deterministic),
+        cmocka_unit_test(test_apply_messages_sender_quota),
         cmocka_unit_test(test_apply_messages_cursor_encoding),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -153,6 +153,15 @@ int apply_share_care_team(struct store_txn *txn, const struct id *patient, const
     return rc == STATUS_NOT_FOUND ? STATUS_OK : rc;
 }
 
+int apply_care_relation(struct store_txn *txn, const struct id *patient_id,
+                        const struct rec_account *patient, const struct id *staff, bool *out) {
+    if (id_equal(&patient->inviter, staff)) {
+        *out = true;
+        return STATUS_OK;
+    }
+    return apply_share_care_team(txn, patient_id, staff, out);
+}
+
 /* ---- inboxes ------------------------------------------------------------------------ */
 
 int apply_read_inbox(struct store_txn *txn, const struct id *device, struct rec_inbox *out) {
@@ -178,12 +187,69 @@ int apply_write_inbox(struct store_txn *txn, const struct id *device, const stru
     return rc;
 }
 
-int apply_inbox_room(struct store_txn *txn, const struct id *device, uint32_t limit) {
+/* The sender's MESSAGE items in the device's inbox. */
+static int read_quota(struct store_txn *txn, const struct key *k, uint32_t *count) {
+    struct buf v;
+    buf_init(&v);
+    int rc = txn_get(txn, CF_INBOX_QUOTAS, k->b, k->len, &v);
+    *count = 0;
+    if (rc == 0 && v.len == 4)
+        *count = key_get_u32(v.data);
+    else if (rc == 0)
+        rc = STATUS_CORRUPT;
+    else if (rc == STATUS_NOT_FOUND)
+        rc = STATUS_OK;
+    buf_cleanup(&v);
+    return rc;
+}
+
+static int write_quota(struct store_txn *txn, const struct key *k, uint32_t count) {
+    if (count == 0)
+        return txn_delete(txn, CF_INBOX_QUOTAS, k->b, k->len);
+    uint8_t c[4];
+    key_put_u32(c, count);
+    return txn_put(txn, CF_INBOX_QUOTAS, k->b, k->len, NULL, c, sizeof c);
+}
+
+int apply_inbox_quota_release(struct store_txn *txn, const struct id *device,
+                              const struct id *sender) {
+    struct key k;
+    key_id_id(&k, device, sender);
+    uint32_t count;
+    int rc = read_quota(txn, &k, &count);
+    if (rc == 0 && count > 0)
+        rc = write_quota(txn, &k, count - 1);
+    return rc;
+}
+
+int apply_inbox_offer(struct store_txn *txn, const struct id *device, const struct rec_item *item,
+                      const struct id *owner, const struct inbox_limits *lim, int64_t time,
+                      struct buf *deliveries, bool *first_miss) {
     struct rec_inbox in;
     int rc = apply_read_inbox(txn, device, &in);
+    *first_miss = false;
     if (rc != 0)
         return rc;
-    return in.last - in.acked >= limit ? STATUS_UNAVAILABLE : STATUS_OK;
+    bool quota =
+        lim->sender_quota > 0 && item->kind == REC_ITEM_MESSAGE && !id_is_zero(&item->account_id);
+    struct key qk;
+    uint32_t count = 0;
+    if (quota) {
+        key_id_id(&qk, device, &item->account_id);
+        if ((rc = read_quota(txn, &qk, &count)) != 0)
+            return rc;
+    }
+    if (in.last - in.acked >= lim->limit || (quota && count >= lim->sender_quota)) {
+        in.missed++;
+        if (in.full_since == 0) {
+            in.full_since = time;
+            *first_miss = true;
+        }
+        return apply_write_inbox(txn, device, &in);
+    }
+    if (quota && (rc = write_quota(txn, &qk, count + 1)) != 0)
+        return rc;
+    return apply_inbox_append(txn, device, item, owner, deliveries);
 }
 
 int apply_inbox_append(struct store_txn *txn, const struct id *device, const struct rec_item *item,

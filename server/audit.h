@@ -12,12 +12,14 @@
  * i = 1) and hash = SHA-256(canonical(i)), where canonical(i) is this byte
  * layout (integers big-endian, ids raw 16 bytes, zero for none):
  *
- *   u8  format (1)        u64 index          u64 time (ms since the epoch)
+ *   u8  format (1, or 2)  u64 index          u64 time (ms since the epoch)
  *   u32 action            u32 outcome (wire status, 0 when done)
  *   16  actor account     16  actor device
  *   u32 object length, object bytes (0..32: an id or a hash)
  *   16  patient account
  *   u32 source length, source address text (0..45 bytes)
+ *   [format 2 only: u32 repeated (>= 1), the further identical reads the
+ *    record stands for (server/coalesce.h)]
  *   u32 32, prev_hash (32 bytes)
  *
  * and the stored value is canonical(i) followed by u32 32 and the hash
@@ -98,13 +100,15 @@
     X(LEGAL_HOLD, 44, "account.legal_hold")                                                        \
     X(RETENTION_READ, 45, "account.retention_read")                                                \
     X(FILE_RESTORE, 46, "file.restore")                                                            \
-    X(BREACH_START, 47, "breach.start")
+    X(BREACH_START, 47, "breach.start")                                                            \
+    X(DEVICE_INBOX_FULL, 48, "device.inbox_full")                                                  \
+    X(ACCOUNT_UNLOCK, 49, "account.unlock")
 
 enum rec_audit_action {
 #define AUDIT_ENUM(name, number, text) REC_AUDIT_##name = number,
     AUDIT_ACTIONS(AUDIT_ENUM)
 #undef AUDIT_ENUM
-        REC_AUDIT_ACTION_MAX = 47, /* the highest number above (checked by audit.c) */
+        REC_AUDIT_ACTION_MAX = 49, /* the highest number above (checked by audit.c) */
 };
 
 /* The dotted name of an action ("session.login"); "unknown" for a number

@@ -71,6 +71,7 @@ static int query_answer(struct req *r, const Carechat__V1__QueryAudit *m) {
             out->patient_account_id = (ProtobufCBinaryData){ID_LEN, a->patient.b};
         out->prev_hash = (ProtobufCBinaryData){REC_HASH_LEN, a->prev_hash};
         out->hash = (ProtobufCBinaryData){REC_HASH_LEN, a->hash};
+        out->repeated = a->repeated;
         ptrs[i] = out;
     }
     uint8_t token[8];

@@ -110,9 +110,10 @@ int channels_create(struct req *r) {
 int channels_create_done(struct op *op, const struct op_result *res) {
     if (res->status != 0)
         return op_fail(op, res->status,
-                       res->status == STATUS_NOT_FOUND   ? "patient or member unknown"
-                       : res->status == STATUS_FORBIDDEN ? "providers and admins create channels"
-                                                         : NULL);
+                       res->status == STATUS_NOT_FOUND ? "patient or member unknown"
+                       : res->status == STATUS_FORBIDDEN
+                           ? "providers create channels for their own patients"
+                           : NULL);
     if (!op_live(op))
         return STATUS_OK;
     return conversations_respond(op->hc->h, op->hc->conn, op->request_id, &op->object);

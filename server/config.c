@@ -107,17 +107,23 @@ static const struct opt options[] = {
     {"pwhash-ops", OPT_COUNT, FIELD(pwhash_ops), 2, 64, "N", "Argon2id passes for password hashes"},
     {"pwhash-mem", OPT_SIZE, FIELD(pwhash_mem), 19ull << 20, 4ull << 30, "BYTES",
      "Argon2id memory for password hashes"},
+    {"pwhash-workers", OPT_COUNT, FIELD(pwhash_workers), 1, 16, "N",
+     "password hashes computed at once; N x --pwhash-mem is their memory budget"},
     {"audit-anchor-every", OPT_COUNT, FIELD(audit_anchor_every), 1, 100000000, "N",
      "log the audit chain's head (index and hash) every N records"},
     {"password-min-length", OPT_COUNT, FIELD(password_min), 8, 1024, "N",
      "shortest password accepted at registration"},
     {"login-burst", OPT_COUNT, FIELD(login_burst), 1, 100000, "N",
-     "login and registration attempts per email within --login-window"},
+     "failed sign-ins to one account from one network before each further one waits, the "
+     "wait doubling from a second up to 15 minutes; a correct password clears it"},
     {"login-burst-per-ip", OPT_COUNT, FIELD(login_burst_per_ip), 1, 1000000, "N",
-     "login and registration attempts, and failed resumes, per client address within "
-     "--login-window"},
+     "failed sign-ins, registrations and resumes from one network (an IPv4 address, an IPv6 "
+     "/64) before each further one waits"},
+    {"login-failures-per-account", OPT_COUNT, FIELD(login_failures_per_account), 1, 1000000, "N",
+     "failed sign-ins to one account from anywhere before sign-ins on new devices wait; the "
+     "account's own devices are never held by it"},
     {"login-window", OPT_SECONDS, FIELD(login_window_s), 1, 86400, "SECONDS",
-     "time in which spent attempts come back"},
+     "how long failed attempts are remembered"},
     {"send-burst", OPT_COUNT, FIELD(send_burst), 1, 1000000, "N",
      "messages one account may send at once before --send-window paces it"},
     {"send-window", OPT_SECONDS, FIELD(send_window_s), 1, 86400, "SECONDS",
@@ -126,8 +132,20 @@ static const struct opt options[] = {
      "invitations one account may send at once before --invite-window paces it"},
     {"invite-window", OPT_SECONDS, FIELD(invite_window_s), 1, 7u * 24 * 3600, "SECONDS",
      "time in which a spent --invite-burst comes back"},
+    {"read-burst", OPT_COUNT, FIELD(read_burst), 1, 1000000, "N",
+     "reads of patient or account data one account may make at once before --read-window "
+     "paces them"},
+    {"read-window", OPT_SECONDS, FIELD(read_window_s), 1, 86400, "SECONDS",
+     "time in which a spent --read-burst comes back (by default five reads a second)"},
+    {"audit-coalesce", OPT_SECONDS, FIELD(audit_coalesce_s), 0, 60, "SECONDS",
+     "a read repeated by the same device within this of its durable access record is answered "
+     "under it, and one more record says how many (0: a record per read)"},
     {"inbox-max", OPT_COUNT, FIELD(inbox_max), 1, 10000000, "N",
-     "undelivered entries one device's inbox may hold; sends beyond it are refused"},
+     "undelivered entries one device's inbox may hold; a device at it misses what comes "
+     "(it stays in the conversation's history) until it catches up"},
+    {"inbox-sender-max", OPT_COUNT, FIELD(inbox_sender_max), 1, 10000000, "N",
+     "undelivered messages of one sender one device's inbox may hold, so no member can fill "
+     "another's inbox"},
     {"clock-offset", OPT_MS, FIELD(clock_offset_ms), 0, 0, "MS",
      "a test seam: add MS milliseconds (may be negative) to the clock, to run time-dependent "
      "scenarios without waiting; refused unless the environment has " TEST_CLOCK_ENV "=1, "

@@ -62,24 +62,30 @@ struct server_config {
     uint64_t min_free_bytes;     /* disk reserve: writes refused below it */
     uint64_t min_free_key_bytes; /* the key directory's volume's reserve */
     enum log_level log_level;
-    unsigned invite_ttl_s;        /* invitations expire after this */
-    unsigned session_idle_s;      /* sessions end after this long unused */
-    unsigned session_max_s;       /* sessions end this long after login */
-    unsigned pwhash_ops;          /* Argon2id passes (>= 2) */
-    uint64_t pwhash_mem;          /* Argon2id memory in bytes (>= 19 MiB) */
-    unsigned password_min;        /* shortest password accepted at registration */
-    unsigned login_burst;         /* login/registration attempts per email ... */
-    unsigned login_burst_per_ip;  /* ... and per client address ... */
-    unsigned login_window_s;      /* ... refilled over this many seconds */
-    unsigned send_burst;          /* messages an account may send at once ... */
-    unsigned send_window_s;       /* ... refilled over this many seconds */
-    unsigned invite_burst;        /* invitations an account may send at once ... */
-    unsigned invite_window_s;     /* ... refilled over this many seconds */
-    unsigned inbox_max;           /* undelivered entries per device inbox */
-    unsigned audit_anchor_every;  /* log the audit chain head every N records */
-    int64_t clock_offset_ms;      /* added to the clock; for tests only */
-    const char *config_file;      /* the --config given, or NULL */
-    struct config_strings *owned; /* private: copies of the file's values */
+    unsigned invite_ttl_s;               /* invitations expire after this */
+    unsigned session_idle_s;             /* sessions end after this long unused */
+    unsigned session_max_s;              /* sessions end this long after login */
+    unsigned pwhash_ops;                 /* Argon2id passes (>= 2) */
+    uint64_t pwhash_mem;                 /* Argon2id memory in bytes (>= 19 MiB) */
+    unsigned pwhash_workers;             /* Argon2id computations at once */
+    unsigned password_min;               /* shortest password accepted at registration */
+    unsigned login_burst;                /* free failed sign-ins per (account, network) */
+    unsigned login_burst_per_ip;         /* ... per network */
+    unsigned login_failures_per_account; /* ... per account, for new devices */
+    unsigned login_window_s;             /* how long failures are remembered */
+    unsigned send_burst;                 /* messages an account may send at once ... */
+    unsigned send_window_s;              /* ... refilled over this many seconds */
+    unsigned invite_burst;               /* invitations an account may send at once ... */
+    unsigned invite_window_s;            /* ... refilled over this many seconds */
+    unsigned read_burst;                 /* reads of patient data an account may make at once */
+    unsigned read_window_s;              /* ... refilled over this many seconds */
+    unsigned audit_coalesce_s;           /* repeated reads share a record within this */
+    unsigned inbox_max;                  /* undelivered entries per device inbox */
+    unsigned inbox_sender_max;           /* ... of which undelivered messages of one sender */
+    unsigned audit_anchor_every;         /* log the audit chain head every N records */
+    int64_t clock_offset_ms;             /* added to the clock; for tests only */
+    const char *config_file;             /* the --config given, or NULL */
+    struct config_strings *owned;        /* private: copies of the file's values */
 };
 
 /* The defaults: ws://127.0.0.1:8080 with data in ./carechat-data. Ping every
@@ -93,9 +99,10 @@ struct server_config {
         .min_free_bytes = 256ull << 20, .min_free_key_bytes = 16ull << 20, .log_level = LOG_INFO,  \
         .invite_ttl_s = 7 * 24 * 3600, .session_idle_s = 15 * 60, .session_max_s = 12 * 3600,      \
         .pwhash_ops = 2, .pwhash_mem = 19ull << 20, .password_min = 10, .login_burst = 5,          \
-        .login_burst_per_ip = 30, .login_window_s = 300, .send_burst = 60, .send_window_s = 60,    \
-        .invite_burst = 30, .invite_window_s = 3600, .inbox_max = 10000,                           \
-        .audit_anchor_every = 1000,                                                                \
+        .login_burst_per_ip = 30, .login_window_s = 300, .login_failures_per_account = 20,         \
+        .pwhash_workers = 2, .send_burst = 60, .send_window_s = 60, .invite_burst = 30,            \
+        .invite_window_s = 3600, .inbox_max = 10000, .inbox_sender_max = 2500, .read_burst = 300,  \
+        .read_window_s = 60, .audit_coalesce_s = 10, .audit_anchor_every = 1000,                   \
     }
 
 /* Builds the configuration from the defaults, the --config file and argv (argv[0]

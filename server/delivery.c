@@ -169,6 +169,9 @@ static void send_queue_empty(struct hconn *hc) {
     carechat__v1__frame__init(&frame);
     carechat__v1__queue_empty__init(&q);
     q.cursor = (ProtobufCBinaryData){rec_cursor_encode(hc->delivered_pos, cursor), cursor};
+    struct rec_inbox in;
+    if (req_read_inbox(hc->h, &hc->device, &in) == 0)
+        q.missed_messages = in.missed;
     frame.body_case = CARECHAT__V1__FRAME__BODY_QUEUE_EMPTY;
     frame.queue_empty = &q;
     req_send_server_request(hc, &frame);

@@ -239,6 +239,7 @@ int devices_rotate_key(struct req *r) {
 /* ---- ListDevices ---------------------------------------------------------------------- */
 
 struct device_collect {
+    struct handlers *h;
     const struct id *account;
     bool own;
     size_t n;
@@ -275,6 +276,13 @@ static bool collect_device(void *ctx, const uint8_t *key, size_t key_len, const 
     info->keys = k;
     info->label = dc->own ? d->label : "";
     info->created_at = d->created_at;
+    struct rec_inbox in;
+    if (req_read_inbox(dc->h, &dc->ids[i], &in) != 0) {
+        dc->bad = true;
+        return false;
+    }
+    info->inbox_full_since = in.full_since;
+    info->missed_messages = in.missed;
     dc->ptrs[i] = info;
     dc->n++;
     return true;
@@ -315,6 +323,7 @@ int devices_list(struct req *r) {
             goto out;
         }
         list_from_record(&ids[i], &accts[i], &lists[i]);
+        dcs[i].h = h;
         dcs[i].account = &ids[i];
         dcs[i].own = own;
         /* A deactivated account is no recipient: no keys to wrap for. */

@@ -11,6 +11,7 @@
  */
 #include "server/handlers.h"
 
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -85,6 +86,13 @@ static bool body_id(const Carechat__V1__Frame *f, const char *name, struct id *o
     return proto_body_bytes(f, name, &b) && id_from_bytes(b.data, b.len, out) == 0;
 }
 
+/* False when f's body has a field `name` that is not a 16-byte id (empty is
+ * allowed when `optional`). */
+static bool id_field_ok(const Carechat__V1__Frame *f, const char *name, bool optional) {
+    ProtobufCBinaryData b;
+    return !proto_body_bytes(f, name, &b) || b.len == ID_LEN || (optional && b.len == 0);
+}
+
 /* The caller's relation to r->conv_id, reading the conversation and the
  * caller's membership into t and pointing r at them. Returns 0 or a store
  * status. */
@@ -120,6 +128,12 @@ static int authorize(struct req *r, struct target *t) {
     struct hconn *hc = r->hc;
     struct authz_caller who = {.authenticated = hc->authenticated, .role = hc->role};
     enum authz_relation rel = AUTHZ_STRANGER;
+    /* Ids are 16 bytes; a request naming a conversation it must be in names
+     * one (BAD_REQUEST, as carechat.proto says, before anything is read). */
+    if (!id_field_ok(r->frame, "conversation_id", !authz_needs_relation(rule)) ||
+        !id_field_ok(r->frame, "patient_account_id", true) ||
+        !id_field_ok(r->frame, "account_id", true))
+        return req_fail(r, STATUS_BAD_REQUEST, "ids must be 16 bytes");
     r->has_conv = body_id(r->frame, "conversation_id", &r->conv_id);
     if (r->has_conv && hc->authenticated && (rule->roles & (1u << hc->role)) &&
         (authz_needs_relation(rule) || rule->read)) {
@@ -142,6 +156,16 @@ static int authorize(struct req *r, struct target *t) {
 
 /* ---- running a request ----------------------------------------------------------- */
 
+/* Answers RATE_LIMITED with the seconds to wait. */
+static void respond_retry_after(struct conn *c, uint64_t rid, const char *detail,
+                                uint32_t seconds) {
+    Carechat__V1__Frame frame;
+    Carechat__V1__Response resp;
+    proto_response_frame(&frame, &resp, rid, STATUS_RATE_LIMITED, detail);
+    resp.retry_after_s = seconds;
+    conn_send(c, &frame);
+}
+
 /* Answers the failure `rc` of request `r` and audits it once when it is a
  * denial; releases the op the handler made and did not hand on. */
 static void finish(struct req *r, int rc) {
@@ -149,7 +173,11 @@ static void finish(struct req *r, int rc) {
     if (op)
         op->req = NULL;
     if (rc < 0) {
-        req_respond_error(r->conn, r->id, rc, r->detail ? r->detail : op ? op->detail : NULL);
+        const char *detail = r->detail ? r->detail : op ? op->detail : NULL;
+        if (rc == STATUS_RATE_LIMITED && r->retry_after_s > 0)
+            respond_retry_after(r->conn, r->id, detail, r->retry_after_s);
+        else
+            req_respond_error(r->conn, r->id, rc, detail);
         if (req_is_denial(rc)) {
             bool who = r->hc->authenticated;
             req_audit(r->hc, who ? &r->hc->account : NULL, who ? &r->hc->device : NULL,
@@ -171,9 +199,11 @@ static void run(struct req *r) {
     finish(r, rc);
 }
 
-/* The state of a read waiting for its access record: the request, encoded. */
+/* The state of a read waiting for its access record: the request, encoded,
+ * and what its record names (for the window it opens, server/coalesce.h). */
 struct audited_op {
     struct buf frame;
+    struct coalesce_key key;
 };
 
 /* The access record of a read is durable (or failed): the read runs, checked
@@ -182,6 +212,8 @@ static int audited_done(struct op *op, const struct op_result *res) {
     struct audited_op *a = OP_STATE(op, struct audited_op);
     struct hconn *hc = op->hc;
     int rc = STATUS_OK;
+    if (res->status == 0)
+        coalesce_opened(hc->h->reads, &a->key, clock_monotonic_ms());
     if (!op_live(op) || !hc->authenticated)
         goto out;
     if (res->status != 0) {
@@ -203,34 +235,84 @@ out:
     return rc;
 }
 
-/* A `read` row: appends its access record (the conversation, patient or
- * account it names, and the conversation's patient) and runs the request once the record
- * is durable; UNAVAILABLE when it cannot be written (fail closed). */
-static int audited_read(struct req *r) {
+/* What the access record of read `r` names: the caller, the action, the
+ * conversation, else the patient, else the account the request names, the
+ * conversation's patient, and the client's address. */
+static void read_key(const struct req *r, struct coalesce_key *k) {
+    memset(k, 0, sizeof *k);
+    k->actor = r->hc->account;
+    k->device = r->hc->device;
+    k->action = r->row->rule.action;
+    struct id account;
+    const struct id *object = r->has_conv                                 ? &r->conv_id
+                              : r->has_patient                            ? &r->patient
+                              : body_id(r->frame, "account_id", &account) ? &account
+                                                                          : NULL;
+    if (object) {
+        memcpy(k->object, object->b, ID_LEN);
+        k->object_len = ID_LEN;
+    }
+    k->has_patient = r->has_patient;
+    if (r->has_patient)
+        k->patient = r->patient;
+    req_source(r->hc, k->source);
+    /* The same request: its encoding, whatever its id. */
+    Carechat__V1__Frame f = *r->frame;
+    f.request_id = 1;
+    struct buf b;
+    buf_init(&b);
+    if (proto_encode(&f, &b) == 0)
+        crypto_hash_sha256(k->request, b.data, b.len);
+    else
+        randombytes_buf(k->request, sizeof k->request); /* never the same */
+    buf_wipe(&b);
+    buf_cleanup(&b);
+}
+
+/* A `read` row: appends its access record and runs the request once the
+ * record is durable; UNAVAILABLE when it cannot be written (fail closed). */
+static int audited_read(struct req *r, const struct coalesce_key *k) {
     struct op *op = op_new(r, sizeof(struct audited_op));
     struct audited_op *a = OP_STATE(op, struct audited_op);
     op->done = audited_done;
     op->audit_refusals = false;
+    a->key = *k;
     buf_init(&a->frame);
-    /* The record names what was read: the conversation, else the patient,
-     * else the account the request names. */
-    struct id account;
-    bool has_account = body_id(r->frame, "account_id", &account);
-    const struct id *object = r->has_conv      ? &r->conv_id
-                              : r->has_patient ? &r->patient
-                              : has_account    ? &account
-                                               : NULL;
     int rc = proto_encode(r->frame, &a->frame);
     if (rc == 0)
-        rc = req_audit(r->hc, &r->hc->account, &r->hc->device, r->row->rule.action, 0,
-                       object ? object->b : NULL, object ? ID_LEN : 0,
-                       r->has_patient ? &r->patient : NULL, op_journal_done, op);
+        rc = req_audit(r->hc, &k->actor, &k->device, k->action, 0, k->object_len ? k->object : NULL,
+                       k->object_len, k->has_patient ? &k->patient : NULL, op_journal_done, op);
     if (rc != 0) {
         buf_cleanup(&a->frame);
         return req_fail(r, STATUS_UNAVAILABLE, "cannot write the audit record");
     }
     op_keep(op);
     return STATUS_OK;
+}
+
+/* A read: metered per account, checked, then answered under its own access
+ * record, or under the durable one of the same read a moment ago. */
+static int read_request(struct req *r, struct target *t) {
+    struct handlers *h = r->h;
+    if (!ratelimit_take(h->rl_read, r->hc->account.b, ID_LEN, clock_monotonic_ms())) {
+        int64_t per_token =
+            (int64_t)h->cfg.config->read_window_s * 1000 / h->cfg.config->read_burst;
+        r->retry_after_s = (uint32_t)((per_token + 999) / 1000);
+        return req_fail(r, STATUS_RATE_LIMITED, "too many reads, retry later");
+    }
+    /* Checked before its access record is written (a refusal is recorded as
+     * one), and again when it runs. */
+    int rc = authorize(r, t);
+    if (rc != 0)
+        return rc;
+    struct coalesce_key k;
+    read_key(r, &k);
+    /* Coalesced only while the window's count can be written too. */
+    if (store_check_space(h->store) != 0 || !coalesce_covered(h->reads, &k, clock_monotonic_ms()))
+        return audited_read(r, &k);
+    if (!r->row->handle)
+        return req_fail(r, STATUS_UNAVAILABLE, CONN_NOT_IMPLEMENTED);
+    return r->row->handle(r);
 }
 
 static bool on_dispatch(void *ctx, void *state, const Carechat__V1__Frame *f) {
@@ -240,6 +322,12 @@ static bool on_dispatch(void *ctx, void *state, const Carechat__V1__Frame *f) {
         return false;
     struct req r = {
         .h = hc->h, .hc = hc, .conn = hc->conn, .id = f->request_id, .frame = f, .row = row};
+    /* One answer per request id: a second request with the id of one still
+     * in flight is refused, not run twice. */
+    if (req_in_flight(hc, r.id)) {
+        conn_respond(hc->conn, r.id, STATUS_CONFLICT, "request id in flight");
+        return true;
+    }
     if (row->rule.scope == AUTHZ_OPEN) {
         int rc = hc->authenticated ? req_fail(&r, STATUS_CONFLICT, "already authenticated")
                  : hc->auth_busy   ? req_fail(&r, STATUS_CONFLICT, "authentication in progress")
@@ -253,13 +341,8 @@ static bool on_dispatch(void *ctx, void *state, const Carechat__V1__Frame *f) {
         run(&r);
         return true;
     }
-    /* A read is checked before its access record is written (a refusal is
-     * recorded as one), and again when it runs. */
     struct target t;
-    int rc = authorize(&r, &t);
-    if (rc == 0)
-        rc = audited_read(&r);
-    finish(&r, rc);
+    finish(&r, read_request(&r, &t));
     return true;
 }
 
@@ -280,6 +363,10 @@ static void on_response(void *ctx, void *state, const Carechat__V1__Frame *f) {
 
 /* ---- lifecycle ----------------------------------------------------------------- */
 
+static void emit_repeats(void *ctx, const struct coalesce_key *k, uint32_t repeated) {
+    req_audit_repeats(ctx, k, repeated);
+}
+
 int handlers_new(const struct handlers_config *cfg, struct handlers **out) {
     const struct server_config *sc = cfg->config;
     struct handlers *h = xcalloc(1, sizeof *h);
@@ -294,18 +381,23 @@ int handlers_new(const struct handlers_config *cfg, struct handlers **out) {
     struct pwhash_config pc = {
         .opslimit = sc->pwhash_ops,
         .memlimit = (size_t)sc->pwhash_mem,
+        .workers = sc->pwhash_workers,
         .wake = cfg->wake,
         .wake_ctx = cfg->wake_ctx,
     };
+    /* After the free failures each further one waits: from a second,
+     * doubling, up to 15 minutes. */
+    struct lockout_config lc = {.base_ms = 1000, .max_ms = 15 * 60 * 1000, .forget_ms = window};
     int rc = pwhash_new(&pc, &h->pw);
+    lc.free_failures = sc->login_burst_per_ip;
     if (rc == 0)
-        rc =
-            ratelimit_new(&(struct ratelimit_config){.burst = sc->login_burst, .window_ms = window},
-                          &h->rl_account);
+        rc = lockout_new(&lc, &h->lo_net);
+    lc.free_failures = sc->login_burst;
     if (rc == 0)
-        rc = ratelimit_new(
-            &(struct ratelimit_config){.burst = sc->login_burst_per_ip, .window_ms = window},
-            &h->rl_address);
+        rc = lockout_new(&lc, &h->lo_account_net);
+    lc.free_failures = sc->login_failures_per_account;
+    if (rc == 0)
+        rc = lockout_new(&lc, &h->lo_account);
     if (rc == 0)
         rc = ratelimit_new(&(struct ratelimit_config){.burst = 60, .window_ms = 60000},
                            &h->rl_lookup);
@@ -313,6 +405,12 @@ int handlers_new(const struct handlers_config *cfg, struct handlers **out) {
         rc = ratelimit_new(&(struct ratelimit_config){.burst = sc->invite_burst,
                                                       .window_ms = sc->invite_window_s * 1000ll},
                            &h->rl_invite);
+    if (rc == 0)
+        rc = ratelimit_new(
+            &(struct ratelimit_config){.burst = sc->read_burst,
+                                       .window_ms = (int64_t)sc->read_window_s * 1000},
+            &h->rl_read);
+    coalesce_new(0, (int64_t)sc->audit_coalesce_s * 1000, emit_repeats, h, &h->reads);
     if (rc == 0)
         rc = messaging_new(h, &h->msg);
     uint8_t head_hash[REC_HASH_LEN];
@@ -334,10 +432,13 @@ void handlers_free(struct handlers *h) {
     /* The anchor at a clean shutdown. */
     audit_anchor(h->store, 0, &h->audit_anchored);
     pwhash_free(h->pw);
-    ratelimit_free(h->rl_account);
-    ratelimit_free(h->rl_address);
+    lockout_free(h->lo_net);
+    lockout_free(h->lo_account_net);
+    lockout_free(h->lo_account);
     ratelimit_free(h->rl_lookup);
     ratelimit_free(h->rl_invite);
+    ratelimit_free(h->rl_read);
+    coalesce_free(h->reads);
     messaging_free(h->msg);
     free(h);
 }
@@ -363,5 +464,10 @@ void handlers_tick(struct handlers *h) {
     for (struct hconn *x = h->conns; x; x = x->next)
         if (x->authenticated && x->conn && (now >= x->expires_at || now >= x->idle_expires_at))
             expire(x);
+    coalesce_tick(h->reads, clock_monotonic_ms());
     audit_anchor(h->store, h->cfg.config->audit_anchor_every, &h->audit_anchored);
+}
+
+void handlers_stopping(struct handlers *h) {
+    coalesce_tick(h->reads, INT64_MAX);
 }

@@ -79,4 +79,9 @@ void handlers_poll(struct handlers *h);
  * second. */
 void handlers_tick(struct handlers *h);
 
+/* The server is stopping and will take no more requests: writes what must
+ * be written while the journal still runs (the counts of coalesced reads,
+ * server/coalesce.h). Loop thread. */
+void handlers_stopping(struct handlers *h);
+
 #endif

@@ -121,20 +121,6 @@ static int check_envelope(const struct hconn *hc, const Carechat__V1__Send *m,
     return rc;
 }
 
-static int read_inbox(struct handlers *h, const struct id *device, struct rec_inbox *out) {
-    struct buf v;
-    buf_init(&v);
-    int rc = store_get(h->store, CF_INBOXES, device->b, ID_LEN, &v);
-    if (rc == 0)
-        rc = rec_inbox_decode(v.data, v.len, out);
-    else if (rc == STATUS_NOT_FOUND) {
-        memset(out, 0, sizeof *out);
-        rc = STATUS_OK;
-    }
-    buf_cleanup(&v);
-    return rc;
-}
-
 int messaging_send(struct req *r) {
     struct handlers *h = r->h;
     struct hconn *hc = r->hc;
@@ -146,7 +132,7 @@ int messaging_send(struct req *r) {
     struct rec_wrap *wraps = NULL;
     struct send_device *devs = NULL;
     struct send_mismatch *mm = NULL;
-    bool *recipient = NULL;
+    const struct send_device **recipient = NULL;
     ProtobufCBinaryData *dev_ids = NULL;
     Carechat__Entry__V1__WrapItem *items = NULL, **itemp = NULL;
     int rc = check_envelope(hc, m, &wraps, &detail);
@@ -196,8 +182,10 @@ int messaging_send(struct req *r) {
         if ((rc = req_account_devices(h, &c->members[j], ids, keys, &n)) != 0)
             goto out;
         for (size_t i = 0; i < n; i++)
-            devs[n_devs++] = (struct send_device){
-                .id = ids[i], .key_id = keys[i].key_id, .expires_at = keys[i].expires_at};
+            devs[n_devs++] = (struct send_device){.id = ids[i],
+                                                  .account = c->members[j],
+                                                  .key_id = keys[i].key_id,
+                                                  .expires_at = keys[i].expires_at};
     }
     int64_t now = clock_now();
     mm = xmalloc(sizeof *mm);
@@ -213,18 +201,8 @@ int messaging_send(struct req *r) {
         goto out;
     }
     dev_ids = xcalloc(n_devs ? n_devs : 1, sizeof *dev_ids);
-    for (size_t i = 0; i < n_devs; i++) {
+    for (size_t i = 0; i < n_devs; i++)
         dev_ids[i] = (ProtobufCBinaryData){ID_LEN, devs[i].id.b};
-        struct rec_inbox in;
-        if (id_equal(&devs[i].id, &hc->device))
-            continue;
-        if ((rc = read_inbox(h, &devs[i].id, &in)) != 0)
-            goto out;
-        if (in.last - in.acked >= h->cfg.config->inbox_max) {
-            rc = req_fail(r, STATUS_UNAVAILABLE, "recipient inbox full");
-            goto out;
-        }
-    }
 
     struct op *op = op_new(r, 0);
     op->has_object = true;
@@ -260,6 +238,7 @@ int messaging_send(struct req *r) {
     ms.n_member_device_ids = n_devs;
     ms.member_device_ids = dev_ids;
     ms.inbox_limit = h->cfg.config->inbox_max;
+    ms.inbox_sender_quota = h->cfg.config->inbox_sender_max;
     e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_MESSAGE_SEND;
     e.message_send = &ms;
     rc = op_propose(op, &e);
@@ -285,9 +264,7 @@ int messaging_send_done(struct op *op, const struct op_result *res) {
         return rc == 0 ? STATUS_OK : op_fail(op, STATUS_CONFLICT, "device set changed");
     }
     if (res->status != 0)
-        return op_fail(op, res->status,
-                       res->status == STATUS_UNAVAILABLE && res->pos != 0 ? "recipient inbox full"
-                                                                          : NULL);
+        return res->status;
     if (res->len < REC_SENT_SIZE || rec_sent_decode(res->data, REC_SENT_SIZE, &sent) != 0)
         return STATUS_INTERNAL;
     if (op_live(op))

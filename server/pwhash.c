@@ -23,6 +23,7 @@
 struct op {
     struct op *next;
     bool verify;
+    bool priority;
     char *password; /* sodium_malloc, NUL-terminated */
     size_t password_len;
     char hash[crypto_pwhash_STRBYTES]; /* verify: the stored hash; hash: the result */
@@ -35,12 +36,14 @@ struct op {
 struct pwhash {
     struct pwhash_config cfg;
     char dummy[crypto_pwhash_STRBYTES];
-    pthread_t thread;
+    pthread_t threads[PWHASH_MAX_WORKERS];
+    unsigned n_threads;
     pthread_mutex_t lock;
     pthread_cond_t cond;
+    struct op *prio_head, *prio_tail; /* run before todo */
     struct op *todo_head, *todo_tail;
     struct op *done_head, *done_tail;
-    size_t queued;
+    size_t queued, prio_queued; /* submitted and not yet polled, per lane */
     bool stopping;
 };
 
@@ -87,11 +90,12 @@ static void *worker_main(void *arg) {
     struct pwhash *p = arg;
     pthread_mutex_lock(&p->lock);
     for (;;) {
-        while (!p->todo_head && !p->stopping)
+        while (!p->prio_head && !p->todo_head && !p->stopping)
             pthread_cond_wait(&p->cond, &p->lock);
         if (p->stopping)
             break;
-        struct op *o = pop(&p->todo_head, &p->todo_tail);
+        struct op *o =
+            p->prio_head ? pop(&p->prio_head, &p->prio_tail) : pop(&p->todo_head, &p->todo_tail);
         pthread_mutex_unlock(&p->lock);
         compute(p, o);
         pthread_mutex_lock(&p->lock);
@@ -106,7 +110,8 @@ static void *worker_main(void *arg) {
 }
 
 int pwhash_new(const struct pwhash_config *cfg, struct pwhash **out) {
-    if (cfg->opslimit < PWHASH_MIN_OPSLIMIT || cfg->memlimit < PWHASH_MIN_MEMLIMIT)
+    if (cfg->opslimit < PWHASH_MIN_OPSLIMIT || cfg->memlimit < PWHASH_MIN_MEMLIMIT ||
+        cfg->workers < 1 || cfg->workers > PWHASH_MAX_WORKERS)
         return STATUS_BAD_REQUEST;
     if (sodium_init() < 0)
         return STATUS_INTERNAL;
@@ -124,13 +129,12 @@ int pwhash_new(const struct pwhash_config *cfg, struct pwhash **out) {
     }
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->cond, NULL);
-    if (pthread_create(&p->thread, NULL, worker_main, p) != 0) {
-        log_error("pwhash", "cannot start the password worker");
-        pthread_cond_destroy(&p->cond);
-        pthread_mutex_destroy(&p->lock);
-        free(p);
-        return STATUS_INTERNAL;
-    }
+    for (; p->n_threads < cfg->workers; p->n_threads++)
+        if (pthread_create(&p->threads[p->n_threads], NULL, worker_main, p) != 0) {
+            log_error("pwhash", "cannot start the password workers");
+            pwhash_free(p);
+            return STATUS_INTERNAL;
+        }
     *out = p;
     return STATUS_OK;
 }
@@ -140,15 +144,16 @@ void pwhash_free(struct pwhash *p) {
         return;
     pthread_mutex_lock(&p->lock);
     p->stopping = true;
-    pthread_cond_signal(&p->cond);
+    pthread_cond_broadcast(&p->cond);
     pthread_mutex_unlock(&p->lock);
-    pthread_join(p->thread, NULL);
+    for (unsigned i = 0; i < p->n_threads; i++)
+        pthread_join(p->threads[i], NULL);
     struct op *o;
     while ((o = pop(&p->done_head, &p->done_tail))) {
         o->done(o->ctx, false, NULL);
         op_free(o);
     }
-    while ((o = pop(&p->todo_head, &p->todo_tail))) {
+    while ((o = pop(&p->prio_head, &p->prio_tail)) || (o = pop(&p->todo_head, &p->todo_tail))) {
         o->done(o->ctx, false, NULL);
         op_free(o);
     }
@@ -168,13 +173,17 @@ static int submit(struct pwhash *p, struct op *o, const char *password, size_t l
     o->password[len] = '\0';
     o->password_len = len;
     pthread_mutex_lock(&p->lock);
-    if (p->queued >= PWHASH_MAX_QUEUE) {
+    size_t *queued = o->priority ? &p->prio_queued : &p->queued;
+    if (*queued >= PWHASH_MAX_QUEUE) {
         pthread_mutex_unlock(&p->lock);
         op_free(o);
         return STATUS_UNAVAILABLE;
     }
-    p->queued++;
-    push(&p->todo_head, &p->todo_tail, o);
+    (*queued)++;
+    if (o->priority)
+        push(&p->prio_head, &p->prio_tail, o);
+    else
+        push(&p->todo_head, &p->todo_tail, o);
     pthread_cond_signal(&p->cond);
     pthread_mutex_unlock(&p->lock);
     return STATUS_OK;
@@ -189,9 +198,10 @@ int pwhash_hash(struct pwhash *p, const char *password, size_t len, pwhash_done_
 }
 
 int pwhash_verify(struct pwhash *p, const char *password, size_t len, const char *hash,
-                  pwhash_done_fn done, void *ctx) {
+                  bool priority, pwhash_done_fn done, void *ctx) {
     struct op *o = xcalloc(1, sizeof *o);
     o->verify = true;
+    o->priority = priority;
     o->done = done;
     o->ctx = ctx;
     if (hash && strlen(hash) < sizeof o->hash)
@@ -207,7 +217,7 @@ size_t pwhash_poll(struct pwhash *p) {
         pthread_mutex_lock(&p->lock);
         struct op *o = pop(&p->done_head, &p->done_tail);
         if (o)
-            p->queued--;
+            (*(o->priority ? &p->prio_queued : &p->queued))--;
         pthread_mutex_unlock(&p->lock);
         if (!o)
             return n;

@@ -248,8 +248,11 @@ int rec_session_decode(const uint8_t *data, size_t len, struct rec_session *out)
     return r.bad || r.p != r.end ? STATUS_CORRUPT : STATUS_OK;
 }
 
+/* The format of an audit record with repeats (records.h). */
+#define AUDIT_FORMAT_REPEATED 2
+
 void rec_audit_canonical(const struct rec_audit *a, struct buf *out) {
-    rec_put_u8(out, REC_FORMAT);
+    rec_put_u8(out, a->repeated ? AUDIT_FORMAT_REPEATED : REC_FORMAT);
     rec_put_u64(out, a->index);
     rec_put_u64(out, (uint64_t)a->time);
     rec_put_u32(out, a->action);
@@ -259,6 +262,8 @@ void rec_audit_canonical(const struct rec_audit *a, struct buf *out) {
     rec_put_bytes(out, a->object, a->object_len <= REC_AUDIT_OBJECT_MAX ? a->object_len : 0);
     rec_put_id(out, &a->patient);
     put_str(out, a->source);
+    if (a->repeated)
+        rec_put_u32(out, a->repeated);
     rec_put_bytes(out, a->prev_hash, REC_HASH_LEN);
 }
 
@@ -270,7 +275,9 @@ void rec_audit_encode(const struct rec_audit *a, struct buf *out) {
 int rec_audit_decode(const uint8_t *data, size_t len, struct rec_audit *out) {
     memset(out, 0, sizeof *out);
     struct rec_reader r;
-    if (!reader_start(&r, data, len))
+    rec_reader_init(&r, data, len);
+    uint8_t format = len >= 1 ? get_u8(&r) : 0;
+    if (format != REC_FORMAT && format != AUDIT_FORMAT_REPEATED)
         return STATUS_CORRUPT;
     out->index = get_u64(&r);
     out->time = (int64_t)get_u64(&r);
@@ -294,6 +301,8 @@ int rec_audit_decode(const uint8_t *data, size_t len, struct rec_audit *out) {
     else
         memcpy(out->source, src, strlen(src) + 1);
     free(src);
+    if (format == AUDIT_FORMAT_REPEATED && (out->repeated = get_u32(&r)) == 0)
+        r.bad = true;
     get_fixed(&r, out->prev_hash, REC_HASH_LEN);
     get_fixed(&r, out->hash, REC_HASH_LEN);
     return r.bad || r.p != r.end ? STATUS_CORRUPT : STATUS_OK;

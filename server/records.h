@@ -124,6 +124,10 @@ struct rec_audit {
     uint8_t object[REC_AUDIT_OBJECT_MAX];  /* the id acted on; object_len 0: none */
     struct id patient;                     /* whose data was touched; all zero: none */
     char source[REC_AUDIT_SOURCE_MAX + 1]; /* the peer's address as text; "" for none */
+    /* Further identical reads this record stands for (server/coalesce.h): a
+     * record with repeats is written in format 2, which adds this field after
+     * the source; 0 for every other record (format 1). */
+    uint32_t repeated;
     uint8_t prev_hash[REC_HASH_LEN];
     uint8_t hash[REC_HASH_LEN];
 };

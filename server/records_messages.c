@@ -271,6 +271,10 @@ void rec_inbox_encode(const struct rec_inbox *i, struct buf *out) {
     rec_put_u8(out, REC_CONV_FORMAT);
     rec_put_u64(out, i->last);
     rec_put_u64(out, i->acked);
+    if (i->missed != 0 || i->full_since != 0) {
+        rec_put_u64(out, i->missed);
+        rec_put_u64(out, (uint64_t)i->full_since);
+    }
 }
 
 int rec_inbox_decode(const uint8_t *data, size_t len, struct rec_inbox *out) {
@@ -282,6 +286,10 @@ int rec_inbox_decode(const uint8_t *data, size_t len, struct rec_inbox *out) {
     out->acked = rec_get_u64(&r);
     if (out->acked > out->last)
         return STATUS_CORRUPT;
+    if (!r.bad && r.p != r.end) {
+        out->missed = rec_get_u64(&r);
+        out->full_since = (int64_t)rec_get_u64(&r);
+    }
     return finish(&r);
 }
 

@@ -33,10 +33,17 @@
  *                          conversation, seq, message, account, receipt kind, at;
  *                          a MEMBERSHIP item then by_account and change (items of
  *                          the other kinds end at `at`, as they always have)
+ *   CF_INBOX_QUOTAS   device id | sender account id (32)   -> u32 count (4): the
+ *                          sender's MESSAGE items in the device's inbox
  *
  * A device's inbox holds exactly the positions (acked, last]: positions are
  * assigned one after the other by apply, and acknowledgements drop a prefix.
  * Clients never rely on that (cursors are opaque, positions not contiguous).
+ * An inbox holds at most the configured limit of undelivered entries, and one
+ * sender's messages at most the sender quota of them: a message beyond either
+ * is not queued for that device (it stays in the conversation's history) and
+ * counts as missed; the device goes on receiving once it drains, and the
+ * other devices are not held up by it.
  *
  * Encoding: a format byte (REC_CONV_FORMAT), then the fields in a fixed order;
  * byte strings as a 4-byte length and the bytes. Decoders copy nothing: the
@@ -169,12 +176,18 @@ struct rec_sent {
 struct rec_inbox {
     uint64_t last;  /* the last position assigned (0: none yet) */
     uint64_t acked; /* every position up to this one was acknowledged */
+    /* Messages the device missed since its inbox last drained: at its limit,
+     * or over the sender's share of it (written only when non-zero, so an
+     * inbox that never missed one keeps its old layout). */
+    uint64_t missed;
+    int64_t full_since; /* the first miss since the inbox last drained (0: none) */
 };
 
 struct rec_item {
     uint32_t kind; /* enum rec_item_kind */
     struct id conversation_id;
-    /* MESSAGE */
+    /* MESSAGE (with account_id: its sender, for the sender's inbox quota;
+     * zero in items written before quotas) */
     uint64_t seq;
     /* RECEIPT */
     struct id message_id;

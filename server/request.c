@@ -129,33 +129,49 @@ void req_source(const struct hconn *hc, char out[REC_AUDIT_SOURCE_MAX + 1]) {
         memcpy(out, text, strlen(text) + 1);
 }
 
-int req_audit(struct hconn *hc, const struct id *actor, const struct id *device, uint32_t action,
-              int status, const void *object, size_t object_len, const struct id *patient,
-              journal_done_fn done, void *ctx) {
-    char src[REC_AUDIT_SOURCE_MAX + 1];
-    req_source(hc, src);
+/* Appends an AuditAppend entry (request.h's req_audit(), with the source
+ * address as text and the repeats of a coalesced read). */
+static int audit_entry(struct handlers *h, const char *source, const struct id *actor,
+                       const struct id *device, uint32_t action, int status, const void *object,
+                       size_t object_len, const struct id *patient, uint32_t repeated,
+                       journal_done_fn done, void *ctx) {
     Carechat__Entry__V1__Entry e;
     Carechat__Entry__V1__AuditAppend a;
     entry_init(&e, clock_now(), actor, device);
-    e.source_address = src;
+    e.source_address = (char *)source;
     carechat__entry__v1__audit_append__init(&a);
     a.action = action;
     a.outcome = (uint32_t)status_wire(status);
     a.object_id = (ProtobufCBinaryData){object_len, (uint8_t *)object};
     if (patient)
         a.patient_account_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)patient->b};
+    a.repeated = repeated;
     e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_AUDIT_APPEND;
     e.audit_append = &a;
     struct buf b;
     buf_init(&b);
     int rc = proto_entry_encode(&e, &b);
     if (rc == 0)
-        rc = journal_append(hc->h->journal, b.data, b.len, done, ctx);
+        rc = journal_append(h->journal, b.data, b.len, done, ctx);
     buf_cleanup(&b);
     if (rc != 0)
         log_warn("audit", "cannot append the audit record of %s (%s)", audit_action_name(action),
                  status_str(rc));
     return rc;
+}
+
+int req_audit(struct hconn *hc, const struct id *actor, const struct id *device, uint32_t action,
+              int status, const void *object, size_t object_len, const struct id *patient,
+              journal_done_fn done, void *ctx) {
+    char src[REC_AUDIT_SOURCE_MAX + 1];
+    req_source(hc, src);
+    return audit_entry(hc->h, src, actor, device, action, status, object, object_len, patient, 0,
+                       done, ctx);
+}
+
+void req_audit_repeats(struct handlers *h, const struct coalesce_key *k, uint32_t repeated) {
+    audit_entry(h, k->source, &k->actor, &k->device, k->action, 0, k->object, k->object_len,
+                k->has_patient ? &k->patient : NULL, repeated, NULL, NULL);
 }
 
 /* After a proposed entry was refused with `status` by apply: its audit record
@@ -212,8 +228,19 @@ struct op *op_new(struct req *r, size_t state_size) {
     if (r->row->rule.scope == AUTHZ_OPEN)
         hc->auth_busy = true;
     hc->refs++;
+    op->next = hc->ops;
+    if (hc->ops)
+        hc->ops->prev = op;
+    hc->ops = op;
     r->op = op;
     return op;
+}
+
+bool req_in_flight(const struct hconn *hc, uint64_t rid) {
+    for (const struct op *op = hc->ops; op; op = op->next)
+        if (op->request_id == rid)
+            return true;
+    return false;
 }
 
 void op_keep(struct op *op) {
@@ -234,6 +261,12 @@ void op_release(struct op *op) {
         hc->auth_busy = false;
     if (op->req)
         op->req->op = NULL;
+    if (op->prev)
+        op->prev->next = op->next;
+    else
+        hc->ops = op->next;
+    if (op->next)
+        op->next->prev = op->prev;
     sodium_memzero(op, sizeof *op + op->size);
     free(op);
     hconn_unref(hc);
@@ -312,6 +345,20 @@ int req_read_device(struct handlers *h, const struct id *account, const struct i
     int rc = store_get(h->store, CF_DEVICES, k.b, k.len, &v);
     if (rc == 0)
         rc = rec_device_decode(v.data, v.len, out);
+    buf_cleanup(&v);
+    return rc;
+}
+
+int req_read_inbox(struct handlers *h, const struct id *device, struct rec_inbox *out) {
+    struct buf v;
+    buf_init(&v);
+    int rc = store_get(h->store, CF_INBOXES, device->b, ID_LEN, &v);
+    if (rc == 0)
+        rc = rec_inbox_decode(v.data, v.len, out);
+    else if (rc == STATUS_NOT_FOUND) {
+        memset(out, 0, sizeof *out);
+        rc = STATUS_OK;
+    }
     buf_cleanup(&v);
     return rc;
 }

@@ -43,7 +43,9 @@
 #include "protocol/proto.h"
 #include "server/audit.h"
 #include "server/authz.h"
+#include "server/coalesce.h"
 #include "server/conn.h"
+#include "server/lockout.h"
 #include "server/handlers.h"
 #include "server/pwhash.h"
 #include "server/ratelimit.h"
@@ -87,11 +89,14 @@ struct handlers {
     struct store *store;
     struct journal *journal;
     struct pwhash *pw;
-    struct ratelimit *rl_account; /* Login/Register attempts per email */
-    struct ratelimit *rl_address; /* Login/Register/Authenticate attempts per address */
-    struct ratelimit *rl_lookup;  /* LookupAccount per caller account */
-    struct ratelimit *rl_invite;  /* Invite per caller account */
-    struct messaging *msg;        /* send and typing limits, typing bus (messaging.c) */
+    /* Failed sign-ins (sessions.c): per network; per account from one
+     * network; per account from anywhere (new devices only). */
+    struct lockout *lo_net, *lo_account_net, *lo_account;
+    struct ratelimit *rl_lookup; /* LookupAccount per caller account */
+    struct ratelimit *rl_read;   /* reads of patient or account data per account */
+    struct coalesce *reads;      /* repeated reads under one access record */
+    struct ratelimit *rl_invite; /* Invite per caller account */
+    struct messaging *msg;       /* send and typing limits, typing bus (messaging.c) */
     int64_t invite_ttl_ms, session_idle_ms, session_max_ms;
     unsigned password_min;
     bool closing;
@@ -120,6 +125,7 @@ struct hconn {
     enum { DELIVERY_OFF = 0, DELIVERY_REPLAY, DELIVERY_LIVE } delivery;
     uint64_t delivered_pos; /* the last inbox position sent on this connection */
     unsigned unanswered;    /* server requests without a Response yet */
+    struct op *ops;         /* the connection's requests in flight */
 };
 
 /* The request being dispatched; borrowed by the handler for its call. */
@@ -144,13 +150,15 @@ struct req {
     const char *detail;
     const void *object; /* what a denial is recorded against */
     size_t object_len;
-    struct op *op; /* the op made by the handler, until handed on */
+    uint32_t retry_after_s; /* with RATE_LIMITED: when to try again (0: not said) */
+    struct op *op;          /* the op made by the handler, until handed on */
 };
 
 /* One request in flight. */
 struct op {
     const struct request_row *row;
     struct hconn *hc;
+    struct op *prev, *next; /* on hc->ops */
     uint64_t request_id;
     request_done_fn done; /* row->done, or the core's own */
     bool handed;          /* owned by the journal or a worker */
@@ -169,6 +177,8 @@ struct op {
 
 /* ---- requests and ops (request.c) ------------------------------------------ */
 
+/* Whether request id `rid` is in flight on `hc` (an op holds it). */
+bool req_in_flight(const struct hconn *hc, uint64_t rid);
 /* Sets r->detail and returns `status`: `return req_fail(r, STATUS_X, "...")`. */
 int req_fail(struct req *r, int status, const char *detail);
 /* As req_fail(), for a denial recorded against `object` (object_len bytes,
@@ -232,6 +242,11 @@ int req_audit(struct hconn *hc, const struct id *actor, const struct id *device,
               int status, const void *object, size_t object_len, const struct id *patient,
               journal_done_fn done, void *ctx);
 
+/* The record of the further identical reads a coalescing window stood for
+ * (server/coalesce.h): a coalesce_emit_fn with ctx `h`. Best effort: logged
+ * when it cannot be appended. */
+void req_audit_repeats(struct handlers *h, const struct coalesce_key *k, uint32_t repeated);
+
 /* ---- connections and sessions (request.c) ------------------------------------ */
 
 /* The per-connection state of a new conn (on the registry list, one
@@ -266,6 +281,8 @@ void req_send_server_request(struct hconn *hc, Carechat__V1__Frame *frame);
 int req_read_account(struct handlers *h, const struct id *id, struct rec_account *out);
 int req_read_device(struct handlers *h, const struct id *account, const struct id *device,
                     struct rec_device *out);
+/* A device's inbox counters; an inbox never written reads as all zero. */
+int req_read_inbox(struct handlers *h, const struct id *device, struct rec_inbox *out);
 /* The account id of a normalised email, through the blind index. */
 int req_find_email(struct handlers *h, const uint8_t index[REC_HASH_LEN], struct id *out);
 int req_read_conv(struct handlers *h, const struct id *conv, struct rec_conv *out);

@@ -100,6 +100,7 @@ static const struct request_row rows[] = {
     ROW(START_BREACH_NOTIFICATION, SYSADMIN,         SESSION, CHANGE, BREACH_START,       NULL,                 NULL),
     ROW(QUERY_AUDIT,               ADMIN | SYSADMIN, SESSION, READ,   QUERY,              audit_queries_query,  NULL),
     ROW(VERIFY_AUDIT,              ADMIN | SYSADMIN, SESSION, READ,   VERIFY,             audit_queries_verify, NULL),
+    ROW(UNLOCK_LOGIN,              ADMIN | SYSADMIN, SESSION, CHANGE, ACCOUNT_UNLOCK,     admin_unlock_login,   admin_unlock_login_done),
 };
 /* clang-format on */
 

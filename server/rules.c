@@ -141,6 +141,10 @@ bool rules_role_valid(uint32_t role) {
     return role >= REC_ROLE_PATIENT && role <= REC_ROLE_SYSADMIN;
 }
 
+bool rules_may_create_channel(uint32_t actor_role, bool care_relation) {
+    return actor_role == REC_ROLE_ADMIN || (actor_role == REC_ROLE_PROVIDER && care_relation);
+}
+
 bool rules_may_deactivate(uint32_t actor_role, uint32_t target_role, bool own_patient) {
     switch (actor_role) {
     case REC_ROLE_PROVIDER:

@@ -79,6 +79,13 @@ bool rules_may_invite(uint32_t inviter_role, uint32_t invited_role);
  * anyone. */
 bool rules_may_deactivate(uint32_t actor_role, uint32_t target_role, bool own_patient);
 
+/* Who may create a care-team channel for a patient: an admin for anyone; a
+ * provider only with a care relation to the patient (`care_relation`: they
+ * invited the patient, or share an active care-team channel with them), so a
+ * provider can never make a relation alone (and then deactivate the patient
+ * or open a direct conversation on it). */
+bool rules_may_create_channel(uint32_t actor_role, bool care_relation);
+
 /* The retention windows of the clinic's privacy promise (DESIGN.md): after
  * deactivation, REVIEW for 30 days, then RESTRICTED for a year, then purge. */
 #define RULES_REVIEW_MS (30LL * 24 * 3600 * 1000)

@@ -113,6 +113,21 @@ static void test_rules_invite_and_visibility(void **state) {
     assert_true(rules_may_see(REC_ROLE_PROVIDER, REC_ROLE_PATIENT, false));
 }
 
+static void test_rules_channels_and_deactivation(void **state) {
+    /* A provider creates a channel only with a care relation; an admin always. */
+    assert_true(rules_may_create_channel(REC_ROLE_PROVIDER, true));
+    assert_false(rules_may_create_channel(REC_ROLE_PROVIDER, false));
+    assert_true(rules_may_create_channel(REC_ROLE_ADMIN, false));
+    assert_false(rules_may_create_channel(REC_ROLE_SYSADMIN, true));
+    assert_false(rules_may_create_channel(REC_ROLE_PATIENT, true));
+    /* A provider deactivates only their own patients. */
+    assert_true(rules_may_deactivate(REC_ROLE_PROVIDER, REC_ROLE_PATIENT, true));
+    assert_false(rules_may_deactivate(REC_ROLE_PROVIDER, REC_ROLE_PATIENT, false));
+    assert_false(rules_may_deactivate(REC_ROLE_PROVIDER, REC_ROLE_PROVIDER, true));
+    assert_true(rules_may_deactivate(REC_ROLE_ADMIN, REC_ROLE_PROVIDER, false));
+    assert_false(rules_may_deactivate(REC_ROLE_ADMIN, REC_ROLE_ADMIN, false));
+}
+
 int main(void) {
     if (sodium_init() < 0)
         return 1;
@@ -122,6 +137,7 @@ int main(void) {
         cmocka_unit_test(test_rules_key_signature),
         cmocka_unit_test(test_rules_device_list_signature),
         cmocka_unit_test(test_rules_invite_and_visibility),
+        cmocka_unit_test(test_rules_channels_and_deactivation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

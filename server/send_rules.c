@@ -50,7 +50,7 @@ static void add(struct id *list, uint32_t *n, const struct id *id) {
 
 int send_check_devices(const struct send_device *devs, size_t n_devs, const struct rec_wrap *wraps,
                        size_t n_wraps, const struct id *sender_device, int64_t now,
-                       struct send_mismatch *out, bool *recipient) {
+                       struct send_mismatch *out, const struct send_device **recipient) {
     const struct send_device *dp[SEND_DEVICES_MAX];
     const struct rec_wrap *wp[REC_WRAPS_MAX];
     if (n_devs > SEND_DEVICES_MAX || n_wraps > REC_WRAPS_MAX)
@@ -59,7 +59,7 @@ int send_check_devices(const struct send_device *devs, size_t n_devs, const stru
         dp[i] = &devs[i];
     for (size_t i = 0; i < n_wraps; i++) {
         wp[i] = &wraps[i];
-        recipient[i] = false;
+        recipient[i] = NULL;
     }
     qsort(dp, n_devs, sizeof dp[0], cmp_dev);
     qsort(wp, n_wraps, sizeof wp[0], cmp_wrap);
@@ -88,7 +88,8 @@ int send_check_devices(const struct send_device *devs, size_t n_devs, const stru
                 add(out->stale, &out->n_stale, &wp[w]->device_id);
                 mismatch = true;
             } else
-                recipient[wp[w] - wraps] = !id_equal(&wp[w]->device_id, sender_device);
+                recipient[wp[w] - wraps] =
+                    id_equal(&wp[w]->device_id, sender_device) ? NULL : dp[d];
             d++;
             w++;
         }

@@ -58,9 +58,9 @@ int send_check_shape(const struct send_shape *s, const char **detail);
 int send_copy_wrap(ProtobufCBinaryData device_id, uint32_t key_id, ProtobufCBinaryData enc,
                    ProtobufCBinaryData wrapped_key, struct rec_wrap *out);
 
-/* A current device of a recipient and its encryption key. */
+/* A current device of a recipient, its account and its encryption key. */
 struct send_device {
-    struct id id;
+    struct id id, account;
     uint32_t key_id;
     int64_t expires_at;
 };
@@ -75,12 +75,13 @@ struct send_mismatch {
 /* The device-set check at the top of this file. `devs` (n_devs <=
  * SEND_DEVICES_MAX, ids distinct) are the recipients' current devices, `wraps`
  * (n_wraps <= REC_WRAPS_MAX) the message's, `now` the time keys must not have
- * expired by. Sets recipient[i] (n_wraps of them) for the wraps to deliver.
- * Returns 0 when they match; STATUS_BAD_REQUEST when two wraps name the same
- * device; STATUS_CONFLICT with *out filled otherwise. */
+ * expired by. Sets recipient[i] (n_wraps of them) to the device wrap i is to
+ * be delivered to (one of devs[]), NULL for the sender's own. Returns 0 when
+ * they match; STATUS_BAD_REQUEST when two wraps name the same device;
+ * STATUS_CONFLICT with *out filled otherwise. */
 int send_check_devices(const struct send_device *devs, size_t n_devs, const struct rec_wrap *wraps,
                        size_t n_wraps, const struct id *sender_device, int64_t now,
-                       struct send_mismatch *out, bool *recipient);
+                       struct send_mismatch *out, const struct send_device **recipient);
 
 /* Appends the mismatch to `out` as three lists (u32 count, then the ids):
  * apply's result of a refused Send. */

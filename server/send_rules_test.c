@@ -103,9 +103,12 @@ static void test_send_rules_exact_cover_delivers_to_others(void **state) {
     struct id sender = id_of(9);
     /* Unsorted, with the sender's own wrap: allowed, not delivered. */
     struct rec_wrap w[] = {wrap_of(3, 30), wrap_of(9, 90), wrap_of(1, 10), wrap_of(2, 20)};
-    bool rcpt[4];
+    const struct send_device *rcpt[4];
     assert_int_equal(send_check_devices(d, 4, w, 4, &sender, 100, mm, rcpt), 0);
-    assert_true(rcpt[0] && !rcpt[1] && rcpt[2] && rcpt[3]);
+    assert_ptr_equal(rcpt[0], &d[2]);
+    assert_null(rcpt[1]);
+    assert_ptr_equal(rcpt[2], &d[0]);
+    assert_ptr_equal(rcpt[3], &d[1]);
     /* Without the sender's wrap. */
     assert_int_equal(send_check_devices(d, 4, w, 1, &sender, 100, mm, rcpt), STATUS_CONFLICT);
     struct rec_wrap w3[] = {wrap_of(2, 20), wrap_of(1, 10), wrap_of(3, 30)};
@@ -120,7 +123,7 @@ static void test_send_rules_missing_extra_stale(void **state) {
     struct id sender = id_of(9);
     /* 1: stale key id; 2: missing; 3: key expired at 500 (now 600); 7: extra. */
     struct rec_wrap w[] = {wrap_of(1, 11), wrap_of(3, 30), wrap_of(7, 70)};
-    bool rcpt[3];
+    const struct send_device *rcpt[3];
     assert_int_equal(send_check_devices(d, 4, w, 3, &sender, 600, mm, rcpt), STATUS_CONFLICT);
     assert_int_equal(mm->n_missing, 1);
     assert_memory_equal(mm->missing[0].b, id_of(2).b, ID_LEN);
@@ -129,7 +132,9 @@ static void test_send_rules_missing_extra_stale(void **state) {
     assert_int_equal(mm->n_stale, 2);
     assert_memory_equal(mm->stale[0].b, id_of(1).b, ID_LEN);
     assert_memory_equal(mm->stale[1].b, id_of(3).b, ID_LEN);
-    assert_false(rcpt[0] || rcpt[1] || rcpt[2]);
+    assert_null(rcpt[0]);
+    assert_null(rcpt[1]);
+    assert_null(rcpt[2]);
     free(mm);
 }
 
@@ -139,7 +144,7 @@ static void test_send_rules_duplicate_wrap_refused(void **state) {
     struct send_mismatch *mm = calloc(1, sizeof *mm);
     struct id sender = id_of(9);
     struct rec_wrap w[] = {wrap_of(1, 10), wrap_of(2, 20), wrap_of(1, 10), wrap_of(3, 30)};
-    bool rcpt[4];
+    const struct send_device *rcpt[4];
     assert_int_equal(send_check_devices(d, 4, w, 4, &sender, 100, mm, rcpt), STATUS_BAD_REQUEST);
     free(mm);
 }
@@ -154,7 +159,7 @@ static void test_send_rules_mismatch_is_bounded(void **state) {
     for (unsigned i = 0; i < REC_WRAPS_MAX; i++)
         w[i] = wrap_of(SEND_DEVICES_MAX + 10 + i, 1); /* all extra */
     struct send_mismatch *mm = calloc(1, sizeof *mm);
-    bool *rcpt = calloc(REC_WRAPS_MAX, sizeof *rcpt);
+    const struct send_device **rcpt = calloc(REC_WRAPS_MAX, sizeof *rcpt);
     struct id sender = id_of(60000);
     assert_int_equal(
         send_check_devices(d, SEND_DEVICES_MAX, w, REC_WRAPS_MAX, &sender, 100, mm, rcpt),
@@ -176,7 +181,7 @@ static void test_send_rules_mismatch_is_bounded(void **state) {
     assert_int_equal(send_mismatch_decode(b.data, b.len - 1, back), STATUS_CORRUPT);
     buf_cleanup(&b);
     free(back);
-    free(rcpt);
+    free((void *)rcpt);
     free(mm);
     free(w);
     free(d);

@@ -248,6 +248,7 @@ int server_run(struct server *s) {
         if (ws_service(s->ws) != 0)
             break;
     }
+    handlers_stopping(s->handlers);
     return rc;
 }
 

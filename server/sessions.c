@@ -5,9 +5,10 @@
  *              -> verify the password on the worker (the dummy hash for an
  *              unknown email, so both failures look and last the same)
  *              -> Login entry (new session, maybe a new device) -> SessionResult
- *   Register:  validate -> rate limits -> under 13: RegisterRefused entry
- *              (audit only) -> FORBIDDEN; else check the invitation -> hash the
- *              password on the worker -> Register entry -> SessionResult
+ *   Register:  validate -> rate limits -> check the invitation -> under 13:
+ *              RegisterRefused entry (an audit record; the invitation is
+ *              deleted) -> FORBIDDEN; else hash the password on the worker
+ *              -> Register entry -> SessionResult
  *   Authenticate: session by token hash -> checks (a failure spends one of
  *              the address's attempts) -> SessionTouch entry -> SessionResult
  *              without token
@@ -49,11 +50,13 @@ struct dev_new {
 struct session_op {
     struct session_info s;
     uint8_t token[32];
-    bool found;      /* Login: the email belongs to an active account */
-    bool new_device; /* Login/Register: dev is to be created */
-    bool refused;    /* Register: under 13, only the RegisterRefused entry */
+    bool found;        /* Login: the email belongs to an active account */
+    bool known_device; /* Login: the device is one the account has */
+    bool new_device;   /* Login/Register: dev is to be created */
+    bool refused;      /* Register: under 13, only the RegisterRefused entry */
     struct dev_new dev;
     uint8_t email_index[REC_HASH_LEN];
+    uint8_t net[16]; /* the client's network (server/lockout.h) */
     uint8_t code_hash[REC_HASH_LEN];
     char email[RULES_EMAIL_MAX + 1];
     char birth_date[11];
@@ -96,13 +99,54 @@ static void dev_to_entry(const struct dev_new *d, Carechat__Entry__V1__DeviceNew
     out->label = (char *)d->label;
 }
 
-static bool rate_ok(struct hconn *hc, const uint8_t *email_index) {
-    struct handlers *h = hc->h;
+/* ---- failed sign-ins ------------------------------------------------------------ */
+
+/* The key of the account (its email's blind index) from the client's network. */
+static void account_net_key(const struct session_op *so, uint8_t out[REC_HASH_LEN + 16]) {
+    memcpy(out, so->email_index, REC_HASH_LEN);
+    memcpy(out + REC_HASH_LEN, so->net, 16);
+}
+
+/* Milliseconds before a sign-in may go ahead (0: now): the failures of the
+ * client's network; with an account, its failures from this network, and,
+ * unless the sign-in comes from a device the account already has, its
+ * failures from anywhere (so strangers' guesses never lock out a known
+ * device that has the right password). */
+static int64_t signin_wait(struct handlers *h, const struct session_op *so, bool with_account) {
     int64_t now = clock_monotonic_ms();
-    bool ok = ratelimit_take(h->rl_address, conn_peer_addr(hc->conn), 16, now);
-    if (email_index)
-        ok = ratelimit_take(h->rl_account, email_index, REC_HASH_LEN, now) && ok;
-    return ok;
+    int64_t wait = lockout_wait(h->lo_net, so->net, 16, now);
+    if (with_account) {
+        uint8_t key[REC_HASH_LEN + 16];
+        account_net_key(so, key);
+        int64_t w = lockout_wait(h->lo_account_net, key, sizeof key, now);
+        if (w > wait)
+            wait = w;
+        w = so->known_device ? 0 : lockout_wait(h->lo_account, so->email_index, REC_HASH_LEN, now);
+        if (w > wait)
+            wait = w;
+    }
+    return wait;
+}
+
+/* Counts a failed sign-in (a wrong password, code or token). */
+static void signin_failed(struct handlers *h, const struct session_op *so, bool with_account) {
+    int64_t now = clock_monotonic_ms();
+    lockout_fail(h->lo_net, so->net, 16, now);
+    if (with_account) {
+        uint8_t key[REC_HASH_LEN + 16];
+        account_net_key(so, key);
+        lockout_fail(h->lo_account_net, key, sizeof key, now);
+        lockout_fail(h->lo_account, so->email_index, REC_HASH_LEN, now);
+    }
+}
+
+/* Refuses a sign-in that must wait `wait_ms`: RATE_LIMITED with the seconds
+ * to wait, and an audit record (the account tried when there is one). */
+static int signin_refused(struct req *r, const struct id *account, int64_t wait_ms) {
+    req_audit(r->hc, account, NULL, r->row->rule.action, STATUS_RATE_LIMITED, NULL, 0, NULL, NULL,
+              NULL);
+    r->retry_after_s = (uint32_t)((wait_ms + 999) / 1000);
+    return req_fail(r, STATUS_RATE_LIMITED, DETAIL_RATE);
 }
 
 static void new_session(struct handlers *h, struct session_op *so, int64_t now) {
@@ -130,25 +174,22 @@ static int login_propose(struct op *op, bool ok) {
     if (!op_live(op))
         return STATUS_OK;
     if (!ok || !so->found) {
+        signin_failed(h, so, true);
         /* The record names the account tried, when the email has one. */
         bool known = !id_is_zero(&so->s.account);
         req_audit(op->hc, known ? &so->s.account : NULL, NULL, REC_AUDIT_LOGIN,
                   STATUS_UNAUTHENTICATED, NULL, 0, NULL, NULL, NULL);
         return op_fail(op, STATUS_UNAUTHENTICATED, DETAIL_BAD_LOGIN);
     }
-    int64_t now = clock_now();
-    if (!so->new_device) {
-        struct rec_device dev;
-        int rc = req_read_device(h, &so->s.account, &so->s.device, &dev);
-        if (rc == STATUS_NOT_FOUND) {
-            req_audit(op->hc, &so->s.account, NULL, REC_AUDIT_LOGIN, rc, so->s.device.b, ID_LEN,
-                      NULL, NULL, NULL);
-            return op_fail(op, rc, "no such device");
-        }
-        if (rc != 0)
-            return op_fail(op, STATUS_INTERNAL, "cannot read the device");
-        rec_device_cleanup(&dev);
+    uint8_t key[REC_HASH_LEN + 16];
+    account_net_key(so, key);
+    lockout_clear(h->lo_account_net, key, sizeof key);
+    if (!so->new_device && !so->known_device) {
+        req_audit(op->hc, &so->s.account, NULL, REC_AUDIT_LOGIN, STATUS_NOT_FOUND, so->s.device.b,
+                  ID_LEN, NULL, NULL, NULL);
+        return op_fail(op, STATUS_NOT_FOUND, "no such device");
     }
+    int64_t now = clock_now();
     new_session(h, so, now);
     /* A refusal by apply is recorded against the account tried. */
     op->has_actor = true;
@@ -180,12 +221,12 @@ static void login_verified(void *ctx, bool ok, const char *hash) {
     op_step_done(op, login_propose(op, ok));
 }
 
-/* Sets the op's email index from `email` and takes the address and account
- * rate limits (Login, Register). Returns 0 or STATUS_RATE_LIMITED. */
-static int email_rate(struct req *r, struct session_op *so, const char *email) {
-    store_blind_index(r->h->store, email, strlen(email), so->email_index);
-    return rate_ok(r->hc, so->email_index) ? STATUS_OK
-                                           : req_fail(r, STATUS_RATE_LIMITED, DETAIL_RATE);
+/* The keys of a sign-in: the client's network and, for an email, its blind
+ * index. */
+static void signin_keys(struct req *r, struct session_op *so, const char *email) {
+    lockout_network(conn_peer_addr(r->conn), so->net);
+    if (email)
+        store_blind_index(r->h->store, email, strlen(email), so->email_index);
 }
 
 int sessions_login(struct req *r) {
@@ -205,9 +246,7 @@ int sessions_login(struct req *r) {
         so->s.device = so->dev.id;
     } else if (id_from_bytes(m->device_id.data, m->device_id.len, &so->s.device) != 0)
         return req_fail(r, STATUS_BAD_REQUEST, "device_id must be 16 bytes");
-    int rc = email_rate(r, so, email);
-    if (rc != 0)
-        return rc;
+    signin_keys(r, so, email);
     const char *stored_hash = NULL;
     struct rec_account a;
     memset(&a, 0, sizeof a);
@@ -217,9 +256,19 @@ int sessions_login(struct req *r) {
         so->s.role = a.role;
         snprintf(so->display_name, sizeof so->display_name, "%s", a.display_name);
         stored_hash = a.password_hash;
+        struct rec_device dev;
+        if (!so->new_device && req_read_device(h, &so->s.account, &so->s.device, &dev) == 0) {
+            so->known_device = true;
+            rec_device_cleanup(&dev);
+        }
     }
-    rc = pwhash_verify(h->pw, m->password, plen, stored_hash, login_verified, op);
+    int64_t wait = signin_wait(h, so, true);
+    int rc = wait > 0 ? signin_refused(r, so->found ? &so->s.account : NULL, wait)
+                      : pwhash_verify(h->pw, m->password, plen, stored_hash, so->known_device,
+                                      login_verified, op);
     rec_account_cleanup(&a);
+    if (rc == STATUS_RATE_LIMITED)
+        return rc;
     if (rc != 0)
         return req_fail(r, STATUS_UNAVAILABLE, "busy, retry later");
     op_keep(op);
@@ -266,14 +315,17 @@ static void register_hashed(void *ctx, bool ok, const char *hash) {
     op_step_done(op, register_propose(op, ok, hash));
 }
 
-/* Under 13: only an audit record (RegisterRefused), then FORBIDDEN. */
+/* Under 13: only an audit record (RegisterRefused, which also deletes the
+ * invitation used), then FORBIDDEN. */
 static int register_refuse(struct op *op, int64_t now) {
-    OP_STATE(op, struct session_op)->refused = true;
+    struct session_op *so = OP_STATE(op, struct session_op);
+    so->refused = true;
     Carechat__Entry__V1__Entry e;
     Carechat__Entry__V1__RegisterRefused rr;
     entry_init(&e, now, NULL, NULL);
     carechat__entry__v1__register_refused__init(&rr);
     rr.reason = 1;
+    rr.code_hash = (ProtobufCBinaryData){REC_HASH_LEN, so->code_hash};
     e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_REGISTER_REFUSED;
     e.register_refused = &rr;
     return op_propose(op, &e);
@@ -310,16 +362,15 @@ int sessions_register(struct req *r) {
     struct session_op *so = OP_STATE(op, struct session_op);
     if (dev_from_registration(m->device, now, &so->dev) != 0)
         return req_fail(r, STATUS_BAD_REQUEST, "bad device keys or signature");
-    int rc = email_rate(r, so, email);
-    if (rc != 0)
-        return rc;
-    if (rules_age_at(y, mo, d, now) < RULES_MIN_AGE)
-        return register_refuse(op, now);
+    signin_keys(r, so, email);
+    int64_t wait = signin_wait(h, so, false);
+    if (wait > 0)
+        return signin_refused(r, NULL, wait);
     rules_sha256(m->code, strlen(m->code), so->code_hash);
     struct buf v;
     buf_init(&v);
     struct rec_invite inv;
-    rc = store_get(h->store, CF_INVITES, so->code_hash, REC_HASH_LEN, &v);
+    int rc = store_get(h->store, CF_INVITES, so->code_hash, REC_HASH_LEN, &v);
     if (rc == 0)
         rc = rec_invite_decode(v.data, v.len, &inv);
     buf_cleanup(&v);
@@ -331,10 +382,14 @@ int sessions_register(struct req *r) {
         if (!valid)
             rc = STATUS_NOT_FOUND;
     }
-    if (rc == STATUS_NOT_FOUND)
+    if (rc == STATUS_NOT_FOUND) {
+        signin_failed(h, so, false);
         return req_deny(r, rc, DETAIL_BAD_INVITE, NULL, 0);
+    }
     if (rc != 0)
         return req_fail(r, STATUS_INTERNAL, "cannot read the invitation");
+    if (rules_age_at(y, mo, d, now) < RULES_MIN_AGE)
+        return register_refuse(op, now);
     memcpy(so->email, email, strlen(email) + 1);
     memcpy(so->birth_date, m->birth_date, 11);
     memcpy(so->display_name, m->display_name, name_len + 1);
@@ -356,6 +411,10 @@ int sessions_authenticate(struct req *r) {
     int64_t now = clock_now();
     struct op *op = op_new(r, sizeof(struct session_op));
     struct session_op *so = OP_STATE(op, struct session_op);
+    signin_keys(r, so, NULL);
+    int64_t wait = signin_wait(h, so, false);
+    if (wait > 0)
+        return signin_refused(r, NULL, wait);
     rules_sha256(m->session_token.data, 32, so->s.token_hash);
     struct buf v;
     buf_init(&v);
@@ -380,14 +439,11 @@ int sessions_authenticate(struct req *r) {
         rc = STATUS_UNAUTHENTICATED;
     if (rc != 0) {
         rec_account_cleanup(&a);
-        /* Only failures spend the address's attempts, so the reconnects of
-         * many devices behind one address are not throttled. */
-        if (rate_ok(r->hc, NULL))
-            return req_deny(r, STATUS_UNAUTHENTICATED, "unknown, expired or revoked session",
-                            m->device_id.data, ID_LEN);
-        req_audit(r->hc, NULL, NULL, REC_AUDIT_AUTHENTICATE, STATUS_UNAUTHENTICATED, device.b,
-                  ID_LEN, NULL, NULL, NULL);
-        return req_fail(r, STATUS_RATE_LIMITED, DETAIL_RATE);
+        /* Only failures count, so the reconnects of many devices behind one
+         * address are not throttled. */
+        signin_failed(h, so, false);
+        return req_deny(r, STATUS_UNAUTHENTICATED, "unknown, expired or revoked session",
+                        m->device_id.data, ID_LEN);
     }
     so->s.account = s.account_id;
     so->s.device = s.device_id;

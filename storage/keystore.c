@@ -743,6 +743,15 @@ out:
     return rc;
 }
 
+bool keystore_destroyed(struct keystore *ks, const struct id *owner) {
+    if (!owner || is_server(owner))
+        return false;
+    char *tomb = owner_path(ks, owner, ".destroyed");
+    bool gone = file_exists(tomb);
+    free(tomb);
+    return gone;
+}
+
 int keystore_destroy(struct keystore *ks, const struct id *owner) {
     if (!owner || is_server(owner))
         return STATUS_BAD_REQUEST;

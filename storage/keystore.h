@@ -117,6 +117,10 @@ int keystore_rotate_owner(struct keystore *ks, const struct id *owner);
  * STATUS_IO. */
 int keystore_destroy(struct keystore *ks, const struct id *owner);
 
+/* Whether `owner`'s data key was destroyed (its tombstone exists). A stat(2)
+ * per call; thread-safe. */
+bool keystore_destroyed(struct keystore *ks, const struct id *owner);
+
 /* Re-wraps every data key and the blind-index secret under the master key in
  * `new_master_path` (same rules as a configured master key: 32 bytes, mode
  * 0600) and uses it from now on. Records are not touched: their data keys do not

@@ -557,6 +557,13 @@ static void test_keystore_destroy_shreds_owner_records(void **state) {
     int visited = 0;
     assert_int_equal(store_scan(s, CF_MESSAGES, NULL, 0, NULL, 0, 10, count_visit, &visited), 1);
     assert_int_equal(visited, 1);
+    /* compaction drops the purged owner's values from the files, no other */
+    assert_int_equal(store_count_sealed_by(s, CF_MESSAGES, &purged), 2);
+    assert_int_equal(store_compact(s), 0);
+    assert_int_equal(store_count_sealed_by(s, CF_MESSAGES, &purged), 0);
+    assert_int_equal(store_count_sealed_by(s, CF_MESSAGES, &kept), 1);
+    assert_true(keystore_destroyed(store_keystore(s), &purged));
+    assert_false(keystore_destroyed(store_keystore(s), &kept));
     /* nothing new can be sealed for a purged owner */
     struct store_txn *t = NULL;
     assert_int_equal(store_txn_begin(s, &t), 0);

@@ -62,12 +62,14 @@ static const char *const cf_names[CF_COUNT] = {
     [CF_CHUNKS] = "chunks",
     [CF_OUTBOX] = "outbox",
     [CF_AUDIT] = "audit",
+    [CF_INBOX_QUOTAS] = "inbox_quotas",
 };
 
 struct store {
     rocksdb_t *db;
     rocksdb_options_t *db_opts;
     rocksdb_options_t *cf_opts[CF_COUNT + 1]; /* [0] is RocksDB's "default" */
+    rocksdb_compactionfilter_t *filter;       /* drop_shredded() */
     rocksdb_column_family_handle_t *cf[CF_COUNT + 1];
     rocksdb_block_based_table_options_t *table_opts;
     rocksdb_cache_t *cache;
@@ -215,6 +217,28 @@ int store_scan(struct store *s, enum store_cf cf, const void *prefix, size_t pre
 
 void store_blind_index(struct store *s, const void *data, size_t len, uint8_t out[32]) {
     keystore_blind_index(s->ks, data, len, out);
+}
+
+size_t store_count_sealed_by(struct store *s, enum store_cf cf, const struct id *owner) {
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->read_opts, cf_handle(s, cf));
+    size_t n = 0;
+    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t len;
+        const char *v = rocksdb_iter_value(it, &len);
+        n += len >= SEAL_OVERHEAD && memcmp(v + 1, owner->b, ID_LEN) == 0;
+    }
+    rocksdb_iter_destroy(it);
+    return n;
+}
+
+int store_compact(struct store *s) {
+    rocksdb_compactoptions_t *co = rocksdb_compactoptions_create();
+    /* Through the bottommost level too, so the filter sees every value. */
+    rocksdb_compactoptions_set_bottommost_level_compaction(co, 2 /* kForce */);
+    for (int cf = 0; cf < CF_COUNT; cf++)
+        rocksdb_compact_range_cf_opt(s->db, cf_handle(s, (enum store_cf)cf), co, NULL, 0, NULL, 0);
+    rocksdb_compactoptions_destroy(co);
+    return STATUS_OK;
 }
 
 uint64_t store_size_bytes(struct store *s) {
@@ -410,8 +434,31 @@ int store_flush(struct store *s) {
     return rc;
 }
 
+/* The compaction filter of every column family: drops a value whose owner's
+ * data key was destroyed (a purged patient's records, which no longer open),
+ * so that purge does not wait for the data to age out of the files. The owner
+ * is read from the sealed value's header (storage/seal.h). */
+static unsigned char drop_shredded(void *state, int level, const char *key, size_t key_len,
+                                   const char *value, size_t value_len, char **new_value,
+                                   size_t *new_value_len, unsigned char *value_changed) {
+    struct store *s = state;
+    struct id owner;
+    if (value_len < SEAL_OVERHEAD || (uint8_t)value[0] != SEAL_VERSION)
+        return 0;
+    memcpy(owner.b, value + 1, ID_LEN);
+    return !id_is_zero(&owner) && keystore_destroyed(s->ks, &owner);
+}
+
+static const char *drop_shredded_name(void *state) {
+    return "carechat-drop-shredded";
+}
+
+/* RocksDB calls a filter's destructor unconditionally; the store owns `state`. */
+static void drop_shredded_free(void *state) {}
+
 static rocksdb_options_t *make_cf_options(struct store *s, int index) {
     rocksdb_options_t *o = rocksdb_options_create_copy(s->db_opts);
+    rocksdb_options_set_compaction_filter(o, s->filter);
     rocksdb_options_set_block_based_table_factory(o, s->table_opts);
     /* every value is AES-GCM ciphertext: compression would only cost CPU */
     rocksdb_options_set_compression(o, rocksdb_no_compression);
@@ -569,6 +616,8 @@ int store_open(const struct store_config *cfg, struct store **out) {
     /* Bounds a flush and a WAL preallocation, hence STORE_MIN_RESERVE. */
     rocksdb_options_set_db_write_buffer_size(s->db_opts, STORE_MEMTABLE_BUDGET);
     s->cache = rocksdb_cache_create_lru(cfg->cache_bytes ? cfg->cache_bytes : DEFAULT_CACHE_BYTES);
+    s->filter =
+        rocksdb_compactionfilter_create(s, drop_shredded_free, drop_shredded, drop_shredded_name);
     s->table_opts = rocksdb_block_based_options_create();
     rocksdb_block_based_options_set_block_cache(s->table_opts, s->cache);
 
@@ -624,6 +673,8 @@ void store_close(struct store *s) {
         rocksdb_cache_destroy(s->cache);
     if (s->db_opts)
         rocksdb_options_destroy(s->db_opts);
+    if (s->filter)
+        rocksdb_compactionfilter_destroy(s->filter);
     if (s->read_opts)
         rocksdb_readoptions_destroy(s->read_opts);
     if (s->sync_write)

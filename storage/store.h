@@ -63,15 +63,16 @@ enum store_cf {
     CF_SESSIONS,    /* hash of a session token -> session record */
     CF_INVITES,     /* hash of an invitation code -> invitation */
     CF_CONVERSATIONS,
-    CF_MEMBERS,     /* conversation id | account id -> membership */
-    CF_MESSAGES,    /* conversation id | seq -> message */
-    CF_INBOXES,     /* device id | position -> delivery entry */
-    CF_RECEIPTS,    /* conversation id | message id | account id -> receipt */
-    CF_IDEMPOTENCY, /* account id | client message id -> first result */
-    CF_FILES,       /* file id -> file metadata */
-    CF_CHUNKS,      /* file id | chunk index -> ciphertext chunk (blob files) */
-    CF_OUTBOX,      /* notification jobs */
-    CF_AUDIT,       /* audit index -> hash-chained audit record */
+    CF_MEMBERS,      /* conversation id | account id -> membership */
+    CF_MESSAGES,     /* conversation id | seq -> message */
+    CF_INBOXES,      /* device id | position -> delivery entry */
+    CF_RECEIPTS,     /* conversation id | message id | account id -> receipt */
+    CF_IDEMPOTENCY,  /* account id | client message id -> first result */
+    CF_FILES,        /* file id -> file metadata */
+    CF_CHUNKS,       /* file id | chunk index -> ciphertext chunk (blob files) */
+    CF_OUTBOX,       /* notification jobs */
+    CF_AUDIT,        /* audit index -> hash-chained audit record */
+    CF_INBOX_QUOTAS, /* device id | sender account id -> undelivered messages of the sender */
     CF_COUNT
 };
 
@@ -122,6 +123,17 @@ struct store;
  * key of an existing key store, or a master key file or key directory that group
  * or others may read). */
 int store_open(const struct store_config *cfg, struct store **out);
+
+/* Compacts every column family through the bottommost level, so that the
+ * records of purged owners (whose data keys were destroyed) leave the files,
+ * blob files included. Blocks for as long as it takes: call it from a thread
+ * of its own. Returns 0. Any thread. */
+int store_compact(struct store *s);
+
+/* Whether writes are accepted now: 0 while the data volume has at least the
+ * reserve free (or the guard is off), else STATUS_UNAVAILABLE (logged once
+ * per transition). One statvfs(2) per call. Any thread. */
+int store_check_space(struct store *s);
 
 /* Flushes the memtables (unless the free-space guard is tripped), closes the
  * database and wipes the keys from memory. Accepts NULL. The caller must have

@@ -42,6 +42,10 @@ void store_txn_free(struct store_txn *t);
  * thread. */
 int store_check_space(struct store *s);
 
+/* How many values of `cf` are sealed under `owner`, read from their headers
+ * without opening them (for tests of purge and compaction). */
+size_t store_count_sealed_by(struct store *s, enum store_cf cf, const struct id *owner);
+
 /* Changes the free-space reserve (0 disables the guard). Any thread. */
 void store_set_min_free_bytes(struct store *s, uint64_t bytes);
 

@@ -378,6 +378,12 @@ static void test_accounts_under_13_keeps_only_audit_and_bootstrap_once(void **st
     raw_expect_status(r, STATUS_FORBIDDEN);
     assert_string_equal(r->response->detail, "registration requires age 13 or older");
     proto_free(r);
+    /* The refusal stands: the code does not register with another birth date. */
+    char adult[32];
+    birth_date(30, 0, adult);
+    r = register_account(kid, code, "kid@home.example", adult, "Kiddo Zyxwvut", &kid_dev);
+    raw_expect_status(r, STATUS_NOT_FOUND);
+    proto_free(r);
     rawc_free(kid);
     rawc_free(admin);
     stop(h);
@@ -392,8 +398,9 @@ static void test_accounts_under_13_keeps_only_audit_and_bootstrap_once(void **st
     assert_int_equal(count_records(s, CF_ACCOUNTS), 1);    /* the sysadmin only */
     assert_int_equal(count_records(s, CF_EMAIL_INDEX), 1); /* the sysadmin only */
     assert_int_equal(count_records(s, CF_DEVICES), 1);     /* the sysadmin's */
-    /* bootstrap, login, invite, refused registration */
-    assert_int_equal(count_records(s, CF_AUDIT), 4);
+    assert_int_equal(count_records(s, CF_INVITES), 0);     /* spent by the refusal */
+    /* bootstrap, login, invite, refused registration, the unknown code */
+    assert_int_equal(count_records(s, CF_AUDIT), 5);
     store_close(s);
 
     /* A second bootstrap is refused with a clear message. */

@@ -2,7 +2,7 @@
  * tests/authz_test.c: the authorization matrix (issue 4) walked over the real
  * carechatd: every role (patient, provider, admin, sysadmin, a deactivated
  * account, an expired session) against every client operation of carechat.v1
- * up to GetRetentionState, 32 operations x 6 rows = 192 cases, each answered
+ * up to UnlockLogin, 34 operations x 6 rows = 204 cases, each answered
  * as the table below says; and each denial leaves exactly one audit record
  * (the operation's action, the denial status, the caller as actor or none on
  * an unauthenticated connection; a refused Login names the account tried),
@@ -276,6 +276,7 @@ struct cctx {
         Carechat__V1__VerifyAudit verify_audit;
         Carechat__V1__DeactivateAccount deactivate;
         Carechat__V1__GetRetentionState retention;
+        Carechat__V1__UnlockLogin unlock;
         Carechat__V1__Login login;
     } m;
 };
@@ -416,13 +417,24 @@ static void build_history(struct cctx *c) {
     c->f.history = &c->m.history;
 }
 
-static void build_create_channel(struct cctx *c) {
+static void build_channel_of(struct cctx *c, const struct actor *patient) {
     snprintf(c->text, sizeof c->text, "care team %d", ++g_fresh);
     frame_init(&c->f, CARECHAT__V1__FRAME__BODY_CREATE_CHANNEL);
     carechat__v1__create_channel__init(&c->m.create_channel);
-    c->m.create_channel.patient_account_id = bin16(g_p.u.account);
+    c->m.create_channel.patient_account_id = bin16(patient->u.account);
     c->m.create_channel.name = c->text;
     c->f.create_channel = &c->m.create_channel;
+}
+
+/* P's channel: V invited P. */
+static void build_create_channel(struct cctx *c) {
+    build_channel_of(c, &g_p);
+}
+
+/* Q's channel: V2 invited Q, so V has no care relation with Q and cannot
+ * make one alone (and then deactivate Q or talk to Q directly). */
+static void build_create_channel_stranger(struct cctx *c) {
+    build_channel_of(c, &g_q);
 }
 
 /* A fresh channel of P by V (C itself for the rows that never reach a
@@ -594,6 +606,13 @@ static void build_get_retention_state(struct cctx *c) {
     c->f.get_retention_state = &c->m.retention;
 }
 
+static void build_unlock_login(struct cctx *c) {
+    frame_init(&c->f, CARECHAT__V1__FRAME__BODY_UNLOCK_LOGIN);
+    carechat__v1__unlock_login__init(&c->m.unlock);
+    c->m.unlock.account_id = bin16(g_p.u.account);
+    c->f.unlock_login = &c->m.unlock;
+}
+
 static void build_login(struct cctx *c) {
     frame_init(&c->f, CARECHAT__V1__FRAME__BODY_LOGIN);
     carechat__v1__login__init(&c->m.login);
@@ -639,6 +658,10 @@ static const struct op ops[] = {
     {"get_conversation", "conversation.read", build_get_conversation, {OK, OK, NF, NF, UA, UA}},
     {"history", "message.read", build_history, {OK, OK, NF, NF, UA, UA}},
     {"create_channel", "channel.create", build_create_channel, {FB, OK, OK, FB, UA, UA}},
+    {"create_channel(stranger patient)",
+     "channel.create",
+     build_create_channel_stranger,
+     {FB, FB, OK, FB, UA, UA}},
     {"add_member", "member.add", build_add_member, {FB, OK, OK, FB, UA, UA}},
     {"remove_member", "member.remove", build_remove_member, {FB, OK, OK, FB, UA, UA}},
     {"approve_member", "member.approve", build_approve_member, {OK, FB, FB, FB, UA, UA}},
@@ -663,6 +686,7 @@ static const struct op ops[] = {
      "account.retention_read",
      build_get_retention_state,
      {FB, FB, OK, OK, UA, UA}},
+    {"unlock_login", "account.unlock", build_unlock_login, {FB, FB, OK, OK, UA, UA}},
     {"verify_audit", "audit.verify", build_verify_audit, {FB, FB, OK, OK, UA, UA}},
     {"deactivate_account(own patient)",
      "account.deactivate",

@@ -182,7 +182,9 @@ static void test_failclosed_refuses_unaudited_reads(void **state) {
     uint64_t reserve = free0 - MARGIN;
     char reserve_arg[32];
     snprintf(reserve_arg, sizeof reserve_arg, "%llu", (unsigned long long)reserve);
-    const char *args[] = {"--min-free-bytes", reserve_arg, NULL};
+    /* One record per read, so that each answered read can be matched to its
+     * own (reads_test covers repeated reads sharing one). */
+    const char *args[] = {"--min-free-bytes", reserve_arg, "--audit-coalesce", "0", NULL};
     assert_int_equal(fixture_start_bootstrapped(args, &t.server), 0);
     fixture_url(t.server, url);
 

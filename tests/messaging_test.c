@@ -709,35 +709,189 @@ static void test_messaging_typing_live_not_stored(void **state) {
     world_free(&w);
 }
 
-/* Send rate limit and inbox cap: refused with nothing stored. */
-static void test_messaging_rate_limit_and_inbox_cap(void **state) {
+/* Two requests with one id, the first still in flight when the second comes:
+ * the second is refused (CONFLICT), the message stored once. Ids of the
+ * wrong length are BAD_REQUEST, not NOT_FOUND. */
+static void test_messaging_duplicate_request_id_and_bad_ids(void **state) {
     (void)state;
-    const char *args[] = {"--send-burst", "4", "--send-window", "3600", "--inbox-max", "3", NULL};
+    struct world w;
+    uint8_t conv[16];
+    struct rawc *a = patient_in_direct(&w, conv);
+    struct rawc_wrap_to to[1] = {{w.provider.dev[0].id, 1}};
+    uint8_t c1[16], c2[16];
+    randombytes_buf(c1, sizeof c1);
+    randombytes_buf(c2, sizeof c2);
+    Carechat__V1__Frame f1, f2;
+    struct rawc_send_buf b1, b2;
+    rawc_build_send(&f1, &b1, conv, c1, w.patient.dev[0].id, to, 1, "one", false);
+    rawc_build_send(&f2, &b2, conv, c2, w.patient.dev[0].id, to, 1, "two", false);
+    f1.request_id = f2.request_id = 4242;
+    rawc_send_frame(a, &f1);
+    rawc_send_frame(a, &f2);
+    int ok = 0, conflict = 0;
+    for (int i = 0; i < 2; i++) {
+        Carechat__V1__Frame *r = rawc_recv(a, TIMEOUT_MS);
+        assert_non_null(r);
+        assert_int_equal(r->body_case, CARECHAT__V1__FRAME__BODY_RESPONSE);
+        assert_true(r->request_id == 4242);
+        ok += r->response->status == CARECHAT__V1__STATUS__OK;
+        if (r->response->status == CARECHAT__V1__STATUS__CONFLICT) {
+            assert_string_equal(r->response->detail, "request id in flight");
+            conflict++;
+        }
+        proto_free(r);
+    }
+    assert_int_equal(ok, 1);
+    assert_int_equal(conflict, 1);
+    assert_int_equal(last_seq(a, conv), 1);
+    /* A conversation id of 15 bytes. */
+    Carechat__V1__Frame f;
+    Carechat__V1__GetConversation g;
+    carechat__v1__frame__init(&f);
+    carechat__v1__get_conversation__init(&g);
+    g.conversation_id = (ProtobufCBinaryData){15, conv};
+    f.body_case = CARECHAT__V1__FRAME__BODY_GET_CONVERSATION;
+    f.get_conversation = &g;
+    Carechat__V1__Frame *r = rawc_rpc(a, &f);
+    raw_expect_status(r, STATUS_BAD_REQUEST);
+    proto_free(r);
+    rawc_free(a);
+    world_free(&w);
+}
+
+/* Sends `text` from the provider (its first device) to both devices of the
+ * patient; the answer's status. */
+static int send_to_patient(struct rawc *c, struct world *w, const uint8_t conv[16],
+                           const char *text) {
+    struct rawc_wrap_to to[2] = {{w->patient.dev[0].id, 1}, {w->patient.dev[1].id, 1}};
+    uint8_t cmid[16];
+    randombytes_buf(cmid, sizeof cmid);
+    Carechat__V1__Frame *r =
+        rawc_send_msg(c, conv, cmid, w->provider.dev[0].id, to, 2, text, false);
+    int status = (int)r->response->status;
+    proto_free(r);
+    return status;
+}
+
+/* The DeviceInfo of `device` among the account's devices (ListDevices). */
+static void device_inbox(struct rawc *c, const uint8_t account[16], const uint8_t device[16],
+                         int64_t *full_since, uint64_t *missed) {
+    Carechat__V1__Frame f;
+    Carechat__V1__ListDevices l;
+    ProtobufCBinaryData id = {16, (uint8_t *)account};
+    carechat__v1__frame__init(&f);
+    carechat__v1__list_devices__init(&l);
+    l.n_account_ids = 1;
+    l.account_ids = &id;
+    f.body_case = CARECHAT__V1__FRAME__BODY_LIST_DEVICES;
+    f.list_devices = &l;
+    Carechat__V1__Frame *r = rawc_rpc(c, &f);
+    raw_expect_status(r, STATUS_OK);
+    const Carechat__V1__AccountDevices *ad = r->response->device_bundles->accounts[0];
+    bool found = false;
+    for (size_t i = 0; i < ad->n_devices; i++)
+        if (memcmp(ad->devices[i]->keys->device_id.data, device, 16) == 0) {
+            *full_since = ad->devices[i]->inbox_full_since;
+            *missed = ad->devices[i]->missed_messages;
+            found = true;
+        }
+    assert_true(found);
+    proto_free(r);
+}
+
+/* Sends `text` from the patient's first device to the provider and to the
+ * patient's second device; the answer's status. */
+static int send_from_patient(struct rawc *c, struct world *w, const uint8_t conv[16],
+                             const char *text) {
+    struct rawc_wrap_to to[2] = {{w->provider.dev[0].id, 1}, {w->patient.dev[1].id, 1}};
+    uint8_t cmid[16];
+    randombytes_buf(cmid, sizeof cmid);
+    Carechat__V1__Frame *r = rawc_send_msg(c, conv, cmid, w->patient.dev[0].id, to, 2, text, false);
+    int status = (int)r->response->status;
+    proto_free(r);
+    return status;
+}
+
+/* A patient's second device that never collects its messages (a lost phone)
+ * holds no one up (--inbox-max 20, --inbox-sender-max 15): 30 messages of the
+ * provider all reach the first device, which collects as it goes; the silent
+ * one takes the provider's first 15 (its share) and misses 15, yet still
+ * takes the patient's own 5 (another sender), then is full and misses the
+ * next; ListDevices flags it; when it finally syncs it gets its 20 and
+ * QueueEmpty says it missed 16. */
+static void test_messaging_silent_device_does_not_block(void **state) {
+    (void)state;
+    const char *args[] = {
+        "--send-burst", "100", "--send-window", "3600", "--inbox-max", "20", "--inbox-sender-max",
+        "15",           NULL};
     struct harness *h = start_server(args);
     struct world w;
     world_make(h, &w);
-    struct rawc *a = login(h, w.patient.email, &w.patient.dev[0], NULL);
+    add_device(h, &w.patient); /* dev[1]: registered, then never seen again */
+    struct rawc *pro = login(h, w.provider.email, &w.provider.dev[0], NULL);
     uint8_t conv[16];
-    create_direct_ok(a, w.provider.account, conv);
-    for (int i = 0; i < 3; i++)
-        send_to_provider(a, &w, conv, "fills the inbox", NULL);
-    uint8_t cmid[16];
-    randombytes_buf(cmid, sizeof cmid);
-    struct rawc_wrap_to to[1] = {{w.provider.dev[0].id, 1}};
-    Carechat__V1__Frame *r =
-        rawc_send_msg(a, conv, cmid, w.patient.dev[0].id, to, 1, "full", false);
-    raw_expect_status(r, STATUS_UNAVAILABLE);
-    assert_string_equal(r->response->detail, "recipient inbox full");
+    create_direct_ok(pro, w.patient.account, conv);
+    size_t received = 0;
+    for (int i = 0; i < 30; i++) {
+        char text[16];
+        snprintf(text, sizeof text, "m%02d", i);
+        assert_int_equal(send_to_patient(pro, &w, conv, text), CARECHAT__V1__STATUS__OK);
+        if (i % 10 == 9) { /* the first device collects as it goes */
+            struct got g;
+            struct rawc *pat = login(h, w.patient.email, &w.patient.dev[0], NULL);
+            sync_all(pat, NULL, 0, w.patient.dev[0].id, &g);
+            for (size_t k = 0; k < g.n; k++) {
+                snprintf(text, sizeof text, "m%02zu", received + k);
+                assert_string_equal(g.text[k], text);
+            }
+            received += g.n;
+            ack(pat, g.end_cursor, g.end_len, STATUS_OK);
+            rawc_free(pat);
+        }
+    }
+    assert_int_equal(received, 30);
+    struct rawc *pat = login(h, w.patient.email, &w.patient.dev[0], NULL);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(send_from_patient(pat, &w, conv, "own"), CARECHAT__V1__STATUS__OK);
+    assert_int_equal(send_to_patient(pro, &w, conv, "m30"), CARECHAT__V1__STATUS__OK);
+    int64_t since;
+    uint64_t missed;
+    device_inbox(pat, w.patient.account, w.patient.dev[1].id, &since, &missed);
+    assert_true(since > 0);
+    assert_true(missed == 16);
+    device_inbox(pat, w.patient.account, w.patient.dev[0].id, &since, &missed);
+    assert_true(since == 0 && missed == 0);
+    /* The silent device finally syncs: 20 in its inbox, told it missed 16. */
+    struct rawc *silent = login(h, w.patient.email, &w.patient.dev[1], NULL);
+    Carechat__V1__Frame sf;
+    Carechat__V1__Sync sy;
+    carechat__v1__frame__init(&sf);
+    carechat__v1__sync__init(&sy);
+    sf.body_case = CARECHAT__V1__FRAME__BODY_SYNC;
+    sf.sync = &sy;
+    Carechat__V1__Frame *r = rawc_rpc(silent, &sf);
+    raw_expect_status(r, STATUS_OK);
     proto_free(r);
-    assert_int_equal(last_seq(a, conv), 3);
-    /* The burst of 4 is spent (the refused send took a token): limited. */
-    randombytes_buf(cmid, sizeof cmid);
-    r = rawc_send_msg(a, conv, cmid, w.patient.dev[0].id, to, 1, "too many", false);
-    raw_expect_status(r, STATUS_RATE_LIMITED);
-    proto_free(r);
-    assert_int_equal(last_seq(a, conv), 3);
-    assert_int_equal(history_count(a, conv), 3);
-    rawc_free(a);
+    size_t queued = 0, own = 0;
+    for (int i = 0; i < 100; i++) {
+        Carechat__V1__Frame *q = rawc_next_request(silent, TIMEOUT_MS);
+        assert_non_null(q);
+        if (q->body_case == CARECHAT__V1__FRAME__BODY_QUEUE_EMPTY) {
+            assert_true(q->queue_empty->missed_messages == 16);
+            proto_free(q);
+            break;
+        }
+        assert_int_equal(q->body_case, CARECHAT__V1__FRAME__BODY_DELIVERY);
+        const Carechat__V1__Envelope *env = q->delivery->message->envelope;
+        own += env->body.len == 3 && memcmp(env->body.data, "own", 3) == 0;
+        queued++;
+        proto_free(q);
+    }
+    assert_int_equal(queued, 20);
+    assert_int_equal(own, 5);
+    rawc_free(silent);
+    rawc_free(pat);
+    rawc_free(pro);
     world_free(&w);
     int status = -1;
     assert_int_equal(harness_stop(h, &status), 0);
@@ -757,7 +911,8 @@ int main(void) {
         cmocka_unit_test(test_messaging_patient_to_patient_refused),
         cmocka_unit_test(test_messaging_list_conversations_most_recent_first),
         cmocka_unit_test(test_messaging_typing_live_not_stored),
-        cmocka_unit_test(test_messaging_rate_limit_and_inbox_cap),
+        cmocka_unit_test(test_messaging_silent_device_does_not_block),
+        cmocka_unit_test(test_messaging_duplicate_request_id_and_bad_ids),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -23,9 +23,13 @@
 static int g_users; /* numbers the emails of rawc_make_user() */
 
 struct rawc *rawc_open(const struct harness *h) {
+    return rawc_open_from(h, NULL);
+}
+
+struct rawc *rawc_open_from(const struct harness *h, const char *source) {
     struct rawc *c = calloc(1, sizeof *c);
     assert_non_null(c);
-    struct wsc_options o = {.host = h->host, .subprotocol = SUBPROTOCOL};
+    struct wsc_options o = {.host = h->host, .source = source, .subprotocol = SUBPROTOCOL};
     char status[128];
     assert_int_equal(wsc_connect(h->port, &o, status, sizeof status, &c->ws), 101);
     return c;

@@ -70,6 +70,9 @@ struct rawc_wrap_to {
  * connection (free it with rawc_free()); fails the test unless the upgrade
  * is answered 101. */
 struct rawc *rawc_open(const struct harness *h);
+/* rawc_open() from the local address `source` (127.0.0.x plays a client on
+ * another network; NULL: any). */
+struct rawc *rawc_open_from(const struct harness *h, const char *source);
 
 /* Closes the socket and frees the connection and the frames still queued.
  * Accepts NULL. */

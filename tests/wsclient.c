@@ -36,14 +36,17 @@ struct wsc {
     char subprotocol[64];
 };
 
-static int tcp_connect(const char *host, int port) {
+static int tcp_connect(const char *host, const char *source, int port) {
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    if (inet_pton(AF_INET, host ? host : "127.0.0.1", &sa.sin_addr) != 1)
+    struct sockaddr_in src = {.sin_family = AF_INET};
+    if (inet_pton(AF_INET, host ? host : "127.0.0.1", &sa.sin_addr) != 1 ||
+        (source && inet_pton(AF_INET, source, &src.sin_addr) != 1))
         return -1;
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -1;
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+    if ((source && bind(fd, (struct sockaddr *)&src, sizeof src) != 0) ||
+        connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
         close(fd);
         return -1;
     }
@@ -140,7 +143,7 @@ int wsc_connect(int port, const struct wsc_options *opts, char *status_line, siz
     int64_t deadline = clock_monotonic_ms() + (opts->timeout_ms ? opts->timeout_ms : 5000);
     if (status_line && status_len)
         status_line[0] = '\0';
-    int fd = tcp_connect(host, port);
+    int fd = tcp_connect(host, opts->source, port);
     if (fd < 0)
         return STATUS_IO;
 
@@ -389,7 +392,7 @@ void wsc_free(struct wsc *c) {
 int http_get(const char *host, int port, const char *path, int timeout_ms, int *status,
              struct buf *headers, struct buf *body) {
     int64_t deadline = clock_monotonic_ms() + timeout_ms;
-    int fd = tcp_connect(host, port);
+    int fd = tcp_connect(host, NULL, port);
     if (fd < 0)
         return STATUS_IO;
     char req[512];

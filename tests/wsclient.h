@@ -33,6 +33,7 @@
 
 struct wsc_options {
     const char *host;        /* NULL: 127.0.0.1 */
+    const char *source;      /* the local IPv4 address to connect from; NULL: any */
     const char *path;        /* NULL: "/" */
     const char *subprotocol; /* NULL: no Sec-WebSocket-Protocol header */
     const char *origin;      /* NULL: no Origin header */
