@@ -47,21 +47,8 @@ static int run(const struct server_config *cfg) {
 }
 
 int audit_tool_main(int argc, char **argv) {
-    struct server_config cfg;
-    bool help;
-    char err[512];
-    if (config_load(argc, argv, &cfg, &help, err, sizeof err) != 0) {
-        fprintf(stderr, "carechatd audit-verify: %s\n", err);
-        return 2;
-    }
-    int status = 0;
-    if (help) {
-        fputs("usage: carechatd audit-verify --data DIR [--key-dir DIR] [--master-key FILE]\n",
-              stdout);
-    } else {
-        log_set_level(cfg.log_level);
-        status = run(&cfg);
-    }
-    config_cleanup(&cfg);
-    return status;
+    return config_run(argc, argv, "audit-verify",
+                      "usage: carechatd audit-verify --data DIR [--key-dir DIR] [--master-key "
+                      "FILE]\n",
+                      run);
 }

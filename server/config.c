@@ -561,6 +561,26 @@ fail:
     return rc;
 }
 
+int config_run(int argc, char **argv, const char *name, const char *usage,
+               int (*run)(const struct server_config *cfg)) {
+    struct server_config cfg;
+    bool help;
+    char err[512];
+    if (config_load(argc, argv, &cfg, &help, err, sizeof err) != 0) {
+        fprintf(stderr, "carechatd%s%s: %s\n", name ? " " : "", name ? name : "", err);
+        return CONFIG_EXIT_CONFIG;
+    }
+    int status = CONFIG_EXIT_OK;
+    if (help) {
+        fputs(usage, stdout);
+    } else {
+        log_set_level(cfg.log_level);
+        status = run(&cfg);
+    }
+    config_cleanup(&cfg);
+    return status;
+}
+
 void config_cleanup(struct server_config *cfg) {
     if (!cfg)
         return;

@@ -116,6 +116,14 @@ struct server_config {
 int config_load(int argc, char **argv, struct server_config *cfg, bool *help, char *err,
                 size_t err_len);
 
+/* The frame of carechatd and of a subcommand: loads the configuration from
+ * argv (argv[0], the program or subcommand name, is skipped), prints `usage`
+ * for --help (exit 0), else sets the log level and returns run(cfg). A bad
+ * configuration is reported as "carechatd[ NAME]: message" on stderr, where
+ * `name` is the subcommand (NULL: carechatd itself), with CONFIG_EXIT_CONFIG. */
+int config_run(int argc, char **argv, const char *name, const char *usage,
+               int (*run)(const struct server_config *cfg));
+
 /* Frees the copies of file values. Accepts NULL. */
 void config_cleanup(struct server_config *cfg);
 

@@ -53,24 +53,10 @@ static int run(const struct server_config *cfg) {
 }
 
 int init_tool_main(int argc, char **argv) {
-    struct server_config cfg;
-    bool help;
-    char err[512];
-    if (config_load(argc, argv, &cfg, &help, err, sizeof err) != 0) {
-        fprintf(stderr, "carechatd init: %s\n", err);
-        return CONFIG_EXIT_CONFIG;
-    }
-    int status = 0;
-    if (help) {
-        fputs("usage: carechatd init --data DIR [--key-dir DIR] [--master-key FILE] "
-              "[carechatd options]\n"
-              "Creates a new data directory; refuses when DIR/db or the key directory's keys "
-              "exist.\n",
-              stdout);
-    } else {
-        log_set_level(cfg.log_level);
-        status = run(&cfg);
-    }
-    config_cleanup(&cfg);
-    return status;
+    return config_run(argc, argv, "init",
+                      "usage: carechatd init --data DIR [--key-dir DIR] [--master-key FILE] "
+                      "[carechatd options]\n"
+                      "Creates a new data directory; refuses when DIR/db or the key directory's "
+                      "keys exist.\n",
+                      run);
 }

@@ -36,6 +36,18 @@
 #include "server/init_tool.h"
 #include "server/server.h"
 
+static int serve(const struct server_config *cfg) {
+    /* A peer that vanishes mid-write must not kill the process. */
+    signal(SIGPIPE, SIG_IGN);
+    struct server *s;
+    int rc = server_open(cfg, &s);
+    if (rc != 0)
+        return config_exit_status(rc);
+    rc = server_run(s);
+    server_close(s);
+    return rc == 0 ? CONFIG_EXIT_OK : CONFIG_EXIT_FAILED;
+}
+
 /* Returns 0, or -1 with a message on stderr. */
 static int forbid_core_dumps(void) {
     const struct rlimit none = {.rlim_cur = 0, .rlim_max = 0};
@@ -55,31 +67,5 @@ int main(int argc, char **argv) {
         return bootstrap_main(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "audit-verify") == 0)
         return audit_tool_main(argc - 1, argv + 1);
-    struct server_config cfg;
-    bool help;
-    char err[512];
-    if (config_load(argc, argv, &cfg, &help, err, sizeof err) != 0) {
-        fprintf(stderr, "carechatd: %s\n", err);
-        return CONFIG_EXIT_CONFIG;
-    }
-    if (help) {
-        fputs(config_usage(), stdout);
-        config_cleanup(&cfg);
-        return CONFIG_EXIT_OK;
-    }
-    log_set_level(cfg.log_level);
-    /* A peer that vanishes mid-write must not kill the process. */
-    signal(SIGPIPE, SIG_IGN);
-
-    struct server *s;
-    int rc = server_open(&cfg, &s);
-    if (rc == 0) {
-        rc = server_run(s);
-        server_close(s);
-        rc = rc == 0 ? CONFIG_EXIT_OK : CONFIG_EXIT_FAILED;
-    } else {
-        rc = config_exit_status(rc);
-    }
-    config_cleanup(&cfg);
-    return rc;
+    return config_run(argc, argv, NULL, config_usage(), serve);
 }

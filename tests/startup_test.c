@@ -79,6 +79,23 @@ static void expect_exit(const char *const *args, int status, const char *const *
     buf_cleanup(&out);
 }
 
+#define DATA_PATH_LEN (PATH_MAX + 16)
+
+/* The path of a data directory that does not exist (in a fresh directory whose
+ * name starts with `prefix`), into out. */
+static void missing_data_dir(const char *prefix, char out[DATA_PATH_LEN]) {
+    char dir[PATH_MAX];
+    harness_tmpdir(prefix, dir);
+    snprintf(out, DATA_PATH_LEN, "%s/data", dir);
+}
+
+/* Fails unless nothing is at `path`: a refusal made nothing. */
+static void expect_absent(const char *path) {
+    struct stat st;
+    if (stat(path, &st) == 0)
+        fail_msg("%s was created", path);
+}
+
 static uint64_t fnv1a(const uint8_t *p, size_t n) {
     uint64_t h = 14695981039346656037ull;
     for (size_t i = 0; i < n; i++)
@@ -222,8 +239,7 @@ static void test_startup_refuses_unmounted_or_missing_data(void **state) {
     const char *serve_missing[] = {"--listen", "127.0.0.1:0", "--data", missing, NULL};
     const char *missing_said[] = {"No such file", "carechatd init", NULL};
     expect_exit(serve_missing, EXIT_DATA, missing_said);
-    struct stat st;
-    assert_int_not_equal(stat(missing, &st), 0);
+    expect_absent(missing);
     buf_cleanup(&before);
     buf_cleanup(&after);
     harness_free(h);
@@ -261,8 +277,7 @@ static void test_startup_init_refuses_a_key_directory_with_keys(void **state) {
         "x@clinic.example", "--password-file", pw,    NULL};
     const char *boot_said[] = {"carechatd init", NULL};
     expect_exit(boot, EXIT_DATA, boot_said);
-    struct stat st;
-    assert_int_not_equal(stat(data2, &st), 0);
+    expect_absent(data2);
     buf_cleanup(&before);
     buf_cleanup(&after);
 }
@@ -304,8 +319,7 @@ static void test_startup_refuses_bad_tls_files(void **state) {
     assert_int_equal(chmod(key_a, 0604), 0);
     expect_exit(loose, EXIT_CONFIG, loose_said);
     /* refused before anything was made */
-    struct stat st;
-    assert_int_not_equal(stat(data, &st), 0);
+    expect_absent(data);
     /* the pair as it should be passes the check (then the missing data
      * directory stops it) */
     assert_int_equal(chmod(key_a, 0600), 0);
@@ -349,16 +363,14 @@ static void test_startup_refuses_open_key_dir_and_lost_master_key(void **state) 
 
 static void test_startup_clock_offset_needs_the_test_environment(void **state) {
     /* harness_run() gives carechatd no CARECHAT_TEST_CLOCK */
-    char dir[PATH_MAX], data[PATH_MAX + 8];
-    harness_tmpdir("clock", dir);
-    snprintf(data, sizeof data, "%s/data", dir);
+    char data[DATA_PATH_LEN];
+    missing_data_dir("clock", data);
     const char *serve[] = {"--data", data, "--clock-offset", "3600000", NULL};
     const char *said[] = {"clock-offset", "CARECHAT_TEST_CLOCK=1", NULL};
     expect_exit(serve, EXIT_CONFIG, said);
     const char *init[] = {"init", "--data", data, "--clock-offset", "3600000", NULL};
     expect_exit(init, EXIT_CONFIG, said);
-    struct stat st;
-    assert_int_not_equal(stat(data, &st), 0);
+    expect_absent(data);
     /* the harness's servers have it: the offset is taken (and logged) */
     const char *args[] = {"--clock-offset", "3600000", NULL};
     struct harness *h = NULL;
@@ -368,9 +380,8 @@ static void test_startup_clock_offset_needs_the_test_environment(void **state) {
 }
 
 static void test_startup_refuses_a_disk_reserve_below_its_floor(void **state) {
-    char dir[PATH_MAX], data[PATH_MAX + 8];
-    harness_tmpdir("reserve", dir);
-    snprintf(data, sizeof data, "%s/data", dir);
+    char data[DATA_PATH_LEN];
+    missing_data_dir("reserve", data);
     const char *off[] = {"--data", data, "--min-free-bytes", "0", NULL};
     const char *off_said[] = {"min-free-bytes", "128m or more", NULL};
     expect_exit(off, EXIT_CONFIG, off_said);
@@ -379,8 +390,7 @@ static void test_startup_refuses_a_disk_reserve_below_its_floor(void **state) {
     const char *key[] = {"--data", data, "--min-free-key-bytes", "0", NULL};
     const char *key_said[] = {"min-free-key-bytes", "1m or more", NULL};
     expect_exit(key, EXIT_CONFIG, key_said);
-    struct stat st;
-    assert_int_not_equal(stat(data, &st), 0);
+    expect_absent(data);
 }
 
 /* A number as --help writes it: digits with an optional k, m or g (binary). */
@@ -408,9 +418,8 @@ static int run_option(const char *name, uint64_t value, struct buf *out) {
         {"session-idle", "--session-max", "7776000"},
         {"session-max", "--session-idle", "1"},
     };
-    char dir[PATH_MAX], data[PATH_MAX + 8], flag[64], arg[32];
-    harness_tmpdir("range", dir);
-    snprintf(data, sizeof data, "%s/missing", dir);
+    char data[DATA_PATH_LEN], flag[64], arg[32];
+    missing_data_dir("range", data);
     snprintf(flag, sizeof flag, "--%s", name);
     snprintf(arg, sizeof arg, "%llu", (unsigned long long)value);
     const char *args[10] = {"--listen", "127.0.0.1:0", "--data", data};
