@@ -609,7 +609,7 @@ const char *config_usage(void) {
         "missing or incomplete (init: already in use); nothing is changed on 2 and 4.\n\n");
     for (size_t i = 0; i < N_OPTIONS && used < sizeof text; i++) {
         const struct opt *o = &options[i];
-        char left[64], range[96] = "", def[24], allowed[64];
+        char left[64], range[128] = "", def[24], allowed[64];
         snprintf(left, sizeof left, "--%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
         if (is_numeric(o)) {
             format_range(o, allowed, sizeof allowed);
