@@ -3,9 +3,10 @@
  * run on the real binary with its exit status, its message and what it left
  * on disk:
  *   - a data directory that is missing, incomplete (CURRENT and the WAL gone)
- *     or not mounted (the database gone, the keys there) is refused with exit
- *     status 4 and a message naming what is missing, and every file that was
- *     there is still there, byte for byte; `carechatd init` refuses to create a
+ *     or not mounted (the database gone, the keys there; or the key volume
+ *     gone, the database there) is refused with exit status 4 and a message
+ *     naming what is missing, and every file that was there is still there,
+ *     byte for byte; `carechatd init` refuses to create a
  *     database over a database or over a key directory holding keys, and
  *     `bootstrap` does not create one;
  *   - a TLS key that is not the certificate's, a TLS key file or a key
@@ -230,6 +231,20 @@ static void test_startup_refuses_unmounted_or_missing_data(void **state) {
     const char *init[] = {"init", "--data", h->data_dir, NULL};
     const char *init_said[] = {"holds the keys of another database", NULL};
     expect_exit(init, EXIT_DATA, init_said);
+    snapshot(h->data_dir, &after);
+    expect_same(&before, &after);
+
+    /* the database back, the key volume not mounted: no new key store */
+    char keys[PATH_MAX + 8], keys_away[PATH_MAX + 16];
+    snprintf(keys, sizeof keys, "%s/keys", h->data_dir);
+    snprintf(keys_away, sizeof keys_away, "%s/keys.away", h->data_dir);
+    assert_int_equal(rename(away, db), 0);
+    assert_int_equal(rename(keys, keys_away), 0);
+    buf_reset(&before);
+    snapshot(h->data_dir, &before);
+    const char *keys_said[] = {"key directory", "does not exist", "not mounted?", NULL};
+    expect_exit(serve, EXIT_DATA, keys_said);
+    buf_reset(&after);
     snapshot(h->data_dir, &after);
     expect_same(&before, &after);
 
