@@ -12,7 +12,7 @@ packages=(
     libprotobuf-c-dev protobuf-c-compiler
     libcurl4-openssl-dev libssl-dev openssl libcmocka-dev
     clang libclang-rt-14-dev
-    ca-certificates
+    ca-certificates python3
 )
 
 missing=()
