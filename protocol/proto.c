@@ -26,6 +26,7 @@
 #include "base/alloc.h"
 #include "base/check.h"
 #include "base/status.h"
+#include "base/utf8.h"
 
 #define ALLOC_MAGIC 0x70726f746f616c63ull /* "protoalc" */
 
@@ -109,49 +110,6 @@ static struct proto_limits resolve_limits(const struct proto_limits *lim) {
     if (!r.memory_slack)
         r.memory_slack = PROTO_DEFAULT_MEMORY_SLACK;
     return r;
-}
-
-/* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above
- * U+10FFFF. */
-static bool utf8_valid(const uint8_t *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        uint8_t c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t extra;
-        uint32_t cp;
-        uint32_t min;
-        if (c >= 0xc2 && c <= 0xdf) {
-            extra = 1;
-            cp = c & 0x1f;
-            min = 0x80;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            extra = 2;
-            cp = c & 0x0f;
-            min = 0x800;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            extra = 3;
-            cp = c & 0x07;
-            min = 0x10000;
-        } else {
-            return false;
-        }
-        if (n - i - 1 < extra)
-            return false;
-        for (size_t k = 1; k <= extra; k++) {
-            uint8_t cc = s[i + k];
-            if ((cc & 0xc0) != 0x80)
-                return false;
-            cp = (cp << 6) | (cc & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        i += extra + 1;
-    }
-    return true;
 }
 
 /* Bytes one element of a repeated field of `type` takes in its array. */
