@@ -146,7 +146,7 @@ static size_t element_size(ProtobufCType type) {
     return 0;
 }
 
-static int check_message(const ProtobufCMessage *msg, const struct proto_limits *lim);
+static int check_message(const ProtobufCMessage *msg, const struct proto_limits *lim, bool strict);
 
 static int check_string(const ProtobufCFieldDescriptor *f, const char *s,
                         const struct proto_limits *lim) {
@@ -163,14 +163,15 @@ static int check_string(const ProtobufCFieldDescriptor *f, const char *s,
     return 0;
 }
 
-/* Checks one value of field `f` stored at `elem`. */
+/* Checks one value of field `f` stored at `elem` (undefined enum numbers only
+ * when `strict`). */
 static int check_value(const ProtobufCFieldDescriptor *f, const void *elem,
-                       const struct proto_limits *lim) {
+                       const struct proto_limits *lim, bool strict) {
     switch (f->type) {
     case PROTOBUF_C_TYPE_ENUM: {
         int v;
         memcpy(&v, elem, sizeof v);
-        if (!protobuf_c_enum_descriptor_get_value(f->descriptor, v))
+        if (strict && !protobuf_c_enum_descriptor_get_value(f->descriptor, v))
             return STATUS_BAD_REQUEST;
         return 0;
     }
@@ -182,7 +183,7 @@ static int check_value(const ProtobufCFieldDescriptor *f, const void *elem,
     case PROTOBUF_C_TYPE_MESSAGE: {
         const ProtobufCMessage *m;
         memcpy(&m, elem, sizeof m);
-        return m ? check_message(m, lim) : 0;
+        return m ? check_message(m, lim, strict) : 0;
     }
     default:
         return 0;
@@ -190,11 +191,12 @@ static int check_value(const ProtobufCFieldDescriptor *f, const void *elem,
 }
 
 /* The recursive walk. The schema has no recursive messages, so the depth is
- * bounded by the schema, not by the input. */
-static int check_message(const ProtobufCMessage *msg, const struct proto_limits *lim) {
+ * bounded by the schema, not by the input. Not `strict`: unknown fields and
+ * enum numbers pass (their heap is still within the decode's budget). */
+static int check_message(const ProtobufCMessage *msg, const struct proto_limits *lim, bool strict) {
     const ProtobufCMessageDescriptor *desc = msg->descriptor;
     const char *base = (const char *)msg;
-    if (msg->n_unknown_fields > 0)
+    if (strict && msg->n_unknown_fields > 0)
         return STATUS_BAD_REQUEST;
     for (unsigned i = 0; i < desc->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &desc->fields[i];
@@ -215,12 +217,12 @@ static int check_message(const ProtobufCMessage *msg, const struct proto_limits 
                 return STATUS_TOO_LARGE;
             size_t step = element_size(f->type);
             for (size_t k = 0; k < n; k++) {
-                rc = check_value(f, arr + k * step, lim);
+                rc = check_value(f, arr + k * step, lim, strict);
                 if (rc)
                     return rc;
             }
         } else {
-            rc = check_value(f, member, lim);
+            rc = check_value(f, member, lim, strict);
             if (rc)
                 return rc;
         }
@@ -228,10 +230,11 @@ static int check_message(const ProtobufCMessage *msg, const struct proto_limits 
     return 0;
 }
 
-/* Unpacks `desc` from the input within the budget and checks it. On success
- * the message is in *out; on failure nothing stays allocated. */
+/* Unpacks `desc` from the input within the budget and checks it (`strict`:
+ * see check_message()). On success the message is in *out; on failure
+ * nothing stays allocated. */
 static int decode_checked(const ProtobufCMessageDescriptor *desc, const struct proto_limits *lim_in,
-                          const uint8_t *data, size_t len, ProtobufCMessage **out,
+                          bool strict, const uint8_t *data, size_t len, ProtobufCMessage **out,
                           size_t *peak_bytes) {
     struct proto_limits lim = resolve_limits(lim_in);
     struct budget b = {0};
@@ -257,7 +260,7 @@ static int decode_checked(const ProtobufCMessageDescriptor *desc, const struct p
         *peak_bytes = b.peak;
     if (!msg)
         return b.refused ? STATUS_TOO_LARGE : STATUS_BAD_REQUEST;
-    int rc = check_message(msg, &lim);
+    int rc = check_message(msg, &lim, strict);
     if (rc) {
         protobuf_c_message_free_unpacked(msg, &alloc);
         return rc;
@@ -278,7 +281,8 @@ static void encode_message(const ProtobufCMessage *msg, struct buf *out) {
 int proto_decode_measured(const struct proto_limits *lim, const uint8_t *data, size_t len,
                           Carechat__V1__Frame **out, size_t *peak_bytes) {
     ProtobufCMessage *msg = NULL;
-    int rc = decode_checked(&carechat__v1__frame__descriptor, lim, data, len, &msg, peak_bytes);
+    int rc =
+        decode_checked(&carechat__v1__frame__descriptor, lim, true, data, len, &msg, peak_bytes);
     if (rc)
         return rc;
     Carechat__V1__Frame *frame = (Carechat__V1__Frame *)msg;
@@ -349,7 +353,8 @@ bool proto_body_bytes(const Carechat__V1__Frame *frame, const char *name,
 int proto_entry_decode(const struct proto_limits *lim, const uint8_t *data, size_t len,
                        Carechat__Entry__V1__Entry **out) {
     ProtobufCMessage *msg = NULL;
-    int rc = decode_checked(&carechat__entry__v1__entry__descriptor, lim, data, len, &msg, NULL);
+    int rc =
+        decode_checked(&carechat__entry__v1__entry__descriptor, lim, true, data, len, &msg, NULL);
     if (rc)
         return rc;
     Carechat__Entry__V1__Entry *entry = (Carechat__Entry__V1__Entry *)msg;
@@ -371,4 +376,25 @@ int proto_entry_encode(const Carechat__Entry__V1__Entry *entry, struct buf *out)
         return STATUS_BAD_REQUEST;
     encode_message(&entry->base, out);
     return 0;
+}
+
+int proto_content_decode(const uint8_t *data, size_t len, size_t max_len,
+                         Carechat__V1__MessageContent **out) {
+    const struct proto_limits lim = {.max_frame_bytes = max_len};
+    ProtobufCMessage *msg = NULL;
+    int rc = decode_checked(&carechat__v1__message_content__descriptor, &lim, false, data, len,
+                            &msg, NULL);
+    if (rc)
+        return rc;
+    *out = (Carechat__V1__MessageContent *)msg;
+    return 0;
+}
+
+void proto_content_free(Carechat__V1__MessageContent *content) {
+    if (content)
+        protobuf_c_message_free_unpacked(&content->base, &free_allocator);
+}
+
+void proto_content_encode(const Carechat__V1__MessageContent *content, struct buf *out) {
+    encode_message(&content->base, out);
 }
