@@ -184,9 +184,14 @@ static void print_message(const struct carechat_message *m, bool json) {
     struct buf line;
     buf_init(&line);
     buf_printf(&line, "[%s #%" PRIu64 "] %s: ", conv, m->seq, sender);
-    if (m->state == CARECHAT_MESSAGE_OK)
-        append_printable(&line, (const char *)m->body);
-    else
+    if (m->state == CARECHAT_MESSAGE_OK) {
+        append_printable(&line, m->text);
+        for (size_t i = 0; i < m->n_attachments; i++) {
+            buf_append(&line, " [file ", 7);
+            append_printable(&line, m->attachments[i].file_name);
+            buf_printf(&line, ", %" PRIu64 " bytes]", m->attachments[i].file.size);
+        }
+    } else
         buf_printf(&line, "(%s)", cli_message_state_name(m->state));
     print_line(&line);
     buf_wipe(&line);

@@ -389,8 +389,10 @@ const char *cli_usage(void) {
            "  recv [--wait SECONDS]\n"
            "      print and acknowledge what arrived for this device, then wait SECONDS\n"
            "      (default 0) after the server's queue is empty; JSON fields: conversation,\n"
-           "      seq, message_id, sender, sender_device, sent_at, urgent, state, text, and\n"
-           "      text_error \"invalid_utf8\" when the text was not UTF-8 (each ill-formed\n"
+           "      seq, message_id, sender, sender_device, sent_at, urgent, state (ok,\n"
+           "      recalled, no_key, invalid, malformed, unsupported), text; reply_to and\n"
+           "      attachments (file_id, file_name, media_type, size) when there are; and\n"
+           "      text_error \"invalid_utf8\" when a text was not UTF-8 (each ill-formed\n"
            "      byte is then shown as U+FFFD)\n"
            "  history --conversation ID [--limit N]\n"
            "      the newest N (1..100, default 50) messages, decrypted, oldest first\n"
@@ -579,6 +581,10 @@ const char *cli_message_state_name(enum carechat_message_state state) {
         return "no_key";
     case CARECHAT_MESSAGE_INVALID:
         return "invalid";
+    case CARECHAT_MESSAGE_MALFORMED:
+        return "malformed";
+    case CARECHAT_MESSAGE_UNSUPPORTED:
+        return "unsupported";
     }
     return "invalid";
 }
@@ -589,9 +595,9 @@ json_t *cli_message_json(const struct carechat_message *m) {
     id_to_hex(&m->message_id, mid);
     id_to_hex(&m->sender_account_id, sender);
     id_to_hex(&m->sender_device_id, device);
-    const bool ok = m->state == CARECHAT_MESSAGE_OK && m->body != NULL;
+    const bool ok = m->state == CARECHAT_MESSAGE_OK && m->text != NULL;
     bool replaced = false;
-    json_t *text = cli_json_text(ok ? (const char *)m->body : "", ok ? m->len : 0, &replaced);
+    json_t *text = cli_json_text(ok ? m->text : "", ok ? m->text_len : 0, &replaced);
     json_t *j = json_pack("{s:s, s:o, s:s, s:s, s:s, s:I, s:b, s:s, s:o}", "conversation", conv,
                           "seq", cli_json_u64(m->seq), "message_id", mid, "sender", sender,
                           "sender_device", device, "sent_at", (json_int_t)m->sent_at, "urgent",
@@ -599,5 +605,24 @@ json_t *cli_message_json(const struct carechat_message *m) {
     CHECK(j != NULL);
     if (replaced)
         CHECK(json_object_set_new(j, "text_error", json_string("invalid_utf8")) == 0);
+    if (m->has_reply_to) {
+        char reply[ID_HEX_LEN + 1];
+        id_to_hex(&m->reply_to, reply);
+        CHECK(json_object_set_new(j, "reply_to", json_string(reply)) == 0);
+    }
+    if (m->n_attachments == 0)
+        return j;
+    /* What a user may see of a file; never its key. */
+    json_t *atts = json_array();
+    for (size_t i = 0; i < m->n_attachments; i++) {
+        const struct carechat_attachment *a = &m->attachments[i];
+        char file_id[ID_HEX_LEN + 1];
+        id_to_hex(&a->file.file_id, file_id);
+        CHECK(json_array_append_new(atts, json_pack("{s:s, s:o, s:o, s:o}", "file_id", file_id,
+                                                    "file_name", cli_json_str(a->file_name),
+                                                    "media_type", cli_json_str(a->media_type),
+                                                    "size", cli_json_u64(a->file.size))) == 0);
+    }
+    CHECK(json_object_set_new(j, "attachments", atts) == 0);
     return j;
 }

@@ -157,15 +157,17 @@ json_t *cli_json_u64(uint64_t v);
  * with CLI_JSON_FLAGS. */
 void cli_json_print(FILE *out, json_t *obj);
 
-/* "ok", "recalled", "no_key" or "invalid". */
+/* "ok", "recalled", "no_key", "invalid", "malformed" or "unsupported". */
 const char *cli_message_state_name(enum carechat_message_state state);
 
 /* The JSON object recv and history print for message `m` (borrowed): fields
  * conversation, seq, message_id, sender, sender_device (32 hex digits),
- * sent_at, urgent, state, text (the body, "" unless state is "ok"), and, when
- * the body was not UTF-8, text_error: "invalid_utf8" (the text then holds
- * U+FFFD for each ill-formed byte). The caller releases it with
- * json_decref(). */
+ * sent_at, urgent, state, text ("" unless state is "ok"); when the text was
+ * not UTF-8 (libcarechat does not hand out such text; checked all the same),
+ * text_error: "invalid_utf8" (the text then holds U+FFFD for each ill-formed
+ * byte); reply_to (32 hex digits) for a reply; and attachments, each with
+ * file_id, file_name, media_type and size (never the key), when there are
+ * any. The caller releases it with json_decref(). */
 json_t *cli_message_json(const struct carechat_message *m);
 
 #endif

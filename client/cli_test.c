@@ -301,8 +301,8 @@ static void test_cli_message_json_fields(void **state) {
     m.sent_at = 1700000000123;
     m.urgent = true;
     m.state = CARECHAT_MESSAGE_OK;
-    m.body = (uint8_t *)body;
-    m.len = sizeof body - 1;
+    m.text = (char *)body;
+    m.text_len = sizeof body - 1;
     char line[1024];
     json_t *j = print_and_parse(cli_message_json(&m), line, sizeof line);
     assert_string_equal(json_string_value(json_object_get(j, "conversation")),
@@ -319,14 +319,14 @@ static void test_cli_message_json_fields(void **state) {
     assert_non_null(strstr(line, "{\"conversation\": \"ab0"));
     assert_non_null(strstr(line, ", \"seq\": 42, "));
 
-    m.body = (uint8_t *)"fine";
-    m.len = 4;
+    m.text = (char *)"fine";
+    m.text_len = 4;
     j = print_and_parse(cli_message_json(&m), line, sizeof line);
     assert_null(json_object_get(j, "text_error"));
     json_decref(j);
     m.state = CARECHAT_MESSAGE_RECALLED;
-    m.body = NULL;
-    m.len = 0;
+    m.text = NULL;
+    m.text_len = 0;
     j = print_and_parse(cli_message_json(&m), line, sizeof line);
     assert_string_equal(json_string_value(json_object_get(j, "state")), "recalled");
     assert_string_equal(json_string_value(json_object_get(j, "text")), "");

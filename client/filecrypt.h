@@ -6,7 +6,7 @@
  * (carechat.proto MessageContent.attachments, struct filecrypt_file here).
  *
  * Format, version FILECRYPT_VERSION (what every carechat client must agree
- * on; PROTOCOL.md "Message content" repeats it for client authors):
+ * on; PROTOCOL.md section 10 repeats it for client authors):
  *
  *   key         32 random bytes, fresh for every file (never reused)
  *   plaintext   the file's bytes, then zero bytes up to

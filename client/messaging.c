@@ -39,6 +39,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/status.h"
+#include "client/content.h"
 #include "client/core.h"
 #include "client/envelope.h"
 #include "client/messaging.h"
@@ -588,17 +589,13 @@ static int seal_and_send(struct carechat *c, const struct id *conv, const struct
     return rc;
 }
 
+/* Seals the encoded content `body` (`len` bytes, at most CARECHAT_MAX_MESSAGE)
+ * and sends it, refreshing device lists on CONFLICT and resending once after a
+ * lost answer. */
 static int send_message(struct carechat *c, const struct id *conversation_id, const uint8_t *body,
                         size_t len, const struct id *client_msg_id, bool urgent,
                         struct carechat_sent *out) {
-    cc_clear_error(c);
     const char *what = "sending the message";
-    if (conversation_id == NULL || body == NULL || len == 0)
-        return cc_fail(c, STATUS_BAD_REQUEST, CARECHAT_ERROR_ARGUMENT,
-                       "send: a conversation and a non-empty message are required");
-    if (len > CARECHAT_MAX_MESSAGE)
-        return cc_fail(c, STATUS_TOO_LARGE, CARECHAT_ERROR_ARGUMENT,
-                       "send: the message is over %d bytes", CARECHAT_MAX_MESSAGE);
     int rc = cc_ensure_session(c);
     if (rc != 0)
         return rc;
@@ -672,14 +669,51 @@ static int send_message(struct carechat *c, const struct id *conversation_id, co
     return rc;
 }
 
+int carechat_send_content(struct carechat *c, const struct id *conversation_id,
+                          const struct carechat_content *content, const struct id *client_msg_id,
+                          bool urgent, struct carechat_sent *out) {
+    cc_clear_error(c);
+    if (conversation_id == NULL || content == NULL)
+        return cc_fail(c, STATUS_BAD_REQUEST, CARECHAT_ERROR_ARGUMENT,
+                       "send: a conversation and a message are required");
+    struct buf plain;
+    buf_init(&plain);
+    int rc = content_encode(content, &plain);
+    if (rc == STATUS_TOO_LARGE)
+        rc = cc_fail(c, rc, CARECHAT_ERROR_ARGUMENT,
+                     "send: the message is over %d bytes once encoded", CARECHAT_MAX_MESSAGE);
+    else if (rc != 0)
+        rc = cc_fail(c, rc, CARECHAT_ERROR_ARGUMENT,
+                     "send: not a valid message (text or attachments needed; text and names "
+                     "UTF-8 without NUL bytes, within their limits): nothing was sent");
+    if (rc == 0)
+        rc = send_message(c, conversation_id, plain.data, plain.len, client_msg_id, urgent, out);
+    buf_wipe(&plain);
+    buf_cleanup(&plain);
+    return rc;
+}
+
+/* A text message: MessageContent { kind MESSAGE, text }. */
+static int send_text(struct carechat *c, const struct id *conversation_id, const uint8_t *body,
+                     size_t len, const struct id *client_msg_id, bool urgent,
+                     struct carechat_sent *out) {
+    if (body == NULL || len == 0) {
+        cc_clear_error(c);
+        return cc_fail(c, STATUS_BAD_REQUEST, CARECHAT_ERROR_ARGUMENT,
+                       "send: a conversation and a non-empty message are required");
+    }
+    const struct carechat_content content = {.text = (const char *)body, .text_len = len};
+    return carechat_send_content(c, conversation_id, &content, client_msg_id, urgent, out);
+}
+
 int carechat_send(struct carechat *c, const struct id *conversation_id, const uint8_t *body,
                   size_t len, const struct id *client_msg_id, struct carechat_sent *out) {
-    return send_message(c, conversation_id, body, len, client_msg_id, false, out);
+    return send_text(c, conversation_id, body, len, client_msg_id, false, out);
 }
 
 int carechat_send_urgent(struct carechat *c, const struct id *conversation_id, const uint8_t *body,
                          size_t len, const struct id *client_msg_id, struct carechat_sent *out) {
-    return send_message(c, conversation_id, body, len, client_msg_id, true, out);
+    return send_text(c, conversation_id, body, len, client_msg_id, true, out);
 }
 
 /* ---- receiving ---- */
@@ -687,12 +721,18 @@ int carechat_send_urgent(struct carechat *c, const struct id *conversation_id, c
 void carechat_message_cleanup(struct carechat_message *msg) {
     if (msg == NULL)
         return;
-    if (msg->body != NULL) {
-        sodium_memzero(msg->body, msg->len);
-        free(msg->body);
+    if (msg->text != NULL) {
+        sodium_memzero(msg->text, msg->text_len);
+        free(msg->text);
     }
-    msg->body = NULL;
-    msg->len = 0;
+    if (msg->attachments != NULL) {
+        sodium_memzero(msg->attachments, msg->n_attachments * sizeof *msg->attachments);
+        free(msg->attachments);
+    }
+    msg->text = NULL;
+    msg->text_len = 0;
+    msg->attachments = NULL;
+    msg->n_attachments = 0;
 }
 
 static int own_key(struct carechat *c, struct envelope_enc_key **out) {
@@ -793,12 +833,10 @@ static int open_stored(struct carechat *c, const Carechat__V1__StoredMessage *sm
     int orc = shaped ? envelope_open(&env, sender_pk, key, &plain) : STATUS_BAD_REQUEST;
     free(env.wraps);
     if (orc == 0) {
-        msg.state = CARECHAT_MESSAGE_OK;
-        msg.len = plain.len;
-        msg.body = xmalloc(plain.len + 1);
-        if (plain.len > 0)
-            memcpy(msg.body, plain.data, plain.len);
-        msg.body[plain.len] = '\0';
+        msg.state = content_decode(plain.data, plain.len, &msg);
+        if (msg.state != CARECHAT_MESSAGE_OK)
+            log_warn(MOD, "a verified message whose content this client cannot read (%s)",
+                     msg.state == CARECHAT_MESSAGE_UNSUPPORTED ? "a newer kind" : "malformed");
     } else if (orc == STATUS_NOT_FOUND || orc == STATUS_CONFLICT) {
         msg.state = CARECHAT_MESSAGE_NO_KEY;
     } else {
