@@ -313,7 +313,10 @@ int carechat_next_event(struct carechat *c, struct carechat_event *out);
  * with this device's identity key. Device lists are fetched with ListDevices,
  * their signatures and every device's signed encryption key verified, and kept
  * in the handle; a list whose version goes down is refused (STATUS_CORRUPT).
- * The server never sees plaintext; neither does the log.
+ * The plaintext is a MessageContent (carechat.proto; PROTOCOL.md section 10):
+ * text, attachments (files encrypted with client/filecrypt.h, whose keys
+ * travel here) and a reply reference. The server never sees plaintext;
+ * neither does the log.
  *
  * Delivery (PROTOCOL.md section 4): the first carechat_recv() (or
  * carechat_sync()) on a connection sends Sync after the last cursor this

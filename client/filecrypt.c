@@ -74,6 +74,27 @@ struct stream {
     bool finished, failed;
 };
 
+/* Sets up what both directions know of `file` before the first byte. */
+static void stream_init(struct stream *s, const struct filecrypt_file *file) {
+    s->file = *file;
+    s->padded = filecrypt_padded_size(file->size);
+    s->n_chunks = filecrypt_chunk_count(file->size);
+    make_ad(file->version, &file->file_id, s->ad);
+    crypto_hash_sha256_init(&s->sha);
+}
+
+/* Moves input from *src (*len bytes) into `dst`, which holds *fill bytes, up
+ * to `want` bytes in all; advances *src, *len and *fill. */
+static void take_input(uint8_t *dst, size_t *fill, size_t want, const uint8_t **src, size_t *len) {
+    size_t take = want - *fill;
+    if (take > *len)
+        take = *len;
+    memcpy(dst + *fill, *src, take);
+    *fill += take;
+    *src += take;
+    *len -= take;
+}
+
 static void *secure_alloc(size_t n) {
     void *p = sodium_malloc(n);
     CHECK(p != NULL);
@@ -118,16 +139,11 @@ int filecrypt_encrypt_open_version(const struct id *file_id, uint64_t size, uint
         return STATUS_TOO_LARGE;
     struct filecrypt_enc *e = secure_alloc(sizeof *e);
     struct stream *s = &e->s;
-    s->file.file_id = *file_id;
-    s->file.version = version;
-    s->file.size = size;
-    s->padded = filecrypt_padded_size(size);
-    s->n_chunks = filecrypt_chunk_count(size);
-    make_ad(version, file_id, s->ad);
+    const struct filecrypt_file file = {.file_id = *file_id, .version = version, .size = size};
+    stream_init(s, &file);
     rand_bytes(s->file.key, sizeof s->file.key);
     uint8_t header[FILECRYPT_HEADER_LEN];
     CHECK(crypto_secretstream_xchacha20poly1305_init_push(&s->st, header, s->file.key) == 0);
-    crypto_hash_sha256_init(&s->sha);
     crypto_hash_sha256_update(&s->sha, header, sizeof header);
     buf_append(out, header, sizeof header);
     *enc = e;
@@ -151,13 +167,7 @@ int filecrypt_encrypt_update(struct filecrypt_enc *e, const uint8_t *plain, size
         /* A full chunk goes out once more input shows it is not the last. */
         if (e->fill == FILECRYPT_CHUNK_LEN)
             push_chunk(e, out);
-        size_t take = FILECRYPT_CHUNK_LEN - e->fill;
-        if (take > len)
-            take = len;
-        memcpy(e->chunk + e->fill, plain, take);
-        e->fill += take;
-        plain += take;
-        len -= take;
+        take_input(e->chunk, &e->fill, FILECRYPT_CHUNK_LEN, &plain, &len);
     }
     return 0;
 }
@@ -201,12 +211,7 @@ int filecrypt_decrypt_open(const struct filecrypt_file *file, struct filecrypt_d
     if (file->size > FILECRYPT_MAX_SIZE)
         return STATUS_TOO_LARGE;
     struct filecrypt_dec *d = secure_alloc(sizeof *d);
-    struct stream *s = &d->s;
-    s->file = *file;
-    s->padded = filecrypt_padded_size(file->size);
-    s->n_chunks = filecrypt_chunk_count(file->size);
-    make_ad(file->version, &file->file_id, s->ad);
-    crypto_hash_sha256_init(&s->sha);
+    stream_init(&d->s, file);
     *dec = d;
     return 0;
 }
@@ -251,13 +256,7 @@ int filecrypt_decrypt_update(struct filecrypt_dec *d, const uint8_t *cipher, siz
         const size_t want =
             d->have_header ? chunk_plain(s->padded, s->n_chunks, s->chunks_done) + FILECRYPT_TAG_LEN
                            : FILECRYPT_HEADER_LEN;
-        size_t take = want - d->fill;
-        if (take > len)
-            take = len;
-        memcpy(d->cipher + d->fill, cipher, take);
-        d->fill += take;
-        cipher += take;
-        len -= take;
+        take_input(d->cipher, &d->fill, want, &cipher, &len);
         if (d->fill < want)
             break;
         if (!d->have_header) {

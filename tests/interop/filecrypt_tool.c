@@ -49,21 +49,9 @@ static int print(json_t *obj) {
     return rc;
 }
 
-static int fixed_hex(const char *s, uint8_t *out, size_t n) {
-    struct buf b;
-    buf_init(&b);
-    int rc = hex_decode(s, strlen(s), &b);
-    if (rc == 0 && b.len != n)
-        rc = STATUS_BAD_REQUEST;
-    if (rc == 0)
-        memcpy(out, b.data, n);
-    buf_cleanup(&b);
-    return rc;
-}
-
 /* Writes what `out` holds to `f` and empties it. */
 static int drain(struct buf *out, FILE *f) {
-    int rc = fwrite(out->data, 1, out->len, f) == out->len ? 0 : STATUS_IO;
+    int rc = out->len == 0 || fwrite(out->data, 1, out->len, f) == out->len ? 0 : STATUS_IO;
     buf_reset(out);
     return rc;
 }
@@ -131,8 +119,8 @@ int main(int argc, char **argv) {
     const bool enc = argc == 5 && strcmp(argv[1], "encrypt") == 0;
     const bool dec = argc == 9 && strcmp(argv[1], "decrypt") == 0;
     if ((!enc && !dec) || id_from_hex(argv[2], &file.file_id) != 0 ||
-        (dec && (fixed_hex(argv[3], file.key, sizeof file.key) != 0 ||
-                 fixed_hex(argv[4], file.sha256, sizeof file.sha256) != 0 ||
+        (dec && (hex_decode_exact(argv[3], file.key, sizeof file.key) != 0 ||
+                 hex_decode_exact(argv[4], file.sha256, sizeof file.sha256) != 0 ||
                  sscanf(argv[5], "%" SCNu64, &file.size) != 1 ||
                  sscanf(argv[6], "%" SCNu32, &file.version) != 1))) {
         fprintf(stderr, "usage: filecrypt_tool encrypt FILE_ID IN OUT | decrypt FILE_ID KEY "
