@@ -1,6 +1,8 @@
 /* base/hex.c: lower-case hexadecimal text for bytes, both ways. */
 #include "base/hex.h"
 
+#include <string.h>
+
 #include "base/status.h"
 
 static int digit_value(char c) {
@@ -35,4 +37,17 @@ int hex_decode(const char *hex, size_t len, struct buf *out) {
     for (size_t i = 0; i < len; i += 2)
         buf_append_u8(out, (uint8_t)(digit_value(hex[i]) << 4 | digit_value(hex[i + 1])));
     return 0;
+}
+
+int hex_decode_exact(const char *hex, uint8_t *out, size_t n) {
+    struct buf b;
+    buf_init(&b);
+    int rc = hex_decode(hex, strlen(hex), &b);
+    if (rc == 0 && b.len != n)
+        rc = STATUS_BAD_REQUEST;
+    if (rc == 0 && n > 0)
+        memcpy(out, b.data, n);
+    buf_wipe(&b);
+    buf_cleanup(&b);
+    return rc;
 }

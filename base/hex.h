@@ -24,4 +24,9 @@ void hex_encode(const uint8_t *in, size_t n, struct buf *out);
  * a hex digit; then `out` is left as it was. */
 int hex_decode(const char *hex, size_t len, struct buf *out);
 
+/* Decodes the hex string `hex` (NUL-terminated) into exactly `n` bytes at
+ * `out`. Returns 0, or STATUS_BAD_REQUEST when it is not hex or does not spell
+ * exactly n bytes (`out` then unchanged). */
+int hex_decode_exact(const char *hex, uint8_t *out, size_t n);
+
 #endif

@@ -52,11 +52,25 @@ static void test_hex_decode_accepts_upper_case_and_rejects_junk(void **state) {
     buf_cleanup(&out);
 }
 
+static void test_hex_decode_exact_wants_the_length(void **state) {
+    (void)state;
+    uint8_t out[2] = {9, 9};
+    assert_int_equal(hex_decode_exact("a1B2", out, 2), 0);
+    assert_int_equal(out[0], 0xa1);
+    assert_int_equal(out[1], 0xb2);
+    out[0] = 7;
+    assert_int_equal(hex_decode_exact("a1", out, 2), STATUS_BAD_REQUEST);
+    assert_int_equal(hex_decode_exact("a1b2c3", out, 2), STATUS_BAD_REQUEST);
+    assert_int_equal(hex_decode_exact("zzzz", out, 2), STATUS_BAD_REQUEST);
+    assert_int_equal(out[0], 7);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hex_encode_every_byte_round_trips),
         cmocka_unit_test(test_hex_encode_empty_is_a_string),
         cmocka_unit_test(test_hex_decode_accepts_upper_case_and_rejects_junk),
+        cmocka_unit_test(test_hex_decode_exact_wants_the_length),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,7 +12,7 @@
 
 #include "base/status.h"
 #include "client/carechat.h"
-#include "client/carechat_internal.h"
+#include "client/core.h"
 
 static const char *const retention_names[] = {"unspecified", "active", "review", "restricted",
                                               "purged"};

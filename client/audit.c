@@ -9,7 +9,7 @@
 #include "base/alloc.h"
 #include "base/status.h"
 #include "client/carechat.h"
-#include "client/carechat_internal.h"
+#include "client/core.h"
 
 #define PAGE 500
 /* Pages followed at most (each examines up to 10000 records on the server). */

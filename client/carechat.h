@@ -57,6 +57,7 @@
 #include <stdint.h>
 
 #include "base/id.h"
+#include "client/filecrypt.h"
 
 #define CARECHAT_DEFAULT_URL "ws://127.0.0.1:8080"
 #define CARECHAT_DEFAULT_CONNECT_TIMEOUT_MS 10000
@@ -312,7 +313,10 @@ int carechat_next_event(struct carechat *c, struct carechat_event *out);
  * with this device's identity key. Device lists are fetched with ListDevices,
  * their signatures and every device's signed encryption key verified, and kept
  * in the handle; a list whose version goes down is refused (STATUS_CORRUPT).
- * The server never sees plaintext; neither does the log.
+ * The plaintext is a MessageContent (carechat.proto; PROTOCOL.md section 10):
+ * text, attachments (files encrypted with client/filecrypt.h, whose keys
+ * travel here) and a reply reference. The server never sees plaintext;
+ * neither does the log.
  *
  * Delivery (PROTOCOL.md section 4): the first carechat_recv() (or
  * carechat_sync()) on a connection sends Sync after the last cursor this
@@ -325,9 +329,17 @@ int carechat_next_event(struct carechat *c, struct carechat_event *out);
  * CARECHAT_DEDUP_IDS of them), and carechat_ack() makes the server drop what was
  * processed. */
 
-/* Largest message body in bytes (the server's 64 KiB envelope body limit less
- * the inner signature and the tag: client/envelope.h). */
+/* Largest encoded message content in bytes (the server's 64 KiB envelope body
+ * limit less the inner signature and the tag: client/envelope.h): a text can
+ * be up to a few bytes shorter (carechat_send()). */
 #define CARECHAT_MAX_MESSAGE (64 * 1024 - 80)
+/* Longest text carechat_send() takes: its content's encoding adds 6 bytes
+ * (kind, and the text's tag and length). */
+#define CARECHAT_MAX_TEXT (CARECHAT_MAX_MESSAGE - 6)
+/* Limits of what a message carries (carechat.proto MessageContent). */
+#define CARECHAT_MAX_ATTACHMENTS 32
+#define CARECHAT_MAX_FILE_NAME 255  /* bytes of UTF-8 */
+#define CARECHAT_MAX_MEDIA_TYPE 127 /* bytes of UTF-8 */
 #define CARECHAT_MAX_QUEUED 1024
 #define CARECHAT_DEDUP_IDS 4096
 
@@ -400,9 +412,42 @@ struct carechat_sent {
     int device_conflicts;
 };
 
-/* Encrypts the `len` bytes at `body` (borrowed; 1..CARECHAT_MAX_MESSAGE,
- * any bytes: the CLI sends UTF-8 text) for every current device of every
- * active member of `conversation_id` and sends it. `client_msg_id` is the
+/* One end-to-end encrypted file a message carries (carechat.proto
+ * Attachment): what a recipient needs to fetch the ciphertext (file.file_id),
+ * decrypt and check it (client/filecrypt.h: file.key, version, sha256, size).
+ * file.key is a secret: carechat_message_cleanup() wipes received ones. */
+struct carechat_attachment {
+    struct filecrypt_file file;
+    char file_name[CARECHAT_MAX_FILE_NAME + 1];   /* UTF-8; to show, never a path to use as is */
+    char media_type[CARECHAT_MAX_MEDIA_TYPE + 1]; /* UTF-8, e.g. "image/jpeg"; may be "" */
+};
+
+/* What a message says (carechat.proto MessageContent of kind MESSAGE); every
+ * pointer borrowed. */
+struct carechat_content {
+    const char *text; /* text_len bytes of UTF-8 without NUL; may be empty with attachments */
+    size_t text_len;
+    const struct carechat_attachment *attachments; /* n_attachments, at most 32 */
+    size_t n_attachments;
+    const struct id *reply_to; /* the message this one answers, or NULL */
+};
+
+/* Sends `content` (encoded as carechat.proto MessageContent, the plaintext
+ * every client agrees on; PROTOCOL.md section 10), as carechat_send() does,
+ * with Send.urgent = `urgent`. Returns what carechat_send() returns;
+ * STATUS_BAD_REQUEST also for content breaking carechat_content's rules (text
+ * or names not UTF-8 or holding NUL, a name over its limit, an attachment of
+ * another version or over FILECRYPT_MAX_SIZE, more than
+ * CARECHAT_MAX_ATTACHMENTS, nothing to send), STATUS_TOO_LARGE when the
+ * encoded content is over CARECHAT_MAX_MESSAGE. */
+int carechat_send_content(struct carechat *c, const struct id *conversation_id,
+                          const struct carechat_content *content, const struct id *client_msg_id,
+                          bool urgent, struct carechat_sent *out);
+
+/* Sends a text message: carechat_send_content() of the `len` bytes of UTF-8
+ * at `body` (borrowed; 1 or more, no NUL; the encoded content at most
+ * CARECHAT_MAX_MESSAGE) for every current device of every active member of
+ * `conversation_id`. `client_msg_id` is the
  * idempotency key: NULL means a fresh random one; giving the id of an earlier
  * send (from carechat_sent.client_msg_id, after a lost answer or a crash)
  * returns that first result and stores nothing twice.
@@ -412,7 +457,8 @@ struct carechat_sent {
  * same client_msg_id; when the connection is lost before the answer, the
  * handle reconnects and sends once more with the same client_msg_id.
  * Fills *out (may be NULL) and returns 0; STATUS_BAD_REQUEST (empty or NULL
- * body); STATUS_TOO_LARGE (over CARECHAT_MAX_MESSAGE); STATUS_CORRUPT (a
+ * body, or not UTF-8, or holding a NUL byte: nothing is sent);
+ * STATUS_TOO_LARGE (the encoded content over CARECHAT_MAX_MESSAGE); STATUS_CORRUPT (a
  * member's device list or key does not verify, or its version went down);
  * STATUS_CONFLICT (from the server: the device set changed again after the
  * refresh); from the server FORBIDDEN (not an active member), NOT_FOUND,
@@ -422,10 +468,16 @@ int carechat_send(struct carechat *c, const struct id *conversation_id, const ui
 
 /* A message as this device received it (carechat_recv(), carechat_history()). */
 enum carechat_message_state {
-    CARECHAT_MESSAGE_OK = 0,       /* verified and decrypted: body holds the plaintext */
-    CARECHAT_MESSAGE_RECALLED = 1, /* the sender recalled it: no body */
+    CARECHAT_MESSAGE_OK = 0,       /* verified, decrypted, decoded: text and attachments */
+    CARECHAT_MESSAGE_RECALLED = 1, /* the sender recalled it: no content */
     CARECHAT_MESSAGE_NO_KEY = 2,   /* no key for this device (sent before it joined) */
-    CARECHAT_MESSAGE_INVALID = 3,  /* signature, wrap or body does not verify: no body */
+    CARECHAT_MESSAGE_INVALID = 3,  /* signature, wrap or body does not verify: no content */
+    /* Verified and decrypted, but not a MessageContent this library accepts
+     * (does not decode, strings not UTF-8, limits, no kind): no content. */
+    CARECHAT_MESSAGE_MALFORMED = 4,
+    /* A MessageContent of a kind this library does not know (a newer
+     * client's): no content; show "needs a newer version". */
+    CARECHAT_MESSAGE_UNSUPPORTED = 5,
 };
 
 struct carechat_message {
@@ -438,11 +490,16 @@ struct carechat_message {
     int64_t sent_at; /* server time, Unix ms */
     bool urgent;
     enum carechat_message_state state;
-    uint8_t *body; /* plaintext, len bytes plus a NUL; owned (malloc); NULL unless OK */
-    size_t len;
+    /* The content, only when state is OK; all owned (malloc): */
+    char *text; /* text_len bytes of UTF-8 (no NUL) plus a NUL; "" when none */
+    size_t text_len;
+    struct carechat_attachment *attachments; /* n_attachments entries (keys are secret) */
+    size_t n_attachments;
+    bool has_reply_to;
+    struct id reply_to; /* the message this one answers, when has_reply_to */
 };
 
-/* Wipes and frees the body of `m`. Accepts NULL. */
+/* Wipes and frees the content of `m`. Accepts NULL. */
 void carechat_message_cleanup(struct carechat_message *m);
 
 /* Starts delivery on this connection if it has not started: Sync after the

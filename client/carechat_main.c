@@ -118,19 +118,17 @@ static void print_session(struct carechat *c, bool json, const char *verb) {
     struct buf line;
     buf_init(&line);
     if (json) {
-        buf_printf(&line,
-                   "{\"account_id\": \"%s\", \"device_id\": \"%s\", \"role\": \"%s\", "
-                   "\"display_name\": ",
-                   account, device, carechat_role_name(s.role));
-        cli_json_string(&line, s.display_name);
-        buf_printf(&line, ", \"expires_at\": %" PRId64 "}", s.expires_at);
+        cli_json_print(stdout, json_pack("{s:s, s:s, s:s, s:o, s:I}", "account_id", account,
+                                         "device_id", device, "role", carechat_role_name(s.role),
+                                         "display_name", cli_json_str(s.display_name), "expires_at",
+                                         (json_int_t)s.expires_at));
     } else {
         buf_printf(&line, "%s as ", verb);
         append_printable(&line, s.display_name);
         buf_printf(&line, " (%s); account %s, device %s", carechat_role_name(s.role), account,
                    device);
+        print_line(&line);
     }
-    print_line(&line);
     buf_cleanup(&line);
 }
 
@@ -150,17 +148,15 @@ static void print_devices(const struct carechat_devices *d, bool json) {
         buf_init(&fp);
         hex_encode(dev->identity_key, sizeof dev->identity_key, &fp);
         if (json) {
-            buf_printf(&line, "{\"device_id\": \"%s\", \"label\": ", id);
-            cli_json_string(&line, dev->label);
-            buf_printf(&line,
-                       ", \"identity_key\": \"%s\", \"encryption_key_id\": %" PRIu32
-                       ", \"encryption_key_expires_at\": %" PRId64 ", \"created_at\": %" PRId64
-                       ", \"this_device\": %s, \"listed\": %s, \"key_valid\": %s, "
-                       "\"list_version\": %" PRIu64 "}",
-                       (const char *)fp.data, dev->encryption_key_id,
-                       dev->encryption_key_expires_at, dev->created_at,
-                       dev->this_device ? "true" : "false", dev->listed ? "true" : "false",
-                       dev->key_valid ? "true" : "false", d->list_version);
+            cli_json_print(
+                stdout,
+                json_pack("{s:s, s:o, s:s, s:I, s:I, s:I, s:b, s:b, s:b, s:o}", "device_id", id,
+                          "label", cli_json_str(dev->label), "identity_key", (const char *)fp.data,
+                          "encryption_key_id", (json_int_t)dev->encryption_key_id,
+                          "encryption_key_expires_at", (json_int_t)dev->encryption_key_expires_at,
+                          "created_at", (json_int_t)dev->created_at, "this_device",
+                          dev->this_device, "listed", dev->listed, "key_valid", dev->key_valid,
+                          "list_version", cli_json_u64(d->list_version)));
         } else {
             buf_printf(&line, "%s  ", id);
             append_printable(&line, dev->label);
@@ -168,54 +164,35 @@ static void print_devices(const struct carechat_devices *d, bool json) {
                        dev->this_device ? "  (this device)" : "",
                        dev->listed ? "" : "  NOT IN SIGNED LIST",
                        dev->key_valid ? "" : "  KEY INVALID OR EXPIRED");
+            print_line(&line);
         }
         buf_cleanup(&fp);
-        print_line(&line);
     }
     buf_cleanup(&line);
-}
-
-static const char *state_name(enum carechat_message_state st) {
-    switch (st) {
-    case CARECHAT_MESSAGE_OK:
-        return "ok";
-    case CARECHAT_MESSAGE_RECALLED:
-        return "recalled";
-    case CARECHAT_MESSAGE_NO_KEY:
-        return "no_key";
-    case CARECHAT_MESSAGE_INVALID:
-        return "invalid";
-    }
-    return "invalid";
 }
 
 /* One message: JSON, or "[conversation #seq] sender: text" with the text made
  * printable (someone else wrote it). */
 static void print_message(const struct carechat_message *m, bool json) {
-    char conv[ID_HEX_LEN + 1], mid[ID_HEX_LEN + 1], sender[ID_HEX_LEN + 1], device[ID_HEX_LEN + 1];
+    if (json) {
+        cli_json_print(stdout, cli_message_json(m));
+        return;
+    }
+    char conv[ID_HEX_LEN + 1], sender[ID_HEX_LEN + 1];
     id_to_hex(&m->conversation_id, conv);
-    id_to_hex(&m->message_id, mid);
     id_to_hex(&m->sender_account_id, sender);
-    id_to_hex(&m->sender_device_id, device);
-    const char *text = m->state == CARECHAT_MESSAGE_OK ? (const char *)m->body : "";
     struct buf line;
     buf_init(&line);
-    if (json) {
-        buf_printf(&line,
-                   "{\"conversation\": \"%s\", \"seq\": %" PRIu64
-                   ", \"message_id\": \"%s\", \"sender\": \"%s\", \"sender_device\": \"%s\", "
-                   "\"sent_at\": %" PRId64 ", \"urgent\": %s, \"state\": \"%s\", \"text\": ",
-                   conv, m->seq, mid, sender, device, m->sent_at, m->urgent ? "true" : "false",
-                   state_name(m->state));
-        cli_json_string(&line, text);
-        buf_append_u8(&line, '}');
-    } else {
-        buf_printf(&line, "[%s #%" PRIu64 "] %s: ", conv, m->seq, sender);
-        if (m->state == CARECHAT_MESSAGE_OK)
-            append_printable(&line, text);
-        else
-            buf_printf(&line, "(%s)", state_name(m->state));
-    }
+    buf_printf(&line, "[%s #%" PRIu64 "] %s: ", conv, m->seq, sender);
+    if (m->state == CARECHAT_MESSAGE_OK) {
+        append_printable(&line, m->text);
+        for (size_t i = 0; i < m->n_attachments; i++) {
+            buf_append(&line, " [file ", 7);
+            append_printable(&line, m->attachments[i].file_name);
+            buf_printf(&line, ", %" PRIu64 " bytes]", m->attachments[i].file.size);
+        }
+    } else
+        buf_printf(&line, "(%s)", cli_message_state_name(m->state));
     print_line(&line);
     buf_wipe(&line);
     buf_cleanup(&line);
@@ -227,29 +204,28 @@ static void print_conversation(const struct carechat_conversation *cv, bool json
     const char *kind = cv->kind == CARECHAT_CONVERSATION_DIRECT      ? "direct"
                        : cv->kind == CARECHAT_CONVERSATION_CARE_TEAM ? "care_team"
                                                                      : "unknown";
-    struct buf line;
-    buf_init(&line);
     if (json) {
-        buf_printf(&line, "{\"conversation\": \"%s\", \"kind\": \"%s\", \"name\": ", id, kind);
-        cli_json_string(&line, cv->name);
-        buf_printf(&line,
-                   ", \"last_seq\": %" PRIu64 ", \"created_at\": %" PRId64 ", \"members\": [",
-                   cv->last_seq, cv->created_at);
+        json_t *members = json_array();
         for (size_t i = 0; i < cv->n_members; i++) {
             char acct[ID_HEX_LEN + 1];
             id_to_hex(&cv->members[i].account_id, acct);
-            buf_printf(&line, "%s{\"account_id\": \"%s\", \"role\": \"%s\", \"display_name\": ",
-                       i > 0 ? ", " : "", acct, carechat_role_name(cv->members[i].role));
-            cli_json_string(&line, cv->members[i].display_name);
-            buf_append_u8(&line, '}');
+            CHECK(json_array_append_new(
+                      members, json_pack("{s:s, s:s, s:o}", "account_id", acct, "role",
+                                         carechat_role_name(cv->members[i].role), "display_name",
+                                         cli_json_str(cv->members[i].display_name))) == 0);
         }
-        buf_append(&line, "]}", 2);
-    } else {
-        buf_printf(&line, "%s  %s  last seq %" PRIu64 "  with", id, kind, cv->last_seq);
-        for (size_t i = 0; i < cv->n_members; i++) {
-            buf_append(&line, i > 0 ? ", " : " ", i > 0 ? 2 : 1);
-            append_printable(&line, cv->members[i].display_name);
-        }
+        cli_json_print(stdout, json_pack("{s:s, s:s, s:o, s:o, s:I, s:o}", "conversation", id,
+                                         "kind", kind, "name", cli_json_str(cv->name), "last_seq",
+                                         cli_json_u64(cv->last_seq), "created_at",
+                                         (json_int_t)cv->created_at, "members", members));
+        return;
+    }
+    struct buf line;
+    buf_init(&line);
+    buf_printf(&line, "%s  %s  last seq %" PRIu64 "  with", id, kind, cv->last_seq);
+    for (size_t i = 0; i < cv->n_members; i++) {
+        buf_append(&line, i > 0 ? ", " : " ", i > 0 ? 2 : 1);
+        append_printable(&line, cv->members[i].display_name);
     }
     print_line(&line);
     buf_cleanup(&line);
@@ -279,17 +255,17 @@ static int run_send(struct carechat *c, const struct cli_args *a) {
     id_to_hex(&conv, cid);
     id_to_hex(&sent.message_id, mid);
     id_to_hex(&sent.client_msg_id, client);
+    if (a->json) {
+        cli_json_print(stdout, json_pack("{s:s, s:o, s:s, s:s, s:I, s:i}", "conversation", cid,
+                                         "seq", cli_json_u64(sent.seq), "message_id", mid,
+                                         "client_id", client, "sent_at", (json_int_t)sent.sent_at,
+                                         "device_conflicts", sent.device_conflicts));
+        return 0;
+    }
     struct buf line;
     buf_init(&line);
-    if (a->json)
-        buf_printf(&line,
-                   "{\"conversation\": \"%s\", \"seq\": %" PRIu64
-                   ", \"message_id\": \"%s\", \"client_id\": \"%s\", \"sent_at\": %" PRId64
-                   ", \"device_conflicts\": %d}",
-                   cid, sent.seq, mid, client, sent.sent_at, sent.device_conflicts);
-    else
-        buf_printf(&line, "sent: conversation %s seq %" PRIu64 " message %s client id %s", cid,
-                   sent.seq, mid, client);
+    buf_printf(&line, "sent: conversation %s seq %" PRIu64 " message %s client id %s", cid,
+               sent.seq, mid, client);
     print_line(&line);
     buf_cleanup(&line);
     return 0;
@@ -380,14 +356,10 @@ static int run_channel_create(struct carechat *c, const struct cli_args *a) {
     char id[ID_HEX_LEN + 1];
     id_to_hex(&cv.conversation_id, id);
     carechat_conversation_cleanup(&cv);
-    struct buf line;
-    buf_init(&line);
     if (a->json)
-        buf_printf(&line, "{\"channel\": \"%s\"}", id);
+        cli_json_print(stdout, json_pack("{s:s}", "channel", id));
     else
-        buf_printf(&line, "%s", id);
-    print_line(&line);
-    buf_cleanup(&line);
+        printf("%s\n", id);
     return 0;
 }
 
@@ -417,14 +389,10 @@ static int run_channel_member(struct carechat *c, const struct cli_args *a) {
     }
     if (rc != 0)
         return rc;
-    struct buf line;
-    buf_init(&line);
     if (a->json)
-        buf_printf(&line, "{\"channel\": \"%s\", \"done\": \"%s\"}", a->conversation, done);
+        cli_json_print(stdout, json_pack("{s:s, s:s}", "channel", a->conversation, "done", done));
     else
-        buf_printf(&line, "%s", done);
-    print_line(&line);
-    buf_cleanup(&line);
+        printf("%s\n", done);
     return 0;
 }
 
@@ -451,20 +419,18 @@ static int run_channel_members(struct carechat *c, const struct cli_args *a) {
         const struct carechat_member *m = &list->items[i];
         char acct[ID_HEX_LEN + 1];
         id_to_hex(&m->account_id, acct);
+        if (a->json) {
+            cli_json_print(stdout, json_pack("{s:s, s:s, s:s, s:o}", "account_id", acct, "role",
+                                             carechat_role_name(m->role), "state",
+                                             member_state_name(m->state), "display_name",
+                                             cli_json_str(m->display_name)));
+            continue;
+        }
         struct buf line;
         buf_init(&line);
-        if (a->json) {
-            buf_printf(&line,
-                       "{\"account_id\": \"%s\", \"role\": \"%s\", \"state\": \"%s\", "
-                       "\"display_name\": ",
-                       acct, carechat_role_name(m->role), member_state_name(m->state));
-            cli_json_string(&line, m->display_name);
-            buf_append_u8(&line, '}');
-        } else {
-            buf_printf(&line, "%s  %s  %s  ", acct, carechat_role_name(m->role),
-                       member_state_name(m->state));
-            append_printable(&line, m->display_name);
-        }
+        buf_printf(&line, "%s  %s  %s  ", acct, carechat_role_name(m->role),
+                   member_state_name(m->state));
+        append_printable(&line, m->display_name);
         print_line(&line);
         buf_cleanup(&line);
     }
@@ -476,53 +442,40 @@ static int run_message_op(struct carechat *c, const struct cli_args *a) {
     struct id conv, mid;
     CHECK(id_from_hex(a->conversation, &conv) == 0);
     CHECK(id_from_hex(a->message, &mid) == 0);
-    struct buf line;
-    buf_init(&line);
     int rc;
     if (a->command == CLI_RECALL || a->command == CLI_URGENT_ACK) {
-        bool recall = a->command == CLI_RECALL;
-        rc = recall ? carechat_recall(c, &conv, &mid) : carechat_ack_urgent(c, &conv, &mid);
-        if (rc == 0) {
-            if (a->json)
-                buf_printf(&line, "{\"%s\": \"%s\"}", recall ? "recalled" : "acknowledged",
-                           a->message);
-            else
-                buf_printf(&line, "%s %s", recall ? "recalled" : "acknowledged", a->message);
-            print_line(&line);
-        }
-        buf_cleanup(&line);
+        const char *done = a->command == CLI_RECALL ? "recalled" : "acknowledged";
+        rc = a->command == CLI_RECALL ? carechat_recall(c, &conv, &mid)
+                                      : carechat_ack_urgent(c, &conv, &mid);
+        if (rc == 0 && a->json)
+            cli_json_print(stdout, json_pack("{s:s}", done, a->message));
+        else if (rc == 0)
+            printf("%s %s\n", done, a->message);
         return rc;
     }
     struct carechat_urgent_report *rep = NULL;
     rc = carechat_urgent_status(c, &conv, &mid, &rep);
-    if (rc != 0) {
-        buf_cleanup(&line);
+    if (rc != 0)
         return rc;
-    }
-    if (a->json)
-        buf_printf(&line, "{\"message_id\": \"%s\", \"recipients\": [", a->message);
+    json_t *recipients = json_array();
     for (size_t i = 0; i < rep->n; i++) {
         char acct[ID_HEX_LEN + 1];
         id_to_hex(&rep->items[i].account_id, acct);
-        if (a->json) {
-            buf_printf(&line,
-                       "%s{\"account_id\": \"%s\", \"acknowledged\": %s, "
-                       "\"acknowledged_at\": %" PRId64 "}",
-                       i > 0 ? ", " : "", acct, rep->items[i].acknowledged ? "true" : "false",
-                       rep->items[i].acknowledged_at);
-        } else {
-            buf_printf(&line, "%s  %s", acct,
-                       rep->items[i].acknowledged ? "acknowledged" : "not acknowledged");
-            print_line(&line);
-            buf_reset(&line);
-        }
+        if (a->json)
+            CHECK(json_array_append_new(
+                      recipients, json_pack("{s:s, s:b, s:I}", "account_id", acct, "acknowledged",
+                                            rep->items[i].acknowledged, "acknowledged_at",
+                                            (json_int_t)rep->items[i].acknowledged_at)) == 0);
+        else
+            printf("%s  %s\n", acct,
+                   rep->items[i].acknowledged ? "acknowledged" : "not acknowledged");
     }
-    if (a->json) {
-        buf_append(&line, "]}", 2);
-        print_line(&line);
-    }
+    if (a->json)
+        cli_json_print(stdout,
+                       json_pack("{s:s, s:o}", "message_id", a->message, "recipients", recipients));
+    else
+        json_decref(recipients);
     carechat_urgent_report_free(rep);
-    buf_cleanup(&line);
     return 0;
 }
 
@@ -543,54 +496,50 @@ static int run_deactivate(struct carechat *c, const struct cli_args *a) {
         return rc;
     char account[ID_HEX_LEN + 1];
     id_to_hex(&r.account_id, account);
+    if (a->json) {
+        cli_json_print(stdout,
+                       json_pack("{s:s, s:s, s:I, s:I, s:I}", "account", account, "state",
+                                 carechat_retention_state_name(r.state), "deactivated_at",
+                                 (json_int_t)r.deactivated_at, "restricted_at",
+                                 (json_int_t)r.restricted_at, "purge_at", (json_int_t)r.purge_at));
+        return 0;
+    }
+    char review_until[32], restricted_until[32];
+    iso_time(r.restricted_at, review_until);
+    iso_time(r.purge_at, restricted_until);
     struct buf line;
     buf_init(&line);
-    if (a->json) {
-        buf_printf(&line,
-                   "{\"account\": \"%s\", \"state\": \"%s\", \"deactivated_at\": %" PRId64
-                   ", \"restricted_at\": %" PRId64 ", \"purge_at\": %" PRId64 "}",
-                   account, carechat_retention_state_name(r.state), r.deactivated_at,
-                   r.restricted_at, r.purge_at);
-    } else {
-        char review_until[32], restricted_until[32];
-        iso_time(r.restricted_at, review_until);
-        iso_time(r.purge_at, restricted_until);
-        buf_append(&line, "deactivated ", 12);
-        append_printable(&line, a->email);
-        buf_printf(&line, ": review until %s, restricted until %s", review_until, restricted_until);
-    }
+    buf_append(&line, "deactivated ", 12);
+    append_printable(&line, a->email);
+    buf_printf(&line, ": review until %s, restricted until %s", review_until, restricted_until);
     print_line(&line);
     buf_cleanup(&line);
     return 0;
 }
 
-static void json_hex_field(struct buf *line, const char *name, bool has, const uint8_t *p,
-                           size_t n) {
-    buf_printf(line, ", \"%s\": \"", name);
+/* The `n` bytes at `p` in hex as a JSON string, "" when !has. */
+static json_t *json_hex(bool has, const uint8_t *p, size_t n) {
+    struct buf hex;
+    buf_init(&hex);
     if (has)
-        hex_encode(p, n, line);
-    buf_append(line, "\"", 1);
+        hex_encode(p, n, &hex);
+    json_t *j = json_stringn(has ? (const char *)hex.data : "", hex.len);
+    buf_cleanup(&hex);
+    return j;
 }
 
 /* One JSON object per record: ids and hashes in hex, "" for none. */
 static void print_audit_record(const struct carechat_audit_record *r) {
-    struct buf line;
-    buf_init(&line);
-    buf_printf(&line, "{\"index\": %" PRIu64 ", \"time\": %" PRId64 ", \"action\": ", r->index,
-               r->time);
-    cli_json_string(&line, r->action);
-    buf_printf(&line, ", \"outcome\": %d", r->outcome);
-    json_hex_field(&line, "actor", r->has_actor, r->actor.b, ID_LEN);
-    json_hex_field(&line, "device", r->has_device, r->device.b, ID_LEN);
-    json_hex_field(&line, "object", r->object_len > 0, r->object, r->object_len);
-    json_hex_field(&line, "patient", r->has_patient, r->patient.b, ID_LEN);
-    buf_append(&line, ", \"source\": ", 12);
-    cli_json_string(&line, r->source);
-    json_hex_field(&line, "prev_hash", true, r->prev_hash, 32);
-    json_hex_field(&line, "hash", true, r->hash, 32);
-    buf_append(&line, "}", 1);
-    print_line(&line);
-    buf_cleanup(&line);
+    cli_json_print(stdout,
+                   json_pack("{s:o, s:I, s:o, s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "index",
+                             cli_json_u64(r->index), "time", (json_int_t)r->time, "action",
+                             cli_json_str(r->action), "outcome", r->outcome, "actor",
+                             json_hex(r->has_actor, r->actor.b, ID_LEN), "device",
+                             json_hex(r->has_device, r->device.b, ID_LEN), "object",
+                             json_hex(r->object_len > 0, r->object, r->object_len), "patient",
+                             json_hex(r->has_patient, r->patient.b, ID_LEN), "source",
+                             cli_json_str(r->source), "prev_hash", json_hex(true, r->prev_hash, 32),
+                             "hash", json_hex(true, r->hash, 32)));
 }
 
 /* Resolves an --actor/--patient email to an account id. */
@@ -628,20 +577,16 @@ static int run_audit_verify(struct carechat *c, const struct cli_args *a, bool *
     int rc = carechat_audit_verify(c, &ok, &first_bad, &checked);
     if (rc != 0)
         return rc;
-    struct buf line;
-    buf_init(&line);
     if (a->json && ok)
-        buf_printf(&line, "{\"ok\": true, \"checked\": %" PRIu64 "}", checked);
+        cli_json_print(stdout, json_pack("{s:b, s:o}", "ok", 1, "checked", cli_json_u64(checked)));
     else if (a->json)
-        buf_printf(&line,
-                   "{\"ok\": false, \"first_bad_index\": %" PRIu64 ", \"checked\": %" PRIu64 "}",
-                   first_bad, checked);
+        cli_json_print(stdout,
+                       json_pack("{s:b, s:o, s:o}", "ok", 0, "first_bad_index",
+                                 cli_json_u64(first_bad), "checked", cli_json_u64(checked)));
     else if (ok)
-        buf_printf(&line, "audit chain intact (%" PRIu64 " records)", checked);
+        printf("audit chain intact (%" PRIu64 " records)\n", checked);
     else
-        buf_printf(&line, "audit chain broken at index %" PRIu64, first_bad);
-    print_line(&line);
-    buf_cleanup(&line);
+        printf("audit chain broken at index %" PRIu64 "\n", first_bad);
     *broken = !ok;
     return 0;
 }
@@ -660,8 +605,6 @@ static int run(struct carechat *c, const struct cli_args *a) {
         }
     }
     const char *pw = (const char *)password.data;
-    struct buf line;
-    buf_init(&line);
     bool broken = false;
     switch (a->command) {
     case CLI_LOGIN:
@@ -680,16 +623,11 @@ static int run(struct carechat *c, const struct cli_args *a) {
         char code[CARECHAT_MAX_CODE + 1];
         int64_t expires_at = 0;
         rc = carechat_invite(c, a->email, role, code, &expires_at);
-        if (rc == 0) {
-            if (a->json) {
-                buf_append(&line, "{\"code\": ", 9);
-                cli_json_string(&line, code);
-                buf_printf(&line, ", \"expires_at\": %" PRId64 "}", expires_at);
-            } else {
-                buf_printf(&line, "%s", code);
-            }
-            print_line(&line);
-        }
+        if (rc == 0 && a->json)
+            cli_json_print(stdout, json_pack("{s:o, s:I}", "code", cli_json_str(code), "expires_at",
+                                             (json_int_t)expires_at));
+        else if (rc == 0)
+            printf("%s\n", code);
         break;
     }
     case CLI_DEVICES: {
@@ -703,8 +641,10 @@ static int run(struct carechat *c, const struct cli_args *a) {
     case CLI_LOGOUT:
         rc = carechat_logout(c);
         if (rc == 0) {
-            buf_printf(&line, "%s", a->json ? "{\"logged_out\": true}" : "logged out");
-            print_line(&line);
+            if (a->json)
+                cli_json_print(stdout, json_pack("{s:b}", "logged_out", 1));
+            else
+                printf("logged out\n");
         }
         break;
     case CLI_SEND:
@@ -751,7 +691,6 @@ static int run(struct carechat *c, const struct cli_args *a) {
     case CLI_NONE:
         break;
     }
-    buf_cleanup(&line);
     buf_wipe(&password);
     buf_cleanup(&password);
     if (rc != 0) {
@@ -763,6 +702,7 @@ static int run(struct carechat *c, const struct cli_args *a) {
 
 int main(int argc, char **argv) {
     log_set_level(LOG_ERROR);
+    cli_json_init();
     struct cli_args a;
     char err[512];
     if (cli_parse(argc, argv, &a, err, sizeof err) != 0) {

@@ -13,7 +13,8 @@
 #include "base/alloc.h"
 #include "base/status.h"
 #include "client/carechat.h"
-#include "client/carechat_internal.h"
+#include "client/core.h"
+#include "client/messaging.h"
 
 #define CHANNEL_NAME_MAX 128
 #define MEMBERS_MAX 256
@@ -46,7 +47,7 @@ int carechat_channel_create(struct carechat *c, const char *patient_email, const
     carechat__v1__frame__init(&req);
     req.body_case = CARECHAT__V1__FRAME__BODY_CREATE_CHANNEL;
     req.create_channel = &cc;
-    return cc_conversation_call(c, &req, "creating the channel", "no such patient", out);
+    return cc_msg_conversation_call(c, &req, "creating the channel", "no such patient", out);
 }
 
 static int member_call(struct carechat *c, const struct id *channel, const struct id *account,
@@ -88,7 +89,7 @@ static int member_call(struct carechat *c, const struct id *channel, const struc
         req.leave_conversation = &lv;
         break;
     }
-    return cc_simple_call(c, &req, what);
+    return cc_msg_simple_call(c, &req, what);
 }
 
 int carechat_channel_add(struct carechat *c, const struct id *channel,
@@ -202,7 +203,7 @@ static int message_call(struct carechat *c, const struct id *conversation,
         a.message_id = bin(message_id);
         req.ack_urgent = &a;
     }
-    return cc_simple_call(c, &req, what);
+    return cc_msg_simple_call(c, &req, what);
 }
 
 int carechat_recall(struct carechat *c, const struct id *conversation,

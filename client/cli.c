@@ -1,20 +1,25 @@
 /*
- * client/cli.c: argument parsing, password files and JSON strings for the
- * carechat CLI (cli.h).
+ * client/cli.c: argument parsing, password files and JSON output (through
+ * libjansson only) for the carechat CLI (cli.h).
  */
 #include "client/cli.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
 
+#include "base/buf.h"
+#include "base/check.h"
 #include "base/id.h"
 #include "base/status.h"
+#include "base/utf8.h"
 #include "client/carechat.h"
 
 enum opt {
@@ -264,6 +269,11 @@ int cli_parse(int argc, char **argv, struct cli_args *out, char *err, size_t err
     if (values[O_CONVERSATION] != NULL && id_from_hex(values[O_CONVERSATION], &id) != 0)
         return usage_error(err, err_len, "--conversation must be 32 hex digits, not '%s'",
                            values[O_CONVERSATION]);
+    if (values[O_TEXT] != NULL &&
+        !utf8_valid((const uint8_t *)values[O_TEXT], strlen(values[O_TEXT])))
+        return usage_error(err, err_len, "%s",
+                           "--text is not valid UTF-8 text: nothing was sent (check the "
+                           "terminal's or the script's character encoding)");
     if (values[O_CLIENT_ID] != NULL && id_from_hex(values[O_CLIENT_ID], &id) != 0)
         return usage_error(err, err_len, "--client-id must be 32 hex digits, not '%s'",
                            values[O_CLIENT_ID]);
@@ -374,11 +384,16 @@ const char *cli_usage(void) {
            "      encrypt TEXT for every device of every active member and send it (--to\n"
            "      opens the direct conversation with EMAIL); a retry with the same --client-id\n"
            "      (32 hex digits) stores the message once; --urgent asks every recipient to\n"
-           "      acknowledge; prints conversation, seq, message and client ids\n"
+           "      acknowledge; prints conversation, seq, message and client ids; TEXT that\n"
+           "      is not valid UTF-8 is refused before anything is sent (exit 1)\n"
            "  recv [--wait SECONDS]\n"
            "      print and acknowledge what arrived for this device, then wait SECONDS\n"
            "      (default 0) after the server's queue is empty; JSON fields: conversation,\n"
-           "      seq, message_id, sender, sender_device, sent_at, state, text\n"
+           "      seq, message_id, sender, sender_device, sent_at, urgent, state (ok,\n"
+           "      recalled, no_key, invalid, malformed, unsupported), text; reply_to and\n"
+           "      attachments (file_id, file_name, media_type, size) when there are; and\n"
+           "      text_error \"invalid_utf8\" when a text was not UTF-8 (each ill-formed\n"
+           "      byte is then shown as U+FFFD)\n"
            "  history --conversation ID [--limit N]\n"
            "      the newest N (1..100, default 50) messages, decrypted, oldest first\n"
            "  conversations\n"
@@ -415,7 +430,7 @@ const char *cli_usage(void) {
            "\n"
            "exit codes:\n"
            "  0  success\n"
-           "  1  usage: bad arguments, unreadable password file\n"
+           "  1  usage: bad arguments (send: TEXT not UTF-8), unreadable password file\n"
            "  2  the server refused the request (wrong password, not allowed, no such\n"
            "     account, already done, ...)\n"
            "  3  connection: cannot connect, connection lost, no answer in time\n"
@@ -481,31 +496,133 @@ int cli_read_password(const char *path, struct buf *out, char *err, size_t err_l
     return rc;
 }
 
-void cli_json_string(struct buf *out, const char *s) {
-    buf_append_u8(out, '"');
-    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
-        switch (*p) {
-        case '"':
-            buf_append(out, "\\\"", 2);
-            break;
-        case '\\':
-            buf_append(out, "\\\\", 2);
-            break;
-        case '\n':
-            buf_append(out, "\\n", 2);
-            break;
-        case '\r':
-            buf_append(out, "\\r", 2);
-            break;
-        case '\t':
-            buf_append(out, "\\t", 2);
-            break;
-        default:
-            if (*p < 0x20 || *p == 0x7f)
-                buf_printf(out, "\\u%04x", *p);
-            else
-                buf_append_u8(out, *p);
+/* ---- JSON ---- */
+
+/* jansson's blocks carry their size in front, so that they can be wiped when
+ * freed. */
+union wipe_hdr {
+    size_t size;
+    max_align_t align;
+};
+
+static void *wipe_malloc(size_t size) {
+    union wipe_hdr *h = malloc(sizeof *h + size);
+    if (h == NULL)
+        return NULL;
+    h->size = size;
+    return h + 1;
+}
+
+static void wipe_free(void *p) {
+    if (p == NULL)
+        return;
+    union wipe_hdr *h = (union wipe_hdr *)p - 1;
+    sodium_memzero(p, h->size);
+    free(h);
+}
+
+void cli_json_init(void) {
+    json_set_alloc_funcs(wipe_malloc, wipe_free);
+}
+
+json_t *cli_json_text(const char *s, size_t len, bool *replaced) {
+    const uint8_t *p = (const uint8_t *)s;
+    if (replaced != NULL)
+        *replaced = false;
+    if (utf8_valid(p, len)) {
+        json_t *j = json_stringn(s, len);
+        CHECK(j != NULL);
+        return j;
+    }
+    static const char fffd[] = "\xef\xbf\xbd"; /* U+FFFD REPLACEMENT CHARACTER */
+    struct buf clean;
+    buf_init(&clean);
+    for (size_t i = 0; i < len;) {
+        size_t k = utf8_char_len(p + i, len - i);
+        if (k == 0) {
+            buf_append(&clean, fffd, 3);
+            i++;
+        } else {
+            buf_append(&clean, p + i, k);
+            i += k;
         }
     }
-    buf_append_u8(out, '"');
+    json_t *j = json_stringn((const char *)clean.data, clean.len);
+    CHECK(j != NULL);
+    buf_wipe(&clean);
+    buf_cleanup(&clean);
+    if (replaced != NULL)
+        *replaced = true;
+    return j;
+}
+
+json_t *cli_json_str(const char *s) {
+    return cli_json_text(s, strlen(s), NULL);
+}
+
+json_t *cli_json_u64(uint64_t v) {
+    return v <= INT64_MAX ? json_integer((json_int_t)v) : json_real((double)v);
+}
+
+void cli_json_print(FILE *out, json_t *obj) {
+    CHECK(obj != NULL);
+    CHECK(json_dumpf(obj, out, CLI_JSON_FLAGS) == 0);
+    fputc('\n', out);
+    json_decref(obj);
+}
+
+const char *cli_message_state_name(enum carechat_message_state state) {
+    switch (state) {
+    case CARECHAT_MESSAGE_OK:
+        return "ok";
+    case CARECHAT_MESSAGE_RECALLED:
+        return "recalled";
+    case CARECHAT_MESSAGE_NO_KEY:
+        return "no_key";
+    case CARECHAT_MESSAGE_INVALID:
+        return "invalid";
+    case CARECHAT_MESSAGE_MALFORMED:
+        return "malformed";
+    case CARECHAT_MESSAGE_UNSUPPORTED:
+        return "unsupported";
+    }
+    return "invalid";
+}
+
+json_t *cli_message_json(const struct carechat_message *m) {
+    char conv[ID_HEX_LEN + 1], mid[ID_HEX_LEN + 1], sender[ID_HEX_LEN + 1], device[ID_HEX_LEN + 1];
+    id_to_hex(&m->conversation_id, conv);
+    id_to_hex(&m->message_id, mid);
+    id_to_hex(&m->sender_account_id, sender);
+    id_to_hex(&m->sender_device_id, device);
+    const bool ok = m->state == CARECHAT_MESSAGE_OK && m->text != NULL;
+    bool replaced = false;
+    json_t *text = cli_json_text(ok ? m->text : "", ok ? m->text_len : 0, &replaced);
+    json_t *j = json_pack("{s:s, s:o, s:s, s:s, s:s, s:I, s:b, s:s, s:o}", "conversation", conv,
+                          "seq", cli_json_u64(m->seq), "message_id", mid, "sender", sender,
+                          "sender_device", device, "sent_at", (json_int_t)m->sent_at, "urgent",
+                          m->urgent, "state", cli_message_state_name(m->state), "text", text);
+    CHECK(j != NULL);
+    if (replaced)
+        CHECK(json_object_set_new(j, "text_error", json_string("invalid_utf8")) == 0);
+    if (m->has_reply_to) {
+        char reply[ID_HEX_LEN + 1];
+        id_to_hex(&m->reply_to, reply);
+        CHECK(json_object_set_new(j, "reply_to", json_string(reply)) == 0);
+    }
+    if (m->n_attachments == 0)
+        return j;
+    /* What a user may see of a file; never its key. */
+    json_t *atts = json_array();
+    for (size_t i = 0; i < m->n_attachments; i++) {
+        const struct carechat_attachment *a = &m->attachments[i];
+        char file_id[ID_HEX_LEN + 1];
+        id_to_hex(&a->file.file_id, file_id);
+        CHECK(json_array_append_new(atts, json_pack("{s:s, s:o, s:o, s:o}", "file_id", file_id,
+                                                    "file_name", cli_json_str(a->file_name),
+                                                    "media_type", cli_json_str(a->media_type),
+                                                    "size", cli_json_u64(a->file.size))) == 0);
+    }
+    CHECK(json_object_set_new(j, "attachments", atts) == 0);
+    return j;
 }

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "base/buf.h"
 #include "base/clock.h"
@@ -194,6 +195,10 @@ static void test_cli_parse_refuses_bad_arguments(void **state) {
     expect_usage_error(send_neither, "exactly one of --to, --conversation and --channel");
     const char *send_no_text[] = {"send", "--to", "a@b", NULL};
     expect_usage_error(send_no_text, "needs --text");
+    const char *send_latin1[] = {"send", "--to", "a@b", "--text", "caf\xe9", NULL};
+    expect_usage_error(send_latin1, "--text is not valid UTF-8");
+    const char *send_truncated[] = {"send", "--to", "a@b", "--text=ok \xe2\x82", NULL};
+    expect_usage_error(send_truncated, "--text is not valid UTF-8");
     const char *bad_conv[] = {"history", "--conversation", "00ff", NULL};
     expect_usage_error(bad_conv, "32 hex digits");
     const char *bad_cid[] = {"send", "--to", "a@b", "--text", "t", "--client-id", "zz", NULL};
@@ -239,17 +244,97 @@ static void test_carechat_state_and_reason_names(void **state) {
     assert_string_equal(carechat_revoke_reason_name(-3), "unspecified");
 }
 
-static void test_cli_json_string_escapes(void **state) {
+/* `obj` (released here) as the CLI prints it, parsed back by jansson: fails the
+ * test unless the line is valid JSON. The caller releases the result. */
+static json_t *print_and_parse(json_t *obj, char *line, size_t cap) {
+    char *dumped = json_dumps(obj, CLI_JSON_FLAGS | JSON_ENCODE_ANY);
+    assert_non_null(dumped);
+    snprintf(line, cap, "%s", dumped);
+    free(dumped);
+    json_decref(obj);
+    json_error_t err;
+    json_t *back = json_loads(line, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
+    if (back == NULL)
+        fail_msg("not valid JSON (%s): %s", err.text, line);
+    return back;
+}
+
+static void test_cli_json_text_keeps_utf8_and_control_characters(void **state) {
     (void)state;
-    struct buf b;
-    buf_init(&b);
-    cli_json_string(&b, "a\"b\\c\nd\te\x01\x1f\x7f \xc3\xa9");
-    assert_string_equal((const char *)b.data,
-                        "\"a\\\"b\\\\c\\nd\\te\\u0001\\u001f\\u007f \xc3\xa9\"");
-    buf_reset(&b);
-    cli_json_string(&b, "");
-    assert_string_equal((const char *)b.data, "\"\"");
-    buf_cleanup(&b);
+    static const char text[] = "a\"b\\c\nd\te\x01\x1f\x7f \xc3\xa9 \xe2\x80\xa8 \x1b[31m\0end";
+    bool replaced = true;
+    char line[256];
+    json_t *back =
+        print_and_parse(cli_json_text(text, sizeof text - 1, &replaced), line, sizeof line);
+    assert_false(replaced);
+    assert_int_equal(json_string_length(back), sizeof text - 1);
+    assert_memory_equal(json_string_value(back), text, sizeof text - 1);
+    json_decref(back);
+    /* Escaped: no raw control character (ESC, NUL, newline) reaches the line. */
+    assert_null(strchr(line, '\x1b'));
+    assert_null(strchr(line, '\n'));
+    assert_non_null(strstr(line, "\\u0000end"));
+}
+
+static void test_cli_json_text_replaces_ill_formed_bytes(void **state) {
+    (void)state;
+    /* a stray continuation, a truncated 3-byte sequence, an overlong '/', 0xff */
+    static const char text[] = "ok \x80 \xe2\x82 \xc0\xaf \xff!";
+    bool replaced = false;
+    char line[256];
+    json_t *back =
+        print_and_parse(cli_json_text(text, sizeof text - 1, &replaced), line, sizeof line);
+    assert_true(replaced);
+    assert_string_equal(json_string_value(back), "ok \xef\xbf\xbd \xef\xbf\xbd\xef\xbf\xbd "
+                                                 "\xef\xbf\xbd\xef\xbf\xbd \xef\xbf\xbd!");
+    json_decref(back);
+    json_t *seven = cli_json_u64(7), *big = cli_json_u64(UINT64_MAX);
+    assert_int_equal(json_integer_value(seven), 7);
+    assert_true(json_is_real(big));
+    json_decref(seven);
+    json_decref(big);
+}
+
+static void test_cli_message_json_fields(void **state) {
+    (void)state;
+    static const char body[] = "caf\xc3\xa9 \xff\xfe";
+    struct carechat_message m;
+    memset(&m, 0, sizeof m);
+    m.conversation_id.b[0] = 0xab;
+    m.seq = 42;
+    m.sent_at = 1700000000123;
+    m.urgent = true;
+    m.state = CARECHAT_MESSAGE_OK;
+    m.text = (char *)body;
+    m.text_len = sizeof body - 1;
+    char line[1024];
+    json_t *j = print_and_parse(cli_message_json(&m), line, sizeof line);
+    assert_string_equal(json_string_value(json_object_get(j, "conversation")),
+                        "ab000000000000000000000000000000");
+    assert_int_equal(json_integer_value(json_object_get(j, "seq")), 42);
+    assert_int_equal(json_integer_value(json_object_get(j, "sent_at")), 1700000000123);
+    assert_true(json_is_true(json_object_get(j, "urgent")));
+    assert_string_equal(json_string_value(json_object_get(j, "state")), "ok");
+    assert_string_equal(json_string_value(json_object_get(j, "text")),
+                        "caf\xc3\xa9 \xef\xbf\xbd\xef\xbf\xbd");
+    assert_string_equal(json_string_value(json_object_get(j, "text_error")), "invalid_utf8");
+    json_decref(j);
+    /* The line keeps the format scripts match. */
+    assert_non_null(strstr(line, "{\"conversation\": \"ab0"));
+    assert_non_null(strstr(line, ", \"seq\": 42, "));
+
+    m.text = (char *)"fine";
+    m.text_len = 4;
+    j = print_and_parse(cli_message_json(&m), line, sizeof line);
+    assert_null(json_object_get(j, "text_error"));
+    json_decref(j);
+    m.state = CARECHAT_MESSAGE_RECALLED;
+    m.text = NULL;
+    m.text_len = 0;
+    j = print_and_parse(cli_message_json(&m), line, sizeof line);
+    assert_string_equal(json_string_value(json_object_get(j, "state")), "recalled");
+    assert_string_equal(json_string_value(json_object_get(j, "text")), "");
+    json_decref(j);
 }
 
 static void write_text(const char *path, const void *data, size_t len) {
@@ -421,7 +506,9 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cli_parse_commands),
         cmocka_unit_test(test_cli_parse_refuses_bad_arguments),
-        cmocka_unit_test(test_cli_json_string_escapes),
+        cmocka_unit_test(test_cli_json_text_keeps_utf8_and_control_characters),
+        cmocka_unit_test(test_cli_json_text_replaces_ill_formed_bytes),
+        cmocka_unit_test(test_cli_message_json_fields),
         cmocka_unit_test(test_carechat_state_and_reason_names),
         cmocka_unit_test(test_cli_read_password_file),
         cmocka_unit_test(test_transport_parse_url),

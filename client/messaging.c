@@ -11,12 +11,12 @@
  *     arrives, and when a message names a sender device the cache lacks;
  *   - a cache of the active members of conversations (for Send), dropped
  *     for a conversation when a MembershipEvent of it arrives;
- *   - the delivery queue of the current connection: Delivery frames the core
- *     answered OK and handed here, in arrival (= cursor) order, at most
- *     CARECHAT_MAX_QUEUED; beyond that the rest of the connection's
- *     deliveries are dropped and, once the queue is drained, acknowledged up
- *     to what was taken and replayed with a new Sync (so nothing is lost and
- *     the cumulative Ack never covers a dropped entry);
+ *   - on the handle's core (client/core.h, struct cc_deliveries): the
+ *     deliveries of the current connection, which this file takes in arrival
+ *     (= cursor) order, at most CARECHAT_MAX_QUEUED; beyond that the rest of
+ *     the connection's deliveries are dropped and, once the queue is drained,
+ *     acknowledged up to what was taken and replayed with a new Sync (so
+ *     nothing is lost and the cumulative Ack never covers a dropped entry);
  *   - `taken`: the cursor of the last delivery carechat_recv() took and
  *     processed, which carechat_ack() acknowledges and stores in the profile
  *     (a delivery whose processing failed, e.g. the sender's device list could
@@ -39,8 +39,10 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/status.h"
-#include "client/carechat_internal.h"
+#include "client/content.h"
+#include "client/core.h"
 #include "client/envelope.h"
+#include "client/messaging.h"
 
 #define MOD "carechat"
 /* Accounts per ListDevices (carechat.proto: at most 64). */
@@ -77,11 +79,6 @@ struct cc_msg {
     struct conv_entry *convs;
     size_t n_convs;
 
-    Carechat__V1__Frame *queue[CARECHAT_MAX_QUEUED];
-    size_t head, count;
-    bool synced, queue_empty, overflowed;
-    int64_t queue_empty_at; /* clock_monotonic_ms() */
-
     uint8_t taken[PROFILE_MAX_CURSOR];
     size_t taken_len;
 
@@ -95,12 +92,6 @@ static struct cc_msg *state(struct carechat *c) {
     if (c->msg == NULL)
         c->msg = xcalloc(1, sizeof *c->msg);
     return c->msg;
-}
-
-static void drop_queue(struct cc_msg *m) {
-    for (size_t i = 0; i < m->count; i++)
-        proto_free(m->queue[(m->head + i) % CARECHAT_MAX_QUEUED]);
-    m->head = m->count = 0;
 }
 
 static void clear_caches(struct cc_msg *m) {
@@ -117,17 +108,9 @@ static void clear_caches(struct cc_msg *m) {
 void cc_msg_free(struct cc_msg *m) {
     if (m == NULL)
         return;
-    drop_queue(m);
     clear_caches(m);
     envelope_enc_key_free(m->own_key);
     free(m);
-}
-
-void cc_msg_connection_closed(struct carechat *c) {
-    if (c->msg == NULL)
-        return;
-    drop_queue(c->msg);
-    c->msg->synced = c->msg->queue_empty = c->msg->overflowed = false;
 }
 
 static bool same(const struct id *a, const uint8_t *b) {
@@ -136,44 +119,6 @@ static bool same(const struct id *a, const uint8_t *b) {
 
 static bool get_id(ProtobufCBinaryData b, struct id *out) {
     return id_from_bytes(b.data, b.len, out) == 0;
-}
-
-void cc_msg_on_request(struct carechat *c, Carechat__V1__Frame *f) {
-    struct cc_msg *m = state(c);
-    if (f->body_case == CARECHAT__V1__FRAME__BODY_TYPING_EVENT) {
-        struct carechat_event e;
-        memset(&e, 0, sizeof e);
-        e.kind = CARECHAT_EVENT_TYPING;
-        if (get_id(f->typing_event->conversation_id, &e.conversation_id) &&
-            get_id(f->typing_event->account_id, &e.account_id)) {
-            e.typing = f->typing_event->typing;
-            cc_push_event(c, &e);
-        }
-        proto_free(f);
-        return;
-    }
-    if (f->body_case == CARECHAT__V1__FRAME__BODY_QUEUE_EMPTY) {
-        if (!m->overflowed) {
-            m->queue_empty = true;
-            m->queue_empty_at = clock_monotonic_ms();
-        }
-        proto_free(f);
-        return;
-    }
-    /* a Delivery */
-    if (m->overflowed || !m->synced) {
-        proto_free(f);
-        return;
-    }
-    if (m->count == CARECHAT_MAX_QUEUED) {
-        log_warn(MOD, "delivery queue full: the rest comes again after a new Sync");
-        m->overflowed = true;
-        m->queue_empty = false;
-        proto_free(f);
-        return;
-    }
-    m->queue[(m->head + m->count) % CARECHAT_MAX_QUEUED] = f;
-    m->count++;
 }
 
 /* ---- device lists ---- */
@@ -406,8 +351,8 @@ static int take_conversation(struct carechat *c, const Carechat__V1__Conversatio
     return 0;
 }
 
-int cc_conversation_call(struct carechat *c, Carechat__V1__Frame *req, const char *what,
-                         const char *not_found_hint, struct carechat_conversation *out) {
+int cc_msg_conversation_call(struct carechat *c, Carechat__V1__Frame *req, const char *what,
+                             const char *not_found_hint, struct carechat_conversation *out) {
     const struct cc_hint hints[] = {
         {CARECHAT__V1__STATUS__NOT_FOUND, not_found_hint},
         {CARECHAT__V1__STATUS__FORBIDDEN,
@@ -439,8 +384,8 @@ int carechat_open_direct_id(struct carechat *c, const struct id *peer_account_id
     carechat__v1__frame__init(&req);
     req.body_case = CARECHAT__V1__FRAME__BODY_CREATE_DIRECT;
     req.create_direct = &cd;
-    return cc_conversation_call(c, &req, "opening the direct conversation",
-                                "no account you may contact", out);
+    return cc_msg_conversation_call(c, &req, "opening the direct conversation",
+                                    "no account you may contact", out);
 }
 
 int carechat_open_direct(struct carechat *c, const char *peer_email,
@@ -476,8 +421,8 @@ int carechat_get_conversation(struct carechat *c, const struct id *conversation_
     carechat__v1__frame__init(&req);
     req.body_case = CARECHAT__V1__FRAME__BODY_GET_CONVERSATION;
     req.get_conversation = &gc;
-    return cc_conversation_call(c, &req, "reading the conversation",
-                                "no such conversation, or you are not a member", out);
+    return cc_msg_conversation_call(c, &req, "reading the conversation",
+                                    "no such conversation, or you are not a member", out);
 }
 
 void carechat_conversations_free(struct carechat_conversations *list) {
@@ -644,17 +589,13 @@ static int seal_and_send(struct carechat *c, const struct id *conv, const struct
     return rc;
 }
 
+/* Seals the encoded content `body` (`len` bytes, at most CARECHAT_MAX_MESSAGE)
+ * and sends it, refreshing device lists on CONFLICT and resending once after a
+ * lost answer. */
 static int send_message(struct carechat *c, const struct id *conversation_id, const uint8_t *body,
                         size_t len, const struct id *client_msg_id, bool urgent,
                         struct carechat_sent *out) {
-    cc_clear_error(c);
     const char *what = "sending the message";
-    if (conversation_id == NULL || body == NULL || len == 0)
-        return cc_fail(c, STATUS_BAD_REQUEST, CARECHAT_ERROR_ARGUMENT,
-                       "send: a conversation and a non-empty message are required");
-    if (len > CARECHAT_MAX_MESSAGE)
-        return cc_fail(c, STATUS_TOO_LARGE, CARECHAT_ERROR_ARGUMENT,
-                       "send: the message is over %d bytes", CARECHAT_MAX_MESSAGE);
     int rc = cc_ensure_session(c);
     if (rc != 0)
         return rc;
@@ -728,14 +669,51 @@ static int send_message(struct carechat *c, const struct id *conversation_id, co
     return rc;
 }
 
+int carechat_send_content(struct carechat *c, const struct id *conversation_id,
+                          const struct carechat_content *content, const struct id *client_msg_id,
+                          bool urgent, struct carechat_sent *out) {
+    cc_clear_error(c);
+    if (conversation_id == NULL || content == NULL)
+        return cc_fail(c, STATUS_BAD_REQUEST, CARECHAT_ERROR_ARGUMENT,
+                       "send: a conversation and a message are required");
+    struct buf plain;
+    buf_init(&plain);
+    int rc = content_encode(content, &plain);
+    if (rc == STATUS_TOO_LARGE)
+        rc = cc_fail(c, rc, CARECHAT_ERROR_ARGUMENT,
+                     "send: the message is over %d bytes once encoded", CARECHAT_MAX_MESSAGE);
+    else if (rc != 0)
+        rc = cc_fail(c, rc, CARECHAT_ERROR_ARGUMENT,
+                     "send: not a valid message (text or attachments needed; text and names "
+                     "UTF-8 without NUL bytes, within their limits): nothing was sent");
+    if (rc == 0)
+        rc = send_message(c, conversation_id, plain.data, plain.len, client_msg_id, urgent, out);
+    buf_wipe(&plain);
+    buf_cleanup(&plain);
+    return rc;
+}
+
+/* A text message: MessageContent { kind MESSAGE, text }. */
+static int send_text(struct carechat *c, const struct id *conversation_id, const uint8_t *body,
+                     size_t len, const struct id *client_msg_id, bool urgent,
+                     struct carechat_sent *out) {
+    if (body == NULL || len == 0) {
+        cc_clear_error(c);
+        return cc_fail(c, STATUS_BAD_REQUEST, CARECHAT_ERROR_ARGUMENT,
+                       "send: a conversation and a non-empty message are required");
+    }
+    const struct carechat_content content = {.text = (const char *)body, .text_len = len};
+    return carechat_send_content(c, conversation_id, &content, client_msg_id, urgent, out);
+}
+
 int carechat_send(struct carechat *c, const struct id *conversation_id, const uint8_t *body,
                   size_t len, const struct id *client_msg_id, struct carechat_sent *out) {
-    return send_message(c, conversation_id, body, len, client_msg_id, false, out);
+    return send_text(c, conversation_id, body, len, client_msg_id, false, out);
 }
 
 int carechat_send_urgent(struct carechat *c, const struct id *conversation_id, const uint8_t *body,
                          size_t len, const struct id *client_msg_id, struct carechat_sent *out) {
-    return send_message(c, conversation_id, body, len, client_msg_id, true, out);
+    return send_text(c, conversation_id, body, len, client_msg_id, true, out);
 }
 
 /* ---- receiving ---- */
@@ -743,12 +721,18 @@ int carechat_send_urgent(struct carechat *c, const struct id *conversation_id, c
 void carechat_message_cleanup(struct carechat_message *msg) {
     if (msg == NULL)
         return;
-    if (msg->body != NULL) {
-        sodium_memzero(msg->body, msg->len);
-        free(msg->body);
+    if (msg->text != NULL) {
+        sodium_memzero(msg->text, msg->text_len);
+        free(msg->text);
     }
-    msg->body = NULL;
-    msg->len = 0;
+    if (msg->attachments != NULL) {
+        sodium_memzero(msg->attachments, msg->n_attachments * sizeof *msg->attachments);
+        free(msg->attachments);
+    }
+    msg->text = NULL;
+    msg->text_len = 0;
+    msg->attachments = NULL;
+    msg->n_attachments = 0;
 }
 
 static int own_key(struct carechat *c, struct envelope_enc_key **out) {
@@ -849,12 +833,10 @@ static int open_stored(struct carechat *c, const Carechat__V1__StoredMessage *sm
     int orc = shaped ? envelope_open(&env, sender_pk, key, &plain) : STATUS_BAD_REQUEST;
     free(env.wraps);
     if (orc == 0) {
-        msg.state = CARECHAT_MESSAGE_OK;
-        msg.len = plain.len;
-        msg.body = xmalloc(plain.len + 1);
-        if (plain.len > 0)
-            memcpy(msg.body, plain.data, plain.len);
-        msg.body[plain.len] = '\0';
+        msg.state = content_decode(plain.data, plain.len, &msg);
+        if (msg.state != CARECHAT_MESSAGE_OK)
+            log_warn(MOD, "a verified message whose content this client cannot read (%s)",
+                     msg.state == CARECHAT_MESSAGE_UNSUPPORTED ? "a newer kind" : "malformed");
     } else if (orc == STATUS_NOT_FOUND || orc == STATUS_CONFLICT) {
         msg.state = CARECHAT_MESSAGE_NO_KEY;
     } else {
@@ -871,10 +853,8 @@ int carechat_sync(struct carechat *c) {
     int rc = cc_ensure_session(c);
     if (rc != 0)
         return rc;
-    struct cc_msg *m = state(c);
-    drop_queue(m);
-    m->queue_empty = m->overflowed = false;
-    m->synced = true; /* deliveries may come before the answer */
+    /* Deliveries may come before the answer. */
+    cc_deliveries_restart(c);
     Carechat__V1__Sync sy;
     carechat__v1__sync__init(&sy);
     sy.after_cursor = (ProtobufCBinaryData){c->profile->ack_cursor_len, c->profile->ack_cursor};
@@ -885,8 +865,8 @@ int carechat_sync(struct carechat *c) {
     Carechat__V1__Frame *resp = NULL;
     rc = cc_request(c, &req, CARECHAT__V1__RESPONSE__RESULT_SYNC, "starting delivery", NULL, &resp);
     cc_free_response(resp);
-    if (rc != 0 && c->msg != NULL)
-        c->msg->synced = false;
+    if (rc != 0)
+        c->deliveries.synced = false;
     return rc;
 }
 
@@ -985,43 +965,42 @@ int carechat_recv(struct carechat *c, int wait_ms, struct carechat_message *out)
         return cc_fail(c, STATUS_BAD_REQUEST, CARECHAT_ERROR_ARGUMENT,
                        "recv: a message pointer and a wait of 0 or more are required");
     struct cc_msg *m = state(c);
+    struct cc_deliveries *d = &c->deliveries;
     const int64_t start = clock_monotonic_ms();
     const int64_t replay_deadline = start + c->request_timeout_ms + wait_ms;
     /* Bounded: every round takes a delivery, receives a frame, or ends. */
     for (;;) {
-        if (!m->synced || c->t == NULL || !transport_is_open(c->t)) {
+        if (!d->synced || c->t == NULL || !transport_is_open(c->t)) {
             int rc = carechat_sync(c);
             if (rc != 0)
                 return rc;
         }
-        while (m->count > 0) {
-            Carechat__V1__Frame *f = m->queue[m->head];
-            m->head = (m->head + 1) % CARECHAT_MAX_QUEUED;
-            m->count--;
-            const Carechat__V1__Delivery *d = f->delivery;
+        Carechat__V1__Frame *f;
+        while ((f = cc_take_delivery(c)) != NULL) {
+            const Carechat__V1__Delivery *item = f->delivery;
             uint8_t prev[PROFILE_MAX_CURSOR];
             const size_t prev_len = m->taken_len;
             memcpy(prev, m->taken, prev_len);
             int rc = 0;
-            if (d->cursor.len == 0 || d->cursor.len > PROFILE_MAX_CURSOR) {
+            if (item->cursor.len == 0 || item->cursor.len > PROFILE_MAX_CURSOR) {
                 rc = cc_fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
                              "a delivery with a malformed cursor");
             } else {
-                memcpy(m->taken, d->cursor.data, d->cursor.len);
-                m->taken_len = d->cursor.len;
+                memcpy(m->taken, item->cursor.data, item->cursor.len);
+                m->taken_len = item->cursor.len;
             }
             bool got = false;
             struct carechat_message msg;
             memset(&msg, 0, sizeof msg);
             if (rc == 0)
-                rc = process(c, d, &msg, &got);
+                rc = process(c, item, &msg, &got);
             proto_free(f);
             if (rc != 0) {
                 /* Not processed: not to be acknowledged either. The next call
                  * syncs again and the server replays it. */
                 memcpy(m->taken, prev, prev_len);
                 m->taken_len = prev_len;
-                m->synced = false;
+                d->synced = false;
                 return rc;
             }
             if (got) {
@@ -1029,7 +1008,7 @@ int carechat_recv(struct carechat *c, int wait_ms, struct carechat_message *out)
                 return 0;
             }
         }
-        if (m->overflowed) {
+        if (d->overflowed) {
             int rc = carechat_ack(c);
             if (rc == 0)
                 rc = carechat_sync(c);
@@ -1038,10 +1017,10 @@ int carechat_recv(struct carechat *c, int wait_ms, struct carechat_message *out)
             continue;
         }
         int64_t deadline = replay_deadline;
-        if (m->queue_empty)
-            deadline = (m->queue_empty_at > start ? m->queue_empty_at : start) + wait_ms;
+        if (d->queue_empty)
+            deadline = (d->queue_empty_at > start ? d->queue_empty_at : start) + wait_ms;
         if (clock_monotonic_ms() >= deadline) {
-            if (m->queue_empty)
+            if (d->queue_empty)
                 return STATUS_NOT_FOUND;
             return cc_fail(c, STATUS_UNAVAILABLE, CARECHAT_ERROR_CONNECTION,
                            "receiving: the server did not finish its replay in time");
@@ -1149,7 +1128,7 @@ int carechat_history(struct carechat *c, const struct id *conversation_id, uint6
     return 0;
 }
 
-int cc_simple_call(struct carechat *c, Carechat__V1__Frame *req, const char *what) {
+int cc_msg_simple_call(struct carechat *c, Carechat__V1__Frame *req, const char *what) {
     int rc = cc_ensure_session(c);
     if (rc != 0)
         return rc;
@@ -1183,7 +1162,7 @@ int carechat_send_receipt(struct carechat *c, const struct id *conversation_id,
     carechat__v1__frame__init(&req);
     req.body_case = CARECHAT__V1__FRAME__BODY_SEND_RECEIPT;
     req.send_receipt = &sr;
-    return cc_simple_call(c, &req, "sending receipts");
+    return cc_msg_simple_call(c, &req, "sending receipts");
 }
 
 int carechat_typing(struct carechat *c, const struct id *conversation_id, bool typing) {
@@ -1199,5 +1178,5 @@ int carechat_typing(struct carechat *c, const struct id *conversation_id, bool t
     carechat__v1__frame__init(&req);
     req.body_case = CARECHAT__V1__FRAME__BODY_TYPING;
     req.typing = &ty;
-    return cc_simple_call(c, &req, "sending a typing hint");
+    return cc_msg_simple_call(c, &req, "sending a typing hint");
 }

@@ -26,6 +26,7 @@
 #include "base/alloc.h"
 #include "base/check.h"
 #include "base/status.h"
+#include "base/utf8.h"
 
 #define ALLOC_MAGIC 0x70726f746f616c63ull /* "protoalc" */
 
@@ -111,49 +112,6 @@ static struct proto_limits resolve_limits(const struct proto_limits *lim) {
     return r;
 }
 
-/* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above
- * U+10FFFF. */
-static bool utf8_valid(const uint8_t *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        uint8_t c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t extra;
-        uint32_t cp;
-        uint32_t min;
-        if (c >= 0xc2 && c <= 0xdf) {
-            extra = 1;
-            cp = c & 0x1f;
-            min = 0x80;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            extra = 2;
-            cp = c & 0x0f;
-            min = 0x800;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            extra = 3;
-            cp = c & 0x07;
-            min = 0x10000;
-        } else {
-            return false;
-        }
-        if (n - i - 1 < extra)
-            return false;
-        for (size_t k = 1; k <= extra; k++) {
-            uint8_t cc = s[i + k];
-            if ((cc & 0xc0) != 0x80)
-                return false;
-            cp = (cp << 6) | (cc & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        i += extra + 1;
-    }
-    return true;
-}
-
 /* Bytes one element of a repeated field of `type` takes in its array. */
 static size_t element_size(ProtobufCType type) {
     switch (type) {
@@ -188,7 +146,7 @@ static size_t element_size(ProtobufCType type) {
     return 0;
 }
 
-static int check_message(const ProtobufCMessage *msg, const struct proto_limits *lim);
+static int check_message(const ProtobufCMessage *msg, const struct proto_limits *lim, bool strict);
 
 static int check_string(const ProtobufCFieldDescriptor *f, const char *s,
                         const struct proto_limits *lim) {
@@ -205,14 +163,15 @@ static int check_string(const ProtobufCFieldDescriptor *f, const char *s,
     return 0;
 }
 
-/* Checks one value of field `f` stored at `elem`. */
+/* Checks one value of field `f` stored at `elem` (undefined enum numbers only
+ * when `strict`). */
 static int check_value(const ProtobufCFieldDescriptor *f, const void *elem,
-                       const struct proto_limits *lim) {
+                       const struct proto_limits *lim, bool strict) {
     switch (f->type) {
     case PROTOBUF_C_TYPE_ENUM: {
         int v;
         memcpy(&v, elem, sizeof v);
-        if (!protobuf_c_enum_descriptor_get_value(f->descriptor, v))
+        if (strict && !protobuf_c_enum_descriptor_get_value(f->descriptor, v))
             return STATUS_BAD_REQUEST;
         return 0;
     }
@@ -224,7 +183,7 @@ static int check_value(const ProtobufCFieldDescriptor *f, const void *elem,
     case PROTOBUF_C_TYPE_MESSAGE: {
         const ProtobufCMessage *m;
         memcpy(&m, elem, sizeof m);
-        return m ? check_message(m, lim) : 0;
+        return m ? check_message(m, lim, strict) : 0;
     }
     default:
         return 0;
@@ -232,11 +191,12 @@ static int check_value(const ProtobufCFieldDescriptor *f, const void *elem,
 }
 
 /* The recursive walk. The schema has no recursive messages, so the depth is
- * bounded by the schema, not by the input. */
-static int check_message(const ProtobufCMessage *msg, const struct proto_limits *lim) {
+ * bounded by the schema, not by the input. Not `strict`: unknown fields and
+ * enum numbers pass (their heap is still within the decode's budget). */
+static int check_message(const ProtobufCMessage *msg, const struct proto_limits *lim, bool strict) {
     const ProtobufCMessageDescriptor *desc = msg->descriptor;
     const char *base = (const char *)msg;
-    if (msg->n_unknown_fields > 0)
+    if (strict && msg->n_unknown_fields > 0)
         return STATUS_BAD_REQUEST;
     for (unsigned i = 0; i < desc->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &desc->fields[i];
@@ -257,12 +217,12 @@ static int check_message(const ProtobufCMessage *msg, const struct proto_limits 
                 return STATUS_TOO_LARGE;
             size_t step = element_size(f->type);
             for (size_t k = 0; k < n; k++) {
-                rc = check_value(f, arr + k * step, lim);
+                rc = check_value(f, arr + k * step, lim, strict);
                 if (rc)
                     return rc;
             }
         } else {
-            rc = check_value(f, member, lim);
+            rc = check_value(f, member, lim, strict);
             if (rc)
                 return rc;
         }
@@ -270,10 +230,11 @@ static int check_message(const ProtobufCMessage *msg, const struct proto_limits 
     return 0;
 }
 
-/* Unpacks `desc` from the input within the budget and checks it. On success
- * the message is in *out; on failure nothing stays allocated. */
+/* Unpacks `desc` from the input within the budget and checks it (`strict`:
+ * see check_message()). On success the message is in *out; on failure
+ * nothing stays allocated. */
 static int decode_checked(const ProtobufCMessageDescriptor *desc, const struct proto_limits *lim_in,
-                          const uint8_t *data, size_t len, ProtobufCMessage **out,
+                          bool strict, const uint8_t *data, size_t len, ProtobufCMessage **out,
                           size_t *peak_bytes) {
     struct proto_limits lim = resolve_limits(lim_in);
     struct budget b = {0};
@@ -299,7 +260,7 @@ static int decode_checked(const ProtobufCMessageDescriptor *desc, const struct p
         *peak_bytes = b.peak;
     if (!msg)
         return b.refused ? STATUS_TOO_LARGE : STATUS_BAD_REQUEST;
-    int rc = check_message(msg, &lim);
+    int rc = check_message(msg, &lim, strict);
     if (rc) {
         protobuf_c_message_free_unpacked(msg, &alloc);
         return rc;
@@ -320,7 +281,8 @@ static void encode_message(const ProtobufCMessage *msg, struct buf *out) {
 int proto_decode_measured(const struct proto_limits *lim, const uint8_t *data, size_t len,
                           Carechat__V1__Frame **out, size_t *peak_bytes) {
     ProtobufCMessage *msg = NULL;
-    int rc = decode_checked(&carechat__v1__frame__descriptor, lim, data, len, &msg, peak_bytes);
+    int rc =
+        decode_checked(&carechat__v1__frame__descriptor, lim, true, data, len, &msg, peak_bytes);
     if (rc)
         return rc;
     Carechat__V1__Frame *frame = (Carechat__V1__Frame *)msg;
@@ -391,7 +353,8 @@ bool proto_body_bytes(const Carechat__V1__Frame *frame, const char *name,
 int proto_entry_decode(const struct proto_limits *lim, const uint8_t *data, size_t len,
                        Carechat__Entry__V1__Entry **out) {
     ProtobufCMessage *msg = NULL;
-    int rc = decode_checked(&carechat__entry__v1__entry__descriptor, lim, data, len, &msg, NULL);
+    int rc =
+        decode_checked(&carechat__entry__v1__entry__descriptor, lim, true, data, len, &msg, NULL);
     if (rc)
         return rc;
     Carechat__Entry__V1__Entry *entry = (Carechat__Entry__V1__Entry *)msg;
@@ -413,4 +376,25 @@ int proto_entry_encode(const Carechat__Entry__V1__Entry *entry, struct buf *out)
         return STATUS_BAD_REQUEST;
     encode_message(&entry->base, out);
     return 0;
+}
+
+int proto_content_decode(const uint8_t *data, size_t len, size_t max_len,
+                         Carechat__V1__MessageContent **out) {
+    const struct proto_limits lim = {.max_frame_bytes = max_len};
+    ProtobufCMessage *msg = NULL;
+    int rc = decode_checked(&carechat__v1__message_content__descriptor, &lim, false, data, len,
+                            &msg, NULL);
+    if (rc)
+        return rc;
+    *out = (Carechat__V1__MessageContent *)msg;
+    return 0;
+}
+
+void proto_content_free(Carechat__V1__MessageContent *content) {
+    if (content)
+        protobuf_c_message_free_unpacked(&content->base, &free_allocator);
+}
+
+void proto_content_encode(const Carechat__V1__MessageContent *content, struct buf *out) {
+    encode_message(&content->base, out);
 }

@@ -126,4 +126,20 @@ void proto_entry_free(Carechat__Entry__V1__Entry *entry);
 /* Returns 0, or STATUS_BAD_REQUEST for an entry without a kind (`out` unchanged). */
 int proto_entry_encode(const Carechat__Entry__V1__Entry *entry, struct buf *out);
 
+/* End-to-end content (carechat.proto MessageContent): the plaintext clients
+ * exchange inside envelopes, which the server never sees. Decodes the `len`
+ * bytes at `data` with proto_decode()'s checks (sizes before allocation, the
+ * memory budget, UTF-8 without NUL, string and repeated limits) under the
+ * defaults with `max_len` as the input limit, except that unknown fields and
+ * undefined enum numbers are accepted: a newer client's content still
+ * decodes, and the caller decides what a kind it does not know means. Returns
+ * 0 and *out (free with proto_content_free()), or STATUS_TOO_LARGE /
+ * STATUS_BAD_REQUEST leaving nothing allocated. */
+int proto_content_decode(const uint8_t *data, size_t len, size_t max_len,
+                         Carechat__V1__MessageContent **out);
+/* Accepts NULL. */
+void proto_content_free(Carechat__V1__MessageContent *content);
+/* Appends the encoding of `content` (built from valid UTF-8 strings) to `out`. */
+void proto_content_encode(const Carechat__V1__MessageContent *content, struct buf *out);
+
 #endif

@@ -128,14 +128,14 @@ static void drain(struct carechat *c, struct inbox *in) {
         if (rc != 0)
             fail_msg("recv: %s", carechat_error(c));
         if (m.state == CARECHAT_MESSAGE_RECALLED) {
-            assert_null(m.body);
+            assert_null(m.text);
             in->recalled++;
             carechat_message_cleanup(&m);
             continue;
         }
         assert_int_equal(m.state, CARECHAT_MESSAGE_OK);
         assert_true(in->n < MAX_TEXTS);
-        snprintf(in->texts[in->n], sizeof in->texts[0], "%s", (const char *)m.body);
+        snprintf(in->texts[in->n], sizeof in->texts[0], "%s", m.text);
         in->ids[in->n] = m.message_id;
         in->urgent[in->n] = m.urgent;
         in->n++;
@@ -287,7 +287,7 @@ static void test_channels_end_to_end(void **state) {
     for (size_t i = 0; i < hist->n; i++)
         if (hist->items[i].seq == rec.seq) {
             assert_int_equal(hist->items[i].state, CARECHAT_MESSAGE_RECALLED);
-            assert_null(hist->items[i].body);
+            assert_null(hist->items[i].text);
             saw_tombstone = true;
         }
     assert_true(saw_tombstone);

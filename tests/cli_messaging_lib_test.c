@@ -95,8 +95,8 @@ static void expect_text(struct carechat *c, const char *text) {
     if (rc != 0)
         fail_msg("expected '%s', got %d: %s", text, rc, carechat_error(c));
     assert_int_equal(m.state, CARECHAT_MESSAGE_OK);
-    assert_int_equal(m.len, strlen(text));
-    assert_string_equal((const char *)m.body, text);
+    assert_int_equal(m.text_len, strlen(text));
+    assert_string_equal(m.text, text);
     carechat_message_cleanup(&m);
 }
 
@@ -104,7 +104,7 @@ static void expect_nothing(struct carechat *c) {
     struct carechat_message m;
     int rc = carechat_recv(c, 300, &m);
     if (rc == 0) {
-        fail_msg("unexpected message '%s'", m.body != NULL ? (const char *)m.body : "");
+        fail_msg("unexpected message '%s'", m.text != NULL ? m.text : "");
     }
     assert_int_equal(rc, STATUS_NOT_FOUND);
 }
@@ -196,13 +196,13 @@ static void test_msg_resend_same_client_id_stores_once(void **state) {
     FIXTURE_ASSERT_OK(b, carechat_history(b, &conv, 0, 0, &h));
     assert_int_equal(h->n, 1);
     assert_int_equal(h->items[0].state, CARECHAT_MESSAGE_OK);
-    assert_string_equal((const char *)h->items[0].body, text);
+    assert_string_equal(h->items[0].text, text);
     assert_memory_equal(h->items[0].client_msg_id.b, cmid.b, ID_LEN);
     carechat_messages_free(h);
     /* the sender's own device reads its message in the history too */
     FIXTURE_ASSERT_OK(a, carechat_history(a, &conv, 0, 0, &h));
     assert_int_equal(h->n, 1);
-    assert_string_equal((const char *)h->items[0].body, text);
+    assert_string_equal(h->items[0].text, text);
     carechat_messages_free(h);
     expect_text(b, text);
     expect_nothing(b);
@@ -272,6 +272,66 @@ static void test_msg_typing_is_an_event(void **state) {
     carechat_close(b);
 }
 
+/* A message with text, an attachment and a reply: the recipient gets the
+ * MessageContent as sent, and the attachment's key, digest and size open the
+ * file's ciphertext (kept here: uploads are not part of this test). */
+static void test_msg_content_with_attachment_and_reply(void **state) {
+    struct carechat *a, *b;
+    char b_addr[64], b_dir[FIXTURE_DIR_LEN];
+    struct id conv;
+    two_providers("content", &a, &b, b_addr, b_dir, &conv);
+    struct carechat_sent first, second;
+    send_text(a, &conv, "results attached next", &first);
+    expect_text(b, "results attached next");
+
+    static const char file_text[] = "ECG 2024-05-06: sinus rhythm";
+    struct carechat_attachment att;
+    memset(&att, 0, sizeof att);
+    struct buf ct;
+    buf_init(&ct);
+    const struct id file_id = id_new();
+    struct filecrypt_enc *enc = NULL;
+    assert_int_equal(filecrypt_encrypt_open(&file_id, sizeof file_text - 1, &ct, &enc), 0);
+    assert_int_equal(
+        filecrypt_encrypt_update(enc, (const uint8_t *)file_text, sizeof file_text - 1, &ct), 0);
+    assert_int_equal(filecrypt_encrypt_finish(enc, &ct, &att.file), 0);
+    filecrypt_encrypt_free(enc);
+    strcpy(att.file_name, "ecg.txt");
+    strcpy(att.media_type, "text/plain");
+    const struct carechat_content content = {
+        .text = "see attachment",
+        .text_len = 14,
+        .attachments = &att,
+        .n_attachments = 1,
+        .reply_to = &first.message_id,
+    };
+    FIXTURE_ASSERT_OK(a, carechat_send_content(a, &conv, &content, NULL, false, &second));
+
+    struct carechat_message m;
+    FIXTURE_ASSERT_OK(b, carechat_recv(b, 5000, &m));
+    assert_int_equal(m.state, CARECHAT_MESSAGE_OK);
+    assert_string_equal(m.text, "see attachment");
+    assert_true(m.has_reply_to);
+    assert_memory_equal(m.reply_to.b, first.message_id.b, ID_LEN);
+    assert_int_equal(m.n_attachments, 1);
+    assert_string_equal(m.attachments[0].file_name, "ecg.txt");
+    assert_string_equal(m.attachments[0].media_type, "text/plain");
+    struct filecrypt_dec *dec = NULL;
+    assert_int_equal(filecrypt_decrypt_open(&m.attachments[0].file, &dec), 0);
+    struct buf plain;
+    buf_init(&plain);
+    assert_int_equal(filecrypt_decrypt_update(dec, ct.data, ct.len, &plain), 0);
+    assert_int_equal(filecrypt_decrypt_finish(dec), 0);
+    filecrypt_decrypt_free(dec);
+    assert_int_equal(plain.len, sizeof file_text - 1);
+    assert_memory_equal(plain.data, file_text, plain.len);
+    carechat_message_cleanup(&m);
+    buf_cleanup(&plain);
+    buf_cleanup(&ct);
+    carechat_close(a);
+    carechat_close(b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_msg_stale_device_list_conflict),
@@ -279,6 +339,7 @@ int main(void) {
         cmocka_unit_test(test_msg_resend_same_client_id_stores_once),
         cmocka_unit_test(test_msg_read_receipt_is_an_event),
         cmocka_unit_test(test_msg_typing_is_an_event),
+        cmocka_unit_test(test_msg_content_with_attachment_and_reply),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -3,18 +3,19 @@
 load("@rules_cc//cc:defs.bzl", "cc_test")
 load("//bazel:copts.bzl", "TEST_COPTS")
 
-def integration_test(name, srcs, deps = [], size = "medium", **kwargs):
+def integration_test(name, srcs, deps = [], data = [], size = "medium", **kwargs):
     """A cmocka test that starts the real carechatd through tests/harness.
 
-    Adds TEST_COPTS, carechatd to the runfiles, and the harness, //base and
-    cmocka to `deps`; other attributes (timeout, ...) pass through.
+    Adds TEST_COPTS, carechatd to the runfiles (beside `data`), and the
+    harness, //base and cmocka to `deps`; other attributes (timeout, ...)
+    pass through.
     """
     cc_test(
         name = name,
         size = size,
         srcs = srcs,
         copts = TEST_COPTS,
-        data = ["//server:carechatd"],
+        data = ["//server:carechatd"] + data,
         deps = [
             ":harness",
             "//base",

@@ -61,8 +61,10 @@ static int teardown(void **state) {
 }
 
 static void body_of(int i, uint8_t out[BODY_LEN]) {
+    char label[16];
+    int n = snprintf(label, sizeof(label), "message %05d", i);
     memset(out, 'a' + i % 26, BODY_LEN);
-    snprintf((char *)out, 16, "message %05d", i);
+    memcpy(out, label, (size_t)n); /* text without the terminating NUL */
 }
 
 static void test_diskfull_failed_write_is_refused_not_fatal(void **state) {
@@ -135,8 +137,8 @@ static void test_diskfull_failed_write_is_refused_not_fatal(void **state) {
         FIXTURE_ASSERT_OK(t.pat, carechat_recv(t.pat, 5000, &m));
         body_of(i, body);
         assert_int_equal(m.state, CARECHAT_MESSAGE_OK);
-        assert_int_equal(m.len, BODY_LEN);
-        assert_memory_equal(m.body, body, BODY_LEN);
+        assert_int_equal(m.text_len, BODY_LEN);
+        assert_memory_equal(m.text, body, BODY_LEN);
         carechat_message_cleanup(&m);
         FIXTURE_ASSERT_OK(t.pat, carechat_ack(t.pat));
     }

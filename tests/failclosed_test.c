@@ -131,8 +131,8 @@ static void expect_history(struct carechat *c, const struct id *conv, const char
         fail_msg("history holds %zu messages, expected %zu", list->n, n);
     for (size_t i = 0; i < n; i++) {
         assert_int_equal(list->items[i].state, CARECHAT_MESSAGE_OK);
-        assert_int_equal(list->items[i].len, strlen(want[i]));
-        assert_memory_equal(list->items[i].body, want[i], strlen(want[i]));
+        assert_int_equal(list->items[i].text_len, strlen(want[i]));
+        assert_memory_equal(list->items[i].text, want[i], strlen(want[i]));
     }
     carechat_messages_free(list);
 }
@@ -143,8 +143,8 @@ static void expect_delivered(const char *want) {
     struct carechat_message m;
     FIXTURE_ASSERT_OK(t.pat, carechat_recv(t.pat, 2000, &m));
     assert_int_equal(m.state, CARECHAT_MESSAGE_OK);
-    assert_int_equal(m.len, strlen(want));
-    assert_memory_equal(m.body, want, strlen(want));
+    assert_int_equal(m.text_len, strlen(want));
+    assert_memory_equal(m.text, want, strlen(want));
     carechat_message_cleanup(&m);
     FIXTURE_ASSERT_OK(t.pat, carechat_ack(t.pat));
 }

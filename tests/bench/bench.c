@@ -198,7 +198,7 @@ static int parse_options(int argc, char **argv, struct options *o) {
             o->senders = (int)n;
         else if (strcmp(a, "--messages") == 0 && parse_int(v, 1, MAX_MESSAGES, &n))
             o->messages = (int)n;
-        else if (strcmp(a, "--size") == 0 && parse_int(v, 1, CARECHAT_MAX_MESSAGE, &n))
+        else if (strcmp(a, "--size") == 0 && parse_int(v, 1, CARECHAT_MAX_TEXT, &n))
             o->size = (size_t)n;
         else if (strcmp(a, "--timeout") == 0 && parse_int(v, 1, 86400, &n))
             o->timeout_s = (int)n;
@@ -687,7 +687,10 @@ static void wait_go(void) {
 static void *sender_main(void *arg) {
     struct pair *p = arg;
     uint8_t *body = xmalloc(p->opt->size);
+    /* Random text (libcarechat sends UTF-8 only): letters a..p. */
     rand_bytes(body, p->opt->size);
+    for (size_t i = 0; i < p->opt->size; i++)
+        body[i] = (uint8_t)('a' + (body[i] & 15));
     wait_go();
     for (int k = 0; k < p->opt->messages; k++) {
         if (clock_monotonic_ms() >= p->deadline) {
@@ -695,8 +698,9 @@ static void *sender_main(void *arg) {
                      p->sent);
             break;
         }
-        /* Distinct bodies: the first bytes carry the index. */
-        memcpy(body, &k, p->opt->size < sizeof k ? p->opt->size : sizeof k);
+        /* Distinct bodies: the first bytes carry the index, as letters. */
+        for (size_t i = 0; i < sizeof k * 2 && i < p->opt->size; i++)
+            body[i] = (uint8_t)('a' + (((unsigned)k >> (4 * i)) & 15));
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         int rc = carechat_send(p->s, &p->conv, body, p->opt->size, NULL, NULL);
@@ -733,7 +737,7 @@ static void *recipient_main(void *arg) {
             pair_fail(p, p->recv_error, sizeof p->recv_error, p->r, "recv");
             break;
         }
-        if (m.state == CARECHAT_MESSAGE_OK && m.len == p->opt->size)
+        if (m.state == CARECHAT_MESSAGE_OK && m.text_len == p->opt->size)
             p->received++;
         else
             p->bad++;

@@ -49,19 +49,6 @@ static int field_bytes(const char *s, struct buf *out) {
     return hex_decode(s, strlen(s), out);
 }
 
-/* Decodes a field that must be exactly n bytes into out[n]. */
-static int field_fixed(const char *s, uint8_t *out, size_t n) {
-    struct buf b;
-    buf_init(&b);
-    int rc = field_bytes(s, &b);
-    if (rc == 0 && b.len != n)
-        rc = STATUS_BAD_REQUEST;
-    if (rc == 0)
-        memcpy(out, b.data, n);
-    buf_cleanup(&b);
-    return rc;
-}
-
 static void do_keygen(void) {
     uint8_t pk[HPKE_PK_LEN], sk[HPKE_SK_LEN];
     hpke_keypair(pk, sk);
@@ -77,7 +64,7 @@ static int do_seal(char **f) {
     buf_init(&aad);
     buf_init(&pt);
     buf_init(&ct);
-    int rc = field_fixed(f[1], pk, sizeof pk);
+    int rc = hex_decode_exact(f[1], pk, sizeof pk);
     if (rc == 0)
         rc = field_bytes(f[2], &info);
     if (rc == 0)
@@ -107,13 +94,13 @@ static int do_open(char **f) {
     buf_init(&aad);
     buf_init(&ct);
     buf_init(&pt);
-    int rc = field_fixed(f[1], sk, sizeof sk);
+    int rc = hex_decode_exact(f[1], sk, sizeof sk);
     if (rc == 0)
         rc = field_bytes(f[2], &info);
     if (rc == 0)
         rc = field_bytes(f[3], &aad);
     if (rc == 0)
-        rc = field_fixed(f[4], enc, sizeof enc);
+        rc = hex_decode_exact(f[4], enc, sizeof enc);
     if (rc == 0)
         rc = field_bytes(f[5], &ct);
     if (rc == 0) {

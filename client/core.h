@@ -1,24 +1,57 @@
 /*
- * client/carechat_internal.h: what client/carechat.c (the request/response
- * core, accounts and devices) and client/messaging.c (conversations,
- * end-to-end messages, delivery) share inside libcarechat. Not part of the
- * API: the prefix cc_ marks these. Same thread rules as carechat.h: the
- * caller's thread only.
+ * client/core.h: libcarechat's connection and request core, the lowest layer
+ * of the library: the handle's state, errors, events, the connection with its
+ * request/response loop, the session (resumed with Authenticate, the device
+ * list published when missing) and the deliveries of the connection. Not part
+ * of the API: the prefix cc_ marks it.
+ *
+ * Files of libcarechat call each other in one direction only:
+ *
+ *   carechat.c (open, close)
+ *      |      \
+ *      |    channels.c --> messaging.c --> accounts.c      admin.c   audit.c
+ *      |         |              |              |              |         |
+ *      v         v              v              v              v         v
+ *   core.c  <-------------------------------------------------------------
+ *
+ * (channels.c and admin.c also call accounts.c: carechat_lookup(); carechat.c
+ * calls messaging.c only to free its state.) core.c calls none of them: the
+ * deliveries it receives wait in `struct cc_deliveries` until messaging.c
+ * takes them, and a module's state hanging off the handle (`msg`) is freed by
+ * carechat_close().
+ *
+ * Same thread rules as carechat.h: the caller's thread only.
  */
-#ifndef CLIENT_CARECHAT_INTERNAL_H
-#define CLIENT_CARECHAT_INTERNAL_H
+#ifndef CLIENT_CORE_H
+#define CLIENT_CORE_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "client/carechat.h"
+#include "client/envelope.h"
 #include "client/profile.h"
 #include "client/statement.h"
 #include "client/transport.h"
 #include "protocol/proto.h"
 
 struct cc_msg;
+
+/* The Delivery frames of the current connection, answered OK by the core as
+ * they arrive and kept in arrival (= cursor) order until messaging.c takes
+ * them (cc_take_delivery()). Beyond CARECHAT_MAX_QUEUED the rest of the
+ * connection's deliveries are dropped and `overflowed` says so; the server
+ * replays them after a new Sync. A new connection starts with all of it
+ * cleared. */
+struct cc_deliveries {
+    Carechat__V1__Frame *queue[CARECHAT_MAX_QUEUED];
+    size_t head, count;
+    bool synced;            /* Sync was sent on this connection: deliveries are kept */
+    bool queue_empty;       /* QueueEmpty arrived, and nothing was dropped since Sync */
+    bool overflowed;        /* deliveries were dropped since the last Sync */
+    int64_t queue_empty_at; /* clock_monotonic_ms() when QueueEmpty arrived */
+};
 
 struct carechat {
     char *server_url;
@@ -45,6 +78,7 @@ struct carechat {
     int revoke_reason;
     size_t event_head, event_count;
 
+    struct cc_deliveries deliveries;
     struct cc_msg *msg; /* messaging state (messaging.c); NULL until first used */
 
     int err_status;
@@ -71,8 +105,44 @@ int cc_refused(struct carechat *c, const Carechat__V1__Response *r, const char *
 /* Writes the profile; records a failure and returns it when that fails. */
 int cc_save_profile(struct carechat *c);
 
-/* Closes the connection (if any); the next call connects again. */
+/* Forgets the session in the handle and the profile (the device and its keys
+ * stay). Returns 0, or profile_save()'s status (nothing recorded). */
+int cc_drop_session(struct carechat *c);
+
+/* The public keys of this device, signed as carechat.proto's DeviceKeys. */
+struct cc_own_keys {
+    uint8_t identity_pk[ENVELOPE_SIGN_PK_LEN];
+    uint8_t encryption_pk[CARECHAT_KEY_LEN];
+    uint8_t signature[ENVELOPE_SIG_LEN];
+};
+
+/* Fills *out from the profile `p` (which has keys). When `identity_out` is not
+ * NULL, the identity key is stored there too (free with
+ * envelope_identity_free()). */
+void cc_own_keys(const struct profile *p, struct cc_own_keys *out,
+                 struct envelope_identity **identity_out);
+
+/* Closes the connection (if any; the deliveries queued on it are dropped);
+ * the next call connects again. */
 void cc_disconnect(struct carechat *c, int linger_ms);
+
+/* Closes the connection (if any) and opens a new one, unauthenticated (Login
+ * and Register start on a connection of their own). Returns 0 or a recorded
+ * failure. */
+int cc_connect_fresh(struct carechat *c);
+
+/* Takes a SessionResult into the handle: ids, role, name, expiry, and when
+ * `new_token` (after Login or Register) the token and the device's ids into
+ * the profile, which is saved. Returns 0 or a recorded failure
+ * (STATUS_CORRUPT: malformed, or for another device). */
+int cc_take_session(struct carechat *c, const Carechat__V1__SessionResult *s, bool new_token,
+                    const char *what);
+
+/* Makes sure this device is in the account's published device list: reads
+ * the current list, verifies it, and publishes it with this device added at
+ * version + 1. Records the version in the profile. Returns 0 or a recorded
+ * failure. */
+int cc_ensure_published(struct carechat *c);
 
 /* Connects and resumes the stored session unless already authenticated.
  * Returns 0 or a recorded failure. */
@@ -128,27 +198,20 @@ int cc_verify_list(struct carechat *c, const struct id *account,
                    const Carechat__V1__DeviceList *list, struct statement_device *entries,
                    size_t *n);
 
-/* ---- messaging.c hooks ---- */
+/* Asks for the caller's own account's devices; on success *out is the
+ * response frame (cc_free_response()), *acct points into it, and 0 is
+ * returned; otherwise a recorded failure. */
+int cc_list_own_devices(struct carechat *c, const char *what, Carechat__V1__Frame **out,
+                        const Carechat__V1__AccountDevices **acct);
 
-/* A Delivery, QueueEmpty or TypingEvent request `f` from the server: answered
- * by the caller with OK; this takes ownership of `f` (queues or frees it). */
-void cc_msg_on_request(struct carechat *c, Carechat__V1__Frame *f);
+/* ---- deliveries (struct cc_deliveries) ---- */
 
-/* The connection closed: what was queued on it is dropped (the server
- * replays it after the next Sync). */
-void cc_msg_connection_closed(struct carechat *c);
+/* Starts keeping deliveries afresh (before a Sync): drops what is queued,
+ * clears queue_empty and overflowed, sets synced. */
+void cc_deliveries_restart(struct carechat *c);
 
-/* Frees the messaging state. Accepts NULL. */
-void cc_msg_free(struct cc_msg *m);
-
-/* Sends `req`, answered by a Conversation, and copies it into *out (and the
- * active members into the handle's cache for Send); `not_found_hint` goes
- * into the error of a NOT_FOUND answer. Returns 0, the server's status or a
- * local failure. (messaging.c) */
-int cc_conversation_call(struct carechat *c, Carechat__V1__Frame *req, const char *what,
-                         const char *not_found_hint, struct carechat_conversation *out);
-/* Sends `req`, a request without a result (establishing the session first).
- * Returns 0, the server's status or a local failure. (messaging.c) */
-int cc_simple_call(struct carechat *c, Carechat__V1__Frame *req, const char *what);
+/* The oldest queued Delivery frame (the caller frees it with proto_free()),
+ * or NULL when none is queued. */
+Carechat__V1__Frame *cc_take_delivery(struct carechat *c);
 
 #endif
