@@ -10,7 +10,7 @@ packages=(
     bazel-bootstrap build-essential pkg-config
     libwebsockets-dev libsodium-dev librocksdb-dev
     libprotobuf-c-dev protobuf-c-compiler
-    libcurl4-openssl-dev libssl-dev openssl libcmocka-dev
+    libcurl4-openssl-dev libssl-dev openssl libcmocka-dev libjansson-dev
     clang libclang-rt-14-dev
     ca-certificates
 )
