@@ -96,6 +96,7 @@ static void resolve_one(struct push_xfer *x) {
     }
     char pin[256 + 8 + MAX_ADDRS * (INET6_ADDRSTRLEN + 3)];
     int len = snprintf(pin, sizeof pin, "%s:%s:", t->host, t->port);
+    const int prefix = len;
     int n = 0;
     for (struct addrinfo *a = res; a != NULL; a = a->ai_next) {
         enum push_ssrf_class cls = push_ssrf_classify(a->ai_addr, a->ai_addrlen);
@@ -112,7 +113,7 @@ static void resolve_one(struct push_xfer *x) {
         if (n == MAX_ADDRS || (a->ai_family != AF_INET && a->ai_family != AF_INET6) ||
             inet_ntop(a->ai_family, addr, text, sizeof text) == NULL)
             continue;
-        if (strstr(pin, text) != NULL) /* getaddrinfo lists an address per protocol */
+        if (strstr(pin + prefix, text) != NULL) /* an address per socket type */
             continue;
         len += snprintf(pin + len, sizeof pin - (size_t)len,
                         a->ai_family == AF_INET6 ? "%s[%s]" : "%s%s", n > 0 ? "," : "", text);
