@@ -118,7 +118,9 @@ static void dispatch(struct push *p, struct push_xfer *x) {
 }
 
 static void count_result(struct push_stats *s, const struct push_result *r) {
-    s->results[r->channel][r->outcome]++;
+    /* a refused job may name a channel out of range: it is counted by cause only */
+    if ((unsigned)r->channel < PUSH_CHANNEL_COUNT)
+        s->results[r->channel][r->outcome]++;
     if (r->outcome != PUSH_OUTCOME_DELIVERED)
         s->causes[r->cause]++;
     for (size_t i = 0; i < PUSH_LATENCY_BUCKETS; i++) {

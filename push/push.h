@@ -57,7 +57,9 @@
 struct push_stats {
     uint64_t submitted;                                       /* push_submit() == 0 */
     uint64_t refused;                                         /* push_submit() < 0 */
-    uint64_t results[PUSH_CHANNEL_COUNT][PUSH_OUTCOME_COUNT]; /* per channel and outcome */
+    uint64_t results[PUSH_CHANNEL_COUNT][PUSH_OUTCOME_COUNT]; /* per channel and outcome (a
+                                                                  job refused for its channel
+                                                                  number: in causes only) */
     uint64_t causes[PUSH_CAUSE_COUNT]; /* results that were not DELIVERED, by cause */
     uint64_t queued;                   /* gauge: submitted, not yet taken by the notifier thread */
     uint64_t in_flight;                /* gauge: taken, no result yet */

@@ -323,16 +323,13 @@ void push_webpush_send(struct push_webpush *w, struct push_xfer *x) {
     pthread_mutex_unlock(&w->lock);
 }
 
-/* libcurl is about to open a socket to `address`: the last check, in case any
+/* libcurl is about to open a socket to `sa`: the last check, in case any
  * path bypassed the pinned addresses. */
-static curl_socket_t open_socket(void *ctx, curlsocktype purpose, struct curl_sockaddr *address) {
-    struct push_xfer *x = ctx;
-    if (!x->allowed_host &&
-        push_ssrf_classify(&address->addr, address->addrlen) != PUSH_SSRF_PUBLIC) {
-        x->early_cause = PUSH_CAUSE_ADDRESS_REFUSED;
-        return CURL_SOCKET_BAD;
-    }
-    return socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+static bool address_ok(struct push_xfer *x, const struct sockaddr *sa, socklen_t len) {
+    if (x->allowed_host || push_ssrf_classify(sa, len) == PUSH_SSRF_PUBLIC)
+        return true;
+    x->early_cause = PUSH_CAUSE_ADDRESS_REFUSED;
+    return false;
 }
 
 static void webpush_done(struct push_xfer *x, CURLcode rc) {
@@ -391,8 +388,7 @@ static void start(struct push_webpush *w, struct push_xfer *x) {
     curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     if (x->list != NULL)
         curl_easy_setopt(c, CURLOPT_RESOLVE, x->list);
-    curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, open_socket);
-    curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, x);
+    x->address_ok = address_ok;
     push_xfer_header(x, "Authorization: vapid t=%s, k=%s", (const char *)jwt.data,
                      (const char *)w->vapid_k.data);
     push_xfer_header(x, "TTL: %d", w->ttl_s);

@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -52,6 +54,8 @@ static void free_list(struct push_xfer *x) {
 void push_xfer_engine_cleanup(struct push_engine *e) {
     if (e == NULL || e->multi == NULL)
         return;
+    for (size_t i = 0; i < e->n_sockets; i++)
+        shutdown(e->sockets[i], SHUT_RDWR);
     while (e->active != NULL) {
         struct push_xfer *x = e->active;
         push_xfer_release(e, x);
@@ -59,6 +63,7 @@ void push_xfer_engine_cleanup(struct push_engine *e) {
     }
     free_list(e->finished_head);
     curl_multi_cleanup(e->multi);
+    free(e->sockets);
     free(e->ca_file);
     memset(e, 0, sizeof *e);
 }
@@ -161,6 +166,33 @@ static size_t on_read(char *out, size_t size, size_t n, void *ctx) {
     return len;
 }
 
+static curl_socket_t open_socket(void *ctx, curlsocktype purpose, struct curl_sockaddr *address) {
+    struct push_xfer *x = ctx;
+    struct push_engine *e = x->engine;
+    if (x->address_ok != NULL && !x->address_ok(x, &address->addr, address->addrlen))
+        return CURL_SOCKET_BAD;
+    int fd = socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+    if (fd < 0)
+        return CURL_SOCKET_BAD;
+    if (e->n_sockets == e->cap_sockets) {
+        e->cap_sockets = e->cap_sockets ? 2 * e->cap_sockets : 16;
+        e->sockets = xrealloc(e->sockets, e->cap_sockets * sizeof *e->sockets);
+    }
+    e->sockets[e->n_sockets++] = fd;
+    return fd;
+}
+
+static int close_socket(void *ctx, curl_socket_t fd) {
+    struct push_engine *e = ctx;
+    for (size_t i = 0; i < e->n_sockets; i++) {
+        if (e->sockets[i] == fd) {
+            e->sockets[i] = e->sockets[--e->n_sockets];
+            break;
+        }
+    }
+    return close(fd);
+}
+
 int push_xfer_easy(struct push_engine *e, struct push_xfer *x) {
     CHECK(x->easy == NULL);
     x->easy = curl_easy_init();
@@ -168,6 +200,11 @@ int push_xfer_easy(struct push_engine *e, struct push_xfer *x) {
         return STATUS_INTERNAL;
     CURL *c = x->easy;
     x->max_response = e->max_response_bytes;
+    x->engine = e;
+    curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+    curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, x);
+    curl_easy_setopt(c, CURLOPT_CLOSESOCKETFUNCTION, close_socket);
+    curl_easy_setopt(c, CURLOPT_CLOSESOCKETDATA, e);
     curl_easy_setopt(c, CURLOPT_PRIVATE, (char *)x);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, e->connect_timeout_ms);

@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <sys/socket.h>
+
 #include <curl/curl.h>
 
 #include "base/buf.h"
@@ -50,9 +52,13 @@ struct push_xfer {
     struct buf response;         /* what came back, at most max_response bytes */
     size_t max_response;
     bool response_too_large;
+    struct push_engine *engine;                  /* set by push_xfer_easy() */
     struct push_xfer *active_prev, *active_next; /* the engine's running list */
     push_xfer_done_fn on_done;                   /* set by whoever added the handle */
-    void *owner;                                 /* the channel's object */
+    /* Optional: asked before libcurl opens a socket to `sa`; false refuses it
+     * (the transfer then fails to connect). Web Push's last address check. */
+    bool (*address_ok)(struct push_xfer *x, const struct sockaddr *sa, socklen_t len);
+    void *owner; /* the channel's object */
 
     struct push_result result; /* filled by push_xfer_finish() */
 };
@@ -65,13 +71,20 @@ struct push_engine {
     char *ca_file;            /* owned, or NULL */
     size_t running;           /* handles in the multi */
     struct push_xfer *active; /* their transfers */
+    /* Every socket libcurl opened through us and has not closed: cleanup shuts
+     * them down first, so no protocol goodbye (SMTP QUIT) blocks on a peer that
+     * does not answer. */
+    int *sockets;
+    size_t n_sockets, cap_sockets;
     struct push_xfer *finished_head, *finished_tail;
 };
 
 /* Sets up the multi handle (HTTP/2 multiplexing on) with the limits of `cfg`
  * (defaults applied). Returns 0, or STATUS_INTERNAL. */
 int push_xfer_engine_init(struct push_engine *e, const struct push_config *cfg);
-/* Removes and frees every transfer still running or finished. Accepts NULL. */
+/* Shuts down every open socket, then removes and frees every transfer still
+ * running or finished and closes the connections. Never waits on a peer.
+ * Accepts NULL. */
 void push_xfer_engine_cleanup(struct push_engine *e);
 
 /* A transfer for a copy of `job` (all its strings copied; the caller's may go
