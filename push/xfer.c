@@ -40,6 +40,11 @@ int push_xfer_engine_init(struct push_engine *e, const struct push_config *cfg) 
     /* APNs wants many requests on one HTTP/2 connection (CURLOPT_PIPEWAIT per
      * handle makes new transfers wait for it instead of opening others). */
     curl_multi_setopt(e->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+    /* Without a cap a burst opens a connection per transfer before the first
+     * one has negotiated HTTP/2; with it, transfers wait and then share. The
+     * same cap keeps us polite to an SMTP relay. */
+    curl_multi_setopt(e->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+                      (long)PUSH_XFER_MAX_HOST_CONNECTIONS);
     return 0;
 }
 

@@ -27,6 +27,10 @@
 #include "push/config.h"
 #include "push/job.h"
 
+/* Connections to one host at once (HTTP/2 multiplexes many transfers on each;
+ * SMTP sends one message per connection at a time). */
+#define PUSH_XFER_MAX_HOST_CONNECTIONS 8
+
 struct push_xfer;
 typedef void (*push_xfer_done_fn)(struct push_xfer *x, CURLcode rc);
 

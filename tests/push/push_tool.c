@@ -28,9 +28,9 @@
 #include "base/hex.h"
 #include "base/rand.h"
 #include "push/push.h"
+#include "tests/push/toolcfg.h"
 
 #define MAX_JOBS 4096
-#define MAX_HOSTS 8
 
 struct tool_job {
     json_t *line;
@@ -95,50 +95,6 @@ static void parse_job(json_t *line, struct tool_job *tj) {
     j->code = str(line, "code");
     j->link = str(line, "link");
     tj->retries_left = (int)num(line, "retries");
-}
-
-static void fill_config(json_t *c, struct push_config *cfg, const char **hosts) {
-    json_t *e = json_object_get(c, "email"), *a = json_object_get(c, "apns"),
-           *f = json_object_get(c, "fcm"), *w = json_object_get(c, "webpush");
-    cfg->app_link = str(c, "app_link");
-    cfg->ca_file = str(c, "ca_file");
-    cfg->email = (struct push_email_config){
-        .url = str(e, "url"),
-        .from = str(e, "from"),
-        .username = str(e, "username"),
-        .password_file = str(e, "password_file"),
-        .message_id_domain = str(e, "message_id_domain"),
-    };
-    cfg->apns = (struct push_apns_config){
-        .key_file = str(a, "key_file"),
-        .key_id = str(a, "key_id"),
-        .team_id = str(a, "team_id"),
-        .topic = str(a, "topic"),
-        .base_url = str(a, "base_url"),
-        .sandbox_url = str(a, "sandbox_url"),
-    };
-    cfg->fcm = (struct push_fcm_config){
-        .service_account_file = str(f, "service_account_file"),
-        .base_url = str(f, "base_url"),
-    };
-    size_t i, n = 0;
-    json_t *h;
-    json_array_foreach(json_object_get(w, "allow_hosts"), i, h) {
-        if (n < MAX_HOSTS)
-            hosts[n++] = json_string_value(h);
-    }
-    hosts[n] = NULL;
-    cfg->webpush = (struct push_webpush_config){
-        .vapid_key_file = str(w, "vapid_key_file"),
-        .subject = str(w, "subject"),
-        .ttl_s = (int)num(w, "ttl_s"),
-        .urgency = str(w, "urgency"),
-        .allow_hosts = hosts,
-    };
-    cfg->max_in_flight = (size_t)num(c, "max_in_flight");
-    cfg->total_timeout_ms = num(c, "total_timeout_ms");
-    cfg->connect_timeout_ms = num(c, "connect_timeout_ms");
-    cfg->max_response_bytes = (size_t)num(c, "max_response_bytes");
 }
 
 static void print_result(const struct push_result *r) {
@@ -210,9 +166,9 @@ int main(int argc, char **argv) {
         parse_job(jobs[n].line, &jobs[n]);
         n++;
     }
-    const char *hosts[MAX_HOSTS + 1];
+    const char *hosts[TOOLCFG_MAX_HOSTS + 1];
     struct push_config cfg = {.wake = on_wake};
-    fill_config(conf, &cfg, hosts);
+    toolcfg_fill(conf, &cfg, hosts);
     struct push *p = NULL;
     if (push_open(&cfg, &p) != 0)
         return 1;
