@@ -15,10 +15,8 @@
 #include "base/status.h"
 #include "push/content.h"
 #include "push/jose.h"
-#include "push/secret.h"
 
 #define MOD "push"
-#define MAX_KEY_FILE 16384
 #define DEFAULT_BASE "https://api.push.apple.com"
 #define DEFAULT_SANDBOX "https://api.sandbox.push.apple.com"
 
@@ -66,14 +64,8 @@ int push_apns_open(const struct push_config *cfg, struct push_engine *e, struct 
         log_error(MOD, "apns disabled: %s", why);
         return STATUS_BAD_REQUEST;
     }
-    struct buf pem;
-    buf_init(&pem);
     EVP_PKEY *key = NULL;
-    int rc = push_secret_read(c->key_file, MAX_KEY_FILE, &pem);
-    if (rc == 0)
-        rc = push_jose_load_key((const char *)pem.data, pem.len, PUSH_JOSE_ES256, &key);
-    buf_wipe(&pem);
-    buf_cleanup(&pem);
+    int rc = push_jose_read_key_file(c->key_file, PUSH_JOSE_ES256, &key);
     if (rc != 0) {
         log_error(MOD, "apns disabled: the key file is not a usable P-256 key (%s)",
                   status_str(rc));
@@ -141,9 +133,8 @@ static void apns_reason(const struct buf *body, char *out, size_t size) {
 
 static void apns_done(struct push_xfer *x, CURLcode rc) {
     struct push_apns *a = x->owner;
-    long status = 0;
+    long status = push_xfer_reply_code(x);
     char reason[64];
-    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
     if (rc != CURLE_OK) {
         push_xfer_finish_http(a->engine, x, rc);
         return;

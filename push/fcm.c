@@ -132,11 +132,7 @@ fail:
 void push_fcm_close(struct push_fcm *f) {
     if (f == NULL)
         return;
-    while (f->parked_head != NULL) {
-        struct push_xfer *x = f->parked_head;
-        f->parked_head = x->next;
-        push_xfer_free(x);
-    }
+    push_xfer_free_list(f->parked_head);
     buf_wipe(&f->token);
     buf_cleanup(&f->token);
     EVP_PKEY_free(f->key);
@@ -172,8 +168,7 @@ static bool unregistered(const struct buf *body) {
 
 static void send_done(struct push_xfer *x, CURLcode rc) {
     struct push_fcm *f = x->owner;
-    long status = 0;
-    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+    long status = push_xfer_reply_code(x);
     if (rc == CURLE_OK && (status == 404 || (status >= 400 && unregistered(&x->response)))) {
         push_xfer_finish(f->engine, x, PUSH_OUTCOME_TOKEN_DEAD, PUSH_CAUSE_TOKEN_DEAD, (int)status);
     } else if (rc == CURLE_OK && status == 401) {
@@ -231,8 +226,7 @@ static int take_token(struct push_fcm *f, const struct buf *body) {
 
 static void token_done(struct push_xfer *t, CURLcode rc) {
     struct push_fcm *f = t->owner;
-    long status = 0;
-    curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+    long status = push_xfer_reply_code(t);
     enum push_cause cause = PUSH_CAUSE_AUTH;
     if (rc != CURLE_OK)
         cause = push_xfer_curl_cause(t, rc);
@@ -297,10 +291,5 @@ void push_fcm_send(struct push_fcm *f, struct push_xfer *x) {
         push_xfer_finish(f->engine, x, PUSH_OUTCOME_RETRY, PUSH_CAUSE_INTERNAL, 0);
         return;
     }
-    x->next = NULL;
-    if (f->parked_tail != NULL)
-        f->parked_tail->next = x;
-    else
-        f->parked_head = x;
-    f->parked_tail = x;
+    push_xfer_list_append(&f->parked_head, &f->parked_tail, x);
 }

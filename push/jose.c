@@ -18,6 +18,7 @@
 #include "base/check.h"
 #include "base/log.h"
 #include "base/status.h"
+#include "push/secret.h"
 
 #define MOD "push"
 
@@ -66,6 +67,19 @@ int push_jose_load_key(const char *pem, size_t len, enum push_jose_alg alg, EVP_
     }
     *out = key;
     return 0;
+}
+
+#define MAX_KEY_FILE 16384
+
+int push_jose_read_key_file(const char *path, enum push_jose_alg alg, EVP_PKEY **out) {
+    struct buf pem;
+    buf_init(&pem);
+    int rc = push_secret_read(path, MAX_KEY_FILE, &pem);
+    if (rc == 0)
+        rc = push_jose_load_key((const char *)pem.data, pem.len, alg, out);
+    buf_wipe(&pem);
+    buf_cleanup(&pem);
+    return rc;
 }
 
 int push_jose_ec_public(EVP_PKEY *key, uint8_t out[PUSH_P256_POINT_LEN]) {

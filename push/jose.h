@@ -44,6 +44,12 @@ int push_jose_b64url_decode(const char *in, uint8_t *out, size_t max, size_t *ou
  * *out; STATUS_BAD_REQUEST when the text is no such key. */
 int push_jose_load_key(const char *pem, size_t len, enum push_jose_alg alg, EVP_PKEY **out);
 
+/* Reads a PEM key from the credential file `path` (push/secret.h: mode 0600
+ * or stricter, at most 16 KiB) and parses it as push_jose_load_key() does;
+ * the file's text is wiped. Returns 0 and *out, the file's status, or
+ * STATUS_BAD_REQUEST when it holds no such key. */
+int push_jose_read_key_file(const char *path, enum push_jose_alg alg, EVP_PKEY **out);
+
 /* Writes the uncompressed public point of the P-256 key `key` into out.
  * Returns 0, or STATUS_BAD_REQUEST when `key` is not a P-256 key. */
 int push_jose_ec_public(EVP_PKEY *key, uint8_t out[PUSH_P256_POINT_LEN]);

@@ -141,8 +141,7 @@ void push_mail_close(struct push_mail *m) {
 
 static void mail_done(struct push_xfer *x, CURLcode rc) {
     struct push_mail *m = x->owner;
-    long code = 0;
-    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
+    long code = push_xfer_reply_code(x);
     enum push_cause cause = push_xfer_curl_cause(x, rc);
     enum push_outcome outcome = PUSH_OUTCOME_RETRY;
     if (rc == CURLE_OK) {

@@ -72,23 +72,6 @@ static void init_curl(void) {
     curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-static void fifo_push(struct push_xfer **head, struct push_xfer **tail, struct push_xfer *x) {
-    x->next = NULL;
-    if (*tail != NULL)
-        (*tail)->next = x;
-    else
-        *head = x;
-    *tail = x;
-}
-
-static void free_fifo(struct push_xfer *x) {
-    while (x != NULL) {
-        struct push_xfer *next = x->next;
-        push_xfer_free(x);
-        x = next;
-    }
-}
-
 static void dispatch(struct push *p, struct push_xfer *x) {
     struct push_engine *e = &p->engine;
     if (push_job_check(&x->job) != 0) {
@@ -142,7 +125,7 @@ static size_t hand_back(struct push *p) {
     while (x != NULL) {
         struct push_xfer *next = x->next;
         count_result(&p->stats, &x->result);
-        fifo_push(&p->out_head, &p->out_tail, x);
+        push_xfer_list_append(&p->out_head, &p->out_tail, x);
         n++;
         x = next;
     }
@@ -168,7 +151,7 @@ static void *notifier_main(void *arg) {
             p->in_head = x->next;
             if (p->in_head == NULL)
                 p->in_tail = NULL;
-            fifo_push(&batch, &batch_tail, x);
+            push_xfer_list_append(&batch, &batch_tail, x);
             taken++;
         }
         p->stats.queued -= taken;
@@ -244,7 +227,7 @@ int push_submit(struct push *p, const struct push_job *job) {
     /* copied outside the lock; counted above so max_pending holds */
     struct push_xfer *x = push_xfer_new(job, clock_monotonic_ms());
     pthread_mutex_lock(&p->lock);
-    fifo_push(&p->in_head, &p->in_tail, x);
+    push_xfer_list_append(&p->in_head, &p->in_tail, x);
     pthread_mutex_unlock(&p->lock);
     curl_multi_wakeup(p->engine.multi);
     return 0;
@@ -260,12 +243,12 @@ size_t push_poll(struct push *p, struct push_result *out, size_t max) {
         if (p->out_head == NULL)
             p->out_tail = NULL;
         out[n++] = x->result;
-        fifo_push(&taken, &tail, x);
+        push_xfer_list_append(&taken, &tail, x);
     }
     p->outstanding -= n;
     p->stats.unpolled -= n;
     pthread_mutex_unlock(&p->lock);
-    free_fifo(taken);
+    push_xfer_free_list(taken);
     return n;
 }
 
@@ -293,8 +276,8 @@ void push_close(struct push *p) {
     push_fcm_close(p->fcm);
     push_apns_close(p->apns);
     push_mail_close(p->mail);
-    free_fifo(p->in_head);
-    free_fifo(p->out_head);
+    push_xfer_free_list(p->in_head);
+    push_xfer_free_list(p->out_head);
     pthread_mutex_destroy(&p->lock);
     free(p);
 }

@@ -31,11 +31,9 @@
 #include "push/content.h"
 #include "push/ece.h"
 #include "push/jose.h"
-#include "push/secret.h"
 #include "push/ssrf.h"
 
 #define MOD "push"
-#define MAX_KEY_FILE 16384
 #define MAX_ADDRS 8
 #define VAPID_LIFE_S (12 * 3600)
 
@@ -65,15 +63,6 @@ struct target {
     char origin[320]; /* scheme://host[:port], the VAPID audience */
     bool literal;     /* host is a numeric address: nothing to pin */
 };
-
-static void push_back(struct push_xfer **head, struct push_xfer **tail, struct push_xfer *x) {
-    x->next = NULL;
-    if (*tail != NULL)
-        (*tail)->next = x;
-    else
-        *head = x;
-    *tail = x;
-}
 
 static bool host_allowed(const struct push_webpush *w, const char *host) {
     for (size_t i = 0; i < w->n_allow; i++) {
@@ -147,7 +136,7 @@ static void *resolver_main(void *arg) {
         pthread_mutex_unlock(&w->lock);
         resolve_one(x);
         pthread_mutex_lock(&w->lock);
-        push_back(&w->ready_head, &w->ready_tail, x);
+        push_xfer_list_append(&w->ready_head, &w->ready_tail, x);
         curl_multi_wakeup(w->engine->multi);
     }
     pthread_mutex_unlock(&w->lock);
@@ -179,17 +168,11 @@ int push_webpush_open(const struct push_config *cfg, struct push_engine *e,
                        "very-low, low, normal or high, the ttl not negative");
         return STATUS_BAD_REQUEST;
     }
-    struct buf pem;
-    buf_init(&pem);
     EVP_PKEY *key = NULL;
     uint8_t pub[PUSH_P256_POINT_LEN];
-    int rc = push_secret_read(c->vapid_key_file, MAX_KEY_FILE, &pem);
-    if (rc == 0)
-        rc = push_jose_load_key((const char *)pem.data, pem.len, PUSH_JOSE_ES256, &key);
+    int rc = push_jose_read_key_file(c->vapid_key_file, PUSH_JOSE_ES256, &key);
     if (rc == 0)
         rc = push_jose_ec_public(key, pub);
-    buf_wipe(&pem);
-    buf_cleanup(&pem);
     if (rc != 0) {
         log_error(MOD, "webpush disabled: the VAPID key file is not a usable P-256 key (%s)",
                   status_str(rc));
@@ -222,14 +205,6 @@ int push_webpush_open(const struct push_config *cfg, struct push_engine *e,
     return 0;
 }
 
-static void free_list(struct push_xfer *x) {
-    while (x != NULL) {
-        struct push_xfer *next = x->next;
-        push_xfer_free(x);
-        x = next;
-    }
-}
-
 void push_webpush_close(struct push_webpush *w) {
     if (w == NULL)
         return;
@@ -240,8 +215,8 @@ void push_webpush_close(struct push_webpush *w) {
         pthread_mutex_unlock(&w->lock);
         pthread_join(w->resolver, NULL);
     }
-    free_list(w->todo_head);
-    free_list(w->ready_head);
+    push_xfer_free_list(w->todo_head);
+    push_xfer_free_list(w->ready_head);
     pthread_cond_destroy(&w->cond);
     pthread_mutex_destroy(&w->lock);
     for (size_t i = 0; i < w->n_allow; i++)
@@ -318,7 +293,7 @@ void push_webpush_send(struct push_webpush *w, struct push_xfer *x) {
         return;
     }
     pthread_mutex_lock(&w->lock);
-    push_back(&w->todo_head, &w->todo_tail, x);
+    push_xfer_list_append(&w->todo_head, &w->todo_tail, x);
     pthread_cond_signal(&w->cond);
     pthread_mutex_unlock(&w->lock);
 }
@@ -334,8 +309,7 @@ static bool address_ok(struct push_xfer *x, const struct sockaddr *sa, socklen_t
 
 static void webpush_done(struct push_xfer *x, CURLcode rc) {
     struct push_webpush *w = x->owner;
-    long status = 0;
-    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+    long status = push_xfer_reply_code(x);
     if (x->early_cause == PUSH_CAUSE_ADDRESS_REFUSED)
         push_xfer_finish(w->engine, x, PUSH_OUTCOME_PERMANENT_FAILURE, PUSH_CAUSE_ADDRESS_REFUSED,
                          0);

@@ -48,12 +48,28 @@ int push_xfer_engine_init(struct push_engine *e, const struct push_config *cfg) 
     return 0;
 }
 
-static void free_list(struct push_xfer *x) {
+void push_xfer_list_append(struct push_xfer **head, struct push_xfer **tail, struct push_xfer *x) {
+    x->next = NULL;
+    if (*tail != NULL)
+        (*tail)->next = x;
+    else
+        *head = x;
+    *tail = x;
+}
+
+void push_xfer_free_list(struct push_xfer *x) {
     while (x != NULL) {
         struct push_xfer *next = x->next;
         push_xfer_free(x);
         x = next;
     }
+}
+
+long push_xfer_reply_code(const struct push_xfer *x) {
+    long code = 0;
+    if (x->easy != NULL)
+        curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
+    return code;
 }
 
 void push_xfer_engine_cleanup(struct push_engine *e) {
@@ -66,7 +82,7 @@ void push_xfer_engine_cleanup(struct push_engine *e) {
         push_xfer_release(e, x);
         push_xfer_free(x);
     }
-    free_list(e->finished_head);
+    push_xfer_free_list(e->finished_head);
     curl_multi_cleanup(e->multi);
     free(e->sockets);
     free(e->ca_file);
@@ -305,12 +321,7 @@ void push_xfer_finish(struct push_engine *e, struct push_xfer *x, enum push_outc
     r->cause = cause;
     r->reply_code = reply_code;
     r->latency_ms = clock_monotonic_ms() - x->submitted_ms;
-    x->next = NULL;
-    if (e->finished_tail != NULL)
-        e->finished_tail->next = x;
-    else
-        e->finished_head = x;
-    e->finished_tail = x;
+    push_xfer_list_append(&e->finished_head, &e->finished_tail, x);
 }
 
 size_t push_xfer_run(struct push_engine *e) {
@@ -398,10 +409,9 @@ void push_xfer_http_verdict(long status, enum push_outcome *outcome, enum push_c
 }
 
 void push_xfer_finish_http(struct push_engine *e, struct push_xfer *x, CURLcode rc) {
-    long status = 0;
+    long status = push_xfer_reply_code(x);
     enum push_outcome outcome;
     enum push_cause cause;
-    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
     if (rc != CURLE_OK || x->response_too_large) {
         push_xfer_finish(e, x, PUSH_OUTCOME_RETRY, push_xfer_curl_cause(x, rc), (int)status);
         return;

@@ -127,6 +127,16 @@ void push_xfer_release(struct push_engine *e, struct push_xfer *x);
 void push_xfer_finish(struct push_engine *e, struct push_xfer *x, enum push_outcome outcome,
                       enum push_cause cause, int reply_code);
 
+/* Appends x to the FIFO (*head, *tail) through x->next. */
+void push_xfer_list_append(struct push_xfer **head, struct push_xfer **tail, struct push_xfer *x);
+
+/* Frees every transfer of the list starting at x (push_xfer_free()). */
+void push_xfer_free_list(struct push_xfer *x);
+
+/* The last reply code (HTTP status or SMTP code) of x's easy handle; 0 when
+ * none was received. */
+long push_xfer_reply_code(const struct push_xfer *x);
+
 /* Drives the multi handle once: curl_multi_perform(), then on_done for every
  * transfer that ended. Returns the number of handles still running. */
 size_t push_xfer_run(struct push_engine *e);
