@@ -51,6 +51,12 @@ static bool key_fits(EVP_PKEY *key, enum push_jose_alg alg) {
            strcmp(group, "prime256v1") == 0;
 }
 
+/* Encrypted keys are refused: OpenSSL's default callback would prompt on the
+ * terminal and block. */
+static int no_passphrase(char *buf, int size, int rwflag, void *u) {
+    return -1;
+}
+
 int push_jose_load_key(const char *pem, size_t len, enum push_jose_alg alg, EVP_PKEY **out) {
     BIO *bio = BIO_new_mem_buf(pem, (int)len);
     EVP_PKEY *key = NULL;
@@ -58,7 +64,7 @@ int push_jose_load_key(const char *pem, size_t len, enum push_jose_alg alg, EVP_
         BIO_free(bio);
         return STATUS_BAD_REQUEST;
     }
-    key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+    key = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
     BIO_free(bio);
     ERR_clear_error();
     if (key == NULL || !key_fits(key, alg)) {

@@ -40,8 +40,9 @@ int push_jose_b64url_decode(const char *in, uint8_t *out, size_t max, size_t *ou
 
 /* Parses a PEM private key (PKCS#8 "PRIVATE KEY", or "EC PRIVATE KEY" /
  * "RSA PRIVATE KEY") of `len` bytes. `alg` says which kind is wanted: a P-256
- * key for ES256, an RSA key of at least 2048 bits for RS256. Returns 0 and
- * *out; STATUS_BAD_REQUEST when the text is no such key. */
+ * key for ES256, an RSA key of at least 2048 bits for RS256. An encrypted
+ * key is refused (never a passphrase prompt). Returns 0 and *out;
+ * STATUS_BAD_REQUEST when the text is no such key. */
 int push_jose_load_key(const char *pem, size_t len, enum push_jose_alg alg, EVP_PKEY **out);
 
 /* Reads a PEM key from the credential file `path` (push/secret.h: mode 0600

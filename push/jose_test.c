@@ -70,6 +70,17 @@ static void test_jose_es256_raw_signature(void **state) {
     EVP_PKEY *wrong = NULL;
     assert_int_equal(push_jose_load_key(pem, pem_len, PUSH_JOSE_RS256, &wrong), STATUS_BAD_REQUEST);
     assert_int_equal(push_jose_load_key("junk", 4, PUSH_JOSE_ES256, &wrong), STATUS_BAD_REQUEST);
+    /* an encrypted key is refused at once, without a passphrase prompt */
+    BIO *bio = BIO_new(BIO_s_mem());
+    assert_int_equal(
+        PEM_write_bio_PrivateKey(bio, gen, EVP_aes_128_cbc(), NULL, 0, NULL, (void *)"passphrase"),
+        1);
+    char *enc;
+    long enc_len = BIO_get_mem_data(bio, &enc);
+    assert_non_null(strstr(enc, "ENCRYPTED"));
+    assert_int_equal(push_jose_load_key(enc, (size_t)enc_len, PUSH_JOSE_ES256, &wrong),
+                     STATUS_BAD_REQUEST);
+    BIO_free(bio);
 
     for (int i = 0; i < 50; i++) { /* r or s with leading zeros must still give 64 bytes */
         json_t *header = json_pack("{s:s}", "kid", "ABC123DEFG");
