@@ -192,7 +192,7 @@ static void fixed_source(void *ctx, void *buf, size_t n) {
     memcpy(buf, &fixed_r, n < sizeof fixed_r ? n : sizeof fixed_r);
 }
 
-static void test_retry_schedule(void **state) {
+static void test_job_retry_schedule(void **state) {
     const int64_t min = 60 * 1000, hour = 60 * min;
     const int64_t base[] = {min, 5 * min, 30 * min, 2 * hour, 6 * hour, 6 * hour, 6 * hour};
     rand_set_source(fixed_source, NULL);
@@ -235,7 +235,7 @@ int main(void) {
         cmocka_unit_test(test_job_push_destinations),
         cmocka_unit_test(test_job_names),
         cmocka_unit_test(test_content_opaque_ids),
-        cmocka_unit_test(test_retry_schedule),
+        cmocka_unit_test(test_job_retry_schedule),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -54,6 +54,11 @@
 #define PUSH_LATENCY_BOUNDS_MS                                                                     \
     { 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000 }
 
+/* Counters for /metrics, e.g. carechat_push_submitted_total,
+ * carechat_push_results_total{channel,outcome} (push_channel_str(),
+ * push_outcome_str()), carechat_push_failures_total{cause} (push_cause_str()),
+ * gauges carechat_push_queued / _in_flight / _unpolled, the histogram
+ * carechat_push_latency_ms, and carechat_push_thread_cpu_seconds_total. */
 struct push_stats {
     uint64_t submitted;                                       /* push_submit() == 0 */
     uint64_t refused;                                         /* push_submit() < 0 */
