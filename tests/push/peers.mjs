@@ -329,9 +329,9 @@ export async function startFcm(pki, publicKey, opts = {}) {
 
 // ---- Web Push -----------------------------------------------------------------
 
-// A Web Push endpoint (https, or http with opts.plain). Records every request
-// {url, headers, body}; answers per path: /gone 410, /missing 404,
-// /redirect 302 to opts.redirectTo, otherwise 201.
+// A Web Push endpoint (https). Records every request {url, headers, body};
+// answers per path: /gone 410, /missing 404, /redirect 302 to opts.redirectTo,
+// /big 201 with a 1 MiB body, /slow never, otherwise 201.
 export async function startWebPush(pki, opts = {}) {
     const log = { requests: [], connections: 0 };
     const handler = (req, res) => {
@@ -342,8 +342,9 @@ export async function startWebPush(pki, opts = {}) {
             if (req.url.startsWith("/gone")) res.writeHead(410);
             else if (req.url.startsWith("/missing")) res.writeHead(404);
             else if (req.url.startsWith("/redirect")) res.writeHead(302, { location: opts.redirectTo ?? "/" });
+            else if (req.url.startsWith("/slow")) return; // never answers
             else res.writeHead(201, { location: "/m/1" });
-            res.end();
+            res.end(req.url.startsWith("/big") ? Buffer.alloc(1 << 20, 0x41) : undefined);
         });
     };
     const server = https.createServer({ key: pki.key, cert: pki.cert }, handler);

@@ -12,7 +12,10 @@
 //    TOKEN_DEAD.
 // 2. A 302 is not followed: PERMANENT (redirect); the redirect target gets no
 //    request.
-// 3. Without the allow-list: 127.0.0.1, localhost, 0x7f000001 spelt as a
+// 3. A hostile endpoint is bounded: a 1 MiB answer stops at max_response_bytes
+//    (RETRY, response_too_large), one that never answers at total_timeout_ms
+//    (RETRY, timeout).
+// 4. Without the allow-list: 127.0.0.1, localhost, 0x7f000001 spelt as a
 //    number, ::ffff:127.0.0.1, 169.254.169.254, plain http and user info are
 //    refused (PERMANENT, address_refused) and the endpoint gets no connection;
 //    the log names the address class.
@@ -95,7 +98,24 @@ for (const [p, payload] of Object.entries(want)) {
 const salts = wp.log.requests.filter((q) => q.url.startsWith("/push")).map((q) => q.body.subarray(0, 16).toString("hex"));
 check(new Set(salts).size === salts.length, "a new salt per message");
 
-// 3: SSRF
+// 3: bounds
+{
+    const big = job(`${origin}/big/1`);
+    const slow = job(`${origin}/slow/1`);
+    const cfg = config(["127.0.0.1"]);
+    cfg.max_response_bytes = 4096;
+    cfg.total_timeout_ms = 1500;
+    const t0 = Date.now();
+    const rb = await runTool(tool, dir, cfg, [big, slow]);
+    const xb = rb.results.find((x) => x.id === big.id);
+    const xs = rb.results.find((x) => x.id === slow.id);
+    check(xb?.outcome === "retry" && xb.cause === "response_too_large", `1 MiB answer bounded: ${JSON.stringify(xb)}`);
+    check(xs?.outcome === "retry" && xs.cause === "timeout" && xs.latency_ms >= 1400 && xs.latency_ms < 5000,
+        `silent endpoint bounded by total_timeout_ms: ${JSON.stringify(xs)}`);
+    check(Date.now() - t0 < 10000, "both within seconds");
+}
+
+// 4: SSRF
 const before = wp.log.connections;
 const bad = [
     `https://127.0.0.1:${wp.port}/push/abc`,
