@@ -642,7 +642,8 @@ static int send_message(struct carechat *c, const struct id *conversation_id, co
             hint = "the members' devices changed again, or the server wants a device that is not "
                    "in an account's signed device list";
         else if (r->status == CARECHAT__V1__STATUS__FORBIDDEN)
-            hint = "you are not an active member of this conversation";
+            hint = "you may not write here: not an active member, or the conversation is kept "
+                   "read-only for review";
         else if (r->status == CARECHAT__V1__STATUS__NOT_FOUND)
             hint = "no such conversation";
         rc = cc_expect(c, resp, CARECHAT__V1__RESPONSE__RESULT_SEND, what, hint);

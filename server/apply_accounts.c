@@ -12,8 +12,10 @@
  *
  * Pure: no clock, no randomness, no I/O beyond the transaction. Writer thread.
  */
+#include <stdlib.h>
 #include <string.h>
 
+#include "base/alloc.h"
 #include "base/buf.h"
 #include "base/log.h"
 #include "base/status.h"
@@ -526,9 +528,156 @@ int apply_deactivate(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
         t.deactivated_at = e->time;
         rc = apply_write_account(txn, &target, &t);
     }
+    /* The lifecycle starts (a legal hold already on the account stays). */
+    struct rec_lifecycle l = {0};
+    if (rc == 0 && (rc = apply_read_lifecycle(txn, &target, &l)) == STATUS_NOT_FOUND)
+        rc = STATUS_OK;
+    if (rc == 0) {
+        rules_lifecycle_start(&l, e->time, d->review_ms, d->restricted_ms);
+        rc = apply_write_lifecycle(txn, &target, &l);
+    }
     if (rc == 0)
         rc = apply_audit(txn, e, REC_AUDIT_ACCOUNT_DEACTIVATE, 0, &actor, target.b, ID_LEN,
                          t.role == REC_ROLE_PATIENT ? &target : NULL);
     rec_account_cleanup(&t);
     return rc;
+}
+
+/* The target of a lifecycle kind and the active actor's role. */
+static int lifecycle_target(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                            ProtobufCBinaryData account_id, struct id *actor, uint32_t *role,
+                            struct id *target) {
+    struct rec_account a;
+    if (!apply_id_field(account_id, target))
+        return STATUS_BAD_REQUEST;
+    int rc = actor_account(txn, e, actor, &a);
+    if (rc != 0)
+        return rc;
+    *role = a.role;
+    rec_account_cleanup(&a);
+    return STATUS_OK;
+}
+
+int apply_reactivate(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                     struct buf *result) {
+    const Carechat__Entry__V1__AccountReactivate *m = e->account_reactivate;
+    struct id actor, target;
+    uint32_t role;
+    if (!m)
+        return STATUS_BAD_REQUEST;
+    int rc = lifecycle_target(txn, e, m->account_id, &actor, &role, &target);
+    if (rc != 0)
+        return rc;
+    if (role != REC_ROLE_ADMIN && role != REC_ROLE_SYSADMIN)
+        return STATUS_FORBIDDEN;
+    struct rec_lifecycle l;
+    rc = apply_read_lifecycle(txn, &target, &l);
+    if (rc == STATUS_NOT_FOUND) /* an active account, if it exists at all */
+        return apply_exists(txn, CF_ACCOUNTS, target.b, ID_LEN) == 0 ? STATUS_CONFLICT
+                                                                     : STATUS_NOT_FOUND;
+    if (rc != 0)
+        return rc;
+    if (l.state == REC_LC_ACTIVE || l.state == REC_LC_PURGED)
+        return STATUS_CONFLICT;
+    if (l.state == REC_LC_RESTRICTED && role != REC_ROLE_SYSADMIN)
+        return STATUS_FORBIDDEN;
+    struct rec_account t;
+    if ((rc = apply_read_account(txn, &target, &t)) != 0)
+        return rc;
+    t.active = true;
+    t.deactivated_at = 0;
+    free(t.hold_reason);
+    t.hold_reason = NULL;
+    rc = apply_write_account(txn, &target, &t);
+    uint8_t k[1 + ID_LEN];
+    rec_lifecycle_key(&target, k);
+    if (rc == 0)
+        rc = txn_delete(txn, CF_ACCOUNTS, k, sizeof k);
+    if (rc == 0)
+        rc = apply_audit(txn, e, REC_AUDIT_ACCOUNT_REACTIVATE, 0, &actor, target.b, ID_LEN,
+                         t.role == REC_ROLE_PATIENT ? &target : NULL);
+    rec_account_cleanup(&t);
+    return rc;
+}
+
+int apply_legal_hold(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                     struct buf *result) {
+    const Carechat__Entry__V1__LegalHoldSet *m = e->legal_hold_set;
+    struct id actor, target;
+    uint32_t role;
+    if (!m || (m->hold && (m->reason[0] == '\0' || strlen(m->reason) > RULES_REASON_MAX)))
+        return STATUS_BAD_REQUEST;
+    int rc = lifecycle_target(txn, e, m->account_id, &actor, &role, &target);
+    if (rc != 0)
+        return rc;
+    if (role != REC_ROLE_SYSADMIN)
+        return STATUS_FORBIDDEN;
+    struct rec_lifecycle l = {.state = REC_LC_ACTIVE};
+    rc = apply_read_lifecycle(txn, &target, &l);
+    if (rc == STATUS_NOT_FOUND)
+        rc = STATUS_OK;
+    if (rc != 0)
+        return rc;
+    if (l.state == REC_LC_PURGED || l.hold == m->hold)
+        return STATUS_CONFLICT;
+    struct rec_account t;
+    if ((rc = apply_read_account(txn, &target, &t)) != 0)
+        return rc;
+    if (m->hold) {
+        l.hold = true;
+        l.hold_since = e->time;
+    } else
+        rules_lifecycle_release(&l, e->time);
+    free(t.hold_reason);
+    t.hold_reason = xstrdup(m->hold ? m->reason : "");
+    rc = apply_write_account(txn, &target, &t);
+    if (rc == 0)
+        rc = apply_write_lifecycle(txn, &target, &l);
+    if (rc == 0)
+        rc = apply_audit(txn, e, m->hold ? REC_AUDIT_LEGAL_HOLD : REC_AUDIT_LEGAL_HOLD_RELEASE, 0,
+                         &actor, target.b, ID_LEN, t.role == REC_ROLE_PATIENT ? &target : NULL);
+    rec_account_cleanup(&t);
+    return rc;
+}
+
+int apply_retention_advance(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                            struct buf *result) {
+    const Carechat__Entry__V1__RetentionAdvance *m = e->retention_advance;
+    struct id target;
+    if (!m || !apply_id_field(m->account_id, &target) ||
+        (m->email_index.len != 0 && !is_hash(m->email_index)))
+        return STATUS_BAD_REQUEST;
+    struct rec_lifecycle l;
+    int rc = apply_read_lifecycle(txn, &target, &l);
+    if (rc != 0)
+        return rc;
+    uint32_t next = rules_lifecycle_due(&l, e->time);
+    if (next == l.state)
+        return STATUS_CONFLICT;
+    if (next == REC_LC_PURGED) {
+        /* The account record and its email's index entry go now (the index
+         * entry's key is the email's blind index, which only the proposer
+         * can compute); every other record of the account becomes
+         * unreadable once the server destroys its data key. */
+        struct buf v;
+        buf_init(&v);
+        rc = txn_get(txn, CF_EMAIL_INDEX, m->email_index.data, m->email_index.len, &v);
+        bool names_it = rc == 0 && v.len == ID_LEN && memcmp(v.data, target.b, ID_LEN) == 0;
+        buf_cleanup(&v);
+        if (rc != 0 && rc != STATUS_NOT_FOUND)
+            return rc;
+        if (!names_it)
+            return STATUS_BAD_REQUEST;
+        if ((rc = txn_delete(txn, CF_EMAIL_INDEX, m->email_index.data, m->email_index.len)) != 0 ||
+            (rc = txn_delete(txn, CF_ACCOUNTS, target.b, ID_LEN)) != 0)
+            return rc;
+        buf_append(result, target.b, ID_LEN);
+    }
+    l.state = next;
+    l.changed_at = e->time;
+    if ((rc = apply_write_lifecycle(txn, &target, &l)) != 0)
+        return rc;
+    return apply_audit(txn, e,
+                       next == REC_LC_PURGED ? REC_AUDIT_ACCOUNT_PURGE : REC_AUDIT_ACCOUNT_RESTRICT,
+                       0, NULL, target.b, ID_LEN, &target);
 }

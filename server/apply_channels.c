@@ -126,7 +126,7 @@ static int pair_of_staff(struct store_txn *txn, const struct id *conv, const str
 
 /* A channel `conv` (BAD_REQUEST for a direct conversation). */
 static int read_channel(struct store_txn *txn, const struct id *conv, struct rec_conv *c) {
-    int rc = apply_read_conv(txn, conv, c);
+    int rc = apply_read_open_conv(txn, conv, c);
     if (rc == 0 && (c->kind != REC_CARE_TEAM || !c->has_owner))
         rc = STATUS_BAD_REQUEST;
     return rc;
@@ -553,7 +553,7 @@ int apply_recall(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, str
     struct buf v, deliveries;
     buf_init(&v);
     buf_init(&deliveries);
-    int rc = apply_read_conv(txn, &conv, c);
+    int rc = apply_read_open_conv(txn, &conv, c);
     if (rc == 0)
         rc = account_role(txn, &actor, &role, &active);
     if (rc == 0 && !active)
@@ -634,7 +634,7 @@ int apply_urgent_ack(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
     buf_init(&v);
     buf_init(&deliveries);
     struct key k;
-    int rc = apply_read_conv(txn, &conv, c);
+    int rc = apply_read_open_conv(txn, &conv, c);
     if (rc == 0)
         rc = read_ref(txn, &conv, &mid, &ref);
     if (rc == 0) {

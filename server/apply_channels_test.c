@@ -913,16 +913,18 @@ static void test_apply_deactivate_rules_and_effect(void **state) {
      * sharing a channel) yes. */
     assert_int_equal(deactivate(&db, &nurse, &pat), STATUS_FORBIDDEN);
     assert_int_equal(deactivate(&db, &doc, &nurse), STATUS_FORBIDDEN);
-    /* pat2's device is a recipient of the channel until pat2 is deactivated;
-     * then it is none (a wrap for it is extra). */
+    /* pat2's device is a recipient of the channel; once pat2 is deactivated
+     * the channel is kept read-only for review, whatever the device set. */
     const struct fixture_dev *to_nurse[1] = {&d[2]}, *view[2] = {&d[1], &d[2]};
     const struct fixture_dev *to_both[2] = {&d[2], &d[4]}, *view_all[3] = {&d[1], &d[2], &d[4]};
     assert_int_equal(csend(&db, &doc, &d[1], &ch, 1, false, "m1", to_nurse, 1, view, 2),
                      STATUS_CONFLICT);
+    assert_int_equal(csend(&db, &doc, &d[1], &ch, 2, false, "m2", to_both, 2, view_all, 3), 0);
     assert_int_equal(deactivate(&db, &nurse, &pat2), 0);
-    assert_int_equal(csend(&db, &doc, &d[1], &ch, 2, false, "m2", to_both, 2, view_all, 3),
-                     STATUS_CONFLICT);
-    assert_int_equal(csend(&db, &doc, &d[1], &ch, 3, false, "m3", to_nurse, 1, view, 2), 0);
+    assert_int_equal(csend(&db, &doc, &d[1], &ch, 3, false, "m3", to_both, 2, view_all, 3),
+                     STATUS_FORBIDDEN);
+    assert_int_equal(csend(&db, &doc, &d[1], &ch, 4, false, "m4", to_nurse, 1, view, 2),
+                     STATUS_FORBIDDEN);
     uint64_t before = fixture_last_audit(&db).index;
     assert_int_equal(deactivate(&db, &doc, &pat), 0);
     /* Its audit record, in the same batch: actor, object and patient. */

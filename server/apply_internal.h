@@ -50,6 +50,12 @@ int apply_device_list(struct store_txn *txn, const Carechat__Entry__V1__Entry *e
                       struct buf *result);
 int apply_deactivate(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
                      struct buf *result);
+int apply_reactivate(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                     struct buf *result);
+int apply_legal_hold(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                     struct buf *result);
+int apply_retention_advance(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                            struct buf *result);
 
 /* ---- kinds (apply_messages.c) ------------------------------------------------------ */
 
@@ -114,10 +120,18 @@ int apply_read_device(struct store_txn *txn, const struct id *account, const str
                       struct rec_device *out);
 int apply_write_device(struct store_txn *txn, const struct id *account, const struct id *device,
                        const struct rec_device *d);
+/* An account's lifecycle record (server/records.h). */
+int apply_read_lifecycle(struct store_txn *txn, const struct id *account,
+                         struct rec_lifecycle *out);
+int apply_write_lifecycle(struct store_txn *txn, const struct id *account,
+                          const struct rec_lifecycle *l);
 /* A device's current encryption key id and expiry. */
 int apply_read_device_key(struct store_txn *txn, const struct id *account, const struct id *device,
                           uint32_t *key_id, int64_t *expires_at);
 int apply_read_conv(struct store_txn *txn, const struct id *conv, struct rec_conv *out);
+/* apply_read_conv() for a change: FORBIDDEN once the conversation's patient
+ * is deactivated (REVIEW and later: it is kept read-only for review). */
+int apply_read_open_conv(struct store_txn *txn, const struct id *conv, struct rec_conv *out);
 int apply_write_conv(struct store_txn *txn, const struct id *conv, const struct rec_conv *c);
 int apply_read_member(struct store_txn *txn, const struct id *conv, const struct id *account,
                       struct rec_member *out);

@@ -331,7 +331,7 @@ int apply_send(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struc
         return rc;
 
     struct rec_conv c;
-    rc = apply_read_conv(txn, &conv, &c);
+    rc = apply_read_open_conv(txn, &conv, &c);
     if (rc != 0)
         return rc;
     struct rec_member me;
@@ -474,7 +474,7 @@ int apply_receipt(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, st
     if (r->n_message_ids > SEND_RECEIPT_IDS_MAX || r->n_sender_devices > REC_MEMBERS_MAX)
         return STATUS_TOO_LARGE;
     struct rec_conv c;
-    int rc = apply_read_conv(txn, &conv, &c);
+    int rc = apply_read_open_conv(txn, &conv, &c);
     if (rc != 0)
         return rc;
     struct rec_member me;

@@ -94,6 +94,32 @@ int apply_read_device_key(struct store_txn *txn, const struct id *account, const
     return rc;
 }
 
+int apply_read_lifecycle(struct store_txn *txn, const struct id *account,
+                         struct rec_lifecycle *out) {
+    uint8_t k[1 + ID_LEN];
+    rec_lifecycle_key(account, k);
+    struct buf v;
+    buf_init(&v);
+    int rc = txn_get(txn, CF_ACCOUNTS, k, sizeof k, &v);
+    if (rc == 0)
+        rc = rec_lifecycle_decode(v.data, v.len, out);
+    buf_cleanup(&v);
+    return rc;
+}
+
+int apply_write_lifecycle(struct store_txn *txn, const struct id *account,
+                          const struct rec_lifecycle *l) {
+    uint8_t k[1 + ID_LEN];
+    rec_lifecycle_key(account, k);
+    struct buf v;
+    buf_init(&v);
+    rec_lifecycle_encode(l, &v);
+    /* The server's key: the record outlives the account's purge. */
+    int rc = txn_put(txn, CF_ACCOUNTS, k, sizeof k, NULL, v.data, v.len);
+    buf_cleanup(&v);
+    return rc;
+}
+
 /* ---- conversations and members ------------------------------------------------- */
 
 int apply_read_conv(struct store_txn *txn, const struct id *conv, struct rec_conv *out) {
@@ -104,6 +130,19 @@ int apply_read_conv(struct store_txn *txn, const struct id *conv, struct rec_con
         rc = rec_conv_decode(v.data, v.len, out);
     buf_cleanup(&v);
     return rc;
+}
+
+int apply_read_open_conv(struct store_txn *txn, const struct id *conv, struct rec_conv *out) {
+    int rc = apply_read_conv(txn, conv, out);
+    if (rc != 0 || !out->has_owner)
+        return rc;
+    struct rec_lifecycle l;
+    rc = apply_read_lifecycle(txn, &out->owner, &l);
+    if (rc == STATUS_NOT_FOUND)
+        return STATUS_OK;
+    if (rc != 0)
+        return rc;
+    return l.state == REC_LC_ACTIVE ? STATUS_OK : STATUS_FORBIDDEN;
 }
 
 int apply_write_conv(struct store_txn *txn, const struct id *conv, const struct rec_conv *c) {

@@ -16,14 +16,30 @@ bool authz_needs_relation(const struct authz_rule *r) {
            r->scope == AUTHZ_CHANNEL_PATIENT;
 }
 
-int authz_decide(const struct authz_rule *r, const struct authz_caller *c,
-                 enum authz_relation rel) {
+/* Step 4: a deactivated patient's conversation. */
+static int decide_kept(const struct authz_rule *r, const struct authz_caller *c,
+                       enum authz_relation rel, enum authz_stage stage) {
+    if (stage == AUTHZ_PURGED)
+        return STATUS_NOT_FOUND;
+    bool may_read =
+        c->role == REC_ROLE_SYSADMIN ||
+        (stage == AUTHZ_REVIEW &&
+         (c->role == REC_ROLE_ADMIN || (c->role == REC_ROLE_PROVIDER && rel >= AUTHZ_CARE_TEAM)));
+    if (!may_read)
+        return STATUS_NOT_FOUND;
+    return r->read ? STATUS_OK : STATUS_FORBIDDEN;
+}
+
+int authz_decide(const struct authz_rule *r, const struct authz_caller *c, enum authz_relation rel,
+                 enum authz_stage stage) {
     if (r->scope == AUTHZ_OPEN)
         return STATUS_OK;
     if (!c->authenticated)
         return STATUS_UNAUTHENTICATED;
     if (c->role >= 32 || !(r->roles & (1u << c->role)))
         return STATUS_FORBIDDEN;
+    if (stage != AUTHZ_LIVE)
+        return decide_kept(r, c, rel, stage);
     switch (r->scope) {
     case AUTHZ_MEMBER:
         return rel >= AUTHZ_ACTIVE_MEMBER ? STATUS_OK : STATUS_NOT_FOUND;

@@ -20,6 +20,13 @@
  *   3. The caller's relation to the conversation named by the request's
  *      `conversation_id` must satisfy the row's scope: NOT_FOUND otherwise,
  *      exactly like an unknown conversation, so ids cannot be probed.
+ *   4. Once the conversation's patient is deactivated (the retention lifecycle,
+ *      server/retention.h), the conversation is kept for review, read-only:
+ *      in REVIEW the ADMIN and SYSADMIN roles, and providers that are ACTIVE
+ *      members or of the patient's care team, may read it (whatever the row's
+ *      scope), in RESTRICTED only the SYSADMIN role;
+ *      NOT_FOUND for anyone else, as in 3. A change is FORBIDDEN to those who
+ *      may read. A purged patient's conversations are unknown to everyone.
  *
  * Rows marked `read` are the accesses to patient or account data: each
  * allowed one is audited before it is answered (struct authz_rule).
@@ -59,8 +66,19 @@ enum authz_scope {
 /* The caller's relation to the conversation a request names. */
 enum authz_relation {
     AUTHZ_STRANGER = 0,  /* unknown conversation, or not an ACTIVE member of it */
+    AUTHZ_CARE_TEAM,     /* no member, but of its patient's care team (known in
+                            REVIEW only: the provider invited the patient or
+                            shares an active care-team channel with them) */
     AUTHZ_ACTIVE_MEMBER, /* an ACTIVE member */
     AUTHZ_OWNER,         /* an ACTIVE member and the channel's patient */
+};
+
+/* The retention stage of the conversation's patient. */
+enum authz_stage {
+    AUTHZ_LIVE = 0,   /* no patient, or an active one */
+    AUTHZ_REVIEW,     /* deactivated: review by the care team and admins */
+    AUTHZ_RESTRICTED, /* then system administrators only */
+    AUTHZ_PURGED,     /* gone: unknown to everyone */
 };
 
 struct authz_rule {
@@ -84,9 +102,11 @@ struct authz_caller {
  * (its scope is AUTHZ_MEMBER, AUTHZ_MEMBER_OR_ADMIN or AUTHZ_CHANNEL_PATIENT). */
 bool authz_needs_relation(const struct authz_rule *r);
 
-/* The decision at the top of this file. `rel` is only read when
- * authz_needs_relation(r). Returns 0 (allowed), STATUS_UNAUTHENTICATED,
+/* The decision at the top of this file. `rel` and `stage` are only read when
+ * authz_needs_relation(r) or the row is a read naming a conversation (the
+ * conversation was looked at). Returns 0 (allowed), STATUS_UNAUTHENTICATED,
  * STATUS_FORBIDDEN or STATUS_NOT_FOUND. */
-int authz_decide(const struct authz_rule *r, const struct authz_caller *c, enum authz_relation rel);
+int authz_decide(const struct authz_rule *r, const struct authz_caller *c, enum authz_relation rel,
+                 enum authz_stage stage);
 
 #endif

@@ -146,6 +146,12 @@ static const struct opt options[] = {
     {"inbox-sender-max", OPT_COUNT, FIELD(inbox_sender_max), 1, 10000000, "N",
      "undelivered messages of one sender one device's inbox may hold, so no member can fill "
      "another's inbox"},
+    {"review-days", OPT_COUNT, FIELD(review_days), 1, 3650, "DAYS",
+     "after deactivation, the patient's care team and admins may read for this long"},
+    {"restriction-days", OPT_COUNT, FIELD(restriction_days), 1, 36500, "DAYS",
+     "then only system administrators may read for this long, then it is purged"},
+    {"maintenance-interval", OPT_SECONDS, FIELD(maintenance_interval_s), 1, 86400, "SECONDS",
+     "how often the retention clock and the clean-ups run (also at start)"},
     {"clock-offset", OPT_MS, FIELD(clock_offset_ms), 0, 0, "MS",
      "a test seam: add MS milliseconds (may be negative) to the clock, to run time-dependent "
      "scenarios without waiting; refused unless the environment has " TEST_CLOCK_ENV "=1, "

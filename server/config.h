@@ -80,6 +80,9 @@ struct server_config {
     unsigned read_burst;                 /* reads of patient data an account may make at once */
     unsigned read_window_s;              /* ... refilled over this many seconds */
     unsigned audit_coalesce_s;           /* repeated reads share a record within this */
+    unsigned review_days;                /* REVIEW after deactivation ... */
+    unsigned restriction_days;           /* ... then RESTRICTED, then purged */
+    unsigned maintenance_interval_s;     /* how often the retention clock runs */
     unsigned inbox_max;                  /* undelivered entries per device inbox */
     unsigned inbox_sender_max;           /* ... of which undelivered messages of one sender */
     unsigned audit_anchor_every;         /* log the audit chain head every N records */

@@ -314,8 +314,9 @@ int conversations_history(struct req *r) {
         hs->hi = UINT64_MAX;
         from = m->after_seq;
     }
-    /* A member sees history from the moment of joining. */
-    if (r->member->joined_seq > 0 && from < r->member->joined_seq - 1)
+    /* A member sees history from the moment of joining; a reviewer of a
+     * deactivated patient (no member) all of it. */
+    if (r->member && r->member->joined_seq > 0 && from < r->member->joined_seq - 1)
         from = r->member->joined_seq - 1;
     struct key after;
     key_id_u64(&after, &r->conv_id, from);

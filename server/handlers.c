@@ -93,11 +93,28 @@ static bool id_field_ok(const Carechat__V1__Frame *f, const char *name, bool opt
     return !proto_body_bytes(f, name, &b) || b.len == ID_LEN || (optional && b.len == 0);
 }
 
-/* The caller's relation to r->conv_id, reading the conversation and the
- * caller's membership into t and pointing r at them. Returns 0 or a store
- * status. */
-static int relation(struct req *r, struct target *t, enum authz_relation *rel) {
+/* The retention stage of `patient`'s conversations. */
+static int stage_of(struct handlers *h, const struct id *patient, enum authz_stage *stage) {
+    struct rec_lifecycle l;
+    int rc = req_read_lifecycle(h, patient, &l);
+    *stage = AUTHZ_LIVE;
+    if (rc == STATUS_NOT_FOUND)
+        return STATUS_OK;
+    if (rc == 0)
+        *stage = l.state == REC_LC_REVIEW       ? AUTHZ_REVIEW
+                 : l.state == REC_LC_RESTRICTED ? AUTHZ_RESTRICTED
+                 : l.state == REC_LC_PURGED     ? AUTHZ_PURGED
+                                                : AUTHZ_LIVE;
+    return rc;
+}
+
+/* The caller's relation to r->conv_id and the stage of its patient, reading
+ * the conversation and the caller's membership into t and pointing r at
+ * them. Returns 0 or a store status. */
+static int relation(struct req *r, struct target *t, enum authz_relation *rel,
+                    enum authz_stage *stage) {
     *rel = AUTHZ_STRANGER;
+    *stage = AUTHZ_LIVE;
     int rc = req_read_conv(r->h, &r->conv_id, &t->conv);
     if (rc == STATUS_NOT_FOUND)
         return STATUS_OK;
@@ -107,10 +124,19 @@ static int relation(struct req *r, struct target *t, enum authz_relation *rel) {
     if (t->conv.has_owner) {
         r->has_patient = true;
         r->patient = t->conv.owner;
+        if ((rc = stage_of(r->h, &t->conv.owner, stage)) != 0)
+            return rc;
     }
     rc = req_read_member(r->h, &r->conv_id, &r->hc->account, &t->member);
-    if (rc == STATUS_NOT_FOUND || (rc == 0 && t->member.state != REC_ACTIVE))
+    if (rc == STATUS_NOT_FOUND || (rc == 0 && t->member.state != REC_ACTIVE)) {
+        /* In REVIEW the patient's care team reads as its members do. */
+        bool care = false;
+        if (*stage == AUTHZ_REVIEW && r->hc->role == REC_ROLE_PROVIDER &&
+            (rc = req_care_relation(r->h, &t->conv.owner, &r->hc->account, &care)) != 0)
+            return rc;
+        *rel = care ? AUTHZ_CARE_TEAM : AUTHZ_STRANGER;
         return STATUS_OK;
+    }
     if (rc != 0)
         return rc;
     r->member = &t->member;
@@ -128,6 +154,7 @@ static int authorize(struct req *r, struct target *t) {
     struct hconn *hc = r->hc;
     struct authz_caller who = {.authenticated = hc->authenticated, .role = hc->role};
     enum authz_relation rel = AUTHZ_STRANGER;
+    enum authz_stage stage = AUTHZ_LIVE;
     /* Ids are 16 bytes; a request naming a conversation it must be in names
      * one (BAD_REQUEST, as carechat.proto says, before anything is read). */
     if (!id_field_ok(r->frame, "conversation_id", !authz_needs_relation(rule)) ||
@@ -137,20 +164,22 @@ static int authorize(struct req *r, struct target *t) {
     r->has_conv = body_id(r->frame, "conversation_id", &r->conv_id);
     if (r->has_conv && hc->authenticated && (rule->roles & (1u << hc->role)) &&
         (authz_needs_relation(rule) || rule->read)) {
-        int rc = relation(r, t, &rel);
+        int rc = relation(r, t, &rel, &stage);
         if (rc != 0)
             return rc;
     }
     if (!r->has_patient)
         r->has_patient = body_id(r->frame, "patient_account_id", &r->patient);
-    int rc = authz_decide(rule, &who, rel);
+    int rc = authz_decide(rule, &who, rel, stage);
     if (rc == STATUS_UNAUTHENTICATED)
         conn_count_unauthenticated(r->conn);
     return rc == 0 ? 0
                    : req_deny(r, rc,
                               rc == STATUS_UNAUTHENTICATED ? "authenticate first"
-                              : rc == STATUS_FORBIDDEN     ? "not allowed for your role"
-                                                           : "no such conversation",
+                              : rc == STATUS_FORBIDDEN && stage != AUTHZ_LIVE
+                                  ? "read-only: the patient's account is deactivated"
+                              : rc == STATUS_FORBIDDEN ? "not allowed for your role"
+                                                       : "no such conversation",
                               r->has_conv ? r->conv_id.b : NULL, r->has_conv ? ID_LEN : 0);
 }
 

@@ -106,6 +106,7 @@ void rec_account_encode(const struct rec_account *a, struct buf *out) {
     }
     rec_put_id(out, &a->inviter);
     rec_put_u64(out, (uint64_t)a->deactivated_at);
+    put_str(out, a->hold_reason ? a->hold_reason : "");
 }
 
 int rec_account_decode(const uint8_t *data, size_t len, struct rec_account *out) {
@@ -134,6 +135,8 @@ int rec_account_decode(const uint8_t *data, size_t len, struct rec_account *out)
     get_id(&r, &out->inviter);
     if (!r.bad && !at_end(&r)) /* absent in records written before 0.2 */
         out->deactivated_at = (int64_t)get_u64(&r);
+    if (!r.bad && !at_end(&r)) /* absent in records written before 0.3 */
+        out->hold_reason = get_str(&r);
     if (r.bad || r.p != r.end) {
         rec_account_cleanup(out);
         return STATUS_CORRUPT;
@@ -144,6 +147,7 @@ int rec_account_decode(const uint8_t *data, size_t len, struct rec_account *out)
 void rec_account_cleanup(struct rec_account *a) {
     if (!a)
         return;
+    free(a->hold_reason);
     free(a->email);
     free(a->display_name);
     free(a->birth_date);
@@ -306,4 +310,37 @@ int rec_audit_decode(const uint8_t *data, size_t len, struct rec_audit *out) {
     get_fixed(&r, out->prev_hash, REC_HASH_LEN);
     get_fixed(&r, out->hash, REC_HASH_LEN);
     return r.bad || r.p != r.end ? STATUS_CORRUPT : STATUS_OK;
+}
+
+void rec_lifecycle_encode(const struct rec_lifecycle *l, struct buf *out) {
+    rec_put_u8(out, REC_FORMAT);
+    rec_put_u32(out, l->state);
+    rec_put_u64(out, (uint64_t)l->deactivated_at);
+    rec_put_u64(out, (uint64_t)l->restricted_at);
+    rec_put_u64(out, (uint64_t)l->purge_at);
+    rec_put_u64(out, (uint64_t)l->changed_at);
+    rec_put_u8(out, l->hold ? 1 : 0);
+    rec_put_u64(out, (uint64_t)l->hold_since);
+}
+
+int rec_lifecycle_decode(const uint8_t *data, size_t len, struct rec_lifecycle *out) {
+    memset(out, 0, sizeof *out);
+    struct rec_reader r;
+    if (!reader_start(&r, data, len))
+        return STATUS_CORRUPT;
+    out->state = get_u32(&r);
+    out->deactivated_at = (int64_t)get_u64(&r);
+    out->restricted_at = (int64_t)get_u64(&r);
+    out->purge_at = (int64_t)get_u64(&r);
+    out->changed_at = (int64_t)get_u64(&r);
+    out->hold = get_u8(&r) != 0;
+    out->hold_since = (int64_t)get_u64(&r);
+    if (r.bad || r.p != r.end || out->state < REC_LC_ACTIVE || out->state > REC_LC_PURGED)
+        return STATUS_CORRUPT;
+    return STATUS_OK;
+}
+
+void rec_lifecycle_key(const struct id *account, uint8_t out[1 + ID_LEN]) {
+    out[0] = REC_LIFECYCLE_TAG;
+    memcpy(out + 1, account->b, ID_LEN);
 }

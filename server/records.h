@@ -5,6 +5,10 @@
  * Every record is one value in its column family (storage/store.h seals it):
  *
  *   CF_ACCOUNTS     account id (16)                  -> struct rec_account
+ *                   REC_LIFECYCLE_TAG | account id (17) -> struct rec_lifecycle: where a
+ *                        deactivated account stands in the retention lifecycle. Sealed
+ *                        with the server's key (ids and times only), so that it outlives
+ *                        the purge of the account and its data key.
  *   CF_EMAIL_INDEX  blind index of the email (32)    -> account id (16 bytes)
  *   CF_INVITES      SHA-256 of the invitation code   -> struct rec_invite
  *   CF_DEVICES      account id (16) | device id (16) -> struct rec_device
@@ -33,6 +37,7 @@
 #include "base/id.h"
 
 #define REC_FORMAT 1
+#define REC_LIFECYCLE_TAG 'L'
 
 #define REC_META_SYSADMIN "sysadmin"
 #define REC_META_AUDIT_NEXT "audit_next"
@@ -76,6 +81,28 @@ struct rec_account {
     struct id inviter;
     /* When the account was deactivated (entered REVIEW); 0 while active. */
     int64_t deactivated_at;
+    /* Why a legal hold is on the account (set by a sysadmin; "" or NULL for
+     * none); owned. Kept here, under the account's key, not in the lifecycle
+     * record, since it may name people. */
+    char *hold_reason;
+};
+
+/* Retention states, numbered as carechat.v1 RetentionState. */
+enum rec_lifecycle_state {
+    REC_LC_ACTIVE = 1,
+    REC_LC_REVIEW = 2,
+    REC_LC_RESTRICTED = 3,
+    REC_LC_PURGED = 4,
+};
+
+struct rec_lifecycle {
+    uint32_t state;         /* enum rec_lifecycle_state */
+    int64_t deactivated_at; /* entered REVIEW */
+    int64_t restricted_at;  /* REVIEW ends (moved on by the held time) */
+    int64_t purge_at;       /* RESTRICTED ends */
+    int64_t changed_at;     /* the last transition */
+    bool hold;              /* a legal hold stops the clock */
+    int64_t hold_since;     /* when the current hold started */
 };
 
 struct rec_invite {
@@ -138,6 +165,7 @@ void rec_invite_encode(const struct rec_invite *i, struct buf *out);
 void rec_device_encode(const struct rec_device *d, struct buf *out);
 void rec_session_encode(const struct rec_session *s, struct buf *out);
 void rec_audit_encode(const struct rec_audit *a, struct buf *out);
+void rec_lifecycle_encode(const struct rec_lifecycle *l, struct buf *out);
 /* Appends the canonical encoding of `a`: rec_audit_encode() without `hash`. */
 void rec_audit_canonical(const struct rec_audit *a, struct buf *out);
 
@@ -149,6 +177,10 @@ int rec_invite_decode(const uint8_t *data, size_t len, struct rec_invite *out);
 int rec_device_decode(const uint8_t *data, size_t len, struct rec_device *out);
 int rec_session_decode(const uint8_t *data, size_t len, struct rec_session *out);
 int rec_audit_decode(const uint8_t *data, size_t len, struct rec_audit *out);
+int rec_lifecycle_decode(const uint8_t *data, size_t len, struct rec_lifecycle *out);
+
+/* The CF_ACCOUNTS key of an account's lifecycle record (17 bytes). */
+void rec_lifecycle_key(const struct id *account, uint8_t out[1 + ID_LEN]);
 
 /* Free the strings of a decoded (or filled-in) record. Accept NULL. */
 void rec_account_cleanup(struct rec_account *a);

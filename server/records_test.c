@@ -25,6 +25,7 @@ static void test_records_account_round_trip(void **state) {
         .list_version = 3,
         .n_list = 2,
         .deactivated_at = 1790000000123,
+        .hold_reason = "litigation 2026-17",
     };
     memset(a.list_signer.b, 7, ID_LEN);
     memset(a.list_signature, 9, REC_SIG_LEN);
@@ -49,9 +50,16 @@ static void test_records_account_round_trip(void **state) {
     assert_memory_equal(d.list_signature, a.list_signature, REC_SIG_LEN);
     assert_memory_equal(d.list, a.list, 2 * sizeof a.list[0]);
     assert_true(d.deactivated_at == a.deactivated_at);
+    assert_string_equal(d.hold_reason, a.hold_reason);
     rec_account_cleanup(&d);
-    /* A record of 0.1 (without deactivated_at) still reads, as never deactivated. */
-    assert_int_equal(rec_account_decode(b.data, b.len - 8, &d), 0);
+    /* A record of 0.2 (without hold_reason) reads without one; one of 0.1
+     * (without deactivated_at either) as never deactivated. */
+    size_t v02 = b.len - 4 - strlen(a.hold_reason);
+    assert_int_equal(rec_account_decode(b.data, v02, &d), 0);
+    assert_true(d.deactivated_at == a.deactivated_at);
+    assert_null(d.hold_reason);
+    rec_account_cleanup(&d);
+    assert_int_equal(rec_account_decode(b.data, v02 - 8, &d), 0);
     assert_true(d.deactivated_at == 0);
     rec_account_cleanup(&d);
 

@@ -336,6 +336,39 @@ int req_read_account(struct handlers *h, const struct id *id, struct rec_account
     return rc;
 }
 
+int req_read_lifecycle(struct handlers *h, const struct id *account, struct rec_lifecycle *out) {
+    uint8_t k[1 + ID_LEN];
+    rec_lifecycle_key(account, k);
+    struct buf v;
+    buf_init(&v);
+    int rc = store_get(h->store, CF_ACCOUNTS, k, sizeof k, &v);
+    if (rc == 0)
+        rc = rec_lifecycle_decode(v.data, v.len, out);
+    buf_cleanup(&v);
+    return rc;
+}
+
+int req_care_relation(struct handlers *h, const struct id *patient, const struct id *staff,
+                      bool *out) {
+    *out = false;
+    struct rec_account a;
+    int rc = req_read_account(h, patient, &a);
+    if (rc != 0)
+        return rc;
+    *out = id_equal(&a.inviter, staff);
+    rec_account_cleanup(&a);
+    if (*out)
+        return STATUS_OK;
+    struct key k;
+    rec_key_care_pair(&k, patient, staff);
+    struct buf v;
+    buf_init(&v);
+    rc = store_get(h->store, CF_CONVERSATIONS, k.b, k.len, &v);
+    *out = rc == 0 && v.len == 4 && key_get_u32(v.data) > 0;
+    buf_cleanup(&v);
+    return rc == STATUS_NOT_FOUND ? STATUS_OK : rc;
+}
+
 int req_read_device(struct handlers *h, const struct id *account, const struct id *device,
                     struct rec_device *out) {
     struct key k;

@@ -279,6 +279,13 @@ void req_send_server_request(struct hconn *hc, Carechat__V1__Frame *frame);
 /* Same returns as store_get(), or STATUS_CORRUPT for a record that does not
  * decode. */
 int req_read_account(struct handlers *h, const struct id *id, struct rec_account *out);
+/* The lifecycle record of a deactivated account; STATUS_NOT_FOUND for an
+ * active one (or no account). */
+int req_read_lifecycle(struct handlers *h, const struct id *account, struct rec_lifecycle *out);
+/* Whether `staff` is of `patient`'s care team: invited the patient, or
+ * shares an active care-team channel with them (as apply_care_relation). */
+int req_care_relation(struct handlers *h, const struct id *patient, const struct id *staff,
+                      bool *out);
 int req_read_device(struct handlers *h, const struct id *account, const struct id *device,
                     struct rec_device *out);
 /* A device's inbox counters; an inbox never written reads as all zero. */

@@ -26,6 +26,7 @@
 #include "server/delivery.h"
 #include "server/devices.h"
 #include "server/messaging.h"
+#include "server/retention.h"
 #include "server/sessions.h"
 
 #define PATIENT AUTHZ_PATIENT
@@ -91,11 +92,11 @@ static const struct request_row rows[] = {
     ROW(REGISTER_PUSH,             ANYONE, SESSION, CHANGE, PUSH_REGISTER,    NULL, NULL),
     ROW(UNREGISTER_PUSH,           ANYONE, SESSION, CHANGE, PUSH_UNREGISTER,  NULL, NULL),
     /* administration */
-    ROW(LIST_ACCOUNTS,             ADMIN | SYSADMIN, SESSION, READ,   ACCOUNT_LIST,       NULL,                 NULL),
-    ROW(DEACTIVATE_ACCOUNT,        STAFF,            SESSION, CHANGE, ACCOUNT_DEACTIVATE, admin_deactivate,     admin_deactivate_done),
-    ROW(REACTIVATE_ACCOUNT,        ADMIN | SYSADMIN, SESSION, CHANGE, ACCOUNT_REACTIVATE, NULL,                 NULL),
-    ROW(SET_LEGAL_HOLD,            SYSADMIN,         SESSION, CHANGE, LEGAL_HOLD,         NULL,                 NULL),
-    ROW(GET_RETENTION_STATE,       ADMIN | SYSADMIN, SESSION, READ,   RETENTION_READ,     admin_retention_state, NULL),
+    ROW(LIST_ACCOUNTS,             ADMIN | SYSADMIN, SESSION, READ,   ACCOUNT_LIST,       retention_list_accounts, NULL),
+    ROW(DEACTIVATE_ACCOUNT,        STAFF,            SESSION, CHANGE, ACCOUNT_DEACTIVATE, retention_deactivate, retention_deactivate_done),
+    ROW(REACTIVATE_ACCOUNT,        ADMIN | SYSADMIN, SESSION, CHANGE, ACCOUNT_REACTIVATE, retention_reactivate, retention_done),
+    ROW(SET_LEGAL_HOLD,            SYSADMIN,         SESSION, CHANGE, LEGAL_HOLD,         retention_legal_hold, retention_done),
+    ROW(GET_RETENTION_STATE,       ADMIN | SYSADMIN, SESSION, READ,   RETENTION_READ,     retention_get,        NULL),
     ROW(RESTORE_FILE,              SYSADMIN,         SESSION, CHANGE, FILE_RESTORE,       NULL,                 NULL),
     ROW(START_BREACH_NOTIFICATION, SYSADMIN,         SESSION, CHANGE, BREACH_START,       NULL,                 NULL),
     ROW(QUERY_AUDIT,               ADMIN | SYSADMIN, SESSION, READ,   QUERY,              audit_queries_query,  NULL),

@@ -90,7 +90,51 @@ static const struct authz_rule *row(Carechat__V1__Frame__BodyCase body) {
 static int decide(Carechat__V1__Frame__BodyCase body, bool authenticated, uint32_t role,
                   enum authz_relation rel) {
     struct authz_caller c = {.authenticated = authenticated, .role = role};
-    return authz_decide(row(body), &c, rel);
+    return authz_decide(row(body), &c, rel, AUTHZ_LIVE);
+}
+
+static int decide_at(Carechat__V1__Frame__BodyCase body, uint32_t role, enum authz_relation rel,
+                     enum authz_stage stage) {
+    struct authz_caller c = {.authenticated = true, .role = role};
+    return authz_decide(row(body), &c, rel, stage);
+}
+
+/* A deactivated patient's conversation: read-only, for the care team and
+ * admins in REVIEW, for system administrators only in RESTRICTED. */
+static void test_requests_deactivated_patient_kept_read_only(void **state) {
+    (void)state;
+    const Carechat__V1__Frame__BodyCase read = CARECHAT__V1__FRAME__BODY_HISTORY;
+    const Carechat__V1__Frame__BodyCase change = CARECHAT__V1__FRAME__BODY_SEND;
+    /* REVIEW */
+    assert_int_equal(decide_at(read, REC_ROLE_PROVIDER, AUTHZ_ACTIVE_MEMBER, AUTHZ_REVIEW), 0);
+    assert_int_equal(decide_at(read, REC_ROLE_ADMIN, AUTHZ_STRANGER, AUTHZ_REVIEW), 0);
+    assert_int_equal(decide_at(read, REC_ROLE_SYSADMIN, AUTHZ_STRANGER, AUTHZ_REVIEW), 0);
+    assert_int_equal(decide_at(read, REC_ROLE_PROVIDER, AUTHZ_CARE_TEAM, AUTHZ_REVIEW), 0);
+    assert_int_equal(decide_at(read, REC_ROLE_PROVIDER, AUTHZ_STRANGER, AUTHZ_REVIEW),
+                     STATUS_NOT_FOUND);
+    assert_int_equal(decide_at(read, REC_ROLE_PATIENT, AUTHZ_ACTIVE_MEMBER, AUTHZ_REVIEW),
+                     STATUS_NOT_FOUND);
+    assert_int_equal(decide_at(change, REC_ROLE_PROVIDER, AUTHZ_ACTIVE_MEMBER, AUTHZ_REVIEW),
+                     STATUS_FORBIDDEN);
+    assert_int_equal(decide_at(change, REC_ROLE_ADMIN, AUTHZ_STRANGER, AUTHZ_REVIEW),
+                     STATUS_FORBIDDEN);
+    assert_int_equal(decide_at(change, REC_ROLE_PROVIDER, AUTHZ_STRANGER, AUTHZ_REVIEW),
+                     STATUS_NOT_FOUND);
+    /* RESTRICTED */
+    assert_int_equal(decide_at(read, REC_ROLE_PROVIDER, AUTHZ_ACTIVE_MEMBER, AUTHZ_RESTRICTED),
+                     STATUS_NOT_FOUND);
+    /* PURGED: unknown to everyone. */
+    assert_int_equal(decide_at(read, REC_ROLE_SYSADMIN, AUTHZ_ACTIVE_MEMBER, AUTHZ_PURGED),
+                     STATUS_NOT_FOUND);
+    assert_int_equal(decide_at(read, REC_ROLE_ADMIN, AUTHZ_STRANGER, AUTHZ_RESTRICTED),
+                     STATUS_NOT_FOUND);
+    assert_int_equal(decide_at(read, REC_ROLE_SYSADMIN, AUTHZ_STRANGER, AUTHZ_RESTRICTED), 0);
+    assert_int_equal(decide_at(change, REC_ROLE_SYSADMIN, AUTHZ_STRANGER, AUTHZ_RESTRICTED),
+                     STATUS_FORBIDDEN);
+    /* The role still comes first. */
+    assert_int_equal(decide_at(CARECHAT__V1__FRAME__BODY_QUERY_AUDIT, REC_ROLE_PROVIDER,
+                               AUTHZ_ACTIVE_MEMBER, AUTHZ_REVIEW),
+                     STATUS_FORBIDDEN);
 }
 
 static void test_requests_session_needed_except_open_requests(void **state) {
@@ -101,7 +145,7 @@ static void test_requests_session_needed_except_open_requests(void **state) {
             continue;
         struct authz_caller none = {.authenticated = false, .role = REC_ROLE_SYSADMIN};
         int want = r->scope == AUTHZ_OPEN ? STATUS_OK : STATUS_UNAUTHENTICATED;
-        assert_int_equal(authz_decide(r, &none, AUTHZ_OWNER), want);
+        assert_int_equal(authz_decide(r, &none, AUTHZ_OWNER, AUTHZ_LIVE), want);
     }
     assert_int_equal(decide(CARECHAT__V1__FRAME__BODY_LOGIN, false, 0, AUTHZ_STRANGER), 0);
     assert_int_equal(decide(CARECHAT__V1__FRAME__BODY_REGISTER, false, 0, AUTHZ_STRANGER), 0);
@@ -272,6 +316,7 @@ int main(void) {
         cmocka_unit_test(test_requests_every_client_request_has_one_row),
         cmocka_unit_test(test_requests_member_rows_name_a_conversation),
         cmocka_unit_test(test_requests_session_needed_except_open_requests),
+        cmocka_unit_test(test_requests_deactivated_patient_kept_read_only),
         cmocka_unit_test(test_requests_role_refused_before_relation),
         cmocka_unit_test(test_requests_relation_refused_as_not_found),
         cmocka_unit_test(test_requests_protocol_md_prints_the_table),

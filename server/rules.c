@@ -180,3 +180,36 @@ bool rules_may_see(uint32_t caller_role, uint32_t target_role, bool self) {
         return target_role != REC_ROLE_PATIENT;
     return rules_role_valid(caller_role);
 }
+
+void rules_lifecycle_start(struct rec_lifecycle *l, int64_t at, int64_t review_ms,
+                           int64_t restricted_ms) {
+    l->state = REC_LC_REVIEW;
+    l->deactivated_at = at;
+    l->changed_at = at;
+    l->restricted_at = at + (review_ms > 0 ? review_ms : RULES_REVIEW_MS);
+    l->purge_at = l->restricted_at + (restricted_ms > 0 ? restricted_ms : RULES_RESTRICTED_MS);
+}
+
+uint32_t rules_lifecycle_due(const struct rec_lifecycle *l, int64_t now) {
+    if (l->hold)
+        return l->state;
+    if (l->state == REC_LC_REVIEW && now >= l->restricted_at)
+        return REC_LC_RESTRICTED;
+    if (l->state == REC_LC_RESTRICTED && now >= l->purge_at)
+        return REC_LC_PURGED;
+    return l->state;
+}
+
+void rules_lifecycle_release(struct rec_lifecycle *l, int64_t now) {
+    if (!l->hold)
+        return;
+    l->hold = false;
+    if (l->state != REC_LC_REVIEW && l->state != REC_LC_RESTRICTED)
+        return; /* ACTIVE: no clock runs yet */
+    int64_t from = l->hold_since > l->deactivated_at ? l->hold_since : l->deactivated_at;
+    int64_t held = now > from ? now - from : 0;
+    if (l->state == REC_LC_REVIEW)
+        l->restricted_at += held;
+    l->purge_at += held;
+    l->hold_since = 0;
+}

@@ -86,10 +86,26 @@ bool rules_may_deactivate(uint32_t actor_role, uint32_t target_role, bool own_pa
  * or open a direct conversation on it). */
 bool rules_may_create_channel(uint32_t actor_role, bool care_relation);
 
+/* The longest legal hold reason, in bytes. */
+#define RULES_REASON_MAX 256
+
 /* The retention windows of the clinic's privacy promise (DESIGN.md): after
  * deactivation, REVIEW for 30 days, then RESTRICTED for a year, then purge. */
 #define RULES_REVIEW_MS (30LL * 24 * 3600 * 1000)
 #define RULES_RESTRICTED_MS (365LL * 24 * 3600 * 1000)
+
+/* The lifecycle of an account deactivated at `at` with the given windows
+ * (0: the defaults above): REVIEW until at + review_ms, RESTRICTED for
+ * restricted_ms after that. A hold already in `l` stays. */
+void rules_lifecycle_start(struct rec_lifecycle *l, int64_t at, int64_t review_ms,
+                           int64_t restricted_ms);
+/* The state the clock has brought `l` to at `now`: its own, or the next one
+ * once its deadline has passed (one step at a time; never under a hold). */
+uint32_t rules_lifecycle_due(const struct rec_lifecycle *l, int64_t now);
+/* Lifts the hold of `l` at `now`: the deadlines still ahead move on by the
+ * time the clock stood still (from the later of hold_since and the
+ * deactivation). */
+void rules_lifecycle_release(struct rec_lifecycle *l, int64_t now);
 
 /* Whether a caller of `caller_role` may see an account of `target_role`
  * (`self`: the caller's own account); the rule is at the top of this file. */

@@ -132,7 +132,7 @@ expect_err "conflict" "deactivating twice"
 expect_err "already deactivated" "deactivating twice"
 
 # --- the other provider's patient: the admin may --------------------------------------
-# Their care-team channel (doc2, pat2, doc) goes on without them afterwards.
+# Their care-team channel (doc2, pat2, doc) is kept read-only for review afterwards.
 cli doc2 --json channel create --patient pat2@clinic.example --name "Team Two"
 expect_rc 0 "doc2 creates a channel for pat2"
 CH=$(field channel)
@@ -149,13 +149,15 @@ REVIEW_END=$(date -u -d "@$(($(date +%s) + 30 * 86400))" +%F)
 grep -q "review until ${REVIEW_END}T" "$T/out" || fail "review does not end on $REVIEW_END: '$OUT'"
 cli pat2 account deactivate --email doc@clinic.example
 expect_rc 4 "a deactivated patient has no session left"
-# A deactivated account is no recipient: its devices leave the channel's device
-# set, and the others still get the message.
+# The patient's channel is kept for review: nobody can write to it, its
+# providers can still read it.
 cli doc2 send --channel "$CH" --text "after"
-expect_rc 0 "a message to the channel after pat2's deactivation: $ERR"
-cli doc --json recv --wait 5
-expect_rc 0 "doc receives"
-grep -q '"text": "after"' "$T/out" || fail "doc did not receive the message sent after: $OUT"
+expect_rc 2 "a message to the channel after pat2's deactivation"
+expect_err "read-only" "a message to the channel after pat2's deactivation"
+cli doc --json history --conversation "$CH"
+expect_rc 0 "doc reads the channel in review"
+grep -q '"text": "before"' "$T/out" || fail "doc cannot read the message sent before: $OUT"
+grep -q '"text": "after"' "$T/out" && fail "a message was added after the deactivation: $OUT"
 
 # --- the audit log: ids, never emails --------------------------------------------------
 cli adm audit query --actor doc@clinic.example
