@@ -41,6 +41,9 @@
 #define APPLY_META_SERVER_ID "server_id"
 #define APPLY_META_CREATED_AT "created_at"
 
+/* The invitations, and the sessions, one Sweep entry may name (entry.proto). */
+#define APPLY_SWEEP_MAX 256
+
 /* The journal_apply_fn. `ctx` is unused (NULL). Returns 0 when the entry was
  * applied; STATUS_BAD_REQUEST for an entry that does not decode, has a version
  * other than PROTO_ENTRY_VERSION or invalid fields; STATUS_CONFLICT for a

@@ -661,15 +661,17 @@ int apply_retention_advance(struct store_txn *txn, const Carechat__Entry__V1__En
          * unreadable once the server destroys its data key. */
         struct buf v;
         buf_init(&v);
-        rc = txn_get(txn, CF_EMAIL_INDEX, m->email_index.data, m->email_index.len, &v);
+        rc = m->email_index.len
+                 ? txn_get(txn, CF_EMAIL_INDEX, m->email_index.data, m->email_index.len, &v)
+                 : STATUS_NOT_FOUND;
         bool names_it = rc == 0 && v.len == ID_LEN && memcmp(v.data, target.b, ID_LEN) == 0;
         buf_cleanup(&v);
         if (rc != 0 && rc != STATUS_NOT_FOUND)
             return rc;
-        if (!names_it)
-            return STATUS_BAD_REQUEST;
-        if ((rc = txn_delete(txn, CF_EMAIL_INDEX, m->email_index.data, m->email_index.len)) != 0 ||
-            (rc = txn_delete(txn, CF_ACCOUNTS, target.b, ID_LEN)) != 0)
+        if (names_it &&
+            (rc = txn_delete(txn, CF_EMAIL_INDEX, m->email_index.data, m->email_index.len)) != 0)
+            return rc;
+        if ((rc = txn_delete(txn, CF_ACCOUNTS, target.b, ID_LEN)) != 0)
             return rc;
         buf_append(result, target.b, ID_LEN);
     }
@@ -680,4 +682,56 @@ int apply_retention_advance(struct store_txn *txn, const Carechat__Entry__V1__En
     return apply_audit(txn, e,
                        next == REC_LC_PURGED ? REC_AUDIT_ACCOUNT_PURGE : REC_AUDIT_ACCOUNT_RESTRICT,
                        0, NULL, target.b, ID_LEN, &target);
+}
+
+/* Whether the record under `hash` in `cf` has expired at `now` (false when
+ * it is gone or does not decode: nothing to sweep). */
+static bool expired(struct store_txn *txn, enum store_cf cf, ProtobufCBinaryData hash,
+                    int64_t now) {
+    if (!is_hash(hash))
+        return false;
+    struct buf v;
+    buf_init(&v);
+    bool gone = false;
+    if (txn_get(txn, cf, hash.data, hash.len, &v) == 0) {
+        if (cf == CF_INVITES) {
+            struct rec_invite in;
+            if (rec_invite_decode(v.data, v.len, &in) == 0) {
+                gone = in.expires_at <= now;
+                rec_invite_cleanup(&in);
+            }
+        } else {
+            struct rec_session s;
+            gone = rec_session_decode(v.data, v.len, &s) == 0 &&
+                   (s.expires_at <= now || s.idle_expires_at <= now);
+        }
+    }
+    buf_wipe(&v);
+    buf_cleanup(&v);
+    return gone;
+}
+
+int apply_sweep(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struct buf *result) {
+    const Carechat__Entry__V1__Sweep *m = e->sweep;
+    if (!m)
+        return STATUS_BAD_REQUEST;
+    if (m->n_invite_code_hashes > APPLY_SWEEP_MAX || m->n_session_token_hashes > APPLY_SWEEP_MAX)
+        return STATUS_TOO_LARGE;
+    int rc = STATUS_OK;
+    uint32_t invites = 0, sessions = 0;
+    for (size_t i = 0; rc == 0 && i < m->n_invite_code_hashes; i++)
+        if (expired(txn, CF_INVITES, m->invite_code_hashes[i], e->time) &&
+            (rc = txn_delete(txn, CF_INVITES, m->invite_code_hashes[i].data,
+                             m->invite_code_hashes[i].len)) == 0)
+            invites++;
+    for (size_t i = 0; rc == 0 && i < m->n_session_token_hashes; i++)
+        if (expired(txn, CF_SESSIONS, m->session_token_hashes[i], e->time) &&
+            (rc = txn_delete(txn, CF_SESSIONS, m->session_token_hashes[i].data,
+                             m->session_token_hashes[i].len)) == 0)
+            sessions++;
+    uint8_t counts[8];
+    key_put_u32(counts, invites);
+    key_put_u32(counts + 4, sessions);
+    buf_append(result, counts, sizeof counts);
+    return rc;
 }

@@ -23,6 +23,7 @@
 #include "server/delivery.h"
 #include "server/messaging.h"
 #include "server/request.h"
+#include "server/rules.h"
 
 /* The idle expiry is written back at most this often per connection. */
 #define TOUCH_INTERVAL_MS 60000
@@ -100,12 +101,16 @@ static int stage_of(struct handlers *h, const struct id *patient, enum authz_sta
     *stage = AUTHZ_LIVE;
     if (rc == STATUS_NOT_FOUND)
         return STATUS_OK;
-    if (rc == 0)
-        *stage = l.state == REC_LC_REVIEW       ? AUTHZ_REVIEW
-                 : l.state == REC_LC_RESTRICTED ? AUTHZ_RESTRICTED
-                 : l.state == REC_LC_PURGED     ? AUTHZ_PURGED
-                                                : AUTHZ_LIVE;
-    return rc;
+    if (rc != 0)
+        return rc;
+    /* By the clock, not only the record: a deadline counts from the moment it
+     * passes, before the maintenance has written the transition. */
+    uint32_t state = rules_lifecycle_due(&l, clock_now());
+    *stage = state == REC_LC_REVIEW       ? AUTHZ_REVIEW
+             : state == REC_LC_RESTRICTED ? AUTHZ_RESTRICTED
+             : state == REC_LC_PURGED     ? AUTHZ_PURGED
+                                          : AUTHZ_LIVE;
+    return STATUS_OK;
 }
 
 /* The caller's relation to r->conv_id and the stage of its patient, reading

@@ -214,3 +214,32 @@ void metrics_render(struct metrics *m, const struct journal_stats *journal, uint
     family(out, "carechat_store_size_bytes", "gauge", "Estimated bytes of live data in RocksDB.");
     sample(out, "carechat_store_size_bytes", store_bytes);
 }
+
+void metrics_render_retention(const struct metrics_retention *r, struct buf *out) {
+    family(out, "carechat_maintenance_passes_total", "counter", "Maintenance passes completed.");
+    sample(out, "carechat_maintenance_passes_total", r->passes);
+    family(out, "carechat_maintenance_last_pass_seconds", "gauge",
+           "Wall time of the last completed maintenance pass (0: none yet).");
+    sample(out, "carechat_maintenance_last_pass_seconds", (uint64_t)(r->last_pass_ms / 1000));
+    family(out, "carechat_retention_transitions_total", "counter",
+           "Accounts moved on by the retention clock, by the state entered.");
+    buf_printf(out, "carechat_retention_transitions_total{state=\"restricted\"} %" PRIu64 "\n",
+               r->restricted);
+    buf_printf(out, "carechat_retention_transitions_total{state=\"purged\"} %" PRIu64 "\n",
+               r->purged);
+    family(out, "carechat_retention_keys_destroyed_total", "counter",
+           "Data keys of purged accounts destroyed (crypto-shredding).");
+    sample(out, "carechat_retention_keys_destroyed_total", r->keys_destroyed);
+    family(out, "carechat_retention_compactions_total", "counter",
+           "Full compactions run after a purge.");
+    sample(out, "carechat_retention_compactions_total", r->compactions);
+    family(out, "carechat_maintenance_swept_total", "counter",
+           "Expired records deleted by the maintenance, by kind.");
+    buf_printf(out, "carechat_maintenance_swept_total{kind=\"invitation\"} %" PRIu64 "\n",
+               r->swept_invites);
+    buf_printf(out, "carechat_maintenance_swept_total{kind=\"session\"} %" PRIu64 "\n",
+               r->swept_sessions);
+    family(out, "carechat_maintenance_failures_total", "counter",
+           "Maintenance steps that failed and will be retried on the next pass.");
+    sample(out, "carechat_maintenance_failures_total", r->failures);
+}

@@ -90,4 +90,20 @@ uint64_t metrics_connections_open(struct metrics *m);
 void metrics_render(struct metrics *m, const struct journal_stats *journal, uint64_t store_bytes,
                     struct buf *out);
 
+/* The maintenance's counters (server/maintenance.h). */
+struct metrics_retention {
+    uint64_t passes;         /* maintenance passes completed */
+    uint64_t restricted;     /* accounts moved to RESTRICTED */
+    uint64_t purged;         /* accounts moved to PURGED */
+    uint64_t keys_destroyed; /* data keys destroyed (crypto-shredding) */
+    uint64_t compactions;    /* full compactions after a purge */
+    uint64_t swept_invites;  /* expired invitations deleted */
+    uint64_t swept_sessions; /* expired sessions deleted */
+    uint64_t failures;       /* proposals or key destructions that failed */
+    int64_t last_pass_ms;    /* wall time of the last completed pass; 0: none */
+};
+
+/* Appends the maintenance's families to `out` (after metrics_render()). */
+void metrics_render_retention(const struct metrics_retention *r, struct buf *out);
+
 #endif

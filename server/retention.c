@@ -34,7 +34,7 @@ static void info_fill(Carechat__V1__RetentionInfo *info, const struct id *accoun
     info->state = CARECHAT__V1__RETENTION_STATE__RETENTION_ACTIVE;
     if (!l)
         return;
-    info->state = (Carechat__V1__RetentionState)l->state;
+    info->state = (Carechat__V1__RetentionState)rules_lifecycle_due(l, clock_now());
     info->deactivated_at = l->deactivated_at;
     info->restricted_at = l->restricted_at;
     info->purge_at = l->purge_at;

@@ -26,6 +26,7 @@
 #include "protocol/proto.h"
 #include "server/apply.h"
 #include "server/handlers.h"
+#include "server/maintenance.h"
 #include "server/metrics.h"
 #include "server/ws.h"
 #include "storage/journal.h"
@@ -40,6 +41,7 @@ struct server {
     struct journal *journal;
     struct metrics *metrics;
     struct handlers *handlers;
+    struct maintenance *maintenance;
     struct ws *ws;
     struct id server_id;
     char server_id_hex[ID_HEX_LEN + 1];
@@ -124,6 +126,9 @@ static void render_metrics(void *ctx, struct buf *out) {
     struct journal_stats js;
     journal_get_stats(s->journal, &js);
     metrics_render(s->metrics, &js, store_size_bytes(s->store), out);
+    struct metrics_retention mr;
+    maintenance_get_stats(s->maintenance, &mr);
+    metrics_render_retention(&mr, out);
 }
 
 /* The identity ServerInit (written by `carechatd init`) gave the database. A
@@ -203,6 +208,12 @@ int server_open(const struct server_config *cfg, struct server **out) {
         rc = startup_failure(rc);
         goto fail;
     }
+    struct maintenance_config mc = {.config = cfg, .store = s->store, .journal = s->journal};
+    rc = maintenance_start(&mc, &s->maintenance);
+    if (rc != 0) {
+        rc = startup_failure(rc);
+        goto fail;
+    }
     struct ws_config wc = {
         .config = cfg,
         .metrics = s->metrics,
@@ -255,10 +266,14 @@ int server_run(struct server *s) {
 void server_close(struct server *s) {
     if (!s)
         return;
-    /* Writes what was appended and runs its callbacks while the listener still
-     * exists, then the listener, then RocksDB (which needs the journal gone). */
+    /* The maintenance stops proposing; then the journal writes what was
+     * appended and runs its callbacks while the listener still exists, then
+     * the listener, then RocksDB (which needs the journal gone). */
+    maintenance_stop(s->maintenance);
     journal_close(s->journal);
     s->journal = NULL;
+    maintenance_free(s->maintenance);
+    s->maintenance = NULL;
     pthread_mutex_lock(&s->wake_lock);
     struct ws *ws = s->ws;
     s->ws = NULL;
