@@ -211,9 +211,10 @@ static bool shred(struct maintenance *m, const struct id *account) {
     return true;
 }
 
-/* Moves every lifecycle on as far as its deadlines allow and shreds the
- * purged accounts; true when a key was destroyed (a compaction is due). */
-static bool retention_pass(struct maintenance *m) {
+/* Moves every lifecycle on as far as its deadlines allow (unless only
+ * `shred_only`) and shreds the purged accounts; true when a key was destroyed
+ * (a compaction is due). */
+static bool retention_pass(struct maintenance *m, bool shred_only) {
     struct lifecycles *c = xcalloc(1, sizeof *c);
     const uint8_t prefix = REC_LIFECYCLE_TAG;
     bool shredded = false;
@@ -231,7 +232,7 @@ static bool retention_pass(struct maintenance *m) {
         for (size_t i = 0; i < c->n && !stopping(m); i++) {
             struct rec_lifecycle l = c->ls[i];
             /* One step at a time, in order, as far as the deadlines allow. */
-            for (int step = 0; step < 2 && advance(m, &c->ids[i], &l); step++) {
+            for (int step = 0; !shred_only && step < 2 && advance(m, &c->ids[i], &l); step++) {
                 uint8_t k[1 + ID_LEN];
                 struct buf v;
                 rec_lifecycle_key(&c->ids[i], k);
@@ -329,14 +330,17 @@ static void sweep(struct maintenance *m, enum store_cf cf) {
 
 /* ---- the thread ---------------------------------------------------------------------- */
 
+static void compact(struct maintenance *m) {
+    int64_t start = clock_monotonic_ms();
+    store_compact(m->cfg.store);
+    atomic_fetch_add(&m->compactions, 1);
+    log_info("maintenance", "compacted after a purge in %" PRId64 " ms",
+             clock_monotonic_ms() - start);
+}
+
 static void pass(struct maintenance *m) {
-    if (retention_pass(m) && !stopping(m)) {
-        int64_t start = clock_monotonic_ms();
-        store_compact(m->cfg.store);
-        atomic_fetch_add(&m->compactions, 1);
-        log_info("maintenance", "compacted after a purge in %" PRId64 " ms",
-                 clock_monotonic_ms() - start);
-    }
+    if (retention_pass(m, false) && !stopping(m))
+        compact(m);
     sweep(m, CF_INVITES);
     sweep(m, CF_SESSIONS);
     atomic_fetch_add(&m->passes, 1);
@@ -365,6 +369,10 @@ int maintenance_start(const struct maintenance_config *cfg, struct maintenance *
     m->cfg = *cfg;
     pthread_mutex_init(&m->lock, NULL);
     pthread_cond_init(&m->cond, NULL);
+    /* A purge whose entry was written before the server went down finishes
+     * before anything is served. */
+    if (retention_pass(m, true))
+        compact(m);
     int rc = pthread_create(&m->thread, NULL, maintenance_main, m);
     if (rc != 0) {
         log_error("maintenance", "cannot start the maintenance thread: %s", strerror(rc));

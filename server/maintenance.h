@@ -7,10 +7,11 @@
  *      RetentionAdvance entry, one step at a time, so a restart after a long
  *      downtime catches up in order (REVIEW -> RESTRICTED -> PURGED);
  *   2. completes purges: the data key of every PURGED account is destroyed
- *      (keystore_destroy(): crypto-shredding), also of one purged before a
- *      crash took the server down between the entry and the key; then the
- *      whole store is compacted, so the compaction filter drops the purged
- *      records from the files (store_compact());
+ *      (keystore_destroy(): crypto-shredding); then the whole store is
+ *      compacted, so the compaction filter drops the purged records from the
+ *      files (store_compact()). A purge whose entry was written before a
+ *      crash took the server down is finished by maintenance_start(), before
+ *      the server serves anything;
  *   3. sweeps expired invitations and sessions (Sweep entries).
  *
  * Apply decides every change by the entry's time, so the thread only
@@ -41,7 +42,8 @@ struct maintenance_config {
 
 struct maintenance;
 
-/* Starts the thread (its first pass runs at once). Returns 0 and *out, or
+/* Destroys the keys of PURGED accounts still there (and compacts), then
+ * starts the thread (its first pass runs at once). Returns 0 and *out, or
  * STATUS_INTERNAL when the thread cannot start. */
 int maintenance_start(const struct maintenance_config *cfg, struct maintenance **out);
 
