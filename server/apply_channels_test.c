@@ -973,6 +973,160 @@ static void test_apply_deactivate_rules_and_effect(void **state) {
     fixture_log_cleanup();
 }
 
+/* ---- the retention lifecycle ----------------------------------------------------------- */
+
+static int lifecycle_entry(struct fixture_db *db, const struct fixture_person *actor, int64_t time,
+                           Carechat__Entry__V1__Entry__KindCase kind, void *body) {
+    Carechat__Entry__V1__Entry e;
+    if (actor)
+        entry_start(&e, actor, NULL);
+    else
+        carechat__entry__v1__entry__init(&e);
+    e.time = time;
+    e.kind_case = kind;
+    switch (kind) {
+    case CARECHAT__ENTRY__V1__ENTRY__KIND_ACCOUNT_REACTIVATE:
+        e.account_reactivate = body;
+        break;
+    case CARECHAT__ENTRY__V1__ENTRY__KIND_LEGAL_HOLD_SET:
+        e.legal_hold_set = body;
+        break;
+    default:
+        e.retention_advance = body;
+    }
+    return fixture_propose(db, &e);
+}
+
+static int reactivate_at(struct fixture_db *db, const struct fixture_person *actor,
+                         const struct fixture_person *target, int64_t time) {
+    Carechat__Entry__V1__AccountReactivate m;
+    carechat__entry__v1__account_reactivate__init(&m);
+    m.account_id = fixture_bin(target->id.b, 16);
+    return lifecycle_entry(db, actor, time, CARECHAT__ENTRY__V1__ENTRY__KIND_ACCOUNT_REACTIVATE,
+                           &m);
+}
+
+static int hold_at(struct fixture_db *db, const struct fixture_person *actor,
+                   const struct fixture_person *target, bool hold, int64_t time) {
+    Carechat__Entry__V1__LegalHoldSet m;
+    carechat__entry__v1__legal_hold_set__init(&m);
+    m.account_id = fixture_bin(target->id.b, 16);
+    m.hold = hold;
+    m.reason = hold ? "court order 12" : "";
+    return lifecycle_entry(db, actor, time, CARECHAT__ENTRY__V1__ENTRY__KIND_LEGAL_HOLD_SET, &m);
+}
+
+static int advance_at(struct fixture_db *db, const struct fixture_person *target, int64_t time) {
+    Carechat__Entry__V1__RetentionAdvance m;
+    uint8_t index[32];
+    carechat__entry__v1__retention_advance__init(&m);
+    m.account_id = fixture_bin(target->id.b, 16);
+    store_blind_index(db->store, target->email, strlen(target->email), index);
+    m.email_index = fixture_bin(index, sizeof index);
+    return lifecycle_entry(db, NULL, time, CARECHAT__ENTRY__V1__ENTRY__KIND_RETENTION_ADVANCE, &m);
+}
+
+/* The state of `p`'s lifecycle record, or 0 without one. */
+static uint32_t lifecycle_state(struct fixture_db *db, const struct fixture_person *p,
+                                struct rec_lifecycle *out) {
+    uint8_t k[1 + ID_LEN];
+    rec_lifecycle_key(&p->id, k);
+    struct buf v;
+    buf_init(&v);
+    struct rec_lifecycle l = {0};
+    if (store_get(db->store, CF_ACCOUNTS, k, sizeof k, &v) == 0)
+        assert_int_equal(rec_lifecycle_decode(v.data, v.len, &l), 0);
+    buf_cleanup(&v);
+    if (out)
+        *out = l;
+    return l.state;
+}
+
+/* Who may reactivate, hold and release at which stage; the clock moves one
+ * step at a time by the entry's time, never under a hold; the purge deletes
+ * the account record and its email index entry and names the account; every
+ * step is audited. */
+static void test_apply_lifecycle_transitions(void **state) {
+    (void)state;
+    fixture_log_reset();
+    now_ms = T0 + 1000;
+    struct fixture_db db;
+    fixture_open(&db, "apply-lifecycle");
+    struct fixture_person sys, admin, doc, pat;
+    struct fixture_dev d[4];
+    fixture_person(&sys, "sys@x.example", 9);
+    fixture_person(&admin, "admin@x.example", 1);
+    fixture_person(&doc, "doc@x.example", 2);
+    fixture_person(&pat, "pat@x.example", 3);
+    for (int i = 0; i < 4; i++)
+        fixture_dev_make(&d[i], i + 1);
+    fixture_bootstrap(&db, &sys);
+    fixture_join(&db, &sys, &admin, REC_ROLE_ADMIN, &d[0]);
+    fixture_join(&db, &admin, &doc, REC_ROLE_PROVIDER, &d[1]);
+    fixture_join(&db, &doc, &pat, REC_ROLE_PATIENT, &d[2]);
+
+    /* Active: nothing to reactivate or advance. */
+    assert_int_equal(reactivate_at(&db, &admin, &pat, now_ms + 1), STATUS_CONFLICT);
+    assert_int_equal(advance_at(&db, &pat, now_ms + 1), STATUS_NOT_FOUND);
+    /* REVIEW; a provider may not reactivate, an admin may. */
+    assert_int_equal(deactivate(&db, &doc, &pat), 0);
+    struct rec_lifecycle l;
+    assert_int_equal(lifecycle_state(&db, &pat, &l), REC_LC_REVIEW);
+    int64_t t = l.deactivated_at;
+    assert_int_equal(reactivate_at(&db, &doc, &pat, t + DAY), STATUS_FORBIDDEN);
+    assert_int_equal(reactivate_at(&db, &admin, &pat, t + DAY), 0);
+    assert_int_equal(lifecycle_state(&db, &pat, NULL), 0);
+    struct rec_account a = account_of(&db, &pat);
+    assert_true(a.active);
+    rec_account_cleanup(&a);
+    assert_int_equal(fixture_last_audit(&db).action, REC_AUDIT_ACCOUNT_REACTIVATE);
+
+    /* Again; the clock: nothing before the deadline, one step at it. */
+    now_ms = t + 2 * DAY;
+    assert_int_equal(deactivate(&db, &doc, &pat), 0);
+    assert_int_equal(lifecycle_state(&db, &pat, &l), REC_LC_REVIEW);
+    assert_int_equal(advance_at(&db, &pat, l.restricted_at - 1), STATUS_CONFLICT);
+    assert_int_equal(advance_at(&db, &pat, l.purge_at + DAY), 0); /* one step only */
+    assert_int_equal(lifecycle_state(&db, &pat, NULL), REC_LC_RESTRICTED);
+    struct rec_audit rec = fixture_last_audit(&db);
+    assert_int_equal(rec.action, REC_AUDIT_ACCOUNT_RESTRICT);
+    assert_memory_equal(rec.object, pat.id.b, ID_LEN);
+    /* RESTRICTED: only a sysadmin reactivates or holds. */
+    assert_int_equal(reactivate_at(&db, &admin, &pat, l.restricted_at + DAY), STATUS_FORBIDDEN);
+    assert_int_equal(hold_at(&db, &admin, &pat, true, l.restricted_at + DAY), STATUS_FORBIDDEN);
+    assert_int_equal(hold_at(&db, &sys, &pat, true, l.restricted_at + DAY), 0);
+    assert_int_equal(hold_at(&db, &sys, &pat, true, l.restricted_at + DAY), STATUS_CONFLICT);
+    a = account_of(&db, &pat);
+    assert_string_equal(a.hold_reason, "court order 12");
+    rec_account_cleanup(&a);
+    /* Held: the purge never comes; released 100 days later, it moves on. */
+    assert_int_equal(advance_at(&db, &pat, l.purge_at + 50 * DAY), STATUS_CONFLICT);
+    assert_int_equal(hold_at(&db, &sys, &pat, false, l.restricted_at + 101 * DAY), 0);
+    assert_int_equal(fixture_last_audit(&db).action, REC_AUDIT_LEGAL_HOLD_RELEASE);
+    assert_int_equal(advance_at(&db, &pat, l.purge_at + 99 * DAY), STATUS_CONFLICT);
+    assert_int_equal(advance_at(&db, &pat, l.purge_at + 100 * DAY), 0);
+    assert_int_equal(lifecycle_state(&db, &pat, NULL), REC_LC_PURGED);
+    const struct buf *result = fixture_last_result();
+    assert_int_equal(result->len, ID_LEN);
+    assert_memory_equal(result->data, pat.id.b, ID_LEN);
+    assert_int_equal(fixture_last_audit(&db).action, REC_AUDIT_ACCOUNT_PURGE);
+    /* The account record and its email index entry are gone. */
+    struct buf v;
+    buf_init(&v);
+    uint8_t index[32];
+    store_blind_index(db.store, pat.email, strlen(pat.email), index);
+    assert_int_equal(store_get(db.store, CF_ACCOUNTS, pat.id.b, ID_LEN, &v), STATUS_NOT_FOUND);
+    assert_int_equal(store_get(db.store, CF_EMAIL_INDEX, index, sizeof index, &v),
+                     STATUS_NOT_FOUND);
+    buf_cleanup(&v);
+    /* PURGED: final. */
+    assert_int_equal(reactivate_at(&db, &sys, &pat, l.purge_at + 200 * DAY), STATUS_CONFLICT);
+    assert_int_equal(hold_at(&db, &sys, &pat, true, l.purge_at + 200 * DAY), STATUS_CONFLICT);
+    assert_int_equal(advance_at(&db, &pat, l.purge_at + 200 * DAY), STATUS_CONFLICT);
+    fixture_close(&db);
+    fixture_log_cleanup();
+}
+
 int main(void) {
     if (sodium_init() < 0)
         return 1;
@@ -983,6 +1137,7 @@ int main(void) {
         cmocka_unit_test(test_apply_channels_membership_replay_is_deterministic),
         cmocka_unit_test(test_msgrec_membership_item_round_trip),
         cmocka_unit_test(test_apply_deactivate_rules_and_effect),
+        cmocka_unit_test(test_apply_lifecycle_transitions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -128,6 +128,56 @@ static void test_rules_channels_and_deactivation(void **state) {
     assert_false(rules_may_deactivate(REC_ROLE_ADMIN, REC_ROLE_ADMIN, false));
 }
 
+/* The lifecycle's windows, one step at a time, and a hold that moves the
+ * deadlines still ahead on by the time it held. */
+static void test_rules_lifecycle_windows_and_hold(void **state) {
+    (void)state;
+    const int64_t day = 24LL * 3600 * 1000, t0 = 1800000000000LL;
+    struct rec_lifecycle l = {0};
+    rules_lifecycle_start(&l, t0, 0, 0); /* the policy's defaults */
+    assert_int_equal(l.state, REC_LC_REVIEW);
+    assert_true(l.restricted_at == t0 + 30 * day);
+    assert_true(l.purge_at == t0 + 30 * day + 365 * day);
+    assert_int_equal(rules_lifecycle_due(&l, t0 + 30 * day - 1), REC_LC_REVIEW);
+    assert_int_equal(rules_lifecycle_due(&l, t0 + 30 * day), REC_LC_RESTRICTED);
+    /* One step at a time, even long after both deadlines. */
+    assert_int_equal(rules_lifecycle_due(&l, t0 + 1000 * day), REC_LC_RESTRICTED);
+    l.state = REC_LC_RESTRICTED;
+    assert_int_equal(rules_lifecycle_due(&l, l.purge_at - 1), REC_LC_RESTRICTED);
+    assert_int_equal(rules_lifecycle_due(&l, l.purge_at), REC_LC_PURGED);
+
+    /* Configured windows. */
+    rules_lifecycle_start(&l, t0, 7 * day, 90 * day);
+    assert_true(l.restricted_at == t0 + 7 * day && l.purge_at == t0 + 97 * day);
+
+    /* A hold from day 10 to day 50: nothing is due meanwhile; released, both
+     * deadlines move on by 40 days. */
+    rules_lifecycle_start(&l, t0, 0, 0);
+    l.hold = true;
+    l.hold_since = t0 + 10 * day;
+    assert_int_equal(rules_lifecycle_due(&l, t0 + 5000 * day), REC_LC_REVIEW);
+    rules_lifecycle_release(&l, t0 + 50 * day);
+    assert_false(l.hold);
+    assert_true(l.restricted_at == t0 + 70 * day);
+    assert_true(l.purge_at == t0 + 70 * day + 365 * day);
+    /* A hold placed before the deactivation counts from the deactivation. */
+    struct rec_lifecycle h = {.state = REC_LC_ACTIVE, .hold = true, .hold_since = t0 - 100 * day};
+    rules_lifecycle_start(&h, t0, 0, 0);
+    assert_true(h.hold);
+    rules_lifecycle_release(&h, t0 + 10 * day);
+    assert_true(h.restricted_at == t0 + 40 * day);
+    /* In RESTRICTED only the purge moves. */
+    struct rec_lifecycle r;
+    rules_lifecycle_start(&r, t0, 0, 0);
+    r.state = REC_LC_RESTRICTED;
+    r.hold = true;
+    r.hold_since = t0 + 100 * day;
+    int64_t restricted_at = r.restricted_at;
+    rules_lifecycle_release(&r, t0 + 130 * day);
+    assert_true(r.restricted_at == restricted_at);
+    assert_true(r.purge_at == t0 + 395 * day + 30 * day);
+}
+
 int main(void) {
     if (sodium_init() < 0)
         return 1;
@@ -135,6 +185,7 @@ int main(void) {
         cmocka_unit_test(test_rules_normalize_email),
         cmocka_unit_test(test_rules_dates_and_age),
         cmocka_unit_test(test_rules_key_signature),
+        cmocka_unit_test(test_rules_lifecycle_windows_and_hold),
         cmocka_unit_test(test_rules_device_list_signature),
         cmocka_unit_test(test_rules_invite_and_visibility),
         cmocka_unit_test(test_rules_channels_and_deactivation),

@@ -269,6 +269,7 @@ static bool dir_contains(const char *dir, const char *needle) {
 
 struct canary_scan {
     bool found;
+    size_t records;
 };
 
 static bool look_for_canary(void *ctx, const uint8_t *key, size_t key_len, const uint8_t *value,
@@ -276,6 +277,7 @@ static bool look_for_canary(void *ctx, const uint8_t *key, size_t key_len, const
     (void)key;
     (void)key_len;
     struct canary_scan *s = ctx;
+    s->records++;
     if (memmem(value, value_len, CANARY, strlen(CANARY)))
         s->found = true;
     return !s->found;
@@ -295,6 +297,17 @@ static bool store_yields_canary(const char *data_dir, const char *key_dir) {
     return scan.found;
 }
 
+/* The records of `cf` in `data_dir`'s database that open with its keys. */
+static size_t store_count(const char *data_dir, enum store_cf cf) {
+    struct store_config sc = {.data_dir = data_dir, .mode = STORE_OPEN};
+    struct store *s = NULL;
+    assert_int_equal(store_open(&sc, &s), 0);
+    struct canary_scan scan = {0};
+    assert_true(store_scan(s, cf, NULL, 0, NULL, 0, SIZE_MAX, look_for_canary, &scan) >= 0);
+    store_close(s);
+    return scan.records;
+}
+
 static void copy_dir(const char *from, const char *to) {
     char cmd[2 * PATH_MAX + 32];
     snprintf(cmd, sizeof cmd, "cp -a '%s' '%s'", from, to);
@@ -305,7 +318,8 @@ static void copy_dir(const char *from, const char *to) {
 
 static int setup(void **state) {
     (void)state;
-    const char *args[] = {"--maintenance-interval", "1", NULL};
+    /* Invitations live 45 days: still there in the copy of day 31. */
+    const char *args[] = {"--maintenance-interval", "1", "--invite-ttl", "3888000", NULL};
     if (fixture_start_bootstrapped(args, &W.h) != 0)
         return -1;
     raw_device_make(&W.root_dev);
@@ -324,6 +338,12 @@ static int setup(void **state) {
     assert_int_equal(send_text(doc, &W.doc, &W.pat, W.direct, "before: " CANARY), 0);
     create_channel(doc, W.pat.account, W.nurse.account, W.channel);
     create_direct(doc, W.back.account, W.back_direct);
+    /* An invitation nobody uses: it holds an email under the server's key
+     * until the maintenance sweeps it once it expired. */
+    char code[RAWC_CODE_LEN];
+    assert_int_equal(rawc_invite(doc, "never-registers@clinic.example", CARECHAT__V1__ROLE__PATIENT,
+                                 code, NULL),
+                     0);
     /* Day 0: pat and back are deactivated, held is put under a hold first. */
     assert_int_equal(legal_hold(root, W.held.account, true, "litigation hold 17"), 0);
     assert_int_equal(deactivate(doc, W.pat.account), 0);
@@ -457,6 +477,12 @@ static void test_retention_purged_on_day_396(void **state) {
     assert_false(store_yields_canary(W.h->data_dir, keys));
     assert_false(store_yields_canary(before, keys));
     assert_true(store_yields_canary(before, before_keys));
+    /* The sweeps: the expired invitation is gone, and of the sessions only
+     * the last day's login (root's) is left. */
+    assert_int_equal(store_count(before, CF_INVITES), 1);
+    assert_true(store_count(before, CF_SESSIONS) >= 4); /* day 31 logins */
+    assert_int_equal(store_count(W.h->data_dir, CF_INVITES), 0);
+    assert_int_equal(store_count(W.h->data_dir, CF_SESSIONS), 1);
     assert_int_equal(harness_restart(W.h), 0);
 }
 
