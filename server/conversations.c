@@ -222,7 +222,8 @@ int conversations_list(struct req *r) {
         return req_fail(r, STATUS_BAD_REQUEST, "bad page token or limit");
     size_t limit = m->limit ? m->limit : LIST_DEFAULT;
     struct key prefix, after;
-    rec_key_activity_prefix(&prefix, &r->hc->account);
+    /* A review (authorized by the patient's stage) lists the patient's. */
+    rec_key_activity_prefix(&prefix, m->reviewed_account_id.len ? &r->patient : &r->hc->account);
     after = prefix;
     if (m->page_token.len)
         key_add_bytes(&after, m->page_token.data, LIST_TOKEN_LEN);

@@ -113,6 +113,31 @@ static int stage_of(struct handlers *h, const struct id *patient, enum authz_sta
     return STATUS_OK;
 }
 
+/* In REVIEW a provider of `patient`'s care team reads as its members do:
+ * *rel becomes AUTHZ_CARE_TEAM for them. */
+static int care_team(struct req *r, const struct id *patient, enum authz_stage stage,
+                     enum authz_relation *rel) {
+    bool care = false;
+    int rc = STATUS_OK;
+    if (stage == AUTHZ_REVIEW && r->hc->role == REC_ROLE_PROVIDER)
+        rc = req_care_relation(r->h, patient, &r->hc->account, &care);
+    if (care)
+        *rel = AUTHZ_CARE_TEAM;
+    return rc;
+}
+
+/* The stage of the deactivated patient a review names (`reviewed_account_id`)
+ * and the caller's relation to them; an active account (or none) is no
+ * patient to review: AUTHZ_PURGED, so that nobody learns of it. */
+static int reviewed(struct req *r, enum authz_relation *rel, enum authz_stage *stage) {
+    int rc = stage_of(r->h, &r->patient, stage);
+    if (rc != 0)
+        return rc;
+    if (*stage == AUTHZ_LIVE)
+        *stage = AUTHZ_PURGED;
+    return care_team(r, &r->patient, *stage, rel);
+}
+
 /* The caller's relation to r->conv_id and the stage of its patient, reading
  * the conversation and the caller's membership into t and pointing r at
  * them. Returns 0 or a store status. */
@@ -133,15 +158,8 @@ static int relation(struct req *r, struct target *t, enum authz_relation *rel,
             return rc;
     }
     rc = req_read_member(r->h, &r->conv_id, &r->hc->account, &t->member);
-    if (rc == STATUS_NOT_FOUND || (rc == 0 && t->member.state != REC_ACTIVE)) {
-        /* In REVIEW the patient's care team reads as its members do. */
-        bool care = false;
-        if (*stage == AUTHZ_REVIEW && r->hc->role == REC_ROLE_PROVIDER &&
-            (rc = req_care_relation(r->h, &t->conv.owner, &r->hc->account, &care)) != 0)
-            return rc;
-        *rel = care ? AUTHZ_CARE_TEAM : AUTHZ_STRANGER;
-        return STATUS_OK;
-    }
+    if (rc == STATUS_NOT_FOUND || (rc == 0 && t->member.state != REC_ACTIVE))
+        return t->conv.has_owner ? care_team(r, &t->conv.owner, *stage, rel) : STATUS_OK;
     if (rc != 0)
         return rc;
     r->member = &t->member;
@@ -164,12 +182,20 @@ static int authorize(struct req *r, struct target *t) {
      * one (BAD_REQUEST, as carechat.proto says, before anything is read). */
     if (!id_field_ok(r->frame, "conversation_id", !authz_needs_relation(rule)) ||
         !id_field_ok(r->frame, "patient_account_id", true) ||
+        !id_field_ok(r->frame, "reviewed_account_id", true) ||
         !id_field_ok(r->frame, "account_id", true))
         return req_fail(r, STATUS_BAD_REQUEST, "ids must be 16 bytes");
     r->has_conv = body_id(r->frame, "conversation_id", &r->conv_id);
     if (r->has_conv && hc->authenticated && (rule->roles & (1u << hc->role)) &&
         (authz_needs_relation(rule) || rule->read)) {
         int rc = relation(r, t, &rel, &stage);
+        if (rc != 0)
+            return rc;
+    }
+    if (!r->has_conv && hc->authenticated &&
+        body_id(r->frame, "reviewed_account_id", &r->patient)) {
+        r->has_patient = true;
+        int rc = reviewed(r, &rel, &stage);
         if (rc != 0)
             return rc;
     }

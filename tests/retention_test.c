@@ -125,6 +125,29 @@ static int retention_state(struct rawc *c, const uint8_t account[16], bool *hold
     return rc;
 }
 
+/* ListConversations for review of `patient` as `c`: the status, and whether
+ * `conv` is listed (in *listed). */
+static int review_list(struct rawc *c, const uint8_t patient[16], const uint8_t conv[16],
+                       bool *listed) {
+    Carechat__V1__Frame f;
+    Carechat__V1__ListConversations m;
+    carechat__v1__frame__init(&f);
+    carechat__v1__list_conversations__init(&m);
+    m.reviewed_account_id = (ProtobufCBinaryData){16, (uint8_t *)patient};
+    f.body_case = CARECHAT__V1__FRAME__BODY_LIST_CONVERSATIONS;
+    f.list_conversations = &m;
+    Carechat__V1__Frame *r = rpc(c, &f);
+    int rc = status_of(r);
+    *listed = false;
+    if (rc == 0)
+        for (size_t i = 0; i < r->response->conversation_page->n_conversations; i++)
+            if (memcmp(r->response->conversation_page->conversations[i]->conversation_id.data, conv,
+                       16) == 0)
+                *listed = true;
+    proto_free(r);
+    return rc;
+}
+
 static int deactivate(struct rawc *c, const uint8_t account[16]) {
     Carechat__V1__Frame f;
     Carechat__V1__DeactivateAccount m;
@@ -341,9 +364,9 @@ static int setup(void **state) {
     /* An invitation nobody uses: it holds an email under the server's key
      * until the maintenance sweeps it once it expired. */
     char code[RAWC_CODE_LEN];
-    assert_int_equal(rawc_invite(doc, "never-registers@clinic.example", CARECHAT__V1__ROLE__PATIENT,
-                                 code, NULL),
-                     0);
+    assert_int_equal(
+        rawc_invite(doc, "never-registers@clinic.example", CARECHAT__V1__ROLE__PATIENT, code, NULL),
+        0);
     /* Day 0: pat and back are deactivated, held is put under a hold first. */
     assert_int_equal(legal_hold(root, W.held.account, true, "litigation hold 17"), 0);
     assert_int_equal(deactivate(doc, W.pat.account), 0);
@@ -380,6 +403,15 @@ static void test_retention_review_on_day_29(void **state) {
     assert_true(canary);
     /* Another provider does not even learn that it exists. */
     assert_int_equal(history(other, W.direct, &canary), STATUS_NOT_FOUND);
+    /* Reviewers find the patient's conversations. */
+    bool listed;
+    assert_int_equal(review_list(admin, W.pat.account, W.direct, &listed), 0);
+    assert_true(listed);
+    assert_int_equal(review_list(nurse, W.pat.account, W.direct, &listed), 0);
+    assert_true(listed);
+    assert_int_equal(review_list(other, W.pat.account, W.direct, &listed), STATUS_NOT_FOUND);
+    /* An active patient is under nobody's review. */
+    assert_int_equal(review_list(admin, W.doc.account, W.direct, &listed), STATUS_NOT_FOUND);
     /* Read-only for everyone. */
     assert_int_equal(send_text(doc, &W.doc, &W.pat, W.direct, "day 29"), STATUS_FORBIDDEN);
     /* Reactivation in REVIEW: the patient is back to normal use. */
@@ -410,6 +442,10 @@ static void test_retention_restricted_on_day_31(void **state) {
     assert_int_equal(history(doc, W.direct, &canary), STATUS_NOT_FOUND);
     assert_int_equal(history(root, W.direct, &canary), 0);
     assert_true(canary);
+    bool listed;
+    assert_int_equal(review_list(admin, W.pat.account, W.direct, &listed), STATUS_NOT_FOUND);
+    assert_int_equal(review_list(root, W.pat.account, W.direct, &listed), 0);
+    assert_true(listed);
     /* Only a sysadmin may reactivate now. */
     assert_int_equal(reactivate(admin, W.pat.account), STATUS_FORBIDDEN);
     /* `held`, under a hold since before its deactivation, never left
