@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -75,6 +76,10 @@ static const struct opt options[] = {
     {"tls-key", OPT_PATH, FIELD(tls_key), 0, 0, "FILE", "TLS private key (PEM)"},
     {"insecure-no-tls", OPT_FLAG, FIELD(insecure_no_tls), 0, 0, NULL,
      "allow plaintext on a non-loopback address (never in production)"},
+    {"keys-in-data", OPT_FLAG, FIELD(keys_in_data), 0, 0, NULL,
+     "allow a key directory or master key inside the data directory on a non-loopback "
+     "address (a copy of the data then carries the keys a purge destroys; logged as a "
+     "warning)"},
     {"allowed-origin", OPT_ORIGIN, 0, 0, 0, "ORIGIN",
      "browser origin allowed to connect, e.g. https://chat.example.org (repeatable); "
      "requests without Origin (native apps) are always allowed"},
@@ -478,6 +483,14 @@ static int validate(const struct server_config *cfg, char *err, size_t err_len) 
                         "address",
                         listeners[i]->host, i == 0 ? "listen" : "metrics-listen");
     }
+    bool public = !config_host_is_loopback(cfg->listen.host);
+    if (public && !cfg->keys_in_data && config_keys_in_data(cfg))
+        return fail(err, err_len,
+                    "the key directory or master key is inside the data directory %s: a copy "
+                    "or backup of the data would carry the keys that a purge destroys "
+                    "(crypto-shredding). Put them on another volume (--key-dir, --master-key) "
+                    "or pass --keys-in-data",
+                    cfg->data_dir);
     if (cfg->session_idle_s > cfg->session_max_s)
         return fail(err, err_len, "--session-idle (%u) must not exceed --session-max (%u)",
                     cfg->session_idle_s, cfg->session_max_s);
@@ -485,6 +498,61 @@ static int validate(const struct server_config *cfg, char *err, size_t err_len) 
         return fail(err, err_len, "--ping-interval (%u) must be less than --idle-timeout (%u)",
                     cfg->ping_interval_s, cfg->idle_timeout_s);
     return STATUS_OK;
+}
+
+/* `path` made absolute (against the working directory) with ".", ".." and
+ * repeated slashes resolved by their names, into out[PATH_MAX]; false when it
+ * does not fit. Symbolic links are resolved when the path exists. */
+static bool absolute_path(const char *path, char out[PATH_MAX]) {
+    if (realpath(path, out))
+        return true;
+    char joined[2 * PATH_MAX];
+    char cwd[PATH_MAX];
+    if (path[0] != '/' && !getcwd(cwd, sizeof cwd))
+        return false;
+    if ((size_t)snprintf(joined, sizeof joined, "%s/%s", path[0] == '/' ? "" : cwd, path) >=
+        sizeof joined)
+        return false;
+    size_t n = 0;
+    out[0] = '\0';
+    for (char *save = NULL, *part = strtok_r(joined, "/", &save); part;
+         part = strtok_r(NULL, "/", &save)) {
+        if (strcmp(part, ".") == 0)
+            continue;
+        if (strcmp(part, "..") == 0) {
+            while (n > 0 && out[n - 1] != '/')
+                n--;
+            if (n > 0)
+                n--;
+            out[n] = '\0';
+            continue;
+        }
+        size_t len = strlen(part);
+        if (n + 1 + len >= PATH_MAX)
+            return false;
+        out[n++] = '/';
+        memcpy(out + n, part, len + 1);
+        n += len;
+    }
+    if (n == 0)
+        strcpy(out, "/");
+    return true;
+}
+
+/* Whether `path` is `dir` or lies below it. */
+static bool path_inside(const char *path, const char *dir) {
+    char p[PATH_MAX], d[PATH_MAX];
+    if (!absolute_path(path, p) || !absolute_path(dir, d))
+        return true; /* cannot tell: assume the worst */
+    size_t n = strlen(d);
+    return strcmp(d, "/") == 0 || (strncmp(p, d, n) == 0 && (p[n] == '/' || p[n] == '\0'));
+}
+
+bool config_keys_in_data(const struct server_config *cfg) {
+    /* The defaults: DATA/keys, and the master key in the key directory. */
+    if (!cfg->key_dir || path_inside(cfg->key_dir, cfg->data_dir))
+        return true;
+    return cfg->master_key && path_inside(cfg->master_key, cfg->data_dir);
 }
 
 /* Splits "--name=value" / "--name value"; returns the option or NULL. */

@@ -49,6 +49,7 @@ struct server_config {
     const char *tls_cert;              /* PEM certificate chain; NULL: no TLS */
     const char *tls_key;               /* PEM private key; given together with tls_cert */
     bool insecure_no_tls;              /* allow plaintext on a non-loopback address */
+    bool keys_in_data;                 /* allow keys inside the data directory off loopback */
     /* Browser origins allowed to open a WebSocket. A request without an Origin
      * header (native apps) is always allowed; one with an Origin must match an
      * entry exactly. No entries: every request with an Origin is refused. */
@@ -162,5 +163,12 @@ int config_exit_status(int status);
  * (also written as ::ffff:127.x.y.z). Anything else, including 0.0.0.0 and ::,
  * is not. */
 bool config_host_is_loopback(const char *host);
+
+/* Whether the key directory or the master key lies inside the data directory
+ * (by default they do: DATA/keys). Crypto-shredding depends on keys apart
+ * from data: a copy or backup of the data directory must not carry them. A
+ * server listening off loopback refuses it without --keys-in-data; every
+ * start logs a warning for it. */
+bool config_keys_in_data(const struct server_config *cfg);
 
 #endif

@@ -158,7 +158,8 @@ static void test_config_non_loopback_needs_tls(void **state) {
     assert_non_null(strstr(err, "--insecure-no-tls"));
     char *any6[] = {"carechatd", "--listen", "[::]:8443"};
     assert_int_equal(load(ARGC(any6), any6, &cfg), -1);
-    char *insecure[] = {"carechatd", "--listen", "0.0.0.0:8443", "--insecure-no-tls"};
+    char *insecure[] = {"carechatd", "--listen",  "0.0.0.0:8443", "--insecure-no-tls",
+                        "--data",    "/srv/data", "--key-dir",    "/keys/carechat"};
     assert_int_equal(load(ARGC(insecure), insecure, &cfg), 0);
     assert_true(cfg.insecure_no_tls);
     config_cleanup(&cfg);
@@ -314,6 +315,38 @@ static void test_config_help(void **state) {
     config_cleanup(&bad);
 }
 
+/* Off loopback, keys inside the data directory need --keys-in-data: a copy
+ * of the data would carry the keys that crypto-shredding destroys. */
+static void test_config_keys_apart_from_data(void **state) {
+    (void)state;
+    struct server_config cfg;
+    char *dflt[] = {"carechatd",         "--listen", "0.0.0.0:8443",
+                    "--insecure-no-tls", "--data",   "/srv/data"};
+    assert_int_equal(load(ARGC(dflt), dflt, &cfg), -1);
+    assert_non_null(strstr(err, "--keys-in-data"));
+    char *below[] = {"carechatd", "--listen",  "0.0.0.0:8443", "--insecure-no-tls",
+                     "--data",    "/srv/data", "--key-dir",    "/srv/data/../data/./k"};
+    assert_int_equal(load(ARGC(below), below, &cfg), -1);
+    char *master[] = {"carechatd", "--listen",  "0.0.0.0:8443", "--insecure-no-tls", "--data",
+                      "/srv/data", "--key-dir", "/keys",        "--master-key",      "/srv/data/m"};
+    assert_int_equal(load(ARGC(master), master, &cfg), -1);
+    char *apart[] = {"carechatd", "--listen",  "0.0.0.0:8443", "--insecure-no-tls",
+                     "--data",    "/srv/data", "--key-dir",    "/srv/data2"};
+    assert_int_equal(load(ARGC(apart), apart, &cfg), 0);
+    assert_false(config_keys_in_data(&cfg));
+    config_cleanup(&cfg);
+    char *flag[] = {"carechatd", "--listen",  "0.0.0.0:8443",  "--insecure-no-tls",
+                    "--data",    "/srv/data", "--keys-in-data"};
+    assert_int_equal(load(ARGC(flag), flag, &cfg), 0);
+    assert_true(config_keys_in_data(&cfg));
+    config_cleanup(&cfg);
+    /* On loopback (development, tests) only the start's warning. */
+    char *lo[] = {"carechatd", "--data", "/srv/data"};
+    assert_int_equal(load(ARGC(lo), lo, &cfg), 0);
+    assert_true(config_keys_in_data(&cfg));
+    config_cleanup(&cfg);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config_defaults),
@@ -322,6 +355,7 @@ int main(void) {
         cmocka_unit_test(test_config_file_errors_name_the_line),
         cmocka_unit_test(test_config_rejects_bad_values),
         cmocka_unit_test(test_config_non_loopback_needs_tls),
+        cmocka_unit_test(test_config_keys_apart_from_data),
         cmocka_unit_test(test_config_loopback_detection),
         cmocka_unit_test(test_config_account_options),
         cmocka_unit_test(test_config_disk_reserves_have_floors),

@@ -161,6 +161,12 @@ int server_open(const struct server_config *cfg, struct server **out) {
                  cfg->clock_offset_ms);
         clock_set_offset(cfg->clock_offset_ms);
     }
+    if (config_keys_in_data(cfg))
+        log_warn("server",
+                 "the key directory or master key is inside the data directory %s: "
+                 "a copy or backup of the data carries the keys a purge destroys; "
+                 "production keeps them on another volume (README: keys and backups)",
+                 cfg->data_dir);
     rc = start_signal_thread(s);
     if (rc != 0)
         goto fail;
