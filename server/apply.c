@@ -61,6 +61,7 @@ static const apply_kind_fn kinds[] = {
     [KIND(LEGAL_HOLD_SET)] = apply_legal_hold,
     [KIND(RETENTION_ADVANCE)] = apply_retention_advance,
     [KIND(SWEEP)] = apply_sweep,
+    [KIND(BREACH_START)] = apply_breach_start,
     [KIND(DIRECT_CREATE)] = apply_direct_create,
     [KIND(MESSAGE_SEND)] = apply_send,
     [KIND(INBOX_ACK)] = apply_inbox_ack,

@@ -133,22 +133,6 @@ int apply_bootstrap(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
     return rc;
 }
 
-/* The actor account, which must exist and be active (else UNAUTHENTICATED). */
-static int actor_account(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struct id *id,
-                         struct rec_account *a) {
-    if (!apply_id_field(e->actor_account_id, id))
-        return STATUS_BAD_REQUEST;
-    int rc = apply_read_account(txn, id, a);
-    if (rc == STATUS_NOT_FOUND)
-        return STATUS_UNAUTHENTICATED;
-    if (rc != 0)
-        return rc;
-    if (!a->active) {
-        rec_account_cleanup(a);
-        return STATUS_UNAUTHENTICATED;
-    }
-    return STATUS_OK;
-}
 
 int apply_invite(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struct buf *result) {
     const Carechat__Entry__V1__InviteCreate *in = e->invite_create;
@@ -159,7 +143,7 @@ int apply_invite(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, str
         return STATUS_BAD_REQUEST;
     struct id inviter;
     struct rec_account a;
-    int rc = actor_account(txn, e, &inviter, &a);
+    int rc = apply_actor_account(txn, e, &inviter, &a);
     if (rc != 0)
         return rc;
     bool allowed = rules_may_invite(a.role, in->role);
@@ -270,7 +254,7 @@ int apply_login(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, stru
         return STATUS_BAD_REQUEST;
     struct id account, device;
     struct rec_account a;
-    int rc = actor_account(txn, e, &account, &a);
+    int rc = apply_actor_account(txn, e, &account, &a);
     if (rc != 0)
         return rc;
     if (l->device_case == CARECHAT__ENTRY__V1__LOGIN__DEVICE_DEVICE_ID) {
@@ -378,7 +362,7 @@ int apply_device_remove(struct store_txn *txn, const Carechat__Entry__V1__Entry 
     if (!r || !apply_id_field(r->device_id, &device))
         return STATUS_BAD_REQUEST;
     struct rec_account a;
-    int rc = actor_account(txn, e, &account, &a);
+    int rc = apply_actor_account(txn, e, &account, &a);
     if (rc != 0)
         return rc;
     struct rec_device dev;
@@ -445,7 +429,7 @@ int apply_device_list(struct store_txn *txn, const Carechat__Entry__V1__Entry *e
     if (memcmp(signer.b, actor_device.b, ID_LEN) != 0)
         return STATUS_FORBIDDEN;
     struct rec_account a;
-    int rc = actor_account(txn, e, &account, &a);
+    int rc = apply_actor_account(txn, e, &account, &a);
     if (rc != 0)
         return rc;
     struct rec_list_item items[REC_LIST_MAX];
@@ -507,7 +491,7 @@ int apply_deactivate(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
     if (!d || !apply_id_field(d->account_id, &target))
         return STATUS_BAD_REQUEST;
     struct rec_account a, t;
-    int rc = actor_account(txn, e, &actor, &a);
+    int rc = apply_actor_account(txn, e, &actor, &a);
     if (rc != 0)
         return rc;
     uint32_t actor_role = a.role;
@@ -550,7 +534,7 @@ static int lifecycle_target(struct store_txn *txn, const Carechat__Entry__V1__En
     struct rec_account a;
     if (!apply_id_field(account_id, target))
         return STATUS_BAD_REQUEST;
-    int rc = actor_account(txn, e, actor, &a);
+    int rc = apply_actor_account(txn, e, actor, &a);
     if (rc != 0)
         return rc;
     *role = a.role;

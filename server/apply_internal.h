@@ -81,6 +81,15 @@ int apply_recall(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, str
 int apply_urgent_ack(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
                      struct buf *result);
 
+/* ---- breach notification (apply_breach.c) ---------------------------------------------- */
+
+int apply_breach_start(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                       struct buf *result);
+/* The outbox settled breach notice job `job_id`: SENT (`sent`) or FAILED at
+ * `time`. STATUS_NOT_FOUND when it is no breach notice. */
+int apply_breach_notice_settled(struct store_txn *txn, const uint8_t job_id[16], bool sent,
+                                int64_t time);
+
 /* ---- audit records (apply_audit.c) ---------------------------------------------------- */
 
 /* Appends the audit record of entry `e`: its time, its actor device and source
@@ -106,6 +115,10 @@ bool apply_is_staff(uint32_t role);
 /* 0 when `key` is present in `cf`, STATUS_NOT_FOUND when absent, or the
  * store's status. */
 int apply_exists(struct store_txn *txn, enum store_cf cf, const void *key, size_t len);
+/* The entry's actor account (read into *a; clean it up), which must exist and
+ * be active: STATUS_UNAUTHENTICATED otherwise; BAD_REQUEST without one. */
+int apply_actor_account(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struct id *id,
+                        struct rec_account *a);
 /* Writes the encoded record `v` at `k`, sealed under `owner` (NULL: the
  * server's key). Same returns as txn_put(). */
 int apply_put(struct store_txn *txn, enum store_cf cf, const struct key *k, const struct id *owner,

@@ -120,6 +120,22 @@ int apply_write_lifecycle(struct store_txn *txn, const struct id *account,
     return rc;
 }
 
+int apply_actor_account(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struct id *id,
+                        struct rec_account *a) {
+    if (!apply_id_field(e->actor_account_id, id))
+        return STATUS_BAD_REQUEST;
+    int rc = apply_read_account(txn, id, a);
+    if (rc == STATUS_NOT_FOUND)
+        return STATUS_UNAUTHENTICATED;
+    if (rc != 0)
+        return rc;
+    if (!a->active) {
+        rec_account_cleanup(a);
+        return STATUS_UNAUTHENTICATED;
+    }
+    return STATUS_OK;
+}
+
 /* ---- conversations and members ------------------------------------------------- */
 
 int apply_read_conv(struct store_txn *txn, const struct id *conv, struct rec_conv *out) {

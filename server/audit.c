@@ -129,6 +129,26 @@ int audit_read(struct store *s, uint64_t index, struct rec_audit *out) {
     return rc;
 }
 
+int audit_index_before(struct store *s, int64_t time, uint64_t *after) {
+    uint64_t head;
+    uint8_t hash[REC_HASH_LEN];
+    int rc = audit_head(s, &head, hash);
+    /* The first index in [lo, hi] whose record is at or after `time`
+     * (head + 1: none). */
+    uint64_t lo = 1, hi = head + 1;
+    while (rc == 0 && lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        struct rec_audit a;
+        rc = audit_read(s, mid, &a);
+        if (rc == 0 && a.time >= time)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    *after = lo - 1;
+    return rc;
+}
+
 int audit_verify_begin(struct store *s, struct audit_verify *v) {
     memset(v, 0, sizeof *v);
     uint64_t head;

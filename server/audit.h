@@ -105,13 +105,15 @@
     X(ACCOUNT_UNLOCK, 49, "account.unlock")                                                        \
     X(ACCOUNT_RESTRICT, 50, "account.restrict")                                                    \
     X(ACCOUNT_PURGE, 51, "account.purge")                                                          \
-    X(LEGAL_HOLD_RELEASE, 52, "account.legal_hold_release")
+    X(LEGAL_HOLD_RELEASE, 52, "account.legal_hold_release")                                        \
+    X(BREACH_NOTICE, 53, "breach.notice")                                                          \
+    X(BREACH_STATUS, 54, "breach.status")
 
 enum rec_audit_action {
 #define AUDIT_ENUM(name, number, text) REC_AUDIT_##name = number,
     AUDIT_ACTIONS(AUDIT_ENUM)
 #undef AUDIT_ENUM
-        REC_AUDIT_ACTION_MAX = 52, /* the highest number above (checked by audit.c) */
+        REC_AUDIT_ACTION_MAX = 54, /* the highest number above (checked by audit.c) */
 };
 
 /* The dotted name of an action ("session.login"); "unknown" for a number
@@ -177,6 +179,12 @@ bool audit_matches(const struct audit_filter *f, const struct rec_audit *a);
 int audit_query(struct store *s, const struct audit_filter *f, uint64_t after, size_t limit,
                 size_t max_examined, struct rec_audit *out, size_t *n_out, uint64_t *last,
                 bool *more);
+
+/* The index after which the records of time >= `time` begin (0: from the
+ * first), found by bisection over the chain: records are appended in journal
+ * order with their entries' times, which one server's clock makes
+ * non-decreasing. Returns 0 and *after, or the status of audit_read(). */
+int audit_index_before(struct store *s, int64_t time, uint64_t *after);
 
 /* Logs "audit anchor index=N hash=HEX" at info level for the current head
  * when it is at least `every` records past *anchored (every 0: always, as at

@@ -23,6 +23,7 @@
 #include "base/alloc.h"
 #include "base/buf.h"
 #include "base/status.h"
+#include "server/calendar.h"
 #include "server/tls_files.h"
 
 /* Copies of values read from the config file, freed by config_cleanup(). */
@@ -151,6 +152,9 @@ static const struct opt options[] = {
     {"inbox-sender-max", OPT_COUNT, FIELD(inbox_sender_max), 1, 10000000, "N",
      "undelivered messages of one sender one device's inbox may hold, so no member can fill "
      "another's inbox"},
+    {"holidays", OPT_PATH, FIELD(holidays_file), 0, 0, "FILE",
+     "the holidays of the breach notification deadline (7 business days): one YYYY-MM-DD "
+     "per line, replacing the default US federal holidays"},
     {"review-days", OPT_COUNT, FIELD(review_days), 1, 3650, "DAYS",
      "after deactivation, the patient's care team and admins may read for this long"},
     {"restriction-days", OPT_COUNT, FIELD(restriction_days), 1, 36500, "DAYS",
@@ -482,6 +486,13 @@ static int validate(const struct server_config *cfg, char *err, size_t err_len) 
                         "--tls-key, or --insecure-no-tls to accept plaintext on a non-loopback "
                         "address",
                         listeners[i]->host, i == 0 ? "listen" : "metrics-listen");
+    }
+    if (cfg->holidays_file) {
+        calendar_day days[CONFIG_HOLIDAYS_MAX];
+        size_t n;
+        char why[256];
+        if (calendar_load(cfg->holidays_file, days, CONFIG_HOLIDAYS_MAX, &n, why, sizeof why) != 0)
+            return fail(err, err_len, "--holidays: %s", why);
     }
     bool public = !config_host_is_loopback(cfg->listen.host);
     if (public && !cfg->keys_in_data && config_keys_in_data(cfg))

@@ -46,6 +46,7 @@ struct server_config {
     const char *data_dir;              /* records in DATA_DIR/db */
     const char *key_dir;               /* NULL: DATA_DIR/keys */
     const char *master_key;            /* NULL: KEY_DIR/master.key */
+    const char *holidays_file;         /* NULL: US federal holidays (server/calendar.h) */
     const char *tls_cert;              /* PEM certificate chain; NULL: no TLS */
     const char *tls_key;               /* PEM private key; given together with tls_cert */
     bool insecure_no_tls;              /* allow plaintext on a non-loopback address */
@@ -170,5 +171,8 @@ bool config_host_is_loopback(const char *host);
  * server listening off loopback refuses it without --keys-in-data; every
  * start logs a warning for it. */
 bool config_keys_in_data(const struct server_config *cfg);
+
+/* The most dates a --holidays file may hold. */
+#define CONFIG_HOLIDAYS_MAX 2048
 
 #endif

@@ -437,6 +437,19 @@ int handlers_new(const struct handlers_config *cfg, struct handlers **out) {
     h->session_idle_ms = (int64_t)sc->session_idle_s * 1000;
     h->session_max_ms = (int64_t)sc->session_max_s * 1000;
     h->password_min = sc->password_min;
+    if (sc->holidays_file) {
+        char why[256];
+        size_t n = 0;
+        h->holidays = xcalloc(CONFIG_HOLIDAYS_MAX, sizeof *h->holidays);
+        if (calendar_load(sc->holidays_file, h->holidays, CONFIG_HOLIDAYS_MAX, &n, why,
+                          sizeof why) != 0) {
+            log_error("handlers", "--holidays: %s", why);
+            free(h->holidays);
+            free(h);
+            return STATUS_BAD_REQUEST;
+        }
+        h->calendar = (struct calendar){h->holidays, n};
+    }
     int64_t window = (int64_t)sc->login_window_s * 1000;
     struct pwhash_config pc = {
         .opslimit = sc->pwhash_ops,
@@ -500,6 +513,7 @@ void handlers_free(struct handlers *h) {
     ratelimit_free(h->rl_read);
     coalesce_free(h->reads);
     messaging_free(h->msg);
+    free(h->holidays);
     free(h);
 }
 

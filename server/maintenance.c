@@ -33,6 +33,9 @@
 
 #define LIFECYCLE_BATCH 256
 #define SWEEP_BATCHES 16
+/* Incidents whose overdue notices were logged this run (later ones are
+ * counted, not logged again). */
+#define OVERDUE_LOGGED_MAX 256
 
 struct maintenance {
     struct maintenance_config cfg;
@@ -49,7 +52,9 @@ struct maintenance {
     size_t done_result_len;
 
     _Atomic uint64_t passes, restricted, purged, keys_destroyed, compactions, swept_invites,
-        swept_sessions, failures;
+        swept_sessions, failures, breach_overdue;
+    struct id overdue_logged[OVERDUE_LOGGED_MAX];
+    size_t n_overdue_logged;
     _Atomic int64_t last_pass_ms;
 };
 
@@ -328,6 +333,62 @@ static void sweep(struct maintenance *m, enum store_cf cf) {
     free(x);
 }
 
+/* ---- breach notices past their deadline ----------------------------------------------- */
+
+struct overdue_scan {
+    struct maintenance *m;
+    int64_t now;
+    bool in_incident; /* the notices that follow belong to an incident past its deadline */
+    struct id incident;
+    uint64_t overdue, incident_overdue;
+};
+
+static void overdue_incident_end(struct overdue_scan *o) {
+    struct maintenance *m = o->m;
+    if (o->incident_overdue == 0)
+        return;
+    for (size_t i = 0; i < m->n_overdue_logged; i++)
+        if (id_equal(&m->overdue_logged[i], &o->incident))
+            return;
+    if (m->n_overdue_logged < OVERDUE_LOGGED_MAX)
+        m->overdue_logged[m->n_overdue_logged++] = o->incident;
+    char hex[ID_HEX_LEN + 1];
+    id_to_hex(&o->incident, hex);
+    log_warn("maintenance", "breach incident %s: %" PRIu64 " notices not sent by the deadline", hex,
+             o->incident_overdue);
+}
+
+static bool collect_overdue(void *ctx, const uint8_t *key, size_t key_len, const uint8_t *value,
+                            size_t value_len) {
+    struct overdue_scan *o = ctx;
+    if (key_len == 1 + ID_LEN) { /* an incident: its notices follow */
+        overdue_incident_end(o);
+        struct rec_breach b;
+        o->in_incident = rec_breach_decode(value, value_len, &b) == 0 && o->now >= b.deadline;
+        rec_breach_cleanup(&b);
+        memcpy(o->incident.b, key + 1, ID_LEN);
+        o->incident_overdue = 0;
+    } else if (key_len == 1 + 2 * ID_LEN && o->in_incident) {
+        struct rec_breach_notice n;
+        if (rec_breach_notice_decode(value, value_len, &n) == 0 && n.state != REC_BREACH_SENT) {
+            o->overdue++;
+            o->incident_overdue++;
+        }
+    }
+    return true;
+}
+
+/* Counts (and logs, once per incident) the notices unsent past their
+ * deadline. */
+static void breach_overdue(struct maintenance *m) {
+    struct overdue_scan o = {.m = m, .now = clock_now()};
+    const uint8_t prefix = REC_BREACH_TAG;
+    if (store_scan(m->cfg.store, CF_META, &prefix, 1, NULL, 0, SIZE_MAX, collect_overdue, &o) < 0)
+        atomic_fetch_add(&m->failures, 1);
+    overdue_incident_end(&o);
+    atomic_store(&m->breach_overdue, o.overdue);
+}
+
 /* ---- the thread ---------------------------------------------------------------------- */
 
 static void compact(struct maintenance *m) {
@@ -343,6 +404,7 @@ static void pass(struct maintenance *m) {
         compact(m);
     sweep(m, CF_INVITES);
     sweep(m, CF_SESSIONS);
+    breach_overdue(m);
     atomic_fetch_add(&m->passes, 1);
     atomic_store(&m->last_pass_ms, clock_now());
 }
@@ -416,5 +478,6 @@ void maintenance_get_stats(struct maintenance *m, struct metrics_retention *out)
     out->swept_invites = atomic_load(&m->swept_invites);
     out->swept_sessions = atomic_load(&m->swept_sessions);
     out->failures = atomic_load(&m->failures);
+    out->breach_overdue = atomic_load(&m->breach_overdue);
     out->last_pass_ms = atomic_load(&m->last_pass_ms);
 }

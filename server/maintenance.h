@@ -12,7 +12,9 @@
  *      files (store_compact()). A purge whose entry was written before a
  *      crash took the server down is finished by maintenance_start(), before
  *      the server serves anything;
- *   3. sweeps expired invitations and sessions (Sweep entries).
+ *   3. sweeps expired invitations and sessions (Sweep entries);
+ *   4. counts breach notices not sent by their deadline (GetBreachStatus), and
+ *      logs each such incident once per run (its id only).
  *
  * Apply decides every change by the entry's time, so the thread only
  * proposes; the entries are journalled and audited like any other. Reads of

@@ -239,6 +239,9 @@ void metrics_render_retention(const struct metrics_retention *r, struct buf *out
                r->swept_invites);
     buf_printf(out, "carechat_maintenance_swept_total{kind=\"session\"} %" PRIu64 "\n",
                r->swept_sessions);
+    family(out, "carechat_breach_notices_overdue", "gauge",
+           "Breach notices not sent by their deadline (7 business days), at the last pass.");
+    sample(out, "carechat_breach_notices_overdue", r->breach_overdue);
     family(out, "carechat_maintenance_failures_total", "counter",
            "Maintenance steps that failed and will be retried on the next pass.");
     sample(out, "carechat_maintenance_failures_total", r->failures);

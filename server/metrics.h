@@ -100,6 +100,7 @@ struct metrics_retention {
     uint64_t swept_invites;  /* expired invitations deleted */
     uint64_t swept_sessions; /* expired sessions deleted */
     uint64_t failures;       /* proposals or key destructions that failed */
+    uint64_t breach_overdue; /* breach notices not sent by their deadline */
     int64_t last_pass_ms;    /* wall time of the last completed pass; 0: none */
 };
 

@@ -344,3 +344,68 @@ void rec_lifecycle_key(const struct id *account, uint8_t out[1 + ID_LEN]) {
     out[0] = REC_LIFECYCLE_TAG;
     memcpy(out + 1, account->b, ID_LEN);
 }
+
+void rec_breach_encode(const struct rec_breach *b, struct buf *out) {
+    rec_put_u8(out, REC_FORMAT);
+    rec_put_u64(out, (uint64_t)b->declared_at);
+    rec_put_id(out, &b->declared_by);
+    rec_put_u64(out, (uint64_t)b->discovered_at);
+    rec_put_u64(out, (uint64_t)b->deadline);
+    rec_put_u32(out, b->n_notices);
+    put_str(out, b->description ? b->description : "");
+}
+
+int rec_breach_decode(const uint8_t *data, size_t len, struct rec_breach *out) {
+    memset(out, 0, sizeof *out);
+    struct rec_reader r;
+    if (!reader_start(&r, data, len))
+        return STATUS_CORRUPT;
+    out->declared_at = (int64_t)get_u64(&r);
+    get_id(&r, &out->declared_by);
+    out->discovered_at = (int64_t)get_u64(&r);
+    out->deadline = (int64_t)get_u64(&r);
+    out->n_notices = get_u32(&r);
+    out->description = get_str(&r);
+    if (r.bad || r.p != r.end) {
+        rec_breach_cleanup(out);
+        return STATUS_CORRUPT;
+    }
+    return STATUS_OK;
+}
+
+void rec_breach_notice_encode(const struct rec_breach_notice *n, struct buf *out) {
+    rec_put_u8(out, REC_FORMAT);
+    rec_put_u32(out, n->state);
+    rec_put_u64(out, (uint64_t)n->queued_at);
+    rec_put_u64(out, (uint64_t)n->settled_at);
+    buf_append(out, n->job_id, sizeof n->job_id);
+}
+
+int rec_breach_notice_decode(const uint8_t *data, size_t len, struct rec_breach_notice *out) {
+    memset(out, 0, sizeof *out);
+    struct rec_reader r;
+    if (!reader_start(&r, data, len))
+        return STATUS_CORRUPT;
+    out->state = get_u32(&r);
+    out->queued_at = (int64_t)get_u64(&r);
+    out->settled_at = (int64_t)get_u64(&r);
+    get_raw(&r, out->job_id, sizeof out->job_id);
+    if (r.bad || r.p != r.end || out->state < REC_BREACH_PENDING || out->state > REC_BREACH_FAILED)
+        return STATUS_CORRUPT;
+    return STATUS_OK;
+}
+
+void rec_breach_key(const struct id *incident, const struct id *account,
+                    uint8_t out[1 + 2 * ID_LEN]) {
+    out[0] = REC_BREACH_TAG;
+    memcpy(out + 1, incident->b, ID_LEN);
+    if (account)
+        memcpy(out + 1 + ID_LEN, account->b, ID_LEN);
+}
+
+void rec_breach_cleanup(struct rec_breach *b) {
+    if (!b)
+        return;
+    free(b->description);
+    b->description = NULL;
+}

@@ -17,6 +17,13 @@
  *   CF_META         REC_META_SYSADMIN                -> account id of the first sysadmin
  *                   REC_META_AUDIT_NEXT              -> next audit index (8, big-endian)
  *                   AUDIT_META_HEAD (server/audit.h) -> hash of the last audit record (32)
+ *                   REC_BREACH_TAG | incident id (17) -> struct rec_breach
+ *                   REC_BREACH_TAG | incident id | account id (33) -> struct rec_breach_notice:
+ *                        one per account notified. Both sealed with the server's key (ids,
+ *                        times and the operator's description): the proof of notification
+ *                        outlives a purge of the account, like the audit records.
+ *                   REC_BREACH_JOB_TAG | outbox job id (17) -> incident id | account id (32):
+ *                        which notice an outbox result settles
  *
  * Encoding: a format byte (REC_FORMAT) then the fields in a fixed order,
  * integers big-endian at fixed width, byte strings as a 4-byte length and the
@@ -38,6 +45,9 @@
 
 #define REC_FORMAT 1
 #define REC_LIFECYCLE_TAG 'L'
+#define REC_BREACH_TAG 'B'
+#define REC_BREACH_JOB_TAG 'b'
+#define REC_BREACH_DESCRIPTION_MAX 4096
 
 #define REC_META_SYSADMIN "sysadmin"
 #define REC_META_AUDIT_NEXT "audit_next"
@@ -105,6 +115,30 @@ struct rec_lifecycle {
     int64_t hold_since;     /* when the current hold started */
 };
 
+/* A declared breach incident. */
+struct rec_breach {
+    int64_t declared_at;
+    struct id declared_by;
+    int64_t discovered_at;
+    int64_t deadline;   /* every notice due before it */
+    uint32_t n_notices; /* notice records of the incident */
+    char *description;  /* the operator's note; owned; never logged */
+};
+
+/* Breach notice states, numbered as carechat.v1 BreachNoticeState. */
+enum rec_breach_notice_state {
+    REC_BREACH_PENDING = 1,
+    REC_BREACH_SENT = 2,
+    REC_BREACH_FAILED = 3,
+};
+
+struct rec_breach_notice {
+    uint32_t state;
+    int64_t queued_at;
+    int64_t settled_at; /* 0 while PENDING */
+    uint8_t job_id[16]; /* its outbox job (the email's Message-ID) */
+};
+
 struct rec_invite {
     uint32_t role;
     struct id inviter;
@@ -166,6 +200,8 @@ void rec_device_encode(const struct rec_device *d, struct buf *out);
 void rec_session_encode(const struct rec_session *s, struct buf *out);
 void rec_audit_encode(const struct rec_audit *a, struct buf *out);
 void rec_lifecycle_encode(const struct rec_lifecycle *l, struct buf *out);
+void rec_breach_encode(const struct rec_breach *b, struct buf *out);
+void rec_breach_notice_encode(const struct rec_breach_notice *n, struct buf *out);
 /* Appends the canonical encoding of `a`: rec_audit_encode() without `hash`. */
 void rec_audit_canonical(const struct rec_audit *a, struct buf *out);
 
@@ -178,12 +214,20 @@ int rec_device_decode(const uint8_t *data, size_t len, struct rec_device *out);
 int rec_session_decode(const uint8_t *data, size_t len, struct rec_session *out);
 int rec_audit_decode(const uint8_t *data, size_t len, struct rec_audit *out);
 int rec_lifecycle_decode(const uint8_t *data, size_t len, struct rec_lifecycle *out);
+int rec_breach_decode(const uint8_t *data, size_t len, struct rec_breach *out);
+int rec_breach_notice_decode(const uint8_t *data, size_t len, struct rec_breach_notice *out);
 
 /* The CF_ACCOUNTS key of an account's lifecycle record (17 bytes). */
 void rec_lifecycle_key(const struct id *account, uint8_t out[1 + ID_LEN]);
+/* The CF_META keys of an incident (17 bytes) and of its notice to `account`
+ * (33 bytes; account NULL: the 17-byte prefix of the incident's notices is the
+ * incident's own key). */
+void rec_breach_key(const struct id *incident, const struct id *account,
+                    uint8_t out[1 + 2 * ID_LEN]);
 
 /* Free the strings of a decoded (or filled-in) record. Accept NULL. */
 void rec_account_cleanup(struct rec_account *a);
+void rec_breach_cleanup(struct rec_breach *b);
 void rec_invite_cleanup(struct rec_invite *i);
 void rec_device_cleanup(struct rec_device *d);
 

@@ -49,6 +49,7 @@
 #include "server/handlers.h"
 #include "server/pwhash.h"
 #include "server/ratelimit.h"
+#include "server/calendar.h"
 #include "server/records.h"
 #include "server/records_messages.h"
 #include "storage/journal.h"
@@ -97,6 +98,8 @@ struct handlers {
     struct coalesce *reads;      /* repeated reads under one access record */
     struct ratelimit *rl_invite; /* Invite per caller account */
     struct messaging *msg;       /* send and typing limits, typing bus (messaging.c) */
+    struct calendar calendar;    /* business days of the breach deadline (breach.c) */
+    calendar_day *holidays;      /* its dates (--holidays), owned; NULL: US federal */
     int64_t invite_ttl_ms, session_idle_ms, session_max_ms;
     unsigned password_min;
     bool closing;

@@ -21,6 +21,7 @@
 
 #include "server/admin.h"
 #include "server/audit_queries.h"
+#include "server/breach.h"
 #include "server/channels.h"
 #include "server/conversations.h"
 #include "server/delivery.h"
@@ -98,9 +99,10 @@ static const struct request_row rows[] = {
     ROW(SET_LEGAL_HOLD,            SYSADMIN,         SESSION, CHANGE, LEGAL_HOLD,         retention_legal_hold, retention_done),
     ROW(GET_RETENTION_STATE,       ADMIN | SYSADMIN, SESSION, READ,   RETENTION_READ,     retention_get,        NULL),
     ROW(RESTORE_FILE,              SYSADMIN,         SESSION, CHANGE, FILE_RESTORE,       NULL,                 NULL),
-    ROW(START_BREACH_NOTIFICATION, SYSADMIN,         SESSION, CHANGE, BREACH_START,       NULL,                 NULL),
+    ROW(START_BREACH_NOTIFICATION, SYSADMIN,         SESSION, CHANGE, BREACH_START,       breach_start,         breach_start_done),
     ROW(QUERY_AUDIT,               ADMIN | SYSADMIN, SESSION, READ,   QUERY,              audit_queries_query,  NULL),
     ROW(VERIFY_AUDIT,              ADMIN | SYSADMIN, SESSION, READ,   VERIFY,             audit_queries_verify, NULL),
+    ROW(GET_BREACH_STATUS,         SYSADMIN,         SESSION, READ,   BREACH_STATUS,      breach_status,        NULL),
     ROW(UNLOCK_LOGIN,              ADMIN | SYSADMIN, SESSION, CHANGE, ACCOUNT_UNLOCK,     admin_unlock_login,   admin_unlock_login_done),
 };
 /* clang-format on */
