@@ -69,7 +69,6 @@ static int read_message(struct handlers *h, const struct id *conv, uint64_t seq,
     return rc;
 }
 
-/* Reads message `seq` of `conv` into `v` (its bytes) and *m (borrowing v). */
 /* Sends the inbox entry `item` at `pos` to `hc` as a Delivery. An entry whose
  * message is gone (purged) is skipped. */
 static void deliver_item(struct hconn *hc, uint64_t pos, const struct rec_item *item) {
