@@ -78,6 +78,14 @@ static int status_of(Carechat__V1__Frame *r) {
     return -(int)r->response->status;
 }
 
+/* Sends `f` and returns only the status of its answer. */
+static int call(struct rawc *c, Carechat__V1__Frame *f) {
+    Carechat__V1__Frame *r = rpc(c, f);
+    int rc = status_of(r);
+    proto_free(r);
+    return rc;
+}
+
 /* History of `conv` as `c`: the status, and whether a message carries the
  * canary (in *canary). */
 static int history(struct rawc *c, const uint8_t conv[16], bool *canary) {
@@ -156,10 +164,7 @@ static int deactivate(struct rawc *c, const uint8_t account[16]) {
     m.account_id = (ProtobufCBinaryData){16, (uint8_t *)account};
     f.body_case = CARECHAT__V1__FRAME__BODY_DEACTIVATE_ACCOUNT;
     f.deactivate_account = &m;
-    Carechat__V1__Frame *r = rpc(c, &f);
-    int rc = status_of(r);
-    proto_free(r);
-    return rc;
+    return call(c, &f);
 }
 
 static int reactivate(struct rawc *c, const uint8_t account[16]) {
@@ -170,10 +175,7 @@ static int reactivate(struct rawc *c, const uint8_t account[16]) {
     m.account_id = (ProtobufCBinaryData){16, (uint8_t *)account};
     f.body_case = CARECHAT__V1__FRAME__BODY_REACTIVATE_ACCOUNT;
     f.reactivate_account = &m;
-    Carechat__V1__Frame *r = rpc(c, &f);
-    int rc = status_of(r);
-    proto_free(r);
-    return rc;
+    return call(c, &f);
 }
 
 static int legal_hold(struct rawc *c, const uint8_t account[16], bool hold, const char *reason) {
@@ -186,10 +188,7 @@ static int legal_hold(struct rawc *c, const uint8_t account[16], bool hold, cons
     m.reason = (char *)reason;
     f.body_case = CARECHAT__V1__FRAME__BODY_SET_LEGAL_HOLD;
     f.set_legal_hold = &m;
-    Carechat__V1__Frame *r = rpc(c, &f);
-    int rc = status_of(r);
-    proto_free(r);
-    return rc;
+    return call(c, &f);
 }
 
 static void create_direct(struct rawc *c, const uint8_t peer[16], uint8_t conv[16]) {
