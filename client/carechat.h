@@ -644,7 +644,8 @@ int carechat_urgent_status(struct carechat *c, const struct id *conversation,
 /* Accepts NULL. */
 void carechat_urgent_report_free(struct carechat_urgent_report *r);
 
-/* ---- Deactivation (providers, administrators, system administrators) ----
+/* ---- Accounts and their retention (providers, administrators, system
+ * administrators) ----
  *
  * Deactivating an account starts its retention lifecycle (DESIGN.md
  * "Retention lifecycle"): REVIEW for 30 days (care-team providers and admins
@@ -671,8 +672,13 @@ struct carechat_retention {
     struct id account_id;
     enum carechat_retention_state state;
     int64_t deactivated_at; /* entered REVIEW, Unix ms; 0 while ACTIVE */
-    int64_t restricted_at;  /* REVIEW ends and RESTRICTED begins, Unix ms */
-    int64_t purge_at;       /* the records are purged, Unix ms */
+    int64_t restricted_at;  /* REVIEW ends and RESTRICTED begins, Unix ms; 0 while ACTIVE */
+    int64_t purge_at;       /* the records are purged, Unix ms; 0 while ACTIVE */
+    /* A legal hold stops the clock: nothing is restricted or purged while it
+     * holds, and releasing it moves the dates still ahead on by the held
+     * time. */
+    bool legal_hold;
+    int64_t legal_hold_since; /* Unix ms; 0 without a hold */
 };
 
 /* Deactivates the account with `email` (borrowed; found with
@@ -686,6 +692,96 @@ struct carechat_retention {
  * the answer names another account; or a local failure (STATUS_BAD_REQUEST:
  * NULL arguments; STATUS_UNAUTHENTICATED: not logged in). */
 int carechat_deactivate(struct carechat *c, const char *email, struct carechat_retention *out);
+
+/* The calls below find the account by `email` (borrowed) with
+ * carechat_lookup() first, as carechat_deactivate() does: a purged account
+ * has no email any more and is NOT_FOUND. The email goes to the server in the
+ * lookup and nowhere else (never into carechat_error()). Each fills *out
+ * (written only on success) with the account's RetentionInfo as the server
+ * answered it and returns 0; STATUS_CORRUPT when the answer names another
+ * account or is malformed; from the server (after the lookup's own NOT_FOUND,
+ * "no account you may contact has this email") the statuses named; or a
+ * local failure (STATUS_BAD_REQUEST: NULL arguments; STATUS_UNAUTHENTICATED:
+ * not logged in). */
+
+/* Where the account with `email` stands (admins, system administrators).
+ * From the server FORBIDDEN (the caller's role), NOT_FOUND. */
+int carechat_get_retention(struct carechat *c, const char *email, struct carechat_retention *out);
+
+/* Brings the account with `email` back to ACTIVE (admins during REVIEW;
+ * system administrators during REVIEW or RESTRICTED): it may log in again.
+ * From the server FORBIDDEN (a provider or patient; an admin and a
+ * RESTRICTED account), NOT_FOUND, CONFLICT (the account is ACTIVE, or
+ * PURGED). */
+int carechat_reactivate(struct carechat *c, const char *email, struct carechat_retention *out);
+
+/* Reasons for a legal hold: 1..CARECHAT_MAX_REASON bytes of UTF-8. */
+#define CARECHAT_MAX_REASON 256
+
+/* Sets (`hold` true) or releases (false) a legal hold on the account with
+ * `email` (system administrators only). `reason` (borrowed) says why: 1..
+ * CARECHAT_MAX_REASON bytes of UTF-8, required to set a hold, ignored (may be
+ * NULL) to release one. The server keeps it with the account; it never
+ * appears in an answer, the audit log or a log, and this library never puts
+ * it into carechat_error(). Checked before anything is sent:
+ * STATUS_BAD_REQUEST (CARECHAT_ERROR_ARGUMENT) for a missing, empty, too long
+ * or ill-formed reason. From the server FORBIDDEN (not a system
+ * administrator), NOT_FOUND, CONFLICT (already held, or not held, or PURGED),
+ * BAD_REQUEST. */
+int carechat_legal_hold(struct carechat *c, const char *email, bool hold, const char *reason,
+                        struct carechat_retention *out);
+
+/* Forgets the failed sign-ins of the account with `email` from every network
+ * (admins, system administrators), so that its owner can sign in at once
+ * instead of waiting out the backoff; audited by the server before it takes
+ * effect. (A network's own backoff, across accounts, stays.) Writes the
+ * account's id to *account (may be NULL) and returns 0; from the server
+ * FORBIDDEN, NOT_FOUND, UNAVAILABLE (the audit record cannot be written); or
+ * a local failure. */
+int carechat_unlock_login(struct carechat *c, const char *email, struct id *account);
+
+/* An opaque position in a listing, from the server; len 0: the start (as an
+ * argument), or no more pages (in an answer). */
+#define CARECHAT_MAX_PAGE_TOKEN 64
+struct carechat_page_token {
+    size_t len;
+    uint8_t b[CARECHAT_MAX_PAGE_TOKEN];
+};
+
+/* One account of carechat_list_accounts(). */
+struct carechat_account_summary {
+    struct carechat_account account; /* email included: only admins list */
+    int64_t created_at;              /* Unix ms */
+    struct carechat_retention retention;
+};
+
+#define CARECHAT_MAX_ACCOUNT_PAGE 100
+
+struct carechat_account_page {
+    size_t n;
+    struct carechat_account_summary *items; /* n entries, in the server's order (by id) */
+    struct carechat_page_token next;        /* len 0: this was the last page */
+};
+
+/* One page of the accounts (admins, system administrators), in a stable
+ * order, each with role, name, email and retention; purged accounts are not
+ * listed. `role` CARECHAT_ROLE_UNSPECIFIED lists every role, another only
+ * that one; `limit` is the page's size, 1..CARECHAT_MAX_ACCOUNT_PAGE (0: the
+ * server's 50); `after` (may be NULL, or len 0: the first page) is the `next`
+ * of the page before. Stores the page in *out (free with
+ * carechat_account_page_free()) and returns 0; STATUS_BAD_REQUEST (local) for
+ * a bad role or limit; STATUS_CORRUPT when the answer is malformed (more
+ * accounts than asked for, a summary without its retention or about another
+ * account, a token over CARECHAT_MAX_PAGE_TOKEN bytes or equal to `after`,
+ * so that following the tokens always ends); from the server
+ * FORBIDDEN (a provider or patient), BAD_REQUEST (a token it did not give);
+ * or a local failure. */
+int carechat_list_accounts(struct carechat *c, enum carechat_role role, unsigned limit,
+                           const struct carechat_page_token *after,
+                           struct carechat_account_page **out);
+
+/* Frees a result of carechat_list_accounts(). Accepts NULL. */
+void carechat_account_page_free(struct carechat_account_page *p);
 
 /* ---- Audit log (administrators and system administrators) ---------------- */
 

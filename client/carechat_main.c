@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "base/buf.h"
 #include "base/check.h"
@@ -88,6 +87,18 @@ static const char *command_name(enum cli_command cmd) {
         return "urgent status";
     case CLI_ACCOUNT_DEACTIVATE:
         return "account deactivate";
+    case CLI_ACCOUNT_LIST:
+        return "account list";
+    case CLI_ACCOUNT_STATE:
+        return "account state";
+    case CLI_ACCOUNT_REACTIVATE:
+        return "account reactivate";
+    case CLI_ACCOUNT_HOLD:
+        return "account hold";
+    case CLI_ACCOUNT_RELEASE:
+        return "account release";
+    case CLI_ACCOUNT_UNLOCK:
+        return "account unlock";
     case CLI_NONE:
         break;
     }
@@ -479,39 +490,131 @@ static int run_message_op(struct carechat *c, const struct cli_args *a) {
     return 0;
 }
 
-/* ---- account deactivate ---- */
-
-/* `ms` since the epoch as ISO-8601 UTC ("2025-03-04T05:06:07Z"). */
-static void iso_time(int64_t ms, char out[32]) {
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    if (gmtime_r(&t, &tm) == NULL || strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-        snprintf(out, 32, "%" PRId64 " ms", ms);
-}
+/* ---- account ---- */
 
 static int run_deactivate(struct carechat *c, const struct cli_args *a) {
     struct carechat_retention r;
     int rc = carechat_deactivate(c, a->email, &r);
     if (rc != 0)
         return rc;
-    char account[ID_HEX_LEN + 1];
-    id_to_hex(&r.account_id, account);
     if (a->json) {
-        cli_json_print(stdout,
-                       json_pack("{s:s, s:s, s:I, s:I, s:I}", "account", account, "state",
-                                 carechat_retention_state_name(r.state), "deactivated_at",
-                                 (json_int_t)r.deactivated_at, "restricted_at",
-                                 (json_int_t)r.restricted_at, "purge_at", (json_int_t)r.purge_at));
+        cli_json_print(stdout, cli_retention_json(&r));
         return 0;
     }
-    char review_until[32], restricted_until[32];
-    iso_time(r.restricted_at, review_until);
-    iso_time(r.purge_at, restricted_until);
+    char review_until[CLI_ISO_TIME_MAX], restricted_until[CLI_ISO_TIME_MAX];
+    cli_iso_time(r.restricted_at, review_until);
+    cli_iso_time(r.purge_at, restricted_until);
     struct buf line;
     buf_init(&line);
     buf_append(&line, "deactivated ", 12);
     append_printable(&line, a->email);
     buf_printf(&line, ": review until %s, restricted until %s", review_until, restricted_until);
+    print_line(&line);
+    buf_cleanup(&line);
+    return 0;
+}
+
+/* One account of `account list`: JSON, or "ID  ROLE  NAME  EMAIL  STATE..."
+ * with the name and email made printable. */
+static void print_account(const struct carechat_account_summary *s, bool json) {
+    if (json) {
+        cli_json_print(stdout, cli_account_json(s));
+        return;
+    }
+    char id[ID_HEX_LEN + 1];
+    id_to_hex(&s->account.account_id, id);
+    struct buf line;
+    buf_init(&line);
+    buf_printf(&line, "%s  %s  ", id, carechat_role_name(s->account.role));
+    append_printable(&line, s->account.display_name);
+    buf_append(&line, "  ", 2);
+    append_printable(&line, s->account.email);
+    buf_append(&line, "  ", 2);
+    cli_retention_text(&s->retention, &line);
+    print_line(&line);
+    buf_cleanup(&line);
+}
+
+/* Every page, --limit accounts per request; the library refuses a page
+ * token that does not move on, so this ends. */
+static int run_account_list(struct carechat *c, const struct cli_args *a) {
+    enum carechat_role role = CARECHAT_ROLE_UNSPECIFIED;
+    if (a->role != NULL)
+        CHECK(carechat_role_parse(a->role, &role) == 0);
+    struct carechat_page_token token = {.len = 0};
+    size_t n = 0;
+    do {
+        struct carechat_account_page *page = NULL;
+        int rc = carechat_list_accounts(c, role, a->limit, &token, &page);
+        if (rc != 0)
+            return rc;
+        for (size_t i = 0; i < page->n; i++)
+            print_account(&page->items[i], a->json);
+        n += page->n;
+        token = page->next;
+        carechat_account_page_free(page);
+    } while (token.len > 0);
+    if (!a->json)
+        printf("%zu account%s\n", n, n == 1 ? "" : "s");
+    return 0;
+}
+
+/* account state, reactivate, hold and release: the call, then the account's
+ * retention as JSON or as "PREFIX EMAIL: STATE...". */
+static int run_retention(struct carechat *c, const struct cli_args *a) {
+    struct carechat_retention r;
+    const char *prefix = "";
+    int rc;
+    switch (a->command) {
+    case CLI_ACCOUNT_REACTIVATE:
+        rc = carechat_reactivate(c, a->email, &r);
+        prefix = "reactivated ";
+        break;
+    case CLI_ACCOUNT_HOLD:
+        rc = carechat_legal_hold(c, a->email, true, a->reason, &r);
+        prefix = "legal hold set on ";
+        break;
+    case CLI_ACCOUNT_RELEASE:
+        rc = carechat_legal_hold(c, a->email, false, NULL, &r);
+        prefix = "legal hold released on ";
+        break;
+    default:
+        rc = carechat_get_retention(c, a->email, &r);
+        break;
+    }
+    if (rc != 0)
+        return rc;
+    if (a->json) {
+        cli_json_print(stdout, cli_retention_json(&r));
+        return 0;
+    }
+    struct buf line;
+    buf_init(&line);
+    buf_printf(&line, "%s", prefix);
+    append_printable(&line, a->email);
+    buf_append(&line, ": ", 2);
+    cli_retention_text(&r, &line);
+    print_line(&line);
+    buf_cleanup(&line);
+    return 0;
+}
+
+static int run_unlock(struct carechat *c, const struct cli_args *a) {
+    struct id account;
+    int rc = carechat_unlock_login(c, a->email, &account);
+    if (rc != 0)
+        return rc;
+    char id[ID_HEX_LEN + 1];
+    id_to_hex(&account, id);
+    if (a->json) {
+        cli_json_print(stdout, json_pack("{s:s, s:b}", "account", id, "unlocked", 1));
+        return 0;
+    }
+    struct buf line;
+    buf_init(&line);
+    buf_printf(&line, "unlocked sign-in for ");
+    append_printable(&line, a->email);
+    buf_printf(&line, ": its failed sign-ins are forgotten");
     print_line(&line);
     buf_cleanup(&line);
     return 0;
@@ -687,6 +790,18 @@ static int run(struct carechat *c, const struct cli_args *a) {
         break;
     case CLI_ACCOUNT_DEACTIVATE:
         rc = run_deactivate(c, a);
+        break;
+    case CLI_ACCOUNT_LIST:
+        rc = run_account_list(c, a);
+        break;
+    case CLI_ACCOUNT_STATE:
+    case CLI_ACCOUNT_REACTIVATE:
+    case CLI_ACCOUNT_HOLD:
+    case CLI_ACCOUNT_RELEASE:
+        rc = run_retention(c, a);
+        break;
+    case CLI_ACCOUNT_UNLOCK:
+        rc = run_unlock(c, a);
         break;
     case CLI_NONE:
         break;

@@ -5,6 +5,7 @@
 #include "client/cli.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -48,6 +49,7 @@ enum opt {
     O_MEMBER,
     O_MESSAGE,
     O_URGENT,
+    O_REASON,
     O_COUNT,
 };
 
@@ -83,6 +85,7 @@ static const struct option_def options[O_COUNT] = {
     [O_MEMBER] = {"member", true, false},
     [O_MESSAGE] = {"message", true, false},
     [O_URGENT] = {"urgent", false, false},
+    [O_REASON] = {"reason", true, false},
 };
 
 struct command_def {
@@ -119,6 +122,12 @@ static const struct command_def commands[] = {
     {"urgent ack", CLI_URGENT_ACK, {O_MESSAGE}, 1, {O_CONVERSATION, O_CHANNEL}, 2},
     {"urgent status", CLI_URGENT_STATUS, {O_MESSAGE}, 1, {O_CONVERSATION, O_CHANNEL}, 2},
     {"account deactivate", CLI_ACCOUNT_DEACTIVATE, {O_EMAIL}, 1, {0}, 0},
+    {"account list", CLI_ACCOUNT_LIST, {0}, 0, {O_ROLE, O_LIMIT}, 2},
+    {"account state", CLI_ACCOUNT_STATE, {O_EMAIL}, 1, {0}, 0},
+    {"account reactivate", CLI_ACCOUNT_REACTIVATE, {O_EMAIL}, 1, {0}, 0},
+    {"account hold", CLI_ACCOUNT_HOLD, {O_EMAIL, O_REASON}, 2, {0}, 0},
+    {"account release", CLI_ACCOUNT_RELEASE, {O_EMAIL}, 1, {0}, 0},
+    {"account unlock", CLI_ACCOUNT_UNLOCK, {O_EMAIL}, 1, {0}, 0},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -274,6 +283,13 @@ int cli_parse(int argc, char **argv, struct cli_args *out, char *err, size_t err
         return usage_error(err, err_len, "%s",
                            "--text is not valid UTF-8 text: nothing was sent (check the "
                            "terminal's or the script's character encoding)");
+    /* The reason is personal data: the message does not repeat it. */
+    if (values[O_REASON] != NULL &&
+        (values[O_REASON][0] == '\0' || strlen(values[O_REASON]) > CARECHAT_MAX_REASON ||
+         !utf8_valid((const uint8_t *)values[O_REASON], strlen(values[O_REASON])))) {
+        snprintf(err, err_len, "--reason must be 1..%d bytes of UTF-8 text", CARECHAT_MAX_REASON);
+        return STATUS_BAD_REQUEST;
+    }
     if (values[O_CLIENT_ID] != NULL && id_from_hex(values[O_CLIENT_ID], &id) != 0)
         return usage_error(err, err_len, "--client-id must be 32 hex digits, not '%s'",
                            values[O_CLIENT_ID]);
@@ -304,6 +320,7 @@ int cli_parse(int argc, char **argv, struct cli_args *out, char *err, size_t err
     a.member = values[O_MEMBER];
     a.message = values[O_MESSAGE];
     a.urgent = seen[O_URGENT];
+    a.reason = values[O_REASON];
     a.text = values[O_TEXT];
     a.client_id = values[O_CLIENT_ID];
     a.command = cmd->command;
@@ -418,7 +435,30 @@ const char *cli_usage(void) {
            "      (providers: their own patients; admins: patients and providers; system\n"
            "      administrators: anyone else) end the account's sessions and start its\n"
            "      retention: review for 30 days, then restricted for a year, then purged;\n"
-           "      JSON fields: account, state, deactivated_at, restricted_at, purge_at (ms)\n"
+           "      JSON fields: account, state, deactivated_at, restricted_at, purge_at,\n"
+           "      legal_hold, legal_hold_since (times in ms since the epoch, 0 for none)\n"
+           "  account list [--role patient|provider|admin|sysadmin] [--limit N]\n"
+           "      (admins, system administrators) every account (of one role), N (1..100,\n"
+           "      default 50) per request to the server, all pages: id, role, retention\n"
+           "      state and dates, name, email; JSON fields as account state, then role,\n"
+           "      display_name, email, active, created_at; purged accounts are not listed\n"
+           "  account state --email EMAIL\n"
+           "      (admins, system administrators) where the account stands: active, review\n"
+           "      (readable by its care team and admins), restricted (system administrators\n"
+           "      only) or purged, with the dates and any legal hold; JSON as deactivate\n"
+           "  account reactivate --email EMAIL\n"
+           "      (admins: accounts in review; system administrators: in review or\n"
+           "      restricted) back to active: the person may log in again\n"
+           "  account hold --email EMAIL --reason TEXT\n"
+           "      (system administrators) a legal hold: the retention clock stops, nothing\n"
+           "      is restricted or purged until it is released; TEXT (1..256 bytes) is kept\n"
+           "      with the account and shown nowhere, not even in the audit log\n"
+           "  account release --email EMAIL\n"
+           "      (system administrators) end the legal hold: the clock runs again, its\n"
+           "      dates moved on by the time held\n"
+           "  account unlock --email EMAIL\n"
+           "      (admins, system administrators) forget the account's failed sign-ins, so\n"
+           "      that its owner can log in at once instead of waiting out the backoff\n"
            "  audit query [--since T] [--until T] [--actor EMAIL] [--patient EMAIL]\n"
            "      (administrators) audit records matching every filter, oldest first, one\n"
            "      JSON object per line; T is milliseconds or YYYY-MM-DDTHH:MM:SS[.mmm]Z\n"
@@ -569,6 +609,64 @@ void cli_json_print(FILE *out, json_t *obj) {
     CHECK(json_dumpf(obj, out, CLI_JSON_FLAGS) == 0);
     fputc('\n', out);
     json_decref(obj);
+}
+
+void cli_iso_time(int64_t ms, char out[CLI_ISO_TIME_MAX]) {
+    /* Whole seconds, rounded down also before 1970. */
+    time_t t = (time_t)(ms / 1000 - (ms % 1000 < 0 ? 1 : 0));
+    struct tm tm;
+    if (gmtime_r(&t, &tm) == NULL ||
+        strftime(out, CLI_ISO_TIME_MAX, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(out, CLI_ISO_TIME_MAX, "%" PRId64 " ms", ms);
+}
+
+void cli_retention_text(const struct carechat_retention *r, struct buf *out) {
+    char deactivated[CLI_ISO_TIME_MAX], restricted[CLI_ISO_TIME_MAX], purge[CLI_ISO_TIME_MAX];
+    cli_iso_time(r->deactivated_at, deactivated);
+    cli_iso_time(r->restricted_at, restricted);
+    cli_iso_time(r->purge_at, purge);
+    switch (r->state) {
+    case CARECHAT_RETENTION_REVIEW:
+        buf_printf(out, "review (deactivated %s), review until %s, restricted until %s",
+                   deactivated, restricted, purge);
+        break;
+    case CARECHAT_RETENTION_RESTRICTED:
+        buf_printf(out, "restricted (deactivated %s), restricted until %s", deactivated, purge);
+        break;
+    case CARECHAT_RETENTION_PURGED:
+        buf_printf(out, "purged (deactivated %s, purged %s)", deactivated, purge);
+        break;
+    default:
+        buf_printf(out, "%s", carechat_retention_state_name(r->state));
+        break;
+    }
+    if (r->legal_hold) {
+        char since[CLI_ISO_TIME_MAX];
+        cli_iso_time(r->legal_hold_since, since);
+        buf_printf(out, ", legal hold since %s", since);
+    }
+}
+
+json_t *cli_retention_json(const struct carechat_retention *r) {
+    char account[ID_HEX_LEN + 1];
+    id_to_hex(&r->account_id, account);
+    json_t *j = json_pack(
+        "{s:s, s:s, s:I, s:I, s:I, s:b, s:I}", "account", account, "state",
+        carechat_retention_state_name(r->state), "deactivated_at", (json_int_t)r->deactivated_at,
+        "restricted_at", (json_int_t)r->restricted_at, "purge_at", (json_int_t)r->purge_at,
+        "legal_hold", r->legal_hold, "legal_hold_since", (json_int_t)r->legal_hold_since);
+    CHECK(j != NULL);
+    return j;
+}
+
+json_t *cli_account_json(const struct carechat_account_summary *s) {
+    json_t *j = cli_retention_json(&s->retention);
+    CHECK(json_object_set_new(j, "role", json_string(carechat_role_name(s->account.role))) == 0);
+    CHECK(json_object_set_new(j, "display_name", cli_json_str(s->account.display_name)) == 0);
+    CHECK(json_object_set_new(j, "email", cli_json_str(s->account.email)) == 0);
+    CHECK(json_object_set_new(j, "active", json_boolean(s->account.active)) == 0);
+    CHECK(json_object_set_new(j, "created_at", json_integer((json_int_t)s->created_at)) == 0);
+    return j;
 }
 
 const char *cli_message_state_name(enum carechat_message_state state) {

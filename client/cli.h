@@ -61,6 +61,12 @@ enum cli_command {
     CLI_URGENT_ACK,
     CLI_URGENT_STATUS,
     CLI_ACCOUNT_DEACTIVATE,
+    CLI_ACCOUNT_LIST,
+    CLI_ACCOUNT_STATE,
+    CLI_ACCOUNT_REACTIVATE,
+    CLI_ACCOUNT_HOLD,
+    CLI_ACCOUNT_RELEASE,
+    CLI_ACCOUNT_UNLOCK,
 };
 
 #define CLI_MAX_WAIT_S 3600
@@ -75,9 +81,9 @@ struct cli_args {
     bool json;
     bool help;
     enum cli_command command;
-    const char *email; /* login, invite, register, account deactivate */
+    const char *email; /* login, invite, register, account (but list) */
     const char *password_file;
-    const char *role;
+    const char *role; /* invite; account list: the role listed (NULL: every role) */
     const char *code;
     const char *birthdate;
     const char *name;
@@ -87,13 +93,15 @@ struct cli_args {
     const char *text;         /* send */
     const char *client_id;    /* send: 32 hex digits (checked), or NULL */
     int wait_s;               /* recv: 0..CLI_MAX_WAIT_S (default 0) */
-    unsigned limit;           /* history: 1..100 (default 0: the server's 50) */
+    unsigned limit;           /* history, account list (page size): 1..100 (default 0: the
+                                 server's 50) */
     int64_t since, until;     /* audit query: ms since the epoch (0: no bound) */
     const char *actor;        /* audit query: an email, or NULL */
     const char *patient;      /* audit query, channel create: an email, or NULL */
     const char *member;       /* channel add/remove/approve: an email or a 32-hex account id */
     const char *message;      /* recall, urgent ack/status: 32 hex digits (checked) */
     bool urgent;              /* send --urgent */
+    const char *reason;       /* account hold: 1..CARECHAT_MAX_REASON bytes of UTF-8 */
 };
 
 /* Parses a time given as milliseconds since the epoch (digits) or as
@@ -111,6 +119,8 @@ int cli_parse_time(const char *s, int64_t *ms);
  * without exactly one of --to, --conversation and --channel, recall and urgent
  * without exactly one of --conversation and --channel, an id that is not 32 hex
  * digits, a --wait outside 0..CLI_MAX_WAIT_S or a --limit outside 1..100, a
+ * --reason that is empty, longer than CARECHAT_MAX_REASON bytes or not UTF-8
+ * (the message does not repeat it: it is personal data), a
  * --since/--until that cli_parse_time() refuses, a --text that is not UTF-8
  * (the message would be unreadable to other clients), or
  * --password, which is refused: passwords come only from files). */
@@ -156,6 +166,36 @@ json_t *cli_json_u64(uint64_t v);
 /* Prints `obj` (takes ownership; NULL is a bug: CHECK) as one line to `out`
  * with CLI_JSON_FLAGS. */
 void cli_json_print(FILE *out, json_t *obj);
+
+/* Room for cli_iso_time()'s text and its NUL. */
+#define CLI_ISO_TIME_MAX 32
+
+/* Writes `ms` since the epoch as ISO-8601 UTC to whole seconds
+ * ("2025-03-04T05:06:07Z"; a time gmtime() cannot show as "N ms"). */
+void cli_iso_time(int64_t ms, char out[CLI_ISO_TIME_MAX]);
+
+/* Appends where `r` (borrowed) stands in the retention lifecycle, in words
+ * for a person, with its dates in cli_iso_time()'s form:
+ *   active
+ *   review (deactivated D), review until R, restricted until P
+ *   restricted (deactivated D), restricted until P
+ *   purged (deactivated D, purged P)
+ * followed by ", legal hold since H" while the account is on hold. No
+ * personal data: ids, names and emails are the caller's to add. */
+void cli_retention_text(const struct carechat_retention *r, struct buf *out);
+
+/* The JSON object of `r` (borrowed) that account deactivate, state,
+ * reactivate, hold and release print: account (32 hex digits), state
+ * (carechat_retention_state_name()), deactivated_at, restricted_at, purge_at
+ * (Unix ms, 0 while active), legal_hold (true/false), legal_hold_since (Unix
+ * ms, 0 without a hold). The caller releases it with json_decref(). */
+json_t *cli_retention_json(const struct carechat_retention *r);
+
+/* The JSON object account list prints for `s` (borrowed): the fields of
+ * cli_retention_json() of its retention, then role, display_name, email,
+ * active and created_at (Unix ms). The caller releases it with
+ * json_decref(). */
+json_t *cli_account_json(const struct carechat_account_summary *s);
 
 /* "ok", "recalled", "no_key", "invalid", "malformed" or "unsupported". */
 const char *cli_message_state_name(enum carechat_message_state state);

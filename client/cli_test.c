@@ -137,11 +137,58 @@ static void test_cli_parse_commands(void **state) {
     assert_string_equal(a.email, "p@y");
     assert_false(a.json);
 
+    const char *list[] = {"account", "list", "--role", "patient", "--limit", "2", "--json", NULL};
+    assert_int_equal(parse(list, &a, err, sizeof err), 0);
+    assert_int_equal(a.command, CLI_ACCOUNT_LIST);
+    assert_string_equal(a.role, "patient");
+    assert_int_equal(a.limit, 2);
+    assert_true(a.json);
+    const char *list_all[] = {"account", "list", NULL};
+    assert_int_equal(parse(list_all, &a, err, sizeof err), 0);
+    assert_int_equal(a.command, CLI_ACCOUNT_LIST);
+    assert_null(a.role);
+    assert_int_equal(a.limit, 0);
+    static const struct {
+        const char *word;
+        enum cli_command command;
+    } by_email[] = {
+        {"state", CLI_ACCOUNT_STATE},
+        {"reactivate", CLI_ACCOUNT_REACTIVATE},
+        {"release", CLI_ACCOUNT_RELEASE},
+        {"unlock", CLI_ACCOUNT_UNLOCK},
+    };
+    for (size_t i = 0; i < sizeof by_email / sizeof by_email[0]; i++) {
+        const char *args[] = {"account", by_email[i].word, "--email", "pat@x", NULL};
+        assert_int_equal(parse(args, &a, err, sizeof err), 0);
+        assert_int_equal(a.command, by_email[i].command);
+        assert_string_equal(a.email, "pat@x");
+    }
+    const char *hold[] = {"account", "hold", "--email", "pat@x", "--reason=court order 7 \xc2\xa7",
+                          NULL};
+    assert_int_equal(parse(hold, &a, err, sizeof err), 0);
+    assert_int_equal(a.command, CLI_ACCOUNT_HOLD);
+    assert_string_equal(a.reason, "court order 7 \xc2\xa7");
+    char longest[CARECHAT_MAX_REASON + 1];
+    memset(longest, 'r', CARECHAT_MAX_REASON);
+    longest[CARECHAT_MAX_REASON] = '\0';
+    const char *hold_max[] = {"account", "hold", "--email", "pat@x", "--reason", longest, NULL};
+    assert_int_equal(parse(hold_max, &a, err, sizeof err), 0);
+    assert_int_equal(strlen(a.reason), CARECHAT_MAX_REASON);
+
     const char *help[] = {"--help", NULL};
     assert_int_equal(parse(help, &a, err, sizeof err), 0);
     assert_true(a.help);
     assert_non_null(strstr(cli_usage(), "exit codes"));
     assert_non_null(strstr(cli_usage(), "account deactivate --email EMAIL"));
+    const char *documented[] = {"account list [--role ",
+                                "account state --email EMAIL",
+                                "account reactivate --email EMAIL",
+                                "account hold --email EMAIL --reason TEXT",
+                                "account release --email EMAIL",
+                                "account unlock --email EMAIL"};
+    for (size_t i = 0; i < sizeof documented / sizeof documented[0]; i++)
+        if (strstr(cli_usage(), documented[i]) == NULL)
+            fail_msg("--help does not document '%s'", documented[i]);
 }
 
 static void expect_usage_error(const char *const *args, const char *needle) {
@@ -223,6 +270,40 @@ static void test_cli_parse_refuses_bad_arguments(void **state) {
     expect_usage_error(deact_role, "'account deactivate' does not take --role");
     const char *deact_twice[] = {"account", "deactivate", "--email", "p@x", "--email", "q@x", NULL};
     expect_usage_error(deact_twice, "--email given twice");
+
+    const char *list_email[] = {"account", "list", "--email", "p@x", NULL};
+    expect_usage_error(list_email, "'account list' does not take --email");
+    const char *list_role[] = {"account", "list", "--role", "nurse", NULL};
+    expect_usage_error(list_role, "--role must be");
+    const char *list_limit[] = {"account", "list", "--limit", "101", NULL};
+    expect_usage_error(list_limit, "--limit must be 1..100");
+    const char *state_no_email[] = {"account", "state", NULL};
+    expect_usage_error(state_no_email, "'account state' needs --email");
+    const char *unlock_reason[] = {"account", "unlock", "--email", "p@x", "--reason", "r", NULL};
+    expect_usage_error(unlock_reason, "'account unlock' does not take --reason");
+    const char *release_reason[] = {"account", "release", "--email", "p@x", "--reason", "r", NULL};
+    expect_usage_error(release_reason, "'account release' does not take --reason");
+    const char *hold_no_reason[] = {"account", "hold", "--email", "p@x", NULL};
+    expect_usage_error(hold_no_reason, "'account hold' needs --reason");
+    const char *hold_empty[] = {"account", "hold", "--email", "p@x", "--reason=", NULL};
+    expect_usage_error(hold_empty, "--reason needs a non-empty value");
+
+    /* A refused reason is not repeated: it is personal data. */
+    char toolong[CARECHAT_MAX_REASON + 16];
+    memset(toolong, 'q', sizeof toolong - 1);
+    memcpy(toolong, "SECRET-REASON", 13);
+    toolong[sizeof toolong - 1] = '\0';
+    const char *hold_long[] = {"account", "hold", "--email", "p@x", "--reason", toolong, NULL};
+    const char *hold_latin1[] = {
+        "account", "hold", "--email", "p@x", "--reason", "SECRET-REASON caf\xe9", NULL};
+    const char *const *refused[] = {hold_long, hold_latin1};
+    for (size_t i = 0; i < 2; i++) {
+        struct cli_args a;
+        char err[256] = "";
+        assert_int_equal(parse(refused[i], &a, err, sizeof err), STATUS_BAD_REQUEST);
+        assert_non_null(strstr(err, "--reason must be 1..256 bytes of UTF-8 text"));
+        assert_null(strstr(err, "SECRET"));
+    }
 }
 
 /* The names the CLI prints for retention states and revocation reasons. */
@@ -337,6 +418,112 @@ static void test_cli_message_json_fields(void **state) {
     json_decref(j);
 }
 
+static void test_cli_iso_time(void **state) {
+    (void)state;
+    char s[CLI_ISO_TIME_MAX];
+    cli_iso_time(0, s);
+    assert_string_equal(s, "1970-01-01T00:00:00Z");
+    cli_iso_time(1700000000999, s); /* whole seconds: the milliseconds are cut */
+    assert_string_equal(s, "2023-11-14T22:13:20Z");
+    cli_iso_time(951782400000, s); /* a leap day */
+    assert_string_equal(s, "2000-02-29T00:00:00Z");
+    cli_iso_time(-1, s); /* rounded down, not towards zero */
+    assert_string_equal(s, "1969-12-31T23:59:59Z");
+    /* What cli_parse_time() reads back. */
+    int64_t ms = 0;
+    cli_iso_time(1796315852830, s);
+    assert_int_equal(cli_parse_time(s, &ms), 0);
+    assert_int_equal(ms, 1796315852000);
+}
+
+/* A retention in review since 2023-11-14T22:13:20Z (30 days, then 365). */
+static struct carechat_retention review_retention(void) {
+    struct carechat_retention r;
+    memset(&r, 0, sizeof r);
+    r.account_id.b[0] = 0x12;
+    r.account_id.b[15] = 0xef;
+    r.state = CARECHAT_RETENTION_REVIEW;
+    r.deactivated_at = 1700000000000;
+    r.restricted_at = r.deactivated_at + 30LL * 86400000;
+    r.purge_at = r.restricted_at + 365LL * 86400000;
+    return r;
+}
+
+static void test_cli_retention_text(void **state) {
+    (void)state;
+    struct buf b;
+    buf_init(&b);
+    struct carechat_retention r = review_retention();
+    cli_retention_text(&r, &b);
+    assert_string_equal((const char *)b.data,
+                        "review (deactivated 2023-11-14T22:13:20Z), review until "
+                        "2023-12-14T22:13:20Z, restricted until 2024-12-13T22:13:20Z");
+    buf_reset(&b);
+    r.legal_hold = true;
+    r.legal_hold_since = 1700086400000;
+    cli_retention_text(&r, &b);
+    assert_non_null(strstr((const char *)b.data,
+                           "restricted until 2024-12-13T22:13:20Z, legal hold since "
+                           "2023-11-15T22:13:20Z"));
+    buf_reset(&b);
+    r.legal_hold = false;
+    r.state = CARECHAT_RETENTION_RESTRICTED;
+    cli_retention_text(&r, &b);
+    assert_string_equal((const char *)b.data, "restricted (deactivated 2023-11-14T22:13:20Z), "
+                                              "restricted until 2024-12-13T22:13:20Z");
+    buf_reset(&b);
+    r.state = CARECHAT_RETENTION_PURGED;
+    cli_retention_text(&r, &b);
+    assert_string_equal((const char *)b.data,
+                        "purged (deactivated 2023-11-14T22:13:20Z, purged 2024-12-13T22:13:20Z)");
+    buf_reset(&b);
+    struct carechat_retention active;
+    memset(&active, 0, sizeof active);
+    active.state = CARECHAT_RETENTION_ACTIVE;
+    cli_retention_text(&active, &b);
+    assert_string_equal((const char *)b.data, "active");
+    buf_reset(&b);
+    active.legal_hold = true;
+    active.legal_hold_since = 1700000000000;
+    cli_retention_text(&active, &b);
+    assert_string_equal((const char *)b.data, "active, legal hold since 2023-11-14T22:13:20Z");
+    buf_cleanup(&b);
+}
+
+static void test_cli_retention_and_account_json(void **state) {
+    (void)state;
+    struct carechat_retention r = review_retention();
+    r.legal_hold = true;
+    r.legal_hold_since = 1700086400000;
+    char line[1024];
+    json_t *j = print_and_parse(cli_retention_json(&r), line, sizeof line);
+    assert_string_equal(line, "{\"account\": \"120000000000000000000000000000ef\", "
+                              "\"state\": \"review\", \"deactivated_at\": 1700000000000, "
+                              "\"restricted_at\": 1702592000000, \"purge_at\": 1734128000000, "
+                              "\"legal_hold\": true, \"legal_hold_since\": 1700086400000}");
+    json_decref(j);
+
+    struct carechat_account_summary s;
+    memset(&s, 0, sizeof s);
+    s.account.account_id = r.account_id;
+    s.account.role = CARECHAT_ROLE_PATIENT;
+    snprintf(s.account.display_name, sizeof s.account.display_name, "Pat \"P\" \x01");
+    snprintf(s.account.email, sizeof s.account.email, "pat@example.org");
+    s.account.active = false;
+    s.created_at = 1600000000000;
+    s.retention = r;
+    j = print_and_parse(cli_account_json(&s), line, sizeof line);
+    /* The retention's fields first, in the same order, then the account's. */
+    assert_non_null(strstr(line, "{\"account\": \"120000000000000000000000000000ef\", "
+                                 "\"state\": \"review\", \"deactivated_at\": 1700000000000, "));
+    assert_non_null(strstr(line, "\"legal_hold_since\": 1700086400000, \"role\": \"patient\", "));
+    assert_string_equal(json_string_value(json_object_get(j, "display_name")), "Pat \"P\" \x01");
+    assert_string_equal(json_string_value(json_object_get(j, "email")), "pat@example.org");
+    assert_true(json_is_false(json_object_get(j, "active")));
+    assert_int_equal(json_integer_value(json_object_get(j, "created_at")), 1600000000000);
+    json_decref(j);
+}
+
 static void write_text(const char *path, const void *data, size_t len) {
     FILE *f = fopen(path, "w");
     assert_non_null(f);
@@ -438,6 +625,47 @@ static void test_carechat_fails_cleanly_without_server(void **state) {
     assert_int_equal(carechat_deactivate(c, "p@example.org", &r), STATUS_UNAUTHENTICATED);
     assert_int_equal(carechat_error_kind(c), CARECHAT_ERROR_SESSION);
     assert_memory_equal(&r, &untouched, sizeof r);
+    /* The new account calls: arguments checked first, then the session. */
+    assert_int_equal(carechat_get_retention(c, NULL, &r), STATUS_BAD_REQUEST);
+    assert_int_equal(carechat_error_kind(c), CARECHAT_ERROR_ARGUMENT);
+    assert_int_equal(carechat_reactivate(c, "p@example.org", NULL), STATUS_BAD_REQUEST);
+    assert_int_equal(carechat_legal_hold(c, "p@example.org", true, NULL, &r), STATUS_BAD_REQUEST);
+    assert_int_equal(carechat_legal_hold(c, "p@example.org", true, "", &r), STATUS_BAD_REQUEST);
+    char reason[CARECHAT_MAX_REASON + 2];
+    memset(reason, 'z', sizeof reason - 1);
+    memcpy(reason, "SECRET-REASON", 13);
+    reason[sizeof reason - 1] = '\0';
+    assert_int_equal(carechat_legal_hold(c, "p@example.org", true, reason, &r), STATUS_BAD_REQUEST);
+    assert_int_equal(carechat_error_kind(c), CARECHAT_ERROR_ARGUMENT);
+    assert_null(strstr(carechat_error(c), "SECRET"));
+    assert_int_equal(carechat_legal_hold(c, "p@example.org", true, "SECRET-REASON \xff", &r),
+                     STATUS_BAD_REQUEST);
+    assert_null(strstr(carechat_error(c), "SECRET"));
+    reason[CARECHAT_MAX_REASON] = '\0'; /* the longest allowed: on to the session check */
+    assert_int_equal(carechat_legal_hold(c, "p@example.org", true, reason, &r),
+                     STATUS_UNAUTHENTICATED);
+    assert_null(strstr(carechat_error(c), "SECRET"));
+    assert_int_equal(carechat_legal_hold(c, "p@example.org", false, NULL, &r),
+                     STATUS_UNAUTHENTICATED);
+    assert_int_equal(carechat_get_retention(c, "p@example.org", &r), STATUS_UNAUTHENTICATED);
+    assert_int_equal(carechat_reactivate(c, "p@example.org", &r), STATUS_UNAUTHENTICATED);
+    assert_int_equal(carechat_unlock_login(c, NULL, NULL), STATUS_BAD_REQUEST);
+    assert_int_equal(carechat_unlock_login(c, "p@example.org", NULL), STATUS_UNAUTHENTICATED);
+    assert_memory_equal(&r, &untouched, sizeof r);
+    struct carechat_account_page *page = NULL;
+    struct carechat_page_token token = {.len = CARECHAT_MAX_PAGE_TOKEN + 1};
+    assert_int_equal(carechat_list_accounts(c, CARECHAT_ROLE_PATIENT, 101, NULL, &page),
+                     STATUS_BAD_REQUEST);
+    assert_int_equal(carechat_list_accounts(c, (enum carechat_role)7, 10, NULL, &page),
+                     STATUS_BAD_REQUEST);
+    assert_int_equal(carechat_list_accounts(c, CARECHAT_ROLE_PATIENT, 10, &token, &page),
+                     STATUS_BAD_REQUEST);
+    assert_int_equal(carechat_error_kind(c), CARECHAT_ERROR_ARGUMENT);
+    assert_int_equal(carechat_list_accounts(c, CARECHAT_ROLE_UNSPECIFIED, 0, NULL, &page),
+                     STATUS_UNAUTHENTICATED);
+    assert_int_equal(carechat_error_kind(c), CARECHAT_ERROR_SESSION);
+    assert_null(page);
+    carechat_account_page_free(NULL);
     struct carechat_devices *d = NULL;
     assert_int_equal(carechat_devices(c, &d), STATUS_UNAUTHENTICATED);
     assert_int_equal(carechat_error_kind(c), CARECHAT_ERROR_SESSION);
@@ -510,6 +738,9 @@ int main(void) {
         cmocka_unit_test(test_cli_json_text_replaces_ill_formed_bytes),
         cmocka_unit_test(test_cli_message_json_fields),
         cmocka_unit_test(test_carechat_state_and_reason_names),
+        cmocka_unit_test(test_cli_iso_time),
+        cmocka_unit_test(test_cli_retention_text),
+        cmocka_unit_test(test_cli_retention_and_account_json),
         cmocka_unit_test(test_cli_read_password_file),
         cmocka_unit_test(test_transport_parse_url),
         cmocka_unit_test(test_carechat_fails_cleanly_without_server),
