@@ -133,7 +133,6 @@ int apply_bootstrap(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
     return rc;
 }
 
-
 int apply_invite(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struct buf *result) {
     const Carechat__Entry__V1__InviteCreate *in = e->invite_create;
     char email[RULES_EMAIL_MAX + 1];

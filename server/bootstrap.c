@@ -157,7 +157,10 @@ int bootstrap_main(int argc, char **argv) {
             rest[n++] = argv[i];
     }
     int status = 2;
-    if (!email || !password_file) {
+    bool asked = false;
+    for (int i = 1; i < n; i++)
+        asked = asked || strcmp(rest[i], "--help") == 0 || strcmp(rest[i], "-h") == 0;
+    if (!asked && (!email || !password_file)) {
         fprintf(stderr, "usage: carechatd bootstrap --data DIR --email EMAIL --password-file FILE "
                         "[carechatd options]\n");
         free(rest);

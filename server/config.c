@@ -61,7 +61,8 @@ struct opt {
 
 static const struct opt options[] = {
     {"listen", OPT_LISTEN, FIELD(listen), 0, 0, "HOST:PORT",
-     "address of the WebSocket listener (default 127.0.0.1:8080); port 0 picks a free port "
+     "address of the WebSocket listener (default 127.0.0.1:8080; localhost means 127.0.0.1); "
+     "port 0 picks a free port "
      "(the log says \"listening on HOST:PORT\"); IPv6 as [::1]:PORT"},
     {"metrics-listen", OPT_LISTEN, FIELD(metrics_listen), 0, 0, "HOST:PORT",
      "address of the listener for GET /metrics and /healthz, which are unauthenticated and "
@@ -299,6 +300,10 @@ static int parse_listen(const char *s, struct config_addr *out, const char *name
     host[hlen] = '\0';
     uint8_t addr[16];
     bool v6 = s[0] == '[';
+    if (!v6 && strcmp(host, "localhost") == 0) { /* the IPv4 loopback, without a lookup */
+        strcpy(host, "127.0.0.1");
+        hlen = strlen(host);
+    }
     if (inet_pton(v6 ? AF_INET6 : AF_INET, host, addr) != 1)
         return fail(err, err_len,
                     "%s: %s: '%s' is not an IPv4 address (IPv6 goes in brackets: [::1]:PORT)",
@@ -688,6 +693,7 @@ const char *config_usage(void) {
         "       carechatd init --data DIR [options] create a new data directory (only way)\n"
         "       carechatd bootstrap --email EMAIL --password-file FILE [options]\n"
         "       carechatd audit-verify [options]\n"
+        "       carechatd --version\n"
         "Serves CareChat over WebSocket (subprotocol carechat.v1) on --listen, and "
         "GET /metrics and /healthz on --metrics-listen only.\n"
         "Exit status: 0 ok, 1 failed (logged), 2 configuration refused, 4 data directory "

@@ -134,7 +134,7 @@ static void test_config_rejects_bad_values(void **state) {
     char *port[] = {"carechatd", "--listen", "127.0.0.1:70000"};
     assert_int_equal(load(ARGC(port), port, &cfg), -1);
     assert_non_null(strstr(err, "port"));
-    char *host[] = {"carechatd", "--listen", "localhost:80"};
+    char *host[] = {"carechatd", "--listen", "clinic.example:80"}; /* names are not looked up */
     assert_int_equal(load(ARGC(host), host, &cfg), -1);
     char *frame[] = {"carechatd", "--max-frame", "10"};
     assert_int_equal(load(ARGC(frame), frame, &cfg), -1);
@@ -165,6 +165,11 @@ static void test_config_non_loopback_needs_tls(void **state) {
     config_cleanup(&cfg);
     char *lo2[] = {"carechatd", "--listen", "127.0.0.2:0"};
     assert_int_equal(load(ARGC(lo2), lo2, &cfg), 0);
+    config_cleanup(&cfg);
+    char *localhost[] = {"carechatd", "--listen", "localhost:8443"};
+    assert_int_equal(load(ARGC(localhost), localhost, &cfg), 0);
+    assert_string_equal(cfg.listen.host, "127.0.0.1");
+    assert_int_equal(cfg.listen.port, 8443);
     config_cleanup(&cfg);
     char *lo6[] = {"carechatd", "--listen", "[::1]:0"};
     assert_int_equal(load(ARGC(lo6), lo6, &cfg), 0);

@@ -9,6 +9,8 @@
  *   carechatd audit-verify [options] check the audit chain of a stopped server
  *                                    offline (audit_tool.h)
  *
+ *   carechatd --version              print the version
+ *
  * Serving needs a data directory `init` created: carechatd never creates one,
  * so a lost or unmounted database is refused rather than replaced by an empty
  * one. Exit status (enum config_exit): 0 after --help or a clean stop on
@@ -30,6 +32,7 @@
 #include <sys/resource.h>
 
 #include "base/log.h"
+#include "base/version.h"
 #include "server/audit_tool.h"
 #include "server/bootstrap.h"
 #include "server/config.h"
@@ -61,6 +64,10 @@ static int forbid_core_dumps(void) {
 int main(int argc, char **argv) {
     if (forbid_core_dumps() != 0)
         return CONFIG_EXIT_FAILED;
+    if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+        printf("carechatd %s\n", CARECHAT_VERSION);
+        return CONFIG_EXIT_OK;
+    }
     if (argc > 1 && strcmp(argv[1], "init") == 0)
         return init_tool_main(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "bootstrap") == 0)

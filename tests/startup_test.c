@@ -55,6 +55,7 @@
 
 #include "base/buf.h"
 #include "base/clock.h"
+#include "base/version.h"
 #include "tests/fixture.h"
 #include "tests/harness.h"
 
@@ -469,6 +470,31 @@ static void expect_option(const char *name, uint64_t value, bool accepted, const
     buf_cleanup(&out);
 }
 
+/* --version, and --help of carechatd and of every subcommand: exit 0 with
+ * the text on stdout. */
+static void test_startup_version_and_subcommand_help(void **state) {
+    (void)state;
+    static const char *const runs[][3] = {
+        {"--version", NULL, "carechatd " CARECHAT_VERSION},
+        {"--help", NULL, "carechatd bootstrap"},
+        {"init", "--help", "usage: carechatd init"},
+        {"bootstrap", "--help", "usage: carechatd"},
+        {"audit-verify", "--help", "usage: carechatd audit-verify"},
+    };
+    for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
+        const char *args[] = {runs[i][0], runs[i][1], NULL};
+        struct buf out;
+        buf_init(&out);
+        int status = -1;
+        assert_int_equal(harness_run(args, NULL, RUN_DEADLINE_MS, &status, &out), 0);
+        buf_append_u8(&out, 0);
+        if (status != 0 || !strstr((const char *)out.data, runs[i][2]))
+            fail_msg("carechatd %s %s: exit %d, without '%s':\n%s", runs[i][0],
+                     runs[i][1] ? runs[i][1] : "", status, runs[i][2], (const char *)out.data);
+        buf_cleanup(&out);
+    }
+}
+
 static void test_startup_help_ranges_are_what_is_enforced(void **state) {
     const char *help[] = {"--help", NULL};
     struct buf out;
@@ -660,6 +686,7 @@ int main(void) {
         cmocka_unit_test(test_startup_refuses_open_key_dir_and_lost_master_key),
         cmocka_unit_test(test_startup_clock_offset_needs_the_test_environment),
         cmocka_unit_test(test_startup_refuses_a_disk_reserve_below_its_floor),
+        cmocka_unit_test(test_startup_version_and_subcommand_help),
         cmocka_unit_test(test_startup_help_ranges_are_what_is_enforced),
         cmocka_unit_test(test_startup_forbids_core_dumps),
     };
