@@ -693,6 +693,8 @@ const char *config_usage(void) {
         "       carechatd init --data DIR [options] create a new data directory (only way)\n"
         "       carechatd bootstrap --email EMAIL --password-file FILE [options]\n"
         "       carechatd audit-verify [options]\n"
+        "       carechatd backup --data DIR --out NEW-DIR [options]\n"
+        "       carechatd restore --from BACKUP-DIR --data DIR [options]\n"
         "       carechatd --version\n"
         "Serves CareChat over WebSocket (subprotocol carechat.v1) on --listen, and "
         "GET /metrics and /healthz on --metrics-listen only.\n"

@@ -9,6 +9,9 @@
  *   carechatd audit-verify [options] check the audit chain of a stopped server
  *                                    offline (audit_tool.h)
  *
+ *   carechatd backup [options]       a consistent backup while serving
+ *                                    (backup_tool.h)
+ *   carechatd restore [options]      restore one into a new data directory
  *   carechatd --version              print the version
  *
  * Serving needs a data directory `init` created: carechatd never creates one,
@@ -34,6 +37,7 @@
 #include "base/log.h"
 #include "base/version.h"
 #include "server/audit_tool.h"
+#include "server/backup_tool.h"
 #include "server/bootstrap.h"
 #include "server/config.h"
 #include "server/init_tool.h"
@@ -74,5 +78,9 @@ int main(int argc, char **argv) {
         return bootstrap_main(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "audit-verify") == 0)
         return audit_tool_main(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "backup") == 0)
+        return backup_tool_main(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "restore") == 0)
+        return restore_tool_main(argc - 1, argv + 1);
     return config_run(argc, argv, NULL, config_usage(), serve);
 }

@@ -42,8 +42,6 @@
 #define CHECK_VALUE "carechat key store check v1"
 #define DEFAULT_CACHE_BYTES (32u * 1024 * 1024)
 #define CHUNK_MIN_BLOB_SIZE (16u * 1024)
-/* rocksdb::InfoLogLevel::FATAL_LEVEL (the C API takes the number). */
-#define RDB_FATAL_LEVEL 4
 
 static const char *const cf_names[CF_COUNT] = {
     [CF_META] = "meta",
@@ -612,7 +610,7 @@ int store_open(const struct store_config *cfg, struct store **out) {
      * (disk full), Debian's build aborts on an assertion at the next line it
      * logs, e.g. the one reporting the failed write. At FATAL only the header
      * written at open reaches it, so a full disk returns errors instead. */
-    rocksdb_options_set_info_log_level(s->db_opts, RDB_FATAL_LEVEL);
+    rocksdb_options_set_info_log_level(s->db_opts, STORE_RDB_FATAL_LEVEL);
     /* Bounds a flush and a WAL preallocation, hence STORE_MIN_RESERVE. */
     rocksdb_options_set_db_write_buffer_size(s->db_opts, STORE_MEMTABLE_BUDGET);
     s->cache = rocksdb_cache_create_lru(cfg->cache_bytes ? cfg->cache_bytes : DEFAULT_CACHE_BYTES);

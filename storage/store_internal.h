@@ -12,6 +12,10 @@
 
 #include "storage/store.h"
 
+/* rocksdb::InfoLogLevel::FATAL_LEVEL (the C API takes the number): the info
+ * LOG level of every RocksDB instance here (store.c says why). */
+#define STORE_RDB_FATAL_LEVEL 4
+
 /* A new, empty transaction on `s` (a write batch with index). Free it with
  * store_txn_free(). Returns 0. */
 int store_txn_begin(struct store *s, struct store_txn **out);
