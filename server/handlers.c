@@ -238,6 +238,7 @@ static void finish(struct req *r, int rc) {
             respond_retry_after(r->conn, r->id, detail, r->retry_after_s);
         else
             req_respond_error(r->conn, r->id, rc, detail);
+        req_log_outcome(r->hc, r->row->rule.action, rc, NULL);
         if (req_is_denial(rc)) {
             bool who = r->hc->authenticated;
             req_audit(r->hc, who ? &r->hc->account : NULL, who ? &r->hc->device : NULL,

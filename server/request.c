@@ -116,6 +116,42 @@ bool req_is_denial(int status) {
            status == STATUS_UNAUTHENTICATED;
 }
 
+/* Whether a completed request with audit action `action` is an event an
+ * operator wants in the log at info level (the administration of accounts,
+ * devices and incidents); the high-volume actions are in the audit log only. */
+static bool operator_event(uint32_t action) {
+    switch (action) {
+    case REC_AUDIT_BOOTSTRAP:
+    case REC_AUDIT_INVITE:
+    case REC_AUDIT_REGISTER:
+    case REC_AUDIT_DEVICE_REMOVE:
+    case REC_AUDIT_DEVICE_ROTATE_KEY:
+    case REC_AUDIT_DEVICE_PUBLISH:
+    case REC_AUDIT_ACCOUNT_DEACTIVATE:
+    case REC_AUDIT_ACCOUNT_REACTIVATE:
+    case REC_AUDIT_LEGAL_HOLD:
+    case REC_AUDIT_ACCOUNT_UNLOCK:
+    case REC_AUDIT_BREACH_START:
+        return true;
+    default:
+        return false;
+    }
+}
+
+void req_log_outcome(const struct hconn *hc, uint32_t action, int status, const struct id *object) {
+    bool refused = req_is_denial(status) || status == STATUS_RATE_LIMITED;
+    if (!(status == 0 ? operator_event(action) : refused))
+        return;
+    char who[ID_HEX_LEN + 1] = "-", what[ID_HEX_LEN + 1] = "-", src[REC_AUDIT_SOURCE_MAX + 1];
+    if (hc->authenticated)
+        id_to_hex(&hc->account, who);
+    if (object)
+        id_to_hex(object, what);
+    req_source(hc, src);
+    log_info("request", "%s %s: account %s, object %s, from %s", audit_action_name(action),
+             status == 0 ? "done" : status_str(status), who, what, src[0] ? src : "-");
+}
+
 void req_source(const struct hconn *hc, char out[REC_AUDIT_SOURCE_MAX + 1]) {
     out[0] = '\0';
     if (!hc->conn)
@@ -283,6 +319,8 @@ void op_journal_done(void *ctx, uint64_t pos, int status, const uint8_t *data, s
     int rc = op->done(op, &res);
     if (rc < 0 && op_live(op))
         req_respond_error(op->hc->conn, op->request_id, rc, op->detail);
+    req_log_outcome(op->hc, op->row->rule.action, rc < 0 ? rc : status,
+                    op->has_object ? &op->object : NULL);
     audit_refusal(op, status);
     op_release(op);
 }
@@ -308,6 +346,8 @@ int op_propose(struct op *op, const Carechat__Entry__V1__Entry *e) {
 void op_step_done(struct op *op, int status) {
     if (status < 0 && op_live(op))
         req_respond_error(op->hc->conn, op->request_id, status, op->detail);
+    if (status < 0)
+        req_log_outcome(op->hc, op->row->rule.action, status, op->has_object ? &op->object : NULL);
     if (!op->handed)
         op_release(op);
 }

@@ -235,6 +235,11 @@ void req_respond_error(struct conn *c, uint64_t rid, int rc, const char *detail)
 
 /* Whether `status` is a denial: FORBIDDEN, NOT_FOUND, UNAUTHENTICATED. */
 bool req_is_denial(int status);
+/* Logs at info level, with ids and the client's address only, a request
+ * refused (UNAUTHENTICATED, FORBIDDEN, NOT_FOUND, RATE_LIMITED) or a completed
+ * administrative one (`status` 0: account, device and incident changes),
+ * named by its audit `action`; `object` may be NULL. */
+void req_log_outcome(const struct hconn *hc, uint32_t action, int status, const struct id *object);
 /* The client's address as text ("" once detached) into out. */
 void req_source(const struct hconn *hc, char out[REC_AUDIT_SOURCE_MAX + 1]);
 /* Proposes an AuditAppend entry (actor: `actor`/`device`, NULL for none;

@@ -174,6 +174,11 @@ grep -q "\"action\": \"account.deactivate\".*\"object\": \"$PAT2_ID\"" "$T/out" 
     fail "no record of the admin's deactivation"
 grep -qi "pat@clinic\|pat2@clinic" "$T/out" && fail "an email is in the audit log"
 grep -qi "pat@clinic\|pat2@clinic" "$T/carechatd.log" && fail "an email is in the server log"
+# The operator events are in the server log at info level, by id.
+grep -q "account.deactivate done: account $DOC_ID, object $PAT_ID" "$T/carechatd.log" ||
+    fail "the deactivation is not in the server log"
+grep -q "session.login unauthenticated: account -" "$T/carechatd.log" ||
+    fail "the refused login of the deactivated patient is not in the server log"
 
 stop_server
 echo PASS
