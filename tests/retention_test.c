@@ -133,6 +133,29 @@ static int retention_state(struct rawc *c, const uint8_t account[16], bool *hold
     return rc;
 }
 
+/* How many audit records by `actor` about `patient` with outcome `status`
+ * root (`c`) finds. */
+static size_t audit_count(struct rawc *c, const uint8_t actor[16], const uint8_t patient[16],
+                          int status) {
+    Carechat__V1__Frame f;
+    Carechat__V1__QueryAudit m;
+    carechat__v1__frame__init(&f);
+    carechat__v1__query_audit__init(&m);
+    m.actor_account_id = (ProtobufCBinaryData){16, (uint8_t *)actor};
+    m.patient_account_id = (ProtobufCBinaryData){16, (uint8_t *)patient};
+    m.limit = 500;
+    f.body_case = CARECHAT__V1__FRAME__BODY_QUERY_AUDIT;
+    f.query_audit = &m;
+    Carechat__V1__Frame *r = rpc(c, &f);
+    assert_int_equal(status_of(r), 0);
+    size_t n = 0;
+    for (size_t i = 0; i < r->response->audit_page->n_records; i++)
+        if (-(int)r->response->audit_page->records[i]->outcome == status)
+            n++;
+    proto_free(r);
+    return n;
+}
+
 /* ListConversations for review of `patient` as `c`: the status, and whether
  * `conv` is listed (in *listed). */
 static int review_list(struct rawc *c, const uint8_t patient[16], const uint8_t conv[16],
@@ -400,8 +423,15 @@ static void test_retention_review_on_day_29(void **state) {
     assert_true(canary);
     assert_int_equal(history(doc, W.direct, &canary), 0);
     assert_true(canary);
-    /* Another provider does not even learn that it exists. */
+    /* Another provider does not even learn that it exists; the refusal is
+     * audited with the patient it concerned. */
+    assert_int_equal(audit_count(root, W.other.account, W.pat.account, STATUS_NOT_FOUND), 0);
     assert_int_equal(history(other, W.direct, &canary), STATUS_NOT_FOUND);
+    /* (the refusal's record is written beside the answer: wait for it) */
+    size_t refusals = 0;
+    for (int i = 0; i < 50 && refusals == 0; i++, usleep(100 * 1000))
+        refusals = audit_count(root, W.other.account, W.pat.account, STATUS_NOT_FOUND);
+    assert_int_equal(refusals, 1);
     /* Reviewers find the patient's conversations. */
     bool listed;
     assert_int_equal(review_list(admin, W.pat.account, W.direct, &listed), 0);
