@@ -331,23 +331,37 @@ const char *proto_body_name(const Carechat__V1__Frame *frame) {
     return f ? f->name : "none";
 }
 
-bool proto_body_bytes(const Carechat__V1__Frame *frame, const char *name,
-                      ProtobufCBinaryData *out) {
+/* The field `name` of f's body, when it has one of `type` (not repeated);
+ * its bytes are at the returned pointer. */
+static const void *body_field(const Carechat__V1__Frame *frame, const char *name,
+                              ProtobufCType type) {
     if (!frame || frame->body_case == CARECHAT__V1__FRAME__BODY__NOT_SET)
-        return false;
+        return NULL;
     const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(
         &carechat__v1__frame__descriptor, (unsigned)frame->body_case);
     if (!f || f->type != PROTOBUF_C_TYPE_MESSAGE)
-        return false;
+        return NULL;
     const ProtobufCMessage *body = *(ProtobufCMessage *const *)((const char *)frame + f->offset);
     if (!body)
-        return false;
+        return NULL;
     const ProtobufCFieldDescriptor *b =
         protobuf_c_message_descriptor_get_field_by_name(body->descriptor, name);
-    if (!b || b->type != PROTOBUF_C_TYPE_BYTES || b->label == PROTOBUF_C_LABEL_REPEATED)
-        return false;
-    *out = *(const ProtobufCBinaryData *)((const char *)body + b->offset);
-    return true;
+    if (!b || b->type != type || b->label == PROTOBUF_C_LABEL_REPEATED)
+        return NULL;
+    return (const char *)body + b->offset;
+}
+
+bool proto_body_bytes(const Carechat__V1__Frame *frame, const char *name,
+                      ProtobufCBinaryData *out) {
+    const void *field = body_field(frame, name, PROTOBUF_C_TYPE_BYTES);
+    if (field)
+        *out = *(const ProtobufCBinaryData *)field;
+    return field != NULL;
+}
+
+const char *proto_body_string(const Carechat__V1__Frame *frame, const char *name) {
+    const void *field = body_field(frame, name, PROTOBUF_C_TYPE_STRING);
+    return field ? *(char *const *)field : NULL;
 }
 
 int proto_entry_decode(const struct proto_limits *lim, const uint8_t *data, size_t len,

@@ -116,6 +116,8 @@ const char *proto_body_name(const Carechat__V1__Frame *frame);
  * true with *out pointing into `frame` (borrowed), false when the body has no
  * bytes field of that name (or the frame no body). */
 bool proto_body_bytes(const Carechat__V1__Frame *frame, const char *name, ProtobufCBinaryData *out);
+/* The string field `name` of f's body (borrowed), or NULL when it has none. */
+const char *proto_body_string(const Carechat__V1__Frame *frame, const char *name);
 
 /* Entries: the same contract as proto_decode()/proto_free()/proto_encode(), for
  * protocol/entry.proto. An entry must have a kind; its version is apply's to

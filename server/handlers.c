@@ -297,9 +297,20 @@ out:
     return rc;
 }
 
+/* The account a request names by `email` (LookupAccount), when there is one. */
+static bool email_account(const struct req *r, struct id *out) {
+    const char *email = proto_body_string(r->frame, "email");
+    char normal[RULES_EMAIL_MAX + 1];
+    uint8_t index[REC_HASH_LEN];
+    if (!email || rules_normalize_email(email, normal) != 0)
+        return false;
+    store_blind_index(r->h->store, normal, strlen(normal), index);
+    return req_find_email(r->h, index, out) == 0;
+}
+
 /* What the access record of read `r` names: the caller, the action, the
- * conversation, else the patient, else the account the request names, the
- * conversation's patient, and the client's address. */
+ * conversation, else the patient, else the account the request names (by id
+ * or by email), the conversation's patient, and the client's address. */
 static void read_key(const struct req *r, struct coalesce_key *k) {
     memset(k, 0, sizeof *k);
     k->actor = r->hc->account;
@@ -309,6 +320,7 @@ static void read_key(const struct req *r, struct coalesce_key *k) {
     const struct id *object = r->has_conv                                 ? &r->conv_id
                               : r->has_patient                            ? &r->patient
                               : body_id(r->frame, "account_id", &account) ? &account
+                              : email_account(r, &account)                ? &account
                                                                           : NULL;
     if (object) {
         memcpy(k->object, object->b, ID_LEN);

@@ -656,6 +656,27 @@ static void test_audit_history_is_an_access_record(void **state) {
     carechat_close(pat);
 }
 
+/* A LookupAccount's access record names the account found by the email
+ * (audit gaps, issue 13). */
+static void test_audit_lookup_names_its_object(void **state) {
+    (void)state;
+    char addr[64];
+    fixture_email("looked-up", addr);
+    struct carechat *p = invited(the_root(), addr, CARECHAT_ROLE_PROVIDER, "Looked Up");
+    carechat_close(p);
+    struct id target = account_of(addr);
+    struct id me = account_of(FIXTURE_ROOT_EMAIL);
+    struct carechat_audit_filter f = {.actor = &me};
+    struct carechat_audit_records *r = query(&f);
+    size_t naming = 0;
+    for (size_t i = 0; i < r->n; i++)
+        if (strcmp(r->items[i].action, "account.lookup") == 0 && r->items[i].object_len == ID_LEN &&
+            memcmp(r->items[i].object, target.b, ID_LEN) == 0)
+            naming++;
+    carechat_audit_records_free(r);
+    assert_true(naming >= 1);
+}
+
 /* since/until bound the times; the chain fields link; a provider may not
  * query (FORBIDDEN), and that refusal is itself recorded. */
 static void test_audit_query_filters_and_refusal(void **state) {
@@ -776,6 +797,7 @@ int main(void) {
         cmocka_unit_test(test_audit_denial_is_one_record),
         cmocka_unit_test(test_audit_history_is_an_access_record),
         cmocka_unit_test(test_audit_query_filters_and_refusal),
+        cmocka_unit_test(test_audit_lookup_names_its_object),
         cmocka_unit_test(test_audit_verify_after_tamper_on_disk),
     };
     int failed = cmocka_run_group_tests_name("audit_chain", chain, NULL, NULL);
