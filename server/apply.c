@@ -57,6 +57,7 @@ static const apply_kind_fn kinds[] = {
     [KIND(KEY_ROTATE)] = apply_key_rotate,
     [KIND(DEVICE_LIST_PUBLISH)] = apply_device_list,
     [KIND(ACCOUNT_DEACTIVATE)] = apply_deactivate,
+    [KIND(PASSWORD_CHANGE)] = apply_password_change,
     [KIND(ACCOUNT_REACTIVATE)] = apply_reactivate,
     [KIND(LEGAL_HOLD_SET)] = apply_legal_hold,
     [KIND(RETENTION_ADVANCE)] = apply_retention_advance,

@@ -313,6 +313,55 @@ static int read_session(struct store_txn *txn, ProtobufCBinaryData hash, struct 
     return rc;
 }
 
+/* UNAUTHENTICATED for a session created before its account's last password
+ * change (PasswordChange); 0 otherwise. */
+static int session_ended_by_password(struct store_txn *txn, const struct rec_session *s) {
+    struct rec_account a;
+    int rc = apply_read_account(txn, &s->account_id, &a);
+    if (rc != 0)
+        return rc;
+    bool ended = s->created_at < a.sessions_after;
+    rec_account_cleanup(&a);
+    return ended ? STATUS_UNAUTHENTICATED : STATUS_OK;
+}
+
+int apply_password_change(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                          struct buf *result) {
+    const Carechat__Entry__V1__PasswordChange *m = e->password_change;
+    if (!m || !is_hash(m->keep_token_hash) || m->password_hash[0] == '\0')
+        return STATUS_BAD_REQUEST;
+    struct id actor;
+    struct rec_account a;
+    int rc = apply_actor_account(txn, e, &actor, &a);
+    if (rc != 0)
+        return rc;
+    struct rec_session keep;
+    rc = read_session(txn, m->keep_token_hash, &keep);
+    if (rc == STATUS_NOT_FOUND ||
+        (rc == 0 && (!id_equal(&keep.account_id, &actor) || keep.created_at < a.sessions_after)))
+        rc = STATUS_UNAUTHENTICATED;
+    if (rc == 0) {
+        free(a.password_hash);
+        a.password_hash = xstrdup(m->password_hash);
+        a.sessions_after = e->time;
+        rc = apply_write_account(txn, &actor, &a);
+    }
+    if (rc == 0) { /* the session that asked goes on */
+        keep.created_at = e->time;
+        struct buf v;
+        buf_init(&v);
+        rec_session_encode(&keep, &v);
+        rc = txn_put(txn, CF_SESSIONS, m->keep_token_hash.data, m->keep_token_hash.len,
+                     &keep.account_id, v.data, v.len);
+        buf_cleanup(&v);
+    }
+    if (rc == 0)
+        rc = apply_audit(txn, e, REC_AUDIT_PASSWORD_CHANGE, 0, &actor, keep.device_id.b, ID_LEN,
+                         NULL);
+    rec_account_cleanup(&a);
+    return rc;
+}
+
 int apply_session_touch(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
                         struct buf *result) {
     const Carechat__Entry__V1__SessionTouch *t = e->session_touch;
@@ -324,6 +373,8 @@ int apply_session_touch(struct store_txn *txn, const Carechat__Entry__V1__Entry 
         return rc;
     if (s.expires_at <= e->time || s.idle_expires_at <= e->time)
         return STATUS_UNAUTHENTICATED;
+    if ((rc = session_ended_by_password(txn, &s)) != 0)
+        return rc;
     int64_t idle = t->idle_expires_at < s.expires_at ? t->idle_expires_at : s.expires_at;
     if (idle > s.idle_expires_at)
         s.idle_expires_at = idle;

@@ -107,6 +107,7 @@ void rec_account_encode(const struct rec_account *a, struct buf *out) {
     rec_put_id(out, &a->inviter);
     rec_put_u64(out, (uint64_t)a->deactivated_at);
     put_str(out, a->hold_reason ? a->hold_reason : "");
+    rec_put_u64(out, (uint64_t)a->sessions_after);
 }
 
 int rec_account_decode(const uint8_t *data, size_t len, struct rec_account *out) {
@@ -137,6 +138,8 @@ int rec_account_decode(const uint8_t *data, size_t len, struct rec_account *out)
         out->deactivated_at = (int64_t)get_u64(&r);
     if (!r.bad && !at_end(&r)) /* absent in records written before 0.3 */
         out->hold_reason = get_str(&r);
+    if (!r.bad && !at_end(&r)) /* absent in records written before 0.3's password change */
+        out->sessions_after = (int64_t)get_u64(&r);
     if (r.bad || r.p != r.end) {
         rec_account_cleanup(out);
         return STATUS_CORRUPT;

@@ -95,6 +95,9 @@ struct rec_account {
      * none); owned. Kept here, under the account's key, not in the lifecycle
      * record, since it may name people. */
     char *hold_reason;
+    /* Sessions created before this time no longer authenticate (a password
+     * change ends the account's other sessions); 0: none. */
+    int64_t sessions_after;
 };
 
 /* Retention states, numbered as carechat.v1 RetentionState. */

@@ -26,6 +26,7 @@ static void test_records_account_round_trip(void **state) {
         .n_list = 2,
         .deactivated_at = 1790000000123,
         .hold_reason = "litigation 2026-17",
+        .sessions_after = 1795000000456,
     };
     memset(a.list_signer.b, 7, ID_LEN);
     memset(a.list_signature, 9, REC_SIG_LEN);
@@ -51,10 +52,11 @@ static void test_records_account_round_trip(void **state) {
     assert_memory_equal(d.list, a.list, 2 * sizeof a.list[0]);
     assert_true(d.deactivated_at == a.deactivated_at);
     assert_string_equal(d.hold_reason, a.hold_reason);
+    assert_true(d.sessions_after == a.sessions_after);
     rec_account_cleanup(&d);
     /* A record of 0.2 (without hold_reason) reads without one; one of 0.1
      * (without deactivated_at either) as never deactivated. */
-    size_t v02 = b.len - 4 - strlen(a.hold_reason);
+    size_t v02 = b.len - 8 - 4 - strlen(a.hold_reason);
     assert_int_equal(rec_account_decode(b.data, v02, &d), 0);
     assert_true(d.deactivated_at == a.deactivated_at);
     assert_null(d.hold_reason);

@@ -55,6 +55,7 @@ static const struct request_row rows[] = {
     ROW(AUTHENTICATE, 0,      OPEN,    CHANGE, AUTHENTICATE, sessions_authenticate, sessions_established_done),
     ROW(REGISTER,     0,      OPEN,    CHANGE, REGISTER,     sessions_register,     sessions_established_done),
     ROW(LOGOUT,       ANYONE, SESSION, CHANGE, LOGOUT,       sessions_logout,       sessions_logout_done),
+    ROW(CHANGE_PASSWORD, ANYONE, SESSION, CHANGE, PASSWORD_CHANGE, sessions_change_password, sessions_change_password_done),
     ROW(INVITE,       STAFF,  SESSION, CHANGE, INVITE,       sessions_invite,       sessions_invite_done),
     /* devices and keys */
     ROW(PUBLISH_DEVICE_LIST,   ANYONE, SESSION, CHANGE, DEVICE_PUBLISH,    devices_publish_list,   devices_done),

@@ -435,7 +435,7 @@ int sessions_authenticate(struct req *r) {
         rec_device_cleanup(&dev);
         rc = req_read_account(h, &s.account_id, &a);
     }
-    if (rc == 0 && !a.active)
+    if (rc == 0 && (!a.active || s.created_at < a.sessions_after))
         rc = STATUS_UNAUTHENTICATED;
     if (rc != 0) {
         rec_account_cleanup(&a);
@@ -561,6 +561,116 @@ int sessions_logout_done(struct op *op, const struct op_result *res) {
     conn_close(c, CONN_CLOSE_NORMAL, "logged out", METRICS_CLOSE_LOGOUT);
     req_revoke(op->hc->h, NULL, &OP_STATE(op, struct logout_op)->device,
                CARECHAT__V1__REVOKE_REASON__LOGGED_OUT, op->hc);
+    return STATUS_OK;
+}
+
+/* ---- ChangePassword ------------------------------------------------------------------- */
+
+/* The change in flight: the caller's keys as for a sign-in, and the new
+ * password until it is hashed (wiped then). */
+struct password_op {
+    struct session_op so;
+    char new_password[RULES_PASSWORD_MAX + 1];
+    size_t new_len;
+};
+
+/* The new password was hashed: proposes the PasswordChange entry. */
+static int password_propose(struct op *op, bool ok, const char *hash) {
+    if (!op_live(op))
+        return STATUS_OK;
+    if (!ok)
+        return op_fail(op, STATUS_UNAVAILABLE, "busy, retry later");
+    Carechat__Entry__V1__Entry e;
+    Carechat__Entry__V1__PasswordChange pc;
+    entry_init(&e, clock_now(), &op->hc->account, &op->hc->device);
+    carechat__entry__v1__password_change__init(&pc);
+    pc.password_hash = (char *)hash;
+    pc.keep_token_hash = (ProtobufCBinaryData){REC_HASH_LEN, op->hc->token_hash};
+    e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_PASSWORD_CHANGE;
+    e.password_change = &pc;
+    return op_propose(op, &e);
+}
+
+static void password_hashed(void *ctx, bool ok, const char *hash) {
+    struct op *op = op_resume(ctx);
+    op_step_done(op, password_propose(op, ok, hash));
+}
+
+/* The current password was checked: hashes the new one. */
+static int password_check(struct op *op, bool ok) {
+    struct password_op *po = OP_STATE(op, struct password_op);
+    struct handlers *h = op->hc->h;
+    int rc = STATUS_OK;
+    if (!op_live(op))
+        goto out;
+    if (!ok) {
+        signin_failed(h, &po->so, true);
+        rc = op_fail(op, STATUS_UNAUTHENTICATED, "wrong current password");
+        goto out;
+    }
+    uint8_t key[REC_HASH_LEN + 16];
+    account_net_key(&po->so, key);
+    lockout_clear(h->lo_account_net, key, sizeof key);
+    if (pwhash_hash(h->pw, po->new_password, po->new_len, password_hashed, op) != 0) {
+        rc = op_fail(op, STATUS_UNAVAILABLE, "busy, retry later");
+        goto out;
+    }
+    op_keep(op);
+out:
+    sodium_memzero(po->new_password, sizeof po->new_password);
+    return rc;
+}
+
+static void password_verified(void *ctx, bool ok, const char *hash) {
+    struct op *op = op_resume(ctx);
+    op_step_done(op, password_check(op, ok));
+}
+
+int sessions_change_password(struct req *r) {
+    struct handlers *h = r->h;
+    const Carechat__V1__ChangePassword *m = r->frame->change_password;
+    size_t old_len = strlen(m->current_password), new_len = strlen(m->new_password);
+    if (old_len == 0 || old_len > RULES_PASSWORD_MAX)
+        return req_fail(r, STATUS_BAD_REQUEST, "the current password is required");
+    if (new_len < h->password_min || new_len > RULES_PASSWORD_MAX)
+        return req_fail(r, STATUS_BAD_REQUEST, "the new password is too short or too long");
+    if (new_len == old_len && sodium_memcmp(m->new_password, m->current_password, new_len) == 0)
+        return req_fail(r, STATUS_BAD_REQUEST, "the new password is the current one");
+    struct rec_account a;
+    int rc = req_read_account(h, &r->hc->account, &a);
+    if (rc != 0)
+        return rc;
+    struct op *op = op_new(r, sizeof(struct password_op));
+    struct password_op *po = OP_STATE(op, struct password_op);
+    po->so.s.account = r->hc->account;
+    po->so.known_device = true;
+    signin_keys(r, &po->so, a.email);
+    memcpy(po->new_password, m->new_password, new_len);
+    po->new_len = new_len;
+    int64_t wait = signin_wait(h, &po->so, true);
+    rc = wait > 0 ? signin_refused(r, &r->hc->account, wait)
+                  : pwhash_verify(h->pw, m->current_password, old_len, a.password_hash, true,
+                                  password_verified, op);
+    rec_account_cleanup(&a);
+    if (rc != 0) {
+        sodium_memzero(po->new_password, sizeof po->new_password);
+        return rc == STATUS_RATE_LIMITED ? rc
+                                         : req_fail(r, STATUS_UNAVAILABLE, "busy, retry later");
+    }
+    op_keep(op);
+    return STATUS_OK;
+}
+
+int sessions_change_password_done(struct op *op, const struct op_result *res) {
+    if (res->status != 0)
+        return op_fail(op,
+                       res->status == STATUS_UNAUTHENTICATED ? STATUS_UNAUTHENTICATED : res->status,
+                       "the session ended meanwhile");
+    /* Every other session of the account ends now; this one goes on. */
+    req_revoke(op->hc->h, &op->hc->account, NULL, CARECHAT__V1__REVOKE_REASON__PASSWORD_CHANGED,
+               op->hc);
+    if (op_live(op))
+        conn_respond(op->hc->conn, op->request_id, STATUS_OK, NULL);
     return STATUS_OK;
 }
 

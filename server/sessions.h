@@ -24,6 +24,11 @@ int sessions_established_done(struct op *op, const struct op_result *res);
  * connections. */
 int sessions_logout(struct req *r);
 int sessions_logout_done(struct op *op, const struct op_result *res);
+/* ChangePassword: the current password verified (a failure counts as a
+ * failed sign-in), the new one hashed, a PasswordChange entry; then the
+ * account's other live sessions are revoked (PASSWORD_CHANGED). */
+int sessions_change_password(struct req *r);
+int sessions_change_password_done(struct op *op, const struct op_result *res);
 /* Invite: an invitation for an email and role the caller's role may invite;
  * answered with the code. */
 int sessions_invite(struct req *r);
