@@ -346,6 +346,35 @@ int carechat_lookup(struct carechat *c, const char *email, struct carechat_accou
     return rc;
 }
 
+int carechat_change_password(struct carechat *c, const char *current, const char *next) {
+    cc_clear_error(c);
+    if (!current || !next || !*current || !*next)
+        return cc_fail(c, STATUS_BAD_REQUEST, CARECHAT_ERROR_ARGUMENT,
+                       "password change: the current and the new password are required");
+    int rc = cc_ensure_session(c);
+    if (rc != 0)
+        return rc;
+    Carechat__V1__ChangePassword cp;
+    carechat__v1__change_password__init(&cp);
+    cp.current_password = (char *)current;
+    cp.new_password = (char *)next;
+    Carechat__V1__Frame req;
+    carechat__v1__frame__init(&req);
+    req.body_case = CARECHAT__V1__FRAME__BODY_CHANGE_PASSWORD;
+    req.change_password = &cp;
+    Carechat__V1__Frame *resp = NULL;
+    rc = cc_call(c, &req, "password change", &resp);
+    if (rc != 0)
+        return rc;
+    if (resp->response->status != CARECHAT__V1__STATUS__OK)
+        rc = cc_refused(c, resp->response, "password change",
+                        resp->response->status == CARECHAT__V1__STATUS__UNAUTHENTICATED
+                            ? "the current password is wrong"
+                            : NULL);
+    cc_free_response(resp);
+    return rc;
+}
+
 int carechat_logout(struct carechat *c) {
     cc_clear_error(c);
     int rc = cc_ensure_session(c);

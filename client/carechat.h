@@ -222,6 +222,14 @@ int carechat_lookup(struct carechat *c, const char *email, struct carechat_accou
  * no session (the local copy is dropped too); or a local failure. */
 int carechat_logout(struct carechat *c);
 
+/* Replaces the account's password (the session must be live): `current` is
+ * checked by the server, `next` must meet its minimum length. Every other
+ * session of the account ends (their connections are closed); this one goes
+ * on. Returns 0, or UNAUTHENTICATED (wrong current password), BAD_REQUEST
+ * (new password too short or the same), RATE_LIMITED, or a connection
+ * status; the passwords never appear in an error text. */
+int carechat_change_password(struct carechat *c, const char *current, const char *next);
+
 /* Why the server ended a session. Numbers as on the wire (carechat.proto
  * RevokeReason). */
 enum carechat_revoke_reason {

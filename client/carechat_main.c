@@ -99,6 +99,8 @@ static const char *command_name(enum cli_command cmd) {
         return "account release";
     case CLI_ACCOUNT_UNLOCK:
         return "account unlock";
+    case CLI_PASSWORD_CHANGE:
+        return "password change";
     case CLI_NONE:
         break;
     }
@@ -694,6 +696,26 @@ static int run_audit_verify(struct carechat *c, const struct cli_args *a, bool *
     return 0;
 }
 
+static int run_password_change(struct carechat *c, const struct cli_args *a, const char *current) {
+    struct buf next;
+    buf_init(&next);
+    char err[512];
+    int rc = cli_read_password(a->new_password_file, &next, err, sizeof err);
+    if (rc != 0) {
+        fprintf(stderr, "carechat password change: %s\n", err);
+        buf_cleanup(&next);
+        return CLI_EXIT_USAGE;
+    }
+    rc = carechat_change_password(c, current, (const char *)next.data);
+    buf_wipe(&next);
+    buf_cleanup(&next);
+    if (rc == 0 && a->json)
+        cli_json_print(stdout, json_pack("{s:b}", "password_changed", 1));
+    else if (rc == 0)
+        printf("password changed; every other session of the account has ended\n");
+    return rc;
+}
+
 static int run(struct carechat *c, const struct cli_args *a) {
     struct buf password;
     buf_init(&password);
@@ -802,6 +824,9 @@ static int run(struct carechat *c, const struct cli_args *a) {
         break;
     case CLI_ACCOUNT_UNLOCK:
         rc = run_unlock(c, a);
+        break;
+    case CLI_PASSWORD_CHANGE:
+        rc = run_password_change(c, a, pw);
         break;
     case CLI_NONE:
         break;

@@ -31,6 +31,7 @@ enum opt {
     O_HELP,
     O_EMAIL,
     O_PASSWORD_FILE,
+    O_NEW_PASSWORD_FILE,
     O_ROLE,
     O_CODE,
     O_BIRTHDATE,
@@ -67,6 +68,7 @@ static const struct option_def options[O_COUNT] = {
     [O_HELP] = {"help", false, true},
     [O_EMAIL] = {"email", true, false},
     [O_PASSWORD_FILE] = {"password-file", true, false},
+    [O_NEW_PASSWORD_FILE] = {"new-password-file", true, false},
     [O_ROLE] = {"role", true, false},
     [O_CODE] = {"code", true, false},
     [O_BIRTHDATE] = {"birthdate", true, false},
@@ -128,8 +130,19 @@ static const struct command_def commands[] = {
     {"account hold", CLI_ACCOUNT_HOLD, {O_EMAIL, O_REASON}, 2, {0}, 0},
     {"account release", CLI_ACCOUNT_RELEASE, {O_EMAIL}, 1, {0}, 0},
     {"account unlock", CLI_ACCOUNT_UNLOCK, {O_EMAIL}, 1, {0}, 0},
+    {"password change", CLI_PASSWORD_CHANGE, {O_PASSWORD_FILE, O_NEW_PASSWORD_FILE}, 2, {0}, 0},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+/* Whether `word` is the first of two-word commands ("account" of "account
+ * list"), as the table names them. */
+static bool is_group(const char *word) {
+    size_t n = strlen(word);
+    for (size_t c = 0; c < N_COMMANDS; c++)
+        if (strncmp(commands[c].name, word, n) == 0 && commands[c].name[n] == ' ')
+            return true;
+    return false;
+}
 
 static int usage_error(char *err, size_t err_len, const char *fmt, const char *arg) {
     snprintf(err, err_len, fmt, arg);
@@ -172,13 +185,10 @@ int cli_parse(int argc, char **argv, struct cli_args *out, char *err, size_t err
         if (strncmp(arg, "--", 2) != 0) {
             if (cmd != NULL)
                 return usage_error(err, err_len, "unexpected argument '%s'", arg);
-            /* "audit", "channel", "urgent" and "account" take a second word
-             * ("audit query", "channel create", "urgent ack", "account
-             * deactivate"). */
+            /* A group word takes a second one ("audit query", "channel
+             * create", "account deactivate", "password change"). */
             char two[32];
-            if ((strcmp(arg, "audit") == 0 || strcmp(arg, "channel") == 0 ||
-                 strcmp(arg, "urgent") == 0 || strcmp(arg, "account") == 0) &&
-                i + 1 < argc && strlen(argv[i + 1]) < 16) {
+            if (is_group(arg) && i + 1 < argc && strlen(argv[i + 1]) < 16) {
                 snprintf(two, sizeof two, "%s %s", arg, argv[i + 1]);
                 for (size_t c = 0; c < N_COMMANDS && cmd == NULL; c++)
                     if (strcmp(commands[c].name, two) == 0)
@@ -330,6 +340,7 @@ int cli_parse(int argc, char **argv, struct cli_args *out, char *err, size_t err
     a.json = seen[O_JSON];
     a.email = values[O_EMAIL];
     a.password_file = values[O_PASSWORD_FILE];
+    a.new_password_file = values[O_NEW_PASSWORD_FILE];
     a.role = values[O_ROLE];
     a.code = values[O_CODE];
     a.birthdate = values[O_BIRTHDATE];
@@ -396,6 +407,9 @@ const char *cli_usage(void) {
            "      list the devices of your account\n"
            "  logout\n"
            "      end this device's session\n"
+           "  password change --password-file CURRENT --new-password-file NEW\n"
+           "      replace the account's password; every other session of the account ends,\n"
+           "      this one goes on\n"
            "  send (--to EMAIL | --conversation ID | --channel ID) --text TEXT [--client-id ID]\n"
            "       [--urgent]\n"
            "      encrypt TEXT for every device of every active member and send it (--to\n"

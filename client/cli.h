@@ -67,6 +67,7 @@ enum cli_command {
     CLI_ACCOUNT_HOLD,
     CLI_ACCOUNT_RELEASE,
     CLI_ACCOUNT_UNLOCK,
+    CLI_PASSWORD_CHANGE,
 };
 
 #define CLI_MAX_WAIT_S 3600
@@ -83,7 +84,8 @@ struct cli_args {
     enum cli_command command;
     const char *email; /* login, invite, register, account (but list) */
     const char *password_file;
-    const char *role; /* invite; account list: the role listed (NULL: every role) */
+    const char *new_password_file; /* password change */
+    const char *role;              /* invite; account list: the role listed (NULL: every role) */
     const char *code;
     const char *birthdate;
     const char *name;

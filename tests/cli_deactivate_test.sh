@@ -11,8 +11,8 @@
 # deactivated by the first provider (forbidden) but can by an admin (text
 # output with ISO dates); a patient may deactivate nobody (forbidden); nobody
 # deactivates themselves (bad request); deactivating twice is a conflict; a
-# care-team channel of the deactivated patient goes on without their devices
-# (the other members still send and receive). Every
+# care-team channel of the deactivated patient is kept read-only for review
+# (a send is refused, its provider still reads it). Every
 # refusal exits 2 as --help documents. The admin's `audit query` shows one
 # successful "account.deactivate" record by the provider with the patient's id
 # as its object and neither patient's email anywhere.
