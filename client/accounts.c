@@ -172,7 +172,7 @@ int carechat_register(struct carechat *c, const char *code, const char *email, c
         {CARECHAT__V1__STATUS__NOT_FOUND,
          "unknown, used or expired invitation code, or not the invited email"},
         {CARECHAT__V1__STATUS__BAD_REQUEST,
-         "invalid input (password 8..1024 bytes, birthdate YYYY-MM-DD, name 1..128 bytes)"},
+         "invalid input (the password's length, birthdate YYYY-MM-DD, name 1..128 bytes)"},
         {CARECHAT__V1__STATUS__OK, NULL},
     };
     Carechat__V1__Frame *resp = NULL;

@@ -144,7 +144,8 @@ struct carechat_session_info {
  * handle has not logged in, registered or authenticated yet. */
 int carechat_session(const struct carechat *c, struct carechat_session_info *out);
 
-/* Logs in with `email` and `password` (borrowed; 8..1024 bytes), from this
+/* Logs in with `email` and `password` (borrowed; 1..1024 bytes: the server
+ * sets the minimum length at registration, 10 bytes by default), from this
  * profile's device, or as a new device when the profile has none (see the top
  * of this file), then makes sure the device is in the account's published
  * device list. Stores the session. Returns 0; from the server UNAUTHENTICATED

@@ -451,6 +451,8 @@ int handlers_new(const struct handlers_config *cfg, struct handlers **out) {
     h->session_idle_ms = (int64_t)sc->session_idle_s * 1000;
     h->session_max_ms = (int64_t)sc->session_max_s * 1000;
     h->password_min = sc->password_min;
+    snprintf(h->password_rule, sizeof h->password_rule, "passwords are %u..%u bytes",
+             sc->password_min, RULES_PASSWORD_MAX);
     if (sc->holidays_file) {
         char why[256];
         size_t n = 0;

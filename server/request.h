@@ -102,6 +102,7 @@ struct handlers {
     calendar_day *holidays;      /* its dates (--holidays), owned; NULL: US federal */
     int64_t invite_ttl_ms, session_idle_ms, session_max_ms;
     unsigned password_min;
+    char password_rule[64]; /* "passwords are N..1024 bytes", the detail of a refusal */
     bool closing;
     struct hconn *conns;     /* attached connections */
     uint64_t audit_anchored; /* the audit chain head last logged as an anchor */

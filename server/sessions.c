@@ -353,7 +353,7 @@ int sessions_register(struct req *r) {
     if (!code_valid(m->code) || rules_normalize_email(m->email, email) != 0)
         return req_fail(r, STATUS_BAD_REQUEST, "malformed code or email");
     if (plen < h->password_min || plen > RULES_PASSWORD_MAX)
-        return req_fail(r, STATUS_BAD_REQUEST, "password too short or too long");
+        return req_fail(r, STATUS_BAD_REQUEST, h->password_rule);
     if (rules_parse_date(m->birth_date, &y, &mo, &d) != 0 || rules_age_at(y, mo, d, now) < 0)
         return req_fail(r, STATUS_BAD_REQUEST, "birth_date must be a past YYYY-MM-DD");
     if (name_len == 0 || name_len > RULES_DISPLAY_NAME_MAX)
@@ -633,7 +633,7 @@ int sessions_change_password(struct req *r) {
     if (old_len == 0 || old_len > RULES_PASSWORD_MAX)
         return req_fail(r, STATUS_BAD_REQUEST, "the current password is required");
     if (new_len < h->password_min || new_len > RULES_PASSWORD_MAX)
-        return req_fail(r, STATUS_BAD_REQUEST, "the new password is too short or too long");
+        return req_fail(r, STATUS_BAD_REQUEST, h->password_rule);
     if (new_len == old_len && sodium_memcmp(m->new_password, m->current_password, new_len) == 0)
         return req_fail(r, STATUS_BAD_REQUEST, "the new password is the current one");
     struct rec_account a;

@@ -35,6 +35,7 @@ expect_err "current password is wrong" "a wrong current password"
 cli doc password change --password-file "$T/doc.pw" --new-password-file "$T/short.pw"
 expect_rc 2 "a short new password"
 expect_err "bad request" "a short new password"
+expect_err "passwords are 10..1024 bytes" "the server's rule, as configured"
 cli doc password change --password-file "$T/doc.pw" --new-password-file "$T/new.pw"
 expect_rc 0 "the change"
 [ "$OUT" = "password changed; every other session of the account has ended" ] ||
