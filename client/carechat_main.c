@@ -244,7 +244,9 @@ static void print_conversation(const struct carechat_conversation *cv, bool json
     buf_cleanup(&line);
 }
 
-static int run_send(struct carechat *c, const struct cli_args *a) {
+/* `text` is what --text gave, or what was read from --text-file or stdin. */
+static int run_send(struct carechat *c, const struct cli_args *a, const uint8_t *text,
+                    size_t text_len) {
     struct id conv, cmid;
     if (a->to != NULL) {
         struct carechat_conversation cv;
@@ -259,9 +261,8 @@ static int run_send(struct carechat *c, const struct cli_args *a) {
     if (a->client_id != NULL)
         CHECK(id_from_hex(a->client_id, &cmid) == 0);
     struct carechat_sent sent;
-    int rc = (a->urgent ? carechat_send_urgent
-                        : carechat_send)(c, &conv, (const uint8_t *)a->text, strlen(a->text),
-                                         a->client_id != NULL ? &cmid : NULL, &sent);
+    int rc = (a->urgent ? carechat_send_urgent : carechat_send)(
+        c, &conv, text, text_len, a->client_id != NULL ? &cmid : NULL, &sent);
     if (rc != 0)
         return rc;
     char cid[ID_HEX_LEN + 1], mid[ID_HEX_LEN + 1], client[ID_HEX_LEN + 1];
@@ -696,19 +697,9 @@ static int run_audit_verify(struct carechat *c, const struct cli_args *a, bool *
     return 0;
 }
 
-static int run_password_change(struct carechat *c, const struct cli_args *a, const char *current) {
-    struct buf next;
-    buf_init(&next);
-    char err[512];
-    int rc = cli_read_password(a->new_password_file, &next, err, sizeof err);
-    if (rc != 0) {
-        fprintf(stderr, "carechat password change: %s\n", err);
-        buf_cleanup(&next);
-        return CLI_EXIT_USAGE;
-    }
-    rc = carechat_change_password(c, current, (const char *)next.data);
-    buf_wipe(&next);
-    buf_cleanup(&next);
+static int run_password_change(struct carechat *c, const struct cli_args *a, const char *current,
+                               const char *next) {
+    int rc = carechat_change_password(c, current, next);
     if (rc == 0 && a->json)
         cli_json_print(stdout, json_pack("{s:b}", "password_changed", 1));
     else if (rc == 0)
@@ -728,6 +719,27 @@ static int run(struct carechat *c, const struct cli_args *a) {
             buf_cleanup(&password);
             return CLI_EXIT_USAGE;
         }
+    }
+    /* The other input read from a file: a new password, or the text to send
+     * (--text-file, or --text - for standard input). */
+    struct buf input;
+    buf_init(&input);
+    const char *text_from = a->command != CLI_SEND      ? NULL
+                            : a->text_file              ? a->text_file
+                            : strcmp(a->text, "-") == 0 ? "-"
+                                                        : NULL;
+    if (a->new_password_file != NULL)
+        rc = cli_read_password(a->new_password_file, &input, err, sizeof err);
+    else if (text_from != NULL)
+        rc = cli_read_text(text_from, CARECHAT_MAX_TEXT, &input, err, sizeof err);
+    else if (a->command == CLI_SEND)
+        buf_append(&input, a->text, strlen(a->text));
+    if (rc != 0) {
+        fprintf(stderr, "carechat %s: %s\n", command_name(a->command), err);
+        buf_wipe(&password);
+        buf_cleanup(&password);
+        buf_cleanup(&input);
+        return CLI_EXIT_USAGE;
     }
     const char *pw = (const char *)password.data;
     bool broken = false;
@@ -773,7 +785,7 @@ static int run(struct carechat *c, const struct cli_args *a) {
         }
         break;
     case CLI_SEND:
-        rc = run_send(c, a);
+        rc = run_send(c, a, input.data, input.len);
         break;
     case CLI_RECV:
         rc = run_recv(c, a);
@@ -826,13 +838,15 @@ static int run(struct carechat *c, const struct cli_args *a) {
         rc = run_unlock(c, a);
         break;
     case CLI_PASSWORD_CHANGE:
-        rc = run_password_change(c, a, pw);
+        rc = run_password_change(c, a, pw, (const char *)input.data);
         break;
     case CLI_NONE:
         break;
     }
     buf_wipe(&password);
     buf_cleanup(&password);
+    buf_wipe(&input);
+    buf_cleanup(&input);
     if (rc != 0) {
         fprintf(stderr, "carechat: %s\n", carechat_error(c));
         return exit_for_kind(carechat_error_kind(c));

@@ -39,6 +39,7 @@ enum opt {
     O_TO,
     O_CONVERSATION,
     O_TEXT,
+    O_TEXT_FILE,
     O_CLIENT_ID,
     O_WAIT,
     O_LIMIT,
@@ -76,6 +77,7 @@ static const struct option_def options[O_COUNT] = {
     [O_TO] = {"to", true, false},
     [O_CONVERSATION] = {"conversation", true, false},
     [O_TEXT] = {"text", true, false},
+    [O_TEXT_FILE] = {"text-file", true, false},
     [O_CLIENT_ID] = {"client-id", true, false},
     [O_WAIT] = {"wait", true, false},
     [O_LIMIT] = {"limit", true, false},
@@ -97,7 +99,7 @@ struct command_def {
     enum opt required[5];
     size_t n_required;
     /* Options it also accepts. */
-    enum opt optional[5];
+    enum opt optional[8];
     size_t n_optional;
 };
 
@@ -107,7 +109,12 @@ static const struct command_def commands[] = {
     {"register", CLI_REGISTER, {O_CODE, O_EMAIL, O_PASSWORD_FILE, O_BIRTHDATE, O_NAME}, 5, {0}, 0},
     {"devices", CLI_DEVICES, {0}, 0, {0}, 0},
     {"logout", CLI_LOGOUT, {0}, 0, {0}, 0},
-    {"send", CLI_SEND, {O_TEXT}, 1, {O_TO, O_CONVERSATION, O_CHANNEL, O_CLIENT_ID, O_URGENT}, 5},
+    {"send",
+     CLI_SEND,
+     {0},
+     0,
+     {O_TEXT, O_TEXT_FILE, O_TO, O_CONVERSATION, O_CHANNEL, O_CLIENT_ID, O_URGENT},
+     7},
     {"recv", CLI_RECV, {0}, 0, {O_WAIT}, 1},
     {"history", CLI_HISTORY, {O_CONVERSATION}, 1, {O_LIMIT}, 1},
     {"conversations", CLI_CONVERSATIONS, {0}, 0, {0}, 0},
@@ -273,6 +280,9 @@ int cli_parse(int argc, char **argv, struct cli_args *out, char *err, size_t err
     if (cmd->command == CLI_SEND && (int)seen[O_TO] + seen[O_CONVERSATION] + seen[O_CHANNEL] != 1)
         return usage_error(err, err_len, "%s",
                            "'send' needs exactly one of --to, --conversation and --channel");
+    if (cmd->command == CLI_SEND && seen[O_TEXT] == seen[O_TEXT_FILE])
+        return usage_error(err, err_len, "%s",
+                           "'send' needs exactly one of --text and --text-file");
     if ((cmd->command == CLI_RECALL || cmd->command == CLI_URGENT_ACK ||
          cmd->command == CLI_URGENT_STATUS) &&
         seen[O_CONVERSATION] == seen[O_CHANNEL])
@@ -288,7 +298,7 @@ int cli_parse(int argc, char **argv, struct cli_args *out, char *err, size_t err
     if (values[O_CONVERSATION] != NULL && id_from_hex(values[O_CONVERSATION], &id) != 0)
         return usage_error(err, err_len, "--conversation must be 32 hex digits, not '%s'",
                            values[O_CONVERSATION]);
-    if (values[O_TEXT] != NULL &&
+    if (values[O_TEXT] != NULL && strcmp(values[O_TEXT], "-") != 0 &&
         !utf8_valid((const uint8_t *)values[O_TEXT], strlen(values[O_TEXT])))
         return usage_error(err, err_len, "%s",
                            "--text is not valid UTF-8 text: nothing was sent (check the "
@@ -332,6 +342,7 @@ int cli_parse(int argc, char **argv, struct cli_args *out, char *err, size_t err
     a.urgent = seen[O_URGENT];
     a.reason = values[O_REASON];
     a.text = values[O_TEXT];
+    a.text_file = values[O_TEXT_FILE];
     a.client_id = values[O_CLIENT_ID];
     a.command = cmd->command;
     a.server = values[O_SERVER];
@@ -410,9 +421,11 @@ const char *cli_usage(void) {
            "  password change --password-file CURRENT --new-password-file NEW\n"
            "      replace the account's password; every other session of the account ends,\n"
            "      this one goes on\n"
-           "  send (--to EMAIL | --conversation ID | --channel ID) --text TEXT [--client-id ID]\n"
-           "       [--urgent]\n"
-           "      encrypt TEXT for every device of every active member and send it (--to\n"
+           "  send (--to EMAIL | --conversation ID | --channel ID) (--text TEXT | --text-file "
+           "PATH)\n"
+           "       [--client-id ID] [--urgent]\n"
+           "      encrypt TEXT (--text - and --text-file: read it from standard input or PATH,\n"
+           "      at most 65456 bytes) for every device of every active member and send it (--to\n"
            "      opens the direct conversation with EMAIL); a retry with the same --client-id\n"
            "      (32 hex digits) stores the message once; --urgent asks every recipient to\n"
            "      acknowledge; prints conversation, seq, message and client ids; TEXT that\n"
@@ -492,6 +505,37 @@ const char *cli_usage(void) {
            "  5  profile: the profile directory is unusable (permissions, corrupt, unwritable)\n"
            "  6  protocol: a malformed answer, or signed data that does not verify\n"
            "  7  audit verify: the audit chain is broken\n";
+}
+
+int cli_read_text(const char *path, size_t max, struct buf *out, char *err, size_t err_len) {
+    bool stdin_ = strcmp(path, "-") == 0;
+    FILE *f = stdin_ ? stdin : fopen(path, "rb");
+    if (!f) {
+        snprintf(err, err_len, "cannot read %s: %s", path, strerror(errno));
+        return STATUS_IO;
+    }
+    char block[4096];
+    int rc = STATUS_OK;
+    for (size_t n; rc == 0 && (n = fread(block, 1, sizeof block, f)) > 0;) {
+        if (out->len + n > max) {
+            snprintf(err, err_len, "the text in %s is over %zu bytes", stdin_ ? "stdin" : path,
+                     max);
+            rc = STATUS_TOO_LARGE;
+        } else
+            buf_append(out, block, n);
+    }
+    if (rc == 0 && ferror(f)) {
+        snprintf(err, err_len, "cannot read %s", stdin_ ? "stdin" : path);
+        rc = STATUS_IO;
+    }
+    if (!stdin_)
+        fclose(f);
+    if (rc == 0 && (!utf8_valid(out->data, out->len) || memchr(out->data, 0, out->len))) {
+        snprintf(err, err_len, "the text in %s is not valid UTF-8 text: nothing was sent",
+                 stdin_ ? "stdin" : path);
+        rc = STATUS_BAD_REQUEST;
+    }
+    return rc;
 }
 
 int cli_read_password(const char *path, struct buf *out, char *err, size_t err_len) {

@@ -74,6 +74,11 @@ enum cli_command {
 
 #define CLI_MAX_PASSWORD 1024
 
+/* Reads the text of a message from `path` ("-": standard input) into `out`
+ * (at most `max` bytes). Returns 0, or STATUS_TOO_LARGE / STATUS_IO /
+ * STATUS_BAD_REQUEST (not UTF-8, or holding NUL) with a message in err. */
+int cli_read_text(const char *path, size_t max, struct buf *out, char *err, size_t err_len);
+
 /* The parsed command line; strings point into argv. */
 struct cli_args {
     const char *server;  /* NULL: the library's default */
@@ -92,7 +97,8 @@ struct cli_args {
     const char *to;           /* send: the peer's email */
     const char *conversation; /* send, history, recall, urgent: 32 hex digits (checked);
                                  --channel ID sets it too */
-    const char *text;         /* send */
+    const char *text;         /* send: the text, or "-" for standard input */
+    const char *text_file;    /* send: a file holding the text */
     const char *client_id;    /* send: 32 hex digits (checked), or NULL */
     int wait_s;               /* recv: 0..CLI_MAX_WAIT_S (default 0) */
     unsigned limit;           /* history, account list (page size): 1..100 (default 0: the

@@ -150,7 +150,7 @@ cli doc send --to doc@clinic.example --conversation "$CONV" --text "x"
 expect_rc 1 "send with --to and --conversation"
 cli doc send --conversation "$CONV"
 expect_rc 1 "send without --text"
-expect_err "needs --text" "send without --text"
+expect_err "needs exactly one of --text and --text-file" "send without --text"
 cli doc send --conversation xyz --text "x"
 expect_rc 1 "send with a malformed conversation"
 cli doc send --conversation "$CID" --text "x"
@@ -158,6 +158,28 @@ expect_rc 2 "send to an unknown conversation"
 cli doc history --conversation "$CID"
 expect_rc 2 "history of an unknown conversation"
 expect_err "not a member" "history of an unknown conversation"
+# --- the text from a file or standard input ---------------------------------------------
+printf 'line one\nline "two" \303\251\n' >"$T/msg.txt"
+cli doc --json send --conversation "$CONV" --text-file "$T/msg.txt"
+expect_rc 0 "send --text-file"
+RC=0
+printf 'from standard input' | timeout 60 "$CLI" --server "$URL" --profile "$T/doc" --json \
+    send --conversation "$CONV" --text - >"$T/out" 2>"$T/err" || RC=$?
+expect_rc 0 "send --text -"
+printf 'bad \377\376 bytes' >"$T/bad.txt"
+cli doc send --conversation "$CONV" --text-file "$T/bad.txt"
+expect_rc 1 "a text file that is not UTF-8"
+expect_err "not valid UTF-8" "a text file that is not UTF-8"
+cli doc send --conversation "$CONV" --text x --text-file "$T/msg.txt"
+expect_rc 1 "both --text and --text-file"
+cli pat1 --json recv --wait 1
+expect_rc 0 "the texts from a file and stdin arrive"
+grep -qF '"text": "line one\nline \"two\" \u00e9\n"' "$T/out" ||
+    grep -qF "\"text\": \"line one\\nline \\\"two\\\" $(printf '\303\251')\\n\"" "$T/out" ||
+    fail "the file's text, byte for byte: '$OUT'"
+grep -qF '"text": "from standard input"' "$T/out" || fail "the text from stdin: '$OUT'"
+grep -qF 'bad ' "$T/out" && fail "a refused text was sent: '$OUT'"
+
 cli doc recv --wait 99999
 expect_rc 1 "recv --wait out of range"
 cli nobody recv
