@@ -12,6 +12,7 @@
  * or an error text). Thread: the caller's (one handle per thread, like the
  * rest of libcarechat).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -320,4 +321,111 @@ void carechat_account_page_free(struct carechat_account_page *p) {
         return;
     free(p->items);
     free(p);
+}
+
+/* ---- Pending invitations ------------------------------------------------------------ */
+
+/* Appends the invitations of page `p` to `l`; 0 or records STATUS_CORRUPT. */
+static int take_invites(struct carechat *c, const Carechat__V1__InvitePage *p,
+                        struct carechat_invites *l) {
+    for (size_t i = 0; i < p->n_invites; i++) {
+        const Carechat__V1__PendingInvite *in = p->invites[i];
+        if (l->n == CARECHAT_MAX_INVITES || in->invite_id.len != CARECHAT_INVITE_ID_LEN ||
+            in->inviter_account_id.len != ID_LEN || strlen(in->email) > CARECHAT_MAX_EMAIL)
+            return cc_fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
+                           "listing invitations: malformed page from the server");
+        struct carechat_invite *out = &l->items[l->n++];
+        memcpy(out->id, in->invite_id.data, CARECHAT_INVITE_ID_LEN);
+        snprintf(out->email, sizeof out->email, "%s", in->email);
+        out->role = (enum carechat_role)in->role;
+        memcpy(out->inviter.b, in->inviter_account_id.data, ID_LEN);
+        out->created_at = in->created_at;
+        out->expires_at = in->expires_at;
+    }
+    return 0;
+}
+
+int carechat_list_invites(struct carechat *c, struct carechat_invites **out) {
+    cc_clear_error(c);
+    const char *what = "listing invitations";
+    if (out == NULL)
+        return cc_fail(c, STATUS_BAD_REQUEST, CARECHAT_ERROR_ARGUMENT, "%s: no result", what);
+    int rc = cc_ensure_session(c);
+    if (rc != 0)
+        return rc;
+    struct carechat_invites *l = xcalloc(1, sizeof *l);
+    l->items = xcalloc(CARECHAT_MAX_INVITES, sizeof *l->items);
+    uint8_t token[CARECHAT_INVITE_ID_LEN];
+    size_t token_len = 0;
+    const struct cc_hint hints[] = {
+        {CARECHAT__V1__STATUS__FORBIDDEN, "patients have no invitations"},
+        {CARECHAT__V1__STATUS__OK, NULL},
+    };
+    for (bool more = true; rc == 0 && more;) {
+        Carechat__V1__ListInvites li;
+        carechat__v1__list_invites__init(&li);
+        li.page_token = (ProtobufCBinaryData){token_len, token};
+        Carechat__V1__Frame req;
+        carechat__v1__frame__init(&req);
+        req.body_case = CARECHAT__V1__FRAME__BODY_LIST_INVITES;
+        req.list_invites = &li;
+        Carechat__V1__Frame *resp = NULL;
+        rc = cc_request(c, &req, CARECHAT__V1__RESPONSE__RESULT_INVITE_PAGE, what, hints, &resp);
+        if (rc != 0)
+            break;
+        const Carechat__V1__InvitePage *p = resp->response->invite_page;
+        rc = take_invites(c, p, l);
+        more = p->next_page_token.len != 0;
+        /* A token that does not move on would loop for ever. */
+        if (rc == 0 && more &&
+            (p->next_page_token.len != sizeof token ||
+             (token_len && memcmp(token, p->next_page_token.data, sizeof token) == 0)))
+            rc = cc_fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL, "%s: a bad page token", what);
+        if (rc == 0 && more) {
+            memcpy(token, p->next_page_token.data, sizeof token);
+            token_len = sizeof token;
+        }
+        cc_free_response(resp);
+    }
+    if (rc != 0) {
+        carechat_invites_free(l);
+        return rc;
+    }
+    *out = l;
+    return 0;
+}
+
+void carechat_invites_free(struct carechat_invites *l) {
+    if (!l)
+        return;
+    free(l->items);
+    free(l);
+}
+
+int carechat_revoke_invite(struct carechat *c, const uint8_t id[CARECHAT_INVITE_ID_LEN]) {
+    cc_clear_error(c);
+    if (id == NULL)
+        return cc_fail(c, STATUS_BAD_REQUEST, CARECHAT_ERROR_ARGUMENT,
+                       "revoking an invitation: its id is required");
+    int rc = cc_ensure_session(c);
+    if (rc != 0)
+        return rc;
+    Carechat__V1__RevokeInvite ri;
+    carechat__v1__revoke_invite__init(&ri);
+    ri.invite_id = (ProtobufCBinaryData){CARECHAT_INVITE_ID_LEN, (uint8_t *)id};
+    Carechat__V1__Frame req;
+    carechat__v1__frame__init(&req);
+    req.body_case = CARECHAT__V1__FRAME__BODY_REVOKE_INVITE;
+    req.revoke_invite = &ri;
+    const struct cc_hint hints[] = {
+        {CARECHAT__V1__STATUS__NOT_FOUND, "no such pending invitation of yours"},
+        {CARECHAT__V1__STATUS__FORBIDDEN, "patients have no invitations"},
+        {CARECHAT__V1__STATUS__OK, NULL},
+    };
+    Carechat__V1__Frame *resp = NULL;
+    rc = cc_request(c, &req, CARECHAT__V1__RESPONSE__RESULT__NOT_SET, "revoking an invitation",
+                    hints, &resp);
+    if (rc == 0)
+        cc_free_response(resp);
+    return rc;
 }

@@ -792,6 +792,36 @@ int carechat_list_accounts(struct carechat *c, enum carechat_role role, unsigned
 /* Frees a result of carechat_list_accounts(). Accepts NULL. */
 void carechat_account_page_free(struct carechat_account_page *p);
 
+/* ---- Pending invitations (providers, admins, system administrators) ------ */
+
+#define CARECHAT_INVITE_ID_LEN 32  /* the SHA-256 of the code */
+#define CARECHAT_MAX_INVITES 10000 /* carechat_list_invites() gathers at most */
+
+struct carechat_invite {
+    uint8_t id[CARECHAT_INVITE_ID_LEN];
+    char email[CARECHAT_MAX_EMAIL + 1];
+    enum carechat_role role;
+    struct id inviter;
+    int64_t created_at, expires_at; /* Unix ms */
+};
+
+struct carechat_invites {
+    size_t n;
+    struct carechat_invite *items;
+};
+
+/* Every pending invitation the caller may see (its own; everyone's for
+ * admins and system administrators), following the server's pages. Stores
+ * them in *out (free with carechat_invites_free()) and returns 0; from the
+ * server FORBIDDEN (a patient); or a local failure. */
+int carechat_list_invites(struct carechat *c, struct carechat_invites **out);
+void carechat_invites_free(struct carechat_invites *l);
+
+/* Revokes the pending invitation `id` (its code stops working). Returns 0;
+ * from the server NOT_FOUND (unknown, used, expired, or another's for a
+ * provider), FORBIDDEN; or a local failure. */
+int carechat_revoke_invite(struct carechat *c, const uint8_t id[CARECHAT_INVITE_ID_LEN]);
+
 /* ---- Audit log (administrators and system administrators) ---------------- */
 
 /* One record of the server's hash-chained audit log. */

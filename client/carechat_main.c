@@ -101,6 +101,10 @@ static const char *command_name(enum cli_command cmd) {
         return "account unlock";
     case CLI_PASSWORD_CHANGE:
         return "password change";
+    case CLI_INVITE_LIST:
+        return "invite list";
+    case CLI_INVITE_REVOKE:
+        return "invite revoke";
     case CLI_NONE:
         break;
     }
@@ -697,6 +701,41 @@ static int run_audit_verify(struct carechat *c, const struct cli_args *a, bool *
     return 0;
 }
 
+static int run_invite_list(struct carechat *c, const struct cli_args *a) {
+    struct carechat_invites *l = NULL;
+    int rc = carechat_list_invites(c, &l);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < l->n; i++) {
+        const struct carechat_invite *in = &l->items[i];
+        char inviter[ID_HEX_LEN + 1], expires[CLI_ISO_TIME_MAX];
+        struct buf hex;
+        buf_init(&hex);
+        hex_encode(in->id, sizeof in->id, &hex);
+        const char *id = (const char *)hex.data;
+        id_to_hex(&in->inviter, inviter);
+        if (a->json)
+            cli_json_print(stdout,
+                           json_pack("{s:s, s:o, s:s, s:s, s:I, s:I}", "invite", id, "email",
+                                     cli_json_str(in->email), "role", carechat_role_name(in->role),
+                                     "inviter", inviter, "created_at", (json_int_t)in->created_at,
+                                     "expires_at", (json_int_t)in->expires_at));
+        else {
+            cli_iso_time(in->expires_at, expires);
+            struct buf line;
+            buf_init(&line);
+            buf_printf(&line, "%s %s ", id, carechat_role_name(in->role));
+            append_printable(&line, in->email);
+            buf_printf(&line, " expires %s", expires);
+            print_line(&line);
+            buf_cleanup(&line);
+        }
+        buf_cleanup(&hex);
+    }
+    carechat_invites_free(l);
+    return 0;
+}
+
 static int run_password_change(struct carechat *c, const struct cli_args *a, const char *current,
                                const char *next) {
     int rc = carechat_change_password(c, current, next);
@@ -840,6 +879,19 @@ static int run(struct carechat *c, const struct cli_args *a) {
     case CLI_PASSWORD_CHANGE:
         rc = run_password_change(c, a, pw, (const char *)input.data);
         break;
+    case CLI_INVITE_LIST:
+        rc = run_invite_list(c, a);
+        break;
+    case CLI_INVITE_REVOKE: {
+        uint8_t id[CARECHAT_INVITE_ID_LEN];
+        CHECK(hex_decode_exact(a->invite, id, sizeof id) == 0);
+        rc = carechat_revoke_invite(c, id);
+        if (rc == 0 && a->json)
+            cli_json_print(stdout, json_pack("{s:s, s:b}", "invite", a->invite, "revoked", 1));
+        else if (rc == 0)
+            printf("revoked %s\n", a->invite);
+        break;
+    }
     case CLI_NONE:
         break;
     }

@@ -18,6 +18,7 @@
 
 #include "base/buf.h"
 #include "base/check.h"
+#include "base/hex.h"
 #include "base/id.h"
 #include "base/status.h"
 #include "base/utf8.h"
@@ -52,6 +53,7 @@ enum opt {
     O_MESSAGE,
     O_URGENT,
     O_REASON,
+    O_INVITE,
     O_COUNT,
 };
 
@@ -90,6 +92,7 @@ static const struct option_def options[O_COUNT] = {
     [O_MESSAGE] = {"message", true, false},
     [O_URGENT] = {"urgent", false, false},
     [O_REASON] = {"reason", true, false},
+    [O_INVITE] = {"invite", true, false},
 };
 
 struct command_def {
@@ -106,6 +109,8 @@ struct command_def {
 static const struct command_def commands[] = {
     {"login", CLI_LOGIN, {O_EMAIL, O_PASSWORD_FILE}, 2, {0}, 0},
     {"invite", CLI_INVITE, {O_EMAIL, O_ROLE}, 2, {0}, 0},
+    {"invite list", CLI_INVITE_LIST, {0}, 0, {0}, 0},
+    {"invite revoke", CLI_INVITE_REVOKE, {O_INVITE}, 1, {0}, 0},
     {"register", CLI_REGISTER, {O_CODE, O_EMAIL, O_PASSWORD_FILE, O_BIRTHDATE, O_NAME}, 5, {0}, 0},
     {"devices", CLI_DEVICES, {0}, 0, {0}, 0},
     {"logout", CLI_LOGOUT, {0}, 0, {0}, 0},
@@ -193,9 +198,11 @@ int cli_parse(int argc, char **argv, struct cli_args *out, char *err, size_t err
             if (cmd != NULL)
                 return usage_error(err, err_len, "unexpected argument '%s'", arg);
             /* A group word takes a second one ("audit query", "channel
-             * create", "account deactivate", "password change"). */
+             * create", "account deactivate", "invite list"), unless options
+             * follow it and it is a command of its own ("invite --email"). */
             char two[32];
-            if (is_group(arg) && i + 1 < argc && strlen(argv[i + 1]) < 16) {
+            if (is_group(arg) && i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0 &&
+                strlen(argv[i + 1]) < 16) {
                 snprintf(two, sizeof two, "%s %s", arg, argv[i + 1]);
                 for (size_t c = 0; c < N_COMMANDS && cmd == NULL; c++)
                     if (strcmp(commands[c].name, two) == 0)
@@ -274,6 +281,10 @@ int cli_parse(int argc, char **argv, struct cli_args *out, char *err, size_t err
         return usage_error(err, err_len,
                            "--role must be patient, provider, admin or sysadmin, not '%s'",
                            values[O_ROLE]);
+    uint8_t invite[CARECHAT_INVITE_ID_LEN];
+    if (values[O_INVITE] != NULL && hex_decode_exact(values[O_INVITE], invite, sizeof invite) != 0)
+        return usage_error(err, err_len, "--invite must be 64 hex digits, not '%s'",
+                           values[O_INVITE]);
     if (values[O_BIRTHDATE] != NULL && !is_date_shape(values[O_BIRTHDATE]))
         return usage_error(err, err_len, "--birthdate must be YYYY-MM-DD, not '%s'",
                            values[O_BIRTHDATE]);
@@ -352,6 +363,7 @@ int cli_parse(int argc, char **argv, struct cli_args *out, char *err, size_t err
     a.email = values[O_EMAIL];
     a.password_file = values[O_PASSWORD_FILE];
     a.new_password_file = values[O_NEW_PASSWORD_FILE];
+    a.invite = values[O_INVITE];
     a.role = values[O_ROLE];
     a.code = values[O_CODE];
     a.birthdate = values[O_BIRTHDATE];
@@ -412,6 +424,11 @@ const char *cli_usage(void) {
            "      log in (as a new device on a fresh profile) and publish the device list\n"
            "  invite --email E --role patient|provider|admin|sysadmin\n"
            "      create an invitation and print its code\n"
+           "  invite list\n"
+           "      the pending invitations you may see (yours; everyone's for admins): id,\n"
+           "      email, role, expiry\n"
+           "  invite revoke --invite ID\n"
+           "      end a pending invitation (ID: 64 hex digits from invite list)\n"
            "  register --code C --email E --password-file F --birthdate YYYY-MM-DD --name N\n"
            "      create an account from an invitation, with this profile as its device\n"
            "  devices\n"

@@ -41,6 +41,8 @@ enum cli_command {
     CLI_NONE = 0,
     CLI_LOGIN,
     CLI_INVITE,
+    CLI_INVITE_LIST,
+    CLI_INVITE_REVOKE,
     CLI_REGISTER,
     CLI_DEVICES,
     CLI_LOGOUT,
@@ -90,6 +92,7 @@ struct cli_args {
     const char *email; /* login, invite, register, account (but list) */
     const char *password_file;
     const char *new_password_file; /* password change */
+    const char *invite;            /* invite revoke: 64 hex digits (checked) */
     const char *role;              /* invite; account list: the role listed (NULL: every role) */
     const char *code;
     const char *birthdate;

@@ -58,6 +58,7 @@ static const apply_kind_fn kinds[] = {
     [KIND(DEVICE_LIST_PUBLISH)] = apply_device_list,
     [KIND(ACCOUNT_DEACTIVATE)] = apply_deactivate,
     [KIND(PASSWORD_CHANGE)] = apply_password_change,
+    [KIND(INVITE_REVOKE)] = apply_invite_revoke,
     [KIND(ACCOUNT_REACTIVATE)] = apply_reactivate,
     [KIND(LEGAL_HOLD_SET)] = apply_legal_hold,
     [KIND(RETENTION_ADVANCE)] = apply_retention_advance,

@@ -362,6 +362,39 @@ int apply_password_change(struct store_txn *txn, const Carechat__Entry__V1__Entr
     return rc;
 }
 
+int apply_invite_revoke(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                        struct buf *result) {
+    const Carechat__Entry__V1__InviteRevoke *m = e->invite_revoke;
+    if (!m || !is_hash(m->code_hash))
+        return STATUS_BAD_REQUEST;
+    struct id actor;
+    struct rec_account a;
+    int rc = apply_actor_account(txn, e, &actor, &a);
+    if (rc != 0)
+        return rc;
+    bool admin = a.role == REC_ROLE_ADMIN || a.role == REC_ROLE_SYSADMIN;
+    rec_account_cleanup(&a);
+    struct buf v;
+    buf_init(&v);
+    struct rec_invite in;
+    rc = txn_get(txn, CF_INVITES, m->code_hash.data, m->code_hash.len, &v);
+    if (rc == 0)
+        rc = rec_invite_decode(v.data, v.len, &in);
+    buf_wipe(&v);
+    buf_cleanup(&v);
+    if (rc != 0)
+        return rc;
+    bool mine = id_equal(&in.inviter, &actor), expired = in.expires_at <= e->time;
+    rec_invite_cleanup(&in);
+    if ((!mine && !admin) || expired)
+        return STATUS_NOT_FOUND;
+    rc = txn_delete(txn, CF_INVITES, m->code_hash.data, m->code_hash.len);
+    if (rc == 0)
+        rc = apply_audit(txn, e, REC_AUDIT_INVITE_REVOKE, 0, &actor, m->code_hash.data,
+                         m->code_hash.len, NULL);
+    return rc;
+}
+
 int apply_session_touch(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
                         struct buf *result) {
     const Carechat__Entry__V1__SessionTouch *t = e->session_touch;

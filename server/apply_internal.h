@@ -54,6 +54,8 @@ int apply_reactivate(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
                      struct buf *result);
 int apply_legal_hold(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
                      struct buf *result);
+int apply_invite_revoke(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                        struct buf *result);
 int apply_password_change(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
                           struct buf *result);
 int apply_sweep(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struct buf *result);

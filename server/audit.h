@@ -108,13 +108,15 @@
     X(LEGAL_HOLD_RELEASE, 52, "account.legal_hold_release")                                        \
     X(BREACH_NOTICE, 53, "breach.notice")                                                          \
     X(BREACH_STATUS, 54, "breach.status")                                                          \
-    X(PASSWORD_CHANGE, 55, "account.password_change")
+    X(PASSWORD_CHANGE, 55, "account.password_change")                                              \
+    X(INVITE_REVOKE, 56, "account.invite_revoke")                                                  \
+    X(INVITE_LIST, 57, "account.invite_list")
 
 enum rec_audit_action {
 #define AUDIT_ENUM(name, number, text) REC_AUDIT_##name = number,
     AUDIT_ACTIONS(AUDIT_ENUM)
 #undef AUDIT_ENUM
-        REC_AUDIT_ACTION_MAX = 55, /* the highest number above (checked by audit.c) */
+        REC_AUDIT_ACTION_MAX = 57, /* the highest number above (checked by audit.c) */
 };
 
 /* The dotted name of an action ("session.login"); "unknown" for a number

@@ -25,6 +25,7 @@
 #include "server/channels.h"
 #include "server/conversations.h"
 #include "server/delivery.h"
+#include "server/invites.h"
 #include "server/devices.h"
 #include "server/messaging.h"
 #include "server/retention.h"
@@ -56,6 +57,8 @@ static const struct request_row rows[] = {
     ROW(REGISTER,     0,      OPEN,    CHANGE, REGISTER,     sessions_register,     sessions_established_done),
     ROW(LOGOUT,       ANYONE, SESSION, CHANGE, LOGOUT,       sessions_logout,       sessions_logout_done),
     ROW(CHANGE_PASSWORD, ANYONE, SESSION, CHANGE, PASSWORD_CHANGE, sessions_change_password, sessions_change_password_done),
+    ROW(LIST_INVITES, STAFF, SESSION, READ, INVITE_LIST, invites_list, NULL),
+    ROW(REVOKE_INVITE, STAFF, SESSION, CHANGE, INVITE_REVOKE, invites_revoke, invites_revoke_done),
     ROW(INVITE,       STAFF,  SESSION, CHANGE, INVITE,       sessions_invite,       sessions_invite_done),
     /* devices and keys */
     ROW(PUBLISH_DEVICE_LIST,   ANYONE, SESSION, CHANGE, DEVICE_PUBLISH,    devices_publish_list,   devices_done),
