@@ -102,13 +102,15 @@
     X(FILE_RESTORE, 46, "file.restore")                                                            \
     X(BREACH_START, 47, "breach.start")                                                            \
     X(DEVICE_INBOX_FULL, 48, "device.inbox_full")                                                  \
-    X(ACCOUNT_UNLOCK, 49, "account.unlock")
+    X(ACCOUNT_UNLOCK, 49, "account.unlock")                                                        \
+    X(NOTIFY_DROPPED, 60, "notification.dropped")                                                  \
+    X(PUSH_TOKEN_DEAD, 61, "push.token_dead")
 
 enum rec_audit_action {
 #define AUDIT_ENUM(name, number, text) REC_AUDIT_##name = number,
     AUDIT_ACTIONS(AUDIT_ENUM)
 #undef AUDIT_ENUM
-        REC_AUDIT_ACTION_MAX = 49, /* the highest number above (checked by audit.c) */
+        REC_AUDIT_ACTION_MAX = 61, /* the highest number above (checked by audit.c) */
 };
 
 /* The dotted name of an action ("session.login"); "unknown" for a number
