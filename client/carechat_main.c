@@ -623,7 +623,12 @@ static int run(struct carechat *c, const struct cli_args *a) {
         char code[CARECHAT_MAX_CODE + 1];
         int64_t expires_at = 0;
         rc = carechat_invite(c, a->email, role, code, &expires_at);
-        if (rc == 0 && a->json)
+        if (rc == 0 && code[0] == '\0' && a->json)
+            cli_json_print(stdout, json_pack("{s:b, s:I}", "sent_by_email", 1, "expires_at",
+                                             (json_int_t)expires_at));
+        else if (rc == 0 && code[0] == '\0')
+            printf("invitation sent by email\n");
+        else if (rc == 0 && a->json)
             cli_json_print(stdout, json_pack("{s:o, s:I}", "code", cli_json_str(code), "expires_at",
                                              (json_int_t)expires_at));
         else if (rc == 0)
