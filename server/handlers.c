@@ -459,6 +459,14 @@ void handlers_poll(struct handlers *h) {
     audit_queries_poll(h);
 }
 
+bool handlers_device_online(void *ctx, const struct id *device) {
+    struct handlers *h = ctx;
+    for (struct hconn *hc = h->conns; hc; hc = hc->next)
+        if (hc->authenticated && id_equal(&hc->device, device))
+            return true;
+    return false;
+}
+
 void handlers_tick(struct handlers *h) {
     int64_t now = clock_now();
     for (struct hconn *x = h->conns; x; x = x->next)

@@ -26,6 +26,7 @@
 #include "server/delivery.h"
 #include "server/devices.h"
 #include "server/messaging.h"
+#include "server/notify.h"
 #include "server/sessions.h"
 
 #define PATIENT AUTHZ_PATIENT
@@ -86,10 +87,10 @@ static const struct request_row rows[] = {
     ROW(UPLOAD_COMPLETE, ANYONE, SESSION, CHANGE, FILE_UPLOAD,   NULL, NULL),
     ROW(DOWNLOAD_CHUNK,  ANYONE, SESSION, READ,   FILE_DOWNLOAD, NULL, NULL),
     /* notifications */
-    ROW(GET_NOTIFICATION_SETTINGS, ANYONE, SESSION, CHANGE, NOTIFY_READ,      NULL, NULL),
-    ROW(SET_NOTIFICATION_SETTINGS, ANYONE, SESSION, CHANGE, NOTIFY_WRITE,     NULL, NULL),
-    ROW(REGISTER_PUSH,             ANYONE, SESSION, CHANGE, PUSH_REGISTER,    NULL, NULL),
-    ROW(UNREGISTER_PUSH,           ANYONE, SESSION, CHANGE, PUSH_UNREGISTER,  NULL, NULL),
+    ROW(GET_NOTIFICATION_SETTINGS, ANYONE, SESSION, CHANGE, NOTIFY_READ,     notify_get_settings,    NULL),
+    ROW(SET_NOTIFICATION_SETTINGS, ANYONE, SESSION, CHANGE, NOTIFY_WRITE,    notify_set_settings,    notify_set_settings_done),
+    ROW(REGISTER_PUSH,             ANYONE, SESSION, CHANGE, PUSH_REGISTER,   notify_register_push,   notify_register_push_done),
+    ROW(UNREGISTER_PUSH,           ANYONE, SESSION, CHANGE, PUSH_UNREGISTER, notify_unregister_push, notify_unregister_push_done),
     /* administration */
     ROW(LIST_ACCOUNTS,             ADMIN | SYSADMIN, SESSION, READ,   ACCOUNT_LIST,       NULL,                 NULL),
     ROW(DEACTIVATE_ACCOUNT,        STAFF,            SESSION, CHANGE, ACCOUNT_DEACTIVATE, admin_deactivate,     admin_deactivate_done),
