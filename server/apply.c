@@ -72,6 +72,7 @@ static const apply_kind_fn kinds[] = {
     [KIND(PUSH_REGISTER)] = apply_push_register,
     [KIND(PUSH_UNREGISTER)] = apply_push_unregister,
     [KIND(OUTBOX_RESULT)] = apply_outbox_result,
+    [KIND(PUSH_DEVICE_LEFT)] = apply_push_device_left,
     [KIND(AUDIT_APPEND)] = apply_audit_kind,
 };
 #undef KIND

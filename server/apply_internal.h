@@ -85,6 +85,8 @@ int apply_push_unregister(struct store_txn *txn, const Carechat__Entry__V1__Entr
                           struct buf *result);
 int apply_outbox_result(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
                         struct buf *result);
+int apply_push_device_left(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                           struct buf *result);
 
 /* An account's notification settings (REC_NOTIFY_SETTINGS_DEFAULT when it
  * never set any). Returns 0, STATUS_CORRUPT or the store's status. */

@@ -133,17 +133,17 @@ static int read_reg(struct store_txn *txn, const struct id *account, const struc
     return rc;
 }
 
-/* A NEW_MESSAGE job for `target` on `channel` unless one is pending. */
-static int notice(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
-                  const struct id *message_id, const struct id *account, const struct id *target,
+/* A NEW_MESSAGE job for `target` on `channel` unless one is pending; its id
+ * from `label` and `seed` (16 bytes: the message id, or the time). */
+static int notice(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, const char *label,
+                  const struct id *seed, const struct id *account, const struct id *target,
                   uint8_t channel, const struct id *device, const struct id *registration) {
     struct rec_notify_state st;
     int rc = read_state(txn, target, channel, &st);
     static const uint8_t zero[REC_JOB_ID_LEN];
     if (rc != 0 || memcmp(st.pending, zero, REC_JOB_ID_LEN) != 0)
         return rc;
-    job_id_of("carechat.outbox.message", message_id->b, ID_LEN, target->b, ID_LEN, channel,
-              st.pending);
+    job_id_of(label, seed->b, ID_LEN, target->b, ID_LEN, channel, st.pending);
     struct rec_outbox_job j = {
         .kind = REC_NOTICE_NEW_MESSAGE,
         .channel = channel,
@@ -162,6 +162,13 @@ static int notice(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
 
 /* ---- hooks of other kinds ---------------------------------------------------------------- */
 
+#define MESSAGE_LABEL "carechat.outbox.message"
+#define LEFT_LABEL "carechat.outbox.left"
+
+static int push_notices(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                        const char *label, const struct id *seed, const struct id *account,
+                        const struct id *device, const struct rec_notify_settings *set);
+
 int apply_outbox_message(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
                          const struct id *message_id, const struct id *account,
                          const struct id *device) {
@@ -169,10 +176,18 @@ int apply_outbox_message(struct store_txn *txn, const Carechat__Entry__V1__Entry
     int rc = apply_read_notify_settings(txn, account, &set);
     if (rc != 0)
         return rc;
-    if (set.email && (rc = notice(txn, e, message_id, account, account, REC_CHANNEL_EMAIL, NULL,
-                                  NULL)) != 0)
+    if (set.email && (rc = notice(txn, e, MESSAGE_LABEL, message_id, account, account,
+                                  REC_CHANNEL_EMAIL, NULL, NULL)) != 0)
         return rc;
-    for (uint8_t ch = REC_CHANNEL_APNS; set.push && ch < REC_CHANNEL_COUNT; ch++) {
+    return push_notices(txn, e, MESSAGE_LABEL, message_id, account, device, &set);
+}
+
+/* A push job per channel `device` registered, unless one is pending. */
+static int push_notices(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                        const char *label, const struct id *seed, const struct id *account,
+                        const struct id *device, const struct rec_notify_settings *set) {
+    int rc;
+    for (uint8_t ch = REC_CHANNEL_APNS; set->push && ch < REC_CHANNEL_COUNT; ch++) {
         struct rec_push_reg g;
         rc = read_reg(txn, account, device, ch, &g);
         if (rc == STATUS_NOT_FOUND)
@@ -181,7 +196,7 @@ int apply_outbox_message(struct store_txn *txn, const Carechat__Entry__V1__Entry
             return rc;
         struct id reg = g.registration;
         rec_push_reg_cleanup(&g);
-        if ((rc = notice(txn, e, message_id, account, device, ch, device, &reg)) != 0)
+        if ((rc = notice(txn, e, label, seed, account, device, ch, device, &reg)) != 0)
             return rc;
     }
     return STATUS_OK;
@@ -351,6 +366,26 @@ int apply_push_unregister(struct store_txn *txn, const Carechat__Entry__V1__Entr
     if ((rc = txn_delete(txn, CF_OUTBOX, k.b, k.len)) == 0)
         rc = apply_audit(txn, e, REC_AUDIT_PUSH_UNREGISTER, 0, &account, reg.b, ID_LEN, NULL);
     return rc;
+}
+
+int apply_push_device_left(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                           struct buf *result) {
+    (void)result;
+    struct id account, device;
+    if (!e->push_device_left || !apply_id_field(e->actor_account_id, &account) ||
+        !apply_id_field(e->actor_device_id, &device) || e->time <= 0)
+        return STATUS_BAD_REQUEST;
+    struct key k;
+    key_id_id(&k, &account, &device);
+    int rc = apply_exists(txn, CF_DEVICES, k.b, k.len);
+    if (rc == STATUS_NOT_FOUND)
+        return STATUS_UNAUTHENTICATED;
+    struct rec_notify_settings set;
+    if (rc != 0 || (rc = apply_read_notify_settings(txn, &account, &set)) != 0)
+        return rc;
+    struct id seed = {{0}};
+    key_put_u64(seed.b, (uint64_t)e->time);
+    return push_notices(txn, e, LEFT_LABEL, &seed, &account, &device, &set);
 }
 
 /* The job ended: its row goes, and its target's pending mark if it is this

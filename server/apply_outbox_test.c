@@ -354,6 +354,46 @@ static void run_scenario(struct fixture_db *db) {
     assert_int_equal(fixture_last_audit(db).action, REC_AUDIT_PUSH_UNREGISTER);
 }
 
+static int device_left(struct fixture_db *db, const struct fixture_person *p,
+                       const struct fixture_dev *d, int64_t t) {
+    Carechat__Entry__V1__Entry e;
+    Carechat__Entry__V1__PushDeviceLeft l;
+    actor(&e, t, p, d);
+    carechat__entry__v1__push_device_left__init(&l);
+    e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_PUSH_DEVICE_LEFT;
+    e.push_device_left = &l;
+    return fixture_propose(db, &e);
+}
+
+/* A device that goes away: one push row per registered channel, none while
+ * one is pending, none for a device without registrations. */
+static void test_apply_outbox_device_left(void **state) {
+    (void)state;
+    fixture_log_reset();
+    struct fixture_db db;
+    fixture_open(&db, "outbox-left");
+    struct world w;
+    world_make(&db, &w);
+    struct jobs j;
+    assert_int_equal(device_left(&db, &w.pat, &w.p1, T0 + 800), 0);
+    jobs_read(&db, &j);
+    assert_int_equal(j.n, 0);
+    assert_int_equal(push_register(&db, &w.pat, &w.p1, 1, REC_CHANNEL_APNS), 0);
+    assert_int_equal(push_register(&db, &w.pat, &w.p1, 2, REC_CHANNEL_FCM), 0);
+    assert_int_equal(device_left(&db, &w.pat, &w.p1, T0 + 900), 0);
+    jobs_read(&db, &j);
+    assert_int_equal(j.n, 2);
+    assert_true(job_on(&j, REC_CHANNEL_APNS) >= 0 && job_on(&j, REC_CHANNEL_FCM) >= 0);
+    assert_int_equal(j.job[0].created_at, T0 + 900);
+    jobs_free(&j);
+    assert_int_equal(device_left(&db, &w.pat, &w.p1, T0 + 950), 0);
+    jobs_read(&db, &j);
+    assert_int_equal(j.n, 2);
+    jobs_free(&j);
+    fixture_close(&db);
+    fixture_log_cleanup();
+}
+
 static void test_apply_outbox_scenario(void **state) {
     (void)state;
     fixture_log_reset();
@@ -450,6 +490,7 @@ int main(void) {
         cmocka_unit_test(test_apply_outbox_scenario),
         cmocka_unit_test(test_apply_outbox_replay_is_deterministic),
         cmocka_unit_test(test_apply_outbox_invitation_row),
+        cmocka_unit_test(test_apply_outbox_device_left),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -22,6 +22,7 @@
 #include "server/audit_queries.h"
 #include "server/delivery.h"
 #include "server/messaging.h"
+#include "server/notify.h"
 #include "server/request.h"
 
 /* The idle expiry is written back at most this often per connection. */
@@ -351,8 +352,10 @@ static void *on_attach(void *ctx, struct conn *c) {
 }
 
 static void on_detach(void *ctx, void *state) {
-    if (state)
+    if (state) {
+        notify_device_left(state);
         req_hconn_detach(state);
+    }
 }
 
 static void on_response(void *ctx, void *state, const Carechat__V1__Frame *f) {
@@ -457,6 +460,10 @@ void handlers_poll(struct handlers *h) {
     pwhash_poll(h->pw);
     messaging_poll(h->msg);
     audit_queries_poll(h);
+}
+
+void handlers_draining(struct handlers *h) {
+    h->draining = true;
 }
 
 bool handlers_device_online(void *ctx, const struct id *device) {

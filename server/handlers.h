@@ -85,6 +85,10 @@ void handlers_poll(struct handlers *h);
  * second. */
 void handlers_tick(struct handlers *h);
 
+/* The server is about to close every connection: departures are not the
+ * devices' own (no "device left" push for them). Loop thread. */
+void handlers_draining(struct handlers *h);
+
 /* Whether `device` has an authenticated connection now (the outbox's
  * presence check, server/outbox.h). `h` is a struct handlers. */
 bool handlers_device_online(void *h, const struct id *device);

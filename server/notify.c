@@ -255,3 +255,49 @@ int notify_unregister_push_done(struct op *op, const struct op_result *res) {
     conn_respond(op->hc->conn, op->request_id, STATUS_OK, NULL);
     return STATUS_OK;
 }
+
+/* ---- a device that goes away ------------------------------------------------------------- */
+
+static bool count_reg(void *ctx, const uint8_t *key, size_t key_len, const uint8_t *value,
+                      size_t value_len) {
+    (void)key;
+    (void)key_len;
+    (void)value;
+    (void)value_len;
+    (*(unsigned *)ctx)++;
+    return false;
+}
+
+void notify_device_left(struct hconn *hc) {
+    struct handlers *h = hc->h;
+    if (!hc->authenticated || h->draining)
+        return;
+    for (struct hconn *o = h->conns; o; o = o->next)
+        if (o != hc && o->authenticated && id_equal(&o->device, &hc->device))
+            return; /* still connected elsewhere */
+    struct rec_inbox in;
+    if (req_read_inbox(h, &hc->device, &in) != 0 || in.last <= in.acked)
+        return;
+    struct key prefix;
+    key_init(&prefix);
+    uint8_t tag = REC_OUTBOX_TAG_REG;
+    key_add_bytes(&prefix, &tag, 1);
+    key_add_id(&prefix, &hc->account);
+    key_add_id(&prefix, &hc->device);
+    unsigned regs = 0;
+    if (store_scan(h->store, CF_OUTBOX, prefix.b, prefix.len, NULL, 0, 1, count_reg, &regs) < 0 ||
+        regs == 0)
+        return;
+    Carechat__Entry__V1__Entry e;
+    Carechat__Entry__V1__PushDeviceLeft left;
+    entry_init(&e, clock_now(), &hc->account, &hc->device);
+    carechat__entry__v1__push_device_left__init(&left);
+    e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_PUSH_DEVICE_LEFT;
+    e.push_device_left = &left;
+    struct buf b;
+    buf_init(&b);
+    /* Best effort: a lost hint only means no push for this departure. */
+    if (proto_entry_encode(&e, &b) == 0)
+        (void)journal_append(h->journal, b.data, b.len, NULL, NULL);
+    buf_cleanup(&b);
+}

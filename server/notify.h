@@ -25,4 +25,10 @@ int notify_register_push_done(struct op *op, const struct op_result *res);
 int notify_unregister_push(struct req *r);
 int notify_unregister_push_done(struct op *op, const struct op_result *res);
 
+/* The connection `hc` is going away (before it is detached): when it was
+ * the device's last authenticated one, the device has undelivered inbox
+ * entries and a push registration, proposes a PushDeviceLeft entry (best
+ * effort), so the device gets one push. Nothing while the server drains. */
+void notify_device_left(struct hconn *hc);
+
 #endif

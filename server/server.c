@@ -328,6 +328,7 @@ int server_run(struct server *s) {
     int sig = atomic_load(&s->stop);
     if (sig)
         log_info("server", "stopping on %s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    handlers_draining(s->handlers);
     ws_shutdown_begin(s->ws);
     int64_t deadline = clock_monotonic_ms() + DRAIN_DEADLINE_MS;
     while (ws_open_count(s->ws) > 0 && clock_monotonic_ms() < deadline) {

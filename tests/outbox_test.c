@@ -13,10 +13,12 @@
  * 3. RegisterPush of a Web Push subscription whose endpoint answers 410: a
  *    message makes one request to it, and then the registration is gone
  *    (UnregisterPush answers NOT_FOUND) and a later message makes no request.
- * 4. Notification settings round trip (and survive a restart); email off
+ * 4. A device connected when a message came (so no push) that goes away
+ *    without reading gets one push.
+ * 5. Notification settings round trip (and survive a restart); email off
  *    means no email; a malformed registration is refused; a configured
  *    channel with an unusable key stops the start (exit 2).
- * 5. kill -9 of carechatd while the relay holds the first message: after the
+ * 6. kill -9 of carechatd while the relay holds the first message: after the
  *    restart the message is sent again with the same Message-ID and the same
  *    code, and exactly one is accepted.
  *
@@ -556,6 +558,39 @@ static void test_outbox_dead_webpush_token_is_removed(void **state) {
     rawc_free(w.doc);
 }
 
+/* A device connected when the message came (no push then) that goes away
+ * without reading gets one push; the push carries nothing of the message. */
+static void test_outbox_device_that_leaves_gets_one_push(void **state) {
+    (void)state;
+    struct pair w;
+    pair_make(&w, "Leaves");
+    struct rawc *pat = rawc_open_login(g_h, w.pat.email, PASSWORD, &w.pat.dev[0], NULL);
+    expect_settings(set_settings(pat, false, true), false, true);
+    char endpoint[128];
+    snprintf(endpoint, sizeof endpoint, "https://127.0.0.1:%d/ok/%d", g_peer.webpush_port,
+             g_users);
+    Carechat__V1__Frame *r = register_webpush(pat, endpoint, g_peer.p256dh, 65);
+    raw_expect_status(r, STATUS_OK);
+    proto_free(r);
+    int before = count_files(&g_peer, "push", ".txt");
+    doc_sends(&w, "while online " CANARY);
+    sleep_ms(2500); /* due and cancelled: the device is connected */
+    assert_int_equal(count_files(&g_peer, "push", ".txt"), before);
+    rawc_free(pat); /* goes away without reading */
+    assert_int_equal(wait_files(&g_peer, "push", ".txt", before + 1), before + 1);
+    sleep_ms(2500);
+    assert_int_equal(count_files(&g_peer, "push", ".txt"), before + 1);
+    struct buf req;
+    buf_init(&req);
+    read_file_n(&g_peer, "push", before + 1, ".txt", &req);
+    char first[160];
+    snprintf(first, sizeof first, "POST /ok/%d\n", g_users);
+    assert_memory_equal(req.data, first, strlen(first));
+    assert_null(strstr((const char *)req.data, CANARY));
+    buf_cleanup(&req);
+    rawc_free(w.doc);
+}
+
 static void test_outbox_settings_round_trip(void **state) {
     (void)state;
     struct pair w;
@@ -677,6 +712,7 @@ int main(void) {
         cmocka_unit_test(test_outbox_invitation_by_email_registers),
         cmocka_unit_test(test_outbox_offline_recipient_gets_one_email),
         cmocka_unit_test(test_outbox_dead_webpush_token_is_removed),
+        cmocka_unit_test(test_outbox_device_that_leaves_gets_one_push),
         cmocka_unit_test(test_outbox_settings_round_trip),
     };
     const struct CMUnitTest own[] = {
