@@ -359,7 +359,10 @@ static void start(struct outbox *o, struct slot *s, const struct row *r) {
     struct rec_push_reg g;
     memset(&a, 0, sizeof a);
     memset(&g, 0, sizeof g);
-    int rc = destination(o, &r->job, &pj, &a, &g);
+    /* A channel this server cannot use: the job would only end NOT_CONFIGURED
+     * (and be audited as dropped) for every message; drop it quietly. */
+    int rc = push_channel_enabled(o->cfg.push, pj.channel) ? destination(o, &r->job, &pj, &a, &g)
+                                                          : STATUS_CONFLICT;
     if (rc == STATUS_CONFLICT) {
         s->state = SLOT_SETTLING;
         settle(o, s, REC_OUTBOX_CANCELLED, 0, 0);
