@@ -59,6 +59,12 @@ struct outbox {
     /* The sweep in progress, published into stats when it wraps. */
     uint64_t sweep_rows;
     int64_t sweep_oldest;
+    /* The last page had due rows that found no free slot: a slot set free
+     * runs the sweep again at once instead of at the next tick. */
+    bool backlog;
+    bool slot_freed;
+    uint8_t page_from[1 + REC_JOB_ID_LEN]; /* where the last tick's page started */
+    bool page_from_set;
     struct outbox_stats stats;
 };
 
@@ -84,6 +90,7 @@ static void slot_free(struct outbox *o, struct slot *s) {
     CHECK(s->state != SLOT_FREE);
     memset(s, 0, sizeof *s);
     o->stats.in_flight--;
+    o->slot_freed = true;
 }
 
 /* ---- settling: the OutboxResult entry ---------------------------------------------- */
@@ -381,30 +388,40 @@ static void start(struct outbox *o, struct slot *s, const struct row *r) {
     rec_push_reg_cleanup(&g);
 }
 
-void outbox_tick(struct outbox *o) {
+/* Reads the page of rows after `from` (NULL: from the start) and submits or
+ * cancels those due, while slots are free (else sets o->backlog). With
+ * `sweep`, counts the rows into the sweep and moves the cursor on. */
+static void run_page(struct outbox *o, const uint8_t *from, bool sweep) {
     size_t cap = o->cfg.scan_page;
     struct page p = {.rows = xcalloc(cap, sizeof *p.rows), .cap = cap};
     uint8_t prefix = REC_OUTBOX_TAG_JOB;
-    int n = store_scan(o->cfg.store, CF_OUTBOX, &prefix, 1, o->has_cursor ? o->cursor : NULL,
-                       o->has_cursor ? sizeof o->cursor : 0, cap, visit_row, &p);
+    int n = store_scan(o->cfg.store, CF_OUTBOX, &prefix, 1, from, from ? sizeof o->cursor : 0, cap,
+                       visit_row, &p);
     if (n < 0) {
         log_warn(MOD, "cannot read the outbox (%s)", status_str(n));
         goto out;
     }
     int64_t now = clock_now();
+    o->backlog = false;
     for (size_t i = 0; i < p.n; i++) {
         const struct row *r = &p.rows[i];
-        o->sweep_rows++;
-        if (o->sweep_oldest == 0 || r->job.created_at < o->sweep_oldest)
-            o->sweep_oldest = r->job.created_at;
+        if (sweep) {
+            o->sweep_rows++;
+            if (o->sweep_oldest == 0 || r->job.created_at < o->sweep_oldest)
+                o->sweep_oldest = r->job.created_at;
+        }
         if (slot_find(o, r->id) || due_at(o, r) > now)
             continue;
         struct slot *s = slot_take(o);
-        if (!s)
-            continue; /* full: counted, and sent on a later round */
+        if (!s) {
+            o->backlog = true; /* sent when a slot is free */
+            continue;
+        }
         s->state = SLOT_SENDING;
         start(o, s, r);
     }
+    if (!sweep)
+        goto out;
     if ((size_t)n < cap) {
         /* The end of the table: publish this sweep, start the next. */
         o->stats.depth = o->sweep_rows;
@@ -422,7 +439,20 @@ out:
     free(p.rows);
 }
 
+void outbox_tick(struct outbox *o) {
+    o->page_from_set = o->has_cursor;
+    memcpy(o->page_from, o->cursor, sizeof o->cursor);
+    run_page(o, o->has_cursor ? o->cursor : NULL, true);
+}
+
 void outbox_poll(struct outbox *o) {
+    /* Slots set free by stored results (journal_poll ran first) while due rows
+     * of the last page waited: that page again now, not at the next tick, so
+     * a backlog drains at the notifier's pace rather than max_in_flight per
+     * tick. */
+    if (o->backlog && o->slot_freed)
+        run_page(o, o->page_from_set ? o->page_from : NULL, false);
+    o->slot_freed = false;
     struct push_result res[64];
     size_t n;
     while ((n = push_poll(o->cfg.push, res, sizeof res / sizeof res[0])) > 0) {
