@@ -18,7 +18,10 @@
  * 5. Notification settings round trip (and survive a restart); email off
  *    means no email; a malformed registration is refused; a configured
  *    channel with an unusable key stops the start (exit 2).
- * 6. kill -9 of carechatd while the relay holds the first message: after the
+ * 6. The digest with its default timing (clock moved by restarts): no email
+ *    before 15 min, one after; while unread, the next waits for the 6 h
+ *    window.
+ * 7. kill -9 of carechatd while the relay holds the first message: after the
  *    restart the message is sent again with the same Message-ID and the same
  *    code, and exactly one is accepted.
  *
@@ -687,12 +690,75 @@ static void test_outbox_kill9_resends_with_same_message_id(void **state) {
     peer_stop(&p);
 }
 
-static int group_setup(void **state) {
+/* Restarts g_h with the clock `offset_ms` ahead. */
+static void restart_ahead(int64_t offset_ms) {
+    int status = -1;
+    assert_int_equal(harness_stop(g_h, &status), 0);
+    assert_int_equal(status, 0);
+    char v[32];
+    snprintf(v, sizeof v, "%lld", (long long)offset_ms);
+    int i;
+    for (i = 0; i < g_h->n_args; i++)
+        if (strcmp(g_h->args[i], "--clock-offset") == 0)
+            break;
+    if (i == g_h->n_args) {
+        assert_true(g_h->n_args + 2 <= HARNESS_MAX_ARGS);
+        g_h->args[g_h->n_args++] = strdup("--clock-offset");
+        g_h->args[g_h->n_args++] = strdup(v);
+    } else {
+        free(g_h->args[i + 1]);
+        g_h->args[i + 1] = strdup(v);
+    }
+    assert_int_equal(harness_restart(g_h), 0);
+}
+
+/* The digest with the default timing (first email 15 min after the message,
+ * then at most one per 6 h while unread), the clock moved by restarts. */
+static void test_outbox_digest_timing(void **state) {
     (void)state;
+    struct pair w;
+    pair_make(&w, "Digest");
+    doc_sends(&w, "first");
+    rawc_free(w.doc);
+    sleep_ms(3000);
+    assert_int_equal(mails_to(&g_peer, w.pat.email), 1); /* the invitation only */
+    restart_ahead(16 * 60 * 1000);
+    int64_t deadline = clock_monotonic_ms() + WAIT_MS;
+    while (mails_to(&g_peer, w.pat.email) < 2 && clock_monotonic_ms() < deadline)
+        sleep_ms(50);
+    assert_int_equal(mails_to(&g_peer, w.pat.email), 2);
+    /* Still unread: a later message waits for the window. */
+    w.doc = rawc_open_login(g_h, w.prov.email, PASSWORD, &w.prov.dev[0], NULL);
+    doc_sends(&w, "second");
+    rawc_free(w.doc);
+    restart_ahead((16 + 20) * 60 * 1000); /* its own 15 min passed, the window not */
+    sleep_ms(3000);
+    assert_int_equal(mails_to(&g_peer, w.pat.email), 2);
+    restart_ahead((16 + 6 * 60 + 5) * 60 * 1000); /* past the window */
+    deadline = clock_monotonic_ms() + WAIT_MS;
+    while (mails_to(&g_peer, w.pat.email) < 3 && clock_monotonic_ms() < deadline)
+        sleep_ms(50);
+    assert_int_equal(mails_to(&g_peer, w.pat.email), 3);
+    sleep_ms(2000);
+    assert_int_equal(mails_to(&g_peer, w.pat.email), 3);
+}
+
+static int setup_with(const char *const *extra) {
     peer_start(&g_peer, false);
     raw_device_make(&g_root_dev);
-    g_h = server_start(&g_peer, NULL);
+    g_h = server_start(&g_peer, extra);
     return 0;
+}
+
+static int group_setup(void **state) {
+    (void)state;
+    return setup_with(NULL);
+}
+
+static int digest_setup(void **state) {
+    (void)state;
+    static const char *const extra[] = {"--notify-email-delay", "900", NULL};
+    return setup_with(extra);
 }
 
 static int group_teardown(void **state) {
@@ -700,6 +766,7 @@ static int group_teardown(void **state) {
     int status = -1;
     int rc = g_h ? harness_stop(g_h, &status) : STATUS_IO;
     harness_free(g_h);
+    g_h = NULL;
     peer_stop(&g_peer);
     return rc == 0 && status == 0 ? 0 : -1;
 }
@@ -715,10 +782,14 @@ int main(void) {
         cmocka_unit_test(test_outbox_device_that_leaves_gets_one_push),
         cmocka_unit_test(test_outbox_settings_round_trip),
     };
+    const struct CMUnitTest digest[] = {
+        cmocka_unit_test(test_outbox_digest_timing),
+    };
     const struct CMUnitTest own[] = {
         cmocka_unit_test(test_outbox_kill9_resends_with_same_message_id),
     };
     int failed = cmocka_run_group_tests_name("outbox", shared, group_setup, group_teardown);
+    failed += cmocka_run_group_tests_name("outbox_digest", digest, digest_setup, group_teardown);
     failed += cmocka_run_group_tests_name("outbox_kill9", own, NULL, NULL);
     return failed;
 }
