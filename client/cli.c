@@ -48,6 +48,15 @@ enum opt {
     O_MEMBER,
     O_MESSAGE,
     O_URGENT,
+    O_EMAIL_NOTICES,
+    O_PUSH_NOTICES,
+    O_APNS,
+    O_SANDBOX,
+    O_FCM,
+    O_WEBPUSH,
+    O_P256DH,
+    O_AUTH,
+    O_ID,
     O_COUNT,
 };
 
@@ -83,6 +92,15 @@ static const struct option_def options[O_COUNT] = {
     [O_MEMBER] = {"member", true, false},
     [O_MESSAGE] = {"message", true, false},
     [O_URGENT] = {"urgent", false, false},
+    [O_EMAIL_NOTICES] = {"email-notices", true, false},
+    [O_PUSH_NOTICES] = {"push-notices", true, false},
+    [O_APNS] = {"apns", true, false},
+    [O_SANDBOX] = {"sandbox", false, false},
+    [O_FCM] = {"fcm", true, false},
+    [O_WEBPUSH] = {"webpush", true, false},
+    [O_P256DH] = {"p256dh", true, false},
+    [O_AUTH] = {"auth", true, false},
+    [O_ID] = {"id", true, false},
 };
 
 struct command_def {
@@ -92,7 +110,7 @@ struct command_def {
     enum opt required[5];
     size_t n_required;
     /* Options it also accepts. */
-    enum opt optional[5];
+    enum opt optional[6];
     size_t n_optional;
 };
 
@@ -119,6 +137,10 @@ static const struct command_def commands[] = {
     {"urgent ack", CLI_URGENT_ACK, {O_MESSAGE}, 1, {O_CONVERSATION, O_CHANNEL}, 2},
     {"urgent status", CLI_URGENT_STATUS, {O_MESSAGE}, 1, {O_CONVERSATION, O_CHANNEL}, 2},
     {"account deactivate", CLI_ACCOUNT_DEACTIVATE, {O_EMAIL}, 1, {0}, 0},
+    {"notify settings", CLI_NOTIFY_SETTINGS, {0}, 0, {O_EMAIL_NOTICES, O_PUSH_NOTICES}, 2},
+    {"push register", CLI_PUSH_REGISTER, {0}, 0, {O_APNS, O_SANDBOX, O_FCM, O_WEBPUSH, O_P256DH,
+                                                  O_AUTH}, 6},
+    {"push unregister", CLI_PUSH_UNREGISTER, {O_ID}, 1, {0}, 0},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -163,12 +185,14 @@ int cli_parse(int argc, char **argv, struct cli_args *out, char *err, size_t err
         if (strncmp(arg, "--", 2) != 0) {
             if (cmd != NULL)
                 return usage_error(err, err_len, "unexpected argument '%s'", arg);
-            /* "audit", "channel", "urgent" and "account" take a second word
-             * ("audit query", "channel create", "urgent ack", "account
-             * deactivate"). */
+            /* "audit", "channel", "urgent", "account", "notify" and "push"
+             * take a second word ("audit query", "channel create", "urgent
+             * ack", "account deactivate", "notify settings", "push
+             * register"). */
             char two[32];
             if ((strcmp(arg, "audit") == 0 || strcmp(arg, "channel") == 0 ||
-                 strcmp(arg, "urgent") == 0 || strcmp(arg, "account") == 0) &&
+                 strcmp(arg, "urgent") == 0 || strcmp(arg, "account") == 0 ||
+                 strcmp(arg, "notify") == 0 || strcmp(arg, "push") == 0) &&
                 i + 1 < argc && strlen(argv[i + 1]) < 16) {
                 snprintf(two, sizeof two, "%s %s", arg, argv[i + 1]);
                 for (size_t c = 0; c < N_COMMANDS && cmd == NULL; c++)
@@ -277,6 +301,54 @@ int cli_parse(int argc, char **argv, struct cli_args *out, char *err, size_t err
     if (values[O_CLIENT_ID] != NULL && id_from_hex(values[O_CLIENT_ID], &id) != 0)
         return usage_error(err, err_len, "--client-id must be 32 hex digits, not '%s'",
                            values[O_CLIENT_ID]);
+    a.email_notices = a.push_notices = -1;
+    for (int o = O_EMAIL_NOTICES; o <= O_PUSH_NOTICES; o++) {
+        if (values[o] == NULL)
+            continue;
+        int on = strcmp(values[o], "on") == 0 ? 1 : strcmp(values[o], "off") == 0 ? 0 : -1;
+        if (on < 0) {
+            snprintf(err, err_len, "--%s must be on or off", options[o].name);
+            return STATUS_BAD_REQUEST;
+        }
+        *(o == O_EMAIL_NOTICES ? &a.email_notices : &a.push_notices) = on;
+    }
+    if (cmd->command == CLI_PUSH_REGISTER) {
+        if ((int)seen[O_APNS] + seen[O_FCM] + seen[O_WEBPUSH] != 1)
+            return usage_error(err, err_len, "%s",
+                               "'push register' needs exactly one of --apns, --fcm and --webpush");
+        if (seen[O_WEBPUSH] != (seen[O_P256DH] && seen[O_AUTH]) ||
+            (!seen[O_WEBPUSH] && (seen[O_P256DH] || seen[O_AUTH])))
+            return usage_error(err, err_len, "%s",
+                               "--webpush needs --p256dh and --auth (and they need --webpush)");
+        if (seen[O_SANDBOX] && !seen[O_APNS])
+            return usage_error(err, err_len, "%s", "--sandbox goes with --apns");
+        size_t hex = values[O_APNS] ? strlen(values[O_APNS]) : 0;
+        if (values[O_APNS] && (hex < 64 || hex > 200 || hex % 2 != 0 ||
+                               strspn(values[O_APNS], "0123456789abcdefABCDEF") != hex))
+            return usage_error(err, err_len, "%s",
+                               "--apns must be the device token in hex (64..200 digits)");
+        uint8_t bin[65];
+        size_t len = 0;
+        if (values[O_P256DH] &&
+            (sodium_base642bin(bin, sizeof bin, values[O_P256DH], strlen(values[O_P256DH]), NULL,
+                               &len, NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+             len != 65))
+            return usage_error(err, err_len, "%s", "--p256dh must be base64url of 65 bytes");
+        if (values[O_AUTH] &&
+            (sodium_base642bin(bin, sizeof bin, values[O_AUTH], strlen(values[O_AUTH]), NULL, &len,
+                               NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+             len != 16))
+            return usage_error(err, err_len, "%s", "--auth must be base64url of 16 bytes");
+    }
+    if (values[O_ID] != NULL && id_from_hex(values[O_ID], &id) != 0)
+        return usage_error(err, err_len, "--id must be 32 hex digits, not '%s'", values[O_ID]);
+    a.apns = values[O_APNS];
+    a.sandbox = seen[O_SANDBOX];
+    a.fcm = values[O_FCM];
+    a.webpush = values[O_WEBPUSH];
+    a.p256dh = values[O_P256DH];
+    a.auth = values[O_AUTH];
+    a.registration = values[O_ID];
     unsigned long n = 0;
     if (values[O_WAIT] != NULL) {
         if (!parse_number(values[O_WAIT], CLI_MAX_WAIT_S, &n))
@@ -414,6 +486,15 @@ const char *cli_usage(void) {
            "  urgent ack|status (--conversation ID | --channel ID) --message ID\n"
            "      acknowledge an urgent message; or (its sender, admins) who has and who\n"
            "      has not acknowledged it\n"
+           "  notify settings [--email-notices on|off] [--push-notices on|off]\n"
+           "      show (and change) your account's notification settings; JSON fields:\n"
+           "      email, push\n"
+           "  push register (--apns HEX [--sandbox] | --fcm TOKEN |\n"
+           "                 --webpush URL --p256dh B64URL --auth B64URL)\n"
+           "      register this device for push notices (for testing a server's setup);\n"
+           "      prints the registration id\n"
+           "  push unregister --id ID\n"
+           "      remove a push registration of your account\n"
            "  account deactivate --email EMAIL\n"
            "      (providers: their own patients; admins: patients and providers; system\n"
            "      administrators: anyone else) end the account's sessions and start its\n"

@@ -61,6 +61,9 @@ enum cli_command {
     CLI_URGENT_ACK,
     CLI_URGENT_STATUS,
     CLI_ACCOUNT_DEACTIVATE,
+    CLI_NOTIFY_SETTINGS,
+    CLI_PUSH_REGISTER,
+    CLI_PUSH_UNREGISTER,
 };
 
 #define CLI_MAX_WAIT_S 3600
@@ -94,6 +97,15 @@ struct cli_args {
     const char *member;       /* channel add/remove/approve: an email or a 32-hex account id */
     const char *message;      /* recall, urgent ack/status: 32 hex digits (checked) */
     bool urgent;              /* send --urgent */
+    int email_notices;        /* notify settings: -1 unchanged, 0 off, 1 on */
+    int push_notices;         /* likewise */
+    const char *apns;         /* push register: the APNs token in hex (checked) */
+    bool sandbox;             /* push register --apns: a development build */
+    const char *fcm;          /* push register: an FCM token */
+    const char *webpush;      /* push register: a Web Push endpoint, with: */
+    const char *p256dh;       /* its key, base64url of 65 bytes (checked) */
+    const char *auth;         /* its secret, base64url of 16 bytes (checked) */
+    const char *registration; /* push unregister: 32 hex digits (checked) */
 };
 
 /* Parses a time given as milliseconds since the epoch (digits) or as
