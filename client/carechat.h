@@ -167,9 +167,9 @@ int carechat_register(struct carechat *c, const char *code, const char *email, c
 /* Invites `email` (borrowed) as `role`. On success copies the code
  * (NUL-terminated; empty when the server mailed it to the invitee instead,
  * which it does whenever it has a mail relay and no --dev-invite-codes) to
- * `code_out` and its expiry to *expires_at (may be NULL) and returns 0; from the server FORBIDDEN (the caller's role may not invite
- * this role), CONFLICT (an account with this email exists), ...; or a local
- * failure (STATUS_UNAUTHENTICATED: not logged in). */
+ * `code_out` and its expiry to *expires_at (may be NULL) and returns 0; from the server FORBIDDEN
+ * (the caller's role may not invite this role), CONFLICT (an account with this email exists), ...;
+ * or a local failure (STATUS_UNAUTHENTICATED: not logged in). */
 int carechat_invite(struct carechat *c, const char *email, enum carechat_role role,
                     char code_out[CARECHAT_MAX_CODE + 1], int64_t *expires_at);
 

@@ -138,8 +138,12 @@ static const struct command_def commands[] = {
     {"urgent status", CLI_URGENT_STATUS, {O_MESSAGE}, 1, {O_CONVERSATION, O_CHANNEL}, 2},
     {"account deactivate", CLI_ACCOUNT_DEACTIVATE, {O_EMAIL}, 1, {0}, 0},
     {"notify settings", CLI_NOTIFY_SETTINGS, {0}, 0, {O_EMAIL_NOTICES, O_PUSH_NOTICES}, 2},
-    {"push register", CLI_PUSH_REGISTER, {0}, 0, {O_APNS, O_SANDBOX, O_FCM, O_WEBPUSH, O_P256DH,
-                                                  O_AUTH}, 6},
+    {"push register",
+     CLI_PUSH_REGISTER,
+     {0},
+     0,
+     {O_APNS, O_SANDBOX, O_FCM, O_WEBPUSH, O_P256DH, O_AUTH},
+     6},
     {"push unregister", CLI_PUSH_UNREGISTER, {O_ID}, 1, {0}, 0},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

@@ -222,12 +222,12 @@ int apply_outbox_invitation(struct store_txn *txn, const Carechat__Entry__V1__En
                             const char *email, const char *code,
                             const uint8_t code_hash[REC_HASH_LEN]) {
     size_t n = strlen(code);
-    if (n < 16 || n > 64 || strspn(code, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                                         "0123456789-") != n)
+    if (n < 16 || n > 64 ||
+        strspn(code, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                     "0123456789-") != n)
         return STATUS_BAD_REQUEST;
     uint8_t job_id[REC_JOB_ID_LEN];
-    job_id_of("carechat.outbox.invite", code_hash, REC_HASH_LEN, "", 0, REC_CHANNEL_EMAIL,
-              job_id);
+    job_id_of("carechat.outbox.invite", code_hash, REC_HASH_LEN, "", 0, REC_CHANNEL_EMAIL, job_id);
     struct rec_outbox_job j = {
         .kind = REC_NOTICE_INVITATION,
         .channel = REC_CHANNEL_EMAIL,
@@ -310,9 +310,9 @@ int apply_push_register(struct store_txn *txn, const Carechat__Entry__V1__Entry 
     const Carechat__Entry__V1__PushRegister *m = e->push_register;
     struct id account, device, reg;
     if (!m || !apply_id_field(e->actor_account_id, &account) ||
-        !apply_id_field(e->actor_device_id, &device) ||
-        !apply_id_field(m->registration_id, &reg) || m->channel < REC_CHANNEL_APNS ||
-        m->channel >= REC_CHANNEL_COUNT || !valid_token(m->token, REC_PUSH_TOKEN_MAX))
+        !apply_id_field(e->actor_device_id, &device) || !apply_id_field(m->registration_id, &reg) ||
+        m->channel < REC_CHANNEL_APNS || m->channel >= REC_CHANNEL_COUNT ||
+        !valid_token(m->token, REC_PUSH_TOKEN_MAX))
         return STATUS_BAD_REQUEST;
     bool webpush = m->channel == REC_CHANNEL_WEBPUSH;
     if (webpush != (valid_token(m->webpush_p256dh, 128) && valid_token(m->webpush_auth, 64)))

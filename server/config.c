@@ -185,8 +185,8 @@ static const struct opt options[] = {
     {"notify-email-delay", OPT_SECONDS, FIELD(notify_email_delay_s), 0, 7u * 24 * 3600, "SECONDS",
      "an unread message is emailed about this long after it came, if its recipient is still "
      "offline"},
-    {"notify-email-window", OPT_SECONDS, FIELD(notify_email_window_s), 0, 7u * 24 * 3600,
-     "SECONDS", "then at most one email per window, until the recipient reads"},
+    {"notify-email-window", OPT_SECONDS, FIELD(notify_email_window_s), 0, 7u * 24 * 3600, "SECONDS",
+     "then at most one email per window, until the recipient reads"},
     {"notify-push-delay", OPT_SECONDS, FIELD(notify_push_delay_s), 0, 3600, "SECONDS",
      "a push goes to an offline device this long after the message"},
     {"notify-push-interval", OPT_SECONDS, FIELD(notify_push_interval_s), 0, 24u * 3600, "SECONDS",
@@ -526,8 +526,9 @@ static int validate(const struct server_config *cfg, char *err, size_t err_len) 
     if (cfg->smtp_user && !cfg->smtp_password_file)
         return fail(err, err_len, "--smtp-user needs --smtp-password-file");
     if (cfg->apns_key_file && (!cfg->apns_key_id || !cfg->apns_team_id || !cfg->apns_topic))
-        return fail(err, err_len, "--apns-key-file needs --apns-key-id, --apns-team-id and "
-                                  "--apns-topic");
+        return fail(err, err_len,
+                    "--apns-key-file needs --apns-key-id, --apns-team-id and "
+                    "--apns-topic");
     if (cfg->vapid_key_file && !cfg->vapid_subject)
         return fail(err, err_len, "--vapid-key-file needs --vapid-subject");
     if (cfg->session_idle_s > cfg->session_max_s)

@@ -92,16 +92,16 @@ struct server_config {
         *apns_sandbox_url;
     const char *fcm_service_account_file, *fcm_url;
     const char *vapid_key_file, *vapid_subject, *webpush_allow_host;
-    bool dev_invite_codes;              /* answer invitation codes to the inviter */
-    unsigned notify_email_delay_s;      /* first email after this, if still unread */
-    unsigned notify_email_window_s;     /* then at most one email per window */
-    unsigned notify_push_delay_s;       /* first push after this */
-    unsigned notify_push_interval_s;    /* then at most one push per device per interval */
-    unsigned notify_push_jitter_s;      /* plus up to this, against timing analysis */
-    unsigned outbox_in_flight;          /* notification jobs being sent at once */
-    int64_t clock_offset_ms;             /* added to the clock; for tests only */
-    const char *config_file;             /* the --config given, or NULL */
-    struct config_strings *owned;        /* private: copies of the file's values */
+    bool dev_invite_codes;           /* answer invitation codes to the inviter */
+    unsigned notify_email_delay_s;   /* first email after this, if still unread */
+    unsigned notify_email_window_s;  /* then at most one email per window */
+    unsigned notify_push_delay_s;    /* first push after this */
+    unsigned notify_push_interval_s; /* then at most one push per device per interval */
+    unsigned notify_push_jitter_s;   /* plus up to this, against timing analysis */
+    unsigned outbox_in_flight;       /* notification jobs being sent at once */
+    int64_t clock_offset_ms;         /* added to the clock; for tests only */
+    const char *config_file;         /* the --config given, or NULL */
+    struct config_strings *owned;    /* private: copies of the file's values */
 };
 
 /* The defaults: ws://127.0.0.1:8080 with data in ./carechat-data. Ping every

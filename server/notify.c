@@ -149,8 +149,9 @@ int notify_register_push(struct req *r) {
         job.to.webpush_auth = ro->auth;
         break;
     default:
-        return req_fail(r, STATUS_BAD_REQUEST, "an APNs token, FCM token or Web Push "
-                                               "subscription required");
+        return req_fail(r, STATUS_BAD_REQUEST,
+                        "an APNs token, FCM token or Web Push "
+                        "subscription required");
     }
     if (push_job_check(&job) != 0)
         return req_fail(r, STATUS_BAD_REQUEST, "the notifier would not accept this registration");

@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 #include "base/alloc.h"
 #include "base/check.h"
 #include "base/clock.h"
@@ -267,10 +266,11 @@ static int64_t due_at(struct outbox *o, const struct row *r) {
         return INT64_MAX;
     int64_t due = j->created_at + (email ? o->cfg.email_delay_ms : o->cfg.push_delay_ms);
     if (!email && o->cfg.push_jitter_ms > 0)
-        due += (int64_t)(((uint32_t)r->id[0] << 8 | r->id[1]) %
-                         (uint32_t)(o->cfg.push_jitter_ms + 1));
+        due +=
+            (int64_t)(((uint32_t)r->id[0] << 8 | r->id[1]) % (uint32_t)(o->cfg.push_jitter_ms + 1));
     if (st.last_sent_at > 0) {
-        int64_t window = st.last_sent_at + (email ? o->cfg.email_window_ms : o->cfg.push_interval_ms);
+        int64_t window =
+            st.last_sent_at + (email ? o->cfg.email_window_ms : o->cfg.push_interval_ms);
         if (window > due)
             due = window;
     }
@@ -369,7 +369,7 @@ static void start(struct outbox *o, struct slot *s, const struct row *r) {
     /* A channel this server cannot use: the job would only end NOT_CONFIGURED
      * (and be audited as dropped) for every message; drop it quietly. */
     int rc = push_channel_enabled(o->cfg.push, pj.channel) ? destination(o, &r->job, &pj, &a, &g)
-                                                          : STATUS_CONFLICT;
+                                                           : STATUS_CONFLICT;
     if (rc == STATUS_CONFLICT) {
         s->state = SLOT_SETTLING;
         settle(o, s, REC_OUTBOX_CANCELLED, 0, 0);
@@ -523,7 +523,7 @@ static void family(struct buf *out, const char *name, const char *type, const ch
 }
 
 void outbox_render_metrics(struct outbox *o, struct buf *out) {
-    static const char *const outcomes[6] = {"",         "delivered",  "retry",
+    static const char *const outcomes[6] = {"",        "delivered",  "retry",
                                             "dropped", "token_dead", "cancelled"};
     family(out, "carechat_outbox_jobs", "gauge", "Notification jobs in the outbox (last sweep).");
     buf_printf(out, "carechat_outbox_jobs %" PRIu64 "\n", o->stats.depth);
@@ -542,14 +542,16 @@ void outbox_render_metrics(struct outbox *o, struct buf *out) {
     push_get_stats(o->cfg.push, &ps);
     family(out, "carechat_push_submitted_total", "counter", "Jobs handed to the notifier.");
     buf_printf(out, "carechat_push_submitted_total %" PRIu64 "\n", ps.submitted);
-    family(out, "carechat_push_results_total", "counter", "Notifier results, by channel and outcome.");
+    family(out, "carechat_push_results_total", "counter",
+           "Notifier results, by channel and outcome.");
     for (int c = 0; c < PUSH_CHANNEL_COUNT; c++)
         for (int r = 0; r < PUSH_OUTCOME_COUNT; r++)
             buf_printf(out,
                        "carechat_push_results_total{channel=\"%s\",outcome=\"%s\"} %" PRIu64 "\n",
-                       push_channel_str((enum push_channel)c), push_outcome_str((enum push_outcome)r),
-                       ps.results[c][r]);
-    family(out, "carechat_push_failures_total", "counter", "Notifier results not delivered, by cause.");
+                       push_channel_str((enum push_channel)c),
+                       push_outcome_str((enum push_outcome)r), ps.results[c][r]);
+    family(out, "carechat_push_failures_total", "counter",
+           "Notifier results not delivered, by cause.");
     for (int c = 1; c < PUSH_CAUSE_COUNT; c++)
         buf_printf(out, "carechat_push_failures_total{cause=\"%s\"} %" PRIu64 "\n",
                    push_cause_str((enum push_cause)c), ps.causes[c]);
@@ -571,5 +573,6 @@ void outbox_render_metrics(struct outbox *o, struct buf *out) {
     buf_printf(out, "carechat_push_latency_ms_count %" PRIu64 "\n", ps.latency_count);
     family(out, "carechat_push_thread_cpu_seconds_total", "counter",
            "CPU time of the notifier thread.");
-    buf_printf(out, "carechat_push_thread_cpu_seconds_total %.6f\n", (double)ps.thread_cpu_us / 1e6);
+    buf_printf(out, "carechat_push_thread_cpu_seconds_total %.6f\n",
+               (double)ps.thread_cpu_us / 1e6);
 }

@@ -65,12 +65,12 @@ struct outbox_config {
 };
 
 struct outbox_stats {
-    uint64_t depth;           /* rows seen in the last full sweep */
-    int64_t oldest_age_ms;    /* age of the oldest row of the last sweep (0: none) */
-    uint64_t in_flight;       /* slots in use */
-    uint64_t submitted;       /* push_submit() calls that took a job */
-    uint64_t settled[6];      /* OutboxResult entries applied, by outcome 1..5 */
-    uint64_t propose_failed;  /* OutboxResult entries the journal did not take */
+    uint64_t depth;          /* rows seen in the last full sweep */
+    int64_t oldest_age_ms;   /* age of the oldest row of the last sweep (0: none) */
+    uint64_t in_flight;      /* slots in use */
+    uint64_t submitted;      /* push_submit() calls that took a job */
+    uint64_t settled[6];     /* OutboxResult entries applied, by outcome 1..5 */
+    uint64_t propose_failed; /* OutboxResult entries the journal did not take */
 };
 
 struct outbox;

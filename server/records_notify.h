@@ -75,8 +75,8 @@ enum rec_outbox_outcome {
 #define REC_PUSH_TOKEN_MAX 4096 /* the longest destination string (an FCM token) */
 
 struct rec_outbox_job {
-    uint8_t kind;    /* enum rec_notice */
-    uint8_t channel; /* enum rec_push_channel */
+    uint8_t kind;           /* enum rec_notice */
+    uint8_t channel;        /* enum rec_push_channel */
     struct id account;      /* who it is for; all zero for an invitation */
     struct id device;       /* push: the device; else zero */
     struct id registration; /* push: the registration it was made for; else zero */
@@ -107,7 +107,8 @@ struct rec_notify_settings {
 };
 
 /* The settings of an account that never set any. */
-#define REC_NOTIFY_SETTINGS_DEFAULT {.email = true, .push = true}
+#define REC_NOTIFY_SETTINGS_DEFAULT                                                                \
+    { .email = true, .push = true }
 
 /* Keys; each resets k. */
 void rec_key_outbox_job(struct key *k, const uint8_t job_id[REC_JOB_ID_LEN]);

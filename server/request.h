@@ -100,7 +100,7 @@ struct handlers {
     int64_t invite_ttl_ms, session_idle_ms, session_max_ms;
     unsigned password_min;
     bool closing;
-    bool draining; /* the server is closing its connections (handlers_draining()) */
+    bool draining;           /* the server is closing its connections (handlers_draining()) */
     struct hconn *conns;     /* attached connections */
     uint64_t audit_anchored; /* the audit chain head last logged as an anchor */
     /* The VerifyAudit in progress (audit_queries.c): its op holds the

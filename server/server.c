@@ -174,8 +174,10 @@ static int open_push(struct server *s) {
     };
     for (size_t i = 0; i < sizeof named / sizeof named[0]; i++) {
         if (named[i].set && !push_channel_enabled(s->push, named[i].ch)) {
-            log_error("server", "%s is configured but cannot be used (see above); refusing to "
-                                "start", named[i].flag);
+            log_error("server",
+                      "%s is configured but cannot be used (see above); refusing to "
+                      "start",
+                      named[i].flag);
             return STATUS_BAD_REQUEST;
         }
     }

@@ -261,13 +261,31 @@ static void mail_code(const char *raw, char code[RAWC_CODE_LEN]) {
 static struct harness *server_start(const struct peer *p, const char *const *extra) {
     static char smtp[64], allow[] = "127.0.0.1";
     snprintf(smtp, sizeof smtp, "smtp://127.0.0.1:%d", p->smtp_port);
-    const char *args[HARNESS_MAX_ARGS] = {
-        "--login-burst", "100000", "--login-burst-per-ip", "1000000",
-        "--smtp-url", smtp, "--smtp-from", "no-reply@clinic.example",
-        "--app-link", "https://clinic.example/app", "--smtp-ca-file", p->ca,
-        "--vapid-key-file", p->vapid, "--vapid-subject", "mailto:ops@clinic.example",
-        "--webpush-allow-host", allow, "--notify-email-delay", "1",
-        "--notify-push-delay", "0", "--notify-push-jitter", "0", NULL};
+    const char *args[HARNESS_MAX_ARGS] = {"--login-burst",
+                                          "100000",
+                                          "--login-burst-per-ip",
+                                          "1000000",
+                                          "--smtp-url",
+                                          smtp,
+                                          "--smtp-from",
+                                          "no-reply@clinic.example",
+                                          "--app-link",
+                                          "https://clinic.example/app",
+                                          "--smtp-ca-file",
+                                          p->ca,
+                                          "--vapid-key-file",
+                                          p->vapid,
+                                          "--vapid-subject",
+                                          "mailto:ops@clinic.example",
+                                          "--webpush-allow-host",
+                                          allow,
+                                          "--notify-email-delay",
+                                          "1",
+                                          "--notify-push-delay",
+                                          "0",
+                                          "--notify-push-jitter",
+                                          "0",
+                                          NULL};
     int n = 24;
     for (int i = 0; extra && extra[i] && n < HARNESS_MAX_ARGS - 1; i++)
         args[n++] = extra[i];
@@ -434,7 +452,8 @@ static Carechat__V1__Frame *unregister_push(struct rawc *c, const uint8_t reg[16
     return rawc_rpc(c, &f);
 }
 
-/* ---- tests --------------------------------------------------------------------------------------- */
+/* ---- tests
+ * --------------------------------------------------------------------------------------- */
 
 static void test_outbox_invitation_by_email_registers(void **state) {
     (void)state;
@@ -570,8 +589,7 @@ static void test_outbox_device_that_leaves_gets_one_push(void **state) {
     struct rawc *pat = rawc_open_login(g_h, w.pat.email, PASSWORD, &w.pat.dev[0], NULL);
     expect_settings(set_settings(pat, false, true), false, true);
     char endpoint[128];
-    snprintf(endpoint, sizeof endpoint, "https://127.0.0.1:%d/ok/%d", g_peer.webpush_port,
-             g_users);
+    snprintf(endpoint, sizeof endpoint, "https://127.0.0.1:%d/ok/%d", g_peer.webpush_port, g_users);
     Carechat__V1__Frame *r = register_webpush(pat, endpoint, g_peer.p256dh, 65);
     raw_expect_status(r, STATUS_OK);
     proto_free(r);
@@ -624,9 +642,17 @@ static void test_outbox_settings_round_trip(void **state) {
     assert_int_equal(harness_stop(g_h, &status), 0);
     assert_int_equal(status, 0);
     /* A configured channel with an unusable key stops the start. */
-    const char *bad[] = {"--data", g_h->data_dir, "--listen", "127.0.0.1:0", "--metrics-listen",
-                         "127.0.0.1:0", "--vapid-key-file", "/nonexistent/vapid.pem",
-                         "--vapid-subject", "mailto:ops@clinic.example", "--dev-invite-codes",
+    const char *bad[] = {"--data",
+                         g_h->data_dir,
+                         "--listen",
+                         "127.0.0.1:0",
+                         "--metrics-listen",
+                         "127.0.0.1:0",
+                         "--vapid-key-file",
+                         "/nonexistent/vapid.pem",
+                         "--vapid-subject",
+                         "mailto:ops@clinic.example",
+                         "--dev-invite-codes",
                          NULL};
     struct buf out;
     buf_init(&out);
@@ -653,9 +679,8 @@ static void test_outbox_kill9_resends_with_same_message_id(void **state) {
     raw_device_make(&dev);
     struct rawc *root = rawc_open_login(h, ADMIN_EMAIL, PASSWORD, &dev, NULL);
     char code[RAWC_CODE_LEN];
-    assert_int_equal(rawc_invite(root, "held@clinic.example", CARECHAT__V1__ROLE__PATIENT, code,
-                                 NULL),
-                     0);
+    assert_int_equal(
+        rawc_invite(root, "held@clinic.example", CARECHAT__V1__ROLE__PATIENT, code, NULL), 0);
     rawc_free(root);
     assert_int_equal(wait_files(&p, "held", ".eml", 1), 1);
     harness_kill9(h);
