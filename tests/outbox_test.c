@@ -21,7 +21,9 @@
  * 6. The digest with its default timing (clock moved by restarts): no email
  *    before 15 min, one after; while unread, the next waits for the 6 h
  *    window.
- * 7. kill -9 of carechatd while the relay holds the first message: after the
+ * 7. 451 to the first attempt: nothing more before the retry delay, then
+ *    the same message (same Message-ID) delivered once.
+ * 8. kill -9 of carechatd while the relay holds the first message: after the
  *    restart the message is sent again with the same Message-ID and the same
  *    code, and exactly one is accepted.
  *
@@ -114,7 +116,8 @@ static int json_int(const char *json, const char *key) {
     return atoi(p + strlen(pat));
 }
 
-static void peer_start(struct peer *p, bool hold_first) {
+/* `mode`: NULL, "hold-first" or "temp-fail-first" (mailpeer.mjs). */
+static void peer_start(struct peer *p, const char *mode) {
     memset(p, 0, sizeof *p);
     harness_tmpdir("peer", p->dir);
     const char *modules = getenv("CARECHAT_NODE_MODULES");
@@ -137,7 +140,7 @@ static void peer_start(struct peer *p, bool hold_first) {
             dup2(fd, 1);
             dup2(fd, 2);
         }
-        execlp("node", "node", script, p->dir, hold_first ? "hold-first" : NULL, (char *)NULL);
+        execlp("node", "node", script, p->dir, mode, (char *)NULL);
         _exit(127);
     }
     char ready[PATH_MAX + 16];
@@ -673,7 +676,7 @@ static void test_outbox_settings_round_trip(void **state) {
 static void test_outbox_kill9_resends_with_same_message_id(void **state) {
     (void)state;
     struct peer p;
-    peer_start(&p, true);
+    peer_start(&p, "hold-first");
     struct harness *h = server_start(&p, NULL);
     struct raw_device dev;
     raw_device_make(&dev);
@@ -768,8 +771,38 @@ static void test_outbox_digest_timing(void **state) {
     assert_int_equal(mails_to(&g_peer, w.pat.email), 3);
 }
 
-static int setup_with(const char *const *extra) {
-    peer_start(&g_peer, false);
+/* 451 to the first attempt: no second attempt before the retry delay (about
+ * a minute); once it has passed (the clock moved by a restart), the same
+ * message (same Message-ID) is delivered, once. */
+static void test_outbox_temporary_failure_is_retried_once(void **state) {
+    (void)state;
+    struct rawc *root = rawc_open_login(g_h, ADMIN_EMAIL, PASSWORD, &g_root_dev, NULL);
+    char code[RAWC_CODE_LEN];
+    assert_int_equal(
+        rawc_invite(root, "later@clinic.example", CARECHAT__V1__ROLE__PATIENT, code, NULL), 0);
+    rawc_free(root);
+    assert_int_equal(wait_files(&g_peer, "held", ".eml", 1), 1);
+    sleep_ms(3000);
+    assert_int_equal(count_files(&g_peer, "mail", ".eml"), 0);
+    restart_ahead(3 * 60 * 1000);
+    assert_int_equal(wait_files(&g_peer, "mail", ".eml", 1), 1);
+    sleep_ms(2000);
+    assert_int_equal(count_files(&g_peer, "mail", ".eml"), 1);
+    struct buf held, sent;
+    buf_init(&held);
+    buf_init(&sent);
+    read_file_n(&g_peer, "held", 1, ".eml", &held);
+    read_file_n(&g_peer, "mail", 1, ".eml", &sent);
+    char id1[128], id2[128];
+    header((const char *)held.data, "Message-ID", id1, sizeof id1);
+    header((const char *)sent.data, "Message-ID", id2, sizeof id2);
+    assert_string_equal(id1, id2);
+    buf_cleanup(&held);
+    buf_cleanup(&sent);
+}
+
+static int setup_with(const char *const *extra, const char *mode) {
+    peer_start(&g_peer, mode);
     raw_device_make(&g_root_dev);
     g_h = server_start(&g_peer, extra);
     return 0;
@@ -777,13 +810,18 @@ static int setup_with(const char *const *extra) {
 
 static int group_setup(void **state) {
     (void)state;
-    return setup_with(NULL);
+    return setup_with(NULL, NULL);
+}
+
+static int temp_fail_setup(void **state) {
+    (void)state;
+    return setup_with(NULL, "temp-fail-first");
 }
 
 static int digest_setup(void **state) {
     (void)state;
     static const char *const extra[] = {"--notify-email-delay", "900", NULL};
-    return setup_with(extra);
+    return setup_with(extra, NULL);
 }
 
 static int group_teardown(void **state) {
@@ -810,11 +848,16 @@ int main(void) {
     const struct CMUnitTest digest[] = {
         cmocka_unit_test(test_outbox_digest_timing),
     };
+    const struct CMUnitTest temp_fail[] = {
+        cmocka_unit_test(test_outbox_temporary_failure_is_retried_once),
+    };
     const struct CMUnitTest own[] = {
         cmocka_unit_test(test_outbox_kill9_resends_with_same_message_id),
     };
     int failed = cmocka_run_group_tests_name("outbox", shared, group_setup, group_teardown);
     failed += cmocka_run_group_tests_name("outbox_digest", digest, digest_setup, group_teardown);
+    failed +=
+        cmocka_run_group_tests_name("outbox_retry", temp_fail, temp_fail_setup, group_teardown);
     failed += cmocka_run_group_tests_name("outbox_kill9", own, NULL, NULL);
     return failed;
 }

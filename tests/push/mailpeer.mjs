@@ -1,7 +1,7 @@
 // tests/push/mailpeer.mjs: the mail relay and Web Push endpoint that
 // tests/outbox_test.c runs beside the real carechatd.
 //
-//   node tests/push/mailpeer.mjs DIR [hold-first]
+//   node tests/push/mailpeer.mjs DIR [hold-first | temp-fail-first]
 //
 // Makes a throwaway CA and server certificate (peers.mjs makePki), a VAPID key
 // (DIR/vapid.pem, mode 0600), starts an SMTP relay with STARTTLS
@@ -12,7 +12,8 @@
 //   DIR/mail-N.eml     each accepted message (raw, with its envelope
 //                      recipient in DIR/mail-N.rcpt)
 //   DIR/held-N.eml     with hold-first: the first message's DATA, which is
-//                      never answered (the test kills carechatd meanwhile)
+//                      never answered (the test kills carechatd meanwhile);
+//                      with temp-fail-first: the first DATA, answered 451
 //   DIR/push-N.txt     each Web Push request: "METHOD URL", the headers, a
 //                      blank line, and the body in hex; /gone answers 410,
 //                      everything else 201
@@ -25,8 +26,9 @@ import { load, makePki, startWebPush, writeSecret } from "./peers.mjs";
 
 const dir = process.argv[2];
 const holdFirst = process.argv[3] === "hold-first";
+const tempFailFirst = process.argv[3] === "temp-fail-first";
 if (!dir) {
-    console.error("usage: mailpeer.mjs DIR [hold-first]");
+    console.error("usage: mailpeer.mjs DIR [hold-first | temp-fail-first]");
     process.exit(2);
 }
 
@@ -51,10 +53,13 @@ const smtp = new SMTPServer({
         stream.on("data", (c) => chunks.push(c));
         stream.on("end", () => {
             const raw = Buffer.concat(chunks);
-            if (holdFirst && held === 0) {
+            if ((holdFirst || tempFailFirst) && held === 0) {
                 held++;
                 atomicWrite(`held-${held}.eml`, raw);
-                return; // never answered
+                if (holdFirst) return; // never answered
+                const e = new Error("try again later");
+                e.responseCode = 451;
+                return cb(e);
             }
             mails++;
             atomicWrite(`mail-${mails}.rcpt`, session.envelope.rcptTo.map((r) => r.address).join("\n"));
