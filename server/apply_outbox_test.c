@@ -25,6 +25,7 @@
 #include "protocol/proto.h"
 #include "server/apply.h"
 #include "server/apply_fixture.h"
+#include "server/apply_internal.h"
 #include "server/audit.h"
 #include "server/records_notify.h"
 #include "storage/keys.h"
@@ -483,6 +484,69 @@ static void test_apply_outbox_invitation_row(void **state) {
     fixture_log_cleanup();
 }
 
+/* apply_outbox_account_email(), for kinds of other features (breach
+ * notices): called from an apply function of the test's own, as another
+ * kind's apply would. */
+struct account_email_case {
+    struct id account;
+    uint8_t job_id[16];
+    int kind;
+};
+
+static int apply_account_email(void *ctx, struct store_txn *txn, uint64_t pos, const uint8_t *entry,
+                               size_t entry_len, struct buf *result) {
+    (void)pos;
+    (void)entry;
+    (void)entry_len;
+    (void)result;
+    const struct account_email_case *c = ctx;
+    Carechat__Entry__V1__Entry e;
+    carechat__entry__v1__entry__init(&e);
+    e.time = T0 + 4242;
+    return apply_outbox_account_email(txn, &e, &c->account, (enum rec_notice)c->kind, c->job_id);
+}
+
+static void test_apply_outbox_account_email(void **state) {
+    (void)state;
+    fixture_log_reset();
+    struct fixture_db db;
+    fixture_open(&db, "outbox-breach");
+    struct fixture_person admin;
+    fixture_person(&admin, "admin@x.example", 1);
+    fixture_bootstrap(&db, &admin);
+    journal_close(db.journal);
+    struct account_email_case c = {
+        .account = admin.id, .job_id = {0xb7, 1}, .kind = REC_NOTICE_BREACH};
+    struct journal_config jc = {.store = db.store, .apply = apply_account_email, .apply_ctx = &c};
+    assert_int_equal(journal_open(&jc, &db.journal), 0);
+    static const uint8_t any[1] = {0};
+    assert_int_equal(fixture_append(&db, any, 1), 0);
+    struct jobs j;
+    jobs_read(&db, &j);
+    assert_int_equal(j.n, 1);
+    assert_memory_equal(j.id[0], c.job_id, 16);
+    assert_int_equal(j.job[0].kind, REC_NOTICE_BREACH);
+    assert_int_equal(j.job[0].channel, REC_CHANNEL_EMAIL);
+    assert_memory_equal(j.job[0].account.b, admin.id.b, 16);
+    assert_int_equal(j.job[0].created_at, T0 + 4242);
+    assert_null(j.job[0].email); /* read from the account when it is sent */
+    jobs_free(&j);
+    /* The same id again: CONFLICT; an unknown account: NOT_FOUND; another
+     * kind: BAD_REQUEST. Nothing more is written. */
+    assert_int_equal(fixture_append(&db, any, 1), STATUS_CONFLICT);
+    c.job_id[1] = 2;
+    c.account.b[0] ^= 0xff;
+    assert_int_equal(fixture_append(&db, any, 1), STATUS_NOT_FOUND);
+    c.account = admin.id;
+    c.kind = REC_NOTICE_INVITATION;
+    assert_int_equal(fixture_append(&db, any, 1), STATUS_BAD_REQUEST);
+    jobs_read(&db, &j);
+    assert_int_equal(j.n, 1);
+    jobs_free(&j);
+    fixture_close(&db);
+    fixture_log_cleanup();
+}
+
 int main(void) {
     if (sodium_init() < 0)
         return 1;
@@ -491,6 +555,7 @@ int main(void) {
         cmocka_unit_test(test_apply_outbox_replay_is_deterministic),
         cmocka_unit_test(test_apply_outbox_invitation_row),
         cmocka_unit_test(test_apply_outbox_device_left),
+        cmocka_unit_test(test_apply_outbox_account_email),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
