@@ -662,6 +662,7 @@ const char *config_usage(void) {
         "       carechatd init --data DIR [options] create a new data directory (only way)\n"
         "       carechatd bootstrap --email EMAIL --password-file FILE [options]\n"
         "       carechatd audit-verify [options]\n"
+        "       carechatd invite --email EMAIL --role ROLE [options]   (offline, without mail)\n"
         "Serves CareChat over WebSocket (subprotocol carechat.v1) on --listen, and "
         "GET /metrics and /healthz on --metrics-listen only.\n"
         "Exit status: 0 ok, 1 failed (logged), 2 configuration refused, 4 data directory "

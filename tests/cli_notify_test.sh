@@ -4,7 +4,9 @@
 # start on, change one at a time and survive a restart; a Web Push
 # subscription registers and unregisters once (a second time is refused with
 # exit 2); a token the server's notifier would refuse is refused (exit 2);
-# malformed arguments are usage errors (exit 1). Everything on 127.0.0.1.
+# malformed arguments are usage errors (exit 1); `carechatd invite` (offline,
+# without mail) prints a code that registers and is audited. Everything on
+# 127.0.0.1.
 set -euo pipefail
 
 LIB="${TEST_SRCDIR:-.}/${TEST_WORKSPACE:-carechat}/tests/lib.sh"
@@ -56,5 +58,31 @@ start_server
 URL="ws://127.0.0.1:$PORT"
 cli root --json notify settings
 [ "$OUT" = '{"email": false, "push": false}' ] || fail "after a restart: '$OUT'"
+stop_server
+
+# A first deployment without mail: the sysadmin's offline `carechatd invite`
+# prints a code that registers, and the invitation is audited as the
+# sysadmin's, from "carechatd invite".
+"$SERVER" invite --data "$T/data" --email offline@clinic.example --role patient \
+    >"$T/inv.out" 2>"$T/inv.err" || { cat "$T/inv.err" >&2; fail "carechatd invite"; }
+CODE=$(cat "$T/inv.out")
+[[ "$CODE" =~ ^[0-9a-f]{40}$ ]] || fail "carechatd invite printed '$CODE'"
+"$SERVER" invite --data "$T/data" --email offline@clinic.example --role nurse \
+    >/dev/null 2>&1 && fail "an unknown role"
+password_file off 'offline-secret-passphrase'
+start_server
+URL="ws://127.0.0.1:$PORT"
+cli off register --code "$CODE" --email offline@clinic.example --password-file "$T/off.pw" \
+    --birthdate 1990-01-01 --name Off
+expect_rc 0 "register with the offline invitation"
+stop_server
+if "$SERVER" invite --data "$T/data" --email offline@clinic.example --role patient \
+    >/dev/null 2>"$T/inv.err"; then fail "an invitation for an existing account"; fi
+grep -q "an account with this email exists" "$T/inv.err" || fail "refusal: $(cat "$T/inv.err")"
+start_server
+URL="ws://127.0.0.1:$PORT"
+cli root --json audit query
+grep '"account.invite"' "$T/out" | grep -q '"carechatd invite"' ||
+    fail "no account.invite record from carechatd invite"
 stop_server
 echo "cli_notify_test: ok"
