@@ -58,6 +58,7 @@
 #include "tests/harness.h"
 #include "tests/rawclient.h"
 #include "tests/rawproto.h"
+#include "tests/wsclient.h"
 
 #define ADMIN_EMAIL "root@clinic.example"
 #define PASSWORD "correct horse battery"
@@ -526,6 +527,25 @@ static void test_outbox_offline_recipient_gets_one_email(void **state) {
     assert_false(harness_log_contains(g_h, CANARY));
     assert_false(harness_log_contains(g_h, w.pat.email));
     buf_cleanup(&raw);
+    /* /metrics counts what went out. */
+    struct buf metrics;
+    buf_init(&metrics);
+    int http = 0;
+    assert_int_equal(
+        http_get(g_h->metrics_host, g_h->metrics_port, "/metrics", WAIT_MS, &http, NULL, &metrics),
+        0);
+    assert_int_equal(http, 200);
+    buf_append_u8(&metrics, 0);
+    const char *mt = (const char *)metrics.data;
+    const char *line = strstr(mt, "\ncarechat_push_results_total{channel=\"email\","
+                                  "outcome=\"delivered\"} ");
+    assert_non_null(line);
+    assert_true(atoi(strchr(line, '}') + 2) >= 3); /* two invitations and the notice */
+    assert_non_null(strstr(mt, "\ncarechat_outbox_settled_total{outcome=\"delivered\"} "));
+    assert_non_null(strstr(mt, "\ncarechat_outbox_jobs "));
+    assert_non_null(strstr(mt, "\ncarechat_push_latency_ms_count "));
+    assert_null(strstr(mt, w.pat.email));
+    buf_cleanup(&metrics);
 
     /* A patient connected (authenticated) when the message comes gets none. */
     struct pair w2;
