@@ -366,11 +366,20 @@ static void start(struct outbox *o, struct slot *s, const struct row *r) {
     struct rec_push_reg g;
     memset(&a, 0, sizeof a);
     memset(&g, 0, sizeof g);
-    /* A channel this server cannot use: the job would only end NOT_CONFIGURED
-     * (and be audited as dropped) for every message; drop it quietly. */
-    int rc = push_channel_enabled(o->cfg.push, pj.channel) ? destination(o, &r->job, &pj, &a, &g)
-                                                           : STATUS_CONFLICT;
-    if (rc == STATUS_CONFLICT) {
+    /* A channel this server cannot use: a new-message notice would only end
+     * NOT_CONFIGURED (and be audited as dropped) for every message, so it is
+     * cancelled quietly; an invitation or account notice waits for the
+     * channel to be configured again (its code exists nowhere else). */
+    int rc;
+    if (push_channel_enabled(o->cfg.push, pj.channel))
+        rc = destination(o, &r->job, &pj, &a, &g);
+    else if (r->job.kind == REC_NOTICE_NEW_MESSAGE)
+        rc = STATUS_CONFLICT;
+    else
+        rc = STATUS_UNAVAILABLE;
+    if (rc == STATUS_UNAVAILABLE) {
+        slot_free(o, s);
+    } else if (rc == STATUS_CONFLICT) {
         s->state = SLOT_SETTLING;
         settle(o, s, REC_OUTBOX_CANCELLED, 0, 0);
     } else if (rc != 0) {

@@ -11,8 +11,9 @@
  *        |               last notice + push_interval; a retry: next_at; other
  *        |               kinds: at once
  *        v
- *     decide:  channel enabled here? NEW_MESSAGE still unread by an offline
- *        |     target, settings on, registration unchanged?  no -> CANCELLED
+ *     decide:  channel enabled here (else NEW_MESSAGE: CANCELLED; other
+ *        |     kinds wait)? NEW_MESSAGE still unread by an offline target,
+ *        |     settings on, registration unchanged?  no -> CANCELLED
  *        v     yes -> push_submit(job with the row's id and attempt)
  *   [notifier thread] ... result ... wake -> outbox_poll()
  *        v
