@@ -214,7 +214,8 @@ int carechat_invite(struct carechat *c, const char *email, enum carechat_role ro
         return rc;
     const Carechat__V1__InviteResult *ir = resp->response->invite;
     size_t n = ir->code != NULL ? strlen(ir->code) : 0;
-    bool ok = n >= 16 && n <= CARECHAT_MAX_CODE;
+    /* No code: the server mailed it to the invitee (issue 11). */
+    bool ok = n == 0 || (n >= 16 && n <= CARECHAT_MAX_CODE);
     for (size_t i = 0; ok && i < n; i++)
         ok = ir->code[i] > 0x20 && ir->code[i] < 0x7f;
     if (!ok) {

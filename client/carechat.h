@@ -166,10 +166,11 @@ int carechat_register(struct carechat *c, const char *code, const char *email, c
                       const char *birthdate, const char *display_name);
 
 /* Invites `email` (borrowed) as `role`. On success copies the code
- * (NUL-terminated) to `code_out` and its expiry to *expires_at (may be NULL)
- * and returns 0; from the server FORBIDDEN (the caller's role may not invite
- * this role), CONFLICT (an account with this email exists), ...; or a local
- * failure (STATUS_UNAUTHENTICATED: not logged in). */
+ * (NUL-terminated; empty when the server mailed it to the invitee instead,
+ * which it does whenever it has a mail relay and no --dev-invite-codes) to
+ * `code_out` and its expiry to *expires_at (may be NULL) and returns 0; from the server FORBIDDEN
+ * (the caller's role may not invite this role), CONFLICT (an account with this email exists), ...;
+ * or a local failure (STATUS_UNAUTHENTICATED: not logged in). */
 int carechat_invite(struct carechat *c, const char *email, enum carechat_role role,
                     char code_out[CARECHAT_MAX_CODE + 1], int64_t *expires_at);
 
@@ -867,5 +868,56 @@ void carechat_audit_records_free(struct carechat_audit_records *r);
  * (when !*ok: the first index that does not verify) and *checked; from the
  * server FORBIDDEN; or a local failure. */
 int carechat_audit_verify(struct carechat *c, bool *ok, uint64_t *first_bad, uint64_t *checked);
+
+/* ---- Notifications (any account) --------------------------------------------
+ *
+ * Offline accounts get a content-free email and devices a content-free push
+ * (protocol/PROTOCOL.md "Notifications"); these calls read and change the
+ * account's settings and register this device for push. Tokens and
+ * endpoints are personal data: never put them in logs. */
+
+struct carechat_notify_settings {
+    bool email; /* email notices ("you have a new secure message") */
+    bool push;  /* push notices to the account's registered devices */
+};
+
+/* The account's settings into *out (both on until changed). Returns 0 or a
+ * failure (STATUS_UNAUTHENTICATED: not logged in). */
+int carechat_notify_get(struct carechat *c, struct carechat_notify_settings *out);
+
+/* Replaces the account's settings with *in; the stored ones into *out.
+ * Returns 0 or a failure. */
+int carechat_notify_set(struct carechat *c, const struct carechat_notify_settings *in,
+                        struct carechat_notify_settings *out);
+
+enum carechat_push_kind {
+    CARECHAT_PUSH_APNS = 1,
+    CARECHAT_PUSH_FCM = 2,
+    CARECHAT_PUSH_WEBPUSH = 3,
+};
+
+/* What this device registers (the fields of `kind`; strings borrowed). */
+struct carechat_push_target {
+    enum carechat_push_kind kind;
+    const uint8_t *apns_token; /* APNS: the device token, 32..100 bytes */
+    size_t apns_token_len;
+    bool apns_sandbox;            /* APNS: a development build */
+    const char *fcm_token;        /* FCM: the registration token */
+    const char *webpush_endpoint; /* WEBPUSH: the subscription's https endpoint */
+    uint8_t webpush_p256dh[65];   /* WEBPUSH: the subscription's public key */
+    uint8_t webpush_auth[16];     /* WEBPUSH: its authentication secret */
+};
+
+/* Registers this device for push (replacing its earlier registration of the
+ * same kind); the registration's id into *registration_out. Returns 0; from
+ * the server BAD_REQUEST (a token or subscription the server's notifier would
+ * not accept); or a local failure. */
+int carechat_push_register(struct carechat *c, const struct carechat_push_target *t,
+                           struct id *registration_out);
+
+/* Removes a registration of one of the account's devices. Returns 0; from the
+ * server NOT_FOUND (no such registration, e.g. removed when the provider said
+ * the token was dead); or a local failure. */
+int carechat_push_unregister(struct carechat *c, const struct id *registration);
 
 #endif

@@ -21,6 +21,8 @@
 #include "client/cli.h"
 #include "base/hex.h"
 
+#include <sodium.h>
+
 static int exit_for_kind(enum carechat_error_kind kind) {
     switch (kind) {
     case CARECHAT_ERROR_NONE:
@@ -105,6 +107,12 @@ static const char *command_name(enum cli_command cmd) {
         return "invite list";
     case CLI_INVITE_REVOKE:
         return "invite revoke";
+    case CLI_NOTIFY_SETTINGS:
+        return "notify settings";
+    case CLI_PUSH_REGISTER:
+        return "push register";
+    case CLI_PUSH_UNREGISTER:
+        return "push unregister";
     case CLI_NONE:
         break;
     }
@@ -627,6 +635,73 @@ static int run_unlock(struct carechat *c, const struct cli_args *a) {
     return 0;
 }
 
+static int run_notify(struct carechat *c, const struct cli_args *a) {
+    struct carechat_notify_settings s;
+    int rc = carechat_notify_get(c, &s);
+    if (rc == 0 && (a->email_notices >= 0 || a->push_notices >= 0)) {
+        if (a->email_notices >= 0)
+            s.email = a->email_notices == 1;
+        if (a->push_notices >= 0)
+            s.push = a->push_notices == 1;
+        rc = carechat_notify_set(c, &s, &s);
+    }
+    if (rc != 0)
+        return rc;
+    if (a->json)
+        cli_json_print(stdout, json_pack("{s:b, s:b}", "email", s.email, "push", s.push));
+    else
+        printf("email notices %s, push notices %s\n", s.email ? "on" : "off",
+               s.push ? "on" : "off");
+    return 0;
+}
+
+static int run_push(struct carechat *c, const struct cli_args *a) {
+    struct id reg;
+    int rc;
+    if (a->command == CLI_PUSH_UNREGISTER) {
+        CHECK(id_from_hex(a->registration, &reg) == 0); /* cli_parse() checked it */
+        rc = carechat_push_unregister(c, &reg);
+        if (rc == 0 && a->json)
+            cli_json_print(stdout, json_pack("{s:b}", "unregistered", 1));
+        else if (rc == 0)
+            printf("unregistered\n");
+        return rc;
+    }
+    struct carechat_push_target t;
+    memset(&t, 0, sizeof t);
+    uint8_t token[100];
+    size_t len = 0;
+    if (a->apns) {
+        t.kind = CARECHAT_PUSH_APNS;
+        len = strlen(a->apns) / 2;
+        CHECK(len <= sizeof token && hex_decode_exact(a->apns, token, len) == 0);
+        t.apns_token = token;
+        t.apns_token_len = len;
+        t.apns_sandbox = a->sandbox;
+    } else if (a->fcm) {
+        t.kind = CARECHAT_PUSH_FCM;
+        t.fcm_token = a->fcm;
+    } else {
+        t.kind = CARECHAT_PUSH_WEBPUSH;
+        t.webpush_endpoint = a->webpush;
+        CHECK(sodium_base642bin(t.webpush_p256dh, sizeof t.webpush_p256dh, a->p256dh,
+                                strlen(a->p256dh), NULL, &len, NULL,
+                                sodium_base64_VARIANT_URLSAFE_NO_PADDING) == 0);
+        CHECK(sodium_base642bin(t.webpush_auth, sizeof t.webpush_auth, a->auth, strlen(a->auth),
+                                NULL, &len, NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING) == 0);
+    }
+    rc = carechat_push_register(c, &t, &reg);
+    if (rc != 0)
+        return rc;
+    char hex[ID_HEX_LEN + 1];
+    id_to_hex(&reg, hex);
+    if (a->json)
+        cli_json_print(stdout, json_pack("{s:s}", "registration_id", hex));
+    else
+        printf("%s\n", hex);
+    return 0;
+}
+
 /* The `n` bytes at `p` in hex as a JSON string, "" when !has. */
 static json_t *json_hex(bool has, const uint8_t *p, size_t n) {
     struct buf hex;
@@ -799,7 +874,12 @@ static int run(struct carechat *c, const struct cli_args *a) {
         char code[CARECHAT_MAX_CODE + 1];
         int64_t expires_at = 0;
         rc = carechat_invite(c, a->email, role, code, &expires_at);
-        if (rc == 0 && a->json)
+        if (rc == 0 && code[0] == '\0' && a->json)
+            cli_json_print(stdout, json_pack("{s:b, s:I}", "sent_by_email", 1, "expires_at",
+                                             (json_int_t)expires_at));
+        else if (rc == 0 && code[0] == '\0')
+            printf("invitation sent by email\n");
+        else if (rc == 0 && a->json)
             cli_json_print(stdout, json_pack("{s:o, s:I}", "code", cli_json_str(code), "expires_at",
                                              (json_int_t)expires_at));
         else if (rc == 0)
@@ -892,6 +972,13 @@ static int run(struct carechat *c, const struct cli_args *a) {
             printf("revoked %s\n", a->invite);
         break;
     }
+    case CLI_NOTIFY_SETTINGS:
+        rc = run_notify(c, a);
+        break;
+    case CLI_PUSH_REGISTER:
+    case CLI_PUSH_UNREGISTER:
+        rc = run_push(c, a);
+        break;
     case CLI_NONE:
         break;
     }

@@ -54,6 +54,15 @@ enum opt {
     O_URGENT,
     O_REASON,
     O_INVITE,
+    O_EMAIL_NOTICES,
+    O_PUSH_NOTICES,
+    O_APNS,
+    O_SANDBOX,
+    O_FCM,
+    O_WEBPUSH,
+    O_P256DH,
+    O_AUTH,
+    O_ID,
     O_COUNT,
 };
 
@@ -93,6 +102,15 @@ static const struct option_def options[O_COUNT] = {
     [O_URGENT] = {"urgent", false, false},
     [O_REASON] = {"reason", true, false},
     [O_INVITE] = {"invite", true, false},
+    [O_EMAIL_NOTICES] = {"email-notices", true, false},
+    [O_PUSH_NOTICES] = {"push-notices", true, false},
+    [O_APNS] = {"apns", true, false},
+    [O_SANDBOX] = {"sandbox", false, false},
+    [O_FCM] = {"fcm", true, false},
+    [O_WEBPUSH] = {"webpush", true, false},
+    [O_P256DH] = {"p256dh", true, false},
+    [O_AUTH] = {"auth", true, false},
+    [O_ID] = {"id", true, false},
 };
 
 struct command_def {
@@ -143,6 +161,14 @@ static const struct command_def commands[] = {
     {"account release", CLI_ACCOUNT_RELEASE, {O_EMAIL}, 1, {0}, 0},
     {"account unlock", CLI_ACCOUNT_UNLOCK, {O_EMAIL}, 1, {0}, 0},
     {"password change", CLI_PASSWORD_CHANGE, {O_PASSWORD_FILE, O_NEW_PASSWORD_FILE}, 2, {0}, 0},
+    {"notify settings", CLI_NOTIFY_SETTINGS, {0}, 0, {O_EMAIL_NOTICES, O_PUSH_NOTICES}, 2},
+    {"push register",
+     CLI_PUSH_REGISTER,
+     {0},
+     0,
+     {O_APNS, O_SANDBOX, O_FCM, O_WEBPUSH, O_P256DH, O_AUTH},
+     6},
+    {"push unregister", CLI_PUSH_UNREGISTER, {O_ID}, 1, {0}, 0},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -324,6 +350,54 @@ int cli_parse(int argc, char **argv, struct cli_args *out, char *err, size_t err
     if (values[O_CLIENT_ID] != NULL && id_from_hex(values[O_CLIENT_ID], &id) != 0)
         return usage_error(err, err_len, "--client-id must be 32 hex digits, not '%s'",
                            values[O_CLIENT_ID]);
+    a.email_notices = a.push_notices = -1;
+    for (int o = O_EMAIL_NOTICES; o <= O_PUSH_NOTICES; o++) {
+        if (values[o] == NULL)
+            continue;
+        int on = strcmp(values[o], "on") == 0 ? 1 : strcmp(values[o], "off") == 0 ? 0 : -1;
+        if (on < 0) {
+            snprintf(err, err_len, "--%s must be on or off", options[o].name);
+            return STATUS_BAD_REQUEST;
+        }
+        *(o == O_EMAIL_NOTICES ? &a.email_notices : &a.push_notices) = on;
+    }
+    if (cmd->command == CLI_PUSH_REGISTER) {
+        if ((int)seen[O_APNS] + seen[O_FCM] + seen[O_WEBPUSH] != 1)
+            return usage_error(err, err_len, "%s",
+                               "'push register' needs exactly one of --apns, --fcm and --webpush");
+        if (seen[O_WEBPUSH] != (seen[O_P256DH] && seen[O_AUTH]) ||
+            (!seen[O_WEBPUSH] && (seen[O_P256DH] || seen[O_AUTH])))
+            return usage_error(err, err_len, "%s",
+                               "--webpush needs --p256dh and --auth (and they need --webpush)");
+        if (seen[O_SANDBOX] && !seen[O_APNS])
+            return usage_error(err, err_len, "%s", "--sandbox goes with --apns");
+        size_t hex = values[O_APNS] ? strlen(values[O_APNS]) : 0;
+        if (values[O_APNS] && (hex < 64 || hex > 200 || hex % 2 != 0 ||
+                               strspn(values[O_APNS], "0123456789abcdefABCDEF") != hex))
+            return usage_error(err, err_len, "%s",
+                               "--apns must be the device token in hex (64..200 digits)");
+        uint8_t bin[65];
+        size_t len = 0;
+        if (values[O_P256DH] &&
+            (sodium_base642bin(bin, sizeof bin, values[O_P256DH], strlen(values[O_P256DH]), NULL,
+                               &len, NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+             len != 65))
+            return usage_error(err, err_len, "%s", "--p256dh must be base64url of 65 bytes");
+        if (values[O_AUTH] &&
+            (sodium_base642bin(bin, sizeof bin, values[O_AUTH], strlen(values[O_AUTH]), NULL, &len,
+                               NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+             len != 16))
+            return usage_error(err, err_len, "%s", "--auth must be base64url of 16 bytes");
+    }
+    if (values[O_ID] != NULL && id_from_hex(values[O_ID], &id) != 0)
+        return usage_error(err, err_len, "--id must be 32 hex digits, not '%s'", values[O_ID]);
+    a.apns = values[O_APNS];
+    a.sandbox = seen[O_SANDBOX];
+    a.fcm = values[O_FCM];
+    a.webpush = values[O_WEBPUSH];
+    a.p256dh = values[O_P256DH];
+    a.auth = values[O_AUTH];
+    a.registration = values[O_ID];
     unsigned long n = 0;
     if (values[O_WAIT] != NULL) {
         if (!parse_number(values[O_WAIT], CLI_MAX_WAIT_S, &n))
@@ -429,6 +503,8 @@ const char *cli_usage(void) {
            "      email, role, expiry\n"
            "  invite revoke --invite ID\n"
            "      end a pending invitation (ID: 64 hex digits from invite list)\n"
+           "      create an invitation; the server mails the code to E (a server\n"
+           "      without mail, run with --dev-invite-codes, answers it: then it is printed)\n"
            "  register --code C --email E --password-file F --birthdate YYYY-MM-DD --name N\n"
            "      create an account from an invitation, with this profile as its device\n"
            "  devices\n"
@@ -475,6 +551,15 @@ const char *cli_usage(void) {
            "  urgent ack|status (--conversation ID | --channel ID) --message ID\n"
            "      acknowledge an urgent message; or (its sender, admins) who has and who\n"
            "      has not acknowledged it\n"
+           "  notify settings [--email-notices on|off] [--push-notices on|off]\n"
+           "      show (and change) your account's notification settings; JSON fields:\n"
+           "      email, push\n"
+           "  push register (--apns HEX [--sandbox] | --fcm TOKEN |\n"
+           "                 --webpush URL --p256dh B64URL --auth B64URL)\n"
+           "      register this device for push notices (for testing a server's setup);\n"
+           "      prints the registration id\n"
+           "  push unregister --id ID\n"
+           "      remove a push registration of your account\n"
            "  account deactivate --email EMAIL\n"
            "      (providers: their own patients; admins: patients and providers; system\n"
            "      administrators: anyone else) end the account's sessions and start its\n"

@@ -70,6 +70,9 @@ enum cli_command {
     CLI_ACCOUNT_RELEASE,
     CLI_ACCOUNT_UNLOCK,
     CLI_PASSWORD_CHANGE,
+    CLI_NOTIFY_SETTINGS,
+    CLI_PUSH_REGISTER,
+    CLI_PUSH_UNREGISTER,
 };
 
 #define CLI_MAX_WAIT_S 3600
@@ -113,6 +116,15 @@ struct cli_args {
     const char *message;      /* recall, urgent ack/status: 32 hex digits (checked) */
     bool urgent;              /* send --urgent */
     const char *reason;       /* account hold: 1..CARECHAT_MAX_REASON bytes of UTF-8 */
+    int email_notices;        /* notify settings: -1 unchanged, 0 off, 1 on */
+    int push_notices;         /* likewise */
+    const char *apns;         /* push register: the APNs token in hex (checked) */
+    bool sandbox;             /* push register --apns: a development build */
+    const char *fcm;          /* push register: an FCM token */
+    const char *webpush;      /* push register: a Web Push endpoint, with: */
+    const char *p256dh;       /* its key, base64url of 65 bytes (checked) */
+    const char *auth;         /* its secret, base64url of 16 bytes (checked) */
+    const char *registration; /* push unregister: 32 hex digits (checked) */
 };
 
 /* Parses a time given as milliseconds since the epoch (digits) or as

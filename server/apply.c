@@ -75,6 +75,11 @@ static const apply_kind_fn kinds[] = {
     [KIND(CONVERSATION_LEAVE)] = apply_leave,
     [KIND(MESSAGE_RECALL)] = apply_recall,
     [KIND(URGENT_ACK)] = apply_urgent_ack,
+    [KIND(NOTIFY_SETTINGS_SET)] = apply_notify_settings,
+    [KIND(PUSH_REGISTER)] = apply_push_register,
+    [KIND(PUSH_UNREGISTER)] = apply_push_unregister,
+    [KIND(OUTBOX_RESULT)] = apply_outbox_result,
+    [KIND(PUSH_DEVICE_LEFT)] = apply_push_device_left,
     [KIND(AUDIT_APPEND)] = apply_audit_kind,
 };
 #undef KIND

@@ -169,6 +169,13 @@ int apply_invite(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, str
     rec_invite_encode(&r, &v);
     rc = txn_put(txn, CF_INVITES, in->code_hash.data, in->code_hash.len, NULL, v.data, v.len);
     buf_cleanup(&v);
+    if (rc == 0 && in->mail_code && in->mail_code[0]) {
+        uint8_t h[REC_HASH_LEN];
+        rules_sha256(in->mail_code, strlen(in->mail_code), h);
+        if (memcmp(h, in->code_hash.data, REC_HASH_LEN) != 0)
+            return STATUS_BAD_REQUEST;
+        rc = apply_outbox_invitation(txn, e, in->email, in->mail_code, h);
+    }
     if (rc == 0)
         rc = apply_audit(txn, e, REC_AUDIT_INVITE, 0, &inviter, in->code_hash.data,
                          in->code_hash.len, NULL);
@@ -463,6 +470,8 @@ int apply_device_remove(struct store_txn *txn, const Carechat__Entry__V1__Entry 
         goto out;
     a.n_devices--;
     if ((rc = apply_write_account(txn, &account, &a)) != 0)
+        goto out;
+    if ((rc = apply_outbox_device_removed(txn, &account, &device)) != 0)
         goto out;
     rc = apply_audit(txn, e, REC_AUDIT_DEVICE_REMOVE, 0, &account, device.b, ID_LEN, NULL);
 out:

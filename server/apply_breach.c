@@ -78,6 +78,8 @@ static int notice(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
     memcpy(jk + 1, n.job_id, 16);
     memcpy(names, incident->b, ID_LEN);
     memcpy(names + ID_LEN, account->b, ID_LEN);
+    if ((rc = apply_outbox_account_email(txn, e, account, REC_NOTICE_BREACH, n.job_id)) != 0)
+        return rc;
     struct buf v;
     buf_init(&v);
     rec_breach_notice_encode(&n, &v);

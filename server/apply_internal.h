@@ -24,6 +24,7 @@
 #include "server/audit.h"
 #include "server/records.h"
 #include "server/records_messages.h"
+#include "server/records_notify.h"
 #include "storage/keys.h"
 #include "storage/store.h"
 
@@ -93,6 +94,66 @@ int apply_breach_start(struct store_txn *txn, const Carechat__Entry__V1__Entry *
  * `time`. STATUS_NOT_FOUND when it is no breach notice. */
 int apply_breach_notice_settled(struct store_txn *txn, const uint8_t job_id[16], bool sent,
                                 int64_t time);
+
+/* ---- notifications and the outbox (apply_outbox.c) ----------------------------------- */
+
+int apply_notify_settings(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                          struct buf *result);
+int apply_push_register(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                        struct buf *result);
+int apply_push_unregister(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                          struct buf *result);
+int apply_outbox_result(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                        struct buf *result);
+int apply_push_device_left(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                           struct buf *result);
+
+/* An account's notification settings (REC_NOTIFY_SETTINGS_DEFAULT when it
+ * never set any). Returns 0, STATUS_CORRUPT or the store's status. */
+int apply_read_notify_settings(struct store_txn *txn, const struct id *account,
+                               struct rec_notify_settings *out);
+
+/* MessageSend: message `message_id` went to `device` of the recipient
+ * `account` (not the sender). Per the account's settings, writes a
+ * NEW_MESSAGE email job for the account and one push job per channel the
+ * device registered, each unless one is pending for that target already
+ * (coalescing, records_notify.h). Returns 0 or the store's status. */
+int apply_outbox_message(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                         const struct id *message_id, const struct id *account,
+                         const struct id *device);
+
+/* InboxAck drained `device`'s inbox (of `account`): the person has read, so
+ * the next notice waits only for the first delay again, not the window.
+ * Returns 0 or the store's status. */
+int apply_outbox_read(struct store_txn *txn, const struct id *account, const struct id *device);
+
+/* InviteCreate with a mail code: the invitation email (address `email`, code
+ * `code`, [A-Za-z0-9-]{16,64}) as an outbox row sealed under the server's
+ * key, its job id derived from `code_hash`. Returns 0, STATUS_BAD_REQUEST for
+ * a malformed code, or the store's status. */
+int apply_outbox_invitation(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                            const char *email, const char *code,
+                            const uint8_t code_hash[REC_HASH_LEN]);
+
+/* For kinds of other features (breach notices, issue 12): writes, in the
+ * current transaction, one email job of `kind` (REC_NOTICE_BREACH; or
+ * REC_NOTICE_NEW_MESSAGE) for `account`, whose address the outbox reads from
+ * the account record when it sends; the row is sealed under the account, so a
+ * purge shreds it. `job_id` must be derived deterministically from the
+ * caller's entry (e.g. SHA-256 of a label, the entry's random id and the
+ * account id, cut to 16 bytes) and be unique per notice; it becomes the
+ * Message-ID. No coalescing, no digest window, no settings check: it is sent
+ * as soon as the outbox sees it, retried like any job. Returns 0;
+ * STATUS_NOT_FOUND for an unknown account; STATUS_CONFLICT when a row with
+ * this id exists; STATUS_BAD_REQUEST for another kind; or the store's
+ * status. */
+int apply_outbox_account_email(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                               const struct id *account, enum rec_notice kind,
+                               const uint8_t job_id[REC_JOB_ID_LEN]);
+
+/* DeviceRemove: the device's push registrations go with it. */
+int apply_outbox_device_removed(struct store_txn *txn, const struct id *account,
+                                const struct id *device);
 
 /* ---- audit records (apply_audit.c) ---------------------------------------------------- */
 

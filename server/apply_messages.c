@@ -199,9 +199,13 @@ int apply_inbox_ack(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
     in.acked = pos;
     /* Drained: the device has seen everything it was sent, and learnt from
      * QueueEmpty what it missed. */
+    struct id account;
     if (in.acked == in.last) {
         in.missed = 0;
         in.full_since = 0;
+        if (apply_id_field(e->actor_account_id, &account) &&
+            (rc = apply_outbox_read(txn, &account, &device)) != 0)
+            return rc;
     }
     return apply_write_inbox(txn, &device, &in);
 }
@@ -451,6 +455,13 @@ int apply_send(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struc
     for (size_t w = 0; w < m->n_wraps; w++)
         if (recipient[w] && (rc = offer(txn, e, &recipient[w]->id, &recipient[w]->account, &item,
                                         owner, &lim, &deliveries)) != 0)
+            goto out;
+    /* Offline recipients learn that something waits (server/outbox.h decides
+     * when the job falls due whether they still need to). */
+    for (size_t w = 0; w < m->n_wraps; w++)
+        if (recipient[w] && !id_equal(&recipient[w]->account, &sender) &&
+            (rc = apply_outbox_message(txn, e, &message_id, &recipient[w]->account,
+                                       &recipient[w]->id)) != 0)
             goto out;
     buf_append(result, v.data, v.len);
     rec_deliveries_finish(&deliveries, result);

@@ -162,6 +162,55 @@ static const struct opt options[] = {
      "then only system administrators may read for this long, then it is purged"},
     {"maintenance-interval", OPT_SECONDS, FIELD(maintenance_interval_s), 1, 86400, "SECONDS",
      "how often the retention clock and the clean-ups run (also at start)"},
+    {"app-link", OPT_PATH, FIELD(app_link), 0, 0, "URL",
+     "the https link every email notice points to (the app or sign-in page; nothing personal); "
+     "required with --smtp-url"},
+    {"smtp-url", OPT_PATH, FIELD(smtp_url), 0, 0, "URL",
+     "mail relay: smtp://HOST:587 (STARTTLS required) or smtps://HOST:465; without it no "
+     "email is sent and invitations need --dev-invite-codes"},
+    {"smtp-from", OPT_PATH, FIELD(smtp_from), 0, 0, "ADDRESS",
+     "the sender of notices and invitations; required with --smtp-url"},
+    {"smtp-ca-file", OPT_PATH, FIELD(smtp_ca_file), 0, 0, "FILE",
+     "CA bundle trusted instead of the system's for the mail relay and the push providers "
+     "(tests)"},
+    {"smtp-user", OPT_PATH, FIELD(smtp_user), 0, 0, "USER", "AUTH user for the mail relay"},
+    {"smtp-password-file", OPT_PATH, FIELD(smtp_password_file), 0, 0, "FILE",
+     "AUTH password (mode 0600); required with --smtp-user"},
+    {"apns-key-file", OPT_PATH, FIELD(apns_key_file), 0, 0, "FILE",
+     "APNs provider token key (.p8, mode 0600); enables APNs"},
+    {"apns-key-id", OPT_PATH, FIELD(apns_key_id), 0, 0, "ID", "APNs key id (the JWT kid)"},
+    {"apns-team-id", OPT_PATH, FIELD(apns_team_id), 0, 0, "ID", "APNs team id (the JWT iss)"},
+    {"apns-topic", OPT_PATH, FIELD(apns_topic), 0, 0, "BUNDLE", "the app's bundle id"},
+    {"apns-url", OPT_PATH, FIELD(apns_url), 0, 0, "URL",
+     "APNs base URL (default https://api.push.apple.com)"},
+    {"apns-sandbox-url", OPT_PATH, FIELD(apns_sandbox_url), 0, 0, "URL",
+     "APNs URL for sandbox tokens (default https://api.sandbox.push.apple.com)"},
+    {"fcm-service-account-file", OPT_PATH, FIELD(fcm_service_account_file), 0, 0, "FILE",
+     "FCM service account JSON (mode 0600); enables FCM"},
+    {"fcm-url", OPT_PATH, FIELD(fcm_url), 0, 0, "URL",
+     "FCM base URL (default https://fcm.googleapis.com)"},
+    {"vapid-key-file", OPT_PATH, FIELD(vapid_key_file), 0, 0, "FILE",
+     "Web Push VAPID key (PEM, P-256, mode 0600); enables Web Push"},
+    {"vapid-subject", OPT_PATH, FIELD(vapid_subject), 0, 0, "URI",
+     "VAPID subject, mailto: or https:; required with --vapid-key-file"},
+    {"webpush-allow-host", OPT_PATH, FIELD(webpush_allow_host), 0, 0, "HOST",
+     "a Web Push host exempt from the address checks and https (tests only)"},
+    {"dev-invite-codes", OPT_FLAG, FIELD(dev_invite_codes), 0, 0, NULL,
+     "answer invitation codes to the inviter instead of only mailing them (development and "
+     "tests; the log warns)"},
+    {"notify-email-delay", OPT_SECONDS, FIELD(notify_email_delay_s), 0, 7u * 24 * 3600, "SECONDS",
+     "an unread message is emailed about this long after it came, if its recipient is still "
+     "offline"},
+    {"notify-email-window", OPT_SECONDS, FIELD(notify_email_window_s), 0, 7u * 24 * 3600, "SECONDS",
+     "then at most one email per window, until the recipient reads"},
+    {"notify-push-delay", OPT_SECONDS, FIELD(notify_push_delay_s), 0, 3600, "SECONDS",
+     "a push goes to an offline device this long after the message"},
+    {"notify-push-interval", OPT_SECONDS, FIELD(notify_push_interval_s), 0, 24u * 3600, "SECONDS",
+     "then at most one push per device per interval, until it reads"},
+    {"notify-push-jitter", OPT_SECONDS, FIELD(notify_push_jitter_s), 0, 3600, "SECONDS",
+     "a push waits up to this much longer (against timing analysis)"},
+    {"outbox-in-flight", OPT_COUNT, FIELD(outbox_in_flight), 1, 10000, "N",
+     "notification jobs being sent at once"},
     {"clock-offset", OPT_MS, FIELD(clock_offset_ms), 0, 0, "MS",
      "a test seam: add MS milliseconds (may be negative) to the clock, to run time-dependent "
      "scenarios without waiting; refused unless the environment has " TEST_CLOCK_ENV "=1, "
@@ -507,6 +556,16 @@ static int validate(const struct server_config *cfg, char *err, size_t err_len) 
                     "(crypto-shredding). Put them on another volume (--key-dir, --master-key) "
                     "or pass --keys-in-data",
                     cfg->data_dir);
+    if (cfg->smtp_url && (!cfg->smtp_from || !cfg->app_link))
+        return fail(err, err_len, "--smtp-url needs --smtp-from and --app-link");
+    if (cfg->smtp_user && !cfg->smtp_password_file)
+        return fail(err, err_len, "--smtp-user needs --smtp-password-file");
+    if (cfg->apns_key_file && (!cfg->apns_key_id || !cfg->apns_team_id || !cfg->apns_topic))
+        return fail(err, err_len,
+                    "--apns-key-file needs --apns-key-id, --apns-team-id and "
+                    "--apns-topic");
+    if (cfg->vapid_key_file && !cfg->vapid_subject)
+        return fail(err, err_len, "--vapid-key-file needs --vapid-subject");
     if (cfg->session_idle_s > cfg->session_max_s)
         return fail(err, err_len, "--session-idle (%u) must not exceed --session-max (%u)",
                     cfg->session_idle_s, cfg->session_max_s);
@@ -684,7 +743,7 @@ void config_cleanup(struct server_config *cfg) {
 }
 
 const char *config_usage(void) {
-    static char text[16384];
+    static char text[32768];
     if (text[0])
         return text;
     size_t used = (size_t)snprintf(
@@ -695,6 +754,7 @@ const char *config_usage(void) {
         "       carechatd audit-verify [options]\n"
         "       carechatd backup --data DIR --out NEW-DIR [options]\n"
         "       carechatd restore --from BACKUP-DIR --data DIR [options]\n"
+        "       carechatd invite --email EMAIL --role ROLE [options]   (offline, without mail)\n"
         "       carechatd --version\n"
         "Serves CareChat over WebSocket (subprotocol carechat.v1) on --listen, and "
         "GET /metrics and /healthz on --metrics-listen only.\n"

@@ -88,9 +88,25 @@ struct server_config {
     unsigned inbox_max;                  /* undelivered entries per device inbox */
     unsigned inbox_sender_max;           /* ... of which undelivered messages of one sender */
     unsigned audit_anchor_every;         /* log the audit chain head every N records */
-    int64_t clock_offset_ms;             /* added to the clock; for tests only */
-    const char *config_file;             /* the --config given, or NULL */
-    struct config_strings *owned;        /* private: copies of the file's values */
+    /* Notifications (push/config.h): a channel is configured by its first field
+     * (smtp_url, apns_key_file, fcm_service_account_file, vapid_key_file); one
+     * that is configured but unusable stops carechatd at start. */
+    const char *app_link; /* the https link every notice points to */
+    const char *smtp_url, *smtp_from, *smtp_ca_file, *smtp_user, *smtp_password_file;
+    const char *apns_key_file, *apns_key_id, *apns_team_id, *apns_topic, *apns_url,
+        *apns_sandbox_url;
+    const char *fcm_service_account_file, *fcm_url;
+    const char *vapid_key_file, *vapid_subject, *webpush_allow_host;
+    bool dev_invite_codes;           /* answer invitation codes to the inviter */
+    unsigned notify_email_delay_s;   /* first email after this, if still unread */
+    unsigned notify_email_window_s;  /* then at most one email per window */
+    unsigned notify_push_delay_s;    /* first push after this */
+    unsigned notify_push_interval_s; /* then at most one push per device per interval */
+    unsigned notify_push_jitter_s;   /* plus up to this, against timing analysis */
+    unsigned outbox_in_flight;       /* notification jobs being sent at once */
+    int64_t clock_offset_ms;         /* added to the clock; for tests only */
+    const char *config_file;         /* the --config given, or NULL */
+    struct config_strings *owned;    /* private: copies of the file's values */
 };
 
 /* The defaults: ws://127.0.0.1:8080 with data in ./carechat-data. Ping every
@@ -108,6 +124,9 @@ struct server_config {
         .pwhash_workers = 2, .send_burst = 60, .send_window_s = 60, .invite_burst = 30,            \
         .invite_window_s = 3600, .inbox_max = 10000, .inbox_sender_max = 2500, .read_burst = 300,  \
         .read_window_s = 60, .audit_coalesce_s = 10, .audit_anchor_every = 1000,                   \
+        .notify_email_delay_s = 15 * 60, .notify_email_window_s = 6 * 3600,                        \
+        .notify_push_delay_s = 10, .notify_push_interval_s = 5 * 60, .notify_push_jitter_s = 20,   \
+        .outbox_in_flight = 64,                                                                    \
     }
 
 /* Builds the configuration from the defaults, the --config file and argv (argv[0]

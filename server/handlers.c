@@ -22,6 +22,7 @@
 #include "server/audit_queries.h"
 #include "server/delivery.h"
 #include "server/messaging.h"
+#include "server/notify.h"
 #include "server/request.h"
 #include "server/rules.h"
 
@@ -425,8 +426,10 @@ static void *on_attach(void *ctx, struct conn *c) {
 }
 
 static void on_detach(void *ctx, void *state) {
-    if (state)
+    if (state) {
+        notify_device_left(state);
         req_hconn_detach(state);
+    }
 }
 
 static void on_response(void *ctx, void *state, const Carechat__V1__Frame *f) {
@@ -547,6 +550,18 @@ void handlers_poll(struct handlers *h) {
     pwhash_poll(h->pw);
     messaging_poll(h->msg);
     audit_queries_poll(h);
+}
+
+void handlers_draining(struct handlers *h) {
+    h->draining = true;
+}
+
+bool handlers_device_online(void *ctx, const struct id *device) {
+    struct handlers *h = ctx;
+    for (struct hconn *hc = h->conns; hc; hc = hc->next)
+        if (hc->authenticated && id_equal(&hc->device, device))
+            return true;
+    return false;
 }
 
 void handlers_tick(struct handlers *h) {

@@ -37,8 +37,10 @@
 #ifndef SERVER_HANDLERS_H
 #define SERVER_HANDLERS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
+#include "base/id.h"
 #include "server/config.h"
 #include "server/conn.h"
 #include "storage/journal.h"
@@ -52,6 +54,10 @@ struct handlers_config {
      * calls handlers_poll(). */
     void (*wake)(void *ctx);
     void *wake_ctx;
+    /* Email can be sent (the notifier's email channel works): invitations
+     * then go by email. Without it, Invite is refused unless
+     * config->dev_invite_codes. */
+    bool mail;
 };
 
 struct handlers;
@@ -78,6 +84,14 @@ void handlers_poll(struct handlers *h);
  * logged off without waiting for its next request. Loop thread, about once a
  * second. */
 void handlers_tick(struct handlers *h);
+
+/* The server is about to close every connection: departures are not the
+ * devices' own (no "device left" push for them). Loop thread. */
+void handlers_draining(struct handlers *h);
+
+/* Whether `device` has an authenticated connection now (the outbox's
+ * presence check, server/outbox.h). `h` is a struct handlers. */
+bool handlers_device_online(void *h, const struct id *device);
 
 /* The server is stopping and will take no more requests: writes what must
  * be written while the journal still runs (the counts of coalesced reads,

@@ -8,6 +8,8 @@
  *                                    (bootstrap.h)
  *   carechatd audit-verify [options] check the audit chain of a stopped server
  *                                    offline (audit_tool.h)
+ *   carechatd invite [options]       invite someone offline, without mail
+ *                                    (invite_tool.h)
  *
  *   carechatd backup [options]       a consistent backup while serving
  *                                    (backup_tool.h)
@@ -41,6 +43,7 @@
 #include "server/bootstrap.h"
 #include "server/config.h"
 #include "server/init_tool.h"
+#include "server/invite_tool.h"
 #include "server/server.h"
 
 static int serve(const struct server_config *cfg) {
@@ -76,6 +79,8 @@ int main(int argc, char **argv) {
         return init_tool_main(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "bootstrap") == 0)
         return bootstrap_main(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "invite") == 0)
+        return invite_tool_main(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "audit-verify") == 0)
         return audit_tool_main(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "backup") == 0)

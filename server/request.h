@@ -104,6 +104,7 @@ struct handlers {
     unsigned password_min;
     char password_rule[64]; /* "passwords are N..1024 bytes", the detail of a refusal */
     bool closing;
+    bool draining;           /* the server is closing its connections (handlers_draining()) */
     struct hconn *conns;     /* attached connections */
     uint64_t audit_anchored; /* the audit chain head last logged as an anchor */
     /* The VerifyAudit in progress (audit_queries.c): its op holds the

@@ -28,6 +28,7 @@
 #include "server/invites.h"
 #include "server/devices.h"
 #include "server/messaging.h"
+#include "server/notify.h"
 #include "server/retention.h"
 #include "server/sessions.h"
 
@@ -92,10 +93,10 @@ static const struct request_row rows[] = {
     ROW(UPLOAD_COMPLETE, ANYONE, SESSION, CHANGE, FILE_UPLOAD,   NULL, NULL),
     ROW(DOWNLOAD_CHUNK,  ANYONE, SESSION, READ,   FILE_DOWNLOAD, NULL, NULL),
     /* notifications */
-    ROW(GET_NOTIFICATION_SETTINGS, ANYONE, SESSION, CHANGE, NOTIFY_READ,      NULL, NULL),
-    ROW(SET_NOTIFICATION_SETTINGS, ANYONE, SESSION, CHANGE, NOTIFY_WRITE,     NULL, NULL),
-    ROW(REGISTER_PUSH,             ANYONE, SESSION, CHANGE, PUSH_REGISTER,    NULL, NULL),
-    ROW(UNREGISTER_PUSH,           ANYONE, SESSION, CHANGE, PUSH_UNREGISTER,  NULL, NULL),
+    ROW(GET_NOTIFICATION_SETTINGS, ANYONE, SESSION, CHANGE, NOTIFY_READ,     notify_get_settings,    NULL),
+    ROW(SET_NOTIFICATION_SETTINGS, ANYONE, SESSION, CHANGE, NOTIFY_WRITE,    notify_set_settings,    notify_set_settings_done),
+    ROW(REGISTER_PUSH,             ANYONE, SESSION, CHANGE, PUSH_REGISTER,   notify_register_push,   notify_register_push_done),
+    ROW(UNREGISTER_PUSH,           ANYONE, SESSION, CHANGE, PUSH_UNREGISTER, notify_unregister_push, notify_unregister_push_done),
     /* administration */
     ROW(LIST_ACCOUNTS,             ADMIN | SYSADMIN, SESSION, READ,   ACCOUNT_LIST,       retention_list_accounts, NULL),
     ROW(DEACTIVATE_ACCOUNT,        STAFF,            SESSION, CHANGE, ACCOUNT_DEACTIVATE, retention_deactivate, retention_deactivate_done),

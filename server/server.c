@@ -28,7 +28,9 @@
 #include "server/handlers.h"
 #include "server/maintenance.h"
 #include "server/metrics.h"
+#include "server/outbox.h"
 #include "server/ws.h"
+#include "push/push.h"
 #include "storage/journal.h"
 #include "storage/store.h"
 
@@ -42,6 +44,8 @@ struct server {
     struct metrics *metrics;
     struct handlers *handlers;
     struct maintenance *maintenance;
+    struct push *push;
+    struct outbox *outbox;
     struct ws *ws;
     struct id server_id;
     char server_id_hex[ID_HEX_LEN + 1];
@@ -67,12 +71,14 @@ static void server_on_wake(void *ctx) {
     struct server *s = ctx;
     journal_poll(s->journal);
     handlers_poll(s->handlers);
+    outbox_poll(s->outbox);
 }
 
 /* Loop thread, once a second. */
 static void server_on_tick(void *ctx) {
     struct server *s = ctx;
     handlers_tick(s->handlers);
+    outbox_tick(s->outbox);
 }
 
 static void *signal_main(void *arg) {
@@ -129,6 +135,64 @@ static void render_metrics(void *ctx, struct buf *out) {
     struct metrics_retention mr;
     maintenance_get_stats(s->maintenance, &mr);
     metrics_render_retention(&mr, out);
+    outbox_render_metrics(s->outbox, out);
+}
+
+/* The notifier with every channel the configuration names; a channel that is
+ * named but cannot be used (a credential file missing, loose or not a key)
+ * stops the start (STATUS_BAD_REQUEST: a configuration refusal). */
+static int open_push(struct server *s) {
+    const struct server_config *c = s->cfg;
+    const char *allow[2] = {c->webpush_allow_host, NULL};
+    struct push_config pc = {
+        .wake = server_wake,
+        .wake_ctx = s,
+        .app_link = c->app_link,
+        .ca_file = c->smtp_ca_file,
+        .email = {.url = c->smtp_url,
+                  .from = c->smtp_from,
+                  .username = c->smtp_user,
+                  .password_file = c->smtp_password_file},
+        .apns = {.key_file = c->apns_key_file,
+                 .key_id = c->apns_key_id,
+                 .team_id = c->apns_team_id,
+                 .topic = c->apns_topic,
+                 .base_url = c->apns_url,
+                 .sandbox_url = c->apns_sandbox_url},
+        .fcm = {.service_account_file = c->fcm_service_account_file, .base_url = c->fcm_url},
+        .webpush = {.vapid_key_file = c->vapid_key_file,
+                    .subject = c->vapid_subject,
+                    .allow_hosts = c->webpush_allow_host ? allow : NULL},
+    };
+    int rc = push_open(&pc, &s->push);
+    if (rc != 0)
+        return rc;
+    const struct {
+        const char *set;
+        enum push_channel ch;
+        const char *flag;
+    } named[] = {
+        {c->smtp_url, PUSH_CHANNEL_EMAIL, "--smtp-url"},
+        {c->apns_key_file, PUSH_CHANNEL_APNS, "--apns-key-file"},
+        {c->fcm_service_account_file, PUSH_CHANNEL_FCM, "--fcm-service-account-file"},
+        {c->vapid_key_file, PUSH_CHANNEL_WEBPUSH, "--vapid-key-file"},
+    };
+    for (size_t i = 0; i < sizeof named / sizeof named[0]; i++) {
+        if (named[i].set && !push_channel_enabled(s->push, named[i].ch)) {
+            log_error("server",
+                      "%s is configured but cannot be used (see above); refusing to "
+                      "start",
+                      named[i].flag);
+            return STATUS_BAD_REQUEST;
+        }
+    }
+    if (!c->smtp_url)
+        log_info("server", "no mail relay (--smtp-url): no email notices%s",
+                 c->dev_invite_codes ? "" : ", and invitations are refused");
+    if (c->dev_invite_codes)
+        log_warn("server", "--dev-invite-codes: invitation codes are answered to the inviter "
+                           "(development and tests only)");
+    return STATUS_OK;
 }
 
 /* The identity ServerInit (written by `carechatd init`) gave the database. A
@@ -201,12 +265,18 @@ int server_open(const struct server_config *cfg, struct server **out) {
         rc = startup_failure(rc);
         goto fail;
     }
+    rc = open_push(s);
+    if (rc != 0) {
+        rc = rc == STATUS_BAD_REQUEST ? rc : startup_failure(rc);
+        goto fail;
+    }
     struct handlers_config hc = {
         .config = cfg,
         .store = s->store,
         .journal = s->journal,
         .wake = server_wake,
         .wake_ctx = s,
+        .mail = push_channel_enabled(s->push, PUSH_CHANNEL_EMAIL),
     };
     rc = handlers_new(&hc, &s->handlers);
     if (rc != 0) {
@@ -214,8 +284,24 @@ int server_open(const struct server_config *cfg, struct server **out) {
         rc = startup_failure(rc);
         goto fail;
     }
-    struct maintenance_config mc = {.config = cfg, .store = s->store, .journal = s->journal};
-    rc = maintenance_start(&mc, &s->maintenance);
+    struct outbox_config oc = {
+        .store = s->store,
+        .journal = s->journal,
+        .push = s->push,
+        .online = handlers_device_online,
+        .online_ctx = s->handlers,
+        .email_delay_ms = (int64_t)cfg->notify_email_delay_s * 1000,
+        .email_window_ms = (int64_t)cfg->notify_email_window_s * 1000,
+        .push_delay_ms = (int64_t)cfg->notify_push_delay_s * 1000,
+        .push_interval_ms = (int64_t)cfg->notify_push_interval_s * 1000,
+        .push_jitter_ms = (int64_t)cfg->notify_push_jitter_s * 1000,
+        .max_in_flight = cfg->outbox_in_flight,
+    };
+    rc = outbox_new(&oc, &s->outbox);
+    if (rc == 0) {
+        struct maintenance_config mc = {.config = cfg, .store = s->store, .journal = s->journal};
+        rc = maintenance_start(&mc, &s->maintenance);
+    }
     if (rc != 0) {
         rc = startup_failure(rc);
         goto fail;
@@ -259,6 +345,7 @@ int server_run(struct server *s) {
     int sig = atomic_load(&s->stop);
     if (sig)
         log_info("server", "stopping on %s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    handlers_draining(s->handlers);
     ws_shutdown_begin(s->ws);
     int64_t deadline = clock_monotonic_ms() + DRAIN_DEADLINE_MS;
     while (ws_open_count(s->ws) > 0 && clock_monotonic_ms() < deadline) {
@@ -272,9 +359,13 @@ int server_run(struct server *s) {
 void server_close(struct server *s) {
     if (!s)
         return;
-    /* The maintenance stops proposing; then the journal writes what was
-     * appended and runs its callbacks while the listener still exists, then
-     * the listener, then RocksDB (which needs the journal gone). */
+    /* The notifier first: no more results; the outbox's rows stay for the
+     * next start. The maintenance stops proposing. Then the journal writes
+     * what was appended and runs its callbacks (the outbox's among them)
+     * while the listener still exists, then the listener, then RocksDB
+     * (which needs the journal gone). */
+    push_close(s->push);
+    s->push = NULL;
     maintenance_stop(s->maintenance);
     journal_close(s->journal);
     s->journal = NULL;
@@ -287,6 +378,7 @@ void server_close(struct server *s) {
     ws_close(ws);
     /* After the connections are gone: drops password work still queued. */
     handlers_free(s->handlers);
+    outbox_free(s->outbox);
     store_close(s->store);
     metrics_free(s->metrics);
     if (s->signal_thread_started) {

@@ -676,8 +676,10 @@ int sessions_change_password_done(struct op *op, const struct op_result *res) {
 
 /* ---- Invite ---------------------------------------------------------------------------------- */
 
-/* The invitation as proposed: the code leaves the server only in the answer. */
+/* The invitation as proposed: the code leaves the server by email (the
+ * outbox row apply writes with it), or in the answer with --dev-invite-codes. */
 struct invite_op {
+    bool answer_code;
     char code[64];
     int64_t expires_at;
     uint8_t code_hash[REC_HASH_LEN];
@@ -693,6 +695,11 @@ int sessions_invite(struct req *r) {
         return req_fail(r, STATUS_BAD_REQUEST, "email and role required");
     if (!rules_may_invite(r->hc->role, (uint32_t)m->role))
         return req_deny(r, STATUS_FORBIDDEN, "your role may not invite this role", NULL, 0);
+    bool dev = h->cfg.config->dev_invite_codes;
+    if (!h->cfg.mail && !dev)
+        return req_fail(r, STATUS_UNAVAILABLE,
+                        "invitations go by email, and this server has no mail configured "
+                        "(--smtp-url)");
     if (!ratelimit_take(h->rl_invite, r->hc->account.b, ID_LEN, clock_monotonic_ms()))
         return req_fail(r, STATUS_RATE_LIMITED, "too many invitations, retry later");
     struct op *op = op_new(r, sizeof(struct invite_op));
@@ -721,6 +728,9 @@ int sessions_invite(struct req *r) {
     in.email_index = (ProtobufCBinaryData){REC_HASH_LEN, io->email_index};
     in.role = (uint32_t)m->role;
     in.expires_at = io->expires_at;
+    io->answer_code = dev;
+    if (h->cfg.mail)
+        in.mail_code = io->code;
     e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_INVITE_CREATE;
     e.invite_create = &in;
     return op_propose(op, &e);
@@ -739,7 +749,7 @@ int sessions_invite_done(struct op *op, const struct op_result *res) {
     Carechat__V1__InviteResult ir;
     proto_response_frame(&frame, &resp, op->request_id, STATUS_OK, NULL);
     carechat__v1__invite_result__init(&ir);
-    ir.code = io->code;
+    ir.code = io->answer_code ? io->code : "";
     ir.expires_at = io->expires_at;
     resp.result_case = CARECHAT__V1__RESPONSE__RESULT_INVITE;
     resp.invite = &ir;

@@ -177,14 +177,18 @@ static void dump_log(const struct harness *h) {
 }
 
 static int launch(struct harness *h) {
-    char *argv[HARNESS_MAX_ARGS + 8];
+    char *argv[HARNESS_MAX_ARGS + 9];
     int n = 0;
     argv[n++] = (char *)harness_binary();
-    bool has_listen = false, has_metrics = false;
+    bool has_listen = false, has_metrics = false, has_mail = false;
     for (int i = 0; i < h->n_args; i++) {
         has_listen |= strcmp(h->args[i], "--listen") == 0;
         has_metrics |= strcmp(h->args[i], "--metrics-listen") == 0;
+        has_mail |= strcmp(h->args[i], "--smtp-url") == 0;
     }
+    /* Without a mail relay, invitation codes come in the answer. */
+    if (!has_mail)
+        argv[n++] = "--dev-invite-codes";
     if (!has_listen) {
         argv[n++] = "--listen";
         argv[n++] = "127.0.0.1:0";

@@ -404,9 +404,10 @@ static int start_server(const struct options *o, const char *tmp, struct server 
         return STATUS_IO;
     int code = -1;
 
-    char *argv[10 + N_RAISED];
+    char *argv[11 + N_RAISED];
     int n = 0;
     argv[n++] = (char *)bin;
+    argv[n++] = "--dev-invite-codes"; /* no mail relay here: codes come in the answer */
     argv[n++] = "--listen";
     argv[n++] = "127.0.0.1:0";
     argv[n++] = "--metrics-listen";

@@ -1,0 +1,883 @@
+/*
+ * tests/outbox_test.c: notifications through the real carechatd (issue 11),
+ * with a real SMTP relay (smtp-server, STARTTLS, a throwaway CA) and a Web Push
+ * endpoint run by tests/push/mailpeer.mjs, which records every message and
+ * request as a file.
+ *
+ * 1. An invitation arrives by email (and only there: the inviter's answer has
+ *    no code) and its code registers the invitee.
+ * 2. An offline recipient of three messages gets exactly one email, with the
+ *    fixed text and nothing of the message, the sender, the names or the
+ *    canary (nor is the canary in the log); a recipient who is connected
+ *    gets none.
+ * 3. RegisterPush of a Web Push subscription whose endpoint answers 410: a
+ *    message makes one request to it, and then the registration is gone
+ *    (UnregisterPush answers NOT_FOUND) and a later message makes no request.
+ * 4. A device connected when a message came (so no push) that goes away
+ *    without reading gets one push.
+ * 5. Notification settings round trip (and survive a restart); email off
+ *    means no email; a malformed registration is refused; a configured
+ *    channel with an unusable key stops the start (exit 2).
+ * 6. The digest with its default timing (clock moved by restarts): no email
+ *    before 15 min, one after; while unread, the next waits for the 6 h
+ *    window.
+ * 7. 451 to the first attempt: nothing more before the retry delay, then
+ *    the same message (same Message-ID) delivered once.
+ * 8. kill -9 of carechatd while the relay holds the first message: after the
+ *    restart the message is sent again with the same Message-ID and the same
+ *    code, and exactly one is accepted.
+ *
+ * Needs node and CARECHAT_NODE_MODULES (npm ci in tests/), like tests/push.
+ * Everything on 127.0.0.1; every wait has a deadline.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+
+#include "base/buf.h"
+#include "base/clock.h"
+#include "base/status.h"
+#include "protocol/proto.h"
+#include "tests/harness.h"
+#include "tests/rawclient.h"
+#include "tests/rawproto.h"
+#include "tests/wsclient.h"
+
+#define ADMIN_EMAIL "root@clinic.example"
+#define PASSWORD "correct horse battery"
+#define CANARY "Zq7canaryXv2"
+#define WAIT_MS 20000
+
+/* ---- the peer ------------------------------------------------------------------------------ */
+
+struct peer {
+    pid_t pid;
+    char dir[PATH_MAX];
+    int smtp_port, webpush_port;
+    char ca[PATH_MAX], vapid[PATH_MAX];
+    uint8_t p256dh[65], auth[16];
+};
+
+static bool read_text(const char *path, struct buf *out) {
+    buf_reset(out);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        buf_append(out, chunk, n);
+    fclose(f);
+    buf_append_u8(out, 0);
+    out->len--;
+    return true;
+}
+
+static void sleep_ms(int ms) {
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* The JSON string value of "key" in `json` into out. */
+static void json_str(const char *json, const char *key, char *out, size_t len) {
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":\"", key);
+    const char *p = strstr(json, pat);
+    assert_non_null(p);
+    p += strlen(pat);
+    const char *e = strchr(p, '"');
+    assert_non_null(e);
+    assert_true((size_t)(e - p) < len);
+    memcpy(out, p, (size_t)(e - p));
+    out[e - p] = '\0';
+}
+
+static int json_int(const char *json, const char *key) {
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr(json, pat);
+    assert_non_null(p);
+    return atoi(p + strlen(pat));
+}
+
+/* `mode`: NULL, "hold-first" or "temp-fail-first" (mailpeer.mjs). */
+static void peer_start(struct peer *p, const char *mode) {
+    memset(p, 0, sizeof *p);
+    harness_tmpdir("peer", p->dir);
+    const char *modules = getenv("CARECHAT_NODE_MODULES");
+    if (!modules || !*modules)
+        fail_msg("CARECHAT_NODE_MODULES is not set (npm ci in tests/, then "
+                 "--test_env=CARECHAT_NODE_MODULES=...)");
+    char script[PATH_MAX];
+    const char *src = getenv("TEST_SRCDIR"), *ws = getenv("TEST_WORKSPACE");
+    snprintf(script, sizeof script, "%s/%s/tests/push/mailpeer.mjs", src ? src : ".",
+             ws ? ws : "carechat");
+    if (access(script, R_OK) != 0)
+        snprintf(script, sizeof script, "tests/push/mailpeer.mjs");
+    char log[PATH_MAX + 16];
+    snprintf(log, sizeof log, "%s/peer.log", p->dir);
+    p->pid = fork();
+    assert_true(p->pid >= 0);
+    if (p->pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        execlp("node", "node", script, p->dir, mode, (char *)NULL);
+        _exit(127);
+    }
+    char ready[PATH_MAX + 16];
+    snprintf(ready, sizeof ready, "%s/ready.json", p->dir);
+    struct buf b;
+    buf_init(&b);
+    int64_t deadline = clock_monotonic_ms() + WAIT_MS;
+    while (!read_text(ready, &b)) {
+        if (clock_monotonic_ms() > deadline || waitpid(p->pid, NULL, WNOHANG) == p->pid) {
+            read_text(log, &b);
+            fail_msg("mailpeer did not start: %s", (const char *)b.data);
+        }
+        sleep_ms(50);
+    }
+    const char *j = (const char *)b.data;
+    p->smtp_port = json_int(j, "smtp");
+    p->webpush_port = json_int(j, "webpush");
+    json_str(j, "ca", p->ca, sizeof p->ca);
+    json_str(j, "vapid", p->vapid, sizeof p->vapid);
+    char b64[128];
+    size_t n;
+    json_str(j, "p256dh", b64, sizeof b64);
+    assert_int_equal(sodium_base642bin(p->p256dh, sizeof p->p256dh, b64, strlen(b64), NULL, &n,
+                                       NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING),
+                     0);
+    assert_int_equal(n, 65);
+    json_str(j, "auth", b64, sizeof b64);
+    assert_int_equal(sodium_base642bin(p->auth, sizeof p->auth, b64, strlen(b64), NULL, &n, NULL,
+                                       sodium_base64_VARIANT_URLSAFE_NO_PADDING),
+                     0);
+    buf_cleanup(&b);
+}
+
+static void peer_stop(struct peer *p) {
+    if (p->pid > 0) {
+        kill(p->pid, SIGTERM);
+        waitpid(p->pid, NULL, 0);
+        p->pid = 0;
+    }
+}
+
+/* How many files DIR/<prefix>-N<suffix> exist (N = 1, 2, ...). */
+static int count_files(const struct peer *p, const char *prefix, const char *suffix) {
+    int n = 0;
+    for (;; n++) {
+        char path[PATH_MAX + 64];
+        snprintf(path, sizeof path, "%s/%s-%d%s", p->dir, prefix, n + 1, suffix);
+        if (access(path, R_OK) != 0)
+            return n;
+    }
+}
+
+/* Waits until at least `n` such files exist; returns how many there are. */
+static int wait_files(const struct peer *p, const char *prefix, const char *suffix, int n) {
+    int64_t deadline = clock_monotonic_ms() + WAIT_MS;
+    int have;
+    while ((have = count_files(p, prefix, suffix)) < n && clock_monotonic_ms() < deadline)
+        sleep_ms(50);
+    return have;
+}
+
+static void read_file_n(const struct peer *p, const char *prefix, int i, const char *suffix,
+                        struct buf *out) {
+    char path[PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/%s-%d%s", p->dir, prefix, i, suffix);
+    assert_true(read_text(path, out));
+}
+
+/* The index (1-based) of the newest accepted mail to `rcpt`, 0 if none. */
+static int mail_to(const struct peer *p, const char *rcpt) {
+    int found = 0, n = count_files(p, "mail", ".eml");
+    struct buf b;
+    buf_init(&b);
+    for (int i = 1; i <= n; i++) {
+        read_file_n(p, "mail", i, ".rcpt", &b);
+        if (strcmp((const char *)b.data, rcpt) == 0)
+            found = i;
+    }
+    buf_cleanup(&b);
+    return found;
+}
+
+static int mails_to(const struct peer *p, const char *rcpt) {
+    int count = 0, n = count_files(p, "mail", ".eml");
+    struct buf b;
+    buf_init(&b);
+    for (int i = 1; i <= n; i++) {
+        read_file_n(p, "mail", i, ".rcpt", &b);
+        count += strcmp((const char *)b.data, rcpt) == 0;
+    }
+    buf_cleanup(&b);
+    return count;
+}
+
+/* The value of a header line "Name: value" (up to CR/LF) of a raw mail. */
+static void header(const char *raw, const char *name, char *out, size_t len) {
+    char pat[64];
+    snprintf(pat, sizeof pat, "\n%s: ", name);
+    const char *h = strstr(raw, pat);
+    assert_non_null(h);
+    h += strlen(pat);
+    size_t n = strcspn(h, "\r\n");
+    assert_true(n < len);
+    memcpy(out, h, n);
+    out[n] = '\0';
+}
+
+/* The invitation code in a raw invitation mail. */
+static void mail_code(const char *raw, char code[RAWC_CODE_LEN]) {
+    const char *p = strstr(raw, "Your invitation code: ");
+    assert_non_null(p);
+    p += strlen("Your invitation code: ");
+    size_t n = strcspn(p, "\r\n");
+    assert_true(n > 0 && n < RAWC_CODE_LEN);
+    memcpy(code, p, n);
+    code[n] = '\0';
+}
+
+/* ---- the server ------------------------------------------------------------------------------ */
+
+static struct harness *server_start(const struct peer *p, const char *const *extra) {
+    static char smtp[64], allow[] = "127.0.0.1";
+    snprintf(smtp, sizeof smtp, "smtp://127.0.0.1:%d", p->smtp_port);
+    const char *args[HARNESS_MAX_ARGS] = {"--login-burst",
+                                          "100000",
+                                          "--login-burst-per-ip",
+                                          "1000000",
+                                          "--smtp-url",
+                                          smtp,
+                                          "--smtp-from",
+                                          "no-reply@clinic.example",
+                                          "--app-link",
+                                          "https://clinic.example/app",
+                                          "--smtp-ca-file",
+                                          p->ca,
+                                          "--vapid-key-file",
+                                          p->vapid,
+                                          "--vapid-subject",
+                                          "mailto:ops@clinic.example",
+                                          "--webpush-allow-host",
+                                          allow,
+                                          "--notify-email-delay",
+                                          "1",
+                                          "--notify-push-delay",
+                                          "0",
+                                          "--notify-push-jitter",
+                                          "0",
+                                          NULL};
+    int n = 24;
+    for (int i = 0; extra && extra[i] && n < HARNESS_MAX_ARGS - 1; i++)
+        args[n++] = extra[i];
+    args[n] = NULL;
+    struct harness *h;
+    assert_int_equal(harness_start(args, &h), 0);
+    int status = -1;
+    assert_int_equal(harness_stop(h, &status), 0);
+    char dir[PATH_MAX], pw[PATH_MAX + 16];
+    harness_tmpdir("pw", dir);
+    snprintf(pw, sizeof pw, "%s/password", dir);
+    FILE *fp = fopen(pw, "w");
+    assert_non_null(fp);
+    fprintf(fp, "%s\n", PASSWORD);
+    fclose(fp);
+    const char *bargs[] = {"bootstrap", "--data",          h->data_dir, "--email",
+                           ADMIN_EMAIL, "--password-file", pw,          NULL};
+    struct buf out;
+    buf_init(&out);
+    assert_int_equal(harness_run(bargs, NULL, 60000, &status, &out), 0);
+    assert_int_equal(status, 0);
+    buf_cleanup(&out);
+    assert_int_equal(harness_restart(h), 0);
+    return h;
+}
+
+static struct peer g_peer;
+static struct harness *g_h;
+static struct raw_device g_root_dev;
+static int g_users;
+
+/* `inviter` invites a new account of `role`; the code comes by email only;
+ * the invitee registers with it (display name `name`) on a connection of its
+ * own. Fills `u`. */
+static void user_by_mail(struct harness *h, const struct peer *p, struct rawc *inviter,
+                         Carechat__V1__Role role, const char *name, struct rawc_user *u) {
+    memset(u, 0, sizeof *u);
+    snprintf(u->email, sizeof u->email, "user%d-%d@clinic.example", ++g_users, (int)getpid());
+    char code[RAWC_CODE_LEN];
+    assert_int_equal(rawc_invite(inviter, u->email, role, code, NULL), 0);
+    assert_string_equal(code, ""); /* the inviter does not learn the code */
+    int64_t deadline = clock_monotonic_ms() + WAIT_MS;
+    int i;
+    while ((i = mail_to(p, u->email)) == 0 && clock_monotonic_ms() < deadline)
+        sleep_ms(50);
+    assert_true(i > 0);
+    struct buf raw;
+    buf_init(&raw);
+    read_file_n(p, "mail", i, ".eml", &raw);
+    mail_code((const char *)raw.data, code);
+    buf_cleanup(&raw);
+    struct rawc *c = rawc_open(h);
+    raw_device_make(&u->dev[0]);
+    Carechat__V1__Frame *r =
+        rawc_register(c, code, u->email, PASSWORD, "1980-05-06", name, &u->dev[0]);
+    raw_expect_status(r, STATUS_OK);
+    memcpy(u->account, r->response->session->account_id.data, 16);
+    u->n_dev = 1;
+    proto_free(r);
+    rawc_free(c);
+}
+
+static void create_direct(struct rawc *c, const uint8_t peer[16], uint8_t conv[16]) {
+    Carechat__V1__Frame f;
+    Carechat__V1__CreateDirect cd;
+    carechat__v1__frame__init(&f);
+    carechat__v1__create_direct__init(&cd);
+    cd.peer_account_id = (ProtobufCBinaryData){16, (uint8_t *)peer};
+    f.body_case = CARECHAT__V1__FRAME__BODY_CREATE_DIRECT;
+    f.create_direct = &cd;
+    Carechat__V1__Frame *r = rawc_rpc(c, &f);
+    raw_expect_status(r, STATUS_OK);
+    memcpy(conv, r->response->conversation->conversation_id.data, 16);
+    proto_free(r);
+}
+
+/* A provider (logged in on *doc) and a patient invited by the provider, with
+ * their direct conversation. */
+struct pair {
+    struct rawc_user prov, pat;
+    struct rawc *doc;
+    uint8_t conv[16];
+};
+
+static void pair_make(struct pair *w, const char *pat_name) {
+    struct rawc *root = rawc_open_login(g_h, ADMIN_EMAIL, PASSWORD, &g_root_dev, NULL);
+    user_by_mail(g_h, &g_peer, root, CARECHAT__V1__ROLE__PROVIDER, "Dr " CANARY, &w->prov);
+    rawc_free(root);
+    w->doc = rawc_open_login(g_h, w->prov.email, PASSWORD, &w->prov.dev[0], NULL);
+    user_by_mail(g_h, &g_peer, w->doc, CARECHAT__V1__ROLE__PATIENT, pat_name, &w->pat);
+    create_direct(w->doc, w->pat.account, w->conv);
+}
+
+static void doc_sends(struct pair *w, const char *text) {
+    struct rawc_wrap_to to = {w->pat.dev[0].id, 1};
+    uint8_t cmid[16];
+    randombytes_buf(cmid, sizeof cmid);
+    Carechat__V1__Frame *r =
+        rawc_send_msg(w->doc, w->conv, cmid, w->prov.dev[0].id, &to, 1, text, false);
+    raw_expect_status(r, STATUS_OK);
+    proto_free(r);
+}
+
+static Carechat__V1__Frame *get_settings(struct rawc *c) {
+    Carechat__V1__Frame f;
+    Carechat__V1__GetNotificationSettings g;
+    carechat__v1__frame__init(&f);
+    carechat__v1__get_notification_settings__init(&g);
+    f.body_case = CARECHAT__V1__FRAME__BODY_GET_NOTIFICATION_SETTINGS;
+    f.get_notification_settings = &g;
+    return rawc_rpc(c, &f);
+}
+
+static Carechat__V1__Frame *set_settings(struct rawc *c, bool email, bool push) {
+    Carechat__V1__Frame f;
+    Carechat__V1__SetNotificationSettings s;
+    Carechat__V1__NotificationSettings ns;
+    carechat__v1__frame__init(&f);
+    carechat__v1__set_notification_settings__init(&s);
+    carechat__v1__notification_settings__init(&ns);
+    ns.email = email;
+    ns.push = push;
+    s.settings = &ns;
+    f.body_case = CARECHAT__V1__FRAME__BODY_SET_NOTIFICATION_SETTINGS;
+    f.set_notification_settings = &s;
+    return rawc_rpc(c, &f);
+}
+
+static void expect_settings(Carechat__V1__Frame *r, bool email, bool push) {
+    raw_expect_status(r, STATUS_OK);
+    assert_int_equal(r->response->result_case,
+                     CARECHAT__V1__RESPONSE__RESULT_NOTIFICATION_SETTINGS);
+    assert_int_equal(r->response->notification_settings->email, email);
+    assert_int_equal(r->response->notification_settings->push, push);
+    proto_free(r);
+}
+
+static Carechat__V1__Frame *register_webpush(struct rawc *c, const char *endpoint,
+                                             const uint8_t *p256dh, size_t p256dh_len) {
+    Carechat__V1__Frame f;
+    Carechat__V1__RegisterPush rp;
+    Carechat__V1__WebPushSubscription ws;
+    carechat__v1__frame__init(&f);
+    carechat__v1__register_push__init(&rp);
+    carechat__v1__web_push_subscription__init(&ws);
+    ws.endpoint = (char *)endpoint;
+    ws.p256dh = (ProtobufCBinaryData){p256dh_len, (uint8_t *)p256dh};
+    ws.auth = (ProtobufCBinaryData){16, g_peer.auth};
+    rp.target_case = CARECHAT__V1__REGISTER_PUSH__TARGET_WEB_PUSH;
+    rp.web_push = &ws;
+    f.body_case = CARECHAT__V1__FRAME__BODY_REGISTER_PUSH;
+    f.register_push = &rp;
+    return rawc_rpc(c, &f);
+}
+
+static Carechat__V1__Frame *unregister_push(struct rawc *c, const uint8_t reg[16]) {
+    Carechat__V1__Frame f;
+    Carechat__V1__UnregisterPush u;
+    carechat__v1__frame__init(&f);
+    carechat__v1__unregister_push__init(&u);
+    u.registration_id = (ProtobufCBinaryData){16, (uint8_t *)reg};
+    f.body_case = CARECHAT__V1__FRAME__BODY_UNREGISTER_PUSH;
+    f.unregister_push = &u;
+    return rawc_rpc(c, &f);
+}
+
+/* ---- tests
+ * --------------------------------------------------------------------------------------- */
+
+static void test_outbox_invitation_by_email_registers(void **state) {
+    (void)state;
+    int before = count_files(&g_peer, "mail", ".eml");
+    struct rawc *root = rawc_open_login(g_h, ADMIN_EMAIL, PASSWORD, &g_root_dev, NULL);
+    struct rawc_user u;
+    user_by_mail(g_h, &g_peer, root, CARECHAT__V1__ROLE__PATIENT, "Invited " CANARY, &u);
+    rawc_free(root);
+    int i = mail_to(&g_peer, u.email);
+    assert_true(i > before);
+    assert_int_equal(mails_to(&g_peer, u.email), 1);
+    struct buf raw;
+    buf_init(&raw);
+    read_file_n(&g_peer, "mail", i, ".eml", &raw);
+    char subject[128], code[RAWC_CODE_LEN];
+    header((const char *)raw.data, "Subject", subject, sizeof subject);
+    assert_string_equal(subject, "Your invitation to CareChat");
+    mail_code((const char *)raw.data, code);
+    /* The code is spent: a second registration with it fails. */
+    struct rawc *c = rawc_open(g_h);
+    struct raw_device d;
+    raw_device_make(&d);
+    Carechat__V1__Frame *r = rawc_register(c, code, u.email, PASSWORD, "1980-05-06", "x", &d);
+    raw_expect_status(r, STATUS_NOT_FOUND);
+    proto_free(r);
+    rawc_free(c);
+    /* Neither the code nor the address is in the log. */
+    assert_false(harness_log_contains(g_h, code));
+    assert_false(harness_log_contains(g_h, u.email));
+    buf_cleanup(&raw);
+}
+
+static void test_outbox_offline_recipient_gets_one_email(void **state) {
+    (void)state;
+    struct pair w;
+    pair_make(&w, "Pat " CANARY);
+    /* Three messages while the patient is offline: one email. */
+    for (int i = 0; i < 3; i++)
+        doc_sends(&w, "the lab result says " CANARY);
+    int64_t deadline = clock_monotonic_ms() + WAIT_MS;
+    while (mails_to(&g_peer, w.pat.email) < 2 && clock_monotonic_ms() < deadline)
+        sleep_ms(50);
+    assert_int_equal(mails_to(&g_peer, w.pat.email), 2); /* invitation + one notice */
+    sleep_ms(3000); /* the outbox ticks every second: nothing more comes */
+    assert_int_equal(mails_to(&g_peer, w.pat.email), 2);
+    assert_int_equal(mails_to(&g_peer, w.prov.email), 1); /* its invitation only */
+    struct buf raw;
+    buf_init(&raw);
+    read_file_n(&g_peer, "mail", mail_to(&g_peer, w.pat.email), ".eml", &raw);
+    const char *m = (const char *)raw.data;
+    char subject[128], auto_sub[64], to[128];
+    header(m, "Subject", subject, sizeof subject);
+    header(m, "Auto-Submitted", auto_sub, sizeof auto_sub);
+    header(m, "To", to, sizeof to);
+    assert_string_equal(subject, "You have a new secure message");
+    assert_string_equal(auto_sub, "auto-generated");
+    assert_string_equal(to, w.pat.email);
+    const char *body = strstr(m, "\r\n\r\n");
+    assert_non_null(body);
+    assert_string_equal(body + 4, "You have a new secure message in CareChat.\r\n\r\n"
+                                  "Open the app or sign in to read it:\r\n"
+                                  "https://clinic.example/app\r\n\r\n"
+                                  "This message was sent automatically. Please do not reply "
+                                  "to it.\r\n");
+    assert_null(strstr(m, CANARY));
+    assert_null(strstr(m, w.prov.email));
+    assert_false(harness_log_contains(g_h, CANARY));
+    assert_false(harness_log_contains(g_h, w.pat.email));
+    buf_cleanup(&raw);
+    /* /metrics counts what went out. */
+    struct buf metrics;
+    buf_init(&metrics);
+    int http = 0;
+    assert_int_equal(
+        http_get(g_h->metrics_host, g_h->metrics_port, "/metrics", WAIT_MS, &http, NULL, &metrics),
+        0);
+    assert_int_equal(http, 200);
+    buf_append_u8(&metrics, 0);
+    const char *mt = (const char *)metrics.data;
+    const char *line = strstr(mt, "\ncarechat_push_results_total{channel=\"email\","
+                                  "outcome=\"delivered\"} ");
+    assert_non_null(line);
+    assert_true(atoi(strchr(line, '}') + 2) >= 3); /* two invitations and the notice */
+    assert_non_null(strstr(mt, "\ncarechat_outbox_settled_total{outcome=\"delivered\"} "));
+    assert_non_null(strstr(mt, "\ncarechat_outbox_jobs "));
+    assert_non_null(strstr(mt, "\ncarechat_push_latency_ms_count "));
+    assert_null(strstr(mt, w.pat.email));
+    buf_cleanup(&metrics);
+
+    /* A patient connected (authenticated) when the message comes gets none. */
+    struct pair w2;
+    pair_make(&w2, "Online");
+    struct rawc *pat = rawc_open_login(g_h, w2.pat.email, PASSWORD, &w2.pat.dev[0], NULL);
+    doc_sends(&w2, "hello");
+    sleep_ms(3500);
+    assert_int_equal(mails_to(&g_peer, w2.pat.email), 1); /* the invitation only */
+    rawc_free(pat);
+    rawc_free(w.doc);
+    rawc_free(w2.doc);
+}
+
+static void test_outbox_dead_webpush_token_is_removed(void **state) {
+    (void)state;
+    struct pair w;
+    pair_make(&w, "Pushed");
+    struct rawc *pat = rawc_open_login(g_h, w.pat.email, PASSWORD, &w.pat.dev[0], NULL);
+    expect_settings(set_settings(pat, false, true), false, true); /* push only */
+    char endpoint[128];
+    snprintf(endpoint, sizeof endpoint, "https://127.0.0.1:%d/gone/%d", g_peer.webpush_port,
+             g_users);
+    Carechat__V1__Frame *r = register_webpush(pat, endpoint, g_peer.p256dh, 65);
+    raw_expect_status(r, STATUS_OK);
+    assert_int_equal(r->response->result_case, CARECHAT__V1__RESPONSE__RESULT_PUSH_REGISTRATION);
+    assert_int_equal(r->response->push_registration->registration_id.len, 16);
+    uint8_t reg[16];
+    memcpy(reg, r->response->push_registration->registration_id.data, 16);
+    proto_free(r);
+    rawc_free(pat); /* offline */
+    int before = count_files(&g_peer, "push", ".txt");
+    doc_sends(&w, "ping " CANARY);
+    assert_int_equal(wait_files(&g_peer, "push", ".txt", before + 1), before + 1);
+    struct buf req;
+    buf_init(&req);
+    read_file_n(&g_peer, "push", before + 1, ".txt", &req);
+    char first[160];
+    snprintf(first, sizeof first, "POST /gone/%d\n", g_users);
+    assert_memory_equal(req.data, first, strlen(first));
+    assert_null(strstr((const char *)req.data, CANARY));
+    buf_cleanup(&req);
+    /* The 410 removed the registration (its result is stored right after the
+     * answer). */
+    sleep_ms(1500);
+    pat = rawc_open_login(g_h, w.pat.email, PASSWORD, &w.pat.dev[0], NULL);
+    r = unregister_push(pat, reg);
+    raw_expect_status(r, STATUS_NOT_FOUND);
+    proto_free(r);
+    rawc_free(pat);
+    /* And nothing more goes to the dead endpoint. */
+    doc_sends(&w, "again");
+    sleep_ms(2500);
+    assert_int_equal(count_files(&g_peer, "push", ".txt"), before + 1);
+    assert_int_equal(mails_to(&g_peer, w.pat.email), 1); /* email off: the invitation only */
+    rawc_free(w.doc);
+}
+
+/* A device connected when the message came (no push then) that goes away
+ * without reading gets one push; the push carries nothing of the message. */
+static void test_outbox_device_that_leaves_gets_one_push(void **state) {
+    (void)state;
+    struct pair w;
+    pair_make(&w, "Leaves");
+    struct rawc *pat = rawc_open_login(g_h, w.pat.email, PASSWORD, &w.pat.dev[0], NULL);
+    expect_settings(set_settings(pat, false, true), false, true);
+    char endpoint[128];
+    snprintf(endpoint, sizeof endpoint, "https://127.0.0.1:%d/ok/%d", g_peer.webpush_port, g_users);
+    Carechat__V1__Frame *r = register_webpush(pat, endpoint, g_peer.p256dh, 65);
+    raw_expect_status(r, STATUS_OK);
+    proto_free(r);
+    int before = count_files(&g_peer, "push", ".txt");
+    doc_sends(&w, "while online " CANARY);
+    sleep_ms(2500); /* due and cancelled: the device is connected */
+    assert_int_equal(count_files(&g_peer, "push", ".txt"), before);
+    rawc_free(pat); /* goes away without reading */
+    assert_int_equal(wait_files(&g_peer, "push", ".txt", before + 1), before + 1);
+    sleep_ms(2500);
+    assert_int_equal(count_files(&g_peer, "push", ".txt"), before + 1);
+    struct buf req;
+    buf_init(&req);
+    read_file_n(&g_peer, "push", before + 1, ".txt", &req);
+    char first[160];
+    snprintf(first, sizeof first, "POST /ok/%d\n", g_users);
+    assert_memory_equal(req.data, first, strlen(first));
+    assert_null(strstr((const char *)req.data, CANARY));
+    buf_cleanup(&req);
+    rawc_free(w.doc);
+}
+
+static void test_outbox_settings_round_trip(void **state) {
+    (void)state;
+    struct pair w;
+    pair_make(&w, "Settings");
+    struct rawc *pat = rawc_open_login(g_h, w.pat.email, PASSWORD, &w.pat.dev[0], NULL);
+    expect_settings(get_settings(pat), true, true);
+    expect_settings(set_settings(pat, false, true), false, true);
+    expect_settings(get_settings(pat), false, true);
+    /* A registration the notifier would refuse: not a URL; a short key. */
+    Carechat__V1__Frame *r = register_webpush(pat, "not a url", g_peer.p256dh, 65);
+    raw_expect_status(r, STATUS_BAD_REQUEST);
+    proto_free(r);
+    r = register_webpush(pat, "https://127.0.0.1/x", g_peer.p256dh, 64);
+    raw_expect_status(r, STATUS_BAD_REQUEST);
+    proto_free(r);
+    static const uint8_t nobody[16] = {1};
+    r = unregister_push(pat, nobody);
+    raw_expect_status(r, STATUS_NOT_FOUND);
+    proto_free(r);
+    rawc_free(pat);
+    /* Email off: an offline patient gets no notice. */
+    doc_sends(&w, "quiet");
+    sleep_ms(3000);
+    assert_int_equal(mails_to(&g_peer, w.pat.email), 1);
+    rawc_free(w.doc);
+    /* The settings are durable. */
+    int status = -1;
+    assert_int_equal(harness_stop(g_h, &status), 0);
+    assert_int_equal(status, 0);
+    /* A configured channel with an unusable key stops the start. */
+    const char *bad[] = {"--data",
+                         g_h->data_dir,
+                         "--listen",
+                         "127.0.0.1:0",
+                         "--metrics-listen",
+                         "127.0.0.1:0",
+                         "--vapid-key-file",
+                         "/nonexistent/vapid.pem",
+                         "--vapid-subject",
+                         "mailto:ops@clinic.example",
+                         "--dev-invite-codes",
+                         NULL};
+    struct buf out;
+    buf_init(&out);
+    assert_int_equal(harness_run(bad, NULL, 30000, &status, &out), 0);
+    assert_int_equal(status, 2);
+    buf_append_u8(&out, 0);
+    assert_non_null(strstr((const char *)out.data, "--vapid-key-file"));
+    buf_cleanup(&out);
+    assert_int_equal(harness_restart(g_h), 0);
+    pat = rawc_open_login(g_h, w.pat.email, PASSWORD, &w.pat.dev[0], NULL);
+    expect_settings(get_settings(pat), false, true);
+    rawc_free(pat);
+}
+
+/* kill -9 between submission and result: the relay holds the first message's
+ * DATA unanswered; carechatd dies; after the restart the same message (same
+ * Message-ID, same code) is sent again and accepted once. */
+static void test_outbox_kill9_resends_with_same_message_id(void **state) {
+    (void)state;
+    struct peer p;
+    peer_start(&p, "hold-first");
+    struct harness *h = server_start(&p, NULL);
+    struct raw_device dev;
+    raw_device_make(&dev);
+    struct rawc *root = rawc_open_login(h, ADMIN_EMAIL, PASSWORD, &dev, NULL);
+    char code[RAWC_CODE_LEN];
+    assert_int_equal(
+        rawc_invite(root, "held@clinic.example", CARECHAT__V1__ROLE__PATIENT, code, NULL), 0);
+    rawc_free(root);
+    assert_int_equal(wait_files(&p, "held", ".eml", 1), 1);
+    harness_kill9(h);
+    assert_int_equal(count_files(&p, "mail", ".eml"), 0);
+    assert_int_equal(harness_restart(h), 0);
+    assert_int_equal(wait_files(&p, "mail", ".eml", 1), 1);
+    sleep_ms(2000);
+    assert_int_equal(count_files(&p, "mail", ".eml"), 1);
+    struct buf held, sent;
+    buf_init(&held);
+    buf_init(&sent);
+    read_file_n(&p, "held", 1, ".eml", &held);
+    read_file_n(&p, "mail", 1, ".eml", &sent);
+    char id1[128], id2[128], c1[RAWC_CODE_LEN], c2[RAWC_CODE_LEN];
+    header((const char *)held.data, "Message-ID", id1, sizeof id1);
+    header((const char *)sent.data, "Message-ID", id2, sizeof id2);
+    assert_string_equal(id1, id2);
+    mail_code((const char *)held.data, c1);
+    mail_code((const char *)sent.data, c2);
+    assert_string_equal(c1, c2);
+    /* Delivered now: the row is gone, so a further restart sends nothing. */
+    int status = -1;
+    assert_int_equal(harness_stop(h, &status), 0);
+    assert_int_equal(harness_restart(h), 0);
+    sleep_ms(2500);
+    assert_int_equal(count_files(&p, "mail", ".eml"), 1);
+    buf_cleanup(&held);
+    buf_cleanup(&sent);
+    assert_int_equal(harness_stop(h, &status), 0);
+    assert_int_equal(status, 0);
+    harness_free(h);
+    peer_stop(&p);
+}
+
+/* Restarts g_h with the clock `offset_ms` ahead. */
+static void restart_ahead(int64_t offset_ms) {
+    int status = -1;
+    assert_int_equal(harness_stop(g_h, &status), 0);
+    assert_int_equal(status, 0);
+    char v[32];
+    snprintf(v, sizeof v, "%lld", (long long)offset_ms);
+    int i;
+    for (i = 0; i < g_h->n_args; i++)
+        if (strcmp(g_h->args[i], "--clock-offset") == 0)
+            break;
+    if (i == g_h->n_args) {
+        assert_true(g_h->n_args + 2 <= HARNESS_MAX_ARGS);
+        g_h->args[g_h->n_args++] = strdup("--clock-offset");
+        g_h->args[g_h->n_args++] = strdup(v);
+    } else {
+        free(g_h->args[i + 1]);
+        g_h->args[i + 1] = strdup(v);
+    }
+    assert_int_equal(harness_restart(g_h), 0);
+}
+
+/* The digest with the default timing (first email 15 min after the message,
+ * then at most one per 6 h while unread), the clock moved by restarts. */
+static void test_outbox_digest_timing(void **state) {
+    (void)state;
+    struct pair w;
+    pair_make(&w, "Digest");
+    doc_sends(&w, "first");
+    rawc_free(w.doc);
+    sleep_ms(3000);
+    assert_int_equal(mails_to(&g_peer, w.pat.email), 1); /* the invitation only */
+    restart_ahead(16 * 60 * 1000);
+    int64_t deadline = clock_monotonic_ms() + WAIT_MS;
+    while (mails_to(&g_peer, w.pat.email) < 2 && clock_monotonic_ms() < deadline)
+        sleep_ms(50);
+    assert_int_equal(mails_to(&g_peer, w.pat.email), 2);
+    /* Still unread: a later message waits for the window. */
+    w.doc = rawc_open_login(g_h, w.prov.email, PASSWORD, &w.prov.dev[0], NULL);
+    doc_sends(&w, "second");
+    rawc_free(w.doc);
+    restart_ahead((16 + 20) * 60 * 1000); /* its own 15 min passed, the window not */
+    sleep_ms(3000);
+    assert_int_equal(mails_to(&g_peer, w.pat.email), 2);
+    restart_ahead((16 + 6 * 60 + 5) * 60 * 1000); /* past the window */
+    deadline = clock_monotonic_ms() + WAIT_MS;
+    while (mails_to(&g_peer, w.pat.email) < 3 && clock_monotonic_ms() < deadline)
+        sleep_ms(50);
+    assert_int_equal(mails_to(&g_peer, w.pat.email), 3);
+    sleep_ms(2000);
+    assert_int_equal(mails_to(&g_peer, w.pat.email), 3);
+}
+
+/* 451 to the first attempt: no second attempt before the retry delay (about
+ * a minute); once it has passed (the clock moved by a restart), the same
+ * message (same Message-ID) is delivered, once. */
+static void test_outbox_temporary_failure_is_retried_once(void **state) {
+    (void)state;
+    struct rawc *root = rawc_open_login(g_h, ADMIN_EMAIL, PASSWORD, &g_root_dev, NULL);
+    char code[RAWC_CODE_LEN];
+    assert_int_equal(
+        rawc_invite(root, "later@clinic.example", CARECHAT__V1__ROLE__PATIENT, code, NULL), 0);
+    rawc_free(root);
+    assert_int_equal(wait_files(&g_peer, "held", ".eml", 1), 1);
+    sleep_ms(3000);
+    assert_int_equal(count_files(&g_peer, "mail", ".eml"), 0);
+    restart_ahead(3 * 60 * 1000);
+    assert_int_equal(wait_files(&g_peer, "mail", ".eml", 1), 1);
+    sleep_ms(2000);
+    assert_int_equal(count_files(&g_peer, "mail", ".eml"), 1);
+    struct buf held, sent;
+    buf_init(&held);
+    buf_init(&sent);
+    read_file_n(&g_peer, "held", 1, ".eml", &held);
+    read_file_n(&g_peer, "mail", 1, ".eml", &sent);
+    char id1[128], id2[128];
+    header((const char *)held.data, "Message-ID", id1, sizeof id1);
+    header((const char *)sent.data, "Message-ID", id2, sizeof id2);
+    assert_string_equal(id1, id2);
+    buf_cleanup(&held);
+    buf_cleanup(&sent);
+}
+
+static int setup_with(const char *const *extra, const char *mode) {
+    peer_start(&g_peer, mode);
+    raw_device_make(&g_root_dev);
+    g_h = server_start(&g_peer, extra);
+    return 0;
+}
+
+static int group_setup(void **state) {
+    (void)state;
+    return setup_with(NULL, NULL);
+}
+
+static int temp_fail_setup(void **state) {
+    (void)state;
+    return setup_with(NULL, "temp-fail-first");
+}
+
+static int digest_setup(void **state) {
+    (void)state;
+    static const char *const extra[] = {"--notify-email-delay", "900", NULL};
+    return setup_with(extra, NULL);
+}
+
+static int group_teardown(void **state) {
+    (void)state;
+    int status = -1;
+    int rc = g_h ? harness_stop(g_h, &status) : STATUS_IO;
+    harness_free(g_h);
+    g_h = NULL;
+    peer_stop(&g_peer);
+    return rc == 0 && status == 0 ? 0 : -1;
+}
+
+int main(void) {
+    if (sodium_init() < 0)
+        return 1;
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest shared[] = {
+        cmocka_unit_test(test_outbox_invitation_by_email_registers),
+        cmocka_unit_test(test_outbox_offline_recipient_gets_one_email),
+        cmocka_unit_test(test_outbox_dead_webpush_token_is_removed),
+        cmocka_unit_test(test_outbox_device_that_leaves_gets_one_push),
+        cmocka_unit_test(test_outbox_settings_round_trip),
+    };
+    const struct CMUnitTest digest[] = {
+        cmocka_unit_test(test_outbox_digest_timing),
+    };
+    const struct CMUnitTest temp_fail[] = {
+        cmocka_unit_test(test_outbox_temporary_failure_is_retried_once),
+    };
+    const struct CMUnitTest own[] = {
+        cmocka_unit_test(test_outbox_kill9_resends_with_same_message_id),
+    };
+    int failed = cmocka_run_group_tests_name("outbox", shared, group_setup, group_teardown);
+    failed += cmocka_run_group_tests_name("outbox_digest", digest, digest_setup, group_teardown);
+    failed +=
+        cmocka_run_group_tests_name("outbox_retry", temp_fail, temp_fail_setup, group_teardown);
+    failed += cmocka_run_group_tests_name("outbox_kill9", own, NULL, NULL);
+    return failed;
+}
