@@ -490,6 +490,91 @@ static void test_outbox_invitation_by_email_registers(void **state) {
     buf_cleanup(&raw);
 }
 
+/* The notices of a breach incident and where they stand (GetBreachStatus):
+ * the totals and each notice's state as a page. */
+static Carechat__V1__Frame *breach_status(struct rawc *c, const uint8_t incident[16]) {
+    Carechat__V1__Frame f;
+    Carechat__V1__GetBreachStatus m;
+    carechat__v1__frame__init(&f);
+    carechat__v1__get_breach_status__init(&m);
+    m.incident_id = (ProtobufCBinaryData){16, (uint8_t *)incident};
+    f.body_case = CARECHAT__V1__FRAME__BODY_GET_BREACH_STATUS;
+    f.get_breach_status = &m;
+    Carechat__V1__Frame *r = rawc_rpc(c, &f);
+    raw_expect_status(r, STATUS_OK);
+    return r;
+}
+
+/* A declared breach (issue 12): each affected person gets one email with
+ * the fixed breach text through the mail relay, nothing of the incident's
+ * description; a repeat of the declaration adds nobody; the status turns
+ * SENT once the relay took them; the description is in no log. */
+static void test_outbox_breach_notices_reach_the_affected(void **state) {
+    (void)state;
+    struct rawc *root = rawc_open_login(g_h, ADMIN_EMAIL, PASSWORD, &g_root_dev, NULL);
+    struct rawc_user a, b;
+    user_by_mail(g_h, &g_peer, root, CARECHAT__V1__ROLE__PATIENT, "Affected A", &a);
+    user_by_mail(g_h, &g_peer, root, CARECHAT__V1__ROLE__PATIENT, "Affected B", &b);
+    uint8_t incident[16];
+    randombytes_buf(incident, sizeof incident);
+    ProtobufCBinaryData ids[2] = {{16, a.account}, {16, b.account}};
+    static const char description[] = "laptop of Dr Smith stolen " CANARY;
+    for (int round = 0; round < 2; round++) {
+        Carechat__V1__Frame f;
+        Carechat__V1__StartBreachNotification m;
+        carechat__v1__frame__init(&f);
+        carechat__v1__start_breach_notification__init(&m);
+        m.incident_id = (ProtobufCBinaryData){16, incident};
+        m.n_affected_account_ids = 2;
+        m.affected_account_ids = ids;
+        m.description = (char *)description;
+        f.body_case = CARECHAT__V1__FRAME__BODY_START_BREACH_NOTIFICATION;
+        f.start_breach_notification = &m;
+        Carechat__V1__Frame *r = rawc_rpc(root, &f);
+        raw_expect_status(r, STATUS_OK);
+        /* The first declaration queues both; the repeat nobody. */
+        assert_int_equal(r->response->breach->notices_queued, round == 0 ? 2 : 0);
+        assert_true(r->response->breach->deadline > r->response->breach->discovered_at);
+        proto_free(r);
+    }
+    const struct rawc_user *who[2] = {&a, &b};
+    for (int i = 0; i < 2; i++) {
+        int64_t deadline = clock_monotonic_ms() + WAIT_MS;
+        /* The invitation was the first mail to them; the notice the second. */
+        while (mails_to(&g_peer, who[i]->email) < 2 && clock_monotonic_ms() < deadline)
+            sleep_ms(50);
+        assert_int_equal(mails_to(&g_peer, who[i]->email), 2);
+        struct buf raw;
+        buf_init(&raw);
+        read_file_n(&g_peer, "mail", mail_to(&g_peer, who[i]->email), ".eml", &raw);
+        char subject[128];
+        header((const char *)raw.data, "Subject", subject, sizeof subject);
+        assert_string_equal(subject, "Important notice about your CareChat account");
+        assert_null(strstr((const char *)raw.data, CANARY));
+        assert_null(strstr((const char *)raw.data, "Smith"));
+        buf_cleanup(&raw);
+    }
+    /* Both SENT once the relay's answers are applied. */
+    int64_t deadline = clock_monotonic_ms() + WAIT_MS;
+    for (;;) {
+        Carechat__V1__Frame *r = breach_status(root, incident);
+        const Carechat__V1__BreachResult *br = r->response->breach;
+        assert_int_equal(br->notices_total, 2);
+        assert_int_equal(br->notices_overdue, 0);
+        size_t sent = 0;
+        for (size_t i = 0; i < br->n_notices; i++)
+            sent += br->notices[i]->state == CARECHAT__V1__BREACH_NOTICE_STATE__BREACH_NOTICE_SENT;
+        proto_free(r);
+        if (sent == 2)
+            break;
+        assert_true(clock_monotonic_ms() < deadline);
+        sleep_ms(100);
+    }
+    rawc_free(root);
+    assert_false(harness_log_contains(g_h, CANARY));
+    assert_false(harness_log_contains(g_h, "Smith"));
+}
+
 static void test_outbox_offline_recipient_gets_one_email(void **state) {
     (void)state;
     struct pair w;
@@ -860,6 +945,7 @@ int main(void) {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest shared[] = {
         cmocka_unit_test(test_outbox_invitation_by_email_registers),
+        cmocka_unit_test(test_outbox_breach_notices_reach_the_affected),
         cmocka_unit_test(test_outbox_offline_recipient_gets_one_email),
         cmocka_unit_test(test_outbox_dead_webpush_token_is_removed),
         cmocka_unit_test(test_outbox_device_that_leaves_gets_one_push),
