@@ -68,6 +68,10 @@ static const apply_kind_fn kinds[] = {
     [KIND(CONVERSATION_LEAVE)] = apply_leave,
     [KIND(MESSAGE_RECALL)] = apply_recall,
     [KIND(URGENT_ACK)] = apply_urgent_ack,
+    [KIND(FILE_BEGIN)] = apply_file_begin,
+    [KIND(FILE_CHUNK)] = apply_file_chunk,
+    [KIND(FILE_COMPLETE)] = apply_file_complete,
+    [KIND(FILE_DELETE)] = apply_file_delete,
     [KIND(AUDIT_APPEND)] = apply_audit_kind,
 };
 #undef KIND

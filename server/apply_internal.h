@@ -5,7 +5,7 @@
  * The files call each other in one direction:
  *
  *   apply.c (the kind table, apply_entry)
- *     -> apply_accounts.c, apply_messages.c, apply_channels.c (one function
+ *     -> apply_accounts.c, apply_messages.c, apply_channels.c, apply_files.c (one function
  *        per entry kind), apply_audit.c (AuditAppend)
  *          -> apply_audit.c (audit records), apply_store.c (typed records
  *             through the transaction)
@@ -73,6 +73,17 @@ int apply_leave(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, stru
 int apply_recall(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struct buf *result);
 int apply_urgent_ack(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
                      struct buf *result);
+
+/* ---- kinds (apply_files.c) --------------------------------------------------------- */
+
+int apply_file_begin(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                     struct buf *result);
+int apply_file_chunk(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                     struct buf *result);
+int apply_file_complete(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                        struct buf *result);
+int apply_file_delete(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                      struct buf *result);
 
 /* ---- audit records (apply_audit.c) ---------------------------------------------------- */
 

@@ -102,13 +102,16 @@
     X(FILE_RESTORE, 46, "file.restore")                                                            \
     X(BREACH_START, 47, "breach.start")                                                            \
     X(DEVICE_INBOX_FULL, 48, "device.inbox_full")                                                  \
-    X(ACCOUNT_UNLOCK, 49, "account.unlock")
+    X(ACCOUNT_UNLOCK, 49, "account.unlock")                                                        \
+    X(FILE_UPLOAD_COMPLETE, 70, "file.upload_complete")                                            \
+    X(FILE_UPLOAD_DELETE, 71, "file.upload_delete")                                                \
+    X(FILE_UPLOAD_EXPIRE, 72, "file.upload_expire")
 
 enum rec_audit_action {
 #define AUDIT_ENUM(name, number, text) REC_AUDIT_##name = number,
     AUDIT_ACTIONS(AUDIT_ENUM)
 #undef AUDIT_ENUM
-        REC_AUDIT_ACTION_MAX = 49, /* the highest number above (checked by audit.c) */
+        REC_AUDIT_ACTION_MAX = 72, /* the highest number above (checked by audit.c) */
 };
 
 /* The dotted name of an action ("session.login"); "unknown" for a number

@@ -146,6 +146,23 @@ static const struct opt options[] = {
     {"inbox-sender-max", OPT_COUNT, FIELD(inbox_sender_max), 1, 10000000, "N",
      "undelivered messages of one sender one device's inbox may hold, so no member can fill "
      "another's inbox"},
+    {"file-max", OPT_SIZE, FIELD(file_max), 4096, 1ull << 36, "BYTES",
+     "largest file (its stored ciphertext); a larger upload is refused before anything is "
+     "stored (TOO_LARGE, tus 413)"},
+    {"patch-max", OPT_SIZE, FIELD(patch_max), 128ull << 10, 1ull << 30, "BYTES",
+     "largest body of one tus PATCH (413 beyond it); a PATCH with Upload-Checksum is held in "
+     "memory until it is verified, one without is stored as it arrives"},
+    {"upload-quota", OPT_SIZE, FIELD(upload_quota), 4096, UINT64_MAX, "BYTES",
+     "bytes of files (finished and unfinished) one account may store (TOO_LARGE, tus 413)"},
+    {"uploads-max", OPT_COUNT, FIELD(uploads_max), 1, 100000, "N",
+     "unfinished uploads one account may have at once (RATE_LIMITED, tus 429)"},
+    {"upload-burst", OPT_COUNT, FIELD(upload_burst), 1, 1000000, "N",
+     "uploads one account may begin at once before --upload-window paces it"},
+    {"upload-window", OPT_SECONDS, FIELD(upload_window_s), 1, 86400, "SECONDS",
+     "time in which a spent --upload-burst comes back"},
+    {"upload-ttl", OPT_SECONDS, FIELD(upload_ttl_s), 60, 30u * 24 * 3600, "SECONDS",
+     "an unfinished upload expires this long after it began; the garbage collector then "
+     "deletes it and its chunks"},
     {"clock-offset", OPT_MS, FIELD(clock_offset_ms), 0, 0, "MS",
      "a test seam: add MS milliseconds (may be negative) to the clock, to run time-dependent "
      "scenarios without waiting; refused unless the environment has " TEST_CLOCK_ENV "=1, "

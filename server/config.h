@@ -83,6 +83,13 @@ struct server_config {
     unsigned inbox_max;                  /* undelivered entries per device inbox */
     unsigned inbox_sender_max;           /* ... of which undelivered messages of one sender */
     unsigned audit_anchor_every;         /* log the audit chain head every N records */
+    uint64_t file_max;                   /* largest file (ciphertext bytes) */
+    uint64_t patch_max;                  /* largest tus PATCH body */
+    uint64_t upload_quota;               /* bytes of files one account may store */
+    unsigned uploads_max;                /* unfinished uploads per account */
+    unsigned upload_burst;               /* uploads an account may begin at once ... */
+    unsigned upload_window_s;            /* ... refilled over this many seconds */
+    unsigned upload_ttl_s;               /* unfinished uploads expire after this */
     int64_t clock_offset_ms;             /* added to the clock; for tests only */
     const char *config_file;             /* the --config given, or NULL */
     struct config_strings *owned;        /* private: copies of the file's values */
@@ -103,6 +110,8 @@ struct server_config {
         .pwhash_workers = 2, .send_burst = 60, .send_window_s = 60, .invite_burst = 30,            \
         .invite_window_s = 3600, .inbox_max = 10000, .inbox_sender_max = 2500, .read_burst = 300,  \
         .read_window_s = 60, .audit_coalesce_s = 10, .audit_anchor_every = 1000,                   \
+        .file_max = 100ull << 20, .patch_max = 16ull << 20, .upload_quota = 2ull << 30,            \
+        .uploads_max = 16, .upload_burst = 60, .upload_window_s = 60, .upload_ttl_s = 24 * 3600,   \
     }
 
 /* Builds the configuration from the defaults, the --config file and argv (argv[0]

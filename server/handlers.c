@@ -21,6 +21,7 @@
 #include "base/status.h"
 #include "server/audit_queries.h"
 #include "server/delivery.h"
+#include "server/files.h"
 #include "server/messaging.h"
 #include "server/request.h"
 
@@ -135,6 +136,22 @@ static int authorize(struct req *r, struct target *t) {
         !id_field_ok(r->frame, "account_id", true))
         return req_fail(r, STATUS_BAD_REQUEST, "ids must be 16 bytes");
     r->has_conv = body_id(r->frame, "conversation_id", &r->conv_id);
+    /* A request naming a file is about the file's conversation. */
+    if (!r->has_conv && !id_field_ok(r->frame, "file_id", false))
+        return req_fail(r, STATUS_BAD_REQUEST, "ids must be 16 bytes");
+    if (!r->has_conv && body_id(r->frame, "file_id", &r->file_id)) {
+        r->has_file = true;
+        struct rec_file f;
+        int frc = STATUS_NOT_FOUND;
+        if (hc->authenticated && (authz_needs_relation(rule) || rule->read))
+            frc = files_read(r->h, &r->file_id, &f);
+        if (frc == 0) {
+            r->has_conv = true;
+            r->conv_id = f.conversation;
+        } else if (frc != STATUS_NOT_FOUND) {
+            return frc;
+        }
+    }
     if (r->has_conv && hc->authenticated && (rule->roles & (1u << hc->role)) &&
         (authz_needs_relation(rule) || rule->read)) {
         int rc = relation(r, t, &rel);
@@ -146,12 +163,19 @@ static int authorize(struct req *r, struct target *t) {
     int rc = authz_decide(rule, &who, rel);
     if (rc == STATUS_UNAUTHENTICATED)
         conn_count_unauthenticated(r->conn);
-    return rc == 0 ? 0
-                   : req_deny(r, rc,
-                              rc == STATUS_UNAUTHENTICATED ? "authenticate first"
-                              : rc == STATUS_FORBIDDEN     ? "not allowed for your role"
-                                                           : "no such conversation",
-                              r->has_conv ? r->conv_id.b : NULL, r->has_conv ? ID_LEN : 0);
+    if (rc == 0)
+        return 0;
+    if (r->has_file)
+        return req_deny(r, rc,
+                        rc == STATUS_UNAUTHENTICATED ? "authenticate first"
+                        : rc == STATUS_FORBIDDEN     ? "not allowed for your role"
+                                                     : "no such file",
+                        r->file_id.b, ID_LEN);
+    return req_deny(r, rc,
+                    rc == STATUS_UNAUTHENTICATED ? "authenticate first"
+                    : rc == STATUS_FORBIDDEN     ? "not allowed for your role"
+                                                 : "no such conversation",
+                    r->has_conv ? r->conv_id.b : NULL, r->has_conv ? ID_LEN : 0);
 }
 
 /* ---- running a request ----------------------------------------------------------- */
@@ -244,7 +268,8 @@ static void read_key(const struct req *r, struct coalesce_key *k) {
     k->device = r->hc->device;
     k->action = r->row->rule.action;
     struct id account;
-    const struct id *object = r->has_conv                                 ? &r->conv_id
+    const struct id *object = r->has_file                                 ? &r->file_id
+                              : r->has_conv                               ? &r->conv_id
                               : r->has_patient                            ? &r->patient
                               : body_id(r->frame, "account_id", &account) ? &account
                                                                           : NULL;
@@ -256,6 +281,12 @@ static void read_key(const struct req *r, struct coalesce_key *k) {
     if (r->has_patient)
         k->patient = r->patient;
     req_source(r->hc, k->source);
+    /* A file is read in many chunks: one access record covers every chunk of
+     * it within the window (per-file audit of downloads). */
+    if (r->has_file) {
+        crypto_hash_sha256(k->request, r->file_id.b, ID_LEN);
+        return;
+    }
     /* The same request: its encoding, whatever its id. */
     Carechat__V1__Frame f = *r->frame;
     f.request_id = 1;
@@ -292,14 +323,26 @@ static int audited_read(struct req *r, const struct coalesce_key *k) {
 
 /* A read: metered per account, checked, then answered under its own access
  * record, or under the durable one of the same read a moment ago. */
+/* Takes a read token of the caller's account: true, or false with `r`
+ * failed RATE_LIMITED. */
+static bool read_token(struct req *r) {
+    struct handlers *h = r->h;
+    if (ratelimit_take(h->rl_read, r->hc->account.b, ID_LEN, clock_monotonic_ms()))
+        return true;
+    int64_t per_token = (int64_t)h->cfg.config->read_window_s * 1000 / h->cfg.config->read_burst;
+    r->retry_after_s = (uint32_t)((per_token + 999) / 1000);
+    req_fail(r, STATUS_RATE_LIMITED, "too many reads, retry later");
+    return false;
+}
+
 static int read_request(struct req *r, struct target *t) {
     struct handlers *h = r->h;
-    if (!ratelimit_take(h->rl_read, r->hc->account.b, ID_LEN, clock_monotonic_ms())) {
-        int64_t per_token =
-            (int64_t)h->cfg.config->read_window_s * 1000 / h->cfg.config->read_burst;
-        r->retry_after_s = (uint32_t)((per_token + 999) / 1000);
-        return req_fail(r, STATUS_RATE_LIMITED, "too many reads, retry later");
-    }
+    /* The chunks of one file count as one read: metered when they need a new
+     * access record, below. */
+    ProtobufCBinaryData file_field;
+    bool per_file = proto_body_bytes(r->frame, "file_id", &file_field);
+    if (!per_file && !read_token(r))
+        return STATUS_RATE_LIMITED;
     /* Checked before its access record is written (a refusal is recorded as
      * one), and again when it runs. */
     int rc = authorize(r, t);
@@ -308,7 +351,11 @@ static int read_request(struct req *r, struct target *t) {
     struct coalesce_key k;
     read_key(r, &k);
     /* Coalesced only while the window's count can be written too. */
-    if (store_check_space(h->store) != 0 || !coalesce_covered(h->reads, &k, clock_monotonic_ms()))
+    bool covered =
+        store_check_space(h->store) == 0 && coalesce_covered(h->reads, &k, clock_monotonic_ms());
+    if (per_file && !covered && !read_token(r))
+        return STATUS_RATE_LIMITED;
+    if (!covered)
         return audited_read(r, &k);
     if (!r->row->handle)
         return req_fail(r, STATUS_UNAVAILABLE, CONN_NOT_IMPLEMENTED);
@@ -410,6 +457,11 @@ int handlers_new(const struct handlers_config *cfg, struct handlers **out) {
             &(struct ratelimit_config){.burst = sc->read_burst,
                                        .window_ms = (int64_t)sc->read_window_s * 1000},
             &h->rl_read);
+    if (rc == 0)
+        rc = ratelimit_new(&(struct ratelimit_config){.burst = sc->upload_burst,
+                                                      .window_ms = sc->upload_window_s * 1000ll},
+                           &h->rl_upload);
+    h->files = xcalloc(1, sizeof *h->files);
     coalesce_new(0, (int64_t)sc->audit_coalesce_s * 1000, emit_repeats, h, &h->reads);
     if (rc == 0)
         rc = messaging_new(h, &h->msg);
@@ -437,6 +489,8 @@ void handlers_free(struct handlers *h) {
     lockout_free(h->lo_account);
     ratelimit_free(h->rl_lookup);
     ratelimit_free(h->rl_invite);
+    ratelimit_free(h->rl_upload);
+    free(h->files);
     ratelimit_free(h->rl_read);
     coalesce_free(h->reads);
     messaging_free(h->msg);
@@ -465,9 +519,18 @@ void handlers_tick(struct handlers *h) {
         if (x->authenticated && x->conn && (now >= x->expires_at || now >= x->idle_expires_at))
             expire(x);
     coalesce_tick(h->reads, clock_monotonic_ms());
+    files_gc(h);
     audit_anchor(h->store, h->cfg.config->audit_anchor_every, &h->audit_anchored);
 }
 
 void handlers_stopping(struct handlers *h) {
     coalesce_tick(h->reads, INT64_MAX);
+}
+
+void handlers_render_metrics(struct handlers *h, struct buf *out) {
+    files_render_metrics(h, out);
+}
+
+void handlers_http_handler(struct handlers *h, struct http_handler *out) {
+    files_http_handler(h, out);
 }

@@ -131,10 +131,10 @@ void req_source(const struct hconn *hc, char out[REC_AUDIT_SOURCE_MAX + 1]) {
 
 /* Appends an AuditAppend entry (request.h's req_audit(), with the source
  * address as text and the repeats of a coalesced read). */
-static int audit_entry(struct handlers *h, const char *source, const struct id *actor,
-                       const struct id *device, uint32_t action, int status, const void *object,
-                       size_t object_len, const struct id *patient, uint32_t repeated,
-                       journal_done_fn done, void *ctx) {
+int req_audit_source(struct handlers *h, const char *source, const struct id *actor,
+                     const struct id *device, uint32_t action, int status, const void *object,
+                     size_t object_len, const struct id *patient, uint32_t repeated,
+                     journal_done_fn done, void *ctx) {
     Carechat__Entry__V1__Entry e;
     Carechat__Entry__V1__AuditAppend a;
     entry_init(&e, clock_now(), actor, device);
@@ -165,12 +165,12 @@ int req_audit(struct hconn *hc, const struct id *actor, const struct id *device,
               journal_done_fn done, void *ctx) {
     char src[REC_AUDIT_SOURCE_MAX + 1];
     req_source(hc, src);
-    return audit_entry(hc->h, src, actor, device, action, status, object, object_len, patient, 0,
+    return req_audit_source(hc->h, src, actor, device, action, status, object, object_len, patient, 0,
                        done, ctx);
 }
 
 void req_audit_repeats(struct handlers *h, const struct coalesce_key *k, uint32_t repeated) {
-    audit_entry(h, k->source, &k->actor, &k->device, k->action, 0, k->object, k->object_len,
+    req_audit_source(h, k->source, &k->actor, &k->device, k->action, 0, k->object, k->object_len,
                 k->has_patient ? &k->patient : NULL, repeated, NULL, NULL);
 }
 

@@ -55,6 +55,7 @@
 #include "storage/store.h"
 
 struct messaging;
+struct files_stats;
 struct req;
 struct op;
 
@@ -96,6 +97,8 @@ struct handlers {
     struct ratelimit *rl_read;   /* reads of patient or account data per account */
     struct coalesce *reads;      /* repeated reads under one access record */
     struct ratelimit *rl_invite; /* Invite per caller account */
+    struct ratelimit *rl_upload; /* uploads begun per caller account (files.c) */
+    struct files_stats *files;   /* file transfer counters (files.c) */
     struct messaging *msg;       /* send and typing limits, typing bus (messaging.c) */
     int64_t invite_ttl_ms, session_idle_ms, session_max_ms;
     unsigned password_min;
@@ -146,6 +149,10 @@ struct req {
     const struct rec_member *member;
     bool has_patient;
     struct id patient;
+    /* The file the request names (its file_id), whose conversation is then
+     * conv_id: a download is authorized as a read of that conversation. */
+    bool has_file;
+    struct id file_id;
     /* For the dispatcher's answer when the handler returns a failure. */
     const char *detail;
     const void *object; /* what a denial is recorded against */
@@ -241,6 +248,14 @@ void req_source(const struct hconn *hc, char out[REC_AUDIT_SOURCE_MAX + 1]);
 int req_audit(struct hconn *hc, const struct id *actor, const struct id *device, uint32_t action,
               int status, const void *object, size_t object_len, const struct id *patient,
               journal_done_fn done, void *ctx);
+
+/* As req_audit(), for a request that came without a connection (tus over
+ * HTTP): `source` is the client's address as text ("" for none) and
+ * `repeated` the further identical reads the record stands for (0). */
+int req_audit_source(struct handlers *h, const char *source, const struct id *actor,
+                     const struct id *device, uint32_t action, int status, const void *object,
+                     size_t object_len, const struct id *patient, uint32_t repeated,
+                     journal_done_fn done, void *ctx);
 
 /* The record of the further identical reads a coalescing window stood for
  * (server/coalesce.h): a coalesce_emit_fn with ctx `h`. Best effort: logged

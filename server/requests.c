@@ -25,6 +25,7 @@
 #include "server/conversations.h"
 #include "server/delivery.h"
 #include "server/devices.h"
+#include "server/files.h"
 #include "server/messaging.h"
 #include "server/sessions.h"
 
@@ -81,10 +82,11 @@ static const struct request_row rows[] = {
     ROW(ACK_URGENT,        ANYONE, MEMBER,          CHANGE, URGENT_ACK,     channels_ack_urgent,        channels_ack_urgent_done),
     ROW(GET_URGENT_STATUS, ANYONE, MEMBER_OR_ADMIN, READ,   URGENT_STATUS,  channels_get_urgent_status, NULL),
     /* files */
-    ROW(UPLOAD_BEGIN,    ANYONE, MEMBER,  CHANGE, FILE_UPLOAD,   NULL, NULL),
-    ROW(UPLOAD_CHUNK,    ANYONE, SESSION, CHANGE, FILE_UPLOAD,   NULL, NULL),
-    ROW(UPLOAD_COMPLETE, ANYONE, SESSION, CHANGE, FILE_UPLOAD,   NULL, NULL),
-    ROW(DOWNLOAD_CHUNK,  ANYONE, SESSION, READ,   FILE_DOWNLOAD, NULL, NULL),
+    ROW(UPLOAD_BEGIN,    ANYONE, MEMBER,  CHANGE, FILE_UPLOAD,   files_upload_begin,    files_upload_begin_done),
+    ROW(UPLOAD_CHUNK,    ANYONE, SESSION, CHANGE, FILE_UPLOAD,   files_upload_chunk,    files_upload_chunk_done),
+    ROW(UPLOAD_COMPLETE, ANYONE, SESSION, CHANGE, FILE_UPLOAD,   files_upload_complete, files_upload_complete_done),
+    ROW(UPLOAD_STATUS,   ANYONE, SESSION, CHANGE, FILE_UPLOAD,   files_upload_status,   NULL),
+    ROW(DOWNLOAD_CHUNK,  ANYONE, MEMBER,  READ,   FILE_DOWNLOAD, files_download_chunk,  NULL),
     /* notifications */
     ROW(GET_NOTIFICATION_SETTINGS, ANYONE, SESSION, CHANGE, NOTIFY_READ,      NULL, NULL),
     ROW(SET_NOTIFICATION_SETTINGS, ANYONE, SESSION, CHANGE, NOTIFY_WRITE,     NULL, NULL),

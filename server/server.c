@@ -124,6 +124,7 @@ static void render_metrics(void *ctx, struct buf *out) {
     struct journal_stats js;
     journal_get_stats(s->journal, &js);
     metrics_render(s->metrics, &js, store_size_bytes(s->store), out);
+    handlers_render_metrics(s->handlers, out);
 }
 
 /* The identity ServerInit (written by `carechatd init`) gave the database. A
@@ -213,6 +214,7 @@ int server_open(const struct server_config *cfg, struct server **out) {
         .ctx = s,
     };
     handlers_conn_handler(s->handlers, &wc.handler);
+    handlers_http_handler(s->handlers, &wc.http);
     struct ws *ws;
     rc = ws_open(&wc, &ws);
     if (rc != 0) {

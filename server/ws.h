@@ -26,6 +26,7 @@
 #include "base/buf.h"
 #include "server/config.h"
 #include "server/conn.h"
+#include "server/http.h"
 #include "server/metrics.h"
 
 struct ws_config {
@@ -41,6 +42,9 @@ struct ws_config {
     void (*render_health)(void *ctx, struct buf *out);
     void (*render_metrics)(void *ctx, struct buf *out);
     void *ctx;
+    /* The HTTP requests under http.prefix on the public listener (tus,
+     * server/http.h); prefix NULL: none. */
+    struct http_handler http;
 };
 
 struct ws;
