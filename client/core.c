@@ -411,6 +411,28 @@ int cc_call(struct carechat *c, Carechat__V1__Frame *req, const char *what,
     return 0;
 }
 
+int cc_send(struct carechat *c, Carechat__V1__Frame *req, const char *what, int64_t deadline,
+            uint64_t *id) {
+    req->request_id = ++c->last_request_id;
+    int rc = send_frame(c, req, deadline);
+    if (rc != 0)
+        return lost(c, rc, what);
+    *id = req->request_id;
+    return 0;
+}
+
+int cc_await(struct carechat *c, uint64_t id, const char *what, int64_t deadline,
+             Carechat__V1__Frame **out) {
+    Carechat__V1__Frame *resp = NULL;
+    while (resp == NULL) {
+        int rc = receive_one(c, deadline, id, &resp);
+        if (rc != 0)
+            return lost(c, rc, what);
+    }
+    *out = resp;
+    return 0;
+}
+
 int cc_pump(struct carechat *c, int64_t deadline) {
     int rc = receive_one(c, deadline, 0, NULL);
     if (rc == STATUS_UNAVAILABLE && transport_is_open(c->t))

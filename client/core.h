@@ -155,6 +155,18 @@ int cc_ensure_session(struct carechat *c);
 int cc_call(struct carechat *c, Carechat__V1__Frame *req, const char *what,
             Carechat__V1__Frame **out);
 
+/* For requests in flight together (file transfers): sends `req` with the
+ * next request id, written to *id, without waiting. Returns 0, or records a
+ * connection failure of `what` and returns it (connection closed). */
+int cc_send(struct carechat *c, Carechat__V1__Frame *req, const char *what, int64_t deadline,
+            uint64_t *id);
+/* Waits until `deadline` for the response to request `id` (responses to
+ * other requests arriving meanwhile are dropped: await them in the order
+ * they were sent, which is the order the server answers a connection's
+ * requests in). Stores it in *out (free with cc_free_response()) and returns
+ * 0, or records a connection failure and returns it (connection closed). */
+int cc_await(struct carechat *c, uint64_t id, const char *what, int64_t deadline,
+             Carechat__V1__Frame **out);
 /* Receives one frame until `deadline` (clock_monotonic_ms()) and handles it:
  * answers a server request (queueing deliveries), drops a stray response.
  * Returns 0 after one frame; STATUS_UNAVAILABLE when the deadline passed;
