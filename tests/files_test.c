@@ -19,6 +19,7 @@
  * One server (bootstrapped, --file-max 32m); every wait has a deadline;
  * everything is on 127.0.0.1.
  */
+#define _GNU_SOURCE /* memmem */
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -39,8 +40,12 @@
 #include "base/rand.h"
 #include "base/status.h"
 #include "client/carechat.h"
+#include "server/records_files.h"
+#include "storage/blob.h"
+#include "storage/store.h"
 #include "tests/fixture.h"
 #include "tests/harness.h"
+#include "tests/wsclient.h"
 
 #define PASSWORD "member-secret-passphrase"
 #define WAIT_MS 3000
@@ -54,8 +59,8 @@ static struct id conv;
 
 static int group_setup(void **state) {
     (void)state;
-    const char *args[] = {"--file-max", "32m", "--audit-coalesce", "0", "--read-burst", "100000",
-                          NULL};
+    const char *args[] = {"--file-max",    "32m", "--audit-coalesce", "0", "--read-burst",
+                          "100000",        "--upload-ttl", "60",   NULL};
     if (fixture_start_bootstrapped(args, &server) != 0)
         return -1;
     fixture_url(server, url);
@@ -258,10 +263,261 @@ static void test_files_interrupted_upload_resumes(void **state) {
     free(data);
 }
 
+/* ---- refusals --------------------------------------------------------------------------- */
+
+static void metrics(struct buf *body) {
+    int status = 0;
+    buf_init(body);
+    assert_int_equal(http_get("127.0.0.1", server->metrics_port, "/metrics", 5000, &status, NULL,
+                              body),
+                     0);
+    assert_int_equal(status, 200);
+    buf_append(body, "", 1);
+}
+
+/* The value of the metrics line starting with `name` (-1 when absent). */
+static long long metric(const char *name) {
+    struct buf b;
+    metrics(&b);
+    const char *p = strstr((const char *)b.data, name);
+    long long v = p ? atoll(p + strlen(name)) : -1;
+    buf_cleanup(&b);
+    return v;
+}
+
+static void test_files_non_member_refused_and_audited(void **state) {
+    (void)state;
+    people();
+    char src[PATH_MAX], dst[PATH_MAX];
+    tmp_path("letter.pdf", src);
+    tmp_path("stolen.pdf", dst);
+    uint8_t *data = write_file(src, 5000, NULL);
+    struct carechat_attachment a, got;
+    FIXTURE_ASSERT_OK(dr, carechat_upload_file(dr, &conv, src, "letter.pdf", "application/pdf",
+                                               NULL, &a));
+    send_and_receive(&a, &got);
+    /* The stranger holds the whole attachment (key included), yet the
+     * server serves nothing: NOT_FOUND, as for an unknown file. */
+    assert_int_equal(carechat_download_file(other, &got, dst, NULL), STATUS_NOT_FOUND);
+    assert_int_equal(access(dst, F_OK), -1);
+    struct carechat_session_info who;
+    assert_int_equal(carechat_session(other, &who), 0);
+    struct carechat_audit_filter f = {.actor = &who.account_id};
+    struct carechat_audit_records *recs = NULL;
+    FIXTURE_ASSERT_OK(root, carechat_audit_query(root, &f, &recs));
+    int refused = 0;
+    for (size_t i = 0; i < recs->n; i++)
+        if (strcmp(recs->items[i].action, "file.download") == 0 && recs->items[i].outcome == 4 &&
+            recs->items[i].object_len == ID_LEN &&
+            memcmp(recs->items[i].object, a.file.file_id.b, ID_LEN) == 0)
+            refused++;
+    carechat_audit_records_free(recs);
+    assert_true(refused >= 1);
+    /* The member's download is audited as a read of the file, before bytes. */
+    FIXTURE_ASSERT_OK(pat, carechat_download_file(pat, &got, dst, NULL));
+    assert_file_equals(dst, data, 5000);
+    free(data);
+}
+
+static void test_files_oversize_refused_before_storing(void **state) {
+    (void)state;
+    people();
+    char src[PATH_MAX];
+    tmp_path("huge.bin", src);
+    int fd = open(src, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, 40ll << 20), 0); /* sparse: --file-max is 32m */
+    close(fd);
+    long long started = metric("carechat_uploads_total{event=\"started\"} ");
+    struct carechat_attachment a;
+    assert_int_equal(carechat_upload_file(dr, &conv, src, "huge.bin", NULL, NULL, &a),
+                     STATUS_TOO_LARGE);
+    assert_int_equal(metric("carechat_uploads_total{event=\"started\"} "), started);
+    /* Nothing was encrypted into the profile either. */
+    char dir[PATH_MAX + 32];
+    snprintf(dir, sizeof dir, "%s/uploads", dr_profile);
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d)))
+            assert_true(e->d_name[0] == '.');
+        closedir(d);
+    }
+}
+
+/* ---- garbage collection ------------------------------------------------------------------ */
+
+static bool stop_early(void *ctx, uint64_t done, uint64_t total) {
+    (void)ctx;
+    (void)total;
+    return done < 2 * CARECHAT_FILE_CHUNK;
+}
+
+/* The file id in the only upload state of the provider's profile. */
+static void upload_state_file(struct id *out) {
+    char dir[PATH_MAX + 32];
+    snprintf(dir, sizeof dir, "%s/uploads", dr_profile);
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    struct dirent *e;
+    bool found = false;
+    while ((e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (n < 6 || strcmp(e->d_name + n - 6, ".state") != 0)
+            continue;
+        char path[2 * PATH_MAX];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        FILE *f = fopen(path, "r");
+        assert_non_null(f);
+        char line[256];
+        while (fgets(line, sizeof line, f))
+            if (strncmp(line, "file_id ", 8) == 0) {
+                line[8 + 32] = '\0';
+                assert_int_equal(id_from_hex(line + 8, out), 0);
+                found = true;
+            }
+        fclose(f);
+    }
+    closedir(d);
+    assert_true(found);
+}
+
+static void test_files_expired_upload_collected(void **state) {
+    (void)state;
+    people();
+    char src[PATH_MAX];
+    tmp_path("abandoned.bin", src);
+    uint8_t *data = write_file(src, 1u << 20, NULL);
+    struct carechat_attachment a;
+    struct carechat_transfer t = {.progress = stop_early};
+    assert_int_equal(carechat_upload_file(dr, &conv, src, "a.bin", NULL, &t, &a),
+                     STATUS_UNAVAILABLE);
+    struct id file;
+    upload_state_file(&file);
+    /* Two minutes later (--upload-ttl 60): the collector deletes it. */
+    int status;
+    assert_int_equal(harness_stop(server, &status), 0);
+    assert_true(server->n_args + 2 <= HARNESS_MAX_ARGS);
+    server->args[server->n_args++] = strdup("--clock-offset");
+    server->args[server->n_args++] = strdup("120000");
+    assert_int_equal(harness_restart(server), 0);
+    reopen_all();
+    long long expired = 0;
+    for (int i = 0; i < 150 && expired < 1; i++) {
+        usleep(100000);
+        expired = metric("carechat_uploads_total{event=\"expired\"} ");
+    }
+    assert_true(expired >= 1);
+    /* Its record and its chunks are gone from the store. */
+    assert_int_equal(harness_stop(server, &status), 0);
+    struct store *s = NULL;
+    struct store_config sc = {.data_dir = server->data_dir};
+    assert_int_equal(store_open(&sc, &s), 0);
+    struct buf v;
+    buf_init(&v);
+    struct key k;
+    rec_key_file(&k, &file);
+    assert_int_equal(store_get(s, CF_FILES, k.b, k.len, &v), STATUS_NOT_FOUND);
+    assert_int_equal(blob_get_chunk(s, &file, 0, &v), STATUS_NOT_FOUND);
+    assert_int_equal(blob_get_chunk(s, &file, 1, &v), STATUS_NOT_FOUND);
+    buf_cleanup(&v);
+    store_close(s);
+    assert_int_equal(harness_restart(server), 0);
+    reopen_all();
+    /* The same file again starts a new upload and completes. */
+    FIXTURE_ASSERT_OK(dr, carechat_upload_file(dr, &conv, src, "a.bin", NULL, NULL, &a));
+    assert_false(id_equal(&a.file.file_id, &file));
+    free(data);
+}
+
+/* ---- canary --------------------------------------------------------------------------- */
+
+/* Whether any regular file under `dir` contains `needle`. */
+static bool tree_contains(const char *dir, const char *needle) {
+    DIR *d = opendir(dir);
+    if (!d)
+        return false;
+    bool found = false;
+    struct dirent *e;
+    while (!found && (e = readdir(d))) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        char path[2 * PATH_MAX];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        struct stat sb;
+        if (lstat(path, &sb) != 0)
+            continue;
+        if (S_ISDIR(sb.st_mode)) {
+            found = tree_contains(path, needle);
+            continue;
+        }
+        if (!S_ISREG(sb.st_mode))
+            continue;
+        FILE *f = fopen(path, "rb");
+        if (!f)
+            continue;
+        uint8_t *p = malloc((size_t)sb.st_size + 1);
+        size_t n = fread(p, 1, (size_t)sb.st_size, f);
+        fclose(f);
+        found = memmem(p, n, needle, strlen(needle)) != NULL;
+        free(p);
+    }
+    closedir(d);
+    return found;
+}
+
+static void test_files_canary_leaves_no_trace(void **state) {
+    (void)state;
+    people();
+    uint8_t r[8];
+    rand_bytes(r, sizeof r);
+    char canary[64], name[64];
+    snprintf(canary, sizeof canary, "CANARY-%02x%02x%02x%02x%02x%02x%02x%02x-PLAINTEXT", r[0],
+             r[1], r[2], r[3], r[4], r[5], r[6], r[7]);
+    snprintf(name, sizeof name, "wound-%02x%02x%02x%02x%02x%02x.jpg", r[7], r[6], r[5], r[4], r[3],
+             r[2]);
+    char src[PATH_MAX], dst[PATH_MAX];
+    tmp_path("canary.bin", src);
+    tmp_path("canary.out", dst);
+    const size_t len = 3u << 20; /* several chunks, so blob files hold them */
+    uint8_t *data = write_file(src, len, canary);
+    struct carechat_attachment a, got;
+    FIXTURE_ASSERT_OK(dr, carechat_upload_file(dr, &conv, src, name, "image/jpeg", NULL, &a));
+    send_and_receive(&a, &got);
+    assert_string_equal(got.file_name, name);
+    FIXTURE_ASSERT_OK(pat, carechat_download_file(pat, &got, dst, NULL));
+    assert_file_equals(dst, data, len);
+    struct buf m;
+    metrics(&m);
+    assert_null(strstr((const char *)m.data, canary));
+    assert_null(strstr((const char *)m.data, name));
+    buf_cleanup(&m);
+    /* Stopped: memtables flushed into SST and blob files. */
+    int status;
+    assert_int_equal(harness_stop(server, &status), 0);
+    assert_int_equal(status, 0);
+    /* The finder finds the canary where it is: beside the plaintext. */
+    char src_dir[PATH_MAX];
+    snprintf(src_dir, sizeof src_dir, "%s", src);
+    *strrchr(src_dir, '/') = '\0';
+    assert_true(tree_contains(src_dir, canary));
+    assert_false(tree_contains(server->data_dir, canary));
+    assert_false(tree_contains(server->data_dir, name));
+    assert_false(harness_log_contains(server, canary));
+    assert_false(harness_log_contains(server, name));
+    assert_int_equal(harness_restart(server), 0);
+    reopen_all();
+    free(data);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_files_round_trip_sizes),
+        cmocka_unit_test(test_files_non_member_refused_and_audited),
+        cmocka_unit_test(test_files_oversize_refused_before_storing),
         cmocka_unit_test(test_files_interrupted_upload_resumes),
+        cmocka_unit_test(test_files_expired_upload_collected),
+        cmocka_unit_test(test_files_canary_leaves_no_trace),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
