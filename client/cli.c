@@ -48,6 +48,11 @@ enum opt {
     O_MEMBER,
     O_MESSAGE,
     O_URGENT,
+    O_FILE,
+    O_OUT,
+    O_SEQ,
+    O_FILE_ID,
+    O_TYPE,
     O_COUNT,
 };
 
@@ -83,6 +88,11 @@ static const struct option_def options[O_COUNT] = {
     [O_MEMBER] = {"member", true, false},
     [O_MESSAGE] = {"message", true, false},
     [O_URGENT] = {"urgent", false, false},
+    [O_FILE] = {"file", true, false},
+    [O_OUT] = {"out", true, false},
+    [O_SEQ] = {"seq", true, false},
+    [O_FILE_ID] = {"file-id", true, false},
+    [O_TYPE] = {"type", true, false},
 };
 
 struct command_def {
@@ -92,7 +102,7 @@ struct command_def {
     enum opt required[5];
     size_t n_required;
     /* Options it also accepts. */
-    enum opt optional[5];
+    enum opt optional[8];
     size_t n_optional;
 };
 
@@ -102,7 +112,13 @@ static const struct command_def commands[] = {
     {"register", CLI_REGISTER, {O_CODE, O_EMAIL, O_PASSWORD_FILE, O_BIRTHDATE, O_NAME}, 5, {0}, 0},
     {"devices", CLI_DEVICES, {0}, 0, {0}, 0},
     {"logout", CLI_LOGOUT, {0}, 0, {0}, 0},
-    {"send", CLI_SEND, {O_TEXT}, 1, {O_TO, O_CONVERSATION, O_CHANNEL, O_CLIENT_ID, O_URGENT}, 5},
+    {"send",
+     CLI_SEND,
+     {0},
+     0,
+     {O_TEXT, O_FILE, O_TYPE, O_TO, O_CONVERSATION, O_CHANNEL, O_CLIENT_ID, O_URGENT},
+     8},
+    {"download", CLI_DOWNLOAD, {O_CONVERSATION}, 1, {O_SEQ, O_FILE_ID, O_OUT}, 3},
     {"recv", CLI_RECV, {0}, 0, {O_WAIT}, 1},
     {"history", CLI_HISTORY, {O_CONVERSATION}, 1, {O_LIMIT}, 1},
     {"conversations", CLI_CONVERSATIONS, {0}, 0, {0}, 0},
@@ -254,6 +270,11 @@ int cli_parse(int argc, char **argv, struct cli_args *out, char *err, size_t err
     if (cmd->command == CLI_SEND && (int)seen[O_TO] + seen[O_CONVERSATION] + seen[O_CHANNEL] != 1)
         return usage_error(err, err_len, "%s",
                            "'send' needs exactly one of --to, --conversation and --channel");
+    if (cmd->command == CLI_SEND && !seen[O_TEXT] && !seen[O_FILE])
+        return usage_error(err, err_len, "%s", "'send' needs --text, --file or both");
+    if (cmd->command == CLI_DOWNLOAD && seen[O_SEQ] == seen[O_FILE_ID])
+        return usage_error(err, err_len, "%s", "'download' needs exactly one of --seq and --file-id");
+
     if ((cmd->command == CLI_RECALL || cmd->command == CLI_URGENT_ACK ||
          cmd->command == CLI_URGENT_STATUS) &&
         seen[O_CONVERSATION] == seen[O_CHANNEL])
@@ -274,10 +295,19 @@ int cli_parse(int argc, char **argv, struct cli_args *out, char *err, size_t err
         return usage_error(err, err_len, "%s",
                            "--text is not valid UTF-8 text: nothing was sent (check the "
                            "terminal's or the script's character encoding)");
+    if (values[O_FILE_ID] != NULL && id_from_hex(values[O_FILE_ID], &id) != 0)
+        return usage_error(err, err_len, "--file-id must be 32 hex digits, not '%s'",
+                           values[O_FILE_ID]);
     if (values[O_CLIENT_ID] != NULL && id_from_hex(values[O_CLIENT_ID], &id) != 0)
         return usage_error(err, err_len, "--client-id must be 32 hex digits, not '%s'",
                            values[O_CLIENT_ID]);
     unsigned long n = 0;
+    if (values[O_SEQ] != NULL) {
+        if (!parse_number(values[O_SEQ], 999999999999ul, &n) || n == 0)
+            return usage_error(err, err_len, "--seq must be a message's sequence, not '%s'",
+                               values[O_SEQ]);
+        a.seq = n;
+    }
     if (values[O_WAIT] != NULL) {
         if (!parse_number(values[O_WAIT], CLI_MAX_WAIT_S, &n))
             return usage_error(err, err_len, "--wait must be 0..3600 seconds, not '%s'",
@@ -305,6 +335,10 @@ int cli_parse(int argc, char **argv, struct cli_args *out, char *err, size_t err
     a.message = values[O_MESSAGE];
     a.urgent = seen[O_URGENT];
     a.text = values[O_TEXT];
+    a.file = values[O_FILE];
+    a.media_type = values[O_TYPE];
+    a.out = values[O_OUT];
+    a.file_id = values[O_FILE_ID];
     a.client_id = values[O_CLIENT_ID];
     a.command = cmd->command;
     a.server = values[O_SERVER];
@@ -379,13 +413,21 @@ const char *cli_usage(void) {
            "      list the devices of your account\n"
            "  logout\n"
            "      end this device's session\n"
-           "  send (--to EMAIL | --conversation ID | --channel ID) --text TEXT [--client-id ID]\n"
-           "       [--urgent]\n"
+           "  send (--to EMAIL | --conversation ID | --channel ID) [--text TEXT]\n"
+           "       [--file PATH [--type MEDIA-TYPE]] [--client-id ID] [--urgent]\n"
            "      encrypt TEXT for every device of every active member and send it (--to\n"
            "      opens the direct conversation with EMAIL); a retry with the same --client-id\n"
            "      (32 hex digits) stores the message once; --urgent asks every recipient to\n"
            "      acknowledge; prints conversation, seq, message and client ids; TEXT that\n"
            "      is not valid UTF-8 is refused before anything is sent (exit 1)\n"
+           "      --file: encrypt the file on this device, upload it (resuming an\n"
+           "      interrupted upload of the same file, whose state is in the profile) and\n"
+           "      send it as an attachment; a progress bar on a terminal (not with --json)\n"
+           "  download --conversation ID (--seq N | --file-id ID) [--out PATH]\n"
+           "      fetch the attachment(s) of message N (or the file ID) of the\n"
+           "      conversation, verify and decrypt them to PATH (default: the file's name\n"
+           "      in the current directory); an interrupted download resumes from\n"
+           "      PATH.part; exit 6 when the file does not verify (nothing is written)\n"
            "  recv [--wait SECONDS]\n"
            "      print and acknowledge what arrived for this device, then wait SECONDS\n"
            "      (default 0) after the server's queue is empty; JSON fields: conversation,\n"

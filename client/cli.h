@@ -61,6 +61,7 @@ enum cli_command {
     CLI_URGENT_ACK,
     CLI_URGENT_STATUS,
     CLI_ACCOUNT_DEACTIVATE,
+    CLI_DOWNLOAD,
 };
 
 #define CLI_MAX_WAIT_S 3600
@@ -94,6 +95,11 @@ struct cli_args {
     const char *member;       /* channel add/remove/approve: an email or a 32-hex account id */
     const char *message;      /* recall, urgent ack/status: 32 hex digits (checked) */
     bool urgent;              /* send --urgent */
+    const char *file;         /* send --file PATH, or NULL */
+    const char *media_type;   /* send --type, or NULL */
+    const char *out;          /* download --out PATH, or NULL */
+    const char *file_id;      /* download --file-id: 32 hex digits (checked), or NULL */
+    uint64_t seq;             /* download --seq, or 0 */
 };
 
 /* Parses a time given as milliseconds since the epoch (digits) or as
