@@ -160,13 +160,14 @@ int cc_call(struct carechat *c, Carechat__V1__Frame *req, const char *what,
  * connection failure of `what` and returns it (connection closed). */
 int cc_send(struct carechat *c, Carechat__V1__Frame *req, const char *what, int64_t deadline,
             uint64_t *id);
-/* Waits until `deadline` for the response to request `id` (responses to
- * other requests arriving meanwhile are dropped: await them in the order
- * they were sent, which is the order the server answers a connection's
- * requests in). Stores it in *out (free with cc_free_response()) and returns
- * 0, or records a connection failure and returns it (connection closed). */
-int cc_await(struct carechat *c, uint64_t id, const char *what, int64_t deadline,
-             Carechat__V1__Frame **out);
+/* Waits until `deadline` for the response to any of the `n` requests `ids`
+ * (0 entries are ignored; the server may answer a connection's requests out
+ * of order, e.g. a read waiting for its access record after a later one
+ * covered by it; responses to other requests are dropped). Stores it in *out
+ * (free with cc_free_response(); its request_id says which) and returns 0,
+ * or records a connection failure and returns it (connection closed). */
+int cc_await(struct carechat *c, const uint64_t *ids, size_t n, const char *what,
+             int64_t deadline, Carechat__V1__Frame **out);
 /* Receives one frame until `deadline` (clock_monotonic_ms()) and handles it:
  * answers a server request (queueing deliveries), drops a stray response.
  * Returns 0 after one frame; STATUS_UNAVAILABLE when the deadline passed;

@@ -291,8 +291,9 @@ static int send_chunks(struct carechat *c, const struct upload_state *st, uint64
         return cc_fail(c, STATUS_IO, CARECHAT_ERROR_PROFILE, "cannot read %s: %s", st->enc_path,
                        strerror(errno));
     uint8_t *chunk = xmalloc(CARECHAT_FILE_CHUNK);
-    uint64_t ids[CARECHAT_FILE_WINDOW];
-    size_t head = 0, count = 0;
+    /* Requests in flight, by slot (0: free); answered in any order. */
+    uint64_t ids[CARECHAT_FILE_WINDOW] = {0};
+    size_t count = 0;
     uint64_t offset = received - received % CARECHAT_FILE_CHUNK;
     int rc = 0;
     while (rc == 0 && (offset < total || count > 0)) {
@@ -313,8 +314,10 @@ static int send_chunks(struct carechat *c, const struct upload_state *st, uint64
             carechat__v1__frame__init(&req);
             req.body_case = CARECHAT__V1__FRAME__BODY_UPLOAD_CHUNK;
             req.upload_chunk = &m;
-            rc = cc_send(c, &req, what, clock_monotonic_ms() + c->request_timeout_ms,
-                         &ids[(head + count) % CARECHAT_FILE_WINDOW]);
+            size_t slot = 0;
+            while (ids[slot] != 0)
+                slot++;
+            rc = cc_send(c, &req, what, clock_monotonic_ms() + c->request_timeout_ms, &ids[slot]);
             if (rc == 0) {
                 count++;
                 offset += n;
@@ -323,14 +326,18 @@ static int send_chunks(struct carechat *c, const struct upload_state *st, uint64
         if (rc != 0 || count == 0)
             break;
         Carechat__V1__Frame *resp = NULL;
-        rc = cc_await(c, ids[head], what, clock_monotonic_ms() + c->request_timeout_ms, &resp);
+        rc = cc_await(c, ids, CARECHAT_FILE_WINDOW, what,
+                      clock_monotonic_ms() + c->request_timeout_ms, &resp);
         if (rc != 0)
             break;
-        head = (head + 1) % CARECHAT_FILE_WINDOW;
+        for (size_t i = 0; i < CARECHAT_FILE_WINDOW; i++)
+            if (ids[i] == resp->request_id)
+                ids[i] = 0;
         count--;
         rc = cc_expect(c, resp, CARECHAT__V1__RESPONSE__RESULT_UPLOAD_CHUNK, what, NULL);
         if (rc == 0) {
-            received = resp->response->upload_chunk->received;
+            if (resp->response->upload_chunk->received > received)
+                received = resp->response->upload_chunk->received;
             if (cancelled(transfer, received, total))
                 rc = cc_fail(c, STATUS_UNAVAILABLE, CARECHAT_ERROR_ARGUMENT,
                              "%s: cancelled at %" PRIu64 " of %" PRIu64 " bytes", what, received,
@@ -436,11 +443,18 @@ static int fetch(struct carechat *c, const struct filecrypt_file *file, int fd, 
                  const struct carechat_transfer *transfer) {
     const char *what = "downloading the file";
     uint64_t total = filecrypt_ciphertext_size(file->size);
-    uint64_t ids[CARECHAT_FILE_WINDOW], offs[CARECHAT_FILE_WINDOW];
-    size_t head = 0, count = 0;
-    uint64_t next = have;
+    /* Requests in flight, by slot (0: free), and their answers, written to
+     * the file in offset order whatever order they come in. */
+    uint64_t ids[CARECHAT_FILE_WINDOW] = {0}, offs[CARECHAT_FILE_WINDOW];
+    Carechat__V1__Frame *got[CARECHAT_FILE_WINDOW] = {0};
+    size_t count = 0;
+    uint64_t next = have, written = have;
     int rc = 0;
-    while (rc == 0 && (next < total || count > 0)) {
+    const struct cc_hint hints[] = {
+        {CARECHAT__V1__STATUS__NOT_FOUND, "no such file, or you are not a member of its "
+                                          "conversation"},
+        {CARECHAT__V1__STATUS__OK, NULL}};
+    while (rc == 0 && (written < total)) {
         while (rc == 0 && next < total && count < CARECHAT_FILE_WINDOW) {
             uint64_t n = total - next < CARECHAT_FILE_CHUNK ? total - next : CARECHAT_FILE_CHUNK;
             Carechat__V1__DownloadChunk m;
@@ -452,7 +466,9 @@ static int fetch(struct carechat *c, const struct filecrypt_file *file, int fd, 
             carechat__v1__frame__init(&req);
             req.body_case = CARECHAT__V1__FRAME__BODY_DOWNLOAD_CHUNK;
             req.download_chunk = &m;
-            size_t slot = (head + count) % CARECHAT_FILE_WINDOW;
+            size_t slot = 0;
+            while (ids[slot] != 0 || got[slot] != NULL)
+                slot++;
             rc = cc_send(c, &req, what, clock_monotonic_ms() + c->request_timeout_ms, &ids[slot]);
             if (rc == 0) {
                 offs[slot] = next;
@@ -463,35 +479,54 @@ static int fetch(struct carechat *c, const struct filecrypt_file *file, int fd, 
         if (rc != 0 || count == 0)
             break;
         Carechat__V1__Frame *resp = NULL;
-        rc = cc_await(c, ids[head], what, clock_monotonic_ms() + c->request_timeout_ms, &resp);
+        rc = cc_await(c, ids, CARECHAT_FILE_WINDOW, what,
+                      clock_monotonic_ms() + c->request_timeout_ms, &resp);
         if (rc != 0)
             break;
-        uint64_t off = offs[head];
-        head = (head + 1) % CARECHAT_FILE_WINDOW;
-        count--;
-        const struct cc_hint hints[] = {
-            {CARECHAT__V1__STATUS__NOT_FOUND, "no such file, or you are not a member of its "
-                                              "conversation"},
-            {CARECHAT__V1__STATUS__OK, NULL}};
+        size_t slot = 0;
+        while (ids[slot] != resp->request_id)
+            slot++;
+        ids[slot] = 0;
         rc = cc_expect(c, resp, CARECHAT__V1__RESPONSE__RESULT_DOWNLOAD_CHUNK, what,
                        resp->response->status == CARECHAT__V1__STATUS__NOT_FOUND ? hints[0].text
                                                                                  : NULL);
         if (rc == 0) {
             const Carechat__V1__DownloadChunkResult *d = resp->response->download_chunk;
+            uint64_t off = offs[slot];
             uint64_t want = total - off < CARECHAT_FILE_CHUNK ? total - off : CARECHAT_FILE_CHUNK;
             if (d->offset != off || d->size != total || d->data.len != want)
                 rc = cc_fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
                              "%s: the server sent another piece of the file", what);
-            else if (write(fd, d->data.data, d->data.len) != (ssize_t)d->data.len)
-                rc = cc_fail(c, STATUS_IO, CARECHAT_ERROR_ARGUMENT, "%s: cannot write: %s", what,
-                             strerror(errno));
-            else if (cancelled(transfer, off + d->data.len, total))
-                rc = cc_fail(c, STATUS_UNAVAILABLE, CARECHAT_ERROR_ARGUMENT,
-                             "%s: cancelled at %" PRIu64 " of %" PRIu64 " bytes", what,
-                             off + d->data.len, total);
         }
-        cc_free_response(resp);
+        if (rc != 0) {
+            cc_free_response(resp);
+            break;
+        }
+        got[slot] = resp;
+        /* Write every answer that is next in the file. */
+        for (bool progress = true; rc == 0 && progress;) {
+            progress = false;
+            for (size_t i = 0; i < CARECHAT_FILE_WINDOW; i++) {
+                if (!got[i] || offs[i] != written)
+                    continue;
+                const ProtobufCBinaryData *data = &got[i]->response->download_chunk->data;
+                if (write(fd, data->data, data->len) != (ssize_t)data->len)
+                    rc = cc_fail(c, STATUS_IO, CARECHAT_ERROR_ARGUMENT, "%s: cannot write: %s",
+                                 what, strerror(errno));
+                written += data->len;
+                cc_free_response(got[i]);
+                got[i] = NULL;
+                count--;
+                progress = true;
+                if (rc == 0 && cancelled(transfer, written, total))
+                    rc = cc_fail(c, STATUS_UNAVAILABLE, CARECHAT_ERROR_ARGUMENT,
+                                 "%s: cancelled at %" PRIu64 " of %" PRIu64 " bytes", what,
+                                 written, total);
+            }
+        }
     }
+    for (size_t i = 0; i < CARECHAT_FILE_WINDOW; i++)
+        cc_free_response(got[i]);
     if (rc != 0 && count > 0)
         cc_disconnect(c, 0);
     return rc;
