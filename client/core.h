@@ -38,6 +38,8 @@
 
 struct cc_msg;
 
+#define CC_UPLOADED_MAX 32
+
 /* The Delivery frames of the current connection, answered OK by the core as
  * they arrive and kept in arrival (= cursor) order until messaging.c takes
  * them (cc_take_delivery()). Beyond CARECHAT_MAX_QUEUED the rest of the
@@ -80,6 +82,11 @@ struct carechat {
 
     struct cc_deliveries deliveries;
     struct cc_msg *msg; /* messaging state (messaging.c); NULL until first used */
+    /* Files this handle uploaded last (files.c), newest at uploaded_next - 1:
+     * carechat_send_content() binds those it carries to the message
+     * (FileBind) before sending it. */
+    struct id uploaded[CC_UPLOADED_MAX];
+    size_t uploaded_next;
 
     int err_status;
     enum carechat_error_kind err_kind;

@@ -426,6 +426,7 @@ int carechat_upload_file(struct carechat *c, const struct id *conversation_id, c
     }
     close(fd);
     if (rc == 0) {
+        c->uploaded[c->uploaded_next++ % CC_UPLOADED_MAX] = st->file.file_id;
         memset(out, 0, sizeof *out);
         out->file = st->file;
         snprintf(out->file_name, sizeof out->file_name, "%s", file_name ? file_name : "");

@@ -72,6 +72,7 @@ static const apply_kind_fn kinds[] = {
     [KIND(FILE_CHUNK)] = apply_file_chunk,
     [KIND(FILE_COMPLETE)] = apply_file_complete,
     [KIND(FILE_DELETE)] = apply_file_delete,
+    [KIND(FILE_BIND)] = apply_file_bind,
     [KIND(AUDIT_APPEND)] = apply_audit_kind,
 };
 #undef KIND

@@ -290,3 +290,21 @@ int apply_file_delete(struct store_txn *txn, const Carechat__Entry__V1__Entry *e
                        0, m->reason == DELETE_EXPIRED ? &f.uploader : NULL, file.b, ID_LEN,
                        f.has_owner ? &f.owner : NULL);
 }
+
+int apply_file_bind(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                    struct buf *result) {
+    (void)result;
+    const Carechat__Entry__V1__FileBind *m = e->file_bind;
+    struct id file, cmid;
+    struct rec_file f;
+    if (!m || !apply_id_field(m->client_msg_id, &cmid))
+        return STATUS_BAD_REQUEST;
+    int rc = uploading_file(txn, e, m->file_id, &file, &f);
+    if (rc != 0)
+        return rc;
+    if (f.has_message)
+        return id_equal(&f.client_msg_id, &cmid) ? STATUS_OK : STATUS_CONFLICT;
+    f.has_message = true;
+    f.client_msg_id = cmid;
+    return write_file(txn, &file, &f);
+}

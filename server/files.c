@@ -304,6 +304,63 @@ int files_upload_status(struct req *r) {
     return STATUS_OK;
 }
 
+/* ---- FileBind ------------------------------------------------------------------------- */
+
+int files_bind(struct req *r) {
+    const Carechat__V1__FileBind *m = r->frame->file_bind;
+    struct id id, cmid;
+    struct rec_file f;
+    int rc = own_file(r, m->file_id, &id, &f);
+    if (rc != 0)
+        return rc;
+    if (id_from_bytes(m->client_msg_id.data, m->client_msg_id.len, &cmid) != 0)
+        return req_fail(r, STATUS_BAD_REQUEST, "client_msg_id must be 16 bytes");
+    struct op *op = op_new(r, 0);
+    op->has_object = true;
+    op->object = id;
+    Carechat__Entry__V1__Entry e;
+    Carechat__Entry__V1__FileBind fb;
+    entry_init(&e, clock_now(), &r->hc->account, &r->hc->device);
+    carechat__entry__v1__file_bind__init(&fb);
+    fb.file_id = (ProtobufCBinaryData){ID_LEN, op->object.b};
+    fb.client_msg_id = m->client_msg_id;
+    e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_FILE_BIND;
+    e.file_bind = &fb;
+    return op_propose(op, &e);
+}
+
+int files_bind_done(struct op *op, const struct op_result *res) {
+    if (res->status != 0)
+        return op_fail(op, res->status,
+                       res->status == STATUS_CONFLICT    ? "the file is bound to another message"
+                       : res->status == STATUS_NOT_FOUND ? "no such upload, or expired"
+                                                         : NULL);
+    if (op_live(op))
+        conn_respond(op->hc->conn, op->request_id, STATUS_OK, NULL);
+    return STATUS_OK;
+}
+
+bool files_recalled(struct handlers *h, const struct rec_file *f) {
+    if (!f->has_message)
+        return false;
+    struct key k;
+    rec_key_idem(&k, &f->conversation, &f->uploader, &f->client_msg_id);
+    struct buf v;
+    buf_init(&v);
+    struct rec_sent sent;
+    bool recalled = false;
+    if (store_get(h->store, CF_IDEMPOTENCY, k.b, k.len, &v) == 0 &&
+        rec_sent_decode(v.data, v.len, &sent) == 0) {
+        key_id_u64(&k, &f->conversation, sent.seq);
+        struct rec_message msg;
+        if (store_get(h->store, CF_MESSAGES, k.b, k.len, &v) == 0 &&
+            rec_message_decode(v.data, v.len, &msg) == 0)
+            recalled = msg.recalled_at != 0;
+    }
+    buf_cleanup(&v);
+    return recalled;
+}
+
 /* ---- DownloadChunk ---------------------------------------------------------------------- */
 
 int files_download_chunk(struct req *r) {
@@ -315,7 +372,8 @@ int files_download_chunk(struct req *r) {
     int rc = files_read(r->h, &id, &f);
     /* Authorization checked membership in the file's conversation; an
      * unfinished upload is nobody's to download yet. */
-    if (rc == 0 && (f.state != REC_FILE_COMPLETE || !id_equal(&f.conversation, &r->conv_id)))
+    if (rc == 0 && (f.state != REC_FILE_COMPLETE || !id_equal(&f.conversation, &r->conv_id) ||
+                    files_recalled(r->h, &f)))
         rc = STATUS_NOT_FOUND;
     if (rc != 0)
         return req_deny(r, rc, "no such file", m->file_id.data, ID_LEN);

@@ -50,6 +50,13 @@ int files_upload_chunk_done(struct op *op, const struct op_result *res);
 int files_upload_complete(struct req *r);
 int files_upload_complete_done(struct op *op, const struct op_result *res);
 int files_upload_status(struct req *r);
+int files_bind(struct req *r);
+int files_bind_done(struct op *op, const struct op_result *res);
+
+/* Whether the message that carries file `f` (FileBind) has been recalled:
+ * then the file is no longer served. False for a file bound to no message or
+ * to one not sent (yet). */
+bool files_recalled(struct handlers *h, const struct rec_file *f);
 int files_download_chunk(struct req *r);
 
 /* Reads file `id`'s record. Returns 0, STATUS_NOT_FOUND, STATUS_CORRUPT or

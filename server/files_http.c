@@ -777,7 +777,7 @@ static void download_done(void *ctx, uint64_t pos, int status, const uint8_t *re
 static void do_get(struct tus *s) {
     int rc = path_id(s->rq.path, &s->file) ? files_read(s->h, &s->file, &s->f) : STATUS_NOT_FOUND;
     struct rec_member mem;
-    if (rc == 0 && s->f.state != REC_FILE_COMPLETE)
+    if (rc == 0 && (s->f.state != REC_FILE_COMPLETE || files_recalled(s->h, &s->f)))
         rc = STATUS_NOT_FOUND;
     if (rc == 0) {
         rc = req_read_member(s->h, &s->f.conversation, &s->account, &mem);

@@ -26,6 +26,8 @@ void rec_file_encode(const struct rec_file *f, struct buf *out) {
     rec_put_u64(out, (uint64_t)f->visible_until);
     rec_put_bytes(out, f->sha256, sizeof f->sha256);
     rec_put_bytes(out, f->hash_state, sizeof f->hash_state);
+    rec_put_u8(out, f->has_message ? 1 : 0);
+    rec_put_id(out, &f->client_msg_id);
 }
 
 /* Copies a fixed-length byte string field into `out` (n bytes). */
@@ -60,6 +62,8 @@ int rec_file_decode(const uint8_t *data, size_t len, struct rec_file *out) {
     out->visible_until = (int64_t)rec_get_u64(&r);
     get_fixed(&r, out->sha256, sizeof out->sha256);
     get_fixed(&r, out->hash_state, sizeof out->hash_state);
+    out->has_message = rec_get_u8(&r) != 0;
+    rec_get_id(&r, &out->client_msg_id);
     if (r.bad || r.p != r.end || out->chunk_size == 0 || out->received > out->size ||
         (out->state != REC_FILE_UPLOADING && out->state != REC_FILE_COMPLETE))
         return STATUS_CORRUPT;

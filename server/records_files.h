@@ -64,6 +64,10 @@ struct rec_file {
      * creation declared (all zero: none). */
     uint8_t sha256[REC_FILE_SHA256_LEN];
     uint8_t hash_state[REC_FILE_HASH_STATE_LEN];
+    /* The message that carries the file (FileBind): the client_msg_id of the
+     * uploader's Send in the conversation. */
+    bool has_message;
+    struct id client_msg_id;
 };
 
 struct rec_file_usage {

@@ -86,6 +86,7 @@ static const struct request_row rows[] = {
     ROW(UPLOAD_CHUNK,    ANYONE, SESSION, CHANGE, FILE_UPLOAD,   files_upload_chunk,    files_upload_chunk_done),
     ROW(UPLOAD_COMPLETE, ANYONE, SESSION, CHANGE, FILE_UPLOAD,   files_upload_complete, files_upload_complete_done),
     ROW(UPLOAD_STATUS,   ANYONE, SESSION, CHANGE, FILE_UPLOAD,   files_upload_status,   NULL),
+    ROW(FILE_BIND,       ANYONE, SESSION, CHANGE, FILE_UPLOAD,   files_bind,            files_bind_done),
     ROW(DOWNLOAD_CHUNK,  ANYONE, MEMBER,  READ,   FILE_DOWNLOAD, files_download_chunk,  NULL),
     /* notifications */
     ROW(GET_NOTIFICATION_SETTINGS, ANYONE, SESSION, CHANGE, NOTIFY_READ,      NULL, NULL),

@@ -12,6 +12,7 @@
  *   - someone who is not a member of the conversation gets NOT_FOUND, and the
  *     refusal is in the audit log (file.download, outcome NOT_FOUND);
  *   - a file larger than --file-max is refused before anything is stored;
+ *   - once the message carrying a file is recalled, the file is refused;
  *   - canary: a file whose plaintext holds a unique string, sent with a unique
  *     file name, leaves neither in any file of the data directory (SST, WAL,
  *     blob files, keys), the server's log or /metrics.
@@ -319,6 +320,35 @@ static void test_files_non_member_refused_and_audited(void **state) {
     free(data);
 }
 
+static void test_files_recalled_file_refused(void **state) {
+    (void)state;
+    people();
+    char src[PATH_MAX], dst[PATH_MAX];
+    tmp_path("rash.jpg", src);
+    tmp_path("rash.out", dst);
+    uint8_t *data = write_file(src, 70000, NULL);
+    struct carechat_attachment a;
+    FIXTURE_ASSERT_OK(dr, carechat_upload_file(dr, &conv, src, "rash.jpg", "image/jpeg", NULL, &a));
+    struct carechat_content content = {.attachments = &a, .n_attachments = 1};
+    struct carechat_sent sent;
+    FIXTURE_ASSERT_OK(dr, carechat_send_content(dr, &conv, &content, NULL, false, &sent));
+    struct carechat_message m;
+    FIXTURE_ASSERT_OK(pat, carechat_recv(pat, WAIT_MS, &m));
+    assert_int_equal(m.n_attachments, 1);
+    struct carechat_attachment got = m.attachments[0];
+    carechat_message_cleanup(&m);
+    FIXTURE_ASSERT_OK(pat, carechat_ack(pat));
+    FIXTURE_ASSERT_OK(pat, carechat_download_file(pat, &got, dst, NULL));
+    assert_file_equals(dst, data, 70000);
+    /* Recalled: the file is no longer served, though the patient holds the
+     * key. */
+    FIXTURE_ASSERT_OK(dr, carechat_recall(dr, &conv, &sent.message_id));
+    unlink(dst);
+    assert_int_equal(carechat_download_file(pat, &got, dst, NULL), STATUS_NOT_FOUND);
+    assert_int_equal(access(dst, F_OK), -1);
+    free(data);
+}
+
 static void test_files_oversize_refused_before_storing(void **state) {
     (void)state;
     people();
@@ -515,6 +545,7 @@ int main(void) {
         cmocka_unit_test(test_files_round_trip_sizes),
         cmocka_unit_test(test_files_non_member_refused_and_audited),
         cmocka_unit_test(test_files_oversize_refused_before_storing),
+        cmocka_unit_test(test_files_recalled_file_refused),
         cmocka_unit_test(test_files_interrupted_upload_resumes),
         cmocka_unit_test(test_files_expired_upload_collected),
         cmocka_unit_test(test_files_canary_leaves_no_trace),

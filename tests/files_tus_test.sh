@@ -193,6 +193,19 @@ st=$(tus_post $((33 * 1024 * 1024)))
 [ "$st" = 413 ] || fail "creation over --file-max: $st"
 st=$(status_of -H "Authorization: Bearer $(token other)" "$B$LOC")
 [ "$st" = 404 ] || fail "non-member GET: $st"
+# Recalling the message that carries a file stops its downloads.
+cli dr --json send --conversation "$CONV" --file "$T/p1" --text "to be recalled"
+expect_rc 0 "send --file to recall"
+RMID=$(field message_id)
+cli pat --json recv --wait 1
+RFID=$(grep 'to be recalled' "$T/out" | grep -o '"file_id": "[0-9a-f]*"' | head -1 | sed 's/.*: "\(.*\)"/\1/')
+[[ "$RFID" =~ ^[0-9a-f]{32}$ ]] || fail "recv: no attachment id"
+st=$(status_of -H "Authorization: Bearer $(token pat)" "$B/files/$RFID")
+[ "$st" = 200 ] || fail "GET before the recall: $st"
+cli dr recall --conversation "$CONV" --message "$RMID"
+expect_rc 0 "recall"
+st=$(status_of -H "Authorization: Bearer $(token pat)" "$B/files/$RFID")
+[ "$st" = 404 ] || fail "GET of a recalled file: $st"
 cli root --json audit query --actor other@example.org
 expect_rc 0 "audit query"
 grep '"file.download"' "$T/out" | grep -q '"outcome": 4' || fail "the refused GET is not audited"
