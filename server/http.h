@@ -77,8 +77,8 @@ struct http_txn {
 
 struct http_handler {
     /* A request under the handler's prefix. Returns the handler's state for
-     * the transaction (passed to every later call), or NULL after answering
-     * at once with http_txn_respond(). */
+     * the transaction (passed to every later call, and released by closed()),
+     * whether it answered at once with http_txn_respond() or will later. */
     void *(*begin)(void *ctx, struct http_txn *t, const struct http_request *rq);
     /* Body bytes (borrowed for the call). Returns 0, or -1 to hang up. */
     int (*body)(void *state, const uint8_t *data, size_t len);

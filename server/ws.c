@@ -3,7 +3,10 @@
  *
  * One context, two vhosts (LWS_SERVER_OPTION_EXPLICIT_VHOSTS):
  *   "carechat" on --listen, the public one:
- *     protocols[0] "http": 404 for every HTTP request; it also sees every
+ *     protocols[0] "http": requests under cfg.http.prefix (/files: tus and
+ *       downloads) go to that handler as transactions (server/http.h: ws.c
+ *       parses, feeds the body with flow control, writes the answer in
+ *       HTTP_WRITEABLE); 404 for every other HTTP request; it also sees every
  *       connection's birth and death (NEW_CLIENT_INSTANTIATED, WSI_DESTROY),
  *       which is where the per-address cap is kept, and the
  *       EVENT_WAIT_CANCELLED wake-ups. A WebSocket upgrade that lands here (no

@@ -5,7 +5,9 @@
  * One lws context with two listeners (vhosts):
  *   - config->listen, the public one: WebSocket with subprotocol "carechat.v1"
  *     only, binary messages of at most config->max_frame bytes, each handed to
- *     a `struct conn` (conn.h); every plain HTTP request gets 404;
+ *     a `struct conn` (conn.h); HTTP requests under cfg->http.prefix go to
+ *     that handler (server/http.h: tus and downloads under /files/), every
+ *     other plain HTTP request gets 404;
  *   - config->metrics_listen: HTTP/1.1 GET /healthz (application/json) and
  *     GET /metrics (Prometheus text), everything else 404. Unauthenticated,
  *     hence never on the public listener.
