@@ -5,10 +5,12 @@
  *   - files of 0, 1, 65536, 65537 bytes, one whose ciphertext ends exactly on
  *     a 128 KiB chunk boundary, and 3 MiB + 17 go from a provider to a
  *     patient, who downloads them, and the bytes are the same;
- *   - a 20 MiB upload interrupted five times (cancelled at random offsets four
- *     times, and once by kill -9 of the server) resumes from the profile and
- *     never from before an offset the server had acknowledged; the patient's
- *     download is byte-identical;
+ *   - a 20 MiB upload cut five times at random offsets with chunks in flight
+ *     (four dropped connections, the server closing it when the same device
+ *     connects elsewhere, and once kill -9 of the server) resumes, within the
+ *     call or from the profile after the restart, and the server never
+ *     reports less than an offset it had acknowledged; the patient's download
+ *     is byte-identical;
  *   - someone who is not a member of the conversation gets NOT_FOUND, and the
  *     refusal is in the audit log (file.download, outcome NOT_FOUND);
  *   - a file larger than --file-max is refused before anything is stored;
@@ -196,29 +198,42 @@ static void test_files_round_trip_sizes(void **state) {
 
 /* ---- interrupted upload ---------------------------------------------------------------- */
 
-struct interrupt {
-    uint64_t stop_at;   /* cancel (or kill) once `done` passes this; 0: never */
-    bool kill;          /* kill -9 the server instead of cancelling */
-    uint64_t acked;     /* the largest offset the server acknowledged */
-    uint64_t first;     /* the first offset reported in this call */
-    bool killed;
+/* Cuts of one carechat_upload_file() call, at the offsets in `at` (the
+ * first progress report past each): a cut drops the connection mid-flight
+ * (another handle on the same device connects, and the server closes this
+ * one: ReplacedElsewhere) and the library resumes within the call; with
+ * `kill_last` the last cut is kill -9 of the server instead, which ends the
+ * call. Every offset the server reports must be at least every one it
+ * reported before, across cuts and restarts: nothing acknowledged is lost. */
+struct cuts {
+    uint64_t at[4];
+    size_t n, next;
+    bool kill_last, killed;
+    uint64_t acked; /* the largest offset the server acknowledged so far */
+    bool regressed;
+    size_t reports;
 };
 
 static bool on_progress(void *ctx, uint64_t done, uint64_t total) {
     (void)total;
-    struct interrupt *it = ctx;
-    if (it->first == 0)
-        it->first = done;
-    if (done > it->acked)
-        it->acked = done;
-    if (it->stop_at && done >= it->stop_at) {
-        if (it->kill) {
-            if (!it->killed)
-                harness_kill9(server);
-            it->killed = true;
-            return true; /* the connection dies under the library */
+    struct cuts *k = ctx;
+    k->reports++;
+    if (done < k->acked)
+        k->regressed = true;
+    if (done > k->acked)
+        k->acked = done;
+    if (k->next < k->n && done >= k->at[k->next]) {
+        bool last = ++k->next == k->n;
+        if (last && k->kill_last) {
+            harness_kill9(server);
+            k->killed = true;
+        } else {
+            struct carechat *again = fixture_open(url, dr_profile);
+            struct carechat_devices *d = NULL;
+            assert_int_equal(carechat_devices(again, &d), 0);
+            carechat_devices_free(d);
+            carechat_close(again);
         }
-        return false;
     }
     return true;
 }
@@ -232,30 +247,29 @@ static void test_files_interrupted_upload_resumes(void **state) {
     tmp_path("big.out", dst);
     uint8_t *data = write_file(src, len, NULL);
     uint64_t total = filecrypt_ciphertext_size(len);
+    /* Five cuts at random offsets: two connection drops and kill -9 in the
+     * first call, two drops in the second, which completes. */
+    uint64_t r[5];
+    rand_bytes(r, sizeof r);
+    uint64_t at[5];
+    for (int i = 0; i < 5; i++)
+        at[i] = (uint64_t)(i + 1) * total / 6 - r[i] % (total / 12);
+    struct cuts k = {.at = {at[0], at[1], at[2]}, .n = 3, .kill_last = true};
+    struct carechat_transfer t = {.progress = on_progress, .ctx = &k};
     struct carechat_attachment a;
-    uint64_t acked = 0;
-    for (int cut = 0; cut < 5; cut++) {
-        uint64_t r;
-        rand_bytes(&r, sizeof r);
-        struct interrupt it = {.stop_at = acked + 1 + r % (total / 6), .kill = cut == 2};
-        struct carechat_transfer t = {.progress = on_progress, .ctx = &it};
-        int rc = carechat_upload_file(dr, &conv, src, "big.bin", NULL, &t, &a);
-        assert_int_not_equal(rc, 0); /* interrupted */
-        /* Never resumed from before what the server had acknowledged. */
-        if (cut > 0)
-            assert_true(it.first >= acked);
-        if (it.acked > acked)
-            acked = it.acked;
-        if (it.kill) {
-            assert_true(it.killed);
-            assert_int_equal(harness_restart(server), 0);
-            reopen_all();
-        }
-    }
-    struct interrupt it = {0};
-    struct carechat_transfer t = {.progress = on_progress, .ctx = &it};
+    assert_int_not_equal(carechat_upload_file(dr, &conv, src, "big.bin", NULL, &t, &a), 0);
+    assert_true(k.killed);
+    assert_int_equal(k.next, 3);
+    assert_int_equal(harness_restart(server), 0);
+    reopen_all();
+    uint64_t acked = k.acked;
+    struct cuts k2 = {.at = {at[3], at[4]}, .n = 2, .acked = acked};
+    t.ctx = &k2;
     FIXTURE_ASSERT_OK(dr, carechat_upload_file(dr, &conv, src, "big.bin", NULL, &t, &a));
-    assert_true(it.first >= acked);
+    assert_int_equal(k2.next, 2);
+    assert_false(k.regressed);
+    assert_false(k2.regressed);
+    assert_int_equal(k2.acked, total);
     /* Another member's device downloads it. */
     struct carechat_attachment got;
     send_and_receive(&a, &got);
