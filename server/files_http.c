@@ -49,13 +49,12 @@
 #include "base/status.h"
 #include "server/files.h"
 #include "server/rules.h"
+#include "storage/blob.h"
 
 #define TUS_VERSION "1.0.0"
 #define TUS_EXTENSIONS "creation,expiration,termination,checksum"
 /* FileChunk entries of one PATCH in flight before its body is paused. */
 #define PATCH_WINDOW 8
-/* Bytes a download produces per fill(). */
-#define FILL_MAX (64u * 1024)
 #define HTTP_CHECKSUM_MISMATCH 460
 
 struct tus {
@@ -64,7 +63,6 @@ struct tus {
     struct http_request rq;
     struct id account, device, file;
     struct rec_file f;
-    int64_t begun_at;
     /* PATCH */
     uint64_t body_len, body_seen;
     struct buf pending;  /* bytes from chunk `next_index` on, not yet proposed */
@@ -78,11 +76,14 @@ struct tus {
     crypto_hash_sha256_state checksum_state;
     /* GET */
     uint64_t pos, end;
+    struct buf chunk;     /* the stored chunk `pos` is in, opened once */
+    uint64_t chunk_index; /* which one; valid while chunk.len > 0 */
 };
 
 static void tus_free(struct tus *s) {
     buf_wipe(&s->pending);
     buf_cleanup(&s->pending);
+    buf_cleanup(&s->chunk);
     free(s);
 }
 
@@ -650,7 +651,8 @@ static int on_body(void *state, const uint8_t *data, size_t len) {
         crypto_hash_sha256_update(&s->checksum_state, data, len);
         return 0; /* stored once verified */
     }
-    return flush_chunks(s, false) == 0 ? 0 : 0;
+    flush_chunks(s, false); /* a failure is answered when the body is done */
+    return 0;
 }
 
 static void on_body_done(void *state) {
@@ -811,13 +813,19 @@ static void do_get(struct tus *s) {
 
 static int on_fill(void *state, struct buf *out, size_t max, bool *last) {
     struct tus *s = state;
+    uint64_t index = s->pos / s->f.chunk_size, skip = s->pos % s->f.chunk_size;
+    if (s->pos < s->end && (s->chunk.len == 0 || s->chunk_index != index)) {
+        if (blob_get_chunk(s->h->store, &s->file, index, &s->chunk) != 0 || s->chunk.len <= skip)
+            return -1;
+        s->chunk_index = index;
+    }
     uint64_t n = s->end - s->pos;
     if (n > max)
         n = max;
-    if (n > FILL_MAX)
-        n = FILL_MAX;
-    if (n > 0 && files_read_range(s->h, &s->file, &s->f, s->pos, n, out) != 0)
-        return -1;
+    if (n > s->chunk.len - skip)
+        n = s->chunk.len - skip;
+    if (n > 0)
+        buf_append(out, s->chunk.data + skip, (size_t)n);
     s->pos += n;
     s->h->files->bytes_out += n;
     *last = s->pos == s->end;
@@ -832,7 +840,7 @@ static void *on_begin(void *ctx, struct http_txn *t, const struct http_request *
     s->t = t;
     s->rq = *rq;
     buf_init(&s->pending);
-    s->begun_at = clock_monotonic_ms();
+    buf_init(&s->chunk);
     bool root = strcmp(rq->path, "/files") == 0 || strcmp(rq->path, "/files/") == 0;
     if (rq->origin[0] && !rq->origin_allowed) {
         answer(s, 403, "Origin not allowed");

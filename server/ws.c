@@ -452,9 +452,9 @@ static int txn_begin(struct ws *ws, struct lws *wsi, struct http_session *h, con
     t->expect_body = (rq->method == HTTP_POST || rq->method == HTTP_PATCH) &&
                      rq->content_length[0] && strcmp(rq->content_length, "0") != 0;
     if (!rq->method) {
+        /* PUT, CONNECT...: not worth an answer with a body to skip. */
         free(rq);
-        if (lws_return_http_status(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED, NULL))
-            return -1;
+        lws_return_http_status(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED, NULL);
         return -1;
     }
     t->state = ws->cfg.http.begin(ws->cfg.http.ctx, &t->base, rq);
@@ -519,7 +519,8 @@ static int txn_writeable(struct txn *t) {
         if (!no_body &&
             lws_add_http_header_content_length(wsi, (lws_filepos_t)t->content_length, &p, end))
             return -1;
-        if (!t->expect_body || t->body_complete ? false : true) {
+        /* A body left unread: the connection closes after this answer. */
+        if (t->expect_body && !t->body_complete) {
             if (lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
                                              (const unsigned char *)"close", 5, &p, end))
                 return -1;
