@@ -177,6 +177,11 @@ int files_upload_chunk(struct req *r) {
         return req_fail(r, STATUS_CONFLICT, "upload already complete");
     if (store_check_space(r->h->store) != 0)
         return req_fail(r, STATUS_UNAVAILABLE, "the server's disk reserve is reached");
+    unsigned in_flight = 0;
+    for (const struct op *o = r->hc->ops; o; o = o->next)
+        in_flight += o->row == r->row;
+    if (in_flight >= FILES_CHUNKS_IN_FLIGHT)
+        return req_fail(r, STATUS_RATE_LIMITED, "too many chunks in flight on this connection");
     struct op *op = op_new(r, sizeof(struct chunk_op));
     OP_STATE(op, struct chunk_op)->len = m->data.len;
     op->has_object = true;

@@ -30,6 +30,12 @@
 #define FILES_CHUNK_MAX (128u * 1024)
 /* The chunk size of uploads created over tus. */
 #define FILES_TUS_CHUNK FILES_CHUNK_MAX
+/* UploadChunk requests one connection may have in flight (each holds its
+ * chunk until it is durable): more are RATE_LIMITED. */
+#define FILES_CHUNKS_IN_FLIGHT 32
+/* Bytes of tus PATCH bodies held in memory for their Upload-Checksum, all
+ * transactions together: a PATCH that would exceed it gets 503. */
+#define FILES_CHECKSUM_BUDGET (64ull << 20)
 /* How often the garbage collector looks for expired uploads, and how many it
  * deletes per run. */
 #define FILES_GC_INTERVAL_MS 5000
@@ -40,6 +46,7 @@ struct files_stats {
     uint64_t bytes_in, bytes_out;
     uint64_t uploads_started, uploads_completed, uploads_expired, uploads_terminated;
     int64_t next_gc_ms; /* clock_monotonic_ms() of the next garbage collection */
+    uint64_t checksum_held; /* bytes held by PATCHes with Upload-Checksum */
 };
 
 /* The request handlers and completions of the request table (requests.c). */

@@ -72,6 +72,7 @@ struct tus {
     int failed;     /* the first failure of an entry (a negative status), or 0 */
     uint64_t stored; /* received, as the last completed FileChunk said */
     bool checksum;
+    uint64_t held; /* bytes counted in files_stats.checksum_held */
     uint8_t checksum_want[32];
     crypto_hash_sha256_state checksum_state;
     /* GET */
@@ -81,6 +82,7 @@ struct tus {
 };
 
 static void tus_free(struct tus *s) {
+    s->h->files->checksum_held -= s->held;
     buf_wipe(&s->pending);
     buf_cleanup(&s->pending);
     buf_cleanup(&s->chunk);
@@ -614,6 +616,15 @@ static void do_patch(struct tus *s) {
             answer(s, 400, "Upload-Checksum: malformed");
             return;
         }
+        if (s->h->files->checksum_held + len > FILES_CHECKSUM_BUDGET) {
+            struct headers hs;
+            common(&s->rq, &hs);
+            add(&hs, "retry-after", "5");
+            respond(s, 503, &hs, "too many checksummed PATCH bodies held now, retry later");
+            return;
+        }
+        s->held = len;
+        s->h->files->checksum_held += len;
         s->checksum = true;
         crypto_hash_sha256_init(&s->checksum_state);
     }
