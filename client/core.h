@@ -9,16 +9,17 @@
  *
  *   carechat.c (open, close)
  *      |      \
- *      |    channels.c --> messaging.c --> accounts.c      admin.c   audit.c
- *      |         |              |              |              |         |
- *      v         v              v              v              v         v
- *   core.c  <-------------------------------------------------------------
+ *      |    channels.c --> messaging.c --> accounts.c      admin.c   audit.c   files.c
+ *      |         |              |              |              |         |         |
+ *      v         v              v              v              v         v         v
+ *   core.c  <-----------------------------------------------------------------------
  *
  * (channels.c and admin.c also call accounts.c: carechat_lookup(); carechat.c
  * calls messaging.c only to free its state.) core.c calls none of them: the
  * deliveries it receives wait in `struct cc_deliveries` until messaging.c
  * takes them, and a module's state hanging off the handle (`msg`) is freed by
- * carechat_close().
+ * carechat_close(). files.c records the files it uploaded in the handle
+ * (`uploaded`), where messaging.c finds those to bind to a message.
  *
  * Same thread rules as carechat.h: the caller's thread only.
  */
