@@ -12,7 +12,9 @@
 #   - refusals: wrong Upload-Offset 409, bytes past Upload-Length 413, wrong
 #     Upload-Checksum 460, another Tus-Resumable 412, a missing, malformed or
 #     logged-out token 401, a non-member's GET 404 and audited, an upload over
-#     --file-max 413 before anything is stored; DELETE ends an upload (then 404).
+#     --file-max 413 before anything is stored; DELETE ends an upload (then 404);
+#     a recalled message's file 404; an expired session's token 401;
+#   - CORS for --allowed-origin only; /metrics counts file bytes out.
 # Needs node on PATH and CARECHAT_NODE_MODULES with tus-js-client; fails, never
 # skips.
 set -euo pipefail
@@ -216,7 +218,41 @@ st=$(status_of -X DELETE -H "Tus-Resumable: 1.0.0" -H "Authorization: Bearer $(t
 [ "$st" = 204 ] || fail "DELETE: $st"
 st=$(status_of -I -H "Tus-Resumable: 1.0.0" -H "Authorization: Bearer $(token dr)" "$B$L2")
 [ "$st" = 404 ] || fail "HEAD after DELETE: $st"
+# CORS: an allowed browser origin gets the tus headers exposed; another, 403.
+stop_server
+start_server "${FLAGS[@]}" --allowed-origin https://app.clinic.example
+B="http://127.0.0.1:$PORT"
+st=$(status_of -X OPTIONS -H "Origin: https://app.clinic.example" \
+    -H "Access-Control-Request-Method: PATCH" "$B/files/")
+[ "$st" = 204 ] || fail "CORS preflight: $st"
+[ "$(header access-control-allow-origin)" = "https://app.clinic.example" ] || fail "no ACAO"
+header access-control-allow-methods | grep -q PATCH || fail "preflight: methods"
+header access-control-expose-headers | grep -q Upload-Offset || fail "Upload-Offset not exposed"
+st=$(status_of -I -H "Origin: https://evil.example" -H "Tus-Resumable: 1.0.0" \
+    -H "Authorization: Bearer $(token dr)" "$B$L")
+[ "$st" = 403 ] || fail "another Origin: $st"
+# /metrics counts the file bytes and uploads (of this start: none yet), and
+# holds no file name.
+st=$(status_of -H "Authorization: Bearer $(token pat)" "$B$LOC")
+[ "$st" = 200 ] || fail "GET after restart: $st"
+MPORT=$(grep -o 'metrics listening on 127.0.0.1:[0-9]*' "$T/carechatd.log" | head -1 | sed 's/.*://')
+curl -s "http://127.0.0.1:$MPORT/metrics" >"$T/metrics"
+grep -q "^carechat_file_bytes_out_total $TOTAL$" "$T/metrics" || fail "metrics: bytes out"
+grep -q '^carechat_uploads_total{event="started"} 0$' "$T/metrics" || fail "metrics: started"
+! grep -q 'report.pdf\|scan.bin' "$T/metrics" || fail "a file name in /metrics"
+# An expired session's token is refused: 16 minutes later (--session-idle 900).
+stop_server
+CARECHAT_TEST_CLOCK=1 start_server "${FLAGS[@]}" --clock-offset 960000
+B="http://127.0.0.1:$PORT"
+st=$(status_of -I -H "Tus-Resumable: 1.0.0" -H "Authorization: Bearer $(token dr)" "$B$L")
+[ "$st" = 401 ] || fail "expired token: $st"
+stop_server
+start_server "${FLAGS[@]}"
+URL="ws://127.0.0.1:$PORT"
+B="http://127.0.0.1:$PORT"
 # A logged-out session's token is refused.
+cli dr login --email dr@clinic.example --password-file "$T/dr.pw"
+expect_rc 0 "dr logs in again"
 OLD=$(token dr)
 cli dr logout
 expect_rc 0 "logout"
