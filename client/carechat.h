@@ -686,6 +686,15 @@ int carechat_upload_file(struct carechat *c, const struct id *conversation_id, c
                          const struct carechat_transfer *transfer,
                          struct carechat_attachment *out);
 
+/* Completes an upload whose bytes were sent another way (tus over HTTP, e.g.
+ * by a mobile OS's background transfer) without a declared sha256:
+ * UploadComplete with `file`'s id and digest. This device must be the
+ * uploader (the one whose session token the tus requests carried); a later
+ * carechat_send_content() with the file binds it to its message. Returns 0;
+ * from the server CONFLICT (bytes missing, or another digest), NOT_FOUND; or a
+ * local failure. */
+int carechat_complete_upload(struct carechat *c, const struct filecrypt_file *file);
+
 /* Downloads the attachment `a` (from a received message), verifies its
  * digest and decrypts it to `out_path` (replaced; written to out_path.tmp and
  * renamed only once everything verified), resuming from out_path.part. Returns

@@ -437,6 +437,19 @@ int carechat_upload_file(struct carechat *c, const struct id *conversation_id, c
     return rc;
 }
 
+int carechat_complete_upload(struct carechat *c, const struct filecrypt_file *file) {
+    cc_clear_error(c);
+    if (!file)
+        return cc_fail(c, STATUS_BAD_REQUEST, CARECHAT_ERROR_ARGUMENT,
+                       "complete: a file is required");
+    int rc = cc_ensure_session(c);
+    if (rc == 0)
+        rc = upload_complete(c, file);
+    if (rc == 0)
+        c->uploaded[c->uploaded_next++ % CC_UPLOADED_MAX] = file->file_id;
+    return rc;
+}
+
 /* ---- download ---------------------------------------------------------------------------- */
 
 /* Appends the ciphertext of `file` from `have` bytes on to `fd`. */

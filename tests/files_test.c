@@ -11,6 +11,11 @@
  *     call or from the profile after the restart, and the server never
  *     reports less than an offset it had acknowledged; the patient's download
  *     is byte-identical;
+ *   - a 20 MiB file encrypted with filecrypt and uploaded over tus in PATCHes
+ *     cut mid-body three times (each resumed at HEAD's offset, which never
+ *     drops below an answered one) is completed on the WebSocket, sent, and
+ *     downloaded by the patient over the WebSocket (byte-identical plaintext)
+ *     and over HTTP (the digest the message names);
  *   - someone who is not a member of the conversation gets NOT_FOUND, and the
  *     refusal is in the audit log (file.download, outcome NOT_FOUND);
  *   - a file larger than --file-max is refused before anything is stored;
@@ -23,8 +28,13 @@
  * everything is on 127.0.0.1.
  */
 #define _GNU_SOURCE /* memmem */
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <netinet/in.h>
+#include <sodium.h>
+#include <sys/socket.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -276,6 +286,188 @@ static void test_files_interrupted_upload_resumes(void **state) {
     FIXTURE_ASSERT_OK(pat, carechat_download_file(pat, &got, dst, NULL));
     assert_file_equals(dst, data, len);
     free(data);
+}
+
+/* ---- both faces: tus and the WebSocket ----------------------------------------------------- */
+
+/* A session token of `profile` (hex) into out[65]. */
+static void profile_token(const char *profile, char out[65]) {
+    char path[FIXTURE_DIR_LEN + 16];
+    snprintf(path, sizeof path, "%s/profile", profile);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char line[256];
+    out[0] = '\0';
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "session_token ", 14) == 0)
+            sscanf(line + 14, "%64s", out);
+    fclose(f);
+    assert_int_equal(strlen(out), 64);
+}
+
+/* One HTTP/1.1 request on a new connection to the server: `head` (the
+ * request line and headers, without the final CRLF) and `body_len` bytes of
+ * `body`; with `cut` the connection is closed after that many body bytes
+ * (0 returned). Otherwise returns the status, the response head in `resp`
+ * (may be NULL) and the body appended to `out` (may be NULL). */
+static int http(const char *head, const uint8_t *body, size_t body_len, size_t cut,
+                struct buf *resp, struct buf *out) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)server->port)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    char h[2048];
+    int n = snprintf(h, sizeof h, "%s\r\nHost: 127.0.0.1\r\nContent-Length: %zu\r\n\r\n", head,
+                     body_len);
+    assert_int_equal(send(fd, h, (size_t)n, MSG_NOSIGNAL), n);
+    size_t to_send = cut ? cut : body_len;
+    for (size_t off = 0; off < to_send;) {
+        ssize_t k = send(fd, body + off, to_send - off, MSG_NOSIGNAL);
+        assert_true(k > 0);
+        off += (size_t)k;
+    }
+    if (cut) {
+        close(fd);
+        usleep(300000); /* the chunks that arrived become durable */
+        return 0;
+    }
+    struct buf in;
+    buf_init(&in);
+    char piece[65536];
+    ssize_t k;
+    size_t head_end = 0;
+    uint64_t want = UINT64_MAX;
+    while ((k = recv(fd, piece, sizeof piece, 0)) > 0) {
+        buf_append(&in, piece, (size_t)k);
+        if (!head_end) {
+            buf_append(&in, "", 1);
+            char *e = strstr((char *)in.data, "\r\n\r\n");
+            in.len--;
+            if (!e)
+                continue;
+            head_end = (size_t)(e - (char *)in.data) + 4;
+            const char *cl = strcasestr((char *)in.data, "\ncontent-length: ");
+            want = cl ? strtoull(cl + 17, NULL, 10) : 0;
+        }
+        if (in.len - head_end >= want)
+            break;
+    }
+    close(fd);
+    assert_true(head_end > 0);
+    int status = atoi((char *)in.data + 9);
+    if (resp) {
+        buf_append(resp, in.data, head_end);
+        buf_append(resp, "", 1);
+    }
+    if (out)
+        buf_append(out, in.data + head_end, in.len - head_end);
+    buf_cleanup(&in);
+    return status;
+}
+
+/* The value of header `name` ("upload-offset") in a response head. */
+static uint64_t header_u64(const struct buf *resp, const char *name) {
+    char key[64];
+    snprintf(key, sizeof key, "\n%s: ", name);
+    const char *p = strcasestr((const char *)resp->data, key);
+    assert_non_null(p);
+    return strtoull(p + strlen(key), NULL, 10);
+}
+
+static void test_files_tus_upload_downloaded_over_websocket(void **state) {
+    (void)state;
+    people();
+    /* The provider encrypts a 20 MiB file for an upload created over tus. */
+    char token[65], head[1024], conv_hex[ID_HEX_LEN + 1], conv64[64];
+    profile_token(dr_profile, token);
+    id_to_hex(&conv, conv_hex);
+    sodium_bin2base64(conv64, sizeof conv64, (const uint8_t *)conv_hex, 32,
+                      sodium_base64_VARIANT_ORIGINAL);
+    const size_t len = 20u << 20;
+    uint8_t *plain = malloc(len);
+    rand_bytes(plain, len);
+    uint64_t total = filecrypt_ciphertext_size(len);
+    snprintf(head, sizeof head,
+             "POST /files/ HTTP/1.1\r\nTus-Resumable: 1.0.0\r\nAuthorization: Bearer %s\r\n"
+             "Upload-Length: %" PRIu64 "\r\nUpload-Metadata: conversation %s",
+             token, total, conv64);
+    struct buf resp;
+    buf_init(&resp);
+    assert_int_equal(http(head, NULL, 0, 0, &resp, NULL), 201);
+    char location[128];
+    const char *loc = strcasestr((const char *)resp.data, "\nlocation: ");
+    assert_non_null(loc);
+    sscanf(loc + 11, "%127s", location);
+    struct id file_id;
+    assert_int_equal(id_from_hex(location + 7, &file_id), 0);
+    struct buf cipher;
+    buf_init(&cipher);
+    struct filecrypt_enc *enc = NULL;
+    assert_int_equal(filecrypt_encrypt_open(&file_id, len, &cipher, &enc), 0);
+    assert_int_equal(filecrypt_encrypt_update(enc, plain, len, &cipher), 0);
+    struct carechat_attachment a;
+    memset(&a, 0, sizeof a);
+    assert_int_equal(filecrypt_encrypt_finish(enc, &cipher, &a.file), 0);
+    filecrypt_encrypt_free(enc);
+    assert_int_equal(cipher.len, total);
+    snprintf(a.file_name, sizeof a.file_name, "tus.bin");
+    /* PATCHes of up to 8 MiB, the first three cut mid-body at random; each
+     * resumes at the offset HEAD gives, never below what was answered. */
+    uint64_t offset = 0, answered = 0;
+    for (int round = 0; offset < total; round++) {
+        uint64_t n = total - offset < (8u << 20) ? total - offset : (8u << 20);
+        uint64_t r;
+        rand_bytes(&r, sizeof r);
+        size_t cut = round < 3 ? (size_t)(1 + r % (n - 1)) : 0;
+        snprintf(head, sizeof head,
+                 "PATCH %s HTTP/1.1\r\nTus-Resumable: 1.0.0\r\nAuthorization: Bearer %s\r\n"
+                 "Content-Type: application/offset+octet-stream\r\nUpload-Offset: %" PRIu64,
+                 location, token, offset);
+        buf_reset(&resp);
+        int st = http(head, cipher.data + offset, (size_t)n, cut, &resp, NULL);
+        if (!cut) {
+            assert_int_equal(st, 204);
+            answered = header_u64(&resp, "upload-offset");
+            assert_int_equal(answered, offset + n);
+        }
+        snprintf(head, sizeof head,
+                 "HEAD %s HTTP/1.1\r\nTus-Resumable: 1.0.0\r\nAuthorization: Bearer %s", location,
+                 token);
+        buf_reset(&resp);
+        assert_int_equal(http(head, NULL, 0, 0, &resp, NULL), 200);
+        uint64_t stored = header_u64(&resp, "upload-offset");
+        assert_true(stored >= answered && stored >= offset);
+        if (cut) /* whole chunks of what arrived are kept, nothing past it */
+            assert_true(stored <= offset + cut);
+        offset = stored;
+    }
+    assert_int_equal(offset, total);
+    /* No sha256 was declared at creation (the file id it names is in the
+     * ciphertext): the upload is completed on the WebSocket, then sent. */
+    FIXTURE_ASSERT_OK(dr, carechat_complete_upload(dr, &a.file));
+    struct carechat_attachment got;
+    send_and_receive(&a, &got);
+    char dst[PATH_MAX];
+    tmp_path("tus.out", dst);
+    FIXTURE_ASSERT_OK(pat, carechat_download_file(pat, &got, dst, NULL));
+    assert_file_equals(dst, plain, len);
+    /* And over HTTP: the ciphertext whose digest the message names. */
+    char pat_token[65];
+    profile_token(pat_profile, pat_token);
+    snprintf(head, sizeof head, "GET %s HTTP/1.1\r\nAuthorization: Bearer %s", location,
+             pat_token);
+    struct buf body;
+    buf_init(&body);
+    buf_reset(&resp);
+    assert_int_equal(http(head, NULL, 0, 0, &resp, &body), 200);
+    assert_int_equal(body.len, total);
+    uint8_t digest[32];
+    crypto_hash_sha256(digest, body.data, body.len);
+    assert_memory_equal(digest, got.file.sha256, 32);
+    buf_cleanup(&body);
+    buf_cleanup(&resp);
+    buf_cleanup(&cipher);
+    free(plain);
 }
 
 /* ---- refusals --------------------------------------------------------------------------- */
@@ -561,6 +753,7 @@ int main(void) {
         cmocka_unit_test(test_files_oversize_refused_before_storing),
         cmocka_unit_test(test_files_recalled_file_refused),
         cmocka_unit_test(test_files_interrupted_upload_resumes),
+        cmocka_unit_test(test_files_tus_upload_downloaded_over_websocket),
         cmocka_unit_test(test_files_expired_upload_collected),
         cmocka_unit_test(test_files_canary_leaves_no_trace),
     };
