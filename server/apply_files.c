@@ -264,7 +264,13 @@ int apply_file_delete(struct store_txn *txn, const Carechat__Entry__V1__Entry *e
     } else {
         if (!apply_id_field(m->file_id, &file))
             return STATUS_BAD_REQUEST;
-        if ((rc = read_file(txn, &file, &f)) != 0)
+        rc = read_file(txn, &file, &f);
+        if (rc == STATUS_NOT_FOUND && m->expires_at != 0 && e->time >= m->expires_at) {
+            struct key k;
+            rec_key_file_expiry(&k, m->expires_at, &file);
+            return txn_delete(txn, CF_FILES, k.b, k.len);
+        }
+        if (rc != 0)
             return rc;
         if (f.state == REC_FILE_UPLOADING && e->time < f.expires_at)
             return STATUS_CONFLICT;

@@ -258,6 +258,22 @@ static void test_apply_files_limits_and_deletion(void **state) {
     struct key k;
     rec_key_file(&k, &f2);
     assert_int_equal(store_get(w.db.store, CF_FILES, k.b, k.len, &v), STATUS_NOT_FOUND);
+    /* The collector meeting an index entry whose record is gone (a purged
+     * owner's) succeeds, deleting the entry, rather than failing forever. */
+    struct id ghost = {{0xf1, 9}};
+    struct key ek;
+    rec_key_file_expiry(&ek, T0 + 5, &ghost);
+    Carechat__Entry__V1__Entry e;
+    Carechat__Entry__V1__FileDelete m;
+    carechat__entry__v1__entry__init(&e);
+    e.time = T0 + 10;
+    carechat__entry__v1__file_delete__init(&m);
+    m.file_id = fixture_bin(ghost.b, 16);
+    m.reason = 2;
+    m.expires_at = T0 + 5;
+    e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_FILE_DELETE;
+    e.file_delete = &m;
+    assert_int_equal(fixture_propose(&w.db, &e), 0);
     buf_cleanup(&v);
     world_close(&w);
 }

@@ -415,6 +415,7 @@ struct gc_scan {
     int64_t now;
     size_t n;
     struct id ids[FILES_GC_BATCH];
+    int64_t expires[FILES_GC_BATCH];
 };
 
 static bool gc_visit(void *ctx, const uint8_t *key, size_t key_len, const uint8_t *value,
@@ -427,6 +428,7 @@ static bool gc_visit(void *ctx, const uint8_t *key, size_t key_len, const uint8_
     if ((int64_t)key_get_u64(key + 1) > s->now)
         return false;
     memcpy(s->ids[s->n].b, key + 9, ID_LEN);
+    s->expires[s->n] = (int64_t)key_get_u64(key + 1);
     return ++s->n < FILES_GC_BATCH;
 }
 
@@ -460,6 +462,7 @@ void files_gc(struct handlers *h) {
         carechat__entry__v1__file_delete__init(&fd);
         fd.file_id = (ProtobufCBinaryData){ID_LEN, s.ids[i].b};
         fd.reason = 2;
+        fd.expires_at = s.expires[i];
         e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_FILE_DELETE;
         e.file_delete = &fd;
         if (files_propose(h, &e, gc_done, h) != 0)
