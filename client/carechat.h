@@ -683,8 +683,7 @@ struct carechat_transfer {
  * UNAVAILABLE; or a local failure (STATUS_IO for the profile's upload state). */
 int carechat_upload_file(struct carechat *c, const struct id *conversation_id, const char *path,
                          const char *file_name, const char *media_type,
-                         const struct carechat_transfer *transfer,
-                         struct carechat_attachment *out);
+                         const struct carechat_transfer *transfer, struct carechat_attachment *out);
 
 /* Completes an upload whose bytes were sent another way (tus over HTTP, e.g.
  * by a mobile OS's background transfer) without a declared sha256:

@@ -257,8 +257,8 @@ static bool draw_progress(void *ctx, uint64_t done, uint64_t total) {
     double rate = secs > 0 ? (double)done / secs : 0;
     double left = rate > 0 ? (double)(total - done) / rate : 0;
     fprintf(stderr, "\r%s %7.1f / %.1f MiB  %6.1f MiB/s  %3d:%02d left ", p->verb,
-            (double)done / 1048576.0, (double)total / 1048576.0, rate / 1048576.0,
-            (int)left / 60, (int)left % 60);
+            (double)done / 1048576.0, (double)total / 1048576.0, rate / 1048576.0, (int)left / 60,
+            (int)left % 60);
     p->shown = true;
     return true;
 }
@@ -398,10 +398,10 @@ static int run_download(struct carechat *c, const struct cli_args *a) {
                 break;
             done++;
             if (a->json) {
-                cli_json_print(stdout, json_pack("{s:s, s:s, s:o, s:s, s:s}", "file_id", fid,
-                                                 "path", path, "size",
-                                                 cli_json_u64(at->file.size), "name",
-                                                 at->file_name, "media_type", at->media_type));
+                cli_json_print(stdout,
+                               json_pack("{s:s, s:s, s:o, s:s, s:s}", "file_id", fid, "path", path,
+                                         "size", cli_json_u64(at->file.size), "name", at->file_name,
+                                         "media_type", at->media_type));
             } else {
                 struct buf line;
                 buf_init(&line);

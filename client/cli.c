@@ -273,7 +273,8 @@ int cli_parse(int argc, char **argv, struct cli_args *out, char *err, size_t err
     if (cmd->command == CLI_SEND && !seen[O_TEXT] && !seen[O_FILE])
         return usage_error(err, err_len, "%s", "'send' needs --text, --file or both");
     if (cmd->command == CLI_DOWNLOAD && seen[O_SEQ] == seen[O_FILE_ID])
-        return usage_error(err, err_len, "%s", "'download' needs exactly one of --seq and --file-id");
+        return usage_error(err, err_len, "%s",
+                           "'download' needs exactly one of --seq and --file-id");
 
     if ((cmd->command == CLI_RECALL || cmd->command == CLI_URGENT_ACK ||
          cmd->command == CLI_URGENT_STATUS) &&

@@ -428,8 +428,8 @@ int cc_send(struct carechat *c, Carechat__V1__Frame *req, const char *what, int6
     return 0;
 }
 
-int cc_await(struct carechat *c, const uint64_t *ids, size_t n, const char *what,
-             int64_t deadline, Carechat__V1__Frame **out) {
+int cc_await(struct carechat *c, const uint64_t *ids, size_t n, const char *what, int64_t deadline,
+             Carechat__V1__Frame **out) {
     Carechat__V1__Frame *resp = NULL;
     while (resp == NULL) {
         int rc = receive_among(c, deadline, ids, n, &resp);

@@ -174,8 +174,8 @@ int cc_send(struct carechat *c, Carechat__V1__Frame *req, const char *what, int6
  * covered by it; responses to other requests are dropped). Stores it in *out
  * (free with cc_free_response(); its request_id says which) and returns 0,
  * or records a connection failure and returns it (connection closed). */
-int cc_await(struct carechat *c, const uint64_t *ids, size_t n, const char *what,
-             int64_t deadline, Carechat__V1__Frame **out);
+int cc_await(struct carechat *c, const uint64_t *ids, size_t n, const char *what, int64_t deadline,
+             Carechat__V1__Frame **out);
 /* Receives one frame until `deadline` (clock_monotonic_ms()) and handles it:
  * answers a server request (queueing deliveries), drops a stray response.
  * Returns 0 after one frame; STATUS_UNAVAILABLE when the deadline passed;

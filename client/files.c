@@ -166,8 +166,8 @@ static int upload_begin(struct carechat *c, const struct id *conv, uint64_t size
         {CARECHAT__V1__STATUS__TOO_LARGE, "the file is over the server's limit or your quota"},
         {CARECHAT__V1__STATUS__OK, NULL}};
     Carechat__V1__Frame *resp = NULL;
-    int rc = cc_request(c, &req, CARECHAT__V1__RESPONSE__RESULT_UPLOAD_BEGIN, "beginning the upload",
-                        hints, &resp);
+    int rc = cc_request(c, &req, CARECHAT__V1__RESPONSE__RESULT_UPLOAD_BEGIN,
+                        "beginning the upload", hints, &resp);
     if (rc != 0)
         return rc;
     const Carechat__V1__UploadBeginResult *r = resp->response->upload_begin;
@@ -301,8 +301,7 @@ static int send_chunks(struct carechat *c, const struct upload_state *st, uint64
             size_t n = total - offset < CARECHAT_FILE_CHUNK ? (size_t)(total - offset)
                                                             : CARECHAT_FILE_CHUNK;
             if (pread(fd, chunk, n, (off_t)offset) != (ssize_t)n) {
-                rc = cc_fail(c, STATUS_IO, CARECHAT_ERROR_PROFILE, "cannot read %s",
-                             st->enc_path);
+                rc = cc_fail(c, STATUS_IO, CARECHAT_ERROR_PROFILE, "cannot read %s", st->enc_path);
                 break;
             }
             Carechat__V1__UploadChunk m;
@@ -380,8 +379,8 @@ int carechat_upload_file(struct carechat *c, const struct id *conversation_id, c
     struct stat sb;
     int rc = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode)
                  ? 0
-                 : cc_fail(c, STATUS_BAD_REQUEST, CARECHAT_ERROR_ARGUMENT,
-                           "%s: not a regular file", path);
+                 : cc_fail(c, STATUS_BAD_REQUEST, CARECHAT_ERROR_ARGUMENT, "%s: not a regular file",
+                           path);
     uint64_t size = (uint64_t)sb.st_size;
     if (rc == 0 && size > FILECRYPT_MAX_SIZE)
         rc = cc_fail(c, STATUS_TOO_LARGE, CARECHAT_ERROR_ARGUMENT, "%s: larger than 64 GiB", path);
@@ -464,10 +463,10 @@ static int fetch(struct carechat *c, const struct filecrypt_file *file, int fd, 
     size_t count = 0;
     uint64_t next = have, written = have;
     int rc = 0;
-    const struct cc_hint hints[] = {
-        {CARECHAT__V1__STATUS__NOT_FOUND, "no such file, or you are not a member of its "
-                                          "conversation"},
-        {CARECHAT__V1__STATUS__OK, NULL}};
+    const struct cc_hint hints[] = {{CARECHAT__V1__STATUS__NOT_FOUND,
+                                     "no such file, or you are not a member of its "
+                                     "conversation"},
+                                    {CARECHAT__V1__STATUS__OK, NULL}};
     while (rc == 0 && (written < total)) {
         while (rc == 0 && next < total && count < CARECHAT_FILE_WINDOW) {
             uint64_t n = total - next < CARECHAT_FILE_CHUNK ? total - next : CARECHAT_FILE_CHUNK;
@@ -534,8 +533,8 @@ static int fetch(struct carechat *c, const struct filecrypt_file *file, int fd, 
                 progress = true;
                 if (rc == 0 && cancelled(transfer, written, total))
                     rc = cc_fail(c, STATUS_UNAVAILABLE, CARECHAT_ERROR_ARGUMENT,
-                                 "%s: cancelled at %" PRIu64 " of %" PRIu64 " bytes", what,
-                                 written, total);
+                                 "%s: cancelled at %" PRIu64 " of %" PRIu64 " bytes", what, written,
+                                 total);
             }
         }
     }

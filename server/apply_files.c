@@ -225,7 +225,7 @@ int apply_file_complete(struct store_txn *txn, const Carechat__Entry__V1__Entry 
         return rc;
     if (f.state == REC_FILE_COMPLETE)
         return memcmp(f.sha256, m->sha256.data, REC_FILE_SHA256_LEN) == 0 ? STATUS_OK
-                                                                           : STATUS_CONFLICT;
+                                                                          : STATUS_CONFLICT;
     if (f.received != f.size)
         return STATUS_CONFLICT;
     crypto_hash_sha256_state st;

@@ -84,8 +84,7 @@ int apply_file_complete(struct store_txn *txn, const Carechat__Entry__V1__Entry 
                         struct buf *result);
 int apply_file_delete(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
                       struct buf *result);
-int apply_file_bind(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
-                    struct buf *result);
+int apply_file_bind(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struct buf *result);
 
 /* ---- audit records (apply_audit.c) ---------------------------------------------------- */
 

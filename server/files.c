@@ -98,7 +98,8 @@ int files_upload_begin(struct req *r) {
         return req_fail(r, STATUS_BAD_REQUEST, "size must not be 0");
     if (m->chunk_size < FILES_CHUNK_MIN || m->chunk_size > FILES_CHUNK_MAX ||
         m->chunk_size % 1024 != 0)
-        return req_fail(r, STATUS_BAD_REQUEST, "chunk_size must be 4..128 KiB, a multiple of 1 KiB");
+        return req_fail(r, STATUS_BAD_REQUEST,
+                        "chunk_size must be 4..128 KiB, a multiple of 1 KiB");
     if (m->size > cfg->file_max)
         return req_fail(r, STATUS_TOO_LARGE, "file larger than the server's limit");
     if (!ratelimit_take(r->h->rl_upload, r->hc->account.b, ID_LEN, clock_monotonic_ms()))
@@ -169,8 +170,9 @@ int files_upload_chunk(struct req *r) {
     if (m->data.len == 0)
         return req_fail(r, STATUS_BAD_REQUEST, "empty chunk");
     if (m->data.len > f.chunk_size || m->offset % f.chunk_size != 0)
-        return req_fail(r, STATUS_BAD_REQUEST, "offset must be a multiple of chunk_size, data "
-                                               "at most chunk_size");
+        return req_fail(r, STATUS_BAD_REQUEST,
+                        "offset must be a multiple of chunk_size, data "
+                        "at most chunk_size");
     if (m->offset > f.size || m->data.len > f.size - m->offset)
         return req_fail(r, STATUS_TOO_LARGE, "past the declared size");
     if (f.state != REC_FILE_UPLOADING)

@@ -45,7 +45,7 @@
 struct files_stats {
     uint64_t bytes_in, bytes_out;
     uint64_t uploads_started, uploads_completed, uploads_expired, uploads_terminated;
-    int64_t next_gc_ms; /* clock_monotonic_ms() of the next garbage collection */
+    int64_t next_gc_ms;     /* clock_monotonic_ms() of the next garbage collection */
     uint64_t checksum_held; /* bytes held by PATCHes with Upload-Checksum */
 };
 

@@ -69,7 +69,7 @@ struct tus {
     uint64_t next_index; /* the chunk `pending` starts at */
     unsigned in_flight;  /* entries proposed and not completed */
     bool body_done, paused, completing;
-    int failed;     /* the first failure of an entry (a negative status), or 0 */
+    int failed;      /* the first failure of an entry (a negative status), or 0 */
     uint64_t stored; /* received, as the last completed FileChunk said */
     bool checksum;
     uint64_t held; /* bytes counted in files_stats.checksum_held */
@@ -281,8 +281,8 @@ static int authenticate(struct tus *s, uint32_t action) {
     }
     sodium_memzero(token, sizeof token);
     if (rc != 0)
-        req_audit_source(h, s->rq.source, NULL, NULL, action, STATUS_UNAUTHENTICATED, NULL, 0,
-                         NULL, 0, NULL, NULL);
+        req_audit_source(h, s->rq.source, NULL, NULL, action, STATUS_UNAUTHENTICATED, NULL, 0, NULL,
+                         0, NULL, NULL);
     return rc;
 }
 
@@ -298,8 +298,8 @@ static int own_upload(struct tus *s) {
         rc = STATUS_NOT_FOUND;
     if (rc != 0) {
         if (rc == STATUS_NOT_FOUND)
-            req_audit_source(s->h, s->rq.source, &s->account, &s->device, REC_AUDIT_FILE_UPLOAD,
-                             rc, s->file.b, ID_LEN, NULL, 0, NULL, NULL);
+            req_audit_source(s->h, s->rq.source, &s->account, &s->device, REC_AUDIT_FILE_UPLOAD, rc,
+                             s->file.b, ID_LEN, NULL, 0, NULL, NULL);
         return http_status(rc);
     }
     return 0;
@@ -452,8 +452,7 @@ static void do_post(struct tus *s) {
 
 static void patch_finish(struct tus *s);
 
-static void complete_done(void *ctx, uint64_t pos, int status, const uint8_t *result,
-                          size_t len) {
+static void complete_done(void *ctx, uint64_t pos, int status, const uint8_t *result, size_t len) {
     (void)pos;
     (void)result;
     (void)len;
@@ -610,8 +609,8 @@ static void do_patch(struct tus *s) {
             answer(s, 400, "Upload-Checksum: only sha256 is supported");
             return;
         }
-        if (sodium_base642bin(s->checksum_want, sizeof s->checksum_want, c + 7, strlen(c + 7),
-                              NULL, &n, NULL, sodium_base64_VARIANT_ORIGINAL) != 0 ||
+        if (sodium_base642bin(s->checksum_want, sizeof s->checksum_want, c + 7, strlen(c + 7), NULL,
+                              &n, NULL, sodium_base64_VARIANT_ORIGINAL) != 0 ||
             n != 32) {
             answer(s, 400, "Upload-Checksum: malformed");
             return;
@@ -761,8 +760,7 @@ static bool parse_range(const char *r, uint64_t size, uint64_t *from, uint64_t *
     return true;
 }
 
-static void download_done(void *ctx, uint64_t pos, int status, const uint8_t *result,
-                          size_t len) {
+static void download_done(void *ctx, uint64_t pos, int status, const uint8_t *result, size_t len) {
     (void)pos;
     (void)result;
     (void)len;
@@ -780,8 +778,7 @@ static void download_done(void *ctx, uint64_t pos, int status, const uint8_t *re
             if (ranged)
                 add(&hs, "content-range", "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, s->pos,
                     s->end - 1, s->f.size);
-            http_txn_respond(s->t, ranged ? 206 : 200, hs.h, hs.n, NULL, 0, true,
-                             s->end - s->pos);
+            http_txn_respond(s->t, ranged ? 206 : 200, hs.h, hs.n, NULL, 0, true, s->end - s->pos);
         }
     }
     maybe_free(s);
@@ -800,7 +797,8 @@ static void do_get(struct tus *s) {
     if (rc != 0) {
         req_audit_source(s->h, s->rq.source, &s->account, &s->device, REC_AUDIT_FILE_DOWNLOAD,
                          STATUS_NOT_FOUND, s->file.b, ID_LEN, NULL, 0, NULL, NULL);
-        answer(s, rc == STATUS_NOT_FOUND ? 404 : 500, rc == STATUS_NOT_FOUND ? "no such file" : NULL);
+        answer(s, rc == STATUS_NOT_FOUND ? 404 : 500,
+               rc == STATUS_NOT_FOUND ? "no such file" : NULL);
         return;
     }
     s->pos = 0;

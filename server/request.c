@@ -165,13 +165,13 @@ int req_audit(struct hconn *hc, const struct id *actor, const struct id *device,
               journal_done_fn done, void *ctx) {
     char src[REC_AUDIT_SOURCE_MAX + 1];
     req_source(hc, src);
-    return req_audit_source(hc->h, src, actor, device, action, status, object, object_len, patient, 0,
-                       done, ctx);
+    return req_audit_source(hc->h, src, actor, device, action, status, object, object_len, patient,
+                            0, done, ctx);
 }
 
 void req_audit_repeats(struct handlers *h, const struct coalesce_key *k, uint32_t repeated) {
     req_audit_source(h, k->source, &k->actor, &k->device, k->action, 0, k->object, k->object_len,
-                k->has_patient ? &k->patient : NULL, repeated, NULL, NULL);
+                     k->has_patient ? &k->patient : NULL, repeated, NULL, NULL);
 }
 
 /* After a proposed entry was refused with `status` by apply: its audit record

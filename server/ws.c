@@ -116,14 +116,14 @@ struct txn {
     struct http_txn base; /* first: the handler's view */
     struct ws *ws;
     struct lws *wsi;
-    void *state;         /* the handler's; NULL when no transaction is active */
-    bool expect_body;    /* POST or PATCH with a body lws will read */
-    bool body_complete;  /* HTTP_BODY_COMPLETION came */
-    bool responded;      /* http_txn_respond() was called */
+    void *state;        /* the handler's; NULL when no transaction is active */
+    bool expect_body;   /* POST or PATCH with a body lws will read */
+    bool body_complete; /* HTTP_BODY_COMPLETION came */
+    bool responded;     /* http_txn_respond() was called */
     bool headers_sent;
-    bool head_only;      /* a HEAD: headers only */
-    bool stream;         /* the body comes from fill() */
-    bool deferred;       /* answered early: written once the body is read */
+    bool head_only; /* a HEAD: headers only */
+    bool stream;    /* the body comes from fill() */
+    bool deferred;  /* answered early: written once the body is read */
     int status;
     struct http_header headers[HTTP_MAX_HEADERS];
     size_t n_headers;
@@ -498,7 +498,6 @@ static void txn_respond(struct http_txn *base, int status, const struct http_hea
     lws_callback_on_writable(t->wsi);
 }
 
-
 /* Writes the next piece of the answer. Returns what the callback returns. */
 static int txn_writeable(struct txn *t) {
     struct lws *wsi = t->wsi;
@@ -627,8 +626,7 @@ static int http_transaction(struct ws *ws, struct lws *wsi, enum lws_callback_re
 
     case LWS_CALLBACK_HTTP_BODY:
         /* Once answered, the rest of the body is read and dropped. */
-        if (h && h->txn.state && !h->txn.responded &&
-            ws->cfg.http.body(h->txn.state, in, len) != 0)
+        if (h && h->txn.state && !h->txn.responded && ws->cfg.http.body(h->txn.state, in, len) != 0)
             return -1;
         return 0;
 

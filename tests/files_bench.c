@@ -213,8 +213,9 @@ static int tus_download(struct worker *x) {
         return -1;
     char req[512], head[4096];
     uint64_t cl;
-    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n",
-                     x->location, x->token);
+    int n =
+        snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n",
+                 x->location, x->token);
     int st = send_all(fd, req, (size_t)n) ? read_head(fd, head, sizeof head, &cl) : 0;
     bool ok = st == 200 && cl == (uint64_t)mib << 20 && skip_body(fd, cl, -1);
     close(fd);
@@ -304,8 +305,17 @@ int main(int argc, char **argv) {
     int64_t t0 = clock_monotonic_ms();
     if (!getenv("TEST_TMPDIR"))
         setenv("TEST_TMPDIR", "/tmp", 1);
-    const char *args[] = {"--file-max", "64m", "--upload-quota", "64g", "--uploads-max", "1000",
-                          "--read-burst", "1000000", "--max-conns-per-ip", "1000", NULL};
+    const char *args[] = {"--file-max",
+                          "64m",
+                          "--upload-quota",
+                          "64g",
+                          "--uploads-max",
+                          "1000",
+                          "--read-burst",
+                          "1000000",
+                          "--max-conns-per-ip",
+                          "1000",
+                          NULL};
     if (fixture_start_bootstrapped(args, &server) != 0)
         return 1;
     fixture_url(server, url);

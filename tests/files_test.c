@@ -72,8 +72,9 @@ static struct id conv;
 
 static int group_setup(void **state) {
     (void)state;
-    const char *args[] = {"--file-max",    "32m", "--audit-coalesce", "0", "--read-burst",
-                          "100000",        "--upload-ttl", "60",   NULL};
+    const char *args[] = {
+        "--file-max", "32m", "--audit-coalesce", "0", "--read-burst", "100000", "--upload-ttl",
+        "60",         NULL};
     if (fixture_start_bootstrapped(args, &server) != 0)
         return -1;
     fixture_url(server, url);
@@ -181,8 +182,8 @@ static void round_trip(size_t len) {
     tmp_path("dst.bin", dst);
     uint8_t *data = write_file(src, len, NULL);
     struct carechat_attachment a, got;
-    FIXTURE_ASSERT_OK(dr, carechat_upload_file(dr, &conv, src, "scan.bin",
-                                               "application/octet-stream", NULL, &a));
+    FIXTURE_ASSERT_OK(
+        dr, carechat_upload_file(dr, &conv, src, "scan.bin", "application/octet-stream", NULL, &a));
     assert_int_equal(a.file.size, len);
     send_and_receive(&a, &got);
     assert_int_equal(got.file.size, len);
@@ -454,8 +455,7 @@ static void test_files_tus_upload_downloaded_over_websocket(void **state) {
     /* And over HTTP: the ciphertext whose digest the message names. */
     char pat_token[65];
     profile_token(pat_profile, pat_token);
-    snprintf(head, sizeof head, "GET %s HTTP/1.1\r\nAuthorization: Bearer %s", location,
-             pat_token);
+    snprintf(head, sizeof head, "GET %s HTTP/1.1\r\nAuthorization: Bearer %s", location, pat_token);
     struct buf body;
     buf_init(&body);
     buf_reset(&resp);
@@ -475,9 +475,8 @@ static void test_files_tus_upload_downloaded_over_websocket(void **state) {
 static void metrics(struct buf *body) {
     int status = 0;
     buf_init(body);
-    assert_int_equal(http_get("127.0.0.1", server->metrics_port, "/metrics", 5000, &status, NULL,
-                              body),
-                     0);
+    assert_int_equal(
+        http_get("127.0.0.1", server->metrics_port, "/metrics", 5000, &status, NULL, body), 0);
     assert_int_equal(status, 200);
     buf_append(body, "", 1);
 }
@@ -500,8 +499,8 @@ static void test_files_non_member_refused_and_audited(void **state) {
     tmp_path("stolen.pdf", dst);
     uint8_t *data = write_file(src, 5000, NULL);
     struct carechat_attachment a, got;
-    FIXTURE_ASSERT_OK(dr, carechat_upload_file(dr, &conv, src, "letter.pdf", "application/pdf",
-                                               NULL, &a));
+    FIXTURE_ASSERT_OK(
+        dr, carechat_upload_file(dr, &conv, src, "letter.pdf", "application/pdf", NULL, &a));
     send_and_receive(&a, &got);
     /* The stranger holds the whole attachment (key included), yet the
      * server serves nothing: NOT_FOUND, as for an unknown file. */
@@ -708,8 +707,8 @@ static void test_files_canary_leaves_no_trace(void **state) {
     uint8_t r[8];
     rand_bytes(r, sizeof r);
     char canary[64], name[64];
-    snprintf(canary, sizeof canary, "CANARY-%02x%02x%02x%02x%02x%02x%02x%02x-PLAINTEXT", r[0],
-             r[1], r[2], r[3], r[4], r[5], r[6], r[7]);
+    snprintf(canary, sizeof canary, "CANARY-%02x%02x%02x%02x%02x%02x%02x%02x-PLAINTEXT", r[0], r[1],
+             r[2], r[3], r[4], r[5], r[6], r[7]);
     snprintf(name, sizeof name, "wound-%02x%02x%02x%02x%02x%02x.jpg", r[7], r[6], r[5], r[4], r[3],
              r[2]);
     char src[PATH_MAX], dst[PATH_MAX];
