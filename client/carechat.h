@@ -654,6 +654,66 @@ int carechat_urgent_status(struct carechat *c, const struct id *conversation,
 /* Accepts NULL. */
 void carechat_urgent_report_free(struct carechat_urgent_report *r);
 
+/* ---- Files (end-to-end encrypted, resumable) ----
+ *
+ * A file is encrypted on this device (client/filecrypt.h: secretstream under
+ * a fresh key, padded), uploaded as opaque ciphertext bound to one
+ * conversation, and sent to the members as an attachment of a message
+ * (carechat_send_content()): the key, digest, size, name and media type travel
+ * only inside the end-to-end message. Uploads and downloads resume where they
+ * stopped: an upload's state (file id, key, digest, and the ciphertext) lives
+ * in the profile directory under uploads/ until it completes; a download
+ * keeps its ciphertext in OUT.part until it is verified and decrypted. */
+
+/* Chunks the library uploads and downloads; requests kept in flight. */
+#define CARECHAT_FILE_CHUNK (128u * 1024)
+#define CARECHAT_FILE_WINDOW 8
+
+/* Called as a transfer proceeds with the ciphertext bytes `done` (durable on
+ * the server, or received) of `total`. Returning false cancels the transfer:
+ * the call then fails with STATUS_UNAVAILABLE ("cancelled") and a later call
+ * with the same arguments resumes. */
+typedef bool (*carechat_progress_fn)(void *ctx, uint64_t done, uint64_t total);
+
+struct carechat_transfer {
+    carechat_progress_fn progress; /* NULL: none */
+    void *ctx;
+};
+
+/* Encrypts the file at `path` (borrowed) and uploads it for
+ * `conversation_id`, resuming an interrupted upload of the same file (same
+ * path, size and modification time) to the same conversation. On success
+ * fills *out (file id, key, digest, size, and `file_name`, `media_type`,
+ * either NULL for "" ; the key is secret: wipe *out after sending) and
+ * returns 0; STATUS_BAD_REQUEST (arguments, a name over its limit, an
+ * unreadable file: nothing is uploaded), STATUS_TOO_LARGE (over
+ * FILECRYPT_MAX_SIZE, or from the server: over its file size limit or the
+ * account's quota), STATUS_UNAVAILABLE when cancelled; from the server
+ * NOT_FOUND (no such conversation, or not a member), RATE_LIMITED,
+ * UNAVAILABLE; or a local failure (STATUS_IO for the profile's upload state). */
+int carechat_upload_file(struct carechat *c, const struct id *conversation_id, const char *path,
+                         const char *file_name, const char *media_type,
+                         const struct carechat_transfer *transfer, struct carechat_attachment *out);
+
+/* Completes an upload whose bytes were sent another way (tus over HTTP, e.g.
+ * by a mobile OS's background transfer) without a declared sha256:
+ * UploadComplete with `file`'s id and digest. This device must be the
+ * uploader (the one whose session token the tus requests carried); a later
+ * carechat_send_content() with the file binds it to its message. Returns 0;
+ * from the server CONFLICT (bytes missing, or another digest), NOT_FOUND; or a
+ * local failure. */
+int carechat_complete_upload(struct carechat *c, const struct filecrypt_file *file);
+
+/* Downloads the attachment `a` (from a received message), verifies its
+ * digest and decrypts it to `out_path` (replaced; written to out_path.tmp and
+ * renamed only once everything verified), resuming from out_path.part. Returns
+ * 0; STATUS_CORRUPT (the ciphertext does not verify: truncated, altered, or
+ * another file; nothing is written and the partial download is dropped);
+ * STATUS_UNAVAILABLE when cancelled; from the server NOT_FOUND (no such file,
+ * or not a member of its conversation); or a local failure (STATUS_IO). */
+int carechat_download_file(struct carechat *c, const struct carechat_attachment *a,
+                           const char *out_path, const struct carechat_transfer *transfer);
+
 /* ---- Accounts and their retention (providers, administrators, system
  * administrators) ----
  *

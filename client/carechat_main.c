@@ -12,9 +12,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
 
 #include "base/buf.h"
 #include "base/check.h"
+#include "base/clock.h"
 #include "base/log.h"
 #include "base/status.h"
 #include "client/carechat.h"
@@ -113,6 +118,8 @@ static const char *command_name(enum cli_command cmd) {
         return "push register";
     case CLI_PUSH_UNREGISTER:
         return "push unregister";
+    case CLI_DOWNLOAD:
+        return "download";
     case CLI_NONE:
         break;
     }
@@ -256,6 +263,42 @@ static void print_conversation(const struct carechat_conversation *cv, bool json
     buf_cleanup(&line);
 }
 
+/* The progress bar of a transfer on a terminal (stderr): bytes, rate and
+ * remaining time, redrawn at most ten times a second. */
+struct progress {
+    const char *verb;
+    int64_t started_ms, drawn_ms;
+    bool shown;
+};
+
+static bool draw_progress(void *ctx, uint64_t done, uint64_t total) {
+    struct progress *p = ctx;
+    int64_t now = clock_monotonic_ms();
+    if (p->started_ms == 0)
+        p->started_ms = now;
+    if (done < total && now - p->drawn_ms < 100)
+        return true;
+    p->drawn_ms = now;
+    double secs = (double)(now - p->started_ms) / 1000.0;
+    double rate = secs > 0 ? (double)done / secs : 0;
+    double left = rate > 0 ? (double)(total - done) / rate : 0;
+    fprintf(stderr, "\r%s %7.1f / %.1f MiB  %6.1f MiB/s  %3d:%02d left ", p->verb,
+            (double)done / 1048576.0, (double)total / 1048576.0, rate / 1048576.0, (int)left / 60,
+            (int)left % 60);
+    p->shown = true;
+    return true;
+}
+
+static void end_progress(struct progress *p) {
+    if (p->shown)
+        fputc('\n', stderr);
+}
+
+/* A progress bar only for a person watching: on a terminal, without --json. */
+static bool want_progress(const struct cli_args *a) {
+    return !a->json && isatty(STDERR_FILENO);
+}
+
 /* `text` is what --text gave, or what was read from --text-file or stdin. */
 static int run_send(struct carechat *c, const struct cli_args *a, const uint8_t *text,
                     size_t text_len) {
@@ -273,8 +316,30 @@ static int run_send(struct carechat *c, const struct cli_args *a, const uint8_t 
     if (a->client_id != NULL)
         CHECK(id_from_hex(a->client_id, &cmid) == 0);
     struct carechat_sent sent;
-    int rc = (a->urgent ? carechat_send_urgent : carechat_send)(
-        c, &conv, text, text_len, a->client_id != NULL ? &cmid : NULL, &sent);
+    struct carechat_attachment att;
+    int rc;
+    if (a->file != NULL) {
+        const char *base = strrchr(a->file, '/');
+        struct progress p = {.verb = "uploading"};
+        struct carechat_transfer t = {.progress = draw_progress, .ctx = &p};
+        rc = carechat_upload_file(c, &conv, a->file, base ? base + 1 : a->file, a->media_type,
+                                  want_progress(a) ? &t : NULL, &att);
+        end_progress(&p);
+        if (rc != 0)
+            return rc;
+        struct carechat_content content = {
+            .text = text ? (const char *)text : "",
+            .text_len = text ? text_len : 0,
+            .attachments = &att,
+            .n_attachments = 1,
+        };
+        rc = carechat_send_content(c, &conv, &content, a->client_id != NULL ? &cmid : NULL,
+                                   a->urgent, &sent);
+        sodium_memzero(&att, sizeof att);
+    } else {
+        rc = (a->urgent ? carechat_send_urgent : carechat_send)(
+            c, &conv, text, text_len, a->client_id != NULL ? &cmid : NULL, &sent);
+    }
     if (rc != 0)
         return rc;
     char cid[ID_HEX_LEN + 1], mid[ID_HEX_LEN + 1], client[ID_HEX_LEN + 1];
@@ -295,6 +360,87 @@ static int run_send(struct carechat *c, const struct cli_args *a, const uint8_t 
     print_line(&line);
     buf_cleanup(&line);
     return 0;
+}
+
+/* A file name from a message, safe to create in the current directory:
+ * its last path component, control characters replaced; "" when unusable. */
+static void safe_name(const char *name, char out[CARECHAT_MAX_FILE_NAME + 1]) {
+    const char *base = strrchr(name, '/');
+    snprintf(out, CARECHAT_MAX_FILE_NAME + 1, "%s", base ? base + 1 : name);
+    for (char *q = out; *q; q++)
+        if ((unsigned char)*q < 0x20 || *q == 0x7f || *q == '\\')
+            *q = '_';
+    if (strcmp(out, ".") == 0 || strcmp(out, "..") == 0)
+        out[0] = '\0';
+}
+
+/* Downloads the attachments of message --seq (or the one with --file-id
+ * among the conversation's newest 100 messages) of --conversation. */
+static int run_download(struct carechat *c, const struct cli_args *a) {
+    struct id conv, want;
+    CHECK(id_from_hex(a->conversation, &conv) == 0);
+    if (a->file_id)
+        CHECK(id_from_hex(a->file_id, &want) == 0);
+    struct carechat_messages *list = NULL;
+    int rc = carechat_history(c, &conv, a->seq ? a->seq + 1 : 0, a->seq ? 1 : 100, &list);
+    if (rc != 0)
+        return rc;
+    size_t done = 0, matching = 0;
+    for (size_t i = 0; i < list->n; i++) {
+        const struct carechat_message *m = &list->items[i];
+        if (a->seq && m->seq != a->seq)
+            continue;
+        for (size_t j = 0; j < m->n_attachments; j++)
+            if (!a->file_id || id_equal(&m->attachments[j].file.file_id, &want))
+                matching++;
+    }
+    if (matching == 0) {
+        carechat_messages_free(list);
+        fprintf(stderr, "carechat: no such file in that message or conversation\n");
+        return STATUS_NOT_FOUND;
+    }
+    if (matching > 1 && a->out) {
+        carechat_messages_free(list);
+        fprintf(stderr, "carechat: the message has %zu files: --out names one\n", matching);
+        return STATUS_BAD_REQUEST;
+    }
+    for (size_t i = 0; rc == 0 && i < list->n; i++) {
+        const struct carechat_message *m = &list->items[i];
+        if (a->seq && m->seq != a->seq)
+            continue;
+        for (size_t j = 0; rc == 0 && j < m->n_attachments; j++) {
+            const struct carechat_attachment *at = &m->attachments[j];
+            if (a->file_id && !id_equal(&at->file.file_id, &want))
+                continue;
+            char name[CARECHAT_MAX_FILE_NAME + 1];
+            safe_name(at->file_name, name);
+            char fid[ID_HEX_LEN + 1];
+            id_to_hex(&at->file.file_id, fid);
+            const char *path = a->out ? a->out : name[0] ? name : fid;
+            struct progress p = {.verb = "downloading"};
+            struct carechat_transfer t = {.progress = draw_progress, .ctx = &p};
+            rc = carechat_download_file(c, at, path, want_progress(a) ? &t : NULL);
+            end_progress(&p);
+            if (rc != 0)
+                break;
+            done++;
+            if (a->json) {
+                cli_json_print(stdout,
+                               json_pack("{s:s, s:s, s:o, s:s, s:s}", "file_id", fid, "path", path,
+                                         "size", cli_json_u64(at->file.size), "name", at->file_name,
+                                         "media_type", at->media_type));
+            } else {
+                struct buf line;
+                buf_init(&line);
+                buf_printf(&line, "downloaded: %" PRIu64 " bytes to ", at->file.size);
+                append_printable(&line, path);
+                print_line(&line);
+                buf_cleanup(&line);
+            }
+        }
+    }
+    carechat_messages_free(list);
+    return rc;
 }
 
 /* Prints what arrives until the queue is empty and the wait has passed,
@@ -838,15 +984,15 @@ static int run(struct carechat *c, const struct cli_args *a) {
      * (--text-file, or --text - for standard input). */
     struct buf input;
     buf_init(&input);
-    const char *text_from = a->command != CLI_SEND      ? NULL
-                            : a->text_file              ? a->text_file
-                            : strcmp(a->text, "-") == 0 ? "-"
-                                                        : NULL;
+    const char *text_from = a->command != CLI_SEND                 ? NULL
+                            : a->text_file                         ? a->text_file
+                            : a->text && strcmp(a->text, "-") == 0 ? "-"
+                                                                   : NULL;
     if (a->new_password_file != NULL)
         rc = cli_read_password(a->new_password_file, &input, err, sizeof err);
     else if (text_from != NULL)
         rc = cli_read_text(text_from, CARECHAT_MAX_TEXT, &input, err, sizeof err);
-    else if (a->command == CLI_SEND)
+    else if (a->command == CLI_SEND && a->text != NULL)
         buf_append(&input, a->text, strlen(a->text));
     if (rc != 0) {
         fprintf(stderr, "carechat %s: %s\n", command_name(a->command), err);
@@ -979,6 +1125,9 @@ static int run(struct carechat *c, const struct cli_args *a) {
     case CLI_PUSH_UNREGISTER:
         rc = run_push(c, a);
         break;
+    case CLI_DOWNLOAD:
+        rc = run_download(c, a);
+        break;
     case CLI_NONE:
         break;
     }
@@ -986,6 +1135,10 @@ static int run(struct carechat *c, const struct cli_args *a) {
     buf_cleanup(&password);
     buf_wipe(&input);
     buf_cleanup(&input);
+    /* A failure the command found itself (download: no such file in the
+     * message) was printed where it was found. */
+    if (rc != 0 && carechat_error_kind(c) == CARECHAT_ERROR_NONE)
+        return rc == STATUS_NOT_FOUND ? CLI_EXIT_REFUSED : CLI_EXIT_USAGE;
     if (rc != 0) {
         fprintf(stderr, "carechat: %s\n", carechat_error(c));
         return exit_for_kind(carechat_error_kind(c));

@@ -63,6 +63,11 @@ enum opt {
     O_P256DH,
     O_AUTH,
     O_ID,
+    O_FILE,
+    O_OUT,
+    O_SEQ,
+    O_FILE_ID,
+    O_TYPE,
     O_COUNT,
 };
 
@@ -111,6 +116,11 @@ static const struct option_def options[O_COUNT] = {
     [O_P256DH] = {"p256dh", true, false},
     [O_AUTH] = {"auth", true, false},
     [O_ID] = {"id", true, false},
+    [O_FILE] = {"file", true, false},
+    [O_OUT] = {"out", true, false},
+    [O_SEQ] = {"seq", true, false},
+    [O_FILE_ID] = {"file-id", true, false},
+    [O_TYPE] = {"type", true, false},
 };
 
 struct command_def {
@@ -120,7 +130,7 @@ struct command_def {
     enum opt required[5];
     size_t n_required;
     /* Options it also accepts. */
-    enum opt optional[8];
+    enum opt optional[9];
     size_t n_optional;
 };
 
@@ -136,8 +146,9 @@ static const struct command_def commands[] = {
      CLI_SEND,
      {0},
      0,
-     {O_TEXT, O_TEXT_FILE, O_TO, O_CONVERSATION, O_CHANNEL, O_CLIENT_ID, O_URGENT},
-     7},
+     {O_TEXT, O_TEXT_FILE, O_FILE, O_TYPE, O_TO, O_CONVERSATION, O_CHANNEL, O_CLIENT_ID, O_URGENT},
+     9},
+    {"download", CLI_DOWNLOAD, {O_CONVERSATION}, 1, {O_SEQ, O_FILE_ID, O_OUT}, 3},
     {"recv", CLI_RECV, {0}, 0, {O_WAIT}, 1},
     {"history", CLI_HISTORY, {O_CONVERSATION}, 1, {O_LIMIT}, 1},
     {"conversations", CLI_CONVERSATIONS, {0}, 0, {0}, 0},
@@ -317,9 +328,15 @@ int cli_parse(int argc, char **argv, struct cli_args *out, char *err, size_t err
     if (cmd->command == CLI_SEND && (int)seen[O_TO] + seen[O_CONVERSATION] + seen[O_CHANNEL] != 1)
         return usage_error(err, err_len, "%s",
                            "'send' needs exactly one of --to, --conversation and --channel");
-    if (cmd->command == CLI_SEND && seen[O_TEXT] == seen[O_TEXT_FILE])
+    if (cmd->command == CLI_SEND && seen[O_TEXT] && seen[O_TEXT_FILE])
+        return usage_error(err, err_len, "%s", "'send' takes one of --text and --text-file");
+    if (cmd->command == CLI_SEND && !seen[O_TEXT] && !seen[O_TEXT_FILE] && !seen[O_FILE])
         return usage_error(err, err_len, "%s",
-                           "'send' needs exactly one of --text and --text-file");
+                           "'send' needs --text (or --text-file), --file or both");
+    if (cmd->command == CLI_DOWNLOAD && seen[O_SEQ] == seen[O_FILE_ID])
+        return usage_error(err, err_len, "%s",
+                           "'download' needs exactly one of --seq and --file-id");
+
     if ((cmd->command == CLI_RECALL || cmd->command == CLI_URGENT_ACK ||
          cmd->command == CLI_URGENT_STATUS) &&
         seen[O_CONVERSATION] == seen[O_CHANNEL])
@@ -347,6 +364,9 @@ int cli_parse(int argc, char **argv, struct cli_args *out, char *err, size_t err
         snprintf(err, err_len, "--reason must be 1..%d bytes of UTF-8 text", CARECHAT_MAX_REASON);
         return STATUS_BAD_REQUEST;
     }
+    if (values[O_FILE_ID] != NULL && id_from_hex(values[O_FILE_ID], &id) != 0)
+        return usage_error(err, err_len, "--file-id must be 32 hex digits, not '%s'",
+                           values[O_FILE_ID]);
     if (values[O_CLIENT_ID] != NULL && id_from_hex(values[O_CLIENT_ID], &id) != 0)
         return usage_error(err, err_len, "--client-id must be 32 hex digits, not '%s'",
                            values[O_CLIENT_ID]);
@@ -399,6 +419,12 @@ int cli_parse(int argc, char **argv, struct cli_args *out, char *err, size_t err
     a.auth = values[O_AUTH];
     a.registration = values[O_ID];
     unsigned long n = 0;
+    if (values[O_SEQ] != NULL) {
+        if (!parse_number(values[O_SEQ], 999999999999ul, &n) || n == 0)
+            return usage_error(err, err_len, "--seq must be a message's sequence, not '%s'",
+                               values[O_SEQ]);
+        a.seq = n;
+    }
     if (values[O_WAIT] != NULL) {
         if (!parse_number(values[O_WAIT], CLI_MAX_WAIT_S, &n))
             return usage_error(err, err_len, "--wait must be 0..3600 seconds, not '%s'",
@@ -428,6 +454,10 @@ int cli_parse(int argc, char **argv, struct cli_args *out, char *err, size_t err
     a.reason = values[O_REASON];
     a.text = values[O_TEXT];
     a.text_file = values[O_TEXT_FILE];
+    a.file = values[O_FILE];
+    a.media_type = values[O_TYPE];
+    a.out = values[O_OUT];
+    a.file_id = values[O_FILE_ID];
     a.client_id = values[O_CLIENT_ID];
     a.command = cmd->command;
     a.server = values[O_SERVER];
@@ -514,15 +544,23 @@ const char *cli_usage(void) {
            "  password change --password-file CURRENT --new-password-file NEW\n"
            "      replace the account's password; every other session of the account ends,\n"
            "      this one goes on\n"
-           "  send (--to EMAIL | --conversation ID | --channel ID) (--text TEXT | --text-file "
-           "PATH)\n"
-           "       [--client-id ID] [--urgent]\n"
+           "  send (--to EMAIL | --conversation ID | --channel ID) [--text TEXT | --text-file "
+           "PATH]\n"
+           "       [--file PATH [--type MEDIA-TYPE]] [--client-id ID] [--urgent]\n"
            "      encrypt TEXT (--text - and --text-file: read it from standard input or PATH,\n"
            "      at most 65456 bytes) for every device of every active member and send it (--to\n"
            "      opens the direct conversation with EMAIL); a retry with the same --client-id\n"
            "      (32 hex digits) stores the message once; --urgent asks every recipient to\n"
            "      acknowledge; prints conversation, seq, message and client ids; TEXT that\n"
            "      is not valid UTF-8 is refused before anything is sent (exit 1)\n"
+           "      --file: encrypt the file on this device, upload it (resuming an\n"
+           "      interrupted upload of the same file, whose state is in the profile) and\n"
+           "      send it as an attachment; a progress bar on a terminal (not with --json)\n"
+           "  download --conversation ID (--seq N | --file-id ID) [--out PATH]\n"
+           "      fetch the attachment(s) of message N (or the file ID) of the\n"
+           "      conversation, verify and decrypt them to PATH (default: the file's name\n"
+           "      in the current directory); an interrupted download resumes from\n"
+           "      PATH.part; exit 6 when the file does not verify (nothing is written)\n"
            "  recv [--wait SECONDS]\n"
            "      print and acknowledge what arrived for this device, then wait SECONDS\n"
            "      (default 0) after the server's queue is empty; JSON fields: conversation,\n"

@@ -73,6 +73,7 @@ enum cli_command {
     CLI_NOTIFY_SETTINGS,
     CLI_PUSH_REGISTER,
     CLI_PUSH_UNREGISTER,
+    CLI_DOWNLOAD,
 };
 
 #define CLI_MAX_WAIT_S 3600
@@ -125,6 +126,11 @@ struct cli_args {
     const char *p256dh;       /* its key, base64url of 65 bytes (checked) */
     const char *auth;         /* its secret, base64url of 16 bytes (checked) */
     const char *registration; /* push unregister: 32 hex digits (checked) */
+    const char *file;         /* send --file PATH, or NULL */
+    const char *media_type;   /* send --type, or NULL */
+    const char *out;          /* download --out PATH, or NULL */
+    const char *file_id;      /* download --file-id: 32 hex digits (checked), or NULL */
+    uint64_t seq;             /* download --seq, or 0 */
 };
 
 /* Parses a time given as milliseconds since the epoch (digits) or as

@@ -241,7 +241,7 @@ static void test_cli_parse_refuses_bad_arguments(void **state) {
     const char *send_neither[] = {"send", "--text", "t", NULL};
     expect_usage_error(send_neither, "exactly one of --to, --conversation and --channel");
     const char *send_no_text[] = {"send", "--to", "a@b", NULL};
-    expect_usage_error(send_no_text, "needs exactly one of --text and --text-file");
+    expect_usage_error(send_no_text, "needs --text (or --text-file), --file or both");
     const char *send_latin1[] = {"send", "--to", "a@b", "--text", "caf\xe9", NULL};
     expect_usage_error(send_latin1, "--text is not valid UTF-8");
     const char *send_truncated[] = {"send", "--to", "a@b", "--text=ok \xe2\x82", NULL};

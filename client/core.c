@@ -341,8 +341,8 @@ static void answer_server(struct carechat *c, Carechat__V1__Frame *f, int64_t de
 /* Receives and decodes one frame; handles it unless it is the response to
  * `want` (non-zero), which is stored in *out. Returns 0 (a frame was
  * handled, or *out set), or the transport's status. */
-static int receive_one(struct carechat *c, int64_t deadline, uint64_t want,
-                       Carechat__V1__Frame **out) {
+static int receive_among(struct carechat *c, int64_t deadline, const uint64_t *want, size_t n_want,
+                         Carechat__V1__Frame **out) {
     struct buf wire;
     buf_init(&wire);
     int rc = transport_recv(c->t, deadline, &wire);
@@ -359,9 +359,11 @@ static int receive_one(struct carechat *c, int64_t deadline, uint64_t want,
         return 0;
     }
     if (f->body_case == CARECHAT__V1__FRAME__BODY_RESPONSE) {
-        if (want != 0 && f->request_id == want) {
-            *out = f;
-            return 0;
+        for (size_t i = 0; i < n_want; i++) {
+            if (want[i] != 0 && f->request_id == want[i]) {
+                *out = f;
+                return 0;
+            }
         }
         log_warn(MOD, "response to unknown request %" PRIu64, f->request_id);
         proto_free(f);
@@ -369,6 +371,11 @@ static int receive_one(struct carechat *c, int64_t deadline, uint64_t want,
     }
     answer_server(c, f, deadline);
     return 0;
+}
+
+static int receive_one(struct carechat *c, int64_t deadline, uint64_t want,
+                       Carechat__V1__Frame **out) {
+    return receive_among(c, deadline, &want, 1, out);
 }
 
 /* Records why the connection failed during `what`, closes it, returns the
@@ -404,6 +411,28 @@ int cc_call(struct carechat *c, Carechat__V1__Frame *req, const char *what,
     Carechat__V1__Frame *resp = NULL;
     while (resp == NULL) {
         rc = receive_one(c, deadline, req->request_id, &resp);
+        if (rc != 0)
+            return lost(c, rc, what);
+    }
+    *out = resp;
+    return 0;
+}
+
+int cc_send(struct carechat *c, Carechat__V1__Frame *req, const char *what, int64_t deadline,
+            uint64_t *id) {
+    req->request_id = ++c->last_request_id;
+    int rc = send_frame(c, req, deadline);
+    if (rc != 0)
+        return lost(c, rc, what);
+    *id = req->request_id;
+    return 0;
+}
+
+int cc_await(struct carechat *c, const uint64_t *ids, size_t n, const char *what, int64_t deadline,
+             Carechat__V1__Frame **out) {
+    Carechat__V1__Frame *resp = NULL;
+    while (resp == NULL) {
+        int rc = receive_among(c, deadline, ids, n, &resp);
         if (rc != 0)
             return lost(c, rc, what);
     }

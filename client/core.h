@@ -9,16 +9,17 @@
  *
  *   carechat.c (open, close)
  *      |      \
- *      |    channels.c --> messaging.c --> accounts.c      admin.c   audit.c
- *      |         |              |              |              |         |
- *      v         v              v              v              v         v
- *   core.c  <-------------------------------------------------------------
+ *      |    channels.c --> messaging.c --> accounts.c      admin.c   audit.c   files.c
+ *      |         |              |              |              |         |         |
+ *      v         v              v              v              v         v         v
+ *   core.c  <-----------------------------------------------------------------------
  *
  * (channels.c and admin.c also call accounts.c: carechat_lookup(); carechat.c
  * calls messaging.c only to free its state.) core.c calls none of them: the
  * deliveries it receives wait in `struct cc_deliveries` until messaging.c
  * takes them, and a module's state hanging off the handle (`msg`) is freed by
- * carechat_close().
+ * carechat_close(). files.c records the files it uploaded in the handle
+ * (`uploaded`), where messaging.c finds those to bind to a message.
  *
  * Same thread rules as carechat.h: the caller's thread only.
  */
@@ -37,6 +38,8 @@
 #include "protocol/proto.h"
 
 struct cc_msg;
+
+#define CC_UPLOADED_MAX 32
 
 /* The Delivery frames of the current connection, answered OK by the core as
  * they arrive and kept in arrival (= cursor) order until messaging.c takes
@@ -80,6 +83,11 @@ struct carechat {
 
     struct cc_deliveries deliveries;
     struct cc_msg *msg; /* messaging state (messaging.c); NULL until first used */
+    /* Files this handle uploaded last (files.c), newest at uploaded_next - 1:
+     * carechat_send_content() binds those it carries to the message
+     * (FileBind) before sending it. */
+    struct id uploaded[CC_UPLOADED_MAX];
+    size_t uploaded_next;
 
     int err_status;
     enum carechat_error_kind err_kind;
@@ -155,6 +163,19 @@ int cc_ensure_session(struct carechat *c);
 int cc_call(struct carechat *c, Carechat__V1__Frame *req, const char *what,
             Carechat__V1__Frame **out);
 
+/* For requests in flight together (file transfers): sends `req` with the
+ * next request id, written to *id, without waiting. Returns 0, or records a
+ * connection failure of `what` and returns it (connection closed). */
+int cc_send(struct carechat *c, Carechat__V1__Frame *req, const char *what, int64_t deadline,
+            uint64_t *id);
+/* Waits until `deadline` for the response to any of the `n` requests `ids`
+ * (0 entries are ignored; the server may answer a connection's requests out
+ * of order, e.g. a read waiting for its access record after a later one
+ * covered by it; responses to other requests are dropped). Stores it in *out
+ * (free with cc_free_response(); its request_id says which) and returns 0,
+ * or records a connection failure and returns it (connection closed). */
+int cc_await(struct carechat *c, const uint64_t *ids, size_t n, const char *what, int64_t deadline,
+             Carechat__V1__Frame **out);
 /* Receives one frame until `deadline` (clock_monotonic_ms()) and handles it:
  * answers a server request (queueing deliveries), drops a stray response.
  * Returns 0 after one frame; STATUS_UNAVAILABLE when the deadline passed;

@@ -670,6 +670,27 @@ static int send_message(struct carechat *c, const struct id *conversation_id, co
     return rc;
 }
 
+/* FileBind: file `fid`, uploaded by this device, is carried by the message
+ * with client_msg_id `cmid`. Returns 0 or a recorded failure. */
+static int bind_file(struct carechat *c, const struct id *fid, const struct id *cmid) {
+    int rc = cc_ensure_session(c);
+    if (rc != 0)
+        return rc;
+    Carechat__V1__FileBind m;
+    carechat__v1__file_bind__init(&m);
+    m.file_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)fid->b};
+    m.client_msg_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)cmid->b};
+    Carechat__V1__Frame req;
+    carechat__v1__frame__init(&req);
+    req.body_case = CARECHAT__V1__FRAME__BODY_FILE_BIND;
+    req.file_bind = &m;
+    Carechat__V1__Frame *resp = NULL;
+    rc = cc_request(c, &req, CARECHAT__V1__RESPONSE__RESULT__NOT_SET,
+                    "binding the file to the message", NULL, &resp);
+    cc_free_response(resp);
+    return rc;
+}
+
 int carechat_send_content(struct carechat *c, const struct id *conversation_id,
                           const struct carechat_content *content, const struct id *client_msg_id,
                           bool urgent, struct carechat_sent *out) {
@@ -687,8 +708,17 @@ int carechat_send_content(struct carechat *c, const struct id *conversation_id,
         rc = cc_fail(c, rc, CARECHAT_ERROR_ARGUMENT,
                      "send: not a valid message (text or attachments needed; text and names "
                      "UTF-8 without NUL bytes, within their limits): nothing was sent");
+    /* Files this handle uploaded are bound to the message first, so that
+     * recalling it stops their downloads. */
+    struct id cmid = client_msg_id ? *client_msg_id : id_new();
+    for (size_t i = 0; rc == 0 && i < content->n_attachments; i++) {
+        const struct id *fid = &content->attachments[i].file.file_id;
+        for (size_t j = 0; rc == 0 && j < CC_UPLOADED_MAX; j++)
+            if (id_equal(&c->uploaded[j], fid))
+                rc = bind_file(c, fid, &cmid);
+    }
     if (rc == 0)
-        rc = send_message(c, conversation_id, plain.data, plain.len, client_msg_id, urgent, out);
+        rc = send_message(c, conversation_id, plain.data, plain.len, &cmid, urgent, out);
     buf_wipe(&plain);
     buf_cleanup(&plain);
     return rc;

@@ -252,7 +252,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 }
 
 static const struct lws_protocols protocols[] = {
-    {PROTO_SUBPROTOCOL, callback, 0, 0, 0, NULL, 0},
+    /* A 64 KiB receive buffer: file chunks come in 128 KiB frames. */
+    {PROTO_SUBPROTOCOL, callback, 0, 64 * 1024, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 

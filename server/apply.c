@@ -80,6 +80,12 @@ static const apply_kind_fn kinds[] = {
     [KIND(PUSH_UNREGISTER)] = apply_push_unregister,
     [KIND(OUTBOX_RESULT)] = apply_outbox_result,
     [KIND(PUSH_DEVICE_LEFT)] = apply_push_device_left,
+    [KIND(FILE_BEGIN)] = apply_file_begin,
+    [KIND(FILE_CHUNK)] = apply_file_chunk,
+    [KIND(FILE_COMPLETE)] = apply_file_complete,
+    [KIND(FILE_DELETE)] = apply_file_delete,
+    [KIND(FILE_BIND)] = apply_file_bind,
+    [KIND(FILE_RESTORE)] = apply_file_restore,
     [KIND(AUDIT_APPEND)] = apply_audit_kind,
 };
 #undef KIND

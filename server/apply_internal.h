@@ -5,7 +5,7 @@
  * The files call each other in one direction:
  *
  *   apply.c (the kind table, apply_entry)
- *     -> apply_accounts.c, apply_messages.c, apply_channels.c (one function
+ *     -> apply_accounts.c, apply_messages.c, apply_channels.c, apply_files.c (one function
  *        per entry kind), apply_audit.c (AuditAppend)
  *          -> apply_audit.c (audit records), apply_store.c (typed records
  *             through the transaction)
@@ -90,10 +90,6 @@ int apply_urgent_ack(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
 
 int apply_breach_start(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
                        struct buf *result);
-/* The outbox settled breach notice job `job_id`: SENT (`sent`) or FAILED at
- * `time`. STATUS_NOT_FOUND when it is no breach notice. */
-int apply_breach_notice_settled(struct store_txn *txn, const uint8_t job_id[16], bool sent,
-                                int64_t time);
 
 /* ---- notifications and the outbox (apply_outbox.c) ----------------------------------- */
 
@@ -155,6 +151,21 @@ int apply_outbox_account_email(struct store_txn *txn, const Carechat__Entry__V1_
 int apply_outbox_device_removed(struct store_txn *txn, const struct id *account,
                                 const struct id *device);
 
+/* ---- kinds (apply_files.c) --------------------------------------------------------- */
+
+int apply_file_begin(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                     struct buf *result);
+int apply_file_chunk(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                     struct buf *result);
+int apply_file_complete(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                        struct buf *result);
+int apply_file_delete(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                      struct buf *result);
+int apply_file_bind(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struct buf *result);
+/* RestoreFile: the result is the new visible_until (u64, big-endian). */
+int apply_file_restore(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                       struct buf *result);
+
 /* ---- audit records (apply_audit.c) ---------------------------------------------------- */
 
 /* Appends the audit record of entry `e`: its time, its actor device and source
@@ -211,6 +222,11 @@ int apply_read_conv(struct store_txn *txn, const struct id *conv, struct rec_con
 /* apply_read_conv() for a change: FORBIDDEN once the conversation's patient
  * is deactivated (REVIEW and later: it is kept read-only for review). */
 int apply_read_open_conv(struct store_txn *txn, const struct id *conv, struct rec_conv *out);
+/* The outbox settled breach notice job `job_id` (apply_breach.c wrote its
+ * record and index): SENT (`sent`) or FAILED at `time`. STATUS_NOT_FOUND when
+ * it is no breach notice. */
+int apply_breach_notice_settled(struct store_txn *txn, const uint8_t job_id[16], bool sent,
+                                int64_t time);
 int apply_write_conv(struct store_txn *txn, const struct id *conv, const struct rec_conv *c);
 int apply_read_member(struct store_txn *txn, const struct id *conv, const struct id *account,
                       struct rec_member *out);

@@ -327,3 +327,42 @@ int apply_inbox_append(struct store_txn *txn, const struct id *device, const str
         rec_delivery_add(deliveries, device, in.last);
     return rc;
 }
+
+/* ---- breach notices ------------------------------------------------------------------ */
+
+int apply_breach_notice_settled(struct store_txn *txn, const uint8_t job_id[16], bool sent,
+                                int64_t time) {
+    uint8_t jk[1 + 16];
+    jk[0] = REC_BREACH_JOB_TAG;
+    memcpy(jk + 1, job_id, 16);
+    struct buf v;
+    buf_init(&v);
+    int rc = txn_get(txn, CF_META, jk, sizeof jk, &v);
+    struct id incident, account;
+    if (rc == 0 && v.len != 2 * ID_LEN)
+        rc = STATUS_CORRUPT;
+    if (rc == 0) {
+        memcpy(incident.b, v.data, ID_LEN);
+        memcpy(account.b, v.data + ID_LEN, ID_LEN);
+    }
+    buf_cleanup(&v);
+    if (rc != 0)
+        return rc;
+    uint8_t k[1 + 2 * ID_LEN];
+    rec_breach_key(&incident, &account, k);
+    struct rec_breach_notice n;
+    buf_init(&v);
+    rc = txn_get(txn, CF_META, k, sizeof k, &v);
+    if (rc == 0)
+        rc = rec_breach_notice_decode(v.data, v.len, &n);
+    buf_cleanup(&v);
+    if (rc != 0)
+        return rc;
+    n.state = sent ? REC_BREACH_SENT : REC_BREACH_FAILED;
+    n.settled_at = time;
+    buf_init(&v);
+    rec_breach_notice_encode(&n, &v);
+    rc = txn_put(txn, CF_META, k, sizeof k, NULL, v.data, v.len);
+    buf_cleanup(&v);
+    return rc;
+}

@@ -27,6 +27,8 @@
  *      scope), in RESTRICTED only the SYSADMIN role;
  *      NOT_FOUND for anyone else, as in 3. A change is FORBIDDEN to those who
  *      may read. A purged patient's conversations are unknown to everyone.
+ *      A file a SYSADMIN restored (RestoreFile) is in REVIEW again until its
+ *      visible_until, whatever its patient's stage.
  *      A request naming a patient in `reviewed_account_id` (a review) is
  *      decided the same way by that patient's stage; an active patient is
  *      not under review: NOT_FOUND.

@@ -160,6 +160,9 @@ static const struct opt options[] = {
      "after deactivation, the patient's care team and admins may read for this long"},
     {"restriction-days", OPT_COUNT, FIELD(restriction_days), 1, 36500, "DAYS",
      "then only system administrators may read for this long, then it is purged"},
+    {"restore-days", OPT_COUNT, FIELD(restore_days), 1, 3650, "DAYS",
+     "a file a system administrator restores is readable by the patient's reviewers for this "
+     "long"},
     {"maintenance-interval", OPT_SECONDS, FIELD(maintenance_interval_s), 1, 86400, "SECONDS",
      "how often the retention clock and the clean-ups run (also at start)"},
     {"app-link", OPT_PATH, FIELD(app_link), 0, 0, "URL",
@@ -211,6 +214,23 @@ static const struct opt options[] = {
      "a push waits up to this much longer (against timing analysis)"},
     {"outbox-in-flight", OPT_COUNT, FIELD(outbox_in_flight), 1, 10000, "N",
      "notification jobs being sent at once"},
+    {"file-max", OPT_SIZE, FIELD(file_max), 4096, 1ull << 36, "BYTES",
+     "largest file (its stored ciphertext); a larger upload is refused before anything is "
+     "stored (TOO_LARGE, tus 413)"},
+    {"patch-max", OPT_SIZE, FIELD(patch_max), 128ull << 10, 1ull << 30, "BYTES",
+     "largest body of one tus PATCH (413 beyond it); a PATCH with Upload-Checksum is held in "
+     "memory until it is verified, one without is stored as it arrives"},
+    {"upload-quota", OPT_SIZE, FIELD(upload_quota), 4096, UINT64_MAX, "BYTES",
+     "bytes of files (finished and unfinished) one account may store (TOO_LARGE, tus 413)"},
+    {"uploads-max", OPT_COUNT, FIELD(uploads_max), 1, 100000, "N",
+     "unfinished uploads one account may have at once (RATE_LIMITED, tus 429)"},
+    {"upload-burst", OPT_COUNT, FIELD(upload_burst), 1, 1000000, "N",
+     "uploads one account may begin at once before --upload-window paces it"},
+    {"upload-window", OPT_SECONDS, FIELD(upload_window_s), 1, 86400, "SECONDS",
+     "time in which a spent --upload-burst comes back"},
+    {"upload-ttl", OPT_SECONDS, FIELD(upload_ttl_s), 60, 30u * 24 * 3600, "SECONDS",
+     "an unfinished upload expires this long after it began; the garbage collector then "
+     "deletes it and its chunks"},
     {"clock-offset", OPT_MS, FIELD(clock_offset_ms), 0, 0, "MS",
      "a test seam: add MS milliseconds (may be negative) to the clock, to run time-dependent "
      "scenarios without waiting; refused unless the environment has " TEST_CLOCK_ENV "=1, "

@@ -84,6 +84,7 @@ struct server_config {
     unsigned audit_coalesce_s;           /* repeated reads share a record within this */
     unsigned review_days;                /* REVIEW after deactivation ... */
     unsigned restriction_days;           /* ... then RESTRICTED, then purged */
+    unsigned restore_days;               /* a restored file is visible this long */
     unsigned maintenance_interval_s;     /* how often the retention clock runs */
     unsigned inbox_max;                  /* undelivered entries per device inbox */
     unsigned inbox_sender_max;           /* ... of which undelivered messages of one sender */
@@ -104,6 +105,13 @@ struct server_config {
     unsigned notify_push_interval_s; /* then at most one push per device per interval */
     unsigned notify_push_jitter_s;   /* plus up to this, against timing analysis */
     unsigned outbox_in_flight;       /* notification jobs being sent at once */
+    uint64_t file_max;               /* largest file (ciphertext bytes) */
+    uint64_t patch_max;              /* largest tus PATCH body */
+    uint64_t upload_quota;           /* bytes of files one account may store */
+    unsigned uploads_max;            /* unfinished uploads per account */
+    unsigned upload_burst;           /* uploads an account may begin at once ... */
+    unsigned upload_window_s;        /* ... refilled over this many seconds */
+    unsigned upload_ttl_s;           /* unfinished uploads expire after this */
     int64_t clock_offset_ms;         /* added to the clock; for tests only */
     const char *config_file;         /* the --config given, or NULL */
     struct config_strings *owned;    /* private: copies of the file's values */
@@ -126,7 +134,10 @@ struct server_config {
         .read_window_s = 60, .audit_coalesce_s = 10, .audit_anchor_every = 1000,                   \
         .notify_email_delay_s = 15 * 60, .notify_email_window_s = 6 * 3600,                        \
         .notify_push_delay_s = 10, .notify_push_interval_s = 5 * 60, .notify_push_jitter_s = 20,   \
-        .outbox_in_flight = 64,                                                                    \
+        .outbox_in_flight = 64, .review_days = 30, .restriction_days = 365, .restore_days = 30,    \
+        .maintenance_interval_s = 60, .file_max = 100ull << 20, .patch_max = 16ull << 20,          \
+        .upload_quota = 2ull << 30, .uploads_max = 16, .upload_burst = 60, .upload_window_s = 60,  \
+        .upload_ttl_s = 24 * 3600,                                                                 \
     }
 
 /* Builds the configuration from the defaults, the --config file and argv (argv[0]

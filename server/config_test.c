@@ -38,6 +38,11 @@ static void test_config_defaults(void **state) {
     struct server_config cfg;
     assert_int_equal(load(ARGC(argv), argv, &cfg), 0);
     assert_string_equal(cfg.listen.host, "127.0.0.1");
+    /* The privacy promise's windows, and a maintenance that does not spin. */
+    assert_int_equal(cfg.review_days, 30);
+    assert_int_equal(cfg.restriction_days, 365);
+    assert_int_equal(cfg.restore_days, 30);
+    assert_int_equal(cfg.maintenance_interval_s, 60);
     assert_int_equal(cfg.listen.port, 8080);
     assert_string_equal(cfg.metrics_listen.host, "127.0.0.1");
     assert_int_equal(cfg.metrics_listen.port, 9464);

@@ -21,6 +21,7 @@
 #include "base/status.h"
 #include "server/audit_queries.h"
 #include "server/delivery.h"
+#include "server/files.h"
 #include "server/messaging.h"
 #include "server/notify.h"
 #include "server/request.h"
@@ -95,55 +96,22 @@ static bool id_field_ok(const Carechat__V1__Frame *f, const char *name, bool opt
     return !proto_body_bytes(f, name, &b) || b.len == ID_LEN || (optional && b.len == 0);
 }
 
-/* The retention stage of `patient`'s conversations. */
-static int stage_of(struct handlers *h, const struct id *patient, enum authz_stage *stage) {
-    struct rec_lifecycle l;
-    int rc = req_read_lifecycle(h, patient, &l);
-    *stage = AUTHZ_LIVE;
-    if (rc == STATUS_NOT_FOUND)
-        return STATUS_OK;
-    if (rc != 0)
-        return rc;
-    /* By the clock, not only the record: a deadline counts from the moment it
-     * passes, before the maintenance has written the transition. */
-    uint32_t state = rules_lifecycle_due(&l, clock_now());
-    *stage = state == REC_LC_REVIEW       ? AUTHZ_REVIEW
-             : state == REC_LC_RESTRICTED ? AUTHZ_RESTRICTED
-             : state == REC_LC_PURGED     ? AUTHZ_PURGED
-                                          : AUTHZ_LIVE;
-    return STATUS_OK;
-}
-
-/* In REVIEW a provider of `patient`'s care team reads as its members do:
- * *rel becomes AUTHZ_CARE_TEAM for them. */
-static int care_team(struct req *r, const struct id *patient, enum authz_stage stage,
-                     enum authz_relation *rel) {
-    bool care = false;
-    int rc = STATUS_OK;
-    if (stage == AUTHZ_REVIEW && r->hc->role == REC_ROLE_PROVIDER)
-        rc = req_care_relation(r->h, patient, &r->hc->account, &care);
-    if (care)
-        *rel = AUTHZ_CARE_TEAM;
-    return rc;
-}
-
 /* The stage of the deactivated patient a review names (`reviewed_account_id`)
  * and the caller's relation to them; an active account (or none) is no
  * patient to review: AUTHZ_PURGED, so that nobody learns of it. */
 static int reviewed(struct req *r, enum authz_relation *rel, enum authz_stage *stage) {
-    int rc = stage_of(r->h, &r->patient, stage);
-    if (rc != 0)
-        return rc;
-    if (*stage == AUTHZ_LIVE)
+    int rc = req_review_access(r->h, &r->patient, &r->hc->account, r->hc->role, 0, rel, stage);
+    if (rc == 0 && *stage == AUTHZ_LIVE)
         *stage = AUTHZ_PURGED;
-    return care_team(r, &r->patient, *stage, rel);
+    return rc;
 }
 
-/* The caller's relation to r->conv_id and the stage of its patient, reading
- * the conversation and the caller's membership into t and pointing r at
- * them. Returns 0 or a store status. */
-static int relation(struct req *r, struct target *t, enum authz_relation *rel,
-                    enum authz_stage *stage) {
+/* The caller's relation to r->conv_id and the stage of its patient (a file
+ * restored until `restored_until` is under review again), reading the
+ * conversation and the caller's membership into t and pointing r at them.
+ * Returns 0 or a store status. */
+static int relation(struct req *r, struct target *t, int64_t restored_until,
+                    enum authz_relation *rel, enum authz_stage *stage) {
     *rel = AUTHZ_STRANGER;
     *stage = AUTHZ_LIVE;
     int rc = req_read_conv(r->h, &r->conv_id, &t->conv);
@@ -152,23 +120,21 @@ static int relation(struct req *r, struct target *t, enum authz_relation *rel,
     if (rc != 0)
         return rc;
     r->conv = &t->conv;
-    if (t->conv.has_owner) {
-        r->has_patient = true;
-        r->patient = t->conv.owner;
-        if ((rc = stage_of(r->h, &t->conv.owner, stage)) != 0)
-            return rc;
-    }
     rc = req_read_member(r->h, &r->conv_id, &r->hc->account, &t->member);
-    if (rc == STATUS_NOT_FOUND || (rc == 0 && t->member.state != REC_ACTIVE))
-        return t->conv.has_owner ? care_team(r, &t->conv.owner, *stage, rel) : STATUS_OK;
-    if (rc != 0)
+    if (rc == 0 && t->member.state == REC_ACTIVE) {
+        r->member = &t->member;
+        *rel = t->conv.kind == REC_CARE_TEAM && t->conv.has_owner &&
+                       id_equal(&t->conv.owner, &r->hc->account)
+                   ? AUTHZ_OWNER
+                   : AUTHZ_ACTIVE_MEMBER;
+    } else if (rc != 0 && rc != STATUS_NOT_FOUND)
         return rc;
-    r->member = &t->member;
-    *rel = t->conv.kind == REC_CARE_TEAM && t->conv.has_owner &&
-                   id_equal(&t->conv.owner, &r->hc->account)
-               ? AUTHZ_OWNER
-               : AUTHZ_ACTIVE_MEMBER;
-    return STATUS_OK;
+    if (!t->conv.has_owner)
+        return STATUS_OK;
+    r->has_patient = true;
+    r->patient = t->conv.owner;
+    return req_review_access(r->h, &t->conv.owner, &r->hc->account, r->hc->role, restored_until,
+                             rel, stage);
 }
 
 /* The authorization check of every request (server/authz.h), after the
@@ -187,9 +153,27 @@ static int authorize(struct req *r, struct target *t) {
         !id_field_ok(r->frame, "account_id", true))
         return req_fail(r, STATUS_BAD_REQUEST, "ids must be 16 bytes");
     r->has_conv = body_id(r->frame, "conversation_id", &r->conv_id);
+    /* A request naming a file is about the file's conversation. */
+    if (!r->has_conv && !id_field_ok(r->frame, "file_id", false))
+        return req_fail(r, STATUS_BAD_REQUEST, "ids must be 16 bytes");
+    int64_t restored_until = 0; /* a restored file's end of review (RestoreFile) */
+    if (!r->has_conv && body_id(r->frame, "file_id", &r->file_id)) {
+        r->has_file = true;
+        struct rec_file f;
+        int frc = STATUS_NOT_FOUND;
+        if (hc->authenticated && (authz_needs_relation(rule) || rule->read))
+            frc = files_read(r->h, &r->file_id, &f);
+        if (frc == 0) {
+            r->has_conv = true;
+            r->conv_id = f.conversation;
+            restored_until = f.visible_until;
+        } else if (frc != STATUS_NOT_FOUND) {
+            return frc;
+        }
+    }
     if (r->has_conv && hc->authenticated && (rule->roles & (1u << hc->role)) &&
         (authz_needs_relation(rule) || rule->read)) {
-        int rc = relation(r, t, &rel, &stage);
+        int rc = relation(r, t, restored_until, &rel, &stage);
         if (rc != 0)
             return rc;
     }
@@ -205,14 +189,23 @@ static int authorize(struct req *r, struct target *t) {
     int rc = authz_decide(rule, &who, rel, stage);
     if (rc == STATUS_UNAUTHENTICATED)
         conn_count_unauthenticated(r->conn);
-    return rc == 0 ? 0
-                   : req_deny(r, rc,
-                              rc == STATUS_UNAUTHENTICATED ? "authenticate first"
-                              : rc == STATUS_FORBIDDEN && stage != AUTHZ_LIVE
-                                  ? "read-only: the patient's account is deactivated"
-                              : rc == STATUS_FORBIDDEN ? "not allowed for your role"
-                                                       : "no such conversation",
-                              r->has_conv ? r->conv_id.b : NULL, r->has_conv ? ID_LEN : 0);
+    if (rc == 0)
+        return 0;
+    if (r->has_file)
+        return req_deny(r, rc,
+                        rc == STATUS_UNAUTHENTICATED ? "authenticate first"
+                        : rc == STATUS_FORBIDDEN && stage != AUTHZ_LIVE
+                            ? "read-only: the patient's account is deactivated"
+                        : rc == STATUS_FORBIDDEN ? "not allowed for your role"
+                                                 : "no such file",
+                        r->file_id.b, ID_LEN);
+    return req_deny(r, rc,
+                    rc == STATUS_UNAUTHENTICATED ? "authenticate first"
+                    : rc == STATUS_FORBIDDEN && stage != AUTHZ_LIVE
+                        ? "read-only: the patient's account is deactivated"
+                    : rc == STATUS_FORBIDDEN ? "not allowed for your role"
+                                             : "no such conversation",
+                    r->has_conv ? r->conv_id.b : NULL, r->has_conv ? ID_LEN : 0);
 }
 
 /* ---- running a request ----------------------------------------------------------- */
@@ -318,7 +311,8 @@ static void read_key(const struct req *r, struct coalesce_key *k) {
     k->device = r->hc->device;
     k->action = r->row->rule.action;
     struct id account;
-    const struct id *object = r->has_conv                                 ? &r->conv_id
+    const struct id *object = r->has_file                                 ? &r->file_id
+                              : r->has_conv                               ? &r->conv_id
                               : r->has_patient                            ? &r->patient
                               : body_id(r->frame, "account_id", &account) ? &account
                               : email_account(r, &account)                ? &account
@@ -331,6 +325,12 @@ static void read_key(const struct req *r, struct coalesce_key *k) {
     if (r->has_patient)
         k->patient = r->patient;
     req_source(r->hc, k->source);
+    /* A file is read in many chunks: one access record covers every chunk of
+     * it within the window (per-file audit of downloads). */
+    if (r->has_file) {
+        crypto_hash_sha256(k->request, r->file_id.b, ID_LEN);
+        return;
+    }
     /* The same request: its encoding, whatever its id. */
     Carechat__V1__Frame f = *r->frame;
     f.request_id = 1;
@@ -367,14 +367,26 @@ static int audited_read(struct req *r, const struct coalesce_key *k) {
 
 /* A read: metered per account, checked, then answered under its own access
  * record, or under the durable one of the same read a moment ago. */
+/* Takes a read token of the caller's account: true, or false with `r`
+ * failed RATE_LIMITED. */
+static bool read_token(struct req *r) {
+    struct handlers *h = r->h;
+    if (ratelimit_take(h->rl_read, r->hc->account.b, ID_LEN, clock_monotonic_ms()))
+        return true;
+    int64_t per_token = (int64_t)h->cfg.config->read_window_s * 1000 / h->cfg.config->read_burst;
+    r->retry_after_s = (uint32_t)((per_token + 999) / 1000);
+    req_fail(r, STATUS_RATE_LIMITED, "too many reads, retry later");
+    return false;
+}
+
 static int read_request(struct req *r, struct target *t) {
     struct handlers *h = r->h;
-    if (!ratelimit_take(h->rl_read, r->hc->account.b, ID_LEN, clock_monotonic_ms())) {
-        int64_t per_token =
-            (int64_t)h->cfg.config->read_window_s * 1000 / h->cfg.config->read_burst;
-        r->retry_after_s = (uint32_t)((per_token + 999) / 1000);
-        return req_fail(r, STATUS_RATE_LIMITED, "too many reads, retry later");
-    }
+    /* The chunks of one file count as one read: metered when they need a new
+     * access record, below. */
+    ProtobufCBinaryData file_field;
+    bool per_file = proto_body_bytes(r->frame, "file_id", &file_field);
+    if (!per_file && !read_token(r))
+        return STATUS_RATE_LIMITED;
     /* Checked before its access record is written (a refusal is recorded as
      * one), and again when it runs. */
     int rc = authorize(r, t);
@@ -383,7 +395,11 @@ static int read_request(struct req *r, struct target *t) {
     struct coalesce_key k;
     read_key(r, &k);
     /* Coalesced only while the window's count can be written too. */
-    if (store_check_space(h->store) != 0 || !coalesce_covered(h->reads, &k, clock_monotonic_ms()))
+    bool covered =
+        store_check_space(h->store) == 0 && coalesce_covered(h->reads, &k, clock_monotonic_ms());
+    if (per_file && !covered && !read_token(r))
+        return STATUS_RATE_LIMITED;
+    if (!covered)
         return audited_read(r, &k);
     if (!r->row->handle)
         return req_fail(r, STATUS_UNAVAILABLE, CONN_NOT_IMPLEMENTED);
@@ -502,6 +518,11 @@ int handlers_new(const struct handlers_config *cfg, struct handlers **out) {
             &(struct ratelimit_config){.burst = sc->read_burst,
                                        .window_ms = (int64_t)sc->read_window_s * 1000},
             &h->rl_read);
+    if (rc == 0)
+        rc = ratelimit_new(&(struct ratelimit_config){.burst = sc->upload_burst,
+                                                      .window_ms = sc->upload_window_s * 1000ll},
+                           &h->rl_upload);
+    h->files = xcalloc(1, sizeof *h->files);
     coalesce_new(0, (int64_t)sc->audit_coalesce_s * 1000, emit_repeats, h, &h->reads);
     if (rc == 0)
         rc = messaging_new(h, &h->msg);
@@ -529,6 +550,8 @@ void handlers_free(struct handlers *h) {
     lockout_free(h->lo_account);
     ratelimit_free(h->rl_lookup);
     ratelimit_free(h->rl_invite);
+    ratelimit_free(h->rl_upload);
+    free(h->files);
     ratelimit_free(h->rl_read);
     coalesce_free(h->reads);
     messaging_free(h->msg);
@@ -570,9 +593,18 @@ void handlers_tick(struct handlers *h) {
         if (x->authenticated && x->conn && (now >= x->expires_at || now >= x->idle_expires_at))
             expire(x);
     coalesce_tick(h->reads, clock_monotonic_ms());
+    files_gc(h);
     audit_anchor(h->store, h->cfg.config->audit_anchor_every, &h->audit_anchored);
 }
 
 void handlers_stopping(struct handlers *h) {
     coalesce_tick(h->reads, INT64_MAX);
+}
+
+void handlers_render_metrics(struct handlers *h, struct buf *out) {
+    files_render_metrics(h, out);
+}
+
+void handlers_http_handler(struct handlers *h, struct http_handler *out) {
+    files_http_handler(h, out);
 }

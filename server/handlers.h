@@ -43,6 +43,7 @@
 #include "base/id.h"
 #include "server/config.h"
 #include "server/conn.h"
+#include "server/http.h"
 #include "storage/journal.h"
 #include "storage/store.h"
 
@@ -97,5 +98,13 @@ bool handlers_device_online(void *h, const struct id *device);
  * be written while the journal still runs (the counts of coalesced reads,
  * server/coalesce.h). Loop thread. */
 void handlers_stopping(struct handlers *h);
+
+/* Appends the handlers' own metrics (file transfer) to a Prometheus text
+ * page. */
+void handlers_render_metrics(struct handlers *h, struct buf *out);
+
+/* Fills in the handler of the HTTP requests under /files/ (tus, downloads;
+ * server/http.h) for ws.c. */
+void handlers_http_handler(struct handlers *h, struct http_handler *out);
 
 #endif

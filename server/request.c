@@ -21,6 +21,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/status.h"
+#include "server/rules.h"
 #include "storage/keys.h"
 
 /* ---- connections ---------------------------------------------------------- */
@@ -167,10 +168,10 @@ void req_source(const struct hconn *hc, char out[REC_AUDIT_SOURCE_MAX + 1]) {
 
 /* Appends an AuditAppend entry (request.h's req_audit(), with the source
  * address as text and the repeats of a coalesced read). */
-static int audit_entry(struct handlers *h, const char *source, const struct id *actor,
-                       const struct id *device, uint32_t action, int status, const void *object,
-                       size_t object_len, const struct id *patient, uint32_t repeated,
-                       journal_done_fn done, void *ctx) {
+int req_audit_source(struct handlers *h, const char *source, const struct id *actor,
+                     const struct id *device, uint32_t action, int status, const void *object,
+                     size_t object_len, const struct id *patient, uint32_t repeated,
+                     journal_done_fn done, void *ctx) {
     Carechat__Entry__V1__Entry e;
     Carechat__Entry__V1__AuditAppend a;
     entry_init(&e, clock_now(), actor, device);
@@ -201,13 +202,13 @@ int req_audit(struct hconn *hc, const struct id *actor, const struct id *device,
               journal_done_fn done, void *ctx) {
     char src[REC_AUDIT_SOURCE_MAX + 1];
     req_source(hc, src);
-    return audit_entry(hc->h, src, actor, device, action, status, object, object_len, patient, 0,
-                       done, ctx);
+    return req_audit_source(hc->h, src, actor, device, action, status, object, object_len, patient,
+                            0, done, ctx);
 }
 
 void req_audit_repeats(struct handlers *h, const struct coalesce_key *k, uint32_t repeated) {
-    audit_entry(h, k->source, &k->actor, &k->device, k->action, 0, k->object, k->object_len,
-                k->has_patient ? &k->patient : NULL, repeated, NULL, NULL);
+    req_audit_source(h, k->source, &k->actor, &k->device, k->action, 0, k->object, k->object_len,
+                     k->has_patient ? &k->patient : NULL, repeated, NULL, NULL);
 }
 
 /* After a proposed entry was refused with `status` by apply: its audit record
@@ -407,6 +408,40 @@ int req_care_relation(struct handlers *h, const struct id *patient, const struct
     *out = rc == 0 && v.len == 4 && key_get_u32(v.data) > 0;
     buf_cleanup(&v);
     return rc == STATUS_NOT_FOUND ? STATUS_OK : rc;
+}
+
+int req_patient_stage(struct handlers *h, const struct id *patient, enum authz_stage *stage) {
+    struct rec_lifecycle l;
+    int rc = req_read_lifecycle(h, patient, &l);
+    *stage = AUTHZ_LIVE;
+    if (rc == STATUS_NOT_FOUND)
+        return STATUS_OK;
+    if (rc != 0)
+        return rc;
+    /* By the clock, not only the record: a deadline counts from the moment it
+     * passes, before the maintenance has written the transition. */
+    uint32_t state = rules_lifecycle_due(&l, clock_now());
+    *stage = state == REC_LC_REVIEW       ? AUTHZ_REVIEW
+             : state == REC_LC_RESTRICTED ? AUTHZ_RESTRICTED
+             : state == REC_LC_PURGED     ? AUTHZ_PURGED
+                                          : AUTHZ_LIVE;
+    return STATUS_OK;
+}
+
+int req_review_access(struct handlers *h, const struct id *patient, const struct id *account,
+                      uint32_t role, int64_t restored_until, enum authz_relation *rel,
+                      enum authz_stage *stage) {
+    int rc = req_patient_stage(h, patient, stage);
+    if (rc != 0)
+        return rc;
+    if (*stage == AUTHZ_RESTRICTED && restored_until > clock_now())
+        *stage = AUTHZ_REVIEW;
+    bool care = false;
+    if (*stage == AUTHZ_REVIEW && *rel == AUTHZ_STRANGER && role == REC_ROLE_PROVIDER)
+        rc = req_care_relation(h, patient, account, &care);
+    if (care)
+        *rel = AUTHZ_CARE_TEAM;
+    return rc;
 }
 
 int req_read_device(struct handlers *h, const struct id *account, const struct id *device,

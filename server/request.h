@@ -56,6 +56,7 @@
 #include "storage/store.h"
 
 struct messaging;
+struct files_stats;
 struct req;
 struct op;
 
@@ -97,6 +98,8 @@ struct handlers {
     struct ratelimit *rl_read;   /* reads of patient or account data per account */
     struct coalesce *reads;      /* repeated reads under one access record */
     struct ratelimit *rl_invite; /* Invite per caller account */
+    struct ratelimit *rl_upload; /* uploads begun per caller account (files.c) */
+    struct files_stats *files;   /* file transfer counters (files.c) */
     struct messaging *msg;       /* send and typing limits, typing bus (messaging.c) */
     struct calendar calendar;    /* business days of the breach deadline (breach.c) */
     calendar_day *holidays;      /* its dates (--holidays), owned; NULL: US federal */
@@ -151,6 +154,10 @@ struct req {
     const struct rec_member *member;
     bool has_patient;
     struct id patient;
+    /* The file the request names (its file_id), whose conversation is then
+     * conv_id: a download is authorized as a read of that conversation. */
+    bool has_file;
+    struct id file_id;
     /* For the dispatcher's answer when the handler returns a failure. */
     const char *detail;
     const void *object; /* what a denial is recorded against */
@@ -252,6 +259,14 @@ int req_audit(struct hconn *hc, const struct id *actor, const struct id *device,
               int status, const void *object, size_t object_len, const struct id *patient,
               journal_done_fn done, void *ctx);
 
+/* As req_audit(), for a request that came without a connection (tus over
+ * HTTP): `source` is the client's address as text ("" for none) and
+ * `repeated` the further identical reads the record stands for (0). */
+int req_audit_source(struct handlers *h, const char *source, const struct id *actor,
+                     const struct id *device, uint32_t action, int status, const void *object,
+                     size_t object_len, const struct id *patient, uint32_t repeated,
+                     journal_done_fn done, void *ctx);
+
 /* The record of the further identical reads a coalescing window stood for
  * (server/coalesce.h): a coalesce_emit_fn with ctx `h`. Best effort: logged
  * when it cannot be appended. */
@@ -292,6 +307,18 @@ int req_read_account(struct handlers *h, const struct id *id, struct rec_account
 /* The lifecycle record of a deactivated account; STATUS_NOT_FOUND for an
  * active one (or no account). */
 int req_read_lifecycle(struct handlers *h, const struct id *account, struct rec_lifecycle *out);
+/* The retention stage of `patient`'s conversations (server/authz.h step 4),
+ * by the clock: AUTHZ_LIVE for an active patient. Returns 0 or a store
+ * status. */
+int req_patient_stage(struct handlers *h, const struct id *patient, enum authz_stage *stage);
+/* The inputs of authz step 4 for a caller (`account` of `role`) reading data
+ * of `patient`: its stage (a file restored until `restored_until`, 0 for
+ * none, is in REVIEW while RESTRICTED), and *rel (the caller's membership, as
+ * found) raised from AUTHZ_STRANGER to AUTHZ_CARE_TEAM for a provider of the
+ * patient's care team in REVIEW. Returns 0 or a store status. */
+int req_review_access(struct handlers *h, const struct id *patient, const struct id *account,
+                      uint32_t role, int64_t restored_until, enum authz_relation *rel,
+                      enum authz_stage *stage);
 /* Whether `staff` is of `patient`'s care team: invited the patient, or
  * shares an active care-team channel with them (as apply_care_relation). */
 int req_care_relation(struct handlers *h, const struct id *patient, const struct id *staff,

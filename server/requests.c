@@ -27,6 +27,7 @@
 #include "server/delivery.h"
 #include "server/invites.h"
 #include "server/devices.h"
+#include "server/files.h"
 #include "server/messaging.h"
 #include "server/notify.h"
 #include "server/retention.h"
@@ -88,10 +89,12 @@ static const struct request_row rows[] = {
     ROW(ACK_URGENT,        ANYONE, MEMBER,          CHANGE, URGENT_ACK,     channels_ack_urgent,        channels_ack_urgent_done),
     ROW(GET_URGENT_STATUS, ANYONE, MEMBER_OR_ADMIN, READ,   URGENT_STATUS,  channels_get_urgent_status, NULL),
     /* files */
-    ROW(UPLOAD_BEGIN,    ANYONE, MEMBER,  CHANGE, FILE_UPLOAD,   NULL, NULL),
-    ROW(UPLOAD_CHUNK,    ANYONE, SESSION, CHANGE, FILE_UPLOAD,   NULL, NULL),
-    ROW(UPLOAD_COMPLETE, ANYONE, SESSION, CHANGE, FILE_UPLOAD,   NULL, NULL),
-    ROW(DOWNLOAD_CHUNK,  ANYONE, SESSION, READ,   FILE_DOWNLOAD, NULL, NULL),
+    ROW(UPLOAD_BEGIN,    ANYONE, MEMBER,  CHANGE, FILE_UPLOAD,   files_upload_begin,    files_upload_begin_done),
+    ROW(UPLOAD_CHUNK,    ANYONE, SESSION, CHANGE, FILE_UPLOAD,   files_upload_chunk,    files_upload_chunk_done),
+    ROW(UPLOAD_COMPLETE, ANYONE, SESSION, CHANGE, FILE_UPLOAD,   files_upload_complete, files_upload_complete_done),
+    ROW(UPLOAD_STATUS,   ANYONE, SESSION, CHANGE, FILE_UPLOAD,   files_upload_status,   NULL),
+    ROW(FILE_BIND,       ANYONE, SESSION, CHANGE, FILE_UPLOAD,   files_bind,            files_bind_done),
+    ROW(DOWNLOAD_CHUNK,  ANYONE, MEMBER,  READ,   FILE_DOWNLOAD, files_download_chunk,  NULL),
     /* notifications */
     ROW(GET_NOTIFICATION_SETTINGS, ANYONE, SESSION, CHANGE, NOTIFY_READ,     notify_get_settings,    NULL),
     ROW(SET_NOTIFICATION_SETTINGS, ANYONE, SESSION, CHANGE, NOTIFY_WRITE,    notify_set_settings,    notify_set_settings_done),
@@ -103,7 +106,7 @@ static const struct request_row rows[] = {
     ROW(REACTIVATE_ACCOUNT,        ADMIN | SYSADMIN, SESSION, CHANGE, ACCOUNT_REACTIVATE, retention_reactivate, retention_done),
     ROW(SET_LEGAL_HOLD,            SYSADMIN,         SESSION, CHANGE, LEGAL_HOLD,         retention_legal_hold, retention_done),
     ROW(GET_RETENTION_STATE,       ADMIN | SYSADMIN, SESSION, READ,   RETENTION_READ,     retention_get,        NULL),
-    ROW(RESTORE_FILE,              SYSADMIN,         SESSION, CHANGE, FILE_RESTORE,       NULL,                 NULL),
+    ROW(RESTORE_FILE,              SYSADMIN,         SESSION, CHANGE, FILE_RESTORE,       retention_restore_file, retention_restore_file_done),
     ROW(START_BREACH_NOTIFICATION, SYSADMIN,         SESSION, CHANGE, BREACH_START,       breach_start,         breach_start_done),
     ROW(QUERY_AUDIT,               ADMIN | SYSADMIN, SESSION, READ,   QUERY,              audit_queries_query,  NULL),
     ROW(VERIFY_AUDIT,              ADMIN | SYSADMIN, SESSION, READ,   VERIFY,             audit_queries_verify, NULL),

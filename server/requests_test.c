@@ -73,8 +73,10 @@ static void test_requests_member_rows_name_a_conversation(void **state) {
         frame.body_case = (Carechat__V1__Frame__BodyCase)n;
         *(ProtobufCMessage **)((char *)&frame + fd->offset) = body;
         ProtobufCBinaryData conv;
-        if (!proto_body_bytes(&frame, "conversation_id", &conv))
-            fail_msg("%s checks membership but names no conversation_id", fd->name);
+        /* A request naming a file is about the file's conversation. */
+        if (!proto_body_bytes(&frame, "conversation_id", &conv) &&
+            !proto_body_bytes(&frame, "file_id", &conv))
+            fail_msg("%s checks membership but names no conversation_id or file_id", fd->name);
         free(body);
         checked++;
     }

@@ -21,6 +21,7 @@
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/status.h"
+#include "server/files.h"
 #include "server/rules.h"
 #include "storage/keys.h"
 
@@ -183,6 +184,50 @@ int retention_legal_hold(struct req *r) {
     e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_LEGAL_HOLD_SET;
     e.legal_hold_set = &lh;
     return propose_about(r, &account, &e);
+}
+
+/* ---- RestoreFile ------------------------------------------------------------------- */
+
+int retention_restore_file(struct req *r) {
+    const Carechat__V1__RestoreFile *m = r->frame->restore_file;
+    struct id file;
+    if (id_from_bytes(m->file_id.data, m->file_id.len, &file) != 0)
+        return req_fail(r, STATUS_BAD_REQUEST, "file_id must be 16 bytes");
+    struct rec_file f;
+    int rc = files_read(r->h, &file, &f);
+    if (rc != 0)
+        return req_deny(r, rc, "no such file", file.b, ID_LEN);
+    const struct server_config *cfg = r->h->cfg.config;
+    Carechat__Entry__V1__Entry e;
+    Carechat__Entry__V1__FileRestore fr;
+    entry_init(&e, clock_now(), &r->hc->account, &r->hc->device);
+    carechat__entry__v1__file_restore__init(&fr);
+    fr.file_id = m->file_id;
+    fr.restore_ms = (int64_t)cfg->restore_days * 24 * 3600 * 1000;
+    e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_FILE_RESTORE;
+    e.file_restore = &fr;
+    return propose_about(r, &file, &e);
+}
+
+int retention_restore_file_done(struct op *op, const struct op_result *res) {
+    if (res->status != 0)
+        return op_fail(op, res->status,
+                       res->status == STATUS_CONFLICT    ? "the file's patient is not restricted"
+                       : res->status == STATUS_NOT_FOUND ? "no such file"
+                                                         : NULL);
+    if (!op_live(op))
+        return STATUS_OK;
+    Carechat__V1__Frame frame;
+    Carechat__V1__Response resp;
+    Carechat__V1__RestoreResult rr;
+    proto_response_frame(&frame, &resp, op->request_id, STATUS_OK, NULL);
+    carechat__v1__restore_result__init(&rr);
+    rr.file_id = (ProtobufCBinaryData){ID_LEN, op->object.b};
+    rr.restored_until = res->len == 8 ? (int64_t)key_get_u64(res->data) : 0;
+    resp.result_case = CARECHAT__V1__RESPONSE__RESULT_RESTORE;
+    resp.restore = &rr;
+    conn_send(op->hc->conn, &frame);
+    return STATUS_OK;
 }
 
 /* ---- ListAccounts -------------------------------------------------------------- */

@@ -37,6 +37,10 @@ int retention_reactivate(struct req *r);
 int retention_legal_hold(struct req *r);
 /* The completion of the two: the account's RetentionInfo. */
 int retention_done(struct op *op, const struct op_result *res);
+/* RestoreFile: a FileRestore entry (apply checks that the file's patient is
+ * RESTRICTED); answered with the time it is restricted again. */
+int retention_restore_file(struct req *r);
+int retention_restore_file_done(struct op *op, const struct op_result *res);
 /* ListAccounts: a page of accounts with their role and retention state. */
 int retention_list_accounts(struct req *r);
 

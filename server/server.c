@@ -136,6 +136,7 @@ static void render_metrics(void *ctx, struct buf *out) {
     maintenance_get_stats(s->maintenance, &mr);
     metrics_render_retention(&mr, out);
     outbox_render_metrics(s->outbox, out);
+    handlers_render_metrics(s->handlers, out);
 }
 
 /* The notifier with every channel the configuration names; a channel that is
@@ -316,6 +317,7 @@ int server_open(const struct server_config *cfg, struct server **out) {
         .ctx = s,
     };
     handlers_conn_handler(s->handlers, &wc.handler);
+    handlers_http_handler(s->handlers, &wc.http);
     struct ws *ws;
     rc = ws_open(&wc, &ws);
     if (rc != 0) {

@@ -3,7 +3,10 @@
  *
  * One context, two vhosts (LWS_SERVER_OPTION_EXPLICIT_VHOSTS):
  *   "carechat" on --listen, the public one:
- *     protocols[0] "http": 404 for every HTTP request; it also sees every
+ *     protocols[0] "http": requests under cfg.http.prefix (/files: tus and
+ *       downloads) go to that handler as transactions (server/http.h: ws.c
+ *       parses, feeds the body with flow control, writes the answer in
+ *       HTTP_WRITEABLE); 404 for every other HTTP request; it also sees every
  *       connection's birth and death (NEW_CLIENT_INSTANTIATED, WSI_DESTROY),
  *       which is where the per-address cap is kept, and the
  *       EVENT_WAIT_CANCELLED wake-ups. A WebSocket upgrade that lands here (no
@@ -108,10 +111,32 @@ struct session {
     const char *close_reason;
 };
 
+/* An HTTP transaction given to the handler of cfg.http (server/http.h). */
+struct txn {
+    struct http_txn base; /* first: the handler's view */
+    struct ws *ws;
+    struct lws *wsi;
+    void *state;        /* the handler's; NULL when no transaction is active */
+    bool expect_body;   /* POST or PATCH with a body lws will read */
+    bool body_complete; /* HTTP_BODY_COMPLETION came */
+    bool responded;     /* http_txn_respond() was called */
+    bool headers_sent;
+    bool head_only; /* a HEAD: headers only */
+    bool stream;    /* the body comes from fill() */
+    bool deferred;  /* answered early: written once the body is read */
+    int status;
+    struct http_header headers[HTTP_MAX_HEADERS];
+    size_t n_headers;
+    struct buf body;
+    size_t sent;
+    uint64_t content_length, streamed;
+};
+
 /* lws's per-transaction data of an HTTP request. */
 struct http_session {
     struct buf body;
     size_t sent;
+    struct txn txn;
 };
 
 struct ws {
@@ -350,6 +375,197 @@ static int upgrade_refusal(struct ws *ws, struct lws *wsi, enum metrics_reject *
     return 0;
 }
 
+/* ---- HTTP transactions of cfg.http (server/http.h) --------------------------- */
+
+/* Copies header `token` (or custom header `custom`, "name:") into out. */
+static void copy_header(struct lws *wsi, int token, const char *custom, char *out, size_t len) {
+    out[0] = '\0';
+    int n;
+    if (custom)
+        n = lws_hdr_custom_copy(wsi, out, (int)len, custom, (int)strlen(custom));
+    else
+        n = lws_hdr_copy(wsi, out, (int)len, (enum lws_token_indexes)token);
+    if (n < 0)
+        out[0] = '\0';
+}
+
+static bool has_token(struct lws *wsi, enum lws_token_indexes t) {
+    return lws_hdr_total_length(wsi, t) > 0;
+}
+
+/* Ends the transaction after its answer: the handler lets go of it; the
+ * connection goes on unless a body was left unread. Returns what the lws
+ * callback returns. */
+static int txn_end(struct txn *t, bool keep) {
+    struct ws *ws = t->ws;
+    void *state = t->state;
+    t->state = NULL;
+    buf_cleanup(&t->body);
+    if (state)
+        ws->cfg.http.closed(state);
+    if (!keep)
+        return -1;
+    return lws_http_transaction_completed(t->wsi) ? -1 : 0;
+}
+
+static void txn_pause(struct http_txn *base, bool paused);
+static void txn_respond(struct http_txn *base, int status, const struct http_header *headers,
+                        size_t n, const void *body, size_t len, bool stream,
+                        uint64_t content_length);
+
+static int txn_begin(struct ws *ws, struct lws *wsi, struct http_session *h, const char *path) {
+    struct txn *t = &h->txn;
+    struct http_request *rq = xcalloc(1, sizeof *rq);
+    memset(t, 0, sizeof *t);
+    t->base.respond = txn_respond;
+    t->base.pause = txn_pause;
+    t->ws = ws;
+    t->wsi = wsi;
+    buf_init(&t->body);
+    rq->method = has_token(wsi, WSI_TOKEN_GET_URI)       ? HTTP_GET
+                 : has_token(wsi, WSI_TOKEN_HEAD_URI)    ? HTTP_HEAD
+                 : has_token(wsi, WSI_TOKEN_POST_URI)    ? HTTP_POST
+                 : has_token(wsi, WSI_TOKEN_PATCH_URI)   ? HTTP_PATCH
+                 : has_token(wsi, WSI_TOKEN_DELETE_URI)  ? HTTP_DELETE
+                 : has_token(wsi, WSI_TOKEN_OPTIONS_URI) ? HTTP_OPTIONS
+                                                         : 0;
+    snprintf(rq->path, sizeof rq->path, "%s", path);
+    if (!lws_get_peer_simple(wsi, rq->source, sizeof rq->source))
+        rq->source[0] = '\0';
+    copy_header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, NULL, rq->authorization,
+                sizeof rq->authorization);
+    copy_header(wsi, WSI_TOKEN_ORIGIN, NULL, rq->origin, sizeof rq->origin);
+    copy_header(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, NULL, rq->content_type, sizeof rq->content_type);
+    copy_header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, NULL, rq->content_length,
+                sizeof rq->content_length);
+    copy_header(wsi, WSI_TOKEN_HTTP_RANGE, NULL, rq->range, sizeof rq->range);
+    copy_header(wsi, 0, "tus-resumable:", rq->tus_resumable, sizeof rq->tus_resumable);
+    copy_header(wsi, 0, "upload-length:", rq->upload_length, sizeof rq->upload_length);
+    copy_header(wsi, 0, "upload-offset:", rq->upload_offset, sizeof rq->upload_offset);
+    copy_header(wsi, 0, "upload-metadata:", rq->upload_metadata, sizeof rq->upload_metadata);
+    copy_header(wsi, 0, "upload-checksum:", rq->upload_checksum, sizeof rq->upload_checksum);
+    copy_header(wsi, 0, "upload-defer-length:", rq->upload_defer_length,
+                sizeof rq->upload_defer_length);
+    copy_header(wsi, 0, "access-control-request-method:", rq->acr_method, sizeof rq->acr_method);
+    rq->origin_allowed = origin_allowed(ws, wsi);
+    t->head_only = rq->method == HTTP_HEAD;
+    t->expect_body = (rq->method == HTTP_POST || rq->method == HTTP_PATCH) &&
+                     rq->content_length[0] && strcmp(rq->content_length, "0") != 0;
+    if (!rq->method) {
+        /* PUT, CONNECT...: not worth an answer with a body to skip. */
+        free(rq);
+        lws_return_http_status(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED, NULL);
+        return -1;
+    }
+    t->state = ws->cfg.http.begin(ws->cfg.http.ctx, &t->base, rq);
+    free(rq);
+    return 0;
+}
+
+static void txn_pause(struct http_txn *base, bool paused) {
+    struct txn *t = (struct txn *)base;
+    lws_rx_flow_control(t->wsi, paused ? 0 : 1);
+}
+
+static void txn_respond(struct http_txn *base, int status, const struct http_header *headers,
+                        size_t n, const void *body, size_t len, bool stream,
+                        uint64_t content_length) {
+    struct txn *t = (struct txn *)base;
+    if (t->responded)
+        return;
+    t->responded = true;
+    t->status = status;
+    t->n_headers = n < HTTP_MAX_HEADERS ? n : HTTP_MAX_HEADERS;
+    memcpy(t->headers, headers, t->n_headers * sizeof *headers);
+    t->stream = stream;
+    buf_cleanup(&t->body);
+    if (!stream && len)
+        buf_append(&t->body, body, len);
+    t->content_length = stream ? content_length : len;
+    /* An answer given before a body of reasonable size was read waits for
+     * the rest of it (discarded), so the client sees the answer rather than
+     * a reset; a larger body is not worth reading: answer and hang up. */
+    uint64_t body_len = 0;
+    char cl[32];
+    if (t->expect_body && !t->body_complete &&
+        lws_hdr_copy(t->wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0)
+        body_len = strtoull(cl, NULL, 10);
+    if (t->expect_body && !t->body_complete && body_len <= t->ws->config->patch_max) {
+        t->deferred = true;
+        lws_rx_flow_control(t->wsi, 1);
+        return;
+    }
+    lws_callback_on_writable(t->wsi);
+}
+
+/* Writes the next piece of the answer. Returns what the callback returns. */
+static int txn_writeable(struct txn *t) {
+    struct lws *wsi = t->wsi;
+    if (!t->headers_sent) {
+        uint8_t buf[LWS_PRE + 4096];
+        uint8_t *start = buf + LWS_PRE, *p = start, *end = buf + sizeof buf - 1;
+        if (lws_add_http_header_status(wsi, (unsigned)t->status, &p, end))
+            return -1;
+        for (size_t i = 0; i < t->n_headers; i++) {
+            char name[64];
+            snprintf(name, sizeof name, "%s:", t->headers[i].name);
+            if (lws_add_http_header_by_name(wsi, (const unsigned char *)name,
+                                            (const unsigned char *)t->headers[i].value,
+                                            (int)strlen(t->headers[i].value), &p, end))
+                return -1;
+        }
+        bool no_body = t->head_only || t->status == 204 || t->status == 304;
+        if (!no_body &&
+            lws_add_http_header_content_length(wsi, (lws_filepos_t)t->content_length, &p, end))
+            return -1;
+        /* A body left unread: the connection closes after this answer. */
+        if (t->expect_body && !t->body_complete) {
+            if (lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
+                                             (const unsigned char *)"close", 5, &p, end))
+                return -1;
+        }
+        if (lws_finalize_write_http_header(wsi, start, &p, end))
+            return -1;
+        t->headers_sent = true;
+        if (no_body || t->content_length == 0)
+            return txn_end(t, !t->expect_body || t->body_complete);
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    uint8_t chunk[LWS_PRE + 16384];
+    size_t n;
+    bool last;
+    if (t->stream) {
+        struct buf piece;
+        buf_init(&piece);
+        uint64_t left = t->content_length - t->streamed;
+        bool fill_last = false;
+        if (t->ws->cfg.http.fill(t->state, &piece, left < 16384 ? (size_t)left : 16384,
+                                 &fill_last) != 0 ||
+            piece.len > left || (piece.len == 0 && left > 0)) {
+            buf_cleanup(&piece);
+            return -1;
+        }
+        n = piece.len;
+        memcpy(chunk + LWS_PRE, piece.data, n);
+        buf_cleanup(&piece);
+        t->streamed += n;
+        last = t->streamed == t->content_length;
+    } else {
+        size_t left = t->body.len - t->sent;
+        n = left < 16384 ? left : 16384;
+        memcpy(chunk + LWS_PRE, t->body.data + t->sent, n);
+        t->sent += n;
+        last = t->sent == t->body.len;
+    }
+    if (lws_write(wsi, chunk + LWS_PRE, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) != (int)n)
+        return -1;
+    if (last)
+        return txn_end(t, !t->expect_body || t->body_complete);
+    lws_callback_on_writable(wsi);
+    return 0;
+}
+
 /* An HTTP request on either listener; `metrics` tells which. */
 static int http_request(struct ws *ws, struct lws *wsi, struct http_session *h, const char *path,
                         bool metrics) {
@@ -370,6 +586,11 @@ static int http_request(struct ws *ws, struct lws *wsi, struct http_session *h, 
         ws->cfg.render_metrics(ws->cfg.ctx, &h->body);
         return http_respond(wsi, h, "text/plain; version=0.0.4");
     }
+    const char *prefix = ws->cfg.http.prefix;
+    size_t plen = prefix ? strlen(prefix) : 0;
+    if (!metrics && prefix && strncmp(path, prefix, plen) == 0 &&
+        (path[plen] == '\0' || path[plen] == '/'))
+        return txn_begin(ws, wsi, h, path);
     if (lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL))
         return -1;
     /* A request with a body (not a GET) is not worth reading: hang up. */
@@ -403,15 +624,45 @@ static int http_transaction(struct ws *ws, struct lws *wsi, enum lws_callback_re
     case LWS_CALLBACK_HTTP:
         return http_request(ws, wsi, h, in ? (const char *)in : "", metrics);
 
+    case LWS_CALLBACK_HTTP_BODY:
+        /* Once answered, the rest of the body is read and dropped. */
+        if (h && h->txn.state && !h->txn.responded && ws->cfg.http.body(h->txn.state, in, len) != 0)
+            return -1;
+        return 0;
+
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        if (h && h->txn.state) {
+            h->txn.body_complete = true;
+            if (h->txn.responded)
+                lws_callback_on_writable(wsi);
+            else
+                ws->cfg.http.body_done(h->txn.state);
+            return 0;
+        }
+        break;
+
     case LWS_CALLBACK_HTTP_WRITEABLE:
+        if (h && h->txn.state && h->txn.responded &&
+            (h->txn.headers_sent || !h->txn.expect_body || h->txn.body_complete ||
+             !h->txn.deferred))
+            return txn_writeable(&h->txn);
+        if (h && h->txn.state)
+            return 0;
         if (!h || !h->body.data)
             return 0;
         return http_writeable(wsi, h);
 
     case LWS_CALLBACK_CLOSED_HTTP:
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
-        if (h)
+        if (h) {
             buf_cleanup(&h->body);
+            if (h->txn.state) {
+                void *state = h->txn.state;
+                h->txn.state = NULL;
+                buf_cleanup(&h->txn.body);
+                ws->cfg.http.closed(state);
+            }
+        }
         return 0;
 
     default:
@@ -786,6 +1037,8 @@ int ws_open(const struct ws_config *cfg, struct ws **out) {
     info.user = ws;
     info.server_string = "carechatd";
     info.max_http_header_data = HEADER_BUFFER;
+    /* Reads of HTTP bodies (tus PATCH) come in pieces of this size. */
+    info.pt_serv_buf_size = 32 * 1024;
     info.token_limits = &ws->token_limits;
     info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_VALIDATE_UTF8;
     if (config->tls_cert)

@@ -5,7 +5,9 @@
  * One lws context with two listeners (vhosts):
  *   - config->listen, the public one: WebSocket with subprotocol "carechat.v1"
  *     only, binary messages of at most config->max_frame bytes, each handed to
- *     a `struct conn` (conn.h); every plain HTTP request gets 404;
+ *     a `struct conn` (conn.h); HTTP requests under cfg->http.prefix go to
+ *     that handler (server/http.h: tus and downloads under /files/), every
+ *     other plain HTTP request gets 404;
  *   - config->metrics_listen: HTTP/1.1 GET /healthz (application/json) and
  *     GET /metrics (Prometheus text), everything else 404. Unauthenticated,
  *     hence never on the public listener.
@@ -26,6 +28,7 @@
 #include "base/buf.h"
 #include "server/config.h"
 #include "server/conn.h"
+#include "server/http.h"
 #include "server/metrics.h"
 
 struct ws_config {
@@ -41,6 +44,9 @@ struct ws_config {
     void (*render_health)(void *ctx, struct buf *out);
     void (*render_metrics)(void *ctx, struct buf *out);
     void *ctx;
+    /* The HTTP requests under http.prefix on the public listener (tus,
+     * server/http.h); prefix NULL: none. */
+    struct http_handler http;
 };
 
 struct ws;

@@ -27,6 +27,13 @@ int blob_get_chunk(struct store *s, const struct id *file, uint64_t index, struc
     return store_get(s, CF_CHUNKS, k.b, k.len, out);
 }
 
+int blob_get_chunk_txn(struct store_txn *t, const struct id *file, uint64_t index,
+                       struct buf *out) {
+    struct key k;
+    key_id_u64(&k, file, index);
+    return txn_get(t, CF_CHUNKS, k.b, k.len, out);
+}
+
 int blob_delete_chunks(struct store_txn *t, const struct id *file, uint64_t count) {
     for (uint64_t i = 0; i < count; i++) {
         struct key k;

@@ -34,6 +34,9 @@ int blob_put_chunk(struct store_txn *t, const struct id *file, uint64_t index,
  * STATUS_NOT_FOUND, or store_get()'s other statuses. */
 int blob_get_chunk(struct store *s, const struct id *file, uint64_t index, struct buf *out);
 
+/* As blob_get_chunk(), through the transaction (its own writes win). */
+int blob_get_chunk_txn(struct store_txn *t, const struct id *file, uint64_t index, struct buf *out);
+
 /* Stages the deletion of chunks 0 .. count-1 of `file` (the file's metadata
  * knows how many there are). Returns 0. */
 int blob_delete_chunks(struct store_txn *t, const struct id *file, uint64_t count);

@@ -24,7 +24,7 @@ def integration_test(name, srcs, deps = [], data = [], size = "medium", **kwargs
         **kwargs
     )
 
-def cli_sh_test(name, srcs, **kwargs):
+def cli_sh_test(name, srcs, data = [], **kwargs):
     """A shell test of the carechat CLI against the real carechatd.
 
     It sources tests/lib.sh; carechat and carechatd are in its runfiles.
@@ -37,6 +37,6 @@ def cli_sh_test(name, srcs, **kwargs):
             "lib.sh",
             "//client:carechat",
             "//server:carechatd",
-        ],
+        ] + data,
         **kwargs
     )
