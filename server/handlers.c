@@ -248,9 +248,7 @@ static void finish(struct req *r, int rc) {
 static void run(struct req *r) {
     struct target t;
     int rc = authorize(r, &t);
-    if (rc == 0 && !r->row->handle)
-        conn_respond(r->conn, r->id, STATUS_UNAVAILABLE, CONN_NOT_IMPLEMENTED);
-    else if (rc == 0)
+    if (rc == 0)
         rc = r->row->handle(r);
     finish(r, rc);
 }
@@ -401,8 +399,6 @@ static int read_request(struct req *r, struct target *t) {
         return STATUS_RATE_LIMITED;
     if (!covered)
         return audited_read(r, &k);
-    if (!r->row->handle)
-        return req_fail(r, STATUS_UNAVAILABLE, CONN_NOT_IMPLEMENTED);
     return r->row->handle(r);
 }
 

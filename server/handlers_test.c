@@ -255,18 +255,6 @@ static void test_handlers_login_resume_replace_expire_logout(void **state) {
     io_reset(&io1);
     io_reset(&io2);
 
-    /* A request for a later feature: not implemented yet. */
-    Carechat__V1__UploadChunk uc;
-    carechat__v1__frame__init(&fr);
-    carechat__v1__upload_chunk__init(&uc);
-    fr.body_case = CARECHAT__V1__FRAME__BODY_UPLOAD_CHUNK;
-    fr.upload_chunk = &uc;
-    send_frame(c2, &fr, 2);
-    assert_int_equal(io2.n, 1);
-    assert_int_equal(response(&io2, 0, 2)->status, CARECHAT__V1__STATUS__UNAVAILABLE);
-    assert_string_equal(response(&io2, 0, 2)->detail, "not implemented yet");
-    io_reset(&io2);
-
     /* Logout on a fresh login: OK, then close 1000. */
     struct io io3 = {0};
     struct conn *c3 = open_conn(f, &io3);

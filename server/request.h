@@ -78,7 +78,7 @@ typedef int (*request_done_fn)(struct op *op, const struct op_result *res);
 /* One row of the request table (server/requests.c). */
 struct request_row {
     struct authz_rule rule;
-    request_fn handle;    /* NULL: not served yet ("not implemented yet") */
+    request_fn handle;    /* never NULL */
     request_done_fn done; /* the completion of what the handler proposes */
 };
 

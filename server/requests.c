@@ -10,8 +10,7 @@
  * Derived from it: the authorization check and dispatch (server/handlers.c),
  * what may be sent before authentication (the open rows), and the table of
  * PROTOCOL.md section 8 (server/requests_test.c fails when they differ).
- * A row without a handler belongs to a later feature: it is authorized and
- * then answered UNAVAILABLE "not implemented yet".
+ * Every row has its handler (requests_test checks it).
  *
  * Pure data, any thread.
  */

@@ -46,6 +46,8 @@ static void test_requests_every_client_request_has_one_row(void **state) {
         }
         if (!r)
             fail_msg("no authorization row for %s", frame_field(n)->name);
+        if (!request_row(n)->handle)
+            fail_msg("no handler for %s", frame_field(n)->name);
         rows++;
         assert_true(r->action >= 1 && r->action <= REC_AUDIT_ACTION_MAX && r->action != 19);
         if (r->scope != AUTHZ_OPEN)
