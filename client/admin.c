@@ -429,3 +429,151 @@ int carechat_revoke_invite(struct carechat *c, const uint8_t id[CARECHAT_INVITE_
         cc_free_response(resp);
     return rc;
 }
+
+/* ---- Breach notification --------------------------------------------------------------- */
+
+int carechat_breach_declare(struct carechat *c, const struct carechat_breach_declaration *d,
+                            struct carechat_breach *out) {
+    cc_clear_error(c);
+    const char *what = "declaring a breach";
+    const char *desc = d && d->description ? d->description : "";
+    if (d == NULL || out == NULL || d->n_emails > CARECHAT_MAX_BREACH_ACCOUNTS ||
+        (d->n_emails == 0 && d->from <= 0) || strlen(desc) > CARECHAT_MAX_DESCRIPTION ||
+        !utf8_valid((const uint8_t *)desc, strlen(desc)))
+        return cc_fail(c, STATUS_BAD_REQUEST, CARECHAT_ERROR_ARGUMENT,
+                       "%s: the accounts (at most %d) or a window, and a description of at most "
+                       "%d bytes of UTF-8, are required",
+                       what, CARECHAT_MAX_BREACH_ACCOUNTS, CARECHAT_MAX_DESCRIPTION);
+    int rc = cc_ensure_session(c);
+    if (rc != 0)
+        return rc;
+    struct id *ids = xcalloc(d->n_emails + 1, sizeof *ids);
+    ProtobufCBinaryData *bins = xcalloc(d->n_emails + 1, sizeof *bins);
+    struct id accessor;
+    for (size_t i = 0; rc == 0 && i < d->n_emails; i++) {
+        rc = target_of(c, d->emails[i], &ids[i]);
+        bins[i] = (ProtobufCBinaryData){ID_LEN, ids[i].b};
+    }
+    if (rc == 0 && d->accessor_email)
+        rc = target_of(c, d->accessor_email, &accessor);
+    struct id incident = d->incident ? *d->incident : id_new();
+    Carechat__V1__StartBreachNotification m;
+    carechat__v1__start_breach_notification__init(&m);
+    m.incident_id = (ProtobufCBinaryData){ID_LEN, incident.b};
+    m.n_affected_account_ids = d->n_emails;
+    m.affected_account_ids = bins;
+    m.discovered_at = d->discovered_at;
+    m.accessed_from = d->n_emails ? 0 : d->from;
+    m.accessed_until = d->n_emails ? 0 : d->until;
+    if (d->accessor_email)
+        m.accessor_account_id = (ProtobufCBinaryData){ID_LEN, accessor.b};
+    m.description = (char *)desc;
+    Carechat__V1__Frame req;
+    carechat__v1__frame__init(&req);
+    req.body_case = CARECHAT__V1__FRAME__BODY_START_BREACH_NOTIFICATION;
+    req.start_breach_notification = &m;
+    const struct cc_hint hints[] = {
+        {CARECHAT__V1__STATUS__FORBIDDEN, "only system administrators declare a breach"},
+        {CARECHAT__V1__STATUS__NOT_FOUND, "an account is unknown (or purged)"},
+        {CARECHAT__V1__STATUS__TOO_LARGE, "too many accounts or audit records: narrow or split it"},
+        {CARECHAT__V1__STATUS__OK, NULL},
+    };
+    Carechat__V1__Frame *resp = NULL;
+    if (rc == 0)
+        rc = cc_request(c, &req, CARECHAT__V1__RESPONSE__RESULT_BREACH, what, hints, &resp);
+    if (rc == 0) {
+        const Carechat__V1__BreachResult *b = resp->response->breach;
+        memset(out, 0, sizeof *out);
+        out->incident = incident;
+        out->queued = b->notices_queued;
+        out->discovered_at = b->discovered_at;
+        out->deadline = b->deadline;
+        cc_free_response(resp);
+    }
+    free(bins);
+    free(ids);
+    return rc;
+}
+
+int carechat_breach_status(struct carechat *c, const struct id *incident,
+                           struct carechat_breach_status **out) {
+    cc_clear_error(c);
+    const char *what = "breach status";
+    if (incident == NULL || out == NULL)
+        return cc_fail(c, STATUS_BAD_REQUEST, CARECHAT_ERROR_ARGUMENT,
+                       "%s: the incident is required", what);
+    int rc = cc_ensure_session(c);
+    if (rc != 0)
+        return rc;
+    struct carechat_breach_status *st = xcalloc(1, sizeof *st);
+    st->incident = *incident;
+    size_t cap = 0;
+    uint8_t token[ID_LEN];
+    size_t token_len = 0;
+    const struct cc_hint hints[] = {
+        {CARECHAT__V1__STATUS__NOT_FOUND, "no such incident"},
+        {CARECHAT__V1__STATUS__FORBIDDEN, "only system administrators see breach notices"},
+        {CARECHAT__V1__STATUS__OK, NULL},
+    };
+    for (bool more = true; rc == 0 && more;) {
+        Carechat__V1__GetBreachStatus m;
+        carechat__v1__get_breach_status__init(&m);
+        m.incident_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)incident->b};
+        m.page_token = (ProtobufCBinaryData){token_len, token};
+        Carechat__V1__Frame req;
+        carechat__v1__frame__init(&req);
+        req.body_case = CARECHAT__V1__FRAME__BODY_GET_BREACH_STATUS;
+        req.get_breach_status = &m;
+        Carechat__V1__Frame *resp = NULL;
+        rc = cc_request(c, &req, CARECHAT__V1__RESPONSE__RESULT_BREACH, what, hints, &resp);
+        if (rc != 0)
+            break;
+        const Carechat__V1__BreachResult *b = resp->response->breach;
+        st->discovered_at = b->discovered_at;
+        st->deadline = b->deadline;
+        st->total = b->notices_total;
+        st->overdue = b->notices_overdue;
+        if (st->n + b->n_notices > b->notices_total ||
+            (b->next_page_token.len != 0 && b->next_page_token.len != ID_LEN) ||
+            (token_len && b->next_page_token.len &&
+             memcmp(b->next_page_token.data, token, ID_LEN) == 0))
+            rc = cc_fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
+                         "%s: malformed page from the server", what);
+        for (size_t i = 0; rc == 0 && i < b->n_notices; i++) {
+            const Carechat__V1__BreachNotice *n = b->notices[i];
+            if (n->account_id.len != ID_LEN) {
+                rc = cc_fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
+                             "%s: malformed notice from the server", what);
+                break;
+            }
+            if (st->n == cap) {
+                cap = cap ? 2 * cap : 64;
+                st->notices = xrealloc(st->notices, cap * sizeof *st->notices);
+            }
+            struct carechat_breach_notice *o = &st->notices[st->n++];
+            memcpy(o->account.b, n->account_id.data, ID_LEN);
+            o->state = (enum carechat_notice_state)n->state;
+            o->queued_at = n->queued_at;
+            o->settled_at = n->settled_at;
+        }
+        more = rc == 0 && b->next_page_token.len == ID_LEN;
+        if (more) {
+            memcpy(token, b->next_page_token.data, ID_LEN);
+            token_len = ID_LEN;
+        }
+        cc_free_response(resp);
+    }
+    if (rc != 0) {
+        carechat_breach_status_free(st);
+        return rc;
+    }
+    *out = st;
+    return 0;
+}
+
+void carechat_breach_status_free(struct carechat_breach_status *s) {
+    if (!s)
+        return;
+    free(s->notices);
+    free(s);
+}

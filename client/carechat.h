@@ -883,6 +883,68 @@ void carechat_invites_free(struct carechat_invites *l);
  * provider), FORBIDDEN; or a local failure. */
 int carechat_revoke_invite(struct carechat *c, const uint8_t id[CARECHAT_INVITE_ID_LEN]);
 
+/* ---- Breach notification (system administrators) ------------------------ */
+
+#define CARECHAT_MAX_BREACH_ACCOUNTS 1024
+#define CARECHAT_MAX_DESCRIPTION 4096
+
+/* A declaration: the affected accounts by email (at most
+ * CARECHAT_MAX_BREACH_ACCOUNTS), or else a window [from, until) of the audit
+ * log (until 0: now) with an optional accessor email, whose accessed patients
+ * the server finds. */
+struct carechat_breach_declaration {
+    const struct id *incident; /* NULL: a new random one */
+    int64_t discovered_at;     /* Unix ms; 0: now */
+    const char *description;   /* the operators' note, 0..4096 bytes; sensitive */
+    const char *const *emails; /* n_emails affected accounts */
+    size_t n_emails;
+    int64_t from, until;        /* the window, when n_emails is 0 */
+    const char *accessor_email; /* NULL: anyone's accesses */
+};
+
+struct carechat_breach {
+    struct id incident;
+    uint32_t queued; /* notices this declaration queued */
+    int64_t discovered_at, deadline;
+};
+
+/* Declares a breach: one content-free notice per affected person goes out by
+ * email through the server's outbox. Stores the incident in *out and returns
+ * 0; STATUS_BAD_REQUEST (local: no accounts and no window, a description
+ * over 4096 bytes or not UTF-8); from the server FORBIDDEN (not a system
+ * administrator), NOT_FOUND (an unknown account), TOO_LARGE; or a local
+ * failure. The description never appears in an error text. */
+int carechat_breach_declare(struct carechat *c, const struct carechat_breach_declaration *d,
+                            struct carechat_breach *out);
+
+/* Breach notice states, numbered as carechat.v1 BreachNoticeState. */
+enum carechat_notice_state {
+    CARECHAT_NOTICE_PENDING = 1,
+    CARECHAT_NOTICE_SENT = 2,
+    CARECHAT_NOTICE_FAILED = 3,
+};
+
+struct carechat_breach_notice {
+    struct id account;
+    enum carechat_notice_state state;
+    int64_t queued_at, settled_at; /* Unix ms; settled_at 0 while pending */
+};
+
+struct carechat_breach_status {
+    struct id incident;
+    int64_t discovered_at, deadline;
+    uint32_t total, overdue;
+    size_t n;
+    struct carechat_breach_notice *notices; /* every page, by account id */
+};
+
+/* Where every notice of `incident` stands (all pages). Stores it in *out
+ * (free with carechat_breach_status_free()) and returns 0; from the server
+ * NOT_FOUND (no such incident), FORBIDDEN; or a local failure. */
+int carechat_breach_status(struct carechat *c, const struct id *incident,
+                           struct carechat_breach_status **out);
+void carechat_breach_status_free(struct carechat_breach_status *s);
+
 /* ---- Audit log (administrators and system administrators) ---------------- */
 
 /* One record of the server's hash-chained audit log. */

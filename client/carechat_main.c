@@ -120,6 +120,10 @@ static const char *command_name(enum cli_command cmd) {
         return "push unregister";
     case CLI_DOWNLOAD:
         return "download";
+    case CLI_BREACH_DECLARE:
+        return "breach declare";
+    case CLI_BREACH_STATUS:
+        return "breach status";
     case CLI_NONE:
         break;
     }
@@ -967,6 +971,130 @@ static int run_password_change(struct carechat *c, const struct cli_args *a, con
     return rc;
 }
 
+/* ---- breach ------------------------------------------------------------------------------ */
+
+#define MAX_BREACH_EMAILS CARECHAT_MAX_BREACH_ACCOUNTS
+
+static int run_breach_declare(struct carechat *c, const struct cli_args *a) {
+    struct buf desc;
+    buf_init(&desc);
+    char err[256];
+    if (a->description_file &&
+        cli_read_text(a->description_file, CARECHAT_MAX_DESCRIPTION, &desc, err, sizeof err) != 0) {
+        fprintf(stderr, "carechat breach declare: %s\n", err);
+        buf_cleanup(&desc);
+        return STATUS_BAD_REQUEST;
+    }
+    if (!a->description_file && a->description)
+        buf_append(&desc, a->description, strlen(a->description));
+    buf_append_u8(&desc, 0);
+    /* The emails of --accounts, split at commas (copied: argv stays). */
+    char *list = a->accounts ? strdup(a->accounts) : NULL;
+    const char *emails[MAX_BREACH_EMAILS];
+    size_t n = 0;
+    int rc = 0;
+    for (char *save = NULL, *e = list ? strtok_r(list, ",", &save) : NULL; e;
+         e = strtok_r(NULL, ",", &save)) {
+        if (n == MAX_BREACH_EMAILS) {
+            fprintf(stderr, "carechat breach declare: more than %d accounts\n", MAX_BREACH_EMAILS);
+            rc = STATUS_BAD_REQUEST;
+            break;
+        }
+        emails[n++] = e;
+    }
+    struct id incident;
+    struct carechat_breach_declaration d = {
+        .discovered_at = a->discovered,
+        .description = (const char *)desc.data,
+        .emails = emails,
+        .n_emails = n,
+        .from = a->since,
+        .until = a->until,
+        .accessor_email = a->actor,
+    };
+    if (a->incident) {
+        CHECK(id_from_hex(a->incident, &incident) == 0);
+        d.incident = &incident;
+    }
+    struct carechat_breach b;
+    if (rc == 0)
+        rc = carechat_breach_declare(c, &d, &b);
+    buf_wipe(&desc);
+    buf_cleanup(&desc);
+    free(list);
+    if (rc != 0)
+        return rc;
+    char id[ID_HEX_LEN + 1], due[CLI_ISO_TIME_MAX];
+    id_to_hex(&b.incident, id);
+    cli_iso_time(b.deadline, due);
+    if (a->json)
+        cli_json_print(stdout,
+                       json_pack("{s:s, s:I, s:I, s:I}", "incident", id, "queued",
+                                 (json_int_t)b.queued, "discovered_at", (json_int_t)b.discovered_at,
+                                 "deadline", (json_int_t)b.deadline));
+    else
+        printf("incident %s: %u notice%s queued; every notice due by %s\n", id, b.queued,
+               b.queued == 1 ? "" : "s", due);
+    return 0;
+}
+
+static const char *notice_state_name(enum carechat_notice_state s) {
+    return s == CARECHAT_NOTICE_SENT ? "sent" : s == CARECHAT_NOTICE_FAILED ? "failed" : "pending";
+}
+
+static int run_breach_status(struct carechat *c, const struct cli_args *a) {
+    struct id incident;
+    CHECK(id_from_hex(a->incident, &incident) == 0);
+    struct carechat_breach_status *st = NULL;
+    int rc = carechat_breach_status(c, &incident, &st);
+    if (rc != 0)
+        return rc;
+    size_t count[4] = {0};
+    for (size_t i = 0; i < st->n; i++) {
+        const struct carechat_breach_notice *n = &st->notices[i];
+        char who[ID_HEX_LEN + 1], queued[CLI_ISO_TIME_MAX], settled[CLI_ISO_TIME_MAX];
+        id_to_hex(&n->account, who);
+        count[n->state <= CARECHAT_NOTICE_FAILED ? n->state : 0]++;
+        if (a->json) {
+            cli_json_print(stdout, json_pack("{s:s, s:s, s:I, s:I}", "account", who, "state",
+                                             notice_state_name(n->state), "queued_at",
+                                             (json_int_t)n->queued_at, "settled_at",
+                                             (json_int_t)n->settled_at));
+            continue;
+        }
+        cli_iso_time(n->queued_at, queued);
+        cli_iso_time(n->settled_at, settled);
+        printf("%s %s queued %s%s%s\n", who, notice_state_name(n->state), queued,
+               n->settled_at ? (n->state == CARECHAT_NOTICE_SENT ? " sent " : " failed ") : "",
+               n->settled_at ? settled : "");
+    }
+    char id[ID_HEX_LEN + 1], due[CLI_ISO_TIME_MAX];
+    id_to_hex(&st->incident, id);
+    cli_iso_time(st->deadline, due);
+    int64_t left = st->deadline - (int64_t)time(NULL) * 1000;
+    if (a->json)
+        cli_json_print(stdout, json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "incident", id,
+                                         "total", (json_int_t)st->total, "sent",
+                                         (json_int_t)count[CARECHAT_NOTICE_SENT], "pending",
+                                         (json_int_t)count[CARECHAT_NOTICE_PENDING], "failed",
+                                         (json_int_t)count[CARECHAT_NOTICE_FAILED], "overdue",
+                                         (json_int_t)st->overdue, "discovered_at",
+                                         (json_int_t)st->discovered_at, "deadline",
+                                         (json_int_t)st->deadline));
+    else if (left > 0)
+        printf("incident %s: %u notices: %zu sent, %zu pending, %zu failed; due by %s "
+               "(%lld h left)\n",
+               id, st->total, count[CARECHAT_NOTICE_SENT], count[CARECHAT_NOTICE_PENDING],
+               count[CARECHAT_NOTICE_FAILED], due, (long long)(left / 3600000));
+    else
+        printf("incident %s: %u notices: %zu sent, %zu pending, %zu failed; due by %s: "
+               "%u OVERDUE\n",
+               id, st->total, count[CARECHAT_NOTICE_SENT], count[CARECHAT_NOTICE_PENDING],
+               count[CARECHAT_NOTICE_FAILED], due, st->overdue);
+    carechat_breach_status_free(st);
+    return 0;
+}
+
 static int run(struct carechat *c, const struct cli_args *a) {
     struct buf password;
     buf_init(&password);
@@ -1127,6 +1255,12 @@ static int run(struct carechat *c, const struct cli_args *a) {
         break;
     case CLI_DOWNLOAD:
         rc = run_download(c, a);
+        break;
+    case CLI_BREACH_DECLARE:
+        rc = run_breach_declare(c, a);
+        break;
+    case CLI_BREACH_STATUS:
+        rc = run_breach_status(c, a);
         break;
     case CLI_NONE:
         break;

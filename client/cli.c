@@ -47,6 +47,12 @@ enum opt {
     O_SINCE,
     O_UNTIL,
     O_ACTOR,
+    O_INCIDENT,
+    O_DISCOVERED,
+    O_ACCOUNTS,
+    O_FROM,
+    O_DESCRIPTION,
+    O_DESCRIPTION_FILE,
     O_PATIENT,
     O_CHANNEL,
     O_MEMBER,
@@ -100,6 +106,12 @@ static const struct option_def options[O_COUNT] = {
     [O_SINCE] = {"since", true, false},
     [O_UNTIL] = {"until", true, false},
     [O_ACTOR] = {"actor", true, false},
+    [O_INCIDENT] = {"incident", true, false},
+    [O_DISCOVERED] = {"discovered", true, false},
+    [O_ACCOUNTS] = {"accounts", true, false},
+    [O_FROM] = {"from", true, false},
+    [O_DESCRIPTION] = {"description", true, false},
+    [O_DESCRIPTION_FILE] = {"description-file", true, false},
     [O_PATIENT] = {"patient", true, false},
     [O_CHANNEL] = {"channel", true, false},
     [O_MEMBER] = {"member", true, false},
@@ -148,6 +160,14 @@ static const struct command_def commands[] = {
      0,
      {O_TEXT, O_TEXT_FILE, O_FILE, O_TYPE, O_TO, O_CONVERSATION, O_CHANNEL, O_CLIENT_ID, O_URGENT},
      9},
+    {"breach declare",
+     CLI_BREACH_DECLARE,
+     {0},
+     0,
+     {O_INCIDENT, O_DISCOVERED, O_ACCOUNTS, O_FROM, O_TO, O_ACTOR, O_DESCRIPTION,
+      O_DESCRIPTION_FILE},
+     8},
+    {"breach status", CLI_BREACH_STATUS, {O_INCIDENT}, 1, {0}, 0},
     {"download", CLI_DOWNLOAD, {O_CONVERSATION}, 1, {O_SEQ, O_FILE_ID, O_OUT}, 3},
     {"recv", CLI_RECV, {0}, 0, {O_WAIT}, 1},
     {"history", CLI_HISTORY, {O_CONVERSATION}, 1, {O_LIMIT}, 1},
@@ -333,6 +353,14 @@ int cli_parse(int argc, char **argv, struct cli_args *out, char *err, size_t err
     if (cmd->command == CLI_SEND && !seen[O_TEXT] && !seen[O_TEXT_FILE] && !seen[O_FILE])
         return usage_error(err, err_len, "%s",
                            "'send' needs --text (or --text-file), --file or both");
+    if (cmd->command == CLI_BREACH_DECLARE && seen[O_ACCOUNTS] == seen[O_FROM])
+        return usage_error(err, err_len, "%s",
+                           "'breach declare' needs exactly one of --accounts and --from");
+    if (cmd->command == CLI_BREACH_DECLARE && !seen[O_FROM] && (seen[O_TO] || seen[O_ACTOR]))
+        return usage_error(err, err_len, "%s", "--to and --actor go with --from");
+    if (cmd->command == CLI_BREACH_DECLARE && seen[O_DESCRIPTION] && seen[O_DESCRIPTION_FILE])
+        return usage_error(err, err_len, "%s",
+                           "'breach declare' takes one of --description and --description-file");
     if (cmd->command == CLI_DOWNLOAD && seen[O_SEQ] == seen[O_FILE_ID])
         return usage_error(err, err_len, "%s",
                            "'download' needs exactly one of --seq and --file-id");
@@ -343,6 +371,9 @@ int cli_parse(int argc, char **argv, struct cli_args *out, char *err, size_t err
         return usage_error(err, err_len, "'%s' needs exactly one of --conversation and --channel",
                            cmd->name);
     struct id id;
+    if (values[O_INCIDENT] != NULL && id_from_hex(values[O_INCIDENT], &id) != 0)
+        return usage_error(err, err_len, "--incident must be 32 hex digits, not '%s'",
+                           values[O_INCIDENT]);
     if (values[O_CHANNEL] != NULL && id_from_hex(values[O_CHANNEL], &id) != 0)
         return usage_error(err, err_len, "--channel must be 32 hex digits, not '%s'",
                            values[O_CHANNEL]);
@@ -436,6 +467,16 @@ int cli_parse(int argc, char **argv, struct cli_args *out, char *err, size_t err
             return usage_error(err, err_len, "--limit must be 1..100, not '%s'", values[O_LIMIT]);
         a.limit = (unsigned)n;
     }
+    const char *times[][2] = {{"--from", values[O_FROM]},
+                              {"--discovered", values[O_DISCOVERED]},
+                              {"--to", cmd->command == CLI_BREACH_DECLARE ? values[O_TO] : NULL}};
+    int64_t *at[] = {&a.since, &a.discovered, &a.until};
+    for (size_t t = 0; t < sizeof times / sizeof times[0]; t++)
+        if (times[t][1] != NULL && cli_parse_time(times[t][1], at[t]) != 0) {
+            snprintf(err, err_len, "%s must be milliseconds or YYYY-MM-DDTHH:MM:SSZ, not '%s'",
+                     times[t][0], times[t][1]);
+            return STATUS_BAD_REQUEST;
+        }
     if (values[O_SINCE] != NULL && cli_parse_time(values[O_SINCE], &a.since) != 0)
         return usage_error(err, err_len,
                            "--since must be milliseconds or YYYY-MM-DDTHH:MM:SSZ, not '%s'",
@@ -467,6 +508,10 @@ int cli_parse(int argc, char **argv, struct cli_args *out, char *err, size_t err
     a.email = values[O_EMAIL];
     a.password_file = values[O_PASSWORD_FILE];
     a.new_password_file = values[O_NEW_PASSWORD_FILE];
+    a.incident = values[O_INCIDENT];
+    a.accounts = values[O_ACCOUNTS];
+    a.description = values[O_DESCRIPTION];
+    a.description_file = values[O_DESCRIPTION_FILE];
     a.invite = values[O_INVITE];
     a.role = values[O_ROLE];
     a.code = values[O_CODE];
@@ -626,6 +671,19 @@ const char *cli_usage(void) {
            "  account unlock --email EMAIL\n"
            "      (admins, system administrators) forget the account's failed sign-ins, so\n"
            "      that its owner can log in at once instead of waiting out the backoff\n"
+           "  breach declare (--accounts EMAIL[,EMAIL...] | --from T [--to T] [--actor EMAIL])\n"
+           "       [--incident ID] [--discovered T] [--description TEXT | --description-file "
+           "PATH]\n"
+           "      (system administrators) declare a data breach: every affected person (given,\n"
+           "      or whose data --actor, or anyone, accessed in [--from, --to)) gets a notice by\n"
+           "      email; prints the incident id, the notices queued and the deadline (7\n"
+           "      business days after --discovered, default now). The description is for the\n"
+           "      operators only and sensitive: prefer --description-file (a command line is\n"
+           "      visible to other local users); a repeat with the same --incident adds only\n"
+           "      people not yet notified\n"
+           "  breach status --incident ID\n"
+           "      every notice of the incident (account id, pending/sent/failed, times), the\n"
+           "      totals, the overdue count and the time left\n"
            "  audit query [--since T] [--until T] [--actor EMAIL] [--patient EMAIL]\n"
            "      (administrators) audit records matching every filter, oldest first, one\n"
            "      JSON object per line; T is milliseconds or YYYY-MM-DDTHH:MM:SS[.mmm]Z\n"

@@ -74,6 +74,8 @@ enum cli_command {
     CLI_PUSH_REGISTER,
     CLI_PUSH_UNREGISTER,
     CLI_DOWNLOAD,
+    CLI_BREACH_DECLARE,
+    CLI_BREACH_STATUS,
 };
 
 #define CLI_MAX_WAIT_S 3600
@@ -101,36 +103,42 @@ struct cli_args {
     const char *code;
     const char *birthdate;
     const char *name;
-    const char *to;           /* send: the peer's email */
-    const char *conversation; /* send, history, recall, urgent: 32 hex digits (checked);
-                                 --channel ID sets it too */
-    const char *text;         /* send: the text, or "-" for standard input */
-    const char *text_file;    /* send: a file holding the text */
-    const char *client_id;    /* send: 32 hex digits (checked), or NULL */
-    int wait_s;               /* recv: 0..CLI_MAX_WAIT_S (default 0) */
-    unsigned limit;           /* history, account list (page size): 1..100 (default 0: the
-                                 server's 50) */
-    int64_t since, until;     /* audit query: ms since the epoch (0: no bound) */
-    const char *actor;        /* audit query: an email, or NULL */
-    const char *patient;      /* audit query, channel create: an email, or NULL */
-    const char *member;       /* channel add/remove/approve: an email or a 32-hex account id */
-    const char *message;      /* recall, urgent ack/status: 32 hex digits (checked) */
-    bool urgent;              /* send --urgent */
-    const char *reason;       /* account hold: 1..CARECHAT_MAX_REASON bytes of UTF-8 */
-    int email_notices;        /* notify settings: -1 unchanged, 0 off, 1 on */
-    int push_notices;         /* likewise */
-    const char *apns;         /* push register: the APNs token in hex (checked) */
-    bool sandbox;             /* push register --apns: a development build */
-    const char *fcm;          /* push register: an FCM token */
-    const char *webpush;      /* push register: a Web Push endpoint, with: */
-    const char *p256dh;       /* its key, base64url of 65 bytes (checked) */
-    const char *auth;         /* its secret, base64url of 16 bytes (checked) */
-    const char *registration; /* push unregister: 32 hex digits (checked) */
-    const char *file;         /* send --file PATH, or NULL */
-    const char *media_type;   /* send --type, or NULL */
-    const char *out;          /* download --out PATH, or NULL */
-    const char *file_id;      /* download --file-id: 32 hex digits (checked), or NULL */
-    uint64_t seq;             /* download --seq, or 0 */
+    const char *to;               /* send: the peer's email */
+    const char *conversation;     /* send, history, recall, urgent: 32 hex digits (checked);
+                                     --channel ID sets it too */
+    const char *text;             /* send: the text, or "-" for standard input */
+    const char *text_file;        /* send: a file holding the text */
+    const char *client_id;        /* send: 32 hex digits (checked), or NULL */
+    int wait_s;                   /* recv: 0..CLI_MAX_WAIT_S (default 0) */
+    unsigned limit;               /* history, account list (page size): 1..100 (default 0: the
+                                     server's 50) */
+    int64_t since, until;         /* audit query, breach declare --from/--to: ms since the epoch
+                                     (0: no bound) */
+    const char *incident;         /* breach: 32 hex digits (checked) */
+    int64_t discovered;           /* breach declare --discovered: ms (0: now) */
+    const char *accounts;         /* breach declare: comma-separated emails */
+    const char *description;      /* breach declare: the operators' note (sensitive) */
+    const char *description_file; /* ... or a file holding it */
+    const char *actor;            /* audit query: an email, or NULL */
+    const char *patient;          /* audit query, channel create: an email, or NULL */
+    const char *member;           /* channel add/remove/approve: an email or a 32-hex account id */
+    const char *message;          /* recall, urgent ack/status: 32 hex digits (checked) */
+    bool urgent;                  /* send --urgent */
+    const char *reason;           /* account hold: 1..CARECHAT_MAX_REASON bytes of UTF-8 */
+    int email_notices;            /* notify settings: -1 unchanged, 0 off, 1 on */
+    int push_notices;             /* likewise */
+    const char *apns;             /* push register: the APNs token in hex (checked) */
+    bool sandbox;                 /* push register --apns: a development build */
+    const char *fcm;              /* push register: an FCM token */
+    const char *webpush;          /* push register: a Web Push endpoint, with: */
+    const char *p256dh;           /* its key, base64url of 65 bytes (checked) */
+    const char *auth;             /* its secret, base64url of 16 bytes (checked) */
+    const char *registration;     /* push unregister: 32 hex digits (checked) */
+    const char *file;             /* send --file PATH, or NULL */
+    const char *media_type;       /* send --type, or NULL */
+    const char *out;              /* download --out PATH, or NULL */
+    const char *file_id;          /* download --file-id: 32 hex digits (checked), or NULL */
+    uint64_t seq;                 /* download --seq, or 0 */
 };
 
 /* Parses a time given as milliseconds since the epoch (digits) or as
