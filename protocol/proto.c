@@ -77,6 +77,9 @@ static void budget_free(void *data, void *ptr) {
         CHECK(b->used >= h->size + sizeof(struct alloc_hdr));
         b->used -= h->size + sizeof(struct alloc_hdr);
     }
+    /* Decoded frames carry passwords, tokens and codes: nothing of them stays
+     * in freed memory (a core dump, a later allocation). */
+    explicit_bzero(ptr, h->size);
     h->magic = 0;
     free(h);
 }
