@@ -375,12 +375,11 @@ int apply_invite_revoke(struct store_txn *txn, const Carechat__Entry__V1__Entry 
     if (!m || !is_hash(m->code_hash))
         return STATUS_BAD_REQUEST;
     struct id actor;
-    struct rec_account a;
-    int rc = apply_actor_account(txn, e, &actor, &a);
+    uint32_t role;
+    int rc = apply_actor_role(txn, e, &actor, &role);
     if (rc != 0)
         return rc;
-    bool admin = a.role == REC_ROLE_ADMIN || a.role == REC_ROLE_SYSADMIN;
-    rec_account_cleanup(&a);
+    bool admin = role == REC_ROLE_ADMIN || role == REC_ROLE_SYSADMIN;
     struct buf v;
     buf_init(&v);
     struct rec_invite in;
@@ -623,15 +622,9 @@ int apply_deactivate(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
 static int lifecycle_target(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
                             ProtobufCBinaryData account_id, struct id *actor, uint32_t *role,
                             struct id *target) {
-    struct rec_account a;
     if (!apply_id_field(account_id, target))
         return STATUS_BAD_REQUEST;
-    int rc = apply_actor_account(txn, e, actor, &a);
-    if (rc != 0)
-        return rc;
-    *role = a.role;
-    rec_account_cleanup(&a);
-    return STATUS_OK;
+    return apply_actor_role(txn, e, actor, role);
 }
 
 int apply_reactivate(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,

@@ -100,13 +100,11 @@ int apply_breach_start(struct store_txn *txn, const Carechat__Entry__V1__Entry *
         return STATUS_BAD_REQUEST;
     if (m->n_account_ids > BREACH_ACCOUNTS_MAX)
         return STATUS_TOO_LARGE;
-    struct rec_account a;
-    int rc = apply_actor_account(txn, e, &actor, &a);
+    uint32_t role;
+    int rc = apply_actor_role(txn, e, &actor, &role);
     if (rc != 0)
         return rc;
-    bool sysadmin = a.role == REC_ROLE_SYSADMIN;
-    rec_account_cleanup(&a);
-    if (!sysadmin)
+    if (role != REC_ROLE_SYSADMIN)
         return STATUS_FORBIDDEN;
     struct id *accounts = xcalloc(m->n_account_ids ? m->n_account_ids : 1, sizeof *accounts);
     for (size_t i = 0; rc == 0 && i < m->n_account_ids; i++) {

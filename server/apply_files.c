@@ -322,13 +322,11 @@ int apply_file_restore(struct store_txn *txn, const Carechat__Entry__V1__Entry *
     struct id file, actor;
     if (!m || !apply_id_field(m->file_id, &file) || m->restore_ms <= 0)
         return STATUS_BAD_REQUEST;
-    struct rec_account a;
-    int rc = apply_actor_account(txn, e, &actor, &a);
+    uint32_t role;
+    int rc = apply_actor_role(txn, e, &actor, &role);
     if (rc != 0)
         return rc;
-    bool sysadmin = a.role == REC_ROLE_SYSADMIN;
-    rec_account_cleanup(&a);
-    if (!sysadmin)
+    if (role != REC_ROLE_SYSADMIN)
         return STATUS_FORBIDDEN;
     struct rec_file f;
     if ((rc = read_file(txn, &file, &f)) != 0)

@@ -195,6 +195,9 @@ int apply_exists(struct store_txn *txn, enum store_cf cf, const void *key, size_
  * be active: STATUS_UNAUTHENTICATED otherwise; BAD_REQUEST without one. */
 int apply_actor_account(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struct id *id,
                         struct rec_account *a);
+/* apply_actor_account() when only the actor's role matters. */
+int apply_actor_role(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struct id *id,
+                     uint32_t *role);
 /* Writes the encoded record `v` at `k`, sealed under `owner` (NULL: the
  * server's key). Same returns as txn_put(). */
 int apply_put(struct store_txn *txn, enum store_cf cf, const struct key *k, const struct id *owner,

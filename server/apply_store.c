@@ -136,6 +136,17 @@ int apply_actor_account(struct store_txn *txn, const Carechat__Entry__V1__Entry 
     return STATUS_OK;
 }
 
+int apply_actor_role(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struct id *id,
+                     uint32_t *role) {
+    struct rec_account a;
+    int rc = apply_actor_account(txn, e, id, &a);
+    if (rc == 0) {
+        *role = a.role;
+        rec_account_cleanup(&a);
+    }
+    return rc;
+}
+
 /* ---- conversations and members ------------------------------------------------- */
 
 int apply_read_conv(struct store_txn *txn, const struct id *conv, struct rec_conv *out) {

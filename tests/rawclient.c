@@ -3,6 +3,7 @@
  * tests. Server requests read while waiting for a Response are answered OK at
  * once and queued for rawc_next_request(). Single-threaded test code.
  */
+#define _GNU_SOURCE /* memmem() */
 #include "tests/rawclient.h"
 
 #include <setjmp.h>
@@ -310,4 +311,25 @@ Carechat__V1__Frame *rawc_send_msg(struct rawc *c, const uint8_t conv[16], const
     struct rawc_send_buf b;
     rawc_build_send(&f, &b, conv, cmid, sender_device, to, n_to, text, urgent);
     return rawc_rpc(c, &f);
+}
+
+int rawc_history_contains(struct rawc *c, const uint8_t conv[16], const char *text, bool *found) {
+    Carechat__V1__Frame f;
+    Carechat__V1__History m;
+    carechat__v1__frame__init(&f);
+    carechat__v1__history__init(&m);
+    m.conversation_id = (ProtobufCBinaryData){16, (uint8_t *)conv};
+    f.body_case = CARECHAT__V1__FRAME__BODY_HISTORY;
+    f.history = &m;
+    Carechat__V1__Frame *r = rawc_rpc(c, &f);
+    int rc = -(int)r->response->status;
+    *found = false;
+    const Carechat__V1__HistoryPage *p = rc == 0 ? r->response->history_page : NULL;
+    for (size_t i = 0; p && i < p->n_messages; i++) {
+        const Carechat__V1__Envelope *e = p->messages[i]->envelope;
+        if (e && memmem(e->body.data, e->body.len, text, strlen(text)))
+            *found = true;
+    }
+    proto_free(r);
+    return rc;
 }

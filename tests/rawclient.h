@@ -174,4 +174,9 @@ Carechat__V1__Frame *rawc_send_msg(struct rawc *c, const uint8_t conv[16], const
                                    const uint8_t sender_device[16], const struct rawc_wrap_to *to,
                                    size_t n_to, const char *text, bool urgent);
 
+/* History of `conv` (the newest page) as `c`: returns the status answered
+ * (negated wire status, 0 for OK) and sets *found when a message's body holds
+ * `text`. */
+int rawc_history_contains(struct rawc *c, const uint8_t conv[16], const char *text, bool *found);
+
 #endif

@@ -89,28 +89,7 @@ static int call(struct rawc *c, Carechat__V1__Frame *f) {
 /* History of `conv` as `c`: the status, and whether a message carries the
  * canary (in *canary). */
 static int history(struct rawc *c, const uint8_t conv[16], bool *canary) {
-    Carechat__V1__Frame f;
-    Carechat__V1__History m;
-    carechat__v1__frame__init(&f);
-    carechat__v1__history__init(&m);
-    m.conversation_id = (ProtobufCBinaryData){16, (uint8_t *)conv};
-    f.body_case = CARECHAT__V1__FRAME__BODY_HISTORY;
-    f.history = &m;
-    Carechat__V1__Frame *r = rpc(c, &f);
-    int rc = status_of(r);
-    *canary = false;
-    if (rc == 0) {
-        const Carechat__V1__HistoryPage *p = r->response->history_page;
-        assert_non_null(p);
-        for (size_t i = 0; i < p->n_messages; i++) {
-            const Carechat__V1__Envelope *e = p->messages[i]->envelope;
-            if (e && e->body.len >= strlen(CANARY) &&
-                memmem(e->body.data, e->body.len, CANARY, strlen(CANARY)))
-                *canary = true;
-        }
-    }
-    proto_free(r);
-    return rc;
+    return rawc_history_contains(c, conv, CANARY, canary);
 }
 
 /* The retention state of `account` as `c` sees it, or the status negated. */
