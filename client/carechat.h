@@ -1001,6 +1001,11 @@ int carechat_audit_verify(struct carechat *c, bool *ok, uint64_t *first_bad, uin
 struct carechat_notify_settings {
     bool email; /* email notices ("you have a new secure message") */
     bool push;  /* push notices to the account's registered devices */
+    /* Quiet hours: new-message notices wait from quiet_from_min to
+     * quiet_until_min (minutes after midnight, 0..1439; equal: none) in the
+     * zone utc_offset_min (-720..840) from UTC. */
+    unsigned quiet_from_min, quiet_until_min;
+    int utc_offset_min;
 };
 
 /* The account's settings into *out (both on until changed). Returns 0 or a

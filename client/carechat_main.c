@@ -788,20 +788,35 @@ static int run_unlock(struct carechat *c, const struct cli_args *a) {
 static int run_notify(struct carechat *c, const struct cli_args *a) {
     struct carechat_notify_settings s;
     int rc = carechat_notify_get(c, &s);
-    if (rc == 0 && (a->email_notices >= 0 || a->push_notices >= 0)) {
+    if (rc == 0 && (a->email_notices >= 0 || a->push_notices >= 0 || a->quiet_from >= 0 ||
+                    a->utc_offset != INT_MIN)) {
         if (a->email_notices >= 0)
             s.email = a->email_notices == 1;
         if (a->push_notices >= 0)
             s.push = a->push_notices == 1;
+        if (a->quiet_from >= 0) {
+            s.quiet_from_min = (unsigned)a->quiet_from;
+            s.quiet_until_min = (unsigned)a->quiet_until;
+        }
+        if (a->utc_offset != INT_MIN)
+            s.utc_offset_min = a->utc_offset;
         rc = carechat_notify_set(c, &s, &s);
     }
     if (rc != 0)
         return rc;
-    if (a->json)
-        cli_json_print(stdout, json_pack("{s:b, s:b}", "email", s.email, "push", s.push));
-    else
-        printf("email notices %s, push notices %s\n", s.email ? "on" : "off",
-               s.push ? "on" : "off");
+    if (a->json) {
+        cli_json_print(stdout, json_pack("{s:b, s:b, s:i, s:i, s:i}", "email", s.email, "push",
+                                         s.push, "quiet_from", (int)s.quiet_from_min, "quiet_until",
+                                         (int)s.quiet_until_min, "utc_offset", s.utc_offset_min));
+        return 0;
+    }
+    printf("email notices %s, push notices %s", s.email ? "on" : "off", s.push ? "on" : "off");
+    int off = s.utc_offset_min < 0 ? -s.utc_offset_min : s.utc_offset_min;
+    if (s.quiet_from_min != s.quiet_until_min)
+        printf(", quiet %02u:%02u-%02u:%02u (UTC%c%02d:%02d)", s.quiet_from_min / 60,
+               s.quiet_from_min % 60, s.quiet_until_min / 60, s.quiet_until_min % 60,
+               s.utc_offset_min < 0 ? '-' : '+', off / 60, off % 60);
+    printf("\n");
     return 0;
 }
 

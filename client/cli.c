@@ -4,7 +4,9 @@
  */
 #include "client/cli.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <fcntl.h>
 #include <stddef.h>
@@ -61,6 +63,8 @@ enum opt {
     O_REASON,
     O_INVITE,
     O_EMAIL_NOTICES,
+    O_QUIET,
+    O_UTC_OFFSET,
     O_PUSH_NOTICES,
     O_APNS,
     O_SANDBOX,
@@ -120,6 +124,8 @@ static const struct option_def options[O_COUNT] = {
     [O_REASON] = {"reason", true, false},
     [O_INVITE] = {"invite", true, false},
     [O_EMAIL_NOTICES] = {"email-notices", true, false},
+    [O_QUIET] = {"quiet", true, false},
+    [O_UTC_OFFSET] = {"utc-offset", true, false},
     [O_PUSH_NOTICES] = {"push-notices", true, false},
     [O_APNS] = {"apns", true, false},
     [O_SANDBOX] = {"sandbox", false, false},
@@ -192,7 +198,12 @@ static const struct command_def commands[] = {
     {"account release", CLI_ACCOUNT_RELEASE, {O_EMAIL}, 1, {0}, 0},
     {"account unlock", CLI_ACCOUNT_UNLOCK, {O_EMAIL}, 1, {0}, 0},
     {"password change", CLI_PASSWORD_CHANGE, {O_PASSWORD_FILE, O_NEW_PASSWORD_FILE}, 2, {0}, 0},
-    {"notify settings", CLI_NOTIFY_SETTINGS, {0}, 0, {O_EMAIL_NOTICES, O_PUSH_NOTICES}, 2},
+    {"notify settings",
+     CLI_NOTIFY_SETTINGS,
+     {0},
+     0,
+     {O_EMAIL_NOTICES, O_PUSH_NOTICES, O_QUIET, O_UTC_OFFSET},
+     4},
     {"push register",
      CLI_PUSH_REGISTER,
      {0},
@@ -211,6 +222,39 @@ static bool is_group(const char *word) {
         if (strncmp(commands[c].name, word, n) == 0 && commands[c].name[n] == ' ')
             return true;
     return false;
+}
+
+/* "HH:MM" into minutes after midnight; -1 when it is not one. */
+static int parse_hhmm(const char *s, size_t len) {
+    if (len != 5 || s[2] != ':' || !isdigit((unsigned char)s[0]) || !isdigit((unsigned char)s[1]) ||
+        !isdigit((unsigned char)s[3]) || !isdigit((unsigned char)s[4]))
+        return -1;
+    int h = (s[0] - '0') * 10 + (s[1] - '0'), m = (s[3] - '0') * 10 + (s[4] - '0');
+    return h < 24 && m < 60 ? h * 60 + m : -1;
+}
+
+/* --quiet HH:MM-HH:MM, or off (0-0). */
+static int parse_quiet(const char *s, int *from, int *until) {
+    if (strcmp(s, "off") == 0) {
+        *from = *until = 0;
+        return 0;
+    }
+    const char *dash = strchr(s, '-');
+    if (!dash || (*from = parse_hhmm(s, (size_t)(dash - s))) < 0 ||
+        (*until = parse_hhmm(dash + 1, strlen(dash + 1))) < 0)
+        return -1;
+    return 0;
+}
+
+/* --utc-offset +HH:MM / -HH:MM into minutes, -12:00..+14:00. */
+static int parse_offset(const char *s, int *out) {
+    if ((s[0] != '+' && s[0] != '-') || parse_hhmm(s + 1, strlen(s + 1)) < 0)
+        return -1;
+    int m = parse_hhmm(s + 1, strlen(s + 1)) * (s[0] == '-' ? -1 : 1);
+    if (m < -720 || m > 840)
+        return -1;
+    *out = m;
+    return 0;
 }
 
 static int usage_error(char *err, size_t err_len, const char *fmt, const char *arg) {
@@ -401,8 +445,19 @@ int cli_parse(int argc, char **argv, struct cli_args *out, char *err, size_t err
     if (values[O_CLIENT_ID] != NULL && id_from_hex(values[O_CLIENT_ID], &id) != 0)
         return usage_error(err, err_len, "--client-id must be 32 hex digits, not '%s'",
                            values[O_CLIENT_ID]);
+    a.quiet_from = a.quiet_until = -1;
+    a.utc_offset = INT_MIN;
+    if (values[O_QUIET] != NULL && parse_quiet(values[O_QUIET], &a.quiet_from, &a.quiet_until) != 0)
+        return usage_error(err, err_len, "--quiet must be HH:MM-HH:MM or off, not '%s'",
+                           values[O_QUIET]);
+    if (values[O_UTC_OFFSET] != NULL && parse_offset(values[O_UTC_OFFSET], &a.utc_offset) != 0)
+        return usage_error(err, err_len,
+                           "--utc-offset must be +HH:MM or -HH:MM (-12:00..+14:00), not '%s'",
+                           values[O_UTC_OFFSET]);
     a.email_notices = a.push_notices = -1;
-    for (int o = O_EMAIL_NOTICES; o <= O_PUSH_NOTICES; o++) {
+    const int switches[] = {O_EMAIL_NOTICES, O_PUSH_NOTICES};
+    for (size_t i = 0; i < 2; i++) {
+        int o = switches[i];
         if (values[o] == NULL)
             continue;
         int on = strcmp(values[o], "on") == 0 ? 1 : strcmp(values[o], "off") == 0 ? 0 : -1;
@@ -635,8 +690,10 @@ const char *cli_usage(void) {
            "      acknowledge an urgent message; or (its sender, admins) who has and who\n"
            "      has not acknowledged it\n"
            "  notify settings [--email-notices on|off] [--push-notices on|off]\n"
-           "      show (and change) your account's notification settings; JSON fields:\n"
-           "      email, push\n"
+           "       [--quiet HH:MM-HH:MM|off] [--utc-offset +HH:MM]\n"
+           "      show (and change) your account's notification settings; in quiet hours\n"
+           "      new-message notices wait until they end, in your time zone (--utc-offset);\n"
+           "      JSON fields: email, push, quiet_from, quiet_until (minutes), utc_offset\n"
            "  push register (--apns HEX [--sandbox] | --fcm TOKEN |\n"
            "                 --webpush URL --p256dh B64URL --auth B64URL)\n"
            "      register this device for push notices (for testing a server's setup);\n"

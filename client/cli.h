@@ -127,6 +127,8 @@ struct cli_args {
     const char *reason;           /* account hold: 1..CARECHAT_MAX_REASON bytes of UTF-8 */
     int email_notices;            /* notify settings: -1 unchanged, 0 off, 1 on */
     int push_notices;             /* likewise */
+    int quiet_from, quiet_until;  /* notify settings --quiet: minutes, -1 unchanged; equal: off */
+    int utc_offset;               /* notify settings --utc-offset: minutes; INT_MIN unchanged */
     const char *apns;             /* push register: the APNs token in hex (checked) */
     bool sandbox;                 /* push register --apns: a development build */
     const char *fcm;              /* push register: an FCM token */

@@ -28,6 +28,9 @@ static int settings_call(struct carechat *c, Carechat__V1__Frame *req, const cha
     } else {
         out->email = ns->email;
         out->push = ns->push;
+        out->quiet_from_min = ns->quiet_from_min;
+        out->quiet_until_min = ns->quiet_until_min;
+        out->utc_offset_min = ns->utc_offset_min;
     }
     cc_free_response(resp);
     return rc;
@@ -61,6 +64,9 @@ int carechat_notify_set(struct carechat *c, const struct carechat_notify_setting
     carechat__v1__notification_settings__init(&ns);
     ns.email = in->email;
     ns.push = in->push;
+    ns.quiet_from_min = in->quiet_from_min;
+    ns.quiet_until_min = in->quiet_until_min;
+    ns.utc_offset_min = in->utc_offset_min;
     Carechat__V1__SetNotificationSettings s;
     carechat__v1__set_notification_settings__init(&s);
     s.settings = &ns;

@@ -286,7 +286,13 @@ int apply_notify_settings(struct store_txn *txn, const Carechat__Entry__V1__Entr
         return STATUS_UNAUTHENTICATED;
     if (rc != 0)
         return rc;
-    struct rec_notify_settings s = {.email = m->email, .push = m->push};
+    if (!rules_quiet_valid(m->quiet_from_min, m->quiet_until_min, m->utc_offset_min))
+        return STATUS_BAD_REQUEST;
+    struct rec_notify_settings s = {.email = m->email,
+                                    .push = m->push,
+                                    .quiet_from_min = m->quiet_from_min,
+                                    .quiet_until_min = m->quiet_until_min,
+                                    .utc_offset_min = m->utc_offset_min};
     struct key k;
     rec_key_notify_settings(&k, &account);
     struct buf v;

@@ -801,9 +801,8 @@ static int may_read(struct tus *s, const struct rec_file *f) {
         rel = AUTHZ_ACTIVE_MEMBER;
     else if (rc != 0 && rc != STATUS_NOT_FOUND)
         return rc;
-    if (f->has_owner &&
-        (rc = req_review_access(s->h, &f->owner, &s->account, s->role, f->visible_until, &rel,
-                                &stage)) != 0)
+    if (f->has_owner && (rc = req_review_access(s->h, &f->owner, &s->account, s->role,
+                                                f->visible_until, &rel, &stage)) != 0)
         return rc;
     struct authz_caller who = {.authenticated = true, .role = s->role};
     return authz_decide(&request_row(CARECHAT__V1__FRAME__BODY_DOWNLOAD_CHUNK)->rule, &who, rel,

@@ -6,6 +6,8 @@
  */
 #include "server/notify.h"
 
+#include "server/rules.h"
+
 #include <string.h>
 
 #include <sodium.h>
@@ -43,6 +45,9 @@ static void answer_settings(struct conn *c, uint64_t rid, const struct rec_notif
     carechat__v1__notification_settings__init(&ns);
     ns.email = s->email;
     ns.push = s->push;
+    ns.quiet_from_min = s->quiet_from_min;
+    ns.quiet_until_min = s->quiet_until_min;
+    ns.utc_offset_min = s->utc_offset_min;
     resp.result_case = CARECHAT__V1__RESPONSE__RESULT_NOTIFICATION_SETTINGS;
     resp.notification_settings = &ns;
     conn_send(c, &frame);
@@ -62,17 +67,28 @@ struct settings_op {
 
 int notify_set_settings(struct req *r) {
     const Carechat__V1__SetNotificationSettings *m = r->frame->set_notification_settings;
-    if (!m->settings)
+    const Carechat__V1__NotificationSettings *in = m->settings;
+    if (!in)
         return req_fail(r, STATUS_BAD_REQUEST, "settings required");
+    if (!rules_quiet_valid(in->quiet_from_min, in->quiet_until_min, in->utc_offset_min))
+        return req_fail(r, STATUS_BAD_REQUEST,
+                        "quiet hours are minutes 0..1439, the UTC offset -720..840");
     struct op *op = op_new(r, sizeof(struct settings_op));
     struct settings_op *so = OP_STATE(op, struct settings_op);
-    so->s = (struct rec_notify_settings){.email = m->settings->email, .push = m->settings->push};
+    so->s = (struct rec_notify_settings){.email = in->email,
+                                         .push = in->push,
+                                         .quiet_from_min = in->quiet_from_min,
+                                         .quiet_until_min = in->quiet_until_min,
+                                         .utc_offset_min = in->utc_offset_min};
     Carechat__Entry__V1__Entry e;
     Carechat__Entry__V1__NotifySettingsSet ns;
     entry_init(&e, clock_now(), &r->hc->account, &r->hc->device);
     carechat__entry__v1__notify_settings_set__init(&ns);
     ns.email = so->s.email;
     ns.push = so->s.push;
+    ns.quiet_from_min = so->s.quiet_from_min;
+    ns.quiet_until_min = so->s.quiet_until_min;
+    ns.utc_offset_min = so->s.utc_offset_min;
     e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_NOTIFY_SETTINGS_SET;
     e.notify_settings_set = &ns;
     return op_propose(op, &e);

@@ -17,6 +17,7 @@
 #include "server/records.h"
 #include "server/records_messages.h"
 #include "server/records_notify.h"
+#include "server/rules.h"
 #include "storage/keys.h"
 
 #define MOD "outbox"
@@ -274,7 +275,14 @@ static int64_t due_at(struct outbox *o, const struct row *r) {
         if (window > due)
             due = window;
     }
-    return due;
+    /* Not in the person's quiet hours: then at their end. */
+    struct rec_notify_settings set;
+    if (get_settings(o, &j->account, &set) != 0)
+        return INT64_MAX;
+    int64_t now = clock_now(), at = due > now ? due : now;
+    int64_t quiet_end =
+        rules_quiet_end(set.quiet_from_min, set.quiet_until_min, set.utc_offset_min, at);
+    return quiet_end > at ? quiet_end : due;
 }
 
 /* Fills the job's destination for a NEW_MESSAGE or account notice, or says

@@ -193,6 +193,9 @@ void rec_notify_settings_encode(const struct rec_notify_settings *s, struct buf 
     rec_put_u8(out, REC_NOTIFY_FORMAT);
     rec_put_u8(out, s->email ? 1 : 0);
     rec_put_u8(out, s->push ? 1 : 0);
+    rec_put_u32(out, s->quiet_from_min);
+    rec_put_u32(out, s->quiet_until_min);
+    rec_put_u32(out, (uint32_t)s->utc_offset_min);
 }
 
 int rec_notify_settings_decode(const uint8_t *data, size_t len, struct rec_notify_settings *out) {
@@ -201,6 +204,13 @@ int rec_notify_settings_decode(const uint8_t *data, size_t len, struct rec_notif
         return STATUS_CORRUPT;
     out->email = rec_get_u8(&r) != 0;
     out->push = rec_get_u8(&r) != 0;
+    out->quiet_from_min = out->quiet_until_min = 0;
+    out->utc_offset_min = 0;
+    if (!r.bad && r.p != r.end) { /* absent in records written before quiet hours */
+        out->quiet_from_min = rec_get_u32(&r);
+        out->quiet_until_min = rec_get_u32(&r);
+        out->utc_offset_min = (int32_t)rec_get_u32(&r);
+    }
     if (r.bad || r.p != r.end)
         return STATUS_CORRUPT;
     return STATUS_OK;

@@ -104,6 +104,9 @@ struct rec_push_reg {
 struct rec_notify_settings {
     bool email;
     bool push;
+    /* Quiet hours, as rules_quiet_end() takes them; 0, 0, 0: none. */
+    uint32_t quiet_from_min, quiet_until_min;
+    int32_t utc_offset_min;
 };
 
 /* The settings of an account that never set any. */

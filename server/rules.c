@@ -213,3 +213,29 @@ void rules_lifecycle_release(struct rec_lifecycle *l, int64_t now) {
     l->purge_at += held;
     l->hold_since = 0;
 }
+
+bool rules_quiet_valid(uint32_t from_min, uint32_t until_min, int32_t utc_offset_min) {
+    return from_min < RULES_DAY_MIN && until_min < RULES_DAY_MIN &&
+           utc_offset_min >= RULES_UTC_OFFSET_MIN && utc_offset_min <= RULES_UTC_OFFSET_MAX;
+}
+
+int64_t rules_quiet_end(uint32_t from_min, uint32_t until_min, int32_t utc_offset_min, int64_t t) {
+    if (from_min == until_min || !rules_quiet_valid(from_min, until_min, utc_offset_min))
+        return t;
+    const int64_t min_ms = 60000, day_ms = RULES_DAY_MIN * min_ms;
+    int64_t local = t + (int64_t)utc_offset_min * min_ms;
+    int64_t day = local >= 0 ? local / day_ms : (local - day_ms + 1) / day_ms;
+    int64_t into = local - day * day_ms; /* ms since local midnight */
+    int64_t from = (int64_t)from_min * min_ms, until = (int64_t)until_min * min_ms;
+    int64_t end; /* local ms of the quiet span's end, when `into` is inside it */
+    if (from < until) {
+        if (into < from || into >= until)
+            return t;
+        end = day * day_ms + until;
+    } else { /* across midnight */
+        if (into >= until && into < from)
+            return t;
+        end = day * day_ms + until + (into >= from ? day_ms : 0);
+    }
+    return end - (int64_t)utc_offset_min * min_ms;
+}

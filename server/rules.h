@@ -107,6 +107,18 @@ uint32_t rules_lifecycle_due(const struct rec_lifecycle *l, int64_t now);
  * deactivation). */
 void rules_lifecycle_release(struct rec_lifecycle *l, int64_t now);
 
+/* Quiet hours: minutes after midnight (0..RULES_DAY_MIN - 1) in a time zone
+ * RULES_UTC_OFFSET_MIN..MAX minutes from UTC. */
+#define RULES_DAY_MIN 1440
+#define RULES_UTC_OFFSET_MIN (-720)
+#define RULES_UTC_OFFSET_MAX 840
+/* Whether the quiet hours are in range. */
+bool rules_quiet_valid(uint32_t from_min, uint32_t until_min, int32_t utc_offset_min);
+/* The earliest time at or after `t` (ms since the epoch) outside the quiet
+ * hours [from_min, until_min) of the zone utc_offset_min from UTC (a span
+ * may cross midnight; from == until: no quiet hours, `t` itself). */
+int64_t rules_quiet_end(uint32_t from_min, uint32_t until_min, int32_t utc_offset_min, int64_t t);
+
 /* Whether a caller of `caller_role` may see an account of `target_role`
  * (`self`: the caller's own account); the rule is at the top of this file. */
 bool rules_may_see(uint32_t caller_role, uint32_t target_role, bool self);

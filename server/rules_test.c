@@ -178,6 +178,30 @@ static void test_rules_lifecycle_windows_and_hold(void **state) {
     assert_true(r.purge_at == t0 + 395 * day + 30 * day);
 }
 
+/* Quiet hours: a notice due inside them waits for their end, in the
+ * person's zone, across midnight too. */
+static void test_rules_quiet_hours(void **state) {
+    (void)state;
+    const int64_t min = 60000, t0 = 1796256000000LL; /* 2026-12-03T00:00:00Z */
+    /* None. */
+    assert_true(rules_quiet_end(0, 0, 0, t0 + 5 * min) == t0 + 5 * min);
+    /* 22:00-07:00 UTC: 23:30 waits until 07:00 the next day, 03:00 until
+     * 07:00, 12:00 not at all, 07:00 exactly is already out. */
+    assert_true(rules_quiet_end(1320, 420, 0, t0 + 1410 * min) == t0 + (1440 + 420) * min);
+    assert_true(rules_quiet_end(1320, 420, 0, t0 + 180 * min) == t0 + 420 * min);
+    assert_true(rules_quiet_end(1320, 420, 0, t0 + 720 * min) == t0 + 720 * min);
+    assert_true(rules_quiet_end(1320, 420, 0, t0 + 420 * min) == t0 + 420 * min);
+    assert_true(rules_quiet_end(1320, 420, 0, t0 + 1320 * min) == t0 + (1440 + 420) * min);
+    /* 13:00-14:00 in UTC-5 (New York in winter) is 18:00-19:00 UTC. */
+    assert_true(rules_quiet_end(780, 840, -300, t0 + 1110 * min) == t0 + 1140 * min);
+    assert_true(rules_quiet_end(780, 840, -300, t0 + 780 * min) == t0 + 780 * min);
+    /* Ranges. */
+    assert_true(rules_quiet_valid(0, 1439, 840));
+    assert_false(rules_quiet_valid(1440, 0, 0));
+    assert_false(rules_quiet_valid(0, 0, -721));
+    assert_false(rules_quiet_valid(0, 0, 841));
+}
+
 int main(void) {
     if (sodium_init() < 0)
         return 1;
@@ -186,6 +210,7 @@ int main(void) {
         cmocka_unit_test(test_rules_dates_and_age),
         cmocka_unit_test(test_rules_key_signature),
         cmocka_unit_test(test_rules_lifecycle_windows_and_hold),
+        cmocka_unit_test(test_rules_quiet_hours),
         cmocka_unit_test(test_rules_device_list_signature),
         cmocka_unit_test(test_rules_invite_and_visibility),
         cmocka_unit_test(test_rules_channels_and_deactivation),

@@ -28,11 +28,21 @@ expect_rc 0 "notify settings"
 [ "$OUT" = "email notices on, push notices on" ] || fail "defaults: '$OUT'"
 cli root --json notify settings --email-notices off
 expect_rc 0 "email off"
-[ "$OUT" = '{"email": false, "push": true}' ] || fail "email off: '$OUT'"
+[ "$OUT" = '{"email": false, "push": true, "quiet_from": 0, "quiet_until": 0, "utc_offset": 0}' ] ||
+    fail "email off: '$OUT'"
 cli root --json notify settings --push-notices off
-[ "$OUT" = '{"email": false, "push": false}' ] || fail "push off: '$OUT'"
+[ "$OUT" = '{"email": false, "push": false, "quiet_from": 0, "quiet_until": 0, "utc_offset": 0}' ] ||
+    fail "push off: '$OUT'"
 cli root notify settings --email-notices maybe
 expect_rc 1 "a value that is not on or off"
+cli root notify settings --quiet 22:00-07:00 --utc-offset -05:00
+expect_rc 0 "quiet hours"
+[ "$OUT" = "email notices off, push notices off, quiet 22:00-07:00 (UTC-05:00)" ] ||
+    fail "quiet hours: '$OUT'"
+cli root notify settings --quiet 25:00-07:00
+expect_rc 1 "an hour out of range"
+cli root notify settings --utc-offset +15:00
+expect_rc 1 "an offset out of range"
 
 P256DH="B$(printf 'A%.0s' $(seq 86))"                    # base64url of 0x04 and 64 zeros
 AUTH="AAAAAAAAAAAAAAAAAAAAAA"                              # base64url of 16 bytes
@@ -57,7 +67,8 @@ stop_server
 start_server
 URL="ws://127.0.0.1:$PORT"
 cli root --json notify settings
-[ "$OUT" = '{"email": false, "push": false}' ] || fail "after a restart: '$OUT'"
+[ "$OUT" = '{"email": false, "push": false, "quiet_from": 1320, "quiet_until": 420, "utc_offset": -300}' ] ||
+    fail "after a restart: '$OUT'"
 stop_server
 
 # A first deployment without mail: the sysadmin's offline `carechatd invite`

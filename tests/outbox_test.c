@@ -403,7 +403,9 @@ static Carechat__V1__Frame *get_settings(struct rawc *c) {
     return rawc_rpc(c, &f);
 }
 
-static Carechat__V1__Frame *set_settings(struct rawc *c, bool email, bool push) {
+/* The settings with quiet hours from `from` to `until` (minutes, UTC). */
+static Carechat__V1__Frame *set_quiet(struct rawc *c, bool email, bool push, uint32_t from,
+                                      uint32_t until) {
     Carechat__V1__Frame f;
     Carechat__V1__SetNotificationSettings s;
     Carechat__V1__NotificationSettings ns;
@@ -412,10 +414,16 @@ static Carechat__V1__Frame *set_settings(struct rawc *c, bool email, bool push) 
     carechat__v1__notification_settings__init(&ns);
     ns.email = email;
     ns.push = push;
+    ns.quiet_from_min = from;
+    ns.quiet_until_min = until;
     s.settings = &ns;
     f.body_case = CARECHAT__V1__FRAME__BODY_SET_NOTIFICATION_SETTINGS;
     f.set_notification_settings = &s;
     return rawc_rpc(c, &f);
+}
+
+static Carechat__V1__Frame *set_settings(struct rawc *c, bool email, bool push) {
+    return set_quiet(c, email, push, 0, 0);
 }
 
 static void expect_settings(Carechat__V1__Frame *r, bool email, bool push) {
@@ -573,6 +581,38 @@ static void test_outbox_breach_notices_reach_the_affected(void **state) {
     rawc_free(root);
     assert_false(harness_log_contains(g_h, CANARY));
     assert_false(harness_log_contains(g_h, "Smith"));
+}
+
+/* Quiet hours: a notice that falls due inside them waits for their end;
+ * out of range they are refused. */
+static void test_outbox_quiet_hours_hold_the_notice(void **state) {
+    (void)state;
+    struct pair w;
+    pair_make(&w, "Quiet");
+    struct rawc *pat = rawc_open_login(g_h, w.pat.email, PASSWORD, &w.pat.dev[0], NULL);
+    Carechat__V1__Frame *r = set_quiet(pat, true, true, 1440, 0);
+    raw_expect_status(r, STATUS_BAD_REQUEST);
+    proto_free(r);
+    /* Quiet from an hour ago to an hour from now (UTC). */
+    uint32_t now_min = (uint32_t)((clock_now() / 60000) % 1440);
+    uint32_t from = (now_min + 1380) % 1440, until = (now_min + 60) % 1440;
+    r = set_quiet(pat, true, true, from, until);
+    raw_expect_status(r, STATUS_OK);
+    assert_int_equal(r->response->notification_settings->quiet_from_min, from);
+    assert_int_equal(r->response->notification_settings->quiet_until_min, until);
+    proto_free(r);
+    rawc_free(pat);
+    doc_sends(&w, "in the quiet hours");
+    sleep_ms(4000);                                      /* the notice's delay is 1 s: it is held */
+    assert_int_equal(mails_to(&g_peer, w.pat.email), 1); /* the invitation only */
+    /* Quiet hours over: it goes. */
+    pat = rawc_open_login(g_h, w.pat.email, PASSWORD, &w.pat.dev[0], NULL);
+    expect_settings(set_settings(pat, true, true), true, true);
+    rawc_free(pat);
+    int64_t deadline = clock_monotonic_ms() + WAIT_MS;
+    while (mails_to(&g_peer, w.pat.email) < 2 && clock_monotonic_ms() < deadline)
+        sleep_ms(50);
+    assert_int_equal(mails_to(&g_peer, w.pat.email), 2);
 }
 
 static void test_outbox_offline_recipient_gets_one_email(void **state) {
@@ -946,6 +986,7 @@ int main(void) {
     const struct CMUnitTest shared[] = {
         cmocka_unit_test(test_outbox_invitation_by_email_registers),
         cmocka_unit_test(test_outbox_breach_notices_reach_the_affected),
+        cmocka_unit_test(test_outbox_quiet_hours_hold_the_notice),
         cmocka_unit_test(test_outbox_offline_recipient_gets_one_email),
         cmocka_unit_test(test_outbox_dead_webpush_token_is_removed),
         cmocka_unit_test(test_outbox_device_that_leaves_gets_one_push),
