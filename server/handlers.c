@@ -236,7 +236,7 @@ static void finish(struct req *r, int rc) {
         if (req_is_denial(rc)) {
             bool who = r->hc->authenticated;
             req_audit(r->hc, who ? &r->hc->account : NULL, who ? &r->hc->device : NULL,
-                      r->row->rule.action, rc, r->object, r->object_len,
+                      r->row->rule.action, rc, r->object_len ? r->object : NULL, r->object_len,
                       r->has_patient ? &r->patient : NULL, NULL, NULL);
         }
     }

@@ -229,7 +229,10 @@ int req_fail(struct req *r, int status, const char *detail) {
 }
 
 int req_deny(struct req *r, int status, const char *detail, const void *object, size_t object_len) {
-    r->object = object;
+    if (!object || object_len > sizeof r->object)
+        object_len = 0;
+    if (object_len)
+        memcpy(r->object, object, object_len);
     r->object_len = object_len;
     return req_fail(r, status, detail);
 }

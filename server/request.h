@@ -160,7 +160,9 @@ struct req {
     struct id file_id;
     /* For the dispatcher's answer when the handler returns a failure. */
     const char *detail;
-    const void *object; /* what a denial is recorded against */
+    /* What a denial is recorded against (a copy: the caller's may be gone
+     * by the time the dispatcher records it). */
+    uint8_t object[REC_AUDIT_OBJECT_MAX];
     size_t object_len;
     uint32_t retry_after_s; /* with RATE_LIMITED: when to try again (0: not said) */
     struct op *op;          /* the op made by the handler, until handed on */
@@ -193,8 +195,8 @@ struct op {
 bool req_in_flight(const struct hconn *hc, uint64_t rid);
 /* Sets r->detail and returns `status`: `return req_fail(r, STATUS_X, "...")`. */
 int req_fail(struct req *r, int status, const char *detail);
-/* As req_fail(), for a denial recorded against `object` (object_len bytes,
- * borrowed until the handler returns; NULL/0 for none). */
+/* As req_fail(), for a denial recorded against `object` (object_len bytes, at
+ * most REC_AUDIT_OBJECT_MAX, copied; NULL/0 for none). */
 int req_deny(struct req *r, int status, const char *detail, const void *object, size_t object_len);
 
 /* A new op for the request `r` with `state_size` bytes of zeroed per-request
