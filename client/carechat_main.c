@@ -22,6 +22,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/status.h"
+#include "base/version.h"
 #include "client/carechat.h"
 #include "client/cli.h"
 #include "base/hex.h"
@@ -1306,6 +1307,10 @@ int main(int argc, char **argv) {
     }
     if (a.help) {
         fputs(cli_usage(), stdout);
+        return CLI_EXIT_OK;
+    }
+    if (a.version) {
+        printf("carechat %s\n", CARECHAT_VERSION);
         return CLI_EXIT_OK;
     }
     char profile[PATH_MAX];

@@ -32,6 +32,7 @@ enum opt {
     O_CA_FILE,
     O_JSON,
     O_HELP,
+    O_VERSION,
     O_EMAIL,
     O_PASSWORD_FILE,
     O_NEW_PASSWORD_FILE,
@@ -93,6 +94,7 @@ static const struct option_def options[O_COUNT] = {
     [O_CA_FILE] = {"ca-file", true, true},
     [O_JSON] = {"json", false, true},
     [O_HELP] = {"help", false, true},
+    [O_VERSION] = {"version", false, true},
     [O_EMAIL] = {"email", true, false},
     [O_PASSWORD_FILE] = {"password-file", true, false},
     [O_NEW_PASSWORD_FILE] = {"new-password-file", true, false},
@@ -352,7 +354,8 @@ int cli_parse(int argc, char **argv, struct cli_args *out, char *err, size_t err
             return usage_error(err, err_len, "--%s needs a non-empty value", options[o].name);
     }
     a.help = seen[O_HELP];
-    if (a.help) {
+    a.version = seen[O_VERSION];
+    if (a.help || a.version) {
         *out = a;
         return 0;
     }
@@ -622,6 +625,7 @@ const char *cli_usage(void) {
            "  --profile DIR    this device's keys and session (default ~/.carechat, mode 0700)\n"
            "  --ca-file FILE   PEM file of CAs trusted for wss:// (default: system store)\n"
            "  --json           print results as one JSON object per line\n"
+           "  --version        print the version and exit\n"
            "\n"
            "commands:\n"
            "  login --email E --password-file F\n"

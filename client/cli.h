@@ -94,6 +94,7 @@ struct cli_args {
     const char *ca_file;
     bool json;
     bool help;
+    bool version; /* --version */
     enum cli_command command;
     const char *email; /* login, invite, register, account (but list) */
     const char *password_file;

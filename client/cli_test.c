@@ -178,6 +178,9 @@ static void test_cli_parse_commands(void **state) {
     const char *help[] = {"--help", NULL};
     assert_int_equal(parse(help, &a, err, sizeof err), 0);
     assert_true(a.help);
+    const char *version[] = {"--version", NULL};
+    assert_int_equal(parse(version, &a, err, sizeof err), 0);
+    assert_true(a.version && !a.help);
     assert_non_null(strstr(cli_usage(), "exit codes"));
     assert_non_null(strstr(cli_usage(), "account deactivate --email EMAIL"));
     const char *documented[] = {"account list [--role ",
