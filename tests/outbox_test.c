@@ -613,6 +613,7 @@ static void test_outbox_quiet_hours_hold_the_notice(void **state) {
     while (mails_to(&g_peer, w.pat.email) < 2 && clock_monotonic_ms() < deadline)
         sleep_ms(50);
     assert_int_equal(mails_to(&g_peer, w.pat.email), 2);
+    rawc_free(w.doc);
 }
 
 static void test_outbox_offline_recipient_gets_one_email(void **state) {
