@@ -74,7 +74,9 @@ int send_check_devices(const struct send_device *devs, size_t n_devs, const stru
                 : w == n_wraps ? -1
                                : memcmp(dp[d]->id.b, wp[w]->device_id.b, ID_LEN);
         if (c < 0) { /* a device without a wrap */
-            if (!id_equal(&dp[d]->id, sender_device)) {
+            /* A device whose key has expired is no recipient: it gets
+             * nothing until it rotates its key, and holds nobody up. */
+            if (!id_equal(&dp[d]->id, sender_device) && dp[d]->expires_at > now) {
                 add(out->missing, &out->n_missing, &dp[d]->id);
                 mismatch = true;
             }

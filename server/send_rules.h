@@ -7,7 +7,9 @@
  * The device-set check: the wraps of a message must cover exactly the current
  * devices of its recipients (every device of every ACTIVE member whose
  * account is active), each under the device's current, unexpired encryption
- * key. The sending device needs no wrap; a wrap for it is allowed and not
+ * key. A device whose key has expired is no recipient (it needs no wrap: it
+ * receives nothing until it rotates its key, and never blocks the senders).
+ * The sending device needs no wrap; a wrap for it is allowed and not
  * delivered. Anything else is a mismatch: current devices without a wrap
  * (missing), wraps for devices that are not current recipients (extra), and
  * wraps under a key that is not the device's current one or has expired
