@@ -132,6 +132,8 @@ int carechat_login(struct carechat *c, const char *email, const char *password) 
     cc_free_response(resp);
     if (rc == 0)
         rc = cc_ensure_published(c);
+    if (rc == 0)
+        rc = cc_maintain_keys(c);
     return rc;
 }
 

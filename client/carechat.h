@@ -64,6 +64,12 @@
 #define CARECHAT_DEFAULT_REQUEST_TIMEOUT_MS 30000
 /* Lifetime of a new device's encryption key. */
 #define CARECHAT_ENCRYPTION_KEY_LIFETIME_MS (90LL * 24 * 3600 * 1000)
+/* A device's encryption key is replaced once it is this old (on the first
+ * authenticated call after that), long before it expires. */
+#define CARECHAT_KEY_ROTATION_MS (7LL * 24 * 3600 * 1000)
+/* A replaced private key is wiped this long after its replacement, once the
+ * device has acknowledged its deliveries since. */
+#define CARECHAT_OLD_KEY_GRACE_MS (14LL * 24 * 3600 * 1000)
 #define CARECHAT_KEY_LEN 32
 #define CARECHAT_MAX_CODE 64  /* invitation code bytes */
 #define CARECHAT_MAX_NAME 128 /* display name bytes */

@@ -36,6 +36,7 @@
 #include "base/log.h"
 #include "base/status.h"
 #include "client/envelope.h"
+#include "client/hpke.h"
 #include "client/profile.h"
 #include "client/statement.h"
 #include "client/transport.h"
@@ -726,6 +727,101 @@ int cc_ensure_session(struct carechat *c) {
     cc_free_response(resp);
     if (rc == 0 && p->device_list_version == 0)
         rc = cc_ensure_published(c);
+    if (rc == 0)
+        rc = cc_maintain_keys(c);
+    return rc;
+}
+
+/* ---- encryption key rotation ---- */
+
+/* Wipes the old keys whose grace period is over: retired long enough ago, and
+ * this device acknowledged its deliveries since (so what was queued for it
+ * under the old key has been processed). */
+static bool wipe_old_keys(struct profile *p, int64_t now) {
+    bool changed = false;
+    size_t kept = 0;
+    for (size_t i = 0; i < p->n_old_keys; i++) {
+        struct profile_old_key *k = &p->old_keys[i];
+        if (k->retired_at + CARECHAT_OLD_KEY_GRACE_MS <= now && p->last_ack_at >= k->retired_at) {
+            sodium_memzero(k, sizeof *k);
+            changed = true;
+            continue;
+        }
+        if (kept != i) {
+            p->old_keys[kept] = *k;
+            sodium_memzero(k, sizeof *k);
+        }
+        kept++;
+    }
+    p->n_old_keys = kept;
+    return changed;
+}
+
+int cc_maintain_keys(struct carechat *c) {
+    const char *what = "rotating the encryption key";
+    struct profile *p = c->profile;
+    const int64_t now = clock_now();
+    bool changed = wipe_old_keys(p, now);
+    const int64_t made_at = p->encryption_key_expires_at - CARECHAT_ENCRYPTION_KEY_LIFETIME_MS;
+    if (!p->has_device || now < made_at + CARECHAT_KEY_ROTATION_MS)
+        return changed ? cc_save_profile(c) : 0;
+    if (p->n_old_keys == PROFILE_MAX_OLD_KEYS) {
+        /* The oldest goes first: only the newest keys still open anything. */
+        sodium_memzero(&p->old_keys[0], sizeof p->old_keys[0]);
+        memmove(&p->old_keys[0], &p->old_keys[1], (PROFILE_MAX_OLD_KEYS - 1) * sizeof p->old_keys[0]);
+        sodium_memzero(&p->old_keys[PROFILE_MAX_OLD_KEYS - 1], sizeof p->old_keys[0]);
+        p->n_old_keys--;
+    }
+    uint8_t *sk = sodium_malloc(PROFILE_SECRET_LEN);
+    CHECK(sk != NULL);
+    uint8_t pk[HPKE_PK_LEN];
+    hpke_keypair(pk, sk);
+    const uint32_t key_id = p->encryption_key_id + 1;
+    const int64_t expires_at = now + CARECHAT_ENCRYPTION_KEY_LIFETIME_MS;
+    struct envelope_identity *identity = NULL;
+    CHECK(envelope_identity_import(p->identity_seed, &identity) == 0);
+    uint8_t identity_pk[ENVELOPE_SIGN_PK_LEN], sig[ENVELOPE_SIG_LEN];
+    envelope_identity_public(identity, identity_pk);
+    uint8_t statement[STATEMENT_ENCRYPTION_KEY_LEN];
+    statement_encryption_key(pk, key_id, expires_at, statement);
+    envelope_identity_sign(identity, statement, sizeof statement, sig);
+    envelope_identity_free(identity);
+
+    Carechat__V1__DeviceKeys keys;
+    carechat__v1__device_keys__init(&keys);
+    keys.device_id = (ProtobufCBinaryData){ID_LEN, p->device_id.b};
+    keys.identity_key = (ProtobufCBinaryData){ENVELOPE_SIGN_PK_LEN, identity_pk};
+    keys.encryption_key = (ProtobufCBinaryData){HPKE_PK_LEN, pk};
+    keys.encryption_key_id = key_id;
+    keys.encryption_key_expires_at = expires_at;
+    keys.signature = (ProtobufCBinaryData){ENVELOPE_SIG_LEN, sig};
+    Carechat__V1__RotateEncryptionKey rot;
+    carechat__v1__rotate_encryption_key__init(&rot);
+    rot.keys = &keys;
+    Carechat__V1__Frame req;
+    carechat__v1__frame__init(&req);
+    req.body_case = CARECHAT__V1__FRAME__BODY_ROTATE_ENCRYPTION_KEY;
+    req.rotate_encryption_key = &rot;
+    Carechat__V1__Frame *resp = NULL;
+    /* The server first, then the profile: a crash in between leaves the
+     * server naming a key this device lost (messages to it do not open until
+     * the next rotation); the other order would leave the device on a key the
+     * server never heard of. */
+    int rc = cc_request(c, &req, CARECHAT__V1__RESPONSE__RESULT_DEVICE_LIST, what, NULL, &resp);
+    cc_free_response(resp);
+    if (rc == 0) {
+        struct profile_old_key *old = &p->old_keys[p->n_old_keys++];
+        old->key_id = p->encryption_key_id;
+        old->expires_at = p->encryption_key_expires_at;
+        old->retired_at = now;
+        memcpy(old->secret, p->encryption_secret, PROFILE_SECRET_LEN);
+        memcpy(p->encryption_secret, sk, PROFILE_SECRET_LEN);
+        p->encryption_key_id = key_id;
+        p->encryption_key_expires_at = expires_at;
+        log_info(MOD, "encryption key rotated (key id %" PRIu32 ")", key_id);
+        rc = cc_save_profile(c);
+    }
+    sodium_free(sk);
     return rc;
 }
 

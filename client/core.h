@@ -144,6 +144,13 @@ int cc_take_session(struct carechat *c, const Carechat__V1__SessionResult *s, bo
  * failure. */
 int cc_ensure_published(struct carechat *c);
 
+/* Rotates this device's encryption key when it is CARECHAT_KEY_ROTATION_MS
+ * old (RotateEncryptionKey; the old private key stays in the profile to open
+ * what was wrapped to it), and wipes old keys retired more than
+ * CARECHAT_OLD_KEY_GRACE_MS ago once deliveries were acknowledged since.
+ * Needs a session. Returns 0 or a recorded failure. */
+int cc_maintain_keys(struct carechat *c);
+
 /* Connects and resumes the stored session unless already authenticated.
  * Returns 0 or a recorded failure. */
 int cc_ensure_session(struct carechat *c);

@@ -735,20 +735,40 @@ void carechat_message_cleanup(struct carechat_message *msg) {
     msg->n_attachments = 0;
 }
 
-static int own_key(struct carechat *c, struct envelope_enc_key **out) {
+/* This device's encryption key with id `key_id` (the current one, or an old
+ * one the profile still keeps). *out NULL: none with that id. */
+static int own_key(struct carechat *c, uint32_t key_id, struct envelope_enc_key **out) {
     struct cc_msg *m = state(c);
-    if (m->own_key == NULL) {
-        const struct profile *p = c->profile;
-        struct envelope_identity *identity = NULL;
-        CHECK(envelope_identity_import(p->identity_seed, &identity) == 0);
-        int rc = envelope_enc_key_import(identity, &p->device_id, p->encryption_key_id,
-                                         p->encryption_key_expires_at, p->encryption_secret,
-                                         &m->own_key);
-        envelope_identity_free(identity);
-        if (rc != 0)
-            return cc_fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROFILE,
-                           "the profile's encryption key is unusable");
+    const struct profile *p = c->profile;
+    const uint8_t *secret = NULL;
+    int64_t expires_at = 0;
+    if (key_id == p->encryption_key_id) {
+        secret = p->encryption_secret;
+        expires_at = p->encryption_key_expires_at;
     }
+    for (size_t i = 0; secret == NULL && i < p->n_old_keys; i++) {
+        if (p->old_keys[i].key_id == key_id) {
+            secret = p->old_keys[i].secret;
+            expires_at = p->old_keys[i].expires_at;
+        }
+    }
+    *out = NULL;
+    if (secret == NULL)
+        return 0;
+    if (m->own_key != NULL && envelope_enc_key_public(m->own_key)->key_id == key_id) {
+        *out = m->own_key;
+        return 0;
+    }
+    envelope_enc_key_free(m->own_key);
+    m->own_key = NULL;
+    struct envelope_identity *identity = NULL;
+    CHECK(envelope_identity_import(p->identity_seed, &identity) == 0);
+    int rc = envelope_enc_key_import(identity, &p->device_id, key_id, expires_at, secret,
+                                     &m->own_key);
+    envelope_identity_free(identity);
+    if (rc != 0)
+        return cc_fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROFILE,
+                       "the profile's encryption key is unusable");
     *out = m->own_key;
     return 0;
 }
@@ -797,10 +817,21 @@ static int open_stored(struct carechat *c, const Carechat__V1__StoredMessage *sm
         *out = msg;
         return 0;
     }
+    /* The wrap names the key it was made for: the current one or an old one. */
+    uint32_t wrap_key_id = 0;
+    for (size_t i = 0; i < pe->n_wraps; i++)
+        if (pe->wraps[i]->device_id.len == ID_LEN &&
+            same(&c->profile->device_id, pe->wraps[i]->device_id.data))
+            wrap_key_id = pe->wraps[i]->key_id;
     struct envelope_enc_key *key = NULL;
-    rc = own_key(c, &key);
+    rc = own_key(c, wrap_key_id, &key);
     if (rc != 0)
         return rc;
+    if (key == NULL) {
+        msg.state = CARECHAT_MESSAGE_NO_KEY;
+        *out = msg;
+        return 0;
+    }
 
     struct envelope env;
     memset(&env, 0, sizeof env);
@@ -1056,6 +1087,7 @@ int carechat_ack(struct carechat *c) {
         return rc;
     memcpy(p->ack_cursor, m->taken, m->taken_len);
     p->ack_cursor_len = m->taken_len;
+    p->last_ack_at = clock_now();
     return cc_save_profile(c);
 }
 
