@@ -260,7 +260,10 @@ enum carechat_event_kind {
     /* Another member is (typing true) or stopped (false) typing
      * (conversation_id, account_id, typing). Ephemeral, may be lost. */
     CARECHAT_EVENT_TYPING = 4,
-    /* The sender recalled a message (conversation_id, message_id, at). */
+    /* A message was recalled (conversation_id, message_id, at):
+     * `signed_by_sender` tells whether the sender's device signed the recall;
+     * otherwise it is an administrator's or the server's doing, not the
+     * sender's. */
     CARECHAT_EVENT_RECALL = 5,
     /* A recipient acknowledged an urgent message this account sent
      * (conversation_id, message_id, account_id, at). */
@@ -300,6 +303,7 @@ struct carechat_event {
     int64_t at; /* Unix ms, when the server says */
     enum carechat_membership_change membership;
     struct id by_account_id;
+    bool signed_by_sender; /* CARECHAT_EVENT_RECALL */
 };
 
 /* Most events kept; older ones are dropped first. */
@@ -333,12 +337,15 @@ int carechat_next_event(struct carechat *c, struct carechat_event *out);
  * replays the rest after the next Sync, so nothing is lost). Delivery is at
  * least once: the handle skips message ids it has already returned (the last
  * CARECHAT_DEDUP_IDS of them), and carechat_ack() makes the server drop what was
- * processed. */
+ * processed. Every message that verifies is recorded in the profile's replay
+ * ledger (client/ledger.h): a signed envelope the server hands on again under
+ * a new message id is recognised after restarts too, and skipped. */
 
 /* Largest encoded message content in bytes (the server's 64 KiB envelope body
- * limit less the inner signature and the tag: client/envelope.h): a text can
+ * limit less the inner signature, the tag and the length prefix of the
+ * padding: client/envelope.h): a text can
  * be up to a few bytes shorter (carechat_send()). */
-#define CARECHAT_MAX_MESSAGE (64 * 1024 - 80)
+#define CARECHAT_MAX_MESSAGE (64 * 1024 - 84)
 /* Longest text carechat_send() takes: its content's encoding adds 6 bytes
  * (kind, and the text's tag and length). */
 #define CARECHAT_MAX_TEXT (CARECHAT_MAX_MESSAGE - 6)
@@ -484,6 +491,14 @@ enum carechat_message_state {
     /* A MessageContent of a kind this library does not know (a newer
      * client's): no content; show "needs a newer version". */
     CARECHAT_MESSAGE_UNSUPPORTED = 5,
+    /* A signed message this device already accepted under another message
+     * id (the same client_msg_id or counter of the same sender device):
+     * replayed by the server. No content; carechat_recv() skips it. */
+    CARECHAT_MESSAGE_REPLAYED = 6,
+    /* Recalled, but the recall is not signed by the sender (an
+     * administrator's, or the server's claim): never show it as the
+     * sender's recall. No content. */
+    CARECHAT_MESSAGE_REMOVED = 7,
 };
 
 struct carechat_message {
@@ -494,8 +509,16 @@ struct carechat_message {
     struct id sender_device_id;
     uint64_t seq;
     int64_t sent_at; /* server time, Unix ms */
-    bool urgent;
+    bool urgent; /* as the sender signed it (state OK); else as the server says */
     enum carechat_message_state state;
+    /* With state OK, signed by the sender: its clock when it sent (Unix ms),
+     * its counter in this conversation, whether numbers before it never
+     * arrived here (messages withheld), and how many devices it was wrapped
+     * for. */
+    int64_t signed_sent_at;
+    uint64_t counter;
+    bool counter_gap;
+    size_t n_recipients;
     /* The content, only when state is OK; all owned (malloc): */
     char *text; /* text_len bytes of UTF-8 (no NUL) plus a NUL; "" when none */
     size_t text_len;
@@ -619,7 +642,10 @@ void carechat_members_free(struct carechat_members *m);
 
 /* Recalls message `message_id` of `conversation` (the sender, or an admin):
  * the server deletes its envelope and every device gets a tombstone
- * (CARECHAT_EVENT_RECALL; history shows CARECHAT_MESSAGE_RECALLED). Returns 0;
+ * (CARECHAT_EVENT_RECALL; history shows CARECHAT_MESSAGE_RECALLED). When this
+ * device sent the message, the recall is signed (protocol/transcript.h) and
+ * recipients show it as the sender's; otherwise (an admin, or another device
+ * of the sender) it is unsigned and shown as CARECHAT_MESSAGE_REMOVED. Returns 0;
  * from the server FORBIDDEN (not the sender), NOT_FOUND, CONFLICT (already
  * recalled); or a local failure. */
 int carechat_recall(struct carechat *c, const struct id *conversation, const struct id *message_id);

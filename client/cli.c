@@ -585,6 +585,10 @@ const char *cli_message_state_name(enum carechat_message_state state) {
         return "malformed";
     case CARECHAT_MESSAGE_UNSUPPORTED:
         return "unsupported";
+    case CARECHAT_MESSAGE_REPLAYED:
+        return "replayed";
+    case CARECHAT_MESSAGE_REMOVED:
+        return "removed_unsigned";
     }
     return "invalid";
 }

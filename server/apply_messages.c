@@ -409,6 +409,8 @@ int apply_send(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struc
         .signature = {m->signature.data, m->signature.len},
         .n_wraps = (uint32_t)m->n_wraps,
         .wraps = wraps,
+        .sender_sent_at = m->sender_sent_at,
+        .counter = m->counter,
     };
     struct key k;
     rec_message_encode(&msg, &v);

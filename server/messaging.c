@@ -139,6 +139,20 @@ int messaging_send(struct req *r) {
     if (rc != 0)
         return req_fail(r, rc, detail);
     const Carechat__V1__Envelope *env = m->envelope;
+    /* The sender's signature over the whole context: whatever the server
+     * stores and hands on is what the sending device said. */
+    struct rec_device sender;
+    rc = req_read_device(h, &hc->account, &hc->device, &sender);
+    if (rc != 0) {
+        free(wraps);
+        return req_fail(r, STATUS_INTERNAL, "cannot read the device");
+    }
+    rc = send_verify_signature(sender.identity_key, &r->conv_id, &cmid, m->urgent, env, wraps);
+    rec_device_cleanup(&sender);
+    if (rc != 0) {
+        free(wraps);
+        return req_fail(r, rc, "the envelope's signature does not verify");
+    }
 
     /* A retry of a stored message gets the first result, whatever changed. */
     struct key idem;
@@ -239,6 +253,8 @@ int messaging_send(struct req *r) {
     ms.member_device_ids = dev_ids;
     ms.inbox_limit = h->cfg.config->inbox_max;
     ms.inbox_sender_quota = h->cfg.config->inbox_sender_max;
+    ms.sender_sent_at = env->sent_at;
+    ms.counter = env->counter;
     e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_MESSAGE_SEND;
     e.message_send = &ms;
     rc = op_propose(op, &e);

@@ -31,6 +31,8 @@
 #include "server/records.h"
 #include "server/records_messages.h"
 
+/* The only Envelope.version taken (protocol/transcript.h). */
+#define SEND_ENVELOPE_VERSION 2
 /* Envelope.body (carechat.proto: 64 KiB). */
 #define SEND_BODY_MAX (64u * 1024u)
 /* Message ids of one SendReceipt. */
@@ -84,6 +86,20 @@ struct send_mismatch {
 int send_check_devices(const struct send_device *devs, size_t n_devs, const struct rec_wrap *wraps,
                        size_t n_wraps, const struct id *sender_device, int64_t now,
                        struct send_mismatch *out, const struct send_device **recipient);
+
+/* Verifies Envelope.signature (protocol/transcript.h) of a Send in
+ * `conversation_id` with `client_msg_id` and `urgent`, whose envelope `env`
+ * carries `wraps` (its n_wraps, as send_copy_wrap() copied them), against the
+ * sending device's identity key `identity_key`. Returns 0, or
+ * STATUS_BAD_REQUEST when it does not verify (or two wraps name one device). */
+int send_verify_signature(const uint8_t identity_key[REC_KEY_LEN], const struct id *conversation_id,
+                          const struct id *client_msg_id, bool urgent,
+                          const Carechat__V1__Envelope *env, const struct rec_wrap *wraps);
+
+/* Verifies a Recall.signature `sig` (64 bytes) over (conversation_id,
+ * client_msg_id) by `identity_key`. Returns 0 or STATUS_BAD_REQUEST. */
+int send_verify_recall(const uint8_t identity_key[REC_KEY_LEN], const struct id *conversation_id,
+                       const struct id *client_msg_id, const uint8_t sig[REC_SIG_LEN]);
 
 /* Appends the mismatch to `out` as three lists (u32 count, then the ids):
  * apply's result of a refused Send. */
