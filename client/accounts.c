@@ -253,7 +253,7 @@ int carechat_devices(struct carechat *c, struct carechat_devices **out) {
         return rc;
     struct statement_device entries[STATEMENT_MAX_DEVICES];
     size_t n_entries = 0;
-    rc = cc_verify_list(c, &c->profile->account_id, acct->list, entries, &n_entries);
+    rc = cc_verify_list(c, &c->profile->account_id, acct->list, entries, &n_entries, NULL);
     if (rc == 0 && acct->n_devices > STATEMENT_MAX_DEVICES)
         rc = cc_fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
                      "%s: too many devices in the answer", what);

@@ -129,6 +129,7 @@ enum carechat_error_kind {
     CARECHAT_ERROR_SESSION = 4,    /* not logged in, or the session expired or ended */
     CARECHAT_ERROR_PROFILE = 5,    /* the profile cannot be written or holds another device */
     CARECHAT_ERROR_PROTOCOL = 6,   /* a malformed answer, or signed data that does not verify */
+    CARECHAT_ERROR_TRUST = 7,      /* an account's identity changed: confirm (carechat_trust) */
 };
 
 /* The kind of the last failure of a call on `c` (CARECHAT_ERROR_NONE before
@@ -275,6 +276,15 @@ enum carechat_event_kind {
      * the conversation, so the next send fetches it (and any new member's
      * device list) again. */
     CARECHAT_EVENT_MEMBERSHIP = 7,
+    /* The server showed a device list of account_id that is not the signed
+     * successor of the one this device pinned (a device added without the
+     * approval of a listed device, a list replaced, or an administrator's
+     * reset): sending to the account stops until the user compares safety
+     * numbers and confirms with carechat_trust(). */
+    CARECHAT_EVENT_IDENTITY_CHANGED = 8,
+    /* The first device list of account_id this device saw was pinned as it
+     * was: trust on first use (compare safety numbers to be sure). */
+    CARECHAT_EVENT_TRUST_FIRST_USE = 9,
 };
 
 /* Numbers as on the wire (carechat.proto MembershipChange). */
@@ -675,6 +685,67 @@ int carechat_urgent_status(struct carechat *c, const struct id *conversation,
                            const struct id *message_id, struct carechat_urgent_report **out);
 /* Accepts NULL. */
 void carechat_urgent_report_free(struct carechat_urgent_report *r);
+
+/* ---- Trust: pinned device lists, approval of new devices, safety numbers ----
+ *
+ * Every account's signed device list is pinned in the profile (client/pins.h)
+ * the first time it is seen (trust on first use, CARECHAT_EVENT_TRUST_FIRST_USE).
+ * Later lists are accepted only as the next version, naming the pinned list's
+ * hash and signed by a pinned device; a lower version is refused
+ * (STATUS_CORRUPT), anything else raises CARECHAT_EVENT_IDENTITY_CHANGED and
+ * blocks sending to that account (STATUS_CONFLICT, CARECHAT_ERROR_TRUST)
+ * until carechat_trust(). A new device of an account is listed only when an
+ * existing device approves it (carechat_approve() with the code the new
+ * device shows), or, when none is left, after an administrator's reset
+ * (carechat_reset_device_list()), which every peer sees as a changed
+ * identity. */
+
+/* Digits of an approval code ("12345-67890-12345-67890") and of a safety
+ * number (12 groups of 5 digits separated by spaces). */
+#define CARECHAT_DEVICE_CODE_LEN 23
+#define CARECHAT_SAFETY_NUMBER_LEN 71
+
+/* This device's approval code (NUL-terminated), derived from its identity
+ * key: shown on the new device, typed on an existing one. Returns 0, or
+ * STATUS_BAD_REQUEST when the profile has no keys yet. */
+int carechat_device_code(struct carechat *c, char out[CARECHAT_DEVICE_CODE_LEN + 1]);
+
+/* True when this device logged in but no device of its account approved it
+ * yet (it receives nothing and cannot send until then). */
+bool carechat_awaiting_approval(const struct carechat *c);
+
+/* Approves the device of the caller's account whose approval code is `code`
+ * (as carechat_device_code() printed it on that device): publishes the next
+ * version of the signed list with it added, signed by this device. Returns 0;
+ * STATUS_NOT_FOUND (no unlisted device of the account has this code);
+ * STATUS_FORBIDDEN (this device is not in the list itself); a server status;
+ * or a local failure. */
+int carechat_approve(struct carechat *c, const char *code);
+
+/* Confirms the changed identity of `account_id` (after comparing safety
+ * numbers): the pending list becomes the pin, and sending to the account
+ * resumes. Returns 0; STATUS_NOT_FOUND when no change is pending; or a local
+ * failure. */
+int carechat_trust(struct carechat *c, const struct id *account_id);
+
+/* The safety number of this account and `account_id` (NUL-terminated): the
+ * same digits on both sides while both have pinned the same lists; it changes
+ * with any device of either account. Fetches and pins the lists when needed.
+ * *verified (may be NULL) tells whether the user marked the peer verified
+ * since its last change. Returns 0, a server status or a local failure. */
+int carechat_safety_number(struct carechat *c, const struct id *account_id,
+                           char out[CARECHAT_SAFETY_NUMBER_LEN + 1], bool *verified);
+
+/* Marks the pinned list of `account_id` verified (the user compared safety
+ * numbers) or not; a later change of its devices clears it. Returns 0, or
+ * STATUS_NOT_FOUND when nothing is pinned for it. */
+int carechat_set_verified(struct carechat *c, const struct id *account_id, bool verified);
+
+/* Administrators: lets the account with `email` publish a device list signed
+ * by any of its devices (recovery when none of its devices is left), with an
+ * audit record; its peers see a changed identity. Returns 0; from the server
+ * FORBIDDEN, NOT_FOUND; or a local failure. */
+int carechat_reset_device_list(struct carechat *c, const char *email);
 
 /* ---- Deactivation (providers, administrators, system administrators) ----
  *

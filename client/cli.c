@@ -48,6 +48,7 @@ enum opt {
     O_MEMBER,
     O_MESSAGE,
     O_URGENT,
+    O_MARK,
     O_COUNT,
 };
 
@@ -83,6 +84,7 @@ static const struct option_def options[O_COUNT] = {
     [O_MEMBER] = {"member", true, false},
     [O_MESSAGE] = {"message", true, false},
     [O_URGENT] = {"urgent", false, false},
+    [O_MARK] = {"mark", false, false},
 };
 
 struct command_def {
@@ -119,6 +121,10 @@ static const struct command_def commands[] = {
     {"urgent ack", CLI_URGENT_ACK, {O_MESSAGE}, 1, {O_CONVERSATION, O_CHANNEL}, 2},
     {"urgent status", CLI_URGENT_STATUS, {O_MESSAGE}, 1, {O_CONVERSATION, O_CHANNEL}, 2},
     {"account deactivate", CLI_ACCOUNT_DEACTIVATE, {O_EMAIL}, 1, {0}, 0},
+    {"approve", CLI_APPROVE, {O_CODE}, 1, {0}, 0},
+    {"trust", CLI_TRUST, {O_EMAIL}, 1, {0}, 0},
+    {"verify", CLI_VERIFY, {O_EMAIL}, 1, {O_MARK}, 1},
+    {"device-list reset", CLI_DEVICE_LIST_RESET, {O_EMAIL}, 1, {0}, 0},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -304,6 +310,7 @@ int cli_parse(int argc, char **argv, struct cli_args *out, char *err, size_t err
     a.member = values[O_MEMBER];
     a.message = values[O_MESSAGE];
     a.urgent = seen[O_URGENT];
+    a.mark = seen[O_MARK];
     a.text = values[O_TEXT];
     a.client_id = values[O_CLIENT_ID];
     a.command = cmd->command;
@@ -425,6 +432,19 @@ const char *cli_usage(void) {
            "  audit verify\n"
            "      (administrators) walk the audit hash chain; exit 7 naming the first bad\n"
            "      index when it is broken\n"
+           "  approve --code CODE\n"
+           "      list the new device of your account that shows CODE (login prints it on\n"
+           "      the new device, which receives nothing until approved)\n"
+           "  trust --email EMAIL\n"
+           "      confirm the changed identity (device list) of EMAIL after comparing\n"
+           "      safety numbers; sending to EMAIL stops until then (exit 8)\n"
+           "  verify --email EMAIL [--mark]\n"
+           "      print the safety number of you and EMAIL (both sides see the same\n"
+           "      digits); --mark records that you compared it (cleared by a key change)\n"
+           "  device-list reset --email EMAIL\n"
+           "      (administrators) recovery of an account without a device left: its next\n"
+           "      device list may be signed by any of its devices; audited; every peer sees\n"
+           "      a changed identity\n"
            "\n"
            "Passwords are read only from files (one line; never from the command line).\n"
            "\n"
@@ -437,7 +457,8 @@ const char *cli_usage(void) {
            "  4  session: not logged in, or the session expired or ended (run carechat login)\n"
            "  5  profile: the profile directory is unusable (permissions, corrupt, unwritable)\n"
            "  6  protocol: a malformed answer, or signed data that does not verify\n"
-           "  7  audit verify: the audit chain is broken\n";
+           "  7  audit verify: the audit chain is broken\n"
+           "  8  trust: an account's identity changed (run carechat verify, then trust)\n";
 }
 
 int cli_read_password(const char *path, struct buf *out, char *err, size_t err_len) {

@@ -35,6 +35,7 @@ enum cli_exit {
     CLI_EXIT_PROFILE = 5,    /* the profile directory is unusable */
     CLI_EXIT_PROTOCOL = 6,   /* a malformed answer or a signature that does not verify */
     CLI_EXIT_AUDIT = 7,      /* audit verify: the audit chain is broken */
+    CLI_EXIT_TRUST = 8,      /* an account's identity changed: verify, then trust */
 };
 
 enum cli_command {
@@ -61,6 +62,10 @@ enum cli_command {
     CLI_URGENT_ACK,
     CLI_URGENT_STATUS,
     CLI_ACCOUNT_DEACTIVATE,
+    CLI_APPROVE,
+    CLI_TRUST,
+    CLI_VERIFY,
+    CLI_DEVICE_LIST_RESET,
 };
 
 #define CLI_MAX_WAIT_S 3600
@@ -94,6 +99,7 @@ struct cli_args {
     const char *member;       /* channel add/remove/approve: an email or a 32-hex account id */
     const char *message;      /* recall, urgent ack/status: 32 hex digits (checked) */
     bool urgent;              /* send --urgent */
+    bool mark;                /* verify --mark */
 };
 
 /* Parses a time given as milliseconds since the epoch (digits) or as

@@ -65,6 +65,7 @@ struct dev_entry {
 struct acct_devs {
     struct id account_id;
     uint64_t version;
+    bool blocked; /* its identity changed: no sending until the user confirms */
     size_t n;
     struct dev_entry devs[STATEMENT_MAX_DEVICES];
 };
@@ -161,20 +162,20 @@ static int take_devices(struct carechat *c, const struct id *account,
     struct cc_msg *m = c->msg;
     struct statement_device entries[STATEMENT_MAX_DEVICES];
     size_t n = 0;
-    int rc = cc_verify_list(c, account, ad->list, entries, &n);
+    /* Verified and judged against the pinned list (client/pins.h): a rollback
+     * is refused, an unapproved change keeps the pinned devices and blocks. */
+    bool blocked = false;
+    int rc = cc_trusted_list(c, account, ad->list, entries, &n, &blocked);
     if (rc != 0)
         return rc;
     const uint64_t version = ad->list != NULL ? ad->list->version : 0;
     struct acct_devs *old = find_acct(m, account);
-    if (old != NULL && version < old->version)
-        return cc_fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
-                       "%s: the server sent an older device list (version %" PRIu64
-                       " after %" PRIu64 "): do not trust this server's device data",
-                       what, version, old->version);
+    (void)what;
     struct acct_devs fresh;
     memset(&fresh, 0, sizeof fresh);
     fresh.account_id = *account;
     fresh.version = version;
+    fresh.blocked = blocked;
     const int64_t now = clock_now();
     for (size_t i = 0; i < n; i++) {
         struct dev_entry *d = &fresh.devs[fresh.n++];
@@ -259,6 +260,14 @@ static int fetch_devices(struct carechat *c, const struct id *accounts, size_t n
             return rc;
     }
     return 0;
+}
+
+void cc_msg_forget_account(struct carechat *c, const struct id *account) {
+    forget_acct(state(c), account);
+}
+
+int cc_msg_refresh_account(struct carechat *c, const struct id *account) {
+    return fetch_devices(c, account, 1, true, "fetching the device list");
 }
 
 /* The identity key the sender's signed list names for `device`, fetching the
@@ -538,6 +547,18 @@ static int seal_and_send(struct carechat *c, const struct id *conv, const struct
                          size_t len, bool urgent, Carechat__V1__Frame **resp) {
     struct cc_msg *m = c->msg;
     const char *what = "sending the message";
+    for (size_t i = 0; i < n_accounts; i++) {
+        const struct acct_devs *a = find_acct(m, &accounts[i]);
+        if (a != NULL && a->blocked) {
+            char hex[ID_HEX_LEN + 1];
+            id_to_hex(&accounts[i], hex);
+            return cc_fail(c, STATUS_CONFLICT, CARECHAT_ERROR_TRUST,
+                           "%s: the identity of account %s changed (a device list this device "
+                           "did not see approved): compare safety numbers, then run "
+                           "carechat trust",
+                           what, hex);
+        }
+    }
     struct envelope_recipient *to = xcalloc(n_accounts * STATEMENT_MAX_DEVICES + 1, sizeof *to);
     size_t n_to = 0;
     for (size_t i = 0; i < n_accounts; i++) {

@@ -102,13 +102,14 @@
     X(FILE_RESTORE, 46, "file.restore")                                                            \
     X(BREACH_START, 47, "breach.start")                                                            \
     X(DEVICE_INBOX_FULL, 48, "device.inbox_full")                                                  \
-    X(ACCOUNT_UNLOCK, 49, "account.unlock")
+    X(ACCOUNT_UNLOCK, 49, "account.unlock")                                                        \
+    X(DEVICE_LIST_RESET, 80, "device.list_reset")
 
 enum rec_audit_action {
 #define AUDIT_ENUM(name, number, text) REC_AUDIT_##name = number,
     AUDIT_ACTIONS(AUDIT_ENUM)
 #undef AUDIT_ENUM
-        REC_AUDIT_ACTION_MAX = 49, /* the highest number above (checked by audit.c) */
+        REC_AUDIT_ACTION_MAX = 80, /* the highest number above (checked by audit.c) */
 };
 
 /* The dotted name of an action ("session.login"); "unknown" for a number

@@ -186,20 +186,29 @@ int messaging_send(struct req *r) {
             goto out;
         if (member.state != REC_ACTIVE)
             continue;
-        bool active = a.active;
-        rec_account_cleanup(&a);
-        if (!active)
-            continue;
+        /* A device its account's signed list does not name yet awaits
+         * approval: it does not send. */
+        if (id_equal(&c->members[j], &hc->account) && !send_is_recipient(&a, &hc->device)) {
+            rec_account_cleanup(&a);
+            rc = req_fail(r, STATUS_FORBIDDEN,
+                          "this device is not in its account's signed device list yet (approve "
+                          "it from a listed device)");
+            goto out;
+        }
         struct id ids[REC_MAX_DEVICES];
         struct req_device_key keys[REC_MAX_DEVICES];
-        size_t n;
-        if ((rc = req_account_devices(h, &c->members[j], ids, keys, &n)) != 0)
+        size_t n = 0;
+        if (a.active && (rc = req_account_devices(h, &c->members[j], ids, keys, &n)) != 0) {
+            rec_account_cleanup(&a);
             goto out;
+        }
         for (size_t i = 0; i < n; i++)
-            devs[n_devs++] = (struct send_device){.id = ids[i],
-                                                  .account = c->members[j],
-                                                  .key_id = keys[i].key_id,
-                                                  .expires_at = keys[i].expires_at};
+            if (send_is_recipient(&a, &ids[i]))
+                devs[n_devs++] = (struct send_device){.id = ids[i],
+                                                      .account = c->members[j],
+                                                      .key_id = keys[i].key_id,
+                                                      .expires_at = keys[i].expires_at};
+        rec_account_cleanup(&a);
     }
     int64_t now = clock_now();
     mm = xmalloc(sizeof *mm);

@@ -106,6 +106,13 @@ void rec_account_encode(const struct rec_account *a, struct buf *out) {
     }
     rec_put_id(out, &a->inviter);
     rec_put_u64(out, (uint64_t)a->deactivated_at);
+    static const uint8_t zeros[REC_HASH_LEN];
+    if (a->list_version > 0 || a->list_reset ||
+        memcmp(a->list_prev_hash, zeros, REC_HASH_LEN) != 0) {
+        buf_append(out, a->list_prev_hash, REC_HASH_LEN);
+        rec_put_u8(out, a->list_reset ? 1 : 0);
+        rec_put_u64(out, (uint64_t)a->list_reset_at);
+    }
 }
 
 int rec_account_decode(const uint8_t *data, size_t len, struct rec_account *out) {
@@ -134,6 +141,11 @@ int rec_account_decode(const uint8_t *data, size_t len, struct rec_account *out)
     get_id(&r, &out->inviter);
     if (!r.bad && !at_end(&r)) /* absent in records written before 0.2 */
         out->deactivated_at = (int64_t)get_u64(&r);
+    if (!r.bad && !at_end(&r)) { /* absent before list hashes */
+        get_raw(&r, out->list_prev_hash, REC_HASH_LEN);
+        out->list_reset = get_u8(&r) != 0;
+        out->list_reset_at = (int64_t)get_u64(&r);
+    }
     if (r.bad || r.p != r.end) {
         rec_account_cleanup(out);
         return STATUS_CORRUPT;

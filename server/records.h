@@ -76,6 +76,14 @@ struct rec_account {
     struct id inviter;
     /* When the account was deactivated (entered REVIEW); 0 while active. */
     int64_t deactivated_at;
+    /* The stored list's hash (rules_device_list_prev_hash(); the next list's
+     * prev_list_prev_hash; zeros before the first list), and whether an
+     * administrator reset the list (the next one may be signed by any of the
+     * account's devices, which peers see as a changed identity). Encoded
+     * after deactivated_at once either is set. */
+    uint8_t list_prev_hash[REC_HASH_LEN];
+    bool list_reset;
+    int64_t list_reset_at;
 };
 
 struct rec_invite {

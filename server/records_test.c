@@ -25,7 +25,10 @@ static void test_records_account_round_trip(void **state) {
         .list_version = 3,
         .n_list = 2,
         .deactivated_at = 1790000000123,
+        .list_reset = true,
+        .list_reset_at = 77,
     };
+    memset(a.list_prev_hash, 0x42, REC_HASH_LEN);
     memset(a.list_signer.b, 7, ID_LEN);
     memset(a.list_signature, 9, REC_SIG_LEN);
     memset(a.list[0].device_id.b, 1, ID_LEN);
@@ -49,9 +52,15 @@ static void test_records_account_round_trip(void **state) {
     assert_memory_equal(d.list_signature, a.list_signature, REC_SIG_LEN);
     assert_memory_equal(d.list, a.list, 2 * sizeof a.list[0]);
     assert_true(d.deactivated_at == a.deactivated_at);
+    assert_memory_equal(d.list_prev_hash, a.list_prev_hash, REC_HASH_LEN);
+    assert_true(d.list_reset && d.list_reset_at == 77);
+    rec_account_cleanup(&d);
+    /* A record before list hashes reads without them. */
+    assert_int_equal(rec_account_decode(b.data, b.len - REC_HASH_LEN - 9, &d), 0);
+    assert_false(d.list_reset);
     rec_account_cleanup(&d);
     /* A record of 0.1 (without deactivated_at) still reads, as never deactivated. */
-    assert_int_equal(rec_account_decode(b.data, b.len - 8, &d), 0);
+    assert_int_equal(rec_account_decode(b.data, b.len - REC_HASH_LEN - 9 - 8, &d), 0);
     assert_true(d.deactivated_at == 0);
     rec_account_cleanup(&d);
 

@@ -37,6 +37,15 @@ int send_copy_wrap(ProtobufCBinaryData device_id, uint32_t key_id, ProtobufCBina
     return STATUS_OK;
 }
 
+bool send_is_recipient(const struct rec_account *a, const struct id *device) {
+    if (a->list_version == 0)
+        return true;
+    for (uint32_t i = 0; i < a->n_list && i < REC_LIST_MAX; i++)
+        if (id_equal(&a->list[i].device_id, device))
+            return true;
+    return false;
+}
+
 static int cmp_dev(const void *a, const void *b) {
     return memcmp((*(const struct send_device *const *)a)->id.b,
                   (*(const struct send_device *const *)b)->id.b, ID_LEN);

@@ -62,6 +62,14 @@ int send_check_shape(const struct send_shape *s, const char **detail);
 int send_copy_wrap(ProtobufCBinaryData device_id, uint32_t key_id, ProtobufCBinaryData enc,
                    ProtobufCBinaryData wrapped_key, struct rec_wrap *out);
 
+/* Whether `device` of the account `a` takes part in messages (receives them,
+ * and may send): every device of an account that never published a signed
+ * list; otherwise only the devices its signed list names, so that a device
+ * registered with the password alone (and not yet approved by a listed
+ * device) neither receives nor blocks anyone (PROTOCOL.md section 5: the
+ * signed list is the source of truth). */
+bool send_is_recipient(const struct rec_account *a, const struct id *device);
+
 /* A current device of a recipient, its account and its encryption key. */
 struct send_device {
     struct id id, account;
