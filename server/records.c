@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "base/alloc.h"
 #include "base/status.h"
 #include "server/record_codec.h"
@@ -160,7 +162,7 @@ void rec_account_cleanup(struct rec_account *a) {
     free(a->display_name);
     free(a->birth_date);
     if (a->password_hash) {
-        memset(a->password_hash, 0, strlen(a->password_hash));
+        sodium_memzero(a->password_hash, strlen(a->password_hash));
         free(a->password_hash);
     }
     a->email = a->display_name = a->birth_date = a->password_hash = NULL;
