@@ -75,6 +75,9 @@ static const struct opt options[] = {
     {"tls-key", OPT_PATH, FIELD(tls_key), 0, 0, "FILE", "TLS private key (PEM)"},
     {"insecure-no-tls", OPT_FLAG, FIELD(insecure_no_tls), 0, 0, NULL,
      "allow plaintext on a non-loopback address (never in production)"},
+    {"tls-compat-ciphers", OPT_FLAG, FIELD(tls_compat_ciphers), 0, 0, NULL,
+     "also offer ChaCha20-Poly1305 and AES-128-GCM (default: AES-256-GCM only, as the "
+     "privacy policy promises)"},
     {"allowed-origin", OPT_ORIGIN, 0, 0, 0, "ORIGIN",
      "browser origin allowed to connect, e.g. https://chat.example.org (repeatable); "
      "requests without Origin (native apps) are always allowed"},

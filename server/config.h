@@ -49,6 +49,7 @@ struct server_config {
     const char *tls_cert;              /* PEM certificate chain; NULL: no TLS */
     const char *tls_key;               /* PEM private key; given together with tls_cert */
     bool insecure_no_tls;              /* allow plaintext on a non-loopback address */
+    bool tls_compat_ciphers;           /* offer ChaCha20 and AES-128 suites besides AES-256-GCM */
     /* Browser origins allowed to open a WebSocket. A request without an Origin
      * header (native apps) is always allowed; one with an Origin must match an
      * entry exactly. No entries: every request with an Origin is refused. */
