@@ -46,6 +46,8 @@ struct server_config {
     const char *data_dir;              /* records in DATA_DIR/db */
     const char *key_dir;               /* NULL: DATA_DIR/keys */
     const char *master_key;            /* NULL: KEY_DIR/master.key */
+    const char *old_master_key;        /* the previous master key, finishing a rotation */
+    const char *new_master_key;        /* rotate-master-key: the new master key */
     const char *tls_cert;              /* PEM certificate chain; NULL: no TLS */
     const char *tls_key;               /* PEM private key; given together with tls_cert */
     bool insecure_no_tls;              /* allow plaintext on a non-loopback address */

@@ -8,6 +8,9 @@
  *                                    (bootstrap.h)
  *   carechatd audit-verify [options] check the audit chain of a stopped server
  *                                    offline (audit_tool.h)
+ *   carechatd rotate-master-key --new-master-key FILE [options]
+ *                                    re-wrap every data key under a new master
+ *                                    key, on a stopped server (rekey_tool.h)
  *
  * Serving needs a data directory `init` created: carechatd never creates one,
  * so a lost or unmounted database is refused rather than replaced by an empty
@@ -34,6 +37,7 @@
 #include "server/bootstrap.h"
 #include "server/config.h"
 #include "server/init_tool.h"
+#include "server/rekey_tool.h"
 #include "server/server.h"
 
 static int serve(const struct server_config *cfg) {
@@ -67,5 +71,7 @@ int main(int argc, char **argv) {
         return bootstrap_main(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "audit-verify") == 0)
         return audit_tool_main(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "rotate-master-key") == 0)
+        return rekey_tool_main(argc - 1, argv + 1);
     return config_run(argc, argv, NULL, config_usage(), serve);
 }
