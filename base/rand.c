@@ -1,15 +1,19 @@
-/* base/rand.c: kernel randomness with a test seam. */
+/*
+ * base/rand.c: kernel randomness. The test seam (rand_set_source()) lives in
+ * base/rand_testing.c, a testonly library: a production binary cannot link
+ * it (Bazel refuses a testonly dependency of a non-test target), and without
+ * it the weak hook below is NULL, so nothing can replace the kernel's CSPRNG.
+ */
 #include "base/rand.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <sys/random.h>
 
 #include "base/check.h"
 
-static pthread_mutex_t rand_lock = PTHREAD_MUTEX_INITIALIZER;
-static void (*rand_fn)(void *ctx, void *buf, size_t n);
-static void *rand_ctx;
+/* Defined by base/rand_testing.c when a test links it: fills buf and returns
+ * true while a test source is installed. */
+bool rand_test_hook(void *buf, size_t n) __attribute__((weak));
 
 static void kernel_bytes(uint8_t *p, size_t n) {
     while (n > 0) {
@@ -23,19 +27,7 @@ static void kernel_bytes(uint8_t *p, size_t n) {
 }
 
 void rand_bytes(void *buf, size_t n) {
-    pthread_mutex_lock(&rand_lock);
-    void (*fn)(void *, void *, size_t) = rand_fn;
-    void *ctx = rand_ctx;
-    pthread_mutex_unlock(&rand_lock);
-    if (fn)
-        fn(ctx, buf, n);
-    else
-        kernel_bytes(buf, n);
-}
-
-void rand_set_source(void (*fn)(void *ctx, void *buf, size_t n), void *ctx) {
-    pthread_mutex_lock(&rand_lock);
-    rand_fn = fn;
-    rand_ctx = ctx;
-    pthread_mutex_unlock(&rand_lock);
+    if (rand_test_hook != NULL && rand_test_hook(buf, n))
+        return;
+    kernel_bytes(buf, n);
 }

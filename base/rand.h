@@ -2,20 +2,24 @@
  * base/rand.h: the randomness seam.
  *
  * rand_bytes() reads the kernel's CSPRNG (getrandom(2)). Tests may install a
- * deterministic source with rand_set_source(); production never does. Handlers
+ * deterministic source with rand_set_source(), which only the testonly
+ * library //base:rand_testing provides: production binaries cannot contain
+ * it. Handlers
  * and proposers draw ids and nonces here and put them into journal entries; apply
  * never does (DESIGN.md). Safe from any thread (a test source must be too).
  */
 #ifndef BASE_RAND_H
 #define BASE_RAND_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 /* Fills buf with n random bytes. Aborts if the kernel cannot supply them. */
 void rand_bytes(void *buf, size_t n);
 
-/* Replaces the source (NULL restores getrandom). For tests only. */
+/* Replaces the source (NULL restores getrandom). For tests only: defined by
+ * //base:rand_testing (testonly). */
 void rand_set_source(void (*fn)(void *ctx, void *buf, size_t n), void *ctx);
 
 #endif

@@ -132,6 +132,8 @@ int carechat_login(struct carechat *c, const char *email, const char *password) 
     cc_free_response(resp);
     if (rc == 0)
         rc = cc_ensure_published(c);
+    if (rc == 0)
+        rc = cc_maintain_keys(c);
     return rc;
 }
 
@@ -252,7 +254,7 @@ int carechat_devices(struct carechat *c, struct carechat_devices **out) {
         return rc;
     struct statement_device entries[STATEMENT_MAX_DEVICES];
     size_t n_entries = 0;
-    rc = cc_verify_list(c, &c->profile->account_id, acct->list, entries, &n_entries);
+    rc = cc_verify_list(c, &c->profile->account_id, acct->list, entries, &n_entries, NULL);
     if (rc == 0 && acct->n_devices > STATEMENT_MAX_DEVICES)
         rc = cc_fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
                      "%s: too many devices in the answer", what);

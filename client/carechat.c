@@ -59,6 +59,7 @@ void carechat_close(struct carechat *c) {
         return;
     cc_disconnect(c, 1000);
     cc_msg_free(c->msg);
+    pins_free(c->pins);
     profile_free(c->profile);
     free(c->server_url);
     free(c->profile_dir);

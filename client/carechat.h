@@ -64,6 +64,12 @@
 #define CARECHAT_DEFAULT_REQUEST_TIMEOUT_MS 30000
 /* Lifetime of a new device's encryption key. */
 #define CARECHAT_ENCRYPTION_KEY_LIFETIME_MS (90LL * 24 * 3600 * 1000)
+/* A device's encryption key is replaced once it is this old (on the first
+ * authenticated call after that), long before it expires. */
+#define CARECHAT_KEY_ROTATION_MS (7LL * 24 * 3600 * 1000)
+/* A replaced private key is wiped this long after its replacement, once the
+ * device has acknowledged its deliveries since. */
+#define CARECHAT_OLD_KEY_GRACE_MS (14LL * 24 * 3600 * 1000)
 #define CARECHAT_KEY_LEN 32
 #define CARECHAT_MAX_CODE 64  /* invitation code bytes */
 #define CARECHAT_MAX_NAME 128 /* display name bytes */
@@ -123,6 +129,7 @@ enum carechat_error_kind {
     CARECHAT_ERROR_SESSION = 4,    /* not logged in, or the session expired or ended */
     CARECHAT_ERROR_PROFILE = 5,    /* the profile cannot be written or holds another device */
     CARECHAT_ERROR_PROTOCOL = 6,   /* a malformed answer, or signed data that does not verify */
+    CARECHAT_ERROR_TRUST = 7,      /* an account's identity changed: confirm (carechat_trust) */
 };
 
 /* The kind of the last failure of a call on `c` (CARECHAT_ERROR_NONE before
@@ -264,7 +271,10 @@ enum carechat_event_kind {
     /* Another member is (typing true) or stopped (false) typing
      * (conversation_id, account_id, typing). Ephemeral, may be lost. */
     CARECHAT_EVENT_TYPING = 4,
-    /* The sender recalled a message (conversation_id, message_id, at). */
+    /* A message was recalled (conversation_id, message_id, at):
+     * `signed_by_sender` tells whether the sender's device signed the recall;
+     * otherwise it is an administrator's or the server's doing, not the
+     * sender's. */
     CARECHAT_EVENT_RECALL = 5,
     /* A recipient acknowledged an urgent message this account sent
      * (conversation_id, message_id, account_id, at). */
@@ -276,6 +286,15 @@ enum carechat_event_kind {
      * the conversation, so the next send fetches it (and any new member's
      * device list) again. */
     CARECHAT_EVENT_MEMBERSHIP = 7,
+    /* The server showed a device list of account_id that is not the signed
+     * successor of the one this device pinned (a device added without the
+     * approval of a listed device, a list replaced, or an administrator's
+     * reset): sending to the account stops until the user compares safety
+     * numbers and confirms with carechat_trust(). */
+    CARECHAT_EVENT_IDENTITY_CHANGED = 8,
+    /* The first device list of account_id this device saw was pinned as it
+     * was: trust on first use (compare safety numbers to be sure). */
+    CARECHAT_EVENT_TRUST_FIRST_USE = 9,
 };
 
 /* Numbers as on the wire (carechat.proto MembershipChange). */
@@ -304,6 +323,7 @@ struct carechat_event {
     int64_t at; /* Unix ms, when the server says */
     enum carechat_membership_change membership;
     struct id by_account_id;
+    bool signed_by_sender; /* CARECHAT_EVENT_RECALL */
 };
 
 /* Most events kept; older ones are dropped first. */
@@ -337,12 +357,15 @@ int carechat_next_event(struct carechat *c, struct carechat_event *out);
  * replays the rest after the next Sync, so nothing is lost). Delivery is at
  * least once: the handle skips message ids it has already returned (the last
  * CARECHAT_DEDUP_IDS of them), and carechat_ack() makes the server drop what was
- * processed. */
+ * processed. Every message that verifies is recorded in the profile's replay
+ * ledger (client/ledger.h): a signed envelope the server hands on again under
+ * a new message id is recognised after restarts too, and skipped. */
 
 /* Largest encoded message content in bytes (the server's 64 KiB envelope body
- * limit less the inner signature and the tag: client/envelope.h): a text can
+ * limit less the inner signature, the tag and the length prefix of the
+ * padding: client/envelope.h): a text can
  * be up to a few bytes shorter (carechat_send()). */
-#define CARECHAT_MAX_MESSAGE (64 * 1024 - 80)
+#define CARECHAT_MAX_MESSAGE (64 * 1024 - 84)
 /* Longest text carechat_send() takes: its content's encoding adds 6 bytes
  * (kind, and the text's tag and length). */
 #define CARECHAT_MAX_TEXT (CARECHAT_MAX_MESSAGE - 6)
@@ -488,6 +511,14 @@ enum carechat_message_state {
     /* A MessageContent of a kind this library does not know (a newer
      * client's): no content; show "needs a newer version". */
     CARECHAT_MESSAGE_UNSUPPORTED = 5,
+    /* A signed message this device already accepted under another message
+     * id (the same client_msg_id or counter of the same sender device):
+     * replayed by the server. No content; carechat_recv() skips it. */
+    CARECHAT_MESSAGE_REPLAYED = 6,
+    /* Recalled, but the recall is not signed by the sender (an
+     * administrator's, or the server's claim): never show it as the
+     * sender's recall. No content. */
+    CARECHAT_MESSAGE_REMOVED = 7,
 };
 
 struct carechat_message {
@@ -498,8 +529,16 @@ struct carechat_message {
     struct id sender_device_id;
     uint64_t seq;
     int64_t sent_at; /* server time, Unix ms */
-    bool urgent;
+    bool urgent;     /* as the sender signed it (state OK); else as the server says */
     enum carechat_message_state state;
+    /* With state OK, signed by the sender: its clock when it sent (Unix ms),
+     * its counter in this conversation, whether numbers before it never
+     * arrived here (messages withheld), and how many devices it was wrapped
+     * for. */
+    int64_t signed_sent_at;
+    uint64_t counter;
+    bool counter_gap;
+    size_t n_recipients;
     /* The content, only when state is OK; all owned (malloc): */
     char *text; /* text_len bytes of UTF-8 (no NUL) plus a NUL; "" when none */
     size_t text_len;
@@ -623,7 +662,10 @@ void carechat_members_free(struct carechat_members *m);
 
 /* Recalls message `message_id` of `conversation` (the sender, or an admin):
  * the server deletes its envelope and every device gets a tombstone
- * (CARECHAT_EVENT_RECALL; history shows CARECHAT_MESSAGE_RECALLED). Returns 0;
+ * (CARECHAT_EVENT_RECALL; history shows CARECHAT_MESSAGE_RECALLED). When this
+ * device sent the message, the recall is signed (protocol/transcript.h) and
+ * recipients show it as the sender's; otherwise (an admin, or another device
+ * of the sender) it is unsigned and shown as CARECHAT_MESSAGE_REMOVED. Returns 0;
  * from the server FORBIDDEN (not the sender), NOT_FOUND, CONFLICT (already
  * recalled); or a local failure. */
 int carechat_recall(struct carechat *c, const struct id *conversation, const struct id *message_id);
@@ -713,6 +755,67 @@ int carechat_complete_upload(struct carechat *c, const struct filecrypt_file *fi
  * or not a member of its conversation); or a local failure (STATUS_IO). */
 int carechat_download_file(struct carechat *c, const struct carechat_attachment *a,
                            const char *out_path, const struct carechat_transfer *transfer);
+
+/* ---- Trust: pinned device lists, approval of new devices, safety numbers ----
+ *
+ * Every account's signed device list is pinned in the profile (client/pins.h)
+ * the first time it is seen (trust on first use, CARECHAT_EVENT_TRUST_FIRST_USE).
+ * Later lists are accepted only as the next version, naming the pinned list's
+ * hash and signed by a pinned device; a lower version is refused
+ * (STATUS_CORRUPT), anything else raises CARECHAT_EVENT_IDENTITY_CHANGED and
+ * blocks sending to that account (STATUS_CONFLICT, CARECHAT_ERROR_TRUST)
+ * until carechat_trust(). A new device of an account is listed only when an
+ * existing device approves it (carechat_approve() with the code the new
+ * device shows), or, when none is left, after an administrator's reset
+ * (carechat_reset_device_list()), which every peer sees as a changed
+ * identity. */
+
+/* Digits of an approval code ("12345-67890-12345-67890") and of a safety
+ * number (12 groups of 5 digits separated by spaces). */
+#define CARECHAT_DEVICE_CODE_LEN 23
+#define CARECHAT_SAFETY_NUMBER_LEN 71
+
+/* This device's approval code (NUL-terminated), derived from its identity
+ * key: shown on the new device, typed on an existing one. Returns 0, or
+ * STATUS_BAD_REQUEST when the profile has no keys yet. */
+int carechat_device_code(struct carechat *c, char out[CARECHAT_DEVICE_CODE_LEN + 1]);
+
+/* True when this device logged in but no device of its account approved it
+ * yet (it receives nothing and cannot send until then). */
+bool carechat_awaiting_approval(const struct carechat *c);
+
+/* Approves the device of the caller's account whose approval code is `code`
+ * (as carechat_device_code() printed it on that device): publishes the next
+ * version of the signed list with it added, signed by this device. Returns 0;
+ * STATUS_NOT_FOUND (no unlisted device of the account has this code);
+ * STATUS_FORBIDDEN (this device is not in the list itself); a server status;
+ * or a local failure. */
+int carechat_approve(struct carechat *c, const char *code);
+
+/* Confirms the changed identity of `account_id` (after comparing safety
+ * numbers): the pending list becomes the pin, and sending to the account
+ * resumes. Returns 0; STATUS_NOT_FOUND when no change is pending; or a local
+ * failure. */
+int carechat_trust(struct carechat *c, const struct id *account_id);
+
+/* The safety number of this account and `account_id` (NUL-terminated): the
+ * same digits on both sides while both have pinned the same lists; it changes
+ * with any device of either account. Fetches and pins the lists when needed.
+ * *verified (may be NULL) tells whether the user marked the peer verified
+ * since its last change. Returns 0, a server status or a local failure. */
+int carechat_safety_number(struct carechat *c, const struct id *account_id,
+                           char out[CARECHAT_SAFETY_NUMBER_LEN + 1], bool *verified);
+
+/* Marks the pinned list of `account_id` verified (the user compared safety
+ * numbers) or not; a later change of its devices clears it. Returns 0, or
+ * STATUS_NOT_FOUND when nothing is pinned for it. */
+int carechat_set_verified(struct carechat *c, const struct id *account_id, bool verified);
+
+/* Administrators: lets the account with `email` publish a device list signed
+ * by any of its devices (recovery when none of its devices is left), with an
+ * audit record; its peers see a changed identity. Returns 0; from the server
+ * FORBIDDEN, NOT_FOUND; or a local failure. */
+int carechat_reset_device_list(struct carechat *c, const char *email);
 
 /* ---- Accounts and their retention (providers, administrators, system
  * administrators) ----

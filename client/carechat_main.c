@@ -45,6 +45,8 @@ static int exit_for_kind(enum carechat_error_kind kind) {
         return CLI_EXIT_PROFILE;
     case CARECHAT_ERROR_PROTOCOL:
         return CLI_EXIT_PROTOCOL;
+    case CARECHAT_ERROR_TRUST:
+        return CLI_EXIT_TRUST;
     }
     return CLI_EXIT_PROTOCOL;
 }
@@ -125,6 +127,14 @@ static const char *command_name(enum cli_command cmd) {
         return "breach declare";
     case CLI_BREACH_STATUS:
         return "breach status";
+    case CLI_APPROVE:
+        return "approve";
+    case CLI_TRUST:
+        return "trust";
+    case CLI_VERIFY:
+        return "verify";
+    case CLI_DEVICE_LIST_RESET:
+        return "device-list reset";
     case CLI_NONE:
         break;
     }
@@ -1111,6 +1121,59 @@ static int run_breach_status(struct carechat *c, const struct cli_args *a) {
     return 0;
 }
 
+/* ---- trust ---- */
+
+/* After login: a device that awaits approval says how to give it. */
+static void print_approval(struct carechat *c, bool json) {
+    if (!carechat_awaiting_approval(c))
+        return;
+    char code[CARECHAT_DEVICE_CODE_LEN + 1];
+    if (carechat_device_code(c, code) != 0)
+        return;
+    if (json)
+        cli_json_print(stdout, json_pack("{s:b, s:s}", "awaiting_approval", 1, "code", code));
+    else
+        printf("this device awaits approval: on a device of this account run\n"
+               "  carechat approve --code %s\n",
+               code);
+}
+
+static int run_trust(struct carechat *c, const struct cli_args *a) {
+    struct carechat_account acc;
+    int rc = carechat_lookup(c, a->email, &acc);
+    if (rc != 0)
+        return rc;
+    switch (a->command) {
+    case CLI_TRUST:
+        rc = carechat_trust(c, &acc.account_id);
+        if (rc == 0)
+            printf(a->json ? "{\"trusted\":true}\n" : "new identity confirmed\n");
+        return rc;
+    case CLI_VERIFY: {
+        if (a->mark && (rc = carechat_set_verified(c, &acc.account_id, true)) != 0)
+            return rc;
+        char number[CARECHAT_SAFETY_NUMBER_LEN + 1];
+        bool verified = false;
+        rc = carechat_safety_number(c, &acc.account_id, number, &verified);
+        if (rc == 0 && a->mark)
+            rc = carechat_set_verified(c, &acc.account_id, true);
+        if (rc != 0)
+            return rc;
+        if (a->json)
+            cli_json_print(stdout, json_pack("{s:s, s:b}", "safety_number", number, "verified",
+                                             verified || a->mark));
+        else
+            printf("%s\n%s\n", number, verified || a->mark ? "verified" : "not verified");
+        return 0;
+    }
+    default:
+        rc = carechat_reset_device_list(c, a->email);
+        if (rc == 0)
+            printf(a->json ? "{\"reset\":true}\n" : "device list reset\n");
+        return rc;
+    }
+}
+
 static int run(struct carechat *c, const struct cli_args *a) {
     struct buf password;
     buf_init(&password);
@@ -1150,8 +1213,10 @@ static int run(struct carechat *c, const struct cli_args *a) {
     switch (a->command) {
     case CLI_LOGIN:
         rc = carechat_login(c, a->email, pw);
-        if (rc == 0)
+        if (rc == 0) {
             print_session(c, a->json, "logged in");
+            print_approval(c, a->json);
+        }
         break;
     case CLI_REGISTER:
         rc = carechat_register(c, a->code, a->email, pw, a->birthdate, a->name);
@@ -1277,6 +1342,16 @@ static int run(struct carechat *c, const struct cli_args *a) {
         break;
     case CLI_BREACH_STATUS:
         rc = run_breach_status(c, a);
+        break;
+    case CLI_APPROVE:
+        rc = carechat_approve(c, a->code);
+        if (rc == 0)
+            printf(a->json ? "{\"approved\":true}\n" : "device approved\n");
+        break;
+    case CLI_TRUST:
+    case CLI_VERIFY:
+    case CLI_DEVICE_LIST_RESET:
+        rc = run_trust(c, a);
         break;
     case CLI_NONE:
         break;

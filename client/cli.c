@@ -79,6 +79,7 @@ enum opt {
     O_SEQ,
     O_FILE_ID,
     O_TYPE,
+    O_MARK,
     O_COUNT,
 };
 
@@ -141,6 +142,7 @@ static const struct option_def options[O_COUNT] = {
     [O_SEQ] = {"seq", true, false},
     [O_FILE_ID] = {"file-id", true, false},
     [O_TYPE] = {"type", true, false},
+    [O_MARK] = {"mark", false, false},
 };
 
 struct command_def {
@@ -213,6 +215,10 @@ static const struct command_def commands[] = {
      {O_APNS, O_SANDBOX, O_FCM, O_WEBPUSH, O_P256DH, O_AUTH},
      6},
     {"push unregister", CLI_PUSH_UNREGISTER, {O_ID}, 1, {0}, 0},
+    {"approve", CLI_APPROVE, {O_CODE}, 1, {0}, 0},
+    {"trust", CLI_TRUST, {O_EMAIL}, 1, {0}, 0},
+    {"verify", CLI_VERIFY, {O_EMAIL}, 1, {O_MARK}, 1},
+    {"device-list reset", CLI_DEVICE_LIST_RESET, {O_EMAIL}, 1, {0}, 0},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -551,6 +557,7 @@ int cli_parse(int argc, char **argv, struct cli_args *out, char *err, size_t err
     a.message = values[O_MESSAGE];
     a.urgent = seen[O_URGENT];
     a.reason = values[O_REASON];
+    a.mark = seen[O_MARK];
     a.text = values[O_TEXT];
     a.text_file = values[O_TEXT_FILE];
     a.file = values[O_FILE];
@@ -751,6 +758,19 @@ const char *cli_usage(void) {
            "  audit verify\n"
            "      (administrators) walk the audit hash chain; exit 7 naming the first bad\n"
            "      index when it is broken\n"
+           "  approve --code CODE\n"
+           "      list the new device of your account that shows CODE (login prints it on\n"
+           "      the new device, which receives nothing until approved)\n"
+           "  trust --email EMAIL\n"
+           "      confirm the changed identity (device list) of EMAIL after comparing\n"
+           "      safety numbers; sending to EMAIL stops until then (exit 8)\n"
+           "  verify --email EMAIL [--mark]\n"
+           "      print the safety number of you and EMAIL (both sides see the same\n"
+           "      digits); --mark records that you compared it (cleared by a key change)\n"
+           "  device-list reset --email EMAIL\n"
+           "      (administrators) recovery of an account without a device left: its next\n"
+           "      device list may be signed by any of its devices; audited; every peer sees\n"
+           "      a changed identity\n"
            "\n"
            "Passwords are read only from files (one line; never from the command line).\n"
            "\n"
@@ -763,7 +783,8 @@ const char *cli_usage(void) {
            "  4  session: not logged in, or the session expired or ended (run carechat login)\n"
            "  5  profile: the profile directory is unusable (permissions, corrupt, unwritable)\n"
            "  6  protocol: a malformed answer, or signed data that does not verify\n"
-           "  7  audit verify: the audit chain is broken\n";
+           "  7  audit verify: the audit chain is broken\n"
+           "  8  trust: an account's identity changed (run carechat verify, then trust)\n";
 }
 
 int cli_read_text(const char *path, size_t max, struct buf *out, char *err, size_t err_len) {
@@ -1000,6 +1021,10 @@ const char *cli_message_state_name(enum carechat_message_state state) {
         return "malformed";
     case CARECHAT_MESSAGE_UNSUPPORTED:
         return "unsupported";
+    case CARECHAT_MESSAGE_REPLAYED:
+        return "replayed";
+    case CARECHAT_MESSAGE_REMOVED:
+        return "removed_unsigned";
     }
     return "invalid";
 }

@@ -35,6 +35,7 @@ enum cli_exit {
     CLI_EXIT_PROFILE = 5,    /* the profile directory is unusable */
     CLI_EXIT_PROTOCOL = 6,   /* a malformed answer or a signature that does not verify */
     CLI_EXIT_AUDIT = 7,      /* audit verify: the audit chain is broken */
+    CLI_EXIT_TRUST = 8,      /* an account's identity changed: verify, then trust */
 };
 
 enum cli_command {
@@ -76,6 +77,10 @@ enum cli_command {
     CLI_DOWNLOAD,
     CLI_BREACH_DECLARE,
     CLI_BREACH_STATUS,
+    CLI_APPROVE,
+    CLI_TRUST,
+    CLI_VERIFY,
+    CLI_DEVICE_LIST_RESET,
 };
 
 #define CLI_MAX_WAIT_S 3600
@@ -142,6 +147,7 @@ struct cli_args {
     const char *out;              /* download --out PATH, or NULL */
     const char *file_id;          /* download --file-id: 32 hex digits (checked), or NULL */
     uint64_t seq;                 /* download --seq, or 0 */
+    bool mark;                    /* verify --mark */
 };
 
 /* Parses a time given as milliseconds since the epoch (digits) or as

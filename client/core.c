@@ -36,6 +36,7 @@
 #include "base/log.h"
 #include "base/status.h"
 #include "client/envelope.h"
+#include "client/hpke.h"
 #include "client/profile.h"
 #include "client/statement.h"
 #include "client/transport.h"
@@ -556,13 +557,15 @@ int cc_take_session(struct carechat *c, const Carechat__V1__SessionResult *s, bo
  * STATEMENT_MAX_DEVICES) and their count to *n. */
 int cc_verify_list(struct carechat *c, const struct id *account,
                    const Carechat__V1__DeviceList *list, struct statement_device *entries,
-                   size_t *n) {
+                   size_t *n, uint8_t *hash) {
     *n = 0;
     if (list == NULL || list->version == 0)
         return 0;
     if (list->account_id.len != ID_LEN || memcmp(list->account_id.data, account->b, ID_LEN) != 0 ||
         list->n_devices == 0 || list->n_devices > STATEMENT_MAX_DEVICES ||
-        list->signature.len != ENVELOPE_SIG_LEN || list->signer_device_id.len != ID_LEN)
+        list->signature.len != ENVELOPE_SIG_LEN || list->signer_device_id.len != ID_LEN ||
+        (list->version == 1 ? list->prev_list_hash.len != 0
+                            : list->prev_list_hash.len != STATEMENT_HASH_LEN))
         return cc_fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
                        "the account's device list is malformed");
     const uint8_t *signer_pk = NULL;
@@ -578,12 +581,16 @@ int cc_verify_list(struct carechat *c, const struct id *account,
     }
     struct buf statement;
     buf_init(&statement);
-    int rc = statement_device_list(account, list->version, entries, list->n_devices, &statement);
+    int rc = statement_device_list(account, list->version, entries, list->n_devices,
+                                   list->prev_list_hash.len ? list->prev_list_hash.data : NULL,
+                                   &statement);
     if (rc == 0 && signer_pk == NULL)
         rc = STATUS_CORRUPT;
     if (rc == 0)
         rc = envelope_signature_verify(signer_pk, statement.data, statement.len,
                                        list->signature.data);
+    if (rc == 0 && hash != NULL)
+        crypto_hash_sha256(hash, statement.data, statement.len);
     buf_cleanup(&statement);
     if (rc != 0)
         return cc_fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
@@ -628,44 +635,122 @@ int cc_list_own_devices(struct carechat *c, const char *what, Carechat__V1__Fram
     return 0;
 }
 
-/* Makes sure this device is in the account's published device list: reads
- * the current list, verifies it, and publishes it with this device added at
- * version + 1. Records the version in the profile. */
-int cc_ensure_published(struct carechat *c) {
-    const char *what = "publishing the device list";
-    struct profile *p = c->profile;
-    Carechat__V1__Frame *resp = NULL;
-    const Carechat__V1__AccountDevices *acct = NULL;
-    int rc = cc_list_own_devices(c, what, &resp, &acct);
-    if (rc != 0)
-        return rc;
-    struct statement_device entries[STATEMENT_MAX_DEVICES + 1];
-    size_t n = 0;
-    rc = cc_verify_list(c, &p->account_id, acct->list, entries, &n);
-    uint64_t version = acct->list != NULL ? acct->list->version : 0;
-    cc_free_response(resp);
-    if (rc != 0)
-        return rc;
-    for (size_t i = 0; i < n; i++) {
-        if (memcmp(entries[i].device_id.b, p->device_id.b, ID_LEN) == 0) {
-            p->device_list_version = version;
-            return cc_save_profile(c);
-        }
+int cc_pins(struct carechat *c, struct pins **out) {
+    if (c->pins == NULL) {
+        int rc = pins_load(c->profile_dir, &c->pins);
+        if (rc != 0)
+            return cc_fail(c, rc, CARECHAT_ERROR_PROFILE,
+                           "the profile's pinned device lists cannot be read (%s)", status_str(rc));
     }
-    if (n == STATEMENT_MAX_DEVICES)
-        return cc_fail(c, STATUS_TOO_LARGE, CARECHAT_ERROR_SERVER,
-                       "%s: the account already has %d devices; remove one first", what,
-                       STATEMENT_MAX_DEVICES);
+    *out = c->pins;
+    return 0;
+}
 
-    struct cc_own_keys keys;
+static void list_event(struct carechat *c, enum carechat_event_kind kind,
+                       const struct id *account) {
+    struct carechat_event e;
+    memset(&e, 0, sizeof e);
+    e.kind = kind;
+    e.account_id = *account;
+    cc_push_event(c, &e);
+}
+
+int cc_trusted_list(struct carechat *c, const struct id *account,
+                    const Carechat__V1__DeviceList *list, struct statement_device *entries,
+                    size_t *n, bool *blocked) {
+    *blocked = false;
+    struct pins *pins = NULL;
+    int rc = cc_pins(c, &pins);
+    if (rc != 0)
+        return rc;
+    struct pins_list shown;
+    memset(&shown, 0, sizeof shown);
+    shown.account = *account;
+    rc = cc_verify_list(c, account, list, shown.devs, &shown.n, shown.hash);
+    if (rc != 0)
+        return rc;
+    shown.version = list != NULL ? list->version : 0;
+    const struct pins_list *pin = pins_find(pins, account);
+    if (shown.version == 0) {
+        if (pin != NULL)
+            return cc_fail(c, STATUS_CORRUPT, CARECHAT_ERROR_TRUST,
+                           "the server shows no device list for an account whose list version "
+                           "%" PRIu64 " this device pinned: refused (rollback)",
+                           pin->version);
+        *n = 0;
+        return 0;
+    }
+    struct id signer;
+    memcpy(signer.b, list->signer_device_id.data, ID_LEN);
+    const uint8_t *signer_key = NULL;
+    for (size_t i = 0; i < shown.n; i++)
+        if (id_equal(&shown.devs[i].device_id, &signer))
+            signer_key = shown.devs[i].identity_key;
+    enum pins_verdict v = pins_judge(pins, &shown, &signer, signer_key,
+                                     list->prev_list_hash.len ? list->prev_list_hash.data : NULL);
+    const bool pending = pins_pending(pins, account) != NULL;
+    switch (v) {
+    case PINS_ROLLBACK:
+        return cc_fail(c, STATUS_CORRUPT, CARECHAT_ERROR_TRUST,
+                       "the server sent an older device list (version %" PRIu64
+                       " after the pinned %" PRIu64 "): refused; do not trust this server's "
+                       "device data",
+                       shown.version, pin->version);
+    case PINS_SAME:
+        break;
+    case PINS_FIRST_USE:
+    case PINS_NEXT:
+        if (pending)
+            break; /* the user has not confirmed the earlier change yet */
+        if ((rc = pins_accept(pins, &shown)) != 0 || (rc = pins_save(c->profile_dir, pins)) != 0)
+            return cc_fail(c, rc, CARECHAT_ERROR_PROFILE, "cannot pin a device list (%s)",
+                           status_str(rc));
+        if (v == PINS_FIRST_USE && !id_equal(account, &c->profile->account_id)) {
+            log_info(MOD, "first device list of an account pinned: trust on first use "
+                          "(compare safety numbers to be sure)");
+            list_event(c, CARECHAT_EVENT_TRUST_FIRST_USE, account);
+        }
+        break;
+    case PINS_CHANGED: {
+        const struct pins_list *old = pins_pending(pins, account);
+        if (old == NULL || memcmp(old->hash, shown.hash, STATEMENT_HASH_LEN) != 0) {
+            if ((rc = pins_set_pending(pins, &shown)) != 0 ||
+                (rc = pins_save(c->profile_dir, pins)) != 0)
+                return cc_fail(c, rc, CARECHAT_ERROR_PROFILE,
+                               "cannot record a changed device list (%s)", status_str(rc));
+            log_warn(MOD, "an account's device list changed without the approval of a "
+                          "pinned device: sending to it stops until the user confirms");
+            list_event(c, CARECHAT_EVENT_IDENTITY_CHANGED, account);
+        }
+        break;
+    }
+    }
+    pin = pins_find(pins, account);
+    *blocked = pins_pending(pins, account) != NULL;
+    if (*blocked || v == PINS_SAME) {
+        /* Trust what was pinned, never the unconfirmed list. */
+        memcpy(entries, pin->devs, pin->n * sizeof *entries);
+        *n = pin->n;
+    } else {
+        memcpy(entries, shown.devs, shown.n * sizeof *entries);
+        *n = shown.n;
+    }
+    return 0;
+}
+
+/* Publishes version `version` + 1 of the account's list: the `n` devices at
+ * `entries`, following the list whose hash is `prev_hash` (NULL for the
+ * first), signed by this device. */
+static int publish_list(struct carechat *c, const struct statement_device *entries, size_t n,
+                        uint64_t version, const uint8_t *prev_hash, const char *what) {
+    struct profile *p = c->profile;
     struct envelope_identity *identity = NULL;
+    struct cc_own_keys keys;
     cc_own_keys(p, &keys, &identity);
-    entries[n].device_id = p->device_id;
-    memcpy(entries[n].identity_key, keys.identity_pk, STATEMENT_KEY_LEN);
-    n++;
     struct buf statement;
     buf_init(&statement);
-    CHECK(statement_device_list(&p->account_id, version + 1, entries, n, &statement) == 0);
+    CHECK(statement_device_list(&p->account_id, version + 1, entries, n, prev_hash, &statement) ==
+          0);
     uint8_t sig[ENVELOPE_SIG_LEN];
     envelope_identity_sign(identity, statement.data, statement.len, sig);
     envelope_identity_free(identity);
@@ -675,9 +760,10 @@ int cc_ensure_published(struct carechat *c) {
     Carechat__V1__DeviceListEntry *entry_ptrs[STATEMENT_MAX_DEVICES];
     for (size_t i = 0; i < n; i++) {
         carechat__v1__device_list_entry__init(&list_entries[i]);
-        list_entries[i].device_id = (ProtobufCBinaryData){ID_LEN, entries[i].device_id.b};
+        list_entries[i].device_id =
+            (ProtobufCBinaryData){ID_LEN, (uint8_t *)entries[i].device_id.b};
         list_entries[i].identity_key =
-            (ProtobufCBinaryData){STATEMENT_KEY_LEN, entries[i].identity_key};
+            (ProtobufCBinaryData){STATEMENT_KEY_LEN, (uint8_t *)entries[i].identity_key};
         entry_ptrs[i] = &list_entries[i];
     }
     Carechat__V1__DeviceList list;
@@ -688,6 +774,8 @@ int cc_ensure_published(struct carechat *c) {
     list.devices = entry_ptrs;
     list.signer_device_id = (ProtobufCBinaryData){ID_LEN, p->device_id.b};
     list.signature = (ProtobufCBinaryData){sizeof sig, sig};
+    if (prev_hash != NULL)
+        list.prev_list_hash = (ProtobufCBinaryData){STATEMENT_HASH_LEN, (uint8_t *)prev_hash};
     Carechat__V1__PublishDeviceList pub;
     carechat__v1__publish_device_list__init(&pub);
     pub.list = &list;
@@ -695,18 +783,121 @@ int cc_ensure_published(struct carechat *c) {
     carechat__v1__frame__init(&req);
     req.body_case = CARECHAT__V1__FRAME__BODY_PUBLISH_DEVICE_LIST;
     req.publish_device_list = &pub;
-    rc = cc_request(c, &req, CARECHAT__V1__RESPONSE__RESULT_DEVICE_LIST, what, NULL, &resp);
+    Carechat__V1__Frame *resp = NULL;
+    int rc = cc_request(c, &req, CARECHAT__V1__RESPONSE__RESULT_DEVICE_LIST, what, NULL, &resp);
+    bool blocked = false;
+    struct statement_device trusted[STATEMENT_MAX_DEVICES];
+    size_t n_trusted = 0;
     if (rc == 0) {
         const Carechat__V1__DeviceList *stored = resp->response->device_list->list;
         if (stored == NULL || stored->version != version + 1)
             rc = cc_fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
                          "%s: the server stored another version", what);
+        else /* the list this device just signed is pinned as the next one */
+            rc = cc_trusted_list(c, &p->account_id, stored, trusted, &n_trusted, &blocked);
     }
     cc_free_response(resp);
     if (rc != 0)
         return rc;
     p->device_list_version = version + 1;
     return cc_save_profile(c);
+}
+
+int cc_ensure_published(struct carechat *c) {
+    const char *what = "publishing the device list";
+    struct profile *p = c->profile;
+    Carechat__V1__Frame *resp = NULL;
+    const Carechat__V1__AccountDevices *acct = NULL;
+    int rc = cc_list_own_devices(c, what, &resp, &acct);
+    if (rc != 0)
+        return rc;
+    struct statement_device entries[STATEMENT_MAX_DEVICES + 1];
+    size_t n = 0;
+    bool blocked = false;
+    uint8_t hash[STATEMENT_HASH_LEN];
+    rc = cc_verify_list(c, &p->account_id, acct->list, entries, &n, hash);
+    const uint64_t version = acct->list != NULL ? acct->list->version : 0;
+    const bool reset = acct->list_reset_at != 0;
+    bool listed = false;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        listed = listed || id_equal(&entries[i].device_id, &p->device_id);
+    /* Listed: pin the list (this device trusts its own account's list as any
+     * other); else only the first device, or any after an administrator's
+     * reset, lists itself. */
+    if (rc == 0 && listed)
+        rc = cc_trusted_list(c, &p->account_id, acct->list, entries, &n, &blocked);
+    cc_free_response(resp);
+    if (rc != 0)
+        return rc;
+    if (listed) {
+        c->awaiting_approval = false;
+        p->device_list_version = version;
+        return cc_save_profile(c);
+    }
+    if (version > 0 && !reset) {
+        c->awaiting_approval = true;
+        log_info(MOD, "this device awaits approval by a device of the account "
+                      "(carechat approve CODE there)");
+        return 0;
+    }
+    if (n == STATEMENT_MAX_DEVICES)
+        return cc_fail(c, STATUS_TOO_LARGE, CARECHAT_ERROR_SERVER,
+                       "%s: the account already has %d devices; remove one first", what,
+                       STATEMENT_MAX_DEVICES);
+    struct cc_own_keys keys;
+    cc_own_keys(p, &keys, NULL);
+    /* After a reset the list restarts from this device alone. */
+    n = 0;
+    entries[n].device_id = p->device_id;
+    memcpy(entries[n].identity_key, keys.identity_pk, STATEMENT_KEY_LEN);
+    n++;
+    rc = publish_list(c, entries, n, version, version > 0 ? hash : NULL, what);
+    if (rc == 0)
+        c->awaiting_approval = false;
+    return rc;
+}
+
+int cc_approve(struct carechat *c, const struct id *device, const uint8_t identity_key[32]) {
+    const char *what = "approving the device";
+    struct profile *p = c->profile;
+    Carechat__V1__Frame *resp = NULL;
+    const Carechat__V1__AccountDevices *acct = NULL;
+    int rc = cc_list_own_devices(c, what, &resp, &acct);
+    if (rc != 0)
+        return rc;
+    struct statement_device entries[STATEMENT_MAX_DEVICES + 1];
+    size_t n = 0;
+    bool blocked = false;
+    uint8_t hash[STATEMENT_HASH_LEN];
+    rc = cc_verify_list(c, &p->account_id, acct->list, entries, &n, hash);
+    const uint64_t version = acct->list != NULL ? acct->list->version : 0;
+    if (rc == 0)
+        rc = cc_trusted_list(c, &p->account_id, acct->list, entries, &n, &blocked);
+    cc_free_response(resp);
+    if (rc != 0)
+        return rc;
+    if (blocked)
+        return cc_fail(c, STATUS_CONFLICT, CARECHAT_ERROR_TRUST,
+                       "%s: your account's device list changed without your approval; "
+                       "confirm it first (carechat trust)",
+                       what);
+    bool me = false;
+    for (size_t i = 0; i < n; i++) {
+        me = me || id_equal(&entries[i].device_id, &p->device_id);
+        if (id_equal(&entries[i].device_id, device))
+            return 0; /* approved already */
+    }
+    if (!me)
+        return cc_fail(c, STATUS_FORBIDDEN, CARECHAT_ERROR_ARGUMENT,
+                       "%s: this device is not in the account's list itself", what);
+    if (n == STATEMENT_MAX_DEVICES)
+        return cc_fail(c, STATUS_TOO_LARGE, CARECHAT_ERROR_SERVER,
+                       "%s: the account already has %d devices; remove one first", what,
+                       STATEMENT_MAX_DEVICES);
+    entries[n].device_id = *device;
+    memcpy(entries[n].identity_key, identity_key, STATEMENT_KEY_LEN);
+    n++;
+    return publish_list(c, entries, n, version, hash, what);
 }
 
 /* Resumes the stored session on this connection if it is not authenticated
@@ -755,6 +946,102 @@ int cc_ensure_session(struct carechat *c) {
     cc_free_response(resp);
     if (rc == 0 && p->device_list_version == 0)
         rc = cc_ensure_published(c);
+    if (rc == 0)
+        rc = cc_maintain_keys(c);
+    return rc;
+}
+
+/* ---- encryption key rotation ---- */
+
+/* Wipes the old keys whose grace period is over: retired long enough ago, and
+ * this device acknowledged its deliveries since (so what was queued for it
+ * under the old key has been processed). */
+static bool wipe_old_keys(struct profile *p, int64_t now) {
+    bool changed = false;
+    size_t kept = 0;
+    for (size_t i = 0; i < p->n_old_keys; i++) {
+        struct profile_old_key *k = &p->old_keys[i];
+        if (k->retired_at + CARECHAT_OLD_KEY_GRACE_MS <= now && p->last_ack_at >= k->retired_at) {
+            sodium_memzero(k, sizeof *k);
+            changed = true;
+            continue;
+        }
+        if (kept != i) {
+            p->old_keys[kept] = *k;
+            sodium_memzero(k, sizeof *k);
+        }
+        kept++;
+    }
+    p->n_old_keys = kept;
+    return changed;
+}
+
+int cc_maintain_keys(struct carechat *c) {
+    const char *what = "rotating the encryption key";
+    struct profile *p = c->profile;
+    const int64_t now = clock_now();
+    bool changed = wipe_old_keys(p, now);
+    const int64_t made_at = p->encryption_key_expires_at - CARECHAT_ENCRYPTION_KEY_LIFETIME_MS;
+    if (!p->has_device || now < made_at + CARECHAT_KEY_ROTATION_MS)
+        return changed ? cc_save_profile(c) : 0;
+    if (p->n_old_keys == PROFILE_MAX_OLD_KEYS) {
+        /* The oldest goes first: only the newest keys still open anything. */
+        sodium_memzero(&p->old_keys[0], sizeof p->old_keys[0]);
+        memmove(&p->old_keys[0], &p->old_keys[1],
+                (PROFILE_MAX_OLD_KEYS - 1) * sizeof p->old_keys[0]);
+        sodium_memzero(&p->old_keys[PROFILE_MAX_OLD_KEYS - 1], sizeof p->old_keys[0]);
+        p->n_old_keys--;
+    }
+    uint8_t *sk = sodium_malloc(PROFILE_SECRET_LEN);
+    CHECK(sk != NULL);
+    uint8_t pk[HPKE_PK_LEN];
+    hpke_keypair(pk, sk);
+    const uint32_t key_id = p->encryption_key_id + 1;
+    const int64_t expires_at = now + CARECHAT_ENCRYPTION_KEY_LIFETIME_MS;
+    struct envelope_identity *identity = NULL;
+    CHECK(envelope_identity_import(p->identity_seed, &identity) == 0);
+    uint8_t identity_pk[ENVELOPE_SIGN_PK_LEN], sig[ENVELOPE_SIG_LEN];
+    envelope_identity_public(identity, identity_pk);
+    uint8_t statement[STATEMENT_ENCRYPTION_KEY_LEN];
+    statement_encryption_key(pk, key_id, expires_at, statement);
+    envelope_identity_sign(identity, statement, sizeof statement, sig);
+    envelope_identity_free(identity);
+
+    Carechat__V1__DeviceKeys keys;
+    carechat__v1__device_keys__init(&keys);
+    keys.device_id = (ProtobufCBinaryData){ID_LEN, p->device_id.b};
+    keys.identity_key = (ProtobufCBinaryData){ENVELOPE_SIGN_PK_LEN, identity_pk};
+    keys.encryption_key = (ProtobufCBinaryData){HPKE_PK_LEN, pk};
+    keys.encryption_key_id = key_id;
+    keys.encryption_key_expires_at = expires_at;
+    keys.signature = (ProtobufCBinaryData){ENVELOPE_SIG_LEN, sig};
+    Carechat__V1__RotateEncryptionKey rot;
+    carechat__v1__rotate_encryption_key__init(&rot);
+    rot.keys = &keys;
+    Carechat__V1__Frame req;
+    carechat__v1__frame__init(&req);
+    req.body_case = CARECHAT__V1__FRAME__BODY_ROTATE_ENCRYPTION_KEY;
+    req.rotate_encryption_key = &rot;
+    Carechat__V1__Frame *resp = NULL;
+    /* The server first, then the profile: a crash in between leaves the
+     * server naming a key this device lost (messages to it do not open until
+     * the next rotation); the other order would leave the device on a key the
+     * server never heard of. */
+    int rc = cc_request(c, &req, CARECHAT__V1__RESPONSE__RESULT_DEVICE_LIST, what, NULL, &resp);
+    cc_free_response(resp);
+    if (rc == 0) {
+        struct profile_old_key *old = &p->old_keys[p->n_old_keys++];
+        old->key_id = p->encryption_key_id;
+        old->expires_at = p->encryption_key_expires_at;
+        old->retired_at = now;
+        memcpy(old->secret, p->encryption_secret, PROFILE_SECRET_LEN);
+        memcpy(p->encryption_secret, sk, PROFILE_SECRET_LEN);
+        p->encryption_key_id = key_id;
+        p->encryption_key_expires_at = expires_at;
+        log_info(MOD, "encryption key rotated (key id %" PRIu32 ")", key_id);
+        rc = cc_save_profile(c);
+    }
+    sodium_free(sk);
     return rc;
 }
 

@@ -32,6 +32,7 @@
 
 #include "client/carechat.h"
 #include "client/envelope.h"
+#include "client/pins.h"
 #include "client/profile.h"
 #include "client/statement.h"
 #include "client/transport.h"
@@ -88,6 +89,10 @@ struct carechat {
      * (FileBind) before sending it. */
     struct id uploaded[CC_UPLOADED_MAX];
     size_t uploaded_next;
+    struct pins *pins; /* pinned device lists (client/pins.h); NULL until first used */
+    /* This device logged in but is not in its account's signed list yet: an
+     * existing device must approve it (carechat_approve()). */
+    bool awaiting_approval;
 
     int err_status;
     enum carechat_error_kind err_kind;
@@ -147,10 +152,25 @@ int cc_take_session(struct carechat *c, const Carechat__V1__SessionResult *s, bo
                     const char *what);
 
 /* Makes sure this device is in the account's published device list: reads
- * the current list, verifies it, and publishes it with this device added at
- * version + 1. Records the version in the profile. Returns 0 or a recorded
- * failure. */
+ * the current list, verifies and pins it. The account's first device (and
+ * any device after an administrator's reset) publishes a list of itself;
+ * any other device that is not listed waits for an existing device's
+ * approval (awaiting_approval set). Records the version in the profile.
+ * Returns 0 or a recorded failure. */
 int cc_ensure_published(struct carechat *c);
+
+/* Publishes the next version of the caller's account's list with `device`
+ * (identity key `identity_key`) added, signed by this device (which must be
+ * listed and trust the current list). Returns 0 (also when it is listed
+ * already) or a recorded failure. */
+int cc_approve(struct carechat *c, const struct id *device, const uint8_t identity_key[32]);
+
+/* Rotates this device's encryption key when it is CARECHAT_KEY_ROTATION_MS
+ * old (RotateEncryptionKey; the old private key stays in the profile to open
+ * what was wrapped to it), and wipes old keys retired more than
+ * CARECHAT_OLD_KEY_GRACE_MS ago once deliveries were acknowledged since.
+ * Needs a session. Returns 0 or a recorded failure. */
+int cc_maintain_keys(struct carechat *c);
 
 /* Connects and resumes the stored session unless already authenticated.
  * Returns 0 or a recorded failure. */
@@ -212,12 +232,29 @@ void cc_free_response(Carechat__V1__Frame *f);
 size_t cc_copy_text(char *out, size_t cap, const char *in);
 
 /* Verifies the signed device `list` of `account` (shape, signer in the list,
- * signature over carechat.proto's layout); copies its entries (room for
- * STATEMENT_MAX_DEVICES) and count. A missing list or version 0 gives n = 0.
- * Returns 0, or records STATUS_CORRUPT. */
+ * signature over carechat.proto's layout, prev_list_hash included); copies its
+ * entries (room for STATEMENT_MAX_DEVICES) and count, and its hash into
+ * `hash` when not NULL. A missing list or version 0 gives n = 0. Returns 0,
+ * or records STATUS_CORRUPT. */
 int cc_verify_list(struct carechat *c, const struct id *account,
                    const Carechat__V1__DeviceList *list, struct statement_device *entries,
-                   size_t *n);
+                   size_t *n, uint8_t *hash);
+
+/* The handle's pinned device lists (loaded on first use). Returns 0 or a
+ * recorded failure. */
+int cc_pins(struct carechat *c, struct pins **out);
+
+/* Verifies `list` of `account` (cc_verify_list()) and judges it against the
+ * pinned one (client/pins.h): pins it on first use (CARECHAT_EVENT_TRUST_FIRST_USE)
+ * and when it is the pin's signed successor; refuses a rollback
+ * (STATUS_CORRUPT); keeps any other change pending
+ * (CARECHAT_EVENT_IDENTITY_CHANGED) and sets *blocked. Copies the devices to
+ * trust into `entries` (room for STATEMENT_MAX_DEVICES): the new list's, or
+ * the pinned ones while a change is pending. Returns 0 or a recorded
+ * failure. */
+int cc_trusted_list(struct carechat *c, const struct id *account,
+                    const Carechat__V1__DeviceList *list, struct statement_device *entries,
+                    size_t *n, bool *blocked);
 
 /* Asks for the caller's own account's devices; on success *out is the
  * response frame (cc_free_response()), *acct points into it, and 0 is

@@ -16,10 +16,10 @@
 #include "base/status.h"
 #include "client/hpke.h"
 #include "client/statement.h"
+#include "protocol/transcript.h"
 
 static const char wrap_context[] = "carechat.v1 wrap";
-static const char transcript_context[] = "carechat.v1 envelope";
-static const char inner_context[] = "carechat.v1 message";
+static const char inner_context[] = "carechat.v2 message";
 
 #define WRAP_INFO_LEN (sizeof wrap_context - 1 + ID_LEN + 4)
 #define BODY_KEY_LEN crypto_aead_xchacha20poly1305_ietf_KEYBYTES
@@ -169,13 +169,38 @@ void envelope_enc_key_free(struct envelope_enc_key *key) {
 
 /* ---- messages ---- */
 
-/* Binding B (layout in envelope.h). */
-static void encode_binding(uint32_t version, const struct envelope_header *h,
+/* The recipient hash over `n` (device, key id) pairs sorted by device id. */
+static void recipient_hash(const struct envelope_ref *refs, size_t n,
+                           uint8_t out[TRANSCRIPT_HASH_LEN]) {
+    struct transcript_wrap *tw = xcalloc(n + 1, sizeof *tw);
+    for (size_t i = 0; i < n; i++)
+        tw[i] =
+            (struct transcript_wrap){.device_id = refs[i].device_id.b, .key_id = refs[i].key_id};
+    transcript_recipient_hash(tw, n, out);
+    free(tw);
+}
+
+/* The message's context (protocol/transcript.h) for `env`, whose recipient
+ * list is `refs` (sorted). */
+static void context_of(const struct envelope *env, const struct envelope_ref *refs, size_t n,
+                       struct transcript_context *ctx) {
+    memset(ctx, 0, sizeof *ctx);
+    ctx->version = env->version;
+    memcpy(ctx->conversation_id, env->header.conversation_id.b, ID_LEN);
+    memcpy(ctx->client_msg_id, env->header.client_msg_id.b, ID_LEN);
+    memcpy(ctx->sender_device_id, env->header.sender_device_id.b, ID_LEN);
+    ctx->urgent = env->header.urgent;
+    ctx->sent_at = env->header.sent_at;
+    ctx->counter = env->header.counter;
+    recipient_hash(refs, n, ctx->recipient_hash);
+}
+
+/* Binding B of `env` with recipient list `refs`. */
+static void encode_binding(const struct envelope *env, const struct envelope_ref *refs, size_t n,
                            uint8_t out[ENVELOPE_BINDING_LEN]) {
-    put_u32(out, version);
-    memcpy(out + 4, h->conversation_id.b, ID_LEN);
-    memcpy(out + 4 + ID_LEN, h->client_msg_id.b, ID_LEN);
-    memcpy(out + 4 + 2 * ID_LEN, h->sender_device_id.b, ID_LEN);
+    struct transcript_context ctx;
+    context_of(env, refs, n, &ctx);
+    transcript_binding(&ctx, out);
 }
 
 static void wrap_info(const struct id *device_id, uint32_t key_id, uint8_t out[WRAP_INFO_LEN]) {
@@ -184,50 +209,59 @@ static void wrap_info(const struct id *device_id, uint32_t key_id, uint8_t out[W
     put_u32(out + sizeof wrap_context - 1 + ID_LEN, key_id);
 }
 
-/* The signed transcript of `env` (layout in envelope.h), appended to `t`. */
-static void build_transcript(const struct envelope *env, struct buf *t) {
-    uint8_t header_hash[crypto_hash_sha256_BYTES];
-    crypto_hash_sha256(header_hash, env->opaque_header, env->opaque_header_len);
-    uint8_t body_hash[crypto_hash_sha256_BYTES];
-    crypto_hash_sha256_state st;
-    crypto_hash_sha256_init(&st);
-    crypto_hash_sha256_update(&st, env->nonce, sizeof env->nonce);
-    crypto_hash_sha256_update(&st, env->body, env->body_len);
-    crypto_hash_sha256_final(&st, body_hash);
-
-    buf_reserve(t, sizeof transcript_context - 1 + ENVELOPE_BINDING_LEN + 2 * sizeof body_hash + 4 +
-                       env->n_wraps * (ID_LEN + 4 + ENVELOPE_ENC_LEN + ENVELOPE_WRAPPED_KEY_LEN));
-    uint8_t b[ENVELOPE_BINDING_LEN];
-    encode_binding(env->version, &env->header, b);
-    buf_append(t, transcript_context, sizeof transcript_context - 1);
-    buf_append(t, b, sizeof b);
-    buf_append(t, header_hash, sizeof header_hash);
-    buf_append(t, body_hash, sizeof body_hash);
-    uint8_t u32[4];
-    put_u32(u32, (uint32_t)env->n_wraps);
-    buf_append(t, u32, sizeof u32);
-    for (size_t i = 0; i < env->n_wraps; i++) {
-        const struct envelope_wrap *w = &env->wraps[i];
-        buf_append(t, w->device_id.b, ID_LEN);
-        put_u32(u32, w->key_id);
-        buf_append(t, u32, sizeof u32);
-        buf_append(t, w->enc, sizeof w->enc);
-        buf_append(t, w->wrapped_key, sizeof w->wrapped_key);
-    }
+/* The recipient list of a whole envelope: its wraps' (device, key id). */
+static struct envelope_ref *refs_of_wraps(const struct envelope *env) {
+    struct envelope_ref *refs = xcalloc(env->n_wraps + 1, sizeof *refs);
+    for (size_t i = 0; i < env->n_wraps; i++)
+        refs[i] = (struct envelope_ref){env->wraps[i].device_id, env->wraps[i].key_id};
+    return refs;
 }
 
+/* The signed transcript of `env` (protocol/transcript.h), appended to `t`. */
+static void build_transcript(const struct envelope *env, struct buf *t) {
+    struct envelope_ref *refs = refs_of_wraps(env);
+    struct transcript_context ctx;
+    context_of(env, refs, env->n_wraps, &ctx);
+    free(refs);
+    struct transcript_wrap *tw = xcalloc(env->n_wraps + 1, sizeof *tw);
+    for (size_t i = 0; i < env->n_wraps; i++)
+        tw[i] = (struct transcript_wrap){.device_id = env->wraps[i].device_id.b,
+                                         .key_id = env->wraps[i].key_id,
+                                         .enc = env->wraps[i].enc,
+                                         .wrapped_key = env->wraps[i].wrapped_key};
+    transcript_envelope(&ctx, env->opaque_header, env->opaque_header_len, env->nonce, env->body,
+                        env->body_len, tw, env->n_wraps, t);
+    free(tw);
+}
+
+#define INNER_LEN (sizeof inner_context - 1 + ENVELOPE_BINDING_LEN + 64)
+
 /* The inner signature's statement (layout in envelope.h). */
-static void inner_statement(const struct envelope *env, const uint8_t *msg, size_t msg_len,
-                            uint8_t out[sizeof inner_context - 1 + ENVELOPE_BINDING_LEN + 64]) {
+static void inner_statement(const struct envelope *env, const uint8_t b[ENVELOPE_BINDING_LEN],
+                            const uint8_t *msg, size_t msg_len, uint8_t out[INNER_LEN]) {
     memcpy(out, inner_context, sizeof inner_context - 1);
-    encode_binding(env->version, &env->header, out + sizeof inner_context - 1);
+    memcpy(out + sizeof inner_context - 1, b, ENVELOPE_BINDING_LEN);
     uint8_t *p = out + sizeof inner_context - 1 + ENVELOPE_BINDING_LEN;
     crypto_hash_sha256(p, env->opaque_header, env->opaque_header_len);
     crypto_hash_sha256(p + 32, msg, msg_len);
 }
 
+size_t envelope_padded_len(size_t message_len) {
+    const size_t need = 4 + message_len;
+    const size_t cap = ENVELOPE_MAX_BODY_LEN - ENVELOPE_SIG_LEN - ENVELOPE_TAG_LEN;
+    size_t bucket = ENVELOPE_MIN_PADDED;
+    while (bucket < need && bucket < cap)
+        bucket *= 2;
+    return bucket < cap ? bucket : cap;
+}
+
 static int compare_wraps(const void *a, const void *b) {
     const struct envelope_wrap *x = a, *y = b;
+    return memcmp(x->device_id.b, y->device_id.b, ID_LEN);
+}
+
+static int compare_refs(const void *a, const void *b) {
+    const struct envelope_ref *x = a, *y = b;
     return memcmp(x->device_id.b, y->device_id.b, ID_LEN);
 }
 
@@ -263,17 +297,31 @@ int envelope_seal(const struct envelope_header *header, const uint8_t *body, siz
 
     env.version = ENVELOPE_VERSION;
     env.header = *header;
+    /* The recipient list, sorted by device id, is known before anything is
+     * sealed: its hash is part of binding B. */
+    struct envelope_ref *refs = xcalloc(n_recipients, sizeof *refs);
+    for (size_t i = 0; i < n_recipients; i++)
+        refs[i] = (struct envelope_ref){recipients[i].key->device_id, recipients[i].key->key_id};
+    qsort(refs, n_recipients, sizeof *refs, compare_refs);
+    for (size_t i = 1; i < n_recipients; i++) {
+        if (memcmp(refs[i - 1].device_id.b, refs[i].device_id.b, ID_LEN) == 0) {
+            free(refs);
+            return STATUS_BAD_REQUEST;
+        }
+    }
     uint8_t h[ENVELOPE_BINDING_LEN];
-    encode_binding(env.version, header, h);
+    encode_binding(&env, refs, n_recipients, h);
+    free(refs);
 
-    /* plaintext: inner signature || message */
-    uint8_t st[sizeof inner_context - 1 + ENVELOPE_BINDING_LEN + 64];
-    inner_statement(&env, body, body_len, st);
-    const size_t pt_len = ENVELOPE_SIG_LEN + body_len;
-    uint8_t *pt = xmalloc(pt_len + 1);
+    /* plaintext: inner signature || length (4) || message || zero padding */
+    uint8_t st[INNER_LEN];
+    inner_statement(&env, h, body, body_len, st);
+    const size_t pt_len = ENVELOPE_SIG_LEN + envelope_padded_len(body_len);
+    uint8_t *pt = xcalloc(1, pt_len + 1);
     CHECK(crypto_sign_detached(pt, NULL, st, sizeof st, sender->sk) == 0);
+    put_u32(pt + ENVELOPE_SIG_LEN, (uint32_t)body_len);
     if (body_len > 0)
-        memcpy(pt + ENVELOPE_SIG_LEN, body, body_len);
+        memcpy(pt + ENVELOPE_SIG_LEN + 4, body, body_len);
     rand_bytes(body_key, BODY_KEY_LEN);
     rand_bytes(env.nonce, sizeof env.nonce);
     env.body_len = pt_len + ENVELOPE_TAG_LEN;
@@ -324,11 +372,11 @@ static const struct envelope_wrap *find_wrap(const struct envelope *env, const s
 
 /* Shape checks shared by envelope_verify() and envelope_open(). */
 static int check_shape(const struct envelope *env) {
-    if (env->n_wraps > ENVELOPE_MAX_WRAPS || env->body_len > ENVELOPE_MAX_BODY_LEN ||
-        env->opaque_header_len > ENVELOPE_MAX_HEADER_LEN)
+    if (env->n_wraps > ENVELOPE_MAX_WRAPS || env->n_recipients > ENVELOPE_MAX_WRAPS ||
+        env->body_len > ENVELOPE_MAX_BODY_LEN || env->opaque_header_len > ENVELOPE_MAX_HEADER_LEN)
         return STATUS_TOO_LARGE;
     if (env->version != ENVELOPE_VERSION || env->n_wraps == 0 ||
-        env->body_len < ENVELOPE_SIG_LEN + ENVELOPE_TAG_LEN)
+        env->body_len < ENVELOPE_SIG_LEN + ENVELOPE_TAG_LEN + 4)
         return STATUS_BAD_REQUEST;
     return check_wrap_order(env->wraps, env->n_wraps);
 }
@@ -358,8 +406,30 @@ int envelope_open(const struct envelope *env, const uint8_t sender_pk[ENVELOPE_S
     if (w->key_id != key->pub.key_id)
         return STATUS_CONFLICT;
 
+    /* The recipient list the sender signed: as the server delivered it
+     * (checked: strictly ascending, naming this device with this key), or the
+     * wraps of a whole envelope. */
+    struct envelope_ref *refs = NULL;
+    size_t n_refs = env->n_recipients;
+    if (n_refs > 0) {
+        bool mine = false;
+        for (size_t i = 0; i < n_refs; i++) {
+            if (i > 0 && compare_refs(&env->recipients[i - 1], &env->recipients[i]) >= 0)
+                return STATUS_BAD_REQUEST;
+            if (memcmp(env->recipients[i].device_id.b, w->device_id.b, ID_LEN) == 0 &&
+                env->recipients[i].key_id == w->key_id)
+                mine = true;
+        }
+        if (!mine)
+            return STATUS_CORRUPT;
+        refs = xmemdup(env->recipients, n_refs * sizeof *refs);
+    } else {
+        refs = refs_of_wraps(env);
+        n_refs = env->n_wraps;
+    }
     uint8_t h[ENVELOPE_BINDING_LEN];
-    encode_binding(env->version, &env->header, h);
+    encode_binding(env, refs, n_refs, h);
+    free(refs);
     uint8_t info[WRAP_INFO_LEN];
     wrap_info(&w->device_id, w->key_id, info);
     uint8_t body_key[BODY_KEY_LEN];
@@ -371,16 +441,28 @@ int envelope_open(const struct envelope *env, const uint8_t sender_pk[ENVELOPE_S
         crypto_aead_xchacha20poly1305_ietf_decrypt(pt, NULL, NULL, env->body, env->body_len, h,
                                                    sizeof h, env->nonce, body_key) != 0)
         rc = STATUS_CORRUPT;
+    size_t msg_len = 0;
     if (rc == 0) {
-        const size_t msg_len = pt_len - ENVELOPE_SIG_LEN;
-        uint8_t st[sizeof inner_context - 1 + ENVELOPE_BINDING_LEN + 64];
-        inner_statement(env, pt + ENVELOPE_SIG_LEN, msg_len, st);
+        const uint8_t *lp = pt + ENVELOPE_SIG_LEN;
+        msg_len = (size_t)lp[0] << 24 | (size_t)lp[1] << 16 | (size_t)lp[2] << 8 | lp[3];
+        /* The padding is zeros up to the bucket: anything else is not ours. */
+        if (msg_len > pt_len - ENVELOPE_SIG_LEN - 4 ||
+            pt_len - ENVELOPE_SIG_LEN != envelope_padded_len(msg_len))
+            rc = STATUS_CORRUPT;
+        for (size_t i = ENVELOPE_SIG_LEN + 4 + msg_len; rc == 0 && i < pt_len; i++)
+            if (pt[i] != 0)
+                rc = STATUS_CORRUPT;
+    }
+    if (rc == 0) {
+        const uint8_t *msg = pt + ENVELOPE_SIG_LEN + 4;
+        uint8_t st[INNER_LEN];
+        inner_statement(env, h, msg, msg_len, st);
         if (crypto_sign_verify_detached(pt, st, sizeof st, sender_pk) != 0) {
             rc = STATUS_CORRUPT;
         } else {
             buf_reserve(body_out, msg_len + 1);
             if (msg_len > 0)
-                memcpy(body_out->data, pt + ENVELOPE_SIG_LEN, msg_len);
+                memcpy(body_out->data, msg, msg_len);
             body_out->len = msg_len;
             body_out->data[msg_len] = '\0';
         }
@@ -396,6 +478,9 @@ void envelope_cleanup(struct envelope *env) {
     free(env->opaque_header);
     free(env->body);
     free(env->wraps);
+    free(env->recipients);
+    env->recipients = NULL;
+    env->n_recipients = 0;
     env->opaque_header = NULL;
     env->opaque_header_len = 0;
     env->body = NULL;

@@ -25,29 +25,33 @@
  *     key_id                        4   (uint32, DeviceKeys.encryption_key_id)
  *     expires_at_ms                 8   (int64 as two's complement)
  *
- *   Binding B (client), 52 bytes:
- *     version                   4   (ENVELOPE_VERSION, Envelope.version)
- *     conversation_id           16
- *     client_msg_id             16  (Send.client_msg_id)
- *     sender_device_id          16  (Envelope.sender_device_id)
+ *   Binding B (protocol/transcript.h), 101 bytes: version (2), conversation,
+ *   client_msg_id, sender device, urgent flag, the sender's clock, the
+ *   per-(conversation, sender device) counter, and the hash of the sorted
+ *   (device, key id) list of every recipient. A server that changes any of
+ *   them (replays a message as a new one, drops the urgent flag, hides or
+ *   adds a recipient) makes the wraps, the body and the inner signature fail.
  *
  *   Inner signature (client; Ed25519 by the sender's identity key, detached)
- *   over, 135 bytes:
- *     "carechat.v1 message"     19 bytes
- *     B                         52
+ *   over, 184 bytes:
+ *     "carechat.v2 message"     19 bytes
+ *     B                         101
  *     SHA-256(Envelope.header)  32
  *     SHA-256(message)          32
  *
  *   Body (client): XChaCha20-Poly1305-IETF(key = body key, nonce =
  *     Envelope.body_nonce, additional data = B) of the plaintext
- *     inner signature (64) | message; Envelope.body = message length + 80.
+ *     inner signature (64) | message length (4) | message | zero padding,
+ *     the part after the signature padded to envelope_padded_len() (a power
+ *     of two, at least ENVELOPE_MIN_PADDED), so the stored size tells only the
+ *     bucket, not the length.
  *
  *   Why two signatures: the server hands each device the envelope with only
  *   that device's KeyWrap (carechat.proto StoredMessage), so a recipient cannot
  *   rebuild Envelope.signature's transcript, which covers every wrap. The
  *   inner signature, inside the ciphertext, is what a recipient verifies; the
- *   outer one (carechat.proto's layout) binds the complete wrap set for
- *   whoever holds the whole envelope (envelope_verify()).
+ *   outer one (protocol/transcript.h) binds the complete wrap set, and the
+ *   server verifies it before storing anything (envelope_verify() here).
  *
  *   Wrap for a device (client; KeyWrap): HPKE base mode single-shot seal of the
  *     32-byte body key to the device's X25519 key with
@@ -55,18 +59,7 @@
  *       aad  = B
  *     giving KeyWrap.enc (32 bytes) and KeyWrap.wrapped_key (48 bytes).
  *
- *   Transcript the sender signs (Envelope.signature, Ed25519, detached):
- *     "carechat.v1 envelope"    20 bytes
- *     version                   4
- *     conversation_id           16
- *     client_msg_id             16
- *     sender_device_id          16
- *     SHA-256(Envelope.header)  32  (the opaque client header; empty from
- *                                    envelope_seal())
- *     SHA-256(body_nonce (24) | body)  32
- *     wrap count                4   (uint32)
- *     for each wrap, in strictly ascending bytewise order of device_id:
- *       device_id 16 | key_id 4 | enc 32 | wrapped key 48
+ *   Transcript the sender signs (Envelope.signature): protocol/transcript.h.
  *
  * Secrets (identity and encryption private keys, body keys) live in
  * sodium_malloc memory or are wiped on every path. Time comes from clock_now()
@@ -76,6 +69,7 @@
 #ifndef CLIENT_ENVELOPE_H
 #define CLIENT_ENVELOPE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -83,7 +77,7 @@
 #include "base/id.h"
 #include "base/rand.h"
 
-#define ENVELOPE_VERSION 1
+#define ENVELOPE_VERSION 2
 #define ENVELOPE_SIGN_PK_LEN 32     /* Ed25519 public key */
 #define ENVELOPE_SIG_LEN 64         /* Ed25519 signature */
 #define ENVELOPE_ENC_PK_LEN 32      /* X25519 public key */
@@ -91,12 +85,20 @@
 #define ENVELOPE_WRAPPED_KEY_LEN 48 /* body key + Poly1305 tag */
 #define ENVELOPE_NONCE_LEN 24       /* XChaCha20 nonce */
 #define ENVELOPE_TAG_LEN 16
-#define ENVELOPE_BINDING_LEN 52
+#define ENVELOPE_BINDING_LEN 101
+/* The smallest padded message (length prefix included). */
+#define ENVELOPE_MIN_PADDED 256
 #define ENVELOPE_MAX_HEADER_LEN 1024      /* Envelope.header */
 #define ENVELOPE_MAX_BODY_LEN (64 * 1024) /* Envelope.body (ciphertext); files use secretstream */
 #define ENVELOPE_MAX_WRAPS 512
-/* Largest message: the body limit less the inner signature and the tag. */
-#define ENVELOPE_MAX_MESSAGE_LEN (ENVELOPE_MAX_BODY_LEN - ENVELOPE_SIG_LEN - ENVELOPE_TAG_LEN)
+/* Largest message: the body limit less the inner signature, the tag and the
+ * length prefix. */
+#define ENVELOPE_MAX_MESSAGE_LEN (ENVELOPE_MAX_BODY_LEN - ENVELOPE_SIG_LEN - ENVELOPE_TAG_LEN - 4)
+
+/* The padded size of a message of `message_len` bytes with its 4-byte length
+ * prefix: the next power of two from ENVELOPE_MIN_PADDED, at most what the
+ * body limit leaves. */
+size_t envelope_padded_len(size_t message_len);
 
 /* ---- device keys ---- */
 
@@ -185,11 +187,20 @@ void envelope_enc_key_free(struct envelope_enc_key *key);
 
 /* ---- messages ---- */
 
-/* What binding B (above) holds besides the version. */
+/* What binding B (above) holds besides the version and the recipients. */
 struct envelope_header {
     struct id conversation_id;
     struct id client_msg_id; /* the sender's random idempotency key */
     struct id sender_device_id;
+    bool urgent;      /* Send.urgent */
+    int64_t sent_at;  /* Envelope.sent_at: the sender's clock, Unix ms */
+    uint64_t counter; /* Envelope.counter: 1, 2, ... per (conversation, sender device) */
+};
+
+/* One recipient of a message: a device and the key id its wrap is for. */
+struct envelope_ref {
+    struct id device_id;
+    uint32_t key_id;
 };
 
 /* The body key wrapped for one device (carechat.proto KeyWrap). */
@@ -216,6 +227,11 @@ struct envelope {
     struct envelope_wrap *wraps; /* strictly ascending by device_id */
     size_t n_wraps;
     uint8_t sig[ENVELOPE_SIG_LEN];
+    /* For envelope_open() of an envelope carrying only some wraps: every
+     * recipient the sender signed (StoredMessage.recipients), strictly
+     * ascending by device_id; NULL and 0 to take them from the wraps. */
+    struct envelope_ref *recipients;
+    size_t n_recipients;
 };
 
 /* One device to wrap the body key for: its signed encryption key and the

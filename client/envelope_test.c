@@ -59,9 +59,12 @@ static struct envelope_recipient recipient_of(const struct device *d) {
 
 static struct envelope_header header_from(const struct device *sender) {
     struct envelope_header h;
+    memset(&h, 0, sizeof h);
     h.conversation_id = id_new();
     h.client_msg_id = id_new();
     h.sender_device_id = sender->device_id;
+    h.sent_at = NOW_MS;
+    h.counter = 1;
     return h;
 }
 
@@ -128,7 +131,9 @@ static void test_envelope_round_trip_to_three_devices(void **state) {
         struct envelope env;
         assert_int_equal(envelope_seal(&h, body, sizes[i], to, 3, s.identity, &env), 0);
         assert_int_equal(env.n_wraps, 3);
-        assert_int_equal(env.body_len, sizes[i] + ENVELOPE_SIG_LEN + ENVELOPE_TAG_LEN);
+        /* padded: the stored length tells the bucket, not the length */
+        assert_int_equal(env.body_len,
+                         ENVELOPE_SIG_LEN + envelope_padded_len(sizes[i]) + ENVELOPE_TAG_LEN);
         assert_int_equal(envelope_verify(&env, s.identity_pk), 0);
         assert_memory_equal(&env.header, &h, sizeof h);
         assert_int_equal(env.version, ENVELOPE_VERSION);
@@ -163,10 +168,28 @@ static void test_envelope_tampering_fails_to_open(void **state) {
 
     struct envelope t;
     assert_int_equal(envelope_verify(&env, s.identity_pk), 0);
-    /* every bound field, and the opaque header: neither signature holds */
-    for (int field = 0; field < 4; field++) {
+    /* every bound field (conversation, client_msg_id, sender device, urgent
+     * flag, sender clock, counter, the recipient list), and the opaque
+     * header: neither signature holds */
+    for (int field = 0; field < 8; field++) {
         envelope_copy(&env, &t);
         switch (field) {
+        case 4:
+            t.header.urgent = !t.header.urgent;
+            break;
+        case 5:
+            t.header.sent_at += 1;
+            break;
+        case 6:
+            t.header.counter += 1;
+            break;
+        case 7:
+            /* the server claims another recipient set than the one signed */
+            t.recipients = xcalloc(2, sizeof *t.recipients);
+            t.recipients[0] = (struct envelope_ref){t.wraps[0].device_id, t.wraps[0].key_id};
+            t.recipients[1] = (struct envelope_ref){t.wraps[1].device_id, t.wraps[1].key_id};
+            t.n_recipients = 2;
+            break;
         case 0:
             t.header.conversation_id.b[3] ^= 1;
             break;
@@ -182,12 +205,14 @@ static void test_envelope_tampering_fails_to_open(void **state) {
             break;
         }
         assert_int_equal(open_status(&t, &s, &a), STATUS_CORRUPT);
-        assert_int_equal(envelope_verify(&t, s.identity_pk), STATUS_CORRUPT);
+        /* (the recipient list only matters to a recipient of one wrap) */
+        if (field != 7)
+            assert_int_equal(envelope_verify(&t, s.identity_pk), STATUS_CORRUPT);
         envelope_cleanup(&t);
     }
     /* another version */
     envelope_copy(&env, &t);
-    t.version = 2;
+    t.version = 1;
     assert_int_equal(open_status(&t, &s, &a), STATUS_BAD_REQUEST);
     envelope_cleanup(&t);
     /* the body: first, middle and last byte, and the nonce */
@@ -229,7 +254,8 @@ static void test_envelope_tampering_fails_to_open(void **state) {
         }
     }
     /* a wrap dropped: the outer signature breaks; a recipient given only its
-     * own wrap (as the server delivers) still opens it */
+     * own wrap and the signed recipient list (as the server delivers) still
+     * opens it, but not without the list */
     envelope_copy(&env, &t);
     t.n_wraps--;
     assert_int_equal(envelope_verify(&t, s.identity_pk), STATUS_CORRUPT);
@@ -239,6 +265,11 @@ static void test_envelope_tampering_fails_to_open(void **state) {
         if (memcmp(env.wraps[w].device_id.b, a.device_id.b, ID_LEN) == 0)
             t.wraps[0] = env.wraps[w];
     t.n_wraps = 1;
+    assert_int_equal(open_status(&t, &s, &a), STATUS_CORRUPT);
+    t.recipients = xcalloc(env.n_wraps, sizeof *t.recipients);
+    for (size_t w = 0; w < env.n_wraps; w++)
+        t.recipients[w] = (struct envelope_ref){env.wraps[w].device_id, env.wraps[w].key_id};
+    t.n_recipients = env.n_wraps;
     assert_opens_to(&t, &s, &a, body, sizeof body);
     /* ... but not when the single wrap is someone else's key for this device */
     t.wraps[0].wrapped_key[0] ^= 1;
@@ -364,20 +395,42 @@ static void test_envelope_byte_layout_matches_header_comment(void **state) {
     to[0].key = &dk;
     memcpy(to[0].identity_pk, ed_pk, 32);
     struct envelope_header h = header_from(&s);
+    h.urgent = true;
+    h.sent_at = 0x010203040506;
+    h.counter = 0x0107;
     const uint8_t body[] = "layout check";
     struct envelope env;
     assert_int_equal(envelope_seal(&h, body, sizeof body, to, 1, s.identity, &env), 0);
 
-    /* binding B: version, conversation, client_msg_id, sender device */
-    uint8_t H[52] = {0, 0, 0, 1};
+    /* the recipient hash: "carechat.v2 recipients" | count | device | key id */
+    const uint8_t key_id[4] = {1, 2, 3, 4};
+    struct buf rh;
+    buf_init(&rh);
+    buf_append(&rh, "carechat.v2 recipients", 22);
+    const uint8_t one[4] = {0, 0, 0, 1};
+    buf_append(&rh, one, 4);
+    buf_append(&rh, dk.device_id.b, 16);
+    buf_append(&rh, key_id, 4);
+    uint8_t recipients_hash[32];
+    crypto_hash_sha256(recipients_hash, rh.data, rh.len);
+    buf_cleanup(&rh);
+    /* binding B: version, conversation, client_msg_id, sender device,
+     * urgent, sent_at, counter, recipient hash */
+    uint8_t H[101] = {0, 0, 0, 2};
     memcpy(H + 4, h.conversation_id.b, 16);
     memcpy(H + 20, h.client_msg_id.b, 16);
     memcpy(H + 36, h.sender_device_id.b, 16);
+    H[52] = 1;
+    const uint8_t sent_at[8] = {0, 0, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06};
+    memcpy(H + 53, sent_at, 8);
+    const uint8_t counter[8] = {0, 0, 0, 0, 0, 0, 0x01, 0x07};
+    memcpy(H + 61, counter, 8);
+    memcpy(H + 69, recipients_hash, 32);
 
-    /* carechat.proto Envelope.signature */
+    /* carechat.proto Envelope.signature (protocol/transcript.h) */
     struct buf t;
     buf_init(&t);
-    buf_append(&t, "carechat.v1 envelope", 20);
+    buf_append(&t, "carechat.v2 envelope", 20);
     buf_append(&t, H, sizeof H);
     uint8_t header_hash[32];
     crypto_hash_sha256(header_hash, NULL, 0);
@@ -389,14 +442,12 @@ static void test_envelope_byte_layout_matches_header_comment(void **state) {
     uint8_t body_hash[32];
     crypto_hash_sha256(body_hash, hashed.data, hashed.len);
     buf_append(&t, body_hash, 32);
-    const uint8_t count[4] = {0, 0, 0, 1};
-    buf_append(&t, count, 4);
+    buf_append(&t, one, 4);
     buf_append(&t, env.wraps[0].device_id.b, 16);
-    const uint8_t key_id[4] = {1, 2, 3, 4};
     buf_append(&t, key_id, 4);
     buf_append(&t, env.wraps[0].enc, 32);
     buf_append(&t, env.wraps[0].wrapped_key, 48);
-    assert_int_equal(t.len, 20 + 4 + 48 + 32 + 32 + 4 + 100);
+    assert_int_equal(t.len, 20 + 101 + 32 + 32 + 4 + 100);
     assert_int_equal(crypto_sign_verify_detached(env.sig, t.data, t.len, s.identity_pk), 0);
     assert_int_equal(envelope_verify(&env, s.identity_pk), 0);
 
@@ -408,19 +459,24 @@ static void test_envelope_byte_layout_matches_header_comment(void **state) {
     assert_int_equal(hpke_open(x_sk, env.wraps[0].enc, info, sizeof info, H, sizeof H,
                                env.wraps[0].wrapped_key, 48, body_key),
                      0);
-    uint8_t plain[64 + sizeof body];
+    /* inner signature | length | message | zeros, padded to 256 */
+    uint8_t plain[64 + 256];
     assert_int_equal(env.body_len, sizeof plain + 16);
     assert_int_equal(crypto_aead_xchacha20poly1305_ietf_decrypt(plain, NULL, NULL, env.body,
                                                                 env.body_len, H, sizeof H,
                                                                 env.nonce, body_key),
                      0);
-    assert_memory_equal(plain + 64, body, sizeof body);
-    /* the inner signature: "carechat.v1 message" | B | SHA-256(header) | SHA-256(message) */
-    uint8_t inner[19 + 52 + 32 + 32];
-    memcpy(inner, "carechat.v1 message", 19);
-    memcpy(inner + 19, H, 52);
-    crypto_hash_sha256(inner + 71, NULL, 0);
-    crypto_hash_sha256(inner + 103, body, sizeof body);
+    const uint8_t len_be[4] = {0, 0, 0, sizeof body};
+    assert_memory_equal(plain + 64, len_be, 4);
+    assert_memory_equal(plain + 68, body, sizeof body);
+    for (size_t i = 68 + sizeof body; i < sizeof plain; i++)
+        assert_int_equal(plain[i], 0);
+    /* the inner signature: "carechat.v2 message" | B | SHA-256(header) | SHA-256(message) */
+    uint8_t inner[19 + 101 + 32 + 32];
+    memcpy(inner, "carechat.v2 message", 19);
+    memcpy(inner + 19, H, 101);
+    crypto_hash_sha256(inner + 120, NULL, 0);
+    crypto_hash_sha256(inner + 152, body, sizeof body);
     assert_int_equal(crypto_sign_verify_detached(plain, inner, sizeof inner, s.identity_pk), 0);
 
     buf_cleanup(&t);

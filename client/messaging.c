@@ -42,7 +42,9 @@
 #include "client/content.h"
 #include "client/core.h"
 #include "client/envelope.h"
+#include "client/ledger.h"
 #include "client/messaging.h"
+#include "protocol/transcript.h"
 
 #define MOD "carechat"
 /* Accounts per ListDevices (carechat.proto: at most 64). */
@@ -63,6 +65,7 @@ struct dev_entry {
 struct acct_devs {
     struct id account_id;
     uint64_t version;
+    bool blocked; /* its identity changed: no sending until the user confirms */
     size_t n;
     struct dev_entry devs[STATEMENT_MAX_DEVICES];
 };
@@ -86,6 +89,7 @@ struct cc_msg {
     size_t seen_next, seen_n;
 
     struct envelope_enc_key *own_key; /* from the profile, on first use */
+    struct ledger *ledger;            /* the replay ledger, on first use */
 };
 
 static struct cc_msg *state(struct carechat *c) {
@@ -110,6 +114,7 @@ void cc_msg_free(struct cc_msg *m) {
         return;
     clear_caches(m);
     envelope_enc_key_free(m->own_key);
+    ledger_free(m->ledger);
     free(m);
 }
 
@@ -119,6 +124,19 @@ static bool same(const struct id *a, const uint8_t *b) {
 
 static bool get_id(ProtobufCBinaryData b, struct id *out) {
     return id_from_bytes(b.data, b.len, out) == 0;
+}
+
+/* The handle's replay ledger, opened on first use. */
+static int ledger_of(struct carechat *c, struct ledger **out) {
+    struct cc_msg *m = state(c);
+    if (m->ledger == NULL) {
+        int rc = ledger_open(c->profile_dir, &m->ledger);
+        if (rc != 0)
+            return cc_fail(c, rc, CARECHAT_ERROR_PROFILE,
+                           "the profile's replay ledger cannot be read (%s)", status_str(rc));
+    }
+    *out = m->ledger;
+    return 0;
 }
 
 /* ---- device lists ---- */
@@ -144,20 +162,20 @@ static int take_devices(struct carechat *c, const struct id *account,
     struct cc_msg *m = c->msg;
     struct statement_device entries[STATEMENT_MAX_DEVICES];
     size_t n = 0;
-    int rc = cc_verify_list(c, account, ad->list, entries, &n);
+    /* Verified and judged against the pinned list (client/pins.h): a rollback
+     * is refused, an unapproved change keeps the pinned devices and blocks. */
+    bool blocked = false;
+    int rc = cc_trusted_list(c, account, ad->list, entries, &n, &blocked);
     if (rc != 0)
         return rc;
     const uint64_t version = ad->list != NULL ? ad->list->version : 0;
     struct acct_devs *old = find_acct(m, account);
-    if (old != NULL && version < old->version)
-        return cc_fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
-                       "%s: the server sent an older device list (version %" PRIu64
-                       " after %" PRIu64 "): do not trust this server's device data",
-                       what, version, old->version);
+    (void)what;
     struct acct_devs fresh;
     memset(&fresh, 0, sizeof fresh);
     fresh.account_id = *account;
     fresh.version = version;
+    fresh.blocked = blocked;
     const int64_t now = clock_now();
     for (size_t i = 0; i < n; i++) {
         struct dev_entry *d = &fresh.devs[fresh.n++];
@@ -242,6 +260,14 @@ static int fetch_devices(struct carechat *c, const struct id *accounts, size_t n
             return rc;
     }
     return 0;
+}
+
+void cc_msg_forget_account(struct carechat *c, const struct id *account) {
+    forget_acct(state(c), account);
+}
+
+int cc_msg_refresh_account(struct carechat *c, const struct id *account) {
+    return fetch_devices(c, account, 1, true, "fetching the device list");
 }
 
 /* The identity key the sender's signed list names for `device`, fetching the
@@ -521,6 +547,18 @@ static int seal_and_send(struct carechat *c, const struct id *conv, const struct
                          size_t len, bool urgent, Carechat__V1__Frame **resp) {
     struct cc_msg *m = c->msg;
     const char *what = "sending the message";
+    for (size_t i = 0; i < n_accounts; i++) {
+        const struct acct_devs *a = find_acct(m, &accounts[i]);
+        if (a != NULL && a->blocked) {
+            char hex[ID_HEX_LEN + 1];
+            id_to_hex(&accounts[i], hex);
+            return cc_fail(c, STATUS_CONFLICT, CARECHAT_ERROR_TRUST,
+                           "%s: the identity of account %s changed (a device list this device "
+                           "did not see approved): compare safety numbers, then run "
+                           "carechat trust",
+                           what, hex);
+        }
+    }
     struct envelope_recipient *to = xcalloc(n_accounts * STATEMENT_MAX_DEVICES + 1, sizeof *to);
     size_t n_to = 0;
     for (size_t i = 0; i < n_accounts; i++) {
@@ -533,12 +571,28 @@ static int seal_and_send(struct carechat *c, const struct id *conv, const struct
             n_to++;
         }
     }
+    /* The counter is reserved durably before the Send: a crash never lets
+     * two messages share one (a resend of the same client_msg_id keeps it). */
+    struct ledger *ledger = NULL;
+    uint64_t counter = 0;
+    int lrc = ledger_of(c, &ledger);
+    if (lrc == 0 &&
+        (lrc = ledger_reserve(ledger, conv, &c->profile->device_id, cmid, &counter)) != 0)
+        lrc =
+            cc_fail(c, lrc, CARECHAT_ERROR_PROFILE, "%s: cannot record the message counter", what);
+    if (lrc != 0) {
+        free(to);
+        return lrc;
+    }
     struct envelope_identity *identity = NULL;
     CHECK(envelope_identity_import(c->profile->identity_seed, &identity) == 0);
     struct envelope_header h = {
         .conversation_id = *conv,
         .client_msg_id = *cmid,
         .sender_device_id = c->profile->device_id,
+        .urgent = urgent,
+        .sent_at = clock_now(),
+        .counter = counter,
     };
     struct envelope env;
     int rc = envelope_seal(&h, body, len, to, n_to, identity, &env);
@@ -572,6 +626,8 @@ static int seal_and_send(struct carechat *c, const struct id *conv, const struct
     pe.n_wraps = env.n_wraps;
     pe.wraps = wrapp;
     pe.signature = (ProtobufCBinaryData){ENVELOPE_SIG_LEN, env.sig};
+    pe.sent_at = env.header.sent_at;
+    pe.counter = env.header.counter;
     Carechat__V1__Send send;
     carechat__v1__send__init(&send);
     send.conversation_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)conv->b};
@@ -655,6 +711,15 @@ static int send_message(struct carechat *c, const struct id *conversation_id, co
                 rc = cc_fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROTOCOL,
                              "%s: malformed answer from the server", what);
             } else {
+                /* For a signed recall later: which client_msg_id this was. */
+                uint64_t counter = 0;
+                struct ledger *ledger = NULL;
+                if (ledger_of(c, &ledger) == 0 &&
+                    ledger_reserve(ledger, conversation_id, &c->profile->device_id, &cmid,
+                                   &counter) == 0 &&
+                    ledger_record(ledger, conversation_id, &c->profile->device_id, &cmid,
+                                  &sent.message_id, counter) != 0)
+                    log_warn(MOD, "the replay ledger could not record a sent message");
                 sent.client_msg_id = cmid;
                 sent.seq = sr->seq;
                 sent.sent_at = sr->sent_at;
@@ -766,21 +831,83 @@ void carechat_message_cleanup(struct carechat_message *msg) {
     msg->n_attachments = 0;
 }
 
-static int own_key(struct carechat *c, struct envelope_enc_key **out) {
+/* This device's encryption key with id `key_id` (the current one, or an old
+ * one the profile still keeps). *out NULL: none with that id. */
+static int own_key(struct carechat *c, uint32_t key_id, struct envelope_enc_key **out) {
     struct cc_msg *m = state(c);
-    if (m->own_key == NULL) {
-        const struct profile *p = c->profile;
-        struct envelope_identity *identity = NULL;
-        CHECK(envelope_identity_import(p->identity_seed, &identity) == 0);
-        int rc = envelope_enc_key_import(identity, &p->device_id, p->encryption_key_id,
-                                         p->encryption_key_expires_at, p->encryption_secret,
-                                         &m->own_key);
-        envelope_identity_free(identity);
-        if (rc != 0)
-            return cc_fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROFILE,
-                           "the profile's encryption key is unusable");
+    const struct profile *p = c->profile;
+    const uint8_t *secret = NULL;
+    int64_t expires_at = 0;
+    if (key_id == p->encryption_key_id) {
+        secret = p->encryption_secret;
+        expires_at = p->encryption_key_expires_at;
     }
+    for (size_t i = 0; secret == NULL && i < p->n_old_keys; i++) {
+        if (p->old_keys[i].key_id == key_id) {
+            secret = p->old_keys[i].secret;
+            expires_at = p->old_keys[i].expires_at;
+        }
+    }
+    *out = NULL;
+    if (secret == NULL)
+        return 0;
+    if (m->own_key != NULL && envelope_enc_key_public(m->own_key)->key_id == key_id) {
+        *out = m->own_key;
+        return 0;
+    }
+    envelope_enc_key_free(m->own_key);
+    m->own_key = NULL;
+    struct envelope_identity *identity = NULL;
+    CHECK(envelope_identity_import(p->identity_seed, &identity) == 0);
+    int rc =
+        envelope_enc_key_import(identity, &p->device_id, key_id, expires_at, secret, &m->own_key);
+    envelope_identity_free(identity);
+    if (rc != 0)
+        return cc_fail(c, STATUS_CORRUPT, CARECHAT_ERROR_PROFILE,
+                       "the profile's encryption key is unusable");
     *out = m->own_key;
+    return 0;
+}
+
+/* Whether `signature` (may be empty) is a recall of (conversation,
+ * client_msg_id) signed by `signer`, a device of `sender`'s signed list. */
+static int verify_recall(struct carechat *c, const struct id *conversation, const struct id *sender,
+                         const struct id *client_msg_id, ProtobufCBinaryData signer,
+                         ProtobufCBinaryData signature, bool *signed_) {
+    *signed_ = false;
+    struct id dev;
+    if (signature.len != ENVELOPE_SIG_LEN || !get_id(signer, &dev))
+        return 0;
+    uint8_t pk[ENVELOPE_SIGN_PK_LEN];
+    bool listed = false;
+    int rc = sender_identity(c, sender, &dev, pk, &listed);
+    if (rc != 0 || !listed)
+        return rc;
+    uint8_t t[TRANSCRIPT_RECALL_LEN];
+    transcript_recall(conversation->b, client_msg_id->b, t);
+    *signed_ = envelope_signature_verify(pk, t, sizeof t, signature.data) == 0;
+    if (!*signed_)
+        log_warn(MOD, "a recall whose signature does not verify: not the sender's");
+    return 0;
+}
+
+int cc_msg_recall_signature(struct carechat *c, const struct id *conversation,
+                            const struct id *message_id, uint8_t sig[64], bool *signed_) {
+    *signed_ = false;
+    struct ledger *ledger = NULL;
+    int rc = ledger_of(c, &ledger);
+    if (rc != 0)
+        return rc;
+    struct id cmid;
+    if (ledger_find_sent(ledger, conversation, &c->profile->device_id, message_id, &cmid) != 0)
+        return 0; /* not sent from here: an unsigned recall (an admin's) */
+    uint8_t t[TRANSCRIPT_RECALL_LEN];
+    transcript_recall(conversation->b, cmid.b, t);
+    struct envelope_identity *identity = NULL;
+    CHECK(envelope_identity_import(c->profile->identity_seed, &identity) == 0);
+    envelope_identity_sign(identity, t, sizeof t, sig);
+    envelope_identity_free(identity);
+    *signed_ = true;
     return 0;
 }
 
@@ -801,7 +928,13 @@ static int open_stored(struct carechat *c, const Carechat__V1__StoredMessage *sm
     msg.urgent = sm->urgent;
     const Carechat__V1__Envelope *pe = sm->envelope;
     if (sm->recalled_at != 0 || pe == NULL) {
-        msg.state = CARECHAT_MESSAGE_RECALLED;
+        /* The sender's recall only when the sender's device signed it. */
+        bool signed_ = false;
+        int rc = verify_recall(c, &msg.conversation_id, &msg.sender_account_id, &msg.client_msg_id,
+                               sm->recall_signer_device_id, sm->recall_signature, &signed_);
+        if (rc != 0)
+            return rc;
+        msg.state = signed_ ? CARECHAT_MESSAGE_RECALLED : CARECHAT_MESSAGE_REMOVED;
         *out = msg;
         return 0;
     }
@@ -828,10 +961,21 @@ static int open_stored(struct carechat *c, const Carechat__V1__StoredMessage *sm
         *out = msg;
         return 0;
     }
+    /* The wrap names the key it was made for: the current one or an old one. */
+    uint32_t wrap_key_id = 0;
+    for (size_t i = 0; i < pe->n_wraps; i++)
+        if (pe->wraps[i]->device_id.len == ID_LEN &&
+            same(&c->profile->device_id, pe->wraps[i]->device_id.data))
+            wrap_key_id = pe->wraps[i]->key_id;
     struct envelope_enc_key *key = NULL;
-    rc = own_key(c, &key);
+    rc = own_key(c, wrap_key_id, &key);
     if (rc != 0)
         return rc;
+    if (key == NULL) {
+        msg.state = CARECHAT_MESSAGE_NO_KEY;
+        *out = msg;
+        return 0;
+    }
 
     struct envelope env;
     memset(&env, 0, sizeof env);
@@ -859,11 +1003,60 @@ static int open_stored(struct carechat *c, const Carechat__V1__StoredMessage *sm
         memcpy(env.wraps[i].wrapped_key, w->wrapped_key.data, ENVELOPE_WRAPPED_KEY_LEN);
     }
     env.n_wraps = pe->n_wraps;
+    env.header.urgent = sm->urgent;
+    env.header.sent_at = pe->sent_at;
+    env.header.counter = pe->counter;
+    /* The recipients the sender signed, as the server says: a lie about
+     * them (or the urgent flag, the counter, the time) fails the open. */
+    if (sm->n_recipients > ENVELOPE_MAX_WRAPS)
+        shaped = false;
+    env.recipients = xcalloc(sm->n_recipients + 1, sizeof *env.recipients);
+    for (size_t i = 0; shaped && i < sm->n_recipients; i++) {
+        if (!get_id(sm->recipients[i]->device_id, &env.recipients[i].device_id))
+            shaped = false;
+        env.recipients[i].key_id = sm->recipients[i]->key_id;
+    }
+    env.n_recipients = shaped ? sm->n_recipients : 0;
     struct buf plain;
     buf_init(&plain);
     int orc = shaped ? envelope_open(&env, sender_pk, key, &plain) : STATUS_BAD_REQUEST;
     free(env.wraps);
+    free(env.recipients);
     if (orc == 0) {
+        /* Authenticated context: now the replay ledger may judge it. */
+        msg.signed_sent_at = pe->sent_at;
+        msg.counter = pe->counter;
+        msg.n_recipients = sm->n_recipients > 0 ? sm->n_recipients : pe->n_wraps;
+        struct ledger *ledger = NULL;
+        rc = ledger_of(c, &ledger);
+        if (rc != 0) {
+            buf_wipe(&plain);
+            buf_cleanup(&plain);
+            return rc;
+        }
+        bool gap = false;
+        enum ledger_verdict v =
+            ledger_check(ledger, &msg.conversation_id, &msg.sender_device_id, &msg.client_msg_id,
+                         pe->counter, &msg.message_id, &gap);
+        if (v == LEDGER_NEW &&
+            ledger_record(ledger, &msg.conversation_id, &msg.sender_device_id, &msg.client_msg_id,
+                          &msg.message_id, pe->counter) != 0) {
+            buf_wipe(&plain);
+            buf_cleanup(&plain);
+            return cc_fail(c, STATUS_IO, CARECHAT_ERROR_PROFILE,
+                           "the replay ledger cannot be written");
+        }
+        msg.counter_gap = gap;
+        if (gap)
+            log_warn(MOD, "messages of a sender are missing before this one (counter gap)");
+        if (v == LEDGER_REPLAY) {
+            log_warn(MOD, "a replayed message (seen before under another message id): dropped");
+            msg.state = CARECHAT_MESSAGE_REPLAYED;
+            buf_wipe(&plain);
+            buf_cleanup(&plain);
+            *out = msg;
+            return 0;
+        }
         msg.state = content_decode(plain.data, plain.len, &msg);
         if (msg.state != CARECHAT_MESSAGE_OK)
             log_warn(MOD, "a verified message whose content this client cannot read (%s)",
@@ -931,6 +1124,10 @@ static int process(struct carechat *c, const Carechat__V1__Delivery *d,
         if (rc != 0)
             return rc;
         remember(m, &msg->message_id);
+        if (msg->state == CARECHAT_MESSAGE_REPLAYED) {
+            carechat_message_cleanup(msg);
+            return 0; /* shown once already, under its first message id */
+        }
         *got = true;
         return 0;
     }
@@ -944,14 +1141,24 @@ static int process(struct carechat *c, const Carechat__V1__Delivery *d,
             cc_push_event(c, &e);
         }
         return 0;
-    case CARECHAT__V1__DELIVERY__ITEM_RECALL:
+    case CARECHAT__V1__DELIVERY__ITEM_RECALL: {
         e.kind = CARECHAT_EVENT_RECALL;
+        struct id sender, cmid;
         if (get_id(d->recall->conversation_id, &e.conversation_id) &&
             get_id(d->recall->message_id, &e.message_id)) {
             e.at = d->recall->recalled_at;
+            if (get_id(d->recall->sender_account_id, &sender) &&
+                get_id(d->recall->client_msg_id, &cmid)) {
+                int rc = verify_recall(c, &e.conversation_id, &sender, &cmid,
+                                       d->recall->signer_device_id, d->recall->signature,
+                                       &e.signed_by_sender);
+                if (rc != 0)
+                    return rc;
+            }
             cc_push_event(c, &e);
         }
         return 0;
+    }
     case CARECHAT__V1__DELIVERY__ITEM_URGENT_ACK:
         e.kind = CARECHAT_EVENT_URGENT_ACK;
         if (get_id(d->urgent_ack->conversation_id, &e.conversation_id) &&
@@ -1087,6 +1294,7 @@ int carechat_ack(struct carechat *c) {
         return rc;
     memcpy(p->ack_cursor, m->taken, m->taken_len);
     p->ack_cursor_len = m->taken_len;
+    p->last_ack_at = clock_now();
     return cc_save_profile(c);
 }
 

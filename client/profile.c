@@ -23,7 +23,7 @@
 
 #define HEADER "carechat-profile 1"
 /* A valid profile is well under 1 KiB; anything much larger is not ours. */
-#define MAX_FILE_BYTES 8192
+#define MAX_FILE_BYTES 16384
 
 int profile_new(struct profile **out) {
     CHECK(sodium_init() >= 0);
@@ -109,14 +109,38 @@ enum field {
     F_SESSION_TOKEN,
     F_SESSION_EXPIRES_AT,
     F_ACK_CURSOR,
+    F_LAST_ACK_AT,
     F_COUNT,
 };
 
 static const char *const field_names[F_COUNT] = {
     "identity_seed",      "encryption_secret", "encryption_key_id",   "encryption_key_expires_at",
     "account_id",         "device_id",         "device_list_version", "session_token",
-    "session_expires_at", "ack_cursor",
+    "session_expires_at", "ack_cursor",        "last_ack_at",
 };
+
+#define OLD_KEY_FIELD "old_key"
+
+/* "ID EXPIRES RETIRED SECRET" of an old_key line. */
+static int parse_old_key(struct profile *p, char *v) {
+    if (p->n_old_keys == PROFILE_MAX_OLD_KEYS)
+        return STATUS_CORRUPT;
+    struct profile_old_key *k = &p->old_keys[p->n_old_keys];
+    char *save = NULL;
+    char *id = strtok_r(v, " ", &save), *exp = strtok_r(NULL, " ", &save);
+    char *ret = strtok_r(NULL, " ", &save), *sec = strtok_r(NULL, " ", &save);
+    uint64_t x, y, z;
+    if (id == NULL || exp == NULL || ret == NULL || sec == NULL ||
+        strtok_r(NULL, " ", &save) != NULL || parse_u64(id, UINT32_MAX, &x) != 0 || x == 0 ||
+        parse_u64(exp, INT64_MAX, &y) != 0 || parse_u64(ret, INT64_MAX, &z) != 0 ||
+        parse_hex_exact(sec, k->secret, PROFILE_SECRET_LEN) != 0)
+        return STATUS_CORRUPT;
+    k->key_id = (uint32_t)x;
+    k->expires_at = (int64_t)y;
+    k->retired_at = (int64_t)z;
+    p->n_old_keys++;
+    return 0;
+}
 
 static int parse_field(struct profile *p, enum field f, const char *v) {
     uint64_t x = 0;
@@ -161,6 +185,10 @@ static int parse_field(struct profile *p, enum field f, const char *v) {
         buf_cleanup(&b);
         return rc == 0 ? 0 : STATUS_CORRUPT;
     }
+    case F_LAST_ACK_AT:
+        rc = parse_u64(v, INT64_MAX, &x);
+        p->last_ack_at = (int64_t)x;
+        return rc;
     case F_COUNT:
         break;
     }
@@ -180,6 +208,12 @@ static int parse(char *s, struct profile *p) {
         if (sp == NULL)
             return STATUS_CORRUPT;
         *sp = '\0';
+        if (strcmp(line, OLD_KEY_FIELD) == 0) {
+            int rc = parse_old_key(p, sp + 1);
+            if (rc != 0)
+                return rc;
+            continue;
+        }
         int f = 0;
         while (f < F_COUNT && strcmp(field_names[f], line) != 0)
             f++;
@@ -207,7 +241,7 @@ static int parse(char *s, struct profile *p) {
     p->has_session = present[2];
     /* A device needs its keys, and a session its device. */
     if ((p->has_device && !p->has_keys) || (p->has_session && !p->has_device) ||
-        (seen[F_ACK_CURSOR] && !p->has_device))
+        (seen[F_ACK_CURSOR] && !p->has_device) || (p->n_old_keys > 0 && !p->has_keys))
         return STATUS_CORRUPT;
     return 0;
 }
@@ -291,6 +325,74 @@ static int prepare_dir(const char *dir) {
     return check_private(&st);
 }
 
+/* Writes `len` bytes to `tmp`, syncs, renames it over `path` and syncs `dir`. */
+static int write_atomic(const char *dir, const char *path, const char *tmp, const uint8_t *data,
+                        size_t len) {
+    (void)unlink(tmp);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return STATUS_IO;
+    int rc = write_all(fd, data, len);
+    if (rc == 0 && fsync(fd) != 0)
+        rc = STATUS_IO;
+    if (close(fd) != 0 && rc == 0)
+        rc = STATUS_IO;
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = STATUS_IO;
+    if (rc != 0) {
+        (void)unlink(tmp);
+        return rc;
+    }
+    /* The rename is durable once the directory is synced. */
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        if (fsync(dfd) != 0)
+            rc = STATUS_IO;
+        close(dfd);
+    }
+    return rc;
+}
+
+int profile_write_file(const char *dir, const char *name, const uint8_t *data, size_t len) {
+    char path[PATH_MAX], tmp[PATH_MAX], tmpname[NAME_MAX];
+    if (snprintf(tmpname, sizeof tmpname, "%s.tmp", name) >= (int)sizeof tmpname ||
+        file_path(dir, name, path) != 0 || file_path(dir, tmpname, tmp) != 0)
+        return STATUS_BAD_REQUEST;
+    int rc = prepare_dir(dir);
+    if (rc != 0)
+        return rc;
+    return write_atomic(dir, path, tmp, data, len);
+}
+
+int profile_read_file(const char *dir, const char *name, size_t max, struct buf *out) {
+    char path[PATH_MAX];
+    if (file_path(dir, name, path) != 0)
+        return STATUS_BAD_REQUEST;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return errno == ENOENT ? STATUS_NOT_FOUND : STATUS_IO;
+    struct stat st;
+    int rc = fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ? STATUS_IO : check_private(&st);
+    if (rc == 0 && (uint64_t)st.st_size > max)
+        rc = STATUS_CORRUPT;
+    uint8_t chunk[4096];
+    while (rc == 0) {
+        ssize_t n = read(fd, chunk, sizeof chunk);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            rc = STATUS_IO;
+        else if (n == 0)
+            break;
+        else if (out->len + (size_t)n > max)
+            rc = STATUS_CORRUPT;
+        else
+            buf_append(out, chunk, (size_t)n);
+    }
+    close(fd);
+    return rc;
+}
+
 int profile_save(const char *dir, const struct profile *p) {
     char path[PATH_MAX], tmp[PATH_MAX];
     if (file_path(dir, PROFILE_FILE, path) != 0 || file_path(dir, PROFILE_FILE ".tmp", tmp) != 0)
@@ -308,7 +410,16 @@ int profile_save(const char *dir, const struct profile *p) {
         buf_printf(&text, "%s %" PRIu32 "\n%s %" PRId64 "\n", field_names[F_ENCRYPTION_KEY_ID],
                    p->encryption_key_id, field_names[F_ENCRYPTION_KEY_EXPIRES_AT],
                    p->encryption_key_expires_at);
+        for (size_t i = 0; i < p->n_old_keys; i++) {
+            const struct profile_old_key *k = &p->old_keys[i];
+            buf_printf(&text, "%s %" PRIu32 " %" PRId64 " %" PRId64 " ", OLD_KEY_FIELD, k->key_id,
+                       k->expires_at, k->retired_at);
+            hex_encode(k->secret, PROFILE_SECRET_LEN, &text);
+            buf_append_u8(&text, '\n');
+        }
     }
+    if (p->last_ack_at > 0)
+        buf_printf(&text, "%s %" PRId64 "\n", field_names[F_LAST_ACK_AT], p->last_ack_at);
     if (p->has_device) {
         put_hex(&text, field_names[F_ACCOUNT_ID], p->account_id.b, ID_LEN);
         put_hex(&text, field_names[F_DEVICE_ID], p->device_id.b, ID_LEN);
@@ -323,31 +434,7 @@ int profile_save(const char *dir, const struct profile *p) {
                    p->session_expires_at);
     }
 
-    (void)unlink(tmp);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) {
-        rc = STATUS_IO;
-        goto out;
-    }
-    rc = write_all(fd, text.data, text.len);
-    if (rc == 0 && fsync(fd) != 0)
-        rc = STATUS_IO;
-    if (close(fd) != 0 && rc == 0)
-        rc = STATUS_IO;
-    if (rc == 0 && rename(tmp, path) != 0)
-        rc = STATUS_IO;
-    if (rc != 0) {
-        (void)unlink(tmp);
-        goto out;
-    }
-    /* The rename is durable once the directory is synced. */
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        if (fsync(dfd) != 0)
-            rc = STATUS_IO;
-        close(dfd);
-    }
-out:
+    rc = write_atomic(dir, path, tmp, text.data, text.len);
     buf_wipe(&text);
     buf_cleanup(&text);
     return rc;

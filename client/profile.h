@@ -14,6 +14,13 @@
  *   session_expires_at          its absolute expiry
  *   ack_cursor                  the last delivery cursor this device
  *                               acknowledged (hex, opaque; absent: none yet)
+ *   old_key                     a rotated-away encryption key, kept to open
+ *                               what was wrapped to it: "ID EXPIRES RETIRED
+ *                               SECRET" (retired: when it was replaced, Unix
+ *                               ms; secret in hex); at most PROFILE_MAX_OLD_KEYS
+ *                               lines, wiped by libcarechat after a grace period
+ *   last_ack_at                 when this device last acknowledged deliveries
+ *                               (Unix ms; 0 or absent: never)
  * Public keys are derived from the secrets; signatures are made again when
  * needed (Ed25519 is deterministic).
  *
@@ -32,13 +39,17 @@
 #define CLIENT_PROFILE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
+#include "base/buf.h"
 #include "base/id.h"
 
 #define PROFILE_SECRET_LEN 32
 #define PROFILE_TOKEN_LEN 32
 #define PROFILE_MAX_CURSOR 32
+/* Rotated-away encryption keys a profile keeps at once. */
+#define PROFILE_MAX_OLD_KEYS 8
 /* The file's name inside the profile directory. */
 #define PROFILE_FILE "profile"
 
@@ -49,6 +60,16 @@ struct profile {
     uint8_t encryption_secret[PROFILE_SECRET_LEN];
     uint32_t encryption_key_id; /* non-zero when has_keys */
     int64_t encryption_key_expires_at;
+
+    /* Encryption keys rotated away, still opening what was wrapped to them. */
+    size_t n_old_keys;
+    struct profile_old_key {
+        uint32_t key_id;
+        int64_t expires_at;
+        int64_t retired_at;
+        uint8_t secret[PROFILE_SECRET_LEN];
+    } old_keys[PROFILE_MAX_OLD_KEYS];
+    int64_t last_ack_at;
 
     /* The server's ids for this device, after the first Login or Register. */
     bool has_device;
@@ -88,5 +109,17 @@ int profile_load(const char *dir, struct profile **out);
  * access for group or others or another owner; STATUS_IO when it cannot be
  * created or written (the old file, if any, is then unchanged). */
 int profile_save(const char *dir, const struct profile *p);
+
+/* Replaces DIR/NAME (a file of the profile directory other than the profile
+ * itself) with the `len` bytes at `data`, atomically and durably as
+ * profile_save() does, mode 0600. Returns 0, STATUS_FORBIDDEN or STATUS_IO as
+ * profile_save(). */
+int profile_write_file(const char *dir, const char *name, const uint8_t *data, size_t len);
+
+/* Reads DIR/NAME (at most `max` bytes) into `out` (appended). Returns 0;
+ * STATUS_NOT_FOUND when it does not exist; STATUS_FORBIDDEN when it is open
+ * to group or others or another owner's; STATUS_CORRUPT when it is larger
+ * than `max`; STATUS_IO. */
+int profile_read_file(const char *dir, const char *name, size_t max, struct buf *out);
 
 #endif

@@ -52,6 +52,14 @@ static struct profile *full_profile(void) {
     p->has_session = true;
     rand_bytes(p->session_token, sizeof p->session_token);
     p->session_expires_at = 1800000000000LL;
+    p->n_old_keys = 2;
+    for (size_t i = 0; i < 2; i++) {
+        p->old_keys[i].key_id = (uint32_t)(10 + i);
+        p->old_keys[i].expires_at = 1800000000000LL + (int64_t)i;
+        p->old_keys[i].retired_at = 1700000000000LL + (int64_t)i;
+        rand_bytes(p->old_keys[i].secret, PROFILE_SECRET_LEN);
+    }
+    p->last_ack_at = 1750000000000LL;
     return p;
 }
 
@@ -84,6 +92,15 @@ static void test_profile_round_trip_private_modes(void **state) {
     assert_memory_equal(q->ack_cursor, "\x81\x02\x03", 3);
     assert_memory_equal(q->session_token, p->session_token, PROFILE_TOKEN_LEN);
     assert_int_equal(q->session_expires_at, p->session_expires_at);
+    /* Rotated-away keys, kept to open what was wrapped to them. */
+    assert_int_equal(q->n_old_keys, 2);
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(q->old_keys[i].key_id, p->old_keys[i].key_id);
+        assert_true(q->old_keys[i].expires_at == p->old_keys[i].expires_at);
+        assert_true(q->old_keys[i].retired_at == p->old_keys[i].retired_at);
+        assert_memory_equal(q->old_keys[i].secret, p->old_keys[i].secret, PROFILE_SECRET_LEN);
+    }
+    assert_true(q->last_ack_at == p->last_ack_at);
 
     /* Dropping the session (logout) keeps the device. */
     q->has_session = false;

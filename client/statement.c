@@ -35,7 +35,8 @@ static int compare_devices(const void *a, const void *b) {
 }
 
 int statement_device_list(const struct id *account_id, uint64_t version,
-                          const struct statement_device *devices, size_t n, struct buf *out) {
+                          const struct statement_device *devices, size_t n,
+                          const uint8_t *prev_hash, struct buf *out) {
     if (n == 0 || n > STATEMENT_MAX_DEVICES)
         return STATUS_BAD_REQUEST;
     struct statement_device sorted[STATEMENT_MAX_DEVICES];
@@ -59,6 +60,10 @@ int statement_device_list(const struct id *account_id, uint64_t version,
     for (size_t i = 0; i < n; i++) {
         buf_append(out, sorted[i].device_id.b, ID_LEN);
         buf_append(out, sorted[i].identity_key, STATEMENT_KEY_LEN);
+    }
+    if (version >= 2) {
+        static const uint8_t zeros[STATEMENT_HASH_LEN];
+        buf_append(out, prev_hash != NULL ? prev_hash : zeros, STATEMENT_HASH_LEN);
     }
     return 0;
 }

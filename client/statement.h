@@ -15,6 +15,9 @@
  *     count                          4  big-endian
  *     for each entry in ascending bytewise order of device_id:
  *       device_id 16 || identity_key 32
+ *     from version 2 on: prev_list_hash 32, the previous version's list hash
+ *   A list's hash (the next version's prev_list_hash) is SHA-256 of these
+ *   bytes, so the versions form a chain.
  *
  * Pure functions of their arguments: no global state, safe from any thread.
  */
@@ -29,6 +32,7 @@
 
 #define STATEMENT_KEY_LEN 32 /* Ed25519 and X25519 public keys */
 #define STATEMENT_ENCRYPTION_KEY_LEN 70
+#define STATEMENT_HASH_LEN 32
 /* Most devices in one list (carechat.proto DeviceList). */
 #define STATEMENT_MAX_DEVICES 32
 
@@ -43,10 +47,12 @@ void statement_encryption_key(const uint8_t encryption_key[STATEMENT_KEY_LEN], u
                               int64_t expires_at, uint8_t out[STATEMENT_ENCRYPTION_KEY_LEN]);
 
 /* Appends the signed bytes of the device list of `account_id` at `version` with
- * the `n` devices at `devices` (borrowed, in any order) to `out`. Returns 0, or
+ * the `n` devices at `devices` (borrowed, in any order) and, from version 2
+ * on, `prev_hash` (STATEMENT_HASH_LEN bytes; NULL: zeros) to `out`. Returns 0, or
  * STATUS_BAD_REQUEST (leaving `out` unchanged) when `n` is 0 or above
  * STATEMENT_MAX_DEVICES or a device id appears twice. */
 int statement_device_list(const struct id *account_id, uint64_t version,
-                          const struct statement_device *devices, size_t n, struct buf *out);
+                          const struct statement_device *devices, size_t n,
+                          const uint8_t *prev_hash, struct buf *out);
 
 #endif

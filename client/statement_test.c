@@ -44,10 +44,10 @@ static void test_statement_device_list_layout_sorted(void **state) {
     struct buf a, b;
     buf_init(&a);
     buf_init(&b);
-    assert_int_equal(statement_device_list(&account, 0x0102, d, 2, &a), 0);
+    assert_int_equal(statement_device_list(&account, 0x0102, d, 2, NULL, &a), 0);
     struct statement_device swapped[2] = {d[1], d[0]};
-    assert_int_equal(statement_device_list(&account, 0x0102, swapped, 2, &b), 0);
-    assert_int_equal(a.len, 23 + 16 + 8 + 4 + 2 * 48);
+    assert_int_equal(statement_device_list(&account, 0x0102, swapped, 2, NULL, &b), 0);
+    assert_int_equal(a.len, 23 + 16 + 8 + 4 + 2 * 48 + 32); /* prev hash: zeros */
     assert_int_equal(b.len, a.len);
     assert_memory_equal(a.data, b.data, a.len);
 
@@ -60,6 +60,13 @@ static void test_statement_device_list_layout_sorted(void **state) {
     assert_memory_equal(p + 67, d[1].identity_key, 32);
     assert_memory_equal(p + 99, d[0].device_id.b, 16);
     assert_memory_equal(p + 115, d[0].identity_key, 32);
+    /* From version 2 on, the previous list's hash follows. */
+    uint8_t prev[32];
+    memset(prev, 0x5a, sizeof prev);
+    buf_reset(&b);
+    assert_int_equal(statement_device_list(&account, 2, d, 2, prev, &b), 0);
+    assert_int_equal(b.len, 23 + 16 + 8 + 4 + 2 * 48 + 32);
+    assert_memory_equal(b.data + b.len - 32, prev, 32);
     buf_cleanup(&a);
     buf_cleanup(&b);
 }
@@ -73,13 +80,13 @@ static void test_statement_device_list_refuses_bad_lists(void **state) {
         d[i].device_id.b[0] = (uint8_t)i;
     struct buf out;
     buf_init(&out);
-    assert_int_equal(statement_device_list(&account, 1, d, 0, &out), STATUS_BAD_REQUEST);
-    assert_int_equal(statement_device_list(&account, 1, d, STATEMENT_MAX_DEVICES + 1, &out),
+    assert_int_equal(statement_device_list(&account, 1, d, 0, NULL, &out), STATUS_BAD_REQUEST);
+    assert_int_equal(statement_device_list(&account, 1, d, STATEMENT_MAX_DEVICES + 1, NULL, &out),
                      STATUS_BAD_REQUEST);
-    assert_int_equal(statement_device_list(&account, 1, d, STATEMENT_MAX_DEVICES, &out), 0);
+    assert_int_equal(statement_device_list(&account, 1, d, STATEMENT_MAX_DEVICES, NULL, &out), 0);
     size_t len = out.len;
     d[1].device_id = d[0].device_id;
-    assert_int_equal(statement_device_list(&account, 1, d, 2, &out), STATUS_BAD_REQUEST);
+    assert_int_equal(statement_device_list(&account, 1, d, 2, NULL, &out), STATUS_BAD_REQUEST);
     assert_int_equal(out.len, len);
     buf_cleanup(&out);
 }

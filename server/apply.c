@@ -56,6 +56,7 @@ static const apply_kind_fn kinds[] = {
     [KIND(DEVICE_REMOVE)] = apply_device_remove,
     [KIND(KEY_ROTATE)] = apply_key_rotate,
     [KIND(DEVICE_LIST_PUBLISH)] = apply_device_list,
+    [KIND(DEVICE_LIST_RESET)] = apply_device_list_reset,
     [KIND(ACCOUNT_DEACTIVATE)] = apply_deactivate,
     [KIND(PASSWORD_CHANGE)] = apply_password_change,
     [KIND(INVITE_REVOKE)] = apply_invite_revoke,

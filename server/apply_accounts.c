@@ -525,7 +525,8 @@ int apply_device_list(struct store_txn *txn, const Carechat__Entry__V1__Entry *e
         return rc;
     struct rec_list_item items[REC_LIST_MAX];
     const uint8_t *signer_key = NULL;
-    if (p->version != a.list_version + 1 || p->n_devices != a.n_devices) {
+    uint8_t key_copy[REC_KEY_LEN];
+    if (p->n_devices == 0 || p->n_devices > a.n_devices) {
         rc = STATUS_CONFLICT;
         goto out;
     }
@@ -551,18 +552,26 @@ int apply_device_list(struct store_txn *txn, const Carechat__Entry__V1__Entry *e
             rc = STATUS_CONFLICT;
             goto out;
         }
-        if (memcmp(items[i].device_id.b, signer.b, ID_LEN) == 0)
-            signer_key = items[i].identity_key;
     }
-    if (!signer_key) {
-        rc = STATUS_FORBIDDEN;
+    uint8_t stored_hash[REC_HASH_LEN];
+    rules_device_list_hash(&account, a.list_version, a.list, a.n_list, a.list_prev_hash,
+                           stored_hash);
+    rc = rules_device_list_follows(a.list_version, stored_hash, a.list, a.n_list, a.list_reset,
+                                   p->version, p->prev_list_hash.data, p->prev_list_hash.len,
+                                   &signer, items, p->n_devices, &signer_key);
+    if (rc != 0)
         goto out;
-    }
-    rc = rules_verify_device_list(&account, p->version, items, p->n_devices, signer_key,
+    memcpy(key_copy, signer_key, REC_KEY_LEN);
+    rc = rules_verify_device_list(&account, p->version, items, p->n_devices,
+                                  p->prev_list_hash.len ? p->prev_list_hash.data : NULL, key_copy,
                                   p->signature.data);
     if (rc != 0)
         goto out;
     a.list_version = p->version;
+    a.list_reset = false;
+    memset(a.list_prev_hash, 0, REC_HASH_LEN);
+    if (p->prev_list_hash.len == REC_HASH_LEN)
+        memcpy(a.list_prev_hash, p->prev_list_hash.data, REC_HASH_LEN);
     a.list_signer = signer;
     memcpy(a.list_signature, p->signature.data, REC_SIG_LEN);
     a.n_list = (uint32_t)p->n_devices;
@@ -664,6 +673,32 @@ int apply_reactivate(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
         rc = txn_delete(txn, CF_ACCOUNTS, k, sizeof k);
     if (rc == 0)
         rc = apply_audit(txn, e, REC_AUDIT_ACCOUNT_REACTIVATE, 0, &actor, target.b, ID_LEN,
+                         t.role == REC_ROLE_PATIENT ? &target : NULL);
+    rec_account_cleanup(&t);
+    return rc;
+}
+
+int apply_device_list_reset(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                            struct buf *result) {
+    const Carechat__Entry__V1__DeviceListReset *m = e->device_list_reset;
+    struct id actor, target;
+    if (!m || !apply_id_field(m->account_id, &target))
+        return STATUS_BAD_REQUEST;
+    struct rec_account a, t;
+    int rc = apply_actor_account(txn, e, &actor, &a);
+    if (rc != 0)
+        return rc;
+    const bool admin = a.role == REC_ROLE_ADMIN || a.role == REC_ROLE_SYSADMIN;
+    rec_account_cleanup(&a);
+    if (!admin)
+        return STATUS_FORBIDDEN;
+    if ((rc = apply_read_account(txn, &target, &t)) != 0)
+        return rc;
+    t.list_reset = true;
+    t.list_reset_at = e->time;
+    rc = apply_write_account(txn, &target, &t);
+    if (rc == 0)
+        rc = apply_audit(txn, e, REC_AUDIT_DEVICE_LIST_RESET, 0, &actor, target.b, ID_LEN,
                          t.role == REC_ROLE_PATIENT ? &target : NULL);
     rec_account_cleanup(&t);
     return rc;

@@ -295,7 +295,7 @@ static void run_scenario(struct fixture_db *db) {
     }
     struct buf msg;
     buf_init(&msg);
-    rules_device_list_message(&prov.id, 1, items, 5, &msg);
+    rules_device_list_message(&prov.id, 1, items, 5, NULL, &msg);
     uint8_t sig[64];
     crypto_sign_detached(sig, NULL, msg.data, msg.len, d[0].sk);
     buf_cleanup(&msg);
@@ -311,8 +311,8 @@ static void run_scenario(struct fixture_db *db) {
     pub.signature = fixture_bin(sig, 64);
     e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_DEVICE_LIST_PUBLISH;
     e.device_list_publish = &pub;
-    pub.n_devices = 4; /* not every device */
-    assert_int_equal(fixture_propose(db, &e), STATUS_CONFLICT);
+    pub.n_devices = 4; /* a subset is allowed, but the signature covers five */
+    assert_int_equal(fixture_propose(db, &e), STATUS_BAD_REQUEST);
     pub.n_devices = 5;
     assert_int_equal(fixture_propose(db, &e), 0);
     assert_int_equal(fixture_propose(db, &e), STATUS_CONFLICT); /* version must be the next one */

@@ -589,7 +589,12 @@ int apply_recall(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, str
         .client_msg_id = m.client_msg_id,
         .envelope_version = m.envelope_version,
         .recalled_at = e->time,
+        .sender_sent_at = m.sender_sent_at,
+        .counter = m.counter,
     };
+    /* A recall the proposer verified as signed by the sender's device. */
+    if (r->signature.len == REC_SIG_LEN && apply_id_field(r->signer_device_id, &tomb.recall_signer))
+        tomb.recall_signature = (struct rec_bytes){r->signature.data, r->signature.len};
     struct buf t;
     buf_init(&t);
     rec_message_encode(&tomb, &t);

@@ -113,7 +113,7 @@ static int csend(struct fixture_db *db, const struct fixture_person *from,
     m.message_id = fixture_bin(mid, 16);
     m.client_msg_id = fixture_bin(cmid, 16);
     m.urgent = urgent;
-    m.envelope_version = 1;
+    m.envelope_version = 2;
     m.sender_device_id = fixture_bin(from_dev->id.b, 16);
     m.header = fixture_bin("hdr-canary", 10);
     m.body = fixture_bin(body, strlen(body));

@@ -49,6 +49,8 @@ int apply_key_rotate(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
                      struct buf *result);
 int apply_device_list(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
                       struct buf *result);
+int apply_device_list_reset(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                            struct buf *result);
 int apply_deactivate(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
                      struct buf *result);
 int apply_reactivate(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,

@@ -214,8 +214,9 @@ int apply_inbox_ack(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
 
 struct member_view {
     struct id account;
-    uint32_t n_devices;  /* per the account record */
-    uint32_t n_expected; /* of the entry's member_device_ids that exist */
+    uint32_t n_devices;    /* its recipient devices (server/send_rules.h send_is_recipient()) */
+    uint32_t n_expected;   /* of the entry's member_device_ids that exist */
+    struct rec_account *a; /* its record (owned), for send_is_recipient() */
 };
 
 /* Checks the envelope's shape (server/send_rules.h) and copies its wraps
@@ -272,6 +273,8 @@ static int listed_devices(struct store_txn *txn, const Carechat__Entry__V1__Mess
         for (uint32_t j = 0; j < n_members && !found; j++) {
             int rc =
                 apply_read_device_key(txn, &members[j].account, &d->id, &d->key_id, &d->expires_at);
+            if (rc == 0 && !send_is_recipient(members[j].a, &d->id))
+                rc = STATUS_NOT_FOUND; /* not (or no longer) in the signed list */
             if (rc == 0) {
                 members[j].n_expected++;
                 d->account = members[j].account;
@@ -288,6 +291,14 @@ static int listed_devices(struct store_txn *txn, const Carechat__Entry__V1__Mess
         if (members[j].n_expected != members[j].n_devices)
             *current = false;
     return STATUS_OK;
+}
+
+static void free_members(struct member_view *members, uint32_t n) {
+    for (uint32_t j = 0; j < n; j++) {
+        rec_account_cleanup(members[j].a);
+        free(members[j].a);
+    }
+    free(members);
 }
 
 /* Offers `item` to the inbox of `device` (of `account`) within `lim`; the
@@ -358,21 +369,43 @@ int apply_send(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struc
     /* The recipients are the active members whose accounts are active
      * (pending, departed and removed members and deactivated accounts receive
      * nothing; apply_entry() refused a deactivated sender already). */
-    struct member_view members[REC_MEMBERS_MAX];
+    struct member_view *members = xcalloc(REC_MEMBERS_MAX, sizeof *members);
     uint32_t n_active = 0;
-    for (uint32_t j = 0; j < c.n_members; j++) {
+    for (uint32_t j = 0; j < c.n_members && rc == 0; j++) {
         struct rec_member mm;
-        struct rec_account a;
-        if ((rc = apply_read_member(txn, &conv, &c.members[j], &mm)) != 0)
-            return rc;
-        if (mm.state != REC_ACTIVE)
+        struct rec_account *a = xcalloc(1, sizeof *a);
+        if ((rc = apply_read_member(txn, &conv, &c.members[j], &mm)) != 0 ||
+            mm.state != REC_ACTIVE || (rc = apply_read_account(txn, &c.members[j], a)) != 0) {
+            free(a);
             continue;
-        if ((rc = apply_read_account(txn, &c.members[j], &a)) != 0)
-            return rc;
-        if (a.active)
-            members[n_active++] =
-                (struct member_view){.account = c.members[j], .n_devices = a.n_devices};
-        rec_account_cleanup(&a);
+        }
+        if (!a->active) {
+            rec_account_cleanup(a);
+            free(a);
+            continue;
+        }
+        /* Its recipient devices: all of them, or the listed ones that exist. */
+        uint32_t n = a->n_devices;
+        if (a->list_version > 0) {
+            n = 0;
+            for (uint32_t i = 0; i < a->n_list && rc == 0; i++) {
+                uint32_t kid;
+                int64_t exp;
+                rc = apply_read_device_key(txn, &c.members[j], &a->list[i].device_id, &kid, &exp);
+                if (rc == 0)
+                    n++;
+                else if (rc == STATUS_NOT_FOUND)
+                    rc = 0;
+            }
+        }
+        members[n_active++] = (struct member_view){.account = c.members[j], .n_devices = n, .a = a};
+        /* The sender's device must be listed (approved) to send. */
+        if (rc == 0 && id_equal(&c.members[j], &sender) && !send_is_recipient(a, &sender_device))
+            rc = STATUS_FORBIDDEN;
+    }
+    if (rc != 0) {
+        free_members(members, n_active);
+        return rc;
     }
     /* The device-set check (server/send_rules.h) against the proposer's
      * view, which must also still be current. */
@@ -398,7 +431,7 @@ int apply_send(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struc
     c.last_seq++;
     if ((rc = apply_write_conv(txn, &conv, &c)) != 0 ||
         (rc = touch_activity(txn, &conv, &c, e->time)) != 0)
-        return rc;
+        goto out;
     struct rec_message msg = {
         .message_id = message_id,
         .sender_account = sender,
@@ -413,6 +446,8 @@ int apply_send(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struc
         .signature = {m->signature.data, m->signature.len},
         .n_wraps = (uint32_t)m->n_wraps,
         .wraps = wraps,
+        .sender_sent_at = m->sender_sent_at,
+        .counter = m->counter,
     };
     struct key k;
     rec_message_encode(&msg, &v);
@@ -470,6 +505,7 @@ out:
     buf_cleanup(&v);
     free(mm);
     free(devs);
+    free_members(members, n_active);
     return rc;
 }
 

@@ -132,7 +132,7 @@ static int send_msg(struct fixture_db *db, const struct fixture_person *from,
     m.conversation_id = fixture_bin(conv->b, 16);
     m.message_id = fixture_bin(mid, 16);
     m.client_msg_id = fixture_bin(cmid, 16);
-    m.envelope_version = 1;
+    m.envelope_version = 2;
     m.sender_device_id = fixture_bin(from_dev->id.b, 16);
     m.body = fixture_bin("ciphertext", 10);
     m.body_nonce = fixture_bin(nonce, 24);

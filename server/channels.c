@@ -26,6 +26,7 @@
 #include "base/status.h"
 #include "server/conversations.h"
 #include "server/delivery.h"
+#include "server/send_rules.h"
 #include "storage/keys.h"
 
 #define CHANNEL_EXTRA_MAX 64
@@ -298,6 +299,34 @@ int channels_recall(struct req *r) {
     int rc = c ? read_ref(r->h, &r->conv_id, &mid, &ref) : STATUS_NOT_FOUND;
     if (rc == 0 && r->hc->role != REC_ROLE_ADMIN && !id_equal(&ref.sender_account, &r->hc->account))
         rc = STATUS_FORBIDDEN;
+    /* A signed recall is the sender's own: the signature must be this
+     * device's, over the message's client_msg_id, and this device must be
+     * one of the sender's. */
+    if (rc == 0 && m->signature.len != 0) {
+        if (m->signature.len != REC_SIG_LEN || !id_equal(&ref.sender_account, &r->hc->account)) {
+            free(l);
+            return req_fail(r, STATUS_BAD_REQUEST, "a recall is signed only by the sender");
+        }
+        struct key k;
+        key_id_u64(&k, &r->conv_id, ref.seq);
+        struct buf v;
+        buf_init(&v);
+        struct rec_message msg;
+        struct rec_device dev;
+        rc = store_get(r->h->store, CF_MESSAGES, k.b, k.len, &v);
+        if (rc == 0)
+            rc = rec_message_decode(v.data, v.len, &msg);
+        if (rc == 0 && (rc = req_read_device(r->h, &r->hc->account, &r->hc->device, &dev)) == 0) {
+            rc = send_verify_recall(dev.identity_key, &r->conv_id, &msg.client_msg_id,
+                                    m->signature.data);
+            rec_device_cleanup(&dev);
+        }
+        buf_cleanup(&v);
+        if (rc == STATUS_BAD_REQUEST) {
+            free(l);
+            return req_fail(r, rc, "the recall's signature does not verify");
+        }
+    }
     /* The tombstone goes to every device of every active member. */
     for (uint32_t i = 0; rc == 0 && i < c->n_members; i++) {
         struct rec_member mm;
@@ -314,6 +343,10 @@ int channels_recall(struct req *r) {
         rec.message_id = m->message_id;
         rec.n_member_devices = l->n;
         rec.member_devices = l->adp;
+        if (m->signature.len != 0) {
+            rec.signer_device_id = (ProtobufCBinaryData){ID_LEN, r->hc->device.b};
+            rec.signature = m->signature;
+        }
         e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_MESSAGE_RECALL;
         e.message_recall = &rec;
         struct op *op = op_new(r, 0);

@@ -47,10 +47,13 @@ struct server_config {
     const char *key_dir;               /* NULL: DATA_DIR/keys */
     const char *master_key;            /* NULL: KEY_DIR/master.key */
     const char *holidays_file;         /* NULL: US federal holidays (server/calendar.h) */
+    const char *old_master_key;        /* the previous master key, finishing a rotation */
+    const char *new_master_key;        /* rotate-master-key: the new master key */
     const char *tls_cert;              /* PEM certificate chain; NULL: no TLS */
     const char *tls_key;               /* PEM private key; given together with tls_cert */
     bool insecure_no_tls;              /* allow plaintext on a non-loopback address */
     bool keys_in_data;                 /* allow keys inside the data directory off loopback */
+    bool tls_compat_ciphers;           /* offer ChaCha20 and AES-128 suites besides AES-256-GCM */
     /* Browser origins allowed to open a WebSocket. A request without an Origin
      * header (native apps) is always allowed; one with an Origin must match an
      * entry exactly. No entries: every request with an Origin is refused. */

@@ -349,7 +349,7 @@ int conversations_history(struct req *r) {
         struct rec_message msg;
         if ((rc = rec_message_decode(hs->values[idx].data, hs->values[idx].len, &msg)) != 0)
             goto out;
-        size_t size = msg.header.len + msg.body.len + 512;
+        size_t size = msg.header.len + msg.body.len + 512 + (size_t)msg.n_wraps * 28;
         if (n > 0 && used + size > budget) {
             more = true;
             break;
@@ -371,6 +371,8 @@ int conversations_history(struct req *r) {
     resp.history_page = &page;
     conn_send(r->conn, &frame);
 out:
+    for (size_t i = 0; st != NULL && i < count; i++)
+        delivery_message_cleanup(&st[i]);
     free(st);
     free(ptrs);
     for (size_t i = 0; i < hs->n; i++)

@@ -31,10 +31,33 @@ void delivery_message_build(struct delivery_message *s, const struct id *conv, u
     s->sm.sent_at = m->sent_at;
     s->sm.urgent = m->urgent;
     s->sm.client_msg_id = (ProtobufCBinaryData){ID_LEN, s->client_msg_id.b};
+    s->recips = NULL;
+    s->recipp = NULL;
     if (m->recalled_at) {
         s->sm.recalled_at = m->recalled_at; /* a tombstone: no envelope */
+        if (m->recall_signature.len > 0) {
+            s->recall_signer = m->recall_signer;
+            s->sm.recall_signer_device_id = (ProtobufCBinaryData){ID_LEN, s->recall_signer.b};
+            s->sm.recall_signature =
+                (ProtobufCBinaryData){m->recall_signature.len, (uint8_t *)m->recall_signature.data};
+        }
         return;
     }
+    s->env.sent_at = m->sender_sent_at;
+    s->env.counter = m->counter;
+    s->recips = xcalloc(m->n_wraps + 1, sizeof *s->recips);
+    s->recipp = xcalloc(m->n_wraps + 1, sizeof *s->recipp);
+    for (uint32_t i = 0; i < m->n_wraps; i++) {
+        /* Device ids point into the record (wraps_raw), which outlives us. */
+        const uint8_t *raw =
+            m->wraps_raw + (size_t)i * (ID_LEN + 4 + REC_ENC_LEN + REC_WRAPPED_LEN);
+        carechat__v1__wrap_recipient__init(&s->recips[i]);
+        s->recips[i].device_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)raw};
+        s->recips[i].key_id = key_get_u32(raw + ID_LEN);
+        s->recipp[i] = &s->recips[i];
+    }
+    s->sm.n_recipients = m->n_wraps;
+    s->sm.recipients = s->recipp;
     s->env.version = m->envelope_version;
     s->env.sender_device_id = (ProtobufCBinaryData){ID_LEN, s->sender_device.b};
     s->env.header = (ProtobufCBinaryData){m->header.len, (uint8_t *)m->header.data};
@@ -56,6 +79,13 @@ void delivery_message_build(struct delivery_message *s, const struct id *conv, u
         break;
     }
     s->sm.envelope = &s->env;
+}
+
+void delivery_message_cleanup(struct delivery_message *s) {
+    free(s->recips);
+    free(s->recipp);
+    s->recips = NULL;
+    s->recipp = NULL;
 }
 
 /* Reads message `seq` of `conv` into `v` (its bytes) and *m (borrowing v). */
@@ -92,6 +122,7 @@ static void deliver_item(struct hconn *hc, uint64_t pos, const struct rec_item *
             d.item_case = CARECHAT__V1__DELIVERY__ITEM_MESSAGE;
             d.message = &s->sm;
             req_send_server_request(hc, &frame);
+            delivery_message_cleanup(s);
         } else
             log_warn("delivery", "inbox entry %llu names an unreadable message (%s)",
                      (unsigned long long)pos, status_str(rc));
@@ -115,9 +146,23 @@ static void deliver_item(struct hconn *hc, uint64_t pos, const struct rec_item *
         ev.message_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)item->message_id.b};
         ev.seq = item->seq;
         ev.recalled_at = item->at;
+        /* The tombstone names the sender and carries the recall's signature. */
+        struct buf v;
+        struct rec_message m;
+        buf_init(&v);
+        if (read_message(hc->h, &item->conversation_id, item->seq, &v, &m) == 0) {
+            ev.sender_account_id = (ProtobufCBinaryData){ID_LEN, m.sender_account.b};
+            ev.client_msg_id = (ProtobufCBinaryData){ID_LEN, m.client_msg_id.b};
+            if (m.recall_signature.len > 0) {
+                ev.signer_device_id = (ProtobufCBinaryData){ID_LEN, m.recall_signer.b};
+                ev.signature = (ProtobufCBinaryData){m.recall_signature.len,
+                                                     (uint8_t *)m.recall_signature.data};
+            }
+        }
         d.item_case = CARECHAT__V1__DELIVERY__ITEM_RECALL;
         d.recall = &ev;
         req_send_server_request(hc, &frame);
+        buf_cleanup(&v);
     } else if (item->kind == REC_ITEM_URGENT_ACK) {
         Carechat__V1__UrgentAckEvent ev;
         carechat__v1__urgent_ack_event__init(&ev);

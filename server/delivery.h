@@ -42,12 +42,19 @@ struct delivery_message {
     Carechat__V1__KeyWrap wrap;
     Carechat__V1__KeyWrap *wrapp;
     struct rec_wrap w;
-    struct id conv, message_id, sender_account, sender_device, client_msg_id;
+    struct id conv, message_id, sender_account, sender_device, client_msg_id, recall_signer;
+    Carechat__V1__WrapRecipient *recips; /* n_wraps of them (xcalloc), or NULL */
+    Carechat__V1__WrapRecipient **recipp;
 };
 
+/* Frees what delivery_message_build() allocated. Accepts a zeroed struct. */
+void delivery_message_cleanup(struct delivery_message *s);
+
 /* Builds in `out` message `seq` of `conv` as `device` sees it (a recalled
- * message as a tombstone without envelope). `m` and the record it was decoded
- * from must outlive `out`. */
+ * message as a tombstone without envelope, with the recall's signature), with
+ * the list of every recipient (device, key id) the sender signed. `m` and the
+ * record it was decoded from must outlive `out`; release it with
+ * delivery_message_cleanup(). */
 void delivery_message_build(struct delivery_message *out, const struct id *conv, uint64_t seq,
                             const struct rec_message *m, const struct id *device);
 

@@ -58,6 +58,8 @@ static void list_from_record(const struct id *account, const struct rec_account 
         m->list.signer_device_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)a->list_signer.b};
         m->list.signature = (ProtobufCBinaryData){REC_SIG_LEN, (uint8_t *)a->list_signature};
     }
+    if (a->list_version > 1)
+        m->list.prev_list_hash = (ProtobufCBinaryData){REC_HASH_LEN, (uint8_t *)a->list_prev_hash};
 }
 
 /* Answers with the account's stored device list. Returns 0 or a store status. */
@@ -139,20 +141,37 @@ int devices_publish_list(struct req *r) {
         return req_deny(r, STATUS_FORBIDDEN, "sign your own account's list with this device", NULL,
                         0);
     struct rec_list_item items[REC_LIST_MAX];
-    const uint8_t *signer_key = NULL;
     for (size_t i = 0; i < l->n_devices; i++) {
         const Carechat__V1__DeviceListEntry *en = l->devices[i];
         if (id_from_bytes(en->device_id.data, en->device_id.len, &items[i].device_id) != 0 ||
             en->identity_key.len != REC_KEY_LEN)
             return req_fail(r, STATUS_BAD_REQUEST, "malformed device list entry");
         memcpy(items[i].identity_key, en->identity_key.data, REC_KEY_LEN);
-        if (id_equal(&items[i].device_id, &signer))
-            signer_key = items[i].identity_key;
     }
-    if (!signer_key)
-        return req_deny(r, STATUS_FORBIDDEN, "the signer must be in the list", NULL, 0);
-    int rc = rules_verify_device_list(&account, l->version, items, l->n_devices, signer_key,
-                                      l->signature.data);
+    /* The chain: the next version after the stored list, naming its hash,
+     * signed by one of its devices (a new device is approved by an old one). */
+    struct rec_account a;
+    int rc = req_read_account(r->h, &account, &a);
+    if (rc != 0)
+        return req_fail(r, STATUS_INTERNAL, "cannot read the account");
+    uint8_t stored_hash[REC_HASH_LEN];
+    rules_device_list_hash(&account, a.list_version, a.list, a.n_list, a.list_prev_hash,
+                           stored_hash);
+    const uint8_t *signer_key = NULL;
+    uint8_t key_copy[REC_KEY_LEN];
+    rc = rules_device_list_follows(a.list_version, stored_hash, a.list, a.n_list, a.list_reset,
+                                   l->version, l->prev_list_hash.data, l->prev_list_hash.len,
+                                   &signer, items, l->n_devices, &signer_key);
+    if (signer_key != NULL)
+        memcpy(key_copy, signer_key, REC_KEY_LEN);
+    rec_account_cleanup(&a);
+    if (rc == STATUS_FORBIDDEN)
+        return req_deny(r, rc, "the signer must be a device of the current list", NULL, 0);
+    if (rc != 0)
+        return req_fail(r, rc, "not the next version of the stored list");
+    rc = rules_verify_device_list(&account, l->version, items, l->n_devices,
+                                  l->prev_list_hash.len ? l->prev_list_hash.data : NULL, key_copy,
+                                  l->signature.data);
     if (rc != 0)
         return req_fail(r, rc, "bad device list signature or duplicate devices");
     Carechat__Entry__V1__Entry e;
@@ -171,6 +190,7 @@ int devices_publish_list(struct req *r) {
     p.devices = ptrs;
     p.signer_device_id = l->signer_device_id;
     p.signature = l->signature;
+    p.prev_list_hash = l->prev_list_hash;
     e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_DEVICE_LIST_PUBLISH;
     e.device_list_publish = &p;
     return op_propose(device_op_new(r, &hc->device, false), &e);
@@ -339,6 +359,7 @@ int devices_list(struct req *r) {
         ads[i].list = &lists[i].list;
         ads[i].n_devices = dcs[i].n;
         ads[i].devices = dcs[i].ptrs;
+        ads[i].list_reset_at = accts[i].list_reset ? accts[i].list_reset_at : 0;
         adp[i] = &ads[i];
     }
     Carechat__V1__Frame frame;
@@ -407,5 +428,36 @@ int devices_lookup_account(struct req *r) {
     resp.account = &s;
     conn_send(r->conn, &frame);
     rec_account_cleanup(&a);
+    return STATUS_OK;
+}
+
+/* ---- ResetDeviceList ------------------------------------------------------------------------ */
+
+int devices_reset_list(struct req *r) {
+    struct id account;
+    const Carechat__V1__ResetDeviceList *m = r->frame->reset_device_list;
+    if (id_from_bytes(m->account_id.data, m->account_id.len, &account) != 0)
+        return req_fail(r, STATUS_BAD_REQUEST, "account_id must be 16 bytes");
+    struct op *op = op_new(r, sizeof(struct device_op));
+    struct device_op *d = OP_STATE(op, struct device_op);
+    d->account = account;
+    op->has_object = true;
+    op->object = account;
+    Carechat__Entry__V1__Entry e;
+    Carechat__Entry__V1__DeviceListReset rs;
+    entry_init(&e, clock_now(), &r->hc->account, &r->hc->device);
+    carechat__entry__v1__device_list_reset__init(&rs);
+    rs.account_id = (ProtobufCBinaryData){ID_LEN, d->account.b};
+    e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_DEVICE_LIST_RESET;
+    e.device_list_reset = &rs;
+    return op_propose(op, &e);
+}
+
+int devices_reset_list_done(struct op *op, const struct op_result *res) {
+    if (res->status != 0)
+        return op_fail(op, res->status == STATUS_IO ? STATUS_UNAVAILABLE : res->status,
+                       res->status == STATUS_NOT_FOUND ? "no such account" : "refused");
+    if (op_live(op))
+        conn_respond(op->hc->conn, op->request_id, STATUS_OK, NULL);
     return STATUS_OK;
 }

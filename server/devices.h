@@ -25,4 +25,8 @@ int devices_list(struct req *r);
 /* LookupAccount: an account the caller may see, by email. */
 int devices_lookup_account(struct req *r);
 
+/* ResetDeviceList (ADMIN, SYSADMIN): proposes a DeviceListReset. */
+int devices_reset_list(struct req *r);
+int devices_reset_list_done(struct op *op, const struct op_result *res);
+
 #endif

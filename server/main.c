@@ -14,6 +14,9 @@
  *   carechatd backup [options]       a consistent backup while serving
  *                                    (backup_tool.h)
  *   carechatd restore [options]      restore one into a new data directory
+ *   carechatd rotate-master-key --new-master-key FILE [options]
+ *                                    re-wrap every data key under a new master
+ *                                    key, on a stopped server (rekey_tool.h)
  *   carechatd --version              print the version
  *
  * Serving needs a data directory `init` created: carechatd never creates one,
@@ -44,6 +47,7 @@
 #include "server/config.h"
 #include "server/init_tool.h"
 #include "server/invite_tool.h"
+#include "server/rekey_tool.h"
 #include "server/server.h"
 
 static int serve(const struct server_config *cfg) {
@@ -87,5 +91,7 @@ int main(int argc, char **argv) {
         return backup_tool_main(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "restore") == 0)
         return restore_tool_main(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "rotate-master-key") == 0)
+        return rekey_tool_main(argc - 1, argv + 1);
     return config_run(argc, argv, NULL, config_usage(), serve);
 }

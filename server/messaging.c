@@ -139,6 +139,20 @@ int messaging_send(struct req *r) {
     if (rc != 0)
         return req_fail(r, rc, detail);
     const Carechat__V1__Envelope *env = m->envelope;
+    /* The sender's signature over the whole context: whatever the server
+     * stores and hands on is what the sending device said. */
+    struct rec_device sender;
+    rc = req_read_device(h, &hc->account, &hc->device, &sender);
+    if (rc != 0) {
+        free(wraps);
+        return req_fail(r, STATUS_INTERNAL, "cannot read the device");
+    }
+    rc = send_verify_signature(sender.identity_key, &r->conv_id, &cmid, m->urgent, env, wraps);
+    rec_device_cleanup(&sender);
+    if (rc != 0) {
+        free(wraps);
+        return req_fail(r, rc, "the envelope's signature does not verify");
+    }
 
     /* A retry of a stored message gets the first result, whatever changed. */
     struct key idem;
@@ -172,20 +186,29 @@ int messaging_send(struct req *r) {
             goto out;
         if (member.state != REC_ACTIVE)
             continue;
-        bool active = a.active;
-        rec_account_cleanup(&a);
-        if (!active)
-            continue;
+        /* A device its account's signed list does not name yet awaits
+         * approval: it does not send. */
+        if (id_equal(&c->members[j], &hc->account) && !send_is_recipient(&a, &hc->device)) {
+            rec_account_cleanup(&a);
+            rc = req_fail(r, STATUS_FORBIDDEN,
+                          "this device is not in its account's signed device list yet (approve "
+                          "it from a listed device)");
+            goto out;
+        }
         struct id ids[REC_MAX_DEVICES];
         struct req_device_key keys[REC_MAX_DEVICES];
-        size_t n;
-        if ((rc = req_account_devices(h, &c->members[j], ids, keys, &n)) != 0)
+        size_t n = 0;
+        if (a.active && (rc = req_account_devices(h, &c->members[j], ids, keys, &n)) != 0) {
+            rec_account_cleanup(&a);
             goto out;
+        }
         for (size_t i = 0; i < n; i++)
-            devs[n_devs++] = (struct send_device){.id = ids[i],
-                                                  .account = c->members[j],
-                                                  .key_id = keys[i].key_id,
-                                                  .expires_at = keys[i].expires_at};
+            if (send_is_recipient(&a, &ids[i]))
+                devs[n_devs++] = (struct send_device){.id = ids[i],
+                                                      .account = c->members[j],
+                                                      .key_id = keys[i].key_id,
+                                                      .expires_at = keys[i].expires_at};
+        rec_account_cleanup(&a);
     }
     int64_t now = clock_now();
     mm = xmalloc(sizeof *mm);
@@ -239,6 +262,8 @@ int messaging_send(struct req *r) {
     ms.member_device_ids = dev_ids;
     ms.inbox_limit = h->cfg.config->inbox_max;
     ms.inbox_sender_quota = h->cfg.config->inbox_sender_max;
+    ms.sender_sent_at = env->sent_at;
+    ms.counter = env->counter;
     e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_MESSAGE_SEND;
     e.message_send = &ms;
     rc = op_propose(op, &e);

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "base/alloc.h"
 #include "base/status.h"
 #include "server/record_codec.h"
@@ -108,6 +110,9 @@ void rec_account_encode(const struct rec_account *a, struct buf *out) {
     rec_put_u64(out, (uint64_t)a->deactivated_at);
     put_str(out, a->hold_reason ? a->hold_reason : "");
     rec_put_u64(out, (uint64_t)a->sessions_after);
+    buf_append(out, a->list_prev_hash, REC_HASH_LEN);
+    rec_put_u8(out, a->list_reset ? 1 : 0);
+    rec_put_u64(out, (uint64_t)a->list_reset_at);
 }
 
 int rec_account_decode(const uint8_t *data, size_t len, struct rec_account *out) {
@@ -140,6 +145,11 @@ int rec_account_decode(const uint8_t *data, size_t len, struct rec_account *out)
         out->hold_reason = get_str(&r);
     if (!r.bad && !at_end(&r)) /* absent in records written before 0.3's password change */
         out->sessions_after = (int64_t)get_u64(&r);
+    if (!r.bad && !at_end(&r)) { /* absent before device-list hashes */
+        get_raw(&r, out->list_prev_hash, REC_HASH_LEN);
+        out->list_reset = get_u8(&r) != 0;
+        out->list_reset_at = (int64_t)get_u64(&r);
+    }
     if (r.bad || r.p != r.end) {
         rec_account_cleanup(out);
         return STATUS_CORRUPT;
@@ -155,7 +165,7 @@ void rec_account_cleanup(struct rec_account *a) {
     free(a->display_name);
     free(a->birth_date);
     if (a->password_hash) {
-        memset(a->password_hash, 0, strlen(a->password_hash));
+        sodium_memzero(a->password_hash, strlen(a->password_hash));
         free(a->password_hash);
     }
     a->email = a->display_name = a->birth_date = a->password_hash = NULL;

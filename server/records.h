@@ -98,6 +98,13 @@ struct rec_account {
     /* Sessions created before this time no longer authenticate (a password
      * change ends the account's other sessions); 0: none. */
     int64_t sessions_after;
+    /* The stored list's hash (rules_device_list_prev_hash(); the next list's
+     * prev_list_prev_hash; zeros before the first list), and whether an
+     * administrator reset the list (the next one may be signed by any of the
+     * account's devices, which peers see as a changed identity). */
+    uint8_t list_prev_hash[REC_HASH_LEN];
+    bool list_reset;
+    int64_t list_reset_at;
 };
 
 /* Retention states, numbered as carechat.v1 RetentionState. */

@@ -180,8 +180,15 @@ void rec_message_encode(const struct rec_message *m, struct buf *out) {
         buf_append(out, w->enc, REC_ENC_LEN);
         buf_append(out, w->wrapped_key, REC_WRAPPED_LEN);
     }
-    if (m->recalled_at)
+    const bool tail = m->sender_sent_at != 0 || m->counter != 0 || m->recall_signature.len > 0;
+    if (m->recalled_at || tail)
         rec_put_u64(out, (uint64_t)m->recalled_at);
+    if (tail) {
+        rec_put_u64(out, (uint64_t)m->sender_sent_at);
+        rec_put_u64(out, m->counter);
+        rec_put_id(out, &m->recall_signer);
+        rec_put_bytes(out, m->recall_signature.data, m->recall_signature.len);
+    }
 }
 
 int rec_message_decode(const uint8_t *data, size_t len, struct rec_message *out) {
@@ -206,6 +213,12 @@ int rec_message_decode(const uint8_t *data, size_t len, struct rec_message *out)
     out->wraps_raw = rec_take(&r, (size_t)out->n_wraps * WRAP_SIZE);
     if (!r.bad && r.p != r.end)
         out->recalled_at = (int64_t)rec_get_u64(&r);
+    if (!r.bad && r.p != r.end) {
+        out->sender_sent_at = (int64_t)rec_get_u64(&r);
+        out->counter = rec_get_u64(&r);
+        rec_get_id(&r, &out->recall_signer);
+        out->recall_signature = get_bytes(&r);
+    }
     return finish(&r);
 }
 

@@ -153,8 +153,15 @@ struct rec_message {
     const struct rec_wrap *wraps;
     const uint8_t *wraps_raw;
     /* Set by a recall, which also empties header, body, nonce, signature and
-     * wraps; encoded only when not 0. */
+     * wraps; encoded only when not 0 (or when a field below follows). */
     int64_t recalled_at;
+    /* Envelope version 2 (encoded after recalled_at when any is set): the
+     * sender's signed clock and counter, and the recall's signature by the
+     * sender's device (empty: none, or an unsigned recall). */
+    int64_t sender_sent_at;
+    uint64_t counter;
+    struct id recall_signer;
+    struct rec_bytes recall_signature;
 };
 
 struct rec_msgref {

@@ -27,7 +27,10 @@ static void test_records_account_round_trip(void **state) {
         .deactivated_at = 1790000000123,
         .hold_reason = "litigation 2026-17",
         .sessions_after = 1795000000456,
+        .list_reset = true,
+        .list_reset_at = 77,
     };
+    memset(a.list_prev_hash, 0x42, REC_HASH_LEN);
     memset(a.list_signer.b, 7, ID_LEN);
     memset(a.list_signature, 9, REC_SIG_LEN);
     memset(a.list[0].device_id.b, 1, ID_LEN);
@@ -53,10 +56,18 @@ static void test_records_account_round_trip(void **state) {
     assert_true(d.deactivated_at == a.deactivated_at);
     assert_string_equal(d.hold_reason, a.hold_reason);
     assert_true(d.sessions_after == a.sessions_after);
+    assert_memory_equal(d.list_prev_hash, a.list_prev_hash, REC_HASH_LEN);
+    assert_true(d.list_reset && d.list_reset_at == 77);
     rec_account_cleanup(&d);
-    /* A record of 0.2 (without hold_reason) reads without one; one of 0.1
+    /* A record before the device-list hashes reads without them; one of 0.2
+     * (without hold_reason and sessions_after) without those; one of 0.1
      * (without deactivated_at either) as never deactivated. */
-    size_t v02 = b.len - 8 - 4 - strlen(a.hold_reason);
+    size_t before_lists = b.len - REC_HASH_LEN - 9;
+    assert_int_equal(rec_account_decode(b.data, before_lists, &d), 0);
+    assert_false(d.list_reset);
+    assert_true(d.sessions_after == a.sessions_after);
+    rec_account_cleanup(&d);
+    size_t v02 = before_lists - 8 - 4 - strlen(a.hold_reason);
     assert_int_equal(rec_account_decode(b.data, v02, &d), 0);
     assert_true(d.deactivated_at == a.deactivated_at);
     assert_null(d.hold_reason);

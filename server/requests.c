@@ -111,6 +111,7 @@ static const struct request_row rows[] = {
     ROW(VERIFY_AUDIT,              ADMIN | SYSADMIN, SESSION, READ,   VERIFY,             audit_queries_verify, NULL),
     ROW(GET_BREACH_STATUS,         SYSADMIN,         SESSION, READ,   BREACH_STATUS,      breach_status,        NULL),
     ROW(UNLOCK_LOGIN,              ADMIN | SYSADMIN, SESSION, CHANGE, ACCOUNT_UNLOCK,     admin_unlock_login,   admin_unlock_login_done),
+    ROW(RESET_DEVICE_LIST,         ADMIN | SYSADMIN, SESSION, CHANGE, DEVICE_LIST_RESET,  devices_reset_list,   devices_reset_list_done),
 };
 /* clang-format on */
 

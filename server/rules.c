@@ -99,7 +99,8 @@ static int item_cmp(const void *a, const void *b) {
 }
 
 void rules_device_list_message(const struct id *account_id, uint64_t version,
-                               const struct rec_list_item *items, size_t n, struct buf *out) {
+                               const struct rec_list_item *items, size_t n,
+                               const uint8_t *prev_hash, struct buf *out) {
     struct rec_list_item sorted[REC_LIST_MAX];
     size_t count = n < REC_LIST_MAX ? n : REC_LIST_MAX;
     memcpy(sorted, items, count * sizeof *items);
@@ -115,10 +116,44 @@ void rules_device_list_message(const struct id *account_id, uint64_t version,
         buf_append(out, sorted[i].device_id.b, ID_LEN);
         buf_append(out, sorted[i].identity_key, REC_KEY_LEN);
     }
+    if (version >= 2) {
+        static const uint8_t zeros[REC_HASH_LEN];
+        buf_append(out, prev_hash != NULL ? prev_hash : zeros, REC_HASH_LEN);
+    }
+}
+
+void rules_device_list_hash(const struct id *account_id, uint64_t version,
+                            const struct rec_list_item *items, size_t n, const uint8_t *prev_hash,
+                            uint8_t out[REC_HASH_LEN]) {
+    struct buf msg;
+    buf_init(&msg);
+    rules_device_list_message(account_id, version, items, n, prev_hash, &msg);
+    crypto_hash_sha256(out, msg.data, msg.len);
+    buf_cleanup(&msg);
+}
+
+int rules_device_list_follows(uint64_t stored_version, const uint8_t stored_hash[REC_HASH_LEN],
+                              const struct rec_list_item *stored, size_t n_stored, bool reset,
+                              uint64_t version, const uint8_t *prev_hash, size_t prev_hash_len,
+                              const struct id *signer, const struct rec_list_item *items, size_t n,
+                              const uint8_t **signer_key) {
+    *signer_key = NULL;
+    if (version != stored_version + 1)
+        return STATUS_CONFLICT;
+    if (stored_version == 0
+            ? prev_hash_len != 0
+            : prev_hash_len != REC_HASH_LEN || memcmp(prev_hash, stored_hash, REC_HASH_LEN) != 0)
+        return STATUS_CONFLICT;
+    const struct rec_list_item *from = stored_version == 0 || reset ? items : stored;
+    const size_t n_from = stored_version == 0 || reset ? n : n_stored;
+    for (size_t i = 0; i < n_from; i++)
+        if (id_equal(&from[i].device_id, signer))
+            *signer_key = from[i].identity_key;
+    return *signer_key != NULL ? STATUS_OK : STATUS_FORBIDDEN;
 }
 
 int rules_verify_device_list(const struct id *account_id, uint64_t version,
-                             const struct rec_list_item *items, size_t n,
+                             const struct rec_list_item *items, size_t n, const uint8_t *prev_hash,
                              const uint8_t signer_key[REC_KEY_LEN],
                              const uint8_t signature[REC_SIG_LEN]) {
     if (n > REC_LIST_MAX)
@@ -131,7 +166,7 @@ int rules_verify_device_list(const struct id *account_id, uint64_t version,
     }
     struct buf msg;
     buf_init(&msg);
-    rules_device_list_message(account_id, version, items, n, &msg);
+    rules_device_list_message(account_id, version, items, n, prev_hash, &msg);
     int ok = crypto_sign_verify_detached(signature, msg.data, msg.len, signer_key);
     buf_cleanup(&msg);
     return ok == 0 ? STATUS_OK : STATUS_BAD_REQUEST;

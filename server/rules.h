@@ -54,17 +54,44 @@ int rules_verify_key_signature(const uint8_t identity_key[REC_KEY_LEN],
 
 /* Appends the signed bytes of a DeviceList to `out`: "carechat.v1 device
  * list" || account_id || version (8, BE) || count (4, BE) || for each item
- * sorted by device id: device_id || identity_key. `items` is not modified. */
+ * sorted by device id: device_id || identity_key, and from version 2 on
+ * || prev_list_hash (32; NULL: zeros), the hash of the list it follows. `items`
+ * is not modified. */
 void rules_device_list_message(const struct id *account_id, uint64_t version,
-                               const struct rec_list_item *items, size_t n, struct buf *out);
+                               const struct rec_list_item *items, size_t n,
+                               const uint8_t *prev_hash, struct buf *out);
+
+/* The hash of a device list (the next version's prev_list_hash): SHA-256 of
+ * rules_device_list_message(). */
+void rules_device_list_hash(const struct id *account_id, uint64_t version,
+                            const struct rec_list_item *items, size_t n, const uint8_t *prev_hash,
+                            uint8_t out[REC_HASH_LEN]);
 
 /* Checks a device list: at most REC_LIST_MAX items, no duplicate device ids,
  * and an Ed25519 signature by `signer_key` over rules_device_list_message().
  * Returns 0, STATUS_TOO_LARGE (too many items) or STATUS_BAD_REQUEST. */
 int rules_verify_device_list(const struct id *account_id, uint64_t version,
-                             const struct rec_list_item *items, size_t n,
+                             const struct rec_list_item *items, size_t n, const uint8_t *prev_hash,
                              const uint8_t signer_key[REC_KEY_LEN],
                              const uint8_t signature[REC_SIG_LEN]);
+
+/* The chain rule of device lists, checked by PublishDeviceList's handler and
+ * by apply: a list follows the stored one (version `stored_version`, hash
+ * `stored_hash`, items `stored`) when its version is the next, its
+ * prev_list_hash (`prev_hash`, `prev_hash_len` bytes) is the stored list's
+ * hash (empty for the first list), and its signer `signer` is a device of the
+ * stored list, so that a device is added only by a device already trusted.
+ * After an administrator's reset (`reset`) and for the first list, the signer
+ * must instead be in the new list itself (trust on first use). Sets
+ * *signer_key to the identity key to verify the signature with (from the
+ * stored list when it is one of its devices). Returns 0; STATUS_CONFLICT (not
+ * the next version, or another prev_list_hash); STATUS_FORBIDDEN (the signer
+ * is not a device of the stored list). */
+int rules_device_list_follows(uint64_t stored_version, const uint8_t stored_hash[REC_HASH_LEN],
+                              const struct rec_list_item *stored, size_t n_stored, bool reset,
+                              uint64_t version, const uint8_t *prev_hash, size_t prev_hash_len,
+                              const struct id *signer, const struct rec_list_item *items, size_t n,
+                              const uint8_t **signer_key);
 
 /* True when a valid role (REC_ROLE_*). */
 bool rules_role_valid(uint32_t role);

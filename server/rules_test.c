@@ -75,8 +75,11 @@ static void test_rules_device_list_signature(void **state) {
     memset(items[1].device_id.b, 0x10, ID_LEN);
     memcpy(items[0].identity_key, pk, 32);
     memset(items[1].identity_key, 5, 32);
-    /* The signed bytes by hand: entries sorted by device id (0x10.. first). */
-    uint8_t msg[23 + 16 + 8 + 4 + 96];
+    /* The signed bytes by hand: entries sorted by device id (0x10.. first),
+     * then (version 2 on) the previous list's hash. */
+    uint8_t prev[32];
+    memset(prev, 0x77, sizeof prev);
+    uint8_t msg[23 + 16 + 8 + 4 + 96 + 32];
     memcpy(msg, "carechat.v1 device list", 23);
     memcpy(msg + 23, account.b, 16);
     key_put_u64(msg + 39, 4);
@@ -85,17 +88,69 @@ static void test_rules_device_list_signature(void **state) {
     memcpy(msg + 67, items[1].identity_key, 32);
     memcpy(msg + 99, items[0].device_id.b, 16);
     memcpy(msg + 115, items[0].identity_key, 32);
+    memcpy(msg + 147, prev, 32);
     uint8_t sig[64];
     crypto_sign_detached(sig, NULL, msg, sizeof msg, sk);
-    assert_int_equal(rules_verify_device_list(&account, 4, items, 2, pk, sig), 0);
-    assert_int_equal(rules_verify_device_list(&account, 5, items, 2, pk, sig), STATUS_BAD_REQUEST);
-    assert_int_equal(rules_verify_device_list(&account, 4, items, 1, pk, sig), STATUS_BAD_REQUEST);
+    assert_int_equal(rules_verify_device_list(&account, 4, items, 2, prev, pk, sig), 0);
+    assert_int_equal(rules_verify_device_list(&account, 4, items, 2, NULL, pk, sig),
+                     STATUS_BAD_REQUEST);
+    assert_int_equal(rules_verify_device_list(&account, 5, items, 2, prev, pk, sig),
+                     STATUS_BAD_REQUEST);
+    assert_int_equal(rules_verify_device_list(&account, 4, items, 1, prev, pk, sig),
+                     STATUS_BAD_REQUEST);
     items[1].device_id = items[0].device_id;
-    assert_int_equal(rules_verify_device_list(&account, 4, items, 2, pk, sig), STATUS_BAD_REQUEST);
+    assert_int_equal(rules_verify_device_list(&account, 4, items, 2, prev, pk, sig),
+                     STATUS_BAD_REQUEST);
     struct rec_list_item many[REC_LIST_MAX + 1];
     memset(many, 0, sizeof many);
-    assert_int_equal(rules_verify_device_list(&account, 4, many, REC_LIST_MAX + 1, pk, sig),
+    assert_int_equal(rules_verify_device_list(&account, 4, many, REC_LIST_MAX + 1, prev, pk, sig),
                      STATUS_TOO_LARGE);
+}
+
+/* The chain rule: the next version, the stored list's hash, a signer of the
+ * stored list; the first list and the one after a reset are signed by a
+ * device of their own. */
+static void test_rules_device_list_chain(void **state) {
+    struct rec_list_item old[1], next[2];
+    memset(old, 0, sizeof old);
+    memset(next, 0, sizeof next);
+    memset(old[0].device_id.b, 1, ID_LEN);
+    memset(old[0].identity_key, 0x11, 32);
+    next[0] = old[0];
+    memset(next[1].device_id.b, 2, ID_LEN);
+    memset(next[1].identity_key, 0x22, 32);
+    uint8_t h[32];
+    memset(h, 0x33, 32);
+    const uint8_t *key = NULL;
+    /* signed by the old device: accepted, with its stored key */
+    assert_int_equal(
+        rules_device_list_follows(3, h, old, 1, false, 4, h, 32, &old[0].device_id, next, 2, &key),
+        0);
+    assert_ptr_equal(key, old[0].identity_key);
+    /* signed by the new device itself (a ghost approving itself): refused */
+    assert_int_equal(
+        rules_device_list_follows(3, h, old, 1, false, 4, h, 32, &next[1].device_id, next, 2, &key),
+        STATUS_FORBIDDEN);
+    /* ... unless an administrator reset the list */
+    assert_int_equal(
+        rules_device_list_follows(3, h, old, 1, true, 4, h, 32, &next[1].device_id, next, 2, &key),
+        0);
+    /* another version, another previous hash, none: CONFLICT */
+    assert_int_equal(
+        rules_device_list_follows(3, h, old, 1, false, 5, h, 32, &old[0].device_id, next, 2, &key),
+        STATUS_CONFLICT);
+    uint8_t other[32];
+    memset(other, 0x34, 32);
+    assert_int_equal(rules_device_list_follows(3, h, old, 1, false, 4, other, 32, &old[0].device_id,
+                                               next, 2, &key),
+                     STATUS_CONFLICT);
+    assert_int_equal(rules_device_list_follows(3, h, old, 1, false, 4, NULL, 0, &old[0].device_id,
+                                               next, 2, &key),
+                     STATUS_CONFLICT);
+    /* the first list: no previous hash, self-signed */
+    assert_int_equal(rules_device_list_follows(0, h, NULL, 0, false, 1, NULL, 0, &next[1].device_id,
+                                               next, 2, &key),
+                     0);
 }
 
 static void test_rules_invite_and_visibility(void **state) {
@@ -212,6 +267,7 @@ int main(void) {
         cmocka_unit_test(test_rules_lifecycle_windows_and_hold),
         cmocka_unit_test(test_rules_quiet_hours),
         cmocka_unit_test(test_rules_device_list_signature),
+        cmocka_unit_test(test_rules_device_list_chain),
         cmocka_unit_test(test_rules_invite_and_visibility),
         cmocka_unit_test(test_rules_channels_and_deactivation),
     };

@@ -7,13 +7,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
+#include "base/alloc.h"
 #include "base/status.h"
+#include "protocol/transcript.h"
 #include "storage/keys.h"
 
 int send_check_shape(const struct send_shape *s, const char **detail) {
     *detail = "malformed envelope";
-    if (s->version != 1 || s->signature_len != REC_SIG_LEN || s->nonce_len != REC_NONCE_LEN ||
-        s->n_wraps == 0)
+    if (s->version != SEND_ENVELOPE_VERSION || s->signature_len != REC_SIG_LEN ||
+        s->nonce_len != REC_NONCE_LEN || s->n_wraps == 0)
         return STATUS_BAD_REQUEST;
     *detail = "envelope too large";
     if (s->header_len > REC_HEADER_MAX || s->body_len > SEND_BODY_MAX || s->n_wraps > REC_WRAPS_MAX)
@@ -31,6 +35,15 @@ int send_copy_wrap(ProtobufCBinaryData device_id, uint32_t key_id, ProtobufCBina
     memcpy(out->enc, enc.data, REC_ENC_LEN);
     memcpy(out->wrapped_key, wrapped_key.data, REC_WRAPPED_LEN);
     return STATUS_OK;
+}
+
+bool send_is_recipient(const struct rec_account *a, const struct id *device) {
+    if (a->list_version == 0)
+        return true;
+    for (uint32_t i = 0; i < a->n_list && i < REC_LIST_MAX; i++)
+        if (id_equal(&a->list[i].device_id, device))
+            return true;
+    return false;
 }
 
 static int cmp_dev(const void *a, const void *b) {
@@ -74,7 +87,9 @@ int send_check_devices(const struct send_device *devs, size_t n_devs, const stru
                 : w == n_wraps ? -1
                                : memcmp(dp[d]->id.b, wp[w]->device_id.b, ID_LEN);
         if (c < 0) { /* a device without a wrap */
-            if (!id_equal(&dp[d]->id, sender_device)) {
+            /* A device whose key has expired is no recipient: it gets
+             * nothing until it rotates its key, and holds nobody up. */
+            if (!id_equal(&dp[d]->id, sender_device) && dp[d]->expires_at > now) {
                 add(out->missing, &out->n_missing, &dp[d]->id);
                 mismatch = true;
             }
@@ -131,4 +146,48 @@ int send_mismatch_decode(const uint8_t *data, size_t len, struct send_mismatch *
     if (rc == 0)
         rc = get_list(&p, end, out->stale, &out->n_stale);
     return rc;
+}
+
+int send_verify_signature(const uint8_t identity_key[REC_KEY_LEN], const struct id *conversation_id,
+                          const struct id *client_msg_id, bool urgent,
+                          const Carechat__V1__Envelope *env, const struct rec_wrap *wraps) {
+    if (env->signature.len != REC_SIG_LEN || env->body_nonce.len != REC_NONCE_LEN ||
+        env->sender_device_id.len != ID_LEN || env->n_wraps > REC_WRAPS_MAX)
+        return STATUS_BAD_REQUEST;
+    struct transcript_wrap *tw = xcalloc(env->n_wraps + 1, sizeof *tw);
+    for (size_t i = 0; i < env->n_wraps; i++)
+        tw[i] = (struct transcript_wrap){.device_id = wraps[i].device_id.b,
+                                         .key_id = wraps[i].key_id,
+                                         .enc = wraps[i].enc,
+                                         .wrapped_key = wraps[i].wrapped_key};
+    int rc = STATUS_BAD_REQUEST;
+    if (transcript_sort_wraps(tw, env->n_wraps) == 0) {
+        struct transcript_context ctx = {
+            .version = env->version,
+            .urgent = urgent,
+            .sent_at = env->sent_at,
+            .counter = env->counter,
+        };
+        memcpy(ctx.conversation_id, conversation_id->b, ID_LEN);
+        memcpy(ctx.client_msg_id, client_msg_id->b, ID_LEN);
+        memcpy(ctx.sender_device_id, env->sender_device_id.data, ID_LEN);
+        transcript_recipient_hash(tw, env->n_wraps, ctx.recipient_hash);
+        struct buf t;
+        buf_init(&t);
+        transcript_envelope(&ctx, env->header.data, env->header.len, env->body_nonce.data,
+                            env->body.data, env->body.len, tw, env->n_wraps, &t);
+        if (crypto_sign_verify_detached(env->signature.data, t.data, t.len, identity_key) == 0)
+            rc = STATUS_OK;
+        buf_cleanup(&t);
+    }
+    free(tw);
+    return rc;
+}
+
+int send_verify_recall(const uint8_t identity_key[REC_KEY_LEN], const struct id *conversation_id,
+                       const struct id *client_msg_id, const uint8_t sig[REC_SIG_LEN]) {
+    uint8_t t[TRANSCRIPT_RECALL_LEN];
+    transcript_recall(conversation_id->b, client_msg_id->b, t);
+    return crypto_sign_verify_detached(sig, t, sizeof t, identity_key) == 0 ? STATUS_OK
+                                                                            : STATUS_BAD_REQUEST;
 }

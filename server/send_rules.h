@@ -7,7 +7,9 @@
  * The device-set check: the wraps of a message must cover exactly the current
  * devices of its recipients (every device of every ACTIVE member whose
  * account is active), each under the device's current, unexpired encryption
- * key. The sending device needs no wrap; a wrap for it is allowed and not
+ * key. A device whose key has expired is no recipient (it needs no wrap: it
+ * receives nothing until it rotates its key, and never blocks the senders).
+ * The sending device needs no wrap; a wrap for it is allowed and not
  * delivered. Anything else is a mismatch: current devices without a wrap
  * (missing), wraps for devices that are not current recipients (extra), and
  * wraps under a key that is not the device's current one or has expired
@@ -29,6 +31,8 @@
 #include "server/records.h"
 #include "server/records_messages.h"
 
+/* The only Envelope.version taken (protocol/transcript.h). */
+#define SEND_ENVELOPE_VERSION 2
 /* Envelope.body (carechat.proto: 64 KiB). */
 #define SEND_BODY_MAX (64u * 1024u)
 /* Message ids of one SendReceipt. */
@@ -58,6 +62,14 @@ int send_check_shape(const struct send_shape *s, const char **detail);
 int send_copy_wrap(ProtobufCBinaryData device_id, uint32_t key_id, ProtobufCBinaryData enc,
                    ProtobufCBinaryData wrapped_key, struct rec_wrap *out);
 
+/* Whether `device` of the account `a` takes part in messages (receives them,
+ * and may send): every device of an account that never published a signed
+ * list; otherwise only the devices its signed list names, so that a device
+ * registered with the password alone (and not yet approved by a listed
+ * device) neither receives nor blocks anyone (PROTOCOL.md section 5: the
+ * signed list is the source of truth). */
+bool send_is_recipient(const struct rec_account *a, const struct id *device);
+
 /* A current device of a recipient, its account and its encryption key. */
 struct send_device {
     struct id id, account;
@@ -82,6 +94,20 @@ struct send_mismatch {
 int send_check_devices(const struct send_device *devs, size_t n_devs, const struct rec_wrap *wraps,
                        size_t n_wraps, const struct id *sender_device, int64_t now,
                        struct send_mismatch *out, const struct send_device **recipient);
+
+/* Verifies Envelope.signature (protocol/transcript.h) of a Send in
+ * `conversation_id` with `client_msg_id` and `urgent`, whose envelope `env`
+ * carries `wraps` (its n_wraps, as send_copy_wrap() copied them), against the
+ * sending device's identity key `identity_key`. Returns 0, or
+ * STATUS_BAD_REQUEST when it does not verify (or two wraps name one device). */
+int send_verify_signature(const uint8_t identity_key[REC_KEY_LEN], const struct id *conversation_id,
+                          const struct id *client_msg_id, bool urgent,
+                          const Carechat__V1__Envelope *env, const struct rec_wrap *wraps);
+
+/* Verifies a Recall.signature `sig` (64 bytes) over (conversation_id,
+ * client_msg_id) by `identity_key`. Returns 0 or STATUS_BAD_REQUEST. */
+int send_verify_recall(const uint8_t identity_key[REC_KEY_LEN], const struct id *conversation_id,
+                       const struct id *client_msg_id, const uint8_t sig[REC_SIG_LEN]);
 
 /* Appends the mismatch to `out` as three lists (u32 count, then the ids):
  * apply's result of a refused Send. */

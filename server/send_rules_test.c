@@ -7,9 +7,11 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <sodium.h>
 
 #include "base/buf.h"
 #include "base/status.h"
+#include "protocol/transcript.h"
 #include "server/send_rules.h"
 
 static struct id id_of(unsigned n) {
@@ -31,7 +33,7 @@ static struct rec_wrap wrap_of(unsigned n, uint32_t key_id) {
 
 static void test_send_rules_shape_limits(void **state) {
     const char *detail;
-    struct send_shape ok = {.version = 1,
+    struct send_shape ok = {.version = 2,
                             .header_len = REC_HEADER_MAX,
                             .body_len = SEND_BODY_MAX,
                             .nonce_len = REC_NONCE_LEN,
@@ -39,7 +41,7 @@ static void test_send_rules_shape_limits(void **state) {
                             .n_wraps = REC_WRAPS_MAX};
     assert_int_equal(send_check_shape(&ok, &detail), 0);
     struct send_shape s = ok;
-    s.version = 2;
+    s.version = 1; /* the version whose signature bound less: refused */
     assert_int_equal(send_check_shape(&s, &detail), STATUS_BAD_REQUEST);
     s = ok;
     s.n_wraps = 0;
@@ -187,6 +189,87 @@ static void test_send_rules_mismatch_is_bounded(void **state) {
     free(d);
 }
 
+/* Envelope.signature binds the whole context: the server refuses an envelope
+ * whose urgent flag, counter, sender clock, conversation, client_msg_id,
+ * wraps or body differ from what the sender signed, and a signature by
+ * another key. */
+static void test_send_rules_signature_binds_context(void **state) {
+    uint8_t pk[32], sk[64], other_pk[32], other_sk[64];
+    crypto_sign_keypair(pk, sk);
+    crypto_sign_keypair(other_pk, other_sk);
+    struct id conv = id_new(), cmid = id_new(), dev = id_new();
+    struct rec_wrap wraps[2];
+    memset(wraps, 0, sizeof wraps);
+    wraps[0].device_id = id_new();
+    wraps[0].key_id = 3;
+    wraps[1].device_id = id_new();
+    wraps[1].key_id = 7;
+    randombytes_buf(wraps[0].enc, sizeof wraps[0].enc);
+    randombytes_buf(wraps[1].wrapped_key, sizeof wraps[1].wrapped_key);
+    uint8_t nonce[24], body[40], sig[64];
+    randombytes_buf(nonce, sizeof nonce);
+    randombytes_buf(body, sizeof body);
+
+    struct transcript_wrap tw[2];
+    for (int i = 0; i < 2; i++)
+        tw[i] = (struct transcript_wrap){wraps[i].device_id.b, wraps[i].key_id, wraps[i].enc,
+                                         wraps[i].wrapped_key};
+    assert_int_equal(transcript_sort_wraps(tw, 2), 0);
+    struct transcript_context ctx = {.version = 2, .urgent = true, .sent_at = 1234, .counter = 9};
+    memcpy(ctx.conversation_id, conv.b, 16);
+    memcpy(ctx.client_msg_id, cmid.b, 16);
+    memcpy(ctx.sender_device_id, dev.b, 16);
+    transcript_recipient_hash(tw, 2, ctx.recipient_hash);
+    struct buf t;
+    buf_init(&t);
+    transcript_envelope(&ctx, NULL, 0, nonce, body, sizeof body, tw, 2, &t);
+    crypto_sign_detached(sig, NULL, t.data, t.len, sk);
+    buf_cleanup(&t);
+
+    Carechat__V1__Envelope env;
+    carechat__v1__envelope__init(&env);
+    env.version = 2;
+    env.sender_device_id = (ProtobufCBinaryData){16, dev.b};
+    env.body = (ProtobufCBinaryData){sizeof body, body};
+    env.body_nonce = (ProtobufCBinaryData){24, nonce};
+    env.signature = (ProtobufCBinaryData){64, sig};
+    env.n_wraps = 2;
+    env.sent_at = 1234;
+    env.counter = 9;
+    assert_int_equal(send_verify_signature(pk, &conv, &cmid, true, &env, wraps), 0);
+    assert_int_equal(send_verify_signature(other_pk, &conv, &cmid, true, &env, wraps),
+                     STATUS_BAD_REQUEST);
+    assert_int_equal(send_verify_signature(pk, &conv, &cmid, false, &env, wraps),
+                     STATUS_BAD_REQUEST);
+    assert_int_equal(send_verify_signature(pk, &cmid, &cmid, true, &env, wraps),
+                     STATUS_BAD_REQUEST);
+    assert_int_equal(send_verify_signature(pk, &conv, &conv, true, &env, wraps),
+                     STATUS_BAD_REQUEST);
+    env.counter = 10;
+    assert_int_equal(send_verify_signature(pk, &conv, &cmid, true, &env, wraps),
+                     STATUS_BAD_REQUEST);
+    env.counter = 9;
+    env.sent_at = 1235;
+    assert_int_equal(send_verify_signature(pk, &conv, &cmid, true, &env, wraps),
+                     STATUS_BAD_REQUEST);
+    env.sent_at = 1234;
+    wraps[1].key_id = 8;
+    assert_int_equal(send_verify_signature(pk, &conv, &cmid, true, &env, wraps),
+                     STATUS_BAD_REQUEST);
+    wraps[1].key_id = 7;
+    body[0] ^= 1;
+    assert_int_equal(send_verify_signature(pk, &conv, &cmid, true, &env, wraps),
+                     STATUS_BAD_REQUEST);
+    body[0] ^= 1;
+    /* The same wraps in another order: the transcript sorts them. */
+    struct rec_wrap swapped[2] = {wraps[1], wraps[0]};
+    assert_int_equal(send_verify_signature(pk, &conv, &cmid, true, &env, swapped), 0);
+    /* One wrap left out: the recipient set is part of what was signed. */
+    env.n_wraps = 1;
+    assert_int_equal(send_verify_signature(pk, &conv, &cmid, true, &env, wraps),
+                     STATUS_BAD_REQUEST);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_send_rules_shape_limits),
@@ -195,6 +278,7 @@ int main(void) {
         cmocka_unit_test(test_send_rules_missing_extra_stale),
         cmocka_unit_test(test_send_rules_duplicate_wrap_refused),
         cmocka_unit_test(test_send_rules_mismatch_is_bounded),
+        cmocka_unit_test(test_send_rules_signature_binds_context),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

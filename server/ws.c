@@ -78,11 +78,16 @@
 
 /* TLS 1.2 suites: forward secrecy (ECDHE) and AEAD only. TLS 1.3 suites are all
  * (EC)DHE; we list the AEADs we accept. */
-#define TLS12_CIPHERS                                                                              \
-    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                                   \
-    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"                                   \
-    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256"
-#define TLS13_CIPHERS "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256"
+/* The privacy policy promises AES-256 in transit: by default only
+ * AES-256-GCM suites (TLS 1.3 TLS_AES_256_GCM_SHA384; TLS 1.2 ECDHE with
+ * AES-256-GCM). --tls-compat-ciphers adds ChaCha20-Poly1305 and AES-128-GCM
+ * for clients without AES-256. */
+#define TLS12_CIPHERS "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384"
+#define TLS13_CIPHERS "TLS_AES_256_GCM_SHA384"
+#define TLS12_COMPAT_CIPHERS                                                                       \
+    TLS12_CIPHERS ":ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"                    \
+                  "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256"
+#define TLS13_COMPAT_CIPHERS TLS13_CIPHERS ":TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256"
 
 /* Open connections from one client address. */
 struct peer {
@@ -981,8 +986,9 @@ static int listen_on(struct ws *ws, const char *name, const struct config_addr *
         info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
         info.ssl_cert_filepath = config->tls_cert;
         info.ssl_private_key_filepath = config->tls_key;
-        info.ssl_cipher_list = TLS12_CIPHERS;
-        info.tls1_3_plus_cipher_list = TLS13_CIPHERS;
+        info.ssl_cipher_list = config->tls_compat_ciphers ? TLS12_COMPAT_CIPHERS : TLS12_CIPHERS;
+        info.tls1_3_plus_cipher_list =
+            config->tls_compat_ciphers ? TLS13_COMPAT_CIPHERS : TLS13_CIPHERS;
         info.ssl_options_set = SSL_OP_NO_SSLv2 | SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 |
                                SSL_OP_NO_TLSv1_1 | SSL_OP_NO_COMPRESSION |
                                SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION;

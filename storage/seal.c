@@ -42,6 +42,23 @@ static int pick_impl(enum seal_impl impl, enum seal_impl *out) {
     return 0;
 }
 
+static const char subkey_context[] = "carechat.v2 seal subkey";
+
+/* The AES key of a value: version 2's per-value subkey, or version 1's data key. */
+static void value_key(uint8_t version, const uint8_t key[SEAL_KEY_LEN], const uint8_t *nonce,
+                      uint8_t out[SEAL_KEY_LEN]) {
+    if (version == SEAL_VERSION_1) {
+        memcpy(out, key, SEAL_KEY_LEN);
+        return;
+    }
+    crypto_auth_hmacsha256_state st;
+    crypto_auth_hmacsha256_init(&st, key, SEAL_KEY_LEN);
+    crypto_auth_hmacsha256_update(&st, (const uint8_t *)subkey_context, sizeof subkey_context - 1);
+    crypto_auth_hmacsha256_update(&st, nonce, SEAL_NONCE_LEN);
+    crypto_auth_hmacsha256_final(&st, out);
+    sodium_memzero(&st, sizeof st);
+}
+
 static void write_header(uint8_t h[SEAL_HEADER_LEN], const struct seal_key_id *kid) {
     h[0] = SEAL_VERSION;
     memcpy(h + 1, kid->owner.b, ID_LEN);
@@ -117,6 +134,7 @@ int seal_value(enum seal_impl impl, const uint8_t key[SEAL_KEY_LEN], const struc
     if (plain_len > SEAL_MAX_PLAIN)
         return STATUS_TOO_LARGE;
     uint8_t header[SEAL_HEADER_LEN];
+    uint8_t vkey[SEAL_KEY_LEN] = {0};
     write_header(header, kid);
     struct buf ad;
     buf_init(&ad);
@@ -128,23 +146,25 @@ int seal_value(enum seal_impl impl, const uint8_t key[SEAL_KEY_LEN], const struc
     memcpy(out->data, header, SEAL_HEADER_LEN);
     uint8_t *ct = out->data + SEAL_HEADER_LEN;
     const uint8_t *nonce = header + 1 + ID_LEN + 4;
+    value_key(SEAL_VERSION, key, nonce, vkey);
     if (use == SEAL_SODIUM) {
         unsigned long long clen = 0;
         if (crypto_aead_aes256gcm_encrypt(ct, &clen, plain, plain_len, ad.data, ad.len, NULL, nonce,
-                                          key) != 0 ||
+                                          vkey) != 0 ||
             clen != plain_len + SEAL_TAG_LEN) {
             log_error("storage", "libsodium AES-256-GCM encryption failed");
             rc = STATUS_INTERNAL;
             goto out;
         }
     } else {
-        rc = openssl_encrypt(key, nonce, &ad, plain, plain_len, ct, ct + plain_len);
+        rc = openssl_encrypt(vkey, nonce, &ad, plain, plain_len, ct, ct + plain_len);
         if (rc < 0)
             goto out;
     }
     out->len = SEAL_OVERHEAD + plain_len;
     out->data[out->len] = '\0';
 out:
+    sodium_memzero(vkey, sizeof vkey);
     buf_cleanup(&ad);
     if (rc < 0)
         buf_reset(out);
@@ -153,7 +173,7 @@ out:
 
 int seal_key_id_of(const void *sealed, size_t sealed_len, struct seal_key_id *out) {
     const uint8_t *p = sealed;
-    if (sealed_len < SEAL_OVERHEAD || p[0] != SEAL_VERSION)
+    if (sealed_len < SEAL_OVERHEAD || (p[0] != SEAL_VERSION && p[0] != SEAL_VERSION_1))
         return STATUS_CORRUPT;
     memcpy(out->owner.b, p + 1, ID_LEN);
     out->version = key_get_u32(p + 1 + ID_LEN);
@@ -183,15 +203,18 @@ int seal_open(enum seal_impl impl, const uint8_t key[SEAL_KEY_LEN], const char *
     if (rc < 0)
         goto out;
     buf_reserve(out, plain_len);
+    uint8_t vkey[SEAL_KEY_LEN];
+    value_key(header[0], key, nonce, vkey);
     if (use == SEAL_SODIUM) {
         unsigned long long mlen = 0;
         if (crypto_aead_aes256gcm_decrypt(out->data, &mlen, NULL, ct, plain_len + SEAL_TAG_LEN,
-                                          ad.data, ad.len, nonce, key) != 0 ||
+                                          ad.data, ad.len, nonce, vkey) != 0 ||
             mlen != plain_len)
             rc = STATUS_CORRUPT;
     } else {
-        rc = openssl_decrypt(key, nonce, &ad, ct, plain_len, ct + plain_len, out->data);
+        rc = openssl_decrypt(vkey, nonce, &ad, ct, plain_len, ct + plain_len, out->data);
     }
+    sodium_memzero(vkey, sizeof vkey);
     if (rc < 0)
         goto out;
     out->len = plain_len;

@@ -7,6 +7,14 @@
  *   version (1) | key id: owner id (16) | key version (4, big-endian)
  *               | nonce (12, random) | ciphertext (= plaintext length) | tag (16)
  *
+ * Version 2 (written now) seals each value under its own subkey,
+ * HMAC-SHA256(data key, "carechat.v2 seal subkey" || nonce), with that nonce:
+ * a data key then never seals two values with one AES key unless two random
+ * 96-bit nonces collide (2^48 values for even odds), so the 2^32-seals bound of
+ * random GCM nonces under one key no longer limits how much a data key (the
+ * server's seals every inbox write and audit record) may seal. Version 1
+ * (the data key itself) is still opened.
+ *
  * and its additional data is
  *
  *   len(cf name) (1) | cf name | len(record key) (4, big-endian) | record key
@@ -17,8 +25,7 @@
  * libsodium's crypto_aead_aes256gcm (AES-NI) and OpenSSL's EVP aes-256-gcm, the
  * fallback on CPUs libsodium cannot serve; SEAL_AUTO picks the first available.
  * Nonces come from libsodium's CSPRNG, never from the base/rand.h test seam, so
- * a deterministic test source can never make a nonce repeat. A data key must seal
- * far fewer than 2^32 values (rotate it, keystore_rotate_owner()).
+ * a deterministic test source can never make a nonce repeat.
  *
  * Thread-safe: no state besides libsodium's, initialised by seal_init().
  */
@@ -32,7 +39,9 @@
 #include "base/buf.h"
 #include "base/id.h"
 
-#define SEAL_VERSION 1
+#define SEAL_VERSION 2
+/* Values sealed before per-value subkeys; opened, never written. */
+#define SEAL_VERSION_1 1
 #define SEAL_KEY_LEN 32
 #define SEAL_NONCE_LEN 12
 #define SEAL_TAG_LEN 16

@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
+#include <sodium.h>
 
 #include "base/buf.h"
 #include "base/status.h"
@@ -90,7 +92,7 @@ static void test_seal_header_carries_key_id(void **state) {
     assert_memory_equal(got.owner.b, kid.owner.b, ID_LEN);
     assert_int_equal(got.version, 3);
     assert_int_equal(seal_key_id_of(sealed.data, SEAL_OVERHEAD - 1, &got), STATUS_CORRUPT);
-    sealed.data[0] = 2;
+    sealed.data[0] = 3; /* an unknown version */
     assert_int_equal(seal_key_id_of(sealed.data, sealed.len, &got), STATUS_CORRUPT);
     buf_cleanup(&sealed);
 }
@@ -191,6 +193,85 @@ static void test_seal_rejects_oversized_input(void **state) {
     buf_cleanup(&sealed);
 }
 
+/* Version 2 seals each value under HMAC-SHA256(key, "carechat.v2 seal subkey"
+ * || nonce), rebuilt here with OpenSSL's EVP directly; a version-1 value
+ * (the data key itself) still opens. */
+static void test_seal_per_value_subkey_and_version_1(void **state) {
+    struct seal_key_id kid = test_kid();
+    struct buf sealed, opened;
+    buf_init(&sealed);
+    buf_init(&opened);
+    const char plain[] = "one inbox entry";
+    assert_int_equal(seal_value(SEAL_OPENSSL, KEY_A, &kid, "inboxes", RKEY, sizeof RKEY, plain,
+                                sizeof plain, &sealed),
+                     0);
+    assert_int_equal(sealed.data[0], 2);
+    const uint8_t *nonce = sealed.data + 1 + 16 + 4;
+    uint8_t subkey[32];
+    crypto_auth_hmacsha256_state st;
+    crypto_auth_hmacsha256_init(&st, KEY_A, 32);
+    crypto_auth_hmacsha256_update(&st, (const uint8_t *)"carechat.v2 seal subkey", 23);
+    crypto_auth_hmacsha256_update(&st, nonce, 12);
+    crypto_auth_hmacsha256_final(&st, subkey);
+    /* The additional data: cf name, record key, header. */
+    struct buf ad;
+    buf_init(&ad);
+    buf_append_u8(&ad, 7);
+    buf_append(&ad, "inboxes", 7);
+    const uint8_t len4[4] = {0, 0, 0, sizeof RKEY};
+    buf_append(&ad, len4, 4);
+    buf_append(&ad, RKEY, sizeof RKEY);
+    buf_append(&ad, sealed.data, SEAL_HEADER_LEN);
+    uint8_t out[sizeof plain];
+    int n = 0;
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    assert_int_equal(EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL), 1);
+    assert_int_equal(EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, 12, NULL), 1);
+    assert_int_equal(EVP_DecryptInit_ex(ctx, NULL, NULL, subkey, nonce), 1);
+    assert_int_equal(EVP_DecryptUpdate(ctx, NULL, &n, ad.data, (int)ad.len), 1);
+    assert_int_equal(EVP_DecryptUpdate(ctx, out, &n, sealed.data + SEAL_HEADER_LEN, sizeof plain), 1);
+    assert_int_equal(EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, 16,
+                                         sealed.data + SEAL_HEADER_LEN + sizeof plain),
+                     1);
+    assert_int_equal(EVP_DecryptFinal_ex(ctx, out + n, &n), 1);
+    EVP_CIPHER_CTX_free(ctx);
+    assert_memory_equal(out, plain, sizeof plain);
+
+    /* A version-1 value: AES-256-GCM under the data key itself. */
+    sealed.data[0] = 1;
+    buf_reset(&ad);
+    buf_append_u8(&ad, 7);
+    buf_append(&ad, "inboxes", 7);
+    buf_append(&ad, len4, 4);
+    buf_append(&ad, RKEY, sizeof RKEY);
+    buf_append(&ad, sealed.data, SEAL_HEADER_LEN);
+    ctx = EVP_CIPHER_CTX_new();
+    assert_int_equal(EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL), 1);
+    assert_int_equal(EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, 12, NULL), 1);
+    assert_int_equal(EVP_EncryptInit_ex(ctx, NULL, NULL, KEY_A, nonce), 1);
+    assert_int_equal(EVP_EncryptUpdate(ctx, NULL, &n, ad.data, (int)ad.len), 1);
+    assert_int_equal(EVP_EncryptUpdate(ctx, sealed.data + SEAL_HEADER_LEN, &n,
+                                       (const uint8_t *)plain, sizeof plain),
+                     1);
+    assert_int_equal(EVP_EncryptFinal_ex(ctx, sealed.data + SEAL_HEADER_LEN + n, &n), 1);
+    assert_int_equal(EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, 16,
+                                         sealed.data + SEAL_HEADER_LEN + sizeof plain),
+                     1);
+    EVP_CIPHER_CTX_free(ctx);
+    assert_int_equal(seal_open(SEAL_AUTO, KEY_A, "inboxes", RKEY, sizeof RKEY, sealed.data,
+                               sealed.len, &opened),
+                     0);
+    assert_memory_equal(opened.data, plain, sizeof plain);
+    /* ... and an unknown version does not */
+    sealed.data[0] = 3;
+    assert_int_equal(seal_open(SEAL_AUTO, KEY_A, "inboxes", RKEY, sizeof RKEY, sealed.data,
+                               sealed.len, &opened),
+                     STATUS_CORRUPT);
+    buf_cleanup(&ad);
+    buf_cleanup(&sealed);
+    buf_cleanup(&opened);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_seal_round_trip_openssl),
@@ -201,6 +282,7 @@ int main(void) {
         cmocka_unit_test(test_seal_wrong_key_or_context_is_corrupt),
         cmocka_unit_test(test_seal_bit_flips_and_truncation_are_corrupt),
         cmocka_unit_test(test_seal_rejects_oversized_input),
+        cmocka_unit_test(test_seal_per_value_subkey_and_version_1),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

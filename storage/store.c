@@ -441,7 +441,8 @@ static unsigned char drop_shredded(void *state, int level, const char *key, size
                                    size_t *new_value_len, unsigned char *value_changed) {
     struct store *s = state;
     struct id owner;
-    if (value_len < SEAL_OVERHEAD || (uint8_t)value[0] != SEAL_VERSION)
+    if (value_len < SEAL_OVERHEAD ||
+        ((uint8_t)value[0] != SEAL_VERSION && (uint8_t)value[0] != SEAL_VERSION_1))
         return 0;
     memcpy(owner.b, value + 1, ID_LEN);
     return !id_is_zero(&owner) && keystore_destroyed(s->ks, &owner);

@@ -96,6 +96,10 @@ static void make_person(struct person *p, const char *who, enum carechat_role ro
     if (two_devices) {
         p->dev[1] = open_fresh(who, p->profile[1]);
         FIXTURE_ASSERT_OK(p->dev[1], carechat_login(p->dev[1], p->email, PASSWORD));
+        /* The second device is listed once the first approves its code. */
+        char device_code[CARECHAT_DEVICE_CODE_LEN + 1];
+        FIXTURE_ASSERT_OK(p->dev[1], carechat_device_code(p->dev[1], device_code));
+        FIXTURE_ASSERT_OK(p->dev[0], carechat_approve(p->dev[0], device_code));
     }
 }
 

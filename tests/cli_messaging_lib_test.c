@@ -110,8 +110,10 @@ static void expect_nothing(struct carechat *c) {
 }
 
 /* The sender cached the recipient's device list with the first message; a
- * second device of the recipient appears; the next Send is answered CONFLICT,
- * the library refreshes once and succeeds, and both devices read it. */
+ * second device of the recipient logs in, and receives nothing (nor holds up
+ * the sender) until the first device approves it; the next Send is then
+ * answered CONFLICT, the library refreshes once (the list signed by a device
+ * it pinned is the pin's successor) and succeeds, and both devices read it. */
 static void test_msg_stale_device_list_conflict(void **state) {
     struct carechat *a, *b;
     char b_addr[64], b_dir[FIXTURE_DIR_LEN];
@@ -125,12 +127,20 @@ static void test_msg_stale_device_list_conflict(void **state) {
     fixture_fresh_profile("b2", b2_dir);
     struct carechat *b2 = fixture_open(url, b2_dir);
     FIXTURE_ASSERT_OK(b2, carechat_login(b2, b_addr, DOC_PASSWORD));
+    assert_true(carechat_awaiting_approval(b2));
+    struct carechat_sent s0;
+    send_text(a, &conv, "while the new device awaits approval", &s0);
+    assert_int_equal(s0.device_conflicts, 0);
+    char code[CARECHAT_DEVICE_CODE_LEN + 1];
+    FIXTURE_ASSERT_OK(b2, carechat_device_code(b2, code));
+    FIXTURE_ASSERT_OK(b, carechat_approve(b, code));
 
     send_text(a, &conv, "after the new device", &s2);
     assert_int_equal(s2.device_conflicts, 1);
     assert_true(s2.seq > s1.seq);
 
     expect_text(b, "before the new device");
+    expect_text(b, "while the new device awaits approval");
     expect_text(b, "after the new device");
     FIXTURE_ASSERT_OK(b, carechat_ack(b));
     /* the new device has no key for the first message, and reads the second */

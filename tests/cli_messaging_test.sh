@@ -3,7 +3,7 @@
 # `carechat` CLI against the real carechatd.
 #
 # A provider invites a patient, who registers and logs in on two more
-# profiles (three devices of one account). The provider logs out (offline);
+# profiles (three devices of one account), each approved from the first. The provider logs out (offline);
 # the patient sends to the provider, who reads the message after logging in
 # again (`recv --json`: conversation, seq, message_id, sender, sent_at, state,
 # text), and a second `recv` prints nothing (acknowledged). The provider's
@@ -58,6 +58,11 @@ PAT_ID=$(field account_id)
 for p in pat2 pat3; do
     cli $p login --email "$CANARY_EMAIL" --password-file "$T/pat.pw"
     expect_rc 0 "patient logs in on $p"
+    # A new device receives nothing until a listed device approves its code.
+    CODE=$(sed -n 's/^  carechat approve --code \([0-9-]*\)$/\1/p' "$T/out")
+    [ -n "$CODE" ] || fail "$p: no approval code in '$OUT'"
+    cli pat1 approve --code "$CODE"
+    expect_rc 0 "pat1 approves $p"
 done
 
 # --- a message to an offline provider, read after login ------------------------------

@@ -75,6 +75,15 @@ expect_rc 0 "provider logs in again on the same device"
 cli doc2 --json login --email doc@clinic.example --password-file "$T/doc.pw"
 expect_rc 0 "provider logs in from a second device"
 grep -q '"role": "provider"' "$T/out" || fail "login --json: '$OUT'"
+# The second device is listed only once the first approves its code.
+DOC2_CODE=$(sed -n 's/.*"awaiting_approval": true, "code": "\([0-9-]*\)".*/\1/p' "$T/out")
+[ -n "$DOC2_CODE" ] || fail "second device: no approval code in '$OUT'"
+cli doc --json devices
+[ "$(grep -c '"listed": true' "$T/out")" -eq 1 ] || fail "unapproved device listed: '$OUT'"
+cli doc approve --code 00000-00000-00000-00000
+expect_rc 1 "approving a code no device shows"
+cli doc approve --code "$DOC2_CODE"
+expect_rc 0 "provider approves the second device from the first"
 
 cli doc --json devices
 expect_rc 0 "provider devices"

@@ -527,6 +527,57 @@ static void test_messaging_resend_same_client_msg_id_stores_once(void **state) {
     world_free(&w);
 }
 
+/* The server verifies Envelope.signature with the sending device's identity
+ * key: an envelope whose urgent flag, counter, sender clock, body or wraps
+ * differ from what the device signed is refused (BAD_REQUEST) and nothing
+ * is stored; the signed one goes through. Fails when the handler does not
+ * verify the signature. */
+static void test_messaging_signature_binds_the_context(void **state) {
+    (void)state;
+    struct world w;
+    uint8_t conv[16], cmid[16];
+    struct rawc *a = patient_in_direct(&w, conv);
+    randombytes_buf(cmid, sizeof cmid);
+    struct rawc_wrap_to to[1] = {{w.provider.dev[0].id, 1}};
+    char text[] = "take 2 tablets";
+    for (int tamper = 0; tamper < 6; tamper++) {
+        Carechat__V1__Frame f;
+        struct rawc_send_buf b;
+        rawc_build_send(&f, &b, conv, cmid, w.patient.dev[0].id, to, 1, text, false);
+        switch (tamper) {
+        case 0:
+            b.send.urgent = true; /* the urgent flag a server would flip */
+            break;
+        case 1:
+            b.env.counter++;
+            break;
+        case 2:
+            b.env.sent_at--;
+            break;
+        case 3:
+            b.env.body =
+                (ProtobufCBinaryData){strlen("take 3 tablets"), (uint8_t *)"take 3 tablets"};
+            break;
+        case 4:
+            b.wraps[0].key_id = 2;
+            break;
+        default:
+            b.sig[5] ^= 1;
+            break;
+        }
+        Carechat__V1__Frame *r = rawc_rpc(a, &f);
+        raw_expect_status(r, STATUS_BAD_REQUEST);
+        proto_free(r);
+    }
+    assert_int_equal(last_seq(a, conv), 0);
+    Carechat__V1__Frame *r = rawc_send_msg(a, conv, cmid, w.patient.dev[0].id, to, 1, text, true);
+    raw_expect_status(r, STATUS_OK);
+    proto_free(r);
+    assert_int_equal(last_seq(a, conv), 1);
+    rawc_free(a);
+    world_free(&w);
+}
+
 /* Wraps that do not match the current devices: CONFLICT with the ids. */
 static void test_messaging_wrong_device_set_conflict(void **state) {
     (void)state;
@@ -908,6 +959,7 @@ int main(void) {
         cmocka_unit_test(test_messaging_replay_in_pages),
         cmocka_unit_test(test_messaging_resend_same_client_msg_id_stores_once),
         cmocka_unit_test(test_messaging_wrong_device_set_conflict),
+        cmocka_unit_test(test_messaging_signature_binds_the_context),
         cmocka_unit_test(test_messaging_patient_to_patient_refused),
         cmocka_unit_test(test_messaging_list_conversations_most_recent_first),
         cmocka_unit_test(test_messaging_typing_live_not_stored),

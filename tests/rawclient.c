@@ -18,6 +18,7 @@
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/status.h"
+#include "protocol/transcript.h"
 
 #define SUBPROTOCOL "carechat.v1"
 
@@ -133,6 +134,34 @@ Carechat__V1__Frame *rawc_next_request(struct rawc *c, int timeout_ms) {
     return f;
 }
 
+/* The identity keys of the devices this process registered or logged in, by
+ * id: rawc_build_send() signs as the sending device (the server verifies
+ * Envelope.signature). */
+#define KNOWN_MAX 1024
+static struct {
+    uint8_t id[16];
+    uint8_t isk[crypto_sign_SECRETKEYBYTES];
+} known[KNOWN_MAX];
+static size_t n_known;
+
+static void remember_device(const struct raw_device *d) {
+    for (size_t i = 0; i < n_known; i++)
+        if (memcmp(known[i].id, d->id, 16) == 0)
+            return;
+    if (n_known == KNOWN_MAX)
+        return;
+    memcpy(known[n_known].id, d->id, 16);
+    memcpy(known[n_known].isk, d->isk, sizeof d->isk);
+    n_known++;
+}
+
+static const uint8_t *known_key(const uint8_t id[16]) {
+    for (size_t i = 0; i < n_known; i++)
+        if (memcmp(known[i].id, id, 16) == 0)
+            return known[i].isk;
+    return NULL;
+}
+
 Carechat__V1__Frame *rawc_login(struct rawc *c, const char *email, const char *password,
                                 struct raw_device *d) {
     Carechat__V1__Frame f;
@@ -159,6 +188,7 @@ Carechat__V1__Frame *rawc_login(struct rawc *c, const char *email, const char *p
         assert_int_equal(r->response->result_case, CARECHAT__V1__RESPONSE__RESULT_SESSION);
         assert_int_equal(r->response->session->device_id.len, 16);
         memcpy(d->id, r->response->session->device_id.data, 16);
+        remember_device(d);
     }
     return r;
 }
@@ -239,8 +269,10 @@ Carechat__V1__Frame *rawc_register(struct rawc *c, const char *code, const char 
     f.body_case = CARECHAT__V1__FRAME__BODY_REGISTER;
     f.register_ = &rg;
     Carechat__V1__Frame *r = rawc_rpc(c, &f);
-    if (r->response->status == CARECHAT__V1__STATUS__OK)
+    if (r->response->status == CARECHAT__V1__STATUS__OK) {
         memcpy(d->id, r->response->session->device_id.data, 16);
+        remember_device(d);
+    }
     return r;
 }
 
@@ -289,8 +321,11 @@ void rawc_build_send(Carechat__V1__Frame *f, struct rawc_send_buf *b, const uint
     carechat__v1__frame__init(f);
     carechat__v1__send__init(&b->send);
     carechat__v1__envelope__init(&b->env);
-    b->env.version = 1;
+    b->env.version = TRANSCRIPT_VERSION;
     b->env.sender_device_id = (ProtobufCBinaryData){16, (uint8_t *)sender_device};
+    static uint64_t counter;
+    b->env.sent_at = clock_now();
+    b->env.counter = ++counter;
     b->env.body = (ProtobufCBinaryData){strlen(text), (uint8_t *)text};
     b->env.body_nonce = (ProtobufCBinaryData){24, b->nonce};
     b->env.n_wraps = n_to;
@@ -302,6 +337,32 @@ void rawc_build_send(Carechat__V1__Frame *f, struct rawc_send_buf *b, const uint
     b->send.urgent = urgent;
     f->body_case = CARECHAT__V1__FRAME__BODY_SEND;
     f->send = &b->send;
+    /* Signed as the sending device when this process knows its key (the
+     * random signature stays otherwise: a test of a forged one). */
+    const uint8_t *isk = known_key(sender_device);
+    if (isk != NULL) {
+        struct transcript_wrap tw[RAWC_MAX_WRAPS];
+        for (size_t i = 0; i < n_to; i++)
+            tw[i] = (struct transcript_wrap){to[i].device_id, to[i].key_id, b->enc[i], b->wk[i]};
+        if (transcript_sort_wraps(tw, n_to) != 0)
+            return; /* two wraps for one device: the server refuses it anyway */
+        struct transcript_context ctx = {
+            .version = b->env.version,
+            .urgent = urgent,
+            .sent_at = b->env.sent_at,
+            .counter = b->env.counter,
+        };
+        memcpy(ctx.conversation_id, conv, 16);
+        memcpy(ctx.client_msg_id, cmid, 16);
+        memcpy(ctx.sender_device_id, sender_device, 16);
+        transcript_recipient_hash(tw, n_to, ctx.recipient_hash);
+        struct buf t;
+        buf_init(&t);
+        transcript_envelope(&ctx, NULL, 0, b->nonce, (const uint8_t *)text, strlen(text), tw, n_to,
+                            &t);
+        crypto_sign_detached(b->sig, NULL, t.data, t.len, isk);
+        buf_cleanup(&t);
+    }
 }
 
 Carechat__V1__Frame *rawc_send_msg(struct rawc *c, const uint8_t conv[16], const uint8_t cmid[16],

@@ -52,6 +52,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sodium.h>
 
 #include "base/buf.h"
 #include "base/clock.h"
@@ -495,6 +496,51 @@ static void test_startup_version_and_subcommand_help(void **state) {
     }
 }
 
+/* `carechatd rotate-master-key`: refused without --new-master-key or with a
+ * loose key file; then it re-wraps the key store under the new key, which the
+ * server needs from then on (the old one no longer opens it) and with which
+ * the bootstrap administrator still logs in (the blind index and the data
+ * keys survived). */
+static void test_startup_rotate_master_key(void **state) {
+    struct harness *h = stopped_server_with_data();
+    char newkey[PATH_MAX + 16];
+    snprintf(newkey, sizeof newkey, "%s.new.key", h->data_dir);
+    uint8_t key[32];
+    randombytes_buf(key, sizeof key);
+    FILE *f = fopen(newkey, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(key, 1, sizeof key, f), sizeof key);
+    fclose(f);
+    const char *missing[] = {"rotate-master-key", "--data", h->data_dir, NULL};
+    const char *missing_said[] = {"--new-master-key FILE is required", NULL};
+    expect_exit(missing, EXIT_CONFIG, missing_said);
+    assert_int_equal(chmod(newkey, 0644), 0);
+    const char *rotate[] = {"rotate-master-key", "--data", h->data_dir,
+                            "--new-master-key",  newkey,   NULL};
+    expect_exit(rotate, EXIT_CONFIG, NULL);
+    assert_int_equal(chmod(newkey, 0600), 0);
+    const char *rotated[] = {"old master key id", "new master key id", "master key rotated", NULL};
+    expect_exit(rotate, 0, rotated);
+    /* the old master key (KEY_DIR/master.key) no longer opens the store */
+    const char *audit_old[] = {"audit-verify", "--data", h->data_dir, NULL};
+    const char *old_said[] = {"is wrapped by master key", NULL};
+    expect_exit(audit_old, 1, old_said);
+    const char *audit_new[] = {"audit-verify", "--data", h->data_dir, "--master-key", newkey, NULL};
+    const char *intact[] = {"audit chain intact", NULL};
+    expect_exit(audit_new, 0, intact);
+    assert_true(h->n_args + 2 <= HARNESS_MAX_ARGS);
+    h->args[h->n_args++] = strdup("--master-key");
+    h->args[h->n_args++] = strdup(newkey);
+    assert_int_equal(harness_restart(h), 0);
+    char url[FIXTURE_URL_LEN], dir[FIXTURE_DIR_LEN];
+    fixture_url(h, url);
+    fixture_fresh_profile("rekey", dir);
+    struct carechat *root = fixture_open(url, dir);
+    FIXTURE_ASSERT_OK(root, carechat_login(root, FIXTURE_ROOT_EMAIL, FIXTURE_ROOT_PASSWORD));
+    carechat_close(root);
+    assert_int_equal(fixture_stop(h), 0);
+}
+
 static void test_startup_help_ranges_are_what_is_enforced(void **state) {
     const char *help[] = {"--help", NULL};
     struct buf out;
@@ -684,6 +730,7 @@ int main(void) {
         cmocka_unit_test(test_startup_init_refuses_a_key_directory_with_keys),
         cmocka_unit_test(test_startup_refuses_bad_tls_files),
         cmocka_unit_test(test_startup_refuses_open_key_dir_and_lost_master_key),
+        cmocka_unit_test(test_startup_rotate_master_key),
         cmocka_unit_test(test_startup_clock_offset_needs_the_test_environment),
         cmocka_unit_test(test_startup_refuses_a_disk_reserve_below_its_floor),
         cmocka_unit_test(test_startup_version_and_subcommand_help),

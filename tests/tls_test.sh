@@ -1,6 +1,7 @@
 #!/bin/bash
 # tests/tls_test.sh: carechatd with --tls-cert/--tls-key speaks TLS 1.3 and 1.2
-# with ECDHE + AEAD suites only, refuses TLS 1.1 and CBC suites, and serves
+# with ECDHE + AES-256-GCM suites only (AES-128, ChaCha20 and CBC suites are
+# refused by default), refuses TLS 1.1 and 1.0, and serves
 # the carechat.v1 upgrade over TLS, and /healthz over TLS on the metrics
 # listener (the same certificate) while the public listener answers it 404.
 #
@@ -77,11 +78,19 @@ grep -q "wss, TLS" "$T/carechatd.log" || fail "log does not say TLS"
 out=$(handshake "$PORT" -tls1_3)
 echo "$out" | grep -q "Protocol version: TLSv1.3" || fail "TLS 1.3 handshake: $out"
 
-for suite in ECDHE-ECDSA-AES128-GCM-SHA256 ECDHE-ECDSA-AES256-GCM-SHA384 \
-    ECDHE-ECDSA-CHACHA20-POLY1305; do
-    out=$(handshake "$PORT" -tls1_2 -cipher "$suite")
-    echo "$out" | grep -q "Protocol version: TLSv1.2" || fail "TLS 1.2 $suite: $out"
-    echo "$out" | grep -q "Ciphersuite: $suite" || fail "TLS 1.2 $suite not chosen: $out"
+echo "$out" | grep -q "Ciphersuite: TLS_AES_256_GCM_SHA384" || fail "TLS 1.3 suite: $out"
+# AES-256 in transit (the privacy policy): by default no other suite.
+for suite in TLS_AES_128_GCM_SHA256 TLS_CHACHA20_POLY1305_SHA256; do
+    out=$(handshake "$PORT" -tls1_3 -ciphersuites "$suite") &&
+        echo "$out" | grep -q "Protocol version" && fail "TLS 1.3 $suite accepted: $out"
+done
+out=$(handshake "$PORT" -tls1_2 -cipher ECDHE-ECDSA-AES256-GCM-SHA384)
+echo "$out" | grep -q "Protocol version: TLSv1.2" || fail "TLS 1.2 AES-256-GCM: $out"
+echo "$out" | grep -q "Ciphersuite: ECDHE-ECDSA-AES256-GCM-SHA384" ||
+    fail "TLS 1.2 ECDHE-ECDSA-AES256-GCM-SHA384 not chosen: $out"
+for suite in ECDHE-ECDSA-AES128-GCM-SHA256 ECDHE-ECDSA-CHACHA20-POLY1305; do
+    out=$(handshake "$PORT" -tls1_2 -cipher "$suite") &&
+        echo "$out" | grep -q "Protocol version" && fail "TLS 1.2 $suite accepted: $out"
 done
 
 for suite in ECDHE-ECDSA-AES128-SHA256 ECDHE-ECDSA-AES256-SHA; do

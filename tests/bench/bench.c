@@ -160,7 +160,7 @@ static void usage(FILE *f) {
                "  --senders N       concurrent senders, each with its own account, device and\n"
                "                    online recipient (1..256, default 4)\n"
                "  --messages M      messages per sender (1..100000, default 200)\n"
-               "  --size BYTES      plaintext bytes per message (1..65456, default 512)\n"
+               "  --size BYTES      plaintext bytes per message (1..65446, default 512)\n"
                "  --carechatd PATH  the server binary to start (default: from the runfiles)\n"
                "  --server URL      use a running server instead of starting one\n"
                "  --setup FILE      with --server: a sysadmin's email (line 1) and password\n"
