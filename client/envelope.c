@@ -373,9 +373,9 @@ static const struct envelope_wrap *find_wrap(const struct envelope *env, const s
 /* Shape checks shared by envelope_verify() and envelope_open(). */
 static int check_shape(const struct envelope *env) {
     if (env->n_wraps > ENVELOPE_MAX_WRAPS || env->n_recipients > ENVELOPE_MAX_WRAPS ||
-        env->body_len > ENVELOPE_MAX_BODY_LEN || env->opaque_header_len > ENVELOPE_MAX_HEADER_LEN)
+        env->body_len > ENVELOPE_MAX_BODY_LEN)
         return STATUS_TOO_LARGE;
-    if (env->version != ENVELOPE_VERSION || env->n_wraps == 0 ||
+    if (env->version != ENVELOPE_VERSION || env->n_wraps == 0 || env->opaque_header_len != 0 ||
         env->body_len < ENVELOPE_SIG_LEN + ENVELOPE_TAG_LEN + 4)
         return STATUS_BAD_REQUEST;
     return check_wrap_order(env->wraps, env->n_wraps);

@@ -88,7 +88,6 @@
 #define ENVELOPE_BINDING_LEN 101
 /* The smallest padded message (length prefix included). */
 #define ENVELOPE_MIN_PADDED 256
-#define ENVELOPE_MAX_HEADER_LEN 1024      /* Envelope.header */
 #define ENVELOPE_MAX_BODY_LEN (64 * 1024) /* Envelope.body (ciphertext); files use secretstream */
 #define ENVELOPE_MAX_WRAPS 512
 /* Largest message: the body limit less the inner signature, the tag and the
@@ -219,7 +218,7 @@ struct envelope_wrap {
 struct envelope {
     uint32_t version; /* ENVELOPE_VERSION */
     struct envelope_header header;
-    uint8_t *opaque_header; /* Envelope.header: client-defined bytes, signed */
+    uint8_t *opaque_header; /* Envelope.header: always empty (it travels in clear), signed */
     size_t opaque_header_len;
     uint8_t nonce[ENVELOPE_NONCE_LEN];
     uint8_t *body; /* ciphertext: message length + ENVELOPE_SIG_LEN + ENVELOPE_TAG_LEN */
@@ -257,7 +256,7 @@ int envelope_seal(const struct envelope_header *header, const uint8_t *body, siz
 
 /* Verifies Envelope.signature (the transcript over every wrap) of the whole
  * envelope `env` against the sender's identity key `sender_pk`. Returns 0;
- * STATUS_CORRUPT when it does not verify (any bound field, the header, body,
+ * STATUS_CORRUPT when it does not verify (any bound field, the body,
  * nonce, any wrap, the wrap count or the signature changed, or another
  * sender); or the shape errors of envelope_open(). */
 int envelope_verify(const struct envelope *env, const uint8_t sender_pk[ENVELOPE_SIGN_PK_LEN]);
@@ -270,14 +269,13 @@ int envelope_verify(const struct envelope *env, const uint8_t sender_pk[ENVELOPE
  * contents (NUL-terminated beyond len). Returns 0, or (leaving `body_out`
  * empty):
  *   STATUS_BAD_REQUEST  malformed: another version, no wraps, wraps not
- *                       strictly ascending, or a body shorter than the inner
- *                       signature and tag;
- *   STATUS_TOO_LARGE    more than ENVELOPE_MAX_WRAPS wraps, a body above
- *                       ENVELOPE_MAX_BODY_LEN or a header above
- *                       ENVELOPE_MAX_HEADER_LEN;
+ *                       strictly ascending, a non-empty header, or a body
+ *                       shorter than the inner signature and tag;
+ *   STATUS_TOO_LARGE    more than ENVELOPE_MAX_WRAPS wraps or a body above
+ *                       ENVELOPE_MAX_BODY_LEN;
  *   STATUS_CORRUPT      the wrap or the body does not decrypt (tampered wrap,
  *                       body, nonce or bound field) or the inner signature
- *                       does not verify (tampered header, another sender);
+ *                       does not verify (another sender);
  *   STATUS_NOT_FOUND    no wrap for key's device;
  *   STATUS_CONFLICT     the device's wrap is for another key id (e.g. a key
  *                       rotated away; the wrap's key_id says which).

@@ -115,7 +115,6 @@ static int csend(struct fixture_db *db, const struct fixture_person *from,
     m.urgent = urgent;
     m.envelope_version = 2;
     m.sender_device_id = fixture_bin(from_dev->id.b, 16);
-    m.header = fixture_bin("hdr-canary", 10);
     m.body = fixture_bin(body, strlen(body));
     m.body_nonce = fixture_bin(nonce, 24);
     m.signature = fixture_bin(sig, 64);

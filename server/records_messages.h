@@ -67,7 +67,6 @@
 #define REC_WRAPPED_LEN 48 /* sealed 32-byte message key */
 #define REC_NONCE_LEN 24   /* XChaCha20-Poly1305 */
 #define REC_SIG_LEN 64     /* Ed25519 */
-#define REC_HEADER_MAX 1024
 #define REC_WRAPS_MAX 512
 #define REC_DIRECT_MEMBERS 2
 #define REC_MEMBERS_MAX 256 /* every account ever a member of a channel */

@@ -19,8 +19,11 @@ int send_check_shape(const struct send_shape *s, const char **detail) {
     if (s->version != SEND_ENVELOPE_VERSION || s->signature_len != REC_SIG_LEN ||
         s->nonce_len != REC_NONCE_LEN || s->n_wraps == 0)
         return STATUS_BAD_REQUEST;
+    *detail = "Envelope.header must be empty: metadata goes in the encrypted body";
+    if (s->header_len != 0)
+        return STATUS_BAD_REQUEST;
     *detail = "envelope too large";
-    if (s->header_len > REC_HEADER_MAX || s->body_len > SEND_BODY_MAX || s->n_wraps > REC_WRAPS_MAX)
+    if (s->body_len > SEND_BODY_MAX || s->n_wraps > REC_WRAPS_MAX)
         return STATUS_TOO_LARGE;
     *detail = NULL;
     return STATUS_OK;

@@ -34,7 +34,6 @@ static struct rec_wrap wrap_of(unsigned n, uint32_t key_id) {
 static void test_send_rules_shape_limits(void **state) {
     const char *detail;
     struct send_shape ok = {.version = 2,
-                            .header_len = REC_HEADER_MAX,
                             .body_len = SEND_BODY_MAX,
                             .nonce_len = REC_NONCE_LEN,
                             .signature_len = REC_SIG_LEN,
@@ -54,8 +53,9 @@ static void test_send_rules_shape_limits(void **state) {
     assert_int_equal(send_check_shape(&s, &detail), STATUS_TOO_LARGE);
     assert_string_equal(detail, "envelope too large");
     s = ok;
-    s.header_len = REC_HEADER_MAX + 1;
-    assert_int_equal(send_check_shape(&s, &detail), STATUS_TOO_LARGE);
+    s.header_len = 1; /* a header would travel in clear: refused */
+    assert_int_equal(send_check_shape(&s, &detail), STATUS_BAD_REQUEST);
+    assert_string_equal(detail, "Envelope.header must be empty: metadata goes in the encrypted body");
     s = ok;
     s.n_wraps = REC_WRAPS_MAX + 1;
     assert_int_equal(send_check_shape(&s, &detail), STATUS_TOO_LARGE);
