@@ -273,8 +273,9 @@ enum carechat_event_kind {
     CARECHAT_EVENT_TYPING = 4,
     /* A message was recalled (conversation_id, message_id, at):
      * `signed_by_sender` tells whether the sender's device signed the recall;
-     * otherwise it is an administrator's or the server's doing, not the
-     * sender's. */
+     * otherwise `by_verified` tells whether a device of account
+     * `by_account_id` (an administrator, or the sender on another device)
+     * signed its removal; neither: the server's claim, nobody's known doing. */
     CARECHAT_EVENT_RECALL = 5,
     /* A recipient acknowledged an urgent message this account sent
      * (conversation_id, message_id, account_id, at). */
@@ -324,6 +325,7 @@ struct carechat_event {
     enum carechat_membership_change membership;
     struct id by_account_id;
     bool signed_by_sender; /* CARECHAT_EVENT_RECALL */
+    bool by_verified;      /* CARECHAT_EVENT_RECALL: by_account_id signed the removal */
 };
 
 /* Most events kept; older ones are dropped first. */
@@ -515,9 +517,10 @@ enum carechat_message_state {
      * id (the same client_msg_id or counter of the same sender device):
      * replayed by the server. No content; carechat_recv() skips it. */
     CARECHAT_MESSAGE_REPLAYED = 6,
-    /* Recalled, but the recall is not signed by the sender (an
-     * administrator's, or the server's claim): never show it as the
-     * sender's recall. No content. */
+    /* Recalled, but not by the sender's signed recall: removed by
+     * `removed_by` when `removed_by_verified` (an administrator, or the
+     * sender from another device, signed it), else by nobody known (the
+     * server's claim). Never show it as the sender's recall. No content. */
     CARECHAT_MESSAGE_REMOVED = 7,
 };
 
@@ -539,6 +542,9 @@ struct carechat_message {
     uint64_t counter;
     bool counter_gap;
     size_t n_recipients;
+    /* With state REMOVED (above). */
+    struct id removed_by;
+    bool removed_by_verified;
     /* The content, only when state is OK; all owned (malloc): */
     char *text; /* text_len bytes of UTF-8 (no NUL) plus a NUL; "" when none */
     size_t text_len;
@@ -662,10 +668,11 @@ void carechat_members_free(struct carechat_members *m);
 
 /* Recalls message `message_id` of `conversation` (the sender, or an admin):
  * the server deletes its envelope and every device gets a tombstone
- * (CARECHAT_EVENT_RECALL; history shows CARECHAT_MESSAGE_RECALLED). When this
- * device sent the message, the recall is signed (protocol/transcript.h) and
- * recipients show it as the sender's; otherwise (an admin, or another device
- * of the sender) it is unsigned and shown as CARECHAT_MESSAGE_REMOVED. Returns 0;
+ * (CARECHAT_EVENT_RECALL). The recall is signed by this device
+ * (protocol/transcript.h): when this device sent the message, recipients
+ * show it as the sender's recall (CARECHAT_MESSAGE_RECALLED); otherwise (an
+ * admin, or another device of the sender) as removed by this account
+ * (CARECHAT_MESSAGE_REMOVED with removed_by). Returns 0;
  * from the server FORBIDDEN (not the sender), NOT_FOUND, CONFLICT (already
  * recalled); or a local failure. */
 int carechat_recall(struct carechat *c, const struct id *conversation, const struct id *message_id);

@@ -197,14 +197,12 @@ static int message_call(struct carechat *c, const struct id *conversation,
         carechat__v1__recall__init(&r);
         r.conversation_id = bin(conversation);
         r.message_id = bin(message_id);
-        bool sign = false;
         int rc = cc_ensure_session(c);
         if (rc == 0)
-            rc = cc_msg_recall_signature(c, conversation, message_id, sig, &sign);
+            rc = cc_msg_recall_signature(c, conversation, message_id, sig);
         if (rc != 0)
             return rc;
-        if (sign)
-            r.signature = (ProtobufCBinaryData){sizeof sig, sig};
+        r.signature = (ProtobufCBinaryData){sizeof sig, sig};
         req.recall = &r;
     } else {
         carechat__v1__ack_urgent__init(&a);

@@ -676,7 +676,9 @@ const char *cli_usage(void) {
            "      print and acknowledge what arrived for this device, then wait SECONDS\n"
            "      (default 0) after the server's queue is empty; JSON fields: conversation,\n"
            "      seq, message_id, sender, sender_device, sent_at, urgent, state (ok,\n"
-           "      recalled, no_key, invalid, malformed, unsupported), text; reply_to and\n"
+           "      recalled, removed, no_key, invalid, malformed, unsupported, replayed),\n"
+           "      text; removed_by (the account whose signature removed it, or null)\n"
+           "      with removed; reply_to and\n"
            "      attachments (file_id, file_name, media_type, size) when there are; and\n"
            "      text_error \"invalid_utf8\" when a text was not UTF-8 (each ill-formed\n"
            "      byte is then shown as U+FFFD)\n"
@@ -1024,7 +1026,7 @@ const char *cli_message_state_name(enum carechat_message_state state) {
     case CARECHAT_MESSAGE_REPLAYED:
         return "replayed";
     case CARECHAT_MESSAGE_REMOVED:
-        return "removed_unsigned";
+        return "removed";
     }
     return "invalid";
 }
@@ -1045,6 +1047,13 @@ json_t *cli_message_json(const struct carechat_message *m) {
     CHECK(j != NULL);
     if (replaced)
         CHECK(json_object_set_new(j, "text_error", json_string("invalid_utf8")) == 0);
+    if (m->state == CARECHAT_MESSAGE_REMOVED) {
+        /* who removed it, only when its signature says so */
+        char by[ID_HEX_LEN + 1];
+        id_to_hex(&m->removed_by, by);
+        CHECK(json_object_set_new(j, "removed_by",
+                                  m->removed_by_verified ? json_string(by) : json_null()) == 0);
+    }
     if (m->has_reply_to) {
         char reply[ID_HEX_LEN + 1];
         id_to_hex(&m->reply_to, reply);

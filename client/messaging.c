@@ -869,45 +869,64 @@ static int own_key(struct carechat *c, uint32_t key_id, struct envelope_enc_key 
     return 0;
 }
 
-/* Whether `signature` (may be empty) is a recall of (conversation,
- * client_msg_id) signed by `signer`, a device of `sender`'s signed list. */
-static int verify_recall(struct carechat *c, const struct id *conversation, const struct id *sender,
-                         const struct id *client_msg_id, ProtobufCBinaryData signer,
-                         ProtobufCBinaryData signature, bool *signed_) {
-    *signed_ = false;
-    struct id dev;
-    if (signature.len != ENVELOPE_SIG_LEN || !get_id(signer, &dev))
+/* Who signed a recall of the message (conversation, message_id,
+ * client_msg_id) of `sender`: *by_sender when a device of the sender's signed
+ * list signed the recall transcript; else *removed_by and *by_verified when
+ * a device of `signer`'s signed list signed the removal transcript. Neither:
+ * no signature, or one that does not verify (the server's claim). */
+static int verify_recall(struct carechat *c, const struct id *conversation,
+                         const struct id *message_id, const struct id *sender,
+                         const struct id *client_msg_id, ProtobufCBinaryData signer_account,
+                         ProtobufCBinaryData signer_device, ProtobufCBinaryData signature,
+                         bool *by_sender, struct id *removed_by, bool *by_verified) {
+    *by_sender = *by_verified = false;
+    struct id account, dev;
+    if (signature.len != ENVELOPE_SIG_LEN || !get_id(signer_account, &account) ||
+        !get_id(signer_device, &dev))
         return 0;
     uint8_t pk[ENVELOPE_SIGN_PK_LEN];
     bool listed = false;
-    int rc = sender_identity(c, sender, &dev, pk, &listed);
-    if (rc != 0 || !listed)
+    int rc = sender_identity(c, &account, &dev, pk, &listed);
+    if (rc != 0 || !listed) {
+        if (rc == 0)
+            log_warn(MOD, "a recall signed by a device not in its account's signed list");
         return rc;
-    uint8_t t[TRANSCRIPT_RECALL_LEN];
-    transcript_recall(conversation->b, client_msg_id->b, t);
-    *signed_ = envelope_signature_verify(pk, t, sizeof t, signature.data) == 0;
-    if (!*signed_)
-        log_warn(MOD, "a recall whose signature does not verify: not the sender's");
+    }
+    uint8_t recall[TRANSCRIPT_RECALL_LEN], removal[TRANSCRIPT_REMOVAL_LEN];
+    transcript_recall(conversation->b, client_msg_id->b, recall);
+    transcript_removal(conversation->b, message_id->b, removal);
+    if (id_equal(&account, sender) &&
+        envelope_signature_verify(pk, recall, sizeof recall, signature.data) == 0)
+        *by_sender = true;
+    else if (envelope_signature_verify(pk, removal, sizeof removal, signature.data) == 0) {
+        *removed_by = account;
+        *by_verified = true;
+    } else
+        log_warn(MOD, "a recall whose signature does not verify");
     return 0;
 }
 
 int cc_msg_recall_signature(struct carechat *c, const struct id *conversation,
-                            const struct id *message_id, uint8_t sig[64], bool *signed_) {
-    *signed_ = false;
+                            const struct id *message_id, uint8_t sig[64]) {
     struct ledger *ledger = NULL;
     int rc = ledger_of(c, &ledger);
     if (rc != 0)
         return rc;
     struct id cmid;
-    if (ledger_find_sent(ledger, conversation, &c->profile->device_id, message_id, &cmid) != 0)
-        return 0; /* not sent from here: an unsigned recall (an admin's) */
-    uint8_t t[TRANSCRIPT_RECALL_LEN];
-    transcript_recall(conversation->b, cmid.b, t);
+    uint8_t recall[TRANSCRIPT_RECALL_LEN], removal[TRANSCRIPT_REMOVAL_LEN];
+    const bool sent_here =
+        ledger_find_sent(ledger, conversation, &c->profile->device_id, message_id, &cmid) == 0;
+    if (sent_here)
+        transcript_recall(conversation->b, cmid.b, recall);
+    else
+        transcript_removal(conversation->b, message_id->b, removal);
     struct envelope_identity *identity = NULL;
     CHECK(envelope_identity_import(c->profile->identity_seed, &identity) == 0);
-    envelope_identity_sign(identity, t, sizeof t, sig);
+    if (sent_here)
+        envelope_identity_sign(identity, recall, sizeof recall, sig);
+    else
+        envelope_identity_sign(identity, removal, sizeof removal, sig);
     envelope_identity_free(identity);
-    *signed_ = true;
     return 0;
 }
 
@@ -929,12 +948,14 @@ static int open_stored(struct carechat *c, const Carechat__V1__StoredMessage *sm
     const Carechat__V1__Envelope *pe = sm->envelope;
     if (sm->recalled_at != 0 || pe == NULL) {
         /* The sender's recall only when the sender's device signed it. */
-        bool signed_ = false;
-        int rc = verify_recall(c, &msg.conversation_id, &msg.sender_account_id, &msg.client_msg_id,
-                               sm->recall_signer_device_id, sm->recall_signature, &signed_);
+        bool by_sender = false;
+        int rc = verify_recall(c, &msg.conversation_id, &msg.message_id, &msg.sender_account_id,
+                               &msg.client_msg_id, sm->recall_signer_account_id,
+                               sm->recall_signer_device_id, sm->recall_signature, &by_sender,
+                               &msg.removed_by, &msg.removed_by_verified);
         if (rc != 0)
             return rc;
-        msg.state = signed_ ? CARECHAT_MESSAGE_RECALLED : CARECHAT_MESSAGE_REMOVED;
+        msg.state = by_sender ? CARECHAT_MESSAGE_RECALLED : CARECHAT_MESSAGE_REMOVED;
         *out = msg;
         return 0;
     }
@@ -1149,9 +1170,10 @@ static int process(struct carechat *c, const Carechat__V1__Delivery *d,
             e.at = d->recall->recalled_at;
             if (get_id(d->recall->sender_account_id, &sender) &&
                 get_id(d->recall->client_msg_id, &cmid)) {
-                int rc = verify_recall(c, &e.conversation_id, &sender, &cmid,
-                                       d->recall->signer_device_id, d->recall->signature,
-                                       &e.signed_by_sender);
+                int rc = verify_recall(c, &e.conversation_id, &e.message_id, &sender, &cmid,
+                                       d->recall->signer_account_id, d->recall->signer_device_id,
+                                       d->recall->signature, &e.signed_by_sender,
+                                       &e.by_account_id, &e.by_verified);
                 if (rc != 0)
                     return rc;
             }

@@ -28,12 +28,12 @@ int cc_msg_conversation_call(struct carechat *c, Carechat__V1__Frame *req, const
  * Returns 0, the server's status or a local failure. */
 int cc_msg_simple_call(struct carechat *c, Carechat__V1__Frame *req, const char *what);
 
-/* The sender's signature of a recall of `message_id` in `conversation`
- * (protocol/transcript.h) into `sig`, when this device sent it (its replay
- * ledger knows the client_msg_id). Returns 0 with *signed_ set or cleared;
- * or a local failure. */
+/* The signature of a recall of `message_id` in `conversation` by this device
+ * (protocol/transcript.h) into `sig`: the recall transcript when this device
+ * sent the message (its replay ledger knows the client_msg_id), else the
+ * removal transcript. Returns 0; or a local failure. */
 int cc_msg_recall_signature(struct carechat *c, const struct id *conversation,
-                            const struct id *message_id, uint8_t sig[64], bool *signed_);
+                            const struct id *message_id, uint8_t sig[64]);
 
 /* Forgets the cached device list of `account` (fetched and judged again
  * before its next use). */

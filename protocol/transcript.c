@@ -12,6 +12,7 @@
 static const char recipients_context[] = "carechat.v2 recipients";
 static const char envelope_context[] = "carechat.v2 envelope";
 static const char recall_context[] = "carechat.v2 recall";
+static const char removal_context[] = "carechat.v2 removal";
 
 static void put_u32(uint8_t *p, uint32_t v) {
     for (int i = 0; i < 4; i++)
@@ -100,10 +101,23 @@ void transcript_envelope(const struct transcript_context *ctx, const uint8_t *he
     }
 }
 
+/* context (without its NUL) || a || b */
+static void context_and_ids(const char *context, size_t context_len,
+                            const uint8_t a[TRANSCRIPT_ID_LEN], const uint8_t b[TRANSCRIPT_ID_LEN],
+                            uint8_t *out) {
+    memcpy(out, context, context_len);
+    memcpy(out + context_len, a, TRANSCRIPT_ID_LEN);
+    memcpy(out + context_len + TRANSCRIPT_ID_LEN, b, TRANSCRIPT_ID_LEN);
+}
+
 void transcript_recall(const uint8_t conversation_id[TRANSCRIPT_ID_LEN],
                        const uint8_t client_msg_id[TRANSCRIPT_ID_LEN],
                        uint8_t out[TRANSCRIPT_RECALL_LEN]) {
-    memcpy(out, recall_context, sizeof recall_context - 1);
-    memcpy(out + sizeof recall_context - 1, conversation_id, TRANSCRIPT_ID_LEN);
-    memcpy(out + sizeof recall_context - 1 + TRANSCRIPT_ID_LEN, client_msg_id, TRANSCRIPT_ID_LEN);
+    context_and_ids(recall_context, sizeof recall_context - 1, conversation_id, client_msg_id, out);
+}
+
+void transcript_removal(const uint8_t conversation_id[TRANSCRIPT_ID_LEN],
+                        const uint8_t message_id[TRANSCRIPT_ID_LEN],
+                        uint8_t out[TRANSCRIPT_REMOVAL_LEN]) {
+    context_and_ids(removal_context, sizeof removal_context - 1, conversation_id, message_id, out);
 }

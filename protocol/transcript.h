@@ -38,6 +38,13 @@
  *     conversation_id            16
  *     client_msg_id              16   of the recalled message
  *
+ *   Removal (Recall.signature, Ed25519 by a device of an administrator, or of
+ *   the sender on a device that did not send it and so does not know its
+ *   client_msg_id):
+ *     "carechat.v2 removal"      19 bytes
+ *     conversation_id            16
+ *     message_id                 16   the server's id of the removed message
+ *
  * Pure functions; any thread.
  */
 #ifndef PROTOCOL_TRANSCRIPT_H
@@ -56,6 +63,7 @@
 #define TRANSCRIPT_ENC_LEN 32
 #define TRANSCRIPT_WRAPPED_LEN 48
 #define TRANSCRIPT_RECALL_LEN (18 + 2 * TRANSCRIPT_ID_LEN)
+#define TRANSCRIPT_REMOVAL_LEN (19 + 2 * TRANSCRIPT_ID_LEN)
 
 /* The context of one message. */
 struct transcript_context {
@@ -101,5 +109,10 @@ void transcript_envelope(const struct transcript_context *ctx, const uint8_t *he
 void transcript_recall(const uint8_t conversation_id[TRANSCRIPT_ID_LEN],
                        const uint8_t client_msg_id[TRANSCRIPT_ID_LEN],
                        uint8_t out[TRANSCRIPT_RECALL_LEN]);
+
+/* The signed bytes of a removal of (conversation, message_id). */
+void transcript_removal(const uint8_t conversation_id[TRANSCRIPT_ID_LEN],
+                        const uint8_t message_id[TRANSCRIPT_ID_LEN],
+                        uint8_t out[TRANSCRIPT_REMOVAL_LEN]);
 
 #endif

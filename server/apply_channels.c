@@ -592,9 +592,12 @@ int apply_recall(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, str
         .sender_sent_at = m.sender_sent_at,
         .counter = m.counter,
     };
-    /* A recall the proposer verified as signed by the sender's device. */
-    if (r->signature.len == REC_SIG_LEN && apply_id_field(r->signer_device_id, &tomb.recall_signer))
+    /* The recall's signature, which the proposer verified, by the actor's
+     * device. */
+    if (r->signature.len == REC_SIG_LEN && apply_id_field(r->signer_device_id, &tomb.recall_signer)) {
         tomb.recall_signature = (struct rec_bytes){r->signature.data, r->signature.len};
+        tomb.recall_signer_account = actor;
+    }
     struct buf t;
     buf_init(&t);
     rec_message_encode(&tomb, &t);

@@ -227,6 +227,10 @@ static int recall(struct fixture_db *db, const struct fixture_person *actor, con
     r.message_id = fixture_bin(mid, 16);
     r.n_member_devices = n_a;
     r.member_devices = l.adp;
+    /* the signature the proposer verified, by the actor's device */
+    static const uint8_t signer[16] = {0x5d}, sig[64] = {0x51};
+    r.signer_device_id = fixture_bin(signer, 16);
+    r.signature = fixture_bin(sig, 64);
     e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_MESSAGE_RECALL;
     e.message_recall = &r;
     return fixture_propose(db, &e);
@@ -553,6 +557,11 @@ static void run_scenario(struct fixture_db *db) {
     assert_int_equal(tomb.signature.len, 0);
     assert_int_equal(tomb.n_wraps, 0);
     assert_memory_equal(tomb.sender_account.b, doc.id.b, 16);
+    /* kept with its signer, device and account (the actor) */
+    assert_int_equal(tomb.recall_signature.len, 64);
+    assert_int_equal(tomb.recall_signature.data[0], 0x51);
+    assert_int_equal(tomb.recall_signer.b[0], 0x5d);
+    assert_memory_equal(tomb.recall_signer_account.b, doc.id.b, 16);
     buf_cleanup(&v);
     assert_int_equal(recall(db, &doc, &ch, 5, all, 3), STATUS_CONFLICT);
     /* An admin may recall anyone's message. */

@@ -299,13 +299,13 @@ int channels_recall(struct req *r) {
     int rc = c ? read_ref(r->h, &r->conv_id, &mid, &ref) : STATUS_NOT_FOUND;
     if (rc == 0 && r->hc->role != REC_ROLE_ADMIN && !id_equal(&ref.sender_account, &r->hc->account))
         rc = STATUS_FORBIDDEN;
-    /* A signed recall is the sender's own: the signature must be this
-     * device's, over the message's client_msg_id, and this device must be
-     * one of the sender's. */
-    if (rc == 0 && m->signature.len != 0) {
-        if (m->signature.len != REC_SIG_LEN || !id_equal(&ref.sender_account, &r->hc->account)) {
+    /* Every recall is signed by the calling device (protocol/transcript.h):
+     * recipients show who removed a message only from a signature. */
+    const bool by_sender = rc == 0 && id_equal(&ref.sender_account, &r->hc->account);
+    if (rc == 0) {
+        if (m->signature.len != REC_SIG_LEN) {
             free(l);
-            return req_fail(r, STATUS_BAD_REQUEST, "a recall is signed only by the sender");
+            return req_fail(r, STATUS_BAD_REQUEST, "a recall must be signed by the calling device");
         }
         struct key k;
         key_id_u64(&k, &r->conv_id, ref.seq);
@@ -317,8 +317,8 @@ int channels_recall(struct req *r) {
         if (rc == 0)
             rc = rec_message_decode(v.data, v.len, &msg);
         if (rc == 0 && (rc = req_read_device(r->h, &r->hc->account, &r->hc->device, &dev)) == 0) {
-            rc = send_verify_recall(dev.identity_key, &r->conv_id, &msg.client_msg_id,
-                                    m->signature.data);
+            rc = send_verify_recall(dev.identity_key, &r->conv_id, &msg.client_msg_id, &mid,
+                                    by_sender, m->signature.data);
             rec_device_cleanup(&dev);
         }
         buf_cleanup(&v);
@@ -343,10 +343,8 @@ int channels_recall(struct req *r) {
         rec.message_id = m->message_id;
         rec.n_member_devices = l->n;
         rec.member_devices = l->adp;
-        if (m->signature.len != 0) {
-            rec.signer_device_id = (ProtobufCBinaryData){ID_LEN, r->hc->device.b};
-            rec.signature = m->signature;
-        }
+        rec.signer_device_id = (ProtobufCBinaryData){ID_LEN, r->hc->device.b};
+        rec.signature = m->signature;
         e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_MESSAGE_RECALL;
         e.message_recall = &rec;
         struct op *op = op_new(r, 0);

@@ -37,7 +37,10 @@ void delivery_message_build(struct delivery_message *s, const struct id *conv, u
         s->sm.recalled_at = m->recalled_at; /* a tombstone: no envelope */
         if (m->recall_signature.len > 0) {
             s->recall_signer = m->recall_signer;
+            s->recall_signer_account = m->recall_signer_account;
             s->sm.recall_signer_device_id = (ProtobufCBinaryData){ID_LEN, s->recall_signer.b};
+            s->sm.recall_signer_account_id =
+                (ProtobufCBinaryData){ID_LEN, s->recall_signer_account.b};
             s->sm.recall_signature =
                 (ProtobufCBinaryData){m->recall_signature.len, (uint8_t *)m->recall_signature.data};
         }
@@ -155,6 +158,7 @@ static void deliver_item(struct hconn *hc, uint64_t pos, const struct rec_item *
             ev.client_msg_id = (ProtobufCBinaryData){ID_LEN, m.client_msg_id.b};
             if (m.recall_signature.len > 0) {
                 ev.signer_device_id = (ProtobufCBinaryData){ID_LEN, m.recall_signer.b};
+                ev.signer_account_id = (ProtobufCBinaryData){ID_LEN, m.recall_signer_account.b};
                 ev.signature = (ProtobufCBinaryData){m.recall_signature.len,
                                                      (uint8_t *)m.recall_signature.data};
             }

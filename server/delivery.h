@@ -42,7 +42,8 @@ struct delivery_message {
     Carechat__V1__KeyWrap wrap;
     Carechat__V1__KeyWrap *wrapp;
     struct rec_wrap w;
-    struct id conv, message_id, sender_account, sender_device, client_msg_id, recall_signer;
+    struct id conv, message_id, sender_account, sender_device, client_msg_id, recall_signer,
+        recall_signer_account;
     Carechat__V1__WrapRecipient *recips; /* n_wraps of them (xcalloc), or NULL */
     Carechat__V1__WrapRecipient **recipp;
 };

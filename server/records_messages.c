@@ -188,6 +188,7 @@ void rec_message_encode(const struct rec_message *m, struct buf *out) {
         rec_put_u64(out, m->counter);
         rec_put_id(out, &m->recall_signer);
         rec_put_bytes(out, m->recall_signature.data, m->recall_signature.len);
+        rec_put_id(out, &m->recall_signer_account);
     }
 }
 
@@ -218,6 +219,7 @@ int rec_message_decode(const uint8_t *data, size_t len, struct rec_message *out)
         out->counter = rec_get_u64(&r);
         rec_get_id(&r, &out->recall_signer);
         out->recall_signature = get_bytes(&r);
+        rec_get_id(&r, &out->recall_signer_account);
     }
     return finish(&r);
 }

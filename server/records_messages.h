@@ -156,11 +156,13 @@ struct rec_message {
     int64_t recalled_at;
     /* Envelope version 2 (encoded after recalled_at when any is set): the
      * sender's signed clock and counter, and the recall's signature by the
-     * sender's device (empty: none, or an unsigned recall). */
+     * device recall_signer of account recall_signer_account (the sender or an
+     * administrator; empty: not recalled). */
     int64_t sender_sent_at;
     uint64_t counter;
     struct id recall_signer;
     struct rec_bytes recall_signature;
+    struct id recall_signer_account;
 };
 
 struct rec_msgref {

@@ -104,10 +104,14 @@ int send_verify_signature(const uint8_t identity_key[REC_KEY_LEN], const struct 
                           const struct id *client_msg_id, bool urgent,
                           const Carechat__V1__Envelope *env, const struct rec_wrap *wraps);
 
-/* Verifies a Recall.signature `sig` (64 bytes) over (conversation_id,
- * client_msg_id) by `identity_key`. Returns 0 or STATUS_BAD_REQUEST. */
+/* Verifies a Recall.signature `sig` (64 bytes) by `identity_key`: over the
+ * removal transcript of (conversation_id, message_id), or, when `by_sender`
+ * (a device of the message's sender), also over the recall transcript of
+ * (conversation_id, client_msg_id); protocol/transcript.h. Returns 0 or
+ * STATUS_BAD_REQUEST. */
 int send_verify_recall(const uint8_t identity_key[REC_KEY_LEN], const struct id *conversation_id,
-                       const struct id *client_msg_id, const uint8_t sig[REC_SIG_LEN]);
+                       const struct id *client_msg_id, const struct id *message_id,
+                       bool by_sender, const uint8_t sig[REC_SIG_LEN]);
 
 /* Appends the mismatch to `out` as three lists (u32 count, then the ids):
  * apply's result of a refused Send. */

@@ -41,6 +41,7 @@
 #include "base/clock.h"
 #include "base/status.h"
 #include "protocol/proto.h"
+#include "protocol/transcript.h"
 #include "storage/keys.h"
 #include "tests/fixture.h"
 #include "tests/harness.h"
@@ -547,6 +548,11 @@ static void build_recall(struct cctx *c) {
     carechat__v1__recall__init(&c->m.recall);
     c->m.recall.conversation_id = bin16(g_conv_c);
     c->m.recall.message_id = bin16(c->id1);
+    /* signed by the caller's device (the removal transcript) */
+    uint8_t t[TRANSCRIPT_REMOVAL_LEN];
+    transcript_removal(g_conv_c, c->id1, t);
+    crypto_sign_detached(c->sig, NULL, t, sizeof t, c->me->u.dev[0].isk);
+    c->m.recall.signature = (ProtobufCBinaryData){sizeof c->sig, c->sig};
     c->f.recall = &c->m.recall;
 }
 

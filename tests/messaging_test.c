@@ -30,6 +30,7 @@
 #include "base/clock.h"
 #include "base/status.h"
 #include "protocol/proto.h"
+#include "protocol/transcript.h"
 #include "storage/keys.h"
 #include "tests/harness.h"
 #include "tests/rawclient.h"
@@ -153,8 +154,8 @@ static uint64_t last_seq(struct rawc *c, const uint8_t conv[16]) {
     return seq;
 }
 
-/* Number of messages History returns (newest page of up to 100). */
-static size_t history_count(struct rawc *c, const uint8_t conv[16]) {
+/* The History page of `conv` on `c` (caller frees), answered OK. */
+static Carechat__V1__Frame *history_page(struct rawc *c, const uint8_t conv[16]) {
     Carechat__V1__Frame f;
     Carechat__V1__History hi;
     carechat__v1__frame__init(&f);
@@ -165,6 +166,12 @@ static size_t history_count(struct rawc *c, const uint8_t conv[16]) {
     f.history = &hi;
     Carechat__V1__Frame *r = rawc_rpc(c, &f);
     raw_expect_status(r, STATUS_OK);
+    return r;
+}
+
+/* Number of messages History returns (newest page of up to 100). */
+static size_t history_count(struct rawc *c, const uint8_t conv[16]) {
+    Carechat__V1__Frame *r = history_page(c, conv);
     size_t n = r->response->history_page->n_messages;
     proto_free(r);
     return n;
@@ -578,6 +585,79 @@ static void test_messaging_signature_binds_the_context(void **state) {
     world_free(&w);
 }
 
+/* Recall `mid` of `conv` on `c`, signed with `sig` (NULL: unsigned). */
+static Carechat__V1__Frame *recall(struct rawc *c, const uint8_t conv[16], const uint8_t mid[16],
+                                   const uint8_t *sig) {
+    Carechat__V1__Frame f;
+    Carechat__V1__Recall r;
+    carechat__v1__frame__init(&f);
+    carechat__v1__recall__init(&r);
+    r.conversation_id = (ProtobufCBinaryData){16, (uint8_t *)conv};
+    r.message_id = (ProtobufCBinaryData){16, (uint8_t *)mid};
+    if (sig != NULL)
+        r.signature = (ProtobufCBinaryData){64, (uint8_t *)sig};
+    f.body_case = CARECHAT__V1__FRAME__BODY_RECALL;
+    f.recall = &r;
+    return rawc_rpc(c, &f);
+}
+
+/* Every recall is signed by the calling device: unsigned, signed by another
+ * key, or over another message it is refused (BAD_REQUEST) and the message
+ * stays; the sender's recall transcript over the client_msg_id goes
+ * through, and the tombstone carries its signature, device and account. */
+static void test_messaging_recall_must_be_signed(void **state) {
+    (void)state;
+    struct world w;
+    uint8_t conv[16], cmid[16], mid[16], other[16] = {1}, sig[64];
+    struct rawc *a = patient_in_direct(&w, conv);
+    randombytes_buf(cmid, sizeof cmid);
+    struct rawc_wrap_to to[1] = {{w.provider.dev[0].id, 1}};
+    Carechat__V1__Frame *r = rawc_send_msg(a, conv, cmid, w.patient.dev[0].id, to, 1, "x", false);
+    raw_expect_status(r, STATUS_OK);
+    memcpy(mid, r->response->send->message_id.data, 16);
+    proto_free(r);
+    uint8_t t[TRANSCRIPT_RECALL_LEN], tr[TRANSCRIPT_REMOVAL_LEN];
+    transcript_recall(conv, cmid, t);
+    transcript_removal(conv, other, tr);
+    struct raw_device stranger;
+    raw_device_make(&stranger);
+    for (int attempt = 0; attempt < 3; attempt++) {
+        const uint8_t *s = NULL;
+        if (attempt == 1)
+            crypto_sign_detached(sig, NULL, t, sizeof t, stranger.isk); /* another key */
+        else if (attempt == 2)
+            crypto_sign_detached(sig, NULL, tr, sizeof tr, w.patient.dev[0].isk); /* other id */
+        if (attempt > 0)
+            s = sig;
+        r = recall(a, conv, mid, s);
+        raw_expect_status(r, STATUS_BAD_REQUEST);
+        proto_free(r);
+        Carechat__V1__Frame *h = history_page(a, conv);
+        assert_int_equal(h->response->history_page->n_messages, 1);
+        assert_non_null(h->response->history_page->messages[0]->envelope); /* not recalled */
+        proto_free(h);
+    }
+    crypto_sign_detached(sig, NULL, t, sizeof t, w.patient.dev[0].isk);
+    r = recall(a, conv, mid, sig);
+    raw_expect_status(r, STATUS_OK);
+    proto_free(r);
+    /* the provider's history: the tombstone with the recall's signer */
+    struct rawc *p = login(g_h, w.provider.email, &w.provider.dev[0], NULL);
+    r = history_page(p, conv);
+    assert_int_equal(r->response->history_page->n_messages, 1);
+    const Carechat__V1__StoredMessage *m = r->response->history_page->messages[0];
+    assert_true(m->recalled_at != 0);
+    assert_null(m->envelope);
+    assert_int_equal(m->recall_signature.len, 64);
+    assert_memory_equal(m->recall_signature.data, sig, 64);
+    assert_memory_equal(m->recall_signer_device_id.data, w.patient.dev[0].id, 16);
+    assert_memory_equal(m->recall_signer_account_id.data, w.patient.account, 16);
+    proto_free(r);
+    rawc_free(p);
+    rawc_free(a);
+    world_free(&w);
+}
+
 /* Wraps that do not match the current devices: CONFLICT with the ids. */
 static void test_messaging_wrong_device_set_conflict(void **state) {
     (void)state;
@@ -960,6 +1040,7 @@ int main(void) {
         cmocka_unit_test(test_messaging_resend_same_client_msg_id_stores_once),
         cmocka_unit_test(test_messaging_wrong_device_set_conflict),
         cmocka_unit_test(test_messaging_signature_binds_the_context),
+        cmocka_unit_test(test_messaging_recall_must_be_signed),
         cmocka_unit_test(test_messaging_patient_to_patient_refused),
         cmocka_unit_test(test_messaging_list_conversations_most_recent_first),
         cmocka_unit_test(test_messaging_typing_live_not_stored),

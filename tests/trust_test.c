@@ -16,8 +16,9 @@
  *   - a signed message stored again under a new message id (the server's
  *     data restored, the same client_msg_id and counter sent again) is shown
  *     as replayed, not as a new message;
- *   - a recall the sender did not sign (an administrator's, or the server's
- *     claim) is not shown as the sender's;
+ *   - a recall is shown as the sender's only when the device that sent the
+ *     message signed it, as an administrator's removal only when a listed
+ *     device of the admin signed it, and otherwise as nobody's known doing;
  *   - safety numbers: both sides print the same digits; a change of devices
  *     clears the verified flag.
  * The "malicious server" is simulated with what an operator has: the
@@ -395,26 +396,35 @@ static void test_trust_replayed_message_is_shown_once(void **state) {
     pair_stop(&p);
 }
 
-/* A recalls its first message (signed); an administrator recalls the second
- * (unsigned: what a server could also claim). B shows the first as recalled
- * by the sender and the second as removed, with the events saying which.
- * Fails when unsigned recalls are shown as the sender's. */
-static void test_trust_recall_shown_as_senders_only_when_signed(void **state) {
+/* A recalls its first message (signed by the device that sent it); an
+ * administrator recalls the second (a removal signed by the admin's listed
+ * device); a device the admin's list does not name (what a server can mint)
+ * removes the third. B shows the first as recalled by the sender, the second
+ * as removed by the admin, the third as removed by nobody known, and the
+ * events say the same. Fails when a recall is believed without a signature by
+ * a listed device of the account it names. */
+static void test_trust_recall_shown_as_its_signer_only(void **state) {
     (void)state;
     struct pair p;
     pair_start("recall", &p);
-    struct carechat_sent s1, s2;
+    struct carechat_sent s1, s2, s3;
     FIXTURE_ASSERT_OK(p.a, carechat_send(p.a, &p.conv, (const uint8_t *)"one", 3, NULL, &s1));
     FIXTURE_ASSERT_OK(p.a, carechat_send(p.a, &p.conv, (const uint8_t *)"two", 3, NULL, &s2));
+    FIXTURE_ASSERT_OK(p.a, carechat_send(p.a, &p.conv, (const uint8_t *)"three", 5, NULL, &s3));
     expect_text(p.b, "one");
     expect_text(p.b, "two");
+    expect_text(p.b, "three");
     FIXTURE_ASSERT_OK(p.a, carechat_recall(p.a, &p.conv, &s1.message_id));
-    char admin_addr[FIXTURE_EMAIL_LEN];
+    char admin_addr[FIXTURE_EMAIL_LEN], ghost_dir[FIXTURE_DIR_LEN];
     fixture_email("recall-admin", admin_addr);
     struct carechat *admin = fixture_invite_register(
         p.url, root_of(&p), admin_addr, CARECHAT_ROLE_ADMIN, DOC_PASSWORD, "Admin", NULL);
+    const struct id admin_id = account_of(admin);
     FIXTURE_ASSERT_OK(admin, carechat_recall(admin, &p.conv, &s2.message_id));
     carechat_close(admin);
+    struct carechat *ghost = new_device(&p, admin_addr, ghost_dir);
+    FIXTURE_ASSERT_OK(ghost, carechat_recall(ghost, &p.conv, &s3.message_id));
+    carechat_close(ghost);
 
     struct carechat_message m;
     assert_int_equal(carechat_recv(p.b, 2000, &m), STATUS_NOT_FOUND);
@@ -425,12 +435,22 @@ static void test_trust_recall_shown_as_senders_only_when_signed(void **state) {
     assert_true(has_event(p.b, CARECHAT_EVENT_RECALL, NULL, &e));
     assert_true(id_equal(&e.message_id, &s2.message_id));
     assert_false(e.signed_by_sender);
+    assert_true(e.by_verified);
+    assert_true(id_equal(&e.by_account_id, &admin_id));
+    assert_true(has_event(p.b, CARECHAT_EVENT_RECALL, NULL, &e));
+    assert_true(id_equal(&e.message_id, &s3.message_id));
+    assert_false(e.signed_by_sender);
+    assert_false(e.by_verified);
 
     struct carechat_messages *hist = NULL;
     FIXTURE_ASSERT_OK(p.b, carechat_history(p.b, &p.conv, 0, 10, &hist));
-    assert_int_equal(hist->n, 2);
+    assert_int_equal(hist->n, 3);
     assert_int_equal(hist->items[0].state, CARECHAT_MESSAGE_RECALLED);
     assert_int_equal(hist->items[1].state, CARECHAT_MESSAGE_REMOVED);
+    assert_true(hist->items[1].removed_by_verified);
+    assert_true(id_equal(&hist->items[1].removed_by, &admin_id));
+    assert_int_equal(hist->items[2].state, CARECHAT_MESSAGE_REMOVED);
+    assert_false(hist->items[2].removed_by_verified);
     carechat_messages_free(hist);
     pair_stop(&p);
 }
@@ -472,7 +492,7 @@ int main(void) {
         cmocka_unit_test(test_trust_ghost_device_raises_identity_changed),
         cmocka_unit_test(test_trust_rollback_refused_after_restart),
         cmocka_unit_test(test_trust_replayed_message_is_shown_once),
-        cmocka_unit_test(test_trust_recall_shown_as_senders_only_when_signed),
+        cmocka_unit_test(test_trust_recall_shown_as_its_signer_only),
         cmocka_unit_test(test_trust_safety_numbers_match),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
