@@ -17,19 +17,12 @@
 #define STEP 4096
 
 static int run(const struct server_config *cfg) {
-    struct store_config sc;
-    config_store(cfg, STORE_OPEN, &sc);
     struct store *store = NULL;
-    int rc = store_open(&sc, &store);
-    if (rc != 0) {
-        fprintf(stderr,
-                "carechatd audit-verify: cannot open the store in %s (see above; is carechatd "
-                "running on it?)\n",
-                cfg->data_dir);
-        return config_exit_status(rc);
-    }
+    int status = config_open_store(cfg, "audit-verify", &store);
+    if (status != CONFIG_EXIT_OK)
+        return status;
     struct audit_verify v;
-    rc = audit_verify_begin(store, &v);
+    int rc = audit_verify_begin(store, &v);
     while (rc == 0 && !v.done)
         rc = audit_verify_step(store, &v, STEP);
     store_close(store);

@@ -75,20 +75,14 @@ static int run(const struct server_config *cfg, const char *email_arg, const cha
         status = 2;
         goto out;
     }
-    struct store_config sc;
-    config_store(cfg, STORE_OPEN, &sc);
-    int rc = store_open(&sc, &store);
-    if (rc != 0) {
-        fprintf(stderr,
-                "carechatd bootstrap: cannot open the database in %s (see above; a new one "
-                "is made with `carechatd init`)\n",
-                cfg->data_dir);
-        status = config_exit_status(rc);
+    const int open_status = config_open_store(cfg, "bootstrap", &store);
+    if (open_status != CONFIG_EXIT_OK) {
+        status = open_status;
         goto out;
     }
     struct buf v;
     buf_init(&v);
-    rc = store_get(store, CF_META, REC_META_SYSADMIN, strlen(REC_META_SYSADMIN), &v);
+    int rc = store_get(store, CF_META, REC_META_SYSADMIN, strlen(REC_META_SYSADMIN), &v);
     buf_cleanup(&v);
     if (rc == 0) {
         fprintf(stderr, "carechatd bootstrap: refused: a system administrator already exists\n");

@@ -822,6 +822,19 @@ void config_store(const struct server_config *cfg, enum store_mode mode, struct 
     };
 }
 
+int config_open_store(const struct server_config *cfg, const char *tool, struct store **out) {
+    struct store_config sc;
+    config_store(cfg, STORE_OPEN, &sc);
+    int rc = store_open(&sc, out);
+    if (rc == 0)
+        return CONFIG_EXIT_OK;
+    fprintf(stderr,
+            "carechatd %s: cannot open the database in %s (see above; is carechatd running on "
+            "it? a new one is made with `carechatd init`)\n",
+            tool, cfg->data_dir);
+    return config_exit_status(rc);
+}
+
 int config_exit_status(int status) {
     switch (status) {
     case STATUS_OK:

@@ -193,6 +193,11 @@ enum config_exit {
  * STATUS_CONFLICT, CONFIG_EXIT_FAILED otherwise (CONFIG_EXIT_OK for 0). */
 int config_exit_status(int status);
 
+/* Opens the existing store of `cfg` (STORE_OPEN) for the offline subcommand
+ * `tool` (e.g. "audit-verify") into *out. Returns CONFIG_EXIT_OK, or, having
+ * told stderr why, config_exit_status() of the failure. */
+int config_open_store(const struct server_config *cfg, const char *tool, struct store **out);
+
 /* True when `host` (an IP literal) is a loopback address: 127.0.0.0/8 or ::1
  * (also written as ::ffff:127.x.y.z). Anything else, including 0.0.0.0 and ::,
  * is not. */

@@ -52,17 +52,13 @@ static int run(const struct server_config *cfg, const char *email_arg, uint32_t 
     buf_init(&v);
     char code[2 * CODE_BYTES + 1];
     uint8_t raw[CODE_BYTES], code_hash[REC_HASH_LEN], index[REC_HASH_LEN];
-    struct store_config sc;
-    config_store(cfg, STORE_OPEN, &sc);
-    int rc = store_open(&sc, &store);
-    if (rc != 0) {
-        fprintf(stderr, "carechatd invite: cannot open the database in %s (see above)\n",
-                cfg->data_dir);
-        status = config_exit_status(rc);
+    const int open_status = config_open_store(cfg, "invite", &store);
+    if (open_status != CONFIG_EXIT_OK) {
+        status = open_status;
         goto out;
     }
     struct id sysadmin;
-    rc = store_get(store, CF_META, REC_META_SYSADMIN, strlen(REC_META_SYSADMIN), &v);
+    int rc = store_get(store, CF_META, REC_META_SYSADMIN, strlen(REC_META_SYSADMIN), &v);
     if (rc != 0 || id_from_bytes(v.data, v.len, &sysadmin) != 0) {
         fprintf(stderr, "carechatd invite: refused: no system administrator yet (`carechatd "
                         "bootstrap` first)\n");

@@ -26,21 +26,14 @@ static int run(const struct server_config *cfg) {
         fprintf(stderr, "carechatd rotate-master-key: --new-master-key FILE is required\n");
         return CONFIG_EXIT_CONFIG;
     }
-    struct store_config sc;
-    config_store(cfg, STORE_OPEN, &sc);
     struct store *store = NULL;
-    int rc = store_open(&sc, &store);
-    if (rc != 0) {
-        fprintf(stderr,
-                "carechatd rotate-master-key: cannot open the store in %s (see above; is "
-                "carechatd running on it?)\n",
-                cfg->data_dir);
-        return config_exit_status(rc);
-    }
+    int status = config_open_store(cfg, "rotate-master-key", &store);
+    if (status != CONFIG_EXIT_OK)
+        return status;
     struct keystore *ks = store_keystore(store);
     uint8_t before[KEYSTORE_MASTER_ID_LEN], after[KEYSTORE_MASTER_ID_LEN];
     keystore_master_key_id(ks, before);
-    rc = keystore_rotate_master(ks, cfg->new_master_key);
+    int rc = keystore_rotate_master(ks, cfg->new_master_key);
     keystore_master_key_id(ks, after);
     store_close(store);
     if (rc == STATUS_BAD_REQUEST) {
