@@ -573,9 +573,13 @@ int carechat_sync(struct carechat *c);
  * Returns 0 with a message; STATUS_NOT_FOUND when the server has said the
  * replay is complete (QueueEmpty) and nothing more arrived for `wait_ms`
  * milliseconds after that (0: do not wait); STATUS_UNAVAILABLE when the replay
- * did not complete within request_timeout_ms + wait_ms; or a local failure
- * (the connection was lost: call again to reconnect and resume from the last
- * acknowledged cursor). *m is written only on success. */
+ * did not complete within request_timeout_ms + wait_ms; or a local failure.
+ * A connection lost while waiting (a server restarting closes with 1001) is
+ * made again, pausing 250 ms doubling to 2 s, and delivery resumes from the
+ * last acknowledged cursor (messages already returned are skipped), until
+ * wait_ms after the queue was last empty; with wait_ms 0, or when the server
+ * ended the connection (ReplacedElsewhere, SessionRevoked), the loss is
+ * returned (call again to reconnect). *m is written only on success. */
 int carechat_recv(struct carechat *c, int wait_ms, struct carechat_message *m);
 
 /* Acknowledges (cumulatively) every delivery carechat_recv() has taken so far

@@ -31,6 +31,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sodium.h>
 
@@ -1219,6 +1220,27 @@ static int process(struct carechat *c, const Carechat__V1__Delivery *d,
     }
 }
 
+/* Reconnection of a waiting carechat_recv(): the first pause and the most. */
+#define RECONNECT_FIRST_MS 250
+#define RECONNECT_MAX_MS 2000
+
+/* After carechat_recv() failed with `rc`: when the connection was lost or
+ * could not be made (a server restarting, closing with 1001; the network),
+ * not ended by the server (ReplacedElsewhere, SessionRevoked), and a pause
+ * of *pause_ms still ends before `deadline`, pauses, doubles *pause_ms (at
+ * most RECONNECT_MAX_MS) and returns true: try again. */
+static bool pause_to_reconnect(struct carechat *c, int rc, int64_t deadline, int *pause_ms) {
+    if ((rc != STATUS_IO && rc != STATUS_UNAVAILABLE) || c->err_kind != CARECHAT_ERROR_CONNECTION ||
+        c->ended_by != 0 || clock_monotonic_ms() + *pause_ms >= deadline)
+        return false;
+    log_info(MOD, "the connection was lost; connecting again in %d ms", *pause_ms);
+    struct timespec ts = {.tv_sec = *pause_ms / 1000, .tv_nsec = (long)(*pause_ms % 1000) * 1000000};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+    *pause_ms = *pause_ms * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : *pause_ms * 2;
+    return true;
+}
+
 int carechat_recv(struct carechat *c, int wait_ms, struct carechat_message *out) {
     cc_clear_error(c);
     if (out == NULL || wait_ms < 0)
@@ -1227,13 +1249,21 @@ int carechat_recv(struct carechat *c, int wait_ms, struct carechat_message *out)
     struct cc_msg *m = state(c);
     struct cc_deliveries *d = &c->deliveries;
     const int64_t start = clock_monotonic_ms();
-    const int64_t replay_deadline = start + c->request_timeout_ms + wait_ms;
-    /* Bounded: every round takes a delivery, receives a frame, or ends. */
+    int64_t replay_deadline = start + c->request_timeout_ms + wait_ms;
+    /* When the queue was last seen empty: a lost connection is made again
+     * until wait_ms after that. */
+    int64_t quiet_since = start;
+    int pause_ms = RECONNECT_FIRST_MS;
+    /* Bounded: every round takes a delivery, receives a frame, pauses before
+     * connecting again (until the wait ends), or ends. */
     for (;;) {
         if (!d->synced || c->t == NULL || !transport_is_open(c->t)) {
             int rc = carechat_sync(c);
+            if (rc != 0 && pause_to_reconnect(c, rc, quiet_since + wait_ms, &pause_ms))
+                continue;
             if (rc != 0)
                 return rc;
+            replay_deadline = clock_monotonic_ms() + c->request_timeout_ms + wait_ms;
         }
         Carechat__V1__Frame *f;
         while ((f = cc_take_delivery(c)) != NULL) {
@@ -1277,8 +1307,12 @@ int carechat_recv(struct carechat *c, int wait_ms, struct carechat_message *out)
             continue;
         }
         int64_t deadline = replay_deadline;
-        if (d->queue_empty)
-            deadline = (d->queue_empty_at > start ? d->queue_empty_at : start) + wait_ms;
+        if (d->queue_empty) {
+            if (d->queue_empty_at > quiet_since)
+                quiet_since = d->queue_empty_at;
+            pause_ms = RECONNECT_FIRST_MS;
+            deadline = quiet_since + wait_ms;
+        }
         if (clock_monotonic_ms() >= deadline) {
             if (d->queue_empty)
                 return STATUS_NOT_FOUND;
@@ -1286,7 +1320,8 @@ int carechat_recv(struct carechat *c, int wait_ms, struct carechat_message *out)
                            "receiving: the server did not finish its replay in time");
         }
         int rc = cc_pump(c, deadline);
-        if (rc != 0 && rc != STATUS_UNAVAILABLE)
+        if (rc != 0 && rc != STATUS_UNAVAILABLE &&
+            !pause_to_reconnect(c, rc, quiet_since + wait_ms, &pause_ms))
             return rc;
     }
 }

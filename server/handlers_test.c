@@ -136,6 +136,7 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
     struct fixture *f = *state;
+    handlers_stopping(f->handlers); /* as carechatd stops: while the journal runs */
     journal_close(f->journal);
     handlers_free(f->handlers);
     metrics_free(f->metrics);
@@ -235,9 +236,22 @@ static void test_handlers_login_resume_replace_expire_logout(void **state) {
     assert_string_equal(response(&io1, 2, 3)->detail, "already authenticated");
     io_reset(&io1);
 
-    /* Resume on a second connection: the first is replaced. */
-    struct conn *c2 = open_conn(f, &io2);
+    /* c1 receives (Sync: its answer and QueueEmpty). */
     Carechat__V1__Frame fr;
+    Carechat__V1__Sync sy;
+    carechat__v1__frame__init(&fr);
+    carechat__v1__sync__init(&sy);
+    fr.body_case = CARECHAT__V1__FRAME__BODY_SYNC;
+    fr.sync = &sy;
+    send_frame(c1, &fr, 4);
+    pump_until(f, &io1, 2);
+    assert_int_equal(response(&io1, 0, 4)->status, CARECHAT__V1__STATUS__OK);
+    assert_int_equal(io1.frames[1]->body_case, CARECHAT__V1__FRAME__BODY_QUEUE_EMPTY);
+    io_reset(&io1);
+
+    /* Resume on a second connection: both stay until it starts receiving,
+     * which replaces the first. */
+    struct conn *c2 = open_conn(f, &io2);
     Carechat__V1__Authenticate a;
     carechat__v1__frame__init(&fr);
     carechat__v1__authenticate__init(&a);
@@ -248,6 +262,13 @@ static void test_handlers_login_resume_replace_expire_logout(void **state) {
     send_frame(c2, &fr, 1);
     pump_until(f, &io2, 1);
     assert_int_equal(response(&io2, 0, 1)->status, CARECHAT__V1__STATUS__OK);
+    assert_int_equal(io1.n, 0);
+    assert_int_equal(conn_state(c1), CONN_AUTHENTICATED);
+    carechat__v1__frame__init(&fr);
+    fr.body_case = CARECHAT__V1__FRAME__BODY_SYNC;
+    fr.sync = &sy;
+    send_frame(c2, &fr, 2);
+    pump_until(f, &io2, 3);
     assert_int_equal(io1.n, 1);
     assert_int_equal(io1.frames[0]->body_case, CARECHAT__V1__FRAME__BODY_REPLACED_ELSEWHERE);
     assert_int_equal(io1.close_code, CONN_CLOSE_NORMAL);

@@ -338,6 +338,7 @@ int messaging_sync(struct req *r) {
     resp.result_case = CARECHAT__V1__RESPONSE__RESULT_SYNC;
     resp.sync = &sr;
     conn_send(r->conn, &frame);
+    req_replace_delivering(r->hc);
     delivery_start(r->hc, pos);
     return STATUS_OK;
 }

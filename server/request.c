@@ -85,9 +85,10 @@ void req_revoke(struct handlers *h, const struct id *account, const struct id *d
     }
 }
 
-void req_session_established(struct hconn *hc, const struct session_info *s) {
+void req_replace_delivering(struct hconn *hc) {
     for (struct hconn *x = hc->h->conns; x; x = x->next) {
-        if (x == hc || !x->authenticated || !x->conn || !id_equal(&x->device, &s->device))
+        if (x == hc || !x->authenticated || !x->conn || x->delivery == DELIVERY_OFF ||
+            !id_equal(&x->device, &hc->device))
             continue;
         Carechat__V1__Frame frame;
         Carechat__V1__ReplacedElsewhere rep;
@@ -99,6 +100,9 @@ void req_session_established(struct hconn *hc, const struct session_info *s) {
         x->authenticated = false;
         conn_close(x->conn, CONN_CLOSE_NORMAL, "replaced elsewhere", METRICS_CLOSE_REPLACED);
     }
+}
+
+void req_session_established(struct hconn *hc, const struct session_info *s) {
     hc->authenticated = true;
     hc->account = s->account;
     hc->device = s->device;

@@ -289,9 +289,15 @@ struct session_info {
     uint8_t token_hash[REC_HASH_LEN];
     int64_t expires_at, idle_expires_at;
 };
-/* Marks `hc` authenticated with the session `s` and replaces every other
- * connection of the same device (ReplacedElsewhere, close 1000). */
+/* Marks `hc` authenticated with the session `s`. Other connections of the
+ * same device stay: a device may hold several (a CLI `send` beside a
+ * running `recv`); only one of them receives deliveries
+ * (req_replace_delivering()). */
 void req_session_established(struct hconn *hc, const struct session_info *s);
+/* Before `hc` starts receiving its device's deliveries (Sync): replaces the
+ * device's other connection that receives them (ReplacedElsewhere, close
+ * 1000), so that one connection per device is delivered to. */
+void req_replace_delivering(struct hconn *hc);
 /* Sends SessionRevoked(reason) and closes (1008) every authenticated
  * connection of `account` (NULL: any) and `device` (NULL: any) except
  * `except` (may be NULL); they are unauthenticated from then on. */

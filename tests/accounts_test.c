@@ -98,6 +98,28 @@ static void expect_server_request_and_close(struct rawc *c, Carechat__V1__Frame_
     assert_true(clock_monotonic_ms() - start <= within_ms);
 }
 
+/* Starts receiving on `c` (Sync from the start) and reads up to QueueEmpty. */
+static void sync_to_empty(struct rawc *c) {
+    Carechat__V1__Frame f;
+    Carechat__V1__Sync s;
+    carechat__v1__frame__init(&f);
+    carechat__v1__sync__init(&s);
+    f.body_case = CARECHAT__V1__FRAME__BODY_SYNC;
+    f.sync = &s;
+    Carechat__V1__Frame *r = rawc_rpc(c, &f);
+    raw_expect_status(r, STATUS_OK);
+    proto_free(r);
+    for (int i = 0; i < 100; i++) {
+        Carechat__V1__Frame *q = rawc_next_request(c, 2000);
+        assert_non_null(q);
+        const bool empty = q->body_case == CARECHAT__V1__FRAME__BODY_QUEUE_EMPTY;
+        proto_free(q);
+        if (empty)
+            return;
+    }
+    fail_msg("no QueueEmpty");
+}
+
 /* ---- server with a bootstrapped administrator -------------------------------- */
 
 static void write_password_file(const char *dir, char *path, const char *password) {
@@ -301,14 +323,20 @@ static void test_accounts_invite_register_login_roles(void **state) {
     raw_expect_status(r, STATUS_NOT_FOUND);
     proto_free(r);
 
-    /* The patient resumes on a new connection with the token; the old
-     * connection of that device is replaced. */
+    /* The patient receives on its connection, then resumes on a new one with
+     * the token: both stay open (a CLI send beside a running recv) until the
+     * new one starts receiving, which replaces the old. */
+    sync_to_empty(pat);
     struct rawc *pat2 = rawc_open(h);
     r = rawc_authenticate(pat2, pat_token, pat_dev.id);
     raw_expect_status(r, STATUS_OK);
     assert_int_equal(r->response->session->session_token.len, 0);
     assert_int_equal(r->response->session->role, CARECHAT__V1__ROLE__PATIENT);
     proto_free(r);
+    r = lookup(pat, "doc@clinic.example");
+    raw_expect_status(r, STATUS_OK);
+    proto_free(r);
+    sync_to_empty(pat2);
     expect_server_request_and_close(pat, CARECHAT__V1__FRAME__BODY_REPLACED_ELSEWHERE, 1000, 1000);
     rawc_free(pat);
 

@@ -111,9 +111,10 @@ static void copy_file(const char *from, const char *to) {
     assert_int_equal(chmod(to, 0600), 0);
 }
 
-/* Two handles of one device: when the second authenticates, the server
- * replaces the first, whose next call fails with a clear message and whose
- * event queue says why. */
+/* Two handles of one device: both work side by side (a send beside a
+ * running recv) until the second starts receiving, when the server replaces
+ * the first, which was receiving: its next call fails with a clear message
+ * and its event queue says why. */
 static void test_cli_replaced_elsewhere_is_an_event(void **state) {
     char addr[64], doc_dir[FIXTURE_DIR_LEN];
     fixture_email("twin", addr);
@@ -129,9 +130,14 @@ static void test_cli_replaced_elsewhere_is_an_event(void **state) {
     snprintf(from, sizeof from, "%s/profile", doc_dir);
     snprintf(to, sizeof to, "%s/profile", copy_dir);
     copy_file(from, to);
+    struct carechat_message m;
+    assert_int_equal(carechat_recv(a, 0, &m), STATUS_NOT_FOUND); /* a receives */
     struct carechat *b = fixture_open(url, copy_dir);
     FIXTURE_ASSERT_OK(b, carechat_devices(b, &d));
     carechat_devices_free(d);
+    FIXTURE_ASSERT_OK(a, carechat_devices(a, &d)); /* both connections stay */
+    carechat_devices_free(d);
+    assert_int_equal(carechat_recv(b, 0, &m), STATUS_NOT_FOUND); /* now b receives */
 
     struct carechat_event e;
     assert_int_equal(carechat_next_event(a, &e), STATUS_NOT_FOUND);

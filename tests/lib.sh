@@ -8,8 +8,9 @@
 #   password_file NAME PASSWORD   writes $T/NAME.pw (mode 600)
 #   bootstrap_root    `carechatd init` of $T/data, then `carechatd bootstrap`
 #                     of root@clinic.example with $T/root.pw
-#   start_server [FLAGS]  carechatd on $T/data, listening on 127.0.0.1:0 and
-#                     its metrics on 127.0.0.1:0 (log in $T/carechatd.log),
+#   start_server [FLAGS]  carechatd on $T/data, listening on 127.0.0.1:0 (or
+#                     127.0.0.1:$LISTEN_PORT when set: a restart on the same
+#                     port) and its metrics on 127.0.0.1:0 (log in $T/carechatd.log),
 #                     with --dev-invite-codes (no mail relay in these tests);
 #                     sets PID and PORT (the WebSocket listener's), or fails
 #                     after 20 s
@@ -62,7 +63,7 @@ bootstrap_root() {
 
 # Starts carechatd on the data directory with extra flags; sets PID and PORT.
 start_server() {
-    "$SERVER" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --data "$T/data" \
+    "$SERVER" --listen "127.0.0.1:${LISTEN_PORT:-0}" --metrics-listen 127.0.0.1:0 --data "$T/data" \
         --dev-invite-codes "$@" \
         >"$T/carechatd.log" 2>&1 &
     PID=$!
