@@ -103,6 +103,7 @@ int carechat_login(struct carechat *c, const char *email, const char *password) 
     carechat__v1__login__init(&login);
     login.email = (char *)email;
     login.password = (char *)password;
+    login.stay_signed_in = c->stay_signed_in;
     if (existing) {
         login.device_case = CARECHAT__V1__LOGIN__DEVICE_DEVICE_ID;
         login.device_id = (ProtobufCBinaryData){ID_LEN, p->device_id.b};

@@ -45,6 +45,7 @@ int carechat_open(const struct carechat_config *cfg, struct carechat **out) {
     c->profile_dir = xstrdup(cfg->profile_dir);
     c->ca_file = cfg->ca_file != NULL ? xstrdup(cfg->ca_file) : NULL;
     c->device_label = xstrdup(cfg->device_label != NULL ? cfg->device_label : DEFAULT_LABEL);
+    c->stay_signed_in = cfg->stay_signed_in;
     c->connect_timeout_ms =
         cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : CARECHAT_DEFAULT_CONNECT_TIMEOUT_MS;
     c->request_timeout_ms =

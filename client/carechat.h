@@ -99,6 +99,12 @@ struct carechat_config {
     const char *device_label; /* label of a new device; NULL: "carechat CLI" */
     int connect_timeout_ms;   /* 0: CARECHAT_DEFAULT_CONNECT_TIMEOUT_MS */
     int request_timeout_ms;   /* 0: CARECHAT_DEFAULT_REQUEST_TIMEOUT_MS */
+    /* carechat_login() asks for a session that stays signed in
+     * (Login.stay_signed_in): it outlives its idle expiry up to its absolute
+     * one, resumed under this device's identity key. For an app that locks
+     * itself when its user is inactive (HIPAA's automatic logoff); the
+     * profile then needs no password until the session's absolute expiry. */
+    bool stay_signed_in;
 };
 
 struct carechat;

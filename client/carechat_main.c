@@ -1403,6 +1403,7 @@ int main(int argc, char **argv) {
         .server_url = a.server,
         .profile_dir = profile,
         .ca_file = a.ca_file,
+        .stay_signed_in = a.stay_signed_in,
     };
     struct carechat *c = NULL;
     int rc = carechat_open(&cfg, &c);

@@ -80,6 +80,7 @@ enum opt {
     O_FILE_ID,
     O_TYPE,
     O_MARK,
+    O_STAY_SIGNED_IN,
     O_COUNT,
 };
 
@@ -143,6 +144,7 @@ static const struct option_def options[O_COUNT] = {
     [O_FILE_ID] = {"file-id", true, false},
     [O_TYPE] = {"type", true, false},
     [O_MARK] = {"mark", false, false},
+    [O_STAY_SIGNED_IN] = {"stay-signed-in", false, false},
 };
 
 struct command_def {
@@ -157,7 +159,7 @@ struct command_def {
 };
 
 static const struct command_def commands[] = {
-    {"login", CLI_LOGIN, {O_EMAIL, O_PASSWORD_FILE}, 2, {0}, 0},
+    {"login", CLI_LOGIN, {O_EMAIL, O_PASSWORD_FILE}, 2, {O_STAY_SIGNED_IN}, 1},
     {"invite", CLI_INVITE, {O_EMAIL, O_ROLE}, 2, {0}, 0},
     {"invite list", CLI_INVITE_LIST, {0}, 0, {0}, 0},
     {"invite revoke", CLI_INVITE_REVOKE, {O_INVITE}, 1, {0}, 0},
@@ -558,6 +560,7 @@ int cli_parse(int argc, char **argv, struct cli_args *out, char *err, size_t err
     a.urgent = seen[O_URGENT];
     a.reason = values[O_REASON];
     a.mark = seen[O_MARK];
+    a.stay_signed_in = seen[O_STAY_SIGNED_IN];
     a.text = values[O_TEXT];
     a.text_file = values[O_TEXT_FILE];
     a.file = values[O_FILE];
@@ -635,8 +638,12 @@ const char *cli_usage(void) {
            "  --version        print the version and exit\n"
            "\n"
            "commands:\n"
-           "  login --email E --password-file F\n"
-           "      log in (as a new device on a fresh profile) and publish the device list\n"
+           "  login --email E --password-file F [--stay-signed-in]\n"
+           "      log in (as a new device on a fresh profile) and publish the device list;\n"
+           "      --stay-signed-in: the session outlives the server's idle expiry (15\n"
+           "      minutes without use by default) until its absolute expiry, resumed with\n"
+           "      this device's key instead of the password (for a profile only its user\n"
+           "      reaches)\n"
            "  invite --email E --role patient|provider|admin|sysadmin\n"
            "      create an invitation and print its code\n"
            "  invite list\n"

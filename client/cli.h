@@ -148,6 +148,7 @@ struct cli_args {
     const char *file_id;          /* download --file-id: 32 hex digits (checked), or NULL */
     uint64_t seq;                 /* download --seq, or 0 */
     bool mark;                    /* verify --mark */
+    bool stay_signed_in;          /* login --stay-signed-in */
 };
 
 /* Parses a time given as milliseconds since the epoch (digits) or as

@@ -41,6 +41,7 @@
 #include "client/statement.h"
 #include "client/transport.h"
 #include "protocol/proto.h"
+#include "protocol/transcript.h"
 
 #define MOD "carechat"
 #define MAX_DETAIL 256
@@ -129,6 +130,7 @@ int cc_drop_session(struct carechat *c) {
     c->profile->has_session = false;
     sodium_memzero(c->profile->session_token, sizeof c->profile->session_token);
     c->profile->session_expires_at = 0;
+    c->profile->session_stay_signed_in = false;
     return profile_save(c->profile_dir, c->profile);
 }
 
@@ -545,6 +547,7 @@ int cc_take_session(struct carechat *c, const Carechat__V1__SessionResult *s, bo
     }
     memcpy(p->session_token, s->session_token.data, PROFILE_TOKEN_LEN);
     p->session_expires_at = s->expires_at;
+    p->session_stay_signed_in = s->stay_signed_in;
     p->has_session = true;
     c->revoke_reason = 0;
     return cc_save_profile(c);
@@ -926,6 +929,20 @@ int cc_ensure_session(struct carechat *c) {
     carechat__v1__authenticate__init(&auth);
     auth.session_token = (ProtobufCBinaryData){PROFILE_TOKEN_LEN, p->session_token};
     auth.device_id = (ProtobufCBinaryData){ID_LEN, p->device_id.b};
+    /* A session that stays signed in may be past its idle expiry: prove this
+     * device's identity key (PROTOCOL.md section 3). */
+    uint8_t sig[64];
+    if (p->session_stay_signed_in) {
+        uint8_t token_hash[crypto_hash_sha256_BYTES], t[TRANSCRIPT_REFRESH_LEN];
+        crypto_hash_sha256(token_hash, p->session_token, PROFILE_TOKEN_LEN);
+        auth.refresh_at = clock_now();
+        transcript_refresh(p->device_id.b, token_hash, auth.refresh_at, t);
+        struct envelope_identity *identity = NULL;
+        CHECK(envelope_identity_import(p->identity_seed, &identity) == 0);
+        envelope_identity_sign(identity, t, sizeof t, sig);
+        envelope_identity_free(identity);
+        auth.refresh_signature = (ProtobufCBinaryData){sizeof sig, sig};
+    }
     Carechat__V1__Frame req;
     carechat__v1__frame__init(&req);
     req.body_case = CARECHAT__V1__FRAME__BODY_AUTHENTICATE;

@@ -62,6 +62,7 @@ struct carechat {
     char *profile_dir;
     char *ca_file;
     char *device_label;
+    bool stay_signed_in; /* carechat_config.stay_signed_in */
     int connect_timeout_ms;
     int request_timeout_ms;
 

@@ -110,13 +110,14 @@ enum field {
     F_SESSION_EXPIRES_AT,
     F_ACK_CURSOR,
     F_LAST_ACK_AT,
+    F_SESSION_STAY_SIGNED_IN,
     F_COUNT,
 };
 
 static const char *const field_names[F_COUNT] = {
     "identity_seed",      "encryption_secret", "encryption_key_id",   "encryption_key_expires_at",
     "account_id",         "device_id",         "device_list_version", "session_token",
-    "session_expires_at", "ack_cursor",        "last_ack_at",
+    "session_expires_at", "ack_cursor",        "last_ack_at",         "session_stay_signed_in",
 };
 
 #define OLD_KEY_FIELD "old_key"
@@ -189,6 +190,10 @@ static int parse_field(struct profile *p, enum field f, const char *v) {
         rc = parse_u64(v, INT64_MAX, &x);
         p->last_ack_at = (int64_t)x;
         return rc;
+    case F_SESSION_STAY_SIGNED_IN:
+        rc = parse_u64(v, 1, &x);
+        p->session_stay_signed_in = x == 1;
+        return rc;
     case F_COUNT:
         break;
     }
@@ -241,7 +246,8 @@ static int parse(char *s, struct profile *p) {
     p->has_session = present[2];
     /* A device needs its keys, and a session its device. */
     if ((p->has_device && !p->has_keys) || (p->has_session && !p->has_device) ||
-        (seen[F_ACK_CURSOR] && !p->has_device) || (p->n_old_keys > 0 && !p->has_keys))
+        (seen[F_ACK_CURSOR] && !p->has_device) || (p->n_old_keys > 0 && !p->has_keys) ||
+        (seen[F_SESSION_STAY_SIGNED_IN] && !p->has_session))
         return STATUS_CORRUPT;
     return 0;
 }
@@ -432,6 +438,8 @@ int profile_save(const char *dir, const struct profile *p) {
         put_hex(&text, field_names[F_SESSION_TOKEN], p->session_token, PROFILE_TOKEN_LEN);
         buf_printf(&text, "%s %" PRId64 "\n", field_names[F_SESSION_EXPIRES_AT],
                    p->session_expires_at);
+        if (p->session_stay_signed_in)
+            buf_printf(&text, "%s 1\n", field_names[F_SESSION_STAY_SIGNED_IN]);
     }
 
     rc = write_atomic(dir, path, tmp, text.data, text.len);

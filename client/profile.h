@@ -12,6 +12,7 @@
  *                               published with itself in it (0: not yet)
  *   session_token               the 32-byte session token (hex)
  *   session_expires_at          its absolute expiry
+ *   session_stay_signed_in      1 when it outlives its idle expiry (absent: no)
  *   ack_cursor                  the last delivery cursor this device
  *                               acknowledged (hex, opaque; absent: none yet)
  *   old_key                     a rotated-away encryption key, kept to open
@@ -84,6 +85,7 @@ struct profile {
     bool has_session;
     uint8_t session_token[PROFILE_TOKEN_LEN];
     int64_t session_expires_at;
+    bool session_stay_signed_in; /* SessionResult.stay_signed_in */
 };
 
 /* An empty profile (nothing set) in sodium_malloc memory. Stores it in *out

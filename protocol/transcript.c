@@ -13,6 +13,7 @@ static const char recipients_context[] = "carechat.v2 recipients";
 static const char envelope_context[] = "carechat.v2 envelope";
 static const char recall_context[] = "carechat.v2 recall";
 static const char removal_context[] = "carechat.v2 removal";
+static const char refresh_context[] = "carechat.v1 session refresh";
 
 static void put_u32(uint8_t *p, uint32_t v) {
     for (int i = 0; i < 4; i++)
@@ -120,4 +121,14 @@ void transcript_removal(const uint8_t conversation_id[TRANSCRIPT_ID_LEN],
                         const uint8_t message_id[TRANSCRIPT_ID_LEN],
                         uint8_t out[TRANSCRIPT_REMOVAL_LEN]) {
     context_and_ids(removal_context, sizeof removal_context - 1, conversation_id, message_id, out);
+}
+
+void transcript_refresh(const uint8_t device_id[TRANSCRIPT_ID_LEN],
+                        const uint8_t token_hash[TRANSCRIPT_HASH_LEN], int64_t refresh_at,
+                        uint8_t out[TRANSCRIPT_REFRESH_LEN]) {
+    const size_t n = sizeof refresh_context - 1;
+    memcpy(out, refresh_context, n);
+    memcpy(out + n, device_id, TRANSCRIPT_ID_LEN);
+    memcpy(out + n + TRANSCRIPT_ID_LEN, token_hash, TRANSCRIPT_HASH_LEN);
+    put_u64(out + n + TRANSCRIPT_ID_LEN + TRANSCRIPT_HASH_LEN, (uint64_t)refresh_at);
 }

@@ -45,6 +45,13 @@
  *     conversation_id            16
  *     message_id                 16   the server's id of the removed message
  *
+ *   Session refresh (Authenticate.refresh_signature, Ed25519 by the device's
+ *   identity key):
+ *     "carechat.v1 session refresh"  27 bytes
+ *     device_id                      16
+ *     SHA-256(session token)         32
+ *     refresh_at                      8   ms since the epoch
+ *
  * Pure functions; any thread.
  */
 #ifndef PROTOCOL_TRANSCRIPT_H
@@ -64,6 +71,7 @@
 #define TRANSCRIPT_WRAPPED_LEN 48
 #define TRANSCRIPT_RECALL_LEN (18 + 2 * TRANSCRIPT_ID_LEN)
 #define TRANSCRIPT_REMOVAL_LEN (19 + 2 * TRANSCRIPT_ID_LEN)
+#define TRANSCRIPT_REFRESH_LEN (27 + TRANSCRIPT_ID_LEN + TRANSCRIPT_HASH_LEN + 8)
 
 /* The context of one message. */
 struct transcript_context {
@@ -109,6 +117,12 @@ void transcript_envelope(const struct transcript_context *ctx, const uint8_t *he
 void transcript_recall(const uint8_t conversation_id[TRANSCRIPT_ID_LEN],
                        const uint8_t client_msg_id[TRANSCRIPT_ID_LEN],
                        uint8_t out[TRANSCRIPT_RECALL_LEN]);
+
+/* The signed bytes of a refresh of the session whose token hashes to
+ * `token_hash`, by `device_id`, at `refresh_at`. */
+void transcript_refresh(const uint8_t device_id[TRANSCRIPT_ID_LEN],
+                        const uint8_t token_hash[TRANSCRIPT_HASH_LEN], int64_t refresh_at,
+                        uint8_t out[TRANSCRIPT_REFRESH_LEN]);
 
 /* The signed bytes of a removal of (conversation, message_id). */
 void transcript_removal(const uint8_t conversation_id[TRANSCRIPT_ID_LEN],

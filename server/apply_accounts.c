@@ -70,6 +70,7 @@ static int write_session(struct store_txn *txn, const Carechat__Entry__V1__Sessi
         .created_at = time,
         .expires_at = s->expires_at,
         .idle_expires_at = s->idle_expires_at,
+        .stay_signed_in = s->stay_signed_in,
     };
     struct buf v;
     buf_init(&v);
@@ -410,7 +411,7 @@ int apply_session_touch(struct store_txn *txn, const Carechat__Entry__V1__Entry 
     int rc = read_session(txn, t->token_hash, &s);
     if (rc != 0)
         return rc;
-    if (s.expires_at <= e->time || s.idle_expires_at <= e->time)
+    if (rec_session_ended(&s, e->time))
         return STATUS_UNAUTHENTICATED;
     if ((rc = session_ended_by_password(txn, &s)) != 0)
         return rc;
@@ -806,8 +807,7 @@ static bool expired(struct store_txn *txn, enum store_cf cf, ProtobufCBinaryData
             }
         } else {
             struct rec_session s;
-            gone = rec_session_decode(v.data, v.len, &s) == 0 &&
-                   (s.expires_at <= now || s.idle_expires_at <= now);
+            gone = rec_session_decode(v.data, v.len, &s) == 0 && rec_session_ended(&s, now);
         }
     }
     buf_wipe(&v);

@@ -40,13 +40,19 @@ static void expire(struct hconn *hc) {
     req_revoke(hc->h, NULL, &hc->device, CARECHAT__V1__REVOKE_REASON__EXPIRED, NULL);
 }
 
+/* Whether the session of `hc` has ended at `now`: its absolute expiry, or
+ * its idle expiry unless it stays signed in. */
+static bool session_ended(const struct hconn *hc, int64_t now) {
+    return now >= hc->expires_at || (!hc->stay_signed_in && now >= hc->idle_expires_at);
+}
+
 /* The expiry check and idle push of every authenticated request. Returns
  * false when the session has ended (the request was answered and the
  * connection is closing). */
 static bool session_check(struct hconn *hc, uint64_t rid) {
     struct handlers *h = hc->h;
     int64_t now = clock_now();
-    if (now >= hc->expires_at || now >= hc->idle_expires_at) {
+    if (session_ended(hc, now)) {
         conn_respond(hc->conn, rid, STATUS_UNAUTHENTICATED, "session expired");
         expire(hc);
         return false;
@@ -586,7 +592,7 @@ bool handlers_device_online(void *ctx, const struct id *device) {
 void handlers_tick(struct handlers *h) {
     int64_t now = clock_now();
     for (struct hconn *x = h->conns; x; x = x->next)
-        if (x->authenticated && x->conn && (now >= x->expires_at || now >= x->idle_expires_at))
+        if (x->authenticated && x->conn && session_ended(x, now))
             expire(x);
     coalesce_tick(h->reads, clock_monotonic_ms());
     files_gc(h);

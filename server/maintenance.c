@@ -284,8 +284,7 @@ static bool collect_expired(void *ctx, const uint8_t *key, size_t key_len, const
         }
     } else {
         struct rec_session s;
-        gone = rec_session_decode(value, value_len, &s) == 0 &&
-               (s.expires_at <= x->now || s.idle_expires_at <= x->now);
+        gone = rec_session_decode(value, value_len, &s) == 0 && rec_session_ended(&s, x->now);
     }
     if (gone)
         memcpy(x->hashes[x->n++], key, REC_HASH_LEN);

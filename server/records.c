@@ -250,6 +250,12 @@ void rec_session_encode(const struct rec_session *s, struct buf *out) {
     rec_put_u64(out, (uint64_t)s->created_at);
     rec_put_u64(out, (uint64_t)s->expires_at);
     rec_put_u64(out, (uint64_t)s->idle_expires_at);
+    if (s->stay_signed_in)
+        rec_put_u8(out, 1);
+}
+
+bool rec_session_ended(const struct rec_session *s, int64_t now) {
+    return s->expires_at <= now || (s->idle_expires_at <= now && !s->stay_signed_in);
 }
 
 int rec_session_decode(const uint8_t *data, size_t len, struct rec_session *out) {
@@ -262,6 +268,8 @@ int rec_session_decode(const uint8_t *data, size_t len, struct rec_session *out)
     out->created_at = (int64_t)get_u64(&r);
     out->expires_at = (int64_t)get_u64(&r);
     out->idle_expires_at = (int64_t)get_u64(&r);
+    if (!r.bad && r.p != r.end)
+        out->stay_signed_in = get_u8(&r) == 1;
     return r.bad || r.p != r.end ? STATUS_CORRUPT : STATUS_OK;
 }
 

@@ -174,7 +174,14 @@ struct rec_session {
     int64_t created_at;
     int64_t expires_at;
     int64_t idle_expires_at;
+    /* Login.stay_signed_in: refreshable past idle_expires_at (encoded only
+     * when set). */
+    bool stay_signed_in;
 };
+
+/* Whether session `s` has ended at `now` (and may be swept): its absolute
+ * expiry, or its idle expiry unless it stays signed in. */
+bool rec_session_ended(const struct rec_session *s, int64_t now);
 
 #define REC_AUDIT_OBJECT_MAX 32 /* an id (16) or a hash (32) */
 #define REC_AUDIT_SOURCE_MAX 45 /* INET6_ADDRSTRLEN - 1 */

@@ -149,6 +149,18 @@ static void test_records_invite_device_session_audit_round_trip(void **state) {
     struct rec_session ds;
     assert_int_equal(rec_session_decode(b.data, b.len, &ds), 0);
     assert_memory_equal(&ds, &s, sizeof s);
+    /* ended at the idle expiry, unless it stays signed in: then at the
+     * absolute one */
+    s.expires_at = 10;
+    assert_false(rec_session_ended(&s, 2));
+    assert_true(rec_session_ended(&s, 3));
+    s.stay_signed_in = true;
+    assert_false(rec_session_ended(&s, 3));
+    assert_true(rec_session_ended(&s, 10));
+    buf_reset(&b);
+    rec_session_encode(&s, &b);
+    assert_int_equal(rec_session_decode(b.data, b.len, &ds), 0);
+    assert_true(ds.stay_signed_in);
 
     buf_reset(&b);
     struct rec_audit a = {

@@ -111,6 +111,7 @@ void req_session_established(struct hconn *hc, const struct session_info *s) {
     hc->expires_at = s->expires_at;
     hc->idle_expires_at = s->idle_expires_at;
     hc->stored_idle_expires_at = s->idle_expires_at;
+    hc->stay_signed_in = s->stay_signed_in;
     conn_authenticated(hc->conn);
 }
 

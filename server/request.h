@@ -128,6 +128,7 @@ struct hconn {
     uint8_t token_hash[REC_HASH_LEN];
     int64_t expires_at, idle_expires_at;
     int64_t stored_idle_expires_at; /* the idle expiry last made durable */
+    bool stay_signed_in;            /* the session outlives its idle expiry */
     /* Delivery of the device's inbox (delivery.c): OFF until Sync, REPLAY
      * while pages of the inbox are sent, LIVE after QueueEmpty. */
     enum { DELIVERY_OFF = 0, DELIVERY_REPLAY, DELIVERY_LIVE } delivery;
@@ -288,6 +289,7 @@ struct session_info {
     uint32_t role;
     uint8_t token_hash[REC_HASH_LEN];
     int64_t expires_at, idle_expires_at;
+    bool stay_signed_in; /* the connection outlives the idle expiry */
 };
 /* Marks `hc` authenticated with the session `s`. Other connections of the
  * same device stay: a device may hold several (a CLI `send` beside a

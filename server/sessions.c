@@ -26,6 +26,7 @@
 
 #include "base/clock.h"
 #include "base/status.h"
+#include "protocol/transcript.h"
 #include "server/rules.h"
 
 #define DETAIL_BAD_LOGIN "wrong email or password"
@@ -163,6 +164,7 @@ static void session_to_entry(const struct session_op *so, Carechat__Entry__V1__S
     s->token_hash = (ProtobufCBinaryData){REC_HASH_LEN, (uint8_t *)so->s.token_hash};
     s->expires_at = so->s.expires_at;
     s->idle_expires_at = so->s.idle_expires_at;
+    s->stay_signed_in = so->s.stay_signed_in;
 }
 
 /* ---- Login ------------------------------------------------------------------ */
@@ -246,6 +248,7 @@ int sessions_login(struct req *r) {
         so->s.device = so->dev.id;
     } else if (id_from_bytes(m->device_id.data, m->device_id.len, &so->s.device) != 0)
         return req_fail(r, STATUS_BAD_REQUEST, "device_id must be 16 bytes");
+    so->s.stay_signed_in = m->stay_signed_in;
     signin_keys(r, so, email);
     const char *stored_hash = NULL;
     struct rec_account a;
@@ -401,6 +404,25 @@ int sessions_register(struct req *r) {
 
 /* ---- Authenticate -------------------------------------------------------------------- */
 
+/* How far a refresh's clock may be from the server's. */
+#define REFRESH_SKEW_MS (5 * 60 * 1000)
+
+/* Whether Authenticate `m` refreshes the session `s` (token hash
+ * `token_hash`) of device `dev` at `now`: the session stays signed in and
+ * the refresh signature, made within REFRESH_SKEW_MS, verifies with the
+ * device's identity key. */
+static bool refresh_verifies(const struct rec_session *s, const struct rec_device *dev,
+                             const uint8_t token_hash[REC_HASH_LEN],
+                             const Carechat__V1__Authenticate *m, int64_t now) {
+    if (!s->stay_signed_in || m->refresh_signature.len != REC_SIG_LEN ||
+        m->refresh_at < now - REFRESH_SKEW_MS || m->refresh_at > now + REFRESH_SKEW_MS)
+        return false;
+    uint8_t t[TRANSCRIPT_REFRESH_LEN];
+    transcript_refresh(s->device_id.b, token_hash, m->refresh_at, t);
+    return crypto_sign_verify_detached(m->refresh_signature.data, t, sizeof t,
+                                       dev->identity_key) == 0;
+}
+
 int sessions_authenticate(struct req *r) {
     struct handlers *h = r->h;
     const Carechat__V1__Authenticate *m = r->frame->authenticate;
@@ -426,15 +448,20 @@ int sessions_authenticate(struct req *r) {
     if (rc == 0)
         rc = rec_session_decode(v.data, v.len, &s);
     buf_cleanup(&v);
-    if (rc == 0 &&
-        (!id_equal(&s.device_id, &device) || now >= s.expires_at || now >= s.idle_expires_at))
+    if (rc == 0 && (!id_equal(&s.device_id, &device) || now >= s.expires_at))
         rc = STATUS_UNAUTHENTICATED;
     if (rc == 0)
         rc = req_read_device(h, &s.account_id, &s.device_id, &dev);
+    /* Past the idle expiry only a session that stays signed in, refreshed
+     * under the device's identity key. */
+    const bool refresh = rc == 0 && now >= s.idle_expires_at;
     if (rc == 0) {
+        if (refresh && !refresh_verifies(&s, &dev, so->s.token_hash, m, now))
+            rc = STATUS_UNAUTHENTICATED;
         rec_device_cleanup(&dev);
-        rc = req_read_account(h, &s.account_id, &a);
     }
+    if (rc == 0)
+        rc = req_read_account(h, &s.account_id, &a);
     if (rc == 0 && (!a.active || s.created_at < a.sessions_after))
         rc = STATUS_UNAUTHENTICATED;
     if (rc != 0) {
@@ -461,6 +488,7 @@ int sessions_authenticate(struct req *r) {
     t.token_hash = (ProtobufCBinaryData){REC_HASH_LEN, so->s.token_hash};
     t.idle_expires_at = so->s.idle_expires_at;
     t.authenticate = true;
+    so->s.stay_signed_in = s.stay_signed_in;
     e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_SESSION_TOUCH;
     e.session_touch = &t;
     return op_propose(op, &e);
@@ -518,6 +546,7 @@ int sessions_established_done(struct op *op, const struct op_result *res) {
     sr.idle_expires_at = so->s.idle_expires_at;
     sr.role = (Carechat__V1__Role)so->s.role;
     sr.display_name = so->display_name;
+    sr.stay_signed_in = so->s.stay_signed_in;
     resp.result_case = CARECHAT__V1__RESPONSE__RESULT_SESSION;
     resp.session = &sr;
     conn_send(c, &frame);
