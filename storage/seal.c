@@ -84,14 +84,15 @@ static int build_ad(struct buf *ad, const char *cf_name, const void *rkey, size_
     return 0;
 }
 
-static int openssl_encrypt(const uint8_t *key, const uint8_t *nonce, const struct buf *ad,
-                           const uint8_t *plain, size_t plain_len, uint8_t *ct, uint8_t *tag) {
+static int openssl_encrypt(const uint8_t *key, const uint8_t *nonce, const uint8_t *ad,
+                           size_t ad_len, const uint8_t *plain, size_t plain_len, uint8_t *ct,
+                           uint8_t *tag) {
     int ok = 0, n = 0;
     EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
     if (ctx && EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) == 1 &&
         EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, SEAL_NONCE_LEN, NULL) == 1 &&
         EVP_EncryptInit_ex(ctx, NULL, NULL, key, nonce) == 1 &&
-        EVP_EncryptUpdate(ctx, NULL, &n, ad->data, (int)ad->len) == 1 &&
+        EVP_EncryptUpdate(ctx, NULL, &n, ad, (int)ad_len) == 1 &&
         EVP_EncryptUpdate(ctx, ct, &n, plain, (int)plain_len) == 1 &&
         EVP_EncryptFinal_ex(ctx, ct + n, &n) == 1 &&
         EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, SEAL_TAG_LEN, tag) == 1)
@@ -105,14 +106,15 @@ static int openssl_encrypt(const uint8_t *key, const uint8_t *nonce, const struc
 }
 
 /* Returns 0, STATUS_CORRUPT when the tag does not verify, STATUS_INTERNAL. */
-static int openssl_decrypt(const uint8_t *key, const uint8_t *nonce, const struct buf *ad,
-                           const uint8_t *ct, size_t ct_len, const uint8_t *tag, uint8_t *plain) {
+static int openssl_decrypt(const uint8_t *key, const uint8_t *nonce, const uint8_t *ad,
+                           size_t ad_len, const uint8_t *ct, size_t ct_len, const uint8_t *tag,
+                           uint8_t *plain) {
     int n = 0, rc = STATUS_INTERNAL;
     EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
     if (!ctx || EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
         EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, SEAL_NONCE_LEN, NULL) != 1 ||
         EVP_DecryptInit_ex(ctx, NULL, NULL, key, nonce) != 1 ||
-        EVP_DecryptUpdate(ctx, NULL, &n, ad->data, (int)ad->len) != 1 ||
+        EVP_DecryptUpdate(ctx, NULL, &n, ad, (int)ad_len) != 1 ||
         EVP_DecryptUpdate(ctx, plain, &n, ct, (int)ct_len) != 1 ||
         EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, SEAL_TAG_LEN, (void *)tag) != 1) {
         log_error("storage", "OpenSSL AES-256-GCM decryption could not start");
@@ -122,6 +124,44 @@ static int openssl_decrypt(const uint8_t *key, const uint8_t *nonce, const struc
 out:
     EVP_CIPHER_CTX_free(ctx);
     return rc;
+}
+
+int seal_aead_encrypt(enum seal_impl impl, const uint8_t key[SEAL_KEY_LEN],
+                      const uint8_t nonce[SEAL_NONCE_LEN], const uint8_t *ad, size_t ad_len,
+                      const uint8_t *plain, size_t plain_len, uint8_t *out) {
+    enum seal_impl use;
+    int rc = pick_impl(impl, &use);
+    if (rc < 0)
+        return rc;
+    if (use == SEAL_OPENSSL)
+        return openssl_encrypt(key, nonce, ad, ad_len, plain, plain_len, out, out + plain_len);
+    unsigned long long clen = 0;
+    if (crypto_aead_aes256gcm_encrypt(out, &clen, plain, plain_len, ad, ad_len, NULL, nonce, key) !=
+            0 ||
+        clen != plain_len + SEAL_TAG_LEN) {
+        log_error("storage", "libsodium AES-256-GCM encryption failed");
+        return STATUS_INTERNAL;
+    }
+    return 0;
+}
+
+int seal_aead_decrypt(enum seal_impl impl, const uint8_t key[SEAL_KEY_LEN],
+                      const uint8_t nonce[SEAL_NONCE_LEN], const uint8_t *ad, size_t ad_len,
+                      const uint8_t *ct, size_t ct_len, uint8_t *plain) {
+    enum seal_impl use;
+    int rc = pick_impl(impl, &use);
+    if (rc < 0)
+        return rc;
+    if (ct_len < SEAL_TAG_LEN)
+        return STATUS_CORRUPT;
+    const size_t plain_len = ct_len - SEAL_TAG_LEN;
+    if (use == SEAL_OPENSSL)
+        return openssl_decrypt(key, nonce, ad, ad_len, ct, plain_len, ct + plain_len, plain);
+    unsigned long long mlen = 0;
+    if (crypto_aead_aes256gcm_decrypt(plain, &mlen, NULL, ct, ct_len, ad, ad_len, nonce, key) != 0 ||
+        mlen != plain_len)
+        return STATUS_CORRUPT;
+    return 0;
 }
 
 int seal_value(enum seal_impl impl, const uint8_t key[SEAL_KEY_LEN], const struct seal_key_id *kid,
@@ -147,20 +187,9 @@ int seal_value(enum seal_impl impl, const uint8_t key[SEAL_KEY_LEN], const struc
     uint8_t *ct = out->data + SEAL_HEADER_LEN;
     const uint8_t *nonce = header + 1 + ID_LEN + 4;
     value_key(SEAL_VERSION, key, nonce, vkey);
-    if (use == SEAL_SODIUM) {
-        unsigned long long clen = 0;
-        if (crypto_aead_aes256gcm_encrypt(ct, &clen, plain, plain_len, ad.data, ad.len, NULL, nonce,
-                                          vkey) != 0 ||
-            clen != plain_len + SEAL_TAG_LEN) {
-            log_error("storage", "libsodium AES-256-GCM encryption failed");
-            rc = STATUS_INTERNAL;
-            goto out;
-        }
-    } else {
-        rc = openssl_encrypt(vkey, nonce, &ad, plain, plain_len, ct, ct + plain_len);
-        if (rc < 0)
-            goto out;
-    }
+    rc = seal_aead_encrypt(use, vkey, nonce, ad.data, ad.len, plain, plain_len, ct);
+    if (rc < 0)
+        goto out;
     out->len = SEAL_OVERHEAD + plain_len;
     out->data[out->len] = '\0';
 out:
@@ -205,15 +234,8 @@ int seal_open(enum seal_impl impl, const uint8_t key[SEAL_KEY_LEN], const char *
     buf_reserve(out, plain_len);
     uint8_t vkey[SEAL_KEY_LEN];
     value_key(header[0], key, nonce, vkey);
-    if (use == SEAL_SODIUM) {
-        unsigned long long mlen = 0;
-        if (crypto_aead_aes256gcm_decrypt(out->data, &mlen, NULL, ct, plain_len + SEAL_TAG_LEN,
-                                          ad.data, ad.len, nonce, vkey) != 0 ||
-            mlen != plain_len)
-            rc = STATUS_CORRUPT;
-    } else {
-        rc = openssl_decrypt(vkey, nonce, &ad, ct, plain_len, ct + plain_len, out->data);
-    }
+    rc = seal_aead_decrypt(use, vkey, nonce, ad.data, ad.len, ct, plain_len + SEAL_TAG_LEN,
+                           out->data);
     sodium_memzero(vkey, sizeof vkey);
     if (rc < 0)
         goto out;

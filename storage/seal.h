@@ -71,6 +71,22 @@ int seal_init(void);
 /* True when libsodium's AES-256-GCM can run on this CPU. */
 bool seal_sodium_available(void);
 
+/* The AES-256-GCM that seal_value() and seal_open() run, by `impl`, under the
+ * value's `key` and 12-byte `nonce` with additional data `ad`:
+ * seal_aead_encrypt() writes ciphertext || 16-byte tag (plain_len +
+ * SEAL_TAG_LEN bytes) to `out`; seal_aead_decrypt() opens `ct` (ct_len bytes,
+ * the tag last) into `plain` (ct_len - SEAL_TAG_LEN bytes), which holds
+ * nothing usable unless it returns 0. Return 0; STATUS_CORRUPT (decrypt: the
+ * tag does not verify, or ct_len < SEAL_TAG_LEN); STATUS_UNAVAILABLE, or
+ * STATUS_INTERNAL as seal_value(). Exposed for known-answer tests of both
+ * implementations. */
+int seal_aead_encrypt(enum seal_impl impl, const uint8_t key[SEAL_KEY_LEN],
+                      const uint8_t nonce[SEAL_NONCE_LEN], const uint8_t *ad, size_t ad_len,
+                      const uint8_t *plain, size_t plain_len, uint8_t *out);
+int seal_aead_decrypt(enum seal_impl impl, const uint8_t key[SEAL_KEY_LEN],
+                      const uint8_t nonce[SEAL_NONCE_LEN], const uint8_t *ad, size_t ad_len,
+                      const uint8_t *ct, size_t ct_len, uint8_t *plain);
+
 /* Seals `plain` for the record `rkey` in the column family named `cf_name`
  * under `key` (identified by `kid`), replacing the contents of `out`. Returns 0,
  * STATUS_TOO_LARGE (plain_len above SEAL_MAX_PLAIN, or cf_name longer than 255),
