@@ -1,8 +1,9 @@
 // tests/interop/envelope_interop.mjs: libcarechat's message envelope and
 // device-list statement against a rebuild from their written layouts
 // (client/envelope.h, protocol/transcript.h, client/statement.h) on
-// implementations we did not write: @hpke/core (HPKE), libsodium-wrappers
-// (Ed25519, XChaCha20-Poly1305) and node:crypto (SHA-256).
+// implementations we did not write: @hpke/core (HPKE), @noble/curves
+// (Ed25519, verifying strictly: zip215 off, as libsodium does), @noble/ciphers
+// (XChaCha20-Poly1305) and node:crypto (SHA-256).
 //
 //   node tests/interop/envelope_interop.mjs PATH/TO/envelope_tool
 //
@@ -40,12 +41,14 @@ function fatal(msg) {
     process.exit(1);
 }
 
-async function importPackage(nodeModules, name, field) {
+// The package `name` of nodeModules; `file`: one of its files instead of its
+// main entry (the @noble packages export one module per algorithm).
+async function importPackage(nodeModules, name, file) {
     const dir = path.join(nodeModules, ...name.split("/"));
     const pkgFile = path.join(dir, "package.json");
     if (!existsSync(pkgFile)) fatal(`${name} is not installed in ${nodeModules} (run npm ci in tests/)`);
     const pkg = JSON.parse(readFileSync(pkgFile, "utf8"));
-    const entry = field ? pkg[field] : pkg.exports?.["."]?.import ?? pkg.module ?? pkg.main;
+    const entry = file ?? pkg.exports?.["."]?.import ?? pkg.module ?? pkg.main;
     return import(pathToFileURL(path.join(dir, entry)).href);
 }
 
@@ -74,15 +77,15 @@ function runTool(tool, lines) {
 
 // protocol/transcript.h, rebuilt from its comment.
 const sha256 = (u8) => new Uint8Array(createHash("sha256").update(u8).digest());
-function recipientHash(sodium, refs) {
+function recipientHash(refs) {
     const sorted = [...refs].sort((a, b) => Buffer.compare(Buffer.from(a.device), Buffer.from(b.device)));
     const parts = [utf8("carechat.v2 recipients"), u32(sorted.length)];
     for (const r of sorted) parts.push(r.device, u32(r.key_id));
     return sha256(cat(...parts));
 }
-function binding(sodium, ctx, refs) {
+function binding(ctx, refs) {
     return cat(u32(2), ctx.conv, ctx.cmid, ctx.sender_device, [ctx.urgent ? 1 : 0], u64(ctx.sent_at),
-        u64(ctx.counter), recipientHash(sodium, refs));
+        u64(ctx.counter), recipientHash(refs));
 }
 function padded(len) {
     const cap = 64 * 1024 - 64 - 16;
@@ -101,9 +104,17 @@ async function main() {
     const { DhkemX25519HkdfSha256, HkdfSha256 } = await importPackage(nodeModules, "@hpke/dhkem-x25519");
     const { Chacha20Poly1305 } = await importPackage(nodeModules, "@hpke/chacha20poly1305");
     const suite = new CipherSuite({ kem: new DhkemX25519HkdfSha256(), kdf: new HkdfSha256(), aead: new Chacha20Poly1305() });
-    const sodiumMod = await importPackage(nodeModules, "libsodium-wrappers", "main");
-    const sodium = sodiumMod.default ?? sodiumMod;
-    await sodium.ready;
+    const { ed25519 } = await importPackage(nodeModules, "@noble/curves", "ed25519.js");
+    const { xchacha20poly1305 } = await importPackage(nodeModules, "@noble/ciphers", "chacha.js");
+    // Strict RFC 8032 verification (zip215 off): non-canonical encodings and
+    // small-order keys are refused, as libsodium refuses them.
+    const verify = (sig, msg, pk) => {
+        try {
+            return ed25519.verify(sig, msg, pk, { zip215: false });
+        } catch {
+            return false;
+        }
+    };
 
     const wrapInfo = (device, keyId) => cat(utf8("carechat.v1 wrap"), device, u32(keyId));
     async function hpkeOpen(sk, enc, info, aad, ct) {
@@ -130,13 +141,13 @@ async function main() {
             urgent: c.urgent === 1, sent_at: c.sent_at, counter: c.counter };
         const wraps = r.wraps.map((w) => ({ device: unhex(w.device), key_id: w.key_id, enc: unhex(w.enc),
             wrapped: unhex(w.wrapped), sk: unhex(w.sk) }));
-        const B = binding(sodium, ctx, wraps);
+        const B = binding(ctx, wraps);
         const nonce = unhex(r.nonce), body = unhex(r.body), senderPk = unhex(r.sender_pk);
         // Envelope.signature
         const transcript = cat(utf8("carechat.v2 envelope"), B, sha256(new Uint8Array(0)),
             sha256(cat(nonce, body)), u32(wraps.length),
             ...wraps.map((w) => cat(w.device, u32(w.key_id), w.enc, w.wrapped)));
-        check(sodium.crypto_sign_verify_detached(unhex(r.sig), transcript, senderPk), `#${i}: Envelope.signature`);
+        check(verify(unhex(r.sig), transcript, senderPk), `#${i}: Envelope.signature`);
         check(wraps.length === 2 && Buffer.compare(Buffer.from(wraps[0].device), Buffer.from(wraps[1].device)) < 0,
             `#${i}: wraps sorted by device id`);
         for (const w of wraps) {
@@ -148,7 +159,14 @@ async function main() {
                 continue;
             }
             check(true, "wrap opened");
-            const pt = sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(null, body, B, nonce, bodyKey);
+            let pt = new Uint8Array(0);
+            try {
+                pt = xchacha20poly1305(bodyKey, nonce, B).decrypt(body);
+                check(true, "body opened");
+            } catch (e) {
+                check(false, `#${i}: @noble/ciphers opens the body: ${e}`);
+                continue;
+            }
             const len = Buffer.from(pt.subarray(64, 68)).readUInt32BE();
             const msg = pt.subarray(68, 68 + len);
             check(equal(msg, utf8(c.text)), `#${i}: the message`);
@@ -156,12 +174,12 @@ async function main() {
             check(pt.subarray(68 + len).every((b) => b === 0), `#${i}: zero padding`);
             const inner = cat(utf8("carechat.v2 message"), B, sha256(new Uint8Array(0)),
                 sha256(msg));
-            check(sodium.crypto_sign_verify_detached(pt.subarray(0, 64), inner, senderPk), `#${i}: inner signature`);
+            check(verify(pt.subarray(0, 64), inner, senderPk), `#${i}: inner signature`);
             // The context is bound: another urgent flag, counter or recipient set opens nothing.
             for (const [what, B2] of [
-                ["urgent", binding(sodium, { ...ctx, urgent: !ctx.urgent }, wraps)],
-                ["counter", binding(sodium, { ...ctx, counter: ctx.counter + 1 }, wraps)],
-                ["recipients", binding(sodium, ctx, [wraps[0]])],
+                ["urgent", binding({ ...ctx, urgent: !ctx.urgent }, wraps)],
+                ["counter", binding({ ...ctx, counter: ctx.counter + 1 }, wraps)],
+                ["recipients", binding(ctx, [wraps[0]])],
             ]) {
                 let refused = false;
                 try {
@@ -177,14 +195,14 @@ async function main() {
             .sort((a, b) => Buffer.compare(Buffer.from(a.device), Buffer.from(b.device)));
         const list = cat(utf8("carechat.v1 device list"), unhex(r.list_account), u64(2), u32(devs.length),
             ...devs.map((d) => cat(d.device, d.key)), unhex(r.list_prev));
-        check(sodium.crypto_sign_verify_detached(unhex(r.list_sig), list, senderPk), `#${i}: device list signature`);
+        check(verify(unhex(r.list_sig), list, senderPk), `#${i}: device list signature`);
         const listNoPrev = list.subarray(0, list.length - 32);
-        check(!sodium.crypto_sign_verify_detached(unhex(r.list_sig), listNoPrev, senderPk),
+        check(!verify(unhex(r.list_sig), listNoPrev, senderPk),
             `#${i}: the list signature must cover prev_list_hash`);
     }
 
     // 2. This script seals, C opens.
-    const sender = sodium.crypto_sign_keypair();
+    const sender = ed25519.keygen();
     const rkp = await suite.kem.generateKeyPair();
     const rpk = await suite.kem.serializePublicKey(rkp.publicKey);
     const rsk = new Uint8Array(await suite.kem.serializePrivateKey(rkp.privateKey));
@@ -194,18 +212,18 @@ async function main() {
     const refs = [me, other];
     const ctx = { conv: new Uint8Array(randomBytes(16)), cmid: new Uint8Array(randomBytes(16)),
         sender_device: new Uint8Array(randomBytes(16)), urgent: true, sent_at: 1796000000999, counter: 42 };
-    const B = binding(sodium, ctx, refs);
+    const B = binding(ctx, refs);
     const msg = utf8("from a peer we did not write");
     const inner = cat(utf8("carechat.v2 message"), B, sha256(new Uint8Array(0)),
         sha256(msg));
-    const sig = sodium.crypto_sign_detached(inner, sender.privateKey);
+    const sig = ed25519.sign(inner, sender.secretKey);
     const plain = new Uint8Array(64 + padded(msg.length));
     plain.set(sig, 0);
     plain.set(u32(msg.length), 64);
     plain.set(msg, 68);
     const bodyKey = new Uint8Array(randomBytes(32));
     const nonce = new Uint8Array(randomBytes(24));
-    const body = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(plain, B, null, nonce, bodyKey);
+    const body = xchacha20poly1305(bodyKey, nonce, B).encrypt(plain);
     const { ct, enc } = await suite.seal({ recipientPublicKey: rkp.publicKey, info: wrapInfo(me.device, me.key_id) }, bodyKey, B);
     // As the server delivers them: sorted by device id.
     const refsText = [...refs].sort((a, b) => Buffer.compare(Buffer.from(a.device), Buffer.from(b.device)))

@@ -9,8 +9,8 @@ if [ -z "${CARECHAT_NODE_MODULES:-}" ]; then
         "pass --test_env=CARECHAT_NODE_MODULES=/abs/path/to/tests/node_modules" >&2
     exit 1
 fi
-if [ ! -d "$CARECHAT_NODE_MODULES/@hpke/core" ]; then
-    echo "envelope_interop_test: no @hpke/core in CARECHAT_NODE_MODULES=$CARECHAT_NODE_MODULES" \
+if [ ! -d "$CARECHAT_NODE_MODULES/@hpke/core" ] || [ ! -d "$CARECHAT_NODE_MODULES/@noble/curves" ]; then
+    echo "envelope_interop_test: no @hpke/core or @noble/curves in CARECHAT_NODE_MODULES=$CARECHAT_NODE_MODULES" \
         "(run 'npm ci' in tests/)" >&2
     exit 1
 fi
