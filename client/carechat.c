@@ -30,20 +30,28 @@ static bool is_loopback(const char *host) {
 int carechat_open(const struct carechat_config *cfg, struct carechat **out) {
     if (cfg->profile_dir == NULL || cfg->profile_dir[0] == '\0')
         return STATUS_BAD_REQUEST;
-    const char *url = cfg->server_url != NULL ? cfg->server_url : CARECHAT_DEFAULT_URL;
-    struct transport_url parsed;
-    if (transport_parse_url(url, &parsed) != 0 || (!parsed.tls && !is_loopback(parsed.host)))
-        return STATUS_BAD_REQUEST;
     struct profile *p = NULL;
     int rc = profile_load(cfg->profile_dir, &p);
     if (rc == STATUS_NOT_FOUND)
         rc = profile_new(&p);
     if (rc != 0)
         return rc;
+    /* The server and CA given, else those the profile remembers. */
+    const char *url = cfg->server_url != NULL  ? cfg->server_url
+                      : p->server_url[0] != '\0' ? p->server_url
+                                                 : CARECHAT_DEFAULT_URL;
+    const char *ca_file = cfg->ca_file != NULL ? cfg->ca_file
+                          : cfg->server_url == NULL && p->ca_file[0] != '\0' ? p->ca_file
+                                                                           : NULL;
+    struct transport_url parsed;
+    if (transport_parse_url(url, &parsed) != 0 || (!parsed.tls && !is_loopback(parsed.host))) {
+        profile_free(p);
+        return STATUS_BAD_REQUEST;
+    }
     struct carechat *c = xcalloc(1, sizeof *c);
     c->server_url = xstrdup(url);
     c->profile_dir = xstrdup(cfg->profile_dir);
-    c->ca_file = cfg->ca_file != NULL ? xstrdup(cfg->ca_file) : NULL;
+    c->ca_file = ca_file != NULL ? xstrdup(ca_file) : NULL;
     c->device_label = xstrdup(cfg->device_label != NULL ? cfg->device_label : DEFAULT_LABEL);
     c->stay_signed_in = cfg->stay_signed_in;
     c->connect_timeout_ms =

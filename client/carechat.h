@@ -93,9 +93,12 @@ const char *carechat_role_name(enum carechat_role role);
 int carechat_role_parse(const char *name, enum carechat_role *out);
 
 struct carechat_config {
-    const char *server_url; /* wss://, or ws:// to a loopback address; NULL: CARECHAT_DEFAULT_URL */
-    const char *profile_dir;  /* required; created (0700) on the first login */
-    const char *ca_file;      /* wss: PEM file of trusted CAs; NULL: system store */
+    /* wss://, or ws:// to a loopback address; NULL: the one the profile
+     * remembers from its last login or registration (with its ca_file),
+     * else CARECHAT_DEFAULT_URL */
+    const char *server_url;
+    const char *profile_dir; /* required; created (0700, parents too) on the first login */
+    const char *ca_file;     /* wss: PEM file of trusted CAs; NULL: remembered, else system store */
     const char *device_label; /* label of a new device; NULL: "carechat CLI" */
     int connect_timeout_ms;   /* 0: CARECHAT_DEFAULT_CONNECT_TIMEOUT_MS */
     int request_timeout_ms;   /* 0: CARECHAT_DEFAULT_REQUEST_TIMEOUT_MS */

@@ -7,6 +7,7 @@
  * Passwords are read from files into a buffer that is wiped before exit.
  * Single-threaded.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -1371,6 +1372,56 @@ static int run(struct carechat *c, const struct cli_args *a) {
     return broken ? CLI_EXIT_AUDIT : CLI_EXIT_OK;
 }
 
+/* The first of `flag`, `env` and `file` that is set and not empty, or NULL. */
+static const char *first_set(const char *flag, const char *env, const char *file) {
+    if (flag != NULL)
+        return flag;
+    if (env != NULL && env[0] != '\0')
+        return env;
+    return file[0] != '\0' ? file : NULL;
+}
+
+/* Reads the configuration file (cli.h) into *d; none there: no defaults.
+ * Returns 0, or -1 having told stderr why (unreadable, too large, bad line,
+ * or $CARECHAT_CONFIG naming a file that does not exist). */
+static int read_defaults(struct cli_defaults *d) {
+    memset(d, 0, sizeof *d);
+    char path[PATH_MAX];
+    const char *named = getenv("CARECHAT_CONFIG");
+    const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+    if (named != NULL && named[0] != '\0')
+        snprintf(path, sizeof path, "%s", named);
+    else if (xdg != NULL && xdg[0] != '\0')
+        snprintf(path, sizeof path, "%s/carechat/config", xdg);
+    else if (home != NULL && home[0] != '\0')
+        snprintf(path, sizeof path, "%s/.config/carechat/config", home);
+    else
+        return 0;
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        if (errno == ENOENT && (named == NULL || named[0] == '\0'))
+            return 0;
+        fprintf(stderr, "carechat: configuration file %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    static char text[64 * 1024 + 1];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    const bool too_large = n == sizeof text - 1 || ferror(f);
+    fclose(f);
+    text[n] = '\0';
+    char err[160];
+    if (too_large || strlen(text) != n) {
+        fprintf(stderr, "carechat: configuration file %s: not a text file of at most 64 KiB\n",
+                path);
+        return -1;
+    }
+    if (cli_parse_defaults(text, d, err, sizeof err) != 0) {
+        fprintf(stderr, "carechat: configuration file %s: %s\n", path, err);
+        return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     log_set_level(LOG_ERROR);
     cli_json_init();
@@ -1388,9 +1439,13 @@ int main(int argc, char **argv) {
         printf("carechat %s\n", CARECHAT_VERSION);
         return CLI_EXIT_OK;
     }
+    struct cli_defaults defaults;
+    if (read_defaults(&defaults) != 0)
+        return CLI_EXIT_USAGE;
     char profile[PATH_MAX];
-    if (a.profile != NULL) {
-        snprintf(profile, sizeof profile, "%s", a.profile);
+    const char *chosen = first_set(a.profile, getenv("CARECHAT_PROFILE"), defaults.profile);
+    if (chosen != NULL) {
+        snprintf(profile, sizeof profile, "%s", chosen);
     } else {
         const char *home = getenv("HOME");
         if (home == NULL || home[0] == '\0') {
@@ -1400,9 +1455,9 @@ int main(int argc, char **argv) {
         snprintf(profile, sizeof profile, "%s/.carechat", home);
     }
     struct carechat_config cfg = {
-        .server_url = a.server,
+        .server_url = first_set(a.server, getenv("CARECHAT_SERVER"), defaults.server),
         .profile_dir = profile,
-        .ca_file = a.ca_file,
+        .ca_file = first_set(a.ca_file, getenv("CARECHAT_CA_FILE"), defaults.ca_file),
         .stay_signed_in = a.stay_signed_in,
     };
     struct carechat *c = NULL;

@@ -625,17 +625,64 @@ int cli_parse_time(const char *s, int64_t *ms) {
     return 0;
 }
 
+int cli_parse_defaults(const char *text, struct cli_defaults *out, char *err, size_t err_len) {
+    memset(out, 0, sizeof *out);
+    const char *p = text;
+    for (int line = 1; *p != '\0'; line++) {
+        const char *end = strchr(p, '\n');
+        size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+        if (len > 0 && p[len - 1] == '\r')
+            len--;
+        if (len > 0 && p[0] != '#') {
+            const char *sp = memchr(p, ' ', len);
+            size_t name_len = sp != NULL ? (size_t)(sp - p) : len;
+            char *field = NULL;
+            if (name_len == 6 && memcmp(p, "server", 6) == 0)
+                field = out->server;
+            else if (name_len == 7 && memcmp(p, "ca_file", 7) == 0)
+                field = out->ca_file;
+            else if (name_len == 7 && memcmp(p, "profile", 7) == 0)
+                field = out->profile;
+            size_t value_len = sp != NULL ? len - name_len - 1 : 0;
+            if (field == NULL) {
+                snprintf(err, err_len, "line %d: unknown setting (server, ca_file or profile)",
+                         line);
+                return -1;
+            }
+            if (field[0] != '\0' || value_len == 0 || value_len > CLI_DEFAULT_MAX) {
+                snprintf(err, err_len, "line %d: %s given twice, empty or too long", line,
+                         field == out->server ? "server"
+                         : field == out->ca_file ? "ca_file"
+                                                 : "profile");
+                return -1;
+            }
+            memcpy(field, sp + 1, value_len);
+            field[value_len] = '\0';
+        }
+        p = end != NULL ? end + 1 : p + strlen(p);
+    }
+    return 0;
+}
+
 const char *cli_usage(void) {
     return "usage: carechat [--server URL] [--profile DIR] [--ca-file FILE] [--json] COMMAND "
            "[OPTIONS]\n"
            "\n"
            "global options:\n"
-           "  --server URL     wss://HOST[:PORT], or ws:// on loopback "
-           "(default " CARECHAT_DEFAULT_URL ")\n"
-           "  --profile DIR    this device's keys and session (default ~/.carechat, mode 0700)\n"
-           "  --ca-file FILE   PEM file of CAs trusted for wss:// (default: system store)\n"
+           "  --server URL     wss://HOST[:PORT], or ws:// on loopback; else $CARECHAT_SERVER,\n"
+           "                   else the configuration file's, else the one the profile\n"
+           "                   remembers from login, else " CARECHAT_DEFAULT_URL "\n"
+           "  --profile DIR    this device's keys and session; else $CARECHAT_PROFILE, else\n"
+           "                   the configuration file's, else ~/.carechat (made 0700 with\n"
+           "                   its missing parents)\n"
+           "  --ca-file FILE   PEM file of CAs trusted for wss://; else $CARECHAT_CA_FILE,\n"
+           "                   else the configuration file's, else the one remembered with\n"
+           "                   the server, else the system store\n"
            "  --json           print results as one JSON object per line\n"
            "  --version        print the version and exit\n"
+           "configuration file: $CARECHAT_CONFIG, else $XDG_CONFIG_HOME/carechat/config,\n"
+           "  else ~/.config/carechat/config: lines \"server URL\", \"ca_file FILE\",\n"
+           "  \"profile DIR\"; '#' starts a comment line\n"
            "\n"
            "commands:\n"
            "  login --email E --password-file F [--stay-signed-in]\n"

@@ -244,6 +244,22 @@ json_t *cli_retention_json(const struct carechat_retention *r);
  * json_decref(). */
 json_t *cli_account_json(const struct carechat_account_summary *s);
 
+/* The CLI's configuration file ($CARECHAT_CONFIG, else
+ * $XDG_CONFIG_HOME/carechat/config, else ~/.config/carechat/config):
+ * "NAME VALUE" lines with NAME one of server, ca_file, profile, each at most
+ * once; blank lines and lines starting with '#' are skipped. Values are
+ * the rest of the line, at most CLI_DEFAULT_MAX bytes. */
+#define CLI_DEFAULT_MAX 1024
+struct cli_defaults {
+    char server[CLI_DEFAULT_MAX + 1]; /* "" when absent */
+    char ca_file[CLI_DEFAULT_MAX + 1];
+    char profile[CLI_DEFAULT_MAX + 1];
+};
+
+/* Parses the configuration text `text` into *out. Returns 0, or -1 with a
+ * one-line message naming the line in `err`. */
+int cli_parse_defaults(const char *text, struct cli_defaults *out, char *err, size_t err_len);
+
 /* "ok", "recalled", "no_key", "invalid", "malformed" or "unsupported". */
 const char *cli_message_state_name(enum carechat_message_state state);
 

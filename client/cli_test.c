@@ -733,6 +733,29 @@ static void test_carechat_connect_deadline(void **state) {
     close(fd);
 }
 
+/* The configuration file: its three settings, comments and blank lines;
+ * an unknown name, a repeat or an empty value is refused with its line. */
+static void test_cli_parse_defaults(void **state) {
+    (void)state;
+    struct cli_defaults d;
+    char err[160];
+    assert_int_equal(cli_parse_defaults("# CareChat\n\nserver wss://chat.clinic.example\r\n"
+                                        "ca_file /etc/ssl/clinic ca.pem\nprofile /home/a/p",
+                                        &d, err, sizeof err),
+                     0);
+    assert_string_equal(d.server, "wss://chat.clinic.example");
+    assert_string_equal(d.ca_file, "/etc/ssl/clinic ca.pem");
+    assert_string_equal(d.profile, "/home/a/p");
+    assert_int_equal(cli_parse_defaults("", &d, err, sizeof err), 0);
+    assert_string_equal(d.server, "");
+    assert_int_equal(cli_parse_defaults("server a\nservr b\n", &d, err, sizeof err), -1);
+    assert_string_equal(err, "line 2: unknown setting (server, ca_file or profile)");
+    assert_int_equal(cli_parse_defaults("server a\nserver b\n", &d, err, sizeof err), -1);
+    assert_string_equal(err, "line 2: server given twice, empty or too long");
+    assert_int_equal(cli_parse_defaults("profile\n", &d, err, sizeof err), -1);
+    assert_string_equal(err, "line 1: profile given twice, empty or too long");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cli_parse_commands),
@@ -745,6 +768,7 @@ int main(void) {
         cmocka_unit_test(test_cli_retention_text),
         cmocka_unit_test(test_cli_retention_and_account_json),
         cmocka_unit_test(test_cli_read_password_file),
+        cmocka_unit_test(test_cli_parse_defaults),
         cmocka_unit_test(test_transport_parse_url),
         cmocka_unit_test(test_carechat_fails_cleanly_without_server),
         cmocka_unit_test(test_carechat_connect_deadline),

@@ -22,6 +22,7 @@
 #include "client/core.h"
 
 #include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -513,6 +514,18 @@ size_t cc_copy_text(char *out, size_t cap, const char *in) {
     return n;
 }
 
+/* Remembers in the profile the server this handle logged in to and its CA
+ * file (as an absolute path), so that later handles need neither. */
+static void remember_server(struct carechat *c) {
+    struct profile *p = c->profile;
+    if (profile_text_ok(c->server_url))
+        snprintf(p->server_url, sizeof p->server_url, "%s", c->server_url);
+    p->ca_file[0] = '\0';
+    char abs[PATH_MAX];
+    if (c->ca_file != NULL && realpath(c->ca_file, abs) != NULL && profile_text_ok(abs))
+        memcpy(p->ca_file, abs, strlen(abs) + 1); /* (at most PROFILE_MAX_TEXT) */
+}
+
 /* Takes the session from a SessionResult: ids, role, name, expiry, and (after
  * Login or Register) the token, and saves the profile. */
 int cc_take_session(struct carechat *c, const Carechat__V1__SessionResult *s, bool new_token,
@@ -546,6 +559,7 @@ int cc_take_session(struct carechat *c, const Carechat__V1__SessionResult *s, bo
         p->device_list_version = 0;
     }
     memcpy(p->session_token, s->session_token.data, PROFILE_TOKEN_LEN);
+    remember_server(c);
     p->session_expires_at = s->expires_at;
     p->session_stay_signed_in = s->stay_signed_in;
     p->has_session = true;

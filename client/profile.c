@@ -111,6 +111,8 @@ enum field {
     F_ACK_CURSOR,
     F_LAST_ACK_AT,
     F_SESSION_STAY_SIGNED_IN,
+    F_SERVER_URL,
+    F_CA_FILE,
     F_COUNT,
 };
 
@@ -118,9 +120,28 @@ static const char *const field_names[F_COUNT] = {
     "identity_seed",      "encryption_secret", "encryption_key_id",   "encryption_key_expires_at",
     "account_id",         "device_id",         "device_list_version", "session_token",
     "session_expires_at", "ack_cursor",        "last_ack_at",         "session_stay_signed_in",
+    "server_url",         "ca_file",
 };
 
 #define OLD_KEY_FIELD "old_key"
+
+bool profile_text_ok(const char *s) {
+    size_t n = strlen(s);
+    if (n == 0 || n > PROFILE_MAX_TEXT)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < 0x20 || s[i] > 0x7e)
+            return false;
+    return true;
+}
+
+/* A remembered text value into `out` (PROFILE_MAX_TEXT + 1 bytes). */
+static int parse_text(const char *v, char *out) {
+    if (!profile_text_ok(v))
+        return STATUS_CORRUPT;
+    snprintf(out, PROFILE_MAX_TEXT + 1, "%s", v);
+    return 0;
+}
 
 /* "ID EXPIRES RETIRED SECRET" of an old_key line. */
 static int parse_old_key(struct profile *p, char *v) {
@@ -194,6 +215,10 @@ static int parse_field(struct profile *p, enum field f, const char *v) {
         rc = parse_u64(v, 1, &x);
         p->session_stay_signed_in = x == 1;
         return rc;
+    case F_SERVER_URL:
+        return parse_text(v, p->server_url);
+    case F_CA_FILE:
+        return parse_text(v, p->ca_file);
     case F_COUNT:
         break;
     }
@@ -321,8 +346,21 @@ static int write_all(int fd, const uint8_t *data, size_t len) {
     return 0;
 }
 
-/* Makes sure `dir` exists, is a directory and is private. */
+/* Makes sure `dir` exists, is a directory and is private, creating it and
+ * its missing parents (0700). */
 static int prepare_dir(const char *dir) {
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path)
+        return STATUS_IO;
+    for (char *p = path + 1; *p != '\0'; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        int made = mkdir(path, 0700);
+        *p = '/';
+        if (made != 0 && errno != EEXIST)
+            return STATUS_IO;
+    }
     if (mkdir(dir, 0700) != 0 && errno != EEXIST)
         return STATUS_IO;
     struct stat st;
@@ -441,6 +479,10 @@ int profile_save(const char *dir, const struct profile *p) {
         if (p->session_stay_signed_in)
             buf_printf(&text, "%s 1\n", field_names[F_SESSION_STAY_SIGNED_IN]);
     }
+    if (p->server_url[0] != '\0')
+        buf_printf(&text, "%s %s\n", field_names[F_SERVER_URL], p->server_url);
+    if (p->ca_file[0] != '\0')
+        buf_printf(&text, "%s %s\n", field_names[F_CA_FILE], p->ca_file);
 
     rc = write_atomic(dir, path, tmp, text.data, text.len);
     buf_wipe(&text);

@@ -13,6 +13,9 @@
  *   session_token               the 32-byte session token (hex)
  *   session_expires_at          its absolute expiry
  *   session_stay_signed_in      1 when it outlives its idle expiry (absent: no)
+ *   server_url, ca_file         the server this device logged in to and the CA
+ *                               file it trusted (absolute path); absent: none
+ *                               remembered (printable text, no spaces needed)
  *   ack_cursor                  the last delivery cursor this device
  *                               acknowledged (hex, opaque; absent: none yet)
  *   old_key                     a rotated-away encryption key, kept to open
@@ -53,6 +56,8 @@
 #define PROFILE_MAX_OLD_KEYS 8
 /* The file's name inside the profile directory. */
 #define PROFILE_FILE "profile"
+/* The longest server URL and CA file path a profile remembers. */
+#define PROFILE_MAX_TEXT 1024
 
 struct profile {
     /* The device's keys, once generated. */
@@ -86,6 +91,11 @@ struct profile {
     uint8_t session_token[PROFILE_TOKEN_LEN];
     int64_t session_expires_at;
     bool session_stay_signed_in; /* SessionResult.stay_signed_in */
+
+    /* Where this device logs in ("" when not remembered): printable ASCII
+     * without newlines, at most PROFILE_MAX_TEXT bytes. */
+    char server_url[PROFILE_MAX_TEXT + 1];
+    char ca_file[PROFILE_MAX_TEXT + 1];
 };
 
 /* An empty profile (nothing set) in sodium_malloc memory. Stores it in *out
@@ -94,6 +104,10 @@ int profile_new(struct profile **out);
 
 /* Wipes and frees. Accepts NULL. */
 void profile_free(struct profile *p);
+
+/* Whether `s` can be remembered as server_url or ca_file: 1..PROFILE_MAX_TEXT
+ * printable ASCII characters. */
+bool profile_text_ok(const char *s);
 
 /* Reads DIR/profile. Returns 0 and *out (free with profile_free()), or:
  *   STATUS_NOT_FOUND   the directory or the file does not exist (a fresh
@@ -106,8 +120,8 @@ void profile_free(struct profile *p);
  * *out is written only on success. */
 int profile_load(const char *dir, struct profile **out);
 
-/* Writes `p` to DIR/profile, creating DIR with mode 0700 when it does not
- * exist (its parent must). Returns 0; STATUS_FORBIDDEN when DIR exists with
+/* Writes `p` to DIR/profile, creating DIR and any missing parents with mode
+ * 0700 when they do not exist. Returns 0; STATUS_FORBIDDEN when DIR exists with
  * access for group or others or another owner; STATUS_IO when it cannot be
  * created or written (the old file, if any, is then unchanged). */
 int profile_save(const char *dir, const struct profile *p);
