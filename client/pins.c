@@ -71,8 +71,9 @@ enum pins_verdict pins_judge(const struct pins *p, const struct pins_list *shown
         return PINS_ROLLBACK;
     if (shown->version == pin->version)
         return memcmp(shown->hash, pin->hash, STATEMENT_HASH_LEN) == 0 ? PINS_SAME : PINS_CHANGED;
-    if (shown->version != pin->version + 1 || prev_hash == NULL ||
-        memcmp(prev_hash, pin->hash, STATEMENT_HASH_LEN) != 0)
+    /* The next version names the pin's hash; a later one cannot. */
+    if (shown->version == pin->version + 1 &&
+        (prev_hash == NULL || memcmp(prev_hash, pin->hash, STATEMENT_HASH_LEN) != 0))
         return PINS_CHANGED;
     for (size_t i = 0; i < pin->n; i++)
         if (id_equal(&pin->devs[i].device_id, signer) &&

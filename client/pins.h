@@ -15,6 +15,11 @@
  *   pin's hash, signed by a                     devices changed
  *   device of the pin with its
  *   pinned identity key
+ *   a later version, signed by  PINS_NEXT       (the server keeps only the latest
+ *   a device of the pin with                    list, so a device that was away
+ *   its pinned identity key                     while its peer approved two devices
+ *                                               sees a jump: still vouched for by a
+ *                                               device it trusted)
  *   a lower version             PINS_ROLLBACK   refused; the pin stays
  *   anything else               PINS_CHANGED    kept as `pending`; the account is
  *                                               blocked (no sending to it) until the

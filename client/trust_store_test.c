@@ -126,11 +126,15 @@ static void test_pins_verdicts_survive_reopen(void **state) {
     struct pins_list v2 = list_of(&account, 2, 0xa2, d, 2);
     /* signed by the pinned device, naming the pin's hash: the successor */
     assert_int_equal(pins_judge(p, &v2, &d[0].device_id, d[0].identity_key, v1.hash), PINS_NEXT);
-    /* signed by the new device itself (a ghost), or another hash, or skipping a version */
+    /* signed by the new device itself (a ghost), or naming another hash */
     assert_int_equal(pins_judge(p, &v2, &d[1].device_id, d[1].identity_key, v1.hash), PINS_CHANGED);
     assert_int_equal(pins_judge(p, &v2, &d[0].device_id, d[0].identity_key, v2.hash), PINS_CHANGED);
+    /* a later version (this device was away for two changes): vouched for
+     * by a pinned device with its pinned key, else changed */
     struct pins_list v3 = list_of(&account, 3, 0xa3, d, 2);
-    assert_int_equal(pins_judge(p, &v3, &d[0].device_id, d[0].identity_key, v1.hash), PINS_CHANGED);
+    assert_int_equal(pins_judge(p, &v3, &d[0].device_id, d[0].identity_key, v2.hash), PINS_NEXT);
+    assert_int_equal(pins_judge(p, &v3, &d[1].device_id, d[1].identity_key, v2.hash), PINS_CHANGED);
+    assert_int_equal(pins_judge(p, &v3, &d[0].device_id, d[2].identity_key, v2.hash), PINS_CHANGED);
     /* the same version with another hash: a fork */
     struct pins_list fork = list_of(&account, 1, 0xf1, d, 1);
     assert_int_equal(pins_judge(p, &fork, &d[0].device_id, d[0].identity_key, NULL), PINS_CHANGED);
