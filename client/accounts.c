@@ -379,6 +379,73 @@ int carechat_change_password(struct carechat *c, const char *current, const char
     return rc;
 }
 
+/* RemoveDevice of `device`: answered with the stored list. */
+static int remove_device(struct carechat *c, const struct id *device, const char *what) {
+    Carechat__V1__RemoveDevice rm;
+    carechat__v1__remove_device__init(&rm);
+    rm.device_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)device->b};
+    Carechat__V1__Frame req;
+    carechat__v1__frame__init(&req);
+    req.body_case = CARECHAT__V1__FRAME__BODY_REMOVE_DEVICE;
+    req.remove_device = &rm;
+    Carechat__V1__Frame *resp = NULL;
+    int rc = cc_request(c, &req, CARECHAT__V1__RESPONSE__RESULT_DEVICE_LIST, what, NULL, &resp);
+    if (rc == 0)
+        cc_free_response(resp);
+    return rc;
+}
+
+int carechat_remove_device(struct carechat *c, const struct id *device) {
+    cc_clear_error(c);
+    const char *what = "removing the device";
+    int rc = cc_ensure_session(c);
+    if (rc != 0)
+        return rc;
+    if (id_equal(device, &c->profile->device_id))
+        return cc_fail(c, STATUS_BAD_REQUEST, CARECHAT_ERROR_ARGUMENT,
+                       "%s: that is this device (carechat logout --forget-device)", what);
+    rc = cc_unlist(c, device, true, what);
+    return rc != 0 ? rc : remove_device(c, device, what);
+}
+
+int carechat_rename_device(struct carechat *c, const struct id *device, const char *label) {
+    cc_clear_error(c);
+    const char *what = "renaming the device";
+    int rc = cc_ensure_session(c);
+    if (rc != 0)
+        return rc;
+    Carechat__V1__RenameDevice rn;
+    carechat__v1__rename_device__init(&rn);
+    rn.device_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)device->b};
+    rn.label = (char *)label;
+    Carechat__V1__Frame req;
+    carechat__v1__frame__init(&req);
+    req.body_case = CARECHAT__V1__FRAME__BODY_RENAME_DEVICE;
+    req.rename_device = &rn;
+    Carechat__V1__Frame *resp = NULL;
+    rc = cc_request(c, &req, CARECHAT__V1__RESPONSE__RESULT_DEVICE_LIST, what, NULL, &resp);
+    if (rc == 0)
+        cc_free_response(resp);
+    return rc;
+}
+
+int carechat_forget_device(struct carechat *c) {
+    cc_clear_error(c);
+    const char *what = "forgetting this device";
+    int rc = cc_ensure_session(c);
+    if (rc != 0)
+        return rc;
+    const struct id self = c->profile->device_id;
+    rc = cc_unlist(c, &self, false, what);
+    if (rc == 0)
+        rc = remove_device(c, &self, what);
+    if (rc != 0)
+        return rc;
+    /* The server revokes this connection after its answer. */
+    cc_disconnect(c, 0);
+    return cc_forget_device_keys(c);
+}
+
 int carechat_logout(struct carechat *c) {
     cc_clear_error(c);
     int rc = cc_ensure_session(c);

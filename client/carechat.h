@@ -235,6 +235,28 @@ struct carechat_account {
  * failure. */
 int carechat_lookup(struct carechat *c, const char *email, struct carechat_account *out);
 
+/* Removes `device`, another device of this account (a lost phone): first
+ * publishes the account's signed list without it (signed by this device, so
+ * peers see an approved successor, not an identity change), then has the
+ * server remove it, ending its sessions. Returns 0; from the server
+ * NOT_FOUND, CONFLICT (the last device); BAD_REQUEST (this device: use
+ * carechat_forget_device()); or a local failure. */
+int carechat_remove_device(struct carechat *c, const struct id *device);
+
+/* Renames `device` of this account (label: 1..CARECHAT_MAX_LABEL bytes of
+ * UTF-8 without control characters). Returns 0; from the server BAD_REQUEST,
+ * NOT_FOUND; or a local failure. */
+int carechat_rename_device(struct carechat *c, const struct id *device, const char *label);
+
+/* Removes this device from its account, freeing its slot (at most 6 per
+ * account): has the server remove it (its session ends; the account's next
+ * signed list, published by another of its devices, leaves it out), and
+ * wipes the profile's keys, ids and session (the server it remembers stays).
+ * Use a new handle afterwards. Returns 0; CONFLICT when it is the account's
+ * only approved device (approve another first) or its last device; or a
+ * local failure. */
+int carechat_forget_device(struct carechat *c);
+
 /* Ends this device's session on the server and forgets it in the profile (the
  * device and its keys stay). Returns 0; STATUS_UNAUTHENTICATED when there is
  * no session (the local copy is dropped too); or a local failure. */

@@ -62,6 +62,10 @@ static const char *command_name(enum cli_command cmd) {
         return "register";
     case CLI_DEVICES:
         return "devices";
+    case CLI_DEVICES_REMOVE:
+        return "devices remove";
+    case CLI_DEVICES_RENAME:
+        return "devices rename";
     case CLI_LOGOUT:
         return "logout";
     case CLI_SEND:
@@ -836,7 +840,7 @@ static int run_push(struct carechat *c, const struct cli_args *a) {
     struct id reg;
     int rc;
     if (a->command == CLI_PUSH_UNREGISTER) {
-        CHECK(id_from_hex(a->registration, &reg) == 0); /* cli_parse() checked it */
+        CHECK(id_from_hex(a->id, &reg) == 0); /* cli_parse() checked it */
         rc = carechat_push_unregister(c, &reg);
         if (rc == 0 && a->json)
             cli_json_print(stdout, json_pack("{s:b}", "unregistered", 1));
@@ -1250,13 +1254,32 @@ static int run(struct carechat *c, const struct cli_args *a) {
         carechat_devices_free(d);
         break;
     }
-    case CLI_LOGOUT:
-        rc = carechat_logout(c);
+    case CLI_DEVICES_REMOVE:
+    case CLI_DEVICES_RENAME: {
+        struct id device;
+        CHECK(id_from_hex(a->id, &device) == 0); /* cli_parse() checked it */
+        rc = a->command == CLI_DEVICES_REMOVE ? carechat_remove_device(c, &device)
+                                              : carechat_rename_device(c, &device, a->label);
         if (rc == 0) {
             if (a->json)
-                cli_json_print(stdout, json_pack("{s:b}", "logged_out", 1));
+                cli_json_print(stdout, json_pack("{s:s, s:b}", "device", a->id,
+                                                 a->command == CLI_DEVICES_REMOVE ? "removed"
+                                                                                  : "renamed",
+                                                 1));
             else
-                printf("logged out\n");
+                printf("%s\n", a->command == CLI_DEVICES_REMOVE ? "removed" : "renamed");
+        }
+        break;
+    }
+    case CLI_LOGOUT:
+        rc = a->forget_device ? carechat_forget_device(c) : carechat_logout(c);
+        if (rc == 0) {
+            if (a->json)
+                cli_json_print(stdout, json_pack("{s:b, s:b}", "logged_out", 1, "device_forgotten",
+                                                 a->forget_device));
+            else
+                printf("%s\n", a->forget_device ? "logged out; this device is forgotten"
+                                                 : "logged out");
         }
         break;
     case CLI_SEND:

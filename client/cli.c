@@ -81,6 +81,8 @@ enum opt {
     O_TYPE,
     O_MARK,
     O_STAY_SIGNED_IN,
+    O_LABEL,
+    O_FORGET_DEVICE,
     O_COUNT,
 };
 
@@ -145,6 +147,8 @@ static const struct option_def options[O_COUNT] = {
     [O_TYPE] = {"type", true, false},
     [O_MARK] = {"mark", false, false},
     [O_STAY_SIGNED_IN] = {"stay-signed-in", false, false},
+    [O_LABEL] = {"label", true, false},
+    [O_FORGET_DEVICE] = {"forget-device", false, false},
 };
 
 struct command_def {
@@ -165,7 +169,9 @@ static const struct command_def commands[] = {
     {"invite revoke", CLI_INVITE_REVOKE, {O_INVITE}, 1, {0}, 0},
     {"register", CLI_REGISTER, {O_CODE, O_EMAIL, O_PASSWORD_FILE, O_BIRTHDATE, O_NAME}, 5, {0}, 0},
     {"devices", CLI_DEVICES, {0}, 0, {0}, 0},
-    {"logout", CLI_LOGOUT, {0}, 0, {0}, 0},
+    {"devices remove", CLI_DEVICES_REMOVE, {O_ID}, 1, {0}, 0},
+    {"devices rename", CLI_DEVICES_RENAME, {O_ID, O_LABEL}, 2, {0}, 0},
+    {"logout", CLI_LOGOUT, {0}, 0, {O_FORGET_DEVICE}, 1},
     {"send",
      CLI_SEND,
      {0},
@@ -514,7 +520,7 @@ int cli_parse(int argc, char **argv, struct cli_args *out, char *err, size_t err
     a.webpush = values[O_WEBPUSH];
     a.p256dh = values[O_P256DH];
     a.auth = values[O_AUTH];
-    a.registration = values[O_ID];
+    a.id = values[O_ID];
     unsigned long n = 0;
     if (values[O_SEQ] != NULL) {
         if (!parse_number(values[O_SEQ], 999999999999ul, &n) || n == 0)
@@ -561,6 +567,8 @@ int cli_parse(int argc, char **argv, struct cli_args *out, char *err, size_t err
     a.reason = values[O_REASON];
     a.mark = seen[O_MARK];
     a.stay_signed_in = seen[O_STAY_SIGNED_IN];
+    a.label = values[O_LABEL];
+    a.forget_device = seen[O_FORGET_DEVICE];
     a.text = values[O_TEXT];
     a.text_file = values[O_TEXT_FILE];
     a.file = values[O_FILE];
@@ -704,8 +712,14 @@ const char *cli_usage(void) {
            "      create an account from an invitation, with this profile as its device\n"
            "  devices\n"
            "      list the devices of your account\n"
-           "  logout\n"
-           "      end this device's session\n"
+           "  devices remove --id DEVICE\n"
+           "      remove another device of your account (a lost phone): the signed device\n"
+           "      list without it is published first, then its sessions end\n"
+           "  devices rename --id DEVICE --label L\n"
+           "      give a device of your account a new label (1..64 bytes)\n"
+           "  logout [--forget-device]\n"
+           "      end this device's session; --forget-device also removes this device from\n"
+           "      the account (freeing its slot of 6) and wipes its keys from the profile\n"
            "  password change --password-file CURRENT --new-password-file NEW\n"
            "      replace the account's password; every other session of the account ends,\n"
            "      this one goes on\n"

@@ -46,6 +46,8 @@ enum cli_command {
     CLI_INVITE_REVOKE,
     CLI_REGISTER,
     CLI_DEVICES,
+    CLI_DEVICES_REMOVE,
+    CLI_DEVICES_RENAME,
     CLI_LOGOUT,
     CLI_SEND,
     CLI_RECV,
@@ -141,7 +143,9 @@ struct cli_args {
     const char *webpush;          /* push register: a Web Push endpoint, with: */
     const char *p256dh;           /* its key, base64url of 65 bytes (checked) */
     const char *auth;             /* its secret, base64url of 16 bytes (checked) */
-    const char *registration;     /* push unregister: 32 hex digits (checked) */
+    const char *id;               /* push unregister, devices remove|rename: 32 hex digits (checked) */
+    const char *label;            /* devices rename --label (checked by the server) */
+    bool forget_device;           /* logout --forget-device */
     const char *file;             /* send --file PATH, or NULL */
     const char *media_type;       /* send --type, or NULL */
     const char *out;              /* download --out PATH, or NULL */

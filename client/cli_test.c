@@ -233,7 +233,7 @@ static void test_cli_parse_refuses_bad_arguments(void **state) {
     expect_usage_error(date, "YYYY-MM-DD");
     const char *twice[] = {"--json", "devices", "--json", NULL};
     expect_usage_error(twice, "twice");
-    const char *extra[] = {"devices", "logout", NULL};
+    const char *extra[] = {"conversations", "logout", NULL};
     expect_usage_error(extra, "unexpected argument");
     const char *json_value[] = {"--json=yes", "devices", NULL};
     expect_usage_error(json_value, "takes no value");

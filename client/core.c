@@ -111,6 +111,19 @@ int cc_refused(struct carechat *c, const Carechat__V1__Response *r, const char *
 
 /* ---- profile ---- */
 
+int cc_forget_device_keys(struct carechat *c) {
+    struct profile *fresh = NULL;
+    CHECK(profile_new(&fresh) == 0);
+    memcpy(fresh->server_url, c->profile->server_url, sizeof fresh->server_url);
+    memcpy(fresh->ca_file, c->profile->ca_file, sizeof fresh->ca_file);
+    profile_free(c->profile); /* wipes */
+    c->profile = fresh;
+    c->authenticated = false;
+    c->have_info = false;
+    c->awaiting_approval = false;
+    return cc_save_profile(c);
+}
+
 int cc_save_profile(struct carechat *c) {
     int rc = profile_save(c->profile_dir, c->profile);
     if (rc == STATUS_FORBIDDEN)
@@ -874,6 +887,25 @@ int cc_ensure_published(struct carechat *c) {
     return rc;
 }
 
+/* Drops from `entries` (*n of them) the devices that no longer exist on the
+ * server (not among acct's devices: removed, e.g. one that forgot itself), so
+ * that the next list names only devices the server accepts. */
+static void keep_existing(const Carechat__V1__AccountDevices *acct,
+                          struct statement_device *entries, size_t *n) {
+    size_t kept = 0;
+    for (size_t i = 0; i < *n; i++) {
+        bool exists = false;
+        for (size_t d = 0; d < acct->n_devices && !exists; d++) {
+            const Carechat__V1__DeviceKeys *k = acct->devices[d]->keys;
+            exists = k != NULL && k->device_id.len == ID_LEN &&
+                     memcmp(k->device_id.data, entries[i].device_id.b, ID_LEN) == 0;
+        }
+        if (exists)
+            entries[kept++] = entries[i];
+    }
+    *n = kept;
+}
+
 int cc_approve(struct carechat *c, const struct id *device, const uint8_t identity_key[32]) {
     const char *what = "approving the device";
     struct profile *p = c->profile;
@@ -890,6 +922,8 @@ int cc_approve(struct carechat *c, const struct id *device, const uint8_t identi
     const uint64_t version = acct->list != NULL ? acct->list->version : 0;
     if (rc == 0)
         rc = cc_trusted_list(c, &p->account_id, acct->list, entries, &n, &blocked);
+    if (rc == 0)
+        keep_existing(acct, entries, &n);
     cc_free_response(resp);
     if (rc != 0)
         return rc;
@@ -915,6 +949,48 @@ int cc_approve(struct carechat *c, const struct id *device, const uint8_t identi
     memcpy(entries[n].identity_key, identity_key, STATEMENT_KEY_LEN);
     n++;
     return publish_list(c, entries, n, version, hash, what);
+}
+
+int cc_unlist(struct carechat *c, const struct id *device, bool publish, const char *what) {
+    struct profile *p = c->profile;
+    Carechat__V1__Frame *resp = NULL;
+    const Carechat__V1__AccountDevices *acct = NULL;
+    int rc = cc_list_own_devices(c, what, &resp, &acct);
+    if (rc != 0)
+        return rc;
+    struct statement_device entries[STATEMENT_MAX_DEVICES + 1];
+    size_t n = 0;
+    bool blocked = false;
+    uint8_t hash[STATEMENT_HASH_LEN];
+    rc = cc_verify_list(c, &p->account_id, acct->list, entries, &n, hash);
+    const uint64_t version = acct->list != NULL ? acct->list->version : 0;
+    if (rc == 0)
+        rc = cc_trusted_list(c, &p->account_id, acct->list, entries, &n, &blocked);
+    if (rc == 0)
+        keep_existing(acct, entries, &n);
+    cc_free_response(resp);
+    if (rc != 0)
+        return rc;
+    if (blocked)
+        return cc_fail(c, STATUS_CONFLICT, CARECHAT_ERROR_TRUST,
+                       "%s: your account's device list changed without your approval; "
+                       "confirm it first (carechat trust)",
+                       what);
+    size_t kept = 0;
+    bool listed = false;
+    for (size_t i = 0; i < n; i++) {
+        if (id_equal(&entries[i].device_id, device)) {
+            listed = true;
+            continue;
+        }
+        entries[kept++] = entries[i];
+    }
+    if (!listed)
+        return 0;
+    if (kept == 0)
+        return cc_fail(c, STATUS_CONFLICT, CARECHAT_ERROR_ARGUMENT,
+                       "%s: it is the account's only approved device; approve another first", what);
+    return publish ? publish_list(c, entries, kept, version, hash, what) : 0;
 }
 
 /* Resumes the stored session on this connection if it is not authenticated

@@ -123,6 +123,11 @@ int cc_save_profile(struct carechat *c);
  * stay). Returns 0, or profile_save()'s status (nothing recorded). */
 int cc_drop_session(struct carechat *c);
 
+/* Wipes the device from the handle and the profile: keys (old ones too), ids,
+ * session and cursor; the server and CA file it remembers stay. Saves the
+ * profile; records a failure and returns it when that fails. */
+int cc_forget_device_keys(struct carechat *c);
+
 /* The public keys of this device, signed as carechat.proto's DeviceKeys. */
 struct cc_own_keys {
     uint8_t identity_pk[ENVELOPE_SIGN_PK_LEN];
@@ -165,6 +170,17 @@ int cc_ensure_published(struct carechat *c);
  * listed and trust the current list). Returns 0 (also when it is listed
  * already) or a recorded failure. */
 int cc_approve(struct carechat *c, const struct id *device, const uint8_t identity_key[32]);
+
+/* Publishes the next version of the caller's account's list without `device`
+ * (and without devices that no longer exist) when the stored list names it,
+ * signed by this device (which must be listed and trust the current list).
+ * With `publish` false, only checks that an approved device would be left:
+ * for this device itself, which cannot sign a list that leaves it out in a
+ * way a peer meeting the account for the first time could verify (the list
+ * names its signer); the next list another device publishes drops it.
+ * Returns 0 (also when it is not listed), or a recorded failure: CONFLICT
+ * (CARECHAT_ERROR_ARGUMENT) when no approved device would be left. */
+int cc_unlist(struct carechat *c, const struct id *device, bool publish, const char *what);
 
 /* Rotates this device's encryption key when it is CARECHAT_KEY_ROTATION_MS
  * old (RotateEncryptionKey; the old private key stays in the profile to open

@@ -54,6 +54,7 @@ static const apply_kind_fn kinds[] = {
     [KIND(SESSION_TOUCH)] = apply_session_touch,
     [KIND(SESSION_END)] = apply_session_end,
     [KIND(DEVICE_REMOVE)] = apply_device_remove,
+    [KIND(DEVICE_RENAME)] = apply_device_rename,
     [KIND(KEY_ROTATE)] = apply_key_rotate,
     [KIND(DEVICE_LIST_PUBLISH)] = apply_device_list,
     [KIND(DEVICE_LIST_RESET)] = apply_device_list_reset,

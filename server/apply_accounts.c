@@ -509,6 +509,27 @@ out:
     return rc;
 }
 
+int apply_device_rename(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                        struct buf *result) {
+    const Carechat__Entry__V1__DeviceRename *r = e->device_rename;
+    struct id account, device;
+    if (!r || !apply_id_field(r->device_id, &device) || !rules_label_ok(r->label) ||
+        !apply_id_field(e->actor_account_id, &account))
+        return STATUS_BAD_REQUEST;
+    struct rec_device dev;
+    int rc = apply_read_device(txn, &account, &device, &dev);
+    if (rc != 0)
+        return rc;
+    char *old = dev.label;
+    dev.label = r->label; /* borrowed for the write */
+    rc = apply_write_device(txn, &account, &device, &dev);
+    dev.label = old;
+    rec_device_cleanup(&dev);
+    if (rc == 0)
+        rc = apply_audit(txn, e, REC_AUDIT_DEVICE_RENAME, 0, &account, device.b, ID_LEN, NULL);
+    return rc;
+}
+
 int apply_device_list(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
                       struct buf *result) {
     const Carechat__Entry__V1__DeviceListPublish *p = e->device_list_publish;

@@ -45,6 +45,8 @@ int apply_session_end(struct store_txn *txn, const Carechat__Entry__V1__Entry *e
                       struct buf *result);
 int apply_device_remove(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
                         struct buf *result);
+int apply_device_rename(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                        struct buf *result);
 int apply_key_rotate(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
                      struct buf *result);
 int apply_device_list(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,

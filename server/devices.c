@@ -109,11 +109,13 @@ int devices_done(struct op *op, const struct op_result *res) {
         }
         return op_fail(op, res->status == STATUS_IO ? STATUS_UNAVAILABLE : res->status, detail);
     }
+    /* The answer first: a device that removed itself hears it before its
+     * connection is revoked with the others. */
+    int rc = op_live(op) ? respond_device_list(op->hc->h, op->hc->conn, op->request_id, &d->account)
+                         : STATUS_OK;
     if (d->removed)
         req_revoke(op->hc->h, NULL, &d->device, CARECHAT__V1__REVOKE_REASON__DEVICE_REMOVED, NULL);
-    if (!op_live(op))
-        return STATUS_OK;
-    return respond_device_list(op->hc->h, op->hc->conn, op->request_id, &d->account);
+    return rc;
 }
 
 static struct op *device_op_new(struct req *r, const struct id *device, bool removed) {
@@ -203,9 +205,6 @@ int devices_remove(struct req *r) {
     struct id device;
     if (id_from_bytes(m->device_id.data, m->device_id.len, &device) != 0)
         return req_fail(r, STATUS_BAD_REQUEST, "device_id must be 16 bytes");
-    if (id_equal(&device, &r->hc->device))
-        return req_fail(r, STATUS_BAD_REQUEST,
-                        "remove a device from another device (use Logout here)");
     struct op *op = device_op_new(r, &device, true);
     Carechat__Entry__V1__Entry e;
     Carechat__Entry__V1__DeviceRemove rm;
@@ -214,6 +213,28 @@ int devices_remove(struct req *r) {
     rm.device_id = (ProtobufCBinaryData){ID_LEN, OP_STATE(op, struct device_op)->device.b};
     e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_DEVICE_REMOVE;
     e.device_remove = &rm;
+    return op_propose(op, &e);
+}
+
+/* ---- RenameDevice ---------------------------------------------------------------- */
+
+int devices_rename(struct req *r) {
+    const Carechat__V1__RenameDevice *m = r->frame->rename_device;
+    struct id device;
+    if (id_from_bytes(m->device_id.data, m->device_id.len, &device) != 0 ||
+        !rules_label_ok(m->label))
+        return req_fail(r, STATUS_BAD_REQUEST,
+                        "device_id of 16 bytes and a label of 1..64 bytes of UTF-8 without "
+                        "control characters");
+    struct op *op = device_op_new(r, &device, false);
+    Carechat__Entry__V1__Entry e;
+    Carechat__Entry__V1__DeviceRename rn;
+    entry_init(&e, clock_now(), &r->hc->account, &r->hc->device);
+    carechat__entry__v1__device_rename__init(&rn);
+    rn.device_id = (ProtobufCBinaryData){ID_LEN, OP_STATE(op, struct device_op)->device.b};
+    rn.label = m->label;
+    e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_DEVICE_RENAME;
+    e.device_rename = &rn;
     return op_propose(op, &e);
 }
 

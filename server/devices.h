@@ -11,13 +11,16 @@
 /* PublishDeviceList: the calling device signs its account's list, version
  * stored + 1, exactly the account's devices. */
 int devices_publish_list(struct req *r);
-/* RemoveDevice: another device of the caller's account; its connections are
- * revoked (DEVICE_REMOVED). */
+/* RemoveDevice: a device of the caller's account, the calling one included;
+ * its connections are revoked (DEVICE_REMOVED), the caller's after the
+ * answer. */
 int devices_remove(struct req *r);
+/* RenameDevice: a new label for a device of the caller's account. */
+int devices_rename(struct req *r);
 /* RotateEncryptionKey: the calling device's new encryption key, signed by
  * its identity key, with a higher key id. */
 int devices_rotate_key(struct req *r);
-/* The completion of the three: the account's stored DeviceList. */
+/* The completion of the four: the account's stored DeviceList. */
 int devices_done(struct op *op, const struct op_result *res);
 /* ListDevices: the signed lists and current keys of at most 64 accounts the
  * caller may see (none for a deactivated account). */

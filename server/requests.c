@@ -65,6 +65,7 @@ static const struct request_row rows[] = {
     ROW(PUBLISH_DEVICE_LIST,   ANYONE, SESSION, CHANGE, DEVICE_PUBLISH,    devices_publish_list,   devices_done),
     ROW(LIST_DEVICES,          ANYONE, SESSION, CHANGE, DEVICE_READ,       devices_list,           NULL),
     ROW(REMOVE_DEVICE,         ANYONE, SESSION, CHANGE, DEVICE_REMOVE,     devices_remove,         devices_done),
+    ROW(RENAME_DEVICE,         ANYONE, SESSION, CHANGE, DEVICE_RENAME,     devices_rename,         devices_done),
     ROW(ROTATE_ENCRYPTION_KEY, ANYONE, SESSION, CHANGE, DEVICE_ROTATE_KEY, devices_rotate_key,     devices_done),
     ROW(LOOKUP_ACCOUNT,        ANYONE, SESSION, READ,   LOOKUP,            devices_lookup_account, NULL),
     /* conversations and care-team channels */

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "base/status.h"
+#include "base/utf8.h"
 #include "storage/keys.h"
 
 #define KEY_CONTEXT "carechat.v1 encryption key"
@@ -40,6 +41,16 @@ int rules_normalize_email(const char *email, char out[RULES_EMAIL_MAX + 1]) {
 
 static bool leap(int y) {
     return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+bool rules_label_ok(const char *label) {
+    size_t n = label != NULL ? strlen(label) : 0;
+    if (n == 0 || n > RULES_LABEL_MAX || !utf8_valid((const uint8_t *)label, n))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)label[i] < 0x20 || label[i] == 0x7f)
+            return false;
+    return true;
 }
 
 int rules_parse_date(const char *text, int *year, int *month, int *day) {

@@ -34,6 +34,10 @@
  * with text on both sides, or contains white space or control characters. */
 int rules_normalize_email(const char *email, char out[RULES_EMAIL_MAX + 1]);
 
+/* Whether `label` is a device label: 1..RULES_LABEL_MAX bytes of UTF-8
+ * without control characters. */
+bool rules_label_ok(const char *label);
+
 /* Parses "YYYY-MM-DD" (a real calendar date, year 1900 or later). Returns 0
  * with the parts, or STATUS_BAD_REQUEST. */
 int rules_parse_date(const char *text, int *year, int *month, int *day);
