@@ -225,7 +225,46 @@ static void print_devices(const struct carechat_devices *d, bool json) {
 
 /* One message: JSON, or "[conversation #seq] sender: text" with the text made
  * printable (someone else wrote it). */
-static void print_message(const struct carechat_message *m, bool json) {
+/* The members of the conversations a command printed messages of, fetched
+ * once each (at most NAMES_MAX conversations; beyond, ids are printed). */
+#define NAMES_MAX 32
+struct names {
+    struct carechat *c;
+    size_t n;
+    struct id conv[NAMES_MAX];
+    struct carechat_members *members[NAMES_MAX]; /* NULL: could not be fetched */
+};
+
+static void names_free(struct names *nm) {
+    for (size_t i = 0; i < nm->n; i++)
+        carechat_members_free(nm->members[i]);
+    nm->n = 0;
+}
+
+/* The display name of `account` in `conv`, or NULL when it is not known. */
+static const char *name_of(struct names *nm, const struct id *conv, const struct id *account) {
+    size_t i = 0;
+    while (i < nm->n && !id_equal(&nm->conv[i], conv))
+        i++;
+    if (i == nm->n) {
+        if (nm->n == NAMES_MAX)
+            return NULL;
+        nm->conv[i] = *conv;
+        nm->members[i] = NULL;
+        if (carechat_members(nm->c, conv, &nm->members[i]) != 0)
+            nm->members[i] = NULL; /* shown by id */
+        nm->n++;
+    }
+    const struct carechat_members *m = nm->members[i];
+    for (size_t k = 0; m != NULL && k < m->n; k++)
+        if (id_equal(&m->items[k].account_id, account) && m->items[k].display_name[0] != '\0')
+            return m->items[k].display_name;
+    return NULL;
+}
+
+/* One message: its JSON object, or for a person a line with the sender's
+ * name (its id when the name is not known) and URGENT when it is. */
+static void print_message(const struct carechat_message *m, bool json, struct names *nm) {
     if (json) {
         cli_json_print(stdout, cli_message_json(m));
         return;
@@ -235,7 +274,13 @@ static void print_message(const struct carechat_message *m, bool json) {
     id_to_hex(&m->sender_account_id, sender);
     struct buf line;
     buf_init(&line);
-    buf_printf(&line, "[%s #%" PRIu64 "] %s: ", conv, m->seq, sender);
+    buf_printf(&line, "[%s #%" PRIu64 "] %s", conv, m->seq, m->urgent ? "URGENT " : "");
+    const char *name = name_of(nm, &m->conversation_id, &m->sender_account_id);
+    if (name != NULL)
+        append_printable(&line, name);
+    else
+        buf_append(&line, sender, ID_HEX_LEN);
+    buf_append(&line, ": ", 2);
     if (m->state == CARECHAT_MESSAGE_OK) {
         append_printable(&line, m->text);
         for (size_t i = 0; i < m->n_attachments; i++) {
@@ -468,21 +513,23 @@ static int run_download(struct carechat *c, const struct cli_args *a) {
 static int run_recv(struct carechat *c, const struct cli_args *a) {
     int rc = 0;
     size_t unacked = 0;
+    struct names nm = {.c = c};
     for (;;) {
         struct carechat_message m;
         rc = carechat_recv(c, a->wait_s * 1000, &m);
         if (rc != 0)
             break;
-        print_message(&m, a->json);
+        print_message(&m, a->json, &nm);
         carechat_message_cleanup(&m);
         fflush(stdout);
         if (++unacked == 64) {
             rc = carechat_ack(c);
             if (rc != 0)
-                return rc;
+                break;
             unacked = 0;
         }
     }
+    names_free(&nm);
     if (rc != STATUS_NOT_FOUND)
         return rc;
     return carechat_ack(c);
@@ -495,8 +542,10 @@ static int run_history(struct carechat *c, const struct cli_args *a) {
     int rc = carechat_history(c, &conv, 0, a->limit, &list);
     if (rc != 0)
         return rc;
+    struct names nm = {.c = c};
     for (size_t i = 0; i < list->n; i++)
-        print_message(&list->items[i], a->json);
+        print_message(&list->items[i], a->json, &nm);
+    names_free(&nm);
     carechat_messages_free(list);
     return 0;
 }

@@ -8,7 +8,8 @@
 #     `devices rename --id --label` renames one; `devices --json` shows both;
 #   - all along, a patient who pinned the provider's signed device list keeps
 #     sending without an "identity changed" refusal (exit 8): every change
-#     was published as a signed successor by a device of the account.
+#     was published as a signed successor by a device of the account;
+#   - `history` names the sender and marks urgent messages.
 # Everything runs on 127.0.0.1 under `timeout`.
 set -euo pipefail
 
@@ -94,5 +95,13 @@ expect_rc 0 "the patient sends after a removal (no identity change)"
 cli d7 --json recv --wait 1
 expect_rc 0 "the new device receives"
 grep -q '"text": "after a removal"' "$T/out" || fail "d7 did not receive: $OUT"
+# A person reads names, not ids, and sees what is urgent (ids stay in --json).
+cli pat --json send --to doc@clinic.example --text "call me" --urgent
+expect_rc 0 "an urgent message"
+CONV=$(field conversation)
+cli d1 history --conversation "$CONV"
+expect_rc 0 "history"
+grep -q '\] Pat: hello$' "$T/out" || fail "history does not name the sender: $OUT"
+grep -q '\] URGENT Pat: call me$' "$T/out" || fail "history does not mark the urgent message: $OUT"
 stop_server
 echo PASS
