@@ -906,35 +906,48 @@ static void keep_existing(const Carechat__V1__AccountDevices *acct,
     *n = kept;
 }
 
-int cc_approve(struct carechat *c, const struct id *device, const uint8_t identity_key[32]) {
-    const char *what = "approving the device";
+/* The caller's account's list as the base of its next version: verified,
+ * trusted (pinned) by this device, without devices that no longer exist.
+ * Fills entries (room for STATEMENT_MAX_DEVICES + 1), *n, `hash` and
+ * *version. Returns 0 or a recorded failure (CONFLICT, CARECHAT_ERROR_TRUST:
+ * the list changed without this device's approval). */
+static int own_list_for_next(struct carechat *c, const char *what,
+                             struct statement_device *entries, size_t *n,
+                             uint8_t hash[STATEMENT_HASH_LEN], uint64_t *version) {
     struct profile *p = c->profile;
     Carechat__V1__Frame *resp = NULL;
     const Carechat__V1__AccountDevices *acct = NULL;
     int rc = cc_list_own_devices(c, what, &resp, &acct);
     if (rc != 0)
         return rc;
+    bool blocked = false;
+    rc = cc_verify_list(c, &p->account_id, acct->list, entries, n, hash);
+    *version = acct->list != NULL ? acct->list->version : 0;
+    if (rc == 0)
+        rc = cc_trusted_list(c, &p->account_id, acct->list, entries, n, &blocked);
+    if (rc == 0)
+        keep_existing(acct, entries, n);
+    cc_free_response(resp);
+    if (rc == 0 && blocked)
+        rc = cc_fail(c, STATUS_CONFLICT, CARECHAT_ERROR_TRUST,
+                     "%s: your account's device list changed without your approval; "
+                     "confirm it first (carechat trust)",
+                     what);
+    return rc;
+}
+
+int cc_approve(struct carechat *c, const struct id *device, const uint8_t identity_key[32]) {
+    const char *what = "approving the device";
     struct statement_device entries[STATEMENT_MAX_DEVICES + 1];
     size_t n = 0;
-    bool blocked = false;
     uint8_t hash[STATEMENT_HASH_LEN];
-    rc = cc_verify_list(c, &p->account_id, acct->list, entries, &n, hash);
-    const uint64_t version = acct->list != NULL ? acct->list->version : 0;
-    if (rc == 0)
-        rc = cc_trusted_list(c, &p->account_id, acct->list, entries, &n, &blocked);
-    if (rc == 0)
-        keep_existing(acct, entries, &n);
-    cc_free_response(resp);
+    uint64_t version = 0;
+    int rc = own_list_for_next(c, what, entries, &n, hash, &version);
     if (rc != 0)
         return rc;
-    if (blocked)
-        return cc_fail(c, STATUS_CONFLICT, CARECHAT_ERROR_TRUST,
-                       "%s: your account's device list changed without your approval; "
-                       "confirm it first (carechat trust)",
-                       what);
     bool me = false;
     for (size_t i = 0; i < n; i++) {
-        me = me || id_equal(&entries[i].device_id, &p->device_id);
+        me = me || id_equal(&entries[i].device_id, &c->profile->device_id);
         if (id_equal(&entries[i].device_id, device))
             return 0; /* approved already */
     }
@@ -952,30 +965,13 @@ int cc_approve(struct carechat *c, const struct id *device, const uint8_t identi
 }
 
 int cc_unlist(struct carechat *c, const struct id *device, bool publish, const char *what) {
-    struct profile *p = c->profile;
-    Carechat__V1__Frame *resp = NULL;
-    const Carechat__V1__AccountDevices *acct = NULL;
-    int rc = cc_list_own_devices(c, what, &resp, &acct);
-    if (rc != 0)
-        return rc;
     struct statement_device entries[STATEMENT_MAX_DEVICES + 1];
     size_t n = 0;
-    bool blocked = false;
     uint8_t hash[STATEMENT_HASH_LEN];
-    rc = cc_verify_list(c, &p->account_id, acct->list, entries, &n, hash);
-    const uint64_t version = acct->list != NULL ? acct->list->version : 0;
-    if (rc == 0)
-        rc = cc_trusted_list(c, &p->account_id, acct->list, entries, &n, &blocked);
-    if (rc == 0)
-        keep_existing(acct, entries, &n);
-    cc_free_response(resp);
+    uint64_t version = 0;
+    int rc = own_list_for_next(c, what, entries, &n, hash, &version);
     if (rc != 0)
         return rc;
-    if (blocked)
-        return cc_fail(c, STATUS_CONFLICT, CARECHAT_ERROR_TRUST,
-                       "%s: your account's device list changed without your approval; "
-                       "confirm it first (carechat trust)",
-                       what);
     size_t kept = 0;
     bool listed = false;
     for (size_t i = 0; i < n; i++) {
