@@ -22,7 +22,6 @@
  * A failed request answers {"error":"<status_str>"}. Test keys only.
  * Single-threaded.
  */
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,24 +34,10 @@
 #include "client/envelope.h"
 #include "client/hpke.h"
 #include "client/statement.h"
+#include "tests/interop/tool_json.h"
 
 #define MAX_LINE (1 << 20)
 #define MAX_FIELDS 16
-
-static void hexs(const uint8_t *p, size_t n) {
-    struct buf t;
-    buf_init(&t);
-    hex_encode(p, n, &t);
-    buf_append_u8(&t, '\0');
-    fputs((char *)t.data, stdout);
-    buf_cleanup(&t);
-}
-
-static void kv(const char *name, const uint8_t *p, size_t n, bool comma) {
-    printf("%s\"%s\":\"", comma ? "," : "", name);
-    hexs(p, n);
-    putchar('"');
-}
 
 static int unhex(const char *s, uint8_t *out, size_t n) {
     return hex_decode_exact(s, out, n);
@@ -60,13 +45,13 @@ static int unhex(const char *s, uint8_t *out, size_t n) {
 
 static void do_seal(char **f, int nf) {
     if (nf != 5) {
-        printf("{\"error\":\"bad request\"}\n");
+        tool_json_error(STATUS_BAD_REQUEST);
         return;
     }
     struct buf text;
     buf_init(&text);
     if (strcmp(f[1], "-") != 0 && hex_decode(f[1], strlen(f[1]), &text) != 0) {
-        printf("{\"error\":\"bad request\"}\n");
+        tool_json_error(STATUS_BAD_REQUEST);
         return;
     }
     struct envelope_identity *sender = NULL;
@@ -97,28 +82,18 @@ static void do_seal(char **f, int nf) {
     struct envelope env;
     int rc = envelope_seal(&h, text.data, text.len, to, 2, sender, &env);
     if (rc != 0) {
-        printf("{\"error\":\"%s\"}\n", status_str(rc));
+        tool_json_error(rc);
     } else {
-        putchar('{');
-        kv("sender_pk", sender_pk, 32, false);
-        kv("conv", h.conversation_id.b, 16, true);
-        kv("cmid", h.client_msg_id.b, 16, true);
-        kv("sender_device", h.sender_device_id.b, 16, true);
-        kv("nonce", env.nonce, sizeof env.nonce, true);
-        kv("body", env.body, env.body_len, true);
-        kv("sig", env.sig, 64, true);
-        printf(",\"wraps\":[");
+        json_t *wraps = json_array();
         for (size_t w = 0; w < env.n_wraps; w++) {
             int who = memcmp(env.wraps[w].device_id.b, to[0].key->device_id.b, 16) == 0 ? 0 : 1;
-            printf("%s{", w ? "," : "");
-            kv("device", env.wraps[w].device_id.b, 16, false);
-            printf(",\"key_id\":%" PRIu32, env.wraps[w].key_id);
-            kv("enc", env.wraps[w].enc, 32, true);
-            kv("wrapped", env.wraps[w].wrapped_key, 48, true);
-            kv("sk", rsk[who], 32, true);
-            putchar('}');
+            json_array_append_new(wraps, json_pack("{s:o, s:I, s:o, s:o, s:o}", "device",
+                                                   tool_json_hex(env.wraps[w].device_id.b, 16),
+                                                   "key_id", (json_int_t)env.wraps[w].key_id, "enc",
+                                                   tool_json_hex(env.wraps[w].enc, 32), "wrapped",
+                                                   tool_json_hex(env.wraps[w].wrapped_key, 48),
+                                                   "sk", tool_json_hex(rsk[who], 32)));
         }
-        putchar(']');
         /* A device list, version 2, of the sender's device and one more. */
         struct id account = id_new();
         struct statement_device devs[2];
@@ -134,17 +109,25 @@ static void do_seal(char **f, int nf) {
         uint8_t lsig[64];
         envelope_identity_sign(sender, st.data, st.len, lsig);
         buf_cleanup(&st);
-        kv("list_account", account.b, 16, true);
-        kv("list_prev", prev, 32, true);
-        kv("list_sig", lsig, 64, true);
-        printf(",\"list_devices\":[");
-        for (int i = 0; i < 2; i++) {
-            printf("%s{", i ? "," : "");
-            kv("device", devs[i].device_id.b, 16, false);
-            kv("key", devs[i].identity_key, 32, true);
-            putchar('}');
-        }
-        printf("]}\n");
+        json_t *list_devices = json_array();
+        for (int i = 0; i < 2; i++)
+            json_array_append_new(list_devices,
+                                  json_pack("{s:o, s:o}", "device",
+                                            tool_json_hex(devs[i].device_id.b, 16), "key",
+                                            tool_json_hex(devs[i].identity_key, 32)));
+        json_t *o =
+            json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "sender_pk",
+                      tool_json_hex(sender_pk, 32), "conv", tool_json_hex(h.conversation_id.b, 16),
+                      "cmid", tool_json_hex(h.client_msg_id.b, 16), "sender_device",
+                      tool_json_hex(h.sender_device_id.b, 16), "nonce",
+                      tool_json_hex(env.nonce, sizeof env.nonce), "body",
+                      tool_json_hex(env.body, env.body_len), "sig", tool_json_hex(env.sig, 64),
+                      "wraps", wraps);
+        json_object_set_new(o, "list_account", tool_json_hex(account.b, 16));
+        json_object_set_new(o, "list_prev", tool_json_hex(prev, 32));
+        json_object_set_new(o, "list_sig", tool_json_hex(lsig, 64));
+        json_object_set_new(o, "list_devices", list_devices);
+        tool_json_print(o);
         envelope_cleanup(&env);
     }
     for (int i = 0; i < 2; i++) {
@@ -165,12 +148,12 @@ static void do_open(char **f, int nf) {
     struct envelope_wrap wrap;
     struct id device;
     int rc = nf == 16 ? 0 : STATUS_BAD_REQUEST;
-    if (rc == 0 &&
-        (unhex(f[1], sender_pk, 32) || unhex(f[2], sk, 32) || unhex(f[3], device.b, 16) ||
-         unhex(f[5], env.header.conversation_id.b, 16) || unhex(f[6], env.header.client_msg_id.b, 16) ||
-         unhex(f[7], env.header.sender_device_id.b, 16) || unhex(f[11], env.nonce, 24) ||
-         hex_decode(f[12], strlen(f[12]), &body) || unhex(f[13], wrap.enc, 32) ||
-         unhex(f[14], wrap.wrapped_key, 48)))
+    if (rc == 0 && (unhex(f[1], sender_pk, 32) || unhex(f[2], sk, 32) ||
+                    unhex(f[3], device.b, 16) || unhex(f[5], env.header.conversation_id.b, 16) ||
+                    unhex(f[6], env.header.client_msg_id.b, 16) ||
+                    unhex(f[7], env.header.sender_device_id.b, 16) || unhex(f[11], env.nonce, 24) ||
+                    hex_decode(f[12], strlen(f[12]), &body) || unhex(f[13], wrap.enc, 32) ||
+                    unhex(f[14], wrap.wrapped_key, 48)))
         rc = STATUS_BAD_REQUEST;
     struct envelope_ref refs[ENVELOPE_MAX_WRAPS];
     size_t n_refs = 0;
@@ -211,16 +194,13 @@ static void do_open(char **f, int nf) {
         struct buf out;
         buf_init(&out);
         rc = envelope_open(&env, sender_pk, key, &out);
-        if (rc == 0) {
-            putchar('{');
-            kv("pt", out.data, out.len, false);
-            printf("}\n");
-        }
+        if (rc == 0)
+            tool_json_print(json_pack("{s:o}", "pt", tool_json_hex(out.data, out.len)));
         buf_wipe(&out);
         buf_cleanup(&out);
     }
     if (rc != 0)
-        printf("{\"error\":\"%s\"}\n", status_str(rc));
+        tool_json_error(rc);
     envelope_enc_key_free(key);
     envelope_identity_free(id);
     buf_cleanup(&body);
@@ -245,7 +225,7 @@ int main(void) {
         else if (nf > 0 && strcmp(f[0], "open") == 0)
             do_open(f, nf);
         else
-            printf("{\"error\":\"bad request\"}\n");
+            tool_json_error(STATUS_BAD_REQUEST);
         fflush(stdout);
     }
     free(line);

@@ -30,24 +30,9 @@
 #include "base/id.h"
 #include "base/status.h"
 #include "client/filecrypt.h"
+#include "tests/interop/tool_json.h"
 
 #define READ_LEN 10000
-
-static json_t *hex_string(const uint8_t *p, size_t n) {
-    struct buf text;
-    buf_init(&text);
-    hex_encode(p, n, &text);
-    json_t *j = json_string((const char *)text.data);
-    buf_cleanup(&text);
-    return j;
-}
-
-static int print(json_t *obj) {
-    int rc = json_dumpf(obj, stdout, 0);
-    json_decref(obj);
-    fputc('\n', stdout);
-    return rc;
-}
 
 /* Writes what `out` holds to `f` and empties it. */
 static int drain(struct buf *out, FILE *f) {
@@ -81,9 +66,10 @@ static int encrypt_file(const struct id *file_id, FILE *in, FILE *out) {
     buf_cleanup(&ct);
     if (rc != 0)
         return rc;
-    print(json_pack("{s:o, s:o, s:I, s:i}", "key", hex_string(file.key, sizeof file.key), "sha256",
-                    hex_string(file.sha256, sizeof file.sha256), "size", (json_int_t)file.size,
-                    "version", (int)file.version));
+    tool_json_print(json_pack("{s:o, s:o, s:I, s:i}", "key",
+                              tool_json_hex(file.key, sizeof file.key), "sha256",
+                              tool_json_hex(file.sha256, sizeof file.sha256), "size",
+                              (json_int_t)file.size, "version", (int)file.version));
     return 0;
 }
 
@@ -107,7 +93,7 @@ static int decrypt_file(const struct filecrypt_file *file, FILE *in, FILE *out) 
     buf_cleanup(&plain);
     if (rc != 0)
         return rc;
-    print(json_pack("{s:I}", "size", (json_int_t)total));
+    tool_json_print(json_pack("{s:I}", "size", (json_int_t)total));
     return 0;
 }
 
@@ -139,7 +125,7 @@ int main(int argc, char **argv) {
         rc = STATUS_IO;
     sodium_memzero(&file, sizeof file);
     if (rc != 0) {
-        print(json_pack("{s:s}", "error", status_str(rc)));
+        tool_json_error(rc);
         return 1;
     }
     return 0;

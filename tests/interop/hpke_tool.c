@@ -24,21 +24,10 @@
 #include "base/status.h"
 #include "base/hex.h"
 #include "client/hpke.h"
+#include "tests/interop/tool_json.h"
 
 #define MAX_LINE (8 << 20) /* room for a 4 MiB message in hex */
 #define MAX_FIELDS 6
-
-static void print_error(int status) {
-    printf("{\"error\":\"%s\"}\n", status_str(status));
-}
-
-static void print_field(const char *name, const uint8_t *p, size_t n, int first) {
-    struct buf text;
-    buf_init(&text);
-    hex_encode(p, n, &text);
-    printf("%s\"%s\":\"%s\"", first ? "{" : ",", name, (char *)text.data);
-    buf_cleanup(&text);
-}
 
 /* Decodes field `s` ("-" or hex) into `out`; returns 0 or STATUS_BAD_REQUEST. */
 static int field_bytes(const char *s, struct buf *out) {
@@ -52,9 +41,8 @@ static int field_bytes(const char *s, struct buf *out) {
 static void do_keygen(void) {
     uint8_t pk[HPKE_PK_LEN], sk[HPKE_SK_LEN];
     hpke_keypair(pk, sk);
-    print_field("pk", pk, sizeof pk, 1);
-    print_field("sk", sk, sizeof sk, 0);
-    printf("}\n");
+    tool_json_print(json_pack("{s:o, s:o}", "pk", tool_json_hex(pk, sizeof pk), "sk",
+                              tool_json_hex(sk, sizeof sk)));
 }
 
 static int do_seal(char **f) {
@@ -76,9 +64,8 @@ static int do_seal(char **f) {
         rc = hpke_seal(pk, info.data, info.len, aad.data, aad.len, pt.data, pt.len, enc, ct.data);
     }
     if (rc == 0) {
-        print_field("enc", enc, sizeof enc, 1);
-        print_field("ct", ct.data, pt.len + HPKE_TAG_LEN, 0);
-        printf("}\n");
+        tool_json_print(json_pack("{s:o, s:o}", "enc", tool_json_hex(enc, sizeof enc), "ct",
+                                  tool_json_hex(ct.data, pt.len + HPKE_TAG_LEN)));
     }
     buf_cleanup(&info);
     buf_cleanup(&aad);
@@ -108,8 +95,7 @@ static int do_open(char **f) {
         buf_reserve(&pt, pt_len);
         rc = hpke_open(sk, enc, info.data, info.len, aad.data, aad.len, ct.data, ct.len, pt.data);
         if (rc == 0) {
-            print_field("pt", pt.data, pt_len, 1);
-            printf("}\n");
+            tool_json_print(json_pack("{s:o}", "pt", tool_json_hex(pt.data, pt_len)));
         }
     }
     buf_cleanup(&info);
@@ -155,7 +141,7 @@ int main(void) {
             rc = do_open(f);
         }
         if (rc != 0)
-            print_error(rc);
+            tool_json_error(rc);
         fflush(stdout);
     }
     free(line);
