@@ -37,12 +37,12 @@ int carechat_open(const struct carechat_config *cfg, struct carechat **out) {
     if (rc != 0)
         return rc;
     /* The server and CA given, else those the profile remembers. */
-    const char *url = cfg->server_url != NULL  ? cfg->server_url
+    const char *url = cfg->server_url != NULL    ? cfg->server_url
                       : p->server_url[0] != '\0' ? p->server_url
                                                  : CARECHAT_DEFAULT_URL;
-    const char *ca_file = cfg->ca_file != NULL ? cfg->ca_file
+    const char *ca_file = cfg->ca_file != NULL                               ? cfg->ca_file
                           : cfg->server_url == NULL && p->ca_file[0] != '\0' ? p->ca_file
-                                                                           : NULL;
+                                                                             : NULL;
     struct transport_url parsed;
     if (transport_parse_url(url, &parsed) != 0 || (!parsed.tls && !is_loopback(parsed.host))) {
         profile_free(p);

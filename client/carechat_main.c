@@ -1311,10 +1311,9 @@ static int run(struct carechat *c, const struct cli_args *a) {
                                               : carechat_rename_device(c, &device, a->label);
         if (rc == 0) {
             if (a->json)
-                cli_json_print(stdout, json_pack("{s:s, s:b}", "device", a->id,
-                                                 a->command == CLI_DEVICES_REMOVE ? "removed"
-                                                                                  : "renamed",
-                                                 1));
+                cli_json_print(
+                    stdout, json_pack("{s:s, s:b}", "device", a->id,
+                                      a->command == CLI_DEVICES_REMOVE ? "removed" : "renamed", 1));
             else
                 printf("%s\n", a->command == CLI_DEVICES_REMOVE ? "removed" : "renamed");
         }
@@ -1327,8 +1326,8 @@ static int run(struct carechat *c, const struct cli_args *a) {
                 cli_json_print(stdout, json_pack("{s:b, s:b}", "logged_out", 1, "device_forgotten",
                                                  a->forget_device));
             else
-                printf("%s\n", a->forget_device ? "logged out; this device is forgotten"
-                                                 : "logged out");
+                printf("%s\n",
+                       a->forget_device ? "logged out; this device is forgotten" : "logged out");
         }
         break;
     case CLI_SEND:

@@ -659,7 +659,7 @@ int cli_parse_defaults(const char *text, struct cli_defaults *out, char *err, si
             }
             if (field[0] != '\0' || value_len == 0 || value_len > CLI_DEFAULT_MAX) {
                 snprintf(err, err_len, "line %d: %s given twice, empty or too long", line,
-                         field == out->server ? "server"
+                         field == out->server    ? "server"
                          : field == out->ca_file ? "ca_file"
                                                  : "profile");
                 return -1;

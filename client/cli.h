@@ -143,16 +143,16 @@ struct cli_args {
     const char *webpush;          /* push register: a Web Push endpoint, with: */
     const char *p256dh;           /* its key, base64url of 65 bytes (checked) */
     const char *auth;             /* its secret, base64url of 16 bytes (checked) */
-    const char *id;               /* push unregister, devices remove|rename: 32 hex digits (checked) */
-    const char *label;            /* devices rename --label (checked by the server) */
-    bool forget_device;           /* logout --forget-device */
-    const char *file;             /* send --file PATH, or NULL */
-    const char *media_type;       /* send --type, or NULL */
-    const char *out;              /* download --out PATH, or NULL */
-    const char *file_id;          /* download --file-id: 32 hex digits (checked), or NULL */
-    uint64_t seq;                 /* download --seq, or 0 */
-    bool mark;                    /* verify --mark */
-    bool stay_signed_in;          /* login --stay-signed-in */
+    const char *id;         /* push unregister, devices remove|rename: 32 hex digits (checked) */
+    const char *label;      /* devices rename --label (checked by the server) */
+    bool forget_device;     /* logout --forget-device */
+    const char *file;       /* send --file PATH, or NULL */
+    const char *media_type; /* send --type, or NULL */
+    const char *out;        /* download --out PATH, or NULL */
+    const char *file_id;    /* download --file-id: 32 hex digits (checked), or NULL */
+    uint64_t seq;           /* download --seq, or 0 */
+    bool mark;              /* verify --mark */
+    bool stay_signed_in;    /* login --stay-signed-in */
 };
 
 /* Parses a time given as milliseconds since the epoch (digits) or as

@@ -911,9 +911,8 @@ static void keep_existing(const Carechat__V1__AccountDevices *acct,
  * Fills entries (room for STATEMENT_MAX_DEVICES + 1), *n, `hash` and
  * *version. Returns 0 or a recorded failure (CONFLICT, CARECHAT_ERROR_TRUST:
  * the list changed without this device's approval). */
-static int own_list_for_next(struct carechat *c, const char *what,
-                             struct statement_device *entries, size_t *n,
-                             uint8_t hash[STATEMENT_HASH_LEN], uint64_t *version) {
+static int own_list_for_next(struct carechat *c, const char *what, struct statement_device *entries,
+                             size_t *n, uint8_t hash[STATEMENT_HASH_LEN], uint64_t *version) {
     struct profile *p = c->profile;
     Carechat__V1__Frame *resp = NULL;
     const Carechat__V1__AccountDevices *acct = NULL;

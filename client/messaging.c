@@ -1173,8 +1173,8 @@ static int process(struct carechat *c, const Carechat__V1__Delivery *d,
                 get_id(d->recall->client_msg_id, &cmid)) {
                 int rc = verify_recall(c, &e.conversation_id, &e.message_id, &sender, &cmid,
                                        d->recall->signer_account_id, d->recall->signer_device_id,
-                                       d->recall->signature, &e.signed_by_sender,
-                                       &e.by_account_id, &e.by_verified);
+                                       d->recall->signature, &e.signed_by_sender, &e.by_account_id,
+                                       &e.by_verified);
                 if (rc != 0)
                     return rc;
             }
@@ -1234,7 +1234,8 @@ static bool pause_to_reconnect(struct carechat *c, int rc, int64_t deadline, int
         c->ended_by != 0 || clock_monotonic_ms() + *pause_ms >= deadline)
         return false;
     log_info(MOD, "the connection was lost; connecting again in %d ms", *pause_ms);
-    struct timespec ts = {.tv_sec = *pause_ms / 1000, .tv_nsec = (long)(*pause_ms % 1000) * 1000000};
+    struct timespec ts = {.tv_sec = *pause_ms / 1000,
+                          .tv_nsec = (long)(*pause_ms % 1000) * 1000000};
     while (nanosleep(&ts, &ts) != 0)
         ;
     *pause_ms = *pause_ms * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : *pause_ms * 2;

@@ -594,7 +594,8 @@ int apply_recall(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, str
     };
     /* The recall's signature, which the proposer verified, by the actor's
      * device. */
-    if (r->signature.len == REC_SIG_LEN && apply_id_field(r->signer_device_id, &tomb.recall_signer)) {
+    if (r->signature.len == REC_SIG_LEN &&
+        apply_id_field(r->signer_device_id, &tomb.recall_signer)) {
         tomb.recall_signature = (struct rec_bytes){r->signature.data, r->signature.len};
         tomb.recall_signer_account = actor;
     }

@@ -188,12 +188,13 @@ int send_verify_signature(const uint8_t identity_key[REC_KEY_LEN], const struct 
 }
 
 int send_verify_recall(const uint8_t identity_key[REC_KEY_LEN], const struct id *conversation_id,
-                       const struct id *client_msg_id, const struct id *message_id,
-                       bool by_sender, const uint8_t sig[REC_SIG_LEN]) {
+                       const struct id *client_msg_id, const struct id *message_id, bool by_sender,
+                       const uint8_t sig[REC_SIG_LEN]) {
     uint8_t recall[TRANSCRIPT_RECALL_LEN], removal[TRANSCRIPT_REMOVAL_LEN];
     transcript_recall(conversation_id->b, client_msg_id->b, recall);
     transcript_removal(conversation_id->b, message_id->b, removal);
-    bool ok = crypto_sign_verify_detached(sig, removal, sizeof removal, identity_key) == 0 ||
-              (by_sender && crypto_sign_verify_detached(sig, recall, sizeof recall, identity_key) == 0);
+    bool ok =
+        crypto_sign_verify_detached(sig, removal, sizeof removal, identity_key) == 0 ||
+        (by_sender && crypto_sign_verify_detached(sig, recall, sizeof recall, identity_key) == 0);
     return ok ? STATUS_OK : STATUS_BAD_REQUEST;
 }

@@ -110,8 +110,8 @@ int send_verify_signature(const uint8_t identity_key[REC_KEY_LEN], const struct 
  * (conversation_id, client_msg_id); protocol/transcript.h. Returns 0 or
  * STATUS_BAD_REQUEST. */
 int send_verify_recall(const uint8_t identity_key[REC_KEY_LEN], const struct id *conversation_id,
-                       const struct id *client_msg_id, const struct id *message_id,
-                       bool by_sender, const uint8_t sig[REC_SIG_LEN]);
+                       const struct id *client_msg_id, const struct id *message_id, bool by_sender,
+                       const uint8_t sig[REC_SIG_LEN]);
 
 /* Appends the mismatch to `out` as three lists (u32 count, then the ids):
  * apply's result of a refused Send. */

@@ -55,7 +55,8 @@ static void test_send_rules_shape_limits(void **state) {
     s = ok;
     s.header_len = 1; /* a header would travel in clear: refused */
     assert_int_equal(send_check_shape(&s, &detail), STATUS_BAD_REQUEST);
-    assert_string_equal(detail, "Envelope.header must be empty: metadata goes in the encrypted body");
+    assert_string_equal(detail,
+                        "Envelope.header must be empty: metadata goes in the encrypted body");
     s = ok;
     s.n_wraps = REC_WRAPS_MAX + 1;
     assert_int_equal(send_check_shape(&s, &detail), STATUS_TOO_LARGE);

@@ -419,8 +419,8 @@ static bool refresh_verifies(const struct rec_session *s, const struct rec_devic
         return false;
     uint8_t t[TRANSCRIPT_REFRESH_LEN];
     transcript_refresh(s->device_id.b, token_hash, m->refresh_at, t);
-    return crypto_sign_verify_detached(m->refresh_signature.data, t, sizeof t,
-                                       dev->identity_key) == 0;
+    return crypto_sign_verify_detached(m->refresh_signature.data, t, sizeof t, dev->identity_key) ==
+           0;
 }
 
 int sessions_authenticate(struct req *r) {

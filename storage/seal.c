@@ -158,7 +158,8 @@ int seal_aead_decrypt(enum seal_impl impl, const uint8_t key[SEAL_KEY_LEN],
     if (use == SEAL_OPENSSL)
         return openssl_decrypt(key, nonce, ad, ad_len, ct, plain_len, ct + plain_len, plain);
     unsigned long long mlen = 0;
-    if (crypto_aead_aes256gcm_decrypt(plain, &mlen, NULL, ct, ct_len, ad, ad_len, nonce, key) != 0 ||
+    if (crypto_aead_aes256gcm_decrypt(plain, &mlen, NULL, ct, ct_len, ad, ad_len, nonce, key) !=
+            0 ||
         mlen != plain_len)
         return STATUS_CORRUPT;
     return 0;

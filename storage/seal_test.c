@@ -229,7 +229,8 @@ static void test_seal_per_value_subkey_and_version_1(void **state) {
     assert_int_equal(EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, 12, NULL), 1);
     assert_int_equal(EVP_DecryptInit_ex(ctx, NULL, NULL, subkey, nonce), 1);
     assert_int_equal(EVP_DecryptUpdate(ctx, NULL, &n, ad.data, (int)ad.len), 1);
-    assert_int_equal(EVP_DecryptUpdate(ctx, out, &n, sealed.data + SEAL_HEADER_LEN, sizeof plain), 1);
+    assert_int_equal(EVP_DecryptUpdate(ctx, out, &n, sealed.data + SEAL_HEADER_LEN, sizeof plain),
+                     1);
     assert_int_equal(EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, 16,
                                          sealed.data + SEAL_HEADER_LEN + sizeof plain),
                      1);
@@ -258,15 +259,15 @@ static void test_seal_per_value_subkey_and_version_1(void **state) {
                                          sealed.data + SEAL_HEADER_LEN + sizeof plain),
                      1);
     EVP_CIPHER_CTX_free(ctx);
-    assert_int_equal(seal_open(SEAL_AUTO, KEY_A, "inboxes", RKEY, sizeof RKEY, sealed.data,
-                               sealed.len, &opened),
-                     0);
+    assert_int_equal(
+        seal_open(SEAL_AUTO, KEY_A, "inboxes", RKEY, sizeof RKEY, sealed.data, sealed.len, &opened),
+        0);
     assert_memory_equal(opened.data, plain, sizeof plain);
     /* ... and an unknown version does not */
     sealed.data[0] = 3;
-    assert_int_equal(seal_open(SEAL_AUTO, KEY_A, "inboxes", RKEY, sizeof RKEY, sealed.data,
-                               sealed.len, &opened),
-                     STATUS_CORRUPT);
+    assert_int_equal(
+        seal_open(SEAL_AUTO, KEY_A, "inboxes", RKEY, sizeof RKEY, sealed.data, sealed.len, &opened),
+        STATUS_CORRUPT);
     buf_cleanup(&ad);
     buf_cleanup(&sealed);
     buf_cleanup(&opened);

@@ -98,8 +98,8 @@ static void judge(struct tally *t, const json_t *v, bool ok) {
 }
 
 static void report(const struct tally *t, unsigned floor) {
-    printf("%s: %u checked, %u skipped (parameters not used), %u acceptable\n", t->file,
-           t->checked, t->skipped, t->acceptable);
+    printf("%s: %u checked, %u skipped (parameters not used), %u acceptable\n", t->file, t->checked,
+           t->skipped, t->acceptable);
     assert_true(t->checked >= floor);
 }
 
@@ -238,9 +238,8 @@ static void run_aead(const struct aead *a, const char *file, unsigned floor) {
             /* Sealing the message again gives exactly ct || tag, for vectors
              * that are valid. */
             if (ok) {
-                assert_int_equal(a->encrypt(a, key.data, iv.data, ad.data, ad.len, msg.data,
-                                            msg.len, out),
-                                 0);
+                assert_int_equal(
+                    a->encrypt(a, key.data, iv.data, ad.data, ad.len, msg.data, msg.len, out), 0);
                 if (memcmp(out, expect.data, expect.len) != 0)
                     fail_msg("%s %s tcId %d: sealed to other bytes", a->name, file,
                              field_int(v, "tcId"));
@@ -273,15 +272,15 @@ static void test_wycheproof_xchacha20_poly1305(void **state) {
  * AES-NI (said so when skipped). */
 static void test_wycheproof_aes256_gcm_both_seal_paths(void **state) {
     (void)state;
-    const struct aead ossl = {"aes-256-gcm (OpenSSL)", 256, 96, gcm_encrypt, gcm_decrypt,
-                              SEAL_OPENSSL};
+    const struct aead ossl = {
+        "aes-256-gcm (OpenSSL)", 256, 96, gcm_encrypt, gcm_decrypt, SEAL_OPENSSL};
     run_aead(&ossl, "aes_gcm_test.json", 60);
     if (!seal_sodium_available()) {
         printf("aes-256-gcm (libsodium): not run, this CPU has no AES-NI\n");
         return;
     }
-    const struct aead sod = {"aes-256-gcm (libsodium)", 256, 96, gcm_encrypt, gcm_decrypt,
-                             SEAL_SODIUM};
+    const struct aead sod = {
+        "aes-256-gcm (libsodium)", 256, 96, gcm_encrypt, gcm_decrypt, SEAL_SODIUM};
     run_aead(&sod, "aes_gcm_test.json", 60);
 }
 
