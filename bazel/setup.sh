@@ -21,7 +21,9 @@ for p in "${packages[@]}"; do
         missing+=("$p")
     fi
 done
-# Node.js (for test peers): any node >= 18 on PATH will do; else Debian's.
+# Node.js (for test peers): the node on PATH, else Debian's. The @noble
+# peers (tests/package.json) need node >= 20.19, which this machine's image
+# has (20.20); Debian bookworm's own is 18: a warning below says so.
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
     missing+=(nodejs npm)
 fi
@@ -33,6 +35,12 @@ if [ ${#missing[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     $sudo apt-get update -q
     $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if ! node -e 'const [a, b] = process.versions.node.split(".").map(Number);
+                process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)'; then
+    echo "setup: warning: node $(node --version) is older than 20.19; the @noble test" \
+        "peers need 20.19 or newer (envelope_interop_test will fail)" >&2
 fi
 
 # npm test peers, pinned by tests/package-lock.json; reinstalled when the lock changes.
