@@ -116,13 +116,15 @@
     X(FILE_UPLOAD_COMPLETE, 70, "file.upload_complete")                                            \
     X(FILE_UPLOAD_DELETE, 71, "file.upload_delete")                                                \
     X(FILE_UPLOAD_EXPIRE, 72, "file.upload_expire")                                                \
-    X(DEVICE_LIST_RESET, 80, "device.list_reset")
+    X(DEVICE_LIST_RESET, 80, "device.list_reset")                                                 \
+    X(PASSWORD_RESET_REQUEST, 81, "account.password_reset_request")                                \
+    X(PASSWORD_RESET, 82, "account.password_reset")
 
 enum rec_audit_action {
 #define AUDIT_ENUM(name, number, text) REC_AUDIT_##name = number,
     AUDIT_ACTIONS(AUDIT_ENUM)
 #undef AUDIT_ENUM
-        REC_AUDIT_ACTION_MAX = 80, /* the highest number above (checked by audit.c) */
+        REC_AUDIT_ACTION_MAX = 82, /* the highest number above (checked by audit.c) */
 };
 
 /* The dotted name of an action ("session.login"); "unknown" for a number
