@@ -695,7 +695,9 @@ struct reset_op {
     uint8_t code_hash[REC_HASH_LEN];
 };
 
-/* The keys of a reset for `email` (normalised into out), or BAD_REQUEST. */
+/* Makes the op of a reset for `email_in` (normalised into out): r->op, its
+ * state in *ro with the sign-in keys. Returns 0, or BAD_REQUEST (no op made)
+ * for what is not an email address. */
 static int reset_keys(struct req *r, const char *email_in, char out[RULES_EMAIL_MAX + 1],
                       struct reset_op **ro) {
     if (rules_normalize_email(email_in, out) != 0)
@@ -788,7 +790,7 @@ int sessions_complete_reset(struct req *r) {
     const Carechat__V1__CompletePasswordReset *m = r->frame->complete_password_reset;
     size_t code_len = strlen(m->code), new_len = strlen(m->new_password);
     if (code_len == 0 || code_len > RESET_CODE_MAX)
-        return req_fail(r, STATUS_BAD_REQUEST, "email and code required");
+        return req_fail(r, STATUS_BAD_REQUEST, "an email and a code of 1..64 bytes are required");
     if (new_len < h->password_min || new_len > RULES_PASSWORD_MAX)
         return req_fail(r, STATUS_BAD_REQUEST, h->password_rule);
     char email[RULES_EMAIL_MAX + 1];
