@@ -446,6 +446,59 @@ int carechat_forget_device(struct carechat *c) {
     return cc_forget_device_keys(c);
 }
 
+/* Sends `req` (a request of a connection without a session) on a fresh
+ * connection; a refusal is recorded with `hint` for FORBIDDEN. */
+static int reset_call(struct carechat *c, Carechat__V1__Frame *req, const char *what,
+                      const char *hint) {
+    int rc = cc_connect_fresh(c);
+    if (rc != 0)
+        return rc;
+    Carechat__V1__Frame *resp = NULL;
+    rc = cc_call(c, req, what, &resp);
+    if (rc != 0)
+        return rc;
+    if (resp->response->status != CARECHAT__V1__STATUS__OK)
+        rc = cc_refused(c, resp->response, what,
+                        resp->response->status == CARECHAT__V1__STATUS__FORBIDDEN ? hint : NULL);
+    cc_free_response(resp);
+    return rc;
+}
+
+int carechat_request_password_reset(struct carechat *c, const char *email) {
+    cc_clear_error(c);
+    if (!email || !*email)
+        return cc_fail(c, STATUS_BAD_REQUEST, CARECHAT_ERROR_ARGUMENT,
+                       "password reset request: the email is required");
+    Carechat__V1__RequestPasswordReset m;
+    carechat__v1__request_password_reset__init(&m);
+    m.email = (char *)email;
+    Carechat__V1__Frame req;
+    carechat__v1__frame__init(&req);
+    req.body_case = CARECHAT__V1__FRAME__BODY_REQUEST_PASSWORD_RESET;
+    req.request_password_reset = &m;
+    return reset_call(c, &req, "password reset request", NULL);
+}
+
+int carechat_reset_password(struct carechat *c, const char *email, const char *code,
+                            const char *next) {
+    cc_clear_error(c);
+    if (!email || !code || !next || !*email || !*code || !*next)
+        return cc_fail(c, STATUS_BAD_REQUEST, CARECHAT_ERROR_ARGUMENT,
+                       "password reset: the email, the code and the new password are required");
+    Carechat__V1__CompletePasswordReset m;
+    carechat__v1__complete_password_reset__init(&m);
+    m.email = (char *)email;
+    m.code = (char *)code;
+    m.new_password = (char *)next;
+    Carechat__V1__Frame req;
+    carechat__v1__frame__init(&req);
+    req.body_case = CARECHAT__V1__FRAME__BODY_COMPLETE_PASSWORD_RESET;
+    req.complete_password_reset = &m;
+    return reset_call(c, &req, "password reset",
+                      "invalid or expired code (each code works once, for 15 minutes, and "
+                      "dies after 5 wrong tries: request a new one)");
+}
+
 int carechat_logout(struct carechat *c) {
     cc_clear_error(c);
     int rc = cc_ensure_session(c);

@@ -270,6 +270,21 @@ int carechat_logout(struct carechat *c);
  * status; the passwords never appear in an error text. */
 int carechat_change_password(struct carechat *c, const char *current, const char *next);
 
+/* Asks the server to email a password reset code to `email` (on a fresh
+ * connection, no session needed). The server answers the same whether or not
+ * the email has an account. Returns 0, or BAD_REQUEST, RATE_LIMITED,
+ * UNAVAILABLE (no mail on the server), or a connection status. */
+int carechat_request_password_reset(struct carechat *c, const char *email);
+
+/* Sets the password of the account of `email` to `next` with the emailed
+ * `code` (on a fresh connection, no session needed): every session of the
+ * account ends, this profile's too; log in again. Returns 0, or FORBIDDEN
+ * (wrong, used, dead, expired or unknown code), BAD_REQUEST (the new
+ * password's length), RATE_LIMITED, or a connection status; the code and the
+ * password never appear in an error text. */
+int carechat_reset_password(struct carechat *c, const char *email, const char *code,
+                            const char *next);
+
 /* Why the server ended a session. Numbers as on the wire (carechat.proto
  * RevokeReason). */
 enum carechat_revoke_reason {

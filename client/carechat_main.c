@@ -116,6 +116,10 @@ static const char *command_name(enum cli_command cmd) {
         return "account unlock";
     case CLI_PASSWORD_CHANGE:
         return "password change";
+    case CLI_PASSWORD_RESET_REQUEST:
+        return "password reset-request";
+    case CLI_PASSWORD_RESET:
+        return "password reset";
     case CLI_INVITE_LIST:
         return "invite list";
     case CLI_INVITE_REVOKE:
@@ -1228,6 +1232,36 @@ static int run_trust(struct carechat *c, const struct cli_args *a) {
     }
 }
 
+/* password reset-request, and password reset with `next` (the new password
+ * read from its file). */
+static int run_password_reset(struct carechat *c, const struct cli_args *a, const char *next) {
+    if (a->command == CLI_PASSWORD_RESET_REQUEST) {
+        int rc = carechat_request_password_reset(c, a->email);
+        if (rc == 0 && a->json)
+            cli_json_print(stdout, json_pack("{s:b}", "reset_requested", 1));
+        else if (rc == 0)
+            printf("if %s has an account, a reset code is on its way there by email\n", a->email);
+        return rc;
+    }
+    struct buf code;
+    buf_init(&code);
+    char err[512];
+    int rc = cli_read_password(a->code_file, &code, err, sizeof err);
+    if (rc != 0) {
+        fprintf(stderr, "carechat password reset: %s\n", err);
+        buf_cleanup(&code);
+        return CLI_EXIT_USAGE;
+    }
+    rc = carechat_reset_password(c, a->email, (const char *)code.data, next);
+    buf_wipe(&code);
+    buf_cleanup(&code);
+    if (rc == 0 && a->json)
+        cli_json_print(stdout, json_pack("{s:b}", "password_reset", 1));
+    else if (rc == 0)
+        printf("password reset; every session of the account has ended: log in again\n");
+    return rc;
+}
+
 static int run(struct carechat *c, const struct cli_args *a) {
     struct buf password;
     buf_init(&password);
@@ -1385,6 +1419,10 @@ static int run(struct carechat *c, const struct cli_args *a) {
         break;
     case CLI_PASSWORD_CHANGE:
         rc = run_password_change(c, a, pw, (const char *)input.data);
+        break;
+    case CLI_PASSWORD_RESET_REQUEST:
+    case CLI_PASSWORD_RESET:
+        rc = run_password_reset(c, a, (const char *)input.data);
         break;
     case CLI_INVITE_LIST:
         rc = run_invite_list(c, a);

@@ -83,6 +83,7 @@ enum opt {
     O_STAY_SIGNED_IN,
     O_LABEL,
     O_FORGET_DEVICE,
+    O_CODE_FILE,
     O_COUNT,
 };
 
@@ -149,6 +150,7 @@ static const struct option_def options[O_COUNT] = {
     [O_STAY_SIGNED_IN] = {"stay-signed-in", false, false},
     [O_LABEL] = {"label", true, false},
     [O_FORGET_DEVICE] = {"forget-device", false, false},
+    [O_CODE_FILE] = {"code-file", true, false},
 };
 
 struct command_def {
@@ -210,6 +212,8 @@ static const struct command_def commands[] = {
     {"account release", CLI_ACCOUNT_RELEASE, {O_EMAIL}, 1, {0}, 0},
     {"account unlock", CLI_ACCOUNT_UNLOCK, {O_EMAIL}, 1, {0}, 0},
     {"password change", CLI_PASSWORD_CHANGE, {O_PASSWORD_FILE, O_NEW_PASSWORD_FILE}, 2, {0}, 0},
+    {"password reset-request", CLI_PASSWORD_RESET_REQUEST, {O_EMAIL}, 1, {0}, 0},
+    {"password reset", CLI_PASSWORD_RESET, {O_EMAIL, O_CODE_FILE, O_NEW_PASSWORD_FILE}, 3, {0}, 0},
     {"notify settings",
      CLI_NOTIFY_SETTINGS,
      {0},
@@ -584,6 +588,7 @@ int cli_parse(int argc, char **argv, struct cli_args *out, char *err, size_t err
     a.email = values[O_EMAIL];
     a.password_file = values[O_PASSWORD_FILE];
     a.new_password_file = values[O_NEW_PASSWORD_FILE];
+    a.code_file = values[O_CODE_FILE];
     a.incident = values[O_INCIDENT];
     a.accounts = values[O_ACCOUNTS];
     a.description = values[O_DESCRIPTION];
@@ -723,6 +728,13 @@ const char *cli_usage(void) {
            "  password change --password-file CURRENT --new-password-file NEW\n"
            "      replace the account's password; every other session of the account ends,\n"
            "      this one goes on\n"
+           "  password reset-request --email E\n"
+           "      ask for a password reset code, which the server emails to E if E has an\n"
+           "      account (the answer is the same either way); no session needed\n"
+           "  password reset --email E --code-file F --new-password-file NEW\n"
+           "      set a new password with the emailed code (in file F; it works once, for 15\n"
+           "      minutes, and dies after 5 wrong tries); every session of the account ends,\n"
+           "      this profile's too: log in again\n"
            "  send (--to EMAIL | --conversation ID | --channel ID) [--text TEXT | --text-file "
            "PATH]\n"
            "       [--file PATH [--type MEDIA-TYPE]] [--client-id ID] [--urgent]\n"

@@ -83,6 +83,8 @@ enum cli_command {
     CLI_TRUST,
     CLI_VERIFY,
     CLI_DEVICE_LIST_RESET,
+    CLI_PASSWORD_RESET_REQUEST,
+    CLI_PASSWORD_RESET,
 };
 
 #define CLI_MAX_WAIT_S 3600
@@ -105,7 +107,8 @@ struct cli_args {
     enum cli_command command;
     const char *email; /* login, invite, register, account (but list) */
     const char *password_file;
-    const char *new_password_file; /* password change */
+    const char *new_password_file; /* password change, password reset */
+    const char *code_file;         /* password reset: a file holding the emailed code */
     const char *invite;            /* invite revoke: 64 hex digits (checked) */
     const char *role;              /* invite; account list: the role listed (NULL: every role) */
     const char *code;

@@ -2,7 +2,7 @@
  * server/apply_accounts.c: apply for the account kinds of entry.proto
  * (Bootstrap, InviteCreate, Register, RegisterRefused, AccountDeactivate,
  * Login, SessionTouch, SessionEnd, DeviceRemove, KeyRotate,
- * DeviceListPublish).
+ * DeviceListPublish, PasswordChange, PasswordResetRequest, PasswordReset).
  *
  * Each kind re-checks what its proposer checked against the state seen through
  * the transaction and the entry's own time, then writes the typed records of
@@ -12,6 +12,7 @@
  *
  * Pure: no clock, no randomness, no I/O beyond the transaction. Writer thread.
  */
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -366,6 +367,116 @@ int apply_password_change(struct store_txn *txn, const Carechat__Entry__V1__Entr
     if (rc == 0)
         rc = apply_audit(txn, e, REC_AUDIT_PASSWORD_CHANGE, 0, &actor, keep.device_id.b, ID_LEN,
                          NULL);
+    rec_account_cleanup(&a);
+    return rc;
+}
+
+/* The account of the email blind index `index`, read into *a (clean it up).
+ * Returns 0, STATUS_NOT_FOUND, or the store's status. */
+static int account_by_email(struct store_txn *txn, ProtobufCBinaryData index, struct id *id,
+                            struct rec_account *a) {
+    struct buf v;
+    buf_init(&v);
+    int rc = txn_get(txn, CF_EMAIL_INDEX, index.data, index.len, &v);
+    if (rc == 0 && !apply_id_field((ProtobufCBinaryData){v.len, v.data}, id))
+        rc = STATUS_CORRUPT;
+    buf_cleanup(&v);
+    return rc == 0 ? apply_read_account(txn, id, a) : rc;
+}
+
+static bool reset_pending(const struct rec_account *a) {
+    static const uint8_t none[REC_HASH_LEN];
+    return memcmp(a->reset_code_hash, none, REC_HASH_LEN) != 0;
+}
+
+/* Forgets the account's reset record. */
+static void reset_clear(struct rec_account *a) {
+    memset(a->reset_code_hash, 0, REC_HASH_LEN);
+    a->reset_expires_at = 0;
+    a->reset_attempts = 0;
+}
+
+int apply_password_reset_request(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                                 struct buf *result) {
+    const Carechat__Entry__V1__PasswordResetRequest *m = e->password_reset_request;
+    if (!m || !is_hash(m->email_index) || !is_hash(m->code_hash) || m->expires_at <= e->time ||
+        m->attempts == 0)
+        return STATUS_BAD_REQUEST;
+    uint8_t h[REC_HASH_LEN];
+    rules_sha256(m->mail_code, strlen(m->mail_code), h);
+    if (memcmp(h, m->code_hash.data, REC_HASH_LEN) != 0)
+        return STATUS_BAD_REQUEST;
+    struct id account;
+    struct rec_account a;
+    int rc = account_by_email(txn, m->email_index, &account, &a);
+    if (rc == STATUS_NOT_FOUND)
+        return apply_audit(txn, e, REC_AUDIT_PASSWORD_RESET_REQUEST,
+                           (uint32_t)status_wire(STATUS_NOT_FOUND), NULL, NULL, 0, NULL);
+    if (rc != 0)
+        return rc;
+    if (!a.active) {
+        rc = apply_audit(txn, e, REC_AUDIT_PASSWORD_RESET_REQUEST,
+                         (uint32_t)status_wire(STATUS_NOT_FOUND), NULL, account.b, ID_LEN, NULL);
+        goto out;
+    }
+    /* The new code replaces the old one, and its email if still unsent. */
+    if (reset_pending(&a) &&
+        (rc = apply_outbox_password_reset_withdraw(txn, a.reset_code_hash)) != 0)
+        goto out;
+    memcpy(a.reset_code_hash, m->code_hash.data, REC_HASH_LEN);
+    a.reset_expires_at = m->expires_at;
+    a.reset_attempts = m->attempts;
+    if ((rc = apply_write_account(txn, &account, &a)) != 0)
+        goto out;
+    if ((rc = apply_outbox_password_reset(txn, e, &account, a.email, m->mail_code,
+                                          m->code_hash.data)) != 0)
+        goto out;
+    rc = apply_audit(txn, e, REC_AUDIT_PASSWORD_RESET_REQUEST, 0, NULL, account.b, ID_LEN, NULL);
+out:
+    rec_account_cleanup(&a);
+    return rc;
+}
+
+int apply_password_reset(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                         struct buf *result) {
+    const Carechat__Entry__V1__PasswordReset *m = e->password_reset;
+    if (!m || !is_hash(m->email_index) || !is_hash(m->code_hash) || m->password_hash[0] == '\0')
+        return STATUS_BAD_REQUEST;
+    uint32_t refused = (uint32_t)status_wire(STATUS_FORBIDDEN);
+    struct id account;
+    struct rec_account a;
+    int rc = account_by_email(txn, m->email_index, &account, &a);
+    if (rc == STATUS_NOT_FOUND)
+        return apply_audit(txn, e, REC_AUDIT_PASSWORD_RESET, refused, NULL, NULL, 0, NULL);
+    if (rc != 0)
+        return rc;
+    if (!a.active || !reset_pending(&a)) {
+        rc = apply_audit(txn, e, REC_AUDIT_PASSWORD_RESET, refused, NULL, account.b, ID_LEN, NULL);
+        goto out;
+    }
+    bool match = sodium_memcmp(a.reset_code_hash, m->code_hash.data, REC_HASH_LEN) == 0;
+    bool valid = match && a.reset_expires_at > e->time && a.reset_attempts > 0;
+    if (valid) {
+        free(a.password_hash);
+        a.password_hash = xstrdup(m->password_hash);
+        a.sessions_after = e->time;
+        rc = apply_outbox_password_reset_withdraw(txn, a.reset_code_hash);
+        reset_clear(&a);
+    } else if (match || a.reset_attempts <= 1 || a.reset_expires_at <= e->time) {
+        /* Used up: a right code too late, the last wrong try, or expired. */
+        rc = apply_outbox_password_reset_withdraw(txn, a.reset_code_hash);
+        reset_clear(&a);
+    } else {
+        a.reset_attempts--;
+    }
+    if (rc == 0)
+        rc = apply_write_account(txn, &account, &a);
+    if (rc == 0)
+        rc = apply_audit(txn, e, REC_AUDIT_PASSWORD_RESET, valid ? 0 : refused, NULL, account.b,
+                         ID_LEN, NULL);
+    if (rc == 0 && valid)
+        buf_append(result, account.b, ID_LEN);
+out:
     rec_account_cleanup(&a);
     return rc;
 }

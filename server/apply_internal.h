@@ -63,6 +63,12 @@ int apply_invite_revoke(struct store_txn *txn, const Carechat__Entry__V1__Entry 
                         struct buf *result);
 int apply_password_change(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
                           struct buf *result);
+/* PasswordResetRequest and PasswordReset (entry.proto); PasswordReset's
+ * result is the account id when the password was reset, else empty. */
+int apply_password_reset_request(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                                 struct buf *result);
+int apply_password_reset(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                         struct buf *result);
 int apply_sweep(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struct buf *result);
 int apply_retention_advance(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
                             struct buf *result);
@@ -134,6 +140,21 @@ int apply_outbox_read(struct store_txn *txn, const struct id *account, const str
 int apply_outbox_invitation(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
                             const char *email, const char *code,
                             const uint8_t code_hash[REC_HASH_LEN]);
+
+/* PasswordResetRequest: the email with the reset code `code` (as for an
+ * invitation) to `email`, the address of `account`, as an outbox row sealed
+ * under the account (so a purge shreds it), its job id derived from
+ * `code_hash`. Returns 0, STATUS_BAD_REQUEST for a malformed code, or the
+ * store's status. */
+int apply_outbox_password_reset(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                                const struct id *account, const char *email, const char *code,
+                                const uint8_t code_hash[REC_HASH_LEN]);
+
+/* A reset code replaced or used: its email row (of code hash `code_hash`), if
+ * not yet handed over, goes without being sent. Returns 0 or the store's
+ * status. */
+int apply_outbox_password_reset_withdraw(struct store_txn *txn,
+                                         const uint8_t code_hash[REC_HASH_LEN]);
 
 /* For kinds of other features (breach notices, issue 12): writes, in the
  * current transaction, one email job of `kind` (REC_NOTICE_BREACH; or

@@ -2,11 +2,12 @@
  * server/apply_outbox.c: the notification kinds (NotifySettingsSet,
  * PushRegister, PushUnregister, OutboxResult) and the outbox rows other kinds
  * write in their own batch (a message for an offline recipient, an
- * invitation, later breach notices): records in server/records_notify.h.
+ * invitation, a password reset code, breach notices): records in server/records_notify.h.
  *
  * Job ids are chosen without randomness, so a replay writes the same rows:
  * SHA-256 of a label and the ids that make the job unique (the message's
- * random id and the target; the invitation's code hash), cut to 16 bytes.
+ * random id and the target; the invitation's or reset's code hash), cut to 16
+ * bytes.
  *
  * Coalescing: a target (an account's email, a device's push channel) has at
  * most one pending NEW_MESSAGE job; further messages while it waits write
@@ -218,25 +219,55 @@ int apply_outbox_read(struct store_txn *txn, const struct id *account, const str
     return rc;
 }
 
-int apply_outbox_invitation(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
-                            const char *email, const char *code,
-                            const uint8_t code_hash[REC_HASH_LEN]) {
+#define INVITE_LABEL "carechat.outbox.invite"
+#define RESET_LABEL "carechat.outbox.reset"
+
+/* The email of a code (an invitation's, a password reset's) to `email`,
+ * sealed under `account` (NULL: the server's key); its job id from `label`
+ * and the code's hash. */
+static int code_mail(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                     enum rec_notice kind, const char *label, const struct id *account,
+                     const char *email, const char *code, const uint8_t code_hash[REC_HASH_LEN]) {
     size_t n = strlen(code);
     if (n < 16 || n > 64 ||
         strspn(code, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
                      "0123456789-") != n)
         return STATUS_BAD_REQUEST;
     uint8_t job_id[REC_JOB_ID_LEN];
-    job_id_of("carechat.outbox.invite", code_hash, REC_HASH_LEN, "", 0, REC_CHANNEL_EMAIL, job_id);
+    job_id_of(label, code_hash, REC_HASH_LEN, "", 0, REC_CHANNEL_EMAIL, job_id);
     struct rec_outbox_job j = {
-        .kind = REC_NOTICE_INVITATION,
+        .kind = (uint8_t)kind,
         .channel = REC_CHANNEL_EMAIL,
         .created_at = e->time,
         .attempt = 1,
         .email = (char *)email,
         .code = (char *)code,
     };
-    return write_job(txn, job_id, &j, NULL);
+    if (account)
+        j.account = *account;
+    return write_job(txn, job_id, &j, account);
+}
+
+int apply_outbox_invitation(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                            const char *email, const char *code,
+                            const uint8_t code_hash[REC_HASH_LEN]) {
+    return code_mail(txn, e, REC_NOTICE_INVITATION, INVITE_LABEL, NULL, email, code, code_hash);
+}
+
+int apply_outbox_password_reset(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                                const struct id *account, const char *email, const char *code,
+                                const uint8_t code_hash[REC_HASH_LEN]) {
+    return code_mail(txn, e, REC_NOTICE_PASSWORD_RESET, RESET_LABEL, account, email, code,
+                     code_hash);
+}
+
+int apply_outbox_password_reset_withdraw(struct store_txn *txn,
+                                         const uint8_t code_hash[REC_HASH_LEN]) {
+    uint8_t job_id[REC_JOB_ID_LEN];
+    job_id_of(RESET_LABEL, code_hash, REC_HASH_LEN, "", 0, REC_CHANNEL_EMAIL, job_id);
+    struct key k;
+    rec_key_outbox_job(&k, job_id);
+    return txn_delete(txn, CF_OUTBOX, k.b, k.len);
 }
 
 int apply_outbox_account_email(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,

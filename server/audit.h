@@ -117,13 +117,15 @@
     X(FILE_UPLOAD_DELETE, 71, "file.upload_delete")                                                \
     X(FILE_UPLOAD_EXPIRE, 72, "file.upload_expire")                                                \
     X(DEVICE_LIST_RESET, 80, "device.list_reset")                                                  \
-    X(DEVICE_RENAME, 81, "device.rename")
+    X(DEVICE_RENAME, 81, "device.rename")                                                          \
+    X(PASSWORD_RESET_REQUEST, 82, "account.password_reset_request")                                \
+    X(PASSWORD_RESET, 83, "account.password_reset")
 
 enum rec_audit_action {
 #define AUDIT_ENUM(name, number, text) REC_AUDIT_##name = number,
     AUDIT_ACTIONS(AUDIT_ENUM)
 #undef AUDIT_ENUM
-        REC_AUDIT_ACTION_MAX = 81, /* the highest number above (checked by audit.c) */
+        REC_AUDIT_ACTION_MAX = 83, /* the highest number above (checked by audit.c) */
 };
 
 /* The dotted name of an action ("session.login"); "unknown" for a number

@@ -101,23 +101,27 @@ struct server_config {
         *apns_sandbox_url;
     const char *fcm_service_account_file, *fcm_url;
     const char *vapid_key_file, *vapid_subject, *webpush_allow_host;
-    bool dev_invite_codes;           /* answer invitation codes to the inviter */
-    unsigned notify_email_delay_s;   /* first email after this, if still unread */
-    unsigned notify_email_window_s;  /* then at most one email per window */
-    unsigned notify_push_delay_s;    /* first push after this */
-    unsigned notify_push_interval_s; /* then at most one push per device per interval */
-    unsigned notify_push_jitter_s;   /* plus up to this, against timing analysis */
-    unsigned outbox_in_flight;       /* notification jobs being sent at once */
-    uint64_t file_max;               /* largest file (ciphertext bytes) */
-    uint64_t patch_max;              /* largest tus PATCH body */
-    uint64_t upload_quota;           /* bytes of files one account may store */
-    unsigned uploads_max;            /* unfinished uploads per account */
-    unsigned upload_burst;           /* uploads an account may begin at once ... */
-    unsigned upload_window_s;        /* ... refilled over this many seconds */
-    unsigned upload_ttl_s;           /* unfinished uploads expire after this */
-    int64_t clock_offset_ms;         /* added to the clock; for tests only */
-    const char *config_file;         /* the --config given, or NULL */
-    struct config_strings *owned;    /* private: copies of the file's values */
+    bool dev_invite_codes;                /* answer invitation codes to the inviter */
+    unsigned notify_email_delay_s;        /* first email after this, if still unread */
+    unsigned notify_email_window_s;       /* then at most one email per window */
+    unsigned notify_push_delay_s;         /* first push after this */
+    unsigned notify_push_interval_s;      /* then at most one push per device per interval */
+    unsigned notify_push_jitter_s;        /* plus up to this, against timing analysis */
+    unsigned outbox_in_flight;            /* notification jobs being sent at once */
+    uint64_t file_max;                    /* largest file (ciphertext bytes) */
+    uint64_t patch_max;                   /* largest tus PATCH body */
+    uint64_t upload_quota;                /* bytes of files one account may store */
+    unsigned uploads_max;                 /* unfinished uploads per account */
+    unsigned upload_burst;                /* uploads an account may begin at once ... */
+    unsigned upload_window_s;             /* ... refilled over this many seconds */
+    unsigned upload_ttl_s;                /* unfinished uploads expire after this */
+    unsigned password_reset_ttl_s;        /* password reset codes expire after this */
+    unsigned password_reset_burst;        /* reset requests for one email at once ... */
+    unsigned password_reset_burst_per_ip; /* ... from one network at once ... */
+    unsigned password_reset_window_s;     /* ... refilled over this many seconds */
+    int64_t clock_offset_ms;              /* added to the clock; for tests only */
+    const char *config_file;              /* the --config given, or NULL */
+    struct config_strings *owned;         /* private: copies of the file's values */
 };
 
 /* The defaults: ws://127.0.0.1:8080 with data in ./carechat-data. Ping every
@@ -140,7 +144,8 @@ struct server_config {
         .outbox_in_flight = 64, .review_days = 30, .restriction_days = 365, .restore_days = 30,    \
         .maintenance_interval_s = 60, .file_max = 100ull << 20, .patch_max = 16ull << 20,          \
         .upload_quota = 2ull << 30, .uploads_max = 16, .upload_burst = 60, .upload_window_s = 60,  \
-        .upload_ttl_s = 24 * 3600,                                                                 \
+        .upload_ttl_s = 24 * 3600, .password_reset_ttl_s = 15 * 60, .password_reset_burst = 3,     \
+        .password_reset_burst_per_ip = 20, .password_reset_window_s = 3600,                        \
     }
 
 /* Builds the configuration from the defaults, the --config file and argv (argv[0]

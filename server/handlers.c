@@ -469,6 +469,7 @@ int handlers_new(const struct handlers_config *cfg, struct handlers **out) {
     h->store = cfg->store;
     h->journal = cfg->journal;
     h->invite_ttl_ms = (int64_t)sc->invite_ttl_s * 1000;
+    h->reset_ttl_ms = (int64_t)sc->password_reset_ttl_s * 1000;
     h->session_idle_ms = (int64_t)sc->session_idle_s * 1000;
     h->session_max_ms = (int64_t)sc->session_max_s * 1000;
     h->password_min = sc->password_min;
@@ -524,6 +525,15 @@ int handlers_new(const struct handlers_config *cfg, struct handlers **out) {
         rc = ratelimit_new(&(struct ratelimit_config){.burst = sc->upload_burst,
                                                       .window_ms = sc->upload_window_s * 1000ll},
                            &h->rl_upload);
+    int64_t reset_window = (int64_t)sc->password_reset_window_s * 1000;
+    if (rc == 0)
+        rc = ratelimit_new(&(struct ratelimit_config){.burst = sc->password_reset_burst,
+                                                      .window_ms = reset_window},
+                           &h->rl_reset_email);
+    if (rc == 0)
+        rc = ratelimit_new(&(struct ratelimit_config){.burst = sc->password_reset_burst_per_ip,
+                                                      .window_ms = reset_window},
+                           &h->rl_reset_net);
     h->files = xcalloc(1, sizeof *h->files);
     coalesce_new(0, (int64_t)sc->audit_coalesce_s * 1000, emit_repeats, h, &h->reads);
     if (rc == 0)
@@ -553,6 +563,8 @@ void handlers_free(struct handlers *h) {
     ratelimit_free(h->rl_lookup);
     ratelimit_free(h->rl_invite);
     ratelimit_free(h->rl_upload);
+    ratelimit_free(h->rl_reset_email);
+    ratelimit_free(h->rl_reset_net);
     free(h->files);
     ratelimit_free(h->rl_read);
     coalesce_free(h->reads);

@@ -113,6 +113,9 @@ void rec_account_encode(const struct rec_account *a, struct buf *out) {
     buf_append(out, a->list_prev_hash, REC_HASH_LEN);
     rec_put_u8(out, a->list_reset ? 1 : 0);
     rec_put_u64(out, (uint64_t)a->list_reset_at);
+    buf_append(out, a->reset_code_hash, REC_HASH_LEN);
+    rec_put_u64(out, (uint64_t)a->reset_expires_at);
+    rec_put_u32(out, a->reset_attempts);
 }
 
 int rec_account_decode(const uint8_t *data, size_t len, struct rec_account *out) {
@@ -149,6 +152,11 @@ int rec_account_decode(const uint8_t *data, size_t len, struct rec_account *out)
         get_raw(&r, out->list_prev_hash, REC_HASH_LEN);
         out->list_reset = get_u8(&r) != 0;
         out->list_reset_at = (int64_t)get_u64(&r);
+    }
+    if (!r.bad && !at_end(&r)) { /* absent before password reset */
+        get_raw(&r, out->reset_code_hash, REC_HASH_LEN);
+        out->reset_expires_at = (int64_t)get_u64(&r);
+        out->reset_attempts = get_u32(&r);
     }
     if (r.bad || r.p != r.end) {
         rec_account_cleanup(out);

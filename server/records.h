@@ -105,6 +105,11 @@ struct rec_account {
     uint8_t list_prev_hash[REC_HASH_LEN];
     bool list_reset;
     int64_t list_reset_at;
+    /* The pending password reset (RequestPasswordReset): SHA-256 of its code
+     * (all zero: none), when it expires, and the wrong tries it has left. */
+    uint8_t reset_code_hash[REC_HASH_LEN];
+    int64_t reset_expires_at;
+    uint32_t reset_attempts;
 };
 
 /* Retention states, numbered as carechat.v1 RetentionState. */

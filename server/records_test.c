@@ -29,7 +29,10 @@ static void test_records_account_round_trip(void **state) {
         .sessions_after = 1795000000456,
         .list_reset = true,
         .list_reset_at = 77,
+        .reset_expires_at = 1795000900456,
+        .reset_attempts = 5,
     };
+    memset(a.reset_code_hash, 0x5a, REC_HASH_LEN);
     memset(a.list_prev_hash, 0x42, REC_HASH_LEN);
     memset(a.list_signer.b, 7, ID_LEN);
     memset(a.list_signature, 9, REC_SIG_LEN);
@@ -58,11 +61,18 @@ static void test_records_account_round_trip(void **state) {
     assert_true(d.sessions_after == a.sessions_after);
     assert_memory_equal(d.list_prev_hash, a.list_prev_hash, REC_HASH_LEN);
     assert_true(d.list_reset && d.list_reset_at == 77);
+    assert_memory_equal(d.reset_code_hash, a.reset_code_hash, REC_HASH_LEN);
+    assert_true(d.reset_expires_at == a.reset_expires_at && d.reset_attempts == 5);
+    rec_account_cleanup(&d);
+    /* A record before password resets reads without one. */
+    size_t before_reset = b.len - REC_HASH_LEN - 12;
+    assert_int_equal(rec_account_decode(b.data, before_reset, &d), 0);
+    assert_true(d.list_reset && d.reset_attempts == 0 && d.reset_expires_at == 0);
     rec_account_cleanup(&d);
     /* A record before the device-list hashes reads without them; one of 0.2
      * (without hold_reason and sessions_after) without those; one of 0.1
      * (without deactivated_at either) as never deactivated. */
-    size_t before_lists = b.len - REC_HASH_LEN - 9;
+    size_t before_lists = before_reset - REC_HASH_LEN - 9;
     assert_int_equal(rec_account_decode(b.data, before_lists, &d), 0);
     assert_false(d.list_reset);
     assert_true(d.sessions_after == a.sessions_after);

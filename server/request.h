@@ -99,11 +99,14 @@ struct handlers {
     struct coalesce *reads;      /* repeated reads under one access record */
     struct ratelimit *rl_invite; /* Invite per caller account */
     struct ratelimit *rl_upload; /* uploads begun per caller account (files.c) */
-    struct files_stats *files;   /* file transfer counters (files.c) */
-    struct messaging *msg;       /* send and typing limits, typing bus (messaging.c) */
-    struct calendar calendar;    /* business days of the breach deadline (breach.c) */
-    calendar_day *holidays;      /* its dates (--holidays), owned; NULL: US federal */
-    int64_t invite_ttl_ms, session_idle_ms, session_max_ms;
+    /* RequestPasswordReset per email (its blind index) and per network
+     * (sessions.c). */
+    struct ratelimit *rl_reset_email, *rl_reset_net;
+    struct files_stats *files; /* file transfer counters (files.c) */
+    struct messaging *msg;     /* send and typing limits, typing bus (messaging.c) */
+    struct calendar calendar;  /* business days of the breach deadline (breach.c) */
+    calendar_day *holidays;    /* its dates (--holidays), owned; NULL: US federal */
+    int64_t invite_ttl_ms, session_idle_ms, session_max_ms, reset_ttl_ms;
     unsigned password_min;
     char password_rule[64]; /* "passwords are N..1024 bytes", the detail of a refusal */
     bool closing;

@@ -58,6 +58,8 @@ static const struct request_row rows[] = {
     ROW(REGISTER,     0,      OPEN,    CHANGE, REGISTER,     sessions_register,     sessions_established_done),
     ROW(LOGOUT,       ANYONE, SESSION, CHANGE, LOGOUT,       sessions_logout,       sessions_logout_done),
     ROW(CHANGE_PASSWORD, ANYONE, SESSION, CHANGE, PASSWORD_CHANGE, sessions_change_password, sessions_change_password_done),
+    ROW(REQUEST_PASSWORD_RESET,  0, OPEN, CHANGE, PASSWORD_RESET_REQUEST, sessions_request_reset,  sessions_request_reset_done),
+    ROW(COMPLETE_PASSWORD_RESET, 0, OPEN, CHANGE, PASSWORD_RESET,         sessions_complete_reset, sessions_complete_reset_done),
     ROW(LIST_INVITES, STAFF, SESSION, READ, INVITE_LIST, invites_list, NULL),
     ROW(REVOKE_INVITE, STAFF, SESSION, CHANGE, INVITE_REVOKE, invites_revoke, invites_revoke_done),
     ROW(INVITE,       STAFF,  SESSION, CHANGE, INVITE,       sessions_invite,       sessions_invite_done),

@@ -14,9 +14,16 @@
  *              without token
  *   Logout:    SessionEnd entry -> OK, close 1000 (and the device's other sockets)
  *   Invite:    role check -> email free -> InviteCreate entry -> InviteResult
+ *   RequestPasswordReset: rate limits (email, network) -> PasswordResetRequest
+ *              entry (apply finds the account, or only audits) -> OK
+ *   CompletePasswordReset: sign-in waits -> hash the new password on the
+ *              worker -> PasswordReset entry (apply checks the code) -> OK
+ *              and the account's connections revoked, or FORBIDDEN (a failed
+ *              sign-in)
  *
  * Tokens and invitation codes are random (256 and 160 bits) and leave the
- * server only in the one response; the store keeps their SHA-256. Loop thread.
+ * server only in the one response or email; the store keeps their SHA-256.
+ * Reset codes (80 bits) leave only by email. Loop thread.
  */
 #include "server/sessions.h"
 
@@ -698,6 +705,157 @@ int sessions_change_password_done(struct op *op, const struct op_result *res) {
     /* Every other session of the account ends now; this one goes on. */
     req_revoke(op->hc->h, &op->hc->account, NULL, CARECHAT__V1__REVOKE_REASON__PASSWORD_CHANGED,
                op->hc);
+    if (op_live(op))
+        conn_respond(op->hc->conn, op->request_id, STATUS_OK, NULL);
+    return STATUS_OK;
+}
+
+/* ---- password reset ------------------------------------------------------------------- */
+
+#define RESET_CODE_BYTES 10 /* 20 hex digits: 80 bits against at most 5 tries */
+#define RESET_ATTEMPTS 5
+#define RESET_CODE_MAX 64 /* what a reset code may be (push/job.h PUSH_MAX_CODE) */
+#define DETAIL_BAD_RESET "invalid or expired code"
+
+/* A reset in flight: the caller's keys as for a sign-in (its network, the
+ * email's blind index) and the code's hash. */
+struct reset_op {
+    struct session_op so;
+    uint8_t code_hash[REC_HASH_LEN];
+};
+
+/* Makes the op of a reset for `email_in` (normalised into out): r->op, its
+ * state in *ro with the sign-in keys. Returns 0, or BAD_REQUEST (no op made)
+ * for what is not an email address. */
+static int reset_keys(struct req *r, const char *email_in, char out[RULES_EMAIL_MAX + 1],
+                      struct reset_op **ro) {
+    if (rules_normalize_email(email_in, out) != 0)
+        return req_fail(r, STATUS_BAD_REQUEST, "an email address is required");
+    struct op *op = op_new(r, sizeof(struct reset_op));
+    *ro = OP_STATE(op, struct reset_op);
+    signin_keys(r, &(*ro)->so, out);
+    return STATUS_OK;
+}
+
+int sessions_request_reset(struct req *r) {
+    struct handlers *h = r->h;
+    char email[RULES_EMAIL_MAX + 1];
+    struct reset_op *ro;
+    int rc = reset_keys(r, r->frame->request_password_reset->email, email, &ro);
+    if (rc != 0)
+        return rc;
+    if (!h->cfg.mail)
+        return req_fail(r, STATUS_UNAVAILABLE,
+                        "password reset codes go by email, and this server has no mail "
+                        "configured (--smtp-url)");
+    int64_t now_ms = clock_monotonic_ms();
+    if (!ratelimit_take(h->rl_reset_net, ro->so.net, 16, now_ms) ||
+        !ratelimit_take(h->rl_reset_email, ro->so.email_index, REC_HASH_LEN, now_ms)) {
+        req_audit(r->hc, NULL, NULL, r->row->rule.action, STATUS_RATE_LIMITED, NULL, 0, NULL, NULL,
+                  NULL);
+        return req_fail(r, STATUS_RATE_LIMITED, "too many reset requests, retry later");
+    }
+    /* Whether the email has an account is apply's to find out: both cases
+     * take the same one journal write before the same answer. */
+    char code[2 * RESET_CODE_BYTES + 1];
+    uint8_t raw[RESET_CODE_BYTES];
+    randombytes_buf(raw, sizeof raw);
+    sodium_bin2hex(code, sizeof code, raw, sizeof raw);
+    sodium_memzero(raw, sizeof raw);
+    rules_sha256(code, strlen(code), ro->code_hash);
+    int64_t now = clock_now();
+    Carechat__Entry__V1__Entry e;
+    Carechat__Entry__V1__PasswordResetRequest m;
+    entry_init(&e, now, NULL, NULL);
+    carechat__entry__v1__password_reset_request__init(&m);
+    m.email_index = (ProtobufCBinaryData){REC_HASH_LEN, ro->so.email_index};
+    m.code_hash = (ProtobufCBinaryData){REC_HASH_LEN, ro->code_hash};
+    m.expires_at = now + h->reset_ttl_ms;
+    m.attempts = RESET_ATTEMPTS;
+    m.mail_code = code;
+    e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_PASSWORD_RESET_REQUEST;
+    e.password_reset_request = &m;
+    rc = op_propose(r->op, &e);
+    sodium_memzero(code, sizeof code);
+    return rc;
+}
+
+int sessions_request_reset_done(struct op *op, const struct op_result *res) {
+    if (!op_live(op))
+        return STATUS_OK;
+    if (res->status != 0)
+        return op_fail(op, STATUS_UNAVAILABLE, "cannot write now");
+    conn_respond(op->hc->conn, op->request_id, STATUS_OK, NULL);
+    return STATUS_OK;
+}
+
+/* The new password was hashed: proposes the PasswordReset entry, which
+ * decides about the code. */
+static int reset_propose(struct op *op, bool ok, const char *hash) {
+    struct reset_op *ro = OP_STATE(op, struct reset_op);
+    if (!op_live(op))
+        return STATUS_OK;
+    if (!ok)
+        return op_fail(op, STATUS_UNAVAILABLE, "busy, retry later");
+    Carechat__Entry__V1__Entry e;
+    Carechat__Entry__V1__PasswordReset m;
+    entry_init(&e, clock_now(), NULL, NULL);
+    carechat__entry__v1__password_reset__init(&m);
+    m.email_index = (ProtobufCBinaryData){REC_HASH_LEN, ro->so.email_index};
+    m.code_hash = (ProtobufCBinaryData){REC_HASH_LEN, ro->code_hash};
+    m.password_hash = (char *)hash;
+    e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_PASSWORD_RESET;
+    e.password_reset = &m;
+    return op_propose(op, &e);
+}
+
+static void reset_hashed(void *ctx, bool ok, const char *hash) {
+    struct op *op = op_resume(ctx);
+    op_step_done(op, reset_propose(op, ok, hash));
+}
+
+int sessions_complete_reset(struct req *r) {
+    struct handlers *h = r->h;
+    const Carechat__V1__CompletePasswordReset *m = r->frame->complete_password_reset;
+    size_t code_len = strlen(m->code), new_len = strlen(m->new_password);
+    if (code_len == 0 || code_len > RESET_CODE_MAX)
+        return req_fail(r, STATUS_BAD_REQUEST, "an email and a code of 1..64 bytes are required");
+    if (new_len < h->password_min || new_len > RULES_PASSWORD_MAX)
+        return req_fail(r, STATUS_BAD_REQUEST, h->password_rule);
+    char email[RULES_EMAIL_MAX + 1];
+    struct reset_op *ro;
+    int rc = reset_keys(r, m->email, email, &ro);
+    if (rc != 0)
+        return rc;
+    int64_t wait = signin_wait(h, &ro->so, true);
+    if (wait > 0)
+        return signin_refused(r, NULL, wait);
+    rules_sha256(m->code, code_len, ro->code_hash);
+    /* The new password is hashed whatever the code, so that a wrong code, an
+     * unknown email and the right code take the same steps. */
+    if (pwhash_hash(h->pw, m->new_password, new_len, reset_hashed, r->op) != 0)
+        return req_fail(r, STATUS_UNAVAILABLE, "busy, retry later");
+    op_keep(r->op);
+    return STATUS_OK;
+}
+
+int sessions_complete_reset_done(struct op *op, const struct op_result *res) {
+    struct reset_op *ro = OP_STATE(op, struct reset_op);
+    struct handlers *h = op->hc->h;
+    if (res->status == STATUS_IO || res->status == STATUS_UNAVAILABLE)
+        return op_fail(op, STATUS_UNAVAILABLE, "cannot write now");
+    if (res->status != 0)
+        return op_fail(op, res->status, "refused");
+    struct id account;
+    if (id_from_bytes(res->data, res->len, &account) != 0) {
+        signin_failed(h, &ro->so, true);
+        return op_fail(op, STATUS_FORBIDDEN, DETAIL_BAD_RESET);
+    }
+    uint8_t key[REC_HASH_LEN + 16];
+    account_net_key(&ro->so, key);
+    lockout_clear(h->lo_account_net, key, sizeof key);
+    /* Every session of the account has ended: its live connections are told. */
+    req_revoke(h, &account, NULL, CARECHAT__V1__REVOKE_REASON__PASSWORD_CHANGED, NULL);
     if (op_live(op))
         conn_respond(op->hc->conn, op->request_id, STATUS_OK, NULL);
     return STATUS_OK;

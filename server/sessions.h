@@ -29,6 +29,16 @@ int sessions_logout_done(struct op *op, const struct op_result *res);
  * account's other live sessions are revoked (PASSWORD_CHANGED). */
 int sessions_change_password(struct req *r);
 int sessions_change_password_done(struct op *op, const struct op_result *res);
+/* RequestPasswordReset: rate limits, then a PasswordResetRequest entry
+ * (apply mails a new code when the email has an active account); OK either
+ * way. */
+int sessions_request_reset(struct req *r);
+int sessions_request_reset_done(struct op *op, const struct op_result *res);
+/* CompletePasswordReset: the new password hashed, a PasswordReset entry
+ * (apply checks the code); then every session of the account is revoked
+ * (PASSWORD_CHANGED); a refused code counts as a failed sign-in. */
+int sessions_complete_reset(struct req *r);
+int sessions_complete_reset_done(struct op *op, const struct op_result *res);
 /* Invite: an invitation for an email and role the caller's role may invite;
  * answered with the code. */
 int sessions_invite(struct req *r);

@@ -56,6 +56,7 @@
 #include "base/status.h"
 #include "protocol/proto.h"
 #include "tests/harness.h"
+#include "tests/mailpeer.h"
 #include "tests/rawclient.h"
 #include "tests/rawproto.h"
 #include "tests/wsclient.h"
@@ -64,190 +65,6 @@
 #define PASSWORD "correct horse battery"
 #define CANARY "Zq7canaryXv2"
 #define WAIT_MS 20000
-
-/* ---- the peer ------------------------------------------------------------------------------ */
-
-struct peer {
-    pid_t pid;
-    char dir[PATH_MAX];
-    int smtp_port, webpush_port;
-    char ca[PATH_MAX], vapid[PATH_MAX];
-    uint8_t p256dh[65], auth[16];
-};
-
-static bool read_text(const char *path, struct buf *out) {
-    buf_reset(out);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return false;
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        buf_append(out, chunk, n);
-    fclose(f);
-    buf_append_u8(out, 0);
-    out->len--;
-    return true;
-}
-
-static void sleep_ms(int ms) {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-/* The JSON string value of "key" in `json` into out. */
-static void json_str(const char *json, const char *key, char *out, size_t len) {
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":\"", key);
-    const char *p = strstr(json, pat);
-    assert_non_null(p);
-    p += strlen(pat);
-    const char *e = strchr(p, '"');
-    assert_non_null(e);
-    assert_true((size_t)(e - p) < len);
-    memcpy(out, p, (size_t)(e - p));
-    out[e - p] = '\0';
-}
-
-static int json_int(const char *json, const char *key) {
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = strstr(json, pat);
-    assert_non_null(p);
-    return atoi(p + strlen(pat));
-}
-
-/* `mode`: NULL, "hold-first" or "temp-fail-first" (mailpeer.mjs). */
-static void peer_start(struct peer *p, const char *mode) {
-    memset(p, 0, sizeof *p);
-    harness_tmpdir("peer", p->dir);
-    const char *modules = getenv("CARECHAT_NODE_MODULES");
-    if (!modules || !*modules)
-        fail_msg("CARECHAT_NODE_MODULES is not set (npm ci in tests/, then "
-                 "--test_env=CARECHAT_NODE_MODULES=...)");
-    char script[PATH_MAX];
-    const char *src = getenv("TEST_SRCDIR"), *ws = getenv("TEST_WORKSPACE");
-    snprintf(script, sizeof script, "%s/%s/tests/push/mailpeer.mjs", src ? src : ".",
-             ws ? ws : "carechat");
-    if (access(script, R_OK) != 0)
-        snprintf(script, sizeof script, "tests/push/mailpeer.mjs");
-    char log[PATH_MAX + 16];
-    snprintf(log, sizeof log, "%s/peer.log", p->dir);
-    p->pid = fork();
-    assert_true(p->pid >= 0);
-    if (p->pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        execlp("node", "node", script, p->dir, mode, (char *)NULL);
-        _exit(127);
-    }
-    char ready[PATH_MAX + 16];
-    snprintf(ready, sizeof ready, "%s/ready.json", p->dir);
-    struct buf b;
-    buf_init(&b);
-    int64_t deadline = clock_monotonic_ms() + WAIT_MS;
-    while (!read_text(ready, &b)) {
-        if (clock_monotonic_ms() > deadline || waitpid(p->pid, NULL, WNOHANG) == p->pid) {
-            read_text(log, &b);
-            fail_msg("mailpeer did not start: %s", (const char *)b.data);
-        }
-        sleep_ms(50);
-    }
-    const char *j = (const char *)b.data;
-    p->smtp_port = json_int(j, "smtp");
-    p->webpush_port = json_int(j, "webpush");
-    json_str(j, "ca", p->ca, sizeof p->ca);
-    json_str(j, "vapid", p->vapid, sizeof p->vapid);
-    char b64[128];
-    size_t n;
-    json_str(j, "p256dh", b64, sizeof b64);
-    assert_int_equal(sodium_base642bin(p->p256dh, sizeof p->p256dh, b64, strlen(b64), NULL, &n,
-                                       NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING),
-                     0);
-    assert_int_equal(n, 65);
-    json_str(j, "auth", b64, sizeof b64);
-    assert_int_equal(sodium_base642bin(p->auth, sizeof p->auth, b64, strlen(b64), NULL, &n, NULL,
-                                       sodium_base64_VARIANT_URLSAFE_NO_PADDING),
-                     0);
-    buf_cleanup(&b);
-}
-
-static void peer_stop(struct peer *p) {
-    if (p->pid > 0) {
-        kill(p->pid, SIGTERM);
-        waitpid(p->pid, NULL, 0);
-        p->pid = 0;
-    }
-}
-
-/* How many files DIR/<prefix>-N<suffix> exist (N = 1, 2, ...). */
-static int count_files(const struct peer *p, const char *prefix, const char *suffix) {
-    int n = 0;
-    for (;; n++) {
-        char path[PATH_MAX + 64];
-        snprintf(path, sizeof path, "%s/%s-%d%s", p->dir, prefix, n + 1, suffix);
-        if (access(path, R_OK) != 0)
-            return n;
-    }
-}
-
-/* Waits until at least `n` such files exist; returns how many there are. */
-static int wait_files(const struct peer *p, const char *prefix, const char *suffix, int n) {
-    int64_t deadline = clock_monotonic_ms() + WAIT_MS;
-    int have;
-    while ((have = count_files(p, prefix, suffix)) < n && clock_monotonic_ms() < deadline)
-        sleep_ms(50);
-    return have;
-}
-
-static void read_file_n(const struct peer *p, const char *prefix, int i, const char *suffix,
-                        struct buf *out) {
-    char path[PATH_MAX + 64];
-    snprintf(path, sizeof path, "%s/%s-%d%s", p->dir, prefix, i, suffix);
-    assert_true(read_text(path, out));
-}
-
-/* The index (1-based) of the newest accepted mail to `rcpt`, 0 if none. */
-static int mail_to(const struct peer *p, const char *rcpt) {
-    int found = 0, n = count_files(p, "mail", ".eml");
-    struct buf b;
-    buf_init(&b);
-    for (int i = 1; i <= n; i++) {
-        read_file_n(p, "mail", i, ".rcpt", &b);
-        if (strcmp((const char *)b.data, rcpt) == 0)
-            found = i;
-    }
-    buf_cleanup(&b);
-    return found;
-}
-
-static int mails_to(const struct peer *p, const char *rcpt) {
-    int count = 0, n = count_files(p, "mail", ".eml");
-    struct buf b;
-    buf_init(&b);
-    for (int i = 1; i <= n; i++) {
-        read_file_n(p, "mail", i, ".rcpt", &b);
-        count += strcmp((const char *)b.data, rcpt) == 0;
-    }
-    buf_cleanup(&b);
-    return count;
-}
-
-/* The value of a header line "Name: value" (up to CR/LF) of a raw mail. */
-static void header(const char *raw, const char *name, char *out, size_t len) {
-    char pat[64];
-    snprintf(pat, sizeof pat, "\n%s: ", name);
-    const char *h = strstr(raw, pat);
-    assert_non_null(h);
-    h += strlen(pat);
-    size_t n = strcspn(h, "\r\n");
-    assert_true(n < len);
-    memcpy(out, h, n);
-    out[n] = '\0';
-}
 
 /* The invitation code in a raw invitation mail. */
 static void mail_code(const char *raw, char code[RAWC_CODE_LEN]) {
@@ -262,7 +79,7 @@ static void mail_code(const char *raw, char code[RAWC_CODE_LEN]) {
 
 /* ---- the server ------------------------------------------------------------------------------ */
 
-static struct harness *server_start(const struct peer *p, const char *const *extra) {
+static struct harness *server_start(const struct mailpeer *p, const char *const *extra) {
     static char smtp[64], allow[] = "127.0.0.1";
     snprintf(smtp, sizeof smtp, "smtp://127.0.0.1:%d", p->smtp_port);
     const char *args[HARNESS_MAX_ARGS] = {"--login-burst",
@@ -316,7 +133,7 @@ static struct harness *server_start(const struct peer *p, const char *const *ext
     return h;
 }
 
-static struct peer g_peer;
+static struct mailpeer g_peer;
 static struct harness *g_h;
 static struct raw_device g_root_dev;
 static int g_users;
@@ -324,7 +141,7 @@ static int g_users;
 /* `inviter` invites a new account of `role`; the code comes by email only;
  * the invitee registers with it (display name `name`) on a connection of its
  * own. Fills `u`. */
-static void user_by_mail(struct harness *h, const struct peer *p, struct rawc *inviter,
+static void user_by_mail(struct harness *h, const struct mailpeer *p, struct rawc *inviter,
                          Carechat__V1__Role role, const char *name, struct rawc_user *u) {
     memset(u, 0, sizeof *u);
     snprintf(u->email, sizeof u->email, "user%d-%d@clinic.example", ++g_users, (int)getpid());
@@ -333,12 +150,12 @@ static void user_by_mail(struct harness *h, const struct peer *p, struct rawc *i
     assert_string_equal(code, ""); /* the inviter does not learn the code */
     int64_t deadline = clock_monotonic_ms() + WAIT_MS;
     int i;
-    while ((i = mail_to(p, u->email)) == 0 && clock_monotonic_ms() < deadline)
-        sleep_ms(50);
+    while ((i = mailpeer_mail_to(p, u->email)) == 0 && clock_monotonic_ms() < deadline)
+        mailpeer_sleep_ms(50);
     assert_true(i > 0);
     struct buf raw;
     buf_init(&raw);
-    read_file_n(p, "mail", i, ".eml", &raw);
+    mailpeer_read(p, "mail", i, ".eml", &raw);
     mail_code((const char *)raw.data, code);
     buf_cleanup(&raw);
     struct rawc *c = rawc_open(h);
@@ -469,19 +286,19 @@ static Carechat__V1__Frame *unregister_push(struct rawc *c, const uint8_t reg[16
 
 static void test_outbox_invitation_by_email_registers(void **state) {
     (void)state;
-    int before = count_files(&g_peer, "mail", ".eml");
+    int before = mailpeer_count(&g_peer, "mail", ".eml");
     struct rawc *root = rawc_open_login(g_h, ADMIN_EMAIL, PASSWORD, &g_root_dev, NULL);
     struct rawc_user u;
     user_by_mail(g_h, &g_peer, root, CARECHAT__V1__ROLE__PATIENT, "Invited " CANARY, &u);
     rawc_free(root);
-    int i = mail_to(&g_peer, u.email);
+    int i = mailpeer_mail_to(&g_peer, u.email);
     assert_true(i > before);
-    assert_int_equal(mails_to(&g_peer, u.email), 1);
+    assert_int_equal(mailpeer_mails_to(&g_peer, u.email), 1);
     struct buf raw;
     buf_init(&raw);
-    read_file_n(&g_peer, "mail", i, ".eml", &raw);
+    mailpeer_read(&g_peer, "mail", i, ".eml", &raw);
     char subject[128], code[RAWC_CODE_LEN];
-    header((const char *)raw.data, "Subject", subject, sizeof subject);
+    mailpeer_header((const char *)raw.data, "Subject", subject, sizeof subject);
     assert_string_equal(subject, "Your invitation to CareChat");
     mail_code((const char *)raw.data, code);
     /* The code is spent: a second registration with it fails. */
@@ -549,14 +366,14 @@ static void test_outbox_breach_notices_reach_the_affected(void **state) {
     for (int i = 0; i < 2; i++) {
         int64_t deadline = clock_monotonic_ms() + WAIT_MS;
         /* The invitation was the first mail to them; the notice the second. */
-        while (mails_to(&g_peer, who[i]->email) < 2 && clock_monotonic_ms() < deadline)
-            sleep_ms(50);
-        assert_int_equal(mails_to(&g_peer, who[i]->email), 2);
+        while (mailpeer_mails_to(&g_peer, who[i]->email) < 2 && clock_monotonic_ms() < deadline)
+            mailpeer_sleep_ms(50);
+        assert_int_equal(mailpeer_mails_to(&g_peer, who[i]->email), 2);
         struct buf raw;
         buf_init(&raw);
-        read_file_n(&g_peer, "mail", mail_to(&g_peer, who[i]->email), ".eml", &raw);
+        mailpeer_read(&g_peer, "mail", mailpeer_mail_to(&g_peer, who[i]->email), ".eml", &raw);
         char subject[128];
-        header((const char *)raw.data, "Subject", subject, sizeof subject);
+        mailpeer_header((const char *)raw.data, "Subject", subject, sizeof subject);
         assert_string_equal(subject, "Important notice about your CareChat account");
         assert_null(strstr((const char *)raw.data, CANARY));
         assert_null(strstr((const char *)raw.data, "Smith"));
@@ -576,7 +393,7 @@ static void test_outbox_breach_notices_reach_the_affected(void **state) {
         if (sent == 2)
             break;
         assert_true(clock_monotonic_ms() < deadline);
-        sleep_ms(100);
+        mailpeer_sleep_ms(100);
     }
     rawc_free(root);
     assert_false(harness_log_contains(g_h, CANARY));
@@ -603,16 +420,16 @@ static void test_outbox_quiet_hours_hold_the_notice(void **state) {
     proto_free(r);
     rawc_free(pat);
     doc_sends(&w, "in the quiet hours");
-    sleep_ms(4000);                                      /* the notice's delay is 1 s: it is held */
-    assert_int_equal(mails_to(&g_peer, w.pat.email), 1); /* the invitation only */
+    mailpeer_sleep_ms(4000); /* the notice's delay is 1 s: it is held */
+    assert_int_equal(mailpeer_mails_to(&g_peer, w.pat.email), 1); /* the invitation only */
     /* Quiet hours over: it goes. */
     pat = rawc_open_login(g_h, w.pat.email, PASSWORD, &w.pat.dev[0], NULL);
     expect_settings(set_settings(pat, true, true), true, true);
     rawc_free(pat);
     int64_t deadline = clock_monotonic_ms() + WAIT_MS;
-    while (mails_to(&g_peer, w.pat.email) < 2 && clock_monotonic_ms() < deadline)
-        sleep_ms(50);
-    assert_int_equal(mails_to(&g_peer, w.pat.email), 2);
+    while (mailpeer_mails_to(&g_peer, w.pat.email) < 2 && clock_monotonic_ms() < deadline)
+        mailpeer_sleep_ms(50);
+    assert_int_equal(mailpeer_mails_to(&g_peer, w.pat.email), 2);
     rawc_free(w.doc);
 }
 
@@ -624,20 +441,20 @@ static void test_outbox_offline_recipient_gets_one_email(void **state) {
     for (int i = 0; i < 3; i++)
         doc_sends(&w, "the lab result says " CANARY);
     int64_t deadline = clock_monotonic_ms() + WAIT_MS;
-    while (mails_to(&g_peer, w.pat.email) < 2 && clock_monotonic_ms() < deadline)
-        sleep_ms(50);
-    assert_int_equal(mails_to(&g_peer, w.pat.email), 2); /* invitation + one notice */
-    sleep_ms(3000); /* the outbox ticks every second: nothing more comes */
-    assert_int_equal(mails_to(&g_peer, w.pat.email), 2);
-    assert_int_equal(mails_to(&g_peer, w.prov.email), 1); /* its invitation only */
+    while (mailpeer_mails_to(&g_peer, w.pat.email) < 2 && clock_monotonic_ms() < deadline)
+        mailpeer_sleep_ms(50);
+    assert_int_equal(mailpeer_mails_to(&g_peer, w.pat.email), 2); /* invitation + one notice */
+    mailpeer_sleep_ms(3000); /* the outbox ticks every second: nothing more comes */
+    assert_int_equal(mailpeer_mails_to(&g_peer, w.pat.email), 2);
+    assert_int_equal(mailpeer_mails_to(&g_peer, w.prov.email), 1); /* its invitation only */
     struct buf raw;
     buf_init(&raw);
-    read_file_n(&g_peer, "mail", mail_to(&g_peer, w.pat.email), ".eml", &raw);
+    mailpeer_read(&g_peer, "mail", mailpeer_mail_to(&g_peer, w.pat.email), ".eml", &raw);
     const char *m = (const char *)raw.data;
     char subject[128], auto_sub[64], to[128];
-    header(m, "Subject", subject, sizeof subject);
-    header(m, "Auto-Submitted", auto_sub, sizeof auto_sub);
-    header(m, "To", to, sizeof to);
+    mailpeer_header(m, "Subject", subject, sizeof subject);
+    mailpeer_header(m, "Auto-Submitted", auto_sub, sizeof auto_sub);
+    mailpeer_header(m, "To", to, sizeof to);
     assert_string_equal(subject, "You have a new secure message");
     assert_string_equal(auto_sub, "auto-generated");
     assert_string_equal(to, w.pat.email);
@@ -678,8 +495,8 @@ static void test_outbox_offline_recipient_gets_one_email(void **state) {
     pair_make(&w2, "Online");
     struct rawc *pat = rawc_open_login(g_h, w2.pat.email, PASSWORD, &w2.pat.dev[0], NULL);
     doc_sends(&w2, "hello");
-    sleep_ms(3500);
-    assert_int_equal(mails_to(&g_peer, w2.pat.email), 1); /* the invitation only */
+    mailpeer_sleep_ms(3500);
+    assert_int_equal(mailpeer_mails_to(&g_peer, w2.pat.email), 1); /* the invitation only */
     rawc_free(pat);
     rawc_free(w.doc);
     rawc_free(w2.doc);
@@ -702,12 +519,12 @@ static void test_outbox_dead_webpush_token_is_removed(void **state) {
     memcpy(reg, r->response->push_registration->registration_id.data, 16);
     proto_free(r);
     rawc_free(pat); /* offline */
-    int before = count_files(&g_peer, "push", ".txt");
+    int before = mailpeer_count(&g_peer, "push", ".txt");
     doc_sends(&w, "ping " CANARY);
-    assert_int_equal(wait_files(&g_peer, "push", ".txt", before + 1), before + 1);
+    assert_int_equal(mailpeer_wait(&g_peer, "push", ".txt", before + 1), before + 1);
     struct buf req;
     buf_init(&req);
-    read_file_n(&g_peer, "push", before + 1, ".txt", &req);
+    mailpeer_read(&g_peer, "push", before + 1, ".txt", &req);
     char first[160];
     snprintf(first, sizeof first, "POST /gone/%d\n", g_users);
     assert_memory_equal(req.data, first, strlen(first));
@@ -715,7 +532,7 @@ static void test_outbox_dead_webpush_token_is_removed(void **state) {
     buf_cleanup(&req);
     /* The 410 removed the registration (its result is stored right after the
      * answer). */
-    sleep_ms(1500);
+    mailpeer_sleep_ms(1500);
     pat = rawc_open_login(g_h, w.pat.email, PASSWORD, &w.pat.dev[0], NULL);
     r = unregister_push(pat, reg);
     raw_expect_status(r, STATUS_NOT_FOUND);
@@ -723,9 +540,10 @@ static void test_outbox_dead_webpush_token_is_removed(void **state) {
     rawc_free(pat);
     /* And nothing more goes to the dead endpoint. */
     doc_sends(&w, "again");
-    sleep_ms(2500);
-    assert_int_equal(count_files(&g_peer, "push", ".txt"), before + 1);
-    assert_int_equal(mails_to(&g_peer, w.pat.email), 1); /* email off: the invitation only */
+    mailpeer_sleep_ms(2500);
+    assert_int_equal(mailpeer_count(&g_peer, "push", ".txt"), before + 1);
+    assert_int_equal(mailpeer_mails_to(&g_peer, w.pat.email),
+                     1); /* email off: the invitation only */
     rawc_free(w.doc);
 }
 
@@ -742,17 +560,17 @@ static void test_outbox_device_that_leaves_gets_one_push(void **state) {
     Carechat__V1__Frame *r = register_webpush(pat, endpoint, g_peer.p256dh, 65);
     raw_expect_status(r, STATUS_OK);
     proto_free(r);
-    int before = count_files(&g_peer, "push", ".txt");
+    int before = mailpeer_count(&g_peer, "push", ".txt");
     doc_sends(&w, "while online " CANARY);
-    sleep_ms(2500); /* due and cancelled: the device is connected */
-    assert_int_equal(count_files(&g_peer, "push", ".txt"), before);
+    mailpeer_sleep_ms(2500); /* due and cancelled: the device is connected */
+    assert_int_equal(mailpeer_count(&g_peer, "push", ".txt"), before);
     rawc_free(pat); /* goes away without reading */
-    assert_int_equal(wait_files(&g_peer, "push", ".txt", before + 1), before + 1);
-    sleep_ms(2500);
-    assert_int_equal(count_files(&g_peer, "push", ".txt"), before + 1);
+    assert_int_equal(mailpeer_wait(&g_peer, "push", ".txt", before + 1), before + 1);
+    mailpeer_sleep_ms(2500);
+    assert_int_equal(mailpeer_count(&g_peer, "push", ".txt"), before + 1);
     struct buf req;
     buf_init(&req);
-    read_file_n(&g_peer, "push", before + 1, ".txt", &req);
+    mailpeer_read(&g_peer, "push", before + 1, ".txt", &req);
     char first[160];
     snprintf(first, sizeof first, "POST /ok/%d\n", g_users);
     assert_memory_equal(req.data, first, strlen(first));
@@ -783,8 +601,8 @@ static void test_outbox_settings_round_trip(void **state) {
     rawc_free(pat);
     /* Email off: an offline patient gets no notice. */
     doc_sends(&w, "quiet");
-    sleep_ms(3000);
-    assert_int_equal(mails_to(&g_peer, w.pat.email), 1);
+    mailpeer_sleep_ms(3000);
+    assert_int_equal(mailpeer_mails_to(&g_peer, w.pat.email), 1);
     rawc_free(w.doc);
     /* The settings are durable. */
     int status = -1;
@@ -821,8 +639,8 @@ static void test_outbox_settings_round_trip(void **state) {
  * Message-ID, same code) is sent again and accepted once. */
 static void test_outbox_kill9_resends_with_same_message_id(void **state) {
     (void)state;
-    struct peer p;
-    peer_start(&p, "hold-first");
+    struct mailpeer p;
+    mailpeer_start(&p, "hold-first");
     struct harness *h = server_start(&p, NULL);
     struct raw_device dev;
     raw_device_make(&dev);
@@ -831,21 +649,21 @@ static void test_outbox_kill9_resends_with_same_message_id(void **state) {
     assert_int_equal(
         rawc_invite(root, "held@clinic.example", CARECHAT__V1__ROLE__PATIENT, code, NULL), 0);
     rawc_free(root);
-    assert_int_equal(wait_files(&p, "held", ".eml", 1), 1);
+    assert_int_equal(mailpeer_wait(&p, "held", ".eml", 1), 1);
     harness_kill9(h);
-    assert_int_equal(count_files(&p, "mail", ".eml"), 0);
+    assert_int_equal(mailpeer_count(&p, "mail", ".eml"), 0);
     assert_int_equal(harness_restart(h), 0);
-    assert_int_equal(wait_files(&p, "mail", ".eml", 1), 1);
-    sleep_ms(2000);
-    assert_int_equal(count_files(&p, "mail", ".eml"), 1);
+    assert_int_equal(mailpeer_wait(&p, "mail", ".eml", 1), 1);
+    mailpeer_sleep_ms(2000);
+    assert_int_equal(mailpeer_count(&p, "mail", ".eml"), 1);
     struct buf held, sent;
     buf_init(&held);
     buf_init(&sent);
-    read_file_n(&p, "held", 1, ".eml", &held);
-    read_file_n(&p, "mail", 1, ".eml", &sent);
+    mailpeer_read(&p, "held", 1, ".eml", &held);
+    mailpeer_read(&p, "mail", 1, ".eml", &sent);
     char id1[128], id2[128], c1[RAWC_CODE_LEN], c2[RAWC_CODE_LEN];
-    header((const char *)held.data, "Message-ID", id1, sizeof id1);
-    header((const char *)sent.data, "Message-ID", id2, sizeof id2);
+    mailpeer_header((const char *)held.data, "Message-ID", id1, sizeof id1);
+    mailpeer_header((const char *)sent.data, "Message-ID", id2, sizeof id2);
     assert_string_equal(id1, id2);
     mail_code((const char *)held.data, c1);
     mail_code((const char *)sent.data, c2);
@@ -854,14 +672,14 @@ static void test_outbox_kill9_resends_with_same_message_id(void **state) {
     int status = -1;
     assert_int_equal(harness_stop(h, &status), 0);
     assert_int_equal(harness_restart(h), 0);
-    sleep_ms(2500);
-    assert_int_equal(count_files(&p, "mail", ".eml"), 1);
+    mailpeer_sleep_ms(2500);
+    assert_int_equal(mailpeer_count(&p, "mail", ".eml"), 1);
     buf_cleanup(&held);
     buf_cleanup(&sent);
     assert_int_equal(harness_stop(h, &status), 0);
     assert_int_equal(status, 0);
     harness_free(h);
-    peer_stop(&p);
+    mailpeer_stop(&p);
 }
 
 /* Restarts g_h with the clock `offset_ms` ahead. */
@@ -894,27 +712,27 @@ static void test_outbox_digest_timing(void **state) {
     pair_make(&w, "Digest");
     doc_sends(&w, "first");
     rawc_free(w.doc);
-    sleep_ms(3000);
-    assert_int_equal(mails_to(&g_peer, w.pat.email), 1); /* the invitation only */
+    mailpeer_sleep_ms(3000);
+    assert_int_equal(mailpeer_mails_to(&g_peer, w.pat.email), 1); /* the invitation only */
     restart_ahead(16 * 60 * 1000);
     int64_t deadline = clock_monotonic_ms() + WAIT_MS;
-    while (mails_to(&g_peer, w.pat.email) < 2 && clock_monotonic_ms() < deadline)
-        sleep_ms(50);
-    assert_int_equal(mails_to(&g_peer, w.pat.email), 2);
+    while (mailpeer_mails_to(&g_peer, w.pat.email) < 2 && clock_monotonic_ms() < deadline)
+        mailpeer_sleep_ms(50);
+    assert_int_equal(mailpeer_mails_to(&g_peer, w.pat.email), 2);
     /* Still unread: a later message waits for the window. */
     w.doc = rawc_open_login(g_h, w.prov.email, PASSWORD, &w.prov.dev[0], NULL);
     doc_sends(&w, "second");
     rawc_free(w.doc);
     restart_ahead((16 + 20) * 60 * 1000); /* its own 15 min passed, the window not */
-    sleep_ms(3000);
-    assert_int_equal(mails_to(&g_peer, w.pat.email), 2);
+    mailpeer_sleep_ms(3000);
+    assert_int_equal(mailpeer_mails_to(&g_peer, w.pat.email), 2);
     restart_ahead((16 + 6 * 60 + 5) * 60 * 1000); /* past the window */
     deadline = clock_monotonic_ms() + WAIT_MS;
-    while (mails_to(&g_peer, w.pat.email) < 3 && clock_monotonic_ms() < deadline)
-        sleep_ms(50);
-    assert_int_equal(mails_to(&g_peer, w.pat.email), 3);
-    sleep_ms(2000);
-    assert_int_equal(mails_to(&g_peer, w.pat.email), 3);
+    while (mailpeer_mails_to(&g_peer, w.pat.email) < 3 && clock_monotonic_ms() < deadline)
+        mailpeer_sleep_ms(50);
+    assert_int_equal(mailpeer_mails_to(&g_peer, w.pat.email), 3);
+    mailpeer_sleep_ms(2000);
+    assert_int_equal(mailpeer_mails_to(&g_peer, w.pat.email), 3);
 }
 
 /* 451 to the first attempt: no second attempt before the retry delay (about
@@ -927,28 +745,28 @@ static void test_outbox_temporary_failure_is_retried_once(void **state) {
     assert_int_equal(
         rawc_invite(root, "later@clinic.example", CARECHAT__V1__ROLE__PATIENT, code, NULL), 0);
     rawc_free(root);
-    assert_int_equal(wait_files(&g_peer, "held", ".eml", 1), 1);
-    sleep_ms(3000);
-    assert_int_equal(count_files(&g_peer, "mail", ".eml"), 0);
+    assert_int_equal(mailpeer_wait(&g_peer, "held", ".eml", 1), 1);
+    mailpeer_sleep_ms(3000);
+    assert_int_equal(mailpeer_count(&g_peer, "mail", ".eml"), 0);
     restart_ahead(3 * 60 * 1000);
-    assert_int_equal(wait_files(&g_peer, "mail", ".eml", 1), 1);
-    sleep_ms(2000);
-    assert_int_equal(count_files(&g_peer, "mail", ".eml"), 1);
+    assert_int_equal(mailpeer_wait(&g_peer, "mail", ".eml", 1), 1);
+    mailpeer_sleep_ms(2000);
+    assert_int_equal(mailpeer_count(&g_peer, "mail", ".eml"), 1);
     struct buf held, sent;
     buf_init(&held);
     buf_init(&sent);
-    read_file_n(&g_peer, "held", 1, ".eml", &held);
-    read_file_n(&g_peer, "mail", 1, ".eml", &sent);
+    mailpeer_read(&g_peer, "held", 1, ".eml", &held);
+    mailpeer_read(&g_peer, "mail", 1, ".eml", &sent);
     char id1[128], id2[128];
-    header((const char *)held.data, "Message-ID", id1, sizeof id1);
-    header((const char *)sent.data, "Message-ID", id2, sizeof id2);
+    mailpeer_header((const char *)held.data, "Message-ID", id1, sizeof id1);
+    mailpeer_header((const char *)sent.data, "Message-ID", id2, sizeof id2);
     assert_string_equal(id1, id2);
     buf_cleanup(&held);
     buf_cleanup(&sent);
 }
 
 static int setup_with(const char *const *extra, const char *mode) {
-    peer_start(&g_peer, mode);
+    mailpeer_start(&g_peer, mode);
     raw_device_make(&g_root_dev);
     g_h = server_start(&g_peer, extra);
     return 0;
@@ -976,7 +794,7 @@ static int group_teardown(void **state) {
     int rc = g_h ? harness_stop(g_h, &status) : STATUS_IO;
     harness_free(g_h);
     g_h = NULL;
-    peer_stop(&g_peer);
+    mailpeer_stop(&g_peer);
     return rc == 0 && status == 0 ? 0 : -1;
 }
 
