@@ -61,6 +61,12 @@ int apply_invite_revoke(struct store_txn *txn, const Carechat__Entry__V1__Entry 
                         struct buf *result);
 int apply_password_change(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
                           struct buf *result);
+int apply_totp_enroll(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                      struct buf *result);
+int apply_totp_confirm(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                       struct buf *result);
+int apply_totp_disable(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                       struct buf *result);
 int apply_sweep(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struct buf *result);
 int apply_retention_advance(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
                             struct buf *result);

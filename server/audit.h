@@ -116,13 +116,18 @@
     X(FILE_UPLOAD_COMPLETE, 70, "file.upload_complete")                                            \
     X(FILE_UPLOAD_DELETE, 71, "file.upload_delete")                                                \
     X(FILE_UPLOAD_EXPIRE, 72, "file.upload_expire")                                                \
-    X(DEVICE_LIST_RESET, 80, "device.list_reset")
+    X(DEVICE_LIST_RESET, 80, "device.list_reset")                                                  \
+    X(TOTP_ENROLL, 85, "account.2fa_enroll")                                                       \
+    X(TOTP_CONFIRM, 86, "account.2fa_confirm")                                                     \
+    X(TOTP_DISABLE, 87, "account.2fa_disable")                                                     \
+    X(TOTP_RECOVERY_USED, 88, "account.2fa_recovery_used")                                         \
+    X(TOTP_REFUSED, 89, "session.2fa_refused")
 
 enum rec_audit_action {
 #define AUDIT_ENUM(name, number, text) REC_AUDIT_##name = number,
     AUDIT_ACTIONS(AUDIT_ENUM)
 #undef AUDIT_ENUM
-        REC_AUDIT_ACTION_MAX = 80, /* the highest number above (checked by audit.c) */
+        REC_AUDIT_ACTION_MAX = 89, /* the highest number above (checked by audit.c) */
 };
 
 /* The dotted name of an action ("session.login"); "unknown" for a number

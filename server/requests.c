@@ -31,6 +31,7 @@
 #include "server/notify.h"
 #include "server/retention.h"
 #include "server/sessions.h"
+#include "server/twofactor.h"
 
 #define PATIENT AUTHZ_PATIENT
 #define PROVIDER AUTHZ_PROVIDER
@@ -58,6 +59,9 @@ static const struct request_row rows[] = {
     ROW(REGISTER,     0,      OPEN,    CHANGE, REGISTER,     sessions_register,     sessions_established_done),
     ROW(LOGOUT,       ANYONE, SESSION, CHANGE, LOGOUT,       sessions_logout,       sessions_logout_done),
     ROW(CHANGE_PASSWORD, ANYONE, SESSION, CHANGE, PASSWORD_CHANGE, sessions_change_password, sessions_change_password_done),
+    ROW(TOTP_ENROLL,  ANYONE, SESSION, CHANGE, TOTP_ENROLL,  twofactor_enroll,      twofactor_enroll_done),
+    ROW(TOTP_CONFIRM, ANYONE, SESSION, CHANGE, TOTP_CONFIRM, twofactor_confirm,     twofactor_confirm_done),
+    ROW(TOTP_DISABLE, ANYONE, SESSION, CHANGE, TOTP_DISABLE, sessions_totp_disable, sessions_totp_disable_done),
     ROW(LIST_INVITES, STAFF, SESSION, READ, INVITE_LIST, invites_list, NULL),
     ROW(REVOKE_INVITE, STAFF, SESSION, CHANGE, INVITE_REVOKE, invites_revoke, invites_revoke_done),
     ROW(INVITE,       STAFF,  SESSION, CHANGE, INVITE,       sessions_invite,       sessions_invite_done),
