@@ -80,6 +80,7 @@ enum opt {
     O_FILE_ID,
     O_TYPE,
     O_MARK,
+    O_TOTP,
     O_COUNT,
 };
 
@@ -143,6 +144,7 @@ static const struct option_def options[O_COUNT] = {
     [O_FILE_ID] = {"file-id", true, false},
     [O_TYPE] = {"type", true, false},
     [O_MARK] = {"mark", false, false},
+    [O_TOTP] = {"totp", true, false},
 };
 
 struct command_def {
@@ -157,7 +159,7 @@ struct command_def {
 };
 
 static const struct command_def commands[] = {
-    {"login", CLI_LOGIN, {O_EMAIL, O_PASSWORD_FILE}, 2, {0}, 0},
+    {"login", CLI_LOGIN, {O_EMAIL, O_PASSWORD_FILE}, 2, {O_TOTP}, 1},
     {"invite", CLI_INVITE, {O_EMAIL, O_ROLE}, 2, {0}, 0},
     {"invite list", CLI_INVITE_LIST, {0}, 0, {0}, 0},
     {"invite revoke", CLI_INVITE_REVOKE, {O_INVITE}, 1, {0}, 0},
@@ -219,6 +221,9 @@ static const struct command_def commands[] = {
     {"trust", CLI_TRUST, {O_EMAIL}, 1, {0}, 0},
     {"verify", CLI_VERIFY, {O_EMAIL}, 1, {O_MARK}, 1},
     {"device-list reset", CLI_DEVICE_LIST_RESET, {O_EMAIL}, 1, {0}, 0},
+    {"2fa enable", CLI_2FA_ENABLE, {0}, 0, {0}, 0},
+    {"2fa confirm", CLI_2FA_CONFIRM, {O_CODE}, 1, {0}, 0},
+    {"2fa disable", CLI_2FA_DISABLE, {O_PASSWORD_FILE, O_CODE}, 2, {0}, 0},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -580,6 +585,7 @@ int cli_parse(int argc, char **argv, struct cli_args *out, char *err, size_t err
     a.invite = values[O_INVITE];
     a.role = values[O_ROLE];
     a.code = values[O_CODE];
+    a.totp = values[O_TOTP];
     a.birthdate = values[O_BIRTHDATE];
     a.name = values[O_NAME];
     *out = a;
@@ -635,8 +641,10 @@ const char *cli_usage(void) {
            "  --version        print the version and exit\n"
            "\n"
            "commands:\n"
-           "  login --email E --password-file F\n"
-           "      log in (as a new device on a fresh profile) and publish the device list\n"
+           "  login --email E --password-file F [--totp CODE]\n"
+           "      log in (as a new device on a fresh profile) and publish the device list;\n"
+           "      --totp: the 6-digit code of your authenticator app, or an unused recovery\n"
+           "      code, for an account with two-factor sign-in (each code works once)\n"
            "  invite --email E --role patient|provider|admin|sysadmin\n"
            "      create an invitation and print its code\n"
            "  invite list\n"
@@ -773,6 +781,16 @@ const char *cli_usage(void) {
            "      (administrators) recovery of an account without a device left: its next\n"
            "      device list may be signed by any of its devices; audited; every peer sees\n"
            "      a changed identity\n"
+           "  2fa enable\n"
+           "      start two-factor sign-in (TOTP): prints a secret and its otpauth:// URI\n"
+           "      for an authenticator app (shown once); nothing changes until confirmed\n"
+           "  2fa confirm --code CODE\n"
+           "      activate it with the app's current 6-digit code; prints 10 single-use\n"
+           "      recovery codes (shown once: keep them offline)\n"
+           "  2fa disable --password-file F --code CODE\n"
+           "      turn it off, with the password and a current code or a recovery code\n"
+           "  On a server run with --require-2fa staff, staff without two-factor sign-in\n"
+           "  get a session that can only run 2fa enable and 2fa confirm (and logout).\n"
            "\n"
            "Passwords are read only from files (one line; never from the command line).\n"
            "\n"

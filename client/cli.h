@@ -81,6 +81,9 @@ enum cli_command {
     CLI_TRUST,
     CLI_VERIFY,
     CLI_DEVICE_LIST_RESET,
+    CLI_2FA_ENABLE,
+    CLI_2FA_CONFIRM,
+    CLI_2FA_DISABLE,
 };
 
 #define CLI_MAX_WAIT_S 3600
@@ -106,7 +109,8 @@ struct cli_args {
     const char *new_password_file; /* password change */
     const char *invite;            /* invite revoke: 64 hex digits (checked) */
     const char *role;              /* invite; account list: the role listed (NULL: every role) */
-    const char *code;
+    const char *code; /* register, approve; 2fa confirm and disable: the code */
+    const char *totp; /* login: the second factor (a 6-digit code or a recovery code) */
     const char *birthdate;
     const char *name;
     const char *to;               /* send: the peer's email */

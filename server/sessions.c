@@ -577,6 +577,7 @@ int sessions_established_done(struct op *op, const struct op_result *res) {
     sr.idle_expires_at = so->s.idle_expires_at;
     sr.role = (Carechat__V1__Role)so->s.role;
     sr.display_name = so->display_name;
+    sr.must_enrol_second_factor = so->s.enrol_only;
     resp.result_case = CARECHAT__V1__RESPONSE__RESULT_SESSION;
     resp.session = &sr;
     conn_send(c, &frame);
