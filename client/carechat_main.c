@@ -1023,8 +1023,8 @@ static int run_2fa(struct carechat *c, const struct cli_args *a, const char *pas
         struct carechat_totp_enrollment e;
         rc = carechat_totp_enroll(c, &e);
         if (rc == 0 && a->json)
-            cli_json_print(stdout, json_pack("{s:s, s:s}", "secret", e.secret, "otpauth_uri",
-                                             e.otpauth_uri));
+            cli_json_print(
+                stdout, json_pack("{s:s, s:s}", "secret", e.secret, "otpauth_uri", e.otpauth_uri));
         else if (rc == 0)
             printf("secret %s\n%s\nadd it to your authenticator app, then run carechat 2fa "
                    "confirm --code CODE\n",

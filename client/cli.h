@@ -109,8 +109,8 @@ struct cli_args {
     const char *new_password_file; /* password change */
     const char *invite;            /* invite revoke: 64 hex digits (checked) */
     const char *role;              /* invite; account list: the role listed (NULL: every role) */
-    const char *code; /* register, approve; 2fa confirm and disable: the code */
-    const char *totp; /* login: the second factor (a 6-digit code or a recovery code) */
+    const char *code;              /* register, approve, 2fa confirm, 2fa disable */
+    const char *totp;              /* login: a 6-digit code or a recovery code */
     const char *birthdate;
     const char *name;
     const char *to;               /* send: the peer's email */

@@ -57,8 +57,10 @@
 #define REC_SIG_LEN 64    /* Ed25519 signatures */
 #define REC_LIST_MAX 32   /* devices in a signed device list */
 #define REC_MAX_DEVICES 6 /* devices per account */
-#define REC_TOTP_SECRET_LEN 20 /* a two-factor secret (server/totp.h) */
-#define REC_RECOVERY_MAX 10    /* recovery codes per account */
+
+/* Two-factor sign-in (server/totp.h): secret bytes, recovery codes per account. */
+#define REC_TOTP_SECRET_LEN 20
+#define REC_RECOVERY_MAX 10
 
 /* Roles, numbered as carechat.v1 Role. */
 enum rec_role {

@@ -869,8 +869,8 @@ int sessions_totp_disable(struct req *r) {
     if (a.totp_state != REC_TOTP_ACTIVE) {
         rc = req_fail(r, STATUS_CONFLICT, "two-factor sign-in is not active");
     } else if (twofactor_required(h, a.role)) {
-        rc = req_deny(r, STATUS_FORBIDDEN, "this server requires two-factor sign-in of staff",
-                      NULL, 0);
+        rc = req_deny(r, STATUS_FORBIDDEN, "this server requires two-factor sign-in of staff", NULL,
+                      0);
     }
     if (rc != 0) {
         rec_account_cleanup(&a);
