@@ -52,8 +52,9 @@
  * line each. Numbers never change or get reused: records keep them. 19 was
  * "request" (any refused request), written by 0.1 servers and still printed.
  * A request names its action in the request table (server/requests.c);
- * actions without a request (bootstrap, register_refused, session.expire)
- * are written by apply or the session sweep. */
+ * actions without a request (bootstrap, register_refused, session.expire,
+ * account.2fa_recovery_used, session.2fa_refused) are written by apply, the
+ * session sweep or the sign-in handlers. */
 #define AUDIT_ACTIONS(X)                                                                           \
     X(BOOTSTRAP, 1, "account.bootstrap")                                                           \
     X(INVITE, 2, "account.invite")                                                                 \
