@@ -85,6 +85,11 @@ static void device_registration(struct carechat *c, struct cc_own_keys *keys,
 }
 
 int carechat_login(struct carechat *c, const char *email, const char *password) {
+    return carechat_login_2fa(c, email, password, NULL);
+}
+
+int carechat_login_2fa(struct carechat *c, const char *email, const char *password,
+                       const char *second_factor) {
     cc_clear_error(c);
     if (email == NULL || password == NULL)
         return cc_fail(c, STATUS_BAD_REQUEST, CARECHAT_ERROR_ARGUMENT,
@@ -104,6 +109,8 @@ int carechat_login(struct carechat *c, const char *email, const char *password) 
     login.email = (char *)email;
     login.password = (char *)password;
     login.stay_signed_in = c->stay_signed_in;
+    if (second_factor)
+        login.second_factor = (char *)second_factor;
     if (existing) {
         login.device_case = CARECHAT__V1__LOGIN__DEVICE_DEVICE_ID;
         login.device_id = (ProtobufCBinaryData){ID_LEN, p->device_id.b};
@@ -131,9 +138,9 @@ int carechat_login(struct carechat *c, const char *email, const char *password) 
         return rc;
     rc = cc_take_session(c, resp->response->session, true, "login");
     cc_free_response(resp);
-    if (rc == 0)
+    if (rc == 0 && !c->info.must_enrol_second_factor)
         rc = cc_ensure_published(c);
-    if (rc == 0)
+    if (rc == 0 && !c->info.must_enrol_second_factor)
         rc = cc_maintain_keys(c);
     return rc;
 }
@@ -184,7 +191,7 @@ int carechat_register(struct carechat *c, const char *code, const char *email, c
         return rc;
     rc = cc_take_session(c, resp->response->session, true, "register");
     cc_free_response(resp);
-    if (rc == 0)
+    if (rc == 0 && !c->info.must_enrol_second_factor)
         rc = cc_ensure_published(c);
     return rc;
 }

@@ -154,6 +154,10 @@ struct carechat_session_info {
     char display_name[CARECHAT_MAX_NAME + 1];
     int64_t expires_at;      /* absolute expiry, Unix ms */
     int64_t idle_expires_at; /* ends unless used before, Unix ms */
+    /* The server requires a second factor of this account (--require-2fa
+     * staff) and it has none: the session can only enrol
+     * (carechat_totp_enroll(), carechat_totp_confirm()) or log out. */
+    bool must_enrol_second_factor;
 };
 
 /* Copies the session to *out. Returns 0, or STATUS_UNAUTHENTICATED when this
@@ -170,6 +174,52 @@ int carechat_session(const struct carechat *c, struct carechat_session_info *out
  * the login succeeded but publishing the device list failed, the session is
  * kept, that failure is returned, and the next authenticated call retries. */
 int carechat_login(struct carechat *c, const char *email, const char *password);
+
+/* carechat_login() with the second factor of an account that has two-factor
+ * sign-in: `second_factor` (borrowed; NULL or "" for none) is the 6-digit code
+ * of the user's authenticator app or an unused recovery code. carechat_login()
+ * is this with NULL. The server answers UNAUTHENTICATED when one is needed and
+ * missing (detail "second factor required") or wrong, already used or spent
+ * ("wrong second factor"); carechat_error() includes the detail. When the
+ * session must enrol first (carechat_session_info.must_enrol_second_factor),
+ * returns 0 without publishing the device list or rotating keys:
+ * carechat_totp_confirm() does that once enrolled. */
+int carechat_login_2fa(struct carechat *c, const char *email, const char *password,
+                       const char *second_factor);
+
+#define CARECHAT_TOTP_SECRET_B32 32 /* base32 characters of a TOTP secret */
+#define CARECHAT_TOTP_URI_MAX 255
+#define CARECHAT_RECOVERY_CODES 10    /* recovery codes per enrolment */
+#define CARECHAT_RECOVERY_CODE_LEN 19 /* XXXX-XXXX-XXXX-XXXX */
+
+/* A pending two-factor secret, for the user's authenticator app. Secret:
+ * wipe it after display. */
+struct carechat_totp_enrollment {
+    char secret[CARECHAT_TOTP_SECRET_B32 + 1];   /* RFC 4648 base32, no padding */
+    char otpauth_uri[CARECHAT_TOTP_URI_MAX + 1]; /* otpauth://totp/CareChat:...; for a QR code */
+};
+
+/* Starts two-factor sign-in (TOTP, RFC 6238): the server draws a new secret
+ * (replacing a pending one) and keeps it pending until
+ * carechat_totp_confirm(). Fills *out and returns 0; from the server
+ * CONFLICT (already active: disable first); or a local failure. */
+int carechat_totp_enroll(struct carechat *c, struct carechat_totp_enrollment *out);
+
+/* Activates the pending secret with a current `code` (6 digits) of the
+ * user's app, and copies the 10 single-use recovery codes to `codes` (shown
+ * once: the server keeps only their hashes; wipe them after display). A
+ * session that had to enrol then publishes the device list as a login does.
+ * Returns 0; from the server FORBIDDEN (wrong code), CONFLICT (nothing
+ * pending), BAD_REQUEST; or a local failure. */
+int carechat_totp_confirm(struct carechat *c, const char *code,
+                          char codes[CARECHAT_RECOVERY_CODES][CARECHAT_RECOVERY_CODE_LEN + 1]);
+
+/* Turns two-factor sign-in off, given the `password` and a current code or
+ * an unused recovery code (`second_factor`; both borrowed). Returns 0; from
+ * the server UNAUTHENTICATED (wrong password or code: counts as a failed
+ * sign-in), FORBIDDEN (staff on a server that requires two factors),
+ * CONFLICT (not active), RATE_LIMITED; or a local failure. */
+int carechat_totp_disable(struct carechat *c, const char *password, const char *second_factor);
 
 /* Creates an account from the invitation `code` with `email`, `password`,
  * `birthdate` ("YYYY-MM-DD") and `display_name` (all borrowed), with this

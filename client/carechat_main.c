@@ -144,6 +144,12 @@ static const char *command_name(enum cli_command cmd) {
         return "verify";
     case CLI_DEVICE_LIST_RESET:
         return "device-list reset";
+    case CLI_2FA_ENABLE:
+        return "2fa enable";
+    case CLI_2FA_CONFIRM:
+        return "2fa confirm";
+    case CLI_2FA_DISABLE:
+        return "2fa disable";
     case CLI_NONE:
         break;
     }
@@ -186,6 +192,18 @@ static void print_session(struct carechat *c, bool json, const char *verb) {
         print_line(&line);
     }
     buf_cleanup(&line);
+}
+
+/* After a login whose session can only enrol a second factor: says so. */
+static void print_must_enrol(struct carechat *c, bool json) {
+    struct carechat_session_info s;
+    if (carechat_session(c, &s) != 0 || !s.must_enrol_second_factor)
+        return;
+    if (json)
+        cli_json_print(stdout, json_pack("{s:b}", "must_enrol_second_factor", 1));
+    else
+        printf("this server requires two-factor sign-in for your role: run carechat 2fa enable, "
+               "then carechat 2fa confirm\n");
 }
 
 static void print_devices(const struct carechat_devices *d, bool json) {
@@ -1055,6 +1073,45 @@ static int run_password_change(struct carechat *c, const struct cli_args *a, con
     return rc;
 }
 
+/* ---- two-factor sign-in ------------------------------------------------------------------ */
+
+static int run_2fa(struct carechat *c, const struct cli_args *a, const char *password) {
+    int rc;
+    if (a->command == CLI_2FA_ENABLE) {
+        struct carechat_totp_enrollment e;
+        rc = carechat_totp_enroll(c, &e);
+        if (rc == 0 && a->json)
+            cli_json_print(
+                stdout, json_pack("{s:s, s:s}", "secret", e.secret, "otpauth_uri", e.otpauth_uri));
+        else if (rc == 0)
+            printf("secret %s\n%s\nadd it to your authenticator app, then run carechat 2fa "
+                   "confirm --code CODE\n",
+                   e.secret, e.otpauth_uri);
+        sodium_memzero(&e, sizeof e);
+        return rc;
+    }
+    if (a->command == CLI_2FA_DISABLE) {
+        rc = carechat_totp_disable(c, password, a->code);
+        if (rc == 0)
+            printf(a->json ? "{\"disabled\":true}\n" : "two-factor sign-in disabled\n");
+        return rc;
+    }
+    char codes[CARECHAT_RECOVERY_CODES][CARECHAT_RECOVERY_CODE_LEN + 1];
+    rc = carechat_totp_confirm(c, a->code, codes);
+    if (rc == 0 && a->json) {
+        json_t *list = json_array();
+        for (int i = 0; i < CARECHAT_RECOVERY_CODES; i++)
+            json_array_append_new(list, json_string(codes[i]));
+        cli_json_print(stdout, json_pack("{s:b, s:o}", "enabled", 1, "recovery_codes", list));
+    } else if (rc == 0) {
+        printf("two-factor sign-in enabled; recovery codes (each works once, shown only now):\n");
+        for (int i = 0; i < CARECHAT_RECOVERY_CODES; i++)
+            printf("%s\n", codes[i]);
+    }
+    sodium_memzero(codes, sizeof codes);
+    return rc;
+}
+
 /* ---- breach ------------------------------------------------------------------------------ */
 
 #define MAX_BREACH_EMAILS CARECHAT_MAX_BREACH_ACCOUNTS
@@ -1300,10 +1357,11 @@ static int run(struct carechat *c, const struct cli_args *a) {
     bool broken = false;
     switch (a->command) {
     case CLI_LOGIN:
-        rc = carechat_login(c, a->email, pw);
+        rc = carechat_login_2fa(c, a->email, pw, a->totp);
         if (rc == 0) {
             print_session(c, a->json, "logged in");
             print_approval(c, a->json);
+            print_must_enrol(c, a->json);
         }
         break;
     case CLI_REGISTER:
@@ -1462,6 +1520,11 @@ static int run(struct carechat *c, const struct cli_args *a) {
     case CLI_VERIFY:
     case CLI_DEVICE_LIST_RESET:
         rc = run_trust(c, a);
+        break;
+    case CLI_2FA_ENABLE:
+    case CLI_2FA_CONFIRM:
+    case CLI_2FA_DISABLE:
+        rc = run_2fa(c, a, pw);
         break;
     case CLI_NONE:
         break;

@@ -84,6 +84,7 @@ enum opt {
     O_LABEL,
     O_FORGET_DEVICE,
     O_CODE_FILE,
+    O_TOTP,
     O_COUNT,
 };
 
@@ -151,6 +152,7 @@ static const struct option_def options[O_COUNT] = {
     [O_LABEL] = {"label", true, false},
     [O_FORGET_DEVICE] = {"forget-device", false, false},
     [O_CODE_FILE] = {"code-file", true, false},
+    [O_TOTP] = {"totp", true, false},
 };
 
 struct command_def {
@@ -165,7 +167,7 @@ struct command_def {
 };
 
 static const struct command_def commands[] = {
-    {"login", CLI_LOGIN, {O_EMAIL, O_PASSWORD_FILE}, 2, {O_STAY_SIGNED_IN}, 1},
+    {"login", CLI_LOGIN, {O_EMAIL, O_PASSWORD_FILE}, 2, {O_STAY_SIGNED_IN, O_TOTP}, 2},
     {"invite", CLI_INVITE, {O_EMAIL, O_ROLE}, 2, {0}, 0},
     {"invite list", CLI_INVITE_LIST, {0}, 0, {0}, 0},
     {"invite revoke", CLI_INVITE_REVOKE, {O_INVITE}, 1, {0}, 0},
@@ -231,6 +233,9 @@ static const struct command_def commands[] = {
     {"trust", CLI_TRUST, {O_EMAIL}, 1, {0}, 0},
     {"verify", CLI_VERIFY, {O_EMAIL}, 1, {O_MARK}, 1},
     {"device-list reset", CLI_DEVICE_LIST_RESET, {O_EMAIL}, 1, {0}, 0},
+    {"2fa enable", CLI_2FA_ENABLE, {0}, 0, {0}, 0},
+    {"2fa confirm", CLI_2FA_CONFIRM, {O_CODE}, 1, {0}, 0},
+    {"2fa disable", CLI_2FA_DISABLE, {O_PASSWORD_FILE, O_CODE}, 2, {0}, 0},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -596,6 +601,7 @@ int cli_parse(int argc, char **argv, struct cli_args *out, char *err, size_t err
     a.invite = values[O_INVITE];
     a.role = values[O_ROLE];
     a.code = values[O_CODE];
+    a.totp = values[O_TOTP];
     a.birthdate = values[O_BIRTHDATE];
     a.name = values[O_NAME];
     *out = a;
@@ -698,12 +704,14 @@ const char *cli_usage(void) {
            "  \"profile DIR\"; '#' starts a comment line\n"
            "\n"
            "commands:\n"
-           "  login --email E --password-file F [--stay-signed-in]\n"
+           "  login --email E --password-file F [--stay-signed-in] [--totp CODE]\n"
            "      log in (as a new device on a fresh profile) and publish the device list;\n"
            "      --stay-signed-in: the session outlives the server's idle expiry (15\n"
            "      minutes without use by default) until its absolute expiry, resumed with\n"
            "      this device's key instead of the password (for a profile only its user\n"
-           "      reaches)\n"
+           "      reaches);\n"
+           "      --totp: the 6-digit code of your authenticator app, or an unused recovery\n"
+           "      code, for an account with two-factor sign-in (each code works once)\n"
            "  invite --email E --role patient|provider|admin|sysadmin\n"
            "      create an invitation and print its code\n"
            "  invite list\n"
@@ -853,6 +861,16 @@ const char *cli_usage(void) {
            "      (administrators) recovery of an account without a device left: its next\n"
            "      device list may be signed by any of its devices; audited; every peer sees\n"
            "      a changed identity\n"
+           "  2fa enable\n"
+           "      start two-factor sign-in (TOTP): prints a secret and its otpauth:// URI\n"
+           "      for an authenticator app (shown once); nothing changes until confirmed\n"
+           "  2fa confirm --code CODE\n"
+           "      activate it with the app's current 6-digit code; prints 10 single-use\n"
+           "      recovery codes (shown once: keep them offline)\n"
+           "  2fa disable --password-file F --code CODE\n"
+           "      turn it off, with the password and a current code or a recovery code\n"
+           "  On a server run with --require-2fa staff, staff without two-factor sign-in\n"
+           "  get a session that can only run 2fa enable and 2fa confirm (and logout).\n"
            "\n"
            "Passwords are read only from files (one line; never from the command line).\n"
            "\n"

@@ -85,6 +85,9 @@ enum cli_command {
     CLI_DEVICE_LIST_RESET,
     CLI_PASSWORD_RESET_REQUEST,
     CLI_PASSWORD_RESET,
+    CLI_2FA_ENABLE,
+    CLI_2FA_CONFIRM,
+    CLI_2FA_DISABLE,
 };
 
 #define CLI_MAX_WAIT_S 3600
@@ -111,7 +114,8 @@ struct cli_args {
     const char *code_file;         /* password reset: a file holding the emailed code */
     const char *invite;            /* invite revoke: 64 hex digits (checked) */
     const char *role;              /* invite; account list: the role listed (NULL: every role) */
-    const char *code;
+    const char *code;              /* register, approve, 2fa confirm, 2fa disable */
+    const char *totp;              /* login: a 6-digit code or a recovery code */
     const char *birthdate;
     const char *name;
     const char *to;               /* send: the peer's email */

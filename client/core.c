@@ -560,6 +560,7 @@ int cc_take_session(struct carechat *c, const Carechat__V1__SessionResult *s, bo
     cc_copy_text(info.display_name, sizeof info.display_name, s->display_name);
     info.expires_at = s->expires_at;
     info.idle_expires_at = s->idle_expires_at;
+    info.must_enrol_second_factor = s->must_enrol_second_factor;
     c->info = info;
     c->have_info = true;
     c->authenticated = true;
@@ -1046,6 +1047,9 @@ int cc_ensure_session(struct carechat *c) {
     if (rc == 0)
         rc = cc_take_session(c, resp->response->session, false, "resuming the session");
     cc_free_response(resp);
+    /* A session that must enrol a second factor may do nothing else. */
+    if (rc == 0 && c->info.must_enrol_second_factor)
+        return 0;
     if (rc == 0 && p->device_list_version == 0)
         rc = cc_ensure_published(c);
     if (rc == 0)

@@ -2,7 +2,8 @@
  * server/apply_accounts.c: apply for the account kinds of entry.proto
  * (Bootstrap, InviteCreate, Register, RegisterRefused, AccountDeactivate,
  * Login, SessionTouch, SessionEnd, DeviceRemove, KeyRotate,
- * DeviceListPublish, PasswordChange, PasswordResetRequest, PasswordReset).
+ * DeviceListPublish, PasswordChange, PasswordResetRequest, PasswordReset,
+ * and the two-factor kinds TotpEnroll, TotpConfirm, TotpDisable).
  *
  * Each kind re-checks what its proposer checked against the state seen through
  * the transaction and the entry's own time, then writes the typed records of
@@ -24,6 +25,7 @@
 #include "server/apply_internal.h"
 #include "server/records.h"
 #include "server/rules.h"
+#include "server/totp.h"
 #include "storage/keys.h"
 
 #define META_KEY(k) (k), (sizeof(k) - 1)
@@ -256,6 +258,34 @@ int apply_register_refused(struct store_txn *txn, const Carechat__Entry__V1__Ent
     return rc;
 }
 
+/* The second factor an entry names for account `a` (with two-factor sign-in
+ * active): a TOTP step later than the last one accepted, which becomes the
+ * last; or the hash of a recovery code the account holds, which is deleted
+ * (*recovery set). Returns 0 (a is changed: write it), STATUS_UNAUTHENTICATED
+ * for a step already passed or a code not held, STATUS_BAD_REQUEST for a
+ * hash of the wrong size. */
+static int second_factor_take(struct rec_account *a, uint64_t step, ProtobufCBinaryData hash,
+                              bool *recovery) {
+    *recovery = false;
+    if (hash.len == 0) {
+        if (step == 0 || !totp_step_unused(a->totp_last_step, step))
+            return STATUS_UNAUTHENTICATED;
+        a->totp_last_step = step;
+        return STATUS_OK;
+    }
+    if (hash.len != REC_HASH_LEN)
+        return STATUS_BAD_REQUEST;
+    for (uint32_t i = 0; i < a->n_recovery; i++) {
+        if (memcmp(a->recovery[i], hash.data, REC_HASH_LEN) == 0) {
+            memmove(a->recovery[i], a->recovery[i + 1], (a->n_recovery - i - 1) * REC_HASH_LEN);
+            a->n_recovery--;
+            *recovery = true;
+            return STATUS_OK;
+        }
+    }
+    return STATUS_UNAUTHENTICATED;
+}
+
 int apply_login(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struct buf *result) {
     const Carechat__Entry__V1__Login *l = e->login;
     if (!l)
@@ -265,6 +295,12 @@ int apply_login(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, stru
     int rc = apply_actor_account(txn, e, &account, &a);
     if (rc != 0)
         return rc;
+    /* An account with two-factor sign-in: the factor the proposer checked is
+     * taken here, so a code or recovery code serves one Login only. */
+    bool second_factor = a.totp_state == REC_TOTP_ACTIVE, recovery = false;
+    if (second_factor &&
+        (rc = second_factor_take(&a, l->totp_step, l->recovery_hash, &recovery)) != 0)
+        goto out;
     if (l->device_case == CARECHAT__ENTRY__V1__LOGIN__DEVICE_DEVICE_ID) {
         struct rec_device dev;
         if (!apply_id_field(l->device_id, &device)) {
@@ -296,13 +332,16 @@ int apply_login(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, stru
         if ((rc = apply_write_device(txn, &account, &device, &dev)) != 0)
             goto out;
         a.n_devices++;
-        if ((rc = apply_write_account(txn, &account, &a)) != 0)
-            goto out;
     } else {
         rc = STATUS_BAD_REQUEST;
         goto out;
     }
+    if ((l->device_case == CARECHAT__ENTRY__V1__LOGIN__DEVICE_NEW_DEVICE || second_factor) &&
+        (rc = apply_write_account(txn, &account, &a)) != 0)
+        goto out;
     rc = write_session(txn, l->session, &account, &device, e->time);
+    if (rc == 0 && recovery)
+        rc = apply_audit(txn, e, REC_AUDIT_TOTP_RECOVERY_USED, 0, &account, device.b, ID_LEN, NULL);
     if (rc == 0)
         rc = apply_audit(txn, e, REC_AUDIT_LOGIN, 0, &account, device.b, ID_LEN, NULL);
 out:
@@ -437,6 +476,31 @@ out:
     return rc;
 }
 
+int apply_totp_enroll(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                      struct buf *result) {
+    const Carechat__Entry__V1__TotpEnroll *m = e->totp_enroll;
+    if (!m || m->secret.len != REC_TOTP_SECRET_LEN)
+        return STATUS_BAD_REQUEST;
+    struct id actor;
+    struct rec_account a;
+    int rc = apply_actor_account(txn, e, &actor, &a);
+    if (rc != 0)
+        return rc;
+    if (a.totp_state == REC_TOTP_ACTIVE)
+        rc = STATUS_CONFLICT;
+    if (rc == 0) {
+        a.totp_state = REC_TOTP_PENDING;
+        memcpy(a.totp_secret, m->secret.data, REC_TOTP_SECRET_LEN);
+        a.totp_last_step = 0;
+        a.n_recovery = 0;
+        rc = apply_write_account(txn, &actor, &a);
+    }
+    if (rc == 0)
+        rc = apply_audit(txn, e, REC_AUDIT_TOTP_ENROLL, 0, &actor, NULL, 0, NULL);
+    rec_account_cleanup(&a);
+    return rc;
+}
+
 int apply_password_reset(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
                          struct buf *result) {
     const Carechat__Entry__V1__PasswordReset *m = e->password_reset;
@@ -477,6 +541,68 @@ int apply_password_reset(struct store_txn *txn, const Carechat__Entry__V1__Entry
     if (rc == 0 && valid)
         buf_append(result, account.b, ID_LEN);
 out:
+    rec_account_cleanup(&a);
+    return rc;
+}
+
+int apply_totp_confirm(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                       struct buf *result) {
+    const Carechat__Entry__V1__TotpConfirm *m = e->totp_confirm;
+    if (!m || m->totp_step == 0 || m->n_recovery_hashes == 0 ||
+        m->n_recovery_hashes > REC_RECOVERY_MAX)
+        return STATUS_BAD_REQUEST;
+    for (size_t i = 0; i < m->n_recovery_hashes; i++) {
+        if (!is_hash(m->recovery_hashes[i]))
+            return STATUS_BAD_REQUEST;
+    }
+    struct id actor;
+    struct rec_account a;
+    int rc = apply_actor_account(txn, e, &actor, &a);
+    if (rc != 0)
+        return rc;
+    if (a.totp_state != REC_TOTP_PENDING)
+        rc = STATUS_CONFLICT;
+    if (rc == 0) {
+        a.totp_state = REC_TOTP_ACTIVE;
+        a.totp_last_step = m->totp_step;
+        a.n_recovery = (uint32_t)m->n_recovery_hashes;
+        for (size_t i = 0; i < m->n_recovery_hashes; i++)
+            memcpy(a.recovery[i], m->recovery_hashes[i].data, REC_HASH_LEN);
+        rc = apply_write_account(txn, &actor, &a);
+    }
+    if (rc == 0)
+        rc = apply_audit(txn, e, REC_AUDIT_TOTP_CONFIRM, 0, &actor, NULL, 0, NULL);
+    rec_account_cleanup(&a);
+    return rc;
+}
+
+int apply_totp_disable(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                       struct buf *result) {
+    const Carechat__Entry__V1__TotpDisable *m = e->totp_disable;
+    if (!m)
+        return STATUS_BAD_REQUEST;
+    struct id actor;
+    struct rec_account a;
+    bool recovery = false;
+    int rc = apply_actor_account(txn, e, &actor, &a);
+    if (rc != 0)
+        return rc;
+    if (a.totp_state != REC_TOTP_ACTIVE)
+        rc = STATUS_CONFLICT;
+    if (rc == 0)
+        rc = second_factor_take(&a, m->totp_step, m->recovery_hash, &recovery);
+    if (rc == 0) {
+        a.totp_state = REC_TOTP_NONE;
+        sodium_memzero(a.totp_secret, sizeof a.totp_secret);
+        a.totp_last_step = 0;
+        a.n_recovery = 0;
+        memset(a.recovery, 0, sizeof a.recovery);
+        rc = apply_write_account(txn, &actor, &a);
+    }
+    if (rc == 0 && recovery)
+        rc = apply_audit(txn, e, REC_AUDIT_TOTP_RECOVERY_USED, 0, &actor, NULL, 0, NULL);
+    if (rc == 0)
+        rc = apply_audit(txn, e, REC_AUDIT_TOTP_DISABLE, 0, &actor, NULL, 0, NULL);
     rec_account_cleanup(&a);
     return rc;
 }

@@ -69,6 +69,12 @@ int apply_password_reset_request(struct store_txn *txn, const Carechat__Entry__V
                                  struct buf *result);
 int apply_password_reset(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
                          struct buf *result);
+int apply_totp_enroll(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                      struct buf *result);
+int apply_totp_confirm(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                       struct buf *result);
+int apply_totp_disable(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                       struct buf *result);
 int apply_sweep(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struct buf *result);
 int apply_retention_advance(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
                             struct buf *result);

@@ -52,8 +52,9 @@
  * line each. Numbers never change or get reused: records keep them. 19 was
  * "request" (any refused request), written by 0.1 servers and still printed.
  * A request names its action in the request table (server/requests.c);
- * actions without a request (bootstrap, register_refused, session.expire)
- * are written by apply or the session sweep. */
+ * actions without a request (bootstrap, register_refused, session.expire,
+ * account.2fa_recovery_used, session.2fa_refused) are written by apply, the
+ * session sweep or the sign-in handlers. */
 #define AUDIT_ACTIONS(X)                                                                           \
     X(BOOTSTRAP, 1, "account.bootstrap")                                                           \
     X(INVITE, 2, "account.invite")                                                                 \
@@ -119,13 +120,18 @@
     X(DEVICE_LIST_RESET, 80, "device.list_reset")                                                  \
     X(DEVICE_RENAME, 81, "device.rename")                                                          \
     X(PASSWORD_RESET_REQUEST, 82, "account.password_reset_request")                                \
-    X(PASSWORD_RESET, 83, "account.password_reset")
+    X(PASSWORD_RESET, 83, "account.password_reset")                                                \
+    X(TOTP_ENROLL, 85, "account.2fa_enroll")                                                       \
+    X(TOTP_CONFIRM, 86, "account.2fa_confirm")                                                     \
+    X(TOTP_DISABLE, 87, "account.2fa_disable")                                                     \
+    X(TOTP_RECOVERY_USED, 88, "account.2fa_recovery_used")                                         \
+    X(TOTP_REFUSED, 89, "session.2fa_refused")
 
 enum rec_audit_action {
 #define AUDIT_ENUM(name, number, text) REC_AUDIT_##name = number,
     AUDIT_ACTIONS(AUDIT_ENUM)
 #undef AUDIT_ENUM
-        REC_AUDIT_ACTION_MAX = 83, /* the highest number above (checked by audit.c) */
+        REC_AUDIT_ACTION_MAX = 89, /* the highest number above (checked by audit.c) */
 };
 
 /* The dotted name of an action ("session.login"); "unknown" for a number

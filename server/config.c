@@ -216,6 +216,9 @@ static const struct opt options[] = {
     {"dev-invite-codes", OPT_FLAG, FIELD(dev_invite_codes), 0, 0, NULL,
      "answer invitation codes to the inviter instead of only mailing them (development and "
      "tests; the log warns)"},
+    {"require-2fa", OPT_PATH, FIELD(require_2fa), 0, 0, "staff|none",
+     "staff: provider, admin and sysadmin accounts sign in only with a second factor (TOTP); "
+     "one without gets a session that can do nothing but enrol (default none)"},
     {"notify-email-delay", OPT_SECONDS, FIELD(notify_email_delay_s), 0, 7u * 24 * 3600, "SECONDS",
      "an unread message is emailed about this long after it came, if its recipient is still "
      "offline"},
@@ -591,6 +594,9 @@ static int validate(const struct server_config *cfg, char *err, size_t err_len) 
                     "(crypto-shredding). Put them on another volume (--key-dir, --master-key) "
                     "or pass --keys-in-data",
                     cfg->data_dir);
+    if (cfg->require_2fa && strcmp(cfg->require_2fa, "staff") != 0 &&
+        strcmp(cfg->require_2fa, "none") != 0)
+        return fail(err, err_len, "--require-2fa must be staff or none, not %s", cfg->require_2fa);
     if (cfg->smtp_url && (!cfg->smtp_from || !cfg->app_link))
         return fail(err, err_len, "--smtp-url needs --smtp-from and --app-link");
     if (cfg->smtp_user && !cfg->smtp_password_file)

@@ -102,6 +102,7 @@ struct server_config {
     const char *fcm_service_account_file, *fcm_url;
     const char *vapid_key_file, *vapid_subject, *webpush_allow_host;
     bool dev_invite_codes;                /* answer invitation codes to the inviter */
+    const char *require_2fa;              /* "staff", "none" or NULL (none): --require-2fa */
     unsigned notify_email_delay_s;        /* first email after this, if still unread */
     unsigned notify_email_window_s;       /* then at most one email per window */
     unsigned notify_push_delay_s;         /* first push after this */

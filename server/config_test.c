@@ -151,6 +151,9 @@ static void test_config_rejects_bad_values(void **state) {
     char *ping[] = {"carechatd", "--ping-interval", "60", "--idle-timeout", "30"};
     assert_int_equal(load(ARGC(ping), ping, &cfg), -1);
     assert_non_null(strstr(err, "--idle-timeout"));
+    char *twofa[] = {"carechatd", "--require-2fa", "everyone"};
+    assert_int_equal(load(ARGC(twofa), twofa, &cfg), -1);
+    assert_non_null(strstr(err, "--require-2fa"));
     char *positional[] = {"carechatd", "serve"};
     assert_int_equal(load(ARGC(positional), positional, &cfg), -1);
 }

@@ -26,6 +26,7 @@
 #include "server/notify.h"
 #include "server/request.h"
 #include "server/rules.h"
+#include "server/twofactor.h"
 
 /* The idle expiry is written back at most this often per connection. */
 #define TOUCH_INTERVAL_MS 60000
@@ -430,6 +431,12 @@ static bool on_dispatch(void *ctx, void *state, const Carechat__V1__Frame *f) {
     }
     if (hc->authenticated && !session_check(hc, r.id))
         return true;
+    if (hc->authenticated && hc->enrol_only && !twofactor_enrolment_allows(f->body_case)) {
+        finish(&r, req_deny(&r, STATUS_FORBIDDEN,
+                            "two-factor sign-in required: enrol first (TotpEnroll, TotpConfirm)",
+                            NULL, 0));
+        return true;
+    }
     if (!row->rule.read) {
         run(&r);
         return true;

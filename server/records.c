@@ -116,6 +116,12 @@ void rec_account_encode(const struct rec_account *a, struct buf *out) {
     buf_append(out, a->reset_code_hash, REC_HASH_LEN);
     rec_put_u64(out, (uint64_t)a->reset_expires_at);
     rec_put_u32(out, a->reset_attempts);
+    rec_put_u8(out, a->totp_state);
+    buf_append(out, a->totp_secret, REC_TOTP_SECRET_LEN);
+    rec_put_u64(out, a->totp_last_step);
+    rec_put_u32(out, a->n_recovery);
+    for (uint32_t i = 0; i < a->n_recovery; i++)
+        buf_append(out, a->recovery[i], REC_HASH_LEN);
 }
 
 int rec_account_decode(const uint8_t *data, size_t len, struct rec_account *out) {
@@ -158,6 +164,16 @@ int rec_account_decode(const uint8_t *data, size_t len, struct rec_account *out)
         out->reset_expires_at = (int64_t)get_u64(&r);
         out->reset_attempts = get_u32(&r);
     }
+    if (!r.bad && !at_end(&r)) { /* absent before two-factor sign-in */
+        out->totp_state = get_u8(&r);
+        get_raw(&r, out->totp_secret, REC_TOTP_SECRET_LEN);
+        out->totp_last_step = get_u64(&r);
+        out->n_recovery = get_u32(&r);
+        if (out->totp_state > REC_TOTP_ACTIVE || out->n_recovery > REC_RECOVERY_MAX)
+            r.bad = true;
+        for (uint32_t i = 0; !r.bad && i < out->n_recovery; i++)
+            get_raw(&r, out->recovery[i], REC_HASH_LEN);
+    }
     if (r.bad || r.p != r.end) {
         rec_account_cleanup(out);
         return STATUS_CORRUPT;
@@ -177,6 +193,7 @@ void rec_account_cleanup(struct rec_account *a) {
         free(a->password_hash);
     }
     a->email = a->display_name = a->birth_date = a->password_hash = NULL;
+    sodium_memzero(a->totp_secret, sizeof a->totp_secret);
 }
 
 void rec_invite_encode(const struct rec_invite *i, struct buf *out) {

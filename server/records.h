@@ -58,6 +58,10 @@
 #define REC_LIST_MAX 32   /* devices in a signed device list */
 #define REC_MAX_DEVICES 6 /* devices per account */
 
+/* Two-factor sign-in (server/totp.h): secret bytes, recovery codes per account. */
+#define REC_TOTP_SECRET_LEN 20
+#define REC_RECOVERY_MAX 10
+
 /* Roles, numbered as carechat.v1 Role. */
 enum rec_role {
     REC_ROLE_PATIENT = 1,
@@ -110,6 +114,21 @@ struct rec_account {
     uint8_t reset_code_hash[REC_HASH_LEN];
     int64_t reset_expires_at;
     uint32_t reset_attempts;
+    /* Two-factor sign-in (server/totp.h): its state, the secret (pending or
+     * active; zero for none; wiped by rec_account_cleanup()), the last TOTP
+     * step accepted (a code of it or an earlier step is refused) and the
+     * SHA-256 of each unused recovery code. */
+    uint8_t totp_state; /* enum rec_totp_state */
+    uint8_t totp_secret[REC_TOTP_SECRET_LEN];
+    uint64_t totp_last_step;
+    uint32_t n_recovery;
+    uint8_t recovery[REC_RECOVERY_MAX][REC_HASH_LEN];
+};
+
+enum rec_totp_state {
+    REC_TOTP_NONE = 0,
+    REC_TOTP_PENDING = 1, /* enrolled, not yet confirmed: sign-in unchanged */
+    REC_TOTP_ACTIVE = 2,
 };
 
 /* Retention states, numbered as carechat.v1 RetentionState. */
@@ -247,7 +266,8 @@ void rec_lifecycle_key(const struct id *account, uint8_t out[1 + ID_LEN]);
 void rec_breach_key(const struct id *incident, const struct id *account,
                     uint8_t out[1 + 2 * ID_LEN]);
 
-/* Free the strings of a decoded (or filled-in) record. Accept NULL. */
+/* Free the strings of a decoded (or filled-in) record (and wipe an account's
+ * two-factor secret). Accept NULL. */
 void rec_account_cleanup(struct rec_account *a);
 void rec_breach_cleanup(struct rec_breach *b);
 void rec_invite_cleanup(struct rec_invite *i);

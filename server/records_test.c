@@ -31,8 +31,13 @@ static void test_records_account_round_trip(void **state) {
         .list_reset_at = 77,
         .reset_expires_at = 1795000900456,
         .reset_attempts = 5,
+        .totp_state = REC_TOTP_ACTIVE,
+        .totp_last_step = 56789,
+        .n_recovery = 2,
     };
     memset(a.reset_code_hash, 0x5a, REC_HASH_LEN);
+    memset(a.totp_secret, 0x5a, REC_TOTP_SECRET_LEN);
+    memset(a.recovery[1], 0x33, REC_HASH_LEN);
     memset(a.list_prev_hash, 0x42, REC_HASH_LEN);
     memset(a.list_signer.b, 7, ID_LEN);
     memset(a.list_signature, 9, REC_SIG_LEN);
@@ -63,9 +68,26 @@ static void test_records_account_round_trip(void **state) {
     assert_true(d.list_reset && d.list_reset_at == 77);
     assert_memory_equal(d.reset_code_hash, a.reset_code_hash, REC_HASH_LEN);
     assert_true(d.reset_expires_at == a.reset_expires_at && d.reset_attempts == 5);
+    assert_int_equal(d.totp_state, REC_TOTP_ACTIVE);
+    assert_memory_equal(d.totp_secret, a.totp_secret, REC_TOTP_SECRET_LEN);
+    assert_true(d.totp_last_step == 56789);
+    assert_int_equal(d.n_recovery, 2);
+    assert_memory_equal(d.recovery, a.recovery, 2 * REC_HASH_LEN);
+    rec_account_cleanup(&d);
+    /* Cleanup wipes the secret. */
+    assert_int_equal(rec_account_decode(b.data, b.len, &d), 0);
+    rec_account_cleanup(&d);
+    uint8_t zero[REC_TOTP_SECRET_LEN] = {0};
+    assert_memory_equal(d.totp_secret, zero, REC_TOTP_SECRET_LEN);
+    /* A record before two-factor sign-in reads without it. */
+    size_t before_totp = b.len - (1 + REC_TOTP_SECRET_LEN + 8 + 4 + 2 * REC_HASH_LEN);
+    assert_int_equal(rec_account_decode(b.data, before_totp, &d), 0);
+    assert_int_equal(d.totp_state, REC_TOTP_NONE);
+    assert_int_equal(d.n_recovery, 0);
+    assert_true(d.list_reset && d.reset_attempts == 5);
     rec_account_cleanup(&d);
     /* A record before password resets reads without one. */
-    size_t before_reset = b.len - REC_HASH_LEN - 12;
+    size_t before_reset = before_totp - REC_HASH_LEN - 12;
     assert_int_equal(rec_account_decode(b.data, before_reset, &d), 0);
     assert_true(d.list_reset && d.reset_attempts == 0 && d.reset_expires_at == 0);
     rec_account_cleanup(&d);

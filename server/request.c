@@ -107,6 +107,7 @@ void req_session_established(struct hconn *hc, const struct session_info *s) {
     hc->account = s->account;
     hc->device = s->device;
     hc->role = s->role;
+    hc->enrol_only = s->enrol_only;
     memcpy(hc->token_hash, s->token_hash, REC_HASH_LEN);
     hc->expires_at = s->expires_at;
     hc->idle_expires_at = s->idle_expires_at;

@@ -126,6 +126,9 @@ struct hconn {
     struct hconn *prev, *next;
     bool auth_busy; /* a Login/Register/Authenticate is in flight */
     bool authenticated;
+    /* The session may only enrol a second factor (server/twofactor.h) until
+     * TotpConfirm: any other request but Logout is FORBIDDEN. */
+    bool enrol_only;
     struct id account, device;
     uint32_t role;
     uint8_t token_hash[REC_HASH_LEN];
@@ -290,6 +293,7 @@ void req_hconn_detach(struct hconn *hc);
 struct session_info {
     struct id account, device;
     uint32_t role;
+    bool enrol_only; /* as struct hconn's */
     uint8_t token_hash[REC_HASH_LEN];
     int64_t expires_at, idle_expires_at;
     bool stay_signed_in; /* the connection outlives the idle expiry */

@@ -31,6 +31,7 @@
 #include "server/notify.h"
 #include "server/retention.h"
 #include "server/sessions.h"
+#include "server/twofactor.h"
 
 #define PATIENT AUTHZ_PATIENT
 #define PROVIDER AUTHZ_PROVIDER
@@ -60,6 +61,9 @@ static const struct request_row rows[] = {
     ROW(CHANGE_PASSWORD, ANYONE, SESSION, CHANGE, PASSWORD_CHANGE, sessions_change_password, sessions_change_password_done),
     ROW(REQUEST_PASSWORD_RESET,  0, OPEN, CHANGE, PASSWORD_RESET_REQUEST, sessions_request_reset,  sessions_request_reset_done),
     ROW(COMPLETE_PASSWORD_RESET, 0, OPEN, CHANGE, PASSWORD_RESET,         sessions_complete_reset, sessions_complete_reset_done),
+    ROW(TOTP_ENROLL,  ANYONE, SESSION, CHANGE, TOTP_ENROLL,  twofactor_enroll,      twofactor_enroll_done),
+    ROW(TOTP_CONFIRM, ANYONE, SESSION, CHANGE, TOTP_CONFIRM, twofactor_confirm,     twofactor_confirm_done),
+    ROW(TOTP_DISABLE, ANYONE, SESSION, CHANGE, TOTP_DISABLE, sessions_totp_disable, sessions_totp_disable_done),
     ROW(LIST_INVITES, STAFF, SESSION, READ, INVITE_LIST, invites_list, NULL),
     ROW(REVOKE_INVITE, STAFF, SESSION, CHANGE, INVITE_REVOKE, invites_revoke, invites_revoke_done),
     ROW(INVITE,       STAFF,  SESSION, CHANGE, INVITE,       sessions_invite,       sessions_invite_done),

@@ -4,6 +4,7 @@
  *   Login:     validate -> rate limits (email, address) -> find the account
  *              -> verify the password on the worker (the dummy hash for an
  *              unknown email, so both failures look and last the same)
+ *              -> the second factor of an account with one (server/twofactor.h)
  *              -> Login entry (new session, maybe a new device) -> SessionResult
  *   Register:  validate -> rate limits -> check the invitation -> under 13:
  *              RegisterRefused entry (an audit record; the invitation is
@@ -13,6 +14,8 @@
  *              the address's attempts) -> SessionTouch entry -> SessionResult
  *              without token
  *   Logout:    SessionEnd entry -> OK, close 1000 (and the device's other sockets)
+ *   TotpDisable: as ChangePassword's check, then the second factor -> TotpDisable
+ *              entry -> OK
  *   Invite:    role check -> email free -> InviteCreate entry -> InviteResult
  *   RequestPasswordReset: rate limits (email, network) -> PasswordResetRequest
  *              entry (apply finds the account, or only audits) -> OK
@@ -35,11 +38,15 @@
 #include "base/status.h"
 #include "protocol/transcript.h"
 #include "server/rules.h"
+#include "server/twofactor.h"
 
 #define DETAIL_BAD_LOGIN "wrong email or password"
 #define DETAIL_RATE "too many attempts, retry later"
 #define DETAIL_BAD_INVITE "unknown, used or expired invitation"
 #define DETAIL_UNDER_AGE "registration requires age 13 or older"
+#define DETAIL_2FA_REQUIRED "second factor required"
+#define DETAIL_2FA_WRONG "wrong second factor"
+#define SECOND_FACTOR_MAX 32
 #define INVITE_CODE_BYTES 20
 
 /* A new device as proposed (copied out of a DeviceRegistration). */
@@ -69,7 +76,24 @@ struct session_op {
     char email[RULES_EMAIL_MAX + 1];
     char birth_date[11];
     char display_name[RULES_DISPLAY_NAME_MAX + 1];
+    /* The account's two-factor sign-in (only the totp_* and recovery fields
+     * of the record are set) and the second factor that came; once checked,
+     * the step or recovery code it matched. */
+    struct rec_account totp;
+    char second_factor[SECOND_FACTOR_MAX + 1];
+    uint64_t totp_step;
+    bool recovery;
+    uint8_t recovery_hash[TOTP_HASH_LEN];
 };
+
+/* Copies the two-factor fields of `a` into so->totp. */
+static void totp_copy(struct session_op *so, const struct rec_account *a) {
+    so->totp.totp_state = a->totp_state;
+    memcpy(so->totp.totp_secret, a->totp_secret, sizeof a->totp_secret);
+    so->totp.totp_last_step = a->totp_last_step;
+    so->totp.n_recovery = a->n_recovery;
+    memcpy(so->totp.recovery, a->recovery, sizeof a->recovery);
+}
 
 /* Checks and copies a DeviceRegistration (keys, signature, unexpired at `now`,
  * label), choosing a new device id. Returns 0 or STATUS_BAD_REQUEST. */
@@ -157,6 +181,27 @@ static int signin_refused(struct req *r, const struct id *account, int64_t wait_
     return req_fail(r, STATUS_RATE_LIMITED, DETAIL_RATE);
 }
 
+/* The second factor of a sign-in whose password was right: 0 when the account
+ * has none active or the one that came matches (so->totp_step or
+ * so->recovery_hash says which); otherwise UNAUTHENTICATED with an audit
+ * record (session.2fa_refused), and a wrong one (not a missing one) counts
+ * as a failed sign-in. `device` is the actor's device for the record. */
+static int signin_second_factor(struct op *op, struct session_op *so, const struct id *device) {
+    if (so->totp.totp_state != REC_TOTP_ACTIVE)
+        return STATUS_OK;
+    const char *detail = DETAIL_2FA_REQUIRED;
+    if (so->second_factor[0] != '\0') {
+        if (twofactor_check(&so->totp, so->second_factor, clock_now() / 1000, &so->totp_step,
+                            &so->recovery, so->recovery_hash) == 0)
+            return STATUS_OK;
+        signin_failed(op->hc->h, so, true);
+        detail = DETAIL_2FA_WRONG;
+    }
+    req_audit(op->hc, &so->s.account, device, REC_AUDIT_TOTP_REFUSED, STATUS_UNAUTHENTICATED, NULL,
+              0, NULL, NULL, NULL);
+    return op_fail(op, STATUS_UNAUTHENTICATED, detail);
+}
+
 static void new_session(struct handlers *h, struct session_op *so, int64_t now) {
     randombytes_buf(so->token, sizeof so->token);
     rules_sha256(so->token, sizeof so->token, so->s.token_hash);
@@ -190,6 +235,9 @@ static int login_propose(struct op *op, bool ok) {
                   STATUS_UNAUTHENTICATED, NULL, 0, NULL, NULL, NULL);
         return op_fail(op, STATUS_UNAUTHENTICATED, DETAIL_BAD_LOGIN);
     }
+    int rc = signin_second_factor(op, so, NULL);
+    if (rc != 0)
+        return rc;
     uint8_t key[REC_HASH_LEN + 16];
     account_net_key(so, key);
     lockout_clear(h->lo_account_net, key, sizeof key);
@@ -220,6 +268,10 @@ static int login_propose(struct op *op, bool ok) {
     }
     session_to_entry(so, &sn);
     l.session = &sn;
+    if (so->recovery)
+        l.recovery_hash = (ProtobufCBinaryData){TOTP_HASH_LEN, so->recovery_hash};
+    else
+        l.totp_step = so->totp_step;
     e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_LOGIN;
     e.login = &l;
     return op_propose(op, &e);
@@ -246,8 +298,11 @@ int sessions_login(struct req *r) {
     if (rules_normalize_email(m->email, email) != 0 || plen == 0 || plen > RULES_PASSWORD_MAX ||
         m->device_case == CARECHAT__V1__LOGIN__DEVICE__NOT_SET)
         return req_fail(r, STATUS_BAD_REQUEST, "email, password and device required");
+    if (strlen(m->second_factor) > SECOND_FACTOR_MAX)
+        return req_fail(r, STATUS_BAD_REQUEST, "second_factor is at most 32 bytes");
     struct op *op = op_new(r, sizeof(struct session_op));
     struct session_op *so = OP_STATE(op, struct session_op);
+    memcpy(so->second_factor, m->second_factor, strlen(m->second_factor) + 1);
     if (m->device_case == CARECHAT__V1__LOGIN__DEVICE_NEW_DEVICE) {
         if (dev_from_registration(m->new_device, clock_now(), &so->dev) != 0)
             return req_fail(r, STATUS_BAD_REQUEST, "bad device keys or signature");
@@ -266,6 +321,7 @@ int sessions_login(struct req *r) {
         so->s.role = a.role;
         snprintf(so->display_name, sizeof so->display_name, "%s", a.display_name);
         stored_hash = a.password_hash;
+        totp_copy(so, &a);
         struct rec_device dev;
         if (!so->new_device && req_read_device(h, &so->s.account, &so->s.device, &dev) == 0) {
             so->known_device = true;
@@ -483,6 +539,7 @@ int sessions_authenticate(struct req *r) {
     so->s.device = s.device_id;
     so->s.role = a.role;
     snprintf(so->display_name, sizeof so->display_name, "%s", a.display_name);
+    so->totp.totp_state = a.totp_state;
     rec_account_cleanup(&a);
     so->s.expires_at = s.expires_at;
     so->s.idle_expires_at = now + h->session_idle_ms;
@@ -539,6 +596,8 @@ int sessions_established_done(struct op *op, const struct op_result *res) {
     struct conn *c = op->hc->conn;
     if (conn_state(c) != CONN_AWAITING_AUTH)
         return STATUS_OK;
+    so->s.enrol_only =
+        twofactor_required(op->hc->h, so->s.role) && so->totp.totp_state != REC_TOTP_ACTIVE;
     req_session_established(op->hc, &so->s);
     Carechat__V1__Frame frame;
     Carechat__V1__Response resp;
@@ -554,6 +613,7 @@ int sessions_established_done(struct op *op, const struct op_result *res) {
     sr.role = (Carechat__V1__Role)so->s.role;
     sr.display_name = so->display_name;
     sr.stay_signed_in = so->s.stay_signed_in;
+    sr.must_enrol_second_factor = so->s.enrol_only;
     resp.result_case = CARECHAT__V1__RESPONSE__RESULT_SESSION;
     resp.session = &sr;
     conn_send(c, &frame);
@@ -941,5 +1001,96 @@ int sessions_invite_done(struct op *op, const struct op_result *res) {
     resp.result_case = CARECHAT__V1__RESPONSE__RESULT_INVITE;
     resp.invite = &ir;
     conn_send(op->hc->conn, &frame);
+    return STATUS_OK;
+}
+
+/* ---- TotpDisable ----------------------------------------------------------------------- */
+
+/* The password was checked: checks the second factor and proposes the
+ * TotpDisable entry. */
+static int totp_disable_propose(struct op *op, bool ok) {
+    struct session_op *so = OP_STATE(op, struct session_op);
+    struct handlers *h = op->hc->h;
+    if (!op_live(op))
+        return STATUS_OK;
+    if (!ok) {
+        signin_failed(h, so, true);
+        req_audit(op->hc, &op->hc->account, &op->hc->device, REC_AUDIT_TOTP_DISABLE,
+                  STATUS_UNAUTHENTICATED, NULL, 0, NULL, NULL, NULL);
+        return op_fail(op, STATUS_UNAUTHENTICATED, "wrong password");
+    }
+    int rc = signin_second_factor(op, so, &op->hc->device);
+    if (rc != 0)
+        return rc;
+    uint8_t key[REC_HASH_LEN + 16];
+    account_net_key(so, key);
+    lockout_clear(h->lo_account_net, key, sizeof key);
+    Carechat__Entry__V1__Entry e;
+    Carechat__Entry__V1__TotpDisable td;
+    entry_init(&e, clock_now(), &op->hc->account, &op->hc->device);
+    carechat__entry__v1__totp_disable__init(&td);
+    if (so->recovery)
+        td.recovery_hash = (ProtobufCBinaryData){TOTP_HASH_LEN, so->recovery_hash};
+    else
+        td.totp_step = so->totp_step;
+    e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_TOTP_DISABLE;
+    e.totp_disable = &td;
+    return op_propose(op, &e);
+}
+
+static void totp_disable_verified(void *ctx, bool ok, const char *hash) {
+    struct op *op = op_resume(ctx);
+    op_step_done(op, totp_disable_propose(op, ok));
+}
+
+int sessions_totp_disable(struct req *r) {
+    struct handlers *h = r->h;
+    const Carechat__V1__TotpDisable *m = r->frame->totp_disable;
+    size_t plen = strlen(m->password), flen = strlen(m->second_factor);
+    if (plen == 0 || plen > RULES_PASSWORD_MAX || flen == 0 || flen > SECOND_FACTOR_MAX)
+        return req_fail(r, STATUS_BAD_REQUEST, "the password and a code are required");
+    struct rec_account a;
+    int rc = req_read_account(h, &r->hc->account, &a);
+    if (rc != 0)
+        return rc;
+    if (a.totp_state != REC_TOTP_ACTIVE) {
+        rc = req_fail(r, STATUS_CONFLICT, "two-factor sign-in is not active");
+    } else if (twofactor_required(h, a.role)) {
+        rc = req_deny(r, STATUS_FORBIDDEN, "this server requires two-factor sign-in of staff", NULL,
+                      0);
+    }
+    if (rc != 0) {
+        rec_account_cleanup(&a);
+        return rc;
+    }
+    struct op *op = op_new(r, sizeof(struct session_op));
+    struct session_op *so = OP_STATE(op, struct session_op);
+    so->s.account = r->hc->account;
+    so->known_device = true;
+    signin_keys(r, so, a.email);
+    totp_copy(so, &a);
+    memcpy(so->second_factor, m->second_factor, flen + 1);
+    int64_t wait = signin_wait(h, so, true);
+    rc = wait > 0 ? signin_refused(r, &r->hc->account, wait)
+                  : pwhash_verify(h->pw, m->password, plen, a.password_hash, true,
+                                  totp_disable_verified, op);
+    rec_account_cleanup(&a);
+    if (rc != 0)
+        return rc == STATUS_RATE_LIMITED ? rc
+                                         : req_fail(r, STATUS_UNAVAILABLE, "busy, retry later");
+    op_keep(op);
+    return STATUS_OK;
+}
+
+int sessions_totp_disable_done(struct op *op, const struct op_result *res) {
+    if (!op_live(op))
+        return STATUS_OK;
+    if (res->status == STATUS_IO || res->status == STATUS_UNAVAILABLE)
+        return op_fail(op, STATUS_UNAVAILABLE, "cannot write now");
+    if (res->status == STATUS_UNAUTHENTICATED)
+        return op_fail(op, STATUS_UNAUTHENTICATED, DETAIL_2FA_WRONG);
+    if (res->status != 0)
+        return op_fail(op, res->status, "two-factor sign-in changed meanwhile");
+    conn_respond(op->hc->conn, op->request_id, STATUS_OK, NULL);
     return STATUS_OK;
 }

@@ -39,6 +39,10 @@ int sessions_request_reset_done(struct op *op, const struct op_result *res);
  * (PASSWORD_CHANGED); a refused code counts as a failed sign-in. */
 int sessions_complete_reset(struct req *r);
 int sessions_complete_reset_done(struct op *op, const struct op_result *res);
+/* TotpDisable: the password verified (as ChangePassword's), then the second
+ * factor (a wrong one counts as a failed sign-in), a TotpDisable entry; OK. */
+int sessions_totp_disable(struct req *r);
+int sessions_totp_disable_done(struct op *op, const struct op_result *res);
 /* Invite: an invitation for an email and role the caller's role may invite;
  * answered with the code. */
 int sessions_invite(struct req *r);
