@@ -15,6 +15,12 @@
 /* Pages followed at most (each examines up to 10000 records on the server). */
 #define MAX_PAGES 100000
 
+const char *carechat_status_name(int outcome) {
+    const ProtobufCEnumValue *v =
+        protobuf_c_enum_descriptor_get_value(&carechat__v1__status__descriptor, outcome);
+    return v ? v->name : "UNKNOWN";
+}
+
 static void copy_id(ProtobufCBinaryData b, bool *has, struct id *out) {
     *has = id_from_bytes(b.data, b.len, out) == 0;
 }
@@ -38,6 +44,9 @@ static int copy_record(struct carechat *c, const Carechat__V1__AuditRecord *r,
     cc_copy_text(out->source, sizeof out->source, r->source_address);
     memcpy(out->prev_hash, r->prev_hash.data, 32);
     memcpy(out->hash, r->hash.data, 32);
+    out->repeated = r->repeated;
+    cc_copy_text(out->actor_name, sizeof out->actor_name, r->actor_name);
+    cc_copy_text(out->patient_name, sizeof out->patient_name, r->patient_name);
     return 0;
 }
 

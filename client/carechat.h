@@ -1169,6 +1169,10 @@ struct carechat_audit_record {
     int outcome; /* carechat.v1 Status number (0: OK) */
     char source[64];
     uint8_t prev_hash[32], hash[32];
+    uint32_t repeated; /* a coalesced read repeated this many times (0: one access) */
+    /* Display names of the actor and the patient, for reading (not part of
+     * the hashed record): "" when unknown or no longer readable (purged). */
+    char actor_name[CARECHAT_MAX_NAME + 1], patient_name[CARECHAT_MAX_NAME + 1];
 };
 
 struct carechat_audit_records {
@@ -1184,6 +1188,10 @@ struct carechat_audit_filter {
 };
 
 #define CARECHAT_AUDIT_MAX 100000 /* records carechat_audit_query() gathers at most */
+
+/* The carechat.v1 Status name of an audit record's outcome ("OK",
+ * "FORBIDDEN"), or "UNKNOWN" for a number the library does not know. */
+const char *carechat_status_name(int outcome);
 
 /* Every record matching `f`, oldest first, following the server's pages
  * (at most CARECHAT_AUDIT_MAX records). Stores them in *out (free with

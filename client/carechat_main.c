@@ -966,17 +966,65 @@ static json_t *json_hex(bool has, const uint8_t *p, size_t n) {
 }
 
 /* One JSON object per record: ids and hashes in hex, "" for none. */
-static void print_audit_record(const struct carechat_audit_record *r) {
-    cli_json_print(stdout,
-                   json_pack("{s:o, s:I, s:o, s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "index",
-                             cli_json_u64(r->index), "time", (json_int_t)r->time, "action",
-                             cli_json_str(r->action), "outcome", r->outcome, "actor",
-                             json_hex(r->has_actor, r->actor.b, ID_LEN), "device",
-                             json_hex(r->has_device, r->device.b, ID_LEN), "object",
-                             json_hex(r->object_len > 0, r->object, r->object_len), "patient",
-                             json_hex(r->has_patient, r->patient.b, ID_LEN), "source",
-                             cli_json_str(r->source), "prev_hash", json_hex(true, r->prev_hash, 32),
-                             "hash", json_hex(true, r->hash, 32)));
+/* Appends " LABEL NAME" for a person of an audit record: the name, else the
+ * account id (no name: none known, or purged). */
+static void append_person(struct buf *line, const char *label, bool has, const struct id *id,
+                          const char *name) {
+    if (!has)
+        return;
+    buf_printf(line, " %s ", label);
+    if (name[0] != '\0') {
+        append_printable(line, name);
+        return;
+    }
+    char hex[ID_HEX_LEN + 1];
+    id_to_hex(id, hex);
+    buf_append(line, hex, ID_HEX_LEN);
+}
+
+/* One audit record: its JSON object (ids, and names where known), or for a
+ * person a line with the time, action, outcome and names. */
+static void print_audit_record(const struct carechat_audit_record *r, bool json) {
+    if (json) {
+        json_t *o = json_pack(
+            "{s:o, s:I, s:o, s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "index",
+            cli_json_u64(r->index), "time", (json_int_t)r->time, "action", cli_json_str(r->action),
+            "outcome", r->outcome, "actor", json_hex(r->has_actor, r->actor.b, ID_LEN), "device",
+            json_hex(r->has_device, r->device.b, ID_LEN), "object",
+            json_hex(r->object_len > 0, r->object, r->object_len), "patient",
+            json_hex(r->has_patient, r->patient.b, ID_LEN), "source", cli_json_str(r->source),
+            "prev_hash", json_hex(true, r->prev_hash, 32), "hash", json_hex(true, r->hash, 32));
+        if (r->repeated > 0)
+            json_object_set_new(o, "repeated", json_integer(r->repeated));
+        if (r->actor_name[0] != '\0')
+            json_object_set_new(o, "actor_name", cli_json_str(r->actor_name));
+        if (r->patient_name[0] != '\0')
+            json_object_set_new(o, "patient_name", cli_json_str(r->patient_name));
+        cli_json_print(stdout, o);
+        return;
+    }
+    char when[CLI_ISO_TIME_MAX];
+    cli_iso_time(r->time, when);
+    struct buf line;
+    buf_init(&line);
+    buf_printf(&line, "#%" PRIu64 " %s ", r->index, when);
+    append_printable(&line, r->action);
+    buf_printf(&line, " %s", carechat_status_name(r->outcome));
+    append_person(&line, "by", r->has_actor, &r->actor, r->actor_name);
+    append_person(&line, "patient", r->has_patient, &r->patient, r->patient_name);
+    if (r->object_len > 0) {
+        buf_append(&line, " object ", 8);
+        hex_encode(r->object, r->object_len, &line);
+    }
+    if (r->source[0] != '\0') {
+        buf_append(&line, " from ", 6);
+        append_printable(&line, r->source);
+    }
+    if (r->repeated > 0)
+        buf_printf(&line, " (repeated %" PRIu32 " times)", r->repeated);
+    print_line(&line);
+    buf_wipe(&line);
+    buf_cleanup(&line);
 }
 
 /* Resolves an --actor/--patient email to an account id. */
@@ -1002,7 +1050,7 @@ static int run_audit_query(struct carechat *c, const struct cli_args *a) {
     if (rc != 0)
         return rc;
     for (size_t i = 0; i < list->n; i++)
-        print_audit_record(&list->items[i]);
+        print_audit_record(&list->items[i], a->json);
     carechat_audit_records_free(list);
     return 0;
 }

@@ -6,7 +6,9 @@
  * Both are `read` rows: the access record comes first (server/request.h).
  *
  * Records name ids, statuses and the peer's address, never content, names or
- * email addresses.
+ * email addresses. The answer adds, beside the record, the display names of
+ * its actor and patient while their accounts can be read (not purged), for
+ * administrators who read the log; they are not part of the hashed record.
  *
  * Thread: the lws loop thread.
  */
@@ -29,6 +31,40 @@
 
 /* ---- QueryAudit ---------------------------------------------------------------- */
 
+/* The display names a page has looked up: each account read once per page. */
+struct names {
+    size_t n;
+    struct {
+        struct id id;
+        char *name; /* "" when the account cannot be read */
+    } items[2 * QUERY_MAX];
+};
+
+/* The display name of `id` (zero id: ""), valid until names_free(). */
+static const char *name_of(struct handlers *h, struct names *nm, const struct id *id) {
+    if (id_is_zero(id))
+        return "";
+    for (size_t i = 0; i < nm->n; i++)
+        if (id_equal(&nm->items[i].id, id))
+            return nm->items[i].name;
+    struct rec_account a;
+    char *name = xstrdup("");
+    if (req_read_account(h, id, &a) == 0) {
+        free(name);
+        name = xstrdup(a.display_name ? a.display_name : "");
+        rec_account_cleanup(&a);
+    }
+    nm->items[nm->n].id = *id; /* at most two new ids per record */
+    nm->items[nm->n].name = name;
+    return nm->items[nm->n++].name;
+}
+
+static void names_free(struct names *nm) {
+    for (size_t i = 0; i < nm->n; i++)
+        free(nm->items[i].name);
+    free(nm);
+}
+
 static int query_answer(struct req *r, const Carechat__V1__QueryAudit *m) {
     struct audit_filter flt = {.since = m->since, .until = m->until};
     if (m->actor_account_id.len == ID_LEN) {
@@ -47,6 +83,7 @@ static int query_answer(struct req *r, const Carechat__V1__QueryAudit *m) {
     size_t n = 0;
     uint64_t last = 0;
     bool more = false;
+    struct names *nm = xcalloc(1, sizeof *nm);
     int rc = audit_query(r->h->store, &flt, after, limit, QUERY_EXAMINE, recs, &n, &last, &more);
     if (rc != 0) {
         rc = req_fail(r, rc == STATUS_IO ? STATUS_UNAVAILABLE : STATUS_INTERNAL,
@@ -72,6 +109,8 @@ static int query_answer(struct req *r, const Carechat__V1__QueryAudit *m) {
         out->prev_hash = (ProtobufCBinaryData){REC_HASH_LEN, a->prev_hash};
         out->hash = (ProtobufCBinaryData){REC_HASH_LEN, a->hash};
         out->repeated = a->repeated;
+        out->actor_name = (char *)name_of(r->h, nm, &a->actor);
+        out->patient_name = (char *)name_of(r->h, nm, &a->patient);
         ptrs[i] = out;
     }
     uint8_t token[8];
@@ -90,6 +129,7 @@ static int query_answer(struct req *r, const Carechat__V1__QueryAudit *m) {
     resp.audit_page = &page;
     conn_send(r->conn, &frame);
 out:
+    names_free(nm);
     free(ptrs);
     free(items);
     free(recs);

@@ -115,7 +115,7 @@ expect_rc 0 "the patient disables it"
 cli pat login --email pat@example.org --password-file "$T/pat.pw"
 expect_rc 0 "then no second factor is needed"
 
-cli root audit query
+cli root --json audit query
 expect_rc 0 "audit query"
 for action in account.2fa_enroll account.2fa_confirm account.2fa_disable \
     account.2fa_recovery_used session.2fa_refused; do

@@ -90,7 +90,7 @@ for _ in $(seq 100); do
 done
 grep -q '^carechat_breach_notices_overdue 3$' "$T/metrics" || fail "metrics: $(grep breach "$T/metrics")"
 
-cli root audit query
+cli root --json audit query
 grep -q '"action": "breach.start"' "$T/out" || fail "no breach.start record"
 [ "$(grep -c '"action": "breach.notice"' "$T/out")" -eq 3 ] || fail "breach.notice records"
 grep -q "laptop" "$T/out" && fail "the description is in the audit log"

@@ -160,7 +160,7 @@ grep -q '"text": "before"' "$T/out" || fail "doc cannot read the message sent be
 grep -q '"text": "after"' "$T/out" && fail "a message was added after the deactivation: $OUT"
 
 # --- the audit log: ids, never emails --------------------------------------------------
-cli adm audit query --actor doc@clinic.example
+cli adm --json audit query --actor doc@clinic.example
 expect_rc 0 "audit query"
 grep '"action": "account.deactivate"' "$T/out" >"$T/deact.jsonl" || true
 grep '"outcome": 0' "$T/deact.jsonl" >"$T/deact_ok.jsonl" || true
@@ -168,11 +168,20 @@ grep '"outcome": 0' "$T/deact.jsonl" >"$T/deact_ok.jsonl" || true
     fail "the provider has $(wc -l <"$T/deact_ok.jsonl") successful account.deactivate records"
 grep -q "\"actor\": \"$DOC_ID\".*\"object\": \"$PAT_ID\"" "$T/deact_ok.jsonl" ||
     fail "the record does not name the provider and the patient: $(cat "$T/deact_ok.jsonl")"
-cli adm audit query
+cli adm --json audit query
 expect_rc 0 "the whole audit log"
 grep -q "\"action\": \"account.deactivate\".*\"object\": \"$PAT2_ID\"" "$T/out" ||
     fail "no record of the admin's deactivation"
 grep -qi "pat@clinic\|pat2@clinic" "$T/out" && fail "an email is in the audit log"
+# For a person, the records name people, not ids; --json adds the names too.
+grep -q "\"action\": \"account.deactivate\".*\"object\": \"$PAT_ID\".*\"actor_name\": \"Dr Ada\"" "$T/out" ||
+    fail "the JSON record does not carry the provider's name"
+cli adm audit query --actor doc@clinic.example
+expect_rc 0 "audit query, plain"
+grep -q "^#[0-9]* [-0-9T:.]*Z account.deactivate OK by Dr Ada patient Pat One object $PAT_ID from " "$T/out" ||
+    fail "the plain record does not name the provider and the patient: $(grep deactivate "$T/out")"
+grep -q "by $DOC_ID" "$T/out" && fail "the actor is shown by id while the name is known"
+grep -qi "pat@clinic\|pat2@clinic" "$T/out" && fail "an email is in the plain audit log"
 grep -qi "pat@clinic\|pat2@clinic" "$T/carechatd.log" && fail "an email is in the server log"
 # The operator events are in the server log at info level, by id.
 grep -q "account.deactivate done: account $DOC_ID, object $PAT_ID" "$T/carechatd.log" ||

@@ -62,6 +62,6 @@ cli new --json register --code "$P2_CODE" --email p2@clinic.example \
 expect_rc 2 "the revoked code registers"
 cli doc --json invite list
 [ "$(lines)" -eq 1 ] || fail "after the revocation the provider sees $(lines): $OUT"
-cli root audit query
+cli root --json audit query
 grep -q '"action": "account.invite_revoke"' "$T/out" || fail "no account.invite_revoke record"
 echo PASS

@@ -50,7 +50,7 @@ expect_rc 2 "the old password"
 cli tablet login --email doc@clinic.example --password-file "$T/new.pw"
 expect_rc 0 "the new password"
 
-cli root audit query
+cli root --json audit query
 expect_rc 0 "audit query"
 grep -q '"action": "account.password_change"' "$T/out" || fail "no account.password_change record"
 for pw in doc-first-passphrase doc-second-passphrase-9 not-the-right-passphrase; do

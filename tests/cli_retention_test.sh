@@ -118,7 +118,7 @@ done
     fail "the patients are not all active without dates or holds"
 account_line "$PAT3_ID" | grep -q '"display_name": "Pat Three", "email": "pat3@clinic.example", "active": true, "created_at": [1-9]' ||
     fail "pat3's name, email, active flag or creation time: $(account_line "$PAT3_ID")"
-cli adm audit query --actor adm@clinic.example --since "$LIST_SINCE" --until "$LIST_UNTIL"
+cli adm --json audit query --actor adm@clinic.example --since "$LIST_SINCE" --until "$LIST_UNTIL"
 expect_rc 0 "the admin's audit records of the listing"
 PAGES=$(grep '"action": "account.list"' "$T/out" | grep -c '"outcome": 0' || true)
 [ "$PAGES" -eq 3 ] || fail "5 patients 2 at a time took $PAGES requests, not 3"
@@ -296,7 +296,7 @@ expect_rc 0 "unlock in words"
     fail "unlock text: '$OUT'"
 
 # --- the audit log: the changes by id, never the reason --------------------------------------
-cli root audit query
+cli root --json audit query
 expect_rc 0 "the whole audit log"
 grep -q "\"action\": \"account.legal_hold\", \"outcome\": 0, \"actor\": \"$ROOT_ID\".*\"object\": \"$PAT2_ID\"" "$T/out" ||
     fail "no record of the hold"

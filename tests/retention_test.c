@@ -113,9 +113,10 @@ static int retention_state(struct rawc *c, const uint8_t account[16], bool *hold
 }
 
 /* How many audit records by `actor` about `patient` with outcome `status`
- * root (`c`) finds. */
-static size_t audit_count(struct rawc *c, const uint8_t actor[16], const uint8_t patient[16],
-                          int status) {
+ * root (`c`) finds; of them, in *named (if not NULL), how many carry the
+ * patient's display name ("Someone", rawc_make_user()'s). */
+static size_t audit_count_named(struct rawc *c, const uint8_t actor[16], const uint8_t patient[16],
+                                int status, size_t *named) {
     Carechat__V1__Frame f;
     Carechat__V1__QueryAudit m;
     carechat__v1__frame__init(&f);
@@ -128,11 +129,23 @@ static size_t audit_count(struct rawc *c, const uint8_t actor[16], const uint8_t
     Carechat__V1__Frame *r = rpc(c, &f);
     assert_int_equal(status_of(r), 0);
     size_t n = 0;
-    for (size_t i = 0; i < r->response->audit_page->n_records; i++)
-        if (-(int)r->response->audit_page->records[i]->outcome == status)
-            n++;
+    if (named)
+        *named = 0;
+    for (size_t i = 0; i < r->response->audit_page->n_records; i++) {
+        const Carechat__V1__AuditRecord *a = r->response->audit_page->records[i];
+        if (-(int)a->outcome != status)
+            continue;
+        n++;
+        if (named && strcmp(a->patient_name, "Someone") == 0)
+            (*named)++;
+    }
     proto_free(r);
     return n;
+}
+
+static size_t audit_count(struct rawc *c, const uint8_t actor[16], const uint8_t patient[16],
+                          int status) {
+    return audit_count_named(c, actor, patient, status, NULL);
 }
 
 /* ListConversations for review of `patient` as `c`: the status, and whether
@@ -411,6 +424,11 @@ static void test_retention_review_on_day_29(void **state) {
     for (int i = 0; i < 50 && refusals == 0; i++, usleep(100 * 1000))
         refusals = audit_count(root, W.other.account, W.pat.account, STATUS_NOT_FOUND);
     assert_int_equal(refusals, 1);
+    /* The record carries the patient's name for whoever reads the log. */
+    size_t named = 0;
+    assert_int_equal(
+        audit_count_named(root, W.other.account, W.pat.account, STATUS_NOT_FOUND, &named), 1);
+    assert_int_equal(named, 1);
     /* Reviewers find the patient's conversations. */
     bool listed;
     assert_int_equal(review_list(admin, W.pat.account, W.direct, &listed), 0);
@@ -486,6 +504,11 @@ static void test_retention_purged_on_day_396(void **state) {
     assert_int_equal(history(doc, W.direct, &canary), STATUS_NOT_FOUND);
     assert_int_equal(reactivate(root, W.pat.account), STATUS_CONFLICT);
     assert_int_equal(legal_hold(root, W.pat.account, true, "too late"), STATUS_CONFLICT);
+    /* The audit records stay, but the purged patient's name is gone with its key. */
+    size_t named = 1;
+    assert_true(audit_count_named(root, W.other.account, W.pat.account, STATUS_NOT_FOUND, &named) >=
+                1);
+    assert_int_equal(named, 0);
     /* The hold kept `held` from every step; released, it is purged too
      * (its windows moved on by the time held, so another restart far ahead). */
     bool hold = false;
