@@ -800,7 +800,7 @@ static int reset_keys(struct req *r, const char *email_in, char out[RULES_EMAIL_
 int sessions_request_reset(struct req *r) {
     struct handlers *h = r->h;
     char email[RULES_EMAIL_MAX + 1];
-    struct reset_op *ro;
+    struct reset_op *ro = NULL;
     int rc = reset_keys(r, r->frame->request_password_reset->email, email, &ro);
     if (rc != 0)
         return rc;
@@ -883,7 +883,7 @@ int sessions_complete_reset(struct req *r) {
     if (new_len < h->password_min || new_len > RULES_PASSWORD_MAX)
         return req_fail(r, STATUS_BAD_REQUEST, h->password_rule);
     char email[RULES_EMAIL_MAX + 1];
-    struct reset_op *ro;
+    struct reset_op *ro = NULL;
     int rc = reset_keys(r, m->email, email, &ro);
     if (rc != 0)
         return rc;
