@@ -110,6 +110,8 @@ static const struct opt options[] = {
     {"min-free-key-bytes", OPT_SIZE, FIELD(min_free_key_bytes), 1ull << 20, UINT64_MAX, "BYTES",
      "refuse writes while the key directory's volume has less free space (a data key file is "
      "a few KiB, written beside a temporary copy)"},
+    {"block-cache", OPT_SIZE, FIELD(block_cache_bytes), 8ull << 20, 64ull << 30, "BYTES",
+     "RocksDB's block cache: data, index and filter blocks read from its files (default 32m)"},
     {"log-level", OPT_LOG_LEVEL, FIELD(log_level), 0, 0, "LEVEL",
      "error, warn, info or debug (default info)"},
     {"invite-ttl", OPT_SECONDS, FIELD(invite_ttl_s), 60, 90u * 24 * 3600, "SECONDS",
@@ -833,6 +835,7 @@ void config_store(const struct server_config *cfg, enum store_mode mode, struct 
         .old_master_key_path = cfg->old_master_key,
         .min_free_bytes = cfg->min_free_bytes,
         .min_free_key_bytes = cfg->min_free_key_bytes,
+        .cache_bytes = cfg->block_cache_bytes,
     };
 }
 

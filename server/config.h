@@ -65,6 +65,7 @@ struct server_config {
     unsigned idle_timeout_s;     /* idle seconds before the server hangs up */
     unsigned max_conns_per_ip;   /* open TCP connections from one address */
     uint64_t min_free_bytes;     /* disk reserve: writes refused below it */
+    uint64_t block_cache_bytes;  /* RocksDB block cache */
     uint64_t min_free_key_bytes; /* the key directory's volume's reserve */
     enum log_level log_level;
     unsigned invite_ttl_s;               /* invitations expire after this */
@@ -133,16 +134,17 @@ struct server_config {
         .listen = {"127.0.0.1", 8080}, .metrics_listen = {"127.0.0.1", 9464},                      \
         .data_dir = "./carechat-data", .max_frame = 256 * 1024, .auth_timeout_s = 10,              \
         .ping_interval_s = 25, .idle_timeout_s = 60, .max_conns_per_ip = 64,                       \
-        .min_free_bytes = 256ull << 20, .min_free_key_bytes = 16ull << 20, .log_level = LOG_INFO,  \
-        .invite_ttl_s = 7 * 24 * 3600, .session_idle_s = 15 * 60, .session_max_s = 12 * 3600,      \
-        .pwhash_ops = 2, .pwhash_mem = 19ull << 20, .password_min = 10, .login_burst = 5,          \
-        .login_burst_per_ip = 30, .login_window_s = 300, .login_failures_per_account = 20,         \
-        .pwhash_workers = 2, .send_burst = 60, .send_window_s = 60, .invite_burst = 30,            \
-        .invite_window_s = 3600, .inbox_max = 10000, .inbox_sender_max = 2500, .read_burst = 300,  \
-        .read_window_s = 60, .audit_coalesce_s = 10, .audit_anchor_every = 1000,                   \
-        .notify_email_delay_s = 15 * 60, .notify_email_window_s = 6 * 3600,                        \
-        .notify_push_delay_s = 10, .notify_push_interval_s = 5 * 60, .notify_push_jitter_s = 20,   \
-        .outbox_in_flight = 64, .review_days = 30, .restriction_days = 365, .restore_days = 30,    \
+        .min_free_bytes = 256ull << 20, .min_free_key_bytes = 16ull << 20,                         \
+        .block_cache_bytes = 32ull << 20, .log_level = LOG_INFO, .invite_ttl_s = 7 * 24 * 3600,    \
+        .session_idle_s = 15 * 60, .session_max_s = 12 * 3600, .pwhash_ops = 2,                    \
+        .pwhash_mem = 19ull << 20, .password_min = 10, .login_burst = 5, .login_burst_per_ip = 30, \
+        .login_window_s = 300, .login_failures_per_account = 20, .pwhash_workers = 2,              \
+        .send_burst = 60, .send_window_s = 60, .invite_burst = 30, .invite_window_s = 3600,        \
+        .inbox_max = 10000, .inbox_sender_max = 2500, .read_burst = 300, .read_window_s = 60,      \
+        .audit_coalesce_s = 10, .audit_anchor_every = 1000, .notify_email_delay_s = 15 * 60,       \
+        .notify_email_window_s = 6 * 3600, .notify_push_delay_s = 10,                              \
+        .notify_push_interval_s = 5 * 60, .notify_push_jitter_s = 20, .outbox_in_flight = 64,      \
+        .review_days = 30, .restriction_days = 365, .restore_days = 30,                            \
         .maintenance_interval_s = 60, .file_max = 100ull << 20, .patch_max = 16ull << 20,          \
         .upload_quota = 2ull << 30, .uploads_max = 16, .upload_burst = 60, .upload_window_s = 60,  \
         .upload_ttl_s = 24 * 3600, .password_reset_ttl_s = 15 * 60, .password_reset_burst = 3,     \
