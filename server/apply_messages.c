@@ -255,36 +255,57 @@ static int read_sent(struct store_txn *txn, const struct key *k, struct rec_sent
     return rc;
 }
 
+/* A listed device of an active member, read once per send. */
+struct known_device {
+    struct send_device d;
+    uint32_t member; /* its index in the send's member_view array */
+};
+
+static int cmp_known(const void *a, const void *b) {
+    return memcmp(((const struct known_device *)a)->d.id.b,
+                  ((const struct known_device *)b)->d.id.b, ID_LEN);
+}
+
 /* The proposer's view of the recipients' devices (the entry's
  * member_device_ids) as they are now: every listed device must still be a
  * member's, and each member must have no other (by count), else *current is
- * false. Fills devs[] with the listed devices that exist. Returns 0 or the
- * store's status. */
+ * false. `known` (n_known, sorted by id) are the existing devices of the
+ * members' signed lists; the devices of a member without a list (an account
+ * of before device lists) are read here. Fills devs[] with the listed devices
+ * that exist. O(devices log devices): one search per listed device. Returns 0
+ * or the store's status. */
 static int listed_devices(struct store_txn *txn, const Carechat__Entry__V1__MessageSend *m,
-                          struct member_view *members, uint32_t n_members, struct send_device *devs,
-                          size_t *n_devs, bool *current) {
+                          struct member_view *members, uint32_t n_members,
+                          const struct known_device *known, size_t n_known,
+                          struct send_device *devs, size_t *n_devs, bool *current) {
     *current = true;
     *n_devs = 0;
     for (size_t i = 0; i < m->n_member_device_ids; i++) {
         struct send_device *d = &devs[*n_devs];
         if (!apply_id_field(m->member_device_ids[i], &d->id))
             return STATUS_BAD_REQUEST;
-        bool found = false;
-        for (uint32_t j = 0; j < n_members && !found; j++) {
+        struct known_device probe = {.d.id = d->id};
+        const struct known_device *k = bsearch(&probe, known, n_known, sizeof *known, cmp_known);
+        uint32_t found = n_members;
+        if (k) {
+            *d = k->d;
+            found = k->member;
+        }
+        for (uint32_t j = 0; j < n_members && found == n_members; j++) {
+            if (members[j].a->list_version > 0)
+                continue; /* its devices are all in known[] */
             int rc =
                 apply_read_device_key(txn, &members[j].account, &d->id, &d->key_id, &d->expires_at);
-            if (rc == 0 && !send_is_recipient(members[j].a, &d->id))
-                rc = STATUS_NOT_FOUND; /* not (or no longer) in the signed list */
             if (rc == 0) {
-                members[j].n_expected++;
                 d->account = members[j].account;
-                found = true;
+                found = j;
             } else if (rc != STATUS_NOT_FOUND)
                 return rc;
         }
-        if (found)
+        if (found < n_members) {
+            members[found].n_expected++;
             (*n_devs)++;
-        else
+        } else
             *current = false;
     }
     for (uint32_t j = 0; j < n_members; j++)
@@ -371,6 +392,8 @@ int apply_send(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struc
      * nothing; apply_entry() refused a deactivated sender already). */
     struct member_view *members = xcalloc(REC_MEMBERS_MAX, sizeof *members);
     uint32_t n_active = 0;
+    struct buf known; /* struct known_device[] */
+    buf_init(&known);
     for (uint32_t j = 0; j < c.n_members && rc == 0; j++) {
         struct rec_member mm;
         struct rec_account *a = xcalloc(1, sizeof *a);
@@ -388,13 +411,17 @@ int apply_send(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struc
         uint32_t n = a->n_devices;
         if (a->list_version > 0) {
             n = 0;
-            for (uint32_t i = 0; i < a->n_list && rc == 0; i++) {
-                uint32_t kid;
-                int64_t exp;
-                rc = apply_read_device_key(txn, &c.members[j], &a->list[i].device_id, &kid, &exp);
-                if (rc == 0)
+            for (uint32_t i = 0; i < a->n_list && i < REC_LIST_MAX && rc == 0; i++) {
+                struct known_device k = {
+                    .d = {.id = a->list[i].device_id, .account = c.members[j]},
+                    .member = n_active,
+                };
+                rc = apply_read_device_key(txn, &c.members[j], &k.d.id, &k.d.key_id,
+                                           &k.d.expires_at);
+                if (rc == 0) {
+                    buf_append(&known, &k, sizeof k);
                     n++;
-                else if (rc == STATUS_NOT_FOUND)
+                } else if (rc == STATUS_NOT_FOUND)
                     rc = 0;
             }
         }
@@ -404,9 +431,13 @@ int apply_send(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struc
             rc = STATUS_FORBIDDEN;
     }
     if (rc != 0) {
+        buf_cleanup(&known);
         free_members(members, n_active);
         return rc;
     }
+    size_t n_known = known.len / sizeof(struct known_device);
+    if (n_known > 1)
+        qsort(known.data, n_known, sizeof(struct known_device), cmp_known);
     /* The device-set check (server/send_rules.h) against the proposer's
      * view, which must also still be current. */
     struct send_device *devs = xmalloc(SEND_DEVICES_MAX * sizeof *devs);
@@ -416,7 +447,8 @@ int apply_send(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struc
     buf_init(&deliveries);
     size_t n_devs;
     bool current;
-    rc = listed_devices(txn, m, members, n_active, devs, &n_devs, &current);
+    rc = listed_devices(txn, m, members, n_active, (const struct known_device *)known.data, n_known,
+                        devs, &n_devs, &current);
     if (rc == 0)
         rc = send_check_devices(devs, n_devs, wraps, m->n_wraps, &sender_device, e->time, mm,
                                 recipient);
@@ -505,6 +537,7 @@ out:
     buf_cleanup(&v);
     free(mm);
     free(devs);
+    buf_cleanup(&known);
     free_members(members, n_active);
     return rc;
 }
