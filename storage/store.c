@@ -42,8 +42,6 @@
 #define CHECK_VALUE "carechat key store check v1"
 #define DEFAULT_CACHE_BYTES (32u * 1024 * 1024)
 #define BLOOM_BITS_PER_KEY 10.0
-/* Memtable bloom filter: this share of the memtable's size. */
-#define MEMTABLE_BLOOM_RATIO 0.05
 #define CHUNK_MIN_BLOB_SIZE (16u * 1024)
 
 static const char *const cf_names[CF_COUNT] = {
@@ -462,11 +460,10 @@ static rocksdb_options_t *make_cf_options(struct store *s, int index) {
     rocksdb_options_t *o = rocksdb_options_create_copy(s->db_opts);
     rocksdb_options_set_compaction_filter(o, s->filter);
     rocksdb_options_set_block_based_table_factory(o, s->table_opts);
-    /* Most lookups of apply miss the memtable (and many miss everywhere:
-     * idempotency and receipt keys of new messages): a whole-key bloom
-     * filter in the memtable answers those without a skip-list search. */
-    rocksdb_options_set_memtable_whole_key_filtering(o, 1);
-    rocksdb_options_set_memtable_prefix_bloom_size_ratio(o, MEMTABLE_BLOOM_RATIO);
+    /* No memtable bloom filter: RocksDB sizes it from the column family's
+     * write buffer (64 MiB) and counts it against the memtable budget shared
+     * by all 17 column families (STORE_MEMTABLE_BUDGET), so even 5% of it
+     * each filled the budget and flushed every few kilobytes. */
     /* every value is AES-GCM ciphertext: compression would only cost CPU */
     rocksdb_options_set_compression(o, rocksdb_no_compression);
     rocksdb_options_set_bottommost_compression(o, rocksdb_no_compression);
