@@ -417,6 +417,8 @@ static void test_apply_accounts_replay_is_deterministic(void **state) {
         buf_cleanup(&dumps[r]);
     }
     buf_cleanup(&dumps[0]);
+    /* The same entries, in batches, with and without the read cache. */
+    fixture_check_read_cache("apply-acc-cache");
     fixture_log_cleanup();
 }
 

@@ -642,6 +642,8 @@ static void assert_replay_identical(void (*run)(struct fixture_db *db)) {
     assert_memory_equal(dumps[1].data, dumps[0].data, dumps[0].len);
     buf_cleanup(&dumps[0]);
     buf_cleanup(&dumps[1]);
+    /* The same entries, in batches, with and without the read cache. */
+    fixture_check_read_cache("apply-chan-cache");
     fixture_log_cleanup();
 }
 

@@ -33,14 +33,19 @@ static size_t n_log;
 /* The result of the last entry applied. */
 static struct buf last_result;
 
-void fixture_open(struct fixture_db *db, const char *name) {
+static void open_db(struct fixture_db *db, const char *name, bool read_cache) {
     const char *tmp = getenv("TEST_TMPDIR");
     snprintf(db->dir, sizeof db->dir, "%s/%s-XXXXXX", tmp ? tmp : "/tmp", name);
     assert_non_null(mkdtemp(db->dir));
-    struct store_config sc = {.data_dir = db->dir, .mode = STORE_CREATE};
+    struct store_config sc = {
+        .data_dir = db->dir, .mode = STORE_CREATE, .no_read_cache = !read_cache};
     assert_int_equal(store_open(&sc, &db->store), 0);
     struct journal_config jc = {.store = db->store, .apply = apply_entry};
     assert_int_equal(journal_open(&jc, &db->journal), 0);
+}
+
+void fixture_open(struct fixture_db *db, const char *name) {
+    open_db(db, name, true);
 }
 
 void fixture_close(struct fixture_db *db) {
@@ -104,6 +109,65 @@ int fixture_propose(struct fixture_db *db, Carechat__Entry__V1__Entry *e) {
 void fixture_replay(struct fixture_db *db) {
     for (size_t i = 0; i < n_log; i++)
         fixture_append(db, log_entries[i].data, log_entries[i].len);
+}
+
+/* Appends the recorded entries to `db` in groups of REPLAY_GROUP, each group
+ * at once and applied before the next, so that the journal applies them in
+ * batches of several (savepoints, rollbacks of refused entries, later entries
+ * of a batch reading what earlier ones wrote) and later batches read what
+ * earlier ones committed; appends each entry's status and result to
+ * `answers`. */
+#define REPLAY_GROUP 4
+static void replay_batched(struct fixture_db *db, struct buf *answers) {
+    struct done d[REPLAY_GROUP];
+    for (size_t first = 0; first < n_log; first += REPLAY_GROUP) {
+        size_t n = n_log - first < REPLAY_GROUP ? n_log - first : REPLAY_GROUP;
+        for (size_t i = 0; i < n; i++) {
+            d[i] = (struct done){0};
+            buf_init(&d[i].result);
+            const struct buf *e = &log_entries[first + i];
+            assert_int_equal(journal_append(db->journal, e->data, e->len, on_done, &d[i]), 0);
+        }
+        int64_t deadline = clock_monotonic_ms() + DEADLINE_MS;
+        for (size_t i = 0; i < n; i++) {
+            while (!d[i].called && clock_monotonic_ms() < deadline) {
+                journal_poll(db->journal);
+                if (!d[i].called)
+                    nanosleep(&(struct timespec){.tv_nsec = 1000000L}, NULL);
+            }
+            assert_true(d[i].called);
+            buf_append_varint(answers, (uint64_t)(int64_t)d[i].status);
+            buf_append_varint(answers, d[i].result.len);
+            buf_append(answers, d[i].result.data, d[i].result.len);
+            buf_cleanup(&d[i].result);
+        }
+    }
+}
+
+void fixture_check_read_cache(const char *name) {
+    struct buf answers[2], dumps[2];
+    uint64_t hits = 0;
+    for (int cached = 0; cached < 2; cached++) {
+        struct fixture_db db;
+        open_db(&db, name, cached);
+        buf_init(&answers[cached]);
+        buf_init(&dumps[cached]);
+        replay_batched(&db, &answers[cached]);
+        if (cached)
+            hits = store_read_cache_stats(db.store).hits;
+        fixture_dump(&db, CF_META, CF_COUNT - 1, &dumps[cached]);
+        fixture_close(&db);
+    }
+    assert_true(n_log > 0);
+    assert_true(hits > 0); /* the cache answered reads */
+    assert_int_equal(answers[1].len, answers[0].len);
+    assert_memory_equal(answers[1].data, answers[0].data, answers[0].len);
+    assert_int_equal(dumps[1].len, dumps[0].len);
+    assert_memory_equal(dumps[1].data, dumps[0].data, dumps[0].len);
+    for (int i = 0; i < 2; i++) {
+        buf_cleanup(&answers[i]);
+        buf_cleanup(&dumps[i]);
+    }
 }
 
 const struct buf *fixture_last_result(void) {

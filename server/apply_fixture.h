@@ -61,6 +61,14 @@ int fixture_propose(struct fixture_db *db, Carechat__Entry__V1__Entry *e);
 /* Appends every recorded entry, in order, to `db`, ignoring their statuses. */
 void fixture_replay(struct fixture_db *db);
 
+/* Replays every recorded entry into two new stores, one whose transactions
+ * use the read cache (storage/store.h txn_get()) and one that reads every
+ * record from RocksDB, appending them all at once so that the journal applies
+ * them in batches; asserts that each entry got the same status and result in
+ * both and that both hold the same records, and that the cache answered
+ * reads. `name` names the directories. */
+void fixture_check_read_cache(const char *name);
+
 /* The result of the last entry applied; owned by the fixture, valid until the
  * next append or fixture_log_cleanup(). */
 const struct buf *fixture_last_result(void);

@@ -19,6 +19,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -78,6 +79,7 @@ struct keystore {
     uint32_t free_head;
     uint32_t lru_head;
     uint32_t lru_tail;
+    _Atomic uint64_t destroyed; /* keystore_destroy() calls that began (generation) */
 };
 
 /* The parsed header of a wrapped-key file; `entries` points into the file bytes. */
@@ -762,6 +764,7 @@ int keystore_destroy(struct keystore *ks, const struct id *owner) {
     struct buf tomb_name;
     buf_init(&tomb_name);
     buf_printf(&tomb_name, "%s.destroyed", hex);
+    atomic_fetch_add(&ks->destroyed, 1);
     /* The tombstone first: from then on nothing loads or recreates the key, even
      * if we crash before the key file is gone. */
     int rc = write_durably(ks->data_dir, (char *)tomb_name.data, (const uint8_t *)"", 0);
@@ -792,6 +795,10 @@ out:
     free(path);
     pthread_mutex_unlock(&ks->lock);
     return rc;
+}
+
+uint64_t keystore_generation(struct keystore *ks) {
+    return atomic_load(&ks->destroyed);
 }
 
 /* ---- master key rotation ---- */

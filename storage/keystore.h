@@ -121,6 +121,10 @@ int keystore_destroy(struct keystore *ks, const struct id *owner);
  * per call; thread-safe. */
 bool keystore_destroyed(struct keystore *ks, const struct id *owner);
 
+/* A number that changes whenever a keystore_destroy() begins: a holder of
+ * opened values (store.c's read cache) drops them when it moved. Any thread. */
+uint64_t keystore_generation(struct keystore *ks);
+
 /* Re-wraps every data key and the blind-index secret under the master key in
  * `new_master_path` (same rules as a configured master key: 32 bytes, mode
  * 0600) and uses it from now on. Records are not touched: their data keys do not

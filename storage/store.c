@@ -34,6 +34,7 @@
 #include "base/status.h"
 #include "storage/keys.h"
 #include "storage/keystore.h"
+#include "storage/rcache.h"
 #include "storage/seal.h"
 #include "storage/store_internal.h"
 
@@ -42,6 +43,7 @@
 #define CHECK_VALUE "carechat key store check v1"
 #define DEFAULT_CACHE_BYTES (32u * 1024 * 1024)
 #define BLOOM_BITS_PER_KEY 10.0
+#define READ_CACHE_BYTES (32u * 1024 * 1024)
 #define CHUNK_MIN_BLOB_SIZE (16u * 1024)
 
 static const char *const cf_names[CF_COUNT] = {
@@ -79,14 +81,31 @@ struct store {
     char *key_dir;
     _Atomic uint64_t min_free_bytes;
     _Atomic uint64_t min_free_key_bytes;
-    atomic_bool low_space; /* the guard's last verdict, to log transitions only */
-    atomic_bool failed;    /* a write failed in RocksDB: no more writes until restart */
+    atomic_bool low_space;      /* the guard's last verdict, to log transitions only */
+    atomic_bool failed;         /* a write failed in RocksDB: no more writes until restart */
+    struct rcache *rcache;      /* NULL: no read cache (no_read_cache) */
+    uint64_t rcache_generation; /* keystore_generation() its values were read under */
+    bool txn_open;              /* one transaction at a time (the read cache's rule) */
+};
+
+/* A write of a transaction to a cached column family, kept until the commit
+ * (see "the read cache"). */
+struct txn_write {
+    uint8_t cf;
+    uint8_t key_len;
+    bool deleted;
+    uint8_t key[RCACHE_KEY_MAX];
+    struct buf value;
 };
 
 struct store_txn {
     struct store *s;
     rocksdb_writebatch_wi_t *wb;
     int savepoints;
+    struct txn_write *writes; /* in order */
+    size_t n_writes, cap_writes;
+    size_t *marks; /* n_writes at each open savepoint */
+    size_t n_marks, cap_marks;
 };
 
 const char *store_cf_name(enum store_cf cf) {
@@ -305,7 +324,99 @@ int store_check_space(struct store *s) {
 
 /* ---- transactions ---- */
 
+/*
+ * The read cache. Invariant: an entry is the value the database holds for its
+ * key now (committed, under a data key not destroyed). Hence:
+ * - txn_get() answers from the cache on a hit; on a miss it reads the batch
+ *   and the database and caches the value only when this transaction has not
+ *   written the key (a written value is not committed yet);
+ * - txn_put()/txn_delete() drop the key from the cache and remember the write
+ *   (and a savepoint's rollback forgets the writes after it), so no read
+ *   inside the transaction can see a stale entry;
+ * - a successful commit puts the transaction's writes into the cache in
+ *   order; a failed or abandoned one leaves the cache as it was, which is
+ *   still the database's state;
+ * - when a data key was destroyed (keystore_generation() moved) the cache is
+ *   emptied at the next transaction, and after a commit that raced it.
+ * Only these column families are cached: the metadata every request reads.
+ */
+static bool cached_cf(enum store_cf cf) {
+    return cf == CF_ACCOUNTS || cf == CF_DEVICES || cf == CF_CONVERSATIONS || cf == CF_MEMBERS;
+}
+
+static bool cacheable(const struct store *s, enum store_cf cf, size_t key_len) {
+    return s->rcache && cached_cf(cf) && key_len <= RCACHE_KEY_MAX;
+}
+
+/* Empties the cache when a data key was destroyed since it was filled. */
+static void rcache_check_generation(struct store *s) {
+    uint64_t g = keystore_generation(s->ks);
+    if (g != s->rcache_generation) {
+        rcache_clear(s->rcache);
+        s->rcache_generation = g;
+    }
+}
+
+static bool written(const struct store_txn *t, enum store_cf cf, const void *key, size_t key_len) {
+    for (size_t i = t->n_writes; i-- > 0;) {
+        const struct txn_write *w = &t->writes[i];
+        if (w->cf == cf && w->key_len == key_len && memcmp(w->key, key, key_len) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void forget_writes(struct store_txn *t, size_t keep) {
+    while (t->n_writes > keep) {
+        struct txn_write *w = &t->writes[--t->n_writes];
+        buf_wipe(&w->value);
+        buf_cleanup(&w->value);
+    }
+}
+
+static void remember_write(struct store_txn *t, enum store_cf cf, const void *key, size_t key_len,
+                           const void *value, size_t value_len, bool deleted) {
+    rcache_drop(t->s->rcache, cf, key, key_len);
+    if (t->n_writes == t->cap_writes) {
+        t->cap_writes = t->cap_writes ? 2 * t->cap_writes : 64;
+        t->writes = xrealloc(t->writes, t->cap_writes * sizeof *t->writes);
+    }
+    struct txn_write *w = &t->writes[t->n_writes++];
+    w->cf = (uint8_t)cf;
+    w->key_len = (uint8_t)key_len;
+    w->deleted = deleted;
+    memcpy(w->key, key, key_len);
+    buf_init(&w->value);
+    if (!deleted)
+        buf_append(&w->value, value, value_len);
+}
+
+/* After a successful commit: the writes are the database's state now. */
+static void publish_writes(struct store_txn *t) {
+    struct store *s = t->s;
+    for (size_t i = 0; i < t->n_writes; i++) {
+        const struct txn_write *w = &t->writes[i];
+        if (w->deleted)
+            rcache_drop(s->rcache, w->cf, w->key, w->key_len);
+        else
+            rcache_put(s->rcache, w->cf, w->key, w->key_len, w->value.data, w->value.len);
+    }
+    rcache_check_generation(s); /* a key destroyed during the batch */
+}
+
+struct store_read_cache_stats store_read_cache_stats(struct store *s) {
+    if (!s->rcache)
+        return (struct store_read_cache_stats){0};
+    struct rcache_stats r = rcache_stats(s->rcache);
+    return (struct store_read_cache_stats){
+        .entries = r.entries, .bytes = r.bytes, .hits = r.hits, .misses = r.misses};
+}
+
 int store_txn_begin(struct store *s, struct store_txn **out) {
+    CHECK(!s->txn_open);
+    s->txn_open = true;
+    if (s->rcache)
+        rcache_check_generation(s);
     struct store_txn *t = xcalloc(1, sizeof *t);
     t->s = s;
     /* overwrite_keys: a key written twice in one batch reads as its last value */
@@ -317,6 +428,11 @@ int store_txn_begin(struct store *s, struct store_txn **out) {
 void store_txn_savepoint(struct store_txn *t) {
     rocksdb_writebatch_wi_set_save_point(t->wb);
     t->savepoints++;
+    if (t->n_marks == t->cap_marks) {
+        t->cap_marks = t->cap_marks ? 2 * t->cap_marks : 64;
+        t->marks = xrealloc(t->marks, t->cap_marks * sizeof *t->marks);
+    }
+    t->marks[t->n_marks++] = t->n_writes;
 }
 
 void store_txn_rollback(struct store_txn *t) {
@@ -329,6 +445,7 @@ void store_txn_rollback(struct store_txn *t) {
         CHECK(!"savepoint rollback");
     }
     t->savepoints--;
+    forget_writes(t, t->marks[--t->n_marks]);
 }
 
 int store_txn_count(struct store_txn *t) {
@@ -362,12 +479,20 @@ static int commit(struct store_txn *t, bool guard) {
 }
 
 int store_txn_commit(struct store_txn *t) {
-    return commit(t, true);
+    int rc = commit(t, true);
+    if (rc == 0 && t->s->rcache)
+        publish_writes(t);
+    forget_writes(t, 0);
+    return rc;
 }
 
 void store_txn_free(struct store_txn *t) {
     if (!t)
         return;
+    t->s->txn_open = false;
+    forget_writes(t, 0);
+    free(t->writes);
+    free(t->marks);
     rocksdb_writebatch_wi_destroy(t->wb);
     free(t);
 }
@@ -375,6 +500,9 @@ void store_txn_free(struct store_txn *t) {
 int txn_get(struct store_txn *t, enum store_cf cf, const void *key, size_t key_len,
             struct buf *out) {
     struct store *s = t->s;
+    bool cache = cacheable(s, cf, key_len);
+    if (cache && rcache_get(s->rcache, cf, key, key_len, out))
+        return 0;
     char *err = NULL;
     size_t len = 0;
     char *v = rocksdb_writebatch_wi_get_from_batch_and_db_cf(
@@ -387,6 +515,8 @@ int txn_get(struct store_txn *t, enum store_cf cf, const void *key, size_t key_l
     }
     int rc = open_value(s, cf, key, key_len, v, len, out);
     rocksdb_free(v);
+    if (rc == 0 && cache && !written(t, cf, key, key_len))
+        rcache_put(s->rcache, cf, key, key_len, out->data, out->len);
     return rc;
 }
 
@@ -409,11 +539,15 @@ int txn_put(struct store_txn *t, enum store_cf cf, const void *key, size_t key_l
         rocksdb_writebatch_wi_put_cf(t->wb, cf_handle(s, cf), key, key_len,
                                      (const char *)sealed.data, sealed.len);
     buf_cleanup(&sealed);
+    if (rc == 0 && cacheable(s, cf, key_len))
+        remember_write(t, cf, key, key_len, value, value_len, false);
     return rc;
 }
 
 int txn_delete(struct store_txn *t, enum store_cf cf, const void *key, size_t key_len) {
     rocksdb_writebatch_wi_delete_cf(t->wb, cf_handle(t->s, cf), key, key_len);
+    if (cacheable(t->s, cf, key_len))
+        remember_write(t, cf, key, key_len, NULL, 0, true);
     return 0;
 }
 
@@ -591,6 +725,9 @@ int store_open(const struct store_config *cfg, struct store **out) {
     rc = keystore_open(&kc, &s->ks);
     if (rc < 0)
         goto fail;
+    if (!cfg->no_read_cache)
+        s->rcache = rcache_new(READ_CACHE_BYTES);
+    s->rcache_generation = keystore_generation(s->ks);
     if (create && mkdir(s->db_path, 0700) != 0) {
         int e = errno;
         log_error(MOD, "cannot create %s: %s", s->db_path, strerror(e));
@@ -685,6 +822,7 @@ void store_close(struct store *s) {
         rocksdb_block_based_options_destroy(s->table_opts);
     if (s->cache)
         rocksdb_cache_destroy(s->cache);
+    rcache_free(s->rcache);
     if (s->db_opts)
         rocksdb_options_destroy(s->db_opts);
     if (s->filter)

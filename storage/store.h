@@ -106,6 +106,8 @@ struct store_config {
                                         data key is a small file written durably in
                                         the same commit); 0 disables */
     size_t cache_bytes;              /* RocksDB block cache; 0 for the default */
+    bool no_read_cache;              /* transactions read every record from RocksDB
+                                        (tests compare the two; see txn_get()) */
 };
 
 struct store;
@@ -167,6 +169,13 @@ int store_scan(struct store *s, enum store_cf cf, const void *prefix, size_t pre
  * is the caller's job. */
 void store_blind_index(struct store *s, const void *data, size_t len, uint8_t out[32]);
 
+/* The transactions' read cache: values held, and hits and misses so far
+ * (zeros without one). For the writer thread, or after it stopped. */
+struct store_read_cache_stats {
+    uint64_t entries, bytes, hits, misses;
+};
+struct store_read_cache_stats store_read_cache_stats(struct store *s);
+
 /* Bytes of live data in the database (RocksDB's estimate: SST files, blob
  * files and memtables), for /metrics. */
 uint64_t store_size_bytes(struct store *s);
@@ -182,7 +191,10 @@ struct keystore *store_keystore(struct store *s);
 struct store_txn;
 
 /* Reads through the transaction: its own earlier writes win over the database.
- * Same returns as store_get(). */
+ * Same returns as store_get(). Records of accounts, devices, conversations and
+ * memberships are served from a read cache of opened values when they were
+ * read or committed before and not written since (exact: the cache holds only
+ * values the database holds, and is emptied when a data key is destroyed). */
 int txn_get(struct store_txn *t, enum store_cf cf, const void *key, size_t key_len,
             struct buf *out);
 

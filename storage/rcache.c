@@ -1,0 +1,142 @@
+/*
+ * storage/rcache.c: the read cache of store transactions (rcache.h): chained
+ * buckets under a keyed SipHash (keys may be ids a client chose), entries
+ * allocated with their key and value inline.
+ */
+#include "storage/rcache.h"
+
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+
+#define SLOTS 16384 /* a power of two */
+
+struct entry {
+    struct entry *next;
+    uint64_t hash;
+    uint32_t value_len;
+    uint8_t cf;
+    uint8_t key_len;
+    uint8_t data[]; /* key, then value */
+};
+
+struct rcache {
+    struct entry *slots[SLOTS];
+    uint8_t hash_key[crypto_shorthash_KEYBYTES];
+    size_t max_bytes, bytes, entries;
+    uint64_t hits, misses;
+};
+
+static size_t entry_size(size_t key_len, size_t value_len) {
+    return sizeof(struct entry) + key_len + value_len;
+}
+
+static uint64_t hash_of(const struct rcache *c, int cf, const void *key, size_t key_len) {
+    uint8_t in[1 + RCACHE_KEY_MAX];
+    in[0] = (uint8_t)cf;
+    memcpy(in + 1, key, key_len);
+    uint8_t h[crypto_shorthash_BYTES];
+    crypto_shorthash(h, in, 1 + key_len, c->hash_key);
+    uint64_t v;
+    memcpy(&v, h, sizeof v);
+    return v;
+}
+
+/* The link that points at (cf, key)'s entry, or at the chain's NULL end. */
+static struct entry **find(struct rcache *c, uint64_t hash, int cf, const void *key,
+                           size_t key_len) {
+    struct entry **p = &c->slots[hash & (SLOTS - 1)];
+    for (; *p; p = &(*p)->next) {
+        const struct entry *e = *p;
+        if (e->hash == hash && e->cf == cf && e->key_len == key_len &&
+            memcmp(e->data, key, key_len) == 0)
+            break;
+    }
+    return p;
+}
+
+static void unlink_entry(struct rcache *c, struct entry **p) {
+    struct entry *e = *p;
+    *p = e->next;
+    size_t size = entry_size(e->key_len, e->value_len);
+    c->bytes -= size;
+    c->entries--;
+    sodium_memzero(e, size);
+    free(e);
+}
+
+struct rcache *rcache_new(size_t max_bytes) {
+    struct rcache *c = xcalloc(1, sizeof *c);
+    c->max_bytes = max_bytes;
+    randombytes_buf(c->hash_key, sizeof c->hash_key);
+    return c;
+}
+
+void rcache_clear(struct rcache *c) {
+    for (size_t i = 0; i < SLOTS && c->entries > 0; i++)
+        while (c->slots[i])
+            unlink_entry(c, &c->slots[i]);
+}
+
+void rcache_free(struct rcache *c) {
+    if (!c)
+        return;
+    rcache_clear(c);
+    free(c);
+}
+
+bool rcache_get(struct rcache *c, int cf, const void *key, size_t key_len, struct buf *out) {
+    if (key_len > RCACHE_KEY_MAX)
+        return false;
+    const struct entry *e = *find(c, hash_of(c, cf, key, key_len), cf, key, key_len);
+    if (!e) {
+        c->misses++;
+        return false;
+    }
+    c->hits++;
+    buf_reset(out);
+    buf_append(out, e->data + e->key_len, e->value_len);
+    return true;
+}
+
+void rcache_drop(struct rcache *c, int cf, const void *key, size_t key_len) {
+    if (key_len > RCACHE_KEY_MAX)
+        return;
+    struct entry **p = find(c, hash_of(c, cf, key, key_len), cf, key, key_len);
+    if (*p)
+        unlink_entry(c, p);
+}
+
+void rcache_put(struct rcache *c, int cf, const void *key, size_t key_len, const void *value,
+                size_t value_len) {
+    if (key_len > RCACHE_KEY_MAX)
+        return;
+    uint64_t hash = hash_of(c, cf, key, key_len);
+    struct entry **p = find(c, hash, cf, key, key_len);
+    if (*p)
+        unlink_entry(c, p);
+    size_t size = entry_size(key_len, value_len);
+    if (size > c->max_bytes || value_len > UINT32_MAX)
+        return;
+    if (c->bytes + size > c->max_bytes)
+        rcache_clear(c);
+    struct entry *e = xmalloc(size);
+    e->hash = hash;
+    e->cf = (uint8_t)cf;
+    e->key_len = (uint8_t)key_len;
+    e->value_len = (uint32_t)value_len;
+    memcpy(e->data, key, key_len);
+    memcpy(e->data + key_len, value, value_len);
+    struct entry **head = &c->slots[hash & (SLOTS - 1)];
+    e->next = *head;
+    *head = e;
+    c->bytes += size;
+    c->entries++;
+}
+
+struct rcache_stats rcache_stats(const struct rcache *c) {
+    return (struct rcache_stats){
+        .entries = c->entries, .bytes = c->bytes, .hits = c->hits, .misses = c->misses};
+}

@@ -1,0 +1,55 @@
+/*
+ * storage/rcache.h: the read cache of store transactions: opened (plaintext)
+ * values of a few column families, by column family and key, so that apply
+ * reads a hot record (an account, a device, a conversation, a membership)
+ * once instead of searching RocksDB and opening its seal every time.
+ *
+ * A plain map with a bound: when an insert would pass `max_bytes` (keys,
+ * values and bookkeeping), everything is dropped first. Values are wiped
+ * when dropped, since account records hold emails and names.
+ *
+ * store.c keeps it exact: see "the read cache" there. Not thread-safe: only
+ * the thread that holds the store's transactions (the journal's writer) uses
+ * it.
+ */
+#ifndef STORAGE_RCACHE_H
+#define STORAGE_RCACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+
+/* Longest key the cache holds; longer keys are never cached. */
+#define RCACHE_KEY_MAX 64
+
+struct rcache;
+
+struct rcache *rcache_new(size_t max_bytes);
+void rcache_free(struct rcache *c);
+
+/* Copies the value of (cf, key) into `out` and returns true, or returns false
+ * (out untouched) when it is not cached. */
+bool rcache_get(struct rcache *c, int cf, const void *key, size_t key_len, struct buf *out);
+
+/* Caches a copy of `value` under (cf, key), replacing any earlier one. A key
+ * longer than RCACHE_KEY_MAX or a value larger than the bound is not cached
+ * (and any earlier value is dropped). */
+void rcache_put(struct rcache *c, int cf, const void *key, size_t key_len, const void *value,
+                size_t value_len);
+
+/* Drops (cf, key) if cached. */
+void rcache_drop(struct rcache *c, int cf, const void *key, size_t key_len);
+
+/* Drops everything. */
+void rcache_clear(struct rcache *c);
+
+/* Values cached now, and hits and misses of rcache_get() so far. */
+struct rcache_stats {
+    size_t entries, bytes;
+    uint64_t hits, misses;
+};
+struct rcache_stats rcache_stats(const struct rcache *c);
+
+#endif

@@ -1,0 +1,110 @@
+/*
+ * storage/rcache_test.c: the read cache's map: hits and misses by column
+ * family and key, replacement, drops, the byte bound, long keys.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+
+#include "base/buf.h"
+#include "storage/rcache.h"
+
+static void assert_value(struct rcache *c, int cf, const char *key, const char *want) {
+    struct buf out;
+    buf_init(&out);
+    bool hit = rcache_get(c, cf, key, strlen(key), &out);
+    if (want == NULL) {
+        assert_false(hit);
+    } else {
+        assert_true(hit);
+        assert_int_equal(out.len, strlen(want));
+        assert_memory_equal(out.data, want, out.len);
+    }
+    buf_cleanup(&out);
+}
+
+static void test_rcache_get_put_drop(void **state) {
+    struct rcache *c = rcache_new(1 << 20);
+    assert_value(c, 1, "account-1", NULL);
+    rcache_put(c, 1, "account-1", 9, "first", 5);
+    assert_value(c, 1, "account-1", "first");
+    assert_value(c, 2, "account-1", NULL); /* another column family */
+    assert_value(c, 1, "account-2", NULL);
+    rcache_put(c, 1, "account-1", 9, "second value", 12);
+    assert_value(c, 1, "account-1", "second value");
+    rcache_put(c, 2, "account-1", 9, "", 0); /* an empty value is a value */
+    assert_value(c, 2, "account-1", "");
+    struct rcache_stats st = rcache_stats(c);
+    assert_int_equal(st.entries, 2);
+    assert_int_equal(st.hits, 3);
+    assert_int_equal(st.misses, 3);
+    rcache_drop(c, 1, "account-1", 9);
+    assert_value(c, 1, "account-1", NULL);
+    assert_value(c, 2, "account-1", "");
+    rcache_drop(c, 1, "never-there", 11);
+    rcache_clear(c);
+    assert_value(c, 2, "account-1", NULL);
+    assert_int_equal(rcache_stats(c).entries, 0);
+    assert_int_equal(rcache_stats(c).bytes, 0);
+    rcache_free(c);
+}
+
+/* Many keys in few buckets' worth of space: chains hold, and the bound
+ * empties the cache instead of growing past it. */
+static void test_rcache_bound(void **state) {
+    const size_t bound = 64 * 1024;
+    struct rcache *c = rcache_new(bound);
+    char key[32], value[100];
+    memset(value, 'v', sizeof value - 1);
+    value[sizeof value - 1] = '\0';
+    size_t most = 0;
+    for (int i = 0; i < 5000; i++) {
+        snprintf(key, sizeof key, "key-%d", i);
+        rcache_put(c, 3, key, strlen(key), value, strlen(value));
+        struct rcache_stats st = rcache_stats(c);
+        assert_true(st.bytes <= bound);
+        if (st.entries > most)
+            most = st.entries;
+        assert_value(c, 3, key, value); /* the newest is always there */
+    }
+    /* It held hundreds at a time, and dropped them all when full. */
+    assert_true(most > 300);
+    assert_true(rcache_stats(c).entries < most);
+    assert_value(c, 3, "key-0", NULL);
+    rcache_free(c);
+}
+
+static void test_rcache_long_keys_and_values(void **state) {
+    struct rcache *c = rcache_new(4096);
+    uint8_t key[RCACHE_KEY_MAX + 1];
+    memset(key, 7, sizeof key);
+    rcache_put(c, 1, key, sizeof key, "x", 1);
+    struct buf out;
+    buf_init(&out);
+    assert_false(rcache_get(c, 1, key, sizeof key, &out));
+    assert_int_equal(rcache_stats(c).entries, 0);
+    rcache_put(c, 1, key, RCACHE_KEY_MAX, "x", 1);
+    assert_true(rcache_get(c, 1, key, RCACHE_KEY_MAX, &out));
+    /* A value above the bound is not cached, and drops the old one. */
+    static uint8_t big[8192];
+    rcache_put(c, 1, key, RCACHE_KEY_MAX, big, sizeof big);
+    assert_false(rcache_get(c, 1, key, RCACHE_KEY_MAX, &out));
+    buf_cleanup(&out);
+    rcache_free(c);
+}
+
+int main(void) {
+    if (sodium_init() < 0)
+        return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rcache_get_put_drop),
+        cmocka_unit_test(test_rcache_bound),
+        cmocka_unit_test(test_rcache_long_keys_and_values),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
