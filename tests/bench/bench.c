@@ -1,8 +1,13 @@
 /*
- * tests/bench/bench.c: carechat-bench, the durable-send benchmark (issue 3).
+ * tests/bench/bench.c: carechat-bench, the durable-send benchmark (issue 3),
+ * and with --mode server the server's own cost (issue 14: server_mode.h).
  *
  *   carechat-bench --senders 16 --messages 200 --size 512
  *   carechat-bench --server ws://127.0.0.1:8080 --setup admin.txt --senders 4
+ *   carechat-bench --mode server [--idle 5000 --fanout 100 --messages 20000 ...]
+ *
+ * What follows describes the default mode (--mode send); --mode server is
+ * server_mode.c's, which this file only hands its options to.
  *
  * By default it starts its own carechatd (found with --carechatd, else in the
  * runfiles) on 127.0.0.1, port 0, with a fresh data directory in a temporary
@@ -65,6 +70,7 @@
 #include "base/rand.h"
 #include "base/status.h"
 #include "client/carechat.h"
+#include "tests/bench/server_mode.h"
 #include "tests/bench/target.h"
 
 #define MAX_SENDERS 256
@@ -84,6 +90,8 @@ static const char *const raised_limits[] = {
 #define N_RAISED (sizeof raised_limits / sizeof raised_limits[0])
 
 struct options {
+    bool server_mode;               /* --mode server */
+    struct server_mode_options srv; /* its options */
     int senders;
     int messages;
     size_t size;
@@ -125,10 +133,17 @@ static bool go;
 static int64_t go_ms;
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: carechat-bench [--senders N] [--messages M] [--size BYTES]\n"
+    fprintf(f, "usage: carechat-bench [--mode send] [--senders N] [--messages M] [--size BYTES]\n"
                "                      [--carechatd PATH | --server URL --setup FILE\n"
                "                       [--metrics HOST:PORT]]\n"
                "                      [--timeout SECONDS]\n"
+               "       carechat-bench --mode server [--carechatd PATH] [--messages M] [--pairs N]\n"
+               "                      [--window N] [--fanout N] [--fanout-messages M]\n"
+               "                      [--fanout-window N] [--idle N] [--rate N] [--paced M]\n"
+               "                      [--size BYTES] [--timeout SECONDS]\n"
+               "  --mode send|server send: the durable-send run through libcarechat (default);\n"
+               "                    server: the server's CPU per message, per fan-out delivery\n"
+               "                    and per connection, with a lean driver (issue 14)\n"
                "  --senders N       concurrent senders, each with its own account, device and\n"
                "                    online recipient (1..256, default 4)\n"
                "  --messages M      messages per sender (1..100000, default 200)\n"
@@ -139,7 +154,17 @@ static void usage(FILE *f) {
                "                    (line 2), as given to `carechatd bootstrap`\n"
                "  --metrics HOST:PORT with --server: its --metrics-listen address (IPv4), for\n"
                "                    the group-commit figures from GET /metrics\n"
-               "  --timeout SECONDS deadline for the whole run (default 600)\n");
+               "  --timeout SECONDS deadline for the whole run (default 600)\n"
+               "--mode server:\n"
+               "  --messages M      1:1 messages at saturation, in all (1..200000, default 20000)\n"
+               "  --pairs N         1:1 sender/recipient pairs (1..64, default 16)\n"
+               "  --window N        Sends in flight per 1:1 sender (1..256, default 4)\n"
+               "  --fanout N        receiving members of the channel (1..255, default 100)\n"
+               "  --fanout-messages M messages to the channel (1..200000, default 300)\n"
+               "  --fanout-window N Sends in flight to the channel (1..256, default 4)\n"
+               "  --idle N          idle authenticated connections (1..100000, default 5000)\n"
+               "  --rate N          paced messages a second (1..10000, default 200)\n"
+               "  --paced M         messages of each paced run (1..200000, default 2000)\n");
 }
 
 static bool parse_int(const char *s, long lo, long hi, long *out) {
@@ -152,8 +177,25 @@ static bool parse_int(const char *s, long lo, long hi, long *out) {
     return true;
 }
 
+static bool listed(const char *a, const char *const *names, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(a, names[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Options that belong to one mode only. */
+static const char *const send_options[] = {"--senders", "--server", "--setup", "--metrics"};
+static const char *const server_options[] = {
+    "--pairs",         "--window", "--fanout", "--fanout-messages",
+    "--fanout-window", "--idle",   "--rate",   "--paced",
+};
+
 static int parse_options(int argc, char **argv, struct options *o) {
-    *o = (struct options){.senders = 4, .messages = 200, .size = 512, .timeout_s = 600};
+    *o = (struct options){
+        .srv = SERVER_MODE_DEFAULTS, .senders = 4, .messages = 200, .size = 512, .timeout_s = 600};
+    struct server_mode_options *s = &o->srv;
+    bool send_only = false, server_only = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0) {
@@ -166,14 +208,18 @@ static int parse_options(int argc, char **argv, struct options *o) {
         }
         const char *v = argv[++i];
         long n;
-        if (strcmp(a, "--senders") == 0 && parse_int(v, 1, MAX_SENDERS, &n))
+        send_only |= listed(a, send_options, sizeof send_options / sizeof send_options[0]);
+        server_only |= listed(a, server_options, sizeof server_options / sizeof server_options[0]);
+        if (strcmp(a, "--mode") == 0 && (strcmp(v, "send") == 0 || strcmp(v, "server") == 0))
+            o->server_mode = strcmp(v, "server") == 0;
+        else if (strcmp(a, "--senders") == 0 && parse_int(v, 1, MAX_SENDERS, &n))
             o->senders = (int)n;
-        else if (strcmp(a, "--messages") == 0 && parse_int(v, 1, MAX_MESSAGES, &n))
-            o->messages = (int)n;
+        else if (strcmp(a, "--messages") == 0 && parse_int(v, 1, SERVER_MODE_MAX_MESSAGES, &n))
+            o->messages = s->messages = (int)n; /* checked per mode below */
         else if (strcmp(a, "--size") == 0 && parse_int(v, 1, CARECHAT_MAX_TEXT, &n))
-            o->size = (size_t)n;
+            o->size = s->size = (size_t)n;
         else if (strcmp(a, "--timeout") == 0 && parse_int(v, 1, 86400, &n))
-            o->timeout_s = (int)n;
+            o->timeout_s = s->timeout_s = (int)n;
         else if (strcmp(a, "--server") == 0)
             o->server_url = v;
         else if (strcmp(a, "--setup") == 0)
@@ -181,11 +227,42 @@ static int parse_options(int argc, char **argv, struct options *o) {
         else if (strcmp(a, "--metrics") == 0 && strchr(v, ':'))
             o->metrics = v;
         else if (strcmp(a, "--carechatd") == 0)
-            o->carechatd = v;
+            o->carechatd = s->carechatd = v;
+        else if (strcmp(a, "--pairs") == 0 && parse_int(v, 1, SERVER_MODE_MAX_PAIRS, &n))
+            s->pairs = (int)n;
+        else if (strcmp(a, "--window") == 0 && parse_int(v, 1, SERVER_MODE_MAX_WINDOW, &n))
+            s->window = (int)n;
+        else if (strcmp(a, "--fanout") == 0 && parse_int(v, 1, SERVER_MODE_MAX_FANOUT, &n))
+            s->fanout = (int)n;
+        else if (strcmp(a, "--fanout-messages") == 0 &&
+                 parse_int(v, 1, SERVER_MODE_MAX_MESSAGES, &n))
+            s->fanout_messages = (int)n;
+        else if (strcmp(a, "--fanout-window") == 0 && parse_int(v, 1, SERVER_MODE_MAX_WINDOW, &n))
+            s->fanout_window = (int)n;
+        else if (strcmp(a, "--idle") == 0 && parse_int(v, 1, SERVER_MODE_MAX_IDLE, &n))
+            s->idle = (int)n;
+        else if (strcmp(a, "--rate") == 0 && parse_int(v, 1, SERVER_MODE_MAX_RATE, &n))
+            s->rate = (int)n;
+        else if (strcmp(a, "--paced") == 0 && parse_int(v, 1, SERVER_MODE_MAX_MESSAGES, &n))
+            s->paced = (int)n;
         else {
             fprintf(stderr, "carechat-bench: bad option or value: %s %s\n", a, v);
             return STATUS_BAD_REQUEST;
         }
+    }
+    if (o->server_mode && send_only) {
+        fprintf(stderr, "carechat-bench: --senders, --server, --setup and --metrics are not "
+                        "options of --mode server\n");
+        return STATUS_BAD_REQUEST;
+    }
+    if (!o->server_mode && server_only) {
+        fprintf(stderr, "carechat-bench: --pairs, --window, --fanout*, --idle, --rate and --paced "
+                        "go with --mode server\n");
+        return STATUS_BAD_REQUEST;
+    }
+    if (!o->server_mode && o->messages > MAX_MESSAGES) {
+        fprintf(stderr, "carechat-bench: --messages is at most %d per sender\n", MAX_MESSAGES);
+        return STATUS_BAD_REQUEST;
     }
     if (o->server_url && !o->setup_file) {
         fprintf(stderr, "carechat-bench: --server needs --setup FILE (sysadmin email and "
@@ -486,6 +563,12 @@ int main(int argc, char **argv) {
     char tmp[PATH_MAX];
     if (make_tmpdir(tmp) != 0)
         return 1;
+    if (opt.server_mode) {
+        result = server_mode_run(&opt.srv, tmp);
+        fflush(stdout);
+        nftw(tmp, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+        return result;
+    }
     struct target *target = NULL;
     const int n = opt.senders;
     struct pair *pairs = xcalloc((size_t)n, sizeof *pairs);
