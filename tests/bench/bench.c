@@ -1,8 +1,13 @@
 /*
- * tests/bench/bench.c: carechat-bench, the durable-send benchmark (issue 3).
+ * tests/bench/bench.c: carechat-bench, the durable-send benchmark (issue 3),
+ * and with --mode server the server's own cost (issue 14: server_mode.h).
  *
  *   carechat-bench --senders 16 --messages 200 --size 512
  *   carechat-bench --server ws://127.0.0.1:8080 --setup admin.txt --senders 4
+ *   carechat-bench --mode server [--idle 5000 --fanout 100 --messages 20000 ...]
+ *
+ * What follows describes the default mode (--mode send); --mode server is
+ * server_mode.c's, which this file only hands its options to.
  *
  * By default it starts its own carechatd (found with --carechatd, else in the
  * runfiles) on 127.0.0.1, port 0, with a fresh data directory in a temporary
@@ -44,13 +49,9 @@
  * the --timeout deadline.
  */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <ftw.h>
-#include <inttypes.h>
 #include <limits.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -58,21 +59,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "base/alloc.h"
-#include "base/buf.h"
 #include "base/clock.h"
 #include "base/id.h"
 #include "base/rand.h"
 #include "base/status.h"
 #include "client/carechat.h"
+#include "tests/bench/server_mode.h"
+#include "tests/bench/target.h"
 
 #define MAX_SENDERS 256
 #define MAX_MESSAGES 100000
@@ -81,10 +80,6 @@
 #define SETUP_PARALLEL 8
 #define PASSWORD "bench-passphrase-0123"
 #define BIRTHDATE "1980-01-01"
-#define START_DEADLINE_MS 30000
-#define STOP_DEADLINE_MS 10000
-#define BOOTSTRAP_DEADLINE_MS 60000
-#define HTTP_DEADLINE_MS 5000
 #define RECV_WAIT_MS 500
 
 /* The limits raised on a server the bench starts (printed with the figures). */
@@ -95,6 +90,8 @@ static const char *const raised_limits[] = {
 #define N_RAISED (sizeof raised_limits / sizeof raised_limits[0])
 
 struct options {
+    bool server_mode;               /* --mode server */
+    struct server_mode_options srv; /* its options */
     int senders;
     int messages;
     size_t size;
@@ -103,18 +100,6 @@ struct options {
     const char *metrics; /* with --server: its metrics listener, IPV4:PORT */
     const char *carechatd;
     int timeout_s;
-};
-
-/* The server this run talks to. */
-struct server {
-    pid_t pid; /* 0: not ours, or not running */
-    int port;  /* the WebSocket listener's, for a server we started */
-    char url[128];
-    char metrics_host[64]; /* the metrics listener (GET /metrics) */
-    int metrics_port;      /* 0 when unknown (--server without --metrics) */
-    char admin_email[CARECHAT_MAX_EMAIL + 1];
-    char admin_password[256];
-    char log_path[PATH_MAX];
 };
 
 /* One sender and its recipient. */
@@ -147,16 +132,18 @@ static pthread_cond_t go_cond = PTHREAD_COND_INITIALIZER;
 static bool go;
 static int64_t go_ms;
 
-static void sleep_ms(int ms) {
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static void usage(FILE *f) {
-    fprintf(f, "usage: carechat-bench [--senders N] [--messages M] [--size BYTES]\n"
+    fprintf(f, "usage: carechat-bench [--mode send] [--senders N] [--messages M] [--size BYTES]\n"
                "                      [--carechatd PATH | --server URL --setup FILE\n"
                "                       [--metrics HOST:PORT]]\n"
                "                      [--timeout SECONDS]\n"
+               "       carechat-bench --mode server [--carechatd PATH] [--messages M] [--pairs N]\n"
+               "                      [--window N] [--fanout N] [--fanout-messages M]\n"
+               "                      [--fanout-window N] [--idle N] [--rate N] [--paced M]\n"
+               "                      [--size BYTES] [--timeout SECONDS]\n"
+               "  --mode send|server send: the durable-send run through libcarechat (default);\n"
+               "                    server: the server's CPU per message, per fan-out delivery\n"
+               "                    and per connection, with a lean driver (issue 14)\n"
                "  --senders N       concurrent senders, each with its own account, device and\n"
                "                    online recipient (1..256, default 4)\n"
                "  --messages M      messages per sender (1..100000, default 200)\n"
@@ -167,7 +154,17 @@ static void usage(FILE *f) {
                "                    (line 2), as given to `carechatd bootstrap`\n"
                "  --metrics HOST:PORT with --server: its --metrics-listen address (IPv4), for\n"
                "                    the group-commit figures from GET /metrics\n"
-               "  --timeout SECONDS deadline for the whole run (default 600)\n");
+               "  --timeout SECONDS deadline for the whole run (default 600)\n"
+               "--mode server:\n"
+               "  --messages M      1:1 messages at saturation, in all (1..200000, default 20000)\n"
+               "  --pairs N         1:1 sender/recipient pairs (1..64, default 16)\n"
+               "  --window N        Sends in flight per 1:1 sender (1..256, default 4)\n"
+               "  --fanout N        receiving members of the channel (1..255, default 100)\n"
+               "  --fanout-messages M messages to the channel (1..200000, default 300)\n"
+               "  --fanout-window N Sends in flight to the channel (1..256, default 4)\n"
+               "  --idle N          idle authenticated connections (1..100000, default 5000)\n"
+               "  --rate N          paced messages a second (1..10000, default 200)\n"
+               "  --paced M         messages of each paced run (1..200000, default 2000)\n");
 }
 
 static bool parse_int(const char *s, long lo, long hi, long *out) {
@@ -180,8 +177,25 @@ static bool parse_int(const char *s, long lo, long hi, long *out) {
     return true;
 }
 
+static bool listed(const char *a, const char *const *names, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(a, names[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Options that belong to one mode only. */
+static const char *const send_options[] = {"--senders", "--server", "--setup", "--metrics"};
+static const char *const server_options[] = {
+    "--pairs",         "--window", "--fanout", "--fanout-messages",
+    "--fanout-window", "--idle",   "--rate",   "--paced",
+};
+
 static int parse_options(int argc, char **argv, struct options *o) {
-    *o = (struct options){.senders = 4, .messages = 200, .size = 512, .timeout_s = 600};
+    *o = (struct options){
+        .srv = SERVER_MODE_DEFAULTS, .senders = 4, .messages = 200, .size = 512, .timeout_s = 600};
+    struct server_mode_options *s = &o->srv;
+    bool send_only = false, server_only = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0) {
@@ -194,14 +208,18 @@ static int parse_options(int argc, char **argv, struct options *o) {
         }
         const char *v = argv[++i];
         long n;
-        if (strcmp(a, "--senders") == 0 && parse_int(v, 1, MAX_SENDERS, &n))
+        send_only |= listed(a, send_options, sizeof send_options / sizeof send_options[0]);
+        server_only |= listed(a, server_options, sizeof server_options / sizeof server_options[0]);
+        if (strcmp(a, "--mode") == 0 && (strcmp(v, "send") == 0 || strcmp(v, "server") == 0))
+            o->server_mode = strcmp(v, "server") == 0;
+        else if (strcmp(a, "--senders") == 0 && parse_int(v, 1, MAX_SENDERS, &n))
             o->senders = (int)n;
-        else if (strcmp(a, "--messages") == 0 && parse_int(v, 1, MAX_MESSAGES, &n))
-            o->messages = (int)n;
+        else if (strcmp(a, "--messages") == 0 && parse_int(v, 1, SERVER_MODE_MAX_MESSAGES, &n))
+            o->messages = s->messages = (int)n; /* checked per mode below */
         else if (strcmp(a, "--size") == 0 && parse_int(v, 1, CARECHAT_MAX_TEXT, &n))
-            o->size = (size_t)n;
+            o->size = s->size = (size_t)n;
         else if (strcmp(a, "--timeout") == 0 && parse_int(v, 1, 86400, &n))
-            o->timeout_s = (int)n;
+            o->timeout_s = s->timeout_s = (int)n;
         else if (strcmp(a, "--server") == 0)
             o->server_url = v;
         else if (strcmp(a, "--setup") == 0)
@@ -209,11 +227,42 @@ static int parse_options(int argc, char **argv, struct options *o) {
         else if (strcmp(a, "--metrics") == 0 && strchr(v, ':'))
             o->metrics = v;
         else if (strcmp(a, "--carechatd") == 0)
-            o->carechatd = v;
+            o->carechatd = s->carechatd = v;
+        else if (strcmp(a, "--pairs") == 0 && parse_int(v, 1, SERVER_MODE_MAX_PAIRS, &n))
+            s->pairs = (int)n;
+        else if (strcmp(a, "--window") == 0 && parse_int(v, 1, SERVER_MODE_MAX_WINDOW, &n))
+            s->window = (int)n;
+        else if (strcmp(a, "--fanout") == 0 && parse_int(v, 1, SERVER_MODE_MAX_FANOUT, &n))
+            s->fanout = (int)n;
+        else if (strcmp(a, "--fanout-messages") == 0 &&
+                 parse_int(v, 1, SERVER_MODE_MAX_MESSAGES, &n))
+            s->fanout_messages = (int)n;
+        else if (strcmp(a, "--fanout-window") == 0 && parse_int(v, 1, SERVER_MODE_MAX_WINDOW, &n))
+            s->fanout_window = (int)n;
+        else if (strcmp(a, "--idle") == 0 && parse_int(v, 1, SERVER_MODE_MAX_IDLE, &n))
+            s->idle = (int)n;
+        else if (strcmp(a, "--rate") == 0 && parse_int(v, 1, SERVER_MODE_MAX_RATE, &n))
+            s->rate = (int)n;
+        else if (strcmp(a, "--paced") == 0 && parse_int(v, 1, SERVER_MODE_MAX_MESSAGES, &n))
+            s->paced = (int)n;
         else {
             fprintf(stderr, "carechat-bench: bad option or value: %s %s\n", a, v);
             return STATUS_BAD_REQUEST;
         }
+    }
+    if (o->server_mode && send_only) {
+        fprintf(stderr, "carechat-bench: --senders, --server, --setup and --metrics are not "
+                        "options of --mode server\n");
+        return STATUS_BAD_REQUEST;
+    }
+    if (!o->server_mode && server_only) {
+        fprintf(stderr, "carechat-bench: --pairs, --window, --fanout*, --idle, --rate and --paced "
+                        "go with --mode server\n");
+        return STATUS_BAD_REQUEST;
+    }
+    if (!o->server_mode && o->messages > MAX_MESSAGES) {
+        fprintf(stderr, "carechat-bench: --messages is at most %d per sender\n", MAX_MESSAGES);
+        return STATUS_BAD_REQUEST;
     }
     if (o->server_url && !o->setup_file) {
         fprintf(stderr, "carechat-bench: --server needs --setup FILE (sysadmin email and "
@@ -251,314 +300,6 @@ static int make_tmpdir(char out[PATH_MAX]) {
     return 0;
 }
 
-/* ---- our own carechatd -------------------------------------------------------------------- */
-
-static const char *find_carechatd(const struct options *o, char path[PATH_MAX]) {
-    if (o->carechatd)
-        return o->carechatd;
-    const char *roots[3] = {getenv("RUNFILES_DIR"), getenv("TEST_SRCDIR"), NULL};
-    char exe[PATH_MAX - 64];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    char self_runfiles[PATH_MAX];
-    if (n > 0) {
-        exe[n] = '\0';
-        snprintf(self_runfiles, sizeof self_runfiles, "%s.runfiles", exe);
-        roots[2] = self_runfiles;
-    }
-    for (int i = 0; i < 3; i++) {
-        if (!roots[i] || !*roots[i])
-            continue;
-        snprintf(path, PATH_MAX, "%s/carechat/server/carechatd", roots[i]);
-        if (access(path, X_OK) == 0)
-            return path;
-    }
-    return NULL;
-}
-
-static int exit_code(int ws) {
-    if (WIFEXITED(ws))
-        return WEXITSTATUS(ws);
-    if (WIFSIGNALED(ws))
-        return 128 + WTERMSIG(ws);
-    return 255;
-}
-
-/* Waits for `pid` until `deadline`; true with its exit code when it ended. */
-static bool wait_exit(pid_t pid, int64_t deadline, int *code) {
-    for (;;) {
-        int ws;
-        pid_t r = waitpid(pid, &ws, WNOHANG);
-        if (r == pid) {
-            *code = exit_code(ws);
-            return true;
-        }
-        if ((r < 0 && errno != EINTR) || clock_monotonic_ms() >= deadline)
-            return false;
-        sleep_ms(10);
-    }
-}
-
-static pid_t spawn(char *const *argv, const char *log_path) {
-    int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        fprintf(stderr, "carechat-bench: %s: %s\n", log_path, strerror(errno));
-        return -1;
-    }
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        dup2(fd, STDOUT_FILENO);
-        dup2(fd, STDERR_FILENO);
-        execv(argv[0], argv);
-        fprintf(stderr, "cannot exec %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
-    close(fd);
-    if (pid < 0)
-        fprintf(stderr, "carechat-bench: fork: %s\n", strerror(errno));
-    return pid;
-}
-
-/* The port of the "listening on HOST:PORT" line in the log (with `metrics`, of
- * the "metrics listening on HOST:PORT" line), or 0. */
-static int port_from_log(const char *log_path, bool metrics) {
-    FILE *f = fopen(log_path, "r");
-    if (!f)
-        return 0;
-    char line[512];
-    int port = 0;
-    while (port == 0 && fgets(line, sizeof line, f)) {
-        char *p = strstr(line, "listening on ");
-        if (!p || (strstr(line, "metrics listening on ") != NULL) != metrics)
-            continue;
-        char *space = strchr(p + 13, ' ');
-        if (space)
-            *space = '\0';
-        char *colon = strrchr(p, ':');
-        if (colon)
-            port = atoi(colon + 1);
-    }
-    fclose(f);
-    return port;
-}
-
-static void print_log(const char *log_path) {
-    FILE *f = fopen(log_path, "r");
-    if (!f)
-        return;
-    char line[512];
-    fprintf(stderr, "---- %s ----\n", log_path);
-    while (fgets(line, sizeof line, f))
-        fputs(line, stderr);
-    fclose(f);
-}
-
-/* Runs carechatd `argv` (a subcommand) to its end; 0 when it exited with 0. */
-static int run_step(char *const *argv, const char *log_path) {
-    pid_t pid = spawn(argv, log_path);
-    int code = -1;
-    if (pid < 0)
-        return STATUS_IO;
-    if (!wait_exit(pid, clock_monotonic_ms() + BOOTSTRAP_DEADLINE_MS, &code) || code != 0) {
-        if (code < 0) {
-            kill(pid, SIGKILL);
-            wait_exit(pid, clock_monotonic_ms() + STOP_DEADLINE_MS, &code);
-        }
-        fprintf(stderr, "carechat-bench: carechatd %s failed (%d)\n", argv[1], code);
-        print_log(log_path);
-        return STATUS_IO;
-    }
-    return 0;
-}
-
-/* Creates a fresh data directory under `tmp` (`carechatd init`), bootstraps it
- * with a sysadmin and starts carechatd on it. */
-static int start_server(const struct options *o, const char *tmp, struct server *srv) {
-    char bin_buf[PATH_MAX];
-    const char *bin = find_carechatd(o, bin_buf);
-    if (!bin) {
-        fprintf(stderr, "carechat-bench: carechatd not found in the runfiles; use --carechatd\n");
-        return STATUS_NOT_FOUND;
-    }
-    char data[PATH_MAX], pw_path[PATH_MAX];
-    snprintf(data, sizeof data, "%.*s/data", PATH_MAX - 8, tmp);
-    snprintf(pw_path, sizeof pw_path, "%.*s/sysadmin.pw", PATH_MAX - 16, tmp);
-    snprintf(srv->log_path, sizeof srv->log_path, "%.*s/carechatd.log", PATH_MAX - 16, tmp);
-    struct id tag = id_new();
-    snprintf(srv->admin_email, sizeof srv->admin_email, "bench-root-%02x%02x@clinic.example",
-             tag.b[0], tag.b[1]);
-    snprintf(srv->admin_password, sizeof srv->admin_password, "%s", PASSWORD);
-    FILE *f = fopen(pw_path, "w");
-    if (!f) {
-        fprintf(stderr, "carechat-bench: %s: %s\n", pw_path, strerror(errno));
-        return STATUS_IO;
-    }
-    fprintf(f, "%s\n", srv->admin_password);
-    fclose(f);
-
-    char *init[] = {(char *)bin, "init", "--data", data, NULL};
-    char *boot[] = {(char *)bin,      "bootstrap",       "--data", data, "--email",
-                    srv->admin_email, "--password-file", pw_path,  NULL};
-    if (run_step(init, srv->log_path) != 0 || run_step(boot, srv->log_path) != 0)
-        return STATUS_IO;
-    int code = -1;
-
-    char *argv[11 + N_RAISED];
-    int n = 0;
-    argv[n++] = (char *)bin;
-    argv[n++] = "--dev-invite-codes"; /* no mail relay here: codes come in the answer */
-    argv[n++] = "--listen";
-    argv[n++] = "127.0.0.1:0";
-    argv[n++] = "--metrics-listen";
-    argv[n++] = "127.0.0.1:0";
-    argv[n++] = "--data";
-    argv[n++] = data;
-    for (size_t i = 0; i < N_RAISED; i++)
-        argv[n++] = (char *)raised_limits[i];
-    argv[n] = NULL;
-    srv->pid = spawn(argv, srv->log_path);
-    if (srv->pid < 0) {
-        srv->pid = 0;
-        return STATUS_IO;
-    }
-    int64_t deadline = clock_monotonic_ms() + START_DEADLINE_MS;
-    while ((srv->port = port_from_log(srv->log_path, false)) == 0 ||
-           (srv->metrics_port = port_from_log(srv->log_path, true)) == 0) {
-        if (wait_exit(srv->pid, 0, &code) || clock_monotonic_ms() >= deadline) {
-            fprintf(stderr, "carechat-bench: carechatd did not start\n");
-            print_log(srv->log_path);
-            return STATUS_IO;
-        }
-        sleep_ms(10);
-    }
-    snprintf(srv->metrics_host, sizeof srv->metrics_host, "127.0.0.1");
-    snprintf(srv->url, sizeof srv->url, "ws://127.0.0.1:%d", srv->port);
-    return 0;
-}
-
-/* SIGTERM, then SIGKILL after the deadline. */
-static void stop_server(struct server *srv) {
-    if (srv->pid <= 0)
-        return;
-    int code = -1;
-    kill(srv->pid, SIGTERM);
-    if (!wait_exit(srv->pid, clock_monotonic_ms() + STOP_DEADLINE_MS, &code)) {
-        fprintf(stderr, "carechat-bench: carechatd ignored SIGTERM; killing it\n");
-        kill(srv->pid, SIGKILL);
-        wait_exit(srv->pid, clock_monotonic_ms() + STOP_DEADLINE_MS, &code);
-    } else if (code != 0) {
-        fprintf(stderr, "carechat-bench: carechatd exited with %d\n", code);
-    }
-    srv->pid = 0;
-}
-
-/* Reads the sysadmin's email and password for --server, and --metrics. */
-static int external_server(const struct options *o, struct server *srv) {
-    snprintf(srv->url, sizeof srv->url, "%s", o->server_url);
-    FILE *f = fopen(o->setup_file, "r");
-    if (!f) {
-        fprintf(stderr, "carechat-bench: %s: %s\n", o->setup_file, strerror(errno));
-        return STATUS_IO;
-    }
-    bool ok = fgets(srv->admin_email, sizeof srv->admin_email, f) &&
-              fgets(srv->admin_password, sizeof srv->admin_password, f);
-    fclose(f);
-    srv->admin_email[strcspn(srv->admin_email, "\r\n")] = '\0';
-    srv->admin_password[strcspn(srv->admin_password, "\r\n")] = '\0';
-    if (!ok || !*srv->admin_email || !*srv->admin_password) {
-        fprintf(stderr, "carechat-bench: %s: expected an email line and a password line\n",
-                o->setup_file);
-        return STATUS_BAD_REQUEST;
-    }
-    /* Metrics over plain HTTP only, from the --metrics-listen address. */
-    const char *colon = o->metrics ? strrchr(o->metrics, ':') : NULL;
-    if (colon && (size_t)(colon - o->metrics) < sizeof srv->metrics_host) {
-        snprintf(srv->metrics_host, sizeof srv->metrics_host, "%.*s", (int)(colon - o->metrics),
-                 o->metrics);
-        srv->metrics_port = atoi(colon + 1);
-    }
-    return 0;
-}
-
-/* ---- GET /metrics ------------------------------------------------------------------------- */
-
-struct journal_figures {
-    bool ok;
-    double batch_sum, batch_count;
-    double batch_bucket[8]; /* cumulative, le 1 2 4 8 16 32 64 +Inf */
-    double fsync_sum_s, fsync_count;
-};
-
-static const char *const batch_le[8] = {"1", "2", "4", "8", "16", "32", "64", "+Inf"};
-
-/* GET http://host:port/path from the metrics listener into `out` (the whole
- * response). */
-static int http_get(const struct server *srv, const char *path, struct buf *out) {
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)srv->metrics_port)};
-    if (srv->metrics_port <= 0 || inet_pton(AF_INET, srv->metrics_host, &sa.sin_addr) != 1)
-        return STATUS_BAD_REQUEST;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return STATUS_IO;
-    struct timeval tv = {.tv_sec = HTTP_DEADLINE_MS / 1000};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    int rc = STATUS_IO;
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0)
-        goto out;
-    char req[256];
-    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n",
-                     path, srv->metrics_host);
-    if (send(fd, req, (size_t)n, MSG_NOSIGNAL) != n)
-        goto out;
-    int64_t deadline = clock_monotonic_ms() + HTTP_DEADLINE_MS;
-    char chunk[4096];
-    while (clock_monotonic_ms() < deadline && out->len < (4u << 20)) {
-        ssize_t r = recv(fd, chunk, sizeof chunk, 0);
-        if (r <= 0)
-            break;
-        buf_append(out, chunk, (size_t)r);
-    }
-    buf_append(out, "", 1);
-    rc = out->len > 1 ? 0 : STATUS_IO;
-out:
-    close(fd);
-    return rc;
-}
-
-/* The value of the sample line `name` (exact, followed by a space), or -1. */
-static double metric(const char *text, const char *name) {
-    size_t n = strlen(name);
-    for (const char *p = text; (p = strstr(p, name)) != NULL; p += n) {
-        if ((p == text || p[-1] == '\n') && p[n] == ' ')
-            return strtod(p + n + 1, NULL);
-    }
-    return -1;
-}
-
-static struct journal_figures read_journal(const struct server *srv) {
-    struct journal_figures j = {.ok = false};
-    struct buf b;
-    buf_init(&b);
-    if (http_get(srv, "/metrics", &b) == 0) {
-        const char *t = (const char *)b.data;
-        j.batch_sum = metric(t, "carechat_journal_batch_size_sum");
-        j.batch_count = metric(t, "carechat_journal_batch_size_count");
-        j.fsync_sum_s = metric(t, "carechat_journal_fsync_seconds_sum");
-        j.fsync_count = metric(t, "carechat_journal_fsync_seconds_count");
-        j.ok = j.batch_sum >= 0 && j.batch_count >= 0;
-        for (int i = 0; i < 8; i++) {
-            char name[80];
-            snprintf(name, sizeof name, "carechat_journal_batch_size_bucket{le=\"%s\"}",
-                     batch_le[i]);
-            j.batch_bucket[i] = metric(t, name);
-        }
-    }
-    buf_cleanup(&b);
-    return j;
-}
-
 /* ---- accounts ----------------------------------------------------------------------------- */
 
 static struct carechat *open_handle(const char *url, const char *dir) {
@@ -579,7 +320,7 @@ static void make_email(const char *who, int i, const struct id *run, char out[64
 
 /* Invites the sender and recipient of every pair: the sysadmin invites admins,
  * admins invite the providers (INVITES_PER_ADMIN each). */
-static int invite_all(const struct server *srv, const char *tmp, struct pair *pairs, int n) {
+static int invite_all(const struct target_info *srv, const char *tmp, struct pair *pairs, int n) {
     const struct id run = id_new();
     char dir[PATH_MAX];
     snprintf(dir, sizeof dir, "%.*s/p-root", PATH_MAX - 16, tmp);
@@ -769,27 +510,6 @@ static double percentile(const double *sorted, size_t n, double q) {
     return sorted[i < n ? i : n - 1];
 }
 
-/* CPU seconds (user + system) `pid` has used, or -1. */
-static double process_cpu_s(pid_t pid) {
-    char path[64], line[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    double cpu = -1;
-    if (fgets(line, sizeof line, f)) {
-        /* Fields after the command name (which may hold spaces): state is
-         * field 3, utime 14, stime 15. */
-        const char *p = strrchr(line, ')');
-        unsigned long ut, st;
-        if (p &&
-            sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
-            cpu = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-    }
-    fclose(f);
-    return cpu;
-}
-
 static double self_cpu_s(void) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
@@ -799,25 +519,15 @@ static double self_cpu_s(void) {
 
 /* Prints VmRSS and VmHWM of `pid`. */
 static void print_rss(pid_t pid) {
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f) {
+    long rss, hwm;
+    if (!target_rss_kb(pid, &rss, &hwm)) {
         printf("server RSS: unavailable (%s)\n", strerror(errno));
         return;
     }
-    long rss = -1, hwm = -1;
-    while (fgets(line, sizeof line, f)) {
-        if (strncmp(line, "VmRSS:", 6) == 0)
-            rss = atol(line + 6);
-        else if (strncmp(line, "VmHWM:", 6) == 0)
-            hwm = atol(line + 6);
-    }
-    fclose(f);
     printf("server RSS: %.1f MiB (peak %.1f MiB)\n", (double)rss / 1024, (double)hwm / 1024);
 }
 
-static void print_batches(const struct journal_figures *a, const struct journal_figures *b) {
+static void print_batches(const struct target_journal *a, const struct target_journal *b) {
     if (!a->ok || !b->ok) {
         printf("journal batches: unavailable (GET /metrics needs --metrics HOST:PORT)\n");
         return;
@@ -831,7 +541,7 @@ static void print_batches(const struct journal_figures *a, const struct journal_
     double below = 0;
     for (int i = 0; i < 8; i++) {
         double cum = b->batch_bucket[i] - a->batch_bucket[i];
-        printf(" le%s=%.0f", batch_le[i], cum - below);
+        printf(" le%s=%.0f", target_batch_le[i], cum - below);
         below = cum;
     }
     printf("\n");
@@ -853,14 +563,31 @@ int main(int argc, char **argv) {
     char tmp[PATH_MAX];
     if (make_tmpdir(tmp) != 0)
         return 1;
-    struct server srv = {.pid = 0};
+    if (opt.server_mode) {
+        result = server_mode_run(&opt.srv, tmp);
+        fflush(stdout);
+        nftw(tmp, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+        return result;
+    }
+    struct target *target = NULL;
     const int n = opt.senders;
     struct pair *pairs = xcalloc((size_t)n, sizeof *pairs);
     pthread_t *threads = xcalloc((size_t)(2 * n), sizeof *threads);
     int started = 0;
 
-    if ((opt.server_url ? external_server(&opt, &srv) : start_server(&opt, tmp, &srv)) != 0)
+    struct target_config tcfg = {
+        .carechatd = opt.carechatd,
+        .dir = tmp,
+        .args = raised_limits,
+        .n_args = N_RAISED,
+        .cpu = -1,
+        .url = opt.server_url,
+        .setup_file = opt.setup_file,
+        .metrics = opt.metrics,
+    };
+    if (target_open(&tcfg, &target) != 0)
         goto out;
+    const struct target_info srv = *target_info(target);
     printf("carechat-bench: %d senders x %d messages x %zu bytes, server %s%s\n", n, opt.messages,
            opt.size, srv.url, srv.pid ? " (started here)" : "");
     if (srv.pid) {
@@ -911,8 +638,8 @@ int main(int argc, char **argv) {
            (double)(clock_monotonic_ms() - t_setup) / 1e3);
     fflush(stdout);
 
-    struct journal_figures before = read_journal(&srv);
-    double server_cpu0 = srv.pid ? process_cpu_s(srv.pid) : -1, self_cpu0 = self_cpu_s();
+    struct target_journal before = target_journal(target);
+    double server_cpu0 = srv.pid ? target_cpu_s(srv.pid) : -1, self_cpu0 = self_cpu_s();
     for (int i = 0; i < n; i++) {
         if (pthread_create(&threads[started], NULL, sender_main, &pairs[i]) != 0)
             abort();
@@ -929,8 +656,8 @@ int main(int argc, char **argv) {
     for (int i = 0; i < started; i++)
         pthread_join(threads[i], NULL);
     started = 0;
-    struct journal_figures after = read_journal(&srv);
-    double server_cpu = srv.pid ? process_cpu_s(srv.pid) - server_cpu0 : -1;
+    struct target_journal after = target_journal(target);
+    double server_cpu = srv.pid ? target_cpu_s(srv.pid) - server_cpu0 : -1;
     double self_cpu = self_cpu_s() - self_cpu0;
 
     size_t sent = 0, received = 0, bad = 0, errors = 0;
@@ -998,11 +725,7 @@ out:
     }
     free(pairs);
     free(threads);
-    if (srv.pid) {
-        stop_server(&srv);
-        if (result != 0)
-            print_log(srv.log_path);
-    }
+    target_close(target, result != 0);
     fflush(stdout);
     nftw(tmp, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
     return result;
