@@ -21,7 +21,6 @@ for who in root adm doc doc2 p1 p2 p3; do password_file "$who" "$who-secret-pass
 bootstrap_root
 start_server --maintenance-interval 1
 URL="ws://127.0.0.1:$PORT"
-MPORT=$(grep -o 'metrics listening on 127.0.0.1:[0-9]*' "$T/carechatd.log" | head -1 | sed 's/.*://')
 cli root login --email root@clinic.example --password-file "$T/root.pw"
 expect_rc 0 "sysadmin login"
 register adm root adm@clinic.example admin "Admin Al"

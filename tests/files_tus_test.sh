@@ -235,7 +235,6 @@ st=$(status_of -I -H "Origin: https://evil.example" -H "Tus-Resumable: 1.0.0" \
 # holds no file name.
 st=$(status_of -H "Authorization: Bearer $(token pat)" "$B$LOC")
 [ "$st" = 200 ] || fail "GET after restart: $st"
-MPORT=$(grep -o 'metrics listening on 127.0.0.1:[0-9]*' "$T/carechatd.log" | head -1 | sed 's/.*://')
 curl -s "http://127.0.0.1:$MPORT/metrics" >"$T/metrics"
 grep -q "^carechat_file_bytes_out_total $TOTAL$" "$T/metrics" || fail "metrics: bytes out"
 grep -q '^carechat_uploads_total{event="started"} 0$' "$T/metrics" || fail "metrics: started"

@@ -12,7 +12,8 @@
 #                     127.0.0.1:$LISTEN_PORT when set: a restart on the same
 #                     port) and its metrics on 127.0.0.1:0 (log in $T/carechatd.log),
 #                     with --dev-invite-codes (no mail relay in these tests);
-#                     sets PID and PORT (the WebSocket listener's), or fails
+#                     sets PID, PORT (the WebSocket listener's) and MPORT (the
+#                     metrics listener's), or fails
 #                     after 20 s
 #   stop_server       SIGTERM; fails unless carechatd exits with 0
 #   cli PROFILE ARGS  the CLI against $URL with the profile $T/PROFILE, under
@@ -68,13 +69,18 @@ start_server() {
         >"$T/carechatd.log" 2>&1 &
     PID=$!
     PORT=""
+    MPORT=""
+    # A line is read only once it is whole (the " (" after the port): the log
+    # is read while carechatd writes it.
     for _ in $(seq 200); do
         PORT=$(grep -v 'metrics listening on' "$T/carechatd.log" 2>/dev/null |
-            grep -o 'listening on 127.0.0.1:[0-9]*' | head -1 | sed 's/.*://') || true
-        [ -n "$PORT" ] && break
+            grep -o 'listening on 127.0.0.1:[0-9]* (' | head -1 | sed 's/.*://; s/ (//') || true
+        MPORT=$(grep -o 'metrics listening on 127.0.0.1:[0-9]* (' "$T/carechatd.log" 2>/dev/null |
+            head -1 | sed 's/.*://; s/ (//') || true
+        [ -n "$PORT" ] && [ -n "$MPORT" ] && break
         sleep 0.1
     done
-    [ -n "$PORT" ] || fail "carechatd did not listen within 20 s"
+    [ -n "$PORT" ] && [ -n "$MPORT" ] || fail "carechatd did not listen within 20 s"
 }
 
 stop_server() {
