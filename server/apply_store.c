@@ -288,6 +288,26 @@ int apply_inbox_quota_release(struct store_txn *txn, const struct id *device,
     return rc;
 }
 
+/* Appends `item` at the end of `device`'s inbox `in` (as read: written back
+ * here) and adds the delivery. */
+static int append_item(struct store_txn *txn, const struct id *device, struct rec_inbox *in,
+                       const struct rec_item *item, const struct id *owner,
+                       struct buf *deliveries) {
+    in->last++;
+    struct buf v;
+    buf_init(&v);
+    rec_item_encode(item, &v);
+    struct key k;
+    key_id_u64(&k, device, in->last);
+    int rc = apply_put(txn, CF_INBOXES, &k, owner, &v);
+    buf_cleanup(&v);
+    if (rc == 0)
+        rc = apply_write_inbox(txn, device, in);
+    if (rc == 0)
+        rec_delivery_add(deliveries, device, in->last);
+    return rc;
+}
+
 int apply_inbox_offer(struct store_txn *txn, const struct id *device, const struct rec_item *item,
                       const struct id *owner, const struct inbox_limits *lim, int64_t time,
                       struct buf *deliveries, bool *first_miss) {
@@ -315,28 +335,14 @@ int apply_inbox_offer(struct store_txn *txn, const struct id *device, const stru
     }
     if (quota && (rc = write_quota(txn, &qk, count + 1)) != 0)
         return rc;
-    return apply_inbox_append(txn, device, item, owner, deliveries);
+    return append_item(txn, device, &in, item, owner, deliveries);
 }
 
 int apply_inbox_append(struct store_txn *txn, const struct id *device, const struct rec_item *item,
                        const struct id *owner, struct buf *deliveries) {
     struct rec_inbox in;
     int rc = apply_read_inbox(txn, device, &in);
-    if (rc != 0)
-        return rc;
-    in.last++;
-    struct buf v;
-    buf_init(&v);
-    rec_item_encode(item, &v);
-    struct key k;
-    key_id_u64(&k, device, in.last);
-    rc = apply_put(txn, CF_INBOXES, &k, owner, &v);
-    buf_cleanup(&v);
-    if (rc == 0)
-        rc = apply_write_inbox(txn, device, &in);
-    if (rc == 0)
-        rec_delivery_add(deliveries, device, in.last);
-    return rc;
+    return rc != 0 ? rc : append_item(txn, device, &in, item, owner, deliveries);
 }
 
 /* ---- breach notices ------------------------------------------------------------------ */

@@ -338,14 +338,17 @@ int store_check_space(struct store *s) {
  *   still the database's state;
  * - when a data key was destroyed (keystore_generation() moved) the cache is
  *   emptied at the next transaction, and after a commit that raced it.
- * Only these column families are cached: the metadata every request reads.
+ * Only the metadata every request reads is cached: accounts, devices,
+ * conversations, memberships and the heads of inboxes.
  */
-static bool cached_cf(enum store_cf cf) {
+static bool cached_key(enum store_cf cf, size_t key_len) {
+    if (cf == CF_INBOXES) /* an inbox's head (a device id); not its items */
+        return key_len == ID_LEN;
     return cf == CF_ACCOUNTS || cf == CF_DEVICES || cf == CF_CONVERSATIONS || cf == CF_MEMBERS;
 }
 
 static bool cacheable(const struct store *s, enum store_cf cf, size_t key_len) {
-    return s->rcache && cached_cf(cf) && key_len <= RCACHE_KEY_MAX;
+    return s->rcache && key_len <= RCACHE_KEY_MAX && cached_key(cf, key_len);
 }
 
 /* Empties the cache when a data key was destroyed since it was filled. */
