@@ -285,7 +285,8 @@ static int listed_devices(struct store_txn *txn, const Carechat__Entry__V1__Mess
         if (!apply_id_field(m->member_device_ids[i], &d->id))
             return STATUS_BAD_REQUEST;
         struct known_device probe = {.d.id = d->id};
-        const struct known_device *k = bsearch(&probe, known, n_known, sizeof *known, cmp_known);
+        const struct known_device *k =
+            n_known ? bsearch(&probe, known, n_known, sizeof *known, cmp_known) : NULL;
         uint32_t found = n_members;
         if (k) {
             *d = k->d;
