@@ -488,3 +488,37 @@ void envelope_cleanup(struct envelope *env) {
     env->wraps = NULL;
     env->n_wraps = 0;
 }
+
+void envelope_wire(const struct envelope *env, struct envelope_wire *out) {
+    out->wraps = xcalloc(env->n_wraps ? env->n_wraps : 1, sizeof *out->wraps);
+    out->wrapp = xcalloc(env->n_wraps ? env->n_wraps : 1, sizeof *out->wrapp);
+    for (size_t i = 0; i < env->n_wraps; i++) {
+        Carechat__V1__KeyWrap *w = &out->wraps[i];
+        carechat__v1__key_wrap__init(w);
+        w->device_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)env->wraps[i].device_id.b};
+        w->key_id = env->wraps[i].key_id;
+        w->enc = (ProtobufCBinaryData){ENVELOPE_ENC_LEN, (uint8_t *)env->wraps[i].enc};
+        w->wrapped_key =
+            (ProtobufCBinaryData){ENVELOPE_WRAPPED_KEY_LEN, (uint8_t *)env->wraps[i].wrapped_key};
+        out->wrapp[i] = w;
+    }
+    Carechat__V1__Envelope *pe = &out->pe;
+    carechat__v1__envelope__init(pe);
+    pe->version = env->version;
+    pe->sender_device_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)env->header.sender_device_id.b};
+    pe->header = (ProtobufCBinaryData){env->opaque_header_len, env->opaque_header};
+    pe->body = (ProtobufCBinaryData){env->body_len, env->body};
+    pe->body_nonce = (ProtobufCBinaryData){ENVELOPE_NONCE_LEN, (uint8_t *)env->nonce};
+    pe->n_wraps = env->n_wraps;
+    pe->wraps = out->wrapp;
+    pe->signature = (ProtobufCBinaryData){ENVELOPE_SIG_LEN, (uint8_t *)env->sig};
+    pe->sent_at = env->header.sent_at;
+    pe->counter = env->header.counter;
+}
+
+void envelope_wire_cleanup(struct envelope_wire *w) {
+    free(w->wrapp);
+    free(w->wraps);
+    w->wrapp = NULL;
+    w->wraps = NULL;
+}

@@ -76,6 +76,7 @@
 #include "base/buf.h"
 #include "base/id.h"
 #include "base/rand.h"
+#include "protocol/proto.h"
 
 #define ENVELOPE_VERSION 2
 #define ENVELOPE_SIGN_PK_LEN 32     /* Ed25519 public key */
@@ -253,6 +254,17 @@ struct envelope_recipient {
 int envelope_seal(const struct envelope_header *header, const uint8_t *body, size_t body_len,
                   const struct envelope_recipient *recipients, size_t n_recipients,
                   const struct envelope_identity *sender, struct envelope *out);
+
+/* The wire form (carechat.proto Envelope) of a sealed `env`: `pe` points into
+ * `env`, which must outlive it, and into the wrap arrays here, which
+ * envelope_wire_cleanup() frees. */
+struct envelope_wire {
+    Carechat__V1__Envelope pe;
+    Carechat__V1__KeyWrap *wraps;
+    Carechat__V1__KeyWrap **wrapp;
+};
+void envelope_wire(const struct envelope *env, struct envelope_wire *out);
+void envelope_wire_cleanup(struct envelope_wire *w);
 
 /* Verifies Envelope.signature (the transcript over every wrap) of the whole
  * envelope `env` against the sender's identity key `sender_pk`. Returns 0;

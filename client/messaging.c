@@ -606,42 +606,20 @@ static int seal_and_send(struct carechat *c, const struct id *conv, const struct
         return cc_fail(c, rc, CARECHAT_ERROR_PROTOCOL,
                        "%s: a member device's key does not verify or has expired", what);
 
-    Carechat__V1__KeyWrap *wraps = xcalloc(env.n_wraps, sizeof *wraps);
-    Carechat__V1__KeyWrap **wrapp = xcalloc(env.n_wraps, sizeof *wrapp);
-    for (size_t i = 0; i < env.n_wraps; i++) {
-        carechat__v1__key_wrap__init(&wraps[i]);
-        wraps[i].device_id = (ProtobufCBinaryData){ID_LEN, env.wraps[i].device_id.b};
-        wraps[i].key_id = env.wraps[i].key_id;
-        wraps[i].enc = (ProtobufCBinaryData){ENVELOPE_ENC_LEN, env.wraps[i].enc};
-        wraps[i].wrapped_key =
-            (ProtobufCBinaryData){ENVELOPE_WRAPPED_KEY_LEN, env.wraps[i].wrapped_key};
-        wrapp[i] = &wraps[i];
-    }
-    Carechat__V1__Envelope pe;
-    carechat__v1__envelope__init(&pe);
-    pe.version = env.version;
-    pe.sender_device_id = (ProtobufCBinaryData){ID_LEN, env.header.sender_device_id.b};
-    pe.header = (ProtobufCBinaryData){env.opaque_header_len, env.opaque_header};
-    pe.body = (ProtobufCBinaryData){env.body_len, env.body};
-    pe.body_nonce = (ProtobufCBinaryData){ENVELOPE_NONCE_LEN, env.nonce};
-    pe.n_wraps = env.n_wraps;
-    pe.wraps = wrapp;
-    pe.signature = (ProtobufCBinaryData){ENVELOPE_SIG_LEN, env.sig};
-    pe.sent_at = env.header.sent_at;
-    pe.counter = env.header.counter;
+    struct envelope_wire ew;
+    envelope_wire(&env, &ew);
     Carechat__V1__Send send;
     carechat__v1__send__init(&send);
     send.conversation_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)conv->b};
     send.client_msg_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)cmid->b};
-    send.envelope = &pe;
+    send.envelope = &ew.pe;
     send.urgent = urgent;
     Carechat__V1__Frame req;
     carechat__v1__frame__init(&req);
     req.body_case = CARECHAT__V1__FRAME__BODY_SEND;
     req.send = &send;
     rc = cc_call(c, &req, what, resp);
-    free(wrapp);
-    free(wraps);
+    envelope_wire_cleanup(&ew);
     envelope_cleanup(&env);
     return rc;
 }

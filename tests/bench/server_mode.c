@@ -471,34 +471,13 @@ static int seal_one(const struct run *r, struct batch *b, size_t i) {
         envelope_seal(&h, r->content.data, r->content.len, cv->to, cv->n, from->identity, &env);
     if (rc != 0)
         return rc;
-    Carechat__V1__KeyWrap *wraps = xcalloc(env.n_wraps, sizeof *wraps);
-    Carechat__V1__KeyWrap **wrapp = xcalloc(env.n_wraps, sizeof *wrapp);
-    for (size_t w = 0; w < env.n_wraps; w++) {
-        carechat__v1__key_wrap__init(&wraps[w]);
-        wraps[w].device_id = (ProtobufCBinaryData){ID_LEN, env.wraps[w].device_id.b};
-        wraps[w].key_id = env.wraps[w].key_id;
-        wraps[w].enc = (ProtobufCBinaryData){ENVELOPE_ENC_LEN, env.wraps[w].enc};
-        wraps[w].wrapped_key =
-            (ProtobufCBinaryData){ENVELOPE_WRAPPED_KEY_LEN, env.wraps[w].wrapped_key};
-        wrapp[w] = &wraps[w];
-    }
-    Carechat__V1__Envelope pe;
-    carechat__v1__envelope__init(&pe);
-    pe.version = env.version;
-    pe.sender_device_id = (ProtobufCBinaryData){ID_LEN, env.header.sender_device_id.b};
-    pe.header = (ProtobufCBinaryData){env.opaque_header_len, env.opaque_header};
-    pe.body = (ProtobufCBinaryData){env.body_len, env.body};
-    pe.body_nonce = (ProtobufCBinaryData){ENVELOPE_NONCE_LEN, env.nonce};
-    pe.n_wraps = env.n_wraps;
-    pe.wraps = wrapp;
-    pe.signature = (ProtobufCBinaryData){ENVELOPE_SIG_LEN, env.sig};
-    pe.sent_at = env.header.sent_at;
-    pe.counter = env.header.counter;
+    struct envelope_wire ew;
+    envelope_wire(&env, &ew);
     Carechat__V1__Send send;
     carechat__v1__send__init(&send);
     send.conversation_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)cv->id.b};
     send.client_msg_id = (ProtobufCBinaryData){ID_LEN, h.client_msg_id.b};
-    send.envelope = &pe;
+    send.envelope = &ew.pe;
     Carechat__V1__Frame f;
     carechat__v1__frame__init(&f);
     f.request_id = RID_SEND + i;
@@ -510,8 +489,7 @@ static int seal_one(const struct run *r, struct batch *b, size_t i) {
     if (rc == 0)
         wire_frame(enc.data, enc.len, &b->frame[i]);
     buf_cleanup(&enc);
-    free(wrapp);
-    free(wraps);
+    envelope_wire_cleanup(&ew);
     envelope_cleanup(&env);
     return rc;
 }
