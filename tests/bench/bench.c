@@ -19,7 +19,7 @@
  * email of a bootstrap sysadmin on its first line and the password on its
  * second, and the server's own limits apply.
  *
- * Accounts: the sysadmin invites ceil(2N / INVITES_PER_ADMIN) admins (the
+ * Accounts: the sysadmin invites ceil(2N / BENCH_INVITES_PER_ADMIN) admins (the
  * server lets one account invite 30 per hour), each admin invites providers,
  * and every sender and every recipient is its own provider account with its
  * own profile (one device). Sender i writes to recipient i in their direct
@@ -71,15 +71,13 @@
 #include "base/status.h"
 #include "client/carechat.h"
 #include "tests/bench/server_mode.h"
+#include "tests/bench/accounts.h"
 #include "tests/bench/target.h"
 
 #define MAX_SENDERS 256
 #define MAX_MESSAGES 100000
-#define INVITES_PER_ADMIN 25
 #define ACK_EVERY 64
 #define SETUP_PARALLEL 8
-#define PASSWORD "bench-passphrase-0123"
-#define BIRTHDATE "1980-01-01"
 #define RECV_WAIT_MS 500
 
 /* The limits raised on a server the bench starts (printed with the figures). */
@@ -302,29 +300,18 @@ static int make_tmpdir(char out[PATH_MAX]) {
 
 /* ---- accounts ----------------------------------------------------------------------------- */
 
-static struct carechat *open_handle(const char *url, const char *dir) {
-    struct carechat_config cfg = {.server_url = url, .profile_dir = dir, .device_label = "bench"};
-    struct carechat *c = NULL;
-    int rc = carechat_open(&cfg, &c);
-    if (rc != 0) {
-        fprintf(stderr, "carechat-bench: cannot open a profile in %s: %s\n", dir, status_str(rc));
-        return NULL;
-    }
-    return c;
-}
-
 static void make_email(const char *who, int i, const struct id *run, char out[64]) {
     snprintf(out, 64, "bench-%s%d-%02x%02x%02x@clinic.example", who, i, run->b[0], run->b[1],
              run->b[2]);
 }
 
 /* Invites the sender and recipient of every pair: the sysadmin invites admins,
- * admins invite the providers (INVITES_PER_ADMIN each). */
+ * admins invite the providers (BENCH_INVITES_PER_ADMIN each). */
 static int invite_all(const struct target_info *srv, const char *tmp, struct pair *pairs, int n) {
     const struct id run = id_new();
     char dir[PATH_MAX];
     snprintf(dir, sizeof dir, "%.*s/p-root", PATH_MAX - 16, tmp);
-    struct carechat *root = open_handle(srv->url, dir);
+    struct carechat *root = bench_open(srv->url, dir);
     struct carechat *admin = NULL;
     int rc = root ? carechat_login(root, srv->admin_email, srv->admin_password) : STATUS_IO;
     if (rc != 0) {
@@ -333,26 +320,8 @@ static int invite_all(const struct target_info *srv, const char *tmp, struct pai
     }
     for (int k = 0; k < 2 * n; k++) {
         struct pair *p = &pairs[k / 2];
-        if (k % INVITES_PER_ADMIN == 0) {
-            carechat_close(admin);
-            admin = NULL;
-            char email[64], code[CARECHAT_MAX_CODE + 1];
-            int a = k / INVITES_PER_ADMIN;
-            make_email("admin", a, &run, email);
-            snprintf(dir, sizeof dir, "%.*s/p-admin%d", PATH_MAX - 32, tmp, a);
-            if ((rc = carechat_invite(root, email, CARECHAT_ROLE_ADMIN, code, NULL)) != 0) {
-                fprintf(stderr, "carechat-bench: invite admin: %s\n", carechat_error(root));
-                goto out;
-            }
-            admin = open_handle(srv->url, dir);
-            rc = admin ? carechat_register(admin, code, email, PASSWORD, BIRTHDATE, "Bench Admin")
-                       : STATUS_IO;
-            if (rc != 0) {
-                fprintf(stderr, "carechat-bench: register admin: %s\n",
-                        admin ? carechat_error(admin) : "");
-                goto out;
-            }
-        }
+        if ((rc = bench_inviter(root, srv->url, tmp, &run, (size_t)k, &admin)) != 0)
+            goto out;
         bool sender = k % 2 == 0;
         char *email = sender ? p->email_s : p->email_r;
         make_email(sender ? "s" : "r", p->index, &run, email);
@@ -380,13 +349,15 @@ static void *pair_setup(void *arg) {
     struct pair *p = arg;
     char name[32];
     snprintf(name, sizeof name, "Sender %d", p->index);
-    p->setup_rc = carechat_register(p->s, p->code_s, p->email_s, PASSWORD, BIRTHDATE, name);
+    p->setup_rc =
+        carechat_register(p->s, p->code_s, p->email_s, BENCH_PASSWORD, BENCH_BIRTHDATE, name);
     if (p->setup_rc != 0) {
         pair_fail(p, p->setup_error, sizeof p->setup_error, p->s, "register sender");
         return NULL;
     }
     snprintf(name, sizeof name, "Recipient %d", p->index);
-    p->setup_rc = carechat_register(p->r, p->code_r, p->email_r, PASSWORD, BIRTHDATE, name);
+    p->setup_rc =
+        carechat_register(p->r, p->code_r, p->email_r, BENCH_PASSWORD, BENCH_BIRTHDATE, name);
     if (p->setup_rc != 0) {
         pair_fail(p, p->setup_error, sizeof p->setup_error, p->r, "register recipient");
         return NULL;
@@ -609,8 +580,8 @@ int main(int argc, char **argv) {
         p->latency_ms = xcalloc((size_t)opt.messages, sizeof *p->latency_ms);
         snprintf(p->dir_s, sizeof p->dir_s, "%.*s/p-s%d", PATH_MAX - 32, tmp, i);
         snprintf(p->dir_r, sizeof p->dir_r, "%.*s/p-r%d", PATH_MAX - 32, tmp, i);
-        p->s = open_handle(srv.url, p->dir_s);
-        p->r = open_handle(srv.url, p->dir_r);
+        p->s = bench_open(srv.url, p->dir_s);
+        p->r = bench_open(srv.url, p->dir_r);
         if (!p->s || !p->r)
             goto out;
     }
@@ -634,7 +605,7 @@ int main(int argc, char **argv) {
         }
     }
     printf("setup: %d accounts in %.1f s\n",
-           2 * n + (2 * n + INVITES_PER_ADMIN - 1) / INVITES_PER_ADMIN + 1,
+           2 * n + (2 * n + BENCH_INVITES_PER_ADMIN - 1) / BENCH_INVITES_PER_ADMIN + 1,
            (double)(clock_monotonic_ms() - t_setup) / 1e3);
     fflush(stdout);
 

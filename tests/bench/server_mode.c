@@ -74,12 +74,10 @@
 #include "client/envelope.h"
 #include "client/profile.h"
 #include "protocol/proto.h"
+#include "tests/bench/accounts.h"
 #include "tests/bench/target.h"
 #include "tests/bench/wire.h"
 
-#define PASSWORD "bench-passphrase-0123"
-#define BIRTHDATE "1980-01-01"
-#define INVITES_PER_ADMIN 25
 #define SETUP_PARALLEL 8
 #define MAX_SEAL_THREADS 8
 #define ACK_EVERY 64
@@ -242,17 +240,6 @@ static const char *status_name(int wire) {
 
 /* ---- setup: accounts and conversations through libcarechat --------------------------------- */
 
-static struct carechat *open_handle(const char *url, const char *dir) {
-    struct carechat_config cfg = {.server_url = url, .profile_dir = dir, .device_label = "bench"};
-    struct carechat *c = NULL;
-    int rc = carechat_open(&cfg, &c);
-    if (rc != 0) {
-        fprintf(stderr, "carechat-bench: cannot open a profile in %s: %s\n", dir, status_str(rc));
-        return NULL;
-    }
-    return c;
-}
-
 /* Invites the providers: the sysadmin invites admins, the admins invite the
  * providers. (The patient comes later: a provider makes channels only about
  * its own patients.) */
@@ -261,7 +248,7 @@ static int invite_all(struct run *r, const char *tmp) {
     const struct id run = id_new();
     char dir[PATH_MAX];
     snprintf(dir, sizeof dir, "%.*s/p-root", PATH_MAX - 16, tmp);
-    struct carechat *root = open_handle(ti->url, dir);
+    struct carechat *root = bench_open(ti->url, dir);
     struct carechat *admin = NULL;
     int rc = root ? carechat_login(root, ti->admin_email, ti->admin_password) : STATUS_IO;
     if (rc != 0) {
@@ -270,27 +257,8 @@ static int invite_all(struct run *r, const char *tmp) {
     }
     for (size_t k = 0; k < r->n_providers; k++) {
         struct account *a = &r->accts[k];
-        if (k % INVITES_PER_ADMIN == 0) {
-            carechat_close(admin);
-            admin = NULL;
-            char email[64], code[CARECHAT_MAX_CODE + 1];
-            size_t n = k / INVITES_PER_ADMIN;
-            snprintf(email, sizeof email, "bench-admin%zu-%02x%02x%02x@clinic.example", n, run.b[0],
-                     run.b[1], run.b[2]);
-            snprintf(dir, sizeof dir, "%.*s/p-admin%zu", PATH_MAX - 32, tmp, n);
-            if ((rc = carechat_invite(root, email, CARECHAT_ROLE_ADMIN, code, NULL)) != 0) {
-                fprintf(stderr, "carechat-bench: invite admin: %s\n", carechat_error(root));
-                goto out;
-            }
-            admin = open_handle(ti->url, dir);
-            rc = admin ? carechat_register(admin, code, email, PASSWORD, BIRTHDATE, "Bench Admin")
-                       : STATUS_IO;
-            if (rc != 0) {
-                fprintf(stderr, "carechat-bench: register admin: %s\n",
-                        admin ? carechat_error(admin) : "");
-                goto out;
-            }
-        }
+        if ((rc = bench_inviter(root, ti->url, tmp, &run, k, &admin)) != 0)
+            goto out;
         snprintf(a->email, sizeof a->email, "bench-provider%d-%02x%02x%02x@clinic.example",
                  a->index, run.b[0], run.b[1], run.b[2]);
         rc = carechat_invite(admin, a->email, CARECHAT_ROLE_PROVIDER, a->code, NULL);
@@ -313,7 +281,7 @@ static void *register_main(void *arg) {
     struct account *a = arg;
     char name[32];
     snprintf(name, sizeof name, "%s %d", a->patient ? "Patient" : "Provider", a->index);
-    a->setup_rc = carechat_register(a->h, a->code, a->email, PASSWORD, BIRTHDATE, name);
+    a->setup_rc = carechat_register(a->h, a->code, a->email, BENCH_PASSWORD, BENCH_BIRTHDATE, name);
     struct carechat_session_info info;
     if (a->setup_rc == 0)
         a->setup_rc = carechat_session(a->h, &info);
@@ -329,7 +297,7 @@ static void *register_main(void *arg) {
 static int register_all(struct run *r) {
     const char *url = target_info(r->target)->url;
     for (size_t i = 0; i < r->n_accts; i++)
-        if (!(r->accts[i].h = open_handle(url, r->accts[i].dir)))
+        if (!(r->accts[i].h = bench_open(url, r->accts[i].dir)))
             return STATUS_IO;
     /* In waves: a registration must authenticate within the server's
      * --auth-timeout, and password hashing is serialised there. */
