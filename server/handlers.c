@@ -474,6 +474,7 @@ int handlers_new(const struct handlers_config *cfg, struct handlers **out) {
     struct handlers *h = xcalloc(1, sizeof *h);
     h->cfg = *cfg;
     h->store = cfg->store;
+    h->reader = store_reader_new(cfg->store);
     h->journal = cfg->journal;
     h->invite_ttl_ms = (int64_t)sc->invite_ttl_s * 1000;
     h->reset_ttl_ms = (int64_t)sc->password_reset_ttl_s * 1000;
@@ -490,6 +491,7 @@ int handlers_new(const struct handlers_config *cfg, struct handlers **out) {
                           sizeof why) != 0) {
             log_error("handlers", "--holidays: %s", why);
             free(h->holidays);
+            store_reader_free(h->reader);
             free(h);
             return STATUS_BAD_REQUEST;
         }
@@ -577,6 +579,7 @@ void handlers_free(struct handlers *h) {
     coalesce_free(h->reads);
     messaging_free(h->msg);
     free(h->holidays);
+    store_reader_free(h->reader);
     free(h);
 }
 

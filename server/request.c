@@ -378,7 +378,7 @@ void entry_init(Carechat__Entry__V1__Entry *e, int64_t time, const struct id *ac
 int req_read_account(struct handlers *h, const struct id *id, struct rec_account *out) {
     struct buf v;
     buf_init(&v);
-    int rc = store_get(h->store, CF_ACCOUNTS, id->b, ID_LEN, &v);
+    int rc = store_reader_get(h->reader, CF_ACCOUNTS, id->b, ID_LEN, &v);
     if (rc == 0)
         rc = rec_account_decode(v.data, v.len, out);
     buf_wipe(&v);
@@ -459,7 +459,7 @@ int req_read_device(struct handlers *h, const struct id *account, const struct i
     key_id_id(&k, account, device);
     struct buf v;
     buf_init(&v);
-    int rc = store_get(h->store, CF_DEVICES, k.b, k.len, &v);
+    int rc = store_reader_get(h->reader, CF_DEVICES, k.b, k.len, &v);
     if (rc == 0)
         rc = rec_device_decode(v.data, v.len, out);
     buf_cleanup(&v);
@@ -469,7 +469,7 @@ int req_read_device(struct handlers *h, const struct id *account, const struct i
 int req_read_inbox(struct handlers *h, const struct id *device, struct rec_inbox *out) {
     struct buf v;
     buf_init(&v);
-    int rc = store_get(h->store, CF_INBOXES, device->b, ID_LEN, &v);
+    int rc = store_reader_get(h->reader, CF_INBOXES, device->b, ID_LEN, &v);
     if (rc == 0)
         rc = rec_inbox_decode(v.data, v.len, out);
     else if (rc == STATUS_NOT_FOUND) {
@@ -493,7 +493,7 @@ int req_find_email(struct handlers *h, const uint8_t index[REC_HASH_LEN], struct
 int req_read_conv(struct handlers *h, const struct id *conv, struct rec_conv *out) {
     struct buf v;
     buf_init(&v);
-    int rc = store_get(h->store, CF_CONVERSATIONS, conv->b, ID_LEN, &v);
+    int rc = store_reader_get(h->reader, CF_CONVERSATIONS, conv->b, ID_LEN, &v);
     if (rc == 0)
         rc = rec_conv_decode(v.data, v.len, out);
     buf_cleanup(&v);
@@ -506,7 +506,7 @@ int req_read_member(struct handlers *h, const struct id *conv, const struct id *
     key_id_id(&k, conv, account);
     struct buf v;
     buf_init(&v);
-    int rc = store_get(h->store, CF_MEMBERS, k.b, k.len, &v);
+    int rc = store_reader_get(h->reader, CF_MEMBERS, k.b, k.len, &v);
     if (rc == 0)
         rc = rec_member_decode(v.data, v.len, out);
     buf_cleanup(&v);

@@ -89,6 +89,7 @@ const struct request_row *request_row(uint32_t body_case);
 struct handlers {
     struct handlers_config cfg;
     struct store *store;
+    struct store_reader *reader; /* the loop thread's cache of metadata records */
     struct journal *journal;
     struct pwhash *pw;
     /* Failed sign-ins (sessions.c): per network; per account from one

@@ -19,6 +19,7 @@
 #include "storage/store.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,11 +82,27 @@ struct store {
     char *key_dir;
     _Atomic uint64_t min_free_bytes;
     _Atomic uint64_t min_free_key_bytes;
-    atomic_bool low_space;      /* the guard's last verdict, to log transitions only */
-    atomic_bool failed;         /* a write failed in RocksDB: no more writes until restart */
-    struct rcache *rcache;      /* NULL: no read cache (no_read_cache) */
-    uint64_t rcache_generation; /* keystore_generation() its values were read under */
-    bool txn_open;              /* one transaction at a time (the read cache's rule) */
+    atomic_bool low_space;        /* the guard's last verdict, to log transitions only */
+    atomic_bool failed;           /* a write failed in RocksDB: no more writes until restart */
+    struct rcache *rcache;        /* NULL: no read cache (no_read_cache) */
+    uint64_t rcache_generation;   /* keystore_generation() its values were read under */
+    bool txn_open;                /* one transaction at a time (the read cache's rule) */
+    pthread_mutex_t readers_lock; /* guards readers */
+    struct store_reader *readers; /* their caches learn of every commit */
+};
+
+/* Keys a reader has not yet dropped (store_reader_get()); past this many
+ * bytes the reader empties its whole cache instead. */
+#define READER_PENDING_MAX (1u << 20)
+
+struct store_reader {
+    struct store *s;
+    struct rcache *cache; /* NULL: no read cache (no_read_cache) */
+    uint64_t generation;  /* keystore_generation() its values were read under */
+    pthread_mutex_t lock; /* guards pending and overflow */
+    struct buf pending;   /* keys committed since its last read: cf, length, key */
+    bool overflow;        /* pending passed READER_PENDING_MAX: drop everything */
+    struct store_reader *next;
 };
 
 /* A write of a transaction to a cached column family, kept until the commit
@@ -405,6 +422,90 @@ static void publish_writes(struct store_txn *t) {
             rcache_put(s->rcache, w->cf, w->key, w->key_len, w->value.data, w->value.len);
     }
     rcache_check_generation(s); /* a key destroyed during the batch */
+    pthread_mutex_lock(&s->readers_lock);
+    for (struct store_reader *r = s->readers; r; r = r->next) {
+        pthread_mutex_lock(&r->lock);
+        for (size_t i = 0; i < t->n_writes && !r->overflow; i++) {
+            const struct txn_write *w = &t->writes[i];
+            buf_append_u8(&r->pending, w->cf);
+            buf_append_u8(&r->pending, w->key_len);
+            buf_append(&r->pending, w->key, w->key_len);
+            if (r->pending.len > READER_PENDING_MAX)
+                r->overflow = true;
+        }
+        pthread_mutex_unlock(&r->lock);
+    }
+    pthread_mutex_unlock(&s->readers_lock);
+}
+
+struct store_reader *store_reader_new(struct store *s) {
+    struct store_reader *r = xcalloc(1, sizeof *r);
+    r->s = s;
+    pthread_mutex_init(&r->lock, NULL);
+    buf_init(&r->pending);
+    if (s->rcache) {
+        r->cache = rcache_new(READ_CACHE_BYTES);
+        r->generation = keystore_generation(s->ks);
+        pthread_mutex_lock(&s->readers_lock);
+        r->next = s->readers;
+        s->readers = r;
+        pthread_mutex_unlock(&s->readers_lock);
+    }
+    return r;
+}
+
+void store_reader_free(struct store_reader *r) {
+    if (!r)
+        return;
+    struct store *s = r->s;
+    pthread_mutex_lock(&s->readers_lock);
+    for (struct store_reader **p = &s->readers; *p; p = &(*p)->next)
+        if (*p == r) {
+            *p = r->next;
+            break;
+        }
+    pthread_mutex_unlock(&s->readers_lock);
+    rcache_free(r->cache);
+    buf_cleanup(&r->pending);
+    pthread_mutex_destroy(&r->lock);
+    free(r);
+}
+
+/* Drops what was committed since the reader's last read. */
+static void reader_catch_up(struct store_reader *r) {
+    pthread_mutex_lock(&r->lock);
+    if (r->overflow) {
+        rcache_clear(r->cache);
+        r->overflow = false;
+    } else {
+        for (size_t i = 0; i + 2 <= r->pending.len;) {
+            uint8_t cf = r->pending.data[i], len = r->pending.data[i + 1];
+            rcache_drop(r->cache, cf, r->pending.data + i + 2, len);
+            i += 2 + (size_t)len;
+        }
+    }
+    buf_reset(&r->pending);
+    pthread_mutex_unlock(&r->lock);
+    uint64_t g = keystore_generation(r->s->ks);
+    if (g != r->generation) {
+        rcache_clear(r->cache);
+        r->generation = g;
+    }
+}
+
+int store_reader_get(struct store_reader *r, enum store_cf cf, const void *key, size_t key_len,
+                     struct buf *out) {
+    if (!cacheable(r->s, cf, key_len))
+        return store_get(r->s, cf, key, key_len, out);
+    reader_catch_up(r);
+    if (rcache_get(r->cache, cf, key, key_len, out))
+        return 0;
+    int rc = store_get(r->s, cf, key, key_len, out);
+    /* A commit between the read and now queued the key: the next read drops
+     * it before looking. */
+    if (rc == 0)
+        rcache_put(r->cache, cf, key, key_len, out->data, out->len);
+    return rc;
 }
 
 struct store_read_cache_stats store_read_cache_stats(struct store *s) {
@@ -728,6 +829,7 @@ int store_open(const struct store_config *cfg, struct store **out) {
     rc = keystore_open(&kc, &s->ks);
     if (rc < 0)
         goto fail;
+    pthread_mutex_init(&s->readers_lock, NULL);
     if (!cfg->no_read_cache)
         s->rcache = rcache_new(READ_CACHE_BYTES);
     s->rcache_generation = keystore_generation(s->ks);
@@ -825,6 +927,7 @@ void store_close(struct store *s) {
         rocksdb_block_based_options_destroy(s->table_opts);
     if (s->cache)
         rocksdb_cache_destroy(s->cache);
+    CHECK(!s->readers); /* every store_reader freed first */
     rcache_free(s->rcache);
     if (s->db_opts)
         rocksdb_options_destroy(s->db_opts);

@@ -169,6 +169,23 @@ int store_scan(struct store *s, enum store_cf cf, const void *prefix, size_t pre
  * is the caller's job. */
 void store_blind_index(struct store *s, const void *data, size_t len, uint8_t out[32]);
 
+/*
+ * Readers. A store_reader serves one thread other than the writer (the lws
+ * loop) from a cache of its own: the records txn_get() caches, opened once.
+ * Every commit queues the keys it wrote to every reader, and a read first
+ * drops the keys queued since the last one, so a reader never sees a record
+ * older than the last commit its thread learnt of; it may see one a commit
+ * replaced a moment ago, as a read that came just before that commit would.
+ * Free every reader before store_close(). Without the read cache
+ * (no_read_cache) a reader reads through to store_get().
+ */
+struct store_reader;
+struct store_reader *store_reader_new(struct store *s);
+void store_reader_free(struct store_reader *r);
+/* store_get() through the reader's cache; same returns. One thread per reader. */
+int store_reader_get(struct store_reader *r, enum store_cf cf, const void *key, size_t key_len,
+                     struct buf *out);
+
 /* The transactions' read cache: values held, and hits and misses so far
  * (zeros without one). For the writer thread, or after it stopped. */
 struct store_read_cache_stats {

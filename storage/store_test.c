@@ -69,6 +69,74 @@ static int get_status(struct store *s, enum store_cf cf, const void *key, size_t
     return rc;
 }
 
+/* What `r` reads for `key` of CF_ACCOUNTS: its value, or NULL for none. */
+static void expect_reader(struct store_reader *r, const struct id *key, const char *want) {
+    struct buf v;
+    buf_init(&v);
+    int rc = store_reader_get(r, CF_ACCOUNTS, key->b, ID_LEN, &v);
+    if (want == NULL) {
+        assert_int_equal(rc, STATUS_NOT_FOUND);
+    } else {
+        assert_int_equal(rc, 0);
+        assert_int_equal(v.len, strlen(want));
+        assert_memory_equal(v.data, want, v.len);
+    }
+    buf_cleanup(&v);
+}
+
+/* A reader sees every commit before its next read, whatever it cached:
+ * changed and deleted records, many keys at once (past its queue's bound),
+ * and nothing of an owner whose data key was destroyed. */
+static void test_store_reader_sees_every_commit(void **state) {
+    char *dir = testutil_fresh_dir("store-reader");
+    struct store *s = open_store(dir);
+    struct store_reader *r = store_reader_new(s);
+    struct id a = make_id(0x31), owner = make_id(0x32);
+    expect_reader(r, &a, NULL);
+    put_one(s, CF_ACCOUNTS, a.b, ID_LEN, &owner, "first");
+    expect_reader(r, &a, "first");
+    expect_reader(r, &a, "first"); /* now from its cache */
+    put_one(s, CF_ACCOUNTS, a.b, ID_LEN, &owner, "second");
+    expect_reader(r, &a, "second");
+    struct store_txn *t = NULL;
+    assert_int_equal(store_txn_begin(s, &t), 0);
+    assert_int_equal(txn_delete(t, CF_ACCOUNTS, a.b, ID_LEN), 0);
+    assert_int_equal(store_txn_commit(t), 0);
+    store_txn_free(t);
+    expect_reader(r, &a, NULL);
+    /* A rolled-back write is no commit: the cached value stays right. */
+    put_one(s, CF_ACCOUNTS, a.b, ID_LEN, &owner, "third");
+    expect_reader(r, &a, "third");
+    assert_int_equal(store_txn_begin(s, &t), 0);
+    store_txn_savepoint(t);
+    assert_int_equal(txn_put(t, CF_ACCOUNTS, a.b, ID_LEN, &owner, "never", 5), 0);
+    store_txn_rollback(t);
+    assert_int_equal(store_txn_commit(t), 0);
+    store_txn_free(t);
+    expect_reader(r, &a, "third");
+    /* 70,000 keys in one commit overflow its queue: it drops everything. */
+    assert_int_equal(store_txn_begin(s, &t), 0);
+    assert_int_equal(txn_put(t, CF_ACCOUNTS, a.b, ID_LEN, &owner, "fourth", 6), 0);
+    for (uint32_t i = 0; i < 70000; i++) {
+        uint8_t k[ID_LEN] = {0x40};
+        memcpy(k + 1, &i, sizeof i);
+        assert_int_equal(txn_put(t, CF_ACCOUNTS, k, sizeof k, &owner, "x", 1), 0);
+    }
+    assert_int_equal(store_txn_commit(t), 0);
+    store_txn_free(t);
+    expect_reader(r, &a, "fourth");
+    /* The owner's data key destroyed: the cached record is gone with it. */
+    expect_reader(r, &a, "fourth");
+    assert_int_equal(keystore_destroy(store_keystore(s), &owner), 0);
+    struct buf v;
+    buf_init(&v);
+    assert_true(store_reader_get(r, CF_ACCOUNTS, a.b, ID_LEN, &v) != 0);
+    buf_cleanup(&v);
+    store_reader_free(r);
+    store_close(s);
+    free(dir);
+}
+
 static void test_store_cf_names_are_stable(void **state) {
     assert_string_equal(store_cf_name(CF_META), "meta");
     assert_string_equal(store_cf_name(CF_MESSAGES), "messages");
@@ -624,6 +692,7 @@ int main(void) {
         cmocka_unit_test(test_store_key_volume_has_its_own_reserve),
         cmocka_unit_test(test_store_failed_write_refuses_later_writes),
         cmocka_unit_test(test_store_rejects_bad_config),
+        cmocka_unit_test(test_store_reader_sees_every_commit),
         cmocka_unit_test(test_store_open_never_creates_and_create_never_overwrites),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
