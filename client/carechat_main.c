@@ -341,7 +341,12 @@ static void print_conversation(const struct carechat_conversation *cv, bool json
     }
     struct buf line;
     buf_init(&line);
-    buf_printf(&line, "%s  %s  last seq %" PRIu64 "  with", id, kind, cv->last_seq);
+    buf_printf(&line, "%s  %s  ", id, kind);
+    if (cv->name[0] != '\0') {
+        append_printable(&line, cv->name);
+        buf_append(&line, "  ", 2);
+    }
+    buf_printf(&line, "last seq %" PRIu64 "  with", cv->last_seq);
     for (size_t i = 0; i < cv->n_members; i++) {
         buf_append(&line, i > 0 ? ", " : " ", i > 0 ? 2 : 1);
         append_printable(&line, cv->members[i].display_name);
@@ -689,11 +694,10 @@ static int run_channel_members(struct carechat *c, const struct cli_args *a) {
                                              cli_json_str(m->display_name)));
             continue;
         }
-        struct buf line;
+        struct buf line; /* the name for a person; the id only in --json */
         buf_init(&line);
-        buf_printf(&line, "%s  %s  %s  ", acct, carechat_role_name(m->role),
-                   member_state_name(m->state));
-        append_printable(&line, m->display_name);
+        append_printable(&line, m->display_name[0] != '\0' ? m->display_name : acct);
+        buf_printf(&line, "  %s  %s", carechat_role_name(m->role), member_state_name(m->state));
         print_line(&line);
         buf_cleanup(&line);
     }

@@ -50,9 +50,16 @@ expect_rc 0 "members"
 grep -q '"role": "patient", "state": "pending", "display_name": "Fam Smith"' "$T/out" ||
     fail "the family member is not pending"
 [ "$(grep -c '"state": "active"' "$T/out")" -eq 3 ] || fail "three active members expected"
+# For a person: the channel's name and the members' names, not their ids.
+cli doc channel members --channel "$CH"
+expect_rc 0 "members, plain"
+grep -q "^Fam Smith  patient  pending$" "$T/out" || fail "members, plain: $(cat "$T/out")"
+grep -q "^Nurse Bo  provider  active$" "$T/out" || fail "members, plain: $(cat "$T/out")"
+grep -q "[0-9a-f]\{32\}" "$T/out" && fail "members, plain: an id is shown"
 cli doc channel list
 expect_rc 0 "channel list"
-grep -q "^$CH  care_team" "$T/out" || fail "channel list does not show the channel"
+grep -qF "$CH  care_team  $CHANNEL_NAME  last seq 0  with " "$T/out" ||
+    fail "channel list does not name the channel: $(cat "$T/out")"
 
 cli doc --json send --channel "$CH" --text "first to the team"
 expect_rc 0 "send to the channel"
