@@ -257,6 +257,66 @@ static void test_rules_quiet_hours(void **state) {
     assert_false(rules_quiet_valid(0, 0, 841));
 }
 
+/* The key backup's index round-trips and refuses damage; a segment joins it
+ * only as the next one within the caps, and a retry of a stored one is
+ * recognised by its hash. */
+static void test_rules_key_backup_index_and_put(void **state) {
+    (void)state;
+    struct rec_key_backup_segment segs[2] = {
+        {.seq = 3, .size = 100, .created_at = 1700000000001, .sha256 = {1}},
+        {.seq = 7, .size = 50, .created_at = 1700000000002, .sha256 = {2}},
+    };
+    segs[1].device.b[0] = 9;
+    struct rec_key_backup b = {.next_seq = 8, .total_bytes = 150, .n = 2, .segments = segs};
+    struct buf enc;
+    buf_init(&enc);
+    rec_key_backup_encode(&b, &enc);
+    struct rec_key_backup d;
+    assert_int_equal(rec_key_backup_decode(enc.data, enc.len, &d), 0);
+    assert_true(d.next_seq == 8 && d.total_bytes == 150 && d.n == 2);
+    assert_memory_equal(d.segments, segs, sizeof segs);
+    rec_key_backup_cleanup(&d);
+    assert_null(d.segments);
+    /* Truncated, trailing bytes, a wrong total, an unknown format. */
+    assert_int_equal(rec_key_backup_decode(enc.data, enc.len - 1, &d), STATUS_CORRUPT);
+    buf_append_u8(&enc, 0);
+    assert_int_equal(rec_key_backup_decode(enc.data, enc.len, &d), STATUS_CORRUPT);
+    b.total_bytes = 151;
+    buf_reset(&enc);
+    rec_key_backup_encode(&b, &enc);
+    assert_int_equal(rec_key_backup_decode(enc.data, enc.len, &d), STATUS_CORRUPT);
+    b.total_bytes = 150;
+    buf_reset(&enc);
+    rec_key_backup_encode(&b, &enc);
+    enc.data[0] = 2;
+    assert_int_equal(rec_key_backup_decode(enc.data, enc.len, &d), STATUS_CORRUPT);
+    buf_cleanup(&enc);
+
+    const struct rules_key_backup_caps caps = {
+        .segment_max = 1000, .max_segments = 3, .max_bytes = 1200};
+    uint8_t h[REC_KEY_BACKUP_HASH_LEN] = {2};
+    bool stored = true;
+    assert_int_equal(rules_key_backup_put(&b, &caps, 8, 1000, h, &stored), 0);
+    assert_false(stored);
+    /* A retry of segment 7 with its bytes; with others it is a conflict. */
+    assert_int_equal(rules_key_backup_put(&b, &caps, 7, 50, h, &stored), 0);
+    assert_true(stored);
+    h[0] = 3;
+    assert_int_equal(rules_key_backup_put(&b, &caps, 7, 50, h, &stored), STATUS_CONFLICT);
+    assert_int_equal(rules_key_backup_put(&b, &caps, 9, 10, h, &stored), STATUS_CONFLICT);
+    assert_int_equal(rules_key_backup_put(&b, &caps, 4, 10, h, &stored), STATUS_CONFLICT);
+    /* The size limit comes first, then the backup's caps. */
+    assert_int_equal(rules_key_backup_put(&b, &caps, 9, 1001, h, &stored), STATUS_TOO_LARGE);
+    assert_int_equal(rules_key_backup_put(&b, &caps, 8, 0, h, &stored), STATUS_BAD_REQUEST);
+    assert_int_equal(rules_key_backup_put(&b, &caps, 0, 10, h, &stored), STATUS_BAD_REQUEST);
+    const struct rules_key_backup_caps bytes = {
+        .segment_max = 1000, .max_segments = 3, .max_bytes = 1149};
+    assert_int_equal(rules_key_backup_put(&b, &bytes, 8, 1000, h, &stored), STATUS_TOO_LARGE);
+    const struct rules_key_backup_caps count = {
+        .segment_max = 1000, .max_segments = 2, .max_bytes = 1 << 20};
+    assert_int_equal(rules_key_backup_put(&b, &count, 8, 10, h, &stored), STATUS_TOO_LARGE);
+}
+
 int main(void) {
     if (sodium_init() < 0)
         return 1;
@@ -270,6 +330,7 @@ int main(void) {
         cmocka_unit_test(test_rules_device_list_chain),
         cmocka_unit_test(test_rules_invite_and_visibility),
         cmocka_unit_test(test_rules_channels_and_deactivation),
+        cmocka_unit_test(test_rules_key_backup_index_and_put),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
