@@ -49,7 +49,7 @@ int apply_key_backup_put(struct store_txn *txn, const Carechat__Entry__V1__Entry
                          struct buf *result) {
     const Carechat__Entry__V1__KeyBackupPut *m = e->key_backup_put;
     if (!m || m->segment_max == 0 || m->max_segments == 0 ||
-        m->max_segments > REC_KEY_BACKUP_SEGMENTS_MAX)
+        m->max_segments > REC_KEY_BACKUP_SEGMENTS_MAX || m->key_id.len != REC_KEY_BACKUP_KEY_ID_LEN)
         return STATUS_BAD_REQUEST;
     struct id actor, device;
     struct rec_account a;
@@ -69,7 +69,7 @@ int apply_key_backup_put(struct store_txn *txn, const Carechat__Entry__V1__Entry
     uint8_t sha[REC_KEY_BACKUP_HASH_LEN];
     rules_sha256(m->data.data, m->data.len, sha);
     bool stored = false;
-    rc = rules_key_backup_put(&b, &caps, m->seq, m->data.len, sha, &stored);
+    rc = rules_key_backup_put(&b, &caps, m->seq, m->data.len, sha, m->key_id.data, &stored);
     int64_t created_at = e->time;
     if (rc == 0 && stored) {
         created_at = rec_key_backup_find(&b, m->seq)->created_at;
@@ -88,6 +88,7 @@ int apply_key_backup_put(struct store_txn *txn, const Carechat__Entry__V1__Entry
             memcpy(s[b.n].sha256, sha, sizeof sha);
             b.n++;
             b.next_seq = m->seq + 1;
+            memcpy(b.key_id, m->key_id.data, REC_KEY_BACKUP_KEY_ID_LEN);
             b.total_bytes += m->data.len;
             rc = write_index(txn, &actor, &b);
         }
@@ -139,12 +140,22 @@ int apply_key_backup_delete(struct store_txn *txn, const Carechat__Entry__V1__En
     struct rec_key_backup b;
     if ((rc = read_index(txn, &actor, &b)) != 0)
         return rc;
-    uint32_t before = b.n;
+    struct buf old;
+    buf_init(&old);
+    rec_key_backup_encode(&b, &old);
     rc = drop_segments(txn, &actor, &b, m->before_seq);
+    /* Turned off: the key goes with the segments, for good. */
+    if (m->before_seq == 0)
+        rec_key_backup_retire(&b);
     /* The index stays (with its next_seq) once it exists: a segment number
-     * is never given twice. */
-    if (rc == 0 && b.n != before)
+     * is never given twice, nor a retired key taken again. */
+    struct buf now;
+    buf_init(&now);
+    rec_key_backup_encode(&b, &now);
+    if (rc == 0 && (now.len != old.len || memcmp(now.data, old.data, now.len) != 0))
         rc = write_index(txn, &actor, &b);
+    buf_cleanup(&now);
+    buf_cleanup(&old);
     rec_key_backup_cleanup(&b);
     if (rc != 0)
         return rc;

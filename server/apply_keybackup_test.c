@@ -39,6 +39,9 @@ struct caps {
 };
 static const struct caps CAPS = {1000, 3, 10000};
 
+/* The key id segments are put under (the first byte varies it). */
+static uint8_t g_kid[REC_KEY_BACKUP_KEY_ID_LEN] = {1, 2, 3};
+
 static int put(struct fixture_db *db, uint64_t seq, const char *data, int64_t time,
                const struct caps *c) {
     Carechat__Entry__V1__Entry e;
@@ -53,6 +56,7 @@ static int put(struct fixture_db *db, uint64_t seq, const char *data, int64_t ti
     m.segment_max = c->segment_max;
     m.max_segments = c->max_segments;
     m.max_total_bytes = c->max_bytes;
+    m.key_id = fixture_bin(g_kid, sizeof g_kid);
     e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_KEY_BACKUP_PUT;
     e.key_backup_put = &m;
     return fixture_propose(db, &e);
@@ -167,6 +171,7 @@ static void run_scenario(struct fixture_db *db) {
     fixture_join(db, &g_root, &g_pat, REC_ROLE_PATIENT, &g_dev);
     int64_t t = T0 + 1000;
     char seg[64];
+    g_kid[0] = 1;
 
     /* The first segment is number 1; a retry stores nothing twice and
      * answers the first time. */
@@ -217,13 +222,25 @@ static void run_scenario(struct fixture_db *db) {
     assert_int_equal(put(db, 1, "one", t + 12, &CAPS), STATUS_CONFLICT);
     assert_int_equal(put(db, 5, "five", t + 13, &CAPS), 0);
 
-    /* Off: every segment goes, the index keeps its next number. */
+    /* Another key cannot add to it. */
+    g_kid[0] = 2;
+    assert_int_equal(put(db, 6, "six", t + 13, &CAPS), STATUS_FORBIDDEN);
+    g_kid[0] = 1;
+
+    /* Off: every segment goes, the index keeps its next number, and the key
+     * is retired for good; a new backup takes a new key. */
     assert_int_equal(delete_before(db, 0, t + 14), 0);
     b = index_of(db);
-    assert_true(b.n == 0 && b.next_seq == 6 && b.total_bytes == 0);
+    assert_true(b.n == 0 && b.next_seq == 6 && b.total_bytes == 0 && b.n_retired == 1);
+    assert_int_equal(b.retired[0][0], 1);
     rec_key_backup_cleanup(&b);
     assert_int_equal(records(db), 1);
+    assert_int_equal(put(db, 6, "six", t + 15, &CAPS), STATUS_FORBIDDEN);
+    g_kid[0] = 2;
     assert_int_equal(put(db, 6, "six", t + 15, &CAPS), 0);
+    b = index_of(db);
+    assert_int_equal(b.key_id[0], 2);
+    rec_key_backup_cleanup(&b);
 
     /* Deactivated: no more segments. Purged: nothing of the backup left. */
     assert_int_equal(lifecycle(db, t + 16, true), 0);

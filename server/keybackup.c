@@ -45,7 +45,9 @@ static struct rules_key_backup_caps caps_of(const struct handlers *h) {
 static const char *put_refusal(int rc) {
     switch (rc) {
     case STATUS_BAD_REQUEST:
-        return "seq and data required";
+        return "seq, data and a 16-byte key_id required";
+    case STATUS_FORBIDDEN:
+        return "another key than the key backup's, or the key of a backup turned off";
     case STATUS_TOO_LARGE:
         return "the key backup is full (segments or bytes): compact it";
     case STATUS_CONFLICT:
@@ -69,10 +71,12 @@ int keybackup_put(struct req *r) {
     /* The one size a peer controls, checked before anything is copied. */
     if (m->data.len > caps.segment_max)
         return req_fail(r, STATUS_TOO_LARGE, "a key backup segment is over the server's limit");
-    if (m->seq == 0 || m->data.len == 0)
+    if (m->seq == 0 || m->data.len == 0 || m->key_id.len != REC_KEY_BACKUP_KEY_ID_LEN)
         return req_fail(r, STATUS_BAD_REQUEST, put_refusal(STATUS_BAD_REQUEST));
     struct op *op = op_new(r, sizeof(struct put_op));
     struct put_op *po = OP_STATE(op, struct put_op);
+    op->has_object = true; /* a refusal by apply is recorded against the account */
+    op->object = r->hc->account;
     po->seq = m->seq;
     po->size = (uint32_t)m->data.len;
     rules_sha256(m->data.data, m->data.len, po->sha256);
@@ -82,8 +86,10 @@ int keybackup_put(struct req *r) {
     if (rc != 0)
         return req_fail(r, STATUS_INTERNAL, "cannot read the store");
     bool stored = false;
-    rc = rules_key_backup_put(&b, &caps, m->seq, m->data.len, po->sha256, &stored);
+    rc = rules_key_backup_put(&b, &caps, m->seq, m->data.len, po->sha256, m->key_id.data, &stored);
     rec_key_backup_cleanup(&b);
+    if (rc == STATUS_FORBIDDEN)
+        return req_deny(r, rc, put_refusal(rc), r->hc->account.b, ID_LEN);
     if (rc != 0)
         return req_fail(r, rc, put_refusal(rc));
     Carechat__Entry__V1__Entry e;
@@ -95,6 +101,7 @@ int keybackup_put(struct req *r) {
     kp.segment_max = caps.segment_max;
     kp.max_segments = caps.max_segments;
     kp.max_total_bytes = caps.max_bytes;
+    kp.key_id = m->key_id;
     e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_KEY_BACKUP_PUT;
     e.key_backup_put = &kp;
     return op_propose(op, &e);
@@ -155,6 +162,9 @@ int keybackup_list(struct req *r) {
     list.max_segments = caps.max_segments;
     list.max_total_bytes = caps.max_bytes;
     list.total_bytes = b.total_bytes;
+    static const uint8_t none[REC_KEY_BACKUP_KEY_ID_LEN];
+    if (memcmp(b.key_id, none, sizeof none) != 0)
+        list.key_id = (ProtobufCBinaryData){REC_KEY_BACKUP_KEY_ID_LEN, b.key_id};
     resp.result_case = CARECHAT__V1__RESPONSE__RESULT_KEY_BACKUP_LIST;
     resp.key_backup_list = &list;
     conn_send(r->conn, &frame);

@@ -32,6 +32,10 @@ void rec_key_backup_encode(const struct rec_key_backup *b, struct buf *out) {
         rec_put_id(out, &s->device);
         buf_append(out, s->sha256, REC_KEY_BACKUP_HASH_LEN);
     }
+    buf_append(out, b->key_id, REC_KEY_BACKUP_KEY_ID_LEN);
+    rec_put_u32(out, b->n_retired);
+    for (uint32_t i = 0; i < b->n_retired; i++)
+        buf_append(out, b->retired[i], REC_KEY_BACKUP_KEY_ID_LEN);
 }
 
 int rec_key_backup_decode(const uint8_t *data, size_t len, struct rec_key_backup *out) {
@@ -61,6 +65,17 @@ int rec_key_backup_decode(const uint8_t *data, size_t len, struct rec_key_backup
             r.bad = true;
         bytes += s->size;
     }
+    const uint8_t *k = rec_take(&r, REC_KEY_BACKUP_KEY_ID_LEN);
+    if (k)
+        memcpy(b.key_id, k, REC_KEY_BACKUP_KEY_ID_LEN);
+    b.n_retired = rec_get_u32(&r);
+    if (b.n_retired > REC_KEY_BACKUP_RETIRED_MAX)
+        r.bad = true;
+    for (uint32_t i = 0; !r.bad && i < b.n_retired; i++) {
+        k = rec_take(&r, REC_KEY_BACKUP_KEY_ID_LEN);
+        if (k)
+            memcpy(b.retired[i], k, REC_KEY_BACKUP_KEY_ID_LEN);
+    }
     if (r.bad || r.p != r.end || bytes != b.total_bytes) {
         rec_key_backup_cleanup(&b);
         *out = (struct rec_key_backup)REC_KEY_BACKUP_EMPTY;
@@ -75,6 +90,31 @@ void rec_key_backup_cleanup(struct rec_key_backup *b) {
         return;
     free(b->segments);
     *b = (struct rec_key_backup)REC_KEY_BACKUP_EMPTY;
+}
+
+static bool zero_key_id(const uint8_t key_id[REC_KEY_BACKUP_KEY_ID_LEN]) {
+    static const uint8_t zero[REC_KEY_BACKUP_KEY_ID_LEN];
+    return memcmp(key_id, zero, REC_KEY_BACKUP_KEY_ID_LEN) == 0;
+}
+
+void rec_key_backup_retire(struct rec_key_backup *b) {
+    if (zero_key_id(b->key_id))
+        return;
+    if (b->n_retired == REC_KEY_BACKUP_RETIRED_MAX) {
+        memmove(b->retired[0], b->retired[1],
+                (REC_KEY_BACKUP_RETIRED_MAX - 1) * REC_KEY_BACKUP_KEY_ID_LEN);
+        b->n_retired--;
+    }
+    memcpy(b->retired[b->n_retired++], b->key_id, REC_KEY_BACKUP_KEY_ID_LEN);
+    memset(b->key_id, 0, REC_KEY_BACKUP_KEY_ID_LEN);
+}
+
+bool rec_key_backup_retired(const struct rec_key_backup *b,
+                            const uint8_t key_id[REC_KEY_BACKUP_KEY_ID_LEN]) {
+    for (uint32_t i = 0; i < b->n_retired; i++)
+        if (memcmp(b->retired[i], key_id, REC_KEY_BACKUP_KEY_ID_LEN) == 0)
+            return true;
+    return false;
 }
 
 const struct rec_key_backup_segment *rec_key_backup_find(const struct rec_key_backup *b,

@@ -5,8 +5,9 @@
  * account's purge (its data key destroyed) shreds them:
  *
  *   account id (16)           -> struct rec_key_backup: the index of the
- *        account's segments (seq, size, time, SHA-256, uploading device) and
- *        the next segment number
+ *        account's segments (seq, size, time, SHA-256, uploading device), the
+ *        next segment number, the id of the key the segments are made under
+ *        and the ids of keys whose backup was turned off
  *   account id (16) | seq (8) -> the segment: the client's ciphertext as it
  *        was put, opaque to the server (blob files: up to a frame each)
  *
@@ -21,6 +22,7 @@
 #ifndef SERVER_RECORDS_KEYBACKUP_H
 #define SERVER_RECORDS_KEYBACKUP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,6 +35,9 @@
  * a KeyBackupList of them stays within the codec's 1024 entries). */
 #define REC_KEY_BACKUP_SEGMENTS_MAX 1024
 #define REC_KEY_BACKUP_HASH_LEN 32
+#define REC_KEY_BACKUP_KEY_ID_LEN 16
+/* Key ids of turned-off backups an index remembers (the oldest goes first). */
+#define REC_KEY_BACKUP_RETIRED_MAX 8
 
 /* One stored segment, as the index names it. */
 struct rec_key_backup_segment {
@@ -50,6 +55,11 @@ struct rec_key_backup {
     uint64_t total_bytes; /* of the stored segments */
     uint32_t n;
     struct rec_key_backup_segment *segments; /* n, ascending seq; malloc, or NULL */
+    /* The id of the key of the stored segments (all zero while there are
+     * none), and the ids retired by turning a backup off. */
+    uint8_t key_id[REC_KEY_BACKUP_KEY_ID_LEN];
+    uint32_t n_retired;
+    uint8_t retired[REC_KEY_BACKUP_RETIRED_MAX][REC_KEY_BACKUP_KEY_ID_LEN];
 };
 
 #define REC_KEY_BACKUP_EMPTY                                                                       \
@@ -71,6 +81,15 @@ int rec_key_backup_decode(const uint8_t *data, size_t len, struct rec_key_backup
 
 /* Frees the segments and leaves `b` REC_KEY_BACKUP_EMPTY. Accepts NULL. */
 void rec_key_backup_cleanup(struct rec_key_backup *b);
+
+/* Turns the backup off once its segments are gone: its key id joins the
+ * retired ones (dropping the oldest beyond REC_KEY_BACKUP_RETIRED_MAX) and is
+ * cleared. */
+void rec_key_backup_retire(struct rec_key_backup *b);
+
+/* Whether `key_id` was retired. */
+bool rec_key_backup_retired(const struct rec_key_backup *b,
+                            const uint8_t key_id[REC_KEY_BACKUP_KEY_ID_LEN]);
 
 /* The index entry of segment `seq`, or NULL. */
 const struct rec_key_backup_segment *rec_key_backup_find(const struct rec_key_backup *b,

@@ -163,17 +163,19 @@ struct rules_key_backup_caps {
     uint64_t max_bytes;    /* bytes of all stored segments */
 };
 
-/* Whether segment `seq` of `size` bytes with SHA-256 `sha256` may join the
- * key backup `b` under `caps`, checked by PutKeyBackupSegment's handler and
- * again by apply: 0 when it is the next one (seq == b->next_seq) and the
- * backup stays within the caps; 0 with *stored set when segment `seq` is
- * stored already with the same SHA-256 (a retry: nothing to write);
- * STATUS_BAD_REQUEST for seq or size 0; STATUS_TOO_LARGE for a size above
- * caps->segment_max (first, whatever the seq), or a backup that would exceed
- * caps->max_segments or caps->max_bytes; STATUS_CONFLICT for any other seq,
- * or segment `seq` stored with other bytes. */
+/* Whether segment `seq` of `size` bytes with SHA-256 `sha256`, made under
+ * the key named `key_id`, may join the key backup `b` under `caps`, checked
+ * by PutKeyBackupSegment's handler and again by apply: 0 when it is the next
+ * one (seq == b->next_seq) and the backup stays within the caps; 0 with
+ * *stored set when segment `seq` is stored already with the same SHA-256 (a
+ * retry: nothing to write); STATUS_BAD_REQUEST for seq or size 0, or a key
+ * id of zeros; STATUS_TOO_LARGE for a size above caps->segment_max (first,
+ * whatever the rest), or a backup that would exceed caps->max_segments or
+ * caps->max_bytes; STATUS_FORBIDDEN for a key id retired, or other than
+ * b->key_id while the backup has one; STATUS_CONFLICT for any other seq, or
+ * segment `seq` stored with other bytes. */
 int rules_key_backup_put(const struct rec_key_backup *b, const struct rules_key_backup_caps *caps,
                          uint64_t seq, uint64_t size, const uint8_t sha256[REC_KEY_BACKUP_HASH_LEN],
-                         bool *stored);
+                         const uint8_t key_id[REC_KEY_BACKUP_KEY_ID_LEN], bool *stored);
 
 #endif
