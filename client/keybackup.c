@@ -20,6 +20,7 @@
 #define KEY_INFO "carechat.v1 key backup key"
 #define KEY_INFO_LEN (sizeof KEY_INFO - 1)
 #define CHECK_LABEL "carechat.v1 recovery key"
+#define KEY_ID_LABEL "carechat.v1 key backup id"
 #define CHECK_LABEL_LEN (sizeof CHECK_LABEL - 1)
 #define NONCE_LEN crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
 #define TAG_LEN crypto_aead_xchacha20poly1305_ietf_ABYTES
@@ -143,6 +144,17 @@ void keybackup_derive(const uint8_t secret[KEYBACKUP_SECRET_LEN], const struct i
     memcpy(info + KEY_INFO_LEN, account->b, ID_LEN);
     CHECK(hkdf_sha256((const uint8_t *)LABEL, LABEL_LEN, secret, KEYBACKUP_SECRET_LEN, info,
                       sizeof info, key, KEYBACKUP_KEY_LEN) == 0);
+}
+
+void keybackup_key_id(const uint8_t key[KEYBACKUP_KEY_LEN], uint8_t id[KEYBACKUP_KEY_ID_LEN]) {
+    uint8_t mac[crypto_auth_hmacsha256_BYTES];
+    crypto_auth_hmacsha256_state st;
+    crypto_auth_hmacsha256_init(&st, key, KEYBACKUP_KEY_LEN);
+    crypto_auth_hmacsha256_update(&st, (const uint8_t *)KEY_ID_LABEL, sizeof KEY_ID_LABEL - 1);
+    crypto_auth_hmacsha256_final(&st, mac);
+    memcpy(id, mac, KEYBACKUP_KEY_ID_LEN);
+    sodium_memzero(&st, sizeof st);
+    sodium_memzero(mac, sizeof mac);
 }
 
 size_t keybackup_segment_len(size_t n) {

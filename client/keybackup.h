@@ -24,6 +24,11 @@
  *                      info = "carechat.v1 key backup key" | account id (26 + 16)
  *                      L    = 32
  *                    so one recovery key gives each account its own key
+ *   key id           the first 16 bytes of HMAC-SHA256(key = backup key,
+ *                    "carechat.v1 key backup id"): names the key to the
+ *                    server (PutKeyBackupSegment.key_id), which refuses
+ *                    segments under another key than the backup's, so a
+ *                    wrong recovery key is told before any segment is read
  *   segment          what PutKeyBackupSegment carries:
  *                      version (1 byte: 1) | nonce (24, random) |
  *                      XChaCha20-Poly1305-IETF(backup key, nonce, AD, plaintext)
@@ -57,6 +62,7 @@
 #define KEYBACKUP_VERSION 1
 #define KEYBACKUP_SECRET_LEN 20
 #define KEYBACKUP_KEY_LEN 32
+#define KEYBACKUP_KEY_ID_LEN 16
 /* The recovery key as text: 9 groups of 4 characters and 8 dashes. */
 #define KEYBACKUP_RECOVERY_LEN 44
 #define KEYBACKUP_RECORD_LEN 64
@@ -88,6 +94,9 @@ int keybackup_recovery_parse(const char *text, uint8_t secret[KEYBACKUP_SECRET_L
 /* The backup key of `account` from `secret` (the caller wipes it). */
 void keybackup_derive(const uint8_t secret[KEYBACKUP_SECRET_LEN], const struct id *account,
                       uint8_t key[KEYBACKUP_KEY_LEN]);
+
+/* The key id of backup key `key`. */
+void keybackup_key_id(const uint8_t key[KEYBACKUP_KEY_LEN], uint8_t id[KEYBACKUP_KEY_ID_LEN]);
 
 /* The bytes of a segment of `n` records. */
 size_t keybackup_segment_len(size_t n);

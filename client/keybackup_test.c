@@ -38,8 +38,8 @@ static void records(struct keybackup_record *r, size_t n, uint8_t salt) {
     }
 }
 
-/* Known answers: the recovery key and the backup key of secret 00 01 .. 13
- * and account a0 .. af. */
+/* Known answers: the recovery key, the backup key and its key id of secret
+ * 00 01 .. 13 and account a0 .. af. */
 static void test_keybackup_known_answers(void **state) {
     (void)state;
     uint8_t s[KEYBACKUP_SECRET_LEN], back[KEYBACKUP_SECRET_LEN];
@@ -57,6 +57,11 @@ static void test_keybackup_known_answers(void **state) {
                          want, sizeof want),
         0);
     assert_memory_equal(key, want, sizeof key);
+    uint8_t id[KEYBACKUP_KEY_ID_LEN], want_id[KEYBACKUP_KEY_ID_LEN];
+    keybackup_key_id(key, id);
+    assert_int_equal(hex_decode_exact("c19c4f8c7a2ce9cc2775cbf3e3916049", want_id, sizeof want_id),
+                     0);
+    assert_memory_equal(id, want_id, sizeof id);
     /* Another account, another key. */
     struct id other = ACCOUNT;
     other.b[15] ^= 1;
