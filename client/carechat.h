@@ -1323,11 +1323,11 @@ int carechat_key_backup_sync(struct carechat *c);
 int carechat_key_backup_status(struct carechat *c, struct carechat_key_backup_status *out);
 
 /* Turns the key backup off: the server deletes every segment of the account
- * and this device forgets the backup key (another device keeping it stops at
- * its next upload, finding the backup gone... it re-creates nothing: it
- * needs a new enable). The message keys already on this device stay, so it
- * still reads what it restored; `carechat_forget_device()` removes them.
- * Returns 0 or a failure. */
+ * and retires its key, and this device forgets the backup key; another
+ * device still keeping it stops at its next upload (the server refuses the
+ * retired key). The message keys already on this device stay, so it still
+ * reads what it restored; `carechat_forget_device()` removes them. Returns 0
+ * or a failure. */
 int carechat_key_backup_disable(struct carechat *c);
 
 #endif
