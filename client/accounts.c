@@ -17,6 +17,7 @@
 #include "base/check.h"
 #include "base/clock.h"
 #include "base/status.h"
+#include "client/backup_sync.h"
 #include "client/core.h"
 #include "client/envelope.h"
 #include "client/hpke.h"
@@ -450,7 +451,11 @@ int carechat_forget_device(struct carechat *c) {
         return rc;
     /* The server revokes this connection after its answer. */
     cc_disconnect(c, 0);
-    return cc_forget_device_keys(c);
+    /* The message keys it kept for the account's key backup go with it. */
+    rc = cc_bk_forget_local(c);
+    if (rc == 0)
+        rc = cc_forget_device_keys(c);
+    return rc;
 }
 
 /* Sends `req` (a request of a connection without a session) on a fresh

@@ -14,6 +14,7 @@
 
 #include "base/alloc.h"
 #include "base/status.h"
+#include "client/backup_sync.h"
 #include "client/core.h"
 #include "client/messaging.h"
 #include "client/profile.h"
@@ -68,6 +69,7 @@ void carechat_close(struct carechat *c) {
         return;
     cc_disconnect(c, 1000);
     cc_msg_free(c->msg);
+    cc_bk_free(c->bk);
     pins_free(c->pins);
     profile_free(c->profile);
     free(c->server_url);

@@ -1265,4 +1265,77 @@ int carechat_push_register(struct carechat *c, const struct carechat_push_target
  * the token was dead); or a local failure. */
 int carechat_push_unregister(struct carechat *c, const struct id *registration);
 
+/* ---- History on a new device: the account's end-to-end encrypted key backup ----
+ *
+ * A device that joins an account later (a new phone) gets no key for the
+ * messages sent before it: each message's content key is wrapped only for the
+ * devices of its time. The key backup brings those keys to a new device
+ * without the server being able to read them, and works without the old
+ * device (a lost phone): the account's devices keep the content keys of the
+ * messages they read or send in numbered segments on the server, encrypted
+ * under a key derived from a recovery key that only the person holds
+ * (PROTOCOL.md "Key backup", client/keybackup.h). Once turned on, the
+ * library backs up what this device reads or sends by itself, after History,
+ * Send and Ack; a device that restored the backup does the same.
+ */
+
+/* The recovery key as shown: 36 letters and digits in 9 groups of 4. */
+#define CARECHAT_RECOVERY_KEY_LEN 44
+
+struct carechat_key_backup_status {
+    bool enabled;           /* this device keeps the backup (its profile holds the key) */
+    size_t local_keys;      /* message keys on this device (DIR/history_keys) */
+    size_t pending_keys;    /* of them, learned here and not yet in the backup */
+    size_t segments;        /* on the server */
+    uint64_t bytes;         /* ... their size */
+    int64_t last_backup_at; /* the newest segment's time, Unix ms (0: none) */
+    uint32_t max_segments;  /* the server's limits */
+    uint64_t max_bytes;
+    /* Why the last automatic backup failed ("" when it did not): a note for
+     * people, never key material. */
+    char last_error[256];
+};
+
+/* Turns the key backup on for the account: draws a recovery key (160 random
+ * bits), keeps the backup key derived from it in the profile (the recovery
+ * key itself is stored nowhere), gathers the keys of every message this
+ * device can read now (its conversations' history) and uploads them. Copies
+ * the recovery key to `recovery_key` (show it once, then wipe it) and the
+ * number of message keys in the backup to *keys (may be NULL). Returns 0
+ * (also when uploading failed for now: the keys then stay pending, and
+ * `carechat_key_backup_status()` says why); CONFLICT (local) when this device
+ * keeps a backup already, or from the account's segments on the server (a
+ * backup made elsewhere: restore it with its recovery key, or disable it
+ * first); or a local or server failure. */
+int carechat_key_backup_enable(struct carechat *c, char recovery_key[CARECHAT_RECOVERY_KEY_LEN + 1],
+                               size_t *keys);
+
+/* Reads the account's backup with `recovery_key` (as the person types it:
+ * case, spaces and dashes do not matter) and keeps its keys on this device,
+ * which then reads every earlier message its history shows, and keeps the
+ * backup from then on (as carechat_key_backup_enable()). The key is checked
+ * on the device first: a typo is BAD_REQUEST (CARECHAT_ERROR_ARGUMENT,
+ * nothing sent). Copies the number of message keys restored to *keys (may be
+ * NULL). Returns 0; FORBIDDEN (CARECHAT_ERROR_ARGUMENT) when the key does not
+ * open the account's backup; NOT_FOUND when the account has none; CORRUPT
+ * when a segment does not open (altered); CONFLICT when this device keeps
+ * another backup; or a server or local failure. Nothing changes on failure. */
+int carechat_key_backup_restore(struct carechat *c, const char *recovery_key, size_t *keys);
+
+/* Uploads the keys this device learned since the last backup now (the
+ * library also does after History, Send and Ack). Returns 0 (also when the
+ * backup is off) or a failure (TOO_LARGE: full even compacted). */
+int carechat_key_backup_sync(struct carechat *c);
+
+/* What this device and the server hold. Returns 0 or a failure. */
+int carechat_key_backup_status(struct carechat *c, struct carechat_key_backup_status *out);
+
+/* Turns the key backup off: the server deletes every segment of the account
+ * and retires its key, and this device forgets the backup key; another
+ * device still keeping it stops at its next upload (the server refuses the
+ * retired key). The message keys already on this device stay, so it still
+ * reads what it restored; `carechat_forget_device()` removes them. Returns 0
+ * or a failure. */
+int carechat_key_backup_disable(struct carechat *c);
+
 #endif

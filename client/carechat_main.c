@@ -150,6 +150,16 @@ static const char *command_name(enum cli_command cmd) {
         return "2fa confirm";
     case CLI_2FA_DISABLE:
         return "2fa disable";
+    case CLI_KEYS_BACKUP_ENABLE:
+        return "keys backup enable";
+    case CLI_KEYS_BACKUP_STATUS:
+        return "keys backup status";
+    case CLI_KEYS_BACKUP_SYNC:
+        return "keys backup sync";
+    case CLI_KEYS_BACKUP_DISABLE:
+        return "keys backup disable";
+    case CLI_KEYS_RESTORE:
+        return "keys restore";
     case CLI_NONE:
         break;
     }
@@ -1164,6 +1174,97 @@ static int run_2fa(struct carechat *c, const struct cli_args *a, const char *pas
     return rc;
 }
 
+/* ---- the key backup ---------------------------------------------------------------------- */
+
+static void print_key_backup_status(const struct carechat_key_backup_status *st, bool json) {
+    if (json) {
+        cli_json_print(stdout, json_pack("{s:b, s:I, s:I, s:I, s:o, s:I, s:I, s:o, s:o}", "enabled",
+                                         st->enabled, "local_keys", (json_int_t)st->local_keys,
+                                         "pending_keys", (json_int_t)st->pending_keys, "segments",
+                                         (json_int_t)st->segments, "bytes", cli_json_u64(st->bytes),
+                                         "last_backup_at", (json_int_t)st->last_backup_at,
+                                         "max_segments", (json_int_t)st->max_segments, "max_bytes",
+                                         cli_json_u64(st->max_bytes), "last_error",
+                                         cli_json_str(st->last_error)));
+        return;
+    }
+    printf("key backup: %s\n",
+           st->enabled ? "on (this device keeps it current)" : "off on this device");
+    printf("message keys on this device: %zu (%zu waiting to be backed up)\n", st->local_keys,
+           st->pending_keys);
+    char at[CLI_ISO_TIME_MAX] = "never";
+    if (st->last_backup_at > 0)
+        cli_iso_time(st->last_backup_at, at);
+    printf("on the server: %zu segment%s, %llu bytes (at most %u segments, %llu bytes); newest "
+           "%s\n",
+           st->segments, st->segments == 1 ? "" : "s", (unsigned long long)st->bytes,
+           st->max_segments, (unsigned long long)st->max_bytes, at);
+    if (st->last_error[0] != '\0')
+        printf("last automatic backup failed: %s\n", st->last_error);
+}
+
+static int run_keys(struct carechat *c, const struct cli_args *a) {
+    int rc = 0;
+    switch (a->command) {
+    case CLI_KEYS_BACKUP_ENABLE: {
+        char recovery[CARECHAT_RECOVERY_KEY_LEN + 1];
+        size_t keys = 0;
+        rc = carechat_key_backup_enable(c, recovery, &keys);
+        if (rc == 0 && a->json)
+            cli_json_print(stdout, json_pack("{s:b, s:s, s:I}", "enabled", 1, "recovery_key",
+                                             recovery, "keys", (json_int_t)keys));
+        else if (rc == 0)
+            printf("key backup on: %zu message key%s backed up\n"
+                   "recovery key (shown only now; write it down and keep it apart from this\n"
+                   "device: a new device needs it to read your earlier messages, and nobody,\n"
+                   "the clinic included, can recover it):\n"
+                   "%s\n",
+                   keys, keys == 1 ? "" : "s", recovery);
+        sodium_memzero(recovery, sizeof recovery);
+        return rc;
+    }
+    case CLI_KEYS_BACKUP_STATUS:
+    case CLI_KEYS_BACKUP_SYNC: {
+        if (a->command == CLI_KEYS_BACKUP_SYNC && (rc = carechat_key_backup_sync(c)) != 0)
+            return rc;
+        struct carechat_key_backup_status st;
+        rc = carechat_key_backup_status(c, &st);
+        if (rc == 0)
+            print_key_backup_status(&st, a->json);
+        return rc;
+    }
+    case CLI_KEYS_BACKUP_DISABLE:
+        rc = carechat_key_backup_disable(c);
+        if (rc == 0)
+            printf(a->json ? "{\"disabled\": true}\n"
+                           : "key backup off: the server's copy is deleted and this account's "
+                             "devices stop keeping it\n");
+        return rc;
+    default: {
+        struct buf key;
+        buf_init(&key);
+        char err[512];
+        rc = cli_read_password(a->recovery_file, &key, err, sizeof err);
+        if (rc != 0) {
+            fprintf(stderr, "carechat keys restore: %s\n", err);
+            buf_cleanup(&key);
+            return STATUS_BAD_REQUEST;
+        }
+        size_t keys = 0;
+        rc = carechat_key_backup_restore(c, (const char *)key.data, &keys);
+        buf_wipe(&key);
+        buf_cleanup(&key);
+        if (rc == 0 && a->json)
+            cli_json_print(stdout, json_pack("{s:I}", "restored", (json_int_t)keys));
+        else if (rc == 0)
+            printf("restored %zu message key%s: history on this device shows the earlier "
+                   "messages; this device keeps the backup from now on\n",
+                   keys, keys == 1 ? "" : "s");
+        return rc;
+    }
+    }
+}
+
 /* ---- breach ------------------------------------------------------------------------------ */
 
 #define MAX_BREACH_EMAILS CARECHAT_MAX_BREACH_ACCOUNTS
@@ -1577,6 +1678,13 @@ static int run(struct carechat *c, const struct cli_args *a) {
     case CLI_2FA_CONFIRM:
     case CLI_2FA_DISABLE:
         rc = run_2fa(c, a, pw);
+        break;
+    case CLI_KEYS_BACKUP_ENABLE:
+    case CLI_KEYS_BACKUP_STATUS:
+    case CLI_KEYS_BACKUP_SYNC:
+    case CLI_KEYS_BACKUP_DISABLE:
+    case CLI_KEYS_RESTORE:
+        rc = run_keys(c, a);
         break;
     case CLI_NONE:
         break;

@@ -85,6 +85,7 @@ enum opt {
     O_FORGET_DEVICE,
     O_CODE_FILE,
     O_TOTP,
+    O_RECOVERY_FILE,
     O_COUNT,
 };
 
@@ -153,6 +154,7 @@ static const struct option_def options[O_COUNT] = {
     [O_FORGET_DEVICE] = {"forget-device", false, false},
     [O_CODE_FILE] = {"code-file", true, false},
     [O_TOTP] = {"totp", true, false},
+    [O_RECOVERY_FILE] = {"recovery-file", true, false},
 };
 
 struct command_def {
@@ -236,6 +238,11 @@ static const struct command_def commands[] = {
     {"2fa enable", CLI_2FA_ENABLE, {0}, 0, {0}, 0},
     {"2fa confirm", CLI_2FA_CONFIRM, {O_CODE}, 1, {0}, 0},
     {"2fa disable", CLI_2FA_DISABLE, {O_PASSWORD_FILE, O_CODE}, 2, {0}, 0},
+    {"keys backup enable", CLI_KEYS_BACKUP_ENABLE, {0}, 0, {0}, 0},
+    {"keys backup status", CLI_KEYS_BACKUP_STATUS, {0}, 0, {0}, 0},
+    {"keys backup sync", CLI_KEYS_BACKUP_SYNC, {0}, 0, {0}, 0},
+    {"keys backup disable", CLI_KEYS_BACKUP_DISABLE, {0}, 0, {0}, 0},
+    {"keys restore", CLI_KEYS_RESTORE, {O_RECOVERY_FILE}, 1, {0}, 0},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -323,19 +330,25 @@ int cli_parse(int argc, char **argv, struct cli_args *out, char *err, size_t err
         if (strncmp(arg, "--", 2) != 0) {
             if (cmd != NULL)
                 return usage_error(err, err_len, "unexpected argument '%s'", arg);
-            /* A group word takes a second one ("audit query", "channel
-             * create", "account deactivate", "invite list"), unless options
-             * follow it and it is a command of its own ("invite --email"). */
-            char two[32];
-            if (is_group(arg) && i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0 &&
-                strlen(argv[i + 1]) < 16) {
-                snprintf(two, sizeof two, "%s %s", arg, argv[i + 1]);
+            /* A group word takes the next one ("audit query", "channel
+             * create", "account deactivate", "invite list", and again
+             * "keys backup enable"), unless options follow it and it is a
+             * command of its own ("invite --email"). */
+            char words[48];
+            snprintf(words, sizeof words, "%s", arg);
+            bool grouped = false;
+            while (strlen(words) < 32 && is_group(words) && i + 1 < argc &&
+                   strncmp(argv[i + 1], "--", 2) != 0 && strlen(argv[i + 1]) < 16) {
+                size_t at = strlen(words);
+                snprintf(words + at, sizeof words - at, " %s", argv[++i]);
+                grouped = true;
+            }
+            if (grouped) {
                 for (size_t c = 0; c < N_COMMANDS && cmd == NULL; c++)
-                    if (strcmp(commands[c].name, two) == 0)
+                    if (strcmp(commands[c].name, words) == 0)
                         cmd = &commands[c];
                 if (cmd == NULL)
-                    return usage_error(err, err_len, "unknown command '%s' (see --help)", two);
-                i++;
+                    return usage_error(err, err_len, "unknown command '%s' (see --help)", words);
                 continue;
             }
             for (size_t c = 0; c < N_COMMANDS && cmd == NULL; c++)
@@ -594,6 +607,7 @@ int cli_parse(int argc, char **argv, struct cli_args *out, char *err, size_t err
     a.password_file = values[O_PASSWORD_FILE];
     a.new_password_file = values[O_NEW_PASSWORD_FILE];
     a.code_file = values[O_CODE_FILE];
+    a.recovery_file = values[O_RECOVERY_FILE];
     a.incident = values[O_INCIDENT];
     a.accounts = values[O_ACCOUNTS];
     a.description = values[O_DESCRIPTION];
@@ -873,8 +887,25 @@ const char *cli_usage(void) {
            "      turn it off, with the password and a current code or a recovery code\n"
            "  On a server run with --require-2fa staff, staff without two-factor sign-in\n"
            "  get a session that can only run 2fa enable and 2fa confirm (and logout).\n"
+           "  keys backup enable\n"
+           "      keep the keys of your messages in an end-to-end encrypted backup on the\n"
+           "      server, so a new device (a new phone, even with the old one lost) can read\n"
+           "      your earlier messages: prints a recovery key (shown once: write it down;\n"
+           "      the server never sees it). From then on recv, history and send keep the\n"
+           "      backup current by themselves\n"
+           "  keys backup status\n"
+           "      whether this device keeps the backup, its keys waiting to be backed up,\n"
+           "      and the backup's segments on the server\n"
+           "  keys backup sync\n"
+           "      back up now what this device read or sent since the last backup\n"
+           "  keys backup disable\n"
+           "      turn the backup off: the server deletes it; every device stops keeping it\n"
+           "  keys restore --recovery-file F\n"
+           "      on a new device: read the backup with the recovery key in F (one line)\n"
+           "      and show earlier messages in history; this device then keeps the backup\n"
            "\n"
-           "Passwords are read only from files (one line; never from the command line).\n"
+           "Passwords and recovery keys are read only from files (one line; never from\n"
+           "the command line).\n"
            "\n"
            "exit codes:\n"
            "  0  success\n"

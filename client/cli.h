@@ -88,6 +88,11 @@ enum cli_command {
     CLI_2FA_ENABLE,
     CLI_2FA_CONFIRM,
     CLI_2FA_DISABLE,
+    CLI_KEYS_BACKUP_ENABLE,
+    CLI_KEYS_BACKUP_STATUS,
+    CLI_KEYS_BACKUP_SYNC,
+    CLI_KEYS_BACKUP_DISABLE,
+    CLI_KEYS_RESTORE,
 };
 
 #define CLI_MAX_WAIT_S 3600
@@ -112,6 +117,7 @@ struct cli_args {
     const char *password_file;
     const char *new_password_file; /* password change, password reset */
     const char *code_file;         /* password reset: a file holding the emailed code */
+    const char *recovery_file;     /* keys restore: a file holding the recovery key */
     const char *invite;            /* invite revoke: 64 hex digits (checked) */
     const char *role;              /* invite; account list: the role listed (NULL: every role) */
     const char *code;              /* register, approve, 2fa confirm, 2fa disable */

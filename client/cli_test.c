@@ -98,6 +98,30 @@ static void test_cli_parse_commands(void **state) {
     assert_int_equal(parse(convs, &a, err, sizeof err), 0);
     assert_int_equal(a.command, CLI_CONVERSATIONS);
 
+    /* Three words: the key backup's commands. */
+    const char *kb_on[] = {"keys", "backup", "enable", "--json", NULL};
+    assert_int_equal(parse(kb_on, &a, err, sizeof err), 0);
+    assert_int_equal(a.command, CLI_KEYS_BACKUP_ENABLE);
+    assert_true(a.json);
+    const char *kb_status[] = {"--json", "keys", "backup", "status", NULL};
+    assert_int_equal(parse(kb_status, &a, err, sizeof err), 0);
+    assert_int_equal(a.command, CLI_KEYS_BACKUP_STATUS);
+    const char *kb_off[] = {"keys", "backup", "disable", NULL};
+    assert_int_equal(parse(kb_off, &a, err, sizeof err), 0);
+    assert_int_equal(a.command, CLI_KEYS_BACKUP_DISABLE);
+    const char *kb_restore[] = {"keys", "restore", "--recovery-file", "/r", NULL};
+    assert_int_equal(parse(kb_restore, &a, err, sizeof err), 0);
+    assert_int_equal(a.command, CLI_KEYS_RESTORE);
+    assert_string_equal(a.recovery_file, "/r");
+    const char *kb_half[] = {"keys", "backup", NULL};
+    assert_int_equal(parse(kb_half, &a, err, sizeof err), STATUS_BAD_REQUEST);
+    const char *kb_bad[] = {"keys", "backup", "now", NULL};
+    assert_int_equal(parse(kb_bad, &a, err, sizeof err), STATUS_BAD_REQUEST);
+    assert_non_null(strstr(err, "keys backup now"));
+    const char *kb_no_file[] = {"keys", "restore", NULL};
+    assert_int_equal(parse(kb_no_file, &a, err, sizeof err), STATUS_BAD_REQUEST);
+    assert_non_null(strstr(err, "--recovery-file"));
+
     const char *ch_create[] = {"channel", "create", "--patient", "p@x", "--name", "Cardio", NULL};
     assert_int_equal(parse(ch_create, &a, err, sizeof err), 0);
     assert_int_equal(a.command, CLI_CHANNEL_CREATE);

@@ -10,12 +10,17 @@
  *   carechat.c (open, close)
  *      |      \
  *      |    channels.c --> messaging.c --> accounts.c      admin.c   audit.c   files.c
- *      |         |              |              |              |         |         |
- *      v         v              v              v              v         v         v
+ *      |         |           ^     |  \        |  \           |         |         |
+ *      |         |   backup.c-'    |   `-> backup_sync.c      |         |         |
+ *      |         |      |  `-------|----------^  |            |         |         |
+ *      v         v      v          v             v            v         v         v
  *   core.c  <-----------------------------------------------------------------------
  *
- * (channels.c and admin.c also call accounts.c: carechat_lookup(); carechat.c
- * calls messaging.c only to free its state.) core.c calls none of them: the
+ * (channels.c and admin.c also call accounts.c: carechat_lookup(); backup.c,
+ * the key backup's API, sweeps history through messaging.c; messaging.c and
+ * accounts.c call backup_sync.c, which keeps the backup in step; carechat.c
+ * calls messaging.c and backup_sync.c only to free their state.) core.c calls
+ * none of them: the
  * deliveries it receives wait in `struct cc_deliveries` until messaging.c
  * takes them, and a module's state hanging off the handle (`msg`) is freed by
  * carechat_close(). files.c records the files it uploaded in the handle
@@ -39,6 +44,7 @@
 #include "protocol/proto.h"
 
 struct cc_msg;
+struct cc_bk;
 
 #define CC_UPLOADED_MAX 32
 
@@ -85,6 +91,7 @@ struct carechat {
 
     struct cc_deliveries deliveries;
     struct cc_msg *msg; /* messaging state (messaging.c); NULL until first used */
+    struct cc_bk *bk;   /* key backup state (backup_sync.c); NULL until first used */
     /* Files this handle uploaded last (files.c), newest at uploaded_next - 1:
      * carechat_send_content() binds those it carries to the message
      * (FileBind) before sending it. */

@@ -23,6 +23,7 @@ static const char inner_context[] = "carechat.v2 message";
 
 #define WRAP_INFO_LEN (sizeof wrap_context - 1 + ID_LEN + 4)
 #define BODY_KEY_LEN crypto_aead_xchacha20poly1305_ietf_KEYBYTES
+_Static_assert(BODY_KEY_LEN == ENVELOPE_BODY_KEY_LEN, "body key length");
 
 struct envelope_identity {
     uint8_t sk[crypto_sign_SECRETKEYBYTES];
@@ -277,6 +278,17 @@ static int check_wrap_order(const struct envelope_wrap *wraps, size_t n) {
 int envelope_seal(const struct envelope_header *header, const uint8_t *body, size_t body_len,
                   const struct envelope_recipient *recipients, size_t n_recipients,
                   const struct envelope_identity *sender, struct envelope *out) {
+    uint8_t body_key[ENVELOPE_BODY_KEY_LEN];
+    int rc = envelope_seal_keep_key(header, body, body_len, recipients, n_recipients, sender, out,
+                                    body_key);
+    sodium_memzero(body_key, sizeof body_key);
+    return rc;
+}
+
+int envelope_seal_keep_key(const struct envelope_header *header, const uint8_t *body,
+                           size_t body_len, const struct envelope_recipient *recipients,
+                           size_t n_recipients, const struct envelope_identity *sender,
+                           struct envelope *out, uint8_t body_key_out[ENVELOPE_BODY_KEY_LEN]) {
     if (n_recipients == 0 || n_recipients > ENVELOPE_MAX_WRAPS)
         return STATUS_BAD_REQUEST;
     if (body_len > ENVELOPE_MAX_MESSAGE_LEN)
@@ -353,6 +365,7 @@ int envelope_seal(const struct envelope_header *header, const uint8_t *body, siz
     CHECK(crypto_sign_detached(env.sig, NULL, transcript.data, transcript.len, sender->sk) == 0);
 
     buf_cleanup(&transcript);
+    memcpy(body_key_out, body_key, BODY_KEY_LEN);
     sodium_memzero(body_key, sizeof body_key);
     *out = env;
     return 0;
@@ -370,15 +383,20 @@ static const struct envelope_wrap *find_wrap(const struct envelope *env, const s
     return bsearch(&probe, env->wraps, env->n_wraps, sizeof *env->wraps, compare_wraps);
 }
 
-/* Shape checks shared by envelope_verify() and envelope_open(). */
-static int check_shape(const struct envelope *env) {
+/* Shape checks of an envelope to open: `wrapped` when it must carry wraps
+ * (envelope_verify(), envelope_unwrap()). */
+static int check_shape_of(const struct envelope *env, bool wrapped) {
     if (env->n_wraps > ENVELOPE_MAX_WRAPS || env->n_recipients > ENVELOPE_MAX_WRAPS ||
         env->body_len > ENVELOPE_MAX_BODY_LEN)
         return STATUS_TOO_LARGE;
-    if (env->version != ENVELOPE_VERSION || env->n_wraps == 0 || env->opaque_header_len != 0 ||
-        env->body_len < ENVELOPE_SIG_LEN + ENVELOPE_TAG_LEN + 4)
+    if (env->version != ENVELOPE_VERSION || (wrapped && env->n_wraps == 0) ||
+        env->opaque_header_len != 0 || env->body_len < ENVELOPE_SIG_LEN + ENVELOPE_TAG_LEN + 4)
         return STATUS_BAD_REQUEST;
     return check_wrap_order(env->wraps, env->n_wraps);
+}
+
+static int check_shape(const struct envelope *env) {
+    return check_shape_of(env, true);
 }
 
 int envelope_verify(const struct envelope *env, const uint8_t sender_pk[ENVELOPE_SIGN_PK_LEN]) {
@@ -394,9 +412,40 @@ int envelope_verify(const struct envelope *env, const uint8_t sender_pk[ENVELOPE
     return rc != 0 ? STATUS_CORRUPT : 0;
 }
 
-int envelope_open(const struct envelope *env, const uint8_t sender_pk[ENVELOPE_SIGN_PK_LEN],
-                  const struct envelope_enc_key *key, struct buf *body_out) {
-    buf_wipe(body_out);
+/* Binding B of `env` over the recipient list the sender signed: as the
+ * server delivered it (checked: strictly ascending, and naming `mine`'s
+ * device with its key when `mine` is not NULL), or the wraps of a whole
+ * envelope. Returns 0; STATUS_BAD_REQUEST (not ascending, or neither
+ * recipients nor wraps); STATUS_CORRUPT (`mine` not among them). */
+static int binding_of(const struct envelope *env, const struct envelope_wrap *mine,
+                      uint8_t h[ENVELOPE_BINDING_LEN]) {
+    struct envelope_ref *refs = NULL;
+    size_t n_refs = env->n_recipients;
+    if (n_refs > 0) {
+        bool found = mine == NULL;
+        for (size_t i = 0; i < n_refs; i++) {
+            if (i > 0 && compare_refs(&env->recipients[i - 1], &env->recipients[i]) >= 0)
+                return STATUS_BAD_REQUEST;
+            if (mine && memcmp(env->recipients[i].device_id.b, mine->device_id.b, ID_LEN) == 0 &&
+                env->recipients[i].key_id == mine->key_id)
+                found = true;
+        }
+        if (!found)
+            return STATUS_CORRUPT;
+        refs = xmemdup(env->recipients, n_refs * sizeof *refs);
+    } else if (env->n_wraps > 0) {
+        refs = refs_of_wraps(env);
+        n_refs = env->n_wraps;
+    } else {
+        return STATUS_BAD_REQUEST;
+    }
+    encode_binding(env, refs, n_refs, h);
+    free(refs);
+    return 0;
+}
+
+int envelope_unwrap(const struct envelope *env, const struct envelope_enc_key *key,
+                    uint8_t body_key[ENVELOPE_BODY_KEY_LEN]) {
     int rc = check_shape(env);
     if (rc != 0)
         return rc;
@@ -405,40 +454,34 @@ int envelope_open(const struct envelope *env, const uint8_t sender_pk[ENVELOPE_S
         return STATUS_NOT_FOUND;
     if (w->key_id != key->pub.key_id)
         return STATUS_CONFLICT;
-
-    /* The recipient list the sender signed: as the server delivered it
-     * (checked: strictly ascending, naming this device with this key), or the
-     * wraps of a whole envelope. */
-    struct envelope_ref *refs = NULL;
-    size_t n_refs = env->n_recipients;
-    if (n_refs > 0) {
-        bool mine = false;
-        for (size_t i = 0; i < n_refs; i++) {
-            if (i > 0 && compare_refs(&env->recipients[i - 1], &env->recipients[i]) >= 0)
-                return STATUS_BAD_REQUEST;
-            if (memcmp(env->recipients[i].device_id.b, w->device_id.b, ID_LEN) == 0 &&
-                env->recipients[i].key_id == w->key_id)
-                mine = true;
-        }
-        if (!mine)
-            return STATUS_CORRUPT;
-        refs = xmemdup(env->recipients, n_refs * sizeof *refs);
-    } else {
-        refs = refs_of_wraps(env);
-        n_refs = env->n_wraps;
-    }
     uint8_t h[ENVELOPE_BINDING_LEN];
-    encode_binding(env, refs, n_refs, h);
-    free(refs);
+    rc = binding_of(env, w, h);
+    if (rc != 0)
+        return rc;
     uint8_t info[WRAP_INFO_LEN];
     wrap_info(&w->device_id, w->key_id, info);
-    uint8_t body_key[BODY_KEY_LEN];
+    uint8_t k[BODY_KEY_LEN];
+    rc = hpke_open(key->sk, w->enc, info, sizeof info, h, sizeof h, w->wrapped_key,
+                   sizeof w->wrapped_key, k);
+    if (rc == 0)
+        memcpy(body_key, k, BODY_KEY_LEN);
+    sodium_memzero(k, sizeof k);
+    return rc != 0 ? STATUS_CORRUPT : 0;
+}
+
+int envelope_open_body(const struct envelope *env, const uint8_t sender_pk[ENVELOPE_SIGN_PK_LEN],
+                       const uint8_t body_key[ENVELOPE_BODY_KEY_LEN], struct buf *body_out) {
+    buf_wipe(body_out);
+    int rc = check_shape_of(env, false);
+    if (rc != 0)
+        return rc;
+    uint8_t h[ENVELOPE_BINDING_LEN];
+    rc = binding_of(env, NULL, h);
+    if (rc != 0)
+        return rc;
     const size_t pt_len = env->body_len - ENVELOPE_TAG_LEN;
     uint8_t *pt = xmalloc(pt_len);
-    rc = hpke_open(key->sk, w->enc, info, sizeof info, h, sizeof h, w->wrapped_key,
-                   sizeof w->wrapped_key, body_key);
-    if (rc == 0 &&
-        crypto_aead_xchacha20poly1305_ietf_decrypt(pt, NULL, NULL, env->body, env->body_len, h,
+    if (crypto_aead_xchacha20poly1305_ietf_decrypt(pt, NULL, NULL, env->body, env->body_len, h,
                                                    sizeof h, env->nonce, body_key) != 0)
         rc = STATUS_CORRUPT;
     size_t msg_len = 0;
@@ -468,8 +511,18 @@ int envelope_open(const struct envelope *env, const uint8_t sender_pk[ENVELOPE_S
         }
     }
     wipe_free(pt, pt_len);
+    return rc;
+}
+
+int envelope_open(const struct envelope *env, const uint8_t sender_pk[ENVELOPE_SIGN_PK_LEN],
+                  const struct envelope_enc_key *key, struct buf *body_out) {
+    buf_wipe(body_out);
+    uint8_t body_key[BODY_KEY_LEN];
+    int rc = envelope_unwrap(env, key, body_key);
+    if (rc == 0)
+        rc = envelope_open_body(env, sender_pk, body_key, body_out);
     sodium_memzero(body_key, sizeof body_key);
-    return rc != 0 ? STATUS_CORRUPT : 0;
+    return rc;
 }
 
 void envelope_cleanup(struct envelope *env) {

@@ -87,6 +87,7 @@
 #define ENVELOPE_NONCE_LEN 24       /* XChaCha20 nonce */
 #define ENVELOPE_TAG_LEN 16
 #define ENVELOPE_BINDING_LEN 101
+#define ENVELOPE_BODY_KEY_LEN 32 /* a message's body (content) key */
 /* The smallest padded message (length prefix included). */
 #define ENVELOPE_MIN_PADDED 256
 #define ENVELOPE_MAX_BODY_LEN (64 * 1024) /* Envelope.body (ciphertext); files use secretstream */
@@ -265,6 +266,13 @@ struct envelope_wire {
 };
 void envelope_wire(const struct envelope *env, struct envelope_wire *out);
 void envelope_wire_cleanup(struct envelope_wire *w);
+/* envelope_seal() that also copies the body key it drew to `body_key` (the
+ * caller wipes it): for a sender that keeps the keys of the messages it sent
+ * (an account's key backup, client/keybackup.h). */
+int envelope_seal_keep_key(const struct envelope_header *header, const uint8_t *body,
+                           size_t body_len, const struct envelope_recipient *recipients,
+                           size_t n_recipients, const struct envelope_identity *sender,
+                           struct envelope *out, uint8_t body_key[ENVELOPE_BODY_KEY_LEN]);
 
 /* Verifies Envelope.signature (the transcript over every wrap) of the whole
  * envelope `env` against the sender's identity key `sender_pk`. Returns 0;
@@ -294,6 +302,25 @@ int envelope_verify(const struct envelope *env, const uint8_t sender_pk[ENVELOPE
  * The body is plaintext a user wrote: the caller wipes `body_out` when done. */
 int envelope_open(const struct envelope *env, const uint8_t sender_pk[ENVELOPE_SIGN_PK_LEN],
                   const struct envelope_enc_key *key, struct buf *body_out);
+
+/* The first half of envelope_open(): finds the wrap for the device and key
+ * of `key` and unwraps the body key into `body_key` (the caller wipes it).
+ * Returns 0, or envelope_open()'s shape errors, STATUS_NOT_FOUND,
+ * STATUS_CONFLICT, or STATUS_CORRUPT for a wrap that does not open (or a
+ * recipient list without this device). */
+int envelope_unwrap(const struct envelope *env, const struct envelope_enc_key *key,
+                    uint8_t body_key[ENVELOPE_BODY_KEY_LEN]);
+
+/* The second half of envelope_open(), with a body key obtained otherwise
+ * (its wrap, or a key backup: client/keybackup.h): decrypts the body under
+ * binding B and verifies the inner signature against `sender_pk`. The
+ * envelope may carry no wraps (a device the sender did not wrap for), but
+ * then must name its recipients (`recipients`), from which B is made.
+ * Returns 0 with the message in `body_out` (as envelope_open()); the shape
+ * errors of envelope_open() (BAD_REQUEST also for neither wraps nor
+ * recipients); or STATUS_CORRUPT (another key, or anything bound changed). */
+int envelope_open_body(const struct envelope *env, const uint8_t sender_pk[ENVELOPE_SIGN_PK_LEN],
+                       const uint8_t body_key[ENVELOPE_BODY_KEY_LEN], struct buf *body_out);
 
 /* Frees body and wraps and leaves `env` empty. Accepts NULL. */
 void envelope_cleanup(struct envelope *env);

@@ -296,6 +296,66 @@ static void test_envelope_tampering_fails_to_open(void **state) {
     device_cleanup(&c);
 }
 
+/* A body key obtained otherwise (the sender's own copy, a key backup) opens
+ * the envelope as a device without a wrap receives it: no wraps, the signed
+ * recipient list. Another key, a recipient list the sender did not sign, or
+ * neither wraps nor recipients do not. */
+static void test_envelope_open_with_body_key(void **state) {
+    struct id acct1 = id_new(), acct2 = id_new();
+    struct device s, p, late;
+    device_init(&s, &acct1);
+    device_init(&p, &acct2);
+    device_init(&late, &acct2);
+    struct envelope_recipient to[2] = {recipient_of(&p), recipient_of(&s)};
+    struct envelope_header h = header_from(&s);
+    const uint8_t body[] = "history for a new phone";
+    struct envelope env;
+    uint8_t key[ENVELOPE_BODY_KEY_LEN], unwrapped[ENVELOPE_BODY_KEY_LEN];
+    assert_int_equal(envelope_seal_keep_key(&h, body, sizeof body, to, 2, s.identity, &env, key),
+                     0);
+    /* The wrap holds the same key. */
+    assert_int_equal(envelope_unwrap(&env, p.key, unwrapped), 0);
+    assert_memory_equal(unwrapped, key, sizeof key);
+    assert_int_equal(envelope_unwrap(&env, late.key, unwrapped), STATUS_NOT_FOUND);
+
+    /* As the server hands it to `late`: no wrap, the signed recipients. */
+    struct envelope t;
+    envelope_copy(&env, &t);
+    t.n_wraps = 0;
+    t.recipients = xcalloc(env.n_wraps, sizeof *t.recipients);
+    for (size_t w = 0; w < env.n_wraps; w++)
+        t.recipients[w] = (struct envelope_ref){env.wraps[w].device_id, env.wraps[w].key_id};
+    t.n_recipients = env.n_wraps;
+    struct buf out;
+    buf_init(&out);
+    assert_int_equal(envelope_open_body(&t, s.identity_pk, key, &out), 0);
+    assert_int_equal(out.len, sizeof body);
+    assert_memory_equal(out.data, body, sizeof body);
+    assert_int_equal(open_status(&t, &s, &late), STATUS_BAD_REQUEST);
+    /* Another key; another sender. */
+    uint8_t other[ENVELOPE_BODY_KEY_LEN];
+    memcpy(other, key, sizeof other);
+    other[31] ^= 1;
+    assert_int_equal(envelope_open_body(&t, s.identity_pk, other, &out), STATUS_CORRUPT);
+    assert_int_equal(out.len, 0);
+    assert_int_equal(envelope_open_body(&t, p.identity_pk, key, &out), STATUS_CORRUPT);
+    /* A recipient list the sender did not sign (one left out). */
+    t.n_recipients--;
+    assert_int_equal(envelope_open_body(&t, s.identity_pk, key, &out), STATUS_CORRUPT);
+    /* Neither wraps nor recipients: no binding to check against. */
+    t.n_recipients = 0;
+    assert_int_equal(envelope_open_body(&t, s.identity_pk, key, &out), STATUS_BAD_REQUEST);
+    envelope_cleanup(&t);
+    /* The whole envelope opens with the key too. */
+    assert_int_equal(envelope_open_body(&env, s.identity_pk, key, &out), 0);
+    buf_wipe(&out);
+    buf_cleanup(&out);
+    envelope_cleanup(&env);
+    device_cleanup(&s);
+    device_cleanup(&p);
+    device_cleanup(&late);
+}
+
 static void test_envelope_device_without_wrap_is_not_found(void **state) {
     struct id acct = id_new();
     struct device s, a, outsider;
@@ -671,6 +731,7 @@ int main(void) {
         cmocka_unit_test(test_envelope_device_key_verify),
         cmocka_unit_test(test_envelope_seal_refuses_bad_recipients),
         cmocka_unit_test(test_envelope_open_refuses_malformed),
+        cmocka_unit_test_setup_teardown(test_envelope_open_with_body_key, setup_clock, reset_clock),
         cmocka_unit_test(test_envelope_identity_export_import_sign),
     };
     return cmocka_run_group_tests(tests, setup_clock, reset_clock);

@@ -40,6 +40,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/status.h"
+#include "client/backup_sync.h"
 #include "client/content.h"
 #include "client/core.h"
 #include "client/envelope.h"
@@ -542,10 +543,12 @@ static int members_of(struct carechat *c, const struct id *conv, const struct co
 /* ---- sending ---- */
 
 /* Seals `body` for every device with a valid key of every account at
- * `accounts` (cached lists) and sends it; *resp gets the response frame. */
+ * `accounts` (cached lists) and sends it; *resp gets the response frame, and
+ * `body_key` the message's key (the caller wipes it). */
 static int seal_and_send(struct carechat *c, const struct id *conv, const struct id *cmid,
                          const struct id *accounts, size_t n_accounts, const uint8_t *body,
-                         size_t len, bool urgent, Carechat__V1__Frame **resp) {
+                         size_t len, bool urgent, Carechat__V1__Frame **resp,
+                         uint8_t body_key[ENVELOPE_BODY_KEY_LEN]) {
     struct cc_msg *m = c->msg;
     const char *what = "sending the message";
     for (size_t i = 0; i < n_accounts; i++) {
@@ -596,7 +599,7 @@ static int seal_and_send(struct carechat *c, const struct id *conv, const struct
         .counter = counter,
     };
     struct envelope env;
-    int rc = envelope_seal(&h, body, len, to, n_to, identity, &env);
+    int rc = envelope_seal_keep_key(&h, body, len, to, n_to, identity, &env, body_key);
     envelope_identity_free(identity);
     free(to);
     if (rc == STATUS_BAD_REQUEST)
@@ -645,8 +648,11 @@ static int send_message(struct carechat *c, const struct id *conversation_id, co
     int conflicts = 0;
     bool resent = false;
     Carechat__V1__Frame *resp = NULL;
+    uint8_t body_key[ENVELOPE_BODY_KEY_LEN];
+    memset(body_key, 0, sizeof body_key);
     while (rc == 0) {
-        rc = seal_and_send(c, conversation_id, &cmid, members, n_members, body, len, urgent, &resp);
+        rc = seal_and_send(c, conversation_id, &cmid, members, n_members, body, len, urgent, &resp,
+                           body_key);
         if (rc != 0 && c->err_kind == CARECHAT_ERROR_CONNECTION && !resent) {
             /* The answer was lost: the same client_msg_id again. */
             resent = true;
@@ -699,6 +705,11 @@ static int send_message(struct carechat *c, const struct id *conversation_id, co
                     ledger_record(ledger, conversation_id, &c->profile->device_id, &cmid,
                                   &sent.message_id, counter) != 0)
                     log_warn(MOD, "the replay ledger could not record a sent message");
+                /* What this device sent goes into the account's key backup
+                 * (a retry answered with the first send's result carries a
+                 * key of this attempt only when it was that send's). */
+                if (!resent)
+                    cc_bk_learn(c, &sent.message_id, conversation_id, body_key);
                 sent.client_msg_id = cmid;
                 sent.seq = sr->seq;
                 sent.sent_at = sr->sent_at;
@@ -709,6 +720,7 @@ static int send_message(struct carechat *c, const struct id *conversation_id, co
         }
         break;
     }
+    sodium_memzero(body_key, sizeof body_key);
     cc_free_response(resp);
     free(members);
     return rc;
@@ -765,6 +777,8 @@ int carechat_send_content(struct carechat *c, const struct id *conversation_id,
         rc = send_message(c, conversation_id, plain.data, plain.len, &cmid, urgent, out);
     buf_wipe(&plain);
     buf_cleanup(&plain);
+    if (rc == 0)
+        cc_bk_flush_quietly(c);
     return rc;
 }
 
@@ -946,20 +960,28 @@ static int open_stored(struct carechat *c, const Carechat__V1__StoredMessage *sm
         *out = msg;
         return 0;
     }
+    /* No wrap for this device (it joined the account after the message, or
+     * its key was wiped): only a key from the account's key backup opens it. */
+    uint8_t kept_key[ENVELOPE_BODY_KEY_LEN];
+    bool kept = false;
     if (pe->n_wraps == 0) {
-        msg.state = CARECHAT_MESSAGE_NO_KEY;
-        *out = msg;
-        return 0;
+        kept = cc_bk_find(c, &msg.message_id, &msg.conversation_id, kept_key);
+        if (!kept) {
+            msg.state = CARECHAT_MESSAGE_NO_KEY;
+            *out = msg;
+            return 0;
+        }
     }
     uint8_t sender_pk[ENVELOPE_SIGN_PK_LEN];
     bool listed = false;
     int rc = sender_identity(c, &msg.sender_account_id, &msg.sender_device_id, sender_pk, &listed);
-    if (rc != 0)
+    if (rc != 0 || !listed) {
+        sodium_memzero(kept_key, sizeof kept_key);
+        if (rc == 0) {
+            log_warn(MOD, "a message from a device not in its account's signed device list");
+            *out = msg;
+        }
         return rc;
-    if (!listed) {
-        log_warn(MOD, "a message from a device not in its account's signed device list");
-        *out = msg;
-        return 0;
     }
     /* The wrap names the key it was made for: the current one or an old one. */
     uint32_t wrap_key_id = 0;
@@ -968,10 +990,14 @@ static int open_stored(struct carechat *c, const Carechat__V1__StoredMessage *sm
             same(&c->profile->device_id, pe->wraps[i]->device_id.data))
             wrap_key_id = pe->wraps[i]->key_id;
     struct envelope_enc_key *key = NULL;
-    rc = own_key(c, wrap_key_id, &key);
-    if (rc != 0)
+    rc = pe->n_wraps > 0 ? own_key(c, wrap_key_id, &key) : 0;
+    if (rc != 0) {
+        sodium_memzero(kept_key, sizeof kept_key);
         return rc;
-    if (key == NULL) {
+    }
+    if (key == NULL && !kept)
+        kept = cc_bk_find(c, &msg.message_id, &msg.conversation_id, kept_key);
+    if (key == NULL && !kept) {
         msg.state = CARECHAT_MESSAGE_NO_KEY;
         *out = msg;
         return 0;
@@ -989,7 +1015,7 @@ static int open_stored(struct carechat *c, const Carechat__V1__StoredMessage *sm
     env.body = pe->body.data;
     env.body_len = pe->body.len;
     memcpy(env.sig, pe->signature.data, ENVELOPE_SIG_LEN);
-    env.wraps = xcalloc(pe->n_wraps, sizeof *env.wraps);
+    env.wraps = xcalloc(pe->n_wraps + 1, sizeof *env.wraps);
     bool shaped = true;
     for (size_t i = 0; i < pe->n_wraps; i++) {
         const Carechat__V1__KeyWrap *w = pe->wraps[i];
@@ -1019,9 +1045,28 @@ static int open_stored(struct carechat *c, const Carechat__V1__StoredMessage *sm
     env.n_recipients = shaped ? sm->n_recipients : 0;
     struct buf plain;
     buf_init(&plain);
-    int orc = shaped ? envelope_open(&env, sender_pk, key, &plain) : STATUS_BAD_REQUEST;
+    /* Its wrap first; a key the device keeps for the backup when the wrap
+     * is not there or is for a key it no longer holds. */
+    uint8_t body_key[ENVELOPE_BODY_KEY_LEN];
+    bool unwrapped = false;
+    int orc = shaped ? STATUS_NOT_FOUND : STATUS_BAD_REQUEST;
+    if (shaped && key != NULL) {
+        orc = envelope_unwrap(&env, key, body_key);
+        unwrapped = orc == 0;
+        if (orc == 0)
+            orc = envelope_open_body(&env, sender_pk, body_key, &plain);
+    }
+    if (shaped && (orc == STATUS_NOT_FOUND || orc == STATUS_CONFLICT) && !kept)
+        kept = cc_bk_find(c, &msg.message_id, &msg.conversation_id, kept_key);
+    if (shaped && (orc == STATUS_NOT_FOUND || orc == STATUS_CONFLICT) && kept)
+        orc = envelope_open_body(&env, sender_pk, kept_key, &plain);
+    sodium_memzero(kept_key, sizeof kept_key);
     free(env.wraps);
     free(env.recipients);
+    /* What this device read goes into the account's key backup. */
+    if (orc == 0 && unwrapped)
+        cc_bk_learn(c, &msg.message_id, &msg.conversation_id, body_key);
+    sodium_memzero(body_key, sizeof body_key);
     if (orc == 0) {
         /* Authenticated context: now the replay ledger may judge it. */
         msg.signed_sent_at = pe->sent_at;
@@ -1331,7 +1376,11 @@ int carechat_ack(struct carechat *c) {
     memcpy(p->ack_cursor, m->taken, m->taken_len);
     p->ack_cursor_len = m->taken_len;
     p->last_ack_at = clock_now();
-    return cc_save_profile(c);
+    rc = cc_save_profile(c);
+    /* What was received is processed: its keys join the backup. */
+    if (rc == 0)
+        cc_bk_flush_quietly(c);
+    return rc;
 }
 
 /* ---- history, receipts, typing ---- */
@@ -1400,6 +1449,7 @@ int carechat_history(struct carechat *c, const struct id *conversation_id, uint6
     }
     qsort(list->items, list->n, sizeof *list->items, by_seq);
     *out = list;
+    cc_bk_flush_quietly(c);
     return 0;
 }
 

@@ -113,6 +113,8 @@ enum field {
     F_SESSION_STAY_SIGNED_IN,
     F_SERVER_URL,
     F_CA_FILE,
+    F_KEY_BACKUP_KEY,
+    F_KEY_BACKUP_DONE,
     F_COUNT,
 };
 
@@ -120,7 +122,7 @@ static const char *const field_names[F_COUNT] = {
     "identity_seed",      "encryption_secret", "encryption_key_id",   "encryption_key_expires_at",
     "account_id",         "device_id",         "device_list_version", "session_token",
     "session_expires_at", "ack_cursor",        "last_ack_at",         "session_stay_signed_in",
-    "server_url",         "ca_file",
+    "server_url",         "ca_file",           "key_backup_key",      "key_backup_done",
 };
 
 #define OLD_KEY_FIELD "old_key"
@@ -219,6 +221,11 @@ static int parse_field(struct profile *p, enum field f, const char *v) {
         return parse_text(v, p->server_url);
     case F_CA_FILE:
         return parse_text(v, p->ca_file);
+    case F_KEY_BACKUP_KEY:
+        p->has_backup_key = true;
+        return parse_hex_exact(v, p->backup_key, PROFILE_SECRET_LEN);
+    case F_KEY_BACKUP_DONE:
+        return parse_u64(v, UINT64_MAX, &p->backup_done);
     case F_COUNT:
         break;
     }
@@ -272,7 +279,8 @@ static int parse(char *s, struct profile *p) {
     /* A device needs its keys, and a session its device. */
     if ((p->has_device && !p->has_keys) || (p->has_session && !p->has_device) ||
         (seen[F_ACK_CURSOR] && !p->has_device) || (p->n_old_keys > 0 && !p->has_keys) ||
-        (seen[F_SESSION_STAY_SIGNED_IN] && !p->has_session))
+        (seen[F_SESSION_STAY_SIGNED_IN] && !p->has_session) ||
+        (p->has_backup_key && !p->has_device) || (seen[F_KEY_BACKUP_DONE] && !p->has_backup_key))
         return STATUS_CORRUPT;
     return 0;
 }
@@ -471,6 +479,12 @@ int profile_save(const char *dir, const struct profile *p) {
                    p->device_list_version);
         if (p->ack_cursor_len > 0)
             put_hex(&text, field_names[F_ACK_CURSOR], p->ack_cursor, p->ack_cursor_len);
+        if (p->has_backup_key) {
+            put_hex(&text, field_names[F_KEY_BACKUP_KEY], p->backup_key, PROFILE_SECRET_LEN);
+            if (p->backup_done > 0)
+                buf_printf(&text, "%s %" PRIu64 "\n", field_names[F_KEY_BACKUP_DONE],
+                           p->backup_done);
+        }
     }
     if (p->has_session) {
         put_hex(&text, field_names[F_SESSION_TOKEN], p->session_token, PROFILE_TOKEN_LEN);

@@ -25,6 +25,12 @@
  *                               lines, wiped by libcarechat after a grace period
  *   last_ack_at                 when this device last acknowledged deliveries
  *                               (Unix ms; 0 or absent: never)
+ *   key_backup_key              the account's key backup key (hex; present
+ *                               while this device keeps the backup,
+ *                               client/keybackup.h): derived from the
+ *                               recovery key, which itself is never stored
+ *   key_backup_done             how many records of DIR/history_keys the
+ *                               backup holds (the first ones; absent: 0)
  * Public keys are derived from the secrets; signatures are made again when
  * needed (Ed25519 is deterministic).
  *
@@ -96,6 +102,12 @@ struct profile {
      * without newlines, at most PROFILE_MAX_TEXT bytes. */
     char server_url[PROFILE_MAX_TEXT + 1];
     char ca_file[PROFILE_MAX_TEXT + 1];
+
+    /* The account's key backup (needs the device's ids): its key, and how
+     * many records of the device's history keys it holds. */
+    bool has_backup_key;
+    uint8_t backup_key[PROFILE_SECRET_LEN];
+    uint64_t backup_done;
 };
 
 /* An empty profile (nothing set) in sodium_malloc memory. Stores it in *out

@@ -101,6 +101,20 @@ static void test_profile_round_trip_private_modes(void **state) {
         assert_memory_equal(q->old_keys[i].secret, p->old_keys[i].secret, PROFILE_SECRET_LEN);
     }
     assert_true(q->last_ack_at == p->last_ack_at);
+    assert_false(q->has_backup_key);
+
+    /* The key backup's key and progress. */
+    q->has_backup_key = true;
+    memset(q->backup_key, 0x5a, PROFILE_SECRET_LEN);
+    q->backup_done = 42;
+    assert_int_equal(profile_save(dir, q), 0);
+    struct profile *b = NULL;
+    assert_int_equal(profile_load(dir, &b), 0);
+    assert_true(b->has_backup_key);
+    assert_memory_equal(b->backup_key, q->backup_key, PROFILE_SECRET_LEN);
+    assert_true(b->backup_done == 42);
+    profile_free(b);
+    q->has_backup_key = false;
 
     /* Dropping the session (logout) keeps the device. */
     q->has_session = false;
@@ -191,6 +205,13 @@ static void test_profile_refuses_damaged_files(void **state) {
     write_file(dir, text, 0600);
     assert_int_equal(profile_load(dir, &p), STATUS_CORRUPT);
     snprintf(text, sizeof text, "carechat-profile 1\n%s%sack_cursor %066d\n", keys, device, 0);
+    write_file(dir, text, 0600);
+    assert_int_equal(profile_load(dir, &p), STATUS_CORRUPT);
+    /* a key backup key without a device; progress without a key */
+    snprintf(text, sizeof text, "carechat-profile 1\n%skey_backup_key %064d\n", keys, 0);
+    write_file(dir, text, 0600);
+    assert_int_equal(profile_load(dir, &p), STATUS_CORRUPT);
+    snprintf(text, sizeof text, "carechat-profile 1\n%s%skey_backup_done 3\n", keys, device);
     write_file(dir, text, 0600);
     assert_int_equal(profile_load(dir, &p), STATUS_CORRUPT);
     snprintf(text, sizeof text, "carechat-profile 1\n%s", keys);

@@ -18,6 +18,7 @@
 
 #include "base/id.h"
 #include "base/status.h"
+#include "client/histkeys.h"
 #include "client/ledger.h"
 #include "client/pins.h"
 
@@ -160,8 +161,82 @@ static void test_pins_verdicts_survive_reopen(void **state) {
     pins_free(p);
 }
 
+/* The history keys a key backup keeps: each message once (the first record
+ * wins), found only under its conversation, kept across a reopen in a 0600
+ * file, a torn last record ignored and a record of an unknown kind refused;
+ * gone with histkeys_remove(). Hundreds of records exercise the index's
+ * growth. */
+static void test_histkeys_survive_reopen(void **state) {
+    (void)state;
+    char dir[400], path[512];
+    fresh_dir("histkeys", dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/%s", dir, HISTKEYS_FILE);
+    struct histkeys *h = NULL;
+    assert_int_equal(histkeys_open(dir, &h), 0);
+    assert_int_equal(histkeys_count(h), 0);
+    enum { N = 700 };
+    struct histkeys_record *recs = calloc(N + 1, sizeof *recs);
+    for (size_t i = 0; i < N; i++) {
+        recs[i].kind = i % 2 ? HISTKEYS_LEARNED : HISTKEYS_RESTORED;
+        recs[i].message_id = id_new();
+        recs[i].conversation_id = id_new();
+        memset(recs[i].key, (int)(i & 0xff), HISTKEYS_KEY_LEN);
+    }
+    recs[N] = recs[3]; /* the same message again in one batch */
+    recs[N].key[0] ^= 1;
+    size_t added = 0;
+    assert_int_equal(histkeys_add(h, recs, N + 1, &added), 0);
+    assert_int_equal(added, N);
+    assert_int_equal(histkeys_add(h, recs, 10, &added), 0);
+    assert_int_equal(added, 0);
+    histkeys_free(h);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(st.st_size, N * HISTKEYS_RECORD_LEN);
+
+    /* A torn record at the end is left out, then overwritten. */
+    FILE *f = fopen(path, "ab");
+    assert_non_null(f);
+    assert_int_equal(fwrite("L12345", 1, 6, f), 6);
+    fclose(f);
+    h = NULL;
+    assert_int_equal(histkeys_open(dir, &h), 0);
+    assert_int_equal(histkeys_count(h), N);
+    uint8_t key[HISTKEYS_KEY_LEN];
+    for (size_t i = 0; i < N; i++) {
+        assert_true(histkeys_find(h, &recs[i].message_id, &recs[i].conversation_id, key));
+        assert_memory_equal(key, recs[i].key, HISTKEYS_KEY_LEN);
+        assert_int_equal(histkeys_at(h, i)->kind, recs[i].kind);
+    }
+    assert_false(histkeys_find(h, &recs[0].message_id, &recs[1].conversation_id, key));
+    const struct id unknown = id_new();
+    assert_false(histkeys_find(h, &unknown, &recs[0].conversation_id, key));
+    struct histkeys_record one = recs[0];
+    one.message_id = id_new();
+    assert_int_equal(histkeys_add(h, &one, 1, &added), 0);
+    histkeys_free(h);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_size, (N + 1) * HISTKEYS_RECORD_LEN);
+
+    /* An unknown kind is not a store of ours. */
+    f = fopen(path, "r+b");
+    assert_non_null(f);
+    assert_int_equal(fwrite("X", 1, 1, f), 1);
+    fclose(f);
+    h = NULL;
+    assert_int_equal(histkeys_open(dir, &h), STATUS_CORRUPT);
+    assert_int_equal(histkeys_remove(dir), 0);
+    assert_int_equal(histkeys_remove(dir), 0);
+    assert_int_equal(histkeys_open(dir, &h), 0);
+    assert_int_equal(histkeys_count(h), 0);
+    histkeys_free(h);
+    free(recs);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_histkeys_survive_reopen),
         cmocka_unit_test(test_ledger_replay_survives_reopen),
         cmocka_unit_test(test_pins_verdicts_survive_reopen),
     };

@@ -1036,6 +1036,8 @@ int apply_retention_advance(struct store_txn *txn, const Carechat__Entry__V1__En
             return rc;
         if ((rc = txn_delete(txn, CF_ACCOUNTS, target.b, ID_LEN)) != 0)
             return rc;
+        if ((rc = apply_key_backup_purge(txn, &target)) != 0)
+            return rc;
         buf_append(result, target.b, ID_LEN);
     }
     l.state = next;

@@ -5,8 +5,8 @@
  * The files call each other in one direction:
  *
  *   apply.c (the kind table, apply_entry)
- *     -> apply_accounts.c, apply_messages.c, apply_channels.c, apply_files.c (one function
- *        per entry kind), apply_audit.c (AuditAppend)
+ *     -> apply_accounts.c, apply_messages.c, apply_channels.c, apply_files.c,
+ *        apply_keybackup.c (one function per entry kind), apply_audit.c (AuditAppend)
  *          -> apply_audit.c (audit records), apply_store.c (typed records
  *             through the transaction)
  *
@@ -196,6 +196,19 @@ int apply_file_bind(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, 
 /* RestoreFile: the result is the new visible_until (u64, big-endian). */
 int apply_file_restore(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
                        struct buf *result);
+
+/* ---- the key backup (apply_keybackup.c) ------------------------------------------------- */
+
+/* KeyBackupPut; its result is the stored segment's created_at (8 bytes,
+ * big-endian: the entry's time, or the first put's for a retry). */
+int apply_key_backup_put(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                         struct buf *result);
+int apply_key_backup_delete(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
+                            struct buf *result);
+/* The purge of `account`: its backup's segments and index go in the same
+ * batch (they would no longer open once its data key is destroyed; this
+ * makes them gone at once). Returns 0 or the store's status. */
+int apply_key_backup_purge(struct store_txn *txn, const struct id *account);
 
 /* ---- audit records (apply_audit.c) ---------------------------------------------------- */
 

@@ -125,13 +125,17 @@
     X(TOTP_CONFIRM, 86, "account.2fa_confirm")                                                     \
     X(TOTP_DISABLE, 87, "account.2fa_disable")                                                     \
     X(TOTP_RECOVERY_USED, 88, "account.2fa_recovery_used")                                         \
-    X(TOTP_REFUSED, 89, "session.2fa_refused")
+    X(TOTP_REFUSED, 89, "session.2fa_refused")                                                     \
+    X(KEY_BACKUP_WRITE, 90, "key_backup.write")                                                    \
+    X(KEY_BACKUP_LIST, 91, "key_backup.list")                                                      \
+    X(KEY_BACKUP_READ, 92, "key_backup.read")                                                      \
+    X(KEY_BACKUP_DELETE, 93, "key_backup.delete")
 
 enum rec_audit_action {
 #define AUDIT_ENUM(name, number, text) REC_AUDIT_##name = number,
     AUDIT_ACTIONS(AUDIT_ENUM)
 #undef AUDIT_ENUM
-        REC_AUDIT_ACTION_MAX = 89, /* the highest number above (checked by audit.c) */
+        REC_AUDIT_ACTION_MAX = 93, /* the highest number above (checked by audit.c) */
 };
 
 /* The dotted name of an action ("session.login"); "unknown" for a number

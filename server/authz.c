@@ -48,6 +48,8 @@ int authz_decide(const struct authz_rule *r, const struct authz_caller *c, enum 
                                                                        : STATUS_NOT_FOUND;
     case AUTHZ_CHANNEL_PATIENT:
         return rel == AUTHZ_OWNER ? STATUS_OK : STATUS_NOT_FOUND;
+    case AUTHZ_OWN_ACCOUNT:
+        return rel == AUTHZ_OWNER ? STATUS_OK : STATUS_FORBIDDEN;
     default:
         return STATUS_OK;
     }

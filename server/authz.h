@@ -32,6 +32,11 @@
  *      A request naming a patient in `reviewed_account_id` (a review) is
  *      decided the same way by that patient's stage; an active patient is
  *      not under review: NOT_FOUND.
+ *   5. A row of scope AUTHZ_OWN_ACCOUNT (the key backup) serves only the
+ *      caller's own account: a request naming another one in `account_id` is
+ *      FORBIDDEN whatever the role, and whether or not that account exists,
+ *      so the answer tells nothing about it (`rel` is AUTHZ_OWNER for the
+ *      caller's own account).
  *
  * Rows marked `read` are the accesses to patient or account data: each
  * allowed one is audited before it is answered (struct authz_rule).
@@ -66,6 +71,8 @@ enum authz_scope {
     AUTHZ_MEMBER,          /* ... that is an ACTIVE member of the conversation */
     AUTHZ_MEMBER_OR_ADMIN, /* ... an ACTIVE member, or of the ADMIN role */
     AUTHZ_CHANNEL_PATIENT, /* ... the care-team channel's patient, ACTIVE in it */
+    AUTHZ_OWN_ACCOUNT,     /* ... whose own account the request names in `account_id`
+                              (or that names none): FORBIDDEN otherwise */
 };
 
 /* The caller's relation to the conversation a request names. */
@@ -75,7 +82,8 @@ enum authz_relation {
                             REVIEW only: the provider invited the patient or
                             shares an active care-team channel with them) */
     AUTHZ_ACTIVE_MEMBER, /* an ACTIVE member */
-    AUTHZ_OWNER,         /* an ACTIVE member and the channel's patient */
+    AUTHZ_OWNER,         /* an ACTIVE member and the channel's patient; for an
+                            AUTHZ_OWN_ACCOUNT row: the account the request names */
 };
 
 /* The retention stage of the conversation's patient. */

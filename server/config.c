@@ -251,6 +251,14 @@ static const struct opt options[] = {
     {"upload-ttl", OPT_SECONDS, FIELD(upload_ttl_s), 60, 30u * 24 * 3600, "SECONDS",
      "an unfinished upload expires this long after it began; the garbage collector then "
      "deletes it and its chunks"},
+    {"key-backup-segment-max", OPT_SIZE, FIELD(key_backup_segment_max), 1024, 192ull << 10, "BYTES",
+     "largest segment of an account's end-to-end encrypted key backup (TOO_LARGE beyond, "
+     "refused before anything is stored); never more than --max-frame less 1 KiB"},
+    {"key-backup-max-segments", OPT_COUNT, FIELD(key_backup_max_segments), 1, 1024, "N",
+     "segments one account's key backup may hold at once (TOO_LARGE beyond: the client "
+     "compacts)"},
+    {"key-backup-quota", OPT_SIZE, FIELD(key_backup_quota), 1024, 1ull << 30, "BYTES",
+     "bytes one account's key backup may hold at once (TOO_LARGE beyond)"},
     {"clock-offset", OPT_MS, FIELD(clock_offset_ms), 0, 0, "MS",
      "a test seam: add MS milliseconds (may be negative) to the clock, to run time-dependent "
      "scenarios without waiting; refused unless the environment has " TEST_CLOCK_ENV "=1, "
@@ -878,4 +886,11 @@ bool config_host_is_loopback(const char *host) {
     if (memcmp(a6.s6_addr, loopback6, 16) == 0)
         return true;
     return memcmp(a6.s6_addr, mapped_prefix, 12) == 0 && a6.s6_addr[12] == 127;
+}
+
+uint64_t config_key_backup_segment_max(const struct server_config *cfg) {
+    uint64_t room = cfg->max_frame > CONFIG_KEY_BACKUP_FRAME_SLACK
+                        ? cfg->max_frame - CONFIG_KEY_BACKUP_FRAME_SLACK
+                        : 0;
+    return cfg->key_backup_segment_max < room ? cfg->key_backup_segment_max : room;
 }

@@ -117,6 +117,9 @@ struct server_config {
     unsigned upload_burst;                /* uploads an account may begin at once ... */
     unsigned upload_window_s;             /* ... refilled over this many seconds */
     unsigned upload_ttl_s;                /* unfinished uploads expire after this */
+    uint64_t key_backup_segment_max;      /* bytes of one key backup segment */
+    unsigned key_backup_max_segments;     /* segments of one account's key backup */
+    uint64_t key_backup_quota;            /* bytes of one account's key backup */
     unsigned password_reset_ttl_s;        /* password reset codes expire after this */
     unsigned password_reset_burst;        /* reset requests for one email at once ... */
     unsigned password_reset_burst_per_ip; /* ... from one network at once ... */
@@ -149,6 +152,8 @@ struct server_config {
         .upload_quota = 2ull << 30, .uploads_max = 16, .upload_burst = 60, .upload_window_s = 60,  \
         .upload_ttl_s = 24 * 3600, .password_reset_ttl_s = 15 * 60, .password_reset_burst = 3,     \
         .password_reset_burst_per_ip = 20, .password_reset_window_s = 3600,                        \
+        .key_backup_segment_max = 128ull << 10, .key_backup_max_segments = 256,                    \
+        .key_backup_quota = 16ull << 20,                                                           \
     }
 
 /* Builds the configuration from the defaults, the --config file and argv (argv[0]
@@ -220,5 +225,14 @@ bool config_keys_in_data(const struct server_config *cfg);
 
 /* The most dates a --holidays file may hold. */
 #define CONFIG_HOLIDAYS_MAX 2048
+
+/* What a frame carrying one key backup segment (PutKeyBackupSegment,
+ * KeyBackupSegment) needs beside the segment's bytes, with room to spare. */
+#define CONFIG_KEY_BACKUP_FRAME_SLACK 1024u
+
+/* The largest key backup segment the server takes: --key-backup-segment-max,
+ * lowered to fit one frame of --max-frame with CONFIG_KEY_BACKUP_FRAME_SLACK
+ * to spare. */
+uint64_t config_key_backup_segment_max(const struct server_config *cfg);
 
 #endif

@@ -56,6 +56,12 @@ static void test_config_defaults(void **state) {
     assert_int_equal(cfg.min_free_bytes, 256ull << 20);
     assert_int_equal(cfg.n_allowed_origins, 0);
     assert_int_equal(cfg.log_level, LOG_INFO);
+    /* The key backup: 128 KiB segments, 256 of them, 16 MiB per account. */
+    assert_int_equal(config_key_backup_segment_max(&cfg), 128 * 1024);
+    assert_int_equal(cfg.key_backup_max_segments, 256);
+    assert_int_equal(cfg.key_backup_quota, 16 << 20);
+    cfg.max_frame = 4096;
+    assert_int_equal(config_key_backup_segment_max(&cfg), 3072);
     config_cleanup(&cfg);
 }
 

@@ -193,11 +193,35 @@ static int authorize(struct req *r, struct target *t) {
     }
     if (!r->has_patient)
         r->has_patient = body_id(r->frame, "patient_account_id", &r->patient);
+    struct id named;
+    bool names_other = rule->scope == AUTHZ_OWN_ACCOUNT &&
+                       body_id(r->frame, "account_id", &named) && !id_equal(&named, &hc->account);
+    if (rule->scope == AUTHZ_OWN_ACCOUNT) {
+        rel = names_other ? AUTHZ_STRANGER : AUTHZ_OWNER;
+        /* A patient's own backup is the patient's data (audit --patient). */
+        if (!names_other && hc->authenticated && hc->role == REC_ROLE_PATIENT) {
+            r->has_patient = true;
+            r->patient = hc->account;
+        }
+    }
     int rc = authz_decide(rule, &who, rel, stage);
     if (rc == STATUS_UNAUTHENTICATED)
         conn_count_unauthenticated(r->conn);
     if (rc == 0)
         return 0;
+    if (names_other && rc == STATUS_FORBIDDEN) {
+        /* The refusal's record names the account asked for, and it as the
+         * patient concerned when it is one. */
+        struct rec_account a;
+        if (req_read_account(r->h, &named, &a) == 0) {
+            if (a.role == REC_ROLE_PATIENT) {
+                r->has_patient = true;
+                r->patient = named;
+            }
+            rec_account_cleanup(&a);
+        }
+        return req_deny(r, rc, "only the account itself may use its key backup", named.b, ID_LEN);
+    }
     if (r->has_file)
         return req_deny(r, rc,
                         rc == STATUS_UNAUTHENTICATED ? "authenticate first"
@@ -320,6 +344,7 @@ static void read_key(const struct req *r, struct coalesce_key *k) {
                               : r->has_conv                               ? &r->conv_id
                               : r->has_patient                            ? &r->patient
                               : body_id(r->frame, "account_id", &account) ? &account
+                              : r->row->rule.scope == AUTHZ_OWN_ACCOUNT   ? &r->hc->account
                               : email_account(r, &account)                ? &account
                                                                           : NULL;
     if (object) {

@@ -25,6 +25,7 @@
 #include "server/conversations.h"
 #include "server/delivery.h"
 #include "server/invites.h"
+#include "server/keybackup.h"
 #include "server/devices.h"
 #include "server/files.h"
 #include "server/messaging.h"
@@ -119,6 +120,11 @@ static const struct request_row rows[] = {
     ROW(GET_BREACH_STATUS,         SYSADMIN,         SESSION, READ,   BREACH_STATUS,      breach_status,        NULL),
     ROW(UNLOCK_LOGIN,              ADMIN | SYSADMIN, SESSION, CHANGE, ACCOUNT_UNLOCK,     admin_unlock_login,   admin_unlock_login_done),
     ROW(RESET_DEVICE_LIST,         ADMIN | SYSADMIN, SESSION, CHANGE, DEVICE_LIST_RESET,  devices_reset_list,   devices_reset_list_done),
+    /* the account's end-to-end encrypted key backup: the account itself only */
+    ROW(PUT_KEY_BACKUP_SEGMENT, ANYONE, OWN_ACCOUNT, CHANGE, KEY_BACKUP_WRITE,  keybackup_put,    keybackup_put_done),
+    ROW(LIST_KEY_BACKUP,        ANYONE, OWN_ACCOUNT, READ,   KEY_BACKUP_LIST,   keybackup_list,   NULL),
+    ROW(GET_KEY_BACKUP_SEGMENT, ANYONE, OWN_ACCOUNT, READ,   KEY_BACKUP_READ,   keybackup_get,    NULL),
+    ROW(DELETE_KEY_BACKUP,      ANYONE, OWN_ACCOUNT, CHANGE, KEY_BACKUP_DELETE, keybackup_delete, keybackup_delete_done),
 };
 /* clang-format on */
 

@@ -217,6 +217,26 @@ static void test_requests_relation_refused_as_not_found(void **state) {
                      STATUS_OK);
 }
 
+/* The key backup serves the caller's own account only: another one is
+ * FORBIDDEN whatever the role, admins and sysadmins included. */
+static void test_requests_key_backup_own_account_only(void **state) {
+    (void)state;
+    const Carechat__V1__Frame__BodyCase rows[] = {
+        CARECHAT__V1__FRAME__BODY_PUT_KEY_BACKUP_SEGMENT,
+        CARECHAT__V1__FRAME__BODY_LIST_KEY_BACKUP,
+        CARECHAT__V1__FRAME__BODY_GET_KEY_BACKUP_SEGMENT,
+        CARECHAT__V1__FRAME__BODY_DELETE_KEY_BACKUP,
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        for (uint32_t role = REC_ROLE_PATIENT; role <= REC_ROLE_SYSADMIN; role++) {
+            assert_int_equal(decide(rows[i], true, role, AUTHZ_OWNER), STATUS_OK);
+            assert_int_equal(decide(rows[i], true, role, AUTHZ_STRANGER), STATUS_FORBIDDEN);
+        }
+        assert_int_equal(decide(rows[i], false, REC_ROLE_PATIENT, AUTHZ_OWNER),
+                         STATUS_UNAUTHENTICATED);
+    }
+}
+
 /* ---- PROTOCOL.md prints the same table ------------------------------------------- */
 
 static uint32_t roles_of(const char *text) {
@@ -247,6 +267,8 @@ static enum authz_scope scope_of(const char *text) {
         return AUTHZ_MEMBER_OR_ADMIN;
     if (strcmp(text, "channel patient") == 0)
         return AUTHZ_CHANNEL_PATIENT;
+    if (strcmp(text, "own account") == 0)
+        return AUTHZ_OWN_ACCOUNT;
     return 0;
 }
 
@@ -323,6 +345,7 @@ int main(void) {
         cmocka_unit_test(test_requests_deactivated_patient_kept_read_only),
         cmocka_unit_test(test_requests_role_refused_before_relation),
         cmocka_unit_test(test_requests_relation_refused_as_not_found),
+        cmocka_unit_test(test_requests_key_backup_own_account_only),
         cmocka_unit_test(test_requests_protocol_md_prints_the_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -285,3 +285,30 @@ int64_t rules_quiet_end(uint32_t from_min, uint32_t until_min, int32_t utc_offse
     }
     return end - (int64_t)utc_offset_min * min_ms;
 }
+
+int rules_key_backup_put(const struct rec_key_backup *b, const struct rules_key_backup_caps *caps,
+                         uint64_t seq, uint64_t size, const uint8_t sha256[REC_KEY_BACKUP_HASH_LEN],
+                         const uint8_t key_id[REC_KEY_BACKUP_KEY_ID_LEN], bool *stored) {
+    static const uint8_t none[REC_KEY_BACKUP_KEY_ID_LEN];
+    *stored = false;
+    if (seq == 0 || size == 0 || memcmp(key_id, none, sizeof none) == 0)
+        return STATUS_BAD_REQUEST;
+    if (size > caps->segment_max)
+        return STATUS_TOO_LARGE;
+    if (rec_key_backup_retired(b, key_id) ||
+        (memcmp(b->key_id, none, sizeof none) != 0 &&
+         memcmp(b->key_id, key_id, REC_KEY_BACKUP_KEY_ID_LEN) != 0))
+        return STATUS_FORBIDDEN;
+    const struct rec_key_backup_segment *s = rec_key_backup_find(b, seq);
+    if (s) {
+        if (s->size != size || sodium_memcmp(s->sha256, sha256, REC_KEY_BACKUP_HASH_LEN) != 0)
+            return STATUS_CONFLICT;
+        *stored = true;
+        return STATUS_OK;
+    }
+    if (seq != b->next_seq)
+        return STATUS_CONFLICT;
+    if (b->n + 1 > caps->max_segments || b->total_bytes + size > caps->max_bytes)
+        return STATUS_TOO_LARGE;
+    return STATUS_OK;
+}

@@ -21,6 +21,7 @@
 #include "base/buf.h"
 #include "base/id.h"
 #include "server/records.h"
+#include "server/records_keybackup.h"
 
 #define RULES_EMAIL_MAX 254
 #define RULES_MIN_AGE 13
@@ -153,5 +154,28 @@ int64_t rules_quiet_end(uint32_t from_min, uint32_t until_min, int32_t utc_offse
 /* Whether a caller of `caller_role` may see an account of `target_role`
  * (`self`: the caller's own account); the rule is at the top of this file. */
 bool rules_may_see(uint32_t caller_role, uint32_t target_role, bool self);
+
+/* The limits of an account's key backup (--key-backup-segment-max,
+ * --key-backup-max-segments, --key-backup-quota), carried in KeyBackupPut. */
+struct rules_key_backup_caps {
+    uint32_t segment_max;  /* bytes of one segment */
+    uint32_t max_segments; /* segments stored at once */
+    uint64_t max_bytes;    /* bytes of all stored segments */
+};
+
+/* Whether segment `seq` of `size` bytes with SHA-256 `sha256`, made under
+ * the key named `key_id`, may join the key backup `b` under `caps`, checked
+ * by PutKeyBackupSegment's handler and again by apply: 0 when it is the next
+ * one (seq == b->next_seq) and the backup stays within the caps; 0 with
+ * *stored set when segment `seq` is stored already with the same SHA-256 (a
+ * retry: nothing to write); STATUS_BAD_REQUEST for seq or size 0, or a key
+ * id of zeros; STATUS_TOO_LARGE for a size above caps->segment_max (first,
+ * whatever the rest), or a backup that would exceed caps->max_segments or
+ * caps->max_bytes; STATUS_FORBIDDEN for a key id retired, or other than
+ * b->key_id while the backup has one; STATUS_CONFLICT for any other seq, or
+ * segment `seq` stored with other bytes. */
+int rules_key_backup_put(const struct rec_key_backup *b, const struct rules_key_backup_caps *caps,
+                         uint64_t seq, uint64_t size, const uint8_t sha256[REC_KEY_BACKUP_HASH_LEN],
+                         const uint8_t key_id[REC_KEY_BACKUP_KEY_ID_LEN], bool *stored);
 
 #endif

@@ -257,6 +257,101 @@ static void test_rules_quiet_hours(void **state) {
     assert_false(rules_quiet_valid(0, 0, 841));
 }
 
+/* The key backup's index round-trips and refuses damage; a segment joins it
+ * only as the next one within the caps, and a retry of a stored one is
+ * recognised by its hash. */
+static void test_rules_key_backup_index_and_put(void **state) {
+    (void)state;
+    struct rec_key_backup_segment segs[2] = {
+        {.seq = 3, .size = 100, .created_at = 1700000000001, .sha256 = {1}},
+        {.seq = 7, .size = 50, .created_at = 1700000000002, .sha256 = {2}},
+    };
+    segs[1].device.b[0] = 9;
+    struct rec_key_backup b = {.next_seq = 8, .total_bytes = 150, .n = 2, .segments = segs};
+    struct buf enc;
+    buf_init(&enc);
+    rec_key_backup_encode(&b, &enc);
+    struct rec_key_backup d;
+    assert_int_equal(rec_key_backup_decode(enc.data, enc.len, &d), 0);
+    assert_true(d.next_seq == 8 && d.total_bytes == 150 && d.n == 2);
+    assert_int_equal(d.n_retired, 0);
+    assert_memory_equal(d.segments, segs, sizeof segs);
+    rec_key_backup_cleanup(&d);
+    assert_null(d.segments);
+    /* Truncated, trailing bytes, a wrong total, an unknown format. */
+    assert_int_equal(rec_key_backup_decode(enc.data, enc.len - 1, &d), STATUS_CORRUPT);
+    buf_append_u8(&enc, 0);
+    assert_int_equal(rec_key_backup_decode(enc.data, enc.len, &d), STATUS_CORRUPT);
+    b.total_bytes = 151;
+    buf_reset(&enc);
+    rec_key_backup_encode(&b, &enc);
+    assert_int_equal(rec_key_backup_decode(enc.data, enc.len, &d), STATUS_CORRUPT);
+    b.total_bytes = 150;
+    buf_reset(&enc);
+    rec_key_backup_encode(&b, &enc);
+    enc.data[0] = 2;
+    assert_int_equal(rec_key_backup_decode(enc.data, enc.len, &d), STATUS_CORRUPT);
+    buf_cleanup(&enc);
+
+    const struct rules_key_backup_caps caps = {
+        .segment_max = 1000, .max_segments = 3, .max_bytes = 1200};
+    uint8_t h[REC_KEY_BACKUP_HASH_LEN] = {2};
+    uint8_t kid[REC_KEY_BACKUP_KEY_ID_LEN] = {7}, other_kid[REC_KEY_BACKUP_KEY_ID_LEN] = {8},
+            zero_kid[REC_KEY_BACKUP_KEY_ID_LEN] = {0};
+    memcpy(b.key_id, kid, sizeof kid);
+    bool stored = true;
+    assert_int_equal(rules_key_backup_put(&b, &caps, 8, 1000, h, kid, &stored), 0);
+    assert_false(stored);
+    /* A retry of segment 7 with its bytes; with others it is a conflict. */
+    assert_int_equal(rules_key_backup_put(&b, &caps, 7, 50, h, kid, &stored), 0);
+    assert_true(stored);
+    h[0] = 3;
+    assert_int_equal(rules_key_backup_put(&b, &caps, 7, 50, h, kid, &stored), STATUS_CONFLICT);
+    assert_int_equal(rules_key_backup_put(&b, &caps, 9, 10, h, kid, &stored), STATUS_CONFLICT);
+    assert_int_equal(rules_key_backup_put(&b, &caps, 4, 10, h, kid, &stored), STATUS_CONFLICT);
+    /* The size limit comes first, then the backup's caps. */
+    assert_int_equal(rules_key_backup_put(&b, &caps, 9, 1001, h, kid, &stored), STATUS_TOO_LARGE);
+    assert_int_equal(rules_key_backup_put(&b, &caps, 8, 0, h, kid, &stored), STATUS_BAD_REQUEST);
+    assert_int_equal(rules_key_backup_put(&b, &caps, 0, 10, h, kid, &stored), STATUS_BAD_REQUEST);
+    const struct rules_key_backup_caps bytes = {
+        .segment_max = 1000, .max_segments = 3, .max_bytes = 1149};
+    assert_int_equal(rules_key_backup_put(&b, &bytes, 8, 1000, h, kid, &stored), STATUS_TOO_LARGE);
+    const struct rules_key_backup_caps count = {
+        .segment_max = 1000, .max_segments = 2, .max_bytes = 1 << 20};
+    assert_int_equal(rules_key_backup_put(&b, &count, 8, 10, h, kid, &stored), STATUS_TOO_LARGE);
+    /* Another backup's key; none; the key of a backup turned off. */
+    assert_int_equal(rules_key_backup_put(&b, &caps, 8, 10, h, other_kid, &stored),
+                     STATUS_FORBIDDEN);
+    assert_int_equal(rules_key_backup_put(&b, &caps, 8, 10, h, zero_kid, &stored),
+                     STATUS_BAD_REQUEST);
+    struct rec_key_backup off = {.next_seq = 9};
+    memcpy(off.key_id, kid, sizeof kid);
+    rec_key_backup_retire(&off);
+    assert_true(rec_key_backup_retired(&off, kid));
+    assert_memory_equal(off.key_id, zero_kid, sizeof zero_kid);
+    assert_int_equal(rules_key_backup_put(&off, &caps, 9, 10, h, kid, &stored), STATUS_FORBIDDEN);
+    assert_int_equal(rules_key_backup_put(&off, &caps, 9, 10, h, other_kid, &stored), 0);
+    /* Only the last REC_KEY_BACKUP_RETIRED_MAX are remembered. */
+    for (int i = 0; i < REC_KEY_BACKUP_RETIRED_MAX; i++) {
+        off.key_id[0] = (uint8_t)(100 + i);
+        rec_key_backup_retire(&off);
+    }
+    assert_int_equal(off.n_retired, REC_KEY_BACKUP_RETIRED_MAX);
+    assert_false(rec_key_backup_retired(&off, kid));
+    off.key_id[0] = 100;
+    assert_true(rec_key_backup_retired(&off, off.key_id));
+    /* The retired ids survive the encoding. */
+    struct buf e2;
+    buf_init(&e2);
+    rec_key_backup_encode(&off, &e2);
+    struct rec_key_backup d2;
+    assert_int_equal(rec_key_backup_decode(e2.data, e2.len, &d2), 0);
+    assert_int_equal(d2.n_retired, REC_KEY_BACKUP_RETIRED_MAX);
+    assert_memory_equal(d2.retired, off.retired, sizeof off.retired);
+    rec_key_backup_cleanup(&d2);
+    buf_cleanup(&e2);
+}
+
 int main(void) {
     if (sodium_init() < 0)
         return 1;
@@ -270,6 +365,7 @@ int main(void) {
         cmocka_unit_test(test_rules_device_list_chain),
         cmocka_unit_test(test_rules_invite_and_visibility),
         cmocka_unit_test(test_rules_channels_and_deactivation),
+        cmocka_unit_test(test_rules_key_backup_index_and_put),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

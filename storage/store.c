@@ -65,6 +65,7 @@ static const char *const cf_names[CF_COUNT] = {
     [CF_OUTBOX] = "outbox",
     [CF_AUDIT] = "audit",
     [CF_INBOX_QUOTAS] = "inbox_quotas",
+    [CF_KEY_BACKUP] = "key_backup",
 };
 
 struct store {
@@ -705,7 +706,8 @@ static rocksdb_options_t *make_cf_options(struct store *s, int index) {
     /* every value is AES-GCM ciphertext: compression would only cost CPU */
     rocksdb_options_set_compression(o, rocksdb_no_compression);
     rocksdb_options_set_bottommost_compression(o, rocksdb_no_compression);
-    if (index == CF_CHUNKS + 1) {
+    /* File chunks and key backup segments: opaque ciphertext up to a frame. */
+    if (index == CF_CHUNKS + 1 || index == CF_KEY_BACKUP + 1) {
         rocksdb_options_set_enable_blob_files(o, 1);
         rocksdb_options_set_min_blob_size(o, CHUNK_MIN_BLOB_SIZE);
         rocksdb_options_set_blob_compression_type(o, rocksdb_no_compression);

@@ -16,7 +16,7 @@
  * after a crash the database is a consistent prefix of the committed batches (a
  * torn tail can only be a batch that was never acknowledged, since every
  * acknowledged batch was synced); no compression (every value is ciphertext);
- * CF_CHUNKS keeps values of 16 KiB and more in blob files with blob GC.
+ * CF_CHUNKS and CF_KEY_BACKUP keep values of 16 KiB and more in blob files with blob GC.
  *
  * Free-space guard: while the data volume has less than `min_free_bytes` free,
  * or the key directory's volume less than `min_free_key_bytes`, commits are
@@ -73,6 +73,7 @@ enum store_cf {
     CF_OUTBOX,       /* notification jobs */
     CF_AUDIT,        /* audit index -> hash-chained audit record */
     CF_INBOX_QUOTAS, /* device id | sender account id -> undelivered messages of the sender */
+    CF_KEY_BACKUP,   /* account id [| seq] -> key backup index and segments (blob files) */
     CF_COUNT
 };
 

@@ -142,6 +142,7 @@ static void test_store_cf_names_are_stable(void **state) {
     assert_string_equal(store_cf_name(CF_MESSAGES), "messages");
     assert_string_equal(store_cf_name(CF_CHUNKS), "chunks");
     assert_string_equal(store_cf_name(CF_AUDIT), "audit");
+    assert_string_equal(store_cf_name(CF_KEY_BACKUP), "key_backup");
     for (int i = 0; i < CF_COUNT; i++)
         for (int j = i + 1; j < CF_COUNT; j++)
             assert_string_not_equal(store_cf_name((enum store_cf)i),
