@@ -33,6 +33,27 @@
  * size cap, no Origin check; the IPv6-enabled bind would misread an IPv4
  * address in `iface`, so IPv4 listeners disable IPv6.
  *
+ * Event loop: lws runs on libev with the epoll backend, so an iteration costs
+ * what its active sockets cost, not one poll() entry per open socket. lws
+ * 4.1.6 dlopens its libev glue from LWS_INSTALL_LIBDIR
+ * (/usr/lib/x86_64-linux-gnu/libwebsockets-evlib_ev.so, Debian's
+ * libwebsockets-evlib-ev). The loop is ours ("foreign" to lws): ws_service()
+ * runs one iteration of it, and lws installs no signal watcher on a foreign
+ * loop (server.c takes SIGTERM and SIGINT with sigwait()). ws_wake()'s
+ * lws_cancel_service() writes lws's eventfd, which the loop watches like a
+ * socket. Two quirks of that glue in 4.1.6:
+ *   - lws arms its one libev timer for its scheduled callbacks (lws_sul) after
+ *     an I/O event or when that timer fires, and cannot move it earlier while
+ *     it is armed: a sul may run late by up to the armed delay. The second
+ *     tick (a sul) keeps that delay under a second; lws's own timeouts are in
+ *     whole seconds; ws_open() wakes the loop once so that the tick is armed
+ *     before any client comes; the shutdown's 50 ms bound is a libev timer.
+ *   - it logs every watcher change at lws's notice level (debug here).
+ * (Its libuv glue is worse on Debian: lws is built with _DEBUG there, and for
+ * libuv that closes a connection twice in lws_service_fd_tsi(), which drops
+ * the close frame of every close we start from WRITEABLE; it also spins on a
+ * 0 ms timer until each sul is due.)
+ *
  * Thread: the loop thread (the caller of ws_open/ws_service), except ws_wake().
  */
 #include "server/ws.h"
@@ -46,6 +67,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <ev.h>
 
 #include "base/alloc.h"
 #include "base/check.h"
@@ -148,14 +170,15 @@ struct ws {
     struct ws_config cfg;
     struct lws_token_limits token_limits; /* HEADER_MAX for every header; lws keeps a pointer */
     const struct server_config *config;
-    struct lws_context *context;
+    struct lws_context *context; /* NULL once lws has destroyed it (info.pcontext) */
+    struct ev_loop *loop;
+    ev_timer drain; /* while stopping: bounds each ws_service() */
     struct lws_vhost *vhost;
     lws_retry_bo_t retry;
     struct lws_protocols protocols[3];         /* the public vhost's, NULL-terminated */
     struct lws_protocols metrics_protocols[2]; /* the metrics vhost's */
     int port, metrics_port;
     bool stopping;
-    lws_sorted_usec_list_t tick;   /* while stopping: makes ws_service() return */
     lws_sorted_usec_list_t second; /* cfg.on_tick, once a second */
     size_t open_count;
     struct session *sessions;
@@ -959,6 +982,8 @@ static int callback_carechat(struct lws *wsi, enum lws_callback_reasons reason, 
 /* ---- lifecycle ----------------------------------------------------------- */
 
 static void second_tick(lws_sorted_usec_list_t *sul);
+static void drain_tick(struct ev_loop *loop, ev_timer *w, int revents);
+static void ws_destroy(struct ws *ws);
 
 static void log_listening(const char *what, const struct config_addr *addr, int port,
                           const char *how) {
@@ -1046,13 +1071,25 @@ int ws_open(const struct ws_config *cfg, struct ws **out) {
     /* Reads of HTTP bodies (tus PATCH) come in pieces of this size. */
     info.pt_serv_buf_size = 32 * 1024;
     info.token_limits = &ws->token_limits;
-    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_VALIDATE_UTF8;
+    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_VALIDATE_UTF8 |
+                   LWS_SERVER_OPTION_LIBEV;
     if (config->tls_cert)
         info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    ws->loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV | EVFLAG_NOSIGMASK);
+    if (!ws->loop) {
+        log_error("ws", "cannot create the event loop (epoll)");
+        free(ws);
+        return STATUS_IO;
+    }
+    ev_timer_init(&ws->drain, drain_tick, 0.05, 0.05);
+    void *loops[1] = {ws->loop};
+    info.foreign_loops = loops;
+    info.pcontext = &ws->context;
     ws->context = lws_create_context(&info);
     if (!ws->context) {
-        log_error("ws", "cannot create the libwebsockets context");
-        free(ws);
+        log_error("ws", "cannot create the libwebsockets context (its libev event loop comes "
+                        "from the package libwebsockets-evlib-ev)");
+        ws_destroy(ws);
         return STATUS_IO;
     }
     int rc = listen_on(ws, WS_VHOST, &config->listen, ws->protocols, &ws->vhost, &ws->port);
@@ -1061,12 +1098,14 @@ int ws_open(const struct ws_config *cfg, struct ws **out) {
         rc = listen_on(ws, METRICS_VHOST, &config->metrics_listen, ws->metrics_protocols, &metrics,
                        &ws->metrics_port);
     if (rc != 0) {
-        lws_context_destroy(ws->context);
-        free(ws);
+        ws_destroy(ws);
         return rc;
     }
-    if (ws->cfg.on_tick)
+    if (ws->cfg.on_tick) {
         lws_sul_schedule(ws->context, 0, &ws->second, second_tick, LWS_US_PER_SEC);
+        /* lws arms libev's timer after an event: give it one. */
+        lws_cancel_service(ws->context);
+    }
     log_listening("listening on", &config->listen, ws->port,
                   config->tls_cert ? "wss, TLS 1.2+" : "ws, no TLS");
     log_listening("metrics listening on", &config->metrics_listen, ws->metrics_port,
@@ -1080,7 +1119,12 @@ int ws_port(const struct ws *ws) {
 }
 
 int ws_service(struct ws *ws) {
-    return lws_service(ws->context, 0) < 0 ? STATUS_IO : STATUS_OK;
+    /* True while lws watches something: its listeners at least. */
+    if (!ev_run(ws->loop, EVRUN_ONCE)) {
+        log_error("ws", "the event loop has nothing left to wait for");
+        return STATUS_IO;
+    }
+    return STATUS_OK;
 }
 
 void ws_wake(struct ws *ws) {
@@ -1093,16 +1137,13 @@ static void second_tick(lws_sorted_usec_list_t *sul) {
     lws_sul_schedule(ws->context, 0, &ws->second, second_tick, LWS_US_PER_SEC);
 }
 
-/* While stopping, a tick every 50 ms bounds how long one ws_service() waits,
+/* While stopping, a timer every 50 ms bounds how long one ws_service() waits,
  * so the caller's drain deadline holds even when no socket is active. */
-static void shutdown_tick(lws_sorted_usec_list_t *sul) {
-    struct ws *ws = lws_container_of(sul, struct ws, tick);
-    lws_sul_schedule(ws->context, 0, &ws->tick, shutdown_tick, 50 * LWS_US_PER_MS);
-}
+static void drain_tick(struct ev_loop *loop, ev_timer *w, int revents) {}
 
 void ws_shutdown_begin(struct ws *ws) {
     ws->stopping = true;
-    shutdown_tick(&ws->tick);
+    ev_timer_start(ws->loop, &ws->drain);
     for (struct session *s = ws->sessions; s; s = s->next)
         conn_on_shutdown(s->conn);
 }
@@ -1114,9 +1155,20 @@ size_t ws_open_count(const struct ws *ws) {
 void ws_close(struct ws *ws) {
     if (!ws)
         return;
-    lws_sul_cancel(&ws->tick);
     lws_sul_cancel(&ws->second);
-    lws_context_destroy(ws->context);
+    ws_destroy(ws);
+}
+
+/* Destroys the lws context (with libev lws closes everything at once), the
+ * loop and ws. */
+static void ws_destroy(struct ws *ws) {
+    if (ws->context)
+        lws_context_destroy(ws->context);
+    CHECK(!ws->context);
+    if (ws->loop) {
+        ev_timer_stop(ws->loop, &ws->drain);
+        ev_loop_destroy(ws->loop);
+    }
     for (int i = 0; i < PEER_BUCKETS; i++) {
         struct peer *p = ws->peers[i];
         while (p) {
