@@ -27,7 +27,11 @@
  *     anything is appended;
  *   - frames are written only in SERVER_WRITEABLE, one lws_write per callback;
  *     a pending close is sent after the queue drains;
- *   - a session's conn exists from ESTABLISHED to CLOSED.
+ *   - a session's conn exists from ESTABLISHED to CLOSED;
+ *   - from ESTABLISHED to CLOSED a session is in exactly one keepalive queue
+ *     (ws->fresh or ws->pinged), and in ws->unauthed until its
+ *     authentication deadline passed; each queue is in deadline order because
+ *     everyone in it waits the same delay (below).
  *
  * lws 4.1.6 facts this relies on (NOTES.md): no per-peer limits, no message
  * size cap, no Origin check; the IPv6-enabled bind would misread an IPv4
@@ -49,6 +53,21 @@
  *     whole seconds; ws_open() wakes the loop once so that the tick is armed
  *     before any client comes; the shutdown's 50 ms bound is a libev timer.
  *   - it logs every watcher change at lws's notice level (debug here).
+ *
+ * Keepalive and the authentication deadline are ours, not lws's
+ * (retry_and_idle_policy, lws_set_timer_usecs()): lws keeps its timers in one
+ * sorted list that an insertion walks, so every connection set-up, ping and
+ * pong cost a walk over every open connection. Ours are three FIFO queues of
+ * sessions and one libev timer at the earliest head's deadline:
+ *
+ *   ESTABLISHED --> fresh --(ping_interval without a frame: ping)--> pinged
+ *                     ^                                                |
+ *                     +------------- any frame or pong ---------------+
+ *                   pinged --(idle_timeout - ping_interval more)--> hang up
+ *                             (TCP close, no close frame: the peer is gone)
+ *   ESTABLISHED --> unauthed --(auth_timeout)--> conn_on_auth_timeout()
+ *
+ * so that every event is O(1) and a timer expiry O(expired sessions).
  * (Its libuv glue is worse on Debian: lws is built with _DEBUG there, and for
  * libuv that closes a connection twice in lws_service_fd_tsi(), which drops
  * the close frame of every close we start from WRITEABLE; it also spins on a
@@ -71,6 +90,7 @@
 
 #include "base/alloc.h"
 #include "base/check.h"
+#include "base/clock.h"
 #include "base/log.h"
 #include "base/status.h"
 #include "protocol/proto.h"
@@ -136,6 +156,11 @@ struct session {
     size_t out_bytes;
     int close_code; /* non-zero: close after the queue drains */
     const char *close_reason;
+    struct lws_dll2 keepalive; /* in ws->fresh or ws->pinged */
+    int64_t keepalive_since;   /* monotonic ms: the last frame (fresh), the ping (pinged) */
+    bool ping_due;             /* a ping to write in the next WRITEABLE */
+    struct lws_dll2 unauthed;  /* in ws->unauthed until the deadline */
+    int64_t auth_deadline;     /* monotonic ms */
 };
 
 /* An HTTP transaction given to the handler of cfg.http (server/http.h). */
@@ -174,7 +199,6 @@ struct ws {
     struct ev_loop *loop;
     ev_timer drain; /* while stopping: bounds each ws_service() */
     struct lws_vhost *vhost;
-    lws_retry_bo_t retry;
     struct lws_protocols protocols[3];         /* the public vhost's, NULL-terminated */
     struct lws_protocols metrics_protocols[2]; /* the metrics vhost's */
     int port, metrics_port;
@@ -182,6 +206,10 @@ struct ws {
     lws_sorted_usec_list_t second; /* cfg.on_tick, once a second */
     size_t open_count;
     struct session *sessions;
+    /* Keepalive and authentication deadlines (see the top of this file). */
+    struct lws_dll2_owner fresh, pinged, unauthed;
+    ev_timer deadlines;
+    int64_t deadlines_at; /* monotonic ms the timer is set for; 0: stopped */
     struct peer *peers[PEER_BUCKETS];
 };
 
@@ -773,6 +801,89 @@ static int callback_http(struct lws *wsi, enum lws_callback_reasons reason, void
     return http_transaction(ws, wsi, reason, h, in, len, false);
 }
 
+/* ---- keepalive and authentication deadlines ------------------------------ */
+
+static int64_t ping_after_ms(const struct ws *ws) {
+    return (int64_t)ws->config->ping_interval_s * 1000;
+}
+
+/* After the ping; config_check() makes idle_timeout_s > ping_interval_s. */
+static int64_t hangup_after_ms(const struct ws *ws) {
+    return (int64_t)(ws->config->idle_timeout_s - ws->config->ping_interval_s) * 1000;
+}
+
+static struct session *first_of(struct lws_dll2_owner *queue, bool keepalive) {
+    struct lws_dll2 *d = lws_dll2_get_head(queue);
+    if (!d)
+        return NULL;
+    return keepalive ? lws_container_of(d, struct session, keepalive)
+                     : lws_container_of(d, struct session, unauthed);
+}
+
+/* The earliest deadline of the three queues (their first sessions'), or
+ * INT64_MAX when they are empty. */
+static int64_t next_deadline(struct ws *ws) {
+    int64_t due = INT64_MAX;
+    struct session *s;
+    if ((s = first_of(&ws->fresh, true)) && s->keepalive_since + ping_after_ms(ws) < due)
+        due = s->keepalive_since + ping_after_ms(ws);
+    if ((s = first_of(&ws->pinged, true)) && s->keepalive_since + hangup_after_ms(ws) < due)
+        due = s->keepalive_since + hangup_after_ms(ws);
+    if ((s = first_of(&ws->unauthed, false)) && s->auth_deadline < due)
+        due = s->auth_deadline;
+    return due;
+}
+
+/* Sets the timer for the earliest deadline, unless it is set for that or
+ * earlier already (it then finds nothing due and sets itself again). */
+static void deadlines_arm(struct ws *ws) {
+    int64_t due = next_deadline(ws);
+    if (due == INT64_MAX || (ws->deadlines_at != 0 && ws->deadlines_at <= due))
+        return;
+    int64_t wait = due - clock_monotonic_ms();
+    ev_timer_stop(ws->loop, &ws->deadlines);
+    /* +1 ms: libev's clock is not ours; firing early would only re-arm. */
+    ev_timer_set(&ws->deadlines, wait > 0 ? (double)(wait + 1) / 1e3 : 0., 0.);
+    ev_timer_start(ws->loop, &ws->deadlines);
+    ws->deadlines_at = due;
+}
+
+/* A frame from the peer (or the session's start): it is alive. */
+static void keepalive_touch(struct ws *ws, struct session *s) {
+    s->keepalive_since = clock_monotonic_ms();
+    lws_dll2_remove(&s->keepalive);
+    lws_dll2_add_tail(&s->keepalive, &ws->fresh);
+    deadlines_arm(ws);
+}
+
+static void deadlines_expire(struct ev_loop *loop, ev_timer *w, int revents) {
+    struct ws *ws = lws_container_of(w, struct ws, deadlines);
+    ws->deadlines_at = 0;
+    int64_t now = clock_monotonic_ms();
+    struct session *s;
+    while ((s = first_of(&ws->unauthed, false)) && s->auth_deadline <= now) {
+        lws_dll2_remove(&s->unauthed);
+        conn_on_auth_timeout(s->conn); /* nothing if authenticated meanwhile */
+    }
+    while ((s = first_of(&ws->fresh, true)) && s->keepalive_since + ping_after_ms(ws) <= now) {
+        lws_dll2_remove(&s->keepalive);
+        lws_dll2_add_tail(&s->keepalive, &ws->pinged);
+        s->keepalive_since = now;
+        if (!s->close_code) {
+            s->ping_due = true;
+            lws_callback_on_writable(s->wsi);
+        }
+    }
+    while ((s = first_of(&ws->pinged, true)) && s->keepalive_since + hangup_after_ms(ws) <= now) {
+        lws_dll2_remove(&s->keepalive);
+        log_debug("ws", "hanging up on a peer silent for %u s", ws->config->idle_timeout_s);
+        /* Here, outside lws's callbacks, lws may close at once: CLOSED runs
+         * session_closed() before this returns. */
+        lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
+    }
+    deadlines_arm(ws);
+}
+
 /* ---- WebSocket sessions ---------------------------------------------- */
 
 static void session_close(struct session *s, int code, const char *reason) {
@@ -834,13 +945,17 @@ static int session_established(struct ws *ws, struct lws *wsi, struct session *s
         ws->sessions->prev = s;
     ws->sessions = s;
     metrics_ws_opened(ws->cfg.metrics);
-    lws_set_timer_usecs(wsi, (lws_usec_t)ws->config->auth_timeout_s * LWS_USEC_PER_SEC);
+    s->auth_deadline = clock_monotonic_ms() + (int64_t)ws->config->auth_timeout_s * 1000;
+    lws_dll2_add_tail(&s->unauthed, &ws->unauthed);
+    keepalive_touch(ws, s);
     return 0;
 }
 
 static void session_closed(struct ws *ws, struct session *s) {
     if (!s->conn)
         return;
+    lws_dll2_remove(&s->keepalive);
+    lws_dll2_remove(&s->unauthed);
     if (s->prev)
         s->prev->next = s->next;
     else
@@ -865,6 +980,7 @@ static int session_receive(struct ws *ws, struct lws *wsi, struct session *s, co
     /* Input after we decided to close is read and dropped. */
     if (s->close_code || !s->conn)
         return 0;
+    keepalive_touch(ws, s);
     if (!lws_frame_is_binary(wsi)) {
         metrics_ws_closed_by_server(ws->cfg.metrics, METRICS_CLOSE_TEXT);
         lws_close_reason(wsi, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE,
@@ -891,6 +1007,17 @@ static int session_receive(struct ws *ws, struct lws *wsi, struct session *s, co
 }
 
 static int session_writeable(struct lws *wsi, struct session *s) {
+    if (s->ping_due) {
+        /* A payload: lws does not report an empty pong (RECEIVE_PONG). */
+        uint8_t ping[LWS_PRE + 1];
+        ping[LWS_PRE] = 'k';
+        s->ping_due = false;
+        if (lws_write(wsi, ping + LWS_PRE, 1, LWS_WRITE_PING) < 1)
+            return -1;
+        if (s->out_head || s->close_code)
+            lws_callback_on_writable(wsi);
+        return 0;
+    }
     struct out_frame *f = s->out_head;
     if (f) {
         int n = lws_write(wsi, f->data + LWS_PRE, f->len, LWS_WRITE_BINARY);
@@ -964,9 +1091,9 @@ static int callback_carechat(struct lws *wsi, enum lws_callback_reasons reason, 
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return session_writeable(wsi, s);
 
-    case LWS_CALLBACK_TIMER:
+    case LWS_CALLBACK_RECEIVE_PONG:
         if (s->conn)
-            conn_on_auth_timeout(s->conn);
+            keepalive_touch(ws, s);
         return 0;
 
     case LWS_CALLBACK_CLOSED:
@@ -1002,7 +1129,10 @@ static int listen_on(struct ws *ws, const char *name, const struct config_addr *
     info.iface = addr->host;
     info.port = addr->port;
     info.protocols = protocols;
-    info.retry_and_idle_policy = &ws->retry;
+    /* lws's own keepalive off (a hang-up delay of 0): without a policy a vhost
+     * gets lws's default one (ping at 300 s). */
+    static const lws_retry_bo_t no_validity_checks = {0};
+    info.retry_and_idle_policy = &no_validity_checks;
     info.options = LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
     if (!strchr(addr->host, ':'))
         info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
@@ -1039,10 +1169,6 @@ int ws_open(const struct ws_config *cfg, struct ws **out) {
 
     ws_route_lws_logs(config->log_level);
 
-    ws->retry = (lws_retry_bo_t){
-        .secs_since_valid_ping = (uint16_t)config->ping_interval_s,
-        .secs_since_valid_hangup = (uint16_t)config->idle_timeout_s,
-    };
     ws->protocols[0] = (struct lws_protocols){
         .name = "http",
         .callback = callback_http,
@@ -1082,6 +1208,7 @@ int ws_open(const struct ws_config *cfg, struct ws **out) {
         return STATUS_IO;
     }
     ev_timer_init(&ws->drain, drain_tick, 0.05, 0.05);
+    ev_timer_init(&ws->deadlines, deadlines_expire, 0, 0);
     void *loops[1] = {ws->loop};
     info.foreign_loops = loops;
     info.pcontext = &ws->context;
@@ -1167,6 +1294,7 @@ static void ws_destroy(struct ws *ws) {
     CHECK(!ws->context);
     if (ws->loop) {
         ev_timer_stop(ws->loop, &ws->drain);
+        ev_timer_stop(ws->loop, &ws->deadlines);
         ev_loop_destroy(ws->loop);
     }
     for (int i = 0; i < PEER_BUCKETS; i++) {
