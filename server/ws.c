@@ -819,7 +819,7 @@ static int64_t ping_after_ms(const struct ws *ws) {
     return (int64_t)ws->config->ping_interval_s * 1000;
 }
 
-/* After the ping; config_check() makes idle_timeout_s > ping_interval_s. */
+/* After the ping; the configuration refuses idle_timeout_s <= ping_interval_s. */
 static int64_t hangup_after_ms(const struct ws *ws) {
     return (int64_t)(ws->config->idle_timeout_s - ws->config->ping_interval_s) * 1000;
 }
