@@ -9,6 +9,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 packages=(
     bazel-bootstrap build-essential pkg-config
     libwebsockets-dev libsodium-dev librocksdb-dev
+    libev-dev libwebsockets-evlib-ev
     libprotobuf-c-dev protobuf-c-compiler
     libcurl4-openssl-dev libssl-dev openssl libcmocka-dev libjansson-dev
     clang libclang-rt-14-dev

@@ -257,9 +257,9 @@ static void replay_page(struct hconn *hc) {
 /* Sends inbox entry (device, pos), created by an entry just applied, to the
  * device's LIVE connections that have not had it. */
 static void deliver_live(struct handlers *h, const struct id *device, uint64_t pos) {
-    for (struct hconn *x = h->conns; x; x = x->next) {
+    for (struct hconn *x = req_device_first(h, device); x; x = req_device_next(x)) {
         if (!x->authenticated || !x->conn || x->delivery != DELIVERY_LIVE ||
-            !id_equal(&x->device, device) || pos <= x->delivered_pos)
+            pos <= x->delivered_pos)
             continue;
         struct key k;
         key_id_u64(&k, device, pos);

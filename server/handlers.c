@@ -630,8 +630,8 @@ void handlers_draining(struct handlers *h) {
 
 bool handlers_device_online(void *ctx, const struct id *device) {
     struct handlers *h = ctx;
-    for (struct hconn *hc = h->conns; hc; hc = hc->next)
-        if (hc->authenticated && id_equal(&hc->device, device))
+    for (struct hconn *hc = req_device_first(h, device); hc; hc = req_device_next(hc))
+        if (hc->authenticated)
             return true;
     return false;
 }

@@ -429,14 +429,13 @@ static void on_typing(void *ctx, const uint8_t *topic, size_t topic_len, const u
     ev.typing = msg[2 * ID_LEN] != 0;
     frame.body_case = CARECHAT__V1__FRAME__BODY_TYPING_EVENT;
     frame.typing_event = &ev;
-    for (struct hconn *x = mg->h->conns; x; x = x->next) {
-        if (!x->authenticated || !x->conn)
-            continue;
-        for (size_t off = 2 * ID_LEN + 1; off < len; off += ID_LEN)
-            if (memcmp(x->account.b, msg + off, ID_LEN) == 0) {
+    /* The recipients are distinct (members of one conversation). */
+    for (size_t off = 2 * ID_LEN + 1; off < len; off += ID_LEN) {
+        struct id account;
+        memcpy(account.b, msg + off, ID_LEN);
+        for (struct hconn *x = req_account_first(mg->h, &account); x; x = req_account_next(x))
+            if (x->authenticated && x->conn)
                 req_send_server_request(x, &frame);
-                break;
-            }
     }
 }
 

@@ -289,8 +289,8 @@ void notify_device_left(struct hconn *hc) {
     struct handlers *h = hc->h;
     if (!hc->authenticated || h->draining)
         return;
-    for (struct hconn *o = h->conns; o; o = o->next)
-        if (o != hc && o->authenticated && id_equal(&o->device, &hc->device))
+    for (struct hconn *o = req_device_first(h, &hc->device); o; o = req_device_next(o))
+        if (o != hc && o->authenticated)
             return; /* still connected elsewhere */
     struct rec_inbox in;
     if (req_read_inbox(h, &hc->device, &in) != 0 || in.last <= in.acked)

@@ -33,6 +33,78 @@ static void hconn_unref(struct hconn *hc) {
     free(hc);
 }
 
+/* Ids are random: a few of their bytes spread them evenly. */
+static size_t index_bucket(const struct id *id) {
+    uint32_t v;
+    memcpy(&v, id->b, sizeof v);
+    return v & (REQ_INDEX_BUCKETS - 1);
+}
+
+static void index_add(struct hconn *hc) {
+    struct handlers *h = hc->h;
+    struct hconn **d = &h->by_device[index_bucket(&hc->device)];
+    struct hconn **a = &h->by_account[index_bucket(&hc->account)];
+    hc->dev_prev = NULL;
+    hc->dev_next = *d;
+    if (*d)
+        (*d)->dev_prev = hc;
+    *d = hc;
+    hc->acct_prev = NULL;
+    hc->acct_next = *a;
+    if (*a)
+        (*a)->acct_prev = hc;
+    *a = hc;
+    hc->indexed = true;
+}
+
+static void index_remove(struct hconn *hc) {
+    struct handlers *h = hc->h;
+    if (!hc->indexed)
+        return;
+    if (hc->dev_prev)
+        hc->dev_prev->dev_next = hc->dev_next;
+    else
+        h->by_device[index_bucket(&hc->device)] = hc->dev_next;
+    if (hc->dev_next)
+        hc->dev_next->dev_prev = hc->dev_prev;
+    if (hc->acct_prev)
+        hc->acct_prev->acct_next = hc->acct_next;
+    else
+        h->by_account[index_bucket(&hc->account)] = hc->acct_next;
+    if (hc->acct_next)
+        hc->acct_next->acct_prev = hc->acct_prev;
+    hc->dev_prev = hc->dev_next = hc->acct_prev = hc->acct_next = NULL;
+    hc->indexed = false;
+}
+
+static struct hconn *device_from(struct hconn *x, const struct id *device) {
+    while (x && !id_equal(&x->device, device))
+        x = x->dev_next;
+    return x;
+}
+
+static struct hconn *account_from(struct hconn *x, const struct id *account) {
+    while (x && !id_equal(&x->account, account))
+        x = x->acct_next;
+    return x;
+}
+
+struct hconn *req_device_first(struct handlers *h, const struct id *device) {
+    return device_from(h->by_device[index_bucket(device)], device);
+}
+
+struct hconn *req_device_next(struct hconn *hc) {
+    return device_from(hc->dev_next, &hc->device);
+}
+
+struct hconn *req_account_first(struct handlers *h, const struct id *account) {
+    return account_from(h->by_account[index_bucket(account)], account);
+}
+
+struct hconn *req_account_next(struct hconn *hc) {
+    return account_from(hc->acct_next, &hc->account);
+}
+
 struct hconn *req_hconn_attach(struct handlers *h, struct conn *c) {
     struct hconn *hc = xcalloc(1, sizeof *hc);
     hc->h = h;
@@ -47,6 +119,7 @@ struct hconn *req_hconn_attach(struct handlers *h, struct conn *c) {
 
 void req_hconn_detach(struct hconn *hc) {
     struct handlers *h = hc->h;
+    index_remove(hc);
     if (hc->prev)
         hc->prev->next = hc->next;
     else
@@ -65,9 +138,23 @@ void req_send_server_request(struct hconn *hc, Carechat__V1__Frame *frame) {
     hc->unanswered++;
 }
 
+/* The first of the connections req_revoke() looks at, and the next. */
+static struct hconn *revoke_first(struct handlers *h, const struct id *account,
+                                  const struct id *device) {
+    return device    ? req_device_first(h, device)
+           : account ? req_account_first(h, account)
+                     : h->conns;
+}
+
+static struct hconn *revoke_next(struct hconn *x, const struct id *account,
+                                 const struct id *device) {
+    return device ? req_device_next(x) : account ? req_account_next(x) : x->next;
+}
+
 void req_revoke(struct handlers *h, const struct id *account, const struct id *device,
                 Carechat__V1__RevokeReason reason, const struct hconn *except) {
-    for (struct hconn *x = h->conns; x; x = x->next) {
+    for (struct hconn *x = revoke_first(h, account, device); x;
+         x = revoke_next(x, account, device)) {
         if (x == except || !x->authenticated || !x->conn ||
             (device && !id_equal(&x->device, device)) ||
             (account && !id_equal(&x->account, account)))
@@ -86,7 +173,7 @@ void req_revoke(struct handlers *h, const struct id *account, const struct id *d
 }
 
 void req_replace_delivering(struct hconn *hc) {
-    for (struct hconn *x = hc->h->conns; x; x = x->next) {
+    for (struct hconn *x = req_device_first(hc->h, &hc->device); x; x = req_device_next(x)) {
         if (x == hc || !x->authenticated || !x->conn || x->delivery == DELIVERY_OFF ||
             !id_equal(&x->device, &hc->device))
             continue;
@@ -103,9 +190,11 @@ void req_replace_delivering(struct hconn *hc) {
 }
 
 void req_session_established(struct hconn *hc, const struct session_info *s) {
+    index_remove(hc);
     hc->authenticated = true;
     hc->account = s->account;
     hc->device = s->device;
+    index_add(hc);
     hc->role = s->role;
     hc->enrol_only = s->enrol_only;
     memcpy(hc->token_hash, s->token_hash, REC_HASH_LEN);

@@ -55,6 +55,10 @@
 #include "storage/journal.h"
 #include "storage/store.h"
 
+/* Buckets of each connection index of struct handlers (a power of two):
+ * 64 KiB for both, a handful of connections a bucket at 10,000 open. */
+#define REQ_INDEX_BUCKETS 4096
+
 struct messaging;
 struct files_stats;
 struct req;
@@ -111,8 +115,11 @@ struct handlers {
     unsigned password_min;
     char password_rule[64]; /* "passwords are N..1024 bytes", the detail of a refusal */
     bool closing;
-    bool draining;           /* the server is closing its connections (handlers_draining()) */
-    struct hconn *conns;     /* attached connections */
+    bool draining;       /* the server is closing its connections (handlers_draining()) */
+    struct hconn *conns; /* attached connections */
+    /* The attached connections that authenticated, by device and by account
+     * (request.c), so that finding a device's connections does not walk all. */
+    struct hconn *by_device[REQ_INDEX_BUCKETS], *by_account[REQ_INDEX_BUCKETS];
     uint64_t audit_anchored; /* the audit chain head last logged as an anchor */
     /* The VerifyAudit in progress (audit_queries.c): its op holds the
      * connection; NULL when none runs. */
@@ -125,6 +132,10 @@ struct hconn {
     struct conn *conn; /* NULL once detached */
     unsigned refs;
     struct hconn *prev, *next;
+    /* In h->by_device and h->by_account (by the ids below) from the first
+     * authentication until detached, even after a revocation. */
+    bool indexed;
+    struct hconn *dev_prev, *dev_next, *acct_prev, *acct_next;
     bool auth_busy; /* a Login/Register/Authenticate is in flight */
     bool authenticated;
     /* The session may only enrol a second factor (server/twofactor.h) until
@@ -289,6 +300,19 @@ void req_audit_repeats(struct handlers *h, const struct coalesce_key *k, uint32_
 struct hconn *req_hconn_attach(struct handlers *h, struct conn *c);
 /* The conn is gone: off the list, unauthenticated, its reference dropped. */
 void req_hconn_detach(struct hconn *hc);
+
+/* The attached connections that authenticated as `device` (or as a device
+ * of `account`), without walking the others, in no particular order; they
+ * may have been unauthenticated since (check hc->authenticated):
+ *
+ *   for (struct hconn *x = req_device_first(h, d); x; x = req_device_next(x))
+ *
+ * Closing a connection meanwhile is fine; it stays attached until its
+ * WebSocket is gone. */
+struct hconn *req_device_first(struct handlers *h, const struct id *device);
+struct hconn *req_device_next(struct hconn *hc);
+struct hconn *req_account_first(struct handlers *h, const struct id *account);
+struct hconn *req_account_next(struct hconn *hc);
 
 /* A session as it is established on a connection. */
 struct session_info {

@@ -67,7 +67,8 @@ int ws_open(const struct ws_config *cfg, struct ws **out);
 int ws_port(const struct ws *ws);
 
 /* Runs one iteration of the event loop (waits for I/O, timers or ws_wake()).
- * Returns 0, or STATUS_IO when lws reports a fatal error. */
+ * Returns 0, or STATUS_IO when the loop has nothing left to wait for (lws
+ * closed its listeners; logged). */
 int ws_service(struct ws *ws);
 
 /* Makes the loop thread run cfg->on_wake soon. Safe from any thread. */

@@ -2,7 +2,8 @@
  * tests/server_test.c: integration tests against the real carechatd binary:
  * HTTP endpoints (on the metrics listener only), the WebSocket handshake and its limits
  * (refusals answered 400, 403, 414 or 431), close frames (bad ones get 1002), the
- * session's answers to requests and garbage, the authentication deadline, the per-address cap,
+ * session's answers to requests and garbage, the authentication deadline, keepalive
+ * (pings, hang-up of silent peers, frames as traffic), the per-address cap,
  * clean stop and restart, and the refusal to serve plaintext off loopback.
  * (TLS is covered by tls_test.sh.)
  *
@@ -552,6 +553,28 @@ static void test_server_pings_and_hangs_up_on_silent_peers(void **state) {
     harness_free(h);
 }
 
+/* Any frame from the peer is traffic, not only a pong: a peer that keeps
+ * sending but never reads (so never answers a ping) is not hung up on. */
+static void test_server_frames_keep_a_connection_alive(void **state) {
+    const char *args[] = {"--ping-interval", "1", "--idle-timeout", "3", NULL};
+    struct harness *h;
+    assert_int_equal(harness_start(args, &h), 0);
+    struct wsc *c = open_session(h);
+    int n = 0;
+    for (; n < 10; n++) {
+        send_request(c, (uint64_t)n + 1, CARECHAT__V1__FRAME__BODY_LOGIN);
+        struct timespec ts = {0, 500 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    /* 5 s, past the idle timeout: every answer is there and it still serves. */
+    for (int i = 0; i < n; i++)
+        expect_response(c, (uint64_t)i + 1, STATUS_BAD_REQUEST, NULL, 0);
+    send_request(c, 99, CARECHAT__V1__FRAME__BODY_LOGIN);
+    expect_response(c, 99, STATUS_BAD_REQUEST, NULL, 0);
+    wsc_free(c);
+    harness_free(h);
+}
+
 /* ---- per-address cap ------------------------------------------------------------ */
 
 static void test_server_per_ip_cap(void **state) {
@@ -695,6 +718,7 @@ int main(void) {
     const struct CMUnitTest own_server_tests[] = {
         cmocka_unit_test(test_server_default_auth_deadline_is_10s),
         cmocka_unit_test(test_server_pings_and_hangs_up_on_silent_peers),
+        cmocka_unit_test(test_server_frames_keep_a_connection_alive),
         cmocka_unit_test(test_server_per_ip_cap),
         cmocka_unit_test(test_server_sigterm_then_restart_keeps_identity),
         cmocka_unit_test(test_server_refuses_plaintext_off_loopback),
