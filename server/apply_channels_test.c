@@ -618,33 +618,10 @@ static void test_apply_channels_scenario(void **state) {
     fixture_log_cleanup();
 }
 
-/* Runs `run` on an empty store, replays the entries it proposed on another
- * and asserts that both hold the same conversations, members, messages,
- * inboxes, receipts and idempotency records. */
+/* fixture_check_replay() of `run`, with the clock the scenarios start at. */
 static void assert_replay_identical(void (*run)(struct fixture_db *db)) {
-    fixture_log_reset();
     now_ms = T0 + 1000;
-    struct fixture_db first;
-    fixture_open(&first, "apply-chan");
-    run(&first);
-    struct buf dumps[2];
-    buf_init(&dumps[0]);
-    fixture_dump(&first, CF_CONVERSATIONS, CF_IDEMPOTENCY, &dumps[0]);
-    fixture_close(&first);
-    struct fixture_db db;
-    fixture_open(&db, "apply-chan");
-    fixture_replay(&db);
-    buf_init(&dumps[1]);
-    fixture_dump(&db, CF_CONVERSATIONS, CF_IDEMPOTENCY, &dumps[1]);
-    fixture_close(&db);
-    assert_true(dumps[0].len > 1000);
-    assert_int_equal(dumps[1].len, dumps[0].len);
-    assert_memory_equal(dumps[1].data, dumps[0].data, dumps[0].len);
-    buf_cleanup(&dumps[0]);
-    buf_cleanup(&dumps[1]);
-    /* The same entries, in batches, with and without the read cache. */
-    fixture_check_read_cache("apply-chan-cache");
-    fixture_log_cleanup();
+    fixture_check_replay("apply-chan", run);
 }
 
 static void test_apply_channels_replay_is_deterministic(void **state) {

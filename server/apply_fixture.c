@@ -170,6 +170,28 @@ void fixture_check_read_cache(const char *name) {
     }
 }
 
+void fixture_check_replay(const char *name, void (*scenario)(struct fixture_db *db)) {
+    fixture_log_reset();
+    struct buf dumps[2];
+    for (int r = 0; r < 2; r++) {
+        struct fixture_db db;
+        fixture_open(&db, name);
+        if (r == 0)
+            scenario(&db);
+        else
+            fixture_replay(&db);
+        buf_init(&dumps[r]);
+        fixture_dump(&db, CF_META, CF_COUNT - 1, &dumps[r]);
+        fixture_close(&db);
+    }
+    assert_int_equal(dumps[1].len, dumps[0].len);
+    assert_memory_equal(dumps[1].data, dumps[0].data, dumps[0].len);
+    buf_cleanup(&dumps[0]);
+    buf_cleanup(&dumps[1]);
+    fixture_check_read_cache(name);
+    fixture_log_cleanup();
+}
+
 const struct buf *fixture_last_result(void) {
     return &last_result;
 }

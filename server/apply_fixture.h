@@ -61,6 +61,12 @@ int fixture_propose(struct fixture_db *db, Carechat__Entry__V1__Entry *e);
 /* Appends every recorded entry, in order, to `db`, ignoring their statuses. */
 void fixture_replay(struct fixture_db *db);
 
+/* Runs `scenario` on a new store (recording its entries), replays them on
+ * another and asserts that both hold the same records in every column family,
+ * then checks them with fixture_check_read_cache(); resets the recorded
+ * entries before and frees them after. `name` names the directories. */
+void fixture_check_replay(const char *name, void (*scenario)(struct fixture_db *db));
+
 /* Replays every recorded entry into two new stores, one whose transactions
  * use the read cache (storage/store.h txn_get()) and one that reads every
  * record from RocksDB, appending them all at once so that the journal applies

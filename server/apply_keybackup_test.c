@@ -262,24 +262,7 @@ static void test_apply_keybackup_scenario(void **state) {
 }
 
 static void test_apply_keybackup_replay_is_deterministic(void **state) {
-    fixture_log_reset();
-    struct fixture_db first, second;
-    fixture_open(&first, "apply-keybackup");
-    run_scenario(&first);
-    struct buf a, b;
-    buf_init(&a);
-    buf_init(&b);
-    fixture_dump(&first, CF_ACCOUNTS, CF_COUNT - 1, &a);
-    fixture_close(&first);
-    fixture_open(&second, "apply-keybackup");
-    fixture_replay(&second);
-    fixture_dump(&second, CF_ACCOUNTS, CF_COUNT - 1, &b);
-    fixture_close(&second);
-    assert_int_equal(a.len, b.len);
-    assert_memory_equal(a.data, b.data, a.len);
-    buf_cleanup(&a);
-    buf_cleanup(&b);
-    fixture_log_cleanup();
+    fixture_check_replay("apply-keybackup", run_scenario);
 }
 
 int main(void) {
