@@ -549,7 +549,7 @@ int apply_totp_confirm(struct store_txn *txn, const Carechat__Entry__V1__Entry *
                        struct buf *result) {
     const Carechat__Entry__V1__TotpConfirm *m = e->totp_confirm;
     if (!m || m->totp_step == 0 || m->n_recovery_hashes == 0 ||
-        m->n_recovery_hashes > REC_RECOVERY_MAX)
+        m->n_recovery_hashes > REC_RECOVERY_MAX || !is_hash(m->secret_hash))
         return STATUS_BAD_REQUEST;
     for (size_t i = 0; i < m->n_recovery_hashes; i++) {
         if (!is_hash(m->recovery_hashes[i]))
@@ -560,8 +560,12 @@ int apply_totp_confirm(struct store_txn *txn, const Carechat__Entry__V1__Entry *
     int rc = apply_actor_account(txn, e, &actor, &a);
     if (rc != 0)
         return rc;
-    if (a.totp_state != REC_TOTP_PENDING)
-        rc = STATUS_CONFLICT;
+    uint8_t pending[REC_HASH_LEN];
+    rules_sha256(a.totp_secret, REC_TOTP_SECRET_LEN, pending);
+    if (a.totp_state != REC_TOTP_PENDING ||
+        sodium_memcmp(pending, m->secret_hash.data, REC_HASH_LEN) != 0)
+        rc = STATUS_CONFLICT; /* nothing pending, or enrolled again since */
+    sodium_memzero(pending, sizeof pending);
     if (rc == 0) {
         a.totp_state = REC_TOTP_ACTIVE;
         a.totp_last_step = m->totp_step;

@@ -393,6 +393,79 @@ static void dump(struct fixture_db *db, struct buf *out) {
     buf_cleanup(&v);
 }
 
+/* Proposes TotpEnroll of a 20-byte secret of `fill` by `p`. */
+static int totp_enroll(struct fixture_db *db, const struct fixture_person *p, uint8_t fill,
+                       int64_t t) {
+    uint8_t secret[REC_TOTP_SECRET_LEN];
+    memset(secret, fill, sizeof secret);
+    Carechat__Entry__V1__Entry e;
+    Carechat__Entry__V1__TotpEnroll m;
+    carechat__entry__v1__entry__init(&e);
+    carechat__entry__v1__totp_enroll__init(&m);
+    e.time = t;
+    e.actor_account_id = fixture_bin(p->id.b, 16);
+    m.secret = fixture_bin(secret, sizeof secret);
+    e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_TOTP_ENROLL;
+    e.totp_enroll = &m;
+    return fixture_propose(db, &e);
+}
+
+/* Proposes TotpConfirm by `p` of the secret of `fill` (its SHA-256). */
+static int totp_confirm(struct fixture_db *db, const struct fixture_person *p, uint8_t fill,
+                        int64_t t) {
+    uint8_t secret[REC_TOTP_SECRET_LEN], hash[32], recovery[32];
+    memset(secret, fill, sizeof secret);
+    crypto_hash_sha256(hash, secret, sizeof secret);
+    memset(recovery, 0x5e, sizeof recovery);
+    ProtobufCBinaryData hashes[1] = {fixture_bin(recovery, 32)};
+    Carechat__Entry__V1__Entry e;
+    Carechat__Entry__V1__TotpConfirm m;
+    carechat__entry__v1__entry__init(&e);
+    carechat__entry__v1__totp_confirm__init(&m);
+    e.time = t;
+    e.actor_account_id = fixture_bin(p->id.b, 16);
+    m.totp_step = 1;
+    m.n_recovery_hashes = 1;
+    m.recovery_hashes = hashes;
+    m.secret_hash = fixture_bin(hash, 32);
+    e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_TOTP_CONFIRM;
+    e.totp_confirm = &m;
+    return fixture_propose(db, &e);
+}
+
+/* A confirmation activates only the secret whose code was verified: when the
+ * user enrolled again meanwhile, it is CONFLICT and the new secret stays
+ * pending (the authenticator app holds the first one). */
+static void test_apply_accounts_totp_confirm_binds_its_secret(void **state) {
+    fixture_log_reset();
+    struct fixture_db db;
+    fixture_open(&db, "apply-totp");
+    struct fixture_person admin;
+    fixture_person(&admin, "admin@x.example", 1);
+    fixture_bootstrap(&db, &admin);
+    assert_int_equal(totp_enroll(&db, &admin, 0x11, T0 + 10), 0);
+    assert_int_equal(totp_enroll(&db, &admin, 0x22, T0 + 11), 0);
+    assert_int_equal(totp_confirm(&db, &admin, 0x11, T0 + 12), STATUS_CONFLICT);
+    struct rec_account a;
+    struct buf v;
+    buf_init(&v);
+    assert_int_equal(store_get(db.store, CF_ACCOUNTS, admin.id.b, ID_LEN, &v), 0);
+    assert_int_equal(rec_account_decode(v.data, v.len, &a), 0);
+    assert_int_equal(a.totp_state, REC_TOTP_PENDING);
+    rec_account_cleanup(&a);
+    assert_int_equal(totp_confirm(&db, &admin, 0x22, T0 + 13), 0);
+    assert_int_equal(store_get(db.store, CF_ACCOUNTS, admin.id.b, ID_LEN, &v), 0);
+    assert_int_equal(rec_account_decode(v.data, v.len, &a), 0);
+    assert_int_equal(a.totp_state, REC_TOTP_ACTIVE);
+    uint8_t want[REC_TOTP_SECRET_LEN];
+    memset(want, 0x22, sizeof want);
+    assert_memory_equal(a.totp_secret, want, sizeof want);
+    rec_account_cleanup(&a);
+    buf_cleanup(&v);
+    fixture_close(&db);
+    fixture_log_cleanup();
+}
+
 static void test_apply_accounts_replay_is_deterministic(void **state) {
     fixture_log_reset();
     struct fixture_db first;
@@ -428,6 +501,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_apply_accounts_scenario),
         cmocka_unit_test(test_apply_accounts_replay_is_deterministic),
+        cmocka_unit_test(test_apply_accounts_totp_confirm_binds_its_secret),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

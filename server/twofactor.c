@@ -19,6 +19,7 @@
 
 #include "base/clock.h"
 #include "base/status.h"
+#include "server/rules.h"
 
 #define DETAIL_ACTIVE "two-factor sign-in is active: disable it first"
 
@@ -130,6 +131,8 @@ int twofactor_confirm(struct req *r) {
         return rc;
     int64_t now = clock_now();
     uint64_t step = 0;
+    uint8_t secret_hash[REC_HASH_LEN];
+    rules_sha256(a.totp_secret, REC_TOTP_SECRET_LEN, secret_hash);
     if (a.totp_state != REC_TOTP_PENDING)
         rc = req_fail(r, STATUS_CONFLICT,
                       a.totp_state == REC_TOTP_ACTIVE ? DETAIL_ACTIVE
@@ -153,6 +156,7 @@ int twofactor_confirm(struct req *r) {
     tc.totp_step = step;
     tc.n_recovery_hashes = TOTP_RECOVERY_N;
     tc.recovery_hashes = hashes;
+    tc.secret_hash = (ProtobufCBinaryData){REC_HASH_LEN, secret_hash};
     e.kind_case = CARECHAT__ENTRY__V1__ENTRY__KIND_TOTP_CONFIRM;
     e.totp_confirm = &tc;
     return op_propose(op, &e);
