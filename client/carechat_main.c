@@ -1485,8 +1485,9 @@ static int run(struct carechat *c, const struct cli_args *a) {
             return CLI_EXIT_USAGE;
         }
     }
-    /* The other input read from a file: a new password, or the text to send
-     * (--text-file, or --text - for standard input). */
+    /* The other input read from a file: a new password, a second factor
+     * (--totp-file), or the text to send (--text-file, or --text - for
+     * standard input). */
     struct buf input;
     buf_init(&input);
     const char *text_from = a->command != CLI_SEND                 ? NULL
@@ -1495,6 +1496,8 @@ static int run(struct carechat *c, const struct cli_args *a) {
                                                                    : NULL;
     if (a->new_password_file != NULL)
         rc = cli_read_password(a->new_password_file, &input, err, sizeof err);
+    else if (a->totp_file != NULL)
+        rc = cli_read_password(a->totp_file, &input, err, sizeof err);
     else if (text_from != NULL)
         rc = cli_read_text(text_from, CARECHAT_MAX_TEXT, &input, err, sizeof err);
     else if (a->command == CLI_SEND && a->text != NULL)
@@ -1510,7 +1513,7 @@ static int run(struct carechat *c, const struct cli_args *a) {
     bool broken = false;
     switch (a->command) {
     case CLI_LOGIN:
-        rc = carechat_login_2fa(c, a->email, pw, a->totp);
+        rc = carechat_login_2fa(c, a->email, pw, a->totp_file ? (const char *)input.data : a->totp);
         if (rc == 0) {
             print_session(c, a->json, "logged in");
             print_approval(c, a->json);

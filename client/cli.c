@@ -85,6 +85,7 @@ enum opt {
     O_FORGET_DEVICE,
     O_CODE_FILE,
     O_TOTP,
+    O_TOTP_FILE,
     O_RECOVERY_FILE,
     O_COUNT,
 };
@@ -154,6 +155,7 @@ static const struct option_def options[O_COUNT] = {
     [O_FORGET_DEVICE] = {"forget-device", false, false},
     [O_CODE_FILE] = {"code-file", true, false},
     [O_TOTP] = {"totp", true, false},
+    [O_TOTP_FILE] = {"totp-file", true, false},
     [O_RECOVERY_FILE] = {"recovery-file", true, false},
 };
 
@@ -169,7 +171,7 @@ struct command_def {
 };
 
 static const struct command_def commands[] = {
-    {"login", CLI_LOGIN, {O_EMAIL, O_PASSWORD_FILE}, 2, {O_STAY_SIGNED_IN, O_TOTP}, 2},
+    {"login", CLI_LOGIN, {O_EMAIL, O_PASSWORD_FILE}, 2, {O_STAY_SIGNED_IN, O_TOTP, O_TOTP_FILE}, 3},
     {"invite", CLI_INVITE, {O_EMAIL, O_ROLE}, 2, {0}, 0},
     {"invite list", CLI_INVITE_LIST, {0}, 0, {0}, 0},
     {"invite revoke", CLI_INVITE_REVOKE, {O_INVITE}, 1, {0}, 0},
@@ -431,6 +433,8 @@ int cli_parse(int argc, char **argv, struct cli_args *out, char *err, size_t err
     if (cmd->command == CLI_SEND && (int)seen[O_TO] + seen[O_CONVERSATION] + seen[O_CHANNEL] != 1)
         return usage_error(err, err_len, "%s",
                            "'send' needs exactly one of --to, --conversation and --channel");
+    if (seen[O_TOTP] && seen[O_TOTP_FILE])
+        return usage_error(err, err_len, "%s", "'login' takes one of --totp and --totp-file");
     if (cmd->command == CLI_SEND && seen[O_TEXT] && seen[O_TEXT_FILE])
         return usage_error(err, err_len, "%s", "'send' takes one of --text and --text-file");
     if (cmd->command == CLI_SEND && !seen[O_TEXT] && !seen[O_TEXT_FILE] && !seen[O_FILE])
@@ -616,6 +620,7 @@ int cli_parse(int argc, char **argv, struct cli_args *out, char *err, size_t err
     a.role = values[O_ROLE];
     a.code = values[O_CODE];
     a.totp = values[O_TOTP];
+    a.totp_file = values[O_TOTP_FILE];
     a.birthdate = values[O_BIRTHDATE];
     a.name = values[O_NAME];
     *out = a;
@@ -718,14 +723,16 @@ const char *cli_usage(void) {
            "  \"profile DIR\"; '#' starts a comment line\n"
            "\n"
            "commands:\n"
-           "  login --email E --password-file F [--stay-signed-in] [--totp CODE]\n"
+           "  login --email E --password-file F [--stay-signed-in]\n"
+           "        [--totp CODE | --totp-file F]\n"
            "      log in (as a new device on a fresh profile) and publish the device list;\n"
            "      --stay-signed-in: the session outlives the server's idle expiry (15\n"
            "      minutes without use by default) until its absolute expiry, resumed with\n"
            "      this device's key instead of the password (for a profile only its user\n"
            "      reaches);\n"
            "      --totp: the 6-digit code of your authenticator app, or an unused recovery\n"
-           "      code, for an account with two-factor sign-in (each code works once)\n"
+           "      code, for an account with two-factor sign-in (each code works once);\n"
+           "      --totp-file F: the same read from F, kept out of the process list\n"
            "  invite --email E --role patient|provider|admin|sysadmin\n"
            "      create an invitation and print its code\n"
            "  invite list\n"

@@ -122,6 +122,7 @@ struct cli_args {
     const char *role;              /* invite; account list: the role listed (NULL: every role) */
     const char *code;              /* register, approve, 2fa confirm, 2fa disable */
     const char *totp;              /* login: a 6-digit code or a recovery code */
+    const char *totp_file;         /* login: the same, read from this file */
     const char *birthdate;
     const char *name;
     const char *to;               /* send: the peer's email */
