@@ -378,13 +378,20 @@ static void rcache_check_generation(struct store *s) {
     }
 }
 
+/* Whether this transaction wrote (cf, key) and has not rolled it back: a
+ * search of the batch's own index, not of the write log. */
 static bool written(const struct store_txn *t, enum store_cf cf, const void *key, size_t key_len) {
-    for (size_t i = t->n_writes; i-- > 0;) {
-        const struct txn_write *w = &t->writes[i];
-        if (w->cf == cf && w->key_len == key_len && memcmp(w->key, key, key_len) == 0)
-            return true;
+    char *err = NULL;
+    size_t len = 0;
+    char *v = rocksdb_writebatch_wi_get_from_batch_cf(t->wb, t->s->db_opts, cf_handle(t->s, cf),
+                                                      key, key_len, &len, &err);
+    if (err) { /* cannot tell: then it is not cached */
+        rocksdb_free(err);
+        return true;
     }
-    return false;
+    bool found = v != NULL;
+    rocksdb_free(v);
+    return found;
 }
 
 static void forget_writes(struct store_txn *t, size_t keep) {
