@@ -190,7 +190,7 @@ int carechat_login_2fa(struct carechat *c, const char *email, const char *passwo
 #define CARECHAT_TOTP_SECRET_B32 32 /* base32 characters of a TOTP secret */
 #define CARECHAT_TOTP_URI_MAX 255
 #define CARECHAT_RECOVERY_CODES 10    /* recovery codes per enrolment */
-#define CARECHAT_RECOVERY_CODE_LEN 19 /* XXXX-XXXX-XXXX-XXXX */
+#define CARECHAT_RECOVERY_CODE_LEN 19 /* four groups of four, e.g. 7K3Q-M2XD-5HPW-4RTE */
 
 /* A pending two-factor secret, for the user's authenticator app. Secret:
  * wipe it after display. */

@@ -9,8 +9,8 @@
  * constant time.
  *
  * Recovery codes are 16 characters of RFC 4648 base32 (80 random bits),
- * shown as XXXX-XXXX-XXXX-XXXX; the server keeps only the SHA-256 of the 16
- * characters.
+ * shown as four groups of four (7K3Q-M2XD-5HPW-4RTE); the server keeps
+ * only the SHA-256 of the 16 characters.
  *
  * Pure functions (totp_recovery_new() draws randomness), any thread.
  */
@@ -54,7 +54,7 @@ int totp_verify(const uint8_t secret[TOTP_SECRET_LEN], const char *code, int64_t
  * terminated, into out (out_size >= (len * 8 + 4) / 5 + 1; CHECKed). */
 void totp_base32(const uint8_t *in, size_t len, char *out, size_t out_size);
 
-/* A fresh recovery code as shown (XXXX-XXXX-XXXX-XXXX, NUL terminated) and
+/* A fresh recovery code as shown (7K3Q-M2XD-5HPW-4RTE, NUL terminated) and
  * its hash. The caller wipes `code` after showing it. */
 void totp_recovery_new(char code[TOTP_RECOVERY_LEN + 1], uint8_t hash[TOTP_HASH_LEN]);
 
