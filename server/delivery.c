@@ -102,9 +102,43 @@ static int read_message(struct handlers *h, const struct id *conv, uint64_t seq,
     return rc;
 }
 
-/* Sends the inbox entry `item` at `pos` to `hc` as a Delivery. An entry whose
- * message is gone (purged) is skipped. */
-static void deliver_item(struct hconn *hc, uint64_t pos, const struct rec_item *item) {
+/* The message read last while one delivery list or replay page is sent: a
+ * fan-out's delivery list names one message for every recipient device, so
+ * it is read and opened once, not once per device. */
+struct msg_cache {
+    bool loaded;
+    int rc; /* of the read */
+    struct id conv;
+    uint64_t seq;
+    struct buf v;         /* the record's bytes */
+    struct rec_message m; /* decoded, borrowing v */
+};
+
+static void msg_cache_init(struct msg_cache *c) {
+    c->loaded = false;
+    buf_init(&c->v);
+}
+
+static void msg_cache_cleanup(struct msg_cache *c) {
+    buf_cleanup(&c->v);
+}
+
+/* Message `seq` of `conv` into c->m: 0, or the status of its read. */
+static int msg_cache_get(struct handlers *h, struct msg_cache *c, const struct id *conv,
+                         uint64_t seq) {
+    if (!c->loaded || c->seq != seq || !id_equal(&c->conv, conv)) {
+        c->rc = read_message(h, conv, seq, &c->v, &c->m);
+        c->conv = *conv;
+        c->seq = seq;
+        c->loaded = true;
+    }
+    return c->rc;
+}
+
+/* Sends the inbox entry `item` at `pos` to `hc` as a Delivery, its message
+ * read through `mc`. An entry whose message is gone (purged) is skipped. */
+static void deliver_item(struct hconn *hc, uint64_t pos, const struct rec_item *item,
+                         struct msg_cache *mc) {
     Carechat__V1__Frame frame;
     Carechat__V1__Delivery d;
     uint8_t cursor[10];
@@ -115,13 +149,10 @@ static void deliver_item(struct hconn *hc, uint64_t pos, const struct rec_item *
     frame.delivery = &d;
     hc->delivered_pos = pos;
     if (item->kind == REC_ITEM_MESSAGE) {
-        struct buf v;
-        struct rec_message m;
         struct delivery_message *s = xcalloc(1, sizeof *s);
-        buf_init(&v);
-        int rc = read_message(hc->h, &item->conversation_id, item->seq, &v, &m);
+        int rc = msg_cache_get(hc->h, mc, &item->conversation_id, item->seq);
         if (rc == 0) {
-            delivery_message_build(s, &item->conversation_id, item->seq, &m, &hc->device);
+            delivery_message_build(s, &item->conversation_id, item->seq, &mc->m, &hc->device);
             d.item_case = CARECHAT__V1__DELIVERY__ITEM_MESSAGE;
             d.message = &s->sm;
             req_send_server_request(hc, &frame);
@@ -130,7 +161,6 @@ static void deliver_item(struct hconn *hc, uint64_t pos, const struct rec_item *
             log_warn("delivery", "inbox entry %llu names an unreadable message (%s)",
                      (unsigned long long)pos, status_str(rc));
         free(s);
-        buf_cleanup(&v);
     } else if (item->kind == REC_ITEM_RECEIPT) {
         Carechat__V1__ReceiptEvent ev;
         carechat__v1__receipt_event__init(&ev);
@@ -150,23 +180,21 @@ static void deliver_item(struct hconn *hc, uint64_t pos, const struct rec_item *
         ev.seq = item->seq;
         ev.recalled_at = item->at;
         /* The tombstone names the sender and carries the recall's signature. */
-        struct buf v;
-        struct rec_message m;
-        buf_init(&v);
-        if (read_message(hc->h, &item->conversation_id, item->seq, &v, &m) == 0) {
-            ev.sender_account_id = (ProtobufCBinaryData){ID_LEN, m.sender_account.b};
-            ev.client_msg_id = (ProtobufCBinaryData){ID_LEN, m.client_msg_id.b};
-            if (m.recall_signature.len > 0) {
-                ev.signer_device_id = (ProtobufCBinaryData){ID_LEN, m.recall_signer.b};
-                ev.signer_account_id = (ProtobufCBinaryData){ID_LEN, m.recall_signer_account.b};
-                ev.signature = (ProtobufCBinaryData){m.recall_signature.len,
-                                                     (uint8_t *)m.recall_signature.data};
+        if (msg_cache_get(hc->h, mc, &item->conversation_id, item->seq) == 0) {
+            const struct rec_message *m = &mc->m;
+            ev.sender_account_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)m->sender_account.b};
+            ev.client_msg_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)m->client_msg_id.b};
+            if (m->recall_signature.len > 0) {
+                ev.signer_device_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)m->recall_signer.b};
+                ev.signer_account_id =
+                    (ProtobufCBinaryData){ID_LEN, (uint8_t *)m->recall_signer_account.b};
+                ev.signature = (ProtobufCBinaryData){m->recall_signature.len,
+                                                     (uint8_t *)m->recall_signature.data};
             }
         }
         d.item_case = CARECHAT__V1__DELIVERY__ITEM_RECALL;
         d.recall = &ev;
         req_send_server_request(hc, &frame);
-        buf_cleanup(&v);
     } else if (item->kind == REC_ITEM_URGENT_ACK) {
         Carechat__V1__UrgentAckEvent ev;
         carechat__v1__urgent_ack_event__init(&ev);
@@ -244,8 +272,11 @@ static void replay_page(struct hconn *hc) {
                    METRICS_CLOSE_SHUTDOWN);
         return;
     }
+    struct msg_cache mc;
+    msg_cache_init(&mc);
     for (size_t i = 0; i < p->n; i++)
-        deliver_item(hc, p->pos[i], &p->items[i]);
+        deliver_item(hc, p->pos[i], &p->items[i], &mc);
+    msg_cache_cleanup(&mc);
     bool last = p->n < DELIVERY_PAGE;
     free(p);
     if (last)
@@ -256,7 +287,8 @@ static void replay_page(struct hconn *hc) {
 
 /* Sends inbox entry (device, pos), created by an entry just applied, to the
  * device's LIVE connections that have not had it. */
-static void deliver_live(struct handlers *h, const struct id *device, uint64_t pos) {
+static void deliver_live(struct handlers *h, const struct id *device, uint64_t pos,
+                         struct msg_cache *mc) {
     for (struct hconn *x = req_device_first(h, device); x; x = req_device_next(x)) {
         if (!x->authenticated || !x->conn || x->delivery != DELIVERY_LIVE ||
             pos <= x->delivered_pos)
@@ -271,7 +303,7 @@ static void deliver_live(struct handlers *h, const struct id *device, uint64_t p
             rc = rec_item_decode(v.data, v.len, &item);
         buf_cleanup(&v);
         if (rc == 0)
-            deliver_item(x, pos, &item);
+            deliver_item(x, pos, &item, mc);
         else if (rc != STATUS_NOT_FOUND) /* already acknowledged by another connection */
             log_warn("delivery", "cannot read a new inbox entry (%s)", status_str(rc));
     }
@@ -284,12 +316,15 @@ void delivery_list(struct handlers *h, const uint8_t *data, size_t len) {
         log_error("delivery", "apply returned a malformed delivery list");
         return;
     }
+    struct msg_cache mc;
+    msg_cache_init(&mc);
     for (uint32_t i = 0; i < n; i++) {
         struct id device;
         uint64_t pos;
         rec_delivery_get(entries, i, &device, &pos);
-        deliver_live(h, &device, pos);
+        deliver_live(h, &device, pos, &mc);
     }
+    msg_cache_cleanup(&mc);
 }
 
 void delivery_on_response(struct hconn *hc) {
