@@ -19,6 +19,7 @@ struct entry {
     uint32_t value_len;
     uint8_t cf;
     uint8_t key_len;
+    bool absent;    /* then value_len is 0 */
     uint8_t data[]; /* key, then value */
 };
 
@@ -87,18 +88,19 @@ void rcache_free(struct rcache *c) {
     free(c);
 }
 
-bool rcache_get(struct rcache *c, int cf, const void *key, size_t key_len, struct buf *out) {
+enum rcache_hit rcache_get(struct rcache *c, int cf, const void *key, size_t key_len,
+                           struct buf *out) {
     if (key_len > RCACHE_KEY_MAX)
-        return false;
+        return RCACHE_MISS;
     const struct entry *e = *find(c, hash_of(c, cf, key, key_len), cf, key, key_len);
     if (!e) {
         c->misses++;
-        return false;
+        return RCACHE_MISS;
     }
     c->hits++;
     buf_reset(out);
     buf_append(out, e->data + e->key_len, e->value_len);
-    return true;
+    return e->absent ? RCACHE_ABSENT : RCACHE_VALUE;
 }
 
 void rcache_drop(struct rcache *c, int cf, const void *key, size_t key_len) {
@@ -109,8 +111,8 @@ void rcache_drop(struct rcache *c, int cf, const void *key, size_t key_len) {
         unlink_entry(c, p);
 }
 
-void rcache_put(struct rcache *c, int cf, const void *key, size_t key_len, const void *value,
-                size_t value_len) {
+static void insert(struct rcache *c, int cf, const void *key, size_t key_len, const void *value,
+                   size_t value_len, bool absent) {
     if (key_len > RCACHE_KEY_MAX)
         return;
     uint64_t hash = hash_of(c, cf, key, key_len);
@@ -127,13 +129,24 @@ void rcache_put(struct rcache *c, int cf, const void *key, size_t key_len, const
     e->cf = (uint8_t)cf;
     e->key_len = (uint8_t)key_len;
     e->value_len = (uint32_t)value_len;
+    e->absent = absent;
     memcpy(e->data, key, key_len);
-    memcpy(e->data + key_len, value, value_len);
+    if (value_len > 0)
+        memcpy(e->data + key_len, value, value_len);
     struct entry **head = &c->slots[hash & (SLOTS - 1)];
     e->next = *head;
     *head = e;
     c->bytes += size;
     c->entries++;
+}
+
+void rcache_put(struct rcache *c, int cf, const void *key, size_t key_len, const void *value,
+                size_t value_len) {
+    insert(c, cf, key, key_len, value, value_len, false);
+}
+
+void rcache_put_absent(struct rcache *c, int cf, const void *key, size_t key_len) {
+    insert(c, cf, key, key_len, NULL, 0, true);
 }
 
 struct rcache_stats rcache_stats(const struct rcache *c) {

@@ -4,6 +4,10 @@
  * reads a hot record (an account, a device, a conversation, a membership)
  * once instead of searching RocksDB and opening its seal every time.
  *
+ * A key may also be cached as absent, so that a record that usually does
+ * not exist (a device's push registration, a sender's quota of an empty
+ * inbox) is not searched for on every message either.
+ *
  * A plain map with a bound: when an insert would pass `max_bytes` (keys,
  * values and bookkeeping), everything is dropped first. Values are wiped
  * when dropped, since account records hold emails and names.
@@ -29,9 +33,15 @@ struct rcache;
 struct rcache *rcache_new(size_t max_bytes);
 void rcache_free(struct rcache *c);
 
-/* Copies the value of (cf, key) into `out` and returns true, or returns false
- * (out untouched) when it is not cached. */
-bool rcache_get(struct rcache *c, int cf, const void *key, size_t key_len, struct buf *out);
+enum rcache_hit {
+    RCACHE_MISS = 0, /* not cached: `out` untouched */
+    RCACHE_VALUE,    /* its value copied into `out` */
+    RCACHE_ABSENT,   /* cached as absent: `out` emptied */
+};
+
+/* Looks (cf, key) up. */
+enum rcache_hit rcache_get(struct rcache *c, int cf, const void *key, size_t key_len,
+                           struct buf *out);
 
 /* Caches a copy of `value` under (cf, key), replacing any earlier one. A key
  * longer than RCACHE_KEY_MAX or a value larger than the bound is not cached
@@ -39,13 +49,18 @@ bool rcache_get(struct rcache *c, int cf, const void *key, size_t key_len, struc
 void rcache_put(struct rcache *c, int cf, const void *key, size_t key_len, const void *value,
                 size_t value_len);
 
+/* Caches (cf, key) as absent, replacing any earlier value (a key longer
+ * than RCACHE_KEY_MAX: nothing). */
+void rcache_put_absent(struct rcache *c, int cf, const void *key, size_t key_len);
+
 /* Drops (cf, key) if cached. */
 void rcache_drop(struct rcache *c, int cf, const void *key, size_t key_len);
 
 /* Drops everything. */
 void rcache_clear(struct rcache *c);
 
-/* Values cached now, and hits and misses of rcache_get() so far. */
+/* Entries cached now (values and absent keys), and hits (of either) and
+ * misses of rcache_get() so far. */
 struct rcache_stats {
     size_t entries, bytes;
     uint64_t hits, misses;

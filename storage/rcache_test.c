@@ -1,6 +1,6 @@
 /*
  * storage/rcache_test.c: the read cache's map: hits and misses by column
- * family and key, replacement, drops, the byte bound, long keys.
+ * family and key, replacement, drops, absent keys, the byte bound, long keys.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,11 +17,11 @@
 static void assert_value(struct rcache *c, int cf, const char *key, const char *want) {
     struct buf out;
     buf_init(&out);
-    bool hit = rcache_get(c, cf, key, strlen(key), &out);
+    enum rcache_hit hit = rcache_get(c, cf, key, strlen(key), &out);
     if (want == NULL) {
-        assert_false(hit);
+        assert_int_equal(hit, RCACHE_MISS);
     } else {
-        assert_true(hit);
+        assert_int_equal(hit, RCACHE_VALUE);
         assert_int_equal(out.len, strlen(want));
         assert_memory_equal(out.data, want, out.len);
     }
@@ -51,6 +51,32 @@ static void test_rcache_get_put_drop(void **state) {
     assert_value(c, 2, "account-1", NULL);
     assert_int_equal(rcache_stats(c).entries, 0);
     assert_int_equal(rcache_stats(c).bytes, 0);
+    rcache_free(c);
+}
+
+/* A key cached as absent answers RCACHE_ABSENT (not a miss, not an empty
+ * value) until a value replaces it or it is dropped. */
+static void test_rcache_absent(void **state) {
+    struct rcache *c = rcache_new(1 << 20);
+    struct buf out;
+    buf_init(&out);
+    buf_append(&out, "stale", 5);
+    rcache_put_absent(c, 1, "reg-1", 5);
+    assert_int_equal(rcache_get(c, 1, "reg-1", 5, &out), RCACHE_ABSENT);
+    assert_int_equal(out.len, 0);
+    assert_int_equal(rcache_get(c, 2, "reg-1", 5, &out), RCACHE_MISS);
+    rcache_put(c, 1, "reg-1", 5, "", 0);
+    assert_value(c, 1, "reg-1", ""); /* an empty value, not absent */
+    rcache_put_absent(c, 1, "reg-1", 5);
+    assert_int_equal(rcache_get(c, 1, "reg-1", 5, &out), RCACHE_ABSENT);
+    assert_int_equal(rcache_stats(c).entries, 1);
+    rcache_drop(c, 1, "reg-1", 5);
+    assert_value(c, 1, "reg-1", NULL);
+    uint8_t key[RCACHE_KEY_MAX + 1] = {0};
+    rcache_put_absent(c, 1, key, sizeof key); /* too long: not cached */
+    assert_int_equal(rcache_get(c, 1, key, sizeof key, &out), RCACHE_MISS);
+    assert_int_equal(rcache_stats(c).entries, 0);
+    buf_cleanup(&out);
     rcache_free(c);
 }
 
@@ -86,14 +112,14 @@ static void test_rcache_long_keys_and_values(void **state) {
     rcache_put(c, 1, key, sizeof key, "x", 1);
     struct buf out;
     buf_init(&out);
-    assert_false(rcache_get(c, 1, key, sizeof key, &out));
+    assert_int_equal(rcache_get(c, 1, key, sizeof key, &out), RCACHE_MISS);
     assert_int_equal(rcache_stats(c).entries, 0);
     rcache_put(c, 1, key, RCACHE_KEY_MAX, "x", 1);
-    assert_true(rcache_get(c, 1, key, RCACHE_KEY_MAX, &out));
+    assert_int_equal(rcache_get(c, 1, key, RCACHE_KEY_MAX, &out), RCACHE_VALUE);
     /* A value above the bound is not cached, and drops the old one. */
     static uint8_t big[8192];
     rcache_put(c, 1, key, RCACHE_KEY_MAX, big, sizeof big);
-    assert_false(rcache_get(c, 1, key, RCACHE_KEY_MAX, &out));
+    assert_int_equal(rcache_get(c, 1, key, RCACHE_KEY_MAX, &out), RCACHE_MISS);
     buf_cleanup(&out);
     rcache_free(c);
 }
@@ -103,6 +129,7 @@ int main(void) {
         return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rcache_get_put_drop),
+        cmocka_unit_test(test_rcache_absent),
         cmocka_unit_test(test_rcache_bound),
         cmocka_unit_test(test_rcache_long_keys_and_values),
     };

@@ -83,13 +83,14 @@ struct store {
     char *key_dir;
     _Atomic uint64_t min_free_bytes;
     _Atomic uint64_t min_free_key_bytes;
-    atomic_bool low_space;        /* the guard's last verdict, to log transitions only */
-    atomic_bool failed;           /* a write failed in RocksDB: no more writes until restart */
-    struct rcache *rcache;        /* NULL: no read cache (no_read_cache) */
-    uint64_t rcache_generation;   /* keystore_generation() its values were read under */
-    bool txn_open;                /* one transaction at a time (the read cache's rule) */
-    pthread_mutex_t readers_lock; /* guards readers */
-    struct store_reader *readers; /* their caches learn of every commit */
+    atomic_bool low_space;      /* the guard's last verdict, to log transitions only */
+    atomic_bool failed;         /* a write failed in RocksDB: no more writes until restart */
+    struct rcache *rcache;      /* NULL: no read cache (no_read_cache) */
+    uint64_t rcache_generation; /* keystore_generation() its values were read under */
+    bool txn_open;              /* one transaction at a time (the read cache's rule) */
+    uint8_t write_hash_key[crypto_shorthash_KEYBYTES]; /* of store_txn.index */
+    pthread_mutex_t readers_lock;                      /* guards readers */
+    struct store_reader *readers;                      /* their caches learn of every commit */
 };
 
 /* Keys a reader has not yet dropped (store_reader_get()); past this many
@@ -124,6 +125,10 @@ struct store_txn {
     size_t n_writes, cap_writes;
     size_t *marks; /* n_writes at each open savepoint */
     size_t n_marks, cap_marks;
+    /* The keys of writes[]: an open-addressing set of 1 + their index (0:
+     * empty), at most half full; index_cap is 0 or a power of two. */
+    uint32_t *index;
+    size_t index_cap;
 };
 
 const char *store_cf_name(enum store_cf cf) {
@@ -356,13 +361,18 @@ int store_check_space(struct store *s) {
  *   still the database's state;
  * - when a data key was destroyed (keystore_generation() moved) the cache is
  *   emptied at the next transaction, and after a commit that raced it.
- * Only the metadata every request reads is cached: accounts, devices,
- * conversations, memberships and the heads of inboxes.
+ * A key read as absent is cached as absent the same way (and a committed
+ * delete caches its key as absent).
+ * Only what requests and messages read every time is cached: accounts,
+ * devices, conversations, memberships, the heads of inboxes, the senders'
+ * quotas in them, and the notification records (settings, states, push
+ * registrations, and the jobs that share their column family).
  */
 static bool cached_key(enum store_cf cf, size_t key_len) {
     if (cf == CF_INBOXES) /* an inbox's head (a device id); not its items */
         return key_len == ID_LEN;
-    return cf == CF_ACCOUNTS || cf == CF_DEVICES || cf == CF_CONVERSATIONS || cf == CF_MEMBERS;
+    return cf == CF_ACCOUNTS || cf == CF_DEVICES || cf == CF_CONVERSATIONS || cf == CF_MEMBERS ||
+           cf == CF_INBOX_QUOTAS || cf == CF_OUTBOX;
 }
 
 static bool cacheable(const struct store *s, enum store_cf cf, size_t key_len) {
@@ -378,28 +388,64 @@ static void rcache_check_generation(struct store *s) {
     }
 }
 
-/* Whether this transaction wrote (cf, key) and has not rolled it back: a
- * search of the batch's own index, not of the write log. */
-static bool written(const struct store_txn *t, enum store_cf cf, const void *key, size_t key_len) {
-    char *err = NULL;
-    size_t len = 0;
-    char *v = rocksdb_writebatch_wi_get_from_batch_cf(t->wb, t->s->db_opts, cf_handle(t->s, cf),
-                                                      key, key_len, &len, &err);
-    if (err) { /* cannot tell: then it is not cached */
-        rocksdb_free(err);
-        return true;
+/* The write log's index: where (cf, key) is or would go. Keyed SipHash, as
+ * record keys may hold ids a client chose. */
+static uint32_t *index_slot(const struct store_txn *t, uint8_t cf, const void *key,
+                            size_t key_len) {
+    uint8_t in[1 + RCACHE_KEY_MAX], h[crypto_shorthash_BYTES];
+    in[0] = cf;
+    memcpy(in + 1, key, key_len);
+    crypto_shorthash(h, in, 1 + key_len, t->s->write_hash_key);
+    uint64_t v;
+    memcpy(&v, h, sizeof v);
+    for (size_t i = (size_t)v & (t->index_cap - 1);; i = (i + 1) & (t->index_cap - 1)) {
+        uint32_t *slot = &t->index[i];
+        if (*slot == 0)
+            return slot;
+        const struct txn_write *w = &t->writes[*slot - 1];
+        if (w->cf == cf && w->key_len == key_len && memcmp(w->key, key, key_len) == 0)
+            return slot;
     }
-    bool found = v != NULL;
-    rocksdb_free(v);
-    return found;
+}
+
+/* Indexes the first n_writes writes afresh, in a set at most half full. */
+static void index_rebuild(struct store_txn *t) {
+    size_t cap = 64;
+    while (cap < 2 * t->n_writes + 2)
+        cap *= 2;
+    if (cap != t->index_cap) {
+        free(t->index);
+        t->index = xcalloc(cap, sizeof *t->index);
+        t->index_cap = cap;
+    } else
+        memset(t->index, 0, cap * sizeof *t->index);
+    for (size_t i = 0; i < t->n_writes; i++) {
+        const struct txn_write *w = &t->writes[i];
+        *index_slot(t, w->cf, w->key, w->key_len) = (uint32_t)(i + 1);
+    }
+}
+
+/* Whether this transaction wrote (put or deleted) (cf, key) and has not
+ * rolled it back. */
+static bool written(const struct store_txn *t, enum store_cf cf, const void *key, size_t key_len) {
+    return t->index_cap > 0 && *index_slot(t, (uint8_t)cf, key, key_len) != 0;
 }
 
 static void forget_writes(struct store_txn *t, size_t keep) {
+    if (t->n_writes == keep)
+        return;
     while (t->n_writes > keep) {
         struct txn_write *w = &t->writes[--t->n_writes];
         buf_wipe(&w->value);
         buf_cleanup(&w->value);
     }
+    if (keep > 0) {
+        index_rebuild(t);
+        return;
+    }
+    free(t->index);
+    t->index = NULL;
+    t->index_cap = 0;
 }
 
 static void remember_write(struct store_txn *t, enum store_cf cf, const void *key, size_t key_len,
@@ -417,6 +463,10 @@ static void remember_write(struct store_txn *t, enum store_cf cf, const void *ke
     buf_init(&w->value);
     if (!deleted)
         buf_append(&w->value, value, value_len);
+    if (2 * t->n_writes + 2 > t->index_cap)
+        index_rebuild(t);
+    else
+        *index_slot(t, w->cf, w->key, w->key_len) = (uint32_t)t->n_writes;
 }
 
 /* After a successful commit: the writes are the database's state now. */
@@ -425,7 +475,7 @@ static void publish_writes(struct store_txn *t) {
     for (size_t i = 0; i < t->n_writes; i++) {
         const struct txn_write *w = &t->writes[i];
         if (w->deleted)
-            rcache_drop(s->rcache, w->cf, w->key, w->key_len);
+            rcache_put_absent(s->rcache, w->cf, w->key, w->key_len);
         else
             rcache_put(s->rcache, w->cf, w->key, w->key_len, w->value.data, w->value.len);
     }
@@ -506,13 +556,16 @@ int store_reader_get(struct store_reader *r, enum store_cf cf, const void *key, 
     if (!cacheable(r->s, cf, key_len))
         return store_get(r->s, cf, key, key_len, out);
     reader_catch_up(r);
-    if (rcache_get(r->cache, cf, key, key_len, out))
-        return 0;
+    enum rcache_hit hit = rcache_get(r->cache, cf, key, key_len, out);
+    if (hit != RCACHE_MISS)
+        return hit == RCACHE_VALUE ? 0 : STATUS_NOT_FOUND;
     int rc = store_get(r->s, cf, key, key_len, out);
     /* A commit between the read and now queued the key: the next read drops
      * it before looking. */
     if (rc == 0)
         rcache_put(r->cache, cf, key, key_len, out->data, out->len);
+    else if (rc == STATUS_NOT_FOUND)
+        rcache_put_absent(r->cache, cf, key, key_len);
     return rc;
 }
 
@@ -605,6 +658,7 @@ void store_txn_free(struct store_txn *t) {
     forget_writes(t, 0);
     free(t->writes);
     free(t->marks);
+    free(t->index);
     rocksdb_writebatch_wi_destroy(t->wb);
     free(t);
 }
@@ -613,8 +667,9 @@ int txn_get(struct store_txn *t, enum store_cf cf, const void *key, size_t key_l
             struct buf *out) {
     struct store *s = t->s;
     bool cache = cacheable(s, cf, key_len);
-    if (cache && rcache_get(s->rcache, cf, key, key_len, out))
-        return 0;
+    enum rcache_hit hit = cache ? rcache_get(s->rcache, cf, key, key_len, out) : RCACHE_MISS;
+    if (hit != RCACHE_MISS)
+        return hit == RCACHE_VALUE ? 0 : STATUS_NOT_FOUND;
     char *err = NULL;
     size_t len = 0;
     char *v = rocksdb_writebatch_wi_get_from_batch_and_db_cf(
@@ -623,6 +678,8 @@ int txn_get(struct store_txn *t, enum store_cf cf, const void *key, size_t key_l
         return rdb_error("get in batch", err);
     if (!v) {
         buf_reset(out);
+        if (cache && !written(t, cf, key, key_len))
+            rcache_put_absent(s->rcache, cf, key, key_len);
         return STATUS_NOT_FOUND;
     }
     int rc = open_value(s, cf, key, key_len, v, len, out);
@@ -841,6 +898,7 @@ int store_open(const struct store_config *cfg, struct store **out) {
     pthread_mutex_init(&s->readers_lock, NULL);
     if (!cfg->no_read_cache)
         s->rcache = rcache_new(READ_CACHE_BYTES);
+    randombytes_buf(s->write_hash_key, sizeof s->write_hash_key);
     s->rcache_generation = keystore_generation(s->ks);
     if (create && mkdir(s->db_path, 0700) != 0) {
         int e = errno;

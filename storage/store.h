@@ -210,9 +210,11 @@ struct store_txn;
 
 /* Reads through the transaction: its own earlier writes win over the database.
  * Same returns as store_get(). Records of accounts, devices, conversations,
- * memberships and inbox heads are served from a read cache of opened values when they were
- * read or committed before and not written since (exact: the cache holds only
- * values the database holds, and is emptied when a data key is destroyed). */
+ * memberships, inbox heads and quotas and the notification records are
+ * served from a read cache of opened values (or of their absence) when they
+ * were read or committed before and not written since (exact: the cache
+ * holds only what the database holds, and is emptied when a data key is
+ * destroyed). */
 int txn_get(struct store_txn *t, enum store_cf cf, const void *key, size_t key_len,
             struct buf *out);
 

@@ -191,6 +191,73 @@ static void test_store_txn_reads_its_own_writes(void **state) {
     free(dir);
 }
 
+/* What a transaction reads for `key` of CF_OUTBOX: its value, or NULL for
+ * none. */
+static void expect_txn(struct store_txn *t, const char *key, const char *want) {
+    struct buf v;
+    buf_init(&v);
+    int rc = txn_get(t, CF_OUTBOX, key, strlen(key), &v);
+    if (want == NULL) {
+        assert_int_equal(rc, STATUS_NOT_FOUND);
+    } else {
+        assert_int_equal(rc, 0);
+        assert_int_equal(v.len, strlen(want));
+        assert_memory_equal(v.data, want, v.len);
+    }
+    buf_cleanup(&v);
+}
+
+/* The read cache remembers absent keys, and never answers "absent" for a key
+ * written since: by a later commit, by the transaction itself, or after a
+ * rollback brought the absence back; a committed delete is absent again. */
+static void test_store_txn_cache_knows_absent_keys(void **state) {
+    char *dir = testutil_fresh_dir("store-absent");
+    struct store *s = open_store(dir);
+    struct store_txn *t = NULL;
+    assert_int_equal(store_txn_begin(s, &t), 0);
+    expect_txn(t, "reg-1", NULL);
+    expect_txn(t, "reg-1", NULL);
+    uint64_t hits = store_read_cache_stats(s).hits;
+    expect_txn(t, "reg-1", NULL);
+    assert_int_equal(store_read_cache_stats(s).hits, hits + 1); /* absent, from the cache */
+    assert_int_equal(txn_put(t, CF_OUTBOX, "reg-1", 5, NULL, "one", 3), 0);
+    expect_txn(t, "reg-1", "one");
+    store_txn_savepoint(t);
+    assert_int_equal(txn_put(t, CF_OUTBOX, "reg-2", 5, NULL, "two", 3), 0);
+    store_txn_rollback(t);
+    expect_txn(t, "reg-2", NULL);
+    assert_int_equal(store_txn_commit(t), 0);
+    store_txn_free(t);
+    expect_stored(s, CF_OUTBOX, "reg-1", 5, "one");
+
+    assert_int_equal(store_txn_begin(s, &t), 0);
+    expect_txn(t, "reg-1", "one");
+    expect_txn(t, "reg-2", NULL);
+    assert_int_equal(txn_delete(t, CF_OUTBOX, "reg-1", 5), 0);
+    expect_txn(t, "reg-1", NULL);
+    assert_int_equal(store_txn_commit(t), 0);
+    store_txn_free(t);
+    put_one(s, CF_OUTBOX, "reg-2", 5, NULL, "two");
+
+    assert_int_equal(store_txn_begin(s, &t), 0);
+    hits = store_read_cache_stats(s).hits;
+    expect_txn(t, "reg-1", NULL);
+    expect_txn(t, "reg-2", "two");
+    assert_int_equal(store_read_cache_stats(s).hits, hits + 2); /* both published */
+    store_txn_free(t);
+    assert_int_equal(get_status(s, CF_OUTBOX, "reg-1", 5), STATUS_NOT_FOUND);
+    /* Absent only in an abandoned transaction: the value stays. */
+    assert_int_equal(store_txn_begin(s, &t), 0);
+    assert_int_equal(txn_delete(t, CF_OUTBOX, "reg-2", 5), 0);
+    expect_txn(t, "reg-2", NULL);
+    store_txn_free(t);
+    assert_int_equal(store_txn_begin(s, &t), 0);
+    expect_txn(t, "reg-2", "two");
+    store_txn_free(t);
+    store_close(s);
+    free(dir);
+}
+
 struct collected {
     int n;
     uint64_t seqs[64];
@@ -684,6 +751,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_store_cf_names_are_stable),
         cmocka_unit_test(test_store_txn_reads_its_own_writes),
+        cmocka_unit_test(test_store_txn_cache_knows_absent_keys),
         cmocka_unit_test(test_store_scan_prefix_after_and_limit),
         cmocka_unit_test(test_store_moved_or_tampered_record_is_corrupt_and_logged),
         cmocka_unit_test(test_store_plaintext_never_reaches_the_disk),
