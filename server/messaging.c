@@ -121,6 +121,43 @@ static int check_envelope(const struct hconn *hc, const Carechat__V1__Send *m,
     return rc;
 }
 
+/* Appends to devs[*n_devs] the recipient devices of member `account` (its
+ * active record `a`) as apply_send() counts them: the devices its signed
+ * list names that exist (each read through the loop thread's cache), or,
+ * for an account of before device lists, all of its devices. */
+static int recipient_devices(struct handlers *h, const struct id *account,
+                             const struct rec_account *a, struct send_device *devs,
+                             size_t *n_devs) {
+    if (a->list_version == 0) {
+        struct id ids[REC_MAX_DEVICES];
+        struct req_device_key keys[REC_MAX_DEVICES];
+        size_t n = 0;
+        int rc = req_account_devices(h, account, ids, keys, &n);
+        for (size_t i = 0; rc == 0 && i < n; i++)
+            devs[(*n_devs)++] = (struct send_device){.id = ids[i],
+                                                     .account = *account,
+                                                     .key_id = keys[i].key_id,
+                                                     .expires_at = keys[i].expires_at};
+        return rc;
+    }
+    size_t found = 0;
+    for (uint32_t i = 0; i < a->n_list && i < REC_LIST_MAX; i++) {
+        struct rec_device d;
+        int rc = req_read_device(h, account, &a->list[i].device_id, &d);
+        if (rc == STATUS_NOT_FOUND)
+            continue;
+        if (rc != 0)
+            return rc;
+        if (found++ < REC_MAX_DEVICES)
+            devs[(*n_devs)++] = (struct send_device){.id = a->list[i].device_id,
+                                                     .account = *account,
+                                                     .key_id = d.encryption_key_id,
+                                                     .expires_at = d.encryption_key_expires_at};
+        rec_device_cleanup(&d);
+    }
+    return found <= REC_MAX_DEVICES ? STATUS_OK : STATUS_CORRUPT;
+}
+
 int messaging_send(struct req *r) {
     struct handlers *h = r->h;
     struct hconn *hc = r->hc;
@@ -195,20 +232,11 @@ int messaging_send(struct req *r) {
                           "it from a listed device)");
             goto out;
         }
-        struct id ids[REC_MAX_DEVICES];
-        struct req_device_key keys[REC_MAX_DEVICES];
-        size_t n = 0;
-        if (a.active && (rc = req_account_devices(h, &c->members[j], ids, keys, &n)) != 0) {
-            rec_account_cleanup(&a);
-            goto out;
-        }
-        for (size_t i = 0; i < n; i++)
-            if (send_is_recipient(&a, &ids[i]))
-                devs[n_devs++] = (struct send_device){.id = ids[i],
-                                                      .account = c->members[j],
-                                                      .key_id = keys[i].key_id,
-                                                      .expires_at = keys[i].expires_at};
+        if (a.active)
+            rc = recipient_devices(h, &c->members[j], &a, devs, &n_devs);
         rec_account_cleanup(&a);
+        if (rc != 0)
+            goto out;
     }
     int64_t now = clock_now();
     mm = xmalloc(sizeof *mm);
