@@ -328,7 +328,7 @@ static int deactivate(struct store_txn *txn, const struct id *conv, const struct
                       int64_t time) {
     int rc = STATUS_OK;
     if (m->state == REC_ACTIVE) {
-        rc = activity_del(txn, account, m->last_active, conv);
+        rc = activity_del(txn, account, rec_activity_time(c, m), conv);
         if (rc == 0 && same(account, &c->owner))
             rc = pairs_of_patient(txn, conv, c, -1);
         else if (rc == 0 && apply_is_staff(m->role))

@@ -628,6 +628,141 @@ static void test_apply_channels_replay_is_deterministic(void **state) {
     assert_replay_identical(run_scenario);
 }
 
+/* ---- the activity index ------------------------------------------------------------------- */
+
+/* An account's entries for one conversation in its activity index. */
+struct activity {
+    const struct id *conv;
+    int n;
+    int64_t time; /* of the last one */
+};
+
+static bool count_activity(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl) {
+    struct activity *a = ctx;
+    assert_int_equal(kl, 1 + ID_LEN + 8 + ID_LEN);
+    if (memcmp(k + 1 + ID_LEN + 8, a->conv->b, ID_LEN) == 0) {
+        a->n++;
+        a->time = (int64_t)(UINT64_MAX - key_get_u64(k + 1 + ID_LEN));
+    }
+    return true;
+}
+
+static void expect_activity(struct fixture_db *db, const struct fixture_person *p,
+                            const struct id *conv, int n, int64_t time) {
+    struct key prefix;
+    rec_key_activity_prefix(&prefix, &p->id);
+    struct activity a = {.conv = conv};
+    assert_true(store_scan(db->store, CF_CONVERSATIONS, prefix.b, prefix.len, NULL, 0, 1000,
+                           count_activity, &a) >= 0);
+    assert_int_equal(a.n, n);
+    if (n)
+        assert_int_equal(a.time, time);
+}
+
+/* Every active member has exactly one entry for the channel, at the time of
+ * its last message or of the member's joining when later; a departed member
+ * has none. Messages move the entries without rewriting the member records,
+ * so this holds only if the conversation tells where each entry is. */
+static void test_apply_channels_activity_index(void **state) {
+    fixture_log_reset();
+    now_ms = T0 + 1000;
+    struct fixture_db db;
+    fixture_open(&db, "apply-activity");
+    struct fixture_person sysadmin, admin, doc, nurse, pat;
+    struct fixture_dev ad1, d1, n1, a1;
+    fixture_person(&sysadmin, "sysadmin@x.example", 9);
+    fixture_person(&admin, "admin@x.example", 1);
+    fixture_person(&doc, "doc@x.example", 2);
+    fixture_person(&nurse, "nurse@x.example", 3);
+    fixture_person(&pat, "pat@x.example", 4);
+    fixture_dev_make(&ad1, 1);
+    fixture_dev_make(&d1, 2);
+    fixture_dev_make(&n1, 4);
+    fixture_dev_make(&a1, 5);
+    fixture_bootstrap(&db, &sysadmin);
+    fixture_join(&db, &sysadmin, &admin, 3, &ad1);
+    fixture_join(&db, &admin, &doc, 2, &d1);
+    fixture_join(&db, &admin, &nurse, 2, &n1);
+    fixture_join(&db, &doc, &pat, 1, &a1);
+    struct id ch = {{0xca, 7}};
+    const struct fixture_dev *two[2] = {&d1, &a1}, *three[3] = {&d1, &a1, &n1};
+
+    assert_int_equal(create_channel(&db, &doc, &pat, &ch, "Activity", NULL, 0), 0);
+    int64_t created = now_ms;
+    expect_activity(&db, &doc, &ch, 1, created);
+    expect_activity(&db, &pat, &ch, 1, created);
+    assert_int_equal(csend(&db, &doc, &d1, &ch, 1, false, "m1", two + 1, 1, two, 2), 0);
+    int64_t t1 = now_ms;
+    expect_activity(&db, &doc, &ch, 1, t1);
+    expect_activity(&db, &pat, &ch, 1, t1);
+    assert_int_equal(member_of(&db, &ch, &doc).last_active, created); /* not rewritten */
+    /* Joining after a message: the member's own time, until the next one. */
+    assert_int_equal(member_op(&db, OP_ADD, &doc, &ch, &nurse), 0);
+    int64_t joined = now_ms;
+    expect_activity(&db, &nurse, &ch, 1, joined);
+    expect_activity(&db, &doc, &ch, 1, t1);
+    assert_int_equal(csend(&db, &doc, &d1, &ch, 2, false, "m2", three + 1, 2, three, 3), 0);
+    int64_t t2 = now_ms;
+    expect_activity(&db, &nurse, &ch, 1, t2);
+    expect_activity(&db, &pat, &ch, 1, t2);
+    /* Leaving removes the entry that is there; rejoining adds one. */
+    assert_int_equal(leave(&db, &nurse, &ch), 0);
+    expect_activity(&db, &nurse, &ch, 0, 0);
+    expect_activity(&db, &doc, &ch, 1, t2);
+    assert_int_equal(member_op(&db, OP_ADD, &doc, &ch, &nurse), 0);
+    int64_t rejoined = now_ms;
+    expect_activity(&db, &nurse, &ch, 1, rejoined);
+    assert_int_equal(csend(&db, &doc, &d1, &ch, 3, false, "m3", three + 1, 2, three, 3), 0);
+    int64_t t3 = now_ms;
+    expect_activity(&db, &nurse, &ch, 1, t3);
+    expect_activity(&db, &doc, &ch, 1, t3);
+    assert_int_equal(leave(&db, &nurse, &ch), 0);
+    expect_activity(&db, &nurse, &ch, 0, 0);
+    fixture_close(&db);
+    fixture_log_cleanup();
+}
+
+/* Where a member's activity entry is: the conversation's last message that
+ * moved it when that came after the member's activation, else the member's
+ * own time; a conversation record of older servers (no active_seq) decodes
+ * unchanged and leaves it to the member; damage is refused. */
+static void test_msgrec_conv_activity_time(void **state) {
+    struct rec_conv *c = calloc(1, sizeof *c), *d = calloc(1, sizeof *d);
+    c->kind = REC_CARE_TEAM;
+    c->last_seq = 3;
+    c->n_members = 2;
+    c->members[0].b[0] = 1;
+    c->members[1].b[0] = 2;
+    struct buf b;
+    buf_init(&b);
+    rec_conv_encode(c, &b);
+    /* Without active_seq: exactly the older layout, 1 + 4 + 8 + 8 + 1 + 16 + 4 + 2 ids. */
+    assert_int_equal(b.len, 1 + 4 + 8 + 8 + 1 + ID_LEN + 4 + 2 * ID_LEN);
+    assert_int_equal(rec_conv_decode(b.data, b.len, d), 0);
+    assert_true(d->active_seq == 0);
+    struct rec_member m = {.state = REC_ACTIVE, .last_active = 5};
+    assert_true(rec_activity_time(d, &m) == 5);
+
+    c->active_seq = 3;
+    c->active_at = 9;
+    buf_reset(&b);
+    rec_conv_encode(c, &b);
+    assert_int_equal(rec_conv_decode(b.data, b.len, d), 0);
+    assert_true(d->active_seq == 3 && d->active_at == 9);
+    assert_true(rec_activity_time(d, &m) == 9); /* a member since the creation */
+    m.joined_seq = 3;
+    assert_true(rec_activity_time(d, &m) == 9); /* message 3 came after joining */
+    m.joined_seq = 4;
+    assert_true(rec_activity_time(d, &m) == 5); /* joined after message 3 */
+
+    assert_int_equal(rec_conv_decode(b.data, b.len - 8, d), STATUS_CORRUPT);
+    memset(b.data + b.len - 16, 0, 8); /* active_seq 0 but present */
+    assert_int_equal(rec_conv_decode(b.data, b.len, d), STATUS_CORRUPT);
+    buf_cleanup(&b);
+    free(c);
+    free(d);
+}
+
 /* ---- membership events ------------------------------------------------------------------ */
 
 #define WATCHED 5
@@ -1120,6 +1255,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_apply_channels_scenario),
         cmocka_unit_test(test_apply_channels_replay_is_deterministic),
+        cmocka_unit_test(test_apply_channels_activity_index),
+        cmocka_unit_test(test_msgrec_conv_activity_time),
         cmocka_unit_test(test_apply_channels_membership_events),
         cmocka_unit_test(test_apply_channels_membership_replay_is_deterministic),
         cmocka_unit_test(test_msgrec_membership_item_round_trip),

@@ -23,33 +23,30 @@
 #include "server/records.h"
 #include "storage/keys.h"
 
-/* Moves the conversation to `time` in every active member's activity index. */
-static int touch_activity(struct store_txn *txn, const struct id *conv, const struct rec_conv *c,
+/* Moves the conversation to `time` in every active member's activity index,
+ * as message `c->last_seq` (already counted), and records that in `c` (to
+ * be written by the caller): the member records are not rewritten
+ * (rec_activity_time()). */
+static int touch_activity(struct store_txn *txn, const struct id *conv, struct rec_conv *c,
                           int64_t time) {
     const struct id *owner = c->has_owner ? &c->owner : NULL;
-    struct buf v;
-    buf_init(&v);
     int rc = 0;
     for (uint32_t i = 0; rc == 0 && i < c->n_members; i++) {
         struct rec_member m;
         struct key k;
         if ((rc = apply_read_member(txn, conv, &c->members[i], &m)) != 0)
             break;
-        if (m.state != REC_ACTIVE || m.last_active == time)
+        int64_t was = rec_activity_time(c, &m);
+        if (m.state != REC_ACTIVE || was == time)
             continue; /* only active members have an activity entry */
-        rec_key_activity(&k, &c->members[i], m.last_active, conv);
+        rec_key_activity(&k, &c->members[i], was, conv);
         if ((rc = txn_delete(txn, CF_CONVERSATIONS, k.b, k.len)) != 0)
             break;
-        m.last_active = time;
         rec_key_activity(&k, &c->members[i], time, conv);
-        if ((rc = txn_put(txn, CF_CONVERSATIONS, k.b, k.len, owner, conv->b, ID_LEN)) != 0)
-            break;
-        buf_reset(&v);
-        rec_member_encode(&m, &v);
-        key_id_id(&k, conv, &c->members[i]);
-        rc = apply_put(txn, CF_MEMBERS, &k, owner, &v);
+        rc = txn_put(txn, CF_CONVERSATIONS, k.b, k.len, owner, conv->b, ID_LEN);
     }
-    buf_cleanup(&v);
+    c->active_seq = c->last_seq;
+    c->active_at = time;
     return rc;
 }
 
@@ -462,8 +459,8 @@ int apply_send(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struc
 
     const struct id *owner = c.has_owner ? &c.owner : NULL;
     c.last_seq++;
-    if ((rc = apply_write_conv(txn, &conv, &c)) != 0 ||
-        (rc = touch_activity(txn, &conv, &c, e->time)) != 0)
+    if ((rc = touch_activity(txn, &conv, &c, e->time)) != 0 ||
+        (rc = apply_write_conv(txn, &conv, &c)) != 0)
         goto out;
     struct rec_message msg = {
         .message_id = message_id,

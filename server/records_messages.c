@@ -113,6 +113,10 @@ void rec_conv_encode(const struct rec_conv *c, struct buf *out) {
     rec_put_u32(out, c->n_members);
     for (uint32_t i = 0; i < c->n_members; i++)
         rec_put_id(out, &c->members[i]);
+    if (c->active_seq != 0) {
+        rec_put_u64(out, c->active_seq);
+        rec_put_u64(out, (uint64_t)c->active_at);
+    }
 }
 
 int rec_conv_decode(const uint8_t *data, size_t len, struct rec_conv *out) {
@@ -130,7 +134,18 @@ int rec_conv_decode(const uint8_t *data, size_t len, struct rec_conv *out) {
         return STATUS_CORRUPT;
     for (uint32_t i = 0; i < out->n_members; i++)
         rec_get_id(&r, &out->members[i]);
+    if (r.p != r.end) {
+        out->active_seq = rec_get_u64(&r);
+        out->active_at = (int64_t)rec_get_u64(&r);
+        if (out->active_seq == 0)
+            return STATUS_CORRUPT;
+    }
     return finish(&r);
+}
+
+int64_t rec_activity_time(const struct rec_conv *c, const struct rec_member *m) {
+    uint64_t since = m->joined_seq ? m->joined_seq : 1;
+    return c->active_seq != 0 && c->active_seq >= since ? c->active_at : m->last_active;
 }
 
 void rec_member_encode(const struct rec_member *m, struct buf *out) {

@@ -109,6 +109,11 @@ struct rec_conv {
     struct id owner;    /* the patient member; meaningful when has_owner */
     uint32_t n_members; /* every account ever a member; state in CF_MEMBERS */
     struct id members[REC_MEMBERS_MAX];
+    /* The message that last moved its active members' activity entries
+     * (seq, time; 0: none since records had these fields, encoded only when
+     * set): see rec_activity_time(). */
+    uint64_t active_seq;
+    int64_t active_at;
 };
 
 struct rec_channel {
@@ -124,8 +129,8 @@ struct rec_member {
     uint32_t state;
     int64_t joined_at;
     int64_t left_at;
-    int64_t last_active; /* time of the last message (or the creation); keys the
-                            account's activity index */
+    int64_t last_active; /* time of its activation (or of a message before the
+                            conversation kept active_at); see rec_activity_time() */
     uint64_t joined_seq; /* the first seq the member may read (history and
                             deliveries start there); encoded only when not 0 */
 };
@@ -208,9 +213,18 @@ struct rec_item {
     uint32_t change;
 };
 
+/* The time keying active member `m`'s entry in its account's activity index
+ * (rec_key_activity()): a message moves every active member's entry to its
+ * time and records that in the conversation (active_seq, active_at) without
+ * rewriting the member records, so it is the conversation's active_at when
+ * such a message came after m became active (m->joined_seq; 0: a member from
+ * the creation), else m's own last_active. */
+int64_t rec_activity_time(const struct rec_conv *c, const struct rec_member *m);
+
 /* Keys (each resets k). */
 void rec_key_activity(struct key *k, const struct id *account, int64_t last_active,
                       const struct id *conv);
+
 /* The prefix of an account's activity index (0x01 | account id). */
 void rec_key_activity_prefix(struct key *k, const struct id *account);
 void rec_key_pair(struct key *k, const struct id *a, const struct id *b);
