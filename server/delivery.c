@@ -67,6 +67,16 @@ void delivery_message_build(struct delivery_message *s, const struct id *conv, u
     s->env.body = (ProtobufCBinaryData){m->body.len, (uint8_t *)m->body.data};
     s->env.body_nonce = (ProtobufCBinaryData){m->body_nonce.len, (uint8_t *)m->body_nonce.data};
     s->env.signature = (ProtobufCBinaryData){m->signature.len, (uint8_t *)m->signature.data};
+    s->sm.envelope = &s->env;
+    delivery_message_set_device(s, m, device);
+}
+
+void delivery_message_set_device(struct delivery_message *s, const struct rec_message *m,
+                                 const struct id *device) {
+    if (!s->sm.envelope)
+        return; /* a tombstone */
+    s->env.n_wraps = 0;
+    s->env.wraps = NULL;
     for (uint32_t i = 0; i < m->n_wraps; i++) {
         rec_message_wrap(m, i, &s->w);
         if (!id_equal(&s->w.device_id, device))
@@ -81,7 +91,6 @@ void delivery_message_build(struct delivery_message *s, const struct id *conv, u
         s->env.wraps = &s->wrapp;
         break;
     }
-    s->sm.envelope = &s->env;
 }
 
 void delivery_message_cleanup(struct delivery_message *s) {
@@ -112,14 +121,20 @@ struct msg_cache {
     uint64_t seq;
     struct buf v;         /* the record's bytes */
     struct rec_message m; /* decoded, borrowing v */
+    bool built;           /* dm was built from m (for the device last set) */
+    struct delivery_message dm;
 };
 
 static void msg_cache_init(struct msg_cache *c) {
     c->loaded = false;
+    c->built = false;
     buf_init(&c->v);
 }
 
 static void msg_cache_cleanup(struct msg_cache *c) {
+    if (c->built)
+        delivery_message_cleanup(&c->dm);
+    c->built = false;
     buf_cleanup(&c->v);
 }
 
@@ -127,6 +142,9 @@ static void msg_cache_cleanup(struct msg_cache *c) {
 static int msg_cache_get(struct handlers *h, struct msg_cache *c, const struct id *conv,
                          uint64_t seq) {
     if (!c->loaded || c->seq != seq || !id_equal(&c->conv, conv)) {
+        if (c->built)
+            delivery_message_cleanup(&c->dm);
+        c->built = false;
         c->rc = read_message(h, conv, seq, &c->v, &c->m);
         c->conv = *conv;
         c->seq = seq;
@@ -149,18 +167,20 @@ static void deliver_item(struct hconn *hc, uint64_t pos, const struct rec_item *
     frame.delivery = &d;
     hc->delivered_pos = pos;
     if (item->kind == REC_ITEM_MESSAGE) {
-        struct delivery_message *s = xcalloc(1, sizeof *s);
         int rc = msg_cache_get(hc->h, mc, &item->conversation_id, item->seq);
         if (rc == 0) {
-            delivery_message_build(s, &item->conversation_id, item->seq, &mc->m, &hc->device);
+            if (mc->built)
+                delivery_message_set_device(&mc->dm, &mc->m, &hc->device);
+            else
+                delivery_message_build(&mc->dm, &item->conversation_id, item->seq, &mc->m,
+                                       &hc->device);
+            mc->built = true;
             d.item_case = CARECHAT__V1__DELIVERY__ITEM_MESSAGE;
-            d.message = &s->sm;
+            d.message = &mc->dm.sm;
             req_send_server_request(hc, &frame);
-            delivery_message_cleanup(s);
         } else
             log_warn("delivery", "inbox entry %llu names an unreadable message (%s)",
                      (unsigned long long)pos, status_str(rc));
-        free(s);
     } else if (item->kind == REC_ITEM_RECEIPT) {
         Carechat__V1__ReceiptEvent ev;
         carechat__v1__receipt_event__init(&ev);

@@ -58,6 +58,10 @@ void delivery_message_cleanup(struct delivery_message *s);
  * delivery_message_cleanup(). */
 void delivery_message_build(struct delivery_message *out, const struct id *conv, uint64_t seq,
                             const struct rec_message *m, const struct id *device);
+/* Makes `s`, built from `m`, the message as `device` sees it: only its
+ * KeyWrap changes, so a message sent to many devices is built once. */
+void delivery_message_set_device(struct delivery_message *s, const struct rec_message *m,
+                                 const struct id *device);
 
 /* Starts the replay of hc's inbox after position `after` (Sync answered). */
 void delivery_start(struct hconn *hc, uint64_t after);
