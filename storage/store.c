@@ -107,19 +107,19 @@ struct store_reader {
     struct store_reader *next;
 };
 
-/* A write of a transaction to a cached column family, kept until the commit
- * (see "the read cache"). */
+/* A write of a transaction, kept until the commit: its reads of its own
+ * writes are answered from these (see "transactions"). */
 struct txn_write {
     uint8_t cf;
     uint8_t key_len;
     bool deleted;
-    uint8_t key[RCACHE_KEY_MAX];
-    struct buf value;
+    uint8_t key[KEY_MAX];
+    struct buf value; /* the plaintext; empty when deleted */
 };
 
 struct store_txn {
     struct store *s;
-    rocksdb_writebatch_wi_t *wb;
+    rocksdb_writebatch_t *wb; /* the sealed writes, as they will be committed */
     int savepoints;
     struct txn_write *writes; /* in order */
     size_t n_writes, cap_writes;
@@ -348,11 +348,19 @@ int store_check_space(struct store *s) {
 /* ---- transactions ---- */
 
 /*
+ * A transaction is a plain RocksDB write batch of sealed values plus a log of
+ * its writes in plaintext, indexed by key: a read of a key the transaction
+ * wrote is answered from the log (its last write, or absent when that was a
+ * delete), any other from the read cache or the database. A savepoint's
+ * rollback truncates both. (RocksDB's indexed write batch did this before;
+ * it kept a skip list per batch and opened the transaction's own sealed
+ * values again on every read.)
+ *
  * The read cache. Invariant: an entry is the value the database holds for its
  * key now (committed, under a data key not destroyed). Hence:
- * - txn_get() answers from the cache on a hit; on a miss it reads the batch
- *   and the database and caches the value only when this transaction has not
- *   written the key (a written value is not committed yet);
+ * - txn_get() answers a key this transaction did not write from the cache on
+ *   a hit, and caches what it reads from the database on a miss (a key it
+ *   wrote is answered from its log, never cached: not committed yet);
  * - txn_put()/txn_delete() drop the key from the cache and remember the write
  *   (and a savepoint's rollback forgets the writes after it), so no read
  *   inside the transaction can see a stale entry;
@@ -392,7 +400,7 @@ static void rcache_check_generation(struct store *s) {
  * record keys may hold ids a client chose. */
 static uint32_t *index_slot(const struct store_txn *t, uint8_t cf, const void *key,
                             size_t key_len) {
-    uint8_t in[1 + RCACHE_KEY_MAX], h[crypto_shorthash_BYTES];
+    uint8_t in[1 + KEY_MAX], h[crypto_shorthash_BYTES];
     in[0] = cf;
     memcpy(in + 1, key, key_len);
     crypto_shorthash(h, in, 1 + key_len, t->s->write_hash_key);
@@ -425,10 +433,14 @@ static void index_rebuild(struct store_txn *t) {
     }
 }
 
-/* Whether this transaction wrote (put or deleted) (cf, key) and has not
- * rolled it back. */
-static bool written(const struct store_txn *t, enum store_cf cf, const void *key, size_t key_len) {
-    return t->index_cap > 0 && *index_slot(t, (uint8_t)cf, key, key_len) != 0;
+/* This transaction's last write (put or delete) of (cf, key) not rolled
+ * back, or NULL. */
+static const struct txn_write *written(const struct store_txn *t, enum store_cf cf, const void *key,
+                                       size_t key_len) {
+    if (t->index_cap == 0)
+        return NULL;
+    uint32_t i = *index_slot(t, (uint8_t)cf, key, key_len);
+    return i ? &t->writes[i - 1] : NULL;
 }
 
 static void forget_writes(struct store_txn *t, size_t keep) {
@@ -450,7 +462,8 @@ static void forget_writes(struct store_txn *t, size_t keep) {
 
 static void remember_write(struct store_txn *t, enum store_cf cf, const void *key, size_t key_len,
                            const void *value, size_t value_len, bool deleted) {
-    rcache_drop(t->s->rcache, cf, key, key_len);
+    if (cacheable(t->s, cf, key_len))
+        rcache_drop(t->s->rcache, cf, key, key_len);
     if (t->n_writes == t->cap_writes) {
         t->cap_writes = t->cap_writes ? 2 * t->cap_writes : 64;
         t->writes = xrealloc(t->writes, t->cap_writes * sizeof *t->writes);
@@ -474,6 +487,8 @@ static void publish_writes(struct store_txn *t) {
     struct store *s = t->s;
     for (size_t i = 0; i < t->n_writes; i++) {
         const struct txn_write *w = &t->writes[i];
+        if (!cacheable(s, w->cf, w->key_len))
+            continue;
         if (w->deleted)
             rcache_put_absent(s->rcache, w->cf, w->key, w->key_len);
         else
@@ -485,6 +500,8 @@ static void publish_writes(struct store_txn *t) {
         pthread_mutex_lock(&r->lock);
         for (size_t i = 0; i < t->n_writes && !r->overflow; i++) {
             const struct txn_write *w = &t->writes[i];
+            if (!cacheable(s, w->cf, w->key_len))
+                continue;
             buf_append_u8(&r->pending, w->cf);
             buf_append_u8(&r->pending, w->key_len);
             buf_append(&r->pending, w->key, w->key_len);
@@ -584,14 +601,13 @@ int store_txn_begin(struct store *s, struct store_txn **out) {
         rcache_check_generation(s);
     struct store_txn *t = xcalloc(1, sizeof *t);
     t->s = s;
-    /* overwrite_keys: a key written twice in one batch reads as its last value */
-    t->wb = rocksdb_writebatch_wi_create(0, 1);
+    t->wb = rocksdb_writebatch_create();
     *out = t;
     return 0;
 }
 
 void store_txn_savepoint(struct store_txn *t) {
-    rocksdb_writebatch_wi_set_save_point(t->wb);
+    rocksdb_writebatch_set_save_point(t->wb);
     t->savepoints++;
     if (t->n_marks == t->cap_marks) {
         t->cap_marks = t->cap_marks ? 2 * t->cap_marks : 64;
@@ -603,7 +619,7 @@ void store_txn_savepoint(struct store_txn *t) {
 void store_txn_rollback(struct store_txn *t) {
     CHECK(t->savepoints > 0);
     char *err = NULL;
-    rocksdb_writebatch_wi_rollback_to_save_point(t->wb, &err);
+    rocksdb_writebatch_rollback_to_save_point(t->wb, &err);
     if (err) {
         log_error(MOD, "rocksdb rollback to savepoint failed: %s", err);
         rocksdb_free(err);
@@ -614,7 +630,7 @@ void store_txn_rollback(struct store_txn *t) {
 }
 
 int store_txn_count(struct store_txn *t) {
-    return rocksdb_writebatch_wi_count(t->wb);
+    return rocksdb_writebatch_count(t->wb);
 }
 
 static int commit(struct store_txn *t, bool guard) {
@@ -626,7 +642,7 @@ static int commit(struct store_txn *t, bool guard) {
     if (atomic_load(&t->s->failed))
         return STATUS_UNAVAILABLE;
     char *err = NULL;
-    rocksdb_write_writebatch_wi(t->s->db, t->s->sync_write, t->wb, &err);
+    rocksdb_write(t->s->db, t->s->sync_write, t->wb, &err);
     if (err) {
         /* RocksDB stops the database after a failed WAL write (and Resume() is
          * not in the C API); refusing here as well keeps it from appending to
@@ -659,40 +675,35 @@ void store_txn_free(struct store_txn *t) {
     free(t->writes);
     free(t->marks);
     free(t->index);
-    rocksdb_writebatch_wi_destroy(t->wb);
+    rocksdb_writebatch_destroy(t->wb);
     free(t);
 }
 
 int txn_get(struct store_txn *t, enum store_cf cf, const void *key, size_t key_len,
             struct buf *out) {
     struct store *s = t->s;
+    const struct txn_write *w = key_len <= KEY_MAX ? written(t, cf, key, key_len) : NULL;
+    if (w) {
+        buf_reset(out);
+        buf_append(out, w->value.data, w->value.len);
+        return w->deleted ? STATUS_NOT_FOUND : 0;
+    }
     bool cache = cacheable(s, cf, key_len);
     enum rcache_hit hit = cache ? rcache_get(s->rcache, cf, key, key_len, out) : RCACHE_MISS;
     if (hit != RCACHE_MISS)
         return hit == RCACHE_VALUE ? 0 : STATUS_NOT_FOUND;
-    char *err = NULL;
-    size_t len = 0;
-    char *v = rocksdb_writebatch_wi_get_from_batch_and_db_cf(
-        t->wb, s->db, s->read_opts, cf_handle(s, cf), key, key_len, &len, &err);
-    if (err)
-        return rdb_error("get in batch", err);
-    if (!v) {
-        buf_reset(out);
-        if (cache && !written(t, cf, key, key_len))
-            rcache_put_absent(s->rcache, cf, key, key_len);
-        return STATUS_NOT_FOUND;
-    }
-    int rc = open_value(s, cf, key, key_len, v, len, out);
-    rocksdb_free(v);
-    if (rc == 0 && cache && !written(t, cf, key, key_len))
+    int rc = store_get(s, cf, key, key_len, out);
+    if (rc == 0 && cache)
         rcache_put(s->rcache, cf, key, key_len, out->data, out->len);
+    else if (rc == STATUS_NOT_FOUND && cache)
+        rcache_put_absent(s->rcache, cf, key, key_len);
     return rc;
 }
 
 int txn_put(struct store_txn *t, enum store_cf cf, const void *key, size_t key_len,
             const struct id *owner, const void *value, size_t value_len) {
     struct store *s = t->s;
-    if (value_len > SEAL_MAX_PLAIN)
+    if (value_len > SEAL_MAX_PLAIN || key_len > KEY_MAX)
         return STATUS_TOO_LARGE;
     struct seal_key_id kid;
     uint8_t dk[SEAL_KEY_LEN];
@@ -704,19 +715,20 @@ int txn_put(struct store_txn *t, enum store_cf cf, const void *key, size_t key_l
     rc =
         seal_value(SEAL_AUTO, dk, &kid, store_cf_name(cf), key, key_len, value, value_len, &sealed);
     sodium_memzero(dk, sizeof dk);
-    if (rc == 0)
-        rocksdb_writebatch_wi_put_cf(t->wb, cf_handle(s, cf), key, key_len,
-                                     (const char *)sealed.data, sealed.len);
-    buf_cleanup(&sealed);
-    if (rc == 0 && cacheable(s, cf, key_len))
+    if (rc == 0) {
+        rocksdb_writebatch_put_cf(t->wb, cf_handle(s, cf), key, key_len, (const char *)sealed.data,
+                                  sealed.len);
         remember_write(t, cf, key, key_len, value, value_len, false);
+    }
+    buf_cleanup(&sealed);
     return rc;
 }
 
 int txn_delete(struct store_txn *t, enum store_cf cf, const void *key, size_t key_len) {
-    rocksdb_writebatch_wi_delete_cf(t->wb, cf_handle(t->s, cf), key, key_len);
-    if (cacheable(t->s, cf, key_len))
-        remember_write(t, cf, key, key_len, NULL, 0, true);
+    if (key_len > KEY_MAX)
+        return STATUS_TOO_LARGE;
+    rocksdb_writebatch_delete_cf(t->wb, cf_handle(t->s, cf), key, key_len);
+    remember_write(t, cf, key, key_len, NULL, 0, true);
     return 0;
 }
 

@@ -223,12 +223,13 @@ int txn_get(struct store_txn *t, enum store_cf cf, const void *key, size_t key_l
  * stages it under `key`. The data key is created durably in the key store on
  * first use. Returns 0; STATUS_NOT_FOUND when the owner's key was destroyed
  * (nothing is written for a purged owner); STATUS_TOO_LARGE (value above
- * SEAL_MAX_PLAIN, 64 MiB); STATUS_CORRUPT or STATUS_IO from the key store. */
+ * SEAL_MAX_PLAIN, 64 MiB, or key above KEY_MAX of storage/keys.h, 64 bytes);
+ * STATUS_CORRUPT or STATUS_IO from the key store. */
 int txn_put(struct store_txn *t, enum store_cf cf, const void *key, size_t key_len,
             const struct id *owner, const void *value, size_t value_len);
 
-/* Stages a deletion of `key`. Returns 0 (the signature leaves room for a
- * replicated implementation that can fail). */
+/* Stages a deletion of `key`. Returns 0, or STATUS_TOO_LARGE for a key above
+ * KEY_MAX (64 bytes). */
 int txn_delete(struct store_txn *t, enum store_cf cf, const void *key, size_t key_len);
 
 #endif
