@@ -425,6 +425,104 @@ static void test_apply_messages_sender_quota(void **state) {
     fixture_log_cleanup();
 }
 
+/* The head's senders: kept in order by rec_inbox_set_count(), round-tripped,
+ * and damaged ones refused. */
+static void test_apply_messages_inbox_head_codec(void **state) {
+    /* A head of the old layout decodes as it did. */
+    uint8_t old[33] = {REC_CONV_FORMAT};
+    key_put_u64(old + 1, 9);
+    key_put_u64(old + 9, 4);
+    key_put_u64(old + 17, 3);
+    key_put_u64(old + 25, 77);
+    struct rec_inbox in;
+    for (size_t len = 17; len <= 33; len += 16) {
+        assert_int_equal(rec_inbox_decode(old, len, &in), 0);
+        assert_true(in.last == 9 && in.acked == 4 && !in.counts_in_head && in.n_senders == 0);
+        assert_true(in.missed == (len == 33 ? 3 : 0));
+    }
+    struct buf b;
+    buf_init(&b);
+    rec_inbox_encode(&in, &b);
+    assert_int_equal(b.len, 33);
+    assert_memory_equal(b.data, old, 33);
+
+    struct id a = {{0x10}}, c = {{0x30}}, mid = {{0x20}}, absent = {{0x15}};
+    struct buf space;
+    buf_init(&space);
+    in = (struct rec_inbox){.last = 20, .acked = 10, .counts_in_head = true};
+    rec_inbox_set_count(&in, &c, 3, &space);
+    rec_inbox_set_count(&in, &a, 1, &space);
+    rec_inbox_set_count(&in, &mid, 2, &space);
+    rec_inbox_set_count(&in, &absent, 0, &space);
+    assert_int_equal(in.n_senders, 3);
+    assert_memory_equal(in.senders, a.b, 16);
+    assert_memory_equal(in.senders + 2 * REC_INBOX_SENDER_SIZE, c.b, 16);
+    assert_int_equal(rec_inbox_count(&in, &a), 1);
+    assert_int_equal(rec_inbox_count(&in, &mid), 2);
+    assert_int_equal(rec_inbox_count(&in, &c), 3);
+    assert_int_equal(rec_inbox_count(&in, &absent), 0);
+    rec_inbox_set_count(&in, &mid, 5, &space);
+    rec_inbox_set_count(&in, &a, 0, &space);
+    assert_int_equal(in.n_senders, 2);
+    assert_int_equal(rec_inbox_count(&in, &a), 0);
+    assert_int_equal(rec_inbox_count(&in, &mid), 5);
+    buf_reset(&b);
+    rec_inbox_encode(&in, &b);
+    assert_int_equal(b.len, 33 + 4 + 2 * REC_INBOX_SENDER_SIZE);
+    struct rec_inbox d;
+    assert_int_equal(rec_inbox_decode(b.data, b.len, &d), 0);
+    assert_true(d.last == 20 && d.acked == 10 && d.counts_in_head && d.n_senders == 2);
+    assert_int_equal(rec_inbox_count(&d, &mid), 5);
+    assert_int_equal(rec_inbox_count(&d, &c), 3);
+    struct buf again;
+    buf_init(&again);
+    rec_inbox_encode(&d, &again);
+    assert_int_equal(again.len, b.len);
+    assert_memory_equal(again.data, b.data, b.len);
+    /* A head that counts, with no sender yet. */
+    struct rec_inbox empty = {.last = 3, .acked = 3, .counts_in_head = true};
+    buf_reset(&again);
+    rec_inbox_encode(&empty, &again);
+    assert_int_equal(rec_inbox_decode(again.data, again.len, &d), 0);
+    assert_true(d.counts_in_head && d.n_senders == 0 && d.last == 3);
+
+    /* Damage, each on a copy of the good encoding: entries at 37 and 57. */
+    struct {
+        size_t at;
+        uint8_t byte;
+        size_t len;
+    } bad[] = {
+        {36, 3, 0},            /* three senders announced, two there */
+        {b.len, 0, b.len - 1}, /* truncated */
+        {b.len, 0, b.len + 1}, /* a byte after the senders */
+        {37, 0x40, 0},         /* out of order */
+        {37, 0x30, 0},         /* the same sender twice */
+        {37 + 19, 0, 0},       /* mid's count (5) becomes 0 */
+        {37 + 19, 8, 0},       /* 8 + 3 items of 10 pending: more than there are */
+        {16, 19, 0},           /* acked 19 of 20: 2 senders for 1 item */
+    };
+    uint8_t copy[128];
+    assert_true(b.len < sizeof copy);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        memcpy(copy, b.data, b.len);
+        copy[b.len] = 0;
+        if (bad[i].at < b.len)
+            copy[bad[i].at] = bad[i].byte;
+        size_t len = bad[i].len ? bad[i].len : b.len;
+        assert_int_equal(rec_inbox_decode(copy, len, &d), STATUS_CORRUPT);
+    }
+    /* A huge count of senders with the items to match: refused by the
+     * bytes there are, before any size is taken from it. */
+    memcpy(copy, b.data, b.len);
+    key_put_u64(copy + 1, UINT64_MAX);
+    key_put_u64(copy + 9, 0);
+    key_put_u32(copy + 33, UINT32_MAX);
+    assert_int_equal(rec_inbox_decode(copy, b.len, &d), STATUS_CORRUPT);
+    buf_cleanup(&again);
+    buf_cleanup(&space);
+    buf_cleanup(&b);
+}
+
 static void test_apply_messages_cursor_encoding(void **state) {
     uint8_t c[10];
     uint64_t v;
@@ -449,6 +547,7 @@ int main(void) {
         cmocka_unit_test(test_apply_messages_scenario),
         cmocka_unit_test(test_apply_messages_replay_is_deterministic),
         cmocka_unit_test(test_apply_messages_sender_quota),
+        cmocka_unit_test(test_apply_messages_inbox_head_codec),
         cmocka_unit_test(test_apply_messages_cursor_encoding),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
