@@ -28,13 +28,15 @@
  *                          per recipient account of an urgent message
  *   CF_IDEMPOTENCY    conversation id | sender account id | client_msg_id (48)
  *                                                          -> struct rec_sent
- *   CF_INBOXES        device id (16)                       -> struct rec_inbox
+ *   CF_INBOXES        device id (16)                       -> struct rec_inbox: the
+ *                          head, with the per-sender counts of the quota
  *                     device id | position (24)            -> struct rec_item: kind,
  *                          conversation, seq, message, account, receipt kind, at;
  *                          a MEMBERSHIP item then by_account and change (items of
  *                          the other kinds end at `at`, as they always have)
  *   CF_INBOX_QUOTAS   device id | sender account id (32)   -> u32 count (4): the
- *                          sender's MESSAGE items in the device's inbox
+ *                          sender's MESSAGE items in the device's inbox, for a
+ *                          head of the old layout only (below)
  *
  * A device's inbox holds exactly the positions (acked, last]: positions are
  * assigned one after the other by apply, and acknowledgements drop a prefix.
@@ -44,6 +46,21 @@
  * is not queued for that device (it stays in the conversation's history) and
  * counts as missed; the device goes on receiving once it drains, and the
  * other devices are not held up by it.
+ *
+ * Where the sender counts live. A head written before they moved into it
+ * (counts_in_head false) keeps them in CF_INBOX_QUOTAS, one row per sender
+ * with a non-zero count (a count that drops to 0 deletes its row), and apply
+ * goes on enforcing and releasing them there while the inbox holds items.
+ * An empty inbox (acked == last: a device's first head, or one that
+ * drained) holds no count anywhere, since each left with its item, so apply
+ * reads and writes every empty head as counting in the head; a head that
+ * counts stays so, and its device never touches CF_INBOX_QUOTAS again. No
+ * step migrates anything: by the time a device switches, the
+ * acknowledgements that emptied its inbox have deleted its rows. The rows
+ * that remain belong to inboxes that have not emptied since the upgrade,
+ * and (as before) to devices removed with messages pending, which stay,
+ * unread, under the server's key. Which heads count is a function of the
+ * records, hence of the entries, so a replay decides the same.
  *
  * Encoding: a format byte (REC_CONV_FORMAT), then the fields in a fixed order;
  * byte strings as a 4-byte length and the bytes. Decoders copy nothing: the
