@@ -33,6 +33,18 @@ static size_t n_log;
 /* The result of the last entry applied. */
 static struct buf last_result;
 
+/* fixture_set_seed()'s function. */
+static int (*seed_fn)(struct store_txn *txn);
+
+void fixture_set_seed(int (*seed)(struct store_txn *txn)) {
+    seed_fn = seed;
+}
+
+static int apply_seed(void *ctx, struct store_txn *txn, uint64_t pos, const uint8_t *entry,
+                      size_t entry_len, struct buf *result) {
+    return seed_fn(txn);
+}
+
 static void open_db(struct fixture_db *db, const char *name, bool read_cache) {
     const char *tmp = getenv("TEST_TMPDIR");
     snprintf(db->dir, sizeof db->dir, "%s/%s-XXXXXX", tmp ? tmp : "/tmp", name);
@@ -40,6 +52,13 @@ static void open_db(struct fixture_db *db, const char *name, bool read_cache) {
     struct store_config sc = {
         .data_dir = db->dir, .mode = STORE_CREATE, .no_read_cache = !read_cache};
     assert_int_equal(store_open(&sc, &db->store), 0);
+    if (seed_fn) {
+        struct journal_config sj = {.store = db->store, .apply = apply_seed};
+        struct journal *j;
+        assert_int_equal(journal_open(&sj, &j), 0);
+        assert_int_equal(journal_append_wait(j, (const uint8_t *)"seed", 4, DEADLINE_MS), 0);
+        journal_close(j);
+    }
     struct journal_config jc = {.store = db->store, .apply = apply_entry};
     assert_int_equal(journal_open(&jc, &db->journal), 0);
 }

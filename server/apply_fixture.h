@@ -36,6 +36,13 @@ struct fixture_db {
  * (/tmp if TEST_TMPDIR is unset). Asserts on any failure. */
 void fixture_open(struct fixture_db *db, const char *name);
 
+/* Records of an older server, present before any entry: once set (NULL:
+ * none, the default), every store that fixture_open(), fixture_check_replay()
+ * and fixture_check_read_cache() open first runs `seed` in a transaction of
+ * its own (journal position 1), which writes them with txn_put() as that
+ * server did and returns 0. */
+void fixture_set_seed(int (*seed)(struct store_txn *txn));
+
 /* Closes the journal and the store; the directory stays for inspection. */
 void fixture_close(struct fixture_db *db);
 

@@ -292,8 +292,12 @@ int apply_share_care_team(struct store_txn *txn, const struct id *patient, const
 int apply_care_relation(struct store_txn *txn, const struct id *patient_id,
                         const struct rec_account *patient, const struct id *staff, bool *out);
 
-/* A device's inbox counters; an inbox never written reads as all zero. */
-int apply_read_inbox(struct store_txn *txn, const struct id *device, struct rec_inbox *out);
+/* A device's inbox head, read into `value` (replaced; the caller cleans it
+ * up), into which out->senders point; an inbox never written reads as all
+ * zero. An empty inbox (acked == last) reads, and is written, as counting its
+ * senders in the head (server/records_messages.h). */
+int apply_read_inbox(struct store_txn *txn, const struct id *device, struct rec_inbox *out,
+                     struct buf *value);
 int apply_write_inbox(struct store_txn *txn, const struct id *device, const struct rec_inbox *in);
 /* What a device's inbox takes (the proposer's configuration, carried in the
  * entry so that a replay decides the same): at most `limit` undelivered
@@ -312,9 +316,13 @@ struct inbox_limits {
 int apply_inbox_offer(struct store_txn *txn, const struct id *device, const struct rec_item *item,
                       const struct id *owner, const struct inbox_limits *lim, int64_t time,
                       struct buf *deliveries, bool *first_miss);
-/* One MESSAGE item of `sender` left the device's inbox (acknowledged). */
-int apply_inbox_quota_release(struct store_txn *txn, const struct id *device,
-                              const struct id *sender);
+/* One MESSAGE item of `sender` left the device's inbox, whose head `in` the
+ * caller read and writes back (acknowledged): the sender's count drops by
+ * one, not below 0, in the head (its senders then point into `space`, the
+ * caller's, which must outlive `in`) or, for a head of the old layout, in
+ * CF_INBOX_QUOTAS. Returns 0 or the store's status. */
+int apply_inbox_release(struct store_txn *txn, const struct id *device, struct rec_inbox *in,
+                        const struct id *sender, struct buf *space);
 /* Appends `item` at the device's next inbox position (sealed under `owner`)
  * and the (device, position) to `deliveries` (rec_delivery_add()). */
 int apply_inbox_append(struct store_txn *txn, const struct id *device, const struct rec_item *item,

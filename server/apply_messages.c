@@ -169,16 +169,20 @@ int apply_inbox_ack(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
     if (!e->inbox_ack || !apply_id_field(e->actor_device_id, &device))
         return STATUS_BAD_REQUEST;
     struct rec_inbox in;
-    int rc = apply_read_inbox(txn, &device, &in);
-    if (rc != 0)
-        return rc;
-    uint64_t pos = e->inbox_ack->position;
-    if (pos > in.last)
-        return STATUS_CONFLICT;
-    if (pos <= in.acked)
-        return STATUS_OK;
-    struct buf v;
+    struct buf head, senders, v;
+    buf_init(&head);
+    buf_init(&senders);
     buf_init(&v);
+    int rc = apply_read_inbox(txn, &device, &in, &head);
+    if (rc != 0)
+        goto out;
+    uint64_t pos = e->inbox_ack->position;
+    if (pos > in.last) {
+        rc = STATUS_CONFLICT;
+        goto out;
+    }
+    if (pos <= in.acked)
+        goto out;
     for (uint64_t p = in.acked + 1; p <= pos && rc == 0; p++) {
         struct key k;
         struct rec_item item;
@@ -186,25 +190,30 @@ int apply_inbox_ack(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
         if ((rc = txn_get(txn, CF_INBOXES, k.b, k.len, &v)) == 0 &&
             (rc = rec_item_decode(v.data, v.len, &item)) == 0 && item.kind == REC_ITEM_MESSAGE &&
             !id_is_zero(&item.account_id))
-            rc = apply_inbox_quota_release(txn, &device, &item.account_id);
+            rc = apply_inbox_release(txn, &device, &in, &item.account_id, &senders);
         if (rc == 0)
             rc = txn_delete(txn, CF_INBOXES, k.b, k.len);
     }
-    buf_cleanup(&v);
     if (rc != 0)
-        return rc;
+        goto out;
     in.acked = pos;
     /* Drained: the device has seen everything it was sent, and learnt from
-     * QueueEmpty what it missed. */
+     * QueueEmpty what it missed (its head counts its senders from now on:
+     * apply_write_inbox()). */
     struct id account;
     if (in.acked == in.last) {
         in.missed = 0;
         in.full_since = 0;
         if (apply_id_field(e->actor_account_id, &account) &&
             (rc = apply_outbox_read(txn, &account, &device)) != 0)
-            return rc;
+            goto out;
     }
-    return apply_write_inbox(txn, &device, &in);
+    rc = apply_write_inbox(txn, &device, &in);
+out:
+    buf_cleanup(&v);
+    buf_cleanup(&senders);
+    buf_cleanup(&head);
+    return rc;
 }
 
 /* ---- MessageSend ------------------------------------------------------------------ */

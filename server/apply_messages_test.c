@@ -172,6 +172,44 @@ static struct rec_inbox inbox_of(struct fixture_db *db, const struct fixture_dev
     return in;
 }
 
+/* The device's inbox head as stored; its senders point into `v` (the
+ * caller's, cleaned up by the caller). */
+static struct rec_inbox head_of(struct fixture_db *db, const struct fixture_dev *d, struct buf *v) {
+    struct rec_inbox in;
+    assert_int_equal(store_get(db->store, CF_INBOXES, d->id.b, 16, v), 0);
+    assert_int_equal(rec_inbox_decode(v->data, v->len, &in), 0);
+    return in;
+}
+
+/* The sender's count in the device's head (which must count in the head). */
+static uint32_t head_count(struct fixture_db *db, const struct fixture_dev *d,
+                           const struct fixture_person *sender, uint32_t *n_senders) {
+    struct buf v;
+    buf_init(&v);
+    struct rec_inbox in = head_of(db, d, &v);
+    assert_true(in.counts_in_head);
+    uint32_t count = rec_inbox_count(&in, &sender->id);
+    *n_senders = in.n_senders;
+    buf_cleanup(&v);
+    return count;
+}
+
+/* The sender's row in CF_INBOX_QUOTAS for the device (0: none). */
+static uint32_t quota_row(struct fixture_db *db, const struct fixture_dev *d,
+                          const struct fixture_person *sender) {
+    struct key k;
+    key_id_id(&k, &d->id, &sender->id);
+    struct buf v;
+    buf_init(&v);
+    int rc = store_get(db->store, CF_INBOX_QUOTAS, k.b, k.len, &v);
+    assert_true(rc == 0 || rc == STATUS_NOT_FOUND);
+    if (rc == 0)
+        assert_int_equal(v.len, 4);
+    uint32_t count = rc == 0 ? key_get_u32(v.data) : 0;
+    buf_cleanup(&v);
+    return count;
+}
+
 static uint64_t conv_last_seq(struct fixture_db *db, const struct id *conv) {
     struct buf v;
     buf_init(&v);
@@ -382,11 +420,9 @@ static void test_apply_messages_replay_is_deterministic(void **state) {
 }
 
 /* One sender holds at most its quota of a device's inbox; another sender's
- * messages still arrive; acknowledging frees the quota. */
-static void test_apply_messages_sender_quota(void **state) {
-    fixture_log_reset();
-    struct fixture_db db;
-    fixture_open(&db, "apply-quota");
+ * messages still arrive; acknowledging frees the quota. The counts are in
+ * the inbox head: no row in CF_INBOX_QUOTAS. */
+static void run_sender_quota(struct fixture_db *db) {
     struct fixture_person admin, prov, pat;
     struct fixture_dev p1, p2, a1;
     fixture_person(&admin, "admin@x.example", 1);
@@ -395,34 +431,255 @@ static void test_apply_messages_sender_quota(void **state) {
     fixture_dev_make(&p1, 1);
     fixture_dev_make(&p2, 2);
     fixture_dev_make(&a1, 3);
-    fixture_bootstrap(&db, &admin);
-    fixture_join(&db, &admin, &prov, 2, &p1);
-    fixture_add_device(&db, &prov, &p2);
-    fixture_join(&db, &prov, &pat, 1, &a1);
+    fixture_bootstrap(db, &admin);
+    fixture_join(db, &admin, &prov, 2, &p1);
+    fixture_add_device(db, &prov, &p2);
+    fixture_join(db, &prov, &pat, 1, &a1);
     struct id conv = {{0xcc, 1}};
-    assert_int_equal(fixture_direct(&db, &pat, &prov, &conv), 0);
+    assert_int_equal(fixture_direct(db, &pat, &prov, &conv), 0);
     const struct fixture_dev *members[3] = {&a1, &p1, &p2};
     struct wrap_to to_p1[2] = {{&p1, NULL, 1}, {&a1, NULL, 1}};
     struct wrap_to to_prov[2] = {{&p1, NULL, 1}, {&p2, NULL, 1}};
     g_sender_quota = 2;
     for (uint8_t n = 1; n <= 3; n++)
-        assert_int_equal(send_msg(&db, &pat, &a1, &conv, n, n, to_prov, 2, members, 3, 100), 0);
-    struct rec_inbox in = inbox_of(&db, &p1);
+        assert_int_equal(send_msg(db, &pat, &a1, &conv, n, n, to_prov, 2, members, 3, 100), 0);
+    struct rec_inbox in = inbox_of(db, &p1);
     assert_true(in.last == 2 && in.missed == 1);
+    uint32_t n_senders;
+    assert_int_equal(head_count(db, &p1, &pat, &n_senders), 2);
+    assert_int_equal(n_senders, 1);
     /* The provider's other device sends: a second sender, queued for p1. */
-    assert_int_equal(send_msg(&db, &prov, &p2, &conv, 4, 4, to_p1, 2, members, 3, 100), 0);
-    in = inbox_of(&db, &p1);
+    assert_int_equal(send_msg(db, &prov, &p2, &conv, 4, 4, to_p1, 2, members, 3, 100), 0);
+    in = inbox_of(db, &p1);
     assert_true(in.last == 3 && in.missed == 1);
-    assert_true(inbox_has(&db, &p1, 3));
+    assert_true(inbox_has(db, &p1, 3));
+    assert_int_equal(head_count(db, &p1, &prov, &n_senders), 1);
+    assert_int_equal(n_senders, 2);
+    /* One of the patient's messages acknowledged: one more fits, not two. */
+    assert_int_equal(inbox_ack(db, &prov, &p1, 1), 0);
+    assert_int_equal(head_count(db, &p1, &pat, &n_senders), 1);
+    assert_int_equal(send_msg(db, &pat, &a1, &conv, 5, 5, to_prov, 2, members, 3, 100), 0);
+    assert_true(inbox_has(db, &p1, 4));
+    assert_int_equal(send_msg(db, &pat, &a1, &conv, 6, 6, to_prov, 2, members, 3, 100), 0);
+    in = inbox_of(db, &p1);
+    assert_true(in.last == 4 && in.missed == 2);
     /* Acknowledged: the patient's share is free again. */
-    assert_int_equal(inbox_ack(&db, &prov, &p1, 3), 0);
-    assert_int_equal(count_prefix(&db, CF_INBOX_QUOTAS, p1.id.b, 16), 0);
-    assert_int_equal(send_msg(&db, &pat, &a1, &conv, 5, 5, to_prov, 2, members, 3, 100), 0);
-    assert_true(inbox_has(&db, &p1, 4));
-    assert_int_equal(count_prefix(&db, CF_INBOX_QUOTAS, p1.id.b, 16), 1);
+    assert_int_equal(inbox_ack(db, &prov, &p1, 4), 0);
+    assert_int_equal(head_count(db, &p1, &pat, &n_senders), 0);
+    assert_int_equal(n_senders, 0);
+    assert_int_equal(send_msg(db, &pat, &a1, &conv, 7, 7, to_prov, 2, members, 3, 100), 0);
+    assert_true(inbox_has(db, &p1, 5));
+    assert_int_equal(head_count(db, &p1, &pat, &n_senders), 1);
+    assert_int_equal(count_prefix(db, CF_INBOX_QUOTAS, NULL, 0), 0);
     g_sender_quota = 0;
-    fixture_close(&db);
-    fixture_log_cleanup();
+}
+
+static void test_apply_messages_sender_quota(void **state) {
+    fixture_check_replay("apply-quota", run_sender_quota);
+}
+
+/* An inbox head as an older server wrote it: format, last, acked (no
+ * missed, no senders), beside its sender counts in CF_INBOX_QUOTAS. Device
+ * 1 of the provider (0xd0 ... 1) holds two messages of the patient
+ * (0xa0 ... 3), who has its quota of 2 there. */
+static const struct id old_dev = {{0xd0, [15] = 1}}, old_pat = {{0xa0, [15] = 3}};
+
+static int seed_old_inbox(struct store_txn *txn) {
+    uint8_t head[17] = {REC_CONV_FORMAT};
+    key_put_u64(head + 1, 2);
+    key_put_u64(head + 9, 0);
+    int rc = txn_put(txn, CF_INBOXES, old_dev.b, 16, NULL, head, sizeof head);
+    for (uint64_t p = 1; rc == 0 && p <= 2; p++) {
+        struct rec_item item = {.kind = REC_ITEM_MESSAGE,
+                                .conversation_id = {{0xcc, 1}},
+                                .seq = p,
+                                .account_id = old_pat};
+        struct buf v;
+        buf_init(&v);
+        rec_item_encode(&item, &v);
+        struct key k;
+        key_id_u64(&k, &old_dev, p);
+        rc = txn_put(txn, CF_INBOXES, k.b, k.len, &old_pat, v.data, v.len);
+        buf_cleanup(&v);
+    }
+    struct key k;
+    key_id_id(&k, &old_dev, &old_pat);
+    uint8_t count[4];
+    key_put_u32(count, 2);
+    return rc != 0 ? rc : txn_put(txn, CF_INBOX_QUOTAS, k.b, k.len, NULL, count, sizeof count);
+}
+
+/* The old head keeps its counts in CF_INBOX_QUOTAS, enforced and released
+ * there, until its inbox empties; from then on it counts in the head. */
+static void run_old_inbox(struct fixture_db *db) {
+    struct fixture_person admin, prov, pat;
+    struct fixture_dev p1, p2, a1;
+    fixture_person(&admin, "admin@x.example", 1);
+    fixture_person(&prov, "doc@x.example", 2);
+    fixture_person(&pat, "pat@x.example", 3);
+    fixture_dev_make(&p1, 1);
+    fixture_dev_make(&p2, 2);
+    fixture_dev_make(&a1, 3);
+    assert_memory_equal(p1.id.b, old_dev.b, 16);
+    assert_memory_equal(pat.id.b, old_pat.b, 16);
+    fixture_bootstrap(db, &admin);
+    fixture_join(db, &admin, &prov, 2, &p1);
+    fixture_add_device(db, &prov, &p2);
+    fixture_join(db, &prov, &pat, 1, &a1);
+    struct id conv = {{0xcc, 1}};
+    assert_int_equal(fixture_direct(db, &pat, &prov, &conv), 0);
+    const struct fixture_dev *members[3] = {&a1, &p1, &p2};
+    struct wrap_to to_p1[2] = {{&p1, NULL, 1}, {&a1, NULL, 1}};
+    struct wrap_to to_prov[2] = {{&p1, NULL, 1}, {&p2, NULL, 1}};
+    g_sender_quota = 2;
+    /* The patient is at its quota in p1's old rows: p1 misses the message
+     * (p2, a new inbox, takes it). Read as no count, p1 would take it. */
+    assert_int_equal(send_msg(db, &pat, &a1, &conv, 1, 1, to_prov, 2, members, 3, 100), 0);
+    struct id devs[2];
+    uint64_t pos[2];
+    assert_int_equal(result_deliveries(REC_SENT_SIZE, devs, pos), 1);
+    assert_memory_equal(devs[0].b, p2.id.b, 16);
+    struct rec_audit full = fixture_last_audit(db);
+    assert_int_equal(full.action, REC_AUDIT_DEVICE_INBOX_FULL);
+    assert_memory_equal(full.object, p1.id.b, 16);
+    struct rec_inbox in = inbox_of(db, &p1);
+    assert_true(in.last == 2 && in.acked == 0 && in.missed == 1 && !in.counts_in_head);
+    assert_int_equal(quota_row(db, &p1, &pat), 2);
+    uint32_t n_senders;
+    assert_int_equal(head_count(db, &p2, &pat, &n_senders), 1);
+    /* Another sender: counted in a row too, while the head is old. */
+    assert_int_equal(send_msg(db, &prov, &p2, &conv, 2, 2, to_p1, 2, members, 3, 100), 0);
+    assert_true(inbox_has(db, &p1, 3));
+    assert_int_equal(quota_row(db, &p1, &prov), 1);
+    assert_false(inbox_of(db, &p1).counts_in_head);
+    /* Acknowledging one of the old messages releases its row's count. */
+    assert_int_equal(inbox_ack(db, &prov, &p1, 1), 0);
+    assert_int_equal(quota_row(db, &p1, &pat), 1);
+    assert_false(inbox_of(db, &p1).counts_in_head);
+    assert_int_equal(send_msg(db, &pat, &a1, &conv, 3, 3, to_prov, 2, members, 3, 100), 0);
+    assert_true(inbox_has(db, &p1, 4));
+    assert_int_equal(quota_row(db, &p1, &pat), 2);
+    assert_int_equal(send_msg(db, &pat, &a1, &conv, 4, 4, to_prov, 2, members, 3, 100), 0);
+    in = inbox_of(db, &p1);
+    assert_true(in.last == 4 && in.missed == 2 && !in.counts_in_head);
+    /* Drained: the rows are gone, the head counts from now on. */
+    assert_int_equal(inbox_ack(db, &prov, &p1, 4), 0);
+    assert_int_equal(count_prefix(db, CF_INBOX_QUOTAS, p1.id.b, 16), 0);
+    assert_int_equal(head_count(db, &p1, &pat, &n_senders), 0);
+    assert_int_equal(n_senders, 0);
+    for (uint8_t n = 5; n <= 7; n++)
+        assert_int_equal(send_msg(db, &pat, &a1, &conv, n, n, to_prov, 2, members, 3, 100), 0);
+    in = inbox_of(db, &p1);
+    assert_true(in.last == 6 && in.acked == 4 && in.missed == 1);
+    assert_int_equal(head_count(db, &p1, &pat, &n_senders), 2);
+    assert_int_equal(count_prefix(db, CF_INBOX_QUOTAS, NULL, 0), 0);
+    assert_int_equal(inbox_ack(db, &prov, &p1, 5), 0);
+    assert_int_equal(head_count(db, &p1, &pat, &n_senders), 1);
+    g_sender_quota = 0;
+}
+
+static void test_apply_messages_old_inbox_head(void **state) {
+    fixture_set_seed(seed_old_inbox);
+    fixture_check_replay("apply-old-inbox", run_old_inbox);
+    fixture_set_seed(NULL);
+}
+
+/* The head's senders: kept in order by rec_inbox_set_count(), round-tripped,
+ * and damaged ones refused. */
+static void test_apply_messages_inbox_head_codec(void **state) {
+    /* A head of the old layout decodes as it did. */
+    uint8_t old[33] = {REC_CONV_FORMAT};
+    key_put_u64(old + 1, 9);
+    key_put_u64(old + 9, 4);
+    key_put_u64(old + 17, 3);
+    key_put_u64(old + 25, 77);
+    struct rec_inbox in;
+    for (size_t len = 17; len <= 33; len += 16) {
+        assert_int_equal(rec_inbox_decode(old, len, &in), 0);
+        assert_true(in.last == 9 && in.acked == 4 && !in.counts_in_head && in.n_senders == 0);
+        assert_true(in.missed == (len == 33 ? 3 : 0));
+    }
+    struct buf b;
+    buf_init(&b);
+    rec_inbox_encode(&in, &b);
+    assert_int_equal(b.len, 33);
+    assert_memory_equal(b.data, old, 33);
+
+    struct id a = {{0x10}}, c = {{0x30}}, mid = {{0x20}}, absent = {{0x15}};
+    struct buf space;
+    buf_init(&space);
+    in = (struct rec_inbox){.last = 20, .acked = 10, .counts_in_head = true};
+    rec_inbox_set_count(&in, &c, 3, &space);
+    rec_inbox_set_count(&in, &a, 1, &space);
+    rec_inbox_set_count(&in, &mid, 2, &space);
+    rec_inbox_set_count(&in, &absent, 0, &space);
+    assert_int_equal(in.n_senders, 3);
+    assert_memory_equal(in.senders, a.b, 16);
+    assert_memory_equal(in.senders + 2 * REC_INBOX_SENDER_SIZE, c.b, 16);
+    assert_int_equal(rec_inbox_count(&in, &a), 1);
+    assert_int_equal(rec_inbox_count(&in, &mid), 2);
+    assert_int_equal(rec_inbox_count(&in, &c), 3);
+    assert_int_equal(rec_inbox_count(&in, &absent), 0);
+    rec_inbox_set_count(&in, &mid, 5, &space);
+    rec_inbox_set_count(&in, &a, 0, &space);
+    assert_int_equal(in.n_senders, 2);
+    assert_int_equal(rec_inbox_count(&in, &a), 0);
+    assert_int_equal(rec_inbox_count(&in, &mid), 5);
+    buf_reset(&b);
+    rec_inbox_encode(&in, &b);
+    assert_int_equal(b.len, 33 + 4 + 2 * REC_INBOX_SENDER_SIZE);
+    struct rec_inbox d;
+    assert_int_equal(rec_inbox_decode(b.data, b.len, &d), 0);
+    assert_true(d.last == 20 && d.acked == 10 && d.counts_in_head && d.n_senders == 2);
+    assert_int_equal(rec_inbox_count(&d, &mid), 5);
+    assert_int_equal(rec_inbox_count(&d, &c), 3);
+    struct buf again;
+    buf_init(&again);
+    rec_inbox_encode(&d, &again);
+    assert_int_equal(again.len, b.len);
+    assert_memory_equal(again.data, b.data, b.len);
+    /* A head that counts, with no sender yet. */
+    struct rec_inbox empty = {.last = 3, .acked = 3, .counts_in_head = true};
+    buf_reset(&again);
+    rec_inbox_encode(&empty, &again);
+    assert_int_equal(rec_inbox_decode(again.data, again.len, &d), 0);
+    assert_true(d.counts_in_head && d.n_senders == 0 && d.last == 3);
+
+    /* Damage, each on a copy of the good encoding: entries at 37 and 57. */
+    struct {
+        size_t at;
+        uint8_t byte;
+        size_t len;
+    } bad[] = {
+        {36, 3, 0},            /* three senders announced, two there */
+        {b.len, 0, b.len - 1}, /* truncated */
+        {b.len, 0, b.len + 1}, /* a byte after the senders */
+        {37, 0x40, 0},         /* out of order */
+        {37, 0x30, 0},         /* the same sender twice */
+        {37 + 19, 0, 0},       /* mid's count (5) becomes 0 */
+        {37 + 19, 8, 0},       /* 8 + 3 items of 10 pending: more than there are */
+        {16, 19, 0},           /* acked 19 of 20: 2 senders for 1 item */
+    };
+    uint8_t copy[128];
+    assert_true(b.len < sizeof copy);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        memcpy(copy, b.data, b.len);
+        copy[b.len] = 0;
+        if (bad[i].at < b.len)
+            copy[bad[i].at] = bad[i].byte;
+        size_t len = bad[i].len ? bad[i].len : b.len;
+        assert_int_equal(rec_inbox_decode(copy, len, &d), STATUS_CORRUPT);
+    }
+    /* A huge count of senders with the items to match: refused by the
+     * bytes there are, before any size is taken from it. */
+    memcpy(copy, b.data, b.len);
+    key_put_u64(copy + 1, UINT64_MAX);
+    key_put_u64(copy + 9, 0);
+    key_put_u32(copy + 33, UINT32_MAX);
+    assert_int_equal(rec_inbox_decode(copy, b.len, &d), STATUS_CORRUPT);
+    buf_cleanup(&again);
+    buf_cleanup(&space);
+    buf_cleanup(&b);
 }
 
 static void test_apply_messages_cursor_encoding(void **state) {
@@ -449,6 +706,8 @@ int main(void) {
         cmocka_unit_test(test_apply_messages_scenario),
         cmocka_unit_test(test_apply_messages_replay_is_deterministic),
         cmocka_unit_test(test_apply_messages_sender_quota),
+        cmocka_unit_test(test_apply_messages_old_inbox_head),
+        cmocka_unit_test(test_apply_messages_inbox_head_codec),
         cmocka_unit_test(test_apply_messages_cursor_encoding),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

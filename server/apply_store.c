@@ -2,7 +2,10 @@
  * server/apply_store.c: the typed reads and writes of apply through the
  * batch's transaction (server/apply_internal.h): accounts, devices,
  * conversations, members, inboxes and the care-pair index, each record
- * sealed under its owner (storage/store.h).
+ * sealed under its owner (storage/store.h). An inbox's head counts its
+ * senders' items for the sender quota, unless it is of the old layout, whose
+ * counts stay in CF_INBOX_QUOTAS until the inbox empties
+ * (server/records_messages.h).
  *
  * Pure: no clock, no randomness, no I/O beyond the transaction. Writer thread.
  */
@@ -230,30 +233,44 @@ int apply_care_relation(struct store_txn *txn, const struct id *patient_id,
 
 /* ---- inboxes ------------------------------------------------------------------------ */
 
-int apply_read_inbox(struct store_txn *txn, const struct id *device, struct rec_inbox *out) {
-    struct buf v;
-    buf_init(&v);
-    int rc = txn_get(txn, CF_INBOXES, device->b, ID_LEN, &v);
+/* An empty inbox holds no count anywhere: each left with its item, and a
+ * count of 0 has no row in CF_INBOX_QUOTAS. So an empty head counts its
+ * senders in itself from here on, whether it is new, drained, or of the old
+ * layout (records_messages.h). */
+static void empty_counts_in_head(struct rec_inbox *in) {
+    if (in->acked == in->last) {
+        in->counts_in_head = true;
+        in->n_senders = 0;
+    }
+}
+
+int apply_read_inbox(struct store_txn *txn, const struct id *device, struct rec_inbox *out,
+                     struct buf *value) {
+    int rc = txn_get(txn, CF_INBOXES, device->b, ID_LEN, value);
     if (rc == 0)
-        rc = rec_inbox_decode(v.data, v.len, out);
+        rc = rec_inbox_decode(value->data, value->len, out);
     else if (rc == STATUS_NOT_FOUND) {
         memset(out, 0, sizeof *out);
         rc = STATUS_OK;
     }
-    buf_cleanup(&v);
+    if (rc == 0)
+        empty_counts_in_head(out);
     return rc;
 }
 
 int apply_write_inbox(struct store_txn *txn, const struct id *device, const struct rec_inbox *in) {
+    struct rec_inbox head = *in;
+    empty_counts_in_head(&head);
     struct buf v;
     buf_init(&v);
-    rec_inbox_encode(in, &v);
+    rec_inbox_encode(&head, &v);
     int rc = txn_put(txn, CF_INBOXES, device->b, ID_LEN, NULL, v.data, v.len);
     buf_cleanup(&v);
     return rc;
 }
 
-/* The sender's MESSAGE items in the device's inbox. */
+/* A row of CF_INBOX_QUOTAS (a head of the old layout): the sender's MESSAGE
+ * items in the device's inbox. */
 static int read_quota(struct store_txn *txn, const struct key *k, uint32_t *count) {
     struct buf v;
     buf_init(&v);
@@ -277,14 +294,38 @@ static int write_quota(struct store_txn *txn, const struct key *k, uint32_t coun
     return txn_put(txn, CF_INBOX_QUOTAS, k->b, k->len, NULL, c, sizeof c);
 }
 
-int apply_inbox_quota_release(struct store_txn *txn, const struct id *device,
-                              const struct id *sender) {
+/* The sender's MESSAGE items in the device's inbox `in`: in the head, or in
+ * its row for a head of the old layout. */
+static int sender_count(struct store_txn *txn, const struct id *device, const struct rec_inbox *in,
+                        const struct id *sender, uint32_t *count) {
+    if (in->counts_in_head) {
+        *count = rec_inbox_count(in, sender);
+        return STATUS_OK;
+    }
     struct key k;
     key_id_id(&k, device, sender);
+    return read_quota(txn, &k, count);
+}
+
+/* Sets what sender_count() reads: in the head `in` (written back by the
+ * caller; its senders then point into `space`), or in the row. */
+static int set_sender_count(struct store_txn *txn, const struct id *device, struct rec_inbox *in,
+                            const struct id *sender, uint32_t count, struct buf *space) {
+    if (in->counts_in_head) {
+        rec_inbox_set_count(in, sender, count, space);
+        return STATUS_OK;
+    }
+    struct key k;
+    key_id_id(&k, device, sender);
+    return write_quota(txn, &k, count);
+}
+
+int apply_inbox_release(struct store_txn *txn, const struct id *device, struct rec_inbox *in,
+                        const struct id *sender, struct buf *space) {
     uint32_t count;
-    int rc = read_quota(txn, &k, &count);
+    int rc = sender_count(txn, device, in, sender, &count);
     if (rc == 0 && count > 0)
-        rc = write_quota(txn, &k, count - 1);
+        rc = set_sender_count(txn, device, in, sender, count - 1, space);
     return rc;
 }
 
@@ -312,37 +353,47 @@ int apply_inbox_offer(struct store_txn *txn, const struct id *device, const stru
                       const struct id *owner, const struct inbox_limits *lim, int64_t time,
                       struct buf *deliveries, bool *first_miss) {
     struct rec_inbox in;
-    int rc = apply_read_inbox(txn, device, &in);
+    struct buf head, space;
+    buf_init(&head);
+    buf_init(&space);
     *first_miss = false;
+    int rc = apply_read_inbox(txn, device, &in, &head);
     if (rc != 0)
-        return rc;
+        goto out;
     bool quota =
         lim->sender_quota > 0 && item->kind == REC_ITEM_MESSAGE && !id_is_zero(&item->account_id);
-    struct key qk;
     uint32_t count = 0;
-    if (quota) {
-        key_id_id(&qk, device, &item->account_id);
-        if ((rc = read_quota(txn, &qk, &count)) != 0)
-            return rc;
-    }
+    if (quota && (rc = sender_count(txn, device, &in, &item->account_id, &count)) != 0)
+        goto out;
     if (in.last - in.acked >= lim->limit || (quota && count >= lim->sender_quota)) {
         in.missed++;
         if (in.full_since == 0) {
             in.full_since = time;
             *first_miss = true;
         }
-        return apply_write_inbox(txn, device, &in);
+        rc = apply_write_inbox(txn, device, &in);
+        goto out;
     }
-    if (quota && (rc = write_quota(txn, &qk, count + 1)) != 0)
-        return rc;
-    return append_item(txn, device, &in, item, owner, deliveries);
+    if (quota &&
+        (rc = set_sender_count(txn, device, &in, &item->account_id, count + 1, &space)) != 0)
+        goto out;
+    rc = append_item(txn, device, &in, item, owner, deliveries);
+out:
+    buf_cleanup(&space);
+    buf_cleanup(&head);
+    return rc;
 }
 
 int apply_inbox_append(struct store_txn *txn, const struct id *device, const struct rec_item *item,
                        const struct id *owner, struct buf *deliveries) {
     struct rec_inbox in;
-    int rc = apply_read_inbox(txn, device, &in);
-    return rc != 0 ? rc : append_item(txn, device, &in, item, owner, deliveries);
+    struct buf head;
+    buf_init(&head);
+    int rc = apply_read_inbox(txn, device, &in, &head);
+    if (rc == 0)
+        rc = append_item(txn, device, &in, item, owner, deliveries);
+    buf_cleanup(&head);
+    return rc;
 }
 
 /* ---- breach notices ------------------------------------------------------------------ */

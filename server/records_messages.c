@@ -301,10 +301,31 @@ void rec_inbox_encode(const struct rec_inbox *i, struct buf *out) {
     rec_put_u8(out, REC_CONV_FORMAT);
     rec_put_u64(out, i->last);
     rec_put_u64(out, i->acked);
-    if (i->missed != 0 || i->full_since != 0) {
+    if (i->missed != 0 || i->full_since != 0 || i->counts_in_head) {
         rec_put_u64(out, i->missed);
         rec_put_u64(out, (uint64_t)i->full_since);
     }
+    /* Appended only by a head that counts its senders, so that a head of the
+     * old layout keeps it, and with it its meaning (counts in
+     * CF_INBOX_QUOTAS). */
+    if (i->counts_in_head) {
+        rec_put_u32(out, i->n_senders);
+        if (i->n_senders)
+            buf_append(out, i->senders, (size_t)i->n_senders * REC_INBOX_SENDER_SIZE);
+    }
+}
+
+/* Whether the decoded senders keep the invariants of struct rec_inbox. */
+static bool senders_valid(const struct rec_inbox *in) {
+    uint64_t items = in->last - in->acked, sum = 0;
+    for (uint32_t i = 0; i < in->n_senders; i++) {
+        const uint8_t *e = in->senders + (size_t)i * REC_INBOX_SENDER_SIZE;
+        uint32_t count = key_get_u32(e + ID_LEN);
+        if (count == 0 || (i > 0 && memcmp(e - REC_INBOX_SENDER_SIZE, e, ID_LEN) >= 0))
+            return false;
+        sum += count; /* at most 2^32 senders of 2^32 each: no overflow */
+    }
+    return sum <= items;
 }
 
 int rec_inbox_decode(const uint8_t *data, size_t len, struct rec_inbox *out) {
@@ -320,7 +341,76 @@ int rec_inbox_decode(const uint8_t *data, size_t len, struct rec_inbox *out) {
         out->missed = rec_get_u64(&r);
         out->full_since = (int64_t)rec_get_u64(&r);
     }
+    if (!r.bad && r.p != r.end) {
+        out->counts_in_head = true;
+        out->n_senders = rec_get_u32(&r);
+        /* At most one sender per item, and no more than the bytes left:
+         * checked before the size is used. */
+        if (out->n_senders > out->last - out->acked ||
+            out->n_senders > (size_t)(r.end - r.p) / REC_INBOX_SENDER_SIZE)
+            return STATUS_CORRUPT;
+        out->senders = rec_take(&r, (size_t)out->n_senders * REC_INBOX_SENDER_SIZE);
+        if (r.bad || !senders_valid(out))
+            return STATUS_CORRUPT;
+    }
     return finish(&r);
+}
+
+/* The index of `sender` among the head's senders (*found), or where it
+ * belongs. */
+static uint32_t find_sender(const struct rec_inbox *in, const struct id *sender, bool *found) {
+    uint32_t lo = 0, hi = in->n_senders;
+    *found = false;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        int c = memcmp(in->senders + (size_t)mid * REC_INBOX_SENDER_SIZE, sender->b, ID_LEN);
+        if (c == 0) {
+            *found = true;
+            return mid;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+uint32_t rec_inbox_count(const struct rec_inbox *in, const struct id *sender) {
+    bool found;
+    uint32_t i = find_sender(in, sender, &found);
+    return found ? key_get_u32(in->senders + (size_t)i * REC_INBOX_SENDER_SIZE + ID_LEN) : 0;
+}
+
+void rec_inbox_set_count(struct rec_inbox *in, const struct id *sender, uint32_t count,
+                         struct buf *space) {
+    bool found;
+    uint32_t i = find_sender(in, sender, &found);
+    if (!found && count == 0)
+        return;
+    const size_t size = REC_INBOX_SENDER_SIZE, n = in->n_senders, at = (size_t)i * size;
+    if (n == 0 || in->senders != space->data) {
+        buf_reset(space);
+        if (n)
+            buf_append(space, in->senders, n * size);
+    }
+    if (found && count > 0)
+        key_put_u32(space->data + at + ID_LEN, count);
+    else if (found) {
+        memmove(space->data + at, space->data + at + size, (n - i - 1) * size);
+        space->len -= size;
+        space->data[space->len] = 0; /* as buf keeps it */
+        in->n_senders--;
+    } else {
+        uint8_t e[REC_INBOX_SENDER_SIZE];
+        memcpy(e, sender->b, ID_LEN);
+        key_put_u32(e + ID_LEN, count);
+        buf_append(space, e, size); /* room at the end, then moved into place */
+        memmove(space->data + at + size, space->data + at, (n - i) * size);
+        memcpy(space->data + at, e, size);
+        in->n_senders++;
+    }
+    in->senders = space->data;
 }
 
 void rec_item_encode(const struct rec_item *i, struct buf *out) {

@@ -28,13 +28,15 @@
  *                          per recipient account of an urgent message
  *   CF_IDEMPOTENCY    conversation id | sender account id | client_msg_id (48)
  *                                                          -> struct rec_sent
- *   CF_INBOXES        device id (16)                       -> struct rec_inbox
+ *   CF_INBOXES        device id (16)                       -> struct rec_inbox: the
+ *                          head, with the per-sender counts of the quota
  *                     device id | position (24)            -> struct rec_item: kind,
  *                          conversation, seq, message, account, receipt kind, at;
  *                          a MEMBERSHIP item then by_account and change (items of
  *                          the other kinds end at `at`, as they always have)
  *   CF_INBOX_QUOTAS   device id | sender account id (32)   -> u32 count (4): the
- *                          sender's MESSAGE items in the device's inbox
+ *                          sender's MESSAGE items in the device's inbox, for a
+ *                          head of the old layout only (below)
  *
  * A device's inbox holds exactly the positions (acked, last]: positions are
  * assigned one after the other by apply, and acknowledgements drop a prefix.
@@ -44,6 +46,21 @@
  * is not queued for that device (it stays in the conversation's history) and
  * counts as missed; the device goes on receiving once it drains, and the
  * other devices are not held up by it.
+ *
+ * Where the sender counts live. A head written before they moved into it
+ * (counts_in_head false) keeps them in CF_INBOX_QUOTAS, one row per sender
+ * with a non-zero count (a count that drops to 0 deletes its row), and apply
+ * goes on enforcing and releasing them there while the inbox holds items.
+ * An empty inbox (acked == last: a device's first head, or one that
+ * drained) holds no count anywhere, since each left with its item, so apply
+ * reads and writes every empty head as counting in the head; a head that
+ * counts stays so, and its device never touches CF_INBOX_QUOTAS again. No
+ * step migrates anything: by the time a device switches, the
+ * acknowledgements that emptied its inbox have deleted its rows. The rows
+ * that remain belong to inboxes that have not emptied since the upgrade,
+ * and (as before) to devices removed with messages pending, which stay,
+ * unread, under the server's key. Which heads count is a function of the
+ * records, hence of the entries, so a replay decides the same.
  *
  * Encoding: a format byte (REC_CONV_FORMAT), then the fields in a fixed order;
  * byte strings as a 4-byte length and the bytes. Decoders copy nothing: the
@@ -186,14 +203,30 @@ struct rec_sent {
     int64_t sent_at;
 };
 
+/* A sender's entry in an inbox head: account id | u32 count. */
+#define REC_INBOX_SENDER_SIZE (ID_LEN + 4)
+
 struct rec_inbox {
     uint64_t last;  /* the last position assigned (0: none yet) */
     uint64_t acked; /* every position up to this one was acknowledged */
     /* Messages the device missed since its inbox last drained: at its limit,
-     * or over the sender's share of it (written only when non-zero, so an
-     * inbox that never missed one keeps its old layout). */
+     * or over the sender's share of it (written only when non-zero or when
+     * the senders follow, so an inbox that never missed one keeps its old
+     * layout). */
     uint64_t missed;
     int64_t full_since; /* the first miss since the inbox last drained (0: none) */
+    /* Whether the senders below are the head's counts; false: a head of the
+     * old layout, whose counts are in CF_INBOX_QUOTAS (above). Encoded by
+     * the presence of n_senders after full_since. */
+    bool counts_in_head;
+    /* The senders with MESSAGE items in the inbox: n_senders entries of
+     * REC_INBOX_SENDER_SIZE bytes, in increasing id order, each count not 0.
+     * A count never exceeds its sender's items in (acked, last], so
+     * n_senders and the sum of the counts are at most last - acked. Borrowed:
+     * points into the decoded value, or into the caller's buffer after
+     * rec_inbox_set_count(); read with rec_inbox_count(). */
+    uint32_t n_senders;
+    const uint8_t *senders;
 };
 
 struct rec_item {
@@ -253,7 +286,9 @@ void rec_urgent_encode(const struct rec_urgent *u, struct buf *out);
 /* Decoders fill *out (zeroed first). Return 0, or STATUS_CORRUPT for another
  * format byte, a truncated or oversized field (rec_item_decode: also a
  * MEMBERSHIP item without by_account and change, or another kind with bytes
- * after `at`). */
+ * after `at`; rec_inbox_decode: also acked beyond last, or senders out of
+ * order, repeated, with a count of 0, or counting more items than the inbox
+ * holds). */
 int rec_conv_decode(const uint8_t *data, size_t len, struct rec_conv *out);
 int rec_member_decode(const uint8_t *data, size_t len, struct rec_member *out);
 int rec_message_decode(const uint8_t *data, size_t len, struct rec_message *out);
@@ -267,6 +302,17 @@ int rec_urgent_decode(const uint8_t *data, size_t len, struct rec_urgent *out);
 
 /* The i-th wrap (i < m->n_wraps) of a decoded message. */
 void rec_message_wrap(const struct rec_message *m, uint32_t i, struct rec_wrap *out);
+
+/* The count of `sender` among the head's senders; 0 when it is not among
+ * them. O(log n_senders). */
+uint32_t rec_inbox_count(const struct rec_inbox *in, const struct id *sender);
+/* Sets the count of `sender` among the head's senders to `count` (0 removes
+ * it), keeping their order: copies them into `space` unless in->senders
+ * points there already (after an earlier call with the same buffer), edits
+ * them there and points in->senders at it. `space` (the caller's, cleaned up
+ * by the caller) must outlive the use of `in`. O(n_senders). */
+void rec_inbox_set_count(struct rec_inbox *in, const struct id *sender, uint32_t count,
+                         struct buf *space);
 
 /*
  * Results that apply appends for the proposer (journal on_done):

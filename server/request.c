@@ -559,9 +559,10 @@ int req_read_inbox(struct handlers *h, const struct id *device, struct rec_inbox
     struct buf v;
     buf_init(&v);
     int rc = store_reader_get(h->reader, CF_INBOXES, device->b, ID_LEN, &v);
-    if (rc == 0)
-        rc = rec_inbox_decode(v.data, v.len, out);
-    else if (rc == STATUS_NOT_FOUND) {
+    if (rc == 0 && (rc = rec_inbox_decode(v.data, v.len, out)) == 0) {
+        out->n_senders = 0; /* they would point into v */
+        out->senders = NULL;
+    } else if (rc == STATUS_NOT_FOUND) {
         memset(out, 0, sizeof *out);
         rc = STATUS_OK;
     }

@@ -367,7 +367,8 @@ int req_care_relation(struct handlers *h, const struct id *patient, const struct
                       bool *out);
 int req_read_device(struct handlers *h, const struct id *account, const struct id *device,
                     struct rec_device *out);
-/* A device's inbox counters; an inbox never written reads as all zero. */
+/* A device's inbox counters (without its senders: n_senders 0); an inbox
+ * never written reads as all zero. */
 int req_read_inbox(struct handlers *h, const struct id *device, struct rec_inbox *out);
 /* The account id of a normalised email, through the blind index. */
 int req_find_email(struct handlers *h, const uint8_t index[REC_HASH_LEN], struct id *out);

@@ -72,7 +72,8 @@ enum store_cf {
     CF_CHUNKS,       /* file id | chunk index -> ciphertext chunk (blob files) */
     CF_OUTBOX,       /* notification jobs */
     CF_AUDIT,        /* audit index -> hash-chained audit record */
-    CF_INBOX_QUOTAS, /* device id | sender account id -> undelivered messages of the sender */
+    CF_INBOX_QUOTAS, /* device id | sender account id -> undelivered messages of the sender,
+                        for inbox heads of the old layout (the others count in the head) */
     CF_KEY_BACKUP,   /* account id [| seq] -> key backup index and segments (blob files) */
     CF_COUNT
 };
