@@ -1,7 +1,8 @@
 /*
  * storage/rcache.c: the read cache of store transactions (rcache.h): chained
- * buckets under a keyed SipHash (keys may be ids a client chose), entries
- * allocated with their key and value inline.
+ * buckets under a keyed SipHash (keys may be ids a client chose), at most
+ * one entry per bucket on average (the table doubles when it holds more),
+ * entries allocated with their key and value inline.
  */
 #include "storage/rcache.h"
 
@@ -11,7 +12,7 @@
 
 #include "base/alloc.h"
 
-#define SLOTS 16384 /* a power of two */
+#define MIN_SLOTS 4096 /* a power of two */
 
 struct entry {
     struct entry *next;
@@ -24,7 +25,8 @@ struct entry {
 };
 
 struct rcache {
-    struct entry *slots[SLOTS];
+    struct entry **slots;
+    size_t n_slots; /* a power of two, at least MIN_SLOTS */
     uint8_t hash_key[crypto_shorthash_KEYBYTES];
     size_t max_bytes, bytes, entries;
     uint64_t hits, misses;
@@ -48,7 +50,7 @@ static uint64_t hash_of(const struct rcache *c, int cf, const void *key, size_t 
 /* The link that points at (cf, key)'s entry, or at the chain's NULL end. */
 static struct entry **find(struct rcache *c, uint64_t hash, int cf, const void *key,
                            size_t key_len) {
-    struct entry **p = &c->slots[hash & (SLOTS - 1)];
+    struct entry **p = &c->slots[hash & (c->n_slots - 1)];
     for (; *p; p = &(*p)->next) {
         const struct entry *e = *p;
         if (e->hash == hash && e->cf == cf && e->key_len == key_len &&
@@ -56,6 +58,21 @@ static struct entry **find(struct rcache *c, uint64_t hash, int cf, const void *
             break;
     }
     return p;
+}
+
+/* Doubles the table, moving every entry to its bucket there. */
+static void grow(struct rcache *c) {
+    size_t n = 2 * c->n_slots;
+    struct entry **slots = xcalloc(n, sizeof *slots);
+    for (size_t i = 0; i < c->n_slots; i++)
+        for (struct entry *e = c->slots[i], *next; e; e = next) {
+            next = e->next;
+            e->next = slots[e->hash & (n - 1)];
+            slots[e->hash & (n - 1)] = e;
+        }
+    free(c->slots);
+    c->slots = slots;
+    c->n_slots = n;
 }
 
 static void unlink_entry(struct rcache *c, struct entry **p) {
@@ -70,13 +87,15 @@ static void unlink_entry(struct rcache *c, struct entry **p) {
 
 struct rcache *rcache_new(size_t max_bytes) {
     struct rcache *c = xcalloc(1, sizeof *c);
+    c->n_slots = MIN_SLOTS;
+    c->slots = xcalloc(c->n_slots, sizeof *c->slots);
     c->max_bytes = max_bytes;
     randombytes_buf(c->hash_key, sizeof c->hash_key);
     return c;
 }
 
 void rcache_clear(struct rcache *c) {
-    for (size_t i = 0; i < SLOTS && c->entries > 0; i++)
+    for (size_t i = 0; i < c->n_slots && c->entries > 0; i++)
         while (c->slots[i])
             unlink_entry(c, &c->slots[i]);
 }
@@ -85,6 +104,7 @@ void rcache_free(struct rcache *c) {
     if (!c)
         return;
     rcache_clear(c);
+    free(c->slots);
     free(c);
 }
 
@@ -133,7 +153,9 @@ static void insert(struct rcache *c, int cf, const void *key, size_t key_len, co
     memcpy(e->data, key, key_len);
     if (value_len > 0)
         memcpy(e->data + key_len, value, value_len);
-    struct entry **head = &c->slots[hash & (SLOTS - 1)];
+    if (c->entries >= c->n_slots)
+        grow(c);
+    struct entry **head = &c->slots[hash & (c->n_slots - 1)];
     e->next = *head;
     *head = e;
     c->bytes += size;

@@ -9,7 +9,8 @@
  * inbox) is not searched for on every message either.
  *
  * A plain map with a bound: when an insert would pass `max_bytes` (keys,
- * values and bookkeeping), everything is dropped first. Values are wiped
+ * values and bookkeeping), everything is dropped first. Its bucket table
+ * (8 bytes a bucket, at most two buckets an entry) is outside the bound. Values are wiped
  * when dropped, since account records hold emails and names.
  *
  * store.c keeps it exact: see "the read cache" there. Not thread-safe: only

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -105,6 +106,40 @@ static void test_rcache_bound(void **state) {
     rcache_free(c);
 }
 
+/* Past a few thousand entries the table grows: every entry is still found,
+ * and a drop or a clear still finds them. */
+static void test_rcache_grows(void **state) {
+    struct rcache *c = rcache_new(64 << 20);
+    char key[32], value[32];
+    for (int i = 0; i < 50000; i++) {
+        snprintf(key, sizeof key, "key-%d", i);
+        snprintf(value, sizeof value, "value-%d", i);
+        if (i % 3)
+            rcache_put(c, 1, key, strlen(key), value, strlen(value));
+        else
+            rcache_put_absent(c, 1, key, strlen(key));
+    }
+    assert_int_equal(rcache_stats(c).entries, 50000);
+    struct buf out;
+    buf_init(&out);
+    for (int i = 0; i < 50000; i++) {
+        snprintf(key, sizeof key, "key-%d", i);
+        snprintf(value, sizeof value, "value-%d", i);
+        if (i % 3)
+            assert_value(c, 1, key, value);
+        else
+            assert_int_equal(rcache_get(c, 1, key, strlen(key), &out), RCACHE_ABSENT);
+    }
+    rcache_drop(c, 1, "key-1", 5);
+    assert_value(c, 1, "key-1", NULL);
+    rcache_clear(c);
+    assert_int_equal(rcache_stats(c).entries, 0);
+    assert_int_equal(rcache_stats(c).bytes, 0);
+    assert_value(c, 1, "key-2", NULL);
+    buf_cleanup(&out);
+    rcache_free(c);
+}
+
 static void test_rcache_long_keys_and_values(void **state) {
     struct rcache *c = rcache_new(4096);
     uint8_t key[RCACHE_KEY_MAX + 1];
@@ -131,6 +166,7 @@ int main(void) {
         cmocka_unit_test(test_rcache_get_put_drop),
         cmocka_unit_test(test_rcache_absent),
         cmocka_unit_test(test_rcache_bound),
+        cmocka_unit_test(test_rcache_grows),
         cmocka_unit_test(test_rcache_long_keys_and_values),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
