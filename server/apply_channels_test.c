@@ -815,7 +815,7 @@ static void expect_membership(struct fixture_db *db, struct watch *w, const char
         for (uint32_t j = 0; j < n; j++) {
             struct id dev;
             uint64_t pos;
-            rec_delivery_get(entries, j, &dev, &pos);
+            rec_delivery_get(entries, j, &dev, &pos, NULL);
             listed = listed || (memcmp(dev.b, w->dev[i]->id.b, 16) == 0 && pos == last);
         }
         assert_true(listed);
@@ -908,6 +908,51 @@ static void test_apply_channels_membership_replay_is_deterministic(void **state)
 /* A membership item survives encoding; an item written before that kind
  * existed (its layout ends at `at`) still decodes; a membership item cut
  * before its own fields and another kind with trailing bytes do not. */
+/* A delivery list carries each inbox item whole, so that live delivery
+ * needs no read of it. */
+static void test_msgrec_delivery_list_round_trip(void **state) {
+    struct rec_item a = {
+        .kind = REC_ITEM_MEMBERSHIP,
+        .conversation_id = {{1, 2, 3}},
+        .seq = 0x0102030405060708ull,
+        .message_id = {{4}},
+        .account_id = {{5}},
+        .receipt_kind = 2,
+        .at = -7,
+        .by_account = {{6}},
+        .change = REC_CHANGE_REMOVED,
+    };
+    struct rec_item b = {.kind = REC_ITEM_MESSAGE, .conversation_id = {{9}}, .seq = 3};
+    struct id d1 = {{0xd1}}, d2 = {{0xd2}}, dev;
+    struct buf list, out;
+    buf_init(&list);
+    buf_init(&out);
+    buf_append(&out, "sent", 4); /* what precedes the list in a result */
+    rec_delivery_add(&list, &d1, 10, &a);
+    rec_delivery_add(&list, &d2, 11, &b);
+    rec_deliveries_finish(&list, &out);
+    uint32_t n;
+    const uint8_t *entries;
+    assert_int_equal(rec_deliveries_read(out.data + 4, out.len - 4, &n, &entries), 0);
+    assert_int_equal(n, 2);
+    uint64_t pos;
+    struct rec_item got;
+    rec_delivery_get(entries, 0, &dev, &pos, &got);
+    assert_true(id_equal(&dev, &d1) && pos == 10);
+    assert_int_equal(got.kind, a.kind);
+    assert_true(id_equal(&got.conversation_id, &a.conversation_id) && got.seq == a.seq);
+    assert_true(id_equal(&got.message_id, &a.message_id));
+    assert_true(id_equal(&got.account_id, &a.account_id));
+    assert_true(got.receipt_kind == a.receipt_kind && got.at == a.at && got.change == a.change);
+    assert_true(id_equal(&got.by_account, &a.by_account));
+    rec_delivery_get(entries, 1, &dev, &pos, &got);
+    assert_true(id_equal(&dev, &d2) && pos == 11 && got.kind == REC_ITEM_MESSAGE && got.seq == 3);
+    /* A count the bytes cannot hold is refused. */
+    assert_int_equal(rec_deliveries_read(out.data + 4, out.len - 5, &n, &entries), STATUS_CORRUPT);
+    buf_cleanup(&list);
+    buf_cleanup(&out);
+}
+
 static void test_msgrec_membership_item_round_trip(void **state) {
     struct rec_item in = {
         .kind = REC_ITEM_MEMBERSHIP,
@@ -1260,6 +1305,7 @@ int main(void) {
         cmocka_unit_test(test_apply_channels_membership_events),
         cmocka_unit_test(test_apply_channels_membership_replay_is_deterministic),
         cmocka_unit_test(test_msgrec_membership_item_round_trip),
+        cmocka_unit_test(test_msgrec_delivery_list_round_trip),
         cmocka_unit_test(test_apply_deactivate_rules_and_effect),
         cmocka_unit_test(test_apply_lifecycle_transitions),
     };

@@ -229,7 +229,7 @@ static uint32_t result_deliveries(size_t skip, struct id *devs, uint64_t *pos) {
                                          fixture_last_result()->len - skip, &n, &entries),
                      0);
     for (uint32_t i = 0; i < n && devs; i++)
-        rec_delivery_get(entries, i, &devs[i], &pos[i]);
+        rec_delivery_get(entries, i, &devs[i], &pos[i], NULL);
     return n;
 }
 

@@ -345,7 +345,7 @@ static int append_item(struct store_txn *txn, const struct id *device, struct re
     if (rc == 0)
         rc = apply_write_inbox(txn, device, in);
     if (rc == 0)
-        rec_delivery_add(deliveries, device, in->last);
+        rec_delivery_add(deliveries, device, in->last, item);
     return rc;
 }
 

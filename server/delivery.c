@@ -305,28 +305,15 @@ static void replay_page(struct hconn *hc) {
         replay_page(hc); /* a page of skipped entries: go on */
 }
 
-/* Sends inbox entry (device, pos), created by an entry just applied, to the
- * device's LIVE connections that have not had it. */
+/* Sends inbox entry `item` at (device, pos), created by an entry just
+ * applied, to the device's LIVE connections that have not had it. Not read
+ * back: another connection of the device may have acknowledged it meanwhile,
+ * and then it comes again, as delivery is at least once. */
 static void deliver_live(struct handlers *h, const struct id *device, uint64_t pos,
-                         struct msg_cache *mc) {
-    for (struct hconn *x = req_device_first(h, device); x; x = req_device_next(x)) {
-        if (!x->authenticated || !x->conn || x->delivery != DELIVERY_LIVE ||
-            pos <= x->delivered_pos)
-            continue;
-        struct key k;
-        key_id_u64(&k, device, pos);
-        struct buf v;
-        struct rec_item item;
-        buf_init(&v);
-        int rc = store_get(h->store, CF_INBOXES, k.b, k.len, &v);
-        if (rc == 0)
-            rc = rec_item_decode(v.data, v.len, &item);
-        buf_cleanup(&v);
-        if (rc == 0)
-            deliver_item(x, pos, &item, mc);
-        else if (rc != STATUS_NOT_FOUND) /* already acknowledged by another connection */
-            log_warn("delivery", "cannot read a new inbox entry (%s)", status_str(rc));
-    }
+                         const struct rec_item *item, struct msg_cache *mc) {
+    for (struct hconn *x = req_device_first(h, device); x; x = req_device_next(x))
+        if (x->authenticated && x->conn && x->delivery == DELIVERY_LIVE && pos > x->delivered_pos)
+            deliver_item(x, pos, item, mc);
 }
 
 void delivery_list(struct handlers *h, const uint8_t *data, size_t len) {
@@ -341,8 +328,9 @@ void delivery_list(struct handlers *h, const uint8_t *data, size_t len) {
     for (uint32_t i = 0; i < n; i++) {
         struct id device;
         uint64_t pos;
-        rec_delivery_get(entries, i, &device, &pos);
-        deliver_live(h, &device, pos, &mc);
+        struct rec_item item;
+        rec_delivery_get(entries, i, &device, &pos, &item);
+        deliver_live(h, &device, pos, &item, &mc);
     }
     msg_cache_cleanup(&mc);
 }

@@ -481,9 +481,19 @@ int rec_urgent_decode(const uint8_t *data, size_t len, struct rec_urgent *out) {
 
 /* ---- results ------------------------------------------------------------------------- */
 
-void rec_delivery_add(struct buf *list, const struct id *device, uint64_t pos) {
+void rec_delivery_add(struct buf *list, const struct id *device, uint64_t pos,
+                      const struct rec_item *item) {
     rec_put_id(list, device);
     rec_put_u64(list, pos);
+    rec_put_u32(list, item->kind);
+    rec_put_id(list, &item->conversation_id);
+    rec_put_u64(list, item->seq);
+    rec_put_id(list, &item->message_id);
+    rec_put_id(list, &item->account_id);
+    rec_put_u32(list, item->receipt_kind);
+    rec_put_u64(list, (uint64_t)item->at);
+    rec_put_id(list, &item->by_account);
+    rec_put_u32(list, item->change);
 }
 
 void rec_deliveries_finish(const struct buf *list, struct buf *out) {
@@ -503,10 +513,24 @@ int rec_deliveries_read(const uint8_t *data, size_t len, uint32_t *n, const uint
     return STATUS_OK;
 }
 
-void rec_delivery_get(const uint8_t *entries, uint32_t i, struct id *device, uint64_t *pos) {
+void rec_delivery_get(const uint8_t *entries, uint32_t i, struct id *device, uint64_t *pos,
+                      struct rec_item *item) {
     const uint8_t *p = entries + (size_t)i * REC_DELIVERY_SIZE;
     memcpy(device->b, p, ID_LEN);
     *pos = key_get_u64(p + ID_LEN);
+    if (!item)
+        return;
+    struct rec_reader r;
+    rec_reader_init(&r, p + ID_LEN + 8, REC_DELIVERY_SIZE - ID_LEN - 8);
+    item->kind = rec_get_u32(&r);
+    rec_get_id(&r, &item->conversation_id);
+    item->seq = rec_get_u64(&r);
+    rec_get_id(&r, &item->message_id);
+    rec_get_id(&r, &item->account_id);
+    item->receipt_kind = rec_get_u32(&r);
+    item->at = (int64_t)rec_get_u64(&r);
+    rec_get_id(&r, &item->by_account);
+    item->change = rec_get_u32(&r);
 }
 
 /* ---- cursors --------------------------------------------------------------------------- */

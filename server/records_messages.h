@@ -324,22 +324,25 @@ void rec_inbox_set_count(struct rec_inbox *in, const struct id *sender, uint32_t
  *   ChannelCreate the conversation id (16)
  *   MemberAdd, MemberRemove, MemberApprove, ConversationLeave, MessageRecall,
  *   UrgentAck: a delivery list
- * A delivery list is a u32 count, then per entry device id (16) | position (8):
- * the inbox entries the entry created, for live delivery.
+ * A delivery list is a u32 count, then per entry device id (16) | position (8)
+ * | the item, every field of struct rec_item at fixed width (92): the inbox
+ * entries the entry created, for live delivery without reading them back.
  */
-#define REC_DELIVERY_SIZE (ID_LEN + 8)
+#define REC_DELIVERY_SIZE (ID_LEN + 8 + 92)
 #define REC_SENT_SIZE (1 + ID_LEN + 8 + 8)
 
-/* Appends one delivery (device, position) to `list` (the entries only; the
- * count is written by rec_deliveries_finish). */
-void rec_delivery_add(struct buf *list, const struct id *device, uint64_t pos);
+/* Appends one delivery (device, position, item) to `list` (the entries only;
+ * the count is written by rec_deliveries_finish). */
+void rec_delivery_add(struct buf *list, const struct id *device, uint64_t pos,
+                      const struct rec_item *item);
 /* Appends the count and the entries collected in `list` to `out`. */
 void rec_deliveries_finish(const struct buf *list, struct buf *out);
 /* Reads a delivery list at the start of data[len]: returns 0 with *n and
  * *entries (borrowed, REC_DELIVERY_SIZE bytes each), or STATUS_CORRUPT. */
 int rec_deliveries_read(const uint8_t *data, size_t len, uint32_t *n, const uint8_t **entries);
-/* The i-th entry of a delivery list. */
-void rec_delivery_get(const uint8_t *entries, uint32_t i, struct id *device, uint64_t *pos);
+/* The i-th entry of a delivery list; `item` may be NULL. */
+void rec_delivery_get(const uint8_t *entries, uint32_t i, struct id *device, uint64_t *pos,
+                      struct rec_item *item);
 
 /* Cursors: v1 encodes an inbox position as one unsigned LEB128 varint.
  * rec_cursor_encode writes it into out[10] and returns its length;
