@@ -370,17 +370,26 @@ int store_check_space(struct store *s) {
  * - when a data key was destroyed (keystore_generation() moved) the cache is
  *   emptied at the next transaction, and after a commit that raced it.
  * A key read as absent is cached as absent the same way (and a committed
- * delete caches its key as absent).
+ * delete caches its key as absent), but for inbox items, which are written
+ * once, read once by their acknowledgement and deleted by it.
  * Only what requests and messages read every time is cached: accounts,
- * devices, conversations, memberships, the heads of inboxes, the senders'
- * quotas in them, and the notification records (settings, states, push
+ * devices, conversations, memberships, inboxes (heads and items), the
+ * senders' quotas, and the notification records (settings, states, push
  * registrations, and the jobs that share their column family).
  */
 static bool cached_key(enum store_cf cf, size_t key_len) {
-    if (cf == CF_INBOXES) /* an inbox's head (a device id); not its items */
-        return key_len == ID_LEN;
+    if (cf == CF_INBOXES) /* a head (a device id) or an item (| position) */
+        return key_len == ID_LEN || key_len == ID_LEN + 8;
     return cf == CF_ACCOUNTS || cf == CF_DEVICES || cf == CF_CONVERSATIONS || cf == CF_MEMBERS ||
            cf == CF_INBOX_QUOTAS || cf == CF_OUTBOX;
+}
+
+/* Caches `key` of `cf` as absent, or forgets it if it is an inbox item. */
+static void cache_absent(struct rcache *c, enum store_cf cf, const void *key, size_t key_len) {
+    if (cf == CF_INBOXES && key_len != ID_LEN)
+        rcache_drop(c, cf, key, key_len);
+    else
+        rcache_put_absent(c, cf, key, key_len);
 }
 
 static bool cacheable(const struct store *s, enum store_cf cf, size_t key_len) {
@@ -490,7 +499,7 @@ static void publish_writes(struct store_txn *t) {
         if (!cacheable(s, w->cf, w->key_len))
             continue;
         if (w->deleted)
-            rcache_put_absent(s->rcache, w->cf, w->key, w->key_len);
+            cache_absent(s->rcache, w->cf, w->key, w->key_len);
         else
             rcache_put(s->rcache, w->cf, w->key, w->key_len, w->value.data, w->value.len);
     }
@@ -582,7 +591,7 @@ int store_reader_get(struct store_reader *r, enum store_cf cf, const void *key, 
     if (rc == 0)
         rcache_put(r->cache, cf, key, key_len, out->data, out->len);
     else if (rc == STATUS_NOT_FOUND)
-        rcache_put_absent(r->cache, cf, key, key_len);
+        cache_absent(r->cache, cf, key, key_len);
     return rc;
 }
 
@@ -696,7 +705,7 @@ int txn_get(struct store_txn *t, enum store_cf cf, const void *key, size_t key_l
     if (rc == 0 && cache)
         rcache_put(s->rcache, cf, key, key_len, out->data, out->len);
     else if (rc == STATUS_NOT_FOUND && cache)
-        rcache_put_absent(s->rcache, cf, key, key_len);
+        cache_absent(s->rcache, cf, key, key_len);
     return rc;
 }
 
