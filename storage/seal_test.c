@@ -20,6 +20,8 @@ static const uint8_t KEY_B[SEAL_KEY_LEN] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  
                                             12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22,
                                             23, 24, 25, 26, 27, 28, 29, 30, 31, 33};
 static const char RKEY[] = "\x01\x02record-key";
+/* KEY_A and KEY_B prepared by setup(). */
+static struct seal_key key_a, key_b;
 
 static struct seal_key_id test_kid(void) {
     struct seal_key_id kid;
@@ -29,7 +31,10 @@ static struct seal_key_id test_kid(void) {
 }
 
 static int setup(void **state) {
-    return seal_init();
+    int rc = seal_init();
+    seal_key_prepare(KEY_A, &key_a);
+    seal_key_prepare(KEY_B, &key_b);
+    return rc;
 }
 
 static void require_sodium(void) {
@@ -48,14 +53,14 @@ static void round_trip(enum seal_impl seal_with, enum seal_impl open_with) {
         buf_reset(&plain);
         for (size_t j = 0; j < sizes[i]; j++)
             buf_append_u8(&plain, (uint8_t)(j * 31 + i));
-        assert_int_equal(seal_value(seal_with, KEY_A, &kid, "messages", RKEY, sizeof RKEY,
+        assert_int_equal(seal_value(seal_with, &key_a, &kid, "messages", RKEY, sizeof RKEY,
                                     plain.data, plain.len, &sealed),
                          0);
         assert_int_equal(sealed.len, plain.len + SEAL_OVERHEAD);
         assert_int_equal(sealed.data[0], SEAL_VERSION);
         if (plain.len >= 16) /* the ciphertext is not the plaintext */
             assert_memory_not_equal(sealed.data + SEAL_HEADER_LEN, plain.data, 16);
-        assert_int_equal(seal_open(open_with, KEY_A, "messages", RKEY, sizeof RKEY, sealed.data,
+        assert_int_equal(seal_open(open_with, &key_a, "messages", RKEY, sizeof RKEY, sealed.data,
                                    sealed.len, &opened),
                          0);
         assert_int_equal(opened.len, plain.len);
@@ -87,7 +92,7 @@ static void test_seal_header_carries_key_id(void **state) {
     struct seal_key_id kid = test_kid(), got;
     struct buf sealed;
     buf_init(&sealed);
-    assert_int_equal(seal_value(SEAL_OPENSSL, KEY_A, &kid, "meta", "k", 1, "v", 1, &sealed), 0);
+    assert_int_equal(seal_value(SEAL_OPENSSL, &key_a, &kid, "meta", "k", 1, "v", 1, &sealed), 0);
     assert_int_equal(seal_key_id_of(sealed.data, sealed.len, &got), 0);
     assert_memory_equal(got.owner.b, kid.owner.b, ID_LEN);
     assert_int_equal(got.version, 3);
@@ -102,8 +107,8 @@ static void test_seal_nonces_differ(void **state) {
     struct buf a, b;
     buf_init(&a);
     buf_init(&b);
-    assert_int_equal(seal_value(SEAL_AUTO, KEY_A, &kid, "meta", "k", 1, "same", 4, &a), 0);
-    assert_int_equal(seal_value(SEAL_AUTO, KEY_A, &kid, "meta", "k", 1, "same", 4, &b), 0);
+    assert_int_equal(seal_value(SEAL_AUTO, &key_a, &kid, "meta", "k", 1, "same", 4, &a), 0);
+    assert_int_equal(seal_value(SEAL_AUTO, &key_a, &kid, "meta", "k", 1, "same", 4, &b), 0);
     assert_int_equal(a.len, b.len);
     assert_memory_not_equal(a.data + 21, b.data + 21, SEAL_NONCE_LEN);
     assert_memory_not_equal(a.data + SEAL_HEADER_LEN, b.data + SEAL_HEADER_LEN, a.len - 33);
@@ -111,7 +116,7 @@ static void test_seal_nonces_differ(void **state) {
     buf_cleanup(&b);
 }
 
-static void expect_corrupt(enum seal_impl impl, const uint8_t *key, const char *cf,
+static void expect_corrupt(enum seal_impl impl, const struct seal_key *key, const char *cf,
                            const void *rkey, size_t rkey_len, const struct buf *sealed) {
     struct buf opened;
     buf_init(&opened);
@@ -126,14 +131,14 @@ static void wrong_context(enum seal_impl impl) {
     struct buf sealed;
     buf_init(&sealed);
     assert_int_equal(
-        seal_value(impl, KEY_A, &kid, "messages", RKEY, sizeof RKEY, "secret", 6, &sealed), 0);
-    expect_corrupt(impl, KEY_B, "messages", RKEY, sizeof RKEY, &sealed);     /* wrong key */
-    expect_corrupt(impl, KEY_A, "inboxes", RKEY, sizeof RKEY, &sealed);      /* other cf */
-    expect_corrupt(impl, KEY_A, "messages", RKEY, sizeof RKEY - 1, &sealed); /* other key */
-    expect_corrupt(impl, KEY_A, "messages", "other", 5, &sealed);
+        seal_value(impl, &key_a, &kid, "messages", RKEY, sizeof RKEY, "secret", 6, &sealed), 0);
+    expect_corrupt(impl, &key_b, "messages", RKEY, sizeof RKEY, &sealed);     /* wrong key */
+    expect_corrupt(impl, &key_a, "inboxes", RKEY, sizeof RKEY, &sealed);      /* other cf */
+    expect_corrupt(impl, &key_a, "messages", RKEY, sizeof RKEY - 1, &sealed); /* other key */
+    expect_corrupt(impl, &key_a, "messages", "other", 5, &sealed);
     /* the boundary between cf name and key is bound too: "messag"+"es..." differs */
-    assert_int_equal(seal_value(impl, KEY_A, &kid, "ab", "c", 1, "x", 1, &sealed), 0);
-    expect_corrupt(impl, KEY_A, "a", "bc", 2, &sealed);
+    assert_int_equal(seal_value(impl, &key_a, &kid, "ab", "c", 1, "x", 1, &sealed), 0);
+    expect_corrupt(impl, &key_a, "a", "bc", 2, &sealed);
     buf_cleanup(&sealed);
 }
 
@@ -148,7 +153,7 @@ static void flips_and_truncations(enum seal_impl impl) {
     struct buf sealed, copy;
     buf_init(&sealed);
     buf_init(&copy);
-    assert_int_equal(seal_value(impl, KEY_A, &kid, "files", RKEY, sizeof RKEY,
+    assert_int_equal(seal_value(impl, &key_a, &kid, "files", RKEY, sizeof RKEY,
                                 "patient data 0123456789", 23, &sealed),
                      0);
     /* every single bit of header, ciphertext and tag */
@@ -156,17 +161,17 @@ static void flips_and_truncations(enum seal_impl impl) {
         buf_reset(&copy);
         buf_append(&copy, sealed.data, sealed.len);
         copy.data[bit / 8] ^= (uint8_t)(1u << (bit % 8));
-        expect_corrupt(impl, KEY_A, "files", RKEY, sizeof RKEY, &copy);
+        expect_corrupt(impl, &key_a, "files", RKEY, sizeof RKEY, &copy);
     }
     for (size_t len = 0; len < sealed.len; len++) {
         buf_reset(&copy);
         buf_append(&copy, sealed.data, len);
-        expect_corrupt(impl, KEY_A, "files", RKEY, sizeof RKEY, &copy);
+        expect_corrupt(impl, &key_a, "files", RKEY, sizeof RKEY, &copy);
     }
     buf_reset(&copy);
     buf_append(&copy, sealed.data, sealed.len);
     buf_append_u8(&copy, 0);
-    expect_corrupt(impl, KEY_A, "files", RKEY, sizeof RKEY, &copy);
+    expect_corrupt(impl, &key_a, "files", RKEY, sizeof RKEY, &copy);
     buf_cleanup(&sealed);
     buf_cleanup(&copy);
 }
@@ -184,10 +189,10 @@ static void test_seal_rejects_oversized_input(void **state) {
     char long_cf[300];
     memset(long_cf, 'c', sizeof long_cf - 1);
     long_cf[sizeof long_cf - 1] = '\0';
-    assert_int_equal(seal_value(SEAL_AUTO, KEY_A, &kid, long_cf, "k", 1, "v", 1, &sealed),
+    assert_int_equal(seal_value(SEAL_AUTO, &key_a, &kid, long_cf, "k", 1, "v", 1, &sealed),
                      STATUS_TOO_LARGE);
     static const uint8_t big = 0;
-    assert_int_equal(seal_value(SEAL_AUTO, KEY_A, &kid, "meta", "k", 1, &big,
+    assert_int_equal(seal_value(SEAL_AUTO, &key_a, &kid, "meta", "k", 1, &big,
                                 (size_t)SEAL_MAX_PLAIN + 1, &sealed),
                      STATUS_TOO_LARGE);
     buf_cleanup(&sealed);
@@ -202,7 +207,7 @@ static void test_seal_per_value_subkey_and_version_1(void **state) {
     buf_init(&sealed);
     buf_init(&opened);
     const char plain[] = "one inbox entry";
-    assert_int_equal(seal_value(SEAL_OPENSSL, KEY_A, &kid, "inboxes", RKEY, sizeof RKEY, plain,
+    assert_int_equal(seal_value(SEAL_OPENSSL, &key_a, &kid, "inboxes", RKEY, sizeof RKEY, plain,
                                 sizeof plain, &sealed),
                      0);
     assert_int_equal(sealed.data[0], 2);
@@ -259,15 +264,15 @@ static void test_seal_per_value_subkey_and_version_1(void **state) {
                                          sealed.data + SEAL_HEADER_LEN + sizeof plain),
                      1);
     EVP_CIPHER_CTX_free(ctx);
-    assert_int_equal(
-        seal_open(SEAL_AUTO, KEY_A, "inboxes", RKEY, sizeof RKEY, sealed.data, sealed.len, &opened),
-        0);
+    assert_int_equal(seal_open(SEAL_AUTO, &key_a, "inboxes", RKEY, sizeof RKEY, sealed.data,
+                               sealed.len, &opened),
+                     0);
     assert_memory_equal(opened.data, plain, sizeof plain);
     /* ... and an unknown version does not */
     sealed.data[0] = 3;
-    assert_int_equal(
-        seal_open(SEAL_AUTO, KEY_A, "inboxes", RKEY, sizeof RKEY, sealed.data, sealed.len, &opened),
-        STATUS_CORRUPT);
+    assert_int_equal(seal_open(SEAL_AUTO, &key_a, "inboxes", RKEY, sizeof RKEY, sealed.data,
+                               sealed.len, &opened),
+                     STATUS_CORRUPT);
     buf_cleanup(&ad);
     buf_cleanup(&sealed);
     buf_cleanup(&opened);
