@@ -587,6 +587,67 @@ static void test_keystore_destroy_shreds_owner_records(void **state) {
     free(dir);
 }
 
+/* Every version of a destroyed owner's key, cached and prepared or not, is gone
+ * from the key store at once: nothing it sealed can be opened through it, and a
+ * failed lookup hands out nothing. */
+static void test_keystore_destroy_forgets_every_cached_version(void **state) {
+    char *dir = testutil_fresh_dir("ks-destroy-versions");
+    struct keystore *ks = open_ks(dir, NULL, 0);
+    struct id purged = make_id(0x1d), kept = make_id(0x1e);
+    struct seal_key key, kept_key;
+    struct seal_key_id kid, kept_kid;
+    struct buf sealed[2], opened;
+    buf_init(&opened);
+    assert_int_equal(keystore_current_key(ks, &kept, &kept_kid, &kept_key), 0);
+    for (uint32_t v = 1; v <= 2; v++) {
+        if (v == 2)
+            assert_int_equal(keystore_rotate_owner(ks, &purged), 0);
+        assert_int_equal(keystore_current_key(ks, &purged, &kid, &key), 0);
+        assert_int_equal(kid.version, v);
+        buf_init(&sealed[v - 1]);
+        assert_int_equal(
+            seal_value(SEAL_AUTO, &key, &kid, "messages", "k", 1, "purged", 6, &sealed[v - 1]), 0);
+        sodium_memzero(&key, sizeof key);
+    }
+    /* both versions are in the cache now */
+    for (uint32_t v = 1; v <= 2; v++) {
+        struct seal_key_id want = {.owner = purged, .version = v};
+        assert_int_equal(keystore_find_key(ks, &want, &key), 0);
+        assert_int_equal(seal_open(SEAL_AUTO, &key, "messages", "k", 1, sealed[v - 1].data,
+                                   sealed[v - 1].len, &opened),
+                         0);
+        sodium_memzero(&key, sizeof key);
+    }
+
+    assert_int_equal(keystore_destroy(ks, &purged), 0);
+    for (int reopened = 0; reopened < 2; reopened++) {
+        for (uint32_t v = 1; v <= 2; v++) {
+            struct seal_key_id named;
+            assert_int_equal(seal_key_id_of(sealed[v - 1].data, sealed[v - 1].len, &named), 0);
+            memset(&key, 0xee, sizeof key);
+            assert_int_equal(keystore_find_key(ks, &named, &key), STATUS_NOT_FOUND);
+            struct seal_key untouched;
+            memset(&untouched, 0xee, sizeof untouched);
+            assert_memory_equal(&key, &untouched, sizeof key);
+        }
+        assert_int_equal(keystore_current_key(ks, &purged, &kid, &key), STATUS_NOT_FOUND);
+        assert_int_equal(keystore_rotate_owner(ks, &purged), STATUS_NOT_FOUND);
+        /* the other owner's key is untouched */
+        struct seal_key again;
+        assert_int_equal(keystore_find_key(ks, &kept_kid, &again), 0);
+        assert_memory_equal(&again, &kept_key, sizeof again);
+        sodium_memzero(&again, sizeof again);
+        keystore_close(ks);
+        ks = open_ks(dir, NULL, 0);
+    }
+    keystore_close(ks);
+    sodium_memzero(&kept_key, sizeof kept_key);
+    buf_cleanup(&sealed[0]);
+    buf_cleanup(&sealed[1]);
+    buf_cleanup(&opened);
+    free(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_keystore_generates_master_key_0600),
@@ -599,6 +660,7 @@ int main(void) {
         cmocka_unit_test(test_keystore_master_rotation_rewraps_without_rewriting_records),
         cmocka_unit_test(test_keystore_interrupted_rotation_finishes_with_old_key),
         cmocka_unit_test(test_keystore_destroy_shreds_owner_records),
+        cmocka_unit_test(test_keystore_destroy_forgets_every_cached_version),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
