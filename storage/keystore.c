@@ -9,6 +9,9 @@
  *   be committed (keystore_current_key() writes it before returning).
  * - Secrets are only in sodium_malloc() memory (master keys, blind secret, cache
  *   slots) or on the stack for the duration of one call, wiped before return.
+ * - Master keys and cached data keys are held prepared (seal_key_prepare(), at
+ *   load, creation and rotation), the derived HMAC state in the same struct as
+ *   the key bytes, so wiping one wipes the other.
  * - The cache never holds a key of a destroyed owner: keystore_destroy() drops
  *   them under the same lock that loads them.
  *
@@ -65,13 +68,13 @@ struct keystore {
     char *key_dir;
     char *data_dir;
     enum seal_impl impl;
-    uint8_t *master; /* sodium_malloc(SEAL_KEY_LEN) */
+    struct seal_key *master; /* sodium_malloc */
     uint8_t master_id[KEYSTORE_MASTER_ID_LEN];
-    uint8_t *old_master; /* NULL, or the previous master key */
+    struct seal_key *old_master; /* NULL, or the previous master key */
     uint8_t old_master_id[KEYSTORE_MASTER_ID_LEN];
-    uint8_t *blind; /* blind-index secret */
+    uint8_t *blind; /* blind-index secret, SEAL_KEY_LEN */
 
-    uint8_t *slots; /* cap * SEAL_KEY_LEN, sodium_malloc */
+    struct seal_key *slots; /* cap prepared data keys, sodium_malloc */
     struct cache_entry *entries;
     uint32_t *buckets;
     uint32_t nbuckets; /* a power of two */
@@ -102,10 +105,10 @@ static bool is_server(const struct id *owner) {
     return sodium_is_zero(owner->b, ID_LEN);
 }
 
-static void master_key_id(const uint8_t key[SEAL_KEY_LEN], uint8_t out[KEYSTORE_MASTER_ID_LEN]) {
+static void master_key_id(const struct seal_key *key, uint8_t out[KEYSTORE_MASTER_ID_LEN]) {
     static const char context[] = "carechat master key id";
     uint8_t h[16];
-    crypto_generichash(h, sizeof h, (const uint8_t *)context, sizeof context - 1, key,
+    crypto_generichash(h, sizeof h, (const uint8_t *)context, sizeof context - 1, key->bytes,
                        SEAL_KEY_LEN);
     memcpy(out, h, KEYSTORE_MASTER_ID_LEN);
 }
@@ -242,17 +245,17 @@ static bool file_exists(const char *path) {
 
 /* ---- master keys ---- */
 
-/* Loads a master key file into a new sodium_malloc'd buffer. `generate` creates
- * it when missing. Returns 0, STATUS_BAD_REQUEST (not a usable key file) or
- * STATUS_IO. */
-static int load_master(const char *path, bool generate, uint8_t **out) {
-    uint8_t *key = secure_alloc(SEAL_KEY_LEN);
+/* Loads a master key file into a new sodium_malloc'd key, prepared. `generate`
+ * creates it when missing. Returns 0, STATUS_BAD_REQUEST (not a usable key
+ * file) or STATUS_IO. */
+static int load_master(const char *path, bool generate, struct seal_key **out) {
+    struct seal_key *key = secure_alloc(sizeof *key);
     int rc = STATUS_BAD_REQUEST;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0 && errno == ENOENT && generate) {
         fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        randombytes_buf(key, SEAL_KEY_LEN);
-        if (fd < 0 || write_all(fd, key, SEAL_KEY_LEN) != 0 || fsync(fd) != 0) {
+        randombytes_buf(key->bytes, SEAL_KEY_LEN);
+        if (fd < 0 || write_all(fd, key->bytes, SEAL_KEY_LEN) != 0 || fsync(fd) != 0) {
             log_error(MOD, "cannot create master key %s: %s", path, strerror(errno));
             if (fd >= 0)
                 unlink(path);
@@ -273,6 +276,7 @@ static int load_master(const char *path, bool generate, uint8_t **out) {
                  "generated a new master key at %s; production keeps the master key on "
                  "another volume than the data (--master-key)",
                  path);
+        seal_key_prepare(key->bytes, key);
         *out = key;
         return 0;
     }
@@ -305,7 +309,7 @@ static int load_master(const char *path, bool generate, uint8_t **out) {
     }
     size_t got = 0;
     while (got < SEAL_KEY_LEN) {
-        ssize_t n = read(fd, key + got, SEAL_KEY_LEN - got);
+        ssize_t n = read(fd, key->bytes + got, SEAL_KEY_LEN - got);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
@@ -316,6 +320,7 @@ static int load_master(const char *path, bool generate, uint8_t **out) {
         got += (size_t)n;
     }
     close(fd);
+    seal_key_prepare(key->bytes, key);
     *out = key;
     return 0;
 fail:
@@ -343,7 +348,7 @@ static int parse_keyfile(const uint8_t *p, size_t len, struct keyfile *kf) {
 }
 
 /* The master key (current or old) whose id the file carries, or NULL. */
-static const uint8_t *wrapping_key(const struct keystore *ks, const struct keyfile *kf) {
+static const struct seal_key *wrapping_key(const struct keystore *ks, const struct keyfile *kf) {
     if (sodium_memcmp(kf->master_id, ks->master_id, KEYSTORE_MASTER_ID_LEN) == 0)
         return ks->master;
     if (ks->old_master &&
@@ -364,8 +369,9 @@ static void log_unknown_master(const struct keystore *ks, const char *what,
 }
 
 /* Unwraps entry i of a parsed file into key[] and reports its version. */
-static int unwrap_entry(const struct keystore *ks, const struct keyfile *kf, const uint8_t *mkey,
-                        uint32_t i, uint32_t *version, uint8_t key[SEAL_KEY_LEN]) {
+static int unwrap_entry(const struct keystore *ks, const struct keyfile *kf,
+                        const struct seal_key *mkey, uint32_t i, uint32_t *version,
+                        uint8_t key[SEAL_KEY_LEN]) {
     const uint8_t *e = kf->entries + (size_t)i * ENTRY_LEN;
     struct seal_key_id kid;
     if (seal_key_id_of(e, ENTRY_LEN, &kid) < 0 || sodium_memcmp(kid.owner.b, kf->owner.b, ID_LEN))
@@ -386,7 +392,7 @@ static int unwrap_entry(const struct keystore *ks, const struct keyfile *kf, con
 
 /* Serialises a file of `count` keys (versions[i] -> keys + i*32) wrapped by mkey. */
 static int build_keyfile(const struct keystore *ks, uint8_t kind, const struct id *owner,
-                         const uint8_t *mkey, const uint8_t mkey_id[KEYSTORE_MASTER_ID_LEN],
+                         const struct seal_key *mkey, const uint8_t mkey_id[KEYSTORE_MASTER_ID_LEN],
                          uint32_t count, const uint32_t *versions, const uint8_t *keys,
                          struct buf *out) {
     buf_reset(out);
@@ -442,7 +448,7 @@ static int load_keyfile(const struct keystore *ks, const char *path, uint8_t kin
         log_error(MOD, "%s is not a valid key file", path);
         goto out;
     }
-    const uint8_t *mkey = wrapping_key(ks, &kf);
+    const struct seal_key *mkey = wrapping_key(ks, &kf);
     if (!mkey) {
         log_unknown_master(ks, path, &kf);
         rc = STATUS_CORRUPT;
@@ -466,8 +472,8 @@ out:
 }
 
 static int store_keyfile(const struct keystore *ks, const char *dir, const char *name, uint8_t kind,
-                         const struct id *owner, const uint8_t *mkey, const uint8_t *mkey_id,
-                         const struct unwrapped *u) {
+                         const struct id *owner, const struct seal_key *mkey,
+                         const uint8_t *mkey_id, const struct unwrapped *u) {
     struct buf file;
     buf_init(&file);
     int rc = build_keyfile(ks, kind, owner, mkey, mkey_id, u->count, u->versions, u->keys, &file);
@@ -526,7 +532,7 @@ static void cache_remove(struct keystore *ks, uint32_t i) {
     }
     *link = e->hnext;
     lru_unlink(ks, i);
-    sodium_memzero(ks->slots + (size_t)i * SEAL_KEY_LEN, SEAL_KEY_LEN);
+    sodium_memzero(&ks->slots[i], sizeof ks->slots[i]);
     e->hnext = ks->free_head;
     ks->free_head = i;
 }
@@ -547,8 +553,10 @@ static uint32_t cache_find(struct keystore *ks, const struct id *owner, uint32_t
     return NONE;
 }
 
-static void cache_insert(struct keystore *ks, const struct id *owner, uint32_t version,
-                         bool current, const uint8_t key[SEAL_KEY_LEN]) {
+/* Caches `key` (raw bytes) prepared as (owner, version) unless it is there;
+ * returns its slot, valid until the next insertion. */
+static uint32_t cache_insert(struct keystore *ks, const struct id *owner, uint32_t version,
+                             bool current, const uint8_t key[SEAL_KEY_LEN]) {
     uint32_t b = bucket_of(ks, owner);
     uint32_t found = NONE;
     for (uint32_t i = ks->buckets[b]; i != NONE; i = ks->entries[i].hnext) {
@@ -562,7 +570,7 @@ static void cache_insert(struct keystore *ks, const struct id *owner, uint32_t v
     }
     if (found != NONE) {
         ks->entries[found].current = ks->entries[found].current || current;
-        return;
+        return found;
     }
     if (ks->free_head == NONE)
         cache_remove(ks, ks->lru_tail);
@@ -575,7 +583,8 @@ static void cache_insert(struct keystore *ks, const struct id *owner, uint32_t v
     e->hnext = ks->buckets[b];
     ks->buckets[b] = i;
     lru_push_front(ks, i);
-    memcpy(ks->slots + (size_t)i * SEAL_KEY_LEN, key, SEAL_KEY_LEN);
+    seal_key_prepare(key, &ks->slots[i]);
+    return i;
 }
 
 static void cache_drop_owner(struct keystore *ks, const struct id *owner) {
@@ -593,8 +602,8 @@ static void cache_init(struct keystore *ks, size_t entries) {
     ks->nbuckets = 1;
     while (ks->nbuckets < 2 * ks->cap)
         ks->nbuckets *= 2;
-    ks->slots = secure_alloc((size_t)ks->cap * SEAL_KEY_LEN);
-    sodium_memzero(ks->slots, (size_t)ks->cap * SEAL_KEY_LEN);
+    ks->slots = secure_alloc((size_t)ks->cap * sizeof *ks->slots);
+    sodium_memzero(ks->slots, (size_t)ks->cap * sizeof *ks->slots);
     ks->entries = xcalloc(ks->cap, sizeof *ks->entries);
     ks->buckets = xmalloc(ks->nbuckets * sizeof *ks->buckets);
     for (uint32_t i = 0; i < ks->nbuckets; i++)
@@ -611,10 +620,10 @@ static void cache_init(struct keystore *ks, size_t entries) {
 /* ---- data keys ---- */
 
 /* Loads the owner's file into the cache (every version, marking the last one
- * current); copies the wanted version (0: the current one) into key[]. With
+ * current); copies the wanted version (0: the current one) into *key. With
  * `create`, a missing file is created with version 1. Called with the lock held. */
 static int load_owner(struct keystore *ks, const struct id *owner, uint32_t version, bool create,
-                      struct seal_key_id *kid, uint8_t key[SEAL_KEY_LEN]) {
+                      struct seal_key_id *kid, struct seal_key *key) {
     char *path = owner_path(ks, owner, ".key");
     char *tomb = owner_path(ks, owner, ".destroyed");
     char *name = NULL;
@@ -646,9 +655,9 @@ static int load_owner(struct keystore *ks, const struct id *owner, uint32_t vers
     for (uint32_t i = 0; i < u.count; i++) {
         bool current = i + 1 == u.count;
         const uint8_t *k = u.keys + (size_t)i * SEAL_KEY_LEN;
-        cache_insert(ks, owner, u.versions[i], current, k);
+        uint32_t slot = cache_insert(ks, owner, u.versions[i], current, k);
         if (version == 0 ? current : u.versions[i] == version) {
-            memcpy(key, k, SEAL_KEY_LEN);
+            *key = ks->slots[slot];
             kid->owner = *owner;
             kid->version = u.versions[i];
             rc = 0;
@@ -669,13 +678,13 @@ out:
 }
 
 int keystore_current_key(struct keystore *ks, const struct id *owner, struct seal_key_id *kid,
-                         uint8_t key[SEAL_KEY_LEN]) {
+                         struct seal_key *key) {
     owner = owner_or_server(owner);
     pthread_mutex_lock(&ks->lock);
     int rc = 0;
     uint32_t i = cache_find(ks, owner, 0, true);
     if (i != NONE) {
-        memcpy(key, ks->slots + (size_t)i * SEAL_KEY_LEN, SEAL_KEY_LEN);
+        *key = ks->slots[i];
         kid->owner = *owner;
         kid->version = ks->entries[i].version;
     } else {
@@ -685,15 +694,14 @@ int keystore_current_key(struct keystore *ks, const struct id *owner, struct sea
     return rc;
 }
 
-int keystore_find_key(struct keystore *ks, const struct seal_key_id *kid,
-                      uint8_t key[SEAL_KEY_LEN]) {
+int keystore_find_key(struct keystore *ks, const struct seal_key_id *kid, struct seal_key *key) {
     if (kid->version == 0)
         return STATUS_CORRUPT;
     pthread_mutex_lock(&ks->lock);
     int rc = 0;
     uint32_t i = cache_find(ks, &kid->owner, kid->version, false);
     if (i != NONE) {
-        memcpy(key, ks->slots + (size_t)i * SEAL_KEY_LEN, SEAL_KEY_LEN);
+        *key = ks->slots[i];
     } else {
         struct seal_key_id found;
         rc = load_owner(ks, &kid->owner, kid->version, false, &found, key);
@@ -805,7 +813,7 @@ uint64_t keystore_generation(struct keystore *ks) {
 
 /* Re-wraps one file under `to` unless it already is. */
 static int rewrap_file(struct keystore *ks, const char *dir, const char *name, uint8_t kind,
-                       const struct id *owner, const uint8_t *to,
+                       const struct id *owner, const struct seal_key *to,
                        const uint8_t to_id[KEYSTORE_MASTER_ID_LEN]) {
     char *path = path_join(dir, name);
     struct buf raw;
@@ -839,7 +847,7 @@ out:
 
 /* Re-wraps every data key file, then blind.key (last, so that an interrupted
  * rotation is visible at the next open), under `to`. */
-static int rewrap_all(struct keystore *ks, const uint8_t *to,
+static int rewrap_all(struct keystore *ks, const struct seal_key *to,
                       const uint8_t to_id[KEYSTORE_MASTER_ID_LEN]) {
     DIR *d = opendir(ks->data_dir);
     if (!d) {
@@ -874,7 +882,7 @@ static int rewrap_all(struct keystore *ks, const uint8_t *to,
 }
 
 int keystore_rotate_master(struct keystore *ks, const char *new_master_path) {
-    uint8_t *fresh = NULL;
+    struct seal_key *fresh = NULL;
     int rc = load_master(new_master_path, false, &fresh);
     if (rc < 0)
         return rc;

@@ -28,8 +28,11 @@
  * copies are (crypto-shredding).
  *
  * Memory: the master key, the blind-index secret and the bounded cache of
- * unwrapped data keys live in sodium_malloc() memory; keys copied out to callers
- * must be wiped by them (sodium_memzero).
+ * unwrapped data keys live in sodium_malloc() memory. Master and data keys are
+ * kept prepared (seal_key_prepare(), once when a key is loaded, created or
+ * rotated in), so that state lives and dies with the key: keystore_destroy()
+ * and keystore_close() wipe both. Keys copied out to callers are prepared too,
+ * and must be wiped by them (sodium_memzero).
  *
  * Threads: every function is thread-safe (one mutex). A cache miss reads, and a
  * first use writes, one small file while holding it.
@@ -88,20 +91,21 @@ bool keystore_dir_has_keys(const char *key_dir);
 /* Wipes every key from memory and frees the store. Accepts NULL. */
 void keystore_close(struct keystore *ks);
 
-/* Copies the current data key of `owner` (NULL: the server) into key[] and its
- * id into *kid, creating and durably storing version 1 on first use. The caller
- * wipes key[] after use. Returns 0; STATUS_NOT_FOUND when the owner's key was
- * destroyed (a purged owner gets no new key); STATUS_CORRUPT or STATUS_IO when
- * the owner's key file cannot be read or written (logged). */
+/* Copies the current data key of `owner` (NULL: the server), prepared, into
+ * *key and its id into *kid, creating and durably storing version 1 on first
+ * use. The caller wipes *key after use (sodium_memzero(key, sizeof *key)).
+ * Returns 0; STATUS_NOT_FOUND when the owner's key was destroyed (a purged
+ * owner gets no new key); STATUS_CORRUPT or STATUS_IO when the owner's key
+ * file cannot be read or written (logged). *key is written only on success. */
 int keystore_current_key(struct keystore *ks, const struct id *owner, struct seal_key_id *kid,
-                         uint8_t key[SEAL_KEY_LEN]);
+                         struct seal_key *key);
 
-/* Copies the data key named by `kid` into key[] (the caller wipes it). Returns 0;
- * STATUS_NOT_FOUND when the owner's key was destroyed; STATUS_CORRUPT when the
- * key does not exist although a record names it, or its file does not open
- * under the master key (logged); STATUS_IO. */
-int keystore_find_key(struct keystore *ks, const struct seal_key_id *kid,
-                      uint8_t key[SEAL_KEY_LEN]);
+/* Copies the data key named by `kid`, prepared, into *key (the caller wipes
+ * it). Returns 0; STATUS_NOT_FOUND when the owner's key was destroyed;
+ * STATUS_CORRUPT when the key does not exist although a record names it, or its
+ * file does not open under the master key (logged); STATUS_IO. *key is written
+ * only on success. */
+int keystore_find_key(struct keystore *ks, const struct seal_key_id *kid, struct seal_key *key);
 
 /* Adds a new version of `owner`'s data key (NULL: the server's) and makes it
  * current; older versions still open what they sealed. Returns 0,

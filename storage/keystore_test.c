@@ -171,8 +171,8 @@ static void test_keystore_create_and_open_never_mix(void **state) {
     assert_int_equal(keystore_open(&create_cfg, &ks), 0);
     struct id p = make_id(7);
     struct seal_key_id kid;
-    uint8_t key[32];
-    assert_int_equal(keystore_current_key(ks, &p, &kid, key), 0);
+    struct seal_key key;
+    assert_int_equal(keystore_current_key(ks, &p, &kid, &key), 0);
     keystore_close(ks);
     ks = NULL;
     testutil_capture_begin();
@@ -235,42 +235,42 @@ static void test_keystore_data_keys_persist_and_rotate(void **state) {
     struct keystore *ks = open_ks(dir, NULL, 0);
     struct id patient = make_id(0xab);
     struct seal_key_id kid;
-    uint8_t k1[32], k1b[32], k2[32], found[32];
-    assert_int_equal(keystore_current_key(ks, &patient, &kid, k1), 0);
+    struct seal_key k1, k1b, k2, found;
+    assert_int_equal(keystore_current_key(ks, &patient, &kid, &k1), 0);
     assert_int_equal(kid.version, 1);
     assert_memory_equal(kid.owner.b, patient.b, ID_LEN);
     /* the server's own key is another one */
     struct seal_key_id server_kid;
-    assert_int_equal(keystore_current_key(ks, NULL, &server_kid, k2), 0);
+    assert_int_equal(keystore_current_key(ks, NULL, &server_kid, &k2), 0);
     assert_true(sodium_is_zero(server_kid.owner.b, ID_LEN));
-    assert_memory_not_equal(k1, k2, 32);
+    assert_memory_not_equal(k1.bytes, k2.bytes, 32);
     keystore_close(ks);
 
     ks = open_ks(dir, NULL, 0);
-    assert_int_equal(keystore_current_key(ks, &patient, &kid, k1b), 0);
+    assert_int_equal(keystore_current_key(ks, &patient, &kid, &k1b), 0);
     assert_int_equal(kid.version, 1);
-    assert_memory_equal(k1, k1b, 32);
+    assert_memory_equal(&k1, &k1b, sizeof k1); /* bytes and prepared state */
     assert_int_equal(keystore_rotate_owner(ks, &patient), 0);
-    assert_int_equal(keystore_current_key(ks, &patient, &kid, k2), 0);
+    assert_int_equal(keystore_current_key(ks, &patient, &kid, &k2), 0);
     assert_int_equal(kid.version, 2);
-    assert_memory_not_equal(k1, k2, 32);
+    assert_memory_not_equal(k1.bytes, k2.bytes, 32);
     struct seal_key_id v1 = {.owner = patient, .version = 1};
-    assert_int_equal(keystore_find_key(ks, &v1, found), 0);
-    assert_memory_equal(found, k1, 32);
+    assert_int_equal(keystore_find_key(ks, &v1, &found), 0);
+    assert_memory_equal(&found, &k1, sizeof k1);
     keystore_close(ks);
 
     ks = open_ks(dir, NULL, 0);
-    assert_int_equal(keystore_current_key(ks, &patient, &kid, found), 0);
+    assert_int_equal(keystore_current_key(ks, &patient, &kid, &found), 0);
     assert_int_equal(kid.version, 2);
-    assert_memory_equal(found, k2, 32);
-    assert_int_equal(keystore_find_key(ks, &v1, found), 0);
-    assert_memory_equal(found, k1, 32);
+    assert_memory_equal(&found, &k2, sizeof k2);
+    assert_int_equal(keystore_find_key(ks, &v1, &found), 0);
+    assert_memory_equal(&found, &k1, sizeof k1);
     /* a key nobody created is corruption, not absence */
     struct seal_key_id ghost = {.owner = make_id(0xcd), .version = 1};
     struct seal_key_id v9 = {.owner = patient, .version = 9};
     testutil_capture_begin();
-    int ghost_rc = keystore_find_key(ks, &ghost, found);
-    int v9_rc = keystore_find_key(ks, &v9, found);
+    int ghost_rc = keystore_find_key(ks, &ghost, &found);
+    int v9_rc = keystore_find_key(ks, &v9, &found);
     free(testutil_capture_end());
     assert_int_equal(ghost_rc, STATUS_CORRUPT);
     assert_int_equal(v9_rc, STATUS_CORRUPT);
@@ -282,12 +282,12 @@ static void test_keystore_small_cache_evicts_and_reloads(void **state) {
     enum { OWNERS = 40 };
     char *dir = testutil_fresh_dir("ks-cache");
     struct keystore *ks = open_ks(dir, NULL, 3);
-    uint8_t keys[OWNERS][32];
+    struct seal_key keys[OWNERS];
     for (int i = 0; i < OWNERS; i++) {
         struct id owner = make_id((uint8_t)(i + 1));
         owner.b[0] = (uint8_t)(i * 7); /* spread over buckets, some collide */
         struct seal_key_id kid;
-        assert_int_equal(keystore_current_key(ks, &owner, &kid, keys[i]), 0);
+        assert_int_equal(keystore_current_key(ks, &owner, &kid, &keys[i]), 0);
         if (i % 5 == 0)
             assert_int_equal(keystore_rotate_owner(ks, &owner), 0);
     }
@@ -296,14 +296,14 @@ static void test_keystore_small_cache_evicts_and_reloads(void **state) {
             struct id owner = make_id((uint8_t)(i + 1));
             owner.b[0] = (uint8_t)(i * 7);
             struct seal_key_id v1 = {.owner = owner, .version = 1};
-            uint8_t got[32];
-            assert_int_equal(keystore_find_key(ks, &v1, got), 0);
-            assert_memory_equal(got, keys[i], 32);
+            struct seal_key got;
+            assert_int_equal(keystore_find_key(ks, &v1, &got), 0);
+            assert_memory_equal(&got, &keys[i], sizeof got);
             struct seal_key_id kid;
-            assert_int_equal(keystore_current_key(ks, &owner, &kid, got), 0);
+            assert_int_equal(keystore_current_key(ks, &owner, &kid, &got), 0);
             assert_int_equal(kid.version, i % 5 == 0 ? 2 : 1);
             if (kid.version == 1)
-                assert_memory_equal(got, keys[i], 32);
+                assert_memory_equal(&got, &keys[i], sizeof got);
         }
     }
     keystore_close(ks);
@@ -471,9 +471,9 @@ static void test_keystore_interrupted_rotation_finishes_with_old_key(void **stat
     struct keystore *ks = open_ks(keys, master_a, 0);
     struct id p1 = make_id(1), p2 = make_id(2);
     struct seal_key_id kid;
-    uint8_t k1[32], k2[32], got[32];
-    assert_int_equal(keystore_current_key(ks, &p1, &kid, k1), 0);
-    assert_int_equal(keystore_current_key(ks, &p2, &kid, k2), 0);
+    struct seal_key k1, k2, got;
+    assert_int_equal(keystore_current_key(ks, &p1, &kid, &k1), 0);
+    assert_int_equal(keystore_current_key(ks, &p2, &kid, &k2), 0);
     keystore_close(ks);
     assert_int_equal(testutil_copy_tree(keys, snapshot), 0);
     ks = open_ks(keys, master_a, 0);
@@ -504,11 +504,11 @@ static void test_keystore_interrupted_rotation_finishes_with_old_key(void **stat
     /* finished: B alone opens every key, and they are the same keys */
     ks = open_ks(mixed, master_b, 0);
     struct seal_key_id v1 = {.owner = p1, .version = 1};
-    assert_int_equal(keystore_find_key(ks, &v1, got), 0);
-    assert_memory_equal(got, k1, 32);
+    assert_int_equal(keystore_find_key(ks, &v1, &got), 0);
+    assert_memory_equal(&got, &k1, sizeof got);
     v1.owner = p2;
-    assert_int_equal(keystore_find_key(ks, &v1, got), 0);
-    assert_memory_equal(got, k2, 32);
+    assert_int_equal(keystore_find_key(ks, &v1, &got), 0);
+    assert_memory_equal(&got, &k2, sizeof got);
     keystore_close(ks);
     free(from);
     free(to);
@@ -587,6 +587,67 @@ static void test_keystore_destroy_shreds_owner_records(void **state) {
     free(dir);
 }
 
+/* Every version of a destroyed owner's key, cached and prepared or not, is gone
+ * from the key store at once: nothing it sealed can be opened through it, and a
+ * failed lookup hands out nothing. */
+static void test_keystore_destroy_forgets_every_cached_version(void **state) {
+    char *dir = testutil_fresh_dir("ks-destroy-versions");
+    struct keystore *ks = open_ks(dir, NULL, 0);
+    struct id purged = make_id(0x1d), kept = make_id(0x1e);
+    struct seal_key key, kept_key;
+    struct seal_key_id kid, kept_kid;
+    struct buf sealed[2], opened;
+    buf_init(&opened);
+    assert_int_equal(keystore_current_key(ks, &kept, &kept_kid, &kept_key), 0);
+    for (uint32_t v = 1; v <= 2; v++) {
+        if (v == 2)
+            assert_int_equal(keystore_rotate_owner(ks, &purged), 0);
+        assert_int_equal(keystore_current_key(ks, &purged, &kid, &key), 0);
+        assert_int_equal(kid.version, v);
+        buf_init(&sealed[v - 1]);
+        assert_int_equal(
+            seal_value(SEAL_AUTO, &key, &kid, "messages", "k", 1, "purged", 6, &sealed[v - 1]), 0);
+        sodium_memzero(&key, sizeof key);
+    }
+    /* both versions are in the cache now */
+    for (uint32_t v = 1; v <= 2; v++) {
+        struct seal_key_id want = {.owner = purged, .version = v};
+        assert_int_equal(keystore_find_key(ks, &want, &key), 0);
+        assert_int_equal(seal_open(SEAL_AUTO, &key, "messages", "k", 1, sealed[v - 1].data,
+                                   sealed[v - 1].len, &opened),
+                         0);
+        sodium_memzero(&key, sizeof key);
+    }
+
+    assert_int_equal(keystore_destroy(ks, &purged), 0);
+    for (int reopened = 0; reopened < 2; reopened++) {
+        for (uint32_t v = 1; v <= 2; v++) {
+            struct seal_key_id named;
+            assert_int_equal(seal_key_id_of(sealed[v - 1].data, sealed[v - 1].len, &named), 0);
+            memset(&key, 0xee, sizeof key);
+            assert_int_equal(keystore_find_key(ks, &named, &key), STATUS_NOT_FOUND);
+            struct seal_key untouched;
+            memset(&untouched, 0xee, sizeof untouched);
+            assert_memory_equal(&key, &untouched, sizeof key);
+        }
+        assert_int_equal(keystore_current_key(ks, &purged, &kid, &key), STATUS_NOT_FOUND);
+        assert_int_equal(keystore_rotate_owner(ks, &purged), STATUS_NOT_FOUND);
+        /* the other owner's key is untouched */
+        struct seal_key again;
+        assert_int_equal(keystore_find_key(ks, &kept_kid, &again), 0);
+        assert_memory_equal(&again, &kept_key, sizeof again);
+        sodium_memzero(&again, sizeof again);
+        keystore_close(ks);
+        ks = open_ks(dir, NULL, 0);
+    }
+    keystore_close(ks);
+    sodium_memzero(&kept_key, sizeof kept_key);
+    buf_cleanup(&sealed[0]);
+    buf_cleanup(&sealed[1]);
+    buf_cleanup(&opened);
+    free(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_keystore_generates_master_key_0600),
@@ -599,6 +660,7 @@ int main(void) {
         cmocka_unit_test(test_keystore_master_rotation_rewraps_without_rewriting_records),
         cmocka_unit_test(test_keystore_interrupted_rotation_finishes_with_old_key),
         cmocka_unit_test(test_keystore_destroy_shreds_owner_records),
+        cmocka_unit_test(test_keystore_destroy_forgets_every_cached_version),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

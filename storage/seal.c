@@ -3,7 +3,9 @@
  *
  * Invariants: both implementations take the same key, nonce and additional data
  * and write ciphertext followed by the 16-byte tag, so either opens the other's
- * output; nothing is written to `out` unless the tag verified. Any thread.
+ * output; nothing is written to `out` unless the tag verified. A prepared key
+ * is only read (each value's subkey comes from a copy of its HMAC state, wiped
+ * after use), so threads may share one. Any thread.
  */
 #include "storage/seal.h"
 
@@ -44,16 +46,25 @@ static int pick_impl(enum seal_impl impl, enum seal_impl *out) {
 
 static const char subkey_context[] = "carechat.v2 seal subkey";
 
+void seal_key_prepare(const uint8_t bytes[SEAL_KEY_LEN], struct seal_key *out) {
+    if (bytes != out->bytes)
+        memcpy(out->bytes, bytes, SEAL_KEY_LEN);
+    /* Both pad blocks are compressed here; the context (23 bytes) only waits in
+     * the inner hash's buffer, where each value's nonce joins it. */
+    crypto_auth_hmacsha256_init(&out->subkey, out->bytes, SEAL_KEY_LEN);
+    crypto_auth_hmacsha256_update(&out->subkey, (const uint8_t *)subkey_context,
+                                  sizeof subkey_context - 1);
+}
+
 /* The AES key of a value: version 2's per-value subkey, or version 1's data key. */
-static void value_key(uint8_t version, const uint8_t key[SEAL_KEY_LEN], const uint8_t *nonce,
+static void value_key(uint8_t version, const struct seal_key *key, const uint8_t *nonce,
                       uint8_t out[SEAL_KEY_LEN]) {
     if (version == SEAL_VERSION_1) {
-        memcpy(out, key, SEAL_KEY_LEN);
+        memcpy(out, key->bytes, SEAL_KEY_LEN);
         return;
     }
-    crypto_auth_hmacsha256_state st;
-    crypto_auth_hmacsha256_init(&st, key, SEAL_KEY_LEN);
-    crypto_auth_hmacsha256_update(&st, (const uint8_t *)subkey_context, sizeof subkey_context - 1);
+    /* final() consumes the state: work on a copy, wiped like the key. */
+    crypto_auth_hmacsha256_state st = key->subkey;
     crypto_auth_hmacsha256_update(&st, nonce, SEAL_NONCE_LEN);
     crypto_auth_hmacsha256_final(&st, out);
     sodium_memzero(&st, sizeof st);
@@ -165,7 +176,7 @@ int seal_aead_decrypt(enum seal_impl impl, const uint8_t key[SEAL_KEY_LEN],
     return 0;
 }
 
-int seal_value(enum seal_impl impl, const uint8_t key[SEAL_KEY_LEN], const struct seal_key_id *kid,
+int seal_value(enum seal_impl impl, const struct seal_key *key, const struct seal_key_id *kid,
                const char *cf_name, const void *rkey, size_t rkey_len, const void *plain,
                size_t plain_len, struct buf *out) {
     enum seal_impl use;
@@ -210,7 +221,7 @@ int seal_key_id_of(const void *sealed, size_t sealed_len, struct seal_key_id *ou
     return 0;
 }
 
-int seal_open(enum seal_impl impl, const uint8_t key[SEAL_KEY_LEN], const char *cf_name,
+int seal_open(enum seal_impl impl, const struct seal_key *key, const char *cf_name,
               const void *rkey, size_t rkey_len, const void *sealed, size_t sealed_len,
               struct buf *out) {
     buf_reset(out);

@@ -20,6 +20,8 @@ static const uint8_t KEY_B[SEAL_KEY_LEN] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  
                                             12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22,
                                             23, 24, 25, 26, 27, 28, 29, 30, 31, 33};
 static const char RKEY[] = "\x01\x02record-key";
+/* KEY_A and KEY_B prepared by setup(). */
+static struct seal_key key_a, key_b;
 
 static struct seal_key_id test_kid(void) {
     struct seal_key_id kid;
@@ -29,7 +31,10 @@ static struct seal_key_id test_kid(void) {
 }
 
 static int setup(void **state) {
-    return seal_init();
+    int rc = seal_init();
+    seal_key_prepare(KEY_A, &key_a);
+    seal_key_prepare(KEY_B, &key_b);
+    return rc;
 }
 
 static void require_sodium(void) {
@@ -48,14 +53,14 @@ static void round_trip(enum seal_impl seal_with, enum seal_impl open_with) {
         buf_reset(&plain);
         for (size_t j = 0; j < sizes[i]; j++)
             buf_append_u8(&plain, (uint8_t)(j * 31 + i));
-        assert_int_equal(seal_value(seal_with, KEY_A, &kid, "messages", RKEY, sizeof RKEY,
+        assert_int_equal(seal_value(seal_with, &key_a, &kid, "messages", RKEY, sizeof RKEY,
                                     plain.data, plain.len, &sealed),
                          0);
         assert_int_equal(sealed.len, plain.len + SEAL_OVERHEAD);
         assert_int_equal(sealed.data[0], SEAL_VERSION);
         if (plain.len >= 16) /* the ciphertext is not the plaintext */
             assert_memory_not_equal(sealed.data + SEAL_HEADER_LEN, plain.data, 16);
-        assert_int_equal(seal_open(open_with, KEY_A, "messages", RKEY, sizeof RKEY, sealed.data,
+        assert_int_equal(seal_open(open_with, &key_a, "messages", RKEY, sizeof RKEY, sealed.data,
                                    sealed.len, &opened),
                          0);
         assert_int_equal(opened.len, plain.len);
@@ -87,7 +92,7 @@ static void test_seal_header_carries_key_id(void **state) {
     struct seal_key_id kid = test_kid(), got;
     struct buf sealed;
     buf_init(&sealed);
-    assert_int_equal(seal_value(SEAL_OPENSSL, KEY_A, &kid, "meta", "k", 1, "v", 1, &sealed), 0);
+    assert_int_equal(seal_value(SEAL_OPENSSL, &key_a, &kid, "meta", "k", 1, "v", 1, &sealed), 0);
     assert_int_equal(seal_key_id_of(sealed.data, sealed.len, &got), 0);
     assert_memory_equal(got.owner.b, kid.owner.b, ID_LEN);
     assert_int_equal(got.version, 3);
@@ -102,8 +107,8 @@ static void test_seal_nonces_differ(void **state) {
     struct buf a, b;
     buf_init(&a);
     buf_init(&b);
-    assert_int_equal(seal_value(SEAL_AUTO, KEY_A, &kid, "meta", "k", 1, "same", 4, &a), 0);
-    assert_int_equal(seal_value(SEAL_AUTO, KEY_A, &kid, "meta", "k", 1, "same", 4, &b), 0);
+    assert_int_equal(seal_value(SEAL_AUTO, &key_a, &kid, "meta", "k", 1, "same", 4, &a), 0);
+    assert_int_equal(seal_value(SEAL_AUTO, &key_a, &kid, "meta", "k", 1, "same", 4, &b), 0);
     assert_int_equal(a.len, b.len);
     assert_memory_not_equal(a.data + 21, b.data + 21, SEAL_NONCE_LEN);
     assert_memory_not_equal(a.data + SEAL_HEADER_LEN, b.data + SEAL_HEADER_LEN, a.len - 33);
@@ -111,7 +116,7 @@ static void test_seal_nonces_differ(void **state) {
     buf_cleanup(&b);
 }
 
-static void expect_corrupt(enum seal_impl impl, const uint8_t *key, const char *cf,
+static void expect_corrupt(enum seal_impl impl, const struct seal_key *key, const char *cf,
                            const void *rkey, size_t rkey_len, const struct buf *sealed) {
     struct buf opened;
     buf_init(&opened);
@@ -126,14 +131,14 @@ static void wrong_context(enum seal_impl impl) {
     struct buf sealed;
     buf_init(&sealed);
     assert_int_equal(
-        seal_value(impl, KEY_A, &kid, "messages", RKEY, sizeof RKEY, "secret", 6, &sealed), 0);
-    expect_corrupt(impl, KEY_B, "messages", RKEY, sizeof RKEY, &sealed);     /* wrong key */
-    expect_corrupt(impl, KEY_A, "inboxes", RKEY, sizeof RKEY, &sealed);      /* other cf */
-    expect_corrupt(impl, KEY_A, "messages", RKEY, sizeof RKEY - 1, &sealed); /* other key */
-    expect_corrupt(impl, KEY_A, "messages", "other", 5, &sealed);
+        seal_value(impl, &key_a, &kid, "messages", RKEY, sizeof RKEY, "secret", 6, &sealed), 0);
+    expect_corrupt(impl, &key_b, "messages", RKEY, sizeof RKEY, &sealed);     /* wrong key */
+    expect_corrupt(impl, &key_a, "inboxes", RKEY, sizeof RKEY, &sealed);      /* other cf */
+    expect_corrupt(impl, &key_a, "messages", RKEY, sizeof RKEY - 1, &sealed); /* other key */
+    expect_corrupt(impl, &key_a, "messages", "other", 5, &sealed);
     /* the boundary between cf name and key is bound too: "messag"+"es..." differs */
-    assert_int_equal(seal_value(impl, KEY_A, &kid, "ab", "c", 1, "x", 1, &sealed), 0);
-    expect_corrupt(impl, KEY_A, "a", "bc", 2, &sealed);
+    assert_int_equal(seal_value(impl, &key_a, &kid, "ab", "c", 1, "x", 1, &sealed), 0);
+    expect_corrupt(impl, &key_a, "a", "bc", 2, &sealed);
     buf_cleanup(&sealed);
 }
 
@@ -148,7 +153,7 @@ static void flips_and_truncations(enum seal_impl impl) {
     struct buf sealed, copy;
     buf_init(&sealed);
     buf_init(&copy);
-    assert_int_equal(seal_value(impl, KEY_A, &kid, "files", RKEY, sizeof RKEY,
+    assert_int_equal(seal_value(impl, &key_a, &kid, "files", RKEY, sizeof RKEY,
                                 "patient data 0123456789", 23, &sealed),
                      0);
     /* every single bit of header, ciphertext and tag */
@@ -156,17 +161,17 @@ static void flips_and_truncations(enum seal_impl impl) {
         buf_reset(&copy);
         buf_append(&copy, sealed.data, sealed.len);
         copy.data[bit / 8] ^= (uint8_t)(1u << (bit % 8));
-        expect_corrupt(impl, KEY_A, "files", RKEY, sizeof RKEY, &copy);
+        expect_corrupt(impl, &key_a, "files", RKEY, sizeof RKEY, &copy);
     }
     for (size_t len = 0; len < sealed.len; len++) {
         buf_reset(&copy);
         buf_append(&copy, sealed.data, len);
-        expect_corrupt(impl, KEY_A, "files", RKEY, sizeof RKEY, &copy);
+        expect_corrupt(impl, &key_a, "files", RKEY, sizeof RKEY, &copy);
     }
     buf_reset(&copy);
     buf_append(&copy, sealed.data, sealed.len);
     buf_append_u8(&copy, 0);
-    expect_corrupt(impl, KEY_A, "files", RKEY, sizeof RKEY, &copy);
+    expect_corrupt(impl, &key_a, "files", RKEY, sizeof RKEY, &copy);
     buf_cleanup(&sealed);
     buf_cleanup(&copy);
 }
@@ -184,10 +189,10 @@ static void test_seal_rejects_oversized_input(void **state) {
     char long_cf[300];
     memset(long_cf, 'c', sizeof long_cf - 1);
     long_cf[sizeof long_cf - 1] = '\0';
-    assert_int_equal(seal_value(SEAL_AUTO, KEY_A, &kid, long_cf, "k", 1, "v", 1, &sealed),
+    assert_int_equal(seal_value(SEAL_AUTO, &key_a, &kid, long_cf, "k", 1, "v", 1, &sealed),
                      STATUS_TOO_LARGE);
     static const uint8_t big = 0;
-    assert_int_equal(seal_value(SEAL_AUTO, KEY_A, &kid, "meta", "k", 1, &big,
+    assert_int_equal(seal_value(SEAL_AUTO, &key_a, &kid, "meta", "k", 1, &big,
                                 (size_t)SEAL_MAX_PLAIN + 1, &sealed),
                      STATUS_TOO_LARGE);
     buf_cleanup(&sealed);
@@ -202,7 +207,7 @@ static void test_seal_per_value_subkey_and_version_1(void **state) {
     buf_init(&sealed);
     buf_init(&opened);
     const char plain[] = "one inbox entry";
-    assert_int_equal(seal_value(SEAL_OPENSSL, KEY_A, &kid, "inboxes", RKEY, sizeof RKEY, plain,
+    assert_int_equal(seal_value(SEAL_OPENSSL, &key_a, &kid, "inboxes", RKEY, sizeof RKEY, plain,
                                 sizeof plain, &sealed),
                      0);
     assert_int_equal(sealed.data[0], 2);
@@ -259,16 +264,139 @@ static void test_seal_per_value_subkey_and_version_1(void **state) {
                                          sealed.data + SEAL_HEADER_LEN + sizeof plain),
                      1);
     EVP_CIPHER_CTX_free(ctx);
-    assert_int_equal(
-        seal_open(SEAL_AUTO, KEY_A, "inboxes", RKEY, sizeof RKEY, sealed.data, sealed.len, &opened),
-        0);
+    assert_int_equal(seal_open(SEAL_AUTO, &key_a, "inboxes", RKEY, sizeof RKEY, sealed.data,
+                               sealed.len, &opened),
+                     0);
     assert_memory_equal(opened.data, plain, sizeof plain);
     /* ... and an unknown version does not */
     sealed.data[0] = 3;
-    assert_int_equal(
-        seal_open(SEAL_AUTO, KEY_A, "inboxes", RKEY, sizeof RKEY, sealed.data, sealed.len, &opened),
-        STATUS_CORRUPT);
+    assert_int_equal(seal_open(SEAL_AUTO, &key_a, "inboxes", RKEY, sizeof RKEY, sealed.data,
+                               sealed.len, &opened),
+                     STATUS_CORRUPT);
     buf_cleanup(&ad);
+    buf_cleanup(&sealed);
+    buf_cleanup(&opened);
+}
+
+/* A value of the pinned format, computed outside CareChat (Python's hmac and
+ * cryptography's AESGCM): KEY_A, key id (0x5a * 16, 3), nonce a0..ab, cf
+ * "inboxes", record key RKEY (with its NUL), plaintext "pinned format". */
+static const uint8_t PINNED_NONCE[SEAL_NONCE_LEN] = {0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5,
+                                                     0xa6, 0xa7, 0xa8, 0xa9, 0xaa, 0xab};
+/* HMAC-SHA256(KEY_A, "carechat.v2 seal subkey" || PINNED_NONCE) */
+static const uint8_t PINNED_SUBKEY[SEAL_KEY_LEN] = {
+    0x61, 0xf1, 0x8d, 0xd4, 0x84, 0x54, 0x2f, 0xed, 0x13, 0xed, 0xf1, 0xa2, 0x55, 0x6a, 0x37, 0x08,
+    0x06, 0x6e, 0xb8, 0xa5, 0x88, 0xc8, 0xd5, 0x63, 0x04, 0x89, 0xe3, 0xcf, 0x02, 0xfc, 0xdc, 0x6f};
+static const uint8_t PINNED_VALUE[] = {
+    0x02, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a,
+    0x5a, 0x00, 0x00, 0x00, 0x03, 0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8, 0xa9, 0xaa,
+    0xab, 0x28, 0x16, 0x97, 0x77, 0x7f, 0x53, 0xb0, 0xf1, 0x4c, 0x68, 0x81, 0x96, 0x9a, 0x4d, 0x12,
+    0x39, 0x74, 0xcb, 0x88, 0x87, 0xb5, 0xce, 0xee, 0x10, 0xa6, 0x84, 0x2a, 0xb2, 0x76};
+
+/* The subkey the old code derived: libsodium's one-shot HMAC over context || nonce. */
+static void one_shot_subkey(const uint8_t nonce[SEAL_NONCE_LEN], uint8_t out[SEAL_KEY_LEN]) {
+    uint8_t msg[23 + SEAL_NONCE_LEN];
+    memcpy(msg, "carechat.v2 seal subkey", 23);
+    memcpy(msg + 23, nonce, SEAL_NONCE_LEN);
+    crypto_auth_hmacsha256(out, msg, sizeof msg, KEY_A);
+}
+
+static void expect_pinned_value_opens(enum seal_impl impl, const struct seal_key *key) {
+    struct buf opened;
+    buf_init(&opened);
+    assert_int_equal(seal_open(impl, key, "inboxes", RKEY, sizeof RKEY, PINNED_VALUE,
+                               sizeof PINNED_VALUE, &opened),
+                     0);
+    assert_int_equal(opened.len, 13);
+    assert_memory_equal(opened.data, "pinned format", 13);
+    buf_cleanup(&opened);
+}
+
+/* A prepared key derives exactly the subkey of the format: a value computed
+ * outside CareChat opens, and values sealed now open under the one-shot HMAC
+ * subkey of their nonce. A wrong prepared state (context missing or absorbed
+ * twice, another key) fails both. */
+static void test_seal_prepared_key_keeps_the_pinned_format(void **state) {
+    uint8_t subkey[SEAL_KEY_LEN];
+    one_shot_subkey(PINNED_NONCE, subkey);
+    assert_memory_equal(subkey, PINNED_SUBKEY, SEAL_KEY_LEN);
+    assert_memory_equal(PINNED_VALUE + 1 + ID_LEN + 4, PINNED_NONCE, SEAL_NONCE_LEN);
+    expect_pinned_value_opens(SEAL_OPENSSL, &key_a);
+    if (seal_sodium_available())
+        expect_pinned_value_opens(SEAL_SODIUM, &key_a);
+    struct buf sealed;
+    buf_init(&sealed);
+    buf_append(&sealed, PINNED_VALUE, sizeof PINNED_VALUE);
+    expect_corrupt(SEAL_AUTO, &key_b, "inboxes", RKEY, sizeof RKEY, &sealed);
+
+    /* values sealed now: the AES key is the one-shot subkey of their own nonce */
+    struct seal_key_id kid = test_kid();
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(
+            seal_value(SEAL_AUTO, &key_a, &kid, "messages", RKEY, sizeof RKEY, "now", 3, &sealed),
+            0);
+        one_shot_subkey(sealed.data + 1 + ID_LEN + 4, subkey);
+        struct buf ad;
+        buf_init(&ad);
+        buf_append_u8(&ad, 8);
+        buf_append(&ad, "messages", 8);
+        const uint8_t len4[4] = {0, 0, 0, sizeof RKEY};
+        buf_append(&ad, len4, 4);
+        buf_append(&ad, RKEY, sizeof RKEY);
+        buf_append(&ad, sealed.data, SEAL_HEADER_LEN);
+        uint8_t plain[3];
+        assert_int_equal(seal_aead_decrypt(SEAL_OPENSSL, subkey, sealed.data + 1 + ID_LEN + 4,
+                                           ad.data, ad.len, sealed.data + SEAL_HEADER_LEN,
+                                           sealed.len - SEAL_HEADER_LEN, plain),
+                         0);
+        assert_memory_equal(plain, "now", 3);
+        buf_cleanup(&ad);
+    }
+    buf_cleanup(&sealed);
+    sodium_memzero(subkey, sizeof subkey);
+}
+
+/* Keys prepared independently from the same bytes (also in place, and copied
+ * as the key store hands them out) are the same key, and sealing leaves a
+ * prepared key as it was. */
+static void test_seal_prepared_keys_are_interchangeable(void **state) {
+    struct seal_key fresh, in_place, copy;
+    memset(&fresh, 0xff, sizeof fresh);
+    seal_key_prepare(KEY_A, &fresh);
+    assert_memory_equal(&fresh, &key_a, sizeof fresh); /* every byte written, same state */
+    memset(&in_place, 0, sizeof in_place);
+    memcpy(in_place.bytes, KEY_A, SEAL_KEY_LEN);
+    seal_key_prepare(in_place.bytes, &in_place);
+    assert_memory_equal(&in_place, &key_a, sizeof in_place);
+    copy = fresh;
+    expect_pinned_value_opens(SEAL_AUTO, &in_place);
+    expect_pinned_value_opens(SEAL_AUTO, &copy);
+
+    struct seal_key_id kid = test_kid();
+    struct buf sealed, opened;
+    buf_init(&sealed);
+    buf_init(&opened);
+    const struct seal_key *sealers[] = {&key_a, &fresh, &in_place, &copy};
+    const struct seal_key *openers[] = {&copy, &in_place, &key_a, &fresh};
+    for (size_t i = 0; i < 4; i++) {
+        assert_int_equal(seal_value(SEAL_AUTO, sealers[i], &kid, "messages", RKEY, sizeof RKEY,
+                                    "same key", 8, &sealed),
+                         0);
+        assert_int_equal(seal_open(SEAL_AUTO, openers[i], "messages", RKEY, sizeof RKEY,
+                                   sealed.data, sealed.len, &opened),
+                         0);
+        assert_int_equal(opened.len, 8);
+        assert_memory_equal(opened.data, "same key", 8);
+        expect_corrupt(SEAL_AUTO, &key_b, "messages", RKEY, sizeof RKEY, &sealed);
+    }
+    /* used many times, none changed */
+    seal_key_prepare(KEY_A, &in_place);
+    assert_memory_equal(&fresh, &in_place, sizeof fresh);
+    assert_memory_equal(&key_a, &in_place, sizeof fresh);
+    assert_memory_equal(&copy, &in_place, sizeof fresh);
+    sodium_memzero(&fresh, sizeof fresh);
+    sodium_memzero(&in_place, sizeof in_place);
+    sodium_memzero(&copy, sizeof copy);
     buf_cleanup(&sealed);
     buf_cleanup(&opened);
 }
@@ -284,6 +412,8 @@ int main(void) {
         cmocka_unit_test(test_seal_bit_flips_and_truncation_are_corrupt),
         cmocka_unit_test(test_seal_rejects_oversized_input),
         cmocka_unit_test(test_seal_per_value_subkey_and_version_1),
+        cmocka_unit_test(test_seal_prepared_key_keeps_the_pinned_format),
+        cmocka_unit_test(test_seal_prepared_keys_are_interchangeable),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -162,18 +162,18 @@ static int open_value(struct store *s, enum store_cf cf, const void *key, size_t
                       const void *sealed, size_t sealed_len, struct buf *out) {
     char digest[17];
     struct seal_key_id kid;
-    uint8_t dk[SEAL_KEY_LEN];
+    struct seal_key dk;
     buf_reset(out);
     if (seal_key_id_of(sealed, sealed_len, &kid) < 0) {
         key_digest(key, key_len, digest);
         log_error(MOD, "record %s/%s is not a seal", store_cf_name(cf), digest);
         return STATUS_CORRUPT;
     }
-    int rc = keystore_find_key(s->ks, &kid, dk);
+    int rc = keystore_find_key(s->ks, &kid, &dk);
     if (rc < 0)
         return rc; /* NOT_FOUND: crypto-shredded; others logged by the key store */
-    rc = seal_open(SEAL_AUTO, dk, store_cf_name(cf), key, key_len, sealed, sealed_len, out);
-    sodium_memzero(dk, sizeof dk);
+    rc = seal_open(SEAL_AUTO, &dk, store_cf_name(cf), key, key_len, sealed, sealed_len, out);
+    sodium_memzero(&dk, sizeof dk);
     if (rc == STATUS_CORRUPT) {
         key_digest(key, key_len, digest);
         log_error(MOD, "record %s/%s does not open: tampered with, or moved from another key",
@@ -715,15 +715,15 @@ int txn_put(struct store_txn *t, enum store_cf cf, const void *key, size_t key_l
     if (value_len > SEAL_MAX_PLAIN || key_len > KEY_MAX)
         return STATUS_TOO_LARGE;
     struct seal_key_id kid;
-    uint8_t dk[SEAL_KEY_LEN];
-    int rc = keystore_current_key(s->ks, owner, &kid, dk);
+    struct seal_key dk;
+    int rc = keystore_current_key(s->ks, owner, &kid, &dk);
     if (rc < 0)
         return rc;
     struct buf sealed;
     buf_init(&sealed);
-    rc =
-        seal_value(SEAL_AUTO, dk, &kid, store_cf_name(cf), key, key_len, value, value_len, &sealed);
-    sodium_memzero(dk, sizeof dk);
+    rc = seal_value(SEAL_AUTO, &dk, &kid, store_cf_name(cf), key, key_len, value, value_len,
+                    &sealed);
+    sodium_memzero(&dk, sizeof dk);
     if (rc == 0) {
         rocksdb_writebatch_put_cf(t->wb, cf_handle(s, cf), key, key_len, (const char *)sealed.data,
                                   sealed.len);
