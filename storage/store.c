@@ -114,12 +114,12 @@ struct txn_write {
     uint8_t key_len;
     bool deleted;
     uint8_t key[KEY_MAX];
-    struct buf value; /* the plaintext; empty when deleted */
+    struct buf value;  /* the plaintext; empty when deleted */
+    struct buf sealed; /* as it will be stored; empty when deleted */
 };
 
 struct store_txn {
     struct store *s;
-    rocksdb_writebatch_t *wb; /* the sealed writes, as they will be committed */
     int savepoints;
     struct txn_write *writes; /* in order */
     size_t n_writes, cap_writes;
@@ -348,13 +348,16 @@ int store_check_space(struct store *s) {
 /* ---- transactions ---- */
 
 /*
- * A transaction is a plain RocksDB write batch of sealed values plus a log of
- * its writes in plaintext, indexed by key: a read of a key the transaction
- * wrote is answered from the log (its last write, or absent when that was a
- * delete), any other from the read cache or the database. A savepoint's
- * rollback truncates both. (RocksDB's indexed write batch did this before;
- * it kept a skip list per batch and opened the transaction's own sealed
- * values again on every read.)
+ * A transaction is a log of its writes, each in plaintext and sealed,
+ * indexed by key: a read of a key the transaction wrote is answered from the
+ * log (its last write, or absent when that was a delete), any other from the
+ * read cache or the database. A savepoint's rollback truncates the log. The
+ * commit writes one plain RocksDB batch of the last write of each key: a key
+ * written by several entries of a group commit (an inbox head, a
+ * conversation) costs one memtable insert, not one per entry. (RocksDB's
+ * indexed write batch did the reading before; it kept a skip list per batch,
+ * opened the transaction's own sealed values again on every read, and
+ * committed every write.)
  *
  * The read cache. Invariant: an entry is the value the database holds for its
  * key now (committed, under a data key not destroyed). Hence:
@@ -459,6 +462,7 @@ static void forget_writes(struct store_txn *t, size_t keep) {
         struct txn_write *w = &t->writes[--t->n_writes];
         buf_wipe(&w->value);
         buf_cleanup(&w->value);
+        buf_cleanup(&w->sealed);
     }
     if (keep > 0) {
         index_rebuild(t);
@@ -469,8 +473,10 @@ static void forget_writes(struct store_txn *t, size_t keep) {
     t->index_cap = 0;
 }
 
+/* Logs a put of `value` (sealed: `sealed`, taken over) or a delete (both
+ * NULL). */
 static void remember_write(struct store_txn *t, enum store_cf cf, const void *key, size_t key_len,
-                           const void *value, size_t value_len, bool deleted) {
+                           const void *value, size_t value_len, struct buf *sealed) {
     if (cacheable(t->s, cf, key_len))
         rcache_drop(t->s->rcache, cf, key, key_len);
     if (t->n_writes == t->cap_writes) {
@@ -480,11 +486,15 @@ static void remember_write(struct store_txn *t, enum store_cf cf, const void *ke
     struct txn_write *w = &t->writes[t->n_writes++];
     w->cf = (uint8_t)cf;
     w->key_len = (uint8_t)key_len;
-    w->deleted = deleted;
+    w->deleted = sealed == NULL;
     memcpy(w->key, key, key_len);
     buf_init(&w->value);
-    if (!deleted)
+    buf_init(&w->sealed);
+    if (sealed) {
         buf_append(&w->value, value, value_len);
+        w->sealed = *sealed;
+        buf_init(sealed);
+    }
     if (2 * t->n_writes + 2 > t->index_cap)
         index_rebuild(t);
     else
@@ -610,13 +620,11 @@ int store_txn_begin(struct store *s, struct store_txn **out) {
         rcache_check_generation(s);
     struct store_txn *t = xcalloc(1, sizeof *t);
     t->s = s;
-    t->wb = rocksdb_writebatch_create();
     *out = t;
     return 0;
 }
 
 void store_txn_savepoint(struct store_txn *t) {
-    rocksdb_writebatch_set_save_point(t->wb);
     t->savepoints++;
     if (t->n_marks == t->cap_marks) {
         t->cap_marks = t->cap_marks ? 2 * t->cap_marks : 64;
@@ -627,19 +635,12 @@ void store_txn_savepoint(struct store_txn *t) {
 
 void store_txn_rollback(struct store_txn *t) {
     CHECK(t->savepoints > 0);
-    char *err = NULL;
-    rocksdb_writebatch_rollback_to_save_point(t->wb, &err);
-    if (err) {
-        log_error(MOD, "rocksdb rollback to savepoint failed: %s", err);
-        rocksdb_free(err);
-        CHECK(!"savepoint rollback");
-    }
     t->savepoints--;
     forget_writes(t, t->marks[--t->n_marks]);
 }
 
 int store_txn_count(struct store_txn *t) {
-    return rocksdb_writebatch_count(t->wb);
+    return (int)t->n_writes;
 }
 
 static int commit(struct store_txn *t, bool guard) {
@@ -650,8 +651,21 @@ static int commit(struct store_txn *t, bool guard) {
     }
     if (atomic_load(&t->s->failed))
         return STATUS_UNAVAILABLE;
+    rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+    for (size_t i = 0; i < t->n_writes; i++) {
+        const struct txn_write *w = &t->writes[i];
+        if (*index_slot(t, w->cf, w->key, w->key_len) != i + 1)
+            continue; /* written again later in the transaction */
+        if (w->deleted)
+            rocksdb_writebatch_delete_cf(wb, cf_handle(t->s, w->cf), (const char *)w->key,
+                                         w->key_len);
+        else
+            rocksdb_writebatch_put_cf(wb, cf_handle(t->s, w->cf), (const char *)w->key, w->key_len,
+                                      (const char *)w->sealed.data, w->sealed.len);
+    }
     char *err = NULL;
-    rocksdb_write(t->s->db, t->s->sync_write, t->wb, &err);
+    rocksdb_write(t->s->db, t->s->sync_write, wb, &err);
+    rocksdb_writebatch_destroy(wb);
     if (err) {
         /* RocksDB stops the database after a failed WAL write (and Resume() is
          * not in the C API); refusing here as well keeps it from appending to
@@ -670,10 +684,12 @@ static int commit(struct store_txn *t, bool guard) {
 
 int store_txn_commit(struct store_txn *t) {
     int rc = commit(t, true);
-    if (rc == 0 && t->s->rcache)
+    if (rc != 0)
+        return rc;
+    if (t->s->rcache)
         publish_writes(t);
     forget_writes(t, 0);
-    return rc;
+    return 0;
 }
 
 void store_txn_free(struct store_txn *t) {
@@ -684,7 +700,6 @@ void store_txn_free(struct store_txn *t) {
     free(t->writes);
     free(t->marks);
     free(t->index);
-    rocksdb_writebatch_destroy(t->wb);
     free(t);
 }
 
@@ -724,11 +739,8 @@ int txn_put(struct store_txn *t, enum store_cf cf, const void *key, size_t key_l
     rc = seal_value(SEAL_AUTO, &dk, &kid, store_cf_name(cf), key, key_len, value, value_len,
                     &sealed);
     sodium_memzero(&dk, sizeof dk);
-    if (rc == 0) {
-        rocksdb_writebatch_put_cf(t->wb, cf_handle(s, cf), key, key_len, (const char *)sealed.data,
-                                  sealed.len);
-        remember_write(t, cf, key, key_len, value, value_len, false);
-    }
+    if (rc == 0)
+        remember_write(t, cf, key, key_len, value, value_len, &sealed);
     buf_cleanup(&sealed);
     return rc;
 }
@@ -736,8 +748,7 @@ int txn_put(struct store_txn *t, enum store_cf cf, const void *key, size_t key_l
 int txn_delete(struct store_txn *t, enum store_cf cf, const void *key, size_t key_len) {
     if (key_len > KEY_MAX)
         return STATUS_TOO_LARGE;
-    rocksdb_writebatch_delete_cf(t->wb, cf_handle(t->s, cf), key, key_len);
-    remember_write(t, cf, key, key_len, NULL, 0, true);
+    remember_write(t, cf, key, key_len, NULL, 0, NULL);
     return 0;
 }
 

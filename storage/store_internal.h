@@ -35,7 +35,8 @@ int store_txn_count(struct store_txn *t);
  * when nothing was written: the free-space guard refused it, RocksDB failed to
  * write it (logged with RocksDB's error), or an earlier write failed (every
  * commit after a failed one is refused until the store is reopened). The
- * transaction stays valid and unchanged either way; free it afterwards. */
+ * transaction stays valid: unchanged when refused, empty once committed;
+ * free it afterwards. */
 int store_txn_commit(struct store_txn *t);
 
 /* Frees a transaction without writing what it did not commit. Accepts NULL. */
