@@ -419,24 +419,33 @@ static void test_apply_messages_replay_is_deterministic(void **state) {
     fixture_log_cleanup();
 }
 
+/* The sender-quota scenarios' world: a provider (devices p1, p2) and a
+ * patient (a1) the provider invited, with their direct conversation. */
+static void quota_setup(struct fixture_db *db, struct fixture_person *admin,
+                        struct fixture_person *prov, struct fixture_person *pat,
+                        struct fixture_dev *p1, struct fixture_dev *p2, struct fixture_dev *a1,
+                        const struct id *conv) {
+    fixture_person(admin, "admin@x.example", 1);
+    fixture_person(prov, "doc@x.example", 2);
+    fixture_person(pat, "pat@x.example", 3);
+    fixture_dev_make(p1, 1);
+    fixture_dev_make(p2, 2);
+    fixture_dev_make(a1, 3);
+    fixture_bootstrap(db, admin);
+    fixture_join(db, admin, prov, 2, p1);
+    fixture_add_device(db, prov, p2);
+    fixture_join(db, prov, pat, 1, a1);
+    assert_int_equal(fixture_direct(db, pat, prov, conv), 0);
+}
+
 /* One sender holds at most its quota of a device's inbox; another sender's
  * messages still arrive; acknowledging frees the quota. The counts are in
  * the inbox head: no row in CF_INBOX_QUOTAS. */
 static void run_sender_quota(struct fixture_db *db) {
     struct fixture_person admin, prov, pat;
     struct fixture_dev p1, p2, a1;
-    fixture_person(&admin, "admin@x.example", 1);
-    fixture_person(&prov, "doc@x.example", 2);
-    fixture_person(&pat, "pat@x.example", 3);
-    fixture_dev_make(&p1, 1);
-    fixture_dev_make(&p2, 2);
-    fixture_dev_make(&a1, 3);
-    fixture_bootstrap(db, &admin);
-    fixture_join(db, &admin, &prov, 2, &p1);
-    fixture_add_device(db, &prov, &p2);
-    fixture_join(db, &prov, &pat, 1, &a1);
     struct id conv = {{0xcc, 1}};
-    assert_int_equal(fixture_direct(db, &pat, &prov, &conv), 0);
+    quota_setup(db, &admin, &prov, &pat, &p1, &p2, &a1, &conv);
     const struct fixture_dev *members[3] = {&a1, &p1, &p2};
     struct wrap_to to_p1[2] = {{&p1, NULL, 1}, {&a1, NULL, 1}};
     struct wrap_to to_prov[2] = {{&p1, NULL, 1}, {&p2, NULL, 1}};
@@ -514,20 +523,10 @@ static int seed_old_inbox(struct store_txn *txn) {
 static void run_old_inbox(struct fixture_db *db) {
     struct fixture_person admin, prov, pat;
     struct fixture_dev p1, p2, a1;
-    fixture_person(&admin, "admin@x.example", 1);
-    fixture_person(&prov, "doc@x.example", 2);
-    fixture_person(&pat, "pat@x.example", 3);
-    fixture_dev_make(&p1, 1);
-    fixture_dev_make(&p2, 2);
-    fixture_dev_make(&a1, 3);
+    struct id conv = {{0xcc, 1}};
+    quota_setup(db, &admin, &prov, &pat, &p1, &p2, &a1, &conv);
     assert_memory_equal(p1.id.b, old_dev.b, 16);
     assert_memory_equal(pat.id.b, old_pat.b, 16);
-    fixture_bootstrap(db, &admin);
-    fixture_join(db, &admin, &prov, 2, &p1);
-    fixture_add_device(db, &prov, &p2);
-    fixture_join(db, &prov, &pat, 1, &a1);
-    struct id conv = {{0xcc, 1}};
-    assert_int_equal(fixture_direct(db, &pat, &prov, &conv), 0);
     const struct fixture_dev *members[3] = {&a1, &p1, &p2};
     struct wrap_to to_p1[2] = {{&p1, NULL, 1}, {&a1, NULL, 1}};
     struct wrap_to to_prov[2] = {{&p1, NULL, 1}, {&p2, NULL, 1}};

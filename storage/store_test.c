@@ -69,18 +69,22 @@ static int get_status(struct store *s, enum store_cf cf, const void *key, size_t
     return rc;
 }
 
-/* What `r` reads for `key` of CF_ACCOUNTS: its value, or NULL for none. */
-static void expect_reader(struct store_reader *r, const struct id *key, const char *want) {
-    struct buf v;
-    buf_init(&v);
-    int rc = store_reader_get(r, CF_ACCOUNTS, key->b, ID_LEN, &v);
+/* A read's outcome: `rc` and the value `v` are `want`, or NULL for none. */
+static void expect_read(int rc, const struct buf *v, const char *want) {
     if (want == NULL) {
         assert_int_equal(rc, STATUS_NOT_FOUND);
     } else {
         assert_int_equal(rc, 0);
-        assert_int_equal(v.len, strlen(want));
-        assert_memory_equal(v.data, want, v.len);
+        assert_int_equal(v->len, strlen(want));
+        assert_memory_equal(v->data, want, v->len);
     }
+}
+
+/* What `r` reads for `key` of CF_ACCOUNTS: its value, or NULL for none. */
+static void expect_reader(struct store_reader *r, const struct id *key, const char *want) {
+    struct buf v;
+    buf_init(&v);
+    expect_read(store_reader_get(r, CF_ACCOUNTS, key->b, ID_LEN, &v), &v, want);
     buf_cleanup(&v);
 }
 
@@ -196,14 +200,7 @@ static void test_store_txn_reads_its_own_writes(void **state) {
 static void expect_txn(struct store_txn *t, const char *key, const char *want) {
     struct buf v;
     buf_init(&v);
-    int rc = txn_get(t, CF_OUTBOX, key, strlen(key), &v);
-    if (want == NULL) {
-        assert_int_equal(rc, STATUS_NOT_FOUND);
-    } else {
-        assert_int_equal(rc, 0);
-        assert_int_equal(v.len, strlen(want));
-        assert_memory_equal(v.data, want, v.len);
-    }
+    expect_read(txn_get(t, CF_OUTBOX, key, strlen(key), &v), &v, want);
     buf_cleanup(&v);
 }
 
