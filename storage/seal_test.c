@@ -198,6 +198,17 @@ static void test_seal_rejects_oversized_input(void **state) {
     buf_cleanup(&sealed);
 }
 
+/* The additional data of a value of RKEY in column family `cf` with
+ * `header`, written out from seal.h's description, not by seal.c. */
+static void format_ad(const char *cf, const uint8_t header[SEAL_HEADER_LEN], struct buf *ad) {
+    buf_append_u8(ad, (uint8_t)strlen(cf));
+    buf_append(ad, cf, strlen(cf));
+    const uint8_t len4[4] = {0, 0, 0, sizeof RKEY};
+    buf_append(ad, len4, 4);
+    buf_append(ad, RKEY, sizeof RKEY);
+    buf_append(ad, header, SEAL_HEADER_LEN);
+}
+
 /* Version 2 seals each value under HMAC-SHA256(key, "carechat.v2 seal subkey"
  * || nonce), rebuilt here with OpenSSL's EVP directly; a version-1 value
  * (the data key itself) still opens. */
@@ -221,12 +232,7 @@ static void test_seal_per_value_subkey_and_version_1(void **state) {
     /* The additional data: cf name, record key, header. */
     struct buf ad;
     buf_init(&ad);
-    buf_append_u8(&ad, 7);
-    buf_append(&ad, "inboxes", 7);
-    const uint8_t len4[4] = {0, 0, 0, sizeof RKEY};
-    buf_append(&ad, len4, 4);
-    buf_append(&ad, RKEY, sizeof RKEY);
-    buf_append(&ad, sealed.data, SEAL_HEADER_LEN);
+    format_ad("inboxes", sealed.data, &ad);
     uint8_t out[sizeof plain];
     int n = 0;
     EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
@@ -246,11 +252,7 @@ static void test_seal_per_value_subkey_and_version_1(void **state) {
     /* A version-1 value: AES-256-GCM under the data key itself. */
     sealed.data[0] = 1;
     buf_reset(&ad);
-    buf_append_u8(&ad, 7);
-    buf_append(&ad, "inboxes", 7);
-    buf_append(&ad, len4, 4);
-    buf_append(&ad, RKEY, sizeof RKEY);
-    buf_append(&ad, sealed.data, SEAL_HEADER_LEN);
+    format_ad("inboxes", sealed.data, &ad);
     ctx = EVP_CIPHER_CTX_new();
     assert_int_equal(EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL), 1);
     assert_int_equal(EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, 12, NULL), 1);
@@ -338,12 +340,7 @@ static void test_seal_prepared_key_keeps_the_pinned_format(void **state) {
         one_shot_subkey(sealed.data + 1 + ID_LEN + 4, subkey);
         struct buf ad;
         buf_init(&ad);
-        buf_append_u8(&ad, 8);
-        buf_append(&ad, "messages", 8);
-        const uint8_t len4[4] = {0, 0, 0, sizeof RKEY};
-        buf_append(&ad, len4, 4);
-        buf_append(&ad, RKEY, sizeof RKEY);
-        buf_append(&ad, sealed.data, SEAL_HEADER_LEN);
+        format_ad("messages", sealed.data, &ad);
         uint8_t plain[3];
         assert_int_equal(seal_aead_decrypt(SEAL_OPENSSL, subkey, sealed.data + 1 + ID_LEN + 4,
                                            ad.data, ad.len, sealed.data + SEAL_HEADER_LEN,
