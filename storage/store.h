@@ -204,8 +204,10 @@ uint64_t store_size_bytes(struct store *s);
 struct keystore *store_keystore(struct store *s);
 
 /*
- * Transactions. A `struct store_txn` is one RocksDB write batch that can read its
- * own writes. Only the journal's writer thread creates them; apply receives one.
+ * Transactions. A `struct store_txn` is the writes of one group commit, which
+ * it reads back itself and commits as one RocksDB write batch (each key's last
+ * write only). Only the journal's writer thread creates them; apply receives
+ * one.
  */
 struct store_txn;
 
