@@ -314,6 +314,110 @@ int proto_encode(const Carechat__V1__Frame *frame, struct buf *out) {
     return 0;
 }
 
+/* Wire tags (field number << 3 | 2, length-delimited) of the parts
+ * proto_delivery_frame() assembles; Frame.request_id is a varint (1 << 3). */
+#define TAG_FRAME_REQUEST_ID 0x08
+#define TAG_FRAME_DELIVERY ((uint64_t)CARECHAT__V1__FRAME__BODY_DELIVERY << 3 | 2)
+#define TAG_DELIVERY_CURSOR 0x0a
+#define TAG_DELIVERY_MESSAGE 0x12
+#define TAG_STORED_ENVELOPE 0x3a
+#define TAG_ENVELOPE_WRAPS 0x32
+
+static size_t varint_len(uint64_t v) {
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+/* A length-delimited field: its tag, length and bytes (len: of what follows). */
+static void append_field_head(struct buf *out, uint64_t tag, size_t len) {
+    buf_append_varint(out, tag);
+    buf_append_varint(out, len);
+}
+
+void proto_delivery_init(struct proto_delivery *d, const Carechat__V1__StoredMessage *sm) {
+    buf_init(&d->head);
+    buf_init(&d->env_head);
+    buf_init(&d->env_tail);
+    buf_init(&d->tail);
+    /* Each part is protobuf-c's packing of the message with the other parts'
+     * fields at their defaults, which it leaves out. */
+    Carechat__V1__StoredMessage part = *sm;
+    part.envelope = NULL;
+    part.client_msg_id = (ProtobufCBinaryData){0, NULL};
+    part.recalled_at = 0;
+    part.n_recipients = 0;
+    part.recall_signer_device_id = (ProtobufCBinaryData){0, NULL};
+    part.recall_signature = (ProtobufCBinaryData){0, NULL};
+    part.recall_signer_account_id = (ProtobufCBinaryData){0, NULL};
+    encode_message(&part.base, &d->head);
+    part = *sm;
+    part.message_id = (ProtobufCBinaryData){0, NULL};
+    part.conversation_id = (ProtobufCBinaryData){0, NULL};
+    part.seq = 0;
+    part.sender_account_id = (ProtobufCBinaryData){0, NULL};
+    part.sent_at = 0;
+    part.urgent = false;
+    part.envelope = NULL;
+    encode_message(&part.base, &d->tail);
+    Carechat__V1__Envelope env = *sm->envelope;
+    env.n_wraps = 0;
+    env.signature = (ProtobufCBinaryData){0, NULL};
+    env.sent_at = 0;
+    env.counter = 0;
+    encode_message(&env.base, &d->env_head);
+    env = *sm->envelope;
+    env.version = 0;
+    env.sender_device_id = (ProtobufCBinaryData){0, NULL};
+    env.header = (ProtobufCBinaryData){0, NULL};
+    env.body = (ProtobufCBinaryData){0, NULL};
+    env.body_nonce = (ProtobufCBinaryData){0, NULL};
+    env.n_wraps = 0;
+    encode_message(&env.base, &d->env_tail);
+}
+
+void proto_delivery_cleanup(struct proto_delivery *d) {
+    buf_cleanup(&d->head);
+    buf_cleanup(&d->env_head);
+    buf_cleanup(&d->env_tail);
+    buf_cleanup(&d->tail);
+}
+
+void proto_delivery_frame(const struct proto_delivery *d, uint64_t request_id,
+                          const uint8_t *cursor, size_t cursor_len,
+                          const Carechat__V1__KeyWrap *wrap, struct buf *out) {
+    uint8_t w[128];
+    size_t w_len = 0, env_len = d->env_head.len + d->env_tail.len;
+    if (wrap) {
+        w_len = protobuf_c_message_get_packed_size(&wrap->base);
+        CHECK(w_len <= sizeof w);
+        protobuf_c_message_pack(&wrap->base, w);
+        env_len += 1 + varint_len(w_len) + w_len;
+    }
+    size_t sm_len = d->head.len + 1 + varint_len(env_len) + env_len + d->tail.len;
+    size_t del_len = 1 + varint_len(cursor_len) + cursor_len + 1 + varint_len(sm_len) + sm_len;
+    buf_reserve(out, 1 + varint_len(request_id) + varint_len(TAG_FRAME_DELIVERY) +
+                         varint_len(del_len) + del_len);
+    buf_append_u8(out, TAG_FRAME_REQUEST_ID);
+    buf_append_varint(out, request_id);
+    append_field_head(out, TAG_FRAME_DELIVERY, del_len);
+    append_field_head(out, TAG_DELIVERY_CURSOR, cursor_len);
+    buf_append(out, cursor, cursor_len);
+    append_field_head(out, TAG_DELIVERY_MESSAGE, sm_len);
+    buf_append(out, d->head.data, d->head.len);
+    append_field_head(out, TAG_STORED_ENVELOPE, env_len);
+    buf_append(out, d->env_head.data, d->env_head.len);
+    if (wrap) {
+        append_field_head(out, TAG_ENVELOPE_WRAPS, w_len);
+        buf_append(out, w, w_len);
+    }
+    buf_append(out, d->env_tail.data, d->env_tail.len);
+    buf_append(out, d->tail.data, d->tail.len);
+}
+
 void proto_response_frame(Carechat__V1__Frame *frame, Carechat__V1__Response *resp,
                           uint64_t request_id, int status, const char *detail) {
     carechat__v1__frame__init(frame);

@@ -99,6 +99,30 @@ void proto_free(Carechat__V1__Frame *frame);
  * contents: build frames from valid UTF-8. */
 int proto_encode(const Carechat__V1__Frame *frame, struct buf *out);
 
+/* One StoredMessage delivered to many devices, encoded once. The Delivery
+ * frames of its devices differ only in the request id, the cursor and the
+ * device's KeyWrap (Envelope.wraps), so the rest is packed once and each frame
+ * assembled around them: byte for byte what proto_encode() makes of the same
+ * frame (canonical, fields in number order). */
+struct proto_delivery {
+    struct buf head;     /* StoredMessage fields before the envelope (1-6) */
+    struct buf env_head; /* Envelope fields before its wraps (1-5) */
+    struct buf env_tail; /* Envelope fields after its wraps (7-9) */
+    struct buf tail;     /* StoredMessage fields after the envelope (8-13) */
+};
+
+/* Packs `sm` (borrowed; with an envelope, whose wraps are ignored) into `d`.
+ * Release with proto_delivery_cleanup(). */
+void proto_delivery_init(struct proto_delivery *d, const Carechat__V1__StoredMessage *sm);
+void proto_delivery_cleanup(struct proto_delivery *d);
+
+/* Appends to `out` the Frame {request_id, Delivery {cursor, message}} of the
+ * message with `wrap` (NULL: none) as its only KeyWrap. `request_id` is not
+ * 0 and `cursor` not empty. */
+void proto_delivery_frame(const struct proto_delivery *d, uint64_t request_id,
+                          const uint8_t *cursor, size_t cursor_len,
+                          const Carechat__V1__KeyWrap *wrap, struct buf *out);
+
 /* Makes `frame` a Response to `request_id`: initialises both structs (the
  * caller owns them, typically on its stack), links `resp` into `frame`, sets
  * the wire status for `status` (0 or a negative STATUS_*, mapped with

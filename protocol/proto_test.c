@@ -708,6 +708,101 @@ static void test_proto_body_bytes_finds_named_field(void **state) {
     assert_false(proto_body_bytes(&frame, "conversation_id", &got));
 }
 
+/* proto_delivery_frame() makes exactly what proto_encode() makes of the same
+ * Delivery frame, for every device of a message: with and without its wrap,
+ * urgent or not, recalled fields set, request ids and cursors across varint
+ * lengths, large key ids, and a message big enough for two-byte lengths. */
+static void test_proto_delivery_frame_is_proto_encode(void **state) {
+    (void)state;
+    static uint8_t body[20000], header[40], nonce[24], sig[64], enc[32], wrapped[48];
+    for (size_t i = 0; i < sizeof body; i++)
+        body[i] = (uint8_t)(i * 13);
+    memset(header, 0x4e, sizeof header);
+    memset(nonce, 0x77, sizeof nonce);
+    memset(sig, 0x51, sizeof sig);
+    memset(enc, 0xe1, sizeof enc);
+    memset(wrapped, 0x3a, sizeof wrapped);
+    enum { N = 101 };
+    static uint8_t ids[N][16];
+    Carechat__V1__WrapRecipient rcp[N], *rcpp[N];
+    for (int i = 0; i < N; i++) {
+        memset(ids[i], i + 1, 16);
+        carechat__v1__wrap_recipient__init(&rcp[i]);
+        rcp[i].device_id = bin(ids[i], 16);
+        rcp[i].key_id = (uint32_t)(i * 1000003u);
+        rcpp[i] = &rcp[i];
+    }
+    const size_t body_lens[] = {0, 100, sizeof body};
+    const uint64_t rids[] = {1, 127, 128, 300000, UINT64_MAX};
+    const uint64_t positions[] = {0, 1, 127, 128, 1u << 20, UINT64_MAX};
+    for (size_t b = 0; b < 3; b++) {
+        Carechat__V1__Envelope env = CARECHAT__V1__ENVELOPE__INIT;
+        env.version = 2;
+        env.sender_device_id = bin(ID_A, 16);
+        env.header = bin(header, sizeof header);
+        env.body = bin(body, body_lens[b]);
+        env.body_nonce = bin(nonce, sizeof nonce);
+        env.signature = bin(sig, sizeof sig);
+        env.sent_at = b ? 1700000000123 : 0;
+        env.counter = b * 99;
+        Carechat__V1__StoredMessage sm = CARECHAT__V1__STORED_MESSAGE__INIT;
+        sm.message_id = bin(ID_B, 16);
+        sm.conversation_id = bin(ID_A, 16);
+        sm.seq = b ? 1u << (7 * b) : 0;
+        sm.sender_account_id = bin(ID_B, 16);
+        sm.sent_at = 1700000000000 + (int64_t)b;
+        sm.urgent = b == 1;
+        sm.envelope = &env;
+        sm.client_msg_id = bin(ID_A, 16);
+        sm.n_recipients = b ? N : 1;
+        sm.recipients = rcpp;
+        if (b == 2) {
+            sm.recall_signer_device_id = bin(ID_A, 16); /* as odd as it gets */
+            sm.recall_signature = bin(sig, sizeof sig);
+        }
+        struct proto_delivery d;
+        proto_delivery_init(&d, &sm);
+        for (int dev = 0; dev < N + 1; dev += 25) {
+            Carechat__V1__KeyWrap w = CARECHAT__V1__KEY_WRAP__INIT;
+            w.device_id = bin(ids[dev % N], 16);
+            w.key_id = (uint32_t)dev * 40000000u;
+            w.enc = bin(enc, sizeof enc);
+            w.wrapped_key = bin(wrapped, sizeof wrapped);
+            Carechat__V1__KeyWrap *wp = &w;
+            bool none = dev == N; /* a device without a wrap */
+            for (size_t r = 0; r < 5; r++) {
+                uint8_t cursor[10];
+                size_t cursor_len = 0;
+                uint64_t pos = positions[(r + (size_t)dev) % 6];
+                do { /* a varint, as rec_cursor_encode() writes it */
+                    cursor[cursor_len++] = (uint8_t)((pos & 0x7f) | (pos >> 7 ? 0x80 : 0));
+                    pos >>= 7;
+                } while (pos);
+                env.n_wraps = none ? 0 : 1;
+                env.wraps = none ? NULL : &wp;
+                Carechat__V1__Delivery del = CARECHAT__V1__DELIVERY__INIT;
+                del.cursor = bin(cursor, cursor_len);
+                del.item_case = CARECHAT__V1__DELIVERY__ITEM_MESSAGE;
+                del.message = &sm;
+                Carechat__V1__Frame f = CARECHAT__V1__FRAME__INIT;
+                f.request_id = rids[r];
+                f.body_case = CARECHAT__V1__FRAME__BODY_DELIVERY;
+                f.delivery = &del;
+                struct buf want, got;
+                buf_init(&want);
+                buf_init(&got);
+                assert_int_equal(proto_encode(&f, &want), 0);
+                proto_delivery_frame(&d, rids[r], cursor, cursor_len, none ? NULL : &w, &got);
+                assert_int_equal(got.len, want.len);
+                assert_memory_equal(got.data, want.data, want.len);
+                buf_cleanup(&want);
+                buf_cleanup(&got);
+            }
+        }
+        proto_delivery_cleanup(&d);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_proto_round_trip_send),
@@ -722,6 +817,7 @@ int main(void) {
         cmocka_unit_test(test_proto_truncated_input_rejected),
         cmocka_unit_test(test_proto_request_id_zero_and_missing_body_rejected),
         cmocka_unit_test(test_proto_body_bytes_finds_named_field),
+        cmocka_unit_test(test_proto_delivery_frame_is_proto_encode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
