@@ -58,14 +58,20 @@ void conn_close(struct conn *c, int code, const char *reason, enum metrics_close
     c->cfg.io.close(c->cfg.io.ctx, code, reason);
 }
 
+void conn_send_encoded(struct conn *c, const uint8_t *frame, size_t len, unsigned body_case) {
+    if (c->state == CONN_CLOSING)
+        return;
+    c->cfg.io.send(c->cfg.io.ctx, frame, len);
+    metrics_frame_out(c->cfg.metrics, body_case);
+}
+
 void conn_send(struct conn *c, const Carechat__V1__Frame *frame) {
     if (c->state == CONN_CLOSING)
         return;
     struct buf out;
     buf_init(&out);
     if (proto_encode(frame, &out) == 0) {
-        c->cfg.io.send(c->cfg.io.ctx, out.data, out.len);
-        metrics_frame_out(c->cfg.metrics, (unsigned)frame->body_case);
+        conn_send_encoded(c, out.data, out.len, (unsigned)frame->body_case);
         if (frame->body_case == CARECHAT__V1__FRAME__BODY_RESPONSE)
             metrics_response(c->cfg.metrics, (int)frame->response->status);
     }

@@ -135,6 +135,11 @@ void conn_respond(struct conn *c, uint64_t request_id, int status, const char *d
  * request numbered with conn_next_request_id()). Nothing is sent in CLOSING. */
 void conn_send(struct conn *c, const Carechat__V1__Frame *frame);
 
+/* Sends a frame encoded by the caller (`len` bytes, the encoding of a frame
+ * with body `body_case`, as conn_send() would send it). Nothing is sent in
+ * CLOSING. */
+void conn_send_encoded(struct conn *c, const uint8_t *frame, size_t len, unsigned body_case);
+
 /* The next id for a request the server sends on this connection. */
 uint64_t conn_next_request_id(struct conn *c);
 

@@ -113,7 +113,7 @@ static int read_message(struct handlers *h, const struct id *conv, uint64_t seq,
 
 /* The message read last while one delivery list or replay page is sent: a
  * fan-out's delivery list names one message for every recipient device, so
- * it is read and opened once, not once per device. */
+ * it is read, opened, built and encoded once, not once per device. */
 struct msg_cache {
     bool loaded;
     int rc; /* of the read */
@@ -123,28 +123,40 @@ struct msg_cache {
     struct rec_message m; /* decoded, borrowing v */
     bool built;           /* dm was built from m (for the device last set) */
     struct delivery_message dm;
+    bool encoded; /* wire holds dm encoded (from its second device on) */
+    struct proto_delivery wire;
+    struct buf frame; /* the last frame sent */
 };
 
 static void msg_cache_init(struct msg_cache *c) {
     c->loaded = false;
     c->built = false;
+    c->encoded = false;
     buf_init(&c->v);
+    buf_init(&c->frame);
+}
+
+/* Forgets the built and encoded message. */
+static void msg_cache_unbuild(struct msg_cache *c) {
+    if (c->built)
+        delivery_message_cleanup(&c->dm);
+    if (c->encoded)
+        proto_delivery_cleanup(&c->wire);
+    c->built = false;
+    c->encoded = false;
 }
 
 static void msg_cache_cleanup(struct msg_cache *c) {
-    if (c->built)
-        delivery_message_cleanup(&c->dm);
-    c->built = false;
+    msg_cache_unbuild(c);
     buf_cleanup(&c->v);
+    buf_cleanup(&c->frame);
 }
 
 /* Message `seq` of `conv` into c->m: 0, or the status of its read. */
 static int msg_cache_get(struct handlers *h, struct msg_cache *c, const struct id *conv,
                          uint64_t seq) {
     if (!c->loaded || c->seq != seq || !id_equal(&c->conv, conv)) {
-        if (c->built)
-            delivery_message_cleanup(&c->dm);
-        c->built = false;
+        msg_cache_unbuild(c);
         c->rc = read_message(h, conv, seq, &c->v, &c->m);
         c->conv = *conv;
         c->seq = seq;
@@ -169,15 +181,30 @@ static void deliver_item(struct hconn *hc, uint64_t pos, const struct rec_item *
     if (item->kind == REC_ITEM_MESSAGE) {
         int rc = msg_cache_get(hc->h, mc, &item->conversation_id, item->seq);
         if (rc == 0) {
-            if (mc->built)
+            bool again = mc->built;
+            if (again)
                 delivery_message_set_device(&mc->dm, &mc->m, &hc->device);
             else
                 delivery_message_build(&mc->dm, &item->conversation_id, item->seq, &mc->m,
                                        &hc->device);
             mc->built = true;
-            d.item_case = CARECHAT__V1__DELIVERY__ITEM_MESSAGE;
-            d.message = &mc->dm.sm;
-            req_send_server_request(hc, &frame);
+            /* A message for a second device is a fan-out: encode it once. */
+            if (again && !mc->encoded && mc->dm.sm.envelope) {
+                proto_delivery_init(&mc->wire, &mc->dm.sm);
+                mc->encoded = true;
+            }
+            if (mc->encoded) {
+                buf_reset(&mc->frame);
+                proto_delivery_frame(&mc->wire, req_server_request_id(hc), d.cursor.data,
+                                     d.cursor.len, mc->dm.env.n_wraps ? &mc->dm.wrap : NULL,
+                                     &mc->frame);
+                conn_send_encoded(hc->conn, mc->frame.data, mc->frame.len,
+                                  CARECHAT__V1__FRAME__BODY_DELIVERY);
+            } else {
+                d.item_case = CARECHAT__V1__DELIVERY__ITEM_MESSAGE;
+                d.message = &mc->dm.sm;
+                req_send_server_request(hc, &frame);
+            }
         } else
             log_warn("delivery", "inbox entry %llu names an unreadable message (%s)",
                      (unsigned long long)pos, status_str(rc));

@@ -132,10 +132,14 @@ void req_hconn_detach(struct hconn *hc) {
     hconn_unref(hc);
 }
 
-void req_send_server_request(struct hconn *hc, Carechat__V1__Frame *frame) {
-    frame->request_id = conn_next_request_id(hc->conn);
-    conn_send(hc->conn, frame);
+uint64_t req_server_request_id(struct hconn *hc) {
     hc->unanswered++;
+    return conn_next_request_id(hc->conn);
+}
+
+void req_send_server_request(struct hconn *hc, Carechat__V1__Frame *frame) {
+    frame->request_id = req_server_request_id(hc);
+    conn_send(hc->conn, frame);
 }
 
 /* The first of the connections req_revoke() looks at, and the next. */

@@ -340,6 +340,9 @@ void req_revoke(struct handlers *h, const struct id *account, const struct id *d
 /* Numbers and sends a server request (a Delivery, an event) on `hc`,
  * counting it in hc->unanswered until its Response. */
 void req_send_server_request(struct hconn *hc, Carechat__V1__Frame *frame);
+/* The number of a server request about to be sent on `hc` encoded by the
+ * caller (conn_send_encoded()), counted in hc->unanswered as above. */
+uint64_t req_server_request_id(struct hconn *hc);
 
 /* ---- typed reads of the loop thread (request.c) --------------------------------- */
 
