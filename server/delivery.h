@@ -16,7 +16,9 @@
  * twice on one connection. Entries created while a connection is in REPLAY
  * are picked up by the replay, which reads the store after they were
  * committed. Each delivered message carries only the receiving device's own
- * KeyWrap.
+ * KeyWrap. A delivery list or replay page reads, builds and encodes each
+ * message once for all its devices (protocol/proto.h, proto_delivery), and
+ * live delivery takes the new entries from the delivery list, not the store.
  *
  * Thread: the lws loop thread.
  */
