@@ -188,6 +188,14 @@ static int check_value(const ProtobufCFieldDescriptor *f, const void *elem,
         memcpy(&m, elem, sizeof m);
         return m ? check_message(m, lim, strict) : 0;
     }
+    case PROTOBUF_C_TYPE_BYTES: {
+        /* Every repeated bytes field of the schema holds ids or hashes: an
+         * empty element is malformed, and protobuf-c would pack it again by
+         * memcpy from a NULL pointer. */
+        ProtobufCBinaryData b;
+        memcpy(&b, elem, sizeof b);
+        return f->label == PROTOBUF_C_LABEL_REPEATED && b.len == 0 ? STATUS_BAD_REQUEST : 0;
+    }
     default:
         return 0;
     }

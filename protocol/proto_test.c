@@ -631,6 +631,35 @@ static void test_proto_truncated_input_rejected(void **state) {
     buf_cleanup(&b);
 }
 
+/* An empty element of a repeated bytes field (all are ids or hashes) is
+ * refused, in frames and in entries; one of 16 bytes passes. */
+static void test_proto_empty_repeated_bytes_element_rejected(void **state) {
+    (void)state;
+    struct buf inner, frame;
+    buf_init(&inner);
+    put_len(&inner, 1, ID_A, 16);
+    put_varint(&inner, 2, 1);
+    put_len(&inner, 3, ID_B, 16);
+    frame_bytes(&frame, 7, 43, &inner); /* SendReceipt */
+    Carechat__V1__Frame *f = NULL;
+    assert_int_equal(decode_buf(&frame, &f), 0);
+    proto_free(f);
+    buf_cleanup(&frame);
+    put_len(&inner, 3, "", 0);
+    frame_bytes(&frame, 7, 43, &inner);
+    f = NULL;
+    assert_int_equal(decode_buf(&frame, &f), STATUS_BAD_REQUEST);
+    assert_null(f);
+    buf_cleanup(&frame);
+    buf_cleanup(&inner);
+    /* The entry the fuzzer found: MessageSend (70) given twice, merged, with
+     * an empty member_device_ids (12) element. */
+    static const uint8_t entry[] = {0xb2, 0x04, 0x00, 0xb2, 0x04, 0x02, 0x62, 0x00};
+    Carechat__Entry__V1__Entry *e = NULL;
+    assert_int_equal(proto_entry_decode(NULL, entry, sizeof entry, &e), STATUS_BAD_REQUEST);
+    assert_null(e);
+}
+
 static void test_proto_request_id_zero_and_missing_body_rejected(void **state) {
     (void)state;
     Carechat__V1__Frame *got = NULL;
@@ -816,6 +845,7 @@ int main(void) {
         cmocka_unit_test(test_proto_memory_budget_holds_for_hostile_frames),
         cmocka_unit_test(test_proto_truncated_input_rejected),
         cmocka_unit_test(test_proto_request_id_zero_and_missing_body_rejected),
+        cmocka_unit_test(test_proto_empty_repeated_bytes_element_rejected),
         cmocka_unit_test(test_proto_body_bytes_finds_named_field),
         cmocka_unit_test(test_proto_delivery_frame_is_proto_encode),
     };
