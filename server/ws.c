@@ -25,7 +25,8 @@
  *   - s->msg never holds more than max_frame bytes: the size is checked against
  *     the bytes received plus those lws announces for the current frame before
  *     anything is appended;
- *   - frames are written only in SERVER_WRITEABLE, one lws_write per callback;
+ *   - frames are written only in SERVER_WRITEABLE, one lws_write per callback:
+ *     one frame, or several framed here in one send (write_frames());
  *     a pending close is sent after the queue drains;
  *   - a session's conn exists from ESTABLISHED to CLOSED;
  *   - from ESTABLISHED to CLOSED a session is in exactly one keepalive queue
@@ -95,6 +96,7 @@
 #include "base/status.h"
 #include "protocol/proto.h"
 #include "server/conn.h"
+#include "server/wsframe.h"
 
 #define WS_VHOST "carechat"
 #define METRICS_VHOST "metrics"
@@ -223,6 +225,7 @@ struct ws {
     ev_timer deadlines;
     int64_t deadlines_at; /* monotonic ms the timer is set for; 0: stopped */
     struct peer *peers[PEER_BUCKETS];
+    uint8_t tx[LWS_PRE + WS_TX_CHUNK]; /* write_frames()'s, on the loop thread */
 };
 
 static struct ws *ws_of(struct lws *wsi) {
@@ -963,6 +966,18 @@ static int session_established(struct ws *ws, struct lws *wsi, struct session *s
     return 0;
 }
 
+/* Drops the first n queued frames (written), or all when fewer. */
+static void pop_frames(struct session *s, size_t n) {
+    while (n-- > 0 && s->out_head) {
+        struct out_frame *f = s->out_head;
+        s->out_head = f->next;
+        s->out_bytes -= f->len;
+        free(f);
+    }
+    if (!s->out_head)
+        s->out_tail = NULL;
+}
+
 static void session_closed(struct ws *ws, struct session *s) {
     if (!s->conn)
         return;
@@ -979,13 +994,7 @@ static void session_closed(struct ws *ws, struct session *s) {
     conn_free(s->conn);
     s->conn = NULL;
     buf_cleanup(&s->msg);
-    struct out_frame *f = s->out_head;
-    while (f) {
-        struct out_frame *next = f->next;
-        free(f);
-        f = next;
-    }
-    s->out_head = s->out_tail = NULL;
+    pop_frames(s, SIZE_MAX);
     metrics_ws_closed(ws->cfg.metrics);
 }
 
@@ -1020,6 +1029,41 @@ static int session_receive(struct ws *ws, struct lws *wsi, struct session *s, co
     return 0;
 }
 
+/* Writes the queued frames that fit in one send of WS_TX_CHUNK bytes: a
+ * fan-out queues several per commit for each device, and one send each cost
+ * a syscall and a pass through the TCP stack. A frame alone is framed by lws;
+ * several are framed here (server/wsframe.h) and written raw, which is the
+ * same bytes on the wire, as no extension (permessage-deflate) is ever
+ * negotiated. lws buffers what the socket does not take and flushes it
+ * before the next WRITEABLE. Returns 0, or -1 to close. */
+static int write_frames(struct lws *wsi, struct session *s) {
+    size_t n = 0, total = 0;
+    for (const struct out_frame *f = s->out_head;
+         f && total + WSFRAME_HEADER_MAX + f->len <= WS_TX_CHUNK; f = f->next) {
+        total += WSFRAME_HEADER_MAX + f->len;
+        n++;
+    }
+    if (n < 2) {
+        struct out_frame *f = s->out_head;
+        if (lws_write(wsi, f->data + LWS_PRE, f->len, LWS_WRITE_BINARY) < (int)f->len)
+            return -1;
+        pop_frames(s, 1);
+        return 0;
+    }
+    uint8_t *out = s->ws->tx + LWS_PRE;
+    size_t len = 0;
+    const struct out_frame *f = s->out_head;
+    for (size_t i = 0; i < n; i++, f = f->next) {
+        len += wsframe_header(out + len, f->len);
+        memcpy(out + len, f->data + LWS_PRE, f->len);
+        len += f->len;
+    }
+    if (lws_write(wsi, out, len, LWS_WRITE_RAW) < (int)len)
+        return -1;
+    pop_frames(s, n);
+    return 0;
+}
+
 static int session_writeable(struct lws *wsi, struct session *s) {
     if (s->ping_due) {
         /* A payload: lws does not report an empty pong (RECEIVE_PONG). */
@@ -1032,16 +1076,9 @@ static int session_writeable(struct lws *wsi, struct session *s) {
             lws_callback_on_writable(wsi);
         return 0;
     }
-    struct out_frame *f = s->out_head;
-    if (f) {
-        int n = lws_write(wsi, f->data + LWS_PRE, f->len, LWS_WRITE_BINARY);
-        if (n < (int)f->len)
+    if (s->out_head) {
+        if (write_frames(wsi, s) != 0)
             return -1;
-        s->out_head = f->next;
-        if (!s->out_head)
-            s->out_tail = NULL;
-        s->out_bytes -= f->len;
-        free(f);
         if (s->out_head || s->close_code)
             lws_callback_on_writable(wsi);
         return 0;
