@@ -70,8 +70,9 @@ void fixture_replay(struct fixture_db *db);
 
 /* Runs `scenario` on a new store (recording its entries), replays them on
  * another and asserts that both hold the same records in every column family,
- * then checks them with fixture_check_read_cache(); resets the recorded
- * entries before and frees them after. `name` names the directories. */
+ * then checks them with fixture_check_read_cache() and that its batches left
+ * those records too (a restart may batch the journal differently); resets the
+ * recorded entries before and frees them after. `name` names the directories. */
 void fixture_check_replay(const char *name, void (*scenario)(struct fixture_db *db));
 
 /* Replays every recorded entry into two new stores, one whose transactions
