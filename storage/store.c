@@ -114,8 +114,11 @@ struct txn_write {
     uint8_t key_len;
     bool deleted;
     uint8_t key[KEY_MAX];
-    struct buf value;  /* the plaintext; empty when deleted */
-    struct buf sealed; /* as it will be stored; empty when deleted */
+    struct buf value; /* the plaintext; empty when deleted */
+    /* A put's data key at txn_put() (wiped when forgotten): the commit seals
+     * the value under it. */
+    struct seal_key_id kid;
+    struct seal_key dk;
 };
 
 struct store_txn {
@@ -359,13 +362,17 @@ int store_check_space(struct store *s) {
 /* ---- transactions ---- */
 
 /*
- * A transaction is a log of its writes, each in plaintext and sealed,
- * indexed by key: a read of a key the transaction wrote is answered from the
- * log (its last write, or absent when that was a delete), any other from the
- * read cache or the database. A savepoint's rollback truncates the log. The
- * commit writes one plain RocksDB batch of the last write of each key: a key
- * written by several entries of a group commit (an inbox head, a
- * conversation) costs one memtable insert, not one per entry. (RocksDB's
+ * A transaction is a log of its writes, each in plaintext with the data key
+ * it is to be sealed under, indexed by key: a read of a key the transaction
+ * wrote is answered from the log (its last write, or absent when that was a
+ * delete), any other from the read cache or the database. A savepoint's
+ * rollback truncates the log. The commit seals the last write of each key and
+ * writes them in one plain RocksDB batch: a key written by several entries of
+ * a group commit (an inbox head, a conversation) costs one sealing and one
+ * memtable insert, not one per entry. Each put takes the owner's current data
+ * key when it is made, so it is sealed under the key it would have been
+ * sealed under at once, and a key destroyed later in the batch (a purge)
+ * leaves it unreadable as it would have. (RocksDB's
  * indexed write batch did the reading before; it kept a skip list per batch,
  * opened the transaction's own sealed values again on every read, and
  * committed every write.)
@@ -473,7 +480,7 @@ static void forget_writes(struct store_txn *t, size_t keep) {
         struct txn_write *w = &t->writes[--t->n_writes];
         buf_wipe(&w->value);
         buf_cleanup(&w->value);
-        buf_cleanup(&w->sealed);
+        sodium_memzero(&w->dk, sizeof w->dk);
     }
     if (keep > 0) {
         index_rebuild(t);
@@ -484,10 +491,11 @@ static void forget_writes(struct store_txn *t, size_t keep) {
     t->index_cap = 0;
 }
 
-/* Logs a put of `value` (sealed: `sealed`, taken over) or a delete (both
- * NULL). */
+/* Logs a put of `value`, to be sealed under data key `dk` (`kid`), or a
+ * delete (both NULL). */
 static void remember_write(struct store_txn *t, enum store_cf cf, const void *key, size_t key_len,
-                           const void *value, size_t value_len, struct buf *sealed) {
+                           const void *value, size_t value_len, const struct seal_key_id *kid,
+                           const struct seal_key *dk) {
     if (cacheable(t->s, cf, key_len))
         rcache_drop(t->s->rcache, cf, key, key_len);
     if (t->n_writes == t->cap_writes) {
@@ -497,14 +505,13 @@ static void remember_write(struct store_txn *t, enum store_cf cf, const void *ke
     struct txn_write *w = &t->writes[t->n_writes++];
     w->cf = (uint8_t)cf;
     w->key_len = (uint8_t)key_len;
-    w->deleted = sealed == NULL;
+    w->deleted = dk == NULL;
     memcpy(w->key, key, key_len);
     buf_init(&w->value);
-    buf_init(&w->sealed);
-    if (sealed) {
+    if (dk) {
         buf_append(&w->value, value, value_len);
-        w->sealed = *sealed;
-        buf_init(sealed);
+        w->kid = *kid;
+        w->dk = *dk;
     }
     if (2 * t->n_writes + 2 > t->index_cap)
         index_rebuild(t);
@@ -663,16 +670,28 @@ static int commit(struct store_txn *t, bool guard) {
     if (atomic_load(&t->s->failed))
         return STATUS_UNAVAILABLE;
     rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
-    for (size_t i = 0; i < t->n_writes; i++) {
+    struct buf sealed;
+    buf_init(&sealed);
+    int rc = 0;
+    for (size_t i = 0; i < t->n_writes && rc == 0; i++) {
         const struct txn_write *w = &t->writes[i];
         if (*index_slot(t, w->cf, w->key, w->key_len) != i + 1)
             continue; /* written again later in the transaction */
-        if (w->deleted)
+        if (w->deleted) {
             rocksdb_writebatch_delete_cf(wb, cf_handle(t->s, w->cf), (const char *)w->key,
                                          w->key_len);
-        else
+            continue;
+        }
+        rc = seal_value(SEAL_AUTO, &w->dk, &w->kid, store_cf_name(w->cf), w->key, w->key_len,
+                        w->value.data, w->value.len, &sealed);
+        if (rc == 0) /* the batch copies it */
             rocksdb_writebatch_put_cf(wb, cf_handle(t->s, w->cf), (const char *)w->key, w->key_len,
-                                      (const char *)w->sealed.data, w->sealed.len);
+                                      (const char *)sealed.data, sealed.len);
+    }
+    buf_cleanup(&sealed);
+    if (rc != 0) { /* the crypto library failed (logged): nothing written */
+        rocksdb_writebatch_destroy(wb);
+        return STATUS_UNAVAILABLE;
     }
     char *err = NULL;
     no_perf_counters();
@@ -746,21 +765,15 @@ int txn_put(struct store_txn *t, enum store_cf cf, const void *key, size_t key_l
     int rc = keystore_current_key(s->ks, owner, &kid, &dk);
     if (rc < 0)
         return rc;
-    struct buf sealed;
-    buf_init(&sealed);
-    rc = seal_value(SEAL_AUTO, &dk, &kid, store_cf_name(cf), key, key_len, value, value_len,
-                    &sealed);
+    remember_write(t, cf, key, key_len, value, value_len, &kid, &dk);
     sodium_memzero(&dk, sizeof dk);
-    if (rc == 0)
-        remember_write(t, cf, key, key_len, value, value_len, &sealed);
-    buf_cleanup(&sealed);
-    return rc;
+    return 0;
 }
 
 int txn_delete(struct store_txn *t, enum store_cf cf, const void *key, size_t key_len) {
     if (key_len > KEY_MAX)
         return STATUS_TOO_LARGE;
-    remember_write(t, cf, key, key_len, NULL, 0, NULL);
+    remember_write(t, cf, key, key_len, NULL, 0, NULL, NULL);
     return 0;
 }
 

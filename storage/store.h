@@ -221,13 +221,14 @@ struct store_txn;
 int txn_get(struct store_txn *t, enum store_cf cf, const void *key, size_t key_len,
             struct buf *out);
 
-/* Seals `value` under the data key of `owner` (NULL: the server's own data key;
- * a patient's records use the patient's id so purge can destroy their key) and
- * stages it under `key`. The data key is created durably in the key store on
- * first use. Returns 0; STATUS_NOT_FOUND when the owner's key was destroyed
- * (nothing is written for a purged owner); STATUS_TOO_LARGE (value above
- * SEAL_MAX_PLAIN, 64 MiB, or key above KEY_MAX of storage/keys.h, 64 bytes);
- * STATUS_CORRUPT or STATUS_IO from the key store. */
+/* Stages `value` under `key`, to be sealed at the commit under the current
+ * data key of `owner` as of this call (NULL: the server's own data key; a
+ * patient's records use the patient's id so purge can destroy their key); a
+ * key written again before the commit is sealed once. The data key is created
+ * durably in the key store on first use. Returns 0; STATUS_NOT_FOUND when the owner's key was
+ * destroyed (nothing is written for a purged owner); STATUS_TOO_LARGE (value above SEAL_MAX_PLAIN,
+ * 64 MiB, or key above KEY_MAX of storage/keys.h, 64 bytes); STATUS_CORRUPT or STATUS_IO from the
+ * key store. */
 int txn_put(struct store_txn *t, enum store_cf cf, const void *key, size_t key_len,
             const struct id *owner, const void *value, size_t value_len);
 

@@ -31,8 +31,9 @@ void store_txn_rollback(struct store_txn *t);
 /* Number of writes (puts and deletes) staged. */
 int store_txn_count(struct store_txn *t);
 
-/* Writes the batch atomically with sync=true. Returns 0, or STATUS_UNAVAILABLE
- * when nothing was written: the free-space guard refused it, RocksDB failed to
+/* Seals the batch's values and writes it atomically with sync=true. Returns
+ * 0, or STATUS_UNAVAILABLE when nothing was written: the free-space guard
+ * refused it, sealing failed in the crypto library (logged), RocksDB failed to
  * write it (logged with RocksDB's error), or an earlier write failed (every
  * commit after a failed one is refused until the store is reopened). The
  * transaction stays valid: unchanged when refused, empty once committed;
