@@ -116,6 +116,7 @@ struct txn_write {
     uint8_t cf;
     uint8_t key_len;
     bool deleted;
+    uint64_t hash; /* of (cf, key): write_hash() */
     uint8_t key[KEY_MAX];
     struct buf value; /* the plaintext; empty when deleted */
     /* A put's data key at txn_put() (wiped when forgotten): the commit seals
@@ -445,17 +446,24 @@ static void rcache_check_generation(struct store *s) {
     }
 }
 
-/* The write log's index: where (cf, key) is or would go. Keyed SipHash, as
- * record keys may hold ids a client chose. */
-static uint32_t *index_slot(const struct store_txn *t, uint8_t cf, const void *key,
-                            size_t key_len) {
+/* The write log index's hash of (cf, key): keyed SipHash, as record keys may
+ * hold ids a client chose. Kept with each write, so that growing the index
+ * and the commit hash nothing again. */
+static uint64_t write_hash(const struct store_txn *t, uint8_t cf, const void *key, size_t key_len) {
     uint8_t in[1 + KEY_MAX], h[crypto_shorthash_BYTES];
     in[0] = cf;
     memcpy(in + 1, key, key_len);
     crypto_shorthash(h, in, 1 + key_len, t->s->write_hash_key);
     uint64_t v;
     memcpy(&v, h, sizeof v);
-    for (size_t i = (size_t)v & (t->index_cap - 1);; i = (i + 1) & (t->index_cap - 1)) {
+    return v;
+}
+
+/* The write log's index: where (cf, key), of write_hash() `hash`, is or
+ * would go. */
+static uint32_t *index_slot(const struct store_txn *t, uint64_t hash, uint8_t cf, const void *key,
+                            size_t key_len) {
+    for (size_t i = (size_t)hash & (t->index_cap - 1);; i = (i + 1) & (t->index_cap - 1)) {
         uint32_t *slot = &t->index[i];
         if (*slot == 0)
             return slot;
@@ -478,7 +486,7 @@ static void index_rebuild(struct store_txn *t) {
         memset(t->index, 0, cap * sizeof *t->index);
     for (size_t i = 0; i < t->n_writes; i++) {
         const struct txn_write *w = &t->writes[i];
-        *index_slot(t, w->cf, w->key, w->key_len) = (uint32_t)(i + 1);
+        *index_slot(t, w->hash, w->cf, w->key, w->key_len) = (uint32_t)(i + 1);
     }
 }
 
@@ -488,7 +496,8 @@ static const struct txn_write *written(const struct store_txn *t, enum store_cf 
                                        size_t key_len) {
     if (t->index_cap == 0)
         return NULL;
-    uint32_t i = *index_slot(t, (uint8_t)cf, key, key_len);
+    uint32_t i =
+        *index_slot(t, write_hash(t, (uint8_t)cf, key, key_len), (uint8_t)cf, key, key_len);
     return i ? &t->writes[i - 1] : NULL;
 }
 
@@ -525,6 +534,7 @@ static void remember_write(struct store_txn *t, enum store_cf cf, const void *ke
     w->cf = (uint8_t)cf;
     w->key_len = (uint8_t)key_len;
     w->deleted = dk == NULL;
+    w->hash = write_hash(t, (uint8_t)cf, key, key_len);
     memcpy(w->key, key, key_len);
     buf_init(&w->value);
     if (dk) {
@@ -535,7 +545,7 @@ static void remember_write(struct store_txn *t, enum store_cf cf, const void *ke
     if (2 * t->n_writes + 2 > t->index_cap)
         index_rebuild(t);
     else
-        *index_slot(t, w->cf, w->key, w->key_len) = (uint32_t)t->n_writes;
+        *index_slot(t, w->hash, w->cf, w->key, w->key_len) = (uint32_t)t->n_writes;
 }
 
 /* After a successful commit: the writes are the database's state now. */
@@ -694,7 +704,7 @@ static int commit(struct store_txn *t, bool guard) {
     int rc = 0;
     for (size_t i = 0; i < t->n_writes && rc == 0; i++) {
         const struct txn_write *w = &t->writes[i];
-        if (*index_slot(t, w->cf, w->key, w->key_len) != i + 1)
+        if (*index_slot(t, w->hash, w->cf, w->key, w->key_len) != i + 1)
             continue; /* written again later in the transaction */
         if (w->deleted) {
             rocksdb_writebatch_delete_cf(wb, cf_handle(t->s, w->cf), (const char *)w->key,
