@@ -385,7 +385,7 @@ static int notify_membership(struct store_txn *txn, const Carechat__Entry__V1__E
     rc = fan_out(txn, &t->conv, &t->c.owner, lists, n_lists, NULL, ended ? &t->account : NULL,
                  &item, &deliveries);
     if (rc == 0)
-        rec_deliveries_finish(&deliveries, result);
+        rec_deliveries_finish(&deliveries, NULL, result);
     buf_cleanup(&deliveries);
     return rc;
 }
@@ -620,7 +620,7 @@ int apply_recall(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, str
     if (rc == 0)
         rc = apply_audit(txn, e, REC_AUDIT_MESSAGE_RECALL, 0, NULL, mid.b, ID_LEN, owner);
     if (rc == 0)
-        rec_deliveries_finish(&deliveries, result);
+        rec_deliveries_finish(&deliveries, NULL, result);
 out:
     buf_cleanup(&deliveries);
     buf_cleanup(&v);
@@ -680,7 +680,7 @@ int apply_urgent_ack(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
                      NULL, &item, &deliveries);
     }
     if (rc == 0)
-        rec_deliveries_finish(&deliveries, result);
+        rec_deliveries_finish(&deliveries, NULL, result);
 out:
     buf_cleanup(&deliveries);
     buf_cleanup(&v);

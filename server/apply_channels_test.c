@@ -297,9 +297,10 @@ static struct rec_item inbox_item(struct fixture_db *db, const struct fixture_de
 static uint32_t deliveries(size_t skip) {
     uint32_t n;
     const uint8_t *entries;
+    struct rec_list_message message;
     assert_true(fixture_last_result()->len >= skip);
     assert_int_equal(rec_deliveries_read(fixture_last_result()->data + skip,
-                                         fixture_last_result()->len - skip, &n, &entries),
+                                         fixture_last_result()->len - skip, &n, &entries, &message),
                      0);
     return n;
 }
@@ -789,9 +790,11 @@ static void expect_membership(struct fixture_db *db, struct watch *w, const char
     assert_int_equal(strlen(want), WATCHED);
     uint32_t n;
     const uint8_t *entries;
-    assert_int_equal(
-        rec_deliveries_read(fixture_last_result()->data, fixture_last_result()->len, &n, &entries),
-        0);
+    struct rec_list_message message;
+    assert_int_equal(rec_deliveries_read(fixture_last_result()->data, fixture_last_result()->len,
+                                         &n, &entries, &message),
+                     0);
+    assert_int_equal(message.len, 0); /* only a Send's list carries a message */
     uint32_t wanted = 0;
     for (size_t i = 0; i < WATCHED; i++) {
         uint64_t last = inbox_last(db, w->dev[i]);
@@ -908,8 +911,8 @@ static void test_apply_channels_membership_replay_is_deterministic(void **state)
 /* A membership item survives encoding; an item written before that kind
  * existed (its layout ends at `at`) still decodes; a membership item cut
  * before its own fields and another kind with trailing bytes do not. */
-/* A delivery list carries each inbox item whole, so that live delivery
- * needs no read of it. */
+/* A delivery list carries each inbox item whole, and a Send's message
+ * record, so that live delivery needs no read of either. */
 static void test_msgrec_delivery_list_round_trip(void **state) {
     struct rec_item a = {
         .kind = REC_ITEM_MEMBERSHIP,
@@ -930,11 +933,13 @@ static void test_msgrec_delivery_list_round_trip(void **state) {
     buf_append(&out, "sent", 4); /* what precedes the list in a result */
     rec_delivery_add(&list, &d1, 10, &a);
     rec_delivery_add(&list, &d2, 11, &b);
-    rec_deliveries_finish(&list, &out);
+    rec_deliveries_finish(&list, NULL, &out);
     uint32_t n;
     const uint8_t *entries;
-    assert_int_equal(rec_deliveries_read(out.data + 4, out.len - 4, &n, &entries), 0);
+    struct rec_list_message m;
+    assert_int_equal(rec_deliveries_read(out.data + 4, out.len - 4, &n, &entries, &m), 0);
     assert_int_equal(n, 2);
+    assert_int_equal(m.len, 0);
     uint64_t pos;
     struct rec_item got;
     rec_delivery_get(entries, 0, &dev, &pos, &got);
@@ -948,7 +953,22 @@ static void test_msgrec_delivery_list_round_trip(void **state) {
     rec_delivery_get(entries, 1, &dev, &pos, &got);
     assert_true(id_equal(&dev, &d2) && pos == 11 && got.kind == REC_ITEM_MESSAGE && got.seq == 3);
     /* A count the bytes cannot hold is refused. */
-    assert_int_equal(rec_deliveries_read(out.data + 4, out.len - 5, &n, &entries), STATUS_CORRUPT);
+    assert_int_equal(rec_deliveries_read(out.data + 4, out.len - 5, &n, &entries, &m),
+                     STATUS_CORRUPT);
+    /* With a message record: the same entries, then the record whole. */
+    struct rec_list_message stored = {
+        .conv = {{9}}, .seq = 3, .data = (const uint8_t *)"record", .len = 6};
+    buf_reset(&out);
+    rec_deliveries_finish(&list, &stored, &out);
+    assert_int_equal(rec_deliveries_read(out.data, out.len, &n, &entries, &m), 0);
+    assert_int_equal(n, 2);
+    rec_delivery_get(entries, 1, &dev, &pos, &got);
+    assert_true(id_equal(&dev, &d2) && pos == 11 && got.seq == 3);
+    assert_true(id_equal(&m.conv, &stored.conv) && m.seq == 3);
+    assert_int_equal(m.len, 6);
+    assert_memory_equal(m.data, "record", 6);
+    /* A record the bytes cannot hold is refused. */
+    assert_int_equal(rec_deliveries_read(out.data, out.len - 1, &n, &entries, &m), STATUS_CORRUPT);
     buf_cleanup(&list);
     buf_cleanup(&out);
 }

@@ -367,7 +367,7 @@ int apply_send(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struc
         struct buf none;
         buf_init(&none);
         rec_sent_encode(&sent, result);
-        rec_deliveries_finish(&none, result);
+        rec_deliveries_finish(&none, NULL, result);
         return STATUS_OK;
     }
     if (rc != STATUS_NOT_FOUND)
@@ -449,8 +449,9 @@ int apply_send(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struc
      * view, which must also still be current. */
     struct send_device *devs = xmalloc(SEND_DEVICES_MAX * sizeof *devs);
     struct send_mismatch *mm = xmalloc(sizeof *mm);
-    struct buf v, deliveries;
+    struct buf v, record, deliveries;
     buf_init(&v);
+    buf_init(&record);
     buf_init(&deliveries);
     size_t n_devs;
     bool current;
@@ -489,12 +490,11 @@ int apply_send(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struc
         .counter = m->counter,
     };
     struct key k;
-    rec_message_encode(&msg, &v);
+    rec_message_encode(&msg, &record);
     key_id_u64(&k, &conv, c.last_seq);
-    if ((rc = apply_put(txn, CF_MESSAGES, &k, owner, &v)) != 0)
+    if ((rc = apply_put(txn, CF_MESSAGES, &k, owner, &record)) != 0)
         goto out;
     struct rec_msgref ref = {.seq = c.last_seq, .sender_account = sender};
-    buf_reset(&v);
     rec_msgref_encode(&ref, &v);
     rec_key_receipt(&k, &conv, &message_id, NULL);
     if ((rc = txn_get(txn, CF_RECEIPTS, k.b, k.len, &deliveries)) == 0) {
@@ -538,9 +538,13 @@ int apply_send(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struc
                                        &recipient[w]->id)) != 0)
             goto out;
     buf_append(result, v.data, v.len);
-    rec_deliveries_finish(&deliveries, result);
+    /* The stored message goes along, for its live delivery. */
+    struct rec_list_message stored = {
+        .conv = conv, .seq = c.last_seq, .data = record.data, .len = record.len};
+    rec_deliveries_finish(&deliveries, &stored, result);
 out:
     buf_cleanup(&deliveries);
+    buf_cleanup(&record);
     buf_cleanup(&v);
     free(mm);
     free(devs);
@@ -638,7 +642,7 @@ int apply_receipt(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, st
             }
         }
     }
-    rec_deliveries_finish(&deliveries, result);
+    rec_deliveries_finish(&deliveries, NULL, result);
 out:
     buf_cleanup(&deliveries);
     buf_cleanup(&v);

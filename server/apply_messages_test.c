@@ -220,17 +220,41 @@ static uint64_t conv_last_seq(struct fixture_db *db, const struct id *conv) {
     return c.last_seq;
 }
 
-/* The deliveries of the last result (after `skip` bytes). */
-static uint32_t result_deliveries(size_t skip, struct id *devs, uint64_t *pos) {
+/* The deliveries of the last result (after `skip` bytes), and the message
+ * record its list carries (len 0: none; borrowed from the result). */
+static uint32_t result_deliveries_carrying(size_t skip, struct id *devs, uint64_t *pos,
+                                           struct rec_list_message *message) {
     uint32_t n;
     const uint8_t *entries;
     assert_true(fixture_last_result()->len >= skip);
     assert_int_equal(rec_deliveries_read(fixture_last_result()->data + skip,
-                                         fixture_last_result()->len - skip, &n, &entries),
+                                         fixture_last_result()->len - skip, &n, &entries, message),
                      0);
     for (uint32_t i = 0; i < n && devs; i++)
         rec_delivery_get(entries, i, &devs[i], &pos[i], NULL);
     return n;
+}
+
+static uint32_t result_deliveries(size_t skip, struct id *devs, uint64_t *pos) {
+    struct rec_list_message message;
+    return result_deliveries_carrying(skip, devs, pos, &message);
+}
+
+/* The last result, a Send's, carries message `seq` of `conv` byte for byte
+ * as it is stored, for live delivery without a read. */
+static void expect_send_carries_stored(struct fixture_db *db, const struct id *conv, uint64_t seq) {
+    struct rec_list_message carried;
+    result_deliveries_carrying(REC_SENT_SIZE, NULL, NULL, &carried);
+    assert_true(id_equal(&carried.conv, conv));
+    assert_int_equal(carried.seq, seq);
+    struct key k;
+    key_id_u64(&k, conv, seq);
+    struct buf v;
+    buf_init(&v);
+    assert_int_equal(store_get(db->store, CF_MESSAGES, k.b, k.len, &v), 0);
+    assert_int_equal(carried.len, v.len);
+    assert_memory_equal(carried.data, v.data, v.len);
+    buf_cleanup(&v);
 }
 
 /* Reads id list `which` (0 missing, 1 extra, 2 stale) of a CONFLICT result. */
@@ -299,6 +323,7 @@ static void run_scenario(struct fixture_db *db) {
     assert_memory_equal(devs[1].b, p2.id.b, 16);
     assert_int_equal(pos[1], 1);
     assert_false(inbox_has(db, &a1, 1));
+    expect_send_carries_stored(db, &conv, 1);
 
     /* A retry with the same client_msg_id (and another proposed message id):
      * the first result, nothing stored twice, nothing delivered again. */
@@ -306,7 +331,9 @@ static void run_scenario(struct fixture_db *db) {
     struct rec_sent again;
     assert_int_equal(rec_sent_decode(fixture_last_result()->data, REC_SENT_SIZE, &again), 0);
     assert_memory_equal(&again, &sent, sizeof sent);
-    assert_int_equal(result_deliveries(REC_SENT_SIZE, NULL, NULL), 0);
+    struct rec_list_message carried;
+    assert_int_equal(result_deliveries_carrying(REC_SENT_SIZE, NULL, NULL, &carried), 0);
+    assert_int_equal(carried.len, 0); /* nothing stored, nothing carried */
     assert_int_equal(count_prefix(db, CF_MESSAGES, conv.b, 16), 1);
     assert_false(inbox_has(db, &p1, 2));
 
@@ -316,6 +343,7 @@ static void run_scenario(struct fixture_db *db) {
     assert_int_equal(sent.seq, 2);
     assert_int_equal(result_deliveries(REC_SENT_SIZE, devs, pos), 2);
     assert_int_equal(pos[0], 2);
+    expect_send_carries_stored(db, &conv, 2);
 
     /* Wrong device set: P1 missing, P2 stale (key 5), an unknown device extra. */
     static const uint8_t ghost[16] = {0xee, 0xee};

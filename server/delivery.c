@@ -165,6 +165,18 @@ static int msg_cache_get(struct handlers *h, struct msg_cache *c, const struct i
     return c->rc;
 }
 
+/* Makes `message`, which a delivery list carries, the one read last, so
+ * that the list's deliveries of it need no read. */
+static void msg_cache_carry(struct msg_cache *c, const struct rec_list_message *message) {
+    msg_cache_unbuild(c);
+    buf_reset(&c->v);
+    buf_append(&c->v, message->data, message->len);
+    c->rc = rec_message_decode(c->v.data, c->v.len, &c->m);
+    c->conv = message->conv;
+    c->seq = message->seq;
+    c->loaded = true;
+}
+
 /* Sends the inbox entry `item` at `pos` to `hc` as a Delivery, its message
  * read through `mc`. An entry whose message is gone (purged) is skipped. */
 static void deliver_item(struct hconn *hc, uint64_t pos, const struct rec_item *item,
@@ -346,12 +358,15 @@ static void deliver_live(struct handlers *h, const struct id *device, uint64_t p
 void delivery_list(struct handlers *h, const uint8_t *data, size_t len) {
     uint32_t n;
     const uint8_t *entries;
-    if (rec_deliveries_read(data, len, &n, &entries) != 0) {
+    struct rec_list_message message;
+    if (rec_deliveries_read(data, len, &n, &entries, &message) != 0) {
         log_error("delivery", "apply returned a malformed delivery list");
         return;
     }
     struct msg_cache mc;
     msg_cache_init(&mc);
+    if (message.len > 0)
+        msg_cache_carry(&mc, &message);
     for (uint32_t i = 0; i < n; i++) {
         struct id device;
         uint64_t pos;

@@ -18,7 +18,9 @@
  * committed. Each delivered message carries only the receiving device's own
  * KeyWrap. A delivery list or replay page reads, builds and encodes each
  * message once for all its devices (protocol/proto.h, proto_delivery), and
- * live delivery takes the new entries from the delivery list, not the store.
+ * live delivery takes the new entries from the delivery list, not the store,
+ * and a Send's message from its list too (the record apply stored), so it
+ * reads nothing; replay reads the store.
  *
  * Thread: the lws loop thread.
  */
@@ -73,7 +75,8 @@ void delivery_on_response(struct hconn *hc);
 /* The connection's Ack is durable: the replay goes on with the next page. */
 void delivery_on_ack(struct hconn *hc);
 /* Delivers the inbox entries of a delivery list (server/records_messages.h),
- * created by an entry just applied, to their devices' LIVE connections. */
+ * created by an entry just applied, to their devices' LIVE connections; a
+ * message the list carries is not read again. */
 void delivery_list(struct handlers *h, const uint8_t *data, size_t len);
 
 /* The completion of an entry whose result is a delivery list (receipts,

@@ -6,6 +6,7 @@
 
 #include <string.h>
 
+#include "base/check.h"
 #include "base/status.h"
 #include "server/record_codec.h"
 
@@ -496,18 +497,41 @@ void rec_delivery_add(struct buf *list, const struct id *device, uint64_t pos,
     rec_put_u32(list, item->change);
 }
 
-void rec_deliveries_finish(const struct buf *list, struct buf *out) {
+void rec_deliveries_finish(const struct buf *list, const struct rec_list_message *message,
+                           struct buf *out) {
     rec_put_u32(out, (uint32_t)(list->len / REC_DELIVERY_SIZE));
     if (list->len)
         buf_append(out, list->data, list->len);
+    size_t n = message ? message->len : 0;
+    CHECK(n <= UINT32_MAX);
+    rec_put_u32(out, (uint32_t)n);
+    if (n == 0)
+        return;
+    rec_put_id(out, &message->conv);
+    rec_put_u64(out, message->seq);
+    buf_append(out, message->data, n);
 }
 
-int rec_deliveries_read(const uint8_t *data, size_t len, uint32_t *n, const uint8_t **entries) {
+int rec_deliveries_read(const uint8_t *data, size_t len, uint32_t *n, const uint8_t **entries,
+                        struct rec_list_message *message) {
     if (len < 4)
         return STATUS_CORRUPT;
     uint32_t count = key_get_u32(data);
-    if ((len - 4) / REC_DELIVERY_SIZE < count)
+    size_t rest = len - 4;
+    if (rest / REC_DELIVERY_SIZE < count || rest - (size_t)count * REC_DELIVERY_SIZE < 4)
         return STATUS_CORRUPT;
+    const uint8_t *p = data + 4 + (size_t)count * REC_DELIVERY_SIZE;
+    rest -= (size_t)count * REC_DELIVERY_SIZE + 4;
+    uint32_t m = key_get_u32(p);
+    *message = (struct rec_list_message){0};
+    if (m > 0) {
+        if (rest < ID_LEN + 8 || rest - ID_LEN - 8 < m)
+            return STATUS_CORRUPT;
+        memcpy(message->conv.b, p + 4, ID_LEN);
+        message->seq = key_get_u64(p + 4 + ID_LEN);
+        message->data = p + 4 + ID_LEN + 8;
+        message->len = m;
+    }
     *n = count;
     *entries = data + 4;
     return STATUS_OK;

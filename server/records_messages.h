@@ -326,20 +326,39 @@ void rec_inbox_set_count(struct rec_inbox *in, const struct id *sender, uint32_t
  *   UrgentAck: a delivery list
  * A delivery list is a u32 count, then per entry device id (16) | position (8)
  * | the item, every field of struct rec_item at fixed width (92): the inbox
- * entries the entry created, for live delivery without reading them back.
+ * entries the entry created, for live delivery without reading them back;
+ * then a u32 length, 0 or that of the message record the list carries,
+ * followed by its conversation id (16) | seq (8) | the record (a Send's
+ * list carries the message it stored, so that live delivery need not read
+ * it back either).
  */
 #define REC_DELIVERY_SIZE (ID_LEN + 8 + 92)
 #define REC_SENT_SIZE (1 + ID_LEN + 8 + 8)
+
+/* The message record a delivery list carries: message `seq` of `conv`, as
+ * the entry that made the list stored it in CF_MESSAGES (the value
+ * rec_message_encode() wrote). A later entry of the same group commit (a
+ * recall) may have changed the stored record since; its own list follows. */
+struct rec_list_message {
+    struct id conv;
+    uint64_t seq;
+    const uint8_t *data; /* borrowed; NULL with len 0: the list carries none */
+    size_t len;
+};
 
 /* Appends one delivery (device, position, item) to `list` (the entries only;
  * the count is written by rec_deliveries_finish). */
 void rec_delivery_add(struct buf *list, const struct id *device, uint64_t pos,
                       const struct rec_item *item);
-/* Appends the count and the entries collected in `list` to `out`. */
-void rec_deliveries_finish(const struct buf *list, struct buf *out);
-/* Reads a delivery list at the start of data[len]: returns 0 with *n and
- * *entries (borrowed, REC_DELIVERY_SIZE bytes each), or STATUS_CORRUPT. */
-int rec_deliveries_read(const uint8_t *data, size_t len, uint32_t *n, const uint8_t **entries);
+/* Appends the count and the entries collected in `list` to `out`, then the
+ * message record `message` (borrowed; NULL: none). */
+void rec_deliveries_finish(const struct buf *list, const struct rec_list_message *message,
+                           struct buf *out);
+/* Reads a delivery list at the start of data[len]: returns 0 with *n,
+ * *entries (borrowed, REC_DELIVERY_SIZE bytes each) and *message (its data
+ * borrowed from `data`; len 0 when it carries none), or STATUS_CORRUPT. */
+int rec_deliveries_read(const uint8_t *data, size_t len, uint32_t *n, const uint8_t **entries,
+                        struct rec_list_message *message);
 /* The i-th entry of a delivery list; `item` may be NULL. */
 void rec_delivery_get(const uint8_t *entries, uint32_t i, struct id *device, uint64_t *pos,
                       struct rec_item *item);

@@ -123,6 +123,10 @@ enum rcache_hit rcache_get(struct rcache *c, int cf, const void *key, size_t key
     return e->absent ? RCACHE_ABSENT : RCACHE_VALUE;
 }
 
+bool rcache_has(struct rcache *c, int cf, const void *key, size_t key_len) {
+    return key_len <= RCACHE_KEY_MAX && *find(c, hash_of(c, cf, key, key_len), cf, key, key_len);
+}
+
 void rcache_drop(struct rcache *c, int cf, const void *key, size_t key_len) {
     if (key_len > RCACHE_KEY_MAX)
         return;

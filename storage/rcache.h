@@ -54,6 +54,10 @@ void rcache_put(struct rcache *c, int cf, const void *key, size_t key_len, const
  * than RCACHE_KEY_MAX: nothing). */
 void rcache_put_absent(struct rcache *c, int cf, const void *key, size_t key_len);
 
+/* Whether (cf, key) is cached, as a value or as absent; counts neither a
+ * hit nor a miss. */
+bool rcache_has(struct rcache *c, int cf, const void *key, size_t key_len);
+
 /* Drops (cf, key) if cached. */
 void rcache_drop(struct rcache *c, int cf, const void *key, size_t key_len);
 

@@ -66,12 +66,19 @@ static void test_rcache_absent(void **state) {
     assert_int_equal(rcache_get(c, 1, "reg-1", 5, &out), RCACHE_ABSENT);
     assert_int_equal(out.len, 0);
     assert_int_equal(rcache_get(c, 2, "reg-1", 5, &out), RCACHE_MISS);
+    /* rcache_has() knows absent keys too, and counts nothing. */
+    struct rcache_stats st = rcache_stats(c);
+    assert_true(rcache_has(c, 1, "reg-1", 5));
+    assert_false(rcache_has(c, 2, "reg-1", 5));
+    assert_int_equal(rcache_stats(c).hits, st.hits);
+    assert_int_equal(rcache_stats(c).misses, st.misses);
     rcache_put(c, 1, "reg-1", 5, "", 0);
     assert_value(c, 1, "reg-1", ""); /* an empty value, not absent */
     rcache_put_absent(c, 1, "reg-1", 5);
     assert_int_equal(rcache_get(c, 1, "reg-1", 5, &out), RCACHE_ABSENT);
     assert_int_equal(rcache_stats(c).entries, 1);
     rcache_drop(c, 1, "reg-1", 5);
+    assert_false(rcache_has(c, 1, "reg-1", 5));
     assert_value(c, 1, "reg-1", NULL);
     uint8_t key[RCACHE_KEY_MAX + 1] = {0};
     rcache_put_absent(c, 1, key, sizeof key); /* too long: not cached */

@@ -96,8 +96,10 @@ struct store {
     struct store_reader *readers;                      /* their caches learn of every commit */
 };
 
-/* Keys a reader has not yet dropped (store_reader_get()); past this many
- * bytes the reader empties its whole cache instead. */
+/* The bytes of commits a reader has not yet applied (store_reader_get());
+ * a commit that would queue more empties the reader's whole cache instead.
+ * Reserved when the reader is made, so the plaintext queued is never left
+ * behind by a realloc. */
 #define READER_PENDING_MAX (1u << 20)
 
 struct store_reader {
@@ -105,8 +107,12 @@ struct store_reader {
     struct rcache *cache; /* NULL: no read cache (no_read_cache) */
     uint64_t generation;  /* keystore_generation() its values were read under */
     pthread_mutex_t lock; /* guards pending and overflow */
-    struct buf pending;   /* keys committed since its last read: cf, length, key */
-    bool overflow;        /* pending passed READER_PENDING_MAX: drop everything */
+    /* What commits wrote since its last read, in commit order, each key's
+     * last write: cf, key length, key, then 1 for a delete, or 0, the
+     * value's length (u32, host order) and the plaintext value. */
+    struct buf pending;
+    bool overflow; /* pending would have passed READER_PENDING_MAX, or a data
+                      key was destroyed during a commit: empty the cache */
     struct store_reader *next;
 };
 
@@ -548,9 +554,45 @@ static void remember_write(struct store_txn *t, enum store_cf cf, const void *ke
         *index_slot(t, w->hash, w->cf, w->key, w->key_len) = (uint32_t)t->n_writes;
 }
 
+/* Queues to reader `r` the last write of each key of the commit `t`, or
+ * sets its overflow. `begun` is the keystore generation at the start of `t`:
+ * if a data key was destroyed since, a value may be sealed under it (and so
+ * read as absent), and the reader empties its cache instead. The generation
+ * is read under the reader's lock after queuing, so that a read which
+ * emptied the cache for the destroy cannot come between the check and the
+ * queue. */
+static void reader_queue(struct store_reader *r, const struct store_txn *t, uint64_t begun) {
+    struct store *s = t->s;
+    struct buf *q = &r->pending;
+    pthread_mutex_lock(&r->lock);
+    for (size_t i = 0; i < t->n_writes && !r->overflow; i++) {
+        const struct txn_write *w = &t->writes[i];
+        if (!cacheable(s, w->cf, w->key_len) || written(t, w->cf, w->key, w->key_len) != w)
+            continue; /* not cached, or written again later: as commit() writes */
+        size_t need = 3 + (size_t)w->key_len + (w->deleted ? 0 : 4 + w->value.len);
+        if (q->len + need > READER_PENDING_MAX) {
+            r->overflow = true;
+            break;
+        }
+        buf_append_u8(q, w->cf);
+        buf_append_u8(q, w->key_len);
+        buf_append(q, w->key, w->key_len);
+        buf_append_u8(q, w->deleted);
+        if (!w->deleted) {
+            uint32_t len = (uint32_t)w->value.len;
+            buf_append(q, &len, sizeof len);
+            buf_append(q, w->value.data, w->value.len);
+        }
+    }
+    if (keystore_generation(s->ks) != begun)
+        r->overflow = true;
+    pthread_mutex_unlock(&r->lock);
+}
+
 /* After a successful commit: the writes are the database's state now. */
 static void publish_writes(struct store_txn *t) {
     struct store *s = t->s;
+    uint64_t begun = s->rcache_generation; /* store_txn_begin() checked it */
     for (size_t i = 0; i < t->n_writes; i++) {
         const struct txn_write *w = &t->writes[i];
         if (!cacheable(s, w->cf, w->key_len))
@@ -562,20 +604,8 @@ static void publish_writes(struct store_txn *t) {
     }
     rcache_check_generation(s); /* a key destroyed during the batch */
     pthread_mutex_lock(&s->readers_lock);
-    for (struct store_reader *r = s->readers; r; r = r->next) {
-        pthread_mutex_lock(&r->lock);
-        for (size_t i = 0; i < t->n_writes && !r->overflow; i++) {
-            const struct txn_write *w = &t->writes[i];
-            if (!cacheable(s, w->cf, w->key_len))
-                continue;
-            buf_append_u8(&r->pending, w->cf);
-            buf_append_u8(&r->pending, w->key_len);
-            buf_append(&r->pending, w->key, w->key_len);
-            if (r->pending.len > READER_PENDING_MAX)
-                r->overflow = true;
-        }
-        pthread_mutex_unlock(&r->lock);
-    }
+    for (struct store_reader *r = s->readers; r; r = r->next)
+        reader_queue(r, t, begun);
     pthread_mutex_unlock(&s->readers_lock);
 }
 
@@ -586,6 +616,7 @@ struct store_reader *store_reader_new(struct store *s) {
     buf_init(&r->pending);
     if (s->rcache) {
         r->cache = rcache_new(READ_CACHE_BYTES);
+        buf_reserve(&r->pending, READER_PENDING_MAX);
         r->generation = keystore_generation(s->ks);
         pthread_mutex_lock(&s->readers_lock);
         r->next = s->readers;
@@ -607,24 +638,48 @@ void store_reader_free(struct store_reader *r) {
         }
     pthread_mutex_unlock(&s->readers_lock);
     rcache_free(r->cache);
+    buf_wipe(&r->pending);
     buf_cleanup(&r->pending);
     pthread_mutex_destroy(&r->lock);
     free(r);
 }
 
-/* Drops what was committed since the reader's last read. */
+/* Applies what was committed since the reader's last read to the keys it
+ * holds, in commit order: a key it does not hold stays unheld (its next
+ * read goes to the database, which has the commit by then). */
+static void reader_apply(struct store_reader *r) {
+    const uint8_t *p = r->pending.data, *end = p + r->pending.len;
+    while (p < end) {
+        enum store_cf cf = p[0];
+        size_t key_len = p[1];
+        const uint8_t *key = p + 2;
+        bool deleted = key[key_len];
+        p = key + key_len + 1;
+        uint32_t len = 0;
+        if (!deleted) {
+            memcpy(&len, p, sizeof len);
+            p += sizeof len;
+        }
+        if (rcache_has(r->cache, cf, key, key_len)) {
+            if (deleted)
+                cache_absent(r->cache, cf, key, key_len);
+            else
+                rcache_put(r->cache, cf, key, key_len, p, len);
+        }
+        p += len;
+    }
+}
+
+/* Brings the reader's cache up to the last commit queued to it. */
 static void reader_catch_up(struct store_reader *r) {
     pthread_mutex_lock(&r->lock);
     if (r->overflow) {
         rcache_clear(r->cache);
         r->overflow = false;
     } else {
-        for (size_t i = 0; i + 2 <= r->pending.len;) {
-            uint8_t cf = r->pending.data[i], len = r->pending.data[i + 1];
-            rcache_drop(r->cache, cf, r->pending.data + i + 2, len);
-            i += 2 + (size_t)len;
-        }
+        reader_apply(r);
     }
+    sodium_memzero(r->pending.data, r->pending.len); /* plaintext values */
     buf_reset(&r->pending);
     pthread_mutex_unlock(&r->lock);
     uint64_t g = keystore_generation(r->s->ks);
@@ -643,13 +698,21 @@ int store_reader_get(struct store_reader *r, enum store_cf cf, const void *key, 
     if (hit != RCACHE_MISS)
         return hit == RCACHE_VALUE ? 0 : STATUS_NOT_FOUND;
     int rc = store_get(r->s, cf, key, key_len, out);
-    /* A commit between the read and now queued the key: the next read drops
-     * it before looking. */
+    /* A commit between the read and now queued the key: the next read
+     * replaces what this one caches. */
     if (rc == 0)
         rcache_put(r->cache, cf, key, key_len, out->data, out->len);
     else if (rc == STATUS_NOT_FOUND)
         cache_absent(r->cache, cf, key, key_len);
     return rc;
+}
+
+struct store_read_cache_stats store_reader_stats(const struct store_reader *r) {
+    if (!r->cache)
+        return (struct store_read_cache_stats){0};
+    struct rcache_stats c = rcache_stats(r->cache);
+    return (struct store_read_cache_stats){
+        .entries = c.entries, .bytes = c.bytes, .hits = c.hits, .misses = c.misses};
 }
 
 struct store_read_cache_stats store_read_cache_stats(struct store *s) {

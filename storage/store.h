@@ -174,12 +174,17 @@ void store_blind_index(struct store *s, const void *data, size_t len, uint8_t ou
 /*
  * Readers. A store_reader serves one thread other than the writer (the lws
  * loop) from a cache of its own: the records txn_get() caches, opened once.
- * Every commit queues the keys it wrote to every reader, and a read first
- * drops the keys queued since the last one, so a reader never sees a record
- * older than the last commit its thread learnt of; it may see one a commit
- * replaced a moment ago, as a read that came just before that commit would.
- * Free every reader before store_close(). Without the read cache
- * (no_read_cache) a reader reads through to store_get().
+ * Every commit queues to every reader the plaintext it wrote under those
+ * keys (each key's last write), and a read first applies what was queued
+ * since the last one, in commit order, to the keys the reader holds: a
+ * rewritten record is replaced, a deleted one becomes absent. So a reader
+ * never sees a record older than the last commit its thread learnt of; it
+ * may see one a commit replaced a moment ago, as a read that came just
+ * before that commit would. The queue is bounded (1 MiB): a commit that
+ * would pass the bound, or one during which a data key was destroyed,
+ * empties the reader's cache instead, as does a destroyed data key. Values
+ * are wiped when dropped. Free every reader before store_close(). Without
+ * the read cache (no_read_cache) a reader reads through to store_get().
  */
 struct store_reader;
 struct store_reader *store_reader_new(struct store *s);
@@ -194,6 +199,9 @@ struct store_read_cache_stats {
     uint64_t entries, bytes, hits, misses;
 };
 struct store_read_cache_stats store_read_cache_stats(struct store *s);
+/* The same for a reader's cache (a miss is a read of the database). For the
+ * reader's thread. */
+struct store_read_cache_stats store_reader_stats(const struct store_reader *r);
 
 /* Bytes of live data in the database (RocksDB's estimate: SST files, blob
  * files and memtables), for /metrics. */

@@ -88,36 +88,60 @@ static void expect_reader(struct store_reader *r, const struct id *key, const ch
     buf_cleanup(&v);
 }
 
-/* A reader sees every commit before its next read, whatever it cached:
- * changed and deleted records, many keys at once (past its queue's bound),
- * and nothing of an owner whose data key was destroyed. */
+/* The same, and whether it came from the reader's cache (true) or from the
+ * database (false). */
+static void expect_reader_from(struct store_reader *r, const struct id *key, const char *want,
+                               bool cached) {
+    struct store_read_cache_stats before = store_reader_stats(r);
+    expect_reader(r, key, want);
+    struct store_read_cache_stats after = store_reader_stats(r);
+    assert_int_equal(after.hits - before.hits, cached ? 1 : 0);
+    assert_int_equal(after.misses - before.misses, cached ? 0 : 1);
+}
+
+/* A reader sees every commit before its next read, whatever it cached, and
+ * serves a record it holds from its cache after a commit rewrote or deleted
+ * it: changed and deleted records, a rolled-back write, many keys at once
+ * (past its queue's bound), and nothing of an owner whose data key was
+ * destroyed, even by a commit that sealed a value under it first. */
 static void test_store_reader_sees_every_commit(void **state) {
     char *dir = testutil_fresh_dir("store-reader");
     struct store *s = open_store(dir);
     struct store_reader *r = store_reader_new(s);
-    struct id a = make_id(0x31), owner = make_id(0x32);
-    expect_reader(r, &a, NULL);
+    struct id a = make_id(0x31), owner = make_id(0x32), b = make_id(0x33);
+    expect_reader_from(r, &a, NULL, false);
     put_one(s, CF_ACCOUNTS, a.b, ID_LEN, &owner, "first");
-    expect_reader(r, &a, "first");
-    expect_reader(r, &a, "first"); /* now from its cache */
+    expect_reader_from(r, &a, "first", true); /* its absence replaced */
     put_one(s, CF_ACCOUNTS, a.b, ID_LEN, &owner, "second");
-    expect_reader(r, &a, "second");
+    expect_reader_from(r, &a, "second", true);
     struct store_txn *t = NULL;
     assert_int_equal(store_txn_begin(s, &t), 0);
     assert_int_equal(txn_delete(t, CF_ACCOUNTS, a.b, ID_LEN), 0);
     assert_int_equal(store_txn_commit(t), 0);
     store_txn_free(t);
-    expect_reader(r, &a, NULL);
+    expect_reader_from(r, &a, NULL, true);
+    /* A key it never read is not taken from a commit: read when needed. */
+    put_one(s, CF_ACCOUNTS, b.b, ID_LEN, &owner, "other");
+    expect_reader_from(r, &b, "other", false);
+    /* Several writes of a key in one commit: the last one counts. */
+    assert_int_equal(store_txn_begin(s, &t), 0);
+    assert_int_equal(txn_put(t, CF_ACCOUNTS, a.b, ID_LEN, &owner, "interim", 7), 0);
+    assert_int_equal(txn_put(t, CF_ACCOUNTS, a.b, ID_LEN, &owner, "third", 5), 0);
+    assert_int_equal(txn_delete(t, CF_ACCOUNTS, b.b, ID_LEN), 0);
+    assert_int_equal(store_txn_commit(t), 0);
+    store_txn_free(t);
+    expect_reader_from(r, &a, "third", true);
+    expect_reader_from(r, &b, NULL, true);
     /* A rolled-back write is no commit: the cached value stays right. */
-    put_one(s, CF_ACCOUNTS, a.b, ID_LEN, &owner, "third");
-    expect_reader(r, &a, "third");
     assert_int_equal(store_txn_begin(s, &t), 0);
     store_txn_savepoint(t);
     assert_int_equal(txn_put(t, CF_ACCOUNTS, a.b, ID_LEN, &owner, "never", 5), 0);
     store_txn_rollback(t);
+    assert_int_equal(txn_put(t, CF_ACCOUNTS, b.b, ID_LEN, &owner, "kept", 4), 0);
     assert_int_equal(store_txn_commit(t), 0);
     store_txn_free(t);
-    expect_reader(r, &a, "third");
+    expect_reader_from(r, &a, "third", true);
+    expect_reader_from(r, &b, "kept", true);
     /* 70,000 keys in one commit overflow its queue: it drops everything. */
     assert_int_equal(store_txn_begin(s, &t), 0);
     assert_int_equal(txn_put(t, CF_ACCOUNTS, a.b, ID_LEN, &owner, "fourth", 6), 0);
@@ -128,13 +152,28 @@ static void test_store_reader_sees_every_commit(void **state) {
     }
     assert_int_equal(store_txn_commit(t), 0);
     store_txn_free(t);
-    expect_reader(r, &a, "fourth");
+    expect_reader_from(r, &a, "fourth", false);
+    expect_reader_from(r, &b, "kept", false);
     /* The owner's data key destroyed: the cached record is gone with it. */
-    expect_reader(r, &a, "fourth");
+    expect_reader_from(r, &a, "fourth", true);
     assert_int_equal(keystore_destroy(store_keystore(s), &owner), 0);
     struct buf v;
     buf_init(&v);
     assert_true(store_reader_get(r, CF_ACCOUNTS, a.b, ID_LEN, &v) != 0);
+    /* A value sealed under a key destroyed before its commit is published:
+     * the reader, which learnt of the destroy before the commit and holds
+     * the key as absent, must not take it. */
+    struct id owner2 = make_id(0x34);
+    put_one(s, CF_ACCOUNTS, b.b, ID_LEN, &owner2, "fifth");
+    expect_reader(r, &b, "fifth");
+    assert_int_equal(store_txn_begin(s, &t), 0);
+    assert_int_equal(txn_put(t, CF_ACCOUNTS, b.b, ID_LEN, &owner2, "sixth", 5), 0);
+    assert_int_equal(keystore_destroy(store_keystore(s), &owner2), 0);
+    assert_int_equal(store_reader_get(r, CF_ACCOUNTS, b.b, ID_LEN, &v), STATUS_NOT_FOUND);
+    assert_int_equal(store_txn_commit(t), 0);
+    store_txn_free(t);
+    assert_int_equal(get_status(s, CF_ACCOUNTS, b.b, ID_LEN), STATUS_NOT_FOUND);
+    assert_int_equal(store_reader_get(r, CF_ACCOUNTS, b.b, ID_LEN, &v), STATUS_NOT_FOUND);
     buf_cleanup(&v);
     store_reader_free(r);
     store_close(s);

@@ -3,7 +3,8 @@
  * and their durable delivery against the real carechatd: delivery to an
  * offline provider after login (Sync), all three devices of an account
  * receiving (each with only its own KeyWrap), live delivery, replay after
- * reconnect of exactly what was not acknowledged then QueueEmpty, idempotent
+ * reconnect of exactly what was not acknowledged then QueueEmpty, a live
+ * delivery byte for byte what its replay delivers, idempotent
  * resend, the device-set CONFLICT with missing/extra/stale ids, receipts, the
  * send rate limit and the inbox cap (nothing stored), patient-to-patient
  * refused, typing delivered live and never stored.
@@ -215,10 +216,8 @@ static void record_delivery(struct got *g, const Carechat__V1__Delivery *d,
     g->n++;
 }
 
-/* Sends Sync{after} and collects the replay up to QueueEmpty. */
-static void sync_all(struct rawc *c, const uint8_t *after, size_t after_len,
-                     const uint8_t device[16], struct got *g) {
-    memset(g, 0, sizeof *g);
+/* Sends Sync{after}; the replay follows. */
+static void start_sync(struct rawc *c, const uint8_t *after, size_t after_len) {
     Carechat__V1__Frame f;
     Carechat__V1__Sync s;
     carechat__v1__frame__init(&f);
@@ -230,6 +229,13 @@ static void sync_all(struct rawc *c, const uint8_t *after, size_t after_len,
     raw_expect_status(r, STATUS_OK);
     assert_true(r->response->sync->page_size > 0);
     proto_free(r);
+}
+
+/* Sends Sync{after} and collects the replay up to QueueEmpty. */
+static void sync_all(struct rawc *c, const uint8_t *after, size_t after_len,
+                     const uint8_t device[16], struct got *g) {
+    memset(g, 0, sizeof *g);
+    start_sync(c, after, after_len);
     for (int i = 0; i < 200; i++) {
         Carechat__V1__Frame *q = rawc_next_request(c, TIMEOUT_MS);
         assert_non_null(q);
@@ -244,6 +250,20 @@ static void sync_all(struct rawc *c, const uint8_t *after, size_t after_len,
         proto_free(q);
     }
     fail_msg("no QueueEmpty");
+}
+
+/* The next server request `c` receives, which must be a Delivery, packed
+ * without its request id (its cursor and item) into `out`. */
+static void next_delivery_packed(struct rawc *c, struct buf *out) {
+    Carechat__V1__Frame *q = rawc_next_request(c, TIMEOUT_MS);
+    assert_non_null(q);
+    assert_int_equal(q->body_case, CARECHAT__V1__FRAME__BODY_DELIVERY);
+    size_t n = carechat__v1__delivery__get_packed_size(q->delivery);
+    buf_reset(out);
+    buf_reserve(out, n);
+    out->len = carechat__v1__delivery__pack(q->delivery, out->data);
+    assert_int_equal(out->len, n);
+    proto_free(q);
 }
 
 static void ack(struct rawc *c, const uint8_t *cursor, size_t len, int status) {
@@ -368,6 +388,51 @@ static void test_messaging_offline_three_devices_live_and_receipt(void **state) 
     assert_int_equal(g.receipts, 1);
     for (int i = 0; i < 3; i++)
         rawc_free(p[i]);
+    rawc_free(a);
+    world_free(&w);
+}
+
+/* A message delivered live (taken from what apply stored, not read back)
+ * is byte for byte what its replay from the store delivers, on each of three
+ * devices (the second and third get the frame encoded once for all). */
+static void test_messaging_live_delivery_is_the_stored_message(void **state) {
+    (void)state;
+    struct world w;
+    world_make(g_h, &w);
+    add_device(g_h, &w.provider);
+    add_device(g_h, &w.provider);
+    struct rawc *a = login(g_h, w.patient.email, &w.patient.dev[0], NULL);
+    uint8_t conv[16];
+    create_direct_ok(a, w.provider.account, conv);
+    struct rawc *p[3];
+    struct got g;
+    for (int i = 0; i < 3; i++) {
+        p[i] = login(g_h, w.provider.email, &w.provider.dev[i], NULL);
+        sync_all(p[i], NULL, 0, w.provider.dev[i].id, &g);
+        assert_int_equal(g.n, 0); /* live from now on */
+    }
+    assert_int_equal(send_to_provider(a, &w, conv, "live and stored", NULL), 1);
+    struct buf live[3], replayed;
+    buf_init(&replayed);
+    for (int i = 0; i < 3; i++) {
+        buf_init(&live[i]);
+        next_delivery_packed(p[i], &live[i]);
+    }
+    for (int i = 0; i < 3; i++) {
+        rawc_free(p[i]);
+        p[i] = login(g_h, w.provider.email, &w.provider.dev[i], NULL);
+        start_sync(p[i], NULL, 0); /* nothing acknowledged: it comes again */
+        next_delivery_packed(p[i], &replayed);
+        assert_int_equal(replayed.len, live[i].len);
+        assert_memory_equal(replayed.data, live[i].data, replayed.len);
+        Carechat__V1__Frame *q = rawc_next_request(p[i], TIMEOUT_MS);
+        assert_non_null(q);
+        assert_int_equal(q->body_case, CARECHAT__V1__FRAME__BODY_QUEUE_EMPTY);
+        proto_free(q);
+        rawc_free(p[i]);
+        buf_cleanup(&live[i]);
+    }
+    buf_cleanup(&replayed);
     rawc_free(a);
     world_free(&w);
 }
@@ -1035,6 +1100,7 @@ int main(void) {
         return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_messaging_offline_three_devices_live_and_receipt),
+        cmocka_unit_test(test_messaging_live_delivery_is_the_stored_message),
         cmocka_unit_test(test_messaging_reconnect_replays_unacknowledged),
         cmocka_unit_test(test_messaging_replay_in_pages),
         cmocka_unit_test(test_messaging_resend_same_client_msg_id_stores_once),
