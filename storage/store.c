@@ -507,6 +507,13 @@ static const struct txn_write *written(const struct store_txn *t, enum store_cf 
     return i ? &t->writes[i - 1] : NULL;
 }
 
+/* Whether writes[i] is the last write of its key (the one a commit
+ * writes). */
+static bool last_write(const struct store_txn *t, size_t i) {
+    const struct txn_write *w = &t->writes[i];
+    return *index_slot(t, w->hash, w->cf, w->key, w->key_len) == i + 1;
+}
+
 static void forget_writes(struct store_txn *t, size_t keep) {
     if (t->n_writes == keep)
         return;
@@ -567,7 +574,7 @@ static void reader_queue(struct store_reader *r, const struct store_txn *t, uint
     pthread_mutex_lock(&r->lock);
     for (size_t i = 0; i < t->n_writes && !r->overflow; i++) {
         const struct txn_write *w = &t->writes[i];
-        if (!cacheable(s, w->cf, w->key_len) || written(t, w->cf, w->key, w->key_len) != w)
+        if (!cacheable(s, w->cf, w->key_len) || !last_write(t, i))
             continue; /* not cached, or written again later: as commit() writes */
         size_t need = 3 + (size_t)w->key_len + (w->deleted ? 0 : 4 + w->value.len);
         if (q->len + need > READER_PENDING_MAX) {
@@ -767,7 +774,7 @@ static int commit(struct store_txn *t, bool guard) {
     int rc = 0;
     for (size_t i = 0; i < t->n_writes && rc == 0; i++) {
         const struct txn_write *w = &t->writes[i];
-        if (*index_slot(t, w->hash, w->cf, w->key, w->key_len) != i + 1)
+        if (!last_write(t, i))
             continue; /* written again later in the transaction */
         if (w->deleted) {
             rocksdb_writebatch_delete_cf(wb, cf_handle(t->s, w->cf), (const char *)w->key,
