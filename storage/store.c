@@ -47,6 +47,18 @@
 #define READ_CACHE_BYTES (32u * 1024 * 1024)
 #define CHUNK_MIN_BLOB_SIZE (16u * 1024)
 
+/* The fixed key prefix of the column families whose keys start with a
+ * parent's 16-byte id and which are scanned by that id (0: none). RocksDB
+ * extracts it from every key at least that long (shorter keys are outside its
+ * domain: whole-key filter only) and adds it to the SST files' bloom filters,
+ * so a scan by that prefix, or by a longer one, skips the files that hold no
+ * key of it. Other scans must seek in total order (scan_read_options()). */
+static const size_t cf_prefix_len[CF_COUNT] = {
+    [CF_DEVICES] = ID_LEN,  /* account id | device id: an account's devices */
+    [CF_MESSAGES] = ID_LEN, /* conversation id | seq: a conversation's history */
+    [CF_INBOXES] = ID_LEN,  /* device id [| position]: a device's inbox */
+};
+
 static const char *const cf_names[CF_COUNT] = {
     [CF_META] = "meta",
     [CF_ACCOUNTS] = "accounts",
@@ -199,13 +211,31 @@ int store_get(struct store *s, enum store_cf cf, const void *key, size_t key_len
     return rc;
 }
 
+/* Read options for an iterator over the keys of `cf` that start with a
+ * prefix of `prefix_len` bytes (0: the whole column family); free them with
+ * rocksdb_readoptions_destroy() after the iterator. A seek in prefix mode
+ * (RocksDB's default once a column family has a prefix extractor) consults
+ * only the files whose bloom filter holds the target's fixed prefix, and
+ * iterating past that prefix is undefined: a seek to a page cursor of another
+ * prefix then skips whole files. So any iterator over a range wider than one
+ * fixed prefix seeks in total order (RocksDB 7.8's C API has no
+ * auto_prefix_mode to decide this per seek). */
+static rocksdb_readoptions_t *scan_read_options(struct store *s, enum store_cf cf,
+                                                size_t prefix_len) {
+    size_t fixed = cf_prefix_len[cf];
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    if (fixed == 0 || prefix_len < fixed)
+        rocksdb_readoptions_set_total_order_seek(ro, 1);
+    return ro;
+}
+
 int store_scan(struct store *s, enum store_cf cf, const void *prefix, size_t prefix_len,
                const void *after, size_t after_len, size_t limit, store_scan_fn fn, void *ctx) {
     if (limit == 0)
         return 0;
     uint8_t *end = prefix_len ? xmalloc(prefix_len) : NULL;
     size_t end_len = 0;
-    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    rocksdb_readoptions_t *ro = scan_read_options(s, cf, prefix_len);
     /* The upper bound lets RocksDB stop at the end of the prefix range without
      * reading the next key; `end` must outlive the iterator. */
     if (prefix_len && key_prefix_end(prefix, prefix_len, end, &end_len))
@@ -261,7 +291,8 @@ void store_blind_index(struct store *s, const void *data, size_t len, uint8_t ou
 }
 
 size_t store_count_sealed_by(struct store *s, enum store_cf cf, const struct id *owner) {
-    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->read_opts, cf_handle(s, cf));
+    rocksdb_readoptions_t *ro = scan_read_options(s, cf, 0);
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, ro, cf_handle(s, cf));
     size_t n = 0;
     for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
         size_t len;
@@ -269,6 +300,7 @@ size_t store_count_sealed_by(struct store *s, enum store_cf cf, const struct id 
         n += len >= SEAL_OVERHEAD && memcmp(v + 1, owner->b, ID_LEN) == 0;
     }
     rocksdb_iter_destroy(it);
+    rocksdb_readoptions_destroy(ro);
     return n;
 }
 
@@ -795,6 +827,10 @@ static rocksdb_options_t *make_cf_options(struct store *s, int index) {
     rocksdb_options_t *o = rocksdb_options_create_copy(s->db_opts);
     rocksdb_options_set_compaction_filter(o, s->filter);
     rocksdb_options_set_block_based_table_factory(o, s->table_opts);
+    if (index > 0 && cf_prefix_len[index - 1])
+        rocksdb_options_set_prefix_extractor(/* the options own it */
+                                             o, rocksdb_slicetransform_create_fixed_prefix(
+                                                    cf_prefix_len[index - 1]));
     /* No memtable bloom filter: RocksDB sizes it from the column family's
      * write buffer (64 MiB) and counts it against the memtable budget shared
      * by all 17 column families (STORE_MEMTABLE_BUDGET), so even 5% of it
@@ -973,6 +1009,9 @@ int store_open(const struct store_config *cfg, struct store **out) {
                                                   s->table_opts,
                                                   rocksdb_filterpolicy_create_bloom_full(
                                                       BLOOM_BITS_PER_KEY));
+    /* With a prefix extractor (cf_prefix_len) the filters hold each key's
+     * prefix as well; whole keys stay in them for point reads. */
+    rocksdb_block_based_options_set_whole_key_filtering(s->table_opts, 1);
     rocksdb_block_based_options_set_cache_index_and_filter_blocks(s->table_opts, 1);
     rocksdb_block_based_options_set_pin_l0_filter_and_index_blocks_in_cache(s->table_opts, 1);
 
