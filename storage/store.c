@@ -88,6 +88,7 @@ struct store {
     rocksdb_column_family_handle_t *cf[CF_COUNT + 1];
     rocksdb_block_based_table_options_t *table_opts;
     rocksdb_cache_t *cache;
+    bool prefix_bloom; /* !cfg->no_prefix_bloom: cf_prefix_len applies */
     rocksdb_readoptions_t *read_opts;
     rocksdb_writeoptions_t *sync_write;
     struct keystore *ks;
@@ -222,7 +223,7 @@ int store_get(struct store *s, enum store_cf cf, const void *key, size_t key_len
  * auto_prefix_mode to decide this per seek). */
 static rocksdb_readoptions_t *scan_read_options(struct store *s, enum store_cf cf,
                                                 size_t prefix_len) {
-    size_t fixed = cf_prefix_len[cf];
+    size_t fixed = s->prefix_bloom ? cf_prefix_len[cf] : 0;
     rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
     if (fixed == 0 || prefix_len < fixed)
         rocksdb_readoptions_set_total_order_seek(ro, 1);
@@ -827,7 +828,7 @@ static rocksdb_options_t *make_cf_options(struct store *s, int index) {
     rocksdb_options_t *o = rocksdb_options_create_copy(s->db_opts);
     rocksdb_options_set_compaction_filter(o, s->filter);
     rocksdb_options_set_block_based_table_factory(o, s->table_opts);
-    if (index > 0 && cf_prefix_len[index - 1])
+    if (index > 0 && s->prefix_bloom && cf_prefix_len[index - 1])
         rocksdb_options_set_prefix_extractor(/* the options own it */
                                              o, rocksdb_slicetransform_create_fixed_prefix(
                                                     cf_prefix_len[index - 1]));
@@ -945,6 +946,7 @@ int store_open(const struct store_config *cfg, struct store **out) {
     char *key_dir = cfg->key_dir ? xstrdup(cfg->key_dir) : join(cfg->data_dir, "keys");
     s->db_path = join(cfg->data_dir, "db");
     s->key_dir = xstrdup(key_dir);
+    s->prefix_bloom = !cfg->no_prefix_bloom;
     atomic_store(&s->min_free_bytes, cfg->min_free_bytes);
     atomic_store(&s->min_free_key_bytes, cfg->min_free_key_bytes);
     rc = create ? prepare_new_db(cfg->data_dir, s->db_path, key_dir)

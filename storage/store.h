@@ -112,6 +112,9 @@ struct store_config {
     size_t cache_bytes;              /* RocksDB block cache; 0 for the default */
     bool no_read_cache;              /* transactions read every record from RocksDB
                                         (tests compare the two; see txn_get()) */
+    bool no_prefix_bloom;            /* no column family gets a prefix extractor and
+                                        every scan seeks in total order
+                                        (storage/scan_bench compares the two) */
 };
 
 struct store;
