@@ -18,7 +18,8 @@
  * acknowledged batch was synced); no compression (every value is ciphertext);
  * CF_CHUNKS and CF_KEY_BACKUP keep values of 16 KiB and more in blob files with blob GC;
  * whole-key bloom filters in every SST file, and in those of CF_DEVICES, CF_MESSAGES
- * and CF_INBOXES the keys' first 16 bytes (the parent id they are scanned by) too.
+ * and CF_INBOXES the keys' first 16 bytes (the parent id they are scanned by) too;
+ * small memtable bloom filters for CF_IDEMPOTENCY and CF_RECEIPTS, whose lookups miss.
  *
  * Free-space guard: while the data volume has less than `min_free_bytes` free,
  * or the key directory's volume less than `min_free_key_bytes`, commits are
