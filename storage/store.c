@@ -47,6 +47,19 @@
 #define BLOOM_BITS_PER_KEY 10.0
 #define READ_CACHE_BYTES (32u * 1024 * 1024)
 #define CHUNK_MIN_BLOB_SIZE (16u * 1024)
+#define MEMTABLE_BLOOM_RATIO 0.005 /* of the write buffer, see make_cf_options() */
+
+/* The fixed key prefix of the column families whose keys start with a
+ * parent's 16-byte id and which are scanned by that id (0: none). RocksDB
+ * extracts it from every key at least that long (shorter keys are outside its
+ * domain: whole-key filter only) and adds it to the SST files' bloom filters,
+ * so a scan by that prefix, or by a longer one, skips the files that hold no
+ * key of it. Other scans must seek in total order (scan_read_options()). */
+static const size_t cf_prefix_len[CF_COUNT] = {
+    [CF_DEVICES] = ID_LEN,  /* account id | device id: an account's devices */
+    [CF_MESSAGES] = ID_LEN, /* conversation id | seq: a conversation's history */
+    [CF_INBOXES] = ID_LEN,  /* device id [| position]: a device's inbox */
+};
 
 static const char *const cf_names[CF_COUNT] = {
     [CF_META] = "meta",
@@ -77,6 +90,7 @@ struct store {
     rocksdb_column_family_handle_t *cf[CF_COUNT + 1];
     rocksdb_block_based_table_options_t *table_opts;
     rocksdb_cache_t *cache;
+    bool prefix_bloom; /* !cfg->no_prefix_bloom: cf_prefix_len applies */
     rocksdb_readoptions_t *read_opts;
     rocksdb_writeoptions_t *sync_write;
     struct keystore *ks;
@@ -223,13 +237,31 @@ int store_get(struct store *s, enum store_cf cf, const void *key, size_t key_len
     return rc;
 }
 
+/* Read options for an iterator over the keys of `cf` that start with a
+ * prefix of `prefix_len` bytes (0: the whole column family); free them with
+ * rocksdb_readoptions_destroy() after the iterator. A seek in prefix mode
+ * (RocksDB's default once a column family has a prefix extractor) consults
+ * only the files whose bloom filter holds the target's fixed prefix, and
+ * iterating past that prefix is undefined: a seek to a page cursor of another
+ * prefix then skips whole files. So any iterator over a range wider than one
+ * fixed prefix seeks in total order (RocksDB 7.8's C API has no
+ * auto_prefix_mode to decide this per seek). */
+static rocksdb_readoptions_t *scan_read_options(struct store *s, enum store_cf cf,
+                                                size_t prefix_len) {
+    size_t fixed = s->prefix_bloom ? cf_prefix_len[cf] : 0;
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    if (fixed == 0 || prefix_len < fixed)
+        rocksdb_readoptions_set_total_order_seek(ro, 1);
+    return ro;
+}
+
 int store_scan(struct store *s, enum store_cf cf, const void *prefix, size_t prefix_len,
                const void *after, size_t after_len, size_t limit, store_scan_fn fn, void *ctx) {
     if (limit == 0)
         return 0;
     uint8_t *end = prefix_len ? xmalloc(prefix_len) : NULL;
     size_t end_len = 0;
-    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    rocksdb_readoptions_t *ro = scan_read_options(s, cf, prefix_len);
     /* The upper bound lets RocksDB stop at the end of the prefix range without
      * reading the next key; `end` must outlive the iterator. */
     if (prefix_len && key_prefix_end(prefix, prefix_len, end, &end_len))
@@ -285,7 +317,8 @@ void store_blind_index(struct store *s, const void *data, size_t len, uint8_t ou
 }
 
 size_t store_count_sealed_by(struct store *s, enum store_cf cf, const struct id *owner) {
-    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->read_opts, cf_handle(s, cf));
+    rocksdb_readoptions_t *ro = scan_read_options(s, cf, 0);
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, ro, cf_handle(s, cf));
     size_t n = 0;
     for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
         size_t len;
@@ -293,6 +326,7 @@ size_t store_count_sealed_by(struct store *s, enum store_cf cf, const struct id 
         n += len >= SEAL_OVERHEAD && memcmp(v + 1, owner->b, ID_LEN) == 0;
     }
     rocksdb_iter_destroy(it);
+    rocksdb_readoptions_destroy(ro);
     return n;
 }
 
@@ -922,10 +956,21 @@ static rocksdb_options_t *make_cf_options(struct store *s, int index) {
     rocksdb_options_t *o = rocksdb_options_create_copy(s->db_opts);
     rocksdb_options_set_compaction_filter(o, s->filter);
     rocksdb_options_set_block_based_table_factory(o, s->table_opts);
-    /* No memtable bloom filter: RocksDB sizes it from the column family's
-     * write buffer (64 MiB) and counts it against the memtable budget shared
-     * by all 17 column families (STORE_MEMTABLE_BUDGET), so even 5% of it
-     * each filled the budget and flushed every few kilobytes. */
+    if (index > 0 && s->prefix_bloom && cf_prefix_len[index - 1])
+        rocksdb_options_set_prefix_extractor(/* the options own it */
+                                             o, rocksdb_slicetransform_create_fixed_prefix(
+                                                    cf_prefix_len[index - 1]));
+    /* A memtable bloom filter of whole keys only where point reads mostly
+     * miss: each message looks up an idempotency key and a receipt key that
+     * exist nowhere. RocksDB sizes it from the column family's write buffer
+     * (64 MiB) and counts it against the memtable budget all column families
+     * share (STORE_MEMTABLE_BUDGET): 0.5% is 336 KiB per memtable, about 8
+     * bits a key when 200-byte records fill it. (5% in every column family
+     * filled the budget at once and flushed every few kilobytes.) */
+    if (index == CF_IDEMPOTENCY + 1 || index == CF_RECEIPTS + 1) {
+        rocksdb_options_set_memtable_prefix_bloom_size_ratio(o, MEMTABLE_BLOOM_RATIO);
+        rocksdb_options_set_memtable_whole_key_filtering(o, 1);
+    }
     /* every value is AES-GCM ciphertext: compression would only cost CPU */
     rocksdb_options_set_compression(o, rocksdb_no_compression);
     rocksdb_options_set_bottommost_compression(o, rocksdb_no_compression);
@@ -1036,6 +1081,7 @@ int store_open(const struct store_config *cfg, struct store **out) {
     char *key_dir = cfg->key_dir ? xstrdup(cfg->key_dir) : join(cfg->data_dir, "keys");
     s->db_path = join(cfg->data_dir, "db");
     s->key_dir = xstrdup(key_dir);
+    s->prefix_bloom = !cfg->no_prefix_bloom;
     atomic_store(&s->min_free_bytes, cfg->min_free_bytes);
     atomic_store(&s->min_free_key_bytes, cfg->min_free_key_bytes);
     rc = create ? prepare_new_db(cfg->data_dir, s->db_path, key_dir)
@@ -1100,6 +1146,9 @@ int store_open(const struct store_config *cfg, struct store **out) {
                                                   s->table_opts,
                                                   rocksdb_filterpolicy_create_bloom_full(
                                                       BLOOM_BITS_PER_KEY));
+    /* With a prefix extractor (cf_prefix_len) the filters hold each key's
+     * prefix as well; whole keys stay in them for point reads. */
+    rocksdb_block_based_options_set_whole_key_filtering(s->table_opts, 1);
     rocksdb_block_based_options_set_cache_index_and_filter_blocks(s->table_opts, 1);
     rocksdb_block_based_options_set_pin_l0_filter_and_index_blocks_in_cache(s->table_opts, 1);
 

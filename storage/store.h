@@ -16,7 +16,10 @@
  * after a crash the database is a consistent prefix of the committed batches (a
  * torn tail can only be a batch that was never acknowledged, since every
  * acknowledged batch was synced); no compression (every value is ciphertext);
- * CF_CHUNKS and CF_KEY_BACKUP keep values of 16 KiB and more in blob files with blob GC.
+ * CF_CHUNKS and CF_KEY_BACKUP keep values of 16 KiB and more in blob files with blob GC;
+ * whole-key bloom filters in every SST file, and in those of CF_DEVICES, CF_MESSAGES
+ * and CF_INBOXES the keys' first 16 bytes (the parent id they are scanned by) too;
+ * small memtable bloom filters for CF_IDEMPOTENCY and CF_RECEIPTS, whose lookups miss.
  *
  * Free-space guard: while the data volume has less than `min_free_bytes` free,
  * or the key directory's volume less than `min_free_key_bytes`, commits are
@@ -110,6 +113,9 @@ struct store_config {
     size_t cache_bytes;              /* RocksDB block cache; 0 for the default */
     bool no_read_cache;              /* transactions read every record from RocksDB
                                         (tests compare the two; see txn_get()) */
+    bool no_prefix_bloom;            /* no column family gets a prefix extractor and
+                                        every scan seeks in total order
+                                        (storage/scan_bench compares the two) */
 };
 
 struct store;
@@ -161,7 +167,10 @@ typedef bool (*store_scan_fn)(void *ctx, const uint8_t *key, size_t key_len, con
  * Values are opened before the callback sees them; key and value are borrowed
  * for the call. Records whose owner's data key was destroyed are skipped.
  * Returns the number visited (>= 0), or a negative status as store_get() (the
- * scan stops at the first record that fails to open). */
+ * scan stops at the first record that fails to open). A scan of CF_DEVICES,
+ * CF_MESSAGES or CF_INBOXES by a prefix of at least 16 bytes (a parent's id)
+ * skips, through bloom filters, the SST files that hold no key of it; any other
+ * scan reads every level's index. */
 int store_scan(struct store *s, enum store_cf cf, const void *prefix, size_t prefix_len,
                const void *after, size_t after_len, size_t limit, store_scan_fn fn, void *ctx);
 
