@@ -384,18 +384,19 @@ static bool volume_low(const char *path, uint64_t min, uint64_t *avail) {
 
 /* statvfs(2) costs 1-2 µs here, and every journal append and every commit
  * asks: 2% of carechatd's samples in 1:1 messaging. A verdict of enough room
- * is reused for SPACE_REASK_MS and SPACE_REASK_BYTES of commits: at most a
- * megabyte more than the reserve could be written unasked, inside the floor
- * of 128 MiB (store.h) that RocksDB's own unasked writes need. A low verdict
- * is asked again every time, so writes resume as soon as there is room. */
-#define SPACE_REASK_MS 50
+ * is reused for STORE_SPACE_REASK_MS and SPACE_REASK_BYTES of commits: at
+ * most a megabyte more than the reserve could be written unasked, inside the
+ * floor of 128 MiB (store.h) that RocksDB's own unasked writes need. A low
+ * verdict is asked again every time, so writes resume as soon as there is
+ * room. */
 #define SPACE_REASK_BYTES (1u << 20)
 
 int store_check_space(struct store *s) {
     if (atomic_load(&s->failed))
         return STATUS_UNAVAILABLE;
     int64_t now = clock_monotonic_ms();
-    if (!atomic_load(&s->low_space) && now - atomic_load(&s->space_asked_at) < SPACE_REASK_MS &&
+    if (!atomic_load(&s->low_space) &&
+        now - atomic_load(&s->space_asked_at) < STORE_SPACE_REASK_MS &&
         atomic_load(&s->written_since) < SPACE_REASK_BYTES)
         return 0;
     uint64_t min = atomic_load(&s->min_free_bytes);

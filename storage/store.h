@@ -55,6 +55,11 @@ struct keystore;
 /* The least free-space reserve that covers what RocksDB writes without a
  * commit: one flush of every memtable plus the next WAL's preallocation. */
 #define STORE_MIN_RESERVE (2 * STORE_MEMTABLE_BUDGET)
+/* How long the free-space guard trusts a verdict of enough room (statvfs(2)
+ * on every write cost 2% of the server's CPU): a volume that drops below a
+ * reserve is refused writes at most this much later, with at most 1 MiB more
+ * committed meanwhile, inside STORE_MIN_RESERVE's margin. */
+#define STORE_SPACE_REASK_MS 50
 
 /* Column families, one per record kind. The order is part of the on-disk format
  * only through the names (store_cf_name()); values may be appended. */

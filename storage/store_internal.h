@@ -43,9 +43,12 @@ int store_txn_commit(struct store_txn *t);
 /* Frees a transaction without writing what it did not commit. Accepts NULL. */
 void store_txn_free(struct store_txn *t);
 
-/* Returns 0 while the data volume has at least min_free_bytes free and no
- * write has failed, else STATUS_UNAVAILABLE (logged once per transition). Any
- * thread. */
+/* Returns 0 while the data volume has at least min_free_bytes free (and the
+ * key volume min_free_key_bytes) and no write has failed, else
+ * STATUS_UNAVAILABLE (logged once per transition). A verdict of enough room
+ * stands for up to STORE_SPACE_REASK_MS (store.h) and 1 MiB of commits, or
+ * until store_set_min_free_bytes(); a low one is checked again each call.
+ * Any thread. */
 int store_check_space(struct store *s);
 
 /* How many values of `cf` are sealed under `owner`, read from their headers
