@@ -25,8 +25,8 @@
  *   - s->msg never holds more than max_frame bytes: the size is checked against
  *     the bytes received plus those lws announces for the current frame before
  *     anything is appended;
- *   - frames are written only in SERVER_WRITEABLE, one lws_write per callback:
- *     one frame, or several framed here in one send (write_frames());
+ *   - frames are written only in SERVER_WRITEABLE, one lws_write per callback
+ *     (write_frames()), of the frames s->out queued (server/wsframe.h);
  *     a pending close is sent after the queue drains;
  *   - a session's conn exists from ESTABLISHED to CLOSED;
  *   - from ESTABLISHED to CLOSED a session is in exactly one keepalive queue
@@ -152,12 +152,6 @@ struct peer {
     struct ws *ws;
 };
 
-struct out_frame {
-    struct out_frame *next;
-    size_t len;
-    uint8_t data[]; /* LWS_PRE bytes of headroom, then len bytes */
-};
-
 /* lws's per-session data of a carechat.v1 connection (zeroed by lws). */
 struct session {
     struct ws *ws;
@@ -165,9 +159,8 @@ struct session {
     struct conn *conn;
     struct session *prev, *next;
     struct buf msg;
-    struct out_frame *out_head, *out_tail;
-    size_t out_bytes;
-    int close_code; /* non-zero: close after the queue drains */
+    struct wsframe_queue out; /* frames waiting for WRITEABLE */
+    int close_code;           /* non-zero: close after the queue drains */
     const char *close_reason;
     struct lws_dll2 keepalive; /* in ws->fresh or ws->pinged */
     int64_t keepalive_since;   /* monotonic ms: the last frame (fresh), the ping (pinged) */
@@ -225,7 +218,6 @@ struct ws {
     ev_timer deadlines;
     int64_t deadlines_at; /* monotonic ms the timer is set for; 0: stopped */
     struct peer *peers[PEER_BUCKETS];
-    uint8_t tx[LWS_PRE + WS_TX_CHUNK]; /* write_frames()'s, on the loop thread */
 };
 
 static struct ws *ws_of(struct lws *wsi) {
@@ -916,23 +908,14 @@ static void io_send(void *ctx, const uint8_t *frame, size_t len) {
     size_t limit = OUT_QUEUE_MIN;
     if (limit < 2 * s->ws->config->max_frame)
         limit = 2 * s->ws->config->max_frame;
-    if (s->out_bytes + len > limit) {
+    size_t queued = wsframe_queue_len(&s->out);
+    if (queued + len > limit) {
         metrics_ws_closed_by_server(s->ws->cfg.metrics, METRICS_CLOSE_SEND_QUEUE);
-        log_warn("ws", "closing a session whose peer does not read (%zu bytes queued)",
-                 s->out_bytes);
+        log_warn("ws", "closing a session whose peer does not read (%zu bytes queued)", queued);
         session_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "send queue full");
         return;
     }
-    struct out_frame *f = xmalloc(sizeof *f + LWS_PRE + len);
-    f->next = NULL;
-    f->len = len;
-    memcpy(f->data + LWS_PRE, frame, len);
-    if (s->out_tail)
-        s->out_tail->next = f;
-    else
-        s->out_head = f;
-    s->out_tail = f;
-    s->out_bytes += len;
+    wsframe_queue_push(&s->out, frame, len);
     lws_callback_on_writable(s->wsi);
 }
 
@@ -945,6 +928,7 @@ static int session_established(struct ws *ws, struct lws *wsi, struct session *s
     s->ws = ws;
     s->wsi = wsi;
     buf_init(&s->msg);
+    wsframe_queue_init(&s->out);
     struct conn_config cc = {
         .io = {.send = io_send, .close = io_close, .ctx = s},
         .handler = ws->cfg.handler,
@@ -966,18 +950,6 @@ static int session_established(struct ws *ws, struct lws *wsi, struct session *s
     return 0;
 }
 
-/* Drops the first n queued frames (written), or all when fewer. */
-static void pop_frames(struct session *s, size_t n) {
-    while (n-- > 0 && s->out_head) {
-        struct out_frame *f = s->out_head;
-        s->out_head = f->next;
-        s->out_bytes -= f->len;
-        free(f);
-    }
-    if (!s->out_head)
-        s->out_tail = NULL;
-}
-
 static void session_closed(struct ws *ws, struct session *s) {
     if (!s->conn)
         return;
@@ -994,7 +966,7 @@ static void session_closed(struct ws *ws, struct session *s) {
     conn_free(s->conn);
     s->conn = NULL;
     buf_cleanup(&s->msg);
-    pop_frames(s, SIZE_MAX);
+    wsframe_queue_cleanup(&s->out);
     metrics_ws_closed(ws->cfg.metrics);
 }
 
@@ -1029,38 +1001,20 @@ static int session_receive(struct ws *ws, struct lws *wsi, struct session *s, co
     return 0;
 }
 
-/* Writes the queued frames that fit in one send of WS_TX_CHUNK bytes: a
- * fan-out queues several per commit for each device, and one send each cost
- * a syscall and a pass through the TCP stack. A frame alone is framed by lws;
- * several are framed here (server/wsframe.h) and written raw, which is the
- * same bytes on the wire, as no extension (permessage-deflate) is ever
- * negotiated. lws buffers what the socket does not take and flushes it
- * before the next WRITEABLE. Returns 0, or -1 to close. */
+/* Writes the queued frames that fit in one send of WS_TX_CHUNK bytes (at
+ * least one): a fan-out queues several per commit for each device, and one
+ * send each cost a syscall and a pass through the TCP stack. They were framed
+ * when queued (server/wsframe.h) and go out raw: the same bytes lws would
+ * send, as no extension (permessage-deflate) is ever negotiated. Whole frames
+ * only, so a ping or close lws writes later never lands inside one; lws
+ * buffers what the socket does not take and flushes it before the next
+ * WRITEABLE. Returns 0, or -1 to close. */
 static int write_frames(struct lws *wsi, struct session *s) {
-    size_t n = 0, total = 0;
-    for (const struct out_frame *f = s->out_head;
-         f && total + WSFRAME_HEADER_MAX + f->len <= WS_TX_CHUNK; f = f->next) {
-        total += WSFRAME_HEADER_MAX + f->len;
-        n++;
-    }
-    if (n < 2) {
-        struct out_frame *f = s->out_head;
-        if (lws_write(wsi, f->data + LWS_PRE, f->len, LWS_WRITE_BINARY) < (int)f->len)
-            return -1;
-        pop_frames(s, 1);
-        return 0;
-    }
-    uint8_t *out = s->ws->tx + LWS_PRE;
-    size_t len = 0;
-    const struct out_frame *f = s->out_head;
-    for (size_t i = 0; i < n; i++, f = f->next) {
-        len += wsframe_header(out + len, f->len);
-        memcpy(out + len, f->data + LWS_PRE, f->len);
-        len += f->len;
-    }
-    if (lws_write(wsi, out, len, LWS_WRITE_RAW) < (int)len)
+    size_t n;
+    const uint8_t *p = wsframe_queue_peek(&s->out, WS_TX_CHUNK, &n);
+    if (lws_write(wsi, (unsigned char *)p, n, LWS_WRITE_RAW) < (int)n)
         return -1;
-    pop_frames(s, n);
+    wsframe_queue_consumed(&s->out, n);
     return 0;
 }
 
@@ -1072,14 +1026,14 @@ static int session_writeable(struct lws *wsi, struct session *s) {
         s->ping_due = false;
         if (lws_write(wsi, ping + LWS_PRE, 1, LWS_WRITE_PING) < 1)
             return -1;
-        if (s->out_head || s->close_code)
+        if (wsframe_queue_len(&s->out) > 0 || s->close_code)
             lws_callback_on_writable(wsi);
         return 0;
     }
-    if (s->out_head) {
+    if (wsframe_queue_len(&s->out) > 0) {
         if (write_frames(wsi, s) != 0)
             return -1;
-        if (s->out_head || s->close_code)
+        if (wsframe_queue_len(&s->out) > 0 || s->close_code)
             lws_callback_on_writable(wsi);
         return 0;
     }

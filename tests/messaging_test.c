@@ -905,6 +905,40 @@ static void test_messaging_typing_live_not_stored(void **state) {
     world_free(&w);
 }
 
+/* Many requests sent at once before anything is read: their answers queue
+ * up behind a full socket and go out several frames to a send, cut at whole
+ * frames (server/ws.c write_frames()); each arrives intact and in order. */
+static void test_messaging_pipelined_answers_arrive_whole_and_in_order(void **state) {
+    (void)state;
+    enum { N = 20000 };
+    struct world w;
+    uint8_t conv[16];
+    struct rawc *a = patient_in_direct(&w, conv);
+    Carechat__V1__Frame f;
+    Carechat__V1__Typing t;
+    carechat__v1__frame__init(&f);
+    carechat__v1__typing__init(&t);
+    t.conversation_id = (ProtobufCBinaryData){16, conv};
+    f.body_case = CARECHAT__V1__FRAME__BODY_TYPING;
+    f.typing = &t;
+    uint64_t first = 0;
+    for (int i = 0; i < N; i++) {
+        uint64_t id = rawc_send_request(a, &f);
+        if (i == 0)
+            first = id;
+    }
+    for (uint64_t id = first; id < first + N; id++) {
+        Carechat__V1__Frame *r = rawc_recv(a, TIMEOUT_MS);
+        assert_non_null(r);
+        assert_int_equal(r->body_case, CARECHAT__V1__FRAME__BODY_RESPONSE);
+        assert_true(r->request_id == id);
+        proto_free(r);
+    }
+    assert_null(rawc_recv(a, 100));
+    rawc_free(a);
+    world_free(&w);
+}
+
 /* Two requests with one id, the first still in flight when the second comes:
  * the second is refused (CONFLICT), the message stored once. Ids of the
  * wrong length are BAD_REQUEST, not NOT_FOUND. */
@@ -1110,6 +1144,7 @@ int main(void) {
         cmocka_unit_test(test_messaging_patient_to_patient_refused),
         cmocka_unit_test(test_messaging_list_conversations_most_recent_first),
         cmocka_unit_test(test_messaging_typing_live_not_stored),
+        cmocka_unit_test(test_messaging_pipelined_answers_arrive_whole_and_in_order),
         cmocka_unit_test(test_messaging_silent_device_does_not_block),
         cmocka_unit_test(test_messaging_duplicate_request_id_and_bad_ids),
     };
