@@ -120,6 +120,16 @@ static struct rawc *patient_in_direct(struct world *w, uint8_t conv[16]) {
     return a;
 }
 
+/* `f` becomes a Typing request (typing: true) in `conv`, with `t` its body. */
+static void typing_frame(Carechat__V1__Frame *f, Carechat__V1__Typing *t, const uint8_t conv[16]) {
+    carechat__v1__frame__init(f);
+    carechat__v1__typing__init(t);
+    t->conversation_id = (ProtobufCBinaryData){16, (uint8_t *)conv};
+    t->typing = true;
+    f->body_case = CARECHAT__V1__FRAME__BODY_TYPING;
+    f->typing = t;
+}
+
 /* Sends `text` from the patient to every device of the provider; returns its
  * seq and writes its message id into mid[16] (may be NULL). */
 static uint64_t send_to_provider(struct rawc *c, struct world *w, const uint8_t conv[16],
@@ -398,12 +408,10 @@ static void test_messaging_offline_three_devices_live_and_receipt(void **state) 
 static void test_messaging_live_delivery_is_the_stored_message(void **state) {
     (void)state;
     struct world w;
-    world_make(g_h, &w);
-    add_device(g_h, &w.provider);
-    add_device(g_h, &w.provider);
-    struct rawc *a = login(g_h, w.patient.email, &w.patient.dev[0], NULL);
     uint8_t conv[16];
-    create_direct_ok(a, w.provider.account, conv);
+    struct rawc *a = patient_in_direct(&w, conv);
+    add_device(g_h, &w.provider);
+    add_device(g_h, &w.provider);
     struct rawc *p[3];
     struct got g;
     for (int i = 0; i < 3; i++) {
@@ -876,12 +884,7 @@ static void test_messaging_typing_live_not_stored(void **state) {
     struct rawc *p = login(g_h, w.provider.email, &w.provider.dev[0], NULL);
     Carechat__V1__Frame f;
     Carechat__V1__Typing t;
-    carechat__v1__frame__init(&f);
-    carechat__v1__typing__init(&t);
-    t.conversation_id = (ProtobufCBinaryData){16, conv};
-    t.typing = true;
-    f.body_case = CARECHAT__V1__FRAME__BODY_TYPING;
-    f.typing = &t;
+    typing_frame(&f, &t, conv);
     Carechat__V1__Frame *r = rawc_rpc(a, &f);
     raw_expect_status(r, STATUS_OK);
     proto_free(r);
@@ -916,11 +919,7 @@ static void test_messaging_pipelined_answers_arrive_whole_and_in_order(void **st
     struct rawc *a = patient_in_direct(&w, conv);
     Carechat__V1__Frame f;
     Carechat__V1__Typing t;
-    carechat__v1__frame__init(&f);
-    carechat__v1__typing__init(&t);
-    t.conversation_id = (ProtobufCBinaryData){16, conv};
-    f.body_case = CARECHAT__V1__FRAME__BODY_TYPING;
-    f.typing = &t;
+    typing_frame(&f, &t, conv);
     uint64_t first = 0;
     for (int i = 0; i < N; i++) {
         uint64_t id = rawc_send_request(a, &f);
