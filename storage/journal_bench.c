@@ -3,15 +3,13 @@
  *
  *   journal_bench [seconds per run (3)] [proposers K ...(1 8 64 256)]
  *
- * For each K, a fresh store in $TMPDIR (or /tmp) and K proposer threads, each
+ * For each K, a fresh store in $TEST_TMPDIR (or /tmp) and K proposer threads, each
  * appending a 512-byte entry and waiting for its completion before the next,
  * like K clients sending messages one at a time. The apply function stores the
  * entry sealed in CF_MESSAGES under its position. The main thread plays the lws
  * loop: it polls completions when woken. Prints entries/s, the batch sizes and
  * the synced-write latency from journal_get_stats().
  */
-#define _GNU_SOURCE
-#include <ftw.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdatomic.h>
@@ -28,6 +26,7 @@
 #include "storage/journal.h"
 #include "storage/keys.h"
 #include "storage/store.h"
+#include "storage/testutil.h"
 
 #define ENTRY_BYTES 512
 
@@ -97,18 +96,8 @@ static double now_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-    return remove(path);
-}
-
 static int run(int k, double seconds) {
-    const char *tmp = getenv("TMPDIR");
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s/journal-bench-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    char *dir = testutil_fresh_dir("journal-bench");
     struct store_config sc = {.data_dir = dir, .mode = STORE_CREATE};
     struct store *s = NULL;
     if (store_open(&sc, &s) != 0)
@@ -161,7 +150,8 @@ static int run(int k, double seconds) {
     journal_get_stats(b.journal, &st);
     journal_close(b.journal);
     store_close(s);
-    nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    testutil_remove_tree(dir);
+    free(dir);
 
     static const char *const bounds[8] = {"1", "2", "4", "8", "16", "32", "64", "+Inf"};
     printf("K=%-4d %9.0f entries/s  %llu entries in %llu batches (mean %.1f), "

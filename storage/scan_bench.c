@@ -3,7 +3,7 @@
  *
  *   scan_bench [--no-prefix-bloom] [devices (10000)] [operations per figure (100000)]
  *
- * Builds a fresh store in $TMPDIR (or /tmp) in which half the devices have an
+ * Builds a fresh store in $TEST_TMPDIR (or /tmp) in which half the devices have an
  * inbox (a head and 4 items, compacted to the bottommost level, then 2 more
  * items for a third of them in each of 3 level-0 files) and the other half
  * none, like a replay after a reconnect finds it. Then, each for the given
@@ -17,8 +17,6 @@
  * --no-prefix-bloom opens the store without prefix extractors
  * (store_config.no_prefix_bloom) for the comparison.
  */
-#define _GNU_SOURCE
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +31,7 @@
 #include "storage/keys.h"
 #include "storage/store.h"
 #include "storage/store_internal.h"
+#include "storage/testutil.h"
 
 #define ITEMS_FIRST 4     /* per device with items, in the bottommost level */
 #define ITEMS_LATER 2     /* per third of them, in each level-0 file */
@@ -50,10 +49,6 @@ static double thread_seconds(void) {
 static void die(const char *what, int rc) {
     fprintf(stderr, "scan_bench: %s failed: %d\n", what, rc);
     exit(1);
-}
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-    return remove(path);
 }
 
 /* Writes `key` into an open batch, committing it every BATCH_WRITES writes. */
@@ -155,13 +150,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     log_set_level(LOG_ERROR); /* not the new master key's warning */
-    const char *tmp = getenv("TMPDIR");
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s/scan-bench-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    char *dir = testutil_fresh_dir("scan-bench");
     struct store_config cfg = {
         .data_dir = dir, .mode = STORE_CREATE, .no_prefix_bloom = no_prefix_bloom};
     struct store *s = NULL;
@@ -189,6 +178,7 @@ int main(int argc, char **argv) {
     }
     store_close(s);
     free(devices);
-    nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    testutil_remove_tree(dir);
+    free(dir);
     return 0;
 }

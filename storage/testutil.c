@@ -25,7 +25,7 @@ char *testutil_path(const char *dir, const char *name) {
     return (char *)buf_steal(&b, NULL);
 }
 
-static void remove_tree(const char *path) {
+void testutil_remove_tree(const char *path) {
     DIR *d = opendir(path);
     if (d) {
         struct dirent *de;
@@ -33,7 +33,7 @@ static void remove_tree(const char *path) {
             if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
                 continue;
             char *p = testutil_path(path, de->d_name);
-            remove_tree(p);
+            testutil_remove_tree(p);
             free(p);
         }
         closedir(d);
@@ -57,7 +57,7 @@ char *testutil_fresh_dir(const char *name) {
     buf_init(&b);
     buf_printf(&b, "%s/%s-%d-%d", base && *base ? base : "/tmp", name, (int)getpid(), counter++);
     char *dir = (char *)buf_steal(&b, NULL);
-    remove_tree(dir);
+    testutil_remove_tree(dir);
     CHECK(mkdir(dir, 0700) == 0);
     return dir;
 }

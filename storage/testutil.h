@@ -1,5 +1,6 @@
 /*
- * storage/testutil.h: helpers shared by the storage tests (testonly): fresh
+ * storage/testutil.h: helpers shared by the storage tests and benchmarks
+ * (testonly): fresh
  * directories under $TEST_TMPDIR, searching raw files for plaintext, copying a
  * directory tree, capturing the log (stderr), and a completion counter that the
  * journal's `wake` can signal. Single-threaded unless said otherwise.
@@ -16,6 +17,9 @@
 
 /* A new empty directory $TEST_TMPDIR/<name>-<n> (or under /tmp). Free with free(). */
 char *testutil_fresh_dir(const char *name);
+
+/* Removes `path` and everything under it (the benchmarks' fresh stores). */
+void testutil_remove_tree(const char *path);
 
 /* "<dir>/<name>"; free with free(). */
 char *testutil_path(const char *dir, const char *name);
