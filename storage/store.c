@@ -457,13 +457,19 @@ int store_check_space(struct store *s) {
  * Only what requests and messages read every time is cached: accounts,
  * devices, conversations, memberships, inboxes (heads and items), the
  * senders' quotas, and the notification records (settings, states, push
- * registrations, and the jobs that share their column family).
+ * registrations, and the jobs that share their column family). Not the
+ * conversations' activity index: apply only writes it (every message moves
+ * each member's entry) and listings scan it, so its deleted keys, cached as
+ * absent, would only pile up (tens of thousands per minute of fan-out) and
+ * push the table out of the processor's caches.
  */
 static bool cached_key(enum store_cf cf, size_t key_len) {
     if (cf == CF_INBOXES) /* a head (a device id) or an item (| position) */
         return key_len == ID_LEN || key_len == ID_LEN + 8;
-    return cf == CF_ACCOUNTS || cf == CF_DEVICES || cf == CF_CONVERSATIONS || cf == CF_MEMBERS ||
-           cf == CF_INBOX_QUOTAS || cf == CF_OUTBOX;
+    if (cf == CF_CONVERSATIONS) /* a record, or tag | two ids (not tag | id | time | id) */
+        return key_len == ID_LEN || key_len == 1 + 2 * ID_LEN;
+    return cf == CF_ACCOUNTS || cf == CF_DEVICES || cf == CF_MEMBERS || cf == CF_INBOX_QUOTAS ||
+           cf == CF_OUTBOX;
 }
 
 /* Caches `key` of `cf` as absent, or forgets it if it is an inbox item. */

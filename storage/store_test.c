@@ -294,6 +294,41 @@ static void test_store_txn_cache_knows_absent_keys(void **state) {
     free(dir);
 }
 
+/* In CF_CONVERSATIONS the cache keeps records (an id) and two-id indexes,
+ * never the activity index (tag | id | time | id), which apply only writes:
+ * its deleted keys would otherwise pile up as absent entries. */
+static void test_store_cache_skips_the_activity_index(void **state) {
+    char *dir = testutil_fresh_dir("store-activity");
+    struct store *s = open_store(dir);
+    uint8_t record[ID_LEN] = {1}, pair[1 + 2 * ID_LEN] = {2},
+            activity[1 + ID_LEN + 8 + ID_LEN] = {1};
+    size_t before = store_read_cache_stats(s).entries;
+    for (int i = 0; i < 100; i++) { /* an entry moved a hundred times */
+        struct store_txn *t = NULL;
+        assert_int_equal(store_txn_begin(s, &t), 0);
+        activity[1 + ID_LEN + 7] = (uint8_t)i;
+        if (i > 0) {
+            activity[1 + ID_LEN + 7] = (uint8_t)(i - 1);
+            assert_int_equal(txn_delete(t, CF_CONVERSATIONS, activity, sizeof activity), 0);
+            activity[1 + ID_LEN + 7] = (uint8_t)i;
+        }
+        assert_int_equal(txn_put(t, CF_CONVERSATIONS, activity, sizeof activity, NULL, "c", 1), 0);
+        assert_int_equal(store_txn_commit(t), 0);
+        store_txn_free(t);
+    }
+    assert_int_equal(store_read_cache_stats(s).entries, before);
+    struct store_txn *t = NULL;
+    assert_int_equal(store_txn_begin(s, &t), 0);
+    assert_int_equal(txn_put(t, CF_CONVERSATIONS, record, sizeof record, NULL, "r", 1), 0);
+    assert_int_equal(txn_put(t, CF_CONVERSATIONS, pair, sizeof pair, NULL, "p", 1), 0);
+    assert_int_equal(store_txn_commit(t), 0);
+    store_txn_free(t);
+    assert_int_equal(store_read_cache_stats(s).entries, before + 2);
+    expect_stored(s, CF_CONVERSATIONS, activity, sizeof activity, "c");
+    store_close(s);
+    free(dir);
+}
+
 struct collected {
     int n;
     uint64_t seqs[64];
@@ -909,6 +944,7 @@ int main(void) {
         cmocka_unit_test(test_store_cf_names_are_stable),
         cmocka_unit_test(test_store_txn_reads_its_own_writes),
         cmocka_unit_test(test_store_txn_cache_knows_absent_keys),
+        cmocka_unit_test(test_store_cache_skips_the_activity_index),
         cmocka_unit_test(test_store_scan_prefix_after_and_limit),
         cmocka_unit_test(test_store_scan_pages_across_sst_files),
         cmocka_unit_test(test_store_moved_or_tampered_record_is_corrupt_and_logged),
