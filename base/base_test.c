@@ -1,9 +1,12 @@
-/* base/base_test.c: unit tests for status, buf, varint, clock and ids. */
+/* base/base_test.c: unit tests for status, buf, varint, clock, ids and randomness. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -109,6 +112,50 @@ static void test_rand_ids_hex_round_trip(void **state) {
     assert_string_equal(hex, "abababababababababababababababab");
 }
 
+static int cmp_ids(const void *a, const void *b) {
+    return memcmp(a, b, ID_LEN);
+}
+
+/* Small draws come from a per-thread pool read ahead (base/rand.h): across
+ * many refills, and mixed with sizes that do not divide the pool, no two
+ * ids are alike. */
+static void test_rand_pooled_draws_never_repeat(void **state) {
+    enum { N = 2000 };
+    struct id *ids = calloc(N, sizeof *ids);
+    assert_non_null(ids);
+    for (size_t i = 0; i < N; i++) {
+        uint8_t odd[13];
+        rand_bytes(odd, sizeof odd);
+        ids[i] = id_new();
+    }
+    qsort(ids, N, sizeof *ids, cmp_ids);
+    for (size_t i = 1; i < N; i++)
+        assert_memory_not_equal(ids[i - 1].b, ids[i].b, ID_LEN);
+    free(ids);
+}
+
+/* A forked child must not hand out the bytes its parent's pool still holds. */
+static void test_rand_forked_child_draws_other_bytes(void **state) {
+    uint8_t one;
+    rand_bytes(&one, 1); /* the pool now holds 511 unused bytes */
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct id child = id_new();
+        _exit(write(fds[1], child.b, ID_LEN) == ID_LEN ? 0 : 1);
+    }
+    struct id parent = id_new(), child;
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_int_equal(read(fds[0], child.b, ID_LEN), ID_LEN);
+    close(fds[0]);
+    close(fds[1]);
+    assert_memory_not_equal(parent.b, child.b, ID_LEN);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_status_wire_mapping),
@@ -117,6 +164,8 @@ int main(void) {
         cmocka_unit_test(test_buf_varint_rejects_truncated_and_overlong),
         cmocka_unit_test(test_clock_manual_and_offset),
         cmocka_unit_test(test_rand_ids_hex_round_trip),
+        cmocka_unit_test(test_rand_pooled_draws_never_repeat),
+        cmocka_unit_test(test_rand_forked_child_draws_other_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

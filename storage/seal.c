@@ -16,6 +16,7 @@
 #include <sodium.h>
 
 #include "base/log.h"
+#include "base/rand.h"
 #include "base/status.h"
 #include "storage/keys.h"
 
@@ -74,7 +75,7 @@ static void write_header(uint8_t h[SEAL_HEADER_LEN], const struct seal_key_id *k
     h[0] = SEAL_VERSION;
     memcpy(h + 1, kid->owner.b, ID_LEN);
     key_put_u32(h + 1 + ID_LEN, kid->version);
-    randombytes_buf(h + 1 + ID_LEN + 4, SEAL_NONCE_LEN);
+    rand_bytes(h + 1 + ID_LEN + 4, SEAL_NONCE_LEN);
 }
 
 /* The additional data: cf name, record key and header, each length-prefixed
