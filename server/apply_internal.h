@@ -252,6 +252,8 @@ int apply_put(struct store_txn *txn, enum store_cf cf, const struct key *k, cons
  * store's status. Records of an account are sealed under the account; of a
  * conversation, under its owner (the patient member), or the server's key. */
 int apply_read_account(struct store_txn *txn, const struct id *id, struct rec_account *out);
+/* apply_read_account() without the strings (rec_account_decode_lean()). */
+int apply_read_account_lean(struct store_txn *txn, const struct id *id, struct rec_account *out);
 int apply_write_account(struct store_txn *txn, const struct id *id, const struct rec_account *a);
 int apply_read_device(struct store_txn *txn, const struct id *account, const struct id *device,
                       struct rec_device *out);

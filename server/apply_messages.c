@@ -222,7 +222,7 @@ struct member_view {
     struct id account;
     uint32_t n_devices;    /* its recipient devices (server/send_rules.h send_is_recipient()) */
     uint32_t n_expected;   /* of the entry's member_device_ids that exist */
-    struct rec_account *a; /* its record (owned), for send_is_recipient() */
+    uint64_t list_version; /* of its signed device list; 0: none (all its devices receive) */
 };
 
 /* Checks the envelope's shape (server/send_rules.h) and copies its wraps
@@ -299,7 +299,7 @@ static int listed_devices(struct store_txn *txn, const Carechat__Entry__V1__Mess
             found = k->member;
         }
         for (uint32_t j = 0; j < n_members && found == n_members; j++) {
-            if (members[j].a->list_version > 0)
+            if (members[j].list_version > 0)
                 continue; /* its devices are all in known[] */
             int rc =
                 apply_read_device_key(txn, &members[j].account, &d->id, &d->key_id, &d->expires_at);
@@ -319,14 +319,6 @@ static int listed_devices(struct store_txn *txn, const Carechat__Entry__V1__Mess
         if (members[j].n_expected != members[j].n_devices)
             *current = false;
     return STATUS_OK;
-}
-
-static void free_members(struct member_view *members, uint32_t n) {
-    for (uint32_t j = 0; j < n; j++) {
-        rec_account_cleanup(members[j].a);
-        free(members[j].a);
-    }
-    free(members);
 }
 
 /* Offers `item` to the inbox of `device` (of `account`) within `lim`; the
@@ -396,24 +388,20 @@ int apply_send(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struc
 
     /* The recipients are the active members whose accounts are active
      * (pending, departed and removed members and deactivated accounts receive
-     * nothing; apply_entry() refused a deactivated sender already). */
+     * nothing; apply_entry() refused a deactivated sender already). Each
+     * member's account is read without its strings into one record, so that
+     * this loop allocates nothing per member. */
     struct member_view *members = xcalloc(REC_MEMBERS_MAX, sizeof *members);
+    struct rec_account *a = xmalloc(sizeof *a);
     uint32_t n_active = 0;
     struct buf known; /* struct known_device[] */
     buf_init(&known);
     for (uint32_t j = 0; j < c.n_members && rc == 0; j++) {
         struct rec_member mm;
-        struct rec_account *a = xcalloc(1, sizeof *a);
         if ((rc = apply_read_member(txn, &conv, &c.members[j], &mm)) != 0 ||
-            mm.state != REC_ACTIVE || (rc = apply_read_account(txn, &c.members[j], a)) != 0) {
-            free(a);
+            mm.state != REC_ACTIVE || (rc = apply_read_account_lean(txn, &c.members[j], a)) != 0 ||
+            !a->active)
             continue;
-        }
-        if (!a->active) {
-            rec_account_cleanup(a);
-            free(a);
-            continue;
-        }
         /* Its recipient devices: all of them, or the listed ones that exist. */
         uint32_t n = a->n_devices;
         if (a->list_version > 0) {
@@ -432,14 +420,17 @@ int apply_send(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struc
                     rc = 0;
             }
         }
-        members[n_active++] = (struct member_view){.account = c.members[j], .n_devices = n, .a = a};
+        members[n_active++] = (struct member_view){
+            .account = c.members[j], .n_devices = n, .list_version = a->list_version};
         /* The sender's device must be listed (approved) to send. */
         if (rc == 0 && id_equal(&c.members[j], &sender) && !send_is_recipient(a, &sender_device))
             rc = STATUS_FORBIDDEN;
     }
+    rec_account_cleanup(a); /* its two-factor secret */
+    free(a);
     if (rc != 0) {
         buf_cleanup(&known);
-        free_members(members, n_active);
+        free(members);
         return rc;
     }
     size_t n_known = known.len / sizeof(struct known_device);
@@ -549,7 +540,7 @@ out:
     free(mm);
     free(devs);
     buf_cleanup(&known);
-    free_members(members, n_active);
+    free(members);
     return rc;
 }
 

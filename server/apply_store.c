@@ -39,15 +39,24 @@ int apply_put(struct store_txn *txn, enum store_cf cf, const struct key *k, cons
 
 /* ---- accounts and devices ---------------------------------------------------- */
 
-int apply_read_account(struct store_txn *txn, const struct id *id, struct rec_account *out) {
+static int read_account(struct store_txn *txn, const struct id *id, struct rec_account *out,
+                        int (*decode)(const uint8_t *, size_t, struct rec_account *)) {
     struct buf v;
     buf_init(&v);
     int rc = txn_get(txn, CF_ACCOUNTS, id->b, ID_LEN, &v);
     if (rc == 0)
-        rc = rec_account_decode(v.data, v.len, out);
+        rc = decode(v.data, v.len, out);
     buf_wipe(&v);
     buf_cleanup(&v);
     return rc;
+}
+
+int apply_read_account(struct store_txn *txn, const struct id *id, struct rec_account *out) {
+    return read_account(txn, id, out, rec_account_decode);
+}
+
+int apply_read_account_lean(struct store_txn *txn, const struct id *id, struct rec_account *out) {
+    return read_account(txn, id, out, rec_account_decode_lean);
 }
 
 int apply_write_account(struct store_txn *txn, const struct id *id, const struct rec_account *a) {
@@ -60,17 +69,23 @@ int apply_write_account(struct store_txn *txn, const struct id *id, const struct
     return rc;
 }
 
-int apply_read_device(struct store_txn *txn, const struct id *account, const struct id *device,
-                      struct rec_device *out) {
+static int read_device(struct store_txn *txn, const struct id *account, const struct id *device,
+                       struct rec_device *out,
+                       int (*decode)(const uint8_t *, size_t, struct rec_device *)) {
     struct key k;
     key_id_id(&k, account, device);
     struct buf v;
     buf_init(&v);
     int rc = txn_get(txn, CF_DEVICES, k.b, k.len, &v);
     if (rc == 0)
-        rc = rec_device_decode(v.data, v.len, out);
+        rc = decode(v.data, v.len, out);
     buf_cleanup(&v);
     return rc;
+}
+
+int apply_read_device(struct store_txn *txn, const struct id *account, const struct id *device,
+                      struct rec_device *out) {
+    return read_device(txn, account, device, out, rec_device_decode);
 }
 
 int apply_write_device(struct store_txn *txn, const struct id *account, const struct id *device,
@@ -88,11 +103,10 @@ int apply_write_device(struct store_txn *txn, const struct id *account, const st
 int apply_read_device_key(struct store_txn *txn, const struct id *account, const struct id *device,
                           uint32_t *key_id, int64_t *expires_at) {
     struct rec_device d;
-    int rc = apply_read_device(txn, account, device, &d);
+    int rc = read_device(txn, account, device, &d, rec_device_decode_lean);
     if (rc == 0) {
         *key_id = d.encryption_key_id;
         *expires_at = d.encryption_key_expires_at;
-        rec_device_cleanup(&d);
     }
     return rc;
 }

@@ -63,20 +63,28 @@ static void get_fixed(struct rec_reader *r, void *out, size_t n) {
     get_raw(r, out, n);
 }
 
-/* A length-prefixed string, copied NUL-terminated ("" when the record ended). */
-static char *get_str(struct rec_reader *r) {
+/* A length-prefixed string, checked and, when `copy`, copied NUL-terminated
+ * ("" when the record ended); NULL when not `copy`. */
+static char *take_str(struct rec_reader *r, bool copy) {
     uint32_t len = 0;
     if (!r->bad && !at_end(r))
         len = get_u32(r);
     if (r->bad || len > FIELD_MAX || (size_t)(r->end - r->p) < len || memchr(r->p, 0, len)) {
         r->bad = true;
-        return xstrdup("");
+        return copy ? xstrdup("") : NULL;
     }
-    char *s = xmalloc(len + 1);
-    memcpy(s, r->p, len);
-    s[len] = '\0';
+    char *s = NULL;
+    if (copy) {
+        s = xmalloc(len + 1);
+        memcpy(s, r->p, len);
+        s[len] = '\0';
+    }
     r->p += len;
     return s;
+}
+
+static char *get_str(struct rec_reader *r) {
+    return take_str(r, true);
 }
 
 static void get_id(struct rec_reader *r, struct id *id) {
@@ -124,7 +132,8 @@ void rec_account_encode(const struct rec_account *a, struct buf *out) {
         buf_append(out, a->recovery[i], REC_HASH_LEN);
 }
 
-int rec_account_decode(const uint8_t *data, size_t len, struct rec_account *out) {
+/* rec_account_decode(), with its strings copied or left NULL. */
+static int decode_account(const uint8_t *data, size_t len, struct rec_account *out, bool strings) {
     memset(out, 0, sizeof *out);
     struct rec_reader r;
     if (!reader_start(&r, data, len))
@@ -133,10 +142,10 @@ int rec_account_decode(const uint8_t *data, size_t len, struct rec_account *out)
     out->active = get_u8(&r) != 0;
     out->created_at = (int64_t)get_u64(&r);
     out->n_devices = get_u32(&r);
-    out->email = get_str(&r);
-    out->display_name = get_str(&r);
-    out->birth_date = get_str(&r);
-    out->password_hash = get_str(&r);
+    out->email = take_str(&r, strings);
+    out->display_name = take_str(&r, strings);
+    out->birth_date = take_str(&r, strings);
+    out->password_hash = take_str(&r, strings);
     out->list_version = get_u64(&r);
     get_id(&r, &out->list_signer);
     get_raw(&r, out->list_signature, REC_SIG_LEN);
@@ -151,7 +160,7 @@ int rec_account_decode(const uint8_t *data, size_t len, struct rec_account *out)
     if (!r.bad && !at_end(&r)) /* absent in records written before 0.2 */
         out->deactivated_at = (int64_t)get_u64(&r);
     if (!r.bad && !at_end(&r)) /* absent in records written before 0.3 */
-        out->hold_reason = get_str(&r);
+        out->hold_reason = take_str(&r, strings);
     if (!r.bad && !at_end(&r)) /* absent in records written before 0.3's password change */
         out->sessions_after = (int64_t)get_u64(&r);
     if (!r.bad && !at_end(&r)) { /* absent before device-list hashes */
@@ -179,6 +188,14 @@ int rec_account_decode(const uint8_t *data, size_t len, struct rec_account *out)
         return STATUS_CORRUPT;
     }
     return STATUS_OK;
+}
+
+int rec_account_decode(const uint8_t *data, size_t len, struct rec_account *out) {
+    return decode_account(data, len, out, true);
+}
+
+int rec_account_decode_lean(const uint8_t *data, size_t len, struct rec_account *out) {
+    return decode_account(data, len, out, false);
 }
 
 void rec_account_cleanup(struct rec_account *a) {
@@ -242,7 +259,8 @@ void rec_device_encode(const struct rec_device *d, struct buf *out) {
     rec_put_u64(out, (uint64_t)d->created_at);
 }
 
-int rec_device_decode(const uint8_t *data, size_t len, struct rec_device *out) {
+/* rec_device_decode(), with its label copied or left NULL. */
+static int decode_device(const uint8_t *data, size_t len, struct rec_device *out, bool strings) {
     memset(out, 0, sizeof *out);
     struct rec_reader r;
     if (!reader_start(&r, data, len))
@@ -252,13 +270,21 @@ int rec_device_decode(const uint8_t *data, size_t len, struct rec_device *out) {
     out->encryption_key_id = get_u32(&r);
     out->encryption_key_expires_at = (int64_t)get_u64(&r);
     get_raw(&r, out->signature, REC_SIG_LEN);
-    out->label = get_str(&r);
+    out->label = take_str(&r, strings);
     out->created_at = (int64_t)get_u64(&r);
     if (r.bad || r.p != r.end) {
         rec_device_cleanup(out);
         return STATUS_CORRUPT;
     }
     return STATUS_OK;
+}
+
+int rec_device_decode(const uint8_t *data, size_t len, struct rec_device *out) {
+    return decode_device(data, len, out, true);
+}
+
+int rec_device_decode_lean(const uint8_t *data, size_t len, struct rec_device *out) {
+    return decode_device(data, len, out, false);
 }
 
 void rec_device_cleanup(struct rec_device *d) {

@@ -252,6 +252,13 @@ void rec_audit_canonical(const struct rec_audit *a, struct buf *out);
 int rec_account_decode(const uint8_t *data, size_t len, struct rec_account *out);
 int rec_invite_decode(const uint8_t *data, size_t len, struct rec_invite *out);
 int rec_device_decode(const uint8_t *data, size_t len, struct rec_device *out);
+/* As rec_account_decode() and rec_device_decode(), checking every field but
+ * leaving the strings (email, names, birth date, password hash, hold reason;
+ * the label) NULL: for the paths that need only an account's state and
+ * devices or a device's keys (a Send, for each of its recipients), which
+ * then allocate nothing and copy no personal data. Cleanup is harmless. */
+int rec_account_decode_lean(const uint8_t *data, size_t len, struct rec_account *out);
+int rec_device_decode_lean(const uint8_t *data, size_t len, struct rec_device *out);
 int rec_session_decode(const uint8_t *data, size_t len, struct rec_session *out);
 int rec_audit_decode(const uint8_t *data, size_t len, struct rec_audit *out);
 int rec_lifecycle_decode(const uint8_t *data, size_t len, struct rec_lifecycle *out);

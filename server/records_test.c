@@ -12,7 +12,8 @@
 #include "server/audit.h"
 #include "server/records.h"
 
-static void test_records_account_round_trip(void **state) {
+/* An account record with every field set. */
+static struct rec_account sample_account(void) {
     struct rec_account a = {
         .role = REC_ROLE_PATIENT,
         .active = true,
@@ -43,6 +44,11 @@ static void test_records_account_round_trip(void **state) {
     memset(a.list_signature, 9, REC_SIG_LEN);
     memset(a.list[0].device_id.b, 1, ID_LEN);
     memset(a.list[1].identity_key, 2, REC_KEY_LEN);
+    return a;
+}
+
+static void test_records_account_round_trip(void **state) {
+    struct rec_account a = sample_account();
     struct buf b;
     buf_init(&b);
     rec_account_encode(&a, &b);
@@ -139,6 +145,52 @@ static void test_records_older_shorter_record_defaults_to_zero(void **state) {
     rec_account_cleanup(&d);
 }
 
+/* The lean decoders read every field the full ones read but the strings,
+ * which they check and leave NULL; they refuse exactly what those refuse. */
+static void test_records_lean_decode_copies_no_strings(void **state) {
+    struct rec_account a = sample_account();
+    struct buf b;
+    buf_init(&b);
+    rec_account_encode(&a, &b);
+    struct rec_account full, lean;
+    assert_int_equal(rec_account_decode(b.data, b.len, &full), 0);
+    assert_int_equal(rec_account_decode_lean(b.data, b.len, &lean), 0);
+    assert_null(lean.email);
+    assert_null(lean.display_name);
+    assert_null(lean.birth_date);
+    assert_null(lean.password_hash);
+    assert_null(lean.hold_reason);
+    struct rec_account strings = full;
+    full.email = full.display_name = full.birth_date = full.password_hash = full.hold_reason = NULL;
+    assert_memory_equal(&full, &lean, sizeof full);
+    rec_account_cleanup(&strings);
+    rec_account_cleanup(&lean);
+    for (size_t cut = 0; cut <= b.len; cut++) {
+        int rc = rec_account_decode(b.data, cut, &full);
+        assert_int_equal(rec_account_decode_lean(b.data, cut, &lean), rc);
+        if (rc == 0)
+            rec_account_cleanup(&full);
+    }
+    /* A NUL inside a string is corrupt to both. */
+    size_t email_at = 1 + 4 + 1 + 8 + 4 + 4;
+    b.data[email_at + 2] = 0;
+    assert_int_equal(rec_account_decode(b.data, b.len, &full), STATUS_CORRUPT);
+    assert_int_equal(rec_account_decode_lean(b.data, b.len, &lean), STATUS_CORRUPT);
+
+    buf_reset(&b);
+    struct rec_device d = {.encryption_key_id = 9, .label = "phone", .created_at = 8};
+    memset(d.encryption_key, 2, REC_KEY_LEN);
+    rec_device_encode(&d, &b);
+    struct rec_device dl;
+    assert_int_equal(rec_device_decode_lean(b.data, b.len, &dl), 0);
+    assert_null(dl.label);
+    assert_int_equal(dl.encryption_key_id, 9);
+    assert_memory_equal(dl.encryption_key, d.encryption_key, REC_KEY_LEN);
+    assert_true(dl.created_at == 8);
+    assert_int_equal(rec_device_decode_lean(b.data, b.len - 9, &dl), STATUS_CORRUPT);
+    buf_cleanup(&b);
+}
+
 static void test_records_invite_device_session_audit_round_trip(void **state) {
     struct buf b;
     buf_init(&b);
@@ -207,6 +259,7 @@ static void test_records_invite_device_session_audit_round_trip(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_records_account_round_trip),
+        cmocka_unit_test(test_records_lean_decode_copies_no_strings),
         cmocka_unit_test(test_records_older_shorter_record_defaults_to_zero),
         cmocka_unit_test(test_records_invite_device_session_audit_round_trip),
     };
