@@ -105,6 +105,7 @@ struct store {
     struct rcache *rcache;          /* NULL: no read cache (no_read_cache) */
     uint64_t rcache_generation;     /* keystore_generation() its values were read under */
     bool txn_open;                  /* one transaction at a time (the read cache's rule) */
+    struct store_txn *spare;        /* the last one freed, its storage kept for the next */
     uint8_t write_hash_key[crypto_shorthash_KEYBYTES]; /* of store_txn.index */
     pthread_mutex_t readers_lock;                      /* guards readers */
     struct store_reader *readers;                      /* their caches learn of every commit */
@@ -138,7 +139,7 @@ struct txn_write {
     bool deleted;
     uint64_t hash; /* of (cf, key): write_hash() */
     uint8_t key[KEY_MAX];
-    struct buf value; /* the plaintext; empty when deleted */
+    size_t value_off, value_len; /* the plaintext in store_txn.values; 0 long when deleted */
     /* A put's data key at txn_put() (wiped when forgotten): the commit seals
      * the value under it. */
     struct seal_key_id kid;
@@ -156,7 +157,12 @@ struct store_txn {
      * empty), at most half full; index_cap is 0 or a power of two. */
     uint32_t *index;
     size_t index_cap;
+    struct buf values; /* the puts' plaintexts, back to back in write order */
 };
+
+static const uint8_t *write_value(const struct store_txn *t, const struct txn_write *w) {
+    return t->values.data + w->value_off;
+}
 
 const char *store_cf_name(enum store_cf cf) {
     CHECK((unsigned)cf < CF_COUNT);
@@ -558,19 +564,29 @@ static bool last_write(const struct store_txn *t, size_t i) {
 static void forget_writes(struct store_txn *t, size_t keep) {
     if (t->n_writes == keep)
         return;
-    while (t->n_writes > keep) {
-        struct txn_write *w = &t->writes[--t->n_writes];
-        buf_wipe(&w->value);
-        buf_cleanup(&w->value);
-        sodium_memzero(&w->dk, sizeof w->dk);
+    size_t from = t->writes[keep].value_off;
+    sodium_memzero(t->values.data + from, t->values.len - from);
+    t->values.len = from;
+    while (t->n_writes > keep)
+        sodium_memzero(&t->writes[--t->n_writes].dk, sizeof(struct seal_key));
+    index_rebuild(t);
+}
+
+/* Appends to the log's plaintexts (also n = 0, so that their storage exists
+ * once anything was written). Grown by hand: a realloc would leave the
+ * plaintext behind in freed memory. */
+static void values_append(struct buf *b, const void *v, size_t n) {
+    if (b->len + n + 1 > b->cap) {
+        struct buf grown;
+        buf_init(&grown);
+        buf_reserve(&grown, 2 * (b->len + n) + 1024);
+        if (b->len)
+            buf_append(&grown, b->data, b->len);
+        buf_wipe(b);
+        buf_cleanup(b);
+        *b = grown;
     }
-    if (keep > 0) {
-        index_rebuild(t);
-        return;
-    }
-    free(t->index);
-    t->index = NULL;
-    t->index_cap = 0;
+    buf_append(b, v, n);
 }
 
 /* Logs a put of `value`, to be sealed under data key `dk` (`kid`), or a
@@ -590,9 +606,10 @@ static void remember_write(struct store_txn *t, enum store_cf cf, const void *ke
     w->deleted = dk == NULL;
     w->hash = write_hash(t, (uint8_t)cf, key, key_len);
     memcpy(w->key, key, key_len);
-    buf_init(&w->value);
+    w->value_off = t->values.len;
+    w->value_len = dk ? value_len : 0;
+    values_append(&t->values, value, w->value_len);
     if (dk) {
-        buf_append(&w->value, value, value_len);
         w->kid = *kid;
         w->dk = *dk;
     }
@@ -617,7 +634,7 @@ static void reader_queue(struct store_reader *r, const struct store_txn *t, uint
         const struct txn_write *w = &t->writes[i];
         if (!cacheable(s, w->cf, w->key_len) || !last_write(t, i))
             continue; /* not cached, or written again later: as commit() writes */
-        size_t need = 3 + (size_t)w->key_len + (w->deleted ? 0 : 4 + w->value.len);
+        size_t need = 3 + (size_t)w->key_len + (w->deleted ? 0 : 4 + w->value_len);
         if (q->len + need > READER_PENDING_MAX) {
             r->overflow = true;
             break;
@@ -627,9 +644,9 @@ static void reader_queue(struct store_reader *r, const struct store_txn *t, uint
         buf_append(q, w->key, w->key_len);
         buf_append_u8(q, w->deleted);
         if (!w->deleted) {
-            uint32_t len = (uint32_t)w->value.len;
+            uint32_t len = (uint32_t)w->value_len;
             buf_append(q, &len, sizeof len);
-            buf_append(q, w->value.data, w->value.len);
+            buf_append(q, write_value(t, w), w->value_len);
         }
     }
     if (keystore_generation(s->ks) != begun)
@@ -648,7 +665,7 @@ static void publish_writes(struct store_txn *t) {
         if (w->deleted)
             cache_absent(s->rcache, w->cf, w->key, w->key_len);
         else
-            rcache_put(s->rcache, w->cf, w->key, w->key_len, w->value.data, w->value.len);
+            rcache_put(s->rcache, w->cf, w->key, w->key_len, write_value(t, w), w->value_len);
     }
     rcache_check_generation(s); /* a key destroyed during the batch */
     pthread_mutex_lock(&s->readers_lock);
@@ -776,7 +793,8 @@ int store_txn_begin(struct store *s, struct store_txn **out) {
     s->txn_open = true;
     if (s->rcache)
         rcache_check_generation(s);
-    struct store_txn *t = xcalloc(1, sizeof *t);
+    struct store_txn *t = s->spare ? s->spare : xcalloc(1, sizeof *t);
+    s->spare = NULL;
     t->s = s;
     *out = t;
     return 0;
@@ -823,7 +841,7 @@ static int commit(struct store_txn *t, bool guard) {
             continue;
         }
         rc = seal_value(SEAL_AUTO, &w->dk, &w->kid, store_cf_name(w->cf), w->key, w->key_len,
-                        w->value.data, w->value.len, &sealed);
+                        write_value(t, w), w->value_len, &sealed);
         if (rc == 0) /* the batch copies it */
             rocksdb_writebatch_put_cf(wb, cf_handle(t->s, w->cf), (const char *)w->key, w->key_len,
                                       (const char *)sealed.data, sealed.len);
@@ -866,15 +884,33 @@ int store_txn_commit(struct store_txn *t) {
     return 0;
 }
 
-void store_txn_free(struct store_txn *t) {
-    if (!t)
-        return;
-    t->s->txn_open = false;
-    forget_writes(t, 0);
+/* Frees a transaction's storage (its writes forgotten first). */
+static void txn_release(struct store_txn *t) {
     free(t->writes);
     free(t->marks);
     free(t->index);
+    buf_cleanup(&t->values);
     free(t);
+}
+
+/* A freed transaction's storage is kept for the next one, so that a commit
+ * of a few hundred writes allocates nothing for its log; one that grew past
+ * these (a purge, a migration) gives it back. */
+#define SPARE_WRITES_MAX 4096
+#define SPARE_VALUES_MAX (1u << 20)
+
+void store_txn_free(struct store_txn *t) {
+    if (!t)
+        return;
+    struct store *s = t->s;
+    s->txn_open = false;
+    forget_writes(t, 0); /* wipes the values and data keys */
+    t->savepoints = 0;
+    t->n_marks = 0;
+    if (t->cap_writes > SPARE_WRITES_MAX || t->values.cap > SPARE_VALUES_MAX || s->spare)
+        txn_release(t);
+    else
+        s->spare = t;
 }
 
 int txn_get(struct store_txn *t, enum store_cf cf, const void *key, size_t key_len,
@@ -883,7 +919,7 @@ int txn_get(struct store_txn *t, enum store_cf cf, const void *key, size_t key_l
     const struct txn_write *w = key_len <= KEY_MAX ? written(t, cf, key, key_len) : NULL;
     if (w) {
         buf_reset(out);
-        buf_append(out, w->value.data, w->value.len);
+        buf_append(out, write_value(t, w), w->value_len);
         return w->deleted ? STATUS_NOT_FOUND : 0;
     }
     bool cache = cacheable(s, cf, key_len);
@@ -1210,6 +1246,8 @@ void store_close(struct store *s) {
     if (s->cache)
         rocksdb_cache_destroy(s->cache);
     CHECK(!s->readers); /* every store_reader freed first */
+    if (s->spare)
+        txn_release(s->spare);
     rcache_free(s->rcache);
     if (s->db_opts)
         rocksdb_options_destroy(s->db_opts);

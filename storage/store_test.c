@@ -234,6 +234,52 @@ static void test_store_txn_reads_its_own_writes(void **state) {
     free(dir);
 }
 
+/* A transaction's log is kept for the next one (store_txn_free()): an
+ * abandoned transaction leaves nothing behind in it, a big one (its
+ * plaintexts moved as the log grew, rolled back in part) reads and commits
+ * every value it kept, and so does a small one after it. */
+static void test_store_txn_log_reused_after_free(void **state) {
+    char *dir = testutil_fresh_dir("store-txn-log");
+    struct store *s = open_store(dir);
+    struct store_txn *t = NULL;
+    struct buf v;
+    buf_init(&v);
+    assert_int_equal(store_txn_begin(s, &t), 0);
+    assert_int_equal(txn_put(t, CF_OUTBOX, "gone", 4, NULL, "never", 5), 0);
+    store_txn_free(t); /* abandoned */
+    enum { N = 6000 };
+    for (int round = 0; round < 2; round++) {
+        assert_int_equal(store_txn_begin(s, &t), 0);
+        assert_int_equal(txn_get(t, CF_OUTBOX, "gone", 4, &v), STATUS_NOT_FOUND);
+        for (int i = 0; i < N; i++) {
+            if (i == N / 2)
+                store_txn_savepoint(t);
+            char key[16], value[64];
+            int kl = snprintf(key, sizeof key, "k%d", i);
+            int vl = snprintf(value, sizeof value, "value %d of round %d", i, round);
+            assert_int_equal(txn_put(t, CF_OUTBOX, key, (size_t)kl, NULL, value, (size_t)vl), 0);
+        }
+        store_txn_rollback(t); /* the second half */
+        assert_int_equal(txn_put(t, CF_OUTBOX, "last", 4, NULL, "after", 5), 0);
+        for (int i = 0; i < N; i += 499) {
+            char key[16], want[64];
+            int kl = snprintf(key, sizeof key, "k%d", i);
+            snprintf(want, sizeof want, "value %d of round %d", i, round);
+            int rc = txn_get(t, CF_OUTBOX, key, (size_t)kl, &v);
+            expect_read(rc, &v, i < N / 2 ? want : NULL);
+        }
+        assert_int_equal(store_txn_commit(t), 0);
+        store_txn_free(t);
+        expect_stored(s, CF_OUTBOX, "k0", 2, round ? "value 0 of round 1" : "value 0 of round 0");
+        expect_stored(s, CF_OUTBOX, "last", 4, "after");
+    }
+    assert_int_equal(get_status(s, CF_OUTBOX, "gone", 4), STATUS_NOT_FOUND);
+    assert_int_equal(get_status(s, CF_OUTBOX, "k5999", 5), STATUS_NOT_FOUND);
+    buf_cleanup(&v);
+    store_close(s);
+    free(dir);
+}
+
 /* What a transaction reads for `key` of CF_OUTBOX: its value, or NULL for
  * none. */
 static void expect_txn(struct store_txn *t, const char *key, const char *want) {
@@ -943,6 +989,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_store_cf_names_are_stable),
         cmocka_unit_test(test_store_txn_reads_its_own_writes),
+        cmocka_unit_test(test_store_txn_log_reused_after_free),
         cmocka_unit_test(test_store_txn_cache_knows_absent_keys),
         cmocka_unit_test(test_store_cache_skips_the_activity_index),
         cmocka_unit_test(test_store_scan_prefix_after_and_limit),
