@@ -139,7 +139,7 @@ struct txn_write {
     bool deleted;
     uint64_t hash; /* of (cf, key): write_hash() */
     uint8_t key[KEY_MAX];
-    size_t value_off, value_len; /* the plaintext in store_txn.values; 0 long when deleted */
+    size_t value_off, value_len; /* the plaintext in store_txn.values (none when deleted) */
     /* A put's data key at txn_put() (wiped when forgotten): the commit seals
      * the value under it. */
     struct seal_key_id kid;
@@ -569,7 +569,10 @@ static void forget_writes(struct store_txn *t, size_t keep) {
     t->values.len = from;
     while (t->n_writes > keep)
         sodium_memzero(&t->writes[--t->n_writes].dk, sizeof(struct seal_key));
-    index_rebuild(t);
+    if (keep == 0) /* emptied at its size, for the next transaction (store_txn_free()) */
+        memset(t->index, 0, t->index_cap * sizeof *t->index);
+    else
+        index_rebuild(t);
 }
 
 /* Appends to the log's plaintexts (also n = 0, so that their storage exists
