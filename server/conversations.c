@@ -5,7 +5,7 @@
  * CreateDirect is proposed as a DirectCreate entry and decided by apply
  * (apply_messages.c: who may talk to whom); the answer waits for the
  * journal. The reads go to the store, bounded: ListConversations through the
- * account's activity index (at most LIST_SCAN_MAX entries, each
+ * account's conversation index (at most LIST_SCAN_MAX entries, each
  * conversation and the account's membership read to order them by activity),
  * History in pages within the frame budget. They
  * are `read` rows of the request table: each runs once its access record is
@@ -199,7 +199,7 @@ int conversations_get(struct req *r) {
 #define LIST_TOKEN_LEN (8 + ID_LEN)
 #define LIST_DEFAULT 50
 #define LIST_MAX 100
-/* The most entries of the account's activity index a listing reads and
+/* The most entries of the account's conversation index a listing reads and
  * orders. Beyond it, only the first LIST_SCAN_MAX in the index's key order
  * (records_messages.h) are ordered and listed; the others never are. */
 #define LIST_SCAN_MAX 10000
@@ -258,7 +258,7 @@ int conversations_list(struct req *r) {
     /* A review (authorized by the patient's stage) lists the patient's. */
     const struct id *account = m->reviewed_account_id.len ? &r->patient : &r->hc->account;
     struct key prefix;
-    rec_key_activity_prefix(&prefix, account);
+    rec_key_account_conv_prefix(&prefix, account);
     struct conv_scan s = {0};
     struct conv_msg *cms = NULL;
     Carechat__V1__Conversation **ptrs = NULL;
