@@ -6,9 +6,11 @@
  *
  * Invariants kept here: a channel's conversation record lists every account
  * that was ever a member (at most REC_MEMBERS_MAX), their state lives in
- * CF_MEMBERS; only ACTIVE members have an entry in the activity index; a
- * member's joined_seq is the conversation's last seq + 1 when they became
- * active, so history and deliveries start there; the care-pair count of
+ * CF_MEMBERS; only ACTIVE members have an entry in the account conversation
+ * index, keyed by their joined_at (rec_activity_time() in a conversation of
+ * an older server not fixed yet, records_messages.h); a member's joined_seq
+ * is the conversation's last seq + 1 when they became active, so history and
+ * deliveries start there; the care-pair count of
  * (channel patient, staff member) is the number of channels in which both
  * are ACTIVE (the "shares a care team" contact rule of DirectCreate); a
  * recalled message keeps its metadata and nothing of its envelope; every
@@ -53,17 +55,17 @@ static int account_role(struct store_txn *txn, const struct id *id, uint32_t *ro
     return STATUS_OK;
 }
 
-static int activity_put(struct store_txn *txn, const struct id *account, int64_t time,
-                        const struct id *conv, const struct id *owner) {
+static int index_put(struct store_txn *txn, const struct id *account, int64_t time,
+                     const struct id *conv, const struct id *owner) {
     struct key k;
-    rec_key_activity(&k, account, time, conv);
+    rec_key_account_conv(&k, account, time, conv);
     return txn_put(txn, CF_CONVERSATIONS, k.b, k.len, owner, conv->b, ID_LEN);
 }
 
-static int activity_del(struct store_txn *txn, const struct id *account, int64_t time,
-                        const struct id *conv) {
+static int index_del(struct store_txn *txn, const struct id *account, int64_t time,
+                     const struct id *conv) {
     struct key k;
-    rec_key_activity(&k, account, time, conv);
+    rec_key_account_conv(&k, account, time, conv);
     return txn_delete(txn, CF_CONVERSATIONS, k.b, k.len);
 }
 
@@ -204,6 +206,7 @@ int apply_channel_create(struct store_txn *txn, const Carechat__Entry__V1__Entry
         .has_owner = true,
         .owner = patient,
         .n_members = 2,
+        .index_fixed = true,
     };
     c.members[0] = actor;
     c.members[1] = patient;
@@ -244,7 +247,7 @@ int apply_channel_create(struct store_txn *txn, const Carechat__Entry__V1__Entry
                                .last_active = e->time,
                                .joined_seq = 1};
         if ((rc = apply_write_member(txn, &conv, &c.members[i], &m, &patient)) != 0 ||
-            (rc = activity_put(txn, &c.members[i], e->time, &conv, &patient)) != 0)
+            (rc = index_put(txn, &c.members[i], m.joined_at, &conv, &patient)) != 0)
             break;
         if (i != 1)
             rc = pair_adjust(txn, &patient, &c.members[i], +1);
@@ -304,7 +307,9 @@ static int fan_out(struct store_txn *txn, const struct id *conv, const struct id
 }
 
 /* Makes `account` an ACTIVE member from now on (joined_seq after the
- * conversation's last message). */
+ * conversation's last message). Its index entry is keyed by joined_at, which
+ * is also its rec_activity_time() until a message, whether or not the
+ * conversation's index is fixed. */
 static int activate(struct store_txn *txn, const struct id *conv, const struct rec_conv *c,
                     const struct id *account, struct rec_member *m, int64_t time) {
     m->state = REC_ACTIVE;
@@ -314,7 +319,7 @@ static int activate(struct store_txn *txn, const struct id *conv, const struct r
     m->joined_seq = c->last_seq + 1;
     int rc = apply_write_member(txn, conv, account, m, &c->owner);
     if (rc == 0)
-        rc = activity_put(txn, account, time, conv, &c->owner);
+        rc = index_put(txn, account, m->joined_at, conv, &c->owner);
     if (rc == 0 && same(account, &c->owner))
         rc = pairs_of_patient(txn, conv, c, +1);
     else if (rc == 0 && apply_is_staff(m->role))
@@ -322,13 +327,15 @@ static int activate(struct store_txn *txn, const struct id *conv, const struct r
     return rc;
 }
 
-/* Ends the membership of `account` (state LEFT or REMOVED). */
+/* Ends the membership of `account` (state LEFT or REMOVED), deleting its
+ * index entry where it is: at joined_at once the conversation's index is
+ * fixed, else where the last message moved it. */
 static int deactivate(struct store_txn *txn, const struct id *conv, const struct rec_conv *c,
                       const struct id *account, struct rec_member *m, uint32_t state,
                       int64_t time) {
     int rc = STATUS_OK;
     if (m->state == REC_ACTIVE) {
-        rc = activity_del(txn, account, rec_activity_time(c, m), conv);
+        rc = index_del(txn, account, c->index_fixed ? m->joined_at : rec_activity_time(c, m), conv);
         if (rc == 0 && same(account, &c->owner))
             rc = pairs_of_patient(txn, conv, c, -1);
         else if (rc == 0 && apply_is_staff(m->role))

@@ -629,17 +629,17 @@ static void test_apply_channels_replay_is_deterministic(void **state) {
     assert_replay_identical(run_scenario);
 }
 
-/* ---- the activity index ------------------------------------------------------------------- */
+/* ---- the account conversation index ------------------------------------------------------ */
 
-/* An account's entries for one conversation in its activity index. */
-struct activity {
+/* An account's entries for one conversation in its conversation index. */
+struct index_scan {
     const struct id *conv;
     int n;
     int64_t time; /* of the last one */
 };
 
-static bool count_activity(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl) {
-    struct activity *a = ctx;
+static bool count_index(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl) {
+    struct index_scan *a = ctx;
     assert_int_equal(kl, 1 + ID_LEN + 8 + ID_LEN);
     if (memcmp(k + 1 + ID_LEN + 8, a->conv->b, ID_LEN) == 0) {
         a->n++;
@@ -648,85 +648,219 @@ static bool count_activity(void *ctx, const uint8_t *k, size_t kl, const uint8_t
     return true;
 }
 
-static void expect_activity(struct fixture_db *db, const struct fixture_person *p,
-                            const struct id *conv, int n, int64_t time) {
+/* Asserts that `p` has `n` entries for `conv` (the last at `time`). */
+static void expect_index(struct fixture_db *db, const struct fixture_person *p,
+                         const struct id *conv, int n, int64_t time) {
     struct key prefix;
-    rec_key_activity_prefix(&prefix, &p->id);
-    struct activity a = {.conv = conv};
+    rec_key_account_conv_prefix(&prefix, &p->id);
+    struct index_scan a = {.conv = conv};
     assert_true(store_scan(db->store, CF_CONVERSATIONS, prefix.b, prefix.len, NULL, 0, 1000,
-                           count_activity, &a) >= 0);
+                           count_index, &a) >= 0);
     assert_int_equal(a.n, n);
     if (n)
         assert_int_equal(a.time, time);
 }
 
-/* Every active member has exactly one entry for the channel, at the time of
- * its last message or of the member's joining when later; a departed member
- * has none. Messages move the entries without rewriting the member records,
- * so this holds only if the conversation tells where each entry is. */
-static void test_apply_channels_activity_index(void **state) {
+/* The conversation record of `conv` (free() it). */
+static struct rec_conv *conv_of(struct fixture_db *db, const struct id *conv) {
+    struct rec_conv *c = calloc(1, sizeof *c);
+    struct buf v;
+    buf_init(&v);
+    assert_int_equal(store_get(db->store, CF_CONVERSATIONS, conv->b, ID_LEN, &v), 0);
+    assert_int_equal(rec_conv_decode(v.data, v.len, c), 0);
+    buf_cleanup(&v);
+    return c;
+}
+
+/* Asserts the conversation's index flag and last message. */
+static void expect_conv(struct fixture_db *db, const struct id *conv, bool index_fixed,
+                        uint64_t active_seq, int64_t active_at) {
+    struct rec_conv *c = conv_of(db, conv);
+    assert_int_equal(c->index_fixed, index_fixed);
+    assert_int_equal(c->active_seq, active_seq);
+    assert_int_equal(c->active_at, active_at);
+    free(c);
+}
+
+/* The people and devices of the index scenarios: a channel about pat with
+ * doc, and nurse to add. */
+struct index_world {
+    struct fixture_person sysadmin, admin, doc, nurse, pat;
+    struct fixture_dev ad1, d1, n1, a1;
+    struct id ch;
+};
+
+static void index_world_make(struct fixture_db *db, struct index_world *w) {
+    fixture_person(&w->sysadmin, "sysadmin@x.example", 9);
+    fixture_person(&w->admin, "admin@x.example", 1);
+    fixture_person(&w->doc, "doc@x.example", 2);
+    fixture_person(&w->nurse, "nurse@x.example", 3);
+    fixture_person(&w->pat, "pat@x.example", 4);
+    fixture_dev_make(&w->ad1, 1);
+    fixture_dev_make(&w->d1, 2);
+    fixture_dev_make(&w->n1, 4);
+    fixture_dev_make(&w->a1, 5);
+    fixture_bootstrap(db, &w->sysadmin);
+    fixture_join(db, &w->sysadmin, &w->admin, 3, &w->ad1);
+    fixture_join(db, &w->admin, &w->doc, 2, &w->d1);
+    fixture_join(db, &w->admin, &w->nurse, 2, &w->n1);
+    fixture_join(db, &w->doc, &w->pat, 1, &w->a1);
+    w->ch = (struct id){{0xca, 7}};
+}
+
+/* Every active member has exactly one entry for the channel, at its joining,
+ * which no message moves; a departed member has none; rejoining adds one at
+ * the new time. */
+static void test_apply_channels_conversation_index(void **state) {
     fixture_log_reset();
     now_ms = T0 + 1000;
     struct fixture_db db;
-    fixture_open(&db, "apply-activity");
-    struct fixture_person sysadmin, admin, doc, nurse, pat;
-    struct fixture_dev ad1, d1, n1, a1;
-    fixture_person(&sysadmin, "sysadmin@x.example", 9);
-    fixture_person(&admin, "admin@x.example", 1);
-    fixture_person(&doc, "doc@x.example", 2);
-    fixture_person(&nurse, "nurse@x.example", 3);
-    fixture_person(&pat, "pat@x.example", 4);
-    fixture_dev_make(&ad1, 1);
-    fixture_dev_make(&d1, 2);
-    fixture_dev_make(&n1, 4);
-    fixture_dev_make(&a1, 5);
-    fixture_bootstrap(&db, &sysadmin);
-    fixture_join(&db, &sysadmin, &admin, 3, &ad1);
-    fixture_join(&db, &admin, &doc, 2, &d1);
-    fixture_join(&db, &admin, &nurse, 2, &n1);
-    fixture_join(&db, &doc, &pat, 1, &a1);
-    struct id ch = {{0xca, 7}};
-    const struct fixture_dev *two[2] = {&d1, &a1}, *three[3] = {&d1, &a1, &n1};
+    fixture_open(&db, "apply-index");
+    struct index_world *w = calloc(1, sizeof *w);
+    index_world_make(&db, w);
+    const struct fixture_dev *two[2] = {&w->d1, &w->a1}, *three[3] = {&w->d1, &w->a1, &w->n1};
 
-    assert_int_equal(create_channel(&db, &doc, &pat, &ch, "Activity", NULL, 0), 0);
+    assert_int_equal(create_channel(&db, &w->doc, &w->pat, &w->ch, "Index", NULL, 0), 0);
     int64_t created = now_ms;
-    expect_activity(&db, &doc, &ch, 1, created);
-    expect_activity(&db, &pat, &ch, 1, created);
-    assert_int_equal(csend(&db, &doc, &d1, &ch, 1, false, "m1", two + 1, 1, two, 2), 0);
+    expect_conv(&db, &w->ch, true, 0, 0);
+    expect_index(&db, &w->doc, &w->ch, 1, created);
+    expect_index(&db, &w->pat, &w->ch, 1, created);
+    assert_int_equal(csend(&db, &w->doc, &w->d1, &w->ch, 1, false, "m1", two + 1, 1, two, 2), 0);
     int64_t t1 = now_ms;
-    expect_activity(&db, &doc, &ch, 1, t1);
-    expect_activity(&db, &pat, &ch, 1, t1);
-    assert_int_equal(member_of(&db, &ch, &doc).last_active, created); /* not rewritten */
-    /* Joining after a message: the member's own time, until the next one. */
-    assert_int_equal(member_op(&db, OP_ADD, &doc, &ch, &nurse), 0);
+    expect_conv(&db, &w->ch, true, 1, t1);
+    expect_index(&db, &w->doc, &w->ch, 1, created);
+    expect_index(&db, &w->pat, &w->ch, 1, created);
+    assert_int_equal(member_op(&db, OP_ADD, &w->doc, &w->ch, &w->nurse), 0);
     int64_t joined = now_ms;
-    expect_activity(&db, &nurse, &ch, 1, joined);
-    expect_activity(&db, &doc, &ch, 1, t1);
-    assert_int_equal(csend(&db, &doc, &d1, &ch, 2, false, "m2", three + 1, 2, three, 3), 0);
-    int64_t t2 = now_ms;
-    expect_activity(&db, &nurse, &ch, 1, t2);
-    expect_activity(&db, &pat, &ch, 1, t2);
-    /* Leaving removes the entry that is there; rejoining adds one. */
-    assert_int_equal(leave(&db, &nurse, &ch), 0);
-    expect_activity(&db, &nurse, &ch, 0, 0);
-    expect_activity(&db, &doc, &ch, 1, t2);
-    assert_int_equal(member_op(&db, OP_ADD, &doc, &ch, &nurse), 0);
+    expect_index(&db, &w->nurse, &w->ch, 1, joined);
+    assert_int_equal(csend(&db, &w->doc, &w->d1, &w->ch, 2, false, "m2", three + 1, 2, three, 3),
+                     0);
+    expect_conv(&db, &w->ch, true, 2, now_ms);
+    expect_index(&db, &w->nurse, &w->ch, 1, joined);
+    expect_index(&db, &w->pat, &w->ch, 1, created);
+    expect_index(&db, &w->doc, &w->ch, 1, created);
+    /* Leaving removes the entry; rejoining adds one at the new time. */
+    assert_int_equal(leave(&db, &w->nurse, &w->ch), 0);
+    expect_index(&db, &w->nurse, &w->ch, 0, 0);
+    expect_index(&db, &w->doc, &w->ch, 1, created);
+    assert_int_equal(member_op(&db, OP_ADD, &w->doc, &w->ch, &w->nurse), 0);
     int64_t rejoined = now_ms;
-    expect_activity(&db, &nurse, &ch, 1, rejoined);
-    assert_int_equal(csend(&db, &doc, &d1, &ch, 3, false, "m3", three + 1, 2, three, 3), 0);
-    int64_t t3 = now_ms;
-    expect_activity(&db, &nurse, &ch, 1, t3);
-    expect_activity(&db, &doc, &ch, 1, t3);
-    assert_int_equal(leave(&db, &nurse, &ch), 0);
-    expect_activity(&db, &nurse, &ch, 0, 0);
+    expect_index(&db, &w->nurse, &w->ch, 1, rejoined);
+    assert_int_equal(csend(&db, &w->doc, &w->d1, &w->ch, 3, false, "m3", three + 1, 2, three, 3),
+                     0);
+    expect_index(&db, &w->nurse, &w->ch, 1, rejoined);
+    expect_index(&db, &w->doc, &w->ch, 1, created);
+    assert_int_equal(leave(&db, &w->nurse, &w->ch), 0);
+    expect_index(&db, &w->nurse, &w->ch, 0, 0);
+    assert_int_equal(leave(&db, &w->doc, &w->ch), 0);
+    expect_index(&db, &w->doc, &w->ch, 0, 0);
+    expect_index(&db, &w->pat, &w->ch, 1, created);
+    free(w);
     fixture_close(&db);
     fixture_log_cleanup();
 }
 
-/* Where a member's activity entry is: the conversation's last message that
- * moved it when that came after the member's activation, else the member's
- * own time; a conversation record of older servers (no active_seq) decodes
- * unchanged and leaves it to the member; damage is refused. */
+/* Rewrites a conversation as an older server left it: its record without
+ * the flags byte (nor the last message when there was none), and each
+ * active member's entry at its rec_activity_time() instead of its join. */
+static int unfix_conv(void *ctx, struct store_txn *txn) {
+    const struct id *conv = ctx;
+    struct rec_conv *c = calloc(1, sizeof *c);
+    struct buf v;
+    buf_init(&v);
+    int rc = txn_get(txn, CF_CONVERSATIONS, conv->b, ID_LEN, &v);
+    if (rc == 0)
+        rc = rec_conv_decode(v.data, v.len, c);
+    for (uint32_t i = 0; rc == 0 && i < c->n_members; i++) {
+        struct rec_member m;
+        struct key k;
+        key_id_id(&k, conv, &c->members[i]);
+        if ((rc = txn_get(txn, CF_MEMBERS, k.b, k.len, &v)) != 0 ||
+            (rc = rec_member_decode(v.data, v.len, &m)) != 0)
+            break;
+        if (m.state != REC_ACTIVE)
+            continue;
+        rec_key_account_conv(&k, &c->members[i], m.joined_at, conv);
+        if ((rc = txn_delete(txn, CF_CONVERSATIONS, k.b, k.len)) != 0)
+            break;
+        rec_key_account_conv(&k, &c->members[i], rec_activity_time(c, &m), conv);
+        rc = txn_put(txn, CF_CONVERSATIONS, k.b, k.len, &c->owner, conv->b, ID_LEN);
+    }
+    if (rc == 0) {
+        buf_reset(&v);
+        rec_conv_encode(c, &v);
+        v.len -= c->active_seq ? 1 : 17;
+        rc = txn_put(txn, CF_CONVERSATIONS, conv->b, ID_LEN, &c->owner, v.data, v.len);
+    }
+    buf_cleanup(&v);
+    free(c);
+    return rc;
+}
+
+/* A conversation of an older server (entries at the activity times, no
+ * flag): a leave removes the entry where it is; the next message moves each
+ * active member's entry to its joining, once, and sets the flag; after that
+ * a leave removes the entry at the joining. */
+static void test_apply_channels_conversation_index_migration(void **state) {
+    fixture_log_reset();
+    now_ms = T0 + 1000;
+    struct fixture_db db;
+    fixture_open(&db, "apply-index-old");
+    struct index_world *w = calloc(1, sizeof *w);
+    index_world_make(&db, w);
+    const struct fixture_dev *three[3] = {&w->d1, &w->a1, &w->n1};
+
+    assert_int_equal(create_channel(&db, &w->doc, &w->pat, &w->ch, "Old", NULL, 0), 0);
+    int64_t created = now_ms;
+    assert_int_equal(member_op(&db, OP_ADD, &w->doc, &w->ch, &w->nurse), 0);
+    int64_t joined = now_ms;
+    assert_int_equal(csend(&db, &w->doc, &w->d1, &w->ch, 1, false, "m1", three + 1, 2, three, 3),
+                     0);
+    int64_t t1 = now_ms;
+    fixture_run_txn(&db, unfix_conv, &w->ch);
+    expect_conv(&db, &w->ch, false, 1, t1);
+    expect_index(&db, &w->doc, &w->ch, 1, t1);
+    expect_index(&db, &w->nurse, &w->ch, 1, t1);
+    /* Not fixed yet: the entry at the activity time goes, not one at the
+     * joining. */
+    assert_true(joined != t1);
+    assert_int_equal(leave(&db, &w->nurse, &w->ch), 0);
+    expect_index(&db, &w->nurse, &w->ch, 0, 0);
+    /* Rejoining before the next message: at the joining, which is also the
+     * activity time. */
+    assert_int_equal(member_op(&db, OP_ADD, &w->doc, &w->ch, &w->nurse), 0);
+    int64_t rejoined = now_ms;
+    expect_index(&db, &w->nurse, &w->ch, 1, rejoined);
+    expect_conv(&db, &w->ch, false, 1, t1);
+    /* The next message moves them to the joinings, once. */
+    assert_int_equal(csend(&db, &w->doc, &w->d1, &w->ch, 2, false, "m2", three + 1, 2, three, 3),
+                     0);
+    int64_t t2 = now_ms;
+    expect_conv(&db, &w->ch, true, 2, t2);
+    expect_index(&db, &w->doc, &w->ch, 1, created);
+    expect_index(&db, &w->pat, &w->ch, 1, created);
+    expect_index(&db, &w->nurse, &w->ch, 1, rejoined);
+    assert_int_equal(csend(&db, &w->doc, &w->d1, &w->ch, 3, false, "m3", three + 1, 2, three, 3),
+                     0);
+    expect_conv(&db, &w->ch, true, 3, now_ms);
+    expect_index(&db, &w->doc, &w->ch, 1, created);
+    expect_index(&db, &w->nurse, &w->ch, 1, rejoined);
+    /* Fixed: a leave removes the entry at the joining. */
+    assert_int_equal(leave(&db, &w->nurse, &w->ch), 0);
+    expect_index(&db, &w->nurse, &w->ch, 0, 0);
+    assert_int_equal(leave(&db, &w->doc, &w->ch), 0);
+    expect_index(&db, &w->doc, &w->ch, 0, 0);
+    expect_index(&db, &w->pat, &w->ch, 1, created);
+    free(w);
+    fixture_close(&db);
+    fixture_log_cleanup();
+}
+
+/* Where a member's activity is: the conversation's last message when that
+ * came after the member's activation, else the member's own time. The end
+ * of a conversation record in its three layouts: older servers' records
+ * (with and without the last message) decode with the index not fixed; this
+ * version's round-trip; damage is refused. */
 static void test_msgrec_conv_activity_time(void **state) {
     struct rec_conv *c = calloc(1, sizeof *c), *d = calloc(1, sizeof *d);
     c->kind = REC_CARE_TEAM;
@@ -734,31 +868,48 @@ static void test_msgrec_conv_activity_time(void **state) {
     c->n_members = 2;
     c->members[0].b[0] = 1;
     c->members[1].b[0] = 2;
+    const size_t base = 1 + 4 + 8 + 8 + 1 + ID_LEN + 4 + 2 * ID_LEN;
     struct buf b;
     buf_init(&b);
     rec_conv_encode(c, &b);
-    /* Without active_seq: exactly the older layout, 1 + 4 + 8 + 8 + 1 + 16 + 4 + 2 ids. */
-    assert_int_equal(b.len, 1 + 4 + 8 + 8 + 1 + ID_LEN + 4 + 2 * ID_LEN);
+    /* This version: always the last message (here none) and the flags. */
+    assert_int_equal(b.len, base + 17);
+    assert_int_equal(b.data[b.len - 1], 0);
     assert_int_equal(rec_conv_decode(b.data, b.len, d), 0);
-    assert_true(d->active_seq == 0);
+    assert_true(d->active_seq == 0 && d->active_at == 0 && !d->index_fixed);
+    /* The oldest layout: nothing after the members. */
+    assert_int_equal(rec_conv_decode(b.data, base, d), 0);
+    assert_true(d->active_seq == 0 && !d->index_fixed && d->n_members == 2);
     struct rec_member m = {.state = REC_ACTIVE, .last_active = 5};
     assert_true(rec_activity_time(d, &m) == 5);
 
     c->active_seq = 3;
     c->active_at = 9;
+    c->index_fixed = true;
     buf_reset(&b);
     rec_conv_encode(c, &b);
+    assert_int_equal(b.len, base + 17);
+    assert_int_equal(b.data[b.len - 1], 1);
     assert_int_equal(rec_conv_decode(b.data, b.len, d), 0);
-    assert_true(d->active_seq == 3 && d->active_at == 9);
+    assert_true(d->active_seq == 3 && d->active_at == 9 && d->index_fixed);
     assert_true(rec_activity_time(d, &m) == 9); /* a member since the creation */
     m.joined_seq = 3;
     assert_true(rec_activity_time(d, &m) == 9); /* message 3 came after joining */
     m.joined_seq = 4;
     assert_true(rec_activity_time(d, &m) == 5); /* joined after message 3 */
+    /* An older server's record with its last message: not fixed. */
+    assert_int_equal(rec_conv_decode(b.data, base + 16, d), 0);
+    assert_true(d->active_seq == 3 && d->active_at == 9 && !d->index_fixed);
 
-    assert_int_equal(rec_conv_decode(b.data, b.len - 8, d), STATUS_CORRUPT);
-    memset(b.data + b.len - 16, 0, 8); /* active_seq 0 but present */
+    assert_int_equal(rec_conv_decode(b.data, base + 8, d), STATUS_CORRUPT);
+    b.data[b.len - 1] = 2; /* an unknown flag */
     assert_int_equal(rec_conv_decode(b.data, b.len, d), STATUS_CORRUPT);
+    b.data[b.len - 1] = 1;
+    buf_append(&b, "", 1); /* a byte too many */
+    assert_int_equal(rec_conv_decode(b.data, b.len, d), STATUS_CORRUPT);
+    memset(b.data + base, 0, 8); /* active_seq 0 in an older server's layout */
+    assert_int_equal(rec_conv_decode(b.data, base + 16, d), STATUS_CORRUPT);
+    assert_int_equal(rec_conv_decode(b.data, base + 17, d), 0); /* but not in this one's */
     buf_cleanup(&b);
     free(c);
     free(d);
@@ -1320,7 +1471,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_apply_channels_scenario),
         cmocka_unit_test(test_apply_channels_replay_is_deterministic),
-        cmocka_unit_test(test_apply_channels_activity_index),
+        cmocka_unit_test(test_apply_channels_conversation_index),
+        cmocka_unit_test(test_apply_channels_conversation_index_migration),
         cmocka_unit_test(test_msgrec_conv_activity_time),
         cmocka_unit_test(test_apply_channels_membership_events),
         cmocka_unit_test(test_apply_channels_membership_replay_is_deterministic),

@@ -67,6 +67,30 @@ void fixture_open(struct fixture_db *db, const char *name) {
     open_db(db, name, true);
 }
 
+struct run_txn {
+    int (*fn)(void *ctx, struct store_txn *txn);
+    void *ctx;
+};
+
+static int apply_run_txn(void *ctx, struct store_txn *txn, uint64_t pos, const uint8_t *entry,
+                         size_t entry_len, struct buf *result) {
+    const struct run_txn *run = ctx;
+    return run->fn(run->ctx, txn);
+}
+
+void fixture_run_txn(struct fixture_db *db, int (*fn)(void *ctx, struct store_txn *txn),
+                     void *ctx) {
+    struct run_txn run = {fn, ctx};
+    journal_close(db->journal);
+    struct journal_config rj = {.store = db->store, .apply = apply_run_txn, .apply_ctx = &run};
+    struct journal *j;
+    assert_int_equal(journal_open(&rj, &j), 0);
+    assert_int_equal(journal_append_wait(j, (const uint8_t *)"run", 3, DEADLINE_MS), 0);
+    journal_close(j);
+    struct journal_config jc = {.store = db->store, .apply = apply_entry};
+    assert_int_equal(journal_open(&jc, &db->journal), 0);
+}
+
 void fixture_close(struct fixture_db *db) {
     journal_close(db->journal);
     store_close(db->store);

@@ -46,6 +46,11 @@ void fixture_set_seed(int (*seed)(struct store_txn *txn));
 /* Closes the journal and the store; the directory stays for inspection. */
 void fixture_close(struct fixture_db *db);
 
+/* Runs `fn(ctx, txn)` in a transaction of its own, through an entry of the
+ * journal that only it applies (not recorded for replay): writes records as
+ * an older server left them. Asserts that `fn` returns 0. */
+void fixture_run_txn(struct fixture_db *db, int (*fn)(void *ctx, struct store_txn *txn), void *ctx);
+
 /* Forgets every recorded entry (without freeing them: call
  * fixture_log_cleanup() first if any were recorded) and empties the last
  * result. Call at the start of every test that proposes. */

@@ -23,28 +23,33 @@
 #include "server/records.h"
 #include "storage/keys.h"
 
-/* Moves the conversation to `time` in every active member's activity index,
- * as message `c->last_seq` (already counted), and records that in `c` (to
- * be written by the caller): the member records are not rewritten
- * (rec_activity_time()). */
+/* Records message `c->last_seq` (already counted) at `time` in `c` (to be
+ * written by the caller), which orders the members' conversation lists
+ * (rec_activity_time()) without writing their index entries. A conversation
+ * of an older server, whose entries still sit at each member's activity time
+ * as of the message before, first has them moved to the members' joined_at,
+ * once: the index is then fixed, and this message and every later one write
+ * nothing to it. */
 static int touch_activity(struct store_txn *txn, const struct id *conv, struct rec_conv *c,
                           int64_t time) {
     const struct id *owner = c->has_owner ? &c->owner : NULL;
     int rc = 0;
-    for (uint32_t i = 0; rc == 0 && i < c->n_members; i++) {
+    for (uint32_t i = 0; !c->index_fixed && rc == 0 && i < c->n_members; i++) {
         struct rec_member m;
         struct key k;
         if ((rc = apply_read_member(txn, conv, &c->members[i], &m)) != 0)
             break;
         int64_t was = rec_activity_time(c, &m);
-        if (m.state != REC_ACTIVE || was == time)
-            continue; /* only active members have an activity entry */
-        rec_key_activity(&k, &c->members[i], was, conv);
+        if (m.state != REC_ACTIVE || was == m.joined_at)
+            continue; /* only active members have an index entry */
+        rec_key_account_conv(&k, &c->members[i], was, conv);
         if ((rc = txn_delete(txn, CF_CONVERSATIONS, k.b, k.len)) != 0)
             break;
-        rec_key_activity(&k, &c->members[i], time, conv);
+        rec_key_account_conv(&k, &c->members[i], m.joined_at, conv);
         rc = txn_put(txn, CF_CONVERSATIONS, k.b, k.len, owner, conv->b, ID_LEN);
     }
+    if (rc == 0)
+        c->index_fixed = true;
     c->active_seq = c->last_seq;
     c->active_at = time;
     return rc;
@@ -133,6 +138,7 @@ int apply_direct_create(struct store_txn *txn, const Carechat__Entry__V1__Entry 
         .created_at = e->time,
         .n_members = 2,
         .members = {actor, peer},
+        .index_fixed = true,
     };
     if (roles[0] == REC_ROLE_PATIENT || roles[1] == REC_ROLE_PATIENT) {
         c.has_owner = true;
@@ -151,7 +157,7 @@ int apply_direct_create(struct store_txn *txn, const Carechat__Entry__V1__Entry 
         rc = apply_put(txn, CF_MEMBERS, &k, owner, &v);
         if (rc != 0)
             break;
-        rec_key_activity(&k, &c.members[i], e->time, &conv);
+        rec_key_account_conv(&k, &c.members[i], m.joined_at, &conv);
         rc = txn_put(txn, CF_CONVERSATIONS, k.b, k.len, owner, conv.b, ID_LEN);
     }
     if (rc == 0)

@@ -5,7 +5,9 @@
  * CreateDirect is proposed as a DirectCreate entry and decided by apply
  * (apply_messages.c: who may talk to whom); the answer waits for the
  * journal. The reads go to the store, bounded: ListConversations through the
- * account's activity index, History in pages within the frame budget. They
+ * account's conversation index (at most LIST_SCAN_MAX entries, each
+ * conversation and the account's membership read to order them by activity),
+ * History in pages within the frame budget. They
  * are `read` rows of the request table: each runs once its access record is
  * durable, and after authorization was checked again (server/request.h).
  *
@@ -190,30 +192,62 @@ int conversations_get(struct req *r) {
 
 /* ---- ListConversations ----------------------------------------------------------------- */
 
-/* Page tokens of ListConversations: the activity key's suffix after the
- * account (~last_active (8) | conversation id (16)). */
+/* Page tokens of ListConversations: a conversation's place in the listing,
+ * ~its activity time (8, UINT64_MAX minus the time, big-endian as
+ * key_add_u64() writes it) | conversation id (16). The listing's order (most
+ * recently active first, then by id) is the tokens' byte order. */
 #define LIST_TOKEN_LEN (8 + ID_LEN)
 #define LIST_DEFAULT 50
 #define LIST_MAX 100
+/* The most entries of the account's conversation index a listing reads and
+ * orders. Beyond it, only the first LIST_SCAN_MAX in the index's key order
+ * (records_messages.h) are ordered and listed; the others never are. */
+#define LIST_SCAN_MAX 10000
 
-struct conv_page {
-    struct id convs[LIST_MAX + 1];
-    uint8_t tokens[LIST_MAX + 1][LIST_TOKEN_LEN];
-    size_t n;
+/* The index entries of one account, then their tokens. */
+struct conv_scan {
+    uint8_t (*tokens)[LIST_TOKEN_LEN]; /* the conversation id in the last 16 bytes */
+    size_t n, cap;
     bool bad;
 };
 
 static bool collect_conv(void *ctx, const uint8_t *key, size_t key_len, const uint8_t *value,
                          size_t value_len) {
-    struct conv_page *p = ctx;
-    if (p->n > LIST_MAX || key_len != 1 + ID_LEN + LIST_TOKEN_LEN ||
-        id_from_bytes(value, value_len, &p->convs[p->n]) != 0) {
-        p->bad = true;
+    struct conv_scan *s = ctx;
+    if (key_len != 1 + ID_LEN + LIST_TOKEN_LEN || value_len != ID_LEN) {
+        s->bad = true;
         return false;
     }
-    memcpy(p->tokens[p->n], key + 1 + ID_LEN, LIST_TOKEN_LEN);
-    p->n++;
+    if (s->n == s->cap) {
+        s->cap = s->cap ? 2 * s->cap : 64;
+        s->tokens = xrealloc(s->tokens, s->cap * sizeof *s->tokens);
+    }
+    memcpy(s->tokens[s->n++] + 8, value, ID_LEN);
     return true;
+}
+
+static int token_cmp(const void *a, const void *b) {
+    return memcmp(a, b, LIST_TOKEN_LEN);
+}
+
+/* Puts in front of each token of `s` the activity time of `account` in its
+ * conversation (rec_activity_time()), and sorts them. Returns 0 or a store
+ * status. */
+static int order_convs(struct handlers *h, const struct id *account, struct conv_scan *s) {
+    struct rec_conv *c = xmalloc(sizeof *c);
+    int rc = STATUS_OK;
+    for (size_t i = 0; rc == 0 && i < s->n; i++) {
+        struct id conv;
+        struct rec_member m;
+        memcpy(conv.b, s->tokens[i] + 8, ID_LEN);
+        if ((rc = req_read_conv(h, &conv, c)) == 0 &&
+            (rc = req_read_member(h, &conv, account, &m)) == 0)
+            key_put_u64(s->tokens[i], UINT64_MAX - (uint64_t)rec_activity_time(c, &m));
+    }
+    free(c);
+    if (rc == 0)
+        qsort(s->tokens, s->n, sizeof *s->tokens, token_cmp);
+    return rc;
 }
 
 int conversations_list(struct req *r) {
@@ -221,28 +255,32 @@ int conversations_list(struct req *r) {
     if (m->limit > LIST_MAX || (m->page_token.len != 0 && m->page_token.len != LIST_TOKEN_LEN))
         return req_fail(r, STATUS_BAD_REQUEST, "bad page token or limit");
     size_t limit = m->limit ? m->limit : LIST_DEFAULT;
-    struct key prefix, after;
     /* A review (authorized by the patient's stage) lists the patient's. */
-    rec_key_activity_prefix(&prefix, m->reviewed_account_id.len ? &r->patient : &r->hc->account);
-    after = prefix;
-    if (m->page_token.len)
-        key_add_bytes(&after, m->page_token.data, LIST_TOKEN_LEN);
-    struct conv_page *p = xcalloc(1, sizeof *p);
+    const struct id *account = m->reviewed_account_id.len ? &r->patient : &r->hc->account;
+    struct key prefix;
+    rec_key_account_conv_prefix(&prefix, account);
+    struct conv_scan s = {0};
     struct conv_msg *cms = NULL;
     Carechat__V1__Conversation **ptrs = NULL;
     size_t built = 0;
-    int rc = store_scan(r->h->store, CF_CONVERSATIONS, prefix.b, prefix.len,
-                        m->page_token.len ? after.b : NULL, m->page_token.len ? after.len : 0,
-                        limit + 1, collect_conv, p);
+    int rc = store_scan(r->h->store, CF_CONVERSATIONS, prefix.b, prefix.len, NULL, 0, LIST_SCAN_MAX,
+                        collect_conv, &s);
     if (rc >= 0)
-        rc = p->bad ? STATUS_CORRUPT : STATUS_OK;
+        rc = s.bad ? STATUS_CORRUPT : order_convs(r->h, account, &s);
     if (rc != 0)
         goto out;
-    size_t n = p->n > limit ? limit : p->n;
+    /* The page: the entries after the token, in order. */
+    size_t first = 0;
+    while (m->page_token.len && first < s.n &&
+           memcmp(s.tokens[first], m->page_token.data, LIST_TOKEN_LEN) <= 0)
+        first++;
+    size_t n = s.n - first > limit ? limit : s.n - first;
     cms = xcalloc(n ? n : 1, sizeof *cms);
     ptrs = xcalloc(n ? n : 1, sizeof *ptrs);
     for (; built < n; built++) {
-        if ((rc = conv_build(r->h, &p->convs[built], &cms[built])) != 0)
+        struct id conv;
+        memcpy(conv.b, s.tokens[first + built] + 8, ID_LEN);
+        if ((rc = conv_build(r->h, &conv, &cms[built])) != 0)
             goto out;
         ptrs[built] = &cms[built].cv;
     }
@@ -253,8 +291,8 @@ int conversations_list(struct req *r) {
     carechat__v1__conversation_page__init(&page);
     page.n_conversations = n;
     page.conversations = ptrs;
-    if (p->n > limit)
-        page.next_page_token = (ProtobufCBinaryData){LIST_TOKEN_LEN, p->tokens[n - 1]};
+    if (s.n - first > limit)
+        page.next_page_token = (ProtobufCBinaryData){LIST_TOKEN_LEN, s.tokens[first + n - 1]};
     resp.result_case = CARECHAT__V1__RESPONSE__RESULT_CONVERSATION_PAGE;
     resp.conversation_page = &page;
     conn_send(r->conn, &frame);
@@ -263,7 +301,7 @@ out:
         conv_msg_cleanup(&cms[i]);
     free(ptrs);
     free(cms);
-    free(p);
+    free(s.tokens);
     return rc;
 }
 

@@ -15,20 +15,22 @@
 /* The largest byte string field (a body; the codec's frame limit bounds it
  * further). */
 #define FIELD_MAX (64u << 20)
+/* The flags byte at the end of a conversation record. */
+#define CONV_INDEX_FIXED 0x01
 
 /* ---- keys ------------------------------------------------------------------- */
 
-void rec_key_activity_prefix(struct key *k, const struct id *account) {
+void rec_key_account_conv_prefix(struct key *k, const struct id *account) {
     static const uint8_t tag = 0x01;
     key_init(k);
     key_add_bytes(k, &tag, 1);
     key_add_id(k, account);
 }
 
-void rec_key_activity(struct key *k, const struct id *account, int64_t last_active,
-                      const struct id *conv) {
-    rec_key_activity_prefix(k, account);
-    key_add_u64(k, UINT64_MAX - (uint64_t)last_active);
+void rec_key_account_conv(struct key *k, const struct id *account, int64_t time,
+                          const struct id *conv) {
+    rec_key_account_conv_prefix(k, account);
+    key_add_u64(k, UINT64_MAX - (uint64_t)time);
     key_add_id(k, conv);
 }
 
@@ -114,10 +116,9 @@ void rec_conv_encode(const struct rec_conv *c, struct buf *out) {
     rec_put_u32(out, c->n_members);
     for (uint32_t i = 0; i < c->n_members; i++)
         rec_put_id(out, &c->members[i]);
-    if (c->active_seq != 0) {
-        rec_put_u64(out, c->active_seq);
-        rec_put_u64(out, (uint64_t)c->active_at);
-    }
+    rec_put_u64(out, c->active_seq);
+    rec_put_u64(out, (uint64_t)c->active_at);
+    rec_put_u8(out, c->index_fixed ? CONV_INDEX_FIXED : 0);
 }
 
 int rec_conv_decode(const uint8_t *data, size_t len, struct rec_conv *out) {
@@ -135,11 +136,21 @@ int rec_conv_decode(const uint8_t *data, size_t len, struct rec_conv *out) {
         return STATUS_CORRUPT;
     for (uint32_t i = 0; i < out->n_members; i++)
         rec_get_id(&r, &out->members[i]);
-    if (r.p != r.end) {
+    if (r.bad)
+        return STATUS_CORRUPT;
+    /* The three layouts of the end (records_messages.h). */
+    size_t rest = (size_t)(r.end - r.p);
+    if (rest == 16 || rest == 17) {
         out->active_seq = rec_get_u64(&r);
         out->active_at = (int64_t)rec_get_u64(&r);
-        if (out->active_seq == 0)
+        if (rest == 16 && out->active_seq == 0)
             return STATUS_CORRUPT;
+    }
+    if (rest == 17) {
+        uint8_t flags = rec_get_u8(&r);
+        if ((flags & ~CONV_INDEX_FIXED) != 0)
+            return STATUS_CORRUPT;
+        out->index_fixed = flags & CONV_INDEX_FIXED;
     }
     return finish(&r);
 }

@@ -8,10 +8,17 @@
  * otherwise). Ids are 16 bytes, integers big-endian at fixed width:
  *
  *   CF_CONVERSATIONS  conversation id (16)                 -> struct rec_conv
- *                     0x01 | account id | ~last_active (8) | conversation id
+ *                     0x01 | account id | ~time (8) | conversation id
  *                                                          -> conversation id: the
- *                          account's conversations, most recently active first
- *                          (~ is UINT64_MAX minus the time, so newer sorts first)
+ *                          account's conversation index, one entry per
+ *                          conversation in which it is ACTIVE (~ is UINT64_MAX
+ *                          minus the time, so newer sorts first). The time is
+ *                          the member's joined_at in a conversation with
+ *                          index_fixed, and no message moves the entry; in one
+ *                          without (written by older servers) it is
+ *                          rec_activity_time() until the next message moves
+ *                          it to joined_at once. Listings order by activity
+ *                          when they read, not by this key (conversations.c).
  *                     0x02 | lower id | higher id (33)     -> conversation id (16):
  *                                                             the direct pair index
  *                     0x03 | conversation id (17)          -> struct rec_channel:
@@ -63,9 +70,15 @@
  * records, hence of the entries, so a replay decides the same.
  *
  * Encoding: a format byte (REC_CONV_FORMAT), then the fields in a fixed order;
- * byte strings as a 4-byte length and the bytes. Decoders copy nothing: the
- * byte strings they return point into the encoded value, which must outlive
- * the decoded record. Pure functions, any thread.
+ * byte strings as a 4-byte length and the bytes. A conversation record ends
+ * after its members in one of three ways: nothing (older servers, no message
+ * since they kept active_seq), active_seq (8) | active_at (8) with active_seq
+ * not 0 (older servers), or active_seq (8) | active_at (8) | flags (1), which
+ * is what this version writes (active_seq 0 while no message; flags bit 0
+ * index_fixed, the other bits 0). The first two decode with index_fixed
+ * false. Decoders copy nothing: the byte strings they return point into the
+ * encoded value, which must outlive the decoded record. Pure functions, any
+ * thread.
  */
 #ifndef SERVER_RECORDS_MESSAGES_H
 #define SERVER_RECORDS_MESSAGES_H
@@ -126,11 +139,15 @@ struct rec_conv {
     struct id owner;    /* the patient member; meaningful when has_owner */
     uint32_t n_members; /* every account ever a member; state in CF_MEMBERS */
     struct id members[REC_MEMBERS_MAX];
-    /* The message that last moved its active members' activity entries
-     * (seq, time; 0: none since records had these fields, encoded only when
-     * set): see rec_activity_time(). */
+    /* The conversation's last message (seq, time; 0: none since records had
+     * these fields): see rec_activity_time(). */
     uint64_t active_seq;
     int64_t active_at;
+    /* Members' entries in the account conversation index are keyed by their
+     * joined_at and never moved by messages. False in records of older
+     * servers, whose entries sit at rec_activity_time(); their next message
+     * moves them to joined_at and sets it (apply_messages.c). */
+    bool index_fixed;
 };
 
 struct rec_channel {
@@ -246,20 +263,22 @@ struct rec_item {
     uint32_t change;
 };
 
-/* The time keying active member `m`'s entry in its account's activity index
- * (rec_key_activity()): a message moves every active member's entry to its
- * time and records that in the conversation (active_seq, active_at) without
- * rewriting the member records, so it is the conversation's active_at when
- * such a message came after m became active (m->joined_seq; 0: a member from
- * the creation), else m's own last_active. */
+/* The time of active member `m`'s last activity in conversation `c`, which
+ * orders the account's conversation list: the conversation's active_at when
+ * its last message (active_seq) came after m became active (m->joined_seq;
+ * 0: a member from the creation), else m's own last_active (its activation,
+ * or a message of a server older than active_at). Where m's entry in the
+ * account conversation index is keyed while !c->index_fixed. */
 int64_t rec_activity_time(const struct rec_conv *c, const struct rec_member *m);
 
 /* Keys (each resets k). */
-void rec_key_activity(struct key *k, const struct id *account, int64_t last_active,
-                      const struct id *conv);
+/* The account conversation index's entry of `conv` for `account` at `time`
+ * (the member's joined_at, or rec_activity_time() while !index_fixed). */
+void rec_key_account_conv(struct key *k, const struct id *account, int64_t time,
+                          const struct id *conv);
 
-/* The prefix of an account's activity index (0x01 | account id). */
-void rec_key_activity_prefix(struct key *k, const struct id *account);
+/* The prefix of an account's conversation index (0x01 | account id). */
+void rec_key_account_conv_prefix(struct key *k, const struct id *account);
 void rec_key_pair(struct key *k, const struct id *a, const struct id *b);
 void rec_key_idem(struct key *k, const struct id *conv, const struct id *sender,
                   const struct id *client_msg_id);

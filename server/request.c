@@ -686,7 +686,7 @@ static bool share_one(void *ctx, const uint8_t *key, size_t key_len, const uint8
 
 bool req_share_conversation(struct handlers *h, const struct id *account, const struct id *other) {
     struct key prefix;
-    rec_key_activity_prefix(&prefix, account);
+    rec_key_account_conv_prefix(&prefix, account);
     struct share_scan s = {.h = h, .other = other};
     int rc = store_scan(h->store, CF_CONVERSATIONS, prefix.b, prefix.len, NULL, 0, REQ_SHARE_SCAN,
                         share_one, &s);

@@ -401,9 +401,10 @@ struct req_device_lists {
  * REC_MEMBERS_MAX accounts, or a store status. */
 int req_device_lists_add(struct handlers *h, struct req_device_lists *l, const struct id *account);
 /* Whether `other` is an active or pending member of a conversation in which
- * `account` is active (the first REQ_SHARE_SCAN of its conversations, most
- * recently active first): members see each other's accounts and device lists
- * whatever their roles (a patient and a family member in one channel). */
+ * `account` is active (the first REQ_SHARE_SCAN of its conversations in its
+ * conversation index's order: most recently joined first, records_messages.h):
+ * members see each other's accounts and device lists whatever their roles (a
+ * patient and a family member in one channel). */
 #define REQ_SHARE_SCAN 1000
 bool req_share_conversation(struct handlers *h, const struct id *account, const struct id *other);
 

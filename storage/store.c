@@ -464,10 +464,10 @@ int store_check_space(struct store *s) {
  * devices, conversations, memberships, inboxes (heads and items), the
  * senders' quotas, and the notification records (settings, states, push
  * registrations, and the jobs that share their column family). Not the
- * conversations' activity index: apply only writes it (every message moves
- * each member's entry) and listings scan it, so its deleted keys, cached as
- * absent, would only pile up (tens of thousands per minute of fan-out) and
- * push the table out of the processor's caches.
+ * accounts' conversation index: apply only writes it (at joins and leaves,
+ * and once per conversation of an older server, whose messages moved each
+ * member's entry) and listings scan it, which bypasses the cache, so its
+ * keys would only take room from the records read every time.
  */
 static bool cached_key(enum store_cf cf, size_t key_len) {
     if (cf == CF_INBOXES) /* a head (a device id) or an item (| position) */

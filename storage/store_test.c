@@ -341,8 +341,9 @@ static void test_store_txn_cache_knows_absent_keys(void **state) {
 }
 
 /* In CF_CONVERSATIONS the cache keeps records (an id) and two-id indexes,
- * never the activity index (tag | id | time | id), which apply only writes:
- * its deleted keys would otherwise pile up as absent entries. */
+ * never the accounts' conversation index (tag | id | time | id), which apply
+ * only writes and listings only scan: its deleted keys would otherwise pile
+ * up as absent entries (as when an older server's messages moved them). */
 static void test_store_cache_skips_the_activity_index(void **state) {
     char *dir = testutil_fresh_dir("store-activity");
     struct store *s = open_store(dir);

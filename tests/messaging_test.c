@@ -875,6 +875,109 @@ static void test_messaging_list_conversations_most_recent_first(void **state) {
     world_free(&w);
 }
 
+/* Sends `text` from the first device of `from` (its only one) to `to`'s
+ * only device; the message's sent_at. */
+static int64_t send_one(struct rawc *c, const struct rawc_user *from, const struct rawc_user *to,
+                        const uint8_t conv[16], const char *text) {
+    struct rawc_wrap_to wrap = {to->dev[0].id, 1};
+    uint8_t cmid[16];
+    randombytes_buf(cmid, sizeof cmid);
+    Carechat__V1__Frame *r = rawc_send_msg(c, conv, cmid, from->dev[0].id, &wrap, 1, text, false);
+    raw_expect_status(r, STATUS_OK);
+    int64_t at = r->response->send->sent_at;
+    proto_free(r);
+    return at;
+}
+
+/* A page token's time (UINT64_MAX minus it, big-endian) and conversation. */
+static int64_t token_time(const ProtobufCBinaryData *t) {
+    assert_int_equal(t->len, 8 + 16);
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | t->data[i];
+    return (int64_t)(UINT64_MAX - v);
+}
+
+/* ListConversations orders by the last message when it lists, whoever sent
+ * it, and by the creation for a conversation without one; pages of one,
+ * then of three, follow that order, each token holding the last entry's
+ * activity time and id. */
+static void test_messaging_list_conversations_pages_by_activity(void **state) {
+    (void)state;
+    struct world w;
+    world_make(g_h, &w);
+    struct rawc *p = login(g_h, w.provider.email, &w.provider.dev[0], NULL);
+    struct rawc_user peer[4];
+    peer[0] = w.patient;
+    make_user(g_h, p, CARECHAT__V1__ROLE__PATIENT, &peer[1]);
+    make_user(g_h, w.admin, CARECHAT__V1__ROLE__PROVIDER, &peer[2]);
+    make_user(g_h, w.admin, CARECHAT__V1__ROLE__PROVIDER, &peer[3]);
+    const struct timespec pause = {.tv_nsec = 5 * 1000000L};
+    uint8_t convs[4][16];
+    int64_t created[4];
+    for (int i = 0; i < 4; i++) {
+        create_direct_ok(p, peer[i].account, convs[i]);
+        Carechat__V1__Frame *r = list_conversations(p, 1, NULL);
+        assert_memory_equal(r->response->conversation_page->conversations[0]->conversation_id.data,
+                            convs[i], 16); /* the newest */
+        created[i] = r->response->conversation_page->conversations[0]->created_at;
+        proto_free(r);
+        nanosleep(&pause, NULL);
+    }
+    /* Messages to 1, then 3, then from the peer in 0: 0, 3, 1, then 2. */
+    int64_t at[4] = {0, 0, created[2], 0};
+    at[1] = send_one(p, &w.provider, &peer[1], convs[1], "one");
+    nanosleep(&pause, NULL);
+    at[3] = send_one(p, &w.provider, &peer[3], convs[3], "three");
+    nanosleep(&pause, NULL);
+    struct rawc *a = login(g_h, w.patient.email, &w.patient.dev[0], NULL);
+    at[0] = send_one(a, &w.patient, &w.provider, convs[0], "zero");
+    const int order[4] = {0, 3, 1, 2};
+    /* Pages of one. */
+    ProtobufCBinaryData token = {0};
+    uint8_t token_data[24];
+    for (int i = 0; i < 4; i++) {
+        Carechat__V1__Frame *r = list_conversations(p, 1, i ? &token : NULL);
+        const Carechat__V1__ConversationPage *pg = r->response->conversation_page;
+        assert_int_equal(pg->n_conversations, 1);
+        assert_memory_equal(pg->conversations[0]->conversation_id.data, convs[order[i]], 16);
+        if (i == 3) {
+            assert_int_equal(pg->next_page_token.len, 0);
+        } else {
+            assert_int_equal(token_time(&pg->next_page_token), at[order[i]]);
+            assert_memory_equal(pg->next_page_token.data + 8, convs[order[i]], 16);
+            memcpy(token_data, pg->next_page_token.data, sizeof token_data);
+            token = (ProtobufCBinaryData){sizeof token_data, token_data};
+        }
+        proto_free(r);
+    }
+    /* Pages of three. */
+    Carechat__V1__Frame *r1 = list_conversations(p, 3, NULL);
+    const Carechat__V1__ConversationPage *pg = r1->response->conversation_page;
+    assert_int_equal(pg->n_conversations, 3);
+    for (int i = 0; i < 3; i++)
+        assert_memory_equal(pg->conversations[i]->conversation_id.data, convs[order[i]], 16);
+    assert_int_equal(token_time(&pg->next_page_token), at[1]);
+    Carechat__V1__Frame *r2 = list_conversations(p, 3, &pg->next_page_token);
+    const Carechat__V1__ConversationPage *pg2 = r2->response->conversation_page;
+    assert_int_equal(pg2->n_conversations, 1);
+    assert_memory_equal(pg2->conversations[0]->conversation_id.data, convs[2], 16);
+    assert_int_equal(pg2->next_page_token.len, 0);
+    proto_free(r1);
+    proto_free(r2);
+    /* A message moves 2 to the front. */
+    nanosleep(&pause, NULL);
+    send_one(p, &w.provider, &peer[2], convs[2], "two");
+    r1 = list_conversations(p, 2, NULL);
+    pg = r1->response->conversation_page;
+    assert_memory_equal(pg->conversations[0]->conversation_id.data, convs[2], 16);
+    assert_memory_equal(pg->conversations[1]->conversation_id.data, convs[0], 16);
+    proto_free(r1);
+    rawc_free(a);
+    rawc_free(p);
+    world_free(&w);
+}
+
 /* Typing reaches the other member's open connection and is never stored. */
 static void test_messaging_typing_live_not_stored(void **state) {
     (void)state;
@@ -1142,6 +1245,7 @@ int main(void) {
         cmocka_unit_test(test_messaging_recall_must_be_signed),
         cmocka_unit_test(test_messaging_patient_to_patient_refused),
         cmocka_unit_test(test_messaging_list_conversations_most_recent_first),
+        cmocka_unit_test(test_messaging_list_conversations_pages_by_activity),
         cmocka_unit_test(test_messaging_typing_live_not_stored),
         cmocka_unit_test(test_messaging_pipelined_answers_arrive_whole_and_in_order),
         cmocka_unit_test(test_messaging_silent_device_does_not_block),
