@@ -32,20 +32,32 @@
 
 /* ---- the Conversation answer ------------------------------------------------------ */
 
-/* A Conversation message with its members, borrowing from itself. */
+/* A Conversation message with its listed members (n of them, in arrays
+ * sized by the conversation's members), borrowing from itself. Sized so: a
+ * page of 100 conversations held 256 whole account records each, 58 MB
+ * zeroed per ListConversations. */
 struct conv_msg {
     Carechat__V1__Conversation cv;
-    Carechat__V1__Member mem[REC_MEMBERS_MAX], *memp[REC_MEMBERS_MAX];
-    struct rec_account accts[REC_MEMBERS_MAX];
+    Carechat__V1__Member *mem, **memp;
+    char **names; /* their display names (owned) */
+    struct id *members;
     uint32_t n;
-    struct id conv, members[REC_MEMBERS_MAX], patient;
+    struct id conv, patient;
     struct buf name_value;
     char name[REC_CHANNEL_NAME_MAX + 1];
 };
 
 static void conv_msg_cleanup(struct conv_msg *m) {
     for (uint32_t i = 0; i < m->n; i++)
-        rec_account_cleanup(&m->accts[i]);
+        free(m->names[i]);
+    free(m->names);
+    free(m->mem);
+    free(m->memp);
+    free(m->members);
+    m->names = NULL;
+    m->mem = NULL;
+    m->memp = NULL;
+    m->members = NULL;
     m->n = 0;
     buf_wipe(&m->name_value);
     buf_cleanup(&m->name_value);
@@ -83,22 +95,25 @@ static int conv_build(struct handlers *h, const struct id *conv, struct conv_msg
     }
     out->conv = *conv;
     out->patient = c->owner;
-    for (uint32_t j = 0; j < c->n_members; j++) {
+    size_t cap = c->n_members ? c->n_members : 1;
+    out->mem = xcalloc(cap, sizeof *out->mem);
+    out->memp = xcalloc(cap, sizeof *out->memp);
+    out->names = xcalloc(cap, sizeof *out->names);
+    out->members = xcalloc(cap, sizeof *out->members);
+    struct rec_account *a = xmalloc(sizeof *a);
+    for (uint32_t j = 0; j < c->n_members && rc == 0; j++) {
         struct rec_member m;
         uint32_t i = out->n;
-        out->members[i] = c->members[j];
-        if ((rc = req_read_member(h, conv, &c->members[j], &m)) != 0) {
-            free(c);
-            conv_msg_cleanup(out);
-            return rc;
-        }
+        if ((rc = req_read_member(h, conv, &c->members[j], &m)) != 0)
+            break;
         if (m.state != REC_ACTIVE && m.state != REC_PENDING)
             continue; /* the Conversation lists active and pending members */
-        if ((rc = req_read_account(h, &c->members[j], &out->accts[i])) != 0) {
-            free(c);
-            conv_msg_cleanup(out);
-            return rc;
-        }
+        if ((rc = req_read_account(h, &c->members[j], a)) != 0)
+            break;
+        out->names[i] = a->display_name; /* taken from the record */
+        a->display_name = NULL;
+        rec_account_cleanup(a);
+        out->members[i] = c->members[j];
         out->n++;
         Carechat__V1__Member *mm = &out->mem[i];
         carechat__v1__member__init(mm);
@@ -107,8 +122,14 @@ static int conv_build(struct handlers *h, const struct id *conv, struct conv_msg
         mm->state = (Carechat__V1__MemberState)m.state;
         mm->joined_at = m.joined_at;
         mm->left_at = m.left_at;
-        mm->display_name = out->accts[i].display_name;
+        mm->display_name = out->names[i];
         out->memp[i] = mm;
+    }
+    free(a);
+    if (rc != 0) {
+        free(c);
+        conv_msg_cleanup(out);
+        return rc;
     }
     carechat__v1__conversation__init(&out->cv);
     out->cv.conversation_id = (ProtobufCBinaryData){ID_LEN, out->conv.b};
