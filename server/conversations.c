@@ -266,7 +266,7 @@ static int order_convs(struct handlers *h, const struct id *account, struct conv
             key_put_u64(s->tokens[i], UINT64_MAX - (uint64_t)rec_activity_time(c, &m));
     }
     free(c);
-    if (rc == 0)
+    if (rc == 0 && s->n > 1) /* tokens is NULL while the account has none */
         qsort(s->tokens, s->n, sizeof *s->tokens, token_cmp);
     return rc;
 }
