@@ -398,7 +398,7 @@ int apply_send(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struc
      * member's account is read without its strings into one record, so that
      * this loop allocates nothing per member. */
     struct member_view *members = xcalloc(REC_MEMBERS_MAX, sizeof *members);
-    struct rec_account *a = xmalloc(sizeof *a);
+    struct rec_account *a = xcalloc(1, sizeof *a); /* cleaned up even if never read */
     uint32_t n_active = 0;
     struct buf known; /* struct known_device[] */
     buf_init(&known);
