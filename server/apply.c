@@ -110,8 +110,8 @@ static int actor_active(struct store_txn *txn, const Carechat__Entry__V1__Entry 
         e->kind_case == CARECHAT__ENTRY__V1__ENTRY__KIND_SESSION_END ||
         !apply_id_field(e->actor_account_id, &actor))
         return STATUS_OK;
-    struct rec_account a;
-    int rc = apply_read_account(txn, &actor, &a);
+    struct rec_account a; /* read without its strings: only its state is wanted */
+    int rc = apply_read_account_lean(txn, &actor, &a);
     if (rc == STATUS_NOT_FOUND)
         return STATUS_OK;
     if (rc != 0)

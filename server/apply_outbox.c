@@ -44,16 +44,15 @@ static int read_state(struct store_txn *txn, const struct id *target, uint8_t ch
                       struct rec_notify_state *out) {
     struct key k;
     rec_key_notify_state(&k, target, channel);
-    struct buf v;
-    buf_init(&v);
-    int rc = txn_get(txn, CF_OUTBOX, k.b, k.len, &v);
+    const uint8_t *v;
+    size_t n;
+    int rc = txn_view(txn, CF_OUTBOX, k.b, k.len, &v, &n);
     if (rc == 0)
-        rc = rec_notify_state_decode(v.data, v.len, out);
+        rc = rec_notify_state_decode(v, n, out);
     else if (rc == STATUS_NOT_FOUND) {
         memset(out, 0, sizeof *out);
         rc = STATUS_OK;
     }
-    buf_cleanup(&v);
     return rc;
 }
 
@@ -93,13 +92,11 @@ static int read_job(struct store_txn *txn, const uint8_t job_id[REC_JOB_ID_LEN],
                     struct rec_outbox_job *out) {
     struct key k;
     rec_key_outbox_job(&k, job_id);
-    struct buf v;
-    buf_init(&v);
-    int rc = txn_get(txn, CF_OUTBOX, k.b, k.len, &v);
+    const uint8_t *v;
+    size_t n;
+    int rc = txn_view(txn, CF_OUTBOX, k.b, k.len, &v, &n);
     if (rc == 0)
-        rc = rec_outbox_job_decode(v.data, v.len, out);
-    buf_wipe(&v);
-    buf_cleanup(&v);
+        rc = rec_outbox_job_decode(v, n, out);
     return rc;
 }
 
@@ -107,16 +104,15 @@ int apply_read_notify_settings(struct store_txn *txn, const struct id *account,
                                struct rec_notify_settings *out) {
     struct key k;
     rec_key_notify_settings(&k, account);
-    struct buf v;
-    buf_init(&v);
-    int rc = txn_get(txn, CF_OUTBOX, k.b, k.len, &v);
+    const uint8_t *v;
+    size_t n;
+    int rc = txn_view(txn, CF_OUTBOX, k.b, k.len, &v, &n);
     if (rc == 0)
-        rc = rec_notify_settings_decode(v.data, v.len, out);
+        rc = rec_notify_settings_decode(v, n, out);
     else if (rc == STATUS_NOT_FOUND) {
         *out = (struct rec_notify_settings)REC_NOTIFY_SETTINGS_DEFAULT;
         rc = STATUS_OK;
     }
-    buf_cleanup(&v);
     return rc;
 }
 
@@ -124,13 +120,11 @@ static int read_reg(struct store_txn *txn, const struct id *account, const struc
                     uint8_t channel, struct rec_push_reg *out) {
     struct key k;
     rec_key_push_reg(&k, account, device, channel);
-    struct buf v;
-    buf_init(&v);
-    int rc = txn_get(txn, CF_OUTBOX, k.b, k.len, &v);
+    const uint8_t *v;
+    size_t n;
+    int rc = txn_view(txn, CF_OUTBOX, k.b, k.len, &v, &n);
     if (rc == 0)
-        rc = rec_push_reg_decode(v.data, v.len, out);
-    buf_wipe(&v);
-    buf_cleanup(&v);
+        rc = rec_push_reg_decode(v, n, out);
     return rc;
 }
 

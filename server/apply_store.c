@@ -25,11 +25,9 @@ bool apply_is_staff(uint32_t role) {
 }
 
 int apply_exists(struct store_txn *txn, enum store_cf cf, const void *key, size_t len) {
-    struct buf v;
-    buf_init(&v);
-    int rc = txn_get(txn, cf, key, len, &v);
-    buf_cleanup(&v);
-    return rc;
+    const uint8_t *v;
+    size_t n;
+    return txn_view(txn, cf, key, len, &v, &n);
 }
 
 int apply_put(struct store_txn *txn, enum store_cf cf, const struct key *k, const struct id *owner,
@@ -41,13 +39,11 @@ int apply_put(struct store_txn *txn, enum store_cf cf, const struct key *k, cons
 
 static int read_account(struct store_txn *txn, const struct id *id, struct rec_account *out,
                         int (*decode)(const uint8_t *, size_t, struct rec_account *)) {
-    struct buf v;
-    buf_init(&v);
-    int rc = txn_get(txn, CF_ACCOUNTS, id->b, ID_LEN, &v);
+    const uint8_t *v;
+    size_t n;
+    int rc = txn_view(txn, CF_ACCOUNTS, id->b, ID_LEN, &v, &n);
     if (rc == 0)
-        rc = decode(v.data, v.len, out);
-    buf_wipe(&v);
-    buf_cleanup(&v);
+        rc = decode(v, n, out);
     return rc;
 }
 
@@ -74,12 +70,11 @@ static int read_device(struct store_txn *txn, const struct id *account, const st
                        int (*decode)(const uint8_t *, size_t, struct rec_device *)) {
     struct key k;
     key_id_id(&k, account, device);
-    struct buf v;
-    buf_init(&v);
-    int rc = txn_get(txn, CF_DEVICES, k.b, k.len, &v);
+    const uint8_t *v;
+    size_t n;
+    int rc = txn_view(txn, CF_DEVICES, k.b, k.len, &v, &n);
     if (rc == 0)
-        rc = decode(v.data, v.len, out);
-    buf_cleanup(&v);
+        rc = decode(v, n, out);
     return rc;
 }
 
@@ -115,12 +110,11 @@ int apply_read_lifecycle(struct store_txn *txn, const struct id *account,
                          struct rec_lifecycle *out) {
     uint8_t k[1 + ID_LEN];
     rec_lifecycle_key(account, k);
-    struct buf v;
-    buf_init(&v);
-    int rc = txn_get(txn, CF_ACCOUNTS, k, sizeof k, &v);
+    const uint8_t *v;
+    size_t n;
+    int rc = txn_view(txn, CF_ACCOUNTS, k, sizeof k, &v, &n);
     if (rc == 0)
-        rc = rec_lifecycle_decode(v.data, v.len, out);
-    buf_cleanup(&v);
+        rc = rec_lifecycle_decode(v, n, out);
     return rc;
 }
 
@@ -167,12 +161,11 @@ int apply_actor_role(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
 /* ---- conversations and members ------------------------------------------------- */
 
 int apply_read_conv(struct store_txn *txn, const struct id *conv, struct rec_conv *out) {
-    struct buf v;
-    buf_init(&v);
-    int rc = txn_get(txn, CF_CONVERSATIONS, conv->b, ID_LEN, &v);
+    const uint8_t *v;
+    size_t n;
+    int rc = txn_view(txn, CF_CONVERSATIONS, conv->b, ID_LEN, &v, &n);
     if (rc == 0)
-        rc = rec_conv_decode(v.data, v.len, out);
-    buf_cleanup(&v);
+        rc = rec_conv_decode(v, n, out);
     return rc;
 }
 
@@ -203,12 +196,11 @@ int apply_read_member(struct store_txn *txn, const struct id *conv, const struct
                       struct rec_member *out) {
     struct key k;
     key_id_id(&k, conv, account);
-    struct buf v;
-    buf_init(&v);
-    int rc = txn_get(txn, CF_MEMBERS, k.b, k.len, &v);
+    const uint8_t *v;
+    size_t n;
+    int rc = txn_view(txn, CF_MEMBERS, k.b, k.len, &v, &n);
     if (rc == 0)
-        rc = rec_member_decode(v.data, v.len, out);
-    buf_cleanup(&v);
+        rc = rec_member_decode(v, n, out);
     return rc;
 }
 
@@ -228,11 +220,10 @@ int apply_share_care_team(struct store_txn *txn, const struct id *patient, const
                           bool *out) {
     struct key k;
     rec_key_care_pair(&k, patient, staff);
-    struct buf v;
-    buf_init(&v);
-    int rc = txn_get(txn, CF_CONVERSATIONS, k.b, k.len, &v);
-    *out = rc == 0 && v.len == 4 && key_get_u32(v.data) > 0;
-    buf_cleanup(&v);
+    const uint8_t *v;
+    size_t n;
+    int rc = txn_view(txn, CF_CONVERSATIONS, k.b, k.len, &v, &n);
+    *out = rc == 0 && n == 4 && key_get_u32(v) > 0;
     return rc == STATUS_NOT_FOUND ? STATUS_OK : rc;
 }
 
@@ -286,17 +277,16 @@ int apply_write_inbox(struct store_txn *txn, const struct id *device, const stru
 /* A row of CF_INBOX_QUOTAS (a head of the old layout): the sender's MESSAGE
  * items in the device's inbox. */
 static int read_quota(struct store_txn *txn, const struct key *k, uint32_t *count) {
-    struct buf v;
-    buf_init(&v);
-    int rc = txn_get(txn, CF_INBOX_QUOTAS, k->b, k->len, &v);
+    const uint8_t *v;
+    size_t n;
+    int rc = txn_view(txn, CF_INBOX_QUOTAS, k->b, k->len, &v, &n);
     *count = 0;
-    if (rc == 0 && v.len == 4)
-        *count = key_get_u32(v.data);
+    if (rc == 0 && n == 4)
+        *count = key_get_u32(v);
     else if (rc == 0)
         rc = STATUS_CORRUPT;
     else if (rc == STATUS_NOT_FOUND)
         rc = STATUS_OK;
-    buf_cleanup(&v);
     return rc;
 }
 

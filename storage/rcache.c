@@ -108,8 +108,8 @@ void rcache_free(struct rcache *c) {
     free(c);
 }
 
-enum rcache_hit rcache_get(struct rcache *c, int cf, const void *key, size_t key_len,
-                           struct buf *out) {
+enum rcache_hit rcache_view(struct rcache *c, int cf, const void *key, size_t key_len,
+                            const uint8_t **data, size_t *len) {
     if (key_len > RCACHE_KEY_MAX)
         return RCACHE_MISS;
     const struct entry *e = *find(c, hash_of(c, cf, key, key_len), cf, key, key_len);
@@ -118,9 +118,21 @@ enum rcache_hit rcache_get(struct rcache *c, int cf, const void *key, size_t key
         return RCACHE_MISS;
     }
     c->hits++;
-    buf_reset(out);
-    buf_append(out, e->data + e->key_len, e->value_len);
+    *data = e->data + e->key_len;
+    *len = e->value_len;
     return e->absent ? RCACHE_ABSENT : RCACHE_VALUE;
+}
+
+enum rcache_hit rcache_get(struct rcache *c, int cf, const void *key, size_t key_len,
+                           struct buf *out) {
+    const uint8_t *data;
+    size_t len;
+    enum rcache_hit hit = rcache_view(c, cf, key, key_len, &data, &len);
+    if (hit != RCACHE_MISS) {
+        buf_reset(out);
+        buf_append(out, data, len);
+    }
+    return hit;
 }
 
 bool rcache_has(struct rcache *c, int cf, const void *key, size_t key_len) {

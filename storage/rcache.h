@@ -44,6 +44,11 @@ enum rcache_hit {
 enum rcache_hit rcache_get(struct rcache *c, int cf, const void *key, size_t key_len,
                            struct buf *out);
 
+/* rcache_get() without the copy: on RCACHE_VALUE, *data and *len point at
+ * the cached value, borrowed until the next call on `c`. */
+enum rcache_hit rcache_view(struct rcache *c, int cf, const void *key, size_t key_len,
+                            const uint8_t **data, size_t *len);
+
 /* Caches a copy of `value` under (cf, key), replacing any earlier one. A key
  * longer than RCACHE_KEY_MAX or a value larger than the bound is not cached
  * (and any earlier value is dropped). */

@@ -126,8 +126,9 @@ struct store_reader {
      * last write: cf, key length, key, then 1 for a delete, or 0, the
      * value's length (u32, host order) and the plaintext value. */
     struct buf pending;
-    bool overflow; /* pending would have passed READER_PENDING_MAX, or a data
-                      key was destroyed during a commit: empty the cache */
+    bool overflow;   /* pending would have passed READER_PENDING_MAX, or a data
+                        key was destroyed during a commit: empty the cache */
+    struct buf read; /* the value store_reader_view() last read from the database */
     struct store_reader *next;
 };
 
@@ -158,6 +159,7 @@ struct store_txn {
     uint32_t *index;
     size_t index_cap;
     struct buf values; /* the puts' plaintexts, back to back in write order */
+    struct buf read;   /* the value txn_view() last read from the database */
 };
 
 static const uint8_t *write_value(const struct store_txn *t, const struct txn_write *w) {
@@ -682,6 +684,7 @@ struct store_reader *store_reader_new(struct store *s) {
     r->s = s;
     pthread_mutex_init(&r->lock, NULL);
     buf_init(&r->pending);
+    buf_init(&r->read);
     if (s->rcache) {
         r->cache = rcache_new(READ_CACHE_BYTES);
         buf_reserve(&r->pending, READER_PENDING_MAX);
@@ -706,6 +709,8 @@ void store_reader_free(struct store_reader *r) {
         }
     pthread_mutex_unlock(&s->readers_lock);
     rcache_free(r->cache);
+    buf_wipe(&r->read);
+    buf_cleanup(&r->read);
     buf_wipe(&r->pending);
     buf_cleanup(&r->pending);
     pthread_mutex_destroy(&r->lock);
@@ -757,21 +762,36 @@ static void reader_catch_up(struct store_reader *r) {
     }
 }
 
-int store_reader_get(struct store_reader *r, enum store_cf cf, const void *key, size_t key_len,
-                     struct buf *out) {
-    if (!cacheable(r->s, cf, key_len))
-        return store_get(r->s, cf, key, key_len, out);
-    reader_catch_up(r);
-    enum rcache_hit hit = rcache_get(r->cache, cf, key, key_len, out);
-    if (hit != RCACHE_MISS)
-        return hit == RCACHE_VALUE ? 0 : STATUS_NOT_FOUND;
-    int rc = store_get(r->s, cf, key, key_len, out);
+int store_reader_view(struct store_reader *r, enum store_cf cf, const void *key, size_t key_len,
+                      const uint8_t **data, size_t *len) {
+    bool cache = cacheable(r->s, cf, key_len);
+    if (cache) {
+        reader_catch_up(r);
+        enum rcache_hit hit = rcache_view(r->cache, cf, key, key_len, data, len);
+        if (hit != RCACHE_MISS)
+            return hit == RCACHE_VALUE ? 0 : STATUS_NOT_FOUND;
+    }
+    buf_wipe(&r->read); /* the value before it was plaintext too */
+    int rc = store_get(r->s, cf, key, key_len, &r->read);
     /* A commit between the read and now queued the key: the next read
      * replaces what this one caches. */
-    if (rc == 0)
-        rcache_put(r->cache, cf, key, key_len, out->data, out->len);
-    else if (rc == STATUS_NOT_FOUND)
+    if (rc == 0 && cache)
+        rcache_put(r->cache, cf, key, key_len, r->read.data, r->read.len);
+    else if (rc == STATUS_NOT_FOUND && cache)
         cache_absent(r->cache, cf, key, key_len);
+    *data = r->read.data;
+    *len = r->read.len;
+    return rc;
+}
+
+int store_reader_get(struct store_reader *r, enum store_cf cf, const void *key, size_t key_len,
+                     struct buf *out) {
+    const uint8_t *data;
+    size_t len;
+    int rc = store_reader_view(r, cf, key, key_len, &data, &len);
+    buf_reset(out);
+    if (rc == 0)
+        buf_append(out, data, len);
     return rc;
 }
 
@@ -913,6 +933,8 @@ static void txn_release(struct store_txn *t) {
     free(t->marks);
     free(t->index);
     buf_cleanup(&t->values);
+    buf_wipe(&t->read);
+    buf_cleanup(&t->read);
     free(t);
 }
 
@@ -928,6 +950,7 @@ void store_txn_free(struct store_txn *t) {
     struct store *s = t->s;
     s->txn_open = false;
     forget_writes(t, 0); /* wipes the values and data keys */
+    buf_wipe(&t->read);
     t->savepoints = 0;
     t->n_marks = 0;
     if (t->cap_writes > SPARE_WRITES_MAX || t->values.cap > SPARE_VALUES_MAX || s->spare)
@@ -936,24 +959,38 @@ void store_txn_free(struct store_txn *t) {
         s->spare = t;
 }
 
-int txn_get(struct store_txn *t, enum store_cf cf, const void *key, size_t key_len,
-            struct buf *out) {
+int txn_view(struct store_txn *t, enum store_cf cf, const void *key, size_t key_len,
+             const uint8_t **data, size_t *len) {
     struct store *s = t->s;
     const struct txn_write *w = key_len <= KEY_MAX ? written(t, cf, key, key_len) : NULL;
     if (w) {
-        buf_reset(out);
-        buf_append(out, write_value(t, w), w->value_len);
+        *data = write_value(t, w);
+        *len = w->value_len;
         return w->deleted ? STATUS_NOT_FOUND : 0;
     }
     bool cache = cacheable(s, cf, key_len);
-    enum rcache_hit hit = cache ? rcache_get(s->rcache, cf, key, key_len, out) : RCACHE_MISS;
+    enum rcache_hit hit = cache ? rcache_view(s->rcache, cf, key, key_len, data, len) : RCACHE_MISS;
     if (hit != RCACHE_MISS)
         return hit == RCACHE_VALUE ? 0 : STATUS_NOT_FOUND;
-    int rc = store_get(s, cf, key, key_len, out);
+    buf_wipe(&t->read); /* the value before it was plaintext too */
+    int rc = store_get(s, cf, key, key_len, &t->read);
     if (rc == 0 && cache)
-        rcache_put(s->rcache, cf, key, key_len, out->data, out->len);
+        rcache_put(s->rcache, cf, key, key_len, t->read.data, t->read.len);
     else if (rc == STATUS_NOT_FOUND && cache)
         cache_absent(s->rcache, cf, key, key_len);
+    *data = t->read.data;
+    *len = t->read.len;
+    return rc;
+}
+
+int txn_get(struct store_txn *t, enum store_cf cf, const void *key, size_t key_len,
+            struct buf *out) {
+    const uint8_t *data;
+    size_t len;
+    int rc = txn_view(t, cf, key, key_len, &data, &len);
+    buf_reset(out);
+    if (rc == 0)
+        buf_append(out, data, len);
     return rc;
 }
 

@@ -206,6 +206,10 @@ void store_reader_free(struct store_reader *r);
 /* store_get() through the reader's cache; same returns. One thread per reader. */
 int store_reader_get(struct store_reader *r, enum store_cf cf, const void *key, size_t key_len,
                      struct buf *out);
+/* store_reader_get() without the copy, for a record decoded at once: on 0,
+ * *data and *len point at the value, borrowed until the next call on `r`. */
+int store_reader_view(struct store_reader *r, enum store_cf cf, const void *key, size_t key_len,
+                      const uint8_t **data, size_t *len);
 
 /* The transactions' read cache: values held, and hits and misses so far
  * (zeros without one). For the writer thread, or after it stopped. */
@@ -242,6 +246,14 @@ struct store_txn;
  * destroyed). */
 int txn_get(struct store_txn *t, enum store_cf cf, const void *key, size_t key_len,
             struct buf *out);
+
+/* txn_get() without the copy, for a record decoded at once: on 0, *data and
+ * *len point at the value, borrowed until the next call on `t` (it may be
+ * in the transaction's log, in the read cache or in a buffer of the
+ * transaction's). Apply reads every record of every recipient of a message
+ * this way, so that a fan-out does not allocate a buffer per read. */
+int txn_view(struct store_txn *t, enum store_cf cf, const void *key, size_t key_len,
+             const uint8_t **data, size_t *len);
 
 /* Stages `value` under `key`, to be sealed at the commit under the current
  * data key of `owner` as of this call (NULL: the server's own data key; a

@@ -280,6 +280,53 @@ static void test_store_txn_log_reused_after_free(void **state) {
     free(dir);
 }
 
+/* What txn_view() shows for `key` of CF_OUTBOX: its value, or NULL for
+ * none; txn_get() of the same key must agree. */
+static void expect_view(struct store_txn *t, const char *key, const char *want) {
+    const uint8_t *data = NULL;
+    size_t len = 0;
+    int rc = txn_view(t, CF_OUTBOX, key, strlen(key), &data, &len);
+    if (want == NULL) {
+        assert_int_equal(rc, STATUS_NOT_FOUND);
+    } else {
+        assert_int_equal(rc, 0);
+        assert_int_equal(len, strlen(want));
+        assert_memory_equal(data, want, len);
+    }
+    struct buf v;
+    buf_init(&v);
+    expect_read(txn_get(t, CF_OUTBOX, key, strlen(key), &v), &v, want);
+    buf_cleanup(&v);
+}
+
+/* txn_view() answers, without a copy, from each place a value can be: the
+ * database (a read the cache has not seen), the read cache, the
+ * transaction's own log (a put, a delete), and an absence. */
+static void test_store_txn_view_from_each_source(void **state) {
+    char *dir = testutil_fresh_dir("store-view");
+    struct store *s = open_store(dir);
+    put_one(s, CF_OUTBOX, "db", 2, NULL, "stored");
+    put_one(s, CF_OUTBOX, "other", 5, NULL, "second");
+    store_close(s); /* reopened with an empty read cache */
+    s = open_store(dir);
+    struct store_txn *t = NULL;
+    assert_int_equal(store_txn_begin(s, &t), 0);
+    struct store_read_cache_stats before = store_read_cache_stats(s);
+    expect_view(t, "db", "stored"); /* the view from the database, txn_get's from the cache */
+    assert_int_equal(store_read_cache_stats(s).misses, before.misses + 1);
+    assert_int_equal(store_read_cache_stats(s).hits, before.hits + 1);
+    expect_view(t, "other", "second");
+    expect_view(t, "db", "stored");
+    expect_view(t, "none", NULL);
+    assert_int_equal(txn_put(t, CF_OUTBOX, "db", 2, NULL, "written", 7), 0);
+    expect_view(t, "db", "written");
+    assert_int_equal(txn_delete(t, CF_OUTBOX, "other", 5), 0);
+    expect_view(t, "other", NULL);
+    store_txn_free(t);
+    store_close(s);
+    free(dir);
+}
+
 /* What a transaction reads for `key` of CF_OUTBOX: its value, or NULL for
  * none. */
 static void expect_txn(struct store_txn *t, const char *key, const char *want) {
@@ -991,6 +1038,7 @@ int main(void) {
         cmocka_unit_test(test_store_cf_names_are_stable),
         cmocka_unit_test(test_store_txn_reads_its_own_writes),
         cmocka_unit_test(test_store_txn_log_reused_after_free),
+        cmocka_unit_test(test_store_txn_view_from_each_source),
         cmocka_unit_test(test_store_txn_cache_knows_absent_keys),
         cmocka_unit_test(test_store_cache_skips_the_activity_index),
         cmocka_unit_test(test_store_scan_prefix_after_and_limit),
