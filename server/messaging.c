@@ -143,7 +143,7 @@ static int recipient_devices(struct handlers *h, const struct id *account,
     size_t found = 0;
     for (uint32_t i = 0; i < a->n_list && i < REC_LIST_MAX; i++) {
         struct rec_device d;
-        int rc = req_read_device(h, account, &a->list[i].device_id, &d);
+        int rc = req_read_device_lean(h, account, &a->list[i].device_id, &d);
         if (rc == STATUS_NOT_FOUND)
             continue;
         if (rc != 0)
@@ -153,7 +153,6 @@ static int recipient_devices(struct handlers *h, const struct id *account,
                                                      .account = *account,
                                                      .key_id = d.encryption_key_id,
                                                      .expires_at = d.encryption_key_expires_at};
-        rec_device_cleanup(&d);
     }
     return found <= REC_MAX_DEVICES ? STATUS_OK : STATUS_CORRUPT;
 }
@@ -219,7 +218,8 @@ int messaging_send(struct req *r) {
         struct rec_member member;
         struct rec_account a;
         if ((rc = req_read_member(h, &r->conv_id, &c->members[j], &member)) != 0 ||
-            (member.state == REC_ACTIVE && (rc = req_read_account(h, &c->members[j], &a)) != 0))
+            (member.state == REC_ACTIVE &&
+             (rc = req_read_account_lean(h, &c->members[j], &a)) != 0))
             goto out;
         if (member.state != REC_ACTIVE)
             continue;

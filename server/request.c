@@ -468,15 +468,20 @@ void entry_init(Carechat__Entry__V1__Entry *e, int64_t time, const struct id *ac
 
 /* ---- typed reads -------------------------------------------------------------------- */
 
+static int read_account(struct handlers *h, const struct id *id, struct rec_account *out,
+                        int (*decode)(const uint8_t *, size_t, struct rec_account *)) {
+    const uint8_t *v;
+    size_t n;
+    int rc = store_reader_view(h->reader, CF_ACCOUNTS, id->b, ID_LEN, &v, &n);
+    return rc == 0 ? decode(v, n, out) : rc;
+}
+
 int req_read_account(struct handlers *h, const struct id *id, struct rec_account *out) {
-    struct buf v;
-    buf_init(&v);
-    int rc = store_reader_get(h->reader, CF_ACCOUNTS, id->b, ID_LEN, &v);
-    if (rc == 0)
-        rc = rec_account_decode(v.data, v.len, out);
-    buf_wipe(&v);
-    buf_cleanup(&v);
-    return rc;
+    return read_account(h, id, out, rec_account_decode);
+}
+
+int req_read_account_lean(struct handlers *h, const struct id *id, struct rec_account *out) {
+    return read_account(h, id, out, rec_account_decode_lean);
 }
 
 int req_read_lifecycle(struct handlers *h, const struct id *account, struct rec_lifecycle *out) {
@@ -546,17 +551,25 @@ int req_review_access(struct handlers *h, const struct id *patient, const struct
     return rc;
 }
 
-int req_read_device(struct handlers *h, const struct id *account, const struct id *device,
-                    struct rec_device *out) {
+static int read_device(struct handlers *h, const struct id *account, const struct id *device,
+                       struct rec_device *out,
+                       int (*decode)(const uint8_t *, size_t, struct rec_device *)) {
     struct key k;
     key_id_id(&k, account, device);
-    struct buf v;
-    buf_init(&v);
-    int rc = store_reader_get(h->reader, CF_DEVICES, k.b, k.len, &v);
-    if (rc == 0)
-        rc = rec_device_decode(v.data, v.len, out);
-    buf_cleanup(&v);
-    return rc;
+    const uint8_t *v;
+    size_t n;
+    int rc = store_reader_view(h->reader, CF_DEVICES, k.b, k.len, &v, &n);
+    return rc == 0 ? decode(v, n, out) : rc;
+}
+
+int req_read_device(struct handlers *h, const struct id *account, const struct id *device,
+                    struct rec_device *out) {
+    return read_device(h, account, device, out, rec_device_decode);
+}
+
+int req_read_device_lean(struct handlers *h, const struct id *account, const struct id *device,
+                         struct rec_device *out) {
+    return read_device(h, account, device, out, rec_device_decode_lean);
 }
 
 int req_read_inbox(struct handlers *h, const struct id *device, struct rec_inbox *out) {
@@ -598,13 +611,10 @@ int req_read_member(struct handlers *h, const struct id *conv, const struct id *
                     struct rec_member *out) {
     struct key k;
     key_id_id(&k, conv, account);
-    struct buf v;
-    buf_init(&v);
-    int rc = store_reader_get(h->reader, CF_MEMBERS, k.b, k.len, &v);
-    if (rc == 0)
-        rc = rec_member_decode(v.data, v.len, out);
-    buf_cleanup(&v);
-    return rc;
+    const uint8_t *v;
+    size_t n;
+    int rc = store_reader_view(h->reader, CF_MEMBERS, k.b, k.len, &v, &n);
+    return rc == 0 ? rec_member_decode(v, n, out) : rc;
 }
 
 struct dev_scan {

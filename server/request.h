@@ -349,6 +349,11 @@ uint64_t req_server_request_id(struct hconn *hc);
 /* Same returns as store_get(), or STATUS_CORRUPT for a record that does not
  * decode. */
 int req_read_account(struct handlers *h, const struct id *id, struct rec_account *out);
+/* req_read_account() and req_read_device() without the strings
+ * (rec_account_decode_lean()): for a Send's checks of every recipient. */
+int req_read_account_lean(struct handlers *h, const struct id *id, struct rec_account *out);
+int req_read_device_lean(struct handlers *h, const struct id *account, const struct id *device,
+                         struct rec_device *out);
 /* The lifecycle record of a deactivated account; STATUS_NOT_FOUND for an
  * active one (or no account). */
 int req_read_lifecycle(struct handlers *h, const struct id *account, struct rec_lifecycle *out);
