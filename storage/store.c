@@ -492,6 +492,30 @@ static bool cacheable(const struct store *s, enum store_cf cf, size_t key_len) {
     return s->rcache && key_len <= RCACHE_KEY_MAX && cached_key(cf, key_len);
 }
 
+/* A view's read from the database, into `read` (a transaction's or a
+ * reader's; what it held before is wiped, as it was plaintext too), cached
+ * in `c` (NULL: not a cached key). */
+static int read_through(struct store *s, struct rcache *c, enum store_cf cf, const void *key,
+                        size_t key_len, struct buf *read, const uint8_t **data, size_t *len) {
+    buf_wipe(read);
+    int rc = store_get(s, cf, key, key_len, read);
+    if (rc == 0 && c)
+        rcache_put(c, cf, key, key_len, read->data, read->len);
+    else if (rc == STATUS_NOT_FOUND && c)
+        cache_absent(c, cf, key, key_len);
+    *data = read->data;
+    *len = read->len;
+    return rc;
+}
+
+/* A view's answer `rc` copied into `out` (emptied unless rc is 0). */
+static int copied(int rc, const uint8_t *data, size_t len, struct buf *out) {
+    buf_reset(out);
+    if (rc == 0)
+        buf_append(out, data, len);
+    return rc;
+}
+
 /* Empties the cache when a data key was destroyed since it was filled. */
 static void rcache_check_generation(struct store *s) {
     uint64_t g = keystore_generation(s->ks);
@@ -771,17 +795,9 @@ int store_reader_view(struct store_reader *r, enum store_cf cf, const void *key,
         if (hit != RCACHE_MISS)
             return hit == RCACHE_VALUE ? 0 : STATUS_NOT_FOUND;
     }
-    buf_wipe(&r->read); /* the value before it was plaintext too */
-    int rc = store_get(r->s, cf, key, key_len, &r->read);
     /* A commit between the read and now queued the key: the next read
      * replaces what this one caches. */
-    if (rc == 0 && cache)
-        rcache_put(r->cache, cf, key, key_len, r->read.data, r->read.len);
-    else if (rc == STATUS_NOT_FOUND && cache)
-        cache_absent(r->cache, cf, key, key_len);
-    *data = r->read.data;
-    *len = r->read.len;
-    return rc;
+    return read_through(r->s, cache ? r->cache : NULL, cf, key, key_len, &r->read, data, len);
 }
 
 int store_reader_get(struct store_reader *r, enum store_cf cf, const void *key, size_t key_len,
@@ -789,10 +805,7 @@ int store_reader_get(struct store_reader *r, enum store_cf cf, const void *key, 
     const uint8_t *data;
     size_t len;
     int rc = store_reader_view(r, cf, key, key_len, &data, &len);
-    buf_reset(out);
-    if (rc == 0)
-        buf_append(out, data, len);
-    return rc;
+    return copied(rc, data, len, out);
 }
 
 struct store_read_cache_stats store_reader_stats(const struct store_reader *r) {
@@ -972,15 +985,7 @@ int txn_view(struct store_txn *t, enum store_cf cf, const void *key, size_t key_
     enum rcache_hit hit = cache ? rcache_view(s->rcache, cf, key, key_len, data, len) : RCACHE_MISS;
     if (hit != RCACHE_MISS)
         return hit == RCACHE_VALUE ? 0 : STATUS_NOT_FOUND;
-    buf_wipe(&t->read); /* the value before it was plaintext too */
-    int rc = store_get(s, cf, key, key_len, &t->read);
-    if (rc == 0 && cache)
-        rcache_put(s->rcache, cf, key, key_len, t->read.data, t->read.len);
-    else if (rc == STATUS_NOT_FOUND && cache)
-        cache_absent(s->rcache, cf, key, key_len);
-    *data = t->read.data;
-    *len = t->read.len;
-    return rc;
+    return read_through(s, cache ? s->rcache : NULL, cf, key, key_len, &t->read, data, len);
 }
 
 int txn_get(struct store_txn *t, enum store_cf cf, const void *key, size_t key_len,
@@ -988,10 +993,7 @@ int txn_get(struct store_txn *t, enum store_cf cf, const void *key, size_t key_l
     const uint8_t *data;
     size_t len;
     int rc = txn_view(t, cf, key, key_len, &data, &len);
-    buf_reset(out);
-    if (rc == 0)
-        buf_append(out, data, len);
-    return rc;
+    return copied(rc, data, len, out);
 }
 
 int txn_put(struct store_txn *t, enum store_cf cf, const void *key, size_t key_len,
