@@ -690,6 +690,19 @@ struct index_world {
     struct id ch;
 };
 
+/* The nurse and the doctor leave: each entry goes, the patient's stays
+ * where the channel's creation put it. Then the world is freed and closed. */
+static void leave_and_close(struct fixture_db *db, struct index_world *w, int64_t created) {
+    assert_int_equal(leave(db, &w->nurse, &w->ch), 0);
+    expect_index(db, &w->nurse, &w->ch, 0, 0);
+    assert_int_equal(leave(db, &w->doc, &w->ch), 0);
+    expect_index(db, &w->doc, &w->ch, 0, 0);
+    expect_index(db, &w->pat, &w->ch, 1, created);
+    free(w);
+    fixture_close(db);
+    fixture_log_cleanup();
+}
+
 static void index_world_make(struct fixture_db *db, struct index_world *w) {
     fixture_person(&w->sysadmin, "sysadmin@x.example", 9);
     fixture_person(&w->admin, "admin@x.example", 1);
@@ -750,14 +763,7 @@ static void test_apply_channels_conversation_index(void **state) {
                      0);
     expect_index(&db, &w->nurse, &w->ch, 1, rejoined);
     expect_index(&db, &w->doc, &w->ch, 1, created);
-    assert_int_equal(leave(&db, &w->nurse, &w->ch), 0);
-    expect_index(&db, &w->nurse, &w->ch, 0, 0);
-    assert_int_equal(leave(&db, &w->doc, &w->ch), 0);
-    expect_index(&db, &w->doc, &w->ch, 0, 0);
-    expect_index(&db, &w->pat, &w->ch, 1, created);
-    free(w);
-    fixture_close(&db);
-    fixture_log_cleanup();
+    leave_and_close(&db, w, created);
 }
 
 /* Rewrites a conversation as an older server left it: its record without
@@ -846,14 +852,7 @@ static void test_apply_channels_conversation_index_migration(void **state) {
     expect_index(&db, &w->doc, &w->ch, 1, created);
     expect_index(&db, &w->nurse, &w->ch, 1, rejoined);
     /* Fixed: a leave removes the entry at the joining. */
-    assert_int_equal(leave(&db, &w->nurse, &w->ch), 0);
-    expect_index(&db, &w->nurse, &w->ch, 0, 0);
-    assert_int_equal(leave(&db, &w->doc, &w->ch), 0);
-    expect_index(&db, &w->doc, &w->ch, 0, 0);
-    expect_index(&db, &w->pat, &w->ch, 1, created);
-    free(w);
-    fixture_close(&db);
-    fixture_log_cleanup();
+    leave_and_close(&db, w, created);
 }
 
 /* Where a member's activity is: the conversation's last message when that
