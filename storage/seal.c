@@ -20,7 +20,6 @@
 #include "base/status.h"
 #include "storage/keys.h"
 
-#define SEAL_MAX_RKEY 65535
 
 int seal_init(void) {
     if (sodium_init() < 0) {
@@ -79,21 +78,26 @@ static void write_header(uint8_t h[SEAL_HEADER_LEN], const struct seal_key_id *k
 }
 
 /* The additional data: cf name, record key and header, each length-prefixed
- * where their length varies so that no two (cf, key) pairs share an encoding. */
-static int build_ad(struct buf *ad, const char *cf_name, const void *rkey, size_t rkey_len,
-                    const uint8_t header[SEAL_HEADER_LEN]) {
+ * where their length varies so that no two (cf, key) pairs share an encoding.
+ * Built in the caller's array of SEAL_AD_MAX bytes; returns its length, or
+ * STATUS_TOO_LARGE. */
+#define SEAL_AD_MAX (1 + 255 + 4 + SEAL_MAX_RKEY + SEAL_HEADER_LEN)
+
+static int build_ad(uint8_t ad[SEAL_AD_MAX], const char *cf_name, const void *rkey,
+                    size_t rkey_len, const uint8_t header[SEAL_HEADER_LEN]) {
     size_t cf_len = strlen(cf_name);
     if (cf_len > 255 || rkey_len > SEAL_MAX_RKEY)
         return STATUS_TOO_LARGE;
-    uint8_t len4[4];
-    key_put_u32(len4, (uint32_t)rkey_len);
-    buf_reserve(ad, 1 + cf_len + 4 + rkey_len + SEAL_HEADER_LEN);
-    buf_append_u8(ad, (uint8_t)cf_len);
-    buf_append(ad, cf_name, cf_len);
-    buf_append(ad, len4, sizeof len4);
-    buf_append(ad, rkey, rkey_len);
-    buf_append(ad, header, SEAL_HEADER_LEN);
-    return 0;
+    uint8_t *p = ad;
+    *p++ = (uint8_t)cf_len;
+    memcpy(p, cf_name, cf_len);
+    p += cf_len;
+    key_put_u32(p, (uint32_t)rkey_len);
+    p += 4;
+    memcpy(p, rkey, rkey_len);
+    p += rkey_len;
+    memcpy(p, header, SEAL_HEADER_LEN);
+    return (int)(p + SEAL_HEADER_LEN - ad);
 }
 
 static int openssl_encrypt(const uint8_t *key, const uint8_t *nonce, const uint8_t *ad,
@@ -189,25 +193,25 @@ int seal_value(enum seal_impl impl, const struct seal_key *key, const struct sea
     uint8_t header[SEAL_HEADER_LEN];
     uint8_t vkey[SEAL_KEY_LEN] = {0};
     write_header(header, kid);
-    struct buf ad;
-    buf_init(&ad);
-    rc = build_ad(&ad, cf_name, rkey, rkey_len, header);
-    if (rc < 0)
+    uint8_t ad[SEAL_AD_MAX];
+    int ad_len = build_ad(ad, cf_name, rkey, rkey_len, header);
+    if (ad_len < 0) {
+        rc = ad_len;
         goto out;
+    }
     buf_reset(out);
     buf_reserve(out, SEAL_OVERHEAD + plain_len);
     memcpy(out->data, header, SEAL_HEADER_LEN);
     uint8_t *ct = out->data + SEAL_HEADER_LEN;
     const uint8_t *nonce = header + 1 + ID_LEN + 4;
     value_key(SEAL_VERSION, key, nonce, vkey);
-    rc = seal_aead_encrypt(use, vkey, nonce, ad.data, ad.len, plain, plain_len, ct);
+    rc = seal_aead_encrypt(use, vkey, nonce, ad, (size_t)ad_len, plain, plain_len, ct);
     if (rc < 0)
         goto out;
     out->len = SEAL_OVERHEAD + plain_len;
     out->data[out->len] = '\0';
 out:
     sodium_memzero(vkey, sizeof vkey);
-    buf_cleanup(&ad);
     if (rc < 0)
         buf_reset(out);
     return rc;
@@ -239,15 +243,14 @@ int seal_open(enum seal_impl impl, const struct seal_key *key, const char *cf_na
     const uint8_t *nonce = header + 1 + ID_LEN + 4;
     const uint8_t *ct = header + SEAL_HEADER_LEN;
     size_t plain_len = sealed_len - SEAL_OVERHEAD;
-    struct buf ad;
-    buf_init(&ad);
-    rc = build_ad(&ad, cf_name, rkey, rkey_len, header);
-    if (rc < 0)
-        goto out;
+    uint8_t ad[SEAL_AD_MAX];
+    int ad_len = build_ad(ad, cf_name, rkey, rkey_len, header);
+    if (ad_len < 0)
+        return ad_len;
     buf_reserve(out, plain_len);
     uint8_t vkey[SEAL_KEY_LEN];
     value_key(header[0], key, nonce, vkey);
-    rc = seal_aead_decrypt(use, vkey, nonce, ad.data, ad.len, ct, plain_len + SEAL_TAG_LEN,
+    rc = seal_aead_decrypt(use, vkey, nonce, ad, (size_t)ad_len, ct, plain_len + SEAL_TAG_LEN,
                            out->data);
     sodium_memzero(vkey, sizeof vkey);
     if (rc < 0)
@@ -255,7 +258,6 @@ int seal_open(enum seal_impl impl, const struct seal_key *key, const char *cf_na
     out->len = plain_len;
     out->data[out->len] = '\0';
 out:
-    buf_cleanup(&ad);
     if (rc < 0 && out->data) {
         /* OpenSSL writes plaintext before it checks the tag: never leave it. */
         sodium_memzero(out->data, out->cap);

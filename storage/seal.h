@@ -56,6 +56,9 @@
 #define SEAL_OVERHEAD (SEAL_HEADER_LEN + SEAL_TAG_LEN)
 /* Largest plaintext accepted: far above any record or file chunk. */
 #define SEAL_MAX_PLAIN (64u * 1024 * 1024)
+/* Longest record key a seal is bound to: the store's keys are at most 64
+ * bytes (KEY_MAX); the bound lets the additional data live on the stack. */
+#define SEAL_MAX_RKEY 255
 
 /* Which data key sealed a value: the owner (a patient's id, or the all-zero id
  * for the server) and the version of that owner's key. */
@@ -113,7 +116,8 @@ int seal_aead_decrypt(enum seal_impl impl, const uint8_t key[SEAL_KEY_LEN],
 /* Seals `plain` for the record `rkey` in the column family named `cf_name`
  * under `key` (identified by `kid`), replacing the contents of `out`. `key` is
  * only read; it may be shared by threads. Returns 0,
- * STATUS_TOO_LARGE (plain_len above SEAL_MAX_PLAIN, or cf_name longer than 255),
+ * STATUS_TOO_LARGE (plain_len above SEAL_MAX_PLAIN, cf_name longer than 255 or
+ * rkey_len above SEAL_MAX_RKEY),
  * STATUS_UNAVAILABLE (SEAL_SODIUM asked for on a CPU without AES-NI), or
  * STATUS_INTERNAL (the crypto library failed; logged). */
 int seal_value(enum seal_impl impl, const struct seal_key *key, const struct seal_key_id *kid,
@@ -128,8 +132,8 @@ int seal_key_id_of(const void *sealed, size_t sealed_len, struct seal_key_id *ou
  * replacing its contents. Returns 0; STATUS_CORRUPT when it does not open: a
  * wrong key, another cf or record key, a changed bit, a truncated value or an
  * unknown version (not logged here: the caller knows which record it was);
- * STATUS_UNAVAILABLE or STATUS_INTERNAL as seal_value(). On failure `out` is
- * left empty. */
+ * STATUS_TOO_LARGE, STATUS_UNAVAILABLE or STATUS_INTERNAL as seal_value(). On
+ * failure `out` is left empty. */
 int seal_open(enum seal_impl impl, const struct seal_key *key, const char *cf_name,
               const void *rkey, size_t rkey_len, const void *sealed, size_t sealed_len,
               struct buf *out);
