@@ -3,6 +3,12 @@
  * buckets under a keyed SipHash (keys may be ids a client chose), at most
  * one entry per bucket on average (the table doubles when it holds more),
  * entries allocated with their key and value inline.
+ *
+ * Small entries (an inbox head or item, a membership: at most SMALL_ENTRY
+ * bytes) are all allocated at that size and, once dropped, kept wiped on a
+ * free list of at most FREE_MAX for the next insert: a commit replaces the
+ * entries of the keys it wrote, and so allocates nothing for them. The free
+ * list (at most 768 KiB) is outside the bound.
  */
 #include "storage/rcache.h"
 
@@ -13,6 +19,8 @@
 #include "base/alloc.h"
 
 #define MIN_SLOTS 4096 /* a power of two */
+#define SMALL_ENTRY 192
+#define FREE_MAX 4096
 
 struct entry {
     struct entry *next;
@@ -30,6 +38,8 @@ struct rcache {
     uint8_t hash_key[crypto_shorthash_KEYBYTES];
     size_t max_bytes, bytes, entries;
     uint64_t hits, misses;
+    struct entry *free; /* small entries, linked by next */
+    size_t n_free;
 };
 
 static size_t entry_size(size_t key_len, size_t value_len) {
@@ -82,7 +92,24 @@ static void unlink_entry(struct rcache *c, struct entry **p) {
     c->bytes -= size;
     c->entries--;
     sodium_memzero(e, size);
-    free(e);
+    if (size <= SMALL_ENTRY && c->n_free < FREE_MAX) {
+        e->next = c->free;
+        c->free = e;
+        c->n_free++;
+    } else {
+        free(e);
+    }
+}
+
+static struct entry *new_entry(struct rcache *c, size_t size) {
+    if (size > SMALL_ENTRY)
+        return xmalloc(size);
+    struct entry *e = c->free;
+    if (!e)
+        return xmalloc(SMALL_ENTRY);
+    c->free = e->next;
+    c->n_free--;
+    return e;
 }
 
 struct rcache *rcache_new(size_t max_bytes) {
@@ -104,6 +131,10 @@ void rcache_free(struct rcache *c) {
     if (!c)
         return;
     rcache_clear(c);
+    for (struct entry *e = c->free, *next; e; e = next) {
+        next = e->next;
+        free(e);
+    }
     free(c->slots);
     free(c);
 }
@@ -160,7 +191,7 @@ static void insert(struct rcache *c, int cf, const void *key, size_t key_len, co
         return;
     if (c->bytes + size > c->max_bytes)
         rcache_clear(c);
-    struct entry *e = xmalloc(size);
+    struct entry *e = new_entry(c, size);
     e->hash = hash;
     e->cf = (uint8_t)cf;
     e->key_len = (uint8_t)key_len;

@@ -10,8 +10,9 @@
  *
  * A plain map with a bound: when an insert would pass `max_bytes` (keys,
  * values and bookkeeping), everything is dropped first. Its bucket table
- * (8 bytes a bucket, at most two buckets an entry) is outside the bound. Values are wiped
- * when dropped, since account records hold emails and names.
+ * (8 bytes a bucket, at most two buckets an entry) and its free list of
+ * dropped small entries (at most 768 KiB) are outside the bound. Values are
+ * wiped when dropped, since account records hold emails and names.
  *
  * store.c keeps it exact: see "the read cache" there. Not thread-safe: only
  * the thread that holds the store's transactions (the journal's writer) uses

@@ -147,6 +147,39 @@ static void test_rcache_grows(void **state) {
     rcache_free(c);
 }
 
+/* Dropped entries are reused for later inserts: each replacement of a key
+ * by a value of another size, across the small entries' size, still reads
+ * back exactly (ASan would see a reused entry written past its end). */
+static void test_rcache_reuses_dropped_entries(void **state) {
+    struct rcache *c = rcache_new(1 << 20);
+    char key[32];
+    uint8_t value[400];
+    static const size_t sizes[] = {0, 1, 100, 150, 160, 161, 200, 399};
+    const size_t n_sizes = sizeof sizes / sizeof sizes[0];
+    for (int round = 0; round < 40; round++)
+        for (int k = 0; k < 64; k++) {
+            snprintf(key, sizeof key, "k%d", k);
+            size_t len = sizes[(size_t)(round + k) % n_sizes];
+            memset(value, 'a' + (round + k) % 26, len);
+            if ((round + k) % 5 == 0)
+                rcache_drop(c, 1, key, strlen(key));
+            rcache_put(c, 1, key, strlen(key), value, len);
+        }
+    struct buf out;
+    buf_init(&out);
+    for (int k = 0; k < 64; k++) {
+        snprintf(key, sizeof key, "k%d", k);
+        size_t len = sizes[(size_t)(39 + k) % n_sizes];
+        memset(value, 'a' + (39 + k) % 26, len);
+        assert_int_equal(rcache_get(c, 1, key, strlen(key), &out), RCACHE_VALUE);
+        assert_int_equal(out.len, len);
+        assert_memory_equal(out.data, value, len);
+    }
+    assert_int_equal(rcache_stats(c).entries, 64);
+    buf_cleanup(&out);
+    rcache_free(c);
+}
+
 static void test_rcache_long_keys_and_values(void **state) {
     struct rcache *c = rcache_new(4096);
     uint8_t key[RCACHE_KEY_MAX + 1];
@@ -174,6 +207,7 @@ int main(void) {
         cmocka_unit_test(test_rcache_absent),
         cmocka_unit_test(test_rcache_bound),
         cmocka_unit_test(test_rcache_grows),
+        cmocka_unit_test(test_rcache_reuses_dropped_entries),
         cmocka_unit_test(test_rcache_long_keys_and_values),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
