@@ -265,10 +265,11 @@ int apply_channel_create(struct store_txn *txn, const Carechat__Entry__V1__Entry
  * `only_account`, to that account's devices alone; otherwise to the devices of
  * ACTIVE members of `conv` and of `also_account` (NULL: none) whatever its
  * state. Lists in the order given, so a replay assigns the same positions. */
-static int fan_out(struct store_txn *txn, const struct id *conv, const struct id *owner,
-                   Carechat__Entry__V1__AccountDeviceIds *const *lists, size_t n_lists,
-                   const struct id *only_account, const struct id *also_account,
-                   const struct rec_item *item, struct buf *deliveries) {
+static int fan_out_in(struct store_txn *txn, const struct id *conv, const struct id *owner,
+                      Carechat__Entry__V1__AccountDeviceIds *const *lists, size_t n_lists,
+                      const struct id *only_account, const struct id *also_account,
+                      const struct rec_item *item, struct inbox_scratch *scratch,
+                      struct buf *deliveries) {
     if (n_lists > REC_MEMBERS_MAX)
         return STATUS_TOO_LARGE;
     for (size_t s = 0; s < n_lists; s++) {
@@ -299,11 +300,24 @@ static int fan_out(struct store_txn *txn, const struct id *conv, const struct id
             int rc = apply_read_device_key(txn, &acc, &dev, &key_id, &expires_at);
             if (rc == STATUS_NOT_FOUND)
                 continue;
-            if (rc != 0 || (rc = apply_inbox_append(txn, &dev, item, owner, deliveries)) != 0)
+            if (rc != 0 ||
+                (rc = apply_inbox_append(txn, &dev, item, owner, scratch, deliveries)) != 0)
                 return rc;
         }
     }
     return STATUS_OK;
+}
+
+static int fan_out(struct store_txn *txn, const struct id *conv, const struct id *owner,
+                   Carechat__Entry__V1__AccountDeviceIds *const *lists, size_t n_lists,
+                   const struct id *only_account, const struct id *also_account,
+                   const struct rec_item *item, struct buf *deliveries) {
+    struct inbox_scratch scratch;
+    inbox_scratch_init(&scratch);
+    int rc = fan_out_in(txn, conv, owner, lists, n_lists, only_account, also_account, item,
+                        &scratch, deliveries);
+    inbox_scratch_cleanup(&scratch);
+    return rc;
 }
 
 /* Makes `account` an ACTIVE member from now on (joined_seq after the

@@ -300,7 +300,19 @@ int apply_care_relation(struct store_txn *txn, const struct id *patient_id,
  * senders in the head (server/records_messages.h). */
 int apply_read_inbox(struct store_txn *txn, const struct id *device, struct rec_inbox *out,
                      struct buf *value);
-int apply_write_inbox(struct store_txn *txn, const struct id *device, const struct rec_inbox *in);
+/* Writes the head `in`, encoded in `value` (replaced). */
+int apply_write_inbox(struct store_txn *txn, const struct id *device, const struct rec_inbox *in,
+                      struct buf *value);
+/* The buffers of inbox updates, kept by a caller that offers one item to
+ * many inboxes (a message to its recipients' devices) so that only its first
+ * offer allocates. */
+struct inbox_scratch {
+    struct buf head;  /* a head as read (its senders may point here) */
+    struct buf space; /* its senders once changed */
+    struct buf value; /* an encoding being written */
+};
+void inbox_scratch_init(struct inbox_scratch *s);
+void inbox_scratch_cleanup(struct inbox_scratch *s);
 /* What a device's inbox takes (the proposer's configuration, carried in the
  * entry so that a replay decides the same): at most `limit` undelivered
  * entries, of which at most `sender_quota` MESSAGE items of one sender (0:
@@ -313,11 +325,11 @@ struct inbox_limits {
  * device's inbox: appended as apply_inbox_append() does within the limits;
  * otherwise the device misses it (records_messages.h): the inbox counts the
  * miss, and the first miss since it last drained sets full_since to `time`
- * and *first_miss, for the caller's audit record. Returns 0 or the store's
- * status. */
+ * and *first_miss, for the caller's audit record. Works in `scratch`.
+ * Returns 0 or the store's status. */
 int apply_inbox_offer(struct store_txn *txn, const struct id *device, const struct rec_item *item,
                       const struct id *owner, const struct inbox_limits *lim, int64_t time,
-                      struct buf *deliveries, bool *first_miss);
+                      struct inbox_scratch *scratch, struct buf *deliveries, bool *first_miss);
 /* One MESSAGE item of `sender` left the device's inbox, whose head `in` the
  * caller read and writes back (acknowledged): the sender's count drops by
  * one, not below 0, in the head (its senders then point into `space`, the
@@ -326,8 +338,10 @@ int apply_inbox_offer(struct store_txn *txn, const struct id *device, const stru
 int apply_inbox_release(struct store_txn *txn, const struct id *device, struct rec_inbox *in,
                         const struct id *sender, struct buf *space);
 /* Appends `item` at the device's next inbox position (sealed under `owner`)
- * and the (device, position) to `deliveries` (rec_delivery_add()). */
+ * and the (device, position) to `deliveries` (rec_delivery_add()). Works in
+ * `scratch`. */
 int apply_inbox_append(struct store_txn *txn, const struct id *device, const struct rec_item *item,
-                       const struct id *owner, struct buf *deliveries);
+                       const struct id *owner, struct inbox_scratch *scratch,
+                       struct buf *deliveries);
 
 #endif

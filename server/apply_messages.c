@@ -214,7 +214,7 @@ int apply_inbox_ack(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
             (rc = apply_outbox_read(txn, &account, &device)) != 0)
             goto out;
     }
-    rc = apply_write_inbox(txn, &device, &in);
+    rc = apply_write_inbox(txn, &device, &in, &v);
 out:
     buf_cleanup(&v);
     buf_cleanup(&senders);
@@ -333,9 +333,11 @@ static int listed_devices(struct store_txn *txn, const Carechat__Entry__V1__Mess
  * stopped receiving. */
 static int offer(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
                  const struct id *device, const struct id *account, const struct rec_item *item,
-                 const struct id *owner, const struct inbox_limits *lim, struct buf *deliveries) {
+                 const struct id *owner, const struct inbox_limits *lim,
+                 struct inbox_scratch *scratch, struct buf *deliveries) {
     bool first_miss;
-    int rc = apply_inbox_offer(txn, device, item, owner, lim, e->time, deliveries, &first_miss);
+    int rc = apply_inbox_offer(txn, device, item, owner, lim, e->time, scratch, deliveries,
+                               &first_miss);
     if (rc == 0 && first_miss)
         rc = apply_audit(txn, e, REC_AUDIT_DEVICE_INBOX_FULL, 0, account, device->b, ID_LEN, owner);
     return rc;
@@ -450,6 +452,8 @@ int apply_send(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struc
     buf_init(&v);
     buf_init(&record);
     buf_init(&deliveries);
+    struct inbox_scratch scratch;
+    inbox_scratch_init(&scratch);
     size_t n_devs;
     bool current;
     rc = listed_devices(txn, m, members, n_active, (const struct known_device *)known.data, n_known,
@@ -525,7 +529,7 @@ int apply_send(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struc
     struct inbox_limits lim = {.limit = m->inbox_limit, .sender_quota = m->inbox_sender_quota};
     for (size_t w = 0; w < m->n_wraps; w++)
         if (recipient[w] && (rc = offer(txn, e, &recipient[w]->id, &recipient[w]->account, &item,
-                                        owner, &lim, &deliveries)) != 0)
+                                        owner, &lim, &scratch, &deliveries)) != 0)
             goto out;
     /* Offline recipients learn that something waits (server/outbox.h decides
      * when the job falls due whether they still need to). */
@@ -540,6 +544,7 @@ int apply_send(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, struc
         .conv = conv, .seq = c.last_seq, .data = record.data, .len = record.len};
     rec_deliveries_finish(&deliveries, &stored, result);
 out:
+    inbox_scratch_cleanup(&scratch);
     buf_cleanup(&deliveries);
     buf_cleanup(&record);
     buf_cleanup(&v);
@@ -574,6 +579,8 @@ int apply_receipt(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, st
     struct buf v, deliveries;
     buf_init(&v);
     buf_init(&deliveries);
+    struct inbox_scratch scratch;
+    inbox_scratch_init(&scratch);
     for (size_t i = 0; i < r->n_message_ids; i++) {
         struct id mid;
         struct key k;
@@ -634,13 +641,15 @@ int apply_receipt(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, st
                 if (rc == STATUS_NOT_FOUND)
                     continue;
                 if (rc != 0 ||
-                    (rc = offer(txn, e, &dev, &acc, &item, owner, &lim, &deliveries)) != 0)
+                    (rc = offer(txn, e, &dev, &acc, &item, owner, &lim, &scratch, &deliveries)) !=
+                        0)
                     goto out;
             }
         }
     }
     rec_deliveries_finish(&deliveries, NULL, result);
 out:
+    inbox_scratch_cleanup(&scratch);
     buf_cleanup(&deliveries);
     buf_cleanup(&v);
     return rc;

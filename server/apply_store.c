@@ -263,15 +263,25 @@ int apply_read_inbox(struct store_txn *txn, const struct id *device, struct rec_
     return rc;
 }
 
-int apply_write_inbox(struct store_txn *txn, const struct id *device, const struct rec_inbox *in) {
+int apply_write_inbox(struct store_txn *txn, const struct id *device, const struct rec_inbox *in,
+                      struct buf *value) {
     struct rec_inbox head = *in;
     empty_counts_in_head(&head);
-    struct buf v;
-    buf_init(&v);
-    rec_inbox_encode(&head, &v);
-    int rc = txn_put(txn, CF_INBOXES, device->b, ID_LEN, NULL, v.data, v.len);
-    buf_cleanup(&v);
-    return rc;
+    buf_reset(value);
+    rec_inbox_encode(&head, value);
+    return txn_put(txn, CF_INBOXES, device->b, ID_LEN, NULL, value->data, value->len);
+}
+
+void inbox_scratch_init(struct inbox_scratch *s) {
+    buf_init(&s->head);
+    buf_init(&s->space);
+    buf_init(&s->value);
+}
+
+void inbox_scratch_cleanup(struct inbox_scratch *s) {
+    buf_cleanup(&s->head);
+    buf_cleanup(&s->space);
+    buf_cleanup(&s->value);
 }
 
 /* A row of CF_INBOX_QUOTAS (a head of the old layout): the sender's MESSAGE
@@ -337,17 +347,15 @@ int apply_inbox_release(struct store_txn *txn, const struct id *device, struct r
  * here) and adds the delivery. */
 static int append_item(struct store_txn *txn, const struct id *device, struct rec_inbox *in,
                        const struct rec_item *item, const struct id *owner,
-                       struct buf *deliveries) {
+                       struct inbox_scratch *scratch, struct buf *deliveries) {
     in->last++;
-    struct buf v;
-    buf_init(&v);
-    rec_item_encode(item, &v);
+    buf_reset(&scratch->value);
+    rec_item_encode(item, &scratch->value);
     struct key k;
     key_id_u64(&k, device, in->last);
-    int rc = apply_put(txn, CF_INBOXES, &k, owner, &v);
-    buf_cleanup(&v);
+    int rc = apply_put(txn, CF_INBOXES, &k, owner, &scratch->value);
     if (rc == 0)
-        rc = apply_write_inbox(txn, device, in);
+        rc = apply_write_inbox(txn, device, in, &scratch->value);
     if (rc == 0)
         rec_delivery_add(deliveries, device, in->last, item);
     return rc;
@@ -355,48 +363,38 @@ static int append_item(struct store_txn *txn, const struct id *device, struct re
 
 int apply_inbox_offer(struct store_txn *txn, const struct id *device, const struct rec_item *item,
                       const struct id *owner, const struct inbox_limits *lim, int64_t time,
-                      struct buf *deliveries, bool *first_miss) {
+                      struct inbox_scratch *scratch, struct buf *deliveries, bool *first_miss) {
     struct rec_inbox in;
-    struct buf head, space;
-    buf_init(&head);
-    buf_init(&space);
     *first_miss = false;
-    int rc = apply_read_inbox(txn, device, &in, &head);
+    int rc = apply_read_inbox(txn, device, &in, &scratch->head);
     if (rc != 0)
-        goto out;
+        return rc;
     bool quota =
         lim->sender_quota > 0 && item->kind == REC_ITEM_MESSAGE && !id_is_zero(&item->account_id);
     uint32_t count = 0;
     if (quota && (rc = sender_count(txn, device, &in, &item->account_id, &count)) != 0)
-        goto out;
+        return rc;
     if (in.last - in.acked >= lim->limit || (quota && count >= lim->sender_quota)) {
         in.missed++;
         if (in.full_since == 0) {
             in.full_since = time;
             *first_miss = true;
         }
-        rc = apply_write_inbox(txn, device, &in);
-        goto out;
+        return apply_write_inbox(txn, device, &in, &scratch->value);
     }
-    if (quota &&
-        (rc = set_sender_count(txn, device, &in, &item->account_id, count + 1, &space)) != 0)
-        goto out;
-    rc = append_item(txn, device, &in, item, owner, deliveries);
-out:
-    buf_cleanup(&space);
-    buf_cleanup(&head);
-    return rc;
+    if (quota && (rc = set_sender_count(txn, device, &in, &item->account_id, count + 1,
+                                        &scratch->space)) != 0)
+        return rc;
+    return append_item(txn, device, &in, item, owner, scratch, deliveries);
 }
 
 int apply_inbox_append(struct store_txn *txn, const struct id *device, const struct rec_item *item,
-                       const struct id *owner, struct buf *deliveries) {
+                       const struct id *owner, struct inbox_scratch *scratch,
+                       struct buf *deliveries) {
     struct rec_inbox in;
-    struct buf head;
-    buf_init(&head);
-    int rc = apply_read_inbox(txn, device, &in, &head);
+    int rc = apply_read_inbox(txn, device, &in, &scratch->head);
     if (rc == 0)
-        rc = append_item(txn, device, &in, item, owner, deliveries);
-    buf_cleanup(&head);
+        rc = append_item(txn, device, &in, item, owner, scratch, deliveries);
     return rc;
 }
 
