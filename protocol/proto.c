@@ -8,10 +8,16 @@
  * hold a NUL, and oversized strings or repeated fields.
  *
  * Invariant: every block protobuf-c gets from us carries a header with its size
- * and a magic number, so frees can be counted and a string's true length (which
- * protobuf-c's NUL-terminated char * loses) can be read back: protobuf-c 1.4.1
- * allocates each unpacked string separately with exactly its length plus one.
+ * and a magic number, so a string's true length (which protobuf-c's
+ * NUL-terminated char * loses) can be read back: protobuf-c 1.4.1 allocates
+ * each unpacked string separately with exactly its length plus one.
  * proto_test.c pins that behaviour (an embedded NUL must be refused).
+ *
+ * The blocks of one decode come from an arena: a few chunks, released (and
+ * wiped) together when the message is freed, so that a frame of a hundred
+ * wraps costs two or three allocations instead of hundreds. protobuf-c
+ * allocates the message itself first, so it sits right after the arena in
+ * the first chunk, which is how freeing the message finds its arena.
  *
  * Reentrant; no global state. Runs on whichever thread calls it.
  */
@@ -38,58 +44,107 @@ struct alloc_hdr {
 _Static_assert(sizeof(struct alloc_hdr) % alignof(max_align_t) == 0,
                "the header keeps blocks aligned for any type");
 
-/* The per-decode budget. `used` counts headers too, so the figure is close to
- * what the process really pays. */
-struct budget {
-    size_t used;
-    size_t peak;
-    size_t limit;
+/* A chunk of an arena: `size` bytes of data, the first `used` handed out. */
+struct chunk {
+    struct chunk *next;
+    size_t size, used;
+    alignas(max_align_t) uint8_t data[];
+};
+
+#define ARENA_MAGIC 0x70726f746f617265ull /* "protoare" */
+#define ARENA_MIN_CHUNK 512
+
+/* One decode's arena, at the start of its first chunk's data. `used` counts
+ * every block handed out with its header (freed blocks stay in the arena until
+ * it is released): the heap the decode holds, bounded by `limit`. */
+struct arena {
+    uint64_t magic;
+    struct chunk *chunks; /* the newest first */
+    size_t used, limit;
     bool refused; /* an allocation was refused: the decode fails with TOO_LARGE */
 };
 
-static void *budget_alloc(void *data, size_t size) {
-    struct budget *b = data;
-    size_t total = size + sizeof(struct alloc_hdr);
-    if (total < size)
-        return NULL;
-    if (b) {
-        if (total > b->limit - b->used) {
-            b->refused = true;
-            return NULL;
-        }
-        b->used += total;
-        if (b->used > b->peak)
-            b->peak = b->used;
+#define ARENA_SPACE \
+    ((sizeof(struct arena) + alignof(max_align_t) - 1) / alignof(max_align_t) * alignof(max_align_t))
+
+static size_t round_block(size_t n) {
+    return (n + alignof(max_align_t) - 1) / alignof(max_align_t) * alignof(max_align_t);
+}
+
+static struct chunk *chunk_new(size_t size) {
+    struct chunk *c = xmalloc(sizeof *c + size);
+    c->next = NULL;
+    c->size = size;
+    c->used = 0;
+    return c;
+}
+
+/* An arena for decoding `len` bytes (a buffer in memory, so far below
+ * SIZE_MAX) within `limit`. Its first chunk holds the input's size again and
+ * more, which most decodes need in all; the chunks hold at most about twice
+ * what the budget lets protobuf-c take. */
+static struct arena *arena_new(size_t len, size_t limit) {
+    struct chunk *c = chunk_new(ARENA_SPACE + round_block(len) + ARENA_MIN_CHUNK);
+    struct arena *a = (struct arena *)c->data;
+    c->used = ARENA_SPACE;
+    *a = (struct arena){.magic = ARENA_MAGIC, .chunks = c, .limit = limit};
+    return a;
+}
+
+/* Wipes and frees every chunk, the arena's own included: decoded frames carry
+ * passwords, tokens and codes, and nothing of them stays in freed memory (a
+ * core dump, a later allocation). */
+static void arena_release(struct arena *a) {
+    for (struct chunk *c = a->chunks, *next; c; c = next) {
+        next = c->next;
+        explicit_bzero(c->data, c->used);
+        free(c);
     }
-    struct alloc_hdr *h = xmalloc(total);
+}
+
+static void *arena_alloc(void *data, size_t size) {
+    struct arena *a = data;
+    size_t total = sizeof(struct alloc_hdr) + size;
+    if (total < size || total > a->limit - a->used) {
+        a->refused = true;
+        return NULL;
+    }
+    a->used += total;
+    size_t need = round_block(total);
+    struct chunk *c = a->chunks;
+    if (need > c->size - c->used) {
+        /* A new current chunk at least twice the last; the old one's rest is
+         * not used again. */
+        struct chunk *n = chunk_new(need > 2 * c->size ? need : 2 * c->size);
+        n->next = c;
+        a->chunks = c = n;
+    }
+    struct alloc_hdr *h = (struct alloc_hdr *)(c->data + c->used);
+    c->used += need;
     h->size = size;
     h->magic = ALLOC_MAGIC;
     return h + 1;
 }
 
-static void budget_free(void *data, void *ptr) {
-    if (!ptr)
-        return;
-    struct budget *b = data;
-    struct alloc_hdr *h = (struct alloc_hdr *)ptr - 1;
-    CHECK(h->magic == ALLOC_MAGIC);
-    if (b) {
-        CHECK(b->used >= h->size + sizeof(struct alloc_hdr));
-        b->used -= h->size + sizeof(struct alloc_hdr);
-    }
-    /* Decoded frames carry passwords, tokens and codes: nothing of them stays
-     * in freed memory (a core dump, a later allocation). */
-    explicit_bzero(ptr, h->size);
-    h->magic = 0;
-    free(h);
+/* protobuf-c frees its scratch and, on failure, what it built: all of it
+ * stays in the arena until it is released. */
+static void arena_free(void *data, void *ptr) {
+    (void)data;
+    (void)ptr;
 }
 
-/* Frees messages after the decode that made them; counts nothing. */
-static ProtobufCAllocator free_allocator = {
-    .alloc = budget_alloc,
-    .free = budget_free,
-    .allocator_data = NULL,
-};
+/* The arena a decoded message (the first block of its first chunk) is in. */
+static struct arena *arena_of(const ProtobufCMessage *msg) {
+    const struct alloc_hdr *h = (const struct alloc_hdr *)msg - 1;
+    struct arena *a = (struct arena *)((uint8_t *)h - ARENA_SPACE);
+    CHECK(h->magic == ALLOC_MAGIC && a->magic == ARENA_MAGIC);
+    return a;
+}
+
+static void message_free(const ProtobufCMessage *msg) {
+    if (msg)
+        arena_release(arena_of(msg));
+}
 
 /* The size protobuf-c asked for when it allocated `p` (one of our blocks). */
 static size_t block_size(const void *p) {
@@ -242,13 +297,12 @@ static int check_message(const ProtobufCMessage *msg, const struct proto_limits 
 }
 
 /* Unpacks `desc` from the input within the budget and checks it (`strict`:
- * see check_message()). On success the message is in *out; on failure
- * nothing stays allocated. */
+ * see check_message()). On success the message is in *out (freed with
+ * message_free()); on failure nothing stays allocated. */
 static int decode_checked(const ProtobufCMessageDescriptor *desc, const struct proto_limits *lim_in,
                           bool strict, const uint8_t *data, size_t len, ProtobufCMessage **out,
                           size_t *peak_bytes) {
     struct proto_limits lim = resolve_limits(lim_in);
-    struct budget b = {0};
     if (peak_bytes)
         *peak_bytes = 0;
     if (len > lim.max_frame_bytes)
@@ -257,25 +311,27 @@ static int decode_checked(const ProtobufCMessageDescriptor *desc, const struct p
         return STATUS_BAD_REQUEST;
 
     /* len <= max_frame_bytes, so only absurd limits could overflow: saturate. */
+    size_t limit;
     if (lim.memory_factor > (SIZE_MAX - lim.memory_slack) / (len ? len : 1))
-        b.limit = SIZE_MAX;
+        limit = SIZE_MAX;
     else
-        b.limit = lim.memory_factor * len + lim.memory_slack;
+        limit = lim.memory_factor * len + lim.memory_slack;
+    struct arena *a = arena_new(len, limit);
     ProtobufCAllocator alloc = {
-        .alloc = budget_alloc,
-        .free = budget_free,
-        .allocator_data = &b,
+        .alloc = arena_alloc,
+        .free = arena_free,
+        .allocator_data = a,
     };
     ProtobufCMessage *msg = protobuf_c_message_unpack(desc, &alloc, len, data);
     if (peak_bytes)
-        *peak_bytes = b.peak;
-    if (!msg)
-        return b.refused ? STATUS_TOO_LARGE : STATUS_BAD_REQUEST;
-    int rc = check_message(msg, &lim, strict);
+        *peak_bytes = a->used;
+    int rc = msg ? check_message(msg, &lim, strict) : a->refused ? STATUS_TOO_LARGE
+                                                                 : STATUS_BAD_REQUEST;
     if (rc) {
-        protobuf_c_message_free_unpacked(msg, &alloc);
+        arena_release(a);
         return rc;
     }
+    CHECK(arena_of(msg) == a);
     *out = msg;
     return 0;
 }
@@ -311,8 +367,7 @@ int proto_decode(const struct proto_limits *lim, const uint8_t *data, size_t len
 }
 
 void proto_free(Carechat__V1__Frame *frame) {
-    if (frame)
-        protobuf_c_message_free_unpacked(&frame->base, &free_allocator);
+    message_free(frame ? &frame->base : NULL);
 }
 
 int proto_encode(const Carechat__V1__Frame *frame, struct buf *out) {
@@ -496,8 +551,7 @@ int proto_entry_decode(const struct proto_limits *lim, const uint8_t *data, size
 }
 
 void proto_entry_free(Carechat__Entry__V1__Entry *entry) {
-    if (entry)
-        protobuf_c_message_free_unpacked(&entry->base, &free_allocator);
+    message_free(entry ? &entry->base : NULL);
 }
 
 int proto_entry_encode(const Carechat__Entry__V1__Entry *entry, struct buf *out) {
@@ -520,8 +574,7 @@ int proto_content_decode(const uint8_t *data, size_t len, size_t max_len,
 }
 
 void proto_content_free(Carechat__V1__MessageContent *content) {
-    if (content)
-        protobuf_c_message_free_unpacked(&content->base, &free_allocator);
+    message_free(content ? &content->base : NULL);
 }
 
 void proto_content_encode(const Carechat__V1__MessageContent *content, struct buf *out) {

@@ -83,9 +83,9 @@ struct proto_limits {
 int proto_decode(const struct proto_limits *lim, const uint8_t *data, size_t len,
                  Carechat__V1__Frame **out);
 
-/* proto_decode() that also writes the peak heap the decode used, in bytes (the
- * counting allocator's high-water mark, headers included), to *peak_bytes, on
- * success and on failure. For tests and metrics. */
+/* proto_decode() that also writes the heap the decode took, in bytes (every
+ * block protobuf-c asked for, headers included: what its budget counts), to
+ * *peak_bytes, on success and on failure. For tests and metrics. */
 int proto_decode_measured(const struct proto_limits *lim, const uint8_t *data, size_t len,
                           Carechat__V1__Frame **out, size_t *peak_bytes);
 
