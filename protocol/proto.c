@@ -81,8 +81,9 @@ static struct chunk *chunk_new(size_t size) {
 
 /* An arena for decoding `len` bytes (a buffer in memory, so far below
  * SIZE_MAX) within `limit`. Its first chunk holds the input's size again and
- * more, which most decodes need in all; the chunks hold at most about twice
- * what the budget lets protobuf-c take. */
+ * more, which most decodes need in all; each later one is at least twice the
+ * one before, so the chunks hold at most about three times what the budget
+ * lets protobuf-c take. */
 static struct arena *arena_new(size_t len, size_t limit) {
     struct chunk *c = chunk_new(ARENA_SPACE + round_block(len) + ARENA_MIN_CHUNK);
     struct arena *a = (struct arena *)c->data;

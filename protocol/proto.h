@@ -53,7 +53,7 @@
 #define PROTO_DEFAULT_MAX_REPEATED 1024u
 /* Longest string field in bytes (an FCM token is at most 4096). */
 #define PROTO_DEFAULT_MAX_STRING 4096u
-/* Heap a decode may use at its peak, as a multiple of the input length, plus
+/* Heap a decode may take, as a multiple of the input length, plus
  * PROTO_DEFAULT_MEMORY_SLACK. Valid frames need at most about 6.5x their length
  * (the worst shape is a long list of 16-byte ids; proto_test.c measures it);
  * empty repeated entries or unknown fields would need 30-85x and are refused. */
@@ -69,7 +69,7 @@ struct proto_limits {
     size_t max_frame_bytes;  /* input longer than this: STATUS_TOO_LARGE */
     size_t max_repeated;     /* entries in any one repeated field */
     size_t max_string_bytes; /* bytes in any one string field */
-    size_t memory_factor;    /* peak heap per decode <= factor * len + slack */
+    size_t memory_factor;    /* heap a decode takes <= factor * len + slack */
     size_t memory_slack;
 };
 
