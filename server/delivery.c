@@ -52,8 +52,7 @@ void delivery_message_build(struct delivery_message *s, const struct id *conv, u
     s->recipp = xcalloc(m->n_wraps + 1, sizeof *s->recipp);
     for (uint32_t i = 0; i < m->n_wraps; i++) {
         /* Device ids point into the record (wraps_raw), which outlives us. */
-        const uint8_t *raw =
-            m->wraps_raw + (size_t)i * (ID_LEN + 4 + REC_ENC_LEN + REC_WRAPPED_LEN);
+        const uint8_t *raw = m->wraps_raw + (size_t)i * REC_WRAP_RAW_LEN;
         carechat__v1__wrap_recipient__init(&s->recips[i]);
         s->recips[i].device_id = (ProtobufCBinaryData){ID_LEN, (uint8_t *)raw};
         s->recips[i].key_id = key_get_u32(raw + ID_LEN);
@@ -77,20 +76,16 @@ void delivery_message_set_device(struct delivery_message *s, const struct rec_me
         return; /* a tombstone */
     s->env.n_wraps = 0;
     s->env.wraps = NULL;
-    for (uint32_t i = 0; i < m->n_wraps; i++) {
-        rec_message_wrap(m, i, &s->w);
-        if (!id_equal(&s->w.device_id, device))
-            continue;
-        carechat__v1__key_wrap__init(&s->wrap);
-        s->wrap.device_id = (ProtobufCBinaryData){ID_LEN, s->w.device_id.b};
-        s->wrap.key_id = s->w.key_id;
-        s->wrap.enc = (ProtobufCBinaryData){REC_ENC_LEN, s->w.enc};
-        s->wrap.wrapped_key = (ProtobufCBinaryData){REC_WRAPPED_LEN, s->w.wrapped_key};
-        s->wrapp = &s->wrap;
-        s->env.n_wraps = 1;
-        s->env.wraps = &s->wrapp;
-        break;
-    }
+    if (rec_message_find_wrap(m, device, &s->w) != 0)
+        return;
+    carechat__v1__key_wrap__init(&s->wrap);
+    s->wrap.device_id = (ProtobufCBinaryData){ID_LEN, s->w.device_id.b};
+    s->wrap.key_id = s->w.key_id;
+    s->wrap.enc = (ProtobufCBinaryData){REC_ENC_LEN, s->w.enc};
+    s->wrap.wrapped_key = (ProtobufCBinaryData){REC_WRAPPED_LEN, s->w.wrapped_key};
+    s->wrapp = &s->wrap;
+    s->env.n_wraps = 1;
+    s->env.wraps = &s->wrapp;
 }
 
 void delivery_message_cleanup(struct delivery_message *s) {

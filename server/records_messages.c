@@ -11,7 +11,6 @@
 #include "server/record_codec.h"
 
 /* A wrap on disk: device id, key id, enc, wrapped key. */
-#define WRAP_SIZE (ID_LEN + 4 + REC_ENC_LEN + REC_WRAPPED_LEN)
 /* The largest byte string field (a body; the codec's frame limit bounds it
  * further). */
 #define FIELD_MAX (64u << 20)
@@ -238,7 +237,7 @@ int rec_message_decode(const uint8_t *data, size_t len, struct rec_message *out)
     out->n_wraps = rec_get_u32(&r);
     if (out->n_wraps > REC_WRAPS_MAX)
         return STATUS_CORRUPT;
-    out->wraps_raw = rec_take(&r, (size_t)out->n_wraps * WRAP_SIZE);
+    out->wraps_raw = rec_take(&r, (size_t)out->n_wraps * REC_WRAP_RAW_LEN);
     if (!r.bad && r.p != r.end)
         out->recalled_at = (int64_t)rec_get_u64(&r);
     if (!r.bad && r.p != r.end) {
@@ -251,12 +250,18 @@ int rec_message_decode(const uint8_t *data, size_t len, struct rec_message *out)
     return finish(&r);
 }
 
-void rec_message_wrap(const struct rec_message *m, uint32_t i, struct rec_wrap *out) {
-    const uint8_t *p = m->wraps_raw + (size_t)i * WRAP_SIZE;
-    memcpy(out->device_id.b, p, ID_LEN);
-    out->key_id = key_get_u32(p + ID_LEN);
-    memcpy(out->enc, p + ID_LEN + 4, REC_ENC_LEN);
-    memcpy(out->wrapped_key, p + ID_LEN + 4 + REC_ENC_LEN, REC_WRAPPED_LEN);
+int rec_message_find_wrap(const struct rec_message *m, const struct id *device,
+                          struct rec_wrap *out) {
+    const uint8_t *p = m->wraps_raw;
+    for (uint32_t i = 0; i < m->n_wraps; i++, p += REC_WRAP_RAW_LEN)
+        if (memcmp(p, device->b, ID_LEN) == 0) {
+            memcpy(out->device_id.b, p, ID_LEN);
+            out->key_id = key_get_u32(p + ID_LEN);
+            memcpy(out->enc, p + ID_LEN + 4, REC_ENC_LEN);
+            memcpy(out->wrapped_key, p + ID_LEN + 4 + REC_ENC_LEN, REC_WRAPPED_LEN);
+            return STATUS_OK;
+        }
+    return STATUS_NOT_FOUND;
 }
 
 void rec_msgref_encode(const struct rec_msgref *m, struct buf *out) {

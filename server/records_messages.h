@@ -95,6 +95,8 @@
 
 #define REC_ENC_LEN 32     /* HPKE encapsulated key */
 #define REC_WRAPPED_LEN 48 /* sealed 32-byte message key */
+/* A wrap as a message record holds it: device id, key id, enc, wrapped key. */
+#define REC_WRAP_RAW_LEN (ID_LEN + 4 + REC_ENC_LEN + REC_WRAPPED_LEN)
 #define REC_NONCE_LEN 24   /* XChaCha20-Poly1305 */
 #define REC_SIG_LEN 64     /* Ed25519 */
 #define REC_WRAPS_MAX 512
@@ -186,8 +188,8 @@ struct rec_message {
     uint32_t envelope_version;
     struct rec_bytes header, body, body_nonce, signature;
     uint32_t n_wraps;
-    /* Encoding: the wraps themselves. Decoding: points into the value, read
-     * each with rec_message_wrap(). */
+    /* Encoding: the wraps themselves. Decoding: points into the value
+     * (n_wraps of REC_WRAP_RAW_LEN bytes), found with rec_message_find_wrap(). */
     const struct rec_wrap *wraps;
     const uint8_t *wraps_raw;
     /* Set by a recall, which also empties header, body, nonce, signature and
@@ -319,8 +321,11 @@ int rec_item_decode(const uint8_t *data, size_t len, struct rec_item *out);
 int rec_channel_decode(const uint8_t *data, size_t len, struct rec_channel *out);
 int rec_urgent_decode(const uint8_t *data, size_t len, struct rec_urgent *out);
 
-/* The i-th wrap (i < m->n_wraps) of a decoded message. */
-void rec_message_wrap(const struct rec_message *m, uint32_t i, struct rec_wrap *out);
+/* The wrap of a decoded message for `device`: 0 with *out, or
+ * STATUS_NOT_FOUND. Compares the stored device ids in place and copies only
+ * the match, as each device of a fan-out looks for its own among hundreds. */
+int rec_message_find_wrap(const struct rec_message *m, const struct id *device,
+                          struct rec_wrap *out);
 
 /* The count of `sender` among the head's senders; 0 when it is not among
  * them. O(log n_senders). */

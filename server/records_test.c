@@ -11,6 +11,7 @@
 #include "base/status.h"
 #include "server/audit.h"
 #include "server/records.h"
+#include "server/records_messages.h"
 
 /* An account record with every field set. */
 static struct rec_account sample_account(void) {
@@ -256,12 +257,42 @@ static void test_records_invite_device_session_audit_round_trip(void **state) {
     buf_cleanup(&b);
 }
 
+/* Each device finds its own wrap in a stored message, whatever its place;
+ * a device without one, and a recalled message, find none. */
+static void test_records_message_find_wrap(void **state) {
+    struct rec_wrap wraps[3];
+    for (int i = 0; i < 3; i++) {
+        memset(&wraps[i], 0x10 * (i + 1), sizeof wraps[i]);
+        wraps[i].key_id = 100 + (uint32_t)i;
+    }
+    struct rec_message m = {.envelope_version = 1, .n_wraps = 3, .wraps = wraps};
+    struct buf b;
+    buf_init(&b);
+    rec_message_encode(&m, &b);
+    struct rec_message d;
+    assert_int_equal(rec_message_decode(b.data, b.len, &d), 0);
+    for (int i = 2; i >= 0; i--) {
+        struct rec_wrap w;
+        assert_int_equal(rec_message_find_wrap(&d, &wraps[i].device_id, &w), 0);
+        assert_memory_equal(&w, &wraps[i], sizeof w);
+    }
+    struct id other;
+    memset(other.b, 0x20, ID_LEN);
+    other.b[ID_LEN - 1] = 0x21; /* shares all but its last byte with the second */
+    struct rec_wrap w;
+    assert_int_equal(rec_message_find_wrap(&d, &other, &w), STATUS_NOT_FOUND);
+    d.n_wraps = 0; /* as a recall leaves it */
+    assert_int_equal(rec_message_find_wrap(&d, &wraps[0].device_id, &w), STATUS_NOT_FOUND);
+    buf_cleanup(&b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_records_account_round_trip),
         cmocka_unit_test(test_records_lean_decode_copies_no_strings),
         cmocka_unit_test(test_records_older_shorter_record_defaults_to_zero),
         cmocka_unit_test(test_records_invite_device_session_audit_round_trip),
+        cmocka_unit_test(test_records_message_find_wrap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
