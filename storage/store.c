@@ -451,9 +451,10 @@ int store_check_space(struct store *s) {
  * - txn_get() answers a key this transaction did not write from the cache on
  *   a hit, and caches what it reads from the database on a miss (a key it
  *   wrote is answered from its log, never cached: not committed yet);
- * - txn_put()/txn_delete() drop the key from the cache and remember the write
- *   (and a savepoint's rollback forgets the writes after it), so no read
- *   inside the transaction can see a stale entry;
+ * - txn_put()/txn_delete() only remember the write: a read inside the
+ *   transaction looks in its log before the cache, and a savepoint's rollback
+ *   forgets the writes after it, so that the cache's committed value answers
+ *   again (a write does not touch the cache: each would cost a lookup);
  * - a successful commit puts the transaction's writes into the cache in
  *   order; a failed or abandoned one leaves the cache as it was, which is
  *   still the database's state;
@@ -623,8 +624,6 @@ static void values_append(struct buf *b, const void *v, size_t n) {
 static void remember_write(struct store_txn *t, enum store_cf cf, const void *key, size_t key_len,
                            const void *value, size_t value_len, const struct seal_key_id *kid,
                            const struct seal_key *dk) {
-    if (cacheable(t->s, cf, key_len))
-        rcache_drop(t->s->rcache, cf, key, key_len);
     if (t->n_writes == t->cap_writes) {
         t->cap_writes = t->cap_writes ? 2 * t->cap_writes : 64;
         t->writes = xrealloc(t->writes, t->cap_writes * sizeof *t->writes);

@@ -380,9 +380,20 @@ static void test_store_txn_cache_knows_absent_keys(void **state) {
     assert_int_equal(txn_delete(t, CF_OUTBOX, "reg-2", 5), 0);
     expect_txn(t, "reg-2", NULL);
     store_txn_free(t);
+    /* A rollback to a savepoint brings the committed value back, which the
+     * cache kept through the write. */
     assert_int_equal(store_txn_begin(s, &t), 0);
     expect_txn(t, "reg-2", "two");
+    store_txn_savepoint(t);
+    assert_int_equal(txn_put(t, CF_OUTBOX, "reg-2", 5, NULL, "three", 5), 0);
+    expect_txn(t, "reg-2", "three");
+    store_txn_rollback(t);
+    hits = store_read_cache_stats(s).hits;
+    expect_txn(t, "reg-2", "two");
+    assert_int_equal(store_read_cache_stats(s).hits, hits + 1);
+    assert_int_equal(store_txn_commit(t), 0);
     store_txn_free(t);
+    expect_stored(s, CF_OUTBOX, "reg-2", 5, "two");
     store_close(s);
     free(dir);
 }
