@@ -25,7 +25,6 @@
 #include <sodium.h>
 
 #include "base/id.h"
-#include "base/log.h"
 #include "base/status.h"
 #include "storage/keys.h"
 #include "storage/store.h"
@@ -35,12 +34,6 @@
 #define ITEM_BYTES 73 /* rec_item_encode() of a MESSAGE item */
 #define HEAD_BYTES 57 /* rec_inbox_encode() of a head counting one sender */
 #define ACK_EVERY 64  /* as carechat-bench --mode server acknowledges */
-
-static double thread_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static double process_seconds(void) {
     struct rusage ru;
@@ -145,21 +138,15 @@ int main(int argc, char **argv) {
                 ACK_EVERY);
         return 2;
     }
-    log_set_level(LOG_ERROR); /* not the new master key's warning */
-    char *dir = testutil_fresh_dir("inbox-bench");
-    struct store_config cfg = {.data_dir = dir, .mode = STORE_CREATE};
-    struct store *s = NULL;
-    int rc = store_open(&cfg, &s);
-    if (rc != 0)
-        die("store_open", rc);
-    struct id *devices = calloc(n, sizeof *devices);
-    for (size_t d = 0; d < n; d++)
-        randombytes_buf(devices[d].b, ID_LEN);
+    char *dir;
+    struct id *devices;
+    struct store *s = testutil_bench_store("inbox-bench", (struct store_config){0}, &dir, n,
+                                           &devices);
 
     struct timespec w0, w1;
     clock_gettime(CLOCK_MONOTONIC, &w0);
     size_t writes = 0; /* RocksDB's: each key's last write of a transaction */
-    double proc0 = process_seconds(), thread0 = thread_seconds();
+    double proc0 = process_seconds(), thread0 = testutil_thread_seconds();
     struct store_txn *t = NULL;
     for (size_t m = 1; m <= messages; m++) {
         if (!t)
@@ -178,7 +165,7 @@ int main(int argc, char **argv) {
             writes += n * held + n; /* the items deleted, the heads */
         }
     }
-    double proc = process_seconds() - proc0, thread = thread_seconds() - thread0;
+    double proc = process_seconds() - proc0, thread = testutil_thread_seconds() - thread0;
     clock_gettime(CLOCK_MONOTONIC, &w1);
     double deliveries = (double)n * (double)messages;
     printf("inbox_bench: %zu messages to %zu devices (%.0f deliveries) in %.2f s, %zu a commit, "

@@ -20,13 +20,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <sodium.h>
 
 #include "base/buf.h"
 #include "base/id.h"
-#include "base/log.h"
 #include "base/status.h"
 #include "storage/keys.h"
 #include "storage/store.h"
@@ -39,12 +37,6 @@
 #define VALUE_BYTES 96    /* about an inbox item's record */
 #define PAGE 64           /* DELIVERY_PAGE of server/delivery.h */
 #define BATCH_WRITES 1000 /* per transaction while building */
-
-static double thread_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void die(const char *what, int rc) {
     fprintf(stderr, "scan_bench: %s failed: %d\n", what, rc);
@@ -117,7 +109,7 @@ static double run(struct store *s, const struct id *devices, size_t n, enum op o
     struct buf v;
     buf_init(&v);
     *visited = 0;
-    double start = thread_seconds();
+    double start = testutil_thread_seconds();
     for (size_t i = 0; i < ops; i++) {
         size_t d = randombytes_uniform((uint32_t)(n / 2)) + (op == SCAN_NONE ? n / 2 : 0);
         struct key k;
@@ -134,7 +126,7 @@ static double run(struct store *s, const struct id *devices, size_t n, enum op o
                 die("store_scan", rc);
         }
     }
-    double us = (thread_seconds() - start) * 1e6 / (double)ops;
+    double us = (testutil_thread_seconds() - start) * 1e6 / (double)ops;
     buf_cleanup(&v);
     return us;
 }
@@ -149,17 +141,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: scan_bench [--no-prefix-bloom] [devices] [operations]\n");
         return 2;
     }
-    log_set_level(LOG_ERROR); /* not the new master key's warning */
-    char *dir = testutil_fresh_dir("scan-bench");
-    struct store_config cfg = {
-        .data_dir = dir, .mode = STORE_CREATE, .no_prefix_bloom = no_prefix_bloom};
-    struct store *s = NULL;
-    int rc = store_open(&cfg, &s);
-    if (rc != 0)
-        die("store_open", rc);
-    struct id *devices = calloc(n, sizeof *devices);
-    for (size_t d = 0; d < n; d++)
-        randombytes_buf(devices[d].b, ID_LEN);
+    char *dir;
+    struct id *devices;
+    struct store *s = testutil_bench_store(
+        "scan-bench", (struct store_config){.no_prefix_bloom = no_prefix_bloom}, &dir, n, &devices);
     build(s, devices, n);
 
     printf("scan_bench: %s, %zu devices (half with items), %zu operations each, CPU time of "

@@ -15,6 +15,9 @@
 #include "base/alloc.h"
 #include "base/buf.h"
 #include "base/check.h"
+#include "base/id.h"
+#include "base/log.h"
+#include "base/rand.h"
 
 static int counter;
 
@@ -219,4 +222,28 @@ int64_t testutil_now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+double testutil_thread_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+struct store *testutil_bench_store(const char *name, struct store_config cfg, char **dir,
+                                   size_t n, struct id **devices) {
+    log_set_level(LOG_ERROR);
+    *dir = testutil_fresh_dir(name);
+    cfg.data_dir = *dir;
+    cfg.mode = STORE_CREATE;
+    struct store *s = NULL;
+    int rc = store_open(&cfg, &s);
+    if (rc != 0) {
+        fprintf(stderr, "%s: store_open failed: %d\n", name, rc);
+        exit(1);
+    }
+    *devices = xcalloc(n ? n : 1, sizeof **devices);
+    for (size_t d = 0; d < n; d++)
+        rand_bytes((*devices)[d].b, ID_LEN);
+    return s;
 }

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/id.h"
 #include "storage/store.h"
 
 /* A new empty directory $TEST_TMPDIR/<name>-<n> (or under /tmp). Free with free(). */
@@ -60,5 +61,17 @@ enum store_mode testutil_store_mode(const char *data_dir);
 
 /* Milliseconds on a monotonic clock. */
 int64_t testutil_now_ms(void);
+
+/* CPU seconds this thread has used (CLOCK_THREAD_CPUTIME_ID): the benchmarks'
+ * figure, which a busy machine disturbs less than the wall clock. */
+double testutil_thread_seconds(void);
+
+/* For the benchmarks: a store created in a fresh directory (*dir, free with
+ * free() after testutil_remove_tree()) from `cfg`'s options, the log quieted
+ * to errors (not the new master key's warning), and `n` random device ids
+ * (*devices, free with free()). Exits the process when the store does not
+ * open. */
+struct store *testutil_bench_store(const char *name, struct store_config cfg, char **dir,
+                                   size_t n, struct id **devices);
 
 #endif
