@@ -10,7 +10,6 @@
 #include "base/status.h"
 #include "server/record_codec.h"
 
-/* A wrap on disk: device id, key id, enc, wrapped key. */
 /* The largest byte string field (a body; the codec's frame limit bounds it
  * further). */
 #define FIELD_MAX (64u << 20)
