@@ -106,7 +106,9 @@ static void arena_release(struct arena *a) {
 static void *arena_alloc(void *data, size_t size) {
     struct arena *a = data;
     size_t total = sizeof(struct alloc_hdr) + size;
-    if (total < size || total > a->limit - a->used) {
+    /* Far above any budget a real limit gives; it keeps the roundings and
+     * the doubling below from wrapping under a limit of SIZE_MAX. */
+    if (size > SIZE_MAX / 4 || total > a->limit - a->used) {
         a->refused = true;
         return NULL;
     }
