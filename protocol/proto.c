@@ -64,8 +64,9 @@ struct arena {
     bool refused; /* an allocation was refused: the decode fails with TOO_LARGE */
 };
 
-#define ARENA_SPACE \
-    ((sizeof(struct arena) + alignof(max_align_t) - 1) / alignof(max_align_t) * alignof(max_align_t))
+#define ARENA_SPACE                                                                                \
+    ((sizeof(struct arena) + alignof(max_align_t) - 1) / alignof(max_align_t) *                    \
+     alignof(max_align_t))
 
 static size_t round_block(size_t n) {
     return (n + alignof(max_align_t) - 1) / alignof(max_align_t) * alignof(max_align_t);
@@ -328,8 +329,9 @@ static int decode_checked(const ProtobufCMessageDescriptor *desc, const struct p
     ProtobufCMessage *msg = protobuf_c_message_unpack(desc, &alloc, len, data);
     if (peak_bytes)
         *peak_bytes = a->used;
-    int rc = msg ? check_message(msg, &lim, strict) : a->refused ? STATUS_TOO_LARGE
-                                                                 : STATUS_BAD_REQUEST;
+    int rc = msg          ? check_message(msg, &lim, strict)
+             : a->refused ? STATUS_TOO_LARGE
+                          : STATUS_BAD_REQUEST;
     if (rc) {
         arena_release(a);
         return rc;

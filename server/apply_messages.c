@@ -336,8 +336,8 @@ static int offer(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
                  const struct id *owner, const struct inbox_limits *lim,
                  struct inbox_scratch *scratch, struct buf *deliveries) {
     bool first_miss;
-    int rc = apply_inbox_offer(txn, device, item, owner, lim, e->time, scratch, deliveries,
-                               &first_miss);
+    int rc =
+        apply_inbox_offer(txn, device, item, owner, lim, e->time, scratch, deliveries, &first_miss);
     if (rc == 0 && first_miss)
         rc = apply_audit(txn, e, REC_AUDIT_DEVICE_INBOX_FULL, 0, account, device->b, ID_LEN, owner);
     return rc;
@@ -640,9 +640,8 @@ int apply_receipt(struct store_txn *txn, const Carechat__Entry__V1__Entry *e, st
                 rc = apply_read_device_key(txn, &acc, &dev, &key_id, &expires_at);
                 if (rc == STATUS_NOT_FOUND)
                     continue;
-                if (rc != 0 ||
-                    (rc = offer(txn, e, &dev, &acc, &item, owner, &lim, &scratch, &deliveries)) !=
-                        0)
+                if (rc != 0 || (rc = offer(txn, e, &dev, &acc, &item, owner, &lim, &scratch,
+                                           &deliveries)) != 0)
                     goto out;
             }
         }

@@ -97,8 +97,8 @@
 #define REC_WRAPPED_LEN 48 /* sealed 32-byte message key */
 /* A wrap as a message record holds it: device id, key id, enc, wrapped key. */
 #define REC_WRAP_RAW_LEN (ID_LEN + 4 + REC_ENC_LEN + REC_WRAPPED_LEN)
-#define REC_NONCE_LEN 24   /* XChaCha20-Poly1305 */
-#define REC_SIG_LEN 64     /* Ed25519 */
+#define REC_NONCE_LEN 24 /* XChaCha20-Poly1305 */
+#define REC_SIG_LEN 64   /* Ed25519 */
 #define REC_WRAPS_MAX 512
 #define REC_DIRECT_MEMBERS 2
 #define REC_MEMBERS_MAX 256 /* every account ever a member of a channel */

@@ -133,15 +133,16 @@ int main(int argc, char **argv) {
     size_t group = argc > 3 ? strtoul(argv[3], NULL, 10) : 1;
     if (n == 0 || n > 10000 || messages == 0 || messages > 1000000 || group == 0 ||
         group > ACK_EVERY || argc > 4 || sodium_init() < 0) {
-        fprintf(stderr, "usage: inbox_bench [devices (1-10000)] [messages (1-1000000)] "
-                        "[messages per commit (1-%d)]\n",
+        fprintf(stderr,
+                "usage: inbox_bench [devices (1-10000)] [messages (1-1000000)] "
+                "[messages per commit (1-%d)]\n",
                 ACK_EVERY);
         return 2;
     }
     char *dir;
     struct id *devices;
-    struct store *s = testutil_bench_store("inbox-bench", (struct store_config){0}, &dir, n,
-                                           &devices);
+    struct store *s =
+        testutil_bench_store("inbox-bench", (struct store_config){0}, &dir, n, &devices);
 
     struct timespec w0, w1;
     clock_gettime(CLOCK_MONOTONIC, &w0);

@@ -20,7 +20,6 @@
 #include "base/status.h"
 #include "storage/keys.h"
 
-
 int seal_init(void) {
     if (sodium_init() < 0) {
         log_error("storage", "libsodium failed to initialise");
@@ -83,8 +82,8 @@ static void write_header(uint8_t h[SEAL_HEADER_LEN], const struct seal_key_id *k
  * STATUS_TOO_LARGE. */
 #define SEAL_AD_MAX (1 + 255 + 4 + SEAL_MAX_RKEY + SEAL_HEADER_LEN)
 
-static int build_ad(uint8_t ad[SEAL_AD_MAX], const char *cf_name, const void *rkey,
-                    size_t rkey_len, const uint8_t header[SEAL_HEADER_LEN]) {
+static int build_ad(uint8_t ad[SEAL_AD_MAX], const char *cf_name, const void *rkey, size_t rkey_len,
+                    const uint8_t header[SEAL_HEADER_LEN]) {
     size_t cf_len = strlen(cf_name);
     if (cf_len > 255 || rkey_len > SEAL_MAX_RKEY)
         return STATUS_TOO_LARGE;

@@ -199,17 +199,16 @@ static void test_seal_rejects_oversized_input(void **state) {
     assert_int_equal(
         seal_value(SEAL_AUTO, &key_a, &kid, "meta", rkey, sizeof rkey, "v", 1, &sealed),
         STATUS_TOO_LARGE);
-    assert_int_equal(seal_value(SEAL_AUTO, &key_a, &kid, "meta", rkey, SEAL_MAX_RKEY, "v", 1,
-                                &sealed),
-                     0);
+    assert_int_equal(
+        seal_value(SEAL_AUTO, &key_a, &kid, "meta", rkey, SEAL_MAX_RKEY, "v", 1, &sealed), 0);
     struct buf opened;
     buf_init(&opened);
-    assert_int_equal(seal_open(SEAL_AUTO, &key_a, "meta", rkey, sizeof rkey, sealed.data,
-                               sealed.len, &opened),
-                     STATUS_TOO_LARGE);
-    assert_int_equal(seal_open(SEAL_AUTO, &key_a, "meta", rkey, SEAL_MAX_RKEY, sealed.data,
-                               sealed.len, &opened),
-                     0);
+    assert_int_equal(
+        seal_open(SEAL_AUTO, &key_a, "meta", rkey, sizeof rkey, sealed.data, sealed.len, &opened),
+        STATUS_TOO_LARGE);
+    assert_int_equal(
+        seal_open(SEAL_AUTO, &key_a, "meta", rkey, SEAL_MAX_RKEY, sealed.data, sealed.len, &opened),
+        0);
     assert_memory_equal(opened.data, "v", 1);
     buf_cleanup(&opened);
     buf_cleanup(&sealed);

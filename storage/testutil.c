@@ -230,8 +230,8 @@ double testutil_thread_seconds(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-struct store *testutil_bench_store(const char *name, struct store_config cfg, char **dir,
-                                   size_t n, struct id **devices) {
+struct store *testutil_bench_store(const char *name, struct store_config cfg, char **dir, size_t n,
+                                   struct id **devices) {
     log_set_level(LOG_ERROR);
     *dir = testutil_fresh_dir(name);
     cfg.data_dir = *dir;

@@ -71,7 +71,7 @@ double testutil_thread_seconds(void);
  * to errors (not the new master key's warning), and `n` random device ids
  * (*devices, free with free()). Exits the process when the store does not
  * open. */
-struct store *testutil_bench_store(const char *name, struct store_config cfg, char **dir,
-                                   size_t n, struct id **devices);
+struct store *testutil_bench_store(const char *name, struct store_config cfg, char **dir, size_t n,
+                                   struct id **devices);
 
 #endif
