@@ -64,12 +64,13 @@ struct arena {
     bool refused; /* an allocation was refused: the decode fails with TOO_LARGE */
 };
 
-#define ARENA_SPACE                                                                                \
-    ((sizeof(struct arena) + alignof(max_align_t) - 1) / alignof(max_align_t) *                    \
-     alignof(max_align_t))
-
 static size_t round_block(size_t n) {
     return (n + alignof(max_align_t) - 1) / alignof(max_align_t) * alignof(max_align_t);
+}
+
+/* Where the first block of an arena's first chunk starts: after the arena. */
+static size_t arena_space(void) {
+    return round_block(sizeof(struct arena));
 }
 
 static struct chunk *chunk_new(size_t size) {
@@ -86,9 +87,9 @@ static struct chunk *chunk_new(size_t size) {
  * one before, so the chunks hold at most about three times what the budget
  * lets protobuf-c take. */
 static struct arena *arena_new(size_t len, size_t limit) {
-    struct chunk *c = chunk_new(ARENA_SPACE + round_block(len) + ARENA_MIN_CHUNK);
+    struct chunk *c = chunk_new(arena_space() + round_block(len) + ARENA_MIN_CHUNK);
     struct arena *a = (struct arena *)c->data;
-    c->used = ARENA_SPACE;
+    c->used = arena_space();
     *a = (struct arena){.magic = ARENA_MAGIC, .chunks = c, .limit = limit};
     return a;
 }
@@ -140,7 +141,7 @@ static void arena_free(void *data, void *ptr) {
 /* The arena a decoded message (the first block of its first chunk) is in. */
 static struct arena *arena_of(const ProtobufCMessage *msg) {
     const struct alloc_hdr *h = (const struct alloc_hdr *)msg - 1;
-    struct arena *a = (struct arena *)((uint8_t *)h - ARENA_SPACE);
+    struct arena *a = (struct arena *)((uint8_t *)h - arena_space());
     CHECK(h->magic == ALLOC_MAGIC && a->magic == ARENA_MAGIC);
     return a;
 }

@@ -175,11 +175,9 @@ int apply_inbox_ack(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
     if (!e->inbox_ack || !apply_id_field(e->actor_device_id, &device))
         return STATUS_BAD_REQUEST;
     struct rec_inbox in;
-    struct buf head, senders, v;
-    buf_init(&head);
-    buf_init(&senders);
-    buf_init(&v);
-    int rc = apply_read_inbox(txn, &device, &in, &head);
+    struct inbox_scratch scratch;
+    inbox_scratch_init(&scratch);
+    int rc = apply_read_inbox(txn, &device, &in, &scratch.head);
     if (rc != 0)
         goto out;
     uint64_t pos = e->inbox_ack->position;
@@ -192,11 +190,13 @@ int apply_inbox_ack(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
     for (uint64_t p = in.acked + 1; p <= pos && rc == 0; p++) {
         struct key k;
         struct rec_item item;
+        const uint8_t *v;
+        size_t n;
         key_id_u64(&k, &device, p);
-        if ((rc = txn_get(txn, CF_INBOXES, k.b, k.len, &v)) == 0 &&
-            (rc = rec_item_decode(v.data, v.len, &item)) == 0 && item.kind == REC_ITEM_MESSAGE &&
+        if ((rc = txn_view(txn, CF_INBOXES, k.b, k.len, &v, &n)) == 0 &&
+            (rc = rec_item_decode(v, n, &item)) == 0 && item.kind == REC_ITEM_MESSAGE &&
             !id_is_zero(&item.account_id))
-            rc = apply_inbox_release(txn, &device, &in, &item.account_id, &senders);
+            rc = apply_inbox_release(txn, &device, &in, &item.account_id, &scratch.space);
         if (rc == 0)
             rc = txn_delete(txn, CF_INBOXES, k.b, k.len);
     }
@@ -214,11 +214,9 @@ int apply_inbox_ack(struct store_txn *txn, const Carechat__Entry__V1__Entry *e,
             (rc = apply_outbox_read(txn, &account, &device)) != 0)
             goto out;
     }
-    rc = apply_write_inbox(txn, &device, &in, &v);
+    rc = apply_write_inbox(txn, &device, &in, &scratch.value);
 out:
-    buf_cleanup(&v);
-    buf_cleanup(&senders);
-    buf_cleanup(&head);
+    inbox_scratch_cleanup(&scratch);
     return rc;
 }
 

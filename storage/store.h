@@ -251,8 +251,9 @@ int txn_get(struct store_txn *t, enum store_cf cf, const void *key, size_t key_l
  * *len point at the value, borrowed until the next call on `t` (it may be
  * in the transaction's log, in the read cache or in a buffer of the
  * transaction's). Apply reads the accounts, devices, members,
- * conversations and notification records of a message's recipients this way,
- * so that a fan-out does not allocate a buffer for each of those reads. */
+ * conversations and notification records of a message's recipients, and the
+ * items an acknowledgement drops, this way, so that neither allocates or
+ * copies for each of those reads. */
 int txn_view(struct store_txn *t, enum store_cf cf, const void *key, size_t key_len,
              const uint8_t **data, size_t *len);
 
